@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared by profq's commands: the global context, the query round trip, exit codes, and
+ * output helpers. In JSON mode stdout always carries exactly one valid JSON document (the answer
+ * or the error answer); messages go to stderr.
+ */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+
+#include "protocol.h"
+
+enum {
+	EXIT_OK = 0,
+	EXIT_NOT_FOUND = 1,
+	EXIT_USAGE = 2,
+	EXIT_UNREACHABLE = 3,
+	EXIT_DENIED = 4,
+};
+
+#define CLI_DEFAULT_SOCKET "/run/profq/profq.sock"
+
+typedef struct CliContext {
+	const char *socket_path;
+	bool json;
+} CliContext;
+
+typedef struct CliCommand {
+	const char *name;
+	int (*run)(CliContext *ctx, int argc, char **argv);
+	const char *args;
+	const char *help;
+} CliCommand;
+
+/*
+ * Sends req and reads the answer. Returns EXIT_OK with *ret set, or an exit code after
+ * reporting the failure (daemon unreachable, error answer) the way the output mode wants.
+ */
+int cli_query(const CliContext *ctx, const Request *req, json_object **ret);
+/* Like cli_query, but an error answer is returned as the answer, not reported. */
+int cli_query_answer(const CliContext *ctx, const Request *req, json_object **ret);
+/* The exit code for an error answer's code. */
+int cli_exit_code(ErrorCode code);
+
+/* Prints a JSON document to stdout (pretty) followed by a newline. */
+void cli_print_json(json_object *o);
+
+/* Reports a usage error for a command (stderr) and returns EXIT_USAGE. */
+int cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* getopt values of the options the query commands share. */
+enum {
+	OPT_JSON = 0x100,
+	OPT_SINCE,
+	OPT_UNTIL,
+	OPT_PID,
+	OPT_SORT,
+	OPT_ONCE,
+};
+
+/*
+ * Applies one of the shared options (--json, --pid, --since, --until, -n) to ctx and req.
+ * Returns 1 if opt was one of them, 0 if not, -1 after reporting a bad value (exit 2).
+ */
+int cli_common_option(const char *command, int opt, const char *arg, CliContext *ctx,
+		      Request *req);
+
+/* Terminal width for plain output (COLUMNS, the tty, else 0 = unlimited). */
+int cli_terminal_width(void);
+/* Terminal height (LINES, the tty, else 0). */
+int cli_terminal_rows(void);
+
+int cmd_status(CliContext *ctx, int argc, char **argv);
+int cmd_ps(CliContext *ctx, int argc, char **argv);
+int cmd_top(CliContext *ctx, int argc, char **argv);

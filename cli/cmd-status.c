@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+#include <getopt.h>
+
+#include "cli.h"
+#include "json-util.h"
+
+static void print_size(const char *label, int64_t bytes)
+{
+	printf("%-18s %.1f MiB\n", label, (double)bytes / (1024.0 * 1024.0));
+}
+
+static void render_status(json_object *a)
+{
+	json_object *sym;
+
+	printf("%-18s %.0f s\n", "Uptime:", json_get_double(a, "uptime_s"));
+	printf("%-18s %lld Hz on %lld CPUs\n", "Sampling:", (long long)json_get_int(a, "frequency_hz"),
+	       (long long)json_get_int(a, "cpus"));
+	printf("%-18s %lld (stored %lld, idle %lld)\n", "Samples:",
+	       (long long)json_get_int(a, "samples"), (long long)json_get_int(a, "stored"),
+	       (long long)json_get_int(a, "idle"));
+	printf("%-18s %lld (ring buffer full %lld)\n", "Lost:", (long long)json_get_int(a, "lost"),
+	       (long long)json_get_int(a, "lost_ringbuf"));
+	printf("%-18s %lld stack errors, %lld truncated stacks\n", "Stacks:",
+	       (long long)json_get_int(a, "stack_errors"),
+	       (long long)json_get_int(a, "truncated_stacks"));
+	printf("%-18s %lld of %lld s (retention %lld s, %lld evicted)\n", "Windows:",
+	       (long long)json_get_int(a, "windows"), (long long)json_get_int(a, "window_s"),
+	       (long long)json_get_int(a, "retention_s"),
+	       (long long)json_get_int(a, "evicted_windows"));
+	print_size("Memory:", json_get_int(a, "memory_bytes"));
+	print_size("Memory budget:", json_get_int(a, "max_memory_bytes"));
+	printf("%-18s %lld\n", "Processes:", (long long)json_get_int(a, "processes"));
+	if (json_object_object_get_ex(a, "symbolizer", &sym))
+		printf("%-18s %lld binaries (%lld unreadable), %lld kernel symbols, "
+		       "%lld lookups (%lld cached), %lld unresolved\n",
+		       "Symbols:", (long long)json_get_int(sym, "binaries"),
+		       (long long)json_get_int(sym, "binary_errors"),
+		       (long long)json_get_int(sym, "kernel_symbols"),
+		       (long long)json_get_int(sym, "lookups"),
+		       (long long)json_get_int(sym, "cache_hits"),
+		       (long long)json_get_int(sym, "unresolved"));
+}
+
+int cmd_status(CliContext *ctx, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	_cleanup_json_ json_object *answer = NULL;
+	Request req;
+	int c, r;
+
+	request_init(&req, COMMAND_STATUS);
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+		if (c == 'h') {
+			printf("Usage: profq status [--json]\n\nShow the daemon's health.\n");
+			return EXIT_OK;
+		}
+		r = cli_common_option("status", c, optarg, ctx, &req);
+		if (r < 0)
+			return EXIT_USAGE;
+		if (r == 0)
+			return cli_usage_error("status", "unknown option '%s'", argv[optind - 1]);
+	}
+	if (optind < argc)
+		return cli_usage_error("status", "unexpected argument '%s'", argv[optind]);
+	r = cli_query(ctx, &req, &answer);
+	if (r != EXIT_OK)
+		return r;
+	if (ctx->json)
+		cli_print_json(answer);
+	else
+		render_status(answer);
+	return EXIT_OK;
+}

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT */
+#include <getopt.h>
+#include <time.h>
+
+#include "cli.h"
+#include "json-util.h"
+#include "parse.h"
+
+static void render_top(json_object *a, int max_rows)
+{
+	const char *comm = json_get_string(a, "comm");
+	int width = cli_terminal_width(), modw = 6;
+	json_object *rows, *pid;
+	size_t n;
+
+	if (!json_object_object_get_ex(a, "rows", &rows))
+		return;
+	n = json_object_array_length(rows);
+	if (max_rows > 0 && (size_t)max_rows < n)
+		n = (size_t)max_rows;
+	for (size_t i = 0; i < n; i++) {
+		const char *m = json_get_string(json_object_array_get_idx(rows, i), "module");
+		int len = m ? (int)strlen(m) : 0;
+
+		if (len > modw)
+			modw = len < 28 ? len : 28;
+	}
+	printf("Samples: %lld", (long long)json_get_int(a, "samples"));
+	if (json_object_object_get_ex(a, "pid", &pid) && pid)
+		printf("  pid %lld (%s)", (long long)json_object_get_int64(pid), strempty(comm));
+	if (json_get_int(a, "tid"))
+		printf("  tid %lld", (long long)json_get_int(a, "tid"));
+	printf("  sorted by %s\n\n", strempty(json_get_string(a, "sort")));
+	printf("%7s %7s %8s %8s  %-*s  %s\n", "SELF%", "TOTAL%", "SELF", "TOTAL", modw, "MODULE",
+	       "FUNCTION");
+	for (size_t i = 0; i < n; i++) {
+		json_object *r = json_object_array_get_idx(rows, i);
+		const char *fn = strempty(json_get_string(r, "function"));
+		int used = 7 + 1 + 7 + 1 + 8 + 1 + 8 + 2 + modw + 2;
+		int room = width > used + 8 ? width - used : (int)strlen(fn);
+
+		printf("%7.2f %7.2f %8lld %8lld  %-*.*s  %.*s\n", json_get_double(r, "self_pct"),
+		       json_get_double(r, "total_pct"), (long long)json_get_int(r, "self_samples"),
+		       (long long)json_get_int(r, "total_samples"), modw, modw,
+		       strempty(json_get_string(r, "module")), room, fn);
+	}
+}
+
+/* Seconds as top(1) takes them ("2", "0.5"), or a duration ("500ms"). */
+static int parse_seconds(const char *s, uint64_t *ret)
+{
+	char *end;
+	double v;
+
+	if (parse_duration_ns(s, ret) == 0)
+		return 0;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !(v >= 0 && v <= 86400))
+		return -EINVAL;
+	*ret = (uint64_t)(v * (double)NSEC_PER_SEC);
+	return 0;
+}
+
+/* The live view: like top(1), refreshed every interval over the daemon's last window. */
+static int live_top(CliContext *ctx, Request *req, uint64_t interval_ns)
+{
+	_cleanup_json_ json_object *status = NULL;
+	Request sreq;
+	int r, rows;
+
+	request_init(&sreq, COMMAND_STATUS);
+	r = cli_query(ctx, &sreq, &status);
+	if (r != EXIT_OK)
+		return r;
+	req->has_since = true;
+	req->since_ns = (uint64_t)json_get_int(status, "window_s") * NSEC_PER_SEC;
+	if (req->since_ns == 0)
+		req->since_ns = 10 * NSEC_PER_SEC;
+	for (;;) {
+		_cleanup_json_ json_object *answer = NULL;
+		struct timespec ts = { .tv_sec = (time_t)(interval_ns / NSEC_PER_SEC),
+				       .tv_nsec = (long)(interval_ns % NSEC_PER_SEC) };
+		const char *msg;
+		ErrorCode code;
+
+		r = cli_query_answer(ctx, req, &answer);
+		if (r != EXIT_OK)
+			return r;
+		/* Clear the screen and home the cursor. */
+		printf("\033[H\033[2J");
+		if (answer_error_code(answer, &code, &msg) == 0) {
+			if (code != ERROR_NOT_FOUND) {
+				fprintf(stderr, "profq: %s\n", msg);
+				return cli_exit_code(code);
+			}
+			printf("%s (waiting)\n", msg);
+		} else {
+			/* What fits under the header lines. */
+			rows = cli_terminal_rows() - 5;
+			render_top(answer, rows > 0 ? MIN(rows, (int)req->limit) : (int)req->limit);
+		}
+		fflush(stdout);
+		nanosleep(&ts, NULL);
+	}
+}
+
+int cmd_top(CliContext *ctx, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "since", required_argument, NULL, OPT_SINCE },
+		{ "until", required_argument, NULL, OPT_UNTIL },
+		{ "pid", required_argument, NULL, OPT_PID },
+		{ "sort", required_argument, NULL, OPT_SORT },
+		{ "once", no_argument, NULL, OPT_ONCE },
+		{ "delay", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	_cleanup_json_ json_object *answer = NULL;
+	uint64_t interval_ns = 2 * NSEC_PER_SEC;
+	bool once = false;
+	Request req;
+	int c, r;
+
+	request_init(&req, COMMAND_TOP);
+	while ((c = getopt_long(argc, argv, "hn:d:", options, NULL)) >= 0) {
+		switch (c) {
+		case 'h':
+			printf("Usage: profq top [--pid N] [-n N] [--sort self|total] [--since DUR]\n"
+			       "                 [--until DUR] [--once] [-d SECS] [--json]\n"
+			       "\n"
+			       "Hotspot functions: SELF%% (samples in the function itself) and "
+			       "TOTAL%% (samples\n"
+			       "with the function anywhere on the stack), of the process's samples "
+			       "(or all samples\n"
+			       "without --pid). On a terminal, without --since, --json or --once, a "
+			       "live view\n"
+			       "over the last window, refreshed every -d seconds (default 2).\n");
+			return EXIT_OK;
+		case OPT_SORT:
+			if (sort_key_from_string(optarg) < 0)
+				return cli_usage_error("top", "--sort: '%s' is not 'self' or 'total'",
+						       optarg);
+			req.sort = sort_key_from_string(optarg);
+			break;
+		case OPT_ONCE:
+			once = true;
+			break;
+		case 'd':
+			if (parse_seconds(optarg, &interval_ns) < 0 ||
+			    interval_ns < 100 * NSEC_PER_MSEC || interval_ns > 3600 * NSEC_PER_SEC)
+				return cli_usage_error("top", "-d: '%s' is not a delay in 0.1s..1h",
+						       optarg);
+			break;
+		default:
+			r = cli_common_option("top", c, optarg, ctx, &req);
+			if (r < 0)
+				return EXIT_USAGE;
+			if (r == 0)
+				return cli_usage_error("top", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("top", "unexpected argument '%s'", argv[optind]);
+	if (isatty(STDOUT_FILENO) && !once && !ctx->json && !req.has_since)
+		return live_top(ctx, &req, interval_ns);
+	r = cli_query(ctx, &req, &answer);
+	if (r != EXIT_OK)
+		return r;
+	if (ctx->json)
+		cli_print_json(answer);
+	else
+		render_top(answer, 0);
+	return EXIT_OK;
+}

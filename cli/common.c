@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+#include <poll.h>
+#include <stdarg.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "cli.h"
+#include "json-util.h"
+#include "macro.h"
+#include "parse.h"
+
+/* How long to wait for an answer: a daemon that takes longer is treated as unreachable. */
+#define ANSWER_TIMEOUT_MS 30000
+#define ANSWER_MAX (256u << 20)
+
+static int report(const CliContext *ctx, int code, const char *error_code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int report(const CliContext *ctx, int code, const char *error_code, const char *fmt, ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	fprintf(stderr, "profq: %s\n", msg ? msg : "out of memory");
+	if (ctx->json) {
+		_cleanup_json_ json_object *o = json_object_new_object();
+
+		if (o) {
+			json_add_string(o, "error", msg ? msg : "out of memory");
+			json_add_string(o, "code", error_code);
+			cli_print_json(o);
+		}
+	}
+	return code;
+}
+
+static int send_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return negative_errno();
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Reads one line (without the newline) into *ret. */
+static int read_line(int fd, char **ret)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0, allocated = 0;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+		char *nl;
+		int r;
+
+		r = poll(&pfd, 1, ANSWER_TIMEOUT_MS);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return negative_errno();
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (GREEDY_REALLOC(buf, allocated, len + 65536) < 0)
+			return -ENOMEM;
+		n = recv(fd, buf + len, allocated - len - 1, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return negative_errno();
+		}
+		if (n == 0)
+			return -ECONNRESET;
+		len += (size_t)n;
+		buf[len] = '\0';
+		nl = memchr(buf, '\n', len);
+		if (nl) {
+			*nl = '\0';
+			*ret = TAKE_PTR(buf);
+			return 0;
+		}
+		if (len > ANSWER_MAX)
+			return -EFBIG;
+	}
+}
+
+/* One round trip: the parsed answer (possibly an error answer), or a negative errno. */
+static int roundtrip(const CliContext *ctx, const Request *req, json_object **ret,
+		     const char **ret_what)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_json_ json_object *request = NULL;
+	_cleanup_free_ char *line = NULL;
+	_cleanup_close_ int fd = -1;
+	json_object *answer;
+	const char *text;
+	int r;
+
+	*ret_what = "connect to";
+	if (strlen(ctx->socket_path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, ctx->socket_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return negative_errno();
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return negative_errno();
+	*ret_what = "get an answer from";
+	r = request_to_json(req, &request);
+	if (r < 0)
+		return r;
+	text = json_object_to_json_string_ext(request, JSON_C_TO_STRING_PLAIN);
+	r = send_all(fd, text, strlen(text));
+	if (r >= 0)
+		r = send_all(fd, "\n", 1);
+	if (r >= 0)
+		r = read_line(fd, &line);
+	if (r < 0)
+		return r;
+	answer = json_tokener_parse(line);
+	if (!answer || !json_object_is_type(answer, json_type_object)) {
+		json_object_put(answer);
+		return -EBADMSG;
+	}
+	*ret = answer;
+	return 0;
+}
+
+int cli_exit_code(ErrorCode code)
+{
+	static const int exit_codes[_ERROR_MAX] = {
+		[ERROR_DENIED] = EXIT_DENIED,
+		[ERROR_NOT_FOUND] = EXIT_NOT_FOUND,
+		[ERROR_BAD_REQUEST] = EXIT_USAGE,
+		[ERROR_UNAVAILABLE] = EXIT_UNREACHABLE,
+	};
+
+	return code >= 0 && code < _ERROR_MAX ? exit_codes[code] : EXIT_UNREACHABLE;
+}
+
+int cli_query_answer(const CliContext *ctx, const Request *req, json_object **ret)
+{
+	const char *what;
+	int r = roundtrip(ctx, req, ret, &what);
+
+	if (r < 0) {
+		errno = -r;
+		return report(ctx, EXIT_UNREACHABLE, "unavailable",
+			      "Failed to %s profqd at '%s': %m%s", what, ctx->socket_path,
+			      r == -ENOENT || r == -ECONNREFUSED ? " (is profqd running?)" : "");
+	}
+	return EXIT_OK;
+}
+
+int cli_query(const CliContext *ctx, const Request *req, json_object **ret)
+{
+	_cleanup_json_ json_object *answer = NULL;
+	const char *msg;
+	ErrorCode code;
+	int r;
+
+	r = cli_query_answer(ctx, req, &answer);
+	if (r != EXIT_OK)
+		return r;
+	if (answer_error_code(answer, &code, &msg) == 0)
+		return report(ctx, cli_exit_code(code), error_code_to_string(code), "%s", msg);
+	*ret = TAKE_PTR(answer);
+	return EXIT_OK;
+}
+
+void cli_print_json(json_object *o)
+{
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+						       JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+int cli_usage_error(const char *command, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "profq %s: ", command);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'profq %s --help'.\n", command);
+	return EXIT_USAGE;
+}
+
+int cli_common_option(const char *command, int opt, const char *arg, CliContext *ctx,
+		      Request *req)
+{
+	uint64_t ns;
+	uint32_t v;
+
+	switch (opt) {
+	case OPT_JSON:
+		ctx->json = true;
+		return 1;
+	case OPT_PID:
+		if (parse_pid(arg, &v) < 0) {
+			cli_usage_error(command, "--pid: '%s' is not a process id", arg);
+			return -1;
+		}
+		req->pid = v;
+		return 1;
+	case OPT_SINCE:
+	case OPT_UNTIL:
+		if (parse_duration_ns(arg, &ns) < 0 || ns > 10ULL * 366 * 86400 * NSEC_PER_SEC) {
+			cli_usage_error(command, "--%s: '%s' is not a duration such as 30s, 5m, 2h",
+					opt == OPT_SINCE ? "since" : "until", arg);
+			return -1;
+		}
+		if (opt == OPT_SINCE) {
+			req->since_ns = ns;
+			req->has_since = true;
+		} else {
+			req->until_ns = ns;
+			req->has_until = true;
+		}
+		return 1;
+	case 'n':
+		if (parse_uint32(arg, 1, REQUEST_LIMIT_MAX, &v) < 0) {
+			cli_usage_error(command, "-n: '%s' is not a number in 1..%u", arg,
+					REQUEST_LIMIT_MAX);
+			return -1;
+		}
+		req->limit = v;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int cli_terminal_width(void)
+{
+	const char *cols = getenv("COLUMNS");
+	struct winsize ws;
+	uint32_t v;
+
+	if (cols && parse_uint32(cols, 20, 10000, &v) == 0)
+		return (int)v;
+	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	return 0;
+}
+
+int cli_terminal_rows(void)
+{
+	const char *lines = getenv("LINES");
+	struct winsize ws;
+	uint32_t v;
+
+	if (lines && parse_uint32(lines, 5, 10000, &v) == 0)
+		return (int)v;
+	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0)
+		return ws.ws_row;
+	return 0;
+}

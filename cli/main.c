@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+#include <getopt.h>
+
+#include "cli.h"
+#include "macro.h"
+
+static const CliCommand commands[] = {
+	{ "status", cmd_status, "", "Daemon health: uptime, samples taken and lost, memory" },
+	{ "ps", cmd_ps, "[--since DUR] [--until DUR]", "Processes by CPU in the range" },
+	{ "top", cmd_top, "[--pid N] [-n N] [--sort self|total]", "Hotspot functions" },
+};
+
+static void help(void)
+{
+	printf("Usage: profq [--socket PATH] [--json] COMMAND [OPTIONS]\n"
+	       "\n"
+	       "Query the always-on CPU profiler profqd.\n"
+	       "\n"
+	       "Commands:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		printf("  %-8s %-40s %s\n", commands[i].name, commands[i].args, commands[i].help);
+	printf("\n"
+	       "Global options:\n"
+	       "  --socket PATH  Daemon socket (default $PROFQ_SOCKET or " CLI_DEFAULT_SOCKET ")\n"
+	       "  --json         Answer in JSON (also accepted after the command)\n"
+	       "  -h --help      Show this help ('profq COMMAND --help' for a command)\n"
+	       "     --version   Show the version\n"
+	       "\n"
+	       "Time ranges (--since, --until) count back from now: 30s, 5m, 2h, 1h30m.\n"
+	       "Exit status: 0 ok, 1 nothing found, 2 usage error, 3 daemon unreachable,\n"
+	       "4 permission denied.\n");
+}
+
+int main(int argc, char *argv[])
+{
+	static const struct option options[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{},
+	};
+	CliContext ctx = { .socket_path = getenv("PROFQ_SOCKET") };
+	int c;
+
+	if (!ctx.socket_path || !*ctx.socket_path)
+		ctx.socket_path = CLI_DEFAULT_SOCKET;
+	opterr = 0;
+	/* '+': stop at the command; its options are its own. */
+	while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
+		switch (c) {
+		case 's':
+			ctx.socket_path = optarg;
+			break;
+		case 'j':
+			ctx.json = true;
+			break;
+		case 'h':
+			help();
+			return EXIT_OK;
+		case 'V':
+			printf("profq " PROFQ_VERSION "\n");
+			return EXIT_OK;
+		default:
+			fprintf(stderr, "profq: option '%s' is unknown or misses its value\n"
+					"Try 'profq --help'.\n",
+				argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "profq: missing command\nTry 'profq --help'.\n");
+		return EXIT_USAGE;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (streq(argv[optind], commands[i].name)) {
+			/* The command parses its own argv, from its name on. */
+			int sub_argc = argc - optind;
+			char **sub_argv = argv + optind;
+
+			optind = 1;
+			opterr = 0;
+			return commands[i].run(&ctx, sub_argc, sub_argv);
+		}
+	fprintf(stderr, "profq: unknown command '%s'\nTry 'profq --help'.\n", argv[optind]);
+	return EXIT_USAGE;
+}

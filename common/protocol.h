@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The query protocol between profq and profqd: one JSON object per line in each direction over
+ * a Unix stream socket (SPEC §10). This module turns a request line into a validated Request
+ * (every field checked, unknown fields refused) and back, and builds error answers. The
+ * answers themselves are built by the query engine (query.h). Thread-safe.
+ */
+#pragma once
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Requests larger than this are refused without being parsed. */
+#define PROTOCOL_MAX_REQUEST (64u * 1024u)
+
+typedef enum Command {
+	COMMAND_STATUS,
+	COMMAND_PS,
+	COMMAND_TOP,
+	_COMMAND_MAX,
+	_COMMAND_INVALID = -EINVAL,
+} Command;
+
+typedef enum SortKey {
+	SORT_SELF,
+	SORT_TOTAL,
+	_SORT_MAX,
+	_SORT_INVALID = -EINVAL,
+} SortKey;
+
+typedef enum ErrorCode {
+	ERROR_DENIED,
+	ERROR_NOT_FOUND,
+	ERROR_BAD_REQUEST,
+	ERROR_UNAVAILABLE,
+	_ERROR_MAX,
+	_ERROR_INVALID = -EINVAL,
+} ErrorCode;
+
+#define REQUEST_LIMIT_DEFAULT 20
+#define REQUEST_LIMIT_MAX 100000
+
+typedef struct Request {
+	Command command;
+	uint32_t pid; /* 0: none given */
+	uint32_t tid; /* 0: none given */
+	uint32_t limit;
+	SortKey sort;
+	/* Range relative to the answerer's now: [now - since_ns, now - until_ns]. */
+	bool has_since;
+	bool has_until;
+	uint64_t since_ns;
+	uint64_t until_ns;
+} Request;
+
+const char *command_to_string(Command c);
+Command command_from_string(const char *s);
+const char *sort_key_to_string(SortKey k);
+SortKey sort_key_from_string(const char *s);
+const char *error_code_to_string(ErrorCode c);
+ErrorCode error_code_from_string(const char *s);
+
+void request_init(Request *req, Command command);
+
+/*
+ * Parses and validates one request line. On failure returns -EINVAL (or -E2BIG, -ENOMEM) and,
+ * when ret_error is given, a message for the client in *ret_error (caller frees).
+ */
+int request_parse(const char *line, size_t len, Request *ret, char **ret_error);
+
+/* The request as a JSON object (the wire form). */
+int request_to_json(const Request *req, json_object **ret);
+
+/* {"error": message, "code": code}. */
+json_object *error_answer_new(ErrorCode code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* If answer is an error answer, its code; otherwise -ENOENT. */
+int answer_error_code(json_object *answer, ErrorCode *ret_code, const char **ret_message);

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Store: the profile data model shared by the daemon (which writes it) and the query engine
+ * (which reads it, in the daemon or offline in the CLI).
+ *
+ * - Strings, frames and stacks are interned: each distinct value is held once, named by a dense
+ *   32-bit id, and reference-counted. Id 0 always means "none". A frame is one symbolized
+ *   location (function, module, source file:line, module-relative address); an inlined call
+ *   gives several frames for one address. A stack is a leaf-first array of frame ids: kernel
+ *   frames first (when the sample was taken in the kernel), then user frames.
+ * - Processes are incarnations (pid + start time): pid reuse makes a new ProcId.
+ * - Windows form a ring, oldest first. The last window may be open (still being filled); the
+ *   daemon closes it at the window boundary. Entries of a window count samples per
+ *   (process, thread, stack), split into user and kernel mode. Each entry holds one reference to
+ *   its stack, process and thread name; evicting a window releases them, and whatever no window
+ *   or other owner still uses is freed.
+ *
+ * Ownership: every store_intern_*() and store_proc_add() call gives the caller one reference it
+ * must drop with the matching unref (store_window_add() takes its own references). Pointers
+ * returned by store_string(), store_frame(), store_stack(), store_proc() and store_window() stay
+ * valid until the next call that modifies the store. Not thread-safe.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef uint32_t StrId;
+typedef uint32_t FrameId;
+typedef uint32_t StackId;
+typedef uint32_t ProcId;
+
+typedef struct Store Store;
+
+enum {
+	FRAME_KERNEL = 1u << 0,	     /* kernel text (kallsyms) */
+	FRAME_INLINED = 1u << 1,     /* inlined into the frame after it (its caller) */
+	FRAME_JIT = 1u << 2,	     /* from a perf map (/tmp/perf-PID.map) */
+	FRAME_TRUNCATED = 1u << 3,   /* marker: the stack was cut off above this point */
+	FRAME_FLAGS_ALL = (1u << 4) - 1,
+};
+
+typedef struct StoreFrame {
+	StrId function; /* 0: unresolved, shown as module+0xaddress */
+	StrId module;	/* basename of the binary, "[kernel.kallsyms]", "[module]", "[unknown]" */
+	StrId file;	/* source file, 0 if unknown */
+	uint32_t line;	/* source line, 0 if unknown */
+	uint32_t flags; /* FRAME_* */
+	uint64_t address; /* module-relative (ELF virtual) address, or kernel address */
+} StoreFrame;
+
+enum {
+	PROC_EXITED = 1u << 0,	   /* exit_ns is set */
+	PROC_ACCOUNTING = 1u << 1, /* user/sys figures come from the kernel's accounting */
+	PROC_KTHREAD = 1u << 2,	   /* kernel thread: no user address space */
+	PROC_FLAGS_ALL = (1u << 3) - 1,
+};
+
+typedef struct StoreProc {
+	uint32_t pid;
+	uint32_t ppid;
+	uint32_t uid;
+	uint32_t flags;	  /* PROC_* */
+	int64_t start_ns; /* realtime (ns since the epoch) */
+	int64_t exit_ns;  /* realtime, valid with PROC_EXITED */
+	StrId comm;
+	StrId cmdline;
+	/* Kernel CPU accounting (ns), valid with PROC_ACCOUNTING; children = waited-for ones. */
+	uint64_t user_ns, sys_ns, child_user_ns, child_sys_ns;
+} StoreProc;
+
+typedef struct WindowEntry {
+	ProcId proc;
+	uint32_t tid;
+	StackId stack;
+	StrId thread;	 /* thread name (comm of the thread) */
+	uint32_t user;	 /* samples taken in user mode */
+	uint32_t kernel; /* samples taken in kernel mode */
+} WindowEntry;
+
+typedef struct Window {
+	int64_t start_ns; /* realtime; the window covers [start_ns, end_ns) */
+	int64_t end_ns;
+	uint64_t period_ns; /* sampling period: one sample stands for this much CPU time */
+	bool open;
+	/* Closed windows: sorted by (proc, tid, stack), unique keys. Open: insertion order. */
+	WindowEntry *entries;
+	size_t n_entries;
+	size_t allocated;
+	uint64_t samples; /* samples stored in the entries */
+	uint64_t idle;	  /* idle samples (pid 0), counted but not stored */
+	uint64_t lost;	  /* samples lost or dropped while this window was open */
+} Window;
+
+int store_new(Store **ret);
+Store *store_free(Store *s);
+
+/* Strings. */
+int store_intern_string(Store *s, const char *str, StrId *ret);
+const char *store_string(const Store *s, StrId id); /* NULL for 0 */
+void store_string_ref(Store *s, StrId id);
+void store_string_unref(Store *s, StrId id);
+
+/* Frames: the store takes its own references on the frame's strings. */
+int store_intern_frame(Store *s, const StoreFrame *f, FrameId *ret);
+const StoreFrame *store_frame(const Store *s, FrameId id);
+void store_frame_ref(Store *s, FrameId id);
+void store_frame_unref(Store *s, FrameId id);
+
+/* Stacks: leaf first; the store takes its own references on the frames. n >= 1. */
+#define STORE_STACK_MAX 1024
+int store_intern_stack(Store *s, const FrameId *frames, size_t n, StackId *ret);
+const FrameId *store_stack(const Store *s, StackId id, size_t *ret_n);
+void store_stack_ref(Store *s, StackId id);
+void store_stack_unref(Store *s, StackId id);
+/* One past the highest stack id in use: size for arrays indexed by StackId. */
+size_t store_stack_id_limit(const Store *s);
+size_t store_frame_id_limit(const Store *s);
+
+/* Processes: the store takes references on p->comm and p->cmdline. */
+int store_proc_add(Store *s, const StoreProc *p, ProcId *ret);
+const StoreProc *store_proc(const Store *s, ProcId id);
+/* For the daemon's updates (exit time, accounting, comm after exec). */
+StoreProc *store_proc_mut(Store *s, ProcId id);
+void store_proc_set_comm(Store *s, ProcId id, StrId comm);
+void store_proc_ref(Store *s, ProcId id);
+void store_proc_unref(Store *s, ProcId id);
+size_t store_proc_id_limit(const Store *s);
+/* Live process records (referenced by a window or another owner). */
+size_t store_proc_count(const Store *s);
+
+/* Windows. */
+int store_window_open(Store *s, int64_t start_ns, int64_t end_ns, uint64_t period_ns);
+/* The open window, or NULL. */
+Window *store_window_current(Store *s);
+/* Adds count samples to the open window; -ENOENT without one. */
+int store_window_add(Store *s, ProcId proc, uint32_t tid, StrId thread, StackId stack,
+		     bool kernel_mode, uint32_t count);
+/* Closes the open window: sorts its entries and releases the build index. */
+int store_window_close(Store *s);
+size_t store_window_count(const Store *s);
+/* Window i, 0 = oldest; the open window, if any, is last. */
+const Window *store_window(const Store *s, size_t i);
+/* Drops the oldest closed window: 0, or -ENOENT if there is none. */
+int store_window_evict(Store *s);
+uint64_t store_windows_evicted(const Store *s);
+
+/* Heap bytes held by the store (all tables, windows and indexes). */
+size_t store_memory(const Store *s);
+
+static inline void store_freep(Store **s)
+{
+	store_free(*s);
+}

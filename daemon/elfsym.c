@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: MIT */
+#include <gelf.h>
+#include <libelf.h>
+
+#include "elfsym.h"
+#include "macro.h"
+
+typedef struct Sym {
+	uint64_t addr;
+	uint64_t size; /* 0: extends to the next symbol */
+	uint32_t name; /* offset into names */
+	uint8_t global;
+} Sym;
+
+typedef struct Segment {
+	uint64_t offset, filesz, vaddr;
+} Segment;
+
+struct ElfSym {
+	Sym *syms;
+	size_t n_syms;
+	char *names;
+	size_t names_len;
+	Segment *segs;
+	size_t n_segs;
+	uint8_t build_id[ELFSYM_BUILD_ID_MAX];
+	size_t build_id_len;
+};
+
+ElfSym *elfsym_free(ElfSym *e)
+{
+	if (!e)
+		return NULL;
+	free(e->syms);
+	free(e->names);
+	free(e->segs);
+	free(e);
+	return NULL;
+}
+
+static void elf_endp(Elf **elf)
+{
+	if (*elf)
+		elf_end(*elf);
+}
+
+typedef struct Builder {
+	Sym *syms;
+	size_t n, allocated;
+	char *names;
+	size_t names_len, names_allocated;
+} Builder;
+
+static int builder_add(Builder *b, uint64_t addr, uint64_t size, const char *name, bool global)
+{
+	size_t len = strlen(name) + 1;
+
+	if (b->n >= ELFSYM_MAX_SYMBOLS)
+		return -E2BIG;
+	if (b->names_len + len > UINT32_MAX)
+		return -E2BIG;
+	if (GREEDY_REALLOC(b->syms, b->allocated, b->n + 1) < 0 ||
+	    GREEDY_REALLOC(b->names, b->names_allocated, b->names_len + len) < 0)
+		return -ENOMEM;
+	memcpy(b->names + b->names_len, name, len);
+	b->syms[b->n++] = (Sym){ .addr = addr,
+				 .size = size,
+				 .name = (uint32_t)b->names_len,
+				 .global = global };
+	b->names_len += len;
+	return 0;
+}
+
+static int read_symtab(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, Builder *b)
+{
+	Elf_Data *data = elf_getdata(scn, NULL);
+	GElf_Shdr strsh;
+	Elf_Scn *strscn;
+	size_t n;
+
+	if (!data || sh->sh_entsize == 0)
+		return 0;
+	/* The string table must exist and be one. */
+	strscn = elf_getscn(elf, sh->sh_link);
+	if (!strscn || !gelf_getshdr(strscn, &strsh) || strsh.sh_type != SHT_STRTAB)
+		return 0;
+	n = data->d_size / sh->sh_entsize;
+	for (size_t i = 0; i < n; i++) {
+		GElf_Sym sym;
+		const char *name;
+		int type, r;
+
+		if (!gelf_getsym(data, (int)i, &sym))
+			break;
+		type = GELF_ST_TYPE(sym.st_info);
+		if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym.st_shndx == SHN_UNDEF ||
+		    sym.st_value == 0)
+			continue;
+		name = elf_strptr(elf, sh->sh_link, sym.st_name);
+		if (!name || !*name)
+			continue;
+		r = builder_add(b, sym.st_value, sym.st_size, name,
+				GELF_ST_BIND(sym.st_info) != STB_LOCAL);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void read_build_id(Elf *elf, ElfSym *e)
+{
+	Elf_Scn *scn = NULL;
+
+	while ((scn = elf_nextscn(elf, scn))) {
+		Elf_Data *data;
+		GElf_Shdr sh;
+		GElf_Nhdr nh;
+		size_t off = 0, name_off, desc_off;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE)
+			continue;
+		data = elf_getdata(scn, NULL);
+		if (!data)
+			continue;
+		while ((off = gelf_getnote(data, off, &nh, &name_off, &desc_off)) > 0) {
+			if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+			    memcmp((const char *)data->d_buf + name_off, "GNU", 4) == 0 &&
+			    nh.n_descsz > 0 && nh.n_descsz <= ELFSYM_BUILD_ID_MAX) {
+				memcpy(e->build_id, (const char *)data->d_buf + desc_off,
+				       nh.n_descsz);
+				e->build_id_len = nh.n_descsz;
+				return;
+			}
+		}
+	}
+}
+
+static int read_segments(Elf *elf, ElfSym *e)
+{
+	size_t n, allocated = 0;
+
+	if (elf_getphdrnum(elf, &n) < 0)
+		return -ENOEXEC;
+	for (size_t i = 0; i < n && i < 4096; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(elf, (int)i, &ph))
+			return -ENOEXEC;
+		if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X))
+			continue;
+		if (GREEDY_REALLOC(e->segs, allocated, e->n_segs + 1) < 0)
+			return -ENOMEM;
+		e->segs[e->n_segs++] =
+			(Segment){ .offset = ph.p_offset, .filesz = ph.p_filesz, .vaddr = ph.p_vaddr };
+	}
+	return 0;
+}
+
+static int sym_cmp(const void *a, const void *b)
+{
+	const Sym *x = a, *y = b;
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	/* Among symbols at one address, the preferred one first: global, then sized. */
+	if (x->global != y->global)
+		return x->global ? -1 : 1;
+	if ((x->size != 0) != (y->size != 0))
+		return x->size ? -1 : 1;
+	return x->name < y->name ? -1 : x->name > y->name;
+}
+
+static int load(Elf *elf, ElfSym **ret)
+{
+	_cleanup_(elfsym_freep) ElfSym *e = NULL;
+	Builder b = { 0 };
+	Elf_Scn *scn = NULL;
+	size_t n = 0;
+	int r;
+
+	if (elf_kind(elf) != ELF_K_ELF)
+		return -ENOEXEC;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	r = read_segments(elf, e);
+	if (r < 0)
+		return r;
+	read_build_id(elf, e);
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		if (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM)
+			continue;
+		r = read_symtab(elf, scn, &sh, &b);
+		if (r < 0) {
+			free(b.syms);
+			free(b.names);
+			return r;
+		}
+	}
+	if (b.n > 0) {
+		qsort(b.syms, b.n, sizeof(Sym), sym_cmp);
+		/* Keep the first (preferred) symbol of each address. */
+		for (size_t i = 0; i < b.n; i++)
+			if (n == 0 || b.syms[n - 1].addr != b.syms[i].addr)
+				b.syms[n++] = b.syms[i];
+		e->syms = realloc(b.syms, n * sizeof(Sym)) ?: b.syms;
+		e->names = realloc(b.names, b.names_len) ?: b.names;
+	}
+	e->n_syms = n;
+	e->names_len = b.names_len;
+	*ret = TAKE_PTR(e);
+	return 0;
+}
+
+int elfsym_load_fd(int fd, ElfSym **ret)
+{
+	_cleanup_(elf_endp) Elf *elf = NULL;
+
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -ENOTSUP;
+	/* Not ELF_C_READ_MMAP: a file truncated under a mapping would raise SIGBUS. */
+	elf = elf_begin(fd, ELF_C_READ, NULL);
+	if (!elf)
+		return -ENOEXEC;
+	return load(elf, ret);
+}
+
+int elfsym_load_memory(const void *image, size_t size, ElfSym **ret)
+{
+	_cleanup_(elf_endp) Elf *elf = NULL;
+	_cleanup_free_ char *copy = NULL;
+
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -ENOTSUP;
+	/* elf_memory wants a writable buffer; never hand it the caller's. */
+	copy = malloc(size);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, image, size);
+	elf = elf_memory(copy, size);
+	if (!elf)
+		return -ENOEXEC;
+	return load(elf, ret);
+}
+
+int elfsym_lookup(const ElfSym *e, uint64_t vaddr, const char **ret_name, uint64_t *ret_offset)
+{
+	size_t lo = 0, hi = e->n_syms;
+	const Sym *s;
+
+	/* The last symbol starting at or below vaddr. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (e->syms[mid].addr <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return -ENOENT;
+	s = &e->syms[lo - 1];
+	if (s->size != 0 && vaddr >= s->addr + s->size)
+		return -ENOENT;
+	/* An unsized symbol extends to the next one, never past the last. */
+	if (s->size == 0 && lo == e->n_syms)
+		return -ENOENT;
+	*ret_name = e->names + s->name;
+	if (ret_offset)
+		*ret_offset = vaddr - s->addr;
+	return 0;
+}
+
+int elfsym_offset_to_vaddr(const ElfSym *e, uint64_t offset, uint64_t *ret_vaddr)
+{
+	for (size_t i = 0; i < e->n_segs; i++) {
+		const Segment *s = &e->segs[i];
+
+		if (offset >= s->offset && offset - s->offset < s->filesz) {
+			*ret_vaddr = offset - s->offset + s->vaddr;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+const uint8_t *elfsym_build_id(const ElfSym *e, size_t *ret_len)
+{
+	*ret_len = e->build_id_len;
+	return e->build_id_len ? e->build_id : NULL;
+}
+
+size_t elfsym_count(const ElfSym *e)
+{
+	return e->n_syms;
+}
+
+size_t elfsym_memory(const ElfSym *e)
+{
+	return sizeof(*e) + e->n_syms * sizeof(Sym) + e->names_len + e->n_segs * sizeof(Segment);
+}

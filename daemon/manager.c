@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: MIT */
+#include <grp.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
+
+#include "json-util.h"
+#include "log.h"
+#include "loop.h"
+#include "macro.h"
+#include "manager.h"
+#include "profiler.h"
+#include "query.h"
+#include "sampler.h"
+#include "server.h"
+
+/* The ring buffer is drained, and windows rotated, this often. */
+#define TICK_NS (100 * NSEC_PER_MSEC)
+
+struct Manager {
+	const Config *config;
+	Loop *loop;
+	Profiler *profiler;
+	Sampler *sampler;
+	Server *server;
+	int signal_fd;
+	int timer_fd;
+	LoopSource *signal_src, *timer_src;
+	struct profq_counters last; /* BPF counters at the last tick */
+	gid_t group_gid;
+	bool have_group;
+	uint64_t start_mono_ns;
+	uint64_t drain_errors;
+};
+
+static uint64_t mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+static int64_t real_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * (int64_t)NSEC_PER_SEC + ts.tv_nsec;
+}
+
+Manager *manager_free(Manager *m)
+{
+	if (!m)
+		return NULL;
+	server_free(m->server);
+	sampler_free(m->sampler);
+	profiler_free(m->profiler);
+	if (m->loop) {
+		loop_remove(m->loop, m->signal_src);
+		loop_remove(m->loop, m->timer_src);
+	}
+	if (m->signal_fd >= 0)
+		close(m->signal_fd);
+	if (m->timer_fd >= 0)
+		close(m->timer_fd);
+	loop_free(m->loop);
+	free(m);
+	return NULL;
+}
+
+static int on_sample(void *userdata, const struct profq_sample *s, size_t size)
+{
+	return profiler_add_sample(userdata, s, size);
+}
+
+/* Drains the ring buffer and moves the BPF counters' news into the profiler. */
+static void drain(Manager *m)
+{
+	struct profq_counters c;
+	int r;
+
+	r = sampler_drain(m->sampler);
+	if (r < 0 && m->drain_errors++ == 0)
+		log_warning_errno(r, "Failed to store samples: %m");
+	if (sampler_counters(m->sampler, &c) < 0)
+		return;
+	profiler_add_counters(m->profiler, c.lost_ringbuf - m->last.lost_ringbuf,
+			      c.idle - m->last.idle);
+	m->last = c;
+}
+
+static int on_timer(LoopSource *src, int fd, uint32_t events, void *userdata)
+{
+	Manager *m = userdata;
+	uint64_t expirations;
+	int r;
+
+	(void)src;
+	(void)events;
+	if (read(fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+		return log_error_errno(negative_errno(), "Failed to read the timer: %m");
+	drain(m);
+	r = profiler_tick(m->profiler, real_now(), mono_now());
+	if (r < 0)
+		log_warning_errno(r, "Failed to rotate windows: %m");
+	server_tick(m->server, mono_now());
+	return 0;
+}
+
+static int on_signal(LoopSource *src, int fd, uint32_t events, void *userdata)
+{
+	Manager *m = userdata;
+	struct signalfd_siginfo si;
+
+	(void)src;
+	(void)events;
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return 0;
+	switch (si.ssi_signo) {
+	case SIGTERM:
+	case SIGINT:
+		log_info("Received %s, stopping.", strsignal((int)si.ssi_signo));
+		loop_exit(m->loop);
+		break;
+	case SIGHUP:
+		/* Logs go to stderr, which the service manager owns: nothing to reopen. */
+		log_info("Received SIGHUP.");
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static bool peer_privileged(const Manager *m, const struct ucred *peer)
+{
+	return peer->uid == 0 || (m->have_group && peer->gid == m->group_gid);
+}
+
+static int answer_status(Manager *m, const Viewer *viewer, json_object **ret)
+{
+	_cleanup_json_ json_object *o = json_object_new_object();
+	Store *store = profiler_store(m->profiler);
+	SymbolizerStats sy;
+	ProfilerStats ps;
+	ServerStats ss;
+	json_object *sym;
+
+	if (!o)
+		return -ENOMEM;
+	profiler_stats(m->profiler, &ps);
+	symbolizer_stats(profiler_symbolizer(m->profiler), &sy);
+	server_stats(m->server, &ss);
+	json_add_double(o, "uptime_s", (double)(mono_now() - m->start_mono_ns) / NSEC_PER_SEC, 1);
+	json_add_int(o, "frequency_hz", m->config->frequency);
+	json_add_int(o, "cpus", sampler_cpus(m->sampler));
+	json_add_int(o, "samples", (int64_t)m->last.samples);
+	json_add_int(o, "stored", (int64_t)ps.stored);
+	json_add_int(o, "idle", (int64_t)m->last.idle);
+	json_add_int(o, "lost", (int64_t)(m->last.lost_ringbuf + ps.bad_records + ps.failed));
+	json_add_int(o, "lost_ringbuf", (int64_t)m->last.lost_ringbuf);
+	json_add_int(o, "stack_errors", (int64_t)(m->last.kstack_errors + m->last.ustack_errors));
+	json_add_int(o, "truncated_stacks", (int64_t)ps.truncated);
+	json_add_int(o, "windows", (int64_t)store_window_count(store));
+	json_add_int(o, "window_s", (int64_t)(m->config->window_ns / NSEC_PER_SEC));
+	json_add_int(o, "retention_s", (int64_t)(m->config->retention_ns / NSEC_PER_SEC));
+	json_add_int(o, "evicted_windows", (int64_t)store_windows_evicted(store));
+	json_add_int(o, "memory_bytes", (int64_t)profiler_memory(m->profiler));
+	json_add_int(o, "max_memory_bytes", (int64_t)m->config->max_memory);
+	json_add_int(o, "processes", (int64_t)profiler_processes(m->profiler));
+	json_add_int(o, "clients", (int64_t)ss.clients);
+	sym = json_object_new_object();
+	if (!sym)
+		return -ENOMEM;
+	json_add_int(sym, "binaries", (int64_t)sy.binaries);
+	json_add_int(sym, "binary_errors", (int64_t)sy.binary_errors);
+	json_add_int(sym, "lookups", (int64_t)sy.lookups);
+	json_add_int(sym, "cache_hits", (int64_t)sy.cache_hits);
+	json_add_int(sym, "unresolved", (int64_t)sy.unresolved);
+	json_add_int(sym, "kernel_symbols", (int64_t)sy.kernel_symbols);
+	json_add_int(sym, "stack_cache_hits", (int64_t)ps.stack_hits);
+	json_object_object_add(o, "symbolizer", sym);
+	if (viewer->privileged)
+		json_add_int(o, "bpf_prog_id", sampler_prog_id(m->sampler));
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+static int on_request(void *userdata, const struct ucred *peer, const Request *req,
+		      json_object **ret)
+{
+	Manager *m = userdata;
+	Viewer viewer = { .uid = peer->uid, .privileged = peer_privileged(m, peer) };
+	QueryContext ctx;
+	int r;
+
+	/* Answer from everything sampled so far, not from the last tick. */
+	drain(m);
+	if (req->command == COMMAND_STATUS)
+		return answer_status(m, &viewer, ret);
+	ctx = (QueryContext){ .store = profiler_store(m->profiler),
+			      .now_ns = real_now(),
+			      .viewer = viewer };
+	r = query_answer(&ctx, req, ret);
+	if (r == -EOPNOTSUPP) {
+		*ret = error_answer_new(ERROR_BAD_REQUEST, "Command '%s' is not supported",
+					command_to_string(req->command));
+		return *ret ? 0 : -ENOMEM;
+	}
+	return r;
+}
+
+static int resolve_group(Manager *m)
+{
+	const Config *c = m->config;
+	struct group *g;
+
+	errno = 0;
+	g = getgrnam(c->group);
+	if (!g) {
+		if (c->group_explicit)
+			return log_error_errno(errno ? negative_errno() : -ENOENT,
+					       "Failed to find group '%s'", c->group);
+		return 0;
+	}
+	m->group_gid = g->gr_gid;
+	m->have_group = true;
+	return 0;
+}
+
+static int mkdir_parents(const char *path, mode_t mode)
+{
+	_cleanup_free_ char *p = strdup(path);
+
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST)
+			return negative_errno();
+		*s = '/';
+	}
+	return 0;
+}
+
+int manager_new(const Config *config, Manager **ret)
+{
+	_cleanup_(manager_freep) Manager *m = NULL;
+	ProfilerOptions popts = {
+		.frequency = config->frequency,
+		.window_ns = config->window_ns,
+		.retention_ns = config->retention_ns,
+		.max_memory = config->max_memory,
+	};
+	SamplerOptions sopts = { .frequency = config->frequency };
+	ServerOptions vopts = {
+		.path = config->socket_path,
+		.max_clients = 256,
+		.max_per_uid = 32,
+		.idle_timeout_ns = 30 * NSEC_PER_SEC,
+	};
+	struct itimerspec its = {
+		.it_interval = { .tv_nsec = TICK_NS },
+		.it_value = { .tv_nsec = TICK_NS },
+	};
+	sigset_t mask;
+	int r;
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->config = config;
+	m->signal_fd = m->timer_fd = -1;
+	m->start_mono_ns = mono_now();
+	r = resolve_group(m);
+	if (r < 0)
+		return r;
+	r = loop_new(&m->loop);
+	if (r < 0)
+		return log_error_errno(r, "Failed to create the event loop: %m");
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		return log_error_errno(negative_errno(), "Failed to block signals: %m");
+	m->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (m->signal_fd < 0)
+		return log_error_errno(negative_errno(), "Failed to create a signalfd: %m");
+	r = loop_add(m->loop, m->signal_fd, EPOLLIN, on_signal, m, &m->signal_src);
+	if (r < 0)
+		return log_error_errno(r, "Failed to watch signals: %m");
+
+	r = profiler_new(&popts, &m->profiler);
+	if (r < 0)
+		return log_error_errno(r, "Failed to create the profiler: %m");
+	r = profiler_tick(m->profiler, real_now(), mono_now());
+	if (r < 0)
+		return log_error_errno(r, "Failed to open the first window: %m");
+
+	r = sampler_new(&sopts, on_sample, m->profiler, &m->sampler);
+	if (r < 0)
+		return r; /* logged */
+
+	r = mkdir_parents(config->socket_path, 0755);
+	if (r < 0)
+		return log_error_errno(r, "Failed to create the directory of socket '%s': %m",
+				       config->socket_path);
+	r = server_new(m->loop, &vopts, on_request, m, &m->server);
+	if (r < 0)
+		return r; /* logged */
+
+	m->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (m->timer_fd < 0)
+		return log_error_errno(negative_errno(), "Failed to create a timer: %m");
+	if (timerfd_settime(m->timer_fd, 0, &its, NULL) < 0)
+		return log_error_errno(negative_errno(), "Failed to arm the timer: %m");
+	r = loop_add(m->loop, m->timer_fd, EPOLLIN, on_timer, m, &m->timer_src);
+	if (r < 0)
+		return log_error_errno(r, "Failed to watch the timer: %m");
+
+	log_info("Sampling %u CPUs at %u Hz (ring buffer %zu KiB); listening on %s.",
+		 sampler_cpus(m->sampler), config->frequency,
+		 sampler_ringbuf_bytes(m->sampler) / 1024, config->socket_path);
+	*ret = TAKE_PTR(m);
+	return 0;
+}
+
+int manager_run(Manager *m)
+{
+	int r = loop_run(m->loop);
+
+	if (r < 0)
+		return log_error_errno(r, "Event loop failed: %m");
+	/* Keep what the open window holds. */
+	drain(m);
+	r = profiler_close_window(m->profiler);
+	if (r < 0)
+		log_warning_errno(r, "Failed to close the open window: %m");
+	return 0;
+}

@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: MIT */
+#include <time.h>
+
+#include "macro.h"
+#include "proctable.h"
+#include "profiler.h"
+#include "stackcache.h"
+
+/* A process not sampled for this long is checked for exit by the sweep. */
+#define PROCESS_IDLE_NS (30 * NSEC_PER_SEC)
+#define SWEEP_INTERVAL_NS (10 * NSEC_PER_SEC)
+#define STACK_CACHE_MAX 65536
+
+struct Profiler {
+	ProfilerOptions opts;
+	Store *store;
+	Symbolizer *sym;
+	ProcTable *procs;
+	StackCache *stacks;
+	int64_t boot_to_real_ns; /* realtime - boottime, refreshed every tick */
+	uint64_t last_sweep_ns;
+	ProfilerStats stats;
+};
+
+static int64_t boot_to_real(void)
+{
+	struct timespec rt, bt;
+
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_BOOTTIME, &bt);
+	return ((int64_t)rt.tv_sec - (int64_t)bt.tv_sec) * (int64_t)NSEC_PER_SEC +
+	       ((int64_t)rt.tv_nsec - (int64_t)bt.tv_nsec);
+}
+
+static uint64_t mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+int profiler_new(const ProfilerOptions *opts, Profiler **ret)
+{
+	_cleanup_(profiler_freep) Profiler *p = NULL;
+	int r;
+
+	if (opts->frequency == 0 || opts->window_ns == 0)
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->opts = *opts;
+	p->boot_to_real_ns = boot_to_real();
+	r = store_new(&p->store);
+	if (r < 0)
+		return r;
+	r = symbolizer_new(p->store, &p->sym);
+	if (r < 0)
+		return r;
+	/* A quarter of the budget for address caches; symbol tables and windows take the rest. */
+	symbolizer_set_cache_budget(p->sym, opts->max_memory / 4);
+	r = proctable_new(p->store, p->sym, &p->procs);
+	if (r < 0)
+		return r;
+	r = stack_cache_new(p->store, STACK_CACHE_MAX, &p->stacks);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(p);
+	return 0;
+}
+
+Profiler *profiler_free(Profiler *p)
+{
+	if (!p)
+		return NULL;
+	/* Owners of store references go before the store. */
+	stack_cache_free(p->stacks);
+	proctable_free(p->procs);
+	symbolizer_free(p->sym);
+	store_free(p->store);
+	free(p);
+	return NULL;
+}
+
+/*
+ * Makes the open window the one holding t (realtime). Windows end on multiples of the window
+ * length; each starts where the previous one ended, except after a gap (start-up, a stall),
+ * where it starts at t: a window never claims time nobody sampled.
+ */
+static int window_for(Profiler *p, int64_t t)
+{
+	Window *w = store_window_current(p->store);
+	int64_t len = (int64_t)p->opts.window_ns, start, end;
+	int r;
+
+	if (w && t < w->end_ns)
+		return 0;
+	start = t;
+	if (w) {
+		if (t < w->end_ns + len)
+			start = w->end_ns;
+		r = profiler_close_window(p);
+		if (r < 0)
+			return r;
+	}
+	end = start - ((start % len) + len) % len + len;
+	return store_window_open(p->store, start, end, NSEC_PER_SEC / p->opts.frequency);
+}
+
+/* Symbolizes a raw stack into frames (leaf first); returns the number of frames. */
+static size_t symbolize(Profiler *p, Process *proc, const struct profq_sample *s, uint64_t mono,
+			FrameId *frames, size_t max)
+{
+	const __u64 *kaddrs = s->addrs, *uaddrs = s->addrs + s->kstack_len;
+	size_t n = 0;
+	int r;
+
+	for (uint32_t i = 0; i < s->kstack_len && n < max; i++) {
+		r = symbolizer_kernel_frames(p->sym, kaddrs[i], i > 0, frames + n, max - n);
+		if (r > 0)
+			n += (size_t)r;
+	}
+	for (uint32_t i = 0; i < s->ustack_len && n < max; i++) {
+		const Mapping *m = proctable_find_mapping(p->procs, proc, uaddrs[i], mono);
+
+		if (m)
+			r = symbolizer_user_frames(p->sym, m->binary, &m->map, uaddrs[i], i > 0,
+						   frames + n, max - n);
+		else
+			r = symbolizer_unknown_frame(p->sym, uaddrs[i], frames + n);
+		if (r > 0)
+			n += (size_t)r;
+	}
+	/* A full-depth user stack was probably cut off: say so rather than look complete. */
+	if (s->ustack_len >= PROFQ_MAX_FRAMES && n < max &&
+	    symbolizer_marker_frame(p->sym, "[truncated]", FRAME_TRUNCATED, &frames[n]) == 0) {
+		n++;
+		p->stats.truncated++;
+	}
+	if (n == 0 && symbolizer_marker_frame(p->sym, "[no stack]", 0, &frames[0]) == 0)
+		n = 1;
+	return n;
+}
+
+int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
+{
+	FrameId frames[STORE_STACK_MAX];
+	uint64_t mono = mono_now();
+	char comm[PROFQ_COMM_LEN + 1];
+	StackKey128 key;
+	StackId stack;
+	Process *proc;
+	StrId thread;
+	size_t n;
+	int r;
+
+	p->stats.samples++;
+	if (size < PROFQ_SAMPLE_HDR_SIZE || s->kstack_len > PROFQ_MAX_FRAMES ||
+	    s->ustack_len > PROFQ_MAX_FRAMES ||
+	    size < PROFQ_SAMPLE_HDR_SIZE + ((size_t)s->kstack_len + s->ustack_len) * 8 ||
+	    s->tgid == 0) {
+		p->stats.bad_records++;
+		return 0;
+	}
+	r = window_for(p, (int64_t)s->time_ns + p->boot_to_real_ns);
+	if (r < 0)
+		goto fail;
+	r = proctable_get(p->procs, s, mono, &proc);
+	if (r < 0)
+		goto fail;
+
+	key = stack_cache_key(s->tgid, s->start_ns, proc->generation, s->kstack_len, s->addrs,
+			      (size_t)s->kstack_len + s->ustack_len);
+	if (stack_cache_get(p->stacks, key, &stack) == 0) {
+		p->stats.stack_hits++;
+	} else {
+		n = symbolize(p, proc, s, mono, frames, ARRAY_SIZE(frames));
+		r = store_intern_stack(p->store, frames, n, &stack);
+		if (r < 0)
+			goto fail;
+		r = stack_cache_put(p->stacks, key, stack);
+		if (r < 0) {
+			store_stack_unref(p->store, stack);
+			goto fail;
+		}
+	}
+
+	memcpy(comm, s->comm, PROFQ_COMM_LEN);
+	comm[PROFQ_COMM_LEN] = '\0';
+	for (char *c = comm; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	r = store_intern_string(p->store, comm, &thread);
+	if (r < 0)
+		goto fail;
+	r = store_window_add(p->store, proc->id, s->tid, thread, stack,
+			     s->flags & PROFQ_SAMPLE_KERNEL_MODE, 1);
+	store_string_unref(p->store, thread);
+	if (r < 0)
+		goto fail;
+	p->stats.stored++;
+	return 0;
+fail:
+	p->stats.failed++;
+	return r;
+}
+
+void profiler_add_counters(Profiler *p, uint64_t lost, uint64_t idle)
+{
+	Window *w = store_window_current(p->store);
+
+	p->stats.lost += lost;
+	p->stats.idle += idle;
+	if (w) {
+		w->lost += lost;
+		w->idle += idle;
+	}
+}
+
+int profiler_close_window(Profiler *p)
+{
+	int r = store_window_close(p->store);
+
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;
+	p->stats.windows_closed++;
+	return 0;
+}
+
+static void evict(Profiler *p, int64_t now_ns)
+{
+	/* Retention: windows that ended before now - retention. */
+	for (;;) {
+		const Window *w = store_window(p->store, 0);
+
+		if (!w || w->open || w->end_ns > now_ns - (int64_t)p->opts.retention_ns)
+			break;
+		if (store_window_evict(p->store) < 0)
+			break;
+		p->stats.evicted_retention++;
+	}
+	/* Memory: oldest first, never the open window. */
+	while (profiler_memory(p) > p->opts.max_memory) {
+		if (store_window_evict(p->store) < 0)
+			break;
+		p->stats.evicted_memory++;
+		/* Cached stacks keep evicted data alive; let it go too. */
+		stack_cache_clear(p->stacks);
+	}
+}
+
+int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
+{
+	int r;
+
+	p->boot_to_real_ns = boot_to_real();
+	r = window_for(p, now_ns);
+	if (r < 0)
+		return r;
+	symbolizer_trim(p->sym);
+	if (mono_ns - p->last_sweep_ns >= SWEEP_INTERVAL_NS) {
+		p->last_sweep_ns = mono_ns;
+		proctable_sweep(p->procs, mono_ns, PROCESS_IDLE_NS);
+	}
+	evict(p, now_ns);
+	return 0;
+}
+
+Store *profiler_store(Profiler *p)
+{
+	return p->store;
+}
+
+Symbolizer *profiler_symbolizer(Profiler *p)
+{
+	return p->sym;
+}
+
+size_t profiler_memory(const Profiler *p)
+{
+	return sizeof(*p) + store_memory(p->store) + symbolizer_memory(p->sym) +
+	       proctable_memory(p->procs) + stack_cache_memory(p->stacks);
+}
+
+void profiler_stats(const Profiler *p, ProfilerStats *ret)
+{
+	*ret = p->stats;
+}
+
+size_t profiler_processes(const Profiler *p)
+{
+	ProcTableStats st;
+
+	proctable_stats(p->procs, &st);
+	return st.processes;
+}

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Profiler: turns samples into windowed profiles. For each sample it finds the process
+ * incarnation (ProcTable), maps the raw stack to an interned symbolized stack (StackCache, else
+ * Symbolizer), and counts it in the open window of the Store. profiler_tick() closes windows at
+ * their boundaries (aligned to multiples of the window length in wall-clock time), evicts the
+ * oldest windows beyond retention or the memory budget, and trims caches.
+ * Knows nothing of BPF or sockets: tests feed it samples directly. Not thread-safe.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "profq.h"
+#include "store.h"
+#include "symbolizer.h"
+
+typedef struct Profiler Profiler;
+
+typedef struct ProfilerOptions {
+	uint32_t frequency; /* Hz: one sample stands for 1/frequency s of CPU */
+	uint64_t window_ns;
+	uint64_t retention_ns;
+	uint64_t max_memory; /* bytes, all of the profiler's memory */
+} ProfilerOptions;
+
+typedef struct ProfilerStats {
+	uint64_t samples;	 /* samples received */
+	uint64_t stored;	 /* ... counted into a window */
+	uint64_t bad_records;	 /* malformed records (dropped, counted as lost) */
+	uint64_t failed;	 /* samples that could not be stored (out of memory) */
+	uint64_t lost;		 /* lost before reaching us (ring buffer full), reported */
+	uint64_t idle;		 /* idle samples, reported */
+	uint64_t truncated;	 /* stacks cut at the depth limit */
+	uint64_t stack_hits;	 /* raw stacks found in the stack cache */
+	uint64_t windows_closed;
+	uint64_t evicted_retention;
+	uint64_t evicted_memory;
+} ProfilerStats;
+
+int profiler_new(const ProfilerOptions *opts, Profiler **ret);
+Profiler *profiler_free(Profiler *p);
+
+/* Handles one ring-buffer record (size as received). */
+int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size);
+/* Adds lost and idle samples (counter deltas) to the open window and the totals. */
+void profiler_add_counters(Profiler *p, uint64_t lost, uint64_t idle);
+
+/*
+ * Housekeeping: closes the window when now (realtime) passes its end and opens the next,
+ * evicts old windows, trims caches. mono_ns: CLOCK_MONOTONIC, for the process table.
+ */
+int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns);
+/* Closes the open window (at shutdown). */
+int profiler_close_window(Profiler *p);
+
+Store *profiler_store(Profiler *p);
+Symbolizer *profiler_symbolizer(Profiler *p);
+size_t profiler_memory(const Profiler *p);
+void profiler_stats(const Profiler *p, ProfilerStats *ret);
+size_t profiler_processes(const Profiler *p);
+
+static inline void profiler_freep(Profiler **p)
+{
+	profiler_free(*p);
+}

@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: MIT */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
+
+#include "log.h"
+#include "macro.h"
+#include "procfs.h"
+#include "profq_bpf.skel.h"
+#include "sampler.h"
+
+struct Sampler {
+	struct profq_bpf *skel;
+	struct ring_buffer *rb;
+	struct bpf_link **links;
+	int *perf_fds;
+	unsigned n_cpus; /* possible CPUs: size of per-CPU values */
+	unsigned n_attached;
+	size_t ringbuf_bytes;
+	sampler_handler_t handler;
+	void *userdata;
+	int handler_error;
+};
+
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char buf[1024];
+	size_t n;
+
+	/* libbpf's warnings (e.g. verifier output) help, its debug chatter does not. */
+	if (level == LIBBPF_DEBUG && log_get_max_level() < LOG_DEBUG)
+		return 0;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[n - 1] = '\0';
+	log_full_errno(level == LIBBPF_WARN ? LOG_WARNING : LOG_DEBUG, 0, "libbpf: %s", buf);
+	return 0;
+}
+
+Sampler *sampler_free(Sampler *s)
+{
+	if (!s)
+		return NULL;
+	ring_buffer__free(s->rb);
+	for (unsigned i = 0; s->links && i < s->n_cpus; i++)
+		bpf_link__destroy(s->links[i]);
+	for (unsigned i = 0; s->perf_fds && i < s->n_cpus; i++)
+		if (s->perf_fds[i] >= 0)
+			close(s->perf_fds[i]);
+	free(s->links);
+	free(s->perf_fds);
+	profq_bpf__destroy(s->skel);
+	free(s);
+	return NULL;
+}
+
+static int on_record(void *ctx, void *data, size_t size)
+{
+	Sampler *s = ctx;
+	int r;
+
+	if (size < PROFQ_SAMPLE_HDR_SIZE)
+		return 0;
+	r = s->handler(s->userdata, data, size);
+	if (r < 0 && s->handler_error == 0)
+		s->handler_error = r;
+	return 0;
+}
+
+/* Online CPUs from /sys/devices/system/cpu/online ("0-3,6"): a bitmap over possible CPUs. */
+static int online_cpus(unsigned n_possible, bool **ret)
+{
+	_cleanup_free_ char *buf = NULL;
+	_cleanup_free_ bool *online = NULL;
+	const char *p;
+	int r;
+
+	online = calloc(n_possible, sizeof(bool));
+	if (!online)
+		return -ENOMEM;
+	r = procfs_read_file("/sys/devices/system/cpu/online", 4096, &buf, NULL);
+	if (r < 0)
+		return r;
+	for (p = buf; *p && *p != '\n';) {
+		char *end;
+		unsigned long a, b;
+
+		a = b = strtoul(p, &end, 10);
+		if (end == p)
+			return -EINVAL;
+		if (*end == '-') {
+			p = end + 1;
+			b = strtoul(p, &end, 10);
+			if (end == p || b < a)
+				return -EINVAL;
+		}
+		for (unsigned long c = a; c <= b && c < n_possible; c++)
+			online[c] = true;
+		p = end;
+		if (*p == ',')
+			p++;
+	}
+	*ret = TAKE_PTR(online);
+	return 0;
+}
+
+static size_t ringbuf_size(const SamplerOptions *opts, unsigned n_cpus)
+{
+	/* Room for 4 s of full-depth samples from every CPU: the drain runs every 100 ms, so this
+	 * absorbs a daemon stalled on symbolizing a big new binary. */
+	uint64_t want = (uint64_t)opts->frequency * n_cpus * 4 * sizeof(struct profq_sample);
+	size_t size = 256u << 10;
+
+	if (opts->ringbuf_bytes)
+		return opts->ringbuf_bytes;
+	while (size < want && size < (256u << 20))
+		size <<= 1;
+	return size;
+}
+
+int sampler_new(const SamplerOptions *opts, sampler_handler_t handler, void *userdata,
+		Sampler **ret)
+{
+	_cleanup_(sampler_freep) Sampler *s = NULL;
+	_cleanup_free_ bool *online = NULL;
+	int r;
+
+	libbpf_set_print(libbpf_log);
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->handler = handler;
+	s->userdata = userdata;
+	r = libbpf_num_possible_cpus();
+	if (r <= 0)
+		return log_error_errno(r ?: -EINVAL, "Failed to count possible CPUs: %m");
+	s->n_cpus = (unsigned)r;
+	s->links = calloc(s->n_cpus, sizeof(*s->links));
+	s->perf_fds = malloc(s->n_cpus * sizeof(int));
+	if (!s->links || !s->perf_fds)
+		return -ENOMEM;
+	for (unsigned i = 0; i < s->n_cpus; i++)
+		s->perf_fds[i] = -1;
+
+	/* Open: parse the embedded object. */
+	s->skel = profq_bpf__open();
+	if (!s->skel)
+		return log_error_errno(negative_errno(), "Failed to open BPF object: %m");
+
+	/* Configure: size the ring buffer before the maps are created. */
+	s->ringbuf_bytes = ringbuf_size(opts, s->n_cpus);
+	r = bpf_map__set_max_entries(s->skel->maps.samples, (uint32_t)s->ringbuf_bytes);
+	if (r < 0)
+		return log_error_errno(r, "Failed to size the BPF ring buffer: %m");
+
+	/* Load: create maps, verify and JIT the program. */
+	r = profq_bpf__load(s->skel);
+	if (r < 0)
+		return log_error_errno(r, "Failed to load BPF program: %m");
+
+	/* Attach: one cpu-clock event per online CPU. */
+	r = online_cpus(s->n_cpus, &online);
+	if (r < 0)
+		return log_error_errno(r, "Failed to read the online CPUs: %m");
+	for (unsigned cpu = 0; cpu < s->n_cpus; cpu++) {
+		struct perf_event_attr attr = {
+			.type = PERF_TYPE_SOFTWARE,
+			.size = sizeof(attr),
+			.config = PERF_COUNT_SW_CPU_CLOCK,
+			.freq = 1,
+			.sample_freq = opts->frequency,
+		};
+		int fd;
+
+		if (!online[cpu])
+			continue;
+		fd = (int)syscall(__NR_perf_event_open, &attr, -1, (int)cpu, -1,
+				  PERF_FLAG_FD_CLOEXEC);
+		if (fd < 0) {
+			r = negative_errno();
+			if (r == -ENODEV) /* went offline meanwhile */
+				continue;
+			if (r == -EINVAL)
+				return log_error_errno(r,
+						       "Failed to open a cpu-clock event at %u Hz on "
+						       "CPU %u: %m (is kernel.perf_event_max_sample_rate "
+						       "lower?)",
+						       opts->frequency, cpu);
+			return log_error_errno(r, "Failed to open a cpu-clock event on CPU %u: %m",
+					       cpu);
+		}
+		s->perf_fds[cpu] = fd;
+		s->links[cpu] = bpf_program__attach_perf_event(s->skel->progs.profq_sample, fd);
+		if (!s->links[cpu]) {
+			r = negative_errno();
+			s->links[cpu] = NULL;
+			return log_error_errno(r, "Failed to attach the BPF program on CPU %u: %m",
+					       cpu);
+		}
+		s->n_attached++;
+	}
+	if (s->n_attached == 0)
+		return log_error_errno(-ENODEV, "Failed to attach to any CPU: no CPU is online");
+
+	/* Run: the reader side of the ring buffer; drained by the caller's timer. */
+	s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.samples), on_record, s, NULL);
+	if (!s->rb)
+		return log_error_errno(negative_errno(), "Failed to open the BPF ring buffer: %m");
+
+	*ret = TAKE_PTR(s);
+	return 0;
+}
+
+int sampler_drain(Sampler *s)
+{
+	int r;
+
+	s->handler_error = 0;
+	r = ring_buffer__consume(s->rb);
+	if (r < 0)
+		return r;
+	if (s->handler_error < 0)
+		return s->handler_error;
+	return r;
+}
+
+int sampler_counters(Sampler *s, struct profq_counters *ret)
+{
+	_cleanup_free_ struct profq_counters *v = calloc(s->n_cpus, sizeof(*v));
+	struct profq_counters sum = { 0 };
+	uint32_t zero = 0;
+	int r;
+
+	if (!v)
+		return -ENOMEM;
+	r = bpf_map__lookup_elem(s->skel->maps.counters, &zero, sizeof(zero), v,
+				 s->n_cpus * sizeof(*v), 0);
+	if (r < 0)
+		return r;
+	for (unsigned i = 0; i < s->n_cpus; i++) {
+		sum.samples += v[i].samples;
+		sum.idle += v[i].idle;
+		sum.lost_ringbuf += v[i].lost_ringbuf;
+		sum.kstack_errors += v[i].kstack_errors;
+		sum.ustack_errors += v[i].ustack_errors;
+	}
+	*ret = sum;
+	return 0;
+}
+
+unsigned sampler_cpus(const Sampler *s)
+{
+	return s->n_attached;
+}
+
+size_t sampler_ringbuf_bytes(const Sampler *s)
+{
+	return s->ringbuf_bytes;
+}
+
+uint32_t sampler_prog_id(const Sampler *s)
+{
+	struct bpf_prog_info info = { 0 };
+	uint32_t len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(s->skel->progs.profq_sample), &info, &len) < 0)
+		return 0;
+	return info.id;
+}

@@ -1,0 +1,703 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sys/auxv.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "elfsym.h"
+#include "hashindex.h"
+#include "kallsyms.h"
+#include "macro.h"
+#include "symbolizer.h"
+
+/* Binaries larger than this are not read (a hostile or absurd file must not stall us). */
+#define BINARY_MAX_SIZE (4ULL << 30)
+/* Reload kallsyms for an unknown kernel address at most this often (modules load late). */
+#define KALLSYMS_RELOAD_NS (60 * NSEC_PER_SEC)
+/* Unreferenced binaries kept for the next process that maps them. */
+#define BINARY_KEEP_UNUSED 256
+
+typedef struct AddrEntry {
+	uint64_t addr;
+	uint32_t first; /* index into the binary's frame pool */
+	uint32_t n;
+} AddrEntry;
+
+/* Address caches: per binary, plus pseudo-binaries for the kernel and unknown addresses. */
+typedef struct AddrCache {
+	AddrEntry *entries;
+	size_t n_entries, allocated_entries;
+	FrameId *pool;
+	size_t n_pool, allocated_pool;
+	HashIndex *index;
+} AddrCache;
+
+struct Binary {
+	uint64_t dev, ino; /* identity: device and inode of the mapped file */
+	uint64_t hash;
+	StrId module; /* basename, held */
+	ElfSym *syms; /* NULL when loading failed */
+	int error;
+	uint32_t refs;
+	uint64_t last_used;
+	AddrCache cache;
+};
+
+struct Symbolizer {
+	Store *store;
+
+	Binary **binaries;
+	size_t n_binaries, allocated_binaries;
+	HashIndex *binary_index;
+	Binary *vdso;
+
+	Kallsyms *kallsyms;
+	char *kallsyms_path;
+	int kallsyms_error;
+	uint64_t kallsyms_loaded_ns;
+	AddrCache kernel_cache;
+	StrId unknown_module; /* "[unknown]" */
+	StrId anon_module;    /* "[anon]" */
+	AddrCache unknown_cache;
+
+	FrameId *markers; /* marker frames held */
+	size_t n_markers, allocated_markers;
+
+	size_t cache_budget;
+	uint64_t clock;
+	SymbolizerStats stats;
+};
+
+static uint64_t now_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- address caches ---- */
+
+static int addr_cache_init(AddrCache *c)
+{
+	*c = (AddrCache){ 0 };
+	return hash_index_new(&c->index);
+}
+
+static void addr_cache_clear(Symbolizer *s, AddrCache *c)
+{
+	for (size_t i = 0; i < c->n_pool; i++)
+		store_frame_unref(s->store, c->pool[i]);
+	c->n_pool = c->n_entries = 0;
+	if (c->index)
+		hash_index_clear(c->index);
+}
+
+static void addr_cache_done(Symbolizer *s, AddrCache *c)
+{
+	addr_cache_clear(s, c);
+	free(c->entries);
+	free(c->pool);
+	hash_index_free(c->index);
+	*c = (AddrCache){ 0 };
+}
+
+static size_t addr_cache_memory(const AddrCache *c)
+{
+	return c->allocated_entries * sizeof(AddrEntry) + c->allocated_pool * sizeof(FrameId) +
+	       (c->index ? hash_index_memory(c->index) : 0);
+}
+
+static uint64_t addr_hash(uint64_t addr)
+{
+	return XXH3_64bits(&addr, sizeof(addr));
+}
+
+static bool addr_eq(uint32_t idx, const void *key, void *userdata)
+{
+	return ((const AddrCache *)userdata)->entries[idx].addr == *(const uint64_t *)key;
+}
+
+/* Copies the cached frames of addr to out: count, or -ENOENT. */
+static int addr_cache_get(AddrCache *c, uint64_t addr, FrameId *out, size_t max)
+{
+	uint32_t idx;
+	size_t n;
+
+	if (hash_index_find(c->index, addr_hash(addr), addr_eq, &addr, c, &idx) < 0)
+		return -ENOENT;
+	n = MIN(c->entries[idx].n, max);
+	memcpy(out, c->pool + c->entries[idx].first, n * sizeof(FrameId));
+	return (int)n;
+}
+
+/* Stores frames (whose references it takes over) for addr. */
+static int addr_cache_put(AddrCache *c, uint64_t addr, const FrameId *frames, size_t n)
+{
+	int r;
+
+	if (c->n_entries >= UINT32_MAX - 1 || c->n_pool + n >= UINT32_MAX)
+		return -ENOSPC;
+	r = GREEDY_REALLOC(c->entries, c->allocated_entries, c->n_entries + 1);
+	if (r < 0)
+		return r;
+	r = GREEDY_REALLOC(c->pool, c->allocated_pool, c->n_pool + n);
+	if (r < 0)
+		return r;
+	r = hash_index_insert(c->index, addr_hash(addr), (uint32_t)c->n_entries);
+	if (r < 0)
+		return r;
+	c->entries[c->n_entries++] =
+		(AddrEntry){ .addr = addr, .first = (uint32_t)c->n_pool, .n = (uint32_t)n };
+	memcpy(c->pool + c->n_pool, frames, n * sizeof(FrameId));
+	c->n_pool += n;
+	return 0;
+}
+
+/* Interns frame f, caches it under addr (the cache holds the reference), writes it to out[0]. */
+static int intern_and_cache(Symbolizer *s, AddrCache *c, uint64_t addr, const StoreFrame *f,
+			    FrameId *out)
+{
+	FrameId id;
+	int r;
+
+	r = store_intern_frame(s->store, f, &id);
+	if (r < 0)
+		return r;
+	r = addr_cache_put(c, addr, &id, 1);
+	if (r < 0) {
+		store_frame_unref(s->store, id);
+		return r;
+	}
+	out[0] = id;
+	return 1;
+}
+
+/* ---- lifecycle ---- */
+
+static void binary_free(Symbolizer *s, Binary *b)
+{
+	if (!b)
+		return;
+	addr_cache_done(s, &b->cache);
+	elfsym_free(b->syms);
+	store_string_unref(s->store, b->module);
+	free(b);
+}
+
+int symbolizer_new(Store *store, Symbolizer **ret)
+{
+	_cleanup_(symbolizer_freep) Symbolizer *s = NULL;
+	int r;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->store = store;
+	s->cache_budget = 16u << 20;
+	s->kallsyms_error = 1; /* not loaded yet */
+	r = hash_index_new(&s->binary_index);
+	if (r < 0)
+		return r;
+	r = addr_cache_init(&s->kernel_cache);
+	if (r < 0)
+		return r;
+	r = addr_cache_init(&s->unknown_cache);
+	if (r < 0)
+		return r;
+	r = store_intern_string(store, "[unknown]", &s->unknown_module);
+	if (r < 0)
+		return r;
+	r = store_intern_string(store, "[anon]", &s->anon_module);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(s);
+	return 0;
+}
+
+Symbolizer *symbolizer_free(Symbolizer *s)
+{
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < s->n_binaries; i++)
+		binary_free(s, s->binaries[i]);
+	free(s->binaries);
+	hash_index_free(s->binary_index);
+	binary_free(s, s->vdso);
+	addr_cache_done(s, &s->kernel_cache);
+	addr_cache_done(s, &s->unknown_cache);
+	for (size_t i = 0; i < s->n_markers; i++)
+		store_frame_unref(s->store, s->markers[i]);
+	free(s->markers);
+	store_string_unref(s->store, s->unknown_module);
+	store_string_unref(s->store, s->anon_module);
+	kallsyms_free(s->kallsyms);
+	free(s->kallsyms_path);
+	free(s);
+	return NULL;
+}
+
+int symbolizer_set_kallsyms_path(Symbolizer *s, const char *path)
+{
+	char *p = strdup(path);
+
+	if (!p)
+		return -ENOMEM;
+	free(s->kallsyms_path);
+	s->kallsyms_path = p;
+	return 0;
+}
+
+void symbolizer_set_cache_budget(Symbolizer *s, size_t bytes)
+{
+	s->cache_budget = bytes;
+}
+
+/* ---- binaries ---- */
+
+static const char *basename_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash && slash[1] ? slash + 1 : path;
+}
+
+static int binary_new(Symbolizer *s, const char *name, Binary **ret)
+{
+	_cleanup_free_ Binary *b = calloc(1, sizeof(*b));
+	int r;
+
+	if (!b)
+		return -ENOMEM;
+	r = addr_cache_init(&b->cache);
+	if (r < 0)
+		return r;
+	r = store_intern_string(s->store, name, &b->module);
+	if (r < 0) {
+		hash_index_free(b->cache.index);
+		return r;
+	}
+	b->refs = 1;
+	*ret = TAKE_PTR(b);
+	return 0;
+}
+
+/* Reads the symbols of the file open at fd into b, after checking what the file is. */
+static void binary_load_fd(Symbolizer *s, Binary *b, int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		b->error = negative_errno();
+	else if (!S_ISREG(st.st_mode))
+		b->error = -EBADFD;
+	else if ((uint64_t)st.st_size > BINARY_MAX_SIZE)
+		b->error = -EFBIG;
+	else
+		b->error = elfsym_load_fd(fd, &b->syms);
+	if (b->error < 0)
+		s->stats.binary_errors++;
+}
+
+typedef struct BinaryKey {
+	uint64_t dev, ino;
+} BinaryKey;
+
+static bool binary_eq(uint32_t idx, const void *key, void *userdata)
+{
+	const Binary *b = ((const Symbolizer *)userdata)->binaries[idx];
+	const BinaryKey *k = key;
+
+	return b->dev == k->dev && b->ino == k->ino;
+}
+
+static int binary_add(Symbolizer *s, Binary *b)
+{
+	int r = GREEDY_REALLOC(s->binaries, s->allocated_binaries, s->n_binaries + 1);
+
+	if (r < 0)
+		return r;
+	r = hash_index_insert(s->binary_index, b->hash, (uint32_t)s->n_binaries);
+	if (r < 0)
+		return r;
+	s->binaries[s->n_binaries++] = b;
+	s->stats.binaries++;
+	return 0;
+}
+
+static int vdso_binary(Symbolizer *s, Binary **ret)
+{
+	_cleanup_free_ ProcMap *maps = NULL;
+	size_t n = 0;
+	uint64_t base = getauxval(AT_SYSINFO_EHDR);
+	int r;
+
+	if (s->vdso) {
+		*ret = binary_ref(s->vdso);
+		return 0;
+	}
+	r = binary_new(s, "[vdso]", &s->vdso);
+	if (r < 0)
+		return r;
+	/* Every 64-bit process maps the same vDSO image: read our own. */
+	r = procfs_read_maps(getpid(), &maps, &n);
+	s->vdso->error = -ENOENT;
+	if (r >= 0 && base != 0)
+		for (size_t i = 0; i < n; i++)
+			if (maps[i].path && streq(maps[i].path, "[vdso]") && maps[i].start == base)
+				s->vdso->error = elfsym_load_memory((const void *)base,
+								    maps[i].end - maps[i].start,
+								    &s->vdso->syms);
+	if (r >= 0)
+		procfs_maps_free(TAKE_PTR(maps), n);
+	*ret = binary_ref(s->vdso);
+	return 0;
+}
+
+int symbolizer_binary(Symbolizer *s, pid_t pid, const ProcMap *m, Binary **ret)
+{
+	BinaryKey k = { .dev = (uint64_t)m->dev_major << 32 | m->dev_minor, .ino = m->inode };
+	_cleanup_close_ int fd = -1;
+	char path[PATH_MAX + 64];
+	Binary *b;
+	uint32_t idx;
+	int r;
+
+	if (!m->path)
+		return -ENOENT;
+	if (streq(m->path, "[vdso]"))
+		return vdso_binary(s, ret);
+	if (m->path[0] != '/' || m->inode == 0)
+		return -ENOENT;
+
+	uint64_t hash = XXH3_64bits(&k, sizeof(k));
+	if (hash_index_find(s->binary_index, hash, binary_eq, &k, s, &idx) == 0) {
+		b = s->binaries[idx];
+		b->last_used = ++s->clock;
+		*ret = binary_ref(b);
+		return 0;
+	}
+
+	r = binary_new(s, basename_of(m->path), &b);
+	if (r < 0)
+		return r;
+	b->dev = k.dev;
+	b->ino = k.ino;
+	b->hash = hash;
+	b->last_used = ++s->clock;
+	/* The exact mapped file, also when deleted or in another mount namespace. */
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, m->start,
+		 m->end);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, m->path);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+	}
+	if (fd < 0) {
+		b->error = negative_errno();
+		s->stats.binary_errors++;
+	} else {
+		binary_load_fd(s, b, fd);
+	}
+	r = binary_add(s, b);
+	if (r < 0) {
+		binary_free(s, b);
+		return r;
+	}
+	/* The table holds one reference (dropped by trim when unused); the caller another. */
+	*ret = binary_ref(b);
+	return 0;
+}
+
+int symbolizer_binary_from_path(Symbolizer *s, const char *path, Binary **ret)
+{
+	_cleanup_close_ int fd = -1;
+	Binary *b;
+	int r;
+
+	r = binary_new(s, basename_of(path), &b);
+	if (r < 0)
+		return r;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		b->error = negative_errno();
+	else
+		binary_load_fd(s, b, fd);
+	/* Not in the table: only the caller holds it. */
+	*ret = b;
+	return 0;
+}
+
+Binary *binary_ref(Binary *b)
+{
+	if (b)
+		b->refs++;
+	return b;
+}
+
+void binary_unref(Symbolizer *s, Binary *b)
+{
+	if (!b)
+		return;
+	/* Cached binaries keep the table's reference; trim frees unused ones. */
+	if (--b->refs == 0)
+		binary_free(s, b);
+}
+
+const char *binary_name(const Symbolizer *s, const Binary *b)
+{
+	return store_string(s->store, b->module);
+}
+
+int binary_error(const Binary *b)
+{
+	return b->error;
+}
+
+/* ---- lookups ---- */
+
+int symbolizer_user_frames(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t addr,
+			   bool return_address, FrameId *out, size_t max)
+{
+	StoreFrame f = { 0 };
+	const char *name;
+	uint64_t off, vaddr;
+	StrId fn;
+	int r;
+
+	if (max == 0)
+		return -ENOBUFS;
+	s->stats.lookups++;
+	if (!b) {
+		/* Anonymous executable memory (JIT code without a perf map, trampolines). */
+		uint64_t a = addr - (return_address ? 1 : 0);
+
+		r = addr_cache_get(&s->unknown_cache, a, out, max);
+		if (r >= 0) {
+			s->stats.cache_hits++;
+			return r;
+		}
+		s->stats.unresolved++;
+		f = (StoreFrame){ .module = s->anon_module, .address = a };
+		return intern_and_cache(s, &s->unknown_cache, a, &f, out);
+	}
+
+	off = addr - m->start + m->pgoff;
+	if (!b->syms || elfsym_offset_to_vaddr(b->syms, off, &vaddr) < 0)
+		vaddr = off;
+	if (return_address && vaddr > 0)
+		vaddr--;
+	r = addr_cache_get(&b->cache, vaddr, out, max);
+	if (r >= 0) {
+		s->stats.cache_hits++;
+		return r;
+	}
+
+	f = (StoreFrame){ .module = b->module, .address = vaddr };
+	if (b->syms && elfsym_lookup(b->syms, vaddr, &name, NULL) == 0) {
+		r = store_intern_string(s->store, name, &fn);
+		if (r < 0)
+			return r;
+		f.function = fn;
+		r = intern_and_cache(s, &b->cache, vaddr, &f, out);
+		store_string_unref(s->store, fn);
+		return r;
+	}
+	s->stats.unresolved++;
+	return intern_and_cache(s, &b->cache, vaddr, &f, out);
+}
+
+int symbolizer_unknown_frame(Symbolizer *s, uint64_t addr, FrameId *ret)
+{
+	StoreFrame f = { .module = s->unknown_module, .address = addr };
+	int r;
+
+	s->stats.lookups++;
+	r = addr_cache_get(&s->unknown_cache, addr, ret, 1);
+	if (r >= 0) {
+		s->stats.cache_hits++;
+		return r;
+	}
+	s->stats.unresolved++;
+	return intern_and_cache(s, &s->unknown_cache, addr, &f, ret);
+}
+
+static void kallsyms_maybe_load(Symbolizer *s, bool retry)
+{
+	Kallsyms *k = NULL;
+	uint64_t now = now_mono_ns();
+
+	if (s->kallsyms_error == 0 && !retry)
+		return;
+	if (s->kallsyms_loaded_ns != 0 && now - s->kallsyms_loaded_ns < KALLSYMS_RELOAD_NS)
+		return;
+	s->kallsyms_loaded_ns = now;
+	s->kallsyms_error = kallsyms_load(s->kallsyms_path ?: "/proc/kallsyms", &k);
+	if (s->kallsyms_error < 0)
+		return;
+	kallsyms_free(s->kallsyms);
+	s->kallsyms = k;
+	s->stats.kernel_symbols = kallsyms_count(k);
+	/* Cached unresolved kernel frames may resolve now. */
+	addr_cache_clear(s, &s->kernel_cache);
+}
+
+int symbolizer_kernel_frames(Symbolizer *s, uint64_t addr, bool return_address, FrameId *out,
+			     size_t max)
+{
+	uint64_t a = addr - (return_address ? 1 : 0);
+	StoreFrame f = { .address = a, .flags = FRAME_KERNEL };
+	const char *name = NULL, *module = NULL;
+	StrId fn = 0, mod = 0;
+	int r;
+
+	if (max == 0)
+		return -ENOBUFS;
+	s->stats.lookups++;
+	r = addr_cache_get(&s->kernel_cache, a, out, max);
+	if (r >= 0) {
+		s->stats.cache_hits++;
+		return r;
+	}
+	kallsyms_maybe_load(s, false);
+	if (s->kallsyms && kallsyms_lookup(s->kallsyms, a, &name, &module) < 0) {
+		kallsyms_maybe_load(s, true);
+		if (kallsyms_lookup(s->kallsyms, a, &name, &module) < 0)
+			name = module = NULL;
+	}
+	if (name) {
+		r = store_intern_string(s->store, name, &fn);
+		if (r < 0)
+			return r;
+		r = store_intern_string(s->store, module, &mod);
+		if (r < 0) {
+			store_string_unref(s->store, fn);
+			return r;
+		}
+		f.function = fn;
+		f.module = mod;
+	} else {
+		s->stats.unresolved++;
+		r = store_intern_string(s->store, "[kernel.kallsyms]", &mod);
+		if (r < 0)
+			return r;
+		f.module = mod;
+	}
+	r = intern_and_cache(s, &s->kernel_cache, a, &f, out);
+	store_string_unref(s->store, fn);
+	store_string_unref(s->store, mod);
+	return r;
+}
+
+int symbolizer_marker_frame(Symbolizer *s, const char *name, uint32_t flags, FrameId *ret)
+{
+	StoreFrame f = { .flags = flags };
+	FrameId id;
+	StrId fn;
+	int r;
+
+	r = store_intern_string(s->store, name, &fn);
+	if (r < 0)
+		return r;
+	f.function = fn;
+	f.module = s->unknown_module;
+	r = store_intern_frame(s->store, &f, &id);
+	store_string_unref(s->store, fn);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < s->n_markers; i++)
+		if (s->markers[i] == id) {
+			store_frame_unref(s->store, id); /* already held */
+			*ret = id;
+			return 0;
+		}
+	r = GREEDY_REALLOC(s->markers, s->allocated_markers, s->n_markers + 1);
+	if (r < 0) {
+		store_frame_unref(s->store, id);
+		return r;
+	}
+	s->markers[s->n_markers++] = id;
+	*ret = id;
+	return 0;
+}
+
+/* ---- budget ---- */
+
+static size_t caches_memory(const Symbolizer *s)
+{
+	size_t m = addr_cache_memory(&s->kernel_cache) + addr_cache_memory(&s->unknown_cache);
+
+	if (s->vdso)
+		m += addr_cache_memory(&s->vdso->cache);
+	for (size_t i = 0; i < s->n_binaries; i++)
+		m += addr_cache_memory(&s->binaries[i]->cache);
+	return m;
+}
+
+static int binary_lru_cmp(const void *a, const void *b)
+{
+	const Binary *x = *(Binary *const *)a, *y = *(Binary *const *)b;
+
+	return x->last_used < y->last_used ? -1 : x->last_used > y->last_used;
+}
+
+void symbolizer_trim(Symbolizer *s)
+{
+	size_t unused = 0, keep = 0;
+
+	if (caches_memory(s) > s->cache_budget) {
+		/* Whole caches go: simple, and what is hot refills within one window. */
+		addr_cache_clear(s, &s->kernel_cache);
+		addr_cache_clear(s, &s->unknown_cache);
+		if (s->vdso)
+			addr_cache_clear(s, &s->vdso->cache);
+		for (size_t i = 0; i < s->n_binaries; i++)
+			addr_cache_clear(s, &s->binaries[i]->cache);
+		s->stats.cache_flushes++;
+	}
+
+	/* Only the table's reference left: unused. Keep the most recently used ones. */
+	for (size_t i = 0; i < s->n_binaries; i++)
+		if (s->binaries[i]->refs == 1)
+			unused++;
+	if (unused <= BINARY_KEEP_UNUSED)
+		return;
+	qsort(s->binaries, s->n_binaries, sizeof(Binary *), binary_lru_cmp);
+	hash_index_clear(s->binary_index);
+	for (size_t i = 0; i < s->n_binaries; i++) {
+		Binary *b = s->binaries[i];
+
+		if (b->refs == 1 && unused > BINARY_KEEP_UNUSED) {
+			unused--;
+			binary_free(s, b);
+			continue;
+		}
+		s->binaries[keep] = b;
+		/* The index was cleared and is only growing back: cannot need more memory. */
+		(void)hash_index_insert(s->binary_index, b->hash, (uint32_t)keep);
+		keep++;
+	}
+	s->n_binaries = keep;
+}
+
+size_t symbolizer_memory(const Symbolizer *s)
+{
+	size_t m = sizeof(*s) + caches_memory(s) + hash_index_memory(s->binary_index) +
+		   s->allocated_binaries * sizeof(Binary *);
+
+	for (size_t i = 0; i < s->n_binaries; i++)
+		m += sizeof(Binary) + (s->binaries[i]->syms ? elfsym_memory(s->binaries[i]->syms) : 0);
+	if (s->vdso)
+		m += sizeof(Binary) + (s->vdso->syms ? elfsym_memory(s->vdso->syms) : 0);
+	if (s->kallsyms)
+		m += kallsyms_memory(s->kallsyms);
+	return m;
+}
+
+void symbolizer_stats(const Symbolizer *s, SymbolizerStats *ret)
+{
+	*ret = s->stats;
+}
