@@ -248,7 +248,7 @@ int config_parse_text(Config *c, const char *name, const char *text, size_t len,
 			if (streq(keys[k].key, key))
 				break;
 		if (k == ARRAY_SIZE(keys)) {
-			r = set_error(ret_error, -ENOENT, "%s:%u: unknown key '%s'", name,
+			r = set_error(ret_error, -EINVAL, "%s:%u: unknown key '%s'", name,
 				      lineno + 1, key);
 			goto out;
 		}

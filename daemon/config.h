@@ -45,7 +45,8 @@ bool config_key_known(const char *key);
  */
 int config_parse_text(Config *c, const char *name, const char *text, size_t len,
 		      const char *const *skip_keys, char **ret_error);
-/* Reads and applies a file; a missing file is -ENOENT (the caller decides if that is fine). */
+/* Reads and applies a file. -ENOENT only for a missing file (the caller decides if that is
+ * fine); any other failure explains itself in *ret_error. */
 int config_parse_file(Config *c, const char *path, const char *const *skip_keys,
 		      char **ret_error);
 

@@ -114,11 +114,12 @@ int main(int argc, char *argv[])
 		}
 		keys[i] = settings[i].key;
 	}
+	/* -ENOENT only when the file is missing: fine for the default file, not a named one. */
 	r = config_parse_file(&config, config_path ?: CONFIG_DEFAULT_PATH, keys, &error);
 	if (r == -ENOENT && !config_path)
-		r = 0; /* the default file is optional */
+		r = 0;
 	else if (r == -ENOENT)
-		error = NULL, log_error("profqd: config file '%s' does not exist", config_path);
+		log_error("profqd: config file '%s' does not exist", config_path);
 	if (r < 0) {
 		if (error)
 			log_error("profqd: %s", error);

@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""profq top against a workload with a known CPU split: self and total percentages within
+5 points, callers carry total%, and the process is still symbolized after it exited."""
+
+from harness import Daemon, Env, check, near, require_bpf, row, run_workload
+
+require_bpf()
+env = Env()
+
+with Daemon(env) as d:
+    # 4 s at 999 Hz: ~4000 samples, sampling error ~0.7 points.
+    pid = run_workload(env, "split", "--seconds", 4, "--a", 70)
+    # The process has exited: its symbols were captured while it ran.
+    top = d.json("top", "--pid", str(pid), "-n", "50")
+    n = top["samples"]
+    check(top["pid"] == pid and top["comm"] == "split", f"answer is for pid {pid} (split)")
+    check(n >= 2000, f"enough samples for 5-point accuracy ({n})")
+    a, b = row(top, "work_a"), row(top, "work_b")
+    check(a is not None and b is not None, "work_a and work_b are named")
+    check(near(a["self_pct"], 70, 5), f"work_a self {a['self_pct']}% ~ 70%")
+    check(near(b["self_pct"], 30, 5), f"work_b self {b['self_pct']}% ~ 30%")
+    check(a["module"] == "split", "module is the executable's basename")
+    for caller, want in (("outer_a", 70), ("outer_b", 30), ("run", 100), ("main", 100)):
+        r = row(top, caller)
+        check(r is not None and near(r["total_pct"], want, 5),
+              f"{caller} total {r and r['total_pct']}% ~ {want}%")
+        check(r["self_pct"] < 2, f"{caller} self {r['self_pct']}% ~ 0")
+    fields = ("function", "module", "file", "line", "self_samples", "total_samples", "self_pct",
+              "total_pct")
+    check(all(k in r for r in top["rows"] for k in fields), f"every row has {fields}")
+    check(all(r["self_samples"] <= r["total_samples"] <= n for r in top["rows"]),
+          "self <= total <= samples in every row")
+    check(abs(sum(r["self_samples"] for r in top["rows"]) - n) <= n * 0.02,
+          "self samples add up to the process's samples")
+
+    # Sorting and limits.
+    tot = d.json("top", "--pid", str(pid), "--sort", "total", "-n", "3")
+    check(len(tot["rows"]) == 3, "-n 3 gives 3 rows")
+    check(tot["rows"][0]["total_pct"] >= 95, "--sort total puts a 100% caller first")
+    one = d.json("top", "--pid", str(pid), "-n", "1")
+    check(one["rows"][0]["function"] == "work_a", "the hottest function by self is work_a")
+
+    # Plain output: an aligned table naming the functions.
+    _, out, _ = d.profq("top", "--pid", str(pid), "--once")
+    check("SELF%" in out and "TOTAL%" in out and "work_a" in out, "plain table has work_a")
+
+    # System-wide top includes the workload.
+    sys_top = d.json("top", "-n", "100")
+    check(sys_top["pid"] is None and row(sys_top, "work_a") is not None,
+          "system-wide top lists work_a")

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * split: a CPU workload with a known split between named functions, for the integration tests
+ * and the demo.
+ *
+ *   split [--seconds S] [--a PCT] [--sys PCT] [--threads N]
+ *
+ * Each thread repeats rounds of 100 work units: PCT_A units in work_a() and the rest of the
+ * user units in work_b() (main -> run -> outer_a -> work_a, run -> outer_b -> work_b), and SYS
+ * units in work_sys(), which reads /dev/zero so the time goes to the kernel. One unit is the same
+ * inlined arithmetic loop everywhere, so the CPU split follows the unit counts. Prints its pid
+ * first, then runs for S seconds of wall time, then prints the kernel's accounting of its own
+ * user and system time (getrusage) in seconds: "user SECONDS sys SECONDS".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NOINLINE __attribute__((noinline))
+/* Keeps a call from becoming a tail jump, so every caller stays on the stack. */
+#define NO_TAIL() __asm__ volatile("" ::: "memory")
+
+static unsigned units_a = 70, units_sys = 0;
+static double seconds = 5;
+static uint64_t unit_iterations = 20000;
+static volatile uint64_t sink;
+
+static inline __attribute__((always_inline)) void spin(uint64_t n)
+{
+	uint64_t x = sink;
+
+	for (uint64_t i = 0; i < n; i++)
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+	sink = x;
+}
+
+/*
+ * GCC 12 sets up no frame in a leaf function, even with -fno-omit-frame-pointer
+ * -mno-omit-leaf-frame-pointer, and a frame-pointer walk from such a leaf skips its caller. The
+ * hot functions call this after their loop so they are not leaves.
+ */
+NOINLINE void checkpoint(void)
+{
+	NO_TAIL();
+}
+
+NOINLINE void work_a(unsigned units)
+{
+	spin(units * unit_iterations);
+	checkpoint();
+	NO_TAIL();
+}
+
+NOINLINE void work_b(unsigned units)
+{
+	spin(units * unit_iterations);
+	checkpoint();
+	NO_TAIL();
+}
+
+NOINLINE void work_sys(int fd, unsigned units, char *buf, size_t chunk)
+{
+	/* Calibrated like spin: chunk bytes of /dev/zero take about one unit. */
+	for (unsigned i = 0; i < units; i++)
+		if (read(fd, buf, chunk) < 0)
+			exit(1);
+	NO_TAIL();
+}
+
+NOINLINE void outer_a(unsigned units)
+{
+	work_a(units);
+	NO_TAIL();
+}
+
+NOINLINE void outer_b(unsigned units)
+{
+	work_b(units);
+	NO_TAIL();
+}
+
+static double now(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Bytes of /dev/zero read in the time of one unit of spin. */
+static size_t calibrate_sys(int fd, char *buf, size_t max)
+{
+	double t0, spin_t, read_t;
+	size_t chunk = 65536;
+
+	t0 = now(CLOCK_THREAD_CPUTIME_ID);
+	spin(200 * unit_iterations);
+	spin_t = (now(CLOCK_THREAD_CPUTIME_ID) - t0) / 200;
+	t0 = now(CLOCK_THREAD_CPUTIME_ID);
+	for (int i = 0; i < 200; i++)
+		if (read(fd, buf, chunk) < 0)
+			exit(1);
+	read_t = (now(CLOCK_THREAD_CPUTIME_ID) - t0) / 200;
+	if (read_t <= 0)
+		return chunk;
+	chunk = (size_t)((double)chunk * spin_t / read_t);
+	chunk = chunk < 4096 ? 4096 : chunk > max ? max : chunk;
+	return chunk;
+}
+
+NOINLINE void *run(void *arg)
+{
+	unsigned units_b = 100 - units_a - units_sys;
+	double end = now(CLOCK_MONOTONIC) + seconds;
+	size_t max = 16u << 20, chunk = 0;
+	char *buf = NULL;
+	int fd = -1;
+
+	(void)arg;
+	if (units_sys) {
+		fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+		buf = malloc(max);
+		if (fd < 0 || !buf)
+			exit(1);
+		chunk = calibrate_sys(fd, buf, max);
+	}
+	while (now(CLOCK_MONOTONIC) < end) {
+		if (units_a)
+			outer_a(units_a);
+		if (units_b)
+			outer_b(units_b);
+		if (units_sys)
+			work_sys(fd, units_sys, buf, chunk);
+	}
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+int main(int argc, char *argv[])
+{
+	static const struct option options[] = {
+		{ "seconds", required_argument, NULL, 's' },
+		{ "a", required_argument, NULL, 'a' },
+		{ "sys", required_argument, NULL, 'y' },
+		{ "threads", required_argument, NULL, 't' },
+		{},
+	};
+	unsigned threads = 1;
+	pthread_t tids[64];
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
+		switch (c) {
+		case 's':
+			seconds = atof(optarg);
+			break;
+		case 'a':
+			units_a = (unsigned)atoi(optarg);
+			break;
+		case 'y':
+			units_sys = (unsigned)atoi(optarg);
+			break;
+		case 't':
+			threads = (unsigned)atoi(optarg);
+			break;
+		default:
+			fprintf(stderr, "usage: split [--seconds S] [--a PCT] [--sys PCT] [--threads N]\n");
+			return 2;
+		}
+	}
+	if (units_a + units_sys > 100 || threads < 1 || threads > 64 || seconds <= 0) {
+		fprintf(stderr, "split: bad arguments\n");
+		return 2;
+	}
+	printf("%d\n", (int)getpid());
+	fflush(stdout);
+	for (unsigned i = 1; i < threads; i++)
+		if (pthread_create(&tids[i], NULL, run, NULL) != 0)
+			return 1;
+	run(NULL);
+	for (unsigned i = 1; i < threads; i++)
+		pthread_join(tids[i], NULL);
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	printf("user %.3f sys %.3f\n", (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+	NO_TAIL();
+	return 0;
+}
