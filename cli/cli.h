@@ -63,8 +63,7 @@ enum {
  * Applies one of the shared options (--json, --pid, --since, --until, -n) to ctx and req.
  * Returns 1 if opt was one of them, 0 if not, -1 after reporting a bad value (exit 2).
  */
-int cli_common_option(const char *command, int opt, const char *arg, CliContext *ctx,
-		      Request *req);
+int cli_common_option(const char *command, int opt, const char *arg, CliContext *ctx, Request *req);
 
 /* Terminal width for plain output (COLUMNS, the tty, else 0 = unlimited). */
 int cli_terminal_width(void);

@@ -27,7 +27,7 @@ static void render_ps(json_object *a)
 		       json_get_double(r, "cpu_pct"), (long long)json_get_int(r, "samples"),
 		       room ? room : (int)strlen(cmd), cmd,
 		       json_object_get_boolean(json_object_object_get(r, "exited")) ? " (exited)"
-										   : "");
+										    : "");
 	}
 }
 
@@ -49,7 +49,8 @@ int cmd_ps(CliContext *ctx, int argc, char **argv)
 	req.limit = REQUEST_LIMIT_MAX;
 	while ((c = getopt_long(argc, argv, "hn:", options, NULL)) >= 0) {
 		if (c == 'h') {
-			printf("Usage: profq ps [--since DUR] [--until DUR] [--pid N] [-n N] [--json]\n"
+			printf("Usage: profq ps [--since DUR] [--until DUR] [--pid N] [-n N] "
+			       "[--json]\n"
 			       "\n"
 			       "Processes by sampled CPU time in the range (default: all retained "
 			       "data).\n");

@@ -14,19 +14,20 @@ static void render_status(json_object *a)
 	json_object *sym;
 
 	printf("%-18s %.0f s\n", "Uptime:", json_get_double(a, "uptime_s"));
-	printf("%-18s %lld Hz on %lld CPUs\n", "Sampling:", (long long)json_get_int(a, "frequency_hz"),
+	printf("%-18s %lld Hz on %lld CPUs\n",
+	       "Sampling:", (long long)json_get_int(a, "frequency_hz"),
 	       (long long)json_get_int(a, "cpus"));
-	printf("%-18s %lld (stored %lld, idle %lld)\n", "Samples:",
-	       (long long)json_get_int(a, "samples"), (long long)json_get_int(a, "stored"),
-	       (long long)json_get_int(a, "idle"));
+	printf("%-18s %lld (stored %lld, idle %lld)\n",
+	       "Samples:", (long long)json_get_int(a, "samples"),
+	       (long long)json_get_int(a, "stored"), (long long)json_get_int(a, "idle"));
 	printf("%-18s %lld (ring buffer full %lld)\n", "Lost:", (long long)json_get_int(a, "lost"),
 	       (long long)json_get_int(a, "lost_ringbuf"));
-	printf("%-18s %lld stack errors, %lld truncated stacks\n", "Stacks:",
-	       (long long)json_get_int(a, "stack_errors"),
+	printf("%-18s %lld stack errors, %lld truncated stacks\n",
+	       "Stacks:", (long long)json_get_int(a, "stack_errors"),
 	       (long long)json_get_int(a, "truncated_stacks"));
-	printf("%-18s %lld of %lld s (retention %lld s, %lld evicted)\n", "Windows:",
-	       (long long)json_get_int(a, "windows"), (long long)json_get_int(a, "window_s"),
-	       (long long)json_get_int(a, "retention_s"),
+	printf("%-18s %lld of %lld s (retention %lld s, %lld evicted)\n",
+	       "Windows:", (long long)json_get_int(a, "windows"),
+	       (long long)json_get_int(a, "window_s"), (long long)json_get_int(a, "retention_s"),
 	       (long long)json_get_int(a, "evicted_windows"));
 	print_size("Memory:", json_get_int(a, "memory_bytes"));
 	print_size("Memory budget:", json_get_int(a, "max_memory_bytes"));

@@ -128,21 +128,23 @@ int cmd_top(CliContext *ctx, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "hn:d:", options, NULL)) >= 0) {
 		switch (c) {
 		case 'h':
-			printf("Usage: profq top [--pid N] [-n N] [--sort self|total] [--since DUR]\n"
+			printf("Usage: profq top [--pid N] [-n N] [--sort self|total] [--since "
+			       "DUR]\n"
 			       "                 [--until DUR] [--once] [-d SECS] [--json]\n"
 			       "\n"
 			       "Hotspot functions: SELF%% (samples in the function itself) and "
 			       "TOTAL%% (samples\n"
 			       "with the function anywhere on the stack), of the process's samples "
 			       "(or all samples\n"
-			       "without --pid). On a terminal, without --since, --json or --once, a "
+			       "without --pid). On a terminal, without --since, --json or --once, "
+			       "a "
 			       "live view\n"
 			       "over the last window, refreshed every -d seconds (default 2).\n");
 			return EXIT_OK;
 		case OPT_SORT:
 			if (sort_key_from_string(optarg) < 0)
-				return cli_usage_error("top", "--sort: '%s' is not 'self' or 'total'",
-						       optarg);
+				return cli_usage_error(
+					"top", "--sort: '%s' is not 'self' or 'total'", optarg);
 			req.sort = sort_key_from_string(optarg);
 			break;
 		case OPT_ONCE:
@@ -159,7 +161,8 @@ int cmd_top(CliContext *ctx, int argc, char **argv)
 			if (r < 0)
 				return EXIT_USAGE;
 			if (r == 0)
-				return cli_usage_error("top", "unknown option '%s'", argv[optind - 1]);
+				return cli_usage_error("top", "unknown option '%s'",
+						       argv[optind - 1]);
 		}
 	}
 	if (optind < argc)

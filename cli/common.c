@@ -198,8 +198,7 @@ int cli_usage_error(const char *command, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-int cli_common_option(const char *command, int opt, const char *arg, CliContext *ctx,
-		      Request *req)
+int cli_common_option(const char *command, int opt, const char *arg, CliContext *ctx, Request *req)
 {
 	uint64_t ns;
 	uint32_t v;

@@ -62,8 +62,9 @@ int main(int argc, char *argv[])
 			printf("profq " PROFQ_VERSION "\n");
 			return EXIT_OK;
 		default:
-			fprintf(stderr, "profq: option '%s' is unknown or misses its value\n"
-					"Try 'profq --help'.\n",
+			fprintf(stderr,
+				"profq: option '%s' is unknown or misses its value\n"
+				"Try 'profq --help'.\n",
 				argv[optind - 1]);
 			return EXIT_USAGE;
 		}

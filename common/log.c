@@ -18,7 +18,7 @@ int log_get_max_level(void)
 
 int log_level_from_string(const char *s)
 {
-	static const char *const names[] = { "emerg", "alert", "crit",	 "err",
+	static const char *const names[] = { "emerg",	"alert",  "crit", "err",
 					     "warning", "notice", "info", "debug" };
 
 	if (!s)

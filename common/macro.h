@@ -32,25 +32,25 @@
 #define USEC_PER_SEC 1000000ULL
 
 /* Hand a pointer (or fd) over to a new owner and reset the old variable. */
-#define TAKE_PTR(p)                                                                                \
-	({                                                                                         \
-		typeof(p) _p_ = (p);                                                               \
-		(p) = NULL;                                                                        \
-		_p_;                                                                               \
+#define TAKE_PTR(p)                  \
+	({                           \
+		typeof(p) _p_ = (p); \
+		(p) = NULL;          \
+		_p_;                 \
 	})
-#define TAKE_FD(fd)                                                                                \
-	({                                                                                         \
-		int _fd_ = (fd);                                                                   \
-		(fd) = -1;                                                                         \
-		_fd_;                                                                              \
+#define TAKE_FD(fd)              \
+	({                       \
+		int _fd_ = (fd); \
+		(fd) = -1;       \
+		_fd_;            \
 	})
 
 /* Defines type##p(type **) that calls func(*p) when *p is set, for _cleanup_. */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                                    \
-	static inline void func##p(type *p)                                                        \
-	{                                                                                          \
-		if (*p)                                                                            \
-			func(*p);                                                                  \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func) \
+	static inline void func##p(type *p)     \
+	{                                       \
+		if (*p)                         \
+			func(*p);               \
 	}
 
 static inline void freep(void *p)
@@ -123,5 +123,5 @@ static inline int greedy_realloc(void **array, size_t *allocated, size_t need, s
 	return 0;
 }
 
-#define GREEDY_REALLOC(array, allocated, need)                                                     \
+#define GREEDY_REALLOC(array, allocated, need) \
 	greedy_realloc((void **)&(array), &(allocated), (need), sizeof((array)[0]))

@@ -65,9 +65,10 @@ static const struct {
 	uint64_t mult;
 } duration_units[] = {
 	/* Longest suffixes first so "ms" is not read as "m" followed by garbage. */
-	{ "min", 60 * NSEC_PER_SEC }, { "ns", 1 }, { "us", NSEC_PER_USEC }, { "ms", NSEC_PER_MSEC },
-	{ "s", NSEC_PER_SEC },	      { "m", 60 * NSEC_PER_SEC },	   { "h", 3600 * NSEC_PER_SEC },
-	{ "d", 86400 * NSEC_PER_SEC },
+	{ "min", 60 * NSEC_PER_SEC }, { "ns", 1 },
+	{ "us", NSEC_PER_USEC },      { "ms", NSEC_PER_MSEC },
+	{ "s", NSEC_PER_SEC },	      { "m", 60 * NSEC_PER_SEC },
+	{ "h", 3600 * NSEC_PER_SEC }, { "d", 86400 * NSEC_PER_SEC },
 };
 
 int parse_duration_ns(const char *s, uint64_t *ret)

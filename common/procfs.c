@@ -48,8 +48,9 @@ static bool parse_hex(const char **p, uint64_t *ret)
 	int digits = 0;
 
 	for (; isxdigit((unsigned char)*s); s++, digits++) {
-		unsigned d = isdigit((unsigned char)*s) ? (unsigned)(*s - '0')
-							: (unsigned)(tolower((unsigned char)*s) - 'a' + 10);
+		unsigned d = isdigit((unsigned char)*s)
+				     ? (unsigned)(*s - '0')
+				     : (unsigned)(tolower((unsigned char)*s) - 'a' + 10);
 		if (digits >= 16)
 			return false;
 		v = v << 4 | d;
@@ -104,9 +105,8 @@ static int parse_maps_line(const char *line, const char *eol, ProcMap *ret)
 	if (p[2] == 'x')
 		prot |= PROT_EXEC;
 	p += 4;
-	if (!expect(&p, ' ') || !parse_hex(&p, &pgoff) || !expect(&p, ' ') ||
-	    !parse_hex(&p, &major) || !expect(&p, ':') || !parse_hex(&p, &minor) ||
-	    !expect(&p, ' ') || !parse_dec(&p, &inode))
+	if (!expect(&p, ' ') || !parse_hex(&p, &pgoff) || !expect(&p, ' ') || !parse_hex(&p, &major) ||
+	    !expect(&p, ':') || !parse_hex(&p, &minor) || !expect(&p, ' ') || !parse_dec(&p, &inode))
 		return -EINVAL;
 	if (p > eol || start >= end || major > UINT32_MAX || minor > UINT32_MAX)
 		return -EINVAL;

@@ -18,7 +18,7 @@ typedef struct ProcMap {
 	uint32_t dev_major;
 	uint32_t dev_minor;
 	uint32_t prot; /* PROT_READ | PROT_WRITE | PROT_EXEC */
-	char *path;    /* NULL for anonymous mappings; "[vdso]" and friends as the kernel names them */
+	char *path; /* NULL for anonymous mappings; "[vdso]" and friends as the kernel names them */
 } ProcMap;
 
 /* Reads at most max bytes of a /proc file (NUL-terminated copy). -EFBIG if it is longer. */

@@ -119,7 +119,8 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 		return -ENOMEM;
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	root = json_tokener_parse_ex(tok, line, (int)len);
-	if (!root || json_tokener_get_error(tok) != json_tokener_success) {
+	/* A lone "null" parses to NULL with success: valid JSON, refused as not an object. */
+	if (json_tokener_get_error(tok) != json_tokener_success) {
 		r = fail(ret_error, "Request is not valid JSON: %s",
 			 json_tokener_error_desc(json_tokener_get_error(tok)));
 		goto out;
@@ -173,8 +174,7 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 			req.sort = sort_key_from_string(json_object_get_string(val));
 		} else if (streq(key, "since_ns") || streq(key, "until_ns")) {
 			/* Up to ten years back. */
-			r = get_uint(val, key, 0, 10ULL * 366 * 86400 * NSEC_PER_SEC, &u,
-				     ret_error);
+			r = get_uint(val, key, 0, 10ULL * 366 * 86400 * NSEC_PER_SEC, &u, ret_error);
 			if (r < 0)
 				goto out;
 			if (key[0] == 's') {

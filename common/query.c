@@ -8,7 +8,7 @@
 /* The windows of the store that overlap the request's range. */
 typedef struct Range {
 	int64_t since_ns, until_ns;
-	size_t first, end; /* window indices [first, end) */
+	size_t first, end;   /* window indices [first, end) */
 	uint64_t elapsed_ns; /* wall time the windows in range cover */
 } Range;
 
@@ -101,8 +101,8 @@ static int select_procs(const QueryContext *ctx, const Request *req, const Range
 	return 0;
 }
 
-int query_frame_name(const Store *store, const StoreFrame *f, bool show_kernel_addresses,
-		     char *buf, size_t len)
+int query_frame_name(const Store *store, const StoreFrame *f, bool show_kernel_addresses, char *buf,
+		     size_t len)
 {
 	const char *fn = store_string(store, f->function);
 	const char *mod = store_string(store, f->module);
@@ -241,7 +241,8 @@ static int answer_top(const QueryContext *ctx, const Request *req, json_object *
 	if (total == 0) {
 		if (req->tid)
 			*ret = error_answer_new(ERROR_NOT_FOUND,
-						"No samples for thread %" PRIu32 " in range", req->tid);
+						"No samples for thread %" PRIu32 " in range",
+						req->tid);
 		else
 			*ret = error_answer_new(ERROR_NOT_FOUND, "No samples in range");
 		return *ret ? 0 : -ENOMEM;
@@ -420,10 +421,9 @@ static int answer_ps(const QueryContext *ctx, const Request *req, json_object **
 		json_add_string(o, "comm", store_string(store, p->comm));
 		json_add_double(o, "user_pct", el > 0 ? 100.0 * (double)rows[i].user_ns / el : 0, 2);
 		json_add_double(o, "sys_pct", el > 0 ? 100.0 * (double)rows[i].kernel_ns / el : 0, 2);
-		json_add_double(o, "cpu_pct",
-				el > 0 ? 100.0 * (double)(rows[i].user_ns + rows[i].kernel_ns) / el
-				       : 0,
-				2);
+		json_add_double(
+			o, "cpu_pct",
+			el > 0 ? 100.0 * (double)(rows[i].user_ns + rows[i].kernel_ns) / el : 0, 2);
 		json_add_int(o, "samples", (int64_t)(rows[i].user + rows[i].kernel));
 		json_add_int(o, "user_samples", (int64_t)rows[i].user);
 		json_add_int(o, "sys_samples", (int64_t)rows[i].kernel);

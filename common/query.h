@@ -32,5 +32,5 @@ typedef struct QueryContext {
 int query_answer(const QueryContext *ctx, const Request *req, json_object **ret);
 
 /* Displays a frame's function: its name, or "module+0xaddr" when unresolved. */
-int query_frame_name(const Store *store, const StoreFrame *f, bool show_kernel_addresses,
-		     char *buf, size_t len);
+int query_frame_name(const Store *store, const StoreFrame *f, bool show_kernel_addresses, char *buf,
+		     size_t len);

@@ -578,10 +578,8 @@ int store_window_add(Store *s, ProcId proc, uint32_t tid, StrId thread, StackId 
 		r = hash_index_insert(s->open_index, hash, idx);
 		if (r < 0)
 			return r;
-		w->entries[w->n_entries++] = (WindowEntry){ .proc = proc,
-							    .tid = tid,
-							    .stack = stack,
-							    .thread = thread };
+		w->entries[w->n_entries++] =
+			(WindowEntry){ .proc = proc, .tid = tid, .stack = stack, .thread = thread };
 		store_proc_ref(s, proc);
 		store_stack_ref(s, stack);
 		store_string_ref(s, thread);

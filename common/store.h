@@ -34,19 +34,19 @@ typedef uint32_t ProcId;
 typedef struct Store Store;
 
 enum {
-	FRAME_KERNEL = 1u << 0,	     /* kernel text (kallsyms) */
-	FRAME_INLINED = 1u << 1,     /* inlined into the frame after it (its caller) */
-	FRAME_JIT = 1u << 2,	     /* from a perf map (/tmp/perf-PID.map) */
-	FRAME_TRUNCATED = 1u << 3,   /* marker: the stack was cut off above this point */
+	FRAME_KERNEL = 1u << 0,	   /* kernel text (kallsyms) */
+	FRAME_INLINED = 1u << 1,   /* inlined into the frame after it (its caller) */
+	FRAME_JIT = 1u << 2,	   /* from a perf map (/tmp/perf-PID.map) */
+	FRAME_TRUNCATED = 1u << 3, /* marker: the stack was cut off above this point */
 	FRAME_FLAGS_ALL = (1u << 4) - 1,
 };
 
 typedef struct StoreFrame {
-	StrId function; /* 0: unresolved, shown as module+0xaddress */
-	StrId module;	/* basename of the binary, "[kernel.kallsyms]", "[module]", "[unknown]" */
-	StrId file;	/* source file, 0 if unknown */
-	uint32_t line;	/* source line, 0 if unknown */
-	uint32_t flags; /* FRAME_* */
+	StrId function;	  /* 0: unresolved, shown as module+0xaddress */
+	StrId module;	  /* basename of the binary, "[kernel.kallsyms]", "[module]", "[unknown]" */
+	StrId file;	  /* source file, 0 if unknown */
+	uint32_t line;	  /* source line, 0 if unknown */
+	uint32_t flags;	  /* FRAME_* */
 	uint64_t address; /* module-relative (ELF virtual) address, or kernel address */
 } StoreFrame;
 

@@ -116,8 +116,8 @@ static int set_log_level(Config *c, const char *v, char **err)
 	int l = log_level_from_string(v);
 
 	if (l < 0)
-		return set_error(err, -EINVAL, "must be one of err, warning, notice, info, debug, got '%s'",
-				 v);
+		return set_error(err, -EINVAL,
+				 "must be one of err, warning, notice, info, debug, got '%s'", v);
 	c->log_level = l;
 	return 0;
 }
@@ -126,10 +126,9 @@ static const struct {
 	const char *key;
 	int (*set)(Config *c, const char *value, char **ret_error);
 } keys[] = {
-	{ "socket", set_socket },	  { "state-dir", set_state_dir },
-	{ "frequency", set_frequency },	  { "window", set_window },
-	{ "retention", set_retention },	  { "max-memory", set_max_memory },
-	{ "group", set_group },		  { "log-level", set_log_level },
+	{ "socket", set_socket }, { "state-dir", set_state_dir }, { "frequency", set_frequency },
+	{ "window", set_window }, { "retention", set_retention }, { "max-memory", set_max_memory },
+	{ "group", set_group },	  { "log-level", set_log_level },
 };
 
 int config_init(Config *c)
@@ -219,8 +218,8 @@ int config_parse_text(Config *c, const char *name, const char *text, size_t len,
 			eol = end;
 		n = (size_t)(eol - p);
 		if (n > CONFIG_MAX_LINE) {
-			r = set_error(ret_error, -EINVAL, "%s:%u: line is longer than %u bytes", name,
-				      lineno + 1, CONFIG_MAX_LINE);
+			r = set_error(ret_error, -EINVAL, "%s:%u: line is longer than %u bytes",
+				      name, lineno + 1, CONFIG_MAX_LINE);
 			goto out;
 		}
 		memcpy(line, p, n);
@@ -279,8 +278,7 @@ out:
 	return r;
 }
 
-int config_parse_file(Config *c, const char *path, const char *const *skip_keys,
-		      char **ret_error)
+int config_parse_file(Config *c, const char *path, const char *const *skip_keys, char **ret_error)
 {
 	_cleanup_free_ char *text = NULL;
 	size_t len;

@@ -47,8 +47,7 @@ int config_parse_text(Config *c, const char *name, const char *text, size_t len,
 		      const char *const *skip_keys, char **ret_error);
 /* Reads and applies a file. -ENOENT only for a missing file (the caller decides if that is
  * fine); any other failure explains itself in *ret_error. */
-int config_parse_file(Config *c, const char *path, const char *const *skip_keys,
-		      char **ret_error);
+int config_parse_file(Config *c, const char *path, const char *const *skip_keys, char **ret_error);
 
 /* Checks the settings together (retention >= window). */
 int config_validate(const Config *c, char **ret_error);

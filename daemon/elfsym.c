@@ -63,10 +63,9 @@ static int builder_add(Builder *b, uint64_t addr, uint64_t size, const char *nam
 	    GREEDY_REALLOC(b->names, b->names_allocated, b->names_len + len) < 0)
 		return -ENOMEM;
 	memcpy(b->names + b->names_len, name, len);
-	b->syms[b->n++] = (Sym){ .addr = addr,
-				 .size = size,
-				 .name = (uint32_t)b->names_len,
-				 .global = global };
+	b->syms[b->n++] = (Sym){
+		.addr = addr, .size = size, .name = (uint32_t)b->names_len, .global = global
+	};
 	b->names_len += len;
 	return 0;
 }
@@ -150,8 +149,9 @@ static int read_segments(Elf *elf, ElfSym *e)
 			continue;
 		if (GREEDY_REALLOC(e->segs, allocated, e->n_segs + 1) < 0)
 			return -ENOMEM;
-		e->segs[e->n_segs++] =
-			(Segment){ .offset = ph.p_offset, .filesz = ph.p_filesz, .vaddr = ph.p_vaddr };
+		e->segs[e->n_segs++] = (Segment){ .offset = ph.p_offset,
+						  .filesz = ph.p_filesz,
+						  .vaddr = ph.p_vaddr };
 	}
 	return 0;
 }

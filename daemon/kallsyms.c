@@ -78,8 +78,9 @@ int kallsyms_parse(const char *buf, size_t len, Kallsyms **ret)
 			eol = end;
 		for (q = p; q < eol && isxdigit((unsigned char)*q) && digits < 16; q++, digits++)
 			addr = addr << 4 |
-			       (uint64_t)(isdigit((unsigned char)*q) ? *q - '0'
-								     : tolower((unsigned char)*q) - 'a' + 10);
+			       (uint64_t)(isdigit((unsigned char)*q)
+						  ? *q - '0'
+						  : tolower((unsigned char)*q) - 'a' + 10);
 		/* "addr type name[\t[module]]" */
 		if (digits == 0 || eol - q < 4 || q[0] != ' ' || q[2] != ' ')
 			goto next;
@@ -141,8 +142,7 @@ int kallsyms_load(const char *path, Kallsyms **ret)
 	return kallsyms_parse(buf, len, ret);
 }
 
-int kallsyms_lookup(const Kallsyms *k, uint64_t addr, const char **ret_name,
-		    const char **ret_module)
+int kallsyms_lookup(const Kallsyms *k, uint64_t addr, const char **ret_name, const char **ret_module)
 {
 	size_t lo = 0, hi = k->n;
 

@@ -52,8 +52,7 @@ Loop *loop_free(Loop *l)
 	return NULL;
 }
 
-int loop_add(Loop *l, int fd, uint32_t events, loop_callback_t cb, void *userdata,
-	     LoopSource **ret)
+int loop_add(Loop *l, int fd, uint32_t events, loop_callback_t cb, void *userdata, LoopSource **ret)
 {
 	LoopSource *s = calloc(1, sizeof(*s));
 	struct epoll_event ev = { .events = events };

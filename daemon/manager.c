@@ -189,8 +189,7 @@ static int answer_status(Manager *m, const Viewer *viewer, json_object **ret)
 	return 0;
 }
 
-static int on_request(void *userdata, const struct ucred *peer, const Request *req,
-		      json_object **ret)
+static int on_request(void *userdata, const struct ucred *peer, const Request *req, json_object **ret)
 {
 	Manager *m = userdata;
 	Viewer viewer = { .uid = peer->uid, .privileged = peer_privileged(m, peer) };

@@ -42,11 +42,11 @@ typedef struct Process {
 } Process;
 
 typedef struct ProcTableStats {
-	uint64_t processes;	 /* in the table now */
-	uint64_t created;	 /* incarnations seen */
-	uint64_t maps_reads;	 /* /proc/PID/maps reads */
-	uint64_t maps_errors;	 /* ... that failed (process gone, permission) */
-	uint64_t dropped;	 /* processes dropped from the table */
+	uint64_t processes;   /* in the table now */
+	uint64_t created;     /* incarnations seen */
+	uint64_t maps_reads;  /* /proc/PID/maps reads */
+	uint64_t maps_errors; /* ... that failed (process gone, permission) */
+	uint64_t dropped;     /* processes dropped from the table */
 } ProcTableStats;
 
 int proctable_new(Store *store, Symbolizer *sym, ProcTable **ret);

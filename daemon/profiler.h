@@ -26,14 +26,14 @@ typedef struct ProfilerOptions {
 } ProfilerOptions;
 
 typedef struct ProfilerStats {
-	uint64_t samples;	 /* samples received */
-	uint64_t stored;	 /* ... counted into a window */
-	uint64_t bad_records;	 /* malformed records (dropped, counted as lost) */
-	uint64_t failed;	 /* samples that could not be stored (out of memory) */
-	uint64_t lost;		 /* lost before reaching us (ring buffer full), reported */
-	uint64_t idle;		 /* idle samples, reported */
-	uint64_t truncated;	 /* stacks cut at the depth limit */
-	uint64_t stack_hits;	 /* raw stacks found in the stack cache */
+	uint64_t samples;     /* samples received */
+	uint64_t stored;      /* ... counted into a window */
+	uint64_t bad_records; /* malformed records (dropped, counted as lost) */
+	uint64_t failed;      /* samples that could not be stored (out of memory) */
+	uint64_t lost;	      /* lost before reaching us (ring buffer full), reported */
+	uint64_t idle;	      /* idle samples, reported */
+	uint64_t truncated;   /* stacks cut at the depth limit */
+	uint64_t stack_hits;  /* raw stacks found in the stack cache */
 	uint64_t windows_closed;
 	uint64_t evicted_retention;
 	uint64_t evicted_memory;

@@ -120,8 +120,7 @@ static size_t ringbuf_size(const SamplerOptions *opts, unsigned n_cpus)
 	return size;
 }
 
-int sampler_new(const SamplerOptions *opts, sampler_handler_t handler, void *userdata,
-		Sampler **ret)
+int sampler_new(const SamplerOptions *opts, sampler_handler_t handler, void *userdata, Sampler **ret)
 {
 	_cleanup_(sampler_freep) Sampler *s = NULL;
 	_cleanup_free_ bool *online = NULL;
@@ -183,11 +182,12 @@ int sampler_new(const SamplerOptions *opts, sampler_handler_t handler, void *use
 			if (r == -ENODEV) /* went offline meanwhile */
 				continue;
 			if (r == -EINVAL)
-				return log_error_errno(r,
-						       "Failed to open a cpu-clock event at %u Hz on "
-						       "CPU %u: %m (is kernel.perf_event_max_sample_rate "
-						       "lower?)",
-						       opts->frequency, cpu);
+				return log_error_errno(
+					r,
+					"Failed to open a cpu-clock event at %u Hz on "
+					"CPU %u: %m (is kernel.perf_event_max_sample_rate "
+					"lower?)",
+					opts->frequency, cpu);
 			return log_error_errno(r, "Failed to open a cpu-clock event on CPU %u: %m",
 					       cpu);
 		}

@@ -22,8 +22,7 @@ typedef struct SamplerOptions {
 	size_t ringbuf_bytes; /* power of two, multiple of the page size; 0: derived */
 } SamplerOptions;
 
-int sampler_new(const SamplerOptions *opts, sampler_handler_t handler, void *userdata,
-		Sampler **ret);
+int sampler_new(const SamplerOptions *opts, sampler_handler_t handler, void *userdata, Sampler **ret);
 Sampler *sampler_free(Sampler *s);
 
 /* Consumes every sample in the ring buffer: the count, or a negative errno. */

@@ -249,8 +249,10 @@ static int on_accept(LoopSource *src, int fd, uint32_t events, void *userdata)
 		if (cfd < 0) {
 			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
 				return 0;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				log_warning_errno(negative_errno(), "Failed to accept a client: %m");
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				log_warning_errno(negative_errno(),
+						  "Failed to accept a client: %m");
 				return 0;
 			}
 			return log_error_errno(negative_errno(), "Failed to accept a client: %m");

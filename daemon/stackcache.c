@@ -47,8 +47,8 @@ StackCache *stack_cache_free(StackCache *c)
 	return NULL;
 }
 
-StackKey128 stack_cache_key(uint32_t pid, uint64_t start_ns, uint32_t generation, uint32_t kernel_len,
-			    const void *addrs, size_t n)
+StackKey128 stack_cache_key(uint32_t pid, uint64_t start_ns, uint32_t generation,
+			    uint32_t kernel_len, const void *addrs, size_t n)
 {
 	const uint64_t head[3] = { (uint64_t)pid << 32 | generation, start_ns, kernel_len };
 	/* The incarnation seeds the hash of the addresses. */

@@ -23,8 +23,8 @@ typedef struct StackKey128 {
 int stack_cache_new(Store *store, size_t max_entries, StackCache **ret);
 StackCache *stack_cache_free(StackCache *c);
 
-StackKey128 stack_cache_key(uint32_t pid, uint64_t start_ns, uint32_t generation, uint32_t kernel_len,
-			    const void *addrs, size_t n);
+StackKey128 stack_cache_key(uint32_t pid, uint64_t start_ns, uint32_t generation,
+			    uint32_t kernel_len, const void *addrs, size_t n);
 /* 0 and the stack (borrowed: valid while cached), or -ENOENT. */
 int stack_cache_get(StackCache *c, StackKey128 key, StackId *ret);
 /* Caches key -> stack, taking over the caller's reference on stack. */

@@ -689,7 +689,8 @@ size_t symbolizer_memory(const Symbolizer *s)
 		   s->allocated_binaries * sizeof(Binary *);
 
 	for (size_t i = 0; i < s->n_binaries; i++)
-		m += sizeof(Binary) + (s->binaries[i]->syms ? elfsym_memory(s->binaries[i]->syms) : 0);
+		m += sizeof(Binary) +
+		     (s->binaries[i]->syms ? elfsym_memory(s->binaries[i]->syms) : 0);
 	if (s->vdso)
 		m += sizeof(Binary) + (s->vdso->syms ? elfsym_memory(s->vdso->syms) : 0);
 	if (s->kallsyms)

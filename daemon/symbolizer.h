@@ -31,13 +31,13 @@ typedef struct Binary Binary;
 #define SYMBOLIZER_MAX_INLINE 16
 
 typedef struct SymbolizerStats {
-	uint64_t binaries;	  /* binaries cached */
-	uint64_t binary_errors;	  /* binaries that could not be read */
-	uint64_t lookups;	  /* address lookups */
-	uint64_t cache_hits;	  /* ... answered from the per-binary cache */
-	uint64_t unresolved;	  /* ... that gave module+offset frames */
-	uint64_t kernel_symbols;  /* symbols in the kallsyms table */
-	uint64_t cache_flushes;	  /* address caches dropped to stay within the budget */
+	uint64_t binaries;	 /* binaries cached */
+	uint64_t binary_errors;	 /* binaries that could not be read */
+	uint64_t lookups;	 /* address lookups */
+	uint64_t cache_hits;	 /* ... answered from the per-binary cache */
+	uint64_t unresolved;	 /* ... that gave module+offset frames */
+	uint64_t kernel_symbols; /* symbols in the kallsyms table */
+	uint64_t cache_flushes;	 /* address caches dropped to stay within the budget */
 } SymbolizerStats;
 
 int symbolizer_new(Store *store, Symbolizer **ret);

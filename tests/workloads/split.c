@@ -173,7 +173,8 @@ int main(int argc, char *argv[])
 			threads = (unsigned)atoi(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: split [--seconds S] [--a PCT] [--sys PCT] [--threads N]\n");
+			fprintf(stderr,
+				"usage: split [--seconds S] [--a PCT] [--sys PCT] [--threads N]\n");
 			return 2;
 		}
 	}
