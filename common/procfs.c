@@ -139,6 +139,21 @@ int procfs_parse_maps(const char *buf, size_t len, ProcMap **ret, size_t *ret_n,
 	ProcMap *maps = NULL;
 	size_t n = 0, allocated = 0, bad = 0;
 	const char *p = buf, *end = buf + len;
+	_cleanup_free_ char *copy = NULL;
+
+	/*
+	 * The line parser stops at the newline; a last line without one would let it read past
+	 * len. Give such a buffer its newline in a copy (/proc files always end with one).
+	 */
+	if (len > 0 && buf[len - 1] != '\n') {
+		copy = malloc(len + 1);
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, buf, len);
+		copy[len] = '\n';
+		p = copy;
+		end = copy + len + 1;
+	}
 
 	while (p < end) {
 		const char *eol = memchr(p, '\n', (size_t)(end - p));

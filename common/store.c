@@ -614,7 +614,9 @@ int store_window_close(Store *s)
 
 	if (!w)
 		return -ENOENT;
-	qsort(w->entries, w->n_entries, sizeof(WindowEntry), entry_cmp);
+	/* An empty window has no entries array: qsort(NULL, 0, ...) is undefined. */
+	if (w->n_entries > 1)
+		qsort(w->entries, w->n_entries, sizeof(WindowEntry), entry_cmp);
 	/* Give back the growth slack: closed windows never change again. */
 	if (w->n_entries > 0 && w->allocated > w->n_entries) {
 		WindowEntry *e = realloc(w->entries, w->n_entries * sizeof(WindowEntry));

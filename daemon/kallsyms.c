@@ -125,7 +125,9 @@ int kallsyms_parse(const char *buf, size_t len, Kallsyms **ret)
 	}
 	if (k->n > 0 && nonzero == 0)
 		return -EPERM; /* kptr_restrict hides the addresses */
-	qsort(k->syms, k->n, sizeof(KSym), ksym_cmp);
+	/* No text symbols leaves syms NULL: qsort(NULL, 0, ...) is undefined. */
+	if (k->n > 1)
+		qsort(k->syms, k->n, sizeof(KSym), ksym_cmp);
 	*ret = TAKE_PTR(k);
 	return 0;
 }

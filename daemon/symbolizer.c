@@ -59,8 +59,9 @@ struct Symbolizer {
 	int kallsyms_error;
 	uint64_t kallsyms_loaded_ns;
 	AddrCache kernel_cache;
-	StrId unknown_module; /* "[unknown]" */
-	StrId anon_module;    /* "[anon]" */
+	bool kernel_cache_stale; /* kallsyms was reloaded: drop the cache at the next trim */
+	StrId unknown_module;	 /* "[unknown]" */
+	StrId anon_module;	 /* "[anon]" */
 	AddrCache unknown_cache;
 
 	FrameId *markers; /* marker frames held */
@@ -541,8 +542,13 @@ static void kallsyms_maybe_load(Symbolizer *s, bool retry)
 	kallsyms_free(s->kallsyms);
 	s->kallsyms = k;
 	s->stats.kernel_symbols = kallsyms_count(k);
-	/* Cached unresolved kernel frames may resolve now. */
-	addr_cache_clear(s, &s->kernel_cache);
+	/*
+	 * Cached unresolved kernel frames may resolve now, but the frames handed out since the
+	 * last trim (earlier frames of the stack being symbolized) must stay valid: the cache goes
+	 * at the next symbolizer_trim().
+	 */
+	if (s->kernel_cache.n_entries > 0)
+		s->kernel_cache_stale = true;
 }
 
 int symbolizer_kernel_frames(Symbolizer *s, uint64_t addr, bool return_address, FrameId *out,
@@ -648,6 +654,10 @@ void symbolizer_trim(Symbolizer *s)
 {
 	size_t unused = 0, keep = 0;
 
+	if (s->kernel_cache_stale) {
+		addr_cache_clear(s, &s->kernel_cache);
+		s->kernel_cache_stale = false;
+	}
 	if (caches_memory(s) > s->cache_budget) {
 		/* Whole caches go: simple, and what is hot refills within one window. */
 		addr_cache_clear(s, &s->kernel_cache);
