@@ -12,17 +12,38 @@
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
 struct mm_struct {
-	unsigned long start_stack;
+	unsigned long arg_start;
+	unsigned long arg_end;
+};
+
+struct sched_entity {
+	__u64 sum_exec_runtime;
+};
+
+struct signal_struct {
+	__u64 utime;
+	__u64 stime;
+	__u64 cutime;
+	__u64 cstime;
+	unsigned long long sum_sched_runtime;
 };
 
 struct task_struct {
 	int pid;
 	int tgid;
+	int exit_code;
 	struct task_struct *group_leader;
+	struct task_struct *real_parent;
 	struct mm_struct *mm;
+	struct signal_struct *signal;
+	struct sched_entity se;
+	__u64 utime;
+	__u64 stime;
 	__u64 start_boottime;
 	char comm[16];
 };
+
+struct linux_binprm;
 
 #pragma clang attribute pop
 

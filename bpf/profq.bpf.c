@@ -10,6 +10,7 @@
 #include <linux/ptrace.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 
 #include "kernel_types.h"
 #include "profq.h"
@@ -27,6 +28,11 @@ struct {
 	__type(key, __u32);
 	__type(value, struct profq_counters);
 } counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 << 10);
+} events SEC(".maps");
 
 /* A sample is too big for the 512-byte BPF stack: build it here, then copy it out. */
 struct {
@@ -102,5 +108,99 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 		return 0;
 	if (bpf_ringbuf_output(&samples, s, size, BPF_RB_NO_WAKEUP) < 0)
 		c->lost_ringbuf++;
+	return 0;
+}
+
+static struct profq_event *event_reserve(struct profq_counters **ret_c)
+{
+	__u32 zero = 0;
+	struct profq_counters *c = bpf_map_lookup_elem(&counters, &zero);
+	struct profq_event *e;
+
+	*ret_c = c;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e && c)
+		c->lost_events++;
+	return e;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(profq_exec, struct task_struct *task, int old_pid, struct linux_binprm *bprm)
+{
+	struct profq_counters *c;
+	struct profq_event *e;
+	unsigned long start, end;
+	__u32 len;
+
+	e = event_reserve(&c);
+	if (!e)
+		return 0;
+	e->type = PROFQ_EVENT_EXEC;
+	e->pid = BPF_CORE_READ(task, tgid);
+	e->time_ns = bpf_ktime_get_boot_ns();
+	e->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->exit_code = 0;
+	e->utime_ns = e->stime_ns = e->rtime_ns = e->cutime_ns = e->cstime_ns = 0;
+	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
+	/* The new image's argv: fresh on its stack, so resident. */
+	start = BPF_CORE_READ(task, mm, arg_start);
+	end = BPF_CORE_READ(task, mm, arg_end);
+	len = end > start ? (__u32)(end - start) : 0;
+	if (len > PROFQ_ARGS_LEN - 1)
+		len = PROFQ_ARGS_LEN - 1;
+	/* For the verifier, which loses the bound above in a 64-bit copy of len: the barrier
+	 * keeps clang from folding the mask away, and the read uses the masked register. */
+	barrier_var(len);
+	len &= PROFQ_ARGS_LEN - 1;
+	if (len == 0 || bpf_probe_read_user(e->args, len, (const void *)start) < 0)
+		len = 0;
+	e->args_len = len;
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(profq_exit, struct task_struct *task, _Bool group_dead)
+{
+	struct task_struct *leader;
+	struct signal_struct *sig;
+	struct profq_counters *c;
+	struct profq_event *e;
+
+	/* Only the last thread: then the group's accounting is complete. */
+	if (!group_dead)
+		return 0;
+	e = event_reserve(&c);
+	if (!e)
+		return 0;
+	sig = BPF_CORE_READ(task, signal);
+	leader = BPF_CORE_READ(task, group_leader);
+	e->type = PROFQ_EVENT_EXIT;
+	e->pid = BPF_CORE_READ(task, tgid);
+	e->time_ns = bpf_ktime_get_boot_ns();
+	e->start_ns = BPF_CORE_READ(leader, start_boottime);
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->exit_code = (__u32)BPF_CORE_READ(task, exit_code);
+	e->args_len = 0;
+	/*
+	 * As thread_group_cputime(): threads already reaped are summed in signal; this (last)
+	 * thread and a leader that exited first (a zombie until the group dies) are not yet.
+	 */
+	e->utime_ns = BPF_CORE_READ(sig, utime) + BPF_CORE_READ(task, utime);
+	e->stime_ns = BPF_CORE_READ(sig, stime) + BPF_CORE_READ(task, stime);
+	e->rtime_ns = BPF_CORE_READ(sig, sum_sched_runtime) +
+		      BPF_CORE_READ(task, se.sum_exec_runtime);
+	if (leader != task) {
+		e->utime_ns += BPF_CORE_READ(leader, utime);
+		e->stime_ns += BPF_CORE_READ(leader, stime);
+		e->rtime_ns += BPF_CORE_READ(leader, se.sum_exec_runtime);
+	}
+	e->cutime_ns = BPF_CORE_READ(sig, cutime);
+	e->cstime_ns = BPF_CORE_READ(sig, cstime);
+	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	return 0;
 }

@@ -45,6 +45,34 @@ struct profq_sample {
 
 #define PROFQ_SAMPLE_HDR_SIZE 80
 
+#define PROFQ_EVENT_EXEC 1 /* the process exec'd: a new image and command line */
+#define PROFQ_EVENT_EXIT 2 /* the last thread of the process exited */
+#define PROFQ_ARGS_LEN 512
+
+/*
+ * Process lifecycle, from tp_btf/sched_process_exec and tp_btf/sched_process_exit, through their
+ * own ring buffer. At exit the times are the kernel's raw per-task accounting summed over the
+ * thread group the way thread_group_cputime() does; userspace scales user/sys to rtime as
+ * cputime_adjust() does, which is what wait4() and /proc report.
+ */
+struct profq_event {
+	__u32 type; /* PROFQ_EVENT_* */
+	__u32 pid;  /* tgid */
+	__u64 time_ns;	/* CLOCK_BOOTTIME */
+	__u64 start_ns; /* the group leader's start_boottime */
+	__u32 ppid;
+	__u32 uid;
+	__u32 exit_code;       /* EXIT: wait status as wait4() reports it */
+	__u32 args_len;	       /* EXEC: bytes of args */
+	__u64 utime_ns;	       /* EXIT: user time of the thread group (raw) */
+	__u64 stime_ns;	       /* EXIT: system time (raw) */
+	__u64 rtime_ns;	       /* EXIT: scheduler runtime: user + system, precise */
+	__u64 cutime_ns;       /* EXIT: user time of waited-for children (adjusted) */
+	__u64 cstime_ns;       /* EXIT: system time of waited-for children (adjusted) */
+	char comm[PROFQ_COMM_LEN];
+	char args[PROFQ_ARGS_LEN]; /* EXEC: argv, NUL-separated, possibly cut */
+};
+
 /* Per-CPU counters; userspace sums over CPUs. */
 struct profq_counters {
 	__u64 samples;	     /* every sample the program ran for, idle included */
@@ -52,6 +80,7 @@ struct profq_counters {
 	__u64 lost_ringbuf;  /* ring buffer full: sample dropped */
 	__u64 kstack_errors; /* kernel stack could not be read (sample still sent) */
 	__u64 ustack_errors; /* user stack could not be read (sample still sent) */
+	__u64 lost_events;   /* event ring buffer full: exec/exit event dropped */
 };
 
 #ifndef __bpf__
@@ -60,7 +89,8 @@ _Static_assert(offsetof(struct profq_sample, addrs) == PROFQ_SAMPLE_HDR_SIZE,
 	       "profq_sample header layout");
 _Static_assert(sizeof(struct profq_sample) == PROFQ_SAMPLE_HDR_SIZE + 2 * PROFQ_MAX_FRAMES * 8,
 	       "profq_sample size");
-_Static_assert(sizeof(struct profq_counters) == 40, "profq_counters size");
+_Static_assert(sizeof(struct profq_counters) == 48, "profq_counters size");
+_Static_assert(sizeof(struct profq_event) == 608, "profq_event size");
 #endif
 
 #endif

@@ -57,10 +57,15 @@ enum {
 	OPT_PID,
 	OPT_SORT,
 	OPT_ONCE,
+	OPT_TID,
+	OPT_START,
+	OPT_CHILDREN,
+	OPT_THREADS,
 };
 
 /*
- * Applies one of the shared options (--json, --pid, --since, --until, -n) to ctx and req.
+ * Applies one of the shared options (--json, --pid, --tid, --start, --children, --since,
+ * --until, -n) to ctx and req.
  * Returns 1 if opt was one of them, 0 if not, -1 after reporting a bad value (exit 2).
  */
 int cli_common_option(const char *command, int opt, const char *arg, CliContext *ctx, Request *req);
@@ -73,3 +78,4 @@ int cli_terminal_rows(void);
 int cmd_status(CliContext *ctx, int argc, char **argv);
 int cmd_ps(CliContext *ctx, int argc, char **argv);
 int cmd_top(CliContext *ctx, int argc, char **argv);
+int cmd_time(CliContext *ctx, int argc, char **argv);

@@ -112,6 +112,9 @@ int cmd_top(CliContext *ctx, int argc, char **argv)
 		{ "since", required_argument, NULL, OPT_SINCE },
 		{ "until", required_argument, NULL, OPT_UNTIL },
 		{ "pid", required_argument, NULL, OPT_PID },
+		{ "tid", required_argument, NULL, OPT_TID },
+		{ "start", required_argument, NULL, OPT_START },
+		{ "children", no_argument, NULL, OPT_CHILDREN },
 		{ "sort", required_argument, NULL, OPT_SORT },
 		{ "once", no_argument, NULL, OPT_ONCE },
 		{ "delay", required_argument, NULL, 'd' },
@@ -128,18 +131,18 @@ int cmd_top(CliContext *ctx, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "hn:d:", options, NULL)) >= 0) {
 		switch (c) {
 		case 'h':
-			printf("Usage: profq top [--pid N] [-n N] [--sort self|total] [--since "
-			       "DUR]\n"
+			printf("Usage: profq top [--pid N [--tid T] [--start TIME] [--children]]\n"
+			       "                 [-n N] [--sort self|total] [--since DUR]\n"
 			       "                 [--until DUR] [--once] [-d SECS] [--json]\n"
 			       "\n"
-			       "Hotspot functions: SELF%% (samples in the function itself) and "
-			       "TOTAL%% (samples\n"
-			       "with the function anywhere on the stack), of the process's samples "
-			       "(or all samples\n"
-			       "without --pid). On a terminal, without --since, --json or --once, "
-			       "a "
-			       "live view\n"
-			       "over the last window, refreshed every -d seconds (default 2).\n");
+			       "Hotspot functions: SELF%% (samples in the function itself) and\n"
+			       "TOTAL%% (samples with the function anywhere on the stack), of the\n"
+			       "process's samples (of all samples without --pid).\n"
+			       "On a terminal, without --since, --json or --once: a live\n"
+			       "view over the last window, refreshed every -d seconds (2).\n"
+			       "--tid: one thread. --start: another incarnation of the pid\n"
+			       "(a start time from 'profq ps'). --children: the pid and its\n"
+			       "descendants.\n");
 			return EXIT_OK;
 		case OPT_SORT:
 			if (sort_key_from_string(optarg) < 0)

@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 
 #include "cli.h"
 #include "json-util.h"
@@ -198,6 +199,42 @@ int cli_usage_error(const char *command, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+/* "1732230000.123" (epoch seconds) or "HH:MM[:SS]" of today, local time. */
+static int parse_start_time(const char *s, int64_t *ret)
+{
+	unsigned h, m, sec = 0;
+	struct tm tm;
+	time_t now;
+	char *end;
+	double v;
+	int n = 0;
+
+	if (sscanf(s, "%2u:%2u%n", &h, &m, &n) == 2 && (s[n] == '\0' || s[n] == ':')) {
+		if (s[n] == ':') {
+			int k = 0;
+
+			if (sscanf(s + n + 1, "%2u%n", &sec, &k) != 1 || s[n + 1 + k] != '\0')
+				return -EINVAL;
+		}
+		if (h > 23 || m > 59 || sec > 60)
+			return -EINVAL;
+		now = time(NULL);
+		localtime_r(&now, &tm);
+		tm.tm_hour = (int)h;
+		tm.tm_min = (int)m;
+		tm.tm_sec = (int)sec;
+		tm.tm_isdst = -1;
+		*ret = (int64_t)mktime(&tm) * (int64_t)NSEC_PER_SEC;
+		return 0;
+	}
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !(v > 0 && v < 7258118400.0))
+		return -EINVAL;
+	*ret = (int64_t)(v * (double)NSEC_PER_SEC);
+	return 0;
+}
+
 int cli_common_option(const char *command, int opt, const char *arg, CliContext *ctx, Request *req)
 {
 	uint64_t ns;
@@ -228,6 +265,26 @@ int cli_common_option(const char *command, int opt, const char *arg, CliContext 
 			req->until_ns = ns;
 			req->has_until = true;
 		}
+		return 1;
+	case OPT_TID:
+		if (parse_pid(arg, &v) < 0) {
+			cli_usage_error(command, "--tid: '%s' is not a thread id", arg);
+			return -1;
+		}
+		req->tid = v;
+		return 1;
+	case OPT_START:
+		if (parse_start_time(arg, &req->start_ns) < 0) {
+			cli_usage_error(
+				command,
+				"--start: '%s' is not a start time (seconds since the epoch "
+				"as ps --json shows, or HH:MM:SS of today)",
+				arg);
+			return -1;
+		}
+		return 1;
+	case OPT_CHILDREN:
+		req->children = true;
 		return 1;
 	case 'n':
 		if (parse_uint32(arg, 1, REQUEST_LIMIT_MAX, &v) < 0) {

@@ -8,6 +8,8 @@ static const CliCommand commands[] = {
 	{ "status", cmd_status, "", "Daemon health: uptime, samples taken and lost, memory" },
 	{ "ps", cmd_ps, "[--since DUR] [--until DUR]", "Processes by CPU in the range" },
 	{ "top", cmd_top, "[--pid N] [-n N] [--sort self|total]", "Hotspot functions" },
+	{ "time", cmd_time, "--pid N [--start TIME] [--children]",
+	  "real, user, sys and cpu% like time(1), and the sampled estimate" },
 };
 
 static void help(void)

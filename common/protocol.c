@@ -8,6 +8,7 @@ static const char *const command_names[_COMMAND_MAX] = {
 	[COMMAND_STATUS] = "status",
 	[COMMAND_PS] = "ps",
 	[COMMAND_TOP] = "top",
+	[COMMAND_TIME] = "time",
 };
 
 static const char *const sort_names[_SORT_MAX] = {
@@ -184,10 +185,37 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 				req.until_ns = u;
 				req.has_until = true;
 			}
+		} else if (streq(key, "start_ns")) {
+			/* From 1970 to 2200. */
+			r = get_uint(val, key, 0, 7258118400ULL * NSEC_PER_SEC, &u, ret_error);
+			if (r < 0)
+				goto out;
+			req.start_ns = (int64_t)u;
+		} else if (streq(key, "children") || streq(key, "threads")) {
+			if (!json_object_is_type(val, json_type_boolean)) {
+				r = fail(ret_error, "Field '%s' must be true or false", key);
+				goto out;
+			}
+			if (key[0] == 'c')
+				req.children = json_object_get_boolean(val);
+			else
+				req.threads = json_object_get_boolean(val);
 		} else {
 			r = fail(ret_error, "Unknown field '%.64s'", key);
 			goto out;
 		}
+	}
+	if (req.command == COMMAND_TIME && !req.pid) {
+		r = fail(ret_error, "Command 'time' needs a pid");
+		goto out;
+	}
+	if (req.threads && !req.pid) {
+		r = fail(ret_error, "Field 'threads' needs a pid");
+		goto out;
+	}
+	if (req.start_ns && !req.pid) {
+		r = fail(ret_error, "Field 'start_ns' needs a pid");
+		goto out;
 	}
 	if (req.has_since && req.has_until && req.until_ns > req.since_ns) {
 		r = fail(ret_error, "The range ends before it starts (until is older than since)");
@@ -220,6 +248,12 @@ int request_to_json(const Request *req, json_object **ret)
 		json_object_object_add(o, "since_ns", json_object_new_int64((int64_t)req->since_ns));
 	if (req->has_until)
 		json_object_object_add(o, "until_ns", json_object_new_int64((int64_t)req->until_ns));
+	if (req->start_ns)
+		json_object_object_add(o, "start_ns", json_object_new_int64(req->start_ns));
+	if (req->children)
+		json_object_object_add(o, "children", json_object_new_boolean(true));
+	if (req->threads)
+		json_object_object_add(o, "threads", json_object_new_boolean(true));
 	*ret = o;
 	return 0;
 }

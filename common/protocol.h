@@ -19,6 +19,7 @@ typedef enum Command {
 	COMMAND_STATUS,
 	COMMAND_PS,
 	COMMAND_TOP,
+	COMMAND_TIME,
 	_COMMAND_MAX,
 	_COMMAND_INVALID = -EINVAL,
 } Command;
@@ -53,6 +54,10 @@ typedef struct Request {
 	bool has_until;
 	uint64_t since_ns;
 	uint64_t until_ns;
+	/* The incarnation of pid that started at this realtime (within a second); 0: newest. */
+	int64_t start_ns;
+	bool children; /* include the descendants of pid */
+	bool threads;  /* ps: one row per thread of pid */
 } Request;
 
 const char *command_to_string(Command c);

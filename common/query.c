@@ -47,58 +47,187 @@ static bool proc_visible(const QueryContext *ctx, const StoreProc *p)
 	return ctx->viewer.privileged || p->uid == ctx->viewer.uid;
 }
 
+/* Processes with samples in the range, as a map indexed by ProcId. */
+static uint8_t *procs_in_range(const QueryContext *ctx, const Range *range)
+{
+	uint8_t *in = calloc(store_proc_id_limit(ctx->store), 1);
+
+	if (!in)
+		return NULL;
+	for (size_t i = range->first; i < range->end; i++) {
+		const Window *w = store_window(ctx->store, i);
+
+		for (size_t j = 0; j < w->n_entries; j++)
+			in[w->entries[j].proc] = 1;
+	}
+	return in;
+}
+
+typedef struct ProcRef {
+	uint32_t pid;
+	int64_t start_ns;
+	ProcId id;
+} ProcRef;
+
+static int procref_cmp(const void *a, const void *b)
+{
+	const ProcRef *x = a, *y = b;
+
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	if (x->start_ns != y->start_ns)
+		return x->start_ns < y->start_ns ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* The process a parent pid meant for child c: the newest incarnation started before c. */
+static ProcId parent_of(const Store *store, const ProcRef *refs, size_t n, ProcId c)
+{
+	const StoreProc *p = store_proc(store, c);
+	size_t lo = 0, hi = n;
+
+	if (!p || p->ppid == 0 || p->ppid == p->pid)
+		return 0;
+	/* First ref past (ppid, start). */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (refs[mid].pid < p->ppid ||
+		    (refs[mid].pid == p->ppid && refs[mid].start_ns <= p->start_ns))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0 || refs[lo - 1].pid != p->ppid)
+		return 0;
+	return refs[lo - 1].id;
+}
+
+/* Marks in sel every process descended from root (root excluded) that passes filter. */
+static int mark_descendants(const QueryContext *ctx, ProcId root, const uint8_t *filter, uint8_t *sel)
+{
+	const Store *store = ctx->store;
+	size_t limit = store_proc_id_limit(store), n = 0;
+	_cleanup_free_ ProcRef *refs = calloc(limit, sizeof(ProcRef));
+	/* 0 unknown, 1 descendant, 2 not. */
+	_cleanup_free_ uint8_t *state = calloc(limit, 1);
+	_cleanup_free_ ProcId *chain = calloc(limit, sizeof(ProcId));
+
+	if (!refs || !state || !chain)
+		return -ENOMEM;
+	for (ProcId id = 1; id < limit; id++) {
+		const StoreProc *p = store_proc(store, id);
+
+		if (p)
+			refs[n++] = (ProcRef){ .pid = p->pid, .start_ns = p->start_ns, .id = id };
+	}
+	qsort(refs, n, sizeof(ProcRef), procref_cmp);
+	state[root] = 1;
+	for (size_t i = 0; i < n; i++) {
+		size_t depth = 0;
+		ProcId cur = refs[i].id;
+		uint8_t verdict = 2;
+
+		/* Walk up until an answer; the chain learns it. Pid cycles cannot loop: each step
+		 * goes to an older start, and the depth is bounded by the table anyway. */
+		while (cur && state[cur] == 0 && depth < limit) {
+			chain[depth++] = cur;
+			cur = parent_of(store, refs, n, cur);
+		}
+		if (cur && state[cur] == 1)
+			verdict = 1;
+		for (size_t j = 0; j < depth; j++)
+			state[chain[j]] = verdict;
+	}
+	for (ProcId id = 1; id < limit; id++)
+		if (id != root && state[id] == 1 && (!filter || filter[id]) &&
+		    proc_visible(ctx, store_proc(store, id)))
+			sel[id] = 1;
+	return 0;
+}
+
 /*
- * Selects the processes a request covers, as a map indexed by ProcId. With a pid: the newest
- * incarnation of that pid with samples in range. On failure *ret_error holds the answer.
+ * Selects the processes a request covers, as a map indexed by ProcId. With a pid: one
+ * incarnation of it (the one started at req->start_ns, else the newest), among those with
+ * samples in range when in_range is given, plus its descendants with req->children. Without:
+ * every visible process in in_range. On failure *ret_error holds the answer.
  */
-static int select_procs(const QueryContext *ctx, const Request *req, const Range *range,
+static int select_procs(const QueryContext *ctx, const Request *req, const uint8_t *in_range,
 			uint8_t **ret_sel, ProcId *ret_proc, json_object **ret_error)
 {
 	size_t limit = store_proc_id_limit(ctx->store);
 	_cleanup_free_ uint8_t *sel = calloc(limit, 1);
+	int64_t best_delta = INT64_MAX;
 	ProcId best = 0;
+	int r;
 
 	if (!sel)
 		return -ENOMEM;
 	*ret_proc = 0;
 	*ret_error = NULL;
-	for (size_t i = range->first; i < range->end; i++) {
-		const Window *w = store_window(ctx->store, i);
-
-		for (size_t j = 0; j < w->n_entries; j++) {
-			ProcId id = w->entries[j].proc;
-			const StoreProc *p;
-
-			if (sel[id])
-				continue;
-			p = store_proc(ctx->store, id);
-			if (req->pid) {
-				if (p->pid != req->pid)
-					continue;
-				if (!best || p->start_ns > store_proc(ctx->store, best)->start_ns)
-					best = id;
-			} else if (proc_visible(ctx, p)) {
+	if (!req->pid) {
+		for (ProcId id = 1; id < limit; id++)
+			if (in_range && in_range[id] && proc_visible(ctx, store_proc(ctx->store, id)))
 				sel[id] = 1;
-			}
+		*ret_sel = TAKE_PTR(sel);
+		return 0;
+	}
+	for (ProcId id = 1; id < limit; id++) {
+		const StoreProc *p = store_proc(ctx->store, id);
+		int64_t delta;
+
+		if (!p || p->pid != req->pid || (in_range && !in_range[id]))
+			continue;
+		if (req->start_ns) {
+			delta = p->start_ns > req->start_ns ? p->start_ns - req->start_ns
+							    : req->start_ns - p->start_ns;
+			if (delta > (int64_t)NSEC_PER_SEC || delta >= best_delta)
+				continue;
+			best_delta = delta;
+			best = id;
+		} else if (!best || p->start_ns > store_proc(ctx->store, best)->start_ns) {
+			best = id;
 		}
 	}
-	if (req->pid) {
-		if (!best) {
+	if (!best) {
+		if (req->start_ns)
+			*ret_error = error_answer_new(
+				ERROR_NOT_FOUND, "No process %" PRIu32 " started at that time%s",
+				req->pid, in_range ? " has samples in range" : "");
+		else if (in_range)
 			*ret_error = error_answer_new(ERROR_NOT_FOUND,
 						      "No samples for pid %" PRIu32 " in range",
 						      req->pid);
-			return *ret_error ? 0 : -ENOMEM;
-		}
-		if (!proc_visible(ctx, store_proc(ctx->store, best))) {
-			*ret_error = error_answer_new(
-				ERROR_DENIED, "Permission denied for pid %" PRIu32, req->pid);
-			return *ret_error ? 0 : -ENOMEM;
-		}
-		sel[best] = 1;
-		*ret_proc = best;
+		else
+			*ret_error = error_answer_new(ERROR_NOT_FOUND,
+						      "No process %" PRIu32 " is known", req->pid);
+		return *ret_error ? 0 : -ENOMEM;
 	}
+	if (!proc_visible(ctx, store_proc(ctx->store, best))) {
+		*ret_error = error_answer_new(ERROR_DENIED, "Permission denied for pid %" PRIu32,
+					      req->pid);
+		return *ret_error ? 0 : -ENOMEM;
+	}
+	sel[best] = 1;
+	if (req->children) {
+		r = mark_descendants(ctx, best, in_range, sel);
+		if (r < 0)
+			return r;
+	}
+	*ret_proc = best;
 	*ret_sel = TAKE_PTR(sel);
 	return 0;
+}
+
+/* Selection for a query over samples in a range: selects among processes with samples there. */
+static int select_in_range(const QueryContext *ctx, const Request *req, const Range *range,
+			   uint8_t **ret_sel, ProcId *ret_proc, json_object **ret_error)
+{
+	_cleanup_free_ uint8_t *in = procs_in_range(ctx, range);
+
+	if (!in)
+		return -ENOMEM;
+	return select_procs(ctx, req, in, ret_sel, ret_proc, ret_error);
 }
 
 int query_frame_name(const Store *store, const StoreFrame *f, bool show_kernel_addresses, char *buf,
@@ -229,7 +358,7 @@ static int answer_top(const QueryContext *ctx, const Request *req, json_object *
 	int r;
 
 	range_compute(ctx, req, &range);
-	r = select_procs(ctx, req, &range, &sel, &proc, &error);
+	r = select_in_range(ctx, req, &range, &sel, &proc, &error);
 	if (r < 0 || error) {
 		*ret = error;
 		return r;
@@ -344,10 +473,18 @@ out:
 /* ---- ps ---- */
 
 typedef struct PsRow {
+	uint64_t key; /* proc, or proc << 32 | tid in threads mode */
 	ProcId proc;
+	uint32_t tid;		     /* threads mode */
+	StrId thread;		     /* threads mode: the latest thread name */
 	uint64_t user, kernel;	     /* samples */
 	uint64_t user_ns, kernel_ns; /* samples x period */
 } PsRow;
+
+static bool ps_row_eq(uint32_t idx, const void *key, void *userdata)
+{
+	return ((const PsRow *)userdata)[idx].key == *(const uint64_t *)key;
+}
 
 static int cmp_ps(const void *a, const void *b)
 {
@@ -356,51 +493,110 @@ static int cmp_ps(const void *a, const void *b)
 
 	if (cx != cy)
 		return cx > cy ? -1 : 1;
-	return x->proc < y->proc ? -1 : x->proc > y->proc;
+	if (x->proc != y->proc)
+		return x->proc < y->proc ? -1 : 1;
+	return x->tid < y->tid ? -1 : x->tid > y->tid;
 }
 
-static int answer_ps(const QueryContext *ctx, const Request *req, json_object **ret)
+static void add_pcts(json_object *o, const PsRow *row, uint64_t elapsed_ns)
+{
+	double el = (double)elapsed_ns;
+
+	json_add_double(o, "user_pct", el > 0 ? 100.0 * (double)row->user_ns / el : 0, 2);
+	json_add_double(o, "sys_pct", el > 0 ? 100.0 * (double)row->kernel_ns / el : 0, 2);
+	json_add_double(o, "cpu_pct",
+			el > 0 ? 100.0 * (double)(row->user_ns + row->kernel_ns) / el : 0, 2);
+	json_add_int(o, "samples", (int64_t)(row->user + row->kernel));
+	json_add_int(o, "user_samples", (int64_t)row->user);
+	json_add_int(o, "sys_samples", (int64_t)row->kernel);
+}
+
+static void add_times(json_object *o, const StoreProc *p)
+{
+	json_add_double(o, "start_time", (double)p->start_ns / NSEC_PER_SEC, 3);
+	if (p->flags & PROC_EXITED)
+		json_add_double(o, "exit_time", (double)p->exit_ns / NSEC_PER_SEC, 3);
+	else
+		json_object_object_add(o, "exit_time", NULL);
+	json_object_object_add(o, "exited", json_object_new_boolean(p->flags & PROC_EXITED));
+}
+
+/* Rows per process, or per thread of the selected process(es) in threads mode. */
+static int ps_rows(const QueryContext *ctx, const Request *req, const Range *range,
+		   const uint8_t *sel, PsRow **ret, size_t *ret_n)
 {
 	const Store *store = ctx->store;
-	size_t limit = store_proc_id_limit(store), n = 0;
 	_cleanup_free_ PsRow *rows = NULL;
-	_cleanup_free_ uint8_t *sel = NULL;
-	_cleanup_json_ json_object *answer = NULL;
-	json_object *arr, *error = NULL;
-	ProcId proc;
-	Range range;
-	int r;
+	HashIndex *index = NULL;
+	size_t n = 0, allocated = 0;
+	int r = 0;
 
-	range_compute(ctx, req, &range);
-	r = select_procs(ctx, req, &range, &sel, &proc, &error);
-	if (r < 0 || error) {
-		*ret = error;
+	r = hash_index_new(&index);
+	if (r < 0)
 		return r;
-	}
-	rows = calloc(limit, sizeof(PsRow));
-	if (!rows)
-		return -ENOMEM;
-	for (size_t i = range.first; i < range.end; i++) {
+	for (size_t i = range->first; i < range->end && r >= 0; i++) {
 		const Window *w = store_window(store, i);
 
 		for (size_t j = 0; j < w->n_entries; j++) {
 			const WindowEntry *e = &w->entries[j];
-			PsRow *row = &rows[e->proc];
+			uint64_t key = req->threads ? (uint64_t)e->proc << 32 | e->tid : e->proc;
+			uint64_t hash = key * 0x9E3779B97F4A7C15ULL;
+			PsRow *row;
+			uint32_t idx;
 
 			if (!sel[e->proc])
 				continue;
-			row->proc = e->proc;
+			if (hash_index_find(index, hash, ps_row_eq, &key, rows, &idx) < 0) {
+				r = GREEDY_REALLOC(rows, allocated, n + 1);
+				if (r >= 0)
+					r = hash_index_insert(index, hash, (uint32_t)n);
+				if (r < 0)
+					break;
+				idx = (uint32_t)n;
+				rows[n++] = (PsRow){ .key = key,
+						     .proc = e->proc,
+						     .tid = req->threads ? e->tid : 0 };
+			}
+			row = &rows[idx];
+			/* Windows go oldest first: the last name seen is the latest. */
+			row->thread = e->thread;
 			row->user += e->user;
 			row->kernel += e->kernel;
 			row->user_ns += e->user * w->period_ns;
 			row->kernel_ns += e->kernel * w->period_ns;
 		}
 	}
-	/* Compact to the processes with samples. */
-	for (size_t i = 0; i < limit; i++)
-		if (rows[i].proc)
-			rows[n++] = rows[i];
-	qsort(rows, n, sizeof(PsRow), cmp_ps);
+	hash_index_free(index);
+	if (r < 0)
+		return r;
+	if (n > 1)
+		qsort(rows, n, sizeof(PsRow), cmp_ps);
+	*ret = TAKE_PTR(rows);
+	*ret_n = n;
+	return 0;
+}
+
+static int answer_ps(const QueryContext *ctx, const Request *req, json_object **ret)
+{
+	const Store *store = ctx->store;
+	_cleanup_free_ PsRow *rows = NULL;
+	_cleanup_free_ uint8_t *sel = NULL;
+	_cleanup_json_ json_object *answer = NULL;
+	json_object *arr, *error = NULL;
+	ProcId proc;
+	Range range;
+	size_t n;
+	int r;
+
+	range_compute(ctx, req, &range);
+	r = select_in_range(ctx, req, &range, &sel, &proc, &error);
+	if (r < 0 || error) {
+		*ret = error;
+		return r;
+	}
+	r = ps_rows(ctx, req, &range, sel, &rows, &n);
+	if (r < 0)
+		return r;
 
 	answer = json_object_new_object();
 	arr = json_object_new_array();
@@ -410,28 +606,155 @@ static int answer_ps(const QueryContext *ctx, const Request *req, json_object **
 	}
 	json_object_object_add(answer, "rows", arr);
 	json_add_double(answer, "elapsed_s", (double)range.elapsed_ns / NSEC_PER_SEC, 3);
+	if (req->threads)
+		json_add_int(answer, "pid", req->pid);
 	for (size_t i = 0; i < n && i < req->limit; i++) {
 		const StoreProc *p = store_proc(store, rows[i].proc);
-		double el = (double)range.elapsed_ns;
 		json_object *o = json_object_new_object();
 
 		if (!o)
 			return -ENOMEM;
 		json_add_int(o, "pid", p->pid);
-		json_add_string(o, "comm", store_string(store, p->comm));
-		json_add_double(o, "user_pct", el > 0 ? 100.0 * (double)rows[i].user_ns / el : 0, 2);
-		json_add_double(o, "sys_pct", el > 0 ? 100.0 * (double)rows[i].kernel_ns / el : 0, 2);
-		json_add_double(
-			o, "cpu_pct",
-			el > 0 ? 100.0 * (double)(rows[i].user_ns + rows[i].kernel_ns) / el : 0, 2);
-		json_add_int(o, "samples", (int64_t)(rows[i].user + rows[i].kernel));
-		json_add_int(o, "user_samples", (int64_t)rows[i].user);
-		json_add_int(o, "sys_samples", (int64_t)rows[i].kernel);
-		json_add_int(o, "ppid", p->ppid);
-		json_add_int(o, "uid", p->uid);
-		json_add_string(o, "cmdline", store_string(store, p->cmdline));
-		json_object_object_add(o, "exited", json_object_new_boolean(p->flags & PROC_EXITED));
+		if (req->threads) {
+			json_add_int(o, "tid", rows[i].tid);
+			json_add_string(o, "comm", store_string(store, rows[i].thread));
+		} else {
+			json_add_string(o, "comm", store_string(store, p->comm));
+		}
+		add_pcts(o, &rows[i], range.elapsed_ns);
+		if (!req->threads) {
+			json_add_int(o, "ppid", p->ppid);
+			json_add_int(o, "uid", p->uid);
+			json_add_string(o, "cmdline", store_string(store, p->cmdline));
+			add_times(o, p);
+		}
 		json_object_array_add(arr, o);
+	}
+	*ret = TAKE_PTR(answer);
+	return 0;
+}
+
+/* ---- time ---- */
+
+static void add_cpu(json_object *o, uint64_t user_ns, uint64_t sys_ns, uint64_t real_ns, bool with_pct)
+{
+	json_add_double(o, "user_s", (double)user_ns / NSEC_PER_SEC, 3);
+	json_add_double(o, "sys_s", (double)sys_ns / NSEC_PER_SEC, 3);
+	if (with_pct)
+		json_add_double(o, "cpu_pct",
+				real_ns ? 100.0 * (double)(user_ns + sys_ns) / (double)real_ns : 0,
+				1);
+}
+
+static int answer_time(const QueryContext *ctx, const Request *req, json_object **ret)
+{
+	const Store *store = ctx->store;
+	_cleanup_json_ json_object *answer = NULL;
+	_cleanup_free_ uint8_t *sel = NULL;
+	json_object *o, *error = NULL;
+	uint64_t user_ns, sys_ns, real_ns, s_user = 0, s_sys = 0, samples = 0;
+	uint64_t d_user = 0, d_sys = 0;
+	size_t descendants = 0;
+	const StoreProc *p;
+	ProcId proc;
+	int r;
+
+	/* Any known incarnation, sampled or not. */
+	r = select_procs(ctx, req, NULL, &sel, &proc, &error);
+	if (r < 0 || error) {
+		*ret = error;
+		return r;
+	}
+	p = store_proc(store, proc);
+	for (size_t i = 0; i < store_window_count(store); i++) {
+		const Window *w = store_window(store, i);
+
+		for (size_t j = 0; j < w->n_entries; j++) {
+			const WindowEntry *e = &w->entries[j];
+
+			if (!sel[e->proc])
+				continue;
+			s_user += e->user * w->period_ns;
+			s_sys += e->kernel * w->period_ns;
+			samples += (uint64_t)e->user + e->kernel;
+		}
+	}
+	for (ProcId id = 1; id < store_proc_id_limit(store); id++) {
+		const StoreProc *d = store_proc(store, id);
+
+		if (id == proc || !sel[id] || !d)
+			continue;
+		descendants++;
+		if (d->flags & PROC_ACCOUNTING) {
+			d_user += d->user_ns;
+			d_sys += d->sys_ns;
+		}
+	}
+
+	real_ns = (uint64_t)MAX((p->flags & PROC_EXITED ? p->exit_ns : ctx->now_ns) - p->start_ns,
+				(int64_t)0);
+	/* The kernel's accounting when there is one (exit record, /proc); else the samples. */
+	if (p->flags & PROC_ACCOUNTING) {
+		user_ns = p->user_ns;
+		sys_ns = p->sys_ns;
+	} else {
+		/* Only this process's share of the samples. */
+		uint64_t own_user = 0, own_sys = 0;
+
+		for (size_t i = 0; i < store_window_count(store); i++) {
+			const Window *w = store_window(store, i);
+
+			for (size_t j = 0; j < w->n_entries; j++)
+				if (w->entries[j].proc == proc) {
+					own_user += w->entries[j].user * w->period_ns;
+					own_sys += w->entries[j].kernel * w->period_ns;
+				}
+		}
+		user_ns = own_user;
+		sys_ns = own_sys;
+	}
+
+	answer = json_object_new_object();
+	if (!answer)
+		return -ENOMEM;
+	json_add_int(answer, "pid", p->pid);
+	json_add_string(answer, "comm", store_string(store, p->comm));
+	json_add_string(answer, "cmdline", store_string(store, p->cmdline));
+	json_add_int(answer, "ppid", p->ppid);
+	add_times(answer, p);
+	if (p->flags & PROC_EXITED)
+		json_add_int(answer, "exit_code", p->exit_code);
+	else
+		json_object_object_add(answer, "exit_code", NULL);
+	json_add_double(answer, "real_s", (double)real_ns / NSEC_PER_SEC, 3);
+	add_cpu(answer, user_ns, sys_ns, real_ns, true);
+	json_add_string(answer, "accounting", p->flags & PROC_ACCOUNTING ? "kernel" : "sampled");
+
+	o = json_object_new_object();
+	if (!o)
+		return -ENOMEM;
+	add_cpu(o, p->child_user_ns, p->child_sys_ns, real_ns, false);
+	json_object_object_add(answer, "children", o);
+	/* What time(1) prints: wait4() counts the waited-for children in. */
+	o = json_object_new_object();
+	if (!o)
+		return -ENOMEM;
+	add_cpu(o, user_ns + p->child_user_ns, sys_ns + p->child_sys_ns, real_ns, true);
+	json_object_object_add(answer, "with_children", o);
+
+	o = json_object_new_object();
+	if (!o)
+		return -ENOMEM;
+	add_cpu(o, s_user, s_sys, real_ns, false);
+	json_add_int(o, "samples", (int64_t)samples);
+	json_object_object_add(answer, "sampled", o);
+	if (req->children) {
+		o = json_object_new_object();
+		if (!o)
+			return -ENOMEM;
+		json_add_int(o, "count", (int64_t)descendants);
+		add_cpu(o, d_user, d_sys, real_ns, false);
+		json_object_object_add(answer, "descendants", o);
 	}
 	*ret = TAKE_PTR(answer);
 	return 0;
@@ -444,6 +767,8 @@ int query_answer(const QueryContext *ctx, const Request *req, json_object **ret)
 		return answer_top(ctx, req, ret);
 	case COMMAND_PS:
 		return answer_ps(ctx, req, ret);
+	case COMMAND_TIME:
+		return answer_time(ctx, req, ret);
 	default:
 		return -EOPNOTSUPP;
 	}

@@ -68,6 +68,7 @@ typedef struct StoreProc {
 	StrId cmdline;
 	/* Kernel CPU accounting (ns), valid with PROC_ACCOUNTING; children = waited-for ones. */
 	uint64_t user_ns, sys_ns, child_user_ns, child_sys_ns;
+	int32_t exit_code; /* wait status (as wait4), valid with PROC_EXITED */
 } StoreProc;
 
 typedef struct WindowEntry {

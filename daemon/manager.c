@@ -4,7 +4,6 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
-#include <time.h>
 
 #include "json-util.h"
 #include "log.h"
@@ -15,15 +14,20 @@
 #include "query.h"
 #include "sampler.h"
 #include "server.h"
+#include "sideband.h"
+#include "timeutil.h"
 
 /* The ring buffer is drained, and windows rotated, this often. */
 #define TICK_NS (100 * NSEC_PER_MSEC)
+/* Data pages per CPU of the sideband ring: 128 KiB holds ~1000 mappings per 100 ms tick. */
+#define SIDEBAND_PAGES 32
 
 struct Manager {
 	const Config *config;
 	Loop *loop;
 	Profiler *profiler;
 	Sampler *sampler;
+	Sideband *sideband;
 	Server *server;
 	int signal_fd;
 	int timer_fd;
@@ -35,28 +39,13 @@ struct Manager {
 	uint64_t drain_errors;
 };
 
-static uint64_t mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
-static int64_t real_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * (int64_t)NSEC_PER_SEC + ts.tv_nsec;
-}
-
 Manager *manager_free(Manager *m)
 {
 	if (!m)
 		return NULL;
 	server_free(m->server);
 	sampler_free(m->sampler);
+	sideband_free(m->sideband);
 	profiler_free(m->profiler);
 	if (m->loop) {
 		loop_remove(m->loop, m->signal_src);
@@ -76,12 +65,29 @@ static int on_sample(void *userdata, const struct profq_sample *s, size_t size)
 	return profiler_add_sample(userdata, s, size);
 }
 
-/* Drains the ring buffer and moves the BPF counters' news into the profiler. */
+static int on_event(void *userdata, const struct profq_event *e, size_t size)
+{
+	return profiler_add_event(userdata, e, size);
+}
+
+static void on_sideband(void *userdata, const SidebandEvent *ev)
+{
+	profiler_sideband_event(userdata, ev);
+}
+
+/*
+ * Drains everything the kernel has for us, in the order that lets each part use the one before:
+ * mappings (sideband), then exec/exit events, then samples; and moves the BPF counters' news
+ * into the profiler.
+ */
 static void drain(Manager *m)
 {
 	struct profq_counters c;
 	int r;
 
+	r = sideband_drain(m->sideband);
+	if (r < 0 && m->drain_errors++ == 0)
+		log_warning_errno(r, "Failed to read the sideband: %m");
 	r = sampler_drain(m->sampler);
 	if (r < 0 && m->drain_errors++ == 0)
 		log_warning_errno(r, "Failed to store samples: %m");
@@ -103,10 +109,10 @@ static int on_timer(LoopSource *src, int fd, uint32_t events, void *userdata)
 	if (read(fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
 		return log_error_errno(negative_errno(), "Failed to read the timer: %m");
 	drain(m);
-	r = profiler_tick(m->profiler, real_now(), mono_now());
+	r = profiler_tick(m->profiler, now_real_ns(), now_mono_ns());
 	if (r < 0)
 		log_warning_errno(r, "Failed to rotate windows: %m");
-	server_tick(m->server, mono_now());
+	server_tick(m->server, now_mono_ns());
 	return 0;
 }
 
@@ -145,6 +151,7 @@ static int answer_status(Manager *m, const Viewer *viewer, json_object **ret)
 	_cleanup_json_ json_object *o = json_object_new_object();
 	Store *store = profiler_store(m->profiler);
 	SymbolizerStats sy;
+	ProcTableStats pt;
 	ProfilerStats ps;
 	ServerStats ss;
 	json_object *sym;
@@ -152,9 +159,10 @@ static int answer_status(Manager *m, const Viewer *viewer, json_object **ret)
 	if (!o)
 		return -ENOMEM;
 	profiler_stats(m->profiler, &ps);
+	profiler_proc_stats(m->profiler, &pt);
 	symbolizer_stats(profiler_symbolizer(m->profiler), &sy);
 	server_stats(m->server, &ss);
-	json_add_double(o, "uptime_s", (double)(mono_now() - m->start_mono_ns) / NSEC_PER_SEC, 1);
+	json_add_double(o, "uptime_s", (double)(now_mono_ns() - m->start_mono_ns) / NSEC_PER_SEC, 1);
 	json_add_int(o, "frequency_hz", m->config->frequency);
 	json_add_int(o, "cpus", sampler_cpus(m->sampler));
 	json_add_int(o, "samples", (int64_t)m->last.samples);
@@ -170,7 +178,11 @@ static int answer_status(Manager *m, const Viewer *viewer, json_object **ret)
 	json_add_int(o, "evicted_windows", (int64_t)store_windows_evicted(store));
 	json_add_int(o, "memory_bytes", (int64_t)profiler_memory(m->profiler));
 	json_add_int(o, "max_memory_bytes", (int64_t)m->config->max_memory);
-	json_add_int(o, "processes", (int64_t)profiler_processes(m->profiler));
+	json_add_int(o, "processes", (int64_t)pt.processes);
+	json_add_int(o, "exited_processes", (int64_t)pt.exited_held);
+	json_add_int(o, "exited_dropped", (int64_t)pt.exited_dropped);
+	json_add_int(o, "lost_events", (int64_t)m->last.lost_events);
+	json_add_int(o, "lost_sideband", (int64_t)sideband_lost(m->sideband));
 	json_add_int(o, "clients", (int64_t)ss.clients);
 	sym = json_object_new_object();
 	if (!sym)
@@ -200,8 +212,11 @@ static int on_request(void *userdata, const struct ucred *peer, const Request *r
 	drain(m);
 	if (req->command == COMMAND_STATUS)
 		return answer_status(m, &viewer, ret);
+	/* Live processes' user/sys are the kernel's figures of now. */
+	if (req->command == COMMAND_TIME)
+		profiler_refresh(m->profiler, req->children ? 0 : req->pid);
 	ctx = (QueryContext){ .store = profiler_store(m->profiler),
-			      .now_ns = real_now(),
+			      .now_ns = now_real_ns(),
 			      .viewer = viewer };
 	r = query_answer(&ctx, req, ret);
 	if (r == -EOPNOTSUPP) {
@@ -256,7 +271,9 @@ int manager_new(const Config *config, Manager **ret)
 		.retention_ns = config->retention_ns,
 		.max_memory = config->max_memory,
 	};
-	SamplerOptions sopts = { .frequency = config->frequency };
+	SamplerOptions sopts = { .frequency = config->frequency,
+				 .on_sample = on_sample,
+				 .on_event = on_event };
 	ServerOptions vopts = {
 		.path = config->socket_path,
 		.max_clients = 256,
@@ -275,7 +292,7 @@ int manager_new(const Config *config, Manager **ret)
 		return -ENOMEM;
 	m->config = config;
 	m->signal_fd = m->timer_fd = -1;
-	m->start_mono_ns = mono_now();
+	m->start_mono_ns = now_mono_ns();
 	r = resolve_group(m);
 	if (r < 0)
 		return r;
@@ -299,11 +316,17 @@ int manager_new(const Config *config, Manager **ret)
 	r = profiler_new(&popts, &m->profiler);
 	if (r < 0)
 		return log_error_errno(r, "Failed to create the profiler: %m");
-	r = profiler_tick(m->profiler, real_now(), mono_now());
+	r = profiler_tick(m->profiler, now_real_ns(), now_mono_ns());
 	if (r < 0)
 		return log_error_errno(r, "Failed to open the first window: %m");
 
-	r = sampler_new(&sopts, on_sample, m->profiler, &m->sampler);
+	/* The sideband first: mappings of processes started from now on are known before their
+	 * first sample. */
+	r = sideband_new(SIDEBAND_PAGES, on_sideband, m->profiler, &m->sideband);
+	if (r < 0)
+		return r; /* logged */
+	sopts.userdata = m->profiler;
+	r = sampler_new(&sopts, &m->sampler);
 	if (r < 0)
 		return r; /* logged */
 

@@ -1,23 +1,37 @@
 /* SPDX-License-Identifier: MIT */
-#include <time.h>
+#include <sys/stat.h>
 #include <xxhash.h>
 
 #include "hashindex.h"
 #include "macro.h"
 #include "proctable.h"
+#include "timeutil.h"
 
+/* A missing address re-reads the maps at most this often. */
 #define MAPS_RETRY_NS NSEC_PER_SEC
+/* An exited process leaves the table this long after its exit event: samples taken just before
+ * the exit may still be in the ring buffer. */
+#define EXIT_GRACE_NS (2 * NSEC_PER_SEC)
+
+typedef struct ExitRecord {
+	ProcId id;
+	int64_t exit_ns;
+} ExitRecord;
 
 struct ProcTable {
 	Store *store;
 	Symbolizer *sym;
+	MapLog *maplog;
 	Process **procs;
 	size_t n, allocated;
 	HashIndex *index;
+	/* Exited processes' records, oldest first: a ring of PROCTABLE_EXITED_MAX. */
+	ExitRecord *exited;
+	size_t exited_head, n_exited;
 	ProcTableStats stats;
 };
 
-int proctable_new(Store *store, Symbolizer *sym, ProcTable **ret)
+int proctable_new(Store *store, Symbolizer *sym, MapLog *maplog, ProcTable **ret)
 {
 	_cleanup_(proctable_freep) ProcTable *t = calloc(1, sizeof(ProcTable));
 	int r;
@@ -26,6 +40,10 @@ int proctable_new(Store *store, Symbolizer *sym, ProcTable **ret)
 		return -ENOMEM;
 	t->store = store;
 	t->sym = sym;
+	t->maplog = maplog;
+	t->exited = calloc(PROCTABLE_EXITED_MAX, sizeof(ExitRecord));
+	if (!t->exited)
+		return -ENOMEM;
 	r = hash_index_new(&t->index);
 	if (r < 0)
 		return r;
@@ -42,6 +60,7 @@ static void maps_clear(ProcTable *t, Process *p)
 	free(p->maps);
 	p->maps = NULL;
 	p->n_maps = 0;
+	p->maps_loaded = false;
 }
 
 static void process_free(ProcTable *t, Process *p)
@@ -57,28 +76,34 @@ ProcTable *proctable_free(ProcTable *t)
 		return NULL;
 	for (size_t i = 0; i < t->n; i++)
 		process_free(t, t->procs[i]);
+	for (size_t i = 0; i < t->n_exited; i++)
+		store_proc_unref(t->store, t->exited[(t->exited_head + i) % PROCTABLE_EXITED_MAX].id);
+	free(t->exited);
 	free(t->procs);
 	hash_index_free(t->index);
 	free(t);
 	return NULL;
 }
 
-static int maps_load(ProcTable *t, Process *p, uint64_t now_ns)
+/* Does /proc/PID show this incarnation? (Its start time, in clock ticks, is truncated.) */
+static bool proc_is_incarnation(uint32_t pid, uint64_t start_boot_ns, ProcStat *ret)
 {
-	ProcMap *raw = NULL;
-	Mapping *maps;
-	size_t n = 0;
-	int r;
+	ProcStat st;
 
-	p->maps_read_ns = now_ns;
-	t->stats.maps_reads++;
-	r = procfs_read_maps((pid_t)p->pid, &raw, &n);
-	if (r < 0) {
-		t->stats.maps_errors++;
-		p->maps_error = r;
-		return r;
-	}
-	maps = calloc(MAX(n, (size_t)1), sizeof(Mapping));
+	if (procfs_read_stat((pid_t)pid, &st) < 0)
+		return false;
+	if (st.starttime != start_boot_ns / (NSEC_PER_SEC / procfs_clock_ticks()))
+		return false;
+	if (ret)
+		*ret = st;
+	return true;
+}
+
+/* Takes over raw (and its paths) as p's mappings, resolving their binaries. */
+static int maps_install(ProcTable *t, Process *p, ProcMap *raw, size_t n)
+{
+	Mapping *maps = calloc(MAX(n, (size_t)1), sizeof(Mapping));
+
 	if (!maps) {
 		procfs_maps_free(raw, n);
 		return -ENOMEM;
@@ -93,14 +118,36 @@ static int maps_load(ProcTable *t, Process *p, uint64_t now_ns)
 	maps_clear(t, p);
 	p->maps = maps;
 	p->n_maps = n;
+	p->maps_loaded = true;
 	p->maps_error = 0;
 	return 0;
 }
 
-typedef struct ProcKey {
-	uint32_t pid;
-	uint64_t start;
-} ProcKey;
+/* Loads p's mappings: /proc while it shows this incarnation, else the sideband's log. */
+static int maps_load(ProcTable *t, Process *p, uint64_t time_ns, uint64_t now_ns)
+{
+	ProcMap *raw = NULL;
+	size_t n = 0;
+	int r = -ESRCH;
+
+	p->maps_read_ns = now_ns;
+	if (proc_is_incarnation(p->pid, p->start_boot_ns, NULL)) {
+		t->stats.maps_reads++;
+		r = procfs_read_maps((pid_t)p->pid, &raw, &n);
+	}
+	if (r < 0 && t->maplog) {
+		r = maplog_lookup(t->maplog, p->pid, time_ns, &raw, &n);
+		if (r >= 0)
+			t->stats.maps_from_log++;
+	}
+	if (r < 0) {
+		t->stats.maps_errors++;
+		p->maps_error = r;
+		p->maps_loaded = true; /* do not retry per sample; a miss retries after a while */
+		return r;
+	}
+	return maps_install(t, p, raw, n);
+}
 
 static uint64_t proc_hash(uint32_t pid, uint64_t start)
 {
@@ -108,6 +155,11 @@ static uint64_t proc_hash(uint32_t pid, uint64_t start)
 
 	return XXH3_64bits(v, sizeof(v));
 }
+
+typedef struct ProcKey {
+	uint32_t pid;
+	uint64_t start;
+} ProcKey;
 
 static bool proc_eq(uint32_t idx, const void *key, void *userdata)
 {
@@ -117,109 +169,96 @@ static bool proc_eq(uint32_t idx, const void *key, void *userdata)
 	return p->pid == k->pid && p->start_boot_ns == k->start;
 }
 
-static int64_t realtime_of_boottime(uint64_t boot_ns)
+static Process *find_exact(ProcTable *t, uint32_t pid, uint64_t start, uint32_t *ret_idx)
 {
-	struct timespec rt, bt;
+	ProcKey k = { .pid = pid, .start = start };
+	uint32_t idx;
 
-	clock_gettime(CLOCK_REALTIME, &rt);
-	clock_gettime(CLOCK_BOOTTIME, &bt);
-	return (int64_t)boot_ns + ((int64_t)rt.tv_sec - (int64_t)bt.tv_sec) * (int64_t)NSEC_PER_SEC +
-	       ((int64_t)rt.tv_nsec - (int64_t)bt.tv_nsec);
+	if (hash_index_find(t->index, proc_hash(pid, start), proc_eq, &k, t, &idx) < 0)
+		return NULL;
+	if (ret_idx)
+		*ret_idx = idx;
+	return t->procs[idx];
 }
 
-/* Fills the store record from /proc when it still shows this incarnation, else the sample. */
-static int process_describe(ProcTable *t, Process *p, const struct profq_sample *s)
+/* A start time as /proc shows it: truncated to clock ticks. */
+static uint64_t start_in_ticks(uint64_t start_boot_ns)
 {
-	_cleanup_free_ char *cmdline = NULL;
-	StoreProc sp = { .pid = s->tgid, .uid = s->uid };
-	char comm[PROFQ_COMM_LEN + 1];
-	ProcStat st;
-	bool same = false;
+	uint64_t tick = NSEC_PER_SEC / procfs_clock_ticks();
+
+	return start_boot_ns / tick * tick;
+}
+
+/*
+ * The Process of incarnation (pid, start). One adopted from /proc knows its start only to the
+ * clock tick; the first exact start time (from BPF) for it replaces the approximate one.
+ */
+static Process *find(ProcTable *t, uint32_t pid, uint64_t start)
+{
+	Process *p = find_exact(t, pid, start, NULL);
+	uint32_t idx;
+
+	if (p)
+		return p;
+	p = find_exact(t, pid, start_in_ticks(start), &idx);
+	if (!p || !p->approx_start)
+		return NULL;
+	(void)hash_index_remove(t->index, p->hash, idx);
+	p->start_boot_ns = start;
+	p->hash = proc_hash(pid, start);
+	p->approx_start = false;
+	/* Re-inserting what was just removed needs no new memory. */
+	(void)hash_index_insert(t->index, p->hash, idx);
+	if (store_proc_mut(t->store, p->id))
+		store_proc_mut(t->store, p->id)->start_ns = (int64_t)start + boot_to_real_offset();
+	return p;
+}
+
+/* A printable copy of a kernel comm (16 bytes, maybe unterminated). */
+static void comm_string(const char *comm, char out[PROFQ_COMM_LEN + 1])
+{
+	memcpy(out, comm, PROFQ_COMM_LEN);
+	out[PROFQ_COMM_LEN] = '\0';
+	procfs_cmdline_to_string(out, strnlen(out, PROFQ_COMM_LEN));
+}
+
+static int set_string(ProcTable *t, StrId *field, const char *s)
+{
+	StrId id = 0;
 	int r;
 
-	sp.start_ns = realtime_of_boottime(s->start_ns);
-	if (s->mm_id == 0)
-		sp.flags |= PROC_KTHREAD;
-	/* /proc shows start time in clock ticks, truncated from the boot-time nanoseconds. */
-	if (procfs_read_stat((pid_t)s->tgid, &st) >= 0 &&
-	    st.starttime == s->start_ns / (NSEC_PER_SEC / procfs_clock_ticks())) {
-		same = true;
-		sp.ppid = st.ppid;
-		if (s->mm_id != 0)
-			(void)procfs_read_cmdline((pid_t)s->tgid, &cmdline);
-	}
-	memcpy(comm, s->pcomm, PROFQ_COMM_LEN);
-	comm[PROFQ_COMM_LEN] = '\0';
-	procfs_cmdline_to_string(comm, strnlen(comm, PROFQ_COMM_LEN));
-	memcpy(p->comm, s->pcomm, sizeof(p->comm));
-	r = store_intern_string(t->store, comm, &sp.comm);
-	if (r < 0)
-		return r;
-	if (cmdline && *cmdline) {
-		r = store_intern_string(t->store, cmdline, &sp.cmdline);
-		if (r < 0) {
-			store_string_unref(t->store, sp.comm);
+	if (s && *s) {
+		r = store_intern_string(t->store, s, &id);
+		if (r < 0)
 			return r;
-		}
 	}
-	r = store_proc_add(t->store, &sp, &p->id);
-	store_string_unref(t->store, sp.comm);
-	store_string_unref(t->store, sp.cmdline);
-	return r < 0 ? r : same;
+	store_string_unref(t->store, *field);
+	*field = id; /* the reference moves into the record */
+	return 0;
 }
 
-/* After exec: the command line is the new image's. */
-static void process_refresh_cmdline(ProcTable *t, Process *p)
+static void set_comm(ProcTable *t, Process *p, const char *comm)
 {
-	_cleanup_free_ char *cmdline = NULL;
-	StoreProc *sp = store_proc_mut(t->store, p->id);
+	char s[PROFQ_COMM_LEN + 1];
 	StrId id;
 
-	if (!sp || procfs_read_cmdline((pid_t)p->pid, &cmdline) < 0 || !*cmdline)
+	if (memcmp(p->comm, comm, sizeof(p->comm)) == 0)
 		return;
-	if (store_intern_string(t->store, cmdline, &id) < 0)
-		return;
-	store_string_unref(t->store, sp->cmdline);
-	sp->cmdline = id; /* the reference moves into the record */
+	memcpy(p->comm, comm, sizeof(p->comm));
+	comm_string(comm, s);
+	if (store_intern_string(t->store, s, &id) >= 0) {
+		store_proc_set_comm(t->store, p->id, id);
+		store_string_unref(t->store, id);
+	}
 }
 
-int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, Process **ret)
+/* Adds a Process for an incarnation with what the caller knows (sp) as its store record. */
+static int process_add(ProcTable *t, uint32_t pid, uint64_t start_boot_ns, const char *comm,
+		       StoreProc *sp, uint64_t now_ns, Process **ret)
 {
-	ProcKey k = { .pid = s->tgid, .start = s->start_ns };
-	uint64_t hash = proc_hash(k.pid, k.start);
+	char s[PROFQ_COMM_LEN + 1];
 	Process *p;
-	uint32_t idx;
 	int r;
-
-	if (hash_index_find(t->index, hash, proc_eq, &k, t, &idx) == 0) {
-		p = t->procs[idx];
-		p->last_seen_ns = now_ns;
-		if (p->mm_id != s->mm_id) {
-			/* exec: a new image; old addresses mean something else now. */
-			p->mm_id = s->mm_id;
-			p->generation++;
-			maps_clear(t, p);
-			if (s->mm_id != 0) {
-				(void)maps_load(t, p, now_ns);
-				process_refresh_cmdline(t, p);
-			}
-		}
-		if (memcmp(p->comm, s->pcomm, sizeof(p->comm)) != 0) {
-			char comm[PROFQ_COMM_LEN + 1];
-			StrId id;
-
-			memcpy(p->comm, s->pcomm, sizeof(p->comm));
-			memcpy(comm, s->pcomm, PROFQ_COMM_LEN);
-			comm[PROFQ_COMM_LEN] = '\0';
-			procfs_cmdline_to_string(comm, strnlen(comm, PROFQ_COMM_LEN));
-			if (store_intern_string(t->store, comm, &id) >= 0) {
-				store_proc_set_comm(t->store, p->id, id);
-				store_string_unref(t->store, id);
-			}
-		}
-		*ret = p;
-		return 0;
-	}
 
 	r = GREEDY_REALLOC(t->procs, t->allocated, t->n + 1);
 	if (r < 0)
@@ -227,22 +266,24 @@ int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, P
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	p->pid = s->tgid;
-	p->start_boot_ns = s->start_ns;
-	p->mm_id = s->mm_id;
-	p->hash = hash;
+	p->pid = pid;
+	p->start_boot_ns = start_boot_ns;
+	p->hash = proc_hash(pid, start_boot_ns);
 	p->last_seen_ns = now_ns;
-	r = process_describe(t, p, s);
+	memcpy(p->comm, comm, sizeof(p->comm));
+	comm_string(comm, s);
+	sp->pid = pid;
+	sp->start_ns = (int64_t)start_boot_ns + boot_to_real_offset();
+	r = store_intern_string(t->store, s, &sp->comm);
+	if (r >= 0) {
+		r = store_proc_add(t->store, sp, &p->id);
+		store_string_unref(t->store, sp->comm);
+	}
 	if (r < 0) {
 		free(p);
 		return r;
 	}
-	/* Maps only when /proc still shows this incarnation (not a reused pid). */
-	if (r > 0 && s->mm_id != 0)
-		(void)maps_load(t, p, now_ns);
-	else
-		p->maps_error = -ESRCH;
-	r = hash_index_insert(t->index, hash, (uint32_t)t->n);
+	r = hash_index_insert(t->index, p->hash, (uint32_t)t->n);
 	if (r < 0) {
 		process_free(t, p);
 		return r;
@@ -251,6 +292,143 @@ int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, P
 	t->stats.created++;
 	*ret = p;
 	return 0;
+}
+
+static int64_t ticks_to_ns(uint64_t ticks)
+{
+	return (int64_t)(ticks * (NSEC_PER_SEC / procfs_clock_ticks()));
+}
+
+int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, Process **ret)
+{
+	_cleanup_free_ char *cmdline = NULL;
+	StoreProc sp = { .uid = s->uid };
+	Process *p = find(t, s->tgid, s->start_ns);
+	ProcStat st;
+	int r;
+
+	if (p) {
+		p->last_seen_ns = now_ns;
+		if (p->mm_id != s->mm_id) {
+			/* exec (a new mm): old addresses mean something else now. A process first
+			 * met through an event has no mm yet: that is not an exec. */
+			if (p->mm_id != 0)
+				p->generation++;
+			p->mm_id = s->mm_id;
+			maps_clear(t, p);
+		}
+		p->kthread = s->mm_id == 0;
+		set_comm(t, p, s->pcomm);
+		*ret = p;
+		return 0;
+	}
+
+	if (s->mm_id == 0)
+		sp.flags |= PROC_KTHREAD;
+	/* Only what /proc says about this very incarnation (not a reused pid). */
+	if (proc_is_incarnation(s->tgid, s->start_ns, &st)) {
+		sp.ppid = st.ppid;
+		if (s->mm_id != 0)
+			(void)procfs_read_cmdline((pid_t)s->tgid, &cmdline);
+	}
+	if (cmdline && *cmdline) {
+		r = store_intern_string(t->store, cmdline, &sp.cmdline);
+		if (r < 0)
+			return r;
+	}
+	r = process_add(t, s->tgid, s->start_ns, s->pcomm, &sp, now_ns, &p);
+	store_string_unref(t->store, sp.cmdline);
+	if (r < 0)
+		return r;
+	p->mm_id = s->mm_id;
+	p->kthread = s->mm_id == 0;
+	*ret = p;
+	return 0;
+}
+
+void proctable_cputime_adjust(uint64_t rtime, uint64_t utime, uint64_t stime, uint64_t *ret_user,
+			      uint64_t *ret_sys)
+{
+	/* As the kernel's cputime_adjust(): split the precise runtime in the ticks' ratio. */
+	if (stime == 0) {
+		*ret_user = rtime;
+		*ret_sys = 0;
+	} else if (utime == 0) {
+		*ret_user = 0;
+		*ret_sys = rtime;
+	} else {
+		unsigned __int128 s = (unsigned __int128)rtime * stime / (stime + utime);
+
+		*ret_sys = (uint64_t)s;
+		*ret_user = rtime - (uint64_t)s;
+	}
+}
+
+static void exited_push(ProcTable *t, ProcId id, int64_t exit_ns)
+{
+	if (t->n_exited == PROCTABLE_EXITED_MAX) {
+		/* Full: the oldest goes. */
+		store_proc_unref(t->store, t->exited[t->exited_head].id);
+		t->exited_head = (t->exited_head + 1) % PROCTABLE_EXITED_MAX;
+		t->n_exited--;
+		t->stats.exited_dropped++;
+	}
+	store_proc_ref(t->store, id);
+	t->exited[(t->exited_head + t->n_exited) % PROCTABLE_EXITED_MAX] =
+		(ExitRecord){ .id = id, .exit_ns = exit_ns };
+	t->n_exited++;
+}
+
+int proctable_event(ProcTable *t, const struct profq_event *e, uint64_t now_ns)
+{
+	Process *p = find(t, e->pid, e->start_ns);
+	StoreProc *sp, init = { .uid = e->uid, .ppid = e->ppid };
+	uint64_t user, sys;
+	int r;
+
+	if (!p) {
+		r = process_add(t, e->pid, e->start_ns, e->comm, &init, now_ns, &p);
+		if (r < 0)
+			return r;
+	}
+	sp = store_proc_mut(t->store, p->id);
+	if (!sp)
+		return -ENOENT;
+	set_comm(t, p, e->comm);
+	sp->ppid = e->ppid;
+
+	switch (e->type) {
+	case PROFQ_EVENT_EXEC: {
+		char args[PROFQ_ARGS_LEN + 1];
+		size_t len = MIN((size_t)e->args_len, (size_t)PROFQ_ARGS_LEN);
+
+		sp->uid = e->uid;
+		memcpy(args, e->args, len);
+		args[len] = '\0';
+		procfs_cmdline_to_string(args, len);
+		if (*args)
+			(void)set_string(t, &sp->cmdline, args);
+		return 0;
+	}
+	case PROFQ_EVENT_EXIT:
+		if (p->exited)
+			return 0;
+		proctable_cputime_adjust(e->rtime_ns, e->utime_ns, e->stime_ns, &user, &sys);
+		sp->user_ns = user;
+		sp->sys_ns = sys;
+		sp->child_user_ns = e->cutime_ns;
+		sp->child_sys_ns = e->cstime_ns;
+		sp->exit_code = (int32_t)e->exit_code;
+		sp->exit_ns = (int64_t)e->time_ns + boot_to_real_offset();
+		sp->flags |= PROC_EXITED | PROC_ACCOUNTING;
+		p->exited = true;
+		p->last_seen_ns = now_ns;
+		t->stats.exited++;
+		exited_push(t, p->id, sp->exit_ns);
+		return 0;
+	default:
+		return -EBADMSG;
+	}
 }
 
 static const Mapping *find_mapping(const Process *p, uint64_t addr)
@@ -270,56 +448,125 @@ static const Mapping *find_mapping(const Process *p, uint64_t addr)
 	return &p->maps[lo - 1];
 }
 
-const Mapping *proctable_find_mapping(ProcTable *t, Process *p, uint64_t addr, uint64_t now_ns)
+const Mapping *proctable_find_mapping(ProcTable *t, Process *p, uint64_t addr, uint64_t time_ns,
+				      uint64_t now_ns)
 {
-	const Mapping *m = find_mapping(p, addr);
+	const Mapping *m;
 
-	if (m || p->mm_id == 0 || p->maps_error == -ESRCH)
-		return m;
-	if (now_ns - p->maps_read_ns < MAPS_RETRY_NS)
+	if (p->kthread)
 		return NULL;
-	if (maps_load(t, p, now_ns) < 0)
+	if (!p->maps_loaded)
+		(void)maps_load(t, p, time_ns, now_ns);
+	m = find_mapping(p, addr);
+	if (m || now_ns - p->maps_read_ns < MAPS_RETRY_NS)
+		return m;
+	if (maps_load(t, p, time_ns, now_ns) < 0)
 		return NULL;
 	return find_mapping(p, addr);
 }
 
-static bool process_gone(const Process *p)
+static void refresh(ProcTable *t, Process *p)
 {
+	StoreProc *sp = store_proc_mut(t->store, p->id);
 	ProcStat st;
 
-	if (procfs_read_stat((pid_t)p->pid, &st) < 0)
-		return true;
-	return st.starttime != p->start_boot_ns / (NSEC_PER_SEC / procfs_clock_ticks());
+	if (!sp || p->exited || !proc_is_incarnation(p->pid, p->start_boot_ns, &st))
+		return;
+	sp->user_ns = (uint64_t)ticks_to_ns(st.utime);
+	sp->sys_ns = (uint64_t)ticks_to_ns(st.stime);
+	sp->child_user_ns = (uint64_t)ticks_to_ns(st.cutime);
+	sp->child_sys_ns = (uint64_t)ticks_to_ns(st.cstime);
+	sp->ppid = st.ppid;
+	sp->flags |= PROC_ACCOUNTING;
 }
 
-void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns)
+/* A live process nobody has sampled or seen exec yet (it started before profqd, or sleeps). */
+static void adopt(ProcTable *t, uint32_t pid)
+{
+	_cleanup_free_ char *cmdline = NULL;
+	StoreProc sp = { 0 };
+	char comm[PROFQ_COMM_LEN] = { 0 };
+	struct stat st_dir;
+	char path[64];
+	ProcStat st;
+	Process *p;
+	uint64_t start;
+
+	if (procfs_read_stat((pid_t)pid, &st) < 0)
+		return;
+	start = st.starttime * (NSEC_PER_SEC / procfs_clock_ticks());
+	if (find_exact(t, pid, start, NULL))
+		return;
+	/* The owner of /proc/PID is the process's effective uid: the closest /proc offers here. */
+	snprintf(path, sizeof(path), "/proc/%u", pid);
+	if (stat(path, &st_dir) < 0)
+		return;
+	sp.uid = st_dir.st_uid;
+	sp.ppid = st.ppid;
+	if (procfs_read_cmdline((pid_t)pid, &cmdline) >= 0 && *cmdline &&
+	    store_intern_string(t->store, cmdline, &sp.cmdline) < 0)
+		return;
+	memcpy(comm, st.comm, MIN(sizeof(comm), sizeof(st.comm)));
+	if (process_add(t, pid, start, comm, &sp, now_mono_ns(), &p) >= 0)
+		p->approx_start = true;
+	store_string_unref(t->store, sp.cmdline);
+}
+
+void proctable_refresh(ProcTable *t, uint32_t pid)
+{
+	bool found = false;
+
+	for (size_t i = 0; i < t->n; i++)
+		if (pid == 0 || t->procs[i]->pid == pid) {
+			refresh(t, t->procs[i]);
+			found |= !t->procs[i]->exited;
+		}
+	if (pid != 0 && !found) {
+		adopt(t, pid);
+		for (size_t i = 0; i < t->n; i++)
+			if (t->procs[i]->pid == pid)
+				refresh(t, t->procs[i]);
+	}
+}
+
+void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t now_real_ns,
+		     uint64_t keep_ns)
 {
 	size_t keep = 0;
-	bool changed = false;
 
 	for (size_t i = 0; i < t->n; i++) {
 		Process *p = t->procs[i];
+		uint64_t idle = now_ns - p->last_seen_ns;
 
-		if (now_ns - p->last_seen_ns > idle_ns && process_gone(p)) {
+		if ((p->exited && idle > EXIT_GRACE_NS) ||
+		    (!p->exited && idle > idle_ns &&
+		     !proc_is_incarnation(p->pid, p->start_boot_ns, NULL))) {
 			process_free(t, p);
 			t->stats.dropped++;
-			changed = true;
 			continue;
 		}
 		t->procs[keep++] = p;
 	}
-	t->n = keep;
-	if (!changed)
-		return;
-	hash_index_clear(t->index);
-	for (size_t i = 0; i < t->n; i++)
-		/* Re-inserting fewer entries than before: the table never grows here. */
-		(void)hash_index_insert(t->index, t->procs[i]->hash, (uint32_t)i);
+	if (keep != t->n) {
+		t->n = keep;
+		hash_index_clear(t->index);
+		for (size_t i = 0; i < t->n; i++)
+			/* Fewer entries than before: the index never grows here. */
+			(void)hash_index_insert(t->index, t->procs[i]->hash, (uint32_t)i);
+	}
+
+	/* Exited records older than the retention. */
+	while (t->n_exited > 0 && t->exited[t->exited_head].exit_ns < now_real_ns - (int64_t)keep_ns) {
+		store_proc_unref(t->store, t->exited[t->exited_head].id);
+		t->exited_head = (t->exited_head + 1) % PROCTABLE_EXITED_MAX;
+		t->n_exited--;
+	}
 }
 
 size_t proctable_memory(const ProcTable *t)
 {
-	size_t m = sizeof(*t) + t->allocated * sizeof(Process *) + hash_index_memory(t->index);
+	size_t m = sizeof(*t) + t->allocated * sizeof(Process *) + hash_index_memory(t->index) +
+		   PROCTABLE_EXITED_MAX * sizeof(ExitRecord);
 
 	for (size_t i = 0; i < t->n; i++) {
 		const Process *p = t->procs[i];
@@ -335,4 +582,5 @@ void proctable_stats(const ProcTable *t, ProcTableStats *ret)
 {
 	*ret = t->stats;
 	ret->processes = t->n;
+	ret->exited_held = t->n_exited;
 }

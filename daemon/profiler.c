@@ -1,44 +1,29 @@
 /* SPDX-License-Identifier: MIT */
-#include <time.h>
-
 #include "macro.h"
+#include "maplog.h"
 #include "proctable.h"
 #include "profiler.h"
 #include "stackcache.h"
+#include "timeutil.h"
 
 /* A process not sampled for this long is checked for exit by the sweep. */
 #define PROCESS_IDLE_NS (30 * NSEC_PER_SEC)
 #define SWEEP_INTERVAL_NS (10 * NSEC_PER_SEC)
 #define STACK_CACHE_MAX 65536
+/* Mappings of exited processes stay in the sideband log this long for late samples. */
+#define MAPLOG_KEEP_NS (10 * NSEC_PER_SEC)
 
 struct Profiler {
 	ProfilerOptions opts;
 	Store *store;
 	Symbolizer *sym;
+	MapLog *maplog;
 	ProcTable *procs;
 	StackCache *stacks;
 	int64_t boot_to_real_ns; /* realtime - boottime, refreshed every tick */
 	uint64_t last_sweep_ns;
 	ProfilerStats stats;
 };
-
-static int64_t boot_to_real(void)
-{
-	struct timespec rt, bt;
-
-	clock_gettime(CLOCK_REALTIME, &rt);
-	clock_gettime(CLOCK_BOOTTIME, &bt);
-	return ((int64_t)rt.tv_sec - (int64_t)bt.tv_sec) * (int64_t)NSEC_PER_SEC +
-	       ((int64_t)rt.tv_nsec - (int64_t)bt.tv_nsec);
-}
-
-static uint64_t mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-}
 
 int profiler_new(const ProfilerOptions *opts, Profiler **ret)
 {
@@ -51,7 +36,7 @@ int profiler_new(const ProfilerOptions *opts, Profiler **ret)
 	if (!p)
 		return -ENOMEM;
 	p->opts = *opts;
-	p->boot_to_real_ns = boot_to_real();
+	p->boot_to_real_ns = boot_to_real_offset();
 	r = store_new(&p->store);
 	if (r < 0)
 		return r;
@@ -60,7 +45,10 @@ int profiler_new(const ProfilerOptions *opts, Profiler **ret)
 		return r;
 	/* A quarter of the budget for address caches; symbol tables and windows take the rest. */
 	symbolizer_set_cache_budget(p->sym, opts->max_memory / 4);
-	r = proctable_new(p->store, p->sym, &p->procs);
+	r = maplog_new(&p->maplog);
+	if (r < 0)
+		return r;
+	r = proctable_new(p->store, p->sym, p->maplog, &p->procs);
 	if (r < 0)
 		return r;
 	r = stack_cache_new(p->store, STACK_CACHE_MAX, &p->stacks);
@@ -77,6 +65,7 @@ Profiler *profiler_free(Profiler *p)
 	/* Owners of store references go before the store. */
 	stack_cache_free(p->stacks);
 	proctable_free(p->procs);
+	maplog_free(p->maplog);
 	symbolizer_free(p->sym);
 	store_free(p->store);
 	free(p);
@@ -122,7 +111,8 @@ static size_t symbolize(Profiler *p, Process *proc, const struct profq_sample *s
 			n += (size_t)r;
 	}
 	for (uint32_t i = 0; i < s->ustack_len && n < max; i++) {
-		const Mapping *m = proctable_find_mapping(p->procs, proc, uaddrs[i], mono);
+		const Mapping *m = proctable_find_mapping(p->procs, proc, uaddrs[i], s->time_ns,
+							  mono);
 
 		if (m)
 			r = symbolizer_user_frames(p->sym, m->binary, &m->map, uaddrs[i], i > 0,
@@ -146,7 +136,7 @@ static size_t symbolize(Profiler *p, Process *proc, const struct profq_sample *s
 int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 {
 	FrameId frames[STORE_STACK_MAX];
-	uint64_t mono = mono_now();
+	uint64_t mono = now_mono_ns();
 	char comm[PROFQ_COMM_LEN + 1];
 	StackKey128 key;
 	StackId stack;
@@ -206,6 +196,31 @@ fail:
 	return r;
 }
 
+int profiler_add_event(Profiler *p, const struct profq_event *e, size_t size)
+{
+	int r;
+
+	if (size < sizeof(*e) || e->pid == 0 || e->args_len > PROFQ_ARGS_LEN ||
+	    (e->type != PROFQ_EVENT_EXEC && e->type != PROFQ_EVENT_EXIT)) {
+		p->stats.bad_records++;
+		return 0;
+	}
+	r = proctable_event(p->procs, e, now_mono_ns());
+	if (r < 0)
+		p->stats.failed++;
+	return r;
+}
+
+void profiler_sideband_event(Profiler *p, const SidebandEvent *ev)
+{
+	maplog_event(p->maplog, ev);
+}
+
+void profiler_refresh(Profiler *p, uint32_t pid)
+{
+	proctable_refresh(p->procs, pid);
+}
+
 void profiler_add_counters(Profiler *p, uint64_t lost, uint64_t idle)
 {
 	Window *w = store_window_current(p->store);
@@ -254,14 +269,15 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 {
 	int r;
 
-	p->boot_to_real_ns = boot_to_real();
+	p->boot_to_real_ns = boot_to_real_offset();
 	r = window_for(p, now_ns);
 	if (r < 0)
 		return r;
 	symbolizer_trim(p->sym);
 	if (mono_ns - p->last_sweep_ns >= SWEEP_INTERVAL_NS) {
 		p->last_sweep_ns = mono_ns;
-		proctable_sweep(p->procs, mono_ns, PROCESS_IDLE_NS);
+		proctable_sweep(p->procs, mono_ns, PROCESS_IDLE_NS, now_ns, p->opts.retention_ns);
+		maplog_expire(p->maplog, (uint64_t)(now_ns - p->boot_to_real_ns), MAPLOG_KEEP_NS);
 	}
 	evict(p, now_ns);
 	return 0;
@@ -280,7 +296,7 @@ Symbolizer *profiler_symbolizer(Profiler *p)
 size_t profiler_memory(const Profiler *p)
 {
 	return sizeof(*p) + store_memory(p->store) + symbolizer_memory(p->sym) +
-	       proctable_memory(p->procs) + stack_cache_memory(p->stacks);
+	       proctable_memory(p->procs) + stack_cache_memory(p->stacks) + maplog_memory(p->maplog);
 }
 
 void profiler_stats(const Profiler *p, ProfilerStats *ret)
@@ -288,10 +304,7 @@ void profiler_stats(const Profiler *p, ProfilerStats *ret)
 	*ret = p->stats;
 }
 
-size_t profiler_processes(const Profiler *p)
+void profiler_proc_stats(const Profiler *p, ProcTableStats *ret)
 {
-	ProcTableStats st;
-
-	proctable_stats(p->procs, &st);
-	return st.processes;
+	proctable_stats(p->procs, ret);
 }

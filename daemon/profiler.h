@@ -2,7 +2,8 @@
 /*
  * Profiler: turns samples into windowed profiles. For each sample it finds the process
  * incarnation (ProcTable), maps the raw stack to an interned symbolized stack (StackCache, else
- * Symbolizer), and counts it in the open window of the Store. profiler_tick() closes windows at
+ * Symbolizer), and counts it in the open window of the Store. Exec/exit events keep the process
+ * records current; sideband records feed the MapLog that symbolizes processes already gone. profiler_tick() closes windows at
  * their boundaries (aligned to multiples of the window length in wall-clock time), evicts the
  * oldest windows beyond retention or the memory budget, and trims caches.
  * Knows nothing of BPF or sockets: tests feed it samples directly. Not thread-safe.
@@ -12,7 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proctable.h"
 #include "profq.h"
+#include "sideband.h"
 #include "store.h"
 #include "symbolizer.h"
 
@@ -44,6 +47,13 @@ Profiler *profiler_free(Profiler *p);
 
 /* Handles one ring-buffer record (size as received). */
 int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size);
+/* Handles one exec/exit event record (size as received). */
+int profiler_add_event(Profiler *p, const struct profq_event *e, size_t size);
+/* Feeds a sideband record (mappings, exec, fork, exit) to the mapping log. */
+void profiler_sideband_event(Profiler *p, const SidebandEvent *ev);
+/* Reads live processes' kernel accounting from /proc: those of pid, or all with 0. */
+void profiler_refresh(Profiler *p, uint32_t pid);
+
 /* Adds lost and idle samples (counter deltas) to the open window and the totals. */
 void profiler_add_counters(Profiler *p, uint64_t lost, uint64_t idle);
 
@@ -59,7 +69,7 @@ Store *profiler_store(Profiler *p);
 Symbolizer *profiler_symbolizer(Profiler *p);
 size_t profiler_memory(const Profiler *p);
 void profiler_stats(const Profiler *p, ProfilerStats *ret);
-size_t profiler_processes(const Profiler *p);
+void profiler_proc_stats(const Profiler *p, ProcTableStats *ret);
 
 static inline void profiler_freep(Profiler **p)
 {

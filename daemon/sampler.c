@@ -14,28 +14,32 @@ struct Sampler {
 	struct profq_bpf *skel;
 	struct ring_buffer *rb;
 	struct bpf_link **links;
+	struct bpf_link *exec_link, *exit_link;
 	int *perf_fds;
 	unsigned n_cpus; /* possible CPUs: size of per-CPU values */
 	unsigned n_attached;
 	size_t ringbuf_bytes;
-	sampler_handler_t handler;
+	sampler_handler_t on_sample;
+	sampler_event_handler_t on_event;
 	void *userdata;
 	int handler_error;
 };
 
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
-	char buf[1024];
+	_cleanup_free_ char *msg = NULL;
 	size_t n;
 
 	/* libbpf's warnings (e.g. verifier output) help, its debug chatter does not. */
 	if (level == LIBBPF_DEBUG && log_get_max_level() < LOG_DEBUG)
 		return 0;
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	n = strlen(buf);
-	if (n > 0 && buf[n - 1] == '\n')
-		buf[n - 1] = '\0';
-	log_full_errno(level == LIBBPF_WARN ? LOG_WARNING : LOG_DEBUG, 0, "libbpf: %s", buf);
+	/* Whole: a verifier log runs to many kilobytes and its end says what failed. */
+	if (vasprintf(&msg, fmt, ap) < 0)
+		return 0;
+	n = strlen(msg);
+	if (n > 0 && msg[n - 1] == '\n')
+		msg[n - 1] = '\0';
+	log_full_errno(level == LIBBPF_WARN ? LOG_WARNING : LOG_DEBUG, 0, "libbpf: %s", msg);
 	return 0;
 }
 
@@ -44,6 +48,8 @@ Sampler *sampler_free(Sampler *s)
 	if (!s)
 		return NULL;
 	ring_buffer__free(s->rb);
+	bpf_link__destroy(s->exec_link);
+	bpf_link__destroy(s->exit_link);
 	for (unsigned i = 0; s->links && i < s->n_cpus; i++)
 		bpf_link__destroy(s->links[i]);
 	for (unsigned i = 0; s->perf_fds && i < s->n_cpus; i++)
@@ -63,7 +69,20 @@ static int on_record(void *ctx, void *data, size_t size)
 
 	if (size < PROFQ_SAMPLE_HDR_SIZE)
 		return 0;
-	r = s->handler(s->userdata, data, size);
+	r = s->on_sample(s->userdata, data, size);
+	if (r < 0 && s->handler_error == 0)
+		s->handler_error = r;
+	return 0;
+}
+
+static int on_event_record(void *ctx, void *data, size_t size)
+{
+	Sampler *s = ctx;
+	int r;
+
+	if (size < sizeof(struct profq_event))
+		return 0;
+	r = s->on_event(s->userdata, data, size);
 	if (r < 0 && s->handler_error == 0)
 		s->handler_error = r;
 	return 0;
@@ -115,12 +134,14 @@ static size_t ringbuf_size(const SamplerOptions *opts, unsigned n_cpus)
 
 	if (opts->ringbuf_bytes)
 		return opts->ringbuf_bytes;
-	while (size < want && size < (256u << 20))
+	/* Capped at 8 MiB of kernel memory: at 999 Hz that still holds over a second of full-depth
+	 * samples, and typical stacks are a quarter of full depth. */
+	while (size < want && size < (8u << 20))
 		size <<= 1;
 	return size;
 }
 
-int sampler_new(const SamplerOptions *opts, sampler_handler_t handler, void *userdata, Sampler **ret)
+int sampler_new(const SamplerOptions *opts, Sampler **ret)
 {
 	_cleanup_(sampler_freep) Sampler *s = NULL;
 	_cleanup_free_ bool *online = NULL;
@@ -130,8 +151,9 @@ int sampler_new(const SamplerOptions *opts, sampler_handler_t handler, void *use
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->handler = handler;
-	s->userdata = userdata;
+	s->on_sample = opts->on_sample;
+	s->on_event = opts->on_event;
+	s->userdata = opts->userdata;
 	r = libbpf_num_possible_cpus();
 	if (r <= 0)
 		return log_error_errno(r ?: -EINVAL, "Failed to count possible CPUs: %m");
@@ -204,10 +226,24 @@ int sampler_new(const SamplerOptions *opts, sampler_handler_t handler, void *use
 	if (s->n_attached == 0)
 		return log_error_errno(-ENODEV, "Failed to attach to any CPU: no CPU is online");
 
-	/* Run: the reader side of the ring buffer; drained by the caller's timer. */
-	s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.samples), on_record, s, NULL);
+	/* Attach: process exec and exit (BTF tracepoints: no tracefs needed). */
+	s->exec_link = bpf_program__attach(s->skel->progs.profq_exec);
+	if (!s->exec_link)
+		return log_error_errno(negative_errno(),
+				       "Failed to attach to sched_process_exec: %m");
+	s->exit_link = bpf_program__attach(s->skel->progs.profq_exit);
+	if (!s->exit_link)
+		return log_error_errno(negative_errno(),
+				       "Failed to attach to sched_process_exit: %m");
+
+	/* Run: the reader side of the ring buffers, drained by the caller's timer; events first,
+	 * so an exec is known before the samples of the new image. */
+	s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.events), on_event_record, s, NULL);
 	if (!s->rb)
-		return log_error_errno(negative_errno(), "Failed to open the BPF ring buffer: %m");
+		return log_error_errno(negative_errno(), "Failed to open the BPF ring buffers: %m");
+	r = ring_buffer__add(s->rb, bpf_map__fd(s->skel->maps.samples), on_record, s);
+	if (r < 0)
+		return log_error_errno(r, "Failed to open the BPF ring buffers: %m");
 
 	*ret = TAKE_PTR(s);
 	return 0;
@@ -245,6 +281,7 @@ int sampler_counters(Sampler *s, struct profq_counters *ret)
 		sum.lost_ringbuf += v[i].lost_ringbuf;
 		sum.kstack_errors += v[i].kstack_errors;
 		sum.ustack_errors += v[i].ustack_errors;
+		sum.lost_events += v[i].lost_events;
 	}
 	*ret = sum;
 	return 0;

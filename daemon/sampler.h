@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Sampler: loads the BPF program, opens one PERF_COUNT_SW_CPU_CLOCK event per online CPU at the
- * given frequency, attaches the program to each, and hands the samples from the ring buffer to a
- * callback when drained. The BPF side never wakes us (BPF_RB_NO_WAKEUP); the owner calls
- * sampler_drain() on a timer. Owns every kernel object it creates. Not thread-safe.
+ * Sampler: loads the BPF programs, opens one PERF_COUNT_SW_CPU_CLOCK event per online CPU at the
+ * given frequency, attaches the sampling program to each and the exec/exit programs to their
+ * tracepoints, and hands samples and events from their ring buffers to callbacks when drained.
+ * The BPF side never wakes us (BPF_RB_NO_WAKEUP); the owner calls sampler_drain() on a timer. Owns every kernel object it creates. Not thread-safe.
  */
 #pragma once
 
@@ -16,13 +16,18 @@ typedef struct Sampler Sampler;
 
 /* Called for each sample in ring-buffer order; size is the record's size as sent. */
 typedef int (*sampler_handler_t)(void *userdata, const struct profq_sample *s, size_t size);
+/* Called for each exec/exit event; events are drained before the samples. */
+typedef int (*sampler_event_handler_t)(void *userdata, const struct profq_event *e, size_t size);
 
 typedef struct SamplerOptions {
 	uint32_t frequency;   /* Hz, per CPU */
 	size_t ringbuf_bytes; /* power of two, multiple of the page size; 0: derived */
+	sampler_handler_t on_sample;
+	sampler_event_handler_t on_event;
+	void *userdata;
 } SamplerOptions;
 
-int sampler_new(const SamplerOptions *opts, sampler_handler_t handler, void *userdata, Sampler **ret);
+int sampler_new(const SamplerOptions *opts, Sampler **ret);
 Sampler *sampler_free(Sampler *s);
 
 /* Consumes every sample in the ring buffer: the count, or a negative errno. */

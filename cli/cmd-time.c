@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+#include <getopt.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "cli.h"
+#include "json-util.h"
+
+static void print_clock(const char *label, json_object *v)
+{
+	double t = json_object_get_double(v);
+	time_t sec = (time_t)t;
+	struct tm tm;
+	char buf[32];
+
+	localtime_r(&sec, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+	printf("%s %s.%03d", label, buf, (int)((t - (double)sec) * 1000));
+}
+
+static void print_status(int status)
+{
+	if (WIFEXITED(status))
+		printf(", exit status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		printf(", killed by signal %d (%s)%s", WTERMSIG(status),
+		       strsignal(WTERMSIG(status)), WCOREDUMP(status) ? ", core dumped" : "");
+}
+
+static void row(const char *label, json_object *o, double real, bool with_real, bool with_pct)
+{
+	if (with_real)
+		printf("%10.3fs", real);
+	else
+		printf("%11s", "");
+	printf(" %9.3fs %9.3fs", json_get_double(o, "user_s"), json_get_double(o, "sys_s"));
+	if (with_pct)
+		printf(" %8.1f%%", json_get_double(o, "cpu_pct"));
+	else
+		printf(" %9s", "");
+	printf("   %s\n", label);
+}
+
+static void render_time(json_object *a)
+{
+	json_object *v, *o;
+	double real = json_get_double(a, "real_s");
+	bool exited = json_object_get_boolean(json_object_object_get(a, "exited"));
+	char label[96];
+
+	printf("pid %lld (%s)", (long long)json_get_int(a, "pid"),
+	       strempty(json_get_string(a, "comm")));
+	if (json_get_string(a, "cmdline"))
+		printf(" %s", json_get_string(a, "cmdline"));
+	printf("\n");
+	if (json_object_object_get_ex(a, "start_time", &v))
+		print_clock("started", v);
+	if (exited && json_object_object_get_ex(a, "exit_time", &v) && v) {
+		print_clock(", exited", v);
+		if (json_object_object_get_ex(a, "exit_code", &v) && v)
+			print_status(json_object_get_int(v));
+	} else {
+		printf(", running");
+	}
+	printf("\n\n%11s %10s %10s %9s\n", "real", "user", "sys", "cpu%");
+	snprintf(label, sizeof(label), "process (%s accounting)",
+		 streq_ptr(json_get_string(a, "accounting"), "kernel") ? "kernel" : "sampled");
+	row(label, a, real, true, true);
+	if (json_object_object_get_ex(a, "children", &o))
+		row("waited-for children", o, real, false, false);
+	if (json_object_object_get_ex(a, "with_children", &o))
+		row("with waited-for children, as time(1)", o, real, false, true);
+	if (json_object_object_get_ex(a, "descendants", &o)) {
+		snprintf(label, sizeof(label), "%lld descendants seen (their own accounting)",
+			 (long long)json_get_int(o, "count"));
+		row(label, o, real, false, false);
+	}
+	if (json_object_object_get_ex(a, "sampled", &o)) {
+		snprintf(label, sizeof(label), "sampled (%lld samples%s)",
+			 (long long)json_get_int(o, "samples"),
+			 json_object_object_get(a, "descendants") ? ", descendants included" : "");
+		row(label, o, real, false, false);
+	}
+}
+
+int cmd_time(CliContext *ctx, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "pid", required_argument, NULL, OPT_PID },
+		{ "start", required_argument, NULL, OPT_START },
+		{ "children", no_argument, NULL, OPT_CHILDREN },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	_cleanup_json_ json_object *answer = NULL;
+	Request req;
+	int c, r;
+
+	request_init(&req, COMMAND_TIME);
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+		if (c == 'h') {
+			printf("Usage: profq time --pid N [--start TIME] [--children] [--json]\n"
+			       "\n"
+			       "Like time(1), for any process the daemon has seen, running\n"
+			       "or exited: real (start to exit, or to now), user and sys\n"
+			       "(the kernel's accounting), cpu%% = 100*(user+sys)/real;\n"
+			       "waited-for children on their own line; and the sampled\n"
+			       "estimate (samples x period). The newest incarnation of the\n"
+			       "pid, unless --start (a start time from 'profq ps') names\n"
+			       "another. --children adds the descendants seen.\n");
+			return EXIT_OK;
+		}
+		r = cli_common_option("time", c, optarg, ctx, &req);
+		if (r < 0)
+			return EXIT_USAGE;
+		if (r == 0)
+			return cli_usage_error("time", "unknown option '%s'", argv[optind - 1]);
+	}
+	if (optind < argc)
+		return cli_usage_error("time", "unexpected argument '%s'", argv[optind]);
+	if (!req.pid)
+		return cli_usage_error("time", "--pid is required");
+	r = cli_query(ctx, &req, &answer);
+	if (r != EXIT_OK)
+		return r;
+	if (ctx->json)
+		cli_print_json(answer);
+	else
+		render_time(answer);
+	return EXIT_OK;
+}
