@@ -2,7 +2,10 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
+#include <inttypes.h>
+
 #include "hashindex.h"
+#include "log.h"
 #include "macro.h"
 #include "proctable.h"
 #include "timeutil.h"
@@ -141,6 +144,7 @@ static int maps_load(ProcTable *t, Process *p, uint64_t time_ns, uint64_t now_ns
 			t->stats.maps_from_log++;
 	}
 	if (r < 0) {
+		log_debug_errno(r, "No mappings for pid %u at %" PRIu64 ": %m", p->pid, time_ns);
 		t->stats.maps_errors++;
 		p->maps_error = r;
 		p->maps_loaded = true; /* do not retry per sample; a miss retries after a while */

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <sys/auxv.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <xxhash.h>
 
@@ -303,6 +304,22 @@ static void binary_load_fd(Symbolizer *s, Binary *b, int fd)
 		s->stats.binary_errors++;
 }
 
+/* Opens m->path if it is the file m maps (same device and inode), else -ENOENT. */
+static int open_verified(const ProcMap *m)
+{
+	_cleanup_close_ int fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	struct stat st;
+
+	if (fd < 0)
+		return negative_errno();
+	if (fstat(fd, &st) < 0)
+		return negative_errno();
+	if (st.st_ino != m->inode || major(st.st_dev) != m->dev_major ||
+	    minor(st.st_dev) != m->dev_minor)
+		return -ENOENT;
+	return TAKE_FD(fd);
+}
+
 typedef struct BinaryKey {
 	uint64_t dev, ino;
 } BinaryKey;
@@ -396,6 +413,11 @@ int symbolizer_binary(Symbolizer *s, pid_t pid, const ProcMap *m, Binary **ret)
 	if (fd < 0) {
 		snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, m->path);
 		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+	}
+	if (fd < 0) {
+		/* The process is gone (a short-lived one, known from the sideband): the path in our
+		 * namespace, if it is still the very file that was mapped. */
+		fd = open_verified(m);
 	}
 	if (fd < 0) {
 		b->error = negative_errno();
