@@ -7,15 +7,11 @@
 #include "macro.h"
 #include "procfs.h"
 
-int procfs_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
+int procfs_read_fd(int fd, size_t max, char **ret, size_t *ret_len)
 {
-	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0, allocated = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return negative_errno();
 	for (;;) {
 		size_t want = MIN(len + 65536, max + 1); /* > len, since len <= max here */
 		ssize_t n;
@@ -34,11 +30,23 @@ int procfs_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
 		if (len > max)
 			return -EFBIG;
 	}
+	if (!buf && !(buf = malloc(1)))
+		return -ENOMEM;
 	buf[len] = '\0';
 	*ret = TAKE_PTR(buf);
 	if (ret_len)
 		*ret_len = len;
 	return 0;
+}
+
+int procfs_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
+{
+	_cleanup_close_ int fd = -1;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return negative_errno();
+	return procfs_read_fd(fd, max, ret, ret_len);
 }
 
 static bool parse_hex(const char **p, uint64_t *ret)

@@ -21,8 +21,9 @@ typedef struct ProcMap {
 	char *path; /* NULL for anonymous mappings; "[vdso]" and friends as the kernel names them */
 } ProcMap;
 
-/* Reads at most max bytes of a /proc file (NUL-terminated copy). -EFBIG if it is longer. */
+/* Reads at most max bytes of a file (NUL-terminated copy). -EFBIG if it is longer. */
 int procfs_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
+int procfs_read_fd(int fd, size_t max, char **ret, size_t *ret_len);
 
 /*
  * Parses the executable mappings (prot includes PROT_EXEC) of a maps file. Malformed lines are
@@ -45,7 +46,8 @@ typedef struct ProcStat {
 int procfs_parse_stat(const char *buf, ProcStat *ret);
 
 /* Turns a cmdline buffer (NUL-separated) into one line: NULs become spaces, control characters
- * become '?', trailing separators are dropped. Writes at most len bytes of buf in place. */
+ * become '?', trailing separators are dropped. Works in place on len bytes of buf and then
+ * NUL-terminates it, so buf must hold len + 1 bytes. */
 void procfs_cmdline_to_string(char *buf, size_t len);
 
 /* Convenience wrappers that read /proc/PID/... */

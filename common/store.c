@@ -39,6 +39,8 @@ typedef struct StackEntry {
 typedef struct ProcEntry {
 	StoreProc p;
 	uint32_t refs;
+	uint32_t version;
+	uint64_t hash; /* of the identity */
 } ProcEntry;
 
 struct Store {
@@ -61,6 +63,7 @@ struct Store {
 	size_t allocated_procs;
 	IdPool proc_ids;
 	size_t n_procs;
+	HashIndex *proc_index;
 
 	Window **windows; /* oldest first */
 	size_t n_windows;
@@ -120,6 +123,9 @@ int store_new(Store **ret)
 	r = hash_index_new(&s->open_index);
 	if (r < 0)
 		return r;
+	r = hash_index_new(&s->proc_index);
+	if (r < 0)
+		return r;
 	*ret = TAKE_PTR(s);
 	return 0;
 }
@@ -155,6 +161,7 @@ Store *store_free(Store *s)
 	hash_index_free(s->frame_index);
 	hash_index_free(s->stack_index);
 	hash_index_free(s->open_index);
+	hash_index_free(s->proc_index);
 	free(s);
 	return NULL;
 }
@@ -218,6 +225,11 @@ const char *store_string(const Store *s, StrId id)
 	if (id == 0 || id >= s->str_ids.limit || s->strs[id].refs == 0)
 		return NULL;
 	return s->strs[id].str;
+}
+
+size_t store_string_id_limit(const Store *s)
+{
+	return s->str_ids.limit;
 }
 
 void store_string_ref(Store *s, StrId id)
@@ -426,23 +438,69 @@ size_t store_stack_id_limit(const Store *s)
 
 /* ---- processes ---- */
 
+typedef struct ProcKey {
+	uint32_t pid;
+	uint64_t boot_id, start_boot_ns;
+} ProcKey;
+
+static uint64_t proc_hash(uint32_t pid, uint64_t boot_id, uint64_t start_boot_ns)
+{
+	const uint64_t v[3] = { pid, boot_id, start_boot_ns };
+
+	return XXH3_64bits(v, sizeof(v));
+}
+
+static bool proc_eq(uint32_t idx, const void *key, void *userdata)
+{
+	const StoreProc *p = &((const Store *)userdata)->procs[idx].p;
+	const ProcKey *k = key;
+
+	return p->pid == k->pid && p->boot_id == k->boot_id && p->start_boot_ns == k->start_boot_ns;
+}
+
+static int proc_lookup(const Store *s, uint32_t pid, uint64_t boot_id, uint64_t start_boot_ns,
+		       uint32_t *ret)
+{
+	ProcKey k = { .pid = pid, .boot_id = boot_id, .start_boot_ns = start_boot_ns };
+
+	return hash_index_find(s->proc_index, proc_hash(pid, boot_id, start_boot_ns), proc_eq, &k,
+			       (void *)s, ret);
+}
+
 int store_proc_add(Store *s, const StoreProc *p, ProcId *ret)
 {
+	uint64_t hash = proc_hash(p->pid, p->boot_id, p->start_boot_ns);
 	uint32_t id;
 	int r;
 
+	if (proc_lookup(s, p->pid, p->boot_id, p->start_boot_ns, &id) == 0)
+		return -EEXIST;
 	r = id_pool_take(&s->proc_ids, &id);
 	if (r < 0)
 		return r;
 	r = GREEDY_REALLOC(s->procs, s->allocated_procs, (size_t)id + 1);
+	if (r >= 0)
+		r = hash_index_insert(s->proc_index, hash, id);
 	if (r < 0) {
 		(void)id_pool_give(&s->proc_ids, id);
 		return r;
 	}
-	s->procs[id] = (ProcEntry){ .p = *p, .refs = 1 };
+	s->procs[id] = (ProcEntry){ .p = *p, .refs = 1, .version = 1, .hash = hash };
 	store_string_ref(s, p->comm);
 	store_string_ref(s, p->cmdline);
 	s->n_procs++;
+	*ret = id;
+	return 0;
+}
+
+int store_proc_find(Store *s, uint32_t pid, uint64_t boot_id, uint64_t start_boot_ns, ProcId *ret)
+{
+	uint32_t id;
+	int r = proc_lookup(s, pid, boot_id, start_boot_ns, &id);
+
+	if (r < 0)
+		return r;
+	s->procs[id].refs++;
 	*ret = id;
 	return 0;
 }
@@ -456,7 +514,35 @@ const StoreProc *store_proc(const Store *s, ProcId id)
 
 StoreProc *store_proc_mut(Store *s, ProcId id)
 {
-	return (StoreProc *)store_proc(s, id);
+	if (!store_proc(s, id))
+		return NULL;
+	s->procs[id].version++;
+	return &s->procs[id].p;
+}
+
+uint32_t store_proc_version(const Store *s, ProcId id)
+{
+	return store_proc(s, id) ? s->procs[id].version : 0;
+}
+
+int store_proc_set_start(Store *s, ProcId id, uint64_t start_boot_ns, int64_t start_ns)
+{
+	ProcEntry *e;
+	uint32_t other;
+
+	if (!store_proc(s, id))
+		return -ENOENT;
+	e = &s->procs[id];
+	if (proc_lookup(s, e->p.pid, e->p.boot_id, start_boot_ns, &other) == 0 && other != id)
+		return -EEXIST;
+	(void)hash_index_remove(s->proc_index, e->hash, id);
+	e->p.start_boot_ns = start_boot_ns;
+	e->p.start_ns = start_ns;
+	e->hash = proc_hash(e->p.pid, e->p.boot_id, start_boot_ns);
+	e->version++;
+	/* Re-inserting what was just removed needs no new memory. */
+	(void)hash_index_insert(s->proc_index, e->hash, id);
+	return 0;
 }
 
 void store_proc_set_comm(Store *s, ProcId id, StrId comm)
@@ -485,6 +571,7 @@ void store_proc_unref(Store *s, ProcId id)
 	e = &s->procs[id];
 	if (--e->refs > 0)
 		return;
+	(void)hash_index_remove(s->proc_index, e->hash, id);
 	store_string_unref(s, e->p.comm);
 	store_string_unref(s, e->p.cmdline);
 	e->p = (StoreProc){ 0 };
@@ -641,6 +728,62 @@ const Window *store_window(const Store *s, size_t i)
 	return i < s->n_windows ? s->windows[i] : NULL;
 }
 
+int store_window_import(Store *s, const Window *src)
+{
+	const Window *last = NULL;
+	Window *w;
+	size_t pos = s->n_windows;
+	int r;
+
+	if (src->end_ns <= src->start_ns)
+		return -EINVAL;
+	if (store_window_current(s))
+		pos--;
+	if (pos > 0)
+		last = s->windows[pos - 1];
+	if (last && src->start_ns < last->end_ns)
+		return -EINVAL;
+	for (size_t i = 0; i < src->n_entries; i++) {
+		const WindowEntry *e = &src->entries[i];
+
+		if (!store_proc(s, e->proc) || !store_stack(s, e->stack, &(size_t){ 0 }) ||
+		    (e->thread && !store_string(s, e->thread)))
+			return -EINVAL;
+	}
+	r = GREEDY_REALLOC(s->windows, s->allocated_windows, s->n_windows + 1);
+	if (r < 0)
+		return r;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	*w = (Window){ .start_ns = src->start_ns,
+		       .end_ns = src->end_ns,
+		       .period_ns = src->period_ns,
+		       .samples = src->samples,
+		       .idle = src->idle,
+		       .lost = src->lost };
+	if (src->n_entries > 0) {
+		w->entries = malloc(src->n_entries * sizeof(WindowEntry));
+		if (!w->entries) {
+			free(w);
+			return -ENOMEM;
+		}
+		memcpy(w->entries, src->entries, src->n_entries * sizeof(WindowEntry));
+		w->n_entries = w->allocated = src->n_entries;
+		qsort(w->entries, w->n_entries, sizeof(WindowEntry), entry_cmp);
+	}
+	for (size_t i = 0; i < w->n_entries; i++) {
+		store_proc_ref(s, w->entries[i].proc);
+		store_stack_ref(s, w->entries[i].stack);
+		store_string_ref(s, w->entries[i].thread);
+	}
+	s->heap_bytes += w->allocated * sizeof(WindowEntry);
+	memmove(s->windows + pos + 1, s->windows + pos, (s->n_windows - pos) * sizeof(Window *));
+	s->windows[pos] = w;
+	s->n_windows++;
+	return 0;
+}
+
 int store_window_evict(Store *s)
 {
 	Window *w;
@@ -678,7 +821,8 @@ size_t store_memory(const Store *s)
 	m += id_pool_memory(&s->str_ids) + id_pool_memory(&s->frame_ids) +
 	     id_pool_memory(&s->stack_ids) + id_pool_memory(&s->proc_ids);
 	m += hash_index_memory(s->str_index) + hash_index_memory(s->frame_index) +
-	     hash_index_memory(s->stack_index) + hash_index_memory(s->open_index);
+	     hash_index_memory(s->stack_index) + hash_index_memory(s->open_index) +
+	     hash_index_memory(s->proc_index);
 	m += s->allocated_windows * sizeof(Window *) + s->n_windows * sizeof(Window);
 	if (open)
 		m += open->allocated * sizeof(WindowEntry);

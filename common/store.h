@@ -69,6 +69,9 @@ typedef struct StoreProc {
 	/* Kernel CPU accounting (ns), valid with PROC_ACCOUNTING; children = waited-for ones. */
 	uint64_t user_ns, sys_ns, child_user_ns, child_sys_ns;
 	int32_t exit_code; /* wait status (as wait4), valid with PROC_EXITED */
+	/* Identity: pid + start within one boot. boot_id hashes /proc/sys/kernel/random/boot_id. */
+	uint64_t boot_id;
+	uint64_t start_boot_ns; /* CLOCK_BOOTTIME */
 } StoreProc;
 
 typedef struct WindowEntry {
@@ -100,6 +103,8 @@ Store *store_free(Store *s);
 /* Strings. */
 int store_intern_string(Store *s, const char *str, StrId *ret);
 const char *store_string(const Store *s, StrId id); /* NULL for 0 */
+/* One past the highest string id in use: size for arrays indexed by StrId. */
+size_t store_string_id_limit(const Store *s);
 void store_string_ref(Store *s, StrId id);
 void store_string_unref(Store *s, StrId id);
 
@@ -119,11 +124,22 @@ void store_stack_unref(Store *s, StackId id);
 size_t store_stack_id_limit(const Store *s);
 size_t store_frame_id_limit(const Store *s);
 
-/* Processes: the store takes references on p->comm and p->cmdline. */
+/*
+ * Processes: the store takes references on p->comm and p->cmdline. A process is named by
+ * (pid, boot_id, start_boot_ns); adding one that is already there is -EEXIST.
+ */
 int store_proc_add(Store *s, const StoreProc *p, ProcId *ret);
+/* The record of an incarnation: 0 and a new reference in *ret, or -ENOENT. */
+int store_proc_find(Store *s, uint32_t pid, uint64_t boot_id, uint64_t start_boot_ns,
+		    ProcId *ret);
 const StoreProc *store_proc(const Store *s, ProcId id);
-/* For the daemon's updates (exit time, accounting, comm after exec). */
+/* For the daemon's updates (exit time, accounting, comm after exec); bumps the version. Never
+ * change the identity fields through it: use store_proc_set_start(). */
 StoreProc *store_proc_mut(Store *s, ProcId id);
+/* A counter that changes whenever the record may have (store_proc_mut). */
+uint32_t store_proc_version(const Store *s, ProcId id);
+/* Corrects the start time (a record first made from /proc knows it to the clock tick). */
+int store_proc_set_start(Store *s, ProcId id, uint64_t start_boot_ns, int64_t start_ns);
 void store_proc_set_comm(Store *s, ProcId id, StrId comm);
 void store_proc_ref(Store *s, ProcId id);
 void store_proc_unref(Store *s, ProcId id);
@@ -143,6 +159,12 @@ int store_window_close(Store *s);
 size_t store_window_count(const Store *s);
 /* Window i, 0 = oldest; the open window, if any, is last. */
 const Window *store_window(const Store *s, size_t i);
+/*
+ * Adds a closed window (loaded from disk) before the open one: entries refer to the store's
+ * ids; the store copies and sorts them and takes its references. Windows go in time order:
+ * -EINVAL if w starts before the last closed window ends.
+ */
+int store_window_import(Store *s, const Window *w);
 /* Drops the oldest closed window: 0, or -ENOENT if there is none. */
 int store_window_evict(Store *s);
 uint64_t store_windows_evicted(const Store *s);

@@ -22,6 +22,7 @@ typedef struct ExitRecord {
 } ExitRecord;
 
 struct ProcTable {
+	uint64_t boot_id;
 	Store *store;
 	Symbolizer *sym;
 	MapLog *maplog;
@@ -44,6 +45,7 @@ int proctable_new(Store *store, Symbolizer *sym, MapLog *maplog, ProcTable **ret
 	t->store = store;
 	t->sym = sym;
 	t->maplog = maplog;
+	t->boot_id = proctable_boot_id();
 	t->exited = calloc(PROCTABLE_EXITED_MAX, sizeof(ExitRecord));
 	if (!t->exited)
 		return -ENOMEM;
@@ -213,8 +215,7 @@ static Process *find(ProcTable *t, uint32_t pid, uint64_t start)
 	p->approx_start = false;
 	/* Re-inserting what was just removed needs no new memory. */
 	(void)hash_index_insert(t->index, p->hash, idx);
-	if (store_proc_mut(t->store, p->id))
-		store_proc_mut(t->store, p->id)->start_ns = (int64_t)start + boot_to_real_offset();
+	(void)store_proc_set_start(t->store, p->id, start, (int64_t)start + boot_to_real_offset());
 	return p;
 }
 
@@ -278,10 +279,16 @@ static int process_add(ProcTable *t, uint32_t pid, uint64_t start_boot_ns, const
 	comm_string(comm, s);
 	sp->pid = pid;
 	sp->start_ns = (int64_t)start_boot_ns + boot_to_real_offset();
-	r = store_intern_string(t->store, s, &sp->comm);
-	if (r >= 0) {
-		r = store_proc_add(t->store, sp, &p->id);
-		store_string_unref(t->store, sp->comm);
+	sp->boot_id = t->boot_id;
+	sp->start_boot_ns = start_boot_ns;
+	/* A record loaded from the state dir (profqd restarted) is the same incarnation. */
+	r = store_proc_find(t->store, pid, t->boot_id, start_boot_ns, &p->id);
+	if (r < 0) {
+		r = store_intern_string(t->store, s, &sp->comm);
+		if (r >= 0) {
+			r = store_proc_add(t->store, sp, &p->id);
+			store_string_unref(t->store, sp->comm);
+		}
 	}
 	if (r < 0) {
 		free(p);
@@ -350,6 +357,17 @@ int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, P
 	return 0;
 }
 
+uint64_t proctable_boot_id(void)
+{
+	_cleanup_free_ char *id = NULL;
+	size_t len;
+
+	/* Without it (no procfs?), every boot looks the same: start times still tell apart. */
+	if (procfs_read_file("/proc/sys/kernel/random/boot_id", 128, &id, &len) < 0)
+		return 0;
+	return XXH3_64bits(id, len);
+}
+
 void proctable_cputime_adjust(uint64_t rtime, uint64_t utime, uint64_t stime, uint64_t *ret_user,
 			      uint64_t *ret_sys)
 {
@@ -381,6 +399,11 @@ static void exited_push(ProcTable *t, ProcId id, int64_t exit_ns)
 	t->exited[(t->exited_head + t->n_exited) % PROCTABLE_EXITED_MAX] =
 		(ExitRecord){ .id = id, .exit_ns = exit_ns };
 	t->n_exited++;
+}
+
+void proctable_hold_exited(ProcTable *t, ProcId id, int64_t exit_ns)
+{
+	exited_push(t, id, exit_ns);
 }
 
 int proctable_event(ProcTable *t, const struct profq_event *e, uint64_t now_ns)

@@ -75,6 +75,9 @@ ProcTable *proctable_free(ProcTable *t);
 /* The Process of a sample's incarnation, created on first sight. now_ns: CLOCK_MONOTONIC. */
 int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, Process **ret);
 
+/* Keeps an exited process's record (e.g. loaded from disk) queryable like the others. */
+void proctable_hold_exited(ProcTable *t, ProcId id, int64_t exit_ns);
+
 /* Applies an exec or exit event. */
 int proctable_event(ProcTable *t, const struct profq_event *e, uint64_t now_ns);
 
@@ -97,6 +100,9 @@ void proctable_refresh(ProcTable *t, uint32_t pid);
  */
 void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t now_real_ns,
 		     uint64_t keep_ns);
+
+/* This boot's identity: a hash of /proc/sys/kernel/random/boot_id (0 if unreadable). */
+uint64_t proctable_boot_id(void);
 
 /* Kernel CPU accounting as wait4() and /proc report it: user and system scaled so they add up
  * to the precise runtime (the kernel's cputime_adjust()). */

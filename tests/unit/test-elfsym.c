@@ -1,0 +1,351 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "elfsym.h"
+#include "fixtures/fixture-symbols.h"
+#include "macro.h"
+
+static int load_path(const char *path, ElfSym **ret)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	return elfsym_load_fd(fd, ret);
+}
+
+static int read_whole(const char *path, char **ret, size_t *ret_len)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char *buf;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return -errno;
+	buf = malloc((size_t)st.st_size);
+	assert_non_null(buf);
+	assert_int_equal(read(fd, buf, (size_t)st.st_size), st.st_size);
+	*ret = buf;
+	*ret_len = (size_t)st.st_size;
+	return 0;
+}
+
+/* An anonymous file holding data (elfsym reads from an fd). */
+static int memfd_with(const void *data, size_t len)
+{
+	int fd = memfd_create("profq-elfsym", MFD_CLOEXEC);
+
+	assert_true(fd >= 0);
+	if (len > 0)
+		assert_int_equal(write(fd, data, len), (ssize_t)len);
+	return fd;
+}
+
+/*
+ * Every function nm lists resolves to its name (or an alias at the same address) at its first
+ * and last byte; the byte just past a sized function is not it.
+ */
+static void compare_with_nm(const ElfSym *e, const NmTable *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const NmSym *s = &t->syms[i];
+		const char *name = NULL;
+		uint64_t off = 99;
+		int r;
+
+		r = elfsym_lookup(e, s->addr, &name, &off);
+		if (nm_unsized_last(t, s)) {
+			assert_int_equal(r, -ENOENT); /* e.g. _fini, alone in .fini */
+			continue;
+		}
+		if (r < 0)
+			fail_msg("%s at 0x%" PRIx64 " not found", s->name, s->addr);
+		if (!nm_name_at(t, s->addr, name))
+			fail_msg("0x%" PRIx64 " resolved to %s, nm says %s", s->addr, name, s->name);
+		assert_int_equal(off, 0);
+		if (s->size == 0)
+			continue;
+		if (!nm_starts_within(t, s->addr, s->addr + s->size - 1)) {
+			assert_int_equal(elfsym_lookup(e, s->addr + s->size - 1, &name, &off), 0);
+			if (!nm_name_at(t, s->addr, name))
+				fail_msg("end of %s resolved to %s", s->name, name);
+			assert_true(off == s->size - 1);
+		}
+		r = elfsym_lookup(e, s->addr + s->size, &name, NULL);
+		if (r == 0 && nm_name_at(t, s->addr, name)) {
+			/* Only an unsized or longer alias at the same address may cover it. */
+			bool longer = false;
+
+			for (size_t j = 0; j < t->n; j++)
+				if (t->syms[j].addr == s->addr &&
+				    (t->syms[j].size == 0 || t->syms[j].size > s->size))
+					longer = true;
+			if (!longer)
+				fail_msg("0x%" PRIx64 ", just past %s, resolved to it",
+					 s->addr + s->size, s->name);
+		}
+	}
+}
+
+static void check_file(const char *path, bool dynamic_only, const char *const *must_have)
+{
+	_cleanup_(elfsym_freep) ElfSym *e = NULL;
+	NmTable t = { 0 };
+	const char *name;
+
+	assert_int_equal(load_path(path, &e), 0);
+	if (!dynamic_only)
+		assert_int_equal(nm_table_add(&t, "", path), 0);
+	assert_int_equal(nm_table_add(&t, "-D", path), 0);
+	assert_true(t.n > 0);
+	compare_with_nm(e, &t);
+	/* One entry per distinct function address of .symtab and .dynsym. */
+	assert_int_equal(elfsym_count(e), nm_distinct_addresses(&t));
+	assert_true(elfsym_memory(e) > elfsym_count(e) * 16);
+	for (; must_have && *must_have; must_have++) {
+		const NmSym *s = nm_find(&t, *must_have);
+
+		if (!s)
+			fail_msg("nm does not list %s in %s", *must_have, path);
+		assert_int_equal(elfsym_lookup(e, s->addr + 1, &name, NULL), 0);
+		assert_string_equal(name, *must_have);
+	}
+	/* Address 0 and the top of the address space hold nothing. */
+	assert_int_equal(elfsym_lookup(e, 0, &name, NULL), -ENOENT);
+	assert_int_equal(elfsym_lookup(e, UINT64_MAX, &name, NULL), -ENOENT);
+	nm_table_done(&t);
+}
+
+static void test_symbols_vs_nm(void **state)
+{
+	static const char *const prog[] = {
+		"fixture_alpha",	 "fixture_beta", "fixture_gamma",
+		"fixture_static_helper", "main",	 NULL,
+	};
+	static const char *const lib[] = { "fixture_lib_work", "fixture_lib_other",
+					   "fixture_lib_local", NULL };
+	static const char *const stripped[] = { "fixture_alpha", "fixture_gamma", "main", NULL };
+
+	(void)state;
+	check_file(FIXTURE_PROG, false, prog);
+	check_file(FIXTURE_LIB, false, lib);
+	check_file(FIXTURE_STRIPPED, true, stripped);
+	check_file(FIXTURE_NOPIE, false, prog);
+}
+
+/* The stripped copy has only .dynsym: the static function is gone, never misnamed. */
+static void test_stripped(void **state)
+{
+	_cleanup_(elfsym_freep) ElfSym *full = NULL, *e = NULL;
+	NmTable t = { 0 };
+	const NmSym *helper;
+	const char *name;
+
+	(void)state;
+	assert_int_equal(nm_table_add(&t, "", FIXTURE_PROG), 0);
+	helper = nm_find(&t, "fixture_static_helper");
+	assert_non_null(helper);
+	assert_int_equal(load_path(FIXTURE_PROG, &full), 0);
+	assert_int_equal(load_path(FIXTURE_STRIPPED, &e), 0);
+	assert_true(elfsym_count(e) < elfsym_count(full));
+	if (elfsym_lookup(e, helper->addr, &name, NULL) == 0)
+		assert_string_not_equal(name, "fixture_static_helper");
+	nm_table_done(&t);
+}
+
+static void check_segments(const char *path)
+{
+	_cleanup_(elfsym_freep) ElfSym *e = NULL;
+	ExecSegment segs[8];
+	uint64_t va = 0;
+	int n;
+
+	assert_int_equal(load_path(path, &e), 0);
+	n = readelf_exec_segments(path, segs, ARRAY_SIZE(segs));
+	assert_true(n >= 1);
+	if (streq(path, FIXTURE_NOPIE))
+		assert_true(segs[0].vaddr != segs[0].offset); /* else this proves little */
+	for (int i = 0; i < n; i++) {
+		const ExecSegment *s = &segs[i];
+
+		assert_int_equal(elfsym_offset_to_vaddr(e, s->offset, &va), 0);
+		assert_true(va == s->vaddr);
+		assert_int_equal(elfsym_offset_to_vaddr(e, s->offset + s->filesz / 2, &va), 0);
+		assert_true(va == s->vaddr + s->filesz / 2);
+		assert_int_equal(elfsym_offset_to_vaddr(e, s->offset + s->filesz - 1, &va), 0);
+		assert_true(va == s->vaddr + s->filesz - 1);
+		va = 42;
+		if (n == 1) {
+			/* Past the segment, and before it (the read-only headers): not code. */
+			assert_int_equal(elfsym_offset_to_vaddr(e, s->offset + s->filesz, &va),
+					 -ENOENT);
+			if (s->offset > 0)
+				assert_int_equal(elfsym_offset_to_vaddr(e, s->offset - 1, &va),
+						 -ENOENT);
+			assert_int_equal(va, 42);
+		}
+	}
+}
+
+static void check_build_id(const char *path)
+{
+	_cleanup_(elfsym_freep) ElfSym *e = NULL;
+	char want[200], got[2 * ELFSYM_BUILD_ID_MAX + 1];
+	const uint8_t *id;
+	size_t len;
+
+	assert_int_equal(load_path(path, &e), 0);
+	assert_int_equal(readelf_build_id(path, want, sizeof(want)), 0);
+	id = elfsym_build_id(e, &len);
+	assert_non_null(id);
+	assert_int_equal(len, 20); /* --build-id=sha1 */
+	for (size_t i = 0; i < len; i++)
+		sprintf(got + 2 * i, "%02x", id[i]);
+	assert_string_equal(got, want);
+}
+
+static void test_segments_and_build_id(void **state)
+{
+	(void)state;
+	check_segments(FIXTURE_PROG);
+	check_segments(FIXTURE_LIB);
+	check_segments(FIXTURE_STRIPPED);
+	check_segments(FIXTURE_NOPIE);
+	check_build_id(FIXTURE_PROG);
+	check_build_id(FIXTURE_LIB);
+	check_build_id(FIXTURE_STRIPPED);
+	check_build_id(FIXTURE_NOPIE);
+}
+
+static void test_memory_image(void **state)
+{
+	_cleanup_(elfsym_freep) ElfSym *a = NULL, *b = NULL;
+	_cleanup_free_ char *buf = NULL;
+	const char *n1, *n2;
+	size_t len, l1, l2;
+	NmTable t = { 0 };
+	const NmSym *beta;
+
+	(void)state;
+	assert_int_equal(read_whole(FIXTURE_PROG, &buf, &len), 0);
+	assert_int_equal(elfsym_load_memory(buf, len, &a), 0);
+	/* The caller's buffer is not kept: scribble over it. */
+	memset(buf, 0xcc, len);
+	assert_int_equal(load_path(FIXTURE_PROG, &b), 0);
+	assert_int_equal(elfsym_count(a), elfsym_count(b));
+	assert_int_equal(nm_table_add(&t, "", FIXTURE_PROG), 0);
+	beta = nm_find(&t, "fixture_beta");
+	assert_non_null(beta);
+	assert_int_equal(elfsym_lookup(a, beta->addr + 2, &n1, NULL), 0);
+	assert_int_equal(elfsym_lookup(b, beta->addr + 2, &n2, NULL), 0);
+	assert_string_equal(n1, "fixture_beta");
+	assert_string_equal(n2, "fixture_beta");
+	assert_memory_equal(elfsym_build_id(a, &l1), elfsym_build_id(b, &l2), 20);
+	nm_table_done(&t);
+}
+
+/* Loads whatever a hostile file gives; a success must still answer lookups sanely. */
+static void load_hostile(const void *data, size_t len, const NmTable *t)
+{
+	_cleanup_(elfsym_freep) ElfSym *e = NULL;
+	_cleanup_close_ int fd = memfd_with(data, len);
+	const char *name;
+	uint64_t va;
+	size_t blen;
+	int r;
+
+	r = elfsym_load_fd(fd, &e);
+	if (r < 0) {
+		assert_null(e);
+		return;
+	}
+	/* Partial results are fine; what resolves must be a real name of that file. */
+	for (size_t i = 0; t && i < t->n; i++)
+		if (elfsym_lookup(e, t->syms[i].addr, &name, NULL) == 0)
+			assert_true(strlen(name) < 4096);
+	(void)elfsym_lookup(e, 0x1000, &name, NULL);
+	(void)elfsym_offset_to_vaddr(e, 0x1000, &va);
+	(void)elfsym_build_id(e, &blen);
+	assert_true(blen <= ELFSYM_BUILD_ID_MAX);
+}
+
+static void test_hostile(void **state)
+{
+	static const size_t cuts[] = { 1, 4, 16, 52, 63, 64, 65, 100, 500, 4095, 4096, 8192 };
+	_cleanup_(elfsym_freep) ElfSym *e = NULL;
+	_cleanup_free_ char *buf = NULL, *copy = NULL;
+	_cleanup_close_ int empty = -1, junk_fd = -1, dir = -1;
+	uint8_t junk[4096];
+	uint64_t rng = 7, shoff;
+	NmTable t = { 0 };
+	size_t len;
+
+	(void)state;
+	/* Empty file, random bytes, an ELF magic with nothing behind it, a directory. */
+	empty = memfd_with(NULL, 0);
+	assert_int_equal(elfsym_load_fd(empty, &e), -ENOEXEC);
+	for (size_t i = 0; i < sizeof(junk); i++) {
+		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+		junk[i] = (uint8_t)(rng >> 56);
+	}
+	junk_fd = memfd_with(junk, sizeof(junk));
+	assert_int_equal(elfsym_load_fd(junk_fd, &e), -ENOEXEC);
+	assert_int_equal(elfsym_load_memory(junk, sizeof(junk), &e), -ENOEXEC);
+	assert_int_equal(elfsym_load_memory("\177ELF", 4, &e), -ENOEXEC);
+	assert_null(e);
+	dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_int_not_equal(elfsym_load_fd(dir, &e), 0);
+	assert_int_equal(elfsym_load_fd(-1, &e), -ENOEXEC);
+
+	/* The fixture cut short at many places, including inside its tables. */
+	assert_int_equal(read_whole(FIXTURE_PROG, &buf, &len), 0);
+	assert_int_equal(nm_table_add(&t, "", FIXTURE_PROG), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(cuts); i++)
+		load_hostile(buf, MIN(cuts[i], len), &t);
+	for (size_t i = 1; i < 16; i++)
+		load_hostile(buf, len * i / 16, &t);
+	load_hostile(buf, len - 1, &t);
+
+	/* Random corruption of the ELF and program headers, the section headers, anything. */
+	memcpy(&shoff, buf + 0x28, sizeof(shoff)); /* e_shoff of an ELF64 header */
+	assert_true(shoff > 0 && shoff < len);
+	copy = malloc(len);
+	assert_non_null(copy);
+	for (int round = 0; round < 500; round++) {
+		memcpy(copy, buf, len);
+		for (int k = 0; k < 8; k++) {
+			size_t at;
+
+			rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+			if (k % 3 == 0)
+				at = (rng >> 20) % 256;
+			else if (k % 3 == 1)
+				at = shoff + (rng >> 20) % (len - shoff);
+			else
+				at = (rng >> 20) % len;
+			copy[at] = (char)(rng >> 8);
+			if (k == 7 && at + 8 <= len)
+				memset(copy + at, 0xff, 8); /* a huge offset or size */
+		}
+		load_hostile(copy, len, &t);
+	}
+	nm_table_done(&t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_symbols_vs_nm),
+		cmocka_unit_test(test_stripped),
+		cmocka_unit_test(test_segments_and_build_id),
+		cmocka_unit_test(test_memory_image),
+		cmocka_unit_test(test_hostile),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,432 @@
+/* SPDX-License-Identifier: MIT */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "json-util.h"
+#include "macro.h"
+#include "procfs.h"
+#include "profiler.h"
+#include "query.h"
+
+/* The "sampled" program: real functions of this binary, so the profiler can symbolize them. */
+__attribute__((noinline)) static unsigned prof_leaf(unsigned x)
+{
+	for (unsigned i = 0; i < 16; i++)
+		x = x * 2654435761u ^ i;
+	return x;
+}
+
+__attribute__((noinline)) static unsigned prof_mid(unsigned x)
+{
+	return prof_leaf(x + 1) * 3 + 7;
+}
+
+__attribute__((noinline)) static unsigned prof_top(unsigned x)
+{
+	return prof_mid(x ^ 0x55) + prof_leaf(x);
+}
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	assert_int_equal(clock_gettime(id, &ts), 0);
+	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+/* Our start time as the BPF program reads it; the process table checks it against /proc. */
+static uint64_t self_start_boot_ns(void)
+{
+	static uint64_t start;
+	ProcStat st;
+
+	if (start == 0) {
+		assert_int_equal(procfs_read_stat(getpid(), &st), 0);
+		start = st.starttime * (NSEC_PER_SEC / procfs_clock_ticks());
+	}
+	return start;
+}
+
+static size_t sample_init(struct profq_sample *s, uint32_t tid, bool kernel_mode)
+{
+	*s = (struct profq_sample){
+		.time_ns = clock_ns(CLOCK_BOOTTIME),
+		.start_ns = self_start_boot_ns(),
+		.mm_id = 0xabcdef00,
+		.tgid = (uint32_t)getpid(),
+		.tid = tid,
+		.flags = kernel_mode ? PROFQ_SAMPLE_KERNEL_MODE : 0,
+		.uid = (uint32_t)getuid(),
+		.ustack_len = 3,
+	};
+	snprintf(s->comm, sizeof(s->comm), "worker-%u", tid % 10);
+	snprintf(s->pcomm, sizeof(s->pcomm), "test-profiler");
+	/* The interrupted instruction, then two return addresses, leaf first. */
+	s->addrs[0] = (uint64_t)(uintptr_t)&prof_leaf + 4;
+	s->addrs[1] = (uint64_t)(uintptr_t)&prof_mid + 4;
+	s->addrs[2] = (uint64_t)(uintptr_t)&prof_top + 4;
+	return PROFQ_SAMPLE_HDR_SIZE + 3 * sizeof(uint64_t);
+}
+
+static Profiler *profiler(uint64_t window_ns, uint64_t retention_ns, uint64_t max_memory)
+{
+	ProfilerOptions o = {
+		.frequency = 100,
+		.window_ns = window_ns,
+		.retention_ns = retention_ns,
+		.max_memory = max_memory,
+	};
+	Profiler *p = NULL;
+
+	assert_int_equal(profiler_new(&o, &p), 0);
+	assert_non_null(p);
+	return p;
+}
+
+static json_object *top(Profiler *p, uint32_t pid)
+{
+	QueryContext ctx = { .store = profiler_store(p),
+			     .now_ns = (int64_t)clock_ns(CLOCK_REALTIME),
+			     .viewer = { 0, true } };
+	json_object *answer = NULL;
+	Request req;
+
+	request_init(&req, COMMAND_TOP);
+	req.pid = pid;
+	assert_int_equal(query_answer(&ctx, &req, &answer), 0);
+	if (answer_error_code(answer, NULL, NULL) == 0)
+		fail_msg("top failed: %s", json_object_to_json_string(answer));
+	return answer;
+}
+
+static json_object *row(json_object *answer, const char *function)
+{
+	json_object *rows = json_object_object_get(answer, "rows");
+
+	for (size_t i = 0; i < json_object_array_length(rows); i++) {
+		json_object *r = json_object_array_get_idx(rows, i);
+
+		if (streq(strempty(json_get_string(r, "function")), function))
+			return r;
+	}
+	fail_msg("no row %s in %s", function, json_object_to_json_string(answer));
+	return NULL;
+}
+
+static void test_samples(void **state)
+{
+	_cleanup_(profiler_freep) Profiler *p = NULL;
+	_cleanup_json_ json_object *answer = NULL;
+	struct profq_sample s;
+	const StoreProc *proc;
+	const WindowEntry *e;
+	const FrameId *frames;
+	ProfilerStats st;
+	const Window *w;
+	Store *store;
+	size_t size, n;
+	int64_t start_real;
+	char name[32];
+
+	(void)state;
+	p = profiler(10 * NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64u << 20);
+	store = profiler_store(p);
+	for (int i = 0; i < 10; i++) {
+		size = sample_init(&s, (uint32_t)getpid(), false);
+		assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	}
+	for (int i = 0; i < 5; i++) {
+		size = sample_init(&s, (uint32_t)getpid() + 1, true);
+		assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	}
+	profiler_stats(p, &st);
+	assert_int_equal(st.samples, 15);
+	assert_int_equal(st.stored, 15);
+	assert_int_equal(st.bad_records, 0);
+	/* The raw stack was symbolized once; every repeat came from the stack cache. */
+	assert_int_equal(st.stack_hits, 14);
+
+	w = store_window_current(store);
+	assert_non_null(w);
+	assert_int_equal(w->samples, 15);
+	assert_int_equal(w->period_ns, 10 * NSEC_PER_MSEC);
+	/* Two threads, one stack: two entries, split user/kernel. */
+	assert_int_equal(w->n_entries, 2);
+	for (size_t i = 0; i < w->n_entries; i++) {
+		e = &w->entries[i];
+		if (e->tid == (uint32_t)getpid()) {
+			assert_int_equal(e->user, 10);
+			assert_int_equal(e->kernel, 0);
+		} else {
+			assert_int_equal(e->tid, (uint32_t)getpid() + 1);
+			assert_int_equal(e->user, 0);
+			assert_int_equal(e->kernel, 5);
+		}
+		assert_int_equal(e->proc, w->entries[0].proc);
+		assert_int_equal(e->stack, w->entries[0].stack);
+	}
+	e = &w->entries[0];
+	snprintf(name, sizeof(name), "worker-%u", e->tid % 10);
+	assert_string_equal(store_string(store, e->thread), name);
+	proc = store_proc(store, e->proc);
+	assert_non_null(proc);
+	assert_int_equal(proc->pid, getpid());
+	assert_int_equal(proc->uid, getuid());
+	assert_int_equal(proc->ppid, getppid());
+	assert_string_equal(store_string(store, proc->comm), "test-profiler");
+	/* The start time, in realtime, is within a second of now - our age. */
+	start_real = (int64_t)clock_ns(CLOCK_REALTIME) -
+		     (int64_t)(clock_ns(CLOCK_BOOTTIME) - self_start_boot_ns());
+	assert_true(llabs(proc->start_ns - start_real) < (long long)NSEC_PER_SEC);
+
+	/* The stack: our three functions, leaf first, in this binary. */
+	frames = store_stack(store, e->stack, &n);
+	assert_int_equal(n, 3);
+	assert_string_equal(store_string(store, store_frame(store, frames[0])->function),
+			    "prof_leaf");
+	assert_string_equal(store_string(store, store_frame(store, frames[1])->function),
+			    "prof_mid");
+	assert_string_equal(store_string(store, store_frame(store, frames[2])->function),
+			    "prof_top");
+	assert_string_equal(store_string(store, store_frame(store, frames[0])->module),
+			    "test-profiler");
+
+	/* The query engine sees the same. */
+	answer = top(p, (uint32_t)getpid());
+	assert_int_equal(json_get_int(answer, "samples"), 15);
+	assert_int_equal(json_get_int(row(answer, "prof_leaf"), "self_samples"), 15);
+	assert_int_equal(json_get_int(row(answer, "prof_top"), "total_samples"), 15);
+	assert_int_equal(json_get_int(row(answer, "prof_mid"), "self_samples"), 0);
+}
+
+static void test_thread_names(void **state)
+{
+	_cleanup_(profiler_freep) Profiler *p = NULL;
+	struct profq_sample s;
+	const Window *w;
+	size_t size;
+
+	(void)state;
+	p = profiler(10 * NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64u << 20);
+	size = sample_init(&s, 4242, false);
+	/* Control characters in a thread name are not passed on; no NUL inside the 16 bytes. */
+	memcpy(s.comm, "bad\nname\x01\x7fxxxxxxxx", 16);
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	w = store_window_current(profiler_store(p));
+	assert_int_equal(w->n_entries, 1);
+	assert_string_equal(store_string(profiler_store(p), w->entries[0].thread),
+			    "bad?name??xxxxxx");
+}
+
+static void test_bad_records(void **state)
+{
+	_cleanup_(profiler_freep) Profiler *p = NULL;
+	struct profq_sample s;
+	ProfilerStats st;
+	const Window *w;
+	size_t size;
+
+	(void)state;
+	p = profiler(10 * NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64u << 20);
+	size = sample_init(&s, 1, false);
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+
+	/* Shorter than the header. */
+	assert_int_equal(profiler_add_sample(p, &s, PROFQ_SAMPLE_HDR_SIZE - 1), 0);
+	assert_int_equal(profiler_add_sample(p, &s, 0), 0);
+	/* Lengths beyond the maximum depth. */
+	s.kstack_len = PROFQ_MAX_FRAMES + 1;
+	assert_int_equal(profiler_add_sample(p, &s, sizeof(s)), 0);
+	s.kstack_len = 0;
+	s.ustack_len = PROFQ_MAX_FRAMES + 1;
+	assert_int_equal(profiler_add_sample(p, &s, sizeof(s)), 0);
+	/* A record shorter than its lengths claim. */
+	s.ustack_len = 3;
+	assert_int_equal(profiler_add_sample(p, &s, PROFQ_SAMPLE_HDR_SIZE + 2 * 8), 0);
+	s.kstack_len = 2;
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	/* No process. */
+	s.kstack_len = 0;
+	s.tgid = 0;
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+
+	profiler_stats(p, &st);
+	assert_int_equal(st.samples, 8);
+	assert_int_equal(st.bad_records, 7);
+	assert_int_equal(st.stored, 1);
+	w = store_window_current(profiler_store(p));
+	assert_int_equal(w->samples, 1);
+	assert_int_equal(w->n_entries, 1);
+
+	/* Full-depth stacks are fine, and marked as cut off. */
+	size = sample_init(&s, 1, false);
+	s.ustack_len = PROFQ_MAX_FRAMES;
+	for (int i = 3; i < PROFQ_MAX_FRAMES; i++)
+		s.addrs[i] = s.addrs[2];
+	assert_int_equal(profiler_add_sample(
+				 p, &s, PROFQ_SAMPLE_HDR_SIZE + PROFQ_MAX_FRAMES * sizeof(uint64_t)),
+			 0);
+	profiler_stats(p, &st);
+	assert_int_equal(st.stored, 2);
+	assert_int_equal(st.truncated, 1);
+}
+
+static void test_tick_windows(void **state)
+{
+	_cleanup_(profiler_freep) Profiler *p = NULL;
+	const uint64_t len = 10 * NSEC_PER_SEC;
+	struct profq_sample s;
+	int64_t end, now;
+	const Window *w;
+	ProfilerStats st;
+	Store *store;
+	size_t size;
+
+	(void)state;
+	p = profiler(len, 3600 * NSEC_PER_SEC, 64u << 20);
+	store = profiler_store(p);
+	now = (int64_t)clock_ns(CLOCK_REALTIME);
+	assert_int_equal(profiler_tick(p, now, clock_ns(CLOCK_MONOTONIC)), 0);
+	w = store_window_current(store);
+	assert_non_null(w);
+	/* The first window starts now and ends at the next multiple of the window length. */
+	assert_int_equal(w->start_ns, now);
+	assert_int_equal(w->end_ns % (int64_t)len, 0);
+	assert_true(w->end_ns > now && w->end_ns <= now + (int64_t)len);
+	end = w->end_ns;
+	size = sample_init(&s, 1, false);
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+
+	/* Before the end: nothing changes. */
+	assert_int_equal(profiler_tick(p, end - 1, clock_ns(CLOCK_MONOTONIC)), 0);
+	assert_int_equal(store_window_count(store), 1);
+	/* Past the end: closed, and the next one starts where it ended. */
+	assert_int_equal(profiler_tick(p, end + 1, clock_ns(CLOCK_MONOTONIC)), 0);
+	assert_int_equal(store_window_count(store), 2);
+	assert_false(store_window(store, 0)->open);
+	assert_int_equal(store_window(store, 0)->samples, 1);
+	w = store_window_current(store);
+	assert_non_null(w);
+	assert_int_equal(w->start_ns, end);
+	assert_int_equal(w->end_ns, end + (int64_t)len);
+	assert_int_equal(w->samples, 0);
+	profiler_stats(p, &st);
+	assert_int_equal(st.windows_closed, 1);
+
+	/* Lost and idle counts go to the open window and the totals. */
+	profiler_add_counters(p, 3, 4);
+	assert_int_equal(store_window_current(store)->lost, 3);
+	assert_int_equal(store_window_current(store)->idle, 4);
+	profiler_stats(p, &st);
+	assert_int_equal(st.lost, 3);
+	assert_int_equal(st.idle, 4);
+
+	/* After a long gap the next window starts at the tick, not in the past. */
+	now = end + 5 * (int64_t)len + 3;
+	assert_int_equal(profiler_tick(p, now, clock_ns(CLOCK_MONOTONIC)), 0);
+	w = store_window_current(store);
+	assert_int_equal(w->start_ns, now);
+	assert_int_equal(w->end_ns, end + 6 * (int64_t)len);
+	assert_int_equal(store_window_count(store), 3);
+
+	/* Shutdown closes the open window. */
+	assert_int_equal(profiler_close_window(p), 0);
+	assert_null(store_window_current(store));
+	assert_int_equal(profiler_close_window(p), 0);
+	profiler_stats(p, &st);
+	assert_int_equal(st.windows_closed, 3);
+}
+
+static void test_retention(void **state)
+{
+	_cleanup_(profiler_freep) Profiler *p = NULL;
+	const int64_t len = (int64_t)NSEC_PER_SEC;
+	struct profq_sample s;
+	ProfilerStats st;
+	Store *store;
+	int64_t now;
+	size_t size;
+
+	(void)state;
+	p = profiler((uint64_t)len, 3 * NSEC_PER_SEC, 64u << 20);
+	store = profiler_store(p);
+	now = (int64_t)clock_ns(CLOCK_REALTIME);
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(profiler_tick(p, now + i * len, clock_ns(CLOCK_MONOTONIC)), 0);
+		size = sample_init(&s, 1, false);
+		assert_int_equal(profiler_add_sample(p, &s, size), 0);
+		/* Only windows that ended within the retention are kept. */
+		for (size_t k = 0; k < store_window_count(store); k++)
+			assert_true(store_window(store, k)->end_ns >
+				    now + i * len - 3 * (int64_t)NSEC_PER_SEC);
+		assert_true(store_window_count(store) <= 5);
+	}
+	profiler_stats(p, &st);
+	assert_true(st.evicted_retention >= 15);
+	assert_int_equal(st.evicted_memory, 0);
+	assert_int_equal(store_windows_evicted(store), st.evicted_retention);
+	assert_true(store_window_current(store) != NULL);
+}
+
+/* Fills window after window (one a second from now) with entries samples of distinct threads. */
+static void fill_windows(Profiler *p, int windows, uint32_t entries, int64_t now)
+{
+	struct profq_sample s;
+	size_t size;
+
+	for (int i = 0; i < windows; i++) {
+		assert_int_equal(profiler_tick(p, now + i * (int64_t)NSEC_PER_SEC,
+					       clock_ns(CLOCK_MONOTONIC)),
+				 0);
+		for (uint32_t t = 1; t <= entries; t++) {
+			size = sample_init(&s, t, false);
+			assert_int_equal(profiler_add_sample(p, &s, size), 0);
+		}
+	}
+}
+
+static void test_max_memory(void **state)
+{
+	_cleanup_(profiler_freep) Profiler *probe = NULL, *p = NULL;
+	const uint32_t entries = 2000;
+	int64_t now = (int64_t)clock_ns(CLOCK_REALTIME);
+	size_t base, budget;
+	ProfilerStats st;
+
+	(void)state;
+	/* What a profiler with one full window costs, measured on a twin. */
+	probe = profiler(NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 1ULL << 40);
+	fill_windows(probe, 2, entries, now);
+	base = profiler_memory(probe);
+	profiler_stats(probe, &st);
+	assert_int_equal(st.evicted_memory, 0);
+
+	/* Room for about four windows of 2000 entries (24 bytes each) more. */
+	budget = base + 4 * entries * sizeof(WindowEntry);
+	p = profiler(NSEC_PER_SEC, 3600 * NSEC_PER_SEC, budget);
+	fill_windows(p, 12, entries, now);
+	assert_int_equal(
+		profiler_tick(p, now + 12 * (int64_t)NSEC_PER_SEC, clock_ns(CLOCK_MONOTONIC)), 0);
+	profiler_stats(p, &st);
+	assert_true(st.evicted_memory >= 4);
+	assert_int_equal(st.evicted_retention, 0);
+	assert_true(profiler_memory(p) <= budget);
+	assert_true(store_window_count(profiler_store(p)) < 12);
+	/* The newest data is what stays. */
+	assert_non_null(store_window_current(profiler_store(p)));
+	assert_true(store_window(profiler_store(p), 0)->start_ns >= now + 4 * (int64_t)NSEC_PER_SEC);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_samples),	    cmocka_unit_test(test_thread_names),
+		cmocka_unit_test(test_bad_records), cmocka_unit_test(test_tick_windows),
+		cmocka_unit_test(test_retention),   cmocka_unit_test(test_max_memory),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,840 @@
+/* SPDX-License-Identifier: MIT */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "json-util.h"
+#include "macro.h"
+#include "query.h"
+
+#define T0 (1700000000LL * (int64_t)NSEC_PER_SEC)
+#define SEC ((int64_t)NSEC_PER_SEC)
+#define PERIOD (10 * NSEC_PER_MSEC)
+
+/* ---- building a store by hand ---- */
+
+static StrId str(Store *s, const char *v)
+{
+	StrId id;
+
+	assert_int_equal(store_intern_string(s, v, &id), 0);
+	return id;
+}
+
+/* The caller's references are kept: the store is freed as a whole at the end. */
+static FrameId frame(Store *s, const char *fn, const char *mod, uint32_t flags, uint64_t addr)
+{
+	StoreFrame f = { .flags = flags, .address = addr };
+	FrameId id;
+
+	f.function = fn ? str(s, fn) : 0;
+	f.module = mod ? str(s, mod) : 0;
+	assert_int_equal(store_intern_frame(s, &f, &id), 0);
+	return id;
+}
+
+static StackId stack(Store *s, size_t n, const FrameId *frames)
+{
+	StackId id;
+
+	assert_int_equal(store_intern_stack(s, frames, n, &id), 0);
+	return id;
+}
+
+#define STACK(s, ...) stack(s, ARRAY_SIZE(((FrameId[]){ __VA_ARGS__ })), (FrameId[]){ __VA_ARGS__ })
+
+static ProcId proc(Store *s, uint32_t pid, uint32_t uid, int64_t start_ns, const char *comm)
+{
+	StoreProc p = { .pid = pid, .ppid = 1, .uid = uid, .start_ns = start_ns,
+			.start_boot_ns = (uint64_t)start_ns };
+	ProcId id;
+
+	p.comm = str(s, comm);
+	assert_int_equal(store_proc_add(s, &p, &id), 0);
+	return id;
+}
+
+static void add(Store *s, ProcId p, uint32_t tid, StackId st, bool kernel, uint32_t count)
+{
+	assert_int_equal(store_window_add(s, p, tid, 0, st, kernel, count), 0);
+}
+
+/* ---- asking ---- */
+
+static json_object *ask(const Store *s, int64_t now, uint32_t uid, bool privileged, const Request *req)
+{
+	QueryContext ctx = { .store = s, .now_ns = now, .viewer = { uid, privileged } };
+	json_object *answer = NULL;
+
+	assert_int_equal(query_answer(&ctx, req, &answer), 0);
+	assert_non_null(answer);
+	return answer;
+}
+
+static Request top_req(uint32_t pid)
+{
+	Request req;
+
+	request_init(&req, COMMAND_TOP);
+	req.pid = pid;
+	return req;
+}
+
+static void expect_error(json_object *answer, ErrorCode expected)
+{
+	ErrorCode code;
+
+	if (answer_error_code(answer, &code, NULL) < 0)
+		fail_msg("expected an error answer, got %s", json_object_to_json_string(answer));
+	assert_int_equal(code, expected);
+	json_object_put(answer);
+}
+
+static void expect_ok(json_object *answer)
+{
+	if (answer_error_code(answer, NULL, NULL) == 0)
+		fail_msg("unexpected error answer %s", json_object_to_json_string(answer));
+}
+
+static json_object *rows_of(json_object *answer)
+{
+	json_object *rows;
+
+	assert_true(json_object_object_get_ex(answer, "rows", &rows));
+	assert_true(json_object_is_type(rows, json_type_array));
+	return rows;
+}
+
+static json_object *row_named(json_object *answer, const char *key, const char *name)
+{
+	json_object *rows = rows_of(answer);
+
+	for (size_t i = 0; i < json_object_array_length(rows); i++) {
+		json_object *r = json_object_array_get_idx(rows, i);
+		const char *v = json_get_string(r, key);
+
+		if (v && streq(v, name))
+			return r;
+	}
+	fail_msg("no row with %s '%s' in %s", key, name, json_object_to_json_string(answer));
+	return NULL;
+}
+
+static json_object *top_row(json_object *answer, const char *function)
+{
+	return row_named(answer, "function", function);
+}
+
+static void expect_top_row(json_object *answer, const char *function, int64_t self, int64_t total,
+			   double self_pct, double total_pct)
+{
+	json_object *r = top_row(answer, function);
+
+	assert_int_equal(json_get_int(r, "self_samples"), self);
+	assert_int_equal(json_get_int(r, "total_samples"), total);
+	assert_true(fabs(json_get_double(r, "self_pct") - self_pct) < 0.006);
+	assert_true(fabs(json_get_double(r, "total_pct") - total_pct) < 0.006);
+}
+
+static const char *row_function(json_object *answer, size_t i)
+{
+	json_object *rows = rows_of(answer);
+
+	assert_true(i < json_object_array_length(rows));
+	return json_get_string(json_object_array_get_idx(rows, i), "function");
+}
+
+/*
+ * The split workload: main -> a -> leaf1 (70 samples), main -> b -> leaf2 (30 samples), for
+ * pid 100, all in one closed window [T0, T0 + 10 s).
+ */
+typedef struct Split {
+	FrameId main, a, b, leaf1, leaf2;
+	StackId s1, s2;
+	ProcId p;
+} Split;
+
+static void split_build(Store *s, Split *x)
+{
+	StoreFrame f = { .line = 42, .address = 0x1400 };
+
+	x->main = frame(s, "main", "prog", 0, 0x1000);
+	x->a = frame(s, "a", "prog", 0, 0x1100);
+	x->b = frame(s, "b", "prog", 0, 0x1200);
+	f.function = str(s, "leaf1");
+	f.module = str(s, "prog");
+	f.file = str(s, "prog.c");
+	assert_int_equal(store_intern_frame(s, &f, &x->leaf1), 0);
+	x->leaf2 = frame(s, "leaf2", "prog", 0, 0x1300);
+	x->s1 = STACK(s, x->leaf1, x->a, x->main);
+	x->s2 = STACK(s, x->leaf2, x->b, x->main);
+	x->p = proc(s, 100, 1000, T0 - 100 * SEC, "prog");
+}
+
+static void test_top_split(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *ans = NULL, *total = NULL, *lim = NULL;
+	json_object *r;
+	Request req;
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	split_build(s, &x);
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	add(s, x.p, 100, x.s1, false, 40);
+	add(s, x.p, 100, x.s2, false, 30);
+	add(s, x.p, 101, x.s1, true, 30);
+	assert_int_equal(store_window_close(s), 0);
+
+	req = top_req(100);
+	ans = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	expect_ok(ans);
+	assert_int_equal(json_get_int(ans, "pid"), 100);
+	assert_string_equal(json_get_string(ans, "comm"), "prog");
+	assert_int_equal(json_get_int(ans, "samples"), 100);
+	assert_int_equal(json_object_array_length(rows_of(ans)), 5);
+	expect_top_row(ans, "leaf1", 70, 70, 70.0, 70.0);
+	expect_top_row(ans, "leaf2", 30, 30, 30.0, 30.0);
+	expect_top_row(ans, "main", 0, 100, 0.0, 100.0);
+	expect_top_row(ans, "a", 0, 70, 0.0, 70.0);
+	expect_top_row(ans, "b", 0, 30, 0.0, 30.0);
+	r = top_row(ans, "leaf1");
+	assert_string_equal(json_get_string(r, "module"), "prog");
+	assert_string_equal(json_get_string(r, "file"), "prog.c");
+	assert_int_equal(json_get_int(r, "line"), 42);
+	r = top_row(ans, "main");
+	assert_null(json_get_string(r, "file"));
+	/* Sorted by self, then total. */
+	assert_string_equal(row_function(ans, 0), "leaf1");
+	assert_string_equal(row_function(ans, 1), "leaf2");
+	assert_string_equal(row_function(ans, 2), "main");
+	assert_string_equal(row_function(ans, 3), "a");
+	assert_string_equal(row_function(ans, 4), "b");
+
+	req.sort = SORT_TOTAL;
+	total = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	assert_string_equal(json_get_string(total, "sort"), "total");
+	assert_string_equal(row_function(total, 0), "main");
+	assert_string_equal(row_function(total, 1), "leaf1"); /* 70 total, 70 self beats a */
+	assert_string_equal(row_function(total, 2), "a");
+	assert_string_equal(row_function(total, 3), "leaf2");
+	assert_string_equal(row_function(total, 4), "b");
+
+	req.limit = 2;
+	lim = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	assert_int_equal(json_object_array_length(rows_of(lim)), 2);
+	assert_string_equal(row_function(lim, 1), "leaf1");
+	/* The percentages stay those of all samples, not of the rows shown. */
+	assert_int_equal(json_get_int(lim, "samples"), 100);
+}
+
+static void test_top_recursion_and_tid(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *ans = NULL, *t = NULL;
+	Request req;
+	Split x;
+	StackId rec;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	split_build(s, &x);
+	/* main -> a -> a -> a -> leaf1: a is on the stack three times, counted once. */
+	rec = STACK(s, x.leaf1, x.a, x.a, x.a, x.main);
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	add(s, x.p, 100, rec, false, 10);
+	add(s, x.p, 100, x.s1, false, 30);
+	add(s, x.p, 7, x.s2, false, 60);
+	assert_int_equal(store_window_close(s), 0);
+
+	req = top_req(100);
+	req.tid = 100;
+	ans = ask(s, T0 + 20 * SEC, 0, true, &req);
+	expect_ok(ans);
+	assert_int_equal(json_get_int(ans, "samples"), 40);
+	assert_int_equal(json_get_int(ans, "tid"), 100);
+	expect_top_row(ans, "a", 0, 40, 0.0, 100.0);
+	expect_top_row(ans, "leaf1", 40, 40, 100.0, 100.0);
+	expect_top_row(ans, "main", 0, 40, 0.0, 100.0);
+
+	req.tid = 7;
+	t = ask(s, T0 + 20 * SEC, 0, true, &req);
+	assert_int_equal(json_get_int(t, "samples"), 60);
+	expect_top_row(t, "leaf2", 60, 60, 100.0, 100.0);
+
+	req.tid = 999;
+	expect_error(ask(s, T0 + 20 * SEC, 0, true, &req), ERROR_NOT_FOUND);
+}
+
+/* Three windows, the last one open; now is T0 + 25 s. */
+static void ranges_build(Store *s, Split *x)
+{
+	split_build(s, x);
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	add(s, x->p, 100, x->s1, false, 70);
+	add(s, x->p, 100, x->s2, false, 30);
+	assert_int_equal(store_window_close(s), 0);
+	assert_int_equal(store_window_open(s, T0 + 10 * SEC, T0 + 20 * SEC, PERIOD), 0);
+	add(s, x->p, 100, x->s1, false, 5);
+	assert_int_equal(store_window_close(s), 0);
+	assert_int_equal(store_window_open(s, T0 + 20 * SEC, T0 + 30 * SEC, PERIOD), 0);
+	add(s, x->p, 100, x->s2, true, 3);
+}
+
+static int64_t top_samples(const Store *s, const Request *req)
+{
+	_cleanup_json_ json_object *ans = ask(s, T0 + 25 * SEC, 1000, false, req);
+
+	expect_ok(ans);
+	return json_get_int(ans, "samples");
+}
+
+static void test_top_ranges(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	Request req = top_req(100);
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	ranges_build(s, &x);
+
+	assert_int_equal(top_samples(s, &req), 108);
+	req.has_since = true;
+	req.since_ns = 10 * SEC; /* from T0 + 15 s: the second and the open window */
+	assert_int_equal(top_samples(s, &req), 8);
+	req.since_ns = 5 * SEC; /* from T0 + 20 s: the second window ends there, excluded */
+	assert_int_equal(top_samples(s, &req), 3);
+	req.has_since = false;
+	req.has_until = true;
+	req.until_ns = 10 * SEC; /* up to T0 + 15 s */
+	assert_int_equal(top_samples(s, &req), 105);
+	req.has_since = true;
+	req.since_ns = 25 * SEC; /* [T0, T0 + 9 s]: the first window only */
+	req.until_ns = 16 * SEC;
+	assert_int_equal(top_samples(s, &req), 100);
+	/* A range before all data: not found. */
+	req.since_ns = 100 * SEC;
+	req.until_ns = 50 * SEC;
+	expect_error(ask(s, T0 + 25 * SEC, 1000, false, &req), ERROR_NOT_FOUND);
+	/* now decides: seen from much later, "the last 10 s" holds nothing. */
+	req.has_until = false;
+	req.since_ns = 10 * SEC;
+	expect_error(ask(s, T0 + 3600 * SEC, 1000, false, &req), ERROR_NOT_FOUND);
+	/* ... and the open window only counts up to now. */
+	req.since_ns = 1 * SEC;
+	assert_int_equal(top_samples(s, &req), 3);
+}
+
+static void test_top_incarnations(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *ans = NULL, *old = NULL;
+	ProcId p_old, p_new;
+	Request req;
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	split_build(s, &x);
+	/* pid 200 ran twice: the old process in the first window, the new one in the second. */
+	p_old = proc(s, 200, 1000, T0 - 100 * SEC, "old");
+	p_new = proc(s, 200, 1000, T0 + 11 * SEC, "new");
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	add(s, p_old, 200, x.s1, false, 5);
+	assert_int_equal(store_window_close(s), 0);
+	assert_int_equal(store_window_open(s, T0 + 10 * SEC, T0 + 20 * SEC, PERIOD), 0);
+	add(s, p_new, 200, x.s2, false, 7);
+	assert_int_equal(store_window_close(s), 0);
+
+	req = top_req(200);
+	ans = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	assert_string_equal(json_get_string(ans, "comm"), "new");
+	assert_int_equal(json_get_int(ans, "samples"), 7);
+	expect_top_row(ans, "leaf2", 7, 7, 100.0, 100.0);
+	/* The range holds only the old one: that is the newest with samples there. */
+	req.has_until = true;
+	req.until_ns = 15 * SEC;
+	old = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	assert_string_equal(json_get_string(old, "comm"), "old");
+	assert_int_equal(json_get_int(old, "samples"), 5);
+
+	req = top_req(4242);
+	expect_error(ask(s, T0 + 20 * SEC, 1000, false, &req), ERROR_NOT_FOUND);
+}
+
+static void test_access(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *mine = NULL, *all = NULL, *theirs = NULL, *ps = NULL;
+	_cleanup_json_ json_object *ps_all = NULL, *ps_none = NULL;
+	Request req;
+	ProcId other;
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	split_build(s, &x);
+	other = proc(s, 300, 2000, T0 - 5 * SEC, "theirs");
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	add(s, x.p, 100, x.s1, false, 70);
+	add(s, other, 300, x.s2, false, 50);
+	assert_int_equal(store_window_close(s), 0);
+
+	/* Someone else's pid. */
+	req = top_req(300);
+	expect_error(ask(s, T0 + 20 * SEC, 1000, false, &req), ERROR_DENIED);
+	theirs = ask(s, T0 + 20 * SEC, 1000, true, &req);
+	assert_int_equal(json_get_int(theirs, "samples"), 50);
+	request_init(&req, COMMAND_PS);
+	req.pid = 300;
+	expect_error(ask(s, T0 + 20 * SEC, 1000, false, &req), ERROR_DENIED);
+
+	/* System-wide: only the viewer's own processes count. */
+	req = top_req(0);
+	mine = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	assert_int_equal(json_get_int(mine, "samples"), 70);
+	expect_top_row(mine, "leaf1", 70, 70, 100.0, 100.0);
+	all = ask(s, T0 + 20 * SEC, 1000, true, &req);
+	assert_int_equal(json_get_int(all, "samples"), 120);
+	expect_top_row(all, "leaf2", 50, 50, 50.0 / 1.2, 50.0 / 1.2);
+	/* A viewer with no processes: nothing to show. */
+	expect_error(ask(s, T0 + 20 * SEC, 5000, false, &req), ERROR_NOT_FOUND);
+
+	request_init(&req, COMMAND_PS);
+	ps = ask(s, T0 + 20 * SEC, 2000, false, &req);
+	assert_int_equal(json_object_array_length(rows_of(ps)), 1);
+	assert_int_equal(json_get_int(row_named(ps, "comm", "theirs"), "pid"), 300);
+	ps_all = ask(s, T0 + 20 * SEC, 2000, true, &req);
+	assert_int_equal(json_object_array_length(rows_of(ps_all)), 2);
+	ps_none = ask(s, T0 + 20 * SEC, 5000, false, &req);
+	assert_int_equal(json_object_array_length(rows_of(ps_none)), 0);
+}
+
+static void test_unresolved(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *root = NULL, *user = NULL;
+	FrameId u, k, kr, anon, main_f;
+	StoreFrame f = { 0 };
+	const char *text;
+	Request req;
+	ProcId p;
+	char buf[128];
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	u = frame(s, NULL, "libfoo.so", 0, 0x1234);
+	k = frame(s, NULL, "[kernel.kallsyms]", FRAME_KERNEL, 0xffffffff81234567ULL);
+	kr = frame(s, "do_syscall_64", "[kernel.kallsyms]", FRAME_KERNEL, 0xffffffff81000000ULL);
+	anon = frame(s, NULL, NULL, 0, 0x7f0000001000ULL);
+	main_f = frame(s, "main", "prog", 0, 0x1000);
+	p = proc(s, 400, 1000, T0, "prog");
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	add(s, p, 400, STACK(s, k, kr, u, anon, main_f), true, 4);
+	assert_int_equal(store_window_close(s), 0);
+
+	req = top_req(400);
+	root = ask(s, T0 + 20 * SEC, 0, true, &req);
+	expect_top_row(root, "[kernel.kallsyms]+0xffffffff81234567", 4, 4, 100.0, 100.0);
+	expect_top_row(root, "libfoo.so+0x1234", 0, 4, 0.0, 100.0);
+	expect_top_row(root, "[unknown]+0x7f0000001000", 0, 4, 0.0, 100.0);
+	assert_true(json_object_get_boolean(
+		json_object_object_get(top_row(root, "do_syscall_64"), "kernel")));
+	assert_false(
+		json_object_get_boolean(json_object_object_get(top_row(root, "main"), "kernel")));
+
+	/* Unprivileged: the kernel address is not shown anywhere; user addresses are. */
+	user = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	expect_top_row(user, "[kernel.kallsyms]", 4, 4, 100.0, 100.0);
+	expect_top_row(user, "do_syscall_64", 0, 4, 0.0, 100.0);
+	expect_top_row(user, "libfoo.so+0x1234", 0, 4, 0.0, 100.0);
+	text = json_object_to_json_string(user);
+	assert_null(strstr(text, "ffffffff"));
+	assert_null(strstr(text, "81234567"));
+
+	f = *store_frame(s, k);
+	assert_int_equal(query_frame_name(s, &f, false, buf, sizeof(buf)),
+			 strlen("[kernel.kallsyms]"));
+	assert_string_equal(buf, "[kernel.kallsyms]");
+	query_frame_name(s, &f, true, buf, sizeof(buf));
+	assert_string_equal(buf, "[kernel.kallsyms]+0xffffffff81234567");
+	query_frame_name(s, store_frame(s, kr), false, buf, sizeof(buf));
+	assert_string_equal(buf, "do_syscall_64");
+	/* Truncated to the buffer, still terminated. */
+	query_frame_name(s, store_frame(s, u), false, buf, 8);
+	assert_string_equal(buf, "libfoo.");
+}
+
+static void test_ps(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *ans = NULL, *w0 = NULL, *lim = NULL, *open = NULL;
+	json_object *r;
+	ProcId p1, p2;
+	Request req;
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	split_build(s, &x);
+	p1 = x.p;
+	p2 = proc(s, 101, 1000, T0, "busy");
+	/*
+	 * W0 (100 Hz): pid 100 100 user + 20 kernel samples, pid 101 300 user.
+	 * W1 (1000 Hz, so a sample is 1 ms): pid 100 100 user.
+	 */
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	add(s, p1, 100, x.s1, false, 100);
+	add(s, p1, 100, x.s1, true, 20);
+	add(s, p2, 101, x.s2, false, 300);
+	assert_int_equal(store_window_close(s), 0);
+	assert_int_equal(store_window_open(s, T0 + 10 * SEC, T0 + 20 * SEC, NSEC_PER_MSEC), 0);
+	add(s, p1, 102, x.s2, false, 100);
+	assert_int_equal(store_window_close(s), 0);
+	/* W2 is open and half elapsed at now = T0 + 25 s: pid 101, 250 samples in 5 s. */
+	assert_int_equal(store_window_open(s, T0 + 20 * SEC, T0 + 30 * SEC, PERIOD), 0);
+	add(s, p2, 101, x.s2, false, 250);
+
+	request_init(&req, COMMAND_PS);
+	req.has_until = true;
+	req.until_ns = 5 * SEC; /* up to T0 + 20 s: W0 and W1, 20 s elapsed */
+	ans = ask(s, T0 + 25 * SEC, 0, true, &req);
+	assert_true(fabs(json_get_double(ans, "elapsed_s") - 20.0) < 1e-9);
+	assert_int_equal(json_object_array_length(rows_of(ans)), 2);
+	/* pid 100: 1 + 0.1 s user, 0.2 s sys over 20 s; pid 101: 3 s = 15 %, so first. */
+	r = json_object_array_get_idx(rows_of(ans), 0);
+	assert_int_equal(json_get_int(r, "pid"), 101);
+	assert_true(fabs(json_get_double(r, "cpu_pct") - 15.0) < 0.006);
+	r = json_object_array_get_idx(rows_of(ans), 1);
+	assert_int_equal(json_get_int(r, "pid"), 100);
+	assert_string_equal(json_get_string(r, "comm"), "prog");
+	assert_int_equal(json_get_int(r, "samples"), 220);
+	assert_int_equal(json_get_int(r, "user_samples"), 200);
+	assert_int_equal(json_get_int(r, "sys_samples"), 20);
+	assert_true(fabs(json_get_double(r, "user_pct") - 5.5) < 0.006);
+	assert_true(fabs(json_get_double(r, "sys_pct") - 1.0) < 0.006);
+	assert_true(fabs(json_get_double(r, "cpu_pct") - 6.5) < 0.006);
+	assert_int_equal(json_get_int(r, "uid"), 1000);
+
+	req.until_ns = 15 * SEC; /* up to T0 + 10 s: W0 only, 10 s */
+	w0 = ask(s, T0 + 25 * SEC, 0, true, &req);
+	r = row_named(w0, "comm", "prog");
+	assert_true(fabs(json_get_double(r, "user_pct") - 10.0) < 0.006);
+	assert_true(fabs(json_get_double(r, "sys_pct") - 2.0) < 0.006);
+	r = row_named(w0, "comm", "busy");
+	assert_true(fabs(json_get_double(r, "cpu_pct") - 30.0) < 0.006);
+
+	req.has_until = false;
+	req.limit = 1;
+	lim = ask(s, T0 + 25 * SEC, 0, true, &req);
+	assert_int_equal(json_object_array_length(rows_of(lim)), 1);
+	assert_int_equal(json_get_int(json_object_array_get_idx(rows_of(lim), 0), "pid"), 101);
+
+	/* The open window counts up to now: 250 samples x 10 ms over 5 s = 50 %. */
+	req.limit = REQUEST_LIMIT_DEFAULT;
+	req.has_since = true;
+	req.since_ns = 2 * SEC;
+	open = ask(s, T0 + 25 * SEC, 0, true, &req);
+	assert_true(fabs(json_get_double(open, "elapsed_s") - 5.0) < 1e-9);
+	r = row_named(open, "comm", "busy");
+	assert_true(fabs(json_get_double(r, "cpu_pct") - 50.0) < 0.006);
+	assert_int_equal(json_object_array_length(rows_of(open)), 1);
+}
+
+static ProcId proc_full(Store *s, const StoreProc *tmpl, const char *comm, const char *cmdline)
+{
+	StoreProc p = *tmpl;
+	ProcId id;
+
+	p.comm = str(s, comm);
+	p.cmdline = cmdline ? str(s, cmdline) : 0;
+	assert_int_equal(store_proc_add(s, &p, &id), 0);
+	return id;
+}
+
+static double num(json_object *o, const char *path)
+{
+	_cleanup_free_ char *copy = strdup(path);
+	char *p = copy, *key;
+
+	assert_non_null(copy);
+	while ((key = strsep(&p, ".")) && p)
+		assert_true(json_object_object_get_ex(o, key, &o));
+	if (!json_object_object_get_ex(o, key, &o))
+		fail_msg("no %s", path);
+	return json_object_get_double(o);
+}
+
+static void expect_num(json_object *o, const char *path, double want, double tolerance)
+{
+	double got = num(o, path);
+
+	if (fabs(got - want) > tolerance)
+		fail_msg("%s is %f, expected %f in %s", path, got, want,
+			 json_object_to_json_string(o));
+}
+
+static void test_time(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *done = NULL, *live = NULL;
+	StoreProc tmpl = { .pid = 500, .ppid = 1, .uid = 1000 };
+	ProcId job, running;
+	Request req;
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	split_build(s, &x);
+	/* An exited job with the kernel's accounting: 30 s user, 5 s sys in 90 s. */
+	tmpl.start_ns = T0 - 100 * SEC;
+	tmpl.exit_ns = T0 - 10 * SEC;
+	tmpl.flags = PROC_EXITED | PROC_ACCOUNTING;
+	tmpl.user_ns = 30 * NSEC_PER_SEC;
+	tmpl.sys_ns = 5 * NSEC_PER_SEC;
+	tmpl.child_user_ns = 2 * NSEC_PER_SEC;
+	tmpl.child_sys_ns = 1 * NSEC_PER_SEC;
+	tmpl.exit_code = 256; /* exit(1) */
+	job = proc_full(s, &tmpl, "job", "job --fast");
+	/* A live process without accounting: the samples stand in. */
+	tmpl = (StoreProc){ .pid = 501, .ppid = 1, .uid = 1000, .start_ns = T0 - 20 * SEC };
+	running = proc_full(s, &tmpl, "svc", NULL);
+	assert_int_equal(store_window_open(s, T0 - 60 * SEC, T0 - 50 * SEC, PERIOD), 0);
+	add(s, job, 500, x.s1, false, 100);
+	add(s, job, 500, x.s1, true, 50);
+	assert_int_equal(store_window_close(s), 0);
+	assert_int_equal(store_window_open(s, T0 - 10 * SEC, T0, PERIOD), 0);
+	add(s, running, 501, x.s2, false, 300);
+	add(s, running, 501, x.s2, true, 100);
+	assert_int_equal(store_window_close(s), 0);
+
+	request_init(&req, COMMAND_TIME);
+	req.pid = 500;
+	done = ask(s, T0, 1000, false, &req);
+	expect_ok(done);
+	assert_int_equal(json_get_int(done, "pid"), 500);
+	assert_string_equal(json_get_string(done, "comm"), "job");
+	assert_string_equal(json_get_string(done, "cmdline"), "job --fast");
+	assert_true(json_object_get_boolean(json_object_object_get(done, "exited")));
+	assert_int_equal(json_get_int(done, "exit_code"), 256);
+	assert_string_equal(json_get_string(done, "accounting"), "kernel");
+	/* time(1): real from start to exit, user and sys from the kernel, cpu% of real. */
+	expect_num(done, "real_s", 90.0, 1e-6);
+	expect_num(done, "user_s", 30.0, 1e-6);
+	expect_num(done, "sys_s", 5.0, 1e-6);
+	expect_num(done, "cpu_pct", 100.0 * 35 / 90, 0.051);
+	expect_num(done, "children.user_s", 2.0, 1e-6);
+	expect_num(done, "children.sys_s", 1.0, 1e-6);
+	expect_num(done, "with_children.user_s", 32.0, 1e-6);
+	expect_num(done, "with_children.sys_s", 6.0, 1e-6);
+	/* The sampled estimate beside it: 100 + 50 samples of 10 ms. */
+	expect_num(done, "sampled.user_s", 1.0, 1e-6);
+	expect_num(done, "sampled.sys_s", 0.5, 1e-6);
+	expect_num(done, "sampled.samples", 150, 0);
+
+	req.pid = 501;
+	live = ask(s, T0 + 5 * SEC, 1000, false, &req);
+	expect_num(live, "real_s", 25.0, 1e-6);
+	assert_string_equal(json_get_string(live, "accounting"), "sampled");
+	expect_num(live, "user_s", 3.0, 1e-6);
+	expect_num(live, "sys_s", 1.0, 1e-6);
+	expect_num(live, "cpu_pct", 16.0, 0.051);
+	assert_false(json_object_get_boolean(json_object_object_get(live, "exited")));
+	assert_null(json_object_object_get(live, "exit_code"));
+
+	req.pid = 502;
+	expect_error(ask(s, T0, 0, true, &req), ERROR_NOT_FOUND);
+	req.pid = 500;
+	expect_error(ask(s, T0, 2000, false, &req), ERROR_DENIED);
+}
+
+/* --start picks an incarnation of a reused pid, within a second of its start time. */
+static void test_start_time(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *old = NULL, *newest = NULL;
+	ProcId p_old, p_new;
+	Request req;
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	split_build(s, &x);
+	p_old = proc(s, 600, 1000, T0 - 100 * SEC, "first");
+	p_new = proc(s, 600, 1000, T0 - 50 * SEC, "second");
+	assert_int_equal(store_window_open(s, T0 - 100 * SEC, T0 - 90 * SEC, PERIOD), 0);
+	add(s, p_old, 600, x.s1, false, 11);
+	assert_int_equal(store_window_close(s), 0);
+	assert_int_equal(store_window_open(s, T0 - 50 * SEC, T0 - 40 * SEC, PERIOD), 0);
+	add(s, p_new, 600, x.s2, false, 22);
+	assert_int_equal(store_window_close(s), 0);
+
+	req = top_req(600);
+	newest = ask(s, T0, 1000, false, &req);
+	assert_string_equal(json_get_string(newest, "comm"), "second");
+	req.start_ns = T0 - 100 * SEC + 600 * (int64_t)NSEC_PER_MSEC;
+	old = ask(s, T0, 1000, false, &req);
+	assert_string_equal(json_get_string(old, "comm"), "first");
+	assert_int_equal(json_get_int(old, "samples"), 11);
+	/* Nothing started within a second of that. */
+	req.start_ns = T0 - 70 * SEC;
+	expect_error(ask(s, T0, 1000, false, &req), ERROR_NOT_FOUND);
+	request_init(&req, COMMAND_TIME);
+	req.pid = 600;
+	req.start_ns = T0 - 102 * SEC;
+	expect_error(ask(s, T0, 1000, false, &req), ERROR_NOT_FOUND);
+}
+
+/*
+ * --children: a parent, its child and grandchild count; an unrelated process does not, nor an
+ * older process whose parent pid happens to match but that started before the parent did.
+ */
+static void test_children(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *alone = NULL, *family = NULL, *t = NULL, *ps = NULL;
+	StoreProc tmpl = { .uid = 1000 };
+	ProcId parent, child, grandchild, other, stale, foreign;
+	Request req;
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	split_build(s, &x);
+	tmpl = (StoreProc){ .pid = 700, .ppid = 1, .uid = 1000, .start_ns = T0 - 50 * SEC };
+	parent = proc_full(s, &tmpl, "make", NULL);
+	tmpl = (StoreProc){ .pid = 701, .ppid = 700, .uid = 1000, .start_ns = T0 - 40 * SEC };
+	tmpl.flags = PROC_EXITED | PROC_ACCOUNTING;
+	tmpl.exit_ns = T0 - 30 * SEC;
+	tmpl.user_ns = 4 * NSEC_PER_SEC;
+	tmpl.sys_ns = 1 * NSEC_PER_SEC;
+	child = proc_full(s, &tmpl, "cc", NULL);
+	tmpl = (StoreProc){ .pid = 702, .ppid = 701, .uid = 1000, .start_ns = T0 - 35 * SEC };
+	grandchild = proc_full(s, &tmpl, "as", NULL);
+	tmpl = (StoreProc){ .pid = 703, .ppid = 1, .uid = 1000, .start_ns = T0 - 35 * SEC };
+	other = proc_full(s, &tmpl, "other", NULL);
+	tmpl = (StoreProc){ .pid = 704, .ppid = 700, .uid = 1000, .start_ns = T0 - 500 * SEC };
+	stale = proc_full(s, &tmpl, "stale", NULL);
+	/* Someone else's child is not shown to the parent's owner. */
+	tmpl = (StoreProc){ .pid = 705, .ppid = 700, .uid = 2000, .start_ns = T0 - 20 * SEC };
+	foreign = proc_full(s, &tmpl, "setuid", NULL);
+	assert_int_equal(store_window_open(s, T0 - 60 * SEC, T0, PERIOD), 0);
+	add(s, parent, 700, x.s1, false, 1);
+	add(s, child, 701, x.s1, false, 10);
+	add(s, grandchild, 702, x.s2, false, 100);
+	add(s, other, 703, x.s2, false, 1000);
+	add(s, stale, 704, x.s2, false, 10000);
+	add(s, foreign, 705, x.s2, false, 5);
+	assert_int_equal(store_window_close(s), 0);
+
+	req = top_req(700);
+	alone = ask(s, T0, 1000, false, &req);
+	assert_int_equal(json_get_int(alone, "samples"), 1);
+	req.children = true;
+	family = ask(s, T0, 1000, false, &req);
+	assert_int_equal(json_get_int(family, "samples"), 111);
+	assert_int_equal(json_get_int(family, "pid"), 700);
+
+	request_init(&req, COMMAND_TIME);
+	req.pid = 700;
+	req.children = true;
+	t = ask(s, T0, 1000, false, &req);
+	expect_num(t, "descendants.count", 2, 0);
+	/* Only the child has the kernel's accounting; the grandchild has none to add. */
+	expect_num(t, "descendants.user_s", 4.0, 1e-6);
+	expect_num(t, "descendants.sys_s", 1.0, 1e-6);
+	expect_num(t, "sampled.samples", 111, 0);
+
+	request_init(&req, COMMAND_PS);
+	req.pid = 700;
+	req.children = true;
+	ps = ask(s, T0, 1000, false, &req);
+	assert_int_equal(json_object_array_length(rows_of(ps)), 3);
+	assert_int_equal(json_get_int(json_object_array_get_idx(rows_of(ps), 0), "pid"), 702);
+	(void)row_named(ps, "comm", "make");
+	(void)row_named(ps, "comm", "cc");
+}
+
+static void test_threads(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *ans = NULL;
+	json_object *r;
+	StrId t1, t2, t2b;
+	Request req;
+	ProcId p;
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	split_build(s, &x);
+	p = x.p;
+	t1 = str(s, "main");
+	t2 = str(s, "worker");
+	t2b = str(s, "worker-renamed");
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	assert_int_equal(store_window_add(s, p, 100, t1, x.s1, false, 10), 0);
+	assert_int_equal(store_window_add(s, p, 101, t2, x.s2, false, 30), 0);
+	assert_int_equal(store_window_add(s, p, 101, t2, x.s2, true, 20), 0);
+	assert_int_equal(store_window_close(s), 0);
+	assert_int_equal(store_window_open(s, T0 + 10 * SEC, T0 + 20 * SEC, PERIOD), 0);
+	assert_int_equal(store_window_add(s, p, 101, t2b, x.s1, false, 50), 0);
+	assert_int_equal(store_window_close(s), 0);
+
+	request_init(&req, COMMAND_PS);
+	req.pid = 100;
+	req.threads = true;
+	ans = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	assert_int_equal(json_get_int(ans, "pid"), 100);
+	assert_int_equal(json_object_array_length(rows_of(ans)), 2);
+	/* Busiest first; a thread keeps its latest name. */
+	r = json_object_array_get_idx(rows_of(ans), 0);
+	assert_int_equal(json_get_int(r, "tid"), 101);
+	assert_string_equal(json_get_string(r, "comm"), "worker-renamed");
+	assert_int_equal(json_get_int(r, "samples"), 100);
+	assert_int_equal(json_get_int(r, "sys_samples"), 20);
+	expect_num(r, "cpu_pct", 100.0 * 1.0 / 20, 0.006);
+	r = json_object_array_get_idx(rows_of(ans), 1);
+	assert_int_equal(json_get_int(r, "tid"), 100);
+	assert_string_equal(json_get_string(r, "comm"), "main");
+	assert_int_equal(json_get_int(r, "samples"), 10);
+}
+
+static void test_status_unsupported(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	QueryContext ctx = { .now_ns = T0 };
+	json_object *answer = NULL;
+	Request req;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	ctx.store = s;
+	request_init(&req, COMMAND_STATUS);
+	assert_int_equal(query_answer(&ctx, &req, &answer), -EOPNOTSUPP);
+	assert_null(answer);
+	/* An empty store: nothing in range. */
+	req = top_req(0);
+	expect_error(ask(s, T0, 0, true, &req), ERROR_NOT_FOUND);
+	req = top_req(1);
+	expect_error(ask(s, T0, 0, true, &req), ERROR_NOT_FOUND);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_top_split),  cmocka_unit_test(test_top_recursion_and_tid),
+		cmocka_unit_test(test_top_ranges), cmocka_unit_test(test_top_incarnations),
+		cmocka_unit_test(test_access),	   cmocka_unit_test(test_unresolved),
+		cmocka_unit_test(test_ps),	   cmocka_unit_test(test_time),
+		cmocka_unit_test(test_start_time), cmocka_unit_test(test_children),
+		cmocka_unit_test(test_threads),	   cmocka_unit_test(test_status_unsupported),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
