@@ -23,6 +23,7 @@ enum {
 
 typedef struct CliContext {
 	const char *socket_path;
+	const char *state_dir; /* offline: answer from this state dir, without a daemon */
 	bool json;
 } CliContext;
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <getopt.h>
+#include <time.h>
 
 #include "cli.h"
 #include "json-util.h"
@@ -9,9 +10,43 @@ static void print_size(const char *label, int64_t bytes)
 	printf("%-18s %.1f MiB\n", label, (double)bytes / (1024.0 * 1024.0));
 }
 
+static void print_clock(const char *label, double t)
+{
+	time_t sec = (time_t)t;
+	struct tm tm;
+	char buf[32];
+
+	localtime_r(&sec, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+	printf("%-18s %s\n", label, buf);
+}
+
+static void render_offline(json_object *a)
+{
+	printf("%-18s offline, from a state directory\n", "Source:");
+	printf("%-18s %lld (idle %lld, lost %lld)\n",
+	       "Samples:", (long long)json_get_int(a, "samples"),
+	       (long long)json_get_int(a, "idle"), (long long)json_get_int(a, "lost"));
+	printf("%-18s %lld\n", "Windows:", (long long)json_get_int(a, "windows"));
+	if (json_get_int(a, "windows") > 0) {
+		print_clock("First:", json_get_double(a, "first_window_start"));
+		print_clock("Last:", json_get_double(a, "last_window_end"));
+	}
+	printf("%-18s %lld\n", "Processes:", (long long)json_get_int(a, "processes"));
+	printf("%-18s %lld (%.1f MiB, %lld corrupt)\n",
+	       "Segments:", (long long)json_get_int(a, "segments"),
+	       (double)json_get_int(a, "disk_bytes") / (1024.0 * 1024.0),
+	       (long long)json_get_int(a, "corrupt_segments"));
+}
+
 static void render_status(json_object *a)
 {
-	json_object *sym;
+	json_object *sym, *pers;
+
+	if (json_object_get_boolean(json_object_object_get(a, "offline"))) {
+		render_offline(a);
+		return;
+	}
 
 	printf("%-18s %.0f s\n", "Uptime:", json_get_double(a, "uptime_s"));
 	printf("%-18s %lld Hz on %lld CPUs\n",
@@ -31,7 +66,23 @@ static void render_status(json_object *a)
 	       (long long)json_get_int(a, "evicted_windows"));
 	print_size("Memory:", json_get_int(a, "memory_bytes"));
 	print_size("Memory budget:", json_get_int(a, "max_memory_bytes"));
-	printf("%-18s %lld\n", "Processes:", (long long)json_get_int(a, "processes"));
+	printf("%-18s %lld running, %lld exited kept (%lld dropped)\n",
+	       "Processes:", (long long)json_get_int(a, "processes"),
+	       (long long)json_get_int(a, "exited_processes"),
+	       (long long)json_get_int(a, "exited_dropped"));
+	if (json_object_object_get_ex(a, "persistence", &pers)) {
+		const char *err = json_get_string(pers, "error");
+
+		if (json_object_get_boolean(json_object_object_get(pers, "enabled")))
+			printf("%-18s %s: %lld segments, %.1f MiB, %lld windows written%s%s\n",
+			       "State:", strempty(json_get_string(pers, "state_dir")),
+			       (long long)json_get_int(pers, "segments"),
+			       (double)json_get_int(pers, "disk_bytes") / (1024.0 * 1024.0),
+			       (long long)json_get_int(pers, "windows_written"),
+			       err ? ", last write failed: " : "", strempty(err));
+		else
+			printf("%-18s in memory only (%s)\n", "State:", err ? err : "disabled");
+	}
 	if (json_object_object_get_ex(a, "symbolizer", &sym))
 		printf("%-18s %lld binaries (%lld unreadable), %lld kernel symbols, "
 		       "%lld lookups (%lld cached), %lld unresolved\n",

@@ -10,6 +10,9 @@
 #include "json-util.h"
 #include "macro.h"
 #include "parse.h"
+#include "persist.h"
+#include "query.h"
+#include "timeutil.h"
 
 /* How long to wait for an answer: a daemon that takes longer is treated as unreachable. */
 #define ANSWER_TIMEOUT_MS 30000
@@ -151,10 +154,94 @@ int cli_exit_code(ErrorCode code)
 	return code >= 0 && code < _ERROR_MAX ? exit_codes[code] : EXIT_UNREACHABLE;
 }
 
+static void on_offline_problem(void *userdata, const char *path, int error, size_t good, size_t size)
+{
+	(void)userdata;
+	if (good > 0)
+		fprintf(stderr, "profq: skipped the last %zu of %zu bytes of '%s': %s\n",
+			size - good, size, path, strerror(-error));
+	else
+		fprintf(stderr, "profq: skipped '%s': %s\n", path, strerror(-error));
+}
+
+static int offline_status(const Store *store, const PersistLoadStats *st, json_object **ret)
+{
+	_cleanup_json_ json_object *o = json_object_new_object();
+	size_t n = store_window_count(store);
+	uint64_t samples = 0, lost = 0, idle = 0;
+
+	if (!o)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		samples += store_window(store, i)->samples;
+		lost += store_window(store, i)->lost;
+		idle += store_window(store, i)->idle;
+	}
+	json_object_object_add(o, "offline", json_object_new_boolean(true));
+	json_add_int(o, "samples", (int64_t)samples);
+	json_add_int(o, "idle", (int64_t)idle);
+	json_add_int(o, "lost", (int64_t)lost);
+	json_add_int(o, "windows", (int64_t)n);
+	if (n > 0) {
+		json_add_double(o, "first_window_start",
+				(double)store_window(store, 0)->start_ns / NSEC_PER_SEC, 3);
+		json_add_double(o, "last_window_end",
+				(double)store_window(store, n - 1)->end_ns / NSEC_PER_SEC, 3);
+	}
+	json_add_int(o, "memory_bytes", (int64_t)store_memory(store));
+	json_add_int(o, "processes", (int64_t)store_proc_count(store));
+	json_add_int(o, "segments", (int64_t)st->segments);
+	json_add_int(o, "disk_bytes", (int64_t)st->bytes);
+	json_add_int(o, "corrupt_segments", (int64_t)(st->corrupt_segments + st->bad_segments));
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+/*
+ * Answers from a state dir, read-only, as the daemon would. Whoever can read the files sees
+ * everything in them: the directory's permissions are the access control here.
+ */
+static int offline(const CliContext *ctx, const Request *req, json_object **ret)
+{
+	_cleanup_(store_freep) Store *store = NULL;
+	const PersistLoadCallbacks cb = { .problem = on_offline_problem };
+	PersistLoadStats st;
+	QueryContext q;
+	int r;
+
+	r = store_new(&store);
+	if (r < 0)
+		return r;
+	r = persist_load(store, ctx->state_dir, INT64_MIN, &cb, &st);
+	if (r < 0)
+		return r;
+	if (req->command == COMMAND_STATUS)
+		return offline_status(store, &st, ret);
+	q = (QueryContext){ .store = store, .now_ns = now_real_ns(), .viewer.privileged = true };
+	r = query_answer(&q, req, ret);
+	if (r == -EOPNOTSUPP) {
+		*ret = error_answer_new(ERROR_BAD_REQUEST, "Command '%s' is not supported offline",
+					command_to_string(req->command));
+		return *ret ? 0 : -ENOMEM;
+	}
+	return r;
+}
+
 int cli_query_answer(const CliContext *ctx, const Request *req, json_object **ret)
 {
 	const char *what;
-	int r = roundtrip(ctx, req, ret, &what);
+	int r;
+
+	if (ctx->state_dir) {
+		r = offline(ctx, req, ret);
+		if (r < 0) {
+			errno = -r;
+			return report(ctx, EXIT_UNREACHABLE, "unavailable",
+				      "Failed to read state directory '%s': %m", ctx->state_dir);
+		}
+		return EXIT_OK;
+	}
+	r = roundtrip(ctx, req, ret, &what);
 
 	if (r < 0) {
 		errno = -r;

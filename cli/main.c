@@ -24,6 +24,8 @@ static void help(void)
 	printf("\n"
 	       "Global options:\n"
 	       "  --socket PATH  Daemon socket (default $PROFQ_SOCKET or " CLI_DEFAULT_SOCKET ")\n"
+	       "  --state-dir DIR  Answer offline from a state directory (profqd's --state-dir,\n"
+	       "                 or a copy), read-only, without a daemon\n"
 	       "  --json         Answer in JSON (also accepted after the command)\n"
 	       "  -h --help      Show this help ('profq COMMAND --help' for a command)\n"
 	       "     --version   Show the version\n"
@@ -37,6 +39,7 @@ int main(int argc, char *argv[])
 {
 	static const struct option options[] = {
 		{ "socket", required_argument, NULL, 's' },
+		{ "state-dir", required_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -53,6 +56,9 @@ int main(int argc, char *argv[])
 		switch (c) {
 		case 's':
 			ctx.socket_path = optarg;
+			break;
+		case 'S':
+			ctx.state_dir = optarg;
 			break;
 		case 'j':
 			ctx.json = true;

@@ -146,6 +146,34 @@ static bool peer_privileged(const Manager *m, const struct ucred *peer)
 	return peer->uid == 0 || (m->have_group && peer->gid == m->group_gid);
 }
 
+static int status_persistence(Manager *m, json_object *status)
+{
+	const PersistLoadStats *loaded;
+	json_object *o = json_object_new_object();
+	PersistStats ps;
+	bool enabled;
+	int error;
+
+	if (!o)
+		return -ENOMEM;
+	loaded = profiler_persist_state(m->profiler, &ps, &enabled, &error);
+	json_add_string(o, "state_dir", m->config->state_dir);
+	json_object_object_add(o, "enabled", json_object_new_boolean(enabled));
+	json_add_string(o, "error",
+			error		? strerror(-error)
+			: ps.last_error ? strerror(-ps.last_error)
+					: NULL);
+	json_add_int(o, "segments", (int64_t)ps.segments);
+	json_add_int(o, "disk_bytes", (int64_t)ps.disk_bytes);
+	json_add_int(o, "windows_written", (int64_t)ps.windows_written);
+	json_add_int(o, "write_errors", (int64_t)ps.write_errors);
+	json_add_int(o, "windows_loaded", (int64_t)loaded->windows);
+	json_add_int(o, "corrupt_segments",
+		     (int64_t)(loaded->corrupt_segments + loaded->bad_segments));
+	json_object_object_add(status, "persistence", o);
+	return 0;
+}
+
 static int answer_status(Manager *m, const Viewer *viewer, json_object **ret)
 {
 	_cleanup_json_ json_object *o = json_object_new_object();
@@ -155,6 +183,7 @@ static int answer_status(Manager *m, const Viewer *viewer, json_object **ret)
 	ProfilerStats ps;
 	ServerStats ss;
 	json_object *sym;
+	int r;
 
 	if (!o)
 		return -ENOMEM;
@@ -195,6 +224,9 @@ static int answer_status(Manager *m, const Viewer *viewer, json_object **ret)
 	json_add_int(sym, "kernel_symbols", (int64_t)sy.kernel_symbols);
 	json_add_int(sym, "stack_cache_hits", (int64_t)ps.stack_hits);
 	json_object_object_add(o, "symbolizer", sym);
+	r = status_persistence(m, o);
+	if (r < 0)
+		return r;
 	if (viewer->privileged)
 		json_add_int(o, "bpf_prog_id", sampler_prog_id(m->sampler));
 	*ret = TAKE_PTR(o);
@@ -270,6 +302,7 @@ int manager_new(const Config *config, Manager **ret)
 		.window_ns = config->window_ns,
 		.retention_ns = config->retention_ns,
 		.max_memory = config->max_memory,
+		.state_dir = config->state_dir,
 	};
 	SamplerOptions sopts = { .frequency = config->frequency,
 				 .on_sample = on_sample,

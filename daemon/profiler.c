@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+
+#include "log.h"
 #include "macro.h"
 #include "maplog.h"
 #include "proctable.h"
@@ -20,10 +23,85 @@ struct Profiler {
 	MapLog *maplog;
 	ProcTable *procs;
 	StackCache *stacks;
+	PersistWriter *persist; /* NULL: in memory only */
+	int persist_error;	/* why persistence is off */
+	bool persist_failing;	/* the last write failed */
+	uint8_t *held;		/* while loading: exited records already held, by ProcId */
+	size_t n_held;
+	PersistLoadStats loaded;
 	int64_t boot_to_real_ns; /* realtime - boottime, refreshed every tick */
 	uint64_t last_sweep_ns;
 	ProfilerStats stats;
 };
+
+static void on_loaded_proc(void *userdata, ProcId id, const StoreProc *sp)
+{
+	Profiler *p = userdata;
+
+	/* Exited processes stay queryable after a restart, as they were before it; once each,
+	 * though a record may come again in later segments. */
+	if (!(sp->flags & PROC_EXITED))
+		return;
+	if (id >= p->n_held) {
+		size_t n = MAX((size_t)id + 1, p->n_held * 2);
+		uint8_t *h = realloc(p->held, n);
+
+		if (!h)
+			return;
+		memset(h + p->n_held, 0, n - p->n_held);
+		p->held = h;
+		p->n_held = n;
+	}
+	if (!p->held[id]) {
+		p->held[id] = 1;
+		proctable_hold_exited(p->procs, id, sp->exit_ns);
+	}
+}
+
+static void on_load_problem(void *userdata, const char *path, int error, size_t good, size_t size)
+{
+	(void)userdata;
+	if (good > 0)
+		log_warning_errno(error, "Skipped the last %zu of %zu bytes of segment '%s': %m",
+				  size - good, size, path);
+	else
+		log_warning_errno(error, "Skipped segment '%s': %m", path);
+}
+
+/* Loads what the state dir holds and opens it for writing. */
+static int persist_open(Profiler *p)
+{
+	const PersistLoadCallbacks cb = {
+		.proc = on_loaded_proc,
+		.problem = on_load_problem,
+		.userdata = p,
+	};
+	/* Segments span a sixth of the retention (whole segments are deleted), within limits. */
+	uint64_t span = MIN(MAX(p->opts.retention_ns / 6, p->opts.window_ns), 3600 * NSEC_PER_SEC);
+	int64_t not_before = now_real_ns() - (int64_t)p->opts.retention_ns;
+	int r;
+
+	r = persist_load(p->store, p->opts.state_dir, not_before, &cb, &p->loaded);
+	p->held = mfree(p->held);
+	p->n_held = 0;
+	if (r < 0 && r != -ENOENT) {
+		p->persist_error = r;
+		return log_error_errno(r, "Failed to read state directory '%s': %m",
+				       p->opts.state_dir);
+	}
+	if (p->loaded.windows > 0)
+		log_info("Loaded %" PRIu64 " windows from %" PRIu64 " segments in '%s'.",
+			 p->loaded.windows, p->loaded.segments, p->opts.state_dir);
+	r = persist_writer_new(p->store, p->opts.state_dir, span, &p->persist);
+	if (r < 0) {
+		p->persist_error = r;
+		return log_error_errno(r,
+				       "Failed to open state directory '%s', keeping windows in "
+				       "memory only: %m",
+				       p->opts.state_dir);
+	}
+	return 0;
+}
 
 int profiler_new(const ProfilerOptions *opts, Profiler **ret)
 {
@@ -54,6 +132,11 @@ int profiler_new(const ProfilerOptions *opts, Profiler **ret)
 	r = stack_cache_new(p->store, STACK_CACHE_MAX, &p->stacks);
 	if (r < 0)
 		return r;
+	if (opts->state_dir) {
+		r = persist_open(p);
+		if (r == -ENOMEM)
+			return r;
+	}
 	*ret = TAKE_PTR(p);
 	return 0;
 }
@@ -63,6 +146,7 @@ Profiler *profiler_free(Profiler *p)
 	if (!p)
 		return NULL;
 	/* Owners of store references go before the store. */
+	persist_writer_free(p->persist);
 	stack_cache_free(p->stacks);
 	proctable_free(p->procs);
 	maplog_free(p->maplog);
@@ -235,11 +319,28 @@ void profiler_add_counters(Profiler *p, uint64_t lost, uint64_t idle)
 
 int profiler_close_window(Profiler *p)
 {
+	size_t n = store_window_count(p->store);
 	int r = store_window_close(p->store);
 
 	if (r < 0)
 		return r == -ENOENT ? 0 : r;
 	p->stats.windows_closed++;
+	if (p->persist) {
+		r = persist_write_window(p->persist, store_window(p->store, n - 1));
+		/* Kept in memory; the next window tries again in a new segment. Say so once. */
+		if (r < 0) {
+			p->stats.persist_errors++;
+			if (!p->persist_failing)
+				log_warning_errno(r,
+						  "Failed to write a window to '%s', keeping it "
+						  "in memory: %m",
+						  p->opts.state_dir);
+			p->persist_failing = true;
+		} else if (p->persist_failing) {
+			p->persist_failing = false;
+			log_info("Writing windows to '%s' again.", p->opts.state_dir);
+		}
+	}
 	return 0;
 }
 
@@ -278,9 +379,23 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 		p->last_sweep_ns = mono_ns;
 		proctable_sweep(p->procs, mono_ns, PROCESS_IDLE_NS, now_ns, p->opts.retention_ns);
 		maplog_expire(p->maplog, (uint64_t)(now_ns - p->boot_to_real_ns), MAPLOG_KEEP_NS);
+		if (p->persist)
+			persist_expire(p->persist, now_ns - (int64_t)p->opts.retention_ns);
 	}
 	evict(p, now_ns);
 	return 0;
+}
+
+const PersistLoadStats *profiler_persist_state(const Profiler *p, PersistStats *ret_stats,
+					       bool *ret_enabled, int *ret_error)
+{
+	*ret_enabled = p->persist != NULL;
+	*ret_error = p->persist_error;
+	if (p->persist)
+		persist_stats(p->persist, ret_stats);
+	else
+		*ret_stats = (PersistStats){ 0 };
+	return &p->loaded;
 }
 
 Store *profiler_store(Profiler *p)

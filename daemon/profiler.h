@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "persist.h"
 #include "proctable.h"
 #include "profq.h"
 #include "sideband.h"
@@ -25,7 +26,8 @@ typedef struct ProfilerOptions {
 	uint32_t frequency; /* Hz: one sample stands for 1/frequency s of CPU */
 	uint64_t window_ns;
 	uint64_t retention_ns;
-	uint64_t max_memory; /* bytes, all of the profiler's memory */
+	uint64_t max_memory;   /* bytes, all of the profiler's memory */
+	const char *state_dir; /* windows persist here; NULL: in memory only */
 } ProfilerOptions;
 
 typedef struct ProfilerStats {
@@ -40,8 +42,14 @@ typedef struct ProfilerStats {
 	uint64_t windows_closed;
 	uint64_t evicted_retention;
 	uint64_t evicted_memory;
+	uint64_t persist_errors; /* windows that could not be written (kept in memory) */
 } ProfilerStats;
 
+/*
+ * With opts->state_dir, loads the windows the directory holds within the retention and
+ * writes every window it closes there. A directory that cannot be used leaves the profiler
+ * in memory only (see profiler_persist_state()).
+ */
 int profiler_new(const ProfilerOptions *opts, Profiler **ret);
 Profiler *profiler_free(Profiler *p);
 
@@ -64,6 +72,10 @@ void profiler_add_counters(Profiler *p, uint64_t lost, uint64_t idle);
 int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns);
 /* Closes the open window (at shutdown). */
 int profiler_close_window(Profiler *p);
+
+/* Persistence: NULL stats when disabled; *ret_error is the reason it is off (0 if on). */
+const PersistLoadStats *profiler_persist_state(const Profiler *p, PersistStats *ret_stats,
+					       bool *ret_enabled, int *ret_error);
 
 Store *profiler_store(Profiler *p);
 Symbolizer *profiler_symbolizer(Profiler *p);
