@@ -45,6 +45,19 @@ struct task_struct {
 
 struct linux_binprm;
 
+/* The kernel's pt_regs by its own field names (the UAPI one says rip, rsp, rbp); libbpf matches
+ * the "___kernel" flavour to struct pt_regs. */
+struct pt_regs___kernel {
+	unsigned long ip;
+	unsigned long sp;
+	unsigned long bp;
+};
+
+struct vm_area_struct {
+	unsigned long vm_start;
+	unsigned long vm_end;
+};
+
 #pragma clang attribute pop
 
 #endif

@@ -8,6 +8,7 @@
 #include <linux/bpf.h>
 #include <linux/bpf_perf_event.h>
 #include <linux/ptrace.h>
+#include <linux/errno.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
@@ -34,15 +35,80 @@ struct {
 	__uint(max_entries, 256 << 10);
 } events SEC(".maps");
 
-/* A sample is too big for the 512-byte BPF stack: build it here, then copy it out. */
+/*
+ * A sample is too big for the 512-byte BPF stack: build it here, one entry per CPU (indexed by
+ * CPU: programs of one CPU never nest), then copy it out. Not a per-CPU map: their values are
+ * limited to 32 KiB, and a stack copy is up to that alone. Sized to the CPUs before load.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct profq_sample);
 } scratch SEC(".maps");
 
+/* Bytes of user stack to copy per sample; 0: walk frame pointers in BPF instead. */
+const volatile __u32 stack_copy = 0;
+
+struct vma_end_ctx {
+	__u64 end;
+};
+
+static long vma_end_cb(struct task_struct *task, struct vm_area_struct *vma, void *data)
+{
+	((struct vma_end_ctx *)data)->end = BPF_CORE_READ(vma, vm_end);
+	return 0;
+}
+
 #define STACK_BYTES (PROFQ_MAX_FRAMES * sizeof(__u64))
+#define PAGE_SIZE 4096
+#define COPY_CHUNKS (PROFQ_STACK_COPY_MAX / PAGE_SIZE + 1)
+
+/*
+ * Copies the user stack from sp up to the end of its mapping, at most stack_copy bytes, page by
+ * page: a stack can hold pages never touched (above the frames, below the environment), and
+ * one read across such a page would fail whole. The copy ends at the first page that does not
+ * read; the frames nearest sp, which the unwinder needs first, come before it.
+ */
+static __u32 copy_user_stack(struct profq_sample *s, struct task_struct *task)
+{
+	struct vma_end_ctx ctx = { 0 };
+	__u64 sp = s->user_sp;
+	__u32 len = stack_copy, off = 0;
+	long r;
+
+	/* Stacks grow down: from sp to the mapping's end is what is in use. */
+	r = bpf_find_vma(task, sp, vma_end_cb, &ctx, 0);
+	/*
+	 * sp or ip in no mapping of this mm: the registers are not of this address space (a
+	 * sample inside execve, after the new mm took over: the user registers are still the old
+	 * image's). Only kernel-mode samples can be caught there.
+	 */
+	if (r == -ENOENT ||
+	    ((s->flags & PROFQ_SAMPLE_KERNEL_MODE) &&
+	     bpf_find_vma(task, s->user_ip, vma_end_cb, &(struct vma_end_ctx){ 0 }, 0) == -ENOENT)) {
+		s->flags |= PROFQ_SAMPLE_FOREIGN_REGS;
+		return 0;
+	}
+	if (r == 0 && ctx.end > sp && ctx.end - sp < len)
+		len = (__u32)(ctx.end - sp);
+	for (int i = 0; i < COPY_CHUNKS && off < len; i++) {
+		__u32 chunk = PAGE_SIZE - (__u32)((sp + off) & (PAGE_SIZE - 1));
+
+		if (chunk > len - off)
+			chunk = len - off;
+		/* Bounds for the verifier: off < 32 KiB, chunk <= 4 KiB, inside the 64 KiB buffer. */
+		barrier_var(off);
+		off &= PROFQ_STACK_COPY_MAX - 1;
+		barrier_var(chunk);
+		chunk &= 2 * PAGE_SIZE - 1;
+		if (chunk == 0 ||
+		    bpf_probe_read_user(s->stack + off, chunk, (const void *)(sp + off)) < 0)
+			break;
+		off += chunk;
+	}
+	return off;
+}
 
 SEC("perf_event")
 int profq_sample(struct bpf_perf_event_data *ctx)
@@ -51,7 +117,7 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 	struct profq_counters *c;
 	struct task_struct *task;
 	struct profq_sample *s;
-	__u32 zero = 0, klen = 0, ulen = 0, size;
+	__u32 zero = 0, klen = 0, ulen = 0, size, cpu;
 	long n;
 
 	c = bpf_map_lookup_elem(&counters, &zero);
@@ -62,7 +128,8 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 		c->idle++;
 		return 0;
 	}
-	s = bpf_map_lookup_elem(&scratch, &zero);
+	cpu = bpf_get_smp_processor_id();
+	s = bpf_map_lookup_elem(&scratch, &cpu);
 	if (!s)
 		return 0;
 
@@ -72,7 +139,7 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 	s->mm_id = (__u64)BPF_CORE_READ(task, mm);
 	s->tgid = pid_tgid >> 32;
 	s->tid = (__u32)pid_tgid;
-	s->cpu = bpf_get_smp_processor_id();
+	s->cpu = cpu;
 	s->uid = (__u32)bpf_get_current_uid_gid();
 	s->flags = 0;
 	bpf_get_current_comm(s->comm, sizeof(s->comm));
@@ -89,8 +156,36 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 			klen = ((__u32)n / sizeof(__u64)) & 0x7f;
 		}
 	}
+	s->stack_len = 0;
 	if (s->mm_id == 0) {
 		s->flags |= PROFQ_SAMPLE_KTHREAD;
+	} else if (stack_copy) {
+		struct task_struct *t = bpf_get_current_task_btf();
+		struct pt_regs___kernel *uregs = (void *)bpf_task_pt_regs(t);
+
+		/* The user registers: the interrupted ones, or those saved at kernel entry. */
+		if (s->flags & PROFQ_SAMPLE_KERNEL_MODE) {
+			s->user_ip = BPF_CORE_READ(uregs, ip);
+			s->user_sp = BPF_CORE_READ(uregs, sp);
+			s->user_bp = BPF_CORE_READ(uregs, bp);
+		} else {
+			s->user_ip = ctx->regs.rip;
+			s->user_sp = ctx->regs.rsp;
+			s->user_bp = ctx->regs.rbp;
+		}
+		s->flags |= PROFQ_SAMPLE_USER_REGS;
+		s->stack_len = copy_user_stack(s, t);
+		if (s->stack_len == 0 && !(s->flags & PROFQ_SAMPLE_FOREIGN_REGS)) {
+			c->stack_copy_errors++;
+			s->flags |= PROFQ_SAMPLE_STACK_ERR;
+			/* In the kernel with an unreadable user stack (e.g. inside execve, the
+			 * new mm locked while it is built): the saved user registers may be of
+			 * an image that is gone. Keep the kernel frames only. */
+			if (s->flags & PROFQ_SAMPLE_KERNEL_MODE)
+				s->flags |= PROFQ_SAMPLE_FOREIGN_REGS;
+		}
+		if (s->flags & PROFQ_SAMPLE_FOREIGN_REGS)
+			s->flags &= ~PROFQ_SAMPLE_USER_REGS;
 	} else {
 		n = bpf_get_stack(ctx, &s->addrs[klen], STACK_BYTES, BPF_F_USER_STACK);
 		if (n < 0) {
@@ -103,7 +198,10 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 	s->kstack_len = klen;
 	s->ustack_len = ulen;
 
-	size = PROFQ_SAMPLE_HDR_SIZE + (klen + ulen) * sizeof(__u64);
+	if (s->flags & PROFQ_SAMPLE_USER_REGS)
+		size = PROFQ_SAMPLE_STACK_OFFSET + (s->stack_len & (PROFQ_STACK_BUF - 1));
+	else
+		size = PROFQ_SAMPLE_HDR_SIZE + (klen + ulen) * sizeof(__u64);
 	if (size > sizeof(*s))
 		return 0;
 	if (bpf_ringbuf_output(&samples, s, size, BPF_RB_NO_WAKEUP) < 0)

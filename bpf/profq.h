@@ -20,12 +20,23 @@
 #define PROFQ_SAMPLE_KSTACK_ERR (1u << 1)  /* bpf_get_stack failed for the kernel stack */
 #define PROFQ_SAMPLE_USTACK_ERR (1u << 2)  /* bpf_get_stack failed for the user stack */
 #define PROFQ_SAMPLE_KTHREAD (1u << 3)	   /* kernel thread: no user address space */
+#define PROFQ_SAMPLE_USER_REGS (1u << 4)   /* user_regs and the stack copy are valid */
+#define PROFQ_SAMPLE_STACK_ERR (1u << 5)   /* the user stack could not be copied */
+#define PROFQ_SAMPLE_FOREIGN_REGS \
+	(1u << 6) /* user registers not of this mm (mid-execve): no
+					      * user frames */
+
+/* Largest user stack copy; the buffer is twice that so a mask bounds the length. */
+#define PROFQ_STACK_COPY_MAX 32768
+#define PROFQ_STACK_BUF (2 * PROFQ_STACK_COPY_MAX)
 
 /*
- * One sample as it arrives through the ring buffer. Only the header and the first
- * kstack_len + ustack_len addresses are sent: kernel frames (leaf first), then user frames
- * (leaf first). The first address of each part is the interrupted instruction, the rest are
- * return addresses.
+ * One sample as it arrives through the ring buffer: the header, then kstack_len kernel frames
+ * and ustack_len user frames (leaf first; the first address of each part is the interrupted
+ * instruction, the rest return addresses). In stack-copy mode (PROFQ_SAMPLE_USER_REGS) the user
+ * frames are not walked in BPF: the record instead holds the user registers and, at
+ * PROFQ_SAMPLE_STACK_OFFSET, stack_len bytes copied from the user stack pointer up, which profqd
+ * unwinds with the binaries' CFI. The record ends after the last part present.
  */
 struct profq_sample {
 	__u64 time_ns;	/* CLOCK_BOOTTIME */
@@ -40,10 +51,17 @@ struct profq_sample {
 	__u16 ustack_len;
 	char comm[PROFQ_COMM_LEN];  /* thread name */
 	char pcomm[PROFQ_COMM_LEN]; /* process name (group leader's comm) */
+	__u64 user_ip;		    /* user registers at the sample (stack-copy mode) */
+	__u64 user_sp;
+	__u64 user_bp;
+	__u32 stack_len; /* bytes of user stack copied (stack-copy mode) */
+	__u32 pad;
 	__u64 addrs[2 * PROFQ_MAX_FRAMES];
+	__u8 stack[PROFQ_STACK_BUF];
 };
 
-#define PROFQ_SAMPLE_HDR_SIZE 80
+#define PROFQ_SAMPLE_HDR_SIZE 112
+#define PROFQ_SAMPLE_STACK_OFFSET (PROFQ_SAMPLE_HDR_SIZE + 2 * PROFQ_MAX_FRAMES * 8)
 
 #define PROFQ_EVENT_EXEC 1 /* the process exec'd: a new image and command line */
 #define PROFQ_EVENT_EXIT 2 /* the last thread of the process exited */
@@ -56,40 +74,43 @@ struct profq_sample {
  * cputime_adjust() does, which is what wait4() and /proc report.
  */
 struct profq_event {
-	__u32 type; /* PROFQ_EVENT_* */
-	__u32 pid;  /* tgid */
+	__u32 type;	/* PROFQ_EVENT_* */
+	__u32 pid;	/* tgid */
 	__u64 time_ns;	/* CLOCK_BOOTTIME */
 	__u64 start_ns; /* the group leader's start_boottime */
 	__u32 ppid;
 	__u32 uid;
-	__u32 exit_code;       /* EXIT: wait status as wait4() reports it */
-	__u32 args_len;	       /* EXEC: bytes of args */
-	__u64 utime_ns;	       /* EXIT: user time of the thread group (raw) */
-	__u64 stime_ns;	       /* EXIT: system time (raw) */
-	__u64 rtime_ns;	       /* EXIT: scheduler runtime: user + system, precise */
-	__u64 cutime_ns;       /* EXIT: user time of waited-for children (adjusted) */
-	__u64 cstime_ns;       /* EXIT: system time of waited-for children (adjusted) */
+	__u32 exit_code; /* EXIT: wait status as wait4() reports it */
+	__u32 args_len;	 /* EXEC: bytes of args */
+	__u64 utime_ns;	 /* EXIT: user time of the thread group (raw) */
+	__u64 stime_ns;	 /* EXIT: system time (raw) */
+	__u64 rtime_ns;	 /* EXIT: scheduler runtime: user + system, precise */
+	__u64 cutime_ns; /* EXIT: user time of waited-for children (adjusted) */
+	__u64 cstime_ns; /* EXIT: system time of waited-for children (adjusted) */
 	char comm[PROFQ_COMM_LEN];
 	char args[PROFQ_ARGS_LEN]; /* EXEC: argv, NUL-separated, possibly cut */
 };
 
 /* Per-CPU counters; userspace sums over CPUs. */
 struct profq_counters {
-	__u64 samples;	     /* every sample the program ran for, idle included */
-	__u64 idle;	     /* samples of the idle task (pid 0): counted, not sent */
-	__u64 lost_ringbuf;  /* ring buffer full: sample dropped */
-	__u64 kstack_errors; /* kernel stack could not be read (sample still sent) */
-	__u64 ustack_errors; /* user stack could not be read (sample still sent) */
-	__u64 lost_events;   /* event ring buffer full: exec/exit event dropped */
+	__u64 samples;		 /* every sample the program ran for, idle included */
+	__u64 idle;		 /* samples of the idle task (pid 0): counted, not sent */
+	__u64 lost_ringbuf;	 /* ring buffer full: sample dropped */
+	__u64 kstack_errors;	 /* kernel stack could not be read (sample still sent) */
+	__u64 ustack_errors;	 /* user stack could not be read (sample still sent) */
+	__u64 lost_events;	 /* event ring buffer full: exec/exit event dropped */
+	__u64 stack_copy_errors; /* user stack could not be copied (sample still sent) */
 };
 
 #ifndef __bpf__
 #include <stddef.h>
 _Static_assert(offsetof(struct profq_sample, addrs) == PROFQ_SAMPLE_HDR_SIZE,
 	       "profq_sample header layout");
-_Static_assert(sizeof(struct profq_sample) == PROFQ_SAMPLE_HDR_SIZE + 2 * PROFQ_MAX_FRAMES * 8,
+_Static_assert(offsetof(struct profq_sample, stack) == PROFQ_SAMPLE_STACK_OFFSET,
+	       "profq_sample stack offset");
+_Static_assert(sizeof(struct profq_sample) == PROFQ_SAMPLE_STACK_OFFSET + PROFQ_STACK_BUF,
 	       "profq_sample size");
-_Static_assert(sizeof(struct profq_counters) == 48, "profq_counters size");
+_Static_assert(sizeof(struct profq_counters) == 56, "profq_counters size");
 _Static_assert(sizeof(struct profq_event) == 608, "profq_event size");
 #endif
 

@@ -103,6 +103,22 @@ static int set_max_memory(Config *c, const char *v, char **err)
 	return 0;
 }
 
+static int set_stack_copy(Config *c, const char *v, char **err)
+{
+	uint64_t b;
+	int r = parse_size(v, &b);
+
+	if (r < 0)
+		return set_error(err, r, "must be a size such as 16K, or 0, got '%s'", v);
+	if (b != 0 && (b < 1024 || b > 32768 || b % 8 != 0))
+		return set_error(err, -ERANGE,
+				 "must be 0 (frame pointers) or 1K..32K in 8-byte "
+				 "steps, got '%s'",
+				 v);
+	c->stack_copy = (uint32_t)b;
+	return 0;
+}
+
 static int set_group(Config *c, const char *v, char **err)
 {
 	if (!*v || strlen(v) > 64)
@@ -126,9 +142,11 @@ static const struct {
 	const char *key;
 	int (*set)(Config *c, const char *value, char **ret_error);
 } keys[] = {
-	{ "socket", set_socket }, { "state-dir", set_state_dir }, { "frequency", set_frequency },
-	{ "window", set_window }, { "retention", set_retention }, { "max-memory", set_max_memory },
-	{ "group", set_group },	  { "log-level", set_log_level },
+	{ "socket", set_socket },	  { "state-dir", set_state_dir },
+	{ "frequency", set_frequency },	  { "window", set_window },
+	{ "retention", set_retention },	  { "max-memory", set_max_memory },
+	{ "stack-copy", set_stack_copy }, { "group", set_group },
+	{ "log-level", set_log_level },
 };
 
 int config_init(Config *c)
@@ -138,6 +156,7 @@ int config_init(Config *c)
 		.window_ns = 10 * NSEC_PER_SEC,
 		.retention_ns = 3600 * NSEC_PER_SEC,
 		.max_memory = 64u << 20,
+		.stack_copy = 16384,
 		.log_level = LOG_INFO,
 	};
 	c->socket_path = strdup(CONFIG_DEFAULT_SOCKET);

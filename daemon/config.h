@@ -23,6 +23,7 @@ typedef struct Config {
 	uint64_t window_ns;    /* 1 s .. 1 h, whole seconds */
 	uint64_t retention_ns; /* >= window, <= 30 days */
 	uint64_t max_memory;   /* bytes, >= 8 MiB */
+	uint32_t stack_copy;   /* bytes of user stack copied per sample: 0, or 1K..32K */
 	char *group;	       /* may query every process */
 	bool group_explicit;   /* set by the user: must exist */
 	int log_level;

@@ -23,6 +23,8 @@ static void help(void)
 	       "  --window DURATION     Profile window length (default 10s)\n"
 	       "  --retention DURATION  How long windows are kept (default 1h)\n"
 	       "  --max-memory SIZE     Memory budget (default 64M)\n"
+	       "  --stack-copy SIZE     User stack copied per sample and unwound with the\n"
+	       "                        binaries' CFI (default 16K; 0: frame pointers only)\n"
 	       "  --group NAME          Members may query every process "
 	       "(default " CONFIG_DEFAULT_GROUP ",\n"
 	       "                        if it exists)\n"
@@ -38,18 +40,21 @@ typedef struct Setting {
 
 int main(int argc, char *argv[])
 {
-	static const struct option options[] = { { "config", required_argument, NULL, 'c' },
-						 { "socket", required_argument, NULL, 0 },
-						 { "state-dir", required_argument, NULL, 0 },
-						 { "frequency", required_argument, NULL, 0 },
-						 { "window", required_argument, NULL, 0 },
-						 { "retention", required_argument, NULL, 0 },
-						 { "max-memory", required_argument, NULL, 0 },
-						 { "group", required_argument, NULL, 0 },
-						 { "log-level", required_argument, NULL, 0 },
-						 { "help", no_argument, NULL, 'h' },
-						 { "version", no_argument, NULL, 'V' },
-						 {} };
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "socket", required_argument, NULL, 0 },
+		{ "state-dir", required_argument, NULL, 0 },
+		{ "frequency", required_argument, NULL, 0 },
+		{ "window", required_argument, NULL, 0 },
+		{ "retention", required_argument, NULL, 0 },
+		{ "max-memory", required_argument, NULL, 0 },
+		{ "stack-copy", required_argument, NULL, 0 },
+		{ "group", required_argument, NULL, 0 },
+		{ "log-level", required_argument, NULL, 0 },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{},
+	};
 	_cleanup_(manager_freep) Manager *m = NULL;
 	_cleanup_free_ Setting *settings = NULL;
 	_cleanup_free_ const char **keys = NULL;

@@ -75,6 +75,13 @@ static void on_sideband(void *userdata, const SidebandEvent *ev)
 	profiler_sideband_event(userdata, ev);
 }
 
+static void refresh_sideband(void *userdata)
+{
+	Manager *m = userdata;
+
+	(void)sideband_drain(m->sideband);
+}
+
 /*
  * Drains everything the kernel has for us, in the order that lets each part use the one before:
  * mappings (sideband), then exec/exit events, then samples; and moves the BPF counters' news
@@ -146,6 +153,23 @@ static bool peer_privileged(const Manager *m, const struct ucred *peer)
 	return peer->uid == 0 || (m->have_group && peer->gid == m->group_gid);
 }
 
+static int status_unwind(Manager *m, const ProfilerStats *ps, json_object *status)
+{
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		return -ENOMEM;
+	json_add_string(o, "mode", m->config->stack_copy ? "dwarf" : "frame-pointer");
+	json_add_int(o, "stack_copy_bytes", m->config->stack_copy);
+	json_add_int(o, "complete", (int64_t)ps->unwind[UNWIND_COMPLETE]);
+	json_add_int(o, "truncated", (int64_t)ps->unwind[UNWIND_TRUNCATED]);
+	json_add_int(o, "stuck", (int64_t)ps->unwind[UNWIND_STUCK]);
+	json_add_int(o, "frame_pointer_frames", (int64_t)ps->unwind_fp_frames);
+	json_add_int(o, "copy_errors", (int64_t)m->last.stack_copy_errors);
+	json_object_object_add(status, "unwind", o);
+	return 0;
+}
+
 static int status_persistence(Manager *m, json_object *status)
 {
 	const PersistLoadStats *loaded;
@@ -201,6 +225,9 @@ static int answer_status(Manager *m, const Viewer *viewer, json_object **ret)
 	json_add_int(o, "lost_ringbuf", (int64_t)m->last.lost_ringbuf);
 	json_add_int(o, "stack_errors", (int64_t)(m->last.kstack_errors + m->last.ustack_errors));
 	json_add_int(o, "truncated_stacks", (int64_t)ps.truncated);
+	r = status_unwind(m, &ps, o);
+	if (r < 0)
+		return r;
 	json_add_int(o, "windows", (int64_t)store_window_count(store));
 	json_add_int(o, "window_s", (int64_t)(m->config->window_ns / NSEC_PER_SEC));
 	json_add_int(o, "retention_s", (int64_t)(m->config->retention_ns / NSEC_PER_SEC));
@@ -303,8 +330,10 @@ int manager_new(const Config *config, Manager **ret)
 		.retention_ns = config->retention_ns,
 		.max_memory = config->max_memory,
 		.state_dir = config->state_dir,
+		.unwind = config->stack_copy > 0,
 	};
 	SamplerOptions sopts = { .frequency = config->frequency,
+				 .stack_copy = config->stack_copy,
 				 .on_sample = on_sample,
 				 .on_event = on_event };
 	ServerOptions vopts = {
@@ -358,6 +387,7 @@ int manager_new(const Config *config, Manager **ret)
 	r = sideband_new(SIDEBAND_PAGES, on_sideband, m->profiler, &m->sideband);
 	if (r < 0)
 		return r; /* logged */
+	profiler_set_sideband_refresh(m->profiler, refresh_sideband, m);
 	sopts.userdata = m->profiler;
 	r = sampler_new(&sopts, &m->sampler);
 	if (r < 0)

@@ -11,6 +11,9 @@
 
 typedef struct Generation {
 	uint64_t start_ns, end_ns; /* [start, end); end UINT64_MAX while current */
+	uint32_t forked_from;	   /* fork: the parent, whose mappings may be unknown to us */
+	bool complete;		   /* every mapping since its start was seen (exec, or fork of a
+				    * complete one), not just those after profqd started */
 	ProcMap *maps;
 	size_t n, allocated;
 } Generation;
@@ -185,6 +188,10 @@ void maplog_event(MapLog *l, const SidebandEvent *ev)
 			      .prot = ev->prot,
 			      .path = (char *)ev->path };
 
+		/* perf names anonymous executable memory (JIT code) "//anon": not a file. */
+		if (m.path && strncmp(m.path, "//anon", 6) == 0)
+			m.path = NULL;
+
 		p = find_or_add(l, ev->pid);
 		if (!p)
 			return;
@@ -196,16 +203,18 @@ void maplog_event(MapLog *l, const SidebandEvent *ev)
 	case SIDEBAND_EXEC:
 		p = find_or_add(l, ev->pid);
 		if (p)
-			(void)start_generation(l, p, ev->time_ns);
+			start_generation(l, p, ev->time_ns)->complete = true;
 		return;
 	case SIDEBAND_FORK:
 		p = find_or_add(l, ev->pid);
 		if (!p)
 			return;
 		g = start_generation(l, p, ev->time_ns);
+		g->forked_from = ev->ppid;
 		/* The child starts with its parent's address space. */
 		parent = find(l, ev->ppid);
 		pg = parent ? current(parent) : NULL;
+		g->complete = pg && pg->complete;
 		for (size_t i = 0; pg && i < pg->n; i++)
 			if (add_map(l, g, &pg->maps[i]) < 0)
 				break;
@@ -228,7 +237,18 @@ static int map_cmp(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-int maplog_lookup(MapLog *l, uint32_t pid, uint64_t time_ns, ProcMap **ret, size_t *ret_n)
+size_t maplog_count(MapLog *l, uint32_t pid, uint64_t time_ns)
+{
+	PidLog *p = find(l, pid);
+
+	for (unsigned i = 0; p && i < p->n_gens; i++)
+		if (p->gens[i].start_ns <= time_ns && time_ns < p->gens[i].end_ns)
+			return p->gens[i].n;
+	return 0;
+}
+
+int maplog_lookup(MapLog *l, uint32_t pid, uint64_t time_ns, ProcMap **ret, size_t *ret_n,
+		  uint32_t *ret_parent, bool *ret_complete)
 {
 	PidLog *p = find(l, pid);
 	const Generation *g = NULL;
@@ -239,8 +259,12 @@ int maplog_lookup(MapLog *l, uint32_t pid, uint64_t time_ns, ProcMap **ret, size
 	for (unsigned i = 0; i < p->n_gens; i++)
 		if (p->gens[i].start_ns <= time_ns && time_ns < p->gens[i].end_ns)
 			g = &p->gens[i];
-	if (!g || g->n == 0)
+	if (!g)
 		return -ENOENT;
+	if (ret_parent)
+		*ret_parent = g->forked_from;
+	if (g->n == 0)
+		return g->forked_from ? -ENODATA : -ENOENT;
 	maps = calloc(g->n, sizeof(ProcMap));
 	if (!maps)
 		return -ENOMEM;
@@ -253,6 +277,8 @@ int maplog_lookup(MapLog *l, uint32_t pid, uint64_t time_ns, ProcMap **ret, size
 		}
 	}
 	qsort(maps, g->n, sizeof(ProcMap), map_cmp);
+	if (ret_complete)
+		*ret_complete = g->complete;
 	*ret = maps;
 	*ret_n = g->n;
 	return 0;

@@ -8,6 +8,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,9 +30,17 @@ void maplog_event(MapLog *l, const SidebandEvent *ev);
 
 /*
  * The mappings of pid at time_ns (CLOCK_BOOTTIME): those of the generation that was current
- * then. A copy the caller frees with procfs_maps_free(), sorted by address. -ENOENT if none.
+ * then. A copy the caller frees with procfs_maps_free(), sorted by address. *ret_complete
+ * (may be NULL) says whether the log saw the generation from its start (exec or fork): else
+ * it holds only the mappings made since profqd started. *ret_parent (may be NULL) is the
+ * parent when pid was then a child between fork and exec (running its parent's image), else
+ * 0. -ENOENT if none; -ENODATA for such a child with no mappings logged at all.
  */
-int maplog_lookup(MapLog *l, uint32_t pid, uint64_t time_ns, ProcMap **ret, size_t *ret_n);
+int maplog_lookup(MapLog *l, uint32_t pid, uint64_t time_ns, ProcMap **ret, size_t *ret_n,
+		  uint32_t *ret_parent, bool *ret_complete);
+
+/* How many mappings the generation current at time_ns holds (0 if none). */
+size_t maplog_count(MapLog *l, uint32_t pid, uint64_t time_ns);
 
 /* Drops generations that ended before now_ns - keep_ns. */
 void maplog_expire(MapLog *l, uint64_t now_ns, uint64_t keep_ns);

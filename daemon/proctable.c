@@ -29,6 +29,8 @@ struct ProcTable {
 	Process **procs;
 	size_t n, allocated;
 	HashIndex *index;
+	void (*refresh_maplog)(void *userdata);
+	void *refresh_userdata;
 	/* Exited processes' records, oldest first: a ring of PROCTABLE_EXITED_MAX. */
 	ExitRecord *exited;
 	size_t exited_head, n_exited;
@@ -66,6 +68,7 @@ static void maps_clear(ProcTable *t, Process *p)
 	p->maps = NULL;
 	p->n_maps = 0;
 	p->maps_loaded = false;
+	p->maps_from_log = false;
 }
 
 static void process_free(ProcTable *t, Process *p)
@@ -128,31 +131,71 @@ static int maps_install(ProcTable *t, Process *p, ProcMap *raw, size_t n)
 	return 0;
 }
 
-/* Loads p's mappings: /proc while it shows this incarnation, else the sideband's log. */
+/*
+ * Loads p's mappings as they were at time_ns. The sideband log knows them by time, which /proc
+ * cannot (a sample taken just before an exec must not be read against the new image), so a
+ * complete log generation comes first; for a child between fork and exec whose parent the log
+ * saw only partly, the parent's /proc maps; then /proc, while it shows this incarnation, for
+ * processes the log saw only part of (older than profqd); then whatever the log has.
+ */
 static int maps_load(ProcTable *t, Process *p, uint64_t time_ns, uint64_t now_ns)
 {
-	ProcMap *raw = NULL;
-	size_t n = 0;
-	int r = -ESRCH;
+	ProcMap *raw = NULL, *logged = NULL;
+	size_t n = 0, n_logged = 0;
+	uint32_t parent = 0;
+	bool complete = false;
+	int r = -ENOENT, lr = -ENOENT;
 
 	p->maps_read_ns = now_ns;
+	if (t->maplog) {
+		lr = maplog_lookup(t->maplog, p->pid, time_ns, &logged, &n_logged, &parent,
+				   &complete);
+		if (lr == -ENOENT && t->refresh_maplog) {
+			/* The kernel writes mapping records before the mapped code runs, so they
+			 * are in the sideband ring, perhaps after what was last read from it. */
+			t->refresh_maplog(t->refresh_userdata);
+			lr = maplog_lookup(t->maplog, p->pid, time_ns, &logged, &n_logged, &parent,
+					   &complete);
+		}
+	}
+	if (lr >= 0 && complete) {
+		t->stats.maps_from_log++;
+		r = maps_install(t, p, logged, n_logged);
+		p->maps_from_log = r >= 0;
+		return r;
+	}
+	if ((lr == -ENODATA || lr >= 0) && parent) {
+		/* Between fork and exec the child runs its parent's image; the parent (older
+		 * than profqd, so only partly in the log) usually still runs. Not the child's
+		 * /proc: by now that may show the image it exec'd. */
+		r = procfs_read_maps((pid_t)parent, &raw, &n);
+		if (r >= 0) {
+			t->stats.maps_from_parent++;
+			if (lr >= 0)
+				procfs_maps_free(logged, n_logged);
+			return maps_install(t, p, raw, n);
+		}
+	}
 	if (proc_is_incarnation(p->pid, p->start_boot_ns, NULL)) {
 		t->stats.maps_reads++;
 		r = procfs_read_maps((pid_t)p->pid, &raw, &n);
 	}
-	if (r < 0 && t->maplog) {
-		r = maplog_lookup(t->maplog, p->pid, time_ns, &raw, &n);
-		if (r >= 0)
-			t->stats.maps_from_log++;
+	if (r >= 0) {
+		if (lr >= 0)
+			procfs_maps_free(logged, n_logged);
+		return maps_install(t, p, raw, n);
 	}
-	if (r < 0) {
-		log_debug_errno(r, "No mappings for pid %u at %" PRIu64 ": %m", p->pid, time_ns);
-		t->stats.maps_errors++;
-		p->maps_error = r;
-		p->maps_loaded = true; /* do not retry per sample; a miss retries after a while */
+	if (lr >= 0) {
+		t->stats.maps_from_log++;
+		r = maps_install(t, p, logged, n_logged);
+		p->maps_from_log = r >= 0;
 		return r;
 	}
-	return maps_install(t, p, raw, n);
+	log_debug_errno(r, "No mappings for pid %u at %" PRIu64 ": %m", p->pid, time_ns);
+	t->stats.maps_errors++;
+	p->maps_error = r;
+	p->maps_loaded = true; /* do not retry per sample; a miss retries after a while */
+	return r;
 }
 
 static uint64_t proc_hash(uint32_t pid, uint64_t start)
@@ -401,6 +444,12 @@ static void exited_push(ProcTable *t, ProcId id, int64_t exit_ns)
 	t->n_exited++;
 }
 
+void proctable_set_maplog_refresh(ProcTable *t, void (*refresh)(void *userdata), void *userdata)
+{
+	t->refresh_maplog = refresh;
+	t->refresh_userdata = userdata;
+}
+
 void proctable_hold_exited(ProcTable *t, ProcId id, int64_t exit_ns)
 {
 	exited_push(t, id, exit_ns);
@@ -485,8 +534,18 @@ const Mapping *proctable_find_mapping(ProcTable *t, Process *p, uint64_t addr, u
 	if (!p->maps_loaded)
 		(void)maps_load(t, p, time_ns, now_ns);
 	m = find_mapping(p, addr);
-	if (m || now_ns - p->maps_read_ns < MAPS_RETRY_NS)
+	if (m)
 		return m;
+	if (p->maps_from_log) {
+		/* The log grows as the process maps more (ld.so loading libraries): cheap to
+		 * look at again, so no waiting, but only when it has more than we took. */
+		if (t->refresh_maplog)
+			t->refresh_maplog(t->refresh_userdata);
+		if (maplog_count(t->maplog, p->pid, time_ns) == p->n_maps)
+			return NULL;
+	} else if (now_ns - p->maps_read_ns < MAPS_RETRY_NS) {
+		return NULL;
+	}
 	if (maps_load(t, p, time_ns, now_ns) < 0)
 		return NULL;
 	return find_mapping(p, addr);

@@ -45,6 +45,7 @@ typedef struct Process {
 	bool kthread;
 	bool approx_start; /* adopted from /proc: start known to the clock tick only */
 	bool maps_loaded;
+	bool maps_from_log; /* the mappings came from the sideband log */
 	bool exited;
 	Mapping *maps; /* sorted by start */
 	size_t n_maps;
@@ -55,15 +56,16 @@ typedef struct Process {
 } Process;
 
 typedef struct ProcTableStats {
-	uint64_t processes;	 /* in the table now */
-	uint64_t created;	 /* incarnations seen */
-	uint64_t exited;	 /* exit events */
-	uint64_t exited_held;	 /* exited processes kept queryable now */
-	uint64_t exited_dropped; /* ... dropped because the list was full */
-	uint64_t maps_reads;	 /* /proc/PID/maps reads */
-	uint64_t maps_from_log;	 /* mappings taken from the sideband log */
-	uint64_t maps_errors;	 /* mappings that could not be had */
-	uint64_t dropped;	 /* processes dropped from the table */
+	uint64_t processes;	   /* in the table now */
+	uint64_t created;	   /* incarnations seen */
+	uint64_t exited;	   /* exit events */
+	uint64_t exited_held;	   /* exited processes kept queryable now */
+	uint64_t exited_dropped;   /* ... dropped because the list was full */
+	uint64_t maps_reads;	   /* /proc/PID/maps reads */
+	uint64_t maps_from_log;	   /* mappings taken from the sideband log */
+	uint64_t maps_from_parent; /* ... from the parent, for a child between fork and exec */
+	uint64_t maps_errors;	   /* mappings that could not be had */
+	uint64_t dropped;	   /* processes dropped from the table */
 } ProcTableStats;
 
 /* Exited processes kept queryable at most (SPEC §7: bounded, oldest dropped first). */
@@ -74,6 +76,9 @@ ProcTable *proctable_free(ProcTable *t);
 
 /* The Process of a sample's incarnation, created on first sight. now_ns: CLOCK_MONOTONIC. */
 int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, Process **ret);
+
+/* Reads newer sideband records into the MapLog when a lookup there finds nothing. */
+void proctable_set_maplog_refresh(ProcTable *t, void (*refresh)(void *userdata), void *userdata);
 
 /* Keeps an exited process's record (e.g. loaded from disk) queryable like the others. */
 void proctable_hold_exited(ProcTable *t, ProcId id, int64_t exit_ns);

@@ -8,6 +8,7 @@
 #include "profiler.h"
 #include "stackcache.h"
 #include "timeutil.h"
+#include "unwind.h"
 
 /* A process not sampled for this long is checked for exit by the sweep. */
 #define PROCESS_IDLE_NS (30 * NSEC_PER_SEC)
@@ -123,6 +124,7 @@ int profiler_new(const ProfilerOptions *opts, Profiler **ret)
 		return r;
 	/* A quarter of the budget for address caches; symbol tables and windows take the rest. */
 	symbolizer_set_cache_budget(p->sym, opts->max_memory / 4);
+	symbolizer_set_cfi(p->sym, opts->unwind);
 	r = maplog_new(&p->maplog);
 	if (r < 0)
 		return r;
@@ -181,33 +183,87 @@ static int window_for(Profiler *p, int64_t t)
 	return store_window_open(p->store, start, end, NSEC_PER_SEC / p->opts.frequency);
 }
 
-/* Symbolizes a raw stack into frames (leaf first); returns the number of frames. */
-static size_t symbolize(Profiler *p, Process *proc, const struct profq_sample *s, uint64_t mono,
-			FrameId *frames, size_t max)
+/* A sample's addresses: kernel frames, then user frames (leaf first). */
+typedef struct RawStack {
+	uint64_t addrs[2 * PROFQ_MAX_FRAMES];
+	uint32_t kernel; /* the first `kernel` addresses are kernel ones */
+	uint32_t n;
+	bool truncated; /* the user part does not reach the outermost frame */
+} RawStack;
+
+typedef struct UnwindCtx {
+	Profiler *p;
+	Process *proc;
+	uint64_t time_ns, mono;
+} UnwindCtx;
+
+static const Cfi *cfi_of(void *userdata, uint64_t addr, uint64_t *ret_vaddr)
 {
-	const __u64 *kaddrs = s->addrs, *uaddrs = s->addrs + s->kstack_len;
+	UnwindCtx *u = userdata;
+	const Mapping *m = proctable_find_mapping(u->p->procs, u->proc, addr, u->time_ns, u->mono);
+
+	return m ? symbolizer_cfi(u->p->sym, m->binary, &m->map, addr, ret_vaddr) : NULL;
+}
+
+/* The addresses of a sample: the kernel's frames, then the user frames as the BPF program
+ * walked them (frame pointers) or as we unwind them from its stack copy. */
+static void raw_stack(Profiler *p, Process *proc, const struct profq_sample *s, uint64_t mono,
+		      RawStack *ret)
+{
+	UnwindCtx ctx = { .p = p, .proc = proc, .time_ns = s->time_ns, .mono = mono };
+	UnwindInput in;
+	UnwindResult res;
+
+	ret->kernel = s->kstack_len;
+	memcpy(ret->addrs, s->addrs, s->kstack_len * sizeof(uint64_t));
+	if (!(s->flags & PROFQ_SAMPLE_USER_REGS)) {
+		memcpy(ret->addrs + s->kstack_len, s->addrs + s->kstack_len,
+		       s->ustack_len * sizeof(uint64_t));
+		ret->n = (uint32_t)s->kstack_len + s->ustack_len;
+		/* A full-depth walk was probably cut off. */
+		ret->truncated = s->ustack_len >= PROFQ_MAX_FRAMES;
+		return;
+	}
+	in = (UnwindInput){ .ip = s->user_ip,
+			    .sp = s->user_sp,
+			    .bp = s->user_bp,
+			    .stack = s->stack,
+			    .stack_len = s->stack_len };
+	unwind_user(&in, cfi_of, &ctx, ret->addrs + s->kstack_len, PROFQ_MAX_FRAMES, &res);
+	ret->n = s->kstack_len + (uint32_t)res.n;
+	ret->truncated = res.end != UNWIND_COMPLETE;
+	p->stats.unwind[res.end]++;
+	p->stats.unwind_fp_frames += res.fp_frames;
+}
+
+/* Symbolizes a raw stack into frames (leaf first); returns the number of frames. */
+static size_t symbolize(Profiler *p, Process *proc, const RawStack *raw, uint64_t time_ns,
+			uint64_t mono, FrameId *frames, size_t max)
+{
 	size_t n = 0;
 	int r;
 
-	for (uint32_t i = 0; i < s->kstack_len && n < max; i++) {
-		r = symbolizer_kernel_frames(p->sym, kaddrs[i], i > 0, frames + n, max - n);
-		if (r > 0)
-			n += (size_t)r;
-	}
-	for (uint32_t i = 0; i < s->ustack_len && n < max; i++) {
-		const Mapping *m = proctable_find_mapping(p->procs, proc, uaddrs[i], s->time_ns,
-							  mono);
+	for (uint32_t i = 0; i < raw->n && n < max; i++) {
+		uint64_t addr = raw->addrs[i];
+		/* The first address of each part is where the CPU was; the rest return addresses. */
+		bool ret_addr = i != 0 && i != raw->kernel;
+		const Mapping *m;
 
-		if (m)
-			r = symbolizer_user_frames(p->sym, m->binary, &m->map, uaddrs[i], i > 0,
-						   frames + n, max - n);
-		else
-			r = symbolizer_unknown_frame(p->sym, uaddrs[i], frames + n);
+		if (i < raw->kernel) {
+			r = symbolizer_kernel_frames(p->sym, addr, ret_addr, frames + n, max - n);
+		} else {
+			m = proctable_find_mapping(p->procs, proc, addr, time_ns, mono);
+			if (m)
+				r = symbolizer_user_frames(p->sym, m->binary, &m->map, addr,
+							   ret_addr, frames + n, max - n);
+			else
+				r = symbolizer_unknown_frame(p->sym, addr, frames + n);
+		}
 		if (r > 0)
 			n += (size_t)r;
 	}
-	/* A full-depth user stack was probably cut off: say so rather than look complete. */
-	if (s->ustack_len >= PROFQ_MAX_FRAMES && n < max &&
+	/* Say a stack is cut off rather than let it look complete. */
+	if (raw->truncated && raw->n > raw->kernel && n < max &&
 	    symbolizer_marker_frame(p->sym, "[truncated]", FRAME_TRUNCATED, &frames[n]) == 0) {
 		n++;
 		p->stats.truncated++;
@@ -215,6 +271,18 @@ static size_t symbolize(Profiler *p, Process *proc, const struct profq_sample *s
 	if (n == 0 && symbolizer_marker_frame(p->sym, "[no stack]", 0, &frames[0]) == 0)
 		n = 1;
 	return n;
+}
+
+/* Is the record as long as its header says, and no longer than a record can be? */
+static bool record_ok(const struct profq_sample *s, size_t size)
+{
+	if (size < PROFQ_SAMPLE_HDR_SIZE || s->kstack_len > PROFQ_MAX_FRAMES ||
+	    s->ustack_len > PROFQ_MAX_FRAMES || s->tgid == 0)
+		return false;
+	if (s->flags & PROFQ_SAMPLE_USER_REGS)
+		return s->ustack_len == 0 && s->stack_len <= PROFQ_STACK_COPY_MAX &&
+		       size >= PROFQ_SAMPLE_STACK_OFFSET + (size_t)s->stack_len;
+	return size >= PROFQ_SAMPLE_HDR_SIZE + ((size_t)s->kstack_len + s->ustack_len) * 8;
 }
 
 int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
@@ -226,14 +294,12 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 	StackId stack;
 	Process *proc;
 	StrId thread;
+	RawStack raw;
 	size_t n;
 	int r;
 
 	p->stats.samples++;
-	if (size < PROFQ_SAMPLE_HDR_SIZE || s->kstack_len > PROFQ_MAX_FRAMES ||
-	    s->ustack_len > PROFQ_MAX_FRAMES ||
-	    size < PROFQ_SAMPLE_HDR_SIZE + ((size_t)s->kstack_len + s->ustack_len) * 8 ||
-	    s->tgid == 0) {
+	if (!record_ok(s, size)) {
 		p->stats.bad_records++;
 		return 0;
 	}
@@ -244,12 +310,13 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 	if (r < 0)
 		goto fail;
 
-	key = stack_cache_key(s->tgid, s->start_ns, proc->generation, s->kstack_len, s->addrs,
-			      (size_t)s->kstack_len + s->ustack_len);
+	raw_stack(p, proc, s, mono, &raw);
+	key = stack_cache_key(s->tgid, s->start_ns, proc->generation,
+			      raw.kernel | (uint32_t)raw.truncated << 31, raw.addrs, raw.n);
 	if (stack_cache_get(p->stacks, key, &stack) == 0) {
 		p->stats.stack_hits++;
 	} else {
-		n = symbolize(p, proc, s, mono, frames, ARRAY_SIZE(frames));
+		n = symbolize(p, proc, &raw, s->time_ns, mono, frames, ARRAY_SIZE(frames));
 		r = store_intern_stack(p->store, frames, n, &stack);
 		if (r < 0)
 			goto fail;
@@ -298,6 +365,11 @@ int profiler_add_event(Profiler *p, const struct profq_event *e, size_t size)
 void profiler_sideband_event(Profiler *p, const SidebandEvent *ev)
 {
 	maplog_event(p->maplog, ev);
+}
+
+void profiler_set_sideband_refresh(Profiler *p, void (*refresh)(void *userdata), void *userdata)
+{
+	proctable_set_maplog_refresh(p->procs, refresh, userdata);
 }
 
 void profiler_refresh(Profiler *p, uint32_t pid)

@@ -19,6 +19,7 @@
 #include "sideband.h"
 #include "store.h"
 #include "symbolizer.h"
+#include "unwind.h"
 
 typedef struct Profiler Profiler;
 
@@ -28,6 +29,7 @@ typedef struct ProfilerOptions {
 	uint64_t retention_ns;
 	uint64_t max_memory;   /* bytes, all of the profiler's memory */
 	const char *state_dir; /* windows persist here; NULL: in memory only */
+	bool unwind;	       /* samples carry stack copies: compile binaries' unwind tables */
 } ProfilerOptions;
 
 typedef struct ProfilerStats {
@@ -42,7 +44,9 @@ typedef struct ProfilerStats {
 	uint64_t windows_closed;
 	uint64_t evicted_retention;
 	uint64_t evicted_memory;
-	uint64_t persist_errors; /* windows that could not be written (kept in memory) */
+	uint64_t persist_errors;	  /* windows that could not be written (kept in memory) */
+	uint64_t unwind[_UNWIND_END_MAX]; /* user stacks unwound from copies, by how they end */
+	uint64_t unwind_fp_frames;	  /* frames followed by frame pointer, for lack of CFI */
 } ProfilerStats;
 
 /*
@@ -59,6 +63,8 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size);
 int profiler_add_event(Profiler *p, const struct profq_event *e, size_t size);
 /* Feeds a sideband record (mappings, exec, fork, exit) to the mapping log. */
 void profiler_sideband_event(Profiler *p, const SidebandEvent *ev);
+/* Called to read newer sideband records when a process's mappings are missing from the log. */
+void profiler_set_sideband_refresh(Profiler *p, void (*refresh)(void *userdata), void *userdata);
 /* Reads live processes' kernel accounting from /proc: those of pid, or all with 0. */
 void profiler_refresh(Profiler *p, uint32_t pid);
 

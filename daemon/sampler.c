@@ -127,16 +127,19 @@ static int online_cpus(unsigned n_possible, bool **ret)
 
 static size_t ringbuf_size(const SamplerOptions *opts, unsigned n_cpus)
 {
-	/* Room for 4 s of full-depth samples from every CPU: the drain runs every 100 ms, so this
-	 * absorbs a daemon stalled on symbolizing a big new binary. */
-	uint64_t want = (uint64_t)opts->frequency * n_cpus * 4 * sizeof(struct profq_sample);
+	/* A full-size record: the stack copy, or every frame. */
+	uint64_t record = opts->stack_copy ? PROFQ_SAMPLE_STACK_OFFSET + opts->stack_copy
+					   : PROFQ_SAMPLE_STACK_OFFSET;
+	/* Room for 4 s of full-size samples from every CPU: the drain runs every 100 ms, so this
+	 * absorbs a daemon stalled on reading a big new binary. */
+	uint64_t want = (uint64_t)opts->frequency * n_cpus * 4 * record;
 	size_t size = 256u << 10;
 
 	if (opts->ringbuf_bytes)
 		return opts->ringbuf_bytes;
-	/* Capped at 8 MiB of kernel memory: at 999 Hz that still holds over a second of full-depth
-	 * samples, and typical stacks are a quarter of full depth. */
-	while (size < want && size < (8u << 20))
+	/* Capped at 16 MiB of kernel memory: at 999 Hz on two CPUs that still holds half a second
+	 * of full 16 KiB copies, and most copies are smaller (only the stack in use is copied). */
+	while (size < want && size < (16u << 20))
 		size <<= 1;
 	return size;
 }
@@ -170,11 +173,18 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 	if (!s->skel)
 		return log_error_errno(negative_errno(), "Failed to open BPF object: %m");
 
-	/* Configure: size the ring buffer before the maps are created. */
+	/* Configure: size the maps and set the stack mode before the maps are created. */
 	s->ringbuf_bytes = ringbuf_size(opts, s->n_cpus);
 	r = bpf_map__set_max_entries(s->skel->maps.samples, (uint32_t)s->ringbuf_bytes);
 	if (r < 0)
 		return log_error_errno(r, "Failed to size the BPF ring buffer: %m");
+	r = bpf_map__set_max_entries(s->skel->maps.scratch, s->n_cpus);
+	if (r < 0)
+		return log_error_errno(r, "Failed to size the BPF scratch map: %m");
+	if (opts->stack_copy > PROFQ_STACK_COPY_MAX)
+		return log_error_errno(-EINVAL, "Stack copy of %u bytes is over the %u maximum",
+				       opts->stack_copy, PROFQ_STACK_COPY_MAX);
+	s->skel->rodata->stack_copy = opts->stack_copy;
 
 	/* Load: create maps, verify and JIT the program. */
 	r = profq_bpf__load(s->skel);
@@ -282,6 +292,7 @@ int sampler_counters(Sampler *s, struct profq_counters *ret)
 		sum.kstack_errors += v[i].kstack_errors;
 		sum.ustack_errors += v[i].ustack_errors;
 		sum.lost_events += v[i].lost_events;
+		sum.stack_copy_errors += v[i].stack_copy_errors;
 	}
 	*ret = sum;
 	return 0;

@@ -21,6 +21,7 @@ typedef int (*sampler_event_handler_t)(void *userdata, const struct profq_event 
 
 typedef struct SamplerOptions {
 	uint32_t frequency;   /* Hz, per CPU */
+	uint32_t stack_copy;  /* bytes of user stack copied per sample; 0: frame pointers in BPF */
 	size_t ringbuf_bytes; /* power of two, multiple of the page size; 0: derived */
 	sampler_handler_t on_sample;
 	sampler_event_handler_t on_event;

@@ -26,8 +26,8 @@ typedef enum SidebandType {
 
 typedef struct SidebandEvent {
 	SidebandType type;
-	uint32_t pid;  /* process (tgid) */
-	uint32_t ppid; /* FORK: the parent */
+	uint32_t pid;	  /* process (tgid) */
+	uint32_t ppid;	  /* FORK: the parent */
 	uint64_t time_ns; /* CLOCK_BOOTTIME */
 	/* MMAP: */
 	uint64_t start, len, pgoff, inode;
@@ -39,8 +39,7 @@ typedef struct SidebandEvent {
 typedef void (*sideband_handler_t)(void *userdata, const SidebandEvent *ev);
 
 /* pages_per_cpu: data pages of each CPU's ring, a power of two. */
-int sideband_new(unsigned pages_per_cpu, sideband_handler_t handler, void *userdata,
-		 Sideband **ret);
+int sideband_new(unsigned pages_per_cpu, sideband_handler_t handler, void *userdata, Sideband **ret);
 Sideband *sideband_free(Sideband *s);
 
 /* Reads every pending record of every CPU, oldest CPU first; returns the number handled. */

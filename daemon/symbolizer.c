@@ -8,6 +8,7 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "cfi.h"
 #include "elfsym.h"
 #include "hashindex.h"
 #include "kallsyms.h"
@@ -41,6 +42,7 @@ struct Binary {
 	uint64_t hash;
 	StrId module; /* basename, held */
 	ElfSym *syms; /* NULL when loading failed */
+	Cfi *cfi;     /* with unwinding on; NULL if the binary has none */
 	int error;
 	uint32_t refs;
 	uint64_t last_used;
@@ -69,6 +71,7 @@ struct Symbolizer {
 	size_t n_markers, allocated_markers;
 
 	size_t cache_budget;
+	bool want_cfi;
 	uint64_t clock;
 	SymbolizerStats stats;
 };
@@ -186,6 +189,7 @@ static void binary_free(Symbolizer *s, Binary *b)
 		return;
 	addr_cache_done(s, &b->cache);
 	elfsym_free(b->syms);
+	cfi_free(b->cfi);
 	store_string_unref(s->store, b->module);
 	free(b);
 }
@@ -258,6 +262,11 @@ void symbolizer_set_cache_budget(Symbolizer *s, size_t bytes)
 	s->cache_budget = bytes;
 }
 
+void symbolizer_set_cfi(Symbolizer *s, bool enabled)
+{
+	s->want_cfi = enabled;
+}
+
 /* ---- binaries ---- */
 
 static const char *basename_of(const char *path)
@@ -300,8 +309,13 @@ static void binary_load_fd(Symbolizer *s, Binary *b, int fd)
 		b->error = -EFBIG;
 	else
 		b->error = elfsym_load_fd(fd, &b->syms);
-	if (b->error < 0)
+	if (b->error < 0) {
 		s->stats.binary_errors++;
+		return;
+	}
+	/* Unwinding tables are optional: without them the unwinder falls back. */
+	if (s->want_cfi && cfi_load_fd(fd, &b->cfi) >= 0)
+		s->stats.cfi_binaries++;
 }
 
 /* Opens m->path if it is the file m maps (same device and inode), else -ENOENT. */
@@ -365,10 +379,14 @@ static int vdso_binary(Symbolizer *s, Binary **ret)
 	s->vdso->error = -ENOENT;
 	if (r >= 0 && base != 0)
 		for (size_t i = 0; i < n; i++)
-			if (maps[i].path && streq(maps[i].path, "[vdso]") && maps[i].start == base)
-				s->vdso->error = elfsym_load_memory((const void *)base,
-								    maps[i].end - maps[i].start,
-								    &s->vdso->syms);
+			if (maps[i].path && streq(maps[i].path, "[vdso]") && maps[i].start == base) {
+				const void *image = (const void *)base;
+				size_t size = maps[i].end - maps[i].start;
+
+				s->vdso->error = elfsym_load_memory(image, size, &s->vdso->syms);
+				if (s->vdso->error >= 0 && s->want_cfi)
+					(void)cfi_load_memory(image, size, &s->vdso->cfi);
+			}
 	if (r >= 0)
 		procfs_maps_free(TAKE_PTR(maps), n);
 	*ret = binary_ref(s->vdso);
@@ -481,6 +499,16 @@ int binary_error(const Binary *b)
 }
 
 /* ---- lookups ---- */
+
+const Cfi *symbolizer_cfi(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t addr,
+			  uint64_t *ret_vaddr)
+{
+	if (!b || !b->cfi || !b->syms ||
+	    elfsym_offset_to_vaddr(b->syms, addr - m->start + m->pgoff, ret_vaddr) < 0)
+		return NULL;
+	(void)s;
+	return b->cfi;
+}
 
 int symbolizer_user_frames(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t addr,
 			   bool return_address, FrameId *out, size_t max)

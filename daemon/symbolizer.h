@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cfi.h"
 #include "procfs.h"
 #include "store.h"
 
@@ -38,6 +39,7 @@ typedef struct SymbolizerStats {
 	uint64_t unresolved;	 /* ... that gave module+offset frames */
 	uint64_t kernel_symbols; /* symbols in the kallsyms table */
 	uint64_t cache_flushes;	 /* address caches dropped to stay within the budget */
+	uint64_t cfi_binaries;	 /* binaries with compiled unwind tables */
 } SymbolizerStats;
 
 int symbolizer_new(Store *store, Symbolizer **ret);
@@ -47,6 +49,8 @@ Symbolizer *symbolizer_free(Symbolizer *s);
 int symbolizer_set_kallsyms_path(Symbolizer *s, const char *path);
 /* Bytes the address caches may use before symbolizer_trim() drops them. */
 void symbolizer_set_cache_budget(Symbolizer *s, size_t bytes);
+/* Also compile each binary's unwind tables (cfi.h) when it is read. Before any binary. */
+void symbolizer_set_cfi(Symbolizer *s, bool enabled);
 
 /*
  * The Binary behind an executable mapping of process pid (a new reference). The file is opened
@@ -70,6 +74,13 @@ int binary_error(const Binary *b);
  */
 int symbolizer_user_frames(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t addr,
 			   bool return_address, FrameId *out, size_t max);
+/*
+ * The unwind table covering user address addr in mapping m of binary b, and addr as an ELF
+ * virtual address; NULL when the binary has none. Valid while b lives.
+ */
+const Cfi *symbolizer_cfi(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t addr,
+			  uint64_t *ret_vaddr);
+
 /* A frame for a user address outside every known mapping. */
 int symbolizer_unknown_frame(Symbolizer *s, uint64_t addr, FrameId *ret);
 /* Frames for a kernel address. */

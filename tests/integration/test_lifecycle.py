@@ -19,16 +19,21 @@ with Daemon(env) as d:
     times = [d.json("time", "--pid", str(pid)) for pid in pids]
     check(all(t["exited"] and t["accounting"] == "kernel" and t["comm"] == "split"
               for t in times), "all exited, with the kernel's accounting")
-    sampled = named = 0
+    # Symbolized after exit: no frame of theirs is left an unknown address, and in all their
+    # time goes to the named hot functions (a process may spend its few samples in ld.so).
+    sampled = total = hot = unresolved = 0
     for pid, t in zip(pids, times):
         if t["sampled"]["samples"] == 0:
             continue
         sampled += 1
-        top = d.json("top", "--pid", str(pid), "-n", "20")
-        if row(top, "work_a") or row(top, "work_b"):
-            named += 1
+        top = d.json("top", "--pid", str(pid), "-n", "1000")
+        total += top["samples"]
+        hot += sum(r["self_samples"] for r in top["rows"] if r["function"] in ("work_a", "work_b"))
+        unresolved += sum(1 for r in top["rows"]
+                          if r["module"] in ("split", "[unknown]") and "+0x" in r["function"])
     check(sampled >= 15, f"most short-lived processes were sampled ({sampled}/20)")
-    check(named == sampled, f"every sampled one is symbolized ({named}/{sampled})")
+    check(unresolved == 0, f"no unresolved frame in the executable ({unresolved})")
+    check(hot >= 0.8 * total, f"their samples are in work_a/work_b ({hot}/{total})")
     cmd = d.json("time", "--pid", str(pids[0]))["cmdline"]
     check(cmd and "split --seconds 0.03" in cmd, f"command line from exec ({cmd!r})")
     ps = d.json("ps")

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Cfi: a binary's call frame information (.eh_frame) compiled into a sorted table of unwind rows
+ * for x86-64: at each address, how to find the canonical frame address (CFA), the return
+ * address (always at CFA-8 on x86-64) and the caller's RBP. Built once per binary by running
+ * the DWARF CFA programs of every CIE/FDE with our own interpreter; a lookup is a binary search.
+ * The unwinder (unwind.h) walks a copied user stack with it, which is what makes stacks
+ * complete for code built without frame pointers (SPEC §9).
+ *
+ * Only what x86-64 code uses is represented: CFA = RSP or RBP + offset, the .plt expression,
+ * signal frames (glibc's __restore_rt, augmentation "S"); anything else gives an "unknown" row.
+ * The input is hostile: every read is bounds-checked, and the work is bounded (CFI_MAX_ROWS).
+ * Not thread-safe.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct Cfi Cfi;
+
+typedef enum CfiCfa {
+	CFI_CFA_UNKNOWN, /* no rule (no FDE covers the address, or an unsupported one) */
+	CFI_CFA_RSP,	 /* CFA = RSP + offset */
+	CFI_CFA_RBP,	 /* CFA = RBP + offset */
+	CFI_CFA_PLT,	 /* the .plt expression: RSP + 8, + 8 more past the push in each entry */
+	CFI_CFA_SIGNAL,	 /* a signal trampoline: the registers are in the ucontext at RSP */
+	CFI_CFA_END,	 /* the return address is undefined: the outermost frame (_start) */
+} CfiCfa;
+
+typedef enum CfiRbp {
+	CFI_RBP_SAME,	/* the caller's RBP is this frame's RBP */
+	CFI_RBP_OFFSET, /* saved at CFA + rbp_offset */
+} CfiRbp;
+
+typedef struct CfiRow {
+	uint8_t cfa; /* CfiCfa */
+	uint8_t rbp; /* CfiRbp */
+	int32_t cfa_offset;
+	int32_t rbp_offset;
+} CfiRow;
+
+#define CFI_MAX_ROWS (8u << 20)
+
+/* Compiles the .eh_frame of the ELF file open at fd. -ENOENT if it has none. */
+int cfi_load_fd(int fd, Cfi **ret);
+/* The same for an ELF image in memory (the vDSO); the buffer is not kept. */
+int cfi_load_memory(const void *image, size_t size, Cfi **ret);
+/* Compiles an .eh_frame section's bytes found at virtual address section_vaddr (tests,
+ * fuzzing). */
+int cfi_load_eh_frame(const uint8_t *data, size_t size, uint64_t section_vaddr, Cfi **ret);
+Cfi *cfi_free(Cfi *c);
+
+/* The row in effect at ELF virtual address vaddr: 0, or -ENOENT when none covers it. */
+int cfi_lookup(const Cfi *c, uint64_t vaddr, CfiRow *ret);
+
+size_t cfi_rows(const Cfi *c);
+size_t cfi_memory(const Cfi *c);
+
+static inline void cfi_freep(Cfi **c)
+{
+	cfi_free(*c);
+}
