@@ -176,7 +176,9 @@ static int select_procs(const QueryContext *ctx, const Request *req, const uint8
 		const StoreProc *p = store_proc(ctx->store, id);
 		int64_t delta;
 
-		if (!p || p->pid != req->pid || (in_range && !in_range[id]))
+		/* With children, the root need not have samples itself (a shell waiting for
+		 * them), only some of its descendants. */
+		if (!p || p->pid != req->pid || (in_range && !in_range[id] && !req->children))
 			continue;
 		if (req->start_ns) {
 			delta = p->start_ns > req->start_ns ? p->start_ns - req->start_ns
@@ -391,8 +393,6 @@ static int answer_top(const QueryContext *ctx, const Request *req, json_object *
 			const StoreFrame *f = store_frame(store, frames[i]);
 			FuncRow *row;
 
-			if (f->flags & FRAME_TRUNCATED)
-				continue;
 			r = func_row(&t, frames[i], f, &row);
 			if (r < 0)
 				goto out;

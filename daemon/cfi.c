@@ -3,6 +3,7 @@
 #include <libelf.h>
 
 #include "cfi.h"
+#include "hashindex.h"
 #include "macro.h"
 
 /* DWARF register numbers on x86-64. */
@@ -12,6 +13,8 @@
 
 #define MAX_CIES 256
 #define MAX_STATE_STACK 16
+/* Decoded FDEs a lazy table keeps: the hot functions of a binary. */
+#define CACHE_FDES 512
 
 /* The .plt CFA expression GCC/binutils emit: rsp + 8 + ((rip & 15) >= N) << 3. N is 10 or 11. */
 static const uint8_t plt_expr_head[] = { 0x77, 0x08, 0x80, 0x00, 0x3f, 0x1a };
@@ -24,10 +27,38 @@ typedef struct Entry {
 	uint8_t unknown_end; /* an FDE-end marker: loses to a real row at the same pc */
 } Entry;
 
-struct Cfi {
+/* Sorted rows with their start addresses; consecutive equal rows merged. */
+typedef struct Table {
 	uint64_t *pcs;
 	CfiRow *rows;
 	size_t n;
+} Table;
+
+/* A decoded FDE in the cache of a lazy Cfi. */
+typedef struct CachedFde {
+	uint32_t fde; /* index into the FDE table */
+	uint32_t last_use;
+	Table t;
+} CachedFde;
+
+struct Cfi {
+	bool lazy;
+	/* Eager: every row of the binary. */
+	Table all;
+	/* Lazy: the section, the sorted FDE index of .eh_frame_hdr, the FDEs decoded so far. */
+	uint8_t *data;
+	size_t size;
+	uint64_t vaddr;
+	uint64_t *fde_pcs;
+	uint32_t *fde_offs;
+	size_t n_fdes;
+	struct Cie *cies;
+	size_t n_cies;
+	CachedFde *cache;
+	size_t n_cache;
+	HashIndex *cache_index;
+	uint32_t clock;
+	size_t cache_bytes;
 };
 
 typedef struct Cursor {
@@ -172,7 +203,8 @@ static bool get_encoded(Cursor *c, uint8_t enc, const Section *sec, uint64_t *re
 	return true;
 }
 
-typedef struct Cie {
+typedef struct Cie Cie;
+struct Cie {
 	size_t offset; /* in the section */
 	uint64_t code_align;
 	int64_t data_align;
@@ -181,7 +213,7 @@ typedef struct Cie {
 	bool has_z;
 	bool signal;
 	const uint8_t *insns, *insns_end;
-} Cie;
+};
 
 /* Reads the entry header at off: its content range. 0 length ends the section. */
 static bool entry_range(const Section *sec, size_t off, const uint8_t **ret_start,
@@ -602,111 +634,169 @@ static bool row_eq(const CfiRow *a, const CfiRow *b)
 	       a->rbp_offset == b->rbp_offset;
 }
 
+/*
+ * Emits the rows of the entry at section offset off (nothing for a CIE or an entry we cannot
+ * read) and sets *ret_next to the next entry. -ENOMEM, -E2BIG (row cap), or -ENODATA at the end
+ * of the section (terminator or a torn entry).
+ */
+static int entry_rows(const Section *sec, Cie *cies, size_t *n_cies, size_t off, Builder *b,
+		      size_t *ret_next)
+{
+	const uint8_t *start, *end;
+	bool term;
+	Cursor c;
+	uint64_t id, pc, range;
+	const Cie *cie;
+	State initial = { .cfa = CFI_CFA_UNKNOWN, .rbp = CFI_RBP_SAME }, s;
+	uint64_t loc;
+	size_t mark;
+	int r;
+
+	if (!entry_range(sec, off, &start, &end, &term) || term)
+		return -ENODATA; /* the end, or a torn section: keep what we have */
+	*ret_next = (size_t)(end - sec->data);
+	c = (Cursor){ start, end };
+	/* A CIE (id 0) is parsed when an FDE uses it. The CIE pointer counts back from the field
+	 * itself. */
+	if (!get_uint(&c, 4, &id) || id == 0 || id > (uint64_t)(start - sec->data))
+		return 0;
+	cie = cie_get(cies, n_cies, sec, (size_t)(start - sec->data) - id, &r);
+	if (!cie || !get_encoded(&c, cie->fde_enc, sec, &pc) ||
+	    !get_encoded(&c, (uint8_t)(cie->fde_enc & 0x0f), sec, &range) || range == 0 ||
+	    pc + range < pc)
+		return 0;
+	if (cie->has_z) {
+		const uint8_t *ignored;
+		uint64_t alen;
+
+		if (!get_uleb(&c, &alen) || !get_bytes(&c, alen, &ignored))
+			return 0;
+	}
+	/* The CIE's initial instructions give the state every row starts from. */
+	if (run(cie, sec, cie->insns, cie->insns_end, &pc, &initial, NULL, NULL) < 0)
+		return 0;
+	initial.signal = cie->signal;
+	s = initial;
+	loc = pc;
+	mark = b->n;
+	if (run(cie, sec, c.p, c.end, &loc, &s, &initial, b) < 0) {
+		/* An FDE we cannot follow: none of its rows, so the unwinder falls back instead of
+		 * trusting half a program. */
+		b->n = mark;
+		b->error = b->error == -ENOMEM ? b->error : 0;
+		emit(b, pc, NULL, false);
+	} else if (loc < pc + range) {
+		emit(b, loc, &s, false);
+	}
+	emit(b, pc + range, NULL, true);
+	return b->error;
+}
+
+static void table_done(Table *t)
+{
+	free(t->pcs);
+	free(t->rows);
+	*t = (Table){ 0 };
+}
+
+/* Sorts and compacts the rows a builder collected into t. */
+static int table_build(Builder *b, Table *t)
+{
+	size_t keep = 0;
+
+	if (b->n == 0)
+		return -ENOENT;
+	qsort(b->entries, b->n, sizeof(Entry), entry_cmp);
+	t->pcs = malloc(b->n * sizeof(uint64_t));
+	t->rows = malloc(b->n * sizeof(CfiRow));
+	if (!t->pcs || !t->rows) {
+		table_done(t);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		/* Of equal pcs the last (a real row over an end marker) wins; equal rows merge. */
+		if (i + 1 < b->n && b->entries[i + 1].pc == b->entries[i].pc)
+			continue;
+		if (keep > 0 && row_eq(&t->rows[keep - 1], &b->entries[i].row))
+			continue;
+		t->pcs[keep] = b->entries[i].pc;
+		t->rows[keep++] = b->entries[i].row;
+	}
+	t->n = keep;
+	return 0;
+}
+
+/* The row at vaddr in t: 0, or -ENOENT when no row (or an unknown one) covers it. */
+static int table_lookup(const Table *t, uint64_t vaddr, CfiRow *ret)
+{
+	size_t lo = 0, hi = t->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t->pcs[mid] <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0 || t->rows[lo - 1].cfa == CFI_CFA_UNKNOWN)
+		return -ENOENT;
+	*ret = t->rows[lo - 1];
+	return 0;
+}
+
+/* Eager: every FDE of the section, for binaries without an .eh_frame_hdr index. */
 static int compile(const Section *sec, Cfi **ret)
 {
 	_cleanup_free_ Cie *cies = calloc(MAX_CIES, sizeof(Cie));
 	Builder b = { 0 };
-	size_t n_cies = 0, off = 0, keep = 0;
+	size_t n_cies = 0, off = 0, next;
 	Cfi *cfi;
+	int r = 0;
 
 	if (!cies)
 		return -ENOMEM;
-	while (off + 4 <= sec->size && !b.error) {
-		const uint8_t *start, *end;
-		bool term;
-		Cursor c;
-		uint64_t id, pc, range;
-		const Cie *cie;
-		State initial = { .cfa = CFI_CFA_UNKNOWN, .rbp = CFI_RBP_SAME }, s;
-		int r;
-
-		if (!entry_range(sec, off, &start, &end, &term))
-			break; /* a torn section: keep what we have */
-		if (term)
+	while (off + 4 <= sec->size) {
+		r = entry_rows(sec, cies, &n_cies, off, &b, &next);
+		if (r == -ENODATA) {
+			r = 0;
 			break;
-		c = (Cursor){ start, end };
-		if (!get_uint(&c, 4, &id))
+		}
+		if (r < 0)
 			break;
-		if (id == 0) /* a CIE: parsed when an FDE uses it */
-			goto next;
-		/* The CIE pointer counts back from the field itself. */
-		if (id > (uint64_t)(start - sec->data))
-			goto next;
-		cie = cie_get(cies, &n_cies, sec, (size_t)(start - sec->data) - id, &r);
-		if (!cie || !get_encoded(&c, cie->fde_enc, sec, &pc) ||
-		    !get_encoded(&c, (uint8_t)(cie->fde_enc & 0x0f), sec, &range) || range == 0 ||
-		    pc + range < pc)
-			goto next;
-		if (cie->has_z) {
-			const uint8_t *ignored;
-			uint64_t alen;
-
-			if (!get_uleb(&c, &alen) || !get_bytes(&c, alen, &ignored))
-				goto next;
-		}
-		/* The CIE's initial instructions give the state every row starts from. */
-		if (run(cie, sec, cie->insns, cie->insns_end, &pc, &initial, NULL, NULL) < 0)
-			goto next;
-		initial.signal = cie->signal;
-		s = initial;
-		{
-			uint64_t loc = pc;
-			size_t mark = b.n;
-
-			if (run(cie, sec, c.p, c.end, &loc, &s, &initial, &b) < 0) {
-				/* An FDE we cannot follow: none of its rows, so the unwinder falls
-				 * back instead of trusting half a program. */
-				b.n = mark;
-				b.error = b.error == -ENOMEM ? b.error : 0;
-				emit(&b, pc, NULL, false);
-			} else if (loc < pc + range) {
-				emit(&b, loc, &s, false);
-			}
-			emit(&b, pc + range, NULL, true);
-		}
-	next:
-		off = (size_t)(end - sec->data);
+		off = next;
 	}
-	if (b.error == -ENOMEM) {
-		free(b.entries);
-		return -ENOMEM;
-	}
-	if (b.n == 0) {
-		free(b.entries);
-		return -ENOENT;
-	}
-	qsort(b.entries, b.n, sizeof(Entry), entry_cmp);
+	if (r == -ENOMEM)
+		goto out;
 	cfi = calloc(1, sizeof(*cfi));
-	if (cfi) {
-		cfi->pcs = malloc(b.n * sizeof(uint64_t));
-		cfi->rows = malloc(b.n * sizeof(CfiRow));
+	if (!cfi) {
+		r = -ENOMEM;
+		goto out;
 	}
-	if (!cfi || !cfi->pcs || !cfi->rows) {
-		free(b.entries);
-		cfi_free(cfi);
-		return -ENOMEM;
+	r = table_build(&b, &cfi->all);
+	if (r < 0) {
+		free(cfi);
+		goto out;
 	}
-	for (size_t i = 0; i < b.n; i++) {
-		/* Of equal pcs the last (a real row over an end marker) wins; equal rows merge. */
-		if (i + 1 < b.n && b.entries[i + 1].pc == b.entries[i].pc)
-			continue;
-		if (keep > 0 && row_eq(&cfi->rows[keep - 1], &b.entries[i].row))
-			continue;
-		cfi->pcs[keep] = b.entries[i].pc;
-		cfi->rows[keep++] = b.entries[i].row;
-	}
-	cfi->n = keep;
-	free(b.entries);
 	*ret = cfi;
-	return 0;
+out:
+	free(b.entries);
+	return r;
 }
 
 Cfi *cfi_free(Cfi *c)
 {
 	if (!c)
 		return NULL;
-	free(c->pcs);
-	free(c->rows);
+	table_done(&c->all);
+	for (size_t i = 0; i < c->n_cache; i++)
+		table_done(&c->cache[i].t);
+	free(c->cache);
+	hash_index_free(c->cache_index);
+	free(c->data);
+	free(c->fde_pcs);
+	free(c->fde_offs);
+	free(c->cies);
 	free(c);
 	return NULL;
 }
@@ -718,35 +808,160 @@ int cfi_load_eh_frame(const uint8_t *data, size_t size, uint64_t section_vaddr, 
 	return compile(&sec, ret);
 }
 
+/*
+ * Lazy: keeps a copy of .eh_frame and the sorted FDE table of .eh_frame_hdr (initial address,
+ * FDE offset) and decodes an FDE when a lookup first falls in it. -EOPNOTSUPP for an index we
+ * do not read (an encoding other than the datarel|sdata4 every GNU linker writes, or unsorted).
+ */
+int cfi_load_indexed(const uint8_t *data, size_t size, uint64_t section_vaddr, const uint8_t *hdr,
+		     size_t hdr_size, uint64_t hdr_vaddr, Cfi **ret)
+{
+	_cleanup_(cfi_freep) Cfi *cfi = NULL;
+	Section hsec = { .data = hdr, .size = hdr_size, .vaddr = hdr_vaddr };
+	Cursor c = { hdr, hdr + hdr_size };
+	uint8_t version, ptr_enc, count_enc, table_enc;
+	uint64_t eh_ptr, count;
+	int r;
+
+	if (!get_u8(&c, &version) || !get_u8(&c, &ptr_enc) || !get_u8(&c, &count_enc) ||
+	    !get_u8(&c, &table_enc) || version != 1)
+		return -EOPNOTSUPP;
+	if (!get_encoded(&c, ptr_enc, &hsec, &eh_ptr) || eh_ptr != section_vaddr ||
+	    !get_encoded(&c, count_enc, &hsec, &count))
+		return -EOPNOTSUPP;
+	/* DW_EH_PE_datarel | DW_EH_PE_sdata4, relative to the start of .eh_frame_hdr. */
+	if (table_enc != 0x3b || count == 0 || count > (uint64_t)(c.end - c.p) / 8)
+		return -EOPNOTSUPP;
+	cfi = calloc(1, sizeof(*cfi));
+	if (!cfi)
+		return -ENOMEM;
+	cfi->lazy = true;
+	cfi->fde_pcs = malloc(count * sizeof(uint64_t));
+	cfi->fde_offs = malloc(count * sizeof(uint32_t));
+	cfi->cies = calloc(MAX_CIES, sizeof(Cie));
+	cfi->cache = calloc(CACHE_FDES, sizeof(CachedFde));
+	cfi->data = malloc(MAX(size, (size_t)1));
+	if (!cfi->fde_pcs || !cfi->fde_offs || !cfi->cies || !cfi->cache || !cfi->data)
+		return -ENOMEM;
+	r = hash_index_new(&cfi->cache_index);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < count; i++) {
+		uint64_t pc = 0, fde = 0;
+
+		/* Bounded by the count check above: these reads cannot fail. */
+		if (!get_uint(&c, 4, &pc) || !get_uint(&c, 4, &fde))
+			return -EOPNOTSUPP;
+		pc = hdr_vaddr + (uint64_t)(int64_t)(int32_t)pc;
+		fde = hdr_vaddr + (uint64_t)(int64_t)(int32_t)fde;
+		if (fde < section_vaddr || fde - section_vaddr >= size ||
+		    (i > 0 && pc < cfi->fde_pcs[i - 1]))
+			return -EOPNOTSUPP;
+		cfi->fde_pcs[i] = pc;
+		cfi->fde_offs[i] = (uint32_t)(fde - section_vaddr);
+	}
+	cfi->n_fdes = count;
+	memcpy(cfi->data, data, size);
+	cfi->size = size;
+	cfi->vaddr = section_vaddr;
+	*ret = TAKE_PTR(cfi);
+	return 0;
+}
+
+static bool cached_eq(uint32_t idx, const void *key, void *userdata)
+{
+	return ((const Cfi *)userdata)->cache[idx].fde == *(const uint32_t *)key;
+}
+
+static uint64_t fde_hash(uint32_t fde)
+{
+	return (uint64_t)fde * 0x9E3779B97F4A7C15ULL;
+}
+
+/* The decoded rows of FDE i, from the cache or decoded now (evicting the least recently used). */
+static const Table *fde_table(Cfi *c, uint32_t i)
+{
+	Section sec = { .data = c->data, .size = c->size, .vaddr = c->vaddr };
+	Builder b = { 0 };
+	CachedFde *slot;
+	uint32_t idx;
+	size_t next, victim = 0;
+
+	if (hash_index_find(c->cache_index, fde_hash(i), cached_eq, &i, c, &idx) == 0) {
+		c->cache[idx].last_use = ++c->clock;
+		return &c->cache[idx].t;
+	}
+	if (entry_rows(&sec, c->cies, &c->n_cies, c->fde_offs[i], &b, &next) < 0 || b.n == 0) {
+		free(b.entries);
+		return NULL;
+	}
+	if (c->n_cache < CACHE_FDES) {
+		victim = c->n_cache++;
+	} else {
+		for (size_t k = 1; k < c->n_cache; k++)
+			if (c->cache[k].last_use < c->cache[victim].last_use)
+				victim = k;
+		(void)hash_index_remove(c->cache_index, fde_hash(c->cache[victim].fde),
+					(uint32_t)victim);
+		c->cache_bytes -= c->cache[victim].t.n * (sizeof(uint64_t) + sizeof(CfiRow));
+		table_done(&c->cache[victim].t);
+	}
+	slot = &c->cache[victim];
+	*slot = (CachedFde){ .fde = i, .last_use = ++c->clock };
+	if (table_build(&b, &slot->t) < 0 ||
+	    hash_index_insert(c->cache_index, fde_hash(i), (uint32_t)victim) < 0) {
+		table_done(&slot->t);
+		/* Leave the slot empty but valid: an FDE index no lookup will ask for. */
+		slot->fde = UINT32_MAX;
+		free(b.entries);
+		return NULL;
+	}
+	c->cache_bytes += slot->t.n * (sizeof(uint64_t) + sizeof(CfiRow));
+	free(b.entries);
+	return &slot->t;
+}
+
 static void elf_endp(Elf **e)
 {
 	if (*e)
 		elf_end(*e);
 }
 
-static int load_elf(Elf *elf, Cfi **ret)
+static bool section_named(Elf *elf, size_t shstrndx, const char *want, Elf_Data **ret_data,
+			  GElf_Shdr *ret_sh)
 {
 	Elf_Scn *scn = NULL;
+
+	while ((scn = elf_nextscn(elf, scn))) {
+		const char *name;
+
+		if (!gelf_getshdr(scn, ret_sh) || ret_sh->sh_type == SHT_NOBITS)
+			continue;
+		name = elf_strptr(elf, shstrndx, ret_sh->sh_name);
+		if (!name || !streq(name, want))
+			continue;
+		*ret_data = elf_getdata(scn, NULL);
+		return *ret_data && (*ret_data)->d_buf;
+	}
+	return false;
+}
+
+static int load_elf(Elf *elf, Cfi **ret)
+{
+	Elf_Data *eh, *hdr;
+	GElf_Shdr eh_sh, hdr_sh;
 	size_t shstrndx;
 
 	if (elf_kind(elf) != ELF_K_ELF || elf_getshdrstrndx(elf, &shstrndx) < 0)
 		return -ENOEXEC;
-	while ((scn = elf_nextscn(elf, scn))) {
-		GElf_Shdr sh;
-		const char *name;
-		Elf_Data *data;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type == SHT_NOBITS)
-			continue;
-		name = elf_strptr(elf, shstrndx, sh.sh_name);
-		if (!name || !streq(name, ".eh_frame"))
-			continue;
-		data = elf_getdata(scn, NULL);
-		if (!data || !data->d_buf)
-			return -ENOENT;
-		return cfi_load_eh_frame(data->d_buf, data->d_size, sh.sh_addr, ret);
-	}
-	return -ENOENT;
+	if (!section_named(elf, shstrndx, ".eh_frame", &eh, &eh_sh))
+		return -ENOENT;
+	/* With the linker's index, FDEs are decoded as lookups need them; else all up front. */
+	if (section_named(elf, shstrndx, ".eh_frame_hdr", &hdr, &hdr_sh) &&
+	    cfi_load_indexed(eh->d_buf, eh->d_size, eh_sh.sh_addr, hdr->d_buf, hdr->d_size,
+			     hdr_sh.sh_addr, ret) == 0)
+		return 0;
+	return cfi_load_eh_frame(eh->d_buf, eh->d_size, eh_sh.sh_addr, ret);
 }
 
 int cfi_load_fd(int fd, Cfi **ret)
@@ -778,30 +993,41 @@ int cfi_load_memory(const void *image, size_t size, Cfi **ret)
 	return load_elf(elf, ret);
 }
 
-int cfi_lookup(const Cfi *c, uint64_t vaddr, CfiRow *ret)
+int cfi_lookup(Cfi *c, uint64_t vaddr, CfiRow *ret)
 {
-	size_t lo = 0, hi = c->n;
+	size_t lo = 0, hi;
+	const Table *t;
 
+	if (!c->lazy)
+		return table_lookup(&c->all, vaddr, ret);
+	/* The last FDE starting at or below vaddr; its table says whether it covers vaddr. */
+	hi = c->n_fdes;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (c->pcs[mid] <= vaddr)
+		if (c->fde_pcs[mid] <= vaddr)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (lo == 0 || c->rows[lo - 1].cfa == CFI_CFA_UNKNOWN)
+	if (lo == 0)
 		return -ENOENT;
-	*ret = c->rows[lo - 1];
-	return 0;
+	t = fde_table(c, (uint32_t)(lo - 1));
+	return t ? table_lookup(t, vaddr, ret) : -ENOENT;
 }
 
 size_t cfi_rows(const Cfi *c)
 {
-	return c->n;
+	return c->lazy ? c->n_fdes : c->all.n;
 }
 
 size_t cfi_memory(const Cfi *c)
 {
-	return sizeof(*c) + c->n * (sizeof(uint64_t) + sizeof(CfiRow));
+	size_t m = sizeof(*c) + c->all.n * (sizeof(uint64_t) + sizeof(CfiRow));
+
+	if (c->lazy)
+		m += c->size + c->n_fdes * (sizeof(uint64_t) + sizeof(uint32_t)) +
+		     MAX_CIES * sizeof(Cie) + CACHE_FDES * sizeof(CachedFde) + c->cache_bytes +
+		     hash_index_memory(c->cache_index);
+	return m;
 }

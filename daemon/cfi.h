@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Cfi: a binary's call frame information (.eh_frame) compiled into a sorted table of unwind rows
- * for x86-64: at each address, how to find the canonical frame address (CFA), the return
- * address (always at CFA-8 on x86-64) and the caller's RBP. Built once per binary by running
- * the DWARF CFA programs of every CIE/FDE with our own interpreter; a lookup is a binary search.
+ * Cfi: a binary's call frame information (.eh_frame) as unwind rows for x86-64: at each address,
+ * how to find the canonical frame address (CFA), the return address (always at CFA-8 on x86-64)
+ * and the caller's RBP. Rows come from running the DWARF CFA programs of the CIEs/FDEs with our
+ * own interpreter: per FDE on first use when the binary has the linker's .eh_frame_hdr index
+ * (a binary search finds the FDE), else for the whole section at load; a lookup is then a
+ * binary search in the FDE's rows.
  * The unwinder (unwind.h) walks a copied user stack with it, which is what makes stacks
  * complete for code built without frame pointers (SPEC §9).
  *
@@ -51,9 +53,20 @@ int cfi_load_memory(const void *image, size_t size, Cfi **ret);
 int cfi_load_eh_frame(const uint8_t *data, size_t size, uint64_t section_vaddr, Cfi **ret);
 Cfi *cfi_free(Cfi *c);
 
-/* The row in effect at ELF virtual address vaddr: 0, or -ENOENT when none covers it. */
-int cfi_lookup(const Cfi *c, uint64_t vaddr, CfiRow *ret);
+/*
+ * Compiles lazily from .eh_frame and its .eh_frame_hdr index: FDEs are decoded when a lookup
+ * first needs them (a bounded cache of the hot ones), so a library with a million rows costs
+ * its section bytes, not a second of CPU and 20 MB of table. -EOPNOTSUPP for an index we do not
+ * read (then compile eagerly).
+ */
+int cfi_load_indexed(const uint8_t *data, size_t size, uint64_t section_vaddr, const uint8_t *hdr,
+		     size_t hdr_size, uint64_t hdr_vaddr, Cfi **ret);
 
+/* The row in effect at ELF virtual address vaddr: 0, or -ENOENT when none covers it. May decode
+ * (and cache) the FDE that covers vaddr. */
+int cfi_lookup(Cfi *c, uint64_t vaddr, CfiRow *ret);
+
+/* Rows (eager) or FDEs (lazy). */
 size_t cfi_rows(const Cfi *c);
 size_t cfi_memory(const Cfi *c);
 

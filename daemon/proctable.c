@@ -15,6 +15,8 @@
 /* An exited process leaves the table this long after its exit event: samples taken just before
  * the exit may still be in the ring buffer. */
 #define EXIT_GRACE_NS (2 * NSEC_PER_SEC)
+/* A process not sampled for this long drops its mappings (and so its hold on binaries). */
+#define MAPS_IDLE_NS (300 * NSEC_PER_SEC)
 
 typedef struct ExitRecord {
 	ProcId id;
@@ -34,6 +36,7 @@ struct ProcTable {
 	/* Exited processes' records, oldest first: a ring of PROCTABLE_EXITED_MAX. */
 	ExitRecord *exited;
 	size_t exited_head, n_exited;
+	size_t path_bytes; /* of every mapping path held, kept as they come and go */
 	ProcTableStats stats;
 };
 
@@ -58,9 +61,15 @@ int proctable_new(Store *store, Symbolizer *sym, MapLog *maplog, ProcTable **ret
 	return 0;
 }
 
+static size_t path_size(const ProcMap *m)
+{
+	return m->path ? strlen(m->path) + 1 : 0;
+}
+
 static void maps_clear(ProcTable *t, Process *p)
 {
 	for (size_t i = 0; i < p->n_maps; i++) {
+		t->path_bytes -= path_size(&p->maps[i].map);
 		free(p->maps[i].map.path);
 		binary_unref(t->sym, p->maps[i].binary);
 	}
@@ -118,6 +127,7 @@ static int maps_install(ProcTable *t, Process *p, ProcMap *raw, size_t n)
 	}
 	for (size_t i = 0; i < n; i++) {
 		maps[i].map = raw[i];
+		t->path_bytes += path_size(&raw[i]);
 		/* Anonymous or unreadable: frames show [anon] / module+offset. */
 		if (symbolizer_binary(t->sym, (pid_t)p->pid, &raw[i], &maps[i].binary) < 0)
 			maps[i].binary = NULL;
@@ -624,6 +634,10 @@ void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t no
 		Process *p = t->procs[i];
 		uint64_t idle = now_ns - p->last_seen_ns;
 
+		/* Idle a while: let go of the mappings, so the binaries can go if nothing else
+		 * maps them; the next sample reads them again. */
+		if (!p->exited && idle > MAPS_IDLE_NS && p->maps_loaded)
+			maps_clear(t, p);
 		if ((p->exited && idle > EXIT_GRACE_NS) ||
 		    (!p->exited && idle > idle_ns &&
 		     !proc_is_incarnation(p->pid, p->start_boot_ns, NULL))) {
@@ -654,14 +668,9 @@ size_t proctable_memory(const ProcTable *t)
 	size_t m = sizeof(*t) + t->allocated * sizeof(Process *) + hash_index_memory(t->index) +
 		   PROCTABLE_EXITED_MAX * sizeof(ExitRecord);
 
-	for (size_t i = 0; i < t->n; i++) {
-		const Process *p = t->procs[i];
-
-		m += sizeof(*p) + p->n_maps * sizeof(Mapping);
-		for (size_t j = 0; j < p->n_maps; j++)
-			m += p->maps[j].map.path ? strlen(p->maps[j].map.path) + 1 : 0;
-	}
-	return m;
+	for (size_t i = 0; i < t->n; i++)
+		m += sizeof(Process) + t->procs[i]->n_maps * sizeof(Mapping);
+	return m + t->path_bytes;
 }
 
 void proctable_stats(const ProcTable *t, ProcTableStats *ret)

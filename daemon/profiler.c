@@ -13,6 +13,7 @@
 /* A process not sampled for this long is checked for exit by the sweep. */
 #define PROCESS_IDLE_NS (30 * NSEC_PER_SEC)
 #define SWEEP_INTERVAL_NS (10 * NSEC_PER_SEC)
+#define HOUSEKEEPING_NS NSEC_PER_SEC
 #define STACK_CACHE_MAX 65536
 /* Mappings of exited processes stay in the sideband log this long for late samples. */
 #define MAPLOG_KEEP_NS (10 * NSEC_PER_SEC)
@@ -32,6 +33,7 @@ struct Profiler {
 	PersistLoadStats loaded;
 	int64_t boot_to_real_ns; /* realtime - boottime, refreshed every tick */
 	uint64_t last_sweep_ns;
+	uint64_t last_housekeeping_ns;
 	ProfilerStats stats;
 };
 
@@ -197,7 +199,7 @@ typedef struct UnwindCtx {
 	uint64_t time_ns, mono;
 } UnwindCtx;
 
-static const Cfi *cfi_of(void *userdata, uint64_t addr, uint64_t *ret_vaddr)
+static Cfi *cfi_of(void *userdata, uint64_t addr, uint64_t *ret_vaddr)
 {
 	UnwindCtx *u = userdata;
 	const Mapping *m = proctable_find_mapping(u->p->procs, u->proc, addr, u->time_ns, u->mono);
@@ -428,7 +430,10 @@ static void evict(Profiler *p, int64_t now_ns)
 			break;
 		p->stats.evicted_retention++;
 	}
-	/* Memory: oldest first, never the open window. */
+	/* Memory: first what can be read again (symbols of binaries no process maps, caches),
+	 * then the oldest windows, never the open one. */
+	if (profiler_memory(p) > p->opts.max_memory)
+		symbolizer_shrink(p->sym, profiler_memory(p) - p->opts.max_memory);
 	while (profiler_memory(p) > p->opts.max_memory) {
 		if (store_window_evict(p->store) < 0)
 			break;
@@ -442,10 +447,17 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 {
 	int r;
 
+	size_t windows = store_window_count(p->store);
+
 	p->boot_to_real_ns = boot_to_real_offset();
 	r = window_for(p, now_ns);
 	if (r < 0)
 		return r;
+	/* Housekeeping that walks tables: once a second, and whenever a window closed. */
+	if (mono_ns - p->last_housekeeping_ns < HOUSEKEEPING_NS &&
+	    store_window_count(p->store) == windows)
+		return 0;
+	p->last_housekeeping_ns = mono_ns;
 	symbolizer_trim(p->sym);
 	if (mono_ns - p->last_sweep_ns >= SWEEP_INTERVAL_NS) {
 		p->last_sweep_ns = mono_ns;

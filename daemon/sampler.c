@@ -127,18 +127,18 @@ static int online_cpus(unsigned n_possible, bool **ret)
 
 static size_t ringbuf_size(const SamplerOptions *opts, unsigned n_cpus)
 {
-	/* A full-size record: the stack copy, or every frame. */
-	uint64_t record = opts->stack_copy ? PROFQ_SAMPLE_STACK_OFFSET + opts->stack_copy
-					   : PROFQ_SAMPLE_STACK_OFFSET;
-	/* Room for 4 s of full-size samples from every CPU: the drain runs every 100 ms, so this
-	 * absorbs a daemon stalled on reading a big new binary. */
-	uint64_t want = (uint64_t)opts->frequency * n_cpus * 4 * record;
-	size_t size = 256u << 10;
+	/* A typical record: the header and kernel frames, and half the stack copy (only the
+	 * stack in use is copied). */
+	uint64_t record = PROFQ_SAMPLE_STACK_OFFSET + opts->stack_copy / 2;
+	/* A second of samples from every CPU: ten drains' worth, and room for the daemon to be
+	 * busy for a while (reading a big binary) before anything is lost. The ring is mapped
+	 * twice into our address space (to read records across its end), so it counts twice in
+	 * RSS: no bigger than needed. */
+	uint64_t want = (uint64_t)opts->frequency * n_cpus * record;
+	size_t size = 1u << 20;
 
 	if (opts->ringbuf_bytes)
 		return opts->ringbuf_bytes;
-	/* Capped at 16 MiB of kernel memory: at 999 Hz on two CPUs that still holds half a second
-	 * of full 16 KiB copies, and most copies are smaller (only the stack in use is copied). */
 	while (size < want && size < (16u << 20))
 		size <<= 1;
 	return size;

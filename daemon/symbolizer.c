@@ -500,8 +500,7 @@ int binary_error(const Binary *b)
 
 /* ---- lookups ---- */
 
-const Cfi *symbolizer_cfi(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t addr,
-			  uint64_t *ret_vaddr)
+Cfi *symbolizer_cfi(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t addr, uint64_t *ret_vaddr)
 {
 	if (!b || !b->cfi || !b->syms ||
 	    elfsym_offset_to_vaddr(b->syms, addr - m->start + m->pgoff, ret_vaddr) < 0)
@@ -700,6 +699,44 @@ static int binary_lru_cmp(const void *a, const void *b)
 	return x->last_used < y->last_used ? -1 : x->last_used > y->last_used;
 }
 
+size_t symbolizer_shrink(Symbolizer *s, size_t bytes)
+{
+	size_t before = symbolizer_memory(s), freed = 0, keep = 0;
+
+	/* Address caches first: what is hot refills at once. */
+	addr_cache_clear(s, &s->kernel_cache);
+	addr_cache_clear(s, &s->unknown_cache);
+	if (s->vdso)
+		addr_cache_clear(s, &s->vdso->cache);
+	for (size_t i = 0; i < s->n_binaries; i++)
+		addr_cache_clear(s, &s->binaries[i]->cache);
+	s->stats.cache_flushes++;
+	freed = before - MIN(before, symbolizer_memory(s));
+	if (freed >= bytes)
+		return freed;
+
+	/* Then binaries no process maps now, least recently used first. */
+	qsort(s->binaries, s->n_binaries, sizeof(Binary *), binary_lru_cmp);
+	hash_index_clear(s->binary_index);
+	for (size_t i = 0; i < s->n_binaries; i++) {
+		Binary *b = s->binaries[i];
+
+		if (b->refs == 1 && freed < bytes) {
+			freed += sizeof(Binary) + (b->syms ? elfsym_memory(b->syms) : 0) +
+				 (b->cfi ? cfi_memory(b->cfi) : 0);
+			binary_free(s, b);
+			s->stats.binaries_dropped++;
+			continue;
+		}
+		s->binaries[keep] = b;
+		/* The index was cleared and is only growing back: cannot need more memory. */
+		(void)hash_index_insert(s->binary_index, b->hash, (uint32_t)keep);
+		keep++;
+	}
+	s->n_binaries = keep;
+	return freed;
+}
+
 void symbolizer_trim(Symbolizer *s)
 {
 	size_t unused = 0, keep = 0;
@@ -733,6 +770,7 @@ void symbolizer_trim(Symbolizer *s)
 		if (b->refs == 1 && unused > BINARY_KEEP_UNUSED) {
 			unused--;
 			binary_free(s, b);
+			s->stats.binaries_dropped++;
 			continue;
 		}
 		s->binaries[keep] = b;

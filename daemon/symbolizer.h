@@ -32,14 +32,15 @@ typedef struct Binary Binary;
 #define SYMBOLIZER_MAX_INLINE 16
 
 typedef struct SymbolizerStats {
-	uint64_t binaries;	 /* binaries cached */
-	uint64_t binary_errors;	 /* binaries that could not be read */
-	uint64_t lookups;	 /* address lookups */
-	uint64_t cache_hits;	 /* ... answered from the per-binary cache */
-	uint64_t unresolved;	 /* ... that gave module+offset frames */
-	uint64_t kernel_symbols; /* symbols in the kallsyms table */
-	uint64_t cache_flushes;	 /* address caches dropped to stay within the budget */
-	uint64_t cfi_binaries;	 /* binaries with compiled unwind tables */
+	uint64_t binaries;	   /* binaries cached */
+	uint64_t binary_errors;	   /* binaries that could not be read */
+	uint64_t lookups;	   /* address lookups */
+	uint64_t cache_hits;	   /* ... answered from the per-binary cache */
+	uint64_t unresolved;	   /* ... that gave module+offset frames */
+	uint64_t kernel_symbols;   /* symbols in the kallsyms table */
+	uint64_t cache_flushes;	   /* address caches dropped to stay within the budget */
+	uint64_t cfi_binaries;	   /* binaries with compiled unwind tables */
+	uint64_t binaries_dropped; /* unused binaries let go (LRU limit, or memory) */
 } SymbolizerStats;
 
 int symbolizer_new(Store *store, Symbolizer **ret);
@@ -78,8 +79,7 @@ int symbolizer_user_frames(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t 
  * The unwind table covering user address addr in mapping m of binary b, and addr as an ELF
  * virtual address; NULL when the binary has none. Valid while b lives.
  */
-const Cfi *symbolizer_cfi(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t addr,
-			  uint64_t *ret_vaddr);
+Cfi *symbolizer_cfi(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t addr, uint64_t *ret_vaddr);
 
 /* A frame for a user address outside every known mapping. */
 int symbolizer_unknown_frame(Symbolizer *s, uint64_t addr, FrameId *ret);
@@ -91,6 +91,12 @@ int symbolizer_marker_frame(Symbolizer *s, const char *name, uint32_t flags, Fra
 
 /* Drops address caches when they exceed the budget. Invalidates borrowed frames. */
 void symbolizer_trim(Symbolizer *s);
+/*
+ * Under memory pressure: drops the address caches, then binaries no process maps (least
+ * recently used first) until about bytes are freed. Returns the bytes freed. Invalidates
+ * borrowed frames.
+ */
+size_t symbolizer_shrink(Symbolizer *s, size_t bytes);
 size_t symbolizer_memory(const Symbolizer *s);
 void symbolizer_stats(const Symbolizer *s, SymbolizerStats *ret);
 

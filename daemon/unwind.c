@@ -38,7 +38,7 @@ void unwind_user(const UnwindInput *in, unwind_cfi_fn cfi_of, void *userdata, ui
 	while (res.n < max) {
 		/* A return address points after the call: look up the call itself. */
 		uint64_t lookup = exact ? ip : ip - 1, vaddr, cfa, ra, new_bp = bp;
-		const Cfi *cfi = cfi_of(userdata, lookup, &vaddr);
+		Cfi *cfi = cfi_of(userdata, lookup, &vaddr);
 		CfiRow row;
 
 		if (cfi && cfi_lookup(cfi, vaddr, &row) == 0) {

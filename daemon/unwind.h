@@ -37,7 +37,7 @@ typedef struct UnwindResult {
  * The CFI that covers a user address: the compiled table of the binary mapped there and the
  * address as the table knows it (ELF virtual address). NULL when none does.
  */
-typedef const Cfi *(*unwind_cfi_fn)(void *userdata, uint64_t addr, uint64_t *ret_vaddr);
+typedef Cfi *(*unwind_cfi_fn)(void *userdata, uint64_t addr, uint64_t *ret_vaddr);
 
 void unwind_user(const UnwindInput *in, unwind_cfi_fn cfi_of, void *userdata, uint64_t *out,
 		 size_t max, UnwindResult *ret);

@@ -64,9 +64,9 @@ with Daemon(env) as d:
         r = row(top, caller)
         check(r is not None and r["total_pct"] >= 90,
               f"{caller} total {r and r['total_pct']}% >= 90 (callers found without frame pointers)")
-    st = d.json("status")["unwind"]
-    check(st["complete"] > 10 * (st["truncated"] + st["stuck"]),
-          f"unwinds reach the outermost frame ({st})")
+    cut = row(top, "[truncated]")
+    check(cut is None or cut["total_pct"] < 2,
+          f"its stacks reach the outermost frame ({cut and cut['total_pct']}% cut off)")
 
     if not perf:
         skip("perf is not installed: the comparison with perf --call-graph dwarf needs it")
@@ -83,8 +83,10 @@ with Daemon(env) as d:
     for fn in ("run", "sort_batch", "copy_batch", "compare", "main"):
         r = row(top, fn)
         check(r is not None, f"libhot {fn} is on the stacks")
+        cut = row(top, "[truncated]")
         check(fn in theirs and near(r["total_pct"], theirs[fn], 3),
-              f"libhot {fn}: ours {r['total_pct']}% vs perf {theirs.get(fn)}%")
+              f"libhot {fn}: ours {r['total_pct']}% vs perf {theirs.get(fn)}% "
+              f"({cut and cut['total_pct']}% cut off)")
     check(row(top, "run")["total_pct"] >= 90, "run, above libc, holds nearly everything")
 
 # Frame pointers only: the same binaries lose their callers.

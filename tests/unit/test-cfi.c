@@ -26,8 +26,8 @@ typedef struct Counts {
 } Counts;
 
 /* Compares one readelf row (loc, the CFA column, the rbp column or NULL, the ra column). */
-static void compare_row(const Cfi *cfi, uint64_t loc, const char *cfa, const char *rbp,
-			const char *ra, Counts *c)
+static void compare_row(Cfi *cfi, uint64_t loc, const char *cfa, const char *rbp, const char *ra,
+			Counts *c)
 {
 	CfiRow row;
 	int r = cfi_lookup(cfi, loc, &row);
@@ -66,8 +66,8 @@ static void compare_row(const Cfi *cfi, uint64_t loc, const char *cfa, const cha
 		if (rbp && rbp[0] == 'c' && sscanf(rbp, "c%ld", &off) == 1) {
 			if (row.rbp != CFI_RBP_OFFSET || row.rbp_offset != off) {
 				c->mismatches++;
-				print_error("%#lx: want rbp %s, got %d %d\n", (unsigned long)loc, rbp,
-					    row.rbp, row.rbp_offset);
+				print_error("%#lx: want rbp %s, got %d %d\n", (unsigned long)loc,
+					    rbp, row.rbp, row.rbp_offset);
 			}
 		} else if (row.rbp != CFI_RBP_SAME) {
 			c->mismatches++;
@@ -205,8 +205,7 @@ static size_t put_cie(Buf *b, bool signal)
 }
 
 /* An FDE for [pc, pc + range) (pc as an absolute vaddr; the section is at vaddr 0). */
-static void put_fde(Buf *b, size_t cie, uint32_t pc, uint32_t range, const uint8_t *insns,
-		    size_t n)
+static void put_fde(Buf *b, size_t cie, uint32_t pc, uint32_t range, const uint8_t *insns, size_t n)
 {
 	size_t start = b->n;
 
@@ -221,7 +220,7 @@ static void put_fde(Buf *b, size_t cie, uint32_t pc, uint32_t range, const uint8
 	*(uint32_t *)(b->d + start) = (uint32_t)(b->n - start - 4);
 }
 
-static void assert_row(const Cfi *cfi, uint64_t pc, int cfa, int off, int rbp, int rbp_off)
+static void assert_row(Cfi *cfi, uint64_t pc, int cfa, int off, int rbp, int rbp_off)
 {
 	CfiRow row;
 
@@ -245,14 +244,14 @@ static void test_synthetic(void **state)
 		0x0d, 6,     /* def_cfa_register rbp */
 		0x4c,	     /* advance 12 */
 		0x0a,	     /* remember_state */
-		0x0c, 7, 8,  /* def_cfa rsp 8 */
+		0x0c, 7,  8, /* def_cfa rsp 8 */
 		0xc6,	     /* restore rbp */
 		0x41,	     /* advance 1 */
 		0x0b,	     /* restore_state */
 	};
 	/* The .plt expression, as binutils writes it. */
-	static const uint8_t plt[] = { 0x0e, 16, 0x4a, 0x0f, 11, 0x77, 8, 0x80, 0, 0x3f,
-				       0x1a, 0x3b, 0x2a, 0x33, 0x24, 0x22 };
+	static const uint8_t plt[] = { 0x0e, 16,   0x4a, 0x0f, 11,   0x77, 8,	 0x80,
+				       0,    0x3f, 0x1a, 0x3b, 0x2a, 0x33, 0x24, 0x22 };
 	/* _start: the return address is undefined. */
 	static const uint8_t outermost[] = { 0x07, 16 };
 	_cleanup_(cfi_freep) Cfi *cfi = NULL;
@@ -275,7 +274,7 @@ static void test_synthetic(void **state)
 	assert_row(cfi, 0x1003, CFI_CFA_RSP, 16, CFI_RBP_OFFSET, -16);
 	assert_row(cfi, 0x1004, CFI_CFA_RBP, 16, CFI_RBP_OFFSET, -16);
 	assert_row(cfi, 0x100f, CFI_CFA_RBP, 16, CFI_RBP_OFFSET, -16);
-	assert_row(cfi, 0x1010, CFI_CFA_RSP, 8, CFI_RBP_SAME, 0);     /* after the epilogue */
+	assert_row(cfi, 0x1010, CFI_CFA_RSP, 8, CFI_RBP_SAME, 0);      /* after the epilogue */
 	assert_row(cfi, 0x1011, CFI_CFA_RBP, 16, CFI_RBP_OFFSET, -16); /* state restored */
 	assert_row(cfi, 0x101f, CFI_CFA_RBP, 16, CFI_RBP_OFFSET, -16);
 	/* Between FDEs and past the last: nothing. */

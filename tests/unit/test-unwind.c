@@ -96,7 +96,7 @@ static const ProcMap *mapping_of(Maps *m, uint64_t addr, size_t *ret_i)
 	return NULL;
 }
 
-static const Cfi *cfi_of(void *userdata, uint64_t addr, uint64_t *ret_vaddr)
+static Cfi *cfi_of(void *userdata, uint64_t addr, uint64_t *ret_vaddr)
 {
 	Maps *m = userdata;
 	size_t i;
@@ -119,9 +119,8 @@ static int setup(void **state)
 	m->binaries = calloc(m->n, sizeof(Binary *));
 	for (size_t i = 0; i < m->n; i++)
 		if (m->maps[i].path && m->maps[i].path[0] == '/')
-			assert_int_equal(symbolizer_binary(m->sym, getpid(), &m->maps[i],
-							   &m->binaries[i]),
-					 0);
+			assert_int_equal(
+				symbolizer_binary(m->sym, getpid(), &m->maps[i], &m->binaries[i]), 0);
 	/* The end of the main thread's stack, where a copy must stop. */
 	{
 		_cleanup_free_ char *buf = NULL;
@@ -130,8 +129,8 @@ static int setup(void **state)
 		assert_int_equal(procfs_read_file("/proc/self/maps", 1 << 20, &buf, &len), 0);
 		for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
 			if (strstr(line, "[stack]"))
-				assert_int_equal(sscanf(line, "%*x-%lx", (unsigned long *)&stack_end),
-						 1);
+				assert_int_equal(
+					sscanf(line, "%*x-%lx", (unsigned long *)&stack_end), 1);
 	}
 	assert_true(stack_end > 0);
 	*state = m;
@@ -211,8 +210,9 @@ static void test_garbage(void **state)
 {
 	Maps *m = *state;
 	uint8_t junk[4096];
-	UnwindInput in = { .ip = 0x1234, .sp = 0x7000, .bp = 0x6000, .stack = junk,
-			   .stack_len = sizeof(junk) };
+	UnwindInput in = {
+		.ip = 0x1234, .sp = 0x7000, .bp = 0x6000, .stack = junk, .stack_len = sizeof(junk)
+	};
 	uint64_t out[128];
 	UnwindResult res;
 	uint32_t seed = 1;

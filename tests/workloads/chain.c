@@ -20,6 +20,9 @@
 #define NOINLINE __attribute__((noinline))
 #define NO_TAIL() __asm__ volatile("" ::: "memory")
 
+/* About a millisecond: a round of 100 units spans a hundred sample periods (no aliasing). */
+#define UNIT 1000000ULL
+
 static volatile uint64_t sink;
 static unsigned pct_a = 60;
 
@@ -37,7 +40,7 @@ NOINLINE void leaf_a(unsigned units)
 {
 	volatile uint64_t pad[8] = { units };
 
-	spin(units * 20000ULL + pad[0] * 0);
+	spin(units * UNIT + pad[0] * 0);
 	NO_TAIL();
 }
 
@@ -45,7 +48,7 @@ NOINLINE void leaf_b(unsigned units)
 {
 	volatile uint64_t pad[16] = { units };
 
-	spin(units * 20000ULL + pad[0] * 0);
+	spin(units * UNIT + pad[0] * 0);
 	NO_TAIL();
 }
 

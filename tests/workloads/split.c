@@ -5,10 +5,11 @@
  *
  *   split [--seconds S] [--a PCT] [--sys PCT] [--threads N]
  *
- * Each thread repeats rounds of 100 work units: PCT_A units in work_a() and the rest of the
- * user units in work_b() (main -> run -> outer_a -> work_a, run -> outer_b -> work_b), and SYS
- * units in work_sys(), which reads /dev/zero so the time goes to the kernel. One unit is the same
- * inlined arithmetic loop everywhere, so the CPU split follows the unit counts. Prints its pid
+ * Each thread repeats rounds of 100 work units of about a millisecond: PCT_A units in work_a()
+ * and the rest of the user units in work_b() (main -> run -> outer_a -> work_a, run -> outer_b
+ * -> work_b), and SYS units in work_sys(), which reads /dev/zero so the time goes to the kernel.
+ * One unit is the same inlined arithmetic loop everywhere, so the CPU split follows the unit
+ * counts. Prints its pid
  * first, then runs for S seconds of wall time, then prints the kernel's accounting of its own
  * user and system time (getrusage) in seconds: "user SECONDS sys SECONDS".
  */
@@ -29,7 +30,12 @@
 
 static unsigned units_a = 70, units_sys = 0;
 static double seconds = 5;
-static uint64_t unit_iterations = 20000;
+/*
+ * One unit is about a millisecond, so a round (100 units) spans a hundred sample periods at
+ * 999 Hz: short rounds near the sampling period would alias with it (and with scheduler time
+ * slices) and bias the split.
+ */
+static uint64_t unit_iterations = 1000000;
 static volatile uint64_t sink;
 
 static inline __attribute__((always_inline)) void spin(uint64_t n)
@@ -101,13 +107,13 @@ static size_t calibrate_sys(int fd, char *buf, size_t max)
 	size_t chunk = 65536;
 
 	t0 = now(CLOCK_THREAD_CPUTIME_ID);
-	spin(200 * unit_iterations);
-	spin_t = (now(CLOCK_THREAD_CPUTIME_ID) - t0) / 200;
+	spin(10 * unit_iterations);
+	spin_t = (now(CLOCK_THREAD_CPUTIME_ID) - t0) / 10;
 	t0 = now(CLOCK_THREAD_CPUTIME_ID);
-	for (int i = 0; i < 200; i++)
+	for (int i = 0; i < 50; i++)
 		if (read(fd, buf, chunk) < 0)
 			exit(1);
-	read_t = (now(CLOCK_THREAD_CPUTIME_ID) - t0) / 200;
+	read_t = (now(CLOCK_THREAD_CPUTIME_ID) - t0) / 50;
 	if (read_t <= 0)
 		return chunk;
 	chunk = (size_t)((double)chunk * spin_t / read_t);
@@ -131,14 +137,26 @@ NOINLINE void *run(void *arg)
 			exit(1);
 		chunk = calibrate_sys(fd, buf, max);
 	}
-	while (now(CLOCK_MONOTONIC) < end) {
-		if (units_a)
-			outer_a(units_a);
-		if (units_b)
-			outer_b(units_b);
-		if (units_sys)
-			work_sys(fd, units_sys, buf, chunk);
+	/* A unit at a time, so a run ends within a millisecond of its time (short-lived
+	 * processes of tens of milliseconds), however long a round is. */
+	for (;;) {
+		for (unsigned i = 0; i < units_a; i++) {
+			if (now(CLOCK_MONOTONIC) >= end)
+				goto done;
+			outer_a(1);
+		}
+		for (unsigned i = 0; i < units_b; i++) {
+			if (now(CLOCK_MONOTONIC) >= end)
+				goto done;
+			outer_b(1);
+		}
+		for (unsigned i = 0; i < units_sys; i++) {
+			if (now(CLOCK_MONOTONIC) >= end)
+				goto done;
+			work_sys(fd, 1, buf, chunk);
+		}
 	}
+done:
 	free(buf);
 	if (fd >= 0)
 		close(fd);
