@@ -154,14 +154,30 @@ int cli_exit_code(ErrorCode code)
 	return code >= 0 && code < _ERROR_MAX ? exit_codes[code] : EXIT_UNREACHABLE;
 }
 
+static void on_offline_version(void *userdata, const char *path, uint32_t version)
+{
+	(void)userdata;
+	fprintf(stderr, "profq: skipped '%s': it is in format version %u, this profq reads %d\n",
+		path, version, SEGMENT_VERSION);
+}
+
 static void on_offline_problem(void *userdata, const char *path, int error, size_t good, size_t size)
 {
+	if (error == -EPROTONOSUPPORT)
+		return; /* on_offline_version() says it better */
 	(void)userdata;
 	if (good > 0)
 		fprintf(stderr, "profq: skipped the last %zu of %zu bytes of '%s': %s\n",
 			size - good, size, path, strerror(-error));
 	else
 		fprintf(stderr, "profq: skipped '%s': %s\n", path, strerror(-error));
+}
+
+/* Keeps every process record loaded: exited ones with no samples are answered for too. */
+static void on_offline_proc(void *userdata, ProcId id, const StoreProc *p)
+{
+	(void)p;
+	store_proc_ref(userdata, id);
 }
 
 static int offline_status(const Store *store, const PersistLoadStats *st, json_object **ret)
@@ -204,7 +220,9 @@ static int offline_status(const Store *store, const PersistLoadStats *st, json_o
 static int offline(const CliContext *ctx, const Request *req, json_object **ret)
 {
 	_cleanup_(store_freep) Store *store = NULL;
-	const PersistLoadCallbacks cb = { .problem = on_offline_problem };
+	PersistLoadCallbacks cb = { .proc = on_offline_proc,
+				    .problem = on_offline_problem,
+				    .version = on_offline_version };
 	PersistLoadStats st;
 	QueryContext q;
 	int r;
@@ -212,6 +230,7 @@ static int offline(const CliContext *ctx, const Request *req, json_object **ret)
 	r = store_new(&store);
 	if (r < 0)
 		return r;
+	cb.userdata = store;
 	r = persist_load(store, ctx->state_dir, INT64_MIN, &cb, &st);
 	if (r < 0)
 		return r;
@@ -252,6 +271,42 @@ int cli_query_answer(const CliContext *ctx, const Request *req, json_object **re
 	return EXIT_OK;
 }
 
+/*
+ * Names of processes, threads, functions and files come from whoever runs a program on the host:
+ * for plain output on a terminal, control characters (escape sequences) become '?'. JSON output
+ * escapes them itself.
+ */
+static void sanitize(json_object *o)
+{
+	if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, key, val)
+		{
+			(void)key;
+			sanitize(val);
+		}
+	} else if (json_object_is_type(o, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			sanitize(json_object_array_get_idx(o, i));
+	} else if (json_object_is_type(o, json_type_string)) {
+		const char *s = json_object_get_string(o);
+		size_t n = (size_t)json_object_get_string_len(o);
+		bool bad = false;
+
+		for (size_t i = 0; i < n; i++)
+			bad |= (unsigned char)s[i] < 0x20 || s[i] == 0x7f;
+		if (bad) {
+			_cleanup_free_ char *copy = malloc(n + 1);
+
+			if (!copy)
+				return;
+			for (size_t i = 0; i < n; i++)
+				copy[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+			copy[n] = '\0';
+			json_object_set_string(o, copy);
+		}
+	}
+}
+
 int cli_query(const CliContext *ctx, const Request *req, json_object **ret)
 {
 	_cleanup_json_ json_object *answer = NULL;
@@ -262,6 +317,8 @@ int cli_query(const CliContext *ctx, const Request *req, json_object **ret)
 	r = cli_query_answer(ctx, req, &answer);
 	if (r != EXIT_OK)
 		return r;
+	if (!ctx->json)
+		sanitize(answer);
 	if (answer_error_code(answer, &code, &msg) == 0)
 		return report(ctx, cli_exit_code(code), error_code_to_string(code), "%s", msg);
 	*ret = TAKE_PTR(answer);
@@ -372,6 +429,10 @@ int cli_common_option(const char *command, int opt, const char *arg, CliContext 
 		return 1;
 	case OPT_CHILDREN:
 		req->children = true;
+		return 1;
+	case OPT_INLINE:
+	case OPT_NO_INLINE:
+		req->no_inline = opt == OPT_NO_INLINE;
 		return 1;
 	case 'n':
 		if (parse_uint32(arg, 1, REQUEST_LIMIT_MAX, &v) < 0) {

@@ -11,6 +11,8 @@
 #include "timeutil.h"
 
 #define SEGMENT_SUFFIX ".pqseg"
+/* /proc's start times count USER_HZ ticks: 100 per second on Linux. */
+#define START_TICK_NS (NSEC_PER_SEC / 100)
 /* Segment files larger than this are not read (a hostile or absurd file must not stall us). */
 #define SEGMENT_MAX_FILE (1ULL << 30)
 
@@ -153,11 +155,17 @@ static void release_maps(PersistWriter *w)
 	for (size_t i = 0; i < w->n_procs; i++)
 		if (w->procs[i])
 			store_proc_unref(w->store, (ProcId)i);
-	memset(w->strs, 0, w->n_strs * sizeof(uint32_t));
-	memset(w->frames, 0, w->n_frames * sizeof(uint32_t));
-	memset(w->stacks, 0, w->n_stacks * sizeof(uint32_t));
-	memset(w->procs, 0, w->n_procs * sizeof(uint32_t));
-	memset(w->proc_versions, 0, w->n_procs * sizeof(uint32_t));
+	/* The maps are NULL until the first window, and memset(NULL, 0, 0) is undefined. */
+	if (w->n_strs)
+		memset(w->strs, 0, w->n_strs * sizeof(uint32_t));
+	if (w->n_frames)
+		memset(w->frames, 0, w->n_frames * sizeof(uint32_t));
+	if (w->n_stacks)
+		memset(w->stacks, 0, w->n_stacks * sizeof(uint32_t));
+	if (w->n_procs) {
+		memset(w->procs, 0, w->n_procs * sizeof(uint32_t));
+		memset(w->proc_versions, 0, w->n_procs * sizeof(uint32_t));
+	}
 	w->next_id = 1;
 }
 
@@ -409,8 +417,23 @@ fail:
 	/* Whatever reached the file may end torn; the reader skips a torn tail. Start afresh. */
 	w->stats.write_errors++;
 	w->stats.last_error = r;
+	/* A segment this call started holds no window: leave no file for every later load to
+	 * report as damaged (one per window while the disk is full). */
+	if (new_segment && w->fd >= 0) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "%016" PRIx64 SEGMENT_SUFFIX,
+			 w->files[w->n_files - 1].seq);
+		(void)unlinkat(w->dirfd, name, 0);
+		w->n_files--;
+	}
 	segment_close(w);
 	return r;
+}
+
+void persist_rotate(PersistWriter *w)
+{
+	segment_close(w);
 }
 
 void persist_expire(PersistWriter *w, int64_t not_before_ns)
@@ -602,6 +625,17 @@ static int on_proc(void *userdata, const SegmentProc *sp)
 
 	if (opt_string(l, sp->p.comm, &p.comm) < 0 || opt_string(l, sp->p.cmdline, &p.cmdline) < 0)
 		return -EBADMSG;
+	/* A record made from /proc knew the start only to the clock tick (10 ms); a later one,
+	 * in a later segment, the exact one: the same process. */
+	if (!id && p.start_boot_ns % START_TICK_NS != 0 &&
+	    store_proc_find(l->store, p.pid, p.boot_id,
+			    p.start_boot_ns / START_TICK_NS * START_TICK_NS, &id) == 0) {
+		if (store_proc_set_start(l->store, id, p.start_boot_ns, p.start_ns) < 0 ||
+		    map_put(&l->procs, sp->id, id) < 0) {
+			store_proc_unref(l->store, id);
+			return -EBADMSG;
+		}
+	}
 	/* A later record of the same process (here, or in a later segment) updates it. */
 	if (!id && store_proc_find(l->store, p.pid, p.boot_id, p.start_boot_ns, &id) == 0) {
 		r = map_put(&l->procs, sp->id, id);
@@ -612,9 +646,15 @@ static int on_proc(void *userdata, const SegmentProc *sp)
 	}
 	if (id) {
 		cur = store_proc_mut(l->store, id);
-		if (cur->pid != p.pid || cur->boot_id != p.boot_id ||
-		    cur->start_boot_ns != p.start_boot_ns)
+		if (cur->pid != p.pid || cur->boot_id != p.boot_id)
 			return -EBADMSG; /* one segment-local id, two processes */
+		/* The writer's record after store_proc_set_start() corrected the start (a record
+		 * made from /proc knows it only to the clock tick): the same process. */
+		if (cur->start_boot_ns != p.start_boot_ns) {
+			if (store_proc_set_start(l->store, id, p.start_boot_ns, p.start_ns) < 0)
+				return -EBADMSG;
+			cur = store_proc_mut(l->store, id);
+		}
 		store_string_ref(l->store, p.comm);
 		store_string_ref(l->store, p.cmdline);
 		store_string_unref(l->store, cur->comm);
@@ -737,7 +777,7 @@ int persist_load(Store *store, const char *dir, int64_t not_before_ns,
 	for (size_t i = 0; i < n; i++) {
 		_cleanup_free_ char *buf = NULL;
 		_cleanup_close_ int fd = -1;
-		SegmentParseResult res;
+		SegmentParseResult res = { 0 };
 		char name[64], path[PATH_MAX];
 		size_t len = 0;
 
@@ -747,8 +787,13 @@ int persist_load(Store *store, const char *dir, int64_t not_before_ns,
 		if (files[i].max_end_ns < not_before_ns)
 			continue;
 		stats.segments++;
-		fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		r = fd < 0 ? negative_errno() : procfs_read_fd(fd, SEGMENT_MAX_FILE, &buf, &len);
+		/* Reading a file only to find it too large would cost that much memory first. */
+		r = files[i].size > SEGMENT_MAX_FILE ? -EFBIG : 0;
+		if (r >= 0) {
+			fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			r = fd < 0 ? negative_errno()
+				   : procfs_read_fd(fd, SEGMENT_MAX_FILE, &buf, &len);
+		}
 		if (r >= 0)
 			r = persist_load_buffer(store, (const uint8_t *)buf, len, not_before_ns, cb,
 						&stats, &res);
@@ -758,6 +803,8 @@ int persist_load(Store *store, const char *dir, int64_t not_before_ns,
 			stats.bad_segments++;
 			if (cb && cb->problem)
 				cb->problem(cb->userdata, path, r, 0, len);
+			if (r == -EPROTONOSUPPORT && cb && cb->version)
+				cb->version(cb->userdata, path, res.version);
 			continue;
 		}
 		stats.bytes += len;

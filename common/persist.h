@@ -34,18 +34,20 @@ typedef struct PersistStats {
 	uint64_t segments_created;
 	uint64_t segments_deleted;
 	uint64_t write_errors;
-	int last_error;	    /* negative errno of the last failed write, 0 after a good one */
+	int last_error;	     /* negative errno of the last failed write, 0 after a good one */
 	uint64_t disk_bytes; /* bytes in the segment files now */
 	uint64_t segments;   /* segment files now */
 } PersistStats;
 
 /* Segment files live in DIR/segments/. Creates the directories (0750) if needed. */
-int persist_writer_new(Store *store, const char *dir, uint64_t segment_span_ns,
-		       PersistWriter **ret);
+int persist_writer_new(Store *store, const char *dir, uint64_t segment_span_ns, PersistWriter **ret);
 PersistWriter *persist_writer_free(PersistWriter *w);
 
 /* Writes closed window win of the writer's store. 0, or a negative errno (also in stats). */
 int persist_write_window(PersistWriter *w, const Window *win);
+/* Ends the current segment: the next window starts a new one, and what the writer held for
+ * this one (strings, frames, stacks) is released to the store now. Under memory pressure. */
+void persist_rotate(PersistWriter *w);
 /* Deletes segments (not the current one) whose windows all ended before not_before_ns. */
 void persist_expire(PersistWriter *w, int64_t not_before_ns);
 void persist_stats(const PersistWriter *w, PersistStats *ret);
@@ -63,8 +65,9 @@ typedef struct PersistLoadCallbacks {
 	/* Every process record loaded (the last state of each). */
 	void (*proc)(void *userdata, ProcId id, const StoreProc *p);
 	/* A segment that could not be read whole: error, and how much of it was good. */
-	void (*problem)(void *userdata, const char *path, int error, size_t good_bytes,
-			size_t size);
+	void (*problem)(void *userdata, const char *path, int error, size_t good_bytes, size_t size);
+	/* Besides problem(): a segment of another format version, and which. */
+	void (*version)(void *userdata, const char *path, uint32_t version);
 	void *userdata;
 } PersistLoadCallbacks;
 

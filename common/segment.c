@@ -270,7 +270,10 @@ static int decode(uint32_t type, const uint8_t *p, size_t len, const SegmentVisi
 				    .sys_ns = get_u64(p + 72),
 				    .child_user_ns = get_u64(p + 80),
 				    .child_sys_ns = get_u64(p + 88) };
-		if (sp.p.pid == 0 || (sp.p.flags & ~PROC_FLAGS_ALL))
+		/* Times are realtime since the epoch; negative ones would make differences of
+		 * them (real time, ranges) overflow in the query engine. */
+		if (sp.p.pid == 0 || (sp.p.flags & ~PROC_FLAGS_ALL) || sp.p.start_ns < 0 ||
+		    sp.p.exit_ns < 0)
 			return -EBADMSG;
 		return v->proc ? v->proc(userdata, &sp) : 0;
 	}
@@ -287,8 +290,8 @@ static int decode(uint32_t type, const uint8_t *p, size_t len, const SegmentVisi
 				     .lost = get_u64(p + 40),
 				     .n_entries = get_u32(p + 48),
 				     .entries = p + WINDOW_HEAD };
-		if (w.end_ns <= w.start_ns || w.period_ns == 0 || w.period_ns > NSEC_PER_SEC ||
-		    len != WINDOW_HEAD + ENTRY_SIZE * w.n_entries)
+		if (w.start_ns < 0 || w.end_ns <= w.start_ns || w.period_ns == 0 ||
+		    w.period_ns > NSEC_PER_SEC || len != WINDOW_HEAD + ENTRY_SIZE * w.n_entries)
 			return -EBADMSG;
 		return v->window ? v->window(userdata, &w) : 0;
 	}
@@ -308,10 +311,13 @@ int segment_parse(const uint8_t *buf, size_t len, const SegmentVisitor *v, void 
 		return -EBADMSG;
 	if (get_u32(buf + 28) != crc(buf, 28))
 		return -EBADMSG;
-	if (get_u32(buf + 8) != SEGMENT_VERSION)
+	if (get_u32(buf + 8) != SEGMENT_VERSION) {
+		ret->version = get_u32(buf + 8);
 		return -EPROTONOSUPPORT;
+	}
 	if (get_u32(buf + 12) != SEGMENT_HEADER_SIZE)
 		return -EBADMSG;
+	res.version = SEGMENT_VERSION;
 	res.created_ns = (int64_t)get_u64(buf + 16);
 	off = res.good_bytes = SEGMENT_HEADER_SIZE;
 

@@ -78,10 +78,11 @@ typedef struct SegmentVisitor {
 } SegmentVisitor;
 
 typedef struct SegmentParseResult {
+	uint32_t version; /* the file's format version (also set for -EPROTONOSUPPORT) */
 	int64_t created_ns;
-	size_t records;	  /* records decoded and accepted */
+	size_t records;	   /* records decoded and accepted */
 	size_t good_bytes; /* prefix of the input that decoded cleanly */
-	int tail_error;	  /* 0, or why decoding stopped before the end (-EBADMSG, -EPROTO...) */
+	int tail_error;	   /* 0, or why decoding stopped before the end (-EBADMSG, -EPROTO...) */
 } SegmentParseResult;
 
 /*

@@ -130,8 +130,7 @@ size_t store_frame_id_limit(const Store *s);
  */
 int store_proc_add(Store *s, const StoreProc *p, ProcId *ret);
 /* The record of an incarnation: 0 and a new reference in *ret, or -ENOENT. */
-int store_proc_find(Store *s, uint32_t pid, uint64_t boot_id, uint64_t start_boot_ns,
-		    ProcId *ret);
+int store_proc_find(Store *s, uint32_t pid, uint64_t boot_id, uint64_t start_boot_ns, ProcId *ret);
 const StoreProc *store_proc(const Store *s, ProcId id);
 /* For the daemon's updates (exit time, accounting, comm after exec); bumps the version. Never
  * change the identity fields through it: use store_proc_set_start(). */

@@ -61,9 +61,19 @@ static void on_loaded_proc(void *userdata, ProcId id, const StoreProc *sp)
 	}
 }
 
+static void on_load_version(void *userdata, const char *path, uint32_t version)
+{
+	(void)userdata;
+	log_warning("Skipped segment '%s': it is in format version %" PRIu32
+		    ", this profqd reads version %d.",
+		    path, version, SEGMENT_VERSION);
+}
+
 static void on_load_problem(void *userdata, const char *path, int error, size_t good, size_t size)
 {
 	(void)userdata;
+	if (error == -EPROTONOSUPPORT)
+		return; /* on_load_version() says it better */
 	if (good > 0)
 		log_warning_errno(error, "Skipped the last %zu of %zu bytes of segment '%s': %m",
 				  size - good, size, path);
@@ -77,6 +87,7 @@ static int persist_open(Profiler *p)
 	const PersistLoadCallbacks cb = {
 		.proc = on_loaded_proc,
 		.problem = on_load_problem,
+		.version = on_load_version,
 		.userdata = p,
 	};
 	/* Segments span a sixth of the retention (whole segments are deleted), within limits. */
@@ -432,8 +443,13 @@ static void evict(Profiler *p, int64_t now_ns)
 	}
 	/* Memory: first what can be read again (symbols of binaries no process maps, caches),
 	 * then the oldest windows, never the open one. */
-	if (profiler_memory(p) > p->opts.max_memory)
+	if (profiler_memory(p) > p->opts.max_memory) {
 		symbolizer_shrink(p->sym, profiler_memory(p) - p->opts.max_memory);
+		/* The writer holds what its segment wrote: let it go, or evicting windows frees
+		 * little. The next window starts a new segment. */
+		if (p->persist)
+			persist_rotate(p->persist);
+	}
 	while (profiler_memory(p) > p->opts.max_memory) {
 		if (store_window_evict(p->store) < 0)
 			break;

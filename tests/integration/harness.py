@@ -67,11 +67,13 @@ class Env:
 class Daemon:
     """A profqd on a private socket and state dir; stopped (SIGTERM, exit 0 checked) on exit."""
 
-    def __init__(self, env, *args, frequency=999, window="2s", extra_env=None):
+    def __init__(self, env, *args, frequency=999, window="2s", extra_env=None, state_dir=None):
         self.env = env
         self.dir = tempfile.mkdtemp(prefix="profq-test-")
         self.socket = os.path.join(self.dir, "profq.sock")
-        self.state = os.path.join(self.dir, "state")
+        # state_dir: one that outlives this daemon (restarts, offline queries).
+        self.state = state_dir or os.path.join(self.dir, "state")
+        self.killed = False
         self.log = os.path.join(self.dir, "profqd.log")
         cmd = [env.profqd, "--socket", self.socket, "--state-dir", self.state,
                "--config", "/dev/null", "--frequency", str(frequency), "--window", window]
@@ -115,6 +117,12 @@ class Daemon:
         except ValueError:
             fail(f"profq {' '.join(args)} --json printed invalid JSON: {out!r}")
 
+    def kill(self):
+        """kill -9: the daemon gets no chance to flush anything."""
+        self.proc.kill()
+        self.proc.wait()
+        self.killed = True
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -126,7 +134,7 @@ class Daemon:
                 fail("profqd did not stop within 20 s of SIGTERM")
         self.logf.close()
         rc = self.proc.returncode
-        if rc != 0:
+        if rc != 0 and not self.killed:
             fail(f"profqd exited {rc} after SIGTERM:\n{self.read_log()}")
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -159,6 +167,14 @@ def rusage_of(lines):
     """(user, sys) seconds from split's last line "user U sys S"."""
     words = lines[-1].split()
     return float(words[1]), float(words[3])
+
+
+def truth_of(lines):
+    """{function: share of the measured CPU time} from split's "work_a S work_b S ..." line."""
+    words = next(line for line in lines if line.startswith("work_a ")).split()
+    secs = {words[i]: float(words[i + 1]) for i in range(0, len(words), 2)}
+    total = sum(secs.values()) or 1
+    return {k: v / total for k, v in secs.items()}
 
 
 def start_workload(env, name, *args):

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libFuzzer: a segment loaded into a fresh Store, then asked what `profq --state-dir` asks
+ * (ps, top, time, for every process and with ranges), as the offline CLI does with a state
+ * directory it did not write (SPEC §6, §12).
+ *
+ *   fuzz-segment-query -max_total_time=60 CORPUS_DIR tests/fuzz/corpus/segment
+ */
+#include "fuzz-common.h"
+#include "query.h"
+
+/* The latest start_ns a request may carry (request_parse: up to the year 2200). */
+#define MAX_START_NS (7258118400LL * (int64_t)NSEC_PER_SEC)
+
+static FuzzLoad load;
+
+static void ask(const Store *s, const Request *req, int64_t now)
+{
+	QueryContext ctx = { .store = s, .now_ns = now, .viewer = { .uid = 1000 } };
+	json_object *answer = NULL;
+
+	/* Also as root, who sees everything (kernel addresses too). */
+	for (int privileged = 0; privileged < 2; privileged++) {
+		ctx.viewer.privileged = privileged;
+		FUZZ_CHECK(query_answer(&ctx, req, &answer) == 0);
+		FUZZ_CHECK(answer != NULL);
+		FUZZ_CHECK(json_object_to_json_string(answer) != NULL);
+		json_object_put(answer);
+		answer = NULL;
+	}
+}
+
+static void one(const uint8_t *buf, size_t len)
+{
+	Store *s;
+	Request req;
+	int64_t now = 1700000000LL * (int64_t)NSEC_PER_SEC;
+	size_t asked = 0;
+
+	fuzz_load(&load, buf, len, false);
+	s = load.store;
+	/* Now is a real time (1970..2200), near the data when the data allows. */
+	if (store_window_count(s) > 0) {
+		int64_t end = store_window(s, store_window_count(s) - 1)->end_ns;
+
+		if (end >= 0 && end <= MAX_START_NS)
+			now = end;
+	}
+
+	request_init(&req, COMMAND_PS);
+	ask(s, &req, now);
+	req.has_since = true;
+	req.since_ns = 10 * NSEC_PER_SEC;
+	ask(s, &req, now);
+	request_init(&req, COMMAND_TOP);
+	ask(s, &req, now);
+	req.sort = SORT_TOTAL;
+	req.has_until = true;
+	req.until_ns = 1;
+	ask(s, &req, now);
+
+	/* The first processes, each by pid: newest incarnation, by start, with children. */
+	for (ProcId id = 1; id < store_proc_id_limit(s) && asked < 8; id++) {
+		const StoreProc *p = store_proc(s, id);
+		Command commands[] = { COMMAND_TOP, COMMAND_TIME, COMMAND_PS };
+
+		/* What request_parse() lets through. */
+		if (!p || p->pid > 4194304)
+			continue;
+		asked++;
+		for (size_t c = 0; c < ARRAY_SIZE(commands); c++) {
+			request_init(&req, commands[c]);
+			req.pid = p->pid;
+			ask(s, &req, now);
+			req.children = true;
+			req.threads = commands[c] == COMMAND_PS;
+			if (p->start_ns > 0 && p->start_ns <= MAX_START_NS)
+				req.start_ns = p->start_ns;
+			ask(s, &req, now);
+		}
+	}
+	fuzz_release(&load);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	fuzz_both_ways(data, size, one);
+	return 0;
+}

@@ -1,0 +1,301 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Persistence (SPEC 6): after kill -9 a restart on the same state dir answers for an earlier
+process as before; `profq --state-dir` answers offline, without a daemon, the same; with a
+20 s retention old windows, records and segment files go and memory stays flat; on a full
+disk profqd keeps profiling in memory, says so in status, and writes again once there is
+room."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+from harness import Daemon, Env, check, fail, near, require_bpf, run_workload
+
+require_bpf()
+env = Env()
+tmp = tempfile.mkdtemp(prefix="profq-persist-")
+
+
+def persistence(d):
+    return d.json("status")["persistence"]
+
+
+def wait_for(what, cond, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.2)
+    fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def wait_written(d, more):
+    """Waits until `more` further windows are on disk; returns the persistence status."""
+    start = persistence(d)["windows_written"]
+    return wait_for(f"{more} more windows written",
+                    lambda: (lambda p: p if p["windows_written"] >= start + more else None)(
+                        persistence(d)), 20)
+
+
+def offline(state, *args, expect_rc=0):
+    """profq answering from a state dir; the socket named does not exist, so no daemon helps."""
+    cmd = [env.profq, "--socket", os.path.join(tmp, "no", "such.sock"), "--state-dir", state,
+           *args, "--json"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if p.returncode != expect_rc:
+        fail(f"{' '.join(cmd)} exited {p.returncode} (wanted {expect_rc}): {p.stderr}")
+    try:
+        return json.loads(p.stdout)
+    except ValueError:
+        fail(f"{' '.join(cmd)} printed invalid JSON: {p.stdout!r}")
+
+
+def same_top(a, b):
+    """Same rows (function, module, samples); percentages within half a point."""
+    if a["samples"] != b["samples"] or len(a["rows"]) != len(b["rows"]):
+        return False
+    for x, y in zip(a["rows"], b["rows"]):
+        if (x["function"], x["module"], x["self_samples"], x["total_samples"]) != \
+                (y["function"], y["module"], y["self_samples"], y["total_samples"]):
+            return False
+        if not near(x["self_pct"], y["self_pct"], 0.5) or \
+                not near(x["total_pct"], y["total_pct"], 0.5):
+            return False
+    return True
+
+
+TIME_KEYS = ("pid", "comm", "cmdline", "start_time", "exit_time", "exited", "exit_code", "real_s",
+             "user_s", "sys_s", "cpu_pct", "accounting")
+
+
+def same_time(a, b):
+    return all(a.get(k) == b.get(k) for k in TIME_KEYS) and a["sampled"] == b["sampled"]
+
+
+# ---- kill -9, restart on the same state dir, then offline ----
+
+state = os.path.join(tmp, "state")
+d1 = Daemon(env, window="1s", state_dir=state)
+try:
+    pid = run_workload(env, "split", "--seconds", 3, "--a", 70)
+    # The window that saw the workload's end closes within a second; two more make it sure.
+    p1 = wait_written(d1, 2)
+    top1 = d1.json("top", "--pid", str(pid), "-n", "20")
+    time1 = d1.json("time", "--pid", str(pid))
+    # The CPUs may be shared: what counts below is that the answers match, not their size.
+    check(top1["samples"] > 200, f"workload sampled ({top1['samples']} samples)")
+    check(p1["write_errors"] == 0 and p1["error"] is None and p1["segments"] >= 1,
+          f"windows on disk ({p1['windows_written']} in {p1['segments']} segments)")
+    written = persistence(d1)["windows_written"]
+    d1.kill()
+except BaseException:
+    d1.proc.kill()
+    print(d1.read_log())
+    raise
+d1.stop()
+
+with Daemon(env, window="1s", state_dir=state) as d2:
+    log = d2.read_log()
+    m = re.search(r"Loaded (\d+) windows from (\d+) segments", log)
+    check(m is not None, f"the restart says what it loaded ({log.strip()!r})")
+    loaded = int(m.group(1))
+    # A window may have closed between the last status and the kill.
+    check(written <= loaded <= written + 1,
+          f"it loaded every window written before the kill ({loaded}, {written} written)")
+    p2 = persistence(d2)
+    check(p2["windows_loaded"] == loaded and p2["corrupt_segments"] == 0,
+          "status: windows loaded, no damaged segment")
+    top2 = d2.json("top", "--pid", str(pid), "-n", "20")
+    time2 = d2.json("time", "--pid", str(pid))
+    check(same_top(top1, top2), f"top --pid {pid} after kill -9 and restart: the same answer")
+    check(same_time(time1, time2), f"time --pid {pid} after restart: the same ({time2['real_s']}"
+          f" s real, {time2['user_s']} s user, exited {time2['exited']})")
+    check(time2["exited"] and time2["accounting"] == "kernel" and near(time2["real_s"], 3, 0.5),
+          "the exited process keeps its record and the kernel's accounting")
+    ps2 = [r for r in d2.json("ps", "-n", "1000")["rows"] if r["pid"] == pid]
+    status2 = d2.json("status")
+# Stopped (SIGTERM): the open window was written too.
+
+st = offline(state, "status")
+check(st.get("offline") is True and st["corrupt_segments"] == 0,
+      f"offline status: {st['windows']} windows in {st['segments']} segments, none damaged")
+check(status2["windows"] <= st["windows"] <= status2["windows"] + 1,
+      f"offline holds the daemon's windows ({st['windows']}, daemon had {status2['windows']})")
+check(same_top(top2, offline(state, "top", "--pid", str(pid), "-n", "20")),
+      "offline top --pid: the same answer as online")
+check(same_time(time2, offline(state, "time", "--pid", str(pid))),
+      "offline time --pid: the same answer as online")
+ps3 = [r for r in offline(state, "ps", "-n", "1000")["rows"] if r["pid"] == pid]
+check(len(ps2) == 1 and len(ps3) == 1 and
+      all(ps2[0][k] == ps3[0][k] for k in ("comm", "samples", "start_time", "exited")),
+      "offline ps: the same row for the process")
+offline(state, "top", "--pid", "4194304", expect_rc=1)
+shutil.rmtree(state)
+
+# ---- disk full ----
+
+fs = os.path.join(tmp, "small")
+os.mkdir(fs)
+mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", fs],
+                         capture_output=True, text=True)
+if mounted.returncode != 0:
+    print(f"SKIPPED (disk full): cannot mount a tmpfs: {mounted.stderr.strip()}")
+else:
+    try:
+        with Daemon(env, window="1s", state_dir=os.path.join(fs, "state")) as d:
+            # 256 KiB hold a window or two at 999 Hz; fill what is left so that it is now.
+            fd = os.open(os.path.join(fs, "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                while os.write(fd, b"\0" * 4096) > 0:
+                    pass
+            except OSError:
+                pass
+            os.close(fd)
+            p = wait_for("a failed write", lambda: (lambda p: p if p["write_errors"] > 0 else None)(
+                persistence(d)), 20)
+            check("space" in (p["error"] or ""),
+                  f"status says why writes fail ({p['error']!r}, {p['write_errors']} errors)")
+            before = d.json("status")
+            pid = run_workload(env, "split", "--seconds", 2)
+            time.sleep(1.5)
+            top = d.json("top", "--pid", str(pid))
+            after = d.json("status")
+            check(top["samples"] > 100,
+                  f"still profiling into memory ({top['samples']} samples of {pid})")
+            p = after["persistence"]
+            check(after["windows"] > before["windows"] and p["write_errors"] > 1 and
+                  "space" in (p["error"] or ""),
+                  f"windows kept in memory ({after['windows']}), {p['write_errors']} writes failed")
+            files = os.listdir(os.path.join(fs, "state", "segments"))
+            check(len(files) == p["segments"] and len(files) <= 2,
+                  f"no empty segment per failed window ({len(files)} files)")
+
+            # Room again.
+            subprocess.run(["mount", "-o", "remount,size=16m", fs], check=True)
+            written = p["windows_written"]
+            p = wait_for("writes to resume", lambda: (lambda p: p if p["windows_written"] > written
+                                                      and p["error"] is None else None)(
+                persistence(d)), 20)
+            check(p["windows_written"] > written,
+                  f"writes resumed ({p['windows_written']} windows written, error cleared)")
+        st = offline(os.path.join(fs, "state"), "status")
+        check(st["corrupt_segments"] <= 1,
+              f"on disk: {st['windows']} windows; at most the segment cut by the full disk is"
+              f" damaged ({st['corrupt_segments']})")
+    finally:
+        subprocess.run(["umount", "-l", fs])
+
+# ---- retention: 20 s, a minute of short processes ----
+
+pids_file = os.path.join(tmp, "pids")
+state = os.path.join(tmp, "state-retention")
+with Daemon(env, "--retention", "20s", window="2s", state_dir=state) as d:
+    loop = subprocess.Popen(["sh", "-c", f"while :; do {env.workload('split')} --seconds 0.1 "
+                             f">> {pids_file}; sleep 0.1; done"])
+    samples = []
+    try:
+        t0 = time.time()
+        while time.time() - t0 < 60:
+            st = d.json("status")
+            st["t"] = time.time() - t0
+            samples.append(st)
+            time.sleep(2)
+        st = d.json("status")
+        st["t"] = time.time() - t0
+        samples.append(st)
+        spawned = []
+        with open(pids_file) as f:
+            for line in f:
+                if line.strip().isdigit():
+                    spawned.append(int(line))
+    finally:
+        loop.kill()
+        loop.wait()
+    seg_dir = os.path.join(d.state, "segments")
+    ages = [time.time() - os.stat(os.path.join(seg_dir, n)).st_mtime for n in os.listdir(seg_dir)]
+
+    check(len(spawned) > 100, f"{len(spawned)} short processes ran")
+    # 20 s / 2 s closed windows and the open one; for a moment at a boundary one more: a
+    # sample's timestamp can close a window a few ms before the clock that eviction uses
+    # reaches the window's end.
+    most = max(s["windows"] for s in samples)
+    check(most <= 12, f"windows held stay within 20 s / 2 s + the open one (max {most})")
+    check(samples[-1]["evicted_windows"] >= 15,
+          f"old windows went ({samples[-1]['evicted_windows']} evicted)")
+
+    # Memory. After 20 s the ring is full and holds the same amount of the same kind of data;
+    # records of processes older than the retention go with their windows: memory must stay
+    # within the budget, and flat. profqd profiles the whole machine, though, and a program
+    # that other work starts adds its binary's symbols (measured: +1 to +12 MB when a few
+    # dozen new binaries appear). So flatness counts only the growth between two status
+    # samples with the same number of binaries loaded, summed over the 40 s after the ring
+    # filled: at most a quarter of what the daemon held at 20 s. Caches still filling
+    # (addresses, raw stacks) were measured at +5% to +15% there; a leak of 20 KB or more per
+    # short process (about 200 of them run in those 40 s) grows past it. Finer leaks are for
+    # the unit tests and the fuzzers, which check that every reference goes.
+    budget = samples[-1]["max_memory_bytes"]
+    check(all(s["memory_bytes"] <= budget for s in samples),
+          f"memory within --max-memory ({max(s['memory_bytes'] for s in samples)} <= {budget})")
+    steady = [s for s in samples if s["t"] >= 20]
+    base = steady[0]["memory_bytes"]
+    same = [(a, b) for a, b in zip(steady, steady[1:])
+            if a["symbolizer"]["binaries"] == b["symbolizer"]["binaries"]]
+    grown = sum(b["memory_bytes"] - a["memory_bytes"] for a, b in same)
+    with_binaries = steady[-1]["memory_bytes"] - base - grown
+    news = steady[-1]["symbolizer"]["binaries"] - steady[0]["symbolizer"]["binaries"]
+    if len(same) >= len(steady) // 2:
+        check(grown <= base // 4, f"memory flat: {grown:+} B from {base} B over 40 s "
+              f"({with_binaries:+} B more with {news} new binaries)")
+    else:
+        print(f"not measured: memory flatness (other work loaded binaries all along: {news})")
+    mid = [s for s in samples if 20 <= s["t"] < 40]
+    last = [s for s in samples if s["t"] >= 40]
+
+    # Disk: a segment file is last written when its last window closes, and deleted by the
+    # first sweep (every 10 s) after that window leaves the retention: none older than
+    # 20 + 10 s (and some slack); their number and bytes stay flat.
+    segs = [s["persistence"]["segments"] for s in samples if s["t"] >= 20]
+    disk_mid = max(s["persistence"]["disk_bytes"] for s in mid)
+    disk_last = max(s["persistence"]["disk_bytes"] for s in last)
+    check(max(ages) < 20 + 10 + 4, f"no segment file older than the retention lingers "
+          f"(oldest {max(ages):.0f} s, {len(ages)} files)")
+    check(max(segs) <= 12, f"segments on disk bounded (max {max(segs)})")
+    check(disk_last <= disk_mid * 2,
+          f"disk flat: max {disk_last} B in the last third, {disk_mid} B in the middle one")
+    final = samples[-1]["persistence"]
+    check(final["write_errors"] == 0 and final["windows_written"] >= 25,
+          f"{final['windows_written']} windows written, no error")
+    print(f"measured: memory {[s['memory_bytes'] for s in samples]} B; binaries "
+          f"{[s['symbolizer']['binaries'] for s in samples]}; disk {disk_mid} -> {disk_last} B;"
+          f" segments {max(segs)}")
+
+    # A process that exited well over 20 s ago is gone; a recent one is there.
+    old = spawned[:20]
+    rc_old = [d.profq("top", "--pid", str(p), check_rc=False)[0] for p in old]
+    check(all(rc == 1 for rc in rc_old), f"top for pids gone > 40 s ago: not found ({rc_old})")
+    rc_time = d.profq("time", "--pid", str(old[0]), check_rc=False)[0]
+    check(rc_time == 1, f"time for pid {old[0]}: not found either (exit {rc_time})")
+    recent = spawned[-30:-5]
+    found = sum(d.profq("time", "--pid", str(p), check_rc=False)[0] == 0 for p in recent)
+    # (Nearly all: a process of 0.1 s that no sample caught is known from its exec and exit
+    # events only, and a busy machine may drop a few of those; status counts them.)
+    check(found >= len(recent) * 0.8, f"recent processes are there ({found}/{len(recent)})")
+
+
+# What is left on disk is the last half minute or so: segments that ended within 20 s of the
+# last sweep (every 10 s), each of two 2 s windows, and the window written at the stop: at
+# most 18 windows. The old process is not in it.
+st = offline(state, "status")
+check(st["windows"] <= 18 and st["corrupt_segments"] == 0,
+      f"on disk: {st['windows']} windows in {st['segments']} segments")
+print(f"measured: {st['disk_bytes'] / st['windows']:.0f} B per 2 s window on disk, about "
+      f"{st['disk_bytes'] / st['windows'] * 30 / 1024:.0f} KiB per minute")
+offline(state, "top", "--pid", str(old[0]), expect_rc=1)
+
+shutil.rmtree(tmp, ignore_errors=True)
