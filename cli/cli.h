@@ -62,6 +62,8 @@ enum {
 	OPT_START,
 	OPT_CHILDREN,
 	OPT_THREADS,
+	OPT_INLINE,
+	OPT_NO_INLINE,
 };
 
 /*

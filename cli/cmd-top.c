@@ -115,6 +115,8 @@ int cmd_top(CliContext *ctx, int argc, char **argv)
 		{ "tid", required_argument, NULL, OPT_TID },
 		{ "start", required_argument, NULL, OPT_START },
 		{ "children", no_argument, NULL, OPT_CHILDREN },
+		{ "inline", no_argument, NULL, OPT_INLINE },
+		{ "no-inline", no_argument, NULL, OPT_NO_INLINE },
 		{ "sort", required_argument, NULL, OPT_SORT },
 		{ "once", no_argument, NULL, OPT_ONCE },
 		{ "delay", required_argument, NULL, 'd' },
@@ -133,7 +135,8 @@ int cmd_top(CliContext *ctx, int argc, char **argv)
 		case 'h':
 			printf("Usage: profq top [--pid N [--tid T] [--start TIME] [--children]]\n"
 			       "                 [-n N] [--sort self|total] [--since DUR]\n"
-			       "                 [--until DUR] [--once] [-d SECS] [--json]\n"
+			       "                 [--until DUR] [--[no-]inline] [--once] [-d SECS]\n"
+			       "                 [--json]\n"
 			       "\n"
 			       "Hotspot functions: SELF%% (samples in the function itself) and\n"
 			       "TOTAL%% (samples with the function anywhere on the stack), of the\n"
@@ -142,7 +145,8 @@ int cmd_top(CliContext *ctx, int argc, char **argv)
 			       "view over the last window, refreshed every -d seconds (2).\n"
 			       "--tid: one thread. --start: another incarnation of the pid\n"
 			       "(a start time from 'profq ps'). --children: the pid and its\n"
-			       "descendants.\n");
+			       "descendants. Calls inlined by the compiler are functions of their\n"
+			       "own; --no-inline folds them into the function they are in.\n");
 			return EXIT_OK;
 		case OPT_SORT:
 			if (sort_key_from_string(optarg) < 0)

@@ -191,15 +191,17 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 			if (r < 0)
 				goto out;
 			req.start_ns = (int64_t)u;
-		} else if (streq(key, "children") || streq(key, "threads")) {
+		} else if (streq(key, "children") || streq(key, "threads") || streq(key, "inline")) {
 			if (!json_object_is_type(val, json_type_boolean)) {
 				r = fail(ret_error, "Field '%s' must be true or false", key);
 				goto out;
 			}
 			if (key[0] == 'c')
 				req.children = json_object_get_boolean(val);
-			else
+			else if (key[0] == 't')
 				req.threads = json_object_get_boolean(val);
+			else
+				req.no_inline = !json_object_get_boolean(val);
 		} else {
 			r = fail(ret_error, "Unknown field '%.64s'", key);
 			goto out;
@@ -254,6 +256,8 @@ int request_to_json(const Request *req, json_object **ret)
 		json_object_object_add(o, "children", json_object_new_boolean(true));
 	if (req->threads)
 		json_object_object_add(o, "threads", json_object_new_boolean(true));
+	if (req->no_inline)
+		json_object_object_add(o, "inline", json_object_new_boolean(false));
 	*ret = o;
 	return 0;
 }

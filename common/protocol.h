@@ -56,8 +56,9 @@ typedef struct Request {
 	uint64_t until_ns;
 	/* The incarnation of pid that started at this realtime (within a second); 0: newest. */
 	int64_t start_ns;
-	bool children; /* include the descendants of pid */
-	bool threads;  /* ps: one row per thread of pid */
+	bool children;	/* include the descendants of pid */
+	bool threads;	/* ps: one row per thread of pid */
+	bool no_inline; /* fold inlined frames into the function they are inlined into */
 } Request;
 
 const char *command_to_string(Command c);

@@ -384,20 +384,26 @@ static int answer_top(const QueryContext *ctx, const Request *req, json_object *
 		goto out;
 	for (StackId s = 1; s < n_stacks; s++) {
 		const FrameId *frames;
+		bool leaf;
 		size_t n;
 
 		if (counts[s] == 0)
 			continue;
 		frames = store_stack(store, s, &n);
+		leaf = true;
 		for (size_t i = 0; i < n; i++) {
 			const StoreFrame *f = store_frame(store, frames[i]);
 			FuncRow *row;
 
+			/* Without inlines, a call inlined into its caller is the caller's. */
+			if (req->no_inline && (f->flags & FRAME_INLINED))
+				continue;
 			r = func_row(&t, frames[i], f, &row);
 			if (r < 0)
 				goto out;
-			if (i == 0)
+			if (leaf)
 				row->self += counts[s];
+			leaf = false;
 			if (row->stamp != s) {
 				row->total += counts[s];
 				row->stamp = s;
@@ -415,7 +421,8 @@ static int answer_top(const QueryContext *ctx, const Request *req, json_object *
 			goto out;
 		}
 	}
-	qsort(t.rows, t.n, sizeof(FuncRow), req->sort == SORT_TOTAL ? cmp_total : cmp_self);
+	if (t.n > 1)
+		qsort(t.rows, t.n, sizeof(FuncRow), req->sort == SORT_TOTAL ? cmp_total : cmp_self);
 
 	answer = json_object_new_object();
 	rows = json_object_new_array();
@@ -436,6 +443,7 @@ static int answer_top(const QueryContext *ctx, const Request *req, json_object *
 		json_add_int(answer, "tid", req->tid);
 	json_add_int(answer, "samples", (int64_t)total);
 	json_add_string(answer, "sort", sort_key_to_string(req->sort));
+	json_object_object_add(answer, "inline", json_object_new_boolean(!req->no_inline));
 	json_object_object_add(answer, "rows", rows);
 	for (size_t i = 0; i < t.n && i < req->limit; i++) {
 		const FuncRow *row = &t.rows[i];
@@ -458,6 +466,8 @@ static int answer_top(const QueryContext *ctx, const Request *req, json_object *
 		json_add_double(o, "self_pct", pct(row->self, total), 2);
 		json_add_double(o, "total_pct", pct(row->total, total), 2);
 		json_object_object_add(o, "kernel", json_object_new_boolean(f->flags & FRAME_KERNEL));
+		json_object_object_add(o, "inlined",
+				       json_object_new_boolean(f->flags & FRAME_INLINED));
 		json_object_array_add(rows, o);
 	}
 	*ret = TAKE_PTR(answer);

@@ -25,6 +25,7 @@ struct ElfSym {
 	size_t n_segs;
 	uint8_t build_id[ELFSYM_BUILD_ID_MAX];
 	size_t build_id_len;
+	bool has_symtab; /* a full .symtab, not only .dynsym */
 };
 
 ElfSym *elfsym_free(ElfSym *e)
@@ -194,6 +195,8 @@ static int load(Elf *elf, ElfSym **ret)
 			continue;
 		if (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM)
 			continue;
+		if (sh.sh_type == SHT_SYMTAB)
+			e->has_symtab = true;
 		r = read_symtab(elf, scn, &sh, &b);
 		if (r < 0) {
 			free(b.syms);
@@ -245,6 +248,60 @@ int elfsym_load_memory(const void *image, size_t size, ElfSym **ret)
 	if (!elf)
 		return -ENOEXEC;
 	return load(elf, ret);
+}
+
+int elfsym_add_symbols(ElfSym *e, int fd)
+{
+	_cleanup_(elfsym_freep) ElfSym *other = NULL;
+	Sym *syms;
+	char *names;
+	size_t n = 0;
+	int r;
+
+	r = elfsym_load_fd(fd, &other);
+	if (r < 0)
+		return r;
+	if (other->n_syms == 0)
+		return 0;
+	if (e->names_len + other->names_len > UINT32_MAX)
+		return -E2BIG;
+	syms = malloc((e->n_syms + other->n_syms) * sizeof(Sym));
+	names = malloc(e->names_len + other->names_len);
+	if (!syms || !names) {
+		free(syms);
+		free(names);
+		return -ENOMEM;
+	}
+	memcpy(names, e->names, e->names_len);
+	memcpy(names + e->names_len, other->names, other->names_len);
+	memcpy(syms, e->syms, e->n_syms * sizeof(Sym));
+	for (size_t i = 0; i < other->n_syms; i++) {
+		syms[e->n_syms + i] = other->syms[i];
+		syms[e->n_syms + i].name += (uint32_t)e->names_len;
+	}
+	n = e->n_syms + other->n_syms;
+	qsort(syms, n, sizeof(Sym), sym_cmp);
+	/* One symbol per address, the preferred one. */
+	{
+		size_t keep = 0;
+
+		for (size_t i = 0; i < n; i++)
+			if (keep == 0 || syms[keep - 1].addr != syms[i].addr)
+				syms[keep++] = syms[i];
+		n = keep;
+	}
+	free(e->syms);
+	free(e->names);
+	e->syms = syms;
+	e->n_syms = n;
+	e->names = names;
+	e->names_len += other->names_len;
+	return 0;
+}
+
+bool elfsym_has_symtab(const ElfSym *e)
+{
+	return e->has_symtab;
 }
 
 int elfsym_lookup(const ElfSym *e, uint64_t vaddr, const char **ret_name, uint64_t *ret_offset)

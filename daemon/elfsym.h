@@ -10,6 +10,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,12 @@ int elfsym_lookup(const ElfSym *e, uint64_t vaddr, const char **ret_name, uint64
 
 /* ELF virtual address of a file offset inside an executable PT_LOAD segment; -ENOENT if none. */
 int elfsym_offset_to_vaddr(const ElfSym *e, uint64_t offset, uint64_t *ret_vaddr);
+
+/* Adds the symbols of another ELF file of the same binary (its separate debug file, whose
+ * .symtab has the local functions a stripped binary lacks). */
+int elfsym_add_symbols(ElfSym *e, int fd);
+/* Whether the symbols came with a .symtab (not only the dynamic ones). */
+bool elfsym_has_symtab(const ElfSym *e);
 
 /* The build id (NULL, 0 if none). */
 const uint8_t *elfsym_build_id(const ElfSym *e, size_t *ret_len);

@@ -9,6 +9,8 @@
 #include <xxhash.h>
 
 #include "cfi.h"
+#include "demangle.h"
+#include "dwarfinfo.h"
 #include "elfsym.h"
 #include "hashindex.h"
 #include "kallsyms.h"
@@ -40,9 +42,10 @@ typedef struct AddrCache {
 struct Binary {
 	uint64_t dev, ino; /* identity: device and inode of the mapped file */
 	uint64_t hash;
-	StrId module; /* basename, held */
-	ElfSym *syms; /* NULL when loading failed */
-	Cfi *cfi;     /* with unwinding on; NULL if the binary has none */
+	StrId module;	  /* basename, held */
+	ElfSym *syms;	  /* NULL when loading failed */
+	Cfi *cfi;	  /* with unwinding on; NULL if the binary has none */
+	DwarfInfo *dwarf; /* inlined calls and source lines; NULL without DWARF */
 	int error;
 	uint32_t refs;
 	uint64_t last_used;
@@ -72,6 +75,8 @@ struct Symbolizer {
 
 	size_t cache_budget;
 	bool want_cfi;
+	bool want_dwarf;
+	char *debug_path;
 	uint64_t clock;
 	SymbolizerStats stats;
 };
@@ -190,6 +195,7 @@ static void binary_free(Symbolizer *s, Binary *b)
 	addr_cache_done(s, &b->cache);
 	elfsym_free(b->syms);
 	cfi_free(b->cfi);
+	dwarf_info_free(b->dwarf);
 	store_string_unref(s->store, b->module);
 	free(b);
 }
@@ -204,6 +210,7 @@ int symbolizer_new(Store *store, Symbolizer **ret)
 		return -ENOMEM;
 	s->store = store;
 	s->cache_budget = 16u << 20;
+	s->want_dwarf = true;
 	s->kallsyms_error = 1; /* not loaded yet */
 	r = hash_index_new(&s->binary_index);
 	if (r < 0)
@@ -242,6 +249,7 @@ Symbolizer *symbolizer_free(Symbolizer *s)
 	store_string_unref(s->store, s->anon_module);
 	kallsyms_free(s->kallsyms);
 	free(s->kallsyms_path);
+	free(s->debug_path);
 	free(s);
 	return NULL;
 }
@@ -265,6 +273,24 @@ void symbolizer_set_cache_budget(Symbolizer *s, size_t bytes)
 void symbolizer_set_cfi(Symbolizer *s, bool enabled)
 {
 	s->want_cfi = enabled;
+}
+
+void symbolizer_set_dwarf(Symbolizer *s, bool enabled)
+{
+	s->want_dwarf = enabled;
+}
+
+int symbolizer_set_debug_dirs(Symbolizer *s, const char *dirs)
+{
+	char *p = NULL;
+
+	/* libdwfl's search path: the binary's own directory and .debug/, the system's debug root,
+	 * then ours; build-id lookups happen under each absolute root. */
+	if (dirs && asprintf(&p, ":.debug:/usr/lib/debug:%s", dirs) < 0)
+		return -ENOMEM;
+	free(s->debug_path);
+	s->debug_path = p;
+	return 0;
 }
 
 /* ---- binaries ---- */
@@ -296,8 +322,9 @@ static int binary_new(Symbolizer *s, const char *name, Binary **ret)
 	return 0;
 }
 
-/* Reads the symbols of the file open at fd into b, after checking what the file is. */
-static void binary_load_fd(Symbolizer *s, Binary *b, int fd)
+/* Reads the symbols of the file open at fd into b, after checking what the file is; path names
+ * it (and leads libdwfl to its .gnu_debuglink file). */
+static void binary_load_fd(Symbolizer *s, Binary *b, int fd, const char *path)
 {
 	struct stat st;
 
@@ -316,6 +343,21 @@ static void binary_load_fd(Symbolizer *s, Binary *b, int fd)
 	/* Unwinding tables are optional: without them the unwinder falls back. */
 	if (s->want_cfi && cfi_load_fd(fd, &b->cfi) >= 0)
 		s->stats.cfi_binaries++;
+	/* DWARF (the binary's, or its debug file's by build id or debuglink): inlined calls and
+	 * source lines; and a stripped binary's local functions from the debug file's .symtab. */
+	if (s->want_dwarf && dwarf_info_open(fd, path, s->debug_path, &b->dwarf) >= 0) {
+		const char *dbg = dwarf_info_debug_file(b->dwarf);
+
+		s->stats.dwarf_binaries++;
+		if (dbg && !elfsym_has_symtab(b->syms)) {
+			_cleanup_close_ int dfd = open(dbg, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+								    O_NONBLOCK);
+
+			if (dfd >= 0 && fstat(dfd, &st) == 0 && S_ISREG(st.st_mode) &&
+			    (uint64_t)st.st_size <= BINARY_MAX_SIZE)
+				(void)elfsym_add_symbols(b->syms, dfd);
+		}
+	}
 }
 
 /* Opens m->path if it is the file m maps (same device and inode), else -ENOENT. */
@@ -441,7 +483,7 @@ int symbolizer_binary(Symbolizer *s, pid_t pid, const ProcMap *m, Binary **ret)
 		b->error = negative_errno();
 		s->stats.binary_errors++;
 	} else {
-		binary_load_fd(s, b, fd);
+		binary_load_fd(s, b, fd, m->path);
 	}
 	r = binary_add(s, b);
 	if (r < 0) {
@@ -466,7 +508,7 @@ int symbolizer_binary_from_path(Symbolizer *s, const char *path, Binary **ret)
 	if (fd < 0)
 		b->error = negative_errno();
 	else
-		binary_load_fd(s, b, fd);
+		binary_load_fd(s, b, fd, path);
 	/* Not in the table: only the caller holds it. */
 	*ret = b;
 	return 0;
@@ -509,13 +551,78 @@ Cfi *symbolizer_cfi(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t addr, u
 	return b->cfi;
 }
 
+/* Interns a function name, demangled when it is mangled. */
+static int intern_name(Symbolizer *s, const char *raw, StrId *ret)
+{
+	_cleanup_free_ char *readable = demangle(raw);
+
+	return store_intern_string(s->store, readable ? readable : raw, ret);
+}
+
+/*
+ * The frames of ELF address vaddr of b, innermost first: the inlined calls DWARF knows of, then
+ * the function (named by the symbol table, the most exact name, else by DWARF); each with its
+ * source file and line. Cached, with the references, under vaddr.
+ */
+static int resolve(Symbolizer *s, Binary *b, uint64_t vaddr, FrameId *out, size_t max)
+{
+	DwarfFrame dw[SYMBOLIZER_MAX_INLINE];
+	FrameId ids[SYMBOLIZER_MAX_INLINE];
+	const char *symname = NULL;
+	size_t n, done = 0;
+	int nd = 0, r = 0;
+
+	if (b->dwarf)
+		nd = dwarf_info_lookup(b->dwarf, vaddr, dw, MIN(max, ARRAY_SIZE(dw)));
+	if (nd < 0)
+		nd = 0;
+	if (b->syms)
+		(void)elfsym_lookup(b->syms, vaddr, &symname, NULL);
+	if (!symname && nd == 0)
+		s->stats.unresolved++;
+	n = nd > 0 ? (size_t)nd : 1;
+	for (size_t k = 0; k < n; k++) {
+		StoreFrame f = { .module = b->module, .address = vaddr };
+		bool outer = k == n - 1;
+		const char *name = NULL;
+
+		if (nd > 0) {
+			/* Inlined frames have only DWARF's name; the linkage name is the full one. */
+			name = outer && symname ? symname : (dw[k].linkage ?: dw[k].function);
+			if (dw[k].file)
+				r = store_intern_string(s->store, dw[k].file, &f.file);
+			f.line = f.file ? dw[k].line : 0;
+			if (dw[k].inlined && !outer)
+				f.flags |= FRAME_INLINED;
+		} else {
+			name = symname;
+		}
+		if (r >= 0 && name)
+			r = intern_name(s, name, &f.function);
+		if (r >= 0)
+			r = store_intern_frame(s->store, &f, &ids[k]);
+		store_string_unref(s->store, f.function);
+		store_string_unref(s->store, f.file);
+		if (r < 0)
+			break;
+		done++;
+	}
+	if (r >= 0)
+		r = addr_cache_put(&b->cache, vaddr, ids, n);
+	if (r < 0) {
+		for (size_t k = 0; k < done; k++)
+			store_frame_unref(s->store, ids[k]);
+		return r;
+	}
+	memcpy(out, ids, n * sizeof(FrameId));
+	return (int)n;
+}
+
 int symbolizer_user_frames(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t addr,
 			   bool return_address, FrameId *out, size_t max)
 {
 	StoreFrame f = { 0 };
-	const char *name;
 	uint64_t off, vaddr;
-	StrId fn;
 	int r;
 
 	if (max == 0)
@@ -546,18 +653,7 @@ int symbolizer_user_frames(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t 
 		return r;
 	}
 
-	f = (StoreFrame){ .module = b->module, .address = vaddr };
-	if (b->syms && elfsym_lookup(b->syms, vaddr, &name, NULL) == 0) {
-		r = store_intern_string(s->store, name, &fn);
-		if (r < 0)
-			return r;
-		f.function = fn;
-		r = intern_and_cache(s, &b->cache, vaddr, &f, out);
-		store_string_unref(s->store, fn);
-		return r;
-	}
-	s->stats.unresolved++;
-	return intern_and_cache(s, &b->cache, vaddr, &f, out);
+	return resolve(s, b, vaddr, out, max);
 }
 
 int symbolizer_unknown_frame(Symbolizer *s, uint64_t addr, FrameId *ret)
@@ -723,7 +819,8 @@ size_t symbolizer_shrink(Symbolizer *s, size_t bytes)
 
 		if (b->refs == 1 && freed < bytes) {
 			freed += sizeof(Binary) + (b->syms ? elfsym_memory(b->syms) : 0) +
-				 (b->cfi ? cfi_memory(b->cfi) : 0);
+				 (b->cfi ? cfi_memory(b->cfi) : 0) +
+				 (b->dwarf ? dwarf_info_memory(b->dwarf) : 0);
 			binary_free(s, b);
 			s->stats.binaries_dropped++;
 			continue;

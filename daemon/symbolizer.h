@@ -41,6 +41,7 @@ typedef struct SymbolizerStats {
 	uint64_t cache_flushes;	   /* address caches dropped to stay within the budget */
 	uint64_t cfi_binaries;	   /* binaries with compiled unwind tables */
 	uint64_t binaries_dropped; /* unused binaries let go (LRU limit, or memory) */
+	uint64_t dwarf_binaries;   /* binaries with DWARF (their own, or a debug file's) */
 } SymbolizerStats;
 
 int symbolizer_new(Store *store, Symbolizer **ret);
@@ -52,6 +53,10 @@ int symbolizer_set_kallsyms_path(Symbolizer *s, const char *path);
 void symbolizer_set_cache_budget(Symbolizer *s, size_t bytes);
 /* Also compile each binary's unwind tables (cfi.h) when it is read. Before any binary. */
 void symbolizer_set_cfi(Symbolizer *s, bool enabled);
+/* Read DWARF (inlined calls, source lines) of each binary (default on). Before any binary. */
+void symbolizer_set_dwarf(Symbolizer *s, bool enabled);
+/* Extra roots for separate debug files (colon-separated), searched after /usr/lib/debug. */
+int symbolizer_set_debug_dirs(Symbolizer *s, const char *dirs);
 
 /*
  * The Binary behind an executable mapping of process pid (a new reference). The file is opened

@@ -26,7 +26,7 @@ with Daemon(env) as d:
         if t["sampled"]["samples"] == 0:
             continue
         sampled += 1
-        top = d.json("top", "--pid", str(pid), "-n", "1000")
+        top = d.json("top", "--pid", str(pid), "-n", "1000", "--no-inline")
         total += top["samples"]
         hot += sum(r["self_samples"] for r in top["rows"] if r["function"] in ("work_a", "work_b"))
         unresolved += sum(1 for r in top["rows"]
@@ -61,11 +61,12 @@ with Daemon(env) as d:
     ps = [r for r in d.json("ps")["rows"] if r["pid"] == first]
     check(len(ps) == 2 and ps[0]["start_time"] != ps[1]["start_time"],
           "ps shows two incarnations of the pid")
-    top = d.json("top", "--pid", str(first), "-n", "50")
+    top = d.json("top", "--pid", str(first), "-n", "50", "--no-inline")
     check(row(top, "work_b") is not None and row(top, "work_a") is None,
           "top --pid takes the newest incarnation (all work_b), not merged with the old")
     older = min(ps, key=lambda r: r["start_time"])
-    top_old = d.json("top", "--pid", str(first), "--start", str(older["start_time"]), "-n", "50")
+    top_old = d.json("top", "--pid", str(first), "--start", str(older["start_time"]), "-n", "50",
+                     "--no-inline")
     check(row(top_old, "work_a") is not None and row(top_old, "work_b") is None,
           "--start selects the older incarnation (all work_a)")
     t_old = d.json("time", "--pid", str(first), "--start", str(older["start_time"]))

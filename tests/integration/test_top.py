@@ -3,25 +3,29 @@
 """profq top against a workload with a known CPU split: self and total percentages within
 5 points, callers carry total%, and the process is still symbolized after it exited."""
 
-from harness import Daemon, Env, check, near, require_bpf, row, run_workload
+from harness import Daemon, Env, check, near, require_bpf, row, run_workload, truth_of
 
 require_bpf()
 env = Env()
 
 with Daemon(env) as d:
     # 4 s at 999 Hz: ~4000 samples, sampling error ~0.7 points.
-    pid = run_workload(env, "split", "--seconds", 4, "--a", 70)
+    pid, lines = run_workload(env, "split", "--seconds", 4, "--a", 70, output=True)
+    # Ground truth: the CPU time split measured inside the workload (nominally 70/30).
+    truth = truth_of(lines)
+    ta, tb = 100 * truth["work_a"], 100 * truth["work_b"]
     # The process has exited: its symbols were captured while it ran.
-    top = d.json("top", "--pid", str(pid), "-n", "50")
+    # The hot loop (spin) is inlined into work_a/work_b: --no-inline folds it into them.
+    top = d.json("top", "--pid", str(pid), "-n", "50", "--no-inline")
     n = top["samples"]
     check(top["pid"] == pid and top["comm"] == "split", f"answer is for pid {pid} (split)")
     check(n >= 2000, f"enough samples for 5-point accuracy ({n})")
     a, b = row(top, "work_a"), row(top, "work_b")
     check(a is not None and b is not None, "work_a and work_b are named")
-    check(near(a["self_pct"], 70, 5), f"work_a self {a['self_pct']}% ~ 70%")
-    check(near(b["self_pct"], 30, 5), f"work_b self {b['self_pct']}% ~ 30%")
+    check(near(a["self_pct"], ta, 5), f"work_a self {a['self_pct']}% ~ measured {ta:.1f}%")
+    check(near(b["self_pct"], tb, 5), f"work_b self {b['self_pct']}% ~ measured {tb:.1f}%")
     check(a["module"] == "split", "module is the executable's basename")
-    for caller, want in (("outer_a", 70), ("outer_b", 30), ("run", 100), ("main", 100)):
+    for caller, want in (("outer_a", ta), ("outer_b", tb), ("run", 100), ("main", 100)):
         r = row(top, caller)
         check(r is not None and near(r["total_pct"], want, 5),
               f"{caller} total {r and r['total_pct']}% ~ {want}%")
@@ -35,17 +39,26 @@ with Daemon(env) as d:
           "self samples add up to the process's samples")
 
     # Sorting and limits.
-    tot = d.json("top", "--pid", str(pid), "--sort", "total", "-n", "3")
+    tot = d.json("top", "--pid", str(pid), "--sort", "total", "-n", "3", "--no-inline")
     check(len(tot["rows"]) == 3, "-n 3 gives 3 rows")
     check(tot["rows"][0]["total_pct"] >= 95, "--sort total puts a 100% caller first")
-    one = d.json("top", "--pid", str(pid), "-n", "1")
+    one = d.json("top", "--pid", str(pid), "-n", "1", "--no-inline")
     check(one["rows"][0]["function"] == "work_a", "the hottest function by self is work_a")
+    # With inlines (the default) the inlined loop is a function of its own, in work_a.
+    inl = d.json("top", "--pid", str(pid), "-n", "50")
+    spin = row(inl, "spin")
+    check(spin is not None and spin["inlined"] and near(spin["self_pct"], 100, 3),
+          f"the inlined spin holds the self time ({spin and spin['self_pct']}%)")
+    check(near(row(inl, "work_a")["total_pct"], ta, 5) and row(inl, "work_a")["self_pct"] < 2,
+          "work_a keeps its total; its self moved into the inlined loop")
+    check(spin["file"].endswith("split.c") and spin["line"] is not None,
+          f"the inlined frame has its source file and line ({spin['file']}:{spin['line']})")
 
     # Plain output: an aligned table naming the functions.
-    _, out, _ = d.profq("top", "--pid", str(pid), "--once")
+    _, out, _ = d.profq("top", "--pid", str(pid), "--once", "--no-inline")
     check("SELF%" in out and "TOTAL%" in out and "work_a" in out, "plain table has work_a")
 
     # System-wide top includes the workload.
-    sys_top = d.json("top", "-n", "100")
+    sys_top = d.json("top", "-n", "100", "--sort", "total")
     check(sys_top["pid"] is None and row(sys_top, "work_a") is not None,
           "system-wide top lists work_a")

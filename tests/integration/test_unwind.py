@@ -57,7 +57,7 @@ with Daemon(env) as d:
     # A five-deep chain, no frame pointers, 60/40 between two leaves.
     p, pid = start_workload(env, "chain", "--seconds", 4, "--a", 60)
     p.wait()
-    top = d.json("top", "--pid", str(pid), "-n", "100")
+    top = d.json("top", "--pid", str(pid), "-n", "100", "--no-inline")
     check(near(row(top, "leaf_a")["self_pct"], 60, 5), f"leaf_a self {row(top, 'leaf_a')['self_pct']}% ~ 60")
     check(near(row(top, "leaf_b")["self_pct"], 40, 5), f"leaf_b self {row(top, 'leaf_b')['self_pct']}% ~ 40")
     for caller in ("level4", "level3", "level2", "level1", "main"):

@@ -168,7 +168,8 @@ typedef struct Buf {
 
 static void put(Buf *b, const void *p, size_t n)
 {
-	memcpy(b->d + b->n, p, n);
+	if (n > 0)
+		memcpy(b->d + b->n, p, n);
 	b->n += n;
 }
 

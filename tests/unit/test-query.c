@@ -47,7 +47,10 @@ static StackId stack(Store *s, size_t n, const FrameId *frames)
 
 static ProcId proc(Store *s, uint32_t pid, uint32_t uid, int64_t start_ns, const char *comm)
 {
-	StoreProc p = { .pid = pid, .ppid = 1, .uid = uid, .start_ns = start_ns,
+	StoreProc p = { .pid = pid,
+			.ppid = 1,
+			.uid = uid,
+			.start_ns = start_ns,
 			.start_boot_ns = (uint64_t)start_ns };
 	ProcId id;
 

@@ -10,8 +10,10 @@
  * -> work_b), and SYS units in work_sys(), which reads /dev/zero so the time goes to the kernel.
  * One unit is the same inlined arithmetic loop everywhere, so the CPU split follows the unit
  * counts. Prints its pid
- * first, then runs for S seconds of wall time, then prints the kernel's accounting of its own
- * user and system time (getrusage) in seconds: "user SECONDS sys SECONDS".
+ * first, then runs for S seconds of wall time, then prints two lines of ground truth: the CPU
+ * time each function took, measured around every unit with the thread's CPU clock
+ * ("work_a S work_b S work_sys S"), and the kernel's accounting of the process's user and system
+ * time (getrusage): "user SECONDS sys SECONDS".
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +31,9 @@
 #define NO_TAIL() __asm__ volatile("" ::: "memory")
 
 static unsigned units_a = 70, units_sys = 0;
+/* CPU seconds measured in each function, summed over threads. */
+static double cpu_a, cpu_b, cpu_sys;
+static pthread_mutex_t cpu_lock = PTHREAD_MUTEX_INITIALIZER;
 static double seconds = 5;
 /*
  * One unit is about a millisecond, so a round (100 units) spans a hundred sample periods at
@@ -126,6 +131,7 @@ NOINLINE void *run(void *arg)
 	unsigned units_b = 100 - units_a - units_sys;
 	double end = now(CLOCK_MONOTONIC) + seconds;
 	size_t max = 16u << 20, chunk = 0;
+	double t0, a = 0, b = 0, sys = 0;
 	char *buf = NULL;
 	int fd = -1;
 
@@ -138,25 +144,37 @@ NOINLINE void *run(void *arg)
 		chunk = calibrate_sys(fd, buf, max);
 	}
 	/* A unit at a time, so a run ends within a millisecond of its time (short-lived
-	 * processes of tens of milliseconds), however long a round is. */
+	 * processes of tens of milliseconds), however long a round is; each unit's CPU time is
+	 * measured, so the truth does not rest on units costing the same. */
 	for (;;) {
 		for (unsigned i = 0; i < units_a; i++) {
 			if (now(CLOCK_MONOTONIC) >= end)
 				goto done;
+			t0 = now(CLOCK_THREAD_CPUTIME_ID);
 			outer_a(1);
+			a += now(CLOCK_THREAD_CPUTIME_ID) - t0;
 		}
 		for (unsigned i = 0; i < units_b; i++) {
 			if (now(CLOCK_MONOTONIC) >= end)
 				goto done;
+			t0 = now(CLOCK_THREAD_CPUTIME_ID);
 			outer_b(1);
+			b += now(CLOCK_THREAD_CPUTIME_ID) - t0;
 		}
 		for (unsigned i = 0; i < units_sys; i++) {
 			if (now(CLOCK_MONOTONIC) >= end)
 				goto done;
+			t0 = now(CLOCK_THREAD_CPUTIME_ID);
 			work_sys(fd, 1, buf, chunk);
+			sys += now(CLOCK_THREAD_CPUTIME_ID) - t0;
 		}
 	}
 done:
+	pthread_mutex_lock(&cpu_lock);
+	cpu_a += a;
+	cpu_b += b;
+	cpu_sys += sys;
+	pthread_mutex_unlock(&cpu_lock);
 	free(buf);
 	if (fd >= 0)
 		close(fd);
@@ -209,6 +227,7 @@ int main(int argc, char *argv[])
 	for (unsigned i = 1; i < threads; i++)
 		pthread_join(tids[i], NULL);
 	struct rusage ru;
+	printf("work_a %.4f work_b %.4f work_sys %.4f\n", cpu_a, cpu_b, cpu_sys);
 	getrusage(RUSAGE_SELF, &ru);
 	printf("user %.3f sys %.3f\n", (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
 	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
