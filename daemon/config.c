@@ -119,6 +119,24 @@ static int set_stack_copy(Config *c, const char *v, char **err)
 	return 0;
 }
 
+static int set_debug_dirs(Config *c, const char *v, char **err)
+{
+	/* Absolute directories only: libdwfl reads relative ones against each binary's own. */
+	for (const char *p = v; *p;) {
+		const char *end = strchr(p, ':') ?: p + strlen(p);
+
+		if (*p != '/')
+			return set_error(err, -EINVAL,
+					 "must be absolute directories separated by ':', "
+					 "got '%s'",
+					 v);
+		p = *end ? end + 1 : end;
+	}
+	if (!*v || strlen(v) > 4000)
+		return set_error(err, -EINVAL, "must be absolute directories separated by ':'");
+	return set_string(&c->debug_dirs, v);
+}
+
 static int set_group(Config *c, const char *v, char **err)
 {
 	if (!*v || strlen(v) > 64)
@@ -142,11 +160,19 @@ static const struct {
 	const char *key;
 	int (*set)(Config *c, const char *value, char **ret_error);
 } keys[] = {
-	{ "socket", set_socket },	  { "state-dir", set_state_dir },
-	{ "frequency", set_frequency },	  { "window", set_window },
-	{ "retention", set_retention },	  { "max-memory", set_max_memory },
-	{ "stack-copy", set_stack_copy }, { "group", set_group },
+	/* One key per line. */
+	/* clang-format off */
+	{ "socket", set_socket },
+	{ "state-dir", set_state_dir },
+	{ "frequency", set_frequency },
+	{ "window", set_window },
+	{ "retention", set_retention },
+	{ "max-memory", set_max_memory },
+	{ "stack-copy", set_stack_copy },
+	{ "debug-dir", set_debug_dirs },
+	{ "group", set_group },
 	{ "log-level", set_log_level },
+	/* clang-format on */
 };
 
 int config_init(Config *c)
@@ -174,6 +200,7 @@ void config_done(Config *c)
 	free(c->socket_path);
 	free(c->state_dir);
 	free(c->group);
+	free(c->debug_dirs);
 	*c = (Config){ 0 };
 }
 

@@ -25,6 +25,8 @@ static void help(void)
 	       "  --max-memory SIZE     Memory budget (default 64M)\n"
 	       "  --stack-copy SIZE     User stack copied per sample and unwound with the\n"
 	       "                        binaries' CFI (default 16K; 0: frame pointers only)\n"
+	       "  --debug-dir DIRS      More roots for separate debug files (DIR/.build-id/...),\n"
+	       "                        colon-separated, after /usr/lib/debug\n"
 	       "  --group NAME          Members may query every process "
 	       "(default " CONFIG_DEFAULT_GROUP ",\n"
 	       "                        if it exists)\n"
@@ -49,6 +51,7 @@ int main(int argc, char *argv[])
 		{ "retention", required_argument, NULL, 0 },
 		{ "max-memory", required_argument, NULL, 0 },
 		{ "stack-copy", required_argument, NULL, 0 },
+		{ "debug-dir", required_argument, NULL, 0 },
 		{ "group", required_argument, NULL, 0 },
 		{ "log-level", required_argument, NULL, 0 },
 		{ "help", no_argument, NULL, 'h' },

@@ -331,6 +331,7 @@ int manager_new(const Config *config, Manager **ret)
 		.max_memory = config->max_memory,
 		.state_dir = config->state_dir,
 		.unwind = config->stack_copy > 0,
+		.debug_dirs = config->debug_dirs,
 	};
 	SamplerOptions sopts = { .frequency = config->frequency,
 				 .stack_copy = config->stack_copy,

@@ -27,9 +27,10 @@ typedef struct ProfilerOptions {
 	uint32_t frequency; /* Hz: one sample stands for 1/frequency s of CPU */
 	uint64_t window_ns;
 	uint64_t retention_ns;
-	uint64_t max_memory;   /* bytes, all of the profiler's memory */
-	const char *state_dir; /* windows persist here; NULL: in memory only */
-	bool unwind;	       /* samples carry stack copies: compile binaries' unwind tables */
+	uint64_t max_memory;	/* bytes, all of the profiler's memory */
+	const char *state_dir;	/* windows persist here; NULL: in memory only */
+	bool unwind;		/* samples carry stack copies: compile binaries' unwind tables */
+	const char *debug_dirs; /* extra roots for separate debug files; NULL */
 } ProfilerOptions;
 
 typedef struct ProfilerStats {
