@@ -269,6 +269,8 @@ static uint32_t emit_frame(PersistWriter *w, FrameId id)
 	f.function = emit_string(w, f.function);
 	f.module = emit_string(w, f.module);
 	f.file = emit_string(w, f.file);
+	f.symbol = emit_string(w, f.symbol);
+	f.decl_file = emit_string(w, f.decl_file);
 	fid = w->next_id++;
 	segment_put_frame(&w->buf, fid, &f);
 	w->frames[id] = fid;
@@ -583,7 +585,8 @@ static int on_frame(void *userdata, uint32_t fid, const StoreFrame *f)
 	int r;
 
 	if (opt_string(l, f->function, &g.function) < 0 ||
-	    opt_string(l, f->module, &g.module) < 0 || opt_string(l, f->file, &g.file) < 0)
+	    opt_string(l, f->module, &g.module) < 0 || opt_string(l, f->file, &g.file) < 0 ||
+	    opt_string(l, f->symbol, &g.symbol) < 0 || opt_string(l, f->decl_file, &g.decl_file) < 0)
 		return -EBADMSG;
 	r = store_intern_frame(l->store, &g, &id);
 	if (r < 0)

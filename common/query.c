@@ -455,10 +455,12 @@ static int answer_top(const QueryContext *ctx, const Request *req, json_object *
 			goto out;
 		}
 		json_add_string(o, "function", row->name);
+		json_add_string(o, "symbol", store_string(store, f->symbol ?: f->function));
 		json_add_string(o, "module", store_string(store, f->module));
-		json_add_string(o, "file", store_string(store, f->file));
-		if (f->file && f->line)
-			json_add_int(o, "line", f->line);
+		/* Where the function is: its declaration. */
+		json_add_string(o, "file", store_string(store, f->decl_file));
+		if (f->decl_file && f->decl_line)
+			json_add_int(o, "line", f->decl_line);
 		else
 			json_object_object_add(o, "line", NULL);
 		json_add_int(o, "self_samples", (int64_t)row->self);

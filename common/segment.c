@@ -104,10 +104,12 @@ void segment_put_string(SegmentBuf *b, uint32_t id, const char *s)
 	finish_record(b, start);
 }
 
+#define FRAME_SIZE 48
+
 void segment_put_frame(SegmentBuf *b, uint32_t id, const StoreFrame *f)
 {
 	size_t start;
-	uint8_t *p = begin_record(b, SEGMENT_FRAME, 32, &start);
+	uint8_t *p = begin_record(b, SEGMENT_FRAME, FRAME_SIZE, &start);
 
 	if (!p)
 		return;
@@ -118,6 +120,10 @@ void segment_put_frame(SegmentBuf *b, uint32_t id, const StoreFrame *f)
 	put_u32(p + 16, f->line);
 	put_u32(p + 20, f->flags);
 	put_u64(p + 24, f->address);
+	put_u32(p + 32, f->symbol);
+	put_u32(p + 36, f->decl_file);
+	put_u32(p + 40, f->decl_line);
+	put_u32(p + 44, 0);
 	finish_record(b, start);
 }
 
@@ -221,14 +227,17 @@ static int decode(uint32_t type, const uint8_t *p, size_t len, const SegmentVisi
 	case SEGMENT_FRAME: {
 		StoreFrame f;
 
-		if (len != 32 || !id_ok(get_u32(p)))
+		if (len != FRAME_SIZE || !id_ok(get_u32(p)))
 			return -EBADMSG;
 		f = (StoreFrame){ .function = get_u32(p + 4),
 				  .module = get_u32(p + 8),
 				  .file = get_u32(p + 12),
 				  .line = get_u32(p + 16),
 				  .flags = get_u32(p + 20),
-				  .address = get_u64(p + 24) };
+				  .address = get_u64(p + 24),
+				  .symbol = get_u32(p + 32),
+				  .decl_file = get_u32(p + 36),
+				  .decl_line = get_u32(p + 40) };
 		if (f.flags & ~FRAME_FLAGS_ALL)
 			return -EBADMSG;
 		return v->frame ? v->frame(userdata, get_u32(p), &f) : 0;

@@ -21,7 +21,7 @@
 #include "store.h"
 
 #define SEGMENT_MAGIC "PROFQSEG"
-#define SEGMENT_VERSION 1
+#define SEGMENT_VERSION 2
 #define SEGMENT_HEADER_SIZE 32
 #define SEGMENT_MAX_RECORD (64u << 20)
 #define SEGMENT_MAX_STRING 65536

@@ -259,11 +259,13 @@ void store_string_unref(Store *s, StrId id)
 
 static uint64_t frame_hash(const StoreFrame *f)
 {
-	const uint64_t v[4] = {
+	const uint64_t v[6] = {
 		(uint64_t)f->function << 32 | f->module,
 		(uint64_t)f->file << 32 | f->line,
 		f->flags,
 		f->address,
+		(uint64_t)f->symbol << 32 | f->decl_file,
+		f->decl_line,
 	};
 
 	return XXH3_64bits(v, sizeof(v));
@@ -274,7 +276,9 @@ static bool frame_eq(uint32_t idx, const void *key, void *userdata)
 	const StoreFrame *a = &((const Store *)userdata)->frames[idx].f, *b = key;
 
 	return a->function == b->function && a->module == b->module && a->file == b->file &&
-	       a->line == b->line && a->flags == b->flags && a->address == b->address;
+	       a->line == b->line && a->flags == b->flags && a->address == b->address &&
+	       a->symbol == b->symbol && a->decl_file == b->decl_file &&
+	       a->decl_line == b->decl_line;
 }
 
 int store_intern_frame(Store *s, const StoreFrame *f, FrameId *ret)
@@ -302,6 +306,8 @@ int store_intern_frame(Store *s, const StoreFrame *f, FrameId *ret)
 	store_string_ref(s, f->function);
 	store_string_ref(s, f->module);
 	store_string_ref(s, f->file);
+	store_string_ref(s, f->symbol);
+	store_string_ref(s, f->decl_file);
 	*ret = id;
 	return 0;
 }
@@ -332,6 +338,8 @@ void store_frame_unref(Store *s, FrameId id)
 	store_string_unref(s, e->f.function);
 	store_string_unref(s, e->f.module);
 	store_string_unref(s, e->f.file);
+	store_string_unref(s, e->f.symbol);
+	store_string_unref(s, e->f.decl_file);
 	(void)id_pool_give(&s->frame_ids, id);
 }
 

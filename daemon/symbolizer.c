@@ -551,12 +551,23 @@ Cfi *symbolizer_cfi(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t addr, u
 	return b->cfi;
 }
 
-/* Interns a function name, demangled when it is mangled. */
-static int intern_name(Symbolizer *s, const char *raw, StrId *ret)
+/* Interns a function name, demangled when it is mangled: the readable one in *ret, the raw
+ * one in *ret_symbol when they differ (0 otherwise). */
+static int intern_name(Symbolizer *s, const char *raw, StrId *ret, StrId *ret_symbol)
 {
 	_cleanup_free_ char *readable = demangle(raw);
+	int r;
 
-	return store_intern_string(s->store, readable ? readable : raw, ret);
+	*ret_symbol = 0;
+	r = store_intern_string(s->store, readable ? readable : raw, ret);
+	if (r < 0 || !readable)
+		return r;
+	r = store_intern_string(s->store, raw, ret_symbol);
+	if (r < 0) {
+		store_string_unref(s->store, *ret);
+		*ret = 0;
+	}
+	return r;
 }
 
 /*
@@ -592,17 +603,22 @@ static int resolve(Symbolizer *s, Binary *b, uint64_t vaddr, FrameId *out, size_
 			if (dw[k].file)
 				r = store_intern_string(s->store, dw[k].file, &f.file);
 			f.line = f.file ? dw[k].line : 0;
+			if (r >= 0 && dw[k].decl_file)
+				r = store_intern_string(s->store, dw[k].decl_file, &f.decl_file);
+			f.decl_line = f.decl_file ? dw[k].decl_line : 0;
 			if (dw[k].inlined && !outer)
 				f.flags |= FRAME_INLINED;
 		} else {
 			name = symname;
 		}
 		if (r >= 0 && name)
-			r = intern_name(s, name, &f.function);
+			r = intern_name(s, name, &f.function, &f.symbol);
 		if (r >= 0)
 			r = store_intern_frame(s->store, &f, &ids[k]);
 		store_string_unref(s->store, f.function);
+		store_string_unref(s->store, f.symbol);
 		store_string_unref(s->store, f.file);
+		store_string_unref(s->store, f.decl_file);
 		if (r < 0)
 			break;
 		done++;

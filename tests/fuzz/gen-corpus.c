@@ -323,7 +323,8 @@ int main(int argc, char **argv)
 
 	/* Header only, and the same as a later format version (CRC made right by hand). */
 	memcpy(h, header_only, sizeof(h));
-	for (int version = 1; version <= 2; version++) {
+	/* The current version, and the next one (which the loader must refuse). */
+	for (int version = SEGMENT_VERSION; version <= SEGMENT_VERSION + 1; version++) {
 		h[8] = (uint8_t)version;
 		{
 			uint32_t c = (uint32_t)crc32(crc32(0L, Z_NULL, 0), h, 28);
@@ -331,7 +332,8 @@ int main(int argc, char **argv)
 			for (int i = 0; i < 4; i++)
 				h[28 + i] = (uint8_t)(c >> (8 * i));
 		}
-		snprintf(path, sizeof(path), "%s/header-v%d.pqseg", argv[1], version);
+		snprintf(path, sizeof(path), "%s/header-%s.pqseg", argv[1],
+			 version == SEGMENT_VERSION ? "current" : "next");
 		f = fopen(path, "we");
 		if (!f || fwrite(h, 1, sizeof(h), f) != sizeof(h) || fclose(f) != 0) {
 			fprintf(stderr, "gen-corpus: cannot write %s\n", path);

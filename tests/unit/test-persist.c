@@ -933,8 +933,9 @@ static void test_version_mismatch(void **state)
 	(void)state;
 	small_write(dir, 3 * NSEC_PER_SEC, 5, &s, &p);
 	buf = seg_read(dir, 1, &len);
-	/* Version 2, with a header CRC that matches: a well-formed segment of a later profq. */
-	buf[8] = 2;
+	/* The next version, with a header CRC that matches: a well-formed segment of a later
+	 * profq. */
+	buf[8] = SEGMENT_VERSION + 1;
 	{
 		uint32_t c = (uint32_t)crc32(crc32(0L, Z_NULL, 0), buf, 28);
 

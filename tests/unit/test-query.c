@@ -169,6 +169,9 @@ static void split_build(Store *s, Split *x)
 	f.function = str(s, "leaf1");
 	f.module = str(s, "prog");
 	f.file = str(s, "prog.c");
+	/* Declared at line 40, sampled at line 42. */
+	f.decl_file = str(s, "prog.c");
+	f.decl_line = 40;
 	assert_int_equal(store_intern_frame(s, &f, &x->leaf1), 0);
 	x->leaf2 = frame(s, "leaf2", "prog", 0, 0x1300);
 	x->s1 = STACK(s, x->leaf1, x->a, x->main);
@@ -207,8 +210,9 @@ static void test_top_split(void **state)
 	expect_top_row(ans, "b", 0, 30, 0.0, 30.0);
 	r = top_row(ans, "leaf1");
 	assert_string_equal(json_get_string(r, "module"), "prog");
+	/* A row is a function: where it is declared. */
 	assert_string_equal(json_get_string(r, "file"), "prog.c");
-	assert_int_equal(json_get_int(r, "line"), 42);
+	assert_int_equal(json_get_int(r, "line"), 40);
 	r = top_row(ans, "main");
 	assert_null(json_get_string(r, "file"));
 	/* Sorted by self, then total. */

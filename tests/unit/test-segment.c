@@ -249,15 +249,16 @@ static void test_header(void **state)
 
 	/* Another version, intact: refused as such, not as damage; before or after ours too. */
 	memcpy(h, b.data, sizeof(h));
-	set_u32(h + 8, 2);
+	set_u32(h + 8, SEGMENT_VERSION + 1);
 	set_u32(h + 28, crc(h, 28));
 	assert_int_equal(parse(h, sizeof(h), &c, &res), -EPROTONOSUPPORT);
+	assert_int_equal(res.version, SEGMENT_VERSION + 1);
 	set_u32(h + 8, 0);
 	set_u32(h + 28, crc(h, 28));
 	assert_int_equal(parse(h, sizeof(h), &c, &res), -EPROTONOSUPPORT);
 	/* A damaged version field is damage: the CRC is checked first. */
 	memcpy(h, b.data, sizeof(h));
-	set_u32(h + 8, 2);
+	set_u32(h + 8, SEGMENT_VERSION + 1);
 	assert_int_equal(parse(h, sizeof(h), &c, &res), -EBADMSG);
 	/* A header size we do not know. */
 	memcpy(h, b.data, sizeof(h));
@@ -426,7 +427,7 @@ static size_t good_payload(uint32_t type, uint8_t *p)
 		return 7;
 	case SEGMENT_FRAME:
 		put_le(p, 1, 4);
-		return 32;
+		return 48;
 	case SEGMENT_STACK:
 		put_le(p, 1, 4);
 		put_le(p + 4, 2, 4);
