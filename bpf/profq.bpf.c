@@ -3,7 +3,7 @@
  * The sampler: runs on every PERF_COUNT_SW_CPU_CLOCK sample of every CPU, reads the kernel and
  * user stacks and sends one variable-length record per sample through a ring buffer without
  * waking the reader (BPF_RB_NO_WAKEUP); profqd drains it on a timer. Idle samples are only
- * counted. Every failure is counted in the per-CPU counters.
+ * counted. Every failure is counted in the counters.
  */
 #include <linux/bpf.h>
 #include <linux/bpf_perf_event.h>
@@ -23,12 +23,17 @@ struct {
 	__uint(max_entries, 1 << 20); /* resized by profqd before load */
 } samples SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct profq_counters);
-} counters SEC(".maps");
+/*
+ * Counters, one slot per CPU (programs of one CPU never nest, so plain increments are exact).
+ * Global data rather than a map: no lookup per sample, and userspace reads them through the
+ * skeleton's memory mapping without a system call.
+ */
+struct profq_counters counters[PROFQ_MAX_CPUS];
+
+static __always_inline struct profq_counters *cpu_counters(__u32 cpu)
+{
+	return &counters[cpu & (PROFQ_MAX_CPUS - 1)];
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -117,18 +122,16 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 	struct profq_counters *c;
 	struct task_struct *task;
 	struct profq_sample *s;
-	__u32 zero = 0, klen = 0, ulen = 0, size, cpu;
+	__u32 klen = 0, ulen = 0, size, cpu;
 	long n;
 
-	c = bpf_map_lookup_elem(&counters, &zero);
-	if (!c)
-		return 0;
+	cpu = bpf_get_smp_processor_id();
+	c = cpu_counters(cpu);
 	c->samples++;
 	if ((__u32)pid_tgid == 0) {
 		c->idle++;
 		return 0;
 	}
-	cpu = bpf_get_smp_processor_id();
 	s = bpf_map_lookup_elem(&scratch, &cpu);
 	if (!s)
 		return 0;
@@ -143,7 +146,11 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 	s->uid = (__u32)bpf_get_current_uid_gid();
 	s->flags = 0;
 	bpf_get_current_comm(s->comm, sizeof(s->comm));
-	BPF_CORE_READ_STR_INTO(&s->pcomm, task, group_leader, comm);
+	/* The process's name: this thread's, when it is the leader (most samples). */
+	if (s->tid == s->tgid)
+		__builtin_memcpy(s->pcomm, s->comm, sizeof(s->pcomm));
+	else
+		BPF_CORE_READ_STR_INTO(&s->pcomm, task, group_leader, comm);
 
 	/* CPL 0 in the interrupted CS: the sample hit kernel code. */
 	if ((ctx->regs.cs & 3) == 0) {
@@ -211,13 +218,12 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 
 static struct profq_event *event_reserve(struct profq_counters **ret_c)
 {
-	__u32 zero = 0;
-	struct profq_counters *c = bpf_map_lookup_elem(&counters, &zero);
+	struct profq_counters *c = cpu_counters(bpf_get_smp_processor_id());
 	struct profq_event *e;
 
 	*ret_c = c;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e && c)
+	if (!e)
 		c->lost_events++;
 	return e;
 }

@@ -13,6 +13,8 @@
 
 /* perf's default kernel.perf_event_max_stack. */
 #define PROFQ_MAX_FRAMES 127
+/* CPUs the counters have slots for (a power of two); CPUs beyond share slots. */
+#define PROFQ_MAX_CPUS 1024
 #define PROFQ_COMM_LEN 16
 
 /* profq_sample.flags */
@@ -91,7 +93,7 @@ struct profq_event {
 	char args[PROFQ_ARGS_LEN]; /* EXEC: argv, NUL-separated, possibly cut */
 };
 
-/* Per-CPU counters; userspace sums over CPUs. */
+/* Counters, one slot per CPU; userspace sums over CPUs. */
 struct profq_counters {
 	__u64 samples;		 /* every sample the program ran for, idle included */
 	__u64 idle;		 /* samples of the idle task (pid 0): counted, not sent */

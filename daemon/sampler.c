@@ -7,8 +7,8 @@
 #include "log.h"
 #include "macro.h"
 #include "procfs.h"
+#include "sampler.h" /* before the skeleton: it declares struct profq_counters */
 #include "profq_bpf.skel.h"
-#include "sampler.h"
 
 struct Sampler {
 	struct profq_bpf *skel;
@@ -274,18 +274,12 @@ int sampler_drain(Sampler *s)
 
 int sampler_counters(Sampler *s, struct profq_counters *ret)
 {
-	_cleanup_free_ struct profq_counters *v = calloc(s->n_cpus, sizeof(*v));
+	/* The program's global counters, read through the skeleton's mapping of .bss. */
+	const volatile struct profq_counters *v = s->skel->bss->counters;
 	struct profq_counters sum = { 0 };
-	uint32_t zero = 0;
-	int r;
+	unsigned n = MIN(s->n_cpus, (unsigned)PROFQ_MAX_CPUS);
 
-	if (!v)
-		return -ENOMEM;
-	r = bpf_map__lookup_elem(s->skel->maps.counters, &zero, sizeof(zero), v,
-				 s->n_cpus * sizeof(*v), 0);
-	if (r < 0)
-		return r;
-	for (unsigned i = 0; i < s->n_cpus; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		sum.samples += v[i].samples;
 		sum.idle += v[i].idle;
 		sum.lost_ringbuf += v[i].lost_ringbuf;

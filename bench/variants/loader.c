@@ -31,8 +31,8 @@
 
 #include "macro.h"
 #include "parts.h"
+#include "profq.h" /* before the skeletons: they declare struct profq_counters */
 #include "parts.skel.h"
-#include "profq.h"
 #include "rbnowake.skel.h"
 #include "rbwake.skel.h"
 #include "stackmap.h"
@@ -61,7 +61,8 @@ typedef struct Loaded {
 	struct rbnowake_bpf *rbnowake;
 	struct parts_bpf *parts;
 	struct bpf_program *prog;
-	struct bpf_map *counters;
+	struct bpf_map *counters; /* stackmap: a per-CPU map */
+	const volatile struct profq_counters *pcounters; /* profq's: global data, one per CPU */
 	struct bpf_map *samples; /* ring-buffer variants */
 } Loaded;
 
@@ -140,7 +141,7 @@ static int loaded_open(Variant v, uint32_t skip, Loaded *ret)
 			return -errno;
 		obj = l.rbwake->obj;
 		l.prog = l.rbwake->progs.profq_sample;
-		l.counters = l.rbwake->maps.counters;
+		l.pcounters = l.rbwake->bss->counters;
 		l.samples = l.rbwake->maps.samples;
 		break;
 	case VARIANT_RBNOWAKE:
@@ -149,7 +150,7 @@ static int loaded_open(Variant v, uint32_t skip, Loaded *ret)
 			return -errno;
 		obj = l.rbnowake->obj;
 		l.prog = l.rbnowake->progs.profq_sample;
-		l.counters = l.rbnowake->maps.counters;
+		l.pcounters = l.rbnowake->bss->counters;
 		l.samples = l.rbnowake->maps.samples;
 		break;
 	case VARIANT_PARTS:
@@ -161,7 +162,7 @@ static int loaded_open(Variant v, uint32_t skip, Loaded *ret)
 		l.parts->rodata->skip = skip;
 		l.prog = v == VARIANT_EMPTY ? l.parts->progs.empty_sample
 					    : l.parts->progs.profq_sample;
-		l.counters = l.parts->maps.counters;
+		l.pcounters = l.parts->bss->counters;
 		l.samples = l.parts->maps.samples;
 		break;
 	default:
@@ -316,6 +317,19 @@ static int walk_stackmap(const Loaded *l, Stats *st)
 
 static int read_counters(const Loaded *l, unsigned n_cpus, uint64_t ret[4])
 {
+	memset(ret, 0, 4 * sizeof(uint64_t));
+	if (l->variant != VARIANT_STACKMAP) {
+		for (unsigned cpu = 0; cpu < n_cpus && cpu < PROFQ_MAX_CPUS; cpu++) {
+			const volatile struct profq_counters *pc = &l->pcounters[cpu];
+
+			ret[0] += pc->samples;
+			ret[1] += pc->idle;
+			ret[2] += pc->lost_ringbuf;
+			ret[3] += pc->kstack_errors + pc->ustack_errors;
+		}
+		return 0;
+	}
+
 	/* Per-CPU values come 8-byte aligned, one per possible CPU. */
 	size_t value_size = (bpf_map__value_size(l->counters) + 7) & ~(size_t)7;
 	_cleanup_free_ uint8_t *v = calloc(n_cpus, value_size);
@@ -327,25 +341,13 @@ static int read_counters(const Loaded *l, unsigned n_cpus, uint64_t ret[4])
 	r = bpf_map__lookup_elem(l->counters, &zero, sizeof(zero), v, n_cpus * value_size, 0);
 	if (r < 0)
 		return r;
-	memset(ret, 0, 4 * sizeof(uint64_t));
 	for (unsigned cpu = 0; cpu < n_cpus; cpu++) {
-		const uint8_t *c = v + cpu * value_size;
+		const struct stackmap_counters *sc = (const void *)(v + cpu * value_size);
 
-		if (l->variant == VARIANT_STACKMAP) {
-			const struct stackmap_counters *sc = (const void *)c;
-
-			ret[0] += sc->samples;
-			ret[1] += sc->idle;
-			ret[2] += sc->lost;
-			ret[3] += sc->collisions;
-		} else {
-			const struct profq_counters *pc = (const void *)c;
-
-			ret[0] += pc->samples;
-			ret[1] += pc->idle;
-			ret[2] += pc->lost_ringbuf;
-			ret[3] += pc->kstack_errors + pc->ustack_errors;
-		}
+		ret[0] += sc->samples;
+		ret[1] += sc->idle;
+		ret[2] += sc->lost;
+		ret[3] += sc->collisions;
 	}
 	return 0;
 }
