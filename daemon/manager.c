@@ -10,6 +10,7 @@
 #include "loop.h"
 #include "macro.h"
 #include "manager.h"
+#include "notify.h"
 #include "profiler.h"
 #include "query.h"
 #include "sampler.h"
@@ -29,6 +30,7 @@ struct Manager {
 	Sampler *sampler;
 	Sideband *sideband;
 	Server *server;
+	Notifier *notifier;
 	int signal_fd;
 	int timer_fd;
 	LoopSource *signal_src, *timer_src;
@@ -44,6 +46,7 @@ Manager *manager_free(Manager *m)
 	if (!m)
 		return NULL;
 	server_free(m->server);
+	notifier_free(m->notifier);
 	sampler_free(m->sampler);
 	sideband_free(m->sideband);
 	profiler_free(m->profiler);
@@ -105,6 +108,26 @@ static void drain(Manager *m)
 	m->last = c;
 }
 
+static void notify_stats(void *userdata, NotifyStats *ret)
+{
+	Manager *m = userdata;
+	ProcTableStats pt;
+	ProfilerStats ps;
+
+	profiler_stats(m->profiler, &ps);
+	profiler_proc_stats(m->profiler, &pt);
+	*ret = (NotifyStats){
+		.cpus = sampler_cpus(m->sampler),
+		.frequency_hz = m->config->frequency,
+		.samples = m->last.samples,
+		/* The same sum as the status answer's "lost". */
+		.lost = m->last.lost_ringbuf + ps.bad_records + ps.failed,
+		.processes = pt.processes,
+		.memory_bytes = profiler_memory(m->profiler),
+		.max_memory_bytes = m->config->max_memory,
+	};
+}
+
 static int on_timer(LoopSource *src, int fd, uint32_t events, void *userdata)
 {
 	Manager *m = userdata;
@@ -120,6 +143,7 @@ static int on_timer(LoopSource *src, int fd, uint32_t events, void *userdata)
 	if (r < 0)
 		log_warning_errno(r, "Failed to rotate windows: %m");
 	server_tick(m->server, now_mono_ns());
+	notifier_tick(m->notifier, now_mono_ns(), notify_stats, m);
 	return 0;
 }
 
@@ -410,6 +434,9 @@ int manager_new(const Config *config, Manager **ret)
 	r = loop_add(m->loop, m->timer_fd, EPOLLIN, on_timer, m, &m->timer_src);
 	if (r < 0)
 		return log_error_errno(r, "Failed to watch the timer: %m");
+	r = notifier_new(&m->notifier);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up service notifications: %m");
 
 	log_info("Sampling %u CPUs at %u Hz (ring buffer %zu KiB); listening on %s.",
 		 sampler_cpus(m->sampler), config->frequency,
@@ -420,8 +447,12 @@ int manager_new(const Config *config, Manager **ret)
 
 int manager_run(Manager *m)
 {
-	int r = loop_run(m->loop);
+	int r;
 
+	/* Sampling runs and the socket is bound: clients may come. */
+	notifier_ready(m->notifier, now_mono_ns(), notify_stats, m);
+	r = loop_run(m->loop);
+	notifier_stopping(m->notifier);
 	if (r < 0)
 		return log_error_errno(r, "Event loop failed: %m");
 	/* Keep what the open window holds. */
