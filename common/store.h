@@ -48,8 +48,8 @@ typedef struct StoreFrame {
 	uint32_t line;	  /* source line, 0 if unknown */
 	uint32_t flags;	  /* FRAME_* */
 	uint64_t address; /* module-relative (ELF virtual) address, or kernel address */
-	StrId symbol;	    /* the raw (mangled) symbol when it differs from function; else 0 */
-	StrId decl_file;    /* where the function is declared (DWARF); 0 if unknown */
+	StrId symbol;	  /* the raw (mangled) symbol when it differs from function; else 0 */
+	StrId decl_file;  /* where the function is declared (DWARF); 0 if unknown */
 	uint32_t decl_line; /* its line there; 0 if unknown */
 } StoreFrame;
 

@@ -61,9 +61,9 @@ typedef struct Loaded {
 	struct rbnowake_bpf *rbnowake;
 	struct parts_bpf *parts;
 	struct bpf_program *prog;
-	struct bpf_map *counters; /* stackmap: a per-CPU map */
+	struct bpf_map *counters;			 /* stackmap: a per-CPU map */
 	const volatile struct profq_counters *pcounters; /* profq's: global data, one per CPU */
-	struct bpf_map *samples; /* ring-buffer variants */
+	struct bpf_map *samples;			 /* ring-buffer variants */
 } Loaded;
 
 typedef struct Stats {
