@@ -3,21 +3,22 @@
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
+#include <malloc.h>
+#include <time.h>
+#include <xxhash.h>
 
 #include "dwarfinfo.h"
 #include "hashindex.h"
 #include "macro.h"
 
 #define MAX_DEPTH 128
+#define POOL_BLOCK (64u * 1024)
 
-/* A function or inlined call: its attributes, shared by its address ranges. */
+/* A function or inlined call: its attributes, shared by its address ranges. Strings are pool
+ * ids (0: none). */
 typedef struct DieInfo {
-	const char *name;
-	const char *linkage;
-	const char *decl_file;
-	const char *call_file;
-	uint32_t decl_line;
-	uint32_t call_line;
+	uint32_t name, linkage, decl_file, call_file;
+	uint32_t decl_line, call_line;
 	bool inlined;
 } DieInfo;
 
@@ -28,63 +29,204 @@ typedef struct Range {
 	uint32_t info;
 } Range;
 
+/*
+ * One row of a CU's line table: from its address on, code is of this file and line (rows that
+ * repeat the one before are dropped). 8 bytes: line numbers from 2^22 on read as 0, and files
+ * past the CU's first 1022 as unknown.
+ */
+typedef struct LineRow {
+	uint32_t off;	    /* address - CuIndex.line_base */
+	uint32_t line : 22; /* 0: unknown */
+	uint32_t file : 10; /* index into CuIndex.files, or one of: */
+} LineRow;
+#define ROW_FILE_UNKNOWN 1022u
+#define ROW_END_OF_SEQUENCE 1023u
+
 typedef struct CuIndex {
 	Dwarf_Off offset;
 	Range *ranges; /* sorted by (low, -high): a parent before its children */
 	size_t n;
 	DieInfo *infos;
 	size_t n_infos;
+	LineRow *rows; /* sorted by address */
+	size_t n_rows;
+	uint64_t line_base;
+	uint32_t *files; /* pool ids of the files the rows name */
+	size_t n_files;
 } CuIndex;
 
+/* Where a CU's code is: lookups inside known CUs need no libdw. */
+typedef struct CuSpan {
+	uint64_t low, high;
+	uint32_t cu;
+} CuSpan;
+
+/* Interned strings in blocks that never move: a DwarfFrame's strings stay valid. */
+typedef struct Pool {
+	const char **strs; /* by id; 0 unused */
+	size_t n, allocated;
+	HashIndex *index;
+	char **blocks;
+	size_t n_blocks, allocated_blocks;
+	size_t block_used, block_size; /* of the last block */
+	size_t bytes;
+} Pool;
+
 struct DwarfInfo {
+	/* libdwfl, open only while lookups need it (NULL otherwise). */
 	Dwfl *dwfl;
 	Dwfl_Module *mod;
 	Dwfl_Callbacks callbacks;
+	size_t libdw_bytes;  /* heap libdw and libelf took while open */
+	size_t open_bytes;   /* ... of which for opening (e.g. decompressed debug sections) */
+	uint64_t libdw_used; /* CLOCK_MONOTONIC ns of the last use */
+	int open_error;
+	unsigned opens;
+
+	int fd; /* our own descriptor of the binary, to open libdwfl again */
+	char *path;
 	char *debug_path;
 	Dwarf_Addr elf_bias; /* dwfl address = ELF vaddr + elf_bias */
-	bool separate;
+	int64_t dw_delta;    /* DWARF address = ELF vaddr + dw_delta */
 	char *debug_file;
+
 	CuIndex **cus;
 	size_t n_cus, allocated_cus;
 	HashIndex *cu_index;
-	size_t dies; /* walked so far, for the work bound */
-	size_t memory;
+	CuSpan *spans; /* sorted by low */
+	size_t n_spans, allocated_spans;
+	Pool pool;
+	size_t dies;   /* walked so far, for the work bound */
+	size_t memory; /* of the CU indexes */
 };
 
-DwarfInfo *dwarf_info_free(DwarfInfo *d)
+static uint64_t now_ns(void)
 {
-	if (!d)
-		return NULL;
-	for (size_t i = 0; i < d->n_cus; i++) {
-		free(d->cus[i]->ranges);
-		free(d->cus[i]->infos);
-		free(d->cus[i]);
-	}
-	free(d->cus);
-	hash_index_free(d->cu_index);
-	if (d->dwfl)
-		dwfl_end(d->dwfl);
-	free(d->debug_path);
-	free(d->debug_file);
-	free(d);
-	return NULL;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfInfo **ret)
+/* Heap in use by the process: libdw's share is the difference around its calls. */
+static size_t heap_in_use(void)
 {
-	_cleanup_(dwarf_info_freep) DwarfInfo *d = calloc(1, sizeof(*d));
-	const char *mainfile = NULL, *debugfile = NULL;
-	Dwarf_Addr dwbias;
-	int dfd, r;
+	struct mallinfo2 mi = mallinfo2();
 
-	if (!d)
+	return mi.uordblks + mi.hblkhd;
+}
+
+/* ---- string pool ---- */
+
+static void pool_done(Pool *p)
+{
+	for (size_t i = 0; i < p->n_blocks; i++)
+		free(p->blocks[i]);
+	free(p->blocks);
+	free(p->strs);
+	hash_index_free(p->index);
+}
+
+typedef struct PoolKey {
+	const char *s;
+	size_t len;
+} PoolKey;
+
+static bool pool_eq(uint32_t id, const void *key, void *userdata)
+{
+	const PoolKey *k = key;
+	const char *s = ((const Pool *)userdata)->strs[id];
+
+	return strncmp(s, k->s, k->len) == 0 && s[k->len] == '\0';
+}
+
+/* The id of s (0 for NULL), interned on first sight. */
+static int pool_intern(Pool *p, const char *s, uint32_t *ret)
+{
+	PoolKey k;
+	uint64_t hash;
+	uint32_t id;
+	char *copy;
+	int r;
+
+	if (!s) {
+		*ret = 0;
+		return 0;
+	}
+	k = (PoolKey){ .s = s, .len = strlen(s) };
+	hash = XXH3_64bits(s, k.len);
+	if (hash_index_find(p->index, hash, pool_eq, &k, p, &id) == 0) {
+		*ret = id;
+		return 0;
+	}
+	if (p->n == 0)
+		p->n = 1; /* id 0 is "none" */
+	if (p->n >= UINT32_MAX - 1)
+		return -E2BIG;
+	if (GREEDY_REALLOC(p->strs, p->allocated, p->n + 1) < 0)
 		return -ENOMEM;
-	d->debug_path = strdup(debug_path ?: ":.debug:/usr/lib/debug");
-	if (!d->debug_path)
-		return -ENOMEM;
-	r = hash_index_new(&d->cu_index);
+	if (p->n_blocks == 0 || p->block_size - p->block_used < k.len + 1) {
+		size_t size = MAX((size_t)POOL_BLOCK, k.len + 1);
+
+		if (GREEDY_REALLOC(p->blocks, p->allocated_blocks, p->n_blocks + 1) < 0)
+			return -ENOMEM;
+		p->blocks[p->n_blocks] = malloc(size);
+		if (!p->blocks[p->n_blocks])
+			return -ENOMEM;
+		p->n_blocks++;
+		p->block_used = 0;
+		p->block_size = size;
+		p->bytes += size;
+	}
+	copy = p->blocks[p->n_blocks - 1] + p->block_used;
+	memcpy(copy, s, k.len + 1);
+	r = hash_index_insert(p->index, hash, (uint32_t)p->n);
 	if (r < 0)
 		return r;
+	p->block_used += k.len + 1;
+	p->strs[p->n] = copy;
+	*ret = (uint32_t)p->n++;
+	return 0;
+}
+
+static const char *pool_str(const Pool *p, uint32_t id)
+{
+	return id ? p->strs[id] : NULL;
+}
+
+static size_t pool_memory(const Pool *p)
+{
+	return p->bytes + p->allocated * sizeof(char *) + p->allocated_blocks * sizeof(char *) +
+	       hash_index_memory(p->index);
+}
+
+/* ---- libdwfl, opened and closed on demand ---- */
+
+static size_t own_memory(const DwarfInfo *d);
+static void charge_libdw(DwarfInfo *d, size_t heap0, size_t own0);
+
+static void libdw_close(DwarfInfo *d)
+{
+	if (d->dwfl)
+		dwfl_end(d->dwfl);
+	d->dwfl = NULL;
+	d->mod = NULL;
+	d->libdw_bytes = 0;
+	d->open_bytes = 0;
+}
+
+static int libdw_open(DwarfInfo *d)
+{
+	const char *mainfile = NULL, *debugfile = NULL;
+	size_t heap = heap_in_use(), own = own_memory(d);
+	Dwarf_Addr elf_bias, dw_bias;
+	int64_t delta;
+	int dfd;
+
+	if (d->dwfl)
+		return 0;
+	if (d->open_error < 0)
+		return d->open_error;
 	d->callbacks = (Dwfl_Callbacks){
 		.find_debuginfo = dwfl_standard_find_debuginfo,
 		.section_address = dwfl_offline_section_address,
@@ -94,27 +236,99 @@ int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfInfo 
 	if (!d->dwfl)
 		return -ENOMEM;
 	/* libdwfl takes the descriptor it is given. */
-	dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (dfd < 0)
+	dfd = fcntl(d->fd, F_DUPFD_CLOEXEC, 3);
+	if (dfd < 0) {
+		libdw_close(d);
 		return negative_errno();
-	d->mod = dwfl_report_offline(d->dwfl, path, path, dfd);
+	}
+	d->mod = dwfl_report_offline(d->dwfl, d->path, d->path, dfd);
 	if (!d->mod) {
 		close(dfd);
-		return -ENOEXEC;
+		libdw_close(d);
+		return d->open_error = -ENOEXEC;
 	}
 	dwfl_report_end(d->dwfl, NULL, NULL);
-	if (!dwfl_module_getelf(d->mod, &d->elf_bias))
-		return -ENOEXEC;
 	/* Finds and opens the separate debug file if the binary has no DWARF itself. */
-	if (!dwfl_module_getdwarf(d->mod, &dwbias))
-		return -ENOENT;
-	dwfl_module_info(d->mod, NULL, NULL, NULL, NULL, NULL, &mainfile, &debugfile);
-	d->separate = debugfile && mainfile && !streq(debugfile, mainfile);
-	if (d->separate && !(d->debug_file = strdup(debugfile)))
+	if (!dwfl_module_getelf(d->mod, &elf_bias) || !dwfl_module_getdwarf(d->mod, &dw_bias)) {
+		libdw_close(d);
+		return d->open_error = -ENOENT;
+	}
+	delta = (int64_t)(elf_bias - dw_bias);
+	if (d->opens > 0 && (delta != d->dw_delta || elf_bias != d->elf_bias)) {
+		/* Not the DWARF the CU indexes were built from. */
+		libdw_close(d);
+		return d->open_error = -ESTALE;
+	}
+	d->elf_bias = elf_bias;
+	d->dw_delta = delta;
+	if (d->opens++ == 0) {
+		dwfl_module_info(d->mod, NULL, NULL, NULL, NULL, NULL, &mainfile, &debugfile);
+		if (debugfile && mainfile && !streq(debugfile, mainfile) &&
+		    !(d->debug_file = strdup(debugfile))) {
+			libdw_close(d);
+			return -ENOMEM;
+		}
+	}
+	d->libdw_bytes = 0;
+	charge_libdw(d, heap, own);
+	d->open_bytes = d->libdw_bytes;
+	return 0;
+}
+
+DwarfInfo *dwarf_info_free(DwarfInfo *d)
+{
+	if (!d)
+		return NULL;
+	libdw_close(d);
+	for (size_t i = 0; i < d->n_cus; i++) {
+		free(d->cus[i]->ranges);
+		free(d->cus[i]->infos);
+		free(d->cus[i]->rows);
+		free(d->cus[i]->files);
+		free(d->cus[i]);
+	}
+	free(d->cus);
+	free(d->spans);
+	hash_index_free(d->cu_index);
+	pool_done(&d->pool);
+	if (d->fd >= 0)
+		close(d->fd);
+	free(d->path);
+	free(d->debug_path);
+	free(d->debug_file);
+	free(d);
+	return NULL;
+}
+
+int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfInfo **ret)
+{
+	_cleanup_(dwarf_info_freep) DwarfInfo *d = calloc(1, sizeof(*d));
+	int r;
+
+	if (!d)
 		return -ENOMEM;
+	d->fd = -1;
+	d->debug_path = strdup(debug_path ?: ":.debug:/usr/lib/debug");
+	d->path = strdup(path);
+	if (!d->debug_path || !d->path)
+		return -ENOMEM;
+	d->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (d->fd < 0)
+		return negative_errno();
+	r = hash_index_new(&d->cu_index);
+	if (r < 0)
+		return r;
+	r = hash_index_new(&d->pool.index);
+	if (r < 0)
+		return r;
+	r = libdw_open(d);
+	if (r < 0)
+		return r;
 	*ret = TAKE_PTR(d);
 	return 0;
 }
+
+/* ---- CU indexes ---- */
 
 static const char *attr_string(Dwarf_Die *die, unsigned name)
 {
@@ -138,19 +352,32 @@ typedef struct CuBuilder {
 	size_t n, allocated;
 	DieInfo *infos;
 	size_t n_infos, allocated_infos;
+	LineRow *rows;
+	size_t n_rows, allocated_rows;
+	uint32_t *row_files; /* pool ids */
+	size_t n_row_files, allocated_row_files;
 	Dwarf_Files *files;
 	size_t n_files;
 } CuBuilder;
 
+static void cu_builder_done(CuBuilder *b)
+{
+	free(b->ranges);
+	free(b->infos);
+	free(b->rows);
+	free(b->row_files);
+}
+
 /* Records a function or inlined call DIE with its address ranges. */
-static int add_die(CuBuilder *b, Dwarf_Die *die, bool inlined)
+static int add_die(DwarfInfo *d, CuBuilder *b, Dwarf_Die *die, bool inlined)
 {
 	Dwarf_Addr base, low, high;
 	ptrdiff_t off = 0;
 	DieInfo info = { .inlined = inlined };
 	uint32_t idx = (uint32_t)b->n_infos;
+	const char *name, *linkage;
 	bool any = false;
-	int line;
+	int line, r;
 
 	while ((off = dwarf_ranges(die, off, &base, &low, &high)) > 0) {
 		if (high <= low)
@@ -162,22 +389,137 @@ static int add_die(CuBuilder *b, Dwarf_Die *die, bool inlined)
 	}
 	if (!any)
 		return 0; /* a declaration, or code that was optimised away */
-	info.linkage = attr_string(die, DW_AT_linkage_name)
-			       ?: attr_string(die, DW_AT_MIPS_linkage_name);
-	info.name = attr_string(die, DW_AT_name) ?: info.linkage;
-	info.decl_file = dwarf_decl_file(die);
+	linkage = attr_string(die, DW_AT_linkage_name) ?: attr_string(die, DW_AT_MIPS_linkage_name);
+	name = attr_string(die, DW_AT_name) ?: linkage;
+	r = pool_intern(&d->pool, linkage, &info.linkage);
+	if (r >= 0)
+		r = pool_intern(&d->pool, name, &info.name);
+	if (r >= 0)
+		r = pool_intern(&d->pool, dwarf_decl_file(die), &info.decl_file);
+	if (r < 0)
+		return r;
 	if (dwarf_decl_line(die, &line) == 0 && line > 0)
 		info.decl_line = (uint32_t)line;
 	if (inlined) {
 		uint32_t f = attr_udata(die, DW_AT_call_file);
 
-		if (b->files && f < b->n_files)
-			info.call_file = dwarf_filesrc(b->files, f, NULL, NULL);
+		if (b->files && f < b->n_files) {
+			r = pool_intern(&d->pool, dwarf_filesrc(b->files, f, NULL, NULL),
+					&info.call_file);
+			if (r < 0)
+				return r;
+		}
 		info.call_line = attr_udata(die, DW_AT_call_line);
 	}
 	if (GREEDY_REALLOC(b->infos, b->allocated_infos, b->n_infos + 1) < 0)
 		return -ENOMEM;
 	b->infos[b->n_infos++] = info;
+	return 0;
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+	const LineRow *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* The CU-local index of a file (pool id). */
+static int row_file(CuBuilder *b, uint32_t id, uint32_t *ret)
+{
+	/* Rows come in runs of one file: look at the last few first. */
+	for (size_t i = b->n_row_files; i > 0; i--)
+		if (b->row_files[i - 1] == id) {
+			*ret = (uint32_t)(i - 1);
+			return 0;
+		}
+	if (b->n_row_files >= ROW_FILE_UNKNOWN) {
+		*ret = ROW_FILE_UNKNOWN;
+		return 0;
+	}
+	if (GREEDY_REALLOC(b->row_files, b->allocated_row_files, b->n_row_files + 1) < 0)
+		return -ENOMEM;
+	b->row_files[b->n_row_files] = id;
+	*ret = (uint32_t)b->n_row_files++;
+	return 0;
+}
+
+/*
+ * Keeps the rows a lookup can land on: of rows at one address the last that is not a
+ * sequence's end (else the end), and of those only the ones that change file or line.
+ */
+static void rows_compact(CuBuilder *b)
+{
+	size_t keep = 0;
+
+	for (size_t i = 0; i < b->n_rows;) {
+		size_t j = i, pick = SIZE_MAX;
+
+		for (; j < b->n_rows && b->rows[j].off == b->rows[i].off; j++)
+			if (b->rows[j].file != ROW_END_OF_SEQUENCE)
+				pick = j;
+		if (pick == SIZE_MAX)
+			pick = j - 1;
+		if (keep == 0 || b->rows[keep - 1].file != b->rows[pick].file ||
+		    b->rows[keep - 1].line != b->rows[pick].line)
+			b->rows[keep++] = b->rows[pick];
+		i = j;
+	}
+	b->n_rows = keep;
+}
+
+/* Copies the CU's line table: libdw's takes many times the memory and goes with libdwfl. */
+static int add_lines(DwarfInfo *d, CuBuilder *b, Dwarf_Die *cudie, uint64_t *ret_base)
+{
+	Dwarf_Lines *lines;
+	uint64_t base = UINT64_MAX;
+	bool sorted = true;
+	size_t n;
+
+	if (dwarf_getsrclines(cudie, &lines, &n) != 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		Dwarf_Line *l = dwarf_onesrcline(lines, i);
+		Dwarf_Addr a;
+
+		if (l && dwarf_lineaddr(l, &a) == 0)
+			base = MIN(base, a);
+	}
+	for (size_t i = 0; i < n; i++) {
+		Dwarf_Line *l = dwarf_onesrcline(lines, i);
+		LineRow row = { 0 };
+		Dwarf_Addr a;
+		bool end = false;
+		uint32_t id, file;
+		int lineno = 0, r;
+
+		if (!l || dwarf_lineaddr(l, &a) != 0 || a - base > UINT32_MAX)
+			continue;
+		row.off = (uint32_t)(a - base);
+		if (dwarf_lineendsequence(l, &end) == 0 && end) {
+			row.file = ROW_END_OF_SEQUENCE;
+		} else {
+			r = pool_intern(&d->pool, dwarf_linesrc(l, NULL, NULL), &id);
+			if (r >= 0)
+				r = row_file(b, id, &file);
+			if (r < 0)
+				return r;
+			row.file = file & 0x3ff;
+			if (dwarf_lineno(l, &lineno) == 0 && lineno > 0 && lineno < (1 << 22))
+				row.line = (uint32_t)lineno & 0x3fffff;
+		}
+		if (b->n_rows > 0 && b->rows[b->n_rows - 1].off > row.off)
+			sorted = false;
+		if (GREEDY_REALLOC(b->rows, b->allocated_rows, b->n_rows + 1) < 0)
+			return -ENOMEM;
+		b->rows[b->n_rows++] = row;
+	}
+	/* libdw hands them out sorted; the order of rows at one address matters (qsort is not
+	 * stable, so only when they are not). */
+	if (!sorted)
+		qsort(b->rows, b->n_rows, sizeof(LineRow), row_cmp);
+	rows_compact(b);
+	*ret_base = base;
 	return 0;
 }
 
@@ -192,7 +534,13 @@ static int range_cmp(const void *a, const void *b)
 	return x->info < y->info ? -1 : x->info > y->info; /* DIE order: the parent first */
 }
 
-/* Walks a CU's DIEs (depth first, bounded) into an index of its functions and inlined calls. */
+static void *shrink_to_fit(void *p, size_t n, size_t size)
+{
+	return n ? (realloc(p, n * size) ?: p) : (free(p), NULL);
+}
+
+/* Walks a CU's DIEs (depth first, bounded) into an index of its functions and inlined calls,
+ * and copies its line table. */
 static int cu_build(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
 {
 	_cleanup_free_ CuIndex *cu = calloc(1, sizeof(CuIndex));
@@ -218,7 +566,7 @@ static int cu_build(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
 				break;
 			}
 			if (tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine)
-				r = add_die(&b, die, tag == DW_TAG_inlined_subroutine);
+				r = add_die(d, &b, die, tag == DW_TAG_inlined_subroutine);
 			/* Down into children (inlined calls sit in blocks and other calls), else
 			 * across to the next sibling, else back up. */
 			if (depth < MAX_DEPTH && dwarf_haschildren(die) &&
@@ -230,9 +578,10 @@ static int cu_build(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
 				depth--;
 		}
 	}
-	if (r < 0 && r != -E2BIG) {
-		free(b.ranges);
-		free(b.infos);
+	if (r >= 0 || r == -E2BIG)
+		r = add_lines(d, &b, cudie, &cu->line_base);
+	if (r < 0) {
+		cu_builder_done(&b);
 		return r;
 	}
 	/* Nest the ranges: each one's parent is the innermost earlier range containing it. */
@@ -247,11 +596,16 @@ static int cu_build(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
 		if (n_open < MAX_DEPTH)
 			open[n_open++] = (int32_t)i;
 	}
-	cu->ranges = b.ranges;
+	cu->ranges = shrink_to_fit(b.ranges, b.n, sizeof(Range));
 	cu->n = b.n;
-	cu->infos = b.infos;
+	cu->infos = shrink_to_fit(b.infos, b.n_infos, sizeof(DieInfo));
 	cu->n_infos = b.n_infos;
-	d->memory += sizeof(*cu) + b.allocated * sizeof(Range) + b.allocated_infos * sizeof(DieInfo);
+	cu->rows = shrink_to_fit(b.rows, b.n_rows, sizeof(LineRow));
+	cu->n_rows = b.n_rows;
+	cu->files = shrink_to_fit(b.row_files, b.n_row_files, sizeof(uint32_t));
+	cu->n_files = b.n_row_files;
+	d->memory += sizeof(*cu) + b.n * sizeof(Range) + b.n_infos * sizeof(DieInfo) +
+		     b.n_rows * sizeof(LineRow) + b.n_row_files * sizeof(uint32_t);
 	*ret = TAKE_PTR(cu);
 	return 0;
 }
@@ -264,6 +618,51 @@ static uint64_t off_hash(Dwarf_Off off)
 static bool cu_eq(uint32_t idx, const void *key, void *userdata)
 {
 	return ((const DwarfInfo *)userdata)->cus[idx]->offset == *(const Dwarf_Off *)key;
+}
+
+static int span_add(DwarfInfo *d, uint64_t low, uint64_t high, uint32_t cu)
+{
+	size_t lo = 0, hi = d->n_spans;
+
+	if (high <= low)
+		return 0;
+	if (GREEDY_REALLOC(d->spans, d->allocated_spans, d->n_spans + 1) < 0)
+		return -ENOMEM;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (d->spans[mid].low <= low)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	memmove(&d->spans[lo + 1], &d->spans[lo], (d->n_spans - lo) * sizeof(CuSpan));
+	d->spans[lo] = (CuSpan){ .low = low, .high = high, .cu = cu };
+	d->n_spans++;
+	return 0;
+}
+
+/* Remembers where the CU's code is: its own ranges, else the span of its functions. */
+static int spans_of(DwarfInfo *d, Dwarf_Die *cudie, const CuIndex *cu, uint32_t idx)
+{
+	Dwarf_Addr base, low, high, min = UINT64_MAX, max = 0;
+	ptrdiff_t off = 0;
+	bool any = false;
+	int r;
+
+	while ((off = dwarf_ranges(cudie, off, &base, &low, &high)) > 0) {
+		r = span_add(d, low, high, idx);
+		if (r < 0)
+			return r;
+		any = true;
+	}
+	if (any)
+		return 0;
+	for (size_t i = 0; i < cu->n; i++) {
+		min = MIN(min, cu->ranges[i].low);
+		max = MAX(max, cu->ranges[i].high);
+	}
+	return cu->n ? span_add(d, min, max, idx) : 0;
 }
 
 static int cu_get(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
@@ -283,9 +682,14 @@ static int cu_get(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
 	r = GREEDY_REALLOC(d->cus, d->allocated_cus, d->n_cus + 1);
 	if (r >= 0)
 		r = hash_index_insert(d->cu_index, off_hash(off), (uint32_t)d->n_cus);
+	if (r >= 0)
+		r = spans_of(d, cudie, cu, (uint32_t)d->n_cus);
 	if (r < 0) {
+		(void)hash_index_remove(d->cu_index, off_hash(off), (uint32_t)d->n_cus);
 		free(cu->ranges);
 		free(cu->infos);
+		free(cu->rows);
+		free(cu->files);
 		free(cu);
 		return r;
 	}
@@ -294,27 +698,122 @@ static int cu_get(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
 	return 0;
 }
 
+/* The indexed CU whose code holds DWARF address a, NULL if none is known to. */
+static CuIndex *cu_known(const DwarfInfo *d, uint64_t a)
+{
+	size_t lo = 0, hi = d->n_spans;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (d->spans[mid].low <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* Spans of different CUs may overlap; look back over the ones starting below a. */
+	for (size_t i = lo; i > 0; i--) {
+		const CuSpan *s = &d->spans[i - 1];
+
+		if (a < s->high)
+			return d->cus[s->cu];
+		if (lo - i >= 8)
+			break;
+	}
+	return NULL;
+}
+
+/* Everything but libdw's share. */
+static size_t own_memory(const DwarfInfo *d)
+{
+	return sizeof(*d) + d->memory + d->allocated_cus * sizeof(CuIndex *) +
+	       hash_index_memory(d->cu_index) + d->allocated_spans * sizeof(CuSpan) +
+	       pool_memory(&d->pool);
+}
+
+/* Charges libdw with what the heap grew by since heap0, less what our own tables took. */
+static void charge_libdw(DwarfInfo *d, size_t heap0, size_t own0)
+{
+	size_t heap = heap_in_use(), own = own_memory(d);
+	size_t grew = heap > heap0 ? heap - heap0 : 0, own_grew = own > own0 ? own - own0 : 0;
+
+	d->libdw_bytes += grew > own_grew ? grew - own_grew : 0;
+	d->libdw_used = now_ns();
+}
+
+/* The CU of ELF address vaddr through libdw, indexing it on first sight. */
+static int cu_find(DwarfInfo *d, uint64_t vaddr, CuIndex **ret)
+{
+	size_t heap, own;
+	Dwarf_Die *cudie;
+	Dwarf_Addr bias;
+	int r;
+
+	r = libdw_open(d);
+	if (r < 0)
+		return r;
+	heap = heap_in_use();
+	own = own_memory(d);
+	cudie = dwfl_module_addrdie(d->mod, vaddr + d->elf_bias, &bias);
+	r = cudie ? cu_get(d, cudie, ret) : -ENOENT;
+	charge_libdw(d, heap, own);
+	/* libdw never gives memory back while open: start over when what it read since holds
+	 * too much. */
+	if (d->libdw_bytes - d->open_bytes > DWARFINFO_LIBDW_BUDGET)
+		libdw_close(d);
+	return r;
+}
+
+/* The line of DWARF address a in cu: 0 and NULL if none. */
+static uint32_t cu_line(const DwarfInfo *d, const CuIndex *cu, uint64_t a, const char **ret_file)
+{
+	size_t lo = 0, hi = cu->n_rows;
+	const LineRow *row;
+	uint32_t off;
+
+	*ret_file = NULL;
+	if (a < cu->line_base || a - cu->line_base > UINT32_MAX)
+		return 0;
+	off = (uint32_t)(a - cu->line_base);
+	/* The last row at or below a (one per address, see rows_compact()). */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (cu->rows[mid].off <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return 0;
+	row = &cu->rows[lo - 1];
+	if (row->file == ROW_END_OF_SEQUENCE)
+		return 0;
+	if (row->file < cu->n_files)
+		*ret_file = pool_str(&d->pool, cu->files[row->file]);
+	return *ret_file ? row->line : 0;
+}
+
 int dwarf_info_lookup(DwarfInfo *d, uint64_t vaddr, DwarfFrame *out, size_t max)
 {
-	Dwarf_Addr dwfl_addr = vaddr + d->elf_bias, bias;
-	Dwarf_Die *cudie;
-	Dwfl_Line *line;
+	uint64_t addr = vaddr + (uint64_t)d->dw_delta;
+	const char *file;
 	CuIndex *cu;
-	uint64_t addr;
 	size_t lo = 0, hi, n = 0;
+	uint32_t lineno;
 	int32_t i;
-	int r, lineno = 0;
-	const char *file = NULL;
+	int r;
 
 	if (max == 0)
 		return -ENOBUFS;
-	cudie = dwfl_module_addrdie(d->mod, dwfl_addr, &bias);
-	if (!cudie)
-		return 0;
-	r = cu_get(d, cudie, &cu);
-	if (r < 0)
-		return r;
-	addr = dwfl_addr - bias;
+	cu = cu_known(d, addr);
+	if (!cu) {
+		r = cu_find(d, vaddr, &cu);
+		if (r == -ENOENT || r == -ESTALE || r == -ENOEXEC)
+			return 0;
+		if (r < 0)
+			return r;
+	}
 	/* The last range starting at or below addr; the innermost containing one is it or an
 	 * ancestor (ranges nest, so whatever contains addr contains it too). */
 	hi = cu->n;
@@ -333,35 +832,40 @@ int dwarf_info_lookup(DwarfInfo *d, uint64_t vaddr, DwarfFrame *out, size_t max)
 	if (i < 0)
 		return 0;
 
-	line = dwfl_module_getsrc(d->mod, dwfl_addr);
-	if (line)
-		file = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
+	lineno = cu_line(d, cu, addr, &file);
 	/* Innermost first: each frame's line is where it is, which for an outer frame is the
 	 * call site of the frame inlined into it. */
 	for (; i >= 0 && n < max; i = cu->ranges[i].parent) {
 		const DieInfo *info = &cu->infos[cu->ranges[i].info];
 
-		out[n] = (DwarfFrame){ .function = info->name,
-				       .linkage = info->linkage,
+		out[n] = (DwarfFrame){ .function = pool_str(&d->pool, info->name),
+				       .linkage = pool_str(&d->pool, info->linkage),
 				       .file = file,
-				       .line = lineno > 0 ? (uint32_t)lineno : 0,
-				       .decl_file = info->decl_file,
+				       .line = file ? lineno : 0,
+				       .decl_file = pool_str(&d->pool, info->decl_file),
 				       .decl_line = info->decl_line,
 				       .inlined = info->inlined };
 		n++;
 		/* The next frame out is at this one's call site. */
-		file = info->call_file;
-		lineno = (int)info->call_line;
+		file = pool_str(&d->pool, info->call_file);
+		lineno = info->call_line;
 		if (!info->inlined)
 			break;
 	}
 	return (int)n;
 }
 
+bool dwarf_info_release(DwarfInfo *d, uint64_t idle_ns)
+{
+	if (!d->dwfl || now_ns() - d->libdw_used < idle_ns)
+		return false;
+	libdw_close(d);
+	return true;
+}
+
 size_t dwarf_info_memory(const DwarfInfo *d)
 {
-	return sizeof(*d) + d->memory + d->allocated_cus * sizeof(CuIndex *) +
-	       hash_index_memory(d->cu_index);
+	return own_memory(d) + (d->dwfl ? d->libdw_bytes : 0);
 }
 
 const char *dwarf_info_debug_file(const DwarfInfo *d)

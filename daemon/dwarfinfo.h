@@ -3,22 +3,34 @@
  * DwarfInfo: what DWARF says about an address of one binary: the chain of inlined calls it sits
  * in (innermost first), each with its source file and line, and the function's own declaration.
  * Reads the binary's DWARF or its separate debug file (found by build id under the debug roots,
- * or by .gnu_debuglink) through libdwfl, offline. Fast per address: a CU's inline tree is built
- * once, the first time an address falls in it (one walk of its DIEs), and a lookup is then a
- * binary search plus a walk up the nesting; the line comes from libdw's line table. Calls of
- * libdwfl's own address lookups (dwfl_module_addrinfo) and dwarf_getscopes, which cost hundreds
- * of microseconds per address on big binaries, are not used.
+ * or by .gnu_debuglink) through libdwfl, offline.
+ *
+ * Fast per address: a CU is indexed the first time an address falls in it (one walk of its DIEs
+ * into a nesting of function and inlined-call ranges, and a copy of its line table); a lookup is
+ * then binary searches and a walk up the nesting. libdwfl's own address lookups
+ * (dwfl_module_addrinfo) and dwarf_getscopes, hundreds of microseconds per address on big
+ * binaries, are not used.
+ *
+ * Small: libdw keeps 5 to 30 times our tables' size for the CUs it has read (line tables,
+ * file lists, abbreviations) and gives nothing back while open, plus the file mappings. So
+ * libdwfl is open only while new CUs are being indexed: lookups in indexed CUs never need it,
+ * dwarf_info_release() closes it when idle, and it is closed and opened again whenever what it
+ * read after opening holds more than DWARFINFO_LIBDW_BUDGET. Its heap (including what opening
+ * takes, e.g. compressed debug sections decompressed) is measured with mallinfo2 around its
+ * calls and counted in dwarf_info_memory().
  *
  * The file is hostile: the work per binary is bounded (DWARFINFO_MAX_DIES). Not thread-safe.
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct DwarfInfo DwarfInfo;
 
 #define DWARFINFO_MAX_DIES (4u << 20)
+#define DWARFINFO_LIBDW_BUDGET (8u << 20)
 
 typedef struct DwarfFrame {
 	const char *function; /* DW_AT_name (or the linkage name) of the (inlined) function */
@@ -42,11 +54,13 @@ DwarfInfo *dwarf_info_free(DwarfInfo *d);
 /*
  * The frames of ELF virtual address vaddr, innermost first; the last is the function that
  * contains it (not inlined). Returns how many (<= max), 0 when DWARF does not cover vaddr, or a
- * negative errno. Strings stay valid while d lives.
+ * negative errno. Strings stay valid while d lives (they are d's own copies).
  */
 int dwarf_info_lookup(DwarfInfo *d, uint64_t vaddr, DwarfFrame *out, size_t max);
 
-/* Our own tables' bytes (libdw's caches are not counted). */
+/* Closes libdwfl if no lookup needed it for idle_ns; whether it did. Indexed CUs stay. */
+bool dwarf_info_release(DwarfInfo *d, uint64_t idle_ns);
+/* Our tables' bytes plus the heap libdw holds while open. */
 size_t dwarf_info_memory(const DwarfInfo *d);
 /* The separate debug file the DWARF came from, NULL if it is the binary's own. */
 const char *dwarf_info_debug_file(const DwarfInfo *d);

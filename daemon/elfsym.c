@@ -48,32 +48,16 @@ static void elf_endp(Elf **elf)
 typedef struct Builder {
 	Sym *syms;
 	size_t n, allocated;
-	char *names;
-	size_t names_len, names_allocated;
 } Builder;
 
-static int builder_add(Builder *b, uint64_t addr, uint64_t size, const char *name, bool global)
+/*
+ * Reads the defined functions of one symbol table. Their names stay offsets into its string
+ * table (ret_strtab, checked to be in bounds and terminated) until finish() copies the kept
+ * ones.
+ */
+static int read_symtab(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, Builder *b, Elf_Data **ret_strtab)
 {
-	size_t len = strlen(name) + 1;
-
-	if (b->n >= ELFSYM_MAX_SYMBOLS)
-		return -E2BIG;
-	if (b->names_len + len > UINT32_MAX)
-		return -E2BIG;
-	if (GREEDY_REALLOC(b->syms, b->allocated, b->n + 1) < 0 ||
-	    GREEDY_REALLOC(b->names, b->names_allocated, b->names_len + len) < 0)
-		return -ENOMEM;
-	memcpy(b->names + b->names_len, name, len);
-	b->syms[b->n++] = (Sym){
-		.addr = addr, .size = size, .name = (uint32_t)b->names_len, .global = global
-	};
-	b->names_len += len;
-	return 0;
-}
-
-static int read_symtab(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, Builder *b)
-{
-	Elf_Data *data = elf_getdata(scn, NULL);
+	Elf_Data *data = elf_getdata(scn, NULL), *str;
 	GElf_Shdr strsh;
 	Elf_Scn *strscn;
 	size_t n;
@@ -84,26 +68,34 @@ static int read_symtab(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, Builder *b)
 	strscn = elf_getscn(elf, sh->sh_link);
 	if (!strscn || !gelf_getshdr(strscn, &strsh) || strsh.sh_type != SHT_STRTAB)
 		return 0;
+	str = elf_getdata(strscn, NULL);
+	if (!str || !str->d_buf || str->d_size == 0 || str->d_size > UINT32_MAX)
+		return 0;
 	n = data->d_size / sh->sh_entsize;
 	for (size_t i = 0; i < n; i++) {
-		GElf_Sym sym;
 		const char *name;
-		int type, r;
+		GElf_Sym sym;
+		int type;
 
 		if (!gelf_getsym(data, (int)i, &sym))
 			break;
 		type = GELF_ST_TYPE(sym.st_info);
 		if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym.st_shndx == SHN_UNDEF ||
-		    sym.st_value == 0)
+		    sym.st_value == 0 || sym.st_name == 0 || sym.st_name >= str->d_size)
 			continue;
-		name = elf_strptr(elf, sh->sh_link, sym.st_name);
-		if (!name || !*name)
+		name = (const char *)str->d_buf + sym.st_name;
+		if (!memchr(name, 0, str->d_size - sym.st_name))
 			continue;
-		r = builder_add(b, sym.st_value, sym.st_size, name,
-				GELF_ST_BIND(sym.st_info) != STB_LOCAL);
-		if (r < 0)
-			return r;
+		if (b->n >= ELFSYM_MAX_SYMBOLS)
+			return -E2BIG;
+		if (GREEDY_REALLOC(b->syms, b->allocated, b->n + 1) < 0)
+			return -ENOMEM;
+		b->syms[b->n++] = (Sym){ .addr = sym.st_value,
+					 .size = sym.st_size,
+					 .name = (uint32_t)sym.st_name,
+					 .global = GELF_ST_BIND(sym.st_info) != STB_LOCAL };
 	}
+	*ret_strtab = str;
 	return 0;
 }
 
@@ -171,12 +163,60 @@ static int sym_cmp(const void *a, const void *b)
 	return x->name < y->name ? -1 : x->name > y->name;
 }
 
+/*
+ * Sorts the symbols, keeps the preferred one of each address, and copies the kept names out of
+ * src (where each name offset points) into an exact buffer of e's own. Takes syms.
+ */
+static int finish(ElfSym *e, Sym *syms, size_t n, const char *src)
+{
+	size_t keep = 0, len = 0, off = 0;
+	char *names;
+
+	if (n > 1)
+		qsort(syms, n, sizeof(Sym), sym_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (keep == 0 || syms[keep - 1].addr != syms[i].addr)
+			syms[keep++] = syms[i];
+	for (size_t i = 0; i < keep; i++)
+		len += strlen(src + syms[i].name) + 1;
+	if (len > UINT32_MAX) {
+		free(syms);
+		return -E2BIG;
+	}
+	names = malloc(MAX(len, (size_t)1));
+	if (!names) {
+		free(syms);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < keep; i++) {
+		size_t l = strlen(src + syms[i].name) + 1;
+
+		memcpy(names + off, src + syms[i].name, l);
+		syms[i].name = (uint32_t)off;
+		off += l;
+	}
+	if (keep == 0) {
+		free(syms);
+		syms = NULL;
+	} else {
+		syms = realloc(syms, keep * sizeof(Sym)) ?: syms;
+	}
+	free(e->syms);
+	free(e->names);
+	e->syms = syms;
+	e->n_syms = keep;
+	e->names = names;
+	e->names_len = len;
+	return 0;
+}
+
 static int load(Elf *elf, ElfSym **ret)
 {
 	_cleanup_(elfsym_freep) ElfSym *e = NULL;
+	Elf_Scn *scn = NULL, *symtab = NULL, *dynsym = NULL;
+	GElf_Shdr sh, symtab_sh, dynsym_sh;
+	Elf_Data *strtab = NULL;
 	Builder b = { 0 };
-	Elf_Scn *scn = NULL;
-	size_t n = 0;
 	int r;
 
 	if (elf_kind(elf) != ELF_K_ELF)
@@ -189,32 +229,32 @@ static int load(Elf *elf, ElfSym **ret)
 		return r;
 	read_build_id(elf, e);
 	while ((scn = elf_nextscn(elf, scn))) {
-		GElf_Shdr sh;
-
 		if (!gelf_getshdr(scn, &sh))
 			continue;
-		if (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM)
-			continue;
-		if (sh.sh_type == SHT_SYMTAB)
-			e->has_symtab = true;
-		r = read_symtab(elf, scn, &sh, &b);
-		if (r < 0) {
-			free(b.syms);
-			free(b.names);
-			return r;
+		if (sh.sh_type == SHT_SYMTAB && !symtab) {
+			symtab = scn;
+			symtab_sh = sh;
+		} else if (sh.sh_type == SHT_DYNSYM && !dynsym) {
+			dynsym = scn;
+			dynsym_sh = sh;
 		}
 	}
-	if (b.n > 0) {
-		qsort(b.syms, b.n, sizeof(Sym), sym_cmp);
-		/* Keep the first (preferred) symbol of each address. */
-		for (size_t i = 0; i < b.n; i++)
-			if (n == 0 || b.syms[n - 1].addr != b.syms[i].addr)
-				b.syms[n++] = b.syms[i];
-		e->syms = realloc(b.syms, n * sizeof(Sym)) ?: b.syms;
-		e->names = realloc(b.names, b.names_len) ?: b.names;
+	/* A .symtab holds every function .dynsym does, and the local ones: read one table. */
+	if (symtab) {
+		e->has_symtab = true;
+		r = read_symtab(elf, symtab, &symtab_sh, &b, &strtab);
+	} else if (dynsym) {
+		r = read_symtab(elf, dynsym, &dynsym_sh, &b, &strtab);
 	}
-	e->n_syms = n;
-	e->names_len = b.names_len;
+	if (r < 0) {
+		free(b.syms);
+		return r;
+	}
+	if (b.n > 0) {
+		r = finish(e, b.syms, b.n, strtab->d_buf);
+		if (r < 0)
+			return r;
+	}
 	*ret = TAKE_PTR(e);
 	return 0;
 }
@@ -253,9 +293,8 @@ int elfsym_load_memory(const void *image, size_t size, ElfSym **ret)
 int elfsym_add_symbols(ElfSym *e, int fd)
 {
 	_cleanup_(elfsym_freep) ElfSym *other = NULL;
+	_cleanup_free_ char *names = NULL;
 	Sym *syms;
-	char *names;
-	size_t n = 0;
 	int r;
 
 	r = elfsym_load_fd(fd, &other);
@@ -269,7 +308,6 @@ int elfsym_add_symbols(ElfSym *e, int fd)
 	names = malloc(e->names_len + other->names_len);
 	if (!syms || !names) {
 		free(syms);
-		free(names);
 		return -ENOMEM;
 	}
 	memcpy(names, e->names, e->names_len);
@@ -279,24 +317,7 @@ int elfsym_add_symbols(ElfSym *e, int fd)
 		syms[e->n_syms + i] = other->syms[i];
 		syms[e->n_syms + i].name += (uint32_t)e->names_len;
 	}
-	n = e->n_syms + other->n_syms;
-	qsort(syms, n, sizeof(Sym), sym_cmp);
-	/* One symbol per address, the preferred one. */
-	{
-		size_t keep = 0;
-
-		for (size_t i = 0; i < n; i++)
-			if (keep == 0 || syms[keep - 1].addr != syms[i].addr)
-				syms[keep++] = syms[i];
-		n = keep;
-	}
-	free(e->syms);
-	free(e->names);
-	e->syms = syms;
-	e->n_syms = n;
-	e->names = names;
-	e->names_len += other->names_len;
-	return 0;
+	return finish(e, syms, e->n_syms + other->n_syms, names);
 }
 
 bool elfsym_has_symtab(const ElfSym *e)

@@ -4,7 +4,7 @@
  * lookup where libdwfl's dwfl_module_addrinfo scans linearly), plus what is needed to turn a file
  * offset into an ELF virtual address (executable PT_LOAD segments) and the GNU build id.
  *
- * Functions from .symtab and .dynsym (FUNC and GNU_IFUNC, defined), deduplicated by address.
+ * Functions from .symtab, else .dynsym (FUNC and GNU_IFUNC, defined), deduplicated by address.
  * The file is hostile: every table index and string offset is checked, and the work is bounded
  * (ELFSYM_MAX_SYMBOLS). The object owns its copies; the fd is not kept. Not thread-safe.
  */

@@ -128,6 +128,10 @@ int kallsyms_parse(const char *buf, size_t len, Kallsyms **ret)
 	/* No text symbols leaves syms NULL: qsort(NULL, 0, ...) is undefined. */
 	if (k->n > 1)
 		qsort(k->syms, k->n, sizeof(KSym), ksym_cmp);
+	/* Give back what the doubling left over: held for the daemon's life. */
+	if (k->n > 0)
+		k->syms = realloc(k->syms, k->n * sizeof(KSym)) ?: k->syms;
+	k->names = realloc(k->names, k->names_len) ?: k->names;
 	*ret = TAKE_PTR(k);
 	return 0;
 }

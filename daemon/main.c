@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <getopt.h>
+#include <malloc.h>
 
 #include "config.h"
 #include "log.h"
@@ -142,6 +143,14 @@ int main(int argc, char *argv[])
 
 	/* libdwfl fetches debug info over the network by itself when this is set. */
 	unsetenv("DEBUGINFOD_URLS");
+	/*
+	 * Large buffers (symbol and string tables, section data) live briefly while a binary is
+	 * read. A fixed threshold puts them in mappings of their own, given back on free; glibc's
+	 * sliding one would move them into the heap after the first free, where they leave holes
+	 * that keep the daemon's RSS at its peak for good.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 512 * 1024);
 
 	r = manager_new(&config, &m);
 	if (r >= 0)

@@ -4,6 +4,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <unistd.h>
 
 #include "json-util.h"
 #include "log.h"
@@ -194,6 +195,35 @@ static int status_unwind(Manager *m, const ProfilerStats *ps, json_object *statu
 	return 0;
 }
 
+/* The resident set as the kernel sees it (statm: pages), or -1. */
+static int64_t resident_bytes(void)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/statm", "re");
+	unsigned long size, resident;
+
+	if (!f || fscanf(f, "%lu %lu", &size, &resident) != 2)
+		return -1;
+	return (int64_t)resident * sysconf(_SC_PAGESIZE);
+}
+
+static int status_memory(Manager *m, json_object *status)
+{
+	json_object *o = json_object_new_object();
+	ProfilerMemory pm;
+
+	if (!o)
+		return -ENOMEM;
+	profiler_memory_parts(m->profiler, &pm);
+	json_add_int(o, "store", (int64_t)pm.store);
+	json_add_int(o, "symbolizer", (int64_t)pm.symbolizer);
+	json_add_int(o, "processes", (int64_t)pm.processes);
+	json_add_int(o, "stack_cache", (int64_t)pm.stacks);
+	json_add_int(o, "mapping_log", (int64_t)pm.maplog);
+	json_add_int(o, "rss_bytes", resident_bytes());
+	json_object_object_add(status, "memory", o);
+	return 0;
+}
+
 static int status_persistence(Manager *m, json_object *status)
 {
 	const PersistLoadStats *loaded;
@@ -258,6 +288,9 @@ static int answer_status(Manager *m, const Viewer *viewer, json_object **ret)
 	json_add_int(o, "evicted_windows", (int64_t)store_windows_evicted(store));
 	json_add_int(o, "memory_bytes", (int64_t)profiler_memory(m->profiler));
 	json_add_int(o, "max_memory_bytes", (int64_t)m->config->max_memory);
+	r = status_memory(m, o);
+	if (r < 0)
+		return r;
 	json_add_int(o, "processes", (int64_t)pt.processes);
 	json_add_int(o, "exited_processes", (int64_t)pt.exited_held);
 	json_add_int(o, "exited_dropped", (int64_t)pt.exited_dropped);
@@ -273,6 +306,9 @@ static int answer_status(Manager *m, const Viewer *viewer, json_object **ret)
 	json_add_int(sym, "cache_hits", (int64_t)sy.cache_hits);
 	json_add_int(sym, "unresolved", (int64_t)sy.unresolved);
 	json_add_int(sym, "kernel_symbols", (int64_t)sy.kernel_symbols);
+	json_add_int(sym, "dwarf_binaries", (int64_t)sy.dwarf_binaries);
+	json_add_int(sym, "dwarf_releases", (int64_t)sy.dwarf_releases);
+	json_add_int(sym, "binaries_dropped", (int64_t)sy.binaries_dropped);
 	json_add_int(sym, "stack_cache_hits", (int64_t)ps.stack_hits);
 	json_object_object_add(o, "symbolizer", sym);
 	r = status_persistence(m, o);

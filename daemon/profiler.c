@@ -517,6 +517,17 @@ size_t profiler_memory(const Profiler *p)
 	       proctable_memory(p->procs) + stack_cache_memory(p->stacks) + maplog_memory(p->maplog);
 }
 
+void profiler_memory_parts(const Profiler *p, ProfilerMemory *ret)
+{
+	*ret = (ProfilerMemory){
+		.store = store_memory(p->store),
+		.symbolizer = symbolizer_memory(p->sym),
+		.processes = proctable_memory(p->procs),
+		.stacks = stack_cache_memory(p->stacks),
+		.maplog = maplog_memory(p->maplog),
+	};
+}
+
 void profiler_stats(const Profiler *p, ProfilerStats *ret)
 {
 	*ret = p->stats;

@@ -87,6 +87,16 @@ const PersistLoadStats *profiler_persist_state(const Profiler *p, PersistStats *
 Store *profiler_store(Profiler *p);
 Symbolizer *profiler_symbolizer(Profiler *p);
 size_t profiler_memory(const Profiler *p);
+
+/* profiler_memory() by part. */
+typedef struct ProfilerMemory {
+	size_t store;	   /* windows and their strings, stacks, frames */
+	size_t symbolizer; /* symbol tables, CFI, DWARF indexes, address caches */
+	size_t processes;  /* the process table */
+	size_t stacks;	   /* the raw-stack cache */
+	size_t maplog;	   /* mapping history */
+} ProfilerMemory;
+void profiler_memory_parts(const Profiler *p, ProfilerMemory *ret);
 void profiler_stats(const Profiler *p, ProfilerStats *ret);
 void profiler_proc_stats(const Profiler *p, ProcTableStats *ret);
 

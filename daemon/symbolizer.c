@@ -23,6 +23,8 @@
 #define KALLSYMS_RELOAD_NS (60 * NSEC_PER_SEC)
 /* Unreferenced binaries kept for the next process that maps them. */
 #define BINARY_KEEP_UNUSED 256
+/* libdwfl is closed when no new CU was indexed for this long (dwarfinfo.h). */
+#define DWARF_IDLE_NS (10 * NSEC_PER_SEC)
 
 typedef struct AddrEntry {
 	uint64_t addr;
@@ -793,6 +795,20 @@ int symbolizer_marker_frame(Symbolizer *s, const char *name, uint32_t flags, Fra
 
 /* ---- budget ---- */
 
+static size_t binary_memory(const Binary *b)
+{
+	return sizeof(Binary) + (b->syms ? elfsym_memory(b->syms) : 0) +
+	       (b->cfi ? cfi_memory(b->cfi) : 0) + (b->dwarf ? dwarf_info_memory(b->dwarf) : 0);
+}
+
+/* Closes libdwfl where it was not needed for idle_ns (0: everywhere). */
+static void release_dwarf(Symbolizer *s, uint64_t idle_ns)
+{
+	for (size_t i = 0; i < s->n_binaries; i++)
+		if (s->binaries[i]->dwarf && dwarf_info_release(s->binaries[i]->dwarf, idle_ns))
+			s->stats.dwarf_releases++;
+}
+
 static size_t caches_memory(const Symbolizer *s)
 {
 	size_t m = addr_cache_memory(&s->kernel_cache) + addr_cache_memory(&s->unknown_cache);
@@ -815,7 +831,9 @@ size_t symbolizer_shrink(Symbolizer *s, size_t bytes)
 {
 	size_t before = symbolizer_memory(s), freed = 0, keep = 0;
 
-	/* Address caches first: what is hot refills at once. */
+	/* libdw's caches first: only new CUs need them. Then the address caches: what is hot
+	 * refills at once. */
+	release_dwarf(s, 0);
 	addr_cache_clear(s, &s->kernel_cache);
 	addr_cache_clear(s, &s->unknown_cache);
 	if (s->vdso)
@@ -834,9 +852,7 @@ size_t symbolizer_shrink(Symbolizer *s, size_t bytes)
 		Binary *b = s->binaries[i];
 
 		if (b->refs == 1 && freed < bytes) {
-			freed += sizeof(Binary) + (b->syms ? elfsym_memory(b->syms) : 0) +
-				 (b->cfi ? cfi_memory(b->cfi) : 0) +
-				 (b->dwarf ? dwarf_info_memory(b->dwarf) : 0);
+			freed += binary_memory(b);
 			binary_free(s, b);
 			s->stats.binaries_dropped++;
 			continue;
@@ -858,6 +874,7 @@ void symbolizer_trim(Symbolizer *s)
 		addr_cache_clear(s, &s->kernel_cache);
 		s->kernel_cache_stale = false;
 	}
+	release_dwarf(s, DWARF_IDLE_NS);
 	if (caches_memory(s) > s->cache_budget) {
 		/* Whole caches go: simple, and what is hot refills within one window. */
 		addr_cache_clear(s, &s->kernel_cache);
@@ -900,10 +917,9 @@ size_t symbolizer_memory(const Symbolizer *s)
 		   s->allocated_binaries * sizeof(Binary *);
 
 	for (size_t i = 0; i < s->n_binaries; i++)
-		m += sizeof(Binary) +
-		     (s->binaries[i]->syms ? elfsym_memory(s->binaries[i]->syms) : 0);
+		m += binary_memory(s->binaries[i]);
 	if (s->vdso)
-		m += sizeof(Binary) + (s->vdso->syms ? elfsym_memory(s->vdso->syms) : 0);
+		m += binary_memory(s->vdso);
 	if (s->kallsyms)
 		m += kallsyms_memory(s->kallsyms);
 	return m;

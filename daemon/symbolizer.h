@@ -42,6 +42,7 @@ typedef struct SymbolizerStats {
 	uint64_t cfi_binaries;	   /* binaries with compiled unwind tables */
 	uint64_t binaries_dropped; /* unused binaries let go (LRU limit, or memory) */
 	uint64_t dwarf_binaries;   /* binaries with DWARF (their own, or a debug file's) */
+	uint64_t dwarf_releases;   /* times libdwfl was closed (idle, or memory) */
 } SymbolizerStats;
 
 int symbolizer_new(Store *store, Symbolizer **ret);
