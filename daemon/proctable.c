@@ -160,9 +160,16 @@ static int maps_load(ProcTable *t, Process *p, uint64_t time_ns, uint64_t now_ns
 	if (t->maplog) {
 		lr = maplog_lookup(t->maplog, p->pid, time_ns, &logged, &n_logged, &parent,
 				   &complete);
-		if (lr == -ENOENT && t->refresh_maplog) {
+		if ((lr < 0 || !complete) && t->refresh_maplog) {
 			/* The kernel writes mapping records before the mapped code runs, so they
-			 * are in the sideband ring, perhaps after what was last read from it. */
+			 * are in the sideband ring, perhaps after what was last read from it: the
+			 * exec that started a complete generation, say, with the fork's partial
+			 * one all the log has yet. */
+			if (lr >= 0)
+				procfs_maps_free(logged, n_logged);
+			logged = NULL;
+			n_logged = 0;
+			parent = 0;
 			t->refresh_maplog(t->refresh_userdata);
 			lr = maplog_lookup(t->maplog, p->pid, time_ns, &logged, &n_logged, &parent,
 					   &complete);
