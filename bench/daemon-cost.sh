@@ -17,7 +17,8 @@
 #
 # Environment: REPEATS (3), DURATION seconds (60), WARMUP seconds (5), FREQS ("99 999"),
 # TOOLS ("profqd perf"), REPORT_ONLY=1 (the table again from the raw file), PROFQ_REF=<commit>
-# (see lib.sh), SKIP_BUILD=1, BUILD, BURN_ARGS.
+# (see lib.sh), SKIP_BUILD=1, BUILD, BURN_ARGS, PROFQD_ARGS (more profqd options, e.g.
+# "--stack-copy 0" for frame-pointer stacks).
 # Output: a table on stdout; raw numbers in bench/results/daemon-cost.txt, the table in
 # bench/results/daemon-cost.md.
 set -euo pipefail
@@ -28,6 +29,7 @@ DURATION=${DURATION:-60}
 WARMUP=${WARMUP:-5}
 FREQS=${FREQS:-99 999}
 TOOLS=${TOOLS:-profqd perf}
+PROFQD_ARGS=${PROFQD_ARGS:-}
 
 RAW=$RESULTS/daemon-cost.txt
 TABLE=$RESULTS/daemon-cost.md
@@ -50,7 +52,7 @@ measure() {
 	profqd)
 		spawn "$dir/out" "$dir/err" /usr/bin/time -f "%e %U %S %M" -o "$dir/time" \
 			"$PROFQD" --socket "$dir/sock" --state-dir "$dir/state" --config /dev/null \
-			--frequency "$freq"
+			--frequency "$freq" $PROFQD_ARGS
 		wrapper=$SPAWNED
 		pid=$(wait_for "$wrapper" child_of "$wrapper") || die "profqd did not start"
 		BENCH_PIDS+=("$pid") # time(1) dies on SIGTERM without passing it on
@@ -167,7 +169,7 @@ main() {
 	{
 		system_header
 		echo "# command: REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP FREQS='$FREQS'" \
-			"TOOLS='$TOOLS'${PROFQ_REF:+ PROFQ_REF=$PROFQ_REF} bench/daemon-cost.sh"
+			"TOOLS='$TOOLS'${PROFQ_REF:+ PROFQ_REF=$PROFQ_REF}${PROFQD_ARGS:+ PROFQD_ARGS='$PROFQD_ARGS'} bench/daemon-cost.sh"
 		echo "# columns: tool Hz repeat own_cpu_pct(utime+stime) own_cpu_pct(schedstat) bpf_cpu_pct" \
 			"total_pct bpf_ns_per_sample samples_per_s vmrss_kib vmhwm_kib lifetime_cpu_s" \
 			"cpu_after_stop_s seconds"
