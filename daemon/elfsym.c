@@ -1,16 +1,42 @@
 /* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <unistd.h>
 
 #include "elfsym.h"
 #include "macro.h"
 
+/* A kept function: 16 bytes, as a big C++ binary has 150 000 of them. */
 typedef struct Sym {
 	uint64_t addr;
-	uint64_t size; /* 0: extends to the next symbol */
-	uint32_t name; /* offset into names */
-	uint8_t global;
+	uint32_t size; /* 0: extends to the next symbol */
+	uint32_t name; /* NAME_SOURCE bit: which names; the rest: offset into them */
 } Sym;
+
+#define NAME_SOURCE (1u << 31)
+#define NAME_OFFSET_MAX (NAME_SOURCE - 1)
+/* Longer names are cut (C++ names of several KiB exist; such a name is noise in a report). */
+#define NAME_MAX_LEN 4095
+
+/*
+ * Where the names of one symbol table are: read from the file at each lookup (the symbolizer
+ * caches what it looks up), so the tables of a big binary (8 MiB of names in node) do not stay
+ * in memory; or, for an image in memory, a copy.
+ */
+typedef struct Names {
+	int fd;		 /* -1: the names are in copy */
+	uint64_t offset; /* of the string table in the file */
+	uint32_t size;	 /* of the string table */
+	char *copy;
+} Names;
+
+/* Before finish(): with the binding, to pick among symbols at one address. */
+typedef struct RawSym {
+	uint64_t addr, size;
+	uint32_t name;
+	bool global;
+} RawSym;
 
 typedef struct Segment {
 	uint64_t offset, filesz, vaddr;
@@ -19,8 +45,9 @@ typedef struct Segment {
 struct ElfSym {
 	Sym *syms;
 	size_t n_syms;
-	char *names;
-	size_t names_len;
+	Names names[2]; /* the binary's; a separate debug file's (elfsym_add_symbols) */
+	char *name_buf; /* the last name looked up */
+	size_t name_buf_size;
 	Segment *segs;
 	size_t n_segs;
 	uint8_t build_id[ELFSYM_BUILD_ID_MAX];
@@ -28,12 +55,22 @@ struct ElfSym {
 	bool has_symtab; /* a full .symtab, not only .dynsym */
 };
 
+static void names_done(Names *n)
+{
+	if (n->fd >= 0)
+		close(n->fd);
+	free(n->copy);
+	*n = (Names){ .fd = -1 };
+}
+
 ElfSym *elfsym_free(ElfSym *e)
 {
 	if (!e)
 		return NULL;
 	free(e->syms);
-	free(e->names);
+	names_done(&e->names[0]);
+	names_done(&e->names[1]);
+	free(e->name_buf);
 	free(e->segs);
 	free(e);
 	return NULL;
@@ -46,16 +83,17 @@ static void elf_endp(Elf **elf)
 }
 
 typedef struct Builder {
-	Sym *syms;
+	RawSym *syms;
 	size_t n, allocated;
+	Elf_Data *strtab; /* the string table the names point into */
+	GElf_Shdr strtab_sh;
 } Builder;
 
 /*
- * Reads the defined functions of one symbol table. Their names stay offsets into its string
- * table (ret_strtab, checked to be in bounds and terminated) until finish() copies the kept
- * ones.
+ * Reads the defined functions of one symbol table. Their names are offsets into its string
+ * table (b->strtab; each checked to be in bounds and terminated).
  */
-static int read_symtab(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, Builder *b, Elf_Data **ret_strtab)
+static int read_symtab(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, Builder *b)
 {
 	Elf_Data *data = elf_getdata(scn, NULL), *str;
 	GElf_Shdr strsh;
@@ -69,7 +107,7 @@ static int read_symtab(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, Builder *b, 
 	if (!strscn || !gelf_getshdr(strscn, &strsh) || strsh.sh_type != SHT_STRTAB)
 		return 0;
 	str = elf_getdata(strscn, NULL);
-	if (!str || !str->d_buf || str->d_size == 0 || str->d_size > UINT32_MAX)
+	if (!str || !str->d_buf || str->d_size == 0 || str->d_size > NAME_OFFSET_MAX)
 		return 0;
 	n = data->d_size / sh->sh_entsize;
 	for (size_t i = 0; i < n; i++) {
@@ -90,12 +128,13 @@ static int read_symtab(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, Builder *b, 
 			return -E2BIG;
 		if (GREEDY_REALLOC(b->syms, b->allocated, b->n + 1) < 0)
 			return -ENOMEM;
-		b->syms[b->n++] = (Sym){ .addr = sym.st_value,
-					 .size = sym.st_size,
-					 .name = (uint32_t)sym.st_name,
-					 .global = GELF_ST_BIND(sym.st_info) != STB_LOCAL };
+		b->syms[b->n++] = (RawSym){ .addr = sym.st_value,
+					    .size = sym.st_size,
+					    .name = (uint32_t)sym.st_name,
+					    .global = GELF_ST_BIND(sym.st_info) != STB_LOCAL };
 	}
-	*ret_strtab = str;
+	b->strtab = str;
+	b->strtab_sh = strsh;
 	return 0;
 }
 
@@ -151,7 +190,7 @@ static int read_segments(Elf *elf, ElfSym *e)
 
 static int sym_cmp(const void *a, const void *b)
 {
-	const Sym *x = a, *y = b;
+	const RawSym *x = a, *y = b;
 
 	if (x->addr != y->addr)
 		return x->addr < y->addr ? -1 : 1;
@@ -164,66 +203,87 @@ static int sym_cmp(const void *a, const void *b)
 }
 
 /*
- * Sorts the symbols, keeps the preferred one of each address, and copies the kept names out of
- * src (where each name offset points) into an exact buffer of e's own. Takes syms.
+ * Sorts the symbols, keeps the preferred one of each address, and merges them with those e
+ * has (whose names are of the other source). The names of raw are of source src.
  */
-static int finish(ElfSym *e, Sym *syms, size_t n, const char *src)
+static int finish(ElfSym *e, RawSym *raw, size_t n, uint32_t src)
 {
-	size_t keep = 0, len = 0, off = 0;
-	char *names;
+	size_t keep = 0, i = 0, j = 0, k = 0;
+	Sym *syms;
 
 	if (n > 1)
-		qsort(syms, n, sizeof(Sym), sym_cmp);
-	for (size_t i = 0; i < n; i++)
-		if (keep == 0 || syms[keep - 1].addr != syms[i].addr)
-			syms[keep++] = syms[i];
-	for (size_t i = 0; i < keep; i++)
-		len += strlen(src + syms[i].name) + 1;
-	if (len > UINT32_MAX) {
-		free(syms);
-		return -E2BIG;
-	}
-	names = malloc(MAX(len, (size_t)1));
-	if (!names) {
-		free(syms);
+		qsort(raw, n, sizeof(RawSym), sym_cmp);
+	for (size_t x = 0; x < n; x++)
+		if (keep == 0 || raw[keep - 1].addr != raw[x].addr)
+			raw[keep++] = raw[x];
+	syms = malloc(MAX(e->n_syms + keep, (size_t)1) * sizeof(Sym));
+	if (!syms)
 		return -ENOMEM;
+	/* Merge by address; at an address both have, the one e has (the binary's own) wins. */
+	while (i < e->n_syms || j < keep) {
+		if (j == keep || (i < e->n_syms && e->syms[i].addr <= raw[j].addr)) {
+			if (j < keep && e->syms[i].addr == raw[j].addr)
+				j++;
+			syms[k++] = e->syms[i++];
+		} else {
+			syms[k++] = (Sym){ .addr = raw[j].addr,
+					   .size = (uint32_t)MIN(raw[j].size, (uint64_t)UINT32_MAX),
+					   .name = raw[j].name | src };
+			j++;
+		}
 	}
-	for (size_t i = 0; i < keep; i++) {
-		size_t l = strlen(src + syms[i].name) + 1;
-
-		memcpy(names + off, src + syms[i].name, l);
-		syms[i].name = (uint32_t)off;
-		off += l;
-	}
-	if (keep == 0) {
+	free(e->syms);
+	if (k == 0) {
 		free(syms);
 		syms = NULL;
 	} else {
-		syms = realloc(syms, keep * sizeof(Sym)) ?: syms;
+		syms = realloc(syms, k * sizeof(Sym)) ?: syms;
 	}
-	free(e->syms);
-	free(e->names);
 	e->syms = syms;
-	e->n_syms = keep;
-	e->names = names;
-	e->names_len = len;
+	e->n_syms = k;
 	return 0;
 }
 
-static int load(Elf *elf, ElfSym **ret)
+/*
+ * Where the names of b's table are: in the file open at fd (kept, duplicated) when the string
+ * table is stored there as is; else (an image in memory, a compressed table) a copy.
+ */
+static int names_set(Names *names, const Builder *b, int fd)
+{
+	const GElf_Shdr *sh = &b->strtab_sh;
+
+	if (fd >= 0 && !(sh->sh_flags & SHF_COMPRESSED) && sh->sh_type == SHT_STRTAB &&
+	    sh->sh_size == b->strtab->d_size && sh->sh_offset <= UINT64_MAX - sh->sh_size) {
+		names->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		if (names->fd < 0)
+			return negative_errno();
+		names->offset = sh->sh_offset;
+		names->size = (uint32_t)b->strtab->d_size;
+		return 0;
+	}
+	names->copy = malloc(b->strtab->d_size);
+	if (!names->copy)
+		return -ENOMEM;
+	memcpy(names->copy, b->strtab->d_buf, b->strtab->d_size);
+	names->size = (uint32_t)b->strtab->d_size;
+	return 0;
+}
+
+/* fd: the file elf reads (-1 for an image in memory). */
+static int load(Elf *elf, int fd, ElfSym **ret)
 {
 	_cleanup_(elfsym_freep) ElfSym *e = NULL;
 	Elf_Scn *scn = NULL, *symtab = NULL, *dynsym = NULL;
 	GElf_Shdr sh, symtab_sh, dynsym_sh;
-	Elf_Data *strtab = NULL;
 	Builder b = { 0 };
-	int r;
+	int r = 0;
 
 	if (elf_kind(elf) != ELF_K_ELF)
 		return -ENOEXEC;
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
+	e->names[0] = e->names[1] = (Names){ .fd = -1 };
 	r = read_segments(elf, e);
 	if (r < 0)
 		return r;
@@ -242,19 +302,18 @@ static int load(Elf *elf, ElfSym **ret)
 	/* A .symtab holds every function .dynsym does, and the local ones: read one table. */
 	if (symtab) {
 		e->has_symtab = true;
-		r = read_symtab(elf, symtab, &symtab_sh, &b, &strtab);
+		r = read_symtab(elf, symtab, &symtab_sh, &b);
 	} else if (dynsym) {
-		r = read_symtab(elf, dynsym, &dynsym_sh, &b, &strtab);
+		r = read_symtab(elf, dynsym, &dynsym_sh, &b);
 	}
-	if (r < 0) {
-		free(b.syms);
+	if (r >= 0 && b.n > 0) {
+		r = names_set(&e->names[0], &b, fd);
+		if (r >= 0)
+			r = finish(e, b.syms, b.n, 0);
+	}
+	free(b.syms);
+	if (r < 0)
 		return r;
-	}
-	if (b.n > 0) {
-		r = finish(e, b.syms, b.n, strtab->d_buf);
-		if (r < 0)
-			return r;
-	}
 	*ret = TAKE_PTR(e);
 	return 0;
 }
@@ -269,7 +328,7 @@ int elfsym_load_fd(int fd, ElfSym **ret)
 	elf = elf_begin(fd, ELF_C_READ, NULL);
 	if (!elf)
 		return -ENOEXEC;
-	return load(elf, ret);
+	return load(elf, fd, ret);
 }
 
 int elfsym_load_memory(const void *image, size_t size, ElfSym **ret)
@@ -287,37 +346,38 @@ int elfsym_load_memory(const void *image, size_t size, ElfSym **ret)
 	elf = elf_memory(copy, size);
 	if (!elf)
 		return -ENOEXEC;
-	return load(elf, ret);
+	return load(elf, -1, ret);
 }
 
 int elfsym_add_symbols(ElfSym *e, int fd)
 {
-	_cleanup_(elfsym_freep) ElfSym *other = NULL;
-	_cleanup_free_ char *names = NULL;
-	Sym *syms;
-	int r;
+	_cleanup_(elf_endp) Elf *elf = NULL;
+	Elf_Scn *scn = NULL;
+	Builder b = { 0 };
+	GElf_Shdr sh;
+	int r = 0;
 
-	r = elfsym_load_fd(fd, &other);
-	if (r < 0)
-		return r;
-	if (other->n_syms == 0)
-		return 0;
-	if (e->names_len + other->names_len > UINT32_MAX)
-		return -E2BIG;
-	syms = malloc((e->n_syms + other->n_syms) * sizeof(Sym));
-	names = malloc(e->names_len + other->names_len);
-	if (!syms || !names) {
-		free(syms);
-		return -ENOMEM;
+	if (e->names[1].fd >= 0 || e->names[1].copy)
+		return -EEXIST;
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -ENOTSUP;
+	elf = elf_begin(fd, ELF_C_READ, NULL);
+	if (!elf || elf_kind(elf) != ELF_K_ELF)
+		return -ENOEXEC;
+	while ((scn = elf_nextscn(elf, scn)))
+		if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_SYMTAB) {
+			r = read_symtab(elf, scn, &sh, &b);
+			break;
+		}
+	if (r >= 0 && b.n > 0) {
+		r = names_set(&e->names[1], &b, fd);
+		if (r >= 0)
+			r = finish(e, b.syms, b.n, NAME_SOURCE);
+		if (r < 0)
+			names_done(&e->names[1]);
 	}
-	memcpy(names, e->names, e->names_len);
-	memcpy(names + e->names_len, other->names, other->names_len);
-	memcpy(syms, e->syms, e->n_syms * sizeof(Sym));
-	for (size_t i = 0; i < other->n_syms; i++) {
-		syms[e->n_syms + i] = other->syms[i];
-		syms[e->n_syms + i].name += (uint32_t)e->names_len;
-	}
-	return finish(e, syms, e->n_syms + other->n_syms, names);
+	free(b.syms);
+	return r;
 }
 
 bool elfsym_has_symtab(const ElfSym *e)
@@ -325,10 +385,56 @@ bool elfsym_has_symtab(const ElfSym *e)
 	return e->has_symtab;
 }
 
-int elfsym_lookup(const ElfSym *e, uint64_t vaddr, const char **ret_name, uint64_t *ret_offset)
+/* The name at ref (source bit and offset) into e->name_buf. */
+static int name_read(ElfSym *e, uint32_t ref, const char **ret)
+{
+	const Names *names = &e->names[ref & NAME_SOURCE ? 1 : 0];
+	uint32_t off = ref & NAME_OFFSET_MAX;
+	size_t got = 0, want;
+
+	if (off >= names->size)
+		return -EBADMSG;
+	want = MIN((size_t)(names->size - off), (size_t)NAME_MAX_LEN);
+	if (names->copy) {
+		/* Checked at load: terminated within the table. */
+		*ret = names->copy + off;
+		return 0;
+	}
+	/* Most names are short: read 256 bytes, more only when the end is not in them. */
+	while (got < want) {
+		size_t chunk = MIN(want - got, got == 0 ? (size_t)256 : want - got);
+		ssize_t n;
+
+		if (got + chunk + 1 > e->name_buf_size) {
+			char *buf = realloc(e->name_buf, got + chunk + 1);
+
+			if (!buf)
+				return -ENOMEM;
+			e->name_buf = buf;
+			e->name_buf_size = got + chunk + 1;
+		}
+		n = pread(names->fd, e->name_buf + got, chunk, (off_t)(names->offset + off + got));
+
+		if (n < 0)
+			return negative_errno();
+		if (n == 0)
+			return -EBADMSG; /* the file shrank */
+		if (memchr(e->name_buf + got, 0, (size_t)n)) {
+			got += (size_t)n;
+			break;
+		}
+		got += (size_t)n;
+	}
+	e->name_buf[got] = 0; /* cut at NAME_MAX_LEN, or the string's own end before */
+	*ret = e->name_buf;
+	return 0;
+}
+
+int elfsym_lookup(ElfSym *e, uint64_t vaddr, const char **ret_name, uint64_t *ret_offset)
 {
 	size_t lo = 0, hi = e->n_syms;
 	const Sym *s;
+	int r;
 
 	/* The last symbol starting at or below vaddr. */
 	while (lo < hi) {
@@ -347,7 +453,9 @@ int elfsym_lookup(const ElfSym *e, uint64_t vaddr, const char **ret_name, uint64
 	/* An unsized symbol extends to the next one, never past the last. */
 	if (s->size == 0 && lo == e->n_syms)
 		return -ENOENT;
-	*ret_name = e->names + s->name;
+	r = name_read(e, s->name, ret_name);
+	if (r < 0)
+		return r;
 	if (ret_offset)
 		*ret_offset = vaddr - s->addr;
 	return 0;
@@ -379,5 +487,7 @@ size_t elfsym_count(const ElfSym *e)
 
 size_t elfsym_memory(const ElfSym *e)
 {
-	return sizeof(*e) + e->n_syms * sizeof(Sym) + e->names_len + e->n_segs * sizeof(Segment);
+	return sizeof(*e) + e->n_syms * sizeof(Sym) + (e->names[0].copy ? e->names[0].size : 0) +
+	       (e->names[1].copy ? e->names[1].size : 0) + e->name_buf_size +
+	       e->n_segs * sizeof(Segment);
 }

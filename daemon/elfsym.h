@@ -6,7 +6,9 @@
  *
  * Functions from .symtab, else .dynsym (FUNC and GNU_IFUNC, defined), deduplicated by address.
  * The file is hostile: every table index and string offset is checked, and the work is bounded
- * (ELFSYM_MAX_SYMBOLS). The object owns its copies; the fd is not kept. Not thread-safe.
+ * (ELFSYM_MAX_SYMBOLS). Names are read from the file at lookup (a duplicate of the fd is kept;
+ * the file's inode stays, whatever replaces its path), so only 16 bytes a function stay in
+ * memory. Not thread-safe.
  */
 #pragma once
 
@@ -26,10 +28,10 @@ int elfsym_load_memory(const void *image, size_t size, ElfSym **ret);
 ElfSym *elfsym_free(ElfSym *e);
 
 /*
- * The function containing vaddr: its name (valid while e lives) and vaddr's offset into it.
- * -ENOENT when no symbol covers vaddr.
+ * The function containing vaddr: its name (valid until the next lookup in e) and vaddr's offset
+ * into it. -ENOENT when no symbol covers vaddr; a negative errno when the name cannot be read.
  */
-int elfsym_lookup(const ElfSym *e, uint64_t vaddr, const char **ret_name, uint64_t *ret_offset);
+int elfsym_lookup(ElfSym *e, uint64_t vaddr, const char **ret_name, uint64_t *ret_offset);
 
 /* ELF virtual address of a file offset inside an executable PT_LOAD segment; -ENOENT if none. */
 int elfsym_offset_to_vaddr(const ElfSym *e, uint64_t offset, uint64_t *ret_vaddr);

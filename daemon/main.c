@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <getopt.h>
 #include <malloc.h>
+#include <sys/resource.h>
 
 #include "config.h"
 #include "log.h"
@@ -40,6 +41,21 @@ typedef struct Setting {
 	const char *key;
 	const char *value;
 } Setting;
+
+/*
+ * Each binary the symbolizer holds keeps a descriptor or two (its names and DWARF are read on
+ * demand): a soft limit of 1024 is too few on a busy host. The unit sets its own limit.
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= 65536 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = MIN(rl.rlim_max, (rlim_t)65536);
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_debug_errno(negative_errno(), "Failed to raise the descriptor limit: %m");
+}
 
 int main(int argc, char *argv[])
 {
@@ -151,6 +167,7 @@ int main(int argc, char *argv[])
 	 */
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	mallopt(M_TRIM_THRESHOLD, 512 * 1024);
+	raise_fd_limit();
 
 	r = manager_new(&config, &m);
 	if (r >= 0)

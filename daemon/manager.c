@@ -224,6 +224,33 @@ static int status_memory(Manager *m, json_object *status)
 	return 0;
 }
 
+/* The binaries that hold the most symbolizer memory: what to look at when it is high. */
+static int status_largest(Manager *m, json_object *sym)
+{
+	SymbolizerBinaryMemory top[5];
+	size_t n = symbolizer_largest(profiler_symbolizer(m->profiler), top, ARRAY_SIZE(top));
+	json_object *a = json_object_new_array();
+
+	if (!a)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		json_object *o = json_object_new_object();
+
+		if (!o || json_object_array_add(a, o) < 0) {
+			json_object_put(o);
+			json_object_put(a);
+			return -ENOMEM;
+		}
+		json_add_string(o, "module", top[i].module);
+		json_add_int(o, "symbols", (int64_t)top[i].symbols);
+		json_add_int(o, "cfi", (int64_t)top[i].cfi);
+		json_add_int(o, "dwarf", (int64_t)top[i].dwarf);
+		json_add_int(o, "cache", (int64_t)top[i].cache);
+	}
+	json_object_object_add(sym, "largest", a);
+	return 0;
+}
+
 static int status_persistence(Manager *m, json_object *status)
 {
 	const PersistLoadStats *loaded;
@@ -309,6 +336,11 @@ static int answer_status(Manager *m, const Viewer *viewer, json_object **ret)
 	json_add_int(sym, "dwarf_binaries", (int64_t)sy.dwarf_binaries);
 	json_add_int(sym, "dwarf_releases", (int64_t)sy.dwarf_releases);
 	json_add_int(sym, "binaries_dropped", (int64_t)sy.binaries_dropped);
+	r = status_largest(m, sym);
+	if (r < 0) {
+		json_object_put(sym);
+		return r;
+	}
 	json_add_int(sym, "stack_cache_hits", (int64_t)ps.stack_hits);
 	json_object_object_add(o, "symbolizer", sym);
 	r = status_persistence(m, o);

@@ -925,6 +925,39 @@ size_t symbolizer_memory(const Symbolizer *s)
 	return m;
 }
 
+static size_t binary_memory_total(const SymbolizerBinaryMemory *m)
+{
+	return m->symbols + m->cfi + m->dwarf + m->cache;
+}
+
+size_t symbolizer_largest(const Symbolizer *s, SymbolizerBinaryMemory *out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n_binaries && max > 0; i++) {
+		const Binary *b = s->binaries[i];
+		SymbolizerBinaryMemory m = {
+			.module = store_string(s->store, b->module),
+			.symbols = b->syms ? elfsym_memory(b->syms) : 0,
+			.cfi = b->cfi ? cfi_memory(b->cfi) : 0,
+			.dwarf = b->dwarf ? dwarf_info_memory(b->dwarf) : 0,
+			.cache = addr_cache_memory(&b->cache),
+		};
+		size_t at = n;
+
+		/* Insertion into the sorted top max. */
+		while (at > 0 && binary_memory_total(&out[at - 1]) < binary_memory_total(&m))
+			at--;
+		if (at >= max)
+			continue;
+		if (n < max)
+			n++;
+		memmove(&out[at + 1], &out[at], (n - 1 - at) * sizeof(*out));
+		out[at] = m;
+	}
+	return n;
+}
+
 void symbolizer_stats(const Symbolizer *s, SymbolizerStats *ret)
 {
 	*ret = s->stats;

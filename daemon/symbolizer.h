@@ -106,6 +106,13 @@ size_t symbolizer_shrink(Symbolizer *s, size_t bytes);
 size_t symbolizer_memory(const Symbolizer *s);
 void symbolizer_stats(const Symbolizer *s, SymbolizerStats *ret);
 
+/* The binaries holding the most memory, largest first: up to max; returns how many. */
+typedef struct SymbolizerBinaryMemory {
+	const char *module; /* valid until the symbolizer changes */
+	size_t symbols, cfi, dwarf, cache;
+} SymbolizerBinaryMemory;
+size_t symbolizer_largest(const Symbolizer *s, SymbolizerBinaryMemory *out, size_t max);
+
 static inline void symbolizer_freep(Symbolizer **s)
 {
 	symbolizer_free(*s);

@@ -50,7 +50,7 @@ static int memfd_with(const void *data, size_t len)
  * Every function nm lists resolves to its name (or an alias at the same address) at its first
  * and last byte; the byte just past a sized function is not it.
  */
-static void compare_with_nm(const ElfSym *e, const NmTable *t)
+static void compare_with_nm(ElfSym *e, const NmTable *t)
 {
 	for (size_t i = 0; i < t->n; i++) {
 		const NmSym *s = &t->syms[i];
