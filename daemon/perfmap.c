@@ -183,8 +183,8 @@ int perfmap_load(pid_t pid, uid_t uid, PerfMap **ret, uint64_t *ret_size)
 	fd = open_map(pid, &st);
 	if (fd < 0)
 		return fd;
-	/* Anyone may write /tmp: only the process's own user (or root) speaks for it. */
-	if (st.st_uid != uid && st.st_uid != 0)
+	/* Anyone may write /tmp: only the process's own user speaks for it. */
+	if (st.st_uid != uid)
 		return -EPERM;
 	if ((uint64_t)st.st_size > PERFMAP_MAX_FILE)
 		return -EFBIG;

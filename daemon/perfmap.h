@@ -3,7 +3,7 @@
  * PerfMap: symbols of JIT code from a process's perf map, /tmp/perf-PID.map, as written by node
  * --perf-basic-prof, python -X perf and Java agents: one "START SIZE NAME" line per function,
  * START and SIZE in hex. The file is hostile: it is read only if it is a regular file owned by
- * the process's user (or root), up to a size cap; malformed lines are skipped and counted.
+ * the process's user, up to a size cap; malformed lines are skipped and counted.
  * Later lines win over earlier ones for the same start (JIT code is moved and its memory
  * reused). Not thread-safe.
  */
@@ -22,7 +22,7 @@ int perfmap_parse(const char *buf, size_t len, PerfMap **ret, size_t *ret_bad);
 
 /*
  * Reads the perf map of process pid (as seen from its own root: /proc/PID/root/tmp/perf-NSPID.map)
- * if it belongs to uid or root. -ENOENT if there is none, -EPERM if it belongs to someone else,
+ * if it belongs to uid. -ENOENT if there is none, -EPERM if it belongs to someone else,
  * -EFBIG beyond the cap. *ret_size is the file size read, to notice growth.
  */
 int perfmap_load(pid_t pid, uid_t uid, PerfMap **ret, uint64_t *ret_size);

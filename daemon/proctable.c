@@ -7,6 +7,7 @@
 #include "hashindex.h"
 #include "log.h"
 #include "macro.h"
+#include "perfmap.h"
 #include "proctable.h"
 #include "timeutil.h"
 
@@ -83,6 +84,7 @@ static void maps_clear(ProcTable *t, Process *p)
 static void process_free(ProcTable *t, Process *p)
 {
 	maps_clear(t, p);
+	perfmap_free(p->perfmap);
 	store_proc_unref(t->store, p->id);
 	free(p);
 }
@@ -568,6 +570,35 @@ const Mapping *proctable_find_mapping(ProcTable *t, Process *p, uint64_t addr, u
 	return find_mapping(p, addr);
 }
 
+const char *proctable_jit_symbol(ProcTable *t, Process *p, uint64_t addr, uint64_t now_ns)
+{
+	PerfMap *m = NULL;
+	const char *name;
+	struct stat st;
+	char path[32];
+	uint64_t size;
+
+	if (p->perfmap && (name = perfmap_lookup(p->perfmap, addr, NULL)))
+		return name;
+	if (p->exited || (p->perfmap_read_ns && now_ns - p->perfmap_read_ns < MAPS_RETRY_NS))
+		return NULL;
+	p->perfmap_read_ns = now_ns;
+	/* JIT code is announced by appending to the file: only read it again when it grew. */
+	if (p->perfmap && perfmap_file_size((pid_t)p->pid) == p->perfmap_size)
+		return NULL;
+	/* Only the process's own user speaks for it: /proc/PID belongs to its effective uid. */
+	snprintf(path, sizeof(path), "/proc/%" PRIu32, p->pid);
+	if (stat(path, &st) < 0 || !proc_is_incarnation(p->pid, p->start_boot_ns, NULL))
+		return NULL;
+	if (perfmap_load((pid_t)p->pid, st.st_uid, &m, &size) < 0)
+		return NULL;
+	t->stats.perfmap_loads++;
+	perfmap_free(p->perfmap);
+	p->perfmap = m;
+	p->perfmap_size = size;
+	return perfmap_lookup(m, addr, NULL);
+}
+
 static void refresh(ProcTable *t, Process *p)
 {
 	StoreProc *sp = store_proc_mut(t->store, p->id);
@@ -676,7 +707,8 @@ size_t proctable_memory(const ProcTable *t)
 		   PROCTABLE_EXITED_MAX * sizeof(ExitRecord);
 
 	for (size_t i = 0; i < t->n; i++)
-		m += sizeof(Process) + t->procs[i]->n_maps * sizeof(Mapping);
+		m += sizeof(Process) + t->procs[i]->n_maps * sizeof(Mapping) +
+		     (t->procs[i]->perfmap ? perfmap_memory(t->procs[i]->perfmap) : 0);
 	return m + t->path_bytes;
 }
 

@@ -51,7 +51,10 @@ typedef struct Process {
 	size_t n_maps;
 	int maps_error; /* last error loading the maps, 0 if none */
 	uint64_t maps_read_ns;
-	uint64_t last_seen_ns; /* CLOCK_MONOTONIC */
+	uint64_t last_seen_ns;	  /* CLOCK_MONOTONIC */
+	struct PerfMap *perfmap;  /* JIT symbols from /tmp/perf-PID.map, NULL until needed */
+	uint64_t perfmap_size;	  /* the file's size when read */
+	uint64_t perfmap_read_ns; /* CLOCK_MONOTONIC of the last look at the file, 0 never */
 	uint64_t hash;
 } Process;
 
@@ -66,6 +69,7 @@ typedef struct ProcTableStats {
 	uint64_t maps_from_parent; /* ... from the parent, for a child between fork and exec */
 	uint64_t maps_errors;	   /* mappings that could not be had */
 	uint64_t dropped;	   /* processes dropped from the table */
+	uint64_t perfmap_loads;	   /* perf maps read (JIT symbols) */
 } ProcTableStats;
 
 /* Exited processes kept queryable at most (SPEC §7: bounded, oldest dropped first). */
@@ -105,6 +109,12 @@ void proctable_refresh(ProcTable *t, uint32_t pid);
  */
 void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t now_real_ns,
 		     uint64_t keep_ns);
+
+/*
+ * The JIT function at addr from p's perf map (read on first need, again when a lookup misses
+ * and the file has grown, at most once a second); NULL if none. Valid until the next call.
+ */
+const char *proctable_jit_symbol(ProcTable *t, Process *p, uint64_t addr, uint64_t now_ns);
 
 /* This boot's identity: a hash of /proc/sys/kernel/random/boot_id (0 if unreadable). */
 uint64_t proctable_boot_id(void);

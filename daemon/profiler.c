@@ -268,8 +268,15 @@ static size_t symbolize(Profiler *p, Process *proc, const RawStack *raw, uint64_
 		if (i < raw->kernel) {
 			r = symbolizer_kernel_frames(p->sym, addr, ret_addr, frames + n, max - n);
 		} else {
+			const char *jit = NULL;
+
 			m = proctable_find_mapping(p->procs, proc, addr, time_ns, mono);
-			if (m)
+			/* Not in a file: JIT code, named by the process's perf map if it has one. */
+			if (!m || !m->binary)
+				jit = proctable_jit_symbol(p->procs, proc, addr - ret_addr, mono);
+			if (jit)
+				r = symbolizer_jit_frame(p->sym, jit, addr - ret_addr, frames + n);
+			else if (m)
 				r = symbolizer_user_frames(p->sym, m->binary, &m->map, addr,
 							   ret_addr, frames + n, max - n);
 			else

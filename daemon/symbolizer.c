@@ -69,6 +69,7 @@ struct Symbolizer {
 	AddrCache kernel_cache;
 	bool kernel_cache_stale; /* kallsyms was reloaded: drop the cache at the next trim */
 	StrId unknown_module;	 /* "[unknown]" */
+	StrId jit_module;	 /* "[jit]" */
 	StrId anon_module;	 /* "[anon]" */
 	AddrCache unknown_cache;
 
@@ -224,6 +225,8 @@ int symbolizer_new(Store *store, Symbolizer **ret)
 	if (r < 0)
 		return r;
 	r = store_intern_string(store, "[unknown]", &s->unknown_module);
+	if (r >= 0)
+		r = store_intern_string(store, "[jit]", &s->jit_module);
 	if (r < 0)
 		return r;
 	r = store_intern_string(store, "[anon]", &s->anon_module);
@@ -248,6 +251,7 @@ Symbolizer *symbolizer_free(Symbolizer *s)
 		store_frame_unref(s->store, s->markers[i]);
 	free(s->markers);
 	store_string_unref(s->store, s->unknown_module);
+	store_string_unref(s->store, s->jit_module);
 	store_string_unref(s->store, s->anon_module);
 	kallsyms_free(s->kallsyms);
 	free(s->kallsyms_path);
@@ -672,6 +676,29 @@ int symbolizer_user_frames(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t 
 	}
 
 	return resolve(s, b, vaddr, out, max);
+}
+
+int symbolizer_jit_frame(Symbolizer *s, const char *name, uint64_t addr, FrameId *ret)
+{
+	StoreFrame f = { .module = s->jit_module, .address = addr };
+	/* JIT addresses mean different code in different processes and over time: the key is
+	 * the address and the name. The top bit keeps it apart from the unknown frames' keys
+	 * (user addresses). */
+	uint64_t key = XXH3_64bits_withSeed(name, strlen(name), addr) | (1ULL << 63);
+	int r;
+
+	s->stats.lookups++;
+	r = addr_cache_get(&s->unknown_cache, key, ret, 1);
+	if (r >= 0) {
+		s->stats.cache_hits++;
+		return r;
+	}
+	r = store_intern_string(s->store, name, &f.function);
+	if (r < 0)
+		return r;
+	r = intern_and_cache(s, &s->unknown_cache, key, &f, ret);
+	store_string_unref(s->store, f.function);
+	return r;
 }
 
 int symbolizer_unknown_frame(Symbolizer *s, uint64_t addr, FrameId *ret)

@@ -89,6 +89,8 @@ Cfi *symbolizer_cfi(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t addr, u
 
 /* A frame for a user address outside every known mapping. */
 int symbolizer_unknown_frame(Symbolizer *s, uint64_t addr, FrameId *ret);
+/* A frame of JIT code named by a perf map (module "[jit]"). */
+int symbolizer_jit_frame(Symbolizer *s, const char *name, uint64_t addr, FrameId *ret);
 /* Frames for a kernel address. */
 int symbolizer_kernel_frames(Symbolizer *s, uint64_t addr, bool return_address, FrameId *out,
 			     size_t max);
