@@ -52,6 +52,7 @@ typedef struct Process {
 	int maps_error; /* last error loading the maps, 0 if none */
 	uint64_t maps_read_ns;
 	uint64_t last_seen_ns; /* CLOCK_MONOTONIC */
+	uint64_t exec_ns;      /* CLOCK_BOOTTIME of the last exec event, 0 if none */
 	uint64_t hash;
 } Process;
 
