@@ -16,6 +16,37 @@ struct mm_struct {
 	unsigned long arg_end;
 };
 
+/* mm->flags: a word before Linux 6.18, a one-word bitmap (mm_flags_t) since. Either way the
+ * dumpable bits are the lowest two of the first word. */
+struct mm_struct___flags_word {
+	unsigned long flags;
+};
+
+struct mm_flags___bitmap {
+	unsigned long __mm_flags[1];
+};
+
+struct mm_struct___flags_bitmap {
+	struct mm_flags___bitmap flags;
+};
+
+typedef struct {
+	unsigned int val;
+} kuid_t;
+
+typedef struct {
+	unsigned int val;
+} kgid_t;
+
+struct cred {
+	kuid_t uid;
+	kgid_t gid;
+	kuid_t suid;
+	kgid_t sgid;
+	kuid_t euid;
+	kgid_t egid;
+};
+
 struct sched_entity {
 	__u64 sum_exec_runtime;
 };
@@ -35,6 +66,7 @@ struct task_struct {
 	struct task_struct *group_leader;
 	struct task_struct *real_parent;
 	struct mm_struct *mm;
+	const struct cred *real_cred;
 	struct signal_struct *signal;
 	struct sched_entity se;
 	__u64 utime;

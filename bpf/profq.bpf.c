@@ -115,6 +115,40 @@ static __u32 copy_user_stack(struct profq_sample *s, struct task_struct *task)
 	return off;
 }
 
+/* Dumpable as the kernel's get_dumpable(): SUID_DUMP_USER (1) is the only value that lets the
+ * owner ptrace-read the process. */
+#define MMF_DUMPABLE_MASK 3ul
+#define SUID_DUMP_USER 1ul
+
+/*
+ * Whether the task's owner could read its /proc/PID/maps, as ptrace_may_access() decides for
+ * an unprivileged caller with the task's real uid and gid: every uid and gid the same, and the
+ * address space dumpable. A task without an mm is judged by its credentials alone.
+ */
+static __always_inline int task_private(struct task_struct *task)
+{
+	const struct cred *cred = BPF_CORE_READ(task, real_cred);
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	unsigned long mmf = SUID_DUMP_USER;
+	__u32 uid, gid;
+
+	if (!cred)
+		return 1;
+	uid = BPF_CORE_READ(cred, uid.val);
+	gid = BPF_CORE_READ(cred, gid.val);
+	if (BPF_CORE_READ(cred, euid.val) != uid || BPF_CORE_READ(cred, suid.val) != uid ||
+	    BPF_CORE_READ(cred, egid.val) != gid || BPF_CORE_READ(cred, sgid.val) != gid)
+		return 1;
+	if (mm) {
+		if (bpf_core_field_exists(((struct mm_struct___flags_bitmap *)0)->flags))
+			mmf = BPF_CORE_READ((struct mm_struct___flags_bitmap *)mm,
+					    flags.__mm_flags[0]);
+		else
+			mmf = BPF_CORE_READ((struct mm_struct___flags_word *)mm, flags);
+	}
+	return (mmf & MMF_DUMPABLE_MASK) != SUID_DUMP_USER;
+}
+
 SEC("perf_event")
 int profq_sample(struct bpf_perf_event_data *ctx)
 {
@@ -144,7 +178,7 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 	s->tid = (__u32)pid_tgid;
 	s->cpu = cpu;
 	s->uid = (__u32)bpf_get_current_uid_gid();
-	s->flags = 0;
+	s->flags = task_private(task) ? PROFQ_SAMPLE_PRIVATE : 0;
 	bpf_get_current_comm(s->comm, sizeof(s->comm));
 	/* The process's name: this thread's, when it is the leader (most samples). */
 	if (s->tid == s->tgid)
@@ -245,6 +279,9 @@ int BPF_PROG(profq_exec, struct task_struct *task, int old_pid, struct linux_bin
 	e->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->uid = (__u32)bpf_get_current_uid_gid();
+	/* After the exec: a setuid image's credentials and dumpable flag are in place. */
+	e->flags = task_private(task) ? PROFQ_EVENT_PRIVATE : 0;
+	e->pad = 0;
 	e->exit_code = 0;
 	e->utime_ns = e->stime_ns = e->rtime_ns = e->cutime_ns = e->cstime_ns = 0;
 	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
@@ -287,6 +324,9 @@ int BPF_PROG(profq_exit, struct task_struct *task, _Bool group_dead)
 	e->start_ns = BPF_CORE_READ(leader, start_boottime);
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->uid = (__u32)bpf_get_current_uid_gid();
+	/* The mm may be gone by now: the credentials still tell. */
+	e->flags = task_private(task) ? PROFQ_EVENT_PRIVATE : 0;
+	e->pad = 0;
 	e->exit_code = (__u32)BPF_CORE_READ(task, exit_code);
 	e->args_len = 0;
 	/*

@@ -24,6 +24,7 @@
 #define PROFQ_SAMPLE_KTHREAD (1u << 3)	   /* kernel thread: no user address space */
 #define PROFQ_SAMPLE_USER_REGS (1u << 4)   /* user_regs and the stack copy are valid */
 #define PROFQ_SAMPLE_STACK_ERR (1u << 5)   /* the user stack could not be copied */
+#define PROFQ_SAMPLE_PRIVATE (1u << 7)	   /* see PROFQ_EVENT_PRIVATE */
 #define PROFQ_SAMPLE_FOREIGN_REGS \
 	(1u << 6) /* user registers not of this mm (mid-execve): no
 					      * user frames */
@@ -69,6 +70,10 @@ struct profq_sample {
 #define PROFQ_EVENT_EXIT 2 /* the last thread of the process exited */
 #define PROFQ_ARGS_LEN 512
 
+/* profq_event.flags, and PROFQ_SAMPLE_PRIVATE: the process's owner could not read its
+ * /proc/PID/maps (not dumpable, or real, effective and saved ids differ: setuid/setgid). */
+#define PROFQ_EVENT_PRIVATE (1u << 0)
+
 /*
  * Process lifecycle, from tp_btf/sched_process_exec and tp_btf/sched_process_exit, through their
  * own ring buffer. At exit the times are the kernel's raw per-task accounting summed over the
@@ -89,6 +94,8 @@ struct profq_event {
 	__u64 rtime_ns;	 /* EXIT: scheduler runtime: user + system, precise */
 	__u64 cutime_ns; /* EXIT: user time of waited-for children (adjusted) */
 	__u64 cstime_ns; /* EXIT: system time of waited-for children (adjusted) */
+	__u32 flags;	 /* PROFQ_EVENT_* */
+	__u32 pad;
 	char comm[PROFQ_COMM_LEN];
 	char args[PROFQ_ARGS_LEN]; /* EXEC: argv, NUL-separated, possibly cut */
 };
@@ -113,7 +120,7 @@ _Static_assert(offsetof(struct profq_sample, stack) == PROFQ_SAMPLE_STACK_OFFSET
 _Static_assert(sizeof(struct profq_sample) == PROFQ_SAMPLE_STACK_OFFSET + PROFQ_STACK_BUF,
 	       "profq_sample size");
 _Static_assert(sizeof(struct profq_counters) == 56, "profq_counters size");
-_Static_assert(sizeof(struct profq_event) == 608, "profq_event size");
+_Static_assert(sizeof(struct profq_event) == 616, "profq_event size");
 #endif
 
 #endif

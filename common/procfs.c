@@ -242,6 +242,51 @@ int procfs_parse_stat(const char *buf, ProcStat *ret)
 	return 0;
 }
 
+/* "\t1000\t1000\t1000\t1000\n": exactly four decimal ids. */
+static bool parse_ids(const char *p, uint32_t ret[4])
+{
+	for (int i = 0; i < 4; i++) {
+		uint64_t v;
+
+		if (!expect(&p, '\t') || !parse_dec(&p, &v) || v > UINT32_MAX)
+			return false;
+		ret[i] = (uint32_t)v;
+	}
+	return *p == '\n' || *p == '\0';
+}
+
+int procfs_parse_status(const char *buf, ProcStatus *ret)
+{
+	ProcStatus st = { 0 };
+	unsigned seen = 0;
+
+	for (const char *line = buf; *line;) {
+		const char *eol = strchrnul(line, '\n');
+
+		if (startswith(line, "Uid:")) {
+			if ((seen & 1) || !parse_ids(line + 4, st.uid))
+				return -EINVAL;
+			seen |= 1;
+		} else if (startswith(line, "Gid:")) {
+			if ((seen & 2) || !parse_ids(line + 4, st.gid))
+				return -EINVAL;
+			seen |= 2;
+		} else if (startswith(line, "CapEff:")) {
+			const char *p = line + 7;
+
+			if ((seen & 4) || !expect(&p, '\t') || !parse_hex(&p, &st.cap_eff) ||
+			    (*p != '\n' && *p != '\0'))
+				return -EINVAL;
+			seen |= 4;
+		}
+		line = *eol ? eol + 1 : eol;
+	}
+	if (seen != 7)
+		return -EINVAL;
+	*ret = st;
+	return 0;
+}
+
 void procfs_cmdline_to_string(char *buf, size_t len)
 {
 	while (len > 0 && buf[len - 1] == '\0')
@@ -266,6 +311,19 @@ int procfs_read_stat(pid_t pid, ProcStat *ret)
 	if (r < 0)
 		return r;
 	return procfs_parse_stat(buf, ret);
+}
+
+int procfs_read_status(pid_t pid, ProcStatus *ret)
+{
+	_cleanup_free_ char *buf = NULL;
+	char path[64];
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	r = procfs_read_file(path, 16384, &buf, NULL);
+	if (r < 0)
+		return r;
+	return procfs_parse_status(buf, ret);
 }
 
 int procfs_read_cmdline(pid_t pid, char **ret)

@@ -45,6 +45,15 @@ typedef struct ProcStat {
 /* Parses /proc/PID/stat (the comm may hold spaces and parentheses). */
 int procfs_parse_stat(const char *buf, ProcStat *ret);
 
+typedef struct ProcStatus {
+	uint32_t uid[4]; /* real, effective, saved, filesystem */
+	uint32_t gid[4];
+	uint64_t cap_eff; /* effective capabilities */
+} ProcStatus;
+
+/* Parses /proc/PID/status (NUL-terminated): the Uid, Gid and CapEff lines, each required. */
+int procfs_parse_status(const char *buf, ProcStatus *ret);
+
 /* Turns a cmdline buffer (NUL-separated) into one line: NULs become spaces, control characters
  * become '?', trailing separators are dropped. Works in place on len bytes of buf and then
  * NUL-terminates it, so buf must hold len + 1 bytes. */
@@ -52,6 +61,7 @@ void procfs_cmdline_to_string(char *buf, size_t len);
 
 /* Convenience wrappers that read /proc/PID/... */
 int procfs_read_stat(pid_t pid, ProcStat *ret);
+int procfs_read_status(pid_t pid, ProcStatus *ret);
 int procfs_read_cmdline(pid_t pid, char **ret);
 int procfs_read_maps(pid_t pid, ProcMap **ret, size_t *ret_n);
 

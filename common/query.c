@@ -42,9 +42,18 @@ static void range_compute(const QueryContext *ctx, const Request *req, Range *re
 	*ret = r;
 }
 
+bool query_proc_visible(const Viewer *viewer, const StoreProc *p)
+{
+	if (!p)
+		return false;
+	if (viewer->privileged)
+		return true;
+	return p->uid == viewer->uid && !(p->flags & (PROC_PRIVATE | PROC_KTHREAD));
+}
+
 static bool proc_visible(const QueryContext *ctx, const StoreProc *p)
 {
-	return ctx->viewer.privileged || p->uid == ctx->viewer.uid;
+	return query_proc_visible(&ctx->viewer, p);
 }
 
 /* Processes with samples in the range, as a map indexed by ProcId. */
@@ -232,16 +241,26 @@ static int select_in_range(const QueryContext *ctx, const Request *req, const Ra
 	return select_procs(ctx, req, in, ret_sel, ret_proc, ret_error);
 }
 
-int query_frame_name(const Store *store, const StoreFrame *f, bool show_kernel_addresses, char *buf,
+/* Unprivileged viewers without kernel names see every kernel frame as this one. */
+#define KERNEL_FRAME_NAME "[kernel]"
+
+static bool kernel_collapsed(const Viewer *viewer, const StoreFrame *f)
+{
+	return (f->flags & FRAME_KERNEL) && !viewer->privileged && !viewer->kernel_names;
+}
+
+int query_frame_name(const Store *store, const StoreFrame *f, const Viewer *viewer, char *buf,
 		     size_t len)
 {
 	const char *fn = store_string(store, f->function);
 	const char *mod = store_string(store, f->module);
 
+	if (kernel_collapsed(viewer, f))
+		return snprintf(buf, len, "%s", KERNEL_FRAME_NAME);
 	if (fn)
 		return snprintf(buf, len, "%s", fn);
-	if ((f->flags & FRAME_KERNEL) && !show_kernel_addresses)
-		return snprintf(buf, len, "%s", strempty(mod));
+	if ((f->flags & FRAME_KERNEL) && !viewer->privileged)
+		return snprintf(buf, len, "%s", KERNEL_FRAME_NAME);
 	return snprintf(buf, len, "%s+0x%" PRIx64, mod ? mod : "[unknown]", f->address);
 }
 
@@ -267,17 +286,21 @@ static bool func_eq(uint32_t idx, const void *key, void *userdata)
 	return ((FuncTable *)userdata)->rows[idx].key == *(const uint64_t *)key;
 }
 
-/* Rows aggregate by function and module; unresolved frames by their own location. */
-static uint64_t func_key(FrameId id, const StoreFrame *f)
+/* Rows aggregate by function and module; unresolved frames by their own location; kernel
+ * frames the viewer may not tell apart into one row. */
+static uint64_t func_key(const Viewer *viewer, FrameId id, const StoreFrame *f)
 {
+	if (kernel_collapsed(viewer, f) ||
+	    ((f->flags & FRAME_KERNEL) && !f->function && !viewer->privileged))
+		return 1ULL << 62;
 	if (f->function)
 		return (uint64_t)f->module << 32 | f->function;
 	return 1ULL << 63 | id;
 }
 
-static int func_row(FuncTable *t, FrameId id, const StoreFrame *f, FuncRow **ret)
+static int func_row(FuncTable *t, const Viewer *viewer, FrameId id, const StoreFrame *f, FuncRow **ret)
 {
-	uint64_t key = func_key(id, f), hash = key * 0x9E3779B97F4A7C15ULL;
+	uint64_t key = func_key(viewer, id, f), hash = key * 0x9E3779B97F4A7C15ULL;
 	uint32_t idx;
 	int r;
 
@@ -398,7 +421,7 @@ static int answer_top(const QueryContext *ctx, const Request *req, json_object *
 			/* Without inlines, a call inlined into its caller is the caller's. */
 			if (req->no_inline && (f->flags & FRAME_INLINED))
 				continue;
-			r = func_row(&t, frames[i], f, &row);
+			r = func_row(&t, &ctx->viewer, frames[i], f, &row);
 			if (r < 0)
 				goto out;
 			if (leaf)
@@ -413,8 +436,8 @@ static int answer_top(const QueryContext *ctx, const Request *req, json_object *
 	for (size_t i = 0; i < t.n; i++) {
 		char name[512];
 
-		query_frame_name(store, store_frame(store, t.rows[i].frame), ctx->viewer.privileged,
-				 name, sizeof(name));
+		query_frame_name(store, store_frame(store, t.rows[i].frame), &ctx->viewer, name,
+				 sizeof(name));
 		t.rows[i].name = strdup(name);
 		if (!t.rows[i].name) {
 			r = -ENOMEM;
@@ -455,7 +478,10 @@ static int answer_top(const QueryContext *ctx, const Request *req, json_object *
 			goto out;
 		}
 		json_add_string(o, "function", row->name);
-		json_add_string(o, "symbol", store_string(store, f->symbol ?: f->function));
+		if (kernel_collapsed(&ctx->viewer, f))
+			json_object_object_add(o, "symbol", NULL);
+		else
+			json_add_string(o, "symbol", store_string(store, f->symbol ?: f->function));
 		json_add_string(o, "module", store_string(store, f->module));
 		/* Where the function is: its declaration. */
 		json_add_string(o, "file", store_string(store, f->decl_file));

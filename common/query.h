@@ -15,7 +15,8 @@
 
 typedef struct Viewer {
 	uint32_t uid;
-	bool privileged; /* sees every process and kernel addresses */
+	bool privileged;   /* sees every process and kernel addresses */
+	bool kernel_names; /* unprivileged: kernel frames by name (else one "[kernel]" frame) */
 } Viewer;
 
 typedef struct QueryContext {
@@ -31,6 +32,15 @@ typedef struct QueryContext {
  */
 int query_answer(const QueryContext *ctx, const Request *req, json_object **ret);
 
-/* Displays a frame's function: its name, or "module+0xaddr" when unresolved. */
-int query_frame_name(const Store *store, const StoreFrame *f, bool show_kernel_addresses, char *buf,
+/*
+ * Whether the viewer may see the process (SPEC §10): privileged viewers see all; the others the
+ * processes whose real uid is theirs and that their owner could read /proc/PID/maps of when
+ * sampled (not PROC_PRIVATE). Kernel threads belong to root. NULL: no.
+ */
+bool query_proc_visible(const Viewer *viewer, const StoreProc *p);
+
+/* Displays a frame's function as the viewer may see it: its name, or "module+0xaddr" when
+ * unresolved; for unprivileged viewers a kernel frame is its name or "[kernel]", never an
+ * address. */
+int query_frame_name(const Store *store, const StoreFrame *f, const Viewer *viewer, char *buf,
 		     size_t len);

@@ -216,8 +216,11 @@ static bool id_ok(uint32_t id)
 }
 
 /* Decodes one record's payload; -EBADMSG when its fields do not make sense. */
-static int decode(uint32_t type, const uint8_t *p, size_t len, const SegmentVisitor *v, void *userdata)
+static int decode(uint32_t version, uint32_t type, const uint8_t *p, size_t len,
+		  const SegmentVisitor *v, void *userdata)
 {
+	uint32_t proc_flags = version >= 3 ? PROC_FLAGS_ALL : PROC_FLAGS_ALL & ~PROC_PRIVATE;
+
 	switch (type) {
 	case SEGMENT_STRING:
 		if (len < 4 || len - 4 > SEGMENT_MAX_STRING || !id_ok(get_u32(p)) ||
@@ -281,7 +284,7 @@ static int decode(uint32_t type, const uint8_t *p, size_t len, const SegmentVisi
 				    .child_sys_ns = get_u64(p + 88) };
 		/* Times are realtime since the epoch; negative ones would make differences of
 		 * them (real time, ranges) overflow in the query engine. */
-		if (sp.p.pid == 0 || (sp.p.flags & ~PROC_FLAGS_ALL) || sp.p.start_ns < 0 ||
+		if (sp.p.pid == 0 || (sp.p.flags & ~proc_flags) || sp.p.start_ns < 0 ||
 		    sp.p.exit_ns < 0)
 			return -EBADMSG;
 		return v->proc ? v->proc(userdata, &sp) : 0;
@@ -320,13 +323,13 @@ int segment_parse(const uint8_t *buf, size_t len, const SegmentVisitor *v, void 
 		return -EBADMSG;
 	if (get_u32(buf + 28) != crc(buf, 28))
 		return -EBADMSG;
-	if (get_u32(buf + 8) != SEGMENT_VERSION) {
+	if (get_u32(buf + 8) < SEGMENT_VERSION_OLDEST || get_u32(buf + 8) > SEGMENT_VERSION) {
 		ret->version = get_u32(buf + 8);
 		return -EPROTONOSUPPORT;
 	}
 	if (get_u32(buf + 12) != SEGMENT_HEADER_SIZE)
 		return -EBADMSG;
-	res.version = SEGMENT_VERSION;
+	res.version = get_u32(buf + 8);
 	res.created_ns = (int64_t)get_u64(buf + 16);
 	off = res.good_bytes = SEGMENT_HEADER_SIZE;
 
@@ -348,7 +351,7 @@ int segment_parse(const uint8_t *buf, size_t len, const SegmentVisitor *v, void 
 			res.tail_error = -EBADMSG;
 			break;
 		}
-		r = decode(type, buf + off + 8, plen, v, userdata);
+		r = decode(res.version, type, buf + off + 8, plen, v, userdata);
 		if (r < 0) {
 			res.tail_error = r;
 			break;

@@ -21,7 +21,10 @@
 #include "store.h"
 
 #define SEGMENT_MAGIC "PROFQSEG"
-#define SEGMENT_VERSION 2
+/* 3: processes carry PROC_PRIVATE. Version 2 still loads: its processes are judged by their
+ * uid alone, as profqd of that version did. */
+#define SEGMENT_VERSION 3
+#define SEGMENT_VERSION_OLDEST 2
 #define SEGMENT_HEADER_SIZE 32
 #define SEGMENT_MAX_RECORD (64u << 20)
 #define SEGMENT_MAX_STRING 65536
@@ -86,7 +89,8 @@ typedef struct SegmentParseResult {
 } SegmentParseResult;
 
 /*
- * Decodes a segment. -EPROTONOSUPPORT for another format version, -EBADMSG for a bad header;
+ * Decodes a segment. -EPROTONOSUPPORT for a format version outside
+ * [SEGMENT_VERSION_OLDEST, SEGMENT_VERSION], -EBADMSG for a bad header;
  * otherwise 0, having visited every record up to the first corrupt one (then ret->tail_error).
  * A string passed to the visitor is NUL-free and len bytes long (not terminated).
  */

@@ -57,7 +57,10 @@ enum {
 	PROC_EXITED = 1u << 0,	   /* exit_ns is set */
 	PROC_ACCOUNTING = 1u << 1, /* user/sys figures come from the kernel's accounting */
 	PROC_KTHREAD = 1u << 2,	   /* kernel thread: no user address space */
-	PROC_FLAGS_ALL = (1u << 3) - 1,
+	/* Seen at some point in a state its owner could not read /proc/PID/maps of (not
+	 * dumpable; setuid/setgid; its uid changed): only privileged viewers see it. Sticky. */
+	PROC_PRIVATE = 1u << 3,
+	PROC_FLAGS_ALL = (1u << 4) - 1,
 };
 
 typedef struct StoreProc {

@@ -6,6 +6,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "json-util.h"
 #include "log.h"
 #include "loop.h"
@@ -173,11 +174,6 @@ static int on_signal(LoopSource *src, int fd, uint32_t events, void *userdata)
 	return 0;
 }
 
-static bool peer_privileged(const Manager *m, const struct ucred *peer)
-{
-	return peer->uid == 0 || (m->have_group && peer->gid == m->group_gid);
-}
-
 static int status_unwind(Manager *m, const ProfilerStats *ps, json_object *status)
 {
 	json_object *o = json_object_new_object();
@@ -306,24 +302,34 @@ static int answer_status(Manager *m, const Viewer *viewer, json_object **ret)
 	json_add_int(o, "lost_ringbuf", (int64_t)m->last.lost_ringbuf);
 	json_add_int(o, "stack_errors", (int64_t)(m->last.kstack_errors + m->last.ustack_errors));
 	json_add_int(o, "truncated_stacks", (int64_t)ps.truncated);
-	r = status_unwind(m, &ps, o);
-	if (r < 0)
-		return r;
 	json_add_int(o, "windows", (int64_t)store_window_count(store));
 	json_add_int(o, "window_s", (int64_t)(m->config->window_ns / NSEC_PER_SEC));
 	json_add_int(o, "retention_s", (int64_t)(m->config->retention_ns / NSEC_PER_SEC));
 	json_add_int(o, "evicted_windows", (int64_t)store_windows_evicted(store));
 	json_add_int(o, "memory_bytes", (int64_t)profiler_memory(m->profiler));
 	json_add_int(o, "max_memory_bytes", (int64_t)m->config->max_memory);
+	json_add_int(o, "processes", (int64_t)pt.processes);
+	if (!viewer->privileged) {
+		/* The health figures of SPEC §11 only: nothing about the host's processes, paths
+		 * or clients. */
+		json_object_object_add(o, "limited", json_object_new_boolean(true));
+		*ret = TAKE_PTR(o);
+		return 0;
+	}
+	r = status_unwind(m, &ps, o);
+	if (r < 0)
+		return r;
 	r = status_memory(m, o);
 	if (r < 0)
 		return r;
-	json_add_int(o, "processes", (int64_t)pt.processes);
 	json_add_int(o, "exited_processes", (int64_t)pt.exited_held);
 	json_add_int(o, "exited_dropped", (int64_t)pt.exited_dropped);
 	json_add_int(o, "lost_events", (int64_t)m->last.lost_events);
 	json_add_int(o, "lost_sideband", (int64_t)sideband_lost(m->sideband));
 	json_add_int(o, "clients", (int64_t)ss.clients);
+	json_add_int(o, "clients_refused", (int64_t)ss.refused);
+	json_add_int(o, "client_timeouts", (int64_t)ss.timeouts);
+	json_add_int(o, "bad_requests", (int64_t)ss.bad_requests);
 	sym = json_object_new_object();
 	if (!sym)
 		return -ENOMEM;
@@ -346,16 +352,20 @@ static int answer_status(Manager *m, const Viewer *viewer, json_object **ret)
 	r = status_persistence(m, o);
 	if (r < 0)
 		return r;
-	if (viewer->privileged)
-		json_add_int(o, "bpf_prog_id", sampler_prog_id(m->sampler));
+	json_add_int(o, "bpf_prog_id", sampler_prog_id(m->sampler));
 	*ret = TAKE_PTR(o);
 	return 0;
 }
 
-static int on_request(void *userdata, const struct ucred *peer, const Request *req, json_object **ret)
+static int on_request(void *userdata, const Peer *peer, const Request *req, json_object **ret)
 {
 	Manager *m = userdata;
-	Viewer viewer = { .uid = peer->uid, .privileged = peer_privileged(m, peer) };
+	Viewer viewer = {
+		.uid = peer->cred.uid,
+		.privileged = peer_privileged(peer, m->have_group, m->group_gid),
+		/* Read per request: the administrator may change it at any time. */
+		.kernel_names = access_kernel_profiling_allowed(),
+	};
 	QueryContext ctx;
 	int r;
 
@@ -434,6 +444,8 @@ int manager_new(const Config *config, Manager **ret)
 		.max_clients = 256,
 		.max_per_uid = 32,
 		.idle_timeout_ns = 30 * NSEC_PER_SEC,
+		.request_timeout_ns = 10 * NSEC_PER_SEC,
+		.max_answer = 16u << 20,
 	};
 	struct itimerspec its = {
 		.it_interval = { .tv_nsec = TICK_NS },

@@ -319,6 +319,34 @@ static void set_comm(ProcTable *t, Process *p, const char *comm)
 	}
 }
 
+/*
+ * Who may see the process (SPEC §10): its real uid and whether its owner could read its
+ * /proc/PID/maps. Within one image the private mark is sticky, and a change of uid sets it (the
+ * kernel clears the dumpable flag then too); an exec starts over (reset), as the kernel resets
+ * dumpable for the new image.
+ */
+static void set_owner(ProcTable *t, Process *p, uint32_t uid, bool private, bool reset)
+{
+	const StoreProc *cur = store_proc(t->store, p->id);
+	StoreProc *sp;
+	uint32_t flags;
+
+	if (!cur)
+		return;
+	flags = cur->flags;
+	if (reset)
+		flags &= ~PROC_PRIVATE;
+	else if (cur->uid != uid)
+		flags |= PROC_PRIVATE;
+	if (private)
+		flags |= PROC_PRIVATE;
+	if (cur->uid == uid && cur->flags == flags)
+		return;
+	sp = store_proc_mut(t->store, p->id);
+	sp->uid = uid;
+	sp->flags = flags;
+}
+
 /* Adds a Process for an incarnation with what the caller knows (sp) as its store record. */
 static int process_add(ProcTable *t, uint32_t pid, uint64_t start_boot_ns, const char *comm,
 		       StoreProc *sp, uint64_t now_ns, Process **ret)
@@ -392,12 +420,17 @@ int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, P
 		}
 		p->kthread = s->mm_id == 0;
 		set_comm(t, p, s->pcomm);
+		/* A sample from before the last exec (drained after it) says nothing of now. */
+		if (s->time_ns >= p->exec_ns)
+			set_owner(t, p, s->uid, s->flags & PROFQ_SAMPLE_PRIVATE, false);
 		*ret = p;
 		return 0;
 	}
 
 	if (s->mm_id == 0)
 		sp.flags |= PROC_KTHREAD;
+	if (s->flags & PROFQ_SAMPLE_PRIVATE)
+		sp.flags |= PROC_PRIVATE;
 	/* Only what /proc says about this very incarnation (not a reused pid). */
 	if (proc_is_incarnation(s->tgid, s->start_ns, &st)) {
 		sp.ppid = st.ppid;
@@ -477,7 +510,9 @@ void proctable_hold_exited(ProcTable *t, ProcId id, int64_t exit_ns)
 int proctable_event(ProcTable *t, const struct profq_event *e, uint64_t now_ns)
 {
 	Process *p = find(t, e->pid, e->start_ns);
-	StoreProc *sp, init = { .uid = e->uid, .ppid = e->ppid };
+	StoreProc *sp, init = { .uid = e->uid,
+				.ppid = e->ppid,
+				.flags = e->flags & PROFQ_EVENT_PRIVATE ? PROC_PRIVATE : 0 };
 	uint64_t user, sys;
 	int r;
 
@@ -497,7 +532,9 @@ int proctable_event(ProcTable *t, const struct profq_event *e, uint64_t now_ns)
 		char args[PROFQ_ARGS_LEN + 1];
 		size_t len = MIN((size_t)e->args_len, (size_t)PROFQ_ARGS_LEN);
 
-		sp->uid = e->uid;
+		p->exec_ns = MAX(p->exec_ns, e->time_ns);
+		set_owner(t, p, e->uid, e->flags & PROFQ_EVENT_PRIVATE, true);
+		sp = store_proc_mut(t->store, p->id);
 		memcpy(args, e->args, len);
 		args[len] = '\0';
 		procfs_cmdline_to_string(args, len);
@@ -508,6 +545,8 @@ int proctable_event(ProcTable *t, const struct profq_event *e, uint64_t now_ns)
 	case PROFQ_EVENT_EXIT:
 		if (p->exited)
 			return 0;
+		set_owner(t, p, e->uid, e->flags & PROFQ_EVENT_PRIVATE, false);
+		sp = store_proc_mut(t->store, p->id);
 		proctable_cputime_adjust(e->rtime_ns, e->utime_ns, e->stime_ns, &user, &sys);
 		sp->user_ns = user;
 		sp->sys_ns = sys;
@@ -620,6 +659,7 @@ static void adopt(ProcTable *t, uint32_t pid)
 	_cleanup_free_ char *cmdline = NULL;
 	StoreProc sp = { 0 };
 	char comm[PROFQ_COMM_LEN] = { 0 };
+	ProcStatus status;
 	struct stat st_dir;
 	char path[64];
 	ProcStat st;
@@ -631,11 +671,15 @@ static void adopt(ProcTable *t, uint32_t pid)
 	start = st.starttime * (NSEC_PER_SEC / procfs_clock_ticks());
 	if (find_exact(t, pid, start, NULL))
 		return;
-	/* The owner of /proc/PID is the process's effective uid: the closest /proc offers here. */
+	/* The owner of /proc/PID is the effective uid while the process is dumpable, root when
+	 * not: with the ids from status, whether its owner could read its maps. */
 	snprintf(path, sizeof(path), "/proc/%u", pid);
-	if (stat(path, &st_dir) < 0)
+	if (stat(path, &st_dir) < 0 || procfs_read_status((pid_t)pid, &status) < 0)
 		return;
-	sp.uid = st_dir.st_uid;
+	sp.uid = status.uid[0];
+	if (status.uid[1] != sp.uid || status.uid[2] != sp.uid || status.gid[1] != status.gid[0] ||
+	    status.gid[2] != status.gid[0] || st_dir.st_uid != status.uid[1])
+		sp.flags |= PROC_PRIVATE;
 	sp.ppid = st.ppid;
 	if (procfs_read_cmdline((pid_t)pid, &cmdline) >= 0 && *cmdline &&
 	    store_intern_string(t->store, cmdline, &sp.cmdline) < 0)

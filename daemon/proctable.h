@@ -55,6 +55,7 @@ typedef struct Process {
 	struct PerfMap *perfmap;  /* JIT symbols from /tmp/perf-PID.map, NULL until needed */
 	uint64_t perfmap_size;	  /* the file's size when read */
 	uint64_t perfmap_read_ns; /* CLOCK_MONOTONIC of the last look at the file, 0 never */
+	uint64_t exec_ns;	  /* CLOCK_BOOTTIME of the last exec event, 0 if none */
 	uint64_t hash;
 } Process;
 

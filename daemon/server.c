@@ -15,13 +15,14 @@ struct Client {
 	Server *server;
 	int fd;
 	LoopSource *src;
-	struct ucred peer;
+	Peer peer;
 	char *in;
 	size_t in_len, in_allocated;
 	char *out;
 	size_t out_len, out_pos;
 	bool closing; /* close once the output is flushed */
 	uint64_t last_progress_ns;
+	uint64_t request_start_ns; /* first byte of the pending request; 0: none pending */
 	Client *prev, *next;
 };
 
@@ -105,8 +106,17 @@ static int client_flush(Client *c)
 
 static int client_queue(Client *c, json_object *answer)
 {
+	static const char too_large[] =
+		"{\"error\":\"The answer is too large: ask for less (limit, "
+		"range, pid)\",\"code\":\"bad_request\"}";
 	const char *text = json_object_to_json_string_ext(answer, JSON_C_TO_STRING_PLAIN);
 	size_t len = strlen(text);
+
+	if (c->server->opts.max_answer && len > c->server->opts.max_answer) {
+		c->server->stats.oversize_answers++;
+		text = too_large;
+		len = sizeof(too_large) - 1;
+	}
 
 	c->out = malloc(len + 1);
 	if (!c->out)
@@ -176,6 +186,8 @@ static int client_pump(Client *c)
 			return r;
 		c->in_len -= (size_t)(nl + 1 - c->in);
 		memmove(c->in, nl + 1, c->in_len);
+		/* What is left is the start of the next request. */
+		c->request_start_ns = c->in_len > 0 ? now_ns() : 0;
 		r = client_flush(c);
 		if (r <= 0)
 			return r;
@@ -196,6 +208,8 @@ static int client_read(Client *c)
 		client_free(c);
 		return -ECONNRESET;
 	}
+	if (c->in_len == 0)
+		c->request_start_ns = now_ns();
 	c->in_len += (size_t)n;
 	c->last_progress_ns = now_ns();
 	return client_pump(c);
@@ -228,9 +242,17 @@ static unsigned clients_of_uid(const Server *s, uid_t uid)
 	unsigned n = 0;
 
 	for (const Client *c = s->clients; c; c = c->next)
-		if (c->peer.uid == uid)
+		if (c->peer.cred.uid == uid)
 			n++;
 	return n;
+}
+
+/* Whether one more client of this uid fits under the caps. */
+static bool client_fits(const Server *s, uid_t uid)
+{
+	if (uid == 0)
+		return s->stats.clients < (uint64_t)s->opts.max_clients + SERVER_ROOT_RESERVE;
+	return s->stats.clients < s->opts.max_clients && clients_of_uid(s, uid) < s->opts.max_per_uid;
 }
 
 static int on_accept(LoopSource *src, int fd, uint32_t events, void *userdata)
@@ -240,8 +262,7 @@ static int on_accept(LoopSource *src, int fd, uint32_t events, void *userdata)
 	(void)src;
 	(void)events;
 	for (;;) {
-		socklen_t len = sizeof(struct ucred);
-		struct ucred peer;
+		Peer peer;
 		Client *c;
 		int cfd, r;
 
@@ -257,12 +278,11 @@ static int on_accept(LoopSource *src, int fd, uint32_t events, void *userdata)
 			}
 			return log_error_errno(negative_errno(), "Failed to accept a client: %m");
 		}
-		if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0) {
+		if (peer_from_socket(cfd, &peer) < 0) {
 			close(cfd);
 			continue;
 		}
-		if (s->stats.clients >= s->opts.max_clients ||
-		    (peer.uid != 0 && clients_of_uid(s, peer.uid) >= s->opts.max_per_uid)) {
+		if (!client_fits(s, peer.cred.uid)) {
 			static const char msg[] =
 				"{\"error\":\"Too many clients\",\"code\":\"unavailable\"}\n";
 			s->stats.refused++;
@@ -382,7 +402,10 @@ void server_tick(Server *s, uint64_t now)
 
 	for (; c; c = next) {
 		next = c->next;
-		if (now - c->last_progress_ns > s->opts.idle_timeout_ns) {
+		/* Idle, or feeding a request so slowly that it never completes. */
+		if (now - c->last_progress_ns > s->opts.idle_timeout_ns ||
+		    (s->opts.request_timeout_ns && c->request_start_ns &&
+		     now - c->request_start_ns > s->opts.request_timeout_ns)) {
 			s->stats.timeouts++;
 			client_free(c);
 		}

@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 #include <sys/socket.h>
 
+#include "access.h"
 #include "loop.h"
 #include "protocol.h"
 
@@ -19,15 +20,21 @@ typedef struct Server Server;
 
 /* Answers a valid request; *ret is the answer or an error answer. Negative errno: no answer
  * (the client gets an "unavailable" error). */
-typedef int (*server_handler_t)(void *userdata, const struct ucred *peer, const Request *req,
+typedef int (*server_handler_t)(void *userdata, const Peer *peer, const Request *req,
 				json_object **ret);
 
 typedef struct ServerOptions {
 	const char *path;
-	unsigned max_clients;	  /* in all */
-	unsigned max_per_uid;	  /* per peer uid (root is exempt) */
-	uint64_t idle_timeout_ns; /* a client with no progress for this long is dropped */
+	unsigned max_clients;	     /* in all, but root: see SERVER_ROOT_RESERVE */
+	unsigned max_per_uid;	     /* per peer uid (root is exempt) */
+	uint64_t idle_timeout_ns;    /* a client with no progress for this long is dropped */
+	uint64_t request_timeout_ns; /* a request must arrive complete within this, once begun */
+	size_t max_answer;	     /* larger answers are replaced by an error (query cost) */
 } ServerOptions;
+
+/* Root may connect even when max_clients others are: this many more, so that nobody can lock
+ * the administrator out. */
+#define SERVER_ROOT_RESERVE 16
 
 typedef struct ServerStats {
 	uint64_t clients;  /* connected now */
@@ -35,7 +42,8 @@ typedef struct ServerStats {
 	uint64_t refused;  /* over a connection cap */
 	uint64_t requests;
 	uint64_t bad_requests;
-	uint64_t timeouts;
+	uint64_t timeouts;	   /* idle or slow clients dropped */
+	uint64_t oversize_answers; /* answers refused as larger than max_answer */
 } ServerStats;
 
 int server_new(Loop *loop, const ServerOptions *opts, server_handler_t handler, void *userdata,

@@ -310,13 +310,54 @@ static void test_read_file(void **state)
 	assert_int_equal(procfs_read_file("/proc/self", 10, &buf, NULL), -EISDIR);
 }
 
+static void test_status(void **state)
+{
+	static const char good[] = "Name:\tpasswd\nUmask:\t0022\nState:\tS (sleeping)\n"
+				   "Uid:\t1000\t0\t0\t0\nGid:\t100\t100\t100\t100\n"
+				   "Groups:\t4 24 27\nCapInh:\t0000000000000000\n"
+				   "CapEff:\t0000000000080000\nCapBnd:\t000001ffffffffff\n";
+	ProcStatus st = { 0 };
+
+	(void)state;
+	assert_int_equal(procfs_parse_status(good, &st), 0);
+	assert_int_equal(st.uid[0], 1000);
+	assert_int_equal(st.uid[1], 0);
+	assert_int_equal(st.uid[3], 0);
+	assert_int_equal(st.gid[2], 100);
+	assert_int_equal(st.cap_eff, 1ULL << 19);
+	/* Each of the three lines is required, well-formed and once. */
+	assert_int_equal(procfs_parse_status("Uid:\t1\t1\t1\t1\nGid:\t1\t1\t1\t1\n", &st), -EINVAL);
+	assert_int_equal(procfs_parse_status("Uid:\t1\t1\t1\nGid:\t1\t1\t1\t1\n"
+					     "CapEff:\t0\n",
+					     &st),
+			 -EINVAL);
+	assert_int_equal(procfs_parse_status("Uid:\t1\t1\t1\t99999999999\nGid:\t1\t1\t1\t1\n"
+					     "CapEff:\t0\n",
+					     &st),
+			 -EINVAL);
+	assert_int_equal(procfs_parse_status("Uid:\t1\t1\t1\t1\nGid:\t1\t1\t1\t1\n"
+					     "CapEff:\t00000000000000000\n",
+					     &st),
+			 -EINVAL);
+	assert_int_equal(procfs_parse_status("Uid:\t1\t1\t1\t1\nUid:\t0\t0\t0\t0\n"
+					     "Gid:\t1\t1\t1\t1\nCapEff:\t0\n",
+					     &st),
+			 -EINVAL);
+	assert_int_equal(procfs_parse_status("", &st), -EINVAL);
+	/* The live one. */
+	assert_int_equal(procfs_read_status(getpid(), &st), 0);
+	assert_int_equal(st.uid[0], getuid());
+	assert_int_equal(st.gid[1], getegid());
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_maps),	  cmocka_unit_test(test_maps_malformed),
-		cmocka_unit_test(test_maps_self), cmocka_unit_test(test_stat),
-		cmocka_unit_test(test_stat_bad),  cmocka_unit_test(test_stat_self),
-		cmocka_unit_test(test_cmdline),	  cmocka_unit_test(test_read_file),
+		cmocka_unit_test(test_status),	       cmocka_unit_test(test_maps),
+		cmocka_unit_test(test_maps_malformed), cmocka_unit_test(test_maps_self),
+		cmocka_unit_test(test_stat),	       cmocka_unit_test(test_stat_bad),
+		cmocka_unit_test(test_stat_self),      cmocka_unit_test(test_cmdline),
+		cmocka_unit_test(test_read_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

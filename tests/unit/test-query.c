@@ -68,7 +68,9 @@ static void add(Store *s, ProcId p, uint32_t tid, StackId st, bool kernel, uint3
 
 static json_object *ask(const Store *s, int64_t now, uint32_t uid, bool privileged, const Request *req)
 {
-	QueryContext ctx = { .store = s, .now_ns = now, .viewer = { uid, privileged } };
+	QueryContext ctx = { .store = s,
+			     .now_ns = now,
+			     .viewer = { .uid = uid, .privileged = privileged } };
 	json_object *answer = NULL;
 
 	assert_int_equal(query_answer(&ctx, req, &answer), 0);
@@ -422,11 +424,79 @@ static void test_access(void **state)
 	assert_int_equal(json_object_array_length(rows_of(ps_none)), 0);
 }
 
+/* The rule itself (SPEC §10): privileged viewers see all; the others their own processes that
+ * they could read /proc/PID/maps of when sampled. */
+static void test_visibility_rule(void **state)
+{
+	Viewer user = { .uid = 1000 }, other = { .uid = 2000 }, root = { .privileged = true };
+	StoreProc p = { .pid = 10, .uid = 1000 };
+
+	(void)state;
+	assert_true(query_proc_visible(&user, &p));
+	assert_false(query_proc_visible(&other, &p));
+	assert_true(query_proc_visible(&root, &p));
+	/* Root's process: nobody unprivileged. */
+	p.uid = 0;
+	assert_false(query_proc_visible(&user, &p));
+	assert_true(query_proc_visible(&root, &p));
+	/* Setuid, not dumpable, or its uid changed: not even its real owner. */
+	p = (StoreProc){ .pid = 10, .uid = 1000, .flags = PROC_PRIVATE };
+	assert_false(query_proc_visible(&user, &p));
+	assert_true(query_proc_visible(&root, &p));
+	/* Exited and accounted: the same verdict as while it ran. */
+	p.flags |= PROC_EXITED | PROC_ACCOUNTING;
+	assert_false(query_proc_visible(&user, &p));
+	p.flags &= ~PROC_PRIVATE;
+	assert_true(query_proc_visible(&user, &p));
+	/* Kernel threads have no maps to read. */
+	p.flags = PROC_KTHREAD;
+	assert_false(query_proc_visible(&user, &p));
+	assert_true(query_proc_visible(&root, &p));
+	assert_false(query_proc_visible(&user, NULL));
+}
+
+/* A private process of the viewer's own uid is denied by pid and left out of ps and top. */
+static void test_private_proc(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *ps = NULL, *top = NULL;
+	FrameId a, b;
+	ProcId mine, suid;
+	Request req;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	a = frame(s, "work", "prog", 0, 0x1000);
+	b = frame(s, "secret", "passwd", 0, 0x2000);
+	mine = proc(s, 800, 1000, T0, "prog");
+	suid = proc(s, 801, 1000, T0, "passwd");
+	store_proc_mut(s, suid)->flags |= PROC_PRIVATE;
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	add(s, mine, 800, STACK(s, a), false, 10);
+	add(s, suid, 801, STACK(s, b), false, 30);
+	assert_int_equal(store_window_close(s), 0);
+
+	req = top_req(801);
+	expect_error(ask(s, T0 + 20 * SEC, 1000, false, &req), ERROR_DENIED);
+	request_init(&req, COMMAND_TIME);
+	req.pid = 801;
+	expect_error(ask(s, T0 + 20 * SEC, 1000, false, &req), ERROR_DENIED);
+	req = top_req(0);
+	top = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	assert_int_equal(json_get_int(top, "samples"), 10);
+	assert_null(strstr(json_object_to_json_string(top), "secret"));
+	request_init(&req, COMMAND_PS);
+	ps = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	assert_int_equal(json_object_array_length(rows_of(ps)), 1);
+	assert_int_equal(json_get_int(row_named(ps, "comm", "prog"), "pid"), 800);
+}
+
 static void test_unresolved(void **state)
 {
 	_cleanup_(store_freep) Store *s = NULL;
 	_cleanup_json_ json_object *root = NULL, *user = NULL;
 	FrameId u, k, kr, anon, main_f;
+	Viewer viewer = { .uid = 1000 }, root_viewer = { .privileged = true };
 	StoreFrame f = { 0 };
 	const char *text;
 	Request req;
@@ -455,25 +525,42 @@ static void test_unresolved(void **state)
 	assert_false(
 		json_object_get_boolean(json_object_object_get(top_row(root, "main"), "kernel")));
 
-	/* Unprivileged: the kernel address is not shown anywhere; user addresses are. */
+	/* Unprivileged, perf_event_paranoid > 1: the kernel is one "[kernel]" frame, never an
+	 * address or a name; user addresses are shown. */
 	user = ask(s, T0 + 20 * SEC, 1000, false, &req);
-	expect_top_row(user, "[kernel.kallsyms]", 4, 4, 100.0, 100.0);
-	expect_top_row(user, "do_syscall_64", 0, 4, 0.0, 100.0);
+	expect_top_row(user, "[kernel]", 4, 4, 100.0, 100.0);
+	assert_null(json_object_object_get(top_row(user, "[kernel]"), "symbol"));
 	expect_top_row(user, "libfoo.so+0x1234", 0, 4, 0.0, 100.0);
 	text = json_object_to_json_string(user);
 	assert_null(strstr(text, "ffffffff"));
 	assert_null(strstr(text, "81234567"));
+	assert_null(strstr(text, "do_syscall"));
 
 	f = *store_frame(s, k);
-	assert_int_equal(query_frame_name(s, &f, false, buf, sizeof(buf)),
-			 strlen("[kernel.kallsyms]"));
-	assert_string_equal(buf, "[kernel.kallsyms]");
-	query_frame_name(s, &f, true, buf, sizeof(buf));
+	assert_int_equal(query_frame_name(s, &f, &viewer, buf, sizeof(buf)), strlen("[kernel]"));
+	assert_string_equal(buf, "[kernel]");
+	query_frame_name(s, &f, &root_viewer, buf, sizeof(buf));
 	assert_string_equal(buf, "[kernel.kallsyms]+0xffffffff81234567");
-	query_frame_name(s, store_frame(s, kr), false, buf, sizeof(buf));
+	query_frame_name(s, store_frame(s, kr), &viewer, buf, sizeof(buf));
+	assert_string_equal(buf, "[kernel]");
+	/* perf_event_paranoid <= 1: kernel functions by name, an unresolved one still without
+	 * its address. */
+	viewer.kernel_names = true;
+	query_frame_name(s, store_frame(s, kr), &viewer, buf, sizeof(buf));
 	assert_string_equal(buf, "do_syscall_64");
+	query_frame_name(s, &f, &viewer, buf, sizeof(buf));
+	assert_string_equal(buf, "[kernel]");
+	{
+		QueryContext ctx = { .store = s, .now_ns = T0 + 20 * SEC, .viewer = viewer };
+		_cleanup_json_ json_object *named = NULL;
+
+		assert_int_equal(query_answer(&ctx, &req, &named), 0);
+		expect_top_row(named, "[kernel]", 4, 4, 100.0, 100.0);
+		expect_top_row(named, "do_syscall_64", 0, 4, 0.0, 100.0);
+		assert_null(strstr(json_object_to_json_string(named), "ffffffff"));
+	}
 	/* Truncated to the buffer, still terminated. */
-	query_frame_name(s, store_frame(s, u), false, buf, 8);
+	query_frame_name(s, store_frame(s, u), &viewer, buf, 8);
 	assert_string_equal(buf, "libfoo.");
 }
 
@@ -835,12 +922,20 @@ static void test_status_unsupported(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_top_split),  cmocka_unit_test(test_top_recursion_and_tid),
-		cmocka_unit_test(test_top_ranges), cmocka_unit_test(test_top_incarnations),
-		cmocka_unit_test(test_access),	   cmocka_unit_test(test_unresolved),
-		cmocka_unit_test(test_ps),	   cmocka_unit_test(test_time),
-		cmocka_unit_test(test_start_time), cmocka_unit_test(test_children),
-		cmocka_unit_test(test_threads),	   cmocka_unit_test(test_status_unsupported),
+		cmocka_unit_test(test_top_split),
+		cmocka_unit_test(test_top_recursion_and_tid),
+		cmocka_unit_test(test_top_ranges),
+		cmocka_unit_test(test_top_incarnations),
+		cmocka_unit_test(test_access),
+		cmocka_unit_test(test_unresolved),
+		cmocka_unit_test(test_visibility_rule),
+		cmocka_unit_test(test_private_proc),
+		cmocka_unit_test(test_ps),
+		cmocka_unit_test(test_time),
+		cmocka_unit_test(test_start_time),
+		cmocka_unit_test(test_children),
+		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_status_unsupported),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -270,6 +270,49 @@ static void test_header(void **state)
 
 /* ---- every record type, there and back ---- */
 
+/* Version 2 segments (before PROC_PRIVATE) still load; the flag is theirs only from 3 on. */
+static void test_proc_private_versions(void **state)
+{
+	SegmentProc proc = { .id = 3, .p = { .pid = 9, .uid = 1000, .flags = PROC_PRIVATE } };
+	_cleanup_(segment_buf_done) SegmentBuf b = { 0 };
+	SegmentParseResult res;
+	Collector c = { .fail_at = -1 };
+
+	(void)state;
+	segment_put_header(&b, 1);
+	segment_put_proc(&b, &proc);
+	assert_int_equal(parse(b.data, b.len, &c, &res), 0);
+	assert_int_equal(res.version, SEGMENT_VERSION);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.seen[0].proc.p.flags, PROC_PRIVATE);
+
+	/* The same as version 2: the flag is unknown there, so the record is damage. */
+	set_u32(b.data + 8, 2);
+	set_u32(b.data + 28, crc(b.data, 28));
+	free(c.seen);
+	c = (Collector){ .fail_at = -1 };
+	assert_int_equal(parse(b.data, b.len, &c, &res), 0);
+	assert_int_equal(res.version, 2);
+	assert_int_equal(res.tail_error, -EBADMSG);
+	assert_int_equal(c.n, 0);
+
+	/* A version 2 process without it loads as it was. */
+	segment_buf_done(&b);
+	proc.p.flags = PROC_EXITED;
+	segment_put_header(&b, 1);
+	segment_put_proc(&b, &proc);
+	set_u32(b.data + 8, 2);
+	set_u32(b.data + 28, crc(b.data, 28));
+	free(c.seen);
+	c = (Collector){ .fail_at = -1 };
+	assert_int_equal(parse(b.data, b.len, &c, &res), 0);
+	assert_int_equal(res.tail_error, 0);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.seen[0].proc.p.uid, 1000);
+	assert_int_equal(c.seen[0].proc.p.flags, PROC_EXITED);
+	free(c.seen);
+}
+
 static void test_records(void **state)
 {
 	_cleanup_(segment_buf_done) SegmentBuf b = { 0 };
@@ -691,6 +734,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_header),
+		cmocka_unit_test(test_proc_private_versions),
 		cmocka_unit_test(test_records),
 		cmocka_unit_test(test_field_checks),
 		cmocka_unit_test(test_unknown_and_lengths),

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libFuzzer: the /proc parsers (SPEC §12): maps, stat, status and cmdline, each fed the same
+ * input. Nothing may crash; what parses holds together (a mapping ends after it starts).
+ *
+ *   fuzz-procfs -max_total_time=60 CORPUS_DIR tests/fuzz/corpus/procfs
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "macro.h"
+#include "procfs.h"
+
+#define CHECK(cond)                                                                              \
+	do {                                                                                     \
+		if (!(cond)) {                                                                   \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+			abort();                                                                 \
+		}                                                                                \
+	} while (0)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	_cleanup_free_ char *text = malloc(size + 1);
+	ProcMap *maps = NULL;
+	size_t n = 0, bad = 0;
+	ProcStatus status;
+	ProcStat st;
+
+	if (!text)
+		return 0;
+	memcpy(text, data, size);
+	text[size] = '\0';
+
+	if (procfs_parse_maps((const char *)data, size, &maps, &n, &bad) == 0) {
+		for (size_t i = 0; i < n; i++)
+			CHECK(maps[i].start < maps[i].end);
+		procfs_maps_free(maps, n);
+	}
+	/* The string parsers read up to the first NUL, as they do with a file's copy. */
+	if (procfs_parse_stat(text, &st) == 0)
+		CHECK(st.comm[sizeof(st.comm) - 1] == '\0');
+	(void)procfs_parse_status(text, &status);
+	memcpy(text, data, size);
+	procfs_cmdline_to_string(text, size);
+	CHECK(strlen(text) <= size);
+	return 0;
+}
