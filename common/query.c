@@ -783,7 +783,7 @@ static int tree_child(Tree *t, uint32_t parent, FrameId id, const StoreFrame *f,
 		*ret = idx;
 		return 0;
 	}
-	if (t->n >= TREE_NODES_MAX)
+	if (t->n > TREE_NODES_MAX) /* node 0, the root, is not one of them */
 		return -E2BIG;
 	r = GREEDY_REALLOC(t->nodes, t->allocated, t->n + 1);
 	if (r < 0)
