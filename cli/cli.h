@@ -64,6 +64,8 @@ enum {
 	OPT_THREADS,
 	OPT_INLINE,
 	OPT_NO_INLINE,
+	OPT_FUNCTION,
+	OPT_MIN_PCT,
 };
 
 /*
@@ -82,3 +84,5 @@ int cmd_status(CliContext *ctx, int argc, char **argv);
 int cmd_ps(CliContext *ctx, int argc, char **argv);
 int cmd_top(CliContext *ctx, int argc, char **argv);
 int cmd_time(CliContext *ctx, int argc, char **argv);
+int cmd_lines(CliContext *ctx, int argc, char **argv);
+int cmd_tree(CliContext *ctx, int argc, char **argv);

@@ -17,6 +17,7 @@
 /* How long to wait for an answer: a daemon that takes longer is treated as unreachable. */
 #define ANSWER_TIMEOUT_MS 30000
 #define ANSWER_MAX (256u << 20)
+#define ANSWER_MAX_DEPTH (2 * STORE_STACK_MAX + 64)
 
 static int report(const CliContext *ctx, int code, const char *error_code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -106,6 +107,7 @@ static int roundtrip(const CliContext *ctx, const Request *req, json_object **re
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	_cleanup_json_ json_object *request = NULL;
+	_cleanup_(json_tokener_freep) json_tokener *tok = NULL;
 	_cleanup_free_ char *line = NULL;
 	_cleanup_close_ int fd = -1;
 	json_object *answer;
@@ -133,7 +135,15 @@ static int roundtrip(const CliContext *ctx, const Request *req, json_object **re
 		r = read_line(fd, &line);
 	if (r < 0)
 		return r;
-	answer = json_tokener_parse(line);
+	/* A tree answer nests two levels per frame of the deepest stack. */
+	tok = json_tokener_new_ex(ANSWER_MAX_DEPTH);
+	if (!tok)
+		return -ENOMEM;
+	answer = json_tokener_parse_ex(tok, line, (int)strlen(line));
+	if (json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(answer);
+		answer = NULL;
+	}
 	if (!answer || !json_object_is_type(answer, json_type_object)) {
 		json_object_put(answer);
 		return -EBADMSG;

@@ -10,6 +10,9 @@ static const CliCommand commands[] = {
 	{ "top", cmd_top, "[--pid N] [-n N] [--sort self|total]", "Hotspot functions" },
 	{ "time", cmd_time, "--pid N [--start TIME] [--children]",
 	  "real, user, sys and cpu% like time(1), and the sampled estimate" },
+	{ "tree", cmd_tree, "--pid N [--min-pct P]", "Call tree, top down, with total% and self%" },
+	{ "lines", cmd_lines, "--pid N [--function F]",
+	  "Hot source lines with their text, like line_profiler" },
 };
 
 static void help(void)

@@ -5,10 +5,8 @@
 #include "protocol.h"
 
 static const char *const command_names[_COMMAND_MAX] = {
-	[COMMAND_STATUS] = "status",
-	[COMMAND_PS] = "ps",
-	[COMMAND_TOP] = "top",
-	[COMMAND_TIME] = "time",
+	[COMMAND_STATUS] = "status", [COMMAND_PS] = "ps",	[COMMAND_TOP] = "top",
+	[COMMAND_TIME] = "time",     [COMMAND_LINES] = "lines", [COMMAND_TREE] = "tree",
 };
 
 static const char *const sort_names[_SORT_MAX] = {
@@ -65,7 +63,10 @@ ErrorCode error_code_from_string(const char *s)
 
 void request_init(Request *req, Command command)
 {
-	*req = (Request){ .command = command, .limit = REQUEST_LIMIT_DEFAULT, .sort = SORT_SELF };
+	*req = (Request){ .command = command,
+			  .limit = REQUEST_LIMIT_DEFAULT,
+			  .sort = SORT_SELF,
+			  .min_pct = REQUEST_MIN_PCT_DEFAULT };
 }
 
 static int fail(char **ret_error, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -202,13 +203,43 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 				req.threads = json_object_get_boolean(val);
 			else
 				req.no_inline = !json_object_get_boolean(val);
+		} else if (streq(key, "min_pct")) {
+			double d;
+
+			if (!json_object_is_type(val, json_type_double) &&
+			    !json_object_is_type(val, json_type_int)) {
+				r = fail(ret_error, "Field 'min_pct' must be a number");
+				goto out;
+			}
+			d = json_object_get_double(val);
+			if (!(d >= 0 && d <= 100)) {
+				r = fail(ret_error, "Field 'min_pct' is out of range [0, 100]");
+				goto out;
+			}
+			req.min_pct = d;
+		} else if (streq(key, "function")) {
+			size_t n;
+
+			if (!json_object_is_type(val, json_type_string)) {
+				r = fail(ret_error, "Field 'function' must be a string");
+				goto out;
+			}
+			n = (size_t)json_object_get_string_len(val);
+			if (n == 0 || n >= sizeof(req.function)) {
+				r = fail(ret_error, "Field 'function' must have 1 to %zu bytes",
+					 sizeof(req.function) - 1);
+				goto out;
+			}
+			memcpy(req.function, json_object_get_string(val), n + 1);
 		} else {
 			r = fail(ret_error, "Unknown field '%.64s'", key);
 			goto out;
 		}
 	}
-	if (req.command == COMMAND_TIME && !req.pid) {
-		r = fail(ret_error, "Command 'time' needs a pid");
+	if ((req.command == COMMAND_TIME || req.command == COMMAND_LINES ||
+	     req.command == COMMAND_TREE) &&
+	    !req.pid) {
+		r = fail(ret_error, "Command '%s' needs a pid", command_to_string(req.command));
 		goto out;
 	}
 	if (req.threads && !req.pid) {
@@ -258,6 +289,10 @@ int request_to_json(const Request *req, json_object **ret)
 		json_object_object_add(o, "threads", json_object_new_boolean(true));
 	if (req->no_inline)
 		json_object_object_add(o, "inline", json_object_new_boolean(false));
+	if (req->min_pct != REQUEST_MIN_PCT_DEFAULT)
+		json_object_object_add(o, "min_pct", json_object_new_double(req->min_pct));
+	if (req->function[0])
+		json_object_object_add(o, "function", json_object_new_string(req->function));
 	*ret = o;
 	return 0;
 }

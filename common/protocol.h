@@ -20,6 +20,8 @@ typedef enum Command {
 	COMMAND_PS,
 	COMMAND_TOP,
 	COMMAND_TIME,
+	COMMAND_LINES,
+	COMMAND_TREE,
 	_COMMAND_MAX,
 	_COMMAND_INVALID = -EINVAL,
 } Command;
@@ -42,6 +44,10 @@ typedef enum ErrorCode {
 
 #define REQUEST_LIMIT_DEFAULT 20
 #define REQUEST_LIMIT_MAX 100000
+/* Longest function name a request may name (demangled C++ names run long). */
+#define REQUEST_FUNCTION_MAX 4096
+/* tree: nodes below this share of the samples are left out. */
+#define REQUEST_MIN_PCT_DEFAULT 0.5
 
 typedef struct Request {
 	Command command;
@@ -59,6 +65,9 @@ typedef struct Request {
 	bool children;	/* include the descendants of pid */
 	bool threads;	/* ps: one row per thread of pid */
 	bool no_inline; /* fold inlined frames into the function they are inlined into */
+	double min_pct; /* tree: prune nodes below this percentage, 0..100 */
+	/* lines: only samples with this function on the stack ("" for all); NUL-terminated. */
+	char function[REQUEST_FUNCTION_MAX];
 } Request;
 
 const char *command_to_string(Command c);

@@ -508,6 +508,533 @@ out:
 	return r;
 }
 
+/* ---- lines ---- */
+
+/* A source line of a function; frames without a line are one row per function. */
+typedef struct LineRow {
+	FrameId frame; /* a representative frame: function, module, file, line */
+	StrId file;
+	uint32_t line;
+	uint64_t func; /* func_key() */
+	uint64_t self;
+	uint64_t callee; /* with a function: the part spent in what the line called */
+	char *name;
+} LineRow;
+
+typedef struct LineTable {
+	LineRow *rows;
+	size_t n, allocated;
+	HashIndex *index;
+} LineTable;
+
+typedef struct LineKey {
+	StrId file;
+	uint32_t line;
+	uint64_t func;
+} LineKey;
+
+static bool line_eq(uint32_t idx, const void *key, void *userdata)
+{
+	const LineRow *row = &((LineTable *)userdata)->rows[idx];
+	const LineKey *k = key;
+
+	return row->file == k->file && row->line == k->line && row->func == k->func;
+}
+
+static int line_row(LineTable *t, FrameId id, const StoreFrame *f, LineRow **ret)
+{
+	LineKey key = { .file = f->file, .line = f->file ? f->line : 0, .func = func_key(id, f) };
+	uint64_t hash = (key.func * 0x9E3779B97F4A7C15ULL ^ ((uint64_t)key.file << 32 | key.line)) *
+			0xC2B2AE3D27D4EB4FULL;
+	uint32_t idx;
+	int r;
+
+	if (hash_index_find(t->index, hash, line_eq, &key, t, &idx) == 0) {
+		*ret = &t->rows[idx];
+		return 0;
+	}
+	r = GREEDY_REALLOC(t->rows, t->allocated, t->n + 1);
+	if (r < 0)
+		return r;
+	r = hash_index_insert(t->index, hash, (uint32_t)t->n);
+	if (r < 0)
+		return r;
+	t->rows[t->n] = (LineRow){ .frame = id, .file = key.file, .line = key.line, .func = key.func };
+	*ret = &t->rows[t->n++];
+	return 0;
+}
+
+static int cmp_line(const void *a, const void *b)
+{
+	const LineRow *x = a, *y = b;
+	int c;
+
+	if (x->self != y->self)
+		return x->self > y->self ? -1 : 1;
+	c = strcmp(x->name, y->name);
+	if (c != 0)
+		return c;
+	if (x->file != y->file)
+		return x->file < y->file ? -1 : 1;
+	return x->line < y->line ? -1 : x->line > y->line;
+}
+
+/* Whether frame id is the function the request names (by name, or by raw symbol). */
+static bool frame_is_function(const Store *store, const StoreFrame *f, const char *function)
+{
+	const char *fn = store_string(store, f->function);
+	const char *sym = store_string(store, f->symbol);
+
+	return (fn && streq(fn, function)) || (sym && streq(sym, function));
+}
+
+static int answer_not_found(const Request *req, json_object **ret)
+{
+	if (req->tid)
+		*ret = error_answer_new(ERROR_NOT_FOUND,
+					"No samples for thread %" PRIu32 " in range", req->tid);
+	else
+		*ret = error_answer_new(ERROR_NOT_FOUND, "No samples in range");
+	return *ret ? 0 : -ENOMEM;
+}
+
+static void add_proc_fields(const QueryContext *ctx, const Request *req, ProcId proc,
+			    uint64_t total, json_object *answer)
+{
+	const StoreProc *p = store_proc(ctx->store, proc);
+
+	json_add_int(answer, "pid", p->pid);
+	json_add_string(answer, "comm", store_string(ctx->store, p->comm));
+	if (req->tid)
+		json_add_int(answer, "tid", req->tid);
+	json_add_int(answer, "samples", (int64_t)total);
+	json_object_object_add(answer, "inline", json_object_new_boolean(!req->no_inline));
+}
+
+/*
+ * Without a function, each sample counts on the line its leaf frame was executing. With one,
+ * each sample with the function on its stack counts once, on the line of the function's
+ * innermost frame: the line executing in it, or the call it was making (line_profiler's view:
+ * a line's time includes what it calls). Inlined code has frames (and lines) of its own.
+ */
+static int answer_lines(const QueryContext *ctx, const Request *req, json_object **ret)
+{
+	const Store *store = ctx->store;
+	size_t n_stacks = store_stack_id_limit(store);
+	const char *function = req->function[0] ? req->function : NULL;
+	_cleanup_free_ uint64_t *counts = NULL;
+	_cleanup_free_ uint8_t *sel = NULL, *match = NULL;
+	_cleanup_json_ json_object *answer = NULL;
+	json_object *rows, *error = NULL;
+	uint64_t total, in_function = 0;
+	LineTable t = { 0 };
+	ProcId proc;
+	Range range;
+	int r;
+
+	range_compute(ctx, req, &range);
+	r = select_in_range(ctx, req, &range, &sel, &proc, &error);
+	if (r < 0 || error) {
+		*ret = error;
+		return r;
+	}
+	counts = calloc(n_stacks, sizeof(uint64_t));
+	/* Per frame: 0 not yet known, 1 the function, 2 another. */
+	match = function ? calloc(store_frame_id_limit(store), 1) : NULL;
+	if (!counts || (function && !match))
+		return -ENOMEM;
+	total = count_stacks(ctx, req, &range, sel, counts);
+	if (total == 0)
+		return answer_not_found(req, ret);
+
+	r = hash_index_new(&t.index);
+	if (r < 0)
+		goto out;
+	for (StackId s = 1; s < n_stacks; s++) {
+		const StoreFrame *f = NULL;
+		const FrameId *frames;
+		size_t n, i, depth = 0;
+		LineRow *row;
+
+		if (counts[s] == 0)
+			continue;
+		frames = store_stack(store, s, &n);
+		for (i = 0; i < n; i++) {
+			f = store_frame(store, frames[i]);
+			/* Without inlines, the line is the call site in the function it is in. */
+			if (req->no_inline && (f->flags & FRAME_INLINED))
+				continue;
+			if (!function)
+				break;
+			if (match[frames[i]] == 0)
+				match[frames[i]] = frame_is_function(store, f, function) ? 1 : 2;
+			if (match[frames[i]] == 1)
+				break;
+			depth++;
+		}
+		if (i == n)
+			continue; /* not in the function (or only inlined frames) */
+		r = line_row(&t, frames[i], f, &row);
+		if (r < 0)
+			goto out;
+		row->self += counts[s];
+		if (depth > 0)
+			row->callee += counts[s];
+		in_function += counts[s];
+	}
+	if (function && in_function == 0) {
+		*ret = error_answer_new(ERROR_NOT_FOUND, "No samples in function '%.256s' in range",
+					function);
+		r = *ret ? 0 : -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < t.n; i++) {
+		char name[512];
+
+		query_frame_name(store, store_frame(store, t.rows[i].frame), ctx->viewer.privileged,
+				 name, sizeof(name));
+		t.rows[i].name = strdup(name);
+		if (!t.rows[i].name) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	if (t.n > 1)
+		qsort(t.rows, t.n, sizeof(LineRow), cmp_line);
+
+	answer = json_object_new_object();
+	rows = json_object_new_array();
+	if (!answer || !rows) {
+		json_object_put(rows);
+		r = -ENOMEM;
+		goto out;
+	}
+	add_proc_fields(ctx, req, proc, total, answer);
+	json_add_string(answer, "function", function);
+	if (function) {
+		json_add_int(answer, "function_samples", (int64_t)in_function);
+		json_add_double(answer, "function_pct", pct(in_function, total), 2);
+	}
+	json_object_object_add(answer, "rows", rows);
+	for (size_t i = 0; i < t.n && i < req->limit; i++) {
+		const LineRow *row = &t.rows[i];
+		const StoreFrame *f = store_frame(store, row->frame);
+		json_object *o = json_object_new_object();
+
+		if (!o) {
+			r = -ENOMEM;
+			goto out;
+		}
+		json_add_string(o, "file", store_string(store, row->file));
+		if (row->file && row->line)
+			json_add_int(o, "line", row->line);
+		else
+			json_object_object_add(o, "line", NULL);
+		json_add_string(o, "function", row->name);
+		json_add_string(o, "module", store_string(store, f->module));
+		json_add_int(o, "self_samples", (int64_t)row->self);
+		json_add_double(o, "self_pct", pct(row->self, total), 2);
+		if (function) {
+			json_add_int(o, "callee_samples", (int64_t)row->callee);
+			json_add_double(o, "function_pct", pct(row->self, in_function), 2);
+		}
+		json_object_object_add(o, "kernel", json_object_new_boolean(f->flags & FRAME_KERNEL));
+		json_object_object_add(o, "inlined",
+				       json_object_new_boolean(f->flags & FRAME_INLINED));
+		/* The source text is the reader's to add: the daemon never opens source files. */
+		json_object_object_add(o, "text", NULL);
+		json_object_array_add(rows, o);
+	}
+	*ret = TAKE_PTR(answer);
+	r = 0;
+out:
+	for (size_t i = 0; i < t.n; i++)
+		free(t.rows[i].name);
+	free(t.rows);
+	hash_index_free(t.index);
+	return r;
+}
+
+/* ---- tree ---- */
+
+/* The most nodes a tree query builds: the hottest stacks get theirs first. */
+#define TREE_NODES_MAX 100000u
+
+typedef struct TreeNode {
+	uint32_t parent; /* node 0 is the root above every outermost frame */
+	FrameId frame;	 /* a representative frame of the function */
+	uint64_t key;	 /* func_key() */
+	uint64_t self, total;
+	uint32_t first_child, n_children; /* into Tree.order */
+} TreeNode;
+
+typedef struct Tree {
+	const Store *store;
+	TreeNode *nodes;
+	size_t n, allocated;
+	HashIndex *index;
+	uint32_t *order; /* node ids grouped by parent, each group by total, descending */
+	uint64_t samples, truncated;
+	double min_pct;
+	bool show_kernel_addresses;
+} Tree;
+
+typedef struct TreeKey {
+	uint32_t parent;
+	uint64_t key;
+} TreeKey;
+
+typedef struct StackCount {
+	StackId stack;
+	uint64_t count;
+} StackCount;
+
+static bool tree_eq(uint32_t idx, const void *key, void *userdata)
+{
+	const TreeNode *node = &((Tree *)userdata)->nodes[idx];
+	const TreeKey *k = key;
+
+	return node->parent == k->parent && node->key == k->key;
+}
+
+/* The child of parent for a frame: 0 and *ret, or -E2BIG when the tree is full. */
+static int tree_child(Tree *t, uint32_t parent, FrameId id, const StoreFrame *f, uint32_t *ret)
+{
+	TreeKey key = { .parent = parent, .key = func_key(id, f) };
+	uint64_t hash = (key.key * 0x9E3779B97F4A7C15ULL ^ parent) * 0xC2B2AE3D27D4EB4FULL;
+	uint32_t idx;
+	int r;
+
+	if (hash_index_find(t->index, hash, tree_eq, &key, t, &idx) == 0) {
+		*ret = idx;
+		return 0;
+	}
+	if (t->n > TREE_NODES_MAX) /* node 0, the root, is not one of them */
+		return -E2BIG;
+	r = GREEDY_REALLOC(t->nodes, t->allocated, t->n + 1);
+	if (r < 0)
+		return r;
+	r = hash_index_insert(t->index, hash, (uint32_t)t->n);
+	if (r < 0)
+		return r;
+	t->nodes[t->n] = (TreeNode){ .parent = parent, .frame = id, .key = key.key };
+	*ret = (uint32_t)t->n++;
+	return 0;
+}
+
+static int cmp_stack_count(const void *a, const void *b)
+{
+	const StackCount *x = a, *y = b;
+
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	return x->stack < y->stack ? -1 : x->stack > y->stack;
+}
+
+static const char *node_function(const Tree *t, uint32_t id)
+{
+	return strempty(store_string(t->store, store_frame(t->store, t->nodes[id].frame)->function));
+}
+
+static int cmp_tree_order(const void *a, const void *b, void *userdata)
+{
+	const Tree *t = userdata;
+	const TreeNode *x = &t->nodes[*(const uint32_t *)a], *y = &t->nodes[*(const uint32_t *)b];
+	int c;
+
+	if (x->parent != y->parent)
+		return x->parent < y->parent ? -1 : 1;
+	if (x->total != y->total)
+		return x->total > y->total ? -1 : 1;
+	c = strcmp(node_function(t, *(const uint32_t *)a), node_function(t, *(const uint32_t *)b));
+	if (c != 0)
+		return c;
+	return x->key < y->key ? -1 : x->key > y->key;
+}
+
+/* Adds the stacks, hottest first, root (outermost frame) down. */
+static int tree_build(Tree *t, const Request *req, const uint64_t *counts, size_t n_stacks)
+{
+	_cleanup_free_ StackCount *stacks = NULL;
+	size_t n = 0;
+	int r;
+
+	for (StackId s = 1; s < n_stacks; s++)
+		n += counts[s] > 0;
+	stacks = calloc(MAX(n, (size_t)1), sizeof(StackCount));
+	if (!stacks)
+		return -ENOMEM;
+	n = 0;
+	for (StackId s = 1; s < n_stacks; s++)
+		if (counts[s] > 0)
+			stacks[n++] = (StackCount){ .stack = s, .count = counts[s] };
+	qsort(stacks, n, sizeof(StackCount), cmp_stack_count);
+
+	r = GREEDY_REALLOC(t->nodes, t->allocated, 1);
+	if (r < 0)
+		return r;
+	t->nodes[0] = (TreeNode){ 0 };
+	t->n = 1;
+	for (size_t k = 0; k < n; k++) {
+		size_t depth;
+		const FrameId *frames = store_stack(t->store, stacks[k].stack, &depth);
+		uint64_t c = stacks[k].count;
+		uint32_t cur = 0;
+		bool full = false;
+
+		t->nodes[0].total += c;
+		for (size_t i = depth; i-- > 0;) {
+			const StoreFrame *f = store_frame(t->store, frames[i]);
+			uint32_t child;
+
+			if (req->no_inline && (f->flags & FRAME_INLINED))
+				continue;
+			r = tree_child(t, cur, frames[i], f, &child);
+			if (r == -E2BIG) {
+				/* Past the cap: the prefix keeps its totals, the rest is counted. */
+				t->truncated += c;
+				full = true;
+				break;
+			}
+			if (r < 0)
+				return r;
+			cur = child;
+			t->nodes[cur].total += c;
+		}
+		if (!full)
+			t->nodes[cur].self += c;
+	}
+
+	/* Children by parent, hottest first. */
+	t->order = calloc(t->n, sizeof(uint32_t));
+	if (!t->order)
+		return -ENOMEM;
+	for (uint32_t i = 1; i < t->n; i++)
+		t->order[i - 1] = i;
+	qsort_r(t->order, t->n - 1, sizeof(uint32_t), cmp_tree_order, t);
+	for (size_t i = t->n - 1; i-- > 0;) {
+		TreeNode *p = &t->nodes[t->nodes[t->order[i]].parent];
+
+		p->first_child = (uint32_t)i;
+		p->n_children++;
+	}
+	return 0;
+}
+
+static bool tree_shown(const Tree *t, uint32_t id)
+{
+	return pct(t->nodes[id].total, t->samples) >= t->min_pct;
+}
+
+/* The children of node id that are shown, as a JSON array. Recursion depth is the stack's. */
+static int tree_children_json(const Tree *t, uint32_t id, size_t *shown, json_object **ret)
+{
+	const TreeNode *node = &t->nodes[id];
+	_cleanup_json_ json_object *arr = json_object_new_array();
+
+	if (!arr)
+		return -ENOMEM;
+	for (uint32_t k = 0; k < node->n_children; k++) {
+		uint32_t c = t->order[node->first_child + k];
+		const TreeNode *child = &t->nodes[c];
+		const StoreFrame *f = store_frame(t->store, child->frame);
+		json_object *o, *children;
+		char name[512];
+		int r;
+
+		/* Siblings go hottest first: the rest are smaller still. */
+		if (!tree_shown(t, c))
+			break;
+		o = json_object_new_object();
+		if (!o)
+			return -ENOMEM;
+		json_object_array_add(arr, o);
+		(*shown)++;
+		query_frame_name(t->store, f, t->show_kernel_addresses, name, sizeof(name));
+		json_add_string(o, "function", name);
+		json_add_string(o, "module", store_string(t->store, f->module));
+		json_add_string(o, "file", store_string(t->store, f->decl_file));
+		if (f->decl_file && f->decl_line)
+			json_add_int(o, "line", f->decl_line);
+		else
+			json_object_object_add(o, "line", NULL);
+		json_add_int(o, "self_samples", (int64_t)child->self);
+		json_add_int(o, "total_samples", (int64_t)child->total);
+		json_add_double(o, "self_pct", pct(child->self, t->samples), 2);
+		json_add_double(o, "total_pct", pct(child->total, t->samples), 2);
+		json_object_object_add(o, "kernel", json_object_new_boolean(f->flags & FRAME_KERNEL));
+		json_object_object_add(o, "inlined",
+				       json_object_new_boolean(f->flags & FRAME_INLINED));
+		r = tree_children_json(t, c, shown, &children);
+		if (r < 0)
+			return r;
+		json_object_object_add(o, "children", children);
+	}
+	*ret = TAKE_PTR(arr);
+	return 0;
+}
+
+/*
+ * Top-down: the outermost frame of each stack is a root; a node's children are the functions
+ * it called, its total the samples with that call path, its self those that ended in it.
+ * Recursion nests. Nodes under min_pct of the samples are left out with their subtrees.
+ */
+static int answer_tree(const QueryContext *ctx, const Request *req, json_object **ret)
+{
+	const Store *store = ctx->store;
+	size_t n_stacks = store_stack_id_limit(store), shown = 0;
+	_cleanup_free_ uint64_t *counts = NULL;
+	_cleanup_free_ uint8_t *sel = NULL;
+	_cleanup_json_ json_object *answer = NULL;
+	json_object *rows, *error = NULL;
+	Tree t = { .store = store,
+		   .min_pct = req->min_pct,
+		   .show_kernel_addresses = ctx->viewer.privileged };
+	ProcId proc;
+	Range range;
+	int r;
+
+	range_compute(ctx, req, &range);
+	r = select_in_range(ctx, req, &range, &sel, &proc, &error);
+	if (r < 0 || error) {
+		*ret = error;
+		return r;
+	}
+	counts = calloc(n_stacks, sizeof(uint64_t));
+	if (!counts)
+		return -ENOMEM;
+	t.samples = count_stacks(ctx, req, &range, sel, counts);
+	if (t.samples == 0)
+		return answer_not_found(req, ret);
+
+	r = hash_index_new(&t.index);
+	if (r >= 0)
+		r = tree_build(&t, req, counts, n_stacks);
+	if (r >= 0)
+		r = tree_children_json(&t, 0, &shown, &rows);
+	if (r < 0)
+		goto out;
+	answer = json_object_new_object();
+	if (!answer) {
+		json_object_put(rows);
+		r = -ENOMEM;
+		goto out;
+	}
+	add_proc_fields(ctx, req, proc, t.samples, answer);
+	json_add_double(answer, "min_pct", req->min_pct, 2);
+	json_add_int(answer, "nodes", (int64_t)(t.n - 1));
+	json_add_int(answer, "nodes_shown", (int64_t)shown);
+	json_add_int(answer, "truncated_samples", (int64_t)t.truncated);
+	json_object_object_add(answer, "rows", rows);
+	*ret = TAKE_PTR(answer);
+	r = 0;
+out:
+	free(t.nodes);
+	free(t.order);
+	hash_index_free(t.index);
+	return r;
+}
+
 /* ---- ps ---- */
 
 typedef struct PsRow {
@@ -807,6 +1334,10 @@ int query_answer(const QueryContext *ctx, const Request *req, json_object **ret)
 		return answer_ps(ctx, req, ret);
 	case COMMAND_TIME:
 		return answer_time(ctx, req, ret);
+	case COMMAND_LINES:
+		return answer_lines(ctx, req, ret);
+	case COMMAND_TREE:
+		return answer_tree(ctx, req, ret);
 	default:
 		return -EOPNOTSUPP;
 	}

@@ -38,6 +38,9 @@ static void test_names(void **state)
 	assert_string_equal(command_to_string(COMMAND_TOP), "top");
 	assert_string_equal(command_to_string(COMMAND_TIME), "time");
 	assert_int_equal(command_from_string("time"), COMMAND_TIME);
+	assert_int_equal(command_from_string("lines"), COMMAND_LINES);
+	assert_int_equal(command_from_string("tree"), COMMAND_TREE);
+	assert_string_equal(command_to_string(COMMAND_TREE), "tree");
 	assert_null(command_to_string(_COMMAND_MAX));
 	assert_null(command_to_string(_COMMAND_INVALID));
 	assert_int_equal(command_from_string("top"), COMMAND_TOP);
@@ -119,6 +122,21 @@ static void test_valid(void **state)
 			 0);
 	assert_true(req.threads);
 	assert_false(req.children);
+	/* lines: a function; tree: a percentage, integer or not. */
+	assert_int_equal(parse("{\"command\":\"lines\",\"pid\":7,\"function\":\"ns::f<int>()\"}",
+			       &req, NULL),
+			 0);
+	assert_int_equal(req.command, COMMAND_LINES);
+	assert_string_equal(req.function, "ns::f<int>()");
+	assert_true(req.min_pct == REQUEST_MIN_PCT_DEFAULT);
+	assert_int_equal(parse("{\"command\":\"tree\",\"pid\":7,\"min_pct\":2.5}", &req, NULL), 0);
+	assert_int_equal(req.command, COMMAND_TREE);
+	assert_true(req.min_pct == 2.5);
+	assert_string_equal(req.function, "");
+	assert_int_equal(parse("{\"command\":\"tree\",\"pid\":7,\"min_pct\":0}", &req, NULL), 0);
+	assert_true(req.min_pct == 0);
+	assert_int_equal(parse("{\"command\":\"tree\",\"pid\":7,\"min_pct\":100}", &req, NULL), 0);
+	assert_true(req.min_pct == 100);
 	/* The length given counts, not the NUL: a valid prefix of a longer buffer parses. */
 	assert_int_equal(request_parse("{\"command\":\"ps\"}garbage", 16, &req, NULL), 0);
 	assert_int_equal(req.command, COMMAND_PS);
@@ -165,6 +183,16 @@ static void test_invalid(void **state)
 	refused("{\"command\":\"time\",\"pid\":1,\"start_ns\":-1}", -EINVAL, "start_ns");
 	refused("{\"command\":\"time\",\"pid\":1,\"start_ns\":9223372036854775807}", -EINVAL,
 		"start_ns");
+	/* lines and tree are about one pid; their own fields are checked. */
+	refused("{\"command\":\"lines\"}", -EINVAL, "pid");
+	refused("{\"command\":\"tree\",\"min_pct\":1}", -EINVAL, "pid");
+	refused("{\"command\":\"tree\",\"pid\":1,\"min_pct\":-0.1}", -EINVAL, "min_pct");
+	refused("{\"command\":\"tree\",\"pid\":1,\"min_pct\":100.5}", -EINVAL, "min_pct");
+	refused("{\"command\":\"tree\",\"pid\":1,\"min_pct\":1e999}", -EINVAL, NULL);
+	refused("{\"command\":\"tree\",\"pid\":1,\"min_pct\":\"1\"}", -EINVAL, "min_pct");
+	refused("{\"command\":\"lines\",\"pid\":1,\"function\":\"\"}", -EINVAL, "function");
+	refused("{\"command\":\"lines\",\"pid\":1,\"function\":7}", -EINVAL, "function");
+	refused("{\"command\":\"lines\",\"pid\":1,\"function\":null}", -EINVAL, "function");
 	refused("{\"command\":\"top\"} x", -EINVAL, NULL);
 	refused("{\"command\":\"top\"}{\"command\":\"ps\"}", -EINVAL, NULL);
 	refused("{\"command\":\"top\"}\n\n]", -EINVAL, NULL);
@@ -245,6 +273,8 @@ static void roundtrip(const Request *in)
 	assert_true(out.start_ns == in->start_ns);
 	assert_int_equal(out.children, in->children);
 	assert_int_equal(out.threads, in->threads);
+	assert_true(out.min_pct == in->min_pct);
+	assert_string_equal(out.function, in->function);
 }
 
 static void test_roundtrip(void **state)
@@ -279,6 +309,19 @@ static void test_roundtrip(void **state)
 	request_init(&req, COMMAND_PS);
 	req.pid = 9;
 	req.threads = true;
+	roundtrip(&req);
+
+	request_init(&req, COMMAND_LINES);
+	req.pid = 9;
+	req.no_inline = true;
+	strcpy(req.function, "std::vector<int>::push_back(int const&)");
+	roundtrip(&req);
+
+	request_init(&req, COMMAND_TREE);
+	req.pid = 9;
+	req.min_pct = 0;
+	roundtrip(&req);
+	req.min_pct = 0.25;
 	roundtrip(&req);
 
 	request_init(&req, COMMAND_PS);

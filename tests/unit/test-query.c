@@ -899,6 +899,348 @@ static void test_threads(void **state)
 	assert_int_equal(json_get_int(r, "samples"), 10);
 }
 
+/* ---- lines and tree ---- */
+
+/* A frame at a source line; the function is declared at decl_line of the same file. */
+static FrameId frame_at(Store *s, const char *fn, const char *file, uint32_t line,
+			uint32_t decl_line, uint32_t flags)
+{
+	StoreFrame f = { .flags = flags, .line = line, .decl_line = decl_line, .address = line };
+	FrameId id;
+
+	f.function = str(s, fn);
+	f.module = str(s, flags & FRAME_KERNEL ? "[kernel.kallsyms]" : "prog");
+	if (file) {
+		f.file = str(s, file);
+		f.decl_file = f.file;
+	}
+	assert_int_equal(store_intern_frame(s, &f, &id), 0);
+	return id;
+}
+
+/*
+ * pid 100, one closed window, 120 samples:
+ *   50  main:10 -> work:20 -> hot:5 (inlined into work at line 20)
+ *   30  main:10 -> work:21
+ *   20  main:11 -> work:22 -> kfunc (kernel, no line)
+ *   10  main:12 -> rec:31 -> rec:30 -> leaf:40
+ *   10  start_thread:50 -> spinner:60
+ */
+static void code_build(Store *s, Split *x)
+{
+	FrameId main10 = frame_at(s, "main", "prog.c", 10, 9, 0);
+	FrameId main11 = frame_at(s, "main", "prog.c", 11, 9, 0);
+	FrameId main12 = frame_at(s, "main", "prog.c", 12, 9, 0);
+	FrameId work20 = frame_at(s, "work", "prog.c", 20, 19, 0);
+	FrameId work21 = frame_at(s, "work", "prog.c", 21, 19, 0);
+	FrameId work22 = frame_at(s, "work", "prog.c", 22, 19, 0);
+	FrameId hot5 = frame_at(s, "hot", "prog.h", 5, 3, FRAME_INLINED);
+	FrameId kfunc = frame_at(s, "kfunc", NULL, 0, 0, FRAME_KERNEL);
+	FrameId rec31 = frame_at(s, "rec", "prog.c", 31, 29, 0);
+	FrameId rec30 = frame_at(s, "rec", "prog.c", 30, 29, 0);
+	FrameId leaf40 = frame_at(s, "leaf", "prog.c", 40, 39, 0);
+	FrameId st50 = frame_at(s, "start_thread", "prog.c", 50, 49, 0);
+	FrameId sp60 = frame_at(s, "spinner", "prog.c", 60, 59, 0);
+
+	x->p = proc(s, 100, 1000, T0 - 100 * SEC, "prog");
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	add(s, x->p, 100, STACK(s, hot5, work20, main10), false, 50);
+	add(s, x->p, 100, STACK(s, work21, main10), false, 30);
+	add(s, x->p, 100, STACK(s, kfunc, work22, main11), true, 20);
+	add(s, x->p, 100, STACK(s, leaf40, rec30, rec31, main12), false, 10);
+	add(s, x->p, 101, STACK(s, sp60, st50), false, 10);
+	assert_int_equal(store_window_close(s), 0);
+}
+
+static Request code_req(Command c)
+{
+	Request req;
+
+	request_init(&req, c);
+	req.pid = 100;
+	return req;
+}
+
+/* Row i of a lines answer is file:line of function with the samples. */
+static void expect_line(json_object *answer, size_t i, const char *file, int64_t line,
+			const char *function, int64_t self, double self_pct)
+{
+	json_object *rows = rows_of(answer), *r;
+
+	if (i >= json_object_array_length(rows))
+		fail_msg("no row %zu in %s", i, json_object_to_json_string(answer));
+	r = json_object_array_get_idx(rows, i);
+	if (file)
+		assert_string_equal(json_get_string(r, "file"), file);
+	else
+		assert_null(json_get_string(r, "file"));
+	assert_int_equal(json_get_int(r, "line"), line);
+	assert_string_equal(json_get_string(r, "function"), function);
+	assert_int_equal(json_get_int(r, "self_samples"), self);
+	assert_true(fabs(json_get_double(r, "self_pct") - self_pct) < 0.006);
+	/* The daemon never reads source files: the text is the CLI's to add. */
+	assert_true(json_object_object_get_ex(r, "text", &r) && r == NULL);
+}
+
+static void test_lines(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *ans = NULL, *noinl = NULL, *lim = NULL, *t = NULL;
+	json_object *r;
+	Request req;
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	code_build(s, &x);
+
+	/* Each sample on its leaf's line; the inlined hot on its own line, in its own file. */
+	req = code_req(COMMAND_LINES);
+	ans = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	expect_ok(ans);
+	assert_int_equal(json_get_int(ans, "pid"), 100);
+	assert_int_equal(json_get_int(ans, "samples"), 120);
+	assert_null(json_get_string(ans, "function"));
+	assert_int_equal(json_object_array_length(rows_of(ans)), 5);
+	expect_line(ans, 0, "prog.h", 5, "hot", 50, 100.0 * 50 / 120);
+	expect_line(ans, 1, "prog.c", 21, "work", 30, 25.0);
+	/* A frame without a line is one row for its function. */
+	expect_line(ans, 2, NULL, 0, "kfunc", 20, 100.0 * 20 / 120);
+	r = json_object_array_get_idx(rows_of(ans), 2);
+	assert_true(json_object_object_get_ex(r, "line", &r) && r == NULL);
+	/* Ties by function name. */
+	expect_line(ans, 3, "prog.c", 40, "leaf", 10, 100.0 * 10 / 120);
+	expect_line(ans, 4, "prog.c", 60, "spinner", 10, 100.0 * 10 / 120);
+	r = json_object_array_get_idx(rows_of(ans), 0);
+	assert_true(json_object_get_boolean(json_object_object_get(r, "inlined")));
+	assert_string_equal(json_get_string(r, "module"), "prog");
+
+	/* Without inlines, hot's samples are on the line of work that it was inlined at. */
+	req.no_inline = true;
+	noinl = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	expect_line(noinl, 0, "prog.c", 20, "work", 50, 100.0 * 50 / 120);
+	expect_line(noinl, 1, "prog.c", 21, "work", 30, 25.0);
+
+	req = code_req(COMMAND_LINES);
+	req.limit = 2;
+	lim = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	assert_int_equal(json_object_array_length(rows_of(lim)), 2);
+	assert_int_equal(json_get_int(lim, "samples"), 120);
+
+	req = code_req(COMMAND_LINES);
+	req.tid = 101;
+	t = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	assert_int_equal(json_get_int(t, "samples"), 10);
+	expect_line(t, 0, "prog.c", 60, "spinner", 10, 100.0);
+}
+
+static void expect_callee(json_object *answer, size_t i, int64_t callee, double function_pct)
+{
+	json_object *r = json_object_array_get_idx(rows_of(answer), i);
+
+	assert_int_equal(json_get_int(r, "callee_samples"), callee);
+	assert_true(fabs(json_get_double(r, "function_pct") - function_pct) < 0.006);
+}
+
+static void test_lines_function(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *work = NULL, *hot = NULL, *rec = NULL, *main = NULL;
+	Request req;
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	code_build(s, &x);
+
+	/* Every sample in work counts on work's line: executing (21) or calling (20, 22). */
+	req = code_req(COMMAND_LINES);
+	strcpy(req.function, "work");
+	work = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	expect_ok(work);
+	assert_string_equal(json_get_string(work, "function"), "work");
+	assert_int_equal(json_get_int(work, "samples"), 120);
+	assert_int_equal(json_get_int(work, "function_samples"), 100);
+	assert_true(fabs(json_get_double(work, "function_pct") - 100.0 * 100 / 120) < 0.006);
+	assert_int_equal(json_object_array_length(rows_of(work)), 3);
+	expect_line(work, 0, "prog.c", 20, "work", 50, 100.0 * 50 / 120);
+	expect_callee(work, 0, 50, 50.0); /* in the inlined hot */
+	expect_line(work, 1, "prog.c", 21, "work", 30, 25.0);
+	expect_callee(work, 1, 0, 30.0);
+	expect_line(work, 2, "prog.c", 22, "work", 20, 100.0 * 20 / 120);
+	expect_callee(work, 2, 20, 20.0);
+
+	/* An inlined function has lines of its own. */
+	strcpy(req.function, "hot");
+	hot = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	assert_int_equal(json_get_int(hot, "function_samples"), 50);
+	assert_int_equal(json_object_array_length(rows_of(hot)), 1);
+	expect_line(hot, 0, "prog.h", 5, "hot", 50, 100.0 * 50 / 120);
+	expect_callee(hot, 0, 0, 100.0);
+
+	/* Recursion: the innermost call counts, once. */
+	strcpy(req.function, "rec");
+	rec = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	assert_int_equal(json_get_int(rec, "function_samples"), 10);
+	assert_int_equal(json_object_array_length(rows_of(rec)), 1);
+	expect_line(rec, 0, "prog.c", 30, "rec", 10, 100.0 * 10 / 120);
+	expect_callee(rec, 0, 10, 100.0);
+
+	strcpy(req.function, "main");
+	main = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	assert_int_equal(json_get_int(main, "function_samples"), 110);
+	expect_line(main, 0, "prog.c", 10, "main", 80, 100.0 * 80 / 120);
+	expect_line(main, 1, "prog.c", 11, "main", 20, 100.0 * 20 / 120);
+	expect_line(main, 2, "prog.c", 12, "main", 10, 100.0 * 10 / 120);
+
+	strcpy(req.function, "nosuch");
+	expect_error(ask(s, T0 + 20 * SEC, 1000, false, &req), ERROR_NOT_FOUND);
+	/* Someone else's process stays someone else's. */
+	strcpy(req.function, "work");
+	expect_error(ask(s, T0 + 20 * SEC, 2000, false, &req), ERROR_DENIED);
+}
+
+/* The node of a tree answer at a path of child indices (-1 ends it). */
+static json_object *node_at(json_object *answer, const int *path)
+{
+	json_object *level = rows_of(answer), *n = NULL;
+
+	for (; *path >= 0; path++) {
+		if ((size_t)*path >= json_object_array_length(level))
+			fail_msg("no child %d in %s", *path, json_object_to_json_string(answer));
+		n = json_object_array_get_idx(level, (size_t)*path);
+		assert_true(json_object_object_get_ex(n, "children", &level));
+	}
+	return n;
+}
+
+#define NODE(a, ...) node_at(a, (const int[]){ __VA_ARGS__, -1 })
+
+static void expect_node(json_object *n, const char *function, int64_t self, int64_t total,
+			uint64_t samples, size_t children)
+{
+	json_object *c;
+
+	assert_string_equal(json_get_string(n, "function"), function);
+	assert_int_equal(json_get_int(n, "self_samples"), self);
+	assert_int_equal(json_get_int(n, "total_samples"), total);
+	assert_true(fabs(json_get_double(n, "self_pct") - 100.0 * (double)self / (double)samples) <
+		    0.006);
+	assert_true(fabs(json_get_double(n, "total_pct") - 100.0 * (double)total / (double)samples) <
+		    0.006);
+	assert_true(json_object_object_get_ex(n, "children", &c));
+	assert_int_equal(json_object_array_length(c), children);
+}
+
+static void test_tree(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *ans = NULL, *pruned = NULL, *noinl = NULL, *t = NULL;
+	json_object *n;
+	Request req;
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	code_build(s, &x);
+
+	req = code_req(COMMAND_TREE);
+	ans = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	expect_ok(ans);
+	assert_int_equal(json_get_int(ans, "samples"), 120);
+	assert_int_equal(json_get_int(ans, "nodes"), 9);
+	assert_int_equal(json_get_int(ans, "nodes_shown"), 9);
+	assert_int_equal(json_get_int(ans, "truncated_samples"), 0);
+	/* Two roots, hottest first. */
+	assert_int_equal(json_object_array_length(rows_of(ans)), 2);
+	expect_node(NODE(ans, 0), "main", 0, 110, 120, 2);
+	/* The lines of a function are one node; its file:line is its declaration. */
+	n = NODE(ans, 0, 0);
+	expect_node(n, "work", 30, 100, 120, 2);
+	assert_string_equal(json_get_string(n, "file"), "prog.c");
+	assert_int_equal(json_get_int(n, "line"), 19);
+	expect_node(NODE(ans, 0, 0, 0), "hot", 50, 50, 120, 0);
+	assert_true(json_object_get_boolean(json_object_object_get(NODE(ans, 0, 0, 0), "inlined")));
+	n = NODE(ans, 0, 0, 1);
+	expect_node(n, "kfunc", 20, 20, 120, 0);
+	assert_true(json_object_get_boolean(json_object_object_get(n, "kernel")));
+	assert_null(json_get_string(n, "file"));
+	/* Recursion nests. */
+	expect_node(NODE(ans, 0, 1), "rec", 0, 10, 120, 1);
+	expect_node(NODE(ans, 0, 1, 0), "rec", 0, 10, 120, 1);
+	expect_node(NODE(ans, 0, 1, 0, 0), "leaf", 10, 10, 120, 0);
+	expect_node(NODE(ans, 1), "start_thread", 0, 10, 120, 1);
+	expect_node(NODE(ans, 1, 0), "spinner", 10, 10, 120, 0);
+
+	/* Below 10%: rec (8.33%) and start_thread go, with everything under them. */
+	req.min_pct = 10;
+	pruned = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	assert_int_equal(json_get_int(pruned, "nodes"), 9);
+	assert_int_equal(json_get_int(pruned, "nodes_shown"), 4);
+	assert_int_equal(json_object_array_length(rows_of(pruned)), 1);
+	expect_node(NODE(pruned, 0), "main", 0, 110, 120, 1);
+	expect_node(NODE(pruned, 0, 0), "work", 30, 100, 120, 2);
+
+	/* Without inlines, hot's samples are work's own. */
+	req = code_req(COMMAND_TREE);
+	req.no_inline = true;
+	noinl = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	assert_int_equal(json_get_int(noinl, "nodes"), 8);
+	expect_node(NODE(noinl, 0, 0), "work", 80, 100, 120, 1);
+	expect_node(NODE(noinl, 0, 0, 0), "kfunc", 20, 20, 120, 0);
+
+	req = code_req(COMMAND_TREE);
+	req.tid = 101;
+	t = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	assert_int_equal(json_get_int(t, "samples"), 10);
+	expect_node(NODE(t, 0), "start_thread", 0, 10, 10, 1);
+	req.tid = 999;
+	expect_error(ask(s, T0 + 20 * SEC, 1000, false, &req), ERROR_NOT_FOUND);
+}
+
+/* 100 stacks of 1024 distinct frames need 102400 nodes: the coldest do not fit. */
+static void test_tree_cap(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *ans = NULL;
+	FrameId *frames = calloc(STORE_STACK_MAX, sizeof(FrameId));
+	Request req;
+	ProcId p;
+
+	(void)state;
+	assert_non_null(frames);
+	assert_int_equal(store_new(&s), 0);
+	p = proc(s, 100, 0, T0 - SEC, "deep");
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	for (int k = 0; k < 100; k++) {
+		for (int i = 0; i < STORE_STACK_MAX; i++) {
+			char name[32];
+
+			snprintf(name, sizeof(name), "f%d_%d", k, i);
+			frames[i] = frame(s, name, "deep", 0, (uint64_t)i);
+		}
+		/* Stack k: 1000 - k samples, so stack 0 is the hottest. */
+		add(s, p, 100, stack(s, STORE_STACK_MAX, frames), false, 1000 - (uint32_t)k);
+	}
+	assert_int_equal(store_window_close(s), 0);
+	free(frames);
+
+	request_init(&req, COMMAND_TREE);
+	req.pid = 100;
+	req.min_pct = 1.05; /* the two hottest stacks: 1000 and 999 of 95050 samples */
+	ans = ask(s, T0 + 20 * SEC, 0, true, &req);
+	expect_ok(ans);
+	assert_int_equal(json_get_int(ans, "nodes"), 100000);
+	/* The 97 hottest fit (99328 nodes), the 98th in part; 903 + 902 + 901 samples lose
+	 * their deepest frames. */
+	assert_int_equal(json_get_int(ans, "truncated_samples"), 903 + 902 + 901);
+	assert_int_equal(json_get_int(ans, "samples"), 95050);
+	assert_int_equal(json_get_int(ans, "nodes_shown"), 2 * STORE_STACK_MAX);
+	assert_int_equal(json_object_array_length(rows_of(ans)), 2);
+	assert_string_equal(json_get_string(NODE(ans, 0), "function"), "f0_1023");
+	assert_string_equal(json_get_string(NODE(ans, 1), "function"), "f1_1023");
+}
+
 static void test_status_unsupported(void **state)
 {
 	_cleanup_(store_freep) Store *s = NULL;
@@ -936,6 +1278,10 @@ int main(void)
 		cmocka_unit_test(test_children),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_status_unsupported),
+		cmocka_unit_test(test_lines),
+		cmocka_unit_test(test_lines_function),
+		cmocka_unit_test(test_tree),
+		cmocka_unit_test(test_tree_cap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

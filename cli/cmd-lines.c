@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <getopt.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "json-util.h"
+
+/*
+ * Source text is read here, by the user who asks, with their own permissions: the daemon never
+ * opens source files. File names come from the debug info of whatever ran on the host, so only
+ * absolute paths of regular files up to a size are read, without blocking (no FIFOs or
+ * devices), and the text is cut and made valid UTF-8 before it goes anywhere.
+ */
+#define SOURCE_FILE_MAX (16u << 20)
+#define SOURCE_FILES_MAX 256
+#define SOURCE_TEXT_MAX 1024
+
+typedef struct SourceFile {
+	char *path;
+	char *data; /* NULL: unreadable */
+	size_t size;
+	size_t *starts; /* offset of each line's first byte; line N starts at starts[N - 1] */
+	size_t n_lines;
+} SourceFile;
+
+typedef struct SourceCache {
+	SourceFile files[SOURCE_FILES_MAX];
+	size_t n;
+} SourceCache;
+
+static void source_cache_done(SourceCache *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->files[i].path);
+		free(c->files[i].data);
+		free(c->files[i].starts);
+	}
+	c->n = 0;
+}
+
+static int source_read(const char *path, char **ret, size_t *ret_size)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *buf = NULL;
+	struct stat st;
+	size_t len = 0;
+
+	if (path[0] != '/')
+		return -ENOENT;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return negative_errno();
+	if (fstat(fd, &st) < 0)
+		return negative_errno();
+	if (!S_ISREG(st.st_mode))
+		return -EBADFD;
+	if (st.st_size > (off_t)SOURCE_FILE_MAX)
+		return -EFBIG;
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return -ENOMEM;
+	/* The file may change under us: read at most what it held at fstat. */
+	while (len < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return negative_errno();
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	*ret = TAKE_PTR(buf);
+	*ret_size = len;
+	return 0;
+}
+
+static SourceFile *source_file(SourceCache *c, const char *path)
+{
+	SourceFile *f;
+
+	for (size_t i = 0; i < c->n; i++)
+		if (streq(c->files[i].path, path))
+			return &c->files[i];
+	if (c->n >= SOURCE_FILES_MAX)
+		return NULL;
+	f = &c->files[c->n];
+	*f = (SourceFile){ .path = strdup(path) };
+	if (!f->path)
+		return NULL;
+	c->n++;
+	if (source_read(path, &f->data, &f->size) < 0)
+		return f;
+	/* A line starts at 0 and after each newline that is not the last byte. */
+	for (size_t i = 0, allocated = 0; i < f->size || i == 0; i++) {
+		if (i > 0 && f->data[i - 1] != '\n')
+			continue;
+		if (GREEDY_REALLOC(f->starts, allocated, f->n_lines + 1) < 0) {
+			f->data = mfree(f->data);
+			f->n_lines = 0;
+			return f;
+		}
+		f->starts[f->n_lines++] = i;
+	}
+	return f;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0. */
+static size_t utf8_valid(const unsigned char *s, size_t n)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t len;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	/* No overlong forms, no surrogates, nothing past U+10FFFF. */
+	if (s[0] == 0xe0)
+		lo = 0xa0;
+	else if (s[0] == 0xed)
+		hi = 0x9f;
+	else if (s[0] == 0xf0)
+		lo = 0x90;
+	else if (s[0] == 0xf4)
+		hi = 0x8f;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+/* The text of a line, without its line break, as valid UTF-8 of bounded size; or NULL. */
+static char *source_line(SourceCache *c, const char *path, int64_t line)
+{
+	SourceFile *f = source_file(c, path);
+	const unsigned char *s;
+	size_t n, out = 0;
+	char *text;
+
+	if (!f || !f->data || line < 1 || (uint64_t)line > f->n_lines)
+		return NULL;
+	s = (const unsigned char *)f->data + f->starts[line - 1];
+	n = ((uint64_t)line < f->n_lines ? f->starts[line] : f->size) - f->starts[line - 1];
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+		n--;
+	text = malloc(MIN(n, (size_t)SOURCE_TEXT_MAX) + 1);
+	if (!text)
+		return NULL;
+	for (size_t i = 0; i < n;) {
+		size_t len = utf8_valid(s + i, n - i);
+
+		if (out + MAX(len, (size_t)1) > SOURCE_TEXT_MAX)
+			break;
+		if (len == 0 || s[i] == '\0') {
+			text[out++] = '?';
+			i++;
+			continue;
+		}
+		memcpy(text + out, s + i, len);
+		out += len;
+		i += len;
+	}
+	text[out] = '\0';
+	return text;
+}
+
+/* Fills in each row's "text" from the source file, where it can be read. */
+static void add_source_text(json_object *answer)
+{
+	SourceCache *cache = calloc(1, sizeof(SourceCache));
+	json_object *rows;
+
+	if (!cache)
+		return;
+	if (json_object_object_get_ex(answer, "rows", &rows))
+		for (size_t i = 0; i < json_object_array_length(rows); i++) {
+			json_object *r = json_object_array_get_idx(rows, i);
+			const char *file = json_get_string(r, "file");
+			int64_t line = json_get_int(r, "line");
+			_cleanup_free_ char *text = NULL;
+
+			if (file && line > 0)
+				text = source_line(cache, file, line);
+			if (text)
+				json_add_string(r, "text", text);
+		}
+	source_cache_done(cache);
+	free(cache);
+}
+
+/* "file:line" by the file's base name, "-" when unknown. */
+static void location(json_object *r, char *buf, size_t len)
+{
+	const char *file = json_get_string(r, "file");
+	const char *base = file ? strrchr(file, '/') : NULL;
+	int64_t line = json_get_int(r, "line");
+
+	if (!file)
+		snprintf(buf, len, "-");
+	else if (line > 0)
+		snprintf(buf, len, "%s:%lld", base ? base + 1 : file, (long long)line);
+	else
+		snprintf(buf, len, "%s", base ? base + 1 : file);
+}
+
+/* Source text for a terminal: without its indentation, tabs as spaces, controls as '?'. */
+static void print_text(const char *text, int room)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	int col = 0;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	for (; *s && (room <= 0 || col < room); s++, col++) {
+		if (*s == '\t')
+			putchar(' ');
+		else if (*s < 0x20 || *s == 0x7f)
+			putchar('?');
+		else
+			putchar(*s);
+	}
+}
+
+static void render_lines(json_object *a)
+{
+	const char *function = json_get_string(a, "function");
+	const char *comm = json_get_string(a, "comm");
+	int width = cli_terminal_width(), locw = 8, fnw = 8;
+	json_object *rows;
+	size_t n;
+
+	if (!json_object_object_get_ex(a, "rows", &rows))
+		return;
+	n = json_object_array_length(rows);
+	for (size_t i = 0; i < n; i++) {
+		json_object *r = json_object_array_get_idx(rows, i);
+		const char *fn = json_get_string(r, "function");
+		char loc[512];
+
+		location(r, loc, sizeof(loc));
+		locw = MAX(locw, MIN((int)strlen(loc), 40));
+		fnw = MAX(fnw, MIN(fn ? (int)strlen(fn) : 0, 32));
+	}
+	printf("Samples: %lld  pid %lld (%s)", (long long)json_get_int(a, "samples"),
+	       (long long)json_get_int(a, "pid"), strempty(comm));
+	if (json_get_int(a, "tid"))
+		printf("  tid %lld", (long long)json_get_int(a, "tid"));
+	putchar('\n');
+	if (function)
+		printf("Function %s: %lld samples (%.2f%%), each on its line in it; CALLEE: of "
+		       "them, "
+		       "in what the line called\n",
+		       function, (long long)json_get_int(a, "function_samples"),
+		       json_get_double(a, "function_pct"));
+	putchar('\n');
+	if (function)
+		printf("%7s %7s %8s %8s  %-*s  %s\n", "FUNC%", "SELF%", "SAMPLES", "CALLEE", locw,
+		       "LINE", "SOURCE");
+	else
+		printf("%7s %8s  %-*s  %-*s  %s\n", "SELF%", "SAMPLES", locw, "LINE", fnw,
+		       "FUNCTION", "SOURCE");
+	for (size_t i = 0; i < n; i++) {
+		json_object *r = json_object_array_get_idx(rows, i);
+		const char *text = json_get_string(r, "text");
+		int used;
+		char loc[512];
+
+		location(r, loc, sizeof(loc));
+		if (function) {
+			used = printf("%7.2f %7.2f %8lld %8lld  %-*.*s  ",
+				      json_get_double(r, "function_pct"),
+				      json_get_double(r, "self_pct"),
+				      (long long)json_get_int(r, "self_samples"),
+				      (long long)json_get_int(r, "callee_samples"), locw, locw, loc);
+		} else {
+			/* The function column is padded only when text follows it. */
+			used = printf("%7.2f %8lld  %-*.*s  %-*.*s%s", json_get_double(r, "self_pct"),
+				      (long long)json_get_int(r, "self_samples"), locw, locw, loc,
+				      text ? fnw : 0, fnw, strempty(json_get_string(r, "function")),
+				      text ? "  " : "");
+		}
+		if (text)
+			print_text(text, width > used + 8 ? width - used : 0);
+		putchar('\n');
+	}
+}
+
+int cmd_lines(CliContext *ctx, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "since", required_argument, NULL, OPT_SINCE },
+		{ "until", required_argument, NULL, OPT_UNTIL },
+		{ "pid", required_argument, NULL, OPT_PID },
+		{ "tid", required_argument, NULL, OPT_TID },
+		{ "start", required_argument, NULL, OPT_START },
+		{ "children", no_argument, NULL, OPT_CHILDREN },
+		{ "inline", no_argument, NULL, OPT_INLINE },
+		{ "no-inline", no_argument, NULL, OPT_NO_INLINE },
+		{ "function", required_argument, NULL, OPT_FUNCTION },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	_cleanup_json_ json_object *answer = NULL;
+	Request req;
+	int c, r;
+
+	request_init(&req, COMMAND_LINES);
+	while ((c = getopt_long(argc, argv, "hn:", options, NULL)) >= 0) {
+		switch (c) {
+		case 'h':
+			printf("Usage: profq lines --pid N [--tid T] [--start TIME] [--children]\n"
+			       "                   [--function F] [-n N] [--since DUR] [--until "
+			       "DUR]\n"
+			       "                   [--[no-]inline] [--json]\n"
+			       "\n"
+			       "Hot source lines: the samples taken on each line (of the "
+			       "process's\n"
+			       "samples), with the line's text when you can read the source file.\n"
+			       "Each sample counts on the line its innermost frame was executing;\n"
+			       "code the compiler inlined counts on its own lines (--no-inline: "
+			       "on\n"
+			       "the line of the call in the function it was inlined into).\n"
+			       "--function F: the lines of F, line_profiler's view: every sample\n"
+			       "with F on the stack counts once, on the line F was executing or\n"
+			       "calling from (CALLEE: the part spent in what the line called).\n"
+			       "-n N: at most N lines (20).\n");
+			return EXIT_OK;
+		case OPT_FUNCTION:
+			if (!*optarg || strlen(optarg) >= sizeof(req.function))
+				return cli_usage_error("lines",
+						       "--function: needs a name of 1 to %zu "
+						       "bytes",
+						       sizeof(req.function) - 1);
+			strcpy(req.function, optarg);
+			break;
+		default:
+			r = cli_common_option("lines", c, optarg, ctx, &req);
+			if (r < 0)
+				return EXIT_USAGE;
+			if (r == 0)
+				return cli_usage_error("lines", "unknown option '%s'",
+						       argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("lines", "unexpected argument '%s'", argv[optind]);
+	if (!req.pid)
+		return cli_usage_error("lines", "--pid is required");
+	r = cli_query(ctx, &req, &answer);
+	if (r != EXIT_OK)
+		return r;
+	add_source_text(answer);
+	if (ctx->json)
+		cli_print_json(answer);
+	else
+		render_lines(answer);
+	return EXIT_OK;
+}

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+#include <getopt.h>
+#include <limits.h>
+
+#include "cli.h"
+#include "json-util.h"
+
+/* Deeper levels are not indented further: the depth is printed instead. */
+#define TREE_INDENT_MAX 32
+
+static void render_nodes(json_object *nodes, int depth, int width)
+{
+	for (size_t i = 0; i < json_object_array_length(nodes); i++) {
+		json_object *n = json_object_array_get_idx(nodes, i), *v;
+		const char *fn = strempty(json_get_string(n, "function"));
+		const char *mod = json_get_string(n, "module");
+		bool inlined = json_object_object_get_ex(n, "inlined", &v) &&
+			       json_object_get_boolean(v);
+		int indent = MIN(depth, TREE_INDENT_MAX) * 2, used, room;
+
+		used = printf("%7.2f %7.2f  %*s", json_get_double(n, "total_pct"),
+			      json_get_double(n, "self_pct"), indent, "");
+		if (depth > TREE_INDENT_MAX)
+			used += printf("[%d] ", depth);
+		room = width > 0 ? MAX(width - used, 8) : INT_MAX;
+		printf("%.*s", room, fn);
+		room -= MIN(room, (int)strlen(fn));
+		/* The module, as perf shows it: "[name]". */
+		if (mod && (int)strlen(mod) + 3 <= room) {
+			printf(mod[0] == '[' ? " %s" : " [%s]", mod);
+			room -= (int)strlen(mod) + 3;
+		}
+		if (inlined && room >= 10)
+			printf(" (inlined)");
+		putchar('\n');
+		if (json_object_object_get_ex(n, "children", &v) && v)
+			render_nodes(v, depth + 1, width);
+	}
+}
+
+static void render_tree(json_object *a)
+{
+	json_object *rows;
+
+	printf("Samples: %lld  pid %lld (%s)", (long long)json_get_int(a, "samples"),
+	       (long long)json_get_int(a, "pid"), strempty(json_get_string(a, "comm")));
+	if (json_get_int(a, "tid"))
+		printf("  tid %lld", (long long)json_get_int(a, "tid"));
+	printf("  calls below %.2f%% left out\n", json_get_double(a, "min_pct"));
+	if (json_get_int(a, "truncated_samples"))
+		printf("The tree reached its size limit: the deepest calls of %lld samples are "
+		       "left "
+		       "out\n",
+		       (long long)json_get_int(a, "truncated_samples"));
+	printf("\n%7s %7s  %s\n", "TOTAL%", "SELF%", "FUNCTION");
+	if (json_object_object_get_ex(a, "rows", &rows))
+		render_nodes(rows, 0, cli_terminal_width());
+}
+
+int cmd_tree(CliContext *ctx, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "since", required_argument, NULL, OPT_SINCE },
+		{ "until", required_argument, NULL, OPT_UNTIL },
+		{ "pid", required_argument, NULL, OPT_PID },
+		{ "tid", required_argument, NULL, OPT_TID },
+		{ "start", required_argument, NULL, OPT_START },
+		{ "children", no_argument, NULL, OPT_CHILDREN },
+		{ "inline", no_argument, NULL, OPT_INLINE },
+		{ "no-inline", no_argument, NULL, OPT_NO_INLINE },
+		{ "min-pct", required_argument, NULL, OPT_MIN_PCT },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	_cleanup_json_ json_object *answer = NULL;
+	Request req;
+	char *end;
+	int c, r;
+
+	request_init(&req, COMMAND_TREE);
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+		switch (c) {
+		case 'h':
+			printf("Usage: profq tree --pid N [--tid T] [--start TIME] [--children]\n"
+			       "                  [--min-pct P] [--since DUR] [--until DUR]\n"
+			       "                  [--[no-]inline] [--json]\n"
+			       "\n"
+			       "The call tree, top down: each stack's outermost frame is a root, "
+			       "a\n"
+			       "function's children are the functions it called. TOTAL%% counts "
+			       "the\n"
+			       "samples under a call path, SELF%% those that ended in it, of the\n"
+			       "process's samples. Calls below --min-pct P percent (0.5) are left\n"
+			       "out. Calls the compiler inlined are nodes of their own;\n"
+			       "--no-inline folds them into the function they are in.\n");
+			return EXIT_OK;
+		case OPT_MIN_PCT:
+			errno = 0;
+			req.min_pct = strtod(optarg, &end);
+			if (errno != 0 || end == optarg || *end != '\0' ||
+			    !(req.min_pct >= 0 && req.min_pct <= 100))
+				return cli_usage_error("tree",
+						       "--min-pct: '%s' is not a percentage "
+						       "in 0..100",
+						       optarg);
+			break;
+		default:
+			r = cli_common_option("tree", c, optarg, ctx, &req);
+			if (r < 0)
+				return EXIT_USAGE;
+			if (r == 0)
+				return cli_usage_error("tree", "unknown option '%s'",
+						       argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("tree", "unexpected argument '%s'", argv[optind]);
+	if (!req.pid)
+		return cli_usage_error("tree", "--pid is required");
+	r = cli_query(ctx, &req, &answer);
+	if (r != EXIT_OK)
+		return r;
+	if (ctx->json)
+		cli_print_json(answer);
+	else
+		render_tree(answer);
+	return EXIT_OK;
+}
