@@ -541,9 +541,13 @@ static bool line_eq(uint32_t idx, const void *key, void *userdata)
 	return row->file == k->file && row->line == k->line && row->func == k->func;
 }
 
-static int line_row(LineTable *t, FrameId id, const StoreFrame *f, LineRow **ret)
+static int line_row(LineTable *t, const Viewer *viewer, FrameId id, const StoreFrame *f, LineRow **ret)
 {
-	LineKey key = { .file = f->file, .line = f->file ? f->line : 0, .func = func_key(id, f) };
+	/* A kernel frame the viewer may not tell apart has no line either. */
+	bool hidden = kernel_collapsed(viewer, f);
+	LineKey key = { .file = hidden ? 0 : f->file,
+			.line = !hidden && f->file ? f->line : 0,
+			.func = func_key(viewer, id, f) };
 	uint64_t hash = (key.func * 0x9E3779B97F4A7C15ULL ^ ((uint64_t)key.file << 32 | key.line)) *
 			0xC2B2AE3D27D4EB4FULL;
 	uint32_t idx;
@@ -667,14 +671,18 @@ static int answer_lines(const QueryContext *ctx, const Request *req, json_object
 			if (!function)
 				break;
 			if (match[frames[i]] == 0)
-				match[frames[i]] = frame_is_function(store, f, function) ? 1 : 2;
+				match[frames[i]] = !kernel_collapsed(&ctx->viewer, f) &&
+								   frame_is_function(store, f,
+										     function)
+							   ? 1
+							   : 2;
 			if (match[frames[i]] == 1)
 				break;
 			depth++;
 		}
 		if (i == n)
 			continue; /* not in the function (or only inlined frames) */
-		r = line_row(&t, frames[i], f, &row);
+		r = line_row(&t, &ctx->viewer, frames[i], f, &row);
 		if (r < 0)
 			goto out;
 		row->self += counts[s];
@@ -691,8 +699,8 @@ static int answer_lines(const QueryContext *ctx, const Request *req, json_object
 	for (size_t i = 0; i < t.n; i++) {
 		char name[512];
 
-		query_frame_name(store, store_frame(store, t.rows[i].frame), ctx->viewer.privileged,
-				 name, sizeof(name));
+		query_frame_name(store, store_frame(store, t.rows[i].frame), &ctx->viewer, name,
+				 sizeof(name));
 		t.rows[i].name = strdup(name);
 		if (!t.rows[i].name) {
 			r = -ENOMEM;
@@ -776,7 +784,7 @@ typedef struct Tree {
 	uint32_t *order; /* node ids grouped by parent, each group by total, descending */
 	uint64_t samples, truncated;
 	double min_pct;
-	bool show_kernel_addresses;
+	const Viewer *viewer;
 } Tree;
 
 typedef struct TreeKey {
@@ -800,7 +808,7 @@ static bool tree_eq(uint32_t idx, const void *key, void *userdata)
 /* The child of parent for a frame: 0 and *ret, or -E2BIG when the tree is full. */
 static int tree_child(Tree *t, uint32_t parent, FrameId id, const StoreFrame *f, uint32_t *ret)
 {
-	TreeKey key = { .parent = parent, .key = func_key(id, f) };
+	TreeKey key = { .parent = parent, .key = func_key(t->viewer, id, f) };
 	uint64_t hash = (key.key * 0x9E3779B97F4A7C15ULL ^ parent) * 0xC2B2AE3D27D4EB4FULL;
 	uint32_t idx;
 	int r;
@@ -950,7 +958,7 @@ static int tree_children_json(const Tree *t, uint32_t id, size_t *shown, json_ob
 			return -ENOMEM;
 		json_object_array_add(arr, o);
 		(*shown)++;
-		query_frame_name(t->store, f, t->show_kernel_addresses, name, sizeof(name));
+		query_frame_name(t->store, f, t->viewer, name, sizeof(name));
 		json_add_string(o, "function", name);
 		json_add_string(o, "module", store_string(t->store, f->module));
 		json_add_string(o, "file", store_string(t->store, f->decl_file));
@@ -987,9 +995,7 @@ static int answer_tree(const QueryContext *ctx, const Request *req, json_object 
 	_cleanup_free_ uint8_t *sel = NULL;
 	_cleanup_json_ json_object *answer = NULL;
 	json_object *rows, *error = NULL;
-	Tree t = { .store = store,
-		   .min_pct = req->min_pct,
-		   .show_kernel_addresses = ctx->viewer.privileged };
+	Tree t = { .store = store, .min_pct = req->min_pct, .viewer = &ctx->viewer };
 	ProcId proc;
 	Range range;
 	int r;

@@ -922,7 +922,7 @@ static FrameId frame_at(Store *s, const char *fn, const char *file, uint32_t lin
  * pid 100, one closed window, 120 samples:
  *   50  main:10 -> work:20 -> hot:5 (inlined into work at line 20)
  *   30  main:10 -> work:21
- *   20  main:11 -> work:22 -> kfunc (kernel, no line)
+ *   20  main:11 -> work:22 -> kfunc (kernel, no line; "[kernel]" to the unprivileged owner)
  *   10  main:12 -> rec:31 -> rec:30 -> leaf:40
  *   10  start_thread:50 -> spinner:60
  */
@@ -1005,7 +1005,7 @@ static void test_lines(void **state)
 	expect_line(ans, 0, "prog.h", 5, "hot", 50, 100.0 * 50 / 120);
 	expect_line(ans, 1, "prog.c", 21, "work", 30, 25.0);
 	/* A frame without a line is one row for its function. */
-	expect_line(ans, 2, NULL, 0, "kfunc", 20, 100.0 * 20 / 120);
+	expect_line(ans, 2, NULL, 0, "[kernel]", 20, 100.0 * 20 / 120);
 	r = json_object_array_get_idx(rows_of(ans), 2);
 	assert_true(json_object_object_get_ex(r, "line", &r) && r == NULL);
 	/* Ties by function name. */
@@ -1162,7 +1162,7 @@ static void test_tree(void **state)
 	expect_node(NODE(ans, 0, 0, 0), "hot", 50, 50, 120, 0);
 	assert_true(json_object_get_boolean(json_object_object_get(NODE(ans, 0, 0, 0), "inlined")));
 	n = NODE(ans, 0, 0, 1);
-	expect_node(n, "kfunc", 20, 20, 120, 0);
+	expect_node(n, "[kernel]", 20, 20, 120, 0);
 	assert_true(json_object_get_boolean(json_object_object_get(n, "kernel")));
 	assert_null(json_get_string(n, "file"));
 	/* Recursion nests. */
@@ -1187,7 +1187,7 @@ static void test_tree(void **state)
 	noinl = ask(s, T0 + 20 * SEC, 1000, false, &req);
 	assert_int_equal(json_get_int(noinl, "nodes"), 8);
 	expect_node(NODE(noinl, 0, 0), "work", 80, 100, 120, 1);
-	expect_node(NODE(noinl, 0, 0, 0), "kfunc", 20, 20, 120, 0);
+	expect_node(NODE(noinl, 0, 0, 0), "[kernel]", 20, 20, 120, 0);
 
 	req = code_req(COMMAND_TREE);
 	req.tid = 101;
