@@ -825,14 +825,19 @@ int dwarf_info_lookup(DwarfInfo *d, uint64_t vaddr, DwarfFrame *out, size_t max)
 		else
 			hi = mid;
 	}
-	if (lo == 0)
-		return 0;
 	for (i = (int32_t)lo - 1; i >= 0 && cu->ranges[i].high <= addr; i = cu->ranges[i].parent)
 		;
-	if (i < 0)
-		return 0;
 
 	lineno = cu_line(d, cu, addr, &file);
+	if (i < 0) {
+		/* No function DIE has the address in its ranges, but the line table has it: e.g. a
+		 * function GCC's identical code folding emitted as a copy whose DIE has no ranges.
+		 * The line still holds; the name comes from the symbol table. */
+		if (!file)
+			return 0;
+		out[0] = (DwarfFrame){ .file = file, .line = lineno };
+		return 1;
+	}
 	/* Innermost first: each frame's line is where it is, which for an outer frame is the
 	 * call site of the frame inlined into it. */
 	for (; i >= 0 && n < max; i = cu->ranges[i].parent) {

@@ -33,7 +33,8 @@ typedef struct DwarfInfo DwarfInfo;
 #define DWARFINFO_LIBDW_BUDGET (8u << 20)
 
 typedef struct DwarfFrame {
-	const char *function; /* DW_AT_name (or the linkage name) of the (inlined) function */
+	const char *function; /* DW_AT_name (or the linkage name) of the (inlined) function; NULL
+			       * when no function DIE covers the address, only the line table */
 	const char *linkage;  /* its DW_AT_linkage_name (mangled), NULL if none */
 	const char *file;     /* where the address is (innermost) or the call site (outer) */
 	uint32_t line;

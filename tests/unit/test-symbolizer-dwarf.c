@@ -1,0 +1,642 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The symbolizer against fixtures built with -O2 -g (tests/unit/fixtures/fixture-dwarf.c and
+ * fixture-cxx.cc): inlined calls as frames of their own, source lines, demangled C++ templates,
+ * separate debug files (by .gnu_debuglink, and by build id under a --debug-dir root), and a
+ * binary with nothing but .dynsym.
+ *
+ * Nothing about the fixtures is written down here. Three oracles, read at test time:
+ * - the source: the line a marker comment (e.g. LINE_MIX) is on;
+ * - nm (binutils): where the functions are, and with -C their demangled names;
+ * - addr2line -a -f -i (binutils' own DWARF reader, not libdw): the inline chain and the line of
+ *   every address, compared frame by frame with the symbolizer's.
+ */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "fixtures/fixture-symbols.h"
+#include "macro.h"
+#include "symbolizer.h"
+
+/* Where a fixture is "loaded" in the fake process. */
+#define LOAD_BIAS 0x555555554000ULL
+#define A2L_MAX_FRAMES 8
+
+/* ---- oracle: the source ---- */
+
+/* The line of the fixture source src that contains needle; exactly one must. */
+static unsigned source_line(const char *src, const char *needle)
+{
+	_cleanup_free_ char *path = NULL;
+	unsigned line = 0, found = 0, hits = 0;
+	char buf[512];
+	FILE *f;
+
+	assert_true(asprintf(&path, "%s/fixtures/%s", TEST_SOURCE_DIR, src) > 0);
+	f = fopen(path, "re");
+	if (!f)
+		fail_msg("cannot open %s", path);
+	while (fgets(buf, sizeof(buf), f)) {
+		line++;
+		if (strstr(buf, needle)) {
+			found = line;
+			hits++;
+		}
+	}
+	fclose(f);
+	if (hits != 1)
+		fail_msg("'%s' is on %u lines of %s, expected one", needle, hits, src);
+	return found;
+}
+
+/* The line of marker comment "/\* NAME *\/" in src. */
+static unsigned marker_line(const char *src, const char *name)
+{
+	char needle[64];
+
+	snprintf(needle, sizeof(needle), "/* %s */", name);
+	return source_line(src, needle);
+}
+
+/* ---- oracle: addr2line ---- */
+
+typedef struct A2lFrame {
+	char function[256];
+	char file[512];
+	unsigned line; /* 0: unknown */
+} A2lFrame;
+
+typedef struct A2lAnswer {
+	uint64_t addr;
+	size_t n;
+	A2lFrame frames[A2L_MAX_FRAMES]; /* innermost first */
+} A2lAnswer;
+
+static char *chomp(char *s)
+{
+	s[strcspn(s, "\n")] = '\0';
+	return s;
+}
+
+/* "file:line" or "file:line (discriminator N)"; "??:0" and "??:?" are unknown. */
+static void a2l_parse_location(const char *s, A2lFrame *f)
+{
+	const char *colon = strrchr(s, ':');
+	char *end;
+
+	/* The discriminator has no colon; the file name may. */
+	f->file[0] = '\0';
+	f->line = 0;
+	if (!colon || strncmp(s, "??", 2) == 0)
+		return;
+	snprintf(f->file, sizeof(f->file), "%.*s", (int)MIN(colon - s, 511), s);
+	f->line = (unsigned)strtoul(colon + 1, &end, 10);
+	if (end == colon + 1)
+		f->line = 0;
+}
+
+/* addr2line's answers for the n addresses from lo on (one per byte): an array of n. */
+static A2lAnswer *a2l_range(const char *path, uint64_t lo, size_t n, bool demangle)
+{
+	_cleanup_free_ A2lAnswer *out = calloc(n, sizeof(A2lAnswer));
+	_cleanup_free_ char *cmd = NULL;
+	char *p, line[512];
+	size_t len, cur = SIZE_MAX;
+	FILE *f;
+	int r;
+
+	assert_non_null(out);
+	len = 128 + strlen(path) + n * 20;
+	cmd = malloc(len);
+	assert_non_null(cmd);
+	r = snprintf(cmd, len, "addr2line -a -f -i %s -e '%s'", demangle ? "-C" : "", path);
+	p = cmd + r;
+	for (size_t i = 0; i < n; i++)
+		p += snprintf(p, len - (size_t)(p - cmd), " 0x%" PRIx64, lo + i);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		A2lAnswer *a;
+
+		chomp(line);
+		if (strncmp(line, "0x", 2) == 0 &&
+		    strspn(line + 2, "0123456789abcdef") == strlen(line + 2)) {
+			cur = cur == SIZE_MAX ? 0 : cur + 1;
+			assert_true(cur < n);
+			out[cur].addr = strtoull(line, NULL, 16);
+			assert_true(out[cur].addr == lo + cur);
+			continue;
+		}
+		assert_true(cur < n);
+		a = &out[cur];
+		assert_true(a->n < A2L_MAX_FRAMES);
+		snprintf(a->frames[a->n].function, sizeof(a->frames[0].function), "%.255s", line);
+		if (!fgets(line, sizeof(line), f))
+			fail_msg("addr2line: no location after '%s'", a->frames[a->n].function);
+		a2l_parse_location(chomp(line), &a->frames[a->n]);
+		a->n++;
+	}
+	assert_int_equal(pclose(f), 0);
+	assert_true(cur == n - 1);
+	return TAKE_PTR(out);
+}
+
+/* ---- the symbolizer on one fixture file ---- */
+
+typedef struct World {
+	Store *store; /* borrowed: worlds may share one, so that equal frames have equal ids */
+	Symbolizer *sym;
+	Binary *b;
+	ProcMap map; /* the executable segment at LOAD_BIAS */
+} World;
+
+static void world_open(World *w, Store *store, const char *path, const char *debug_dirs)
+{
+	ExecSegment seg;
+	uint64_t page_off;
+
+	*w = (World){ .store = store };
+	assert_int_equal(symbolizer_new(store, &w->sym), 0);
+	if (debug_dirs)
+		assert_int_equal(symbolizer_set_debug_dirs(w->sym, debug_dirs), 0);
+	assert_int_equal(symbolizer_binary_from_path(w->sym, path, &w->b), 0);
+	assert_int_equal(binary_error(w->b), 0);
+	assert_int_equal(readelf_exec_segments(path, &seg, 1), 1);
+	page_off = seg.vaddr & 0xfff;
+	w->map = (ProcMap){
+		.start = LOAD_BIAS + seg.vaddr - page_off,
+		.end = LOAD_BIAS + ((seg.vaddr + seg.filesz + 0xfff) & ~0xfffULL),
+		.pgoff = seg.offset - page_off,
+		.inode = 1,
+		.prot = PROT_READ | PROT_EXEC,
+		.path = (char *)path,
+	};
+}
+
+static void world_close(World *w)
+{
+	binary_unref(w->sym, w->b);
+	symbolizer_free(w->sym);
+}
+
+/* The frames of ELF address vaddr (not a return address), innermost first. */
+static size_t frames_at(World *w, uint64_t vaddr, FrameId *out)
+{
+	int n = symbolizer_user_frames(w->sym, w->b, &w->map, LOAD_BIAS + vaddr, false, out,
+				       SYMBOLIZER_MAX_INLINE);
+
+	assert_true(n >= 1);
+	return (size_t)n;
+}
+
+static const StoreFrame *frame(const World *w, FrameId id)
+{
+	const StoreFrame *f = store_frame(w->store, id);
+
+	assert_non_null(f);
+	return f;
+}
+
+static const char *str(const World *w, StrId id)
+{
+	return id ? store_string(w->store, id) : NULL;
+}
+
+static const char *basename_of(const char *path)
+{
+	const char *slash = path ? strrchr(path, '/') : NULL;
+
+	return slash ? slash + 1 : path;
+}
+
+static const NmSym *nm_must_find(const NmTable *t, const char *name)
+{
+	const NmSym *s = nm_find(t, name);
+
+	if (!s)
+		fail_msg("nm does not list %s", name);
+	assert_true(s->size > 0);
+	return s;
+}
+
+/*
+ * Symbolizes every byte of function sym and compares each address's frames with addr2line's:
+ * the same chain of functions (names as addr2line prints them, demangled with demangle), files
+ * and lines; only the outermost frame is not marked inlined. Calls check(), if given, on each.
+ */
+typedef void (*CheckFn)(const World *w, uint64_t addr, const FrameId *f, size_t n, void *userdata);
+
+static void compare_with_addr2line(World *w, const char *path, const NmSym *sym, bool demangle,
+				   CheckFn check, void *userdata)
+{
+	_cleanup_free_ A2lAnswer *a2l = a2l_range(path, sym->addr, sym->size, demangle);
+
+	for (size_t i = 0; i < sym->size; i++) {
+		FrameId ids[SYMBOLIZER_MAX_INLINE];
+		size_t n = frames_at(w, sym->addr + i, ids);
+		const A2lAnswer *a = &a2l[i];
+
+		if (n != a->n)
+			fail_msg("%s+0x%zx: %zu frames, addr2line says %zu (innermost: %s)",
+				 sym->name, i, n, a->n, a->frames[0].function);
+		for (size_t k = 0; k < n; k++) {
+			const StoreFrame *f = frame(w, ids[k]);
+			const char *fn = str(w, f->function), *file = str(w, f->file);
+
+			if (!fn || !streq(fn, a->frames[k].function))
+				fail_msg("%s+0x%zx frame %zu: function %s, addr2line says %s",
+					 sym->name, i, k, fn, a->frames[k].function);
+			if (!file || !streq(file, a->frames[k].file) || f->line != a->frames[k].line)
+				fail_msg("%s+0x%zx frame %zu (%s): %s:%u, addr2line says %s:%u",
+					 sym->name, i, k, fn, file, f->line, a->frames[k].file,
+					 a->frames[k].line);
+			assert_int_equal(!!(f->flags & FRAME_INLINED), k + 1 < n);
+			assert_true(f->address == sym->addr + i);
+		}
+		if (check)
+			check(w, sym->addr + i, ids, n, userdata);
+	}
+}
+
+/* ---- inlined calls ---- */
+
+typedef struct InlineExpect {
+	const char *inner, *outer; /* function names */
+	unsigned inner_line, call_line, inner_decl_line;
+	const char *inner_symbol_prefix; /* the raw symbol of the inlined function, NULL for C */
+	size_t hits;			 /* addresses on inner_line inside the inlined call */
+	size_t inlined;			 /* addresses with an inlined frame */
+} InlineExpect;
+
+static void check_inline(const World *w, uint64_t addr, const FrameId *ids, size_t n, void *userdata)
+{
+	InlineExpect *e = userdata;
+	const StoreFrame *outer = frame(w, ids[n - 1]), *inner;
+
+	(void)addr;
+	assert_string_equal(str(w, outer->function), e->outer);
+	if (n == 1)
+		return;
+	/* What the source says: the only inlined call is inner's, at the call-site line. */
+	assert_int_equal(n, 2);
+	inner = frame(w, ids[0]);
+	assert_string_equal(str(w, inner->function), e->inner);
+	assert_int_equal(outer->line, e->call_line);
+	assert_string_equal(basename_of(str(w, inner->decl_file)), basename_of(str(w, outer->file)));
+	assert_int_equal(inner->decl_line, e->inner_decl_line);
+	if (e->inner_symbol_prefix) {
+		assert_non_null(str(w, inner->symbol));
+		assert_true(strncmp(str(w, inner->symbol), e->inner_symbol_prefix,
+				    strlen(e->inner_symbol_prefix)) == 0);
+	} else {
+		assert_int_equal(inner->symbol, 0);
+	}
+	e->inlined++;
+	if (inner->line == e->inner_line)
+		e->hits++;
+}
+
+static void test_inline_frames(void **state)
+{
+	InlineExpect e = {
+		.inner = "dw_mix",
+		.outer = "dw_inline_loop",
+		.inner_line = marker_line("fixture-dwarf.c", "LINE_MIX"),
+		.call_line = marker_line("fixture-dwarf.c", "LINE_MIX_CALL"),
+		.inner_decl_line = source_line("fixture-dwarf.c", "unsigned dw_mix("),
+	};
+	NmTable nm = { 0 };
+	Store *store = NULL;
+	SymbolizerStats st;
+	World w;
+
+	(void)state;
+	assert_int_equal(store_new(&store), 0);
+	assert_int_equal(nm_table_add(&nm, "", FIXTURE_DWARF), 0);
+	world_open(&w, store, FIXTURE_DWARF, NULL);
+	compare_with_addr2line(&w, FIXTURE_DWARF, nm_must_find(&nm, "dw_inline_loop"), false,
+			       check_inline, &e);
+	/* The hot loop's body is the inlined function's line, in a frame of its own. */
+	assert_true(e.inlined > 0);
+	assert_true(e.hits > 0);
+	symbolizer_stats(w.sym, &st);
+	assert_int_equal(st.dwarf_binaries, 1);
+	assert_int_equal(st.unresolved, 0);
+	world_close(&w);
+	nm_table_done(&nm);
+	store_free(store);
+}
+
+/* ---- source lines of leaf frames ---- */
+
+typedef struct LineExpect {
+	const char *function;
+	unsigned first, last; /* the function's lines */
+	unsigned want[2];     /* lines that must be hit */
+	size_t hits[2];
+} LineExpect;
+
+static void check_lines(const World *w, uint64_t addr, const FrameId *ids, size_t n, void *userdata)
+{
+	LineExpect *e = userdata;
+	const StoreFrame *f = frame(w, ids[0]);
+
+	(void)addr;
+	assert_int_equal(n, 1);
+	assert_string_equal(str(w, f->function), e->function);
+	assert_string_equal(basename_of(str(w, f->file)), "fixture-dwarf.c");
+	if (f->line < e->first || f->line > e->last)
+		fail_msg("%s at line %u, outside its lines %u-%u", e->function, f->line, e->first,
+			 e->last);
+	assert_int_equal(f->decl_line, e->first);
+	for (size_t i = 0; i < ARRAY_SIZE(e->want); i++)
+		if (f->line == e->want[i])
+			e->hits[i]++;
+}
+
+static void test_leaf_lines(void **state)
+{
+	unsigned split = source_line("fixture-dwarf.c", "unsigned long dw_split(");
+	unsigned helper = source_line("fixture-dwarf.c", "unsigned dw_static_helper(");
+	LineExpect e = {
+		.function = "dw_split",
+		.first = split,
+		.last = split + 10,
+		.want = { marker_line("fixture-dwarf.c", "LINE_SPLIT_A"),
+			  marker_line("fixture-dwarf.c", "LINE_SPLIT_B") },
+	};
+	LineExpect h = {
+		.function = "dw_static_helper",
+		.first = helper,
+		.last = helper + 3,
+		.want = { marker_line("fixture-dwarf.c", "LINE_STATIC"), 0 },
+	};
+	NmTable nm = { 0 };
+	Store *store = NULL;
+	World w;
+
+	(void)state;
+	assert_int_equal(store_new(&store), 0);
+	assert_int_equal(nm_table_add(&nm, "", FIXTURE_DWARF), 0);
+	world_open(&w, store, FIXTURE_DWARF, NULL);
+	compare_with_addr2line(&w, FIXTURE_DWARF, nm_must_find(&nm, "dw_split"), false, check_lines,
+			       &e);
+	/* Both hot lines have code of their own. */
+	assert_true(e.hits[0] > 0);
+	assert_true(e.hits[1] > 0);
+	compare_with_addr2line(&w, FIXTURE_DWARF, nm_must_find(&nm, "dw_static_helper"), false,
+			       check_lines, &h);
+	assert_true(h.hits[0] > 0);
+	world_close(&w);
+	nm_table_done(&nm);
+	store_free(store);
+}
+
+/* ---- C++ ---- */
+
+static void check_cxx(const World *w, uint64_t addr, const FrameId *ids, size_t n, void *userdata)
+{
+	const NmSym *const *expect = userdata; /* { raw, demangled } */
+	const StoreFrame *outer = frame(w, ids[n - 1]);
+
+	(void)addr;
+	/* Plain output reads the demangled name; JSON keeps the raw symbol beside it. */
+	assert_string_equal(str(w, outer->function), expect[1]->name);
+	assert_string_equal(str(w, outer->symbol), expect[0]->name);
+}
+
+static void test_cxx_templates(void **state)
+{
+	NmTable raw = { 0 }, readable = { 0 };
+	InlineExpect e = {
+		.inner_line = marker_line("fixture-cxx.cc", "LINE_CXX_MIX"),
+		.call_line = marker_line("fixture-cxx.cc", "LINE_CXX_CALL"),
+		.inner_decl_line = source_line("fixture-cxx.cc", "T mix(T a, T b)"),
+		.inner_symbol_prefix = "_ZN2fx3mixI",
+	};
+	unsigned twice_line = marker_line("fixture-cxx.cc", "LINE_CXX_TWICE");
+	size_t templates = 0, hot_sums = 0, twice_hits = 0;
+	Store *store = NULL;
+	World w;
+
+	(void)state;
+	if (!FIXTURE_CXX[0])
+		skip();
+	assert_int_equal(store_new(&store), 0);
+	assert_int_equal(nm_table_add(&raw, "", FIXTURE_CXX), 0);
+	assert_int_equal(nm_table_add(&readable, "-C", FIXTURE_CXX), 0);
+	assert_int_equal(raw.n, readable.n);
+	world_open(&w, store, FIXTURE_CXX, NULL);
+	for (size_t i = 0; i < raw.n; i++) {
+		const NmSym *s = &raw.syms[i], *d = NULL, *expect[2];
+
+		if (strncmp(s->name, "_ZN2fx", 6) != 0 && strncmp(s->name, "_ZNK2fx", 7) != 0)
+			continue;
+		for (size_t j = 0; j < readable.n && !d; j++)
+			if (readable.syms[j].addr == s->addr && readable.syms[j].size == s->size)
+				d = &readable.syms[j];
+		assert_non_null(d);
+		assert_string_not_equal(d->name, s->name);
+		expect[0] = s;
+		expect[1] = d;
+		templates++;
+		compare_with_addr2line(&w, FIXTURE_CXX, s, true, check_cxx, expect);
+		if (strstr(d->name, "fx::hot_sum<")) {
+			/* mix<T> is inlined into hot_sum<T>: its own frame, demangled. */
+			char inner[128], *paren = strchr(d->name, '(');
+
+			/* "int fx::hot_sum<int>(...)" calls "int fx::mix<int>(int, int)" */
+			assert_non_null(paren);
+			hot_sums++;
+			e.outer = d->name;
+			e.inner = inner;
+			{
+				const char *t = strstr(d->name, "hot_sum<") + strlen("hot_sum<");
+				const char *close = strchr(t, '>');
+				int tl = (int)(close - t);
+
+				snprintf(inner, sizeof(inner), "%.*s fx::mix<%.*s>(%.*s, %.*s)", tl,
+					 t, tl, t, tl, t, tl, t);
+			}
+			compare_with_addr2line(&w, FIXTURE_CXX, s, true, check_inline, &e);
+		}
+		if (strstr(d->name, "Box<int>::twice")) {
+			FrameId ids[SYMBOLIZER_MAX_INLINE];
+
+			for (uint64_t a = s->addr; a < s->addr + s->size; a++)
+				if (frames_at(&w, a, ids) == 1 &&
+				    frame(&w, ids[0])->line == twice_line)
+					twice_hits++;
+		}
+	}
+	/* What the source has: hot_sum<int>, hot_sum<double> and Box<int>::twice() const. */
+	assert_int_equal(templates, 3);
+	assert_int_equal(hot_sums, 2);
+	assert_true(nm_find(&readable, "int fx::hot_sum<int>(int const*, unsigned int)"));
+	assert_true(nm_find(&readable, "fx::Box<int>::twice() const"));
+	assert_true(e.inlined > 0);
+	assert_true(e.hits > 0);
+	assert_true(twice_hits > 0);
+	world_close(&w);
+	nm_table_done(&raw);
+	nm_table_done(&readable);
+	store_free(store);
+}
+
+/* ---- separate debug files ---- */
+
+/* The functions of fixture-dwarf the stripped copies are compared on. */
+static const char *const dwarf_functions[] = { "dw_inline_loop", "dw_split", "dw_static_helper",
+					       "main" };
+
+/*
+ * Every address of the fixture's functions symbolizes to the very same frames (same interned
+ * ids: same names, files, lines, flags, module) in the copy at path as in the original.
+ */
+static void check_same_as_original(const char *path, const char *debug_dirs)
+{
+	FrameId want[SYMBOLIZER_MAX_INLINE], got[SYMBOLIZER_MAX_INLINE];
+	size_t compared = 0, with_lines = 0, inlined = 0;
+	NmTable nm = { 0 };
+	Store *store = NULL;
+	SymbolizerStats st;
+	World orig, copy;
+
+	assert_int_equal(store_new(&store), 0);
+	assert_int_equal(nm_table_add(&nm, "", FIXTURE_DWARF), 0);
+	world_open(&orig, store, FIXTURE_DWARF, NULL);
+	world_open(&copy, store, path, debug_dirs);
+	assert_string_equal(binary_name(copy.sym, copy.b), "fixture-dwarf");
+	for (size_t i = 0; i < ARRAY_SIZE(dwarf_functions); i++) {
+		const NmSym *s = nm_must_find(&nm, dwarf_functions[i]);
+
+		for (uint64_t a = s->addr; a < s->addr + s->size; a++) {
+			size_t n = frames_at(&orig, a, want), m = frames_at(&copy, a, got);
+
+			if (n != m || memcmp(want, got, n * sizeof(FrameId)) != 0)
+				fail_msg("%s+0x%" PRIx64
+					 ": %zu frames (%s:%u), original %zu (%s:%u)",
+					 s->name, a - s->addr, m,
+					 str(&copy, frame(&copy, got[0])->function),
+					 frame(&copy, got[0])->line, n,
+					 str(&orig, frame(&orig, want[0])->function),
+					 frame(&orig, want[0])->line);
+			compared++;
+			with_lines += frame(&orig, want[0])->line > 0;
+			inlined += n > 1;
+		}
+	}
+	/* The comparison was of DWARF answers, not of two empty ones. */
+	assert_true(compared > 0);
+	assert_true(with_lines == compared);
+	assert_true(inlined > 0);
+	symbolizer_stats(copy.sym, &st);
+	assert_int_equal(st.dwarf_binaries, 1);
+	assert_int_equal(st.unresolved, 0);
+	world_close(&copy);
+	world_close(&orig);
+	nm_table_done(&nm);
+	store_free(store);
+}
+
+/* --strip-debug with a .gnu_debuglink to the .debug file beside it. */
+static void test_debuglink(void **state)
+{
+	(void)state;
+	check_same_as_original(FIXTURE_DWARF_DEBUGLINK, NULL);
+}
+
+/*
+ * --strip-all (no .symtab, no debuglink): the debug file is found by build id under a debug
+ * root given like --debug-dir, laid out as /usr/lib/debug is: .build-id/xx/yyyy.debug. Local
+ * functions come from the debug file's .symtab.
+ */
+static void test_build_id_debug_dir(void **state)
+{
+	char root[] = "/tmp/profq-test-debugroot-XXXXXX", id[128];
+	_cleanup_free_ char *dir = NULL, *link = NULL, *target = NULL, *bid = NULL;
+
+	(void)state;
+	assert_non_null(mkdtemp(root));
+	assert_int_equal(readelf_build_id(FIXTURE_DWARF_BUILDID, id, sizeof(id)), 0);
+	assert_true(strlen(id) > 2);
+	assert_int_equal(readelf_build_id(FIXTURE_DWARF_DEBUG, id + 64, 64), 0);
+	assert_string_equal(id, id + 64);
+	assert_true(asprintf(&bid, "%s/.build-id", root) > 0);
+	assert_true(asprintf(&dir, "%s/%.2s", bid, id) > 0);
+	assert_true(asprintf(&link, "%s/%s.debug", dir, id + 2) > 0);
+	target = realpath(FIXTURE_DWARF_DEBUG, NULL);
+	assert_non_null(target);
+	assert_int_equal(mkdir(bid, 0755), 0);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(symlink(target, link), 0);
+
+	check_same_as_original(FIXTURE_DWARF_BUILDID, root);
+
+	unlink(link);
+	rmdir(dir);
+	rmdir(bid);
+	rmdir(root);
+}
+
+/* Nothing but .dynsym and no debug file: exported functions by name, locals unresolved. */
+static void test_dynsym_only(void **state)
+{
+	NmTable nm = { 0 }, dyn = { 0 };
+	Store *store = NULL;
+	SymbolizerStats st;
+	FrameId ids[SYMBOLIZER_MAX_INLINE];
+	size_t exported = 0;
+	World w;
+
+	(void)state;
+	assert_int_equal(store_new(&store), 0);
+	assert_int_equal(nm_table_add(&nm, "", FIXTURE_DWARF), 0);
+	/* No .symtab left: nm reads nothing without -D. */
+	assert_int_equal(nm_table_add(&dyn, "-D", FIXTURE_DWARF_BUILDID), 0);
+	world_open(&w, store, FIXTURE_DWARF_BUILDID, NULL);
+	for (size_t i = 0; i < ARRAY_SIZE(dwarf_functions); i++) {
+		const NmSym *s = nm_must_find(&nm, dwarf_functions[i]);
+		bool in_dynsym = nm_find(&dyn, s->name) != NULL;
+
+		for (uint64_t a = s->addr; a < s->addr + s->size; a++) {
+			const StoreFrame *f;
+
+			assert_int_equal(frames_at(&w, a, ids), 1);
+			f = frame(&w, ids[0]);
+			assert_int_equal(f->file, 0);
+			assert_int_equal(f->line, 0);
+			assert_int_equal(f->flags, 0);
+			if (in_dynsym)
+				assert_string_equal(str(&w, f->function), s->name);
+			else
+				assert_null(str(&w, f->function)); /* module+offset */
+		}
+		exported += in_dynsym;
+	}
+	/* -rdynamic exports all but the static function. */
+	assert_int_equal(exported, ARRAY_SIZE(dwarf_functions) - 1);
+	assert_null(nm_find(&dyn, "dw_static_helper"));
+	symbolizer_stats(w.sym, &st);
+	assert_int_equal(st.dwarf_binaries, 0);
+	world_close(&w);
+	nm_table_done(&nm);
+	nm_table_done(&dyn);
+	store_free(store);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_inline_frames),	   cmocka_unit_test(test_leaf_lines),
+		cmocka_unit_test(test_cxx_templates),	   cmocka_unit_test(test_debuglink),
+		cmocka_unit_test(test_build_id_debug_dir), cmocka_unit_test(test_dynsym_only),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
