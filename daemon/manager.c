@@ -342,6 +342,8 @@ static int answer_status(Manager *m, const Viewer *viewer, json_object **ret)
 	json_add_int(sym, "dwarf_binaries", (int64_t)sy.dwarf_binaries);
 	json_add_int(sym, "dwarf_releases", (int64_t)sy.dwarf_releases);
 	json_add_int(sym, "binaries_dropped", (int64_t)sy.binaries_dropped);
+	json_add_int(sym, "binaries_unloaded", (int64_t)sy.binaries_unloaded);
+	json_add_int(sym, "binaries_reloaded", (int64_t)sy.binaries_reloaded);
 	r = status_largest(m, sym);
 	if (r < 0) {
 		json_object_put(sym);

@@ -52,6 +52,10 @@ struct Binary {
 	uint32_t refs;
 	uint64_t last_used;
 	AddrCache cache;
+	/* Kept to read the unwind and DWARF tables again after binary_unload(). */
+	int fd;
+	char *path;
+	bool unloaded;
 };
 
 struct Symbolizer {
@@ -200,6 +204,9 @@ static void binary_free(Symbolizer *s, Binary *b)
 	cfi_free(b->cfi);
 	dwarf_info_free(b->dwarf);
 	store_string_unref(s->store, b->module);
+	if (b->fd >= 0)
+		close(b->fd);
+	free(b->path);
 	free(b);
 }
 
@@ -324,8 +331,38 @@ static int binary_new(Symbolizer *s, const char *name, Binary **ret)
 		return r;
 	}
 	b->refs = 1;
+	b->fd = -1;
 	*ret = TAKE_PTR(b);
 	return 0;
+}
+
+/*
+ * The unwind and DWARF tables of b from the file open at fd: at load (first), and again when
+ * a lookup needs them after binary_unload().
+ */
+static void binary_load_tables(Symbolizer *s, Binary *b, int fd, const char *path, bool first)
+{
+	struct stat st;
+
+	b->unloaded = false;
+	/* Unwinding tables are optional: without them the unwinder falls back. */
+	if (s->want_cfi && cfi_load_fd(fd, &b->cfi) >= 0 && first)
+		s->stats.cfi_binaries++;
+	/* DWARF (the binary's, or its debug file's by build id or debuglink): inlined calls and
+	 * source lines; and a stripped binary's local functions from the debug file's .symtab. */
+	if (s->want_dwarf && dwarf_info_open(fd, path, s->debug_path, &b->dwarf) >= 0 && first) {
+		const char *dbg = dwarf_info_debug_file(b->dwarf);
+
+		s->stats.dwarf_binaries++;
+		if (dbg && !elfsym_has_symtab(b->syms)) {
+			_cleanup_close_ int dfd = open(dbg, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+								    O_NONBLOCK);
+
+			if (dfd >= 0 && fstat(dfd, &st) == 0 && S_ISREG(st.st_mode) &&
+			    (uint64_t)st.st_size <= BINARY_MAX_SIZE)
+				(void)elfsym_add_symbols(b->syms, dfd);
+		}
+	}
 }
 
 /* Reads the symbols of the file open at fd into b, after checking what the file is; path names
@@ -346,24 +383,9 @@ static void binary_load_fd(Symbolizer *s, Binary *b, int fd, const char *path)
 		s->stats.binary_errors++;
 		return;
 	}
-	/* Unwinding tables are optional: without them the unwinder falls back. */
-	if (s->want_cfi && cfi_load_fd(fd, &b->cfi) >= 0)
-		s->stats.cfi_binaries++;
-	/* DWARF (the binary's, or its debug file's by build id or debuglink): inlined calls and
-	 * source lines; and a stripped binary's local functions from the debug file's .symtab. */
-	if (s->want_dwarf && dwarf_info_open(fd, path, s->debug_path, &b->dwarf) >= 0) {
-		const char *dbg = dwarf_info_debug_file(b->dwarf);
-
-		s->stats.dwarf_binaries++;
-		if (dbg && !elfsym_has_symtab(b->syms)) {
-			_cleanup_close_ int dfd = open(dbg, O_RDONLY | O_CLOEXEC | O_NOCTTY |
-								    O_NONBLOCK);
-
-			if (dfd >= 0 && fstat(dfd, &st) == 0 && S_ISREG(st.st_mode) &&
-			    (uint64_t)st.st_size <= BINARY_MAX_SIZE)
-				(void)elfsym_add_symbols(b->syms, dfd);
-		}
-	}
+	b->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	b->path = path ? strdup(path) : NULL;
+	binary_load_tables(s, b, fd, path, true);
 }
 
 /* Opens m->path if it is the file m maps (same device and inode), else -ENOENT. */
@@ -548,12 +570,24 @@ int binary_error(const Binary *b)
 
 /* ---- lookups ---- */
 
+/* Reads b's tables again if memory pressure let them go (binary_unload()). */
+static void binary_reload(Symbolizer *s, Binary *b)
+{
+	if (!b->unloaded)
+		return;
+	s->stats.binaries_reloaded++;
+	if (b->fd >= 0)
+		binary_load_tables(s, b, b->fd, b->path, false);
+	b->unloaded = false;
+}
+
 Cfi *symbolizer_cfi(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t addr, uint64_t *ret_vaddr)
 {
+	if (b)
+		binary_reload(s, b);
 	if (!b || !b->cfi || !b->syms ||
 	    elfsym_offset_to_vaddr(b->syms, addr - m->start + m->pgoff, ret_vaddr) < 0)
 		return NULL;
-	(void)s;
 	return b->cfi;
 }
 
@@ -589,6 +623,7 @@ static int resolve(Symbolizer *s, Binary *b, uint64_t vaddr, FrameId *out, size_
 	size_t n, done = 0;
 	int nd = 0, r = 0;
 
+	binary_reload(s, b);
 	if (b->dwarf)
 		nd = dwarf_info_lookup(b->dwarf, vaddr, dw, MIN(max, ARRAY_SIZE(dw)));
 	if (nd < 0)
@@ -890,6 +925,23 @@ size_t symbolizer_shrink(Symbolizer *s, size_t bytes)
 		keep++;
 	}
 	s->n_binaries = keep;
+
+	/* Then the unwind and DWARF tables of binaries in use, least recently mapped first (the
+	 * order above): read again when a sample needs them. */
+	for (size_t i = 0; i < s->n_binaries && freed < bytes; i++) {
+		Binary *b = s->binaries[i];
+		size_t before_b = binary_memory(b);
+
+		if (b->unloaded || b->fd < 0)
+			continue;
+		cfi_free(b->cfi);
+		dwarf_info_free(b->dwarf);
+		b->cfi = NULL;
+		b->dwarf = NULL;
+		b->unloaded = true;
+		s->stats.binaries_unloaded++;
+		freed += before_b - MIN(before_b, binary_memory(b));
+	}
 	return freed;
 }
 

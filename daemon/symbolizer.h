@@ -32,17 +32,19 @@ typedef struct Binary Binary;
 #define SYMBOLIZER_MAX_INLINE 16
 
 typedef struct SymbolizerStats {
-	uint64_t binaries;	   /* binaries cached */
-	uint64_t binary_errors;	   /* binaries that could not be read */
-	uint64_t lookups;	   /* address lookups */
-	uint64_t cache_hits;	   /* ... answered from the per-binary cache */
-	uint64_t unresolved;	   /* ... that gave module+offset frames */
-	uint64_t kernel_symbols;   /* symbols in the kallsyms table */
-	uint64_t cache_flushes;	   /* address caches dropped to stay within the budget */
-	uint64_t cfi_binaries;	   /* binaries with compiled unwind tables */
-	uint64_t binaries_dropped; /* unused binaries let go (LRU limit, or memory) */
-	uint64_t dwarf_binaries;   /* binaries with DWARF (their own, or a debug file's) */
-	uint64_t dwarf_releases;   /* times libdwfl was closed (idle, or memory) */
+	uint64_t binaries;	    /* binaries cached */
+	uint64_t binary_errors;	    /* binaries that could not be read */
+	uint64_t lookups;	    /* address lookups */
+	uint64_t cache_hits;	    /* ... answered from the per-binary cache */
+	uint64_t unresolved;	    /* ... that gave module+offset frames */
+	uint64_t kernel_symbols;    /* symbols in the kallsyms table */
+	uint64_t cache_flushes;	    /* address caches dropped to stay within the budget */
+	uint64_t cfi_binaries;	    /* binaries with compiled unwind tables */
+	uint64_t binaries_dropped;  /* unused binaries let go (LRU limit, or memory) */
+	uint64_t binaries_unloaded; /* tables of binaries in use let go for memory */
+	uint64_t binaries_reloaded; /* ... and read again when needed */
+	uint64_t dwarf_binaries;    /* binaries with DWARF (their own, or a debug file's) */
+	uint64_t dwarf_releases;    /* times libdwfl was closed (idle, or memory) */
 } SymbolizerStats;
 
 int symbolizer_new(Store *store, Symbolizer **ret);
