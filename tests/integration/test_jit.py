@@ -27,7 +27,7 @@ with tempfile.TemporaryDirectory() as tmp, Daemon(env) as d:
     script = os.path.join(tmp, "hot.js")
     with open(script, "w") as f:
         f.write(SCRIPT)
-    p = subprocess.Popen([node, "--perf-basic-prof", script])
+    p = subprocess.Popen([node, "--perf-basic-prof", script], cwd=tmp)
     perf_map = f"/tmp/perf-{p.pid}.map"
     try:
         check(p.wait(timeout=60) == 0, "node ran the script")
@@ -45,7 +45,7 @@ with tempfile.TemporaryDirectory() as tmp, Daemon(env) as d:
           "no big unnamed JIT rows left")
 
     # A perf map the process's user does not own is not read.
-    p = subprocess.Popen([node, script])
+    p = subprocess.Popen([node, script], cwd=tmp)
     perf_map = f"/tmp/perf-{p.pid}.map"
     try:
         with open(perf_map, "w") as f:
