@@ -576,9 +576,7 @@ static void binary_reload(Symbolizer *s, Binary *b)
 	if (!b->unloaded)
 		return;
 	s->stats.binaries_reloaded++;
-	if (b->fd >= 0)
-		binary_load_tables(s, b, b->fd, b->path, false);
-	b->unloaded = false;
+	binary_load_tables(s, b, b->fd, b->path, false);
 }
 
 Cfi *symbolizer_cfi(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t addr, uint64_t *ret_vaddr)
@@ -932,12 +930,11 @@ size_t symbolizer_shrink(Symbolizer *s, size_t bytes)
 		Binary *b = s->binaries[i];
 		size_t before_b = binary_memory(b);
 
+		/* Only a binary with a descriptor to read them again from (not the vDSO). */
 		if (b->unloaded || b->fd < 0)
 			continue;
-		cfi_free(b->cfi);
-		dwarf_info_free(b->dwarf);
-		b->cfi = NULL;
-		b->dwarf = NULL;
+		b->cfi = cfi_free(b->cfi);
+		b->dwarf = dwarf_info_free(b->dwarf);
 		b->unloaded = true;
 		s->stats.binaries_unloaded++;
 		freed += before_b - MIN(before_b, binary_memory(b));
