@@ -100,14 +100,87 @@ typedef struct Inspect {
 		records_per_window;
 	uint64_t window_record_bytes;
 	int64_t first_start_ns, last_end_ns;
+	/* Per segment, by segment-local id: strings, the comm of processes, and whether a stack
+	 * was defined since the last window (so the window brought it). */
+	char **strs;
+	uint32_t *proc_comm;
+	uint8_t *stack_new;
+	size_t n_strs, n_procs, n_stacks;
+	/* New stack definitions by the comm of the process that first used them. */
+	struct {
+		char *comm;
+		uint64_t n;
+	} * by_comm;
+	size_t n_comms, allocated_comms;
 } Inspect;
+
+/* Makes a[id] valid in an array of n elements of size sz, zero-filled. */
+static int grow(void *pa, size_t *n, size_t sz, uint32_t id)
+{
+	void **a = pa;
+	size_t m;
+	char *b;
+
+	if (id < *n)
+		return 0;
+	m = MAX((size_t)id + 1, *n * 2);
+	b = realloc(*a, m * sz);
+	if (!b)
+		return -ENOMEM;
+	memset(b + *n * sz, 0, (m - *n) * sz);
+	*a = b;
+	*n = m;
+	return 0;
+}
+
+static void inspect_segment_done(Inspect *in)
+{
+	for (size_t i = 0; i < in->n_strs; i++)
+		free(in->strs[i]);
+	in->strs = mfree(in->strs);
+	in->proc_comm = mfree(in->proc_comm);
+	in->stack_new = mfree(in->stack_new);
+	in->n_strs = in->n_procs = in->n_stacks = 0;
+}
+
+static int count_comm(Inspect *in, uint32_t proc)
+{
+	const char *comm = proc < in->n_procs && in->proc_comm[proc] < in->n_strs
+				   ? in->strs[in->proc_comm[proc]]
+				   : NULL;
+
+	comm = comm ?: "?";
+	for (size_t i = 0; i < in->n_comms; i++)
+		if (streq(in->by_comm[i].comm, comm)) {
+			in->by_comm[i].n++;
+			return 0;
+		}
+	if (GREEDY_REALLOC(in->by_comm, in->allocated_comms, in->n_comms + 1) < 0)
+		return -ENOMEM;
+	in->by_comm[in->n_comms].comm = strdup(comm);
+	if (!in->by_comm[in->n_comms].comm)
+		return -ENOMEM;
+	in->by_comm[in->n_comms++].n = 1;
+	return 0;
+}
+
+static int comm_cmp(const void *a, const void *b)
+{
+	const typeof(((Inspect *)NULL)->by_comm[0]) *x = a, *y = b;
+
+	return x->n > y->n ? -1 : x->n < y->n;
+}
 
 static int on_string(void *userdata, uint32_t id, const char *s, size_t len)
 {
 	Inspect *in = userdata;
 
-	(void)id;
-	(void)s;
+	if (grow(&in->strs, &in->n_strs, sizeof(char *), id) < 0)
+		return -ENOMEM;
+	free(in->strs[id]);
+	in->strs[id] = strndup(s, len);
+	if (!in->strs[id])
+		return -ENOMEM;
 	in->records[SEGMENT_STRING]++;
 	in->bytes[SEGMENT_STRING] += RECORD_OVERHEAD + 4 + len;
 	in->pending += RECORD_OVERHEAD + 4 + len;
@@ -134,8 +207,10 @@ static int on_stack(void *userdata, uint32_t id, const uint32_t *frames, size_t 
 {
 	Inspect *in = userdata;
 
-	(void)id;
 	(void)frames;
+	if (grow(&in->stack_new, &in->n_stacks, 1, id) < 0)
+		return -ENOMEM;
+	in->stack_new[id] = 1;
 	in->records[SEGMENT_STACK]++;
 	in->bytes[SEGMENT_STACK] += RECORD_OVERHEAD + 8 + 4 * n;
 	in->pending += RECORD_OVERHEAD + 8 + 4 * n;
@@ -146,7 +221,9 @@ static int on_proc(void *userdata, const SegmentProc *p)
 {
 	Inspect *in = userdata;
 
-	(void)p;
+	if (grow(&in->proc_comm, &in->n_procs, sizeof(uint32_t), p->id) < 0)
+		return -ENOMEM;
+	in->proc_comm[p->id] = p->p.comm;
 	in->records[SEGMENT_PROC]++;
 	in->bytes[SEGMENT_PROC] += RECORD_OVERHEAD + 96;
 	in->pending += RECORD_OVERHEAD + 96;
@@ -177,6 +254,11 @@ static int on_window(void *userdata, const SegmentWindow *w)
 		WindowEntry e;
 
 		segment_window_entry(w, i, &e);
+		if (e.stack < in->n_stacks && in->stack_new[e.stack]) {
+			in->stack_new[e.stack] = 0;
+			if (count_comm(in, e.proc) < 0)
+				return -ENOMEM;
+		}
 		if (e.proc >= in->n_seen) {
 			size_t n = MAX((size_t)e.proc + 1, in->n_seen * 2);
 			uint8_t *s = realloc(in->seen_procs, n);
@@ -287,6 +369,7 @@ static int inspect(const char *dir)
 		in.pending = 0;
 		in.first_in_segment = true;
 		r = segment_parse(buf, len, &visitor, &in, &res);
+		inspect_segment_done(&in);
 		if (r < 0 || res.tail_error) {
 			fprintf(stderr, "Segment '%s': %s after %zu of %zu bytes\n", file,
 				strerror(-(r < 0 ? r : res.tail_error)), res.good_bytes, len);
@@ -330,6 +413,15 @@ static int inspect(const char *dir)
 	series_print("window_samples", &in.samples);
 	series_print("window_processes", &in.procs);
 	series_print("stack_depth", &in.depth);
+	if (in.n_comms > 1)
+		qsort(in.by_comm, in.n_comms, sizeof(in.by_comm[0]), comm_cmp);
+	for (size_t i = 0; i < in.n_comms; i++) {
+		if (i < 12)
+			printf("new_stacks_by_comm %s %" PRIu64 "\n", in.by_comm[i].comm,
+			       in.by_comm[i].n);
+		free(in.by_comm[i].comm);
+	}
+	free(in.by_comm);
 	free(in.seen_procs);
 	free(in.window_bytes.v);
 	free(in.window_bytes_first.v);
@@ -346,7 +438,7 @@ static int inspect(const char *dir)
 typedef struct Options {
 	uint32_t processes, programs, window_s, duration_s, frequency, cpus;
 	uint32_t stacks_min, stacks_max, depth_min, depth_max, life_min_s, life_max_s;
-	double busy, kthreads, churn, active, kernel_share, debug_share, unresolved;
+	double busy, kthreads, churn, active, kernel_share, debug_share, unresolved, fresh;
 	uint64_t seed, span_s;
 } Options;
 
@@ -608,9 +700,16 @@ typedef struct Walk {
 } Walk;
 
 /* The function a call makes from (m, f): few callees per function, as in real call graphs. */
-static Call next_call(const Walk *wk, Rng *r, Call from, uint32_t depth, uint32_t target)
+/*
+ * The function a call makes from (m, f): few callees per function, as in real call graphs; or,
+ * with any_callee, any function of the module (a stack never seen before: JIT code, deep
+ * recursion, an interpreter's variety).
+ */
+static Call next_call(const Walk *wk, Rng *r, Call from, uint32_t depth, uint32_t target,
+		      bool any_callee)
 {
-	uint64_t h = XXH3_64bits(&from.f, sizeof(from.f)) + rng_range(r, 0, 2);
+	uint64_t h = any_callee ? rng_next(r)
+				: XXH3_64bits(&from.f, sizeof(from.f)) + rng_range(r, 0, 2);
 	Call c = { from.m, (uint32_t)(h % from.m->n_funcs) };
 
 	/* Near the leaf, into a library (memcpy, malloc, a lock...); then stay there. */
@@ -625,6 +724,29 @@ static Call next_call(const Walk *wk, Rng *r, Call from, uint32_t depth, uint32_
 	return c;
 }
 
+/* A path that keeps the outer part of b (or starts at the root without b) and goes on
+ * somewhere else for a few calls. p->calls holds wk->depth_max calls. */
+static void path_grow(const Walk *wk, Rng *r, const Path *b, bool any_callee, Path *p)
+{
+	uint32_t target = rng_range(r, wk->depth_min, wk->depth_max), keep;
+
+	if (b) {
+		keep = b->n > wk->n_root + 1 ? b->n - rng_range(r, 1, MIN(8, b->n - wk->n_root))
+					     : b->n;
+		memcpy(p->calls, b->calls, keep * sizeof(Call));
+		target = MAX(keep + rng_range(r, 1, 8), wk->depth_min);
+		target = MIN(target, wk->depth_max);
+	} else {
+		memcpy(p->calls, wk->root, wk->n_root * sizeof(Call));
+		keep = wk->n_root;
+	}
+	p->n = keep;
+	while (p->n < target) {
+		p->calls[p->n] = next_call(wk, r, p->calls[p->n - 1], p->n, target, any_callee);
+		p->n++;
+	}
+}
+
 /*
  * n paths: the first one walks from the root; each later one takes an earlier one, keeps its
  * outer part and goes on somewhere else for a few calls. So stacks share long prefixes and
@@ -637,32 +759,13 @@ static int pool_build(const Walk *wk, Rng *r, uint32_t n, Pool *ret)
 	if (!paths)
 		return -ENOMEM;
 	for (uint32_t k = 0; k < n; k++) {
-		uint32_t target = rng_range(r, wk->depth_min, wk->depth_max), keep = 0;
-		Path *p = &paths[k];
-
-		p->calls = calloc(wk->depth_max, sizeof(Call));
-		if (!p->calls) {
+		paths[k].calls = calloc(wk->depth_max, sizeof(Call));
+		if (!paths[k].calls) {
 			*ret = (Pool){ paths, k };
 			return -ENOMEM;
 		}
-		if (k > 0 && rng_unit(r) < 0.95) {
-			const Path *b = &paths[rng_range(r, 0, k - 1)];
-
-			keep = b->n > wk->n_root + 1
-				       ? b->n - rng_range(r, 1, MIN(8, b->n - wk->n_root))
-				       : b->n;
-			memcpy(p->calls, b->calls, keep * sizeof(Call));
-			target = MAX(keep + rng_range(r, 1, 8), wk->depth_min);
-			target = MIN(target, wk->depth_max);
-		} else {
-			memcpy(p->calls, wk->root, wk->n_root * sizeof(Call));
-			keep = wk->n_root;
-		}
-		p->n = keep;
-		while (p->n < target) {
-			p->calls[p->n] = next_call(wk, r, p->calls[p->n - 1], p->n, target);
-			p->n++;
-		}
+		path_grow(wk, r, k > 0 && rng_unit(r) < 0.95 ? &paths[rng_range(r, 0, k - 1)] : NULL,
+			  false, &paths[k]);
 	}
 	*ret = (Pool){ paths, n };
 	return 0;
@@ -700,6 +803,7 @@ typedef struct Program {
 	Module *bin;
 	uint32_t threads;
 	StrId thread_names[16];
+	Walk walk;	    /* how its stacks go */
 	Pool pool;	    /* its distinct stacks */
 	StackId *stacks;    /* interned on first use; 0: not yet */
 	bool *kernel_stack; /* the stack has kernel frames on top */
@@ -712,6 +816,7 @@ typedef struct World {
 	Module *libs[16];
 	size_t n_libs;
 	Pool syscalls, kworks; /* kernel paths: under a system call, in a kernel thread */
+	Walk kwalk;	       /* how the kernel threads' go */
 	Program *programs;
 	size_t n_programs;
 	uint64_t boot_id;
@@ -859,6 +964,7 @@ static int program_build(World *w, Program *p, size_t i)
 		if (!dup)
 			wk.libs[wk.n_libs++] = m;
 	}
+	p->walk = wk;
 	k = pool_build(&wk, &r, 2 * o->stacks_max, &p->pool);
 	if (k < 0)
 		return k;
@@ -914,6 +1020,7 @@ static int world_build(World *w)
 		     .body = w->kernel,
 		     .depth_min = 5,
 		     .depth_max = 14 };
+	w->kwalk = wk;
 	k = pool_build(&wk, &r, 200, &w->kworks);
 	if (k < 0)
 		return k;
@@ -930,6 +1037,7 @@ static int world_build(World *w)
 			p->kthread = true;
 			p->threads = 1;
 			p->pool = w->kworks;
+			p->walk = w->kwalk;
 			w->kworks = (Pool){ 0 };
 		} else {
 			k = program_build(w, p, i);
@@ -967,6 +1075,28 @@ static int program_stack(World *w, Program *p, uint32_t k, StackId *ret, bool *r
 	*ret = p->stacks[k];
 	*ret_kernel = p->kernel_stack[k];
 	return 0;
+}
+
+/* A stack nobody had: stack k of p with its inner part redone at random. A new reference. */
+static int fresh_stack(World *w, Program *p, uint32_t k, Rng *r, StackId *ret, bool *ret_kernel)
+{
+	FrameId outer[STORE_STACK_MAX], leaf_first[STORE_STACK_MAX];
+	const Path *base = &p->pool.paths[k];
+	_cleanup_free_ Call *calls = calloc(p->walk.depth_max, sizeof(Call));
+	Path path = { .calls = calls, .kernel = base->kernel };
+	size_t n;
+
+	if (!calls)
+		return -ENOMEM;
+	path_grow(&p->walk, r, base, true, &path);
+	n = path_frames(&path, rng_next(r), outer, ARRAY_SIZE(outer));
+	if (path.kernel)
+		n += path_frames(&w->syscalls.paths[path.kernel - 1], k, outer + n,
+				 ARRAY_SIZE(outer) - n);
+	for (size_t i = 0; i < n; i++)
+		leaf_first[i] = outer[n - 1 - i];
+	*ret_kernel = p->kthread || path.kernel;
+	return store_intern_stack(w->store, leaf_first, n, ret);
 }
 
 typedef struct Proc {
@@ -1259,7 +1389,10 @@ static int generate(const Options *o, const char *dir)
 			StackId stack;
 			bool kern;
 
-			k = program_stack(&w, p, pr->stacks[j], &stack, &kern);
+			bool fresh = o->fresh > 0 && rng_unit(&r) < o->fresh;
+
+			k = fresh ? fresh_stack(&w, p, pr->stacks[j], &r, &stack, &kern)
+				  : program_stack(&w, p, pr->stacks[j], &stack, &kern);
 			if (k >= 0 && !pr->id) {
 				k = proc_add(&w, pr);
 				added++;
@@ -1269,6 +1402,8 @@ static int generate(const Options *o, const char *dir)
 				k = store_window_add(store, pr->id, pr->pid + thread,
 						     p->kthread ? 0 : p->thread_names[thread],
 						     stack, kern, 1);
+			if (fresh)
+				store_stack_unref(store, stack);
 			if (k < 0)
 				break;
 			if (kern)
@@ -1317,28 +1452,31 @@ static int generate(const Options *o, const char *dir)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: profq-bench-ring inspect DIR\n"
-		   "       profq-bench-ring generate [OPTIONS] DIR\n"
-		   "\n"
-		   "generate options (defaults in brackets):\n"
-		   "  --processes N       processes alive at any time [300]\n"
-		   "  --programs N        distinct user programs they run [40]\n"
-		   "  --kthreads F        share of kernel threads among them [0.3]\n"
-		   "  --churn F           share of slots running short-lived processes [0.1]\n"
-		   "  --active F          share of the other user processes that use CPU [0.15]\n"
-		   "  --life MIN-MAX      their lifetimes, seconds (log-uniform) [5-600]\n"
-		   "  --stacks MIN-MAX    distinct stacks per user process [20-200]\n"
-		   "  --depth MIN-MAX     user frames per stack [10-40]\n"
-		   "  --kernel-share F    share of stacks with kernel frames on top [0.25]\n"
-		   "  --debug-share F     share of program binaries with DWARF (file:line) [0.3]\n"
-		   "  --unresolved F      share of a binary's functions without a symbol [0.15]\n"
-		   "  --window S          window length [10]\n"
-		   "  --duration S        simulated span [3600]\n"
-		   "  --frequency HZ      [99]\n"
-		   "  --cpus N            [2]\n"
-		   "  --busy F            share of samples that are not idle [0.9]\n"
-		   "  --span S            segment span: a sixth of profqd's retention [600]\n"
-		   "  --seed N            [1]\n");
+	fprintf(f,
+		"Usage: profq-bench-ring inspect DIR\n"
+		"       profq-bench-ring generate [OPTIONS] DIR\n"
+		"\n"
+		"generate options (defaults in brackets):\n"
+		"  --processes N       processes alive at any time [300]\n"
+		"  --programs N        distinct user programs they run [40]\n"
+		"  --kthreads F        share of kernel threads among them [0.3]\n"
+		"  --churn F           share of slots running short-lived processes [0.1]\n"
+		"  --active F          share of the other user processes that use CPU [0.15]\n"
+		"  --life MIN-MAX      their lifetimes, seconds (log-uniform) [5-600]\n"
+		"  --stacks MIN-MAX    distinct stacks per user process [20-200]\n"
+		"  --depth MIN-MAX     user frames per stack [10-40]\n"
+		"  --kernel-share F    share of stacks with kernel frames on top [0.25]\n"
+		"  --debug-share F     share of program binaries with DWARF (file:line) [0.3]\n"
+		"  --unresolved F      share of a binary's functions without a symbol [0.15]\n"
+		"  --fresh F           share of samples whose stack is new: redone near the leaf\n"
+		"                      with any callees (JIT code, recursion, interpreters) [0]\n"
+		"  --window S          window length [10]\n"
+		"  --duration S        simulated span [3600]\n"
+		"  --frequency HZ      [99]\n"
+		"  --cpus N            [2]\n"
+		"  --busy F            share of samples that are not idle [0.9]\n"
+		"  --span S            segment span: a sixth of profqd's retention [600]\n"
+		"  --seed N            [1]\n");
 }
 
 static int parse_range(const char *s, uint32_t *lo, uint32_t *hi)
@@ -1393,6 +1531,7 @@ int main(int argc, char **argv)
 		{ "debug-share", required_argument, NULL, 'D' },
 		{ "active", required_argument, NULL, 'a' },
 		{ "unresolved", required_argument, NULL, 'u' },
+		{ "fresh", required_argument, NULL, 'F' },
 		{ "window", required_argument, NULL, 'w' },
 		{ "duration", required_argument, NULL, 't' },
 		{ "frequency", required_argument, NULL, 'f' },
@@ -1489,6 +1628,9 @@ int main(int argc, char **argv)
 			break;
 		case 'u':
 			r = parse_share(optarg, &o.unresolved);
+			break;
+		case 'F':
+			r = parse_share(optarg, &o.fresh);
 			break;
 		case 'w':
 			r = parse_u32(optarg, &o.window_s);
