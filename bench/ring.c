@@ -1290,12 +1290,13 @@ static int run_plan(World *w, int64_t begin, int64_t end, Run *run)
 }
 
 /* Processes for the queries of bench/ring.sh: the busiest one that lives through the run, and
- * the busiest one whose whole life lies in the middle of the ring (its windows stay while the
- * ring moves on, so its answers can be compared across a restart). */
+ * the busiest one whose whole life lies in the newest part of the ring but not its last
+ * minutes: its windows are the last to go (to the retention or the memory budget) and no
+ * later sample changes it, so its answers can be compared across a restart. */
 static void print_picks(const Run *run, int64_t begin, int64_t end)
 {
-	const int64_t margin = 15 * 60 * (int64_t)NSEC_PER_SEC;
-	const Proc *busy = NULL, *mid = NULL;
+	const int64_t min = 60 * (int64_t)NSEC_PER_SEC;
+	const Proc *busy = NULL, *late = NULL;
 
 	for (size_t i = 0; i < run->n; i++) {
 		const Proc *pr = &run->procs[i];
@@ -1303,16 +1304,16 @@ static void print_picks(const Run *run, int64_t begin, int64_t end)
 
 		if (pr->exit_ns == INT64_MAX && (!busy || n > busy->user + busy->kernel))
 			busy = pr;
-		if (pr->exit_ns != INT64_MAX && pr->start_ns >= begin + margin &&
-		    pr->exit_ns <= end - margin && (!mid || n > mid->user + mid->kernel))
-			mid = pr;
+		if (pr->exit_ns != INT64_MAX && pr->start_ns >= MAX(begin, end - 20 * min) &&
+		    pr->exit_ns <= end - 2 * min && (!late || n > late->user + late->kernel))
+			late = pr;
 	}
 	if (busy)
 		printf("pick_busy %" PRIu32 " %s %" PRIu64 "\n", busy->pid, busy->comm,
 		       busy->user + busy->kernel);
-	if (mid)
-		printf("pick_exited %" PRIu32 " %s %" PRIu64 "\n", mid->pid, mid->comm,
-		       mid->user + mid->kernel);
+	if (late)
+		printf("pick_exited %" PRIu32 " %s %" PRIu64 "\n", late->pid, late->comm,
+		       late->user + late->kernel);
 }
 
 static int generate(const Options *o, const char *dir)

@@ -18,8 +18,8 @@
 #          `profq top` latency with hyperfine (RUNS runs each): system-wide and for the
 #          busiest simulated process, --since 1h, plain and --json, through the daemon and
 #          offline (`profq --state-dir`); then kill -9, restart on the same state dir: windows
-#          loaded, and `profq top --pid` of a process whose life lies in the middle of the
-#          ring must answer exactly as before the kill, and as offline.
+#          loaded, and `profq top --pid` of a process that ran in the ring's newest 20 minutes
+#          (not the last 2) must answer exactly as before the kill, and as offline.
 #
 # Profiles (PROFILES, "NAME=generate options;..."): "spec" is the shape issue 6 names (each
 # process has a fixed set of 20-200 stacks, so few stacks are new after a while); "host" adds
@@ -297,7 +297,10 @@ ring_run() {
 	mem_line "$pid" "$sock" "$prof $rep restarted" "$begin" "$end" "$count"
 	b=$(top_pid_json --socket "$sock" top --pid "$exited")
 	c=$(top_pid_json --socket "$dir/none.sock" --state-dir "$dir/state" top --pid "$exited")
-	echo "persist $prof $rep pid $exited samples $(jq .samples <<<"$a") restart_same $([[ $a == "$b" ]] && echo yes || echo no) offline_same $([[ $a == "$c" ]] && echo yes || echo no)" >>"$RAW"
+	echo "persist $prof $rep pid $exited samples $(jq .samples <<<"$a")" \
+		"restart_same $([[ $a == "$b" ]] && echo yes || echo no)" \
+		"offline_same $([[ $a == "$c" ]] && echo yes || echo no)" \
+		"restart_samples $(jq .samples <<<"$b") offline_samples $(jq .samples <<<"$c")" >>"$RAW"
 	log "ring $prof rep $rep: $(tail -1 "$RAW")"
 	stop_pid "$pid" TERM 30
 	rm -rf "$dir/state"
@@ -411,11 +414,13 @@ report() {
 		echo
 		echo "## Persistence (kill -9, restart on the same state dir)"
 		echo
-		echo "| profile | repeat | pid | its samples | same top after restart | same top offline | windows loaded at restart | windows held before the kill |"
+		echo "| profile | repeat | pid | its samples before the kill / after / offline | same top after restart | same top offline | windows loaded at restart | windows held before the kill |"
 		echo "|---|---|---|---|---|---|---|---|"
-		awk '$1 == "persist" {print $2, $3, $5, $7, $9, $11}' "$RAW" | while read -r prof w pid n same off; do
-			echo "| $prof | $w | $pid | $n | $same | $off | $(sel mem "$prof" "$w" restarted 16) | $(sel mem "$prof" "$w" queried 13) |"
-		done
+		awk '$1 == "persist" {print $2, $3, $5, $7, $9, $11, $13, $15}' "$RAW" |
+			while read -r prof w pid n same off nb nc; do
+				echo "| $prof | $w | $pid | $n / ${nb:-?} / ${nc:-?} | $same | $off |" \
+					"$(sel mem "$prof" "$w" restarted 16) | $(sel mem "$prof" "$w" queried 13) |"
+			done
 	} >"$TABLE"
 	cat "$TABLE"
 }
