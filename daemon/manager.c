@@ -187,6 +187,7 @@ static int status_unwind(Manager *m, const ProfilerStats *ps, json_object *statu
 	json_add_int(o, "stuck", (int64_t)ps->unwind[UNWIND_STUCK]);
 	json_add_int(o, "frame_pointer_frames", (int64_t)ps->unwind_fp_frames);
 	json_add_int(o, "copy_errors", (int64_t)m->last.stack_copy_errors);
+	json_add_int(o, "copied_bytes", (int64_t)m->last.stack_copy_bytes);
 	json_object_object_add(status, "unwind", o);
 	return 0;
 }
