@@ -82,6 +82,8 @@ struct DwarfInfo {
 	uint64_t libdw_used; /* CLOCK_MONOTONIC ns of the last use */
 	int open_error;
 	unsigned opens;
+	uint64_t open_cpu_ns; /* what the last opening cost */
+	DwarfCounters *counters;
 
 	int fd; /* our own descriptor of the binary, to open libdwfl again */
 	char *path;
@@ -100,12 +102,17 @@ struct DwarfInfo {
 	size_t memory; /* of the CU indexes */
 };
 
-static uint64_t now_ns(void)
+static uint64_t clock_ns(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
 }
 
 /* Heap in use by the process: libdw's share is the difference around its calls. */
@@ -215,7 +222,7 @@ static void libdw_close(DwarfInfo *d)
 	d->open_bytes = 0;
 }
 
-static int libdw_open(DwarfInfo *d)
+static int libdw_open_now(DwarfInfo *d)
 {
 	const char *mainfile = NULL, *debugfile = NULL;
 	size_t heap = heap_in_use(), own = own_memory(d);
@@ -223,10 +230,6 @@ static int libdw_open(DwarfInfo *d)
 	int64_t delta;
 	int dfd;
 
-	if (d->dwfl)
-		return 0;
-	if (d->open_error < 0)
-		return d->open_error;
 	d->callbacks = (Dwfl_Callbacks){
 		.find_debuginfo = dwfl_standard_find_debuginfo,
 		.section_address = dwfl_offline_section_address,
@@ -275,6 +278,26 @@ static int libdw_open(DwarfInfo *d)
 	return 0;
 }
 
+/* Opens libdwfl if it is not, and counts what that cost. */
+static int libdw_open(DwarfInfo *d)
+{
+	uint64_t t0;
+	int r;
+
+	if (d->dwfl)
+		return 0;
+	if (d->open_error < 0)
+		return d->open_error;
+	t0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	r = libdw_open_now(d);
+	d->open_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0;
+	if (d->counters) {
+		d->counters->opens++;
+		d->counters->open_ns += d->open_cpu_ns;
+	}
+	return r;
+}
+
 DwarfInfo *dwarf_info_free(DwarfInfo *d)
 {
 	if (!d)
@@ -300,7 +323,8 @@ DwarfInfo *dwarf_info_free(DwarfInfo *d)
 	return NULL;
 }
 
-int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfInfo **ret)
+int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfCounters *counters,
+		    DwarfInfo **ret)
 {
 	_cleanup_(dwarf_info_freep) DwarfInfo *d = calloc(1, sizeof(*d));
 	int r;
@@ -308,6 +332,7 @@ int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfInfo 
 	if (!d)
 		return -ENOMEM;
 	d->fd = -1;
+	d->counters = counters;
 	d->debug_path = strdup(debug_path ?: ":.debug:/usr/lib/debug");
 	d->path = strdup(path);
 	if (!d->debug_path || !d->path)
@@ -862,7 +887,9 @@ int dwarf_info_lookup(DwarfInfo *d, uint64_t vaddr, DwarfFrame *out, size_t max)
 
 bool dwarf_info_release(DwarfInfo *d, uint64_t idle_ns)
 {
-	if (!d->dwfl || now_ns() - d->libdw_used < idle_ns)
+	uint64_t keep = idle_ns ? MAX(idle_ns, d->open_cpu_ns * DWARFINFO_OPEN_AMORTIZE) : 0;
+
+	if (!d->dwfl || now_ns() - d->libdw_used < keep)
 		return false;
 	libdw_close(d);
 	return true;

@@ -342,6 +342,8 @@ static int answer_status(Manager *m, const Viewer *viewer, json_object **ret)
 	json_add_int(sym, "kernel_symbols", (int64_t)sy.kernel_symbols);
 	json_add_int(sym, "dwarf_binaries", (int64_t)sy.dwarf_binaries);
 	json_add_int(sym, "dwarf_releases", (int64_t)sy.dwarf_releases);
+	json_add_int(sym, "dwarf_opens", (int64_t)sy.dwarf_opens);
+	json_add_int(sym, "dwarf_open_ms", (int64_t)(sy.dwarf_open_ns / 1000000));
 	json_add_int(sym, "binaries_dropped", (int64_t)sy.binaries_dropped);
 	json_add_int(sym, "binaries_unloaded", (int64_t)sy.binaries_unloaded);
 	json_add_int(sym, "binaries_reloaded", (int64_t)sy.binaries_reloaded);

@@ -86,6 +86,7 @@ struct Symbolizer {
 	char *debug_path;
 	uint64_t clock;
 	SymbolizerStats stats;
+	DwarfCounters dwarf_counters;
 };
 
 static uint64_t now_mono_ns(void)
@@ -350,7 +351,8 @@ static void binary_load_tables(Symbolizer *s, Binary *b, int fd, const char *pat
 		s->stats.cfi_binaries++;
 	/* DWARF (the binary's, or its debug file's by build id or debuglink): inlined calls and
 	 * source lines; and a stripped binary's local functions from the debug file's .symtab. */
-	if (s->want_dwarf && dwarf_info_open(fd, path, s->debug_path, &b->dwarf) >= 0 && first) {
+	if (s->want_dwarf &&
+	    dwarf_info_open(fd, path, s->debug_path, &s->dwarf_counters, &b->dwarf) >= 0 && first) {
 		const char *dbg = dwarf_info_debug_file(b->dwarf);
 
 		s->stats.dwarf_binaries++;
@@ -1037,4 +1039,6 @@ size_t symbolizer_largest(const Symbolizer *s, SymbolizerBinaryMemory *out, size
 void symbolizer_stats(const Symbolizer *s, SymbolizerStats *ret)
 {
 	*ret = s->stats;
+	ret->dwarf_opens = s->dwarf_counters.opens;
+	ret->dwarf_open_ns = s->dwarf_counters.open_ns;
 }

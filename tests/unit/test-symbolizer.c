@@ -19,6 +19,9 @@
 int __real_clock_gettime(clockid_t id, struct timespec *ts);
 int __wrap_clock_gettime(clockid_t id, struct timespec *ts);
 static uint64_t mono_skew_s;
+/* Each read of the thread CPU clock is this much later than the one before, on top of the
+ * real clock: anything timed with it seems to cost at least that. */
+static uint64_t cpu_step_ms, cpu_steps;
 
 int __wrap_clock_gettime(clockid_t id, struct timespec *ts)
 {
@@ -26,6 +29,12 @@ int __wrap_clock_gettime(clockid_t id, struct timespec *ts)
 
 	if (r == 0 && id == CLOCK_MONOTONIC)
 		ts->tv_sec += (time_t)mono_skew_s;
+	if (r == 0 && id == CLOCK_THREAD_CPUTIME_ID && cpu_step_ms) {
+		uint64_t ns = (uint64_t)ts->tv_nsec + ++cpu_steps * cpu_step_ms * 1000000ull;
+
+		ts->tv_sec += (time_t)(ns / 1000000000ull);
+		ts->tv_nsec = (long)(ns % 1000000000ull);
+	}
 	return r;
 }
 
@@ -520,6 +529,59 @@ static void test_kernel_no_kallsyms(void **state)
 	world_done(&w);
 }
 
+/*
+ * libdwfl is closed when idle, but not before it has stayed open a thousand times what opening
+ * it cost (DWARFINFO_OPEN_AMORTIZE): a binary whose debug sections take long to decompress is
+ * not opened again every few seconds for a new CU now and then.
+ */
+static void test_dwarf_open_amortized(void **state)
+{
+	uint64_t pc = (uint64_t)(uintptr_t)&trim_held_fn + 1;
+	ProcMap *maps = NULL, *mine = NULL;
+	SymbolizerStats st;
+	FrameId frame;
+	Binary *b;
+	size_t n = 0;
+	World w;
+
+	(void)state;
+	world_init(&w, FIXTURE_PROG);
+	assert_int_equal(procfs_read_maps(getpid(), &maps, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		if (pc >= maps[i].start && pc < maps[i].end)
+			mine = &maps[i];
+	assert_non_null(mine);
+	/* Opening seems to take 30 ms or more: it stays open at least 30 s. */
+	cpu_step_ms = 30;
+	assert_int_equal(symbolizer_binary(w.sym, getpid(), mine, &b), 0);
+	assert_int_equal(symbolizer_user_frames(w.sym, b, mine, pc, false, &frame, 1), 1);
+	cpu_step_ms = 0;
+	assert_string_equal(frame_function(&w, frame), "trim_held_fn");
+	symbolizer_stats(w.sym, &st);
+	assert_true(st.dwarf_binaries == 1 && st.dwarf_opens == 1);
+	assert_true(st.dwarf_open_ns >= 30000000ull);
+	assert_int_equal(st.dwarf_releases, 0);
+
+	/* Idle for 15 s (more than DWARF_IDLE_NS): still open, it cost too much to open. */
+	mono_skew_s = 15;
+	symbolizer_trim(w.sym);
+	symbolizer_stats(w.sym, &st);
+	assert_int_equal(st.dwarf_releases, 0);
+	/* Idle for 45 s: closed. A lookup in a CU already indexed does not open it again. */
+	mono_skew_s = 45;
+	symbolizer_trim(w.sym);
+	symbolizer_stats(w.sym, &st);
+	assert_int_equal(st.dwarf_releases, 1);
+	assert_int_equal(symbolizer_user_frames(w.sym, b, mine, pc + 1, false, &frame, 1), 1);
+	assert_string_equal(frame_function(&w, frame), "trim_held_fn");
+	symbolizer_stats(w.sym, &st);
+	assert_int_equal(st.dwarf_opens, 1);
+	mono_skew_s = 0;
+	binary_unref(w.sym, b);
+	procfs_maps_free(maps, n);
+	world_done(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -528,6 +590,7 @@ int main(void)
 		cmocka_unit_test(test_unresolved_and_cache),
 		cmocka_unit_test(test_binary_cache),
 		cmocka_unit_test(test_trim),
+		cmocka_unit_test(test_dwarf_open_amortized),
 		cmocka_unit_test(test_kernel_frames),
 		cmocka_unit_test(test_kernel_reload_keeps_frames),
 		cmocka_unit_test(test_kernel_no_kallsyms),
