@@ -893,9 +893,10 @@ size_t symbolizer_shrink(Symbolizer *s, size_t bytes)
 {
 	size_t before = symbolizer_memory(s), freed = 0, keep = 0;
 
-	/* libdw's caches first: only new CUs need them. Then the address caches: what is hot
+	/* libdw's caches first, where opening them again would cost little (see
+	 * DWARFINFO_OPEN_AMORTIZE): only new CUs need them. Then the address caches: what is hot
 	 * refills at once. */
-	release_dwarf(s, 0);
+	release_dwarf(s, 1);
 	addr_cache_clear(s, &s->kernel_cache);
 	addr_cache_clear(s, &s->unknown_cache);
 	if (s->vdso)
@@ -925,6 +926,12 @@ size_t symbolizer_shrink(Symbolizer *s, size_t bytes)
 		keep++;
 	}
 	s->n_binaries = keep;
+	if (freed >= bytes)
+		return freed;
+
+	/* Then libdw everywhere, however dear to open again. */
+	release_dwarf(s, 0);
+	freed = before - MIN(before, symbolizer_memory(s));
 
 	/* Then the unwind and DWARF tables of binaries in use, least recently mapped first (the
 	 * order above): read again when a sample needs them. */

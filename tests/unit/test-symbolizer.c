@@ -537,10 +537,13 @@ static void test_kernel_no_kallsyms(void **state)
 static void test_dwarf_open_amortized(void **state)
 {
 	uint64_t pc = (uint64_t)(uintptr_t)&trim_held_fn + 1;
-	ProcMap *maps = NULL, *mine = NULL;
+	/* In another CU of this binary: daemon/symbolizer.c. */
+	uint64_t other_cu_pc = (uint64_t)(uintptr_t)&symbolizer_stats + 1;
+	ProcMap *maps = NULL, *mine = NULL, *other = NULL;
+	uint64_t opens;
 	SymbolizerStats st;
+	Binary *b, *unused;
 	FrameId frame;
-	Binary *b;
 	size_t n = 0;
 	World w;
 
@@ -562,6 +565,19 @@ static void test_dwarf_open_amortized(void **state)
 	assert_true(st.dwarf_open_ns >= 30000000ull);
 	assert_int_equal(st.dwarf_releases, 0);
 
+	/* Memory pressure that dropping a binary no process maps relieves leaves it open. */
+	for (size_t i = 0; i < n && !other; i++)
+		if ((maps[i].prot & PROT_EXEC) && maps[i].path && maps[i].path[0] == '/' &&
+		    !streq(maps[i].path, mine->path))
+			other = &maps[i];
+	assert_non_null(other);
+	assert_int_equal(symbolizer_binary(w.sym, getpid(), other, &unused), 0);
+	binary_unref(w.sym, unused);
+	assert_true(symbolizer_shrink(w.sym, 1) >= 1);
+	symbolizer_stats(w.sym, &st);
+	assert_int_equal(st.binaries_dropped, 1);
+	assert_int_equal(st.dwarf_releases, 0);
+
 	/* Idle for 15 s (more than DWARF_IDLE_NS): still open, it cost too much to open. */
 	mono_skew_s = 15;
 	symbolizer_trim(w.sym);
@@ -572,10 +588,23 @@ static void test_dwarf_open_amortized(void **state)
 	symbolizer_trim(w.sym);
 	symbolizer_stats(w.sym, &st);
 	assert_int_equal(st.dwarf_releases, 1);
+	opens = st.dwarf_opens;
 	assert_int_equal(symbolizer_user_frames(w.sym, b, mine, pc + 1, false, &frame, 1), 1);
 	assert_string_equal(frame_function(&w, frame), "trim_held_fn");
 	symbolizer_stats(w.sym, &st);
-	assert_int_equal(st.dwarf_opens, 1);
+	assert_int_equal(st.dwarf_opens, opens);
+
+	/* A new CU opens it again; pressure that nothing cheaper relieves closes it however
+	 * dear. */
+	cpu_step_ms = 30;
+	assert_int_equal(symbolizer_user_frames(w.sym, b, mine, other_cu_pc, false, &frame, 1), 1);
+	cpu_step_ms = 0;
+	assert_string_equal(frame_function(&w, frame), "symbolizer_stats");
+	symbolizer_stats(w.sym, &st);
+	assert_int_equal(st.dwarf_opens, opens + 1);
+	(void)symbolizer_shrink(w.sym, SIZE_MAX);
+	symbolizer_stats(w.sym, &st);
+	assert_int_equal(st.dwarf_releases, 2);
 	mono_skew_s = 0;
 	binary_unref(w.sym, b);
 	procfs_maps_free(maps, n);
