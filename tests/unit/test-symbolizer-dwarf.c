@@ -3,8 +3,8 @@
  * The symbolizer against fixtures built with -O2 -g (tests/unit/fixtures/fixture-dwarf.c and
  * fixture-cxx.cc): inlined calls as frames of their own, source lines, demangled C++ templates,
  * separate debug files (by .gnu_debuglink, and by build id under a --debug-dir root), and a
- * binary with nothing but .dynsym; and fixture-relpath.c for file names relative to the
- * compilation directory.
+ * binary with nothing but .dynsym; and two more (fixture-relpath.c, fixture-nodie.s) for file
+ * names relative to the compilation directory and line rows no function DIE covers.
  *
  * Nothing about the fixtures is written down here. Three oracles, read at test time:
  * - the source: the line a marker comment (e.g. LINE_MIX) is on;
@@ -598,6 +598,58 @@ static void test_relative_file_names(void **state)
 	}
 }
 
+/* ---- line rows without a function DIE ---- */
+
+typedef struct NodieExpect {
+	unsigned lines[2];
+	size_t hits[2];
+} NodieExpect;
+
+static void check_nodie(const World *w, uint64_t addr, const FrameId *ids, size_t n, void *userdata)
+{
+	NodieExpect *e = userdata;
+	const StoreFrame *f = frame(w, ids[0]);
+
+	(void)addr;
+	assert_int_equal(n, 1);
+	/* The name from the symbol table, the line from the line table. */
+	assert_string_equal(str(w, f->function), "nd_add");
+	assert_string_equal(basename_of(str(w, f->file)), "fixture-nodie.s");
+	assert_int_equal(f->decl_file, 0);
+	for (size_t i = 0; i < ARRAY_SIZE(e->lines); i++)
+		if (f->line == e->lines[i])
+			e->hits[i]++;
+}
+
+/*
+ * Code the line table covers but no function DIE does (GCC's identical code folding leaves
+ * such functions in libpython): file:line still from the line table, the name from .symtab.
+ */
+static void test_lines_without_function_die(void **state)
+{
+	NodieExpect e = { .lines = { source_line("fixture-nodie.s", "# LINE_NODIE_A"),
+				     source_line("fixture-nodie.s", "# LINE_NODIE_B") } };
+	NmTable nm = { 0 };
+	Store *store = NULL;
+	SymbolizerStats st;
+	World w;
+
+	(void)state;
+	assert_int_equal(store_new(&store), 0);
+	assert_int_equal(nm_table_add(&nm, "", FIXTURE_NODIE), 0);
+	world_open(&w, store, FIXTURE_NODIE, NULL);
+	compare_with_addr2line(&w, FIXTURE_NODIE, nm_must_find(&nm, "nd_add"), false, check_nodie,
+			       &e);
+	assert_true(e.hits[0] > 0);
+	assert_true(e.hits[1] > 0);
+	symbolizer_stats(w.sym, &st);
+	assert_int_equal(st.dwarf_binaries, 1);
+	assert_int_equal(st.unresolved, 0);
+	world_close(&w);
+	nm_table_done(&nm);
+	store_free(store);
+}
+
 /* ---- separate debug files ---- */
 
 /* The functions of fixture-dwarf the stripped copies are compared on. */
@@ -743,10 +795,14 @@ static void test_dynsym_only(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_inline_frames),	    cmocka_unit_test(test_leaf_lines),
-		cmocka_unit_test(test_cxx_templates),	    cmocka_unit_test(test_debuglink),
-		cmocka_unit_test(test_build_id_debug_dir),  cmocka_unit_test(test_dynsym_only),
+		cmocka_unit_test(test_inline_frames),
+		cmocka_unit_test(test_leaf_lines),
+		cmocka_unit_test(test_cxx_templates),
+		cmocka_unit_test(test_debuglink),
+		cmocka_unit_test(test_build_id_debug_dir),
+		cmocka_unit_test(test_dynsym_only),
 		cmocka_unit_test(test_relative_file_names),
+		cmocka_unit_test(test_lines_without_function_die),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
