@@ -150,16 +150,11 @@ static void check_user_frames(const char *path, const char *module, const char *
 		if (s->addr < w.map.start - LOAD_BIAS || s->addr >= w.map.end - LOAD_BIAS)
 			continue; /* outside the executable segment (never sampled) */
 		id = user_frame(&w, b, s->addr, false);
-		if (nm_unsized_last(&w.nm, s)) {
-			/* Nothing to measure its end by: module+offset. */
-			assert_null(frame_function(&w, id));
-			continue;
-		}
 		if (!frame_function(&w, id) || !nm_name_at(&w.nm, s->addr, frame_function(&w, id)))
 			fail_msg("%s resolved as %s", s->name, frame_function(&w, id));
 	}
 	symbolizer_stats(w.sym, &st);
-	assert_true(st.unresolved <= 1);
+	assert_true(st.unresolved == 0);
 	assert_true(st.lookups >= n_names);
 	binary_unref(w.sym, b);
 	world_done(&w);
