@@ -34,6 +34,8 @@ static void test_demangle(void **state)
 	expect("_ZNK2fx3BoxIiE5twiceEv", "fx::Box<int>::twice() const");
 	/* Legacy Rust: the hash is dropped. */
 	expect("_ZN4core3fmt5write17h0123456789abcdefE", "core::fmt::write");
+	/* Rust v0: the crate's disambiguator is left out. */
+	expect("_RNvNtCsdjlXKrq6gMx_7mycrate3bar3baz", "mycrate::bar::baz");
 	/* A PLT stub (elfsym names them NAME@plt) and a versioned name keep their suffix. */
 	expect("_ZNSt6vectorIiSaIiEE9push_backERKi@plt",
 	       "std::vector<int, std::allocator<int> >::push_back(int const&)@plt");
