@@ -2,10 +2,13 @@
 # SPDX-License-Identifier: MIT
 """profq top against a workload with a known CPU split: self and total percentages within
 5 points, callers carry total%, and the process is still symbolized after it exited. A C++
-class template's member is shown demangled, its raw symbol kept in JSON."""
+class template's member is shown demangled, its raw symbol kept in JSON. A stripped binary is
+named from its debug file found by build id under a --debug-dir root."""
 
 import os
+import shutil
 import subprocess
+import tempfile
 
 from harness import Daemon, Env, check, near, require_bpf, row, run_workload, truth_of
 
@@ -92,3 +95,33 @@ with Daemon(env) as d:
         _, out, _ = d.profq("top", "--pid", str(cpid), "--once", "--no-inline")
         check(readable[addr] in out and raw[addr] not in out,
               "the plain table shows the demangled name only")
+
+# A copy of split without any symbols (--strip-all, no debug link): profqd --debug-dir ROOT finds
+# its debug file as ROOT/.build-id/xx/rest.debug, which names its local functions and lines.
+tmp = tempfile.mkdtemp(prefix="profq-debugdir-")
+try:
+    # Not as split.debug beside it: libdwfl looks for BASENAME.debug there too.
+    stripped = os.path.join(tmp, "split")
+    subprocess.run(["objcopy", "--strip-all", env.workload("split"), stripped], check=True)
+    notes = subprocess.run(["readelf", "-n", stripped], capture_output=True, text=True).stdout
+    check("Build ID: " in notes, "the split workload has a build id")
+    build_id = notes.split("Build ID: ")[1].split()[0]
+    root = os.path.join(tmp, "root")
+    os.makedirs(os.path.join(root, ".build-id", build_id[:2]))
+    subprocess.run(["objcopy", "--only-keep-debug", env.workload("split"),
+                    os.path.join(root, ".build-id", build_id[:2], build_id[2:] + ".debug")],
+                   check=True)
+    nm = subprocess.run(["nm", stripped], capture_output=True, text=True).stdout
+    check("work_a" not in nm, "the stripped copy has no symbol table")
+    with Daemon(env, "--debug-dir", root) as d:
+        p = subprocess.run([stripped, "--seconds", "2", "--a", "70"], capture_output=True,
+                           text=True, timeout=60, check=True)
+        spid = int(p.stdout.splitlines()[0])
+        top = d.json("top", "--pid", str(spid), "-n", "50", "--no-inline")
+        a = row(top, "work_a")
+        check(a is not None and near(a["self_pct"], 70, 10),
+              f"work_a of the stripped copy is named ({a and a['self_pct']}%)")
+        check(a["file"].endswith("split.c") and a["line"] is not None,
+              f"with its file and line from the debug file ({a['file']}:{a['line']})")
+finally:
+    shutil.rmtree(tmp, ignore_errors=True)
