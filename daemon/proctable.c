@@ -624,7 +624,9 @@ static bool perfmap_refresh(ProcTable *t, Process *p, uint64_t now_ns)
 	    (p->perfmap_read_ns && now_ns - p->perfmap_read_ns < MAPS_RETRY_NS))
 		return false;
 	p->perfmap_read_ns = now_ns;
-	if (p->perfmap && perfmap_file_size((pid_t)p->pid) == p->perfmap_size)
+	/* One open a second for a process that has unnamed JIT code and no perf map. */
+	size = perfmap_file_size((pid_t)p->pid);
+	if (size == 0 || (p->perfmap && size == p->perfmap_size))
 		return false;
 	/* Only the process's own user speaks for it: /proc/PID belongs to its effective uid. */
 	snprintf(path, sizeof(path), "/proc/%" PRIu32, p->pid);
