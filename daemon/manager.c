@@ -347,6 +347,8 @@ static int answer_status(Manager *m, const Viewer *viewer, json_object **ret)
 	json_add_int(sym, "binaries_dropped", (int64_t)sy.binaries_dropped);
 	json_add_int(sym, "binaries_unloaded", (int64_t)sy.binaries_unloaded);
 	json_add_int(sym, "binaries_reloaded", (int64_t)sy.binaries_reloaded);
+	json_add_int(sym, "perf_maps_read", (int64_t)pt.perfmap_loads);
+	json_add_int(sym, "perf_map_bad_lines", (int64_t)pt.perfmap_bad_lines);
 	r = status_largest(m, sym);
 	if (r < 0) {
 		json_object_put(sym);
