@@ -7,16 +7,19 @@
 #           exec/exit probes) as % of one core, and the sum; the sampler's ns per sample;
 #           VmRSS and VmHWM at the end of the run; CPU it used over its whole life (start-up
 #           and exit included)
+#   profqd-fp  the same with --stack-copy 0 (frame-pointer stacks walked in BPF)
 #   perf    `perf record -F HZ -a -g -o FILE`: its own CPU the same way, RSS, the data written,
 #           and the CPU it spends after the stop (build-id processing). Its in-kernel cost
 #           (callchain walks and copies in the sampling interrupt) is charged to the
 #           interrupted tasks and is not in these figures.
+#   perf-dwarf  the same with --call-graph dwarf,16384 (16 KiB of user stack per sample, as
+#           profqd's default, unwound at `perf report` time, not measured here)
 #
 # Each of FREQS x {profqd, perf} runs DURATION seconds after WARMUP, REPEATS times, in turn;
 # medians. SPEC §13's target: all profiler CPU <= 0.5% of one core at 99 Hz.
 #
 # Environment: REPEATS (3), DURATION seconds (60), WARMUP seconds (5), FREQS ("99 999"),
-# TOOLS ("profqd perf"), REPORT_ONLY=1 (the table again from the raw file), PROFQ_REF=<commit>
+# TOOLS ("profqd perf"; also profqd-fp, perf-dwarf), REPORT_ONLY=1 (the table again from the raw file), PROFQ_REF=<commit>
 # (see lib.sh), SKIP_BUILD=1, BUILD, BURN_ARGS, PROFQD_ARGS (more profqd options, e.g.
 # "--stack-copy 0" for frame-pointer stacks).
 # Output: a table on stdout; raw numbers in bench/results/daemon-cost.txt, the table in
@@ -49,18 +52,22 @@ measure() {
 	mkdir -p "$dir"
 	# GNU time reports the tool's lifetime CPU and peak RSS after it exits.
 	case $tool in
-	profqd)
+	profqd | profqd-fp)
+		local mode=()
+		[[ $tool == profqd-fp ]] && mode=(--stack-copy 0)
 		spawn "$dir/out" "$dir/err" /usr/bin/time -f "%e %U %S %M" -o "$dir/time" \
 			"$PROFQD" --socket "$dir/sock" --state-dir "$dir/state" --config /dev/null \
-			--frequency "$freq" $PROFQD_ARGS
+			--frequency "$freq" "${mode[@]}" $PROFQD_ARGS
 		wrapper=$SPAWNED
 		pid=$(wait_for "$wrapper" child_of "$wrapper") || die "profqd did not start"
 		BENCH_PIDS+=("$pid") # time(1) dies on SIGTERM without passing it on
 		ids=$(wait_for "$pid" profqd_prog_id "$dir/sock") || die "profqd did not start: $(cat "$dir/err")"
 		;;
-	perf)
+	perf | perf-dwarf)
+		local graph=(-g)
+		[[ $tool == perf-dwarf ]] && graph=(--call-graph dwarf,16384)
 		spawn "$dir/out" "$dir/err" /usr/bin/time -f "%e %U %S %M" -o "$dir/time" \
-			perf record -F "$freq" -a -g -o "$dir/perf.data"
+			perf record -F "$freq" -a "${graph[@]}" -o "$dir/perf.data"
 		wrapper=$SPAWNED
 		pid=$(wait_for "$wrapper" child_of "$wrapper") || die "perf did not start"
 		BENCH_PIDS+=("$pid")
@@ -89,7 +96,7 @@ measure() {
 	t1=$(now_ns)
 	mem=$(mem_kib "$pid")
 
-	if [[ $tool == profqd ]]; then
+	if [[ $tool == profqd* ]]; then
 		notes=$("$PROFQ" --socket "$dir/sock" status --json |
 			jq -c '{samples, stored, idle, lost, stack_errors, memory_bytes, processes,
 				stack_cache_hits: .symbolizer.stack_cache_hits}')
@@ -101,7 +108,7 @@ measure() {
 	# and time(1) to report.
 	stop_pid "$wrapper" 0 120
 	stop_pid "$pid" 0 1 # gone with it; forget it
-	if [[ $tool == perf ]]; then
+	if [[ $tool == perf* ]]; then
 		notes="data_bytes=$(stat -c %s "$dir/perf.data") $(grep -E 'Captured|woken' "$dir/err" | tr '\n' ' ')"
 	fi
 	# The last line: time(1) puts "Command exited with non-zero status N" before it.
@@ -162,7 +169,7 @@ main() {
 	fi
 	bench_init
 	bench_build
-	command -v perf >/dev/null || TOOLS=${TOOLS//perf/}
+	command -v perf >/dev/null || TOOLS=$(tr ' ' '\n' <<<"$TOOLS" | grep -v '^perf' | xargs)
 	warn_foreign_programs
 	start_burners
 	bpf_stats_enable

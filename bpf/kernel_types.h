@@ -12,6 +12,7 @@
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
 struct mm_struct {
+	unsigned long start_stack;
 	unsigned long arg_start;
 	unsigned long arg_end;
 };
@@ -83,11 +84,7 @@ struct pt_regs___kernel {
 	unsigned long ip;
 	unsigned long sp;
 	unsigned long bp;
-};
-
-struct vm_area_struct {
-	unsigned long vm_start;
-	unsigned long vm_end;
+	unsigned long orig_ax;
 };
 
 #pragma clang attribute pop

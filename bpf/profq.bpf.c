@@ -55,60 +55,66 @@ struct {
 /* Bytes of user stack to copy per sample; 0: walk frame pointers in BPF instead. */
 const volatile __u32 stack_copy = 0;
 
-struct vma_end_ctx {
-	__u64 end;
-};
-
-static long vma_end_cb(struct task_struct *task, struct vm_area_struct *vma, void *data)
-{
-	((struct vma_end_ctx *)data)->end = BPF_CORE_READ(vma, vm_end);
-	return 0;
-}
-
 #define STACK_BYTES (PROFQ_MAX_FRAMES * sizeof(__u64))
 #define PAGE_SIZE 4096
 #define COPY_CHUNKS (PROFQ_STACK_COPY_MAX / PAGE_SIZE + 1)
 
-/*
- * Copies the user stack from sp up to the end of its mapping, at most stack_copy bytes, page by
- * page: a stack can hold pages never touched (above the frames, below the environment), and
- * one read across such a page would fail whole. The copy ends at the first page that does not
- * read; the frames nearest sp, which the unwinder needs first, come before it.
- */
-static __u32 copy_user_stack(struct profq_sample *s, struct task_struct *task)
-{
-	struct vma_end_ctx ctx = { 0 };
-	__u64 sp = s->user_sp;
-	__u32 len = stack_copy, off = 0;
-	long r;
+/* x86-64 system call numbers */
+#define NR_EXECVE 59
+#define NR_EXECVEAT 322
 
-	/* Stacks grow down: from sp to the mapping's end is what is in use. */
-	r = bpf_find_vma(task, sp, vma_end_cb, &ctx, 0);
-	/*
-	 * sp or ip in no mapping of this mm: the registers are not of this address space (a
-	 * sample inside execve, after the new mm took over: the user registers are still the old
-	 * image's). Only kernel-mode samples can be caught there.
-	 */
-	if (r == -ENOENT ||
-	    ((s->flags & PROFQ_SAMPLE_KERNEL_MODE) &&
-	     bpf_find_vma(task, s->user_ip, vma_end_cb, &(struct vma_end_ctx){ 0 }, 0) == -ENOENT)) {
-		s->flags |= PROFQ_SAMPLE_FOREIGN_REGS;
-		return 0;
+/*
+ * How many bytes of user stack to copy from sp: stacks grow down, so what is in use is above
+ * it. The copy ends at a page boundary (so that every page after the first is whole, see
+ * copy_user_stack()) at most stack_copy bytes up, or, for the process's first thread, just
+ * above mm->start_stack, where its stack holds nothing but argv, the environment and the
+ * auxiliary vector (the outermost frame's caller's frame is below). Other threads' stacks are
+ * not known to the kernel: the copy stops at the first page that does not read. At least the
+ * rest of sp's page.
+ */
+static __u32 user_stack_span(struct task_struct *task, __u64 sp, int leader)
+{
+	__u64 first = (sp | (PAGE_SIZE - 1)) + 1, end = (sp + stack_copy) & ~(__u64)(PAGE_SIZE - 1);
+
+	if (leader) {
+		__u64 top = BPF_CORE_READ(task, mm, start_stack);
+
+		if (top > sp) {
+			top = (top + 256 + PAGE_SIZE - 1) & ~(__u64)(PAGE_SIZE - 1);
+			if (top < end)
+				end = top;
+		}
 	}
-	if (r == 0 && ctx.end > sp && ctx.end - sp < len)
-		len = (__u32)(ctx.end - sp);
+	if (end < first)
+		end = first;
+	return (__u32)(end - sp);
+}
+
+/*
+ * Copies len bytes of user stack from sp up into the record rec at PROFQ_SAMPLE_STACK_OFFSET,
+ * page by page: a stack can hold pages never touched (above the frames, below the
+ * environment), and one read across such a page would fail whole. The copy ends at the first
+ * page that does not read; the frames nearest sp, which the unwinder needs first, come before
+ * it. Each page goes through a slice of the record one page long (the verifier needs a
+ * constant length): the first at offset 0 (the record has room for a page at least), the
+ * others whole pages, since sp + len is at a page boundary. Returns the bytes copied.
+ */
+static __u32 copy_user_stack(struct bpf_dynptr *rec, __u64 sp, __u32 len)
+{
+	__u32 off = 0;
+
 	for (int i = 0; i < COPY_CHUNKS && off < len; i++) {
 		__u32 chunk = PAGE_SIZE - (__u32)((sp + off) & (PAGE_SIZE - 1));
+		void *dst;
 
-		if (chunk > len - off)
-			chunk = len - off;
-		/* Bounds for the verifier: off < 32 KiB, chunk <= 4 KiB, inside the 64 KiB buffer. */
+		/* Bounds for the verifier: off < 64 KiB, chunk <= one page of the slice. */
 		barrier_var(off);
-		off &= PROFQ_STACK_COPY_MAX - 1;
+		off &= 2 * PROFQ_STACK_COPY_MAX - 1;
+		dst = bpf_dynptr_data(rec, PROFQ_SAMPLE_STACK_OFFSET + off, PAGE_SIZE);
 		barrier_var(chunk);
 		chunk &= 2 * PAGE_SIZE - 1;
-		if (chunk == 0 ||
-		    bpf_probe_read_user(s->stack + off, chunk, (const void *)(sp + off)) < 0)
+		if (!dst || chunk == 0 || chunk > PAGE_SIZE ||
+		    bpf_probe_read_user(dst, chunk, (const void *)(sp + off)) < 0)
 			break;
 		off += chunk;
 	}
@@ -149,6 +155,43 @@ static __always_inline int task_private(struct task_struct *task)
 	return (mmf & MMF_DUMPABLE_MASK) != SUID_DUMP_USER;
 }
 
+/*
+ * Sends sample s, whose user stack spans span bytes from s->user_sp, as a record reserved in
+ * the ring buffer at its size: the stack is copied once, from the user's pages into the record.
+ * The header and kernel frames built in s follow.
+ */
+static __always_inline int send_with_stack(struct profq_counters *c, struct profq_sample *s,
+					   __u32 span)
+{
+	__u32 klen = s->kstack_len & 0x7f;
+	struct bpf_dynptr rec;
+
+	span &= 2 * PROFQ_STACK_COPY_MAX - 1;
+	if (bpf_ringbuf_reserve_dynptr(
+		    &samples, PROFQ_SAMPLE_STACK_OFFSET + (span > PAGE_SIZE ? span : PAGE_SIZE), 0,
+		    &rec) < 0) {
+		bpf_ringbuf_discard_dynptr(&rec, 0);
+		c->lost_ringbuf++;
+		return 0;
+	}
+	s->stack_len = copy_user_stack(&rec, s->user_sp, span);
+	c->stack_copy_bytes += s->stack_len;
+	if (s->stack_len == 0) {
+		c->stack_copy_errors++;
+		/* In the kernel with an unreadable user stack (e.g. inside execve, the new mm locked
+		 * while it is built): the saved user registers may be of an image that is gone. Keep
+		 * the kernel frames only. */
+		s->flags |= PROFQ_SAMPLE_STACK_ERR;
+		if (s->flags & PROFQ_SAMPLE_KERNEL_MODE) {
+			s->flags |= PROFQ_SAMPLE_FOREIGN_REGS;
+			s->flags &= ~PROFQ_SAMPLE_USER_REGS;
+		}
+	}
+	bpf_dynptr_write(&rec, 0, s, PROFQ_SAMPLE_HDR_SIZE + klen * sizeof(__u64), 0);
+	bpf_ringbuf_submit_dynptr(&rec, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
 SEC("perf_event")
 int profq_sample(struct bpf_perf_event_data *ctx)
 {
@@ -156,7 +199,7 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 	struct profq_counters *c;
 	struct task_struct *task;
 	struct profq_sample *s;
-	__u32 klen = 0, ulen = 0, size, cpu;
+	__u32 klen = 0, ulen = 0, span = 0, size, cpu;
 	long n;
 
 	cpu = bpf_get_smp_processor_id();
@@ -206,27 +249,24 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 
 		/* The user registers: the interrupted ones, or those saved at kernel entry. */
 		if (s->flags & PROFQ_SAMPLE_KERNEL_MODE) {
+			__u64 nr = BPF_CORE_READ(uregs, orig_ax);
+
 			s->user_ip = BPF_CORE_READ(uregs, ip);
 			s->user_sp = BPF_CORE_READ(uregs, sp);
 			s->user_bp = BPF_CORE_READ(uregs, bp);
+			/* Inside execve the saved registers may be of the image being replaced,
+			 * while the address space is already the new one's. */
+			if (nr == NR_EXECVE || nr == NR_EXECVEAT)
+				s->flags |= PROFQ_SAMPLE_FOREIGN_REGS;
 		} else {
 			s->user_ip = ctx->regs.rip;
 			s->user_sp = ctx->regs.rsp;
 			s->user_bp = ctx->regs.rbp;
 		}
-		s->flags |= PROFQ_SAMPLE_USER_REGS;
-		s->stack_len = copy_user_stack(s, t);
-		if (s->stack_len == 0 && !(s->flags & PROFQ_SAMPLE_FOREIGN_REGS)) {
-			c->stack_copy_errors++;
-			s->flags |= PROFQ_SAMPLE_STACK_ERR;
-			/* In the kernel with an unreadable user stack (e.g. inside execve, the
-			 * new mm locked while it is built): the saved user registers may be of
-			 * an image that is gone. Keep the kernel frames only. */
-			if (s->flags & PROFQ_SAMPLE_KERNEL_MODE)
-				s->flags |= PROFQ_SAMPLE_FOREIGN_REGS;
+		if (!(s->flags & PROFQ_SAMPLE_FOREIGN_REGS)) {
+			s->flags |= PROFQ_SAMPLE_USER_REGS;
+			span = user_stack_span(t, s->user_sp, s->tid == s->tgid);
 		}
-		if (s->flags & PROFQ_SAMPLE_FOREIGN_REGS)
-			s->flags &= ~PROFQ_SAMPLE_USER_REGS;
 	} else {
 		n = bpf_get_stack(ctx, &s->addrs[klen], STACK_BYTES, BPF_F_USER_STACK);
 		if (n < 0) {
@@ -239,10 +279,9 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 	s->kstack_len = klen;
 	s->ustack_len = ulen;
 
-	if (s->flags & PROFQ_SAMPLE_USER_REGS)
-		size = PROFQ_SAMPLE_STACK_OFFSET + (s->stack_len & (PROFQ_STACK_BUF - 1));
-	else
-		size = PROFQ_SAMPLE_HDR_SIZE + (klen + ulen) * sizeof(__u64);
+	if (span)
+		return send_with_stack(c, s, span);
+	size = PROFQ_SAMPLE_HDR_SIZE + (klen + ulen) * sizeof(__u64);
 	if (size > sizeof(*s))
 		return 0;
 	if (bpf_ringbuf_output(&samples, s, size, BPF_RB_NO_WAKEUP) < 0)

@@ -29,9 +29,8 @@
 	(1u << 6) /* user registers not of this mm (mid-execve): no
 					      * user frames */
 
-/* Largest user stack copy; the buffer is twice that so a mask bounds the length. */
+/* Largest user stack copy. */
 #define PROFQ_STACK_COPY_MAX 32768
-#define PROFQ_STACK_BUF (2 * PROFQ_STACK_COPY_MAX)
 
 /*
  * One sample as it arrives through the ring buffer: the header, then kstack_len kernel frames
@@ -60,7 +59,7 @@ struct profq_sample {
 	__u32 stack_len; /* bytes of user stack copied (stack-copy mode) */
 	__u32 pad;
 	__u64 addrs[2 * PROFQ_MAX_FRAMES];
-	__u8 stack[PROFQ_STACK_BUF];
+	__u8 stack[]; /* stack-copy mode: the record is sized to it */
 };
 
 #define PROFQ_SAMPLE_HDR_SIZE 112
@@ -109,6 +108,7 @@ struct profq_counters {
 	__u64 ustack_errors;	 /* user stack could not be read (sample still sent) */
 	__u64 lost_events;	 /* event ring buffer full: exec/exit event dropped */
 	__u64 stack_copy_errors; /* user stack could not be copied (sample still sent) */
+	__u64 stack_copy_bytes;	 /* bytes of user stack copied */
 };
 
 #ifndef __bpf__
@@ -117,9 +117,8 @@ _Static_assert(offsetof(struct profq_sample, addrs) == PROFQ_SAMPLE_HDR_SIZE,
 	       "profq_sample header layout");
 _Static_assert(offsetof(struct profq_sample, stack) == PROFQ_SAMPLE_STACK_OFFSET,
 	       "profq_sample stack offset");
-_Static_assert(sizeof(struct profq_sample) == PROFQ_SAMPLE_STACK_OFFSET + PROFQ_STACK_BUF,
-	       "profq_sample size");
-_Static_assert(sizeof(struct profq_counters) == 56, "profq_counters size");
+_Static_assert(sizeof(struct profq_sample) == PROFQ_SAMPLE_STACK_OFFSET, "profq_sample size");
+_Static_assert(sizeof(struct profq_counters) == 64, "profq_counters size");
 _Static_assert(sizeof(struct profq_event) == 616, "profq_event size");
 #endif
 

@@ -83,15 +83,19 @@ static void render_status(json_object *a)
 		else
 			printf("%-18s in memory only (%s)\n", "State:", err ? err : "disabled");
 	}
-	if (json_object_object_get_ex(a, "symbolizer", &sym))
-		printf("%-18s %lld binaries (%lld unreadable), %lld kernel symbols, "
-		       "%lld lookups (%lld cached), %lld unresolved\n",
-		       "Symbols:", (long long)json_get_int(sym, "binaries"),
-		       (long long)json_get_int(sym, "binary_errors"),
-		       (long long)json_get_int(sym, "kernel_symbols"),
-		       (long long)json_get_int(sym, "lookups"),
-		       (long long)json_get_int(sym, "cache_hits"),
-		       (long long)json_get_int(sym, "unresolved"));
+	if (!json_object_object_get_ex(a, "symbolizer", &sym))
+		return;
+	printf("%-18s %lld binaries (%lld unreadable), %lld kernel symbols, "
+	       "%lld lookups (%lld cached), %lld unresolved\n",
+	       "Symbols:", (long long)json_get_int(sym, "binaries"),
+	       (long long)json_get_int(sym, "binary_errors"),
+	       (long long)json_get_int(sym, "kernel_symbols"),
+	       (long long)json_get_int(sym, "lookups"), (long long)json_get_int(sym, "cache_hits"),
+	       (long long)json_get_int(sym, "unresolved"));
+	if (json_get_int(sym, "perf_maps_read") > 0)
+		printf("%-18s %lld read, %lld malformed lines skipped\n",
+		       "JIT perf maps:", (long long)json_get_int(sym, "perf_maps_read"),
+		       (long long)json_get_int(sym, "perf_map_bad_lines"));
 }
 
 int cmd_status(CliContext *ctx, int argc, char **argv)

@@ -5,5 +5,8 @@
  */
 #pragma once
 
-/* The readable name of a mangled symbol (caller frees), or NULL when sym is not mangled. */
+/*
+ * The readable name of a mangled symbol (caller frees), or NULL when sym is not mangled. A
+ * suffix from "@" on ("@plt" of a PLT stub) is kept after the readable name.
+ */
 char *demangle(const char *sym);

@@ -82,6 +82,8 @@ struct DwarfInfo {
 	uint64_t libdw_used; /* CLOCK_MONOTONIC ns of the last use */
 	int open_error;
 	unsigned opens;
+	uint64_t open_cpu_ns; /* what the last opening cost */
+	DwarfCounters *counters;
 
 	int fd; /* our own descriptor of the binary, to open libdwfl again */
 	char *path;
@@ -100,12 +102,17 @@ struct DwarfInfo {
 	size_t memory; /* of the CU indexes */
 };
 
-static uint64_t now_ns(void)
+static uint64_t clock_ns(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
 }
 
 /* Heap in use by the process: libdw's share is the difference around its calls. */
@@ -215,7 +222,7 @@ static void libdw_close(DwarfInfo *d)
 	d->open_bytes = 0;
 }
 
-static int libdw_open(DwarfInfo *d)
+static int libdw_open_now(DwarfInfo *d)
 {
 	const char *mainfile = NULL, *debugfile = NULL;
 	size_t heap = heap_in_use(), own = own_memory(d);
@@ -223,10 +230,6 @@ static int libdw_open(DwarfInfo *d)
 	int64_t delta;
 	int dfd;
 
-	if (d->dwfl)
-		return 0;
-	if (d->open_error < 0)
-		return d->open_error;
 	d->callbacks = (Dwfl_Callbacks){
 		.find_debuginfo = dwfl_standard_find_debuginfo,
 		.section_address = dwfl_offline_section_address,
@@ -275,6 +278,26 @@ static int libdw_open(DwarfInfo *d)
 	return 0;
 }
 
+/* Opens libdwfl if it is not, and counts what that cost. */
+static int libdw_open(DwarfInfo *d)
+{
+	uint64_t t0;
+	int r;
+
+	if (d->dwfl)
+		return 0;
+	if (d->open_error < 0)
+		return d->open_error;
+	t0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	r = libdw_open_now(d);
+	d->open_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0;
+	if (d->counters) {
+		d->counters->opens++;
+		d->counters->open_ns += d->open_cpu_ns;
+	}
+	return r;
+}
+
 DwarfInfo *dwarf_info_free(DwarfInfo *d)
 {
 	if (!d)
@@ -300,7 +323,8 @@ DwarfInfo *dwarf_info_free(DwarfInfo *d)
 	return NULL;
 }
 
-int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfInfo **ret)
+int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfCounters *counters,
+		    DwarfInfo **ret)
 {
 	_cleanup_(dwarf_info_freep) DwarfInfo *d = calloc(1, sizeof(*d));
 	int r;
@@ -308,6 +332,7 @@ int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfInfo 
 	if (!d)
 		return -ENOMEM;
 	d->fd = -1;
+	d->counters = counters;
 	d->debug_path = strdup(debug_path ?: ":.debug:/usr/lib/debug");
 	d->path = strdup(path);
 	if (!d->debug_path || !d->path)
@@ -356,8 +381,10 @@ typedef struct CuBuilder {
 	size_t n_rows, allocated_rows;
 	uint32_t *row_files; /* pool ids */
 	size_t n_row_files, allocated_row_files;
-	Dwarf_Files *files;
+	Dwarf_Files *files; /* the CU's file table */
 	size_t n_files;
+	uint32_t *file_ids; /* pool ids of files' names, UINT32_MAX until needed */
+	int version;	    /* of the CU: file 0 is a file from DWARF 5 on */
 } CuBuilder;
 
 static void cu_builder_done(CuBuilder *b)
@@ -366,6 +393,70 @@ static void cu_builder_done(CuBuilder *b)
 	free(b->infos);
 	free(b->rows);
 	free(b->row_files);
+	free(b->file_ids);
+}
+
+/*
+ * The pool id of the name of file idx of a file table. libdw joins a file's name with its
+ * include directory, and that directory is relative in many builds (distro and pyenv ones run
+ * the compiler in the source tree: "Objects" and "listobject.c" make "Objects/listobject.c"). A
+ * relative name is joined with the compilation directory, (*dirs)[0], as addr2line and
+ * eu-addr2line print it, so that the source file can be found.
+ */
+static int file_intern(DwarfInfo *d, Dwarf_Files *files, size_t idx, uint32_t *ret)
+{
+	const char *name = dwarf_filesrc(files, idx, NULL, NULL);
+	const char *const *dirs;
+	_cleanup_free_ char *path = NULL;
+	size_t n_dirs;
+
+	if (!name || name[0] == '/' || dwarf_getsrcdirs(files, &dirs, &n_dirs) != 0 ||
+	    n_dirs == 0 || !dirs[0] || !dirs[0][0])
+		return pool_intern(&d->pool, name, ret);
+	if (asprintf(&path, "%s%s%s", dirs[0], dirs[0][strlen(dirs[0]) - 1] == '/' ? "" : "/",
+		     name) < 0)
+		return -ENOMEM;
+	return pool_intern(&d->pool, path, ret);
+}
+
+/* The same, once per file of the CU being indexed (file tables of other CUs each time). */
+static int builder_file(DwarfInfo *d, CuBuilder *b, Dwarf_Files *files, size_t idx, uint32_t *ret)
+{
+	uint32_t id;
+	int r;
+
+	if (files != b->files || idx >= b->n_files || !b->file_ids)
+		return file_intern(d, files, idx, ret);
+	if (b->file_ids[idx] == UINT32_MAX) {
+		r = file_intern(d, files, idx, &id);
+		if (r < 0)
+			return r;
+		b->file_ids[idx] = id;
+	}
+	*ret = b->file_ids[idx];
+	return 0;
+}
+
+/*
+ * The file a DIE's DW_AT_decl_file names (pool id, 0 if none). The attribute may come from an
+ * abstract origin or specification in another CU (LTO), whose file table it indexes.
+ */
+static int decl_file(DwarfInfo *d, CuBuilder *b, Dwarf_Die *die, uint32_t *ret)
+{
+	Dwarf_Attribute attr;
+	Dwarf_Files *files;
+	Dwarf_Word idx;
+	Dwarf_Die cudie;
+	Dwarf_Half version;
+	size_t n;
+
+	if (!dwarf_attr_integrate(die, DW_AT_decl_file, &attr) || dwarf_formudata(&attr, &idx) != 0 ||
+	    !dwarf_cu_die(attr.cu, &cudie, &version, NULL, NULL, NULL, NULL, NULL) ||
+	    (idx == 0 && version < 5) || dwarf_getsrcfiles(&cudie, &files, &n) != 0 || idx >= n) {
+		*ret = 0;
+		return 0;
+	}
+	return builder_file(d, b, files, idx, ret);
 }
 
 /* Records a function or inlined call DIE with its address ranges. */
@@ -395,7 +486,7 @@ static int add_die(DwarfInfo *d, CuBuilder *b, Dwarf_Die *die, bool inlined)
 	if (r >= 0)
 		r = pool_intern(&d->pool, name, &info.name);
 	if (r >= 0)
-		r = pool_intern(&d->pool, dwarf_decl_file(die), &info.decl_file);
+		r = decl_file(d, b, die, &info.decl_file);
 	if (r < 0)
 		return r;
 	if (dwarf_decl_line(die, &line) == 0 && line > 0)
@@ -403,9 +494,8 @@ static int add_die(DwarfInfo *d, CuBuilder *b, Dwarf_Die *die, bool inlined)
 	if (inlined) {
 		uint32_t f = attr_udata(die, DW_AT_call_file);
 
-		if (b->files && f < b->n_files) {
-			r = pool_intern(&d->pool, dwarf_filesrc(b->files, f, NULL, NULL),
-					&info.call_file);
+		if (b->files && f < b->n_files && (f > 0 || b->version >= 5)) {
+			r = builder_file(d, b, b->files, f, &info.call_file);
 			if (r < 0)
 				return r;
 		}
@@ -488,9 +578,11 @@ static int add_lines(DwarfInfo *d, CuBuilder *b, Dwarf_Die *cudie, uint64_t *ret
 	for (size_t i = 0; i < n; i++) {
 		Dwarf_Line *l = dwarf_onesrcline(lines, i);
 		LineRow row = { 0 };
+		Dwarf_Files *files;
 		Dwarf_Addr a;
 		bool end = false;
 		uint32_t id, file;
+		size_t idx;
 		int lineno = 0, r;
 
 		if (!l || dwarf_lineaddr(l, &a) != 0 || a - base > UINT32_MAX)
@@ -499,7 +591,10 @@ static int add_lines(DwarfInfo *d, CuBuilder *b, Dwarf_Die *cudie, uint64_t *ret
 		if (dwarf_lineendsequence(l, &end) == 0 && end) {
 			row.file = ROW_END_OF_SEQUENCE;
 		} else {
-			r = pool_intern(&d->pool, dwarf_linesrc(l, NULL, NULL), &id);
+			if (dwarf_line_file(l, &files, &idx) == 0)
+				r = builder_file(d, b, files, idx, &id);
+			else
+				r = pool_intern(&d->pool, NULL, &id);
 			if (r >= 0)
 				r = row_file(b, id, &file);
 			if (r < 0)
@@ -539,6 +634,14 @@ static void *shrink_to_fit(void *p, size_t n, size_t size)
 	return n ? (realloc(p, n * size) ?: p) : (free(p), NULL);
 }
 
+static int cu_version(Dwarf_Die *cudie)
+{
+	Dwarf_Half version;
+	Dwarf_Die die;
+
+	return dwarf_cu_die(cudie->cu, &die, &version, NULL, NULL, NULL, NULL, NULL) ? version : 0;
+}
+
 /* Walks a CU's DIEs (depth first, bounded) into an index of its functions and inlined calls,
  * and copies its line table. */
 static int cu_build(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
@@ -553,8 +656,17 @@ static int cu_build(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
 	if (!cu)
 		return -ENOMEM;
 	cu->offset = dwarf_dieoffset(cudie);
-	if (dwarf_getsrcfiles(cudie, &b.files, &b.n_files) != 0)
+	if (dwarf_getsrcfiles(cudie, &b.files, &b.n_files) != 0) {
 		b.files = NULL;
+		b.n_files = 0;
+	}
+	if (b.n_files > 0) {
+		b.file_ids = malloc(b.n_files * sizeof(uint32_t));
+		if (!b.file_ids)
+			return -ENOMEM;
+		memset(b.file_ids, 0xff, b.n_files * sizeof(uint32_t));
+	}
+	b.version = cu_version(cudie);
 	if (dwarf_child(cudie, &stack[0]) == 0) {
 		depth = 1;
 		while (depth > 0 && r >= 0) {
@@ -603,6 +715,7 @@ static int cu_build(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
 	cu->rows = shrink_to_fit(b.rows, b.n_rows, sizeof(LineRow));
 	cu->n_rows = b.n_rows;
 	cu->files = shrink_to_fit(b.row_files, b.n_row_files, sizeof(uint32_t));
+	free(b.file_ids);
 	cu->n_files = b.n_row_files;
 	d->memory += sizeof(*cu) + b.n * sizeof(Range) + b.n_infos * sizeof(DieInfo) +
 		     b.n_rows * sizeof(LineRow) + b.n_row_files * sizeof(uint32_t);
@@ -862,7 +975,9 @@ int dwarf_info_lookup(DwarfInfo *d, uint64_t vaddr, DwarfFrame *out, size_t max)
 
 bool dwarf_info_release(DwarfInfo *d, uint64_t idle_ns)
 {
-	if (!d->dwfl || now_ns() - d->libdw_used < idle_ns)
+	uint64_t keep = idle_ns ? MAX(idle_ns, d->open_cpu_ns * DWARFINFO_OPEN_AMORTIZE) : 0;
+
+	if (!d->dwfl || now_ns() - d->libdw_used < keep)
 		return false;
 	libdw_close(d);
 	return true;

@@ -31,6 +31,16 @@ typedef struct DwarfInfo DwarfInfo;
 
 #define DWARFINFO_MAX_DIES (4u << 20)
 #define DWARFINFO_LIBDW_BUDGET (8u << 20)
+/* libdwfl stays open at least this many times the CPU time its last opening took (e.g. 60 ms
+ * to decompress libc's debug sections: a minute), so that opening again for a new CU now and
+ * then costs at most a thousandth of a core. */
+#define DWARFINFO_OPEN_AMORTIZE 1000u
+
+/* What opening libdwfl cost, summed over the binaries that share it. */
+typedef struct DwarfCounters {
+	uint64_t opens;	  /* times libdwfl was opened */
+	uint64_t open_ns; /* CPU time of the openings (thread CPU clock) */
+} DwarfCounters;
 
 typedef struct DwarfFrame {
 	const char *function; /* DW_AT_name (or the linkage name) of the (inlined) function; NULL
@@ -46,10 +56,12 @@ typedef struct DwarfFrame {
 /*
  * Opens the DWARF of the ELF file open at fd (path names it in messages and for
  * .gnu_debuglink). debug_path: libdwfl's search path for separate debug files
- * (":.debug:/usr/lib/debug" if NULL), colon-separated roots. -ENOENT if neither the file nor a
- * debug file has DWARF.
+ * (":.debug:/usr/lib/debug" if NULL), colon-separated roots. counters (may be NULL; must
+ * outlive d) sums the cost of libdwfl's openings. -ENOENT if neither the file nor a debug file
+ * has DWARF.
  */
-int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfInfo **ret);
+int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfCounters *counters,
+		    DwarfInfo **ret);
 DwarfInfo *dwarf_info_free(DwarfInfo *d);
 
 /*
@@ -59,7 +71,8 @@ DwarfInfo *dwarf_info_free(DwarfInfo *d);
  */
 int dwarf_info_lookup(DwarfInfo *d, uint64_t vaddr, DwarfFrame *out, size_t max);
 
-/* Closes libdwfl if no lookup needed it for idle_ns; whether it did. Indexed CUs stay. */
+/* Closes libdwfl if no lookup needed it for idle_ns, and for DWARFINFO_OPEN_AMORTIZE times
+ * what opening it cost (idle_ns 0: now); whether it did. Indexed CUs stay. */
 bool dwarf_info_release(DwarfInfo *d, uint64_t idle_ns);
 /* Our tables' bytes plus the heap libdw holds while open. */
 size_t dwarf_info_memory(const DwarfInfo *d);

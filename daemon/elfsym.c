@@ -34,9 +34,21 @@ typedef struct Names {
 /* Before finish(): with the binding, to pick among symbols at one address. */
 typedef struct RawSym {
 	uint64_t addr, size;
+	uint64_t limit; /* the end of its section (0: unknown): an unsized symbol stops there */
 	uint32_t name;
 	bool global;
 } RawSym;
+
+/*
+ * The PLT stubs, n of entsize bytes from addr, named after the symbols of the relocations they
+ * jump through (.rela.plt, in order), "NAME@plt" as perf, gdb and objdump show them.
+ */
+typedef struct Plt {
+	uint64_t addr;
+	uint32_t entsize, n;
+	uint32_t *names; /* per stub: offset into the dynamic string table, 0 if none */
+	Names strings;
+} Plt;
 
 typedef struct Segment {
 	uint64_t offset, filesz, vaddr;
@@ -53,6 +65,7 @@ struct ElfSym {
 	uint8_t build_id[ELFSYM_BUILD_ID_MAX];
 	size_t build_id_len;
 	bool has_symtab; /* a full .symtab, not only .dynsym */
+	Plt plt;
 };
 
 static void names_done(Names *n)
@@ -70,6 +83,8 @@ ElfSym *elfsym_free(ElfSym *e)
 	free(e->syms);
 	names_done(&e->names[0]);
 	names_done(&e->names[1]);
+	names_done(&e->plt.strings);
+	free(e->plt.names);
 	free(e->name_buf);
 	free(e->segs);
 	free(e);
@@ -88,6 +103,26 @@ typedef struct Builder {
 	Elf_Data *strtab; /* the string table the names point into */
 	GElf_Shdr strtab_sh;
 } Builder;
+
+/*
+ * The end of the section holding sym, 0 if unknown. An unsized symbol (_init, hand-written
+ * assembly) extends to the next symbol, but not past its section: the PLT after .init is not
+ * _init.
+ */
+static uint64_t section_end(Elf *elf, const GElf_Sym *sym)
+{
+	Elf_Scn *scn;
+	GElf_Shdr sh;
+
+	if (sym->st_shndx == SHN_UNDEF || sym->st_shndx >= SHN_LORESERVE)
+		return 0;
+	scn = elf_getscn(elf, sym->st_shndx);
+	if (!scn || !gelf_getshdr(scn, &sh) || !(sh.sh_flags & SHF_ALLOC) ||
+	    sym->st_value < sh.sh_addr || sh.sh_size > UINT64_MAX - sh.sh_addr ||
+	    sym->st_value >= sh.sh_addr + sh.sh_size)
+		return 0;
+	return sh.sh_addr + sh.sh_size;
+}
 
 /*
  * Reads the defined functions of one symbol table. Their names are offsets into its string
@@ -130,6 +165,7 @@ static int read_symtab(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, Builder *b)
 			return -ENOMEM;
 		b->syms[b->n++] = (RawSym){ .addr = sym.st_value,
 					    .size = sym.st_size,
+					    .limit = sym.st_size ? 0 : section_end(elf, &sym),
 					    .name = (uint32_t)sym.st_name,
 					    .global = GELF_ST_BIND(sym.st_info) != STB_LOCAL };
 	}
@@ -226,8 +262,11 @@ static int finish(ElfSym *e, RawSym *raw, size_t n, uint32_t src)
 				j++;
 			syms[k++] = e->syms[i++];
 		} else {
+			uint64_t size = raw[j].size
+						?: (raw[j].limit ? raw[j].limit - raw[j].addr : 0);
+
 			syms[k++] = (Sym){ .addr = raw[j].addr,
-					   .size = (uint32_t)MIN(raw[j].size, (uint64_t)UINT32_MAX),
+					   .size = (uint32_t)MIN(size, (uint64_t)UINT32_MAX),
 					   .name = raw[j].name | src };
 			j++;
 		}
@@ -269,6 +308,113 @@ static int names_set(Names *names, const Builder *b, int fd)
 	return 0;
 }
 
+/* The section named name of type type, NULL if none. */
+static Elf_Scn *section_by_name(Elf *elf, size_t shstrndx, const char *name, GElf_Word type,
+				GElf_Shdr *ret_sh)
+{
+	Elf_Scn *scn = NULL;
+
+	while ((scn = elf_nextscn(elf, scn))) {
+		const char *n;
+
+		if (!gelf_getshdr(scn, ret_sh) || ret_sh->sh_type != type)
+			continue;
+		n = elf_strptr(elf, shstrndx, ret_sh->sh_name);
+		if (n && streq(n, name))
+			return scn;
+	}
+	return NULL;
+}
+
+/*
+ * Names the PLT stubs (see Plt) when their layout is the one the linkers write: x86-64 and
+ * i386, 16-byte stubs in .plt.sec (IBT) or after a 16-byte header in .plt; AArch64, 16-byte
+ * stubs after a 32-byte header. Anything else (another layout, sizes that do not add up) is
+ * left unnamed: a wrong name is worse than none.
+ */
+static int read_plt(Elf *elf, int fd, ElfSym *e)
+{
+	Elf_Scn *rel, *plt, *dynsym, *dynstr;
+	GElf_Shdr rel_sh, plt_sh, dynsym_sh, dynstr_sh;
+	Elf_Data *rel_data, *sym_data, *str_data;
+	uint64_t header, entsize = 16;
+	_cleanup_free_ uint32_t *names = NULL;
+	Builder b = { 0 };
+	GElf_Ehdr eh;
+	size_t shstrndx, n;
+	bool rela = true;
+	int r;
+
+	if (!gelf_getehdr(elf, &eh) || elf_getshdrstrndx(elf, &shstrndx) < 0)
+		return 0;
+	if (eh.e_machine == EM_X86_64 || eh.e_machine == EM_386)
+		header = 16;
+	else if (eh.e_machine == EM_AARCH64)
+		header = 32;
+	else
+		return 0;
+	rel = section_by_name(elf, shstrndx, ".rela.plt", SHT_RELA, &rel_sh);
+	if (!rel) {
+		rel = section_by_name(elf, shstrndx, ".rel.plt", SHT_REL, &rel_sh);
+		rela = false;
+	}
+	if (!rel || rel_sh.sh_entsize == 0)
+		return 0;
+	n = rel_sh.sh_size / rel_sh.sh_entsize;
+	if (n == 0 || n > ELFSYM_MAX_SYMBOLS)
+		return 0;
+	plt = section_by_name(elf, shstrndx, ".plt.sec", SHT_PROGBITS, &plt_sh);
+	if (plt && eh.e_machine != EM_AARCH64)
+		header = 0;
+	else
+		plt = section_by_name(elf, shstrndx, ".plt", SHT_PROGBITS, &plt_sh);
+	if (!plt || plt_sh.sh_size != header + n * entsize || plt_sh.sh_addr > UINT64_MAX - header)
+		return 0;
+	/* The relocations' symbols and their names. */
+	dynsym = elf_getscn(elf, rel_sh.sh_link);
+	if (!dynsym || !gelf_getshdr(dynsym, &dynsym_sh) || dynsym_sh.sh_type != SHT_DYNSYM)
+		return 0;
+	dynstr = elf_getscn(elf, dynsym_sh.sh_link);
+	if (!dynstr || !gelf_getshdr(dynstr, &dynstr_sh) || dynstr_sh.sh_type != SHT_STRTAB)
+		return 0;
+	rel_data = elf_getdata(rel, NULL);
+	sym_data = elf_getdata(dynsym, NULL);
+	str_data = elf_getdata(dynstr, NULL);
+	if (!rel_data || !sym_data || !str_data || !str_data->d_buf || str_data->d_size == 0 ||
+	    str_data->d_size > NAME_OFFSET_MAX)
+		return 0;
+	names = calloc(n, sizeof(uint32_t));
+	if (!names)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t info;
+		GElf_Rela ra;
+		GElf_Rel rl;
+		GElf_Sym sym;
+
+		if (rela ? !gelf_getrela(rel_data, (int)i, &ra) : !gelf_getrel(rel_data, (int)i, &rl))
+			return 0;
+		info = rela ? ra.r_info : rl.r_info;
+		/* No symbol (an IRELATIVE to a local ifunc): the stub stays unnamed. */
+		if (GELF_R_SYM(info) == 0 || !gelf_getsym(sym_data, (int)GELF_R_SYM(info), &sym) ||
+		    sym.st_name == 0 || sym.st_name >= str_data->d_size ||
+		    !memchr((const char *)str_data->d_buf + sym.st_name, 0,
+			    str_data->d_size - sym.st_name))
+			continue;
+		names[i] = (uint32_t)sym.st_name;
+	}
+	b.strtab = str_data;
+	b.strtab_sh = dynstr_sh;
+	r = names_set(&e->plt.strings, &b, fd);
+	if (r < 0)
+		return r;
+	e->plt.addr = plt_sh.sh_addr + header;
+	e->plt.entsize = (uint32_t)entsize;
+	e->plt.n = (uint32_t)n;
+	e->plt.names = TAKE_PTR(names);
+	return 0;
+}
+
 /* fd: the file elf reads (-1 for an image in memory). */
 static int load(Elf *elf, int fd, ElfSym **ret)
 {
@@ -283,7 +429,7 @@ static int load(Elf *elf, int fd, ElfSym **ret)
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
-	e->names[0] = e->names[1] = (Names){ .fd = -1 };
+	e->names[0] = e->names[1] = e->plt.strings = (Names){ .fd = -1 };
 	r = read_segments(elf, e);
 	if (r < 0)
 		return r;
@@ -312,6 +458,8 @@ static int load(Elf *elf, int fd, ElfSym **ret)
 			r = finish(e, b.syms, b.n, 0);
 	}
 	free(b.syms);
+	if (r >= 0)
+		r = read_plt(elf, fd, e);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(e);
@@ -385,11 +533,9 @@ bool elfsym_has_symtab(const ElfSym *e)
 	return e->has_symtab;
 }
 
-/* The name at ref (source bit and offset) into e->name_buf. */
-static int name_read(ElfSym *e, uint32_t ref, const char **ret)
+/* The name at offset off of names, in names' copy or read into e->name_buf. */
+static int name_read(ElfSym *e, const Names *names, uint32_t off, const char **ret)
 {
-	const Names *names = &e->names[ref & NAME_SOURCE ? 1 : 0];
-	uint32_t off = ref & NAME_OFFSET_MAX;
 	size_t got = 0, want;
 
 	if (off >= names->size)
@@ -430,11 +576,53 @@ static int name_read(ElfSym *e, uint32_t ref, const char **ret)
 	return 0;
 }
 
+/* The name of PLT stub i, "NAME@plt", in e->name_buf. */
+static int plt_name(ElfSym *e, uint32_t i, const char **ret)
+{
+	const char *name;
+	bool in_buf;
+	size_t len;
+	int r;
+
+	r = name_read(e, &e->plt.strings, e->plt.names[i], &name);
+	if (r < 0)
+		return r;
+	len = strlen(name);
+	in_buf = name == e->name_buf;
+	if (len + sizeof("@plt") > e->name_buf_size) {
+		char *buf = realloc(e->name_buf, len + sizeof("@plt"));
+
+		if (!buf)
+			return -ENOMEM;
+		e->name_buf = buf;
+		e->name_buf_size = len + sizeof("@plt");
+	}
+	if (!in_buf)
+		memcpy(e->name_buf, name, len);
+	memcpy(e->name_buf + len, "@plt", sizeof("@plt"));
+	*ret = e->name_buf;
+	return 0;
+}
+
 int elfsym_lookup(ElfSym *e, uint64_t vaddr, const char **ret_name, uint64_t *ret_offset)
 {
 	size_t lo = 0, hi = e->n_syms;
 	const Sym *s;
 	int r;
+
+	if (e->plt.n > 0 && vaddr >= e->plt.addr &&
+	    vaddr - e->plt.addr < (uint64_t)e->plt.n * e->plt.entsize) {
+		uint64_t i = (vaddr - e->plt.addr) / e->plt.entsize;
+
+		if (e->plt.names[i] != 0) {
+			r = plt_name(e, (uint32_t)i, ret_name);
+			if (r < 0)
+				return r;
+			if (ret_offset)
+				*ret_offset = (vaddr - e->plt.addr) % e->plt.entsize;
+			return 0;
+		}
+	}
 
 	/* The last symbol starting at or below vaddr. */
 	while (lo < hi) {
@@ -453,7 +641,8 @@ int elfsym_lookup(ElfSym *e, uint64_t vaddr, const char **ret_name, uint64_t *re
 	/* An unsized symbol extends to the next one, never past the last. */
 	if (s->size == 0 && lo == e->n_syms)
 		return -ENOENT;
-	r = name_read(e, s->name, ret_name);
+	r = name_read(e, &e->names[s->name & NAME_SOURCE ? 1 : 0], s->name & NAME_OFFSET_MAX,
+		      ret_name);
 	if (r < 0)
 		return r;
 	if (ret_offset)
@@ -489,5 +678,6 @@ size_t elfsym_memory(const ElfSym *e)
 {
 	return sizeof(*e) + e->n_syms * sizeof(Sym) + (e->names[0].copy ? e->names[0].size : 0) +
 	       (e->names[1].copy ? e->names[1].size : 0) + e->name_buf_size +
-	       e->n_segs * sizeof(Segment);
+	       e->n_segs * sizeof(Segment) + e->plt.n * sizeof(uint32_t) +
+	       (e->plt.strings.copy ? e->plt.strings.size : 0);
 }

@@ -187,6 +187,7 @@ static int status_unwind(Manager *m, const ProfilerStats *ps, json_object *statu
 	json_add_int(o, "stuck", (int64_t)ps->unwind[UNWIND_STUCK]);
 	json_add_int(o, "frame_pointer_frames", (int64_t)ps->unwind_fp_frames);
 	json_add_int(o, "copy_errors", (int64_t)m->last.stack_copy_errors);
+	json_add_int(o, "copied_bytes", (int64_t)m->last.stack_copy_bytes);
 	json_object_object_add(status, "unwind", o);
 	return 0;
 }
@@ -341,9 +342,13 @@ static int answer_status(Manager *m, const Viewer *viewer, json_object **ret)
 	json_add_int(sym, "kernel_symbols", (int64_t)sy.kernel_symbols);
 	json_add_int(sym, "dwarf_binaries", (int64_t)sy.dwarf_binaries);
 	json_add_int(sym, "dwarf_releases", (int64_t)sy.dwarf_releases);
+	json_add_int(sym, "dwarf_opens", (int64_t)sy.dwarf_opens);
+	json_add_int(sym, "dwarf_open_ms", (int64_t)(sy.dwarf_open_ns / 1000000));
 	json_add_int(sym, "binaries_dropped", (int64_t)sy.binaries_dropped);
 	json_add_int(sym, "binaries_unloaded", (int64_t)sy.binaries_unloaded);
 	json_add_int(sym, "binaries_reloaded", (int64_t)sy.binaries_reloaded);
+	json_add_int(sym, "perf_maps_read", (int64_t)pt.perfmap_loads);
+	json_add_int(sym, "perf_map_bad_lines", (int64_t)pt.perfmap_bad_lines);
 	r = status_largest(m, sym);
 	if (r < 0) {
 		json_object_put(sym);

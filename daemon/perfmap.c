@@ -75,8 +75,11 @@ int perfmap_parse(const char *buf, size_t len, PerfMap **ret, size_t *ret_bad)
 		uint64_t start, size;
 		size_t name_len;
 
+		/* A last line without its newline is still being written (a write cut at a
+		 * buffer's end): neither an entry with half a name nor malformed. It is read
+		 * when the file has grown. */
 		if (!eol)
-			eol = end;
+			break;
 		if (!hex_field(&q, eol, &start) || !hex_field(&q, eol, &size) || q >= eol ||
 		    size == 0 || start + size < start || (size_t)(eol - q) > 4096 ||
 		    memchr(q, '\0', (size_t)(eol - q))) {

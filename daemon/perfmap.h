@@ -3,7 +3,8 @@
  * PerfMap: symbols of JIT code from a process's perf map, /tmp/perf-PID.map, as written by node
  * --perf-basic-prof, python -X perf and Java agents: one "START SIZE NAME" line per function,
  * START and SIZE in hex. The file is hostile: it is read only if it is a regular file owned by
- * the process's user, up to a size cap; malformed lines are skipped and counted.
+ * the process's user, up to a size cap; malformed lines are skipped and counted. A last line
+ * without its newline is being written: it is left for a later read.
  * Later lines win over earlier ones for the same start (JIT code is moved and its memory
  * reused). Not thread-safe.
  */

@@ -609,33 +609,61 @@ const Mapping *proctable_find_mapping(ProcTable *t, Process *p, uint64_t addr, u
 	return find_mapping(p, addr);
 }
 
-const char *proctable_jit_symbol(ProcTable *t, Process *p, uint64_t addr, uint64_t now_ns)
+/*
+ * Reads p's perf map again if a lookup missed since the last read, at most once a second, and
+ * only if the file has grown (JIT code is announced by appending to it). Whether it did.
+ */
+static bool perfmap_refresh(ProcTable *t, Process *p, uint64_t now_ns)
 {
 	PerfMap *m = NULL;
-	const char *name;
 	struct stat st;
 	char path[32];
 	uint64_t size;
 
-	if (p->perfmap && (name = perfmap_lookup(p->perfmap, addr, NULL)))
-		return name;
-	if (p->exited || (p->perfmap_read_ns && now_ns - p->perfmap_read_ns < MAPS_RETRY_NS))
-		return NULL;
+	if (!p->perfmap_missed || p->exited ||
+	    (p->perfmap_read_ns && now_ns - p->perfmap_read_ns < MAPS_RETRY_NS))
+		return false;
 	p->perfmap_read_ns = now_ns;
-	/* JIT code is announced by appending to the file: only read it again when it grew. */
-	if (p->perfmap && perfmap_file_size((pid_t)p->pid) == p->perfmap_size)
-		return NULL;
+	/* One open a second for a process that has unnamed JIT code and no perf map. */
+	size = perfmap_file_size((pid_t)p->pid);
+	if (size == 0 || (p->perfmap && size == p->perfmap_size))
+		return false;
 	/* Only the process's own user speaks for it: /proc/PID belongs to its effective uid. */
 	snprintf(path, sizeof(path), "/proc/%" PRIu32, p->pid);
 	if (stat(path, &st) < 0 || !proc_is_incarnation(p->pid, p->start_boot_ns, NULL))
-		return NULL;
+		return false;
 	if (perfmap_load((pid_t)p->pid, st.st_uid, &m, &size) < 0)
-		return NULL;
+		return false;
 	t->stats.perfmap_loads++;
+	/* Each malformed line once: a reload reads the old ones again. */
+	if (perfmap_bad(m) > (p->perfmap ? perfmap_bad(p->perfmap) : 0))
+		t->stats.perfmap_bad_lines += perfmap_bad(m) -
+					      (p->perfmap ? perfmap_bad(p->perfmap) : 0);
 	perfmap_free(p->perfmap);
 	p->perfmap = m;
 	p->perfmap_size = size;
-	return perfmap_lookup(m, addr, NULL);
+	p->perfmap_missed = false;
+	/* Stacks symbolized (and cached) before may have JIT frames the new map names. */
+	p->generation++;
+	return true;
+}
+
+const char *proctable_jit_symbol(ProcTable *t, Process *p, uint64_t addr, uint64_t now_ns)
+{
+	const char *name;
+
+	if (p->perfmap && (name = perfmap_lookup(p->perfmap, addr, NULL)))
+		return name;
+	p->perfmap_missed = true;
+	if (!perfmap_refresh(t, p, now_ns))
+		return NULL;
+	return perfmap_lookup(p->perfmap, addr, NULL);
+}
+
+void proctable_jit_refresh(ProcTable *t, Process *p, uint64_t now_ns)
+{
+	if (p->perfmap_missed)
+		(void)perfmap_refresh(t, p, now_ns);
 }
 
 static void refresh(ProcTable *t, Process *p)

@@ -40,7 +40,8 @@ typedef struct Process {
 	uint64_t start_boot_ns; /* CLOCK_BOOTTIME */
 	uint64_t mm_id;		/* 0 until a sample tells */
 	ProcId id;		/* store record, referenced */
-	uint32_t generation;	/* changes whenever addresses may change meaning (exec) */
+	uint32_t generation;	/* changes whenever addresses may change meaning (exec) or
+				 * name (a perf map read again) */
 	char comm[16];
 	bool kthread;
 	bool approx_start; /* adopted from /proc: start known to the clock tick only */
@@ -55,22 +56,24 @@ typedef struct Process {
 	struct PerfMap *perfmap;  /* JIT symbols from /tmp/perf-PID.map, NULL until needed */
 	uint64_t perfmap_size;	  /* the file's size when read */
 	uint64_t perfmap_read_ns; /* CLOCK_MONOTONIC of the last look at the file, 0 never */
+	bool perfmap_missed;	  /* a JIT address it did not name since it was read */
 	uint64_t exec_ns;	  /* CLOCK_BOOTTIME of the last exec event, 0 if none */
 	uint64_t hash;
 } Process;
 
 typedef struct ProcTableStats {
-	uint64_t processes;	   /* in the table now */
-	uint64_t created;	   /* incarnations seen */
-	uint64_t exited;	   /* exit events */
-	uint64_t exited_held;	   /* exited processes kept queryable now */
-	uint64_t exited_dropped;   /* ... dropped because the list was full */
-	uint64_t maps_reads;	   /* /proc/PID/maps reads */
-	uint64_t maps_from_log;	   /* mappings taken from the sideband log */
-	uint64_t maps_from_parent; /* ... from the parent, for a child between fork and exec */
-	uint64_t maps_errors;	   /* mappings that could not be had */
-	uint64_t dropped;	   /* processes dropped from the table */
-	uint64_t perfmap_loads;	   /* perf maps read (JIT symbols) */
+	uint64_t processes;	    /* in the table now */
+	uint64_t created;	    /* incarnations seen */
+	uint64_t exited;	    /* exit events */
+	uint64_t exited_held;	    /* exited processes kept queryable now */
+	uint64_t exited_dropped;    /* ... dropped because the list was full */
+	uint64_t maps_reads;	    /* /proc/PID/maps reads */
+	uint64_t maps_from_log;	    /* mappings taken from the sideband log */
+	uint64_t maps_from_parent;  /* ... from the parent, for a child between fork and exec */
+	uint64_t maps_errors;	    /* mappings that could not be had */
+	uint64_t dropped;	    /* processes dropped from the table */
+	uint64_t perfmap_loads;	    /* perf maps read (JIT symbols), again when grown */
+	uint64_t perfmap_bad_lines; /* malformed lines skipped in them, each counted once */
 } ProcTableStats;
 
 /* Exited processes kept queryable at most (SPEC §7: bounded, oldest dropped first). */
@@ -112,10 +115,16 @@ void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t no
 		     uint64_t keep_ns);
 
 /*
- * The JIT function at addr from p's perf map (read on first need, again when a lookup misses
+ * The JIT function at addr from p's perf map (read on first need, again when a lookup missed
  * and the file has grown, at most once a second); NULL if none. Valid until the next call.
  */
 const char *proctable_jit_symbol(ProcTable *t, Process *p, uint64_t addr, uint64_t now_ns);
+/*
+ * Reads p's perf map again if a lookup missed and the file has grown (at most once a second),
+ * changing p->generation if it did. For every sample before its stack is looked up in a cache
+ * of symbolized stacks: a stack seen before never reaches proctable_jit_symbol() again.
+ */
+void proctable_jit_refresh(ProcTable *t, Process *p, uint64_t now_ns);
 
 /* This boot's identity: a hash of /proc/sys/kernel/random/boot_id (0 if unreadable). */
 uint64_t proctable_boot_id(void);

@@ -334,6 +334,7 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 		goto fail;
 
 	raw_stack(p, proc, s, mono, &raw);
+	proctable_jit_refresh(p->procs, proc, mono);
 	key = stack_cache_key(s->tgid, s->start_ns, proc->generation,
 			      raw.kernel | (uint32_t)raw.truncated << 31, raw.addrs, raw.n);
 	if (stack_cache_get(p->stacks, key, &stack) == 0) {

@@ -127,8 +127,8 @@ static int online_cpus(unsigned n_possible, bool **ret)
 
 static size_t ringbuf_size(const SamplerOptions *opts, unsigned n_cpus)
 {
-	/* A typical record: the header and kernel frames, and half the stack copy (only the
-	 * stack in use is copied). */
+	/* A typical record: the header and kernel frames, and half the stack copy (records are
+	 * sized to the stack in use, see user_stack_span()). */
 	uint64_t record = PROFQ_SAMPLE_STACK_OFFSET + opts->stack_copy / 2;
 	/* A second of samples from every CPU: ten drains' worth, and room for the daemon to be
 	 * busy for a while (reading a big binary) before anything is lost. The ring is mapped
@@ -287,6 +287,7 @@ int sampler_counters(Sampler *s, struct profq_counters *ret)
 		sum.ustack_errors += v[i].ustack_errors;
 		sum.lost_events += v[i].lost_events;
 		sum.stack_copy_errors += v[i].stack_copy_errors;
+		sum.stack_copy_bytes += v[i].stack_copy_bytes;
 	}
 	*ret = sum;
 	return 0;

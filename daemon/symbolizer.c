@@ -86,6 +86,7 @@ struct Symbolizer {
 	char *debug_path;
 	uint64_t clock;
 	SymbolizerStats stats;
+	DwarfCounters dwarf_counters;
 };
 
 static uint64_t now_mono_ns(void)
@@ -350,7 +351,8 @@ static void binary_load_tables(Symbolizer *s, Binary *b, int fd, const char *pat
 		s->stats.cfi_binaries++;
 	/* DWARF (the binary's, or its debug file's by build id or debuglink): inlined calls and
 	 * source lines; and a stripped binary's local functions from the debug file's .symtab. */
-	if (s->want_dwarf && dwarf_info_open(fd, path, s->debug_path, &b->dwarf) >= 0 && first) {
+	if (s->want_dwarf &&
+	    dwarf_info_open(fd, path, s->debug_path, &s->dwarf_counters, &b->dwarf) >= 0 && first) {
 		const char *dbg = dwarf_info_debug_file(b->dwarf);
 
 		s->stats.dwarf_binaries++;
@@ -891,9 +893,10 @@ size_t symbolizer_shrink(Symbolizer *s, size_t bytes)
 {
 	size_t before = symbolizer_memory(s), freed = 0, keep = 0;
 
-	/* libdw's caches first: only new CUs need them. Then the address caches: what is hot
+	/* libdw's caches first, where opening them again would cost little (see
+	 * DWARFINFO_OPEN_AMORTIZE): only new CUs need them. Then the address caches: what is hot
 	 * refills at once. */
-	release_dwarf(s, 0);
+	release_dwarf(s, 1);
 	addr_cache_clear(s, &s->kernel_cache);
 	addr_cache_clear(s, &s->unknown_cache);
 	if (s->vdso)
@@ -923,6 +926,12 @@ size_t symbolizer_shrink(Symbolizer *s, size_t bytes)
 		keep++;
 	}
 	s->n_binaries = keep;
+	if (freed >= bytes)
+		return freed;
+
+	/* Then libdw everywhere, however dear to open again. */
+	release_dwarf(s, 0);
+	freed = before - MIN(before, symbolizer_memory(s));
 
 	/* Then the unwind and DWARF tables of binaries in use, least recently mapped first (the
 	 * order above): read again when a sample needs them. */
@@ -1037,4 +1046,6 @@ size_t symbolizer_largest(const Symbolizer *s, SymbolizerBinaryMemory *out, size
 void symbolizer_stats(const Symbolizer *s, SymbolizerStats *ret)
 {
 	*ret = s->stats;
+	ret->dwarf_opens = s->dwarf_counters.opens;
+	ret->dwarf_open_ns = s->dwarf_counters.open_ns;
 }

@@ -45,6 +45,8 @@ typedef struct SymbolizerStats {
 	uint64_t binaries_reloaded; /* ... and read again when needed */
 	uint64_t dwarf_binaries;    /* binaries with DWARF (their own, or a debug file's) */
 	uint64_t dwarf_releases;    /* times libdwfl was closed (idle, or memory) */
+	uint64_t dwarf_opens;	    /* times libdwfl was opened */
+	uint64_t dwarf_open_ns;	    /* CPU time those openings took */
 } SymbolizerStats;
 
 int symbolizer_new(Store *store, Symbolizer **ret);

@@ -7,6 +7,7 @@ text, and reproduces the `lines` workload's two-line split; offline answers are 
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -153,6 +154,14 @@ with Daemon(env, state_dir=state) as d:
     check(all(rows[x]["file"].endswith("lines.c") and
               rows[x]["text"] == source_line("lines.c", x) for x in (line_a, line_b)),
           "both rows name lines.c and carry their line's text")
+    # The workload is compiled in tests/ as "workloads/lines.c": its line table's directory is
+    # relative, joined with the compilation directory into the source file's own path.
+    raw = subprocess.run(["readelf", "--debug-dump=rawline", env.workload("lines")],
+                         capture_output=True, text=True).stdout
+    check(re.search(r"\s(\(.*\): )?workloads$", raw, re.M) is not None,
+          "the lines workload's line table names the directory 'workloads', relative")
+    check(os.path.realpath(rows[line_a]["file"]) == os.path.realpath(os.path.join(SRC, "lines.c")),
+          f"profq names the absolute source file ({rows[line_a]['file']})")
     check(two["rows"][0]["line"] == line_a, "sorted by samples: the 70% line first")
     _, text, _ = d.profq("lines", "--pid", str(lpid))
     check(f"lines.c:{line_a}" in text and "6364136223846793005ULL" in text,

@@ -68,6 +68,23 @@ with Daemon(env) as d:
     check(cut is None or cut["total_pct"] < 2,
           f"its stacks reach the outermost frame ({cut and cut['total_pct']}% cut off)")
 
+    # Signal frames (libc's __restore_rt) and C++ exceptions (libstdc++, libgcc_s's unwinder):
+    # the callers above both are found.
+    if os.path.exists(env.workload("edges")):
+        p, pid = start_workload(env, "edges", "--seconds", 4)
+        p.wait()
+        top = d.json("top", "--pid", str(pid), "-n", "500", "--no-inline")
+        for fn, low in (("on_signal", 20), ("spin_in_handler", 20), ("thrower", 20),
+                        ("signals", 35), ("exceptions", 35), ("run", 90), ("main", 90)):
+            r = row(top, fn)
+            check(r is not None and r["total_pct"] >= low,
+                  f"edges {fn} total {r and r['total_pct']}% >= {low} (unwound through signal "
+                  f"frames and libstdc++/libgcc_s)")
+        cut = row(top, "[truncated]")
+        check(cut is None or cut["total_pct"] < 5, f"edges: {cut and cut['total_pct']}% cut off")
+    else:
+        print("edges workload not built (no C++ compiler): signal/exception unwinding not checked")
+
     if not perf:
         skip("perf is not installed: the comparison with perf --call-graph dwarf needs it")
 

@@ -50,7 +50,7 @@ static int memfd_with(const void *data, size_t len)
  * Every function nm lists resolves to its name (or an alias at the same address) at its first
  * and last byte; the byte just past a sized function is not it.
  */
-static void compare_with_nm(ElfSym *e, const NmTable *t)
+static void compare_with_nm(ElfSym *e, const NmTable *t, const char *path)
 {
 	for (size_t i = 0; i < t->n; i++) {
 		const NmSym *s = &t->syms[i];
@@ -59,17 +59,27 @@ static void compare_with_nm(ElfSym *e, const NmTable *t)
 		int r;
 
 		r = elfsym_lookup(e, s->addr, &name, &off);
-		if (nm_unsized_last(t, s)) {
-			assert_int_equal(r, -ENOENT); /* e.g. _fini, alone in .fini */
-			continue;
-		}
 		if (r < 0)
 			fail_msg("%s at 0x%" PRIx64 " not found", s->name, s->addr);
 		if (!nm_name_at(t, s->addr, name))
 			fail_msg("0x%" PRIx64 " resolved to %s, nm says %s", s->addr, name, s->name);
 		assert_int_equal(off, 0);
-		if (s->size == 0)
+		if (s->size == 0) {
+			/* Unsized (_init, _fini): up to the next function or its section's end,
+			 * not into the next section (.init is followed by the PLT). */
+			uint64_t end = readelf_section_end(path, s->section);
+			uint64_t stop = MIN(end, nm_next_start(t, s->addr));
+
+			assert_true(end > s->addr);
+			assert_int_equal(elfsym_lookup(e, stop - 1, &name, &off), 0);
+			if (!nm_name_at(t, s->addr, name))
+				fail_msg("end of unsized %s resolved to %s", s->name, name);
+			if (stop == end && elfsym_lookup(e, end, &name, NULL) == 0 &&
+			    nm_name_at(t, s->addr, name))
+				fail_msg("0x%" PRIx64 ", past %s's section %s, resolved to it", end,
+					 s->name, s->section);
 			continue;
+		}
 		if (!nm_starts_within(t, s->addr, s->addr + s->size - 1)) {
 			assert_int_equal(elfsym_lookup(e, s->addr + s->size - 1, &name, &off), 0);
 			if (!nm_name_at(t, s->addr, name))
@@ -103,7 +113,7 @@ static void check_file(const char *path, bool dynamic_only, const char *const *m
 		assert_int_equal(nm_table_add(&t, "", path), 0);
 	assert_int_equal(nm_table_add(&t, "-D", path), 0);
 	assert_true(t.n > 0);
-	compare_with_nm(e, &t);
+	compare_with_nm(e, &t, path);
 	/* One entry per distinct function address of .symtab and .dynsym. */
 	assert_int_equal(elfsym_count(e), nm_distinct_addresses(&t));
 	assert_true(elfsym_memory(e) > elfsym_count(e) * 16);
@@ -156,6 +166,62 @@ static void test_stripped(void **state)
 	if (elfsym_lookup(e, helper->addr, &name, NULL) == 0)
 		assert_string_not_equal(name, "fixture_static_helper");
 	nm_table_done(&t);
+}
+
+/*
+ * PLT stubs resolve to "NAME@plt" over their whole 16 bytes, as objdump labels them (binutils
+ * reads .rela.plt itself); the PLT's header, right after .init, is not _init.
+ */
+static void check_plt(const char *path)
+{
+	_cleanup_(elfsym_freep) ElfSym *e = NULL;
+	_cleanup_free_ char *cmd = NULL;
+	uint64_t plt_start = UINT64_MAX, off;
+	size_t stubs = 0;
+	const char *name;
+	char line[512];
+	FILE *f;
+
+	assert_int_equal(load_path(path, &e), 0);
+	assert_true(asprintf(&cmd, "objdump -d -j .plt -j .plt.sec '%s'", path) > 0);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		char label[256], want[300];
+		unsigned long long addr;
+		size_t len;
+
+		/* "0000000000001040 <printf@plt>:" (the header: "<printf@plt-0x10>:") */
+		if (sscanf(line, "%llx <%255[^>]>:", &addr, label) != 2)
+			continue;
+		plt_start = MIN(plt_start, (uint64_t)addr);
+		len = strlen(label);
+		if (len < 5 || !streq(label + len - 4, "@plt"))
+			continue;
+		snprintf(want, sizeof(want), "%s", label);
+		for (unsigned k = 0; k < 16; k += 15) {
+			assert_int_equal(elfsym_lookup(e, addr + k, &name, &off), 0);
+			if (!streq(name, want))
+				fail_msg("%s: 0x%llx resolved to %s, objdump says %s", path,
+					 addr + k, name, want);
+			assert_int_equal(off, k);
+		}
+		stubs++;
+	}
+	assert_int_equal(pclose(f), 0);
+	/* fixture-prog calls printf, fixture_lib_work and fixture_lib_other through the PLT. */
+	assert_true(stubs >= 3);
+	assert_true(plt_start != UINT64_MAX);
+	if (elfsym_lookup(e, plt_start, &name, NULL) == 0)
+		assert_string_not_equal(name, "_init");
+}
+
+static void test_plt(void **state)
+{
+	(void)state;
+	check_plt(FIXTURE_PROG);
+	check_plt(FIXTURE_STRIPPED);
+	check_plt(FIXTURE_NOPIE);
 }
 
 static void check_segments(const char *path)
@@ -340,11 +406,9 @@ static void test_hostile(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_symbols_vs_nm),
-		cmocka_unit_test(test_stripped),
-		cmocka_unit_test(test_segments_and_build_id),
-		cmocka_unit_test(test_memory_image),
-		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_symbols_vs_nm), cmocka_unit_test(test_stripped),
+		cmocka_unit_test(test_plt),	      cmocka_unit_test(test_segments_and_build_id),
+		cmocka_unit_test(test_memory_image),  cmocka_unit_test(test_hostile),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,8 @@
  * The symbolizer against fixtures built with -O2 -g (tests/unit/fixtures/fixture-dwarf.c and
  * fixture-cxx.cc): inlined calls as frames of their own, source lines, demangled C++ templates,
  * separate debug files (by .gnu_debuglink, and by build id under a --debug-dir root), and a
- * binary with nothing but .dynsym.
+ * binary with nothing but .dynsym; and two more (fixture-relpath.c, fixture-nodie.s) for file
+ * names relative to the compilation directory and line rows no function DIE covers.
  *
  * Nothing about the fixtures is written down here. Three oracles, read at test time:
  * - the source: the line a marker comment (e.g. LINE_MIX) is on;
@@ -488,6 +489,167 @@ static void test_cxx_templates(void **state)
 	store_free(store);
 }
 
+/* ---- file names relative to the compilation directory ---- */
+
+typedef struct RelpathExpect {
+	char *c, *h; /* realpath of fixture-relpath.c and .h */
+	unsigned mix_line, call_line;
+	size_t in_header; /* addresses whose leaf is rp_mix's line, in the header */
+} RelpathExpect;
+
+/* path is absolute and names the file want (a realpath). */
+static void assert_same_file(const char *path, const char *want)
+{
+	_cleanup_free_ char *real = NULL;
+
+	assert_non_null(path);
+	if (path[0] != '/')
+		fail_msg("'%s' is relative, expected %s", path, want);
+	real = realpath(path, NULL);
+	if (!real || !streq(real, want))
+		fail_msg("'%s' is not %s", path, want);
+}
+
+static void check_relpath(const World *w, uint64_t addr, const FrameId *ids, size_t n, void *userdata)
+{
+	RelpathExpect *e = userdata;
+	const StoreFrame *outer = frame(w, ids[n - 1]);
+
+	(void)addr;
+	assert_string_equal(str(w, outer->function), "rp_loop");
+	assert_same_file(str(w, outer->file), e->c);
+	assert_same_file(str(w, outer->decl_file), e->c);
+	if (n == 1)
+		return;
+	assert_int_equal(n, 2);
+	/* The inlined function: its code and declaration in the header, called from the .c. */
+	assert_string_equal(str(w, frame(w, ids[0])->function), "rp_mix");
+	assert_same_file(str(w, frame(w, ids[0])->file), e->h);
+	assert_same_file(str(w, frame(w, ids[0])->decl_file), e->h);
+	assert_int_equal(outer->line, e->call_line);
+	if (frame(w, ids[0])->line == e->mix_line)
+		e->in_header++;
+}
+
+/* The line table of path has directory "fixtures", relative: what the test is about. */
+static bool has_relative_dir(const char *path)
+{
+	_cleanup_free_ char *cmd = NULL;
+	char line[1024];
+	bool found = false;
+	FILE *f;
+
+	assert_true(asprintf(&cmd, "readelf --debug-dump=rawline '%s'", path) > 0);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	/* "  1	fixtures" (DWARF 4) or "  1	(line string, offset: 0x..): fixtures" (5). */
+	while (fgets(line, sizeof(line), f)) {
+		const char *last = strrchr(chomp(line), ' '), *tab = strrchr(line, '\t');
+
+		last = last && tab ? MAX(last, tab) : last ?: tab;
+		if (last && streq(last + 1, "fixtures"))
+			found = true;
+	}
+	assert_int_equal(pclose(f), 0);
+	return found;
+}
+
+/*
+ * Compiled from tests/unit as "fixtures/fixture-relpath.c": libdw gives "fixtures/..." names,
+ * which nobody can open. The symbolizer answers them joined with the compilation directory,
+ * the files of the source tree, as addr2line does, in DWARF 4 and 5.
+ */
+static void test_relative_file_names(void **state)
+{
+	const char *const fixtures[] = { FIXTURE_RELPATH_DWARF4, FIXTURE_RELPATH_DWARF5 };
+	_cleanup_free_ char *c = NULL, *h = NULL;
+
+	(void)state;
+	assert_true(asprintf(&c, "%s/fixtures/fixture-relpath.c", TEST_SOURCE_DIR) > 0);
+	assert_true(asprintf(&h, "%s/fixtures/fixture-relpath.h", TEST_SOURCE_DIR) > 0);
+	for (size_t i = 0; i < ARRAY_SIZE(fixtures); i++) {
+		RelpathExpect e = {
+			.c = realpath(c, NULL),
+			.h = realpath(h, NULL),
+			.mix_line = marker_line("fixture-relpath.h", "LINE_RP_MIX"),
+			.call_line = marker_line("fixture-relpath.c", "LINE_RP_CALL"),
+		};
+		NmTable nm = { 0 };
+		Store *store = NULL;
+		SymbolizerStats st;
+		World w;
+
+		assert_non_null(e.c);
+		assert_non_null(e.h);
+		assert_true(has_relative_dir(fixtures[i]));
+		assert_int_equal(store_new(&store), 0);
+		assert_int_equal(nm_table_add(&nm, "", fixtures[i]), 0);
+		world_open(&w, store, fixtures[i], NULL);
+		compare_with_addr2line(&w, fixtures[i], nm_must_find(&nm, "rp_loop"), false,
+				       check_relpath, &e);
+		assert_true(e.in_header > 0);
+		symbolizer_stats(w.sym, &st);
+		assert_int_equal(st.dwarf_binaries, 1);
+		world_close(&w);
+		nm_table_done(&nm);
+		store_free(store);
+		free(e.c);
+		free(e.h);
+	}
+}
+
+/* ---- line rows without a function DIE ---- */
+
+typedef struct NodieExpect {
+	unsigned lines[2];
+	size_t hits[2];
+} NodieExpect;
+
+static void check_nodie(const World *w, uint64_t addr, const FrameId *ids, size_t n, void *userdata)
+{
+	NodieExpect *e = userdata;
+	const StoreFrame *f = frame(w, ids[0]);
+
+	(void)addr;
+	assert_int_equal(n, 1);
+	/* The name from the symbol table, the line from the line table. */
+	assert_string_equal(str(w, f->function), "nd_add");
+	assert_string_equal(basename_of(str(w, f->file)), "fixture-nodie.s");
+	assert_int_equal(f->decl_file, 0);
+	for (size_t i = 0; i < ARRAY_SIZE(e->lines); i++)
+		if (f->line == e->lines[i])
+			e->hits[i]++;
+}
+
+/*
+ * Code the line table covers but no function DIE does (GCC's identical code folding leaves
+ * such functions in libpython): file:line still from the line table, the name from .symtab.
+ */
+static void test_lines_without_function_die(void **state)
+{
+	NodieExpect e = { .lines = { source_line("fixture-nodie.s", "# LINE_NODIE_A"),
+				     source_line("fixture-nodie.s", "# LINE_NODIE_B") } };
+	NmTable nm = { 0 };
+	Store *store = NULL;
+	SymbolizerStats st;
+	World w;
+
+	(void)state;
+	assert_int_equal(store_new(&store), 0);
+	assert_int_equal(nm_table_add(&nm, "", FIXTURE_NODIE), 0);
+	world_open(&w, store, FIXTURE_NODIE, NULL);
+	compare_with_addr2line(&w, FIXTURE_NODIE, nm_must_find(&nm, "nd_add"), false, check_nodie,
+			       &e);
+	assert_true(e.hits[0] > 0);
+	assert_true(e.hits[1] > 0);
+	symbolizer_stats(w.sym, &st);
+	assert_int_equal(st.dwarf_binaries, 1);
+	assert_int_equal(st.unresolved, 0);
+	world_close(&w);
+	nm_table_done(&nm);
+	store_free(store);
+}
+
 /* ---- separate debug files ---- */
 
 /* The functions of fixture-dwarf the stripped copies are compared on. */
@@ -633,9 +795,14 @@ static void test_dynsym_only(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_inline_frames),	   cmocka_unit_test(test_leaf_lines),
-		cmocka_unit_test(test_cxx_templates),	   cmocka_unit_test(test_debuglink),
-		cmocka_unit_test(test_build_id_debug_dir), cmocka_unit_test(test_dynsym_only),
+		cmocka_unit_test(test_inline_frames),
+		cmocka_unit_test(test_leaf_lines),
+		cmocka_unit_test(test_cxx_templates),
+		cmocka_unit_test(test_debuglink),
+		cmocka_unit_test(test_build_id_debug_dir),
+		cmocka_unit_test(test_dynsym_only),
+		cmocka_unit_test(test_relative_file_names),
+		cmocka_unit_test(test_lines_without_function_die),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
