@@ -319,27 +319,102 @@ static int func_row(FuncTable *t, const Viewer *viewer, FrameId id, const StoreF
 	return 0;
 }
 
-static int cmp_self(const void *a, const void *b)
-{
-	const FuncRow *x = a, *y = b;
+/* How rows are ordered; names are made only for rows a comparison or the answer needs. */
+typedef struct RowOrder {
+	const Store *store;
+	const Viewer *viewer;
+	SortKey sort;
+	int error; /* -ENOMEM once a name could not be made */
+} RowOrder;
 
-	if (x->self != y->self)
-		return x->self > y->self ? -1 : 1;
-	if (x->total != y->total)
-		return x->total > y->total ? -1 : 1;
-	return strcmp(x->name, y->name);
+static const char *row_name(RowOrder *o, FuncRow *row)
+{
+	char name[512];
+
+	if (!row->name) {
+		query_frame_name(o->store, store_frame(o->store, row->frame), o->viewer, name,
+				 sizeof(name));
+		row->name = strdup(name);
+		if (!row->name) {
+			o->error = -ENOMEM;
+			return "";
+		}
+	}
+	return row->name;
 }
 
-static int cmp_total(const void *a, const void *b)
+/* < 0 when x comes first: by self (or total) samples, then the other count, then by name. */
+static int row_cmp(RowOrder *o, FuncRow *x, FuncRow *y)
 {
-	const FuncRow *x = a, *y = b;
+	uint64_t x1 = o->sort == SORT_TOTAL ? x->total : x->self;
+	uint64_t y1 = o->sort == SORT_TOTAL ? y->total : y->self;
+	uint64_t x2 = o->sort == SORT_TOTAL ? x->self : x->total;
+	uint64_t y2 = o->sort == SORT_TOTAL ? y->self : y->total;
 
-	if (x->total != y->total)
-		return x->total > y->total ? -1 : 1;
-	if (x->self != y->self)
-		return x->self > y->self ? -1 : 1;
-	return strcmp(x->name, y->name);
+	if (x1 != y1)
+		return x1 > y1 ? -1 : 1;
+	if (x2 != y2)
+		return x2 > y2 ? -1 : 1;
+	return strcmp(row_name(o, x), row_name(o, y));
 }
+
+static int row_qsort_cmp(const void *a, const void *b, void *userdata)
+{
+	/* Every row has its name by then: the comparison changes nothing. */
+	return row_cmp(userdata, (FuncRow *)a, (FuncRow *)b);
+}
+
+/* Up to this many rows asked for, they are selected; more, all rows are sorted. */
+#define ROWS_SELECT_MAX 256
+
+/*
+ * The first `limit` rows in order, as indices into t->rows (*ret_n of them). For the usual few,
+ * a selection rather than a sort of every row: a ring holds tens of thousands of functions,
+ * and only the rows shown and those tied with them need their names made.
+ */
+static int rows_best(FuncTable *t, RowOrder *o, size_t limit, uint32_t **ret, size_t *ret_n)
+{
+	size_t k = MIN(limit, t->n), n = 0;
+	uint32_t *best = malloc(MAX(k, (size_t)1) * sizeof(uint32_t));
+
+	if (!best)
+		return -ENOMEM;
+	if (k > ROWS_SELECT_MAX) {
+		for (size_t i = 0; i < t->n; i++)
+			(void)row_name(o, &t->rows[i]);
+		if (o->error < 0) {
+			free(best);
+			return o->error;
+		}
+		qsort_r(t->rows, t->n, sizeof(FuncRow), row_qsort_cmp, o);
+		for (n = 0; n < k; n++)
+			best[n] = (uint32_t)n;
+	}
+	for (size_t i = 0; k > 0 && k <= ROWS_SELECT_MAX && i < t->n; i++) {
+		size_t pos = n;
+
+		if (n == k && row_cmp(o, &t->rows[i], &t->rows[best[k - 1]]) >= 0)
+			continue;
+		while (pos > 0 && row_cmp(o, &t->rows[i], &t->rows[best[pos - 1]]) < 0)
+			pos--;
+		if (n < k)
+			n++;
+		memmove(best + pos + 1, best + pos, (n - 1 - pos) * sizeof(uint32_t));
+		best[pos] = (uint32_t)i;
+	}
+	for (size_t i = 0; i < n; i++)
+		(void)row_name(o, &t->rows[best[i]]);
+	if (o->error < 0) {
+		free(best);
+		return o->error;
+	}
+	*ret = best;
+	*ret_n = n;
+	return 0;
+}
+
+/* In a frame -> row map: the frame has no row of its own (an inline folded away). */
+#define FRAME_ROW_SKIP UINT32_MAX
 
 static double pct(uint64_t part, uint64_t whole)
 {
@@ -374,6 +449,10 @@ static int answer_top(const QueryContext *ctx, const Request *req, json_object *
 	size_t n_stacks = store_stack_id_limit(store);
 	_cleanup_free_ uint64_t *counts = NULL;
 	_cleanup_free_ uint8_t *sel = NULL;
+	/* FrameId -> index + 1 of its row; 0: not looked up yet. */
+	_cleanup_free_ uint32_t *frame_rows = NULL, *best = NULL;
+	RowOrder order = { .store = store, .viewer = &ctx->viewer, .sort = req->sort };
+	size_t n_best = 0;
 	_cleanup_json_ json_object *answer = NULL;
 	json_object *rows, *error = NULL;
 	FuncTable t = { 0 };
@@ -402,6 +481,10 @@ static int answer_top(const QueryContext *ctx, const Request *req, json_object *
 		return *ret ? 0 : -ENOMEM;
 	}
 
+	/* Stacks share most of their frames: each frame's row is looked up once. */
+	frame_rows = calloc(store_frame_id_limit(store), sizeof(uint32_t));
+	if (!frame_rows)
+		return -ENOMEM;
 	r = hash_index_new(&t.index);
 	if (r < 0)
 		goto out;
@@ -415,15 +498,25 @@ static int answer_top(const QueryContext *ctx, const Request *req, json_object *
 		frames = store_stack(store, s, &n);
 		leaf = true;
 		for (size_t i = 0; i < n; i++) {
-			const StoreFrame *f = store_frame(store, frames[i]);
+			uint32_t *fr = &frame_rows[frames[i]];
 			FuncRow *row;
 
-			/* Without inlines, a call inlined into its caller is the caller's. */
-			if (req->no_inline && (f->flags & FRAME_INLINED))
+			if (*fr == 0) {
+				const StoreFrame *f = store_frame(store, frames[i]);
+
+				/* Without inlines, a call inlined into its caller is the caller's. */
+				if (req->no_inline && (f->flags & FRAME_INLINED)) {
+					*fr = FRAME_ROW_SKIP;
+				} else {
+					r = func_row(&t, &ctx->viewer, frames[i], f, &row);
+					if (r < 0)
+						goto out;
+					*fr = (uint32_t)(row - t.rows) + 1;
+				}
+			}
+			if (*fr == FRAME_ROW_SKIP)
 				continue;
-			r = func_row(&t, &ctx->viewer, frames[i], f, &row);
-			if (r < 0)
-				goto out;
+			row = &t.rows[*fr - 1];
 			if (leaf)
 				row->self += counts[s];
 			leaf = false;
@@ -433,19 +526,9 @@ static int answer_top(const QueryContext *ctx, const Request *req, json_object *
 			}
 		}
 	}
-	for (size_t i = 0; i < t.n; i++) {
-		char name[512];
-
-		query_frame_name(store, store_frame(store, t.rows[i].frame), &ctx->viewer, name,
-				 sizeof(name));
-		t.rows[i].name = strdup(name);
-		if (!t.rows[i].name) {
-			r = -ENOMEM;
-			goto out;
-		}
-	}
-	if (t.n > 1)
-		qsort(t.rows, t.n, sizeof(FuncRow), req->sort == SORT_TOTAL ? cmp_total : cmp_self);
+	r = rows_best(&t, &order, req->limit, &best, &n_best);
+	if (r < 0)
+		goto out;
 
 	answer = json_object_new_object();
 	rows = json_object_new_array();
@@ -468,8 +551,8 @@ static int answer_top(const QueryContext *ctx, const Request *req, json_object *
 	json_add_string(answer, "sort", sort_key_to_string(req->sort));
 	json_object_object_add(answer, "inline", json_object_new_boolean(!req->no_inline));
 	json_object_object_add(answer, "rows", rows);
-	for (size_t i = 0; i < t.n && i < req->limit; i++) {
-		const FuncRow *row = &t.rows[i];
+	for (size_t i = 0; i < n_best; i++) {
+		const FuncRow *row = &t.rows[best[i]];
 		const StoreFrame *f = store_frame(store, row->frame);
 		json_object *o = json_object_new_object();
 

@@ -241,6 +241,86 @@ static void test_top_split(void **state)
 	assert_int_equal(json_get_int(lim, "samples"), 100);
 }
 
+/* True when row i comes before row i + 1: by the sort key's count, the other count, name. */
+static bool top_rows_ordered(json_object *answer, bool by_total)
+{
+	json_object *rows = rows_of(answer);
+
+	for (size_t i = 0; i + 1 < json_object_array_length(rows); i++) {
+		json_object *x = json_object_array_get_idx(rows, i);
+		json_object *y = json_object_array_get_idx(rows, i + 1);
+		int64_t x1 = json_get_int(x, by_total ? "total_samples" : "self_samples");
+		int64_t y1 = json_get_int(y, by_total ? "total_samples" : "self_samples");
+		int64_t x2 = json_get_int(x, by_total ? "self_samples" : "total_samples");
+		int64_t y2 = json_get_int(y, by_total ? "self_samples" : "total_samples");
+
+		if (x1 != y1   ? x1 < y1
+		    : x2 != y2 ? x2 < y2
+			       : strcmp(json_get_string(x, "function"),
+					json_get_string(y, "function")) > 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The rows shown are the first of the whole order, whatever the limit: many functions with
+ * equal counts (ties go by name), made in an order that is not the answer's. Both ways to the
+ * answer: a selection of the few rows asked for, a sort of all when many are.
+ */
+static void test_top_order_limit(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	const uint32_t limits[] = { 1, 3, 7, 20, 255, 256, 257, 301, 302, 303 };
+	const size_t n_rows = 302;
+	FrameId main_f, mid;
+	Request req;
+	ProcId p;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	main_f = frame(s, "main", "prog", 0, 0x1000);
+	mid = frame(s, "mid", "prog", 0, 0x1100);
+	p = proc(s, 100, 1000, T0 - 100 * SEC, "prog");
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	for (int i = 299; i >= 0; i--) {
+		char name[16];
+		FrameId leaf;
+
+		snprintf(name, sizeof(name), "f%03d", (i * 17) % 300);
+		leaf = frame(s, name, "prog", 0, 0x2000 + 0x10 * (uint64_t)i);
+		/* Counts 1..5, so 60 functions share each; every third one is also a caller. */
+		add(s, p, 100, STACK(s, leaf, main_f), false, 1 + (uint32_t)(i * 7) % 5);
+		if (i % 3 == 0)
+			add(s, p, 100, STACK(s, mid, leaf, main_f), false, 1);
+	}
+	assert_int_equal(store_window_close(s), 0);
+
+	for (int by_total = 0; by_total <= 1; by_total++) {
+		_cleanup_json_ json_object *all = NULL;
+
+		req = top_req(100);
+		req.sort = by_total ? SORT_TOTAL : SORT_SELF;
+		req.limit = REQUEST_LIMIT_MAX;
+		all = ask(s, T0 + 20 * SEC, 1000, false, &req);
+		expect_ok(all);
+		/* 300 leaves, main and mid. */
+		assert_int_equal(json_object_array_length(rows_of(all)), n_rows);
+		assert_true(top_rows_ordered(all, by_total));
+		for (size_t l = 0; l < ARRAY_SIZE(limits); l++) {
+			_cleanup_json_ json_object *some = NULL;
+
+			req.limit = limits[l];
+			some = ask(s, T0 + 20 * SEC, 1000, false, &req);
+			assert_int_equal(json_object_array_length(rows_of(some)),
+					 MIN(limits[l], n_rows));
+			assert_true(top_rows_ordered(some, by_total));
+			for (size_t i = 0; i < MIN(limits[l], n_rows); i++)
+				assert_string_equal(row_function(some, i), row_function(all, i));
+		}
+	}
+}
+
 static void test_top_recursion_and_tid(void **state)
 {
 	_cleanup_(store_freep) Store *s = NULL;
@@ -1265,6 +1345,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_top_split),
+		cmocka_unit_test(test_top_order_limit),
 		cmocka_unit_test(test_top_recursion_and_tid),
 		cmocka_unit_test(test_top_ranges),
 		cmocka_unit_test(test_top_incarnations),
