@@ -618,7 +618,7 @@ static bool perfmap_refresh(ProcTable *t, Process *p, uint64_t now_ns)
 	PerfMap *m = NULL;
 	struct stat st;
 	char path[32];
-	uint64_t size;
+	uint64_t size, bad_before;
 
 	if (!p->perfmap_missed || p->exited ||
 	    (p->perfmap_read_ns && now_ns - p->perfmap_read_ns < MAPS_RETRY_NS))
@@ -636,9 +636,9 @@ static bool perfmap_refresh(ProcTable *t, Process *p, uint64_t now_ns)
 		return false;
 	t->stats.perfmap_loads++;
 	/* Each malformed line once: a reload reads the old ones again. */
-	if (perfmap_bad(m) > (p->perfmap ? perfmap_bad(p->perfmap) : 0))
-		t->stats.perfmap_bad_lines += perfmap_bad(m) -
-					      (p->perfmap ? perfmap_bad(p->perfmap) : 0);
+	bad_before = p->perfmap ? perfmap_bad(p->perfmap) : 0;
+	if (perfmap_bad(m) > bad_before)
+		t->stats.perfmap_bad_lines += perfmap_bad(m) - bad_before;
 	perfmap_free(p->perfmap);
 	p->perfmap = m;
 	p->perfmap_size = size;
@@ -662,8 +662,7 @@ const char *proctable_jit_symbol(ProcTable *t, Process *p, uint64_t addr, uint64
 
 void proctable_jit_refresh(ProcTable *t, Process *p, uint64_t now_ns)
 {
-	if (p->perfmap_missed)
-		(void)perfmap_refresh(t, p, now_ns);
+	(void)perfmap_refresh(t, p, now_ns);
 }
 
 static void refresh(ProcTable *t, Process *p)

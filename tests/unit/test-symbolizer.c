@@ -319,6 +319,15 @@ static void test_binary_cache(void **state)
 	world_done(&w);
 }
 
+/* The mapping of maps holding pc, NULL if none. */
+static ProcMap *mapping_of_pc(ProcMap *maps, size_t n, uint64_t pc)
+{
+	for (size_t i = 0; i < n; i++)
+		if (pc >= maps[i].start && pc < maps[i].end)
+			return &maps[i];
+	return NULL;
+}
+
 __attribute__((noinline)) static int trim_held_fn(int x)
 {
 	return x * 3 + 1;
@@ -350,9 +359,7 @@ static void test_trim(void **state)
 	assert_int_equal(trim_held_fn(1) + trim_loose_fn(1), 11);
 	world_init(&w, FIXTURE_PROG);
 	assert_int_equal(procfs_read_maps(getpid(), &maps, &n), 0);
-	for (size_t i = 0; i < n; i++)
-		if (held_pc >= maps[i].start && held_pc < maps[i].end)
-			mine = &maps[i];
+	mine = mapping_of_pc(maps, n, held_pc);
 	assert_non_null(mine);
 	assert_true(loose_pc >= mine->start && loose_pc < mine->end);
 	assert_int_equal(symbolizer_binary(w.sym, getpid(), mine, &b), 0);
@@ -615,9 +622,7 @@ static void test_dwarf_open_amortized(void **state)
 	(void)state;
 	world_init(&w, FIXTURE_PROG);
 	assert_int_equal(procfs_read_maps(getpid(), &maps, &n), 0);
-	for (size_t i = 0; i < n; i++)
-		if (pc >= maps[i].start && pc < maps[i].end)
-			mine = &maps[i];
+	mine = mapping_of_pc(maps, n, pc);
 	assert_non_null(mine);
 	/* Opening seems to take 30 ms or more: it stays open at least 30 s. */
 	cpu_step_ms = 30;
