@@ -13,6 +13,10 @@
 
 /* A missing address re-reads the maps at most this often. */
 #define MAPS_RETRY_NS NSEC_PER_SEC
+/* A perf map grows while the JIT compiles; samples in code compiled since the last read stay
+ * unnamed until the next one. Checked (one stat) at most this often, read again only if it
+ * grew. */
+#define PERFMAP_RETRY_NS (250 * NSEC_PER_MSEC)
 /* An exited process leaves the table this long after its exit event: samples taken just before
  * the exit may still be in the ring buffer. */
 #define EXIT_GRACE_NS (2 * NSEC_PER_SEC)
@@ -610,8 +614,8 @@ const Mapping *proctable_find_mapping(ProcTable *t, Process *p, uint64_t addr, u
 }
 
 /*
- * Reads p's perf map again if a lookup missed since the last read, at most once a second, and
- * only if the file has grown (JIT code is announced by appending to it). Whether it did.
+ * Reads p's perf map again if a lookup missed since the last read, at most every
+ * PERFMAP_RETRY_NS, and only if the file has grown (JIT code is announced by appending to it). Whether it did.
  */
 static bool perfmap_refresh(ProcTable *t, Process *p, uint64_t now_ns)
 {
@@ -621,10 +625,10 @@ static bool perfmap_refresh(ProcTable *t, Process *p, uint64_t now_ns)
 	uint64_t size, bad_before;
 
 	if (!p->perfmap_missed || p->exited ||
-	    (p->perfmap_read_ns && now_ns - p->perfmap_read_ns < MAPS_RETRY_NS))
+	    (p->perfmap_read_ns && now_ns - p->perfmap_read_ns < PERFMAP_RETRY_NS))
 		return false;
 	p->perfmap_read_ns = now_ns;
-	/* One open a second for a process that has unnamed JIT code and no perf map. */
+	/* A stat every PERFMAP_RETRY_NS for a process that has unnamed JIT code and no perf map. */
 	size = perfmap_file_size((pid_t)p->pid);
 	if (size == 0 || (p->perfmap && size == p->perfmap_size))
 		return false;
