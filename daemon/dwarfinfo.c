@@ -4,7 +4,10 @@
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+#include <zlib.h>
 #include <xxhash.h>
 
 #include "dwarfinfo.h"
@@ -222,16 +225,115 @@ static void libdw_close(DwarfInfo *d)
 	d->open_bytes = 0;
 }
 
+/* Is the file open at fd the one .gnu_debuglink names by its CRC-32 (0: not checked)? */
+static bool crc_matches(int fd, uint32_t crc)
+{
+	uint8_t buf[64 * 1024];
+	uLong sum = crc32(0, NULL, 0);
+	off_t off = 0;
+	ssize_t n;
+
+	if (crc == 0)
+		return true;
+	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+		sum = crc32(sum, buf, (uInt)n);
+		off += n;
+	}
+	return n == 0 && (uint32_t)sum == crc;
+}
+
+/* Opens dir/name if it is a regular file other than the binary itself (st) whose CRC-32 is crc. */
+static int debuglink_try(const char *dir, const char *name, const struct stat *st, uint32_t crc,
+			 char **ret_path)
+{
+	_cleanup_free_ char *path = NULL;
+	struct stat dst;
+	int fd;
+
+	if (asprintf(&path, "%s/%s", dir, name) < 0)
+		return -ENOMEM;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return -ENOENT;
+	if (fstat(fd, &dst) < 0 || !S_ISREG(dst.st_mode) ||
+	    (dst.st_dev == st->st_dev && dst.st_ino == st->st_ino) || !crc_matches(fd, crc)) {
+		close(fd);
+		return -ENOENT;
+	}
+	*ret_path = TAKE_PTR(path);
+	return fd;
+}
+
+/*
+ * libdwfl's find_debuginfo: dwfl_standard_find_debuginfo() without its last resort, which
+ * loads libdebuginfod (and with it libcurl, gnutls, libcrypto...: 6 MB resident) on the first
+ * binary without debug info, even with DEBUGINFOD_URLS unset; profqd fetches nothing from the
+ * network. By build id under each root of the path, then by .gnu_debuglink as GDB and libdwfl
+ * look: the binary's directory, its .debug/ and each absolute root followed by that directory
+ * (entries starting with '-' skip the CRC check).
+ */
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+			  const char *file_name, const char *debuglink_file,
+			  GElf_Word debuglink_crc, char **debuginfo_file_name)
+{
+	const DwarfInfo *d = *userdata;
+	_cleanup_free_ char *list = NULL, *dir = NULL;
+	const char *path_list = d && d->debug_path ? d->debug_path : ":.debug:/usr/lib/debug";
+	char *slash, *entry, *save = NULL;
+	struct stat st;
+	int fd;
+
+	fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
+					  debuglink_crc, debuginfo_file_name);
+	if (fd >= 0 || !debuglink_file || !file_name || stat(file_name, &st) < 0)
+		return fd;
+	if (debuglink_file[0] == '/')
+		return debuglink_try("", debuglink_file + 1, &st, debuglink_crc, debuginfo_file_name);
+	list = strdup(path_list);
+	dir = strdup(file_name);
+	if (!list || !dir)
+		return -1;
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return -1;
+	*slash = '\0';
+	/* strtok_r() would skip the empty entry (the binary's own directory). */
+	for (entry = list; entry; entry = save) {
+		_cleanup_free_ char *where = NULL;
+		uint32_t crc = debuglink_crc;
+
+		save = strchr(entry, ':');
+		if (save)
+			*save++ = '\0';
+		if (entry[0] == '+' || entry[0] == '-') {
+			if (entry[0] == '-')
+				crc = 0;
+			entry++;
+		}
+		if (entry[0] == '\0')
+			where = strdup(dir);
+		else if (asprintf(&where, entry[0] == '/' ? "%s%s" : "%2$s/%1$s", entry, dir) < 0)
+			where = NULL;
+		if (!where)
+			return -1;
+		fd = debuglink_try(where, debuglink_file, &st, crc, debuginfo_file_name);
+		if (fd >= 0 || fd == -ENOMEM)
+			return fd < 0 ? -1 : fd;
+	}
+	return -1;
+}
+
 static int libdw_open_now(DwarfInfo *d)
 {
 	const char *mainfile = NULL, *debugfile = NULL;
 	size_t heap = heap_in_use(), own = own_memory(d);
 	Dwarf_Addr elf_bias, dw_bias;
+	void **userdata;
 	int64_t delta;
 	int dfd;
 
 	d->callbacks = (Dwfl_Callbacks){
-		.find_debuginfo = dwfl_standard_find_debuginfo,
+		.find_debuginfo = find_debuginfo,
 		.section_address = dwfl_offline_section_address,
 		.debuginfo_path = &d->debug_path,
 	};
@@ -251,6 +353,9 @@ static int libdw_open_now(DwarfInfo *d)
 		return d->open_error = -ENOEXEC;
 	}
 	dwfl_report_end(d->dwfl, NULL, NULL);
+	/* find_debuginfo() reads the search path from here. */
+	dwfl_module_info(d->mod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL);
+	*userdata = d;
 	/* Finds and opens the separate debug file if the binary has no DWARF itself. */
 	if (!dwfl_module_getelf(d->mod, &elf_bias) || !dwfl_module_getdwarf(d->mod, &dw_bias)) {
 		libdw_close(d);

@@ -22,6 +22,7 @@
 
 #include "fixtures/fixture-symbols.h"
 #include "macro.h"
+#include "procfs.h"
 #include "symbolizer.h"
 
 /* Where a fixture is "loaded" in the fake process. */
@@ -746,6 +747,16 @@ static void test_build_id_debug_dir(void **state)
 	rmdir(root);
 }
 
+/* Does this process map a file whose path contains needle? */
+static bool self_maps(const char *needle)
+{
+	_cleanup_free_ char *maps = NULL;
+	size_t len;
+
+	assert_int_equal(procfs_read_file("/proc/self/maps", 16 << 20, &maps, &len), 0);
+	return strstr(maps, needle) != NULL;
+}
+
 /* Nothing but .dynsym and no debug file: exported functions by name, locals unresolved. */
 static void test_dynsym_only(void **state)
 {
@@ -786,6 +797,8 @@ static void test_dynsym_only(void **state)
 	assert_null(nm_find(&dyn, "dw_static_helper"));
 	symbolizer_stats(w.sym, &st);
 	assert_int_equal(st.dwarf_binaries, 0);
+	/* Looking for a debug file everywhere did not load libdebuginfod (and libcurl...). */
+	assert_false(self_maps("libdebuginfod"));
 	world_close(&w);
 	nm_table_done(&nm);
 	nm_table_done(&dyn);
