@@ -41,7 +41,7 @@ static void render_offline(json_object *a)
 
 static void render_status(json_object *a)
 {
-	json_object *sym, *pers;
+	json_object *sym, *pers, *mem;
 
 	if (json_object_get_boolean(json_object_object_get(a, "offline"))) {
 		render_offline(a);
@@ -66,6 +66,11 @@ static void render_status(json_object *a)
 	       (long long)json_get_int(a, "evicted_windows"));
 	print_size("Memory:", json_get_int(a, "memory_bytes"));
 	print_size("Memory budget:", json_get_int(a, "max_memory_bytes"));
+	if (json_object_object_get_ex(a, "memory", &mem) && json_get_int(mem, "rss_bytes") > 0)
+		printf("%-18s %.1f MiB resident; the budget leaves %.1f MiB to profiles and "
+		       "symbols\n",
+		       "", (double)json_get_int(mem, "rss_bytes") / (1024.0 * 1024.0),
+		       (double)json_get_int(mem, "data_budget_bytes") / (1024.0 * 1024.0));
 	printf("%-18s %lld running, %lld exited kept (%lld dropped)\n",
 	       "Processes:", (long long)json_get_int(a, "processes"),
 	       (long long)json_get_int(a, "exited_processes"),

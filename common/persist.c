@@ -438,6 +438,11 @@ void persist_rotate(PersistWriter *w)
 	segment_close(w);
 }
 
+bool persist_segment_holds(const PersistWriter *w, int64_t end_ns)
+{
+	return w->fd >= 0 && w->first_start_ns < end_ns;
+}
+
 void persist_expire(PersistWriter *w, int64_t not_before_ns)
 {
 	size_t keep = 0, current = w->fd >= 0 ? w->n_files - 1 : SIZE_MAX;

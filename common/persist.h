@@ -48,6 +48,9 @@ int persist_write_window(PersistWriter *w, const Window *win);
 /* Ends the current segment: the next window starts a new one, and what the writer held for
  * this one (strings, frames, stacks) is released to the store now. Under memory pressure. */
 void persist_rotate(PersistWriter *w);
+/* Does the current segment hold the window that ended at end_ns (or one before it)? Evicting
+ * such a window frees little while the writer holds what it uses: rotate first. */
+bool persist_segment_holds(const PersistWriter *w, int64_t end_ns);
 /* Deletes segments (not the current one) whose windows all ended before not_before_ns. */
 void persist_expire(PersistWriter *w, int64_t not_before_ns);
 void persist_stats(const PersistWriter *w, PersistStats *ret);

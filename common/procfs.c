@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "macro.h"
 #include "procfs.h"
@@ -47,6 +48,24 @@ int procfs_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
 	if (fd < 0)
 		return negative_errno();
 	return procfs_read_fd(fd, max, ret, ret_len);
+}
+
+int64_t procfs_self_resident(void)
+{
+	char buf[128];
+	unsigned long size, resident;
+	_cleanup_close_ int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	ssize_t n;
+
+	if (fd < 0)
+		return negative_errno();
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return negative_errno();
+	buf[n] = '\0';
+	if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
+		return -EBADMSG;
+	return (int64_t)resident * sysconf(_SC_PAGESIZE);
 }
 
 static bool parse_hex(const char **p, uint64_t *ret)

@@ -25,6 +25,9 @@ typedef struct ProcMap {
 int procfs_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 int procfs_read_fd(int fd, size_t max, char **ret, size_t *ret_len);
 
+/* This process's resident set in bytes (/proc/self/statm), or a negative errno. */
+int64_t procfs_self_resident(void);
+
 /*
  * Parses the executable mappings (prot includes PROT_EXEC) of a maps file. Malformed lines are
  * skipped and counted in *ret_bad (may be NULL). The array and its paths are owned by the

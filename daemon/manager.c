@@ -13,6 +13,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "notify.h"
+#include "procfs.h"
 #include "profiler.h"
 #include "query.h"
 #include "sampler.h"
@@ -192,18 +193,7 @@ static int status_unwind(Manager *m, const ProfilerStats *ps, json_object *statu
 	return 0;
 }
 
-/* The resident set as the kernel sees it (statm: pages), or -1. */
-static int64_t resident_bytes(void)
-{
-	_cleanup_fclose_ FILE *f = fopen("/proc/self/statm", "re");
-	unsigned long size, resident;
-
-	if (!f || fscanf(f, "%lu %lu", &size, &resident) != 2)
-		return -1;
-	return (int64_t)resident * sysconf(_SC_PAGESIZE);
-}
-
-static int status_memory(Manager *m, json_object *status)
+static int status_memory(Manager *m, const ProfilerStats *ps, json_object *status)
 {
 	json_object *o = json_object_new_object();
 	ProfilerMemory pm;
@@ -216,7 +206,10 @@ static int status_memory(Manager *m, json_object *status)
 	json_add_int(o, "processes", (int64_t)pm.processes);
 	json_add_int(o, "stack_cache", (int64_t)pm.stacks);
 	json_add_int(o, "mapping_log", (int64_t)pm.maplog);
-	json_add_int(o, "rss_bytes", resident_bytes());
+	json_add_int(o, "rss_bytes", procfs_self_resident());
+	/* As of the last housekeeping pass: what --max-memory left the profiler's data. */
+	json_add_int(o, "outside_bytes", (int64_t)ps->memory_other);
+	json_add_int(o, "data_budget_bytes", (int64_t)ps->data_budget);
 	json_object_object_add(status, "memory", o);
 	return 0;
 }
@@ -320,7 +313,7 @@ static int answer_status(Manager *m, const Viewer *viewer, json_object **ret)
 	r = status_unwind(m, &ps, o);
 	if (r < 0)
 		return r;
-	r = status_memory(m, o);
+	r = status_memory(m, &ps, o);
 	if (r < 0)
 		return r;
 	json_add_int(o, "exited_processes", (int64_t)pt.exited_held);
@@ -438,6 +431,7 @@ int manager_new(const Config *config, Manager **ret)
 		.window_ns = config->window_ns,
 		.retention_ns = config->retention_ns,
 		.max_memory = config->max_memory,
+		.resident = procfs_self_resident,
 		.state_dir = config->state_dir,
 		.unwind = config->stack_copy > 0,
 		.debug_dirs = config->debug_dirs,

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <inttypes.h>
+#include <malloc.h>
 
 #include "log.h"
 #include "macro.h"
@@ -440,34 +441,69 @@ int profiler_close_window(Profiler *p)
 	return 0;
 }
 
+/*
+ * Of max_memory, what the profiler's own data may take: with the process's resident set
+ * known, what lies outside the accounting (code, BPF maps, allocator slack, files libdw maps)
+ * comes off first, but never more than half: memory the allocator keeps after a free must
+ * not make every window go.
+ */
+static size_t data_budget(Profiler *p, size_t used)
+{
+	int64_t rss = p->opts.resident ? p->opts.resident() : -1;
+	size_t other = rss > 0 && (size_t)rss > used ? (size_t)rss - used : 0;
+
+	p->stats.memory_other = other;
+	p->stats.data_budget = p->opts.max_memory - MIN(other, p->opts.max_memory / 2);
+	return p->stats.data_budget;
+}
+
 static void evict(Profiler *p, int64_t now_ns)
 {
+	size_t budget, used, low;
+	uint64_t evicted = 0;
+	const Window *w;
+
 	/* Retention: windows that ended before now - retention. */
 	for (;;) {
-		const Window *w = store_window(p->store, 0);
-
+		w = store_window(p->store, 0);
 		if (!w || w->open || w->end_ns > now_ns - (int64_t)p->opts.retention_ns)
 			break;
 		if (store_window_evict(p->store) < 0)
 			break;
 		p->stats.evicted_retention++;
 	}
-	/* Memory: first what can be read again (symbols of binaries no process maps, caches),
-	 * then the oldest windows, never the open one. */
-	if (profiler_memory(p) > p->opts.max_memory) {
-		symbolizer_shrink(p->sym, profiler_memory(p) - p->opts.max_memory);
-		/* The writer holds what its segment wrote: let it go, or evicting windows frees
-		 * little. The next window starts a new segment. */
-		if (p->persist)
+	used = profiler_memory(p);
+	budget = data_budget(p, used);
+	if (used <= budget)
+		return;
+	/* Memory: down to a thirty-second below the budget, so that the next pass is not a
+	 * window away (each one empties caches). First what can be read again (caches, symbols
+	 * of binaries no process maps, libdw), then the oldest windows, never the open one. */
+	low = budget - budget / 32;
+	symbolizer_shrink(p->sym, used - low);
+	/* What keeps evicted windows' stacks alive: the stack cache. */
+	if (profiler_memory(p) > low)
+		stack_cache_clear(p->stacks);
+	while (profiler_memory(p) > low) {
+		w = store_window(p->store, 0);
+		if (!w || w->open)
+			break;
+		/* And the writer, for windows of its current segment (a ring shorter than a
+		 * segment): the next window starts a new one. */
+		if (p->persist && persist_segment_holds(p->persist, w->end_ns))
 			persist_rotate(p->persist);
-	}
-	while (profiler_memory(p) > p->opts.max_memory) {
 		if (store_window_evict(p->store) < 0)
 			break;
-		p->stats.evicted_memory++;
-		/* Cached stacks keep evicted data alive; let it go too. */
-		stack_cache_clear(p->stacks);
+		evicted++;
 	}
+	p->stats.evicted_memory += evicted;
+	/* Gone from memory, gone from disk: a restart must not bring them back. Segments whose
+	 * windows all ended before the oldest window held did hold only evicted ones. */
+	w = store_window(p->store, 0);
+	if (evicted && p->persist && w)
+		persist_expire(p->persist, w->end_ns);
+	/* Give what was freed back to the kernel: resident memory is what the budget bounds. */
+	malloc_trim(0);
 }
 
 int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)

@@ -27,7 +27,11 @@ typedef struct ProfilerOptions {
 	uint32_t frequency; /* Hz: one sample stands for 1/frequency s of CPU */
 	uint64_t window_ns;
 	uint64_t retention_ns;
-	uint64_t max_memory;	/* bytes, all of the profiler's memory */
+	uint64_t max_memory; /* bytes, all of the profiler's memory */
+	/* The process's resident bytes (negative: unknown). With it, max_memory bounds the
+	 * whole process: what the profiler does not account (code, BPF maps, allocator slack,
+	 * files libdw maps) comes off the budget, up to half of it. NULL: the profiler's own. */
+	int64_t (*resident)(void);
 	const char *state_dir;	/* windows persist here; NULL: in memory only */
 	bool unwind;		/* samples carry stack copies: compile binaries' unwind tables */
 	const char *debug_dirs; /* extra roots for separate debug files; NULL */
@@ -45,7 +49,9 @@ typedef struct ProfilerStats {
 	uint64_t windows_closed;
 	uint64_t evicted_retention;
 	uint64_t evicted_memory;
-	uint64_t persist_errors;	  /* windows that could not be written (kept in memory) */
+	uint64_t memory_other;	 /* resident bytes outside the profiler's accounting, last seen */
+	uint64_t data_budget;	 /* what max_memory leaves the profiler's own data, last seen */
+	uint64_t persist_errors; /* windows that could not be written (kept in memory) */
 	uint64_t unwind[_UNWIND_END_MAX]; /* user stacks unwound from copies, by how they end */
 	uint64_t unwind_fp_frames;	  /* frames followed by frame pointer, for lack of CFI */
 } ProfilerStats;

@@ -24,6 +24,7 @@
 #include "persist.h"
 #include "procfs.h"
 #include "query.h"
+#include "tmpdir.h"
 
 #define SEC ((int64_t)NSEC_PER_SEC)
 #define T0 (1700000000LL * SEC)
@@ -32,37 +33,13 @@
 
 /* ---- files ---- */
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path) < 0 ? -errno : 0;
-}
-
-static void rm_rf(const char *path)
-{
-	(void)nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static char *tmpdir_new(void)
 {
-	char *dir = strdup("/tmp/test-persist-XXXXXX");
+	char *dir = tmpdir_new_named("test-persist");
 
 	assert_non_null(dir);
-	assert_non_null(mkdtemp(dir));
 	return dir;
 }
-
-static void tmpdir_freep(char **dir)
-{
-	if (*dir) {
-		rm_rf(*dir);
-		free(*dir);
-	}
-}
-
-#define _cleanup_tmpdir_ _cleanup_(tmpdir_freep)
 
 static void seg_path(const char *dir, uint64_t seq, char *buf, size_t len)
 {

@@ -10,6 +10,7 @@
 #include "procfs.h"
 #include "profiler.h"
 #include "query.h"
+#include "tmpdir.h"
 
 /* The "sampled" program: real functions of this binary, so the profiler can symbolize them. */
 __attribute__((noinline)) static unsigned prof_leaf(unsigned x)
@@ -423,12 +424,132 @@ static void test_max_memory(void **state)
 	assert_true(store_window(profiler_store(p), 0)->start_ns >= now + 4 * (int64_t)NSEC_PER_SEC);
 }
 
+/* Windows evicted for memory leave the state dir too, so a restart does not bring them back;
+ * and a ring longer than a segment does not cut segments short. */
+static void test_max_memory_persisted(void **state)
+{
+	_cleanup_(profiler_freep) Profiler *probe = NULL, *p = NULL, *again = NULL;
+	_cleanup_tmpdir_ char *dir = tmpdir_new_named("test-profiler");
+	const uint32_t entries = 2000;
+	int64_t now = (int64_t)clock_ns(CLOCK_REALTIME);
+	/* Segments span a sixth of the retention: 10 windows. */
+	ProfilerOptions o = {
+		.frequency = 100,
+		.window_ns = NSEC_PER_SEC,
+		.retention_ns = 60 * NSEC_PER_SEC,
+	};
+	const PersistLoadStats *loaded;
+	size_t held, base;
+	PersistStats ps;
+	ProfilerStats st;
+	bool enabled;
+	int error;
+
+	(void)state;
+	assert_non_null(dir);
+	probe = profiler(NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 1ULL << 40);
+	fill_windows(probe, 2, entries, now);
+	symbolizer_shrink(profiler_symbolizer(probe), SIZE_MAX);
+	base = profiler_memory(probe);
+
+	/* Room for about 14 windows. */
+	o.state_dir = dir;
+	o.max_memory = base + 14 * entries * sizeof(WindowEntry);
+	assert_int_equal(profiler_new(&o, &p), 0);
+	fill_windows(p, 40, entries, now);
+	assert_int_equal(
+		profiler_tick(p, now + 40 * (int64_t)NSEC_PER_SEC, clock_ns(CLOCK_MONOTONIC)), 0);
+	profiler_stats(p, &st);
+	assert_true(st.evicted_memory >= 20);
+	assert_int_equal(st.evicted_retention, 0);
+	/* Closed windows held, the open one aside. */
+	held = store_window_count(profiler_store(p)) - 1;
+	assert_true(held >= 10);
+	(void)profiler_persist_state(p, &ps, &enabled, &error);
+	assert_true(enabled);
+	assert_int_equal(ps.windows_written, 40);
+	/* Segments of 10 windows, not one per eviction. */
+	assert_true(ps.segments_created <= 5);
+	assert_true(ps.segments_deleted >= 1);
+	p = profiler_free(p);
+
+	o.max_memory = 1ULL << 40;
+	assert_int_equal(profiler_new(&o, &again), 0);
+	loaded = profiler_persist_state(again, &ps, &enabled, &error);
+	/* What was held, and at most the evicted part of the segment its oldest window is in. */
+	assert_true(loaded->windows >= held);
+	assert_true(loaded->windows < held + 10);
+}
+
+/* Resident memory outside the profiler's accounting, for test_max_memory_resident. */
+static Profiler *resident_of;
+static size_t resident_extra;
+
+static int64_t fake_resident(void)
+{
+	return resident_of ? (int64_t)(profiler_memory(resident_of) + resident_extra) : -1;
+}
+
+static void test_max_memory_resident(void **state)
+{
+	_cleanup_(profiler_freep) Profiler *probe = NULL, *p = NULL;
+	const uint32_t entries = 2000;
+	const size_t window = entries * sizeof(WindowEntry);
+	int64_t now = (int64_t)clock_ns(CLOCK_REALTIME);
+	ProfilerOptions o = {
+		.frequency = 100,
+		.window_ns = NSEC_PER_SEC,
+		.retention_ns = 3600 * NSEC_PER_SEC,
+		.resident = fake_resident,
+	};
+	size_t base, held_without;
+	ProfilerStats st;
+
+	(void)state;
+	/* What the profiler holds besides windows, as in test_max_memory. */
+	probe = profiler(NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 1ULL << 40);
+	fill_windows(probe, 2, entries, now);
+	symbolizer_shrink(profiler_symbolizer(probe), SIZE_MAX);
+	base = profiler_memory(probe);
+
+	/* Room for 12 more windows' entries, of which the rest of the process takes 5. */
+	o.max_memory = base + 12 * window;
+	resident_extra = 5 * window;
+	assert_int_equal(profiler_new(&o, &p), 0);
+	resident_of = p;
+	fill_windows(p, 20, entries, now);
+	assert_int_equal(
+		profiler_tick(p, now + 20 * (int64_t)NSEC_PER_SEC, clock_ns(CLOCK_MONOTONIC)), 0);
+	profiler_stats(p, &st);
+	assert_int_equal(st.memory_other, resident_extra);
+	assert_int_equal(st.data_budget, o.max_memory - resident_extra);
+	assert_true(profiler_memory(p) <= o.max_memory - resident_extra);
+	assert_true(st.evicted_memory >= 5);
+	held_without = store_window_count(profiler_store(p));
+	assert_true(held_without >= 2);
+
+	/* Outside memory beyond half the budget takes half of it, no more. */
+	resident_extra = 100 * window;
+	assert_int_equal(
+		profiler_tick(p, now + 21 * (int64_t)NSEC_PER_SEC, clock_ns(CLOCK_MONOTONIC)), 0);
+	profiler_stats(p, &st);
+	assert_int_equal(st.data_budget, o.max_memory - o.max_memory / 2);
+	assert_true(store_window_count(profiler_store(p)) < held_without);
+	assert_true(store_window_count(profiler_store(p)) >= 1);
+	resident_of = NULL;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_samples),	    cmocka_unit_test(test_thread_names),
-		cmocka_unit_test(test_bad_records), cmocka_unit_test(test_tick_windows),
-		cmocka_unit_test(test_retention),   cmocka_unit_test(test_max_memory),
+		cmocka_unit_test(test_samples),
+		cmocka_unit_test(test_thread_names),
+		cmocka_unit_test(test_bad_records),
+		cmocka_unit_test(test_tick_windows),
+		cmocka_unit_test(test_retention),
+		cmocka_unit_test(test_max_memory),
+		cmocka_unit_test(test_max_memory_resident),
+		cmocka_unit_test(test_max_memory_persisted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
