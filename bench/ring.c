@@ -1316,6 +1316,28 @@ static void print_picks(const Run *run, int64_t begin, int64_t end)
 		       late->user + late->kernel);
 }
 
+/* Gives the newest segment file in segdir the time t (realtime ns) as its mtime, as profqd's
+ * writer leaves it when it writes the window that ends then: profqd and `profq --state-dir`
+ * read a segment's last window end from its mtime. */
+static void touch_newest_segment(const char *segdir, int64_t t)
+{
+	struct timespec ts[2] = { { .tv_sec = t / NSEC_PER_SEC, .tv_nsec = t % NSEC_PER_SEC } };
+	char newest[256] = "";
+	struct dirent *de;
+	DIR *d = opendir(segdir);
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.' && strlen(de->d_name) < sizeof(newest) &&
+		    strcmp(de->d_name, newest) > 0)
+			snprintf(newest, sizeof(newest), "%s", de->d_name);
+	ts[1] = ts[0];
+	if (newest[0])
+		(void)utimensat(dirfd(d), newest, ts, 0);
+	closedir(d);
+}
+
 static int generate(const Options *o, const char *dir)
 {
 	_cleanup_(store_freep) Store *store = NULL;
@@ -1426,6 +1448,8 @@ static int generate(const Options *o, const char *dir)
 		if (k >= 0)
 			k = persist_write_window(writer,
 						 store_window(store, store_window_count(store) - 1));
+		if (k >= 0)
+			touch_newest_segment(segdir, we);
 	}
 	if (k >= 0) {
 		persist_stats(writer, &ps);

@@ -233,20 +233,27 @@ static int offline(const CliContext *ctx, const Request *req, json_object **ret)
 	PersistLoadCallbacks cb = { .proc = on_offline_proc,
 				    .problem = on_offline_problem,
 				    .version = on_offline_version };
+	int64_t now = now_real_ns(), not_before = INT64_MIN;
 	PersistLoadStats st;
 	QueryContext q;
 	int r;
 
+	/* top, tree and lines count samples of windows in range and nothing else: segments
+	 * and windows that ended before --since are not worth reading (every segment holds the
+	 * records of the processes its windows sampled). */
+	if (req->has_since && (req->command == COMMAND_TOP || req->command == COMMAND_TREE ||
+			       req->command == COMMAND_LINES))
+		not_before = now - (int64_t)MIN(req->since_ns, (uint64_t)INT64_MAX / 2);
 	r = store_new(&store);
 	if (r < 0)
 		return r;
 	cb.userdata = store;
-	r = persist_load(store, ctx->state_dir, INT64_MIN, &cb, &st);
+	r = persist_load(store, ctx->state_dir, not_before, &cb, &st);
 	if (r < 0)
 		return r;
 	if (req->command == COMMAND_STATUS)
 		return offline_status(store, &st, ret);
-	q = (QueryContext){ .store = store, .now_ns = now_real_ns(), .viewer.privileged = true };
+	q = (QueryContext){ .store = store, .now_ns = now, .viewer.privileged = true };
 	r = query_answer(&q, req, ret);
 	if (r == -EOPNOTSUPP) {
 		*ret = error_answer_new(ERROR_BAD_REQUEST, "Command '%s' is not supported offline",

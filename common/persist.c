@@ -4,7 +4,6 @@
 #include <inttypes.h>
 #include <sys/stat.h>
 
-#include "hashindex.h"
 #include "macro.h"
 #include "persist.h"
 #include "procfs.h"
@@ -473,16 +472,21 @@ void persist_stats(const PersistWriter *w, PersistStats *ret)
 
 /* ---- loader ---- */
 
-/* Segment-local id -> store id, for one segment; holds a reference on each store id. */
+/*
+ * Segment-local id -> store id, for one segment; holds a reference on each store id. The
+ * writer numbers definitions 1, 2, 3... in the order it writes them (one counter for every
+ * kind), so a direct array serves; a local id beyond twice the records read so far cannot
+ * come from it, and is refused before it could make the array large.
+ */
 typedef struct IdMap {
-	uint32_t *fids, *ids;
-	size_t n, allocated;
-	HashIndex *index;
+	uint32_t *ids; /* by local id; 0: undefined */
+	size_t allocated;
 } IdMap;
 
 typedef struct Loader {
 	Store *store;
 	IdMap strs, frames, stacks, procs;
+	size_t records; /* definitions read from this segment */
 	int64_t not_before_ns;
 	const PersistLoadCallbacks *cb;
 	PersistLoadStats *stats;
@@ -490,66 +494,43 @@ typedef struct Loader {
 	size_t allocated_entries;
 } Loader;
 
-static uint64_t fid_hash(uint32_t fid)
-{
-	return (uint64_t)fid * 0x9E3779B97F4A7C15ULL;
-}
-
-static bool fid_eq(uint32_t idx, const void *key, void *userdata)
-{
-	return ((const IdMap *)userdata)->fids[idx] == *(const uint32_t *)key;
-}
+#define FID_SLACK 1024
 
 /* The store id of fid; 0 when the segment has not defined it. */
-static uint32_t map_get(IdMap *m, uint32_t fid)
+static uint32_t map_get(const IdMap *m, uint32_t fid)
 {
-	uint32_t idx;
-
-	if (!m->index || hash_index_find(m->index, fid_hash(fid), fid_eq, &fid, m, &idx) < 0)
-		return 0;
-	return m->ids[idx];
+	return fid < m->allocated ? m->ids[fid] : 0;
 }
 
-/* Adds fid -> id, taking over a reference on id. -EEXIST if fid is already defined. */
-static int map_put(IdMap *m, uint32_t fid, uint32_t id)
+/* Adds fid -> id, taking over a reference on id. -EEXIST if fid is already defined, -EBADMSG
+ * if no writer could have given it. */
+static int map_put(Loader *l, IdMap *m, uint32_t fid, uint32_t id)
 {
-	int r;
+	if (fid == 0 || fid > 2 * l->records + FID_SLACK)
+		return -EBADMSG;
+	if (fid >= m->allocated) {
+		size_t n = MAX((size_t)fid + 1, MAX(m->allocated * 2, (size_t)FID_SLACK));
+		uint32_t *ids = realloc(m->ids, n * sizeof(uint32_t));
 
-	if (!m->index) {
-		r = hash_index_new(&m->index);
-		if (r < 0)
-			return r;
-	}
-	if (map_get(m, fid))
-		return -EEXIST;
-	if (m->n == m->allocated) {
-		size_t n = MAX(m->allocated * 2, (size_t)64);
-		uint32_t *fids = realloc(m->fids, n * sizeof(uint32_t)), *ids;
-
-		if (!fids)
-			return -ENOMEM;
-		m->fids = fids;
-		ids = realloc(m->ids, n * sizeof(uint32_t));
 		if (!ids)
 			return -ENOMEM;
+		memset(ids + m->allocated, 0, (n - m->allocated) * sizeof(uint32_t));
 		m->ids = ids;
 		m->allocated = n;
 	}
-	r = hash_index_insert(m->index, fid_hash(fid), (uint32_t)m->n);
-	if (r < 0)
-		return r;
-	m->fids[m->n] = fid;
-	m->ids[m->n++] = id;
+	if (m->ids[fid])
+		return -EEXIST;
+	m->ids[fid] = id;
+	l->records++;
 	return 0;
 }
 
 static void map_done(IdMap *m, void (*unref)(Store *s, uint32_t id), Store *s)
 {
-	for (size_t i = 0; i < m->n; i++)
-		unref(s, m->ids[i]);
-	free(m->fids);
+	for (size_t i = 0; i < m->allocated; i++)
+		if (m->ids[i])
+			unref(s, m->ids[i]);
 	free(m->ids);
-	hash_index_free(m->index);
 	*m = (IdMap){ 0 };
 }
 
@@ -576,7 +557,7 @@ static int on_string(void *userdata, uint32_t fid, const char *str, size_t len)
 	r = store_intern_string(l->store, s, &id);
 	if (r < 0)
 		return r;
-	r = map_put(&l->strs, fid, id);
+	r = map_put(l, &l->strs, fid, id);
 	if (r < 0)
 		store_string_unref(l->store, id);
 	return r == -EEXIST ? -EBADMSG : r;
@@ -596,7 +577,7 @@ static int on_frame(void *userdata, uint32_t fid, const StoreFrame *f)
 	r = store_intern_frame(l->store, &g, &id);
 	if (r < 0)
 		return r;
-	r = map_put(&l->frames, fid, id);
+	r = map_put(l, &l->frames, fid, id);
 	if (r < 0)
 		store_frame_unref(l->store, id);
 	return r == -EEXIST ? -EBADMSG : r;
@@ -617,7 +598,7 @@ static int on_stack(void *userdata, uint32_t fid, const uint32_t *frames, size_t
 	r = store_intern_stack(l->store, ids, n, &id);
 	if (r < 0)
 		return r;
-	r = map_put(&l->stacks, fid, id);
+	r = map_put(l, &l->stacks, fid, id);
 	if (r < 0)
 		store_stack_unref(l->store, id);
 	return r == -EEXIST ? -EBADMSG : r;
@@ -639,14 +620,14 @@ static int on_proc(void *userdata, const SegmentProc *sp)
 	    store_proc_find(l->store, p.pid, p.boot_id,
 			    p.start_boot_ns / START_TICK_NS * START_TICK_NS, &id) == 0) {
 		if (store_proc_set_start(l->store, id, p.start_boot_ns, p.start_ns) < 0 ||
-		    map_put(&l->procs, sp->id, id) < 0) {
+		    map_put(l, &l->procs, sp->id, id) < 0) {
 			store_proc_unref(l->store, id);
 			return -EBADMSG;
 		}
 	}
 	/* A later record of the same process (here, or in a later segment) updates it. */
 	if (!id && store_proc_find(l->store, p.pid, p.boot_id, p.start_boot_ns, &id) == 0) {
-		r = map_put(&l->procs, sp->id, id);
+		r = map_put(l, &l->procs, sp->id, id);
 		if (r < 0) {
 			store_proc_unref(l->store, id);
 			return r;
@@ -672,7 +653,7 @@ static int on_proc(void *userdata, const SegmentProc *sp)
 		r = store_proc_add(l->store, &p, &id);
 		if (r < 0)
 			return r == -EEXIST ? -EBADMSG : r;
-		r = map_put(&l->procs, sp->id, id);
+		r = map_put(l, &l->procs, sp->id, id);
 		if (r < 0) {
 			store_proc_unref(l->store, id);
 			return r == -EEXIST ? -EBADMSG : r;

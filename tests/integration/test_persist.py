@@ -242,6 +242,9 @@ with Daemon(env, "--retention", "20s", window="2s", state_dir=state) as d:
     budget = samples[-1]["max_memory_bytes"]
     check(all(s["memory_bytes"] <= budget for s in samples),
           f"memory within --max-memory ({max(s['memory_bytes'] for s in samples)} <= {budget})")
+    # The budget bounds the whole process, not only what profqd accounts.
+    rss = [s["memory"]["rss_bytes"] for s in samples]
+    check(all(0 < r <= budget for r in rss), f"resident set within --max-memory ({max(rss)} <= {budget})")
     steady = [s for s in samples if s["t"] >= 20]
     base = steady[0]["memory_bytes"]
     same = [(a, b) for a, b in zip(steady, steady[1:])

@@ -949,6 +949,36 @@ static void test_version_mismatch(void **state)
 	store_proc_unref(s, p);
 }
 
+/* Local ids as no writer gives them (far beyond the records read, or defined twice) end the
+ * segment there, without the loader's id maps growing to match. */
+static void test_local_ids(void **state)
+{
+	static const uint32_t bad[] = { 3000000, UINT32_MAX, 1 };
+	(void)state;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		_cleanup_loaded_ Loaded *l = loaded_new();
+		SegmentBuf b = { 0 };
+		SegmentParseResult res = { 0 };
+		PersistLoadStats st = { 0 };
+		size_t good;
+
+		segment_put_header(&b, T0);
+		segment_put_string(&b, 1, "first");
+		segment_put_string(&b, 2, "second");
+		good = b.len;
+		segment_put_string(&b, bad[i], "bad");
+		segment_put_string(&b, 4, "after");
+		assert_int_equal(b.error, 0);
+		assert_int_equal(persist_load_buffer(l->store, b.data, b.len, INT64_MIN,
+						     callbacks(l), &st, &res),
+				 0);
+		assert_int_equal(res.tail_error, -EBADMSG);
+		assert_int_equal(res.good_bytes, good);
+		segment_buf_done(&b);
+	}
+}
+
 /* ---- the writer ---- */
 
 /* One window [T0 + i s, T0 + (i+1) s) with a sample of p on a stack of its own. */
@@ -1662,6 +1692,7 @@ int main(void)
 		cmocka_unit_test(test_damage_every_byte),
 		cmocka_unit_test(test_damage_then_intact),
 		cmocka_unit_test(test_version_mismatch),
+		cmocka_unit_test(test_local_ids),
 		cmocka_unit_test(test_rotation_and_expiry),
 		cmocka_unit_test(test_restart),
 		cmocka_unit_test(test_write_failure),
