@@ -8,6 +8,8 @@ typedef struct Slot {
 	uint32_t idx1;
 } Slot;
 
+#define MIN_CAPACITY 64
+
 struct HashIndex {
 	Slot *slots;
 	size_t mask; /* capacity - 1; capacity is a power of two or 0 */
@@ -64,9 +66,10 @@ static void place(Slot *slots, size_t mask, uint64_t hash, uint32_t idx1)
 	slots[i] = (Slot){ .hash = hash, .idx1 = idx1 };
 }
 
-static int grow(HashIndex *h)
+/* Moves the members to a table of n slots (a power of two above the count). */
+static int resize(HashIndex *h, size_t n)
 {
-	size_t old = capacity(h), n = old ? old * 2 : 64;
+	size_t old = capacity(h);
 	Slot *slots;
 
 	if (n > SIZE_MAX / sizeof(Slot))
@@ -91,7 +94,7 @@ int hash_index_insert(HashIndex *h, uint64_t hash, uint32_t idx)
 		return -ERANGE;
 	/* Keep the load factor at or below 3/4. */
 	if ((h->count + 1) * 4 > capacity(h) * 3) {
-		r = grow(h);
+		r = resize(h, capacity(h) ? capacity(h) * 2 : MIN_CAPACITY);
 		if (r < 0)
 			return r;
 	}
@@ -124,6 +127,10 @@ int hash_index_remove(HashIndex *h, uint64_t hash, uint32_t idx)
 	}
 	h->slots[i].idx1 = 0;
 	h->count--;
+	/* Give memory back once an eighth full (then a quarter: far from growing again). Failing
+	 * that, the table stays as it is. */
+	if (capacity(h) > MIN_CAPACITY && h->count * 8 < capacity(h))
+		(void)resize(h, capacity(h) / 2);
 	return 0;
 }
 

@@ -4,6 +4,7 @@
  * elements live in the caller's own array; the index only finds them. Lookups take an equality
  * callback so the caller decides what a key is (and hash collisions are resolved exactly).
  * Linear probing with backward-shift deletion: no tombstones, lookups stay short after churn.
+ * The table doubles at 3/4 full and halves at 1/8 full (removals give memory back).
  * Not thread-safe.
  */
 #pragma once

@@ -802,6 +802,8 @@ int persist_load(Store *store, const char *dir, int64_t not_before_ns,
 			if (cb && cb->problem)
 				cb->problem(cb->userdata, path, res.tail_error, res.good_bytes, len);
 		}
+		if (cb && cb->segment_done)
+			cb->segment_done(cb->userdata);
 	}
 	if (ret)
 		*ret = stats;

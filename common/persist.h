@@ -71,6 +71,8 @@ typedef struct PersistLoadCallbacks {
 	void (*problem)(void *userdata, const char *path, int error, size_t good_bytes, size_t size);
 	/* Besides problem(): a segment of another format version, and which. */
 	void (*version)(void *userdata, const char *path, uint32_t version);
+	/* After each segment read (oldest first): the caller may evict windows already. */
+	void (*segment_done)(void *userdata);
 	void *userdata;
 } PersistLoadCallbacks;
 

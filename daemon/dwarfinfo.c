@@ -85,7 +85,8 @@ struct DwarfInfo {
 	uint64_t libdw_used; /* CLOCK_MONOTONIC ns of the last use */
 	int open_error;
 	unsigned opens;
-	uint64_t open_cpu_ns; /* what the last opening cost */
+	uint64_t open_cpu_ns;  /* what the last opening cost */
+	uint64_t reopen_after; /* closed for memory: not opened again before (monotonic ns) */
 	DwarfCounters *counters;
 
 	int fd; /* our own descriptor of the binary, to open libdwfl again */
@@ -393,6 +394,11 @@ static int libdw_open(DwarfInfo *d)
 		return 0;
 	if (d->open_error < 0)
 		return d->open_error;
+	if (d->reopen_after && now_ns() < d->reopen_after) {
+		if (d->counters)
+			d->counters->deferred++;
+		return -EAGAIN;
+	}
 	t0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	r = libdw_open_now(d);
 	d->open_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0;
@@ -1027,7 +1033,7 @@ int dwarf_info_lookup(DwarfInfo *d, uint64_t vaddr, DwarfFrame *out, size_t max)
 	cu = cu_known(d, addr);
 	if (!cu) {
 		r = cu_find(d, vaddr, &cu);
-		if (r == -ENOENT || r == -ESTALE || r == -ENOEXEC)
+		if (r == -ENOENT || r == -ESTALE || r == -ENOEXEC || r == -EAGAIN)
 			return 0;
 		if (r < 0)
 			return r;
@@ -1085,6 +1091,8 @@ bool dwarf_info_release(DwarfInfo *d, uint64_t idle_ns)
 	if (!d->dwfl || now_ns() - d->libdw_used < keep)
 		return false;
 	libdw_close(d);
+	if (idle_ns == 0)
+		d->reopen_after = now_ns() + d->open_cpu_ns * DWARFINFO_OPEN_AMORTIZE;
 	return true;
 }
 

@@ -38,8 +38,9 @@ typedef struct DwarfInfo DwarfInfo;
 
 /* What opening libdwfl cost, summed over the binaries that share it. */
 typedef struct DwarfCounters {
-	uint64_t opens;	  /* times libdwfl was opened */
-	uint64_t open_ns; /* CPU time of the openings (thread CPU clock) */
+	uint64_t opens;	   /* times libdwfl was opened */
+	uint64_t open_ns;  /* CPU time of the openings (thread CPU clock) */
+	uint64_t deferred; /* lookups answered without DWARF: closed for memory, not yet amortized */
 } DwarfCounters;
 
 typedef struct DwarfFrame {
@@ -72,7 +73,9 @@ DwarfInfo *dwarf_info_free(DwarfInfo *d);
 int dwarf_info_lookup(DwarfInfo *d, uint64_t vaddr, DwarfFrame *out, size_t max);
 
 /* Closes libdwfl if no lookup needed it for idle_ns, and for DWARFINFO_OPEN_AMORTIZE times
- * what opening it cost (idle_ns 0: now); whether it did. Indexed CUs stay. */
+ * what opening it cost (idle_ns 0: now, for memory; then it opens again only that much later,
+ * and lookups in CUs not yet indexed find no DWARF meanwhile: memory pressure cannot make it
+ * reopen over and over); whether it did. Indexed CUs stay. */
 bool dwarf_info_release(DwarfInfo *d, uint64_t idle_ns);
 /* Our tables' bytes plus the heap libdw holds while open. */
 size_t dwarf_info_memory(const DwarfInfo *d);

@@ -32,6 +32,7 @@ struct Profiler {
 	uint8_t *held;		/* while loading: exited records already held, by ProcId */
 	size_t n_held;
 	PersistLoadStats loaded;
+	size_t load_limit;	 /* profiler memory while loading */
 	int64_t boot_to_real_ns; /* realtime - boottime, refreshed every tick */
 	uint64_t last_sweep_ns;
 	uint64_t last_housekeeping_ns;
@@ -82,6 +83,32 @@ static void on_load_problem(void *userdata, const char *path, int error, size_t 
 		log_warning_errno(error, "Skipped segment '%s': %m", path);
 }
 
+/*
+ * Of max_memory, what the profiler's own data may take: with the process's resident set
+ * known, what lies outside the accounting (code, BPF maps, allocator slack, files libdw maps)
+ * comes off first, but never more than half: memory the allocator keeps after a free must
+ * not make every window go.
+ */
+static size_t data_budget(Profiler *p, size_t used)
+{
+	int64_t rss = p->opts.resident ? p->opts.resident() : -1;
+	size_t other = rss > 0 && (size_t)rss > used ? (size_t)rss - used : 0;
+
+	p->stats.memory_other = other;
+	p->stats.data_budget = p->opts.max_memory - MIN(other, p->opts.max_memory / 2);
+	return p->stats.data_budget;
+}
+
+/* Keeps what a restart loads within the memory budget as it goes, oldest windows out first:
+ * tables filled with all of it and emptied later would stay at that size. */
+static void on_loaded_segment(void *userdata)
+{
+	Profiler *p = userdata;
+
+	while (profiler_memory(p) > p->load_limit && store_window_evict(p->store) == 0)
+		p->stats.evicted_memory++;
+}
+
 /* Loads what the state dir holds and opens it for writing. */
 static int persist_open(Profiler *p)
 {
@@ -89,13 +116,17 @@ static int persist_open(Profiler *p)
 		.proc = on_loaded_proc,
 		.problem = on_load_problem,
 		.version = on_load_version,
+		.segment_done = on_loaded_segment,
 		.userdata = p,
 	};
+	const Window *w;
 	/* Segments span a sixth of the retention (whole segments are deleted), within limits. */
 	uint64_t span = MIN(MAX(p->opts.retention_ns / 6, p->opts.window_ns), 3600 * NSEC_PER_SEC);
 	int64_t not_before = now_real_ns() - (int64_t)p->opts.retention_ns;
 	int r;
 
+	/* A quarter of what the budget leaves to data is for the symbols samples will need. */
+	p->load_limit = data_budget(p, profiler_memory(p)) / 4 * 3;
 	r = persist_load(p->store, p->opts.state_dir, not_before, &cb, &p->loaded);
 	p->held = mfree(p->held);
 	p->n_held = 0;
@@ -114,6 +145,14 @@ static int persist_open(Profiler *p)
 				       "Failed to open state directory '%s', keeping windows in "
 				       "memory only: %m",
 				       p->opts.state_dir);
+	}
+	/* Segments of windows the budget left out go, as evict() does. */
+	w = store_window(p->store, 0);
+	if (p->stats.evicted_memory > 0) {
+		log_info("Left out the oldest %" PRIu64 " windows to stay within --max-memory.",
+			 p->stats.evicted_memory);
+		if (w)
+			persist_expire(p->persist, w->end_ns);
 	}
 	return 0;
 }
@@ -439,22 +478,6 @@ int profiler_close_window(Profiler *p)
 		}
 	}
 	return 0;
-}
-
-/*
- * Of max_memory, what the profiler's own data may take: with the process's resident set
- * known, what lies outside the accounting (code, BPF maps, allocator slack, files libdw maps)
- * comes off first, but never more than half: memory the allocator keeps after a free must
- * not make every window go.
- */
-static size_t data_budget(Profiler *p, size_t used)
-{
-	int64_t rss = p->opts.resident ? p->opts.resident() : -1;
-	size_t other = rss > 0 && (size_t)rss > used ? (size_t)rss - used : 0;
-
-	p->stats.memory_other = other;
-	p->stats.data_budget = p->opts.max_memory - MIN(other, p->opts.max_memory / 2);
-	return p->stats.data_budget;
 }
 
 static void evict(Profiler *p, int64_t now_ns)

@@ -351,7 +351,7 @@ static void binary_load_tables(Symbolizer *s, Binary *b, int fd, const char *pat
 		s->stats.cfi_binaries++;
 	/* DWARF (the binary's, or its debug file's by build id or debuglink): inlined calls and
 	 * source lines; and a stripped binary's local functions from the debug file's .symtab. */
-	if (s->want_dwarf &&
+	if (s->want_dwarf && !b->dwarf &&
 	    dwarf_info_open(fd, path, s->debug_path, &s->dwarf_counters, &b->dwarf) >= 0 && first) {
 		const char *dbg = dwarf_info_debug_file(b->dwarf);
 
@@ -933,7 +933,7 @@ size_t symbolizer_shrink(Symbolizer *s, size_t bytes)
 	release_dwarf(s, 0);
 	freed = before - MIN(before, symbolizer_memory(s));
 
-	/* Then the unwind and DWARF tables of binaries in use, least recently mapped first (the
+	/* Then the unwind tables of binaries in use, least recently mapped first (the
 	 * order above): read again when a sample needs them. */
 	for (size_t i = 0; i < s->n_binaries && freed < bytes; i++) {
 		Binary *b = s->binaries[i];
@@ -942,8 +942,10 @@ size_t symbolizer_shrink(Symbolizer *s, size_t bytes)
 		/* Only a binary with a descriptor to read them again from (not the vDSO). */
 		if (b->unloaded || b->fd < 0)
 			continue;
+		/* DWARF keeps its CU indexes, a fraction of what libdw held (gone in the step
+		 * above), and with them when libdw may open again: dropped and read again, it
+		 * would open now, and pressure would close it again, over and over. */
 		b->cfi = cfi_free(b->cfi);
-		b->dwarf = dwarf_info_free(b->dwarf);
 		b->unloaded = true;
 		s->stats.binaries_unloaded++;
 		freed += before_b - MIN(before_b, binary_memory(b));
@@ -1048,4 +1050,5 @@ void symbolizer_stats(const Symbolizer *s, SymbolizerStats *ret)
 	*ret = s->stats;
 	ret->dwarf_opens = s->dwarf_counters.opens;
 	ret->dwarf_open_ns = s->dwarf_counters.open_ns;
+	ret->dwarf_deferred = s->dwarf_counters.deferred;
 }

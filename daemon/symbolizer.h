@@ -47,6 +47,7 @@ typedef struct SymbolizerStats {
 	uint64_t dwarf_releases;    /* times libdwfl was closed (idle, or memory) */
 	uint64_t dwarf_opens;	    /* times libdwfl was opened */
 	uint64_t dwarf_open_ns;	    /* CPU time those openings took */
+	uint64_t dwarf_deferred;    /* lookups without DWARF: libdwfl closed for memory lately */
 } SymbolizerStats;
 
 int symbolizer_new(Store *store, Symbolizer **ret);

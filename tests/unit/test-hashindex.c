@@ -211,6 +211,38 @@ static void test_growth_and_clear(void **state)
 	assert_int_equal(hash_index_count(h), 1);
 }
 
+/* Emptied by removals, the table gives its memory back; what stays is still found. */
+static void test_shrink(void **state)
+{
+	_cleanup_(hash_index_freep) HashIndex *h = NULL;
+	const uint32_t n = 50000, keep = 100;
+	_cleanup_free_ uint64_t *keys = calloc(n, sizeof(uint64_t));
+	size_t mem_big;
+	uint32_t idx;
+
+	(void)state;
+	assert_non_null(keys);
+	assert_int_equal(hash_index_new(&h), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		keys[i] = splitmix64(i);
+		assert_int_equal(hash_index_insert(h, keys[i], i), 0);
+	}
+	mem_big = hash_index_memory(h);
+	for (uint32_t i = keep; i < n; i++)
+		assert_int_equal(hash_index_remove(h, keys[i], i), 0);
+	assert_int_equal(hash_index_count(h), keep);
+	/* At most 8 slots of 16 bytes per entry left, or the smallest table. */
+	assert_true(hash_index_memory(h) <= MAX((size_t)keep * 8 * 16, (size_t)64 * 16) + 64);
+	assert_true(hash_index_memory(h) < mem_big / 64);
+	for (uint32_t i = 0; i < n; i++) {
+		int r = find(h, keys[i], keys, keys[i], &idx);
+
+		assert_int_equal(r, i < keep ? 0 : -ENOENT);
+		if (r == 0)
+			assert_int_equal(idx, i);
+	}
+}
+
 /*
  * Differential test: 100k random operations against a plain array. Keys in the same group
  * (key % 97) share one full 64-bit hash, and all hashes land in few home slots, so probe runs
@@ -287,7 +319,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_basic),	       cmocka_unit_test(test_same_hash),
 		cmocka_unit_test(test_remove_in_runs), cmocka_unit_test(test_growth_and_clear),
-		cmocka_unit_test(test_differential),
+		cmocka_unit_test(test_shrink),	       cmocka_unit_test(test_differential),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -479,6 +479,20 @@ static void test_max_memory_persisted(void **state)
 	/* What was held, and at most the evicted part of the segment its oldest window is in. */
 	assert_true(loaded->windows >= held);
 	assert_true(loaded->windows < held + 10);
+	again = profiler_free(again);
+
+	/* A smaller budget at the restart: the oldest windows stay out as they load. */
+	o.max_memory = base + 8 * entries * sizeof(WindowEntry);
+	assert_int_equal(profiler_new(&o, &again), 0);
+	loaded = profiler_persist_state(again, &ps, &enabled, &error);
+	profiler_stats(again, &st);
+	assert_true(st.evicted_memory > 0);
+	assert_true(profiler_memory(again) <= o.max_memory);
+	assert_int_equal(store_window_count(profiler_store(again)),
+			 loaded->windows - st.evicted_memory);
+	/* The newest stayed. */
+	assert_true(store_window(profiler_store(again), 0)->start_ns >=
+		    now + (int64_t)(40 - held) * (int64_t)NSEC_PER_SEC);
 }
 
 /* Resident memory outside the profiler's accounting, for test_max_memory_resident. */

@@ -611,6 +611,8 @@ static void test_dwarf_open_amortized(void **state)
 	uint64_t pc = (uint64_t)(uintptr_t)&trim_held_fn + 1;
 	/* In another CU of this binary: daemon/symbolizer.c. */
 	uint64_t other_cu_pc = (uint64_t)(uintptr_t)&symbolizer_stats + 1;
+	/* And in a third: common/store.c. */
+	uint64_t third_cu_pc = (uint64_t)(uintptr_t)&store_memory + 1;
 	ProcMap *maps = NULL, *mine = NULL, *other = NULL;
 	uint64_t opens;
 	SymbolizerStats st;
@@ -675,6 +677,22 @@ static void test_dwarf_open_amortized(void **state)
 	(void)symbolizer_shrink(w.sym, SIZE_MAX);
 	symbolizer_stats(w.sym, &st);
 	assert_int_equal(st.dwarf_releases, 2);
+
+	/* Closed for memory, it does not open again before a thousand times its opening cost
+	 * (30 s or more): a third CU is answered from the symbol table meanwhile. */
+	assert_int_equal(symbolizer_user_frames(w.sym, b, mine, third_cu_pc, false, &frame, 1), 1);
+	assert_string_equal(frame_function(&w, frame), "store_memory");
+	symbolizer_stats(w.sym, &st);
+	assert_int_equal(st.dwarf_opens, opens + 1);
+	assert_int_equal(st.dwarf_deferred, 1);
+	/* An hour later it does. */
+	mono_skew_s = 45 + 3600;
+	symbolizer_shrink(w.sym, 1); /* drops the address cache, not the binary */
+	assert_int_equal(symbolizer_user_frames(w.sym, b, mine, third_cu_pc, false, &frame, 1), 1);
+	assert_string_equal(frame_function(&w, frame), "store_memory");
+	symbolizer_stats(w.sym, &st);
+	assert_int_equal(st.dwarf_opens, opens + 2);
+	assert_int_equal(st.dwarf_deferred, 1);
 	mono_skew_s = 0;
 	binary_unref(w.sym, b);
 	procfs_maps_free(maps, n);
