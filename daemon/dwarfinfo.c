@@ -80,9 +80,10 @@ struct DwarfInfo {
 	Dwfl *dwfl;
 	Dwfl_Module *mod;
 	Dwfl_Callbacks callbacks;
-	size_t libdw_bytes;  /* heap libdw and libelf took while open */
-	size_t open_bytes;   /* ... of which for opening (e.g. decompressed debug sections) */
-	uint64_t libdw_used; /* CLOCK_MONOTONIC ns of the last use */
+	size_t libdw_bytes;	/* heap libdw and libelf took while open */
+	size_t open_bytes;	/* ... of which for opening (e.g. decompressed debug sections) */
+	size_t last_open_bytes; /* what the last opening took, kept after closing */
+	uint64_t libdw_used;	/* CLOCK_MONOTONIC ns of the last use */
 	int open_error;
 	unsigned opens;
 	uint64_t open_cpu_ns;  /* what the last opening cost */
@@ -381,6 +382,7 @@ static int libdw_open_now(DwarfInfo *d)
 	d->libdw_bytes = 0;
 	charge_libdw(d, heap, own);
 	d->open_bytes = d->libdw_bytes;
+	d->last_open_bytes = d->open_bytes;
 	return 0;
 }
 
@@ -394,7 +396,10 @@ static int libdw_open(DwarfInfo *d)
 		return 0;
 	if (d->open_error < 0)
 		return d->open_error;
-	if (d->reopen_after && now_ns() < d->reopen_after) {
+	/* Not again when it took more memory than there is to spare, or not long ago closed for
+	 * memory (see dwarf_info_release()). */
+	if ((d->counters && d->counters->limited && d->last_open_bytes > d->counters->headroom) ||
+	    (d->reopen_after && now_ns() < d->reopen_after)) {
 		if (d->counters)
 			d->counters->deferred++;
 		return -EAGAIN;

@@ -40,7 +40,10 @@ typedef struct DwarfInfo DwarfInfo;
 typedef struct DwarfCounters {
 	uint64_t opens;	   /* times libdwfl was opened */
 	uint64_t open_ns;  /* CPU time of the openings (thread CPU clock) */
-	uint64_t deferred; /* lookups answered without DWARF: closed for memory, not yet amortized */
+	uint64_t deferred; /* lookups answered without DWARF: closed for memory, not yet amortized,
+			    * or what opening took last time is more than the headroom */
+	size_t headroom;   /* memory the owner can spare now; 0 is taken as none to spare */
+	bool limited;	   /* headroom is set */
 } DwarfCounters;
 
 typedef struct DwarfFrame {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <grp.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -523,6 +524,12 @@ int manager_new(const Config *config, Manager **ret)
 	log_info("Sampling %u CPUs at %u Hz (ring buffer %zu KiB); listening on %s.",
 		 sampler_cpus(m->sampler), config->frequency,
 		 sampler_ringbuf_bytes(m->sampler) / 1024, config->socket_path);
+	/* The ring buffer is mapped twice (records read across its end): RSS counts it twice. */
+	if (2 * (uint64_t)sampler_ringbuf_bytes(m->sampler) > config->max_memory / 4)
+		log_warning("The BPF ring buffer (%zu KiB, counted twice in RSS) takes more than a "
+			    "quarter of --max-memory (%" PRIu64 " KiB): profiles and symbols get "
+			    "less, at least half of it.",
+			    sampler_ringbuf_bytes(m->sampler) / 1024, config->max_memory / 1024);
 	*ret = TAKE_PTR(m);
 	return 0;
 }

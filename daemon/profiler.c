@@ -497,8 +497,12 @@ static void evict(Profiler *p, int64_t now_ns)
 	}
 	used = profiler_memory(p);
 	budget = data_budget(p, used);
-	if (used <= budget)
+	if (used <= budget) {
+		/* A libdw that took more than this to open is not opened again until there is
+		 * room. */
+		symbolizer_set_headroom(p->sym, budget - used);
 		return;
+	}
 	/* Memory: down to a thirty-second below the budget, so that the next pass is not a
 	 * window away (each one empties caches). First what can be read again (caches, symbols
 	 * of binaries no process maps, libdw), then the oldest windows, never the open one. */
@@ -527,6 +531,8 @@ static void evict(Profiler *p, int64_t now_ns)
 		persist_expire(p->persist, w->end_ns);
 	/* Give what was freed back to the kernel: resident memory is what the budget bounds. */
 	malloc_trim(0);
+	used = profiler_memory(p);
+	symbolizer_set_headroom(p->sym, budget > used ? budget - used : 0);
 }
 
 int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)

@@ -284,6 +284,12 @@ void symbolizer_set_cache_budget(Symbolizer *s, size_t bytes)
 	s->cache_budget = bytes;
 }
 
+void symbolizer_set_headroom(Symbolizer *s, size_t bytes)
+{
+	s->dwarf_counters.headroom = bytes;
+	s->dwarf_counters.limited = true;
+}
+
 void symbolizer_set_cfi(Symbolizer *s, bool enabled)
 {
 	s->want_cfi = enabled;

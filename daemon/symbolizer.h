@@ -57,6 +57,9 @@ Symbolizer *symbolizer_free(Symbolizer *s);
 int symbolizer_set_kallsyms_path(Symbolizer *s, const char *path);
 /* Bytes the address caches may use before symbolizer_trim() drops them. */
 void symbolizer_set_cache_budget(Symbolizer *s, size_t bytes);
+/* Memory the owner can spare now: libdw is not opened again for a binary whose last opening
+ * took more (lookups in its CUs not yet indexed find no DWARF meanwhile). Unset: no limit. */
+void symbolizer_set_headroom(Symbolizer *s, size_t bytes);
 /* Also compile each binary's unwind tables (cfi.h) when it is read. Before any binary. */
 void symbolizer_set_cfi(Symbolizer *s, bool enabled);
 /* Read DWARF (inlined calls, source lines) of each binary (default on). Before any binary. */
