@@ -1290,8 +1290,8 @@ static int run_plan(World *w, int64_t begin, int64_t end, Run *run)
 }
 
 /* Processes for the queries of bench/ring.sh: the busiest one that lives through the run, and
- * the busiest one whose whole life lies in the newest part of the ring but not its last
- * minutes: its windows are the last to go (to the retention or the memory budget) and no
+ * the busiest one whose whole life lies in the newest 10 minutes of the ring but not its last
+ * 2: its windows are the last to go (to the retention or the memory budget) and no
  * later sample changes it, so its answers can be compared across a restart. */
 static void print_picks(const Run *run, int64_t begin, int64_t end)
 {
@@ -1304,7 +1304,7 @@ static void print_picks(const Run *run, int64_t begin, int64_t end)
 
 		if (pr->exit_ns == INT64_MAX && (!busy || n > busy->user + busy->kernel))
 			busy = pr;
-		if (pr->exit_ns != INT64_MAX && pr->start_ns >= MAX(begin, end - 20 * min) &&
+		if (pr->exit_ns != INT64_MAX && pr->start_ns >= MAX(begin, end - 10 * min) &&
 		    pr->exit_ns <= end - 2 * min && (!late || n > late->user + late->kernel))
 			late = pr;
 	}

@@ -18,7 +18,7 @@
 #          `profq top` latency with hyperfine (RUNS runs each): system-wide and for the
 #          busiest simulated process, --since 1h, plain and --json, through the daemon and
 #          offline (`profq --state-dir`); then kill -9, restart on the same state dir: windows
-#          loaded, and `profq top --pid` of a process that ran in the ring's newest 20 minutes
+#          loaded, and `profq top --pid` of a process that ran in the ring's newest 10 minutes
 #          (not the last 2) must answer exactly as before the kill, and as offline.
 #
 # Profiles (PROFILES, "NAME=generate options;..."): "spec" is the shape issue 6 names (each
@@ -242,8 +242,19 @@ latency() {
 		"$json" >>"$RAW"
 }
 
+# A process's top as one line, or "absent" when the ring holds none of its samples (a ring
+# that the memory budget keeps shorter than the pick's age).
 top_pid_json() {
-	"$PROFQ" "$@" --json | jq -S -c '{samples: .samples, rows: [.rows[] | [.["function"], .["module"], .self_samples, .total_samples]]}'
+	local out
+	if ! out=$("$PROFQ" "$@" --json 2>/dev/null); then
+		echo absent
+		return
+	fi
+	jq -S -c '{samples: .samples, rows: [.rows[] | [.["function"], .["module"], .self_samples, .total_samples]]}' <<<"$out"
+}
+
+samples_of() {
+	if [[ $1 == absent ]]; then echo absent; else jq .samples <<<"$1"; fi
 }
 
 # Profile $1 (generate options $2), repeat $3.
@@ -297,10 +308,10 @@ ring_run() {
 	mem_line "$pid" "$sock" "$prof $rep restarted" "$begin" "$end" "$count"
 	b=$(top_pid_json --socket "$sock" top --pid "$exited")
 	c=$(top_pid_json --socket "$dir/none.sock" --state-dir "$dir/state" top --pid "$exited")
-	echo "persist $prof $rep pid $exited samples $(jq .samples <<<"$a")" \
+	echo "persist $prof $rep pid $exited samples $(samples_of "$a")" \
 		"restart_same $([[ $a == "$b" ]] && echo yes || echo no)" \
 		"offline_same $([[ $a == "$c" ]] && echo yes || echo no)" \
-		"restart_samples $(jq .samples <<<"$b") offline_samples $(jq .samples <<<"$c")" >>"$RAW"
+		"restart_samples $(samples_of "$b") offline_samples $(samples_of "$c")" >>"$RAW"
 	log "ring $prof rep $rep: $(tail -1 "$RAW")"
 	stop_pid "$pid" TERM 30
 	rm -rf "$dir/state"

@@ -817,6 +817,26 @@ uint64_t store_windows_evicted(const Store *s)
 	return s->evicted;
 }
 
+/* Entries of a table in use: ids handed out less those free. */
+static size_t id_pool_live(const IdPool *p)
+{
+	return p->limit - 1 - p->n_free;
+}
+
+size_t store_live_memory(const Store *s)
+{
+	size_t strs = id_pool_live(&s->str_ids), frames = id_pool_live(&s->frame_ids),
+	       stacks = id_pool_live(&s->stack_ids), procs = id_pool_live(&s->proc_ids);
+	/* Tables grow by doubling: up to twice the entries; hash indexes at least 1/4 full, 16
+	 * bytes a slot. */
+	size_t m = sizeof(*s) + s->heap_bytes +
+		   2 * (strs * sizeof(StrEntry) + frames * sizeof(FrameEntry) +
+			stacks * sizeof(StackEntry) + procs * sizeof(ProcEntry)) +
+		   4 * 16 * (strs + frames + stacks + procs);
+
+	return m + s->allocated_windows * sizeof(Window *) + s->n_windows * sizeof(Window);
+}
+
 size_t store_memory(const Store *s)
 {
 	const Window *open = s->n_windows > 0 && s->windows[s->n_windows - 1]->open

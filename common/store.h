@@ -176,6 +176,9 @@ uint64_t store_windows_evicted(const Store *s);
 
 /* Heap bytes held by the store (all tables, windows and indexes). */
 size_t store_memory(const Store *s);
+/* What a store holding only what s holds now would take, at the most: store_memory() keeps
+ * counting the tables at the largest size they ever had. */
+size_t store_live_memory(const Store *s);
 
 static inline void store_freep(Store **s)
 {

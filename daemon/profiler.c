@@ -32,7 +32,7 @@ struct Profiler {
 	uint8_t *held;		/* while loading: exited records already held, by ProcId */
 	size_t n_held;
 	PersistLoadStats loaded;
-	size_t load_limit;	 /* profiler memory while loading */
+	size_t load_limit;	 /* store memory a restart loads */
 	int64_t boot_to_real_ns; /* realtime - boottime, refreshed every tick */
 	uint64_t last_sweep_ns;
 	uint64_t last_housekeeping_ns;
@@ -99,14 +99,59 @@ static size_t data_budget(Profiler *p, size_t used)
 	return p->stats.data_budget;
 }
 
-/* Keeps what a restart loads within the memory budget as it goes, oldest windows out first:
- * tables filled with all of it and emptied later would stay at that size. */
+/* Keeps what a restart loads within the memory budget should load_start() have been wrong
+ * (the directory changed meanwhile, or its estimate): oldest windows out first. */
 static void on_loaded_segment(void *userdata)
 {
 	Profiler *p = userdata;
 
-	while (profiler_memory(p) > p->load_limit && store_window_evict(p->store) == 0)
+	while (store_memory(p->store) > p->load_limit + p->load_limit / 4 &&
+	       store_window_evict(p->store) == 0)
 		p->stats.evicted_memory++;
+}
+
+typedef struct ScratchLoad {
+	Store *store;
+	size_t limit;
+	uint64_t left_out;
+} ScratchLoad;
+
+static void scratch_evict(ScratchLoad *l)
+{
+	while (store_live_memory(l->store) > l->limit && store_window_count(l->store) > 1 &&
+	       store_window_evict(l->store) == 0)
+		l->left_out++;
+}
+
+static void on_scratch_segment(void *userdata)
+{
+	scratch_evict(userdata);
+}
+
+/*
+ * Where a restart should start loading the state dir: the end of the oldest window that fits
+ * load_limit with all newer ones, found by loading the segments into a scratch store and
+ * evicting the oldest windows there as it goes (so that it holds little more than load_limit
+ * and a segment). Loading everything into the profiler's store and evicting afterwards would
+ * leave its tables at the size of it all. not_before if all fits.
+ */
+static int64_t load_start(Profiler *p, int64_t not_before, uint64_t *ret_left_out)
+{
+	_cleanup_(store_freep) Store *scratch = NULL;
+	ScratchLoad l = { .limit = p->load_limit };
+	const PersistLoadCallbacks cb = { .segment_done = on_scratch_segment, .userdata = &l };
+	PersistLoadStats st;
+	const Window *w;
+
+	*ret_left_out = 0;
+	if (store_new(&scratch) < 0)
+		return not_before;
+	l.store = scratch;
+	if (persist_load(scratch, p->opts.state_dir, not_before, &cb, &st) < 0)
+		return not_before;
+	w = store_window(scratch, 0);
+	*ret_left_out = l.left_out;
+	return l.left_out > 0 && w ? MAX(not_before, w->end_ns) : not_before;
 }
 
 /* Loads what the state dir holds and opens it for writing. */
@@ -123,10 +168,14 @@ static int persist_open(Profiler *p)
 	/* Segments span a sixth of the retention (whole segments are deleted), within limits. */
 	uint64_t span = MIN(MAX(p->opts.retention_ns / 6, p->opts.window_ns), 3600 * NSEC_PER_SEC);
 	int64_t not_before = now_real_ns() - (int64_t)p->opts.retention_ns;
+	uint64_t left_out;
 	int r;
 
-	/* A quarter of what the budget leaves to data is for the symbols samples will need. */
-	p->load_limit = data_budget(p, profiler_memory(p)) / 4 * 3;
+	/* What a restart loads: half the budget (of 64M, 32M). The rest is for what the
+	 * process holds besides (code, BPF maps, allocator slack: 13-25 MB measured at 99 Hz)
+	 * and some symbols; evict() makes room for more of them as samples need it. */
+	p->load_limit = p->opts.max_memory / 2;
+	not_before = load_start(p, not_before, &left_out);
 	r = persist_load(p->store, p->opts.state_dir, not_before, &cb, &p->loaded);
 	p->held = mfree(p->held);
 	p->n_held = 0;
@@ -148,6 +197,7 @@ static int persist_open(Profiler *p)
 	}
 	/* Segments of windows the budget left out go, as evict() does. */
 	w = store_window(p->store, 0);
+	p->stats.evicted_memory += left_out;
 	if (p->stats.evicted_memory > 0) {
 		log_info("Left out the oldest %" PRIu64 " windows to stay within --max-memory.",
 			 p->stats.evicted_memory);
