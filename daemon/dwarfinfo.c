@@ -268,7 +268,7 @@ static int debuglink_try(const char *dir, const char *name, const struct stat *s
 
 /*
  * libdwfl's find_debuginfo: dwfl_standard_find_debuginfo() without its last resort, which
- * loads libdebuginfod (and with it libcurl, gnutls, libcrypto...: 6 MB resident) on the first
+ * loads libdebuginfod (and with it libcurl, gnutls, libcrypto...: 6-8 MB resident) on the first
  * binary without debug info, even with DEBUGINFOD_URLS unset; profqd fetches nothing from the
  * network. By build id under each root of the path, then by .gnu_debuglink as GDB and libdwfl
  * look: the binary's directory, its .debug/ and each absolute root followed by that directory
@@ -396,9 +396,9 @@ static int libdw_open(DwarfInfo *d)
 		return 0;
 	if (d->open_error < 0)
 		return d->open_error;
-	/* Not again when it took more memory than there is to spare, or not long ago closed for
+	/* Not again without more memory to spare than it took last time, or not long ago closed for
 	 * memory (see dwarf_info_release()). */
-	if ((d->counters && d->counters->limited && d->last_open_bytes > d->counters->headroom) ||
+	if ((d->counters && d->counters->limited && d->last_open_bytes >= d->counters->headroom) ||
 	    (d->reopen_after && now_ns() < d->reopen_after)) {
 		if (d->counters)
 			d->counters->deferred++;
