@@ -238,11 +238,11 @@ static int offline(const CliContext *ctx, const Request *req, json_object **ret)
 	QueryContext q;
 	int r;
 
-	/* top, tree and lines count samples of windows in range and nothing else: segments
+	/* top, tree, lines and stacks count samples of windows in range and nothing else: segments
 	 * and windows that ended before --since are not worth reading (every segment holds the
 	 * records of the processes its windows sampled). */
 	if (req->has_since && (req->command == COMMAND_TOP || req->command == COMMAND_TREE ||
-			       req->command == COMMAND_LINES))
+			       req->command == COMMAND_LINES || req->command == COMMAND_STACKS))
 		not_before = now - (int64_t)MIN(req->since_ns, (uint64_t)INT64_MAX / 2);
 	r = store_new(&store);
 	if (r < 0)

@@ -7,6 +7,7 @@
 static const char *const command_names[_COMMAND_MAX] = {
 	[COMMAND_STATUS] = "status", [COMMAND_PS] = "ps",	[COMMAND_TOP] = "top",
 	[COMMAND_TIME] = "time",     [COMMAND_LINES] = "lines", [COMMAND_TREE] = "tree",
+	[COMMAND_STACKS] = "stacks",
 };
 
 static const char *const sort_names[_SORT_MAX] = {
@@ -237,7 +238,7 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 		}
 	}
 	if ((req.command == COMMAND_TIME || req.command == COMMAND_LINES ||
-	     req.command == COMMAND_TREE) &&
+	     req.command == COMMAND_TREE || req.command == COMMAND_STACKS) &&
 	    !req.pid) {
 		r = fail(ret_error, "Command '%s' needs a pid", command_to_string(req.command));
 		goto out;

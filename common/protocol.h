@@ -22,6 +22,7 @@ typedef enum Command {
 	COMMAND_TIME,
 	COMMAND_LINES,
 	COMMAND_TREE,
+	COMMAND_STACKS, /* every stack with its samples: the exports (folded, flame, pprof) */
 	_COMMAND_MAX,
 	_COMMAND_INVALID = -EINVAL,
 } Command;

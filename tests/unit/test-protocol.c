@@ -41,6 +41,8 @@ static void test_names(void **state)
 	assert_int_equal(command_from_string("lines"), COMMAND_LINES);
 	assert_int_equal(command_from_string("tree"), COMMAND_TREE);
 	assert_string_equal(command_to_string(COMMAND_TREE), "tree");
+	assert_int_equal(command_from_string("stacks"), COMMAND_STACKS);
+	assert_string_equal(command_to_string(COMMAND_STACKS), "stacks");
 	assert_null(command_to_string(_COMMAND_MAX));
 	assert_null(command_to_string(_COMMAND_INVALID));
 	assert_int_equal(command_from_string("top"), COMMAND_TOP);
@@ -186,6 +188,7 @@ static void test_invalid(void **state)
 	/* lines and tree are about one pid; their own fields are checked. */
 	refused("{\"command\":\"lines\"}", -EINVAL, "pid");
 	refused("{\"command\":\"tree\",\"min_pct\":1}", -EINVAL, "pid");
+	refused("{\"command\":\"stacks\"}", -EINVAL, "pid");
 	refused("{\"command\":\"tree\",\"pid\":1,\"min_pct\":-0.1}", -EINVAL, "min_pct");
 	refused("{\"command\":\"tree\",\"pid\":1,\"min_pct\":100.5}", -EINVAL, "min_pct");
 	refused("{\"command\":\"tree\",\"pid\":1,\"min_pct\":1e999}", -EINVAL, NULL);

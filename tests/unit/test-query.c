@@ -1321,6 +1321,185 @@ static void test_tree_cap(void **state)
 	assert_string_equal(json_get_string(NODE(ans, 1), "function"), "f1_1023");
 }
 
+/* ---- stacks ---- */
+
+/* Frame name of stack i, position j (leaf first), of a stacks answer. */
+static const char *stack_frame(json_object *answer, size_t i, size_t j, json_object **ret_frame)
+{
+	json_object *stacks, *frames, *idx, *f;
+
+	assert_true(json_object_object_get_ex(answer, "stacks", &stacks));
+	assert_true(json_object_object_get_ex(answer, "frames", &frames));
+	assert_true(i < json_object_array_length(stacks));
+	assert_true(json_object_object_get_ex(json_object_array_get_idx(stacks, i), "frames", &idx));
+	assert_true(j < json_object_array_length(idx));
+	f = json_object_array_get_idx(
+		frames, (size_t)json_object_get_int64(json_object_array_get_idx(idx, j)));
+	assert_non_null(f);
+	if (ret_frame)
+		*ret_frame = f;
+	return json_get_string(f, "function");
+}
+
+static size_t stack_depth(json_object *answer, size_t i)
+{
+	json_object *stacks, *idx;
+
+	assert_true(json_object_object_get_ex(answer, "stacks", &stacks));
+	assert_true(json_object_object_get_ex(json_object_array_get_idx(stacks, i), "frames", &idx));
+	return json_object_array_length(idx);
+}
+
+static int64_t stack_samples(json_object *answer, size_t i)
+{
+	json_object *stacks;
+
+	assert_true(json_object_object_get_ex(answer, "stacks", &stacks));
+	return json_get_int(json_object_array_get_idx(stacks, i), "samples");
+}
+
+static void test_stacks(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *ans = NULL, *user = NULL, *noinl = NULL;
+	json_object *frames, *stacks, *f;
+	static const int64_t want[] = { 50, 30, 20, 10, 10 };
+	Request req;
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	code_build(s, &x);
+
+	req = code_req(COMMAND_STACKS);
+	ans = ask(s, T0 + 20 * SEC, 0, true, &req);
+	expect_ok(ans);
+	assert_int_equal(json_get_int(ans, "pid"), 100);
+	assert_int_equal(json_get_int(ans, "samples"), 120);
+	assert_int_equal(json_get_int(ans, "truncated_samples"), 0);
+	assert_int_equal(json_get_int(ans, "period_ns"), PERIOD);
+	assert_int_equal(json_get_int(ans, "start_ns"), T0);
+	assert_int_equal(json_get_int(ans, "end_ns"), T0 + 10 * SEC);
+	assert_true(json_object_object_get_ex(ans, "stacks", &stacks));
+	assert_true(json_object_object_get_ex(ans, "frames", &frames));
+	/* Every stack, hottest first; every frame once (13 frames in code_build). */
+	assert_int_equal(json_object_array_length(stacks), 5);
+	for (size_t i = 0; i < 5; i++)
+		assert_int_equal(stack_samples(ans, i), want[i]);
+	assert_int_equal(json_object_array_length(frames), 13);
+	/* Leaf first, with the line executing and the inline flag. */
+	assert_int_equal(stack_depth(ans, 0), 3);
+	assert_string_equal(stack_frame(ans, 0, 0, &f), "hot");
+	assert_true(json_object_get_boolean(json_object_object_get(f, "inlined")));
+	assert_string_equal(json_get_string(f, "file"), "prog.h");
+	assert_int_equal(json_get_int(f, "line"), 5);
+	assert_string_equal(stack_frame(ans, 0, 1, NULL), "work");
+	assert_string_equal(stack_frame(ans, 0, 2, &f), "main");
+	assert_int_equal(json_get_int(f, "line"), 10);
+	/* main:10 is one frame, shared by the two hottest stacks. */
+	assert_int_equal(
+		json_object_get_int64(json_object_array_get_idx(
+			json_object_object_get(json_object_array_get_idx(stacks, 0), "frames"), 2)),
+		json_object_get_int64(json_object_array_get_idx(
+			json_object_object_get(json_object_array_get_idx(stacks, 1), "frames"), 1)));
+	assert_string_equal(stack_frame(ans, 2, 0, &f), "kfunc");
+	assert_true(json_object_get_boolean(json_object_object_get(f, "kernel")));
+
+	/* The owner, unprivileged: the kernel frame is "[kernel]", nothing more. */
+	user = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	expect_ok(user);
+	assert_int_equal(json_get_int(user, "samples"), 120);
+	assert_string_equal(stack_frame(user, 2, 0, &f), "[kernel]");
+	assert_null(json_get_string(f, "file"));
+	assert_false(strstr(json_object_to_json_string(user), "kfunc"));
+	/* Someone else: denied, no data. */
+	expect_error(ask(s, T0 + 20 * SEC, 2000, false, &req), ERROR_DENIED);
+	/* Out of range: nothing found. */
+	req.has_since = true;
+	req.since_ns = 5 * SEC;
+	expect_error(ask(s, T0 + 20 * SEC, 0, true, &req), ERROR_NOT_FOUND);
+
+	/* Without inlines: hot's samples are work's. */
+	req = code_req(COMMAND_STACKS);
+	req.no_inline = true;
+	noinl = ask(s, T0 + 20 * SEC, 0, true, &req);
+	expect_ok(noinl);
+	assert_int_equal(stack_depth(noinl, 0), 2);
+	assert_string_equal(stack_frame(noinl, 0, 0, NULL), "work");
+	assert_false(strstr(json_object_to_json_string(noinl), "\"hot\""));
+}
+
+/* More stacks than an answer lists: the coldest are counted as truncated. */
+static void test_stacks_cap(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *ans = NULL;
+	json_object *stacks;
+	FrameId deep[STORE_STACK_MAX];
+	size_t n = 1100; /* 1100 stacks x 1024 frames > 2^20 references */
+	ProcId p;
+	Request req;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	p = proc(s, 100, 1000, T0 - 100 * SEC, "prog");
+	for (size_t i = 0; i < STORE_STACK_MAX; i++)
+		deep[i] = frame(s, "f", "prog", 0, 0x1000 + i);
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	for (size_t i = 0; i < n; i++) {
+		deep[0] = frame(s, "leaf", "prog", 0, 0x100000 + i);
+		add(s, p, 100, stack(s, STORE_STACK_MAX, deep), false, (uint32_t)(i + 1));
+	}
+	assert_int_equal(store_window_close(s), 0);
+
+	req = code_req(COMMAND_STACKS);
+	ans = ask(s, T0 + 20 * SEC, 0, true, &req);
+	expect_ok(ans);
+	assert_true(json_object_object_get_ex(ans, "stacks", &stacks));
+	/* 2^20 / 1024 = 1024 stacks, the hottest: 1100 down to 77. */
+	assert_int_equal(json_object_array_length(stacks), 1024);
+	assert_int_equal(stack_samples(ans, 0), 1100);
+	assert_int_equal(stack_samples(ans, 1023), 77);
+	assert_int_equal(json_get_int(ans, "truncated_samples"), 76 * 77 / 2);
+	assert_int_equal(json_get_int(ans, "samples"), 1100 * 1101 / 2);
+}
+
+/* Long names (C++): the answer's size, not its references, bounds it. */
+static void test_stacks_cap_bytes(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *ans = NULL;
+	_cleanup_free_ char *name = malloc(4001);
+	json_object *stacks;
+	size_t n = 2000, listed;
+	ProcId p;
+	Request req;
+
+	(void)state;
+	assert_non_null(name);
+	assert_int_equal(store_new(&s), 0);
+	p = proc(s, 100, 1000, T0 - 100 * SEC, "prog");
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	for (size_t i = 0; i < n; i++) {
+		/* Quotes and control characters: escaped, they take up to 6 bytes each. */
+		memset(name, i % 2 ? '"' : '\x01', 4000);
+		snprintf(name, 16, "f%zu", i);
+		name[strlen(name)] = 'x';
+		name[4000] = '\0';
+		add(s, p, 100, STACK(s, frame(s, name, "prog", 0, i)), false, (uint32_t)(i + 1));
+	}
+	assert_int_equal(store_window_close(s), 0);
+
+	req = code_req(COMMAND_STACKS);
+	ans = ask(s, T0 + 20 * SEC, 0, true, &req);
+	expect_ok(ans);
+	assert_true(json_object_object_get_ex(ans, "stacks", &stacks));
+	listed = json_object_array_length(stacks);
+	assert_true(listed > 100 && listed < n);
+	assert_true(json_get_int(ans, "truncated_samples") > 0);
+	assert_true(strlen(json_object_to_json_string_ext(ans, JSON_C_TO_STRING_PLAIN)) < (16u << 20));
+}
+
 static void test_status_unsupported(void **state)
 {
 	_cleanup_(store_freep) Store *s = NULL;
@@ -1345,6 +1524,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_top_split),
+		cmocka_unit_test(test_stacks),
+		cmocka_unit_test(test_stacks_cap),
+		cmocka_unit_test(test_stacks_cap_bytes),
 		cmocka_unit_test(test_top_order_limit),
 		cmocka_unit_test(test_top_recursion_and_tid),
 		cmocka_unit_test(test_top_ranges),
