@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pprof: a Profile as a gzipped profile.proto (github.com/google/pprof, proto/profile.proto),
+ * readable by `go tool pprof`, Pyroscope and Parca (SPEC §11 `profq pprof`).
+ *
+ * Sample types: samples/count and cpu/nanoseconds (samples × period); period_type
+ * cpu/nanoseconds with the sampling period; time_nanos and duration_nanos from the range.
+ * A Location per distinct innermost-to-outermost run of frames that ends in a frame that is
+ * not inlined: its Lines are the inlined frames innermost first, then that frame (pprof's
+ * representation of inlining). Functions by (name, file); one Mapping per module. Encoded
+ * with protobuf-c, compressed with zlib (gzip format).
+ *
+ * Not thread-safe.
+ */
+#pragma once
+
+#include "profile.h"
+
+/* Writes the gzipped profile to fd. 0, or a negative errno. */
+int pprof_write(const Profile *p, int fd);

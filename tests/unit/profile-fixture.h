@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A Profile for the exporters' tests (test-flame, test-pprof), parsed from a stacks answer
+ * written out by hand so the expected output can be worked out on paper:
+ *
+ *   main (prog.c:10) -> work (prog.c:20) -> hot (prog.h:5, inlined into work)   60 samples
+ *   main (prog.c:11) -> [kernel] kfunc                                          30 samples
+ *   main (prog.c:12) -> other (prog.c:30)                                       10 samples
+ *   truncated                                                                     5 samples
+ */
+#pragma once
+
+#include "json-util.h"
+#include "macro.h"
+#include "profile.h"
+
+#define FIXTURE_PERIOD_NS 10101010
+#define FIXTURE_START_NS 1700000000000000000LL
+
+static const char fixture_answer[] =
+	"{\"pid\": 100, \"comm\": \"prog\", \"samples\": 105, \"truncated_samples\": 5,"
+	" \"period_ns\": 10101010, \"start_ns\": 1700000000000000000,"
+	" \"end_ns\": 1700000010000000000,"
+	" \"frames\": ["
+	"  {\"function\": \"hot\", \"module\": \"prog\", \"file\": \"prog.h\", \"line\": 5,"
+	"   \"inlined\": true},"
+	"  {\"function\": \"work\", \"module\": \"prog\", \"file\": \"prog.c\", \"line\": 20},"
+	"  {\"function\": \"main\", \"module\": \"prog\", \"file\": \"prog.c\", \"line\": 10},"
+	"  {\"function\": \"main\", \"module\": \"prog\", \"file\": \"prog.c\", \"line\": 11},"
+	"  {\"function\": \"kfunc\", \"module\": \"[kernel.kallsyms]\", \"kernel\": true},"
+	"  {\"function\": \"main\", \"module\": \"prog\", \"file\": \"prog.c\", \"line\": 12},"
+	"  {\"function\": \"other\", \"module\": \"prog\", \"file\": \"prog.c\", \"line\": 30}"
+	" ],"
+	" \"stacks\": ["
+	"  {\"frames\": [0, 1, 2], \"samples\": 60},"
+	"  {\"frames\": [4, 3], \"samples\": 30},"
+	"  {\"frames\": [6, 5], \"samples\": 10}"
+	" ]}";
+
+/* The fixture, or a Profile of another answer text; fails the test when it does not parse. */
+static inline Profile *fixture_profile_of(const char *text)
+{
+	_cleanup_json_ json_object *answer = json_tokener_parse(text);
+	Profile *p = NULL;
+	char *error = NULL;
+
+	assert_non_null(answer);
+	if (profile_from_json(answer, &p, &error) < 0)
+		fail_msg("fixture: %s", error ? error : "out of memory");
+	return p;
+}
