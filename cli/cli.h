@@ -86,3 +86,8 @@ int cmd_top(CliContext *ctx, int argc, char **argv);
 int cmd_time(CliContext *ctx, int argc, char **argv);
 int cmd_lines(CliContext *ctx, int argc, char **argv);
 int cmd_tree(CliContext *ctx, int argc, char **argv);
+int cmd_folded(CliContext *ctx, int argc, char **argv);
+int cmd_flame(CliContext *ctx, int argc, char **argv);
+int cmd_pprof(CliContext *ctx, int argc, char **argv);
+int cmd_diff(CliContext *ctx, int argc, char **argv);
+int cmd_run(CliContext *ctx, int argc, char **argv);

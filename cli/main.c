@@ -13,6 +13,13 @@ static const CliCommand commands[] = {
 	{ "tree", cmd_tree, "--pid N [--min-pct P]", "Call tree, top down, with total% and self%" },
 	{ "lines", cmd_lines, "--pid N [--function F]",
 	  "Hot source lines with their text, like line_profiler" },
+	{ "folded", cmd_folded, "--pid N [-o FILE]", "Folded stacks: frame;frame;frame count" },
+	{ "flame", cmd_flame, "--pid N -o FILE.svg", "Interactive SVG flame graph" },
+	{ "pprof", cmd_pprof, "--pid N -o FILE.pb.gz", "Gzipped pprof profile (go tool pprof)" },
+	{ "diff", cmd_diff, "--pid N --base RANGE --with RANGE",
+	  "Per-function change between two ranges or pids" },
+	{ "run", cmd_run, "[--repeat K] -- CMD...",
+	  "Run a command: time(1) figures and its hotspots" },
 };
 
 static void help(void)

@@ -146,7 +146,8 @@ def main():
 
         # Root's process: denied, exit 4, nothing of it.
         for cmd in (["top", "--pid", str(root_pid)], ["time", "--pid", str(root_pid)],
-                    ["ps", "--pid", str(root_pid), "--threads"]):
+                    ["ps", "--pid", str(root_pid), "--threads"],
+                    ["folded", "--pid", str(root_pid)]):
             rc, a = user(*cmd)
             check(rc == 4 and a.get("code") == "denied" and "rows" not in a
                   and "work_a" not in json.dumps(a),

@@ -1,0 +1,351 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The exports: `folded` (one "frame;frame;frame count" line per stack, as Brendan Gregg's
+ * stackcollapse scripts write them), `flame` (an SVG flame graph, flame.h) and `pprof` (a
+ * gzipped profile.proto, pprof.h). All three ask the `stacks` request and render its answer.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "flame.h"
+#include "json-util.h"
+#include "pprof.h"
+#include "profile.h"
+
+typedef enum ExportKind {
+	EXPORT_FOLDED,
+	EXPORT_FLAME,
+	EXPORT_PPROF,
+} ExportKind;
+
+enum {
+	OPT_OUTPUT = 'o',
+	OPT_TITLE = 0x200,
+	OPT_WIDTH,
+};
+
+typedef struct ExportArgs {
+	const char *output; /* -o; "-" or NULL: stdout */
+	const char *title;
+	unsigned width;
+} ExportArgs;
+
+/* One frame of a folded line: its name, with perf's stackcollapse annotations for kernel
+ * (_[k]), inlined (_[i]) and JIT (_[j]) frames; ';' and control characters, which the format
+ * cannot hold, become '_'. */
+static void folded_frame(FILE *f, const ProfileFrame *fr)
+{
+	for (const char *c = fr->function; *c; c++)
+		fputc(*c == ';' || (unsigned char)*c < 0x20 || *c == 0x7f ? '_' : *c, f);
+	if (fr->kernel)
+		fputs("_[k]", f);
+	else if (fr->inlined)
+		fputs("_[i]", f);
+	else if (fr->module && streq(fr->module, "[jit]"))
+		fputs("_[j]", f);
+}
+
+typedef struct FoldedLine {
+	char *text;
+	uint64_t samples;
+} FoldedLine;
+
+static int cmp_folded(const void *a, const void *b)
+{
+	return strcmp(((const FoldedLine *)a)->text, ((const FoldedLine *)b)->text);
+}
+
+/* Stacks that differ only in lines or inline levels fold into one line: merged, sorted. */
+static int write_folded(const Profile *p, FILE *out)
+{
+	_cleanup_free_ FoldedLine *lines = calloc(p->n_stacks + 1, sizeof(FoldedLine));
+	size_t n = 0;
+	int r = 0;
+
+	if (!lines)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->n_stacks; i++) {
+		const ProfileStack *s = &p->stacks[i];
+		size_t len = 0;
+		FILE *m = open_memstream(&lines[n].text, &len);
+
+		if (!m) {
+			r = -ENOMEM;
+			goto out;
+		}
+		for (size_t j = s->n_frames; j-- > 0;) {
+			folded_frame(m, &p->frames[s->frames[j]]);
+			if (j > 0)
+				fputc(';', m);
+		}
+		if (fclose(m) != 0) {
+			r = -ENOMEM;
+			goto out;
+		}
+		lines[n++].samples = s->samples;
+	}
+	qsort(lines, n, sizeof(FoldedLine), cmp_folded);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t samples = lines[i].samples;
+
+		while (i + 1 < n && streq(lines[i].text, lines[i + 1].text))
+			samples += lines[++i].samples;
+		fprintf(out, "%s %" PRIu64 "\n", lines[i].text, samples);
+	}
+	if (p->truncated_samples)
+		fprintf(out, "[truncated] %" PRIu64 "\n", p->truncated_samples);
+out:
+	for (size_t i = 0; i < n; i++)
+		free(lines[i].text);
+	return r;
+}
+
+static void range_text(const Profile *p, char *buf, size_t len)
+{
+	char a[32], b[32];
+	struct tm tm;
+	time_t t;
+
+	t = (time_t)(p->start_ns / 1000000000);
+	strftime(a, sizeof(a), "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+	t = (time_t)(p->end_ns / 1000000000);
+	strftime(b, sizeof(b), "%H:%M:%S", localtime_r(&t, &tm));
+	snprintf(buf, len, "%s to %s", a, b);
+}
+
+static int write_flame(const Profile *p, const ExportArgs *args, FILE *out)
+{
+	char title[512], subtitle[512], range[80];
+	FlameOptions o = { .title = args->title, .width = args->width };
+
+	range_text(p, range, sizeof(range));
+	if (!o.title) {
+		snprintf(title, sizeof(title), "pid %" PRIu32 " (%s)", p->pid,
+			 p->comm ? p->comm : "?");
+		o.title = title;
+	}
+	snprintf(subtitle, sizeof(subtitle), "%" PRIu64 " samples, %s", p->samples, range);
+	o.subtitle = subtitle;
+	return flame_write_svg(p, &o, out);
+}
+
+static const char *const export_names[] = {
+	[EXPORT_FOLDED] = "folded",
+	[EXPORT_FLAME] = "flame",
+	[EXPORT_PPROF] = "pprof",
+};
+
+static void export_help(ExportKind kind)
+{
+	const char *name = export_names[kind];
+
+	printf("Usage: profq %s --pid N [--tid T] [--start TIME] [--children]\n"
+	       "       %*s [--since DUR] [--until DUR] [--[no-]inline]%s\n\n",
+	       name, (int)strlen(name), "",
+	       kind == EXPORT_FOLDED  ? " [-o FILE] [--json]"
+	       : kind == EXPORT_FLAME ? "\n       [--title T] [--width PX] -o FILE.svg [--json]"
+				      : " -o FILE.pb.gz [--json]");
+	switch (kind) {
+	case EXPORT_FOLDED:
+		printf("Folded stacks: one line per distinct stack, outermost frame first,\n"
+		       "frames separated by ';', then the number of samples, as\n"
+		       "stackcollapse-perf.pl writes them with its annotations (kernel frames\n"
+		       "end in _[k], inlined ones in _[i], JIT code in _[j]), for\n"
+		       "flamegraph.pl, speedscope and friends. --json prints the stacks answer.\n");
+		break;
+	case EXPORT_FLAME:
+		printf("An interactive SVG flame graph: one box per call path, as wide as its\n"
+		       "share of the samples, callers below their callees. Open it in a\n"
+		       "browser: hover for figures, click to zoom, Ctrl-F to search.\n");
+		break;
+	case EXPORT_PPROF:
+		printf("A gzipped pprof profile (profile.proto) for go tool pprof, Pyroscope or\n"
+		       "Parca: sample types samples/count and cpu/nanoseconds, inlined\n"
+		       "frames as pprof's inline lines, file and line of every frame.\n");
+		break;
+	}
+	printf("\n-o FILE writes to FILE (\"-\": standard output%s).\n",
+	       kind == EXPORT_PPROF ? ", not a terminal" : "");
+}
+
+/* Opens -o's file (created 0644, replaced whole), or stdout for "-". */
+static int open_output(const ExportArgs *args, ExportKind kind, FILE **ret, bool *ret_stdout)
+{
+	const char *path = args->output;
+	FILE *f;
+
+	*ret_stdout = !path || streq(path, "-");
+	if (*ret_stdout) {
+		if (kind == EXPORT_PPROF && isatty(STDOUT_FILENO))
+			return -ENOTTY;
+		*ret = stdout;
+		return 0;
+	}
+	f = fopen(path, kind == EXPORT_PPROF ? "wbe" : "we");
+	if (!f)
+		return -errno;
+	*ret = f;
+	return 0;
+}
+
+static int export_run(ExportKind kind, CliContext *ctx, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "since", required_argument, NULL, OPT_SINCE },
+		{ "until", required_argument, NULL, OPT_UNTIL },
+		{ "pid", required_argument, NULL, OPT_PID },
+		{ "tid", required_argument, NULL, OPT_TID },
+		{ "start", required_argument, NULL, OPT_START },
+		{ "children", no_argument, NULL, OPT_CHILDREN },
+		{ "inline", no_argument, NULL, OPT_INLINE },
+		{ "no-inline", no_argument, NULL, OPT_NO_INLINE },
+		{ "output", required_argument, NULL, OPT_OUTPUT },
+		{ "title", required_argument, NULL, OPT_TITLE },
+		{ "width", required_argument, NULL, OPT_WIDTH },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	const char *name = export_names[kind];
+	_cleanup_json_ json_object *answer = NULL;
+	_cleanup_(profile_freep) Profile *p = NULL;
+	_cleanup_free_ char *error = NULL;
+	ExportArgs args = { 0 };
+	Request req;
+	bool to_stdout = true;
+	FILE *out = NULL;
+	char *end;
+	int c, r;
+
+	request_init(&req, COMMAND_STACKS);
+	while ((c = getopt_long(argc, argv, "ho:", options, NULL)) >= 0) {
+		switch (c) {
+		case 'h':
+			export_help(kind);
+			return EXIT_OK;
+		case OPT_OUTPUT:
+			if (!*optarg)
+				return cli_usage_error(name, "-o: an empty file name");
+			args.output = optarg;
+			break;
+		case OPT_TITLE:
+		case OPT_WIDTH:
+			if (kind != EXPORT_FLAME)
+				return cli_usage_error(name, "unknown option '%s'", argv[optind - 1]);
+			if (c == OPT_TITLE) {
+				args.title = optarg;
+				break;
+			}
+			errno = 0;
+			args.width = (unsigned)strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || args.width < 200 || args.width > 100000)
+				return cli_usage_error(name,
+						       "--width: '%s' is not a width in pixels "
+						       "(200..100000)",
+						       optarg);
+			break;
+		default:
+			r = cli_common_option(name, c, optarg, ctx, &req);
+			if (r < 0)
+				return EXIT_USAGE;
+			if (r == 0)
+				return cli_usage_error(name, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error(name, "unexpected argument '%s'", argv[optind]);
+	if (!req.pid)
+		return cli_usage_error(name, "--pid is required");
+	if (kind != EXPORT_FOLDED && !args.output)
+		return cli_usage_error(name, "-o FILE is required (\"-\" for standard output)");
+	if (ctx->json && (kind != EXPORT_FOLDED || args.output) &&
+	    (!args.output || streq(args.output, "-")))
+		return cli_usage_error(name, "--json prints a summary on standard output: "
+					     "give -o FILE");
+
+	r = cli_query(ctx, &req, &answer);
+	if (r != EXIT_OK)
+		return r;
+	if (kind == EXPORT_FOLDED && ctx->json && !args.output) {
+		cli_print_json(answer);
+		return EXIT_OK;
+	}
+	r = profile_from_json(answer, &p, &error);
+	if (r < 0) {
+		fprintf(stderr, "profq %s: the answer is malformed: %s\n", name,
+			error ? error : strerror(-r));
+		return EXIT_UNREACHABLE;
+	}
+
+	r = open_output(&args, kind, &out, &to_stdout);
+	if (r == -ENOTTY)
+		return cli_usage_error(name, "standard output is a terminal: give -o FILE");
+	if (r < 0) {
+		fprintf(stderr, "profq %s: Failed to open '%s': %s\n", name, args.output,
+			strerror(-r));
+		return EXIT_USAGE;
+	}
+	switch (kind) {
+	case EXPORT_FOLDED:
+		r = write_folded(p, out);
+		break;
+	case EXPORT_FLAME:
+		r = write_flame(p, &args, out);
+		break;
+	case EXPORT_PPROF:
+		if (fflush(out) != 0)
+			r = -errno;
+		else
+			r = pprof_write(p, fileno(out));
+		break;
+	}
+	if (fflush(out) != 0 && r >= 0)
+		r = -errno;
+	if (!to_stdout && fclose(out) != 0 && r >= 0)
+		r = -errno;
+	if (r < 0) {
+		fprintf(stderr, "profq %s: Failed to write '%s': %s\n", name,
+			to_stdout ? "standard output" : args.output, strerror(-r));
+		return EXIT_USAGE;
+	}
+	if (ctx->json) {
+		_cleanup_json_ json_object *o = json_object_new_object();
+
+		if (!o)
+			return EXIT_UNREACHABLE;
+		json_add_int(o, "pid", p->pid);
+		json_add_string(o, "comm", p->comm);
+		json_add_string(o, "output", args.output);
+		json_add_int(o, "samples", (int64_t)p->samples);
+		json_add_int(o, "stacks", (int64_t)p->n_stacks);
+		json_add_int(o, "truncated_samples", (int64_t)p->truncated_samples);
+		cli_print_json(o);
+	} else if (!to_stdout) {
+		fprintf(stderr, "Wrote %s: %" PRIu64 " samples in %zu stacks of pid %" PRIu32 ".\n",
+			args.output, p->samples, p->n_stacks, p->pid);
+	}
+	return EXIT_OK;
+}
+
+int cmd_folded(CliContext *ctx, int argc, char **argv)
+{
+	return export_run(EXPORT_FOLDED, ctx, argc, argv);
+}
+
+int cmd_flame(CliContext *ctx, int argc, char **argv)
+{
+	return export_run(EXPORT_FLAME, ctx, argc, argv);
+}
+
+int cmd_pprof(CliContext *ctx, int argc, char **argv)
+{
+	return export_run(EXPORT_PPROF, ctx, argc, argv);
+}

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""The exports (SPEC 11) of the split workload, whose CPU split the workload measures itself:
+`profq folded` lines sum to the process's samples and give work_a and work_b their measured
+shares; `profq flame` writes a well-formed SVG whose work_a box is as wide as that share;
+`profq pprof` writes a gzipped profile that `go tool pprof` reads, with the same shares, the
+inlined spin() as an inline frame of work_a, and the samples' CPU time; offline answers are the
+same; bad requests exit as SPEC 11 says."""
+
+import gzip
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import xml.etree.ElementTree as ET
+
+from harness import Daemon, Env, check, fail, near, require_bpf, run_workload, truth_of
+
+require_bpf()
+env = Env()
+tmp = tempfile.mkdtemp(prefix="profq-export-")
+state = os.path.join(tmp, "state")
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def folded_of(text):
+    """{stack line: count} of folded output; every line must be 'frames count'."""
+    stacks = {}
+    for line in text.splitlines():
+        m = re.fullmatch(r"(\S.*) (\d+)", line)
+        if not m:
+            fail(f"not a folded line: {line!r}")
+        if m.group(1) in stacks:
+            fail(f"a stack on two lines: {m.group(1)!r}")
+        stacks[m.group(1)] = int(m.group(2))
+    return stacks
+
+
+def share(stacks, frame):
+    """Percentage of the samples whose stack has frame on it."""
+    total = sum(stacks.values())
+    return 100 * sum(n for s, n in stacks.items() if frame in s.split(";")) / total
+
+
+def box_widths(svg_path, function):
+    """(widest box of function, the widest box of all): from each box's <title>, which starts
+    with the function's name, and its <rect>."""
+    root = ET.parse(svg_path).getroot()  # raises on malformed XML
+    widths, most = [], 0.0
+    for g in root.iter():
+        title = g.find(f"{SVG}title")
+        rect = g.find(f"{SVG}rect")
+        if title is None or rect is None or rect.get("width") is None:
+            continue
+        w = float(rect.get("width"))
+        most = max(most, w)
+        if (title.text or "").startswith(function + " "):
+            widths.append(w)
+    return (max(widths) if widths else 0.0), most
+
+
+with Daemon(env, state_dir=state) as d:
+    pid, out = run_workload(env, "split", "--seconds", 4, "--a", 70, output=True)
+    truth = truth_of(out)
+    ta, tb = 100 * truth["work_a"], 100 * truth["work_b"]
+    top = d.json("top", "--pid", str(pid))
+    n = top["samples"]
+    check(n >= 2000, f"the workload sampled ({n} samples; measured work_a {ta:.1f}%)")
+
+    # ---- folded ----
+    _, text, _ = d.profq("folded", "--pid", str(pid))
+    stacks = folded_of(text)
+    check(sum(stacks.values()) == n, f"folded lines sum to the samples ({sum(stacks.values())})")
+    sa, sb = share(stacks, "work_a"), share(stacks, "work_b")
+    check(near(sa, ta, 5) and near(sb, tb, 5),
+          f"folded: work_a {sa:.1f}% (measured {ta:.1f}%), work_b {sb:.1f}% ({tb:.1f}%)")
+    hot = max(stacks, key=stacks.get)
+    check(hot.startswith("_start;") and hot.endswith(";work_a;spin_[i]") and
+          ";main;run;outer_a;work_a;" in hot,
+          f"outermost frame first, the inlined leaf marked _[i]: {hot}")
+    check(any(s.split(";")[-1].endswith("_[k]") for s in stacks), "kernel frames marked _[k]")
+    check(list(stacks) == sorted(stacks), "lines sorted")
+    _, noinl, _ = d.profq("folded", "--pid", str(pid), "--no-inline")
+    nf = folded_of(noinl)
+    check(not any(f.startswith("spin") for s in nf for f in s.split(";")) and
+          near(share(nf, "work_a"), ta, 5),
+          "--no-inline folds spin into work_a")
+    raw = d.json("folded", "--pid", str(pid))
+    check(raw["samples"] == n and raw["truncated_samples"] == 0 and
+          sum(s["samples"] for s in raw["stacks"]) == n and
+          all(0 <= i < len(raw["frames"]) for s in raw["stacks"] for i in s["frames"]),
+          f"folded --json: the stacks answer ({len(raw['stacks'])} stacks, "
+          f"{len(raw['frames'])} frames)")
+    path = os.path.join(tmp, "out.folded")
+    d.profq("folded", "--pid", str(pid), "-o", path)
+    with open(path) as f:
+        check(f.read() == text, "-o FILE holds what standard output got")
+
+    # ---- flame ----
+    svg = os.path.join(tmp, "flame.svg")
+    _, _, err = d.profq("flame", "--pid", str(pid), "-o", svg)
+    check(os.path.getsize(svg) > 1000 and "Wrote" in err, f"flame wrote {svg}: {err.strip()}")
+    try:
+        wa, full = box_widths(svg, "work_a")
+    except ET.ParseError as e:
+        fail(f"the SVG is not well-formed XML: {e}")
+    check(full > 0 and near(100 * wa / full, ta, 5),
+          f"work_a's box is {100 * wa / full if full else 0:.1f}% of the width "
+          f"(measured {ta:.1f}%)")
+    with open(svg) as f:
+        body = f.read()
+    check(f"pid {pid} (split)" in body and "<script" in body and "http://" not in
+          body.replace("http://www.w3.org/", ""),
+          "titled, interactive, nothing loaded from elsewhere")
+    summary = d.json("flame", "--pid", str(pid), "-o", svg)
+    check(summary["samples"] == n and summary["output"] == svg, "flame --json: a summary")
+
+    # ---- pprof ----
+    pb = os.path.join(tmp, "cpu.pb.gz")
+    d.profq("pprof", "--pid", str(pid), "-o", pb)
+    with open(pb, "rb") as f:
+        check(gzip.decompress(f.read())[:1] != b"", "pprof wrote a gzip file")
+    go = shutil.which("go")
+    if not go:
+        fail("go tool pprof is needed (scripts/install-deps installs golang-go)")
+    genv = dict(os.environ, HOME=tmp, PPROF_TMPDIR=tmp, GOCACHE=os.path.join(tmp, "gocache"))
+
+    def pprof_top(*args):
+        p = subprocess.run([go, "tool", "pprof", "-symbolize=none", *args, pb],
+                           capture_output=True, text=True, timeout=120, env=genv)
+        if p.returncode != 0:
+            fail(f"go tool pprof {' '.join(args)} failed: {p.stderr}")
+        return p.stdout
+
+    cum = pprof_top("-top", "-cum", "-sample_index=samples", "-nodecount=200")
+    m = re.search(r"of (\d+) total", cum)
+    check(m is not None and int(m.group(1)) == n,
+          f"go tool pprof reads it: {m and m.group(1)} samples in all")
+    rows = {}
+    for line in cum.splitlines():
+        w = line.split()
+        if len(w) >= 6 and w[1].endswith("%") and w[4].endswith("%"):
+            rows[w[5]] = (float(w[1][:-1]), float(w[4][:-1]))
+    check("work_a" in rows and near(rows["work_a"][1], ta, 5) and
+          "work_b" in rows and near(rows["work_b"][1], tb, 5),
+          f"pprof cum: work_a {rows.get('work_a')}, work_b {rows.get('work_b')} "
+          f"(measured {ta:.1f}%, {tb:.1f}%)")
+    check("spin" in rows and near(rows["spin"][0], ta + tb, 5),
+          f"the inlined spin holds the flat time ({rows.get('spin')})")
+    raw_text = pprof_top("-raw")
+    check("cpu/nanoseconds" in raw_text and "samples/count" in raw_text,
+          "sample types samples/count and cpu/nanoseconds")
+    check(re.search(r"spin .*\n.*work_a", raw_text) is not None or " spin" in raw_text,
+          "locations carry the inline frames")
+
+    # ---- errors ----
+    rc, _, err = d.profq("folded", check_rc=False)
+    check(rc == 2 and "--pid" in err, f"folded without --pid: usage error ({rc})")
+    rc, _, _ = d.profq("flame", "--pid", str(pid), check_rc=False)
+    check(rc == 2, f"flame without -o: usage error ({rc})")
+    rc, _, err = d.profq("pprof", "--pid", str(pid), "-o", os.path.join(tmp, "no", "x.pb.gz"),
+                         check_rc=False)
+    check(rc == 2 and "Failed to open" in err, f"an output that cannot be made: {err.strip()}")
+    rc, _, _ = d.profq("folded", "--pid", "4194304", check_rc=False)
+    check(rc == 1, f"a pid without samples: nothing found ({rc})")
+
+# ---- offline, from the state dir the daemon left ----
+p = subprocess.run([env.profq, "--state-dir", state, "folded", "--pid", str(pid)],
+                   capture_output=True, text=True, timeout=60)
+check(p.returncode == 0 and p.stdout == text, "offline folded: the same lines")
+
+shutil.rmtree(tmp, ignore_errors=True)
