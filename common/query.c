@@ -1429,6 +1429,27 @@ static bool frame_hidden_kernel(const Viewer *viewer, const StoreFrame *f)
 	       (!viewer->kernel_names || !f->function);
 }
 
+/* The period of the selection's samples, weighted by their number in each window (windows of
+ * a daemon restarted with another --frequency differ), so that samples x period is their CPU
+ * time; total > 0. */
+static uint64_t mean_period_ns(const QueryContext *ctx, const Request *req, const Range *range,
+			       const uint8_t *sel, uint64_t total)
+{
+	long double ns = 0;
+
+	for (size_t i = range->first; i < range->end; i++) {
+		const Window *w = store_window(ctx->store, i);
+
+		for (size_t j = 0; j < w->n_entries; j++) {
+			const WindowEntry *e = &w->entries[j];
+
+			if (sel[e->proc] && (!req->tid || e->tid == req->tid))
+				ns += ((long double)e->user + e->kernel) * w->period_ns;
+		}
+	}
+	return (uint64_t)(ns / total + 0.5L);
+}
+
 /* Adds to *bytes about what the frame takes in the answer (its strings JSON-escaped at most
  * 6 times their length, then the keys). */
 static json_object *stack_frame_json(const QueryContext *ctx, const StoreFrame *f, size_t *bytes)
@@ -1473,10 +1494,12 @@ static int answer_stacks(const QueryContext *ctx, const Request *req, json_objec
 	_cleanup_free_ StackCount *order = NULL;
 	/* FrameId -> index + 1 in "frames"; 0: not yet; FRAME_ROW_SKIP: left out (inlined). */
 	_cleanup_free_ uint32_t *frame_out = NULL;
+	/* FrameId -> index + 1 of the frame standing for a stack all inlined (--no-inline). */
+	_cleanup_free_ uint32_t *fallback_out = NULL;
 	_cleanup_json_ json_object *answer = NULL;
 	json_object *frames, *stacks, *error = NULL;
 	uint32_t kernel_out = 0, n_out = 0;
-	uint64_t total, listed = 0, period = 0;
+	uint64_t total, listed = 0, period;
 	ProcId proc;
 	Range range;
 	int r;
@@ -1553,29 +1576,42 @@ static int answer_stacks(const QueryContext *ctx, const Request *req, json_objec
 						kernel_out = *out;
 				}
 			}
-			if (*out == FRAME_ROW_SKIP || *out == last)
+			/* recursion repeats a frame, and stays; only "[kernel]" runs merge */
+			if (*out == FRAME_ROW_SKIP || (*out == last && last == kernel_out))
 				continue;
 			last = *out;
 			json_object_array_add(a, json_object_new_int64(*out - 1));
 		}
 		/* Without inlines, a stack cut short within inlined code has no frame left: its
-		 * outermost one stands for it. */
+		 * outermost one stands for it, as a frame of its own (not inlined into anything
+		 * the answer shows), listed once however many stacks end so. */
 		if (last == 0) {
-			json_object *fo = stack_frame_json(ctx, store_frame(store, ids[n - 1]),
-							   &bytes);
+			uint32_t *out;
 
-			if (!fo || json_object_array_add(frames, fo) < 0) {
-				json_object_put(fo);
-				return -ENOMEM;
+			if (!fallback_out) {
+				fallback_out = calloc(store_frame_id_limit(store), sizeof(uint32_t));
+				if (!fallback_out)
+					return -ENOMEM;
 			}
-			json_object_array_add(a, json_object_new_int64(n_out++));
+			out = &fallback_out[ids[n - 1]];
+			if (*out == 0) {
+				json_object *fo = stack_frame_json(
+					ctx, store_frame(store, ids[n - 1]), &bytes);
+
+				if (!fo || json_object_array_add(frames, fo) < 0) {
+					json_object_put(fo);
+					return -ENOMEM;
+				}
+				json_object_object_add(fo, "inlined", json_object_new_boolean(false));
+				*out = ++n_out;
+			}
+			json_object_array_add(a, json_object_new_int64(*out - 1));
 		}
 		refs += n;
 		bytes += 8 * n + 32;
 		listed += order[k].count;
 	}
-	for (size_t i = range.first; i < range.end; i++)
-		period = store_window(store, i)->period_ns ?: period;
+	period = mean_period_ns(ctx, req, &range, sel, total);
 
 	add_proc_fields(ctx, req, proc, total, answer);
 	json_add_int(answer, "truncated_samples", (int64_t)(total - listed));

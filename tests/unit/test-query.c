@@ -1429,6 +1429,71 @@ static void test_stacks(void **state)
 	assert_false(strstr(json_object_to_json_string(noinl), "\"hot\""));
 }
 
+/* Recursion keeps its depth; an unprivileged viewer's kernel frames merge into one; a stack
+ * all inlined stands as its outermost frame under --no-inline, listed once; the period is
+ * weighted by the samples of windows sampled at different frequencies. */
+static void test_stacks_shapes(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *ans = NULL, *user = NULL, *noinl = NULL;
+	FrameId fib5, fib3, main9, k1, k2, in1, in2, in3;
+	json_object *f;
+	ProcId p;
+	Request req;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	fib5 = frame_at(s, "fib", "prog.c", 5, 2, 0);
+	fib3 = frame_at(s, "fib", "prog.c", 3, 2, 0);
+	main9 = frame_at(s, "main", "prog.c", 9, 8, 0);
+	k1 = frame_at(s, "k1", NULL, 0, 0, FRAME_KERNEL);
+	k2 = frame_at(s, "k2", NULL, 0, 0, FRAME_KERNEL);
+	in1 = frame_at(s, "in1", "prog.h", 1, 1, FRAME_INLINED);
+	in2 = frame_at(s, "in2", "prog.h", 2, 2, FRAME_INLINED);
+	in3 = frame_at(s, "in3", "prog.h", 3, 3, FRAME_INLINED);
+	p = proc(s, 100, 1000, T0 - 100 * SEC, "prog");
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	add(s, p, 100, STACK(s, fib3, fib5, fib5, fib5, fib5, main9), false, 40);
+	add(s, p, 100, STACK(s, k1, k2, fib5, main9), true, 20);
+	assert_int_equal(store_window_close(s), 0);
+	/* restarted at twice the frequency */
+	assert_int_equal(store_window_open(s, T0 + 10 * SEC, T0 + 20 * SEC, PERIOD / 2), 0);
+	add(s, p, 100, STACK(s, in1, in3), false, 30);
+	add(s, p, 100, STACK(s, in2, in3), false, 10);
+	assert_int_equal(store_window_close(s), 0);
+
+	req = code_req(COMMAND_STACKS);
+	ans = ask(s, T0 + 30 * SEC, 0, true, &req);
+	expect_ok(ans);
+	assert_int_equal(json_get_int(ans, "samples"), 100);
+	/* (60 x P + 40 x P/2) / 100 */
+	assert_int_equal(json_get_int(ans, "period_ns"), (60 * (int64_t)PERIOD + 20 * PERIOD) / 100);
+	assert_int_equal(stack_samples(ans, 0), 40);
+	assert_int_equal(stack_depth(ans, 0), 6);
+	for (size_t i = 1; i < 5; i++)
+		assert_string_equal(stack_frame(ans, 0, i, NULL), "fib");
+	assert_int_equal(stack_depth(ans, 2), 4); /* privileged: both kernel frames */
+
+	user = ask(s, T0 + 30 * SEC, 1000, false, &req);
+	expect_ok(user);
+	assert_int_equal(stack_depth(user, 0), 6);
+	assert_int_equal(stack_depth(user, 2), 3);
+	assert_string_equal(stack_frame(user, 2, 0, NULL), "[kernel]");
+	assert_string_equal(stack_frame(user, 2, 1, NULL), "fib");
+
+	req.no_inline = true;
+	noinl = ask(s, T0 + 30 * SEC, 0, true, &req);
+	expect_ok(noinl);
+	assert_int_equal(stack_samples(noinl, 1), 30);
+	assert_int_equal(stack_depth(noinl, 1), 1);
+	assert_string_equal(stack_frame(noinl, 1, 0, &f), "in3");
+	assert_false(json_object_get_boolean(json_object_object_get(f, "inlined")));
+	assert_int_equal(stack_depth(noinl, 3), 1);
+	assert_string_equal(stack_frame(noinl, 3, 0, NULL), "in3");
+	/* fib:3, fib:5, main:9, k1, k2 and in3 once */
+	assert_int_equal(json_object_array_length(json_object_object_get(noinl, "frames")), 6);
+}
+
 /* More stacks than an answer lists: the coldest are counted as truncated. */
 static void test_stacks_cap(void **state)
 {
@@ -1525,6 +1590,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_top_split),
 		cmocka_unit_test(test_stacks),
+		cmocka_unit_test(test_stacks_shapes),
 		cmocka_unit_test(test_stacks_cap),
 		cmocka_unit_test(test_stacks_cap_bytes),
 		cmocka_unit_test(test_top_order_limit),
