@@ -3,8 +3,10 @@
  * profq run: time(1) with hotspots (SPEC §11). Runs the command (K times with --repeat), takes
  * real time from the clock and user/sys from wait4() (the command and every child it waited
  * for, as time(1) reports them), then asks profqd for the hotspots of each run with its
- * descendants and sums them. profq exits with the command's status, as time(1) does. With
- * --json the command's stdout is profq's stderr: stdout holds one JSON document.
+ * descendants and sums them. profq exits with the command's status, as time(1) does, once
+ * the command ran: a daemon that cannot be reached is found out before (exit 3, nothing run);
+ * one that fails to answer afterwards costs the hotspots, not the status. With --json the
+ * command's stdout is profq's stderr: stdout holds one JSON document.
  */
 #include <fcntl.h>
 #include <getopt.h>
@@ -62,6 +64,9 @@ static double monotonic_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The dispositions of SIGINT and SIGQUIT profq had, for the command to inherit. */
+static struct sigaction saved_int, saved_quit;
+
 /* Runs argv once; 0, or a negative errno when it could not be started. */
 static int run_once(char **argv, bool stdout_to_stderr, RunResult *ret)
 {
@@ -85,8 +90,8 @@ static int run_once(char **argv, bool stdout_to_stderr, RunResult *ret)
 	}
 	if (pid == 0) {
 		close(pipefd[0]);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGQUIT, SIG_DFL);
+		sigaction(SIGINT, &saved_int, NULL);
+		sigaction(SIGQUIT, &saved_quit, NULL);
 		if (stdout_to_stderr && dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
 			_exit(127);
 		execvp(argv[0], argv);
@@ -151,10 +156,11 @@ static int add_rows(json_object *answer, json_object *index, HotRow **rows, size
 				return -ENOMEM;
 			row = &(*rows)[*n];
 			*row = (HotRow){ .function = strdup(fn), .module = strdup(mod) };
+			(*n)++; /* freed with the others, whatever failed */
 			if (!row->function || !row->module ||
-			    json_object_object_add(index, key, json_object_new_int64((int64_t)*n)) < 0)
+			    json_object_object_add(index, key,
+						   json_object_new_int64((int64_t)*n - 1)) < 0)
 				return -ENOMEM;
-			(*n)++;
 		}
 		row->self += json_get_int(r, "self_samples");
 		row->total += json_get_int(r, "total_samples");
@@ -188,6 +194,63 @@ static int exit_of(int status)
 	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
 }
 
+static void hot_rows_free(HotRow *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].function);
+		free(rows[i].module);
+	}
+	free(rows);
+}
+
+/*
+ * The hotspots of every run, summed into *rows. 0, or -EPROTO when profqd could not be asked
+ * or refused (said on stderr, and in *ret_error for the JSON), -ENOMEM.
+ */
+static int collect_hotspots(const CliContext *ctx, const Request *common, const RunResult *runs,
+			    uint32_t repeat, HotRow **rows, size_t *n_rows, int64_t *samples,
+			    int *unsampled, char **ret_error)
+{
+	/* said on stderr only: stdout is for the one JSON document */
+	CliContext quiet = *ctx;
+	_cleanup_json_ json_object *index = json_object_new_object();
+	size_t allocated = 0;
+
+	if (!index)
+		return -ENOMEM;
+	quiet.json = false;
+	for (uint32_t i = 0; i < repeat; i++) {
+		_cleanup_json_ json_object *answer = NULL;
+		Request req = *common;
+		const char *msg;
+		ErrorCode code;
+
+		req.pid = (uint32_t)runs[i].pid;
+		req.start_ns = runs[i].start_ns;
+		req.children = true;
+		req.limit = REQUEST_LIMIT_MAX;
+		if (cli_query_answer(&quiet, &req, &answer) != EXIT_OK) {
+			*ret_error = strdup("profqd did not answer");
+			return -EPROTO;
+		}
+		if (answer_error_code(answer, &code, &msg) == 0) {
+			if (code != ERROR_NOT_FOUND) {
+				fprintf(stderr, "profq run: no hotspots: %s\n", strempty(msg));
+				*ret_error = strdup(strempty(msg));
+				return -EPROTO;
+			}
+			(*unsampled)++;
+			continue;
+		}
+		*samples += json_get_int(answer, "samples");
+		if (add_rows(answer, index, rows, n_rows, &allocated) < 0)
+			return -ENOMEM;
+	}
+	if (*n_rows > 0)
+		qsort(*rows, *n_rows, sizeof(HotRow), cmp_hot);
+	return 0;
+}
+
 int cmd_run(CliContext *ctx, int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -200,14 +263,15 @@ int cmd_run(CliContext *ctx, int argc, char **argv)
 	};
 	_cleanup_free_ RunResult *runs = NULL;
 	_cleanup_free_ double *v = NULL;
-	_cleanup_free_ HotRow *rows = NULL;
-	_cleanup_json_ json_object *index = json_object_new_object();
-	size_t n_rows = 0, allocated = 0;
-	uint32_t repeat = 1;
+	_cleanup_free_ char *hot_error = NULL;
+	_cleanup_json_ json_object *status = NULL;
+	HotRow *rows = NULL;
+	size_t n_rows = 0;
+	uint32_t repeat = 1, ran = 0;
 	int64_t samples = 0;
-	Request common;
+	Request common, ping;
 	double real[3], user[3], sys[3];
-	int c, r, rc = EXIT_OK, unsampled = 0;
+	int c, r, unsampled = 0;
 	char buf[128];
 
 	request_init(&common, COMMAND_TOP);
@@ -250,67 +314,58 @@ int cmd_run(CliContext *ctx, int argc, char **argv)
 
 	runs = calloc(repeat, sizeof(RunResult));
 	v = calloc(repeat, sizeof(double));
-	if (!runs || !v || !index)
+	if (!runs || !v)
 		return EXIT_UNREACHABLE;
-	/* Like time(1): the terminal's ^C is for the command, not for us. */
-	signal(SIGINT, SIG_IGN);
-	signal(SIGQUIT, SIG_IGN);
-	for (uint32_t i = 0; i < repeat; i++) {
-		r = run_once(argv + optind, ctx->json, &runs[i]);
+	/* Without a daemon there would be no hotspots: say so before anything runs. */
+	request_init(&ping, COMMAND_STATUS);
+	r = cli_query_answer(ctx, &ping, &status);
+	if (r != EXIT_OK)
+		return r; /* reported */
+
+	/* Like time(1): the terminal's ^C is for the command, not for us; the command gets the
+	 * dispositions we had (ignored under nohup stays ignored). */
+	sigaction(SIGINT, &(struct sigaction){ .sa_handler = SIG_IGN }, &saved_int);
+	sigaction(SIGQUIT, &(struct sigaction){ .sa_handler = SIG_IGN }, &saved_quit);
+	for (; ran < repeat; ran++) {
+		int st;
+
+		r = run_once(argv + optind, ctx->json, &runs[ran]);
 		if (r < 0) {
 			fprintf(stderr, "profq run: Failed to run '%s': %s\n", argv[optind],
 				strerror(-r));
 			return r == -ENOENT ? 127 : 126;
 		}
-	}
-	signal(SIGINT, SIG_DFL);
-	signal(SIGQUIT, SIG_DFL);
-
-	for (uint32_t i = 0; i < repeat; i++) {
-		_cleanup_json_ json_object *answer = NULL;
-		Request req = common;
-		ErrorCode code;
-
-		req.pid = (uint32_t)runs[i].pid;
-		req.start_ns = runs[i].start_ns;
-		req.children = true;
-		req.limit = REQUEST_LIMIT_MAX;
-		r = cli_query_answer(ctx, &req, &answer);
-		if (r != EXIT_OK) {
-			rc = r; /* reported */
+		/* ^C or ^\ ends --repeat too, as it ends a shell loop */
+		st = runs[ran].status;
+		if (WIFSIGNALED(st) && (WTERMSIG(st) == SIGINT || WTERMSIG(st) == SIGQUIT) &&
+		    ran + 1 < repeat) {
+			fprintf(stderr, "profq run: interrupted after %u of %u runs\n", ran + 1,
+				repeat);
+			ran++;
 			break;
 		}
-		if (answer_error_code(answer, &code, NULL) == 0) {
-			if (code != ERROR_NOT_FOUND) {
-				const char *msg = json_get_string(answer, "error");
-
-				fprintf(stderr, "profq run: %s\n", strempty(msg));
-				rc = cli_exit_code(code);
-				break;
-			}
-			unsampled++;
-			continue;
-		}
-		samples += json_get_int(answer, "samples");
-		if (add_rows(answer, index, &rows, &n_rows, &allocated) < 0)
-			return EXIT_UNREACHABLE;
 	}
-	if (n_rows > 0)
-		qsort(rows, n_rows, sizeof(HotRow), cmp_hot);
+	sigaction(SIGINT, &saved_int, NULL);
+	sigaction(SIGQUIT, &saved_quit, NULL);
 
-	for (uint32_t i = 0; i < repeat; i++)
+	r = collect_hotspots(ctx, &common, runs, ran, &rows, &n_rows, &samples, &unsampled,
+			     &hot_error);
+	if (r == -ENOMEM) {
+		hot_rows_free(rows, n_rows);
+		return EXIT_UNREACHABLE;
+	}
+
+	for (uint32_t i = 0; i < ran; i++)
 		v[i] = runs[i].real_s;
-	stats(v, repeat, real);
-	for (uint32_t i = 0; i < repeat; i++)
+	stats(v, ran, real);
+	for (uint32_t i = 0; i < ran; i++)
 		v[i] = runs[i].user_s;
-	stats(v, repeat, user);
-	for (uint32_t i = 0; i < repeat; i++)
+	stats(v, ran, user);
+	for (uint32_t i = 0; i < ran; i++)
 		v[i] = runs[i].sys_s;
-	stats(v, repeat, sys);
+	stats(v, ran, sys);
 
-	if (ctx->json && rc != EXIT_OK) {
-		/* stdout holds the error answer already: one JSON document. */
-	} else if (ctx->json) {
+	if (ctx->json) {
 		_cleanup_json_ json_object *o = json_object_new_object();
 		json_object *a = json_object_new_array(), *h = json_object_new_array(), *cmd;
 		const char *names[] = { "real_s", "user_s", "sys_s" };
@@ -321,12 +376,13 @@ int cmd_run(CliContext *ctx, int argc, char **argv)
 			json_object_put(a);
 			json_object_put(h);
 			json_object_put(cmd);
+			hot_rows_free(rows, n_rows);
 			return EXIT_UNREACHABLE;
 		}
 		for (int i = optind; i < argc; i++)
 			json_object_array_add(cmd, json_object_new_string(argv[i]));
 		json_object_object_add(o, "command", cmd);
-		for (uint32_t i = 0; i < repeat; i++) {
+		for (uint32_t i = 0; i < ran; i++) {
 			json_object *x = json_object_new_object();
 
 			if (!x)
@@ -351,8 +407,10 @@ int cmd_run(CliContext *ctx, int argc, char **argv)
 		}
 		json_add_double(o, "cpu_pct",
 				real[1] > 0 ? 100.0 * (user[1] + sys[1]) / real[1] : 0.0, 1);
-		json_add_int(o, "exit_code", exit_of(runs[repeat - 1].status));
+		json_add_int(o, "exit_code", exit_of(runs[ran - 1].status));
 		json_add_int(o, "samples", samples);
+		if (hot_error)
+			json_add_string(o, "hotspots_error", hot_error);
 		for (size_t i = 0; i < n_rows && i < common.limit; i++) {
 			json_object *x = json_object_new_object();
 
@@ -373,20 +431,19 @@ int cmd_run(CliContext *ctx, int argc, char **argv)
 		json_object_object_add(o, "rows", h);
 		cli_print_json(o);
 	} else {
-		if (repeat == 1) {
+		if (ran == 1) {
 			printf("real %.3fs  user %.3fs  sys %.3fs  cpu %.0f%%  (%s)\n", real[1],
 			       user[1], sys[1],
 			       real[1] > 0 ? 100.0 * (user[1] + sys[1]) / real[1] : 0.0,
 			       status_text(runs[0].status, buf, sizeof(buf)));
 		} else {
-			printf("%u runs, min / median / max:\n", repeat);
+			printf("%u runs, min / median / max:\n", ran);
 			printf("  real %8.3fs %8.3fs %8.3fs\n", real[0], real[1], real[2]);
 			printf("  user %8.3fs %8.3fs %8.3fs\n", user[0], user[1], user[2]);
 			printf("  sys  %8.3fs %8.3fs %8.3fs\n", sys[0], sys[1], sys[2]);
-			printf("last run: %s\n",
-			       status_text(runs[repeat - 1].status, buf, sizeof(buf)));
+			printf("last run: %s\n", status_text(runs[ran - 1].status, buf, sizeof(buf)));
 		}
-		if (rc == EXIT_OK) {
+		if (!hot_error) {
 			printf("\nSamples: %" PRId64 " (children included)%s\n\n", samples,
 			       unsampled ? "; some runs were too short to be sampled" : "");
 			if (n_rows > 0)
@@ -399,11 +456,6 @@ int cmd_run(CliContext *ctx, int argc, char **argv)
 				       rows[i].function, rows[i].module);
 		}
 	}
-	for (size_t i = 0; i < n_rows; i++) {
-		free(rows[i].function);
-		free(rows[i].module);
-	}
-	if (rc != EXIT_OK)
-		return rc;
-	return exit_of(runs[repeat - 1].status);
+	hot_rows_free(rows, n_rows);
+	return exit_of(runs[ran - 1].status);
 }

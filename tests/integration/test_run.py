@@ -5,7 +5,10 @@ the command and its waited-for children) and its hotspots from profqd, children 
 --repeat gives min/median/max; profq exits with the command's status."""
 
 import json
+import os
+import shutil
 import subprocess
+import tempfile
 
 from harness import Daemon, Env, check, fail, near, require_bpf
 
@@ -63,3 +66,19 @@ with Daemon(env) as d:
     check(code == 127 and "No such file" in err, f"a missing command: 127 ({err.strip()})")
     code, _, _ = run(d)
     check(code == 2, "no command: usage error")
+
+    # ^C ends --repeat as it ends a shell loop: one run, killed by SIGINT, 128 + 2.
+    c = run_json(d, "--repeat", "5", "--", "sh", "-c", "kill -INT $$", rc=130)
+    check(len(c["runs"]) == 1 and c["runs"][0]["exit_code"] == 130,
+          f"SIGINT stops --repeat after the run it killed ({len(c['runs'])} runs)")
+
+# Without a daemon there are no hotspots: said before anything runs (exit 3), in one JSON
+# document with --json.
+tmp = tempfile.mkdtemp(prefix="profq-run-")
+marker = os.path.join(tmp, "ran")
+p = subprocess.run([env.profq, "--socket", os.path.join(tmp, "no.sock"), "run", "--json", "--",
+                    "touch", marker], capture_output=True, text=True, timeout=60)
+check(p.returncode == 3 and not os.path.exists(marker) and
+      json.loads(p.stdout).get("error"),
+      f"no profqd: exit 3, nothing run ({p.returncode}, {p.stdout.strip()!r})")
+shutil.rmtree(tmp, ignore_errors=True)
