@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,6 +88,7 @@ static int write_folded(const Profile *p, FILE *out)
 				fputc(';', m);
 		}
 		if (fclose(m) != 0) {
+			free(lines[n].text);
 			r = -ENOMEM;
 			goto out;
 		}
@@ -176,24 +178,82 @@ static void export_help(ExportKind kind)
 	       kind == EXPORT_PPROF ? ", not a terminal" : "");
 }
 
-/* Opens -o's file (created 0644, replaced whole), or stdout for "-". */
-static int open_output(const ExportArgs *args, ExportKind kind, FILE **ret, bool *ret_stdout)
+/* Where an export goes: standard output, a file written in place, or a temporary file that
+ * replaces the old one only once it is whole. */
+typedef struct Output {
+	FILE *f;
+	bool is_stdout;
+	char *temp; /* NULL: written in place */
+} Output;
+
+/*
+ * Opens -o's file, or stdout for "-". A regular file (or a new one) is written to a temporary
+ * file beside it and renamed over it when complete, so that a failed export (disk full, ^C)
+ * leaves the old file as it was; anything else (a FIFO, /dev/stdout, a symlink) is written in
+ * place. New files get 0666 less the umask, as the shell's > gives them.
+ */
+static int output_open(const ExportArgs *args, ExportKind kind, Output *ret)
 {
 	const char *path = args->output;
-	FILE *f;
+	struct stat st;
+	mode_t mask;
+	int fd;
 
-	*ret_stdout = !path || streq(path, "-");
-	if (*ret_stdout) {
+	*ret = (Output){ .is_stdout = !path || streq(path, "-") };
+	if (ret->is_stdout) {
 		if (kind == EXPORT_PPROF && isatty(STDOUT_FILENO))
 			return -ENOTTY;
-		*ret = stdout;
+		ret->f = stdout;
 		return 0;
 	}
-	f = fopen(path, kind == EXPORT_PPROF ? "wbe" : "we");
-	if (!f)
-		return -errno;
-	*ret = f;
+	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		ret->f = fopen(path, "we");
+		return ret->f ? 0 : -errno;
+	}
+	if (asprintf(&ret->temp, "%s.XXXXXX", path) < 0) {
+		ret->temp = NULL;
+		return -ENOMEM;
+	}
+	fd = mkostemp(ret->temp, O_CLOEXEC);
+	if (fd < 0) {
+		int r = -errno;
+
+		ret->temp = mfree(ret->temp);
+		if (r != -EACCES)
+			return r;
+		/* a file we may write in a directory we may not: in place, then */
+		ret->f = fopen(path, "we");
+		return ret->f ? 0 : -errno;
+	}
+	mask = umask(0);
+	umask(mask);
+	if (fchmod(fd, 0666 & ~mask) < 0 || !(ret->f = fdopen(fd, "w"))) {
+		int r = -errno;
+
+		close(fd);
+		unlink(ret->temp);
+		ret->temp = mfree(ret->temp);
+		return r;
+	}
 	return 0;
+}
+
+/* Finishes the output: flushed, closed, renamed into place when r >= 0, removed otherwise.
+ * r, or the first error of these. */
+static int output_close(Output *o, const char *path, int r)
+{
+	if (fflush(o->f) != 0 && r >= 0)
+		r = -errno;
+	if (!o->is_stdout && fclose(o->f) != 0 && r >= 0)
+		r = -errno;
+	if (o->temp) {
+		if (r >= 0 && rename(o->temp, path) < 0)
+			r = -errno;
+		if (r < 0)
+			unlink(o->temp);
+		o->temp = mfree(o->temp);
+	}
+	return r;
 }
 
 static int export_run(ExportKind kind, CliContext *ctx, int argc, char **argv)
@@ -220,8 +280,7 @@ static int export_run(ExportKind kind, CliContext *ctx, int argc, char **argv)
 	_cleanup_free_ char *error = NULL;
 	ExportArgs args = { 0 };
 	Request req;
-	bool to_stdout = true;
-	FILE *out = NULL;
+	Output out;
 	char *end;
 	int c, r;
 
@@ -285,7 +344,7 @@ static int export_run(ExportKind kind, CliContext *ctx, int argc, char **argv)
 		return EXIT_UNREACHABLE;
 	}
 
-	r = open_output(&args, kind, &out, &to_stdout);
+	r = output_open(&args, kind, &out);
 	if (r == -ENOTTY)
 		return cli_usage_error(name, "standard output is a terminal: give -o FILE");
 	if (r < 0) {
@@ -295,26 +354,23 @@ static int export_run(ExportKind kind, CliContext *ctx, int argc, char **argv)
 	}
 	switch (kind) {
 	case EXPORT_FOLDED:
-		r = write_folded(p, out);
+		r = write_folded(p, out.f);
 		break;
 	case EXPORT_FLAME:
-		r = write_flame(p, &args, out);
+		r = write_flame(p, &args, out.f);
 		break;
 	case EXPORT_PPROF:
-		if (fflush(out) != 0)
+		if (fflush(out.f) != 0)
 			r = -errno;
 		else
-			r = pprof_write(p, fileno(out));
+			r = pprof_write(p, fileno(out.f));
 		break;
 	}
-	if (fflush(out) != 0 && r >= 0)
-		r = -errno;
-	if (!to_stdout && fclose(out) != 0 && r >= 0)
-		r = -errno;
+	r = output_close(&out, args.output, r);
 	if (r < 0) {
 		fprintf(stderr, "profq %s: Failed to write '%s': %s\n", name,
-			to_stdout ? "standard output" : args.output, strerror(-r));
-		return EXIT_USAGE;
+			out.is_stdout ? "standard output" : args.output, strerror(-r));
+		return EXIT_USAGE; /* as for a file that cannot be opened: the -o is unusable */
 	}
 	if (ctx->json) {
 		_cleanup_json_ json_object *o = json_object_new_object();
@@ -328,7 +384,7 @@ static int export_run(ExportKind kind, CliContext *ctx, int argc, char **argv)
 		json_add_int(o, "stacks", (int64_t)p->n_stacks);
 		json_add_int(o, "truncated_samples", (int64_t)p->truncated_samples);
 		cli_print_json(o);
-	} else if (!to_stdout) {
+	} else if (!out.is_stdout) {
 		fprintf(stderr, "Wrote %s: %" PRIu64 " samples in %zu stacks of pid %" PRIu32 ".\n",
 			args.output, p->samples, p->n_stacks, p->pid);
 	}

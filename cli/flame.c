@@ -477,8 +477,10 @@ int flame_write_svg(const Profile *p, const FlameOptions *o, FILE *f)
 		r = sort_children(&fl);
 	if (r >= 0) {
 		write_svg(&fl, o, f);
-		if (fflush(f) != 0 || ferror(f))
-			r = -EIO;
+		if (fflush(f) != 0)
+			r = errno > 0 ? -errno : -EIO;
+		else if (ferror(f))
+			r = -EIO; /* failed earlier; the stream does not say why */
 	}
 	free(fl.nodes);
 	free(fl.children);

@@ -25,5 +25,6 @@ typedef struct FlameOptions {
 	double min_width;     /* boxes narrower than this many pixels are left out; 0: 0.1 */
 } FlameOptions;
 
-/* Writes the SVG to f. 0, or a negative errno (-EIO when writing failed, -ENOMEM). */
+/* Writes the SVG to f. 0, or a negative errno (of the failed write, -EIO when the stream lost
+ * it; -ENOMEM). */
 int flame_write_svg(const Profile *p, const FlameOptions *o, FILE *f);

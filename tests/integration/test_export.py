@@ -151,8 +151,12 @@ with Daemon(env, state_dir=state) as d:
     raw_text = pprof_top("-raw")
     check("cpu/nanoseconds" in raw_text and "samples/count" in raw_text,
           "sample types samples/count and cpu/nanoseconds")
-    check(re.search(r"spin .*\n.*work_a", raw_text) is not None or " spin" in raw_text,
-          "locations carry the inline frames")
+    # -raw lists each location's lines, the innermost first and each caller it is inlined
+    # into on a continuation line: "  7: 0x0 M=1 spin split.c:30 s=0\n          work_a ..."
+    inl = re.search(r"^\s+\d+: .*\bspin\b.*\n\s+work_a\b", raw_text, re.M)
+    check(inl is not None,
+          "a location holds spin with work_a, which it is inlined into: "
+          + (inl.group(0).split("\n")[0].strip() if inl else raw_text[-2000:]))
 
     # ---- errors ----
     rc, _, err = d.profq("folded", check_rc=False)
@@ -164,6 +168,35 @@ with Daemon(env, state_dir=state) as d:
     check(rc == 2 and "Failed to open" in err, f"an output that cannot be made: {err.strip()}")
     rc, _, _ = d.profq("folded", "--pid", "4194304", check_rc=False)
     check(rc == 1, f"a pid without samples: nothing found ({rc})")
+    rc, _, err = d.profq("flame", "--pid", str(pid), "-o", "/dev/full", check_rc=False)
+    check(rc == 2 and "Failed to write '/dev/full'" in err and "No space" in err,
+          f"a write that fails: said, exit 2 ({err.strip()})")
+    # -o replaces a file whole or not at all: on a full disk the old one stays.
+    small = os.path.join(tmp, "small")
+    os.mkdir(small)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", small],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        print(f"SKIPPED (full disk): cannot mount a tmpfs: {mounted.stderr.strip()}")
+    else:
+        try:
+            old = os.path.join(small, "flame.svg")
+            with open(old, "w") as f:
+                f.write("old")
+            rc, _, err = d.profq("flame", "--pid", str(pid), "-o", old, check_rc=False)
+            with open(old) as f:
+                kept = f.read()
+            check(rc == 2 and kept == "old" and os.listdir(small) == ["flame.svg"],
+                  f"disk full: the old file kept, no temporary left ({rc}, {err.strip()})")
+        finally:
+            subprocess.run(["umount", small])
+    # a new file is 0666 less the umask, as > makes it
+    umasked = os.path.join(tmp, "umask.folded")
+    p = subprocess.run(["sh", "-c", 'umask 027; exec "$@"', "sh", env.profq, "--socket",
+                        d.socket, "folded", "--pid", str(pid), "-o", umasked],
+                       capture_output=True, text=True, timeout=60)
+    mode = os.stat(umasked).st_mode & 0o777
+    check(p.returncode == 0 and mode == 0o640, f"a new file: mode {mode:o} under umask 027")
 
 # ---- offline, from the state dir the daemon left ----
 p = subprocess.run([env.profq, "--state-dir", state, "folded", "--pid", str(pid)],

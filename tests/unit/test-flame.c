@@ -288,7 +288,7 @@ static void test_write_error(void **state)
 
 	(void)state;
 	assert_non_null(f);
-	assert_int_equal(flame_write_svg(p, &(FlameOptions){ 0 }, f), -EIO);
+	assert_int_equal(flame_write_svg(p, &(FlameOptions){ 0 }, f), -ENOSPC);
 	fclose(f);
 }
 
