@@ -112,7 +112,8 @@ static int join(Side sides[2], bool by_total, DiffRow **ret, size_t *ret_n)
 					return -ENOMEM;
 				row = &rows[n];
 				*row = (DiffRow){ .function = fn, .module = mod };
-				json_object_object_add(index, k, json_object_new_int64((int64_t)n));
+				if (json_add_index(index, k, n) < 0)
+					return -ENOMEM;
 				n++;
 			}
 			row->pct[s] = json_get_double(r, key);

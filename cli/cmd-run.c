@@ -157,9 +157,7 @@ static int add_rows(json_object *answer, json_object *index, HotRow **rows, size
 			row = &(*rows)[*n];
 			*row = (HotRow){ .function = strdup(fn), .module = strdup(mod) };
 			(*n)++; /* freed with the others, whatever failed */
-			if (!row->function || !row->module ||
-			    json_object_object_add(index, key,
-						   json_object_new_int64((int64_t)*n - 1)) < 0)
+			if (!row->function || !row->module || json_add_index(index, key, *n - 1) < 0)
 				return -ENOMEM;
 		}
 		row->self += json_get_int(r, "self_samples");

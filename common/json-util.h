@@ -2,6 +2,7 @@
 /* Cleanup helpers for json-c objects. Header only. */
 #pragma once
 
+#include <errno.h>
 #include <json-c/json.h>
 
 #include "macro.h"
@@ -58,6 +59,18 @@ static inline void json_add_string(json_object *o, const char *key, const char *
 static inline void json_add_int(json_object *o, const char *key, int64_t v)
 {
 	json_object_object_add(o, key, json_object_new_int64(v));
+}
+
+/* Adds key -> i to an object used as an index of rows: 0, or -ENOMEM (nothing added). */
+static inline int json_add_index(json_object *index, const char *key, size_t i)
+{
+	json_object *v = json_object_new_int64((int64_t)i);
+
+	if (!v || json_object_object_add(index, key, v) < 0) {
+		json_object_put(v);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 /* Adds a double rounded to the given number of decimals. */
