@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: MIT
 """The exports (SPEC 11) of the split workload, whose CPU split the workload measures itself:
 `profq folded` lines sum to the process's samples and give work_a and work_b their measured
-shares; `profq flame` writes a well-formed SVG whose work_a box is as wide as that share;
-`profq pprof` writes a gzipped profile that `go tool pprof` reads, with the same shares, the
-inlined spin() as an inline frame of work_a, and the samples' CPU time; offline answers are the
-same; bad requests exit as SPEC 11 says."""
+shares; `profq flame` writes a well-formed SVG whose work_a box is as wide as that share (and,
+where chromium is installed, whose search finds that share in a headless browser); `profq
+pprof` writes a gzipped profile that `go tool pprof` reads, with the same shares, the inlined
+spin() as an inline frame of work_a, and the samples' CPU time; offline answers are the same;
+bad requests and failed writes exit as SPEC 11 says."""
 
 import gzip
 import os
@@ -113,6 +114,18 @@ with Daemon(env, state_dir=state) as d:
     check(f"pid {pid} (split)" in body and "<script" in body and "http://" not in
           body.replace("http://www.w3.org/", ""),
           "titled, interactive, nothing loaded from elsewhere")
+    # The script runs in a browser: a "#search=" link paints work_a and says its share.
+    chromium = shutil.which("chromium")
+    if not chromium:
+        print("SKIPPED (flame in a browser): no chromium")
+    else:
+        p = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                            "--user-data-dir=" + os.path.join(tmp, "chromium"), "--dump-dom",
+                            f"file://{svg}#search=^work_a$"],
+                           capture_output=True, text=True, timeout=120)
+        m = re.search(r'id="matched"[^>]*>Matched: ([0-9.]+)%<', p.stdout)
+        check(m is not None and near(float(m.group(1)), ta, 5) and "rgb(230,0,230)" in p.stdout,
+              f"chromium: search matched {m and m.group(1)}% (measured {ta:.1f}%)")
     summary = d.json("flame", "--pid", str(pid), "-o", svg)
     check(summary["samples"] == n and summary["output"] == svg, "flame --json: a summary")
 
