@@ -83,6 +83,7 @@ static void maps_clear(ProcTable *t, Process *p)
 	p->n_maps = 0;
 	p->maps_loaded = false;
 	p->maps_from_log = false;
+	p->maps_from_parent = false;
 }
 
 static void process_free(ProcTable *t, Process *p)
@@ -187,16 +188,19 @@ static int maps_load(ProcTable *t, Process *p, uint64_t time_ns, uint64_t now_ns
 		p->maps_from_log = r >= 0;
 		return r;
 	}
-	if ((lr == -ENODATA || lr >= 0) && parent) {
+	if ((lr == -ENODATA || lr >= 0) && parent && !(p->exec_ns && time_ns >= p->exec_ns)) {
 		/* Between fork and exec the child runs its parent's image; the parent (older
 		 * than profqd, so only partly in the log) usually still runs. Not the child's
-		 * /proc: by now that may show the image it exec'd. */
+		 * /proc: by now that may show the image it exec'd. Never for a sample from
+		 * after the exec, so the reload in proctable_find_mapping happens once. */
 		r = procfs_read_maps((pid_t)parent, &raw, &n);
 		if (r >= 0) {
 			t->stats.maps_from_parent++;
 			if (lr >= 0)
 				procfs_maps_free(logged, n_logged);
-			return maps_install(t, p, raw, n);
+			r = maps_install(t, p, raw, n);
+			p->maps_from_parent = r >= 0;
+			return r;
 		}
 	}
 	if (proc_is_incarnation(p->pid, p->start_boot_ns, NULL)) {
@@ -593,6 +597,15 @@ const Mapping *proctable_find_mapping(ProcTable *t, Process *p, uint64_t addr, u
 
 	if (p->kthread)
 		return NULL;
+	/* The parent's mappings stand for a child between fork and exec, a guess from the
+	 * sample's time: a sample taken inside execve, after the new address space replaced the
+	 * old but before the exec event, looks the same and has the new mm already (so no mm
+	 * change follows). Once a sample is from after the exec, the exec's own mappings are
+	 * in the log: load them, and let what was named through the guess be named again. */
+	if (p->maps_from_parent && p->exec_ns && time_ns >= p->exec_ns) {
+		maps_clear(t, p);
+		p->generation++;
+	}
 	if (!p->maps_loaded)
 		(void)maps_load(t, p, time_ns, now_ns);
 	m = find_mapping(p, addr);

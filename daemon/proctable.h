@@ -46,7 +46,8 @@ typedef struct Process {
 	bool kthread;
 	bool approx_start; /* adopted from /proc: start known to the clock tick only */
 	bool maps_loaded;
-	bool maps_from_log; /* the mappings came from the sideband log */
+	bool maps_from_log;    /* the mappings came from the sideband log */
+	bool maps_from_parent; /* the parent's, for a child seen between fork and exec */
 	bool exited;
 	Mapping *maps; /* sorted by start */
 	size_t n_maps;
