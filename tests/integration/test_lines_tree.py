@@ -117,10 +117,17 @@ with Daemon(env, state_dir=state) as d:
     ln = d.json("lines", "--pid", str(pid), "-n", "50")
     top = ln["rows"][0]
     spin_line = source_line("split.c", top["line"]) if top["file"] else ""
+    # The loop is a handful of instructions from two lines (the for and its body); which of them
+    # the timer interrupt lands on is the CPU's business (an Intel host put nearly all samples on
+    # one line, an AMD EPYC puts 81/19 on the two, perf agreeing), so spin's lines are checked
+    # together.
+    spin_rows = [r for r in ln["rows"] if r["function"] == "spin" and r["file"].endswith("split.c")]
+    spin_pct = sum(r["self_pct"] for r in spin_rows)
     check(top["function"] == "spin" and top["file"].endswith("split.c") and
-          near(top["self_pct"], 100, 3),
+          near(spin_pct, 100, 3) and top["self_pct"] >= 50,
           f"the hottest line is the inlined spin's, in split.c ({top['file']}:{top['line']}, "
-          f"{top['self_pct']}%)")
+          f"{top['self_pct']}%), and spin's lines hold the samples "
+          f"({[(r['line'], r['self_pct']) for r in spin_rows]})")
     check(top["text"] is not None and top["text"] == spin_line,
           f"the row carries the source text of its line ({top['text']!r})")
     fields = ("file", "line", "function", "self_samples", "self_pct", "text")
