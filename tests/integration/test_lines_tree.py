@@ -118,8 +118,8 @@ with Daemon(env, state_dir=state) as d:
     top = ln["rows"][0]
     spin_line = source_line("split.c", top["line"]) if top["file"] else ""
     # The loop is a handful of instructions from two lines (the for and its body); which of them
-    # the timer interrupt lands on is the CPU's business (an Intel host put nearly all samples on
-    # one line, an AMD EPYC puts 81/19 on the two, perf agreeing), so spin's lines are checked
+    # the timer interrupt lands on is the CPU's business (earlier hosts put nearly all samples on
+    # one line, this AMD EPYC puts 81/19 on the two, perf agreeing), so spin's lines are checked
     # together.
     spin_rows = [r for r in ln["rows"] if r["function"] == "spin" and r["file"].endswith("split.c")]
     spin_pct = sum(r["self_pct"] for r in spin_rows)
