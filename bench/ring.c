@@ -15,9 +15,9 @@
  * generate writes a state dir holding DURATION seconds (default: an hour) of simulated windows
  * ending at the last window boundary before now, so that all of them are inside profqd's
  * default retention when it starts on DIR. It goes through the project's own Store and
- * PersistWriter (common/store.c, persist.c, segment.c), with the segment span profqd uses
- * (a sixth of the retention), so the files are what profqd would have written. The simulated
- * host: PROCESSES processes alive at any time (a share of them kernel threads, a share
+ * PersistWriter (libprofq/store/: store.c, persist.c, segment.c), with the segment span
+ * profqd uses (a sixth of the retention), so the files are what profqd would have written. The
+ * simulated host: PROCESSES processes alive at any time (a share of them kernel threads, a share
  * short-lived and replaced by new ones as they exit), instances of a few dozen programs that
  * share libraries (libc, libpython, libstdc++, the kernel...); each process has 20-200
  * distinct stacks (user depth 10-40, some with kernel frames on top) drawn from its program's
@@ -37,12 +37,12 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
-#include "macro.h"
-#include "persist.h"
-#include "procfs.h"
-#include "segment.h"
-#include "store.h"
-#include "timeutil.h"
+#include "base/macro.h"
+#include "store/persist.h"
+#include "base/procfs.h"
+#include "store/segment.h"
+#include "store/store.h"
+#include "base/timeutil.h"
 
 #define RECORD_OVERHEAD 12 /* type, length, crc */
 #define KERNEL_FUNCS 3000

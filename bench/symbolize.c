@@ -32,9 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "macro.h"
-#include "store.h"
-#include "symbolizer.h"
+#include "base/macro.h"
+#include "store/store.h"
+#include "symbolize/symbolizer.h"
 
 static uint64_t now_ns(void)
 {

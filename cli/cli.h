@@ -9,7 +9,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 
-#include "protocol.h"
+#include "protocol/protocol.h"
 
 enum {
 	EXIT_OK = 0,

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json-util.h"
+#include "base/parse.h"
 #include "cli.h"
-#include "json-util.h"
-#include "parse.h"
 
 enum {
 	OPT_BASE = 0x300,

@@ -15,9 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/json-util.h"
 #include "cli.h"
 #include "flame.h"
-#include "json-util.h"
 #include "pprof.h"
 #include "profile.h"
 

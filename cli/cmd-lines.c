@@ -3,8 +3,8 @@
 #include <getopt.h>
 #include <sys/stat.h>
 
+#include "base/json-util.h"
 #include "cli.h"
-#include "json-util.h"
 
 /*
  * Source text is read here, by the user who asks, with their own permissions: the daemon never

@@ -2,8 +2,8 @@
 #include <getopt.h>
 #include <time.h>
 
+#include "base/json-util.h"
 #include "cli.h"
-#include "json-util.h"
 
 /* Start times as ps(1) shows them: HH:MM:SS today, else the date. */
 static const char *start_string(double t, char *buf, size_t len)

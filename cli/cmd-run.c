@@ -20,10 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/json-util.h"
+#include "base/parse.h"
+#include "base/timeutil.h"
 #include "cli.h"
-#include "json-util.h"
-#include "parse.h"
-#include "timeutil.h"
 
 #define RUN_REPEAT_MAX 1000
 

@@ -2,8 +2,8 @@
 #include <getopt.h>
 #include <time.h>
 
+#include "base/json-util.h"
 #include "cli.h"
-#include "json-util.h"
 
 static void print_size(const char *label, int64_t bytes)
 {

@@ -4,8 +4,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "base/json-util.h"
 #include "cli.h"
-#include "json-util.h"
 
 static void print_clock(const char *label, json_object *v)
 {

@@ -2,9 +2,9 @@
 #include <getopt.h>
 #include <time.h>
 
+#include "base/json-util.h"
+#include "base/parse.h"
 #include "cli.h"
-#include "json-util.h"
-#include "parse.h"
 
 static void render_top(json_object *a, int max_rows)
 {

@@ -2,8 +2,8 @@
 #include <getopt.h>
 #include <limits.h>
 
+#include "base/json-util.h"
 #include "cli.h"
-#include "json-util.h"
 
 /* Deeper levels are not indented further: the depth is printed instead. */
 #define TREE_INDENT_MAX 32

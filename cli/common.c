@@ -6,13 +6,13 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include "base/json-util.h"
+#include "base/macro.h"
+#include "base/parse.h"
+#include "base/timeutil.h"
 #include "cli.h"
-#include "json-util.h"
-#include "macro.h"
-#include "parse.h"
-#include "persist.h"
-#include "query.h"
-#include "timeutil.h"
+#include "query/query.h"
+#include "store/persist.h"
 
 /* How long to wait for an answer: a daemon that takes longer is treated as unreachable. */
 #define ANSWER_TIMEOUT_MS 30000

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "base/hashindex.h"
+#include "base/macro.h"
 #include "flame.h"
-#include "hashindex.h"
-#include "macro.h"
 
 #define FRAME_HEIGHT 16
 #define FONT_SIZE 12

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include <getopt.h>
 
+#include "base/macro.h"
 #include "cli.h"
-#include "macro.h"
 
 static const CliCommand commands[] = {
 	{ "status", cmd_status, "", "Daemon health: uptime, samples taken and lost, memory" },

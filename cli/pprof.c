@@ -8,8 +8,8 @@
 #include <xxhash.h>
 #include <zlib.h>
 
-#include "hashindex.h"
-#include "macro.h"
+#include "base/hashindex.h"
+#include "base/macro.h"
 #include "pprof.h"
 #include "profile.pb-c.h"
 

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json-util.h"
-#include "macro.h"
+#include "base/json-util.h"
+#include "base/macro.h"
 #include "profile.h"
-#include "store.h"
+#include "store/store.h"
 
 Profile *profile_free(Profile *p)
 {

@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <zlib.h>
 
-#include "macro.h"
-#include "persist.h"
+#include "base/macro.h"
+#include "store/persist.h"
 
 #define FUZZ_CHECK(cond)                                                                         \
 	do {                                                                                     \

@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "config.h"
-#include "log.h"
-#include "macro.h"
+#include "base/log.h"
+#include "base/macro.h"
+#include "service/config.h"
 
 #define CHECK(cond)                                                                              \
 	do {                                                                                     \

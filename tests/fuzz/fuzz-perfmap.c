@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "macro.h"
-#include "perfmap.h"
+#include "base/macro.h"
+#include "symbolize/perfmap.h"
 
 #define CHECK(cond)                                                                              \
 	do {                                                                                     \

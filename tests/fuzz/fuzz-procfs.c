@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "macro.h"
-#include "procfs.h"
+#include "base/macro.h"
+#include "base/procfs.h"
 
 #define CHECK(cond)                                                                              \
 	do {                                                                                     \

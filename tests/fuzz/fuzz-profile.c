@@ -12,12 +12,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "base/json-util.h"
+#include "base/macro.h"
 #include "flame.h"
-#include "json-util.h"
-#include "macro.h"
 #include "pprof.h"
 #include "profile.h"
-#include "store.h"
+#include "store/store.h"
 
 #define CHECK(cond)                                                                              \
 	do {                                                                                     \

@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "macro.h"
-#include "protocol.h"
+#include "base/macro.h"
+#include "protocol/protocol.h"
 
 #define CHECK(cond)                                                                              \
 	do {                                                                                     \

@@ -7,7 +7,7 @@
  *   fuzz-segment-query -max_total_time=60 CORPUS_DIR tests/fuzz/corpus/segment
  */
 #include "fuzz-common.h"
-#include "query.h"
+#include "query/query.h"
 
 /* The latest start_ns a request may carry (request_parse: up to the year 2200). */
 #define MAX_START_NS (7258118400LL * (int64_t)NSEC_PER_SEC)

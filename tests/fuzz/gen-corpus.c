@@ -14,9 +14,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "macro.h"
-#include "persist.h"
-#include "procfs.h"
+#include "base/macro.h"
+#include "base/procfs.h"
+#include "store/persist.h"
 
 #define SEC ((int64_t)NSEC_PER_SEC)
 #define T0 (1700000000LL * SEC)

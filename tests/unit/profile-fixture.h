@@ -10,8 +10,8 @@
  */
 #pragma once
 
-#include "json-util.h"
-#include "macro.h"
+#include "base/json-util.h"
+#include "base/macro.h"
 #include "profile.h"
 
 #define FIXTURE_PERIOD_NS 10101010

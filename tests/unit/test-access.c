@@ -6,8 +6,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "access.h"
-#include "macro.h"
+#include "base/macro.h"
+#include "service/access.h"
 
 /* Who is privileged (SPEC §10): root, the group (primary or supplementary), CAP_SYS_PTRACE. */
 static void test_privileged(void **state)

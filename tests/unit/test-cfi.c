@@ -12,8 +12,8 @@
 #include <gelf.h>
 #include <libelf.h>
 
-#include "cfi.h"
-#include "macro.h"
+#include "base/macro.h"
+#include "unwind/cfi.h"
 
 static const char *const libraries[] = {
 	"/usr/lib/x86_64-linux-gnu/libc.so.6",

@@ -5,8 +5,8 @@
 #include <syslog.h>
 #include <cmocka.h>
 
-#include "config.h"
-#include "macro.h"
+#include "base/macro.h"
+#include "service/config.h"
 
 /* Sets key = value on a fresh config; returns the result, *ret_error the message. */
 static int set1(Config *c, const char *key, const char *value)

@@ -5,8 +5,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "demangle.h"
-#include "macro.h"
+#include "base/macro.h"
+#include "symbolize/demangle.h"
 
 static const char *strnull(const char *s)
 {

@@ -7,9 +7,9 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
-#include "elfsym.h"
+#include "base/macro.h"
 #include "fixtures/fixture-symbols.h"
-#include "macro.h"
+#include "symbolize/elfsym.h"
 
 static int load_path(const char *path, ElfSym **ret)
 {

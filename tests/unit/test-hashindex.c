@@ -4,8 +4,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "hashindex.h"
-#include "macro.h"
+#include "base/hashindex.h"
+#include "base/macro.h"
 
 /* Elements are the uint64_t keys of the array passed as userdata; idx is the array index. */
 static bool key_eq(uint32_t idx, const void *key, void *userdata)

@@ -5,9 +5,9 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "kallsyms.h"
-#include "macro.h"
-#include "procfs.h"
+#include "base/macro.h"
+#include "base/procfs.h"
+#include "symbolize/kallsyms.h"
 
 /* Out of order on purpose: modules first, as /proc/kallsyms can list [bpf] late or early. */
 static const char synthetic[] = "ffffffffc0002000 t other_fn\t[nf_tables]\n"

@@ -4,8 +4,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "macro.h"
-#include "parse.h"
+#include "base/macro.h"
+#include "base/parse.h"
 
 static void test_uint(void **state)
 {

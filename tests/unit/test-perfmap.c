@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
-#include "macro.h"
-#include "perfmap.h"
+#include "base/macro.h"
+#include "symbolize/perfmap.h"
 
 static PerfMap *parse(const char *text, size_t *ret_bad)
 {

@@ -19,11 +19,11 @@
 #include <zlib.h>
 #include <cmocka.h>
 
-#include "json-util.h"
-#include "macro.h"
-#include "persist.h"
-#include "procfs.h"
-#include "query.h"
+#include "base/json-util.h"
+#include "base/macro.h"
+#include "base/procfs.h"
+#include "query/query.h"
+#include "store/persist.h"
 #include "tmpdir.h"
 
 #define SEC ((int64_t)NSEC_PER_SEC)

@@ -6,8 +6,8 @@
 #include <sys/mman.h>
 #include <cmocka.h>
 
-#include "macro.h"
-#include "procfs.h"
+#include "base/macro.h"
+#include "base/procfs.h"
 
 /* Parses text from an exact-size heap copy (no NUL after it), so ASan sees any overread. */
 static int parse_maps(const char *text, ProcMap **ret, size_t *ret_n, size_t *ret_bad)

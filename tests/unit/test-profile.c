@@ -6,10 +6,10 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "json-util.h"
-#include "macro.h"
+#include "base/json-util.h"
+#include "base/macro.h"
 #include "profile.h"
-#include "query.h"
+#include "query/query.h"
 
 #define SEC NSEC_PER_SEC
 #define T0 (1700000000 * SEC)

@@ -8,11 +8,11 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "json-util.h"
-#include "macro.h"
-#include "procfs.h"
-#include "profiler.h"
-#include "query.h"
+#include "base/json-util.h"
+#include "base/macro.h"
+#include "base/procfs.h"
+#include "query/query.h"
+#include "sampling/profiler.h"
 #include "tmpdir.h"
 
 /* The "sampled" program: real functions of this binary, so the profiler can symbolize them. */

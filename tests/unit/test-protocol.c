@@ -4,9 +4,9 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "json-util.h"
-#include "macro.h"
-#include "protocol.h"
+#include "base/json-util.h"
+#include "base/macro.h"
+#include "protocol/protocol.h"
 
 static int parse(const char *line, Request *req, char **err)
 {

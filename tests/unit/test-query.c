@@ -5,9 +5,9 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "json-util.h"
-#include "macro.h"
-#include "query.h"
+#include "base/json-util.h"
+#include "base/macro.h"
+#include "query/query.h"
 
 #define T0 (1700000000LL * (int64_t)NSEC_PER_SEC)
 #define SEC ((int64_t)NSEC_PER_SEC)

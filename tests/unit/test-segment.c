@@ -11,8 +11,8 @@
 #include <zlib.h>
 #include <cmocka.h>
 
-#include "macro.h"
-#include "segment.h"
+#include "base/macro.h"
+#include "store/segment.h"
 
 /* ---- what the decoder handed out ---- */
 

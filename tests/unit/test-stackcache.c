@@ -4,8 +4,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "macro.h"
-#include "stackcache.h"
+#include "base/macro.h"
+#include "unwind/stackcache.h"
 
 static bool key_eq(StackKey128 a, StackKey128 b)
 {

@@ -4,8 +4,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "macro.h"
-#include "store.h"
+#include "base/macro.h"
+#include "store/store.h"
 
 static StrId str(Store *s, const char *v)
 {

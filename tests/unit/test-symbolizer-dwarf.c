@@ -20,10 +20,10 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
+#include "base/macro.h"
+#include "base/procfs.h"
 #include "fixtures/fixture-symbols.h"
-#include "macro.h"
-#include "procfs.h"
-#include "symbolizer.h"
+#include "symbolize/symbolizer.h"
 
 /* Where a fixture is "loaded" in the fake process. */
 #define LOAD_BIAS 0x555555554000ULL

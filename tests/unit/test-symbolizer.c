@@ -7,11 +7,11 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "elfsym.h"
+#include "base/macro.h"
+#include "base/procfs.h"
 #include "fixtures/fixture-symbols.h"
-#include "macro.h"
-#include "procfs.h"
-#include "symbolizer.h"
+#include "symbolize/elfsym.h"
+#include "symbolize/symbolizer.h"
 
 /*
  * CLOCK_MONOTONIC as the symbolizer sees it (linked with --wrap=clock_gettime): the kallsyms
@@ -609,9 +609,9 @@ static void test_kernel_no_kallsyms(void **state)
 static void test_dwarf_open_amortized(void **state)
 {
 	uint64_t pc = (uint64_t)(uintptr_t)&trim_held_fn + 1;
-	/* In another CU of this binary: daemon/symbolizer.c. */
+	/* In another CU of this binary: daemon/symbolize/symbolizer.c. */
 	uint64_t other_cu_pc = (uint64_t)(uintptr_t)&symbolizer_stats + 1;
-	/* And in a third: common/store.c. */
+	/* And in a third: libprofq/store/store.c. */
 	uint64_t third_cu_pc = (uint64_t)(uintptr_t)&store_memory + 1;
 	ProcMap *maps = NULL, *mine = NULL, *other = NULL;
 	uint64_t opens;

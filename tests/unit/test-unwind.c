@@ -12,11 +12,11 @@
 #include <cmocka.h>
 #include <stdlib.h>
 
-#include "elfsym.h"
-#include "macro.h"
-#include "procfs.h"
-#include "symbolizer.h"
-#include "unwind.h"
+#include "base/macro.h"
+#include "base/procfs.h"
+#include "symbolize/elfsym.h"
+#include "symbolize/symbolizer.h"
+#include "unwind/unwind.h"
 
 #define NOFP __attribute__((noinline, optimize("omit-frame-pointer")))
 

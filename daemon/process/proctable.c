@@ -1,0 +1,808 @@
+/* SPDX-License-Identifier: MIT */
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include <inttypes.h>
+
+#include "base/hashindex.h"
+#include "base/log.h"
+#include "base/macro.h"
+#include "base/timeutil.h"
+#include "process/proctable.h"
+#include "symbolize/perfmap.h"
+
+/* A missing address re-reads the maps at most this often. */
+#define MAPS_RETRY_NS NSEC_PER_SEC
+/* A perf map grows while the JIT compiles; samples in code compiled since the last read stay
+ * unnamed until the next one. Checked (one stat) at most this often, read again only if it
+ * grew. */
+#define PERFMAP_RETRY_NS (250 * NSEC_PER_MSEC)
+/* An exited process leaves the table this long after its exit event: samples taken just before
+ * the exit may still be in the ring buffer. */
+#define EXIT_GRACE_NS (2 * NSEC_PER_SEC)
+/* A process not sampled for this long drops its mappings (and so its hold on binaries). */
+#define MAPS_IDLE_NS (300 * NSEC_PER_SEC)
+
+typedef struct ExitRecord {
+	ProcId id;
+	int64_t exit_ns;
+} ExitRecord;
+
+struct ProcTable {
+	uint64_t boot_id;
+	Store *store;
+	Symbolizer *sym;
+	MapLog *maplog;
+	Process **procs;
+	size_t n, allocated;
+	HashIndex *index;
+	void (*refresh_maplog)(void *userdata);
+	void *refresh_userdata;
+	/* Exited processes' records, oldest first: a ring of PROCTABLE_EXITED_MAX. */
+	ExitRecord *exited;
+	size_t exited_head, n_exited;
+	size_t path_bytes; /* of every mapping path held, kept as they come and go */
+	ProcTableStats stats;
+};
+
+int proctable_new(Store *store, Symbolizer *sym, MapLog *maplog, ProcTable **ret)
+{
+	_cleanup_(proctable_freep) ProcTable *t = calloc(1, sizeof(ProcTable));
+	int r;
+
+	if (!t)
+		return -ENOMEM;
+	t->store = store;
+	t->sym = sym;
+	t->maplog = maplog;
+	t->boot_id = proctable_boot_id();
+	t->exited = calloc(PROCTABLE_EXITED_MAX, sizeof(ExitRecord));
+	if (!t->exited)
+		return -ENOMEM;
+	r = hash_index_new(&t->index);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(t);
+	return 0;
+}
+
+static size_t path_size(const ProcMap *m)
+{
+	return m->path ? strlen(m->path) + 1 : 0;
+}
+
+static void maps_clear(ProcTable *t, Process *p)
+{
+	for (size_t i = 0; i < p->n_maps; i++) {
+		t->path_bytes -= path_size(&p->maps[i].map);
+		free(p->maps[i].map.path);
+		binary_unref(t->sym, p->maps[i].binary);
+	}
+	free(p->maps);
+	p->maps = NULL;
+	p->n_maps = 0;
+	p->maps_loaded = false;
+	p->maps_from_log = false;
+	p->maps_from_parent = false;
+}
+
+static void process_free(ProcTable *t, Process *p)
+{
+	maps_clear(t, p);
+	perfmap_free(p->perfmap);
+	store_proc_unref(t->store, p->id);
+	free(p);
+}
+
+ProcTable *proctable_free(ProcTable *t)
+{
+	if (!t)
+		return NULL;
+	for (size_t i = 0; i < t->n; i++)
+		process_free(t, t->procs[i]);
+	for (size_t i = 0; i < t->n_exited; i++)
+		store_proc_unref(t->store, t->exited[(t->exited_head + i) % PROCTABLE_EXITED_MAX].id);
+	free(t->exited);
+	free(t->procs);
+	hash_index_free(t->index);
+	free(t);
+	return NULL;
+}
+
+/* Does /proc/PID show this incarnation? (Its start time, in clock ticks, is truncated.) */
+static bool proc_is_incarnation(uint32_t pid, uint64_t start_boot_ns, ProcStat *ret)
+{
+	ProcStat st;
+
+	if (procfs_read_stat((pid_t)pid, &st) < 0)
+		return false;
+	if (st.starttime != start_boot_ns / (NSEC_PER_SEC / procfs_clock_ticks()))
+		return false;
+	if (ret)
+		*ret = st;
+	return true;
+}
+
+/* Takes over raw (and its paths) as p's mappings, resolving their binaries. */
+static int maps_install(ProcTable *t, Process *p, ProcMap *raw, size_t n)
+{
+	Mapping *maps = calloc(MAX(n, (size_t)1), sizeof(Mapping));
+
+	if (!maps) {
+		procfs_maps_free(raw, n);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		maps[i].map = raw[i];
+		t->path_bytes += path_size(&raw[i]);
+		/* Anonymous or unreadable: frames show [anon] / module+offset. */
+		if (symbolizer_binary(t->sym, (pid_t)p->pid, &raw[i], &maps[i].binary) < 0)
+			maps[i].binary = NULL;
+	}
+	free(raw); /* the paths moved into maps */
+	maps_clear(t, p);
+	p->maps = maps;
+	p->n_maps = n;
+	p->maps_loaded = true;
+	p->maps_error = 0;
+	return 0;
+}
+
+/*
+ * Loads p's mappings as they were at time_ns. The sideband log knows them by time, which /proc
+ * cannot (a sample taken just before an exec must not be read against the new image), so a
+ * complete log generation comes first; for a child between fork and exec whose parent the log
+ * saw only partly, the parent's /proc maps; then /proc, while it shows this incarnation, for
+ * processes the log saw only part of (older than profqd); then whatever the log has.
+ */
+static int maps_load(ProcTable *t, Process *p, uint64_t time_ns, uint64_t now_ns)
+{
+	ProcMap *raw = NULL, *logged = NULL;
+	size_t n = 0, n_logged = 0;
+	uint32_t parent = 0;
+	bool complete = false;
+	int r = -ENOENT, lr = -ENOENT;
+
+	p->maps_read_ns = now_ns;
+	if (t->maplog) {
+		lr = maplog_lookup(t->maplog, p->pid, time_ns, &logged, &n_logged, &parent,
+				   &complete);
+		if ((lr < 0 || !complete) && t->refresh_maplog) {
+			/* The kernel writes mapping records before the mapped code runs, so they
+			 * are in the sideband ring, perhaps after what was last read from it: the
+			 * exec that started a complete generation, say, with the fork's partial
+			 * one all the log has yet. */
+			if (lr >= 0)
+				procfs_maps_free(logged, n_logged);
+			logged = NULL;
+			n_logged = 0;
+			parent = 0;
+			t->refresh_maplog(t->refresh_userdata);
+			lr = maplog_lookup(t->maplog, p->pid, time_ns, &logged, &n_logged, &parent,
+					   &complete);
+		}
+	}
+	if (lr >= 0 && complete) {
+		t->stats.maps_from_log++;
+		r = maps_install(t, p, logged, n_logged);
+		p->maps_from_log = r >= 0;
+		return r;
+	}
+	if ((lr == -ENODATA || lr >= 0) && parent && !(p->exec_ns && time_ns >= p->exec_ns)) {
+		/* Between fork and exec the child runs its parent's image; the parent (older
+		 * than profqd, so only partly in the log) usually still runs. Not the child's
+		 * /proc: by now that may show the image it exec'd. Never for a sample from
+		 * after the exec, so the reload in proctable_find_mapping happens once. */
+		r = procfs_read_maps((pid_t)parent, &raw, &n);
+		if (r >= 0) {
+			t->stats.maps_from_parent++;
+			if (lr >= 0)
+				procfs_maps_free(logged, n_logged);
+			r = maps_install(t, p, raw, n);
+			p->maps_from_parent = r >= 0;
+			return r;
+		}
+	}
+	if (proc_is_incarnation(p->pid, p->start_boot_ns, NULL)) {
+		t->stats.maps_reads++;
+		r = procfs_read_maps((pid_t)p->pid, &raw, &n);
+	}
+	if (r >= 0) {
+		if (lr >= 0)
+			procfs_maps_free(logged, n_logged);
+		return maps_install(t, p, raw, n);
+	}
+	if (lr >= 0) {
+		t->stats.maps_from_log++;
+		r = maps_install(t, p, logged, n_logged);
+		p->maps_from_log = r >= 0;
+		return r;
+	}
+	log_debug_errno(r, "No mappings for pid %u at %" PRIu64 ": %m", p->pid, time_ns);
+	t->stats.maps_errors++;
+	p->maps_error = r;
+	p->maps_loaded = true; /* do not retry per sample; a miss retries after a while */
+	return r;
+}
+
+static uint64_t proc_hash(uint32_t pid, uint64_t start)
+{
+	const uint64_t v[2] = { pid, start };
+
+	return XXH3_64bits(v, sizeof(v));
+}
+
+typedef struct ProcKey {
+	uint32_t pid;
+	uint64_t start;
+} ProcKey;
+
+static bool proc_eq(uint32_t idx, const void *key, void *userdata)
+{
+	const Process *p = ((const ProcTable *)userdata)->procs[idx];
+	const ProcKey *k = key;
+
+	return p->pid == k->pid && p->start_boot_ns == k->start;
+}
+
+static Process *find_exact(ProcTable *t, uint32_t pid, uint64_t start, uint32_t *ret_idx)
+{
+	ProcKey k = { .pid = pid, .start = start };
+	uint32_t idx;
+
+	if (hash_index_find(t->index, proc_hash(pid, start), proc_eq, &k, t, &idx) < 0)
+		return NULL;
+	if (ret_idx)
+		*ret_idx = idx;
+	return t->procs[idx];
+}
+
+/* A start time as /proc shows it: truncated to clock ticks. */
+static uint64_t start_in_ticks(uint64_t start_boot_ns)
+{
+	uint64_t tick = NSEC_PER_SEC / procfs_clock_ticks();
+
+	return start_boot_ns / tick * tick;
+}
+
+/*
+ * The Process of incarnation (pid, start). One adopted from /proc knows its start only to the
+ * clock tick; the first exact start time (from BPF) for it replaces the approximate one.
+ */
+static Process *find(ProcTable *t, uint32_t pid, uint64_t start)
+{
+	Process *p = find_exact(t, pid, start, NULL);
+	uint32_t idx;
+
+	if (p)
+		return p;
+	p = find_exact(t, pid, start_in_ticks(start), &idx);
+	if (!p || !p->approx_start)
+		return NULL;
+	(void)hash_index_remove(t->index, p->hash, idx);
+	p->start_boot_ns = start;
+	p->hash = proc_hash(pid, start);
+	p->approx_start = false;
+	/* Re-inserting what was just removed needs no new memory. */
+	(void)hash_index_insert(t->index, p->hash, idx);
+	(void)store_proc_set_start(t->store, p->id, start, (int64_t)start + boot_to_real_offset());
+	return p;
+}
+
+/* A printable copy of a kernel comm (16 bytes, maybe unterminated). */
+static void comm_string(const char *comm, char out[PROFQ_COMM_LEN + 1])
+{
+	memcpy(out, comm, PROFQ_COMM_LEN);
+	out[PROFQ_COMM_LEN] = '\0';
+	procfs_cmdline_to_string(out, strnlen(out, PROFQ_COMM_LEN));
+}
+
+static int set_string(ProcTable *t, StrId *field, const char *s)
+{
+	StrId id = 0;
+	int r;
+
+	if (s && *s) {
+		r = store_intern_string(t->store, s, &id);
+		if (r < 0)
+			return r;
+	}
+	store_string_unref(t->store, *field);
+	*field = id; /* the reference moves into the record */
+	return 0;
+}
+
+static void set_comm(ProcTable *t, Process *p, const char *comm)
+{
+	char s[PROFQ_COMM_LEN + 1];
+	StrId id;
+
+	if (memcmp(p->comm, comm, sizeof(p->comm)) == 0)
+		return;
+	memcpy(p->comm, comm, sizeof(p->comm));
+	comm_string(comm, s);
+	if (store_intern_string(t->store, s, &id) >= 0) {
+		store_proc_set_comm(t->store, p->id, id);
+		store_string_unref(t->store, id);
+	}
+}
+
+/*
+ * Who may see the process (SPEC §10): its real uid and whether its owner could read its
+ * /proc/PID/maps. Within one image the private mark is sticky, and a change of uid sets it (the
+ * kernel clears the dumpable flag then too); an exec starts over (reset), as the kernel resets
+ * dumpable for the new image.
+ */
+static void set_owner(ProcTable *t, Process *p, uint32_t uid, bool private, bool reset)
+{
+	const StoreProc *cur = store_proc(t->store, p->id);
+	StoreProc *sp;
+	uint32_t flags;
+
+	if (!cur)
+		return;
+	flags = cur->flags;
+	if (reset)
+		flags &= ~PROC_PRIVATE;
+	else if (cur->uid != uid)
+		flags |= PROC_PRIVATE;
+	if (private)
+		flags |= PROC_PRIVATE;
+	if (cur->uid == uid && cur->flags == flags)
+		return;
+	sp = store_proc_mut(t->store, p->id);
+	sp->uid = uid;
+	sp->flags = flags;
+}
+
+/* Adds a Process for an incarnation with what the caller knows (sp) as its store record. */
+static int process_add(ProcTable *t, uint32_t pid, uint64_t start_boot_ns, const char *comm,
+		       StoreProc *sp, uint64_t now_ns, Process **ret)
+{
+	char s[PROFQ_COMM_LEN + 1];
+	Process *p;
+	int r;
+
+	r = GREEDY_REALLOC(t->procs, t->allocated, t->n + 1);
+	if (r < 0)
+		return r;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->pid = pid;
+	p->start_boot_ns = start_boot_ns;
+	p->hash = proc_hash(pid, start_boot_ns);
+	p->last_seen_ns = now_ns;
+	memcpy(p->comm, comm, sizeof(p->comm));
+	comm_string(comm, s);
+	sp->pid = pid;
+	sp->start_ns = (int64_t)start_boot_ns + boot_to_real_offset();
+	sp->boot_id = t->boot_id;
+	sp->start_boot_ns = start_boot_ns;
+	/* A record loaded from the state dir (profqd restarted) is the same incarnation. */
+	r = store_proc_find(t->store, pid, t->boot_id, start_boot_ns, &p->id);
+	if (r < 0) {
+		r = store_intern_string(t->store, s, &sp->comm);
+		if (r >= 0) {
+			r = store_proc_add(t->store, sp, &p->id);
+			store_string_unref(t->store, sp->comm);
+		}
+	}
+	if (r < 0) {
+		free(p);
+		return r;
+	}
+	r = hash_index_insert(t->index, p->hash, (uint32_t)t->n);
+	if (r < 0) {
+		process_free(t, p);
+		return r;
+	}
+	t->procs[t->n++] = p;
+	t->stats.created++;
+	*ret = p;
+	return 0;
+}
+
+static int64_t ticks_to_ns(uint64_t ticks)
+{
+	return (int64_t)(ticks * (NSEC_PER_SEC / procfs_clock_ticks()));
+}
+
+int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, Process **ret)
+{
+	_cleanup_free_ char *cmdline = NULL;
+	StoreProc sp = { .uid = s->uid };
+	Process *p = find(t, s->tgid, s->start_ns);
+	ProcStat st;
+	int r;
+
+	if (p) {
+		p->last_seen_ns = now_ns;
+		if (p->mm_id != s->mm_id) {
+			/* exec (a new mm): old addresses mean something else now. A process first
+			 * met through an event has no mm yet: that is not an exec. */
+			if (p->mm_id != 0)
+				p->generation++;
+			p->mm_id = s->mm_id;
+			maps_clear(t, p);
+		}
+		p->kthread = s->mm_id == 0;
+		set_comm(t, p, s->pcomm);
+		/* A sample from before the last exec (drained after it) says nothing of now. */
+		if (s->time_ns >= p->exec_ns)
+			set_owner(t, p, s->uid, s->flags & PROFQ_SAMPLE_PRIVATE, false);
+		*ret = p;
+		return 0;
+	}
+
+	if (s->mm_id == 0)
+		sp.flags |= PROC_KTHREAD;
+	if (s->flags & PROFQ_SAMPLE_PRIVATE)
+		sp.flags |= PROC_PRIVATE;
+	/* Only what /proc says about this very incarnation (not a reused pid). */
+	if (proc_is_incarnation(s->tgid, s->start_ns, &st)) {
+		sp.ppid = st.ppid;
+		if (s->mm_id != 0)
+			(void)procfs_read_cmdline((pid_t)s->tgid, &cmdline);
+	}
+	if (cmdline && *cmdline) {
+		r = store_intern_string(t->store, cmdline, &sp.cmdline);
+		if (r < 0)
+			return r;
+	}
+	r = process_add(t, s->tgid, s->start_ns, s->pcomm, &sp, now_ns, &p);
+	store_string_unref(t->store, sp.cmdline);
+	if (r < 0)
+		return r;
+	p->mm_id = s->mm_id;
+	p->kthread = s->mm_id == 0;
+	*ret = p;
+	return 0;
+}
+
+uint64_t proctable_boot_id(void)
+{
+	_cleanup_free_ char *id = NULL;
+	size_t len;
+
+	/* Without it (no procfs?), every boot looks the same: start times still tell apart. */
+	if (procfs_read_file("/proc/sys/kernel/random/boot_id", 128, &id, &len) < 0)
+		return 0;
+	return XXH3_64bits(id, len);
+}
+
+void proctable_cputime_adjust(uint64_t rtime, uint64_t utime, uint64_t stime, uint64_t *ret_user,
+			      uint64_t *ret_sys)
+{
+	/* As the kernel's cputime_adjust(): split the precise runtime in the ticks' ratio. */
+	if (stime == 0) {
+		*ret_user = rtime;
+		*ret_sys = 0;
+	} else if (utime == 0) {
+		*ret_user = 0;
+		*ret_sys = rtime;
+	} else {
+		unsigned __int128 s = (unsigned __int128)rtime * stime / (stime + utime);
+
+		*ret_sys = (uint64_t)s;
+		*ret_user = rtime - (uint64_t)s;
+	}
+}
+
+static void exited_push(ProcTable *t, ProcId id, int64_t exit_ns)
+{
+	if (t->n_exited == PROCTABLE_EXITED_MAX) {
+		/* Full: the oldest goes. */
+		store_proc_unref(t->store, t->exited[t->exited_head].id);
+		t->exited_head = (t->exited_head + 1) % PROCTABLE_EXITED_MAX;
+		t->n_exited--;
+		t->stats.exited_dropped++;
+	}
+	store_proc_ref(t->store, id);
+	t->exited[(t->exited_head + t->n_exited) % PROCTABLE_EXITED_MAX] =
+		(ExitRecord){ .id = id, .exit_ns = exit_ns };
+	t->n_exited++;
+}
+
+void proctable_set_maplog_refresh(ProcTable *t, void (*refresh)(void *userdata), void *userdata)
+{
+	t->refresh_maplog = refresh;
+	t->refresh_userdata = userdata;
+}
+
+void proctable_hold_exited(ProcTable *t, ProcId id, int64_t exit_ns)
+{
+	exited_push(t, id, exit_ns);
+}
+
+int proctable_event(ProcTable *t, const struct profq_event *e, uint64_t now_ns)
+{
+	Process *p = find(t, e->pid, e->start_ns);
+	StoreProc *sp, init = { .uid = e->uid,
+				.ppid = e->ppid,
+				.flags = e->flags & PROFQ_EVENT_PRIVATE ? PROC_PRIVATE : 0 };
+	uint64_t user, sys;
+	int r;
+
+	if (!p) {
+		r = process_add(t, e->pid, e->start_ns, e->comm, &init, now_ns, &p);
+		if (r < 0)
+			return r;
+	}
+	sp = store_proc_mut(t->store, p->id);
+	if (!sp)
+		return -ENOENT;
+	set_comm(t, p, e->comm);
+	sp->ppid = e->ppid;
+
+	switch (e->type) {
+	case PROFQ_EVENT_EXEC: {
+		char args[PROFQ_ARGS_LEN + 1];
+		size_t len = MIN((size_t)e->args_len, (size_t)PROFQ_ARGS_LEN);
+
+		p->exec_ns = MAX(p->exec_ns, e->time_ns);
+		set_owner(t, p, e->uid, e->flags & PROFQ_EVENT_PRIVATE, true);
+		sp = store_proc_mut(t->store, p->id);
+		memcpy(args, e->args, len);
+		args[len] = '\0';
+		procfs_cmdline_to_string(args, len);
+		if (*args)
+			(void)set_string(t, &sp->cmdline, args);
+		return 0;
+	}
+	case PROFQ_EVENT_EXIT:
+		if (p->exited)
+			return 0;
+		set_owner(t, p, e->uid, e->flags & PROFQ_EVENT_PRIVATE, false);
+		sp = store_proc_mut(t->store, p->id);
+		proctable_cputime_adjust(e->rtime_ns, e->utime_ns, e->stime_ns, &user, &sys);
+		sp->user_ns = user;
+		sp->sys_ns = sys;
+		sp->child_user_ns = e->cutime_ns;
+		sp->child_sys_ns = e->cstime_ns;
+		sp->exit_code = (int32_t)e->exit_code;
+		sp->exit_ns = (int64_t)e->time_ns + boot_to_real_offset();
+		sp->flags |= PROC_EXITED | PROC_ACCOUNTING;
+		p->exited = true;
+		p->last_seen_ns = now_ns;
+		t->stats.exited++;
+		exited_push(t, p->id, sp->exit_ns);
+		return 0;
+	default:
+		return -EBADMSG;
+	}
+}
+
+static const Mapping *find_mapping(const Process *p, uint64_t addr)
+{
+	size_t lo = 0, hi = p->n_maps;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (p->maps[mid].map.start <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0 || addr >= p->maps[lo - 1].map.end)
+		return NULL;
+	return &p->maps[lo - 1];
+}
+
+const Mapping *proctable_find_mapping(ProcTable *t, Process *p, uint64_t addr, uint64_t time_ns,
+				      uint64_t now_ns)
+{
+	const Mapping *m;
+
+	if (p->kthread)
+		return NULL;
+	/* The parent's mappings stand for a child between fork and exec, a guess from the
+	 * sample's time: a sample taken inside execve, after the new address space replaced the
+	 * old but before the exec event, looks the same and has the new mm already (so no mm
+	 * change follows). Once a sample is from after the exec, the exec's own mappings are
+	 * in the log: load them, and let what was named through the guess be named again. */
+	if (p->maps_from_parent && p->exec_ns && time_ns >= p->exec_ns) {
+		maps_clear(t, p);
+		p->generation++;
+	}
+	if (!p->maps_loaded)
+		(void)maps_load(t, p, time_ns, now_ns);
+	m = find_mapping(p, addr);
+	if (m)
+		return m;
+	if (p->maps_from_log) {
+		/* The log grows as the process maps more (ld.so loading libraries): cheap to
+		 * look at again, so no waiting, but only when it has more than we took. */
+		if (t->refresh_maplog)
+			t->refresh_maplog(t->refresh_userdata);
+		if (maplog_count(t->maplog, p->pid, time_ns) == p->n_maps)
+			return NULL;
+	} else if (now_ns - p->maps_read_ns < MAPS_RETRY_NS) {
+		return NULL;
+	}
+	if (maps_load(t, p, time_ns, now_ns) < 0)
+		return NULL;
+	return find_mapping(p, addr);
+}
+
+/*
+ * Reads p's perf map again if a lookup missed since the last read, at most every
+ * PERFMAP_RETRY_NS, and only if the file has grown (JIT code is announced by appending to it). Whether it did.
+ */
+static bool perfmap_refresh(ProcTable *t, Process *p, uint64_t now_ns)
+{
+	PerfMap *m = NULL;
+	struct stat st;
+	char path[32];
+	uint64_t size, bad_before;
+
+	if (!p->perfmap_missed || p->exited ||
+	    (p->perfmap_read_ns && now_ns - p->perfmap_read_ns < PERFMAP_RETRY_NS))
+		return false;
+	p->perfmap_read_ns = now_ns;
+	/* A stat every PERFMAP_RETRY_NS for a process that has unnamed JIT code and no perf map. */
+	size = perfmap_file_size((pid_t)p->pid);
+	if (size == 0 || (p->perfmap && size == p->perfmap_size))
+		return false;
+	/* Only the process's own user speaks for it: /proc/PID belongs to its effective uid. */
+	snprintf(path, sizeof(path), "/proc/%" PRIu32, p->pid);
+	if (stat(path, &st) < 0 || !proc_is_incarnation(p->pid, p->start_boot_ns, NULL))
+		return false;
+	if (perfmap_load((pid_t)p->pid, st.st_uid, &m, &size) < 0)
+		return false;
+	t->stats.perfmap_loads++;
+	/* Each malformed line once: a reload reads the old ones again. */
+	bad_before = p->perfmap ? perfmap_bad(p->perfmap) : 0;
+	if (perfmap_bad(m) > bad_before)
+		t->stats.perfmap_bad_lines += perfmap_bad(m) - bad_before;
+	perfmap_free(p->perfmap);
+	p->perfmap = m;
+	p->perfmap_size = size;
+	p->perfmap_missed = false;
+	/* Stacks symbolized (and cached) before may have JIT frames the new map names. */
+	p->generation++;
+	return true;
+}
+
+const char *proctable_jit_symbol(ProcTable *t, Process *p, uint64_t addr, uint64_t now_ns)
+{
+	const char *name;
+
+	if (p->perfmap && (name = perfmap_lookup(p->perfmap, addr, NULL)))
+		return name;
+	p->perfmap_missed = true;
+	if (!perfmap_refresh(t, p, now_ns))
+		return NULL;
+	return perfmap_lookup(p->perfmap, addr, NULL);
+}
+
+void proctable_jit_refresh(ProcTable *t, Process *p, uint64_t now_ns)
+{
+	(void)perfmap_refresh(t, p, now_ns);
+}
+
+static void refresh(ProcTable *t, Process *p)
+{
+	StoreProc *sp = store_proc_mut(t->store, p->id);
+	ProcStat st;
+
+	if (!sp || p->exited || !proc_is_incarnation(p->pid, p->start_boot_ns, &st))
+		return;
+	sp->user_ns = (uint64_t)ticks_to_ns(st.utime);
+	sp->sys_ns = (uint64_t)ticks_to_ns(st.stime);
+	sp->child_user_ns = (uint64_t)ticks_to_ns(st.cutime);
+	sp->child_sys_ns = (uint64_t)ticks_to_ns(st.cstime);
+	sp->ppid = st.ppid;
+	sp->flags |= PROC_ACCOUNTING;
+}
+
+/* A live process nobody has sampled or seen exec yet (it started before profqd, or sleeps). */
+static void adopt(ProcTable *t, uint32_t pid)
+{
+	_cleanup_free_ char *cmdline = NULL;
+	StoreProc sp = { 0 };
+	char comm[PROFQ_COMM_LEN] = { 0 };
+	ProcStatus status;
+	struct stat st_dir;
+	char path[64];
+	ProcStat st;
+	Process *p;
+	uint64_t start;
+
+	if (procfs_read_stat((pid_t)pid, &st) < 0)
+		return;
+	start = st.starttime * (NSEC_PER_SEC / procfs_clock_ticks());
+	if (find_exact(t, pid, start, NULL))
+		return;
+	/* The owner of /proc/PID is the effective uid while the process is dumpable, root when
+	 * not: with the ids from status, whether its owner could read its maps. */
+	snprintf(path, sizeof(path), "/proc/%u", pid);
+	if (stat(path, &st_dir) < 0 || procfs_read_status((pid_t)pid, &status) < 0)
+		return;
+	sp.uid = status.uid[0];
+	if (status.uid[1] != sp.uid || status.uid[2] != sp.uid || status.gid[1] != status.gid[0] ||
+	    status.gid[2] != status.gid[0] || st_dir.st_uid != status.uid[1])
+		sp.flags |= PROC_PRIVATE;
+	sp.ppid = st.ppid;
+	if (procfs_read_cmdline((pid_t)pid, &cmdline) >= 0 && *cmdline &&
+	    store_intern_string(t->store, cmdline, &sp.cmdline) < 0)
+		return;
+	memcpy(comm, st.comm, MIN(sizeof(comm), sizeof(st.comm)));
+	if (process_add(t, pid, start, comm, &sp, now_mono_ns(), &p) >= 0)
+		p->approx_start = true;
+	store_string_unref(t->store, sp.cmdline);
+}
+
+void proctable_refresh(ProcTable *t, uint32_t pid)
+{
+	bool found = false;
+
+	for (size_t i = 0; i < t->n; i++)
+		if (pid == 0 || t->procs[i]->pid == pid) {
+			refresh(t, t->procs[i]);
+			found |= !t->procs[i]->exited;
+		}
+	if (pid != 0 && !found) {
+		adopt(t, pid);
+		for (size_t i = 0; i < t->n; i++)
+			if (t->procs[i]->pid == pid)
+				refresh(t, t->procs[i]);
+	}
+}
+
+void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t now_real_ns,
+		     uint64_t keep_ns)
+{
+	size_t keep = 0;
+
+	for (size_t i = 0; i < t->n; i++) {
+		Process *p = t->procs[i];
+		uint64_t idle = now_ns - p->last_seen_ns;
+
+		/* Idle a while: let go of the mappings, so the binaries can go if nothing else
+		 * maps them; the next sample reads them again. */
+		if (!p->exited && idle > MAPS_IDLE_NS && p->maps_loaded)
+			maps_clear(t, p);
+		if ((p->exited && idle > EXIT_GRACE_NS) ||
+		    (!p->exited && idle > idle_ns &&
+		     !proc_is_incarnation(p->pid, p->start_boot_ns, NULL))) {
+			process_free(t, p);
+			t->stats.dropped++;
+			continue;
+		}
+		t->procs[keep++] = p;
+	}
+	if (keep != t->n) {
+		t->n = keep;
+		hash_index_clear(t->index);
+		for (size_t i = 0; i < t->n; i++)
+			/* Fewer entries than before: the index never grows here. */
+			(void)hash_index_insert(t->index, t->procs[i]->hash, (uint32_t)i);
+	}
+
+	/* Exited records older than the retention. */
+	while (t->n_exited > 0 && t->exited[t->exited_head].exit_ns < now_real_ns - (int64_t)keep_ns) {
+		store_proc_unref(t->store, t->exited[t->exited_head].id);
+		t->exited_head = (t->exited_head + 1) % PROCTABLE_EXITED_MAX;
+		t->n_exited--;
+	}
+}
+
+size_t proctable_memory(const ProcTable *t)
+{
+	size_t m = sizeof(*t) + t->allocated * sizeof(Process *) + hash_index_memory(t->index) +
+		   PROCTABLE_EXITED_MAX * sizeof(ExitRecord);
+
+	for (size_t i = 0; i < t->n; i++)
+		m += sizeof(Process) + t->procs[i]->n_maps * sizeof(Mapping) +
+		     (t->procs[i]->perfmap ? perfmap_memory(t->procs[i]->perfmap) : 0);
+	return m + t->path_bytes;
+}
+
+void proctable_stats(const ProcTable *t, ProcTableStats *ret)
+{
+	*ret = t->stats;
+	ret->processes = t->n;
+	ret->exited_held = t->n_exited;
+}

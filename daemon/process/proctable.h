@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ProcTable: the daemon's view of processes, keyed by incarnation (pid + start time, as the BPF
+ * programs read it), so pid reuse never mixes two processes.
+ *
+ * A Process is created on its first sample or exec/exit event. It holds its store record
+ * (ProcId) and, once a sample needs them, its executable mappings with their Binaries: from
+ * /proc/PID/maps while /proc still shows this incarnation, else from the MapLog (the sideband's
+ * record of the mappings, for processes already gone). Mappings are reloaded when the address
+ * space changes (the samples report a new mm: exec) and, at most once a second, when a sampled
+ * address is outside every known mapping (dlopen, JIT).
+ *
+ * Exec events update the command line and name; exit events carry the kernel's accounting
+ * (user, sys, waited-for children) and exit status into the store record. Exited processes
+ * leave the table shortly after (samples may still be in flight) but their records stay in the
+ * store, held by the exited list, until they are older than the retention or the list is full
+ * (oldest dropped, counted). Live processes' accounting is read from /proc on request.
+ * Not thread-safe.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/procfs.h"
+#include "process/maplog.h"
+#include "profq.h"
+#include "store/store.h"
+#include "symbolize/symbolizer.h"
+
+typedef struct ProcTable ProcTable;
+
+typedef struct Mapping {
+	ProcMap map;
+	Binary *binary; /* NULL for anonymous memory */
+} Mapping;
+
+typedef struct Process {
+	uint32_t pid;
+	uint64_t start_boot_ns; /* CLOCK_BOOTTIME */
+	uint64_t mm_id;		/* 0 until a sample tells */
+	ProcId id;		/* store record, referenced */
+	uint32_t generation;	/* changes whenever addresses may change meaning (exec) or
+				 * name (a perf map read again) */
+	char comm[16];
+	bool kthread;
+	bool approx_start; /* adopted from /proc: start known to the clock tick only */
+	bool maps_loaded;
+	bool maps_from_log;    /* the mappings came from the sideband log */
+	bool maps_from_parent; /* the parent's, for a child seen between fork and exec */
+	bool exited;
+	Mapping *maps; /* sorted by start */
+	size_t n_maps;
+	int maps_error; /* last error loading the maps, 0 if none */
+	uint64_t maps_read_ns;
+	uint64_t last_seen_ns;	  /* CLOCK_MONOTONIC */
+	struct PerfMap *perfmap;  /* JIT symbols from /tmp/perf-PID.map, NULL until needed */
+	uint64_t perfmap_size;	  /* the file's size when read */
+	uint64_t perfmap_read_ns; /* CLOCK_MONOTONIC of the last look at the file, 0 never */
+	bool perfmap_missed;	  /* a JIT address it did not name since it was read */
+	uint64_t exec_ns;	  /* CLOCK_BOOTTIME of the last exec event, 0 if none */
+	uint64_t hash;
+} Process;
+
+typedef struct ProcTableStats {
+	uint64_t processes;	    /* in the table now */
+	uint64_t created;	    /* incarnations seen */
+	uint64_t exited;	    /* exit events */
+	uint64_t exited_held;	    /* exited processes kept queryable now */
+	uint64_t exited_dropped;    /* ... dropped because the list was full */
+	uint64_t maps_reads;	    /* /proc/PID/maps reads */
+	uint64_t maps_from_log;	    /* mappings taken from the sideband log */
+	uint64_t maps_from_parent;  /* ... from the parent, for a child between fork and exec */
+	uint64_t maps_errors;	    /* mappings that could not be had */
+	uint64_t dropped;	    /* processes dropped from the table */
+	uint64_t perfmap_loads;	    /* perf maps read (JIT symbols), again when grown */
+	uint64_t perfmap_bad_lines; /* malformed lines skipped in them, each counted once */
+} ProcTableStats;
+
+/* Exited processes kept queryable at most (SPEC §7: bounded, oldest dropped first). */
+#define PROCTABLE_EXITED_MAX 16384
+
+int proctable_new(Store *store, Symbolizer *sym, MapLog *maplog, ProcTable **ret);
+ProcTable *proctable_free(ProcTable *t);
+
+/* The Process of a sample's incarnation, created on first sight. now_ns: CLOCK_MONOTONIC. */
+int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, Process **ret);
+
+/* Reads newer sideband records into the MapLog when a lookup there finds nothing. */
+void proctable_set_maplog_refresh(ProcTable *t, void (*refresh)(void *userdata), void *userdata);
+
+/* Keeps an exited process's record (e.g. loaded from disk) queryable like the others. */
+void proctable_hold_exited(ProcTable *t, ProcId id, int64_t exit_ns);
+
+/* Applies an exec or exit event. */
+int proctable_event(ProcTable *t, const struct profq_event *e, uint64_t now_ns);
+
+/*
+ * The mapping that holds addr, loading the maps first if needed and re-reading them
+ * (rate-limited) on a miss; NULL if none. time_ns: the sample's CLOCK_BOOTTIME stamp.
+ */
+const Mapping *proctable_find_mapping(ProcTable *t, Process *p, uint64_t addr, uint64_t time_ns,
+				      uint64_t now_ns);
+
+/* Reads the kernel's accounting of live processes from /proc into their records: those of pid,
+ * or of every live process in the table with pid 0. A live pid not in the table is adopted
+ * from /proc (its start time to the clock tick until a sample gives the exact one). */
+void proctable_refresh(ProcTable *t, uint32_t pid);
+
+/*
+ * Drops exited processes (after a grace period for samples in flight) and, as a fallback for
+ * lost exit events, processes not sampled for idle_ns that are gone from /proc; releases
+ * exited records older than keep_ns (realtime now_real_ns).
+ */
+void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t now_real_ns,
+		     uint64_t keep_ns);
+
+/*
+ * The JIT function at addr from p's perf map (read on first need, again when a lookup missed
+ * and the file has grown, at most once a second); NULL if none. Valid until the next call.
+ */
+const char *proctable_jit_symbol(ProcTable *t, Process *p, uint64_t addr, uint64_t now_ns);
+/*
+ * Reads p's perf map again if a lookup missed and the file has grown (at most once a second),
+ * changing p->generation if it did. For every sample before its stack is looked up in a cache
+ * of symbolized stacks: a stack seen before never reaches proctable_jit_symbol() again.
+ */
+void proctable_jit_refresh(ProcTable *t, Process *p, uint64_t now_ns);
+
+/* This boot's identity: a hash of /proc/sys/kernel/random/boot_id (0 if unreadable). */
+uint64_t proctable_boot_id(void);
+
+/* Kernel CPU accounting as wait4() and /proc report it: user and system scaled so they add up
+ * to the precise runtime (the kernel's cputime_adjust()). */
+void proctable_cputime_adjust(uint64_t rtime, uint64_t utime, uint64_t stime, uint64_t *ret_user,
+			      uint64_t *ret_sys);
+
+size_t proctable_memory(const ProcTable *t);
+void proctable_stats(const ProcTable *t, ProcTableStats *ret);
+
+static inline void proctable_freep(ProcTable **t)
+{
+	proctable_free(*t);
+}

@@ -1,0 +1,662 @@
+/* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+#include <malloc.h>
+
+#include "base/log.h"
+#include "base/macro.h"
+#include "base/timeutil.h"
+#include "process/maplog.h"
+#include "process/proctable.h"
+#include "sampling/profiler.h"
+#include "unwind/stackcache.h"
+#include "unwind/unwind.h"
+
+/* A process not sampled for this long is checked for exit by the sweep. */
+#define PROCESS_IDLE_NS (30 * NSEC_PER_SEC)
+#define SWEEP_INTERVAL_NS (10 * NSEC_PER_SEC)
+#define HOUSEKEEPING_NS NSEC_PER_SEC
+#define STACK_CACHE_MAX 65536
+/* Mappings of exited processes stay in the sideband log this long for late samples. */
+#define MAPLOG_KEEP_NS (10 * NSEC_PER_SEC)
+
+struct Profiler {
+	ProfilerOptions opts;
+	Store *store;
+	Symbolizer *sym;
+	MapLog *maplog;
+	ProcTable *procs;
+	StackCache *stacks;
+	PersistWriter *persist; /* NULL: in memory only */
+	int persist_error;	/* why persistence is off */
+	bool persist_failing;	/* the last write failed */
+	uint8_t *held;		/* while loading: exited records already held, by ProcId */
+	size_t n_held;
+	PersistLoadStats loaded;
+	size_t load_limit;	 /* store memory a restart loads */
+	int64_t boot_to_real_ns; /* realtime - boottime, refreshed every tick */
+	uint64_t last_sweep_ns;
+	uint64_t last_housekeeping_ns;
+	ProfilerStats stats;
+};
+
+static void on_loaded_proc(void *userdata, ProcId id, const StoreProc *sp)
+{
+	Profiler *p = userdata;
+
+	/* Exited processes stay queryable after a restart, as they were before it; once each,
+	 * though a record may come again in later segments. */
+	if (!(sp->flags & PROC_EXITED))
+		return;
+	if (id >= p->n_held) {
+		size_t n = MAX((size_t)id + 1, p->n_held * 2);
+		uint8_t *h = realloc(p->held, n);
+
+		if (!h)
+			return;
+		memset(h + p->n_held, 0, n - p->n_held);
+		p->held = h;
+		p->n_held = n;
+	}
+	if (!p->held[id]) {
+		p->held[id] = 1;
+		proctable_hold_exited(p->procs, id, sp->exit_ns);
+	}
+}
+
+static void on_load_version(void *userdata, const char *path, uint32_t version)
+{
+	(void)userdata;
+	log_warning("Skipped segment '%s': it is in format version %" PRIu32
+		    ", this profqd reads version %d.",
+		    path, version, SEGMENT_VERSION);
+}
+
+static void on_load_problem(void *userdata, const char *path, int error, size_t good, size_t size)
+{
+	(void)userdata;
+	if (error == -EPROTONOSUPPORT)
+		return; /* on_load_version() says it better */
+	if (good > 0)
+		log_warning_errno(error, "Skipped the last %zu of %zu bytes of segment '%s': %m",
+				  size - good, size, path);
+	else
+		log_warning_errno(error, "Skipped segment '%s': %m", path);
+}
+
+/*
+ * Of max_memory, what the profiler's own data may take: with the process's resident set
+ * known, what lies outside the accounting (code, BPF maps, allocator slack, files libdw maps)
+ * comes off first, but never more than half: memory the allocator keeps after a free must
+ * not make every window go.
+ */
+static size_t data_budget(Profiler *p, size_t used)
+{
+	int64_t rss = p->opts.resident ? p->opts.resident() : -1;
+	size_t other = rss > 0 && (size_t)rss > used ? (size_t)rss - used : 0;
+
+	p->stats.memory_other = other;
+	p->stats.data_budget = p->opts.max_memory - MIN(other, p->opts.max_memory / 2);
+	return p->stats.data_budget;
+}
+
+/* Keeps what a restart loads within the memory budget should load_start() have been wrong
+ * (the directory changed meanwhile, or its estimate): oldest windows out first. */
+static void on_loaded_segment(void *userdata)
+{
+	Profiler *p = userdata;
+
+	while (store_memory(p->store) > p->load_limit + p->load_limit / 4 &&
+	       store_window_evict(p->store) == 0)
+		p->stats.evicted_memory++;
+}
+
+typedef struct ScratchLoad {
+	Store *store;
+	size_t limit;
+	uint64_t left_out;
+} ScratchLoad;
+
+static void scratch_evict(ScratchLoad *l)
+{
+	while (store_live_memory(l->store) > l->limit && store_window_count(l->store) > 1 &&
+	       store_window_evict(l->store) == 0)
+		l->left_out++;
+}
+
+static void on_scratch_segment(void *userdata)
+{
+	scratch_evict(userdata);
+}
+
+/*
+ * Where a restart should start loading the state dir: the end of the oldest window that fits
+ * load_limit with all newer ones, found by loading the segments into a scratch store and
+ * evicting the oldest windows there as it goes (so that it holds little more than load_limit
+ * and a segment). Loading everything into the profiler's store and evicting afterwards would
+ * leave its tables at the size of it all. not_before if all fits.
+ */
+static int64_t load_start(Profiler *p, int64_t not_before, uint64_t *ret_left_out)
+{
+	_cleanup_(store_freep) Store *scratch = NULL;
+	ScratchLoad l = { .limit = p->load_limit };
+	const PersistLoadCallbacks cb = { .segment_done = on_scratch_segment, .userdata = &l };
+	PersistLoadStats st;
+	const Window *w;
+
+	*ret_left_out = 0;
+	if (store_new(&scratch) < 0)
+		return not_before;
+	l.store = scratch;
+	if (persist_load(scratch, p->opts.state_dir, not_before, &cb, &st) < 0)
+		return not_before;
+	w = store_window(scratch, 0);
+	*ret_left_out = l.left_out;
+	return l.left_out > 0 && w ? MAX(not_before, w->end_ns) : not_before;
+}
+
+/* Loads what the state dir holds and opens it for writing. */
+static int persist_open(Profiler *p)
+{
+	const PersistLoadCallbacks cb = {
+		.proc = on_loaded_proc,
+		.problem = on_load_problem,
+		.version = on_load_version,
+		.segment_done = on_loaded_segment,
+		.userdata = p,
+	};
+	const Window *w;
+	/* Segments span a sixth of the retention (whole segments are deleted), within limits. */
+	uint64_t span = MIN(MAX(p->opts.retention_ns / 6, p->opts.window_ns), 3600 * NSEC_PER_SEC);
+	int64_t not_before = now_real_ns() - (int64_t)p->opts.retention_ns;
+	uint64_t left_out;
+	int r;
+
+	/* What a restart loads: half the budget (of 64M, 32M). The rest is for what the
+	 * process holds besides (code, BPF maps, allocator slack: 13-25 MB measured at 99 Hz)
+	 * and some symbols; evict() makes room for more of them as samples need it. */
+	p->load_limit = p->opts.max_memory / 2;
+	not_before = load_start(p, not_before, &left_out);
+	r = persist_load(p->store, p->opts.state_dir, not_before, &cb, &p->loaded);
+	p->held = mfree(p->held);
+	p->n_held = 0;
+	if (r < 0 && r != -ENOENT) {
+		p->persist_error = r;
+		return log_error_errno(r, "Failed to read state directory '%s': %m",
+				       p->opts.state_dir);
+	}
+	if (p->loaded.windows > 0)
+		log_info("Loaded %" PRIu64 " windows from %" PRIu64 " segments in '%s'.",
+			 p->loaded.windows, p->loaded.segments, p->opts.state_dir);
+	r = persist_writer_new(p->store, p->opts.state_dir, span, &p->persist);
+	if (r < 0) {
+		p->persist_error = r;
+		return log_error_errno(r,
+				       "Failed to open state directory '%s', keeping windows in "
+				       "memory only: %m",
+				       p->opts.state_dir);
+	}
+	/* Segments of windows the budget left out go, as evict() does. */
+	w = store_window(p->store, 0);
+	p->stats.evicted_memory += left_out;
+	if (p->stats.evicted_memory > 0) {
+		log_info("Left out the oldest %" PRIu64 " windows to stay within --max-memory.",
+			 p->stats.evicted_memory);
+		if (w)
+			persist_expire(p->persist, w->end_ns);
+	}
+	return 0;
+}
+
+int profiler_new(const ProfilerOptions *opts, Profiler **ret)
+{
+	_cleanup_(profiler_freep) Profiler *p = NULL;
+	int r;
+
+	if (opts->frequency == 0 || opts->window_ns == 0)
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->opts = *opts;
+	p->boot_to_real_ns = boot_to_real_offset();
+	r = store_new(&p->store);
+	if (r < 0)
+		return r;
+	r = symbolizer_new(p->store, &p->sym);
+	if (r < 0)
+		return r;
+	/* A quarter of the budget for address caches; symbol tables and windows take the rest. */
+	symbolizer_set_cache_budget(p->sym, opts->max_memory / 4);
+	symbolizer_set_cfi(p->sym, opts->unwind);
+	r = symbolizer_set_debug_dirs(p->sym, opts->debug_dirs);
+	if (r < 0)
+		return r;
+	r = maplog_new(&p->maplog);
+	if (r < 0)
+		return r;
+	r = proctable_new(p->store, p->sym, p->maplog, &p->procs);
+	if (r < 0)
+		return r;
+	r = stack_cache_new(p->store, STACK_CACHE_MAX, &p->stacks);
+	if (r < 0)
+		return r;
+	if (opts->state_dir) {
+		r = persist_open(p);
+		if (r == -ENOMEM)
+			return r;
+	}
+	*ret = TAKE_PTR(p);
+	return 0;
+}
+
+Profiler *profiler_free(Profiler *p)
+{
+	if (!p)
+		return NULL;
+	/* Owners of store references go before the store. */
+	persist_writer_free(p->persist);
+	stack_cache_free(p->stacks);
+	proctable_free(p->procs);
+	maplog_free(p->maplog);
+	symbolizer_free(p->sym);
+	store_free(p->store);
+	free(p);
+	return NULL;
+}
+
+/*
+ * Makes the open window the one holding t (realtime). Windows end on multiples of the window
+ * length; each starts where the previous one ended, except after a gap (start-up, a stall),
+ * where it starts at t: a window never claims time nobody sampled.
+ */
+static int window_for(Profiler *p, int64_t t)
+{
+	Window *w = store_window_current(p->store);
+	int64_t len = (int64_t)p->opts.window_ns, start, end;
+	int r;
+
+	if (w && t < w->end_ns)
+		return 0;
+	start = t;
+	if (w) {
+		if (t < w->end_ns + len)
+			start = w->end_ns;
+		r = profiler_close_window(p);
+		if (r < 0)
+			return r;
+	}
+	end = start - ((start % len) + len) % len + len;
+	return store_window_open(p->store, start, end, NSEC_PER_SEC / p->opts.frequency);
+}
+
+/* A sample's addresses: kernel frames, then user frames (leaf first). */
+typedef struct RawStack {
+	uint64_t addrs[2 * PROFQ_MAX_FRAMES];
+	uint32_t kernel; /* the first `kernel` addresses are kernel ones */
+	uint32_t n;
+	bool truncated; /* the user part does not reach the outermost frame */
+} RawStack;
+
+typedef struct UnwindCtx {
+	Profiler *p;
+	Process *proc;
+	uint64_t time_ns, mono;
+} UnwindCtx;
+
+static Cfi *cfi_of(void *userdata, uint64_t addr, uint64_t *ret_vaddr)
+{
+	UnwindCtx *u = userdata;
+	const Mapping *m = proctable_find_mapping(u->p->procs, u->proc, addr, u->time_ns, u->mono);
+
+	return m ? symbolizer_cfi(u->p->sym, m->binary, &m->map, addr, ret_vaddr) : NULL;
+}
+
+/* The addresses of a sample: the kernel's frames, then the user frames as the BPF program
+ * walked them (frame pointers) or as we unwind them from its stack copy. */
+static void raw_stack(Profiler *p, Process *proc, const struct profq_sample *s, uint64_t mono,
+		      RawStack *ret)
+{
+	UnwindCtx ctx = { .p = p, .proc = proc, .time_ns = s->time_ns, .mono = mono };
+	UnwindInput in;
+	UnwindResult res;
+
+	ret->kernel = s->kstack_len;
+	memcpy(ret->addrs, s->addrs, s->kstack_len * sizeof(uint64_t));
+	if (!(s->flags & PROFQ_SAMPLE_USER_REGS)) {
+		memcpy(ret->addrs + s->kstack_len, s->addrs + s->kstack_len,
+		       s->ustack_len * sizeof(uint64_t));
+		ret->n = (uint32_t)s->kstack_len + s->ustack_len;
+		/* A full-depth walk was probably cut off. */
+		ret->truncated = s->ustack_len >= PROFQ_MAX_FRAMES;
+		return;
+	}
+	in = (UnwindInput){ .ip = s->user_ip,
+			    .sp = s->user_sp,
+			    .bp = s->user_bp,
+			    .stack = s->stack,
+			    .stack_len = s->stack_len };
+	unwind_user(&in, cfi_of, &ctx, ret->addrs + s->kstack_len, PROFQ_MAX_FRAMES, &res);
+	ret->n = s->kstack_len + (uint32_t)res.n;
+	ret->truncated = res.end != UNWIND_COMPLETE;
+	p->stats.unwind[res.end]++;
+	p->stats.unwind_fp_frames += res.fp_frames;
+}
+
+/* Symbolizes a raw stack into frames (leaf first); returns the number of frames. */
+static size_t symbolize(Profiler *p, Process *proc, const RawStack *raw, uint64_t time_ns,
+			uint64_t mono, FrameId *frames, size_t max)
+{
+	size_t n = 0;
+	int r;
+
+	for (uint32_t i = 0; i < raw->n && n < max; i++) {
+		uint64_t addr = raw->addrs[i];
+		/* The first address of each part is where the CPU was; the rest return addresses. */
+		bool ret_addr = i != 0 && i != raw->kernel;
+		const Mapping *m;
+
+		if (i < raw->kernel) {
+			r = symbolizer_kernel_frames(p->sym, addr, ret_addr, frames + n, max - n);
+		} else {
+			const char *jit = NULL;
+
+			m = proctable_find_mapping(p->procs, proc, addr, time_ns, mono);
+			/* Not in a file: JIT code, named by the process's perf map if it has one. */
+			if (!m || !m->binary)
+				jit = proctable_jit_symbol(p->procs, proc, addr - ret_addr, mono);
+			if (jit)
+				r = symbolizer_jit_frame(p->sym, jit, addr - ret_addr, frames + n);
+			else if (m)
+				r = symbolizer_user_frames(p->sym, m->binary, &m->map, addr,
+							   ret_addr, frames + n, max - n);
+			else
+				r = symbolizer_unknown_frame(p->sym, addr, frames + n);
+		}
+		if (r > 0)
+			n += (size_t)r;
+	}
+	/* Say a stack is cut off rather than let it look complete. */
+	if (raw->truncated && raw->n > raw->kernel && n < max &&
+	    symbolizer_marker_frame(p->sym, "[truncated]", FRAME_TRUNCATED, &frames[n]) == 0) {
+		n++;
+		p->stats.truncated++;
+	}
+	if (n == 0 && symbolizer_marker_frame(p->sym, "[no stack]", 0, &frames[0]) == 0)
+		n = 1;
+	return n;
+}
+
+/* Is the record as long as its header says, and no longer than a record can be? */
+static bool record_ok(const struct profq_sample *s, size_t size)
+{
+	if (size < PROFQ_SAMPLE_HDR_SIZE || s->kstack_len > PROFQ_MAX_FRAMES ||
+	    s->ustack_len > PROFQ_MAX_FRAMES || s->tgid == 0)
+		return false;
+	if (s->flags & PROFQ_SAMPLE_USER_REGS)
+		return s->ustack_len == 0 && s->stack_len <= PROFQ_STACK_COPY_MAX &&
+		       size >= PROFQ_SAMPLE_STACK_OFFSET + (size_t)s->stack_len;
+	return size >= PROFQ_SAMPLE_HDR_SIZE + ((size_t)s->kstack_len + s->ustack_len) * 8;
+}
+
+int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
+{
+	FrameId frames[STORE_STACK_MAX];
+	uint64_t mono = now_mono_ns();
+	char comm[PROFQ_COMM_LEN + 1];
+	StackKey128 key;
+	StackId stack;
+	Process *proc;
+	StrId thread;
+	RawStack raw;
+	size_t n;
+	int r;
+
+	p->stats.samples++;
+	if (!record_ok(s, size)) {
+		p->stats.bad_records++;
+		return 0;
+	}
+	r = window_for(p, (int64_t)s->time_ns + p->boot_to_real_ns);
+	if (r < 0)
+		goto fail;
+	r = proctable_get(p->procs, s, mono, &proc);
+	if (r < 0)
+		goto fail;
+
+	raw_stack(p, proc, s, mono, &raw);
+	proctable_jit_refresh(p->procs, proc, mono);
+	key = stack_cache_key(s->tgid, s->start_ns, proc->generation,
+			      raw.kernel | (uint32_t)raw.truncated << 31, raw.addrs, raw.n);
+	if (stack_cache_get(p->stacks, key, &stack) == 0) {
+		p->stats.stack_hits++;
+	} else {
+		n = symbolize(p, proc, &raw, s->time_ns, mono, frames, ARRAY_SIZE(frames));
+		r = store_intern_stack(p->store, frames, n, &stack);
+		if (r < 0)
+			goto fail;
+		r = stack_cache_put(p->stacks, key, stack);
+		if (r < 0) {
+			store_stack_unref(p->store, stack);
+			goto fail;
+		}
+	}
+
+	memcpy(comm, s->comm, PROFQ_COMM_LEN);
+	comm[PROFQ_COMM_LEN] = '\0';
+	for (char *c = comm; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	r = store_intern_string(p->store, comm, &thread);
+	if (r < 0)
+		goto fail;
+	r = store_window_add(p->store, proc->id, s->tid, thread, stack,
+			     s->flags & PROFQ_SAMPLE_KERNEL_MODE, 1);
+	store_string_unref(p->store, thread);
+	if (r < 0)
+		goto fail;
+	p->stats.stored++;
+	return 0;
+fail:
+	p->stats.failed++;
+	return r;
+}
+
+int profiler_add_event(Profiler *p, const struct profq_event *e, size_t size)
+{
+	int r;
+
+	if (size < sizeof(*e) || e->pid == 0 || e->args_len > PROFQ_ARGS_LEN ||
+	    (e->type != PROFQ_EVENT_EXEC && e->type != PROFQ_EVENT_EXIT)) {
+		p->stats.bad_records++;
+		return 0;
+	}
+	r = proctable_event(p->procs, e, now_mono_ns());
+	if (r < 0)
+		p->stats.failed++;
+	return r;
+}
+
+void profiler_sideband_event(Profiler *p, const SidebandEvent *ev)
+{
+	maplog_event(p->maplog, ev);
+}
+
+void profiler_set_sideband_refresh(Profiler *p, void (*refresh)(void *userdata), void *userdata)
+{
+	proctable_set_maplog_refresh(p->procs, refresh, userdata);
+}
+
+void profiler_refresh(Profiler *p, uint32_t pid)
+{
+	proctable_refresh(p->procs, pid);
+}
+
+void profiler_add_counters(Profiler *p, uint64_t lost, uint64_t idle)
+{
+	Window *w = store_window_current(p->store);
+
+	p->stats.lost += lost;
+	p->stats.idle += idle;
+	if (w) {
+		w->lost += lost;
+		w->idle += idle;
+	}
+}
+
+int profiler_close_window(Profiler *p)
+{
+	size_t n = store_window_count(p->store);
+	int r = store_window_close(p->store);
+
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;
+	p->stats.windows_closed++;
+	if (p->persist) {
+		r = persist_write_window(p->persist, store_window(p->store, n - 1));
+		/* Kept in memory; the next window tries again in a new segment. Say so once. */
+		if (r < 0) {
+			p->stats.persist_errors++;
+			if (!p->persist_failing)
+				log_warning_errno(r,
+						  "Failed to write a window to '%s', keeping it "
+						  "in memory: %m",
+						  p->opts.state_dir);
+			p->persist_failing = true;
+		} else if (p->persist_failing) {
+			p->persist_failing = false;
+			log_info("Writing windows to '%s' again.", p->opts.state_dir);
+		}
+	}
+	return 0;
+}
+
+static void evict(Profiler *p, int64_t now_ns)
+{
+	size_t budget, used, low;
+	uint64_t evicted = 0;
+	const Window *w;
+
+	/* Retention: windows that ended before now - retention. */
+	for (;;) {
+		w = store_window(p->store, 0);
+		if (!w || w->open || w->end_ns > now_ns - (int64_t)p->opts.retention_ns)
+			break;
+		if (store_window_evict(p->store) < 0)
+			break;
+		p->stats.evicted_retention++;
+	}
+	used = profiler_memory(p);
+	budget = data_budget(p, used);
+	if (used <= budget) {
+		/* A libdw that took more than this to open is not opened again until there is
+		 * room. */
+		symbolizer_set_headroom(p->sym, budget - used);
+		return;
+	}
+	/* Memory: down to a thirty-second below the budget, so that the next pass is not a
+	 * window away (each one empties caches). First what can be read again (caches, symbols
+	 * of binaries no process maps, libdw), then the oldest windows, never the open one. */
+	low = budget - budget / 32;
+	symbolizer_shrink(p->sym, used - low);
+	/* What keeps evicted windows' stacks alive: the stack cache. */
+	if (profiler_memory(p) > low)
+		stack_cache_clear(p->stacks);
+	while (profiler_memory(p) > low) {
+		w = store_window(p->store, 0);
+		if (!w || w->open)
+			break;
+		/* And the writer, for windows of its current segment (a ring shorter than a
+		 * segment): the next window starts a new one. */
+		if (p->persist && persist_segment_holds(p->persist, w->end_ns))
+			persist_rotate(p->persist);
+		if (store_window_evict(p->store) < 0)
+			break;
+		evicted++;
+	}
+	p->stats.evicted_memory += evicted;
+	/* Gone from memory, gone from disk: a restart must not bring them back. Segments whose
+	 * windows all ended before the oldest window held did hold only evicted ones. */
+	w = store_window(p->store, 0);
+	if (evicted && p->persist && w)
+		persist_expire(p->persist, w->end_ns);
+	/* Give what was freed back to the kernel: resident memory is what the budget bounds. */
+	malloc_trim(0);
+	used = profiler_memory(p);
+	symbolizer_set_headroom(p->sym, budget > used ? budget - used : 0);
+}
+
+int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
+{
+	int r;
+
+	size_t windows = store_window_count(p->store);
+
+	p->boot_to_real_ns = boot_to_real_offset();
+	r = window_for(p, now_ns);
+	if (r < 0)
+		return r;
+	/* Housekeeping that walks tables: once a second, and whenever a window closed. */
+	if (mono_ns - p->last_housekeeping_ns < HOUSEKEEPING_NS &&
+	    store_window_count(p->store) == windows)
+		return 0;
+	p->last_housekeeping_ns = mono_ns;
+	symbolizer_trim(p->sym);
+	if (mono_ns - p->last_sweep_ns >= SWEEP_INTERVAL_NS) {
+		p->last_sweep_ns = mono_ns;
+		proctable_sweep(p->procs, mono_ns, PROCESS_IDLE_NS, now_ns, p->opts.retention_ns);
+		maplog_expire(p->maplog, (uint64_t)(now_ns - p->boot_to_real_ns), MAPLOG_KEEP_NS);
+		if (p->persist)
+			persist_expire(p->persist, now_ns - (int64_t)p->opts.retention_ns);
+	}
+	evict(p, now_ns);
+	return 0;
+}
+
+const PersistLoadStats *profiler_persist_state(const Profiler *p, PersistStats *ret_stats,
+					       bool *ret_enabled, int *ret_error)
+{
+	*ret_enabled = p->persist != NULL;
+	*ret_error = p->persist_error;
+	if (p->persist)
+		persist_stats(p->persist, ret_stats);
+	else
+		*ret_stats = (PersistStats){ 0 };
+	return &p->loaded;
+}
+
+Store *profiler_store(Profiler *p)
+{
+	return p->store;
+}
+
+Symbolizer *profiler_symbolizer(Profiler *p)
+{
+	return p->sym;
+}
+
+size_t profiler_memory(const Profiler *p)
+{
+	return sizeof(*p) + store_memory(p->store) + symbolizer_memory(p->sym) +
+	       proctable_memory(p->procs) + stack_cache_memory(p->stacks) + maplog_memory(p->maplog);
+}
+
+void profiler_memory_parts(const Profiler *p, ProfilerMemory *ret)
+{
+	*ret = (ProfilerMemory){
+		.store = store_memory(p->store),
+		.symbolizer = symbolizer_memory(p->sym),
+		.processes = proctable_memory(p->procs),
+		.stacks = stack_cache_memory(p->stacks),
+		.maplog = maplog_memory(p->maplog),
+	};
+}
+
+void profiler_stats(const Profiler *p, ProfilerStats *ret)
+{
+	*ret = p->stats;
+}
+
+void profiler_proc_stats(const Profiler *p, ProcTableStats *ret)
+{
+	proctable_stats(p->procs, ret);
+}

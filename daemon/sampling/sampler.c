@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: MIT */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
+
+#include "base/log.h"
+#include "base/macro.h"
+#include "base/procfs.h"
+#include "sampling/sampler.h" /* before the skeleton: it declares struct profq_counters */
+#include "profq_bpf.skel.h"
+
+struct Sampler {
+	struct profq_bpf *skel;
+	struct ring_buffer *rb;
+	struct bpf_link **links;
+	struct bpf_link *exec_link, *exit_link;
+	int *perf_fds;
+	unsigned n_cpus; /* possible CPUs: size of per-CPU values */
+	unsigned n_attached;
+	size_t ringbuf_bytes;
+	sampler_handler_t on_sample;
+	sampler_event_handler_t on_event;
+	void *userdata;
+	int handler_error;
+};
+
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	_cleanup_free_ char *msg = NULL;
+	size_t n;
+
+	/* libbpf's warnings (e.g. verifier output) help, its debug chatter does not. */
+	if (level == LIBBPF_DEBUG && log_get_max_level() < LOG_DEBUG)
+		return 0;
+	/* Whole: a verifier log runs to many kilobytes and its end says what failed. */
+	if (vasprintf(&msg, fmt, ap) < 0)
+		return 0;
+	n = strlen(msg);
+	if (n > 0 && msg[n - 1] == '\n')
+		msg[n - 1] = '\0';
+	log_full_errno(level == LIBBPF_WARN ? LOG_WARNING : LOG_DEBUG, 0, "libbpf: %s", msg);
+	return 0;
+}
+
+Sampler *sampler_free(Sampler *s)
+{
+	if (!s)
+		return NULL;
+	ring_buffer__free(s->rb);
+	bpf_link__destroy(s->exec_link);
+	bpf_link__destroy(s->exit_link);
+	for (unsigned i = 0; s->links && i < s->n_cpus; i++)
+		bpf_link__destroy(s->links[i]);
+	for (unsigned i = 0; s->perf_fds && i < s->n_cpus; i++)
+		if (s->perf_fds[i] >= 0)
+			close(s->perf_fds[i]);
+	free(s->links);
+	free(s->perf_fds);
+	profq_bpf__destroy(s->skel);
+	free(s);
+	return NULL;
+}
+
+static int on_record(void *ctx, void *data, size_t size)
+{
+	Sampler *s = ctx;
+	int r;
+
+	if (size < PROFQ_SAMPLE_HDR_SIZE)
+		return 0;
+	r = s->on_sample(s->userdata, data, size);
+	if (r < 0 && s->handler_error == 0)
+		s->handler_error = r;
+	return 0;
+}
+
+static int on_event_record(void *ctx, void *data, size_t size)
+{
+	Sampler *s = ctx;
+	int r;
+
+	if (size < sizeof(struct profq_event))
+		return 0;
+	r = s->on_event(s->userdata, data, size);
+	if (r < 0 && s->handler_error == 0)
+		s->handler_error = r;
+	return 0;
+}
+
+/* Online CPUs from /sys/devices/system/cpu/online ("0-3,6"): a bitmap over possible CPUs. */
+static int online_cpus(unsigned n_possible, bool **ret)
+{
+	_cleanup_free_ char *buf = NULL;
+	_cleanup_free_ bool *online = NULL;
+	const char *p;
+	int r;
+
+	online = calloc(n_possible, sizeof(bool));
+	if (!online)
+		return -ENOMEM;
+	r = procfs_read_file("/sys/devices/system/cpu/online", 4096, &buf, NULL);
+	if (r < 0)
+		return r;
+	for (p = buf; *p && *p != '\n';) {
+		char *end;
+		unsigned long a, b;
+
+		a = b = strtoul(p, &end, 10);
+		if (end == p)
+			return -EINVAL;
+		if (*end == '-') {
+			p = end + 1;
+			b = strtoul(p, &end, 10);
+			if (end == p || b < a)
+				return -EINVAL;
+		}
+		for (unsigned long c = a; c <= b && c < n_possible; c++)
+			online[c] = true;
+		p = end;
+		if (*p == ',')
+			p++;
+	}
+	*ret = TAKE_PTR(online);
+	return 0;
+}
+
+static size_t ringbuf_size(const SamplerOptions *opts, unsigned n_cpus)
+{
+	/* A typical record: the header and kernel frames, and half the stack copy (records are
+	 * sized to the stack in use, see user_stack_span()). */
+	uint64_t record = PROFQ_SAMPLE_STACK_OFFSET + opts->stack_copy / 2;
+	/* A second of samples from every CPU: ten drains' worth, and room for the daemon to be
+	 * busy for a while (reading a big binary) before anything is lost. The ring is mapped
+	 * twice into our address space (to read records across its end), so it counts twice in
+	 * RSS: no bigger than needed. */
+	uint64_t want = (uint64_t)opts->frequency * n_cpus * record;
+	size_t size = 1u << 20;
+
+	if (opts->ringbuf_bytes)
+		return opts->ringbuf_bytes;
+	while (size < want && size < (16u << 20))
+		size <<= 1;
+	return size;
+}
+
+int sampler_new(const SamplerOptions *opts, Sampler **ret)
+{
+	_cleanup_(sampler_freep) Sampler *s = NULL;
+	_cleanup_free_ bool *online = NULL;
+	int r;
+
+	libbpf_set_print(libbpf_log);
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->on_sample = opts->on_sample;
+	s->on_event = opts->on_event;
+	s->userdata = opts->userdata;
+	r = libbpf_num_possible_cpus();
+	if (r <= 0)
+		return log_error_errno(r ?: -EINVAL, "Failed to count possible CPUs: %m");
+	s->n_cpus = (unsigned)r;
+	s->links = calloc(s->n_cpus, sizeof(*s->links));
+	s->perf_fds = malloc(s->n_cpus * sizeof(int));
+	if (!s->links || !s->perf_fds)
+		return -ENOMEM;
+	for (unsigned i = 0; i < s->n_cpus; i++)
+		s->perf_fds[i] = -1;
+
+	/* Open: parse the embedded object. */
+	s->skel = profq_bpf__open();
+	if (!s->skel)
+		return log_error_errno(negative_errno(), "Failed to open BPF object: %m");
+
+	/* Configure: size the maps and set the stack mode before the maps are created. */
+	s->ringbuf_bytes = ringbuf_size(opts, s->n_cpus);
+	r = bpf_map__set_max_entries(s->skel->maps.samples, (uint32_t)s->ringbuf_bytes);
+	if (r < 0)
+		return log_error_errno(r, "Failed to size the BPF ring buffer: %m");
+	r = bpf_map__set_max_entries(s->skel->maps.scratch, s->n_cpus);
+	if (r < 0)
+		return log_error_errno(r, "Failed to size the BPF scratch map: %m");
+	if (opts->stack_copy > PROFQ_STACK_COPY_MAX)
+		return log_error_errno(-EINVAL, "Stack copy of %u bytes is over the %u maximum",
+				       opts->stack_copy, PROFQ_STACK_COPY_MAX);
+	s->skel->rodata->stack_copy = opts->stack_copy;
+
+	/* Load: create maps, verify and JIT the program. */
+	r = profq_bpf__load(s->skel);
+	if (r < 0)
+		return log_error_errno(r, "Failed to load BPF program: %m");
+
+	/* Attach: one cpu-clock event per online CPU. */
+	r = online_cpus(s->n_cpus, &online);
+	if (r < 0)
+		return log_error_errno(r, "Failed to read the online CPUs: %m");
+	for (unsigned cpu = 0; cpu < s->n_cpus; cpu++) {
+		struct perf_event_attr attr = {
+			.type = PERF_TYPE_SOFTWARE,
+			.size = sizeof(attr),
+			.config = PERF_COUNT_SW_CPU_CLOCK,
+			.freq = 1,
+			.sample_freq = opts->frequency,
+		};
+		int fd;
+
+		if (!online[cpu])
+			continue;
+		fd = (int)syscall(__NR_perf_event_open, &attr, -1, (int)cpu, -1,
+				  PERF_FLAG_FD_CLOEXEC);
+		if (fd < 0) {
+			r = negative_errno();
+			if (r == -ENODEV) /* went offline meanwhile */
+				continue;
+			if (r == -EINVAL)
+				return log_error_errno(
+					r,
+					"Failed to open a cpu-clock event at %u Hz on "
+					"CPU %u: %m (is kernel.perf_event_max_sample_rate "
+					"lower?)",
+					opts->frequency, cpu);
+			return log_error_errno(r, "Failed to open a cpu-clock event on CPU %u: %m",
+					       cpu);
+		}
+		s->perf_fds[cpu] = fd;
+		s->links[cpu] = bpf_program__attach_perf_event(s->skel->progs.profq_sample, fd);
+		if (!s->links[cpu]) {
+			r = negative_errno();
+			s->links[cpu] = NULL;
+			return log_error_errno(r, "Failed to attach the BPF program on CPU %u: %m",
+					       cpu);
+		}
+		s->n_attached++;
+	}
+	if (s->n_attached == 0)
+		return log_error_errno(-ENODEV, "Failed to attach to any CPU: no CPU is online");
+
+	/* Attach: process exec and exit (BTF tracepoints: no tracefs needed). */
+	s->exec_link = bpf_program__attach(s->skel->progs.profq_exec);
+	if (!s->exec_link)
+		return log_error_errno(negative_errno(),
+				       "Failed to attach to sched_process_exec: %m");
+	s->exit_link = bpf_program__attach(s->skel->progs.profq_exit);
+	if (!s->exit_link)
+		return log_error_errno(negative_errno(),
+				       "Failed to attach to sched_process_exit: %m");
+
+	/* Run: the reader side of the ring buffers, drained by the caller's timer; events first,
+	 * so an exec is known before the samples of the new image. */
+	s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.events), on_event_record, s, NULL);
+	if (!s->rb)
+		return log_error_errno(negative_errno(), "Failed to open the BPF ring buffers: %m");
+	r = ring_buffer__add(s->rb, bpf_map__fd(s->skel->maps.samples), on_record, s);
+	if (r < 0)
+		return log_error_errno(r, "Failed to open the BPF ring buffers: %m");
+
+	*ret = TAKE_PTR(s);
+	return 0;
+}
+
+int sampler_drain(Sampler *s)
+{
+	int r;
+
+	s->handler_error = 0;
+	r = ring_buffer__consume(s->rb);
+	if (r < 0)
+		return r;
+	if (s->handler_error < 0)
+		return s->handler_error;
+	return r;
+}
+
+int sampler_counters(Sampler *s, struct profq_counters *ret)
+{
+	/* The program's global counters, read through the skeleton's mapping of .bss. */
+	const volatile struct profq_counters *v = s->skel->bss->counters;
+	struct profq_counters sum = { 0 };
+	unsigned n = MIN(s->n_cpus, (unsigned)PROFQ_MAX_CPUS);
+
+	for (unsigned i = 0; i < n; i++) {
+		sum.samples += v[i].samples;
+		sum.idle += v[i].idle;
+		sum.lost_ringbuf += v[i].lost_ringbuf;
+		sum.kstack_errors += v[i].kstack_errors;
+		sum.ustack_errors += v[i].ustack_errors;
+		sum.lost_events += v[i].lost_events;
+		sum.stack_copy_errors += v[i].stack_copy_errors;
+		sum.stack_copy_bytes += v[i].stack_copy_bytes;
+	}
+	*ret = sum;
+	return 0;
+}
+
+unsigned sampler_cpus(const Sampler *s)
+{
+	return s->n_attached;
+}
+
+size_t sampler_ringbuf_bytes(const Sampler *s)
+{
+	return s->ringbuf_bytes;
+}
+
+uint32_t sampler_prog_id(const Sampler *s)
+{
+	struct bpf_prog_info info = { 0 };
+	uint32_t len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(s->skel->progs.profq_sample), &info, &len) < 0)
+		return 0;
+	return info.id;
+}

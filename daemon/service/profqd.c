@@ -1,0 +1,553 @@
+/* SPDX-License-Identifier: MIT */
+#include <grp.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "base/json-util.h"
+#include "base/log.h"
+#include "base/macro.h"
+#include "base/procfs.h"
+#include "base/timeutil.h"
+#include "process/sideband.h"
+#include "query/query.h"
+#include "sampling/profiler.h"
+#include "sampling/sampler.h"
+#include "service/access.h"
+#include "service/loop.h"
+#include "service/notify.h"
+#include "service/profqd.h"
+#include "service/server.h"
+
+/* The ring buffer is drained, and windows rotated, this often. */
+#define TICK_NS (100 * NSEC_PER_MSEC)
+/* Data pages per CPU of the sideband ring: 128 KiB holds ~1000 mappings per 100 ms tick. */
+#define SIDEBAND_PAGES 32
+
+struct Profqd {
+	const Config *config;
+	Loop *loop;
+	Profiler *profiler;
+	Sampler *sampler;
+	Sideband *sideband;
+	Server *server;
+	Notifier *notifier;
+	int signal_fd;
+	int timer_fd;
+	LoopSource *signal_src, *timer_src;
+	struct profq_counters last; /* BPF counters at the last tick */
+	gid_t group_gid;
+	bool have_group;
+	uint64_t start_mono_ns;
+	uint64_t drain_errors;
+};
+
+Profqd *profqd_free(Profqd *m)
+{
+	if (!m)
+		return NULL;
+	server_free(m->server);
+	notifier_free(m->notifier);
+	sampler_free(m->sampler);
+	sideband_free(m->sideband);
+	profiler_free(m->profiler);
+	if (m->loop) {
+		loop_remove(m->loop, m->signal_src);
+		loop_remove(m->loop, m->timer_src);
+	}
+	if (m->signal_fd >= 0)
+		close(m->signal_fd);
+	if (m->timer_fd >= 0)
+		close(m->timer_fd);
+	loop_free(m->loop);
+	free(m);
+	return NULL;
+}
+
+static int on_sample(void *userdata, const struct profq_sample *s, size_t size)
+{
+	return profiler_add_sample(userdata, s, size);
+}
+
+static int on_event(void *userdata, const struct profq_event *e, size_t size)
+{
+	return profiler_add_event(userdata, e, size);
+}
+
+static void on_sideband(void *userdata, const SidebandEvent *ev)
+{
+	profiler_sideband_event(userdata, ev);
+}
+
+static void refresh_sideband(void *userdata)
+{
+	Profqd *m = userdata;
+
+	(void)sideband_drain(m->sideband);
+}
+
+/*
+ * Drains everything the kernel has for us, in the order that lets each part use the one before:
+ * mappings (sideband), then exec/exit events, then samples; and moves the BPF counters' news
+ * into the profiler.
+ */
+static void drain(Profqd *m)
+{
+	struct profq_counters c;
+	int r;
+
+	r = sideband_drain(m->sideband);
+	if (r < 0 && m->drain_errors++ == 0)
+		log_warning_errno(r, "Failed to read the sideband: %m");
+	r = sampler_drain(m->sampler);
+	if (r < 0 && m->drain_errors++ == 0)
+		log_warning_errno(r, "Failed to store samples: %m");
+	if (sampler_counters(m->sampler, &c) < 0)
+		return;
+	profiler_add_counters(m->profiler, c.lost_ringbuf - m->last.lost_ringbuf,
+			      c.idle - m->last.idle);
+	m->last = c;
+}
+
+static void notify_stats(void *userdata, NotifyStats *ret)
+{
+	Profqd *m = userdata;
+	ProcTableStats pt;
+	ProfilerStats ps;
+
+	profiler_stats(m->profiler, &ps);
+	profiler_proc_stats(m->profiler, &pt);
+	*ret = (NotifyStats){
+		.cpus = sampler_cpus(m->sampler),
+		.frequency_hz = m->config->frequency,
+		.samples = m->last.samples,
+		/* The same sum as the status answer's "lost". */
+		.lost = m->last.lost_ringbuf + ps.bad_records + ps.failed,
+		.processes = pt.processes,
+		.memory_bytes = profiler_memory(m->profiler),
+		.max_memory_bytes = m->config->max_memory,
+	};
+}
+
+static int on_timer(LoopSource *src, int fd, uint32_t events, void *userdata)
+{
+	Profqd *m = userdata;
+	uint64_t expirations;
+	int r;
+
+	(void)src;
+	(void)events;
+	if (read(fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+		return log_error_errno(negative_errno(), "Failed to read the timer: %m");
+	drain(m);
+	r = profiler_tick(m->profiler, now_real_ns(), now_mono_ns());
+	if (r < 0)
+		log_warning_errno(r, "Failed to rotate windows: %m");
+	server_tick(m->server, now_mono_ns());
+	notifier_tick(m->notifier, now_mono_ns(), notify_stats, m);
+	return 0;
+}
+
+static int on_signal(LoopSource *src, int fd, uint32_t events, void *userdata)
+{
+	Profqd *m = userdata;
+	struct signalfd_siginfo si;
+
+	(void)src;
+	(void)events;
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return 0;
+	switch (si.ssi_signo) {
+	case SIGTERM:
+	case SIGINT:
+		log_info("Received %s, stopping.", strsignal((int)si.ssi_signo));
+		loop_exit(m->loop);
+		break;
+	case SIGHUP:
+		/* Logs go to stderr, which the service manager owns: nothing to reopen. */
+		log_info("Received SIGHUP.");
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static int status_unwind(Profqd *m, const ProfilerStats *ps, json_object *status)
+{
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		return -ENOMEM;
+	json_add_string(o, "mode", m->config->stack_copy ? "dwarf" : "frame-pointer");
+	json_add_int(o, "stack_copy_bytes", m->config->stack_copy);
+	json_add_int(o, "complete", (int64_t)ps->unwind[UNWIND_COMPLETE]);
+	json_add_int(o, "truncated", (int64_t)ps->unwind[UNWIND_TRUNCATED]);
+	json_add_int(o, "stuck", (int64_t)ps->unwind[UNWIND_STUCK]);
+	json_add_int(o, "frame_pointer_frames", (int64_t)ps->unwind_fp_frames);
+	json_add_int(o, "copy_errors", (int64_t)m->last.stack_copy_errors);
+	json_add_int(o, "copied_bytes", (int64_t)m->last.stack_copy_bytes);
+	json_object_object_add(status, "unwind", o);
+	return 0;
+}
+
+static int status_memory(Profqd *m, const ProfilerStats *ps, json_object *status)
+{
+	json_object *o = json_object_new_object();
+	ProfilerMemory pm;
+
+	if (!o)
+		return -ENOMEM;
+	profiler_memory_parts(m->profiler, &pm);
+	json_add_int(o, "store", (int64_t)pm.store);
+	json_add_int(o, "symbolizer", (int64_t)pm.symbolizer);
+	json_add_int(o, "processes", (int64_t)pm.processes);
+	json_add_int(o, "stack_cache", (int64_t)pm.stacks);
+	json_add_int(o, "mapping_log", (int64_t)pm.maplog);
+	json_add_int(o, "rss_bytes", procfs_self_resident());
+	/* As of the last housekeeping pass: what --max-memory left the profiler's data. */
+	json_add_int(o, "outside_bytes", (int64_t)ps->memory_other);
+	json_add_int(o, "data_budget_bytes", (int64_t)ps->data_budget);
+	json_object_object_add(status, "memory", o);
+	return 0;
+}
+
+/* The binaries that hold the most symbolizer memory: what to look at when it is high. */
+static int status_largest(Profqd *m, json_object *sym)
+{
+	SymbolizerBinaryMemory top[5];
+	size_t n = symbolizer_largest(profiler_symbolizer(m->profiler), top, ARRAY_SIZE(top));
+	json_object *a = json_object_new_array();
+
+	if (!a)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		json_object *o = json_object_new_object();
+
+		if (!o || json_object_array_add(a, o) < 0) {
+			json_object_put(o);
+			json_object_put(a);
+			return -ENOMEM;
+		}
+		json_add_string(o, "module", top[i].module);
+		json_add_int(o, "symbols", (int64_t)top[i].symbols);
+		json_add_int(o, "cfi", (int64_t)top[i].cfi);
+		json_add_int(o, "dwarf", (int64_t)top[i].dwarf);
+		json_add_int(o, "cache", (int64_t)top[i].cache);
+	}
+	json_object_object_add(sym, "largest", a);
+	return 0;
+}
+
+static int status_persistence(Profqd *m, json_object *status)
+{
+	const PersistLoadStats *loaded;
+	json_object *o = json_object_new_object();
+	PersistStats ps;
+	bool enabled;
+	int error;
+
+	if (!o)
+		return -ENOMEM;
+	loaded = profiler_persist_state(m->profiler, &ps, &enabled, &error);
+	json_add_string(o, "state_dir", m->config->state_dir);
+	json_object_object_add(o, "enabled", json_object_new_boolean(enabled));
+	json_add_string(o, "error",
+			error		? strerror(-error)
+			: ps.last_error ? strerror(-ps.last_error)
+					: NULL);
+	json_add_int(o, "segments", (int64_t)ps.segments);
+	json_add_int(o, "disk_bytes", (int64_t)ps.disk_bytes);
+	json_add_int(o, "windows_written", (int64_t)ps.windows_written);
+	json_add_int(o, "write_errors", (int64_t)ps.write_errors);
+	json_add_int(o, "windows_loaded", (int64_t)loaded->windows);
+	json_add_int(o, "corrupt_segments",
+		     (int64_t)(loaded->corrupt_segments + loaded->bad_segments));
+	json_object_object_add(status, "persistence", o);
+	return 0;
+}
+
+static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
+{
+	_cleanup_json_ json_object *o = json_object_new_object();
+	Store *store = profiler_store(m->profiler);
+	SymbolizerStats sy;
+	ProcTableStats pt;
+	ProfilerStats ps;
+	ServerStats ss;
+	json_object *sym;
+	int r;
+
+	if (!o)
+		return -ENOMEM;
+	profiler_stats(m->profiler, &ps);
+	profiler_proc_stats(m->profiler, &pt);
+	symbolizer_stats(profiler_symbolizer(m->profiler), &sy);
+	server_stats(m->server, &ss);
+	json_add_double(o, "uptime_s", (double)(now_mono_ns() - m->start_mono_ns) / NSEC_PER_SEC, 1);
+	json_add_int(o, "frequency_hz", m->config->frequency);
+	json_add_int(o, "cpus", sampler_cpus(m->sampler));
+	json_add_int(o, "samples", (int64_t)m->last.samples);
+	json_add_int(o, "stored", (int64_t)ps.stored);
+	json_add_int(o, "idle", (int64_t)m->last.idle);
+	json_add_int(o, "lost", (int64_t)(m->last.lost_ringbuf + ps.bad_records + ps.failed));
+	json_add_int(o, "lost_ringbuf", (int64_t)m->last.lost_ringbuf);
+	json_add_int(o, "stack_errors", (int64_t)(m->last.kstack_errors + m->last.ustack_errors));
+	json_add_int(o, "truncated_stacks", (int64_t)ps.truncated);
+	json_add_int(o, "windows", (int64_t)store_window_count(store));
+	json_add_int(o, "window_s", (int64_t)(m->config->window_ns / NSEC_PER_SEC));
+	json_add_int(o, "retention_s", (int64_t)(m->config->retention_ns / NSEC_PER_SEC));
+	json_add_int(o, "evicted_windows", (int64_t)store_windows_evicted(store));
+	json_add_int(o, "memory_bytes", (int64_t)profiler_memory(m->profiler));
+	json_add_int(o, "max_memory_bytes", (int64_t)m->config->max_memory);
+	json_add_int(o, "processes", (int64_t)pt.processes);
+	if (!viewer->privileged) {
+		/* The health figures of SPEC §11 only: nothing about the host's processes, paths
+		 * or clients. */
+		json_object_object_add(o, "limited", json_object_new_boolean(true));
+		*ret = TAKE_PTR(o);
+		return 0;
+	}
+	r = status_unwind(m, &ps, o);
+	if (r < 0)
+		return r;
+	r = status_memory(m, &ps, o);
+	if (r < 0)
+		return r;
+	json_add_int(o, "exited_processes", (int64_t)pt.exited_held);
+	json_add_int(o, "exited_dropped", (int64_t)pt.exited_dropped);
+	json_add_int(o, "lost_events", (int64_t)m->last.lost_events);
+	json_add_int(o, "lost_sideband", (int64_t)sideband_lost(m->sideband));
+	json_add_int(o, "clients", (int64_t)ss.clients);
+	json_add_int(o, "clients_refused", (int64_t)ss.refused);
+	json_add_int(o, "client_timeouts", (int64_t)ss.timeouts);
+	json_add_int(o, "bad_requests", (int64_t)ss.bad_requests);
+	sym = json_object_new_object();
+	if (!sym)
+		return -ENOMEM;
+	json_add_int(sym, "binaries", (int64_t)sy.binaries);
+	json_add_int(sym, "binary_errors", (int64_t)sy.binary_errors);
+	json_add_int(sym, "lookups", (int64_t)sy.lookups);
+	json_add_int(sym, "cache_hits", (int64_t)sy.cache_hits);
+	json_add_int(sym, "unresolved", (int64_t)sy.unresolved);
+	json_add_int(sym, "kernel_symbols", (int64_t)sy.kernel_symbols);
+	json_add_int(sym, "dwarf_binaries", (int64_t)sy.dwarf_binaries);
+	json_add_int(sym, "dwarf_releases", (int64_t)sy.dwarf_releases);
+	json_add_int(sym, "dwarf_opens", (int64_t)sy.dwarf_opens);
+	json_add_int(sym, "dwarf_open_ms", (int64_t)(sy.dwarf_open_ns / 1000000));
+	json_add_int(sym, "dwarf_deferred", (int64_t)sy.dwarf_deferred);
+	json_add_int(sym, "binaries_dropped", (int64_t)sy.binaries_dropped);
+	json_add_int(sym, "binaries_unloaded", (int64_t)sy.binaries_unloaded);
+	json_add_int(sym, "binaries_reloaded", (int64_t)sy.binaries_reloaded);
+	json_add_int(sym, "perf_maps_read", (int64_t)pt.perfmap_loads);
+	json_add_int(sym, "perf_map_bad_lines", (int64_t)pt.perfmap_bad_lines);
+	r = status_largest(m, sym);
+	if (r < 0) {
+		json_object_put(sym);
+		return r;
+	}
+	json_add_int(sym, "stack_cache_hits", (int64_t)ps.stack_hits);
+	json_object_object_add(o, "symbolizer", sym);
+	r = status_persistence(m, o);
+	if (r < 0)
+		return r;
+	json_add_int(o, "bpf_prog_id", sampler_prog_id(m->sampler));
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+static int on_request(void *userdata, const Peer *peer, const Request *req, json_object **ret)
+{
+	Profqd *m = userdata;
+	Viewer viewer = {
+		.uid = peer->cred.uid,
+		.privileged = peer_privileged(peer, m->have_group, m->group_gid),
+		/* Read per request: the administrator may change it at any time. */
+		.kernel_names = access_kernel_profiling_allowed(),
+	};
+	QueryContext ctx;
+	int r;
+
+	/* Answer from everything sampled so far, not from the last tick. */
+	drain(m);
+	if (req->command == COMMAND_STATUS)
+		return answer_status(m, &viewer, ret);
+	/* Live processes' user/sys are the kernel's figures of now. */
+	if (req->command == COMMAND_TIME)
+		profiler_refresh(m->profiler, req->children ? 0 : req->pid);
+	ctx = (QueryContext){ .store = profiler_store(m->profiler),
+			      .now_ns = now_real_ns(),
+			      .viewer = viewer };
+	r = query_answer(&ctx, req, ret);
+	if (r == -EOPNOTSUPP) {
+		*ret = error_answer_new(ERROR_BAD_REQUEST, "Command '%s' is not supported",
+					command_to_string(req->command));
+		return *ret ? 0 : -ENOMEM;
+	}
+	return r;
+}
+
+static int resolve_group(Profqd *m)
+{
+	const Config *c = m->config;
+	struct group *g;
+
+	errno = 0;
+	g = getgrnam(c->group);
+	if (!g) {
+		if (c->group_explicit)
+			return log_error_errno(errno ? negative_errno() : -ENOENT,
+					       "Failed to find group '%s'", c->group);
+		return 0;
+	}
+	m->group_gid = g->gr_gid;
+	m->have_group = true;
+	return 0;
+}
+
+static int mkdir_parents(const char *path, mode_t mode)
+{
+	_cleanup_free_ char *p = strdup(path);
+
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST)
+			return negative_errno();
+		*s = '/';
+	}
+	return 0;
+}
+
+int profqd_new(const Config *config, Profqd **ret)
+{
+	_cleanup_(profqd_freep) Profqd *m = NULL;
+	ProfilerOptions popts = {
+		.frequency = config->frequency,
+		.window_ns = config->window_ns,
+		.retention_ns = config->retention_ns,
+		.max_memory = config->max_memory,
+		.resident = procfs_self_resident,
+		.state_dir = config->state_dir,
+		.unwind = config->stack_copy > 0,
+		.debug_dirs = config->debug_dirs,
+	};
+	SamplerOptions sopts = { .frequency = config->frequency,
+				 .stack_copy = config->stack_copy,
+				 .on_sample = on_sample,
+				 .on_event = on_event };
+	ServerOptions vopts = {
+		.path = config->socket_path,
+		.max_clients = 256,
+		.max_per_uid = 32,
+		.idle_timeout_ns = 30 * NSEC_PER_SEC,
+		.request_timeout_ns = 10 * NSEC_PER_SEC,
+		.max_answer = 16u << 20,
+	};
+	struct itimerspec its = {
+		.it_interval = { .tv_nsec = TICK_NS },
+		.it_value = { .tv_nsec = TICK_NS },
+	};
+	sigset_t mask;
+	int r;
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->config = config;
+	m->signal_fd = m->timer_fd = -1;
+	m->start_mono_ns = now_mono_ns();
+	r = resolve_group(m);
+	if (r < 0)
+		return r;
+	r = loop_new(&m->loop);
+	if (r < 0)
+		return log_error_errno(r, "Failed to create the event loop: %m");
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		return log_error_errno(negative_errno(), "Failed to block signals: %m");
+	m->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (m->signal_fd < 0)
+		return log_error_errno(negative_errno(), "Failed to create a signalfd: %m");
+	r = loop_add(m->loop, m->signal_fd, EPOLLIN, on_signal, m, &m->signal_src);
+	if (r < 0)
+		return log_error_errno(r, "Failed to watch signals: %m");
+
+	r = profiler_new(&popts, &m->profiler);
+	if (r < 0)
+		return log_error_errno(r, "Failed to create the profiler: %m");
+	r = profiler_tick(m->profiler, now_real_ns(), now_mono_ns());
+	if (r < 0)
+		return log_error_errno(r, "Failed to open the first window: %m");
+
+	/* The sideband first: mappings of processes started from now on are known before their
+	 * first sample. */
+	r = sideband_new(SIDEBAND_PAGES, on_sideband, m->profiler, &m->sideband);
+	if (r < 0)
+		return r; /* logged */
+	profiler_set_sideband_refresh(m->profiler, refresh_sideband, m);
+	sopts.userdata = m->profiler;
+	r = sampler_new(&sopts, &m->sampler);
+	if (r < 0)
+		return r; /* logged */
+
+	r = mkdir_parents(config->socket_path, 0755);
+	if (r < 0)
+		return log_error_errno(r, "Failed to create the directory of socket '%s': %m",
+				       config->socket_path);
+	r = server_new(m->loop, &vopts, on_request, m, &m->server);
+	if (r < 0)
+		return r; /* logged */
+
+	m->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (m->timer_fd < 0)
+		return log_error_errno(negative_errno(), "Failed to create a timer: %m");
+	if (timerfd_settime(m->timer_fd, 0, &its, NULL) < 0)
+		return log_error_errno(negative_errno(), "Failed to arm the timer: %m");
+	r = loop_add(m->loop, m->timer_fd, EPOLLIN, on_timer, m, &m->timer_src);
+	if (r < 0)
+		return log_error_errno(r, "Failed to watch the timer: %m");
+	r = notifier_new(&m->notifier);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up service notifications: %m");
+
+	log_info("Sampling %u CPUs at %u Hz (ring buffer %zu KiB); listening on %s.",
+		 sampler_cpus(m->sampler), config->frequency,
+		 sampler_ringbuf_bytes(m->sampler) / 1024, config->socket_path);
+	/* The ring buffer is mapped twice (records read across its end): RSS counts it twice. */
+	if (2 * (uint64_t)sampler_ringbuf_bytes(m->sampler) > config->max_memory / 4)
+		log_warning("The BPF ring buffer (%zu KiB, counted twice in RSS) takes more than a "
+			    "quarter of --max-memory (%" PRIu64 " KiB): profiles and symbols get "
+			    "less, at least half of it.",
+			    sampler_ringbuf_bytes(m->sampler) / 1024, config->max_memory / 1024);
+	*ret = TAKE_PTR(m);
+	return 0;
+}
+
+int profqd_run(Profqd *m)
+{
+	int r;
+
+	/* Sampling runs and the socket is bound: clients may come. */
+	notifier_ready(m->notifier, now_mono_ns(), notify_stats, m);
+	r = loop_run(m->loop);
+	notifier_stopping(m->notifier);
+	if (r < 0)
+		return log_error_errno(r, "Event loop failed: %m");
+	/* Keep what the open window holds. */
+	drain(m);
+	r = profiler_close_window(m->profiler);
+	if (r < 0)
+		log_warning_errno(r, "Failed to close the open window: %m");
+	return 0;
+}

@@ -1,0 +1,1112 @@
+/* SPDX-License-Identifier: MIT */
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <xxhash.h>
+
+#include "base/hashindex.h"
+#include "base/macro.h"
+#include "symbolize/dwarfinfo.h"
+
+#define MAX_DEPTH 128
+#define POOL_BLOCK (64u * 1024)
+
+/* A function or inlined call: its attributes, shared by its address ranges. Strings are pool
+ * ids (0: none). */
+typedef struct DieInfo {
+	uint32_t name, linkage, decl_file, call_file;
+	uint32_t decl_line, call_line;
+	bool inlined;
+} DieInfo;
+
+/* One address range of a DieInfo, nested in its parent's. */
+typedef struct Range {
+	uint64_t low, high;
+	int32_t parent; /* index of the enclosing range, -1 at the top */
+	uint32_t info;
+} Range;
+
+/*
+ * One row of a CU's line table: from its address on, code is of this file and line (rows that
+ * repeat the one before are dropped). 8 bytes: line numbers from 2^22 on read as 0, and files
+ * past the CU's first 1022 as unknown.
+ */
+typedef struct LineRow {
+	uint32_t off;	    /* address - CuIndex.line_base */
+	uint32_t line : 22; /* 0: unknown */
+	uint32_t file : 10; /* index into CuIndex.files, or one of: */
+} LineRow;
+#define ROW_FILE_UNKNOWN 1022u
+#define ROW_END_OF_SEQUENCE 1023u
+
+typedef struct CuIndex {
+	Dwarf_Off offset;
+	Range *ranges; /* sorted by (low, -high): a parent before its children */
+	size_t n;
+	DieInfo *infos;
+	size_t n_infos;
+	LineRow *rows; /* sorted by address */
+	size_t n_rows;
+	uint64_t line_base;
+	uint32_t *files; /* pool ids of the files the rows name */
+	size_t n_files;
+} CuIndex;
+
+/* Where a CU's code is: lookups inside known CUs need no libdw. */
+typedef struct CuSpan {
+	uint64_t low, high;
+	uint32_t cu;
+} CuSpan;
+
+/* Interned strings in blocks that never move: a DwarfFrame's strings stay valid. */
+typedef struct Pool {
+	const char **strs; /* by id; 0 unused */
+	size_t n, allocated;
+	HashIndex *index;
+	char **blocks;
+	size_t n_blocks, allocated_blocks;
+	size_t block_used, block_size; /* of the last block */
+	size_t bytes;
+} Pool;
+
+struct DwarfInfo {
+	/* libdwfl, open only while lookups need it (NULL otherwise). */
+	Dwfl *dwfl;
+	Dwfl_Module *mod;
+	Dwfl_Callbacks callbacks;
+	size_t libdw_bytes;	/* heap libdw and libelf took while open */
+	size_t open_bytes;	/* ... of which for opening (e.g. decompressed debug sections) */
+	size_t last_open_bytes; /* what the last opening took, kept after closing */
+	uint64_t libdw_used;	/* CLOCK_MONOTONIC ns of the last use */
+	int open_error;
+	unsigned opens;
+	uint64_t open_cpu_ns;  /* what the last opening cost */
+	uint64_t reopen_after; /* closed for memory: not opened again before (monotonic ns) */
+	DwarfCounters *counters;
+
+	int fd; /* our own descriptor of the binary, to open libdwfl again */
+	char *path;
+	char *debug_path;
+	Dwarf_Addr elf_bias; /* dwfl address = ELF vaddr + elf_bias */
+	int64_t dw_delta;    /* DWARF address = ELF vaddr + dw_delta */
+	char *debug_file;
+
+	CuIndex **cus;
+	size_t n_cus, allocated_cus;
+	HashIndex *cu_index;
+	CuSpan *spans; /* sorted by low */
+	size_t n_spans, allocated_spans;
+	Pool pool;
+	size_t dies;   /* walked so far, for the work bound */
+	size_t memory; /* of the CU indexes */
+};
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+/* Heap in use by the process: libdw's share is the difference around its calls. */
+static size_t heap_in_use(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
+}
+
+/* ---- string pool ---- */
+
+static void pool_done(Pool *p)
+{
+	for (size_t i = 0; i < p->n_blocks; i++)
+		free(p->blocks[i]);
+	free(p->blocks);
+	free(p->strs);
+	hash_index_free(p->index);
+}
+
+typedef struct PoolKey {
+	const char *s;
+	size_t len;
+} PoolKey;
+
+static bool pool_eq(uint32_t id, const void *key, void *userdata)
+{
+	const PoolKey *k = key;
+	const char *s = ((const Pool *)userdata)->strs[id];
+
+	return strncmp(s, k->s, k->len) == 0 && s[k->len] == '\0';
+}
+
+/* The id of s (0 for NULL), interned on first sight. */
+static int pool_intern(Pool *p, const char *s, uint32_t *ret)
+{
+	PoolKey k;
+	uint64_t hash;
+	uint32_t id;
+	char *copy;
+	int r;
+
+	if (!s) {
+		*ret = 0;
+		return 0;
+	}
+	k = (PoolKey){ .s = s, .len = strlen(s) };
+	hash = XXH3_64bits(s, k.len);
+	if (hash_index_find(p->index, hash, pool_eq, &k, p, &id) == 0) {
+		*ret = id;
+		return 0;
+	}
+	if (p->n == 0)
+		p->n = 1; /* id 0 is "none" */
+	if (p->n >= UINT32_MAX - 1)
+		return -E2BIG;
+	if (GREEDY_REALLOC(p->strs, p->allocated, p->n + 1) < 0)
+		return -ENOMEM;
+	if (p->n_blocks == 0 || p->block_size - p->block_used < k.len + 1) {
+		size_t size = MAX((size_t)POOL_BLOCK, k.len + 1);
+
+		if (GREEDY_REALLOC(p->blocks, p->allocated_blocks, p->n_blocks + 1) < 0)
+			return -ENOMEM;
+		p->blocks[p->n_blocks] = malloc(size);
+		if (!p->blocks[p->n_blocks])
+			return -ENOMEM;
+		p->n_blocks++;
+		p->block_used = 0;
+		p->block_size = size;
+		p->bytes += size;
+	}
+	copy = p->blocks[p->n_blocks - 1] + p->block_used;
+	memcpy(copy, s, k.len + 1);
+	r = hash_index_insert(p->index, hash, (uint32_t)p->n);
+	if (r < 0)
+		return r;
+	p->block_used += k.len + 1;
+	p->strs[p->n] = copy;
+	*ret = (uint32_t)p->n++;
+	return 0;
+}
+
+static const char *pool_str(const Pool *p, uint32_t id)
+{
+	return id ? p->strs[id] : NULL;
+}
+
+static size_t pool_memory(const Pool *p)
+{
+	return p->bytes + p->allocated * sizeof(char *) + p->allocated_blocks * sizeof(char *) +
+	       hash_index_memory(p->index);
+}
+
+/* ---- libdwfl, opened and closed on demand ---- */
+
+static size_t own_memory(const DwarfInfo *d);
+static void charge_libdw(DwarfInfo *d, size_t heap0, size_t own0);
+
+static void libdw_close(DwarfInfo *d)
+{
+	if (d->dwfl)
+		dwfl_end(d->dwfl);
+	d->dwfl = NULL;
+	d->mod = NULL;
+	d->libdw_bytes = 0;
+	d->open_bytes = 0;
+}
+
+/* Is the file open at fd the one .gnu_debuglink names by its CRC-32 (0: not checked)? */
+static bool crc_matches(int fd, uint32_t crc)
+{
+	uint8_t buf[64 * 1024];
+	uLong sum = crc32(0, NULL, 0);
+	off_t off = 0;
+	ssize_t n;
+
+	if (crc == 0)
+		return true;
+	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+		sum = crc32(sum, buf, (uInt)n);
+		off += n;
+	}
+	return n == 0 && (uint32_t)sum == crc;
+}
+
+/* Opens dir/name if it is a regular file other than the binary itself (st) whose CRC-32 is crc. */
+static int debuglink_try(const char *dir, const char *name, const struct stat *st, uint32_t crc,
+			 char **ret_path)
+{
+	_cleanup_free_ char *path = NULL;
+	struct stat dst;
+	int fd;
+
+	if (asprintf(&path, "%s/%s", dir, name) < 0)
+		return -ENOMEM;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return -ENOENT;
+	if (fstat(fd, &dst) < 0 || !S_ISREG(dst.st_mode) ||
+	    (dst.st_dev == st->st_dev && dst.st_ino == st->st_ino) || !crc_matches(fd, crc)) {
+		close(fd);
+		return -ENOENT;
+	}
+	*ret_path = TAKE_PTR(path);
+	return fd;
+}
+
+/*
+ * libdwfl's find_debuginfo: dwfl_standard_find_debuginfo() without its last resort, which
+ * loads libdebuginfod (and with it libcurl, gnutls, libcrypto...: 6-8 MB resident) on the first
+ * binary without debug info, even with DEBUGINFOD_URLS unset; profqd fetches nothing from the
+ * network. By build id under each root of the path, then by .gnu_debuglink as GDB and libdwfl
+ * look: the binary's directory, its .debug/ and each absolute root followed by that directory
+ * (entries starting with '-' skip the CRC check).
+ */
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+			  const char *file_name, const char *debuglink_file,
+			  GElf_Word debuglink_crc, char **debuginfo_file_name)
+{
+	const DwarfInfo *d = *userdata;
+	_cleanup_free_ char *list = NULL, *dir = NULL;
+	const char *path_list = d && d->debug_path ? d->debug_path : ":.debug:/usr/lib/debug";
+	char *slash, *entry, *save = NULL;
+	struct stat st;
+	int fd;
+
+	fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
+					  debuglink_crc, debuginfo_file_name);
+	if (fd >= 0 || !debuglink_file || !file_name || stat(file_name, &st) < 0)
+		return fd;
+	if (debuglink_file[0] == '/')
+		return debuglink_try("", debuglink_file + 1, &st, debuglink_crc, debuginfo_file_name);
+	list = strdup(path_list);
+	dir = strdup(file_name);
+	if (!list || !dir)
+		return -1;
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return -1;
+	*slash = '\0';
+	/* strtok_r() would skip the empty entry (the binary's own directory). */
+	for (entry = list; entry; entry = save) {
+		_cleanup_free_ char *where = NULL;
+		uint32_t crc = debuglink_crc;
+
+		save = strchr(entry, ':');
+		if (save)
+			*save++ = '\0';
+		if (entry[0] == '+' || entry[0] == '-') {
+			if (entry[0] == '-')
+				crc = 0;
+			entry++;
+		}
+		if (entry[0] == '\0')
+			where = strdup(dir);
+		else if (asprintf(&where, entry[0] == '/' ? "%s%s" : "%2$s/%1$s", entry, dir) < 0)
+			where = NULL;
+		if (!where)
+			return -1;
+		fd = debuglink_try(where, debuglink_file, &st, crc, debuginfo_file_name);
+		if (fd >= 0 || fd == -ENOMEM)
+			return fd < 0 ? -1 : fd;
+	}
+	return -1;
+}
+
+static int libdw_open_now(DwarfInfo *d)
+{
+	const char *mainfile = NULL, *debugfile = NULL;
+	size_t heap = heap_in_use(), own = own_memory(d);
+	Dwarf_Addr elf_bias, dw_bias;
+	void **userdata;
+	int64_t delta;
+	int dfd;
+
+	d->callbacks = (Dwfl_Callbacks){
+		.find_debuginfo = find_debuginfo,
+		.section_address = dwfl_offline_section_address,
+		.debuginfo_path = &d->debug_path,
+	};
+	d->dwfl = dwfl_begin(&d->callbacks);
+	if (!d->dwfl)
+		return -ENOMEM;
+	/* libdwfl takes the descriptor it is given. */
+	dfd = fcntl(d->fd, F_DUPFD_CLOEXEC, 3);
+	if (dfd < 0) {
+		libdw_close(d);
+		return negative_errno();
+	}
+	d->mod = dwfl_report_offline(d->dwfl, d->path, d->path, dfd);
+	if (!d->mod) {
+		close(dfd);
+		libdw_close(d);
+		return d->open_error = -ENOEXEC;
+	}
+	dwfl_report_end(d->dwfl, NULL, NULL);
+	/* find_debuginfo() reads the search path from here. */
+	dwfl_module_info(d->mod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL);
+	*userdata = d;
+	/* Finds and opens the separate debug file if the binary has no DWARF itself. */
+	if (!dwfl_module_getelf(d->mod, &elf_bias) || !dwfl_module_getdwarf(d->mod, &dw_bias)) {
+		libdw_close(d);
+		return d->open_error = -ENOENT;
+	}
+	delta = (int64_t)(elf_bias - dw_bias);
+	if (d->opens > 0 && (delta != d->dw_delta || elf_bias != d->elf_bias)) {
+		/* Not the DWARF the CU indexes were built from. */
+		libdw_close(d);
+		return d->open_error = -ESTALE;
+	}
+	d->elf_bias = elf_bias;
+	d->dw_delta = delta;
+	if (d->opens++ == 0) {
+		dwfl_module_info(d->mod, NULL, NULL, NULL, NULL, NULL, &mainfile, &debugfile);
+		if (debugfile && mainfile && !streq(debugfile, mainfile) &&
+		    !(d->debug_file = strdup(debugfile))) {
+			libdw_close(d);
+			return -ENOMEM;
+		}
+	}
+	d->libdw_bytes = 0;
+	charge_libdw(d, heap, own);
+	d->open_bytes = d->libdw_bytes;
+	d->last_open_bytes = d->open_bytes;
+	return 0;
+}
+
+/* Opens libdwfl if it is not, and counts what that cost. */
+static int libdw_open(DwarfInfo *d)
+{
+	uint64_t t0;
+	int r;
+
+	if (d->dwfl)
+		return 0;
+	if (d->open_error < 0)
+		return d->open_error;
+	/* Not again without more memory to spare than it took last time, or not long ago closed for
+	 * memory (see dwarf_info_release()). */
+	if ((d->counters && d->counters->limited && d->last_open_bytes >= d->counters->headroom) ||
+	    (d->reopen_after && now_ns() < d->reopen_after)) {
+		if (d->counters)
+			d->counters->deferred++;
+		return -EAGAIN;
+	}
+	t0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	r = libdw_open_now(d);
+	d->open_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0;
+	if (d->counters) {
+		d->counters->opens++;
+		d->counters->open_ns += d->open_cpu_ns;
+	}
+	return r;
+}
+
+DwarfInfo *dwarf_info_free(DwarfInfo *d)
+{
+	if (!d)
+		return NULL;
+	libdw_close(d);
+	for (size_t i = 0; i < d->n_cus; i++) {
+		free(d->cus[i]->ranges);
+		free(d->cus[i]->infos);
+		free(d->cus[i]->rows);
+		free(d->cus[i]->files);
+		free(d->cus[i]);
+	}
+	free(d->cus);
+	free(d->spans);
+	hash_index_free(d->cu_index);
+	pool_done(&d->pool);
+	if (d->fd >= 0)
+		close(d->fd);
+	free(d->path);
+	free(d->debug_path);
+	free(d->debug_file);
+	free(d);
+	return NULL;
+}
+
+int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfCounters *counters,
+		    DwarfInfo **ret)
+{
+	_cleanup_(dwarf_info_freep) DwarfInfo *d = calloc(1, sizeof(*d));
+	int r;
+
+	if (!d)
+		return -ENOMEM;
+	d->fd = -1;
+	d->counters = counters;
+	d->debug_path = strdup(debug_path ?: ":.debug:/usr/lib/debug");
+	d->path = strdup(path);
+	if (!d->debug_path || !d->path)
+		return -ENOMEM;
+	d->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (d->fd < 0)
+		return negative_errno();
+	r = hash_index_new(&d->cu_index);
+	if (r < 0)
+		return r;
+	r = hash_index_new(&d->pool.index);
+	if (r < 0)
+		return r;
+	r = libdw_open(d);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(d);
+	return 0;
+}
+
+/* ---- CU indexes ---- */
+
+static const char *attr_string(Dwarf_Die *die, unsigned name)
+{
+	Dwarf_Attribute attr;
+
+	return dwarf_attr_integrate(die, name, &attr) ? dwarf_formstring(&attr) : NULL;
+}
+
+static uint32_t attr_udata(Dwarf_Die *die, unsigned name)
+{
+	Dwarf_Attribute attr;
+	Dwarf_Word v;
+
+	if (!dwarf_attr(die, name, &attr) || dwarf_formudata(&attr, &v) != 0 || v > UINT32_MAX)
+		return 0;
+	return (uint32_t)v;
+}
+
+typedef struct CuBuilder {
+	Range *ranges;
+	size_t n, allocated;
+	DieInfo *infos;
+	size_t n_infos, allocated_infos;
+	LineRow *rows;
+	size_t n_rows, allocated_rows;
+	uint32_t *row_files; /* pool ids */
+	size_t n_row_files, allocated_row_files;
+	Dwarf_Files *files; /* the CU's file table */
+	size_t n_files;
+	uint32_t *file_ids; /* pool ids of files' names, UINT32_MAX until needed */
+	int version;	    /* of the CU: file 0 is a file from DWARF 5 on */
+} CuBuilder;
+
+static void cu_builder_done(CuBuilder *b)
+{
+	free(b->ranges);
+	free(b->infos);
+	free(b->rows);
+	free(b->row_files);
+	free(b->file_ids);
+}
+
+/*
+ * The pool id of the name of file idx of a file table. libdw joins a file's name with its
+ * include directory, and that directory is relative in many builds (distro and pyenv ones run
+ * the compiler in the source tree: "Objects" and "listobject.c" make "Objects/listobject.c"). A
+ * relative name is joined with the compilation directory, (*dirs)[0], as addr2line and
+ * eu-addr2line print it, so that the source file can be found.
+ */
+static int file_intern(DwarfInfo *d, Dwarf_Files *files, size_t idx, uint32_t *ret)
+{
+	const char *name = dwarf_filesrc(files, idx, NULL, NULL);
+	const char *const *dirs;
+	_cleanup_free_ char *path = NULL;
+	size_t n_dirs;
+
+	if (!name || name[0] == '/' || dwarf_getsrcdirs(files, &dirs, &n_dirs) != 0 ||
+	    n_dirs == 0 || !dirs[0] || !dirs[0][0])
+		return pool_intern(&d->pool, name, ret);
+	if (asprintf(&path, "%s%s%s", dirs[0], dirs[0][strlen(dirs[0]) - 1] == '/' ? "" : "/",
+		     name) < 0)
+		return -ENOMEM;
+	return pool_intern(&d->pool, path, ret);
+}
+
+/* The same, once per file of the CU being indexed (file tables of other CUs each time). */
+static int builder_file(DwarfInfo *d, CuBuilder *b, Dwarf_Files *files, size_t idx, uint32_t *ret)
+{
+	uint32_t id;
+	int r;
+
+	if (files != b->files || idx >= b->n_files || !b->file_ids)
+		return file_intern(d, files, idx, ret);
+	if (b->file_ids[idx] == UINT32_MAX) {
+		r = file_intern(d, files, idx, &id);
+		if (r < 0)
+			return r;
+		b->file_ids[idx] = id;
+	}
+	*ret = b->file_ids[idx];
+	return 0;
+}
+
+/*
+ * The file a DIE's DW_AT_decl_file names (pool id, 0 if none). The attribute may come from an
+ * abstract origin or specification in another CU (LTO), whose file table it indexes.
+ */
+static int decl_file(DwarfInfo *d, CuBuilder *b, Dwarf_Die *die, uint32_t *ret)
+{
+	Dwarf_Attribute attr;
+	Dwarf_Files *files;
+	Dwarf_Word idx;
+	Dwarf_Die cudie;
+	Dwarf_Half version;
+	size_t n;
+
+	if (!dwarf_attr_integrate(die, DW_AT_decl_file, &attr) || dwarf_formudata(&attr, &idx) != 0 ||
+	    !dwarf_cu_die(attr.cu, &cudie, &version, NULL, NULL, NULL, NULL, NULL) ||
+	    (idx == 0 && version < 5) || dwarf_getsrcfiles(&cudie, &files, &n) != 0 || idx >= n) {
+		*ret = 0;
+		return 0;
+	}
+	return builder_file(d, b, files, idx, ret);
+}
+
+/* Records a function or inlined call DIE with its address ranges. */
+static int add_die(DwarfInfo *d, CuBuilder *b, Dwarf_Die *die, bool inlined)
+{
+	Dwarf_Addr base, low, high;
+	ptrdiff_t off = 0;
+	DieInfo info = { .inlined = inlined };
+	uint32_t idx = (uint32_t)b->n_infos;
+	const char *name, *linkage;
+	bool any = false;
+	int line, r;
+
+	while ((off = dwarf_ranges(die, off, &base, &low, &high)) > 0) {
+		if (high <= low)
+			continue;
+		if (GREEDY_REALLOC(b->ranges, b->allocated, b->n + 1) < 0)
+			return -ENOMEM;
+		b->ranges[b->n++] = (Range){ .low = low, .high = high, .parent = -1, .info = idx };
+		any = true;
+	}
+	if (!any)
+		return 0; /* a declaration, or code that was optimised away */
+	linkage = attr_string(die, DW_AT_linkage_name) ?: attr_string(die, DW_AT_MIPS_linkage_name);
+	name = attr_string(die, DW_AT_name) ?: linkage;
+	r = pool_intern(&d->pool, linkage, &info.linkage);
+	if (r >= 0)
+		r = pool_intern(&d->pool, name, &info.name);
+	if (r >= 0)
+		r = decl_file(d, b, die, &info.decl_file);
+	if (r < 0)
+		return r;
+	if (dwarf_decl_line(die, &line) == 0 && line > 0)
+		info.decl_line = (uint32_t)line;
+	if (inlined) {
+		uint32_t f = attr_udata(die, DW_AT_call_file);
+
+		if (b->files && f < b->n_files && (f > 0 || b->version >= 5)) {
+			r = builder_file(d, b, b->files, f, &info.call_file);
+			if (r < 0)
+				return r;
+		}
+		info.call_line = attr_udata(die, DW_AT_call_line);
+	}
+	if (GREEDY_REALLOC(b->infos, b->allocated_infos, b->n_infos + 1) < 0)
+		return -ENOMEM;
+	b->infos[b->n_infos++] = info;
+	return 0;
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+	const LineRow *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* The CU-local index of a file (pool id). */
+static int row_file(CuBuilder *b, uint32_t id, uint32_t *ret)
+{
+	/* Rows come in runs of one file: look at the last few first. */
+	for (size_t i = b->n_row_files; i > 0; i--)
+		if (b->row_files[i - 1] == id) {
+			*ret = (uint32_t)(i - 1);
+			return 0;
+		}
+	if (b->n_row_files >= ROW_FILE_UNKNOWN) {
+		*ret = ROW_FILE_UNKNOWN;
+		return 0;
+	}
+	if (GREEDY_REALLOC(b->row_files, b->allocated_row_files, b->n_row_files + 1) < 0)
+		return -ENOMEM;
+	b->row_files[b->n_row_files] = id;
+	*ret = (uint32_t)b->n_row_files++;
+	return 0;
+}
+
+/*
+ * Keeps the rows a lookup can land on: of rows at one address the last that is not a
+ * sequence's end (else the end), and of those only the ones that change file or line.
+ */
+static void rows_compact(CuBuilder *b)
+{
+	size_t keep = 0;
+
+	for (size_t i = 0; i < b->n_rows;) {
+		size_t j = i, pick = SIZE_MAX;
+
+		for (; j < b->n_rows && b->rows[j].off == b->rows[i].off; j++)
+			if (b->rows[j].file != ROW_END_OF_SEQUENCE)
+				pick = j;
+		if (pick == SIZE_MAX)
+			pick = j - 1;
+		if (keep == 0 || b->rows[keep - 1].file != b->rows[pick].file ||
+		    b->rows[keep - 1].line != b->rows[pick].line)
+			b->rows[keep++] = b->rows[pick];
+		i = j;
+	}
+	b->n_rows = keep;
+}
+
+/* Copies the CU's line table: libdw's takes many times the memory and goes with libdwfl. */
+static int add_lines(DwarfInfo *d, CuBuilder *b, Dwarf_Die *cudie, uint64_t *ret_base)
+{
+	Dwarf_Lines *lines;
+	uint64_t base = UINT64_MAX;
+	bool sorted = true;
+	size_t n;
+
+	if (dwarf_getsrclines(cudie, &lines, &n) != 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		Dwarf_Line *l = dwarf_onesrcline(lines, i);
+		Dwarf_Addr a;
+
+		if (l && dwarf_lineaddr(l, &a) == 0)
+			base = MIN(base, a);
+	}
+	for (size_t i = 0; i < n; i++) {
+		Dwarf_Line *l = dwarf_onesrcline(lines, i);
+		LineRow row = { 0 };
+		Dwarf_Files *files;
+		Dwarf_Addr a;
+		bool end = false;
+		uint32_t id, file;
+		size_t idx;
+		int lineno = 0, r;
+
+		if (!l || dwarf_lineaddr(l, &a) != 0 || a - base > UINT32_MAX)
+			continue;
+		row.off = (uint32_t)(a - base);
+		if (dwarf_lineendsequence(l, &end) == 0 && end) {
+			row.file = ROW_END_OF_SEQUENCE;
+		} else {
+			if (dwarf_line_file(l, &files, &idx) == 0)
+				r = builder_file(d, b, files, idx, &id);
+			else
+				r = pool_intern(&d->pool, NULL, &id);
+			if (r >= 0)
+				r = row_file(b, id, &file);
+			if (r < 0)
+				return r;
+			row.file = file & 0x3ff;
+			if (dwarf_lineno(l, &lineno) == 0 && lineno > 0 && lineno < (1 << 22))
+				row.line = (uint32_t)lineno & 0x3fffff;
+		}
+		if (b->n_rows > 0 && b->rows[b->n_rows - 1].off > row.off)
+			sorted = false;
+		if (GREEDY_REALLOC(b->rows, b->allocated_rows, b->n_rows + 1) < 0)
+			return -ENOMEM;
+		b->rows[b->n_rows++] = row;
+	}
+	/* libdw hands them out sorted; the order of rows at one address matters (qsort is not
+	 * stable, so only when they are not). */
+	if (!sorted)
+		qsort(b->rows, b->n_rows, sizeof(LineRow), row_cmp);
+	rows_compact(b);
+	*ret_base = base;
+	return 0;
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+	const Range *x = a, *y = b;
+
+	if (x->low != y->low)
+		return x->low < y->low ? -1 : 1;
+	if (x->high != y->high)
+		return x->high > y->high ? -1 : 1;	   /* the wider (the parent) first */
+	return x->info < y->info ? -1 : x->info > y->info; /* DIE order: the parent first */
+}
+
+static void *shrink_to_fit(void *p, size_t n, size_t size)
+{
+	return n ? (realloc(p, n * size) ?: p) : (free(p), NULL);
+}
+
+static int cu_version(Dwarf_Die *cudie)
+{
+	Dwarf_Half version;
+	Dwarf_Die die;
+
+	return dwarf_cu_die(cudie->cu, &die, &version, NULL, NULL, NULL, NULL, NULL) ? version : 0;
+}
+
+/* Walks a CU's DIEs (depth first, bounded) into an index of its functions and inlined calls,
+ * and copies its line table. */
+static int cu_build(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
+{
+	_cleanup_free_ CuIndex *cu = calloc(1, sizeof(CuIndex));
+	CuBuilder b = { 0 };
+	Dwarf_Die stack[MAX_DEPTH];
+	int32_t open[MAX_DEPTH];
+	unsigned depth = 0, n_open = 0;
+	int r = 0;
+
+	if (!cu)
+		return -ENOMEM;
+	cu->offset = dwarf_dieoffset(cudie);
+	if (dwarf_getsrcfiles(cudie, &b.files, &b.n_files) != 0) {
+		b.files = NULL;
+		b.n_files = 0;
+	}
+	if (b.n_files > 0) {
+		b.file_ids = malloc(b.n_files * sizeof(uint32_t));
+		if (!b.file_ids)
+			return -ENOMEM;
+		memset(b.file_ids, 0xff, b.n_files * sizeof(uint32_t));
+	}
+	b.version = cu_version(cudie);
+	if (dwarf_child(cudie, &stack[0]) == 0) {
+		depth = 1;
+		while (depth > 0 && r >= 0) {
+			Dwarf_Die *die = &stack[depth - 1];
+			int tag = dwarf_tag(die);
+
+			if (++d->dies > DWARFINFO_MAX_DIES) {
+				r = -E2BIG;
+				break;
+			}
+			if (tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine)
+				r = add_die(d, &b, die, tag == DW_TAG_inlined_subroutine);
+			/* Down into children (inlined calls sit in blocks and other calls), else
+			 * across to the next sibling, else back up. */
+			if (depth < MAX_DEPTH && dwarf_haschildren(die) &&
+			    dwarf_child(die, &stack[depth]) == 0) {
+				depth++;
+				continue;
+			}
+			while (depth > 0 && dwarf_siblingof(&stack[depth - 1], &stack[depth - 1]) != 0)
+				depth--;
+		}
+	}
+	if (r >= 0 || r == -E2BIG)
+		r = add_lines(d, &b, cudie, &cu->line_base);
+	if (r < 0) {
+		cu_builder_done(&b);
+		return r;
+	}
+	/* Nest the ranges: each one's parent is the innermost earlier range containing it. */
+	if (b.n > 1)
+		qsort(b.ranges, b.n, sizeof(Range), range_cmp);
+	for (size_t i = 0; i < b.n; i++) {
+		while (n_open > 0 && b.ranges[open[n_open - 1]].high < b.ranges[i].high)
+			n_open--;
+		while (n_open > 0 && b.ranges[open[n_open - 1]].high <= b.ranges[i].low)
+			n_open--;
+		b.ranges[i].parent = n_open > 0 ? open[n_open - 1] : -1;
+		if (n_open < MAX_DEPTH)
+			open[n_open++] = (int32_t)i;
+	}
+	cu->ranges = shrink_to_fit(b.ranges, b.n, sizeof(Range));
+	cu->n = b.n;
+	cu->infos = shrink_to_fit(b.infos, b.n_infos, sizeof(DieInfo));
+	cu->n_infos = b.n_infos;
+	cu->rows = shrink_to_fit(b.rows, b.n_rows, sizeof(LineRow));
+	cu->n_rows = b.n_rows;
+	cu->files = shrink_to_fit(b.row_files, b.n_row_files, sizeof(uint32_t));
+	free(b.file_ids);
+	cu->n_files = b.n_row_files;
+	d->memory += sizeof(*cu) + b.n * sizeof(Range) + b.n_infos * sizeof(DieInfo) +
+		     b.n_rows * sizeof(LineRow) + b.n_row_files * sizeof(uint32_t);
+	*ret = TAKE_PTR(cu);
+	return 0;
+}
+
+static uint64_t off_hash(Dwarf_Off off)
+{
+	return (uint64_t)off * 0x9E3779B97F4A7C15ULL;
+}
+
+static bool cu_eq(uint32_t idx, const void *key, void *userdata)
+{
+	return ((const DwarfInfo *)userdata)->cus[idx]->offset == *(const Dwarf_Off *)key;
+}
+
+static int span_add(DwarfInfo *d, uint64_t low, uint64_t high, uint32_t cu)
+{
+	size_t lo = 0, hi = d->n_spans;
+
+	if (high <= low)
+		return 0;
+	if (GREEDY_REALLOC(d->spans, d->allocated_spans, d->n_spans + 1) < 0)
+		return -ENOMEM;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (d->spans[mid].low <= low)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	memmove(&d->spans[lo + 1], &d->spans[lo], (d->n_spans - lo) * sizeof(CuSpan));
+	d->spans[lo] = (CuSpan){ .low = low, .high = high, .cu = cu };
+	d->n_spans++;
+	return 0;
+}
+
+/* Remembers where the CU's code is: its own ranges, else the span of its functions. */
+static int spans_of(DwarfInfo *d, Dwarf_Die *cudie, const CuIndex *cu, uint32_t idx)
+{
+	Dwarf_Addr base, low, high, min = UINT64_MAX, max = 0;
+	ptrdiff_t off = 0;
+	bool any = false;
+	int r;
+
+	while ((off = dwarf_ranges(cudie, off, &base, &low, &high)) > 0) {
+		r = span_add(d, low, high, idx);
+		if (r < 0)
+			return r;
+		any = true;
+	}
+	if (any)
+		return 0;
+	for (size_t i = 0; i < cu->n; i++) {
+		min = MIN(min, cu->ranges[i].low);
+		max = MAX(max, cu->ranges[i].high);
+	}
+	return cu->n ? span_add(d, min, max, idx) : 0;
+}
+
+static int cu_get(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
+{
+	Dwarf_Off off = dwarf_dieoffset(cudie);
+	CuIndex *cu;
+	uint32_t idx;
+	int r;
+
+	if (hash_index_find(d->cu_index, off_hash(off), cu_eq, &off, d, &idx) == 0) {
+		*ret = d->cus[idx];
+		return 0;
+	}
+	r = cu_build(d, cudie, &cu);
+	if (r < 0)
+		return r;
+	r = GREEDY_REALLOC(d->cus, d->allocated_cus, d->n_cus + 1);
+	if (r >= 0)
+		r = hash_index_insert(d->cu_index, off_hash(off), (uint32_t)d->n_cus);
+	if (r >= 0)
+		r = spans_of(d, cudie, cu, (uint32_t)d->n_cus);
+	if (r < 0) {
+		(void)hash_index_remove(d->cu_index, off_hash(off), (uint32_t)d->n_cus);
+		free(cu->ranges);
+		free(cu->infos);
+		free(cu->rows);
+		free(cu->files);
+		free(cu);
+		return r;
+	}
+	d->cus[d->n_cus++] = cu;
+	*ret = cu;
+	return 0;
+}
+
+/* The indexed CU whose code holds DWARF address a, NULL if none is known to. */
+static CuIndex *cu_known(const DwarfInfo *d, uint64_t a)
+{
+	size_t lo = 0, hi = d->n_spans;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (d->spans[mid].low <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* Spans of different CUs may overlap; look back over the ones starting below a. */
+	for (size_t i = lo; i > 0; i--) {
+		const CuSpan *s = &d->spans[i - 1];
+
+		if (a < s->high)
+			return d->cus[s->cu];
+		if (lo - i >= 8)
+			break;
+	}
+	return NULL;
+}
+
+/* Everything but libdw's share. */
+static size_t own_memory(const DwarfInfo *d)
+{
+	return sizeof(*d) + d->memory + d->allocated_cus * sizeof(CuIndex *) +
+	       hash_index_memory(d->cu_index) + d->allocated_spans * sizeof(CuSpan) +
+	       pool_memory(&d->pool);
+}
+
+/* Charges libdw with what the heap grew by since heap0, less what our own tables took. */
+static void charge_libdw(DwarfInfo *d, size_t heap0, size_t own0)
+{
+	size_t heap = heap_in_use(), own = own_memory(d);
+	size_t grew = heap > heap0 ? heap - heap0 : 0, own_grew = own > own0 ? own - own0 : 0;
+
+	d->libdw_bytes += grew > own_grew ? grew - own_grew : 0;
+	d->libdw_used = now_ns();
+}
+
+/* The CU of ELF address vaddr through libdw, indexing it on first sight. */
+static int cu_find(DwarfInfo *d, uint64_t vaddr, CuIndex **ret)
+{
+	size_t heap, own;
+	Dwarf_Die *cudie;
+	Dwarf_Addr bias;
+	int r;
+
+	r = libdw_open(d);
+	if (r < 0)
+		return r;
+	heap = heap_in_use();
+	own = own_memory(d);
+	cudie = dwfl_module_addrdie(d->mod, vaddr + d->elf_bias, &bias);
+	r = cudie ? cu_get(d, cudie, ret) : -ENOENT;
+	charge_libdw(d, heap, own);
+	/* libdw never gives memory back while open: start over when what it read since holds
+	 * too much. */
+	if (d->libdw_bytes - d->open_bytes > DWARFINFO_LIBDW_BUDGET)
+		libdw_close(d);
+	return r;
+}
+
+/* The line of DWARF address a in cu: 0 and NULL if none. */
+static uint32_t cu_line(const DwarfInfo *d, const CuIndex *cu, uint64_t a, const char **ret_file)
+{
+	size_t lo = 0, hi = cu->n_rows;
+	const LineRow *row;
+	uint32_t off;
+
+	*ret_file = NULL;
+	if (a < cu->line_base || a - cu->line_base > UINT32_MAX)
+		return 0;
+	off = (uint32_t)(a - cu->line_base);
+	/* The last row at or below a (one per address, see rows_compact()). */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (cu->rows[mid].off <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return 0;
+	row = &cu->rows[lo - 1];
+	if (row->file == ROW_END_OF_SEQUENCE)
+		return 0;
+	if (row->file < cu->n_files)
+		*ret_file = pool_str(&d->pool, cu->files[row->file]);
+	return *ret_file ? row->line : 0;
+}
+
+int dwarf_info_lookup(DwarfInfo *d, uint64_t vaddr, DwarfFrame *out, size_t max)
+{
+	uint64_t addr = vaddr + (uint64_t)d->dw_delta;
+	const char *file;
+	CuIndex *cu;
+	size_t lo = 0, hi, n = 0;
+	uint32_t lineno;
+	int32_t i;
+	int r;
+
+	if (max == 0)
+		return -ENOBUFS;
+	cu = cu_known(d, addr);
+	if (!cu) {
+		r = cu_find(d, vaddr, &cu);
+		if (r == -ENOENT || r == -ESTALE || r == -ENOEXEC || r == -EAGAIN)
+			return 0;
+		if (r < 0)
+			return r;
+	}
+	/* The last range starting at or below addr; the innermost containing one is it or an
+	 * ancestor (ranges nest, so whatever contains addr contains it too). */
+	hi = cu->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (cu->ranges[mid].low <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (i = (int32_t)lo - 1; i >= 0 && cu->ranges[i].high <= addr; i = cu->ranges[i].parent)
+		;
+
+	lineno = cu_line(d, cu, addr, &file);
+	if (i < 0) {
+		/* No function DIE has the address in its ranges, but the line table has it: e.g. a
+		 * function GCC's identical code folding emitted as a copy whose DIE has no ranges.
+		 * The line still holds; the name comes from the symbol table. */
+		if (!file)
+			return 0;
+		out[0] = (DwarfFrame){ .file = file, .line = lineno };
+		return 1;
+	}
+	/* Innermost first: each frame's line is where it is, which for an outer frame is the
+	 * call site of the frame inlined into it. */
+	for (; i >= 0 && n < max; i = cu->ranges[i].parent) {
+		const DieInfo *info = &cu->infos[cu->ranges[i].info];
+
+		out[n] = (DwarfFrame){ .function = pool_str(&d->pool, info->name),
+				       .linkage = pool_str(&d->pool, info->linkage),
+				       .file = file,
+				       .line = file ? lineno : 0,
+				       .decl_file = pool_str(&d->pool, info->decl_file),
+				       .decl_line = info->decl_line,
+				       .inlined = info->inlined };
+		n++;
+		/* The next frame out is at this one's call site. */
+		file = pool_str(&d->pool, info->call_file);
+		lineno = info->call_line;
+		if (!info->inlined)
+			break;
+	}
+	return (int)n;
+}
+
+bool dwarf_info_release(DwarfInfo *d, uint64_t idle_ns)
+{
+	uint64_t keep = idle_ns ? MAX(idle_ns, d->open_cpu_ns * DWARFINFO_OPEN_AMORTIZE) : 0;
+
+	if (!d->dwfl || now_ns() - d->libdw_used < keep)
+		return false;
+	libdw_close(d);
+	if (idle_ns == 0)
+		d->reopen_after = now_ns() + d->open_cpu_ns * DWARFINFO_OPEN_AMORTIZE;
+	return true;
+}
+
+size_t dwarf_info_memory(const DwarfInfo *d)
+{
+	return own_memory(d) + (d->dwfl ? d->libdw_bytes : 0);
+}
+
+const char *dwarf_info_debug_file(const DwarfInfo *d)
+{
+	return d->debug_file;
+}

@@ -1,0 +1,683 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <unistd.h>
+
+#include "base/macro.h"
+#include "symbolize/elfsym.h"
+
+/* A kept function: 16 bytes, as a big C++ binary has 150 000 of them. */
+typedef struct Sym {
+	uint64_t addr;
+	uint32_t size; /* 0: extends to the next symbol */
+	uint32_t name; /* NAME_SOURCE bit: which names; the rest: offset into them */
+} Sym;
+
+#define NAME_SOURCE (1u << 31)
+#define NAME_OFFSET_MAX (NAME_SOURCE - 1)
+/* Longer names are cut (C++ names of several KiB exist; such a name is noise in a report). */
+#define NAME_MAX_LEN 4095
+
+/*
+ * Where the names of one symbol table are: read from the file at each lookup (the symbolizer
+ * caches what it looks up), so the tables of a big binary (8 MiB of names in node) do not stay
+ * in memory; or, for an image in memory, a copy.
+ */
+typedef struct Names {
+	int fd;		 /* -1: the names are in copy */
+	uint64_t offset; /* of the string table in the file */
+	uint32_t size;	 /* of the string table */
+	char *copy;
+} Names;
+
+/* Before finish(): with the binding, to pick among symbols at one address. */
+typedef struct RawSym {
+	uint64_t addr, size;
+	uint64_t limit; /* the end of its section (0: unknown): an unsized symbol stops there */
+	uint32_t name;
+	bool global;
+} RawSym;
+
+/*
+ * The PLT stubs, n of entsize bytes from addr, named after the symbols of the relocations they
+ * jump through (.rela.plt, in order), "NAME@plt" as perf, gdb and objdump show them.
+ */
+typedef struct Plt {
+	uint64_t addr;
+	uint32_t entsize, n;
+	uint32_t *names; /* per stub: offset into the dynamic string table, 0 if none */
+	Names strings;
+} Plt;
+
+typedef struct Segment {
+	uint64_t offset, filesz, vaddr;
+} Segment;
+
+struct ElfSym {
+	Sym *syms;
+	size_t n_syms;
+	Names names[2]; /* the binary's; a separate debug file's (elfsym_add_symbols) */
+	char *name_buf; /* the last name looked up */
+	size_t name_buf_size;
+	Segment *segs;
+	size_t n_segs;
+	uint8_t build_id[ELFSYM_BUILD_ID_MAX];
+	size_t build_id_len;
+	bool has_symtab; /* a full .symtab, not only .dynsym */
+	Plt plt;
+};
+
+static void names_done(Names *n)
+{
+	if (n->fd >= 0)
+		close(n->fd);
+	free(n->copy);
+	*n = (Names){ .fd = -1 };
+}
+
+ElfSym *elfsym_free(ElfSym *e)
+{
+	if (!e)
+		return NULL;
+	free(e->syms);
+	names_done(&e->names[0]);
+	names_done(&e->names[1]);
+	names_done(&e->plt.strings);
+	free(e->plt.names);
+	free(e->name_buf);
+	free(e->segs);
+	free(e);
+	return NULL;
+}
+
+static void elf_endp(Elf **elf)
+{
+	if (*elf)
+		elf_end(*elf);
+}
+
+typedef struct Builder {
+	RawSym *syms;
+	size_t n, allocated;
+	Elf_Data *strtab; /* the string table the names point into */
+	GElf_Shdr strtab_sh;
+} Builder;
+
+/*
+ * The end of the section holding sym, 0 if unknown. An unsized symbol (_init, hand-written
+ * assembly) extends to the next symbol, but not past its section: the PLT after .init is not
+ * _init.
+ */
+static uint64_t section_end(Elf *elf, const GElf_Sym *sym)
+{
+	Elf_Scn *scn;
+	GElf_Shdr sh;
+
+	if (sym->st_shndx == SHN_UNDEF || sym->st_shndx >= SHN_LORESERVE)
+		return 0;
+	scn = elf_getscn(elf, sym->st_shndx);
+	if (!scn || !gelf_getshdr(scn, &sh) || !(sh.sh_flags & SHF_ALLOC) ||
+	    sym->st_value < sh.sh_addr || sh.sh_size > UINT64_MAX - sh.sh_addr ||
+	    sym->st_value >= sh.sh_addr + sh.sh_size)
+		return 0;
+	return sh.sh_addr + sh.sh_size;
+}
+
+/*
+ * Reads the defined functions of one symbol table. Their names are offsets into its string
+ * table (b->strtab; each checked to be in bounds and terminated).
+ */
+static int read_symtab(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, Builder *b)
+{
+	Elf_Data *data = elf_getdata(scn, NULL), *str;
+	GElf_Shdr strsh;
+	Elf_Scn *strscn;
+	size_t n;
+
+	if (!data || sh->sh_entsize == 0)
+		return 0;
+	/* The string table must exist and be one. */
+	strscn = elf_getscn(elf, sh->sh_link);
+	if (!strscn || !gelf_getshdr(strscn, &strsh) || strsh.sh_type != SHT_STRTAB)
+		return 0;
+	str = elf_getdata(strscn, NULL);
+	if (!str || !str->d_buf || str->d_size == 0 || str->d_size > NAME_OFFSET_MAX)
+		return 0;
+	n = data->d_size / sh->sh_entsize;
+	for (size_t i = 0; i < n; i++) {
+		const char *name;
+		GElf_Sym sym;
+		int type;
+
+		if (!gelf_getsym(data, (int)i, &sym))
+			break;
+		type = GELF_ST_TYPE(sym.st_info);
+		if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym.st_shndx == SHN_UNDEF ||
+		    sym.st_value == 0 || sym.st_name == 0 || sym.st_name >= str->d_size)
+			continue;
+		name = (const char *)str->d_buf + sym.st_name;
+		if (!memchr(name, 0, str->d_size - sym.st_name))
+			continue;
+		if (b->n >= ELFSYM_MAX_SYMBOLS)
+			return -E2BIG;
+		if (GREEDY_REALLOC(b->syms, b->allocated, b->n + 1) < 0)
+			return -ENOMEM;
+		b->syms[b->n++] = (RawSym){ .addr = sym.st_value,
+					    .size = sym.st_size,
+					    .limit = sym.st_size ? 0 : section_end(elf, &sym),
+					    .name = (uint32_t)sym.st_name,
+					    .global = GELF_ST_BIND(sym.st_info) != STB_LOCAL };
+	}
+	b->strtab = str;
+	b->strtab_sh = strsh;
+	return 0;
+}
+
+static void read_build_id(Elf *elf, ElfSym *e)
+{
+	Elf_Scn *scn = NULL;
+
+	while ((scn = elf_nextscn(elf, scn))) {
+		Elf_Data *data;
+		GElf_Shdr sh;
+		GElf_Nhdr nh;
+		size_t off = 0, name_off, desc_off;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE)
+			continue;
+		data = elf_getdata(scn, NULL);
+		if (!data)
+			continue;
+		while ((off = gelf_getnote(data, off, &nh, &name_off, &desc_off)) > 0) {
+			if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+			    memcmp((const char *)data->d_buf + name_off, "GNU", 4) == 0 &&
+			    nh.n_descsz > 0 && nh.n_descsz <= ELFSYM_BUILD_ID_MAX) {
+				memcpy(e->build_id, (const char *)data->d_buf + desc_off,
+				       nh.n_descsz);
+				e->build_id_len = nh.n_descsz;
+				return;
+			}
+		}
+	}
+}
+
+static int read_segments(Elf *elf, ElfSym *e)
+{
+	size_t n, allocated = 0;
+
+	if (elf_getphdrnum(elf, &n) < 0)
+		return -ENOEXEC;
+	for (size_t i = 0; i < n && i < 4096; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(elf, (int)i, &ph))
+			return -ENOEXEC;
+		if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X))
+			continue;
+		if (GREEDY_REALLOC(e->segs, allocated, e->n_segs + 1) < 0)
+			return -ENOMEM;
+		e->segs[e->n_segs++] = (Segment){ .offset = ph.p_offset,
+						  .filesz = ph.p_filesz,
+						  .vaddr = ph.p_vaddr };
+	}
+	return 0;
+}
+
+static int sym_cmp(const void *a, const void *b)
+{
+	const RawSym *x = a, *y = b;
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	/* Among symbols at one address, the preferred one first: global, then sized. */
+	if (x->global != y->global)
+		return x->global ? -1 : 1;
+	if ((x->size != 0) != (y->size != 0))
+		return x->size ? -1 : 1;
+	return x->name < y->name ? -1 : x->name > y->name;
+}
+
+/*
+ * Sorts the symbols, keeps the preferred one of each address, and merges them with those e
+ * has (whose names are of the other source). The names of raw are of source src.
+ */
+static int finish(ElfSym *e, RawSym *raw, size_t n, uint32_t src)
+{
+	size_t keep = 0, i = 0, j = 0, k = 0;
+	Sym *syms;
+
+	if (n > 1)
+		qsort(raw, n, sizeof(RawSym), sym_cmp);
+	for (size_t x = 0; x < n; x++)
+		if (keep == 0 || raw[keep - 1].addr != raw[x].addr)
+			raw[keep++] = raw[x];
+	syms = malloc(MAX(e->n_syms + keep, (size_t)1) * sizeof(Sym));
+	if (!syms)
+		return -ENOMEM;
+	/* Merge by address; at an address both have, the one e has (the binary's own) wins. */
+	while (i < e->n_syms || j < keep) {
+		if (j == keep || (i < e->n_syms && e->syms[i].addr <= raw[j].addr)) {
+			if (j < keep && e->syms[i].addr == raw[j].addr)
+				j++;
+			syms[k++] = e->syms[i++];
+		} else {
+			uint64_t size = raw[j].size
+						?: (raw[j].limit ? raw[j].limit - raw[j].addr : 0);
+
+			syms[k++] = (Sym){ .addr = raw[j].addr,
+					   .size = (uint32_t)MIN(size, (uint64_t)UINT32_MAX),
+					   .name = raw[j].name | src };
+			j++;
+		}
+	}
+	free(e->syms);
+	if (k == 0) {
+		free(syms);
+		syms = NULL;
+	} else {
+		syms = realloc(syms, k * sizeof(Sym)) ?: syms;
+	}
+	e->syms = syms;
+	e->n_syms = k;
+	return 0;
+}
+
+/*
+ * Where the names of b's table are: in the file open at fd (kept, duplicated) when the string
+ * table is stored there as is; else (an image in memory, a compressed table) a copy.
+ */
+static int names_set(Names *names, const Builder *b, int fd)
+{
+	const GElf_Shdr *sh = &b->strtab_sh;
+
+	if (fd >= 0 && !(sh->sh_flags & SHF_COMPRESSED) && sh->sh_type == SHT_STRTAB &&
+	    sh->sh_size == b->strtab->d_size && sh->sh_offset <= UINT64_MAX - sh->sh_size) {
+		names->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		if (names->fd < 0)
+			return negative_errno();
+		names->offset = sh->sh_offset;
+		names->size = (uint32_t)b->strtab->d_size;
+		return 0;
+	}
+	names->copy = malloc(b->strtab->d_size);
+	if (!names->copy)
+		return -ENOMEM;
+	memcpy(names->copy, b->strtab->d_buf, b->strtab->d_size);
+	names->size = (uint32_t)b->strtab->d_size;
+	return 0;
+}
+
+/* The section named name of type type, NULL if none. */
+static Elf_Scn *section_by_name(Elf *elf, size_t shstrndx, const char *name, GElf_Word type,
+				GElf_Shdr *ret_sh)
+{
+	Elf_Scn *scn = NULL;
+
+	while ((scn = elf_nextscn(elf, scn))) {
+		const char *n;
+
+		if (!gelf_getshdr(scn, ret_sh) || ret_sh->sh_type != type)
+			continue;
+		n = elf_strptr(elf, shstrndx, ret_sh->sh_name);
+		if (n && streq(n, name))
+			return scn;
+	}
+	return NULL;
+}
+
+/*
+ * Names the PLT stubs (see Plt) when their layout is the one the linkers write: x86-64 and
+ * i386, 16-byte stubs in .plt.sec (IBT) or after a 16-byte header in .plt; AArch64, 16-byte
+ * stubs after a 32-byte header. Anything else (another layout, sizes that do not add up) is
+ * left unnamed: a wrong name is worse than none.
+ */
+static int read_plt(Elf *elf, int fd, ElfSym *e)
+{
+	Elf_Scn *rel, *plt, *dynsym, *dynstr;
+	GElf_Shdr rel_sh, plt_sh, dynsym_sh, dynstr_sh;
+	Elf_Data *rel_data, *sym_data, *str_data;
+	uint64_t header, entsize = 16;
+	_cleanup_free_ uint32_t *names = NULL;
+	Builder b = { 0 };
+	GElf_Ehdr eh;
+	size_t shstrndx, n;
+	bool rela = true;
+	int r;
+
+	if (!gelf_getehdr(elf, &eh) || elf_getshdrstrndx(elf, &shstrndx) < 0)
+		return 0;
+	if (eh.e_machine == EM_X86_64 || eh.e_machine == EM_386)
+		header = 16;
+	else if (eh.e_machine == EM_AARCH64)
+		header = 32;
+	else
+		return 0;
+	rel = section_by_name(elf, shstrndx, ".rela.plt", SHT_RELA, &rel_sh);
+	if (!rel) {
+		rel = section_by_name(elf, shstrndx, ".rel.plt", SHT_REL, &rel_sh);
+		rela = false;
+	}
+	if (!rel || rel_sh.sh_entsize == 0)
+		return 0;
+	n = rel_sh.sh_size / rel_sh.sh_entsize;
+	if (n == 0 || n > ELFSYM_MAX_SYMBOLS)
+		return 0;
+	plt = section_by_name(elf, shstrndx, ".plt.sec", SHT_PROGBITS, &plt_sh);
+	if (plt && eh.e_machine != EM_AARCH64)
+		header = 0;
+	else
+		plt = section_by_name(elf, shstrndx, ".plt", SHT_PROGBITS, &plt_sh);
+	if (!plt || plt_sh.sh_size != header + n * entsize || plt_sh.sh_addr > UINT64_MAX - header)
+		return 0;
+	/* The relocations' symbols and their names. */
+	dynsym = elf_getscn(elf, rel_sh.sh_link);
+	if (!dynsym || !gelf_getshdr(dynsym, &dynsym_sh) || dynsym_sh.sh_type != SHT_DYNSYM)
+		return 0;
+	dynstr = elf_getscn(elf, dynsym_sh.sh_link);
+	if (!dynstr || !gelf_getshdr(dynstr, &dynstr_sh) || dynstr_sh.sh_type != SHT_STRTAB)
+		return 0;
+	rel_data = elf_getdata(rel, NULL);
+	sym_data = elf_getdata(dynsym, NULL);
+	str_data = elf_getdata(dynstr, NULL);
+	if (!rel_data || !sym_data || !str_data || !str_data->d_buf || str_data->d_size == 0 ||
+	    str_data->d_size > NAME_OFFSET_MAX)
+		return 0;
+	names = calloc(n, sizeof(uint32_t));
+	if (!names)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t info;
+		GElf_Rela ra;
+		GElf_Rel rl;
+		GElf_Sym sym;
+
+		if (rela ? !gelf_getrela(rel_data, (int)i, &ra) : !gelf_getrel(rel_data, (int)i, &rl))
+			return 0;
+		info = rela ? ra.r_info : rl.r_info;
+		/* No symbol (an IRELATIVE to a local ifunc): the stub stays unnamed. */
+		if (GELF_R_SYM(info) == 0 || !gelf_getsym(sym_data, (int)GELF_R_SYM(info), &sym) ||
+		    sym.st_name == 0 || sym.st_name >= str_data->d_size ||
+		    !memchr((const char *)str_data->d_buf + sym.st_name, 0,
+			    str_data->d_size - sym.st_name))
+			continue;
+		names[i] = (uint32_t)sym.st_name;
+	}
+	b.strtab = str_data;
+	b.strtab_sh = dynstr_sh;
+	r = names_set(&e->plt.strings, &b, fd);
+	if (r < 0)
+		return r;
+	e->plt.addr = plt_sh.sh_addr + header;
+	e->plt.entsize = (uint32_t)entsize;
+	e->plt.n = (uint32_t)n;
+	e->plt.names = TAKE_PTR(names);
+	return 0;
+}
+
+/* fd: the file elf reads (-1 for an image in memory). */
+static int load(Elf *elf, int fd, ElfSym **ret)
+{
+	_cleanup_(elfsym_freep) ElfSym *e = NULL;
+	Elf_Scn *scn = NULL, *symtab = NULL, *dynsym = NULL;
+	GElf_Shdr sh, symtab_sh, dynsym_sh;
+	Builder b = { 0 };
+	int r = 0;
+
+	if (elf_kind(elf) != ELF_K_ELF)
+		return -ENOEXEC;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->names[0] = e->names[1] = e->plt.strings = (Names){ .fd = -1 };
+	r = read_segments(elf, e);
+	if (r < 0)
+		return r;
+	read_build_id(elf, e);
+	while ((scn = elf_nextscn(elf, scn))) {
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		if (sh.sh_type == SHT_SYMTAB && !symtab) {
+			symtab = scn;
+			symtab_sh = sh;
+		} else if (sh.sh_type == SHT_DYNSYM && !dynsym) {
+			dynsym = scn;
+			dynsym_sh = sh;
+		}
+	}
+	/* A .symtab holds every function .dynsym does, and the local ones: read one table. */
+	if (symtab) {
+		e->has_symtab = true;
+		r = read_symtab(elf, symtab, &symtab_sh, &b);
+	} else if (dynsym) {
+		r = read_symtab(elf, dynsym, &dynsym_sh, &b);
+	}
+	if (r >= 0 && b.n > 0) {
+		r = names_set(&e->names[0], &b, fd);
+		if (r >= 0)
+			r = finish(e, b.syms, b.n, 0);
+	}
+	free(b.syms);
+	if (r >= 0)
+		r = read_plt(elf, fd, e);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(e);
+	return 0;
+}
+
+int elfsym_load_fd(int fd, ElfSym **ret)
+{
+	_cleanup_(elf_endp) Elf *elf = NULL;
+
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -ENOTSUP;
+	/* Not ELF_C_READ_MMAP: a file truncated under a mapping would raise SIGBUS. */
+	elf = elf_begin(fd, ELF_C_READ, NULL);
+	if (!elf)
+		return -ENOEXEC;
+	return load(elf, fd, ret);
+}
+
+int elfsym_load_memory(const void *image, size_t size, ElfSym **ret)
+{
+	_cleanup_(elf_endp) Elf *elf = NULL;
+	_cleanup_free_ char *copy = NULL;
+
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -ENOTSUP;
+	/* elf_memory wants a writable buffer; never hand it the caller's. */
+	copy = malloc(size);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, image, size);
+	elf = elf_memory(copy, size);
+	if (!elf)
+		return -ENOEXEC;
+	return load(elf, -1, ret);
+}
+
+int elfsym_add_symbols(ElfSym *e, int fd)
+{
+	_cleanup_(elf_endp) Elf *elf = NULL;
+	Elf_Scn *scn = NULL;
+	Builder b = { 0 };
+	GElf_Shdr sh;
+	int r = 0;
+
+	if (e->names[1].fd >= 0 || e->names[1].copy)
+		return -EEXIST;
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -ENOTSUP;
+	elf = elf_begin(fd, ELF_C_READ, NULL);
+	if (!elf || elf_kind(elf) != ELF_K_ELF)
+		return -ENOEXEC;
+	while ((scn = elf_nextscn(elf, scn)))
+		if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_SYMTAB) {
+			r = read_symtab(elf, scn, &sh, &b);
+			break;
+		}
+	if (r >= 0 && b.n > 0) {
+		r = names_set(&e->names[1], &b, fd);
+		if (r >= 0)
+			r = finish(e, b.syms, b.n, NAME_SOURCE);
+		if (r < 0)
+			names_done(&e->names[1]);
+	}
+	free(b.syms);
+	return r;
+}
+
+bool elfsym_has_symtab(const ElfSym *e)
+{
+	return e->has_symtab;
+}
+
+/* The name at offset off of names, in names' copy or read into e->name_buf. */
+static int name_read(ElfSym *e, const Names *names, uint32_t off, const char **ret)
+{
+	size_t got = 0, want;
+
+	if (off >= names->size)
+		return -EBADMSG;
+	want = MIN((size_t)(names->size - off), (size_t)NAME_MAX_LEN);
+	if (names->copy) {
+		/* Checked at load: terminated within the table. */
+		*ret = names->copy + off;
+		return 0;
+	}
+	/* Most names are short: read 256 bytes, more only when the end is not in them. */
+	while (got < want) {
+		size_t chunk = MIN(want - got, got == 0 ? (size_t)256 : want - got);
+		ssize_t n;
+
+		if (got + chunk + 1 > e->name_buf_size) {
+			char *buf = realloc(e->name_buf, got + chunk + 1);
+
+			if (!buf)
+				return -ENOMEM;
+			e->name_buf = buf;
+			e->name_buf_size = got + chunk + 1;
+		}
+		n = pread(names->fd, e->name_buf + got, chunk, (off_t)(names->offset + off + got));
+
+		if (n < 0)
+			return negative_errno();
+		if (n == 0)
+			return -EBADMSG; /* the file shrank */
+		if (memchr(e->name_buf + got, 0, (size_t)n)) {
+			got += (size_t)n;
+			break;
+		}
+		got += (size_t)n;
+	}
+	e->name_buf[got] = 0; /* cut at NAME_MAX_LEN, or the string's own end before */
+	*ret = e->name_buf;
+	return 0;
+}
+
+/* The name of PLT stub i, "NAME@plt", in e->name_buf. */
+static int plt_name(ElfSym *e, uint32_t i, const char **ret)
+{
+	const char *name;
+	bool in_buf;
+	size_t len;
+	int r;
+
+	r = name_read(e, &e->plt.strings, e->plt.names[i], &name);
+	if (r < 0)
+		return r;
+	len = strlen(name);
+	in_buf = name == e->name_buf;
+	if (len + sizeof("@plt") > e->name_buf_size) {
+		char *buf = realloc(e->name_buf, len + sizeof("@plt"));
+
+		if (!buf)
+			return -ENOMEM;
+		e->name_buf = buf;
+		e->name_buf_size = len + sizeof("@plt");
+	}
+	if (!in_buf)
+		memcpy(e->name_buf, name, len);
+	memcpy(e->name_buf + len, "@plt", sizeof("@plt"));
+	*ret = e->name_buf;
+	return 0;
+}
+
+int elfsym_lookup(ElfSym *e, uint64_t vaddr, const char **ret_name, uint64_t *ret_offset)
+{
+	size_t lo = 0, hi = e->n_syms;
+	const Sym *s;
+	int r;
+
+	if (e->plt.n > 0 && vaddr >= e->plt.addr &&
+	    vaddr - e->plt.addr < (uint64_t)e->plt.n * e->plt.entsize) {
+		uint64_t i = (vaddr - e->plt.addr) / e->plt.entsize;
+
+		if (e->plt.names[i] != 0) {
+			r = plt_name(e, (uint32_t)i, ret_name);
+			if (r < 0)
+				return r;
+			if (ret_offset)
+				*ret_offset = (vaddr - e->plt.addr) % e->plt.entsize;
+			return 0;
+		}
+	}
+
+	/* The last symbol starting at or below vaddr. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (e->syms[mid].addr <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return -ENOENT;
+	s = &e->syms[lo - 1];
+	if (s->size != 0 && vaddr >= s->addr + s->size)
+		return -ENOENT;
+	/* An unsized symbol extends to the next one, never past the last. */
+	if (s->size == 0 && lo == e->n_syms)
+		return -ENOENT;
+	r = name_read(e, &e->names[s->name & NAME_SOURCE ? 1 : 0], s->name & NAME_OFFSET_MAX,
+		      ret_name);
+	if (r < 0)
+		return r;
+	if (ret_offset)
+		*ret_offset = vaddr - s->addr;
+	return 0;
+}
+
+int elfsym_offset_to_vaddr(const ElfSym *e, uint64_t offset, uint64_t *ret_vaddr)
+{
+	for (size_t i = 0; i < e->n_segs; i++) {
+		const Segment *s = &e->segs[i];
+
+		if (offset >= s->offset && offset - s->offset < s->filesz) {
+			*ret_vaddr = offset - s->offset + s->vaddr;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+const uint8_t *elfsym_build_id(const ElfSym *e, size_t *ret_len)
+{
+	*ret_len = e->build_id_len;
+	return e->build_id_len ? e->build_id : NULL;
+}
+
+size_t elfsym_count(const ElfSym *e)
+{
+	return e->n_syms;
+}
+
+size_t elfsym_memory(const ElfSym *e)
+{
+	return sizeof(*e) + e->n_syms * sizeof(Sym) + (e->names[0].copy ? e->names[0].size : 0) +
+	       (e->names[1].copy ? e->names[1].size : 0) + e->name_buf_size +
+	       e->n_segs * sizeof(Segment) + e->plt.n * sizeof(uint32_t) +
+	       (e->plt.strings.copy ? e->plt.strings.size : 0);
+}

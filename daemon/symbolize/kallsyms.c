@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: MIT */
+#include <ctype.h>
+
+#include "base/macro.h"
+#include "base/procfs.h"
+#include "symbolize/kallsyms.h"
+
+typedef struct KSym {
+	uint64_t addr;
+	uint32_t name;	 /* offset into names */
+	uint32_t module; /* offset into names of "[module]" */
+} KSym;
+
+struct Kallsyms {
+	KSym *syms;
+	size_t n;
+	char *names;
+	size_t names_len;
+};
+
+Kallsyms *kallsyms_free(Kallsyms *k)
+{
+	if (!k)
+		return NULL;
+	free(k->syms);
+	free(k->names);
+	free(k);
+	return NULL;
+}
+
+static int ksym_cmp(const void *a, const void *b)
+{
+	const KSym *x = a, *y = b;
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	return x->name < y->name ? -1 : x->name > y->name;
+}
+
+/* Appends s[0..len) plus NUL to the names pool; returns its offset. */
+static int add_name(Kallsyms *k, size_t *allocated, const char *s, size_t len, uint32_t *ret)
+{
+	if (k->names_len + len + 1 > UINT32_MAX)
+		return -E2BIG;
+	if (GREEDY_REALLOC(k->names, *allocated, k->names_len + len + 1) < 0)
+		return -ENOMEM;
+	memcpy(k->names + k->names_len, s, len);
+	k->names[k->names_len + len] = '\0';
+	*ret = (uint32_t)k->names_len;
+	k->names_len += len + 1;
+	return 0;
+}
+
+int kallsyms_parse(const char *buf, size_t len, Kallsyms **ret)
+{
+	_cleanup_(kallsyms_freep) Kallsyms *k = NULL;
+	size_t allocated = 0, names_allocated = 0, nonzero = 0;
+	const char *p = buf, *end = buf + len;
+	uint32_t kernel_module, last_module = 0;
+	const char *last_module_s = NULL;
+	size_t last_module_len = 0;
+	int r;
+
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	r = add_name(k, &names_allocated, "[kernel.kallsyms]", 17, &kernel_module);
+	if (r < 0)
+		return r;
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p)), *q, *name, *mod = NULL;
+		size_t name_len, mod_len = 0;
+		uint64_t addr = 0;
+		char type;
+		int digits = 0;
+
+		if (!eol)
+			eol = end;
+		for (q = p; q < eol && isxdigit((unsigned char)*q) && digits < 16; q++, digits++)
+			addr = addr << 4 |
+			       (uint64_t)(isdigit((unsigned char)*q)
+						  ? *q - '0'
+						  : tolower((unsigned char)*q) - 'a' + 10);
+		/* "addr type name[\t[module]]" */
+		if (digits == 0 || eol - q < 4 || q[0] != ' ' || q[2] != ' ')
+			goto next;
+		type = q[1];
+		if (type != 't' && type != 'T' && type != 'w' && type != 'W')
+			goto next;
+		name = q + 3;
+		for (q = name; q < eol && *q != '\t' && *q != ' '; q++)
+			;
+		name_len = (size_t)(q - name);
+		if (name_len == 0)
+			goto next;
+		if (q < eol && *q == '\t' && q + 1 < eol && q[1] == '[') {
+			mod = q + 1;
+			mod_len = (size_t)(eol - mod);
+		}
+		if (addr != 0)
+			nonzero++;
+		if (GREEDY_REALLOC(k->syms, allocated, k->n + 1) < 0)
+			return -ENOMEM;
+		k->syms[k->n].addr = addr;
+		r = add_name(k, &names_allocated, name, name_len, &k->syms[k->n].name);
+		if (r < 0)
+			return r;
+		if (!mod) {
+			k->syms[k->n].module = kernel_module;
+		} else {
+			/* Modules' symbols come in runs: reuse the last module string. */
+			if (!last_module_s || last_module_len != mod_len ||
+			    memcmp(last_module_s, mod, mod_len) != 0) {
+				r = add_name(k, &names_allocated, mod, mod_len, &last_module);
+				if (r < 0)
+					return r;
+				last_module_s = mod;
+				last_module_len = mod_len;
+			}
+			k->syms[k->n].module = last_module;
+		}
+		k->n++;
+	next:
+		p = eol + 1;
+	}
+	if (k->n > 0 && nonzero == 0)
+		return -EPERM; /* kptr_restrict hides the addresses */
+	/* No text symbols leaves syms NULL: qsort(NULL, 0, ...) is undefined. */
+	if (k->n > 1)
+		qsort(k->syms, k->n, sizeof(KSym), ksym_cmp);
+	/* Give back what the doubling left over: held for the daemon's life. */
+	if (k->n > 0)
+		k->syms = realloc(k->syms, k->n * sizeof(KSym)) ?: k->syms;
+	k->names = realloc(k->names, k->names_len) ?: k->names;
+	*ret = TAKE_PTR(k);
+	return 0;
+}
+
+int kallsyms_load(const char *path, Kallsyms **ret)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	int r;
+
+	r = procfs_read_file(path, 256u << 20, &buf, &len);
+	if (r < 0)
+		return r;
+	return kallsyms_parse(buf, len, ret);
+}
+
+int kallsyms_lookup(const Kallsyms *k, uint64_t addr, const char **ret_name, const char **ret_module)
+{
+	size_t lo = 0, hi = k->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (k->syms[mid].addr <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* Past the last symbol there is no end to measure against: unknown. */
+	if (lo == 0 || lo == k->n)
+		return -ENOENT;
+	*ret_name = k->names + k->syms[lo - 1].name;
+	*ret_module = k->names + k->syms[lo - 1].module;
+	return 0;
+}
+
+size_t kallsyms_count(const Kallsyms *k)
+{
+	return k->n;
+}
+
+size_t kallsyms_memory(const Kallsyms *k)
+{
+	return sizeof(*k) + k->n * sizeof(KSym) + k->names_len;
+}

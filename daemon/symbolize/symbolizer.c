@@ -1,0 +1,1060 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sys/auxv.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "base/hashindex.h"
+#include "base/macro.h"
+#include "symbolize/demangle.h"
+#include "symbolize/dwarfinfo.h"
+#include "symbolize/elfsym.h"
+#include "symbolize/kallsyms.h"
+#include "symbolize/symbolizer.h"
+#include "unwind/cfi.h"
+
+/* Binaries larger than this are not read (a hostile or absurd file must not stall us). */
+#define BINARY_MAX_SIZE (4ULL << 30)
+/* Reload kallsyms for an unknown kernel address at most this often (modules load late). */
+#define KALLSYMS_RELOAD_NS (60 * NSEC_PER_SEC)
+/* Unreferenced binaries kept for the next process that maps them. */
+#define BINARY_KEEP_UNUSED 256
+/* libdwfl is closed when no new CU was indexed for this long (dwarfinfo.h). */
+#define DWARF_IDLE_NS (10 * NSEC_PER_SEC)
+
+typedef struct AddrEntry {
+	uint64_t addr;
+	uint32_t first; /* index into the binary's frame pool */
+	uint32_t n;
+} AddrEntry;
+
+/* Address caches: per binary, plus pseudo-binaries for the kernel and unknown addresses. */
+typedef struct AddrCache {
+	AddrEntry *entries;
+	size_t n_entries, allocated_entries;
+	FrameId *pool;
+	size_t n_pool, allocated_pool;
+	HashIndex *index;
+} AddrCache;
+
+struct Binary {
+	uint64_t dev, ino; /* identity: device and inode of the mapped file */
+	uint64_t hash;
+	StrId module;	  /* basename, held */
+	ElfSym *syms;	  /* NULL when loading failed */
+	Cfi *cfi;	  /* with unwinding on; NULL if the binary has none */
+	DwarfInfo *dwarf; /* inlined calls and source lines; NULL without DWARF */
+	int error;
+	uint32_t refs;
+	uint64_t last_used;
+	AddrCache cache;
+	/* Kept to read the unwind and DWARF tables again after binary_unload(). */
+	int fd;
+	char *path;
+	bool unloaded;
+};
+
+struct Symbolizer {
+	Store *store;
+
+	Binary **binaries;
+	size_t n_binaries, allocated_binaries;
+	HashIndex *binary_index;
+	Binary *vdso;
+
+	Kallsyms *kallsyms;
+	char *kallsyms_path;
+	int kallsyms_error;
+	uint64_t kallsyms_loaded_ns;
+	AddrCache kernel_cache;
+	bool kernel_cache_stale; /* kallsyms was reloaded: drop the cache at the next trim */
+	StrId unknown_module;	 /* "[unknown]" */
+	StrId jit_module;	 /* "[jit]" */
+	StrId anon_module;	 /* "[anon]" */
+	AddrCache unknown_cache;
+
+	FrameId *markers; /* marker frames held */
+	size_t n_markers, allocated_markers;
+
+	size_t cache_budget;
+	bool want_cfi;
+	bool want_dwarf;
+	char *debug_path;
+	uint64_t clock;
+	SymbolizerStats stats;
+	DwarfCounters dwarf_counters;
+};
+
+static uint64_t now_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- address caches ---- */
+
+static int addr_cache_init(AddrCache *c)
+{
+	*c = (AddrCache){ 0 };
+	return hash_index_new(&c->index);
+}
+
+static void addr_cache_clear(Symbolizer *s, AddrCache *c)
+{
+	for (size_t i = 0; i < c->n_pool; i++)
+		store_frame_unref(s->store, c->pool[i]);
+	c->n_pool = c->n_entries = 0;
+	if (c->index)
+		hash_index_clear(c->index);
+}
+
+static void addr_cache_done(Symbolizer *s, AddrCache *c)
+{
+	addr_cache_clear(s, c);
+	free(c->entries);
+	free(c->pool);
+	hash_index_free(c->index);
+	*c = (AddrCache){ 0 };
+}
+
+static size_t addr_cache_memory(const AddrCache *c)
+{
+	return c->allocated_entries * sizeof(AddrEntry) + c->allocated_pool * sizeof(FrameId) +
+	       (c->index ? hash_index_memory(c->index) : 0);
+}
+
+static uint64_t addr_hash(uint64_t addr)
+{
+	return XXH3_64bits(&addr, sizeof(addr));
+}
+
+static bool addr_eq(uint32_t idx, const void *key, void *userdata)
+{
+	return ((const AddrCache *)userdata)->entries[idx].addr == *(const uint64_t *)key;
+}
+
+/* Copies the cached frames of addr to out: count, or -ENOENT. */
+static int addr_cache_get(AddrCache *c, uint64_t addr, FrameId *out, size_t max)
+{
+	uint32_t idx;
+	size_t n;
+
+	if (hash_index_find(c->index, addr_hash(addr), addr_eq, &addr, c, &idx) < 0)
+		return -ENOENT;
+	n = MIN(c->entries[idx].n, max);
+	memcpy(out, c->pool + c->entries[idx].first, n * sizeof(FrameId));
+	return (int)n;
+}
+
+/* Stores frames (whose references it takes over) for addr. */
+static int addr_cache_put(AddrCache *c, uint64_t addr, const FrameId *frames, size_t n)
+{
+	int r;
+
+	if (c->n_entries >= UINT32_MAX - 1 || c->n_pool + n >= UINT32_MAX)
+		return -ENOSPC;
+	r = GREEDY_REALLOC(c->entries, c->allocated_entries, c->n_entries + 1);
+	if (r < 0)
+		return r;
+	r = GREEDY_REALLOC(c->pool, c->allocated_pool, c->n_pool + n);
+	if (r < 0)
+		return r;
+	r = hash_index_insert(c->index, addr_hash(addr), (uint32_t)c->n_entries);
+	if (r < 0)
+		return r;
+	c->entries[c->n_entries++] =
+		(AddrEntry){ .addr = addr, .first = (uint32_t)c->n_pool, .n = (uint32_t)n };
+	memcpy(c->pool + c->n_pool, frames, n * sizeof(FrameId));
+	c->n_pool += n;
+	return 0;
+}
+
+/* Interns frame f, caches it under addr (the cache holds the reference), writes it to out[0]. */
+static int intern_and_cache(Symbolizer *s, AddrCache *c, uint64_t addr, const StoreFrame *f,
+			    FrameId *out)
+{
+	FrameId id;
+	int r;
+
+	r = store_intern_frame(s->store, f, &id);
+	if (r < 0)
+		return r;
+	r = addr_cache_put(c, addr, &id, 1);
+	if (r < 0) {
+		store_frame_unref(s->store, id);
+		return r;
+	}
+	out[0] = id;
+	return 1;
+}
+
+/* ---- lifecycle ---- */
+
+static void binary_free(Symbolizer *s, Binary *b)
+{
+	if (!b)
+		return;
+	addr_cache_done(s, &b->cache);
+	elfsym_free(b->syms);
+	cfi_free(b->cfi);
+	dwarf_info_free(b->dwarf);
+	store_string_unref(s->store, b->module);
+	if (b->fd >= 0)
+		close(b->fd);
+	free(b->path);
+	free(b);
+}
+
+int symbolizer_new(Store *store, Symbolizer **ret)
+{
+	_cleanup_(symbolizer_freep) Symbolizer *s = NULL;
+	int r;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->store = store;
+	s->cache_budget = 16u << 20;
+	s->want_dwarf = true;
+	s->kallsyms_error = 1; /* not loaded yet */
+	r = hash_index_new(&s->binary_index);
+	if (r < 0)
+		return r;
+	r = addr_cache_init(&s->kernel_cache);
+	if (r < 0)
+		return r;
+	r = addr_cache_init(&s->unknown_cache);
+	if (r < 0)
+		return r;
+	r = store_intern_string(store, "[unknown]", &s->unknown_module);
+	if (r >= 0)
+		r = store_intern_string(store, "[jit]", &s->jit_module);
+	if (r < 0)
+		return r;
+	r = store_intern_string(store, "[anon]", &s->anon_module);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(s);
+	return 0;
+}
+
+Symbolizer *symbolizer_free(Symbolizer *s)
+{
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < s->n_binaries; i++)
+		binary_free(s, s->binaries[i]);
+	free(s->binaries);
+	hash_index_free(s->binary_index);
+	binary_free(s, s->vdso);
+	addr_cache_done(s, &s->kernel_cache);
+	addr_cache_done(s, &s->unknown_cache);
+	for (size_t i = 0; i < s->n_markers; i++)
+		store_frame_unref(s->store, s->markers[i]);
+	free(s->markers);
+	store_string_unref(s->store, s->unknown_module);
+	store_string_unref(s->store, s->jit_module);
+	store_string_unref(s->store, s->anon_module);
+	kallsyms_free(s->kallsyms);
+	free(s->kallsyms_path);
+	free(s->debug_path);
+	free(s);
+	return NULL;
+}
+
+int symbolizer_set_kallsyms_path(Symbolizer *s, const char *path)
+{
+	char *p = strdup(path);
+
+	if (!p)
+		return -ENOMEM;
+	free(s->kallsyms_path);
+	s->kallsyms_path = p;
+	return 0;
+}
+
+void symbolizer_set_cache_budget(Symbolizer *s, size_t bytes)
+{
+	s->cache_budget = bytes;
+}
+
+void symbolizer_set_headroom(Symbolizer *s, size_t bytes)
+{
+	s->dwarf_counters.headroom = bytes;
+	s->dwarf_counters.limited = true;
+}
+
+void symbolizer_set_cfi(Symbolizer *s, bool enabled)
+{
+	s->want_cfi = enabled;
+}
+
+void symbolizer_set_dwarf(Symbolizer *s, bool enabled)
+{
+	s->want_dwarf = enabled;
+}
+
+int symbolizer_set_debug_dirs(Symbolizer *s, const char *dirs)
+{
+	char *p = NULL;
+
+	/* libdwfl's search path: the binary's own directory and .debug/, the system's debug root,
+	 * then ours; build-id lookups happen under each absolute root. */
+	if (dirs && asprintf(&p, ":.debug:/usr/lib/debug:%s", dirs) < 0)
+		return -ENOMEM;
+	free(s->debug_path);
+	s->debug_path = p;
+	return 0;
+}
+
+/* ---- binaries ---- */
+
+static const char *basename_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash && slash[1] ? slash + 1 : path;
+}
+
+static int binary_new(Symbolizer *s, const char *name, Binary **ret)
+{
+	_cleanup_free_ Binary *b = calloc(1, sizeof(*b));
+	int r;
+
+	if (!b)
+		return -ENOMEM;
+	r = addr_cache_init(&b->cache);
+	if (r < 0)
+		return r;
+	r = store_intern_string(s->store, name, &b->module);
+	if (r < 0) {
+		hash_index_free(b->cache.index);
+		return r;
+	}
+	b->refs = 1;
+	b->fd = -1;
+	*ret = TAKE_PTR(b);
+	return 0;
+}
+
+/*
+ * The unwind and DWARF tables of b from the file open at fd: at load (first), and again when
+ * a lookup needs them after binary_unload().
+ */
+static void binary_load_tables(Symbolizer *s, Binary *b, int fd, const char *path, bool first)
+{
+	struct stat st;
+
+	b->unloaded = false;
+	/* Unwinding tables are optional: without them the unwinder falls back. */
+	if (s->want_cfi && cfi_load_fd(fd, &b->cfi) >= 0 && first)
+		s->stats.cfi_binaries++;
+	/* DWARF (the binary's, or its debug file's by build id or debuglink): inlined calls and
+	 * source lines; and a stripped binary's local functions from the debug file's .symtab. */
+	if (s->want_dwarf && !b->dwarf &&
+	    dwarf_info_open(fd, path, s->debug_path, &s->dwarf_counters, &b->dwarf) >= 0 && first) {
+		const char *dbg = dwarf_info_debug_file(b->dwarf);
+
+		s->stats.dwarf_binaries++;
+		if (dbg && !elfsym_has_symtab(b->syms)) {
+			_cleanup_close_ int dfd = open(dbg, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+								    O_NONBLOCK);
+
+			if (dfd >= 0 && fstat(dfd, &st) == 0 && S_ISREG(st.st_mode) &&
+			    (uint64_t)st.st_size <= BINARY_MAX_SIZE)
+				(void)elfsym_add_symbols(b->syms, dfd);
+		}
+	}
+}
+
+/* Reads the symbols of the file open at fd into b, after checking what the file is; path names
+ * it (and leads libdwfl to its .gnu_debuglink file). */
+static void binary_load_fd(Symbolizer *s, Binary *b, int fd, const char *path)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		b->error = negative_errno();
+	else if (!S_ISREG(st.st_mode))
+		b->error = -EBADFD;
+	else if ((uint64_t)st.st_size > BINARY_MAX_SIZE)
+		b->error = -EFBIG;
+	else
+		b->error = elfsym_load_fd(fd, &b->syms);
+	if (b->error < 0) {
+		s->stats.binary_errors++;
+		return;
+	}
+	b->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	b->path = path ? strdup(path) : NULL;
+	binary_load_tables(s, b, fd, path, true);
+}
+
+/* Opens m->path if it is the file m maps (same device and inode), else -ENOENT. */
+static int open_verified(const ProcMap *m)
+{
+	_cleanup_close_ int fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	struct stat st;
+
+	if (fd < 0)
+		return negative_errno();
+	if (fstat(fd, &st) < 0)
+		return negative_errno();
+	if (st.st_ino != m->inode || major(st.st_dev) != m->dev_major ||
+	    minor(st.st_dev) != m->dev_minor)
+		return -ENOENT;
+	return TAKE_FD(fd);
+}
+
+typedef struct BinaryKey {
+	uint64_t dev, ino;
+} BinaryKey;
+
+static bool binary_eq(uint32_t idx, const void *key, void *userdata)
+{
+	const Binary *b = ((const Symbolizer *)userdata)->binaries[idx];
+	const BinaryKey *k = key;
+
+	return b->dev == k->dev && b->ino == k->ino;
+}
+
+static int binary_add(Symbolizer *s, Binary *b)
+{
+	int r = GREEDY_REALLOC(s->binaries, s->allocated_binaries, s->n_binaries + 1);
+
+	if (r < 0)
+		return r;
+	r = hash_index_insert(s->binary_index, b->hash, (uint32_t)s->n_binaries);
+	if (r < 0)
+		return r;
+	s->binaries[s->n_binaries++] = b;
+	s->stats.binaries++;
+	return 0;
+}
+
+static int vdso_binary(Symbolizer *s, Binary **ret)
+{
+	_cleanup_free_ ProcMap *maps = NULL;
+	size_t n = 0;
+	uint64_t base = getauxval(AT_SYSINFO_EHDR);
+	int r;
+
+	if (s->vdso) {
+		*ret = binary_ref(s->vdso);
+		return 0;
+	}
+	r = binary_new(s, "[vdso]", &s->vdso);
+	if (r < 0)
+		return r;
+	/* Every 64-bit process maps the same vDSO image: read our own. */
+	r = procfs_read_maps(getpid(), &maps, &n);
+	s->vdso->error = -ENOENT;
+	if (r >= 0 && base != 0)
+		for (size_t i = 0; i < n; i++)
+			if (maps[i].path && streq(maps[i].path, "[vdso]") && maps[i].start == base) {
+				const void *image = (const void *)base;
+				size_t size = maps[i].end - maps[i].start;
+
+				s->vdso->error = elfsym_load_memory(image, size, &s->vdso->syms);
+				if (s->vdso->error >= 0 && s->want_cfi)
+					(void)cfi_load_memory(image, size, &s->vdso->cfi);
+			}
+	if (r >= 0)
+		procfs_maps_free(TAKE_PTR(maps), n);
+	*ret = binary_ref(s->vdso);
+	return 0;
+}
+
+int symbolizer_binary(Symbolizer *s, pid_t pid, const ProcMap *m, Binary **ret)
+{
+	BinaryKey k = { .dev = (uint64_t)m->dev_major << 32 | m->dev_minor, .ino = m->inode };
+	_cleanup_close_ int fd = -1;
+	char path[PATH_MAX + 64];
+	Binary *b;
+	uint32_t idx;
+	int r;
+
+	if (!m->path)
+		return -ENOENT;
+	if (streq(m->path, "[vdso]"))
+		return vdso_binary(s, ret);
+	if (m->path[0] != '/' || m->inode == 0)
+		return -ENOENT;
+
+	uint64_t hash = XXH3_64bits(&k, sizeof(k));
+	if (hash_index_find(s->binary_index, hash, binary_eq, &k, s, &idx) == 0) {
+		b = s->binaries[idx];
+		b->last_used = ++s->clock;
+		*ret = binary_ref(b);
+		return 0;
+	}
+
+	r = binary_new(s, basename_of(m->path), &b);
+	if (r < 0)
+		return r;
+	b->dev = k.dev;
+	b->ino = k.ino;
+	b->hash = hash;
+	b->last_used = ++s->clock;
+	/* The exact mapped file, also when deleted or in another mount namespace. */
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, m->start,
+		 m->end);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, m->path);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+	}
+	if (fd < 0) {
+		/* The process is gone (a short-lived one, known from the sideband): the path in our
+		 * namespace, if it is still the very file that was mapped. */
+		fd = open_verified(m);
+	}
+	if (fd < 0) {
+		b->error = negative_errno();
+		s->stats.binary_errors++;
+	} else {
+		binary_load_fd(s, b, fd, m->path);
+	}
+	r = binary_add(s, b);
+	if (r < 0) {
+		binary_free(s, b);
+		return r;
+	}
+	/* The table holds one reference (dropped by trim when unused); the caller another. */
+	*ret = binary_ref(b);
+	return 0;
+}
+
+int symbolizer_binary_from_path(Symbolizer *s, const char *path, Binary **ret)
+{
+	_cleanup_close_ int fd = -1;
+	Binary *b;
+	int r;
+
+	r = binary_new(s, basename_of(path), &b);
+	if (r < 0)
+		return r;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		b->error = negative_errno();
+	else
+		binary_load_fd(s, b, fd, path);
+	/* Not in the table: only the caller holds it. */
+	*ret = b;
+	return 0;
+}
+
+Binary *binary_ref(Binary *b)
+{
+	if (b)
+		b->refs++;
+	return b;
+}
+
+void binary_unref(Symbolizer *s, Binary *b)
+{
+	if (!b)
+		return;
+	/* Cached binaries keep the table's reference; trim frees unused ones. */
+	if (--b->refs == 0)
+		binary_free(s, b);
+}
+
+const char *binary_name(const Symbolizer *s, const Binary *b)
+{
+	return store_string(s->store, b->module);
+}
+
+int binary_error(const Binary *b)
+{
+	return b->error;
+}
+
+/* ---- lookups ---- */
+
+/* Reads b's tables again if memory pressure let them go (binary_unload()). */
+static void binary_reload(Symbolizer *s, Binary *b)
+{
+	if (!b->unloaded)
+		return;
+	s->stats.binaries_reloaded++;
+	binary_load_tables(s, b, b->fd, b->path, false);
+}
+
+Cfi *symbolizer_cfi(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t addr, uint64_t *ret_vaddr)
+{
+	if (b)
+		binary_reload(s, b);
+	if (!b || !b->cfi || !b->syms ||
+	    elfsym_offset_to_vaddr(b->syms, addr - m->start + m->pgoff, ret_vaddr) < 0)
+		return NULL;
+	return b->cfi;
+}
+
+/* Interns a function name, demangled when it is mangled: the readable one in *ret, the raw
+ * one in *ret_symbol when they differ (0 otherwise). */
+static int intern_name(Symbolizer *s, const char *raw, StrId *ret, StrId *ret_symbol)
+{
+	_cleanup_free_ char *readable = demangle(raw);
+	int r;
+
+	*ret_symbol = 0;
+	r = store_intern_string(s->store, readable ? readable : raw, ret);
+	if (r < 0 || !readable)
+		return r;
+	r = store_intern_string(s->store, raw, ret_symbol);
+	if (r < 0) {
+		store_string_unref(s->store, *ret);
+		*ret = 0;
+	}
+	return r;
+}
+
+/*
+ * The frames of ELF address vaddr of b, innermost first: the inlined calls DWARF knows of, then
+ * the function (named by the symbol table, the most exact name, else by DWARF); each with its
+ * source file and line. Cached, with the references, under vaddr.
+ */
+static int resolve(Symbolizer *s, Binary *b, uint64_t vaddr, FrameId *out, size_t max)
+{
+	DwarfFrame dw[SYMBOLIZER_MAX_INLINE];
+	FrameId ids[SYMBOLIZER_MAX_INLINE];
+	const char *symname = NULL;
+	size_t n, done = 0;
+	int nd = 0, r = 0;
+
+	binary_reload(s, b);
+	if (b->dwarf)
+		nd = dwarf_info_lookup(b->dwarf, vaddr, dw, MIN(max, ARRAY_SIZE(dw)));
+	if (nd < 0)
+		nd = 0;
+	if (b->syms)
+		(void)elfsym_lookup(b->syms, vaddr, &symname, NULL);
+	if (!symname && nd == 0)
+		s->stats.unresolved++;
+	n = nd > 0 ? (size_t)nd : 1;
+	for (size_t k = 0; k < n; k++) {
+		StoreFrame f = { .module = b->module, .address = vaddr };
+		bool outer = k == n - 1;
+		const char *name = NULL;
+
+		if (nd > 0) {
+			/* Inlined frames have only DWARF's name; the linkage name is the full one. */
+			name = outer && symname ? symname : (dw[k].linkage ?: dw[k].function);
+			if (dw[k].file)
+				r = store_intern_string(s->store, dw[k].file, &f.file);
+			f.line = f.file ? dw[k].line : 0;
+			if (r >= 0 && dw[k].decl_file)
+				r = store_intern_string(s->store, dw[k].decl_file, &f.decl_file);
+			f.decl_line = f.decl_file ? dw[k].decl_line : 0;
+			if (dw[k].inlined && !outer)
+				f.flags |= FRAME_INLINED;
+		} else {
+			name = symname;
+		}
+		if (r >= 0 && name)
+			r = intern_name(s, name, &f.function, &f.symbol);
+		if (r >= 0)
+			r = store_intern_frame(s->store, &f, &ids[k]);
+		store_string_unref(s->store, f.function);
+		store_string_unref(s->store, f.symbol);
+		store_string_unref(s->store, f.file);
+		store_string_unref(s->store, f.decl_file);
+		if (r < 0)
+			break;
+		done++;
+	}
+	if (r >= 0)
+		r = addr_cache_put(&b->cache, vaddr, ids, n);
+	if (r < 0) {
+		for (size_t k = 0; k < done; k++)
+			store_frame_unref(s->store, ids[k]);
+		return r;
+	}
+	memcpy(out, ids, n * sizeof(FrameId));
+	return (int)n;
+}
+
+int symbolizer_user_frames(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t addr,
+			   bool return_address, FrameId *out, size_t max)
+{
+	StoreFrame f = { 0 };
+	uint64_t off, vaddr;
+	int r;
+
+	if (max == 0)
+		return -ENOBUFS;
+	s->stats.lookups++;
+	if (!b) {
+		/* Anonymous executable memory (JIT code without a perf map, trampolines). */
+		uint64_t a = addr - (return_address ? 1 : 0);
+
+		r = addr_cache_get(&s->unknown_cache, a, out, max);
+		if (r >= 0) {
+			s->stats.cache_hits++;
+			return r;
+		}
+		s->stats.unresolved++;
+		f = (StoreFrame){ .module = s->anon_module, .address = a };
+		return intern_and_cache(s, &s->unknown_cache, a, &f, out);
+	}
+
+	off = addr - m->start + m->pgoff;
+	if (!b->syms || elfsym_offset_to_vaddr(b->syms, off, &vaddr) < 0)
+		vaddr = off;
+	if (return_address && vaddr > 0)
+		vaddr--;
+	r = addr_cache_get(&b->cache, vaddr, out, max);
+	if (r >= 0) {
+		s->stats.cache_hits++;
+		return r;
+	}
+
+	return resolve(s, b, vaddr, out, max);
+}
+
+int symbolizer_jit_frame(Symbolizer *s, const char *name, uint64_t addr, FrameId *ret)
+{
+	StoreFrame f = { .module = s->jit_module, .address = addr };
+	/* JIT addresses mean different code in different processes and over time: the key is
+	 * the address and the name. The top bit keeps it apart from the unknown frames' keys
+	 * (user addresses). */
+	uint64_t key = XXH3_64bits_withSeed(name, strlen(name), addr) | (1ULL << 63);
+	int r;
+
+	s->stats.lookups++;
+	r = addr_cache_get(&s->unknown_cache, key, ret, 1);
+	if (r >= 0) {
+		s->stats.cache_hits++;
+		return r;
+	}
+	r = store_intern_string(s->store, name, &f.function);
+	if (r < 0)
+		return r;
+	r = intern_and_cache(s, &s->unknown_cache, key, &f, ret);
+	store_string_unref(s->store, f.function);
+	return r;
+}
+
+int symbolizer_unknown_frame(Symbolizer *s, uint64_t addr, FrameId *ret)
+{
+	StoreFrame f = { .module = s->unknown_module, .address = addr };
+	int r;
+
+	s->stats.lookups++;
+	r = addr_cache_get(&s->unknown_cache, addr, ret, 1);
+	if (r >= 0) {
+		s->stats.cache_hits++;
+		return r;
+	}
+	s->stats.unresolved++;
+	return intern_and_cache(s, &s->unknown_cache, addr, &f, ret);
+}
+
+static void kallsyms_maybe_load(Symbolizer *s, bool retry)
+{
+	Kallsyms *k = NULL;
+	uint64_t now = now_mono_ns();
+
+	if (s->kallsyms_error == 0 && !retry)
+		return;
+	if (s->kallsyms_loaded_ns != 0 && now - s->kallsyms_loaded_ns < KALLSYMS_RELOAD_NS)
+		return;
+	s->kallsyms_loaded_ns = now;
+	s->kallsyms_error = kallsyms_load(s->kallsyms_path ?: "/proc/kallsyms", &k);
+	if (s->kallsyms_error < 0)
+		return;
+	kallsyms_free(s->kallsyms);
+	s->kallsyms = k;
+	s->stats.kernel_symbols = kallsyms_count(k);
+	/*
+	 * Cached unresolved kernel frames may resolve now, but the frames handed out since the
+	 * last trim (earlier frames of the stack being symbolized) must stay valid: the cache goes
+	 * at the next symbolizer_trim().
+	 */
+	if (s->kernel_cache.n_entries > 0)
+		s->kernel_cache_stale = true;
+}
+
+int symbolizer_kernel_frames(Symbolizer *s, uint64_t addr, bool return_address, FrameId *out,
+			     size_t max)
+{
+	uint64_t a = addr - (return_address ? 1 : 0);
+	StoreFrame f = { .address = a, .flags = FRAME_KERNEL };
+	const char *name = NULL, *module = NULL;
+	StrId fn = 0, mod = 0;
+	int r;
+
+	if (max == 0)
+		return -ENOBUFS;
+	s->stats.lookups++;
+	r = addr_cache_get(&s->kernel_cache, a, out, max);
+	if (r >= 0) {
+		s->stats.cache_hits++;
+		return r;
+	}
+	kallsyms_maybe_load(s, false);
+	if (s->kallsyms && kallsyms_lookup(s->kallsyms, a, &name, &module) < 0) {
+		kallsyms_maybe_load(s, true);
+		if (kallsyms_lookup(s->kallsyms, a, &name, &module) < 0)
+			name = module = NULL;
+	}
+	if (name) {
+		r = store_intern_string(s->store, name, &fn);
+		if (r < 0)
+			return r;
+		r = store_intern_string(s->store, module, &mod);
+		if (r < 0) {
+			store_string_unref(s->store, fn);
+			return r;
+		}
+		f.function = fn;
+		f.module = mod;
+	} else {
+		s->stats.unresolved++;
+		r = store_intern_string(s->store, "[kernel.kallsyms]", &mod);
+		if (r < 0)
+			return r;
+		f.module = mod;
+	}
+	r = intern_and_cache(s, &s->kernel_cache, a, &f, out);
+	store_string_unref(s->store, fn);
+	store_string_unref(s->store, mod);
+	return r;
+}
+
+int symbolizer_marker_frame(Symbolizer *s, const char *name, uint32_t flags, FrameId *ret)
+{
+	StoreFrame f = { .flags = flags };
+	FrameId id;
+	StrId fn;
+	int r;
+
+	r = store_intern_string(s->store, name, &fn);
+	if (r < 0)
+		return r;
+	f.function = fn;
+	f.module = s->unknown_module;
+	r = store_intern_frame(s->store, &f, &id);
+	store_string_unref(s->store, fn);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < s->n_markers; i++)
+		if (s->markers[i] == id) {
+			store_frame_unref(s->store, id); /* already held */
+			*ret = id;
+			return 0;
+		}
+	r = GREEDY_REALLOC(s->markers, s->allocated_markers, s->n_markers + 1);
+	if (r < 0) {
+		store_frame_unref(s->store, id);
+		return r;
+	}
+	s->markers[s->n_markers++] = id;
+	*ret = id;
+	return 0;
+}
+
+/* ---- budget ---- */
+
+static size_t binary_memory(const Binary *b)
+{
+	return sizeof(Binary) + (b->syms ? elfsym_memory(b->syms) : 0) +
+	       (b->cfi ? cfi_memory(b->cfi) : 0) + (b->dwarf ? dwarf_info_memory(b->dwarf) : 0);
+}
+
+/* Closes libdwfl where it was not needed for idle_ns (0: everywhere). */
+static void release_dwarf(Symbolizer *s, uint64_t idle_ns)
+{
+	for (size_t i = 0; i < s->n_binaries; i++)
+		if (s->binaries[i]->dwarf && dwarf_info_release(s->binaries[i]->dwarf, idle_ns))
+			s->stats.dwarf_releases++;
+}
+
+static size_t caches_memory(const Symbolizer *s)
+{
+	size_t m = addr_cache_memory(&s->kernel_cache) + addr_cache_memory(&s->unknown_cache);
+
+	if (s->vdso)
+		m += addr_cache_memory(&s->vdso->cache);
+	for (size_t i = 0; i < s->n_binaries; i++)
+		m += addr_cache_memory(&s->binaries[i]->cache);
+	return m;
+}
+
+static int binary_lru_cmp(const void *a, const void *b)
+{
+	const Binary *x = *(Binary *const *)a, *y = *(Binary *const *)b;
+
+	return x->last_used < y->last_used ? -1 : x->last_used > y->last_used;
+}
+
+size_t symbolizer_shrink(Symbolizer *s, size_t bytes)
+{
+	size_t before = symbolizer_memory(s), freed = 0, keep = 0;
+
+	/* libdw's caches first, where opening them again would cost little (see
+	 * DWARFINFO_OPEN_AMORTIZE): only new CUs need them. Then the address caches: what is hot
+	 * refills at once. */
+	release_dwarf(s, 1);
+	addr_cache_clear(s, &s->kernel_cache);
+	addr_cache_clear(s, &s->unknown_cache);
+	if (s->vdso)
+		addr_cache_clear(s, &s->vdso->cache);
+	for (size_t i = 0; i < s->n_binaries; i++)
+		addr_cache_clear(s, &s->binaries[i]->cache);
+	s->stats.cache_flushes++;
+	freed = before - MIN(before, symbolizer_memory(s));
+	if (freed >= bytes)
+		return freed;
+
+	/* Then binaries no process maps now, least recently used first. */
+	qsort(s->binaries, s->n_binaries, sizeof(Binary *), binary_lru_cmp);
+	hash_index_clear(s->binary_index);
+	for (size_t i = 0; i < s->n_binaries; i++) {
+		Binary *b = s->binaries[i];
+
+		if (b->refs == 1 && freed < bytes) {
+			freed += binary_memory(b);
+			binary_free(s, b);
+			s->stats.binaries_dropped++;
+			continue;
+		}
+		s->binaries[keep] = b;
+		/* The index was cleared and is only growing back: cannot need more memory. */
+		(void)hash_index_insert(s->binary_index, b->hash, (uint32_t)keep);
+		keep++;
+	}
+	s->n_binaries = keep;
+	if (freed >= bytes)
+		return freed;
+
+	/* Then libdw everywhere, however dear to open again. */
+	release_dwarf(s, 0);
+	freed = before - MIN(before, symbolizer_memory(s));
+
+	/* Then the unwind tables of binaries in use, least recently mapped first (the
+	 * order above): read again when a sample needs them. */
+	for (size_t i = 0; i < s->n_binaries && freed < bytes; i++) {
+		Binary *b = s->binaries[i];
+		size_t before_b = binary_memory(b);
+
+		/* Only a binary with a descriptor to read them again from (not the vDSO). */
+		if (b->unloaded || b->fd < 0)
+			continue;
+		/* DWARF keeps its CU indexes, a fraction of what libdw held (gone in the step
+		 * above), and with them when libdw may open again: dropped and read again, it
+		 * would open now, and pressure would close it again, over and over. */
+		b->cfi = cfi_free(b->cfi);
+		b->unloaded = true;
+		s->stats.binaries_unloaded++;
+		freed += before_b - MIN(before_b, binary_memory(b));
+	}
+	return freed;
+}
+
+void symbolizer_trim(Symbolizer *s)
+{
+	size_t unused = 0, keep = 0;
+
+	if (s->kernel_cache_stale) {
+		addr_cache_clear(s, &s->kernel_cache);
+		s->kernel_cache_stale = false;
+	}
+	release_dwarf(s, DWARF_IDLE_NS);
+	if (caches_memory(s) > s->cache_budget) {
+		/* Whole caches go: simple, and what is hot refills within one window. */
+		addr_cache_clear(s, &s->kernel_cache);
+		addr_cache_clear(s, &s->unknown_cache);
+		if (s->vdso)
+			addr_cache_clear(s, &s->vdso->cache);
+		for (size_t i = 0; i < s->n_binaries; i++)
+			addr_cache_clear(s, &s->binaries[i]->cache);
+		s->stats.cache_flushes++;
+	}
+
+	/* Only the table's reference left: unused. Keep the most recently used ones. */
+	for (size_t i = 0; i < s->n_binaries; i++)
+		if (s->binaries[i]->refs == 1)
+			unused++;
+	if (unused <= BINARY_KEEP_UNUSED)
+		return;
+	qsort(s->binaries, s->n_binaries, sizeof(Binary *), binary_lru_cmp);
+	hash_index_clear(s->binary_index);
+	for (size_t i = 0; i < s->n_binaries; i++) {
+		Binary *b = s->binaries[i];
+
+		if (b->refs == 1 && unused > BINARY_KEEP_UNUSED) {
+			unused--;
+			binary_free(s, b);
+			s->stats.binaries_dropped++;
+			continue;
+		}
+		s->binaries[keep] = b;
+		/* The index was cleared and is only growing back: cannot need more memory. */
+		(void)hash_index_insert(s->binary_index, b->hash, (uint32_t)keep);
+		keep++;
+	}
+	s->n_binaries = keep;
+}
+
+size_t symbolizer_memory(const Symbolizer *s)
+{
+	size_t m = sizeof(*s) + caches_memory(s) + hash_index_memory(s->binary_index) +
+		   s->allocated_binaries * sizeof(Binary *);
+
+	for (size_t i = 0; i < s->n_binaries; i++)
+		m += binary_memory(s->binaries[i]);
+	if (s->vdso)
+		m += binary_memory(s->vdso);
+	if (s->kallsyms)
+		m += kallsyms_memory(s->kallsyms);
+	return m;
+}
+
+static size_t binary_memory_total(const SymbolizerBinaryMemory *m)
+{
+	return m->symbols + m->cfi + m->dwarf + m->cache;
+}
+
+size_t symbolizer_largest(const Symbolizer *s, SymbolizerBinaryMemory *out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n_binaries && max > 0; i++) {
+		const Binary *b = s->binaries[i];
+		SymbolizerBinaryMemory m = {
+			.module = store_string(s->store, b->module),
+			.symbols = b->syms ? elfsym_memory(b->syms) : 0,
+			.cfi = b->cfi ? cfi_memory(b->cfi) : 0,
+			.dwarf = b->dwarf ? dwarf_info_memory(b->dwarf) : 0,
+			.cache = addr_cache_memory(&b->cache),
+		};
+		size_t at = n;
+
+		/* Insertion into the sorted top max. */
+		while (at > 0 && binary_memory_total(&out[at - 1]) < binary_memory_total(&m))
+			at--;
+		if (at >= max)
+			continue;
+		if (n < max)
+			n++;
+		memmove(&out[at + 1], &out[at], (n - 1 - at) * sizeof(*out));
+		out[at] = m;
+	}
+	return n;
+}
+
+void symbolizer_stats(const Symbolizer *s, SymbolizerStats *ret)
+{
+	*ret = s->stats;
+	ret->dwarf_opens = s->dwarf_counters.opens;
+	ret->dwarf_open_ns = s->dwarf_counters.open_ns;
+	ret->dwarf_deferred = s->dwarf_counters.deferred;
+}

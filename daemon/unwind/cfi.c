@@ -1,0 +1,1033 @@
+/* SPDX-License-Identifier: MIT */
+#include <gelf.h>
+#include <libelf.h>
+
+#include "base/hashindex.h"
+#include "base/macro.h"
+#include "unwind/cfi.h"
+
+/* DWARF register numbers on x86-64. */
+#define REG_RBP 6
+#define REG_RSP 7
+#define REG_RA 16
+
+#define MAX_CIES 256
+#define MAX_STATE_STACK 16
+/* Decoded FDEs a lazy table keeps: the hot functions of a binary. */
+#define CACHE_FDES 512
+
+/* The .plt CFA expression GCC/binutils emit: rsp + 8 + ((rip & 15) >= N) << 3. N is 10 or 11. */
+static const uint8_t plt_expr_head[] = { 0x77, 0x08, 0x80, 0x00, 0x3f, 0x1a };
+static const uint8_t plt_expr_tail[] = { 0x2a, 0x33, 0x24, 0x22 };
+
+typedef struct Entry {
+	uint64_t pc;
+	uint32_t seq; /* emission order: of equal pcs, the later row is the state in effect */
+	CfiRow row;
+	uint8_t unknown_end; /* an FDE-end marker: loses to a real row at the same pc */
+} Entry;
+
+/* Sorted rows with their start addresses; consecutive equal rows merged. */
+typedef struct Table {
+	uint64_t *pcs;
+	CfiRow *rows;
+	size_t n;
+} Table;
+
+/* A decoded FDE in the cache of a lazy Cfi. */
+typedef struct CachedFde {
+	uint32_t fde; /* index into the FDE table */
+	uint32_t last_use;
+	Table t;
+} CachedFde;
+
+struct Cfi {
+	bool lazy;
+	/* Eager: every row of the binary. */
+	Table all;
+	/* Lazy: the section, the sorted FDE index of .eh_frame_hdr, the FDEs decoded so far. */
+	uint8_t *data;
+	size_t size;
+	uint64_t vaddr;
+	uint64_t *fde_pcs;
+	uint32_t *fde_offs;
+	size_t n_fdes;
+	struct Cie *cies;
+	size_t n_cies;
+	CachedFde *cache;
+	size_t n_cache;
+	HashIndex *cache_index;
+	uint32_t clock;
+	size_t cache_bytes;
+};
+
+typedef struct Cursor {
+	const uint8_t *p, *end;
+} Cursor;
+
+static bool get_bytes(Cursor *c, size_t n, const uint8_t **ret)
+{
+	if ((size_t)(c->end - c->p) < n)
+		return false;
+	*ret = c->p;
+	c->p += n;
+	return true;
+}
+
+static bool get_u8(Cursor *c, uint8_t *ret)
+{
+	const uint8_t *p;
+
+	if (!get_bytes(c, 1, &p))
+		return false;
+	*ret = p[0];
+	return true;
+}
+
+static bool get_uint(Cursor *c, size_t n, uint64_t *ret)
+{
+	const uint8_t *p;
+	uint64_t v = 0;
+
+	if (!get_bytes(c, n, &p))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	*ret = v;
+	return true;
+}
+
+static bool get_uleb(Cursor *c, uint64_t *ret)
+{
+	uint64_t v = 0;
+	unsigned shift = 0;
+	uint8_t b;
+
+	do {
+		if (!get_u8(c, &b) || shift > 63)
+			return false;
+		v |= (uint64_t)(b & 0x7f) << shift;
+		shift += 7;
+	} while (b & 0x80);
+	*ret = v;
+	return true;
+}
+
+static bool get_sleb(Cursor *c, int64_t *ret)
+{
+	uint64_t v = 0;
+	unsigned shift = 0;
+	uint8_t b;
+
+	do {
+		if (!get_u8(c, &b) || shift > 63)
+			return false;
+		v |= (uint64_t)(b & 0x7f) << shift;
+		shift += 7;
+	} while (b & 0x80);
+	if (shift < 64 && (b & 0x40))
+		v |= ~0ULL << shift;
+	*ret = (int64_t)v;
+	return true;
+}
+
+typedef struct Section {
+	const uint8_t *data;
+	size_t size;
+	uint64_t vaddr;
+} Section;
+
+/* A pointer in DW_EH_PE encoding enc; pcrel is relative to the field's own address. */
+static bool get_encoded(Cursor *c, uint8_t enc, const Section *sec, uint64_t *ret)
+{
+	uint64_t field = sec->vaddr + (uint64_t)(c->p - sec->data), v;
+	int64_t s;
+
+	if (enc == 0xff) /* DW_EH_PE_omit */
+		return false;
+	switch (enc & 0x0f) {
+	case 0x00: /* absptr */
+		if (!get_uint(c, 8, &v))
+			return false;
+		break;
+	case 0x01:
+		if (!get_uleb(c, &v))
+			return false;
+		break;
+	case 0x02:
+		if (!get_uint(c, 2, &v))
+			return false;
+		break;
+	case 0x03:
+		if (!get_uint(c, 4, &v))
+			return false;
+		break;
+	case 0x04:
+		if (!get_uint(c, 8, &v))
+			return false;
+		break;
+	case 0x09:
+		if (!get_sleb(c, &s))
+			return false;
+		v = (uint64_t)s;
+		break;
+	case 0x0a:
+		if (!get_uint(c, 2, &v))
+			return false;
+		v = (uint64_t)(int64_t)(int16_t)v;
+		break;
+	case 0x0b:
+		if (!get_uint(c, 4, &v))
+			return false;
+		v = (uint64_t)(int64_t)(int32_t)v;
+		break;
+	case 0x0c:
+		if (!get_uint(c, 8, &v))
+			return false;
+		break;
+	default:
+		return false;
+	}
+	switch (enc & 0x70) {
+	case 0x00:
+		break;
+	case 0x10: /* pcrel */
+		v += field;
+		break;
+	default: /* textrel, datarel, funcrel, aligned: not used in .eh_frame of ELF x86-64 */
+		return false;
+	}
+	if (enc & 0x80) /* indirect: would need the process's memory */
+		return false;
+	*ret = v;
+	return true;
+}
+
+typedef struct Cie Cie;
+struct Cie {
+	size_t offset; /* in the section */
+	uint64_t code_align;
+	int64_t data_align;
+	uint64_t ra_reg;
+	uint8_t fde_enc;
+	bool has_z;
+	bool signal;
+	const uint8_t *insns, *insns_end;
+};
+
+/* Reads the entry header at off: its content range. 0 length ends the section. */
+static bool entry_range(const Section *sec, size_t off, const uint8_t **ret_start,
+			const uint8_t **ret_end, bool *ret_terminator)
+{
+	Cursor c = { sec->data + off, sec->data + sec->size };
+	uint64_t len;
+
+	*ret_terminator = false;
+	if (!get_uint(&c, 4, &len))
+		return false;
+	if (len == 0) {
+		*ret_terminator = true;
+		return true;
+	}
+	if (len == 0xffffffff && !get_uint(&c, 8, &len))
+		return false;
+	if (len > (uint64_t)(c.end - c.p))
+		return false;
+	*ret_start = c.p;
+	*ret_end = c.p + len;
+	return true;
+}
+
+static int parse_cie(const Section *sec, size_t off, Cie *ret)
+{
+	const uint8_t *start, *end, *aug, *aug_end = NULL;
+	Cie cie = { .offset = off };
+	Cursor c;
+	uint64_t id, v;
+	uint8_t version;
+	bool term;
+
+	if (!entry_range(sec, off, &start, &end, &term) || term)
+		return -EBADMSG;
+	c = (Cursor){ start, end };
+	if (!get_uint(&c, 4, &id) || id != 0 || !get_u8(&c, &version) ||
+	    (version != 1 && version != 3 && version != 4))
+		return -EBADMSG;
+	aug = c.p;
+	while (c.p < c.end && *c.p)
+		c.p++;
+	if (c.p >= c.end)
+		return -EBADMSG;
+	aug_end = c.p++;
+	if (version == 4) {
+		uint8_t as, ss;
+
+		if (!get_u8(&c, &as) || !get_u8(&c, &ss) || as != 8 || ss != 0)
+			return -EBADMSG;
+	}
+	if (!get_uleb(&c, &cie.code_align) || !get_sleb(&c, &cie.data_align))
+		return -EBADMSG;
+	if (version == 1) {
+		uint8_t r;
+
+		if (!get_u8(&c, &r))
+			return -EBADMSG;
+		cie.ra_reg = r;
+	} else if (!get_uleb(&c, &cie.ra_reg)) {
+		return -EBADMSG;
+	}
+	if (aug < aug_end && *aug == 'z') {
+		Cursor a;
+		const uint8_t *adata;
+
+		cie.has_z = true;
+		if (!get_uleb(&c, &v) || !get_bytes(&c, v, &adata))
+			return -EBADMSG;
+		a = (Cursor){ adata, adata + v };
+		for (const uint8_t *p = aug + 1; p < aug_end; p++) {
+			uint8_t enc;
+			uint64_t ignored;
+
+			switch (*p) {
+			case 'R':
+				if (!get_u8(&a, &cie.fde_enc))
+					return -EBADMSG;
+				break;
+			case 'L':
+				if (!get_u8(&a, &enc))
+					return -EBADMSG;
+				break;
+			case 'P':
+				/* The personality routine: only its size matters here, so it is read
+				 * as a plain value (an indirect one need not be followed). */
+				if (!get_u8(&a, &enc))
+					return -EBADMSG;
+				if (enc != 0xff &&
+				    !get_encoded(&a, (uint8_t)(enc & 0x7f), sec, &ignored))
+					return -EBADMSG;
+				break;
+			case 'S':
+				cie.signal = true;
+				break;
+			case 'B':
+			case 'G':
+				break;
+			default:
+				/* An unknown augmentation: the 'z' length lets us go on. */
+				p = aug_end - 1;
+				break;
+			}
+		}
+	} else if (aug < aug_end && !(aug_end - aug == 2 && aug[0] == 'e' && aug[1] == 'h')) {
+		return -EOPNOTSUPP; /* an augmentation we cannot skip */
+	}
+	cie.insns = c.p;
+	cie.insns_end = end;
+	if (cie.code_align == 0 || cie.ra_reg != REG_RA)
+		return -EOPNOTSUPP;
+	*ret = cie;
+	return 0;
+}
+
+typedef struct State {
+	uint8_t cfa; /* CfiCfa */
+	uint64_t cfa_reg;
+	int64_t cfa_offset;
+	uint8_t rbp; /* CfiRbp */
+	int64_t rbp_offset;
+	bool ra_undefined;
+	bool ra_odd; /* the return address is not at CFA-8: we cannot follow */
+	bool signal; /* a signal trampoline's FDE (augmentation "S") */
+} State;
+
+typedef struct Builder {
+	Entry *entries;
+	size_t n, allocated;
+	int error;
+} Builder;
+
+static void emit(Builder *b, uint64_t pc, const State *s, bool unknown_end)
+{
+	CfiRow row = { .cfa = CFI_CFA_UNKNOWN, .rbp = s ? s->rbp : CFI_RBP_SAME };
+
+	if (b->error)
+		return;
+	if (b->n >= CFI_MAX_ROWS) {
+		b->error = -E2BIG;
+		return;
+	}
+	if (s) {
+		if (s->signal)
+			row.cfa = CFI_CFA_SIGNAL;
+		else if (s->ra_undefined)
+			row.cfa = CFI_CFA_END;
+		else if (s->ra_odd)
+			row.cfa = CFI_CFA_UNKNOWN;
+		else if (s->cfa == CFI_CFA_RSP || s->cfa == CFI_CFA_RBP)
+			row.cfa = s->cfa_reg == REG_RSP	  ? CFI_CFA_RSP
+				  : s->cfa_reg == REG_RBP ? CFI_CFA_RBP
+							  : CFI_CFA_UNKNOWN;
+		else
+			row.cfa = s->cfa;
+		if (s->cfa_offset < INT32_MIN || s->cfa_offset > INT32_MAX ||
+		    s->rbp_offset < INT32_MIN || s->rbp_offset > INT32_MAX)
+			row.cfa = CFI_CFA_UNKNOWN;
+		row.cfa_offset = (int32_t)s->cfa_offset;
+		row.rbp_offset = (int32_t)s->rbp_offset;
+	}
+	if (GREEDY_REALLOC(b->entries, b->allocated, b->n + 1) < 0) {
+		b->error = -ENOMEM;
+		return;
+	}
+	b->entries[b->n] =
+		(Entry){ .pc = pc, .seq = (uint32_t)b->n, .row = row, .unknown_end = unknown_end };
+	b->n++;
+}
+
+static void set_reg_offset(State *s, uint64_t reg, int64_t off)
+{
+	if (reg == REG_RBP) {
+		s->rbp = CFI_RBP_OFFSET;
+		s->rbp_offset = off;
+	} else if (reg == REG_RA) {
+		s->ra_undefined = false;
+		s->ra_odd = off != -8;
+	}
+}
+
+/* Our notion of "what the CIE said" for a register, for DW_CFA_restore. */
+static void restore_reg(State *s, const State *initial, uint64_t reg)
+{
+	if (reg == REG_RBP) {
+		s->rbp = initial->rbp;
+		s->rbp_offset = initial->rbp_offset;
+	} else if (reg == REG_RA) {
+		s->ra_undefined = initial->ra_undefined;
+		s->ra_odd = initial->ra_odd;
+	}
+}
+
+/*
+ * Runs a CFA program. With b, emits a row at each advance (the state so far covers
+ * [loc, new loc)); without, only updates the state (a CIE's initial instructions).
+ */
+static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8_t *end,
+	       uint64_t *loc, State *s, const State *initial, Builder *b)
+{
+	State stack[MAX_STATE_STACK];
+	unsigned depth = 0;
+	Cursor c = { p, end };
+
+	while (c.p < c.end) {
+		uint8_t op, hi, lo;
+		uint64_t reg, u, delta = 0;
+		int64_t sv;
+		bool advance = false;
+
+		if (!get_u8(&c, &op))
+			return -EBADMSG;
+		hi = op & 0xc0;
+		lo = op & 0x3f;
+		if (hi == 0x40) { /* advance_loc */
+			delta = lo;
+			advance = true;
+		} else if (hi == 0x80) { /* offset */
+			if (!get_uleb(&c, &u))
+				return -EBADMSG;
+			set_reg_offset(s, lo, (int64_t)u * cie->data_align);
+		} else if (hi == 0xc0) { /* restore */
+			if (initial)
+				restore_reg(s, initial, lo);
+		} else {
+			switch (op) {
+			case 0x00: /* nop */
+				break;
+			case 0x01: /* set_loc */
+				if (!get_encoded(&c, cie->fde_enc, sec, &u))
+					return -EBADMSG;
+				if (b && u >= *loc) {
+					emit(b, *loc, s, false);
+					*loc = u;
+				}
+				break;
+			case 0x02: /* advance_loc1 */
+			case 0x03: /* advance_loc2 */
+			case 0x04: /* advance_loc4 */
+				if (!get_uint(&c, op == 0x02 ? 1 : op == 0x03 ? 2 : 4, &delta))
+					return -EBADMSG;
+				advance = true;
+				break;
+			case 0x05: /* offset_extended */
+				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u))
+					return -EBADMSG;
+				set_reg_offset(s, reg, (int64_t)u * cie->data_align);
+				break;
+			case 0x11: /* offset_extended_sf */
+				if (!get_uleb(&c, &reg) || !get_sleb(&c, &sv))
+					return -EBADMSG;
+				set_reg_offset(s, reg, sv * cie->data_align);
+				break;
+			case 0x2f: /* GNU_negative_offset_extended */
+				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u))
+					return -EBADMSG;
+				set_reg_offset(s, reg, -(int64_t)u * cie->data_align);
+				break;
+			case 0x06: /* restore_extended */
+				if (!get_uleb(&c, &reg))
+					return -EBADMSG;
+				if (initial)
+					restore_reg(s, initial, reg);
+				break;
+			case 0x07: /* undefined */
+				if (!get_uleb(&c, &reg))
+					return -EBADMSG;
+				if (reg == REG_RA)
+					s->ra_undefined = true;
+				else if (reg == REG_RBP)
+					s->rbp = CFI_RBP_SAME;
+				break;
+			case 0x08: /* same_value */
+				if (!get_uleb(&c, &reg))
+					return -EBADMSG;
+				if (reg == REG_RBP)
+					s->rbp = CFI_RBP_SAME;
+				break;
+			case 0x09: /* register: we follow no other registers */
+				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u))
+					return -EBADMSG;
+				if (reg == REG_RBP)
+					s->rbp = CFI_RBP_SAME;
+				else if (reg == REG_RA)
+					s->ra_odd = true;
+				break;
+			case 0x0a: /* remember_state */
+				if (depth == MAX_STATE_STACK)
+					return -E2BIG;
+				stack[depth++] = *s;
+				break;
+			case 0x0b: /* restore_state */
+				if (depth == 0)
+					return -EBADMSG;
+				*s = stack[--depth];
+				break;
+			case 0x0c: /* def_cfa */
+				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u))
+					return -EBADMSG;
+				s->cfa = CFI_CFA_RSP; /* a register rule; emit() names the register */
+				s->cfa_reg = reg;
+				s->cfa_offset = (int64_t)u;
+				break;
+			case 0x12: /* def_cfa_sf */
+				if (!get_uleb(&c, &reg) || !get_sleb(&c, &sv))
+					return -EBADMSG;
+				s->cfa = CFI_CFA_RSP;
+				s->cfa_reg = reg;
+				s->cfa_offset = sv * cie->data_align;
+				break;
+			case 0x0d: /* def_cfa_register */
+				if (!get_uleb(&c, &reg))
+					return -EBADMSG;
+				s->cfa_reg = reg;
+				if (s->cfa != CFI_CFA_RSP)
+					s->cfa = CFI_CFA_UNKNOWN;
+				break;
+			case 0x0e: /* def_cfa_offset */
+				if (!get_uleb(&c, &u))
+					return -EBADMSG;
+				s->cfa_offset = (int64_t)u;
+				break;
+			case 0x13: /* def_cfa_offset_sf */
+				if (!get_sleb(&c, &sv))
+					return -EBADMSG;
+				s->cfa_offset = sv * cie->data_align;
+				break;
+			case 0x0f: { /* def_cfa_expression */
+				const uint8_t *e;
+
+				if (!get_uleb(&c, &u) || !get_bytes(&c, u, &e))
+					return -EBADMSG;
+				if (u == sizeof(plt_expr_head) + 1 + sizeof(plt_expr_tail) &&
+				    memcmp(e, plt_expr_head, sizeof(plt_expr_head)) == 0 &&
+				    e[sizeof(plt_expr_head)] >= 0x30 &&
+				    e[sizeof(plt_expr_head)] <= 0x4f &&
+				    memcmp(e + sizeof(plt_expr_head) + 1, plt_expr_tail,
+					   sizeof(plt_expr_tail)) == 0) {
+					s->cfa = CFI_CFA_PLT;
+					s->cfa_offset = e[sizeof(plt_expr_head)] -
+							0x30; /* DW_OP_litN */
+				} else {
+					s->cfa = CFI_CFA_UNKNOWN;
+				}
+				break;
+			}
+			case 0x10:   /* expression */
+			case 0x16: { /* val_expression */
+				const uint8_t *e;
+
+				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u) || !get_bytes(&c, u, &e))
+					return -EBADMSG;
+				if (reg == REG_RBP)
+					s->rbp = CFI_RBP_SAME;
+				else if (reg == REG_RA)
+					s->ra_odd = true;
+				break;
+			}
+			case 0x14: /* val_offset */
+			case 0x15: /* val_offset_sf */
+				if (!get_uleb(&c, &reg))
+					return -EBADMSG;
+				if (op == 0x14 ? !get_uleb(&c, &u) : !get_sleb(&c, &sv))
+					return -EBADMSG;
+				if (reg == REG_RBP)
+					s->rbp = CFI_RBP_SAME;
+				else if (reg == REG_RA)
+					s->ra_odd = true;
+				break;
+			case 0x2e: /* GNU_args_size */
+				if (!get_uleb(&c, &u))
+					return -EBADMSG;
+				break;
+			default:
+				return -EOPNOTSUPP;
+			}
+		}
+		if (advance && b) {
+			emit(b, *loc, s, false);
+			if (delta > UINT64_MAX / cie->code_align)
+				return -EBADMSG;
+			*loc += delta * cie->code_align;
+		}
+	}
+	return 0;
+}
+
+static const Cie *cie_get(Cie *cies, size_t *n, const Section *sec, size_t off, int *ret_error)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (cies[i].offset == off)
+			return &cies[i];
+	if (*n == MAX_CIES) {
+		*ret_error = -E2BIG;
+		return NULL;
+	}
+	*ret_error = parse_cie(sec, off, &cies[*n]);
+	if (*ret_error < 0)
+		return NULL;
+	return &cies[(*n)++];
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	const Entry *x = a, *y = b;
+
+	if (x->pc != y->pc)
+		return x->pc < y->pc ? -1 : 1;
+	/* At one pc a real row beats an FDE-end marker: it sorts last and is kept. */
+	if (x->unknown_end != y->unknown_end)
+		return x->unknown_end ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static bool row_eq(const CfiRow *a, const CfiRow *b)
+{
+	return a->cfa == b->cfa && a->rbp == b->rbp && a->cfa_offset == b->cfa_offset &&
+	       a->rbp_offset == b->rbp_offset;
+}
+
+/*
+ * Emits the rows of the entry at section offset off (nothing for a CIE or an entry we cannot
+ * read) and sets *ret_next to the next entry. -ENOMEM, -E2BIG (row cap), or -ENODATA at the end
+ * of the section (terminator or a torn entry).
+ */
+static int entry_rows(const Section *sec, Cie *cies, size_t *n_cies, size_t off, Builder *b,
+		      size_t *ret_next)
+{
+	const uint8_t *start, *end;
+	bool term;
+	Cursor c;
+	uint64_t id, pc, range;
+	const Cie *cie;
+	State initial = { .cfa = CFI_CFA_UNKNOWN, .rbp = CFI_RBP_SAME }, s;
+	uint64_t loc;
+	size_t mark;
+	int r;
+
+	if (!entry_range(sec, off, &start, &end, &term) || term)
+		return -ENODATA; /* the end, or a torn section: keep what we have */
+	*ret_next = (size_t)(end - sec->data);
+	c = (Cursor){ start, end };
+	/* A CIE (id 0) is parsed when an FDE uses it. The CIE pointer counts back from the field
+	 * itself. */
+	if (!get_uint(&c, 4, &id) || id == 0 || id > (uint64_t)(start - sec->data))
+		return 0;
+	cie = cie_get(cies, n_cies, sec, (size_t)(start - sec->data) - id, &r);
+	if (!cie || !get_encoded(&c, cie->fde_enc, sec, &pc) ||
+	    !get_encoded(&c, (uint8_t)(cie->fde_enc & 0x0f), sec, &range) || range == 0 ||
+	    pc + range < pc)
+		return 0;
+	if (cie->has_z) {
+		const uint8_t *ignored;
+		uint64_t alen;
+
+		if (!get_uleb(&c, &alen) || !get_bytes(&c, alen, &ignored))
+			return 0;
+	}
+	/* The CIE's initial instructions give the state every row starts from. */
+	if (run(cie, sec, cie->insns, cie->insns_end, &pc, &initial, NULL, NULL) < 0)
+		return 0;
+	initial.signal = cie->signal;
+	s = initial;
+	loc = pc;
+	mark = b->n;
+	if (run(cie, sec, c.p, c.end, &loc, &s, &initial, b) < 0) {
+		/* An FDE we cannot follow: none of its rows, so the unwinder falls back instead of
+		 * trusting half a program. */
+		b->n = mark;
+		b->error = b->error == -ENOMEM ? b->error : 0;
+		emit(b, pc, NULL, false);
+	} else if (loc < pc + range) {
+		emit(b, loc, &s, false);
+	}
+	emit(b, pc + range, NULL, true);
+	return b->error;
+}
+
+static void table_done(Table *t)
+{
+	free(t->pcs);
+	free(t->rows);
+	*t = (Table){ 0 };
+}
+
+/* Sorts and compacts the rows a builder collected into t. */
+static int table_build(Builder *b, Table *t)
+{
+	size_t keep = 0;
+
+	if (b->n == 0)
+		return -ENOENT;
+	qsort(b->entries, b->n, sizeof(Entry), entry_cmp);
+	t->pcs = malloc(b->n * sizeof(uint64_t));
+	t->rows = malloc(b->n * sizeof(CfiRow));
+	if (!t->pcs || !t->rows) {
+		table_done(t);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		/* Of equal pcs the last (a real row over an end marker) wins; equal rows merge. */
+		if (i + 1 < b->n && b->entries[i + 1].pc == b->entries[i].pc)
+			continue;
+		if (keep > 0 && row_eq(&t->rows[keep - 1], &b->entries[i].row))
+			continue;
+		t->pcs[keep] = b->entries[i].pc;
+		t->rows[keep++] = b->entries[i].row;
+	}
+	t->n = keep;
+	return 0;
+}
+
+/* The row at vaddr in t: 0, or -ENOENT when no row (or an unknown one) covers it. */
+static int table_lookup(const Table *t, uint64_t vaddr, CfiRow *ret)
+{
+	size_t lo = 0, hi = t->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t->pcs[mid] <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0 || t->rows[lo - 1].cfa == CFI_CFA_UNKNOWN)
+		return -ENOENT;
+	*ret = t->rows[lo - 1];
+	return 0;
+}
+
+/* Eager: every FDE of the section, for binaries without an .eh_frame_hdr index. */
+static int compile(const Section *sec, Cfi **ret)
+{
+	_cleanup_free_ Cie *cies = calloc(MAX_CIES, sizeof(Cie));
+	Builder b = { 0 };
+	size_t n_cies = 0, off = 0, next;
+	Cfi *cfi;
+	int r = 0;
+
+	if (!cies)
+		return -ENOMEM;
+	while (off + 4 <= sec->size) {
+		r = entry_rows(sec, cies, &n_cies, off, &b, &next);
+		if (r == -ENODATA) {
+			r = 0;
+			break;
+		}
+		if (r < 0)
+			break;
+		off = next;
+	}
+	if (r == -ENOMEM)
+		goto out;
+	cfi = calloc(1, sizeof(*cfi));
+	if (!cfi) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = table_build(&b, &cfi->all);
+	if (r < 0) {
+		free(cfi);
+		goto out;
+	}
+	*ret = cfi;
+out:
+	free(b.entries);
+	return r;
+}
+
+Cfi *cfi_free(Cfi *c)
+{
+	if (!c)
+		return NULL;
+	table_done(&c->all);
+	for (size_t i = 0; i < c->n_cache; i++)
+		table_done(&c->cache[i].t);
+	free(c->cache);
+	hash_index_free(c->cache_index);
+	free(c->data);
+	free(c->fde_pcs);
+	free(c->fde_offs);
+	free(c->cies);
+	free(c);
+	return NULL;
+}
+
+int cfi_load_eh_frame(const uint8_t *data, size_t size, uint64_t section_vaddr, Cfi **ret)
+{
+	Section sec = { .data = data, .size = size, .vaddr = section_vaddr };
+
+	return compile(&sec, ret);
+}
+
+/*
+ * Lazy: keeps a copy of .eh_frame and the sorted FDE table of .eh_frame_hdr (initial address,
+ * FDE offset) and decodes an FDE when a lookup first falls in it. -EOPNOTSUPP for an index we
+ * do not read (an encoding other than the datarel|sdata4 every GNU linker writes, or unsorted).
+ */
+int cfi_load_indexed(const uint8_t *data, size_t size, uint64_t section_vaddr, const uint8_t *hdr,
+		     size_t hdr_size, uint64_t hdr_vaddr, Cfi **ret)
+{
+	_cleanup_(cfi_freep) Cfi *cfi = NULL;
+	Section hsec = { .data = hdr, .size = hdr_size, .vaddr = hdr_vaddr };
+	Cursor c = { hdr, hdr + hdr_size };
+	uint8_t version, ptr_enc, count_enc, table_enc;
+	uint64_t eh_ptr, count;
+	int r;
+
+	if (!get_u8(&c, &version) || !get_u8(&c, &ptr_enc) || !get_u8(&c, &count_enc) ||
+	    !get_u8(&c, &table_enc) || version != 1)
+		return -EOPNOTSUPP;
+	if (!get_encoded(&c, ptr_enc, &hsec, &eh_ptr) || eh_ptr != section_vaddr ||
+	    !get_encoded(&c, count_enc, &hsec, &count))
+		return -EOPNOTSUPP;
+	/* DW_EH_PE_datarel | DW_EH_PE_sdata4, relative to the start of .eh_frame_hdr. */
+	if (table_enc != 0x3b || count == 0 || count > (uint64_t)(c.end - c.p) / 8)
+		return -EOPNOTSUPP;
+	cfi = calloc(1, sizeof(*cfi));
+	if (!cfi)
+		return -ENOMEM;
+	cfi->lazy = true;
+	cfi->fde_pcs = malloc(count * sizeof(uint64_t));
+	cfi->fde_offs = malloc(count * sizeof(uint32_t));
+	cfi->cies = calloc(MAX_CIES, sizeof(Cie));
+	cfi->cache = calloc(CACHE_FDES, sizeof(CachedFde));
+	cfi->data = malloc(MAX(size, (size_t)1));
+	if (!cfi->fde_pcs || !cfi->fde_offs || !cfi->cies || !cfi->cache || !cfi->data)
+		return -ENOMEM;
+	r = hash_index_new(&cfi->cache_index);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < count; i++) {
+		uint64_t pc = 0, fde = 0;
+
+		/* Bounded by the count check above: these reads cannot fail. */
+		if (!get_uint(&c, 4, &pc) || !get_uint(&c, 4, &fde))
+			return -EOPNOTSUPP;
+		pc = hdr_vaddr + (uint64_t)(int64_t)(int32_t)pc;
+		fde = hdr_vaddr + (uint64_t)(int64_t)(int32_t)fde;
+		if (fde < section_vaddr || fde - section_vaddr >= size ||
+		    (i > 0 && pc < cfi->fde_pcs[i - 1]))
+			return -EOPNOTSUPP;
+		cfi->fde_pcs[i] = pc;
+		cfi->fde_offs[i] = (uint32_t)(fde - section_vaddr);
+	}
+	cfi->n_fdes = count;
+	memcpy(cfi->data, data, size);
+	cfi->size = size;
+	cfi->vaddr = section_vaddr;
+	*ret = TAKE_PTR(cfi);
+	return 0;
+}
+
+static bool cached_eq(uint32_t idx, const void *key, void *userdata)
+{
+	return ((const Cfi *)userdata)->cache[idx].fde == *(const uint32_t *)key;
+}
+
+static uint64_t fde_hash(uint32_t fde)
+{
+	return (uint64_t)fde * 0x9E3779B97F4A7C15ULL;
+}
+
+/* The decoded rows of FDE i, from the cache or decoded now (evicting the least recently used). */
+static const Table *fde_table(Cfi *c, uint32_t i)
+{
+	Section sec = { .data = c->data, .size = c->size, .vaddr = c->vaddr };
+	Builder b = { 0 };
+	CachedFde *slot;
+	uint32_t idx;
+	size_t next, victim = 0;
+
+	if (hash_index_find(c->cache_index, fde_hash(i), cached_eq, &i, c, &idx) == 0) {
+		c->cache[idx].last_use = ++c->clock;
+		return &c->cache[idx].t;
+	}
+	if (entry_rows(&sec, c->cies, &c->n_cies, c->fde_offs[i], &b, &next) < 0 || b.n == 0) {
+		free(b.entries);
+		return NULL;
+	}
+	if (c->n_cache < CACHE_FDES) {
+		victim = c->n_cache++;
+	} else {
+		for (size_t k = 1; k < c->n_cache; k++)
+			if (c->cache[k].last_use < c->cache[victim].last_use)
+				victim = k;
+		(void)hash_index_remove(c->cache_index, fde_hash(c->cache[victim].fde),
+					(uint32_t)victim);
+		c->cache_bytes -= c->cache[victim].t.n * (sizeof(uint64_t) + sizeof(CfiRow));
+		table_done(&c->cache[victim].t);
+	}
+	slot = &c->cache[victim];
+	*slot = (CachedFde){ .fde = i, .last_use = ++c->clock };
+	if (table_build(&b, &slot->t) < 0 ||
+	    hash_index_insert(c->cache_index, fde_hash(i), (uint32_t)victim) < 0) {
+		table_done(&slot->t);
+		/* Leave the slot empty but valid: an FDE index no lookup will ask for. */
+		slot->fde = UINT32_MAX;
+		free(b.entries);
+		return NULL;
+	}
+	c->cache_bytes += slot->t.n * (sizeof(uint64_t) + sizeof(CfiRow));
+	free(b.entries);
+	return &slot->t;
+}
+
+static void elf_endp(Elf **e)
+{
+	if (*e)
+		elf_end(*e);
+}
+
+static bool section_named(Elf *elf, size_t shstrndx, const char *want, Elf_Data **ret_data,
+			  GElf_Shdr *ret_sh)
+{
+	Elf_Scn *scn = NULL;
+
+	while ((scn = elf_nextscn(elf, scn))) {
+		const char *name;
+
+		if (!gelf_getshdr(scn, ret_sh) || ret_sh->sh_type == SHT_NOBITS)
+			continue;
+		name = elf_strptr(elf, shstrndx, ret_sh->sh_name);
+		if (!name || !streq(name, want))
+			continue;
+		*ret_data = elf_getdata(scn, NULL);
+		return *ret_data && (*ret_data)->d_buf;
+	}
+	return false;
+}
+
+static int load_elf(Elf *elf, Cfi **ret)
+{
+	Elf_Data *eh, *hdr;
+	GElf_Shdr eh_sh, hdr_sh;
+	size_t shstrndx;
+
+	if (elf_kind(elf) != ELF_K_ELF || elf_getshdrstrndx(elf, &shstrndx) < 0)
+		return -ENOEXEC;
+	if (!section_named(elf, shstrndx, ".eh_frame", &eh, &eh_sh))
+		return -ENOENT;
+	/* With the linker's index, FDEs are decoded as lookups need them; else all up front. */
+	if (section_named(elf, shstrndx, ".eh_frame_hdr", &hdr, &hdr_sh) &&
+	    cfi_load_indexed(eh->d_buf, eh->d_size, eh_sh.sh_addr, hdr->d_buf, hdr->d_size,
+			     hdr_sh.sh_addr, ret) == 0)
+		return 0;
+	return cfi_load_eh_frame(eh->d_buf, eh->d_size, eh_sh.sh_addr, ret);
+}
+
+int cfi_load_fd(int fd, Cfi **ret)
+{
+	_cleanup_(elf_endp) Elf *elf = NULL;
+
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -ENOTSUP;
+	/* Not ELF_C_READ_MMAP: a file truncated under a mapping would raise SIGBUS. */
+	elf = elf_begin(fd, ELF_C_READ, NULL);
+	if (!elf)
+		return -ENOEXEC;
+	return load_elf(elf, ret);
+}
+
+int cfi_load_memory(const void *image, size_t size, Cfi **ret)
+{
+	_cleanup_(elf_endp) Elf *elf = NULL;
+	_cleanup_free_ char *copy = malloc(size);
+
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -ENOTSUP;
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, image, size);
+	elf = elf_memory(copy, size);
+	if (!elf)
+		return -ENOEXEC;
+	return load_elf(elf, ret);
+}
+
+int cfi_lookup(Cfi *c, uint64_t vaddr, CfiRow *ret)
+{
+	size_t lo = 0, hi;
+	const Table *t;
+
+	if (!c->lazy)
+		return table_lookup(&c->all, vaddr, ret);
+	/* The last FDE starting at or below vaddr; its table says whether it covers vaddr. */
+	hi = c->n_fdes;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (c->fde_pcs[mid] <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return -ENOENT;
+	t = fde_table(c, (uint32_t)(lo - 1));
+	return t ? table_lookup(t, vaddr, ret) : -ENOENT;
+}
+
+size_t cfi_rows(const Cfi *c)
+{
+	return c->lazy ? c->n_fdes : c->all.n;
+}
+
+size_t cfi_memory(const Cfi *c)
+{
+	size_t m = sizeof(*c) + c->all.n * (sizeof(uint64_t) + sizeof(CfiRow));
+
+	if (c->lazy)
+		m += c->size + c->n_fdes * (sizeof(uint64_t) + sizeof(uint32_t)) +
+		     MAX_CIES * sizeof(Cie) + CACHE_FDES * sizeof(CachedFde) + c->cache_bytes +
+		     hash_index_memory(c->cache_index);
+	return m;
+}

@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdarg.h>
+
+#include "base/json-util.h"
+#include "protocol/protocol.h"
+
+static const char *const command_names[_COMMAND_MAX] = {
+	[COMMAND_STATUS] = "status", [COMMAND_PS] = "ps",	[COMMAND_TOP] = "top",
+	[COMMAND_TIME] = "time",     [COMMAND_LINES] = "lines", [COMMAND_TREE] = "tree",
+	[COMMAND_STACKS] = "stacks",
+};
+
+static const char *const sort_names[_SORT_MAX] = {
+	[SORT_SELF] = "self",
+	[SORT_TOTAL] = "total",
+};
+
+static const char *const error_names[_ERROR_MAX] = {
+	[ERROR_DENIED] = "denied",
+	[ERROR_NOT_FOUND] = "not_found",
+	[ERROR_BAD_REQUEST] = "bad_request",
+	[ERROR_UNAVAILABLE] = "unavailable",
+};
+
+static int lookup(const char *const *names, size_t n, const char *s)
+{
+	if (!s)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (names[i] && streq(names[i], s))
+			return (int)i;
+	return -EINVAL;
+}
+
+const char *command_to_string(Command c)
+{
+	return c >= 0 && c < _COMMAND_MAX ? command_names[c] : NULL;
+}
+
+Command command_from_string(const char *s)
+{
+	return (Command)lookup(command_names, _COMMAND_MAX, s);
+}
+
+const char *sort_key_to_string(SortKey k)
+{
+	return k >= 0 && k < _SORT_MAX ? sort_names[k] : NULL;
+}
+
+SortKey sort_key_from_string(const char *s)
+{
+	return (SortKey)lookup(sort_names, _SORT_MAX, s);
+}
+
+const char *error_code_to_string(ErrorCode c)
+{
+	return c >= 0 && c < _ERROR_MAX ? error_names[c] : NULL;
+}
+
+ErrorCode error_code_from_string(const char *s)
+{
+	return (ErrorCode)lookup(error_names, _ERROR_MAX, s);
+}
+
+void request_init(Request *req, Command command)
+{
+	*req = (Request){ .command = command,
+			  .limit = REQUEST_LIMIT_DEFAULT,
+			  .sort = SORT_SELF,
+			  .min_pct = REQUEST_MIN_PCT_DEFAULT };
+}
+
+static int fail(char **ret_error, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(char **ret_error, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ret_error) {
+		va_start(ap, fmt);
+		if (vasprintf(ret_error, fmt, ap) < 0)
+			*ret_error = NULL;
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+/* An integer field in [min, max]; json-c parses integers into int64. */
+static int get_uint(json_object *v, const char *key, uint64_t min, uint64_t max, uint64_t *ret,
+		    char **ret_error)
+{
+	int64_t x;
+
+	if (!json_object_is_type(v, json_type_int))
+		return fail(ret_error, "Field '%s' must be an integer", key);
+	errno = 0;
+	x = json_object_get_int64(v);
+	/* json-c saturates out-of-range integers and sets errno. */
+	if (errno != 0 || x < 0 || (uint64_t)x < min || (uint64_t)x > max)
+		return fail(ret_error, "Field '%s' is out of range [%llu, %llu]", key,
+			    (unsigned long long)min, (unsigned long long)max);
+	*ret = (uint64_t)x;
+	return 0;
+}
+
+int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
+{
+	_cleanup_(json_tokener_freep) json_tokener *tok = NULL;
+	json_object *root = NULL, *v;
+	Request req;
+	int r = -EINVAL;
+
+	if (ret_error)
+		*ret_error = NULL;
+	if (len > PROTOCOL_MAX_REQUEST) {
+		fail(ret_error, "Request is larger than %u bytes", PROTOCOL_MAX_REQUEST);
+		return -E2BIG;
+	}
+	if (memchr(line, '\0', len))
+		return fail(ret_error, "Request contains a NUL byte");
+	tok = json_tokener_new_ex(16);
+	if (!tok)
+		return -ENOMEM;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	root = json_tokener_parse_ex(tok, line, (int)len);
+	/* A lone "null" parses to NULL with success: valid JSON, refused as not an object. */
+	if (json_tokener_get_error(tok) != json_tokener_success) {
+		r = fail(ret_error, "Request is not valid JSON: %s",
+			 json_tokener_error_desc(json_tokener_get_error(tok)));
+		goto out;
+	}
+	/* Only whitespace may follow the object. */
+	for (size_t i = json_tokener_get_parse_end(tok); i < len; i++)
+		if (!strchr(" \t\r\n", line[i])) {
+			r = fail(ret_error, "Trailing data after the request");
+			goto out;
+		}
+	if (!json_object_is_type(root, json_type_object)) {
+		r = fail(ret_error, "Request must be a JSON object");
+		goto out;
+	}
+	if (!json_object_object_get_ex(root, "command", &v) ||
+	    !json_object_is_type(v, json_type_string)) {
+		r = fail(ret_error, "Field 'command' is missing or not a string");
+		goto out;
+	}
+	if (command_from_string(json_object_get_string(v)) < 0) {
+		r = fail(ret_error, "Unknown command '%.64s'", json_object_get_string(v));
+		goto out;
+	}
+	request_init(&req, command_from_string(json_object_get_string(v)));
+
+	json_object_object_foreach(root, key, val)
+	{
+		uint64_t u;
+
+		if (streq(key, "command"))
+			continue;
+		if (streq(key, "pid") || streq(key, "tid")) {
+			r = get_uint(val, key, 1, 4194304, &u, ret_error);
+			if (r < 0)
+				goto out;
+			if (key[0] == 'p')
+				req.pid = (uint32_t)u;
+			else
+				req.tid = (uint32_t)u;
+		} else if (streq(key, "limit")) {
+			r = get_uint(val, key, 1, REQUEST_LIMIT_MAX, &u, ret_error);
+			if (r < 0)
+				goto out;
+			req.limit = (uint32_t)u;
+		} else if (streq(key, "sort")) {
+			if (!json_object_is_type(val, json_type_string) ||
+			    sort_key_from_string(json_object_get_string(val)) < 0) {
+				r = fail(ret_error, "Field 'sort' must be \"self\" or \"total\"");
+				goto out;
+			}
+			req.sort = sort_key_from_string(json_object_get_string(val));
+		} else if (streq(key, "since_ns") || streq(key, "until_ns")) {
+			/* Up to ten years back. */
+			r = get_uint(val, key, 0, 10ULL * 366 * 86400 * NSEC_PER_SEC, &u, ret_error);
+			if (r < 0)
+				goto out;
+			if (key[0] == 's') {
+				req.since_ns = u;
+				req.has_since = true;
+			} else {
+				req.until_ns = u;
+				req.has_until = true;
+			}
+		} else if (streq(key, "start_ns")) {
+			/* From 1970 to 2200. */
+			r = get_uint(val, key, 0, 7258118400ULL * NSEC_PER_SEC, &u, ret_error);
+			if (r < 0)
+				goto out;
+			req.start_ns = (int64_t)u;
+		} else if (streq(key, "children") || streq(key, "threads") || streq(key, "inline")) {
+			if (!json_object_is_type(val, json_type_boolean)) {
+				r = fail(ret_error, "Field '%s' must be true or false", key);
+				goto out;
+			}
+			if (key[0] == 'c')
+				req.children = json_object_get_boolean(val);
+			else if (key[0] == 't')
+				req.threads = json_object_get_boolean(val);
+			else
+				req.no_inline = !json_object_get_boolean(val);
+		} else if (streq(key, "min_pct")) {
+			double d;
+
+			if (!json_object_is_type(val, json_type_double) &&
+			    !json_object_is_type(val, json_type_int)) {
+				r = fail(ret_error, "Field 'min_pct' must be a number");
+				goto out;
+			}
+			d = json_object_get_double(val);
+			if (!(d >= 0 && d <= 100)) {
+				r = fail(ret_error, "Field 'min_pct' is out of range [0, 100]");
+				goto out;
+			}
+			req.min_pct = d;
+		} else if (streq(key, "function")) {
+			size_t n;
+
+			if (!json_object_is_type(val, json_type_string)) {
+				r = fail(ret_error, "Field 'function' must be a string");
+				goto out;
+			}
+			n = (size_t)json_object_get_string_len(val);
+			if (n == 0 || n >= sizeof(req.function)) {
+				r = fail(ret_error, "Field 'function' must have 1 to %zu bytes",
+					 sizeof(req.function) - 1);
+				goto out;
+			}
+			memcpy(req.function, json_object_get_string(val), n + 1);
+		} else {
+			r = fail(ret_error, "Unknown field '%.64s'", key);
+			goto out;
+		}
+	}
+	if ((req.command == COMMAND_TIME || req.command == COMMAND_LINES ||
+	     req.command == COMMAND_TREE || req.command == COMMAND_STACKS) &&
+	    !req.pid) {
+		r = fail(ret_error, "Command '%s' needs a pid", command_to_string(req.command));
+		goto out;
+	}
+	if (req.threads && !req.pid) {
+		r = fail(ret_error, "Field 'threads' needs a pid");
+		goto out;
+	}
+	if (req.start_ns && !req.pid) {
+		r = fail(ret_error, "Field 'start_ns' needs a pid");
+		goto out;
+	}
+	if (req.has_since && req.has_until && req.until_ns > req.since_ns) {
+		r = fail(ret_error, "The range ends before it starts (until is older than since)");
+		goto out;
+	}
+	*ret = req;
+	r = 0;
+out:
+	json_object_put(root);
+	return r;
+}
+
+int request_to_json(const Request *req, json_object **ret)
+{
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		return -ENOMEM;
+	json_object_object_add(o, "command", json_object_new_string(command_to_string(req->command)));
+	if (req->pid)
+		json_object_object_add(o, "pid", json_object_new_int64(req->pid));
+	if (req->tid)
+		json_object_object_add(o, "tid", json_object_new_int64(req->tid));
+	if (req->limit != REQUEST_LIMIT_DEFAULT)
+		json_object_object_add(o, "limit", json_object_new_int64(req->limit));
+	if (req->sort != SORT_SELF)
+		json_object_object_add(o, "sort",
+				       json_object_new_string(sort_key_to_string(req->sort)));
+	if (req->has_since)
+		json_object_object_add(o, "since_ns", json_object_new_int64((int64_t)req->since_ns));
+	if (req->has_until)
+		json_object_object_add(o, "until_ns", json_object_new_int64((int64_t)req->until_ns));
+	if (req->start_ns)
+		json_object_object_add(o, "start_ns", json_object_new_int64(req->start_ns));
+	if (req->children)
+		json_object_object_add(o, "children", json_object_new_boolean(true));
+	if (req->threads)
+		json_object_object_add(o, "threads", json_object_new_boolean(true));
+	if (req->no_inline)
+		json_object_object_add(o, "inline", json_object_new_boolean(false));
+	if (req->min_pct != REQUEST_MIN_PCT_DEFAULT)
+		json_object_object_add(o, "min_pct", json_object_new_double(req->min_pct));
+	if (req->function[0])
+		json_object_object_add(o, "function", json_object_new_string(req->function));
+	*ret = o;
+	return 0;
+}
+
+json_object *error_answer_new(ErrorCode code, const char *fmt, ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	json_object *o;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	o = json_object_new_object();
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "error", json_object_new_string(msg ? msg : "out of memory"));
+	json_object_object_add(o, "code", json_object_new_string(error_code_to_string(code)));
+	return o;
+}
+
+int answer_error_code(json_object *answer, ErrorCode *ret_code, const char **ret_message)
+{
+	json_object *e, *c;
+	ErrorCode code;
+
+	if (!json_object_object_get_ex(answer, "error", &e) ||
+	    !json_object_object_get_ex(answer, "code", &c))
+		return -ENOENT;
+	code = error_code_from_string(json_object_get_string(c));
+	if (code < 0)
+		code = ERROR_UNAVAILABLE;
+	if (ret_code)
+		*ret_code = code;
+	if (ret_message)
+		*ret_message = json_object_get_string(e);
+	return 0;
+}
