@@ -120,7 +120,7 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 	tok = json_tokener_new_ex(16);
 	if (!tok)
 		return -ENOMEM;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	root = json_tokener_parse_ex(tok, line, (int)len);
 	/* A lone "null" parses to NULL with success: valid JSON, refused as not an object. */
 	if (json_tokener_get_error(tok) != json_tokener_success) {

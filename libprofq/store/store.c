@@ -3,6 +3,7 @@
 
 #include "base/hashindex.h"
 #include "base/macro.h"
+#include "base/text.h"
 #include "store/store.h"
 
 /*
@@ -183,14 +184,24 @@ static bool str_eq(uint32_t idx, const void *key, void *userdata)
 
 int store_intern_string(Store *s, const char *str, StrId *ret)
 {
+	_cleanup_free_ char *escaped = NULL;
 	StrKey k = { .str = str, .len = strlen(str) };
-	uint64_t hash = XXH3_64bits(str, k.len);
+	uint64_t hash;
 	uint32_t id;
 	char *copy;
 	int r;
 
+	/* Strings come from binaries, /proc and process memory: stored as every answer shows them. */
+	if (!text_is_clean(str, k.len)) {
+		r = text_escape(str, k.len, &escaped);
+		if (r < 0)
+			return r;
+		str = escaped;
+		k = (StrKey){ .str = str, .len = strlen(str) };
+	}
 	if (k.len > UINT32_MAX)
 		return -E2BIG;
+	hash = XXH3_64bits(str, k.len);
 	if (hash_index_find(s->str_index, hash, str_eq, &k, s, &id) == 0) {
 		s->strs[id].refs++;
 		*ret = id;

@@ -106,7 +106,10 @@ typedef struct Window {
 int store_new(Store **ret);
 Store *store_free(Store *s);
 
-/* Strings. */
+/*
+ * Strings. A string that is not valid UTF-8 or holds control bytes is stored escaped, as
+ * text_escape() (base/text.h) writes it: store_string() returns what every answer shows.
+ */
 int store_intern_string(Store *s, const char *str, StrId *ret);
 const char *store_string(const Store *s, StrId id); /* NULL for 0 */
 /* One past the highest string id in use: size for arrays indexed by StrId. */

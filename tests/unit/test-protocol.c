@@ -225,6 +225,15 @@ static void test_nul_and_size(void **state)
 	assert_int_equal(request_parse(with_nul, sizeof(with_nul) - 1, &req, &err), -EINVAL);
 	assert_non_null(err);
 	assert_non_null(strstr(err, "NUL"));
+	/* Not UTF-8: refused, so no error answer can echo bytes that are not. */
+	{
+		static const char latin1[] =
+			"{\"command\":\"lines\",\"pid\":1,\"function\":\"f\xe9\"}";
+		_cleanup_free_ char *err5 = NULL;
+
+		assert_int_equal(request_parse(latin1, sizeof(latin1) - 1, &req, &err5), -EINVAL);
+		assert_non_null(err5);
+	}
 	/* Over 64 KiB: refused unparsed, even if it is valid JSON. */
 	big = malloc(n + 1);
 	assert_non_null(big);
