@@ -36,6 +36,10 @@ struct Profiler {
 	int64_t boot_to_real_ns; /* realtime - boottime, refreshed every tick */
 	uint64_t last_sweep_ns;
 	uint64_t last_housekeeping_ns;
+	/* Windows evicted for memory stay on disk: the start of the oldest (INT64_MAX: none),
+	 * and the end of the newest the disk budget has deleted since (INT64_MIN: none). */
+	int64_t evicted_from_ns;
+	int64_t disk_deleted_ns;
 	ProfilerStats stats;
 };
 
@@ -164,7 +168,6 @@ static int persist_open(Profiler *p)
 		.segment_done = on_loaded_segment,
 		.userdata = p,
 	};
-	const Window *w;
 	/* Segments span a sixth of the retention (whole segments are deleted), within limits. */
 	uint64_t span = MIN(MAX(p->opts.retention_ns / 6, p->opts.window_ns), 3600 * NSEC_PER_SEC);
 	int64_t not_before = now_real_ns() - (int64_t)p->opts.retention_ns;
@@ -195,14 +198,12 @@ static int persist_open(Profiler *p)
 				       "memory only: %m",
 				       p->opts.state_dir);
 	}
-	/* Segments of windows the budget left out go, as evict() does. */
-	w = store_window(p->store, 0);
+	/* Windows the budget left out stay on disk, read back by queries that reach them. */
 	p->stats.evicted_memory += left_out;
 	if (p->stats.evicted_memory > 0) {
 		log_info("Left out the oldest %" PRIu64 " windows to stay within --max-memory.",
 			 p->stats.evicted_memory);
-		if (w)
-			persist_expire(p->persist, w->end_ns);
+		p->evicted_from_ns = now_real_ns() - (int64_t)p->opts.retention_ns;
 	}
 	return 0;
 }
@@ -219,6 +220,8 @@ int profiler_new(const ProfilerOptions *opts, Profiler **ret)
 		return -ENOMEM;
 	p->opts = *opts;
 	p->boot_to_real_ns = boot_to_real_offset();
+	p->evicted_from_ns = INT64_MAX;
+	p->disk_deleted_ns = INT64_MIN;
 	r = store_new(&p->store);
 	if (r < 0)
 		return r;
@@ -565,6 +568,9 @@ static void evict(Profiler *p, int64_t now_ns)
 		w = store_window(p->store, 0);
 		if (!w || w->open)
 			break;
+		/* On disk, it stays there (until --retention or --max-disk ends it). */
+		if (p->persist)
+			p->evicted_from_ns = MIN(p->evicted_from_ns, w->start_ns);
 		/* And the writer, for windows of its current segment (a ring shorter than a
 		 * segment): the next window starts a new one. */
 		if (p->persist && persist_segment_holds(p->persist, w->end_ns))
@@ -574,15 +580,24 @@ static void evict(Profiler *p, int64_t now_ns)
 		evicted++;
 	}
 	p->stats.evicted_memory += evicted;
-	/* Gone from memory, gone from disk: a restart must not bring them back. Segments whose
-	 * windows all ended before the oldest window held did hold only evicted ones. */
-	w = store_window(p->store, 0);
-	if (evicted && p->persist && w)
-		persist_expire(p->persist, w->end_ns);
 	/* Give what was freed back to the kernel: resident memory is what the budget bounds. */
 	malloc_trim(0);
 	used = profiler_memory(p);
 	symbolizer_set_headroom(p->sym, budget > used ? budget - used : 0);
+}
+
+/* Segments go when their windows all left the retention, oldest first beyond the disk budget. */
+static void expire_disk(Profiler *p, int64_t now_ns)
+{
+	int64_t deleted;
+
+	if (!p->persist)
+		return;
+	persist_expire(p->persist, now_ns - (int64_t)p->opts.retention_ns);
+	if (!p->opts.max_disk)
+		return;
+	deleted = persist_expire_bytes(p->persist, p->opts.max_disk);
+	p->disk_deleted_ns = MAX(p->disk_deleted_ns, deleted);
 }
 
 int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
@@ -605,8 +620,7 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 		p->last_sweep_ns = mono_ns;
 		proctable_sweep(p->procs, mono_ns, PROCESS_IDLE_NS, now_ns, p->opts.retention_ns);
 		maplog_expire(p->maplog, (uint64_t)(now_ns - p->boot_to_real_ns), MAPLOG_KEEP_NS);
-		if (p->persist)
-			persist_expire(p->persist, now_ns - (int64_t)p->opts.retention_ns);
+		expire_disk(p, now_ns);
 	}
 	evict(p, now_ns);
 	return 0;
@@ -627,6 +641,18 @@ const PersistLoadStats *profiler_persist_state(const Profiler *p, PersistStats *
 Store *profiler_store(Profiler *p)
 {
 	return p->store;
+}
+
+bool profiler_disk_history(const Profiler *p, int64_t *ret_from_ns, int64_t *ret_deleted_ns)
+{
+	const Window *w = store_window(p->store, 0);
+
+	if (!p->persist || p->evicted_from_ns == INT64_MAX || !w ||
+	    p->evicted_from_ns >= w->start_ns || p->disk_deleted_ns >= w->start_ns)
+		return false;
+	*ret_from_ns = p->evicted_from_ns;
+	*ret_deleted_ns = p->disk_deleted_ns;
+	return true;
 }
 
 Symbolizer *profiler_symbolizer(Profiler *p)

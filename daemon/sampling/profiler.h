@@ -3,9 +3,10 @@
  * Profiler: turns samples into windowed profiles. For each sample it finds the process
  * incarnation (ProcTable), maps the raw stack to an interned symbolized stack (StackCache, else
  * Symbolizer), and counts it in the open window of the Store. Exec/exit events keep the process
- * records current; sideband records feed the MapLog that symbolizes processes already gone. profiler_tick() closes windows at
- * their boundaries (aligned to multiples of the window length in wall-clock time), evicts the
- * oldest windows beyond retention or the memory budget, and trims caches.
+ * records current; sideband records feed the MapLog that symbolizes processes already gone.
+ * profiler_tick() closes windows at their boundaries (aligned to multiples of the window length
+ * in wall-clock time), evicts the oldest windows beyond retention or the memory budget (those
+ * stay on disk), deletes segments beyond retention or the disk budget, and trims caches.
  * Knows nothing of BPF or sockets: tests feed it samples directly. Not thread-safe.
  */
 #pragma once
@@ -33,6 +34,7 @@ typedef struct ProfilerOptions {
 	 * files libdw maps) comes off the budget, up to half of it. NULL: the profiler's own. */
 	int64_t (*resident)(void);
 	const char *state_dir;	/* windows persist here; NULL: in memory only */
+	uint64_t max_disk;	/* bytes the state dir's segments may take; 0: no limit */
 	bool unwind;		/* samples carry stack copies: compile binaries' unwind tables */
 	const char *debug_dirs; /* extra roots for separate debug files; NULL */
 } ProfilerOptions;
@@ -91,6 +93,13 @@ const PersistLoadStats *profiler_persist_state(const Profiler *p, PersistStats *
 					       bool *ret_enabled, int *ret_error);
 
 Store *profiler_store(Profiler *p);
+/*
+ * Windows evicted for memory stay in the state dir until --retention or --max-disk ends them.
+ * True when some are there, older than the oldest window in memory: *ret_from_ns is the start
+ * of the oldest of them, *ret_deleted_ns the end of the newest window --max-disk has deleted
+ * (INT64_MIN: none), so history before it is gone.
+ */
+bool profiler_disk_history(const Profiler *p, int64_t *ret_from_ns, int64_t *ret_deleted_ns);
 Symbolizer *profiler_symbolizer(Profiler *p);
 size_t profiler_memory(const Profiler *p);
 

@@ -103,6 +103,19 @@ static int set_max_memory(Config *c, const char *v, char **err)
 	return 0;
 }
 
+static int set_max_disk(Config *c, const char *v, char **err)
+{
+	uint64_t b;
+	int r = parse_size(v, &b);
+
+	if (r < 0)
+		return set_error(err, r, "must be a size such as 512M or 4G, got '%s'", v);
+	if (b < (16u << 20) || b > (1ULL << 50))
+		return set_error(err, -ERANGE, "must be in 16M..1P, got '%s'", v);
+	c->max_disk = b;
+	return 0;
+}
+
 static int set_stack_copy(Config *c, const char *v, char **err)
 {
 	uint64_t b;
@@ -168,6 +181,7 @@ static const struct {
 	{ "window", set_window },
 	{ "retention", set_retention },
 	{ "max-memory", set_max_memory },
+	{ "max-disk", set_max_disk },
 	{ "stack-copy", set_stack_copy },
 	{ "debug-dir", set_debug_dirs },
 	{ "group", set_group },
@@ -182,6 +196,7 @@ int config_init(Config *c)
 		.window_ns = 10 * NSEC_PER_SEC,
 		.retention_ns = 3600 * NSEC_PER_SEC,
 		.max_memory = 64u << 20,
+		.max_disk = 1ULL << 30,
 		.stack_copy = 16384,
 		.log_level = LOG_INFO,
 	};

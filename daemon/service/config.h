@@ -23,6 +23,7 @@ typedef struct Config {
 	uint64_t window_ns;    /* 1 s .. 1 h, whole seconds */
 	uint64_t retention_ns; /* >= window, <= 30 days */
 	uint64_t max_memory;   /* bytes, >= 8 MiB */
+	uint64_t max_disk;     /* bytes of segments in the state dir, >= 16 MiB */
 	uint32_t stack_copy;   /* bytes of user stack copied per sample: 0, or 1K..32K */
 	char *group;	       /* may query every process */
 	char *debug_dirs;      /* extra roots for separate debug files, colon-separated; NULL */

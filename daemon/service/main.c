@@ -25,6 +25,7 @@ static void help(void)
 	       "  --window DURATION     Profile window length (default 10s)\n"
 	       "  --retention DURATION  How long windows are kept (default 1h)\n"
 	       "  --max-memory SIZE     Memory budget (default 64M)\n"
+	       "  --max-disk SIZE       Disk budget of the state directory (default 1G)\n"
 	       "  --stack-copy SIZE     User stack copied per sample and unwound with the\n"
 	       "                        binaries' CFI (default 16K; 0: frame pointers only)\n"
 	       "  --debug-dir DIRS      More roots for separate debug files (DIR/.build-id/...),\n"
@@ -67,6 +68,7 @@ int main(int argc, char *argv[])
 		{ "window", required_argument, NULL, 0 },
 		{ "retention", required_argument, NULL, 0 },
 		{ "max-memory", required_argument, NULL, 0 },
+		{ "max-disk", required_argument, NULL, 0 },
 		{ "stack-copy", required_argument, NULL, 0 },
 		{ "debug-dir", required_argument, NULL, 0 },
 		{ "group", required_argument, NULL, 0 },

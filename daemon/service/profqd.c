@@ -19,6 +19,7 @@
 #include "service/access.h"
 #include "service/loop.h"
 #include "service/notify.h"
+#include "service/history.h"
 #include "service/profqd.h"
 #include "service/server.h"
 
@@ -34,6 +35,7 @@ struct Profqd {
 	Sampler *sampler;
 	Sideband *sideband;
 	Server *server;
+	History *history;
 	Notifier *notifier;
 	int signal_fd;
 	int timer_fd;
@@ -49,6 +51,7 @@ Profqd *profqd_free(Profqd *m)
 {
 	if (!m)
 		return NULL;
+	history_free(m->history);
 	server_free(m->server);
 	notifier_free(m->notifier);
 	sampler_free(m->sampler);
@@ -147,6 +150,7 @@ static int on_timer(LoopSource *src, int fd, uint32_t events, void *userdata)
 	if (r < 0)
 		log_warning_errno(r, "Failed to rotate windows: %m");
 	server_tick(m->server, now_mono_ns());
+	history_tick(m->history, now_mono_ns());
 	notifier_tick(m->notifier, now_mono_ns(), notify_stats, m);
 	return 0;
 }
@@ -246,6 +250,8 @@ static int status_persistence(Profqd *m, json_object *status)
 {
 	const PersistLoadStats *loaded;
 	json_object *o = json_object_new_object();
+	int64_t from, deleted;
+	HistoryStats hs;
 	PersistStats ps;
 	bool enabled;
 	int error;
@@ -266,6 +272,18 @@ static int status_persistence(Profqd *m, json_object *status)
 	json_add_int(o, "windows_loaded", (int64_t)loaded->windows);
 	json_add_int(o, "corrupt_segments",
 		     (int64_t)(loaded->corrupt_segments + loaded->bad_segments));
+	json_add_int(o, "segments_deleted", (int64_t)ps.segments_deleted);
+	json_add_int(o, "max_disk_bytes", (int64_t)m->config->max_disk);
+	/* Windows evicted from memory that queries read back from disk: since when. */
+	if (profiler_disk_history(m->profiler, &from, &deleted))
+		json_add_double(o, "disk_history_since_s",
+				(double)MAX(from, deleted) / NSEC_PER_SEC, 3);
+	history_stats(m->history, &hs);
+	json_add_int(o, "history_queries", (int64_t)hs.queries);
+	json_add_int(o, "history_failed", (int64_t)hs.failed);
+	json_add_int(o, "history_timeouts", (int64_t)hs.timeouts);
+	json_add_int(o, "history_busy", (int64_t)hs.busy);
+	json_add_int(o, "history_running", (int64_t)hs.running);
 	json_object_object_add(status, "persistence", o);
 	return 0;
 }
@@ -359,6 +377,35 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	return 0;
 }
 
+static void on_history_answer(void *userdata, uint64_t token, json_object *answer)
+{
+	Profqd *m = userdata;
+
+	(void)server_complete(m->server, token, answer);
+}
+
+/*
+ * Whether the range of req reaches windows evicted from memory that the state dir still holds,
+ * and from when to read it: they are read back in a worker (history.h).
+ */
+static bool wants_history(Profqd *m, const QueryContext *ctx, const Request *req,
+			  int64_t *ret_not_before, int64_t *ret_deleted)
+{
+	const Window *oldest = store_window(ctx->store, 0);
+	int64_t from, deleted, start, end;
+
+	if (req->command == COMMAND_STATUS || !oldest ||
+	    !profiler_disk_history(m->profiler, &from, &deleted))
+		return false;
+	start = req->has_since ? ctx->now_ns - (int64_t)req->since_ns : INT64_MIN;
+	end = req->has_until ? ctx->now_ns - (int64_t)req->until_ns : INT64_MAX;
+	if (start >= oldest->start_ns || end <= from)
+		return false;
+	*ret_not_before = MAX(start, ctx->now_ns - (int64_t)m->config->retention_ns);
+	*ret_deleted = deleted;
+	return true;
+}
+
 static int on_request(void *userdata, const Peer *peer, const Request *req, json_object **ret)
 {
 	Profqd *m = userdata;
@@ -368,6 +415,7 @@ static int on_request(void *userdata, const Peer *peer, const Request *req, json
 		/* Read per request: the administrator may change it at any time. */
 		.kernel_names = access_kernel_profiling_allowed(),
 	};
+	int64_t not_before, deleted;
 	QueryContext ctx;
 	int r;
 
@@ -381,6 +429,16 @@ static int on_request(void *userdata, const Peer *peer, const Request *req, json
 	ctx = (QueryContext){ .store = profiler_store(m->profiler),
 			      .now_ns = now_real_ns(),
 			      .viewer = viewer };
+	if (wants_history(m, &ctx, req, &not_before, &deleted)) {
+		r = history_start(m->history, &ctx, req, not_before, deleted,
+				  server_defer(m->server));
+		if (r == 0)
+			return -EINPROGRESS;
+		*ret = error_answer_new(
+			ERROR_UNAVAILABLE, "Failed to read the range from the state dir: %s",
+			r == -EBUSY ? "too many such queries now, try again" : strerror(-r));
+		return *ret ? 0 : -ENOMEM;
+	}
 	r = query_answer(&ctx, req, ret);
 	if (r == -EOPNOTSUPP) {
 		*ret = error_answer_new(ERROR_BAD_REQUEST, "Command '%s' is not supported",
@@ -433,6 +491,7 @@ int profqd_new(const Config *config, Profqd **ret)
 		.window_ns = config->window_ns,
 		.retention_ns = config->retention_ns,
 		.max_memory = config->max_memory,
+		.max_disk = config->max_disk,
 		.resident = procfs_self_resident,
 		.state_dir = config->state_dir,
 		.unwind = config->stack_copy > 0,
@@ -449,6 +508,12 @@ int profqd_new(const Config *config, Profqd **ret)
 		.idle_timeout_ns = 30 * NSEC_PER_SEC,
 		.request_timeout_ns = 10 * NSEC_PER_SEC,
 		.max_answer = 16u << 20,
+	};
+	HistoryOptions hopts = {
+		.state_dir = config->state_dir,
+		/* What reading back evicted windows may add, in the worker. */
+		.max_memory = config->max_memory,
+		.timeout_ns = 20 * NSEC_PER_SEC,
 	};
 	struct itimerspec its = {
 		.it_interval = { .tv_nsec = TICK_NS },
@@ -508,6 +573,10 @@ int profqd_new(const Config *config, Profqd **ret)
 	r = server_new(m->loop, &vopts, on_request, m, &m->server);
 	if (r < 0)
 		return r; /* logged */
+	hopts.max_answer = vopts.max_answer;
+	r = history_new(m->loop, &hopts, on_history_answer, m, &m->history);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up history queries: %m");
 
 	m->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (m->timer_fd < 0)

@@ -20,7 +20,8 @@ struct Client {
 	size_t in_len, in_allocated;
 	char *out;
 	size_t out_len, out_pos;
-	bool closing; /* close once the output is flushed */
+	bool closing;	   /* close once the output is flushed */
+	uint64_t deferred; /* the id of its request being answered later (server_defer); 0: none */
 	uint64_t last_progress_ns;
 	uint64_t request_start_ns; /* first byte of the pending request; 0: none pending */
 	Client *prev, *next;
@@ -35,6 +36,8 @@ struct Server {
 	server_handler_t handler;
 	void *userdata;
 	Client *clients;
+	Client *answering; /* whose request the handler is answering now */
+	uint64_t last_deferred;
 	ServerStats stats;
 };
 
@@ -144,7 +147,15 @@ static int client_answer_line(Client *c, const char *line, size_t len)
 		s->stats.bad_requests++;
 		answer = error_answer_new(ERROR_BAD_REQUEST, "%s", error ? error : "Bad request");
 	} else {
+		s->answering = c;
 		r = s->handler(s->userdata, &c->peer, &req, &answer);
+		s->answering = NULL;
+		if (r == -EINPROGRESS && c->deferred) {
+			/* Answered later by server_complete(): nothing to queue now. */
+			json_object_put(TAKE_PTR(answer));
+			return 0;
+		}
+		c->deferred = 0;
 		if (r < 0 || !answer) {
 			json_object_put(answer);
 			answer = error_answer_new(ERROR_UNAVAILABLE, "Failed to answer: %s",
@@ -163,9 +174,13 @@ static int client_answer_line(Client *c, const char *line, size_t len)
 static int client_pump(Client *c)
 {
 	for (;;) {
-		char *nl = memchr(c->in, '\n', c->in_len);
+		char *nl;
 		int r;
 
+		/* Answers go in order: the next request waits for the deferred one. */
+		if (c->deferred)
+			return 0;
+		nl = memchr(c->in, '\n', c->in_len);
 		if (!nl) {
 			_cleanup_json_ json_object *answer = NULL;
 
@@ -188,6 +203,8 @@ static int client_pump(Client *c)
 		memmove(c->in, nl + 1, c->in_len);
 		/* What is left is the start of the next request. */
 		c->request_start_ns = c->in_len > 0 ? now_ns() : 0;
+		if (c->deferred)
+			return 0;
 		r = client_flush(c);
 		if (r <= 0)
 			return r;
@@ -199,6 +216,10 @@ static int client_read(Client *c)
 	const size_t max = PROTOCOL_MAX_REQUEST + 1;
 	ssize_t n;
 
+	/* A client waiting for a deferred answer that sent a full buffer more: it waits until
+	 * the answer is written (client_flush() watches for input again). */
+	if (c->deferred && c->in_len >= max)
+		return loop_modify(c->server->loop, c->src, 0);
 	if (GREEDY_REALLOC(c->in, c->in_allocated, MIN(c->in_len + 4096, max)) < 0)
 		return -ENOMEM;
 	n = recv(c->fd, c->in + c->in_len, MIN(c->in_allocated, max) - c->in_len, MSG_DONTWAIT);
@@ -402,6 +423,9 @@ void server_tick(Server *s, uint64_t now)
 
 	for (; c; c = next) {
 		next = c->next;
+		/* Waiting for a deferred answer is not idling: its answerer keeps time. */
+		if (c->deferred)
+			continue;
 		/* Idle, or feeding a request so slowly that it never completes. */
 		if (now - c->last_progress_ns > s->opts.idle_timeout_ns ||
 		    (s->opts.request_timeout_ns && c->request_start_ns &&
@@ -410,6 +434,39 @@ void server_tick(Server *s, uint64_t now)
 			client_free(c);
 		}
 	}
+}
+
+uint64_t server_defer(Server *s)
+{
+	if (!s->answering)
+		return 0;
+	s->answering->deferred = ++s->last_deferred;
+	return s->last_deferred;
+}
+
+int server_complete(Server *s, uint64_t id, json_object *answer)
+{
+	Client *c = s->clients;
+	int r;
+
+	while (c && c->deferred != id)
+		c = c->next;
+	if (!c || id == 0)
+		return -ENOENT;
+	c->deferred = 0;
+	c->last_progress_ns = now_ns();
+	r = client_queue(c, answer);
+	if (r < 0) {
+		client_free(c);
+		return r;
+	}
+	/* Then whatever the client sent meanwhile. */
+	r = client_flush(c);
+	if (r == 1)
+		r = client_pump(c);
+	if (r == -ENOMEM)
+		client_free(c);
+	return r == -ECONNRESET ? 0 : MIN(r, 0);
 }
 
 void server_stats(const Server *s, ServerStats *ret)

@@ -19,7 +19,8 @@
 typedef struct Server Server;
 
 /* Answers a valid request; *ret is the answer or an error answer. Negative errno: no answer
- * (the client gets an "unavailable" error). */
+ * (the client gets an "unavailable" error). -EINPROGRESS after server_defer(): answered later
+ * with server_complete(). */
 typedef int (*server_handler_t)(void *userdata, const Peer *peer, const Request *req,
 				json_object **ret);
 
@@ -54,6 +55,20 @@ Server *server_free(Server *s);
 /* Drops clients idle for longer than the timeout. now_ns: CLOCK_MONOTONIC. */
 void server_tick(Server *s, uint64_t now_ns);
 void server_stats(const Server *s, ServerStats *ret);
+
+/*
+ * Called from the handler: the request it is answering will be answered later. Returns the
+ * id to give server_complete() (never 0), and the handler then returns -EINPROGRESS. The
+ * client's later requests wait (answers stay in order), and it is not timed out meanwhile:
+ * whoever answers keeps time. 0 outside a handler.
+ */
+uint64_t server_defer(Server *s);
+/*
+ * Answers deferred request id (the answer is serialized now; the caller keeps its reference).
+ * -ENOENT when that client has gone meanwhile (nothing to do); 0 otherwise, also when the
+ * client turned out to be gone while writing to it.
+ */
+int server_complete(Server *s, uint64_t id, json_object *answer);
 
 static inline void server_freep(Server **s)
 {

@@ -461,6 +461,31 @@ void persist_expire(PersistWriter *w, int64_t not_before_ns)
 	w->n_files = keep;
 }
 
+int64_t persist_expire_bytes(PersistWriter *w, uint64_t max_bytes)
+{
+	size_t current = w->fd >= 0 ? w->n_files - 1 : SIZE_MAX, first = 0;
+	int64_t gone = INT64_MIN;
+	uint64_t total = 0;
+
+	for (size_t i = 0; i < w->n_files; i++)
+		total += w->files[i].size;
+	/* Oldest first; the current segment stays whatever its size. */
+	while (total > max_bytes && first < w->n_files && first != current) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "%016" PRIx64 SEGMENT_SUFFIX, w->files[first].seq);
+		if (unlinkat(w->dirfd, name, 0) < 0 && errno != ENOENT)
+			break;
+		w->stats.segments_deleted++;
+		total -= w->files[first].size;
+		gone = MAX(gone, w->files[first].max_end_ns);
+		first++;
+	}
+	memmove(w->files, w->files + first, (w->n_files - first) * sizeof(SegmentFile));
+	w->n_files -= first;
+	return gone;
+}
+
 void persist_stats(const PersistWriter *w, PersistStats *ret)
 {
 	*ret = w->stats;
@@ -637,6 +662,8 @@ static int on_proc(void *userdata, const SegmentProc *sp)
 		cur = store_proc_mut(l->store, id);
 		if (cur->pid != p.pid || cur->boot_id != p.boot_id)
 			return -EBADMSG; /* one segment-local id, two processes */
+		if (l->cb && l->cb->keep_record && l->cb->keep_record(l->cb->userdata, id))
+			return 0;
 		/* The writer's record after store_proc_set_start() corrected the start (a record
 		 * made from /proc knows it only to the clock tick): the same process. */
 		if (cur->start_boot_ns != p.start_boot_ns) {

@@ -53,6 +53,12 @@ void persist_rotate(PersistWriter *w);
 bool persist_segment_holds(const PersistWriter *w, int64_t end_ns);
 /* Deletes segments (not the current one) whose windows all ended before not_before_ns. */
 void persist_expire(PersistWriter *w, int64_t not_before_ns);
+/*
+ * Deletes the oldest segments (not the current one) while the segment files hold more than
+ * max_bytes. Returns the end of the newest window deleted (from the file's time when it was
+ * not written by this writer), INT64_MIN when none was.
+ */
+int64_t persist_expire_bytes(PersistWriter *w, uint64_t max_bytes);
 void persist_stats(const PersistWriter *w, PersistStats *ret);
 
 typedef struct PersistLoadStats {
@@ -73,6 +79,9 @@ typedef struct PersistLoadCallbacks {
 	void (*version)(void *userdata, const char *path, uint32_t version);
 	/* After each segment read (oldest first): the caller may evict windows already. */
 	void (*segment_done)(void *userdata);
+	/* Whether the store's record id is newer than any on disk (loading history into a live
+	 * store): such records are not replaced by the loaded ones. NULL: every one is. */
+	bool (*keep_record)(void *userdata, ProcId id);
 	void *userdata;
 } PersistLoadCallbacks;
 

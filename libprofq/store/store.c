@@ -749,18 +749,22 @@ const Window *store_window(const Store *s, size_t i)
 
 int store_window_import(Store *s, const Window *src)
 {
-	const Window *last = NULL;
+	size_t closed = s->n_windows, pos;
 	Window *w;
-	size_t pos = s->n_windows;
 	int r;
 
 	if (src->end_ns <= src->start_ns)
 		return -EINVAL;
 	if (store_window_current(s))
+		closed--;
+	/* Usually the newest: after the last closed window. Older ones (history read back from
+	 * disk) go where they belong, between neighbours they do not overlap. */
+	pos = closed;
+	while (pos > 0 && s->windows[pos - 1]->start_ns >= src->end_ns)
 		pos--;
-	if (pos > 0)
-		last = s->windows[pos - 1];
-	if (last && src->start_ns < last->end_ns)
+	if (pos > 0 && src->start_ns < s->windows[pos - 1]->end_ns)
+		return -EINVAL;
+	if (pos < s->n_windows && src->end_ns > s->windows[pos]->start_ns)
 		return -EINVAL;
 	for (size_t i = 0; i < src->n_entries; i++) {
 		const WindowEntry *e = &src->entries[i];

@@ -168,9 +168,9 @@ size_t store_window_count(const Store *s);
 /* Window i, 0 = oldest; the open window, if any, is last. */
 const Window *store_window(const Store *s, size_t i);
 /*
- * Adds a closed window (loaded from disk) before the open one: entries refer to the store's
- * ids; the store copies and sorts them and takes its references. Windows go in time order:
- * -EINVAL if w starts before the last closed window ends.
+ * Adds a closed window (loaded from disk) among the closed ones, in time order (usually after
+ * the last): entries refer to the store's ids; the store copies and sorts them and takes its
+ * references. -EINVAL if w overlaps a closed window the store holds.
  */
 int store_window_import(Store *s, const Window *w);
 /* Drops the oldest closed window: 0, or -ENOENT if there is none. */

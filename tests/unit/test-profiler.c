@@ -446,8 +446,9 @@ static void touch_all(const char *dir, int64_t t)
 	closedir(d);
 }
 
-/* Windows evicted for memory leave the state dir too, so a restart does not bring them back;
- * and a ring longer than a segment does not cut segments short. */
+/* Windows evicted for memory stay in the state dir, where queries read them back (and a
+ * restart with more memory loads them); a ring longer than a segment does not cut segments
+ * short; and the disk budget deletes the oldest segments. */
 static void test_max_memory_persisted(void **state)
 {
 	_cleanup_(profiler_freep) Profiler *probe = NULL, *p = NULL, *again = NULL;
@@ -461,6 +462,7 @@ static void test_max_memory_persisted(void **state)
 		.retention_ns = 60 * NSEC_PER_SEC,
 	};
 	const PersistLoadStats *loaded;
+	int64_t from, deleted;
 	size_t held, base;
 	PersistStats ps;
 	ProfilerStats st;
@@ -490,9 +492,12 @@ static void test_max_memory_persisted(void **state)
 	(void)profiler_persist_state(p, &ps, &enabled, &error);
 	assert_true(enabled);
 	assert_int_equal(ps.windows_written, 40);
-	/* Segments of 10 windows, not one per eviction. */
+	/* Segments of 10 windows, not one per eviction, all kept. */
 	assert_true(ps.segments_created <= 5);
-	assert_true(ps.segments_deleted >= 1);
+	assert_int_equal(ps.segments_deleted, 0);
+	assert_true(profiler_disk_history(p, &from, &deleted));
+	assert_true(from <= now && from > now - (int64_t)NSEC_PER_SEC);
+	assert_int_equal(deleted, INT64_MIN);
 	p = profiler_free(p);
 	/* The windows here lie up to 40 s ahead; a segment is dated by its last write, which
 	 * comes after its last window's end: date them so. */
@@ -501,9 +506,9 @@ static void test_max_memory_persisted(void **state)
 	o.max_memory = 1ULL << 40;
 	assert_int_equal(profiler_new(&o, &again), 0);
 	loaded = profiler_persist_state(again, &ps, &enabled, &error);
-	/* What was held, and at most the evicted part of the segment its oldest window is in. */
-	assert_true(loaded->windows >= held);
-	assert_true(loaded->windows < held + 10);
+	/* All of them: nothing was lost to memory pressure. */
+	assert_int_equal(loaded->windows, 40);
+	assert_false(profiler_disk_history(again, &from, &deleted));
 	again = profiler_free(again);
 
 	/* A smaller budget at the restart: the oldest windows stay out as they load. */
@@ -519,6 +524,20 @@ static void test_max_memory_persisted(void **state)
 	/* The newest stayed. */
 	assert_true(store_window(profiler_store(again), 0)->start_ns >=
 		    now + (int64_t)(40 - held) * (int64_t)NSEC_PER_SEC);
+	/* The rest are on disk for queries. */
+	assert_true(profiler_disk_history(again, &from, &deleted));
+	again = profiler_free(again);
+
+	/* A disk budget smaller than the segments: the oldest go, all but the one being written. */
+	o.max_memory = 1ULL << 40;
+	o.max_disk = 1;
+	assert_int_equal(profiler_new(&o, &again), 0);
+	assert_int_equal(profiler_tick(again, now + 60 * (int64_t)NSEC_PER_SEC,
+				       clock_ns(CLOCK_MONOTONIC) + 3600 * NSEC_PER_SEC),
+			 0);
+	(void)profiler_persist_state(again, &ps, &enabled, &error);
+	assert_true(ps.segments_deleted >= 4);
+	assert_true(ps.segments <= 1);
 }
 
 /* Resident memory outside the profiler's accounting, for test_max_memory_resident. */

@@ -368,6 +368,45 @@ static void test_window_basics(void **state)
 	assert_int_equal(store_windows_evicted(s), 1);
 }
 
+/* History read back from disk goes before the windows held, in time order; overlaps are
+ * refused wherever they are. */
+static void test_window_import_order(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	Window w = { .period_ns = 10 };
+	static const int64_t starts[] = { 300, 100, 200, 0 };
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	assert_int_equal(store_window_open(s, 400, 500, 10), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(starts); i++) {
+		w.start_ns = starts[i];
+		w.end_ns = starts[i] + 100;
+		assert_int_equal(store_window_import(s, &w), 0);
+	}
+	assert_int_equal(store_window_count(s), 5);
+	for (size_t i = 0; i < 5; i++)
+		assert_int_equal(store_window(s, i)->start_ns, (int64_t)i * 100);
+	assert_true(store_window(s, 4)->open);
+	/* Overlapping a closed window before, after, or the open one. */
+	w.start_ns = 150;
+	w.end_ns = 250;
+	assert_int_equal(store_window_import(s, &w), -EINVAL);
+	w.start_ns = -50;
+	w.end_ns = 50;
+	assert_int_equal(store_window_import(s, &w), -EINVAL);
+	w.start_ns = 390;
+	w.end_ns = 410;
+	assert_int_equal(store_window_import(s, &w), -EINVAL);
+	w.start_ns = 380;
+	w.end_ns = 390;
+	assert_int_equal(store_window_import(s, &w), -EINVAL);
+	assert_int_equal(store_window_count(s), 5);
+	/* The oldest is evicted first. */
+	assert_int_equal(store_window_evict(s), 0);
+	assert_int_equal(store_window(s, 0)->start_ns, 100);
+}
+
 typedef struct Fixture {
 	ProcId p1, p2;
 	StackId s1, s2;
@@ -574,6 +613,7 @@ int main(void)
 		cmocka_unit_test(test_stacks),
 		cmocka_unit_test(test_procs),
 		cmocka_unit_test(test_window_basics),
+		cmocka_unit_test(test_window_import_order),
 		cmocka_unit_test(test_window_entries),
 		cmocka_unit_test(test_window_thread_names),
 		cmocka_unit_test(test_window_eviction_memory),
