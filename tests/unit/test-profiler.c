@@ -136,7 +136,10 @@ static void test_samples(void **state)
 	char name[32];
 
 	(void)state;
-	p = profiler(10 * NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64u << 20);
+	/* Samples carry the real time, and windows are aligned to wall-clock multiples of their
+	 * length: an hour's window, so that no boundary splits the samples (a 10 s one did, one
+	 * run in a few on a busy machine). */
+	p = profiler(3600 * NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64u << 20);
 	store = profiler_store(p);
 	for (int i = 0; i < 10; i++) {
 		size = sample_init(&s, (uint32_t)getpid(), false);
@@ -214,7 +217,7 @@ static void test_thread_names(void **state)
 	size_t size;
 
 	(void)state;
-	p = profiler(10 * NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64u << 20);
+	p = profiler(3600 * NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64u << 20);
 	size = sample_init(&s, 4242, false);
 	/* Control characters in a thread name are not passed on; no NUL inside the 16 bytes. */
 	memcpy(s.comm, "bad\nname\x01\x7fxxxxxxxx", 16);
@@ -234,7 +237,7 @@ static void test_bad_records(void **state)
 	size_t size;
 
 	(void)state;
-	p = profiler(10 * NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64u << 20);
+	p = profiler(3600 * NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64u << 20);
 	size = sample_init(&s, 1, false);
 	assert_int_equal(profiler_add_sample(p, &s, size), 0);
 
