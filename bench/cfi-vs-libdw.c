@@ -213,8 +213,9 @@ static bool rule_from_libdw(Dwarf_CFI *cfi, uint64_t addr, Rule *r)
 		goto out;
 	if (nops >= 1 && ops[0].atom == DW_OP_call_frame_cfa) {
 		r->rbp_saved = true;
-		r->rbp_offset = nops >= 2 && ops[1].atom == DW_OP_plus_uconst ? (int64_t)ops[1].number
-									      : 0;
+		r->rbp_offset = nops >= 2 && ops[1].atom == DW_OP_plus_uconst
+					? (int64_t)ops[1].number
+					: 0;
 	}
 	ok = true;
 out:

@@ -194,7 +194,8 @@ typedef enum Kind {
 /* CPU ns per event (timer kinds) or per dispatch (ping). */
 static int run_profq(Bench *b, Kind kind, double *ret)
 {
-	int fd = kind == KIND_PING ? eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC) : periodic_timerfd(b->hz);
+	int fd = kind == KIND_PING ? eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC)
+				   : periodic_timerfd(b->hz);
 	uint64_t t0;
 	int r;
 

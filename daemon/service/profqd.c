@@ -287,7 +287,8 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	profiler_proc_stats(m->profiler, &pt);
 	symbolizer_stats(profiler_symbolizer(m->profiler), &sy);
 	server_stats(m->server, &ss);
-	json_add_double(o, "uptime_s", (double)(now_mono_ns() - m->start_mono_ns) / NSEC_PER_SEC, 1);
+	json_add_double(o, "uptime_s", (double)(now_mono_ns() - m->start_mono_ns) / NSEC_PER_SEC,
+			1);
 	json_add_int(o, "frequency_hz", m->config->frequency);
 	json_add_int(o, "cpus", sampler_cpus(m->sampler));
 	json_add_int(o, "samples", (int64_t)m->last.samples);
