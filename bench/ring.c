@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * profq-bench-ring: the profile ring over an hour (issue 6), for bench/ring.sh.
+ * profq-bench-ring: the profile ring over an hour, for bench/ring.sh.
  *
  *   profq-bench-ring inspect DIR
  *   profq-bench-ring generate [OPTIONS] DIR

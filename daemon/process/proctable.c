@@ -329,9 +329,9 @@ static void set_comm(ProcTable *t, Process *p, const char *comm)
 }
 
 /*
- * Who may see the process (SPEC §10): its real uid and whether its owner could read its
- * /proc/PID/maps. Within one image the private mark is sticky, and a change of uid sets it (the
- * kernel clears the dumpable flag then too); an exec starts over (reset), as the kernel resets
+ * Who may see the process (profqd(8), ACCESS CONTROL): its real uid and whether its owner could
+ * read its /proc/PID/maps. Within one image the private mark is sticky, and a change of uid sets it
+ * (the kernel clears the dumpable flag then too); an exec starts over (reset), as the kernel resets
  * dumpable for the new image.
  */
 static void set_owner(ProcTable *t, Process *p, uint32_t uid, bool private, bool reset)

@@ -306,8 +306,8 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	json_add_int(o, "max_memory_bytes", (int64_t)m->config->max_memory);
 	json_add_int(o, "processes", (int64_t)pt.processes);
 	if (!viewer->privileged) {
-		/* The health figures of SPEC §11 only: nothing about the host's processes, paths
-		 * or clients. */
+		/* The health figures of `profq status` (profq(1)) only: nothing about the host's
+		 * processes, paths or clients. */
 		json_object_object_add(o, "limited", json_object_new_boolean(true));
 		*ret = TAKE_PTR(o);
 		return 0;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Persist: a Store's closed windows to and from segment files (segment.h) in a state directory
- * (SPEC §6).
+ * (profqd(8), PERSISTENCE).
  *
  * Writer: each window is written when it closes, with every string, frame, stack and process it
  * uses that the current segment does not yet hold, and every process record that changed since

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Persistence (SPEC §6, §12): a Store written window by window with PersistWriter into real
- * segment files in a temporary directory and read back with persist_load into a fresh Store
- * must answer every query the same; damage anywhere loses only what follows it; the writer
- * rotates, expires, survives failed writes and restarts.
+ * Persistence (profqd(8), PERSISTENCE): a Store written window by window with PersistWriter into
+ * real segment files in a temporary directory and read back with persist_load into a fresh Store
+ * must answer every query the same; damage anywhere loses only what follows it; the writer rotates,
+ * expires, survives failed writes and restarts.
  */
 #include <fcntl.h>
 #include <ftw.h>

@@ -505,8 +505,8 @@ static void test_access(void **state)
 	assert_int_equal(json_object_array_length(rows_of(ps_none)), 0);
 }
 
-/* The rule itself (SPEC §10): privileged viewers see all; the others their own processes that
- * they could read /proc/PID/maps of when sampled. */
+/* The rule itself (profqd(8), ACCESS CONTROL): privileged viewers see all; the others their own
+ * processes that they could read /proc/PID/maps of when sampled. */
 static void test_visibility_rule(void **state)
 {
 	Viewer user = { .uid = 1000 }, other = { .uid = 2000 }, root = { .privileged = true };

@@ -2,8 +2,8 @@
 /*
  * The segment format on its own: exact bytes of the header and records, every record type
  * through the decoder and back, the decoder's checks of each field, and what it makes of a
- * segment damaged at every byte (SPEC §6, §12). Buffers are exact-size heap copies, so ASan
- * sees any read past the end.
+ * segment damaged at every byte (profqd(8), PERSISTENCE). Buffers are exact-size heap copies, so
+ * ASan sees any read past the end.
  */
 #include <setjmp.h>
 #include <stdarg.h>
