@@ -16,7 +16,7 @@
 #           profqd's default, unwound at `perf report` time, not measured here)
 #
 # Each of FREQS x {profqd, perf} runs DURATION seconds after WARMUP, REPEATS times, in turn;
-# medians. SPEC §13's target: all profiler CPU <= 0.5% of one core at 99 Hz.
+# medians. The target (docs/PERFORMANCE.md): all profiler CPU <= 0.5% of one core at 99 Hz.
 #
 # Environment: REPEATS (3), DURATION seconds (60), WARMUP seconds (5), FREQS ("99 999"),
 # TOOLS ("profqd perf"; also profqd-fp, perf-dwarf), REPORT_ONLY=1 (the table again from the raw file), PROFQ_REF=<commit>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * profq-bench-ring: the profile ring over an hour (issue 6), for bench/ring.sh.
+ * profq-bench-ring: the profile ring over an hour, for bench/ring.sh.
  *
  *   profq-bench-ring inspect DIR
  *   profq-bench-ring generate [OPTIONS] DIR
@@ -244,7 +244,8 @@ static int on_window(void *userdata, const SegmentWindow *w)
 	in->window_record_bytes += own;
 	r = series_add(&in->window_bytes, (double)(own + in->pending));
 	if (r >= 0)
-		r = series_add(in->first_in_segment ? &in->window_bytes_first : &in->window_bytes_rest,
+		r = series_add(in->first_in_segment ? &in->window_bytes_first
+						    : &in->window_bytes_rest,
 			       (double)(own + in->pending));
 	if (r >= 0)
 		r = series_add(&in->entries, (double)w->n_entries);
@@ -388,14 +389,17 @@ static int inspect(const char *dir)
 	printf("segments %zu\n", n_files);
 	printf("bytes %" PRIu64 "\n", total);
 	printf("windows %" PRIu64 "\n", in.records[SEGMENT_WINDOW]);
-	printf("span_s %.1f\n", in.records[SEGMENT_WINDOW]
-					? (double)(in.last_end_ns - in.first_start_ns) / NSEC_PER_SEC
-					: 0.0);
+	printf("span_s %.1f\n",
+	       in.records[SEGMENT_WINDOW]
+		       ? (double)(in.last_end_ns - in.first_start_ns) / NSEC_PER_SEC
+		       : 0.0);
 	printf("bytes_per_window %.1f\n",
-	       in.records[SEGMENT_WINDOW] ? (double)total / (double)in.records[SEGMENT_WINDOW] : 0.0);
+	       in.records[SEGMENT_WINDOW] ? (double)total / (double)in.records[SEGMENT_WINDOW]
+					  : 0.0);
 	for (int t = SEGMENT_STRING; t <= SEGMENT_WINDOW; t++)
 		printf("records_%s %" PRIu64 " bytes %" PRIu64 " share %.3f\n", names[t],
-		       in.records[t], in.bytes[t], total ? (double)in.bytes[t] / (double)total : 0.0);
+		       in.records[t], in.bytes[t],
+		       total ? (double)in.bytes[t] / (double)total : 0.0);
 	printf("header_bytes %" PRIu64 "\n", headers);
 	frames = in.records[SEGMENT_FRAME];
 	printf("frames_with_function %.3f\n",
@@ -628,7 +632,8 @@ static int module_new(Store *s, Rng *r, const char *name, NameStyle style, bool 
 			rr = store_intern_string(s, symbol, &sym);
 		if (rr >= 0 && named && debug) {
 			/* Source files hold a dozen functions each. */
-			snprintf(file, sizeof(file), "%s/%s_%u.c", dirs[(i / 12) % ARRAY_SIZE(dirs)],
+			snprintf(file, sizeof(file), "%s/%s_%u.c",
+				 dirs[(i / 12) % ARRAY_SIZE(dirs)],
 				 words[(i / 12) % ARRAY_SIZE(words)], i / 12);
 			rr = store_intern_string(s, file, &fileid);
 			decl = rng_range(r, 10, 3000);
@@ -764,7 +769,8 @@ static int pool_build(const Walk *wk, Rng *r, uint32_t n, Pool *ret)
 			*ret = (Pool){ paths, k };
 			return -ENOMEM;
 		}
-		path_grow(wk, r, k > 0 && rng_unit(r) < 0.95 ? &paths[rng_range(r, 0, k - 1)] : NULL,
+		path_grow(wk, r,
+			  k > 0 && rng_unit(r) < 0.95 ? &paths[rng_range(r, 0, k - 1)] : NULL,
 			  false, &paths[k]);
 	}
 	*ret = (Pool){ paths, n };
@@ -1184,7 +1190,8 @@ static int proc_add(World *w, Proc *pr)
 		.boot_id = w->boot_id,
 		/* As from an exec event: boot-time ns (kept positive for processes older than
 		 * this boot). */
-		.start_boot_ns = (uint64_t)MAX(pr->start_ns - w->boot_real_ns, (int64_t)NSEC_PER_SEC),
+		.start_boot_ns = (uint64_t)MAX(pr->start_ns - w->boot_real_ns,
+					       (int64_t)NSEC_PER_SEC),
 	};
 	int r;
 
@@ -1446,8 +1453,8 @@ static int generate(const Options *o, const char *dir)
 		}
 		k = store_window_close(store);
 		if (k >= 0)
-			k = persist_write_window(writer,
-						 store_window(store, store_window_count(store) - 1));
+			k = persist_write_window(
+				writer, store_window(store, store_window_count(store) - 1));
 		if (k >= 0)
 			touch_newest_segment(segdir, we);
 	}

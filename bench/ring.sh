@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# The profile ring over an hour (SPEC §6 and §13, issue 6): what a window costs on disk, what
+# The profile ring over an hour (docs/PERFORMANCE.md's targets): what a window costs on disk, what
 # profqd holds in memory with a full 1 h ring of ~300 processes, how fast `profq top` answers
 # over it, and whether a restart brings it back.
 #
@@ -21,7 +21,7 @@
 #          loaded, and `profq top --pid` of a process that ran in the ring's newest 10 minutes
 #          (not the last 2) must answer exactly as before the kill, and as offline.
 #
-# Profiles (PROFILES, "NAME=generate options;..."): "spec" is the shape issue 6 names (each
+# Profiles (PROFILES, "NAME=generate options;..."): "spec" is the shape the targets assume (each
 # process has a fixed set of 20-200 stacks, so few stacks are new after a while); "host" adds
 # --fresh 0.33: a third of the samples bring a stack never seen before, the rate the real runs
 # on this host showed (node's JIT code and python's recursion keep making new stacks).

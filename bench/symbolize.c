@@ -13,9 +13,9 @@
  *               built, every address looked up again (addresses profqd has not seen before);
  *   warm-cache  the list again as profqd resolves an address seen before: the address cache.
  * Prints "pass seconds lookups lookups_per_s" lines, then "heap BYTES": what the heap grew by
- * (symbol table, CU indexes, address cache, interned frames, and libdw while open). With --output, writes the
- * frames of the cold pass as addr2line -a -f -i prints them (innermost first; "??" when
- * unknown), for the agreement check.
+ * (symbol table, CU indexes, address cache, interned frames, and libdw while open). With
+ * --output, writes the frames of the cold pass as addr2line -a -f -i prints them (innermost
+ * first; "??" when unknown), for the agreement check.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Symbolization throughput (SPEC §13, issue 4): profqd's own Symbolizer against addr2line
+# Symbolization throughput (docs/PERFORMANCE.md): profqd's own Symbolizer against addr2line
 # (binutils), eu-addr2line (elfutils) and llvm-symbolizer on the same addresses of big binaries
 # with full DWARF, and how often their answers agree with llvm-symbolizer's.
 #

@@ -178,9 +178,9 @@ static __always_inline int send_with_stack(struct profq_counters *c, struct prof
 	c->stack_copy_bytes += s->stack_len;
 	if (s->stack_len == 0) {
 		c->stack_copy_errors++;
-		/* In the kernel with an unreadable user stack (e.g. inside execve, the new mm locked
-		 * while it is built): the saved user registers may be of an image that is gone. Keep
-		 * the kernel frames only. */
+		/* In the kernel with an unreadable user stack (e.g. inside execve, the new mm
+		 * locked while it is built): the saved user registers may be of an image that is
+		 * gone. Keep the kernel frames only. */
 		s->flags |= PROFQ_SAMPLE_STACK_ERR;
 		if (s->flags & PROFQ_SAMPLE_KERNEL_MODE) {
 			s->flags |= PROFQ_SAMPLE_FOREIGN_REGS;

@@ -24,10 +24,9 @@
 #define PROFQ_SAMPLE_KTHREAD (1u << 3)	   /* kernel thread: no user address space */
 #define PROFQ_SAMPLE_USER_REGS (1u << 4)   /* user_regs and the stack copy are valid */
 #define PROFQ_SAMPLE_STACK_ERR (1u << 5)   /* the user stack could not be copied */
-#define PROFQ_SAMPLE_PRIVATE (1u << 7)	   /* see PROFQ_EVENT_PRIVATE */
-#define PROFQ_SAMPLE_FOREIGN_REGS \
-	(1u << 6) /* user registers not of this mm (mid-execve): no
-					      * user frames */
+/* The user registers are not of this mm (mid-execve): no user frames. */
+#define PROFQ_SAMPLE_FOREIGN_REGS (1u << 6)
+#define PROFQ_SAMPLE_PRIVATE (1u << 7) /* see PROFQ_EVENT_PRIVATE */
 
 /* Largest user stack copy. */
 #define PROFQ_STACK_COPY_MAX 32768

@@ -208,7 +208,8 @@ static int attach_all(const Loaded *l, unsigned frequency, struct bpf_link ***re
 			.freq = 1,
 			.sample_freq = frequency,
 		};
-		int fd = (int)syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+		int fd = (int)syscall(__NR_perf_event_open, &attr, -1, cpu, -1,
+				      PERF_FLAG_FD_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno == ENODEV)

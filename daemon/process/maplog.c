@@ -297,7 +297,8 @@ void maplog_expire(MapLog *l, uint64_t now_ns, uint64_t keep_ns)
 		       p->gens[drop].end_ns + keep_ns < now_ns)
 			generation_clear(l, &p->gens[drop++]);
 		if (drop > 0) {
-			memmove(&p->gens[0], &p->gens[drop], (p->n_gens - drop) * sizeof(Generation));
+			memmove(&p->gens[0], &p->gens[drop],
+				(p->n_gens - drop) * sizeof(Generation));
 			p->n_gens -= drop;
 		}
 		if (p->n_gens == 0) {

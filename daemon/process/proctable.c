@@ -101,7 +101,8 @@ ProcTable *proctable_free(ProcTable *t)
 	for (size_t i = 0; i < t->n; i++)
 		process_free(t, t->procs[i]);
 	for (size_t i = 0; i < t->n_exited; i++)
-		store_proc_unref(t->store, t->exited[(t->exited_head + i) % PROCTABLE_EXITED_MAX].id);
+		store_proc_unref(t->store,
+				 t->exited[(t->exited_head + i) % PROCTABLE_EXITED_MAX].id);
 	free(t->exited);
 	free(t->procs);
 	hash_index_free(t->index);
@@ -328,9 +329,9 @@ static void set_comm(ProcTable *t, Process *p, const char *comm)
 }
 
 /*
- * Who may see the process (SPEC §10): its real uid and whether its owner could read its
- * /proc/PID/maps. Within one image the private mark is sticky, and a change of uid sets it (the
- * kernel clears the dumpable flag then too); an exec starts over (reset), as the kernel resets
+ * Who may see the process (profqd(8), ACCESS CONTROL): its real uid and whether its owner could
+ * read its /proc/PID/maps. Within one image the private mark is sticky, and a change of uid sets it
+ * (the kernel clears the dumpable flag then too); an exec starts over (reset), as the kernel resets
  * dumpable for the new image.
  */
 static void set_owner(ProcTable *t, Process *p, uint32_t uid, bool private, bool reset)
@@ -628,7 +629,8 @@ const Mapping *proctable_find_mapping(ProcTable *t, Process *p, uint64_t addr, u
 
 /*
  * Reads p's perf map again if a lookup missed since the last read, at most every
- * PERFMAP_RETRY_NS, and only if the file has grown (JIT code is announced by appending to it). Whether it did.
+ * PERFMAP_RETRY_NS, and only if the file has grown (JIT code is announced by appending to it).
+ * Returns whether it did.
  */
 static bool perfmap_refresh(ProcTable *t, Process *p, uint64_t now_ns)
 {
@@ -782,7 +784,8 @@ void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t no
 	}
 
 	/* Exited records older than the retention. */
-	while (t->n_exited > 0 && t->exited[t->exited_head].exit_ns < now_real_ns - (int64_t)keep_ns) {
+	while (t->n_exited > 0 &&
+	       t->exited[t->exited_head].exit_ns < now_real_ns - (int64_t)keep_ns) {
 		store_proc_unref(t->store, t->exited[t->exited_head].id);
 		t->exited_head = (t->exited_head + 1) % PROCTABLE_EXITED_MAX;
 		t->n_exited--;

@@ -4,11 +4,16 @@
  * programs read it), so pid reuse never mixes two processes.
  *
  * A Process is created on its first sample or exec/exit event. It holds its store record
- * (ProcId) and, once a sample needs them, its executable mappings with their Binaries: from
- * /proc/PID/maps while /proc still shows this incarnation, else from the MapLog (the sideband's
- * record of the mappings, for processes already gone). Mappings are reloaded when the address
- * space changes (the samples report a new mm: exec) and, at most once a second, when a sampled
- * address is outside every known mapping (dlopen, JIT).
+ * (ProcId) and, once a sample needs them, its executable mappings with their Binaries, as they
+ * were at the sample's time, from the first of (docs/ARCHITECTURE.md, "Process identity"):
+ *   1. a complete generation of the MapLog (the sideband's record of the mappings, by time);
+ *   2. for a child between fork and exec whose parent the log saw only partly (a parent older
+ *      than profqd), the parent's /proc maps (only for samples older than the child's exec;
+ *      reloaded at its first sample after it);
+ *   3. its own /proc/PID/maps, while /proc still shows this incarnation;
+ *   4. whatever part of a generation the MapLog has (a process already gone).
+ * Mappings are reloaded when the address space changes (the samples report a new mm: exec) and,
+ * at most once a second, when a sampled address is outside every known mapping (dlopen, JIT).
  *
  * Exec events update the command line and name; exit events carry the kernel's accounting
  * (user, sys, waited-for children) and exit status into the store record. Exited processes
@@ -77,7 +82,7 @@ typedef struct ProcTableStats {
 	uint64_t perfmap_bad_lines; /* malformed lines skipped in them, each counted once */
 } ProcTableStats;
 
-/* Exited processes kept queryable at most (SPEC §7: bounded, oldest dropped first). */
+/* Exited processes kept queryable at most (bounded, oldest dropped first). */
 #define PROCTABLE_EXITED_MAX 16384
 
 int proctable_new(Store *store, Symbolizer *sym, MapLog *maplog, ProcTable **ret);

@@ -39,7 +39,8 @@ typedef struct SidebandEvent {
 typedef void (*sideband_handler_t)(void *userdata, const SidebandEvent *ev);
 
 /* pages_per_cpu: data pages of each CPU's ring, a power of two. */
-int sideband_new(unsigned pages_per_cpu, sideband_handler_t handler, void *userdata, Sideband **ret);
+int sideband_new(unsigned pages_per_cpu, sideband_handler_t handler, void *userdata,
+		 Sideband **ret);
 Sideband *sideband_free(Sideband *s);
 
 /* Reads every pending record of every CPU, oldest CPU first; returns the number handled. */

@@ -354,7 +354,8 @@ static size_t symbolize(Profiler *p, Process *proc, const RawStack *raw, uint64_
 
 	for (uint32_t i = 0; i < raw->n && n < max; i++) {
 		uint64_t addr = raw->addrs[i];
-		/* The first address of each part is where the CPU was; the rest return addresses. */
+		/* The first address of each part is where the CPU was; the rest are return
+		 * addresses. */
 		bool ret_addr = i != 0 && i != raw->kernel;
 		const Mapping *m;
 
@@ -364,7 +365,8 @@ static size_t symbolize(Profiler *p, Process *proc, const RawStack *raw, uint64_
 			const char *jit = NULL;
 
 			m = proctable_find_mapping(p->procs, proc, addr, time_ns, mono);
-			/* Not in a file: JIT code, named by the process's perf map if it has one. */
+			/* Not in a file: JIT code, named by the process's perf map if it has
+			 * one. */
 			if (!m || !m->binary)
 				jit = proctable_jit_symbol(p->procs, proc, addr - ret_addr, mono);
 			if (jit)
@@ -663,7 +665,8 @@ Symbolizer *profiler_symbolizer(Profiler *p)
 size_t profiler_memory(const Profiler *p)
 {
 	return sizeof(*p) + store_memory(p->store) + symbolizer_memory(p->sym) +
-	       proctable_memory(p->procs) + stack_cache_memory(p->stacks) + maplog_memory(p->maplog);
+	       proctable_memory(p->procs) + stack_cache_memory(p->stacks) +
+	       maplog_memory(p->maplog);
 }
 
 void profiler_memory_parts(const Profiler *p, ProfilerMemory *ret)

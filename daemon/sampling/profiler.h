@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Profiler: turns samples into windowed profiles. For each sample it finds the process
- * incarnation (ProcTable), maps the raw stack to an interned symbolized stack (StackCache, else
- * Symbolizer), and counts it in the open window of the Store. Exec/exit events keep the process
- * records current; sideband records feed the MapLog that symbolizes processes already gone.
- * profiler_tick() closes windows at their boundaries (aligned to multiples of the window length
- * in wall-clock time), evicts the oldest windows beyond retention or the memory budget (those
- * stay on disk), deletes segments beyond retention or the disk budget, and trims caches.
+ * incarnation (ProcTable), unwinds a copied user stack (unwind.h) when the sample carries one,
+ * maps the raw stack to an interned symbolized stack (StackCache, else Symbolizer), and counts
+ * it in the open window of the Store. Exec/exit events keep the process records current;
+ * sideband records feed the MapLog that symbolizes processes already gone. profiler_tick()
+ * closes windows at their boundaries (aligned to multiples of the window length in wall-clock
+ * time), evicts the oldest windows beyond retention or the memory budget (those stay on disk),
+ * deletes segments beyond retention or the disk budget, and trims caches.
  * Knows nothing of BPF or sockets: tests feed it samples directly. Not thread-safe.
  */
 #pragma once

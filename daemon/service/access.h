@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Access: who a query client is and what it may see (SPEC §10). A Peer is what the socket says
- * of the client at connect time: SO_PEERCRED, its supplementary groups (SO_PEERGROUPS) and
- * whether CAP_SYS_PTRACE is in its effective set (/proc/PID/status of the process that
+ * Access: who a query client is and what it may see (profqd(8), ACCESS CONTROL). A Peer is what the
+ * socket says of the client at connect time: SO_PEERCRED, its supplementary groups (SO_PEERGROUPS)
+ * and whether CAP_SYS_PTRACE is in its effective set (/proc/PID/status of the process that
  * SO_PEERPIDFD names, so a reused pid cannot lend its capabilities). Privileged peers — root,
- * members of the configured group, CAP_SYS_PTRACE — see every process and kernel addresses;
- * the others are judged per process by query_proc_visible() (query.h). Thread-safe.
+ * members of the configured group, CAP_SYS_PTRACE — see every process and kernel addresses; the
+ * others are judged per process by query_proc_visible() (query.h). Thread-safe.
  */
 #pragma once
 

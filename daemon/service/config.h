@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Config: profqd's settings (SPEC §4). One table of keys serves both the command line
- * (--KEY VALUE) and the config file (KEY = VALUE lines, # comments), so both accept the same
- * names and values. Command-line options win over the file. Every failure gives a message that
- * names the file, line and key, or the option. Not thread-safe.
+ * Config: profqd's settings (profqd(8), OPTIONS and CONFIGURATION FILE). One table of keys serves
+ * both the command line (--KEY VALUE) and the config file (KEY = VALUE lines, # comments), so both
+ * accept the same names and values. Command-line options win over the file. Every failure gives a
+ * message that names the file, line and key, or the option. Not thread-safe.
  */
 #pragma once
 

@@ -18,7 +18,8 @@ typedef int (*loop_callback_t)(LoopSource *src, int fd, uint32_t events, void *u
 int loop_new(Loop **ret);
 Loop *loop_free(Loop *l);
 
-int loop_add(Loop *l, int fd, uint32_t events, loop_callback_t cb, void *userdata, LoopSource **ret);
+int loop_add(Loop *l, int fd, uint32_t events, loop_callback_t cb, void *userdata,
+	     LoopSource **ret);
 int loop_modify(Loop *l, LoopSource *src, uint32_t events);
 /* Stops watching; the fd is not closed. NULL is a no-op. */
 void loop_remove(Loop *l, LoopSource *src);

@@ -305,7 +305,8 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	profiler_proc_stats(m->profiler, &pt);
 	symbolizer_stats(profiler_symbolizer(m->profiler), &sy);
 	server_stats(m->server, &ss);
-	json_add_double(o, "uptime_s", (double)(now_mono_ns() - m->start_mono_ns) / NSEC_PER_SEC, 1);
+	json_add_double(o, "uptime_s", (double)(now_mono_ns() - m->start_mono_ns) / NSEC_PER_SEC,
+			1);
 	json_add_int(o, "frequency_hz", m->config->frequency);
 	json_add_int(o, "cpus", sampler_cpus(m->sampler));
 	json_add_int(o, "samples", (int64_t)m->last.samples);
@@ -323,8 +324,8 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	json_add_int(o, "max_memory_bytes", (int64_t)m->config->max_memory);
 	json_add_int(o, "processes", (int64_t)pt.processes);
 	if (!viewer->privileged) {
-		/* The health figures of SPEC §11 only: nothing about the host's processes, paths
-		 * or clients. */
+		/* The health figures of `profq status` (profq(1)) only: nothing about the host's
+		 * processes, paths or clients. */
 		json_object_object_add(o, "limited", json_object_new_boolean(true));
 		*ret = TAKE_PTR(o);
 		return 0;

@@ -273,7 +273,8 @@ static bool client_fits(const Server *s, uid_t uid)
 {
 	if (uid == 0)
 		return s->stats.clients < (uint64_t)s->opts.max_clients + SERVER_ROOT_RESERVE;
-	return s->stats.clients < s->opts.max_clients && clients_of_uid(s, uid) < s->opts.max_per_uid;
+	return s->stats.clients < s->opts.max_clients &&
+	       clients_of_uid(s, uid) < s->opts.max_per_uid;
 }
 
 static int on_accept(LoopSource *src, int fd, uint32_t events, void *userdata)

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Server: the query socket (SPEC §10). A Unix stream socket, mode 0666; each client sends one
- * JSON request per line and gets one JSON answer per line, in order. Requests are validated
- * here (protocol.h) before the handler sees them; the handler authorises them with the peer
- * credentials (SO_PEERCRED). Bounded everywhere: request size, number of clients (in all and
- * per uid), idle time. A client that does not read its answers stalls only itself. Nothing a
- * client does blocks the loop. Not thread-safe.
+ * Server: the query socket (profqd(8), ACCESS CONTROL). A Unix stream socket, mode 0666; each
+ * client sends one JSON request per line and gets one JSON answer per line, in order. Requests are
+ * validated here (protocol.h) before the handler sees them; the handler authorises them with the
+ * peer credentials (SO_PEERCRED). Bounded everywhere: request size, number of clients (in all and
+ * per uid), idle time. A client that does not read its answers stalls only itself. Nothing a client
+ * does blocks the loop. Not thread-safe.
  */
 #pragma once
 

@@ -290,7 +290,8 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
 	if (fd >= 0 || !debuglink_file || !file_name || stat(file_name, &st) < 0)
 		return fd;
 	if (debuglink_file[0] == '/')
-		return debuglink_try("", debuglink_file + 1, &st, debuglink_crc, debuginfo_file_name);
+		return debuglink_try("", debuglink_file + 1, &st, debuglink_crc,
+				     debuginfo_file_name);
 	list = strdup(path_list);
 	dir = strdup(file_name);
 	if (!list || !dir)
@@ -566,7 +567,8 @@ static int decl_file(DwarfInfo *d, CuBuilder *b, Dwarf_Die *die, uint32_t *ret)
 	Dwarf_Half version;
 	size_t n;
 
-	if (!dwarf_attr_integrate(die, DW_AT_decl_file, &attr) || dwarf_formudata(&attr, &idx) != 0 ||
+	if (!dwarf_attr_integrate(die, DW_AT_decl_file, &attr) ||
+	    dwarf_formudata(&attr, &idx) != 0 ||
 	    !dwarf_cu_die(attr.cu, &cudie, &version, NULL, NULL, NULL, NULL, NULL) ||
 	    (idx == 0 && version < 5) || dwarf_getsrcfiles(&cudie, &files, &n) != 0 || idx >= n) {
 		*ret = 0;
@@ -802,7 +804,8 @@ static int cu_build(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
 				depth++;
 				continue;
 			}
-			while (depth > 0 && dwarf_siblingof(&stack[depth - 1], &stack[depth - 1]) != 0)
+			while (depth > 0 &&
+			       dwarf_siblingof(&stack[depth - 1], &stack[depth - 1]) != 0)
 				depth--;
 		}
 	}

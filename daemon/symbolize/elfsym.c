@@ -392,7 +392,8 @@ static int read_plt(Elf *elf, int fd, ElfSym *e)
 		GElf_Rel rl;
 		GElf_Sym sym;
 
-		if (rela ? !gelf_getrela(rel_data, (int)i, &ra) : !gelf_getrel(rel_data, (int)i, &rl))
+		if (rela ? !gelf_getrela(rel_data, (int)i, &ra)
+			 : !gelf_getrel(rel_data, (int)i, &rl))
 			return 0;
 		info = rela ? ra.r_info : rl.r_info;
 		/* No symbol (an IRELATIVE to a local ifunc): the stub stays unnamed. */

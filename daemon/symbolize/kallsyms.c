@@ -148,7 +148,8 @@ int kallsyms_load(const char *path, Kallsyms **ret)
 	return kallsyms_parse(buf, len, ret);
 }
 
-int kallsyms_lookup(const Kallsyms *k, uint64_t addr, const char **ret_name, const char **ret_module)
+int kallsyms_lookup(const Kallsyms *k, uint64_t addr, const char **ret_name,
+		    const char **ret_module)
 {
 	size_t lo = 0, hi = k->n;
 

@@ -20,7 +20,8 @@ Kallsyms *kallsyms_free(Kallsyms *k);
  * The symbol containing addr: name and module ("[kernel.kallsyms]" or "[name]" of a module),
  * both valid while k lives. -ENOENT outside kernel text.
  */
-int kallsyms_lookup(const Kallsyms *k, uint64_t addr, const char **ret_name, const char **ret_module);
+int kallsyms_lookup(const Kallsyms *k, uint64_t addr, const char **ret_name,
+		    const char **ret_module);
 size_t kallsyms_count(const Kallsyms *k);
 size_t kallsyms_memory(const Kallsyms *k);
 

@@ -457,7 +457,8 @@ static int vdso_binary(Symbolizer *s, Binary **ret)
 	s->vdso->error = -ENOENT;
 	if (r >= 0 && base != 0)
 		for (size_t i = 0; i < n; i++)
-			if (maps[i].path && streq(maps[i].path, "[vdso]") && maps[i].start == base) {
+			if (maps[i].path && streq(maps[i].path, "[vdso]") &&
+			    maps[i].start == base) {
 				const void *image = (const void *)base;
 				size_t size = maps[i].end - maps[i].start;
 
@@ -645,7 +646,8 @@ static int resolve(Symbolizer *s, Binary *b, uint64_t vaddr, FrameId *out, size_
 		const char *name = NULL;
 
 		if (nd > 0) {
-			/* Inlined frames have only DWARF's name; the linkage name is the full one. */
+			/* Inlined frames have only DWARF's name; the linkage name is the full
+			 * one. */
 			name = outer && symname ? symname : (dw[k].linkage ?: dw[k].function);
 			if (dw[k].file)
 				r = store_intern_string(s->store, dw[k].file, &f.file);

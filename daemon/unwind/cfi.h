@@ -7,7 +7,7 @@
  * (a binary search finds the FDE), else for the whole section at load; a lookup is then a
  * binary search in the FDE's rows.
  * The unwinder (unwind.h) walks a copied user stack with it, which is what makes stacks
- * complete for code built without frame pointers (SPEC §9).
+ * complete for code built without frame pointers (profqd(8), --stack-copy).
  *
  * Only what x86-64 code uses is represented: CFA = RSP or RBP + offset, the .plt expression,
  * signal frames (glibc's __restore_rt, augmentation "S"); anything else gives an "unknown" row.

@@ -2,10 +2,10 @@
 /*
  * Unwind: recovers a user stack from the registers and a copy of the top of the stack that the
  * BPF program took at the sample, with each binary's compiled CFI (cfi.h): complete stacks for
- * code built without frame pointers (SPEC §9). Where a binary has no CFI for an address (JIT
- * code), it follows the frame pointer. Signal frames are crossed through the ucontext the kernel
- * put on the stack. The copy bounds the walk: a stack deeper than the copy ends as truncated.
- * Pure over its inputs (mappings come from a callback); thread-safe if the callback is.
+ * code built without frame pointers (profqd(8), --stack-copy). Where a binary has no CFI for an
+ * address (JIT code), it follows the frame pointer. Signal frames are crossed through the ucontext
+ * the kernel put on the stack. The copy bounds the walk: a stack deeper than the copy ends as
+ * truncated. Pure over its inputs (mappings come from a callback); thread-safe if the callback is.
  */
 #pragma once
 

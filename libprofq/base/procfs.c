@@ -132,8 +132,9 @@ static int parse_maps_line(const char *line, const char *eol, ProcMap *ret)
 	if (p[2] == 'x')
 		prot |= PROT_EXEC;
 	p += 4;
-	if (!expect(&p, ' ') || !parse_hex(&p, &pgoff) || !expect(&p, ' ') || !parse_hex(&p, &major) ||
-	    !expect(&p, ':') || !parse_hex(&p, &minor) || !expect(&p, ' ') || !parse_dec(&p, &inode))
+	if (!expect(&p, ' ') || !parse_hex(&p, &pgoff) || !expect(&p, ' ') ||
+	    !parse_hex(&p, &major) || !expect(&p, ':') || !parse_hex(&p, &minor) ||
+	    !expect(&p, ' ') || !parse_dec(&p, &inode))
 		return -EINVAL;
 	if (p > eol || start >= end || major > UINT32_MAX || minor > UINT32_MAX)
 		return -EINVAL;

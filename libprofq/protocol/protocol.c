@@ -177,7 +177,8 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 			req.sort = sort_key_from_string(json_object_get_string(val));
 		} else if (streq(key, "since_ns") || streq(key, "until_ns")) {
 			/* Up to ten years back. */
-			r = get_uint(val, key, 0, 10ULL * 366 * 86400 * NSEC_PER_SEC, &u, ret_error);
+			r = get_uint(val, key, 0, 10ULL * 366 * 86400 * NSEC_PER_SEC, &u,
+				     ret_error);
 			if (r < 0)
 				goto out;
 			if (key[0] == 's') {
@@ -193,7 +194,8 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 			if (r < 0)
 				goto out;
 			req.start_ns = (int64_t)u;
-		} else if (streq(key, "children") || streq(key, "threads") || streq(key, "inline")) {
+		} else if (streq(key, "children") || streq(key, "threads") ||
+			   streq(key, "inline")) {
 			if (!json_object_is_type(val, json_type_boolean)) {
 				r = fail(ret_error, "Field '%s' must be true or false", key);
 				goto out;
@@ -268,7 +270,8 @@ int request_to_json(const Request *req, json_object **ret)
 
 	if (!o)
 		return -ENOMEM;
-	json_object_object_add(o, "command", json_object_new_string(command_to_string(req->command)));
+	json_object_object_add(o, "command",
+			       json_object_new_string(command_to_string(req->command)));
 	if (req->pid)
 		json_object_object_add(o, "pid", json_object_new_int64(req->pid));
 	if (req->tid)
@@ -279,9 +282,11 @@ int request_to_json(const Request *req, json_object **ret)
 		json_object_object_add(o, "sort",
 				       json_object_new_string(sort_key_to_string(req->sort)));
 	if (req->has_since)
-		json_object_object_add(o, "since_ns", json_object_new_int64((int64_t)req->since_ns));
+		json_object_object_add(o, "since_ns",
+				       json_object_new_int64((int64_t)req->since_ns));
 	if (req->has_until)
-		json_object_object_add(o, "until_ns", json_object_new_int64((int64_t)req->until_ns));
+		json_object_object_add(o, "until_ns",
+				       json_object_new_int64((int64_t)req->until_ns));
 	if (req->start_ns)
 		json_object_object_add(o, "start_ns", json_object_new_int64(req->start_ns));
 	if (req->children)

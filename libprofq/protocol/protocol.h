@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The query protocol between profq and profqd: one JSON object per line in each direction over
- * a Unix stream socket (SPEC §10). This module turns a request line into a validated Request
- * (every field checked, unknown fields refused) and back, and builds error answers. The
- * answers themselves are built by the query engine (query.h). Thread-safe.
+ * a Unix stream socket (profqd(8), ACCESS CONTROL). This module turns a request line into a
+ * validated Request (every field checked, unknown fields refused) and back, and builds error
+ * answers. The answers themselves are built by the query engine (query.h). Thread-safe.
  */
 #pragma once
 

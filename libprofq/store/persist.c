@@ -95,7 +95,8 @@ static int list_segments(int dirfd, SegmentFile **ret, size_t *ret_n, size_t *re
 
 		if (!segment_name(de->d_name, &seq))
 			continue;
-		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
 			continue;
 		if (GREEDY_REALLOC(files, allocated, n + 1) < 0) {
 			closedir(d);
@@ -597,7 +598,8 @@ static int on_frame(void *userdata, uint32_t fid, const StoreFrame *f)
 
 	if (opt_string(l, f->function, &g.function) < 0 ||
 	    opt_string(l, f->module, &g.module) < 0 || opt_string(l, f->file, &g.file) < 0 ||
-	    opt_string(l, f->symbol, &g.symbol) < 0 || opt_string(l, f->decl_file, &g.decl_file) < 0)
+	    opt_string(l, f->symbol, &g.symbol) < 0 ||
+	    opt_string(l, f->decl_file, &g.decl_file) < 0)
 		return -EBADMSG;
 	r = store_intern_frame(l->store, &g, &id);
 	if (r < 0)
@@ -827,7 +829,8 @@ int persist_load(Store *store, const char *dir, int64_t not_before_ns,
 		if (res.tail_error) {
 			stats.corrupt_segments++;
 			if (cb && cb->problem)
-				cb->problem(cb->userdata, path, res.tail_error, res.good_bytes, len);
+				cb->problem(cb->userdata, path, res.tail_error, res.good_bytes,
+					    len);
 		}
 		if (cb && cb->segment_done)
 			cb->segment_done(cb->userdata);

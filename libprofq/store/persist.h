@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Persist: a Store's closed windows to and from segment files (segment.h) in a state directory
- * (SPEC §6).
+ * (profqd(8), PERSISTENCE).
  *
  * Writer: each window is written when it closes, with every string, frame, stack and process it
  * uses that the current segment does not yet hold, and every process record that changed since
@@ -40,7 +40,8 @@ typedef struct PersistStats {
 } PersistStats;
 
 /* Segment files live in DIR/segments/. Creates the directories (0750) if needed. */
-int persist_writer_new(Store *store, const char *dir, uint64_t segment_span_ns, PersistWriter **ret);
+int persist_writer_new(Store *store, const char *dir, uint64_t segment_span_ns,
+		       PersistWriter **ret);
 PersistWriter *persist_writer_free(PersistWriter *w);
 
 /* Writes closed window win of the writer's store. 0, or a negative errno (also in stats). */
@@ -74,7 +75,8 @@ typedef struct PersistLoadCallbacks {
 	/* Every process record loaded (the last state of each). */
 	void (*proc)(void *userdata, ProcId id, const StoreProc *p);
 	/* A segment that could not be read whole: error, and how much of it was good. */
-	void (*problem)(void *userdata, const char *path, int error, size_t good_bytes, size_t size);
+	void (*problem)(void *userdata, const char *path, int error, size_t good_bytes,
+			size_t size);
 	/* Besides problem(): a segment of another format version, and which. */
 	void (*version)(void *userdata, const char *path, uint32_t version);
 	/* After each segment read (oldest first): the caller may evict windows already. */

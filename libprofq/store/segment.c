@@ -66,7 +66,8 @@ void segment_put_header(SegmentBuf *b, int64_t created_ns)
 }
 
 /* Starts a record; returns its payload area. finish_record() writes the CRC. */
-static uint8_t *begin_record(SegmentBuf *b, SegmentRecordType type, size_t payload, size_t *ret_start)
+static uint8_t *begin_record(SegmentBuf *b, SegmentRecordType type, size_t payload,
+			     size_t *ret_start)
 {
 	uint8_t *p;
 
@@ -175,7 +176,8 @@ void segment_put_proc(SegmentBuf *b, const SegmentProc *sp)
 void segment_put_window(SegmentBuf *b, const Window *w, const WindowEntry *entries)
 {
 	size_t start;
-	uint8_t *p = begin_record(b, SEGMENT_WINDOW, WINDOW_HEAD + ENTRY_SIZE * w->n_entries, &start);
+	uint8_t *p = begin_record(b, SEGMENT_WINDOW, WINDOW_HEAD + ENTRY_SIZE * w->n_entries,
+				  &start);
 
 	if (!p)
 		return;
@@ -226,7 +228,8 @@ static int decode(uint32_t version, uint32_t type, const uint8_t *p, size_t len,
 		if (len < 4 || len - 4 > SEGMENT_MAX_STRING || !id_ok(get_u32(p)) ||
 		    memchr(p + 4, '\0', len - 4))
 			return -EBADMSG;
-		return v->string ? v->string(userdata, get_u32(p), (const char *)p + 4, len - 4) : 0;
+		return v->string ? v->string(userdata, get_u32(p), (const char *)p + 4, len - 4)
+				 : 0;
 	case SEGMENT_FRAME: {
 		StoreFrame f;
 

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Segment: the on-disk format of profile windows (SPEC §6). A segment file is a header followed
- * by records; every record carries its own CRC32, so a torn or corrupt tail is detected and the
- * records before it still load. Within a segment, objects (strings, frames, stacks, processes)
- * are defined by a record before the first record that uses them, under segment-local ids;
- * a segment never refers to another, so whole segments can be deleted.
+ * Segment: the on-disk format of profile windows (profqd(8), PERSISTENCE). A segment file is a
+ * header followed by records; every record carries its own CRC32, so a torn or corrupt tail is
+ * detected and the records before it still load. Within a segment, objects (strings, frames,
+ * stacks, processes) are defined by a record before the first record that uses them, under
+ * segment-local ids; a segment never refers to another, so whole segments can be deleted.
  *
  *   header:  "PROFQSEG" | u32 version | u32 header size (32) | i64 created (realtime ns) |
  *            u32 flags (0) | u32 crc32 of the preceding 28 bytes

@@ -632,7 +632,9 @@ int store_window_open(Store *s, int64_t start_ns, int64_t end_ns, uint64_t perio
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
-	*w = (Window){ .start_ns = start_ns, .end_ns = end_ns, .period_ns = period_ns, .open = true };
+	*w = (Window){
+		.start_ns = start_ns, .end_ns = end_ns, .period_ns = period_ns, .open = true
+	};
 	s->windows[s->n_windows++] = w;
 	hash_index_clear(s->open_index);
 	return 0;

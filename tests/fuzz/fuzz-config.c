@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer: the config file parser (SPEC §4, §12). Any text either applies or is refused with
- * a message naming the line; what applies passes validation as the daemon would check it.
+ * libFuzzer: the config file parser (profqd(8), CONFIGURATION FILE). Any text either applies or is
+ * refused with a message naming the line; what applies passes validation as the daemon would check
+ * it.
  *
  *   fuzz-config -max_total_time=60 CORPUS_DIR tests/fuzz/corpus/config
  */

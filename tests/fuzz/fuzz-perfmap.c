@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer: the perf map parser (/tmp/perf-PID.map is written by anyone's JIT: SPEC §8, §12).
+ * libFuzzer: the perf map parser (/tmp/perf-PID.map is written by anyone's JIT).
  * Any text parses, skipping and counting bad lines; every symbol found is looked up again by
  * its own address.
  *

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer: the /proc parsers (SPEC §12): maps, stat, status and cmdline, each fed the same
+ * libFuzzer: the /proc parsers: maps, stat, status and cmdline, each fed the same
  * input. Nothing may crash; what parses holds together (a mapping ends after it starts).
  *
  *   fuzz-procfs -max_total_time=60 CORPUS_DIR tests/fuzz/corpus/procfs

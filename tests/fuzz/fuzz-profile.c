@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer: the stacks answer as the exports read it (SPEC §11, §12). Any input is an answer
- * from a hostile daemon or state dir: it parses into a Profile whose every index and count
- * checks, or is refused with a message; a Profile that parses renders as a flame graph and as
+ * libFuzzer: the stacks answer as the exports read it (profq(1): folded, flame, pprof). Any input
+ * is an answer from a hostile daemon or state dir: it parses into a Profile whose every index and
+ * count checks, or is refused with a message; a Profile that parses renders as a flame graph and as
  * a pprof profile without error.
  *
  *   fuzz-profile -max_total_time=60 CORPUS_DIR tests/fuzz/corpus/profile

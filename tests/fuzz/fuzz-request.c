@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer: the request parser (SPEC §10, §12). Any input is one request line from a hostile
- * client: it parses into a valid Request or is refused with a message, and a parsed request
+ * libFuzzer: the request parser (profqd(8), ACCESS CONTROL). Any input is one request line from a
+ * hostile client: it parses into a valid Request or is refused with a message, and a parsed request
  * survives the round trip through its wire form unchanged.
  *
  *   fuzz-request -max_total_time=60 CORPUS_DIR tests/fuzz/corpus/request

@@ -2,7 +2,7 @@
 /*
  * libFuzzer: a segment loaded into a fresh Store, then asked what `profq --state-dir` asks
  * (ps, top, time, for every process and with ranges), as the offline CLI does with a state
- * directory it did not write (SPEC §6, §12).
+ * directory it did not write (profqd(8), PERSISTENCE).
  *
  *   fuzz-segment-query -max_total_time=60 CORPUS_DIR tests/fuzz/corpus/segment
  */

@@ -9,7 +9,8 @@
 #include "base/macro.h"
 #include "service/access.h"
 
-/* Who is privileged (SPEC §10): root, the group (primary or supplementary), CAP_SYS_PTRACE. */
+/* Who is privileged (profqd(8), ACCESS CONTROL): root, the group (primary or supplementary),
+ * CAP_SYS_PTRACE. */
 static void test_privileged(void **state)
 {
 	Peer p = { .cred = { .pid = 1, .uid = 1000, .gid = 1000 } };

@@ -39,7 +39,8 @@ static void compare_row(Cfi *cfi, uint64_t loc, const char *cfa, const char *rbp
 		c->checked++;
 		if (r == 0 && row.cfa != CFI_CFA_SIGNAL) {
 			c->mismatches++;
-			print_error("%#lx: ra %s read as rule %d\n", (unsigned long)loc, ra, row.cfa);
+			print_error("%#lx: ra %s read as rule %d\n", (unsigned long)loc, ra,
+				    row.cfa);
 		}
 		return;
 	}

@@ -236,7 +236,8 @@ static void test_parse_errors(void **state)
 	{
 		_cleanup_free_ char *err = NULL;
 
-		assert_int_equal(config_parse_text(&c, "nul.conf", "window = 1s\0x", 13, NULL, &err),
+		assert_int_equal(config_parse_text(&c, "nul.conf", "window = 1s\0x", 13, NULL,
+						   &err),
 				 -EINVAL);
 		assert_non_null(strstr(err, "nul.conf"));
 		assert_non_null(strstr(err, "NUL"));

@@ -62,7 +62,8 @@ static void compare_with_nm(ElfSym *e, const NmTable *t, const char *path)
 		if (r < 0)
 			fail_msg("%s at 0x%" PRIx64 " not found", s->name, s->addr);
 		if (!nm_name_at(t, s->addr, name))
-			fail_msg("0x%" PRIx64 " resolved to %s, nm says %s", s->addr, name, s->name);
+			fail_msg("0x%" PRIx64 " resolved to %s, nm says %s", s->addr, name,
+				 s->name);
 		assert_int_equal(off, 0);
 		if (s->size == 0) {
 			/* Unsized (_init, _fini): up to the next function or its section's end,

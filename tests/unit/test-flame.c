@@ -215,8 +215,9 @@ static void test_hostile_names(void **state)
 	assert_non_null(strstr(svg, ">&lt;T&amp;T&gt;</text>"));
 	boxes = boxes_of(svg, &n);
 	assert_int_equal(n, 7);
-	box_named(boxes,
-		  n, "a&lt;b&gt;&amp;&quot;&apos;c&lt;/title&gt;&lt;/g&gt;&lt;script&gt;x()&lt;/script&gt;");
+	box_named(boxes, n,
+		  "a&lt;b&gt;&amp;&quot;&apos;c&lt;/title&gt;&lt;/g&gt;&lt;script&gt;x()&lt;/"
+		  "script&gt;");
 	box_named(boxes, n, "bad?? utf8??[31m ok \xc3\xa9");
 	assert_string_equal(box_named(boxes, n, "]]&gt;&lt;!--")->title,
 			    "]]&gt;&lt;!-- (m&amp;m) 30 samples, 28.57%");

@@ -53,7 +53,8 @@ static void test_basic(void **state)
 	assert_int_equal(idx, 1);
 	assert_int_equal(find(h, 3, keys, 30, &idx), 0);
 	assert_int_equal(idx, 2);
-	/* The right key under the wrong hash is not found, nor the wrong key under the right one. */
+	/* The right key under the wrong hash is not found, nor the wrong key under the right
+	 * one. */
 	assert_int_equal(find(h, 1, keys, 20, &idx), -ENOENT);
 	assert_int_equal(find(h, 4, keys, 10, &idx), -ENOENT);
 

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Persistence (SPEC §6, §12): a Store written window by window with PersistWriter into real
- * segment files in a temporary directory and read back with persist_load into a fresh Store
- * must answer every query the same; damage anywhere loses only what follows it; the writer
- * rotates, expires, survives failed writes and restarts.
+ * Persistence (profqd(8), PERSISTENCE): a Store written window by window with PersistWriter into
+ * real segment files in a temporary directory and read back with persist_load into a fresh Store
+ * must answer every query the same; damage anywhere loses only what follows it; the writer rotates,
+ * expires, survives failed writes and restarts.
  */
 #include <fcntl.h>
 #include <ftw.h>
@@ -355,7 +355,8 @@ static char *dump(const Store *s)
 		Lines entries = { 0 };
 		char *text;
 
-		fprintf(f, "window %lld..%lld period=%llu samples=%llu idle=%llu lost=%llu open=%d\n",
+		fprintf(f,
+			"window %lld..%lld period=%llu samples=%llu idle=%llu lost=%llu open=%d\n",
 			(long long)w->start_ns, (long long)w->end_ns,
 			(unsigned long long)w->period_ns, (unsigned long long)w->samples,
 			(unsigned long long)w->idle, (unsigned long long)w->lost, w->open);
@@ -1378,9 +1379,12 @@ static void proc_updates(uint64_t span)
 	_cleanup_(store_freep) Store *s = NULL;
 	_cleanup_(persist_writer_freep) PersistWriter *w = NULL;
 	_cleanup_loaded_ Loaded *l = NULL;
-	StoreProc t = {
-		.pid = 100, .ppid = 1, .uid = 7, .start_ns = T0 - SEC, .boot_id = 1, .start_boot_ns = 100
-	};
+	StoreProc t = { .pid = 100,
+			.ppid = 1,
+			.uid = 7,
+			.start_ns = T0 - SEC,
+			.boot_id = 1,
+			.start_boot_ns = 100 };
 	ProcId p1, p2, p3;
 	StackId st;
 	StoreProc *m;
@@ -1490,8 +1494,8 @@ static void test_start_corrected(void **state)
 	p = proc(s, &t, "sleeper", NULL);
 	other = simple_proc(s, 9);
 	one_window(s, w, other, 0);
-	assert_int_equal(store_proc_set_start(s, p, 990 * NSEC_PER_SEC + 4321, T0 - 10 * SEC + 4321),
-			 0);
+	assert_int_equal(
+		store_proc_set_start(s, p, 990 * NSEC_PER_SEC + 4321, T0 - 10 * SEC + 4321), 0);
 	one_window(s, w, p, 1);
 	one_window(s, w, p, 2);
 

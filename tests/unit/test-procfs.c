@@ -173,7 +173,8 @@ static void test_stat(void **state)
 	assert_string_equal(st.comm, "abcdefghijklmno");
 	assert_int_equal(st.starttime, 99);
 	/* An empty comm and a comm that is just ")". */
-	assert_int_equal(procfs_parse_stat("1 () R 0 1 1 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 5", &st), 0);
+	assert_int_equal(procfs_parse_stat("1 () R 0 1 1 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 5", &st),
+			 0);
 	assert_string_equal(st.comm, "");
 	assert_int_equal(procfs_parse_stat("1 ()) R 9 1 1 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 5", &st),
 			 0);

@@ -273,9 +273,10 @@ static void test_bad_records(void **state)
 	s.ustack_len = PROFQ_MAX_FRAMES;
 	for (int i = 3; i < PROFQ_MAX_FRAMES; i++)
 		s.addrs[i] = s.addrs[2];
-	assert_int_equal(profiler_add_sample(
-				 p, &s, PROFQ_SAMPLE_HDR_SIZE + PROFQ_MAX_FRAMES * sizeof(uint64_t)),
-			 0);
+	assert_int_equal(
+		profiler_add_sample(p, &s,
+				    PROFQ_SAMPLE_HDR_SIZE + PROFQ_MAX_FRAMES * sizeof(uint64_t)),
+		0);
 	profiler_stats(p, &st);
 	assert_int_equal(st.stored, 2);
 	assert_int_equal(st.truncated, 1);
@@ -427,7 +428,8 @@ static void test_max_memory(void **state)
 	assert_true(store_window_count(profiler_store(p)) < 12);
 	/* The newest data is what stays. */
 	assert_non_null(store_window_current(profiler_store(p)));
-	assert_true(store_window(profiler_store(p), 0)->start_ns >= now + 4 * (int64_t)NSEC_PER_SEC);
+	assert_true(store_window(profiler_store(p), 0)->start_ns >=
+		    now + 4 * (int64_t)NSEC_PER_SEC);
 }
 
 /* Sets the mtime of every file in DIR/segments to t (realtime ns). */

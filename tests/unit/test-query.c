@@ -66,7 +66,8 @@ static void add(Store *s, ProcId p, uint32_t tid, StackId st, bool kernel, uint3
 
 /* ---- asking ---- */
 
-static json_object *ask(const Store *s, int64_t now, uint32_t uid, bool privileged, const Request *req)
+static json_object *ask(const Store *s, int64_t now, uint32_t uid, bool privileged,
+			const Request *req)
 {
 	QueryContext ctx = { .store = s,
 			     .now_ns = now,
@@ -504,8 +505,8 @@ static void test_access(void **state)
 	assert_int_equal(json_object_array_length(rows_of(ps_none)), 0);
 }
 
-/* The rule itself (SPEC §10): privileged viewers see all; the others their own processes that
- * they could read /proc/PID/maps of when sampled. */
+/* The rule itself (profqd(8), ACCESS CONTROL): privileged viewers see all; the others their own
+ * processes that they could read /proc/PID/maps of when sampled. */
 static void test_visibility_rule(void **state)
 {
 	Viewer user = { .uid = 1000 }, other = { .uid = 2000 }, root = { .privileged = true };
@@ -1206,8 +1207,8 @@ static void expect_node(json_object *n, const char *function, int64_t self, int6
 	assert_int_equal(json_get_int(n, "total_samples"), total);
 	assert_true(fabs(json_get_double(n, "self_pct") - 100.0 * (double)self / (double)samples) <
 		    0.006);
-	assert_true(fabs(json_get_double(n, "total_pct") - 100.0 * (double)total / (double)samples) <
-		    0.006);
+	assert_true(fabs(json_get_double(n, "total_pct") -
+			 100.0 * (double)total / (double)samples) < 0.006);
 	assert_true(json_object_object_get_ex(n, "children", &c));
 	assert_int_equal(json_object_array_length(c), children);
 }
@@ -1331,7 +1332,8 @@ static const char *stack_frame(json_object *answer, size_t i, size_t j, json_obj
 	assert_true(json_object_object_get_ex(answer, "stacks", &stacks));
 	assert_true(json_object_object_get_ex(answer, "frames", &frames));
 	assert_true(i < json_object_array_length(stacks));
-	assert_true(json_object_object_get_ex(json_object_array_get_idx(stacks, i), "frames", &idx));
+	assert_true(
+		json_object_object_get_ex(json_object_array_get_idx(stacks, i), "frames", &idx));
 	assert_true(j < json_object_array_length(idx));
 	f = json_object_array_get_idx(
 		frames, (size_t)json_object_get_int64(json_object_array_get_idx(idx, j)));
@@ -1346,7 +1348,8 @@ static size_t stack_depth(json_object *answer, size_t i)
 	json_object *stacks, *idx;
 
 	assert_true(json_object_object_get_ex(answer, "stacks", &stacks));
-	assert_true(json_object_object_get_ex(json_object_array_get_idx(stacks, i), "frames", &idx));
+	assert_true(
+		json_object_object_get_ex(json_object_array_get_idx(stacks, i), "frames", &idx));
 	return json_object_array_length(idx);
 }
 
@@ -1401,7 +1404,8 @@ static void test_stacks(void **state)
 		json_object_get_int64(json_object_array_get_idx(
 			json_object_object_get(json_object_array_get_idx(stacks, 0), "frames"), 2)),
 		json_object_get_int64(json_object_array_get_idx(
-			json_object_object_get(json_object_array_get_idx(stacks, 1), "frames"), 1)));
+			json_object_object_get(json_object_array_get_idx(stacks, 1), "frames"),
+			1)));
 	assert_string_equal(stack_frame(ans, 2, 0, &f), "kfunc");
 	assert_true(json_object_get_boolean(json_object_object_get(f, "kernel")));
 
@@ -1467,7 +1471,8 @@ static void test_stacks_shapes(void **state)
 	expect_ok(ans);
 	assert_int_equal(json_get_int(ans, "samples"), 100);
 	/* (60 x P + 40 x P/2) / 100 */
-	assert_int_equal(json_get_int(ans, "period_ns"), (60 * (int64_t)PERIOD + 20 * PERIOD) / 100);
+	assert_int_equal(json_get_int(ans, "period_ns"),
+			 (60 * (int64_t)PERIOD + 20 * PERIOD) / 100);
 	assert_int_equal(stack_samples(ans, 0), 40);
 	assert_int_equal(stack_depth(ans, 0), 6);
 	for (size_t i = 1; i < 5; i++)
@@ -1562,7 +1567,8 @@ static void test_stacks_cap_bytes(void **state)
 	listed = json_object_array_length(stacks);
 	assert_true(listed > 100 && listed < n);
 	assert_true(json_get_int(ans, "truncated_samples") > 0);
-	assert_true(strlen(json_object_to_json_string_ext(ans, JSON_C_TO_STRING_PLAIN)) < (16u << 20));
+	assert_true(strlen(json_object_to_json_string_ext(ans, JSON_C_TO_STRING_PLAIN)) <
+		    (16u << 20));
 }
 
 static void test_status_unsupported(void **state)

@@ -2,8 +2,8 @@
 /*
  * The segment format on its own: exact bytes of the header and records, every record type
  * through the decoder and back, the decoder's checks of each field, and what it makes of a
- * segment damaged at every byte (SPEC §6, §12). Buffers are exact-size heap copies, so ASan
- * sees any read past the end.
+ * segment damaged at every byte (profqd(8), PERSISTENCE). Buffers are exact-size heap copies, so
+ * ASan sees any read past the end.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -583,7 +583,8 @@ static void test_unknown_and_lengths(void **state)
 
 	/* A length beyond the maximum record, with the bytes to back it up: refused unread. */
 	good = b.len;
-	assert_int_equal(GREEDY_REALLOC(b.data, b.allocated, b.len + 12 + SEGMENT_MAX_RECORD + 1), 0);
+	assert_int_equal(GREEDY_REALLOC(b.data, b.allocated, b.len + 12 + SEGMENT_MAX_RECORD + 1),
+			 0);
 	memset(b.data + good, 0, 12 + SEGMENT_MAX_RECORD + 1);
 	set_u32(b.data + good, 99);
 	set_u32(b.data + good + 4, SEGMENT_MAX_RECORD + 1);
@@ -626,8 +627,9 @@ static void test_unknown_and_lengths(void **state)
 static void small_segment(SegmentBuf *b, size_t *ends, size_t *n_ends)
 {
 	const StoreFrame f = { .function = 1, .module = 2, .line = 3, .address = 0x1234 };
-	const SegmentProc p = { .id = 5,
-				.p = { .pid = 42, .comm = 2, .start_ns = 1000, .start_boot_ns = 7 } };
+	const SegmentProc p = {
+		.id = 5, .p = { .pid = 42, .comm = 2, .start_ns = 1000, .start_boot_ns = 7 }
+	};
 	const WindowEntry e[] = { { .proc = 5, .tid = 42, .stack = 4, .thread = 2, .user = 3 },
 				  { .proc = 5, .tid = 43, .stack = 4, .kernel = 1 } };
 	Window w = { .start_ns = 0,

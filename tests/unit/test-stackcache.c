@@ -34,7 +34,8 @@ static void test_keys(void **state)
 	(void)state;
 	k = stack_cache_key(42, 1000, 0, 1, addrs, 3);
 	assert_true(key_eq(k, stack_cache_key(42, 1000, 0, 1, addrs, 3)));
-	/* Every part of the identity matters: pid, start time, generation, kernel part, addresses. */
+	/* Every part of the identity matters: pid, start time, generation, kernel part,
+	 * addresses. */
 	assert_false(key_eq(k, stack_cache_key(43, 1000, 0, 1, addrs, 3)));
 	assert_false(key_eq(k, stack_cache_key(42, 1001, 0, 1, addrs, 3)));
 	assert_false(key_eq(k, stack_cache_key(42, 1000, 1, 1, addrs, 3)));

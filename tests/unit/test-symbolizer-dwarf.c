@@ -253,7 +253,8 @@ static void compare_with_addr2line(World *w, const char *path, const NmSym *sym,
 			if (!fn || !streq(fn, a->frames[k].function))
 				fail_msg("%s+0x%zx frame %zu: function %s, addr2line says %s",
 					 sym->name, i, k, fn, a->frames[k].function);
-			if (!file || !streq(file, a->frames[k].file) || f->line != a->frames[k].line)
+			if (!file || !streq(file, a->frames[k].file) ||
+			    f->line != a->frames[k].line)
 				fail_msg("%s+0x%zx frame %zu (%s): %s:%u, addr2line says %s:%u",
 					 sym->name, i, k, fn, file, f->line, a->frames[k].file,
 					 a->frames[k].line);
@@ -275,7 +276,8 @@ typedef struct InlineExpect {
 	size_t inlined;			 /* addresses with an inlined frame */
 } InlineExpect;
 
-static void check_inline(const World *w, uint64_t addr, const FrameId *ids, size_t n, void *userdata)
+static void check_inline(const World *w, uint64_t addr, const FrameId *ids, size_t n,
+			 void *userdata)
 {
 	InlineExpect *e = userdata;
 	const StoreFrame *outer = frame(w, ids[n - 1]), *inner;
@@ -289,7 +291,8 @@ static void check_inline(const World *w, uint64_t addr, const FrameId *ids, size
 	inner = frame(w, ids[0]);
 	assert_string_equal(str(w, inner->function), e->inner);
 	assert_int_equal(outer->line, e->call_line);
-	assert_string_equal(basename_of(str(w, inner->decl_file)), basename_of(str(w, outer->file)));
+	assert_string_equal(basename_of(str(w, inner->decl_file)),
+			    basename_of(str(w, outer->file)));
 	assert_int_equal(inner->decl_line, e->inner_decl_line);
 	if (e->inner_symbol_prefix) {
 		assert_non_null(str(w, inner->symbol));
@@ -511,7 +514,8 @@ static void assert_same_file(const char *path, const char *want)
 		fail_msg("'%s' is not %s", path, want);
 }
 
-static void check_relpath(const World *w, uint64_t addr, const FrameId *ids, size_t n, void *userdata)
+static void check_relpath(const World *w, uint64_t addr, const FrameId *ids, size_t n,
+			  void *userdata)
 {
 	RelpathExpect *e = userdata;
 	const StoreFrame *outer = frame(w, ids[n - 1]);

@@ -271,7 +271,8 @@ static void test_unresolved_and_cache(void **state)
 			 -ENOBUFS);
 
 	/* A file that cannot be read still gives a Binary: frames show module+offset. */
-	assert_int_equal(symbolizer_binary_from_path(w.sym, "/nonexistent/libgone.so", &missing), 0);
+	assert_int_equal(symbolizer_binary_from_path(w.sym, "/nonexistent/libgone.so", &missing),
+			 0);
 	assert_int_equal(binary_error(missing), -ENOENT);
 	assert_string_equal(binary_name(w.sym, missing), "libgone.so");
 	f1 = user_frame(&w, missing, 0x1234, false);
@@ -311,7 +312,8 @@ static void test_binary_cache(void **state)
 	assert_int_equal(symbolizer_user_frames(w.sym, b1, mine, here + 1, false, out, 4), 1);
 	assert_string_equal(frame_function(&w, out[0]), "test_binary_cache");
 	/* Anonymous mappings have no binary. */
-	assert_int_equal(symbolizer_binary(w.sym, getpid(), &(ProcMap){ .start = 1, .end = 2 }, &b2),
+	assert_int_equal(symbolizer_binary(w.sym, getpid(), &(ProcMap){ .start = 1, .end = 2 },
+					   &b2),
 			 -ENOENT);
 	binary_unref(w.sym, b1);
 	binary_unref(w.sym, b1);

@@ -31,7 +31,8 @@ static volatile int sink;
 
 /* Copies the live stack byte by byte, as the BPF program does: not through memcpy, which
  * AddressSanitizer (rightly, for normal code) refuses across its stack redzones. */
-__attribute__((no_sanitize_address)) static void copy_stack(uint8_t *dst, const uint8_t *src, size_t n)
+__attribute__((no_sanitize_address)) static void copy_stack(uint8_t *dst, const uint8_t *src,
+							    size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		dst[i] = ((const volatile uint8_t *)src)[i];
@@ -127,8 +128,9 @@ static int setup(void **state)
 	m->binaries = calloc(m->n, sizeof(Binary *));
 	for (size_t i = 0; i < m->n; i++)
 		if (m->maps[i].path && m->maps[i].path[0] == '/')
-			assert_int_equal(
-				symbolizer_binary(m->sym, getpid(), &m->maps[i], &m->binaries[i]), 0);
+			assert_int_equal(symbolizer_binary(m->sym, getpid(), &m->maps[i],
+							   &m->binaries[i]),
+					 0);
 	/* The end of the main thread's stack, where a copy must stop. */
 	{
 		_cleanup_free_ char *buf = NULL;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * edges: hot paths that unwinding must cross without frame pointers (SPEC §9), built without
- * them, in two halves of the run:
+ * edges: hot paths that unwinding must cross without frame pointers (profqd(8), --stack-copy),
+ * built without them, in two halves of the run:
  *
  *   main -> run -> signals -> kill (libc) ... [kernel delivers] ... __restore_rt (libc's signal
  *                  trampoline) -> on_signal -> spin_in_handler
