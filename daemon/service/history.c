@@ -159,9 +159,10 @@ static void worker_finish(Worker *w)
 						  "The answer is too large: ask for less (limit, "
 						  "range, pid)");
 		else
-			answer = error_answer_new(
-				ERROR_UNAVAILABLE, "Failed to read the range from the state dir: %s",
-				w->timed_out ? "it took too long" : "the worker failed");
+			answer = error_answer_new(ERROR_UNAVAILABLE,
+						  "Failed to read the range from the state dir: %s",
+						  w->timed_out ? "it took too long"
+							       : "the worker failed");
 	}
 	free(w->buf);
 	*w = (Worker){ .history = h, .fd = -1 };
