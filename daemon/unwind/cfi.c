@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <dwarf.h>
 #include <gelf.h>
 #include <libelf.h>
 
@@ -11,14 +12,22 @@
 #define REG_RSP 7
 #define REG_RA 16
 
+/* The parts of a DW_EH_PE pointer encoding (<dwarf.h> names the values, not the masks), and of
+ * a CFA opcode: the primary ones carry an operand in their low 6 bits. */
+#define EH_PE_FORMAT 0x0f
+#define EH_PE_APPLICATION 0x70
+#define CFA_PRIMARY 0xc0
+#define CFA_OPERAND 0x3f
+
 #define MAX_CIES 256
 #define MAX_STATE_STACK 16
 /* Decoded FDEs a lazy table keeps: the hot functions of a binary. */
 #define CACHE_FDES 512
 
-/* The .plt CFA expression GCC/binutils emit: rsp + 8 + ((rip & 15) >= N) << 3. N is 10 or 11. */
-static const uint8_t plt_expr_head[] = { 0x77, 0x08, 0x80, 0x00, 0x3f, 0x1a };
-static const uint8_t plt_expr_tail[] = { 0x2a, 0x33, 0x24, 0x22 };
+/* The .plt CFA expression GCC/binutils emit: rsp + 8 + ((rip & 15) >= N) << 3, N a DW_OP_litN
+ * (10 or 11) between the head and the tail. */
+static const uint8_t plt_expr_head[] = { DW_OP_breg7, 8, DW_OP_breg16, 0, DW_OP_lit15, DW_OP_and };
+static const uint8_t plt_expr_tail[] = { DW_OP_ge, DW_OP_lit3, DW_OP_shl, DW_OP_plus };
 
 typedef struct Entry {
 	uint64_t pc;
@@ -143,61 +152,61 @@ static bool get_encoded(Cursor *c, uint8_t enc, const Section *sec, uint64_t *re
 	uint64_t field = sec->vaddr + (uint64_t)(c->p - sec->data), v;
 	int64_t s;
 
-	if (enc == 0xff) /* DW_EH_PE_omit */
+	if (enc == DW_EH_PE_omit)
 		return false;
-	switch (enc & 0x0f) {
-	case 0x00: /* absptr */
+	switch (enc & EH_PE_FORMAT) {
+	case DW_EH_PE_absptr:
 		if (!get_uint(c, 8, &v))
 			return false;
 		break;
-	case 0x01:
+	case DW_EH_PE_uleb128:
 		if (!get_uleb(c, &v))
 			return false;
 		break;
-	case 0x02:
+	case DW_EH_PE_udata2:
 		if (!get_uint(c, 2, &v))
 			return false;
 		break;
-	case 0x03:
+	case DW_EH_PE_udata4:
 		if (!get_uint(c, 4, &v))
 			return false;
 		break;
-	case 0x04:
+	case DW_EH_PE_udata8:
 		if (!get_uint(c, 8, &v))
 			return false;
 		break;
-	case 0x09:
+	case DW_EH_PE_sleb128:
 		if (!get_sleb(c, &s))
 			return false;
 		v = (uint64_t)s;
 		break;
-	case 0x0a:
+	case DW_EH_PE_sdata2:
 		if (!get_uint(c, 2, &v))
 			return false;
 		v = (uint64_t)(int64_t)(int16_t)v;
 		break;
-	case 0x0b:
+	case DW_EH_PE_sdata4:
 		if (!get_uint(c, 4, &v))
 			return false;
 		v = (uint64_t)(int64_t)(int32_t)v;
 		break;
-	case 0x0c:
+	case DW_EH_PE_sdata8:
 		if (!get_uint(c, 8, &v))
 			return false;
 		break;
 	default:
 		return false;
 	}
-	switch (enc & 0x70) {
-	case 0x00:
+	switch (enc & EH_PE_APPLICATION) {
+	case DW_EH_PE_absptr:
 		break;
-	case 0x10: /* pcrel */
+	case DW_EH_PE_pcrel:
 		v += field;
 		break;
 	default: /* textrel, datarel, funcrel, aligned: not used in .eh_frame of ELF x86-64 */
 		return false;
 	}
-	if (enc & 0x80) /* indirect: would need the process's memory */
+	if (enc & DW_EH_PE_indirect) /* would need the process's memory */
 		return false;
 	*ret = v;
 	return true;
@@ -302,8 +311,9 @@ static int parse_cie(const Section *sec, size_t off, Cie *ret)
 				 * as a plain value (an indirect one need not be followed). */
 				if (!get_u8(&a, &enc))
 					return -EBADMSG;
-				if (enc != 0xff &&
-				    !get_encoded(&a, (uint8_t)(enc & 0x7f), sec, &ignored))
+				if (enc != DW_EH_PE_omit &&
+				    !get_encoded(&a, (uint8_t)(enc & ~DW_EH_PE_indirect), sec,
+						 &ignored))
 					return -EBADMSG;
 				break;
 			case 'S':
@@ -426,23 +436,23 @@ static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8
 
 		if (!get_u8(&c, &op))
 			return -EBADMSG;
-		hi = op & 0xc0;
-		lo = op & 0x3f;
-		if (hi == 0x40) { /* advance_loc */
+		hi = op & CFA_PRIMARY;
+		lo = op & CFA_OPERAND;
+		if (hi == DW_CFA_advance_loc) {
 			delta = lo;
 			advance = true;
-		} else if (hi == 0x80) { /* offset */
+		} else if (hi == DW_CFA_offset) {
 			if (!get_uleb(&c, &u))
 				return -EBADMSG;
 			set_reg_offset(s, lo, (int64_t)u * cie->data_align);
-		} else if (hi == 0xc0) { /* restore */
+		} else if (hi == DW_CFA_restore) {
 			if (initial)
 				restore_reg(s, initial, lo);
 		} else {
 			switch (op) {
-			case 0x00: /* nop */
+			case DW_CFA_nop:
 				break;
-			case 0x01: /* set_loc */
+			case DW_CFA_set_loc:
 				if (!get_encoded(&c, cie->fde_enc, sec, &u))
 					return -EBADMSG;
 				if (b && u >= *loc) {
@@ -450,35 +460,43 @@ static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8
 					*loc = u;
 				}
 				break;
-			case 0x02: /* advance_loc1 */
-			case 0x03: /* advance_loc2 */
-			case 0x04: /* advance_loc4 */
-				if (!get_uint(&c, op == 0x02 ? 1 : op == 0x03 ? 2 : 4, &delta))
+			case DW_CFA_advance_loc1:
+				if (!get_uint(&c, 1, &delta))
 					return -EBADMSG;
 				advance = true;
 				break;
-			case 0x05: /* offset_extended */
+			case DW_CFA_advance_loc2:
+				if (!get_uint(&c, 2, &delta))
+					return -EBADMSG;
+				advance = true;
+				break;
+			case DW_CFA_advance_loc4:
+				if (!get_uint(&c, 4, &delta))
+					return -EBADMSG;
+				advance = true;
+				break;
+			case DW_CFA_offset_extended:
 				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u))
 					return -EBADMSG;
 				set_reg_offset(s, reg, (int64_t)u * cie->data_align);
 				break;
-			case 0x11: /* offset_extended_sf */
+			case DW_CFA_offset_extended_sf:
 				if (!get_uleb(&c, &reg) || !get_sleb(&c, &sv))
 					return -EBADMSG;
 				set_reg_offset(s, reg, sv * cie->data_align);
 				break;
-			case 0x2f: /* GNU_negative_offset_extended */
+			case DW_CFA_GNU_negative_offset_extended:
 				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u))
 					return -EBADMSG;
 				set_reg_offset(s, reg, -(int64_t)u * cie->data_align);
 				break;
-			case 0x06: /* restore_extended */
+			case DW_CFA_restore_extended:
 				if (!get_uleb(&c, &reg))
 					return -EBADMSG;
 				if (initial)
 					restore_reg(s, initial, reg);
 				break;
-			case 0x07: /* undefined */
+			case DW_CFA_undefined:
 				if (!get_uleb(&c, &reg))
 					return -EBADMSG;
 				if (reg == REG_RA)
@@ -486,13 +504,13 @@ static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8
 				else if (reg == REG_RBP)
 					s->rbp = CFI_RBP_SAME;
 				break;
-			case 0x08: /* same_value */
+			case DW_CFA_same_value:
 				if (!get_uleb(&c, &reg))
 					return -EBADMSG;
 				if (reg == REG_RBP)
 					s->rbp = CFI_RBP_SAME;
 				break;
-			case 0x09: /* register: we follow no other registers */
+			case DW_CFA_register: /* we follow no other registers */
 				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u))
 					return -EBADMSG;
 				if (reg == REG_RBP)
@@ -500,68 +518,67 @@ static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8
 				else if (reg == REG_RA)
 					s->ra_odd = true;
 				break;
-			case 0x0a: /* remember_state */
+			case DW_CFA_remember_state:
 				if (depth == MAX_STATE_STACK)
 					return -E2BIG;
 				stack[depth++] = *s;
 				break;
-			case 0x0b: /* restore_state */
+			case DW_CFA_restore_state:
 				if (depth == 0)
 					return -EBADMSG;
 				*s = stack[--depth];
 				break;
-			case 0x0c: /* def_cfa */
+			case DW_CFA_def_cfa:
 				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u))
 					return -EBADMSG;
 				s->cfa = CFI_CFA_RSP; /* a register rule; emit() names the register */
 				s->cfa_reg = reg;
 				s->cfa_offset = (int64_t)u;
 				break;
-			case 0x12: /* def_cfa_sf */
+			case DW_CFA_def_cfa_sf:
 				if (!get_uleb(&c, &reg) || !get_sleb(&c, &sv))
 					return -EBADMSG;
 				s->cfa = CFI_CFA_RSP;
 				s->cfa_reg = reg;
 				s->cfa_offset = sv * cie->data_align;
 				break;
-			case 0x0d: /* def_cfa_register */
+			case DW_CFA_def_cfa_register:
 				if (!get_uleb(&c, &reg))
 					return -EBADMSG;
 				s->cfa_reg = reg;
 				if (s->cfa != CFI_CFA_RSP)
 					s->cfa = CFI_CFA_UNKNOWN;
 				break;
-			case 0x0e: /* def_cfa_offset */
+			case DW_CFA_def_cfa_offset:
 				if (!get_uleb(&c, &u))
 					return -EBADMSG;
 				s->cfa_offset = (int64_t)u;
 				break;
-			case 0x13: /* def_cfa_offset_sf */
+			case DW_CFA_def_cfa_offset_sf:
 				if (!get_sleb(&c, &sv))
 					return -EBADMSG;
 				s->cfa_offset = sv * cie->data_align;
 				break;
-			case 0x0f: { /* def_cfa_expression */
+			case DW_CFA_def_cfa_expression: {
 				const uint8_t *e;
 
 				if (!get_uleb(&c, &u) || !get_bytes(&c, u, &e))
 					return -EBADMSG;
 				if (u == sizeof(plt_expr_head) + 1 + sizeof(plt_expr_tail) &&
 				    memcmp(e, plt_expr_head, sizeof(plt_expr_head)) == 0 &&
-				    e[sizeof(plt_expr_head)] >= 0x30 &&
-				    e[sizeof(plt_expr_head)] <= 0x4f &&
+				    e[sizeof(plt_expr_head)] >= DW_OP_lit0 &&
+				    e[sizeof(plt_expr_head)] <= DW_OP_lit31 &&
 				    memcmp(e + sizeof(plt_expr_head) + 1, plt_expr_tail,
 					   sizeof(plt_expr_tail)) == 0) {
 					s->cfa = CFI_CFA_PLT;
-					s->cfa_offset = e[sizeof(plt_expr_head)] -
-							0x30; /* DW_OP_litN */
+					s->cfa_offset = e[sizeof(plt_expr_head)] - DW_OP_lit0;
 				} else {
 					s->cfa = CFI_CFA_UNKNOWN;
 				}
 				break;
 			}
-			case 0x10:   /* expression */
-			case 0x16: { /* val_expression */
+			case DW_CFA_expression:
+			case DW_CFA_val_expression: {
 				const uint8_t *e;
 
 				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u) || !get_bytes(&c, u, &e))
@@ -572,18 +589,18 @@ static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8
 					s->ra_odd = true;
 				break;
 			}
-			case 0x14: /* val_offset */
-			case 0x15: /* val_offset_sf */
+			case DW_CFA_val_offset:
+			case DW_CFA_val_offset_sf:
 				if (!get_uleb(&c, &reg))
 					return -EBADMSG;
-				if (op == 0x14 ? !get_uleb(&c, &u) : !get_sleb(&c, &sv))
+				if (op == DW_CFA_val_offset ? !get_uleb(&c, &u) : !get_sleb(&c, &sv))
 					return -EBADMSG;
 				if (reg == REG_RBP)
 					s->rbp = CFI_RBP_SAME;
 				else if (reg == REG_RA)
 					s->ra_odd = true;
 				break;
-			case 0x2e: /* GNU_args_size */
+			case DW_CFA_GNU_args_size:
 				if (!get_uleb(&c, &u))
 					return -EBADMSG;
 				break;
@@ -662,7 +679,7 @@ static int entry_rows(const Section *sec, Cie *cies, size_t *n_cies, size_t off,
 		return 0;
 	cie = cie_get(cies, n_cies, sec, (size_t)(start - sec->data) - id, &r);
 	if (!cie || !get_encoded(&c, cie->fde_enc, sec, &pc) ||
-	    !get_encoded(&c, (uint8_t)(cie->fde_enc & 0x0f), sec, &range) || range == 0 ||
+	    !get_encoded(&c, (uint8_t)(cie->fde_enc & EH_PE_FORMAT), sec, &range) || range == 0 ||
 	    pc + range < pc)
 		return 0;
 	if (cie->has_z) {
@@ -829,8 +846,9 @@ int cfi_load_indexed(const uint8_t *data, size_t size, uint64_t section_vaddr, c
 	if (!get_encoded(&c, ptr_enc, &hsec, &eh_ptr) || eh_ptr != section_vaddr ||
 	    !get_encoded(&c, count_enc, &hsec, &count))
 		return -EOPNOTSUPP;
-	/* DW_EH_PE_datarel | DW_EH_PE_sdata4, relative to the start of .eh_frame_hdr. */
-	if (table_enc != 0x3b || count == 0 || count > (uint64_t)(c.end - c.p) / 8)
+	/* Relative to the start of .eh_frame_hdr. */
+	if (table_enc != (DW_EH_PE_datarel | DW_EH_PE_sdata4) || count == 0 ||
+	    count > (uint64_t)(c.end - c.p) / 8)
 		return -EOPNOTSUPP;
 	cfi = calloc(1, sizeof(*cfi));
 	if (!cfi)
