@@ -417,6 +417,26 @@ static void restore_reg(State *s, const State *initial, uint64_t reg)
 	}
 }
 
+/* A factored offset: operand times the CIE's data alignment, false when it overflows int64 (a
+ * hostile file: the FDE is refused rather than read as a wrapped, plausible offset). */
+static bool factor(int64_t v, int64_t align, int64_t *ret)
+{
+	return !__builtin_mul_overflow(v, align, ret);
+}
+
+static bool factor_u(uint64_t u, int64_t align, int64_t *ret)
+{
+	return !__builtin_mul_overflow(u, align, ret);
+}
+
+/* DW_CFA_GNU_negative_offset_extended: -(u * align). */
+static bool factor_neg(uint64_t u, int64_t align, int64_t *ret)
+{
+	int64_t v;
+
+	return factor_u(u, align, &v) && !__builtin_sub_overflow((int64_t)0, v, ret);
+}
+
 /*
  * Runs a CFA program. With b, emits a row at each advance (the state so far covers
  * [loc, new loc)); without, only updates the state (a CIE's initial instructions).
@@ -442,9 +462,9 @@ static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8
 			delta = lo;
 			advance = true;
 		} else if (hi == DW_CFA_offset) {
-			if (!get_uleb(&c, &u))
+			if (!get_uleb(&c, &u) || !factor_u(u, cie->data_align, &sv))
 				return -EBADMSG;
-			set_reg_offset(s, lo, (int64_t)u * cie->data_align);
+			set_reg_offset(s, lo, sv);
 		} else if (hi == DW_CFA_restore) {
 			if (initial)
 				restore_reg(s, initial, lo);
@@ -476,19 +496,22 @@ static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8
 				advance = true;
 				break;
 			case DW_CFA_offset_extended:
-				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u))
+				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u) ||
+				    !factor_u(u, cie->data_align, &sv))
 					return -EBADMSG;
-				set_reg_offset(s, reg, (int64_t)u * cie->data_align);
+				set_reg_offset(s, reg, sv);
 				break;
 			case DW_CFA_offset_extended_sf:
-				if (!get_uleb(&c, &reg) || !get_sleb(&c, &sv))
+				if (!get_uleb(&c, &reg) || !get_sleb(&c, &sv) ||
+				    !factor(sv, cie->data_align, &sv))
 					return -EBADMSG;
-				set_reg_offset(s, reg, sv * cie->data_align);
+				set_reg_offset(s, reg, sv);
 				break;
 			case DW_CFA_GNU_negative_offset_extended:
-				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u))
+				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u) ||
+				    !factor_neg(u, cie->data_align, &sv))
 					return -EBADMSG;
-				set_reg_offset(s, reg, -(int64_t)u * cie->data_align);
+				set_reg_offset(s, reg, sv);
 				break;
 			case DW_CFA_restore_extended:
 				if (!get_uleb(&c, &reg))
@@ -529,18 +552,19 @@ static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8
 				*s = stack[--depth];
 				break;
 			case DW_CFA_def_cfa:
-				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u))
+				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u) || u > INT64_MAX)
 					return -EBADMSG;
 				s->cfa = CFI_CFA_RSP; /* a register rule; emit() names the register */
 				s->cfa_reg = reg;
 				s->cfa_offset = (int64_t)u;
 				break;
 			case DW_CFA_def_cfa_sf:
-				if (!get_uleb(&c, &reg) || !get_sleb(&c, &sv))
+				if (!get_uleb(&c, &reg) || !get_sleb(&c, &sv) ||
+				    !factor(sv, cie->data_align, &sv))
 					return -EBADMSG;
 				s->cfa = CFI_CFA_RSP;
 				s->cfa_reg = reg;
-				s->cfa_offset = sv * cie->data_align;
+				s->cfa_offset = sv;
 				break;
 			case DW_CFA_def_cfa_register:
 				if (!get_uleb(&c, &reg))
@@ -550,14 +574,14 @@ static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8
 					s->cfa = CFI_CFA_UNKNOWN;
 				break;
 			case DW_CFA_def_cfa_offset:
-				if (!get_uleb(&c, &u))
+				if (!get_uleb(&c, &u) || u > INT64_MAX)
 					return -EBADMSG;
 				s->cfa_offset = (int64_t)u;
 				break;
 			case DW_CFA_def_cfa_offset_sf:
-				if (!get_sleb(&c, &sv))
+				if (!get_sleb(&c, &sv) || !factor(sv, cie->data_align, &sv))
 					return -EBADMSG;
-				s->cfa_offset = sv * cie->data_align;
+				s->cfa_offset = sv;
 				break;
 			case DW_CFA_def_cfa_expression: {
 				const uint8_t *e;

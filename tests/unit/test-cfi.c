@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <dwarf.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
@@ -290,6 +291,89 @@ static void test_synthetic(void **state)
 	assert_row(cfi, 0x4008, CFI_CFA_SIGNAL, 0, CFI_RBP_SAME, 0);
 }
 
+static size_t put_uleb(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	do {
+		p[n] = (uint8_t)(v & 0x7f);
+		v >>= 7;
+		if (v)
+			p[n] |= 0x80;
+	} while (p[n++] & 0x80);
+	return n;
+}
+
+static size_t put_sleb(uint8_t *p, int64_t v)
+{
+	size_t n = 0;
+	bool more;
+
+	do {
+		uint8_t b = (uint8_t)(v & 0x7f);
+
+		v >>= 7; /* arithmetic on GCC and clang */
+		more = !((v == 0 && !(b & 0x40)) || (v == -1 && (b & 0x40)));
+		p[n++] = more ? (uint8_t)(b | 0x80) : b;
+	} while (more);
+	return n;
+}
+
+/*
+ * Factored offsets whose product with the data alignment (-8) overflows int64 (UBSan reports it):
+ * wrapped, they read as plausible offsets (2^61 + 2 times -8 is -16 modulo 2^64), which a release
+ * build took as a frame; and unsigned offsets over INT64_MAX, which read as negative ones. The
+ * FDE is refused instead: no row at all, so the unwinder falls back.
+ */
+static void test_factored_overflow(void **state)
+{
+	static const uint64_t big = (1ULL << 61) + 2;
+	static const struct {
+		uint8_t op;
+		int reg; /* the register operand, or -1 */
+		bool is_signed;
+		int64_t v;
+	} cases[] = {
+		{ DW_CFA_offset | 6, -1, false, (int64_t)big },
+		{ DW_CFA_offset_extended, 6, false, (int64_t)big },
+		{ DW_CFA_offset_extended_sf, 6, true, (int64_t)big },
+		{ DW_CFA_def_cfa_sf, 7, true, -(int64_t)big },
+		{ DW_CFA_def_cfa_offset_sf, -1, true, -(int64_t)big },
+		{ DW_CFA_GNU_negative_offset_extended, 6, false, (int64_t)big },
+		/* -(int64_t)2^63 itself overflows. */
+		{ DW_CFA_GNU_negative_offset_extended, 6, false, INT64_MIN },
+		/* Unsigned, unfactored: 2^64 - 16 is no offset of -16. */
+		{ DW_CFA_def_cfa, 7, false, -16 },
+		{ DW_CFA_def_cfa_offset, -1, false, -16 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_(cfi_freep) Cfi *cfi = NULL;
+		uint8_t insns[32];
+		size_t n = 0, cie;
+		CfiRow row;
+		Buf b = { 0 };
+
+		insns[n++] = DW_CFA_advance_loc | 1;
+		insns[n++] = cases[i].op;
+		if (cases[i].reg >= 0)
+			insns[n++] = (uint8_t)cases[i].reg;
+		n += cases[i].is_signed ? put_sleb(insns + n, cases[i].v)
+					: put_uleb(insns + n, (uint64_t)cases[i].v);
+		insns[n++] = DW_CFA_advance_loc | 1;
+		cie = put_cie(&b, false);
+		put_fde(&b, cie, 0x1000, 0x10, insns, n);
+		/* A sound FDE beside it still compiles. */
+		put_fde(&b, cie, 0x2000, 0x10, NULL, 0);
+		put32(&b, 0);
+		assert_int_equal(cfi_load_eh_frame(b.d, b.n, 0, &cfi), 0);
+		for (uint64_t pc = 0x1000; pc < 0x1010; pc++)
+			assert_int_equal(cfi_lookup(cfi, pc, &row), -ENOENT);
+		assert_row(cfi, 0x2000, CFI_CFA_RSP, 8, CFI_RBP_SAME, 0);
+	}
+}
+
 /* The .eh_frame of a real library, cut and damaged every way: never a crash (run under ASan),
  * and a prefix still compiles to the rows it holds. */
 static void test_hostile(void **state)
@@ -353,6 +437,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_libraries_vs_readelf),
 		cmocka_unit_test(test_synthetic),
+		cmocka_unit_test(test_factored_overflow),
 		cmocka_unit_test(test_hostile),
 	};
 
