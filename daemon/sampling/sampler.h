@@ -3,7 +3,9 @@
  * Sampler: loads the BPF programs, opens one PERF_COUNT_SW_CPU_CLOCK event per online CPU at the
  * given frequency, attaches the sampling program to each and the exec/exit programs to their
  * tracepoints, and hands samples and events from their ring buffers to callbacks when drained.
- * The BPF side never wakes us (BPF_RB_NO_WAKEUP); the owner calls sampler_drain() on a timer. Owns every kernel object it creates. Not thread-safe.
+ * The BPF side never wakes us (BPF_RB_NO_WAKEUP); the owner calls sampler_drain() on a timer.
+ * Owns every kernel object it creates (each perf event fd through the BPF link attached to it).
+ * Not thread-safe.
  */
 #pragma once
 
