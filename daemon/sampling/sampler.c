@@ -58,13 +58,13 @@ Sampler *sampler_free(Sampler *s)
 	return NULL;
 }
 
+/* Every record goes to the handler, short ones too: it checks the size and counts what it
+ * drops, so that no loss goes uncounted. */
 static int on_record(void *ctx, void *data, size_t size)
 {
 	Sampler *s = ctx;
 	int r;
 
-	if (size < PROFQ_SAMPLE_HDR_SIZE)
-		return 0;
 	r = s->on_sample(s->userdata, data, size);
 	if (r < 0 && s->handler_error == 0)
 		s->handler_error = r;
@@ -76,8 +76,6 @@ static int on_event_record(void *ctx, void *data, size_t size)
 	Sampler *s = ctx;
 	int r;
 
-	if (size < sizeof(struct profq_event))
-		return 0;
 	r = s->on_event(s->userdata, data, size);
 	if (r < 0 && s->handler_error == 0)
 		s->handler_error = r;

@@ -16,9 +16,11 @@
 
 typedef struct Sampler Sampler;
 
-/* Called for each sample in ring-buffer order; size is the record's size as sent. */
+/* Called for each sample in ring-buffer order; size is the record's size as sent, which may be
+ * shorter than the header: the handler checks it before reading and counts what it drops. */
 typedef int (*sampler_handler_t)(void *userdata, const struct profq_sample *s, size_t size);
-/* Called for each exec/exit event; events are drained before the samples. */
+/* Called for each exec/exit event, short ones too (as above); events are drained before the
+ * samples. */
 typedef int (*sampler_event_handler_t)(void *userdata, const struct profq_event *e, size_t size);
 
 typedef struct SamplerOptions {
