@@ -5,12 +5,15 @@
 find_program(BPF_CLANG NAMES clang clang-14 REQUIRED)
 find_program(BPFTOOL NAMES bpftool PATHS /usr/sbin /sbin REQUIRED)
 
-if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
+# x86-64 only: bpf/profq.bpf.c reads x86 registers (pt_regs ip/sp/bp, cs) and x86-64 system
+# call numbers, and the unwinder (daemon/unwind/) follows x86-64 CFI. Another architecture needs
+# a port of those, not just another -D__TARGET_ARCH_ here.
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
   set(BPF_TARGET_ARCH x86)
-elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "aarch64|arm64")
-  set(BPF_TARGET_ARCH arm64)
 else()
-  message(FATAL_ERROR "Unsupported architecture for BPF: ${CMAKE_SYSTEM_PROCESSOR}")
+  message(FATAL_ERROR "profq supports x86-64 only, not '${CMAKE_SYSTEM_PROCESSOR}': its BPF "
+                      "program reads x86-64 registers and system call numbers and its unwinder "
+                      "follows x86-64 call frame information")
 endif()
 
 # Debian keeps asm/ headers under the multiarch directory, which clang -target bpf does not

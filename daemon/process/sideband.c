@@ -370,8 +370,10 @@ int sideband_drain(Sideband *s)
 		if (q < 0 && r == 0)
 			r = q;
 	}
-	/* Each CPU's records are in order; across CPUs, time decides (a fork before its exec). */
-	qsort(s->pending, s->n_pending, sizeof(Pending), pending_cmp);
+	/* Each CPU's records are in order; across CPUs, time decides (a fork before its exec).
+	 * Nothing pending: pending may still be NULL, which qsort() must not be given. */
+	if (s->n_pending > 0)
+		qsort(s->pending, s->n_pending, sizeof(Pending), pending_cmp);
 	for (size_t i = 0; i < s->n_pending; i++) {
 		Pending *p = &s->pending[i];
 

@@ -13,9 +13,9 @@
 struct Sampler {
 	struct profq_bpf *skel;
 	struct ring_buffer *rb;
+	/* One per CPU; each owns its perf event fd: bpf_link__destroy() closes it. */
 	struct bpf_link **links;
 	struct bpf_link *exec_link, *exit_link;
-	int *perf_fds;
 	unsigned n_cpus; /* possible CPUs: size of per-CPU values */
 	unsigned n_attached;
 	size_t ringbuf_bytes;
@@ -52,23 +52,19 @@ Sampler *sampler_free(Sampler *s)
 	bpf_link__destroy(s->exit_link);
 	for (unsigned i = 0; s->links && i < s->n_cpus; i++)
 		bpf_link__destroy(s->links[i]);
-	for (unsigned i = 0; s->perf_fds && i < s->n_cpus; i++)
-		if (s->perf_fds[i] >= 0)
-			close(s->perf_fds[i]);
 	free(s->links);
-	free(s->perf_fds);
 	profq_bpf__destroy(s->skel);
 	free(s);
 	return NULL;
 }
 
+/* Every record goes to the handler, short ones too: it checks the size and counts what it
+ * drops, so that no loss goes uncounted. */
 static int on_record(void *ctx, void *data, size_t size)
 {
 	Sampler *s = ctx;
 	int r;
 
-	if (size < PROFQ_SAMPLE_HDR_SIZE)
-		return 0;
 	r = s->on_sample(s->userdata, data, size);
 	if (r < 0 && s->handler_error == 0)
 		s->handler_error = r;
@@ -80,8 +76,6 @@ static int on_event_record(void *ctx, void *data, size_t size)
 	Sampler *s = ctx;
 	int r;
 
-	if (size < sizeof(struct profq_event))
-		return 0;
 	r = s->on_event(s->userdata, data, size);
 	if (r < 0 && s->handler_error == 0)
 		s->handler_error = r;
@@ -162,11 +156,8 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 		return log_error_errno(r ?: -EINVAL, "Failed to count possible CPUs: %m");
 	s->n_cpus = (unsigned)r;
 	s->links = calloc(s->n_cpus, sizeof(*s->links));
-	s->perf_fds = malloc(s->n_cpus * sizeof(int));
-	if (!s->links || !s->perf_fds)
+	if (!s->links)
 		return -ENOMEM;
-	for (unsigned i = 0; i < s->n_cpus; i++)
-		s->perf_fds[i] = -1;
 
 	/* Open: parse the embedded object. */
 	s->skel = profq_bpf__open();
@@ -203,7 +194,7 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 			.freq = 1,
 			.sample_freq = opts->frequency,
 		};
-		int fd;
+		_cleanup_close_ int fd = -1;
 
 		if (!online[cpu])
 			continue;
@@ -223,14 +214,13 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 			return log_error_errno(r, "Failed to open a cpu-clock event on CPU %u: %m",
 					       cpu);
 		}
-		s->perf_fds[cpu] = fd;
 		s->links[cpu] = bpf_program__attach_perf_event(s->skel->progs.profq_sample, fd);
-		if (!s->links[cpu]) {
-			r = negative_errno();
-			s->links[cpu] = NULL;
-			return log_error_errno(r, "Failed to attach the BPF program on CPU %u: %m",
-					       cpu);
-		}
+		if (!s->links[cpu])
+			return log_error_errno(negative_errno(),
+					       "Failed to attach the BPF program on CPU %u: %m", cpu);
+		/* The link owns the fd now (libbpf closes it in bpf_link__destroy()); on a failed
+		 * attach it stays ours and the cleanup closes it. */
+		(void)TAKE_FD(fd);
 		s->n_attached++;
 	}
 	if (s->n_attached == 0)

@@ -4,7 +4,8 @@
  * given frequency, attaches the sampling program to each and the exec/exit programs to their
  * tracepoints, and hands samples and events from their ring buffers to callbacks when drained.
  * The BPF side never wakes us (BPF_RB_NO_WAKEUP); the owner calls sampler_drain() on a timer.
- * Owns every kernel object it creates. Not thread-safe.
+ * Owns every kernel object it creates (each perf event fd through the BPF link attached to it).
+ * Not thread-safe.
  */
 #pragma once
 
@@ -15,9 +16,11 @@
 
 typedef struct Sampler Sampler;
 
-/* Called for each sample in ring-buffer order; size is the record's size as sent. */
+/* Called for each sample in ring-buffer order; size is the record's size as sent, which may be
+ * shorter than the header: the handler checks it before reading and counts what it drops. */
 typedef int (*sampler_handler_t)(void *userdata, const struct profq_sample *s, size_t size);
-/* Called for each exec/exit event; events are drained before the samples. */
+/* Called for each exec/exit event, short ones too (as above); events are drained before the
+ * samples. */
 typedef int (*sampler_event_handler_t)(void *userdata, const struct profq_event *e, size_t size);
 
 typedef struct SamplerOptions {

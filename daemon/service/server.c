@@ -107,14 +107,24 @@ static int client_flush(Client *c)
 	return 1;
 }
 
-static int client_queue(Client *c, json_object *answer)
+/*
+ * Queues the answer as one line. A document that lost a member to a failed allocation since
+ * failures_before (json-util.h), or that cannot be printed, is never sent: the client gets
+ * JSON_OUT_OF_MEMORY instead of a partial answer.
+ */
+static int client_queue(Client *c, json_object *answer, uint64_t failures_before)
 {
 	static const char too_large[] =
 		"{\"error\":\"The answer is too large: ask for less (limit, "
 		"range, pid)\",\"code\":\"bad_request\"}";
-	const char *text = json_object_to_json_string_ext(answer, JSON_C_TO_STRING_PLAIN);
-	size_t len = strlen(text);
+	const char *text = NULL;
+	size_t len;
 
+	if (answer && json_alloc_failures() == failures_before)
+		text = json_object_to_json_string_ext(answer, JSON_C_TO_STRING_PLAIN);
+	if (!text)
+		text = JSON_OUT_OF_MEMORY;
+	len = strlen(text);
 	if (c->server->opts.max_answer && len > c->server->opts.max_answer) {
 		c->server->stats.oversize_answers++;
 		text = too_large;
@@ -136,6 +146,7 @@ static int client_answer_line(Client *c, const char *line, size_t len)
 	Server *s = c->server;
 	_cleanup_json_ json_object *answer = NULL;
 	_cleanup_free_ char *error = NULL;
+	uint64_t failures = json_alloc_failures();
 	Request req;
 	int r;
 
@@ -162,9 +173,7 @@ static int client_answer_line(Client *c, const char *line, size_t len)
 						  strerror(r < 0 ? -r : EIO));
 		}
 	}
-	if (!answer)
-		return -ENOMEM;
-	return client_queue(c, answer);
+	return client_queue(c, answer, failures);
 }
 
 /*
@@ -183,6 +192,7 @@ static int client_pump(Client *c)
 		nl = memchr(c->in, '\n', c->in_len);
 		if (!nl) {
 			_cleanup_json_ json_object *answer = NULL;
+			uint64_t failures = json_alloc_failures();
 
 			if (c->in_len <= PROTOCOL_MAX_REQUEST)
 				return 0;
@@ -191,7 +201,7 @@ static int client_pump(Client *c)
 			answer = error_answer_new(ERROR_BAD_REQUEST,
 						  "Request is larger than %u bytes",
 						  PROTOCOL_MAX_REQUEST);
-			if (!answer || client_queue(c, answer) < 0)
+			if (client_queue(c, answer, failures) < 0)
 				return -ENOMEM;
 			c->closing = true;
 			return client_flush(c);

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
+#include <dwarf.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/hashindex.h"
 #include "base/macro.h"
@@ -11,14 +14,26 @@
 #define REG_RSP 7
 #define REG_RA 16
 
+/* The parts of a DW_EH_PE pointer encoding (<dwarf.h> names the values, not the masks), and of
+ * a CFA opcode: the primary ones carry an operand in their low 6 bits. */
+#define EH_PE_FORMAT 0x0f
+#define EH_PE_APPLICATION 0x70
+#define CFA_PRIMARY 0xc0
+#define CFA_OPERAND 0x3f
+
 #define MAX_CIES 256
 #define MAX_STATE_STACK 16
-/* Decoded FDEs a lazy table keeps: the hot functions of a binary. */
+/* Decoded FDEs a lazy table keeps: the hot functions of a binary (and at most
+ * CFI_MAX_CACHE_BYTES of rows). */
 #define CACHE_FDES 512
+/* Sections in an ELF file and bytes of its section name table: far more than any real file. */
+#define MAX_SECTIONS 65536
+#define MAX_SHSTRTAB (1u << 20)
 
-/* The .plt CFA expression GCC/binutils emit: rsp + 8 + ((rip & 15) >= N) << 3. N is 10 or 11. */
-static const uint8_t plt_expr_head[] = { 0x77, 0x08, 0x80, 0x00, 0x3f, 0x1a };
-static const uint8_t plt_expr_tail[] = { 0x2a, 0x33, 0x24, 0x22 };
+/* The .plt CFA expression GCC/binutils emit: rsp + 8 + ((rip & 15) >= N) << 3, N a DW_OP_litN
+ * (10 or 11) between the head and the tail. */
+static const uint8_t plt_expr_head[] = { DW_OP_breg7, 8, DW_OP_breg16, 0, DW_OP_lit15, DW_OP_and };
+static const uint8_t plt_expr_tail[] = { DW_OP_ge, DW_OP_lit3, DW_OP_shl, DW_OP_plus };
 
 typedef struct Entry {
 	uint64_t pc;
@@ -34,10 +49,12 @@ typedef struct Table {
 	size_t n;
 } Table;
 
-/* A decoded FDE in the cache of a lazy Cfi. */
+/* A decoded FDE in the cache of a lazy Cfi, by its offset in the section (several index entries
+ * may name one FDE: it is decoded once). A bad FDE is cached too, as an empty table. */
 typedef struct CachedFde {
-	uint32_t fde; /* index into the FDE table */
+	uint32_t off;
 	uint32_t last_use;
+	bool used;
 	Table t;
 } CachedFde;
 
@@ -55,10 +72,11 @@ struct Cfi {
 	struct Cie *cies;
 	size_t n_cies;
 	CachedFde *cache;
-	size_t n_cache;
+	size_t n_cache; /* slots in use */
 	HashIndex *cache_index;
 	uint32_t clock;
 	size_t cache_bytes;
+	uint64_t decoded_fdes, decoded_rows, refused_fdes;
 };
 
 typedef struct Cursor {
@@ -143,65 +161,76 @@ static bool get_encoded(Cursor *c, uint8_t enc, const Section *sec, uint64_t *re
 	uint64_t field = sec->vaddr + (uint64_t)(c->p - sec->data), v;
 	int64_t s;
 
-	if (enc == 0xff) /* DW_EH_PE_omit */
+	if (enc == DW_EH_PE_omit)
 		return false;
-	switch (enc & 0x0f) {
-	case 0x00: /* absptr */
+	switch (enc & EH_PE_FORMAT) {
+	case DW_EH_PE_absptr:
 		if (!get_uint(c, 8, &v))
 			return false;
 		break;
-	case 0x01:
+	case DW_EH_PE_uleb128:
 		if (!get_uleb(c, &v))
 			return false;
 		break;
-	case 0x02:
+	case DW_EH_PE_udata2:
 		if (!get_uint(c, 2, &v))
 			return false;
 		break;
-	case 0x03:
+	case DW_EH_PE_udata4:
 		if (!get_uint(c, 4, &v))
 			return false;
 		break;
-	case 0x04:
+	case DW_EH_PE_udata8:
 		if (!get_uint(c, 8, &v))
 			return false;
 		break;
-	case 0x09:
+	case DW_EH_PE_sleb128:
 		if (!get_sleb(c, &s))
 			return false;
 		v = (uint64_t)s;
 		break;
-	case 0x0a:
+	case DW_EH_PE_sdata2:
 		if (!get_uint(c, 2, &v))
 			return false;
 		v = (uint64_t)(int64_t)(int16_t)v;
 		break;
-	case 0x0b:
+	case DW_EH_PE_sdata4:
 		if (!get_uint(c, 4, &v))
 			return false;
 		v = (uint64_t)(int64_t)(int32_t)v;
 		break;
-	case 0x0c:
+	case DW_EH_PE_sdata8:
 		if (!get_uint(c, 8, &v))
 			return false;
 		break;
 	default:
 		return false;
 	}
-	switch (enc & 0x70) {
-	case 0x00:
+	switch (enc & EH_PE_APPLICATION) {
+	case DW_EH_PE_absptr:
 		break;
-	case 0x10: /* pcrel */
+	case DW_EH_PE_pcrel:
 		v += field;
 		break;
 	default: /* textrel, datarel, funcrel, aligned: not used in .eh_frame of ELF x86-64 */
 		return false;
 	}
-	if (enc & 0x80) /* indirect: would need the process's memory */
+	if (enc & DW_EH_PE_indirect) /* would need the process's memory */
 		return false;
 	*ret = v;
 	return true;
 }
+
+typedef struct State {
+	uint8_t cfa; /* CfiCfa */
+	uint64_t cfa_reg;
+	int64_t cfa_offset;
+	uint8_t rbp; /* CfiRbp */
+	int64_t rbp_offset;
+	bool ra_undefined;
+	bool ra_odd; /* the return address is not at CFA-8: we cannot follow */
+	bool signal; /* a signal trampoline's FDE (augmentation "S") */
+} State;
 
 typedef struct Cie Cie;
 struct Cie {
@@ -212,7 +241,9 @@ struct Cie {
 	uint8_t fde_enc;
 	bool has_z;
 	bool signal;
+	bool bad; /* did not parse: the FDEs that name it are skipped */
 	const uint8_t *insns, *insns_end;
+	State initial; /* after the initial instructions, run once */
 };
 
 /* Reads the entry header at off: its content range. 0 length ends the section. */
@@ -302,8 +333,9 @@ static int parse_cie(const Section *sec, size_t off, Cie *ret)
 				 * as a plain value (an indirect one need not be followed). */
 				if (!get_u8(&a, &enc))
 					return -EBADMSG;
-				if (enc != 0xff &&
-				    !get_encoded(&a, (uint8_t)(enc & 0x7f), sec, &ignored))
+				if (enc != DW_EH_PE_omit &&
+				    !get_encoded(&a, (uint8_t)(enc & ~DW_EH_PE_indirect), sec,
+						 &ignored))
 					return -EBADMSG;
 				break;
 			case 'S':
@@ -329,33 +361,20 @@ static int parse_cie(const Section *sec, size_t off, Cie *ret)
 	return 0;
 }
 
-typedef struct State {
-	uint8_t cfa; /* CfiCfa */
-	uint64_t cfa_reg;
-	int64_t cfa_offset;
-	uint8_t rbp; /* CfiRbp */
-	int64_t rbp_offset;
-	bool ra_undefined;
-	bool ra_odd; /* the return address is not at CFA-8: we cannot follow */
-	bool signal; /* a signal trampoline's FDE (augmentation "S") */
-} State;
-
 typedef struct Builder {
 	Entry *entries;
 	size_t n, allocated;
-	int error;
+	size_t fde_start; /* the first row of the FDE being run */
+	uint64_t fdes, refused;
 } Builder;
 
-static void emit(Builder *b, uint64_t pc, const State *s, bool unknown_end)
+/* Adds a row: 0, -ENOMEM, or -EFBIG past CFI_MAX_ROWS (the whole table is over its bound). */
+static int emit(Builder *b, uint64_t pc, const State *s, bool unknown_end)
 {
 	CfiRow row = { .cfa = CFI_CFA_UNKNOWN, .rbp = s ? s->rbp : CFI_RBP_SAME };
 
-	if (b->error)
-		return;
-	if (b->n >= CFI_MAX_ROWS) {
-		b->error = -E2BIG;
-		return;
-	}
+	if (b->n >= CFI_MAX_ROWS)
+		return -EFBIG;
 	if (s) {
 		if (s->signal)
 			row.cfa = CFI_CFA_SIGNAL;
@@ -375,13 +394,12 @@ static void emit(Builder *b, uint64_t pc, const State *s, bool unknown_end)
 		row.cfa_offset = (int32_t)s->cfa_offset;
 		row.rbp_offset = (int32_t)s->rbp_offset;
 	}
-	if (GREEDY_REALLOC(b->entries, b->allocated, b->n + 1) < 0) {
-		b->error = -ENOMEM;
-		return;
-	}
+	if (GREEDY_REALLOC(b->entries, b->allocated, b->n + 1) < 0)
+		return -ENOMEM;
 	b->entries[b->n] =
 		(Entry){ .pc = pc, .seq = (uint32_t)b->n, .row = row, .unknown_end = unknown_end };
 	b->n++;
+	return 0;
 }
 
 static void set_reg_offset(State *s, uint64_t reg, int64_t off)
@@ -407,16 +425,46 @@ static void restore_reg(State *s, const State *initial, uint64_t reg)
 	}
 }
 
+/* A factored offset: operand times the CIE's data alignment, false when it overflows int64 (a
+ * hostile file: the FDE is refused rather than read as a wrapped, plausible offset). */
+static bool factor(int64_t v, int64_t align, int64_t *ret)
+{
+	return !__builtin_mul_overflow(v, align, ret);
+}
+
+static bool factor_u(uint64_t u, int64_t align, int64_t *ret)
+{
+	return !__builtin_mul_overflow(u, align, ret);
+}
+
+/* DW_CFA_GNU_negative_offset_extended: -(u * align). */
+static bool factor_neg(uint64_t u, int64_t align, int64_t *ret)
+{
+	int64_t v;
+
+	return factor_u(u, align, &v) && !__builtin_sub_overflow((int64_t)0, v, ret);
+}
+
+/* Emits the row in effect from *loc, unless the FDE has CFI_MAX_FDE_ROWS already (-E2BIG). */
+static int emit_fde_row(Builder *b, uint64_t loc, const State *s)
+{
+	if (b->n - b->fde_start >= CFI_MAX_FDE_ROWS)
+		return -E2BIG;
+	return emit(b, loc, s, false);
+}
+
 /*
  * Runs a CFA program. With b, emits a row at each advance (the state so far covers
- * [loc, new loc)); without, only updates the state (a CIE's initial instructions).
+ * [loc, new loc)); without, only updates the state (a CIE's initial instructions). At most
+ * *budget instructions, which it counts down: -E2BIG past them or past CFI_MAX_FDE_ROWS.
  */
 static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8_t *end,
-	       uint64_t *loc, State *s, const State *initial, Builder *b)
+	       uint64_t *loc, State *s, const State *initial, Builder *b, size_t *budget)
 {
 	State stack[MAX_STATE_STACK];
 	unsigned depth = 0;
 	Cursor c = { p, end };
+	int r;
 
 	while (c.p < c.end) {
 		uint8_t op, hi, lo;
@@ -424,61 +472,77 @@ static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8
 		int64_t sv;
 		bool advance = false;
 
+		if (*budget == 0)
+			return -E2BIG;
+		(*budget)--;
 		if (!get_u8(&c, &op))
 			return -EBADMSG;
-		hi = op & 0xc0;
-		lo = op & 0x3f;
-		if (hi == 0x40) { /* advance_loc */
+		hi = op & CFA_PRIMARY;
+		lo = op & CFA_OPERAND;
+		if (hi == DW_CFA_advance_loc) {
 			delta = lo;
 			advance = true;
-		} else if (hi == 0x80) { /* offset */
-			if (!get_uleb(&c, &u))
+		} else if (hi == DW_CFA_offset) {
+			if (!get_uleb(&c, &u) || !factor_u(u, cie->data_align, &sv))
 				return -EBADMSG;
-			set_reg_offset(s, lo, (int64_t)u * cie->data_align);
-		} else if (hi == 0xc0) { /* restore */
+			set_reg_offset(s, lo, sv);
+		} else if (hi == DW_CFA_restore) {
 			if (initial)
 				restore_reg(s, initial, lo);
 		} else {
 			switch (op) {
-			case 0x00: /* nop */
+			case DW_CFA_nop:
 				break;
-			case 0x01: /* set_loc */
+			case DW_CFA_set_loc:
 				if (!get_encoded(&c, cie->fde_enc, sec, &u))
 					return -EBADMSG;
 				if (b && u >= *loc) {
-					emit(b, *loc, s, false);
+					r = emit_fde_row(b, *loc, s);
+					if (r < 0)
+						return r;
 					*loc = u;
 				}
 				break;
-			case 0x02: /* advance_loc1 */
-			case 0x03: /* advance_loc2 */
-			case 0x04: /* advance_loc4 */
-				if (!get_uint(&c, op == 0x02 ? 1 : op == 0x03 ? 2 : 4, &delta))
+			case DW_CFA_advance_loc1:
+				if (!get_uint(&c, 1, &delta))
 					return -EBADMSG;
 				advance = true;
 				break;
-			case 0x05: /* offset_extended */
-				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u))
+			case DW_CFA_advance_loc2:
+				if (!get_uint(&c, 2, &delta))
 					return -EBADMSG;
-				set_reg_offset(s, reg, (int64_t)u * cie->data_align);
+				advance = true;
 				break;
-			case 0x11: /* offset_extended_sf */
-				if (!get_uleb(&c, &reg) || !get_sleb(&c, &sv))
+			case DW_CFA_advance_loc4:
+				if (!get_uint(&c, 4, &delta))
 					return -EBADMSG;
-				set_reg_offset(s, reg, sv * cie->data_align);
+				advance = true;
 				break;
-			case 0x2f: /* GNU_negative_offset_extended */
-				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u))
+			case DW_CFA_offset_extended:
+				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u) ||
+				    !factor_u(u, cie->data_align, &sv))
 					return -EBADMSG;
-				set_reg_offset(s, reg, -(int64_t)u * cie->data_align);
+				set_reg_offset(s, reg, sv);
 				break;
-			case 0x06: /* restore_extended */
+			case DW_CFA_offset_extended_sf:
+				if (!get_uleb(&c, &reg) || !get_sleb(&c, &sv) ||
+				    !factor(sv, cie->data_align, &sv))
+					return -EBADMSG;
+				set_reg_offset(s, reg, sv);
+				break;
+			case DW_CFA_GNU_negative_offset_extended:
+				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u) ||
+				    !factor_neg(u, cie->data_align, &sv))
+					return -EBADMSG;
+				set_reg_offset(s, reg, sv);
+				break;
+			case DW_CFA_restore_extended:
 				if (!get_uleb(&c, &reg))
 					return -EBADMSG;
 				if (initial)
 					restore_reg(s, initial, reg);
 				break;
-			case 0x07: /* undefined */
+			case DW_CFA_undefined:
 				if (!get_uleb(&c, &reg))
 					return -EBADMSG;
 				if (reg == REG_RA)
@@ -486,13 +550,13 @@ static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8
 				else if (reg == REG_RBP)
 					s->rbp = CFI_RBP_SAME;
 				break;
-			case 0x08: /* same_value */
+			case DW_CFA_same_value:
 				if (!get_uleb(&c, &reg))
 					return -EBADMSG;
 				if (reg == REG_RBP)
 					s->rbp = CFI_RBP_SAME;
 				break;
-			case 0x09: /* register: we follow no other registers */
+			case DW_CFA_register: /* we follow no other registers */
 				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u))
 					return -EBADMSG;
 				if (reg == REG_RBP)
@@ -500,68 +564,68 @@ static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8
 				else if (reg == REG_RA)
 					s->ra_odd = true;
 				break;
-			case 0x0a: /* remember_state */
+			case DW_CFA_remember_state:
 				if (depth == MAX_STATE_STACK)
 					return -E2BIG;
 				stack[depth++] = *s;
 				break;
-			case 0x0b: /* restore_state */
+			case DW_CFA_restore_state:
 				if (depth == 0)
 					return -EBADMSG;
 				*s = stack[--depth];
 				break;
-			case 0x0c: /* def_cfa */
-				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u))
+			case DW_CFA_def_cfa:
+				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u) || u > INT64_MAX)
 					return -EBADMSG;
 				s->cfa = CFI_CFA_RSP; /* a register rule; emit() names the register */
 				s->cfa_reg = reg;
 				s->cfa_offset = (int64_t)u;
 				break;
-			case 0x12: /* def_cfa_sf */
-				if (!get_uleb(&c, &reg) || !get_sleb(&c, &sv))
+			case DW_CFA_def_cfa_sf:
+				if (!get_uleb(&c, &reg) || !get_sleb(&c, &sv) ||
+				    !factor(sv, cie->data_align, &sv))
 					return -EBADMSG;
 				s->cfa = CFI_CFA_RSP;
 				s->cfa_reg = reg;
-				s->cfa_offset = sv * cie->data_align;
+				s->cfa_offset = sv;
 				break;
-			case 0x0d: /* def_cfa_register */
+			case DW_CFA_def_cfa_register:
 				if (!get_uleb(&c, &reg))
 					return -EBADMSG;
 				s->cfa_reg = reg;
 				if (s->cfa != CFI_CFA_RSP)
 					s->cfa = CFI_CFA_UNKNOWN;
 				break;
-			case 0x0e: /* def_cfa_offset */
-				if (!get_uleb(&c, &u))
+			case DW_CFA_def_cfa_offset:
+				if (!get_uleb(&c, &u) || u > INT64_MAX)
 					return -EBADMSG;
 				s->cfa_offset = (int64_t)u;
 				break;
-			case 0x13: /* def_cfa_offset_sf */
-				if (!get_sleb(&c, &sv))
+			case DW_CFA_def_cfa_offset_sf:
+				if (!get_sleb(&c, &sv) || !factor(sv, cie->data_align, &sv))
 					return -EBADMSG;
-				s->cfa_offset = sv * cie->data_align;
+				s->cfa_offset = sv;
 				break;
-			case 0x0f: { /* def_cfa_expression */
+			case DW_CFA_def_cfa_expression: {
 				const uint8_t *e;
 
 				if (!get_uleb(&c, &u) || !get_bytes(&c, u, &e))
 					return -EBADMSG;
 				if (u == sizeof(plt_expr_head) + 1 + sizeof(plt_expr_tail) &&
 				    memcmp(e, plt_expr_head, sizeof(plt_expr_head)) == 0 &&
-				    e[sizeof(plt_expr_head)] >= 0x30 &&
-				    e[sizeof(plt_expr_head)] <= 0x4f &&
+				    e[sizeof(plt_expr_head)] >= DW_OP_lit0 &&
+				    e[sizeof(plt_expr_head)] <= DW_OP_lit31 &&
 				    memcmp(e + sizeof(plt_expr_head) + 1, plt_expr_tail,
 					   sizeof(plt_expr_tail)) == 0) {
 					s->cfa = CFI_CFA_PLT;
-					s->cfa_offset = e[sizeof(plt_expr_head)] -
-							0x30; /* DW_OP_litN */
+					s->cfa_offset = e[sizeof(plt_expr_head)] - DW_OP_lit0;
 				} else {
 					s->cfa = CFI_CFA_UNKNOWN;
 				}
 				break;
 			}
-			case 0x10:   /* expression */
-			case 0x16: { /* val_expression */
+			case DW_CFA_expression:
+			case DW_CFA_val_expression: {
 				const uint8_t *e;
 
 				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u) || !get_bytes(&c, u, &e))
@@ -572,18 +636,18 @@ static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8
 					s->ra_odd = true;
 				break;
 			}
-			case 0x14: /* val_offset */
-			case 0x15: /* val_offset_sf */
+			case DW_CFA_val_offset:
+			case DW_CFA_val_offset_sf:
 				if (!get_uleb(&c, &reg))
 					return -EBADMSG;
-				if (op == 0x14 ? !get_uleb(&c, &u) : !get_sleb(&c, &sv))
+				if (op == DW_CFA_val_offset ? !get_uleb(&c, &u) : !get_sleb(&c, &sv))
 					return -EBADMSG;
 				if (reg == REG_RBP)
 					s->rbp = CFI_RBP_SAME;
 				else if (reg == REG_RA)
 					s->ra_odd = true;
 				break;
-			case 0x2e: /* GNU_args_size */
+			case DW_CFA_GNU_args_size:
 				if (!get_uleb(&c, &u))
 					return -EBADMSG;
 				break;
@@ -592,7 +656,9 @@ static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8
 			}
 		}
 		if (advance && b) {
-			emit(b, *loc, s, false);
+			r = emit_fde_row(b, *loc, s);
+			if (r < 0)
+				return r;
 			if (delta > UINT64_MAX / cie->code_align)
 				return -EBADMSG;
 			*loc += delta * cie->code_align;
@@ -601,19 +667,31 @@ static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8
 	return 0;
 }
 
-static const Cie *cie_get(Cie *cies, size_t *n, const Section *sec, size_t off, int *ret_error)
+/* The CIE at off, parsed and its initial instructions run on first use; NULL for one that does
+ * not parse (remembered as such) or past MAX_CIES. */
+static const Cie *cie_get(Cie *cies, size_t *n, const Section *sec, size_t off)
 {
+	size_t budget = CFI_MAX_FDE_INSNS;
+	uint64_t loc = 0;
+	Cie *cie;
+
 	for (size_t i = 0; i < *n; i++)
 		if (cies[i].offset == off)
-			return &cies[i];
-	if (*n == MAX_CIES) {
-		*ret_error = -E2BIG;
+			return cies[i].bad ? NULL : &cies[i];
+	if (*n == MAX_CIES)
+		return NULL;
+	cie = &cies[(*n)++];
+	if (parse_cie(sec, off, cie) < 0) {
+		*cie = (Cie){ .offset = off, .bad = true };
 		return NULL;
 	}
-	*ret_error = parse_cie(sec, off, &cies[*n]);
-	if (*ret_error < 0)
+	cie->initial = (State){ .cfa = CFI_CFA_UNKNOWN, .rbp = CFI_RBP_SAME };
+	if (run(cie, sec, cie->insns, cie->insns_end, &loc, &cie->initial, NULL, NULL, &budget) < 0) {
+		cie->bad = true;
 		return NULL;
-	return &cies[(*n)++];
+	}
+	cie->initial.signal = cie->signal;
+	return cie;
 }
 
 static int entry_cmp(const void *a, const void *b)
@@ -636,8 +714,9 @@ static bool row_eq(const CfiRow *a, const CfiRow *b)
 
 /*
  * Emits the rows of the entry at section offset off (nothing for a CIE or an entry we cannot
- * read) and sets *ret_next to the next entry. -ENOMEM, -E2BIG (row cap), or -ENODATA at the end
- * of the section (terminator or a torn entry).
+ * read; an unknown row over an FDE we cannot follow or that is over a bound, counted in
+ * b->refused) and sets *ret_next to the next entry. 0, -ENOMEM, -EFBIG (CFI_MAX_ROWS), or
+ * -ENODATA at the end of the section (terminator or a torn entry).
  */
 static int entry_rows(const Section *sec, Cie *cies, size_t *n_cies, size_t off, Builder *b,
 		      size_t *ret_next)
@@ -647,9 +726,9 @@ static int entry_rows(const Section *sec, Cie *cies, size_t *n_cies, size_t off,
 	Cursor c;
 	uint64_t id, pc, range;
 	const Cie *cie;
-	State initial = { .cfa = CFI_CFA_UNKNOWN, .rbp = CFI_RBP_SAME }, s;
+	size_t budget = CFI_MAX_FDE_INSNS;
 	uint64_t loc;
-	size_t mark;
+	State s;
 	int r;
 
 	if (!entry_range(sec, off, &start, &end, &term) || term)
@@ -660,9 +739,9 @@ static int entry_rows(const Section *sec, Cie *cies, size_t *n_cies, size_t off,
 	 * itself. */
 	if (!get_uint(&c, 4, &id) || id == 0 || id > (uint64_t)(start - sec->data))
 		return 0;
-	cie = cie_get(cies, n_cies, sec, (size_t)(start - sec->data) - id, &r);
+	cie = cie_get(cies, n_cies, sec, (size_t)(start - sec->data) - id);
 	if (!cie || !get_encoded(&c, cie->fde_enc, sec, &pc) ||
-	    !get_encoded(&c, (uint8_t)(cie->fde_enc & 0x0f), sec, &range) || range == 0 ||
+	    !get_encoded(&c, (uint8_t)(cie->fde_enc & EH_PE_FORMAT), sec, &range) || range == 0 ||
 	    pc + range < pc)
 		return 0;
 	if (cie->has_z) {
@@ -672,24 +751,26 @@ static int entry_rows(const Section *sec, Cie *cies, size_t *n_cies, size_t off,
 		if (!get_uleb(&c, &alen) || !get_bytes(&c, alen, &ignored))
 			return 0;
 	}
-	/* The CIE's initial instructions give the state every row starts from. */
-	if (run(cie, sec, cie->insns, cie->insns_end, &pc, &initial, NULL, NULL) < 0)
-		return 0;
-	initial.signal = cie->signal;
-	s = initial;
+	/* The CIE's initial instructions gave the state every row starts from. */
+	s = cie->initial;
 	loc = pc;
-	mark = b->n;
-	if (run(cie, sec, c.p, c.end, &loc, &s, &initial, b) < 0) {
-		/* An FDE we cannot follow: none of its rows, so the unwinder falls back instead of
-		 * trusting half a program. */
-		b->n = mark;
-		b->error = b->error == -ENOMEM ? b->error : 0;
-		emit(b, pc, NULL, false);
+	b->fde_start = b->n;
+	b->fdes++;
+	r = run(cie, sec, c.p, c.end, &loc, &s, &cie->initial, b, &budget);
+	if (r == -ENOMEM || r == -EFBIG)
+		return r;
+	if (r < 0) {
+		/* An FDE we cannot follow, or over a bound: none of its rows, so the unwinder
+		 * falls back instead of trusting half a program. */
+		b->n = b->fde_start;
+		b->refused++;
+		r = emit(b, pc, NULL, false);
 	} else if (loc < pc + range) {
-		emit(b, loc, &s, false);
+		r = emit(b, loc, &s, false);
 	}
-	emit(b, pc + range, NULL, true);
-	return b->error;
+	if (r < 0)
+		return r;
+	return emit(b, pc + range, NULL, true);
 }
 
 static void table_done(Table *t)
@@ -699,13 +780,19 @@ static void table_done(Table *t)
 	*t = (Table){ 0 };
 }
 
-/* Sorts and compacts the rows a builder collected into t. */
+static size_t table_bytes(const Table *t)
+{
+	return t->n * (sizeof(uint64_t) + sizeof(CfiRow));
+}
+
+/* Sorts and compacts the rows a builder collected into t (empty when it has none). */
 static int table_build(Builder *b, Table *t)
 {
 	size_t keep = 0;
 
+	*t = (Table){ 0 };
 	if (b->n == 0)
-		return -ENOENT;
+		return 0;
 	qsort(b->entries, b->n, sizeof(Entry), entry_cmp);
 	t->pcs = malloc(b->n * sizeof(uint64_t));
 	t->rows = malloc(b->n * sizeof(CfiRow));
@@ -745,7 +832,8 @@ static int table_lookup(const Table *t, uint64_t vaddr, CfiRow *ret)
 	return 0;
 }
 
-/* Eager: every FDE of the section, for binaries without an .eh_frame_hdr index. */
+/* Eager: every FDE of the section, for binaries without an .eh_frame_hdr index. Past
+ * CFI_MAX_ROWS the rows so far are kept. */
 static int compile(const Section *sec, Cfi **ret)
 {
 	_cleanup_free_ Cie *cies = calloc(MAX_CIES, sizeof(Cie));
@@ -756,18 +844,19 @@ static int compile(const Section *sec, Cfi **ret)
 
 	if (!cies)
 		return -ENOMEM;
+	/* Each entry moves off forward by its length (at least 4): bounded by the size. */
 	while (off + 4 <= sec->size) {
 		r = entry_rows(sec, cies, &n_cies, off, &b, &next);
-		if (r == -ENODATA) {
-			r = 0;
-			break;
-		}
 		if (r < 0)
 			break;
 		off = next;
 	}
 	if (r == -ENOMEM)
 		goto out;
+	if (b.n == 0) {
+		r = -ENOENT;
+		goto out;
+	}
 	cfi = calloc(1, sizeof(*cfi));
 	if (!cfi) {
 		r = -ENOMEM;
@@ -778,6 +867,9 @@ static int compile(const Section *sec, Cfi **ret)
 		free(cfi);
 		goto out;
 	}
+	cfi->decoded_fdes = b.fdes;
+	cfi->decoded_rows = b.n;
+	cfi->refused_fdes = b.refused;
 	*ret = cfi;
 out:
 	free(b.entries);
@@ -789,7 +881,7 @@ Cfi *cfi_free(Cfi *c)
 	if (!c)
 		return NULL;
 	table_done(&c->all);
-	for (size_t i = 0; i < c->n_cache; i++)
+	for (size_t i = 0; c->cache && i < CACHE_FDES; i++)
 		table_done(&c->cache[i].t);
 	free(c->cache);
 	hash_index_free(c->cache_index);
@@ -805,16 +897,19 @@ int cfi_load_eh_frame(const uint8_t *data, size_t size, uint64_t section_vaddr, 
 {
 	Section sec = { .data = data, .size = size, .vaddr = section_vaddr };
 
+	if (size > CFI_MAX_SECTION)
+		return -EFBIG;
 	return compile(&sec, ret);
 }
 
 /*
- * Lazy: keeps a copy of .eh_frame and the sorted FDE table of .eh_frame_hdr (initial address,
- * FDE offset) and decodes an FDE when a lookup first falls in it. -EOPNOTSUPP for an index we
- * do not read (an encoding other than the datarel|sdata4 every GNU linker writes, or unsorted).
+ * Lazy: keeps .eh_frame (*data, taken on success) and the sorted FDE table of .eh_frame_hdr
+ * (initial address, FDE offset) and decodes an FDE when a lookup first falls in it. -EOPNOTSUPP
+ * for an index we do not read (an encoding other than the datarel|sdata4 every GNU linker
+ * writes, or unsorted).
  */
-int cfi_load_indexed(const uint8_t *data, size_t size, uint64_t section_vaddr, const uint8_t *hdr,
-		     size_t hdr_size, uint64_t hdr_vaddr, Cfi **ret)
+static int indexed_new(uint8_t **data, size_t size, uint64_t section_vaddr, const uint8_t *hdr,
+		       size_t hdr_size, uint64_t hdr_vaddr, Cfi **ret)
 {
 	_cleanup_(cfi_freep) Cfi *cfi = NULL;
 	Section hsec = { .data = hdr, .size = hdr_size, .vaddr = hdr_vaddr };
@@ -823,15 +918,20 @@ int cfi_load_indexed(const uint8_t *data, size_t size, uint64_t section_vaddr, c
 	uint64_t eh_ptr, count;
 	int r;
 
+	if (size > CFI_MAX_SECTION || hdr_size > CFI_MAX_SECTION)
+		return -EFBIG;
 	if (!get_u8(&c, &version) || !get_u8(&c, &ptr_enc) || !get_u8(&c, &count_enc) ||
 	    !get_u8(&c, &table_enc) || version != 1)
 		return -EOPNOTSUPP;
 	if (!get_encoded(&c, ptr_enc, &hsec, &eh_ptr) || eh_ptr != section_vaddr ||
 	    !get_encoded(&c, count_enc, &hsec, &count))
 		return -EOPNOTSUPP;
-	/* DW_EH_PE_datarel | DW_EH_PE_sdata4, relative to the start of .eh_frame_hdr. */
-	if (table_enc != 0x3b || count == 0 || count > (uint64_t)(c.end - c.p) / 8)
+	/* Relative to the start of .eh_frame_hdr. */
+	if (table_enc != (DW_EH_PE_datarel | DW_EH_PE_sdata4) || count == 0 ||
+	    count > (uint64_t)(c.end - c.p) / 8)
 		return -EOPNOTSUPP;
+	if (count > CFI_MAX_FDES)
+		return -EFBIG;
 	cfi = calloc(1, sizeof(*cfi));
 	if (!cfi)
 		return -ENOMEM;
@@ -840,8 +940,7 @@ int cfi_load_indexed(const uint8_t *data, size_t size, uint64_t section_vaddr, c
 	cfi->fde_offs = malloc(count * sizeof(uint32_t));
 	cfi->cies = calloc(MAX_CIES, sizeof(Cie));
 	cfi->cache = calloc(CACHE_FDES, sizeof(CachedFde));
-	cfi->data = malloc(MAX(size, (size_t)1));
-	if (!cfi->fde_pcs || !cfi->fde_offs || !cfi->cies || !cfi->cache || !cfi->data)
+	if (!cfi->fde_pcs || !cfi->fde_offs || !cfi->cies || !cfi->cache)
 		return -ENOMEM;
 	r = hash_index_new(&cfi->cache_index);
 	if (r < 0)
@@ -861,63 +960,106 @@ int cfi_load_indexed(const uint8_t *data, size_t size, uint64_t section_vaddr, c
 		cfi->fde_offs[i] = (uint32_t)(fde - section_vaddr);
 	}
 	cfi->n_fdes = count;
-	memcpy(cfi->data, data, size);
+	cfi->data = TAKE_PTR(*data);
 	cfi->size = size;
 	cfi->vaddr = section_vaddr;
 	*ret = TAKE_PTR(cfi);
 	return 0;
 }
 
+int cfi_load_indexed(const uint8_t *data, size_t size, uint64_t section_vaddr, const uint8_t *hdr,
+		     size_t hdr_size, uint64_t hdr_vaddr, Cfi **ret)
+{
+	_cleanup_free_ uint8_t *copy = NULL;
+
+	if (size > CFI_MAX_SECTION || hdr_size > CFI_MAX_SECTION)
+		return -EFBIG;
+	copy = malloc(MAX(size, (size_t)1));
+	if (!copy)
+		return -ENOMEM;
+	if (size > 0)
+		memcpy(copy, data, size);
+	return indexed_new(&copy, size, section_vaddr, hdr, hdr_size, hdr_vaddr, ret);
+}
+
 static bool cached_eq(uint32_t idx, const void *key, void *userdata)
 {
-	return ((const Cfi *)userdata)->cache[idx].fde == *(const uint32_t *)key;
+	const CachedFde *slot = &((const Cfi *)userdata)->cache[idx];
+
+	return slot->used && slot->off == *(const uint32_t *)key;
 }
 
-static uint64_t fde_hash(uint32_t fde)
+static uint64_t fde_hash(uint32_t off)
 {
-	return (uint64_t)fde * 0x9E3779B97F4A7C15ULL;
+	return (uint64_t)off * 0x9E3779B97F4A7C15ULL;
 }
 
-/* The decoded rows of FDE i, from the cache or decoded now (evicting the least recently used). */
+static void cache_evict_lru(Cfi *c)
+{
+	size_t victim = SIZE_MAX;
+
+	for (size_t k = 0; k < CACHE_FDES; k++)
+		if (c->cache[k].used &&
+		    (victim == SIZE_MAX || c->cache[k].last_use < c->cache[victim].last_use))
+			victim = k;
+	if (victim == SIZE_MAX)
+		return;
+	(void)hash_index_remove(c->cache_index, fde_hash(c->cache[victim].off), (uint32_t)victim);
+	c->cache_bytes -= table_bytes(&c->cache[victim].t);
+	table_done(&c->cache[victim].t);
+	c->cache[victim].used = false;
+	c->n_cache--;
+}
+
+/*
+ * The decoded rows of FDE i: from the cache (by FDE offset, so index entries naming one FDE share
+ * it), or decoded now and cached, evicting the least recently used until CACHE_FDES slots and
+ * CFI_MAX_CACHE_BYTES hold. An FDE we cannot follow is cached as an empty table: decoded once.
+ */
 static const Table *fde_table(Cfi *c, uint32_t i)
 {
 	Section sec = { .data = c->data, .size = c->size, .vaddr = c->vaddr };
+	uint32_t off = c->fde_offs[i], idx;
 	Builder b = { 0 };
-	CachedFde *slot;
-	uint32_t idx;
-	size_t next, victim = 0;
+	CachedFde *slot = NULL;
+	size_t next, bytes;
+	Table t;
+	int r;
 
-	if (hash_index_find(c->cache_index, fde_hash(i), cached_eq, &i, c, &idx) == 0) {
+	if (hash_index_find(c->cache_index, fde_hash(off), cached_eq, &off, c, &idx) == 0) {
 		c->cache[idx].last_use = ++c->clock;
 		return &c->cache[idx].t;
 	}
-	if (entry_rows(&sec, c->cies, &c->n_cies, c->fde_offs[i], &b, &next) < 0 || b.n == 0) {
+	r = entry_rows(&sec, c->cies, &c->n_cies, off, &b, &next);
+	c->decoded_fdes++;
+	c->decoded_rows += b.n;
+	c->refused_fdes += b.refused;
+	/* Not kept: a failed allocation may pass. Anything else (rows, or none) is. */
+	if (r == -ENOMEM || table_build(&b, &t) < 0) {
 		free(b.entries);
 		return NULL;
 	}
-	if (c->n_cache < CACHE_FDES) {
-		victim = c->n_cache++;
-	} else {
-		for (size_t k = 1; k < c->n_cache; k++)
-			if (c->cache[k].last_use < c->cache[victim].last_use)
-				victim = k;
-		(void)hash_index_remove(c->cache_index, fde_hash(c->cache[victim].fde),
-					(uint32_t)victim);
-		c->cache_bytes -= c->cache[victim].t.n * (sizeof(uint64_t) + sizeof(CfiRow));
-		table_done(&c->cache[victim].t);
-	}
-	slot = &c->cache[victim];
-	*slot = (CachedFde){ .fde = i, .last_use = ++c->clock };
-	if (table_build(&b, &slot->t) < 0 ||
-	    hash_index_insert(c->cache_index, fde_hash(i), (uint32_t)victim) < 0) {
-		table_done(&slot->t);
-		/* Leave the slot empty but valid: an FDE index no lookup will ask for. */
-		slot->fde = UINT32_MAX;
-		free(b.entries);
-		return NULL;
-	}
-	c->cache_bytes += slot->t.n * (sizeof(uint64_t) + sizeof(CfiRow));
 	free(b.entries);
+	bytes = table_bytes(&t);
+	/* One FDE's rows (CFI_MAX_FDE_ROWS) fit in CFI_MAX_CACHE_BYTES: this ends. */
+	while (c->n_cache > 0 &&
+	       (c->n_cache == CACHE_FDES || c->cache_bytes + bytes > CFI_MAX_CACHE_BYTES))
+		cache_evict_lru(c);
+	for (size_t k = 0; k < CACHE_FDES && !slot; k++)
+		if (!c->cache[k].used)
+			slot = &c->cache[k];
+	if (!slot) { /* cannot be: eviction left a free slot */
+		table_done(&t);
+		return NULL;
+	}
+	*slot = (CachedFde){ .off = off, .last_use = ++c->clock, .used = true, .t = t };
+	if (hash_index_insert(c->cache_index, fde_hash(off), (uint32_t)(slot - c->cache)) < 0) {
+		table_done(&slot->t);
+		slot->used = false;
+		return NULL;
+	}
+	c->n_cache++;
+	c->cache_bytes += bytes;
 	return &slot->t;
 }
 
@@ -927,60 +1069,138 @@ static void elf_endp(Elf **e)
 		elf_end(*e);
 }
 
-static bool section_named(Elf *elf, size_t shstrndx, const char *want, Elf_Data **ret_data,
-			  GElf_Shdr *ret_sh)
+/* The ELF file the sections are read from: open at fd, or an image in memory; size is the
+ * file's real size (fstat), which every section header is checked against. */
+typedef struct Image {
+	int fd;
+	const uint8_t *mem;
+	uint64_t size;
+} Image;
+
+static int image_read(const Image *im, uint64_t off, size_t size, uint8_t *buf)
+{
+	if (im->mem) {
+		memcpy(buf, im->mem + off, size);
+		return 0;
+	}
+	while (size > 0) {
+		ssize_t n = pread(im->fd, buf, size, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return negative_errno();
+		if (n == 0)
+			return -EBADMSG; /* truncated since fstat() */
+		buf += n;
+		off += (uint64_t)n;
+		size -= (size_t)n;
+	}
+	return 0;
+}
+
+/* A section header's bytes in the file: 0, -EFBIG over max, -EBADMSG past the file's end. */
+static int section_check(const GElf_Shdr *sh, const Image *im, uint64_t max)
+{
+	if (sh->sh_size > max)
+		return -EFBIG;
+	if (sh->sh_offset > im->size || sh->sh_size > im->size - sh->sh_offset)
+		return -EBADMSG;
+	return 0;
+}
+
+/*
+ * Reads the section named want into a buffer of our own (no bytes are taken from libelf, which
+ * would allocate whatever the header claims): -ENOENT when absent or without bytes in the file
+ * (SHT_NOBITS, compressed), -EFBIG over CFI_MAX_SECTION, -EBADMSG past the end of the file.
+ */
+static int section_read(Elf *elf, size_t shstrndx, const char *want, const Image *im,
+			uint8_t **ret_data, size_t *ret_size, uint64_t *ret_vaddr)
 {
 	Elf_Scn *scn = NULL;
 
 	while ((scn = elf_nextscn(elf, scn))) {
+		_cleanup_free_ uint8_t *data = NULL;
 		const char *name;
+		GElf_Shdr sh;
+		int r;
 
-		if (!gelf_getshdr(scn, ret_sh) || ret_sh->sh_type == SHT_NOBITS)
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type == SHT_NOBITS ||
+		    (sh.sh_flags & SHF_COMPRESSED))
 			continue;
-		name = elf_strptr(elf, shstrndx, ret_sh->sh_name);
+		name = elf_strptr(elf, shstrndx, sh.sh_name);
 		if (!name || !streq(name, want))
 			continue;
-		*ret_data = elf_getdata(scn, NULL);
-		return *ret_data && (*ret_data)->d_buf;
+		r = section_check(&sh, im, CFI_MAX_SECTION);
+		if (r < 0)
+			return r;
+		data = malloc(MAX((size_t)sh.sh_size, (size_t)1));
+		if (!data)
+			return -ENOMEM;
+		r = image_read(im, sh.sh_offset, (size_t)sh.sh_size, data);
+		if (r < 0)
+			return r;
+		*ret_data = TAKE_PTR(data);
+		*ret_size = (size_t)sh.sh_size;
+		*ret_vaddr = sh.sh_addr;
+		return 0;
 	}
-	return false;
+	return -ENOENT;
 }
 
-static int load_elf(Elf *elf, Cfi **ret)
+static int load_elf(Elf *elf, const Image *im, Cfi **ret)
 {
-	Elf_Data *eh, *hdr;
-	GElf_Shdr eh_sh, hdr_sh;
-	size_t shstrndx;
+	_cleanup_free_ uint8_t *eh = NULL, *hdr = NULL;
+	size_t shstrndx, shnum, eh_size, hdr_size;
+	uint64_t eh_vaddr, hdr_vaddr;
+	GElf_Shdr strsh;
+	Elf_Scn *scn;
+	int r;
 
-	if (elf_kind(elf) != ELF_K_ELF || elf_getshdrstrndx(elf, &shstrndx) < 0)
+	if (elf_kind(elf) != ELF_K_ELF || elf_getshdrstrndx(elf, &shstrndx) < 0 ||
+	    elf_getshdrnum(elf, &shnum) < 0)
 		return -ENOEXEC;
-	if (!section_named(elf, shstrndx, ".eh_frame", &eh, &eh_sh))
-		return -ENOENT;
+	/* libelf reads the section headers and the name table whole, as big as they claim. */
+	if (shnum > MAX_SECTIONS)
+		return -EFBIG;
+	scn = elf_getscn(elf, shstrndx);
+	if (!scn || !gelf_getshdr(scn, &strsh))
+		return -ENOEXEC;
+	r = section_check(&strsh, im, MAX_SHSTRTAB);
+	if (r < 0)
+		return r;
+	r = section_read(elf, shstrndx, ".eh_frame", im, &eh, &eh_size, &eh_vaddr);
+	if (r < 0)
+		return r;
 	/* With the linker's index, FDEs are decoded as lookups need them; else all up front. */
-	if (section_named(elf, shstrndx, ".eh_frame_hdr", &hdr, &hdr_sh) &&
-	    cfi_load_indexed(eh->d_buf, eh->d_size, eh_sh.sh_addr, hdr->d_buf, hdr->d_size,
-			     hdr_sh.sh_addr, ret) == 0)
-		return 0;
-	return cfi_load_eh_frame(eh->d_buf, eh->d_size, eh_sh.sh_addr, ret);
+	if (section_read(elf, shstrndx, ".eh_frame_hdr", im, &hdr, &hdr_size, &hdr_vaddr) == 0) {
+		r = indexed_new(&eh, eh_size, eh_vaddr, hdr, hdr_size, hdr_vaddr, ret);
+		if (r != -EOPNOTSUPP)
+			return r;
+	}
+	return cfi_load_eh_frame(eh, eh_size, eh_vaddr, ret);
 }
 
 int cfi_load_fd(int fd, Cfi **ret)
 {
 	_cleanup_(elf_endp) Elf *elf = NULL;
+	struct stat st;
 
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return -ENOTSUP;
+	if (fstat(fd, &st) < 0)
+		return negative_errno();
 	/* Not ELF_C_READ_MMAP: a file truncated under a mapping would raise SIGBUS. */
 	elf = elf_begin(fd, ELF_C_READ, NULL);
 	if (!elf)
 		return -ENOEXEC;
-	return load_elf(elf, ret);
+	return load_elf(elf, &(Image){ .fd = fd, .size = (uint64_t)st.st_size }, ret);
 }
 
 int cfi_load_memory(const void *image, size_t size, Cfi **ret)
 {
 	_cleanup_(elf_endp) Elf *elf = NULL;
-	_cleanup_free_ char *copy = malloc(size);
+	_cleanup_free_ char *copy = malloc(MAX(size, (size_t)1));
 
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return -ENOTSUP;
@@ -990,7 +1210,7 @@ int cfi_load_memory(const void *image, size_t size, Cfi **ret)
 	elf = elf_memory(copy, size);
 	if (!elf)
 		return -ENOEXEC;
-	return load_elf(elf, ret);
+	return load_elf(elf, &(Image){ .fd = -1, .mem = (const uint8_t *)copy, .size = size }, ret);
 }
 
 int cfi_lookup(Cfi *c, uint64_t vaddr, CfiRow *ret)
@@ -1023,11 +1243,23 @@ size_t cfi_rows(const Cfi *c)
 
 size_t cfi_memory(const Cfi *c)
 {
-	size_t m = sizeof(*c) + c->all.n * (sizeof(uint64_t) + sizeof(CfiRow));
+	size_t m = sizeof(*c) + table_bytes(&c->all);
 
 	if (c->lazy)
 		m += c->size + c->n_fdes * (sizeof(uint64_t) + sizeof(uint32_t)) +
 		     MAX_CIES * sizeof(Cie) + CACHE_FDES * sizeof(CachedFde) + c->cache_bytes +
 		     hash_index_memory(c->cache_index);
 	return m;
+}
+
+void cfi_stats(const Cfi *c, CfiStats *ret)
+{
+	*ret = (CfiStats){
+		.decoded_fdes = c->decoded_fdes,
+		.decoded_rows = c->decoded_rows,
+		.refused_fdes = c->refused_fdes,
+		.cached_fdes = c->n_cache,
+		.cache_bytes = c->cache_bytes,
+		.section_bytes = c->size,
+	};
 }

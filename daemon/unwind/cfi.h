@@ -11,8 +11,12 @@
  *
  * Only what x86-64 code uses is represented: CFA = RSP or RBP + offset, the .plt expression,
  * signal frames (glibc's __restore_rt, augmentation "S"); anything else gives an "unknown" row.
- * The input is hostile: every read is bounds-checked, and the work is bounded (CFI_MAX_ROWS).
- * Not thread-safe.
+ * The input is hostile (a root daemon reads files any user controls): every read is
+ * bounds-checked; section sizes are checked against the file's real size and CFI_MAX_SECTION
+ * before anything is allocated; an FDE is decoded at most once per cache residency, whatever
+ * number of index entries name it, within CFI_MAX_FDE_ROWS rows and CFI_MAX_FDE_INSNS
+ * instructions (beyond, it is refused: no rows, and counted); what a binary keeps is bounded
+ * (CFI_MAX_ROWS eager, CFI_MAX_CACHE_BYTES of decoded rows lazy). Not thread-safe.
  */
 #pragma once
 
@@ -42,14 +46,34 @@ typedef struct CfiRow {
 	int32_t rbp_offset;
 } CfiRow;
 
-#define CFI_MAX_ROWS (8u << 20)
+/* Bytes of .eh_frame or of .eh_frame_hdr: -EFBIG beyond (the largest real ones are a few MB). */
+#define CFI_MAX_SECTION (64u << 20)
+/* Entries of an .eh_frame_hdr index: -EFBIG beyond. */
+#define CFI_MAX_FDES (2u << 20)
+/* Rows of an eager table: the rows before it are kept. */
+#define CFI_MAX_ROWS (2u << 20)
+/* Rows of one FDE, and CFA instructions run for it: the FDE is refused beyond. */
+#define CFI_MAX_FDE_ROWS (1u << 16)
+#define CFI_MAX_FDE_INSNS (1u << 18)
+/* Decoded rows a lazy table keeps (least recently used FDEs go first). */
+#define CFI_MAX_CACHE_BYTES (16u << 20)
 
-/* Compiles the .eh_frame of the ELF file open at fd. -ENOENT if it has none. */
+typedef struct CfiStats {
+	uint64_t decoded_fdes; /* FDEs decoded: each once (eager), or per cache miss (lazy) */
+	uint64_t decoded_rows; /* rows they gave */
+	uint64_t refused_fdes; /* FDEs over a bound or that we cannot follow: no rows */
+	size_t cached_fdes;    /* lazy: decoded FDEs held */
+	size_t cache_bytes;    /* lazy: bytes of their rows */
+	size_t section_bytes;  /* lazy: the copy of .eh_frame */
+} CfiStats;
+
+/* Compiles the .eh_frame of the ELF file open at fd. -ENOENT if it has none, -EFBIG if a section
+ * is over its bound, -EBADMSG if a section header points past the end of the file. */
 int cfi_load_fd(int fd, Cfi **ret);
 /* The same for an ELF image in memory (the vDSO); the buffer is not kept. */
 int cfi_load_memory(const void *image, size_t size, Cfi **ret);
 /* Compiles an .eh_frame section's bytes found at virtual address section_vaddr (tests,
- * fuzzing). */
+ * fuzzing). -EFBIG over CFI_MAX_SECTION. */
 int cfi_load_eh_frame(const uint8_t *data, size_t size, uint64_t section_vaddr, Cfi **ret);
 Cfi *cfi_free(Cfi *c);
 
@@ -69,6 +93,7 @@ int cfi_lookup(Cfi *c, uint64_t vaddr, CfiRow *ret);
 /* Rows (eager) or FDEs (lazy). */
 size_t cfi_rows(const Cfi *c);
 size_t cfi_memory(const Cfi *c);
+void cfi_stats(const Cfi *c, CfiStats *ret);
 
 static inline void cfi_freep(Cfi **c)
 {

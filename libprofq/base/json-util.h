@@ -1,9 +1,19 @@
 /* SPDX-License-Identifier: MIT */
-/* Cleanup helpers for json-c objects. Header only. */
+/*
+ * Helpers for json-c objects: cleanup, typed getters, and adders of members.
+ *
+ * Allocation failures: every json_add_*() returns 0 or -ENOMEM. On -ENOMEM nothing was added
+ * (never a NULL member in place of the value) and json_alloc_failures(), a process-wide count
+ * that only grows, went up. Code that builds a document need not check each add: whoever sends
+ * or prints the document notes json_alloc_failures() before building it and, if it grew, sends
+ * JSON_OUT_OF_MEMORY instead of a partial document (profqd's server does so for every answer).
+ * The count is atomic; the rest has json-c's thread-safety (none per object).
+ */
 #pragma once
 
 #include <errno.h>
 #include <json-c/json.h>
+#include <stdint.h>
 
 #include "base/macro.h"
 
@@ -20,6 +30,24 @@ static inline void json_tokener_freep(json_tokener **t)
 }
 
 #define _cleanup_json_ _cleanup_(json_object_putp)
+
+/* What is sent or printed instead of a document that lost a member to a failed allocation. */
+#define JSON_OUT_OF_MEMORY "{\"error\":\"out of memory\",\"code\":\"unavailable\"}"
+
+/* Failed allocations in the adders below since the process started. */
+uint64_t json_alloc_failures(void);
+/* Counts one (for code that adds members itself) and returns -ENOMEM. */
+int json_alloc_failed(void);
+
+/* Adds key -> v, v taken (put on failure). A NULL v is a null member: only when asked for. */
+static inline int json_add_value(json_object *o, const char *key, json_object *v)
+{
+	if (json_object_object_add(o, key, v) < 0) {
+		json_object_put(v);
+		return json_alloc_failed();
+	}
+	return 0;
+}
 
 /* A string member, or NULL when absent or not a string. */
 static inline const char *json_get_string(json_object *o, const char *key)
@@ -50,34 +78,41 @@ static inline int64_t json_get_int(json_object *o, const char *key)
 	return json_object_get_int64(v);
 }
 
-/* Adds a string member, or null when s is NULL. */
-static inline void json_add_string(json_object *o, const char *key, const char *s)
+/* Adds a string member, or null when s is NULL: 0 or -ENOMEM (nothing added). */
+static inline int json_add_string(json_object *o, const char *key, const char *s)
 {
-	json_object_object_add(o, key, s ? json_object_new_string(s) : NULL);
+	json_object *v = NULL;
+
+	if (s && !(v = json_object_new_string(s)))
+		return json_alloc_failed();
+	return json_add_value(o, key, v);
 }
 
-static inline void json_add_int(json_object *o, const char *key, int64_t v)
+/* 0 or -ENOMEM (nothing added). */
+static inline int json_add_int(json_object *o, const char *key, int64_t i)
 {
-	json_object_object_add(o, key, json_object_new_int64(v));
+	json_object *v = json_object_new_int64(i);
+
+	if (!v)
+		return json_alloc_failed();
+	return json_add_value(o, key, v);
 }
 
 /* Adds key -> i to an object used as an index of rows: 0, or -ENOMEM (nothing added). */
 static inline int json_add_index(json_object *index, const char *key, size_t i)
 {
-	json_object *v = json_object_new_int64((int64_t)i);
-
-	if (!v || json_object_object_add(index, key, v) < 0) {
-		json_object_put(v);
-		return -ENOMEM;
-	}
-	return 0;
+	return json_add_int(index, key, (int64_t)i);
 }
 
-/* Adds a double rounded to the given number of decimals. */
-static inline void json_add_double(json_object *o, const char *key, double v, int decimals)
+/* Adds a double rounded to the given number of decimals: 0 or -ENOMEM (nothing added). */
+static inline int json_add_double(json_object *o, const char *key, double d, int decimals)
 {
+	json_object *v;
 	char buf[64];
 
-	snprintf(buf, sizeof(buf), "%.*f", decimals, v);
-	json_object_object_add(o, key, json_object_new_double_s(v, buf));
+	snprintf(buf, sizeof(buf), "%.*f", decimals, d);
+	v = json_object_new_double_s(d, buf);
+	if (!v)
+		return json_alloc_failed();
+	return json_add_value(o, key, v);
 }

@@ -8,11 +8,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <dwarf.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
 
 #include "base/macro.h"
+#include "tmpdir.h"
 #include "unwind/cfi.h"
 
 static const char *const libraries[] = {
@@ -291,6 +294,89 @@ static void test_synthetic(void **state)
 	assert_row(cfi, 0x4008, CFI_CFA_SIGNAL, 0, CFI_RBP_SAME, 0);
 }
 
+static size_t put_uleb(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	do {
+		p[n] = (uint8_t)(v & 0x7f);
+		v >>= 7;
+		if (v)
+			p[n] |= 0x80;
+	} while (p[n++] & 0x80);
+	return n;
+}
+
+static size_t put_sleb(uint8_t *p, int64_t v)
+{
+	size_t n = 0;
+	bool more;
+
+	do {
+		uint8_t b = (uint8_t)(v & 0x7f);
+
+		v >>= 7; /* arithmetic on GCC and clang */
+		more = !((v == 0 && !(b & 0x40)) || (v == -1 && (b & 0x40)));
+		p[n++] = more ? (uint8_t)(b | 0x80) : b;
+	} while (more);
+	return n;
+}
+
+/*
+ * Factored offsets whose product with the data alignment (-8) overflows int64 (UBSan reports it):
+ * wrapped, they read as plausible offsets (2^61 + 2 times -8 is -16 modulo 2^64), which a release
+ * build took as a frame; and unsigned offsets over INT64_MAX, which read as negative ones. The
+ * FDE is refused instead: no row at all, so the unwinder falls back.
+ */
+static void test_factored_overflow(void **state)
+{
+	static const uint64_t big = (1ULL << 61) + 2;
+	static const struct {
+		uint8_t op;
+		int reg; /* the register operand, or -1 */
+		bool is_signed;
+		int64_t v;
+	} cases[] = {
+		{ DW_CFA_offset | 6, -1, false, (int64_t)big },
+		{ DW_CFA_offset_extended, 6, false, (int64_t)big },
+		{ DW_CFA_offset_extended_sf, 6, true, (int64_t)big },
+		{ DW_CFA_def_cfa_sf, 7, true, -(int64_t)big },
+		{ DW_CFA_def_cfa_offset_sf, -1, true, -(int64_t)big },
+		{ DW_CFA_GNU_negative_offset_extended, 6, false, (int64_t)big },
+		/* -(int64_t)2^63 itself overflows. */
+		{ DW_CFA_GNU_negative_offset_extended, 6, false, INT64_MIN },
+		/* Unsigned, unfactored: 2^64 - 16 is no offset of -16. */
+		{ DW_CFA_def_cfa, 7, false, -16 },
+		{ DW_CFA_def_cfa_offset, -1, false, -16 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_(cfi_freep) Cfi *cfi = NULL;
+		uint8_t insns[32];
+		size_t n = 0, cie;
+		CfiRow row;
+		Buf b = { 0 };
+
+		insns[n++] = DW_CFA_advance_loc | 1;
+		insns[n++] = cases[i].op;
+		if (cases[i].reg >= 0)
+			insns[n++] = (uint8_t)cases[i].reg;
+		n += cases[i].is_signed ? put_sleb(insns + n, cases[i].v)
+					: put_uleb(insns + n, (uint64_t)cases[i].v);
+		insns[n++] = DW_CFA_advance_loc | 1;
+		cie = put_cie(&b, false);
+		put_fde(&b, cie, 0x1000, 0x10, insns, n);
+		/* A sound FDE beside it still compiles. */
+		put_fde(&b, cie, 0x2000, 0x10, NULL, 0);
+		put32(&b, 0);
+		assert_int_equal(cfi_load_eh_frame(b.d, b.n, 0, &cfi), 0);
+		for (uint64_t pc = 0x1000; pc < 0x1010; pc++)
+			assert_int_equal(cfi_lookup(cfi, pc, &row), -ENOENT);
+		assert_row(cfi, 0x2000, CFI_CFA_RSP, 8, CFI_RBP_SAME, 0);
+	}
+}
+
 /* The .eh_frame of a real library, cut and damaged every way: never a crash (run under ASan),
  * and a prefix still compiles to the rows it holds. */
 static void test_hostile(void **state)
@@ -349,12 +435,331 @@ static void test_hostile(void **state)
 	}
 }
 
+/* ---- hostile ELF files, written by the test ---- */
+
+#define EH_VADDR 0x100000u
+#define HDR_VADDR 0x80000u
+#define EH_OFFSET 0x1000u
+#define FN_PC 0x400000u
+
+/* A growable byte string for sections too big for Buf. */
+typedef struct Bytes {
+	uint8_t *d;
+	size_t n, allocated;
+} Bytes;
+
+static void bytes_put(Bytes *b, const void *p, size_t n)
+{
+	assert_int_equal(GREEDY_REALLOC(b->d, b->allocated, b->n + n), 0);
+	memcpy(b->d + b->n, p, n);
+	b->n += n;
+}
+
+static void bytes_put32(Bytes *b, uint32_t v)
+{
+	bytes_put(b, &v, 4);
+}
+
+static void bytes_align4(Bytes *b, size_t start)
+{
+	while ((b->n - start) % 4)
+		bytes_put(b, "", 1);
+}
+
+/* .eh_frame at EH_VADDR: the CIE of put_cie(), then n_fdes FDEs of rows rows each (advance 1,
+ * then def_cfa_offset 16 or 24 in turn: no two rows merge) or, with nops, of that many
+ * DW_CFA_nop; FDE k covers [FN_PC + k * span, + span) with span = rows + 1. Offsets of the FDEs
+ * in ret_offs (n_fdes). */
+static void eh_frame_build(Bytes *b, size_t n_fdes, size_t rows, size_t nops, uint32_t *ret_offs)
+{
+	Buf cie = { 0 };
+	uint32_t span = (uint32_t)rows + 1;
+
+	put_cie(&cie, false);
+	bytes_put(b, cie.d, cie.n);
+	for (size_t k = 0; k < n_fdes; k++) {
+		size_t start = b->n;
+
+		ret_offs[k] = (uint32_t)start;
+		bytes_put32(b, 0);
+		bytes_put32(b, (uint32_t)(b->n)); /* back to the CIE at offset 0 */
+		bytes_put32(b, (uint32_t)(FN_PC + k * span - (EH_VADDR + b->n)));
+		bytes_put32(b, span);
+		bytes_put(b, "", 1); /* augmentation data length */
+		for (size_t i = 0; i < rows; i++) {
+			uint8_t row[] = { DW_CFA_advance_loc | 1, DW_CFA_def_cfa_offset,
+					  i % 2 ? 16 : 24 };
+
+			bytes_put(b, row, sizeof(row));
+		}
+		for (size_t i = 0; i < nops; i++)
+			bytes_put(b, (uint8_t[]){ DW_CFA_nop }, 1);
+		bytes_align4(b, start);
+		*(uint32_t *)(b->d + start) = (uint32_t)(b->n - start - 4);
+	}
+	bytes_put32(b, 0);
+}
+
+/* .eh_frame_hdr at HDR_VADDR with the given (pc, FDE offset) entries, sorted by pc. */
+static void eh_frame_hdr_build(Bytes *b, size_t n, const uint64_t *pcs, const uint32_t *offs)
+{
+	bytes_put(b,
+		  (uint8_t[]){ 1, DW_EH_PE_pcrel | DW_EH_PE_sdata4, DW_EH_PE_udata4,
+			       DW_EH_PE_datarel | DW_EH_PE_sdata4 },
+		  4);
+	bytes_put32(b, (uint32_t)(EH_VADDR - (HDR_VADDR + 4)));
+	bytes_put32(b, (uint32_t)n);
+	for (size_t i = 0; i < n; i++) {
+		bytes_put32(b, (uint32_t)(pcs[i] - HDR_VADDR));
+		bytes_put32(b, (uint32_t)(EH_VADDR + offs[i] - HDR_VADDR));
+	}
+}
+
+/*
+ * Writes an ELF file with .eh_frame (eh at EH_OFFSET, its header claiming eh_claimed bytes of
+ * type eh_type), .eh_frame_hdr (when hdr) and .shstrtab; then extends the file to file_size
+ * (sparse) when that is larger. Returns an fd open on it.
+ */
+static int elf_write(const char *dir, const char *name, const Bytes *eh, uint64_t eh_claimed,
+		     uint32_t eh_type, const Bytes *hdr, uint64_t file_size)
+{
+	static const char shstr[] = "\0.eh_frame\0.eh_frame_hdr\0.shstrtab";
+	_cleanup_free_ char *path = NULL;
+	uint64_t hdr_off = (EH_OFFSET + eh->n + 7) & ~7ull;
+	uint64_t str_off = hdr_off + (hdr ? hdr->n : 0);
+	uint64_t sh_off = (str_off + sizeof(shstr) + 7) & ~7ull;
+	Elf64_Ehdr eh64 = {
+		.e_ident = { ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64, ELFDATA2LSB, EV_CURRENT },
+		.e_type = ET_DYN,
+		.e_machine = EM_X86_64,
+		.e_version = EV_CURRENT,
+		.e_shoff = sh_off,
+		.e_ehsize = sizeof(Elf64_Ehdr),
+		.e_shentsize = sizeof(Elf64_Shdr),
+		.e_shnum = 4,
+		.e_shstrndx = 3,
+	};
+	Elf64_Shdr sh[4] = {
+		{ 0 },
+		{ .sh_name = 1,
+		  .sh_type = eh_type,
+		  .sh_flags = SHF_ALLOC,
+		  .sh_addr = EH_VADDR,
+		  .sh_offset = EH_OFFSET,
+		  .sh_size = eh_claimed,
+		  .sh_addralign = 8 },
+		{ .sh_name = 11,
+		  .sh_type = SHT_PROGBITS,
+		  .sh_flags = SHF_ALLOC,
+		  .sh_addr = HDR_VADDR,
+		  .sh_offset = hdr_off,
+		  .sh_size = hdr ? hdr->n : 0,
+		  .sh_addralign = 4 },
+		{ .sh_name = 25,
+		  .sh_type = SHT_STRTAB,
+		  .sh_offset = str_off,
+		  .sh_size = sizeof(shstr),
+		  .sh_addralign = 1 },
+	};
+	int fd;
+
+	if (!hdr) /* no index: the section is nameless, so not found */
+		sh[2].sh_name = 0;
+	assert_true(asprintf(&path, "%s/%s", dir, name) > 0);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, &eh64, sizeof(eh64), 0), (ssize_t)sizeof(eh64));
+	assert_int_equal(pwrite(fd, eh->d, eh->n, EH_OFFSET), (ssize_t)eh->n);
+	if (hdr)
+		assert_int_equal(pwrite(fd, hdr->d, hdr->n, (off_t)hdr_off), (ssize_t)hdr->n);
+	assert_int_equal(pwrite(fd, shstr, sizeof(shstr), (off_t)str_off), (ssize_t)sizeof(shstr));
+	assert_int_equal(pwrite(fd, sh, sizeof(sh), (off_t)sh_off), (ssize_t)sizeof(sh));
+	if (file_size > sh_off + sizeof(sh))
+		assert_int_equal(ftruncate(fd, (off_t)file_size), 0);
+	return fd;
+}
+
+/* An indexed file of n_fdes FDEs of rows rows (and nops nops) each, one index entry per FDE. */
+static int elf_indexed(const char *dir, const char *name, size_t n_fdes, size_t rows, size_t nops)
+{
+	_cleanup_free_ uint32_t *offs = calloc(n_fdes, sizeof(uint32_t));
+	_cleanup_free_ uint64_t *pcs = calloc(n_fdes, sizeof(uint64_t));
+	Bytes eh = { 0 }, hdr = { 0 };
+	int fd;
+
+	assert_non_null(offs);
+	assert_non_null(pcs);
+	eh_frame_build(&eh, n_fdes, rows, nops, offs);
+	for (size_t k = 0; k < n_fdes; k++)
+		pcs[k] = FN_PC + k * (rows + 1);
+	eh_frame_hdr_build(&hdr, n_fdes, pcs, offs);
+	fd = elf_write(dir, name, &eh, eh.n, SHT_PROGBITS, &hdr, 0);
+	free(eh.d);
+	free(hdr.d);
+	return fd;
+}
+
+/*
+ * Section headers that claim more than the file holds: a 1 GiB .eh_frame over a sparse file
+ * (20 KB on disk) was read and copied whole (2 GB of RSS, 13 s); one past the end of the file;
+ * one with no bytes in the file. None is allocated; a sound file still loads.
+ */
+static void test_hostile_sections(void **state)
+{
+	_cleanup_tmpdir_ char *dir = tmpdir_new_named("test-cfi");
+	Bytes eh = { 0 }, hdr = { 0 };
+	uint32_t off;
+	uint64_t pc = FN_PC;
+	Cfi *cfi = NULL;
+	CfiRow row;
+	int fd;
+
+	(void)state;
+	assert_non_null(dir);
+	eh_frame_build(&eh, 1, 3, 0, &off);
+	eh_frame_hdr_build(&hdr, 1, &pc, &off);
+	/* Zero padding to 20 KB: the section ends at the terminator. */
+	while (eh.n < 20000)
+		bytes_put(&eh, "", 1);
+
+	fd = elf_write(dir, "sparse", &eh, 1ull << 30, SHT_PROGBITS, &hdr, EH_OFFSET + (1ull << 30));
+	assert_int_equal(cfi_load_fd(fd, &cfi), -EFBIG);
+	assert_null(cfi);
+	close(fd);
+
+	fd = elf_write(dir, "past-end", &eh, 1u << 20, SHT_PROGBITS, &hdr, 0);
+	assert_int_equal(cfi_load_fd(fd, &cfi), -EBADMSG);
+	close(fd);
+
+	fd = elf_write(dir, "nobits", &eh, 1ull << 30, SHT_NOBITS, &hdr, 0);
+	assert_int_equal(cfi_load_fd(fd, &cfi), -ENOENT);
+	close(fd);
+
+	fd = elf_write(dir, "sound", &eh, eh.n, SHT_PROGBITS, &hdr, 0);
+	assert_int_equal(cfi_load_fd(fd, &cfi), 0);
+	close(fd);
+	assert_int_equal(cfi_lookup(cfi, FN_PC + 2, &row), 0);
+	assert_int_equal(row.cfa_offset, 16);
+	assert_true(cfi_memory(cfi) < 1024 * 1024);
+	cfi = cfi_free(cfi);
+
+	/* Without the index the same checks hold (eager). */
+	fd = elf_write(dir, "sparse-eager", &eh, 1ull << 30, SHT_PROGBITS, NULL,
+		       EH_OFFSET + (1ull << 30));
+	assert_int_equal(cfi_load_fd(fd, &cfi), -EFBIG);
+	close(fd);
+	free(eh.d);
+	free(hdr.d);
+}
+
+/*
+ * One FDE with more rows than CFI_MAX_FDE_ROWS (a hostile one had 8 million: 3.6 s and 450 MB
+ * for the first lookup), or with more instructions than CFI_MAX_FDE_INSNS: refused, counted,
+ * decoded once however often it is looked up. An FDE just under the bound is kept.
+ */
+static void test_fde_bounds(void **state)
+{
+	_cleanup_tmpdir_ char *dir = tmpdir_new_named("test-cfi");
+	static const struct {
+		size_t rows, nops;
+		bool refused;
+	} cases[] = {
+		{ CFI_MAX_FDE_ROWS + 100, 0, true },
+		{ 1, CFI_MAX_FDE_INSNS + 1, true },
+		{ CFI_MAX_FDE_ROWS - 100, 0, false },
+	};
+
+	(void)state;
+	assert_non_null(dir);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_(cfi_freep) Cfi *cfi = NULL;
+		CfiStats st;
+		CfiRow row;
+		int fd = elf_indexed(dir, "big-fde", 1, cases[i].rows, cases[i].nops);
+
+		assert_int_equal(cfi_load_fd(fd, &cfi), 0);
+		close(fd);
+		for (int k = 0; k < 10; k++)
+			assert_int_equal(cfi_lookup(cfi, FN_PC + 1 + (uint64_t)k, &row),
+					 cases[i].refused ? -ENOENT : 0);
+		cfi_stats(cfi, &st);
+		assert_int_equal(st.decoded_fdes, 1);
+		assert_int_equal(st.refused_fdes, cases[i].refused ? 1 : 0);
+		if (cases[i].refused) {
+			assert_true(st.decoded_rows <= 2);
+			assert_true(st.cache_bytes <= 2 * (sizeof(uint64_t) + sizeof(CfiRow)));
+		} else {
+			assert_true(st.decoded_rows >= cases[i].rows);
+		}
+	}
+}
+
+/*
+ * An .eh_frame_hdr whose 128 entries all name one big FDE: it is decoded once, not once per
+ * entry (which took 10 GB and 165 s with 4 million rows). And a binary whose FDEs together hold
+ * more rows than CFI_MAX_CACHE_BYTES keeps no more than that.
+ */
+static void test_index_bounds(void **state)
+{
+	_cleanup_tmpdir_ char *dir = tmpdir_new_named("test-cfi");
+	_cleanup_(cfi_freep) Cfi *cfi = NULL;
+	const size_t rows = 60000, n_entries = 128, n_fdes = 60;
+	uint64_t pcs[128];
+	uint32_t offs[128];
+	Bytes eh = { 0 }, hdr = { 0 };
+	CfiStats st;
+	CfiRow row;
+	int fd;
+
+	(void)state;
+	assert_non_null(dir);
+	eh_frame_build(&eh, 1, rows, 0, offs);
+	for (size_t k = 0; k < n_entries; k++) {
+		pcs[k] = FN_PC + k * (rows / n_entries);
+		offs[k] = offs[0];
+	}
+	eh_frame_hdr_build(&hdr, n_entries, pcs, offs);
+	fd = elf_write(dir, "shared", &eh, eh.n, SHT_PROGBITS, &hdr, 0);
+	assert_int_equal(cfi_load_fd(fd, &cfi), 0);
+	close(fd);
+	for (size_t k = 0; k < n_entries; k++)
+		assert_int_equal(cfi_lookup(cfi, pcs[k] + 1, &row), 0);
+	/* The section and one FDE's rows. */
+	assert_true(cfi_memory(cfi) < eh.n + (rows + 2) * 20 + 256 * 1024);
+	cfi_stats(cfi, &st);
+	assert_int_equal(st.decoded_fdes, 1);
+	assert_int_equal(st.cached_fdes, 1);
+	assert_true(st.decoded_rows >= rows && st.decoded_rows <= rows + 2);
+	cfi = cfi_free(cfi);
+	free(eh.d);
+	free(hdr.d);
+
+	/* 60 FDEs of 20000 rows: 24 MB of rows if all were kept. */
+	fd = elf_indexed(dir, "many", n_fdes, 20000, 0);
+	assert_int_equal(cfi_load_fd(fd, &cfi), 0);
+	close(fd);
+	for (size_t k = 0; k < n_fdes; k++)
+		assert_int_equal(cfi_lookup(cfi, FN_PC + k * 20001 + 5, &row), 0);
+	cfi_stats(cfi, &st);
+	assert_int_equal(st.decoded_fdes, n_fdes);
+	assert_true(st.cache_bytes <= CFI_MAX_CACHE_BYTES);
+	assert_true(st.cached_fdes < n_fdes);
+	/* The most recent is kept, the oldest went. */
+	assert_int_equal(cfi_lookup(cfi, FN_PC + (n_fdes - 1) * 20001 + 5, &row), 0);
+	cfi_stats(cfi, &st);
+	assert_int_equal(st.decoded_fdes, n_fdes);
+	assert_int_equal(cfi_lookup(cfi, FN_PC + 5, &row), 0);
+	cfi_stats(cfi, &st);
+	assert_int_equal(st.decoded_fdes, n_fdes + 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_libraries_vs_readelf),
-		cmocka_unit_test(test_synthetic),
-		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_libraries_vs_readelf), cmocka_unit_test(test_synthetic),
+		cmocka_unit_test(test_factored_overflow),    cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_hostile_sections),     cmocka_unit_test(test_fde_bounds),
+		cmocka_unit_test(test_index_bounds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

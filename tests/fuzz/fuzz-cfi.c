@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libFuzzer: the CFI compiler (daemon/unwind/cfi.c), which reads the .eh_frame of any binary a
+ * process maps. An input is either an ELF file (it starts with the ELF magic: cfi_load_memory),
+ * or sections:
+ *
+ *   u64 .eh_frame vaddr, u64 .eh_frame_hdr vaddr, u32 hdr_len, hdr_len bytes of .eh_frame_hdr,
+ *   then .eh_frame to the end (little-endian)
+ *
+ * compiled eagerly and, with an index, lazily. Lookups at the addresses the index names (and
+ * around them) give a row of a known kind or nothing, and the work and memory stay in bounds.
+ * Seeds: tests/fuzz/gen-cfi-corpus.py over real libraries.
+ *
+ *   fuzz-cfi -max_total_time=60 -max_len=65536 CORPUS_DIR tests/fuzz/corpus/cfi
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/macro.h"
+#include "unwind/cfi.h"
+
+#define CHECK(cond)                                                                              \
+	do {                                                                                     \
+		if (!(cond)) {                                                                   \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+			abort();                                                                 \
+		}                                                                                \
+	} while (0)
+
+#define MAX_LOOKUPS 512
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static uint64_t le(const uint8_t *p, size_t n)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static void check_load(int r, Cfi *cfi)
+{
+	if (r < 0) {
+		CHECK(!cfi);
+		CHECK(r == -ENOENT || r == -ENOMEM || r == -EFBIG || r == -EBADMSG ||
+		      r == -ENOEXEC || r == -EOPNOTSUPP);
+	}
+}
+
+/* Looks up every address: a known kind of row, or -ENOENT; bounded work and memory. */
+static void lookups(Cfi *cfi, const uint64_t *addrs, size_t n)
+{
+	CfiStats st;
+
+	for (size_t i = 0; i < n; i++) {
+		CfiRow row;
+		int r = cfi_lookup(cfi, addrs[i], &row);
+
+		CHECK(r == 0 || r == -ENOENT);
+		if (r == 0) {
+			CHECK(row.cfa > CFI_CFA_UNKNOWN && row.cfa <= CFI_CFA_END);
+			CHECK(row.rbp == CFI_RBP_SAME || row.rbp == CFI_RBP_OFFSET);
+		}
+	}
+	cfi_stats(cfi, &st);
+	CHECK(st.refused_fdes <= st.decoded_fdes);
+	CHECK(st.cache_bytes <= CFI_MAX_CACHE_BYTES);
+	CHECK(cfi_memory(cfi) > 0);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static uint64_t addrs[MAX_LOOKUPS];
+	uint64_t eh_vaddr, hdr_vaddr, hdr_len;
+	const uint8_t *hdr, *eh;
+	size_t n = 0, eh_len;
+	Cfi *cfi = NULL;
+	int r;
+
+	if (size >= 4 && memcmp(data, "\177ELF", 4) == 0) {
+		r = cfi_load_memory(data, size, &cfi);
+		check_load(r, cfi);
+		if (r < 0)
+			return 0;
+		/* Addresses from the input itself: any 8 bytes may be one. */
+		for (size_t i = 0; i + 8 <= size && n < MAX_LOOKUPS; i += 8)
+			addrs[n++] = le(data + i, 8) & 0xffffffff;
+		lookups(cfi, addrs, n);
+		cfi_free(cfi);
+		return 0;
+	}
+	if (size < 20)
+		return 0;
+	eh_vaddr = le(data, 8);
+	hdr_vaddr = le(data + 8, 8);
+	hdr_len = le(data + 16, 4);
+	if (hdr_len > size - 20)
+		return 0;
+	hdr = data + 20;
+	eh = hdr + hdr_len;
+	eh_len = size - 20 - (size_t)hdr_len;
+
+	/* The initial locations of the index (datarel sdata4 entries after a 12-byte header),
+	 * each and the byte after it; and the start of the section. */
+	for (size_t i = 12; i + 8 <= hdr_len && n + 2 <= MAX_LOOKUPS; i += 8) {
+		uint64_t pc = hdr_vaddr + (uint64_t)(int64_t)(int32_t)le(hdr + i, 4);
+
+		addrs[n++] = pc;
+		addrs[n++] = pc + 1;
+	}
+	if (n < MAX_LOOKUPS)
+		addrs[n++] = eh_vaddr;
+
+	r = cfi_load_eh_frame(eh, eh_len, eh_vaddr, &cfi);
+	check_load(r, cfi);
+	if (r == 0) {
+		lookups(cfi, addrs, n);
+		cfi = cfi_free(cfi);
+	}
+	if (hdr_len == 0)
+		return 0;
+	r = cfi_load_indexed(eh, eh_len, eh_vaddr, hdr, (size_t)hdr_len, hdr_vaddr, &cfi);
+	check_load(r, cfi);
+	if (r == 0) {
+		CfiStats st;
+
+		/* Twice: the second round mostly from the cache. A lookup decodes one FDE at most. */
+		lookups(cfi, addrs, n);
+		lookups(cfi, addrs, n);
+		cfi_stats(cfi, &st);
+		CHECK(st.decoded_fdes <= 2 * n);
+		cfi_free(cfi);
+	}
+	return 0;
+}
