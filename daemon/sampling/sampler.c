@@ -217,7 +217,8 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 		s->links[cpu] = bpf_program__attach_perf_event(s->skel->progs.profq_sample, fd);
 		if (!s->links[cpu])
 			return log_error_errno(negative_errno(),
-					       "Failed to attach the BPF program on CPU %u: %m", cpu);
+					       "Failed to attach the BPF program on CPU %u: %m",
+					       cpu);
 		/* The link owns the fd now (libbpf closes it in bpf_link__destroy()); on a failed
 		 * attach it stays ours and the cleanup closes it. */
 		(void)TAKE_FD(fd);

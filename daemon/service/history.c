@@ -100,6 +100,7 @@ static _noreturn_ void worker_run(const HistoryOptions *opts, const QueryContext
 	};
 	json_object *answer = NULL;
 	const Window *oldest;
+	uint64_t failures;
 	const char *text;
 	int r;
 
@@ -113,6 +114,7 @@ static _noreturn_ void worker_run(const HistoryOptions *opts, const QueryContext
 	r = persist_load(store, opts->state_dir, not_before_ns, &cb, NULL);
 	if (r < 0 && r != -ENOENT)
 		_exit(EXIT_FAILURE);
+	failures = json_alloc_failures();
 	if (query_answer(ctx, req, &answer) < 0 || !answer)
 		_exit(EXIT_FAILURE);
 	oldest = store_window(store, 0);
@@ -122,8 +124,9 @@ static _noreturn_ void worker_run(const HistoryOptions *opts, const QueryContext
 	else if (deleted_ns >= not_before_ns)
 		mark_incomplete(answer, deleted_ns,
 				"Windows of the range were deleted to stay within --max-disk");
+	/* A document that lost a member to a failed allocation is no answer (json-util.h). */
 	text = json_object_to_json_string_ext(answer, JSON_C_TO_STRING_PLAIN);
-	if (!text || write_all(fd, text, strlen(text)) < 0)
+	if (!text || json_alloc_failures() != failures || write_all(fd, text, strlen(text)) < 0)
 		_exit(EXIT_FAILURE);
 	_exit(EXIT_SUCCESS);
 }

@@ -466,7 +466,7 @@ int server_complete(Server *s, uint64_t id, json_object *answer)
 		return -ENOENT;
 	c->deferred = 0;
 	c->last_progress_ns = now_ns();
-	r = client_queue(c, answer);
+	r = client_queue(c, answer, json_alloc_failures());
 	if (r < 0) {
 		client_free(c);
 		return r;

@@ -329,8 +329,8 @@ static int parse_cie(const Section *sec, size_t off, Cie *ret)
 					return -EBADMSG;
 				break;
 			case 'P':
-				/* The personality routine: only its size matters here, so it is read
-				 * as a plain value (an indirect one need not be followed). */
+				/* The personality routine: only its size matters here, so it is
+				 * read as a plain value (an indirect one need not be followed). */
 				if (!get_u8(&a, &enc))
 					return -EBADMSG;
 				if (enc != DW_EH_PE_omit &&
@@ -577,7 +577,8 @@ static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8
 			case DW_CFA_def_cfa:
 				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u) || u > INT64_MAX)
 					return -EBADMSG;
-				s->cfa = CFI_CFA_RSP; /* a register rule; emit() names the register */
+				/* A register rule; emit() names the register. */
+				s->cfa = CFI_CFA_RSP;
 				s->cfa_reg = reg;
 				s->cfa_offset = (int64_t)u;
 				break;
@@ -628,7 +629,8 @@ static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8
 			case DW_CFA_val_expression: {
 				const uint8_t *e;
 
-				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u) || !get_bytes(&c, u, &e))
+				if (!get_uleb(&c, &reg) || !get_uleb(&c, &u) ||
+				    !get_bytes(&c, u, &e))
 					return -EBADMSG;
 				if (reg == REG_RBP)
 					s->rbp = CFI_RBP_SAME;
@@ -640,7 +642,8 @@ static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8
 			case DW_CFA_val_offset_sf:
 				if (!get_uleb(&c, &reg))
 					return -EBADMSG;
-				if (op == DW_CFA_val_offset ? !get_uleb(&c, &u) : !get_sleb(&c, &sv))
+				if (op == DW_CFA_val_offset ? !get_uleb(&c, &u)
+							    : !get_sleb(&c, &sv))
 					return -EBADMSG;
 				if (reg == REG_RBP)
 					s->rbp = CFI_RBP_SAME;
@@ -686,7 +689,8 @@ static const Cie *cie_get(Cie *cies, size_t *n, const Section *sec, size_t off)
 		return NULL;
 	}
 	cie->initial = (State){ .cfa = CFI_CFA_UNKNOWN, .rbp = CFI_RBP_SAME };
-	if (run(cie, sec, cie->insns, cie->insns_end, &loc, &cie->initial, NULL, NULL, &budget) < 0) {
+	if (run(cie, sec, cie->insns, cie->insns_end, &loc, &cie->initial, NULL, NULL, &budget) <
+	    0) {
 		cie->bad = true;
 		return NULL;
 	}
