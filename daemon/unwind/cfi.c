@@ -24,8 +24,11 @@
 #define MAX_CIES 256
 #define MAX_STATE_STACK 16
 /* Decoded FDEs a lazy table keeps: the hot functions of a binary (and at most
- * CFI_MAX_CACHE_BYTES of rows). */
-#define CACHE_FDES 512
+ * CFI_MAX_CACHE_BYTES of rows). Slots are allocated as they are used. 512 was too few for
+ * libpython's hot set: every lookup then decoded its FDE again (6x libdw's cost, see
+ * docs/PERFORMANCE.md). */
+#define CACHE_FDES 4096
+#define NO_SLOT UINT32_MAX
 /* Sections in an ELF file and bytes of its section name table: far more than any real file. */
 #define MAX_SECTIONS 65536
 #define MAX_SHSTRTAB (1u << 20)
@@ -53,7 +56,7 @@ typedef struct Table {
  * may name one FDE: it is decoded once). A bad FDE is cached too, as an empty table. */
 typedef struct CachedFde {
 	uint32_t off;
-	uint32_t last_use;
+	uint32_t prev, next; /* the LRU list (used slots, most recent first), or the free list */
 	bool used;
 	Table t;
 } CachedFde;
@@ -72,9 +75,11 @@ struct Cfi {
 	struct Cie *cies;
 	size_t n_cies;
 	CachedFde *cache;
-	size_t n_cache; /* slots in use */
+	size_t n_cache;		     /* slots in use */
+	size_t allocated_cache;	     /* slots allocated (<= CACHE_FDES) */
+	uint32_t lru_head, lru_tail; /* most and least recently used */
+	uint32_t free_head;
 	HashIndex *cache_index;
-	uint32_t clock;
 	size_t cache_bytes;
 	uint64_t decoded_fdes, decoded_rows, refused_fdes;
 };
@@ -885,7 +890,7 @@ Cfi *cfi_free(Cfi *c)
 	if (!c)
 		return NULL;
 	table_done(&c->all);
-	for (size_t i = 0; c->cache && i < CACHE_FDES; i++)
+	for (size_t i = 0; c->cache && i < c->allocated_cache; i++)
 		table_done(&c->cache[i].t);
 	free(c->cache);
 	hash_index_free(c->cache_index);
@@ -943,8 +948,8 @@ static int indexed_new(uint8_t **data, size_t size, uint64_t section_vaddr, cons
 	cfi->fde_pcs = malloc(count * sizeof(uint64_t));
 	cfi->fde_offs = malloc(count * sizeof(uint32_t));
 	cfi->cies = calloc(MAX_CIES, sizeof(Cie));
-	cfi->cache = calloc(CACHE_FDES, sizeof(CachedFde));
-	if (!cfi->fde_pcs || !cfi->fde_offs || !cfi->cies || !cfi->cache)
+	cfi->lru_head = cfi->lru_tail = cfi->free_head = NO_SLOT;
+	if (!cfi->fde_pcs || !cfi->fde_offs || !cfi->cies)
 		return -ENOMEM;
 	r = hash_index_new(&cfi->cache_index);
 	if (r < 0)
@@ -998,21 +1003,69 @@ static uint64_t fde_hash(uint32_t off)
 	return (uint64_t)off * 0x9E3779B97F4A7C15ULL;
 }
 
+static void lru_unlink(Cfi *c, uint32_t k)
+{
+	CachedFde *e = &c->cache[k];
+
+	if (e->prev != NO_SLOT)
+		c->cache[e->prev].next = e->next;
+	else
+		c->lru_head = e->next;
+	if (e->next != NO_SLOT)
+		c->cache[e->next].prev = e->prev;
+	else
+		c->lru_tail = e->prev;
+}
+
+static void lru_push_front(Cfi *c, uint32_t k)
+{
+	CachedFde *e = &c->cache[k];
+
+	e->prev = NO_SLOT;
+	e->next = c->lru_head;
+	if (c->lru_head != NO_SLOT)
+		c->cache[c->lru_head].prev = k;
+	c->lru_head = k;
+	if (c->lru_tail == NO_SLOT)
+		c->lru_tail = k;
+}
+
 static void cache_evict_lru(Cfi *c)
 {
-	size_t victim = SIZE_MAX;
+	uint32_t victim = c->lru_tail;
 
-	for (size_t k = 0; k < CACHE_FDES; k++)
-		if (c->cache[k].used &&
-		    (victim == SIZE_MAX || c->cache[k].last_use < c->cache[victim].last_use))
-			victim = k;
-	if (victim == SIZE_MAX)
+	if (victim == NO_SLOT)
 		return;
-	(void)hash_index_remove(c->cache_index, fde_hash(c->cache[victim].off), (uint32_t)victim);
+	lru_unlink(c, victim);
+	(void)hash_index_remove(c->cache_index, fde_hash(c->cache[victim].off), victim);
 	c->cache_bytes -= table_bytes(&c->cache[victim].t);
 	table_done(&c->cache[victim].t);
 	c->cache[victim].used = false;
+	c->cache[victim].next = c->free_head;
+	c->free_head = victim;
 	c->n_cache--;
+}
+
+/* A free slot: from the free list, or a new one while fewer than CACHE_FDES exist. */
+static uint32_t cache_slot(Cfi *c)
+{
+	uint32_t k = c->free_head;
+
+	if (k != NO_SLOT) {
+		c->free_head = c->cache[k].next;
+		return k;
+	}
+	if (c->allocated_cache >= CACHE_FDES)
+		return NO_SLOT;
+	if (c->allocated_cache % 64 == 0) {
+		CachedFde *n = reallocarray(c->cache, c->allocated_cache + 64, sizeof(CachedFde));
+
+		if (!n)
+			return NO_SLOT;
+		c->cache = n;
+	}
+	c->cache[c->allocated_cache] = (CachedFde){ 0 };
+	return (uint32_t)c->allocated_cache++;
 }
 
 /*
@@ -1023,15 +1076,18 @@ static void cache_evict_lru(Cfi *c)
 static const Table *fde_table(Cfi *c, uint32_t i)
 {
 	Section sec = { .data = c->data, .size = c->size, .vaddr = c->vaddr };
-	uint32_t off = c->fde_offs[i], idx;
+	uint32_t off = c->fde_offs[i], idx, k;
 	Builder b = { 0 };
-	CachedFde *slot = NULL;
+	CachedFde *slot;
 	size_t next, bytes;
 	Table t;
 	int r;
 
 	if (hash_index_find(c->cache_index, fde_hash(off), cached_eq, &off, c, &idx) == 0) {
-		c->cache[idx].last_use = ++c->clock;
+		if (c->lru_head != idx) {
+			lru_unlink(c, idx);
+			lru_push_front(c, idx);
+		}
 		return &c->cache[idx].t;
 	}
 	r = entry_rows(&sec, c->cies, &c->n_cies, off, &b, &next);
@@ -1049,19 +1105,21 @@ static const Table *fde_table(Cfi *c, uint32_t i)
 	while (c->n_cache > 0 &&
 	       (c->n_cache == CACHE_FDES || c->cache_bytes + bytes > CFI_MAX_CACHE_BYTES))
 		cache_evict_lru(c);
-	for (size_t k = 0; k < CACHE_FDES && !slot; k++)
-		if (!c->cache[k].used)
-			slot = &c->cache[k];
-	if (!slot) { /* cannot be: eviction left a free slot */
+	k = cache_slot(c);
+	if (k == NO_SLOT) { /* out of memory: eviction leaves a slot otherwise */
 		table_done(&t);
 		return NULL;
 	}
-	*slot = (CachedFde){ .off = off, .last_use = ++c->clock, .used = true, .t = t };
-	if (hash_index_insert(c->cache_index, fde_hash(off), (uint32_t)(slot - c->cache)) < 0) {
+	slot = &c->cache[k];
+	*slot = (CachedFde){ .off = off, .used = true, .t = t };
+	if (hash_index_insert(c->cache_index, fde_hash(off), k) < 0) {
 		table_done(&slot->t);
 		slot->used = false;
+		slot->next = c->free_head;
+		c->free_head = k;
 		return NULL;
 	}
+	lru_push_front(c, k);
 	c->n_cache++;
 	c->cache_bytes += bytes;
 	return &slot->t;
@@ -1251,7 +1309,8 @@ size_t cfi_memory(const Cfi *c)
 
 	if (c->lazy)
 		m += c->size + c->n_fdes * (sizeof(uint64_t) + sizeof(uint32_t)) +
-		     MAX_CIES * sizeof(Cie) + CACHE_FDES * sizeof(CachedFde) + c->cache_bytes +
+		     MAX_CIES * sizeof(Cie) +
+		     (c->allocated_cache + 63) / 64 * 64 * sizeof(CachedFde) + c->cache_bytes +
 		     hash_index_memory(c->cache_index);
 	return m;
 }
