@@ -330,9 +330,11 @@ static void set_comm(ProcTable *t, Process *p, const char *comm)
 
 /*
  * Who may see the process (profqd(8), ACCESS CONTROL): its real uid and whether its owner could
- * read its /proc/PID/maps. Within one image the private mark is sticky, and a change of uid sets it
- * (the kernel clears the dumpable flag then too); an exec starts over (reset), as the kernel resets
- * dumpable for the new image.
+ * read its /proc/PID/maps. Within one image the private mark is sticky, and a change of uid sets
+ * it (the kernel clears the dumpable flag then too); an exec starts over (reset), as the kernel
+ * resets dumpable for the new image, unless the record already holds samples that the new
+ * owner must not see: taken under another uid or while private (a root process that drops to a
+ * user and execs). One record holds all of a process's samples, so it then stays private.
  */
 static void set_owner(ProcTable *t, Process *p, uint32_t uid, bool private, bool reset)
 {
@@ -343,9 +345,12 @@ static void set_owner(ProcTable *t, Process *p, uint32_t uid, bool private, bool
 	if (!cur)
 		return;
 	flags = cur->flags;
-	if (reset)
+	if (reset && p->sampled && (p->sampled_hidden || p->sampled_uid != uid))
+		reset = false, private = true;
+	if (reset) {
 		flags &= ~PROC_PRIVATE;
-	else if (cur->uid != uid)
+		p->sampled = p->sampled_hidden = false;
+	} else if (cur->uid != uid)
 		flags |= PROC_PRIVATE;
 	if (private)
 		flags |= PROC_PRIVATE;
@@ -404,6 +409,34 @@ static int process_add(ProcTable *t, uint32_t pid, uint64_t start_boot_ns, const
 	return 0;
 }
 
+/* Whether the record's owner may see sample s: taken under its uid, not private. */
+static bool owned_by(ProcTable *t, const Process *p, const struct profq_sample *s)
+{
+	const StoreProc *cur = store_proc(t->store, p->id);
+
+	return cur && cur->uid == s->uid && !(cur->flags & PROC_PRIVATE) &&
+	       !(s->flags & PROFQ_SAMPLE_PRIVATE);
+}
+
+static void set_private(ProcTable *t, Process *p)
+{
+	const StoreProc *cur = store_proc(t->store, p->id);
+
+	if (cur)
+		set_owner(t, p, cur->uid, true, false);
+}
+
+/* Remembers under whom the image was sampled, for set_owner() at the next exec. */
+static void note_sample(ProcTable *t, Process *p, const struct profq_sample *s)
+{
+	if (!p->sampled) {
+		p->sampled = true;
+		p->sampled_uid = s->uid;
+	}
+	if (!owned_by(t, p, s) || s->uid != p->sampled_uid)
+		p->sampled_hidden = true;
+}
+
 static int64_t ticks_to_ns(uint64_t ticks)
 {
 	return (int64_t)(ticks * (NSEC_PER_SEC / procfs_clock_ticks()));
@@ -429,9 +462,13 @@ int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, P
 		}
 		p->kthread = s->mm_id == 0;
 		set_comm(t, p, s->pcomm);
-		/* A sample from before the last exec (drained after it) says nothing of now. */
+		/* A sample from before the last exec (drained after it) says nothing of now, but
+		 * it must not show the new owner what the old one ran. */
 		if (s->time_ns >= p->exec_ns)
 			set_owner(t, p, s->uid, s->flags & PROFQ_SAMPLE_PRIVATE, false);
+		else if (!owned_by(t, p, s))
+			set_private(t, p);
+		note_sample(t, p, s);
 		*ret = p;
 		return 0;
 	}
@@ -457,6 +494,7 @@ int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, P
 		return r;
 	p->mm_id = s->mm_id;
 	p->kthread = s->mm_id == 0;
+	note_sample(t, p, s);
 	*ret = p;
 	return 0;
 }

@@ -64,6 +64,11 @@ typedef struct Process {
 	uint64_t perfmap_read_ns; /* CLOCK_MONOTONIC of the last look at the file, 0 never */
 	bool perfmap_missed;	  /* a JIT address it did not name since it was read */
 	uint64_t exec_ns;	  /* CLOCK_BOOTTIME of the last exec event, 0 if none */
+	/* Samples of this image so far, for who may see them after an exec (set_owner()): any,
+	 * the uid of the first, and whether any came under another uid or while private. */
+	bool sampled;
+	bool sampled_hidden;
+	uint32_t sampled_uid;
 	uint64_t hash;
 } Process;
 

@@ -209,6 +209,105 @@ static void test_samples(void **state)
 	assert_int_equal(json_get_int(row(answer, "prof_mid"), "self_samples"), 0);
 }
 
+/* What viewer uid 1000 gets for our pid: true if it sees the samples, false if denied. */
+static bool user_sees(Profiler *p)
+{
+	QueryContext ctx = { .store = profiler_store(p),
+			     .now_ns = (int64_t)clock_ns(CLOCK_REALTIME),
+			     .viewer = { .uid = 1000 } };
+	_cleanup_json_ json_object *answer = NULL;
+	ErrorCode code;
+	Request req;
+
+	request_init(&req, COMMAND_TOP);
+	req.pid = (uint32_t)getpid();
+	assert_int_equal(query_answer(&ctx, &req, &answer), 0);
+	if (answer_error_code(answer, &code, NULL) < 0)
+		return true;
+	assert_int_equal(code, ERROR_DENIED);
+	return false;
+}
+
+static void exec_event(Profiler *p, uint32_t uid, uint64_t time_ns)
+{
+	struct profq_event e = { .type = PROFQ_EVENT_EXEC,
+				 .pid = (uint32_t)getpid(),
+				 .time_ns = time_ns,
+				 .start_ns = self_start_boot_ns(),
+				 .ppid = (uint32_t)getppid(),
+				 .uid = uid };
+
+	assert_int_equal(profiler_add_event(p, &e, sizeof(e)), 0);
+}
+
+static void samples_as(Profiler *p, uint32_t uid, int n, uint64_t time_ns)
+{
+	struct profq_sample s;
+	size_t size;
+
+	for (int i = 0; i < n; i++) {
+		size = sample_init(&s, (uint32_t)getpid(), false);
+		s.uid = uid;
+		if (time_ns)
+			s.time_ns = time_ns;
+		assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	}
+}
+
+/*
+ * A root process that works, drops to a user and execs: the user must not see the root
+ * phase's samples, which share the process's record. One that execs as the user it always ran
+ * as (or was not sampled before the exec) is the user's.
+ */
+static void test_exec_privacy(void **state)
+{
+	uint64_t now = clock_ns(CLOCK_BOOTTIME);
+
+	(void)state;
+	/* Sampled as root, then exec as the user. */
+	{
+		_cleanup_(profiler_freep) Profiler *p = NULL;
+
+		p = profiler(3600 * NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64u << 20);
+		samples_as(p, 0, 10, 0);
+		exec_event(p, 1000, clock_ns(CLOCK_BOOTTIME));
+		samples_as(p, 1000, 10, 0);
+		assert_false(user_sees(p));
+	}
+	/* The root phase's samples drained after the exec event (one drain holds both). */
+	{
+		_cleanup_(profiler_freep) Profiler *p = NULL;
+
+		p = profiler(3600 * NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64u << 20);
+		samples_as(p, 1000, 1, now);
+		exec_event(p, 1000, now + 2000);
+		assert_true(user_sees(p));
+		samples_as(p, 0, 5, now + 1000);
+		samples_as(p, 1000, 5, 0);
+		assert_false(user_sees(p));
+	}
+	/* The user's own process, exec'ing as the user: theirs, before and after. */
+	{
+		_cleanup_(profiler_freep) Profiler *p = NULL;
+
+		p = profiler(3600 * NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64u << 20);
+		samples_as(p, 1000, 10, 0);
+		assert_true(user_sees(p));
+		exec_event(p, 1000, clock_ns(CLOCK_BOOTTIME));
+		samples_as(p, 1000, 10, 0);
+		assert_true(user_sees(p));
+	}
+	/* Forked by root, exec'd as the user before any sample (a login shell, sudo -u): theirs. */
+	{
+		_cleanup_(profiler_freep) Profiler *p = NULL;
+
+		p = profiler(3600 * NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64u << 20);
+		exec_event(p, 1000, clock_ns(CLOCK_BOOTTIME));
+		samples_as(p, 1000, 10, 0);
+		assert_true(user_sees(p));
+	}
+}
+
 static void test_thread_names(void **state)
 {
 	_cleanup_(profiler_freep) Profiler *p = NULL;
@@ -607,6 +706,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_samples),
+		cmocka_unit_test(test_exec_privacy),
 		cmocka_unit_test(test_thread_names),
 		cmocka_unit_test(test_bad_records),
 		cmocka_unit_test(test_tick_windows),
