@@ -91,6 +91,7 @@ static void process_free(ProcTable *t, Process *p)
 	maps_clear(t, p);
 	perfmap_free(p->perfmap);
 	store_proc_unref(t->store, p->id);
+	store_proc_unref(t->store, p->pre_exec_id);
 	free(p);
 }
 
@@ -332,9 +333,8 @@ static void set_comm(ProcTable *t, Process *p, const char *comm)
  * Who may see the process (profqd(8), ACCESS CONTROL): its real uid and whether its owner could
  * read its /proc/PID/maps. Within one image the private mark is sticky, and a change of uid sets
  * it (the kernel clears the dumpable flag then too); an exec starts over (reset), as the kernel
- * resets dumpable for the new image, unless the record already holds samples that the new
- * owner must not see: taken under another uid or while private (a root process that drops to a
- * user and execs). One record holds all of a process's samples, so it then stays private.
+ * resets dumpable for the new image. What the record holds from before such an exec is kept
+ * from the new owner by split_at_exec().
  */
 static void set_owner(ProcTable *t, Process *p, uint32_t uid, bool private, bool reset)
 {
@@ -345,8 +345,6 @@ static void set_owner(ProcTable *t, Process *p, uint32_t uid, bool private, bool
 	if (!cur)
 		return;
 	flags = cur->flags;
-	if (reset && p->sampled && (p->sampled_hidden || p->sampled_uid != uid))
-		reset = false, private = true;
 	if (reset) {
 		flags &= ~PROC_PRIVATE;
 		p->sampled = p->sampled_hidden = false;
@@ -418,12 +416,77 @@ static bool owned_by(ProcTable *t, const Process *p, const struct profq_sample *
 	       !(s->flags & PROFQ_SAMPLE_PRIVATE);
 }
 
-static void set_private(ProcTable *t, Process *p)
+static void exited_push(ProcTable *t, ProcId id, int64_t exit_ns)
+{
+	if (t->n_exited == PROCTABLE_EXITED_MAX) {
+		/* Full: the oldest goes. */
+		store_proc_unref(t->store, t->exited[t->exited_head].id);
+		t->exited_head = (t->exited_head + 1) % PROCTABLE_EXITED_MAX;
+		t->n_exited--;
+		t->stats.exited_dropped++;
+	}
+	store_proc_ref(t->store, id);
+	t->exited[(t->exited_head + t->n_exited) % PROCTABLE_EXITED_MAX] =
+		(ExitRecord){ .id = id, .exit_ns = exit_ns };
+	t->n_exited++;
+}
+
+/*
+ * An exec gave the process to an owner who must not see what it ran before: samples taken under
+ * another uid or while private. Those stay in a record of their own, private, that ends at the
+ * exec: to privileged viewers an earlier incarnation of the pid (started a nanosecond before the
+ * process's record, so that the two stay apart and `--pid` finds the process's own). forward:
+ * the process's record holds them (split at the exec event): it becomes that record, and the
+ * process goes on in a new one started a nanosecond later. Else they are samples from before
+ * the exec drained after it: they go to a new record, the process keeps its own.
+ */
+static int split_at_exec(ProcTable *t, Process *p, uint32_t old_uid, bool forward)
 {
 	const StoreProc *cur = store_proc(t->store, p->id);
+	int64_t exec_real = (int64_t)p->exec_ns + boot_to_real_offset();
+	int64_t delta = forward ? 1 : -1;
+	StoreProc sp, *old;
+	ProcId id;
+	int r;
 
-	if (cur)
-		set_owner(t, p, cur->uid, true, false);
+	if (!cur)
+		return -ENOENT;
+	sp = *cur;
+	sp.start_boot_ns = (uint64_t)((int64_t)cur->start_boot_ns + delta);
+	sp.start_ns = cur->start_ns + delta;
+	if (!forward) {
+		sp.uid = old_uid;
+		sp.flags = (cur->flags & PROC_KTHREAD) | PROC_PRIVATE | PROC_EXITED;
+		sp.exit_ns = exec_real;
+		sp.user_ns = sp.sys_ns = sp.child_user_ns = sp.child_sys_ns = 0;
+		sp.exit_code = 0;
+	} else {
+		sp.flags &= ~(PROC_PRIVATE | PROC_EXITED);
+	}
+	r = store_proc_add(t->store, &sp, &id);
+	if (r < 0)
+		return r;
+	/* An earlier split's record gets no more samples: the exited list holds it. */
+	store_proc_unref(t->store, p->pre_exec_id);
+	if (forward) {
+		old = store_proc_mut(t->store, p->id);
+		old->flags |= PROC_PRIVATE | PROC_EXITED;
+		old->exit_ns = exec_real;
+		p->pre_exec_id = p->id;
+		p->id = id;
+	} else {
+		p->pre_exec_id = id;
+	}
+	p->split_ns = p->exec_ns;
+	/* Held, as exited processes are, until retention ends it. */
+	exited_push(t, p->pre_exec_id, exec_real);
+	t->stats.exec_splits++;
+	return 0;
+}
+
+ProcId proctable_record_of(const Process *p, const struct profq_sample *s)
+{
+	return p->pre_exec_id && s->time_ns < p->split_ns ? p->pre_exec_id : p->id;
 }
 
 /* Remembers under whom the image was sampled, for set_owner() at the next exec. */
@@ -464,11 +527,14 @@ int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, P
 		set_comm(t, p, s->pcomm);
 		/* A sample from before the last exec (drained after it) says nothing of now, but
 		 * it must not show the new owner what the old one ran. */
-		if (s->time_ns >= p->exec_ns)
+		if (s->time_ns >= p->exec_ns) {
 			set_owner(t, p, s->uid, s->flags & PROFQ_SAMPLE_PRIVATE, false);
-		else if (!owned_by(t, p, s))
-			set_private(t, p);
-		note_sample(t, p, s);
+			note_sample(t, p, s);
+		} else if (!p->pre_exec_id && !owned_by(t, p, s)) {
+			r = split_at_exec(t, p, s->uid, false);
+			if (r < 0)
+				return r;
+		}
 		*ret = p;
 		return 0;
 	}
@@ -528,21 +594,6 @@ void proctable_cputime_adjust(uint64_t rtime, uint64_t utime, uint64_t stime, ui
 	}
 }
 
-static void exited_push(ProcTable *t, ProcId id, int64_t exit_ns)
-{
-	if (t->n_exited == PROCTABLE_EXITED_MAX) {
-		/* Full: the oldest goes. */
-		store_proc_unref(t->store, t->exited[t->exited_head].id);
-		t->exited_head = (t->exited_head + 1) % PROCTABLE_EXITED_MAX;
-		t->n_exited--;
-		t->stats.exited_dropped++;
-	}
-	store_proc_ref(t->store, id);
-	t->exited[(t->exited_head + t->n_exited) % PROCTABLE_EXITED_MAX] =
-		(ExitRecord){ .id = id, .exit_ns = exit_ns };
-	t->n_exited++;
-}
-
 void proctable_set_maplog_refresh(ProcTable *t, void (*refresh)(void *userdata), void *userdata)
 {
 	t->refresh_maplog = refresh;
@@ -565,6 +616,14 @@ int proctable_event(ProcTable *t, const struct profq_event *e, uint64_t now_ns)
 
 	if (!p) {
 		r = process_add(t, e->pid, e->start_ns, e->comm, &init, now_ns, &p);
+		if (r < 0)
+			return r;
+	}
+	/* Before the new image's name: the record of the old one keeps its own. */
+	if (e->type == PROFQ_EVENT_EXEC && p->sampled &&
+	    (p->sampled_hidden || p->sampled_uid != e->uid)) {
+		p->exec_ns = MAX(p->exec_ns, e->time_ns);
+		r = split_at_exec(t, p, 0, true);
 		if (r < 0)
 			return r;
 	}

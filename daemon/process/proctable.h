@@ -64,11 +64,15 @@ typedef struct Process {
 	uint64_t perfmap_read_ns; /* CLOCK_MONOTONIC of the last look at the file, 0 never */
 	bool perfmap_missed;	  /* a JIT address it did not name since it was read */
 	uint64_t exec_ns;	  /* CLOCK_BOOTTIME of the last exec event, 0 if none */
-	/* Samples of this image so far, for who may see them after an exec (set_owner()): any,
-	 * the uid of the first, and whether any came under another uid or while private. */
+	/* Samples of this image so far, for who may see them after an exec: any, the uid of the
+	 * first, and whether any came under another uid or while private. */
 	bool sampled;
 	bool sampled_hidden;
 	uint32_t sampled_uid;
+	/* When an exec handed the process to an owner who must not see what ran before it, the
+	 * samples from before split_ns go to this record of their own (referenced; 0: none). */
+	ProcId pre_exec_id;
+	uint64_t split_ns; /* CLOCK_BOOTTIME */
 	uint64_t hash;
 } Process;
 
@@ -85,6 +89,7 @@ typedef struct ProcTableStats {
 	uint64_t dropped;	    /* processes dropped from the table */
 	uint64_t perfmap_loads;	    /* perf maps read (JIT symbols), again when grown */
 	uint64_t perfmap_bad_lines; /* malformed lines skipped in them, each counted once */
+	uint64_t exec_splits;	    /* execs whose earlier image was kept from the new owner */
 } ProcTableStats;
 
 /* Exited processes kept queryable at most (bounded, oldest dropped first). */
@@ -95,6 +100,9 @@ ProcTable *proctable_free(ProcTable *t);
 
 /* The Process of a sample's incarnation, created on first sight. now_ns: CLOCK_MONOTONIC. */
 int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, Process **ret);
+/* The store record sample s of p counts in: p->id, or the record of the image before an exec
+ * that changed who may see the process (profqd(8), ACCESS CONTROL). */
+ProcId proctable_record_of(const Process *p, const struct profq_sample *s);
 
 /* Reads newer sideband records into the MapLog when a lookup there finds nothing. */
 void proctable_set_maplog_refresh(ProcTable *t, void (*refresh)(void *userdata), void *userdata);

@@ -454,7 +454,7 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 	r = store_intern_string(p->store, comm, &thread);
 	if (r < 0)
 		goto fail;
-	r = store_window_add(p->store, proc->id, s->tid, thread, stack,
+	r = store_window_add(p->store, proctable_record_of(proc, s), s->tid, thread, stack,
 			     s->flags & PROFQ_SAMPLE_KERNEL_MODE, 1);
 	store_string_unref(p->store, thread);
 	if (r < 0)

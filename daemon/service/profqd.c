@@ -338,6 +338,7 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 		return r;
 	json_add_int(o, "exited_processes", (int64_t)pt.exited_held);
 	json_add_int(o, "exited_dropped", (int64_t)pt.exited_dropped);
+	json_add_int(o, "exec_splits", (int64_t)pt.exec_splits);
 	json_add_int(o, "lost_events", (int64_t)m->last.lost_events);
 	json_add_int(o, "lost_sideband", (int64_t)sideband_lost(m->sideband));
 	json_add_int(o, "clients", (int64_t)ss.clients);

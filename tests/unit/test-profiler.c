@@ -209,12 +209,12 @@ static void test_samples(void **state)
 	assert_int_equal(json_get_int(row(answer, "prof_mid"), "self_samples"), 0);
 }
 
-/* What viewer uid 1000 gets for our pid: true if it sees the samples, false if denied. */
-static bool user_sees(Profiler *p)
+/* The samples of our pid that a viewer gets from top (the newest incarnation), -1 if denied. */
+static int64_t seen(Profiler *p, uint32_t uid, bool privileged)
 {
 	QueryContext ctx = { .store = profiler_store(p),
 			     .now_ns = (int64_t)clock_ns(CLOCK_REALTIME),
-			     .viewer = { .uid = 1000 } };
+			     .viewer = { .uid = uid, .privileged = privileged } };
 	_cleanup_json_ json_object *answer = NULL;
 	ErrorCode code;
 	Request req;
@@ -223,9 +223,24 @@ static bool user_sees(Profiler *p)
 	req.pid = (uint32_t)getpid();
 	assert_int_equal(query_answer(&ctx, &req, &answer), 0);
 	if (answer_error_code(answer, &code, NULL) < 0)
-		return true;
+		return json_get_int(answer, "samples");
 	assert_int_equal(code, ERROR_DENIED);
-	return false;
+	return -1;
+}
+
+/* All samples of our pid in the store, whichever record they are in. */
+static int64_t all_samples(Profiler *p)
+{
+	const Window *w = store_window_current(profiler_store(p));
+	int64_t n = 0;
+
+	for (size_t i = 0; i < w->n_entries; i++) {
+		const StoreProc *sp = store_proc(profiler_store(p), w->entries[i].proc);
+
+		if (sp->pid == (uint32_t)getpid())
+			n += w->entries[i].user + w->entries[i].kernel;
+	}
+	return n;
 }
 
 static void exec_event(Profiler *p, uint32_t uid, uint64_t time_ns)
@@ -255,9 +270,10 @@ static void samples_as(Profiler *p, uint32_t uid, int n, uint64_t time_ns)
 }
 
 /*
- * A root process that works, drops to a user and execs: the user must not see the root
- * phase's samples, which share the process's record. One that execs as the user it always ran
- * as (or was not sampled before the exec) is the user's.
+ * A root process that works, drops to a user and execs: the user sees the process from the
+ * exec on, never the root phase's samples, which stay in a record of their own for privileged
+ * viewers. One that execs as the user it always ran as (or was not sampled before) is the
+ * user's, whole.
  */
 static void test_exec_privacy(void **state)
 {
@@ -269,42 +285,46 @@ static void test_exec_privacy(void **state)
 		_cleanup_(profiler_freep) Profiler *p = NULL;
 
 		p = profiler(3600 * NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64u << 20);
-		samples_as(p, 0, 10, 0);
-		exec_event(p, 1000, clock_ns(CLOCK_BOOTTIME));
-		samples_as(p, 1000, 10, 0);
-		assert_false(user_sees(p));
+		samples_as(p, 0, 10, now);
+		exec_event(p, 1000, now + 1000);
+		samples_as(p, 1000, 7, now + 2000);
+		assert_int_equal(seen(p, 1000, false), 7);
+		assert_int_equal(seen(p, 0, true), 7);
+		assert_int_equal(all_samples(p), 17);
+		assert_int_equal(seen(p, 2000, false), -1);
 	}
 	/* The root phase's samples drained after the exec event (one drain holds both). */
 	{
 		_cleanup_(profiler_freep) Profiler *p = NULL;
 
 		p = profiler(3600 * NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64u << 20);
-		samples_as(p, 1000, 1, now);
+		samples_as(p, 1000, 1, now + 3000);
 		exec_event(p, 1000, now + 2000);
-		assert_true(user_sees(p));
+		assert_int_equal(seen(p, 1000, false), 1);
 		samples_as(p, 0, 5, now + 1000);
-		samples_as(p, 1000, 5, 0);
-		assert_false(user_sees(p));
+		samples_as(p, 1000, 4, now + 4000);
+		assert_int_equal(seen(p, 1000, false), 5);
+		assert_int_equal(all_samples(p), 10);
 	}
 	/* The user's own process, exec'ing as the user: theirs, before and after. */
 	{
 		_cleanup_(profiler_freep) Profiler *p = NULL;
 
 		p = profiler(3600 * NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64u << 20);
-		samples_as(p, 1000, 10, 0);
-		assert_true(user_sees(p));
-		exec_event(p, 1000, clock_ns(CLOCK_BOOTTIME));
-		samples_as(p, 1000, 10, 0);
-		assert_true(user_sees(p));
+		samples_as(p, 1000, 10, now);
+		assert_int_equal(seen(p, 1000, false), 10);
+		exec_event(p, 1000, now + 1000);
+		samples_as(p, 1000, 10, now + 2000);
+		assert_int_equal(seen(p, 1000, false), 20);
 	}
 	/* Forked by root, exec'd as the user before any sample (a login shell, sudo -u): theirs. */
 	{
 		_cleanup_(profiler_freep) Profiler *p = NULL;
 
 		p = profiler(3600 * NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64u << 20);
-		exec_event(p, 1000, clock_ns(CLOCK_BOOTTIME));
-		samples_as(p, 1000, 10, 0);
-		assert_true(user_sees(p));
+		exec_event(p, 1000, now);
+		samples_as(p, 1000, 10, now + 1000);
+		assert_int_equal(seen(p, 1000, false), 10);
 	}
 }
 
