@@ -32,7 +32,7 @@ enum {
 	OPT_WIDTH,
 };
 
-/* --title and --width are flame's, but every export knows them (and refuses them). */
+/* --title and --width are flame's; the other exports parse them to refuse them as unknown. */
 static const struct option export_options[] = {
 	{ "output", required_argument, NULL, OPT_OUTPUT },
 	{ "title", required_argument, NULL, OPT_TITLE },
@@ -433,6 +433,7 @@ static int export_run(ExportKind kind, CliContext *ctx, int argc, char **argv)
 		return r;
 	return export_summary(ctx, p, &args, to_stdout);
 }
+
 int cmd_folded(CliContext *ctx, int argc, char **argv)
 {
 	return export_run(EXPORT_FOLDED, ctx, argc, argv);
