@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Shared by profq's commands: the global context, the query round trip, exit codes, and
- * output helpers. In JSON mode stdout always carries exactly one valid JSON document (the answer
- * or the error answer); messages go to stderr.
+ * output helpers; command.h describes a query command and runs it. In JSON mode stdout always
+ * carries exactly one valid JSON document (the answer or the error answer); messages go to
+ * stderr.
  */
 #pragma once
 
@@ -49,31 +50,6 @@ void cli_print_json(json_object *o);
 
 /* Reports a usage error for a command (stderr) and returns EXIT_USAGE. */
 int cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* getopt values of the options the query commands share. */
-enum {
-	OPT_JSON = 0x100,
-	OPT_SINCE,
-	OPT_UNTIL,
-	OPT_PID,
-	OPT_SORT,
-	OPT_ONCE,
-	OPT_TID,
-	OPT_START,
-	OPT_CHILDREN,
-	OPT_THREADS,
-	OPT_INLINE,
-	OPT_NO_INLINE,
-	OPT_FUNCTION,
-	OPT_MIN_PCT,
-};
-
-/*
- * Applies one of the shared options (--json, --pid, --tid, --start, --children, --since,
- * --until, -n) to ctx and req.
- * Returns 1 if opt was one of them, 0 if not, -1 after reporting a bad value (exit 2).
- */
-int cli_common_option(const char *command, int opt, const char *arg, CliContext *ctx, Request *req);
 
 /* Terminal width for plain output (COLUMNS, the tty, else 0 = unlimited). */
 int cli_terminal_width(void);

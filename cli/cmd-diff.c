@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * profq diff: the change of each function's share between two profiles, a base and a "with",
- * of one process over two time ranges, or of two processes (SPEC §11). Each side is a `top`
+ * of one process over two time ranges, or of two processes (docs/profq.1). Each side is a `top`
  * answer with every function; rows are joined by (function, module) and ranked by how much
  * their share moved, in percentage points of each side's own samples (so a longer range or a
  * busier process does not look like a regression).
  */
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,12 +14,13 @@
 
 #include "base/json-util.h"
 #include "base/parse.h"
-#include "cli.h"
+#include "command.h"
 
 enum {
-	OPT_BASE = 0x300,
+	OPT_BASE = 0x200,
 	OPT_WITH,
 	OPT_BASE_PID,
+	OPT_SORT,
 };
 
 typedef struct Side {
@@ -29,6 +29,12 @@ typedef struct Side {
 	Request req;
 	json_object *answer;
 } Side;
+
+typedef struct DiffArgs {
+	Side sides[2];
+	uint32_t base_pid; /* --base-pid; 0: pid for both sides */
+	bool by_total;	   /* --sort total */
+} DiffArgs;
 
 typedef struct DiffRow {
 	const char *function, *module;
@@ -128,6 +134,103 @@ static int join(Side sides[2], bool by_total, DiffRow **ret, size_t *ret_n)
 	return 0;
 }
 
+static int parse_option(int opt, const char *arg, Request *req, void *userdata)
+{
+	DiffArgs *args = userdata;
+	Side *side;
+	int r;
+
+	(void)req;
+	switch (opt) {
+	case OPT_BASE:
+	case OPT_WITH:
+		side = &args->sides[opt == OPT_WITH];
+		r = parse_range(arg, &side->req);
+		if (r == -ENOMEM)
+			return EXIT_UNREACHABLE;
+		if (r < 0)
+			return cli_usage_error(
+				"diff", "--%s: '%s' is not a range such as 20m..10m, 10m or all",
+				side->name, arg);
+		side->range = arg;
+		return EXIT_OK;
+	case OPT_BASE_PID:
+		if (parse_uint32(arg, 1, UINT32_MAX, &args->base_pid) < 0)
+			return cli_usage_error("diff", "--base-pid: '%s' is not a process id", arg);
+		return EXIT_OK;
+	default: /* --sort */
+		if (sort_key_from_string(arg) < 0)
+			return cli_usage_error("diff", "--sort: '%s' is not self or total", arg);
+		args->by_total = sort_key_from_string(arg) == SORT_TOTAL;
+		return EXIT_OK;
+	}
+}
+
+static int check(const CliContext *ctx, const Request *req, void *userdata)
+{
+	const DiffArgs *args = userdata;
+
+	(void)ctx, (void)req;
+	if (!args->base_pid && !args->sides[0].range && !args->sides[1].range)
+		return cli_usage_error("diff", "nothing to compare: give --base RANGE, "
+					       "--with RANGE or --base-pid P");
+	return EXIT_OK;
+}
+
+static const CliQuery diff = {
+	.name = "diff",
+	.command = COMMAND_TOP,
+	.shared = CLI_OPT_PID | CLI_OPT_INLINE | CLI_OPT_LIMIT,
+	.needs_pid = true,
+	.help = "Usage: profq diff --pid N [--base RANGE] [--with RANGE]\n"
+		"                  [--base-pid P] [-n N] [--sort self|total]\n"
+		"                  [--[no-]inline] [--json]\n"
+		"\n"
+		"How each function's share of the samples changed from the base\n"
+		"profile to the other one: of pid N over two time ranges, or of\n"
+		"pid P (the base) and pid N. RANGE is SINCE..UNTIL counted back\n"
+		"from now (20m..10m), SINCE (until now), or all (the default).\n"
+		"Rows are ranked by the change of SELF% (or TOTAL% with\n"
+		"--sort total), in points of each side's own samples.\n",
+	.options =
+		(const struct option[]){
+			{ "base", required_argument, NULL, OPT_BASE },
+			{ "with", required_argument, NULL, OPT_WITH },
+			{ "base-pid", required_argument, NULL, OPT_BASE_PID },
+			{ "sort", required_argument, NULL, OPT_SORT },
+			{},
+		},
+	.option = parse_option,
+	.check = check,
+};
+
+/* Each side's answer: the shared options, the side's range and pid, every function. */
+static int query_sides(const CliContext *ctx, const Request *common, DiffArgs *args)
+{
+	for (int s = 0; s < 2; s++) {
+		Side *side = &args->sides[s];
+		Request *q = &side->req;
+		bool since = q->has_since, until = q->has_until;
+		uint64_t since_ns = q->since_ns, until_ns = q->until_ns;
+		int r;
+
+		*q = *common;
+		q->has_since = since, q->since_ns = since_ns;
+		q->has_until = until, q->until_ns = until_ns;
+		/* Every function: a row may be missing on one side only. */
+		q->limit = REQUEST_LIMIT_MAX;
+		q->sort = args->by_total ? SORT_TOTAL : SORT_SELF;
+		if (s == 0 && args->base_pid)
+			q->pid = args->base_pid;
+		r = cli_query(ctx, q, &side->answer);
+		if (r != EXIT_OK) {
+			fprintf(stderr, "profq diff: (the %s profile)\n", side->name);
+			return r;
+		}
+	}
+	return EXIT_OK;
+}
+
 static void side_json(json_object *o, const Side *s)
 {
 	json_object *side = json_object_new_object();
@@ -141,6 +244,52 @@ static void side_json(json_object *o, const Side *s)
 	json_object_object_add(o, s->name, side);
 }
 
+static json_object *row_json(const DiffArgs *args, const DiffRow *r)
+{
+	const char *k = args->by_total ? "total" : "self", *ok = args->by_total ? "self" : "total";
+	json_object *row = json_object_new_object();
+	char name[32];
+
+	if (!row)
+		return NULL;
+	json_add_string(row, "function", r->function);
+	json_add_string(row, "module", r->module);
+	for (int s = 0; s < 2; s++) {
+		snprintf(name, sizeof(name), "%s_%s_pct", args->sides[s].name, k);
+		json_add_double(row, name, r->pct[s], 2);
+		snprintf(name, sizeof(name), "%s_%s_pct", args->sides[s].name, ok);
+		json_add_double(row, name, r->other[s], 2);
+		snprintf(name, sizeof(name), "%s_%s_samples", args->sides[s].name, k);
+		json_add_int(row, name, r->samples[s]);
+	}
+	snprintf(name, sizeof(name), "delta_%s_pct", k);
+	json_add_double(row, name, r->pct[1] - r->pct[0], 2);
+	return row;
+}
+
+static int print_json(const DiffArgs *args, const DiffRow *rows, size_t n)
+{
+	_cleanup_json_ json_object *o = json_object_new_object();
+	json_object *a = json_object_new_array();
+
+	if (!o || !a) {
+		json_object_put(a);
+		return EXIT_UNREACHABLE;
+	}
+	json_add_string(o, "sort", args->by_total ? "total" : "self");
+	side_json(o, &args->sides[0]);
+	side_json(o, &args->sides[1]);
+	for (size_t i = 0; i < n; i++) {
+		json_object *row = row_json(args, &rows[i]);
+
+		if (row)
+			json_object_array_add(a, row);
+	}
+	json_object_object_add(o, "rows", a);
+	cli_print_json(o);
+	return EXIT_OK;
+}
+
 static void side_text(const Side *s)
 {
 	printf("%-5s pid %" PRId64 " (%s), %" PRId64 " samples, %s\n", s->name,
@@ -148,173 +297,58 @@ static void side_text(const Side *s)
 	       json_get_int(s->answer, "samples"), s->range ? s->range : "all retained");
 }
 
-int cmd_diff(CliContext *ctx, int argc, char **argv)
+static int print_text(const DiffArgs *args, const DiffRow *rows, size_t n)
 {
-	static const struct option options[] = {
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "pid", required_argument, NULL, OPT_PID },
-		{ "base", required_argument, NULL, OPT_BASE },
-		{ "with", required_argument, NULL, OPT_WITH },
-		{ "base-pid", required_argument, NULL, OPT_BASE_PID },
-		{ "sort", required_argument, NULL, OPT_SORT },
-		{ "inline", no_argument, NULL, OPT_INLINE },
-		{ "no-inline", no_argument, NULL, OPT_NO_INLINE },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	Side sides[2] = { { .name = "base" }, { .name = "with" } };
+	int width = cli_terminal_width();
+
+	side_text(&args->sides[0]);
+	side_text(&args->sides[1]);
+	printf("\n%7s %7s %8s  %s (by %s)\n", "BASE%", "WITH%", "CHANGE", "FUNCTION",
+	       args->by_total ? "TOTAL%" : "SELF%");
+	for (size_t i = 0; i < n; i++) {
+		const char *mod = rows[i].module;
+		int room = width > 34 ? width - 26 : INT32_MAX;
+
+		printf("%7.2f %7.2f %+8.2f  %.*s", rows[i].pct[0], rows[i].pct[1],
+		       rows[i].pct[1] - rows[i].pct[0], room, rows[i].function);
+		room -= (int)MIN(strlen(rows[i].function), (size_t)INT32_MAX);
+		if (mod && (int)strlen(mod) + 3 <= room)
+			printf(mod[0] == '[' ? " %s" : " [%s]", mod);
+		putchar('\n');
+	}
+	return EXIT_OK;
+}
+
+/* Queries both sides, joins their rows, prints the first limit of them. */
+static int diff_run(const CliContext *ctx, const Request *common, DiffArgs *args)
+{
 	_cleanup_free_ DiffRow *rows = NULL;
-	Request common;
-	uint32_t base_pid = 0, limit;
-	bool by_total = false;
 	size_t n = 0;
-	int c, r;
+	int r;
 
-	request_init(&common, COMMAND_TOP);
-	while ((c = getopt_long(argc, argv, "hn:", options, NULL)) >= 0) {
-		switch (c) {
-		case 'h':
-			printf("Usage: profq diff --pid N [--base RANGE] [--with RANGE]\n"
-			       "                  [--base-pid P] [-n N] [--sort self|total]\n"
-			       "                  [--[no-]inline] [--json]\n"
-			       "\n"
-			       "How each function's share of the samples changed from the base\n"
-			       "profile to the other one: of pid N over two time ranges, or of\n"
-			       "pid P (the base) and pid N. RANGE is SINCE..UNTIL counted back\n"
-			       "from now (20m..10m), SINCE (until now), or all (the default).\n"
-			       "Rows are ranked by the change of SELF%% (or TOTAL%% with\n"
-			       "--sort total), in points of each side's own samples.\n");
-			return EXIT_OK;
-		case OPT_BASE:
-		case OPT_WITH: {
-			Side *s = &sides[c == OPT_WITH];
-
-			r = parse_range(optarg, &s->req);
-			if (r == -ENOMEM)
-				return EXIT_UNREACHABLE;
-			if (r < 0)
-				return cli_usage_error(
-					"diff",
-					"--%s: '%s' is not a range such as 20m..10m, "
-					"10m or all",
-					s->name, optarg);
-			s->range = optarg;
-			break;
-		}
-		case OPT_BASE_PID:
-			if (parse_uint32(optarg, 1, UINT32_MAX, &base_pid) < 0)
-				return cli_usage_error(
-					"diff", "--base-pid: '%s' is not a process id", optarg);
-			break;
-		case OPT_SORT:
-			if (sort_key_from_string(optarg) < 0)
-				return cli_usage_error("diff", "--sort: '%s' is not self or total",
-						       optarg);
-			by_total = sort_key_from_string(optarg) == SORT_TOTAL;
-			break;
-		default:
-			r = cli_common_option("diff", c, optarg, ctx, &common);
-			if (r < 0)
-				return EXIT_USAGE;
-			if (r == 0)
-				return cli_usage_error("diff", "unknown option '%s'",
-						       argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("diff", "unexpected argument '%s'", argv[optind]);
-	if (!common.pid)
-		return cli_usage_error("diff", "--pid is required");
-	if (!base_pid && !sides[0].range && !sides[1].range)
-		return cli_usage_error("diff", "nothing to compare: give --base RANGE, "
-					       "--with RANGE or --base-pid P");
-	limit = common.limit;
-	for (int s = 0; s < 2; s++) {
-		Request *q = &sides[s].req;
-		bool since = q->has_since, until = q->has_until;
-		uint64_t since_ns = q->since_ns, until_ns = q->until_ns;
-
-		*q = common;
-		q->has_since = since, q->since_ns = since_ns;
-		q->has_until = until, q->until_ns = until_ns;
-		/* Every function: a row may be missing on one side only. */
-		q->limit = REQUEST_LIMIT_MAX;
-		q->sort = by_total ? SORT_TOTAL : SORT_SELF;
-		if (s == 0 && base_pid)
-			q->pid = base_pid;
-		r = cli_query(ctx, q, &sides[s].answer);
-		if (r != EXIT_OK) {
-			json_object_put(sides[0].answer);
-			fprintf(stderr, "profq diff: (the %s profile)\n", sides[s].name);
-			return r;
-		}
-	}
-
-	r = join(sides, by_total, &rows, &n);
+	r = query_sides(ctx, common, args);
+	if (r != EXIT_OK)
+		return r;
+	r = join(args->sides, args->by_total, &rows, &n);
 	if (r < 0) {
 		fprintf(stderr, "profq diff: %s\n", strerror(-r));
-		r = EXIT_UNREACHABLE;
-		goto out;
+		return EXIT_UNREACHABLE;
 	}
-	n = MIN(n, (size_t)limit);
-	if (ctx->json) {
-		_cleanup_json_ json_object *o = json_object_new_object();
-		json_object *a = json_object_new_array();
+	n = MIN(n, (size_t)common->limit);
+	return ctx->json ? print_json(args, rows, n) : print_text(args, rows, n);
+}
 
-		if (!o || !a) {
-			json_object_put(a);
-			r = EXIT_UNREACHABLE;
-			goto out;
-		}
-		json_add_string(o, "sort", by_total ? "total" : "self");
-		side_json(o, &sides[0]);
-		side_json(o, &sides[1]);
-		for (size_t i = 0; i < n; i++) {
-			json_object *row = json_object_new_object();
-			const char *k = by_total ? "total" : "self",
-				   *ok = by_total ? "self" : "total";
-			char name[32];
+int cmd_diff(CliContext *ctx, int argc, char **argv)
+{
+	DiffArgs args = { .sides = { { .name = "base" }, { .name = "with" } } };
+	Request common;
+	int r;
 
-			if (!row)
-				continue;
-			json_add_string(row, "function", rows[i].function);
-			json_add_string(row, "module", rows[i].module);
-			for (int s = 0; s < 2; s++) {
-				snprintf(name, sizeof(name), "%s_%s_pct", sides[s].name, k);
-				json_add_double(row, name, rows[i].pct[s], 2);
-				snprintf(name, sizeof(name), "%s_%s_pct", sides[s].name, ok);
-				json_add_double(row, name, rows[i].other[s], 2);
-				snprintf(name, sizeof(name), "%s_%s_samples", sides[s].name, k);
-				json_add_int(row, name, rows[i].samples[s]);
-			}
-			snprintf(name, sizeof(name), "delta_%s_pct", k);
-			json_add_double(row, name, rows[i].pct[1] - rows[i].pct[0], 2);
-			json_object_array_add(a, row);
-		}
-		json_object_object_add(o, "rows", a);
-		cli_print_json(o);
-	} else {
-		int width = cli_terminal_width();
-
-		side_text(&sides[0]);
-		side_text(&sides[1]);
-		printf("\n%7s %7s %8s  %s (by %s)\n", "BASE%", "WITH%", "CHANGE", "FUNCTION",
-		       by_total ? "TOTAL%" : "SELF%");
-		for (size_t i = 0; i < n; i++) {
-			const char *mod = rows[i].module;
-			int room = width > 34 ? width - 26 : INT32_MAX;
-
-			printf("%7.2f %7.2f %+8.2f  %.*s", rows[i].pct[0], rows[i].pct[1],
-			       rows[i].pct[1] - rows[i].pct[0], room, rows[i].function);
-			room -= (int)MIN(strlen(rows[i].function), (size_t)INT32_MAX);
-			if (mod && (int)strlen(mod) + 3 <= room)
-				printf(mod[0] == '[' ? " %s" : " [%s]", mod);
-			putchar('\n');
-		}
-	}
-	r = EXIT_OK;
-out:
-	json_object_put(sides[0].answer);
-	json_object_put(sides[1].answer);
+	r = cli_parse(&diff, ctx, &common, argc, argv, &args);
+	if (r != CLI_PARSED)
+		return r;
+	r = diff_run(ctx, &common, &args);
+	json_object_put(args.sides[0].answer);
+	json_object_put(args.sides[1].answer);
 	return r;
 }

@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +15,7 @@
 #include <unistd.h>
 
 #include "base/json-util.h"
-#include "cli.h"
+#include "command.h"
 #include "flame.h"
 #include "pprof.h"
 #include "profile.h"
@@ -33,7 +32,58 @@ enum {
 	OPT_WIDTH,
 };
 
+/* --title and --width are flame's; the other exports parse them to refuse them as unknown. */
+static const struct option export_options[] = {
+	{ "output", required_argument, NULL, OPT_OUTPUT },
+	{ "title", required_argument, NULL, OPT_TITLE },
+	{ "width", required_argument, NULL, OPT_WIDTH },
+	{},
+};
+
+static const struct {
+	const char *name;
+	const char *help;
+} exports[] = {
+	[EXPORT_FOLDED] = {
+		.name = "folded",
+		.help = "Usage: profq folded --pid N [--tid T] [--start TIME] [--children]\n"
+			"              [--since DUR] [--until DUR] [--[no-]inline] [-o FILE] [--json]\n"
+			"\n"
+			"Folded stacks: one line per distinct stack, outermost frame first,\n"
+			"frames separated by ';', then the number of samples, as\n"
+			"stackcollapse-perf.pl writes them with its annotations (kernel frames\n"
+			"end in _[k], inlined ones in _[i], JIT code in _[j]), for\n"
+			"flamegraph.pl, speedscope and friends. --json prints the stacks answer.\n"
+			"\n"
+			"-o FILE writes to FILE (\"-\": standard output).\n",
+	},
+	[EXPORT_FLAME] = {
+		.name = "flame",
+		.help = "Usage: profq flame --pid N [--tid T] [--start TIME] [--children]\n"
+			"             [--since DUR] [--until DUR] [--[no-]inline]\n"
+			"       [--title T] [--width PX] -o FILE.svg [--json]\n"
+			"\n"
+			"An interactive SVG flame graph: one box per call path, as wide as its\n"
+			"share of the samples, callers below their callees. Open it in a\n"
+			"browser: hover for figures, click to zoom, Ctrl-F to search.\n"
+			"\n"
+			"-o FILE writes to FILE (\"-\": standard output).\n",
+	},
+	[EXPORT_PPROF] = {
+		.name = "pprof",
+		.help = "Usage: profq pprof --pid N [--tid T] [--start TIME] [--children]\n"
+			"             [--since DUR] [--until DUR] [--[no-]inline] -o FILE.pb.gz [--json]\n"
+			"\n"
+			"A gzipped pprof profile (profile.proto) for go tool pprof, Pyroscope or\n"
+			"Parca: sample types samples/count and cpu/nanoseconds, inlined\n"
+			"frames as pprof's inline lines, file and line of every frame.\n"
+			"\n"
+			"-o FILE writes to FILE (\"-\": standard output, not a terminal).\n",
+	},
+};
+
 typedef struct ExportArgs {
+	ExportKind kind;
 	const char *output; /* -o; "-" or NULL: stdout */
 	const char *title;
 	unsigned width;
@@ -139,45 +189,6 @@ static int write_flame(const Profile *p, const ExportArgs *args, FILE *out)
 	return flame_write_svg(p, &o, out);
 }
 
-static const char *const export_names[] = {
-	[EXPORT_FOLDED] = "folded",
-	[EXPORT_FLAME] = "flame",
-	[EXPORT_PPROF] = "pprof",
-};
-
-static void export_help(ExportKind kind)
-{
-	const char *name = export_names[kind];
-
-	printf("Usage: profq %s --pid N [--tid T] [--start TIME] [--children]\n"
-	       "       %*s [--since DUR] [--until DUR] [--[no-]inline]%s\n\n",
-	       name, (int)strlen(name), "",
-	       kind == EXPORT_FOLDED  ? " [-o FILE] [--json]"
-	       : kind == EXPORT_FLAME ? "\n       [--title T] [--width PX] -o FILE.svg [--json]"
-				      : " -o FILE.pb.gz [--json]");
-	switch (kind) {
-	case EXPORT_FOLDED:
-		printf("Folded stacks: one line per distinct stack, outermost frame first,\n"
-		       "frames separated by ';', then the number of samples, as\n"
-		       "stackcollapse-perf.pl writes them with its annotations (kernel frames\n"
-		       "end in _[k], inlined ones in _[i], JIT code in _[j]), for\n"
-		       "flamegraph.pl, speedscope and friends. --json prints the stacks answer.\n");
-		break;
-	case EXPORT_FLAME:
-		printf("An interactive SVG flame graph: one box per call path, as wide as its\n"
-		       "share of the samples, callers below their callees. Open it in a\n"
-		       "browser: hover for figures, click to zoom, Ctrl-F to search.\n");
-		break;
-	case EXPORT_PPROF:
-		printf("A gzipped pprof profile (profile.proto) for go tool pprof, Pyroscope or\n"
-		       "Parca: sample types samples/count and cpu/nanoseconds, inlined\n"
-		       "frames as pprof's inline lines, file and line of every frame.\n");
-		break;
-	}
-	printf("\n-o FILE writes to FILE (\"-\": standard output%s).\n",
-	       kind == EXPORT_PPROF ? ", not a terminal" : "");
-}
-
 /* Where an export goes: standard output, a file written in place, or a temporary file that
  * replaces the old one only once it is whole. */
 typedef struct Output {
@@ -192,7 +203,7 @@ typedef struct Output {
  * leaves the old file as it was; anything else (a FIFO, /dev/stdout, a symlink) is written in
  * place. New files get 0666 less the umask, as the shell's > gives them.
  */
-static int output_open(const ExportArgs *args, ExportKind kind, Output *ret)
+static int output_open(const ExportArgs *args, Output *ret)
 {
 	const char *path = args->output;
 	struct stat st;
@@ -201,7 +212,7 @@ static int output_open(const ExportArgs *args, ExportKind kind, Output *ret)
 
 	*ret = (Output){ .is_stdout = !path || streq(path, "-") };
 	if (ret->is_stdout) {
-		if (kind == EXPORT_PPROF && isatty(STDOUT_FILENO))
+		if (args->kind == EXPORT_PPROF && isatty(STDOUT_FILENO))
 			return -ENOTTY;
 		ret->f = stdout;
 		return 0;
@@ -256,122 +267,122 @@ static int output_close(Output *o, const char *path, int r)
 	return r;
 }
 
-static int export_run(ExportKind kind, CliContext *ctx, int argc, char **argv)
+static int parse_option(int opt, const char *arg, Request *req, void *userdata)
 {
-	static const struct option options[] = {
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "since", required_argument, NULL, OPT_SINCE },
-		{ "until", required_argument, NULL, OPT_UNTIL },
-		{ "pid", required_argument, NULL, OPT_PID },
-		{ "tid", required_argument, NULL, OPT_TID },
-		{ "start", required_argument, NULL, OPT_START },
-		{ "children", no_argument, NULL, OPT_CHILDREN },
-		{ "inline", no_argument, NULL, OPT_INLINE },
-		{ "no-inline", no_argument, NULL, OPT_NO_INLINE },
-		{ "output", required_argument, NULL, OPT_OUTPUT },
-		{ "title", required_argument, NULL, OPT_TITLE },
-		{ "width", required_argument, NULL, OPT_WIDTH },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	const char *name = export_names[kind];
-	_cleanup_json_ json_object *answer = NULL;
-	_cleanup_(profile_freep) Profile *p = NULL;
-	_cleanup_free_ char *error = NULL;
-	ExportArgs args = { 0 };
-	Request req;
-	Output out;
+	ExportArgs *args = userdata;
+	const char *name = exports[args->kind].name;
 	char *end;
-	int c, r;
 
-	request_init(&req, COMMAND_STACKS);
-	while ((c = getopt_long(argc, argv, "ho:", options, NULL)) >= 0) {
-		switch (c) {
-		case 'h':
-			export_help(kind);
-			return EXIT_OK;
-		case OPT_OUTPUT:
-			if (!*optarg)
-				return cli_usage_error(name, "-o: an empty file name");
-			args.output = optarg;
-			break;
-		case OPT_TITLE:
-		case OPT_WIDTH:
-			if (kind != EXPORT_FLAME)
-				return cli_usage_error(name, "unknown option '%s'", argv[optind - 1]);
-			if (c == OPT_TITLE) {
-				args.title = optarg;
-				break;
-			}
-			errno = 0;
-			args.width = (unsigned)strtoul(optarg, &end, 10);
-			if (errno || end == optarg || *end || args.width < 200 || args.width > 100000)
-				return cli_usage_error(name,
-						       "--width: '%s' is not a width in pixels "
-						       "(200..100000)",
-						       optarg);
-			break;
-		default:
-			r = cli_common_option(name, c, optarg, ctx, &req);
-			if (r < 0)
-				return EXIT_USAGE;
-			if (r == 0)
-				return cli_usage_error(name, "unknown option '%s'", argv[optind - 1]);
-		}
+	(void)req;
+	switch (opt) {
+	case OPT_OUTPUT:
+		if (!*arg)
+			return cli_usage_error(name, "-o: an empty file name");
+		args->output = arg;
+		return EXIT_OK;
+	case OPT_TITLE:
+		if (args->kind != EXPORT_FLAME)
+			return CLI_UNKNOWN;
+		args->title = arg;
+		return EXIT_OK;
+	default: /* --width */
+		if (args->kind != EXPORT_FLAME)
+			return CLI_UNKNOWN;
+		errno = 0;
+		args->width = (unsigned)strtoul(arg, &end, 10);
+		if (errno || end == arg || *end || args->width < 200 || args->width > 100000)
+			return cli_usage_error(
+				name, "--width: '%s' is not a width in pixels (200..100000)", arg);
+		return EXIT_OK;
 	}
-	if (optind < argc)
-		return cli_usage_error(name, "unexpected argument '%s'", argv[optind]);
-	if (!req.pid)
-		return cli_usage_error(name, "--pid is required");
-	if (kind != EXPORT_FOLDED && !args.output)
+}
+
+static int check(const CliContext *ctx, const Request *req, void *userdata)
+{
+	const ExportArgs *args = userdata;
+	const char *name = exports[args->kind].name;
+
+	(void)req;
+	if (args->kind != EXPORT_FOLDED && !args->output)
 		return cli_usage_error(name, "-o FILE is required (\"-\" for standard output)");
-	if (ctx->json && (kind != EXPORT_FOLDED || args.output) &&
-	    (!args.output || streq(args.output, "-")))
+	if (ctx->json && (args->kind != EXPORT_FOLDED || args->output) &&
+	    (!args->output || streq(args->output, "-")))
 		return cli_usage_error(name, "--json prints a summary on standard output: "
 					     "give -o FILE");
+	return EXIT_OK;
+}
 
-	r = cli_query(ctx, &req, &answer);
-	if (r != EXIT_OK)
-		return r;
-	if (kind == EXPORT_FOLDED && ctx->json && !args.output) {
+/* The stacks answer as a Profile; NULL after printing it (folded --json without -o) or after
+ * reporting a failure, with the exit code in *ret_exit. */
+static Profile *export_profile(const CliContext *ctx, const Request *req, const ExportArgs *args,
+			       int *ret_exit)
+{
+	const char *name = exports[args->kind].name;
+	_cleanup_json_ json_object *answer = NULL;
+	_cleanup_free_ char *error = NULL;
+	Profile *p = NULL;
+	int r;
+
+	*ret_exit = cli_query(ctx, req, &answer);
+	if (*ret_exit != EXIT_OK)
+		return NULL;
+	if (args->kind == EXPORT_FOLDED && ctx->json && !args->output) {
 		cli_print_json(answer);
-		return EXIT_OK;
+		return NULL;
 	}
 	r = profile_from_json(answer, &p, &error);
 	if (r < 0) {
 		fprintf(stderr, "profq %s: the answer is malformed: %s\n", name,
 			error ? error : strerror(-r));
-		return EXIT_UNREACHABLE;
+		*ret_exit = EXIT_UNREACHABLE;
+		return NULL;
 	}
+	return p;
+}
 
-	r = output_open(&args, kind, &out);
+static int write_export(const Profile *p, const ExportArgs *args, FILE *f)
+{
+	switch (args->kind) {
+	case EXPORT_FOLDED:
+		return write_folded(p, f);
+	case EXPORT_FLAME:
+		return write_flame(p, args, f);
+	default:
+		if (fflush(f) != 0)
+			return -errno;
+		return pprof_write(p, fileno(f));
+	}
+}
+
+/* Writes the export to -o's file or standard output: an exit code, after reporting a failure. */
+static int export_output(const Profile *p, const ExportArgs *args, bool *ret_stdout)
+{
+	const char *name = exports[args->kind].name;
+	Output out;
+	int r;
+
+	r = output_open(args, &out);
 	if (r == -ENOTTY)
 		return cli_usage_error(name, "standard output is a terminal: give -o FILE");
 	if (r < 0) {
-		fprintf(stderr, "profq %s: Failed to open '%s': %s\n", name, args.output,
+		fprintf(stderr, "profq %s: Failed to open '%s': %s\n", name, args->output,
 			strerror(-r));
 		return EXIT_USAGE;
 	}
-	switch (kind) {
-	case EXPORT_FOLDED:
-		r = write_folded(p, out.f);
-		break;
-	case EXPORT_FLAME:
-		r = write_flame(p, &args, out.f);
-		break;
-	case EXPORT_PPROF:
-		if (fflush(out.f) != 0)
-			r = -errno;
-		else
-			r = pprof_write(p, fileno(out.f));
-		break;
-	}
-	r = output_close(&out, args.output, r);
+	r = output_close(&out, args->output, write_export(p, args, out.f));
 	if (r < 0) {
 		fprintf(stderr, "profq %s: Failed to write '%s': %s\n", name,
-			out.is_stdout ? "standard output" : args.output, strerror(-r));
+			out.is_stdout ? "standard output" : args->output, strerror(-r));
 		return EXIT_USAGE; /* as for a file that cannot be opened: the -o is unusable */
 	}
+	*ret_stdout = out.is_stdout;
+	return EXIT_OK;
+}
+
+/* What was written: a JSON summary with --json, else a line on stderr for a file. */
+static int export_summary(const CliContext *ctx, const Profile *p, const ExportArgs *args,
+			  bool to_stdout)
+{
 	if (ctx->json) {
 		_cleanup_json_ json_object *o = json_object_new_object();
 
@@ -379,16 +390,48 @@ static int export_run(ExportKind kind, CliContext *ctx, int argc, char **argv)
 			return EXIT_UNREACHABLE;
 		json_add_int(o, "pid", p->pid);
 		json_add_string(o, "comm", p->comm);
-		json_add_string(o, "output", args.output);
+		json_add_string(o, "output", args->output);
 		json_add_int(o, "samples", (int64_t)p->samples);
 		json_add_int(o, "stacks", (int64_t)p->n_stacks);
 		json_add_int(o, "truncated_samples", (int64_t)p->truncated_samples);
 		cli_print_json(o);
-	} else if (!out.is_stdout) {
+	} else if (!to_stdout) {
 		fprintf(stderr, "Wrote %s: %" PRIu64 " samples in %zu stacks of pid %" PRIu32 ".\n",
-			args.output, p->samples, p->n_stacks, p->pid);
+			args->output, p->samples, p->n_stacks, p->pid);
 	}
 	return EXIT_OK;
+}
+
+static int export_run(ExportKind kind, CliContext *ctx, int argc, char **argv)
+{
+	_cleanup_(profile_freep) Profile *p = NULL;
+	const CliQuery q = {
+		.name = exports[kind].name,
+		.command = COMMAND_STACKS,
+		.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START |
+			  CLI_OPT_CHILDREN | CLI_OPT_INLINE,
+		.needs_pid = true,
+		.help = exports[kind].help,
+		.options = export_options,
+		.short_options = "o:",
+		.option = parse_option,
+		.check = check,
+	};
+	ExportArgs args = { .kind = kind };
+	bool to_stdout = false;
+	Request req;
+	int r;
+
+	r = cli_parse(&q, ctx, &req, argc, argv, &args);
+	if (r != CLI_PARSED)
+		return r;
+	p = export_profile(ctx, &req, &args, &r);
+	if (!p)
+		return r;
+	r = export_output(p, &args, &to_stdout);
+	if (r != EXIT_OK)
+		return r;
+	return export_summary(ctx, p, &args, to_stdout);
 }
 
 int cmd_folded(CliContext *ctx, int argc, char **argv)

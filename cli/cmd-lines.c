@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
-#include <getopt.h>
 #include <sys/stat.h>
 
 #include "base/json-util.h"
-#include "cli.h"
+#include "command.h"
 
 /*
  * Source text is read here, by the user who asks, with their own permissions: the daemon never
@@ -235,7 +234,7 @@ static void print_text(const char *text, int room)
 	}
 }
 
-static void render_lines(json_object *a)
+static void render_lines(json_object *a, const Request *req)
 {
 	const char *function = json_get_string(a, "function");
 	const char *comm = json_get_string(a, "comm");
@@ -243,6 +242,7 @@ static void render_lines(json_object *a)
 	json_object *rows;
 	size_t n;
 
+	(void)req;
 	if (!json_object_object_get_ex(a, "rows", &rows))
 		return;
 	n = json_object_array_length(rows);
@@ -299,75 +299,47 @@ static void render_lines(json_object *a)
 	}
 }
 
+enum {
+	OPT_FUNCTION = 0x200,
+};
+
+static int parse_option(int opt, const char *arg, Request *req, void *userdata)
+{
+	(void)opt, (void)userdata; /* --function, the only one */
+	if (!*arg || strlen(arg) >= sizeof(req->function))
+		return cli_usage_error("lines", "--function: needs a name of 1 to %zu bytes",
+				       sizeof(req->function) - 1);
+	strcpy(req->function, arg);
+	return EXIT_OK;
+}
+
+static const CliQuery lines = {
+	.name = "lines",
+	.command = COMMAND_LINES,
+	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START | CLI_OPT_CHILDREN |
+		  CLI_OPT_INLINE | CLI_OPT_LIMIT,
+	.needs_pid = true,
+	.help = "Usage: profq lines --pid N [--tid T] [--start TIME] [--children]\n"
+		"                   [--function F] [-n N] [--since DUR] [--until DUR]\n"
+		"                   [--[no-]inline] [--json]\n"
+		"\n"
+		"Hot source lines: the samples taken on each line (of the process's\n"
+		"samples), with the line's text when you can read the source file.\n"
+		"Each sample counts on the line its innermost frame was executing;\n"
+		"code the compiler inlined counts on its own lines (--no-inline: on\n"
+		"the line of the call in the function it was inlined into).\n"
+		"--function F: the lines of F, line_profiler's view: every sample\n"
+		"with F on the stack counts once, on the line F was executing or\n"
+		"calling from (CALLEE: the part spent in what the line called).\n"
+		"-n N: at most N lines (20).\n",
+	.options = (const struct option[]){ { "function", required_argument, NULL, OPT_FUNCTION },
+					    {} },
+	.option = parse_option,
+	.amend = add_source_text,
+	.render = render_lines,
+};
+
 int cmd_lines(CliContext *ctx, int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "since", required_argument, NULL, OPT_SINCE },
-		{ "until", required_argument, NULL, OPT_UNTIL },
-		{ "pid", required_argument, NULL, OPT_PID },
-		{ "tid", required_argument, NULL, OPT_TID },
-		{ "start", required_argument, NULL, OPT_START },
-		{ "children", no_argument, NULL, OPT_CHILDREN },
-		{ "inline", no_argument, NULL, OPT_INLINE },
-		{ "no-inline", no_argument, NULL, OPT_NO_INLINE },
-		{ "function", required_argument, NULL, OPT_FUNCTION },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	_cleanup_json_ json_object *answer = NULL;
-	Request req;
-	int c, r;
-
-	request_init(&req, COMMAND_LINES);
-	while ((c = getopt_long(argc, argv, "hn:", options, NULL)) >= 0) {
-		switch (c) {
-		case 'h':
-			printf("Usage: profq lines --pid N [--tid T] [--start TIME] [--children]\n"
-			       "                   [--function F] [-n N] [--since DUR] [--until "
-			       "DUR]\n"
-			       "                   [--[no-]inline] [--json]\n"
-			       "\n"
-			       "Hot source lines: the samples taken on each line (of the "
-			       "process's\n"
-			       "samples), with the line's text when you can read the source file.\n"
-			       "Each sample counts on the line its innermost frame was executing;\n"
-			       "code the compiler inlined counts on its own lines (--no-inline: "
-			       "on\n"
-			       "the line of the call in the function it was inlined into).\n"
-			       "--function F: the lines of F, line_profiler's view: every sample\n"
-			       "with F on the stack counts once, on the line F was executing or\n"
-			       "calling from (CALLEE: the part spent in what the line called).\n"
-			       "-n N: at most N lines (20).\n");
-			return EXIT_OK;
-		case OPT_FUNCTION:
-			if (!*optarg || strlen(optarg) >= sizeof(req.function))
-				return cli_usage_error("lines",
-						       "--function: needs a name of 1 to %zu "
-						       "bytes",
-						       sizeof(req.function) - 1);
-			strcpy(req.function, optarg);
-			break;
-		default:
-			r = cli_common_option("lines", c, optarg, ctx, &req);
-			if (r < 0)
-				return EXIT_USAGE;
-			if (r == 0)
-				return cli_usage_error("lines", "unknown option '%s'",
-						       argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("lines", "unexpected argument '%s'", argv[optind]);
-	if (!req.pid)
-		return cli_usage_error("lines", "--pid is required");
-	r = cli_query(ctx, &req, &answer);
-	if (r != EXIT_OK)
-		return r;
-	add_source_text(answer);
-	if (ctx->json)
-		cli_print_json(answer);
-	else
-		render_lines(answer);
-	return EXIT_OK;
+	return cli_query_command(&lines, ctx, argc, argv);
 }

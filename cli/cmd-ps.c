@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-#include <getopt.h>
 #include <time.h>
 
 #include "base/json-util.h"
-#include "cli.h"
+#include "command.h"
 
 /* Start times as ps(1) shows them: HH:MM:SS today, else the date. */
 static const char *start_string(double t, char *buf, size_t len)
@@ -19,8 +18,9 @@ static const char *start_string(double t, char *buf, size_t len)
 	return buf;
 }
 
-static void render_ps(json_object *a, bool threads)
+static void render_ps(json_object *a, const Request *req)
 {
+	bool threads = req->threads;
 	int width = cli_terminal_width();
 	json_object *rows;
 
@@ -61,58 +61,45 @@ static void render_ps(json_object *a, bool threads)
 	}
 }
 
+enum {
+	OPT_THREADS = 0x200,
+};
+
+static int parse_option(int opt, const char *arg, Request *req, void *userdata)
+{
+	(void)opt, (void)arg, (void)userdata; /* --threads, the only one */
+	req->threads = true;
+	return EXIT_OK;
+}
+
+static int check(const CliContext *ctx, const Request *req, void *userdata)
+{
+	(void)ctx, (void)userdata;
+	if (req->threads && !req->pid)
+		return cli_usage_error("ps", "--threads needs --pid");
+	return EXIT_OK;
+}
+
+static const CliQuery ps = {
+	.name = "ps",
+	.command = COMMAND_PS,
+	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_START | CLI_OPT_CHILDREN | CLI_OPT_LIMIT,
+	.limit = REQUEST_LIMIT_MAX,
+	.help = "Usage: profq ps [--since DUR] [--until DUR] [-n N] [--json]\n"
+		"                [--pid N [--start TIME] [--children | --threads]]\n"
+		"\n"
+		"Processes by sampled CPU time in the range (default: all\n"
+		"retained data), exited ones flagged. --pid: one process (the\n"
+		"newest incarnation, or the one --start names), with\n"
+		"--children its descendants, or with --threads one row per\n"
+		"thread.\n",
+	.options = (const struct option[]){ { "threads", no_argument, NULL, OPT_THREADS }, {} },
+	.option = parse_option,
+	.check = check,
+	.render = render_ps,
+};
+
 int cmd_ps(CliContext *ctx, int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "since", required_argument, NULL, OPT_SINCE },
-		{ "until", required_argument, NULL, OPT_UNTIL },
-		{ "pid", required_argument, NULL, OPT_PID },
-		{ "start", required_argument, NULL, OPT_START },
-		{ "children", no_argument, NULL, OPT_CHILDREN },
-		{ "threads", no_argument, NULL, OPT_THREADS },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	_cleanup_json_ json_object *answer = NULL;
-	Request req;
-	int c, r;
-
-	request_init(&req, COMMAND_PS);
-	req.limit = REQUEST_LIMIT_MAX;
-	while ((c = getopt_long(argc, argv, "hn:", options, NULL)) >= 0) {
-		switch (c) {
-		case 'h':
-			printf("Usage: profq ps [--since DUR] [--until DUR] [-n N] [--json]\n"
-			       "                [--pid N [--start TIME] [--children | --threads]]\n"
-			       "\n"
-			       "Processes by sampled CPU time in the range (default: all\n"
-			       "retained data), exited ones flagged. --pid: one process (the\n"
-			       "newest incarnation, or the one --start names), with\n"
-			       "--children its descendants, or with --threads one row per\n"
-			       "thread.\n");
-			return EXIT_OK;
-		case OPT_THREADS:
-			req.threads = true;
-			break;
-		default:
-			r = cli_common_option("ps", c, optarg, ctx, &req);
-			if (r < 0)
-				return EXIT_USAGE;
-			if (r == 0)
-				return cli_usage_error("ps", "unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("ps", "unexpected argument '%s'", argv[optind]);
-	if (req.threads && !req.pid)
-		return cli_usage_error("ps", "--threads needs --pid");
-	r = cli_query(ctx, &req, &answer);
-	if (r != EXIT_OK)
-		return r;
-	if (ctx->json)
-		cli_print_json(answer);
-	else
-		render_ps(answer, req.threads);
-	return EXIT_OK;
+	return cli_query_command(&ps, ctx, argc, argv);
 }

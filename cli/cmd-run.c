@@ -1,15 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * profq run: time(1) with hotspots (SPEC §11). Runs the command (K times with --repeat), takes
- * real time from the clock and user/sys from wait4() (the command and every child it waited
- * for, as time(1) reports them), then asks profqd for the hotspots of each run with its
+ * profq run: time(1) with hotspots (docs/profq.1). Runs the command (K times with --repeat),
+ * takes real time from the clock and user/sys from wait4() (the command and every child it
+ * waited for, as time(1) reports them), then asks profqd for the hotspots of each run with its
  * descendants and sums them. profq exits with the command's status, as time(1) does, once
  * the command ran: a daemon that cannot be reached is found out before (exit 3, nothing run);
  * one that fails to answer afterwards costs the hotspots, not the status. With --json the
  * command's stdout is profq's stderr: stdout holds one JSON document.
  */
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,12 +22,12 @@
 #include "base/json-util.h"
 #include "base/parse.h"
 #include "base/timeutil.h"
-#include "cli.h"
+#include "command.h"
 
 #define RUN_REPEAT_MAX 1000
 
 enum {
-	OPT_REPEAT = 0x400,
+	OPT_REPEAT = 0x200,
 };
 
 typedef struct RunResult {
@@ -42,6 +41,21 @@ typedef struct HotRow {
 	char *function, *module;
 	int64_t self, total;
 } HotRow;
+
+/* One `profq run`: its options, its runs and their hotspots. */
+typedef struct Run {
+	char **argv; /* the command */
+	int argc;
+	uint32_t repeat, limit;
+	RunResult *runs; /* [repeat] */
+	uint32_t ran;
+	double real[3], user[3], sys[3]; /* min, median, max */
+	HotRow *rows;			 /* summed over the runs, hottest first */
+	size_t n_rows;
+	int64_t samples;
+	int unsampled;	 /* runs too short to be sampled */
+	char *hot_error; /* why there are no hotspots */
+} Run;
 
 static double tv_s(struct timeval tv)
 {
@@ -202,12 +216,10 @@ static void hot_rows_free(HotRow *rows, size_t n)
 }
 
 /*
- * The hotspots of every run, summed into *rows. 0, or -EPROTO when profqd could not be asked
- * or refused (said on stderr, and in *ret_error for the JSON), -ENOMEM.
+ * The hotspots of every run, summed into run->rows. 0, or -EPROTO when profqd could not be
+ * asked or refused (said on stderr, and in run->hot_error for the JSON), -ENOMEM.
  */
-static int collect_hotspots(const CliContext *ctx, const Request *common, const RunResult *runs,
-			    uint32_t repeat, HotRow **rows, size_t *n_rows, int64_t *samples,
-			    int *unsampled, char **ret_error)
+static int collect_hotspots(const CliContext *ctx, const Request *common, Run *run)
 {
 	/* said on stderr only: stdout is for the one JSON document */
 	CliContext quiet = *ctx;
@@ -217,243 +229,310 @@ static int collect_hotspots(const CliContext *ctx, const Request *common, const 
 	if (!index)
 		return -ENOMEM;
 	quiet.json = false;
-	for (uint32_t i = 0; i < repeat; i++) {
+	for (uint32_t i = 0; i < run->ran; i++) {
 		_cleanup_json_ json_object *answer = NULL;
 		Request req = *common;
 		const char *msg;
 		ErrorCode code;
 
-		req.pid = (uint32_t)runs[i].pid;
-		req.start_ns = runs[i].start_ns;
+		req.pid = (uint32_t)run->runs[i].pid;
+		req.start_ns = run->runs[i].start_ns;
 		req.children = true;
 		req.limit = REQUEST_LIMIT_MAX;
 		if (cli_query_answer(&quiet, &req, &answer) != EXIT_OK) {
-			*ret_error = strdup("profqd did not answer");
+			run->hot_error = strdup("profqd did not answer");
 			return -EPROTO;
 		}
 		if (answer_error_code(answer, &code, &msg) == 0) {
 			if (code != ERROR_NOT_FOUND) {
 				fprintf(stderr, "profq run: no hotspots: %s\n", strempty(msg));
-				*ret_error = strdup(strempty(msg));
+				run->hot_error = strdup(strempty(msg));
 				return -EPROTO;
 			}
-			(*unsampled)++;
+			run->unsampled++;
 			continue;
 		}
-		*samples += json_get_int(answer, "samples");
-		if (add_rows(answer, index, rows, n_rows, &allocated) < 0)
+		run->samples += json_get_int(answer, "samples");
+		if (add_rows(answer, index, &run->rows, &run->n_rows, &allocated) < 0)
 			return -ENOMEM;
 	}
-	if (*n_rows > 0)
-		qsort(*rows, *n_rows, sizeof(HotRow), cmp_hot);
+	if (run->n_rows > 0)
+		qsort(run->rows, run->n_rows, sizeof(HotRow), cmp_hot);
 	return 0;
 }
 
-int cmd_run(CliContext *ctx, int argc, char **argv)
+static int parse_option(int opt, const char *arg, Request *req, void *userdata)
 {
-	static const struct option options[] = {
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "repeat", required_argument, NULL, OPT_REPEAT },
-		{ "inline", no_argument, NULL, OPT_INLINE },
-		{ "no-inline", no_argument, NULL, OPT_NO_INLINE },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	_cleanup_free_ RunResult *runs = NULL;
-	_cleanup_free_ double *v = NULL;
-	_cleanup_free_ char *hot_error = NULL;
-	_cleanup_json_ json_object *status = NULL;
-	HotRow *rows = NULL;
-	size_t n_rows = 0;
-	uint32_t repeat = 1, ran = 0;
-	int64_t samples = 0;
-	Request common, ping;
-	double real[3], user[3], sys[3];
-	int c, r, unsampled = 0;
-	char buf[128];
+	Run *run = userdata;
 
-	request_init(&common, COMMAND_TOP);
-	/* '+': the command's own options are not ours. */
-	while ((c = getopt_long(argc, argv, "+hn:", options, NULL)) >= 0) {
-		switch (c) {
-		case 'h':
-			printf("Usage: profq run [--repeat K] [-n N] [--[no-]inline] [--json] "
-			       "[--] CMD [ARG...]\n"
-			       "\n"
-			       "Runs CMD like time(1): real, user and sys (the command and the\n"
-			       "children it waited for), min/median/max over K runs with "
-			       "--repeat,\n"
-			       "then its hotspot functions, children included, from profqd's\n"
-			       "samples of every run. Exits with the command's status (of the "
-			       "last\n"
-			       "run; 128+N when killed by signal N). Needs a running profqd.\n"
-			       "With --json the command's standard output goes to standard "
-			       "error.\n");
-			return EXIT_OK;
-		case OPT_REPEAT:
-			if (parse_uint32(optarg, 1, RUN_REPEAT_MAX, &repeat) < 0)
-				return cli_usage_error("run",
-						       "--repeat: '%s' is not a number in 1..%d",
-						       optarg, RUN_REPEAT_MAX);
-			break;
-		default:
-			r = cli_common_option("run", c, optarg, ctx, &common);
-			if (r < 0)
-				return EXIT_USAGE;
-			if (r == 0)
-				return cli_usage_error("run", "unknown option '%s'",
-						       argv[optind - 1]);
-		}
-	}
+	(void)opt, (void)req; /* --repeat, the only one */
+	if (parse_uint32(arg, 1, RUN_REPEAT_MAX, &run->repeat) < 0)
+		return cli_usage_error("run", "--repeat: '%s' is not a number in 1..%d", arg,
+				       RUN_REPEAT_MAX);
+	return EXIT_OK;
+}
+
+static const CliQuery run_query = {
+	.name = "run",
+	.command = COMMAND_TOP,
+	.shared = CLI_OPT_INLINE | CLI_OPT_LIMIT,
+	/* the command's own options are not ours */
+	.takes_command = true,
+	.help = "Usage: profq run [--repeat K] [-n N] [--[no-]inline] [--json] [--] CMD [ARG...]\n"
+		"\n"
+		"Runs CMD like time(1): real, user and sys (the command and the\n"
+		"children it waited for), min/median/max over K runs with --repeat,\n"
+		"then its hotspot functions, children included, from profqd's\n"
+		"samples of every run. Exits with the command's status (of the last\n"
+		"run; 128+N when killed by signal N). Needs a running profqd.\n"
+		"With --json the command's standard output goes to standard error.\n",
+	.options = (const struct option[]){ { "repeat", required_argument, NULL, OPT_REPEAT }, {} },
+	.option = parse_option,
+};
+
+/* The options into *common (the hotspots' request) and run; CLI_PARSED or an exit code. */
+static int parse_run(CliContext *ctx, int argc, char **argv, Request *common, Run *run)
+{
+	int r;
+
+	r = cli_parse(&run_query, ctx, common, argc, argv, run);
+	if (r != CLI_PARSED)
+		return r;
 	if (optind >= argc)
 		return cli_usage_error("run", "no command given");
 	if (ctx->state_dir)
 		return cli_usage_error("run", "runs a command now: not with --state-dir");
+	run->argv = argv + optind;
+	run->argc = argc - optind;
+	run->limit = common->limit;
+	return CLI_PARSED;
+}
 
-	runs = calloc(repeat, sizeof(RunResult));
-	v = calloc(repeat, sizeof(double));
-	if (!runs || !v)
+/* Runs the command run->repeat times, or until ^C: EXIT_OK, or 127/126 when it could not be
+ * started (reported). */
+static int run_all(Run *run, bool stdout_to_stderr)
+{
+	int r = 0;
+
+	/* Like time(1): the terminal's ^C is for the command, not for us; the command gets the
+	 * dispositions we had (ignored under nohup stays ignored). */
+	sigaction(SIGINT, &(struct sigaction){ .sa_handler = SIG_IGN }, &saved_int);
+	sigaction(SIGQUIT, &(struct sigaction){ .sa_handler = SIG_IGN }, &saved_quit);
+	for (; run->ran < run->repeat; run->ran++) {
+		int st;
+
+		r = run_once(run->argv, stdout_to_stderr, &run->runs[run->ran]);
+		if (r < 0)
+			break;
+		/* ^C or ^\ ends --repeat too, as it ends a shell loop */
+		st = run->runs[run->ran].status;
+		if (WIFSIGNALED(st) && (WTERMSIG(st) == SIGINT || WTERMSIG(st) == SIGQUIT) &&
+		    run->ran + 1 < run->repeat) {
+			fprintf(stderr, "profq run: interrupted after %u of %u runs\n",
+				run->ran + 1, run->repeat);
+			run->ran++;
+			break;
+		}
+	}
+	sigaction(SIGINT, &saved_int, NULL);
+	sigaction(SIGQUIT, &saved_quit, NULL);
+	if (r < 0) {
+		fprintf(stderr, "profq run: Failed to run '%s': %s\n", run->argv[0], strerror(-r));
+		return r == -ENOENT ? 127 : 126;
+	}
+	return EXIT_OK;
+}
+
+/* min, median, max of real, user and sys over the runs. */
+static int summarize(Run *run)
+{
+	_cleanup_free_ double *v = calloc(run->ran, sizeof(double));
+
+	if (!v)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < run->ran; i++)
+		v[i] = run->runs[i].real_s;
+	stats(v, run->ran, run->real);
+	for (uint32_t i = 0; i < run->ran; i++)
+		v[i] = run->runs[i].user_s;
+	stats(v, run->ran, run->user);
+	for (uint32_t i = 0; i < run->ran; i++)
+		v[i] = run->runs[i].sys_s;
+	stats(v, run->ran, run->sys);
+	return 0;
+}
+
+static double cpu_pct(const Run *run)
+{
+	return run->real[1] > 0 ? 100.0 * (run->user[1] + run->sys[1]) / run->real[1] : 0.0;
+}
+
+static double share(int64_t n, int64_t samples)
+{
+	return samples ? 100.0 * (double)n / (double)samples : 0.0;
+}
+
+static json_object *runs_json(const Run *run)
+{
+	json_object *a = json_object_new_array();
+
+	for (uint32_t i = 0; a && i < run->ran; i++) {
+		json_object *x = json_object_new_object();
+
+		if (!x)
+			continue;
+		json_add_int(x, "pid", run->runs[i].pid);
+		json_add_double(x, "real_s", run->runs[i].real_s, 3);
+		json_add_double(x, "user_s", run->runs[i].user_s, 3);
+		json_add_double(x, "sys_s", run->runs[i].sys_s, 3);
+		json_add_int(x, "exit_code", exit_of(run->runs[i].status));
+		json_object_array_add(a, x);
+	}
+	return a;
+}
+
+static void add_stats_json(json_object *o, const Run *run)
+{
+	const char *names[] = { "real_s", "user_s", "sys_s" };
+	const double *figs[] = { run->real, run->user, run->sys };
+
+	for (size_t k = 0; k < 3; k++) {
+		json_object *x = json_object_new_object();
+
+		if (!x)
+			continue;
+		json_add_double(x, "min", figs[k][0], 3);
+		json_add_double(x, "median", figs[k][1], 3);
+		json_add_double(x, "max", figs[k][2], 3);
+		json_object_object_add(o, names[k], x);
+	}
+}
+
+static json_object *hotspots_json(const Run *run)
+{
+	json_object *h = json_object_new_array();
+
+	for (size_t i = 0; h && i < run->n_rows && i < run->limit; i++) {
+		json_object *x = json_object_new_object();
+
+		if (!x)
+			continue;
+		json_add_string(x, "function", run->rows[i].function);
+		json_add_string(x, "module", run->rows[i].module);
+		json_add_int(x, "self_samples", run->rows[i].self);
+		json_add_int(x, "total_samples", run->rows[i].total);
+		json_add_double(x, "self_pct", share(run->rows[i].self, run->samples), 2);
+		json_add_double(x, "total_pct", share(run->rows[i].total, run->samples), 2);
+		json_object_array_add(h, x);
+	}
+	return h;
+}
+
+static int print_json(const Run *run)
+{
+	_cleanup_json_ json_object *o = json_object_new_object();
+	json_object *a = runs_json(run), *h = hotspots_json(run), *cmd = json_object_new_array();
+
+	if (!o || !a || !h || !cmd) {
+		json_object_put(a);
+		json_object_put(h);
+		json_object_put(cmd);
+		return EXIT_UNREACHABLE;
+	}
+	for (int i = 0; i < run->argc; i++)
+		json_object_array_add(cmd, json_object_new_string(run->argv[i]));
+	json_object_object_add(o, "command", cmd);
+	json_object_object_add(o, "runs", a);
+	add_stats_json(o, run);
+	json_add_double(o, "cpu_pct", cpu_pct(run), 1);
+	json_add_int(o, "exit_code", exit_of(run->runs[run->ran - 1].status));
+	json_add_int(o, "samples", run->samples);
+	if (run->hot_error)
+		json_add_string(o, "hotspots_error", run->hot_error);
+	json_object_object_add(o, "rows", h);
+	cli_print_json(o);
+	return EXIT_OK;
+}
+
+static void print_times(const Run *run)
+{
+	char buf[128];
+
+	if (run->ran == 1) {
+		printf("real %.3fs  user %.3fs  sys %.3fs  cpu %.0f%%  (%s)\n", run->real[1],
+		       run->user[1], run->sys[1], cpu_pct(run),
+		       status_text(run->runs[0].status, buf, sizeof(buf)));
+		return;
+	}
+	printf("%u runs, min / median / max:\n", run->ran);
+	printf("  real %8.3fs %8.3fs %8.3fs\n", run->real[0], run->real[1], run->real[2]);
+	printf("  user %8.3fs %8.3fs %8.3fs\n", run->user[0], run->user[1], run->user[2]);
+	printf("  sys  %8.3fs %8.3fs %8.3fs\n", run->sys[0], run->sys[1], run->sys[2]);
+	printf("last run: %s\n", status_text(run->runs[run->ran - 1].status, buf, sizeof(buf)));
+}
+
+static void print_hotspots(const Run *run)
+{
+	printf("\nSamples: %" PRId64 " (children included)%s\n\n", run->samples,
+	       run->unsampled ? "; some runs were too short to be sampled" : "");
+	if (run->n_rows > 0)
+		printf("%7s %7s  %s\n", "SELF%", "TOTAL%", "FUNCTION");
+	for (size_t i = 0; i < run->n_rows && i < run->limit; i++)
+		printf(run->rows[i].module[0] == '[' ? "%7.2f %7.2f  %s %s\n"
+						     : "%7.2f %7.2f  %s [%s]\n",
+		       share(run->rows[i].self, run->samples),
+		       share(run->rows[i].total, run->samples), run->rows[i].function,
+		       run->rows[i].module);
+}
+
+static void run_done(Run *run)
+{
+	free(run->runs);
+	hot_rows_free(run->rows, run->n_rows);
+	free(run->hot_error);
+}
+
+/* After the options: checks for the daemon, runs, asks for the hotspots, prints. The exit code:
+ * the command's, once it ran. */
+static int run_and_report(const CliContext *ctx, const Request *common, Run *run)
+{
+	_cleanup_json_ json_object *status = NULL;
+	Request ping;
+	int r;
+
+	run->runs = calloc(run->repeat, sizeof(RunResult));
+	if (!run->runs)
 		return EXIT_UNREACHABLE;
 	/* Without a daemon there would be no hotspots: say so before anything runs. */
 	request_init(&ping, COMMAND_STATUS);
 	r = cli_query_answer(ctx, &ping, &status);
 	if (r != EXIT_OK)
 		return r; /* reported */
-
-	/* Like time(1): the terminal's ^C is for the command, not for us; the command gets the
-	 * dispositions we had (ignored under nohup stays ignored). */
-	sigaction(SIGINT, &(struct sigaction){ .sa_handler = SIG_IGN }, &saved_int);
-	sigaction(SIGQUIT, &(struct sigaction){ .sa_handler = SIG_IGN }, &saved_quit);
-	for (; ran < repeat; ran++) {
-		int st;
-
-		r = run_once(argv + optind, ctx->json, &runs[ran]);
-		if (r < 0) {
-			fprintf(stderr, "profq run: Failed to run '%s': %s\n", argv[optind],
-				strerror(-r));
-			return r == -ENOENT ? 127 : 126;
-		}
-		/* ^C or ^\ ends --repeat too, as it ends a shell loop */
-		st = runs[ran].status;
-		if (WIFSIGNALED(st) && (WTERMSIG(st) == SIGINT || WTERMSIG(st) == SIGQUIT) &&
-		    ran + 1 < repeat) {
-			fprintf(stderr, "profq run: interrupted after %u of %u runs\n", ran + 1,
-				repeat);
-			ran++;
-			break;
-		}
-	}
-	sigaction(SIGINT, &saved_int, NULL);
-	sigaction(SIGQUIT, &saved_quit, NULL);
-
-	r = collect_hotspots(ctx, &common, runs, ran, &rows, &n_rows, &samples, &unsampled,
-			     &hot_error);
-	if (r == -ENOMEM) {
-		hot_rows_free(rows, n_rows);
+	r = run_all(run, ctx->json);
+	if (r != EXIT_OK)
+		return r;
+	if (collect_hotspots(ctx, common, run) == -ENOMEM || summarize(run) < 0)
 		return EXIT_UNREACHABLE;
-	}
-
-	for (uint32_t i = 0; i < ran; i++)
-		v[i] = runs[i].real_s;
-	stats(v, ran, real);
-	for (uint32_t i = 0; i < ran; i++)
-		v[i] = runs[i].user_s;
-	stats(v, ran, user);
-	for (uint32_t i = 0; i < ran; i++)
-		v[i] = runs[i].sys_s;
-	stats(v, ran, sys);
-
 	if (ctx->json) {
-		_cleanup_json_ json_object *o = json_object_new_object();
-		json_object *a = json_object_new_array(), *h = json_object_new_array(), *cmd;
-		const char *names[] = { "real_s", "user_s", "sys_s" };
-		double *figs[] = { real, user, sys };
-
-		cmd = json_object_new_array();
-		if (!o || !a || !h || !cmd) {
-			json_object_put(a);
-			json_object_put(h);
-			json_object_put(cmd);
-			hot_rows_free(rows, n_rows);
-			return EXIT_UNREACHABLE;
-		}
-		for (int i = optind; i < argc; i++)
-			json_object_array_add(cmd, json_object_new_string(argv[i]));
-		json_object_object_add(o, "command", cmd);
-		for (uint32_t i = 0; i < ran; i++) {
-			json_object *x = json_object_new_object();
-
-			if (!x)
-				continue;
-			json_add_int(x, "pid", runs[i].pid);
-			json_add_double(x, "real_s", runs[i].real_s, 3);
-			json_add_double(x, "user_s", runs[i].user_s, 3);
-			json_add_double(x, "sys_s", runs[i].sys_s, 3);
-			json_add_int(x, "exit_code", exit_of(runs[i].status));
-			json_object_array_add(a, x);
-		}
-		json_object_object_add(o, "runs", a);
-		for (size_t k = 0; k < 3; k++) {
-			json_object *x = json_object_new_object();
-
-			if (!x)
-				continue;
-			json_add_double(x, "min", figs[k][0], 3);
-			json_add_double(x, "median", figs[k][1], 3);
-			json_add_double(x, "max", figs[k][2], 3);
-			json_object_object_add(o, names[k], x);
-		}
-		json_add_double(o, "cpu_pct",
-				real[1] > 0 ? 100.0 * (user[1] + sys[1]) / real[1] : 0.0, 1);
-		json_add_int(o, "exit_code", exit_of(runs[ran - 1].status));
-		json_add_int(o, "samples", samples);
-		if (hot_error)
-			json_add_string(o, "hotspots_error", hot_error);
-		for (size_t i = 0; i < n_rows && i < common.limit; i++) {
-			json_object *x = json_object_new_object();
-
-			if (!x)
-				continue;
-			json_add_string(x, "function", rows[i].function);
-			json_add_string(x, "module", rows[i].module);
-			json_add_int(x, "self_samples", rows[i].self);
-			json_add_int(x, "total_samples", rows[i].total);
-			json_add_double(
-				x, "self_pct",
-				samples ? 100.0 * (double)rows[i].self / (double)samples : 0.0, 2);
-			json_add_double(
-				x, "total_pct",
-				samples ? 100.0 * (double)rows[i].total / (double)samples : 0.0, 2);
-			json_object_array_add(h, x);
-		}
-		json_object_object_add(o, "rows", h);
-		cli_print_json(o);
+		r = print_json(run);
+		if (r != EXIT_OK)
+			return r;
 	} else {
-		if (ran == 1) {
-			printf("real %.3fs  user %.3fs  sys %.3fs  cpu %.0f%%  (%s)\n", real[1],
-			       user[1], sys[1],
-			       real[1] > 0 ? 100.0 * (user[1] + sys[1]) / real[1] : 0.0,
-			       status_text(runs[0].status, buf, sizeof(buf)));
-		} else {
-			printf("%u runs, min / median / max:\n", ran);
-			printf("  real %8.3fs %8.3fs %8.3fs\n", real[0], real[1], real[2]);
-			printf("  user %8.3fs %8.3fs %8.3fs\n", user[0], user[1], user[2]);
-			printf("  sys  %8.3fs %8.3fs %8.3fs\n", sys[0], sys[1], sys[2]);
-			printf("last run: %s\n", status_text(runs[ran - 1].status, buf, sizeof(buf)));
-		}
-		if (!hot_error) {
-			printf("\nSamples: %" PRId64 " (children included)%s\n\n", samples,
-			       unsampled ? "; some runs were too short to be sampled" : "");
-			if (n_rows > 0)
-				printf("%7s %7s  %s\n", "SELF%", "TOTAL%", "FUNCTION");
-			for (size_t i = 0; i < n_rows && i < common.limit; i++)
-				printf(rows[i].module[0] == '[' ? "%7.2f %7.2f  %s %s\n"
-								: "%7.2f %7.2f  %s [%s]\n",
-				       100.0 * (double)rows[i].self / (double)samples,
-				       100.0 * (double)rows[i].total / (double)samples,
-				       rows[i].function, rows[i].module);
-		}
+		print_times(run);
+		if (!run->hot_error)
+			print_hotspots(run);
 	}
-	hot_rows_free(rows, n_rows);
-	return exit_of(runs[ran - 1].status);
+	return exit_of(run->runs[run->ran - 1].status);
+}
+
+int cmd_run(CliContext *ctx, int argc, char **argv)
+{
+	_cleanup_(run_done) Run run = { .repeat = 1 };
+	Request common;
+	int r;
+
+	r = parse_run(ctx, argc, argv, &common, &run);
+	if (r != CLI_PARSED)
+		return r;
+	return run_and_report(ctx, &common, &run);
 }

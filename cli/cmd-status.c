@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-#include <getopt.h>
 #include <time.h>
 
 #include "base/json-util.h"
-#include "cli.h"
+#include "command.h"
 
 static void print_size(const char *label, int64_t bytes)
 {
@@ -39,10 +38,11 @@ static void render_offline(json_object *a)
 	       (long long)json_get_int(a, "corrupt_segments"));
 }
 
-static void render_status(json_object *a)
+static void render_status(json_object *a, const Request *req)
 {
 	json_object *sym, *pers, *mem;
 
+	(void)req;
 	if (json_object_get_boolean(json_object_object_get(a, "offline"))) {
 		render_offline(a);
 		return;
@@ -103,37 +103,14 @@ static void render_status(json_object *a)
 		       (long long)json_get_int(sym, "perf_map_bad_lines"));
 }
 
+static const CliQuery status = {
+	.name = "status",
+	.command = COMMAND_STATUS,
+	.help = "Usage: profq status [--json]\n\nShow the daemon's health.\n",
+	.render = render_status,
+};
+
 int cmd_status(CliContext *ctx, int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	_cleanup_json_ json_object *answer = NULL;
-	Request req;
-	int c, r;
-
-	request_init(&req, COMMAND_STATUS);
-	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-		if (c == 'h') {
-			printf("Usage: profq status [--json]\n\nShow the daemon's health.\n");
-			return EXIT_OK;
-		}
-		r = cli_common_option("status", c, optarg, ctx, &req);
-		if (r < 0)
-			return EXIT_USAGE;
-		if (r == 0)
-			return cli_usage_error("status", "unknown option '%s'", argv[optind - 1]);
-	}
-	if (optind < argc)
-		return cli_usage_error("status", "unexpected argument '%s'", argv[optind]);
-	r = cli_query(ctx, &req, &answer);
-	if (r != EXIT_OK)
-		return r;
-	if (ctx->json)
-		cli_print_json(answer);
-	else
-		render_status(answer);
-	return EXIT_OK;
+	return cli_query_command(&status, ctx, argc, argv);
 }

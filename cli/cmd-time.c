@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-#include <getopt.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 
 #include "base/json-util.h"
-#include "cli.h"
+#include "command.h"
 
 static void print_clock(const char *label, json_object *v)
 {
@@ -42,13 +41,14 @@ static void row(const char *label, json_object *o, double real, bool with_real, 
 	printf("   %s\n", label);
 }
 
-static void render_time(json_object *a)
+static void render_time(json_object *a, const Request *req)
 {
 	json_object *v, *o;
 	double real = json_get_double(a, "real_s");
 	bool exited = json_object_get_boolean(json_object_object_get(a, "exited"));
 	char label[96];
 
+	(void)req;
 	printf("pid %lld (%s)", (long long)json_get_int(a, "pid"),
 	       strempty(json_get_string(a, "comm")));
 	if (json_get_string(a, "cmdline"))
@@ -84,50 +84,24 @@ static void render_time(json_object *a)
 	}
 }
 
+static const CliQuery time_query = {
+	.name = "time",
+	.command = COMMAND_TIME,
+	.shared = CLI_OPT_PID | CLI_OPT_START | CLI_OPT_CHILDREN,
+	.needs_pid = true,
+	.help = "Usage: profq time --pid N [--start TIME] [--children] [--json]\n"
+		"\n"
+		"Like time(1), for any process the daemon has seen, running\n"
+		"or exited: real (start to exit, or to now), user and sys\n"
+		"(the kernel's accounting), cpu% = 100*(user+sys)/real;\n"
+		"waited-for children on their own line; and the sampled\n"
+		"estimate (samples x period). The newest incarnation of the\n"
+		"pid, unless --start (a start time from 'profq ps') names\n"
+		"another. --children adds the descendants seen.\n",
+	.render = render_time,
+};
+
 int cmd_time(CliContext *ctx, int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "pid", required_argument, NULL, OPT_PID },
-		{ "start", required_argument, NULL, OPT_START },
-		{ "children", no_argument, NULL, OPT_CHILDREN },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	_cleanup_json_ json_object *answer = NULL;
-	Request req;
-	int c, r;
-
-	request_init(&req, COMMAND_TIME);
-	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-		if (c == 'h') {
-			printf("Usage: profq time --pid N [--start TIME] [--children] [--json]\n"
-			       "\n"
-			       "Like time(1), for any process the daemon has seen, running\n"
-			       "or exited: real (start to exit, or to now), user and sys\n"
-			       "(the kernel's accounting), cpu%% = 100*(user+sys)/real;\n"
-			       "waited-for children on their own line; and the sampled\n"
-			       "estimate (samples x period). The newest incarnation of the\n"
-			       "pid, unless --start (a start time from 'profq ps') names\n"
-			       "another. --children adds the descendants seen.\n");
-			return EXIT_OK;
-		}
-		r = cli_common_option("time", c, optarg, ctx, &req);
-		if (r < 0)
-			return EXIT_USAGE;
-		if (r == 0)
-			return cli_usage_error("time", "unknown option '%s'", argv[optind - 1]);
-	}
-	if (optind < argc)
-		return cli_usage_error("time", "unexpected argument '%s'", argv[optind]);
-	if (!req.pid)
-		return cli_usage_error("time", "--pid is required");
-	r = cli_query(ctx, &req, &answer);
-	if (r != EXIT_OK)
-		return r;
-	if (ctx->json)
-		cli_print_json(answer);
-	else
-		render_time(answer);
-	return EXIT_OK;
+	return cli_query_command(&time_query, ctx, argc, argv);
 }

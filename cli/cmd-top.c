@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-#include <getopt.h>
 #include <time.h>
 
 #include "base/json-util.h"
 #include "base/parse.h"
-#include "cli.h"
+#include "command.h"
 
 static void render_top(json_object *a, int max_rows)
 {
@@ -105,83 +104,85 @@ static int live_top(CliContext *ctx, Request *req, uint64_t interval_ns)
 	}
 }
 
+enum {
+	OPT_SORT = 0x200,
+	OPT_ONCE,
+};
+
+typedef struct TopArgs {
+	bool once;
+	uint64_t interval_ns;
+} TopArgs;
+
+static int parse_option(int opt, const char *arg, Request *req, void *userdata)
+{
+	TopArgs *args = userdata;
+
+	switch (opt) {
+	case OPT_SORT:
+		if (sort_key_from_string(arg) < 0)
+			return cli_usage_error("top", "--sort: '%s' is not 'self' or 'total'", arg);
+		req->sort = sort_key_from_string(arg);
+		return EXIT_OK;
+	case OPT_ONCE:
+		args->once = true;
+		return EXIT_OK;
+	default: /* -d */
+		if (parse_seconds(arg, &args->interval_ns) < 0 ||
+		    args->interval_ns < 100 * NSEC_PER_MSEC ||
+		    args->interval_ns > 3600 * NSEC_PER_SEC)
+			return cli_usage_error("top", "-d: '%s' is not a delay in 0.1s..1h", arg);
+		return EXIT_OK;
+	}
+}
+
+static void render_all(json_object *answer, const Request *req)
+{
+	(void)req;
+	render_top(answer, 0);
+}
+
+static const CliQuery top = {
+	.name = "top",
+	.command = COMMAND_TOP,
+	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START | CLI_OPT_CHILDREN |
+		  CLI_OPT_INLINE | CLI_OPT_LIMIT,
+	.help = "Usage: profq top [--pid N [--tid T] [--start TIME] [--children]]\n"
+		"                 [-n N] [--sort self|total] [--since DUR]\n"
+		"                 [--until DUR] [--[no-]inline] [--once] [-d SECS]\n"
+		"                 [--json]\n"
+		"\n"
+		"Hotspot functions: SELF% (samples in the function itself) and\n"
+		"TOTAL% (samples with the function anywhere on the stack), of the\n"
+		"process's samples (of all samples without --pid).\n"
+		"On a terminal, without --since, --json or --once: a live\n"
+		"view over the last window, refreshed every -d seconds (2).\n"
+		"--tid: one thread. --start: another incarnation of the pid\n"
+		"(a start time from 'profq ps'). --children: the pid and its\n"
+		"descendants. Calls inlined by the compiler are functions of their\n"
+		"own; --no-inline folds them into the function they are in.\n",
+	.options =
+		(const struct option[]){
+			{ "sort", required_argument, NULL, OPT_SORT },
+			{ "once", no_argument, NULL, OPT_ONCE },
+			{ "delay", required_argument, NULL, 'd' },
+			{},
+		},
+	.short_options = "d:",
+	.option = parse_option,
+	.render = render_all,
+};
+
 int cmd_top(CliContext *ctx, int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "since", required_argument, NULL, OPT_SINCE },
-		{ "until", required_argument, NULL, OPT_UNTIL },
-		{ "pid", required_argument, NULL, OPT_PID },
-		{ "tid", required_argument, NULL, OPT_TID },
-		{ "start", required_argument, NULL, OPT_START },
-		{ "children", no_argument, NULL, OPT_CHILDREN },
-		{ "inline", no_argument, NULL, OPT_INLINE },
-		{ "no-inline", no_argument, NULL, OPT_NO_INLINE },
-		{ "sort", required_argument, NULL, OPT_SORT },
-		{ "once", no_argument, NULL, OPT_ONCE },
-		{ "delay", required_argument, NULL, 'd' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	_cleanup_json_ json_object *answer = NULL;
-	uint64_t interval_ns = 2 * NSEC_PER_SEC;
-	bool once = false;
+	TopArgs args = { .interval_ns = 2 * NSEC_PER_SEC };
 	Request req;
-	int c, r;
+	int r;
 
-	request_init(&req, COMMAND_TOP);
-	while ((c = getopt_long(argc, argv, "hn:d:", options, NULL)) >= 0) {
-		switch (c) {
-		case 'h':
-			printf("Usage: profq top [--pid N [--tid T] [--start TIME] [--children]]\n"
-			       "                 [-n N] [--sort self|total] [--since DUR]\n"
-			       "                 [--until DUR] [--[no-]inline] [--once] [-d SECS]\n"
-			       "                 [--json]\n"
-			       "\n"
-			       "Hotspot functions: SELF%% (samples in the function itself) and\n"
-			       "TOTAL%% (samples with the function anywhere on the stack), of the\n"
-			       "process's samples (of all samples without --pid).\n"
-			       "On a terminal, without --since, --json or --once: a live\n"
-			       "view over the last window, refreshed every -d seconds (2).\n"
-			       "--tid: one thread. --start: another incarnation of the pid\n"
-			       "(a start time from 'profq ps'). --children: the pid and its\n"
-			       "descendants. Calls inlined by the compiler are functions of their\n"
-			       "own; --no-inline folds them into the function they are in.\n");
-			return EXIT_OK;
-		case OPT_SORT:
-			if (sort_key_from_string(optarg) < 0)
-				return cli_usage_error(
-					"top", "--sort: '%s' is not 'self' or 'total'", optarg);
-			req.sort = sort_key_from_string(optarg);
-			break;
-		case OPT_ONCE:
-			once = true;
-			break;
-		case 'd':
-			if (parse_seconds(optarg, &interval_ns) < 0 ||
-			    interval_ns < 100 * NSEC_PER_MSEC || interval_ns > 3600 * NSEC_PER_SEC)
-				return cli_usage_error("top", "-d: '%s' is not a delay in 0.1s..1h",
-						       optarg);
-			break;
-		default:
-			r = cli_common_option("top", c, optarg, ctx, &req);
-			if (r < 0)
-				return EXIT_USAGE;
-			if (r == 0)
-				return cli_usage_error("top", "unknown option '%s'",
-						       argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("top", "unexpected argument '%s'", argv[optind]);
-	if (isatty(STDOUT_FILENO) && !once && !ctx->json && !req.has_since)
-		return live_top(ctx, &req, interval_ns);
-	r = cli_query(ctx, &req, &answer);
-	if (r != EXIT_OK)
+	r = cli_parse(&top, ctx, &req, argc, argv, &args);
+	if (r != CLI_PARSED)
 		return r;
-	if (ctx->json)
-		cli_print_json(answer);
-	else
-		render_top(answer, 0);
-	return EXIT_OK;
+	if (isatty(STDOUT_FILENO) && !args.once && !ctx->json && !req.has_since)
+		return live_top(ctx, &req, args.interval_ns);
+	return cli_answer(&top, ctx, &req);
 }

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-#include <getopt.h>
 #include <limits.h>
 
 #include "base/json-util.h"
-#include "cli.h"
+#include "command.h"
 
 /* Deeper levels are not indented further: the depth is printed instead. */
 #define TREE_INDENT_MAX 32
@@ -38,10 +37,11 @@ static void render_nodes(json_object *nodes, int depth, int width)
 	}
 }
 
-static void render_tree(json_object *a)
+static void render_tree(json_object *a, const Request *req)
 {
 	json_object *rows;
 
+	(void)req;
 	printf("Samples: %lld  pid %lld (%s)", (long long)json_get_int(a, "samples"),
 	       (long long)json_get_int(a, "pid"), strempty(json_get_string(a, "comm")));
 	if (json_get_int(a, "tid"))
@@ -57,73 +57,44 @@ static void render_tree(json_object *a)
 		render_nodes(rows, 0, cli_terminal_width());
 }
 
+enum {
+	OPT_MIN_PCT = 0x200,
+};
+
+static int parse_option(int opt, const char *arg, Request *req, void *userdata)
+{
+	char *end;
+
+	(void)opt, (void)userdata; /* --min-pct, the only one */
+	errno = 0;
+	req->min_pct = strtod(arg, &end);
+	if (errno != 0 || end == arg || *end != '\0' || !(req->min_pct >= 0 && req->min_pct <= 100))
+		return cli_usage_error("tree", "--min-pct: '%s' is not a percentage in 0..100", arg);
+	return EXIT_OK;
+}
+
+static const CliQuery tree = {
+	.name = "tree",
+	.command = COMMAND_TREE,
+	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START | CLI_OPT_CHILDREN |
+		  CLI_OPT_INLINE,
+	.needs_pid = true,
+	.help = "Usage: profq tree --pid N [--tid T] [--start TIME] [--children]\n"
+		"                  [--min-pct P] [--since DUR] [--until DUR]\n"
+		"                  [--[no-]inline] [--json]\n"
+		"\n"
+		"The call tree, top down: each stack's outermost frame is a root, a\n"
+		"function's children are the functions it called. TOTAL% counts the\n"
+		"samples under a call path, SELF% those that ended in it, of the\n"
+		"process's samples. Calls below --min-pct P percent (0.5) are left\n"
+		"out. Calls the compiler inlined are nodes of their own;\n"
+		"--no-inline folds them into the function they are in.\n",
+	.options = (const struct option[]){ { "min-pct", required_argument, NULL, OPT_MIN_PCT }, {} },
+	.option = parse_option,
+	.render = render_tree,
+};
+
 int cmd_tree(CliContext *ctx, int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "since", required_argument, NULL, OPT_SINCE },
-		{ "until", required_argument, NULL, OPT_UNTIL },
-		{ "pid", required_argument, NULL, OPT_PID },
-		{ "tid", required_argument, NULL, OPT_TID },
-		{ "start", required_argument, NULL, OPT_START },
-		{ "children", no_argument, NULL, OPT_CHILDREN },
-		{ "inline", no_argument, NULL, OPT_INLINE },
-		{ "no-inline", no_argument, NULL, OPT_NO_INLINE },
-		{ "min-pct", required_argument, NULL, OPT_MIN_PCT },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	_cleanup_json_ json_object *answer = NULL;
-	Request req;
-	char *end;
-	int c, r;
-
-	request_init(&req, COMMAND_TREE);
-	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-		switch (c) {
-		case 'h':
-			printf("Usage: profq tree --pid N [--tid T] [--start TIME] [--children]\n"
-			       "                  [--min-pct P] [--since DUR] [--until DUR]\n"
-			       "                  [--[no-]inline] [--json]\n"
-			       "\n"
-			       "The call tree, top down: each stack's outermost frame is a root, "
-			       "a\n"
-			       "function's children are the functions it called. TOTAL%% counts "
-			       "the\n"
-			       "samples under a call path, SELF%% those that ended in it, of the\n"
-			       "process's samples. Calls below --min-pct P percent (0.5) are left\n"
-			       "out. Calls the compiler inlined are nodes of their own;\n"
-			       "--no-inline folds them into the function they are in.\n");
-			return EXIT_OK;
-		case OPT_MIN_PCT:
-			errno = 0;
-			req.min_pct = strtod(optarg, &end);
-			if (errno != 0 || end == optarg || *end != '\0' ||
-			    !(req.min_pct >= 0 && req.min_pct <= 100))
-				return cli_usage_error("tree",
-						       "--min-pct: '%s' is not a percentage "
-						       "in 0..100",
-						       optarg);
-			break;
-		default:
-			r = cli_common_option("tree", c, optarg, ctx, &req);
-			if (r < 0)
-				return EXIT_USAGE;
-			if (r == 0)
-				return cli_usage_error("tree", "unknown option '%s'",
-						       argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("tree", "unexpected argument '%s'", argv[optind]);
-	if (!req.pid)
-		return cli_usage_error("tree", "--pid is required");
-	r = cli_query(ctx, &req, &answer);
-	if (r != EXIT_OK)
-		return r;
-	if (ctx->json)
-		cli_print_json(answer);
-	else
-		render_tree(answer);
-	return EXIT_OK;
+	return cli_query_command(&tree, ctx, argc, argv);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Flame graph: a Profile as a self-contained interactive SVG (SPEC §11 `profq flame`), in the
- * manner of Brendan Gregg's flamegraph.pl: one box per call path, width proportional to its
+ * Flame graph: a Profile as a self-contained interactive SVG (`profq flame`, docs/profq.1), in
+ * the manner of Brendan Gregg's flamegraph.pl: one box per call path, width proportional to its
  * samples, roots at the bottom, children above their caller sorted by name; hover shows
  * function, module, samples and percentage; click zooms into a box; search (Ctrl-F or the
  * button) highlights matching functions and says what share they hold; no external resources

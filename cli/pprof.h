@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pprof: a Profile as a gzipped profile.proto (github.com/google/pprof, proto/profile.proto),
- * readable by `go tool pprof`, Pyroscope and Parca (SPEC §11 `profq pprof`).
+ * readable by `go tool pprof`, Pyroscope and Parca (`profq pprof`, docs/profq.1).
  *
  * Sample types: samples/count and cpu/nanoseconds (samples × period); period_type
  * cpu/nanoseconds with the sampling period; time_nanos and duration_nanos from the range.

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A query command, described once: the shared options it takes (one definition of each, with
+ * its messages, below), its own options, the request they build, and how its answer is printed.
+ * cli_parse() turns the command line into a Request, cli_answer() sends it and prints the answer,
+ * cli_query_command() does both: a command file holds only what is its own. docs/profq.1 is the
+ * contract for the options, the output and the exit codes. Not thread-safe (getopt).
+ */
+#pragma once
+
+#include <getopt.h>
+
+#include "cli.h"
+
+/* The shared options a command may take; --json and --help every command takes. */
+enum {
+	CLI_OPT_RANGE = 1 << 0,	   /* --since DUR, --until DUR */
+	CLI_OPT_PID = 1 << 1,	   /* --pid N */
+	CLI_OPT_TID = 1 << 2,	   /* --tid T */
+	CLI_OPT_START = 1 << 3,	   /* --start TIME: an incarnation of the pid */
+	CLI_OPT_CHILDREN = 1 << 4, /* --children */
+	CLI_OPT_INLINE = 1 << 5,   /* --inline, --no-inline */
+	CLI_OPT_LIMIT = 1 << 6,	   /* -n N */
+};
+
+/* getopt values of the shared options; a command's own long options use values from 0x200. */
+enum {
+	OPT_JSON = 0x100,
+	OPT_SINCE,
+	OPT_UNTIL,
+	OPT_PID,
+	OPT_TID,
+	OPT_START,
+	OPT_CHILDREN,
+	OPT_INLINE,
+	OPT_NO_INLINE,
+	_OPT_SHARED_END,
+};
+
+/* What cli_parse() returns when the command is to go on; anything else is its exit code. */
+#define CLI_PARSED (-1)
+/* What an own option's parser returns for an option it does not take: "unknown option". */
+#define CLI_UNKNOWN (-2)
+
+typedef struct CliQuery {
+	const char *name; /* the command's name, for messages: "top" */
+	Command command;  /* the request it sends */
+	unsigned shared;  /* CLI_OPT_*: the shared options it takes */
+	uint32_t limit;	  /* -n's default; 0: the protocol's */
+	bool needs_pid;	  /* --pid is required */
+	/* The arguments after its options are a command to run, not a usage error. */
+	bool takes_command;
+	const char *help; /* what --help prints */
+	/* Its own options: long ones ({}-terminated; NULL: none), short ones in getopt's syntax. */
+	const struct option *options;
+	const char *short_options;
+	/* Applies one of its own options to req or userdata: EXIT_OK, CLI_UNKNOWN for an option
+	 * this variant of the command does not take, or an exit code after reporting. */
+	int (*option)(int opt, const char *arg, Request *req, void *userdata);
+	/* Checks the options together once all are parsed: EXIT_OK, or an exit code after
+	 * reporting the problem. NULL: nothing to check. */
+	int (*check)(const CliContext *ctx, const Request *req, void *userdata);
+	/* For cli_answer(): adds to the answer before it is printed in either mode (NULL: nothing),
+	 * then prints it in plain text. */
+	void (*amend)(json_object *answer);
+	void (*render)(json_object *answer, const Request *req);
+} CliQuery;
+
+/*
+ * Parses argv (from the command's name on) into *req (request_init()ed here) and ctx (--json).
+ * Options end at the first argument that is not one. Prints the help for --help. Returns
+ * CLI_PARSED, with optind at the first argument after the options, or the exit code to return
+ * (EXIT_OK after the help, else after reporting). The caller sets optind (1) before.
+ */
+int cli_parse(const CliQuery *q, CliContext *ctx, Request *req, int argc, char **argv,
+	      void *userdata);
+
+/* Sends req (or answers it offline) and prints the answer: JSON, or q->render. Exit code. */
+int cli_answer(const CliQuery *q, const CliContext *ctx, const Request *req);
+
+/* cli_parse() then cli_answer(): the whole of a command that is only a query. Exit code. */
+int cli_query_command(const CliQuery *q, CliContext *ctx, int argc, char **argv);

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: MIT */
+/* cli/command.c: the shared options and their checks, as docs/profq.1 describes them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "base/macro.h"
+#include "command.h"
+
+#define ARGS_MAX 32
+
+typedef struct Own {
+	int calls;
+	const char *last;
+	int answer; /* what the option parser returns */
+	int checks;
+} Own;
+
+static int own_option(int opt, const char *arg, Request *req, void *userdata)
+{
+	Own *own = userdata;
+
+	(void)opt, (void)req;
+	own->calls++;
+	own->last = arg;
+	return own->answer;
+}
+
+static int own_check(const CliContext *ctx, const Request *req, void *userdata)
+{
+	Own *own = userdata;
+
+	(void)ctx, (void)req;
+	own->checks++;
+	return EXIT_OK;
+}
+
+static const CliQuery everything = {
+	.name = "test",
+	.command = COMMAND_TOP,
+	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START | CLI_OPT_CHILDREN |
+		  CLI_OPT_INLINE | CLI_OPT_LIMIT,
+	.help = "Usage: profq test\n",
+	.options = (const struct option[]){ { "own", required_argument, NULL, 0x200 }, {} },
+	.short_options = "x:",
+	.option = own_option,
+	.check = own_check,
+};
+
+/* cli_parse() over "test" and the NULL-terminated arguments, getopt started afresh. */
+static int parse(const CliQuery *q, CliContext *ctx, Request *req, void *userdata, ...)
+{
+	char *argv[ARGS_MAX] = { (char *)"test" };
+	int argc = 1;
+	va_list ap;
+
+	va_start(ap, userdata);
+	while (argc < ARGS_MAX - 1 && (argv[argc] = va_arg(ap, char *)))
+		argc++;
+	va_end(ap);
+	*ctx = (CliContext){ .socket_path = "/nonexistent" };
+	optind = 0;
+	opterr = 0;
+	return cli_parse(q, ctx, req, argc, argv, userdata);
+}
+
+static void test_shared(void **state)
+{
+	Own own = { .answer = EXIT_OK };
+	CliContext ctx;
+	Request req;
+
+	(void)state;
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--json", "--pid", "42", "--tid",
+			       "43", "--since", "5m", "--until", "1m", "--children", "--no-inline",
+			       "-n", "7", "--start", "1732230000.5", NULL),
+			 CLI_PARSED);
+	assert_true(ctx.json);
+	assert_int_equal(req.command, COMMAND_TOP);
+	assert_int_equal(req.pid, 42);
+	assert_int_equal(req.tid, 43);
+	assert_true(req.has_since && req.since_ns == 300 * NSEC_PER_SEC);
+	assert_true(req.has_until && req.until_ns == 60 * NSEC_PER_SEC);
+	assert_true(req.children);
+	assert_true(req.no_inline);
+	assert_int_equal(req.limit, 7);
+	assert_true(req.start_ns == 1732230000500000000LL);
+	assert_int_equal(own.calls, 0);
+	assert_int_equal(own.checks, 1);
+
+	/* the last of --inline and --no-inline counts; -n's default is the protocol's */
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--no-inline", "--inline", NULL),
+			 CLI_PARSED);
+	assert_false(req.no_inline);
+	assert_false(ctx.json);
+	assert_int_equal(req.limit, REQUEST_LIMIT_DEFAULT);
+}
+
+static void test_bad_values(void **state)
+{
+	Own own = { .answer = EXIT_OK };
+	CliContext ctx;
+	Request req;
+
+	(void)state;
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--pid", "0", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--tid", "x", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--since", "soon", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--until", "4000d", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--start", "25:00", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "-n", "0", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "-n", "100001", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--pid", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--bogus", NULL), EXIT_USAGE);
+	/* nothing after a bad value is parsed, nor checked */
+	assert_int_equal(own.calls, 0);
+	assert_int_equal(own.checks, 0);
+}
+
+static void test_not_taken(void **state)
+{
+	const CliQuery few = { .name = "few", .command = COMMAND_TIME, .shared = CLI_OPT_PID };
+	CliContext ctx;
+	Request req;
+
+	(void)state;
+	assert_int_equal(parse(&few, &ctx, &req, NULL, "--pid", "1", "--json", NULL), CLI_PARSED);
+	assert_int_equal(req.command, COMMAND_TIME);
+	assert_int_equal(parse(&few, &ctx, &req, NULL, "--tid", "1", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&few, &ctx, &req, NULL, "--since", "1m", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&few, &ctx, &req, NULL, "--children", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&few, &ctx, &req, NULL, "--inline", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&few, &ctx, &req, NULL, "-n", "3", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&few, &ctx, &req, NULL, "extra", NULL), EXIT_USAGE);
+}
+
+static void test_own(void **state)
+{
+	Own own = { .answer = EXIT_OK };
+	CliContext ctx;
+	Request req;
+
+	(void)state;
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--own", "a", "-x", "b", NULL),
+			 CLI_PARSED);
+	assert_int_equal(own.calls, 2);
+	assert_string_equal(own.last, "b");
+
+	own = (Own){ .answer = CLI_UNKNOWN };
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--own", "a", NULL), EXIT_USAGE);
+	own = (Own){ .answer = EXIT_UNREACHABLE };
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--own", "a", "--json", NULL),
+			 EXIT_UNREACHABLE);
+	assert_false(ctx.json);
+	assert_int_equal(own.checks, 0);
+}
+
+static void test_checks(void **state)
+{
+	const CliQuery pid = { .name = "pid",
+			       .command = COMMAND_TREE,
+			       .shared = CLI_OPT_PID,
+			       .needs_pid = true,
+			       .limit = REQUEST_LIMIT_MAX,
+			       .help = "" };
+	const CliQuery run = {
+		.name = "run", .command = COMMAND_TOP, .shared = CLI_OPT_LIMIT, .takes_command = true
+	};
+	CliContext ctx;
+	Request req;
+
+	(void)state;
+	assert_int_equal(parse(&pid, &ctx, &req, NULL, NULL), EXIT_USAGE);
+	assert_int_equal(parse(&pid, &ctx, &req, NULL, "--pid", "9", NULL), CLI_PARSED);
+	assert_int_equal(req.limit, REQUEST_LIMIT_MAX);
+	/* --help wins over what is missing, and ends the parsing */
+	assert_int_equal(parse(&pid, &ctx, &req, NULL, "--help", "--bogus", NULL), EXIT_OK);
+
+	/* a command to run: options end at its name, and its own are not profq's */
+	assert_int_equal(parse(&run, &ctx, &req, NULL, "-n", "2", "true", "--json", NULL),
+			 CLI_PARSED);
+	assert_int_equal(req.limit, 2);
+	assert_false(ctx.json);
+	assert_int_equal(optind, 3);
+	assert_int_equal(parse(&run, &ctx, &req, NULL, "--", "ls", "-n", NULL), CLI_PARSED);
+	assert_int_equal(optind, 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_shared),	  cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_not_taken), cmocka_unit_test(test_own),
+		cmocka_unit_test(test_checks),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
