@@ -47,9 +47,12 @@ int cli_exit_code(ErrorCode code);
 
 /* Prints a JSON document to stdout (pretty) followed by a newline. */
 void cli_print_json(json_object *o);
+/* Local date and time of a realtime in seconds ("2026-12-06 14:05:00"), written to buf. */
+const char *cli_format_time(double epoch_s, char *buf, size_t len);
 
 /* Reports a usage error for a command (stderr) and returns EXIT_USAGE. */
-int cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_usage_error(const char *command, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* Terminal width for plain output (COLUMNS, the tty, else 0 = unlimited). */
 int cli_terminal_width(void);

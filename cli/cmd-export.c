@@ -47,7 +47,8 @@ static const struct {
 	[EXPORT_FOLDED] = {
 		.name = "folded",
 		.help = "Usage: profq folded --pid N [--tid T] [--start TIME] [--children]\n"
-			"              [--since DUR] [--until DUR] [--[no-]inline] [-o FILE] [--json]\n"
+			"              [--since DUR] [--until DUR] [--[no-]inline] "
+			"[-o FILE] [--json]\n"
 			"\n"
 			"Folded stacks: one line per distinct stack, outermost frame first,\n"
 			"frames separated by ';', then the number of samples, as\n"
@@ -72,7 +73,8 @@ static const struct {
 	[EXPORT_PPROF] = {
 		.name = "pprof",
 		.help = "Usage: profq pprof --pid N [--tid T] [--start TIME] [--children]\n"
-			"             [--since DUR] [--until DUR] [--[no-]inline] -o FILE.pb.gz [--json]\n"
+			"             [--since DUR] [--until DUR] [--[no-]inline] "
+			"-o FILE.pb.gz [--json]\n"
 			"\n"
 			"A gzipped pprof profile (profile.proto) for go tool pprof, Pyroscope or\n"
 			"Parca: sample types samples/count and cpu/nanoseconds, inlined\n"

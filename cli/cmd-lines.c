@@ -285,10 +285,12 @@ static void render_lines(json_object *a, const Request *req)
 				      json_get_double(r, "function_pct"),
 				      json_get_double(r, "self_pct"),
 				      (long long)json_get_int(r, "self_samples"),
-				      (long long)json_get_int(r, "callee_samples"), locw, locw, loc);
+				      (long long)json_get_int(r, "callee_samples"), locw, locw,
+				      loc);
 		} else {
 			/* The function column is padded only when text follows it. */
-			used = printf("%7.2f %8lld  %-*.*s  %-*.*s%s", json_get_double(r, "self_pct"),
+			used = printf("%7.2f %8lld  %-*.*s  %-*.*s%s",
+				      json_get_double(r, "self_pct"),
 				      (long long)json_get_int(r, "self_samples"), locw, locw, loc,
 				      text ? fnw : 0, fnw, strempty(json_get_string(r, "function")),
 				      text ? "  " : "");

@@ -171,7 +171,8 @@ static int add_rows(json_object *answer, json_object *index, HotRow **rows, size
 			row = &(*rows)[*n];
 			*row = (HotRow){ .function = strdup(fn), .module = strdup(mod) };
 			(*n)++; /* freed with the others, whatever failed */
-			if (!row->function || !row->module || json_add_index(index, key, *n - 1) < 0)
+			if (!row->function || !row->module ||
+			    json_add_index(index, key, *n - 1) < 0)
 				return -ENOMEM;
 		}
 		row->self += json_get_int(r, "self_samples");

@@ -11,13 +11,9 @@ static void print_size(const char *label, int64_t bytes)
 
 static void print_clock(const char *label, double t)
 {
-	time_t sec = (time_t)t;
-	struct tm tm;
-	char buf[32];
+	char buf[64];
 
-	localtime_r(&sec, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
-	printf("%-18s %s\n", label, buf);
+	printf("%-18s %s\n", label, cli_format_time(t, buf, sizeof(buf)));
 }
 
 static void render_offline(json_object *a)

@@ -9,13 +9,10 @@
 static void print_clock(const char *label, json_object *v)
 {
 	double t = json_object_get_double(v);
-	time_t sec = (time_t)t;
-	struct tm tm;
-	char buf[32];
+	char buf[64];
 
-	localtime_r(&sec, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
-	printf("%s %s.%03d", label, buf, (int)((t - (double)sec) * 1000));
+	printf("%s %s.%03d", label, cli_format_time(t, buf, sizeof(buf)),
+	       (int)((t - (double)(time_t)t) * 1000));
 }
 
 static void print_status(int status)

@@ -69,7 +69,8 @@ static int parse_option(int opt, const char *arg, Request *req, void *userdata)
 	errno = 0;
 	req->min_pct = strtod(arg, &end);
 	if (errno != 0 || end == arg || *end != '\0' || !(req->min_pct >= 0 && req->min_pct <= 100))
-		return cli_usage_error("tree", "--min-pct: '%s' is not a percentage in 0..100", arg);
+		return cli_usage_error("tree", "--min-pct: '%s' is not a percentage in 0..100",
+				       arg);
 	return EXIT_OK;
 }
 
@@ -89,7 +90,8 @@ static const CliQuery tree = {
 		"process's samples. Calls below --min-pct P percent (0.5) are left\n"
 		"out. Calls the compiler inlined are nodes of their own;\n"
 		"--no-inline folds them into the function they are in.\n",
-	.options = (const struct option[]){ { "min-pct", required_argument, NULL, OPT_MIN_PCT }, {} },
+	.options = (const struct option[]){ { "min-pct", required_argument, NULL, OPT_MIN_PCT },
+					    {} },
 	.option = parse_option,
 	.render = render_tree,
 };

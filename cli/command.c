@@ -158,7 +158,8 @@ static bool is_shared(int opt)
 	return (opt >= OPT_JSON && opt < _OPT_SHARED_END) || opt == 'n';
 }
 
-int cli_parse(const CliQuery *q, CliContext *ctx, Request *req, int argc, char **argv, void *userdata)
+int cli_parse(const CliQuery *q, CliContext *ctx, Request *req, int argc, char **argv,
+	      void *userdata)
 {
 	struct option options[OPTIONS_MAX];
 	char shorts[32];
@@ -196,6 +197,7 @@ int cli_parse(const CliQuery *q, CliContext *ctx, Request *req, int argc, char *
 int cli_answer(const CliQuery *q, const CliContext *ctx, const Request *req)
 {
 	_cleanup_json_ json_object *answer = NULL;
+	char when[64];
 	int r;
 
 	r = cli_query(ctx, req, &answer);
@@ -203,10 +205,18 @@ int cli_answer(const CliQuery *q, const CliContext *ctx, const Request *req)
 		return r;
 	if (q->amend)
 		q->amend(answer);
-	if (ctx->json)
+	if (ctx->json) {
 		cli_print_json(answer);
-	else
-		q->render(answer, req);
+		return EXIT_OK;
+	}
+	/* Part of the range could not be read (the daemon's disk budget deleted it, or it did
+	 * not fit in memory): the figures are low, say so. */
+	if (json_get_string(answer, "incomplete"))
+		fprintf(stderr, "profq: warning: %s; the answer covers the range from %s only.\n",
+			json_get_string(answer, "incomplete"),
+			cli_format_time(json_get_double(answer, "covered_since_s"), when,
+					sizeof(when)));
+	q->render(answer, req);
 	return EXIT_OK;
 }
 

@@ -171,7 +171,8 @@ static void on_offline_version(void *userdata, const char *path, uint32_t versio
 		path, version, SEGMENT_VERSION);
 }
 
-static void on_offline_problem(void *userdata, const char *path, int error, size_t good, size_t size)
+static void on_offline_problem(void *userdata, const char *path, int error, size_t good,
+			       size_t size)
 {
 	if (error == -EPROTONOSUPPORT)
 		return; /* on_offline_version() says it better */
@@ -342,10 +343,26 @@ int cli_query(const CliContext *ctx, const Request *req, json_object **ret)
 	return EXIT_OK;
 }
 
+const char *cli_format_time(double epoch_s, char *buf, size_t len)
+{
+	time_t sec = (time_t)epoch_s;
+	struct tm tm;
+
+	if (!localtime_r(&sec, &tm) || strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(buf, len, "@%.0f", epoch_s);
+	return buf;
+}
+
 void cli_print_json(json_object *o)
 {
-	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-						       JSON_C_TO_STRING_NOSLASHESCAPE));
+	const char *text = NULL;
+
+	/* A document that lost a member to a failed allocation is never printed (json-util.h):
+	 * stdout stays one valid, honest document. */
+	if (json_alloc_failures() == 0)
+		text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+								 JSON_C_TO_STRING_NOSLASHESCAPE);
+	puts(text && json_alloc_failures() == 0 ? text : JSON_OUT_OF_MEMORY);
 }
 
 int cli_usage_error(const char *command, const char *fmt, ...)

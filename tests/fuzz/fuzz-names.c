@@ -84,7 +84,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	p.comm = name(s, names, n, 0);
 	p.cmdline = name(s, names, n, 1);
 	FUZZ_CHECK(store_proc_add(s, &p, &proc) == 0);
-	FUZZ_CHECK(store_window_open(s, T0, T0 + 10 * (int64_t)NSEC_PER_SEC, 10 * NSEC_PER_MSEC) == 0);
+	FUZZ_CHECK(store_window_open(s, T0, T0 + 10 * (int64_t)NSEC_PER_SEC, 10 * NSEC_PER_MSEC) ==
+		   0);
 	for (size_t i = 0; i < ARRAY_SIZE(frames); i++) {
 		StoreFrame f = { .address = 0x1000 + i,
 				 .line = (uint32_t)i,

@@ -126,5 +126,8 @@ try:
         ans = d.json("ps")
         check("incomplete" in ans and "--max-disk" in ans["incomplete"],
               f"ps over the whole range says it is incomplete: {ans.get('incomplete')!r}")
+        _, _, err = d.profq("ps", check_rc=False)
+        check("warning" in err and "--max-disk" in err,
+              f"plain ps warns on stderr that its range is incomplete: {err.strip()!r}")
 finally:
     shutil.rmtree(tmp, ignore_errors=True)

@@ -529,7 +529,8 @@ static int elf_write(const char *dir, const char *name, const Bytes *eh, uint64_
 	uint64_t str_off = hdr_off + (hdr ? hdr->n : 0);
 	uint64_t sh_off = (str_off + sizeof(shstr) + 7) & ~7ull;
 	Elf64_Ehdr eh64 = {
-		.e_ident = { ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64, ELFDATA2LSB, EV_CURRENT },
+		.e_ident = { ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64, ELFDATA2LSB,
+			     EV_CURRENT },
 		.e_type = ET_DYN,
 		.e_machine = EM_X86_64,
 		.e_version = EV_CURRENT,
@@ -622,7 +623,8 @@ static void test_hostile_sections(void **state)
 	while (eh.n < 20000)
 		bytes_put(&eh, "", 1);
 
-	fd = elf_write(dir, "sparse", &eh, 1ull << 30, SHT_PROGBITS, &hdr, EH_OFFSET + (1ull << 30));
+	fd = elf_write(dir, "sparse", &eh, 1ull << 30, SHT_PROGBITS, &hdr,
+		       EH_OFFSET + (1ull << 30));
 	assert_int_equal(cfi_load_fd(fd, &cfi), -EFBIG);
 	assert_null(cfi);
 	close(fd);

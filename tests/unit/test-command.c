@@ -107,8 +107,10 @@ static void test_bad_values(void **state)
 	assert_int_equal(parse(&everything, &ctx, &req, &own, "--pid", "0", NULL), EXIT_USAGE);
 	assert_int_equal(parse(&everything, &ctx, &req, &own, "--tid", "x", NULL), EXIT_USAGE);
 	assert_int_equal(parse(&everything, &ctx, &req, &own, "--since", "soon", NULL), EXIT_USAGE);
-	assert_int_equal(parse(&everything, &ctx, &req, &own, "--until", "4000d", NULL), EXIT_USAGE);
-	assert_int_equal(parse(&everything, &ctx, &req, &own, "--start", "25:00", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--until", "4000d", NULL),
+			 EXIT_USAGE);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--start", "25:00", NULL),
+			 EXIT_USAGE);
 	assert_int_equal(parse(&everything, &ctx, &req, &own, "-n", "0", NULL), EXIT_USAGE);
 	assert_int_equal(parse(&everything, &ctx, &req, &own, "-n", "100001", NULL), EXIT_USAGE);
 	assert_int_equal(parse(&everything, &ctx, &req, &own, "--pid", NULL), EXIT_USAGE);
@@ -164,9 +166,10 @@ static void test_checks(void **state)
 			       .needs_pid = true,
 			       .limit = REQUEST_LIMIT_MAX,
 			       .help = "" };
-	const CliQuery run = {
-		.name = "run", .command = COMMAND_TOP, .shared = CLI_OPT_LIMIT, .takes_command = true
-	};
+	const CliQuery run = { .name = "run",
+			       .command = COMMAND_TOP,
+			       .shared = CLI_OPT_LIMIT,
+			       .takes_command = true };
 	CliContext ctx;
 	Request req;
 
