@@ -93,23 +93,18 @@ static bool frame_is_function(const Store *store, const StoreFrame *f, const cha
  * innermost frame: the line executing in it, or the call it was making (line_profiler's view:
  * a line's time includes what it calls). Inlined code has frames (and lines) of its own.
  */
-int query_answer_lines(const QueryContext *ctx, const Request *req, json_object **ret)
+int query_answer_lines(const QueryContext *ctx, const Request *req, const Selection *sel,
+		       json_object **ret)
 {
 	const Store *store = ctx->store;
 	const char *function = req->function[0] ? req->function : NULL;
-	_cleanup_(selection_done) Selection sel = { 0 };
 	_cleanup_free_ uint8_t *match = NULL;
 	_cleanup_json_ json_object *answer = NULL;
-	json_object *rows, *error = NULL;
+	json_object *rows;
 	uint64_t in_function = 0;
 	LineTable t = { 0 };
 	int r;
 
-	r = query_select(ctx, req, SELECT_STACKS, &sel, &error);
-	if (r < 0 || error) {
-		*ret = error;
-		return r;
-	}
 	/* Per frame: 0 not yet known, 1 the function, 2 another. */
 	match = function ? calloc(store_frame_id_limit(store), 1) : NULL;
 	if (function && !match)
@@ -118,13 +113,13 @@ int query_answer_lines(const QueryContext *ctx, const Request *req, json_object 
 	r = hash_index_new(&t.index);
 	if (r < 0)
 		goto out;
-	for (StackId s = 1; s < sel.n_stacks; s++) {
+	for (StackId s = 1; s < sel->n_stacks; s++) {
 		const StoreFrame *f = NULL;
 		const FrameId *frames;
 		size_t n, i, depth = 0;
 		LineRow *row;
 
-		if (sel.counts[s] == 0)
+		if (sel->counts[s] == 0)
 			continue;
 		frames = store_stack(store, s, &n);
 		for (i = 0; i < n; i++) {
@@ -149,10 +144,10 @@ int query_answer_lines(const QueryContext *ctx, const Request *req, json_object 
 		r = line_row(&t, &ctx->viewer, frames[i], f, &row);
 		if (r < 0)
 			goto out;
-		row->self += sel.counts[s];
+		row->self += sel->counts[s];
 		if (depth > 0)
-			row->callee += sel.counts[s];
-		in_function += sel.counts[s];
+			row->callee += sel->counts[s];
+		in_function += sel->counts[s];
 	}
 	if (function && in_function == 0) {
 		*ret = error_answer_new(ERROR_NOT_FOUND, "No samples in function '%.256s' in range",
@@ -181,12 +176,12 @@ int query_answer_lines(const QueryContext *ctx, const Request *req, json_object 
 		r = -ENOMEM;
 		goto out;
 	}
-	query_add_selection(ctx, req, &sel, answer);
+	query_add_selection(ctx, req, sel, answer);
 	json_object_object_add(answer, "inline", json_object_new_boolean(!req->no_inline));
 	json_add_string(answer, "function", function);
 	if (function) {
 		json_add_int(answer, "function_samples", (int64_t)in_function);
-		json_add_double(answer, "function_pct", query_pct(in_function, sel.total), 2);
+		json_add_double(answer, "function_pct", query_pct(in_function, sel->total), 2);
 	}
 	json_object_object_add(answer, "rows", rows);
 	for (size_t i = 0; i < t.n && i < req->limit; i++) {
@@ -206,7 +201,7 @@ int query_answer_lines(const QueryContext *ctx, const Request *req, json_object 
 		json_add_string(o, "function", row->name);
 		json_add_string(o, "module", store_string(store, f->module));
 		json_add_int(o, "self_samples", (int64_t)row->self);
-		json_add_double(o, "self_pct", query_pct(row->self, sel.total), 2);
+		json_add_double(o, "self_pct", query_pct(row->self, sel->total), 2);
 		if (function) {
 			json_add_int(o, "callee_samples", (int64_t)row->callee);
 			json_add_double(o, "function_pct", query_pct(row->self, in_function), 2);

@@ -101,22 +101,17 @@ static int ps_rows(const QueryContext *ctx, const Request *req, const Selection 
 
 /* CPU use per process (or per thread of the pid): samples x period, and its share of the wall
  * time the windows in range cover. */
-int query_answer_ps(const QueryContext *ctx, const Request *req, json_object **ret)
+int query_answer_ps(const QueryContext *ctx, const Request *req, const Selection *sel,
+		    json_object **ret)
 {
 	const Store *store = ctx->store;
-	_cleanup_(selection_done) Selection sel = { 0 };
 	_cleanup_free_ PsRow *rows = NULL;
 	_cleanup_json_ json_object *answer = NULL;
-	json_object *arr, *error = NULL;
+	json_object *arr;
 	size_t n;
 	int r;
 
-	r = query_select(ctx, req, SELECT_SAMPLED, &sel, &error);
-	if (r < 0 || error) {
-		*ret = error;
-		return r;
-	}
-	r = ps_rows(ctx, req, &sel, &rows, &n);
+	r = ps_rows(ctx, req, sel, &rows, &n);
 	if (r < 0)
 		return r;
 
@@ -127,7 +122,7 @@ int query_answer_ps(const QueryContext *ctx, const Request *req, json_object **r
 		return -ENOMEM;
 	}
 	json_object_object_add(answer, "rows", arr);
-	json_add_double(answer, "elapsed_s", (double)sel.range.elapsed_ns / NSEC_PER_SEC, 3);
+	json_add_double(answer, "elapsed_s", (double)sel->range.elapsed_ns / NSEC_PER_SEC, 3);
 	if (req->threads)
 		json_add_int(answer, "pid", req->pid);
 	for (size_t i = 0; i < n && i < req->limit; i++) {
@@ -143,7 +138,7 @@ int query_answer_ps(const QueryContext *ctx, const Request *req, json_object **r
 		} else {
 			json_add_string(o, "comm", store_string(store, p->comm));
 		}
-		add_pcts(o, &rows[i], sel.range.elapsed_ns);
+		add_pcts(o, &rows[i], sel->range.elapsed_ns);
 		if (!req->threads) {
 			json_add_int(o, "ppid", p->ppid);
 			json_add_int(o, "uid", p->uid);

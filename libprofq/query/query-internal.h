@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Internal to libprofq/query: one answer per file (top.c, tree.c, lines.c, stacks.c, ps.c,
- * time.c), each over the selection of select.h, and what their answers have in common (query.c).
- * Same contract as query_answer().
+ * time.c), each given the selection of select.h that query_answer() made for it, and what the
+ * answers have in common (query.c).
  */
 #pragma once
 
@@ -15,12 +15,20 @@
 #include "query/select.h"
 #include "store/store.h"
 
-int query_answer_top(const QueryContext *ctx, const Request *req, json_object **ret);
-int query_answer_tree(const QueryContext *ctx, const Request *req, json_object **ret);
-int query_answer_lines(const QueryContext *ctx, const Request *req, json_object **ret);
-int query_answer_stacks(const QueryContext *ctx, const Request *req, json_object **ret);
-int query_answer_ps(const QueryContext *ctx, const Request *req, json_object **ret);
-int query_answer_time(const QueryContext *ctx, const Request *req, json_object **ret);
+/* The answers, each from the selection its command makes (query.c's table); same contract as
+ * query_answer() past the selection. */
+int query_answer_top(const QueryContext *ctx, const Request *req, const Selection *sel,
+		     json_object **ret);
+int query_answer_tree(const QueryContext *ctx, const Request *req, const Selection *sel,
+		      json_object **ret);
+int query_answer_lines(const QueryContext *ctx, const Request *req, const Selection *sel,
+		       json_object **ret);
+int query_answer_stacks(const QueryContext *ctx, const Request *req, const Selection *sel,
+			json_object **ret);
+int query_answer_ps(const QueryContext *ctx, const Request *req, const Selection *sel,
+		    json_object **ret);
+int query_answer_time(const QueryContext *ctx, const Request *req, const Selection *sel,
+		      json_object **ret);
 
 /* In a frame -> row map: the frame has no row of its own (an inline folded away). */
 #define FRAME_ROW_SKIP UINT32_MAX

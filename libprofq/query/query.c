@@ -81,22 +81,30 @@ void query_add_function_samples(json_object *o, const Store *store, const StoreF
 	json_object_object_add(o, "inlined", json_object_new_boolean(f->flags & FRAME_INLINED));
 }
 
+typedef int (*AnswerFunction)(const QueryContext *ctx, const Request *req, const Selection *sel,
+			      json_object **ret);
+
+static const struct {
+	SelectScope scope;
+	AnswerFunction answer;
+} answers[_COMMAND_MAX] = {
+	[COMMAND_PS] = { SELECT_SAMPLED, query_answer_ps },
+	[COMMAND_TOP] = { SELECT_STACKS, query_answer_top },
+	[COMMAND_TIME] = { SELECT_KNOWN, query_answer_time },
+	[COMMAND_LINES] = { SELECT_STACKS, query_answer_lines },
+	[COMMAND_TREE] = { SELECT_STACKS, query_answer_tree },
+	[COMMAND_STACKS] = { SELECT_STACKS, query_answer_stacks },
+};
+
 int query_answer(const QueryContext *ctx, const Request *req, json_object **ret)
 {
-	switch (req->command) {
-	case COMMAND_TOP:
-		return query_answer_top(ctx, req, ret);
-	case COMMAND_PS:
-		return query_answer_ps(ctx, req, ret);
-	case COMMAND_TIME:
-		return query_answer_time(ctx, req, ret);
-	case COMMAND_LINES:
-		return query_answer_lines(ctx, req, ret);
-	case COMMAND_TREE:
-		return query_answer_tree(ctx, req, ret);
-	case COMMAND_STACKS:
-		return query_answer_stacks(ctx, req, ret);
-	default:
+	_cleanup_(selection_done) Selection sel = { 0 };
+	int r;
+
+	if (req->command < 0 || req->command >= _COMMAND_MAX || !answers[req->command].answer)
 		return -EOPNOTSUPP;
-	}
+	r = query_select(ctx, req, answers[req->command].scope, &sel, ret);
+	if (r < 0 || *ret)
+		return r;
+	return answers[req->command].answer(ctx, req, &sel, ret);
 }

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The selection step every answer of the query engine starts with, so that all of them pick the
- * same processes and samples for the same request and fail the same way: the windows in range,
- * then the processes (one incarnation of the pid, its descendants with children, or every
- * process with samples), then the viewer's access to them, then (for the answers over stacks)
- * the samples per stack, and not_found when there are none.
+ * The selection step that query_answer() makes before every answer, in the scope the command
+ * needs, so that all answers pick the same processes and samples for the same request and fail
+ * the same way: the windows in range, then the processes (one incarnation of the pid, its
+ * descendants with children, or every process with samples), then the viewer's access to them,
+ * then (for the answers over stacks) the samples per stack, and not_found when there are none.
  *
- * Internal to libprofq/query. The Selection owns its arrays (selection_done() frees them); it
- * borrows nothing but reads the store, so it is valid while the store is not written.
+ * Internal to libprofq/query. A Selection owns its arrays (selection_done() frees them) and
+ * holds ids into the store: valid while the store is not written.
  */
 #pragma once
 

@@ -52,28 +52,23 @@ static json_object *stack_frame_json(const QueryContext *ctx, const StoreFrame *
  * line and inline level), named as the viewer may see them; an unprivileged viewer's kernel
  * frames are one "[kernel]" frame, consecutive ones merged.
  */
-int query_answer_stacks(const QueryContext *ctx, const Request *req, json_object **ret)
+int query_answer_stacks(const QueryContext *ctx, const Request *req, const Selection *sel,
+			json_object **ret)
 {
 	const Store *store = ctx->store;
 	size_t n_counted, refs = 0, bytes = 0;
-	_cleanup_(selection_done) Selection sel = { 0 };
 	_cleanup_free_ StackCount *order = NULL;
 	/* FrameId -> index + 1 in "frames"; 0: not yet; FRAME_ROW_SKIP: left out (inlined). */
 	_cleanup_free_ uint32_t *frame_out = NULL;
 	/* FrameId -> index + 1 of the frame standing for a stack all inlined (--no-inline). */
 	_cleanup_free_ uint32_t *fallback_out = NULL;
 	_cleanup_json_ json_object *answer = NULL;
-	json_object *frames, *stacks, *error = NULL;
+	json_object *frames, *stacks;
 	uint32_t kernel_out = 0, n_out = 0;
 	uint64_t listed = 0;
 	int r;
 
-	r = query_select(ctx, req, SELECT_STACKS, &sel, &error);
-	if (r < 0 || error) {
-		*ret = error;
-		return r;
-	}
-	r = selection_stacks_by_count(&sel, &order, &n_counted);
+	r = selection_stacks_by_count(sel, &order, &n_counted);
 	if (r < 0)
 		return r;
 	frame_out = calloc(store_frame_id_limit(store), sizeof(uint32_t));
@@ -163,13 +158,13 @@ int query_answer_stacks(const QueryContext *ctx, const Request *req, json_object
 		bytes += 8 * n + 32;
 		listed += order[k].count;
 	}
-	query_add_selection(ctx, req, &sel, answer);
+	query_add_selection(ctx, req, sel, answer);
 	json_object_object_add(answer, "inline", json_object_new_boolean(!req->no_inline));
-	json_add_int(answer, "truncated_samples", (int64_t)(sel.total - listed));
-	json_add_int(answer, "period_ns", (int64_t)sel.mean_period_ns);
-	json_add_int(answer, "start_ns", store_window(store, sel.range.first)->start_ns);
+	json_add_int(answer, "truncated_samples", (int64_t)(sel->total - listed));
+	json_add_int(answer, "period_ns", (int64_t)sel->mean_period_ns);
+	json_add_int(answer, "start_ns", store_window(store, sel->range.first)->start_ns);
 	json_add_int(answer, "end_ns",
-		     window_effective_end(store_window(store, sel.range.end - 1), ctx->now_ns));
+		     window_effective_end(store_window(store, sel->range.end - 1), ctx->now_ns));
 	*ret = TAKE_PTR(answer);
 	return 0;
 }

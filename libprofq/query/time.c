@@ -16,33 +16,25 @@ static void add_cpu(json_object *o, uint64_t user_ns, uint64_t sys_ns, uint64_t 
 
 /* What time(1) says of one process over its whole life, from the kernel's accounting when the
  * store has it, else from the samples; also the samples, and the descendants' accounting. */
-int query_answer_time(const QueryContext *ctx, const Request *req, json_object **ret)
+int query_answer_time(const QueryContext *ctx, const Request *req, const Selection *sel,
+		      json_object **ret)
 {
 	const Store *store = ctx->store;
-	_cleanup_(selection_done) Selection sel = { 0 };
 	_cleanup_json_ json_object *answer = NULL;
-	json_object *o, *error = NULL;
+	json_object *o;
 	uint64_t user_ns, sys_ns, real_ns, s_user = 0, s_sys = 0, samples = 0;
 	uint64_t own_user = 0, own_sys = 0, d_user = 0, d_sys = 0;
 	size_t descendants = 0;
-	const StoreProc *p;
-	ProcId proc;
-	int r;
+	ProcId proc = sel->proc;
+	const StoreProc *p = store_proc(store, proc);
 
-	r = query_select(ctx, req, SELECT_KNOWN, &sel, &error);
-	if (r < 0 || error) {
-		*ret = error;
-		return r;
-	}
-	proc = sel.proc;
-	p = store_proc(store, proc);
-	for (size_t i = sel.range.first; i < sel.range.end; i++) {
+	for (size_t i = sel->range.first; i < sel->range.end; i++) {
 		const Window *w = store_window(store, i);
 
 		for (size_t j = 0; j < w->n_entries; j++) {
 			const WindowEntry *e = &w->entries[j];
 
-			if (!sel.procs[e->proc])
+			if (!sel->procs[e->proc])
 				continue;
 			s_user += e->user * w->period_ns;
 			s_sys += e->kernel * w->period_ns;
@@ -56,7 +48,7 @@ int query_answer_time(const QueryContext *ctx, const Request *req, json_object *
 	for (ProcId id = 1; id < store_proc_id_limit(store); id++) {
 		const StoreProc *d = store_proc(store, id);
 
-		if (id == proc || !sel.procs[id] || !d)
+		if (id == proc || !sel->procs[id] || !d)
 			continue;
 		descendants++;
 		if (d->flags & PROC_ACCOUNTING) {

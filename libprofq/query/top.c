@@ -144,24 +144,18 @@ static int rows_best(FuncTable *t, RowOrder *o, size_t limit, uint32_t **ret, si
  * Bottom-up, per function: its self samples (it is the leaf) and its total (it is on the stack,
  * once per stack however deep the recursion), the first req->limit rows by req->sort.
  */
-int query_answer_top(const QueryContext *ctx, const Request *req, json_object **ret)
+int query_answer_top(const QueryContext *ctx, const Request *req, const Selection *sel,
+		     json_object **ret)
 {
 	const Store *store = ctx->store;
-	_cleanup_(selection_done) Selection sel = { 0 };
 	/* FrameId -> index + 1 of its row; 0: not looked up yet. */
 	_cleanup_free_ uint32_t *frame_rows = NULL, *best = NULL;
 	RowOrder order = { .store = store, .viewer = &ctx->viewer, .sort = req->sort };
 	size_t n_best = 0;
 	_cleanup_json_ json_object *answer = NULL;
-	json_object *rows, *error = NULL;
+	json_object *rows;
 	FuncTable t = { 0 };
 	int r;
-
-	r = query_select(ctx, req, SELECT_STACKS, &sel, &error);
-	if (r < 0 || error) {
-		*ret = error;
-		return r;
-	}
 
 	/* Stacks share most of their frames: each frame's row is looked up once. */
 	frame_rows = calloc(store_frame_id_limit(store), sizeof(uint32_t));
@@ -170,12 +164,12 @@ int query_answer_top(const QueryContext *ctx, const Request *req, json_object **
 	r = hash_index_new(&t.index);
 	if (r < 0)
 		goto out;
-	for (StackId s = 1; s < sel.n_stacks; s++) {
+	for (StackId s = 1; s < sel->n_stacks; s++) {
 		const FrameId *frames;
 		bool leaf;
 		size_t n;
 
-		if (sel.counts[s] == 0)
+		if (sel->counts[s] == 0)
 			continue;
 		frames = store_stack(store, s, &n);
 		leaf = true;
@@ -200,10 +194,10 @@ int query_answer_top(const QueryContext *ctx, const Request *req, json_object **
 				continue;
 			row = &t.rows[*fr - 1];
 			if (leaf)
-				row->self += sel.counts[s];
+				row->self += sel->counts[s];
 			leaf = false;
 			if (row->stamp != s) {
-				row->total += sel.counts[s];
+				row->total += sel->counts[s];
 				row->stamp = s;
 			}
 		}
@@ -219,7 +213,7 @@ int query_answer_top(const QueryContext *ctx, const Request *req, json_object **
 		r = -ENOMEM;
 		goto out;
 	}
-	query_add_selection(ctx, req, &sel, answer);
+	query_add_selection(ctx, req, sel, answer);
 	json_add_string(answer, "sort", sort_key_to_string(req->sort));
 	json_object_object_add(answer, "inline", json_object_new_boolean(!req->no_inline));
 	json_object_object_add(answer, "rows", rows);
@@ -237,7 +231,7 @@ int query_answer_top(const QueryContext *ctx, const Request *req, json_object **
 			json_object_object_add(o, "symbol", NULL);
 		else
 			json_add_string(o, "symbol", store_string(store, f->symbol ?: f->function));
-		query_add_function_samples(o, store, f, row->self, row->total, sel.total);
+		query_add_function_samples(o, store, f, row->self, row->total, sel->total);
 		json_object_array_add(rows, o);
 	}
 	*ret = TAKE_PTR(answer);

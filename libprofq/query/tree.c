@@ -193,25 +193,20 @@ static int tree_children_json(const Tree *t, uint32_t id, size_t *shown, json_ob
  * it called, its total the samples with that call path, its self those that ended in it.
  * Recursion nests. Nodes under min_pct of the samples are left out with their subtrees.
  */
-int query_answer_tree(const QueryContext *ctx, const Request *req, json_object **ret)
+int query_answer_tree(const QueryContext *ctx, const Request *req, const Selection *sel,
+		      json_object **ret)
 {
-	_cleanup_(selection_done) Selection sel = { 0 };
 	_cleanup_json_ json_object *answer = NULL;
-	json_object *rows, *error = NULL;
+	json_object *rows;
 	Tree t = { .store = ctx->store, .min_pct = req->min_pct, .viewer = &ctx->viewer };
 	size_t shown = 0;
 	int r;
 
-	r = query_select(ctx, req, SELECT_STACKS, &sel, &error);
-	if (r < 0 || error) {
-		*ret = error;
-		return r;
-	}
-	t.samples = sel.total;
+	t.samples = sel->total;
 
 	r = hash_index_new(&t.index);
 	if (r >= 0)
-		r = tree_build(&t, req, &sel);
+		r = tree_build(&t, req, sel);
 	if (r >= 0)
 		r = tree_children_json(&t, 0, &shown, &rows);
 	if (r < 0)
@@ -222,7 +217,7 @@ int query_answer_tree(const QueryContext *ctx, const Request *req, json_object *
 		r = -ENOMEM;
 		goto out;
 	}
-	query_add_selection(ctx, req, &sel, answer);
+	query_add_selection(ctx, req, sel, answer);
 	json_object_object_add(answer, "inline", json_object_new_boolean(!req->no_inline));
 	json_add_double(answer, "min_pct", req->min_pct, 2);
 	json_add_int(answer, "nodes", (int64_t)(t.n - 1));
