@@ -8,6 +8,7 @@
 #include "base/json-util.h"
 #include "base/macro.h"
 #include "query/query.h"
+#include "query/select.h"
 
 #define T0 (1700000000LL * (int64_t)NSEC_PER_SEC)
 #define SEC ((int64_t)NSEC_PER_SEC)
@@ -1591,6 +1592,237 @@ static void test_status_unsupported(void **state)
 	expect_error(ask(s, T0, 0, true, &req), ERROR_NOT_FOUND);
 }
 
+/*
+ * For the selection step: a parent (pid 700) without samples of its own; a child (701) sampled
+ * in the first window only; a child (702) sampled in the second, on two threads; someone else's
+ * child (703). The windows have different periods, as after a restart with another --frequency.
+ */
+typedef struct Family {
+	ProcId parent, early, late, foreign;
+	StackId s1, s2;
+} Family;
+
+#define FAMILY_NOW (T0 + 20 * SEC)
+
+static void family_build(Store *s, Family *f)
+{
+	StoreProc tmpl;
+	Split x;
+
+	split_build(s, &x);
+	f->s1 = x.s1;
+	f->s2 = x.s2;
+	tmpl = (StoreProc){ .pid = 700, .ppid = 1, .uid = 1000, .start_ns = T0 - 50 * SEC };
+	f->parent = proc_full(s, &tmpl, "sh", NULL);
+	tmpl = (StoreProc){ .pid = 701, .ppid = 700, .uid = 1000, .start_ns = T0 - 40 * SEC };
+	f->early = proc_full(s, &tmpl, "early", NULL);
+	tmpl = (StoreProc){ .pid = 702, .ppid = 700, .uid = 1000, .start_ns = T0 - 30 * SEC };
+	f->late = proc_full(s, &tmpl, "late", NULL);
+	tmpl = (StoreProc){ .pid = 703, .ppid = 700, .uid = 2000, .start_ns = T0 - 20 * SEC };
+	f->foreign = proc_full(s, &tmpl, "foreign", NULL);
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	add(s, f->early, 701, f->s1, false, 30);
+	assert_int_equal(store_window_close(s), 0);
+	assert_int_equal(store_window_open(s, T0 + 10 * SEC, T0 + 20 * SEC, 2 * PERIOD), 0);
+	add(s, f->late, 702, f->s2, true, 10);
+	add(s, f->late, 7020, f->s1, false, 5);
+	add(s, f->foreign, 703, f->s2, false, 4);
+	assert_int_equal(store_window_close(s), 0);
+}
+
+static Request family_req(uint32_t pid, bool children, uint32_t tid, int64_t since_s)
+{
+	Request req = top_req(pid);
+
+	req.children = children;
+	req.tid = tid;
+	req.has_since = since_s > 0;
+	req.since_ns = (uint64_t)since_s * NSEC_PER_SEC;
+	return req;
+}
+
+static void expect_selected(const Store *s, const Selection *sel, const ProcId *want, size_t n)
+{
+	size_t got = 0;
+
+	for (ProcId id = 1; id < store_proc_id_limit(s); id++)
+		got += sel->procs[id];
+	assert_int_equal(got, n);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(sel->procs[want[i]], 1);
+}
+
+/* Select req as uid 1000 (or as root): ok, or the error code it answers instead. */
+static void select_as(const Store *s, const Request *req, bool privileged, SelectScope scope,
+		      Selection *ret, json_object **ret_error)
+{
+	QueryContext ctx = { .store = s,
+			     .now_ns = FAMILY_NOW,
+			     .viewer = { .uid = 1000, .privileged = privileged } };
+
+	assert_int_equal(query_select(&ctx, req, scope, ret, ret_error), 0);
+}
+
+static void test_select(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_(selection_done) Selection all = { 0 }, recent = { 0 }, known = { 0 };
+	_cleanup_(selection_done) Selection thread = { 0 }, root = { 0 };
+	_cleanup_free_ StackCount *order = NULL;
+	Selection untouched = { .proc = 4242 };
+	json_object *error = NULL;
+	const char *message;
+	ErrorCode code;
+	Request req;
+	size_t n;
+	Family f;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	family_build(s, &f);
+
+	/* The root needs no samples of its own; the other user's child is left out. */
+	req = family_req(700, true, 0, 0);
+	select_as(s, &req, false, SELECT_STACKS, &all, &error);
+	assert_null(error);
+	assert_int_equal(all.proc, f.parent);
+	expect_selected(s, &all, (ProcId[]){ f.parent, f.early, f.late }, 3);
+	assert_int_equal(all.range.first, 0);
+	assert_int_equal(all.range.end, 2);
+	assert_int_equal(all.range.elapsed_ns, 20 * SEC);
+	assert_int_equal(all.total, 45);
+	assert_int_equal(all.counts[f.s1], 35);
+	assert_int_equal(all.counts[f.s2], 10);
+	/* 30 samples of 10 ms and 15 of 20 ms: 600 ms in 45 samples. */
+	assert_int_equal(all.mean_period_ns, (600 * NSEC_PER_MSEC + 22) / 45);
+	assert_int_equal(selection_stacks_by_count(&all, &order, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(order[0].stack, f.s1);
+	assert_int_equal(order[0].count, 35);
+	assert_int_equal(order[1].stack, f.s2);
+
+	/* The last 10 s: only the second window, and the child sampled there. */
+	req = family_req(700, true, 0, 10);
+	select_as(s, &req, false, SELECT_SAMPLED, &recent, &error);
+	assert_null(error);
+	assert_int_equal(recent.range.first, 1);
+	assert_int_equal(recent.range.end, 2);
+	assert_int_equal(recent.range.elapsed_ns, 10 * SEC);
+	expect_selected(s, &recent, (ProcId[]){ f.parent, f.late }, 2);
+	assert_null(recent.counts);
+	/* time's scope: the whole family over every window, whatever the range. */
+	select_as(s, &req, false, SELECT_KNOWN, &known, &error);
+	assert_null(error);
+	assert_int_equal(known.range.first, 0);
+	assert_int_equal(known.range.end, 2);
+	expect_selected(s, &known, (ProcId[]){ f.parent, f.early, f.late }, 3);
+
+	/* One thread: its samples alone, at its window's period. */
+	req = family_req(702, false, 7020, 0);
+	select_as(s, &req, false, SELECT_STACKS, &thread, &error);
+	assert_null(error);
+	assert_int_equal(thread.total, 5);
+	assert_int_equal(thread.counts[f.s1], 5);
+	assert_int_equal(thread.counts[f.s2], 0);
+	assert_int_equal(thread.mean_period_ns, 2 * PERIOD);
+
+	/* Root sees the other user's child too. */
+	req = family_req(700, true, 0, 0);
+	select_as(s, &req, true, SELECT_STACKS, &root, &error);
+	assert_null(error);
+	expect_selected(s, &root, (ProcId[]){ f.parent, f.early, f.late, f.foreign }, 4);
+	assert_int_equal(root.total, 49);
+
+	/* What is answered instead leaves *ret alone. */
+	req = family_req(702, false, 9999, 0);
+	select_as(s, &req, false, SELECT_STACKS, &untouched, &error);
+	assert_int_equal(answer_error_code(error, &code, &message), 0);
+	assert_int_equal(code, ERROR_NOT_FOUND);
+	assert_string_equal(message, "No samples for thread 9999 in range");
+	json_object_put(error);
+	assert_int_equal(untouched.proc, 4242);
+	assert_null(untouched.procs);
+	req = family_req(703, false, 0, 0);
+	select_as(s, &req, false, SELECT_SAMPLED, &untouched, &error);
+	assert_int_equal(answer_error_code(error, &code, &message), 0);
+	assert_int_equal(code, ERROR_DENIED);
+	json_object_put(error);
+	assert_int_equal(untouched.proc, 4242);
+}
+
+/* Every answer over stacks selects the same samples, and answers the same when there are none
+ * or the viewer may not see them; ps and time differ only by their scope. */
+static void test_select_every_answer(void **state)
+{
+	static const Command commands[] = { COMMAND_TOP, COMMAND_TREE, COMMAND_LINES, COMMAND_STACKS };
+	static const struct {
+		uint32_t pid;
+		bool children;
+		uint32_t tid;
+		int64_t since_s;
+		int64_t samples;
+		ErrorCode code; /* when samples is 0 */
+		const char *message;
+	} cases[] = {
+		{ 700, true, 0, 0, 45, 0, NULL },
+		{ 700, true, 0, 10, 15, 0, NULL },
+		{ 702, false, 7020, 0, 5, 0, NULL },
+		{ 701, false, 0, 0, 30, 0, NULL },
+		{ 701, false, 0, 10, 0, ERROR_NOT_FOUND, "No samples for pid 701 in range" },
+		{ 700, false, 0, 0, 0, ERROR_NOT_FOUND, "No samples for pid 700 in range" },
+		{ 702, false, 9999, 0, 0, ERROR_NOT_FOUND, "No samples for thread 9999 in range" },
+		{ 703, false, 0, 0, 0, ERROR_DENIED, "Permission denied for pid 703" },
+		{ 4242, false, 0, 0, 0, ERROR_NOT_FOUND, "No samples for pid 4242 in range" },
+	};
+	_cleanup_(store_freep) Store *s = NULL;
+	Family f;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	family_build(s, &f);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		for (size_t c = 0; c < ARRAY_SIZE(commands); c++) {
+			Request req = family_req(cases[i].pid, cases[i].children, cases[i].tid,
+						 cases[i].since_s);
+			_cleanup_json_ json_object *ans = NULL;
+			const char *message;
+			ErrorCode code;
+
+			req.command = commands[c];
+			ans = ask(s, FAMILY_NOW, 1000, false, &req);
+			if (cases[i].samples) {
+				expect_ok(ans);
+				assert_int_equal(json_get_int(ans, "samples"), cases[i].samples);
+				continue;
+			}
+			assert_int_equal(answer_error_code(ans, &code, &message), 0);
+			assert_int_equal(code, cases[i].code);
+			assert_string_equal(message, cases[i].message);
+		}
+
+	/* ps: the same processes, but no samples is an empty list, not an error. */
+	{
+		Request req = family_req(700, true, 0, 10);
+		_cleanup_json_ json_object *ps = NULL, *t = NULL;
+
+		req.command = COMMAND_PS;
+		ps = ask(s, FAMILY_NOW, 1000, false, &req);
+		assert_int_equal(json_object_array_length(rows_of(ps)), 1);
+		assert_int_equal(json_get_int(row_named(ps, "comm", "late"), "samples"), 15);
+		req = family_req(703, false, 0, 0);
+		req.command = COMMAND_PS;
+		expect_error(ask(s, FAMILY_NOW, 1000, false, &req), ERROR_DENIED);
+		/* time: a process with no samples in range still has its life to tell. */
+		req = family_req(701, false, 0, 10);
+		req.command = COMMAND_TIME;
+		t = ask(s, FAMILY_NOW, 1000, false, &req);
+		expect_num(t, "sampled.samples", 30, 0);
+		req = family_req(4242, false, 0, 0);
+		req.command = COMMAND_TIME;
+		expect_error(ask(s, FAMILY_NOW, 1000, false, &req), ERROR_NOT_FOUND);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1617,6 +1849,8 @@ int main(void)
 		cmocka_unit_test(test_lines_function),
 		cmocka_unit_test(test_tree),
 		cmocka_unit_test(test_tree_cap),
+		cmocka_unit_test(test_select),
+		cmocka_unit_test(test_select_every_answer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

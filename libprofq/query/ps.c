@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+
+#include "base/hashindex.h"
+#include "base/json-util.h"
+#include "query/query-internal.h"
+
+typedef struct PsRow {
+	uint64_t key; /* proc, or proc << 32 | tid in threads mode */
+	ProcId proc;
+	uint32_t tid;		     /* threads mode */
+	StrId thread;		     /* threads mode: the latest thread name */
+	uint64_t user, kernel;	     /* samples */
+	uint64_t user_ns, kernel_ns; /* samples x period */
+} PsRow;
+
+static bool ps_row_eq(uint32_t idx, const void *key, void *userdata)
+{
+	return ((const PsRow *)userdata)[idx].key == *(const uint64_t *)key;
+}
+
+static int cmp_ps(const void *a, const void *b)
+{
+	const PsRow *x = a, *y = b;
+	uint64_t cx = x->user_ns + x->kernel_ns, cy = y->user_ns + y->kernel_ns;
+
+	if (cx != cy)
+		return cx > cy ? -1 : 1;
+	if (x->proc != y->proc)
+		return x->proc < y->proc ? -1 : 1;
+	return x->tid < y->tid ? -1 : x->tid > y->tid;
+}
+
+static void add_pcts(json_object *o, const PsRow *row, uint64_t elapsed_ns)
+{
+	double el = (double)elapsed_ns;
+
+	json_add_double(o, "user_pct", el > 0 ? 100.0 * (double)row->user_ns / el : 0, 2);
+	json_add_double(o, "sys_pct", el > 0 ? 100.0 * (double)row->kernel_ns / el : 0, 2);
+	json_add_double(o, "cpu_pct",
+			el > 0 ? 100.0 * (double)(row->user_ns + row->kernel_ns) / el : 0, 2);
+	json_add_int(o, "samples", (int64_t)(row->user + row->kernel));
+	json_add_int(o, "user_samples", (int64_t)row->user);
+	json_add_int(o, "sys_samples", (int64_t)row->kernel);
+}
+
+/* Rows per process, or per thread of the selected process(es) in threads mode. */
+static int ps_rows(const QueryContext *ctx, const Request *req, const Selection *sel, PsRow **ret,
+		   size_t *ret_n)
+{
+	const Store *store = ctx->store;
+	_cleanup_free_ PsRow *rows = NULL;
+	HashIndex *index = NULL;
+	size_t n = 0, allocated = 0;
+	int r = 0;
+
+	r = hash_index_new(&index);
+	if (r < 0)
+		return r;
+	for (size_t i = sel->range.first; i < sel->range.end && r >= 0; i++) {
+		const Window *w = store_window(store, i);
+
+		for (size_t j = 0; j < w->n_entries; j++) {
+			const WindowEntry *e = &w->entries[j];
+			uint64_t key = req->threads ? (uint64_t)e->proc << 32 | e->tid : e->proc;
+			uint64_t hash = key * 0x9E3779B97F4A7C15ULL;
+			PsRow *row;
+			uint32_t idx;
+
+			if (!sel->procs[e->proc])
+				continue;
+			if (hash_index_find(index, hash, ps_row_eq, &key, rows, &idx) < 0) {
+				r = GREEDY_REALLOC(rows, allocated, n + 1);
+				if (r >= 0)
+					r = hash_index_insert(index, hash, (uint32_t)n);
+				if (r < 0)
+					break;
+				idx = (uint32_t)n;
+				rows[n++] = (PsRow){ .key = key,
+						     .proc = e->proc,
+						     .tid = req->threads ? e->tid : 0 };
+			}
+			row = &rows[idx];
+			/* Windows go oldest first: the last name seen is the latest. */
+			row->thread = e->thread;
+			row->user += e->user;
+			row->kernel += e->kernel;
+			row->user_ns += e->user * w->period_ns;
+			row->kernel_ns += e->kernel * w->period_ns;
+		}
+	}
+	hash_index_free(index);
+	if (r < 0)
+		return r;
+	if (n > 1)
+		qsort(rows, n, sizeof(PsRow), cmp_ps);
+	*ret = TAKE_PTR(rows);
+	*ret_n = n;
+	return 0;
+}
+
+/* CPU use per process (or per thread of the pid): samples x period, and its share of the wall
+ * time the windows in range cover. */
+int query_answer_ps(const QueryContext *ctx, const Request *req, const Selection *sel,
+		    json_object **ret)
+{
+	const Store *store = ctx->store;
+	_cleanup_free_ PsRow *rows = NULL;
+	_cleanup_json_ json_object *answer = NULL;
+	json_object *arr;
+	size_t n;
+	int r;
+
+	r = ps_rows(ctx, req, sel, &rows, &n);
+	if (r < 0)
+		return r;
+
+	answer = json_object_new_object();
+	arr = json_object_new_array();
+	if (!answer || !arr) {
+		json_object_put(arr);
+		return -ENOMEM;
+	}
+	json_object_object_add(answer, "rows", arr);
+	json_add_double(answer, "elapsed_s", (double)sel->range.elapsed_ns / NSEC_PER_SEC, 3);
+	if (req->threads)
+		json_add_int(answer, "pid", req->pid);
+	for (size_t i = 0; i < n && i < req->limit; i++) {
+		const StoreProc *p = store_proc(store, rows[i].proc);
+		json_object *o = json_object_new_object();
+
+		if (!o)
+			return -ENOMEM;
+		json_add_int(o, "pid", p->pid);
+		if (req->threads) {
+			json_add_int(o, "tid", rows[i].tid);
+			json_add_string(o, "comm", store_string(store, rows[i].thread));
+		} else {
+			json_add_string(o, "comm", store_string(store, p->comm));
+		}
+		add_pcts(o, &rows[i], sel->range.elapsed_ns);
+		if (!req->threads) {
+			json_add_int(o, "ppid", p->ppid);
+			json_add_int(o, "uid", p->uid);
+			json_add_string(o, "cmdline", store_string(store, p->cmdline));
+			query_add_times(o, p);
+		}
+		json_object_array_add(arr, o);
+	}
+	*ret = TAKE_PTR(answer);
+	return 0;
+}

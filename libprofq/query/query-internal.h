@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal to libprofq/query: one answer per file (top.c, tree.c, lines.c, stacks.c, ps.c,
+ * time.c), each given the selection of select.h that query_answer() made for it, and what the
+ * answers have in common (query.c).
+ */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "protocol/protocol.h"
+#include "query/query.h"
+#include "query/select.h"
+#include "store/store.h"
+
+/* The answers, each from the selection its command makes (query.c's table); same contract as
+ * query_answer() past the selection. */
+int query_answer_top(const QueryContext *ctx, const Request *req, const Selection *sel,
+		     json_object **ret);
+int query_answer_tree(const QueryContext *ctx, const Request *req, const Selection *sel,
+		      json_object **ret);
+int query_answer_lines(const QueryContext *ctx, const Request *req, const Selection *sel,
+		       json_object **ret);
+int query_answer_stacks(const QueryContext *ctx, const Request *req, const Selection *sel,
+			json_object **ret);
+int query_answer_ps(const QueryContext *ctx, const Request *req, const Selection *sel,
+		    json_object **ret);
+int query_answer_time(const QueryContext *ctx, const Request *req, const Selection *sel,
+		      json_object **ret);
+
+/* In a frame -> row map: the frame has no row of its own (an inline folded away). */
+#define FRAME_ROW_SKIP UINT32_MAX
+
+/* Unprivileged viewers without kernel names see every kernel frame as this one. */
+bool query_kernel_collapsed(const Viewer *viewer, const StoreFrame *f);
+
+/* What rows of functions (top, tree, lines) aggregate by: function and module; unresolved
+ * frames by their own location; kernel frames the viewer may not tell apart into one row. */
+uint64_t query_func_key(const Viewer *viewer, FrameId id, const StoreFrame *f);
+
+static inline double query_pct(uint64_t part, uint64_t whole)
+{
+	return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+/* "pid" (null without one), "comm", "tid" when asked, "samples": whose samples an answer is. */
+void query_add_selection(const QueryContext *ctx, const Request *req, const Selection *s,
+			 json_object *answer);
+
+/* "start_time", "exit_time", "exited" of a process. */
+void query_add_times(json_object *o, const StoreProc *p);
+
+/* A function's place and samples, as top rows and tree nodes give them: "module", "file" and
+ * "line" of its declaration, samples and shares of samples, "kernel", "inlined". */
+void query_add_function_samples(json_object *o, const Store *store, const StoreFrame *f,
+				uint64_t self, uint64_t total, uint64_t samples);

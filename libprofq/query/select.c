@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+
+#include "base/macro.h"
+#include "query/select.h"
+
+int64_t window_effective_end(const Window *w, int64_t now_ns)
+{
+	return w->open ? MIN(w->end_ns, now_ns) : w->end_ns;
+}
+
+/* Whole windows: a window in range counts with all its samples. */
+static void range_compute(const QueryContext *ctx, const Request *req, Range *ret)
+{
+	size_t n = store_window_count(ctx->store);
+	int64_t since_ns = req->has_since ? ctx->now_ns - (int64_t)req->since_ns : INT64_MIN;
+	int64_t until_ns = req->has_until ? ctx->now_ns - (int64_t)req->until_ns : INT64_MAX;
+	Range r = { .first = n, .end = 0 };
+
+	for (size_t i = 0; i < n; i++) {
+		const Window *w = store_window(ctx->store, i);
+		int64_t end = window_effective_end(w, ctx->now_ns);
+
+		if (w->start_ns >= until_ns || end <= since_ns)
+			continue;
+		r.first = MIN(r.first, i);
+		r.end = i + 1;
+		if (end > w->start_ns)
+			r.elapsed_ns += (uint64_t)(end - w->start_ns);
+	}
+	if (r.first > r.end)
+		r.first = r.end = 0;
+	*ret = r;
+}
+
+bool query_proc_visible(const Viewer *viewer, const StoreProc *p)
+{
+	if (!p)
+		return false;
+	if (viewer->privileged)
+		return true;
+	return p->uid == viewer->uid && !(p->flags & (PROC_PRIVATE | PROC_KTHREAD));
+}
+
+static bool proc_visible(const QueryContext *ctx, const StoreProc *p)
+{
+	return query_proc_visible(&ctx->viewer, p);
+}
+
+/* Processes with samples in the range, as a map indexed by ProcId. */
+static uint8_t *procs_in_range(const QueryContext *ctx, const Range *range)
+{
+	uint8_t *in = calloc(store_proc_id_limit(ctx->store), 1);
+
+	if (!in)
+		return NULL;
+	for (size_t i = range->first; i < range->end; i++) {
+		const Window *w = store_window(ctx->store, i);
+
+		for (size_t j = 0; j < w->n_entries; j++)
+			in[w->entries[j].proc] = 1;
+	}
+	return in;
+}
+
+typedef struct ProcRef {
+	uint32_t pid;
+	int64_t start_ns;
+	ProcId id;
+} ProcRef;
+
+static int procref_cmp(const void *a, const void *b)
+{
+	const ProcRef *x = a, *y = b;
+
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	if (x->start_ns != y->start_ns)
+		return x->start_ns < y->start_ns ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* The process a parent pid meant for child c: the newest incarnation started before c. */
+static ProcId parent_of(const Store *store, const ProcRef *refs, size_t n, ProcId c)
+{
+	const StoreProc *p = store_proc(store, c);
+	size_t lo = 0, hi = n;
+
+	if (!p || p->ppid == 0 || p->ppid == p->pid)
+		return 0;
+	/* First ref past (ppid, start). */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (refs[mid].pid < p->ppid ||
+		    (refs[mid].pid == p->ppid && refs[mid].start_ns <= p->start_ns))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0 || refs[lo - 1].pid != p->ppid)
+		return 0;
+	return refs[lo - 1].id;
+}
+
+/* Marks in sel every process descended from root (root excluded) that passes filter. */
+static int mark_descendants(const QueryContext *ctx, ProcId root, const uint8_t *filter, uint8_t *sel)
+{
+	const Store *store = ctx->store;
+	size_t limit = store_proc_id_limit(store), n = 0;
+	_cleanup_free_ ProcRef *refs = calloc(limit, sizeof(ProcRef));
+	/* 0 unknown, 1 descendant, 2 not. */
+	_cleanup_free_ uint8_t *state = calloc(limit, 1);
+	_cleanup_free_ ProcId *chain = calloc(limit, sizeof(ProcId));
+
+	if (!refs || !state || !chain)
+		return -ENOMEM;
+	for (ProcId id = 1; id < limit; id++) {
+		const StoreProc *p = store_proc(store, id);
+
+		if (p)
+			refs[n++] = (ProcRef){ .pid = p->pid, .start_ns = p->start_ns, .id = id };
+	}
+	qsort(refs, n, sizeof(ProcRef), procref_cmp);
+	state[root] = 1;
+	for (size_t i = 0; i < n; i++) {
+		size_t depth = 0;
+		ProcId cur = refs[i].id;
+		uint8_t verdict = 2;
+
+		/* Walk up until an answer; the chain learns it. Pid cycles cannot loop: each step
+		 * goes to an older start, and the depth is bounded by the table anyway. */
+		while (cur && state[cur] == 0 && depth < limit) {
+			chain[depth++] = cur;
+			cur = parent_of(store, refs, n, cur);
+		}
+		if (cur && state[cur] == 1)
+			verdict = 1;
+		for (size_t j = 0; j < depth; j++)
+			state[chain[j]] = verdict;
+	}
+	for (ProcId id = 1; id < limit; id++)
+		if (id != root && state[id] == 1 && (!filter || filter[id]) &&
+		    proc_visible(ctx, store_proc(store, id)))
+			sel[id] = 1;
+	return 0;
+}
+
+/* The processes of the selection; in_range NULL: any known one. */
+static int select_procs(const QueryContext *ctx, const Request *req, const uint8_t *in_range,
+			uint8_t **ret_sel, ProcId *ret_proc, json_object **ret_error)
+{
+	size_t limit = store_proc_id_limit(ctx->store);
+	_cleanup_free_ uint8_t *sel = calloc(limit, 1);
+	int64_t best_delta = INT64_MAX;
+	ProcId best = 0;
+	int r;
+
+	if (!sel)
+		return -ENOMEM;
+	if (!req->pid) {
+		for (ProcId id = 1; id < limit; id++)
+			if (in_range && in_range[id] && proc_visible(ctx, store_proc(ctx->store, id)))
+				sel[id] = 1;
+		*ret_proc = 0;
+		*ret_sel = TAKE_PTR(sel);
+		return 0;
+	}
+	for (ProcId id = 1; id < limit; id++) {
+		const StoreProc *p = store_proc(ctx->store, id);
+		int64_t delta;
+
+		/* With children, the root need not have samples itself (a shell waiting for
+		 * them), only some of its descendants. */
+		if (!p || p->pid != req->pid || (in_range && !in_range[id] && !req->children))
+			continue;
+		if (req->start_ns) {
+			delta = p->start_ns > req->start_ns ? p->start_ns - req->start_ns
+							    : req->start_ns - p->start_ns;
+			if (delta > (int64_t)NSEC_PER_SEC || delta >= best_delta)
+				continue;
+			best_delta = delta;
+			best = id;
+		} else if (!best || p->start_ns > store_proc(ctx->store, best)->start_ns) {
+			best = id;
+		}
+	}
+	if (!best) {
+		if (req->start_ns)
+			*ret_error = error_answer_new(
+				ERROR_NOT_FOUND, "No process %" PRIu32 " started at that time%s",
+				req->pid, in_range ? " has samples in range" : "");
+		else if (in_range)
+			*ret_error = error_answer_new(ERROR_NOT_FOUND,
+						      "No samples for pid %" PRIu32 " in range",
+						      req->pid);
+		else
+			*ret_error = error_answer_new(ERROR_NOT_FOUND,
+						      "No process %" PRIu32 " is known", req->pid);
+		return *ret_error ? 0 : -ENOMEM;
+	}
+	if (!proc_visible(ctx, store_proc(ctx->store, best))) {
+		*ret_error = error_answer_new(ERROR_DENIED, "Permission denied for pid %" PRIu32,
+					      req->pid);
+		return *ret_error ? 0 : -ENOMEM;
+	}
+	sel[best] = 1;
+	if (req->children) {
+		r = mark_descendants(ctx, best, in_range, sel);
+		if (r < 0)
+			return r;
+	}
+	*ret_proc = best;
+	*ret_sel = TAKE_PTR(sel);
+	return 0;
+}
+
+/* Sums the selected entries of the range per stack into s->counts, and their CPU time. */
+static void count_stacks(const QueryContext *ctx, const Request *req, Selection *s)
+{
+	/* Windows of a daemon restarted with another --frequency have another period: the mean
+	 * is weighted so that samples x mean period stays their CPU time. */
+	long double ns = 0;
+
+	for (size_t i = s->range.first; i < s->range.end; i++) {
+		const Window *w = store_window(ctx->store, i);
+
+		for (size_t j = 0; j < w->n_entries; j++) {
+			const WindowEntry *e = &w->entries[j];
+			uint64_t n = (uint64_t)e->user + e->kernel;
+
+			if (!s->procs[e->proc] || (req->tid && e->tid != req->tid))
+				continue;
+			s->counts[e->stack] += n;
+			s->total += n;
+			ns += (long double)n * w->period_ns;
+		}
+	}
+	if (s->total > 0)
+		s->mean_period_ns = (uint64_t)(ns / s->total + 0.5L);
+}
+
+int query_select(const QueryContext *ctx, const Request *req, SelectScope scope, Selection *ret,
+		 json_object **ret_error)
+{
+	_cleanup_(selection_done) Selection s = { 0 };
+	_cleanup_free_ uint8_t *in_range = NULL;
+	int r;
+
+	*ret_error = NULL;
+	if (scope == SELECT_KNOWN) {
+		/* time reports on a process's whole life, whatever the range. */
+		s.range = (Range){ .first = 0, .end = store_window_count(ctx->store) };
+	} else {
+		range_compute(ctx, req, &s.range);
+		in_range = procs_in_range(ctx, &s.range);
+		if (!in_range)
+			return -ENOMEM;
+	}
+	r = select_procs(ctx, req, in_range, &s.procs, &s.proc, ret_error);
+	if (r < 0 || *ret_error)
+		return r;
+	if (scope == SELECT_STACKS) {
+		s.n_stacks = store_stack_id_limit(ctx->store);
+		s.counts = calloc(s.n_stacks, sizeof(uint64_t));
+		if (!s.counts)
+			return -ENOMEM;
+		count_stacks(ctx, req, &s);
+		if (s.total == 0) {
+			if (req->tid)
+				*ret_error = error_answer_new(ERROR_NOT_FOUND,
+							      "No samples for thread %" PRIu32
+							      " in range",
+							      req->tid);
+			else
+				*ret_error = error_answer_new(ERROR_NOT_FOUND,
+							      "No samples in range");
+			return *ret_error ? 0 : -ENOMEM;
+		}
+	}
+	*ret = s;
+	s = (Selection){ 0 };
+	return 0;
+}
+
+void selection_done(Selection *s)
+{
+	s->procs = mfree(s->procs);
+	s->counts = mfree(s->counts);
+}
+
+static int cmp_stack_count(const void *a, const void *b)
+{
+	const StackCount *x = a, *y = b;
+
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	return x->stack < y->stack ? -1 : x->stack > y->stack;
+}
+
+int selection_stacks_by_count(const Selection *s, StackCount **ret, size_t *ret_n)
+{
+	StackCount *stacks;
+	size_t n = 0;
+
+	for (StackId id = 1; id < s->n_stacks; id++)
+		n += s->counts[id] > 0;
+	stacks = calloc(MAX(n, (size_t)1), sizeof(StackCount));
+	if (!stacks)
+		return -ENOMEM;
+	n = 0;
+	for (StackId id = 1; id < s->n_stacks; id++)
+		if (s->counts[id] > 0)
+			stacks[n++] = (StackCount){ .stack = id, .count = s->counts[id] };
+	qsort(stacks, n, sizeof(StackCount), cmp_stack_count);
+	*ret = stacks;
+	*ret_n = n;
+	return 0;
+}
