@@ -36,7 +36,8 @@ static bool line_eq(uint32_t idx, const void *key, void *userdata)
 	return row->file == k->file && row->line == k->line && row->func == k->func;
 }
 
-static int line_row(LineTable *t, const Viewer *viewer, FrameId id, const StoreFrame *f, LineRow **ret)
+static int line_row(LineTable *t, const Viewer *viewer, FrameId id, const StoreFrame *f,
+		    LineRow **ret)
 {
 	/* A kernel frame the viewer may not tell apart has no line either. */
 	bool hidden = query_kernel_collapsed(viewer, f);
@@ -58,7 +59,8 @@ static int line_row(LineTable *t, const Viewer *viewer, FrameId id, const StoreF
 	r = hash_index_insert(t->index, hash, (uint32_t)t->n);
 	if (r < 0)
 		return r;
-	t->rows[t->n] = (LineRow){ .frame = id, .file = key.file, .line = key.line, .func = key.func };
+	t->rows[t->n] =
+		(LineRow){ .frame = id, .file = key.file, .line = key.line, .func = key.func };
 	*ret = &t->rows[t->n++];
 	return 0;
 }
@@ -206,7 +208,8 @@ int query_answer_lines(const QueryContext *ctx, const Request *req, const Select
 			json_add_int(o, "callee_samples", (int64_t)row->callee);
 			json_add_double(o, "function_pct", query_pct(row->self, in_function), 2);
 		}
-		json_object_object_add(o, "kernel", json_object_new_boolean(f->flags & FRAME_KERNEL));
+		json_object_object_add(o, "kernel",
+				       json_object_new_boolean(f->flags & FRAME_KERNEL));
 		json_object_object_add(o, "inlined",
 				       json_object_new_boolean(f->flags & FRAME_INLINED));
 		/* The source text is the reader's to add: the daemon never opens source files. */

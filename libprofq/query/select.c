@@ -104,7 +104,8 @@ static ProcId parent_of(const Store *store, const ProcRef *refs, size_t n, ProcI
 }
 
 /* Marks in sel every process descended from root (root excluded) that passes filter. */
-static int mark_descendants(const QueryContext *ctx, ProcId root, const uint8_t *filter, uint8_t *sel)
+static int mark_descendants(const QueryContext *ctx, ProcId root, const uint8_t *filter,
+			    uint8_t *sel)
 {
 	const Store *store = ctx->store;
 	size_t limit = store_proc_id_limit(store), n = 0;
@@ -160,7 +161,8 @@ static int select_procs(const QueryContext *ctx, const Request *req, const uint8
 		return -ENOMEM;
 	if (!req->pid) {
 		for (ProcId id = 1; id < limit; id++)
-			if (in_range && in_range[id] && proc_visible(ctx, store_proc(ctx->store, id)))
+			if (in_range && in_range[id] &&
+			    proc_visible(ctx, store_proc(ctx->store, id)))
 				sel[id] = 1;
 		*ret_proc = 0;
 		*ret_sel = TAKE_PTR(sel);

@@ -136,7 +136,8 @@ int query_answer_stacks(const QueryContext *ctx, const Request *req, const Selec
 			uint32_t *out;
 
 			if (!fallback_out) {
-				fallback_out = calloc(store_frame_id_limit(store), sizeof(uint32_t));
+				fallback_out = calloc(store_frame_id_limit(store),
+						      sizeof(uint32_t));
 				if (!fallback_out)
 					return -ENOMEM;
 			}
@@ -149,7 +150,8 @@ int query_answer_stacks(const QueryContext *ctx, const Request *req, const Selec
 					json_object_put(fo);
 					return -ENOMEM;
 				}
-				json_object_object_add(fo, "inlined", json_object_new_boolean(false));
+				json_object_object_add(fo, "inlined",
+						       json_object_new_boolean(false));
 				*out = ++n_out;
 			}
 			json_object_array_add(a, json_object_new_int64(*out - 1));

@@ -4,7 +4,8 @@
 #include "base/json-util.h"
 #include "query/query-internal.h"
 
-static void add_cpu(json_object *o, uint64_t user_ns, uint64_t sys_ns, uint64_t real_ns, bool with_pct)
+static void add_cpu(json_object *o, uint64_t user_ns, uint64_t sys_ns, uint64_t real_ns,
+		    bool with_pct)
 {
 	json_add_double(o, "user_s", (double)user_ns / NSEC_PER_SEC, 3);
 	json_add_double(o, "sys_s", (double)sys_ns / NSEC_PER_SEC, 3);

@@ -25,7 +25,8 @@ static bool func_eq(uint32_t idx, const void *key, void *userdata)
 	return ((FuncTable *)userdata)->rows[idx].key == *(const uint64_t *)key;
 }
 
-static int func_row(FuncTable *t, const Viewer *viewer, FrameId id, const StoreFrame *f, FuncRow **ret)
+static int func_row(FuncTable *t, const Viewer *viewer, FrameId id, const StoreFrame *f,
+		    FuncRow **ret)
 {
 	uint64_t key = query_func_key(viewer, id, f), hash = key * 0x9E3779B97F4A7C15ULL;
 	uint32_t idx;
@@ -180,7 +181,7 @@ int query_answer_top(const QueryContext *ctx, const Request *req, const Selectio
 			if (*fr == 0) {
 				const StoreFrame *f = store_frame(store, frames[i]);
 
-				/* Without inlines, a call inlined into its caller is the caller's. */
+				/* Without inlines, an inlined call is its caller's. */
 				if (req->no_inline && (f->flags & FRAME_INLINED)) {
 					*fr = FRAME_ROW_SKIP;
 				} else {

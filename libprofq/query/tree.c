@@ -67,7 +67,8 @@ static int tree_child(Tree *t, uint32_t parent, FrameId id, const StoreFrame *f,
 
 static const char *node_function(const Tree *t, uint32_t id)
 {
-	return strempty(store_string(t->store, store_frame(t->store, t->nodes[id].frame)->function));
+	return strempty(
+		store_string(t->store, store_frame(t->store, t->nodes[id].frame)->function));
 }
 
 static int cmp_tree_order(const void *a, const void *b, void *userdata)
@@ -117,7 +118,7 @@ static int tree_build(Tree *t, const Request *req, const Selection *sel)
 				continue;
 			r = tree_child(t, cur, frames[i], f, &child);
 			if (r == -E2BIG) {
-				/* Past the cap: the prefix keeps its totals, the rest is counted. */
+				/* Past the cap: the prefix keeps its totals, the rest counts. */
 				t->truncated += c;
 				full = true;
 				break;

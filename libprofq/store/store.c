@@ -191,7 +191,7 @@ int store_intern_string(Store *s, const char *str, StrId *ret)
 	char *copy;
 	int r;
 
-	/* Strings come from binaries, /proc and process memory: stored as every answer shows them. */
+	/* Strings come from binaries, /proc and process memory: stored as answers show them. */
 	if (!text_is_clean(str, k.len)) {
 		r = text_escape(str, k.len, &escaped);
 		if (r < 0)

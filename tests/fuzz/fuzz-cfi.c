@@ -127,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r == 0) {
 		CfiStats st;
 
-		/* Twice: the second round mostly from the cache. A lookup decodes one FDE at most. */
+		/* Twice: the second round mostly cached. A lookup decodes one FDE at most. */
 		lookups(cfi, addrs, n);
 		lookups(cfi, addrs, n);
 		cfi_stats(cfi, &st);

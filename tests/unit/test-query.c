@@ -1754,7 +1754,8 @@ static void test_select(void **state)
  * or the viewer may not see them; ps and time differ only by their scope. */
 static void test_select_every_answer(void **state)
 {
-	static const Command commands[] = { COMMAND_TOP, COMMAND_TREE, COMMAND_LINES, COMMAND_STACKS };
+	static const Command commands[] = { COMMAND_TOP, COMMAND_TREE, COMMAND_LINES,
+					    COMMAND_STACKS };
 	static const struct {
 		uint32_t pid;
 		bool children;
