@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer: a segment loaded into a fresh Store, then asked what `profq --state-dir` asks
- * (ps, top, time, for every process and with ranges), as the offline CLI does with a state
+ * (every answer: ps, top, time, tree, lines, stacks, for every process and with ranges), as the offline CLI does with a state
  * directory it did not write (profqd(8), PERSISTENCE).
  *
  *   fuzz-segment-query -max_total_time=60 CORPUS_DIR tests/fuzz/corpus/segment
@@ -62,7 +62,8 @@ static void one(const uint8_t *buf, size_t len)
 	/* The first processes, each by pid: newest incarnation, by start, with children. */
 	for (ProcId id = 1; id < store_proc_id_limit(s) && asked < 8; id++) {
 		const StoreProc *p = store_proc(s, id);
-		Command commands[] = { COMMAND_TOP, COMMAND_TIME, COMMAND_PS };
+		Command commands[] = { COMMAND_TOP,  COMMAND_TIME,  COMMAND_PS,
+				       COMMAND_TREE, COMMAND_LINES, COMMAND_STACKS };
 
 		/* What request_parse() lets through. */
 		if (!p || p->pid > 4194304)
@@ -74,6 +75,12 @@ static void one(const uint8_t *buf, size_t len)
 			ask(s, &req, now);
 			req.children = true;
 			req.threads = commands[c] == COMMAND_PS;
+			req.no_inline = true;
+			req.min_pct = 5;
+			/* lines --function: a function the store holds, if any. */
+			if (store_string_id_limit(s) > 1 && store_string(s, 1))
+				snprintf(req.function, sizeof(req.function), "%s",
+					 store_string(s, 1));
 			if (p->start_ns > 0 && p->start_ns <= MAX_START_NS)
 				req.start_ns = p->start_ns;
 			ask(s, &req, now);
