@@ -199,7 +199,10 @@ int sideband_parse_record(const void *rec, size_t size, SidebandEvent *ret, uint
 	const struct sample_id *sid;
 	const char *end;
 
-	if (size < sizeof(*h) || h->size != size || size < sizeof(*h) + sizeof(*sid))
+	/* The kernel writes records in whole u64s: one that is not is not its own (and would put
+	 * the sample_id at a misaligned address). */
+	if (size < sizeof(*h) || h->size != size || size < sizeof(*h) + sizeof(*sid) ||
+	    size % sizeof(uint64_t) != 0)
 		return -EBADMSG;
 	sid = (const struct sample_id *)((const char *)rec + size - sizeof(*sid));
 	end = (const char *)sid;
