@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <inttypes.h>
 #include <malloc.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/macro.h"
@@ -27,6 +28,7 @@ struct Profiler {
 	ProcTable *procs;
 	StackCache *stacks;
 	PersistWriter *persist; /* NULL: in memory only */
+	int lock_fd;		/* the state dir's lock, -1 if not held */
 	int persist_error;	/* why persistence is off */
 	bool persist_failing;	/* the last write failed */
 	uint8_t *held;		/* while loading: exited records already held, by ProcId */
@@ -169,7 +171,16 @@ static int persist_open(Profiler *p)
 	uint64_t span = MIN(MAX(p->opts.retention_ns / 6, p->opts.window_ns), 3600 * NSEC_PER_SEC);
 	int64_t not_before = now_real_ns() - (int64_t)p->opts.retention_ns;
 	uint64_t left_out;
-	int r;
+	int r, lock_error;
+
+	/* Two daemons writing one directory would each delete the other's segments as expired
+	 * and interleave windows: the second one does not start. */
+	lock_error = persist_lock(p->opts.state_dir, &p->lock_fd);
+	if (lock_error == -EBUSY)
+		return log_error_errno(lock_error,
+				       "State directory '%s' is in use by another profqd (it holds "
+				       "'%s/" PERSIST_LOCK_FILE "'): %m",
+				       p->opts.state_dir, p->opts.state_dir);
 
 	/* What a restart loads: half the budget (of 64M, 32M). The rest is for what the
 	 * process holds besides (code, BPF maps, allocator slack: 13-25 MB measured at 99 Hz)
@@ -187,7 +198,9 @@ static int persist_open(Profiler *p)
 	if (p->loaded.windows > 0)
 		log_info("Loaded %" PRIu64 " windows from %" PRIu64 " segments in '%s'.",
 			 p->loaded.windows, p->loaded.segments, p->opts.state_dir);
-	r = persist_writer_new(p->store, p->opts.state_dir, span, &p->persist);
+	/* Without the lock, read only: another writer may come. */
+	r = lock_error < 0 ? lock_error
+			   : persist_writer_new(p->store, p->opts.state_dir, span, &p->persist);
 	if (r < 0) {
 		p->persist_error = r;
 		return log_error_errno(r,
@@ -218,6 +231,7 @@ int profiler_new(const ProfilerOptions *opts, Profiler **ret)
 	if (!p)
 		return -ENOMEM;
 	p->opts = *opts;
+	p->lock_fd = -1;
 	p->boot_to_real_ns = boot_to_real_offset();
 	r = store_new(&p->store);
 	if (r < 0)
@@ -242,7 +256,8 @@ int profiler_new(const ProfilerOptions *opts, Profiler **ret)
 		return r;
 	if (opts->state_dir) {
 		r = persist_open(p);
-		if (r == -ENOMEM)
+		/* Only another daemon on the directory keeps us from starting (logged). */
+		if (r == -ENOMEM || r == -EBUSY)
 			return r;
 	}
 	*ret = TAKE_PTR(p);
@@ -255,6 +270,8 @@ Profiler *profiler_free(Profiler *p)
 		return NULL;
 	/* Owners of store references go before the store. */
 	persist_writer_free(p->persist);
+	if (p->lock_fd >= 0)
+		close(p->lock_fd);
 	stack_cache_free(p->stacks);
 	proctable_free(p->procs);
 	maplog_free(p->maplog);

@@ -59,7 +59,8 @@ typedef struct ProfilerStats {
 /*
  * With opts->state_dir, loads the windows the directory holds within the retention and
  * writes every window it closes there. A directory that cannot be used leaves the profiler
- * in memory only (see profiler_persist_state()).
+ * in memory only (see profiler_persist_state()). The directory is locked (persist_lock()) for
+ * the profiler's lifetime: -EBUSY, logged, if another daemon holds it.
  */
 int profiler_new(const ProfilerOptions *opts, Profiler **ret);
 Profiler *profiler_free(Profiler *p);

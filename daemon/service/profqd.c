@@ -484,6 +484,8 @@ int profqd_new(const Config *config, Profqd **ret)
 		return log_error_errno(r, "Failed to watch signals: %m");
 
 	r = profiler_new(&popts, &m->profiler);
+	if (r == -EBUSY)
+		return r; /* logged: the state directory is another daemon's */
 	if (r < 0)
 		return log_error_errno(r, "Failed to create the profiler: %m");
 	r = profiler_tick(m->profiler, now_real_ns(), now_mono_ns());
