@@ -17,6 +17,9 @@
  * unnamed until the next one. Checked (one stat) at most this often, read again only if it
  * grew. */
 #define PERFMAP_RETRY_NS (250 * NSEC_PER_MSEC)
+/* Bytes of perf maps read per tick (100 ms), all processes together: 2 MiB parse in a few
+ * milliseconds, and a 60 MiB map is read in 3 s without holding up the loop. */
+#define PERFMAP_READ_PER_TICK (2u << 20)
 /* An exited process leaves the table this long after its exit event: samples taken just before
  * the exit may still be in the ring buffer. */
 #define EXIT_GRACE_NS (2 * NSEC_PER_SEC)
@@ -41,7 +44,9 @@ struct ProcTable {
 	/* Exited processes' records, oldest first: a ring of PROCTABLE_EXITED_MAX. */
 	ExitRecord *exited;
 	size_t exited_head, n_exited;
-	size_t path_bytes; /* of every mapping path held, kept as they come and go */
+	size_t path_bytes;     /* of every mapping path held, kept as they come and go */
+	size_t perfmap_cap;    /* bytes of one perf map file held at most */
+	size_t perfmap_budget; /* bytes of perf maps still to be read this tick */
 	ProcTableStats stats;
 };
 
@@ -56,6 +61,8 @@ int proctable_new(Store *store, Symbolizer *sym, MapLog *maplog, ProcTable **ret
 	t->sym = sym;
 	t->maplog = maplog;
 	t->boot_id = proctable_boot_id();
+	t->perfmap_cap = PERFMAP_MAX_FILE;
+	t->perfmap_budget = PERFMAP_READ_PER_TICK;
 	t->exited = calloc(PROCTABLE_EXITED_MAX, sizeof(ExitRecord));
 	if (!t->exited)
 		return -ENOMEM;
@@ -627,40 +634,55 @@ const Mapping *proctable_find_mapping(ProcTable *t, Process *p, uint64_t addr, u
 }
 
 /*
- * Reads p's perf map again if a lookup missed since the last read, at most every
- * PERFMAP_RETRY_NS, and only if the file has grown (JIT code is announced by appending to it). Whether it did.
+ * Reads what p's perf map gained: if a lookup missed since the last read, at most every
+ * PERFMAP_RETRY_NS (JIT code is announced by appending to the file), or right away if the
+ * last read stopped short; within the tick's budget. Whether it named anything new.
  */
 static bool perfmap_refresh(ProcTable *t, Process *p, uint64_t now_ns)
 {
-	PerfMap *m = NULL;
+	PerfMapRead rd;
 	struct stat st;
 	char path[32];
-	uint64_t size, bad_before;
+	bool created = false;
+	int r;
 
-	if (!p->perfmap_missed || p->exited ||
-	    (p->perfmap_read_ns && now_ns - p->perfmap_read_ns < PERFMAP_RETRY_NS))
+	if (p->exited || t->perfmap_budget == 0)
+		return false;
+	if (!p->perfmap_more &&
+	    (!p->perfmap_missed ||
+	     (p->perfmap_read_ns && now_ns - p->perfmap_read_ns < PERFMAP_RETRY_NS)))
 		return false;
 	p->perfmap_read_ns = now_ns;
-	/* A stat every PERFMAP_RETRY_NS for a process that has unnamed JIT code and no perf map. */
-	size = perfmap_file_size((pid_t)p->pid);
-	if (size == 0 || (p->perfmap && size == p->perfmap_size))
-		return false;
 	/* Only the process's own user speaks for it: /proc/PID belongs to its effective uid. */
 	snprintf(path, sizeof(path), "/proc/%" PRIu32, p->pid);
 	if (stat(path, &st) < 0 || !proc_is_incarnation(p->pid, p->start_boot_ns, NULL))
 		return false;
-	if (perfmap_load((pid_t)p->pid, st.st_uid, &m, &size) < 0)
+	if (!p->perfmap) {
+		if (perfmap_new(&p->perfmap) < 0)
+			return false;
+		created = true;
+	}
+	r = perfmap_update(p->perfmap, (pid_t)p->pid, st.st_uid, t->perfmap_budget, t->perfmap_cap,
+			   &rd);
+	if (r < 0) {
+		/* No file (yet), or not the process's: a stat every PERFMAP_RETRY_NS while it
+		 * has unnamed JIT code. */
+		if (created)
+			p->perfmap = perfmap_free(p->perfmap);
+		p->perfmap_more = false;
 		return false;
-	t->stats.perfmap_loads++;
-	/* Each malformed line once: a reload reads the old ones again. */
-	bad_before = p->perfmap ? perfmap_bad(p->perfmap) : 0;
-	if (perfmap_bad(m) > bad_before)
-		t->stats.perfmap_bad_lines += perfmap_bad(m) - bad_before;
-	perfmap_free(p->perfmap);
-	p->perfmap = m;
-	p->perfmap_size = size;
+	}
+	t->perfmap_budget -= MIN(t->perfmap_budget, (size_t)rd.bytes);
+	p->perfmap_more = rd.more;
+	t->stats.perfmap_bytes_read += rd.bytes;
+	t->stats.perfmap_bytes_refused += rd.refused;
+	t->stats.perfmap_bad_lines += rd.bad;
+	if (rd.bytes > 0)
+		t->stats.perfmap_loads++;
+	if (rd.entries == 0 && !rd.restarted)
+		return false;
 	p->perfmap_missed = false;
-	/* Stacks symbolized (and cached) before may have JIT frames the new map names. */
+	/* Stacks symbolized (and cached) before may have JIT frames the map names now. */
 	p->generation++;
 	return true;
 }
@@ -789,15 +811,34 @@ void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t no
 	}
 }
 
+void proctable_set_perfmap_cap(ProcTable *t, size_t cap)
+{
+	t->perfmap_cap = cap;
+}
+
+void proctable_tick(ProcTable *t)
+{
+	t->perfmap_budget = PERFMAP_READ_PER_TICK;
+}
+
+static size_t perfmaps_memory(const ProcTable *t)
+{
+	size_t m = 0;
+
+	for (size_t i = 0; i < t->n; i++)
+		if (t->procs[i]->perfmap)
+			m += perfmap_memory(t->procs[i]->perfmap);
+	return m;
+}
+
 size_t proctable_memory(const ProcTable *t)
 {
 	size_t m = sizeof(*t) + t->allocated * sizeof(Process *) + hash_index_memory(t->index) +
 		   PROCTABLE_EXITED_MAX * sizeof(ExitRecord);
 
 	for (size_t i = 0; i < t->n; i++)
-		m += sizeof(Process) + t->procs[i]->n_maps * sizeof(Mapping) +
-		     (t->procs[i]->perfmap ? perfmap_memory(t->procs[i]->perfmap) : 0);
-	return m + t->path_bytes;
+		m += sizeof(Process) + t->procs[i]->n_maps * sizeof(Mapping);
+	return m + t->path_bytes + perfmaps_memory(t);
 }
 
 void proctable_stats(const ProcTable *t, ProcTableStats *ret)
@@ -805,4 +846,5 @@ void proctable_stats(const ProcTable *t, ProcTableStats *ret)
 	*ret = t->stats;
 	ret->processes = t->n;
 	ret->exited_held = t->n_exited;
+	ret->perfmap_memory = perfmaps_memory(t);
 }

@@ -55,26 +55,29 @@ typedef struct Process {
 	uint64_t maps_read_ns;
 	uint64_t last_seen_ns;	  /* CLOCK_MONOTONIC */
 	struct PerfMap *perfmap;  /* JIT symbols from /tmp/perf-PID.map, NULL until needed */
-	uint64_t perfmap_size;	  /* the file's size when read */
 	uint64_t perfmap_read_ns; /* CLOCK_MONOTONIC of the last look at the file, 0 never */
 	bool perfmap_missed;	  /* a JIT address it did not name since it was read */
+	bool perfmap_more;	  /* the last read stopped short of the file's end */
 	uint64_t exec_ns;	  /* CLOCK_BOOTTIME of the last exec event, 0 if none */
 	uint64_t hash;
 } Process;
 
 typedef struct ProcTableStats {
-	uint64_t processes;	    /* in the table now */
-	uint64_t created;	    /* incarnations seen */
-	uint64_t exited;	    /* exit events */
-	uint64_t exited_held;	    /* exited processes kept queryable now */
-	uint64_t exited_dropped;    /* ... dropped because the list was full */
-	uint64_t maps_reads;	    /* /proc/PID/maps reads */
-	uint64_t maps_from_log;	    /* mappings taken from the sideband log */
-	uint64_t maps_from_parent;  /* ... from the parent, for a child between fork and exec */
-	uint64_t maps_errors;	    /* mappings that could not be had */
-	uint64_t dropped;	    /* processes dropped from the table */
-	uint64_t perfmap_loads;	    /* perf maps read (JIT symbols), again when grown */
-	uint64_t perfmap_bad_lines; /* malformed lines skipped in them, each counted once */
+	uint64_t processes;		/* in the table now */
+	uint64_t created;		/* incarnations seen */
+	uint64_t exited;		/* exit events */
+	uint64_t exited_held;		/* exited processes kept queryable now */
+	uint64_t exited_dropped;	/* ... dropped because the list was full */
+	uint64_t maps_reads;		/* /proc/PID/maps reads */
+	uint64_t maps_from_log;		/* mappings taken from the sideband log */
+	uint64_t maps_from_parent;	/* ... from the parent, for a child between fork and exec */
+	uint64_t maps_errors;		/* mappings that could not be had */
+	uint64_t dropped;		/* processes dropped from the table */
+	uint64_t perfmap_loads;		/* perf maps read (JIT symbols), again when grown */
+	uint64_t perfmap_bad_lines;	/* malformed lines skipped in them, each counted once */
+	uint64_t perfmap_bytes_read;	/* of perf map files, all reads */
+	uint64_t perfmap_bytes_refused; /* left unread for the per-process cap */
+	uint64_t perfmap_memory;	/* bytes the perf maps hold now */
 } ProcTableStats;
 
 /* Exited processes kept queryable at most (SPEC §7: bounded, oldest dropped first). */
@@ -117,7 +120,11 @@ void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t no
 
 /*
  * The JIT function at addr from p's perf map (read on first need, again when a lookup missed
- * and the file has grown, at most once a second); NULL if none. Valid until the next call.
+ * and the file has grown, at most every 250 ms); NULL if none. Valid until the next call.
+ * Perf maps are read incrementally (perfmap_update()): what the file gained since the last
+ * read, within a budget of bytes per tick shared by all processes (a read that stops short
+ * goes on with the process's next sample, on a later tick), and at most the newest
+ * proctable_set_perfmap_cap() bytes of each file.
  */
 const char *proctable_jit_symbol(ProcTable *t, Process *p, uint64_t addr, uint64_t now_ns);
 /*
@@ -126,6 +133,11 @@ const char *proctable_jit_symbol(ProcTable *t, Process *p, uint64_t addr, uint64
  * of symbolized stacks: a stack seen before never reaches proctable_jit_symbol() again.
  */
 void proctable_jit_refresh(ProcTable *t, Process *p, uint64_t now_ns);
+
+/* Each process's perf map holds at most this many bytes of its file (the newest). */
+void proctable_set_perfmap_cap(ProcTable *t, size_t cap);
+/* Once per drain of the ring buffer: a new budget of perf map bytes to read. */
+void proctable_tick(ProcTable *t);
 
 /* This boot's identity: a hash of /proc/sys/kernel/random/boot_id (0 if unreadable). */
 uint64_t proctable_boot_id(void);

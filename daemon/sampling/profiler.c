@@ -251,6 +251,9 @@ int profiler_new(const ProfilerOptions *opts, Profiler **ret)
 	r = proctable_new(p->store, p->sym, p->maplog, &p->procs);
 	if (r < 0)
 		return r;
+	/* A perf map's text takes about as much memory again as entries: a sixteenth of the
+	 * budget each (4 MiB of 64M), so that a few JIT processes leave room for the rest. */
+	proctable_set_perfmap_cap(p->procs, opts->max_memory / 16);
 	r = stack_cache_new(p->store, STACK_CACHE_MAX, &p->stacks);
 	if (r < 0)
 		return r;
@@ -609,6 +612,7 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 	size_t windows = store_window_count(p->store);
 
 	p->boot_to_real_ns = boot_to_real_offset();
+	proctable_tick(p->procs);
 	r = window_for(p, now_ns);
 	if (r < 0)
 		return r;

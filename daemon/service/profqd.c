@@ -344,6 +344,8 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	json_add_int(sym, "binaries_reloaded", (int64_t)sy.binaries_reloaded);
 	json_add_int(sym, "perf_maps_read", (int64_t)pt.perfmap_loads);
 	json_add_int(sym, "perf_map_bad_lines", (int64_t)pt.perfmap_bad_lines);
+	json_add_int(sym, "perf_map_bytes_read", (int64_t)pt.perfmap_bytes_read);
+	json_add_int(sym, "perf_map_bytes_refused", (int64_t)pt.perfmap_bytes_refused);
 	r = status_largest(m, sym);
 	if (r < 0) {
 		json_object_put(sym);

@@ -1,21 +1,122 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""What a local user (or a second administrator) can do to a daemon that runs as root: start a
-second profqd on the same state directory (refused, exit status 1 naming the directory; the
-offline CLI still reads it)."""
+"""What a local user (or a second administrator) can do to a daemon that runs as root:
+- a JIT process whose perf map is 32 MiB and grows by a line every 0.2 s: the daemon reads what
+  it gains, a bounded piece per tick, and keeps answering and sampling (before, it read the
+  whole file again for each line: with 60 MiB a status took 24 s and half the samples were
+  lost);
+- a second profqd on the same state directory: refused, exit status 1 naming the directory;
+  the offline CLI still reads it."""
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
-from harness import Daemon, Env, check, fail, require_bpf
+from harness import Daemon, Env, check, fail, require_bpf, row
 
 require_bpf()
 env = Env()
+
+
+# A JIT process (x86-64 machine code in anonymous memory, called through ctypes): writes a perf
+# map of MIB MiB of entries for other code, prints its pid and the code's address, then for
+# SECONDS spins in the code DUTY of the time, appending an entry for other code every 0.2 s,
+# and one for the spinning code itself once NAME_AFTER seconds have passed (if >= 0).
+JIT = r"""
+import ctypes, mmap, os, sys, time
+mib, secs, duty, name_after = (float(a) for a in sys.argv[1:5])
+code = b"\xb8" + (2_000_000).to_bytes(4, "little") + b"\xff\xc8\x75\xfc\xc3"
+page = mmap.mmap(-1, mmap.PAGESIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
+                 prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+page.write(code)
+addr = ctypes.addressof(ctypes.c_char.from_buffer(page))
+spin = ctypes.CFUNCTYPE(None)(addr)
+path = f"/tmp/perf-{os.getpid()}.map"
+base = 0x10000000000
+i = size = 0
+with open(path, "w") as f:
+    while size < mib * (1 << 20):
+        chunk = "".join(f"{base + (i + k) * 0x100:x} 80 LazyCompile:~fn_{i + k} "
+                        f"/app/src/module_{(i + k) % 997}.js:{(i + k) % 4000}\n"
+                        for k in range(10000))
+        f.write(chunk)
+        size += len(chunk)
+        i += 10000
+print(os.getpid(), addr, flush=True)
+t0 = last = time.monotonic()
+named = False
+with open(path, "a", buffering=1) as f:
+    while time.monotonic() - t0 < secs:
+        now = time.monotonic()
+        if now - last >= 0.2:
+            f.write(f"{base + i * 0x100:x} 80 LazyCompile:~late_{i} /app/late.js:1\n")
+            i += 1
+            last = now
+        if not named and name_after >= 0 and now - t0 >= name_after:
+            f.write(f"{addr:x} {len(code):x} profq_spin_named_late\n")
+            named = True
+        t = time.monotonic()
+        while time.monotonic() - t < 0.05 * duty:
+            spin()
+        if duty < 1:
+            time.sleep(0.05 * (1 - duty))
+os.unlink(path)
+"""
+
+
+def start_jit(mib, seconds, duty=1.0, name_after=-1):
+    p = subprocess.Popen([sys.executable, "-c", JIT, str(mib), str(seconds), str(duty),
+                          str(name_after)], stdout=subprocess.PIPE, text=True)
+    pid, _ = (int(w) for w in p.stdout.readline().split())
+    return p, pid
+
+
+def status_timed(d):
+    t = time.monotonic()
+    st = d.json("status")
+    return st, time.monotonic() - t
+
+
+def growing_map():
+    with Daemon(env) as d:
+        before, _ = status_timed(d)
+        p, pid = start_jit(32, 14, name_after=6)
+        try:
+            slowest = 0
+            for _ in range(6):
+                time.sleep(2)
+                _, took = status_timed(d)
+                slowest = max(slowest, took)
+            check(p.wait(timeout=60) == 0, "the JIT process ran")
+        finally:
+            if p.poll() is None:
+                p.kill()
+            if os.path.exists(f"/tmp/perf-{pid}.map"):
+                os.unlink(f"/tmp/perf-{pid}.map")
+        after, _ = status_timed(d)
+        # Loose bounds, for a loaded machine (other profilers sample it too): reading the
+        # whole file again for each line took 10-25 s and lost half of the samples.
+        check(slowest < 5, f"status answers within 5 s while the map grows ({slowest:.2f} s)")
+        samples = after["samples"] - before["samples"]
+        lost = after["lost"] - before["lost"]
+        check(samples > 0 and lost <= samples // 10,
+              f"no more than 10% of the samples lost ({lost} of {samples})")
+        sym, bsym = after["symbolizer"], before["symbolizer"]
+        read = sym["perf_map_bytes_read"] - bsym["perf_map_bytes_read"]
+        refused = sym["perf_map_bytes_refused"] - bsym["perf_map_bytes_refused"]
+        # The cap at the default --max-memory 64M is 4 MiB: the newest 2 MiB are read, then
+        # what the file gains; the rest of the 32 MiB is refused, and counted.
+        check(read < 8 << 20, f"the 32 MiB map is not read again and again ({read} bytes read)")
+        check(refused >= 28 << 20, f"what the cap left unread is counted ({refused} bytes)")
+        top = d.json("top", "--pid", str(pid), "-n", "20")
+        hot = row(top, "profq_spin_named_late")
+        check(hot is not None and hot["module"] == "[jit]",
+              f"the entry written last names the code ({[r['function'] for r in top['rows'][:4]]})")
 
 
 def second_daemon():
@@ -57,4 +158,8 @@ def second_daemon():
 
 
 second_daemon()
+if platform.machine() == "x86_64":
+    growing_map()
+else:
+    print(f"the machine-code JIT parts are for x86-64, not {platform.machine()}")
 sys.exit(0)

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "base/json-util.h"
@@ -579,6 +580,128 @@ static void test_max_memory_resident(void **state)
 	resident_of = NULL;
 }
 
+/* JIT code: an address far from every mapping of this process (also of ASan's shadow). */
+#define JIT_BASE 0x600000000000ULL
+
+/* Lines "START 40 jit_fn_I\n" for I in [first, first + n) into our perf map; their bytes. */
+static size_t write_jit_map(unsigned first, unsigned n, const char *mode)
+{
+	char path[64];
+	size_t bytes = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)getpid());
+	f = fopen(path, mode);
+	assert_non_null(f);
+	for (unsigned i = first; i < first + n; i++) {
+		int r = fprintf(f, "%llx 40 jit_fn_%u\n", JIT_BASE + i * 0x40ULL, i);
+
+		assert_true(r > 0);
+		bytes += (size_t)r;
+	}
+	assert_int_equal(fclose(f), 0);
+	return bytes;
+}
+
+static void unlink_jit_map(void)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)getpid());
+	unlink(path);
+}
+
+/* A sample in JIT function i. */
+static void add_jit_sample(Profiler *p, unsigned i)
+{
+	struct profq_sample s;
+
+	sample_init(&s, 1, false);
+	s.ustack_len = 1;
+	s.addrs[0] = JIT_BASE + i * 0x40ULL + 8;
+	assert_int_equal(profiler_add_sample(p, &s, PROFQ_SAMPLE_HDR_SIZE + sizeof(uint64_t)), 0);
+}
+
+static uint64_t perf_map_bytes_read(Profiler *p)
+{
+	ProcTableStats pt;
+
+	profiler_proc_stats(p, &pt);
+	return pt.perfmap_bytes_read;
+}
+
+static bool has_row(json_object *answer, const char *function)
+{
+	json_object *rows = json_object_object_get(answer, "rows");
+
+	for (size_t i = 0; i < json_object_array_length(rows); i++)
+		if (streq(strempty(json_get_string(json_object_array_get_idx(rows, i), "function")),
+			  function))
+			return true;
+	return false;
+}
+
+/*
+ * A JIT process's perf map of 18 MB is read a piece per tick (the loop goes on between
+ * pieces), only its newest part (the cap: a sixteenth of --max-memory), and, as it grows by a
+ * line, a line at a time: never the whole file again.
+ */
+static void test_perf_map_incremental(void **state)
+{
+	_cleanup_(profiler_freep)
+		Profiler *p = profiler(NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64ULL << 20);
+	int64_t now = (int64_t)clock_ns(CLOCK_REALTIME);
+	const unsigned n = 600000;
+	uint64_t read, before;
+	size_t size, line;
+	ProcTableStats pt;
+	char name[32];
+
+	(void)state;
+	size = write_jit_map(0, n, "we");
+	assert_true(size > 16 << 20);
+	assert_int_equal(profiler_tick(p, now, clock_ns(CLOCK_MONOTONIC)), 0);
+
+	/* A sample: one tick's piece, not the file; further samples in the tick read nothing. */
+	add_jit_sample(p, n - 1);
+	read = perf_map_bytes_read(p);
+	assert_true(read > 0 && read <= (2 << 20));
+	add_jit_sample(p, n - 1);
+	assert_int_equal(perf_map_bytes_read(p), read);
+
+	/* Tick by tick, the rest: the newest 2 MiB (half the 4 MiB cap), the rest refused. */
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(profiler_tick(p, now, clock_ns(CLOCK_MONOTONIC)), 0);
+		add_jit_sample(p, n - 1);
+	}
+	profiler_proc_stats(p, &pt);
+	assert_true(pt.perfmap_bytes_read <= (2 << 20) + 64);
+	assert_true(pt.perfmap_bytes_refused >= size - (2 << 20) - 64);
+	assert_true(pt.perfmap_memory > 0 && pt.perfmap_memory < (8 << 20));
+	snprintf(name, sizeof(name), "jit_fn_%u", n - 1);
+	{
+		_cleanup_json_ json_object *t = top(p, (uint32_t)getpid());
+
+		assert_true(has_row(t, name));
+		assert_string_equal(json_get_string(row(t, name), "module"), "[jit]");
+	}
+
+	/* A line more, for code that runs now: read once the lookups missed a while. */
+	before = perf_map_bytes_read(p);
+	line = write_jit_map(n, 1, "ae");
+	usleep(300 * 1000);
+	assert_int_equal(profiler_tick(p, now, clock_ns(CLOCK_MONOTONIC)), 0);
+	add_jit_sample(p, n);
+	assert_int_equal(perf_map_bytes_read(p) - before, line);
+	snprintf(name, sizeof(name), "jit_fn_%u", n);
+	{
+		_cleanup_json_ json_object *t = top(p, (uint32_t)getpid());
+
+		assert_true(has_row(t, name));
+	}
+	unlink_jit_map();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -590,6 +713,7 @@ int main(void)
 		cmocka_unit_test(test_max_memory),
 		cmocka_unit_test(test_max_memory_resident),
 		cmocka_unit_test(test_max_memory_persisted),
+		cmocka_unit_test(test_perf_map_incremental),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
