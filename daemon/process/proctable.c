@@ -20,6 +20,8 @@
 /* Bytes of perf maps read per tick (100 ms), all processes together: 2 MiB parse in a few
  * milliseconds, and a 60 MiB map is read in 3 s without holding up the loop. */
 #define PERFMAP_READ_PER_TICK (2u << 20)
+/* A live process's perf map dropped under memory pressure is not read again for this long. */
+#define PERFMAP_DROP_BACKOFF_NS (30 * NSEC_PER_SEC)
 /* An exited process leaves the table this long after its exit event: samples taken just before
  * the exit may still be in the ring buffer. */
 #define EXIT_GRACE_NS (2 * NSEC_PER_SEC)
@@ -652,6 +654,8 @@ static bool perfmap_refresh(ProcTable *t, Process *p, uint64_t now_ns)
 	    (!p->perfmap_missed ||
 	     (p->perfmap_read_ns && now_ns - p->perfmap_read_ns < PERFMAP_RETRY_NS)))
 		return false;
+	if (p->perfmap_dropped_ns && now_ns - p->perfmap_dropped_ns < PERFMAP_DROP_BACKOFF_NS)
+		return false;
 	p->perfmap_read_ns = now_ns;
 	/* Only the process's own user speaks for it: /proc/PID belongs to its effective uid. */
 	snprintf(path, sizeof(path), "/proc/%" PRIu32, p->pid);
@@ -829,6 +833,46 @@ static size_t perfmaps_memory(const ProcTable *t)
 		if (t->procs[i]->perfmap)
 			m += perfmap_memory(t->procs[i]->perfmap);
 	return m;
+}
+
+size_t proctable_drop_perfmaps(ProcTable *t, size_t want, uint64_t now_ns)
+{
+	size_t freed = 0;
+
+	/* Exited processes' first: they name only samples still in flight. */
+	for (size_t i = 0; i < t->n && freed < want; i++) {
+		Process *p = t->procs[i];
+
+		if (p->exited && p->perfmap) {
+			freed += perfmap_memory(p->perfmap);
+			p->perfmap = perfmap_free(p->perfmap);
+			t->stats.perfmap_dropped++;
+		}
+	}
+	/* Then the largest: few, and each frees most. */
+	while (freed < want) {
+		Process *largest = NULL;
+		size_t size = 0;
+
+		for (size_t i = 0; i < t->n; i++) {
+			Process *p = t->procs[i];
+
+			if (p->perfmap && perfmap_memory(p->perfmap) > size) {
+				largest = p;
+				size = perfmap_memory(p->perfmap);
+			}
+		}
+		if (!largest)
+			break;
+		freed += size;
+		largest->perfmap = perfmap_free(largest->perfmap);
+		largest->perfmap_more = false;
+		largest->perfmap_dropped_ns = now_ns;
+		/* What it named is named no more: let cached stacks go. */
+		largest->generation++;
+		t->stats.perfmap_dropped++;
+	}
+	return freed;
 }
 
 size_t proctable_memory(const ProcTable *t)

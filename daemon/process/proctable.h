@@ -53,12 +53,13 @@ typedef struct Process {
 	size_t n_maps;
 	int maps_error; /* last error loading the maps, 0 if none */
 	uint64_t maps_read_ns;
-	uint64_t last_seen_ns;	  /* CLOCK_MONOTONIC */
-	struct PerfMap *perfmap;  /* JIT symbols from /tmp/perf-PID.map, NULL until needed */
-	uint64_t perfmap_read_ns; /* CLOCK_MONOTONIC of the last look at the file, 0 never */
-	bool perfmap_missed;	  /* a JIT address it did not name since it was read */
-	bool perfmap_more;	  /* the last read stopped short of the file's end */
-	uint64_t exec_ns;	  /* CLOCK_BOOTTIME of the last exec event, 0 if none */
+	uint64_t last_seen_ns;	     /* CLOCK_MONOTONIC */
+	struct PerfMap *perfmap;     /* JIT symbols from /tmp/perf-PID.map, NULL until needed */
+	uint64_t perfmap_read_ns;    /* CLOCK_MONOTONIC of the last look at the file, 0 never */
+	uint64_t perfmap_dropped_ns; /* ... when memory pressure took the map, 0 never */
+	bool perfmap_missed;	     /* a JIT address it did not name since it was read */
+	bool perfmap_more;	     /* the last read stopped short of the file's end */
+	uint64_t exec_ns;	     /* CLOCK_BOOTTIME of the last exec event, 0 if none */
 	uint64_t hash;
 } Process;
 
@@ -77,6 +78,7 @@ typedef struct ProcTableStats {
 	uint64_t perfmap_bad_lines;	/* malformed lines skipped in them, each counted once */
 	uint64_t perfmap_bytes_read;	/* of perf map files, all reads */
 	uint64_t perfmap_bytes_refused; /* left unread for the per-process cap */
+	uint64_t perfmap_dropped;	/* maps dropped under memory pressure */
 	uint64_t perfmap_memory;	/* bytes the perf maps hold now */
 } ProcTableStats;
 
@@ -138,6 +140,12 @@ void proctable_jit_refresh(ProcTable *t, Process *p, uint64_t now_ns);
 void proctable_set_perfmap_cap(ProcTable *t, size_t cap);
 /* Once per drain of the ring buffer: a new budget of perf map bytes to read. */
 void proctable_tick(ProcTable *t);
+/*
+ * Under memory pressure: frees perf maps, those of exited processes first, then the largest,
+ * until want bytes are freed or none are left. A live process's map is not read again for a
+ * while (30 s). Returns the bytes freed. now_ns: CLOCK_MONOTONIC.
+ */
+size_t proctable_drop_perfmaps(ProcTable *t, size_t want, uint64_t now_ns);
 
 /* This boot's identity: a hash of /proc/sys/kernel/random/boot_id (0 if unreadable). */
 uint64_t proctable_boot_id(void);

@@ -550,7 +550,7 @@ int profiler_close_window(Profiler *p)
 	return 0;
 }
 
-static void evict(Profiler *p, int64_t now_ns)
+static void evict(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 {
 	size_t budget, used, low;
 	uint64_t evicted = 0;
@@ -578,6 +578,10 @@ static void evict(Profiler *p, int64_t now_ns)
 	 * of binaries no process maps, libdw), then the oldest windows, never the open one. */
 	low = budget - budget / 32;
 	symbolizer_shrink(p->sym, used - low);
+	/* Perf maps can be read again from their files too; a live process's after a while. */
+	used = profiler_memory(p);
+	if (used > low)
+		(void)proctable_drop_perfmaps(p->procs, used - low, mono_ns);
 	/* What keeps evicted windows' stacks alive: the stack cache. */
 	if (profiler_memory(p) > low)
 		stack_cache_clear(p->stacks);
@@ -629,7 +633,7 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 		if (p->persist)
 			persist_expire(p->persist, now_ns - (int64_t)p->opts.retention_ns);
 	}
-	evict(p, now_ns);
+	evict(p, now_ns, mono_ns);
 	return 0;
 }
 
@@ -663,6 +667,8 @@ size_t profiler_memory(const Profiler *p)
 
 void profiler_memory_parts(const Profiler *p, ProfilerMemory *ret)
 {
+	ProcTableStats pt;
+
 	*ret = (ProfilerMemory){
 		.store = store_memory(p->store),
 		.symbolizer = symbolizer_memory(p->sym),
@@ -670,6 +676,8 @@ void profiler_memory_parts(const Profiler *p, ProfilerMemory *ret)
 		.stacks = stack_cache_memory(p->stacks),
 		.maplog = maplog_memory(p->maplog),
 	};
+	proctable_stats(p->procs, &pt);
+	ret->perf_maps = pt.perfmap_memory;
 }
 
 void profiler_stats(const Profiler *p, ProfilerStats *ret)

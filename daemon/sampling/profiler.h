@@ -5,7 +5,7 @@
  * Symbolizer), and counts it in the open window of the Store. Exec/exit events keep the process
  * records current; sideband records feed the MapLog that symbolizes processes already gone. profiler_tick() closes windows at
  * their boundaries (aligned to multiples of the window length in wall-clock time), evicts the
- * oldest windows beyond retention or the memory budget, and trims caches.
+ * oldest windows beyond retention or the memory budget, and trims caches (perf maps included).
  * Knows nothing of BPF or sockets: tests feed it samples directly. Not thread-safe.
  */
 #pragma once
@@ -100,6 +100,7 @@ typedef struct ProfilerMemory {
 	size_t store;	   /* windows and their strings, stacks, frames */
 	size_t symbolizer; /* symbol tables, CFI, DWARF indexes, address caches */
 	size_t processes;  /* the process table */
+	size_t perf_maps;  /* ... of which the JIT processes' perf maps */
 	size_t stacks;	   /* the raw-stack cache */
 	size_t maplog;	   /* mapping history */
 } ProfilerMemory;

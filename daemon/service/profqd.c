@@ -205,6 +205,7 @@ static int status_memory(Profqd *m, const ProfilerStats *ps, json_object *status
 	json_add_int(o, "store", (int64_t)pm.store);
 	json_add_int(o, "symbolizer", (int64_t)pm.symbolizer);
 	json_add_int(o, "processes", (int64_t)pm.processes);
+	json_add_int(o, "perf_maps", (int64_t)pm.perf_maps);
 	json_add_int(o, "stack_cache", (int64_t)pm.stacks);
 	json_add_int(o, "mapping_log", (int64_t)pm.maplog);
 	json_add_int(o, "rss_bytes", procfs_self_resident());
@@ -346,6 +347,7 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	json_add_int(sym, "perf_map_bad_lines", (int64_t)pt.perfmap_bad_lines);
 	json_add_int(sym, "perf_map_bytes_read", (int64_t)pt.perfmap_bytes_read);
 	json_add_int(sym, "perf_map_bytes_refused", (int64_t)pt.perfmap_bytes_refused);
+	json_add_int(sym, "perf_maps_dropped", (int64_t)pt.perfmap_dropped);
 	r = status_largest(m, sym);
 	if (r < 0) {
 		json_object_put(sym);

@@ -5,6 +5,8 @@
   it gains, a bounded piece per tick, and keeps answering and sampling (before, it read the
   whole file again for each line: with 60 MiB a status took 24 s and half the samples were
   lost);
+- several such processes: their perf maps stay within --max-memory (before: with 8 of 60 MiB,
+  590 MB of a 64M budget, every window evicted);
 - a second profqd on the same state directory: refused, exit status 1 naming the directory;
   the offline CLI still reads it."""
 
@@ -119,6 +121,26 @@ def growing_map():
               f"the entry written last names the code ({[r['function'] for r in top['rows'][:4]]})")
 
 
+def many_maps():
+    with Daemon(env, frequency=99) as d:
+        jits = [start_jit(24, 20, duty=0.1) for _ in range(4)]
+        try:
+            time.sleep(12)
+            st = d.json("status")
+        finally:
+            for p, pid in jits:
+                p.kill()
+                p.wait()
+                if os.path.exists(f"/tmp/perf-{pid}.map"):
+                    os.unlink(f"/tmp/perf-{pid}.map")
+        check(st["memory_bytes"] <= st["max_memory_bytes"],
+              f"4 perf maps of 24 MiB: memory within --max-memory ({st['memory_bytes']} of "
+              f"{st['max_memory_bytes']}; perf maps {st['memory']['perf_maps']})")
+        check(st["evicted_windows"] == 0, "no window was evicted for them")
+        check(st["symbolizer"]["perf_map_bytes_refused"] > 60 << 20,
+              "what the per-process cap left unread is counted")
+
+
 def second_daemon():
     top = tempfile.mkdtemp(prefix="profq-lock-")
     state = os.path.join(top, "state")
@@ -160,6 +182,7 @@ def second_daemon():
 second_daemon()
 if platform.machine() == "x86_64":
     growing_map()
+    many_maps()
 else:
     print(f"the machine-code JIT parts are for x86-64, not {platform.machine()}")
 sys.exit(0)

@@ -702,6 +702,72 @@ static void test_perf_map_incremental(void **state)
 	unlink_jit_map();
 }
 
+/*
+ * Perf maps count against --max-memory and, like the caches, go before windows: with the
+ * budget filled by windows, a perf map read on top is dropped, the windows stay; and it is
+ * not read again right away, only to be dropped again.
+ */
+static void test_perf_map_memory(void **state)
+{
+	ProfilerOptions o = { .frequency = 100,
+			      .window_ns = NSEC_PER_SEC,
+			      .retention_ns = 3600 * NSEC_PER_SEC,
+			      .max_memory = 8 << 20,
+			      .resident = fake_resident };
+	_cleanup_(profiler_freep) Profiler *p = NULL;
+	int64_t now = (int64_t)clock_ns(CLOCK_REALTIME);
+	size_t base, map, budget;
+	ProcTableStats pt;
+	ProfilerStats st;
+
+	(void)state;
+	resident_of = NULL;
+	assert_int_equal(profiler_new(&o, &p), 0);
+	/* Three closed windows: more than half the budget. */
+	fill_windows(p, 3, 50000, now);
+	assert_int_equal(
+		profiler_tick(p, now + 3 * (int64_t)NSEC_PER_SEC, clock_ns(CLOCK_MONOTONIC)), 0);
+	symbolizer_shrink(profiler_symbolizer(p), SIZE_MAX);
+	base = profiler_memory(p);
+	assert_true(base > o.max_memory / 2 && base < o.max_memory);
+
+	/* The newest 256 KiB of the file (half the cap, a sixteenth of the budget). */
+	write_jit_map(0, 400000, "we");
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(profiler_tick(p, now + 3 * (int64_t)NSEC_PER_SEC,
+					       clock_ns(CLOCK_MONOTONIC)),
+				 0);
+		add_jit_sample(p, 400000 - 1);
+	}
+	profiler_proc_stats(p, &pt);
+	assert_true(pt.perfmap_bytes_read >= (256 << 10) - 64);
+	map = pt.perfmap_memory;
+	assert_true(map >= 256 << 10);
+
+	/* What the budget leaves the profiler's data: the windows and half the map. The rest of
+	 * the process's resident set comes off it. */
+	budget = base + map / 2;
+	assert_true(budget >= o.max_memory / 2);
+	resident_of = p;
+	resident_extra = o.max_memory - budget;
+
+	/* Housekeeping (a window closes): the map goes, not the windows. */
+	assert_int_equal(
+		profiler_tick(p, now + 4 * (int64_t)NSEC_PER_SEC, clock_ns(CLOCK_MONOTONIC)), 0);
+	profiler_stats(p, &st);
+	profiler_proc_stats(p, &pt);
+	assert_int_equal(pt.perfmap_dropped, 1);
+	assert_int_equal(pt.perfmap_memory, 0);
+	assert_int_equal(st.evicted_memory, 0);
+	assert_true(profiler_memory(p) <= budget);
+	/* Not read again right away: it would only be dropped again. */
+	add_jit_sample(p, 400000 - 1);
+	profiler_proc_stats(p, &pt);
+	assert_int_equal(pt.perfmap_memory, 0);
+	unlink_jit_map();
+	resident_of = NULL;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -714,6 +780,7 @@ int main(void)
 		cmocka_unit_test(test_max_memory_resident),
 		cmocka_unit_test(test_max_memory_persisted),
 		cmocka_unit_test(test_perf_map_incremental),
+		cmocka_unit_test(test_perf_map_memory),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
