@@ -401,6 +401,9 @@ static int process_add(ProcTable *t, uint32_t pid, uint64_t start_boot_ns, const
 		free(p);
 		return r;
 	}
+	/* Met again after it left the table (a late sample): it stays exited. */
+	if (store_proc(t->store, p->id)->flags & PROC_EXITED)
+		p->exited = true;
 	r = hash_index_insert(t->index, p->hash, (uint32_t)t->n);
 	if (r < 0) {
 		process_free(t, p);
@@ -777,6 +780,21 @@ void proctable_refresh(ProcTable *t, uint32_t pid)
 	}
 }
 
+/* An exit without its event: what is known is that it happened. */
+static void mark_exited(ProcTable *t, Process *p, int64_t exit_ns)
+{
+	StoreProc *sp = store_proc_mut(t->store, p->id);
+
+	p->exited = true;
+	/* Already recorded (a late sample made a Process for it again): once is enough. */
+	if (!sp || (sp->flags & PROC_EXITED))
+		return;
+	sp->exit_ns = MAX(exit_ns, sp->start_ns);
+	sp->flags |= PROC_EXITED;
+	t->stats.exits_unseen++;
+	exited_push(t, p->id, sp->exit_ns);
+}
+
 void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t now_real_ns,
 		     uint64_t keep_ns)
 {
@@ -790,9 +808,12 @@ void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t no
 		 * maps them; the next sample reads them again. */
 		if (!p->exited && idle > MAPS_IDLE_NS && p->maps_loaded)
 			maps_clear(t, p);
-		if ((p->exited && idle > EXIT_GRACE_NS) ||
-		    (!p->exited && idle > idle_ns &&
-		     !proc_is_incarnation(p->pid, p->start_boot_ns, NULL))) {
+		/* Not seen a while, and not in /proc as this incarnation: its exit event was lost
+		 * (ring buffer full). It exited after it was last seen, at the latest now. */
+		if (!p->exited && idle > idle_ns &&
+		    !proc_is_incarnation(p->pid, p->start_boot_ns, NULL))
+			mark_exited(t, p, now_real_ns - (int64_t)idle);
+		if (p->exited && idle > EXIT_GRACE_NS) {
 			process_free(t, p);
 			t->stats.dropped++;
 			continue;
@@ -813,6 +834,40 @@ void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t no
 		t->exited_head = (t->exited_head + 1) % PROCTABLE_EXITED_MAX;
 		t->n_exited--;
 	}
+}
+
+size_t proctable_drop_unsampled_exited(ProcTable *t)
+{
+	_cleanup_free_ uint8_t *sampled = NULL;
+	size_t limit = store_proc_id_limit(t->store), keep = 0, dropped = 0;
+
+	if (t->n_exited == 0)
+		return 0;
+	sampled = calloc(MAX(limit, (size_t)1), 1);
+	if (!sampled)
+		return 0;
+	for (size_t w = 0; w < store_window_count(t->store); w++) {
+		const Window *win = store_window(t->store, w);
+
+		for (size_t i = 0; i < win->n_entries; i++)
+			if (win->entries[i].proc < limit)
+				sampled[win->entries[i].proc] = 1;
+	}
+	/* In place, oldest first: what stays moves towards the head. */
+	for (size_t i = 0; i < t->n_exited; i++) {
+		ExitRecord e = t->exited[(t->exited_head + i) % PROCTABLE_EXITED_MAX];
+
+		if (e.id < limit && sampled[e.id]) {
+			t->exited[(t->exited_head + keep++) % PROCTABLE_EXITED_MAX] = e;
+			continue;
+		}
+		store_proc_unref(t->store, e.id);
+		dropped++;
+	}
+	t->n_exited = keep;
+	t->stats.exited_dropped += dropped;
+	t->stats.exited_dropped_memory += dropped;
+	return dropped;
 }
 
 void proctable_set_perfmap_cap(ProcTable *t, size_t cap)
@@ -890,5 +945,8 @@ void proctable_stats(const ProcTable *t, ProcTableStats *ret)
 	*ret = t->stats;
 	ret->processes = t->n;
 	ret->exited_held = t->n_exited;
+	ret->running = 0;
+	for (size_t i = 0; i < t->n; i++)
+		ret->running += !t->procs[i]->exited;
 	ret->perfmap_memory = perfmaps_memory(t);
 }

@@ -12,8 +12,9 @@
 #include "unwind/stackcache.h"
 #include "unwind/unwind.h"
 
-/* A process not sampled for this long is checked for exit by the sweep. */
-#define PROCESS_IDLE_NS (30 * NSEC_PER_SEC)
+/* A process not seen for this long is checked for exit (in /proc) by the sweep: its exit
+ * event may have been lost. */
+#define PROCESS_IDLE_NS (2 * NSEC_PER_SEC)
 #define SWEEP_INTERVAL_NS (10 * NSEC_PER_SEC)
 #define HOUSEKEEPING_NS NSEC_PER_SEC
 #define STACK_CACHE_MAX 65536
@@ -585,6 +586,9 @@ static void evict(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 	/* What keeps evicted windows' stacks alive: the stack cache. */
 	if (profiler_memory(p) > low)
 		stack_cache_clear(p->stacks);
+	/* Exited processes no window has samples of (a fork storm's) before any profile. */
+	if (profiler_memory(p) > low)
+		(void)proctable_drop_unsampled_exited(p->procs);
 	while (profiler_memory(p) > low) {
 		w = store_window(p->store, 0);
 		if (!w || w->open)

@@ -126,7 +126,7 @@ static void notify_stats(void *userdata, NotifyStats *ret)
 		.samples = m->last.samples,
 		/* The same sum as the status answer's "lost". */
 		.lost = m->last.lost_ringbuf + ps.bad_records + ps.failed,
-		.processes = pt.processes,
+		.processes = pt.running,
 		.memory_bytes = profiler_memory(m->profiler),
 		.max_memory_bytes = m->config->max_memory,
 	};
@@ -304,7 +304,7 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	json_add_int(o, "evicted_windows", (int64_t)store_windows_evicted(store));
 	json_add_int(o, "memory_bytes", (int64_t)profiler_memory(m->profiler));
 	json_add_int(o, "max_memory_bytes", (int64_t)m->config->max_memory);
-	json_add_int(o, "processes", (int64_t)pt.processes);
+	json_add_int(o, "processes", (int64_t)pt.running);
 	if (!viewer->privileged) {
 		/* The health figures of SPEC §11 only: nothing about the host's processes, paths
 		 * or clients. */
@@ -320,6 +320,9 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 		return r;
 	json_add_int(o, "exited_processes", (int64_t)pt.exited_held);
 	json_add_int(o, "exited_dropped", (int64_t)pt.exited_dropped);
+	json_add_int(o, "exited_dropped_memory", (int64_t)pt.exited_dropped_memory);
+	json_add_int(o, "exits_unseen", (int64_t)pt.exits_unseen);
+	json_add_int(o, "processes_table", (int64_t)pt.processes);
 	json_add_int(o, "lost_events", (int64_t)m->last.lost_events);
 	json_add_int(o, "lost_sideband", (int64_t)sideband_lost(m->sideband));
 	json_add_int(o, "clients", (int64_t)ss.clients);

@@ -7,6 +7,10 @@
   lost);
 - several such processes: their perf maps stay within --max-memory (before: with 8 of 60 MiB,
   590 MB of a 64M budget, every window evicted);
+- a fork storm: status counts the processes running, not those that exited (before, 2000
+  runs of /bin/true showed as 2000 processes more for up to 12 s); exits whose events were
+  lost (the daemon stalled, the ring full) are found in /proc and the processes marked exited
+  (before, such a process stayed "running" for ever in `time`);
 - a second profqd on the same state directory: refused, exit status 1 naming the directory;
   the offline CLI still reads it."""
 
@@ -14,6 +18,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -141,6 +146,49 @@ def many_maps():
               "what the per-process cap left unread is counted")
 
 
+def live_processes():
+    return sum(1 for n in os.listdir("/proc") if n.isdigit())
+
+
+def fork_storm():
+    with Daemon(env, frequency=99) as d:
+        for _ in range(1000):
+            subprocess.run(["/bin/true"], check=True)
+        st = d.json("status")
+        live = live_processes()
+        # Other processes come and go on the machine meanwhile: a margin.
+        check(st["processes"] <= live + 100,
+              f"after 1000 runs of /bin/true, {st['processes']} processes running ({live} live)")
+
+        # A process the daemon knows runs, whose exit event is lost: the daemon stalls
+        # (SIGSTOP) while a fork storm fills the event ring, and it is killed then.
+        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        deadline = time.time() + 20
+        while d.profq("time", "--pid", str(busy.pid), "--json", check_rc=False)[0] != 0:
+            if time.time() > deadline:
+                fail("the busy process was not sampled within 20 s")
+            time.sleep(0.2)
+        before = d.json("status")
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        try:
+            for _ in range(2000):
+                subprocess.run(["/bin/true"], check=True)
+            busy.kill()
+            busy.wait()
+        finally:
+            os.kill(d.proc.pid, signal.SIGCONT)
+        # The sweep checks /proc every 10 s for processes not seen for 2 s.
+        time.sleep(14)
+        st = d.json("status")
+        check(st["lost_events"] > before["lost_events"], "exit events were lost (ring full)")
+        t = d.json("time", "--pid", str(busy.pid))
+        check(t["exited"], "the process whose exit event was lost shows as exited")
+        check(st["exits_unseen"] >= 1, f"exits found in /proc are counted ({st['exits_unseen']})")
+        live = live_processes()
+        check(st["processes"] <= live + 100,
+              f"after 2000 more, exits lost, {st['processes']} processes running ({live} live)")
+
+
 def second_daemon():
     top = tempfile.mkdtemp(prefix="profq-lock-")
     state = os.path.join(top, "state")
@@ -180,6 +228,7 @@ def second_daemon():
 
 
 second_daemon()
+fork_storm()
 if platform.machine() == "x86_64":
     growing_map()
     many_maps()

@@ -4,7 +4,9 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -768,6 +770,165 @@ static void test_perf_map_memory(void **state)
 	resident_of = NULL;
 }
 
+static const StoreProc *record_of(Profiler *p, uint32_t pid, uint64_t start_boot_ns)
+{
+	Store *store = profiler_store(p);
+	ProcId id;
+
+	if (store_proc_find(store, pid, proctable_boot_id(), start_boot_ns, &id) < 0)
+		return NULL;
+	store_proc_unref(store, id); /* the table and the exited list hold it */
+	return store_proc(store, id);
+}
+
+/*
+ * An exit whose event was lost (ring buffer full) is found on the sweep: a process sampled
+ * and then gone from /proc is marked exited, at about the time it was last seen; a live one is
+ * left running.
+ */
+static void test_lost_exit(void **state)
+{
+	_cleanup_(profiler_freep)
+		Profiler *p = profiler(NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64ULL << 20);
+	int64_t now = (int64_t)clock_ns(CLOCK_REALTIME);
+	struct profq_sample s;
+	const StoreProc *sp;
+	ProcTableStats pt;
+	uint64_t child_start;
+	int64_t seen;
+	ProcStat st;
+	size_t size;
+	pid_t child;
+
+	(void)state;
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		pause();
+		_exit(0);
+	}
+	assert_int_equal(procfs_read_stat(child, &st), 0);
+	child_start = st.starttime * (NSEC_PER_SEC / procfs_clock_ticks());
+	assert_int_equal(profiler_tick(p, now, clock_ns(CLOCK_MONOTONIC)), 0);
+
+	/* Samples of the child and of us; no exit event will come. */
+	size = sample_init(&s, 1, false);
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	size = sample_init(&s, (uint32_t)child, false);
+	s.tgid = (uint32_t)child;
+	s.start_ns = child_start;
+	seen = (int64_t)clock_ns(CLOCK_REALTIME);
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	profiler_proc_stats(p, &pt);
+	assert_int_equal(pt.running, 2);
+
+	assert_int_equal(kill(child, SIGKILL), 0);
+	assert_int_equal(waitpid(child, NULL, 0), child);
+
+	/* The sweep, some seconds on. */
+	assert_int_equal(profiler_tick(p, now + (int64_t)NSEC_PER_SEC / 2,
+				       clock_ns(CLOCK_MONOTONIC) + 11 * NSEC_PER_SEC),
+			 0);
+	sp = record_of(p, (uint32_t)child, child_start);
+	assert_non_null(sp);
+	assert_true(sp->flags & PROC_EXITED);
+	/* Last seen at the sample, 11 s before the (pretended) sweep. */
+	assert_true(sp->exit_ns >= seen - (int64_t)NSEC_PER_SEC &&
+		    sp->exit_ns <= seen + (int64_t)NSEC_PER_SEC);
+	sp = record_of(p, (uint32_t)getpid(), self_start_boot_ns());
+	assert_non_null(sp);
+	assert_false(sp->flags & PROC_EXITED);
+	profiler_proc_stats(p, &pt);
+	assert_int_equal(pt.exits_unseen, 1);
+	assert_int_equal(pt.running, 1);
+	assert_int_equal(pt.exited_held, 1);
+}
+
+/*
+ * A fork storm's exited records go under memory pressure, before any window: those without
+ * samples in a window; an exited process with samples stays queryable.
+ */
+static void test_fork_storm(void **state)
+{
+	ProfilerOptions o = { .frequency = 100,
+			      .window_ns = NSEC_PER_SEC,
+			      .retention_ns = 3600 * NSEC_PER_SEC,
+			      .max_memory = 4 << 20,
+			      .resident = fake_resident };
+	_cleanup_(profiler_freep) Profiler *p = NULL;
+	int64_t now = (int64_t)clock_ns(CLOCK_REALTIME);
+	const uint32_t storm = 4000, sampled = 4000000;
+	struct profq_event e;
+	struct profq_sample s;
+	ProcTableStats pt;
+	ProfilerStats st;
+	size_t size, used;
+
+	(void)state;
+	resident_of = NULL;
+	assert_int_equal(profiler_new(&o, &p), 0);
+	/* Profiles (of us), more than half the budget with the storm's records. */
+	fill_windows(p, 1, 20000, now);
+	/* One exited process with samples... */
+	size = sample_init(&s, sampled, false);
+	s.tgid = sampled;
+	s.start_ns = 1000;
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	e = (struct profq_event){ .type = PROFQ_EVENT_EXIT,
+				  .pid = sampled,
+				  .start_ns = 1000,
+				  .time_ns = clock_ns(CLOCK_BOOTTIME) };
+	assert_int_equal(profiler_add_event(p, &e, sizeof(e)), 0);
+	/* ... and a storm of short ones without (exec, with a command line, and exit). */
+	for (uint32_t i = 1; i <= storm; i++) {
+		e = (struct profq_event){ .type = PROFQ_EVENT_EXEC,
+					  .pid = sampled + i,
+					  .start_ns = 1000 + i,
+					  .time_ns = clock_ns(CLOCK_BOOTTIME) };
+		snprintf(e.comm, sizeof(e.comm), "true");
+		e.args_len = (uint32_t)snprintf(e.args, sizeof(e.args),
+						"/usr/bin/true --storm-member %u "
+						"--padding-to-look-like-a-real-command-line-%u",
+						i, i) +
+			     1;
+		assert_int_equal(profiler_add_event(p, &e, sizeof(e)), 0);
+		e.type = PROFQ_EVENT_EXIT;
+		e.args_len = 0;
+		assert_int_equal(profiler_add_event(p, &e, sizeof(e)), 0);
+	}
+	/* The window with the samples closes. */
+	assert_int_equal(profiler_tick(p, now + (int64_t)NSEC_PER_SEC, clock_ns(CLOCK_MONOTONIC)), 0);
+	profiler_proc_stats(p, &pt);
+	assert_int_equal(pt.exited_held, storm + 1);
+	profiler_stats(p, &st);
+	assert_int_equal(st.evicted_memory, 0);
+
+	/* A sweep: the exited leave the table, the exited list holds their records alone. */
+	assert_int_equal(profiler_tick(p, now + 2 * (int64_t)NSEC_PER_SEC,
+				       clock_ns(CLOCK_MONOTONIC) + 12 * NSEC_PER_SEC),
+			 0);
+	profiler_proc_stats(p, &pt);
+	assert_int_equal(pt.exited_held, storm + 1);
+
+	/* Memory short by a little: the storm's records go, the windows and the process with
+	 * samples stay. */
+	used = profiler_memory(p);
+	assert_true(used > o.max_memory / 2 && used < o.max_memory);
+	resident_of = p;
+	resident_extra = o.max_memory - (used - used / 64);
+	assert_int_equal(profiler_tick(p, now + 3 * (int64_t)NSEC_PER_SEC,
+				       clock_ns(CLOCK_MONOTONIC) + 13 * NSEC_PER_SEC),
+			 0);
+	resident_of = NULL;
+	profiler_proc_stats(p, &pt);
+	profiler_stats(p, &st);
+	assert_int_equal(pt.exited_held, 1);
+	assert_int_equal(pt.exited_dropped_memory, storm);
+	assert_int_equal(st.evicted_memory, 0);
+	assert_non_null(record_of(p, sampled, 1000));
+	assert_null(record_of(p, sampled + 1, 1001));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -781,6 +942,8 @@ int main(void)
 		cmocka_unit_test(test_max_memory_persisted),
 		cmocka_unit_test(test_perf_map_incremental),
 		cmocka_unit_test(test_perf_map_memory),
+		cmocka_unit_test(test_lost_exit),
+		cmocka_unit_test(test_fork_storm),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
