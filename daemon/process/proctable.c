@@ -17,6 +17,11 @@
  * unnamed until the next one. Checked (one stat) at most this often, read again only if it
  * grew. */
 #define PERFMAP_RETRY_NS (250 * NSEC_PER_MSEC)
+/* Bytes of perf maps read per tick (100 ms), all processes together: 2 MiB parse in a few
+ * milliseconds, and a 60 MiB map is read in 3 s without holding up the loop. */
+#define PERFMAP_READ_PER_TICK (2u << 20)
+/* A live process's perf map dropped under memory pressure is not read again for this long. */
+#define PERFMAP_DROP_BACKOFF_NS (30 * NSEC_PER_SEC)
 /* An exited process leaves the table this long after its exit event: samples taken just before
  * the exit may still be in the ring buffer. */
 #define EXIT_GRACE_NS (2 * NSEC_PER_SEC)
@@ -41,7 +46,9 @@ struct ProcTable {
 	/* Exited processes' records, oldest first: a ring of PROCTABLE_EXITED_MAX. */
 	ExitRecord *exited;
 	size_t exited_head, n_exited;
-	size_t path_bytes; /* of every mapping path held, kept as they come and go */
+	size_t path_bytes;     /* of every mapping path held, kept as they come and go */
+	size_t perfmap_cap;    /* bytes of one perf map file held at most */
+	size_t perfmap_budget; /* bytes of perf maps still to be read this tick */
 	ProcTableStats stats;
 };
 
@@ -56,6 +63,8 @@ int proctable_new(Store *store, Symbolizer *sym, MapLog *maplog, ProcTable **ret
 	t->sym = sym;
 	t->maplog = maplog;
 	t->boot_id = proctable_boot_id();
+	t->perfmap_cap = PERFMAP_MAX_FILE;
+	t->perfmap_budget = PERFMAP_READ_PER_TICK;
 	t->exited = calloc(PROCTABLE_EXITED_MAX, sizeof(ExitRecord));
 	if (!t->exited)
 		return -ENOMEM;
@@ -396,6 +405,9 @@ static int process_add(ProcTable *t, uint32_t pid, uint64_t start_boot_ns, const
 		free(p);
 		return r;
 	}
+	/* Met again after it left the table (a late sample): it stays exited. */
+	if (store_proc(t->store, p->id)->flags & PROC_EXITED)
+		p->exited = true;
 	r = hash_index_insert(t->index, p->hash, (uint32_t)t->n);
 	if (r < 0) {
 		process_free(t, p);
@@ -725,41 +737,57 @@ const Mapping *proctable_find_mapping(ProcTable *t, Process *p, uint64_t addr, u
 }
 
 /*
- * Reads p's perf map again if a lookup missed since the last read, at most every
- * PERFMAP_RETRY_NS, and only if the file has grown (JIT code is announced by appending to it).
- * Returns whether it did.
+ * Reads what p's perf map gained: if a lookup missed since the last read, at most every
+ * PERFMAP_RETRY_NS (JIT code is announced by appending to the file), or right away if the
+ * last read stopped short; within the tick's budget. Whether it named anything new.
  */
 static bool perfmap_refresh(ProcTable *t, Process *p, uint64_t now_ns)
 {
-	PerfMap *m = NULL;
+	PerfMapRead rd;
 	struct stat st;
 	char path[32];
-	uint64_t size, bad_before;
+	bool created = false;
+	int r;
 
-	if (!p->perfmap_missed || p->exited ||
-	    (p->perfmap_read_ns && now_ns - p->perfmap_read_ns < PERFMAP_RETRY_NS))
+	if (p->exited || t->perfmap_budget == 0)
+		return false;
+	if (!p->perfmap_more &&
+	    (!p->perfmap_missed ||
+	     (p->perfmap_read_ns && now_ns - p->perfmap_read_ns < PERFMAP_RETRY_NS)))
+		return false;
+	if (p->perfmap_dropped_ns && now_ns - p->perfmap_dropped_ns < PERFMAP_DROP_BACKOFF_NS)
 		return false;
 	p->perfmap_read_ns = now_ns;
-	/* A stat every PERFMAP_RETRY_NS for a process that has unnamed JIT code and no perf map. */
-	size = perfmap_file_size((pid_t)p->pid);
-	if (size == 0 || (p->perfmap && size == p->perfmap_size))
-		return false;
 	/* Only the process's own user speaks for it: /proc/PID belongs to its effective uid. */
 	snprintf(path, sizeof(path), "/proc/%" PRIu32, p->pid);
 	if (stat(path, &st) < 0 || !proc_is_incarnation(p->pid, p->start_boot_ns, NULL))
 		return false;
-	if (perfmap_load((pid_t)p->pid, st.st_uid, &m, &size) < 0)
+	if (!p->perfmap) {
+		if (perfmap_new(&p->perfmap) < 0)
+			return false;
+		created = true;
+	}
+	r = perfmap_update(p->perfmap, (pid_t)p->pid, st.st_uid, t->perfmap_budget, t->perfmap_cap,
+			   &rd);
+	if (r < 0) {
+		/* No file (yet), or not the process's: a stat every PERFMAP_RETRY_NS while it
+		 * has unnamed JIT code. */
+		if (created)
+			p->perfmap = perfmap_free(p->perfmap);
+		p->perfmap_more = false;
 		return false;
-	t->stats.perfmap_loads++;
-	/* Each malformed line once: a reload reads the old ones again. */
-	bad_before = p->perfmap ? perfmap_bad(p->perfmap) : 0;
-	if (perfmap_bad(m) > bad_before)
-		t->stats.perfmap_bad_lines += perfmap_bad(m) - bad_before;
-	perfmap_free(p->perfmap);
-	p->perfmap = m;
-	p->perfmap_size = size;
+	}
+	t->perfmap_budget -= MIN(t->perfmap_budget, (size_t)rd.bytes);
+	p->perfmap_more = rd.more;
+	t->stats.perfmap_bytes_read += rd.bytes;
+	t->stats.perfmap_bytes_refused += rd.refused;
+	t->stats.perfmap_bad_lines += rd.bad;
+	if (rd.bytes > 0)
+		t->stats.perfmap_loads++;
+	if (rd.entries == 0 && !rd.restarted)
+		return false;
 	p->perfmap_missed = false;
-	/* Stacks symbolized (and cached) before may have JIT frames the new map names. */
+	/* Stacks symbolized (and cached) before may have JIT frames the map names now. */
 	p->generation++;
 	return true;
 }
@@ -850,6 +878,21 @@ void proctable_refresh(ProcTable *t, uint32_t pid)
 	}
 }
 
+/* An exit without its event: what is known is that it happened. */
+static void mark_exited(ProcTable *t, Process *p, int64_t exit_ns)
+{
+	StoreProc *sp = store_proc_mut(t->store, p->id);
+
+	p->exited = true;
+	/* Already recorded (a late sample made a Process for it again): once is enough. */
+	if (!sp || (sp->flags & PROC_EXITED))
+		return;
+	sp->exit_ns = MAX(exit_ns, sp->start_ns);
+	sp->flags |= PROC_EXITED;
+	t->stats.exits_unseen++;
+	exited_push(t, p->id, sp->exit_ns);
+}
+
 void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t now_real_ns,
 		     uint64_t keep_ns)
 {
@@ -863,9 +906,12 @@ void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t no
 		 * maps them; the next sample reads them again. */
 		if (!p->exited && idle > MAPS_IDLE_NS && p->maps_loaded)
 			maps_clear(t, p);
-		if ((p->exited && idle > EXIT_GRACE_NS) ||
-		    (!p->exited && idle > idle_ns &&
-		     !proc_is_incarnation(p->pid, p->start_boot_ns, NULL))) {
+		/* Not seen a while, and not in /proc as this incarnation: its exit event was lost
+		 * (ring buffer full). It exited after it was last seen, at the latest now. */
+		if (!p->exited && idle > idle_ns &&
+		    !proc_is_incarnation(p->pid, p->start_boot_ns, NULL))
+			mark_exited(t, p, now_real_ns - (int64_t)idle);
+		if (p->exited && idle > EXIT_GRACE_NS) {
 			process_free(t, p);
 			t->stats.dropped++;
 			continue;
@@ -889,15 +935,108 @@ void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t no
 	}
 }
 
+size_t proctable_drop_unsampled_exited(ProcTable *t)
+{
+	_cleanup_free_ uint8_t *sampled = NULL;
+	size_t limit = store_proc_id_limit(t->store), keep = 0, dropped = 0;
+
+	if (t->n_exited == 0)
+		return 0;
+	sampled = calloc(MAX(limit, (size_t)1), 1);
+	if (!sampled)
+		return 0;
+	for (size_t w = 0; w < store_window_count(t->store); w++) {
+		const Window *win = store_window(t->store, w);
+
+		for (size_t i = 0; i < win->n_entries; i++)
+			if (win->entries[i].proc < limit)
+				sampled[win->entries[i].proc] = 1;
+	}
+	/* In place, oldest first: what stays moves towards the head. */
+	for (size_t i = 0; i < t->n_exited; i++) {
+		ExitRecord e = t->exited[(t->exited_head + i) % PROCTABLE_EXITED_MAX];
+
+		if (e.id < limit && sampled[e.id]) {
+			t->exited[(t->exited_head + keep++) % PROCTABLE_EXITED_MAX] = e;
+			continue;
+		}
+		store_proc_unref(t->store, e.id);
+		dropped++;
+	}
+	t->n_exited = keep;
+	t->stats.exited_dropped += dropped;
+	t->stats.exited_dropped_memory += dropped;
+	return dropped;
+}
+
+void proctable_set_perfmap_cap(ProcTable *t, size_t cap)
+{
+	t->perfmap_cap = cap;
+}
+
+void proctable_tick(ProcTable *t)
+{
+	t->perfmap_budget = PERFMAP_READ_PER_TICK;
+}
+
+static size_t perfmaps_memory(const ProcTable *t)
+{
+	size_t m = 0;
+
+	for (size_t i = 0; i < t->n; i++)
+		if (t->procs[i]->perfmap)
+			m += perfmap_memory(t->procs[i]->perfmap);
+	return m;
+}
+
+size_t proctable_drop_perfmaps(ProcTable *t, size_t want, uint64_t now_ns)
+{
+	size_t freed = 0;
+
+	/* Exited processes' first: they name only samples still in flight. */
+	for (size_t i = 0; i < t->n && freed < want; i++) {
+		Process *p = t->procs[i];
+
+		if (p->exited && p->perfmap) {
+			freed += perfmap_memory(p->perfmap);
+			p->perfmap = perfmap_free(p->perfmap);
+			t->stats.perfmap_dropped++;
+		}
+	}
+	/* Then the largest: few, and each frees most. */
+	while (freed < want) {
+		Process *largest = NULL;
+		size_t size = 0;
+
+		for (size_t i = 0; i < t->n; i++) {
+			Process *p = t->procs[i];
+
+			if (p->perfmap && perfmap_memory(p->perfmap) > size) {
+				largest = p;
+				size = perfmap_memory(p->perfmap);
+			}
+		}
+		if (!largest)
+			break;
+		freed += size;
+		largest->perfmap = perfmap_free(largest->perfmap);
+		largest->perfmap_more = false;
+		largest->perfmap_dropped_ns = now_ns;
+		/* What it named is named no more: let cached stacks go. */
+		largest->generation++;
+		t->stats.perfmap_dropped++;
+	}
+	return freed;
+}
+
 size_t proctable_memory(const ProcTable *t)
 {
 	size_t m = sizeof(*t) + t->allocated * sizeof(Process *) + hash_index_memory(t->index) +
 		   PROCTABLE_EXITED_MAX * sizeof(ExitRecord);
 
 	for (size_t i = 0; i < t->n; i++)
-		m += sizeof(Process) + t->procs[i]->n_maps * sizeof(Mapping) +
-		     (t->procs[i]->perfmap ? perfmap_memory(t->procs[i]->perfmap) : 0);
-	return m + t->path_bytes;
+		m += sizeof(Process) + t->procs[i]->n_maps * sizeof(Mapping);
+	return m + t->path_bytes + perfmaps_memory(t);
 }
 
 void proctable_stats(const ProcTable *t, ProcTableStats *ret)
@@ -905,4 +1044,8 @@ void proctable_stats(const ProcTable *t, ProcTableStats *ret)
 	*ret = t->stats;
 	ret->processes = t->n;
 	ret->exited_held = t->n_exited;
+	ret->running = 0;
+	for (size_t i = 0; i < t->n; i++)
+		ret->running += !t->procs[i]->exited;
+	ret->perfmap_memory = perfmaps_memory(t);
 }

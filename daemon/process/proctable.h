@@ -19,7 +19,11 @@
  * (user, sys, waited-for children) and exit status into the store record. Exited processes
  * leave the table shortly after (samples may still be in flight) but their records stay in the
  * store, held by the exited list, until they are older than the retention or the list is full
- * (oldest dropped, counted). Live processes' accounting is read from /proc on request.
+ * (oldest dropped, counted), or memory runs short (those without samples in any window first).
+ * An exit whose event was lost (ring buffer full) is found by the sweep: a process the table
+ * believes running that /proc no longer shows (or shows with another start time) is marked
+ * exited, at the time it was last seen. Live processes' accounting is read from /proc on
+ * request.
  * Not thread-safe.
  */
 #pragma once
@@ -58,12 +62,13 @@ typedef struct Process {
 	size_t n_maps;
 	int maps_error; /* last error loading the maps, 0 if none */
 	uint64_t maps_read_ns;
-	uint64_t last_seen_ns;	  /* CLOCK_MONOTONIC */
-	struct PerfMap *perfmap;  /* JIT symbols from /tmp/perf-PID.map, NULL until needed */
-	uint64_t perfmap_size;	  /* the file's size when read */
-	uint64_t perfmap_read_ns; /* CLOCK_MONOTONIC of the last look at the file, 0 never */
-	bool perfmap_missed;	  /* a JIT address it did not name since it was read */
-	uint64_t exec_ns;	  /* CLOCK_BOOTTIME of the last exec event, 0 if none */
+	uint64_t last_seen_ns;	     /* CLOCK_MONOTONIC */
+	struct PerfMap *perfmap;     /* JIT symbols from /tmp/perf-PID.map, NULL until needed */
+	uint64_t perfmap_read_ns;    /* CLOCK_MONOTONIC of the last look at the file, 0 never */
+	uint64_t perfmap_dropped_ns; /* ... when memory pressure took the map, 0 never */
+	bool perfmap_missed;	     /* a JIT address it did not name since it was read */
+	bool perfmap_more;	     /* the last read stopped short of the file's end */
+	uint64_t exec_ns;	     /* CLOCK_BOOTTIME of the last exec event, 0 if none */
 	/* Samples of this image so far, for who may see them after an exec: any, the uid of the
 	 * first, and whether any came under another uid or while private. */
 	bool sampled;
@@ -77,11 +82,14 @@ typedef struct Process {
 } Process;
 
 typedef struct ProcTableStats {
-	uint64_t processes;	    /* in the table now */
-	uint64_t created;	    /* incarnations seen */
-	uint64_t exited;	    /* exit events */
-	uint64_t exited_held;	    /* exited processes kept queryable now */
-	uint64_t exited_dropped;    /* ... dropped because the list was full */
+	uint64_t processes;	 /* in the table now */
+	uint64_t running;	 /* ... not known to have exited */
+	uint64_t created;	 /* incarnations seen */
+	uint64_t exited;	 /* exit events */
+	uint64_t exited_held;	 /* exited processes kept queryable now */
+	uint64_t exited_dropped; /* ... dropped: the list was full, or under memory pressure */
+	uint64_t exited_dropped_memory; /* ... of which under memory pressure (no samples held) */
+	uint64_t exits_unseen;	    /* exits found by /proc (the exit event lost), time estimated */
 	uint64_t maps_reads;	    /* /proc/PID/maps reads */
 	uint64_t maps_from_log;	    /* mappings taken from the sideband log */
 	uint64_t maps_from_parent;  /* ... from the parent, for a child between fork and exec */
@@ -90,6 +98,10 @@ typedef struct ProcTableStats {
 	uint64_t perfmap_loads;	    /* perf maps read (JIT symbols), again when grown */
 	uint64_t perfmap_bad_lines; /* malformed lines skipped in them, each counted once */
 	uint64_t exec_splits;	    /* execs whose earlier image was kept from the new owner */
+	uint64_t perfmap_bytes_read;	/* of perf map files, all reads */
+	uint64_t perfmap_bytes_refused; /* left unread for the per-process cap */
+	uint64_t perfmap_dropped;	/* maps dropped under memory pressure */
+	uint64_t perfmap_memory;	/* bytes the perf maps hold now */
 } ProcTableStats;
 
 /* Exited processes kept queryable at most (bounded, oldest dropped first). */
@@ -126,16 +138,22 @@ const Mapping *proctable_find_mapping(ProcTable *t, Process *p, uint64_t addr, u
 void proctable_refresh(ProcTable *t, uint32_t pid);
 
 /*
- * Drops exited processes (after a grace period for samples in flight) and, as a fallback for
- * lost exit events, processes not sampled for idle_ns that are gone from /proc; releases
- * exited records older than keep_ns (realtime now_real_ns).
+ * Marks exited the processes not seen (sampled, exec or exit event) for idle_ns that /proc no
+ * longer shows as that incarnation: their exit event was lost. The exit time is when the
+ * process was last seen (realtime now_real_ns less the idle time); there is no exit status
+ * or final accounting. Drops exited processes from the table after a grace period for samples
+ * in flight; releases exited records older than keep_ns.
  */
 void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t now_real_ns,
 		     uint64_t keep_ns);
 
 /*
  * The JIT function at addr from p's perf map (read on first need, again when a lookup missed
- * and the file has grown, at most once a second); NULL if none. Valid until the next call.
+ * and the file has grown, at most every 250 ms); NULL if none. Valid until the next call.
+ * Perf maps are read incrementally (perfmap_update()): what the file gained since the last
+ * read, within a budget of bytes per tick shared by all processes (a read that stops short
+ * goes on with the process's next sample, on a later tick), and at most the newest
+ * proctable_set_perfmap_cap() bytes of each file.
  */
 const char *proctable_jit_symbol(ProcTable *t, Process *p, uint64_t addr, uint64_t now_ns);
 /*
@@ -144,6 +162,23 @@ const char *proctable_jit_symbol(ProcTable *t, Process *p, uint64_t addr, uint64
  * of symbolized stacks: a stack seen before never reaches proctable_jit_symbol() again.
  */
 void proctable_jit_refresh(ProcTable *t, Process *p, uint64_t now_ns);
+
+/*
+ * Under memory pressure: releases the exited records that no window holds samples of (a fork
+ * storm's), so that they do not crowd out the profiles. Returns how many.
+ */
+size_t proctable_drop_unsampled_exited(ProcTable *t);
+
+/* Each process's perf map holds at most this many bytes of its file (the newest). */
+void proctable_set_perfmap_cap(ProcTable *t, size_t cap);
+/* Once per drain of the ring buffer: a new budget of perf map bytes to read. */
+void proctable_tick(ProcTable *t);
+/*
+ * Under memory pressure: frees perf maps, those of exited processes first, then the largest,
+ * until want bytes are freed or none are left. A live process's map is not read again for a
+ * while (30 s). Returns the bytes freed. now_ns: CLOCK_MONOTONIC.
+ */
+size_t proctable_drop_perfmaps(ProcTable *t, size_t want, uint64_t now_ns);
 
 /* This boot's identity: a hash of /proc/sys/kernel/random/boot_id (0 if unreadable). */
 uint64_t proctable_boot_id(void);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <inttypes.h>
 #include <malloc.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/macro.h"
@@ -11,8 +12,9 @@
 #include "unwind/stackcache.h"
 #include "unwind/unwind.h"
 
-/* A process not sampled for this long is checked for exit by the sweep. */
-#define PROCESS_IDLE_NS (30 * NSEC_PER_SEC)
+/* A process not seen for this long is checked for exit (in /proc) by the sweep: its exit
+ * event may have been lost. */
+#define PROCESS_IDLE_NS (2 * NSEC_PER_SEC)
 #define SWEEP_INTERVAL_NS (10 * NSEC_PER_SEC)
 #define HOUSEKEEPING_NS NSEC_PER_SEC
 #define STACK_CACHE_MAX 65536
@@ -27,6 +29,7 @@ struct Profiler {
 	ProcTable *procs;
 	StackCache *stacks;
 	PersistWriter *persist; /* NULL: in memory only */
+	int lock_fd;		/* the state dir's lock, -1 if not held */
 	int persist_error;	/* why persistence is off */
 	bool persist_failing;	/* the last write failed */
 	uint8_t *held;		/* while loading: exited records already held, by ProcId */
@@ -172,7 +175,16 @@ static int persist_open(Profiler *p)
 	uint64_t span = MIN(MAX(p->opts.retention_ns / 6, p->opts.window_ns), 3600 * NSEC_PER_SEC);
 	int64_t not_before = now_real_ns() - (int64_t)p->opts.retention_ns;
 	uint64_t left_out;
-	int r;
+	int r, lock_error;
+
+	/* Two daemons writing one directory would each delete the other's segments as expired
+	 * and interleave windows: the second one does not start. */
+	lock_error = persist_lock(p->opts.state_dir, &p->lock_fd);
+	if (lock_error == -EBUSY)
+		return log_error_errno(lock_error,
+				       "State directory '%s' is in use by another profqd (it holds "
+				       "'%s/" PERSIST_LOCK_FILE "'): %m",
+				       p->opts.state_dir, p->opts.state_dir);
 
 	/* What a restart loads: half the budget (of 64M, 32M). The rest is for what the
 	 * process holds besides (code, BPF maps, allocator slack: 13-25 MB measured at 99 Hz)
@@ -190,7 +202,9 @@ static int persist_open(Profiler *p)
 	if (p->loaded.windows > 0)
 		log_info("Loaded %" PRIu64 " windows from %" PRIu64 " segments in '%s'.",
 			 p->loaded.windows, p->loaded.segments, p->opts.state_dir);
-	r = persist_writer_new(p->store, p->opts.state_dir, span, &p->persist);
+	/* Without the lock, read only: another writer may come. */
+	r = lock_error < 0 ? lock_error
+			   : persist_writer_new(p->store, p->opts.state_dir, span, &p->persist);
 	if (r < 0) {
 		p->persist_error = r;
 		return log_error_errno(r,
@@ -219,6 +233,7 @@ int profiler_new(const ProfilerOptions *opts, Profiler **ret)
 	if (!p)
 		return -ENOMEM;
 	p->opts = *opts;
+	p->lock_fd = -1;
 	p->boot_to_real_ns = boot_to_real_offset();
 	p->evicted_from_ns = INT64_MAX;
 	p->disk_deleted_ns = INT64_MIN;
@@ -240,12 +255,16 @@ int profiler_new(const ProfilerOptions *opts, Profiler **ret)
 	r = proctable_new(p->store, p->sym, p->maplog, &p->procs);
 	if (r < 0)
 		return r;
+	/* A perf map's text takes about as much memory again as entries: a sixteenth of the
+	 * budget each (4 MiB of 64M), so that a few JIT processes leave room for the rest. */
+	proctable_set_perfmap_cap(p->procs, opts->max_memory / 16);
 	r = stack_cache_new(p->store, STACK_CACHE_MAX, &p->stacks);
 	if (r < 0)
 		return r;
 	if (opts->state_dir) {
 		r = persist_open(p);
-		if (r == -ENOMEM)
+		/* Only another daemon on the directory keeps us from starting (logged). */
+		if (r == -ENOMEM || r == -EBUSY)
 			return r;
 	}
 	*ret = TAKE_PTR(p);
@@ -258,6 +277,8 @@ Profiler *profiler_free(Profiler *p)
 		return NULL;
 	/* Owners of store references go before the store. */
 	persist_writer_free(p->persist);
+	if (p->lock_fd >= 0)
+		close(p->lock_fd);
 	stack_cache_free(p->stacks);
 	proctable_free(p->procs);
 	maplog_free(p->maplog);
@@ -535,7 +556,7 @@ int profiler_close_window(Profiler *p)
 	return 0;
 }
 
-static void evict(Profiler *p, int64_t now_ns)
+static void evict(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 {
 	size_t budget, used, low;
 	uint64_t evicted = 0;
@@ -563,9 +584,16 @@ static void evict(Profiler *p, int64_t now_ns)
 	 * of binaries no process maps, libdw), then the oldest windows, never the open one. */
 	low = budget - budget / 32;
 	symbolizer_shrink(p->sym, used - low);
+	/* Perf maps can be read again from their files too; a live process's after a while. */
+	used = profiler_memory(p);
+	if (used > low)
+		(void)proctable_drop_perfmaps(p->procs, used - low, mono_ns);
 	/* What keeps evicted windows' stacks alive: the stack cache. */
 	if (profiler_memory(p) > low)
 		stack_cache_clear(p->stacks);
+	/* Exited processes no window has samples of (a fork storm's) before any profile. */
+	if (profiler_memory(p) > low)
+		(void)proctable_drop_unsampled_exited(p->procs);
 	while (profiler_memory(p) > low) {
 		w = store_window(p->store, 0);
 		if (!w || w->open)
@@ -609,6 +637,7 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 	size_t windows = store_window_count(p->store);
 
 	p->boot_to_real_ns = boot_to_real_offset();
+	proctable_tick(p->procs);
 	r = window_for(p, now_ns);
 	if (r < 0)
 		return r;
@@ -624,7 +653,7 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 		maplog_expire(p->maplog, (uint64_t)(now_ns - p->boot_to_real_ns), MAPLOG_KEEP_NS);
 		expire_disk(p, now_ns);
 	}
-	evict(p, now_ns);
+	evict(p, now_ns, mono_ns);
 	return 0;
 }
 
@@ -671,6 +700,8 @@ size_t profiler_memory(const Profiler *p)
 
 void profiler_memory_parts(const Profiler *p, ProfilerMemory *ret)
 {
+	ProcTableStats pt;
+
 	*ret = (ProfilerMemory){
 		.store = store_memory(p->store),
 		.symbolizer = symbolizer_memory(p->sym),
@@ -678,6 +709,8 @@ void profiler_memory_parts(const Profiler *p, ProfilerMemory *ret)
 		.stacks = stack_cache_memory(p->stacks),
 		.maplog = maplog_memory(p->maplog),
 	};
+	proctable_stats(p->procs, &pt);
+	ret->perf_maps = pt.perfmap_memory;
 }
 
 void profiler_stats(const Profiler *p, ProfilerStats *ret)

@@ -7,7 +7,8 @@
  * sideband records feed the MapLog that symbolizes processes already gone. profiler_tick()
  * closes windows at their boundaries (aligned to multiples of the window length in wall-clock
  * time), evicts the oldest windows beyond retention or the memory budget (those stay on disk),
- * deletes segments beyond retention or the disk budget, and trims caches.
+ * deletes segments beyond retention or the disk budget, and trims caches (perf maps
+ * included).
  * Knows nothing of BPF or sockets: tests feed it samples directly. Not thread-safe.
  */
 #pragma once
@@ -62,7 +63,8 @@ typedef struct ProfilerStats {
 /*
  * With opts->state_dir, loads the windows the directory holds within the retention and
  * writes every window it closes there. A directory that cannot be used leaves the profiler
- * in memory only (see profiler_persist_state()).
+ * in memory only (see profiler_persist_state()). The directory is locked (persist_lock()) for
+ * the profiler's lifetime: -EBUSY, logged, if another daemon holds it.
  */
 int profiler_new(const ProfilerOptions *opts, Profiler **ret);
 Profiler *profiler_free(Profiler *p);
@@ -109,6 +111,7 @@ typedef struct ProfilerMemory {
 	size_t store;	   /* windows and their strings, stacks, frames */
 	size_t symbolizer; /* symbol tables, CFI, DWARF indexes, address caches */
 	size_t processes;  /* the process table */
+	size_t perf_maps;  /* ... of which the JIT processes' perf maps */
 	size_t stacks;	   /* the raw-stack cache */
 	size_t maplog;	   /* mapping history */
 } ProfilerMemory;

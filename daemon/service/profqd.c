@@ -129,7 +129,7 @@ static void notify_stats(void *userdata, NotifyStats *ret)
 		.samples = m->last.samples,
 		/* The same sum as the status answer's "lost". */
 		.lost = m->last.lost_ringbuf + ps.bad_records + ps.failed,
-		.processes = pt.processes,
+		.processes = pt.running,
 		.memory_bytes = profiler_memory(m->profiler),
 		.max_memory_bytes = m->config->max_memory,
 	};
@@ -209,6 +209,7 @@ static int status_memory(Profqd *m, const ProfilerStats *ps, json_object *status
 	json_add_int(o, "store", (int64_t)pm.store);
 	json_add_int(o, "symbolizer", (int64_t)pm.symbolizer);
 	json_add_int(o, "processes", (int64_t)pm.processes);
+	json_add_int(o, "perf_maps", (int64_t)pm.perf_maps);
 	json_add_int(o, "stack_cache", (int64_t)pm.stacks);
 	json_add_int(o, "mapping_log", (int64_t)pm.maplog);
 	json_add_int(o, "rss_bytes", procfs_self_resident());
@@ -322,7 +323,7 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	json_add_int(o, "evicted_windows", (int64_t)store_windows_evicted(store));
 	json_add_int(o, "memory_bytes", (int64_t)profiler_memory(m->profiler));
 	json_add_int(o, "max_memory_bytes", (int64_t)m->config->max_memory);
-	json_add_int(o, "processes", (int64_t)pt.processes);
+	json_add_int(o, "processes", (int64_t)pt.running);
 	if (!viewer->privileged) {
 		/* The health figures of `profq status` (profq(1)) only: nothing about the host's
 		 * processes, paths or clients. */
@@ -339,6 +340,9 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	json_add_int(o, "exited_processes", (int64_t)pt.exited_held);
 	json_add_int(o, "exited_dropped", (int64_t)pt.exited_dropped);
 	json_add_int(o, "exec_splits", (int64_t)pt.exec_splits);
+	json_add_int(o, "exited_dropped_memory", (int64_t)pt.exited_dropped_memory);
+	json_add_int(o, "exits_unseen", (int64_t)pt.exits_unseen);
+	json_add_int(o, "processes_table", (int64_t)pt.processes);
 	json_add_int(o, "lost_events", (int64_t)m->last.lost_events);
 	json_add_int(o, "lost_sideband", (int64_t)sideband_lost(m->sideband));
 	json_add_int(o, "clients", (int64_t)ss.clients);
@@ -364,6 +368,9 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	json_add_int(sym, "binaries_reloaded", (int64_t)sy.binaries_reloaded);
 	json_add_int(sym, "perf_maps_read", (int64_t)pt.perfmap_loads);
 	json_add_int(sym, "perf_map_bad_lines", (int64_t)pt.perfmap_bad_lines);
+	json_add_int(sym, "perf_map_bytes_read", (int64_t)pt.perfmap_bytes_read);
+	json_add_int(sym, "perf_map_bytes_refused", (int64_t)pt.perfmap_bytes_refused);
+	json_add_int(sym, "perf_maps_dropped", (int64_t)pt.perfmap_dropped);
 	r = status_largest(m, sym);
 	if (r < 0) {
 		json_object_put(sym);
@@ -551,6 +558,8 @@ int profqd_new(const Config *config, Profqd **ret)
 		return log_error_errno(r, "Failed to watch signals: %m");
 
 	r = profiler_new(&popts, &m->profiler);
+	if (r == -EBUSY)
+		return r; /* logged: the state directory is another daemon's */
 	if (r < 0)
 		return log_error_errno(r, "Failed to create the profiler: %m");
 	r = profiler_tick(m->profiler, now_real_ns(), now_mono_ns());

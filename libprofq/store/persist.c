@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "base/macro.h"
@@ -137,6 +138,29 @@ static int open_segments_dir(const char *dir, bool create, char **ret_path)
 	if (ret_path)
 		*ret_path = TAKE_PTR(path);
 	return fd;
+}
+
+/* ---- lock ---- */
+
+int persist_lock(const char *dir, int *ret_fd)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = -1;
+
+	if (asprintf(&path, "%s/" PERSIST_LOCK_FILE, dir) < 0)
+		return -ENOMEM;
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+		return negative_errno();
+	/* O_NOFOLLOW: a link planted in the directory must not make us create files elsewhere. */
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
+	if (fd < 0)
+		return negative_errno();
+	/* flock() locks belong to the open file: released when the daemon exits, even by kill -9,
+	 * so a stale lock file never keeps a restart out. */
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+		return errno == EWOULDBLOCK ? -EBUSY : negative_errno();
+	*ret_fd = TAKE_FD(fd);
+	return 0;
 }
 
 /* ---- writer ---- */

@@ -39,6 +39,16 @@ typedef struct PersistStats {
 	uint64_t segments;   /* segment files now */
 } PersistStats;
 
+/*
+ * Lock: one daemon writes a state directory. persist_lock() creates DIR (0750) if needed and
+ * takes an exclusive flock() on DIR/lock, held as long as *ret_fd is open (the caller closes
+ * it; the kernel drops it when the process dies). -EBUSY if another process holds it. Readers
+ * (persist_load(), the offline CLI) take no lock: segments are append-only and a torn tail is
+ * skipped, so reading a directory a daemon writes is safe.
+ */
+#define PERSIST_LOCK_FILE "lock"
+int persist_lock(const char *dir, int *ret_fd);
+
 /* Segment files live in DIR/segments/. Creates the directories (0750) if needed. */
 int persist_writer_new(Store *store, const char *dir, uint64_t segment_span_ns,
 		       PersistWriter **ret);

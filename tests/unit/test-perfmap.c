@@ -2,7 +2,8 @@
 /*
  * Perf maps (/tmp/perf-PID.map): entries, malformed lines skipped and counted, the last
  * written entry of a start winning, a line still being written left for later; and reading the
- * file of a process: only its user's, its size for noticing growth.
+ * file of a process: only its user's, incrementally (what it gained since the last read, in
+ * bounded pieces), anew when it was replaced or shrank, and no more than a cap of it.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -102,51 +103,197 @@ static void write_map(const char *path, const char *text, const char *mode)
 	assert_int_equal(fclose(f), 0);
 }
 
+static PerfMapRead update(PerfMap *m, size_t max_read, size_t cap)
+{
+	PerfMapRead rd;
+
+	assert_int_equal(perfmap_update(m, getpid(), getuid(), max_read, cap, &rd), 0);
+	return rd;
+}
+
 static void test_load(void **state)
 {
 	_cleanup_(perfmap_freep) PerfMap *m = NULL;
 	char path[64];
-	uint64_t size = 0;
+	PerfMapRead rd;
 	pid_t pid = getpid();
 
 	(void)state;
 	snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)pid);
 	unlink(path);
-	assert_int_equal(perfmap_load(pid, getuid(), &m, &size), -ENOENT);
-	assert_int_equal(perfmap_file_size(pid), 0);
+	assert_int_equal(perfmap_new(&m), 0);
+	assert_int_equal(perfmap_update(m, pid, getuid(), 1 << 20, 1 << 20, &rd), -ENOENT);
 
 	write_map(path, "1000 10 one\nbroken\n", "we");
-	assert_int_equal(perfmap_load(pid, getuid(), &m, &size), 0);
-	assert_int_equal(size, strlen("1000 10 one\nbroken\n"));
-	assert_int_equal(perfmap_file_size(pid), size);
+	rd = update(m, 1 << 20, 1 << 20);
+	assert_int_equal(rd.bytes, strlen("1000 10 one\nbroken\n"));
+	assert_int_equal(rd.bad, 1);
+	assert_int_equal(rd.entries, 1);
+	assert_true(rd.restarted);
+	assert_false(rd.more);
 	expect_name(m, 0x1001, "one", 1);
 	assert_int_equal(perfmap_bad(m), 1);
-	perfmap_free(m);
-	m = NULL;
 
-	/* Another user's file does not speak for the process. */
-	assert_int_equal(perfmap_load(pid, getuid() + 1, &m, &size), -EPERM);
-	assert_null(m);
+	/* Another user's file does not speak for the process: the map stays as it was. */
+	assert_int_equal(perfmap_update(m, pid, getuid() + 1, 1 << 20, 1 << 20, &rd), -EPERM);
+	expect_name(m, 0x1001, "one", 1);
 
-	/* It grew: the size says so, and a new read has the new entry. */
-	write_map(path, "2000 10 two\n", "ae");
-	assert_true(perfmap_file_size(pid) > size);
-	assert_int_equal(perfmap_load(pid, getuid(), &m, &size), 0);
+	/* Unchanged: nothing read. */
+	rd = update(m, 1 << 20, 1 << 20);
+	assert_int_equal(rd.bytes, 0);
+	assert_false(rd.restarted);
+
+	/* It grew: only what was added is read (a line half written waits), and the old
+	 * entries stay; the malformed line is not counted again. */
+	write_map(path, "2000 10 two\n3000 10 thr", "ae");
+	rd = update(m, 1 << 20, 1 << 20);
+	assert_int_equal(rd.bytes, strlen("2000 10 two\n3000 10 thr"));
+	assert_false(rd.restarted);
+	assert_int_equal(rd.bad, 0);
+	assert_int_equal(rd.entries, 1);
 	expect_name(m, 0x2000, "two", 0);
 	expect_name(m, 0x1000, "one", 0);
-	assert_int_equal(perfmap_bad(m), 1);
-	perfmap_free(m);
-	m = NULL;
+	assert_null(perfmap_lookup(m, 0x3000, NULL));
+	write_map(path, "ee\n", "ae");
+	rd = update(m, 1 << 20, 1 << 20);
+	assert_int_equal(rd.bytes, strlen("3000 10 three\n"));
+	expect_name(m, 0x3000, "three", 0);
+	assert_int_equal(perfmap_count(m), 3);
+
+	/* Replaced (a new file, as a restarted JIT writes): read anew, nothing of the old. */
+	unlink(path);
+	write_map(path, "4000 10 four\n", "we");
+	rd = update(m, 1 << 20, 1 << 20);
+	assert_true(rd.restarted);
+	expect_name(m, 0x4000, "four", 0);
+	assert_null(perfmap_lookup(m, 0x1000, NULL));
+	assert_int_equal(perfmap_count(m), 1);
+
+	/* Truncated and written again (same file, smaller): read anew. */
+	write_map(path, "5000 9 five\n", "we");
+	rd = update(m, 1 << 20, 1 << 20);
+	assert_true(rd.restarted);
+	expect_name(m, 0x5000, "five", 0);
+	assert_null(perfmap_lookup(m, 0x4000, NULL));
 
 	/* Not a regular file, or a symbolic link to one: not read. */
 	unlink(path);
 	assert_int_equal(mkdir(path, 0700), 0);
-	assert_true(perfmap_load(pid, getuid(), &m, &size) < 0);
-	assert_int_equal(perfmap_file_size(pid), 0);
+	assert_true(perfmap_update(m, pid, getuid(), 1 << 20, 1 << 20, &rd) < 0);
 	rmdir(path);
 	assert_int_equal(symlink("/etc/hostname", path), 0);
-	assert_true(perfmap_load(pid, getuid(), &m, &size) < 0);
-	assert_null(m);
+	assert_true(perfmap_update(m, pid, getuid(), 1 << 20, 1 << 20, &rd) < 0);
+	unlink(path);
+}
+
+/* A large map: n lines "START 40 fn_I\n", START = 0x100000 + I * 0x40. */
+static size_t write_big(const char *path, unsigned first, unsigned n, const char *mode)
+{
+	FILE *f = fopen(path, mode);
+	size_t bytes = 0;
+
+	assert_non_null(f);
+	for (unsigned i = first; i < first + n; i++) {
+		int r = fprintf(f, "%x 40 fn_%u\n", 0x100000 + i * 0x40, i);
+
+		assert_true(r > 0);
+		bytes += (size_t)r;
+	}
+	assert_int_equal(fclose(f), 0);
+	return bytes;
+}
+
+static void expect_fn(const PerfMap *m, unsigned i, bool present)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "fn_%u", i);
+	if (present)
+		expect_name(m, 0x100000 + i * 0x40 + 3, name, 3);
+	else
+		assert_null(perfmap_lookup(m, 0x100000 + i * 0x40 + 3, NULL));
+}
+
+/*
+ * A map read in bounded pieces (each call reads at most max_read, and says there is more),
+ * that grows a line at a time (each call reads the line, not the file), and that outgrows the
+ * cap (its newest part is held, what was left unread counted).
+ */
+static void test_incremental(void **state)
+{
+	_cleanup_(perfmap_freep) PerfMap *m = NULL;
+	const unsigned n = 200000;
+	char path[64];
+	size_t size, total = 0, calls = 0, tail;
+	PerfMapRead rd;
+
+	(void)state;
+	snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)getpid());
+	size = write_big(path, 0, n, "we");
+	assert_true(size > 3u << 20);
+	assert_int_equal(perfmap_new(&m), 0);
+	do {
+		rd = update(m, 256 << 10, 64 << 20);
+		assert_true(rd.bytes <= 256 << 10);
+		assert_int_equal(rd.refused, 0);
+		total += rd.bytes;
+		calls++;
+	} while (rd.more);
+	/* Pieces end inside a line, read again with the next one: a line per piece at most. */
+	assert_true(total >= size && total < size + calls * 32);
+	assert_true(calls >= size / (256 << 10));
+	assert_int_equal(perfmap_count(m), n);
+	assert_int_equal(perfmap_bad(m), 0);
+	expect_fn(m, 0, true);
+	expect_fn(m, n / 2, true);
+	expect_fn(m, n - 1, true);
+
+	/* A line at a time: each read is the line. */
+	for (unsigned i = n; i < n + 100; i++) {
+		size_t line = write_big(path, i, 1, "ae");
+
+		rd = update(m, 256 << 10, 64 << 20);
+		assert_int_equal(rd.bytes, line);
+		assert_false(rd.restarted);
+		expect_fn(m, i, true);
+	}
+	expect_fn(m, 0, true);
+	assert_int_equal(perfmap_count(m), n + 100);
+
+	/* A cap below the file's size: its newest half cap is read, the rest refused. */
+	perfmap_free(m);
+	assert_int_equal(perfmap_new(&m), 0);
+	size = write_big(path, 0, n, "we");
+	total = 0;
+	do {
+		rd = update(m, 4 << 20, 1 << 20);
+		total += rd.bytes;
+		if (rd.restarted)
+			assert_int_equal(rd.refused, size - (1 << 19));
+	} while (rd.more);
+	assert_true(total <= (1 << 19) + 1);
+	expect_fn(m, 0, false);
+	expect_fn(m, n - 1, true);
+	assert_true(perfmap_count(m) > (1 << 19) / 24);
+	assert_true(perfmap_bad(m) == 0); /* the line cut by the start is skipped, not malformed */
+
+	/* Growing: a line is a line's read, until past the cap: read anew from half the cap
+	 * before the end, refusing only what was not refused before. */
+	tail = write_big(path, n, 1, "ae");
+	rd = update(m, 4 << 20, 1 << 20);
+	assert_false(rd.restarted);
+	assert_int_equal(rd.bytes, tail);
+	expect_fn(m, n, true);
+	tail += write_big(path, n + 1, 40000, "ae");
+	assert_true(tail > (1 << 19));
+	rd = update(m, 4 << 20, 1 << 20);
+	assert_true(rd.restarted);
+	assert_int_equal(rd.refused, tail);
+	assert_false(rd.more);
+	assert_true(rd.bytes <= (1 << 19) + 1);
+	expect_fn(m, n + 40000 - 1, true);
+	expect_fn(m, n - 1, false);
+	assert_true(perfmap_memory(m) < 4u << 20);
 	unlink(path);
 }
 
@@ -155,6 +302,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_load),
+		cmocka_unit_test(test_incremental),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

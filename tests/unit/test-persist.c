@@ -15,6 +15,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <cmocka.h>
@@ -1688,6 +1689,88 @@ static void test_load_selection(void **state)
 	store_proc_unref(s, p);
 }
 
+/* Tries the lock from another process: persist_lock()'s result there. */
+static int lock_in_child(const char *dir)
+{
+	int status, fd;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int r = persist_lock(dir, &fd);
+
+		_exit(r == 0 ? 0 : r == -EBUSY ? 1 : 2);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status) == 0 ? 0 : WEXITSTATUS(status) == 1 ? -EBUSY : -EIO;
+}
+
+/* One writer per state directory: a second one is refused while the first holds the lock (also
+ * from the same process: flock() locks belong to the open file), readers are not, and a holder
+ * killed leaves no stale lock behind. */
+static void test_lock(void **state)
+{
+	_cleanup_tmpdir_ char *top = tmpdir_new();
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_free_ char *dir = NULL;
+	PersistLoadStats st;
+	PersistWriter *w = NULL;
+	int fd = -1, fd2 = -1, status;
+	pid_t holder;
+	int sync[2];
+	char c;
+
+	(void)state;
+	assert_non_null(top);
+	assert_true(asprintf(&dir, "%s/state", top) > 0);
+	/* Made if missing, as the writer would. */
+	assert_int_equal(persist_lock(dir, &fd), 0);
+	assert_true(fd >= 0);
+	assert_int_equal(persist_lock(dir, &fd2), -EBUSY);
+	assert_int_equal(lock_in_child(dir), -EBUSY);
+
+	/* The holder writes; a reader loads while it holds the lock. */
+	assert_int_equal(store_new(&s), 0);
+	assert_int_equal(persist_writer_new(s, dir, 3600 * SEC, &w), 0);
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, 10000000), 0);
+	assert_int_equal(store_window_close(s), 0);
+	assert_int_equal(persist_write_window(w, store_window(s, 0)), 0);
+	{
+		_cleanup_(store_freep) Store *r = NULL;
+
+		assert_int_equal(store_new(&r), 0);
+		assert_int_equal(persist_load(r, dir, 0, NULL, &st), 0);
+		assert_int_equal(st.windows, 1);
+	}
+	persist_writer_free(w);
+
+	/* Released on close. */
+	close(fd);
+	assert_int_equal(lock_in_child(dir), 0);
+
+	/* A holder killed (kill -9 of a daemon) leaves the lock file, not the lock. */
+	assert_int_equal(pipe(sync), 0);
+	holder = fork();
+	assert_true(holder >= 0);
+	if (holder == 0) {
+		int r = persist_lock(dir, &fd);
+
+		(void)!write(sync[1], r == 0 ? "y" : "n", 1);
+		pause();
+		_exit(0);
+	}
+	assert_int_equal(read(sync[0], &c, 1), 1);
+	assert_int_equal(c, 'y');
+	assert_int_equal(persist_lock(dir, &fd2), -EBUSY);
+	assert_int_equal(kill(holder, SIGKILL), 0);
+	assert_int_equal(waitpid(holder, &status, 0), holder);
+	close(sync[0]);
+	close(sync[1]);
+	assert_int_equal(persist_lock(dir, &fd2), 0);
+	close(fd2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1706,6 +1789,7 @@ int main(void)
 		cmocka_unit_test(test_start_corrected),
 		cmocka_unit_test(test_writer_references),
 		cmocka_unit_test(test_load_selection),
+		cmocka_unit_test(test_lock),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,8 +4,11 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "base/json-util.h"
@@ -722,6 +725,353 @@ static void test_max_memory_resident(void **state)
 	resident_of = NULL;
 }
 
+/* JIT code: an address far from every mapping of this process (also of ASan's shadow). */
+#define JIT_BASE 0x600000000000ULL
+
+/* Lines "START 40 jit_fn_I\n" for I in [first, first + n) into our perf map; their bytes. */
+static size_t write_jit_map(unsigned first, unsigned n, const char *mode)
+{
+	char path[64];
+	size_t bytes = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)getpid());
+	f = fopen(path, mode);
+	assert_non_null(f);
+	for (unsigned i = first; i < first + n; i++) {
+		int r = fprintf(f, "%llx 40 jit_fn_%u\n", JIT_BASE + i * 0x40ULL, i);
+
+		assert_true(r > 0);
+		bytes += (size_t)r;
+	}
+	assert_int_equal(fclose(f), 0);
+	return bytes;
+}
+
+static void unlink_jit_map(void)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)getpid());
+	unlink(path);
+}
+
+/* A sample in JIT function i. */
+static void add_jit_sample(Profiler *p, unsigned i)
+{
+	struct profq_sample s;
+
+	sample_init(&s, 1, false);
+	s.ustack_len = 1;
+	s.addrs[0] = JIT_BASE + i * 0x40ULL + 8;
+	assert_int_equal(profiler_add_sample(p, &s, PROFQ_SAMPLE_HDR_SIZE + sizeof(uint64_t)), 0);
+}
+
+static uint64_t perf_map_bytes_read(Profiler *p)
+{
+	ProcTableStats pt;
+
+	profiler_proc_stats(p, &pt);
+	return pt.perfmap_bytes_read;
+}
+
+static bool has_row(json_object *answer, const char *function)
+{
+	json_object *rows = json_object_object_get(answer, "rows");
+
+	for (size_t i = 0; i < json_object_array_length(rows); i++)
+		if (streq(strempty(json_get_string(json_object_array_get_idx(rows, i), "function")),
+			  function))
+			return true;
+	return false;
+}
+
+/*
+ * A JIT process's perf map of 18 MB is read a piece per tick (the loop goes on between
+ * pieces), only its newest part (the cap: a sixteenth of --max-memory), and, as it grows by a
+ * line, a line at a time: never the whole file again.
+ */
+static void test_perf_map_incremental(void **state)
+{
+	_cleanup_(profiler_freep)
+		Profiler *p = profiler(NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64ULL << 20);
+	int64_t now = (int64_t)clock_ns(CLOCK_REALTIME);
+	const unsigned n = 600000;
+	uint64_t read, before;
+	size_t size, line;
+	ProcTableStats pt;
+	char name[32];
+
+	(void)state;
+	size = write_jit_map(0, n, "we");
+	assert_true(size > 16 << 20);
+	assert_int_equal(profiler_tick(p, now, clock_ns(CLOCK_MONOTONIC)), 0);
+
+	/* A sample: one tick's piece, not the file; further samples in the tick read nothing. */
+	add_jit_sample(p, n - 1);
+	read = perf_map_bytes_read(p);
+	assert_true(read > 0 && read <= (2 << 20));
+	add_jit_sample(p, n - 1);
+	assert_int_equal(perf_map_bytes_read(p), read);
+
+	/* Tick by tick, the rest: the newest 2 MiB (half the 4 MiB cap), the rest refused. */
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(profiler_tick(p, now, clock_ns(CLOCK_MONOTONIC)), 0);
+		add_jit_sample(p, n - 1);
+	}
+	profiler_proc_stats(p, &pt);
+	assert_true(pt.perfmap_bytes_read <= (2 << 20) + 64);
+	assert_true(pt.perfmap_bytes_refused >= size - (2 << 20) - 64);
+	assert_true(pt.perfmap_memory > 0 && pt.perfmap_memory < (8 << 20));
+	snprintf(name, sizeof(name), "jit_fn_%u", n - 1);
+	{
+		_cleanup_json_ json_object *t = top(p, (uint32_t)getpid());
+
+		assert_true(has_row(t, name));
+		assert_string_equal(json_get_string(row(t, name), "module"), "[jit]");
+	}
+
+	/* A line more, for code that runs now: read once the lookups missed a while. */
+	before = perf_map_bytes_read(p);
+	line = write_jit_map(n, 1, "ae");
+	usleep(300 * 1000);
+	assert_int_equal(profiler_tick(p, now, clock_ns(CLOCK_MONOTONIC)), 0);
+	add_jit_sample(p, n);
+	assert_int_equal(perf_map_bytes_read(p) - before, line);
+	snprintf(name, sizeof(name), "jit_fn_%u", n);
+	{
+		_cleanup_json_ json_object *t = top(p, (uint32_t)getpid());
+
+		assert_true(has_row(t, name));
+	}
+	unlink_jit_map();
+}
+
+/*
+ * Perf maps count against --max-memory and, like the caches, go before windows: with the
+ * budget filled by windows, a perf map read on top is dropped, the windows stay; and it is
+ * not read again right away, only to be dropped again.
+ */
+static void test_perf_map_memory(void **state)
+{
+	ProfilerOptions o = { .frequency = 100,
+			      .window_ns = NSEC_PER_SEC,
+			      .retention_ns = 3600 * NSEC_PER_SEC,
+			      .max_memory = 8 << 20,
+			      .resident = fake_resident };
+	_cleanup_(profiler_freep) Profiler *p = NULL;
+	int64_t now = (int64_t)clock_ns(CLOCK_REALTIME);
+	size_t base, map, budget;
+	ProcTableStats pt;
+	ProfilerStats st;
+
+	(void)state;
+	resident_of = NULL;
+	assert_int_equal(profiler_new(&o, &p), 0);
+	/* Three closed windows: more than half the budget. */
+	fill_windows(p, 3, 50000, now);
+	assert_int_equal(
+		profiler_tick(p, now + 3 * (int64_t)NSEC_PER_SEC, clock_ns(CLOCK_MONOTONIC)), 0);
+	symbolizer_shrink(profiler_symbolizer(p), SIZE_MAX);
+	base = profiler_memory(p);
+	assert_true(base > o.max_memory / 2 && base < o.max_memory);
+
+	/* The newest 256 KiB of the file (half the cap, a sixteenth of the budget). */
+	write_jit_map(0, 400000, "we");
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(profiler_tick(p, now + 3 * (int64_t)NSEC_PER_SEC,
+					       clock_ns(CLOCK_MONOTONIC)),
+				 0);
+		add_jit_sample(p, 400000 - 1);
+	}
+	profiler_proc_stats(p, &pt);
+	assert_true(pt.perfmap_bytes_read >= (256 << 10) - 64);
+	map = pt.perfmap_memory;
+	assert_true(map >= 256 << 10);
+
+	/* What the budget leaves the profiler's data: the windows and half the map. The rest of
+	 * the process's resident set comes off it. */
+	budget = base + map / 2;
+	assert_true(budget >= o.max_memory / 2);
+	resident_of = p;
+	resident_extra = o.max_memory - budget;
+
+	/* Housekeeping (a window closes): the map goes, not the windows. */
+	assert_int_equal(
+		profiler_tick(p, now + 4 * (int64_t)NSEC_PER_SEC, clock_ns(CLOCK_MONOTONIC)), 0);
+	profiler_stats(p, &st);
+	profiler_proc_stats(p, &pt);
+	assert_int_equal(pt.perfmap_dropped, 1);
+	assert_int_equal(pt.perfmap_memory, 0);
+	assert_int_equal(st.evicted_memory, 0);
+	assert_true(profiler_memory(p) <= budget);
+	/* Not read again right away: it would only be dropped again. */
+	add_jit_sample(p, 400000 - 1);
+	profiler_proc_stats(p, &pt);
+	assert_int_equal(pt.perfmap_memory, 0);
+	unlink_jit_map();
+	resident_of = NULL;
+}
+
+static const StoreProc *record_of(Profiler *p, uint32_t pid, uint64_t start_boot_ns)
+{
+	Store *store = profiler_store(p);
+	ProcId id;
+
+	if (store_proc_find(store, pid, proctable_boot_id(), start_boot_ns, &id) < 0)
+		return NULL;
+	store_proc_unref(store, id); /* the table and the exited list hold it */
+	return store_proc(store, id);
+}
+
+/*
+ * An exit whose event was lost (ring buffer full) is found on the sweep: a process sampled
+ * and then gone from /proc is marked exited, at about the time it was last seen; a live one is
+ * left running.
+ */
+static void test_lost_exit(void **state)
+{
+	_cleanup_(profiler_freep)
+		Profiler *p = profiler(NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64ULL << 20);
+	int64_t now = (int64_t)clock_ns(CLOCK_REALTIME);
+	struct profq_sample s;
+	const StoreProc *sp;
+	ProcTableStats pt;
+	uint64_t child_start;
+	int64_t seen;
+	ProcStat st;
+	size_t size;
+	pid_t child;
+
+	(void)state;
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		pause();
+		_exit(0);
+	}
+	assert_int_equal(procfs_read_stat(child, &st), 0);
+	child_start = st.starttime * (NSEC_PER_SEC / procfs_clock_ticks());
+	assert_int_equal(profiler_tick(p, now, clock_ns(CLOCK_MONOTONIC)), 0);
+
+	/* Samples of the child and of us; no exit event will come. */
+	size = sample_init(&s, 1, false);
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	size = sample_init(&s, (uint32_t)child, false);
+	s.tgid = (uint32_t)child;
+	s.start_ns = child_start;
+	seen = (int64_t)clock_ns(CLOCK_REALTIME);
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	profiler_proc_stats(p, &pt);
+	assert_int_equal(pt.running, 2);
+
+	assert_int_equal(kill(child, SIGKILL), 0);
+	assert_int_equal(waitpid(child, NULL, 0), child);
+
+	/* The sweep, some seconds on. */
+	assert_int_equal(profiler_tick(p, now + (int64_t)NSEC_PER_SEC / 2,
+				       clock_ns(CLOCK_MONOTONIC) + 11 * NSEC_PER_SEC),
+			 0);
+	sp = record_of(p, (uint32_t)child, child_start);
+	assert_non_null(sp);
+	assert_true(sp->flags & PROC_EXITED);
+	/* Last seen at the sample, 11 s before the (pretended) sweep. */
+	assert_true(sp->exit_ns >= seen - (int64_t)NSEC_PER_SEC &&
+		    sp->exit_ns <= seen + (int64_t)NSEC_PER_SEC);
+	sp = record_of(p, (uint32_t)getpid(), self_start_boot_ns());
+	assert_non_null(sp);
+	assert_false(sp->flags & PROC_EXITED);
+	profiler_proc_stats(p, &pt);
+	assert_int_equal(pt.exits_unseen, 1);
+	assert_int_equal(pt.running, 1);
+	assert_int_equal(pt.exited_held, 1);
+}
+
+/*
+ * A fork storm's exited records go under memory pressure, before any window: those without
+ * samples in a window; an exited process with samples stays queryable.
+ */
+static void test_fork_storm(void **state)
+{
+	ProfilerOptions o = { .frequency = 100,
+			      .window_ns = NSEC_PER_SEC,
+			      .retention_ns = 3600 * NSEC_PER_SEC,
+			      .max_memory = 4 << 20,
+			      .resident = fake_resident };
+	_cleanup_(profiler_freep) Profiler *p = NULL;
+	int64_t now = (int64_t)clock_ns(CLOCK_REALTIME);
+	const uint32_t storm = 4000, sampled = 4000000;
+	struct profq_event e;
+	struct profq_sample s;
+	ProcTableStats pt;
+	ProfilerStats st;
+	size_t size, used;
+
+	(void)state;
+	resident_of = NULL;
+	assert_int_equal(profiler_new(&o, &p), 0);
+	/* Profiles (of us), more than half the budget with the storm's records. */
+	fill_windows(p, 1, 20000, now);
+	/* One exited process with samples... */
+	size = sample_init(&s, sampled, false);
+	s.tgid = sampled;
+	s.start_ns = 1000;
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	e = (struct profq_event){ .type = PROFQ_EVENT_EXIT,
+				  .pid = sampled,
+				  .start_ns = 1000,
+				  .time_ns = clock_ns(CLOCK_BOOTTIME) };
+	assert_int_equal(profiler_add_event(p, &e, sizeof(e)), 0);
+	/* ... and a storm of short ones without (exec, with a command line, and exit). */
+	for (uint32_t i = 1; i <= storm; i++) {
+		e = (struct profq_event){ .type = PROFQ_EVENT_EXEC,
+					  .pid = sampled + i,
+					  .start_ns = 1000 + i,
+					  .time_ns = clock_ns(CLOCK_BOOTTIME) };
+		snprintf(e.comm, sizeof(e.comm), "true");
+		e.args_len = (uint32_t)snprintf(e.args, sizeof(e.args),
+						"/usr/bin/true --storm-member %u "
+						"--padding-to-look-like-a-real-command-line-%u",
+						i, i) +
+			     1;
+		assert_int_equal(profiler_add_event(p, &e, sizeof(e)), 0);
+		e.type = PROFQ_EVENT_EXIT;
+		e.args_len = 0;
+		assert_int_equal(profiler_add_event(p, &e, sizeof(e)), 0);
+	}
+	/* The window with the samples closes. */
+	assert_int_equal(profiler_tick(p, now + (int64_t)NSEC_PER_SEC, clock_ns(CLOCK_MONOTONIC)), 0);
+	profiler_proc_stats(p, &pt);
+	assert_int_equal(pt.exited_held, storm + 1);
+	profiler_stats(p, &st);
+	assert_int_equal(st.evicted_memory, 0);
+
+	/* A sweep: the exited leave the table, the exited list holds their records alone. */
+	assert_int_equal(profiler_tick(p, now + 2 * (int64_t)NSEC_PER_SEC,
+				       clock_ns(CLOCK_MONOTONIC) + 12 * NSEC_PER_SEC),
+			 0);
+	profiler_proc_stats(p, &pt);
+	assert_int_equal(pt.exited_held, storm + 1);
+
+	/* Memory short by a little: the storm's records go, the windows and the process with
+	 * samples stay. */
+	used = profiler_memory(p);
+	assert_true(used > o.max_memory / 2 && used < o.max_memory);
+	resident_of = p;
+	resident_extra = o.max_memory - (used - used / 64);
+	assert_int_equal(profiler_tick(p, now + 3 * (int64_t)NSEC_PER_SEC,
+				       clock_ns(CLOCK_MONOTONIC) + 13 * NSEC_PER_SEC),
+			 0);
+	resident_of = NULL;
+	profiler_proc_stats(p, &pt);
+	profiler_stats(p, &st);
+	assert_int_equal(pt.exited_held, 1);
+	assert_int_equal(pt.exited_dropped_memory, storm);
+	assert_int_equal(st.evicted_memory, 0);
+	assert_non_null(record_of(p, sampled, 1000));
+	assert_null(record_of(p, sampled + 1, 1001));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -734,6 +1084,10 @@ int main(void)
 		cmocka_unit_test(test_max_memory),
 		cmocka_unit_test(test_max_memory_resident),
 		cmocka_unit_test(test_max_memory_persisted),
+		cmocka_unit_test(test_perf_map_incremental),
+		cmocka_unit_test(test_perf_map_memory),
+		cmocka_unit_test(test_lost_exit),
+		cmocka_unit_test(test_fork_storm),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
