@@ -127,7 +127,8 @@ static int symset_merge(SymSet *older, SymSet *newer)
 	if (!out)
 		return -ENOMEM;
 	while (i < older->n || j < newer->n) {
-		if (j == newer->n || (i < older->n && older->syms[i].start < newer->syms[j].start)) {
+		if (j == newer->n ||
+		    (i < older->n && older->syms[i].start < newer->syms[j].start)) {
 			out[n++] = older->syms[i++];
 			continue;
 		}

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer: a segment loaded into a fresh Store, then asked what `profq --state-dir` asks
- * (every answer: ps, top, time, tree, lines, stacks, for every process and with ranges), as the offline CLI does with a state
- * directory it did not write (profqd(8), PERSISTENCE).
+ * (every answer: ps, top, time, tree, lines, stacks, for every process and with ranges), as
+ * the offline CLI does with a state directory it did not write (profqd(8), PERSISTENCE).
  *
  *   fuzz-segment-query -max_total_time=60 CORPUS_DIR tests/fuzz/corpus/segment
  */

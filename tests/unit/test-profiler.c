@@ -1040,7 +1040,8 @@ static void test_fork_storm(void **state)
 		assert_int_equal(profiler_add_event(p, &e, sizeof(e)), 0);
 	}
 	/* The window with the samples closes. */
-	assert_int_equal(profiler_tick(p, now + (int64_t)NSEC_PER_SEC, clock_ns(CLOCK_MONOTONIC)), 0);
+	assert_int_equal(profiler_tick(p, now + (int64_t)NSEC_PER_SEC, clock_ns(CLOCK_MONOTONIC)),
+			 0);
 	profiler_proc_stats(p, &pt);
 	assert_int_equal(pt.exited_held, storm + 1);
 	profiler_stats(p, &st);
