@@ -449,11 +449,13 @@ static void exited_push(ProcTable *t, ProcId id, int64_t exit_ns)
  * exec: to privileged viewers an earlier incarnation of the pid (started a nanosecond before the
  * process's record, so that the two stay apart and `--pid` finds the process's own). forward:
  * the process's record holds them (split at the exec event): it becomes that record, and the
- * process goes on in a new one started a nanosecond later. Else they are samples from before
- * the exec drained after it: they go to a new record, the process keeps its own.
+ * process goes on in a new one started a nanosecond later. Else (late: the first of them)
+ * they are samples from before the exec drained after it: they go to a new record, the process
+ * keeps its own.
  */
-static int split_at_exec(ProcTable *t, Process *p, uint32_t old_uid, bool forward)
+static int split_at_exec(ProcTable *t, Process *p, const struct profq_sample *late)
 {
+	bool forward = !late;
 	const StoreProc *cur = store_proc(t->store, p->id);
 	int64_t exec_real = (int64_t)p->exec_ns + boot_to_real_offset();
 	int64_t delta = forward ? 1 : -1;
@@ -467,7 +469,15 @@ static int split_at_exec(ProcTable *t, Process *p, uint32_t old_uid, bool forwar
 	sp.start_boot_ns = (uint64_t)((int64_t)cur->start_boot_ns + delta);
 	sp.start_ns = cur->start_ns + delta;
 	if (!forward) {
-		sp.uid = old_uid;
+		char name[PROFQ_COMM_LEN + 1];
+
+		/* The earlier image's name: the record has the new one by now (and a late sample
+		 * taken inside execve may have it too). */
+		comm_string(p->exec_comm, name);
+		r = store_intern_string(t->store, name, &sp.comm);
+		if (r < 0)
+			return r;
+		sp.uid = late->uid;
 		sp.flags = (cur->flags & PROC_KTHREAD) | PROC_PRIVATE | PROC_EXITED;
 		sp.exit_ns = exec_real;
 		sp.user_ns = sp.sys_ns = sp.child_user_ns = sp.child_sys_ns = 0;
@@ -476,6 +486,8 @@ static int split_at_exec(ProcTable *t, Process *p, uint32_t old_uid, bool forwar
 		sp.flags &= ~(PROC_PRIVATE | PROC_EXITED);
 	}
 	r = store_proc_add(t->store, &sp, &id);
+	if (!forward)
+		store_string_unref(t->store, sp.comm);
 	if (r < 0)
 		return r;
 	/* An earlier split's record gets no more samples: the exited list holds it. */
@@ -543,7 +555,7 @@ int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, P
 			set_owner(t, p, s->uid, s->flags & PROFQ_SAMPLE_PRIVATE, false);
 			note_sample(t, p, s);
 		} else if (!p->pre_exec_id && !owned_by(t, p, s)) {
-			r = split_at_exec(t, p, s->uid, false);
+			r = split_at_exec(t, p, s);
 			if (r < 0)
 				return r;
 		}
@@ -631,11 +643,13 @@ int proctable_event(ProcTable *t, const struct profq_event *e, uint64_t now_ns)
 		if (r < 0)
 			return r;
 	}
+	if (e->type == PROFQ_EVENT_EXEC)
+		memcpy(p->exec_comm, p->comm, sizeof(p->exec_comm));
 	/* Before the new image's name: the record of the old one keeps its own. */
 	if (e->type == PROFQ_EVENT_EXEC && p->sampled &&
 	    (p->sampled_hidden || p->sampled_uid != e->uid)) {
 		p->exec_ns = MAX(p->exec_ns, e->time_ns);
-		r = split_at_exec(t, p, 0, true);
+		r = split_at_exec(t, p, NULL);
 		if (r < 0)
 			return r;
 	}
