@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Access control (SPEC §10): a second, unprivileged user created for the test sees its own
-process, is denied root's (exit 4, no frames), lists only its own in ps and gets no kernel
-addresses anywhere; a member of --group sees everything. The users and the group are removed
+"""Access control (docs/profqd.8, ACCESS CONTROL): a second, unprivileged user created for the test
+sees its own process, is denied root's (exit 4, no frames), lists only its own in ps and gets no
+kernel addresses anywhere; a member of --group sees everything. The users and the group are removed
 again at the end."""
 
 import json

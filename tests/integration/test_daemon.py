@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""profqd start-up (SPEC 4): bad options and config files exit 2 naming the option or
-file:line:key; the default config file may be missing, a named one may not; SIGTERM exits 0;
-a second daemon on the same socket is refused."""
+"""profqd start-up (docs/profqd.8, OPTIONS, CONFIGURATION FILE): bad options and config files exit 2
+naming the option or file:line:key; the default config file may be missing, a named one may not;
+SIGTERM exits 0; a second daemon on the same socket is refused."""
 
 import os
 import subprocess

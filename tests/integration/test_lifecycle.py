@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Process lifecycle (SPEC 6, 7): processes living tens of milliseconds are symbolized after
-they exit and keep their records; a reused pid makes a new incarnation, never merged with the
-old one; --start picks an incarnation."""
+"""Process lifecycle (docs/ARCHITECTURE.md, "Process identity read in BPF"): processes living tens
+of milliseconds are symbolized after they exit and keep their records; a reused pid makes a new
+incarnation, never merged with the old one; --start picks an incarnation."""
 
 import subprocess
 import time

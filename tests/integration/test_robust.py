@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Hostile clients (SPEC §10, §12): garbage, truncated, oversize and type-confused requests get a
-bad_request answer; 200 idle connections, a client that never reads its answers and one that
-feeds a request too slowly stall nobody: root's status is answered within 100 ms throughout
-(the median of a few tries per phase: this machine is shared and noisy). A user over the
-per-uid cap is refused."""
+"""Hostile clients (docs/profqd.8, ACCESS CONTROL): garbage, truncated, oversize and type-confused
+requests get a bad_request answer; 200 idle connections, a client that never reads its answers and
+one that feeds a request too slowly stall nobody: root's status is answered within 100 ms throughout
+(the median of a few tries per phase: this machine is shared and noisy). A user over the per-uid cap
+is refused."""
 
 import json
 import os

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""profq run (SPEC 11): time(1)'s figures for a command (real from the clock, user and sys of
-the command and its waited-for children) and its hotspots from profqd, children included;
+"""profq run (docs/profq.1, "run"): time(1)'s figures for a command (real from the clock, user and
+sys of the command and its waited-for children) and its hotspots from profqd, children included;
 --repeat gives min/median/max; profq exits with the command's status."""
 
 import json

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""profqd as a systemd service (SPEC 4).
+"""profqd as a systemd service (docs/profqd.8, SYSTEMD).
 
 The installed unit: `cmake --install` puts profqd.service, the sysusers.d entry, the default
 config and the man pages in place; `systemd-analyze verify` is silent about the unit;
@@ -151,7 +151,7 @@ check(exposure <= EXPOSURE_MAX,
       f"systemd-analyze security --offline=true: exposure {exposure} <= {EXPOSURE_MAX}")
 check(re.search(r"✓ User=/DynamicUser=", out) is not None, "the analysis sees a non-root user")
 
-# What the issue asks of the unit, and the reasons for what is left out.
+# What docs/profqd.8 (SYSTEMD) says of the unit, and the reasons for what is left out.
 check(one("Type") == "notify" and one("Restart") == "on-failure" and one("WatchdogSec"),
       "Type=notify, Restart=on-failure, WatchdogSec= set")
 check(one("RuntimeDirectory") == "profq" and one("StateDirectory") == "profq",

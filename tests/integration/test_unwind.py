@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Complete stacks without frame pointers (SPEC 9): workloads built -fomit-frame-pointer, and
-a hot path inside libc, unwound from stack copies with the binaries' CFI. The callers' total%
-match the known split, and match perf record --call-graph dwarf on the same process at the same
-time within 3 points. In frame-pointer mode the same callers are lost: the unwinder is what
-finds them."""
+"""Complete stacks without frame pointers (docs/profqd.8, --stack-copy): workloads built
+-fomit-frame-pointer, and a hot path inside libc, unwound from stack copies with the binaries' CFI.
+The callers' total% match the known split, and match perf record --call-graph dwarf on the same
+process at the same time within 3 points. In frame-pointer mode the same callers are lost: the
+unwinder is what finds them."""
 
 import os
 import re
