@@ -328,8 +328,8 @@ def run_workload(env, name, *args, output=False, timeout=120):
 
 
 def rusage_of(lines):
-    """(user, sys) seconds from split's last line "user U sys S"."""
-    words = lines[-1].split()
+    """(user, sys) seconds from split's line "user U sys S" (its last)."""
+    words = next(line for line in reversed(lines) if line.startswith("user ")).split()
     return float(words[1]), float(words[3])
 
 

@@ -120,8 +120,8 @@ def main():
              "import ctypes, time\n"
              "ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\n"  # PR_SET_DUMPABLE, 0
              "print(flush=True)\n"
-             "end = time.time() + 4\n"
-             "while time.time() < end: pass\n"],
+             "end = time.monotonic() + 4\n"
+             "while time.monotonic() < end: pass\n"],
             stdout=subprocess.PIPE, text=True, user=acc.uid, group=acc.gid, extra_groups=[])
         nodump.stdout.readline()
         nodump_pid = nodump.pid
@@ -157,14 +157,14 @@ def main():
               f"its own undumpable process {nodump_pid} is denied too")
 
         # System-wide: only its own.
-        rc, a = user("ps")
+        rc, a = user("ps", "-n", "100000")
         pids = {r["pid"] for r in a["rows"]}
         check(rc == 0 and mine_pid in pids and root_pid not in pids and nodump_pid not in pids,
               f"ps lists its own process and neither root's nor the undumpable one ({pids})")
         check(all(r["uid"] == acc.uid for r in a["rows"]), "ps rows are all the user's")
-        # By total: work_a's own loop is an inlined spin(), so by self work_a has none, and the
-        # 20 rows can be full of one-sample functions of the user's other processes.
-        rc, a = user("top", "--sort", "total")
+        # By total: work_a's own loop is an inlined spin(), so by self work_a has none, and
+        # the rows can be full of one-sample functions of the user's other processes.
+        rc, a = user("top", "--sort", "total", "-n", "100000")
         check(rc == 0 and "work_a" in json.dumps(a), "top without --pid shows its own")
         rc, a = user("status")
         check(rc == 0 and a.get("limited") is True and "persistence" not in a
@@ -174,7 +174,7 @@ def main():
         # A member of --group sees everything.
         rc, a = member("top", "--pid", str(root_pid))
         check(rc == 0 and a.get("pid") == root_pid, "a group member sees root's process")
-        rc, a = member("ps")
+        rc, a = member("ps", "-n", "100000")
         pids = {r["pid"] for r in a["rows"]}
         check(root_pid in pids and mine_pid in pids and nodump_pid in pids,
               "a group member's ps lists every process")

@@ -115,7 +115,8 @@ with tempfile.TemporaryDirectory() as tmp, Daemon(env) as d:
         if os.path.exists(perf_map):
             os.unlink(perf_map)
     hot = [r for r in top["rows"] if "profqHotLoop" in r["function"]]
-    check(len(hot) >= 1, f"the hot JS function is named ({[r['function'] for r in top['rows'][:5]]})")
+    check(len(hot) >= 1,
+          f"the hot JS function is named ({[r['function'] for r in top['rows'][:5]]})")
     check(all(r["module"] == "[jit]" for r in hot), "its module is [jit]")
     self_pct = sum(r["self_pct"] for r in hot)
     check(self_pct >= 50, f"it has most of the samples ({self_pct:.1f}%)")
