@@ -15,7 +15,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Daemon, Env, check, fail, require_bpf, skip, start_workload  # noqa: E402
+from harness import (Daemon, Env, check, fail, popen, require_bpf, skip,  # noqa: E402
+                     start_workload)
 
 # A kernel-half address: 0xffff followed by 12 more hex digits, with or without 0x.
 KERNEL_ADDR = re.compile(r"(0x)?ffff[0-9a-f]{12}", re.IGNORECASE)
@@ -109,13 +110,13 @@ def main():
 
         # The user's workload (forked by root, setuid, then exec: the user's from the exec
         # on), root's, and a process of the user that made itself undumpable.
-        mine = subprocess.Popen([split, "--seconds", "4", "--sys", "30"], stdout=subprocess.PIPE,
+        mine = popen([split, "--seconds", "4", "--sys", "30"], stdout=subprocess.PIPE,
                                 text=True, user=acc.uid, group=acc.gid, extra_groups=[])
         mine_pid = int(mine.stdout.readline())
         rootp, root_pid = start_workload(env, "split", "--seconds", "4", "--sys", "30")
         # The system's python: the test's own may live where the user cannot read.
         python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-        nodump = subprocess.Popen(
+        nodump = popen(
             [python, "-c",
              "import ctypes, time\n"
              "ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\n"  # PR_SET_DUMPABLE, 0

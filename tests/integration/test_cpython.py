@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 """The CPython of this machine (pyenv's python3.11, built with debug info) running a
 list-membership loop: profq's hottest functions by self time agree with perf record on the same
-process at the same time, within 3 points, and their rows name the absolute source files (the
-line tables' names are relative to the compilation directory).
+process at the same time, within the sampling error of both runs' sample counts, and their rows
+name the absolute source files (the line tables' names are relative to the compilation
+directory).
 
 perf samples the process alone (perf record -p PID, no call graphs: self time is where the
 samples land); profq's rows are taken with --no-inline, which names each sample's function as
@@ -22,8 +23,8 @@ import shutil
 import subprocess
 import time
 
-from harness import (Z, Daemon, Env, check, fail, require, require_bpf, share_error, skip,
-                     tempdir)
+from harness import (Z, Daemon, Env, check, fail, popen, require, require_bpf, share_error,
+                     skip, tempdir)
 
 require_bpf()
 env = Env()
@@ -172,10 +173,10 @@ try:
     with Daemon(env, "--stack-copy", "0", frequency=FREQUENCY) as d:
         # -I -S: no site-packages (pyenv's may hold many .pth files), 10 ms of start-up that
         # profq sees and perf, attached later, does not (60 ms with them: 1.5 points).
-        p = subprocess.Popen([python, "-I", "-S", "-c", SCRIPT, str(SECONDS)],
+        p = popen([python, "-I", "-S", "-c", SCRIPT, str(SECONDS)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tmp)
         pid = int(p.stdout.readline())
-        rec = subprocess.Popen([perf, "record", "-q", "-F", str(FREQUENCY), "-p", str(pid),
+        rec = popen([perf, "record", "-q", "-F", str(FREQUENCY), "-p", str(pid),
                                 "-o", data],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10

@@ -8,8 +8,8 @@ import math
 import subprocess
 import time
 
-from harness import (Z, Daemon, Env, SplitTruth, check, kernel_leaf_pct, require_bpf, row,
-                     run_workload, share_tolerance, skip)
+from harness import (Z, Daemon, Env, SplitTruth, check, kernel_leaf_pct, popen, require_bpf,
+                     row, run_workload, share_tolerance, skip)
 
 require_bpf()
 env = Env()
@@ -74,7 +74,7 @@ with Daemon(env) as d:
                 f.write(str(first - 1))
         except OSError as e:
             skip(f"cannot set ns_last_pid to force pid reuse: {e}")
-        p = subprocess.Popen([env.workload("split"), "--seconds", "1", "--a", "0"],
+        p = popen([env.workload("split"), "--seconds", "1", "--a", "0"],
                              stdout=subprocess.PIPE, text=True)
         got = int(p.stdout.readline())
         p.wait()

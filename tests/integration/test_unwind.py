@@ -12,7 +12,7 @@ import re
 import shutil
 import subprocess
 
-from harness import (Z, Daemon, Env, check, near, require_bpf, row, share_error,
+from harness import (Z, Daemon, Env, check, near, popen, require_bpf, row, share_error,
                      share_tolerance, skip, start_workload, tempdir)
 
 require_bpf()
@@ -57,7 +57,7 @@ def profile_with_perf(d, workload, seconds, *args):
     tmp = tempdir("profq-perf-")
     data = os.path.join(tmp, "perf.data")
     p, pid = start_workload(env, workload, "--seconds", seconds, *args)
-    rec = subprocess.Popen([perf, "record", "-q", "-F", "999", "--call-graph", "dwarf,16384",
+    rec = popen([perf, "record", "-q", "-F", "999", "--call-graph", "dwarf,16384",
                             "-p", str(pid), "-o", data], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     p.wait()
