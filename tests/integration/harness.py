@@ -100,6 +100,7 @@ def at_exit(fn):
 
 
 def _cleanup():
+    signal.alarm(0)
     for fn in reversed(_cleanups):
         try:
             fn()
