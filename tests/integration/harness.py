@@ -292,7 +292,11 @@ class Daemon:
         """kill -9 and remove everything: the way out after a failure."""
         if self.done:
             return
-        if self.proc.poll() is None:
+        rc = self.proc.poll()
+        if rc is not None and not self.killed:
+            how = f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
+            _report(f"profqd {self.proc.pid} had ended by itself ({how})")
+        if rc is None:
             self.proc.kill()
             self.proc.wait()
         self._print_log_if_failed()
