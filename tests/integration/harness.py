@@ -39,7 +39,6 @@ _failures = []
 _daemons = []
 _procs = []
 _dirs = []
-_cleanups = []
 
 
 class Fatal(Exception):
@@ -94,18 +93,8 @@ def _excepthook(kind, value, tb):
     sys.__excepthook__(kind, value, tb)
 
 
-def at_exit(fn):
-    """Runs fn when the test ends, however it ends (before the harness's own cleanup)."""
-    _cleanups.append(fn)
-
-
 def _cleanup():
     signal.alarm(0)
-    for fn in reversed(_cleanups):
-        try:
-            fn()
-        except Exception as e:  # cleanup must go on
-            print(f"warning: cleanup failed: {e!r}", file=sys.stderr)
     for p in _procs:
         if p.poll() is None:
             p.kill()
