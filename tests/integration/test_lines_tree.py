@@ -169,7 +169,10 @@ with Daemon(env, state_dir=state) as d:
     # ---- lines: two hot lines of one function ----
     two = d.json("lines", "--pid", str(lpid), "--function", "hot")
     rows = {r["line"]: r for r in two["rows"]}
-    require(line_a in rows and line_b in rows, f"hot's lines {line_a} and {line_b} have samples")
+    require(line_a in rows and line_b in rows,
+            f"hot's lines {line_a} and {line_b} have samples ({two['samples']} samples: "
+            f"{[(r['function'], r['line'], r['self_samples']) for r in two['rows'][:8]]}; "
+            f"the workload measured {lout[-1]!r})")
     na, nb = rows[line_a]["self_samples"], rows[line_b]["self_samples"]
     a_pct = 100 * na / (na + nb)
     tol = share_tolerance(share_a / 100, na + nb)
