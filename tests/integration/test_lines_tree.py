@@ -55,7 +55,9 @@ with Daemon(env, state_dir=state) as d:
     truth = SplitTruth(out)
     ta, tb = truth.of_process("work_a"), truth.of_process("work_b")
     in_run = 100 * truth.in_units_share
+    lost0 = d.json("status")["lost"]
     lpid, lout = run_workload(env, "lines", "--seconds", 4, "--a", 70, output=True)
+    lines_lost = d.json("status")["lost"] - lost0
     w = lout[-1].split()
     line_a, line_b = int(w[1]), int(w[4])
     la, lb = float(w[2]), float(w[5])
@@ -172,7 +174,7 @@ with Daemon(env, state_dir=state) as d:
     require(line_a in rows and line_b in rows,
             f"hot's lines {line_a} and {line_b} have samples ({two['samples']} samples: "
             f"{[(r['function'], r['line'], r['self_samples']) for r in two['rows'][:8]]}; "
-            f"the workload measured {lout[-1]!r})")
+            f"the workload measured {lout[-1]!r}; profqd lost {lines_lost} samples meanwhile)")
     na, nb = rows[line_a]["self_samples"], rows[line_b]["self_samples"]
     a_pct = 100 * na / (na + nb)
     tol = share_tolerance(share_a / 100, na + nb)
