@@ -1,9 +1,24 @@
 # SPDX-License-Identifier: MIT
 """Integration test harness: starts the real profqd (real BPF) on private paths, runs
 workloads, and queries it with the real profq. Tests exit 77 (skipped, with the reason on
-stderr) when the machine cannot run BPF profilers: not root, no BTF, no perf_event BPF."""
+stderr) when the machine cannot run BPF profilers: not root, no BTF, no perf_event BPF.
 
+Checks: check() reports a failed check and goes on, so one failure does not hide the checks
+after it; the test exits 1 at the end, after listing every failure. require() and fail() are
+for what the rest of the test cannot do without: they stop it (an exception, so `with` blocks
+and `finally` clauses run). Whatever the way out (the end, a failure, an exception, SIGTERM,
+the test's own deadline), the daemons, workloads and temporary directories the harness made
+are killed and removed.
+
+Durations and deadlines are measured with time.monotonic(); wall time only where it is
+compared with the daemon's timestamps or files' mtimes.
+
+Thresholds follow from what the test measured: share_tolerance() is the sampling error of a
+share estimated from n samples (and of the reference it is compared with)."""
+
+import atexit
 import json
+import math
 import os
 import shutil
 import signal
@@ -13,6 +28,21 @@ import tempfile
 import time
 
 SKIP = 77
+# How many standard errors a sampled figure may stray: about one failure in 16000 for a single
+# check with a normal error; with some hundred statistical checks in the suite, a run in 150.
+Z = 4.0
+# The test's own deadline, before ctest's TIMEOUT (tests/integration/CMakeLists.txt) kills it
+# without a chance to clean up.
+DEADLINE_S = float(os.environ.get("PROFQ_TEST_DEADLINE", "280"))
+
+_failures = []
+_daemons = []
+_procs = []
+_dirs = []
+
+
+class Fatal(Exception):
+    """A failure the rest of the test cannot go on from (already reported)."""
 
 
 def skip(reason):
@@ -20,15 +50,88 @@ def skip(reason):
     sys.exit(SKIP)
 
 
+def _report(msg):
+    _failures.append(msg)
+    print(f"FAIL: {msg}", flush=True)
+
+
 def fail(msg):
-    print(f"FAIL: {msg}", file=sys.stderr)
-    sys.exit(1)
+    """Reports a failure and stops the test."""
+    _report(msg)
+    raise Fatal(msg)
 
 
 def check(cond, msg):
-    if not cond:
-        fail(msg)
-    print(f"ok: {msg}")
+    """Reports the outcome of a check; the test goes on either way. Returns cond as a bool."""
+    if cond:
+        print(f"ok: {msg}")
+        return True
+    _report(msg)
+    return False
+
+
+def require(cond, msg):
+    """A check that what follows depends on: stops the test when it fails."""
+    if not check(cond, msg):
+        raise Fatal(msg)
+
+
+def failures():
+    return len(_failures)
+
+
+def _on_signal(signum, frame):
+    name = "the test's deadline" if signum == signal.SIGALRM else signal.Signals(signum).name
+    fail(f"stopped by {name} ({DEADLINE_S:.0f} s)" if signum == signal.SIGALRM
+         else f"stopped by {name}")
+
+
+def _excepthook(kind, value, tb):
+    if kind is Fatal:
+        print(f"stopped: {value}", file=sys.stderr)
+        return
+    sys.__excepthook__(kind, value, tb)
+
+
+def _cleanup():
+    signal.alarm(0)
+    for p in _procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    for d in _daemons:
+        d.abandon()
+    for d in _dirs:
+        shutil.rmtree(d, ignore_errors=True)
+    if _failures:
+        print(f"\n{len(_failures)} check(s) failed:", file=sys.stderr)
+        for msg in _failures:
+            print(f"  FAIL: {msg}", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # An exit handler cannot change the exit status otherwise.
+        os._exit(1)
+
+
+atexit.register(_cleanup)
+sys.excepthook = _excepthook
+signal.signal(signal.SIGTERM, _on_signal)
+signal.signal(signal.SIGALRM, _on_signal)
+signal.alarm(int(DEADLINE_S))
+
+
+def tempdir(prefix):
+    """A temporary directory removed when the test ends."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    _dirs.append(d)
+    return d
+
+
+def popen(*args, **kwargs):
+    """subprocess.Popen, killed when the test ends if still running."""
+    p = subprocess.Popen(*args, **kwargs)
+    _procs.append(p)
+    return p
 
 
 def require_bpf():
@@ -64,30 +167,48 @@ class Env:
         return os.path.join(self.workloads, name)
 
 
-class Daemon:
-    """A profqd on a private socket and state dir; stopped (SIGTERM, exit 0 checked) on exit."""
+# The memory budget of a test daemon unless the test says otherwise (max_memory=None: profqd's
+# default). profqd profiles the whole machine: at 999 Hz its ring buffer alone is 32 MiB
+# resident, half the default budget, and where a build runs alongside, the symbols of its
+# compilers take the other half, so that profqd evicts windows for memory and a test's
+# workload is gone before it is asked about (measured on a 2-core VM with other builds
+# running: RSS 75-95 MiB, 16-51 windows evicted within a minute). The tests of the budget
+# itself (test_persist, test_ps_status) run with the default.
+TEST_MAX_MEMORY = "512M"
 
-    def __init__(self, env, *args, frequency=999, window="2s", extra_env=None, state_dir=None):
+
+class Daemon:
+    """A profqd on a private socket and state dir. Leaving the `with` block normally stops it
+    (SIGTERM, exit 0 checked); leaving it by an exception kills it. Either way its directory
+    goes, and its log is printed when a check failed while it ran."""
+
+    def __init__(self, env, *args, frequency=999, window="2s", extra_env=None, state_dir=None,
+                 max_memory=TEST_MAX_MEMORY):
         self.env = env
         self.dir = tempfile.mkdtemp(prefix="profq-test-")
         self.socket = os.path.join(self.dir, "profq.sock")
         # state_dir: one that outlives this daemon (restarts, offline queries).
         self.state = state_dir or os.path.join(self.dir, "state")
         self.killed = False
+        self.done = False
+        self.failures_before = failures()
         self.log = os.path.join(self.dir, "profqd.log")
         cmd = [env.profqd, "--socket", self.socket, "--state-dir", self.state,
                "--config", "/dev/null", "--frequency", str(frequency), "--window", window]
+        if max_memory and "--max-memory" not in args:
+            cmd += ["--max-memory", max_memory]
         cmd += list(args)
         penv = dict(os.environ)
         penv.update(extra_env or {})
         self.logf = open(self.log, "w")
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT,
                                      env=penv)
+        _daemons.append(self)
         self.wait_ready()
 
-    def wait_ready(self, timeout=20):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+    def wait_ready(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 fail(f"profqd exited with {self.proc.returncode} at start:\n{self.read_log()}")
             if os.path.exists(self.socket):
@@ -98,12 +219,24 @@ class Daemon:
         fail(f"profqd did not answer within {timeout}s:\n{self.read_log()}")
 
     def read_log(self):
-        with open(self.log) as f:
-            return f.read()
+        try:
+            with open(self.log) as f:
+                return f.read()
+        except OSError:
+            return ""
 
-    def profq(self, *args, check_rc=True, timeout=60):
+    def profq(self, *args, check_rc=True, timeout=120):
         cmd = [self.env.profq, "--socket", self.socket] + list(args)
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        for attempt in range(3):
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            # profq waits 30 s for an answer. A query first takes in what was sampled since
+            # the last tick, symbolizing binaries new to profqd: on a machine with more
+            # runnable threads than CPUs, a large one (a compiler's) can take longer than
+            # that. Asked again, profqd answers once it is through.
+            if p.returncode != 3 or "timed out" not in p.stderr:
+                break
+            print(f"note: profqd took over 30 s to answer {' '.join(args)}; asking again",
+                  file=sys.stderr)
         if check_rc and p.returncode != 0:
             fail(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr}")
         return p.returncode, p.stdout, p.stderr
@@ -123,19 +256,44 @@ class Daemon:
         self.proc.wait()
         self.killed = True
 
+    def _print_log_if_failed(self):
+        if failures() > self.failures_before:
+            print(f"profqd's log:\n{self.read_log()}", file=sys.stderr)
+
     def stop(self):
+        """SIGTERM; fails the test unless it exits 0 (or was killed on purpose)."""
+        if self.done:
+            return
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                self.abandon()
                 fail("profqd did not stop within 20 s of SIGTERM")
-        self.logf.close()
         rc = self.proc.returncode
         if rc != 0 and not self.killed:
-            fail(f"profqd exited {rc} after SIGTERM:\n{self.read_log()}")
+            _report(f"profqd exited {rc} after SIGTERM")
+        self._print_log_if_failed()
+        self._remove()
+
+    def abandon(self):
+        """kill -9 and remove everything: the way out after a failure."""
+        if self.done:
+            return
+        rc = self.proc.poll()
+        if rc is not None and not self.killed:
+            how = f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
+            _report(f"profqd {self.proc.pid} had ended by itself ({how})")
+        if rc is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._print_log_if_failed()
+        self._remove()
+
+    def _remove(self):
+        self.done = True
+        self.logf.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
@@ -145,17 +303,17 @@ class Daemon:
         if exc_type is None:
             self.stop()
         else:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            print(self.read_log(), file=sys.stderr)
+            if not isinstance(exc, (Fatal, SystemExit)):
+                _report(f"{exc_type.__name__}: {exc}")
+            self.abandon()
         return False
 
 
-def run_workload(env, name, *args, output=False):
+def run_workload(env, name, *args, output=False, timeout=120):
     """Runs a workload to completion; returns its pid (the workload prints it first), and with
     output=True also the rest of what it printed."""
     p = subprocess.run([env.workload(name)] + [str(a) for a in args], capture_output=True,
-                       text=True, timeout=300)
+                       text=True, timeout=timeout)
     if p.returncode != 0:
         fail(f"workload {name} {args} exited {p.returncode}: {p.stderr}")
     lines = p.stdout.splitlines()
@@ -164,23 +322,53 @@ def run_workload(env, name, *args, output=False):
 
 
 def rusage_of(lines):
-    """(user, sys) seconds from split's last line "user U sys S"."""
-    words = lines[-1].split()
+    """(user, sys) seconds from split's line "user U sys S" (its last)."""
+    words = next(line for line in reversed(lines) if line.startswith("user ")).split()
     return float(words[1]), float(words[3])
+
+
+def seconds_of(lines):
+    """{function: CPU seconds} from split's "work_a S work_b S ..." line."""
+    words = next(line for line in lines if line.startswith("work_a ")).split()
+    return {words[i]: float(words[i + 1]) for i in range(0, len(words), 2)}
 
 
 def truth_of(lines):
     """{function: share of the measured CPU time} from split's "work_a S work_b S ..." line."""
-    words = next(line for line in lines if line.startswith("work_a ")).split()
-    secs = {words[i]: float(words[i + 1]) for i in range(0, len(words), 2)}
+    secs = seconds_of(lines)
     total = sum(secs.values()) or 1
     return {k: v / total for k, v in secs.items()}
 
 
+class SplitTruth:
+    """What the split workload measured of itself (its last two lines): shares of work_a,
+    work_b and work_sys in the CPU time measured around every unit (`share`, 0..1), the
+    seconds of that time (`in_units`, all of it inside run()), and the kernel's user + sys
+    for the whole process (`cpu`); `outside` is the share of `cpu` spent outside the units
+    (start-up, exit, the loop's own clock reads)."""
+
+    def __init__(self, lines):
+        self.seconds = seconds_of(lines)
+        self.in_units = sum(self.seconds.values())
+        self.share = {k: v / (self.in_units or 1) for k, v in self.seconds.items()}
+        self.user, self.sys = rusage_of(lines)
+        self.cpu = self.user + self.sys
+        self.in_units_share = min(self.in_units / self.cpu, 1.0) if self.cpu > 0 else 0
+        self.outside = 1 - self.in_units_share
+
+    def pct(self, function):
+        """A function's share of the units' CPU time, in percent."""
+        return 100 * self.share[function]
+
+    def of_process(self, function):
+        """A function's share of the process's CPU time (what a sample share estimates), in
+        percent: its time in the units out of the kernel's user + sys."""
+        return 100 * self.seconds[function] / self.cpu if self.cpu > 0 else 0
+
+
 def start_workload(env, name, *args):
-    """Starts a workload; returns (Popen, pid)."""
-    p = subprocess.Popen([env.workload(name)] + [str(a) for a in args], stdout=subprocess.PIPE,
-                         text=True)
+    """Starts a workload (killed when the test ends if still running); returns (Popen, pid)."""
+    p = popen([env.workload(name)] + [str(a) for a in args], stdout=subprocess.PIPE, text=True)
     pid = int(p.stdout.readline())
     return p, pid
 
@@ -193,5 +381,69 @@ def row(answer, function):
     return None
 
 
+def kernel_leaf_pct(top):
+    """The share (percent) of a top answer's samples whose leaf is a kernel frame. The CPU time
+    a workload measures around its own work includes the interrupts and softirqs that came
+    while it ran (the kernel charges them to the running task); their samples end in kernel
+    frames, not in the workload's function. A top answer must list all rows (-n large)."""
+    n = top["samples"] or 1
+    return 100 * sum(r["self_samples"] for r in top["rows"] if r.get("kernel")) / n
+
+
 def near(value, want, tolerance):
-    return abs(value - want) <= tolerance
+    return value is not None and abs(value - want) <= tolerance
+
+
+def share_error(p, n):
+    """Standard error of a share p (0..1) estimated from n independent samples."""
+    p = min(max(p, 0.0), 1.0)
+    return math.sqrt(p * (1 - p) / max(n, 1))
+
+
+def share_tolerance(p, n, n_ref=None, z=Z, pct=True):
+    """How far a share estimated from n samples may stray from p: z standard errors, with those
+    of the reference when it is itself estimated from n_ref samples, and at least one sample's
+    worth (a share is a whole number of samples). In percentage points unless pct=False."""
+    var = share_error(p, n) ** 2 + (share_error(p, n_ref) ** 2 if n_ref else 0)
+    tol = max(z * math.sqrt(var), 1 / max(n, 1))
+    return 100 * tol if pct else tol
+
+
+def count_tolerance(expected, z=Z):
+    """How far a count of independent events may stray from its expectation (Poisson)."""
+    return z * math.sqrt(max(expected, 1))
+
+
+def steal_s():
+    """CPU time the hypervisor took from this machine's CPUs so far (/proc/stat "steal", all
+    CPUs): while a CPU is not running, the timer behind cpu-clock samples cannot fire, and the
+    periods it missed are not sampled."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
+def sample_bounds(cpu, frequency, lost=0, steal=0.0):
+    """(low, high): how many samples a process that used `cpu` seconds should have at
+    `frequency`: Poisson bounds at worst, less what was lost (status "lost") and what the
+    hypervisor's steal time may have kept from being sampled."""
+    want = cpu * frequency
+    tol = count_tolerance(want)
+    return want - tol - lost - steal * frequency, want + tol
+
+
+def kernel_hz():
+    """The scheduler tick rate that the kernel's user/sys split is sampled at (CONFIG_HZ), from
+    /proc/config.gz or /boot/config-*; 100 (the lowest, the widest error) when neither says."""
+    import gzip
+    import platform
+    for path, opener in (("/proc/config.gz", gzip.open),
+                         (f"/boot/config-{platform.release()}", open)):
+        try:
+            with opener(path, "rt") as f:
+                for line in f:
+                    if line.startswith("CONFIG_HZ="):
+                        return int(line.split("=")[1])
+        except OSError:
+            pass
+    return 100

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Access control (SPEC §10): a second, unprivileged user created for the test sees its own
-process, is denied root's (exit 4, no frames), lists only its own in ps and gets no kernel
-addresses anywhere; a member of --group sees everything. The users and the group are removed
+"""Access control (docs/profqd.8, ACCESS CONTROL): a second, unprivileged user created for the test
+sees its own process, is denied root's (exit 4, no frames), lists only its own in ps and gets no
+kernel addresses anywhere; a member of --group sees everything. The users and the group are removed
 again at the end."""
 
 import json
@@ -15,7 +15,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Daemon, Env, check, fail, require_bpf, skip, start_workload  # noqa: E402
+from harness import (Daemon, Env, check, fail, popen, require_bpf, skip,  # noqa: E402
+                     start_workload)
 
 # A kernel-half address: 0xffff followed by 12 more hex digits, with or without 0x.
 KERNEL_ADDR = re.compile(r"(0x)?ffff[0-9a-f]{12}", re.IGNORECASE)
@@ -109,19 +110,19 @@ def main():
 
         # The user's workload (forked by root, setuid, then exec: the user's from the exec
         # on), root's, and a process of the user that made itself undumpable.
-        mine = subprocess.Popen([split, "--seconds", "4", "--sys", "30"], stdout=subprocess.PIPE,
+        mine = popen([split, "--seconds", "4", "--sys", "30"], stdout=subprocess.PIPE,
                                 text=True, user=acc.uid, group=acc.gid, extra_groups=[])
         mine_pid = int(mine.stdout.readline())
         rootp, root_pid = start_workload(env, "split", "--seconds", "4", "--sys", "30")
         # The system's python: the test's own may live where the user cannot read.
         python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-        nodump = subprocess.Popen(
+        nodump = popen(
             [python, "-c",
              "import ctypes, time\n"
              "ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\n"  # PR_SET_DUMPABLE, 0
              "print(flush=True)\n"
-             "end = time.time() + 4\n"
-             "while time.time() < end: pass\n"],
+             "end = time.monotonic() + 4\n"
+             "while time.monotonic() < end: pass\n"],
             stdout=subprocess.PIPE, text=True, user=acc.uid, group=acc.gid, extra_groups=[])
         nodump.stdout.readline()
         nodump_pid = nodump.pid
@@ -157,14 +158,14 @@ def main():
               f"its own undumpable process {nodump_pid} is denied too")
 
         # System-wide: only its own.
-        rc, a = user("ps")
+        rc, a = user("ps", "-n", "100000")
         pids = {r["pid"] for r in a["rows"]}
         check(rc == 0 and mine_pid in pids and root_pid not in pids and nodump_pid not in pids,
               f"ps lists its own process and neither root's nor the undumpable one ({pids})")
         check(all(r["uid"] == acc.uid for r in a["rows"]), "ps rows are all the user's")
-        # By total: work_a's own loop is an inlined spin(), so by self work_a has none, and the
-        # 20 rows can be full of one-sample functions of the user's other processes.
-        rc, a = user("top", "--sort", "total")
+        # By total: work_a's own loop is an inlined spin(), so by self work_a has none, and
+        # the rows can be full of one-sample functions of the user's other processes.
+        rc, a = user("top", "--sort", "total", "-n", "100000")
         check(rc == 0 and "work_a" in json.dumps(a), "top without --pid shows its own")
         rc, a = user("status")
         check(rc == 0 and a.get("limited") is True and "persistence" not in a
@@ -174,7 +175,7 @@ def main():
         # A member of --group sees everything.
         rc, a = member("top", "--pid", str(root_pid))
         check(rc == 0 and a.get("pid") == root_pid, "a group member sees root's process")
-        rc, a = member("ps")
+        rc, a = member("ps", "-n", "100000")
         pids = {r["pid"] for r in a["rows"]}
         check(root_pid in pids and mine_pid in pids and nodump_pid in pids,
               "a group member's ps lists every process")

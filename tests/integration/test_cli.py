@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""profq exit codes and error output (SPEC 11): 0 ok, 1 nothing found, 2 usage, 3 daemon
-unreachable; in JSON mode stdout is always one valid JSON document."""
+"""profq exit codes and error output (docs/profq.1, EXIT STATUS): 0 ok, 1 nothing found, 2 usage, 3
+daemon unreachable; in JSON mode stdout is always one valid JSON document."""
 
 import json
 import os

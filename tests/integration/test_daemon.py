@@ -1,18 +1,17 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""profqd start-up (SPEC 4): bad options and config files exit 2 naming the option or
-file:line:key; the default config file may be missing, a named one may not; SIGTERM exits 0;
-a second daemon on the same socket is refused."""
+"""profqd start-up (docs/profqd.8, OPTIONS, CONFIGURATION FILE): bad options and config files exit 2
+naming the option or file:line:key; the default config file may be missing, a named one may not;
+SIGTERM exits 0; a second daemon on the same socket is refused."""
 
 import os
 import subprocess
-import tempfile
 
-from harness import Daemon, Env, check, require_bpf
+from harness import Daemon, Env, check, require_bpf, tempdir
 
 require_bpf()
 env = Env()
-tmp = tempfile.mkdtemp(prefix="profq-daemon-")
+tmp = tempdir("profq-daemon-")
 sock = os.path.join(tmp, "s.sock")
 
 
@@ -38,7 +37,8 @@ for args, needle in ((["--frequency", "0"], "--frequency"),
 conf = os.path.join(tmp, "profqd.conf")
 for text, needle in (("frequency = 99\nbogus = 1\n", f"{conf}:2: unknown key 'bogus'"),
                      ("# comment\n\nwindow = 0s\n", f"{conf}:3: key 'window'"),
-                     ("frequency = 99\nfrequency = 49\n", f"{conf}:2: key 'frequency' is set twice"),
+                     ("frequency = 99\nfrequency = 49\n",
+                      f"{conf}:2: key 'frequency' is set twice"),
                      ("frequency\n", f"{conf}:1: expected 'key = value'"),
                      ("max-memory = \n", f"{conf}:1: key 'max-memory' has no value")):
     with open(conf, "w") as f:

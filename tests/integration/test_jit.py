@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 
-from harness import Daemon, Env, check, require_bpf, row, skip
+from harness import Daemon, Env, check, popen, require_bpf, row, skip
 
 require_bpf()
 env = Env()
@@ -39,7 +39,7 @@ for line in sys.stdin:
 
 
 def perf_map_growth(d):
-    p = subprocess.Popen([sys.executable, "-c", JIT], stdin=subprocess.PIPE,
+    p = popen([sys.executable, "-c", JIT], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, text=True)
     pid, addr, size = (int(w) for w in p.stdout.readline().split())
     perf_map = f"/tmp/perf-{pid}.map"
@@ -105,7 +105,7 @@ with tempfile.TemporaryDirectory() as tmp, Daemon(env) as d:
     script = os.path.join(tmp, "hot.js")
     with open(script, "w") as f:
         f.write(SCRIPT)
-    p = subprocess.Popen([node, "--perf-basic-prof", script], cwd=tmp)
+    p = popen([node, "--perf-basic-prof", script], cwd=tmp)
     perf_map = f"/tmp/perf-{p.pid}.map"
     try:
         check(p.wait(timeout=60) == 0, "node ran the script")
@@ -115,7 +115,8 @@ with tempfile.TemporaryDirectory() as tmp, Daemon(env) as d:
         if os.path.exists(perf_map):
             os.unlink(perf_map)
     hot = [r for r in top["rows"] if "profqHotLoop" in r["function"]]
-    check(len(hot) >= 1, f"the hot JS function is named ({[r['function'] for r in top['rows'][:5]]})")
+    check(len(hot) >= 1,
+          f"the hot JS function is named ({[r['function'] for r in top['rows'][:5]]})")
     check(all(r["module"] == "[jit]" for r in hot), "its module is [jit]")
     self_pct = sum(r["self_pct"] for r in hot)
     check(self_pct >= 50, f"it has most of the samples ({self_pct:.1f}%)")
@@ -123,7 +124,7 @@ with tempfile.TemporaryDirectory() as tmp, Daemon(env) as d:
           "no big unnamed JIT rows left")
 
     # A perf map the process's user does not own is not read.
-    p = subprocess.Popen([node, script], cwd=tmp)
+    p = popen([node, script], cwd=tmp)
     perf_map = f"/tmp/perf-{p.pid}.map"
     try:
         with open(perf_map, "w") as f:

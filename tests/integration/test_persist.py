@@ -1,24 +1,28 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Persistence (SPEC 6): after kill -9 a restart on the same state dir answers for an earlier
-process as before; `profq --state-dir` answers offline, without a daemon, the same; with a
-20 s retention old windows, records and segment files go and memory stays flat; on a full
-disk profqd keeps profiling in memory, says so in status, and writes again once there is
-room."""
+"""Persistence (docs/profqd.8, PERSISTENCE): after kill -9 a restart on the same state
+dir answers for an earlier process as before; `profq --state-dir` answers offline, without a
+daemon, the same; with a 20 s retention old windows, records and segment files go and memory
+stays flat and within --max-memory (docs/profqd.8, --max-memory: the resident set may pass the
+budget for a moment, until the next pass a second later); on a full disk profqd keeps
+profiling in memory, says so in status, and writes again once there is room."""
 
 import json
 import os
 import re
-import shutil
+import statistics
 import subprocess
-import tempfile
+import threading
 import time
 
-from harness import Daemon, Env, check, fail, near, require_bpf, run_workload
+from harness import (Daemon, Env, check, fail, popen, require, require_bpf, run_workload,
+                     rusage_of, sample_bounds, steal_s, tempdir)
 
 require_bpf()
 env = Env()
-tmp = tempfile.mkdtemp(prefix="profq-persist-")
+tmp = tempdir("profq-persist-")
+# profqd compares its resident set with --max-memory once a second (docs/profqd.8).
+PASS_S = 1.0
 
 
 def persistence(d):
@@ -26,8 +30,8 @@ def persistence(d):
 
 
 def wait_for(what, cond, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         v = cond()
         if v:
             return v
@@ -57,17 +61,10 @@ def offline(state, *args, expect_rc=0):
 
 
 def same_top(a, b):
-    """Same rows (function, module, samples); percentages within half a point."""
-    if a["samples"] != b["samples"] or len(a["rows"]) != len(b["rows"]):
-        return False
-    for x, y in zip(a["rows"], b["rows"]):
-        if (x["function"], x["module"], x["self_samples"], x["total_samples"]) != \
-                (y["function"], y["module"], y["self_samples"], y["total_samples"]):
-            return False
-        if not near(x["self_pct"], y["self_pct"], 0.5) or \
-                not near(x["total_pct"], y["total_pct"], 0.5):
-            return False
-    return True
+    """Same rows: function, module, samples and the percentages made of them."""
+    keys = ("function", "module", "self_samples", "total_samples", "self_pct", "total_pct")
+    return a["samples"] == b["samples"] and len(a["rows"]) == len(b["rows"]) and all(
+        all(x[k] == y[k] for k in keys) for x, y in zip(a["rows"], b["rows"]))
 
 
 TIME_KEYS = ("pid", "comm", "cmdline", "start_time", "exit_time", "exited", "exit_code", "real_s",
@@ -81,24 +78,27 @@ def same_time(a, b):
 # ---- kill -9, restart on the same state dir, then offline ----
 
 state = os.path.join(tmp, "state")
-d1 = Daemon(env, window="1s", state_dir=state)
-try:
-    pid = run_workload(env, "split", "--seconds", 3, "--a", 70)
+with Daemon(env, window="1s", state_dir=state) as d1:
+    lost0, steal0 = d1.json("status")["lost"], steal_s()
+    t0 = time.monotonic()
+    pid, out = run_workload(env, "split", "--seconds", 3, "--a", 70, output=True)
+    wall = time.monotonic() - t0
+    cpu = sum(rusage_of(out))
     # The window that saw the workload's end closes within a second; two more make it sure.
     p1 = wait_written(d1, 2)
     top1 = d1.json("top", "--pid", str(pid), "-n", "20")
     time1 = d1.json("time", "--pid", str(pid))
-    # The CPUs may be shared: what counts below is that the answers match, not their size.
-    check(top1["samples"] > 200, f"workload sampled ({top1['samples']} samples)")
+    lost, steal = d1.json("status")["lost"] - lost0, steal_s() - steal0
+    # The CPUs may be shared: the samples follow the CPU time the workload got (its own
+    # getrusage), less what was lost anywhere meanwhile.
+    lo, hi = sample_bounds(cpu, 999, lost, steal)
+    check(lo <= top1["samples"] <= hi,
+          f"workload sampled ({top1['samples']} samples in [{lo:.0f}, {hi:.0f}] for "
+          f"{cpu:.3f} s of CPU: {lost} lost, {steal:.2f} s stolen)")
     check(p1["write_errors"] == 0 and p1["error"] is None and p1["segments"] >= 1,
           f"windows on disk ({p1['windows_written']} in {p1['segments']} segments)")
     written = persistence(d1)["windows_written"]
     d1.kill()
-except BaseException:
-    d1.proc.kill()
-    print(d1.read_log())
-    raise
-d1.stop()
 
 with Daemon(env, window="1s", state_dir=state) as d2:
     log = d2.read_log()
@@ -116,8 +116,10 @@ with Daemon(env, window="1s", state_dir=state) as d2:
     check(same_top(top1, top2), f"top --pid {pid} after kill -9 and restart: the same answer")
     check(same_time(time1, time2), f"time --pid {pid} after restart: the same ({time2['real_s']}"
           f" s real, {time2['user_s']} s user, exited {time2['exited']})")
-    check(time2["exited"] and time2["accounting"] == "kernel" and near(time2["real_s"], 3, 0.5),
-          "the exited process keeps its record and the kernel's accounting")
+    check(time2["exited"] and time2["accounting"] == "kernel" and
+          3 - 0.0005 <= time2["real_s"] <= wall + 0.0005,
+          f"the exited process keeps its record and the kernel's accounting (real "
+          f"{time2['real_s']} s: 3 s to the {wall:.3f} s the test waited)")
     ps2 = [r for r in d2.json("ps", "-n", "1000")["rows"] if r["pid"] == pid]
     status2 = d2.json("status")
 # Stopped (SIGTERM): the open window was written too.
@@ -136,7 +138,6 @@ check(len(ps2) == 1 and len(ps3) == 1 and
       all(ps2[0][k] == ps3[0][k] for k in ("comm", "samples", "start_time", "exited")),
       "offline ps: the same row for the process")
 offline(state, "top", "--pid", "4194304", expect_rc=1)
-shutil.rmtree(state)
 
 # ---- disk full ----
 
@@ -161,13 +162,20 @@ else:
                 persistence(d)), 20)
             check("space" in (p["error"] or ""),
                   f"status says why writes fail ({p['error']!r}, {p['write_errors']} errors)")
-            before = d.json("status")
-            pid = run_workload(env, "split", "--seconds", 2)
-            time.sleep(1.5)
+            before, steal0 = d.json("status"), steal_s()
+            pid, out = run_workload(env, "split", "--seconds", 2, output=True)
+            cpu = sum(rusage_of(out))
+            # The window that saw the end closes and fails to be written.
+            errors = before["persistence"]["write_errors"]
+            after = wait_for("a window closed after the workload", lambda: (
+                lambda st: st if st["windows"] > before["windows"] + 1 and
+                st["persistence"]["write_errors"] > errors else None)(d.json("status")), 20)
             top = d.json("top", "--pid", str(pid))
-            after = d.json("status")
-            check(top["samples"] > 100,
-                  f"still profiling into memory ({top['samples']} samples of {pid})")
+            lost = after["lost"] - before["lost"]
+            lo, _ = sample_bounds(cpu, 999, lost, steal_s() - steal0)
+            check(top["samples"] >= lo,
+                  f"still profiling into memory ({top['samples']} samples of {pid} for "
+                  f"{cpu:.3f} s of CPU, >= {lo:.0f}: {lost} lost)")
             p = after["persistence"]
             check(after["windows"] > before["windows"] and p["write_errors"] > 1 and
                   "space" in (p["error"] or ""),
@@ -195,21 +203,80 @@ else:
 
 pids_file = os.path.join(tmp, "pids")
 state = os.path.join(tmp, "state-retention")
-# At the default frequency: what --max-memory bounds then includes a 2 MiB BPF ring buffer
-# (mapped twice); at 999 Hz it is 16 MiB, more than half the default budget counted twice.
-with Daemon(env, "--retention", "20s", window="2s", state_dir=state, frequency=99) as d:
-    loop = subprocess.Popen(["sh", "-c", f"while :; do {env.workload('split')} --seconds 0.1 "
-                             f">> {pids_file}; sleep 0.1; done"])
+# At 99 Hz, with the default budget: what --max-memory bounds includes the BPF ring buffer,
+# 2 MiB mapped twice. At 999 Hz it is 16 MiB, 32 MiB resident once the kernel has written all
+# of it: half the default budget, the most profqd takes off it for what lies outside its
+# accounting, and with code, libraries and libdw's mappings (10-20 MB) the RSS stays over the
+# budget (measured: 75-95 MiB; profqd warns of it at start-up).
+
+
+def resident(pid):
+    """VmRSS of a process in bytes, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+class RssWatch(threading.Thread):
+    """Reads a process's resident set from /proc ten times a second: [(monotonic, bytes)]."""
+
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.rss = []
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.is_set():
+            r = resident(self.pid)
+            if r is None:
+                break
+            self.rss.append((time.monotonic(), r))
+            self.stopping.wait(0.1)
+
+    def stop(self):
+        self.stopping.set()
+        self.join()
+
+
+def excursions(rss, budget):
+    """The spans [(start, end, peak)] during which the resident set was over the budget: from
+    the first reading over it to the first one back within it (or the last reading)."""
+    spans, start, peak = [], None, 0
+    for t, r in rss:
+        if r > budget:
+            if start is None:
+                start, peak = t, r
+            peak = max(peak, r)
+        elif start is not None:
+            spans.append((start, t, peak))
+            start = None
+    if start is not None:
+        spans.append((start, rss[-1][0], peak))
+    return spans
+
+
+with Daemon(env, "--retention", "20s", window="2s", state_dir=state, frequency=99,
+            max_memory=None) as d:
+    watch = RssWatch(d.proc.pid)
+    watch.start()
+    loop = popen(["sh", "-c", f"while :; do {env.workload('split')} --seconds 0.1 "
+                  f">> {pids_file}; sleep 0.1; done"])
     samples = []
     try:
-        t0 = time.time()
-        while time.time() - t0 < 60:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 60:
             st = d.json("status")
-            st["t"] = time.time() - t0
+            st["t"] = time.monotonic() - t0
             samples.append(st)
             time.sleep(2)
         st = d.json("status")
-        st["t"] = time.time() - t0
+        st["t"] = time.monotonic() - t0
         samples.append(st)
         spawned = []
         with open(pids_file) as f:
@@ -219,7 +286,9 @@ with Daemon(env, "--retention", "20s", window="2s", state_dir=state, frequency=9
     finally:
         loop.kill()
         loop.wait()
+        watch.stop()
     seg_dir = os.path.join(d.state, "segments")
+    # Wall time: compared with the files' mtimes.
     ages = [time.time() - os.stat(os.path.join(seg_dir, n)).st_mtime for n in os.listdir(seg_dir)]
 
     check(len(spawned) > 100, f"{len(spawned)} short processes ran")
@@ -244,11 +313,44 @@ with Daemon(env, "--retention", "20s", window="2s", state_dir=state, frequency=9
     budget = samples[-1]["max_memory_bytes"]
     check(all(s["memory_bytes"] <= budget for s in samples),
           f"memory within --max-memory ({max(s['memory_bytes'] for s in samples)} <= {budget})")
-    # The budget bounds the whole process, not only what profqd accounts.
-    rss = [s["memory"]["rss_bytes"] for s in samples]
-    print(f"measured: rss {rss} B; outside the accounting "
+    # The budget bounds the whole process, not only what profqd accounts (docs/profqd.8,
+    # --max-memory): once a second profqd compares its resident set with it and frees what
+    # is over. Between two passes the RSS can pass the budget (measured under load: binaries
+    # newly seen, a compiler's symbols and libdw's mappings of its debug information, +5 to
+    # +10 MB at once); the pass that sees it brings it back. So each excursion over the
+    # budget, as /proc shows the RSS ten times a second, ends within two passes, and the
+    # RSS is within the budget most of the time.
+    budget_rss = samples[-1]["max_memory_bytes"]
+    rss = watch.rss
+    require(len(rss) > 100, f"the daemon's RSS read from /proc ({len(rss)} readings)")
+    spans = excursions(rss, budget_rss)
+    longest = max((b - a for a, b, _ in spans), default=0)
+    over = [(round(a - rss[0][0], 1), round(b - a, 1), p >> 20) for a, b, p in spans]
+    print(f"measured: RSS over the budget (start s, span s, peak MiB): {over}")
+    check(longest <= 2 * PASS_S + 0.2,
+          f"resident set back within --max-memory within two passes of exceeding it "
+          f"(longest excursion {longest:.1f} s of {len(spans)}, peak "
+          f"{max((p for _, _, p in spans), default=0) >> 20} MiB, budget {budget_rss >> 20} MiB)")
+    median = statistics.median(r for _, r in rss)
+    check(median <= budget_rss,
+          f"resident set within --max-memory most of the time (median {median / 2**20:.1f} "
+          f"MiB, {len([1 for _, r in rss if r > budget_rss])} of {len(rss)} readings over)")
+    print("measured: t s, RSS, data, its parts (store, symbolizer, processes, stack cache, "
+          "mapping log), outside the accounting, data budget (MiB); binaries, windows:")
+    for s in samples:
+        m = s["memory"]
+        largest = [(b["module"], (b["symbols"] + b["cfi"] + b["dwarf"] + b["cache"]) >> 20)
+                   for b in s["symbolizer"]["largest"][:3]]
+        print(f"  {s['t']:5.1f} " + " ".join(f"{v / 2**20:5.1f}" for v in (
+            m["rss_bytes"], s["memory_bytes"], m["store"], m["symbolizer"], m["processes"],
+            m["stack_cache"], m["mapping_log"], m["outside_bytes"], m["data_budget_bytes"])) +
+            f" {s['symbolizer']['binaries']} {s['windows']} {largest}")
+    reported = [s["memory"]["rss_bytes"] for s in samples]
+    print(f"measured: rss {reported} B; outside the accounting "
           f"{[s['memory']['outside_bytes'] for s in samples]} B")
-    check(all(0 < r <= budget for r in rss), f"resident set within --max-memory ({max(rss)} <= {budget})")
+    check(all(r > 0 for r in reported) and
+          min(r for _, r in rss) <= statistics.median(reported) <= max(r for _, r in rss),
+          "status reports the resident set /proc shows")
     steady = [s for s in samples if s["t"] >= 20]
     base = steady[0]["memory_bytes"]
     same = [(a, b) for a, b in zip(steady, steady[1:])
@@ -290,9 +392,12 @@ with Daemon(env, "--retention", "20s", window="2s", state_dir=state, frequency=9
     check(rc_time == 1, f"time for pid {old[0]}: not found either (exit {rc_time})")
     recent = spawned[-30:-5]
     found = sum(d.profq("time", "--pid", str(p), check_rc=False)[0] == 0 for p in recent)
-    # (Nearly all: a process of 0.1 s that no sample caught is known from its exec and exit
-    # events only, and a busy machine may drop a few of those; status counts them.)
-    check(found >= len(recent) * 0.8, f"recent processes are there ({found}/{len(recent)})")
+    # All but those whose events were lost: a process of 0.1 s that no sample caught is known
+    # from its exec and exit events only, and a busy machine may drop some (status counts
+    # them, for every process on the machine).
+    dropped = samples[-1]["lost_events"] - samples[0]["lost_events"]
+    check(found >= len(recent) - dropped,
+          f"recent processes are there ({found}/{len(recent)}, {dropped} events lost)")
 
 
 # What is left on disk is the last half minute or so: segments that ended within 20 s of the
@@ -304,5 +409,3 @@ check(st["windows"] <= 18 and st["corrupt_segments"] == 0,
 print(f"measured: {st['disk_bytes'] / st['windows']:.0f} B per 2 s window on disk, about "
       f"{st['disk_bytes'] / st['windows'] * 30 / 1024:.0f} KiB per minute")
 offline(state, "top", "--pid", str(old[0]), expect_rc=1)
-
-shutil.rmtree(tmp, ignore_errors=True)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""profqd as a systemd service (SPEC 4).
+"""profqd as a systemd service (docs/profqd.8, SYSTEMD).
 
 The installed unit: `cmake --install` puts profqd.service, the sysusers.d entry, the default
 config and the man pages in place; `systemd-analyze verify` is silent about the unit;
@@ -38,7 +38,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import Daemon, Env, check, fail, require_bpf, skip
+from harness import Daemon, Env, check, fail, popen, require_bpf, skip
 
 # `systemd-analyze security --offline=true` of the installed unit, measured with systemd 252
 # when the unit was written. Lower it when the unit gets tighter; never raise it without a
@@ -151,7 +151,7 @@ check(exposure <= EXPOSURE_MAX,
       f"systemd-analyze security --offline=true: exposure {exposure} <= {EXPOSURE_MAX}")
 check(re.search(r"✓ User=/DynamicUser=", out) is not None, "the analysis sees a non-root user")
 
-# What the issue asks of the unit, and the reasons for what is left out.
+# What docs/profqd.8 (SYSTEMD) says of the unit, and the reasons for what is left out.
 check(one("Type") == "notify" and one("Restart") == "on-failure" and one("WatchdogSec"),
       "Type=notify, Restart=on-failure, WatchdogSec= set")
 check(one("RuntimeDirectory") == "profq" and one("StateDirectory") == "profq",
@@ -205,7 +205,7 @@ check(not re.search(r"^[a-z]", conf, flags=re.M), "no key of the default config 
 uncommented = os.path.join(TMP, "uncommented.conf")
 with open(uncommented, "w") as f:
     f.write(re.sub(r"^#([a-z-]+ = )", r"\1", conf, flags=re.M))
-p = subprocess.Popen([env.profqd, "--config", uncommented, "--socket",
+p = popen([env.profqd, "--config", uncommented, "--socket",
                       os.path.join(TMP, "conf.sock"), "--state-dir", os.path.join(TMP, "cs")],
                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 try:
@@ -272,7 +272,7 @@ class NotifiedDaemon(Daemon):
         penv.update(extra_env or {})
         super().__init__(env_, *args, extra_env=penv, **kw)
 
-    def wait_ready(self, timeout=20):
+    def wait_ready(self, timeout=60):
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
@@ -292,12 +292,13 @@ def watchdog_gaps(listener, since):
 
 
 listener = Listener(os.path.join(TMP, "notify.sock"))
+# profqd's default budget: STATUS= names it.
 with NotifiedDaemon(env, listener, extra_env={"WATCHDOG_USEC": "1000000"},
-                    frequency=NOTIFY_HZ) as d:
+                    frequency=NOTIFY_HZ, max_memory=None) as d:
     pid = d.proc.pid
     ready = [m for m in listener.messages if "READY=1" in m[2]]
     check(len(ready) == 1 and ready[0][1] == pid, f"READY=1 once, from profqd's pid {pid}")
-    busy = subprocess.Popen([env.workload("chain"), "--seconds", "8"], stdout=subprocess.PIPE)
+    busy = popen([env.workload("chain"), "--seconds", "8"], stdout=subprocess.PIPE)
     # 6 s at least, and until a STATUS= line with a rate (every 5 s) and a few keep-alives came:
     # later if the loop is busy reading the symbols of every binary running on a loaded machine.
     end = time.monotonic() + 30
@@ -546,7 +547,7 @@ def private_workloads(tmp):
     }
     procs = {}
     for name, cmd in cmds.items():
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        p = popen(cmd, stdout=subprocess.PIPE, text=True)
         procs[name] = (p, int(p.stdout.readline()))
     os.unlink(deleted)
     return procs
