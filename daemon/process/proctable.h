@@ -77,7 +77,7 @@ typedef struct Process {
 	/* When an exec handed the process to an owner who must not see what ran before it, the
 	 * samples from before split_ns go to this record of their own (referenced; 0: none). */
 	ProcId pre_exec_id;
-	uint64_t split_ns; /* CLOCK_BOOTTIME */
+	uint64_t split_ns;  /* CLOCK_BOOTTIME */
 	char exec_comm[16]; /* the name before the last exec */
 	uint64_t hash;
 } Process;
