@@ -100,9 +100,41 @@ static void elf_endp(Elf **elf)
 typedef struct Builder {
 	RawSym *syms;
 	size_t n, allocated;
-	Elf_Data *strtab; /* the string table the names point into */
+	int fd; /* the file the names can be read from at lookup, -1 if none */
+	/* The string table the names point into: in the file (str_buf NULL: not read now, see
+	 * names_set()) or in memory. */
+	const void *str_buf;
+	uint64_t str_size;
 	GElf_Shdr strtab_sh;
 } Builder;
+
+/*
+ * The string table of section index idx into b: only its size when names can be read from the
+ * file at lookup (no copy of a table of many MiB made now), else its data. false if it is not a
+ * usable string table.
+ */
+static bool builder_strtab(Elf *elf, size_t idx, Builder *b)
+{
+	Elf_Scn *scn = elf_getscn(elf, idx);
+	Elf_Data *data;
+	GElf_Shdr sh;
+
+	if (!scn || !gelf_getshdr(scn, &sh) || sh.sh_type != SHT_STRTAB || sh.sh_size == 0 ||
+	    sh.sh_size > NAME_OFFSET_MAX)
+		return false;
+	b->strtab_sh = sh;
+	if (b->fd >= 0 && !(sh.sh_flags & SHF_COMPRESSED)) {
+		b->str_buf = NULL;
+		b->str_size = sh.sh_size;
+		return true;
+	}
+	data = elf_getdata(scn, NULL);
+	if (!data || !data->d_buf || data->d_size == 0 || data->d_size > NAME_OFFSET_MAX)
+		return false;
+	b->str_buf = data->d_buf;
+	b->str_size = data->d_size;
+	return true;
+}
 
 /*
  * The end of the section holding sym, 0 if unknown. An unsized symbol (_init, hand-written
@@ -130,23 +162,23 @@ static uint64_t section_end(Elf *elf, const GElf_Sym *sym)
  */
 static int read_symtab(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, Builder *b)
 {
-	Elf_Data *data = elf_getdata(scn, NULL), *str;
-	GElf_Shdr strsh;
-	Elf_Scn *strscn;
+	Elf_Data *data;
 	size_t n;
 
-	if (!data || sh->sh_entsize == 0)
-		return 0;
+	if (sh->sh_entsize == 0 || sh->sh_type == SHT_NOBITS ||
+	    sh->sh_size / sh->sh_entsize > ELFSYM_MAX_SYMBOLS * 4ull)
+		return 0; /* no table, or more than any binary has: not read into memory */
 	/* The string table must exist and be one. */
-	strscn = elf_getscn(elf, sh->sh_link);
-	if (!strscn || !gelf_getshdr(strscn, &strsh) || strsh.sh_type != SHT_STRTAB)
+	if (!builder_strtab(elf, sh->sh_link, b))
 		return 0;
-	str = elf_getdata(strscn, NULL);
-	if (!str || !str->d_buf || str->d_size == 0 || str->d_size > NAME_OFFSET_MAX)
+	data = elf_getdata(scn, NULL);
+	if (!data)
 		return 0;
 	n = data->d_size / sh->sh_entsize;
+	/* A name is not looked for its end here: that costs the rest of the table per symbol (a
+	 * table without NULs, quadratic). name_read() stops at the table's end and at NAME_MAX_LEN,
+	 * and a copy of the table ends in a NUL of its own. */
 	for (size_t i = 0; i < n; i++) {
-		const char *name;
 		GElf_Sym sym;
 		int type;
 
@@ -154,10 +186,7 @@ static int read_symtab(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, Builder *b)
 			break;
 		type = GELF_ST_TYPE(sym.st_info);
 		if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym.st_shndx == SHN_UNDEF ||
-		    sym.st_value == 0 || sym.st_name == 0 || sym.st_name >= str->d_size)
-			continue;
-		name = (const char *)str->d_buf + sym.st_name;
-		if (!memchr(name, 0, str->d_size - sym.st_name))
+		    sym.st_value == 0 || sym.st_name == 0 || sym.st_name >= b->str_size)
 			continue;
 		if (b->n >= ELFSYM_MAX_SYMBOLS)
 			return -E2BIG;
@@ -169,8 +198,6 @@ static int read_symtab(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, Builder *b)
 					    .name = (uint32_t)sym.st_name,
 					    .global = GELF_ST_BIND(sym.st_info) != STB_LOCAL };
 	}
-	b->strtab = str;
-	b->strtab_sh = strsh;
 	return 0;
 }
 
@@ -291,20 +318,23 @@ static int names_set(Names *names, const Builder *b, int fd)
 {
 	const GElf_Shdr *sh = &b->strtab_sh;
 
-	if (fd >= 0 && !(sh->sh_flags & SHF_COMPRESSED) && sh->sh_type == SHT_STRTAB &&
-	    sh->sh_size == b->strtab->d_size && sh->sh_offset <= UINT64_MAX - sh->sh_size) {
+	if (!b->str_buf) {
+		if (fd < 0 || sh->sh_offset > UINT64_MAX - sh->sh_size)
+			return -EBADMSG;
 		names->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 		if (names->fd < 0)
 			return negative_errno();
 		names->offset = sh->sh_offset;
-		names->size = (uint32_t)b->strtab->d_size;
+		names->size = (uint32_t)b->str_size;
 		return 0;
 	}
-	names->copy = malloc(b->strtab->d_size);
+	/* One byte more, a NUL: the last name ends within the copy. */
+	names->copy = malloc(b->str_size + 1);
 	if (!names->copy)
 		return -ENOMEM;
-	memcpy(names->copy, b->strtab->d_buf, b->strtab->d_size);
-	names->size = (uint32_t)b->strtab->d_size;
+	memcpy(names->copy, b->str_buf, b->str_size);
+	names->copy[b->str_size] = 0;
+	names->size = (uint32_t)b->str_size;
 	return 0;
 }
 
@@ -334,9 +364,9 @@ static Elf_Scn *section_by_name(Elf *elf, size_t shstrndx, const char *name, GEl
  */
 static int read_plt(Elf *elf, int fd, ElfSym *e)
 {
-	Elf_Scn *rel, *plt, *dynsym, *dynstr;
-	GElf_Shdr rel_sh, plt_sh, dynsym_sh, dynstr_sh;
-	Elf_Data *rel_data, *sym_data, *str_data;
+	Elf_Scn *rel, *plt, *dynsym;
+	GElf_Shdr rel_sh, plt_sh, dynsym_sh;
+	Elf_Data *rel_data, *sym_data;
 	uint64_t header, entsize = 16;
 	_cleanup_free_ uint32_t *names = NULL;
 	Builder b = { 0 };
@@ -374,14 +404,13 @@ static int read_plt(Elf *elf, int fd, ElfSym *e)
 	dynsym = elf_getscn(elf, rel_sh.sh_link);
 	if (!dynsym || !gelf_getshdr(dynsym, &dynsym_sh) || dynsym_sh.sh_type != SHT_DYNSYM)
 		return 0;
-	dynstr = elf_getscn(elf, dynsym_sh.sh_link);
-	if (!dynstr || !gelf_getshdr(dynstr, &dynstr_sh) || dynstr_sh.sh_type != SHT_STRTAB)
+	b.fd = fd;
+	if (!builder_strtab(elf, dynsym_sh.sh_link, &b) || dynsym_sh.sh_entsize == 0 ||
+	    dynsym_sh.sh_size / dynsym_sh.sh_entsize > ELFSYM_MAX_SYMBOLS * 4ull)
 		return 0;
 	rel_data = elf_getdata(rel, NULL);
 	sym_data = elf_getdata(dynsym, NULL);
-	str_data = elf_getdata(dynstr, NULL);
-	if (!rel_data || !sym_data || !str_data || !str_data->d_buf || str_data->d_size == 0 ||
-	    str_data->d_size > NAME_OFFSET_MAX)
+	if (!rel_data || !sym_data)
 		return 0;
 	names = calloc(n, sizeof(uint32_t));
 	if (!names)
@@ -397,14 +426,10 @@ static int read_plt(Elf *elf, int fd, ElfSym *e)
 		info = rela ? ra.r_info : rl.r_info;
 		/* No symbol (an IRELATIVE to a local ifunc): the stub stays unnamed. */
 		if (GELF_R_SYM(info) == 0 || !gelf_getsym(sym_data, (int)GELF_R_SYM(info), &sym) ||
-		    sym.st_name == 0 || sym.st_name >= str_data->d_size ||
-		    !memchr((const char *)str_data->d_buf + sym.st_name, 0,
-			    str_data->d_size - sym.st_name))
+		    sym.st_name == 0 || sym.st_name >= b.str_size)
 			continue;
 		names[i] = (uint32_t)sym.st_name;
 	}
-	b.strtab = str_data;
-	b.strtab_sh = dynstr_sh;
 	r = names_set(&e->plt.strings, &b, fd);
 	if (r < 0)
 		return r;
@@ -421,7 +446,7 @@ static int load(Elf *elf, int fd, ElfSym **ret)
 	_cleanup_(elfsym_freep) ElfSym *e = NULL;
 	Elf_Scn *scn = NULL, *symtab = NULL, *dynsym = NULL;
 	GElf_Shdr sh, symtab_sh, dynsym_sh;
-	Builder b = { 0 };
+	Builder b = { .fd = fd };
 	int r = 0;
 
 	if (elf_kind(elf) != ELF_K_ELF)
@@ -501,7 +526,7 @@ int elfsym_add_symbols(ElfSym *e, int fd)
 {
 	_cleanup_(elf_endp) Elf *elf = NULL;
 	Elf_Scn *scn = NULL;
-	Builder b = { 0 };
+	Builder b = { .fd = fd };
 	GElf_Shdr sh;
 	int r = 0;
 
@@ -542,8 +567,24 @@ static int name_read(ElfSym *e, const Names *names, uint32_t off, const char **r
 		return -EBADMSG;
 	want = MIN((size_t)(names->size - off), (size_t)NAME_MAX_LEN);
 	if (names->copy) {
-		/* Checked at load: terminated within the table. */
-		*ret = names->copy + off;
+		/* The copy ends in a NUL of its own (names_set()); a long name is cut. */
+		const char *name = names->copy + off;
+
+		if (strnlen(name, want) < want) {
+			*ret = name;
+			return 0;
+		}
+		if (want + 1 > e->name_buf_size) {
+			char *buf = realloc(e->name_buf, want + 1);
+
+			if (!buf)
+				return -ENOMEM;
+			e->name_buf = buf;
+			e->name_buf_size = want + 1;
+		}
+		memcpy(e->name_buf, name, want);
+		e->name_buf[want] = 0;
+		*ret = e->name_buf;
 		return 0;
 	}
 	/* Most names are short: read 256 bytes, more only when the end is not in them. */

@@ -5,11 +5,13 @@
 #include <stddef.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "base/macro.h"
 #include "fixtures/fixture-symbols.h"
 #include "symbolize/elfsym.h"
+#include "elf-craft.h"
 
 static int load_path(const char *path, ElfSym **ret)
 {
@@ -403,12 +405,79 @@ static void test_hostile(void **state)
 	nm_table_done(&t);
 }
 
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * 20 000 functions whose names point into the second half of a 16 MiB string table without a NUL: each
+ * name must not cost a scan of the rest of the table (quadratic: seconds). The names are read
+ * cut at 4095 bytes, like any long name.
+ */
+static void test_unterminated_names(void **state)
+{
+	enum {
+		N = 20000
+	};
+	const uint64_t str_size = 16u << 20;
+	_cleanup_(elfsym_freep) ElfSym *e = NULL;
+	_cleanup_free_ Elf64_Sym *syms = calloc(N + 1, sizeof(Elf64_Sym));
+	_cleanup_free_ char *str = malloc(str_size);
+	_cleanup_close_ int fd = memfd_create("profq-names", MFD_CLOEXEC);
+	const char *name;
+	uint64_t t0, off;
+
+	(void)state;
+	assert_non_null(syms);
+	assert_non_null(str);
+	assert_true(fd >= 0);
+	memset(str, 'A', str_size);
+	str[0] = 0;
+	for (size_t i = 1; i <= N; i++)
+		syms[i] = (Elf64_Sym){ .st_name = (uint32_t)(str_size - (8u << 20) + i),
+				       .st_info = ELF64_ST_INFO(STB_GLOBAL, STT_FUNC),
+				       .st_shndx = 1,
+				       .st_value = 0x1000 + i * 16,
+				       .st_size = 16 };
+	const CraftSection secs[] = {
+		{ .name = ".text",
+		  .type = SHT_PROGBITS,
+		  .flags = SHF_ALLOC | SHF_EXECINSTR,
+		  .addr = 0x1000,
+		  .size = (N + 2) * 16 },
+		{ .name = ".symtab",
+		  .type = SHT_SYMTAB,
+		  .data = syms,
+		  .size = (N + 1) * sizeof(Elf64_Sym),
+		  .link = 3,
+		  .entsize = sizeof(Elf64_Sym) },
+		{ .name = ".strtab", .type = SHT_STRTAB, .data = str, .size = str_size },
+	};
+	assert_int_equal(craft_elf(fd, secs, ARRAY_SIZE(secs), NULL), 0);
+
+	t0 = cpu_ns();
+	assert_int_equal(elfsym_load_fd(fd, &e), 0);
+	assert_true(cpu_ns() - t0 < 500 * 1000000ull);
+	assert_int_equal(elfsym_count(e), N);
+	assert_int_equal(elfsym_lookup(e, 0x1000 + 7 * 16 + 3, &name, &off), 0);
+	assert_int_equal(strlen(name), 4095);
+	assert_int_equal(off, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_symbols_vs_nm), cmocka_unit_test(test_stripped),
-		cmocka_unit_test(test_plt),	      cmocka_unit_test(test_segments_and_build_id),
-		cmocka_unit_test(test_memory_image),  cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_symbols_vs_nm),
+		cmocka_unit_test(test_stripped),
+		cmocka_unit_test(test_plt),
+		cmocka_unit_test(test_segments_and_build_id),
+		cmocka_unit_test(test_memory_image),
+		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_unterminated_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
