@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
+#include <byteswap.h>
+#include <endian.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/macro.h"
@@ -440,6 +443,238 @@ static int read_plt(Elf *elf, int fd, ElfSym *e)
 	return 0;
 }
 
+/* ---- headers, checked before libelf allocates anything for them ---- */
+
+typedef struct Reader {
+	int fd;
+	uint64_t size;
+	bool is64, swap;
+} Reader;
+
+/* Reads exactly len bytes at off, which must lie within the file. */
+static int read_at(const Reader *rd, uint64_t off, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (off > rd->size || len > rd->size - off)
+		return -ENOEXEC;
+	n = pread(rd->fd, buf, len, (off_t)off);
+	if (n < 0)
+		return negative_errno();
+	return (size_t)n == len ? 0 : -ENOEXEC; /* the file shrank */
+}
+
+static uint16_t u16(const Reader *rd, const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return rd->swap ? bswap_16(v) : v;
+}
+
+static uint32_t u32(const Reader *rd, const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return rd->swap ? bswap_32(v) : v;
+}
+
+static uint64_t u64(const Reader *rd, const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return rd->swap ? bswap_64(v) : v;
+}
+
+/* A word of the file's class: 8 bytes in ELF64, 4 in ELF32. */
+static uint64_t uword(const Reader *rd, const uint8_t *p)
+{
+	return rd->is64 ? u64(rd, p) : u32(rd, p);
+}
+
+/* The section header fields that matter here. */
+typedef struct RawShdr {
+	uint32_t name, type;
+	uint64_t flags, offset, size;
+	uint32_t link, info;
+} RawShdr;
+
+static RawShdr raw_shdr(const Reader *rd, const uint8_t *p)
+{
+	if (rd->is64)
+		return (RawShdr){ .name = u32(rd, p),
+				  .type = u32(rd, p + 4),
+				  .flags = u64(rd, p + 8),
+				  .offset = u64(rd, p + 24),
+				  .size = u64(rd, p + 32),
+				  .link = u32(rd, p + 40),
+				  .info = u32(rd, p + 44) };
+	return (RawShdr){ .name = u32(rd, p),
+			  .type = u32(rd, p + 4),
+			  .flags = u32(rd, p + 8),
+			  .offset = u32(rd, p + 16),
+			  .size = u32(rd, p + 20),
+			  .link = u32(rd, p + 24),
+			  .info = u32(rd, p + 28) };
+}
+
+/* Does a table of n entries of entsize bytes at off fit in the file? */
+static bool table_fits(const Reader *rd, uint64_t off, uint64_t n, uint64_t entsize)
+{
+	return n == 0 || (off <= rd->size && n <= (rd->size - off) / entsize);
+}
+
+/* The size a compressed section says it inflates to (0 if it is not one). */
+static int inflated_size(const Reader *rd, const RawShdr *sh, const char *name, uint64_t *ret)
+{
+	uint8_t buf[24];
+	int r;
+
+	*ret = 0;
+	if (sh->type == SHT_NOBITS)
+		return 0;
+	if (sh->flags & SHF_COMPRESSED) {
+		/* Elf64_Chdr: type, reserved, size, align; Elf32_Chdr: type, size, align. */
+		size_t len = rd->is64 ? 24 : 12;
+
+		if (sh->size < len)
+			return -ENOEXEC;
+		r = read_at(rd, sh->offset, buf, len);
+		if (r < 0)
+			return r;
+		*ret = rd->is64 ? u64(rd, buf + 8) : u32(rd, buf + 4);
+		return 0;
+	}
+	if (name && startswith(name, ".zdebug") && sh->size >= 12) {
+		/* GNU style: "ZLIB" and the size, big-endian. */
+		r = read_at(rd, sh->offset, buf, 12);
+		if (r < 0)
+			return r;
+		if (memcmp(buf, "ZLIB", 4) == 0) {
+			uint64_t be;
+
+			memcpy(&be, buf + 4, sizeof(be));
+			*ret = be64toh(be);
+		}
+	}
+	return 0;
+}
+
+#define SHSTRTAB_MAX (1u << 20)
+
+int elfsym_check_headers(int fd, ElfHeaders *ret)
+{
+	_cleanup_free_ uint8_t *shdrs = NULL;
+	_cleanup_free_ char *names = NULL;
+	uint64_t shoff, phoff, shnum, phnum, shstrndx, names_size = 0;
+	uint16_t shentsize, phentsize;
+	ElfHeaders h = { 0 };
+	uint8_t eh[64];
+	struct stat st;
+	Reader rd = { .fd = fd };
+	int r;
+
+	if (fstat(fd, &st) < 0)
+		return negative_errno();
+	if (!S_ISREG(st.st_mode))
+		return -ENOEXEC;
+	rd.size = h.file_size = (uint64_t)st.st_size;
+	r = read_at(&rd, 0, eh, EI_NIDENT);
+	if (r < 0)
+		return r;
+	if (memcmp(eh, ELFMAG, SELFMAG) != 0 || eh[EI_VERSION] != EV_CURRENT ||
+	    (eh[EI_CLASS] != ELFCLASS32 && eh[EI_CLASS] != ELFCLASS64) ||
+	    (eh[EI_DATA] != ELFDATA2LSB && eh[EI_DATA] != ELFDATA2MSB))
+		return -ENOEXEC;
+	rd.is64 = eh[EI_CLASS] == ELFCLASS64;
+	rd.swap = (eh[EI_DATA] == ELFDATA2LSB) != (__BYTE_ORDER == __LITTLE_ENDIAN);
+	r = read_at(&rd, 0, eh, rd.is64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr));
+	if (r < 0)
+		return r;
+	/* e_phoff and e_shoff follow e_entry; then flags, ehsize, and the table shapes. */
+	phoff = uword(&rd, eh + (rd.is64 ? 32 : 28));
+	shoff = uword(&rd, eh + (rd.is64 ? 40 : 32));
+	{
+		const uint8_t *t = eh + (rd.is64 ? 54 : 42);
+
+		phentsize = u16(&rd, t);
+		phnum = u16(&rd, t + 2);
+		shentsize = u16(&rd, t + 4);
+		shnum = u16(&rd, t + 6);
+		shstrndx = u16(&rd, t + 8);
+	}
+	if (shoff != 0 || shnum != 0) {
+		size_t want = rd.is64 ? sizeof(Elf64_Shdr) : sizeof(Elf32_Shdr);
+		uint8_t s0[sizeof(Elf64_Shdr)];
+		RawShdr sh0;
+
+		if (shentsize != want || shoff == 0)
+			return -ENOEXEC;
+		/* Extended numbering: section 0 holds the real counts. */
+		r = read_at(&rd, shoff, s0, want);
+		if (r < 0)
+			return r;
+		sh0 = raw_shdr(&rd, s0);
+		if (shnum == 0)
+			shnum = sh0.size;
+		if (shstrndx == SHN_XINDEX)
+			shstrndx = sh0.link;
+		if (phnum == PN_XNUM)
+			phnum = sh0.info;
+	}
+	if (shnum > ELFSYM_MAX_SECTIONS || phnum > ELFSYM_MAX_SEGMENTS)
+		return -E2BIG;
+	if (!table_fits(&rd, shoff, shnum, shentsize ?: 1))
+		return -ENOEXEC;
+	if (phnum > 0 && (phentsize != (rd.is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr)) ||
+			  !table_fits(&rd, phoff, phnum, phentsize)))
+		return -ENOEXEC;
+	h.n_sections = shnum;
+	h.n_segments = phnum;
+	if (shnum == 0) {
+		*ret = h;
+		return 0;
+	}
+	shdrs = malloc(shnum * shentsize);
+	if (!shdrs)
+		return -ENOMEM;
+	r = read_at(&rd, shoff, shdrs, shnum * shentsize);
+	if (r < 0)
+		return r;
+	/* Section names, for the GNU-style compressed sections (.zdebug_*). */
+	if (shstrndx > 0 && shstrndx < shnum) {
+		RawShdr ss = raw_shdr(&rd, shdrs + shstrndx * shentsize);
+
+		if (ss.type == SHT_STRTAB && !(ss.flags & SHF_COMPRESSED) && ss.size > 0 &&
+		    ss.size <= SHSTRTAB_MAX) {
+			names = malloc(ss.size + 1);
+			if (!names)
+				return -ENOMEM;
+			if (read_at(&rd, ss.offset, names, ss.size) < 0)
+				names = mfree(names);
+			else {
+				names[ss.size] = 0;
+				names_size = ss.size;
+			}
+		}
+	}
+	for (uint64_t i = 1; i < shnum; i++) {
+		RawShdr sh = raw_shdr(&rd, shdrs + i * shentsize);
+		const char *name = names && sh.name < names_size ? names + sh.name : NULL;
+		uint64_t size;
+
+		r = inflated_size(&rd, &sh, name, &size);
+		if (r < 0)
+			return r;
+		h.inflated = size > UINT64_MAX - h.inflated ? UINT64_MAX : h.inflated + size;
+		h.inflated_max = MAX(h.inflated_max, size);
+	}
+	*ret = h;
+	return 0;
+}
+
 /* fd: the file elf reads (-1 for an image in memory). */
 static int load(Elf *elf, int fd, ElfSym **ret)
 {
@@ -494,9 +729,14 @@ static int load(Elf *elf, int fd, ElfSym **ret)
 int elfsym_load_fd(int fd, ElfSym **ret)
 {
 	_cleanup_(elf_endp) Elf *elf = NULL;
+	ElfHeaders h;
+	int r;
 
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return -ENOTSUP;
+	r = elfsym_check_headers(fd, &h);
+	if (r < 0)
+		return r == -E2BIG ? -E2BIG : -ENOEXEC;
 	/* Not ELF_C_READ_MMAP: a file truncated under a mapping would raise SIGBUS. */
 	elf = elf_begin(fd, ELF_C_READ, NULL);
 	if (!elf)
@@ -527,6 +767,7 @@ int elfsym_add_symbols(ElfSym *e, int fd)
 	_cleanup_(elf_endp) Elf *elf = NULL;
 	Elf_Scn *scn = NULL;
 	Builder b = { .fd = fd };
+	ElfHeaders h;
 	GElf_Shdr sh;
 	int r = 0;
 
@@ -534,6 +775,9 @@ int elfsym_add_symbols(ElfSym *e, int fd)
 		return -EEXIST;
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return -ENOTSUP;
+	r = elfsym_check_headers(fd, &h);
+	if (r < 0)
+		return r;
 	elf = elf_begin(fd, ELF_C_READ, NULL);
 	if (!elf || elf_kind(elf) != ELF_K_ELF)
 		return -ENOEXEC;

@@ -4,7 +4,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <cmocka.h>
 
@@ -468,6 +470,104 @@ static void test_unterminated_names(void **state)
 	assert_int_equal(off, 3);
 }
 
+/* Peak RSS in KiB of a child that runs fn(arg), which must return 0. */
+static long child_peak_kib(int (*fn)(void *), void *arg)
+{
+	struct rusage ru;
+	int status;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(fn(arg) == 0 ? 0 : 1);
+	assert_int_equal(wait4(pid, &status, 0, &ru), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	return ru.ru_maxrss;
+}
+
+static int load_expecting_failure(void *arg)
+{
+	ElfSym *e = NULL;
+	ElfHeaders h;
+	int fd = *(int *)arg;
+
+	if (elfsym_check_headers(fd, &h) >= 0)
+		return 1;
+	return elfsym_load_fd(fd, &e) < 0 && !e ? 0 : 1;
+}
+
+/*
+ * Header tables libelf would allocate per entry before reading any: 8M section headers by
+ * extended numbering (section 0's sh_size) in a 24 KiB file, and program headers the same way
+ * (PN_XNUM, section 0's sh_info), and tables past the end of the file. Refused from the headers,
+ * without the gigabytes.
+ */
+static void test_header_counts(void **state)
+{
+	static char page[24 << 10];
+	const CraftSection secs[] = {
+		{ .name = ".text",
+		  .type = SHT_PROGBITS,
+		  .flags = SHF_ALLOC | SHF_EXECINSTR,
+		  .addr = 0x1000,
+		  .data = page,
+		  .size = sizeof(page) },
+	};
+	_cleanup_close_ int fd = memfd_create("profq-shnum", MFD_CLOEXEC);
+	CraftLayout l;
+	Elf64_Ehdr eh;
+	Elf64_Shdr sh0;
+	ElfHeaders h;
+	long kib;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(craft_elf(fd, secs, ARRAY_SIZE(secs), &l), 0);
+	assert_int_equal(elfsym_check_headers(fd, &h), 0);
+	assert_int_equal(h.n_sections, 3);
+	assert_int_equal(h.inflated, 0);
+
+	/* e_shnum 0: the count is section 0's sh_size. */
+	assert_int_equal(pread(fd, &eh, sizeof(eh), 0), sizeof(eh));
+	assert_int_equal(pread(fd, &sh0, sizeof(sh0), (off_t)l.shoff), sizeof(sh0));
+	eh.e_shnum = 0;
+	sh0.sh_size = 8u << 20;
+	assert_int_equal(pwrite(fd, &eh, sizeof(eh), 0), sizeof(eh));
+	assert_int_equal(pwrite(fd, &sh0, sizeof(sh0), (off_t)l.shoff), sizeof(sh0));
+	assert_int_equal(elfsym_check_headers(fd, &h), -E2BIG);
+	kib = child_peak_kib(load_expecting_failure, &fd);
+	assert_true(kib < 64 * 1024);
+
+	/* Under the cap, but not in the file. */
+	sh0.sh_size = ELFSYM_MAX_SECTIONS;
+	assert_int_equal(pwrite(fd, &sh0, sizeof(sh0), (off_t)l.shoff), sizeof(sh0));
+	assert_int_equal(elfsym_check_headers(fd, &h), -ENOEXEC);
+	kib = child_peak_kib(load_expecting_failure, &fd);
+	assert_true(kib < 64 * 1024);
+
+	/* Program headers: PN_XNUM takes the count from section 0's sh_info. */
+	eh.e_shnum = 3;
+	eh.e_phnum = PN_XNUM;
+	eh.e_phoff = sizeof(eh);
+	sh0.sh_size = 0;
+	sh0.sh_info = 0xfffffff0u;
+	assert_int_equal(pwrite(fd, &eh, sizeof(eh), 0), sizeof(eh));
+	assert_int_equal(pwrite(fd, &sh0, sizeof(sh0), (off_t)l.shoff), sizeof(sh0));
+	assert_int_equal(elfsym_check_headers(fd, &h), -E2BIG);
+	kib = child_peak_kib(load_expecting_failure, &fd);
+	assert_true(kib < 64 * 1024);
+	sh0.sh_info = 4000; /* under the cap, past the end of the file */
+	assert_int_equal(pwrite(fd, &sh0, sizeof(sh0), (off_t)l.shoff), sizeof(sh0));
+	assert_int_equal(elfsym_check_headers(fd, &h), -ENOEXEC);
+
+	/* The section headers past the end of the file. */
+	eh.e_phnum = 0;
+	eh.e_shoff = l.size - 8;
+	assert_int_equal(pwrite(fd, &eh, sizeof(eh), 0), sizeof(eh));
+	assert_int_equal(elfsym_check_headers(fd, &h), -ENOEXEC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -478,6 +578,7 @@ int main(void)
 		cmocka_unit_test(test_memory_image),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_unterminated_names),
+		cmocka_unit_test(test_header_counts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
