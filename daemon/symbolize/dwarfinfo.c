@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include <dwarf.h>
 #include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
 #include <elfutils/libdwfl.h>
+#include <gelf.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/stat.h>
@@ -13,6 +15,7 @@
 #include "base/hashindex.h"
 #include "base/macro.h"
 #include "symbolize/dwarfinfo.h"
+#include "symbolize/elfsym.h"
 
 #define MAX_DEPTH 128
 #define POOL_BLOCK (64u * 1024)
@@ -90,7 +93,8 @@ struct DwarfInfo {
 	uint64_t reopen_after; /* closed for memory: not opened again before (monotonic ns) */
 	DwarfCounters *counters;
 
-	int fd; /* our own descriptor of the binary, to open libdwfl again */
+	unsigned debug_fds_given; /* by find_debuginfo() during one opening */
+	int fd;			  /* our own descriptor of the binary, to open libdwfl again */
 	char *path;
 	char *debug_path;
 	Dwarf_Addr elf_bias; /* dwfl address = ELF vaddr + elf_bias */
@@ -227,30 +231,81 @@ static void libdw_close(DwarfInfo *d)
 	d->open_bytes = 0;
 }
 
-/* Is the file open at fd the one .gnu_debuglink names by its CRC-32 (0: not checked)? */
-static bool crc_matches(int fd, uint32_t crc)
+/*
+ * Is the file open at fd (st) the one .gnu_debuglink names by its CRC-32? 0 is a CRC like any
+ * other, not "unchecked". Read up to the size fstat gave, never past it, and only for files up
+ * to DWARFINFO_CRC_MAX_SIZE: a sparse file of many GiB must not cost seconds.
+ */
+static bool crc_matches(int fd, const struct stat *st, uint32_t crc)
 {
 	uint8_t buf[64 * 1024];
 	uLong sum = crc32(0, NULL, 0);
-	off_t off = 0;
-	ssize_t n;
+	uint64_t off = 0, size = (uint64_t)st->st_size;
 
-	if (crc == 0)
-		return true;
-	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+	if (size > DWARFINFO_CRC_MAX_SIZE)
+		return false;
+	while (off < size) {
+		ssize_t n = pread(fd, buf, (size_t)MIN((uint64_t)sizeof(buf), size - off),
+				  (off_t)off);
+
+		if (n <= 0)
+			return false;
 		sum = crc32(sum, buf, (uInt)n);
-		off += n;
+		off += (uint64_t)n;
 	}
-	return n == 0 && (uint32_t)sum == crc;
+	return (uint32_t)sum == crc;
 }
 
-/* Opens dir/name if it is a regular file other than the binary itself (st) whose CRC-32 is crc. */
-static int debuglink_try(const char *dir, const char *name, const struct stat *st, uint32_t crc,
-			 char **ret_path)
+/* The GNU build id of the ELF file open at fd (its headers checked), 0 if none. */
+static size_t file_build_id(int fd, uint8_t *buf, size_t max)
+{
+	Elf *elf;
+	Elf_Scn *scn = NULL;
+	size_t len = 0;
+
+	/* Not mapped: a read past a truncated end is an error, not SIGBUS. */
+	elf = elf_begin(fd, ELF_C_READ, NULL);
+	if (!elf)
+		return 0;
+	while (len == 0 && (scn = elf_nextscn(elf, scn))) {
+		Elf_Data *data;
+		GElf_Shdr sh;
+		GElf_Nhdr nh;
+		size_t off = 0, name_off, desc_off;
+
+		/* A note section is small; a huge one is not read into memory. */
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE || sh.sh_size > 65536)
+			continue;
+		data = elf_getdata(scn, NULL);
+		if (!data)
+			continue;
+		while ((off = gelf_getnote(data, off, &nh, &name_off, &desc_off)) > 0)
+			if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+			    memcmp((const char *)data->d_buf + name_off, "GNU", 4) == 0 &&
+			    nh.n_descsz > 0 && nh.n_descsz <= max) {
+				memcpy(buf, (const char *)data->d_buf + desc_off, nh.n_descsz);
+				len = nh.n_descsz;
+				break;
+			}
+	}
+	elf_end(elf);
+	return len;
+}
+
+/*
+ * Opens dir/name if it is a regular file other than the binary itself (st), of sane size and
+ * headers, and the binary's debug file: the same build id when both have one, else the CRC-32
+ * the debuglink gives.
+ */
+static int debuglink_try(const char *dir, const char *name, const struct stat *st,
+			 const uint8_t *build_id, size_t build_id_len, uint32_t crc, char **ret_path)
 {
 	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = -1;
+	uint8_t id[ELFSYM_BUILD_ID_MAX];
+	ElfHeaders h;
 	struct stat dst;
-	int fd;
+	size_t id_len;
 
 	if (asprintf(&path, "%s/%s", dir, name) < 0)
 		return -ENOMEM;
@@ -258,39 +313,54 @@ static int debuglink_try(const char *dir, const char *name, const struct stat *s
 	if (fd < 0)
 		return -ENOENT;
 	if (fstat(fd, &dst) < 0 || !S_ISREG(dst.st_mode) ||
-	    (dst.st_dev == st->st_dev && dst.st_ino == st->st_ino) || !crc_matches(fd, crc)) {
-		close(fd);
+	    (dst.st_dev == st->st_dev && dst.st_ino == st->st_ino) ||
+	    (uint64_t)dst.st_size > DWARFINFO_DEBUG_FILE_MAX_SIZE || elfsym_check_headers(fd, &h) < 0)
+		return -ENOENT;
+	id_len = file_build_id(fd, id, sizeof(id));
+	if (build_id_len > 0 && id_len > 0) {
+		if (id_len != build_id_len || memcmp(id, build_id, id_len) != 0)
+			return -ENOENT;
+	} else if (!crc_matches(fd, &dst, crc)) {
 		return -ENOENT;
 	}
 	*ret_path = TAKE_PTR(path);
-	return fd;
+	return TAKE_FD(fd);
 }
 
 /*
  * libdwfl's find_debuginfo: dwfl_standard_find_debuginfo() without its last resort, which
  * loads libdebuginfod (and with it libcurl, gnutls, libcrypto...: 6-8 MB resident) on the first
  * binary without debug info, even with DEBUGINFOD_URLS unset; profqd fetches nothing from the
- * network. By build id under each root of the path, then by .gnu_debuglink as GDB and libdwfl
- * look: the binary's directory, its .debug/ and each absolute root followed by that directory
- * (entries starting with '-' skip the CRC check).
+ * network. By build id under each root of the path, then by .gnu_debuglink as GDB looks: the
+ * binary's directory, its .debug/ and each absolute root followed by that directory. The
+ * debuglink is a file name, never a path: the binary's owner chose it, and profqd must not open
+ * what they name elsewhere (a root-only file by absolute path or "../").
  */
 static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
 			  const char *file_name, const char *debuglink_file,
 			  GElf_Word debuglink_crc, char **debuginfo_file_name)
 {
-	const DwarfInfo *d = *userdata;
+	DwarfInfo *d = *userdata;
 	_cleanup_free_ char *list = NULL, *dir = NULL;
 	const char *path_list = d && d->debug_path ? d->debug_path : ":.debug:/usr/lib/debug";
+	const unsigned char *build_id = NULL;
 	char *slash, *entry, *save = NULL;
+	GElf_Addr id_vaddr;
 	struct stat st;
-	int fd;
+	int fd, id_len;
 
 	fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
 					  debuglink_crc, debuginfo_file_name);
+	if (fd >= 0 && d)
+		d->debug_fds_given++;
 	if (fd >= 0 || !debuglink_file || !file_name || stat(file_name, &st) < 0)
 		return fd;
-	if (debuglink_file[0] == '/')
-		return debuglink_try("", debuglink_file + 1, &st, debuglink_crc, debuginfo_file_name);
+	if (!debuglink_file[0] || strchr(debuglink_file, '/') || streq(debuglink_file, ".") ||
+	    streq(debuglink_file, ".."))
+		return -1;
+	id_len = dwfl_module_build_id(mod, &build_id, &id_vaddr);
+	if (id_len < 0)
+		id_len = 0;
 	list = strdup(path_list);
 	dir = strdup(file_name);
 	if (!list || !dir)
@@ -302,23 +372,27 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
 	/* strtok_r() would skip the empty entry (the binary's own directory). */
 	for (entry = list; entry; entry = save) {
 		_cleanup_free_ char *where = NULL;
-		uint32_t crc = debuglink_crc;
 
 		save = strchr(entry, ':');
 		if (save)
 			*save++ = '\0';
-		if (entry[0] == '+' || entry[0] == '-') {
-			if (entry[0] == '-')
-				crc = 0;
+		/* libdwfl's '-' (no CRC check) is not honoured: the CRC or build id must match. */
+		if (entry[0] == '+' || entry[0] == '-')
 			entry++;
-		}
 		if (entry[0] == '\0')
 			where = strdup(dir);
-		else if (asprintf(&where, entry[0] == '/' ? "%s%s" : "%2$s/%1$s", entry, dir) < 0)
-			where = NULL;
+		else if (streq(entry, ".debug"))
+			(void)!asprintf(&where, "%s/.debug", dir);
+		else if (entry[0] == '/')
+			(void)!asprintf(&where, "%s%s", entry, dir);
+		else
+			continue; /* other relative entries: not a standard place */
 		if (!where)
 			return -1;
-		fd = debuglink_try(where, debuglink_file, &st, crc, debuginfo_file_name);
+		fd = debuglink_try(where, debuglink_file, &st, build_id, (size_t)id_len,
+				   debuglink_crc, debuginfo_file_name);
+		if (fd >= 0 && d)
+			d->debug_fds_given++;
 		if (fd >= 0 || fd == -ENOMEM)
 			return fd < 0 ? -1 : fd;
 	}
@@ -327,8 +401,11 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
 
 static int libdw_open_now(DwarfInfo *d)
 {
-	const char *mainfile = NULL, *debugfile = NULL;
+	const char *mainfile = NULL, *debugfile = NULL, *altname;
 	size_t heap = heap_in_use(), own = own_memory(d);
+	const void *altid;
+	bool separate;
+	Dwarf *dw;
 	Dwarf_Addr elf_bias, dw_bias;
 	void **userdata;
 	int64_t delta;
@@ -359,10 +436,22 @@ static int libdw_open_now(DwarfInfo *d)
 	dwfl_module_info(d->mod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL);
 	*userdata = d;
 	/* Finds and opens the separate debug file if the binary has no DWARF itself. */
-	if (!dwfl_module_getelf(d->mod, &elf_bias) || !dwfl_module_getdwarf(d->mod, &dw_bias)) {
+	d->debug_fds_given = 0;
+	if (!dwfl_module_getelf(d->mod, &elf_bias) || !(dw = dwfl_module_getdwarf(d->mod, &dw_bias))) {
 		libdw_close(d);
 		return d->open_error = -ENOENT;
 	}
+	dwfl_module_info(d->mod, NULL, NULL, NULL, NULL, NULL, &mainfile, &debugfile);
+	separate = debugfile && mainfile && !streq(debugfile, mainfile);
+	/*
+	 * A .gnu_debugaltlink (dwz) names its file by path: libdwfl asked find_debuginfo() for it,
+	 * which gives it only by build id under the debug roots. If that gave nothing, libdw would
+	 * open the path itself on first use, as we are, whatever it names: mark the alternate file
+	 * as looked for and absent (libdw's own "tried once" value; dwarf_end() leaves it alone).
+	 */
+	if (dwelf_dwarf_gnu_debugaltlink(dw, &altname, &altid) > 0 &&
+	    d->debug_fds_given <= (separate ? 1u : 0u))
+		dwarf_setalt(dw, (Dwarf *)-1);
 	delta = (int64_t)(elf_bias - dw_bias);
 	if (d->opens > 0 && (delta != d->dw_delta || elf_bias != d->elf_bias)) {
 		/* Not the DWARF the CU indexes were built from. */
@@ -372,9 +461,7 @@ static int libdw_open_now(DwarfInfo *d)
 	d->elf_bias = elf_bias;
 	d->dw_delta = delta;
 	if (d->opens++ == 0) {
-		dwfl_module_info(d->mod, NULL, NULL, NULL, NULL, NULL, &mainfile, &debugfile);
-		if (debugfile && mainfile && !streq(debugfile, mainfile) &&
-		    !(d->debug_file = strdup(debugfile))) {
+		if (separate && !(d->debug_file = strdup(debugfile))) {
 			libdw_close(d);
 			return -ENOMEM;
 		}

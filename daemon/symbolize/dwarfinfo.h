@@ -3,7 +3,9 @@
  * DwarfInfo: what DWARF says about an address of one binary: the chain of inlined calls it sits
  * in (innermost first), each with its source file and line, and the function's own declaration.
  * Reads the binary's DWARF or its separate debug file (found by build id under the debug roots,
- * or by .gnu_debuglink) through libdwfl, offline.
+ * or by .gnu_debuglink: a plain file name looked for in the binary's directory, its .debug/ and
+ * under each debug root, matching the binary's build id, else the debuglink's CRC) through
+ * libdwfl, offline.
  *
  * Fast per address: a CU is indexed the first time an address falls in it (one walk of its DIEs
  * into a nesting of function and inlined-call ranges, and a copy of its line table); a lookup is
@@ -30,6 +32,11 @@
 typedef struct DwarfInfo DwarfInfo;
 
 #define DWARFINFO_MAX_DIES (4u << 20)
+/* Separate debug files larger than this are not used. */
+#define DWARFINFO_DEBUG_FILE_MAX_SIZE (4ULL << 30)
+/* A debug file found by .gnu_debuglink is checked against the binary by build id; without one
+ * on both sides, by the debuglink's CRC-32 of the whole file, computed only up to this size. */
+#define DWARFINFO_CRC_MAX_SIZE (256u << 20)
 #define DWARFINFO_LIBDW_BUDGET (8u << 20)
 /* libdwfl stays open at least this many times the CPU time its last opening took (e.g. 60 ms
  * to decompress libc's debug sections: a minute), so that opening again for a new CU now and

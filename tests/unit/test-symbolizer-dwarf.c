@@ -18,12 +18,15 @@
 #include <stddef.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <zlib.h>
 #include <cmocka.h>
 
 #include "base/macro.h"
 #include "base/procfs.h"
 #include "fixtures/fixture-symbols.h"
 #include "symbolize/symbolizer.h"
+#include "tmpdir.h"
 
 /* Where a fixture is "loaded" in the fake process. */
 #define LOAD_BIAS 0x555555554000ULL
@@ -805,6 +808,162 @@ static void test_dynsym_only(void **state)
 	store_free(store);
 }
 
+/* ---- separate debug files the binary's owner names ---- */
+
+static int run(const char *fmt, ...) _printf_(1, 2);
+static int run(const char *fmt, ...)
+{
+	_cleanup_free_ char *cmd = NULL;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&cmd, fmt, ap);
+	va_end(ap);
+	assert_true(r > 0);
+	return system(cmd);
+}
+
+static uint32_t file_crc(const char *path)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	uLong sum = crc32(0, NULL, 0);
+	char buf[65536];
+	ssize_t n;
+
+	assert_true(fd >= 0);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		sum = crc32(sum, (const Bytef *)buf, (uInt)n);
+	return (uint32_t)sum;
+}
+
+/*
+ * A copy of the --strip-debug fixture at out whose .gnu_debuglink names name with CRC crc, as
+ * its owner may write it (objcopy itself would keep the basename only); without its build id
+ * if no_build_id.
+ */
+static void make_debuglink(const char *dir, const char *out, const char *name, uint32_t crc,
+			   bool no_build_id)
+{
+	_cleanup_free_ char *blob = NULL;
+	size_t len = strlen(name) + 1, pad = (4 - len % 4) % 4;
+	char buf[512] = { 0 };
+	FILE *f;
+
+	assert_true(len + pad + 4 <= sizeof(buf));
+	memcpy(buf, name, len);
+	memcpy(buf + len + pad, &crc, 4);
+	assert_true(asprintf(&blob, "%s/debuglink.bin", dir) > 0);
+	f = fopen(blob, "we");
+	assert_non_null(f);
+	assert_int_equal(fwrite(buf, 1, len + pad + 4, f), len + pad + 4);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(run("objcopy --remove-section .gnu_debuglink %s --add-section "
+			     ".gnu_debuglink=%s '%s' '%s'",
+			     no_build_id ? "--remove-section .note.gnu.build-id" : "", blob,
+			     FIXTURE_DWARF_DEBUGLINK, out),
+			 0);
+}
+
+/* Whether the binary at path was given DWARF (a debug file's), and what it cost. */
+static bool has_dwarf(const char *path, uint64_t *ret_cpu_ns)
+{
+	Store *store = NULL;
+	Symbolizer *sym = NULL;
+	SymbolizerStats st;
+	struct timespec a, b;
+	Binary *bin = NULL;
+
+	assert_int_equal(store_new(&store), 0);
+	assert_int_equal(symbolizer_new(store, &sym), 0);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+	assert_int_equal(symbolizer_binary_from_path(sym, path, &bin), 0);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+	if (ret_cpu_ns)
+		*ret_cpu_ns = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000ull +
+			      (uint64_t)b.tv_nsec - (uint64_t)a.tv_nsec;
+	assert_int_equal(binary_error(bin), 0);
+	symbolizer_stats(sym, &st);
+	binary_unref(sym, bin);
+	symbolizer_free(sym);
+	store_free(store);
+	return st.dwarf_binaries > 0;
+}
+
+/*
+ * The debuglink is a file name looked for in the standard places, and the file found must be
+ * the binary's: an absolute path or "../" to another file (a root-only one, say) with CRC 0 is
+ * not opened; a file of another build is not taken for it (CRC 0 is no wildcard); the right
+ * file by build id, or by CRC when the binary has no build id, is.
+ */
+static void test_debuglink_hostile(void **state)
+{
+	_cleanup_tmpdir_ char *dir = tmpdir_new_named("profq-debuglink");
+	_cleanup_free_ char *secret = NULL, *secret_dir = NULL, *bin = NULL, *name = NULL,
+			    *other = NULL, *sparse = NULL;
+	uint32_t crc = file_crc(FIXTURE_DWARF_DEBUG);
+	uint64_t cpu;
+	int fd;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_true(asprintf(&secret_dir, "%s/secret", dir) > 0);
+	assert_true(asprintf(&secret, "%s/fixture-dwarf.debug", secret_dir) > 0);
+	assert_true(asprintf(&bin, "%s/bin/app", dir) > 0);
+	assert_int_equal(run("mkdir -p %s/bin %s && cp %s %s", dir, secret_dir, FIXTURE_DWARF_DEBUG,
+			     secret),
+			 0);
+
+	/* The right file by absolute path or "../": not opened, whatever the CRC says. */
+	make_debuglink(dir, bin, secret, 0, false);
+	assert_false(has_dwarf(bin, NULL));
+	make_debuglink(dir, bin, secret, crc, false);
+	assert_false(has_dwarf(bin, NULL));
+	make_debuglink(dir, bin, "../secret/fixture-dwarf.debug", 0, false);
+	assert_false(has_dwarf(bin, NULL));
+
+	/* By name beside the binary: taken when it is this build's (build id), CRC 0 or not. */
+	assert_int_equal(run("cp %s %s/bin/app.debug", FIXTURE_DWARF_DEBUG, dir), 0);
+	make_debuglink(dir, bin, "app.debug", 0, false);
+	assert_true(has_dwarf(bin, NULL));
+	/* Another build's file under that name: refused (before, CRC 0 took anything). */
+	assert_int_equal(run("cp %s %s/bin/app.debug", FIXTURE_PROG, dir), 0);
+	assert_false(has_dwarf(bin, NULL));
+
+	/* No build id: the CRC decides, and 0 is a CRC like any other. */
+	assert_int_equal(run("cp %s %s/bin/app.debug", FIXTURE_DWARF_DEBUG, dir), 0);
+	make_debuglink(dir, bin, "app.debug", crc, true);
+	assert_true(has_dwarf(bin, NULL));
+	make_debuglink(dir, bin, "app.debug", 0, true);
+	assert_false(has_dwarf(bin, NULL));
+	make_debuglink(dir, bin, "app.debug", crc ^ 1, true);
+	assert_false(has_dwarf(bin, NULL));
+	/* In .debug/ beside the binary, as GDB looks. */
+	assert_int_equal(
+		run("mkdir %s/bin/.debug && mv %s/bin/app.debug %s/bin/.debug/", dir, dir, dir), 0);
+	make_debuglink(dir, bin, "app.debug", crc, true);
+	assert_true(has_dwarf(bin, NULL));
+
+	/* An 8 GiB sparse file named by the debuglink: refused by its size, not read for a CRC
+	 * (which took 9 s). */
+	assert_true(asprintf(&sparse, "%s/bin/big.debug", dir) > 0);
+	assert_int_equal(run("cp %s %s", FIXTURE_DWARF_DEBUG, sparse), 0);
+	fd = open(sparse, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 8ll << 30), 0);
+	close(fd);
+	make_debuglink(dir, bin, "big.debug", 0x12345678, true);
+	assert_false(has_dwarf(bin, &cpu));
+	assert_true(cpu < 500 * 1000000ull);
+	/* Over the CRC cap (no build id to compare instead): not read either. */
+	fd = open(sparse, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 300ll << 20), 0);
+	close(fd);
+	assert_false(has_dwarf(bin, &cpu));
+	assert_true(cpu < 500 * 1000000ull);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -816,6 +975,7 @@ int main(void)
 		cmocka_unit_test(test_dynsym_only),
 		cmocka_unit_test(test_relative_file_names),
 		cmocka_unit_test(test_lines_without_function_die),
+		cmocka_unit_test(test_debuglink_hostile),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
