@@ -292,12 +292,19 @@ static size_t file_build_id(int fd, uint8_t *buf, size_t max)
 	return len;
 }
 
+/* Would libdw inflating the compressed sections of a file with these headers take too much? */
+static bool inflates_too_much(const ElfHeaders *h)
+{
+	return h->inflated > DWARFINFO_MAX_INFLATED ||
+	       h->inflated / DWARFINFO_MAX_INFLATE_RATIO > h->file_size;
+}
+
 /*
  * Opens dir/name if it is a regular file other than the binary itself (st), of sane size and
  * headers, and the binary's debug file: the same build id when both have one, else the CRC-32
  * the debuglink gives.
  */
-static int debuglink_try(const char *dir, const char *name, const struct stat *st,
+static int debuglink_try(DwarfInfo *d, const char *dir, const char *name, const struct stat *st,
 			 const uint8_t *build_id, size_t build_id_len, uint32_t crc, char **ret_path)
 {
 	_cleanup_free_ char *path = NULL;
@@ -316,6 +323,11 @@ static int debuglink_try(const char *dir, const char *name, const struct stat *s
 	    (dst.st_dev == st->st_dev && dst.st_ino == st->st_ino) ||
 	    (uint64_t)dst.st_size > DWARFINFO_DEBUG_FILE_MAX_SIZE || elfsym_check_headers(fd, &h) < 0)
 		return -ENOENT;
+	if (inflates_too_much(&h)) {
+		if (d && d->counters)
+			d->counters->refused++;
+		return -ENOENT;
+	}
 	id_len = file_build_id(fd, id, sizeof(id));
 	if (build_id_len > 0 && id_len > 0) {
 		if (id_len != build_id_len || memcmp(id, build_id, id_len) != 0)
@@ -389,7 +401,7 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
 			continue; /* other relative entries: not a standard place */
 		if (!where)
 			return -1;
-		fd = debuglink_try(where, debuglink_file, &st, build_id, (size_t)id_len,
+		fd = debuglink_try(d, where, debuglink_file, &st, build_id, (size_t)id_len,
 				   debuglink_crc, debuginfo_file_name);
 		if (fd >= 0 && d)
 			d->debug_fds_given++;
@@ -530,6 +542,7 @@ int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfCount
 		    DwarfInfo **ret)
 {
 	_cleanup_(dwarf_info_freep) DwarfInfo *d = calloc(1, sizeof(*d));
+	ElfHeaders h;
 	int r;
 
 	if (!d)
@@ -543,6 +556,15 @@ int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfCount
 	d->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (d->fd < 0)
 		return negative_errno();
+	/* Before libdw inflates anything of it. */
+	r = elfsym_check_headers(fd, &h);
+	if (r < 0)
+		return r;
+	if (inflates_too_much(&h)) {
+		if (counters)
+			counters->refused++;
+		return -EFBIG;
+	}
 	r = hash_index_new(&d->cu_index);
 	if (r < 0)
 		return r;

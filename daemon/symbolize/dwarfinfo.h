@@ -37,6 +37,12 @@ typedef struct DwarfInfo DwarfInfo;
 /* A debug file found by .gnu_debuglink is checked against the binary by build id; without one
  * on both sides, by the debuglink's CRC-32 of the whole file, computed only up to this size. */
 #define DWARFINFO_CRC_MAX_SIZE (256u << 20)
+/* libdw inflates compressed debug sections (SHF_COMPRESSED, .zdebug_*) whole when it opens a
+ * file: the DWARF of a file whose sections say they inflate to more than this in all, or to
+ * more than DWARFINFO_MAX_INFLATE_RATIO times the file's size, is refused (its symbols are
+ * not). Real debug sections compress 3 to 10 times. */
+#define DWARFINFO_MAX_INFLATED (256u << 20)
+#define DWARFINFO_MAX_INFLATE_RATIO 32u
 #define DWARFINFO_LIBDW_BUDGET (8u << 20)
 /* libdwfl stays open at least this many times the CPU time its last opening took (e.g. 60 ms
  * to decompress libc's debug sections: a minute), so that opening again for a new CU now and
@@ -49,6 +55,7 @@ typedef struct DwarfCounters {
 	uint64_t open_ns;  /* CPU time of the openings (thread CPU clock) */
 	uint64_t deferred; /* lookups answered without DWARF: closed for memory, not yet amortized,
 			    * or what opening took last time is more than the headroom */
+	uint64_t refused;  /* files whose DWARF was refused (DWARFINFO_MAX_INFLATED) */
 	size_t headroom;   /* memory the owner can spare now; 0 is taken as none to spare */
 	bool limited;	   /* headroom is set */
 } DwarfCounters;
@@ -69,7 +76,7 @@ typedef struct DwarfFrame {
  * .gnu_debuglink). debug_path: libdwfl's search path for separate debug files
  * (":.debug:/usr/lib/debug" if NULL), colon-separated roots. counters (may be NULL; must
  * outlive d) sums the cost of libdwfl's openings. -ENOENT if neither the file nor a debug file
- * has DWARF.
+ * has DWARF, -EFBIG if its compressed sections would inflate past the caps.
  */
 int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfCounters *counters,
 		    DwarfInfo **ret);

@@ -17,7 +17,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <zlib.h>
 #include <cmocka.h>
@@ -26,6 +28,7 @@
 #include "base/procfs.h"
 #include "fixtures/fixture-symbols.h"
 #include "symbolize/symbolizer.h"
+#include "elf-craft.h"
 #include "tmpdir.h"
 
 /* Where a fixture is "loaded" in the fake process. */
@@ -964,6 +967,134 @@ static void test_debuglink_hostile(void **state)
 	assert_true(cpu < 500 * 1000000ull);
 }
 
+/* ---- compressed debug sections that inflate to gigabytes ---- */
+
+/* An SHF_COMPRESSED section's contents: the header and a zlib stream of size zeros. */
+static void *zlib_zeros(uint64_t size, size_t *ret_len)
+{
+	static const char zeros[1 << 20];
+	Elf64_Chdr ch = { .ch_type = ELFCOMPRESS_ZLIB, .ch_size = size, .ch_addralign = 1 };
+	size_t cap = sizeof(ch) + size / 512 + 65536;
+	uint8_t *buf = malloc(cap);
+	z_stream z = { 0 };
+
+	assert_non_null(buf);
+	memcpy(buf, &ch, sizeof(ch));
+	assert_int_equal(deflateInit(&z, 9), Z_OK);
+	z.next_out = buf + sizeof(ch);
+	z.avail_out = (uInt)(cap - sizeof(ch));
+	for (uint64_t done = 0; done < size; done += sizeof(zeros)) {
+		z.next_in = (Bytef *)zeros;
+		z.avail_in = sizeof(zeros);
+		assert_int_equal(deflate(&z, done + sizeof(zeros) >= size ? Z_FINISH : Z_NO_FLUSH),
+				 done + sizeof(zeros) >= size ? Z_STREAM_END : Z_OK);
+	}
+	*ret_len = sizeof(ch) + z.total_out;
+	deflateEnd(&z);
+	return buf;
+}
+
+typedef struct BombArgs {
+	const char *path;
+	uint64_t func_addr;
+} BombArgs;
+
+/* In a child: the binary loads, its DWARF is refused (counted), its symbols are not. */
+static int load_bomb(void *arg)
+{
+	const BombArgs *a = arg;
+	Store *store = NULL;
+	Symbolizer *sym = NULL;
+	SymbolizerStats st;
+	Binary *bin = NULL;
+	ProcMap m = { .start = 0x1000, .end = 0x2000, .pgoff = 0x1000, .path = (char *)a->path };
+	FrameId id;
+	const StoreFrame *f;
+
+	if (store_new(&store) < 0 || symbolizer_new(store, &sym) < 0 ||
+	    symbolizer_binary_from_path(sym, a->path, &bin) < 0 || binary_error(bin) < 0)
+		return 1;
+	if (symbolizer_user_frames(sym, bin, &m, a->func_addr, false, &id, 1) != 1)
+		return 2;
+	f = store_frame(store, id);
+	if (!f || !streq_ptr(store_string(store, f->function), "bomb_func"))
+		return 3;
+	symbolizer_stats(sym, &st);
+	if (st.dwarf_refused != 1 || st.dwarf_binaries != 0)
+		return 4;
+	return 0;
+}
+
+/*
+ * Two debug sections of a 400 KiB file say they inflate to 192 MiB each (zeros, and they do):
+ * libdw would inflate them whole on opening. The DWARF is refused before, counted; the symbols
+ * stay.
+ */
+static void test_compressed_bomb(void **state)
+{
+	const uint64_t inflated = 192u << 20;
+	_cleanup_tmpdir_ char *dir = tmpdir_new_named("profq-zbomb");
+	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ void *z = NULL;
+	static char strtab[] = "\0bomb_func";
+	Elf64_Sym syms[2] = { { 0 },
+			      { .st_name = 1,
+				.st_info = ELF64_ST_INFO(STB_GLOBAL, STT_FUNC),
+				.st_shndx = 1,
+				.st_value = 0x1000,
+				.st_size = 0x100 } };
+	BombArgs a = { .func_addr = 0x1010 };
+	struct rusage ru;
+	size_t zlen;
+	int status;
+	pid_t pid;
+	int fd;
+
+	(void)state;
+	assert_non_null(dir);
+	z = zlib_zeros(inflated, &zlen);
+	const CraftSection secs[] = {
+		{ .name = ".text",
+		  .type = SHT_PROGBITS,
+		  .flags = SHF_ALLOC | SHF_EXECINSTR,
+		  .addr = 0x1000,
+		  .size = 0x1000 },
+		{ .name = ".symtab",
+		  .type = SHT_SYMTAB,
+		  .data = syms,
+		  .size = sizeof(syms),
+		  .link = 3,
+		  .info = 1,
+		  .entsize = sizeof(Elf64_Sym) },
+		{ .name = ".strtab", .type = SHT_STRTAB, .data = strtab, .size = sizeof(strtab) },
+		{ .name = ".debug_info",
+		  .type = SHT_PROGBITS,
+		  .flags = SHF_COMPRESSED,
+		  .data = z,
+		  .size = zlen },
+		{ .name = ".debug_abbrev",
+		  .type = SHT_PROGBITS,
+		  .flags = SHF_COMPRESSED,
+		  .data = z,
+		  .size = zlen },
+	};
+	assert_true(asprintf(&path, "%s/bomb.so", dir) > 0);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(craft_elf(fd, secs, ARRAY_SIZE(secs), NULL), 0);
+	close(fd);
+	a.path = path;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(load_bomb(&a));
+	assert_int_equal(wait4(pid, &status, 0, &ru), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(ru.ru_maxrss < 100 * 1024); /* KiB; libdw inflating: over 384 MiB */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -976,6 +1107,7 @@ int main(void)
 		cmocka_unit_test(test_relative_file_names),
 		cmocka_unit_test(test_lines_without_function_die),
 		cmocka_unit_test(test_debuglink_hostile),
+		cmocka_unit_test(test_compressed_bomb),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
