@@ -6,6 +6,8 @@
 #include <gelf.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -214,6 +216,60 @@ static size_t pool_memory(const Pool *p)
 {
 	return p->bytes + p->allocated * sizeof(char *) + p->allocated_blocks * sizeof(char *) +
 	       hash_index_memory(p->index);
+}
+
+/* ---- faults in mapped files ---- */
+
+/*
+ * libdw maps the files it reads (ELF_C_READ_MMAP; libdwfl offers no other way), and their
+ * owners may truncate them under us: a read past the new end raises SIGBUS. Reading them into
+ * memory instead would cost their size in heap (hundreds of MiB of debug sections for a big
+ * binary, where mapped pages are only the ones read, and reclaimable). So the calls that read
+ * mapped data (libdwfl's opening, and indexing a CU: libdw's walks and our copies of its
+ * strings) run under a SIGBUS handler that jumps back out of them. What was under way is
+ * abandoned: libdwfl's handles are leaked, never touched again (their state is whatever the
+ * fault left), the CU being built is leaked, and the binary's DWARF is not opened again; the
+ * CUs indexed before stay (our own copies). Costs a sigsetjmp (a sigprocmask) per opening and
+ * per CU indexed, not per lookup.
+ */
+static __thread sigjmp_buf *fault_jmp;
+static struct sigaction fault_old_action;
+
+static void fault_handler(int sig, siginfo_t *si, void *uc)
+{
+	(void)si;
+	(void)uc;
+	if (fault_jmp)
+		siglongjmp(*fault_jmp, 1);
+	/* Not in a guarded call: the fault is a bug; let the previous handler (or the default,
+	 * a core dump) have it when the instruction faults again. */
+	sigaction(sig, &fault_old_action, NULL);
+}
+
+/* Before each guarded call: whoever installed a handler since (a test framework) is put
+ * behind ours, not lost. */
+static void fault_handler_install(void)
+{
+	struct sigaction sa = { .sa_sigaction = fault_handler, .sa_flags = SA_SIGINFO }, cur;
+
+	if (sigaction(SIGBUS, NULL, &cur) < 0 ||
+	    ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == fault_handler))
+		return;
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGBUS, &sa, &fault_old_action);
+}
+
+/* After a fault: libdwfl's state is not to be trusted, so it is let go, not freed. */
+static int libdw_faulted(DwarfInfo *d)
+{
+	d->dwfl = NULL;
+	d->mod = NULL;
+	d->libdw_bytes = 0;
+	d->open_bytes = 0;
+	d->open_error = -EIO;
+	if (d->counters)
+		d->counters->faults++;
+	return -EIO;
 }
 
 /* ---- libdwfl, opened and closed on demand ---- */
@@ -485,6 +541,22 @@ static int libdw_open_now(DwarfInfo *d)
 	return 0;
 }
 
+static int libdw_open_guarded(DwarfInfo *d)
+{
+	sigjmp_buf jb, *outer = fault_jmp;
+	int r;
+
+	fault_handler_install();
+	if (sigsetjmp(jb, 1)) {
+		fault_jmp = outer;
+		return libdw_faulted(d);
+	}
+	fault_jmp = &jb;
+	r = libdw_open_now(d);
+	fault_jmp = outer;
+	return r;
+}
+
 /* Opens libdwfl if it is not, and counts what that cost. */
 static int libdw_open(DwarfInfo *d)
 {
@@ -504,7 +576,7 @@ static int libdw_open(DwarfInfo *d)
 		return -EAGAIN;
 	}
 	t0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-	r = libdw_open_now(d);
+	r = libdw_open_guarded(d);
 	d->open_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0;
 	if (d->counters) {
 		d->counters->opens++;
@@ -542,6 +614,7 @@ int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfCount
 		    DwarfInfo **ret)
 {
 	_cleanup_(dwarf_info_freep) DwarfInfo *d = calloc(1, sizeof(*d));
+	struct stat st;
 	ElfHeaders h;
 	int r;
 
@@ -556,6 +629,11 @@ int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfCount
 	d->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (d->fd < 0)
 		return negative_errno();
+	/* Each fault leaks what libdw held for that file: past a few, files their users own
+	 * (where faults come from) are not opened. */
+	if (counters && counters->faults >= DWARFINFO_MAX_FAULTS &&
+	    (fstat(fd, &st) < 0 || st.st_uid != 0))
+		return -EPERM;
 	/* Before libdw inflates anything of it. */
 	r = elfsym_check_headers(fd, &h);
 	if (r < 0)
@@ -1082,6 +1160,7 @@ static void charge_libdw(DwarfInfo *d, size_t heap0, size_t own0)
 /* The CU of ELF address vaddr through libdw, indexing it on first sight. */
 static int cu_find(DwarfInfo *d, uint64_t vaddr, CuIndex **ret)
 {
+	sigjmp_buf jb, *outer = fault_jmp;
 	size_t heap, own;
 	Dwarf_Die *cudie;
 	Dwarf_Addr bias;
@@ -1092,8 +1171,16 @@ static int cu_find(DwarfInfo *d, uint64_t vaddr, CuIndex **ret)
 		return r;
 	heap = heap_in_use();
 	own = own_memory(d);
+	/* Reads the mapped file (see fault_handler()). */
+	fault_handler_install();
+	if (sigsetjmp(jb, 1)) {
+		fault_jmp = outer;
+		return libdw_faulted(d);
+	}
+	fault_jmp = &jb;
 	cudie = dwfl_module_addrdie(d->mod, vaddr + d->elf_bias, &bias);
 	r = cudie ? cu_get(d, cudie, ret) : -ENOENT;
+	fault_jmp = outer;
 	charge_libdw(d, heap, own);
 	/* libdw never gives memory back while open: start over when what it read since holds
 	 * too much. */
@@ -1147,7 +1234,7 @@ int dwarf_info_lookup(DwarfInfo *d, uint64_t vaddr, DwarfFrame *out, size_t max)
 	cu = cu_known(d, addr);
 	if (!cu) {
 		r = cu_find(d, vaddr, &cu);
-		if (r == -ENOENT || r == -ESTALE || r == -ENOEXEC || r == -EAGAIN)
+		if (r == -ENOENT || r == -ESTALE || r == -ENOEXEC || r == -EAGAIN || r == -EIO)
 			return 0;
 		if (r < 0)
 			return r;

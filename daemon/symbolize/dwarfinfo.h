@@ -43,6 +43,12 @@ typedef struct DwarfInfo DwarfInfo;
  * not). Real debug sections compress 3 to 10 times. */
 #define DWARFINFO_MAX_INFLATED (256u << 20)
 #define DWARFINFO_MAX_INFLATE_RATIO 32u
+/* A file truncated while libdw reads it through its mapping (SIGBUS) costs only that binary's
+ * DWARF: the fault is caught, the binary's libdw handles are abandoned (leaked) and its DWARF
+ * is not opened again. The handler is installed for SIGBUS process-wide on the first opening;
+ * a SIGBUS anywhere else goes to the handler that was there before. After this many faults,
+ * files not owned by root get no DWARF (each fault leaks up to DWARFINFO_LIBDW_BUDGET). */
+#define DWARFINFO_MAX_FAULTS 16u
 #define DWARFINFO_LIBDW_BUDGET (8u << 20)
 /* libdwfl stays open at least this many times the CPU time its last opening took (e.g. 60 ms
  * to decompress libc's debug sections: a minute), so that opening again for a new CU now and
@@ -56,6 +62,7 @@ typedef struct DwarfCounters {
 	uint64_t deferred; /* lookups answered without DWARF: closed for memory, not yet amortized,
 			    * or what opening took last time is more than the headroom */
 	uint64_t refused;  /* files whose DWARF was refused (DWARFINFO_MAX_INFLATED) */
+	uint64_t faults;   /* files that faulted (SIGBUS: truncated) while libdw read them */
 	size_t headroom;   /* memory the owner can spare now; 0 is taken as none to spare */
 	bool limited;	   /* headroom is set */
 } DwarfCounters;

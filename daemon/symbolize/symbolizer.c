@@ -1058,4 +1058,5 @@ void symbolizer_stats(const Symbolizer *s, SymbolizerStats *ret)
 	ret->dwarf_open_ns = s->dwarf_counters.open_ns;
 	ret->dwarf_deferred = s->dwarf_counters.deferred;
 	ret->dwarf_refused = s->dwarf_counters.refused;
+	ret->dwarf_faults = s->dwarf_counters.faults;
 }

@@ -1095,6 +1095,69 @@ static void test_compressed_bomb(void **state)
 	assert_true(ru.ru_maxrss < 100 * 1024); /* KiB; libdw inflating: over 384 MiB */
 }
 
+/* ---- a file truncated under libdw's mapping ---- */
+
+/* In a child: the copy's DWARF is opened, the file truncated, an address of a CU not yet read
+ * looked up. */
+static int lookup_truncated(void *arg)
+{
+	const char *path = arg;
+	FrameId ids[SYMBOLIZER_MAX_INLINE];
+	NmTable nm = { 0 };
+	Store *store = NULL;
+	SymbolizerStats st;
+	World w;
+	int n;
+
+	if (store_new(&store) < 0 || nm_table_add(&nm, "", FIXTURE_DWARF) < 0)
+		return 1;
+	world_open(&w, store, path, NULL);
+	if (truncate(path, 0) < 0)
+		return 2;
+	n = symbolizer_user_frames(w.sym, w.b, &w.map,
+				   LOAD_BIAS + nm_must_find(&nm, dwarf_functions[0])->addr, false,
+				   ids, SYMBOLIZER_MAX_INLINE);
+	symbolizer_stats(w.sym, &st);
+	if (n != 1 || st.dwarf_faults != 1 || frame(&w, ids[0])->line != 0)
+		return 3;
+	/* Not opened again. */
+	n = symbolizer_user_frames(w.sym, w.b, &w.map,
+				   LOAD_BIAS + nm_must_find(&nm, dwarf_functions[1])->addr, false,
+				   ids, SYMBOLIZER_MAX_INLINE);
+	symbolizer_stats(w.sym, &st);
+	if (n != 1 || st.dwarf_faults != 1 || st.dwarf_opens != 1)
+		return 4;
+	world_close(&w);
+	nm_table_done(&nm);
+	store_free(store);
+	return 0;
+}
+
+/*
+ * The binary's owner truncates it while libdw has it mapped: the read past the new end
+ * (SIGBUS) costs that binary's DWARF, counted, not the daemon.
+ */
+static void test_truncated_under_libdw(void **state)
+{
+	_cleanup_tmpdir_ char *dir = tmpdir_new_named("profq-truncate");
+	_cleanup_free_ char *path = NULL;
+	int status;
+	pid_t pid;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_true(asprintf(&path, "%s/fixture-dwarf", dir) > 0);
+	assert_int_equal(run("cp %s %s", FIXTURE_DWARF, path), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(lookup_truncated(path));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (WIFSIGNALED(status))
+		fail_msg("killed by signal %d", WTERMSIG(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1108,6 +1171,7 @@ int main(void)
 		cmocka_unit_test(test_lines_without_function_die),
 		cmocka_unit_test(test_debuglink_hostile),
 		cmocka_unit_test(test_compressed_bomb),
+		cmocka_unit_test(test_truncated_under_libdw),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
