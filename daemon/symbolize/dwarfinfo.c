@@ -5,6 +5,7 @@
 #include <elfutils/libdwfl.h>
 #include <gelf.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -101,7 +102,9 @@ struct DwarfInfo {
 	char *debug_path;
 	Dwarf_Addr elf_bias; /* dwfl address = ELF vaddr + elf_bias */
 	int64_t dw_delta;    /* DWARF address = ELF vaddr + dw_delta */
-	char *debug_file;
+	char *debug_file;    /* the path it was opened by, resolved (/proc/self/fd) */
+	struct stat debug_st;
+	bool have_debug_st;
 
 	CuIndex **cus;
 	size_t n_cus, allocated_cus;
@@ -404,9 +407,9 @@ static int debuglink_try(DwarfInfo *d, const char *dir, const char *name, const 
  * debuglink is a file name, never a path: the binary's owner chose it, and profqd must not open
  * what they name elsewhere (a root-only file by absolute path or "../").
  */
-static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
-			  const char *file_name, const char *debuglink_file,
-			  GElf_Word debuglink_crc, char **debuginfo_file_name)
+static int find_debuginfo_any(Dwfl_Module *mod, void **userdata, const char *modname,
+			      Dwarf_Addr base, const char *file_name, const char *debuglink_file,
+			      GElf_Word debuglink_crc, char **debuginfo_file_name)
 {
 	DwarfInfo *d = *userdata;
 	_cleanup_free_ char *list = NULL, *dir = NULL;
@@ -465,6 +468,49 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
 			return fd < 0 ? -1 : fd;
 	}
 	return -1;
+}
+
+/*
+ * find_debuginfo_any() for libdwfl, which also notes what the binary's debug file (the first
+ * file given in an opening; the next is a dwz file) really is: its path resolved from the
+ * descriptor and its identity, for the owner's access check (dwarf_info_debug_stat()). A later
+ * opening must find the very same file.
+ */
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+			  const char *file_name, const char *debuglink_file,
+			  GElf_Word debuglink_crc, char **debuginfo_file_name)
+{
+	DwarfInfo *d = *userdata;
+	unsigned given = d ? d->debug_fds_given : 0;
+	char link[64], real[PATH_MAX];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	if (d && d->debug_path && !d->debug_path[0])
+		return -1; /* no separate debug files */
+	fd = find_debuginfo_any(mod, userdata, modname, base, file_name, debuglink_file,
+				debuglink_crc, debuginfo_file_name);
+	if (fd < 0 || !d || given > 0)
+		return fd;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, real, sizeof(real) - 1);
+	if (fstat(fd, &st) < 0 || n <= 0 ||
+	    (d->have_debug_st &&
+	     (st.st_dev != d->debug_st.st_dev || st.st_ino != d->debug_st.st_ino))) {
+		close(fd);
+		d->debug_fds_given = 0;
+		return -1;
+	}
+	real[n] = 0;
+	if (!d->debug_file && !(d->debug_file = strdup(real))) {
+		close(fd);
+		d->debug_fds_given = 0;
+		return -1;
+	}
+	d->debug_st = st;
+	d->have_debug_st = true;
+	return fd;
 }
 
 static int libdw_open_now(DwarfInfo *d)
@@ -528,12 +574,12 @@ static int libdw_open_now(DwarfInfo *d)
 	}
 	d->elf_bias = elf_bias;
 	d->dw_delta = delta;
-	if (d->opens++ == 0) {
-		if (separate && !(d->debug_file = strdup(debugfile))) {
-			libdw_close(d);
-			return -ENOMEM;
-		}
+	if (!separate && d->debug_file) {
+		/* A file was given, and not used: no debug file to speak of. */
+		d->debug_file = mfree(d->debug_file);
+		d->have_debug_st = false;
 	}
+	d->opens++;
 	d->libdw_bytes = 0;
 	charge_libdw(d, heap, own);
 	d->open_bytes = d->libdw_bytes;
@@ -1300,6 +1346,14 @@ bool dwarf_info_release(DwarfInfo *d, uint64_t idle_ns)
 size_t dwarf_info_memory(const DwarfInfo *d)
 {
 	return own_memory(d) + (d->dwfl ? d->libdw_bytes : 0);
+}
+
+int dwarf_info_debug_stat(const DwarfInfo *d, struct stat *ret)
+{
+	if (!d->debug_file)
+		return -ENOENT;
+	*ret = d->debug_st;
+	return 0;
 }
 
 const char *dwarf_info_debug_file(const DwarfInfo *d)

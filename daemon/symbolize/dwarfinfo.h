@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 typedef struct DwarfInfo DwarfInfo;
 
@@ -81,7 +82,7 @@ typedef struct DwarfFrame {
 /*
  * Opens the DWARF of the ELF file open at fd (path names it in messages and for
  * .gnu_debuglink). debug_path: libdwfl's search path for separate debug files
- * (":.debug:/usr/lib/debug" if NULL), colon-separated roots. counters (may be NULL; must
+ * (":.debug:/usr/lib/debug" if NULL, none if ""), colon-separated roots. counters (may be NULL; must
  * outlive d) sums the cost of libdwfl's openings. -ENOENT if neither the file nor a debug file
  * has DWARF, -EFBIG if its compressed sections would inflate past the caps.
  */
@@ -103,8 +104,11 @@ int dwarf_info_lookup(DwarfInfo *d, uint64_t vaddr, DwarfFrame *out, size_t max)
 bool dwarf_info_release(DwarfInfo *d, uint64_t idle_ns);
 /* Our tables' bytes plus the heap libdw holds while open. */
 size_t dwarf_info_memory(const DwarfInfo *d);
-/* The separate debug file the DWARF came from, NULL if it is the binary's own. */
+/* The separate debug file the DWARF came from (its path resolved when it was opened), NULL if
+ * it is the binary's own. */
 const char *dwarf_info_debug_file(const DwarfInfo *d);
+/* What that file was when it was opened (fstat of libdwfl's descriptor); -ENOENT if none. */
+int dwarf_info_debug_stat(const DwarfInfo *d, struct stat *ret);
 
 static inline void dwarf_info_freep(DwarfInfo **d)
 {

@@ -16,9 +16,13 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <grp.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <zlib.h>
@@ -27,6 +31,7 @@
 #include "base/macro.h"
 #include "base/procfs.h"
 #include "fixtures/fixture-symbols.h"
+#include "symbolize/dwarfinfo.h"
 #include "symbolize/symbolizer.h"
 #include "elf-craft.h"
 #include "tmpdir.h"
@@ -1098,38 +1103,36 @@ static void test_compressed_bomb(void **state)
 /* ---- a file truncated under libdw's mapping ---- */
 
 /* In a child: the copy's DWARF is opened, the file truncated, an address of a CU not yet read
- * looked up. */
+ * looked up (at the module's level: the symbolizer would see the change first, see
+ * test_replaced_in_place, and the fault needs the truncation to race with the walk). */
 static int lookup_truncated(void *arg)
 {
 	const char *path = arg;
-	FrameId ids[SYMBOLIZER_MAX_INLINE];
+	DwarfFrame frames[SYMBOLIZER_MAX_INLINE];
+	DwarfCounters counters = { 0 };
+	DwarfInfo *d = NULL;
 	NmTable nm = { 0 };
-	Store *store = NULL;
-	SymbolizerStats st;
-	World w;
-	int n;
+	int fd, n;
 
-	if (store_new(&store) < 0 || nm_table_add(&nm, "", FIXTURE_DWARF) < 0)
+	if (nm_table_add(&nm, "", FIXTURE_DWARF) < 0)
 		return 1;
-	world_open(&w, store, path, NULL);
-	if (truncate(path, 0) < 0)
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || dwarf_info_open(fd, path, NULL, &counters, &d) < 0)
 		return 2;
-	n = symbolizer_user_frames(w.sym, w.b, &w.map,
-				   LOAD_BIAS + nm_must_find(&nm, dwarf_functions[0])->addr, false,
-				   ids, SYMBOLIZER_MAX_INLINE);
-	symbolizer_stats(w.sym, &st);
-	if (n != 1 || st.dwarf_faults != 1 || frame(&w, ids[0])->line != 0)
+	if (truncate(path, 0) < 0)
 		return 3;
-	/* Not opened again. */
-	n = symbolizer_user_frames(w.sym, w.b, &w.map,
-				   LOAD_BIAS + nm_must_find(&nm, dwarf_functions[1])->addr, false,
-				   ids, SYMBOLIZER_MAX_INLINE);
-	symbolizer_stats(w.sym, &st);
-	if (n != 1 || st.dwarf_faults != 1 || st.dwarf_opens != 1)
+	n = dwarf_info_lookup(d, nm_must_find(&nm, dwarf_functions[0])->addr, frames,
+			      ARRAY_SIZE(frames));
+	if (n != 0 || counters.faults != 1)
 		return 4;
-	world_close(&w);
+	/* Not opened again. */
+	n = dwarf_info_lookup(d, nm_must_find(&nm, dwarf_functions[1])->addr, frames,
+			      ARRAY_SIZE(frames));
+	if (n != 0 || counters.faults != 1 || counters.opens != 1)
+		return 5;
+	dwarf_info_free(d);
+	close(fd);
 	nm_table_done(&nm);
-	store_free(store);
 	return 0;
 }
 
@@ -1158,6 +1161,220 @@ static void test_truncated_under_libdw(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* ---- a process reads through the symbolizer what its owner may read ---- */
+
+/* A process of user nobody, stopped until killed. */
+static pid_t spawn_nobody(void)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* Not holding the test's output; gone with the test, also when an assertion ends
+		 * it (after the ids change, which clears the parent-death signal). */
+		(void)!freopen("/dev/null", "w", stdout);
+		(void)!freopen("/dev/null", "w", stderr);
+		if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+		    setresuid(65534, 65534, 65534) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ||
+		    getppid() == 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	/* Until /proc shows the new ids. */
+	for (int i = 0; i < 1000; i++) {
+		ProcStatus st;
+
+		if (procfs_read_status(pid, &st) == 0 && st.uid[0] == 65534)
+			return pid;
+		usleep(1000);
+	}
+	fail_msg("the nobody process did not change its ids");
+	return -1;
+}
+
+static void kill_wait(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/* The mapping of path's executable segment as process pid would have it (not really mapped:
+ * the symbolizer opens it through /proc/PID/root). */
+static ProcMap map_of(const char *path)
+{
+	ExecSegment seg = { 0 };
+	struct stat st;
+	uint64_t page_off;
+
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(readelf_exec_segments(path, &seg, 1), 1);
+	page_off = seg.vaddr & 0xfff;
+	return (ProcMap){ .start = LOAD_BIAS + seg.vaddr - page_off,
+			  .end = LOAD_BIAS + ((seg.vaddr + seg.filesz + 0xfff) & ~0xfffULL),
+			  .pgoff = seg.offset - page_off,
+			  .inode = st.st_ino,
+			  .dev_major = major(st.st_dev),
+			  .dev_minor = minor(st.st_dev),
+			  .prot = PROT_READ | PROT_EXEC,
+			  .path = (char *)path };
+}
+
+/* What process pid gets at ELF address vaddr of path: the outermost frame's function and line. */
+static void lookup_as(Symbolizer *sym, Store *store, pid_t pid, const char *path, uint64_t vaddr,
+		      const char **ret_function, uint32_t *ret_line)
+{
+	FrameId ids[SYMBOLIZER_MAX_INLINE];
+	ProcMap m = map_of(path);
+	const StoreFrame *f;
+	Binary *b = NULL;
+	int n;
+
+	assert_int_equal(symbolizer_binary(sym, pid, &m, &b), 0);
+	n = symbolizer_user_frames(sym, b, &m, LOAD_BIAS + vaddr, false, ids, SYMBOLIZER_MAX_INLINE);
+	assert_true(n >= 1);
+	f = store_frame(store, ids[n - 1]);
+	*ret_function = store_string(store, f->function);
+	*ret_line = f->line;
+	binary_unref(sym, b);
+}
+
+/* Each case with a new symbolizer: nothing cached from the one before. */
+static void check_as(pid_t pid, const char *path, uint64_t vaddr, const char *want_function,
+		     bool want_line)
+{
+	Store *store = NULL;
+	Symbolizer *sym = NULL;
+	const char *fn;
+	uint32_t line;
+
+	assert_int_equal(store_new(&store), 0);
+	assert_int_equal(symbolizer_new(store, &sym), 0);
+	lookup_as(sym, store, pid, path, vaddr, &fn, &line);
+	if (!streq_ptr(fn, want_function) || (line > 0) != want_line)
+		fail_msg("pid %d, %s: %s:%u, want %s with%s a line", (int)pid, path, fn ?: "-",
+			 line, want_function ?: "-", want_line ? "" : "out");
+	symbolizer_free(sym);
+	store_free(store);
+}
+
+/*
+ * The symbols and DWARF used for a process are only those its owner could read: a debug file
+ * only root may read (or reached through a directory only root may search) gives a user's
+ * process no lines, an execute-only binary gives it no names; root's process gets all.
+ */
+static void test_owner_access(void **state)
+{
+	_cleanup_tmpdir_ char *dir = tmpdir_new_named("profq-access");
+	_cleanup_free_ char *bin = NULL, *dbg = NULL, *secret = NULL;
+	NmTable nm = { 0 };
+	const char *fn = dwarf_functions[0];
+	uint64_t vaddr;
+	pid_t nobody, self = getpid();
+
+	(void)state;
+	assert_non_null(dir);
+	assert_int_equal(chmod(dir, 0755), 0);
+	assert_int_equal(nm_table_add(&nm, "", FIXTURE_DWARF), 0);
+	vaddr = nm_must_find(&nm, fn)->addr;
+	assert_true(asprintf(&bin, "%s/bin/app", dir) > 0);
+	assert_true(asprintf(&dbg, "%s/bin/fixture-dwarf.debug", dir) > 0);
+	assert_true(asprintf(&secret, "%s/secret", dir) > 0);
+	assert_int_equal(run("mkdir -m 755 %s/bin && cp %s %s && cp %s %s && chmod 755 %s && "
+			     "chmod 644 %s",
+			     dir, FIXTURE_DWARF_DEBUGLINK, bin, FIXTURE_DWARF_DEBUG, dbg, bin, dbg),
+			 0);
+	nobody = spawn_nobody();
+
+	/* All readable: names and lines for both. */
+	check_as(nobody, bin, vaddr, fn, true);
+	check_as(self, bin, vaddr, fn, true);
+	/* A root-only debug file: the binary's own symbols, no lines, for nobody. */
+	assert_int_equal(chmod(dbg, 0600), 0);
+	check_as(nobody, bin, vaddr, fn, false);
+	check_as(self, bin, vaddr, fn, true);
+	/* Readable itself, but behind a directory only root may search (through a symlink). */
+	assert_int_equal(run("mkdir -m 700 %s && mv %s %s/ && chmod 644 %s/fixture-dwarf.debug && "
+			     "ln -s %s/fixture-dwarf.debug %s",
+			     secret, dbg, secret, secret, secret, dbg),
+			 0);
+	check_as(nobody, bin, vaddr, fn, false);
+	check_as(self, bin, vaddr, fn, true);
+	/* An execute-only binary: nothing for nobody. */
+	assert_int_equal(chmod(bin, 0711), 0);
+	check_as(nobody, bin, vaddr, NULL, false);
+	check_as(self, bin, vaddr, fn, true);
+
+	kill_wait(nobody);
+	nm_table_done(&nm);
+}
+
+/*
+ * A binary copied over in place (same inode): the next process to map it gets the new build's
+ * symbols, not the cached ones of the old; the old Binary, still held for a process that
+ * mapped the old file, reads nothing more from the file (it is the new one now).
+ */
+static void test_replaced_in_place(void **state)
+{
+	_cleanup_tmpdir_ char *dir = tmpdir_new_named("profq-replace");
+	_cleanup_free_ char *bin = NULL;
+	FrameId ids[SYMBOLIZER_MAX_INLINE];
+	NmTable a = { 0 }, b = { 0 };
+	const NmSym *fa, *fb;
+	Store *store = NULL;
+	Symbolizer *sym = NULL;
+	Binary *old = NULL, *new = NULL;
+	ProcMap ma, mb;
+	struct stat st1, st2;
+	const StoreFrame *f;
+	int n;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_true(asprintf(&bin, "%s/app", dir) > 0);
+	/* Two builds of one program: PIE and not. */
+	assert_int_equal(nm_table_add(&a, "", FIXTURE_PROG), 0);
+	assert_int_equal(nm_table_add(&b, "", FIXTURE_NOPIE), 0);
+	fa = nm_must_find(&a, "fixture_static_helper");
+	fb = nm_must_find(&b, "main");
+	assert_int_equal(store_new(&store), 0);
+	assert_int_equal(symbolizer_new(store, &sym), 0);
+
+	assert_int_equal(run("cp %s %s", FIXTURE_PROG, bin), 0);
+	assert_int_equal(stat(bin, &st1), 0);
+	ma = map_of(bin);
+	assert_int_equal(symbolizer_binary(sym, getpid(), &ma, &old), 0);
+	n = symbolizer_user_frames(sym, old, &ma, LOAD_BIAS + fa->addr, false, ids, 1);
+	assert_int_equal(n, 1);
+	assert_string_equal(store_string(store, store_frame(store, ids[0])->function), fa->name);
+
+	/* cp writes over the file: same inode. */
+	assert_int_equal(run("cp %s %s", FIXTURE_NOPIE, bin), 0);
+	assert_int_equal(stat(bin, &st2), 0);
+	assert_int_equal(st1.st_ino, st2.st_ino);
+	mb = map_of(bin);
+	assert_int_equal(symbolizer_binary(sym, getpid(), &mb, &new), 0);
+	assert_ptr_not_equal(new, old);
+	n = symbolizer_user_frames(sym, new, &mb, LOAD_BIAS + fb->addr + 1, false, ids, 1);
+	assert_int_equal(n, 1);
+	f = store_frame(store, ids[0]);
+	assert_string_equal(store_string(store, f->function), "main");
+
+	/* The old Binary: its cached address still named, a new one not read from the new file. */
+	n = symbolizer_user_frames(sym, old, &ma, LOAD_BIAS + fa->addr, false, ids, 1);
+	assert_string_equal(store_string(store, store_frame(store, ids[0])->function), fa->name);
+	n = symbolizer_user_frames(sym, old, &ma, LOAD_BIAS + fa->addr + 1, false, ids, 1);
+	assert_int_equal(n, 1);
+	assert_null(store_string(store, store_frame(store, ids[0])->function));
+
+	binary_unref(sym, old);
+	binary_unref(sym, new);
+	symbolizer_free(sym);
+	store_free(store);
+	nm_table_done(&a);
+	nm_table_done(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1172,6 +1389,8 @@ int main(void)
 		cmocka_unit_test(test_debuglink_hostile),
 		cmocka_unit_test(test_compressed_bomb),
 		cmocka_unit_test(test_truncated_under_libdw),
+		cmocka_unit_test(test_owner_access),
+		cmocka_unit_test(test_replaced_in_place),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
