@@ -22,6 +22,13 @@
 
 #define MAX_DEPTH 128
 #define POOL_BLOCK (64u * 1024)
+/* Bounds on what one CU may make us hold or do, whatever its DWARF says: address ranges (of
+ * all its DIEs), line rows, and the spans it adds to the CU lookup (each an insertion into a
+ * sorted array). Strings from the file are cut at STRING_MAX bytes. */
+#define CU_MAX_RANGES (1u << 20)
+#define CU_MAX_ROWS (4u << 20)
+#define CU_MAX_SPANS 1024u
+#define STRING_MAX 4095u
 
 /* A function or inlined call: its attributes, shared by its address ranges. Strings are pool
  * ids (0: none). */
@@ -174,7 +181,8 @@ static int pool_intern(Pool *p, const char *s, uint32_t *ret)
 		*ret = 0;
 		return 0;
 	}
-	k = (PoolKey){ .s = s, .len = strlen(s) };
+	/* Strings come from the file: a name of a GiB is cut. */
+	k = (PoolKey){ .s = s, .len = strnlen(s, STRING_MAX) };
 	hash = XXH3_64bits(s, k.len);
 	if (hash_index_find(p->index, hash, pool_eq, &k, p, &id) == 0) {
 		*ret = id;
@@ -200,7 +208,8 @@ static int pool_intern(Pool *p, const char *s, uint32_t *ret)
 		p->bytes += size;
 	}
 	copy = p->blocks[p->n_blocks - 1] + p->block_used;
-	memcpy(copy, s, k.len + 1);
+	memcpy(copy, s, k.len);
+	copy[k.len] = '\0';
 	r = hash_index_insert(p->index, hash, (uint32_t)p->n);
 	if (r < 0)
 		return r;
@@ -757,13 +766,14 @@ static int file_intern(DwarfInfo *d, Dwarf_Files *files, size_t idx, uint32_t *r
 	const char *name = dwarf_filesrc(files, idx, NULL, NULL);
 	const char *const *dirs;
 	_cleanup_free_ char *path = NULL;
-	size_t n_dirs;
+	size_t n_dirs, dir_len;
 
 	if (!name || name[0] == '/' || dwarf_getsrcdirs(files, &dirs, &n_dirs) != 0 ||
 	    n_dirs == 0 || !dirs[0] || !dirs[0][0])
 		return pool_intern(&d->pool, name, ret);
-	if (asprintf(&path, "%s%s%s", dirs[0], dirs[0][strlen(dirs[0]) - 1] == '/' ? "" : "/",
-		     name) < 0)
+	dir_len = strnlen(dirs[0], STRING_MAX);
+	if (asprintf(&path, "%.*s%s%.*s", (int)dir_len, dirs[0],
+		     dirs[0][dir_len - 1] == '/' ? "" : "/", (int)STRING_MAX, name) < 0)
 		return -ENOMEM;
 	return pool_intern(&d->pool, path, ret);
 }
@@ -822,6 +832,8 @@ static int add_die(DwarfInfo *d, CuBuilder *b, Dwarf_Die *die, bool inlined)
 	while ((off = dwarf_ranges(die, off, &base, &low, &high)) > 0) {
 		if (high <= low)
 			continue;
+		if (b->n >= CU_MAX_RANGES)
+			return -E2BIG;
 		if (GREEDY_REALLOC(b->ranges, b->allocated, b->n + 1) < 0)
 			return -ENOMEM;
 		b->ranges[b->n++] = (Range){ .low = low, .high = high, .parent = -1, .info = idx };
@@ -936,6 +948,8 @@ static int add_lines(DwarfInfo *d, CuBuilder *b, Dwarf_Die *cudie, uint64_t *ret
 
 		if (!l || dwarf_lineaddr(l, &a) != 0 || a - base > UINT32_MAX)
 			continue;
+		if (b->n_rows >= CU_MAX_ROWS)
+			break;
 		row.off = (uint32_t)(a - base);
 		if (dwarf_lineendsequence(l, &end) == 0 && end) {
 			row.file = ROW_END_OF_SEQUENCE;
@@ -1109,16 +1123,17 @@ static int spans_of(DwarfInfo *d, Dwarf_Die *cudie, const CuIndex *cu, uint32_t 
 {
 	Dwarf_Addr base, low, high, min = UINT64_MAX, max = 0;
 	ptrdiff_t off = 0;
-	bool any = false;
+	unsigned n = 0;
 	int r;
 
-	while ((off = dwarf_ranges(cudie, off, &base, &low, &high)) > 0) {
+	while ((off = dwarf_ranges(cudie, off, &base, &low, &high)) > 0 && n < CU_MAX_SPANS) {
 		r = span_add(d, low, high, idx);
 		if (r < 0)
 			return r;
-		any = true;
+		n++;
 	}
-	if (any)
+	/* Past the cap, the rest is covered by one span over the CU's functions. */
+	if (n > 0 && n < CU_MAX_SPANS)
 		return 0;
 	for (size_t i = 0; i < cu->n; i++) {
 		min = MIN(min, cu->ranges[i].low);

@@ -21,6 +21,11 @@ typedef struct Sym {
 #define NAME_OFFSET_MAX (NAME_SOURCE - 1)
 /* Longer names are cut (C++ names of several KiB exist; such a name is noise in a report). */
 #define NAME_MAX_LEN 4095
+/* Tables read into memory while loading (libelf reads a section whole): a symbol table past
+ * this (1.4M entries) is not read; real ones are a few MiB. Note sections past NOTE_MAX_SIZE
+ * are not looked into for the build id. */
+#define TABLE_MAX_SIZE (32u << 20)
+#define NOTE_MAX_SIZE (64u << 10)
 
 /*
  * Where the names of one symbol table are: read from the file at each lookup (the symbolizer
@@ -168,8 +173,7 @@ static int read_symtab(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, Builder *b)
 	Elf_Data *data;
 	size_t n;
 
-	if (sh->sh_entsize == 0 || sh->sh_type == SHT_NOBITS ||
-	    sh->sh_size / sh->sh_entsize > ELFSYM_MAX_SYMBOLS * 4ull)
+	if (sh->sh_entsize == 0 || sh->sh_type == SHT_NOBITS || sh->sh_size > TABLE_MAX_SIZE)
 		return 0; /* no table, or more than any binary has: not read into memory */
 	/* The string table must exist and be one. */
 	if (!builder_strtab(elf, sh->sh_link, b))
@@ -214,7 +218,8 @@ static void read_build_id(Elf *elf, ElfSym *e)
 		GElf_Nhdr nh;
 		size_t off = 0, name_off, desc_off;
 
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE)
+		/* A note section is small: a huge one is not read into memory. */
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE || sh.sh_size > NOTE_MAX_SIZE)
 			continue;
 		data = elf_getdata(scn, NULL);
 		if (!data)
@@ -409,7 +414,7 @@ static int read_plt(Elf *elf, int fd, ElfSym *e)
 		return 0;
 	b.fd = fd;
 	if (!builder_strtab(elf, dynsym_sh.sh_link, &b) || dynsym_sh.sh_entsize == 0 ||
-	    dynsym_sh.sh_size / dynsym_sh.sh_entsize > ELFSYM_MAX_SYMBOLS * 4ull)
+	    dynsym_sh.sh_size > TABLE_MAX_SIZE || rel_sh.sh_size > TABLE_MAX_SIZE)
 		return 0;
 	rel_data = elf_getdata(rel, NULL);
 	sym_data = elf_getdata(dynsym, NULL);
@@ -709,7 +714,10 @@ static int load(Elf *elf, int fd, ElfSym **ret)
 	if (symtab) {
 		e->has_symtab = true;
 		r = read_symtab(elf, symtab, &symtab_sh, &b);
-	} else if (dynsym) {
+	}
+	/* No .symtab, or one not read (too big): the dynamic symbols at least. */
+	if (r >= 0 && b.n == 0 && dynsym) {
+		e->has_symtab = false;
 		r = read_symtab(elf, dynsym, &dynsym_sh, &b);
 	}
 	if (r >= 0 && b.n > 0) {

@@ -568,6 +568,85 @@ static void test_header_counts(void **state)
 	assert_int_equal(elfsym_check_headers(fd, &h), -ENOEXEC);
 }
 
+typedef struct HugeArgs {
+	int fd;
+	size_t expect_syms;
+} HugeArgs;
+
+static int load_huge(void *arg)
+{
+	const HugeArgs *a = arg;
+	ElfSym *e = NULL;
+	int r = elfsym_load_fd(a->fd, &e);
+
+	if (r < 0 || elfsym_count(e) != a->expect_syms)
+		return 1;
+	elfsym_free(e);
+	return 0;
+}
+
+/*
+ * Sections that say they hold a GiB (a sparse file: the attacker pays nothing): a note section
+ * and a symbol table are not read into memory whole; the file still loads.
+ */
+static void test_huge_sections(void **state)
+{
+	static const char note[16];
+	Elf64_Sym syms[2] = { { 0 },
+			      { .st_name = 1,
+				.st_info = ELF64_ST_INFO(STB_GLOBAL, STT_FUNC),
+				.st_shndx = 1,
+				.st_value = 0x1000,
+				.st_size = 16 } };
+	static const char strtab[] = "\0f";
+	const CraftSection secs[] = {
+		{ .name = ".text",
+		  .type = SHT_PROGBITS,
+		  .flags = SHF_ALLOC | SHF_EXECINSTR,
+		  .addr = 0x1000,
+		  .size = 0x100 },
+		{ .name = ".dynsym",
+		  .type = SHT_DYNSYM,
+		  .data = syms,
+		  .size = sizeof(syms),
+		  .link = 3,
+		  .info = 1,
+		  .entsize = sizeof(Elf64_Sym) },
+		{ .name = ".dynstr", .type = SHT_STRTAB, .data = strtab, .size = sizeof(strtab) },
+		{ .name = ".note.big", .type = SHT_NOTE, .data = note, .size = sizeof(note) },
+		{ .name = ".symtab",
+		  .type = SHT_SYMTAB,
+		  .data = syms,
+		  .size = sizeof(syms),
+		  .link = 3,
+		  .info = 1,
+		  .entsize = sizeof(Elf64_Sym) },
+	};
+	_cleanup_close_ int fd = memfd_create("profq-huge", MFD_CLOEXEC);
+	HugeArgs a = { .fd = fd };
+	CraftLayout l;
+	Elf64_Shdr sh;
+	long kib;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(craft_elf(fd, secs, ARRAY_SIZE(secs), &l), 0);
+	/* The note and the symbol table (sections 4 and 5) grow to 1 GiB each, of holes. */
+	assert_int_equal(ftruncate(fd, (off_t)(l.size + (2ull << 30))), 0);
+	for (int i = 4; i <= 5; i++) {
+		off_t at = (off_t)(l.shoff + (uint64_t)i * sizeof(sh));
+
+		assert_int_equal(pread(fd, &sh, sizeof(sh), at), sizeof(sh));
+		sh.sh_offset = l.size + (uint64_t)(i - 4) * (1ull << 30);
+		sh.sh_size = 1ull << 30;
+		assert_int_equal(pwrite(fd, &sh, sizeof(sh), at), sizeof(sh));
+	}
+	/* The symbols come from .dynsym then. */
+	a.expect_syms = 1;
+	kib = child_peak_kib(load_huge, &a);
+	assert_true(kib < 64 * 1024);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -579,6 +658,7 @@ int main(void)
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_unterminated_names),
 		cmocka_unit_test(test_header_counts),
+		cmocka_unit_test(test_huge_sections),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
