@@ -709,8 +709,9 @@ static int open_mapped(pid_t pid, const ProcMap *m)
 	return fd < 0 ? negative_errno() : fd;
 }
 
-/* The cached Binary of key k, or a new one read from fd (-1: none to read; err says why). */
-static int binary_get(Symbolizer *s, const BinaryKey *k, const char *path, int fd, int err,
+/* The cached Binary of key k, or a new one read from the file m maps in pid (fd, if opened
+ * already; else opened here). */
+static int binary_get(Symbolizer *s, const BinaryKey *k, pid_t pid, const ProcMap *m, int *fd,
 		      Binary **ret)
 {
 	uint64_t hash = XXH3_64bits(k, sizeof(*k));
@@ -724,7 +725,7 @@ static int binary_get(Symbolizer *s, const BinaryKey *k, const char *path, int f
 		*ret = b;
 		return 0;
 	}
-	r = binary_new(s, basename_of(path), &b);
+	r = binary_new(s, basename_of(m->path), &b);
 	if (r < 0)
 		return r;
 	b->key = *k;
@@ -732,11 +733,15 @@ static int binary_get(Symbolizer *s, const BinaryKey *k, const char *path, int f
 	b->last_used = ++s->clock;
 	if (k->variant == VARIANT_DENIED) {
 		b->error = -EACCES;
-	} else if (fd < 0) {
-		b->error = err;
-		s->stats.binary_errors++;
 	} else {
-		binary_load_fd(s, b, fd, path);
+		if (*fd < 0)
+			*fd = open_mapped(pid, m);
+		if (*fd < 0) {
+			b->error = *fd;
+			s->stats.binary_errors++;
+		} else {
+			binary_load_fd(s, b, *fd, m->path);
+		}
 	}
 	r = binary_add(s, b);
 	if (r < 0) {
@@ -763,12 +768,21 @@ int symbolizer_binary(Symbolizer *s, pid_t pid, const ProcMap *m, Binary **ret)
 	if (m->path[0] != '/' || m->inode == 0)
 		return -ENOENT;
 
-	/* What the file is now: a file copied over in place keeps its inode, not its ctime. A
-	 * process mapping the old one keeps its Binary (the caller's reference). */
-	fd = open_mapped(pid, m);
-	if (fd >= 0 && fstat(fd, &st) == 0)
+	/*
+	 * What the file is now: a file copied over in place keeps its inode, not its ctime. A
+	 * process mapping the old one keeps its Binary (the caller's reference). The identity is
+	 * the inode's: by the path in our namespace when it leads to that inode (a stat, 3 us),
+	 * else through the process (15 us).
+	 */
+	if (stat(m->path, &st) == 0 && st.st_ino == m->inode && major(st.st_dev) == m->dev_major &&
+	    minor(st.st_dev) == m->dev_minor) {
 		key_set_identity(&k, &st);
-	r = binary_get(s, &k, m->path, fd, fd, &b);
+	} else {
+		fd = open_mapped(pid, m);
+		if (fd >= 0 && fstat(fd, &st) == 0)
+			key_set_identity(&k, &st);
+	}
+	r = binary_get(s, &k, pid, m, &fd, &b);
 	if (r < 0)
 		return r;
 
@@ -789,7 +803,7 @@ int symbolizer_binary(Symbolizer *s, pid_t pid, const ProcMap *m, Binary **ret)
 			v = VARIANT_NODEBUG;
 		if (v != VARIANT_FULL) {
 			k.variant = v;
-			r = binary_get(s, &k, m->path, fd, fd, &b);
+			r = binary_get(s, &k, pid, m, &fd, &b);
 			if (r < 0)
 				return r;
 		}
