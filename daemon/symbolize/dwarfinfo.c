@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 #include <dwarf.h>
 #include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
 #include <elfutils/libdwfl.h>
+#include <gelf.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,9 +18,17 @@
 #include "base/hashindex.h"
 #include "base/macro.h"
 #include "symbolize/dwarfinfo.h"
+#include "symbolize/elfsym.h"
 
 #define MAX_DEPTH 128
 #define POOL_BLOCK (64u * 1024)
+/* Bounds on what one CU may make us hold or do, whatever its DWARF says: address ranges (of
+ * all its DIEs), line rows, and the spans it adds to the CU lookup (each an insertion into a
+ * sorted array). Strings from the file are cut at STRING_MAX bytes. */
+#define CU_MAX_RANGES (1u << 20)
+#define CU_MAX_ROWS (4u << 20)
+#define CU_MAX_SPANS 1024u
+#define STRING_MAX 4095u
 
 /* A function or inlined call: its attributes, shared by its address ranges. Strings are pool
  * ids (0: none). */
@@ -90,12 +103,15 @@ struct DwarfInfo {
 	uint64_t reopen_after; /* closed for memory: not opened again before (monotonic ns) */
 	DwarfCounters *counters;
 
-	int fd; /* our own descriptor of the binary, to open libdwfl again */
+	unsigned debug_fds_given; /* by find_debuginfo() during one opening */
+	int fd;			  /* our own descriptor of the binary, to open libdwfl again */
 	char *path;
 	char *debug_path;
 	Dwarf_Addr elf_bias; /* dwfl address = ELF vaddr + elf_bias */
 	int64_t dw_delta;    /* DWARF address = ELF vaddr + dw_delta */
-	char *debug_file;
+	char *debug_file;    /* the path it was opened by, resolved (/proc/self/fd) */
+	struct stat debug_st;
+	bool have_debug_st;
 
 	CuIndex **cus;
 	size_t n_cus, allocated_cus;
@@ -165,7 +181,8 @@ static int pool_intern(Pool *p, const char *s, uint32_t *ret)
 		*ret = 0;
 		return 0;
 	}
-	k = (PoolKey){ .s = s, .len = strlen(s) };
+	/* Strings come from the file: a name of a GiB is cut. */
+	k = (PoolKey){ .s = s, .len = strnlen(s, STRING_MAX) };
 	hash = XXH3_64bits(s, k.len);
 	if (hash_index_find(p->index, hash, pool_eq, &k, p, &id) == 0) {
 		*ret = id;
@@ -191,7 +208,8 @@ static int pool_intern(Pool *p, const char *s, uint32_t *ret)
 		p->bytes += size;
 	}
 	copy = p->blocks[p->n_blocks - 1] + p->block_used;
-	memcpy(copy, s, k.len + 1);
+	memcpy(copy, s, k.len);
+	copy[k.len] = '\0';
 	r = hash_index_insert(p->index, hash, (uint32_t)p->n);
 	if (r < 0)
 		return r;
@@ -212,6 +230,60 @@ static size_t pool_memory(const Pool *p)
 	       hash_index_memory(p->index);
 }
 
+/* ---- faults in mapped files ---- */
+
+/*
+ * libdw maps the files it reads (ELF_C_READ_MMAP; libdwfl offers no other way), and their
+ * owners may truncate them under us: a read past the new end raises SIGBUS. Reading them into
+ * memory instead would cost their size in heap (hundreds of MiB of debug sections for a big
+ * binary, where mapped pages are only the ones read, and reclaimable). So the calls that read
+ * mapped data (libdwfl's opening, and indexing a CU: libdw's walks and our copies of its
+ * strings) run under a SIGBUS handler that jumps back out of them. What was under way is
+ * abandoned: libdwfl's handles are leaked, never touched again (their state is whatever the
+ * fault left), the CU being built is leaked, and the binary's DWARF is not opened again; the
+ * CUs indexed before stay (our own copies). Costs a sigsetjmp (a sigprocmask) per opening and
+ * per CU indexed, not per lookup.
+ */
+static __thread sigjmp_buf *fault_jmp;
+static struct sigaction fault_old_action;
+
+static void fault_handler(int sig, siginfo_t *si, void *uc)
+{
+	(void)si;
+	(void)uc;
+	if (fault_jmp)
+		siglongjmp(*fault_jmp, 1);
+	/* Not in a guarded call: the fault is a bug; let the previous handler (or the default,
+	 * a core dump) have it when the instruction faults again. */
+	sigaction(sig, &fault_old_action, NULL);
+}
+
+/* Before each guarded call: whoever installed a handler since (a test framework) is put
+ * behind ours, not lost. */
+static void fault_handler_install(void)
+{
+	struct sigaction sa = { .sa_sigaction = fault_handler, .sa_flags = SA_SIGINFO }, cur;
+
+	if (sigaction(SIGBUS, NULL, &cur) < 0 ||
+	    ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == fault_handler))
+		return;
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGBUS, &sa, &fault_old_action);
+}
+
+/* After a fault: libdwfl's state is not to be trusted, so it is let go, not freed. */
+static int libdw_faulted(DwarfInfo *d)
+{
+	d->dwfl = NULL;
+	d->mod = NULL;
+	d->libdw_bytes = 0;
+	d->open_bytes = 0;
+	d->open_error = -EIO;
+	if (d->counters)
+		d->counters->faults++;
+	return -EIO;
+}
+
 /* ---- libdwfl, opened and closed on demand ---- */
 
 static size_t own_memory(const DwarfInfo *d);
@@ -227,30 +299,88 @@ static void libdw_close(DwarfInfo *d)
 	d->open_bytes = 0;
 }
 
-/* Is the file open at fd the one .gnu_debuglink names by its CRC-32 (0: not checked)? */
-static bool crc_matches(int fd, uint32_t crc)
+/*
+ * Is the file open at fd (st) the one .gnu_debuglink names by its CRC-32? 0 is a CRC like any
+ * other, not "unchecked". Read up to the size fstat gave, never past it, and only for files up
+ * to DWARFINFO_CRC_MAX_SIZE: a sparse file of many GiB must not cost seconds.
+ */
+static bool crc_matches(int fd, const struct stat *st, uint32_t crc)
 {
 	uint8_t buf[64 * 1024];
 	uLong sum = crc32(0, NULL, 0);
-	off_t off = 0;
-	ssize_t n;
+	uint64_t off = 0, size = (uint64_t)st->st_size;
 
-	if (crc == 0)
-		return true;
-	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+	if (size > DWARFINFO_CRC_MAX_SIZE)
+		return false;
+	while (off < size) {
+		ssize_t n = pread(fd, buf, (size_t)MIN((uint64_t)sizeof(buf), size - off),
+				  (off_t)off);
+
+		if (n <= 0)
+			return false;
 		sum = crc32(sum, buf, (uInt)n);
-		off += n;
+		off += (uint64_t)n;
 	}
-	return n == 0 && (uint32_t)sum == crc;
+	return (uint32_t)sum == crc;
 }
 
-/* Opens dir/name if it is a regular file other than the binary itself (st) whose CRC-32 is crc. */
-static int debuglink_try(const char *dir, const char *name, const struct stat *st, uint32_t crc,
-			 char **ret_path)
+/* The GNU build id of the ELF file open at fd (its headers checked), 0 if none. */
+static size_t file_build_id(int fd, uint8_t *buf, size_t max)
+{
+	Elf *elf;
+	Elf_Scn *scn = NULL;
+	size_t len = 0;
+
+	/* Not mapped: a read past a truncated end is an error, not SIGBUS. */
+	elf = elf_begin(fd, ELF_C_READ, NULL);
+	if (!elf)
+		return 0;
+	while (len == 0 && (scn = elf_nextscn(elf, scn))) {
+		Elf_Data *data;
+		GElf_Shdr sh;
+		GElf_Nhdr nh;
+		size_t off = 0, name_off, desc_off;
+
+		/* A note section is small; a huge one is not read into memory. */
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE || sh.sh_size > 65536)
+			continue;
+		data = elf_getdata(scn, NULL);
+		if (!data)
+			continue;
+		while ((off = gelf_getnote(data, off, &nh, &name_off, &desc_off)) > 0)
+			if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+			    memcmp((const char *)data->d_buf + name_off, "GNU", 4) == 0 &&
+			    nh.n_descsz > 0 && nh.n_descsz <= max) {
+				memcpy(buf, (const char *)data->d_buf + desc_off, nh.n_descsz);
+				len = nh.n_descsz;
+				break;
+			}
+	}
+	elf_end(elf);
+	return len;
+}
+
+/* Would libdw inflating the compressed sections of a file with these headers take too much? */
+static bool inflates_too_much(const ElfHeaders *h)
+{
+	return h->inflated > DWARFINFO_MAX_INFLATED ||
+	       h->inflated / DWARFINFO_MAX_INFLATE_RATIO > h->file_size;
+}
+
+/*
+ * Opens dir/name if it is a regular file other than the binary itself (st), of sane size and
+ * headers, and the binary's debug file: the same build id when both have one, else the CRC-32
+ * the debuglink gives.
+ */
+static int debuglink_try(DwarfInfo *d, const char *dir, const char *name, const struct stat *st,
+			 const uint8_t *build_id, size_t build_id_len, uint32_t crc, char **ret_path)
 {
 	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = -1;
+	uint8_t id[ELFSYM_BUILD_ID_MAX];
+	ElfHeaders h;
 	struct stat dst;
-	int fd;
+	size_t id_len;
 
 	if (asprintf(&path, "%s/%s", dir, name) < 0)
 		return -ENOMEM;
@@ -258,40 +388,59 @@ static int debuglink_try(const char *dir, const char *name, const struct stat *s
 	if (fd < 0)
 		return -ENOENT;
 	if (fstat(fd, &dst) < 0 || !S_ISREG(dst.st_mode) ||
-	    (dst.st_dev == st->st_dev && dst.st_ino == st->st_ino) || !crc_matches(fd, crc)) {
-		close(fd);
+	    (dst.st_dev == st->st_dev && dst.st_ino == st->st_ino) ||
+	    (uint64_t)dst.st_size > DWARFINFO_DEBUG_FILE_MAX_SIZE || elfsym_check_headers(fd, &h) < 0)
+		return -ENOENT;
+	if (inflates_too_much(&h)) {
+		if (d && d->counters)
+			d->counters->refused++;
+		return -ENOENT;
+	}
+	id_len = file_build_id(fd, id, sizeof(id));
+	if (build_id_len > 0 && id_len > 0) {
+		if (id_len != build_id_len || memcmp(id, build_id, id_len) != 0)
+			return -ENOENT;
+	} else if (!crc_matches(fd, &dst, crc)) {
 		return -ENOENT;
 	}
 	*ret_path = TAKE_PTR(path);
-	return fd;
+	return TAKE_FD(fd);
 }
 
 /*
  * libdwfl's find_debuginfo: dwfl_standard_find_debuginfo() without its last resort, which
  * loads libdebuginfod (and with it libcurl, gnutls, libcrypto...: 6-8 MB resident) on the first
  * binary without debug info, even with DEBUGINFOD_URLS unset; profqd fetches nothing from the
- * network. By build id under each root of the path, then by .gnu_debuglink as GDB and libdwfl
- * look: the binary's directory, its .debug/ and each absolute root followed by that directory
- * (entries starting with '-' skip the CRC check).
+ * network. By build id under each root of the path, then by .gnu_debuglink as GDB looks: the
+ * binary's directory, its .debug/ and each absolute root followed by that directory. The
+ * debuglink is a file name, never a path: the binary's owner chose it, and profqd must not open
+ * what they name elsewhere (a root-only file by absolute path or "../").
  */
-static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
-			  const char *file_name, const char *debuglink_file,
-			  GElf_Word debuglink_crc, char **debuginfo_file_name)
+static int find_debuginfo_any(Dwfl_Module *mod, void **userdata, const char *modname,
+			      Dwarf_Addr base, const char *file_name, const char *debuglink_file,
+			      GElf_Word debuglink_crc, char **debuginfo_file_name)
 {
-	const DwarfInfo *d = *userdata;
+	DwarfInfo *d = *userdata;
 	_cleanup_free_ char *list = NULL, *dir = NULL;
 	const char *path_list = d && d->debug_path ? d->debug_path : ":.debug:/usr/lib/debug";
+	const unsigned char *build_id = NULL;
 	char *slash, *entry, *save = NULL;
+	GElf_Addr id_vaddr;
 	struct stat st;
-	int fd;
+	int fd, id_len;
 
 	fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
 					  debuglink_crc, debuginfo_file_name);
+	if (fd >= 0 && d)
+		d->debug_fds_given++;
 	if (fd >= 0 || !debuglink_file || !file_name || stat(file_name, &st) < 0)
 		return fd;
-	if (debuglink_file[0] == '/')
-		return debuglink_try("", debuglink_file + 1, &st, debuglink_crc,
-				     debuginfo_file_name);
+	if (!debuglink_file[0] || strchr(debuglink_file, '/') || streq(debuglink_file, ".") ||
+	    streq(debuglink_file, ".."))
+		return -1;
+	id_len = dwfl_module_build_id(mod, &build_id, &id_vaddr);
+	if (id_len < 0)
+		id_len = 0;
 	list = strdup(path_list);
 	dir = strdup(file_name);
 	if (!list || !dir)
@@ -303,33 +452,83 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
 	/* strtok_r() would skip the empty entry (the binary's own directory). */
 	for (entry = list; entry; entry = save) {
 		_cleanup_free_ char *where = NULL;
-		uint32_t crc = debuglink_crc;
 
 		save = strchr(entry, ':');
 		if (save)
 			*save++ = '\0';
-		if (entry[0] == '+' || entry[0] == '-') {
-			if (entry[0] == '-')
-				crc = 0;
+		/* libdwfl's '-' (no CRC check) is not honoured: the CRC or build id must match. */
+		if (entry[0] == '+' || entry[0] == '-')
 			entry++;
-		}
 		if (entry[0] == '\0')
 			where = strdup(dir);
-		else if (asprintf(&where, entry[0] == '/' ? "%s%s" : "%2$s/%1$s", entry, dir) < 0)
-			where = NULL;
+		else if (streq(entry, ".debug"))
+			(void)!asprintf(&where, "%s/.debug", dir);
+		else if (entry[0] == '/')
+			(void)!asprintf(&where, "%s%s", entry, dir);
+		else
+			continue; /* other relative entries: not a standard place */
 		if (!where)
 			return -1;
-		fd = debuglink_try(where, debuglink_file, &st, crc, debuginfo_file_name);
+		fd = debuglink_try(d, where, debuglink_file, &st, build_id, (size_t)id_len,
+				   debuglink_crc, debuginfo_file_name);
+		if (fd >= 0 && d)
+			d->debug_fds_given++;
 		if (fd >= 0 || fd == -ENOMEM)
 			return fd < 0 ? -1 : fd;
 	}
 	return -1;
 }
 
+/*
+ * find_debuginfo_any() for libdwfl, which also notes what the binary's debug file (the first
+ * file given in an opening; the next is a dwz file) really is: its path resolved from the
+ * descriptor and its identity, for the owner's access check (dwarf_info_debug_stat()). A later
+ * opening must find the very same file.
+ */
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+			  const char *file_name, const char *debuglink_file,
+			  GElf_Word debuglink_crc, char **debuginfo_file_name)
+{
+	DwarfInfo *d = *userdata;
+	unsigned given = d ? d->debug_fds_given : 0;
+	char link[64], real[PATH_MAX];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	if (d && d->debug_path && !d->debug_path[0])
+		return -1; /* no separate debug files */
+	fd = find_debuginfo_any(mod, userdata, modname, base, file_name, debuglink_file,
+				debuglink_crc, debuginfo_file_name);
+	if (fd < 0 || !d || given > 0)
+		return fd;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, real, sizeof(real) - 1);
+	if (fstat(fd, &st) < 0 || n <= 0 ||
+	    (d->have_debug_st &&
+	     (st.st_dev != d->debug_st.st_dev || st.st_ino != d->debug_st.st_ino))) {
+		close(fd);
+		d->debug_fds_given = 0;
+		return -1;
+	}
+	real[n] = 0;
+	if (!d->debug_file && !(d->debug_file = strdup(real))) {
+		close(fd);
+		d->debug_fds_given = 0;
+		return -1;
+	}
+	d->debug_st = st;
+	d->have_debug_st = true;
+	return fd;
+}
+
 static int libdw_open_now(DwarfInfo *d)
 {
-	const char *mainfile = NULL, *debugfile = NULL;
+	const char *mainfile = NULL, *debugfile = NULL, *altname;
 	size_t heap = heap_in_use(), own = own_memory(d);
+	const void *altid;
+	bool separate;
+	Dwarf *dw;
 	Dwarf_Addr elf_bias, dw_bias;
 	void **userdata;
 	int64_t delta;
@@ -360,10 +559,22 @@ static int libdw_open_now(DwarfInfo *d)
 	dwfl_module_info(d->mod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL);
 	*userdata = d;
 	/* Finds and opens the separate debug file if the binary has no DWARF itself. */
-	if (!dwfl_module_getelf(d->mod, &elf_bias) || !dwfl_module_getdwarf(d->mod, &dw_bias)) {
+	d->debug_fds_given = 0;
+	if (!dwfl_module_getelf(d->mod, &elf_bias) || !(dw = dwfl_module_getdwarf(d->mod, &dw_bias))) {
 		libdw_close(d);
 		return d->open_error = -ENOENT;
 	}
+	dwfl_module_info(d->mod, NULL, NULL, NULL, NULL, NULL, &mainfile, &debugfile);
+	separate = debugfile && mainfile && !streq(debugfile, mainfile);
+	/*
+	 * A .gnu_debugaltlink (dwz) names its file by path: libdwfl asked find_debuginfo() for it,
+	 * which gives it only by build id under the debug roots. If that gave nothing, libdw would
+	 * open the path itself on first use, as we are, whatever it names: mark the alternate file
+	 * as looked for and absent (libdw's own "tried once" value; dwarf_end() leaves it alone).
+	 */
+	if (dwelf_dwarf_gnu_debugaltlink(dw, &altname, &altid) > 0 &&
+	    d->debug_fds_given <= (separate ? 1u : 0u))
+		dwarf_setalt(dw, (Dwarf *)-1);
 	delta = (int64_t)(elf_bias - dw_bias);
 	if (d->opens > 0 && (delta != d->dw_delta || elf_bias != d->elf_bias)) {
 		/* Not the DWARF the CU indexes were built from. */
@@ -372,19 +583,33 @@ static int libdw_open_now(DwarfInfo *d)
 	}
 	d->elf_bias = elf_bias;
 	d->dw_delta = delta;
-	if (d->opens++ == 0) {
-		dwfl_module_info(d->mod, NULL, NULL, NULL, NULL, NULL, &mainfile, &debugfile);
-		if (debugfile && mainfile && !streq(debugfile, mainfile) &&
-		    !(d->debug_file = strdup(debugfile))) {
-			libdw_close(d);
-			return -ENOMEM;
-		}
+	if (!separate && d->debug_file) {
+		/* A file was given, and not used: no debug file to speak of. */
+		d->debug_file = mfree(d->debug_file);
+		d->have_debug_st = false;
 	}
+	d->opens++;
 	d->libdw_bytes = 0;
 	charge_libdw(d, heap, own);
 	d->open_bytes = d->libdw_bytes;
 	d->last_open_bytes = d->open_bytes;
 	return 0;
+}
+
+static int libdw_open_guarded(DwarfInfo *d)
+{
+	sigjmp_buf jb, *outer = fault_jmp;
+	int r;
+
+	fault_handler_install();
+	if (sigsetjmp(jb, 1)) {
+		fault_jmp = outer;
+		return libdw_faulted(d);
+	}
+	fault_jmp = &jb;
+	r = libdw_open_now(d);
+	fault_jmp = outer;
+	return r;
 }
 
 /* Opens libdwfl if it is not, and counts what that cost. */
@@ -406,7 +631,7 @@ static int libdw_open(DwarfInfo *d)
 		return -EAGAIN;
 	}
 	t0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-	r = libdw_open_now(d);
+	r = libdw_open_guarded(d);
 	d->open_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0;
 	if (d->counters) {
 		d->counters->opens++;
@@ -444,6 +669,8 @@ int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfCount
 		    DwarfInfo **ret)
 {
 	_cleanup_(dwarf_info_freep) DwarfInfo *d = calloc(1, sizeof(*d));
+	struct stat st;
+	ElfHeaders h;
 	int r;
 
 	if (!d)
@@ -457,6 +684,20 @@ int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfCount
 	d->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (d->fd < 0)
 		return negative_errno();
+	/* Each fault leaks what libdw held for that file: past a few, files their users own
+	 * (where faults come from) are not opened. */
+	if (counters && counters->faults >= DWARFINFO_MAX_FAULTS &&
+	    (fstat(fd, &st) < 0 || st.st_uid != 0))
+		return -EPERM;
+	/* Before libdw inflates anything of it. */
+	r = elfsym_check_headers(fd, &h);
+	if (r < 0)
+		return r;
+	if (inflates_too_much(&h)) {
+		if (counters)
+			counters->refused++;
+		return -EFBIG;
+	}
 	r = hash_index_new(&d->cu_index);
 	if (r < 0)
 		return r;
@@ -525,13 +766,14 @@ static int file_intern(DwarfInfo *d, Dwarf_Files *files, size_t idx, uint32_t *r
 	const char *name = dwarf_filesrc(files, idx, NULL, NULL);
 	const char *const *dirs;
 	_cleanup_free_ char *path = NULL;
-	size_t n_dirs;
+	size_t n_dirs, dir_len;
 
 	if (!name || name[0] == '/' || dwarf_getsrcdirs(files, &dirs, &n_dirs) != 0 ||
 	    n_dirs == 0 || !dirs[0] || !dirs[0][0])
 		return pool_intern(&d->pool, name, ret);
-	if (asprintf(&path, "%s%s%s", dirs[0], dirs[0][strlen(dirs[0]) - 1] == '/' ? "" : "/",
-		     name) < 0)
+	dir_len = strnlen(dirs[0], STRING_MAX);
+	if (asprintf(&path, "%.*s%s%.*s", (int)dir_len, dirs[0],
+		     dirs[0][dir_len - 1] == '/' ? "" : "/", (int)STRING_MAX, name) < 0)
 		return -ENOMEM;
 	return pool_intern(&d->pool, path, ret);
 }
@@ -591,6 +833,8 @@ static int add_die(DwarfInfo *d, CuBuilder *b, Dwarf_Die *die, bool inlined)
 	while ((off = dwarf_ranges(die, off, &base, &low, &high)) > 0) {
 		if (high <= low)
 			continue;
+		if (b->n >= CU_MAX_RANGES)
+			return -E2BIG;
 		if (GREEDY_REALLOC(b->ranges, b->allocated, b->n + 1) < 0)
 			return -ENOMEM;
 		b->ranges[b->n++] = (Range){ .low = low, .high = high, .parent = -1, .info = idx };
@@ -705,6 +949,8 @@ static int add_lines(DwarfInfo *d, CuBuilder *b, Dwarf_Die *cudie, uint64_t *ret
 
 		if (!l || dwarf_lineaddr(l, &a) != 0 || a - base > UINT32_MAX)
 			continue;
+		if (b->n_rows >= CU_MAX_ROWS)
+			break;
 		row.off = (uint32_t)(a - base);
 		if (dwarf_lineendsequence(l, &end) == 0 && end) {
 			row.file = ROW_END_OF_SEQUENCE;
@@ -879,16 +1125,17 @@ static int spans_of(DwarfInfo *d, Dwarf_Die *cudie, const CuIndex *cu, uint32_t 
 {
 	Dwarf_Addr base, low, high, min = UINT64_MAX, max = 0;
 	ptrdiff_t off = 0;
-	bool any = false;
+	unsigned n = 0;
 	int r;
 
-	while ((off = dwarf_ranges(cudie, off, &base, &low, &high)) > 0) {
+	while ((off = dwarf_ranges(cudie, off, &base, &low, &high)) > 0 && n < CU_MAX_SPANS) {
 		r = span_add(d, low, high, idx);
 		if (r < 0)
 			return r;
-		any = true;
+		n++;
 	}
-	if (any)
+	/* Past the cap, the rest is covered by one span over the CU's functions. */
+	if (n > 0 && n < CU_MAX_SPANS)
 		return 0;
 	for (size_t i = 0; i < cu->n; i++) {
 		min = MIN(min, cu->ranges[i].low);
@@ -976,6 +1223,7 @@ static void charge_libdw(DwarfInfo *d, size_t heap0, size_t own0)
 /* The CU of ELF address vaddr through libdw, indexing it on first sight. */
 static int cu_find(DwarfInfo *d, uint64_t vaddr, CuIndex **ret)
 {
+	sigjmp_buf jb, *outer = fault_jmp;
 	size_t heap, own;
 	Dwarf_Die *cudie;
 	Dwarf_Addr bias;
@@ -986,8 +1234,16 @@ static int cu_find(DwarfInfo *d, uint64_t vaddr, CuIndex **ret)
 		return r;
 	heap = heap_in_use();
 	own = own_memory(d);
+	/* Reads the mapped file (see fault_handler()). */
+	fault_handler_install();
+	if (sigsetjmp(jb, 1)) {
+		fault_jmp = outer;
+		return libdw_faulted(d);
+	}
+	fault_jmp = &jb;
 	cudie = dwfl_module_addrdie(d->mod, vaddr + d->elf_bias, &bias);
 	r = cudie ? cu_get(d, cudie, ret) : -ENOENT;
+	fault_jmp = outer;
 	charge_libdw(d, heap, own);
 	/* libdw never gives memory back while open: start over when what it read since holds
 	 * too much. */
@@ -1041,7 +1297,7 @@ int dwarf_info_lookup(DwarfInfo *d, uint64_t vaddr, DwarfFrame *out, size_t max)
 	cu = cu_known(d, addr);
 	if (!cu) {
 		r = cu_find(d, vaddr, &cu);
-		if (r == -ENOENT || r == -ESTALE || r == -ENOEXEC || r == -EAGAIN)
+		if (r == -ENOENT || r == -ESTALE || r == -ENOEXEC || r == -EAGAIN || r == -EIO)
 			return 0;
 		if (r < 0)
 			return r;
@@ -1107,6 +1363,14 @@ bool dwarf_info_release(DwarfInfo *d, uint64_t idle_ns)
 size_t dwarf_info_memory(const DwarfInfo *d)
 {
 	return own_memory(d) + (d->dwfl ? d->libdw_bytes : 0);
+}
+
+int dwarf_info_debug_stat(const DwarfInfo *d, struct stat *ret)
+{
+	if (!d->debug_file)
+		return -ENOENT;
+	*ret = d->debug_st;
+	return 0;
 }
 
 const char *dwarf_info_debug_file(const DwarfInfo *d)

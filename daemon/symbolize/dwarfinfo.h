@@ -3,7 +3,9 @@
  * DwarfInfo: what DWARF says about an address of one binary: the chain of inlined calls it sits
  * in (innermost first), each with its source file and line, and the function's own declaration.
  * Reads the binary's DWARF or its separate debug file (found by build id under the debug roots,
- * or by .gnu_debuglink) through libdwfl, offline.
+ * or by .gnu_debuglink: a plain file name looked for in the binary's directory, its .debug/ and
+ * under each debug root, matching the binary's build id, else the debuglink's CRC) through
+ * libdwfl, offline.
  *
  * Fast per address: a CU is indexed the first time an address falls in it (one walk of its DIEs
  * into a nesting of function and inlined-call ranges, and a copy of its line table); a lookup is
@@ -26,10 +28,28 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 typedef struct DwarfInfo DwarfInfo;
 
 #define DWARFINFO_MAX_DIES (4u << 20)
+/* Separate debug files larger than this are not used. */
+#define DWARFINFO_DEBUG_FILE_MAX_SIZE (4ULL << 30)
+/* A debug file found by .gnu_debuglink is checked against the binary by build id; without one
+ * on both sides, by the debuglink's CRC-32 of the whole file, computed only up to this size. */
+#define DWARFINFO_CRC_MAX_SIZE (256u << 20)
+/* libdw inflates compressed debug sections (SHF_COMPRESSED, .zdebug_*) whole when it opens a
+ * file: the DWARF of a file whose sections say they inflate to more than this in all, or to
+ * more than DWARFINFO_MAX_INFLATE_RATIO times the file's size, is refused (its symbols are
+ * not). Real debug sections compress 3 to 10 times. */
+#define DWARFINFO_MAX_INFLATED (256u << 20)
+#define DWARFINFO_MAX_INFLATE_RATIO 32u
+/* A file truncated while libdw reads it through its mapping (SIGBUS) costs only that binary's
+ * DWARF: the fault is caught, the binary's libdw handles are abandoned (leaked) and its DWARF
+ * is not opened again. The handler is installed for SIGBUS process-wide on the first opening;
+ * a SIGBUS anywhere else goes to the handler that was there before. After this many faults,
+ * files not owned by root get no DWARF (each fault leaks up to DWARFINFO_LIBDW_BUDGET). */
+#define DWARFINFO_MAX_FAULTS 16u
 #define DWARFINFO_LIBDW_BUDGET (8u << 20)
 /* libdwfl stays open at least this many times the CPU time its last opening took (e.g. 60 ms
  * to decompress libc's debug sections: a minute), so that opening again for a new CU now and
@@ -42,6 +62,8 @@ typedef struct DwarfCounters {
 	uint64_t open_ns;  /* CPU time of the openings (thread CPU clock) */
 	uint64_t deferred; /* lookups answered without DWARF: closed for memory, not yet amortized,
 			    * or what opening took last time is more than the headroom */
+	uint64_t refused;  /* files whose DWARF was refused (DWARFINFO_MAX_INFLATED) */
+	uint64_t faults;   /* files that faulted (SIGBUS: truncated) while libdw read them */
 	size_t headroom;   /* memory the owner can spare now; 0 is taken as none to spare */
 	bool limited;	   /* headroom is set */
 } DwarfCounters;
@@ -60,9 +82,9 @@ typedef struct DwarfFrame {
 /*
  * Opens the DWARF of the ELF file open at fd (path names it in messages and for
  * .gnu_debuglink). debug_path: libdwfl's search path for separate debug files
- * (":.debug:/usr/lib/debug" if NULL), colon-separated roots. counters (may be NULL; must
+ * (":.debug:/usr/lib/debug" if NULL, none if ""), colon-separated roots. counters (may be NULL; must
  * outlive d) sums the cost of libdwfl's openings. -ENOENT if neither the file nor a debug file
- * has DWARF.
+ * has DWARF, -EFBIG if its compressed sections would inflate past the caps.
  */
 int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfCounters *counters,
 		    DwarfInfo **ret);
@@ -82,8 +104,11 @@ int dwarf_info_lookup(DwarfInfo *d, uint64_t vaddr, DwarfFrame *out, size_t max)
 bool dwarf_info_release(DwarfInfo *d, uint64_t idle_ns);
 /* Our tables' bytes plus the heap libdw holds while open. */
 size_t dwarf_info_memory(const DwarfInfo *d);
-/* The separate debug file the DWARF came from, NULL if it is the binary's own. */
+/* The separate debug file the DWARF came from (its path resolved when it was opened), NULL if
+ * it is the binary's own. */
 const char *dwarf_info_debug_file(const DwarfInfo *d);
+/* What that file was when it was opened (fstat of libdwfl's descriptor); -ENOENT if none. */
+int dwarf_info_debug_stat(const DwarfInfo *d, struct stat *ret);
 
 static inline void dwarf_info_freep(DwarfInfo **d)
 {

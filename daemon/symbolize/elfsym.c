@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
+#include <byteswap.h>
+#include <endian.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/macro.h"
@@ -18,6 +21,11 @@ typedef struct Sym {
 #define NAME_OFFSET_MAX (NAME_SOURCE - 1)
 /* Longer names are cut (C++ names of several KiB exist; such a name is noise in a report). */
 #define NAME_MAX_LEN 4095
+/* Tables read into memory while loading (libelf reads a section whole): a symbol table past
+ * this (1.4M entries) is not read; real ones are a few MiB. Note sections past NOTE_MAX_SIZE
+ * are not looked into for the build id. */
+#define TABLE_MAX_SIZE (32u << 20)
+#define NOTE_MAX_SIZE (64u << 10)
 
 /*
  * Where the names of one symbol table are: read from the file at each lookup (the symbolizer
@@ -100,9 +108,41 @@ static void elf_endp(Elf **elf)
 typedef struct Builder {
 	RawSym *syms;
 	size_t n, allocated;
-	Elf_Data *strtab; /* the string table the names point into */
+	int fd; /* the file the names can be read from at lookup, -1 if none */
+	/* The string table the names point into: in the file (str_buf NULL: not read now, see
+	 * names_set()) or in memory. */
+	const void *str_buf;
+	uint64_t str_size;
 	GElf_Shdr strtab_sh;
 } Builder;
+
+/*
+ * The string table of section index idx into b: only its size when names can be read from the
+ * file at lookup (no copy of a table of many MiB made now), else its data. false if it is not a
+ * usable string table.
+ */
+static bool builder_strtab(Elf *elf, size_t idx, Builder *b)
+{
+	Elf_Scn *scn = elf_getscn(elf, idx);
+	Elf_Data *data;
+	GElf_Shdr sh;
+
+	if (!scn || !gelf_getshdr(scn, &sh) || sh.sh_type != SHT_STRTAB || sh.sh_size == 0 ||
+	    sh.sh_size > NAME_OFFSET_MAX)
+		return false;
+	b->strtab_sh = sh;
+	if (b->fd >= 0 && !(sh.sh_flags & SHF_COMPRESSED)) {
+		b->str_buf = NULL;
+		b->str_size = sh.sh_size;
+		return true;
+	}
+	data = elf_getdata(scn, NULL);
+	if (!data || !data->d_buf || data->d_size == 0 || data->d_size > NAME_OFFSET_MAX)
+		return false;
+	b->str_buf = data->d_buf;
+	b->str_size = data->d_size;
+	return true;
+}
 
 /*
  * The end of the section holding sym, 0 if unknown. An unsized symbol (_init, hand-written
@@ -130,23 +170,22 @@ static uint64_t section_end(Elf *elf, const GElf_Sym *sym)
  */
 static int read_symtab(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, Builder *b)
 {
-	Elf_Data *data = elf_getdata(scn, NULL), *str;
-	GElf_Shdr strsh;
-	Elf_Scn *strscn;
+	Elf_Data *data;
 	size_t n;
 
-	if (!data || sh->sh_entsize == 0)
-		return 0;
+	if (sh->sh_entsize == 0 || sh->sh_type == SHT_NOBITS || sh->sh_size > TABLE_MAX_SIZE)
+		return 0; /* no table, or more than any binary has: not read into memory */
 	/* The string table must exist and be one. */
-	strscn = elf_getscn(elf, sh->sh_link);
-	if (!strscn || !gelf_getshdr(strscn, &strsh) || strsh.sh_type != SHT_STRTAB)
+	if (!builder_strtab(elf, sh->sh_link, b))
 		return 0;
-	str = elf_getdata(strscn, NULL);
-	if (!str || !str->d_buf || str->d_size == 0 || str->d_size > NAME_OFFSET_MAX)
+	data = elf_getdata(scn, NULL);
+	if (!data)
 		return 0;
 	n = data->d_size / sh->sh_entsize;
+	/* A name is not looked for its end here: that costs the rest of the table per symbol (a
+	 * table without NULs, quadratic). name_read() stops at the table's end and at NAME_MAX_LEN,
+	 * and a copy of the table ends in a NUL of its own. */
 	for (size_t i = 0; i < n; i++) {
-		const char *name;
 		GElf_Sym sym;
 		int type;
 
@@ -154,10 +193,7 @@ static int read_symtab(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, Builder *b)
 			break;
 		type = GELF_ST_TYPE(sym.st_info);
 		if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym.st_shndx == SHN_UNDEF ||
-		    sym.st_value == 0 || sym.st_name == 0 || sym.st_name >= str->d_size)
-			continue;
-		name = (const char *)str->d_buf + sym.st_name;
-		if (!memchr(name, 0, str->d_size - sym.st_name))
+		    sym.st_value == 0 || sym.st_name == 0 || sym.st_name >= b->str_size)
 			continue;
 		if (b->n >= ELFSYM_MAX_SYMBOLS)
 			return -E2BIG;
@@ -169,8 +205,6 @@ static int read_symtab(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, Builder *b)
 					    .name = (uint32_t)sym.st_name,
 					    .global = GELF_ST_BIND(sym.st_info) != STB_LOCAL };
 	}
-	b->strtab = str;
-	b->strtab_sh = strsh;
 	return 0;
 }
 
@@ -184,7 +218,8 @@ static void read_build_id(Elf *elf, ElfSym *e)
 		GElf_Nhdr nh;
 		size_t off = 0, name_off, desc_off;
 
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE)
+		/* A note section is small: a huge one is not read into memory. */
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE || sh.sh_size > NOTE_MAX_SIZE)
 			continue;
 		data = elf_getdata(scn, NULL);
 		if (!data)
@@ -291,20 +326,23 @@ static int names_set(Names *names, const Builder *b, int fd)
 {
 	const GElf_Shdr *sh = &b->strtab_sh;
 
-	if (fd >= 0 && !(sh->sh_flags & SHF_COMPRESSED) && sh->sh_type == SHT_STRTAB &&
-	    sh->sh_size == b->strtab->d_size && sh->sh_offset <= UINT64_MAX - sh->sh_size) {
+	if (!b->str_buf) {
+		if (fd < 0 || sh->sh_offset > UINT64_MAX - sh->sh_size)
+			return -EBADMSG;
 		names->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 		if (names->fd < 0)
 			return negative_errno();
 		names->offset = sh->sh_offset;
-		names->size = (uint32_t)b->strtab->d_size;
+		names->size = (uint32_t)b->str_size;
 		return 0;
 	}
-	names->copy = malloc(b->strtab->d_size);
+	/* One byte more, a NUL: the last name ends within the copy. */
+	names->copy = malloc(b->str_size + 1);
 	if (!names->copy)
 		return -ENOMEM;
-	memcpy(names->copy, b->strtab->d_buf, b->strtab->d_size);
-	names->size = (uint32_t)b->strtab->d_size;
+	memcpy(names->copy, b->str_buf, b->str_size);
+	names->copy[b->str_size] = 0;
+	names->size = (uint32_t)b->str_size;
 	return 0;
 }
 
@@ -334,9 +372,9 @@ static Elf_Scn *section_by_name(Elf *elf, size_t shstrndx, const char *name, GEl
  */
 static int read_plt(Elf *elf, int fd, ElfSym *e)
 {
-	Elf_Scn *rel, *plt, *dynsym, *dynstr;
-	GElf_Shdr rel_sh, plt_sh, dynsym_sh, dynstr_sh;
-	Elf_Data *rel_data, *sym_data, *str_data;
+	Elf_Scn *rel, *plt, *dynsym;
+	GElf_Shdr rel_sh, plt_sh, dynsym_sh;
+	Elf_Data *rel_data, *sym_data;
 	uint64_t header, entsize = 16;
 	_cleanup_free_ uint32_t *names = NULL;
 	Builder b = { 0 };
@@ -374,14 +412,13 @@ static int read_plt(Elf *elf, int fd, ElfSym *e)
 	dynsym = elf_getscn(elf, rel_sh.sh_link);
 	if (!dynsym || !gelf_getshdr(dynsym, &dynsym_sh) || dynsym_sh.sh_type != SHT_DYNSYM)
 		return 0;
-	dynstr = elf_getscn(elf, dynsym_sh.sh_link);
-	if (!dynstr || !gelf_getshdr(dynstr, &dynstr_sh) || dynstr_sh.sh_type != SHT_STRTAB)
+	b.fd = fd;
+	if (!builder_strtab(elf, dynsym_sh.sh_link, &b) || dynsym_sh.sh_entsize == 0 ||
+	    dynsym_sh.sh_size > TABLE_MAX_SIZE || rel_sh.sh_size > TABLE_MAX_SIZE)
 		return 0;
 	rel_data = elf_getdata(rel, NULL);
 	sym_data = elf_getdata(dynsym, NULL);
-	str_data = elf_getdata(dynstr, NULL);
-	if (!rel_data || !sym_data || !str_data || !str_data->d_buf || str_data->d_size == 0 ||
-	    str_data->d_size > NAME_OFFSET_MAX)
+	if (!rel_data || !sym_data)
 		return 0;
 	names = calloc(n, sizeof(uint32_t));
 	if (!names)
@@ -398,14 +435,10 @@ static int read_plt(Elf *elf, int fd, ElfSym *e)
 		info = rela ? ra.r_info : rl.r_info;
 		/* No symbol (an IRELATIVE to a local ifunc): the stub stays unnamed. */
 		if (GELF_R_SYM(info) == 0 || !gelf_getsym(sym_data, (int)GELF_R_SYM(info), &sym) ||
-		    sym.st_name == 0 || sym.st_name >= str_data->d_size ||
-		    !memchr((const char *)str_data->d_buf + sym.st_name, 0,
-			    str_data->d_size - sym.st_name))
+		    sym.st_name == 0 || sym.st_name >= b.str_size)
 			continue;
 		names[i] = (uint32_t)sym.st_name;
 	}
-	b.strtab = str_data;
-	b.strtab_sh = dynstr_sh;
 	r = names_set(&e->plt.strings, &b, fd);
 	if (r < 0)
 		return r;
@@ -416,13 +449,245 @@ static int read_plt(Elf *elf, int fd, ElfSym *e)
 	return 0;
 }
 
+/* ---- headers, checked before libelf allocates anything for them ---- */
+
+typedef struct Reader {
+	int fd;
+	uint64_t size;
+	bool is64, swap;
+} Reader;
+
+/* Reads exactly len bytes at off, which must lie within the file. */
+static int read_at(const Reader *rd, uint64_t off, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (off > rd->size || len > rd->size - off)
+		return -ENOEXEC;
+	n = pread(rd->fd, buf, len, (off_t)off);
+	if (n < 0)
+		return negative_errno();
+	return (size_t)n == len ? 0 : -ENOEXEC; /* the file shrank */
+}
+
+static uint16_t u16(const Reader *rd, const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return rd->swap ? bswap_16(v) : v;
+}
+
+static uint32_t u32(const Reader *rd, const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return rd->swap ? bswap_32(v) : v;
+}
+
+static uint64_t u64(const Reader *rd, const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return rd->swap ? bswap_64(v) : v;
+}
+
+/* A word of the file's class: 8 bytes in ELF64, 4 in ELF32. */
+static uint64_t uword(const Reader *rd, const uint8_t *p)
+{
+	return rd->is64 ? u64(rd, p) : u32(rd, p);
+}
+
+/* The section header fields that matter here. */
+typedef struct RawShdr {
+	uint32_t name, type;
+	uint64_t flags, offset, size;
+	uint32_t link, info;
+} RawShdr;
+
+static RawShdr raw_shdr(const Reader *rd, const uint8_t *p)
+{
+	if (rd->is64)
+		return (RawShdr){ .name = u32(rd, p),
+				  .type = u32(rd, p + 4),
+				  .flags = u64(rd, p + 8),
+				  .offset = u64(rd, p + 24),
+				  .size = u64(rd, p + 32),
+				  .link = u32(rd, p + 40),
+				  .info = u32(rd, p + 44) };
+	return (RawShdr){ .name = u32(rd, p),
+			  .type = u32(rd, p + 4),
+			  .flags = u32(rd, p + 8),
+			  .offset = u32(rd, p + 16),
+			  .size = u32(rd, p + 20),
+			  .link = u32(rd, p + 24),
+			  .info = u32(rd, p + 28) };
+}
+
+/* Does a table of n entries of entsize bytes at off fit in the file? */
+static bool table_fits(const Reader *rd, uint64_t off, uint64_t n, uint64_t entsize)
+{
+	return n == 0 || (off <= rd->size && n <= (rd->size - off) / entsize);
+}
+
+/* The size a compressed section says it inflates to (0 if it is not one). */
+static int inflated_size(const Reader *rd, const RawShdr *sh, const char *name, uint64_t *ret)
+{
+	uint8_t buf[24];
+	int r;
+
+	*ret = 0;
+	if (sh->type == SHT_NOBITS)
+		return 0;
+	if (sh->flags & SHF_COMPRESSED) {
+		/* Elf64_Chdr: type, reserved, size, align; Elf32_Chdr: type, size, align. */
+		size_t len = rd->is64 ? 24 : 12;
+
+		if (sh->size < len)
+			return -ENOEXEC;
+		r = read_at(rd, sh->offset, buf, len);
+		if (r < 0)
+			return r;
+		*ret = rd->is64 ? u64(rd, buf + 8) : u32(rd, buf + 4);
+		return 0;
+	}
+	if (name && startswith(name, ".zdebug") && sh->size >= 12) {
+		/* GNU style: "ZLIB" and the size, big-endian. */
+		r = read_at(rd, sh->offset, buf, 12);
+		if (r < 0)
+			return r;
+		if (memcmp(buf, "ZLIB", 4) == 0) {
+			uint64_t be;
+
+			memcpy(&be, buf + 4, sizeof(be));
+			*ret = be64toh(be);
+		}
+	}
+	return 0;
+}
+
+#define SHSTRTAB_MAX (1u << 20)
+
+int elfsym_check_headers(int fd, ElfHeaders *ret)
+{
+	_cleanup_free_ uint8_t *shdrs = NULL;
+	_cleanup_free_ char *names = NULL;
+	uint64_t shoff, phoff, shnum, phnum, shstrndx, names_size = 0;
+	uint16_t shentsize, phentsize;
+	ElfHeaders h = { 0 };
+	uint8_t eh[64];
+	struct stat st;
+	Reader rd = { .fd = fd };
+	int r;
+
+	if (fstat(fd, &st) < 0)
+		return negative_errno();
+	if (!S_ISREG(st.st_mode))
+		return -ENOEXEC;
+	rd.size = h.file_size = (uint64_t)st.st_size;
+	r = read_at(&rd, 0, eh, EI_NIDENT);
+	if (r < 0)
+		return r;
+	if (memcmp(eh, ELFMAG, SELFMAG) != 0 || eh[EI_VERSION] != EV_CURRENT ||
+	    (eh[EI_CLASS] != ELFCLASS32 && eh[EI_CLASS] != ELFCLASS64) ||
+	    (eh[EI_DATA] != ELFDATA2LSB && eh[EI_DATA] != ELFDATA2MSB))
+		return -ENOEXEC;
+	rd.is64 = eh[EI_CLASS] == ELFCLASS64;
+	rd.swap = (eh[EI_DATA] == ELFDATA2LSB) != (__BYTE_ORDER == __LITTLE_ENDIAN);
+	r = read_at(&rd, 0, eh, rd.is64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr));
+	if (r < 0)
+		return r;
+	/* e_phoff and e_shoff follow e_entry; then flags, ehsize, and the table shapes. */
+	phoff = uword(&rd, eh + (rd.is64 ? 32 : 28));
+	shoff = uword(&rd, eh + (rd.is64 ? 40 : 32));
+	{
+		const uint8_t *t = eh + (rd.is64 ? 54 : 42);
+
+		phentsize = u16(&rd, t);
+		phnum = u16(&rd, t + 2);
+		shentsize = u16(&rd, t + 4);
+		shnum = u16(&rd, t + 6);
+		shstrndx = u16(&rd, t + 8);
+	}
+	if (shoff != 0 || shnum != 0) {
+		size_t want = rd.is64 ? sizeof(Elf64_Shdr) : sizeof(Elf32_Shdr);
+		uint8_t s0[sizeof(Elf64_Shdr)];
+		RawShdr sh0;
+
+		if (shentsize != want || shoff == 0)
+			return -ENOEXEC;
+		/* Extended numbering: section 0 holds the real counts. */
+		r = read_at(&rd, shoff, s0, want);
+		if (r < 0)
+			return r;
+		sh0 = raw_shdr(&rd, s0);
+		if (shnum == 0)
+			shnum = sh0.size;
+		if (shstrndx == SHN_XINDEX)
+			shstrndx = sh0.link;
+		if (phnum == PN_XNUM)
+			phnum = sh0.info;
+	}
+	if (shnum > ELFSYM_MAX_SECTIONS || phnum > ELFSYM_MAX_SEGMENTS)
+		return -E2BIG;
+	if (!table_fits(&rd, shoff, shnum, shentsize ?: 1))
+		return -ENOEXEC;
+	if (phnum > 0 && (phentsize != (rd.is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr)) ||
+			  !table_fits(&rd, phoff, phnum, phentsize)))
+		return -ENOEXEC;
+	h.n_sections = shnum;
+	h.n_segments = phnum;
+	if (shnum == 0) {
+		*ret = h;
+		return 0;
+	}
+	shdrs = malloc(shnum * shentsize);
+	if (!shdrs)
+		return -ENOMEM;
+	r = read_at(&rd, shoff, shdrs, shnum * shentsize);
+	if (r < 0)
+		return r;
+	/* Section names, for the GNU-style compressed sections (.zdebug_*). */
+	if (shstrndx > 0 && shstrndx < shnum) {
+		RawShdr ss = raw_shdr(&rd, shdrs + shstrndx * shentsize);
+
+		if (ss.type == SHT_STRTAB && !(ss.flags & SHF_COMPRESSED) && ss.size > 0 &&
+		    ss.size <= SHSTRTAB_MAX) {
+			names = malloc(ss.size + 1);
+			if (!names)
+				return -ENOMEM;
+			if (read_at(&rd, ss.offset, names, ss.size) < 0)
+				names = mfree(names);
+			else {
+				names[ss.size] = 0;
+				names_size = ss.size;
+			}
+		}
+	}
+	for (uint64_t i = 1; i < shnum; i++) {
+		RawShdr sh = raw_shdr(&rd, shdrs + i * shentsize);
+		const char *name = names && sh.name < names_size ? names + sh.name : NULL;
+		uint64_t size;
+
+		r = inflated_size(&rd, &sh, name, &size);
+		if (r < 0)
+			return r;
+		h.inflated = size > UINT64_MAX - h.inflated ? UINT64_MAX : h.inflated + size;
+		h.inflated_max = MAX(h.inflated_max, size);
+	}
+	*ret = h;
+	return 0;
+}
+
 /* fd: the file elf reads (-1 for an image in memory). */
 static int load(Elf *elf, int fd, ElfSym **ret)
 {
 	_cleanup_(elfsym_freep) ElfSym *e = NULL;
 	Elf_Scn *scn = NULL, *symtab = NULL, *dynsym = NULL;
 	GElf_Shdr sh, symtab_sh, dynsym_sh;
-	Builder b = { 0 };
+	Builder b = { .fd = fd };
 	int r = 0;
 
 	if (elf_kind(elf) != ELF_K_ELF)
@@ -450,7 +715,10 @@ static int load(Elf *elf, int fd, ElfSym **ret)
 	if (symtab) {
 		e->has_symtab = true;
 		r = read_symtab(elf, symtab, &symtab_sh, &b);
-	} else if (dynsym) {
+	}
+	/* No .symtab, or one not read (too big): the dynamic symbols at least. */
+	if (r >= 0 && b.n == 0 && dynsym) {
+		e->has_symtab = false;
 		r = read_symtab(elf, dynsym, &dynsym_sh, &b);
 	}
 	if (r >= 0 && b.n > 0) {
@@ -470,9 +738,14 @@ static int load(Elf *elf, int fd, ElfSym **ret)
 int elfsym_load_fd(int fd, ElfSym **ret)
 {
 	_cleanup_(elf_endp) Elf *elf = NULL;
+	ElfHeaders h;
+	int r;
 
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return -ENOTSUP;
+	r = elfsym_check_headers(fd, &h);
+	if (r < 0)
+		return r == -E2BIG ? -E2BIG : -ENOEXEC;
 	/* Not ELF_C_READ_MMAP: a file truncated under a mapping would raise SIGBUS. */
 	elf = elf_begin(fd, ELF_C_READ, NULL);
 	if (!elf)
@@ -502,7 +775,8 @@ int elfsym_add_symbols(ElfSym *e, int fd)
 {
 	_cleanup_(elf_endp) Elf *elf = NULL;
 	Elf_Scn *scn = NULL;
-	Builder b = { 0 };
+	Builder b = { .fd = fd };
+	ElfHeaders h;
 	GElf_Shdr sh;
 	int r = 0;
 
@@ -510,6 +784,9 @@ int elfsym_add_symbols(ElfSym *e, int fd)
 		return -EEXIST;
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return -ENOTSUP;
+	r = elfsym_check_headers(fd, &h);
+	if (r < 0)
+		return r;
 	elf = elf_begin(fd, ELF_C_READ, NULL);
 	if (!elf || elf_kind(elf) != ELF_K_ELF)
 		return -ENOEXEC;
@@ -543,8 +820,24 @@ static int name_read(ElfSym *e, const Names *names, uint32_t off, const char **r
 		return -EBADMSG;
 	want = MIN((size_t)(names->size - off), (size_t)NAME_MAX_LEN);
 	if (names->copy) {
-		/* Checked at load: terminated within the table. */
-		*ret = names->copy + off;
+		/* The copy ends in a NUL of its own (names_set()); a long name is cut. */
+		const char *name = names->copy + off;
+
+		if (strnlen(name, want) < want) {
+			*ret = name;
+			return 0;
+		}
+		if (want + 1 > e->name_buf_size) {
+			char *buf = realloc(e->name_buf, want + 1);
+
+			if (!buf)
+				return -ENOMEM;
+			e->name_buf = buf;
+			e->name_buf_size = want + 1;
+		}
+		memcpy(e->name_buf, name, want);
+		e->name_buf[want] = 0;
+		*ret = e->name_buf;
 		return 0;
 	}
 	/* Most names are short: read 256 bytes, more only when the end is not in them. */

@@ -20,8 +20,29 @@ typedef struct ElfSym ElfSym;
 
 #define ELFSYM_MAX_SYMBOLS (4u << 20)
 #define ELFSYM_BUILD_ID_MAX 64
+/* More section or program headers than this: not a binary we read (linked binaries and their
+ * debug files have tens of sections; libelf allocates per section before anything is read). */
+#define ELFSYM_MAX_SECTIONS 65536u
+#define ELFSYM_MAX_SEGMENTS 4096u
 
-/* Reads the ELF file open at fd. -ENOEXEC if it is not a usable ELF file. */
+/*
+ * What the headers of an ELF file say, read with pread and checked before libelf or libdw see
+ * the file: the ELF header, the section and program header tables (extended numbering
+ * included) within the file and under the caps above, and what compressed sections (SHF_COMPRESSED
+ * or GNU .zdebug) say they inflate to.
+ */
+typedef struct ElfHeaders {
+	uint64_t file_size;
+	uint64_t n_sections, n_segments;
+	uint64_t inflated;     /* sum of the compressed sections' inflated sizes */
+	uint64_t inflated_max; /* the largest of them */
+} ElfHeaders;
+
+/* -ENOEXEC if the file open at fd is not ELF or its tables do not fit in it, -E2BIG past a cap. */
+int elfsym_check_headers(int fd, ElfHeaders *ret);
+
+/* Reads the ELF file open at fd (its headers checked first: elfsym_check_headers()). -ENOEXEC
+ * if it is not a usable ELF file. */
 int elfsym_load_fd(int fd, ElfSym **ret);
 /* Reads an ELF image in memory (e.g. the vDSO); the buffer is not kept. */
 int elfsym_load_memory(const void *image, size_t size, ElfSym **ret);

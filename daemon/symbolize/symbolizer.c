@@ -5,11 +5,13 @@
 #include <sys/auxv.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <xxhash.h>
 
 #include "base/hashindex.h"
 #include "base/macro.h"
+#include "base/procfs.h"
 #include "symbolize/demangle.h"
 #include "symbolize/dwarfinfo.h"
 #include "symbolize/elfsym.h"
@@ -41,8 +43,51 @@ typedef struct AddrCache {
 	HashIndex *index;
 } AddrCache;
 
+/* What reading a file takes: its mode and owners, and whether an ACL says more. */
+typedef struct FilePerm {
+	uint32_t mode, uid, gid;
+	bool acl;
+} FilePerm;
+
+/* A debug file's permissions and those of the directories on its path (searched to reach it). */
+#define PERM_DIRS_MAX 32
+typedef struct FileAccess {
+	FilePerm file;
+	FilePerm dirs[PERM_DIRS_MAX];
+	size_t n_dirs;
+	bool complete; /* every directory up to / was read */
+} FileAccess;
+
+/* The credentials a process reads files with (real ids: whose profile it is). */
+#define CREDS_GROUPS_MAX 64
+typedef struct Creds {
+	bool known; /* else: a stranger, who reads what anyone may */
+	uint32_t uid, gid;
+	uint32_t groups[CREDS_GROUPS_MAX];
+	size_t n_groups;
+} Creds;
+
+/*
+ * One file can give several Binaries: the same file changed in place (copied over: same
+ * device and inode) is another one; and what a process's owner may not read is not used for
+ * them, so a binary can come without its separate debug file, or without anything.
+ */
+typedef enum BinaryVariant {
+	VARIANT_FULL,	 /* all that profqd can read */
+	VARIANT_NODEBUG, /* the binary only, no separate debug file */
+	VARIANT_DENIED,	 /* nothing: module+offset frames */
+} BinaryVariant;
+
+typedef struct BinaryKey {
+	uint64_t dev, ino;	    /* of the mapped file */
+	uint64_t size;		    /* and what it is now, from fstat: */
+	int64_t mtime_ns, ctime_ns; /* ctime changes on every write, and cannot be set back */
+	uint32_t variant;
+	uint32_t pad;
+} BinaryKey;
+
 struct Binary {
-	uint64_t dev, ino; /* identity: device and inode of the mapped file */
+	BinaryKey key;
 	uint64_t hash;
 	StrId module;	  /* basename, held */
 	ElfSym *syms;	  /* NULL when loading failed */
@@ -56,6 +101,10 @@ struct Binary {
 	int fd;
 	char *path;
 	bool unloaded;
+	bool stale;	   /* the file changed in place since: read nothing more of it */
+	FilePerm perm;	   /* of the binary */
+	FileAccess *debug; /* of its separate debug file, NULL if none is used */
+	BinaryKey read_as; /* the file's identity when it was read (fstat of fd) */
 };
 
 struct Symbolizer {
@@ -85,6 +134,9 @@ struct Symbolizer {
 	bool want_dwarf;
 	char *debug_path;
 	uint64_t clock;
+	Creds creds; /* of creds_pid, read at creds_ns (monotonic) */
+	pid_t creds_pid;
+	uint64_t creds_ns;
 	SymbolizerStats stats;
 	DwarfCounters dwarf_counters;
 };
@@ -208,6 +260,7 @@ static void binary_free(Symbolizer *s, Binary *b)
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b->path);
+	free(b->debug);
 	free(b);
 }
 
@@ -343,6 +396,143 @@ static int binary_new(Symbolizer *s, const char *name, Binary **ret)
 	return 0;
 }
 
+static void key_set_identity(BinaryKey *k, const struct stat *st)
+{
+	k->size = (uint64_t)st->st_size;
+	k->mtime_ns = (int64_t)st->st_mtim.tv_sec * (int64_t)NSEC_PER_SEC + st->st_mtim.tv_nsec;
+	k->ctime_ns = (int64_t)st->st_ctim.tv_sec * (int64_t)NSEC_PER_SEC + st->st_ctim.tv_nsec;
+}
+
+/* ---- who may read what ---- */
+
+static FilePerm file_perm(const struct stat *st, int fd, const char *path)
+{
+	FilePerm p = { .mode = st->st_mode & 07777, .uid = st->st_uid, .gid = st->st_gid };
+
+	/* An ACL may give or take away: when there is one, only the owner's bits are trusted. */
+	if (fd >= 0)
+		p.acl = fgetxattr(fd, "system.posix_acl_access", NULL, 0) >= 0 || errno == ERANGE;
+	else
+		p.acl = lgetxattr(path, "system.posix_acl_access", NULL, 0) >= 0 || errno == ERANGE;
+	return p;
+}
+
+/* May c read (want 4) or search (want 1) what p describes? As the kernel's DAC check does
+ * (owner, else group, else other), conservatively with an ACL. Root may. */
+static bool perm_allows(const FilePerm *p, const Creds *c, unsigned want)
+{
+	if (c->known && c->uid == 0)
+		return true;
+	if (c->known && c->uid == p->uid)
+		return ((p->mode >> 6) & want) == want;
+	if (p->acl)
+		return false;
+	if (c->known) {
+		bool member = c->gid == p->gid;
+
+		for (size_t i = 0; i < c->n_groups && !member; i++)
+			member = c->groups[i] == p->gid;
+		if (member)
+			return ((p->mode >> 3) & want) == want;
+	}
+	return (p->mode & want) == want;
+}
+
+/* The permissions of the file at real (a resolved path: no symlinks) and of each directory
+ * above it. */
+static FileAccess *file_access(const char *real, const struct stat *st)
+{
+	_cleanup_free_ FileAccess *a = calloc(1, sizeof(*a));
+	_cleanup_free_ char *dir = strdup(real);
+	char *slash;
+
+	if (!a || !dir || real[0] != '/')
+		return NULL;
+	a->file = file_perm(st, -1, real);
+	while ((slash = strrchr(dir, '/')) && a->n_dirs < PERM_DIRS_MAX) {
+		struct stat dst;
+
+		slash[slash == dir ? 1 : 0] = '\0';
+		if (lstat(dir, &dst) < 0 || !S_ISDIR(dst.st_mode))
+			return TAKE_PTR(a); /* incomplete: only root may */
+		a->dirs[a->n_dirs++] = file_perm(&dst, -1, dir);
+		if (streq(dir, "/")) {
+			a->complete = true;
+			break;
+		}
+	}
+	return TAKE_PTR(a);
+}
+
+static bool access_allows(const FileAccess *a, const Creds *c)
+{
+	if (c->known && c->uid == 0)
+		return true;
+	if (!a->complete || !perm_allows(&a->file, c, 4))
+		return false;
+	for (size_t i = 0; i < a->n_dirs; i++)
+		if (!perm_allows(&a->dirs[i], c, 1))
+			return false;
+	return true;
+}
+
+/* Parses the real ids and the groups out of /proc/PID/status. */
+static int creds_parse(const char *buf, Creds *ret)
+{
+	const char *uid = strstr(buf, "\nUid:"), *gid = strstr(buf, "\nGid:"),
+		   *groups = strstr(buf, "\nGroups:");
+	Creds c = { .known = true };
+	char *end;
+
+	if (!uid || !gid)
+		return -EBADMSG;
+	errno = 0;
+	c.uid = (uint32_t)strtoul(uid + 5, &end, 10);
+	if (errno || end == uid + 5)
+		return -EBADMSG;
+	c.gid = (uint32_t)strtoul(gid + 5, &end, 10);
+	if (errno || end == gid + 5)
+		return -EBADMSG;
+	if (groups) {
+		const char *p = groups + 8;
+
+		while (c.n_groups < CREDS_GROUPS_MAX) {
+			unsigned long g;
+
+			while (*p == ' ' || *p == '\t')
+				p++;
+			if (*p < '0' || *p > '9')
+				break;
+			g = strtoul(p, &end, 10);
+			if (end == p)
+				break;
+			c.groups[c.n_groups++] = (uint32_t)g;
+			p = end;
+		}
+	}
+	*ret = c;
+	return 0;
+}
+
+/* The credentials of pid's owner (a stranger's if /proc no longer shows them), read again at
+ * most once a second for the mappings of one process read one after the other. */
+static const Creds *creds_of(Symbolizer *s, pid_t pid)
+{
+	_cleanup_free_ char *buf = NULL;
+	uint64_t now = now_mono_ns();
+	char path[64];
+
+	if (pid == s->creds_pid && now - s->creds_ns < NSEC_PER_SEC)
+		return &s->creds;
+	s->creds = (Creds){ 0 };
+	s->creds_pid = pid;
+	s->creds_ns = now;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (procfs_read_file(path, 16384, &buf, NULL) >= 0 && creds_parse(buf, &s->creds) < 0)
+		s->creds = (Creds){ 0 };
+	return &s->creds;
+}
+
 /*
  * The unwind and DWARF tables of b from the file open at fd: at load (first), and again when
  * a lookup needs them after binary_unload().
@@ -358,15 +548,26 @@ static void binary_load_tables(Symbolizer *s, Binary *b, int fd, const char *pat
 	/* DWARF (the binary's, or its debug file's by build id or debuglink): inlined calls and
 	 * source lines; and a stripped binary's local functions from the debug file's .symtab. */
 	if (s->want_dwarf && !b->dwarf &&
-	    dwarf_info_open(fd, path, s->debug_path, &s->dwarf_counters, &b->dwarf) >= 0 && first) {
+	    dwarf_info_open(fd, path, b->key.variant == VARIANT_NODEBUG ? "" : s->debug_path,
+			    &s->dwarf_counters, &b->dwarf) >= 0 &&
+	    first) {
 		const char *dbg = dwarf_info_debug_file(b->dwarf);
+		struct stat dst;
 
 		s->stats.dwarf_binaries++;
+		/* Who may read the debug file: checked for each process that maps the binary. */
+		if (dbg && dwarf_info_debug_stat(b->dwarf, &dst) == 0)
+			b->debug = file_access(dbg, &dst);
+		if (dbg && !b->debug) {
+			/* Cannot tell who may read it: nobody but root. */
+			b->debug = calloc(1, sizeof(FileAccess));
+		}
 		if (dbg && !elfsym_has_symtab(b->syms)) {
 			_cleanup_close_ int dfd = open(dbg, O_RDONLY | O_CLOEXEC | O_NOCTTY |
 								    O_NONBLOCK);
 
 			if (dfd >= 0 && fstat(dfd, &st) == 0 && S_ISREG(st.st_mode) &&
+			    st.st_dev == dst.st_dev && st.st_ino == dst.st_ino &&
 			    (uint64_t)st.st_size <= BINARY_MAX_SIZE)
 				(void)elfsym_add_symbols(b->syms, dfd);
 		}
@@ -387,6 +588,10 @@ static void binary_load_fd(Symbolizer *s, Binary *b, int fd, const char *path)
 		b->error = -EFBIG;
 	else
 		b->error = elfsym_load_fd(fd, &b->syms);
+	if (b->error >= 0) {
+		b->perm = file_perm(&st, fd, NULL);
+		key_set_identity(&b->read_as, &st);
+	}
 	if (b->error < 0) {
 		s->stats.binary_errors++;
 		return;
@@ -412,16 +617,29 @@ static int open_verified(const ProcMap *m)
 	return TAKE_FD(fd);
 }
 
-typedef struct BinaryKey {
-	uint64_t dev, ino;
-} BinaryKey;
-
 static bool binary_eq(uint32_t idx, const void *key, void *userdata)
 {
 	const Binary *b = ((const Symbolizer *)userdata)->binaries[idx];
-	const BinaryKey *k = key;
 
-	return b->dev == k->dev && b->ino == k->ino;
+	return memcmp(&b->key, key, sizeof(BinaryKey)) == 0;
+}
+
+/* Has the file under b's descriptor changed since b read it (copied over in place)? Then
+ * nothing more is read from it: names and tables would be the new file's. */
+static bool binary_check_stale(Binary *b)
+{
+	BinaryKey now = { 0 };
+	struct stat st;
+
+	if (b->stale || b->fd < 0)
+		return b->stale;
+	if (fstat(b->fd, &st) < 0)
+		return false;
+	key_set_identity(&now, &st);
+	if (now.size != b->read_as.size || now.mtime_ns != b->read_as.mtime_ns ||
+	    now.ctime_ns != b->read_as.ctime_ns)
+		b->stale = true;
+	return b->stale;
 }
 
 static int binary_add(Symbolizer *s, Binary *b)
@@ -472,13 +690,76 @@ static int vdso_binary(Symbolizer *s, Binary **ret)
 	return 0;
 }
 
+/* Opens the file m maps in process pid: the exact mapped file, also when deleted or in another
+ * mount namespace; else by its path there; else (the process is gone, a short-lived one known
+ * from the sideband) the path in our namespace, if it is still the very file that was mapped. */
+static int open_mapped(pid_t pid, const ProcMap *m)
+{
+	char path[PATH_MAX + 64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, m->start,
+		 m->end);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, m->path);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+	}
+	if (fd < 0)
+		fd = open_verified(m);
+	return fd < 0 ? negative_errno() : fd;
+}
+
+/* The cached Binary of key k, or a new one read from the file m maps in pid (fd, if opened
+ * already; else opened here). */
+static int binary_get(Symbolizer *s, const BinaryKey *k, pid_t pid, const ProcMap *m, int *fd,
+		      Binary **ret)
+{
+	uint64_t hash = XXH3_64bits(k, sizeof(*k));
+	uint32_t idx;
+	Binary *b;
+	int r;
+
+	if (hash_index_find(s->binary_index, hash, binary_eq, k, s, &idx) == 0) {
+		b = s->binaries[idx];
+		b->last_used = ++s->clock;
+		*ret = b;
+		return 0;
+	}
+	r = binary_new(s, basename_of(m->path), &b);
+	if (r < 0)
+		return r;
+	b->key = *k;
+	b->hash = hash;
+	b->last_used = ++s->clock;
+	if (k->variant == VARIANT_DENIED) {
+		b->error = -EACCES;
+	} else {
+		if (*fd < 0)
+			*fd = open_mapped(pid, m);
+		if (*fd < 0) {
+			b->error = *fd;
+			s->stats.binary_errors++;
+		} else {
+			binary_load_fd(s, b, *fd, m->path);
+		}
+	}
+	r = binary_add(s, b);
+	if (r < 0) {
+		binary_free(s, b);
+		return r;
+	}
+	*ret = b;
+	return 0;
+}
+
 int symbolizer_binary(Symbolizer *s, pid_t pid, const ProcMap *m, Binary **ret)
 {
 	BinaryKey k = { .dev = (uint64_t)m->dev_major << 32 | m->dev_minor, .ino = m->inode };
 	_cleanup_close_ int fd = -1;
-	char path[PATH_MAX + 64];
+	const Creds *c;
+	struct stat st;
 	Binary *b;
-	uint32_t idx;
 	int r;
 
 	if (!m->path)
@@ -488,44 +769,45 @@ int symbolizer_binary(Symbolizer *s, pid_t pid, const ProcMap *m, Binary **ret)
 	if (m->path[0] != '/' || m->inode == 0)
 		return -ENOENT;
 
-	uint64_t hash = XXH3_64bits(&k, sizeof(k));
-	if (hash_index_find(s->binary_index, hash, binary_eq, &k, s, &idx) == 0) {
-		b = s->binaries[idx];
-		b->last_used = ++s->clock;
-		*ret = binary_ref(b);
-		return 0;
+	/*
+	 * What the file is now: a file copied over in place keeps its inode, not its ctime. A
+	 * process mapping the old one keeps its Binary (the caller's reference). The identity is
+	 * the inode's: by the path in our namespace when it leads to that inode (a stat, 3 us),
+	 * else through the process (15 us).
+	 */
+	if (stat(m->path, &st) == 0 && st.st_ino == m->inode && major(st.st_dev) == m->dev_major &&
+	    minor(st.st_dev) == m->dev_minor) {
+		key_set_identity(&k, &st);
+	} else {
+		fd = open_mapped(pid, m);
+		if (fd >= 0 && fstat(fd, &st) == 0)
+			key_set_identity(&k, &st);
 	}
-
-	r = binary_new(s, basename_of(m->path), &b);
+	r = binary_get(s, &k, pid, m, &fd, &b);
 	if (r < 0)
 		return r;
-	b->dev = k.dev;
-	b->ino = k.ino;
-	b->hash = hash;
-	b->last_used = ++s->clock;
-	/* The exact mapped file, also when deleted or in another mount namespace. */
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, m->start,
-		 m->end);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, m->path);
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
-	}
-	if (fd < 0) {
-		/* The process is gone (a short-lived one, known from the sideband): the path in our
-		 * namespace, if it is still the very file that was mapped. */
-		fd = open_verified(m);
-	}
-	if (fd < 0) {
-		b->error = negative_errno();
-		s->stats.binary_errors++;
-	} else {
-		binary_load_fd(s, b, fd, m->path);
-	}
-	r = binary_add(s, b);
-	if (r < 0) {
-		binary_free(s, b);
-		return r;
+
+	/*
+	 * Only what the process's owner could read themselves is used for them: the binary (it
+	 * may be execute-only), and its separate debug file with the directories leading to it.
+	 * Checked against the modes and owners profqd read (no credentials are switched: profqd
+	 * may hold CAP_DAC_READ_SEARCH without CAP_SETUID, and this costs no system call per
+	 * check).
+	 */
+	c = creds_of(s, pid);
+	if (b->error >= 0) {
+		BinaryVariant v = VARIANT_FULL;
+
+		if (!perm_allows(&b->perm, c, 4))
+			v = VARIANT_DENIED;
+		else if (b->debug && !access_allows(b->debug, c))
+			v = VARIANT_NODEBUG;
+		if (v != VARIANT_FULL) {
+			k.variant = v;
+			r = binary_get(s, &k, pid, m, &fd, &b);
+			if (r < 0)
+				return r;
+		}
 	}
 	/* The table holds one reference (dropped by trim when unused); the caller another. */
 	*ret = binary_ref(b);
@@ -582,7 +864,7 @@ int binary_error(const Binary *b)
 /* Reads b's tables again if memory pressure let them go (binary_unload()). */
 static void binary_reload(Symbolizer *s, Binary *b)
 {
-	if (!b->unloaded)
+	if (!b->unloaded || binary_check_stale(b))
 		return;
 	s->stats.binaries_reloaded++;
 	binary_load_tables(s, b, b->fd, b->path, false);
@@ -631,11 +913,11 @@ static int resolve(Symbolizer *s, Binary *b, uint64_t vaddr, FrameId *out, size_
 	int nd = 0, r = 0;
 
 	binary_reload(s, b);
-	if (b->dwarf)
+	if (b->dwarf && !binary_check_stale(b))
 		nd = dwarf_info_lookup(b->dwarf, vaddr, dw, MIN(max, ARRAY_SIZE(dw)));
 	if (nd < 0)
 		nd = 0;
-	if (b->syms)
+	if (b->syms && !b->stale)
 		(void)elfsym_lookup(b->syms, vaddr, &symname, NULL);
 	if (!symname && nd == 0)
 		s->stats.unresolved++;
@@ -1059,4 +1341,6 @@ void symbolizer_stats(const Symbolizer *s, SymbolizerStats *ret)
 	ret->dwarf_opens = s->dwarf_counters.opens;
 	ret->dwarf_open_ns = s->dwarf_counters.open_ns;
 	ret->dwarf_deferred = s->dwarf_counters.deferred;
+	ret->dwarf_refused = s->dwarf_counters.refused;
+	ret->dwarf_faults = s->dwarf_counters.faults;
 }

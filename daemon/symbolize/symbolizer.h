@@ -48,6 +48,8 @@ typedef struct SymbolizerStats {
 	uint64_t dwarf_opens;	    /* times libdwfl was opened */
 	uint64_t dwarf_open_ns;	    /* CPU time those openings took */
 	uint64_t dwarf_deferred;    /* lookups without DWARF: libdwfl closed for memory lately */
+	uint64_t dwarf_refused;	    /* DWARF refused: compressed sections inflating past the caps */
+	uint64_t dwarf_faults;	    /* binaries whose DWARF faulted (truncated while read) */
 } SymbolizerStats;
 
 int symbolizer_new(Store *store, Symbolizer **ret);

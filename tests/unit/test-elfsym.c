@@ -4,12 +4,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "base/macro.h"
 #include "fixtures/fixture-symbols.h"
 #include "symbolize/elfsym.h"
+#include "elf-craft.h"
 
 static int load_path(const char *path, ElfSym **ret)
 {
@@ -404,12 +408,258 @@ static void test_hostile(void **state)
 	nm_table_done(&t);
 }
 
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * 20 000 functions whose names point into the second half of a 16 MiB string table without a NUL: each
+ * name must not cost a scan of the rest of the table (quadratic: seconds). The names are read
+ * cut at 4095 bytes, like any long name.
+ */
+static void test_unterminated_names(void **state)
+{
+	enum {
+		N = 20000
+	};
+	const uint64_t str_size = 16u << 20;
+	_cleanup_(elfsym_freep) ElfSym *e = NULL;
+	_cleanup_free_ Elf64_Sym *syms = calloc(N + 1, sizeof(Elf64_Sym));
+	_cleanup_free_ char *str = malloc(str_size);
+	_cleanup_close_ int fd = memfd_create("profq-names", MFD_CLOEXEC);
+	const char *name;
+	uint64_t t0, off;
+
+	(void)state;
+	assert_non_null(syms);
+	assert_non_null(str);
+	assert_true(fd >= 0);
+	memset(str, 'A', str_size);
+	str[0] = 0;
+	for (size_t i = 1; i <= N; i++)
+		syms[i] = (Elf64_Sym){ .st_name = (uint32_t)(str_size - (8u << 20) + i),
+				       .st_info = ELF64_ST_INFO(STB_GLOBAL, STT_FUNC),
+				       .st_shndx = 1,
+				       .st_value = 0x1000 + i * 16,
+				       .st_size = 16 };
+	const CraftSection secs[] = {
+		{ .name = ".text",
+		  .type = SHT_PROGBITS,
+		  .flags = SHF_ALLOC | SHF_EXECINSTR,
+		  .addr = 0x1000,
+		  .size = (N + 2) * 16 },
+		{ .name = ".symtab",
+		  .type = SHT_SYMTAB,
+		  .data = syms,
+		  .size = (N + 1) * sizeof(Elf64_Sym),
+		  .link = 3,
+		  .entsize = sizeof(Elf64_Sym) },
+		{ .name = ".strtab", .type = SHT_STRTAB, .data = str, .size = str_size },
+	};
+	assert_int_equal(craft_elf(fd, secs, ARRAY_SIZE(secs), NULL), 0);
+
+	t0 = cpu_ns();
+	assert_int_equal(elfsym_load_fd(fd, &e), 0);
+	assert_true(cpu_ns() - t0 < 500 * 1000000ull);
+	assert_int_equal(elfsym_count(e), N);
+	assert_int_equal(elfsym_lookup(e, 0x1000 + 7 * 16 + 3, &name, &off), 0);
+	assert_int_equal(strlen(name), 4095);
+	assert_int_equal(off, 3);
+}
+
+/* Peak RSS in KiB of a child that runs fn(arg), which must return 0. */
+static long child_peak_kib(int (*fn)(void *), void *arg)
+{
+	struct rusage ru;
+	int status;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(fn(arg) == 0 ? 0 : 1);
+	assert_int_equal(wait4(pid, &status, 0, &ru), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	return ru.ru_maxrss;
+}
+
+static int load_expecting_failure(void *arg)
+{
+	ElfSym *e = NULL;
+	ElfHeaders h;
+	int fd = *(int *)arg;
+
+	if (elfsym_check_headers(fd, &h) >= 0)
+		return 1;
+	return elfsym_load_fd(fd, &e) < 0 && !e ? 0 : 1;
+}
+
+/*
+ * Header tables libelf would allocate per entry before reading any: 8M section headers by
+ * extended numbering (section 0's sh_size) in a 24 KiB file, and program headers the same way
+ * (PN_XNUM, section 0's sh_info), and tables past the end of the file. Refused from the headers,
+ * without the gigabytes.
+ */
+static void test_header_counts(void **state)
+{
+	static char page[24 << 10];
+	const CraftSection secs[] = {
+		{ .name = ".text",
+		  .type = SHT_PROGBITS,
+		  .flags = SHF_ALLOC | SHF_EXECINSTR,
+		  .addr = 0x1000,
+		  .data = page,
+		  .size = sizeof(page) },
+	};
+	_cleanup_close_ int fd = memfd_create("profq-shnum", MFD_CLOEXEC);
+	CraftLayout l;
+	Elf64_Ehdr eh;
+	Elf64_Shdr sh0;
+	ElfHeaders h;
+	long kib;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(craft_elf(fd, secs, ARRAY_SIZE(secs), &l), 0);
+	assert_int_equal(elfsym_check_headers(fd, &h), 0);
+	assert_int_equal(h.n_sections, 3);
+	assert_int_equal(h.inflated, 0);
+
+	/* e_shnum 0: the count is section 0's sh_size. */
+	assert_int_equal(pread(fd, &eh, sizeof(eh), 0), sizeof(eh));
+	assert_int_equal(pread(fd, &sh0, sizeof(sh0), (off_t)l.shoff), sizeof(sh0));
+	eh.e_shnum = 0;
+	sh0.sh_size = 8u << 20;
+	assert_int_equal(pwrite(fd, &eh, sizeof(eh), 0), sizeof(eh));
+	assert_int_equal(pwrite(fd, &sh0, sizeof(sh0), (off_t)l.shoff), sizeof(sh0));
+	assert_int_equal(elfsym_check_headers(fd, &h), -E2BIG);
+	kib = child_peak_kib(load_expecting_failure, &fd);
+	assert_true(kib < 64 * 1024);
+
+	/* Under the cap, but not in the file. */
+	sh0.sh_size = ELFSYM_MAX_SECTIONS;
+	assert_int_equal(pwrite(fd, &sh0, sizeof(sh0), (off_t)l.shoff), sizeof(sh0));
+	assert_int_equal(elfsym_check_headers(fd, &h), -ENOEXEC);
+	kib = child_peak_kib(load_expecting_failure, &fd);
+	assert_true(kib < 64 * 1024);
+
+	/* Program headers: PN_XNUM takes the count from section 0's sh_info. */
+	eh.e_shnum = 3;
+	eh.e_phnum = PN_XNUM;
+	eh.e_phoff = sizeof(eh);
+	sh0.sh_size = 0;
+	sh0.sh_info = 0xfffffff0u;
+	assert_int_equal(pwrite(fd, &eh, sizeof(eh), 0), sizeof(eh));
+	assert_int_equal(pwrite(fd, &sh0, sizeof(sh0), (off_t)l.shoff), sizeof(sh0));
+	assert_int_equal(elfsym_check_headers(fd, &h), -E2BIG);
+	kib = child_peak_kib(load_expecting_failure, &fd);
+	assert_true(kib < 64 * 1024);
+	sh0.sh_info = 4000; /* under the cap, past the end of the file */
+	assert_int_equal(pwrite(fd, &sh0, sizeof(sh0), (off_t)l.shoff), sizeof(sh0));
+	assert_int_equal(elfsym_check_headers(fd, &h), -ENOEXEC);
+
+	/* The section headers past the end of the file. */
+	eh.e_phnum = 0;
+	eh.e_shoff = l.size - 8;
+	assert_int_equal(pwrite(fd, &eh, sizeof(eh), 0), sizeof(eh));
+	assert_int_equal(elfsym_check_headers(fd, &h), -ENOEXEC);
+}
+
+typedef struct HugeArgs {
+	int fd;
+	size_t expect_syms;
+} HugeArgs;
+
+static int load_huge(void *arg)
+{
+	const HugeArgs *a = arg;
+	ElfSym *e = NULL;
+	int r = elfsym_load_fd(a->fd, &e);
+
+	if (r < 0 || elfsym_count(e) != a->expect_syms)
+		return 1;
+	elfsym_free(e);
+	return 0;
+}
+
+/*
+ * Sections that say they hold a GiB (a sparse file: the attacker pays nothing): a note section
+ * and a symbol table are not read into memory whole; the file still loads.
+ */
+static void test_huge_sections(void **state)
+{
+	static const char note[16];
+	Elf64_Sym syms[2] = { { 0 },
+			      { .st_name = 1,
+				.st_info = ELF64_ST_INFO(STB_GLOBAL, STT_FUNC),
+				.st_shndx = 1,
+				.st_value = 0x1000,
+				.st_size = 16 } };
+	static const char strtab[] = "\0f";
+	const CraftSection secs[] = {
+		{ .name = ".text",
+		  .type = SHT_PROGBITS,
+		  .flags = SHF_ALLOC | SHF_EXECINSTR,
+		  .addr = 0x1000,
+		  .size = 0x100 },
+		{ .name = ".dynsym",
+		  .type = SHT_DYNSYM,
+		  .data = syms,
+		  .size = sizeof(syms),
+		  .link = 3,
+		  .info = 1,
+		  .entsize = sizeof(Elf64_Sym) },
+		{ .name = ".dynstr", .type = SHT_STRTAB, .data = strtab, .size = sizeof(strtab) },
+		{ .name = ".note.big", .type = SHT_NOTE, .data = note, .size = sizeof(note) },
+		{ .name = ".symtab",
+		  .type = SHT_SYMTAB,
+		  .data = syms,
+		  .size = sizeof(syms),
+		  .link = 3,
+		  .info = 1,
+		  .entsize = sizeof(Elf64_Sym) },
+	};
+	_cleanup_close_ int fd = memfd_create("profq-huge", MFD_CLOEXEC);
+	HugeArgs a = { .fd = fd };
+	CraftLayout l;
+	Elf64_Shdr sh;
+	long kib;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(craft_elf(fd, secs, ARRAY_SIZE(secs), &l), 0);
+	/* The note and the symbol table (sections 4 and 5) grow to 1 GiB each, of holes. */
+	assert_int_equal(ftruncate(fd, (off_t)(l.size + (2ull << 30))), 0);
+	for (int i = 4; i <= 5; i++) {
+		off_t at = (off_t)(l.shoff + (uint64_t)i * sizeof(sh));
+
+		assert_int_equal(pread(fd, &sh, sizeof(sh), at), sizeof(sh));
+		sh.sh_offset = l.size + (uint64_t)(i - 4) * (1ull << 30);
+		sh.sh_size = 1ull << 30;
+		assert_int_equal(pwrite(fd, &sh, sizeof(sh), at), sizeof(sh));
+	}
+	/* The symbols come from .dynsym then. */
+	a.expect_syms = 1;
+	kib = child_peak_kib(load_huge, &a);
+	assert_true(kib < 64 * 1024);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_symbols_vs_nm), cmocka_unit_test(test_stripped),
-		cmocka_unit_test(test_plt),	      cmocka_unit_test(test_segments_and_build_id),
-		cmocka_unit_test(test_memory_image),  cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_symbols_vs_nm),
+		cmocka_unit_test(test_stripped),
+		cmocka_unit_test(test_plt),
+		cmocka_unit_test(test_segments_and_build_id),
+		cmocka_unit_test(test_memory_image),
+		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_unterminated_names),
+		cmocka_unit_test(test_header_counts),
+		cmocka_unit_test(test_huge_sections),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

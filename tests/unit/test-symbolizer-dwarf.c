@@ -16,14 +16,25 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <grp.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <zlib.h>
 #include <cmocka.h>
 
 #include "base/macro.h"
 #include "base/procfs.h"
 #include "fixtures/fixture-symbols.h"
+#include "symbolize/dwarfinfo.h"
 #include "symbolize/symbolizer.h"
+#include "elf-craft.h"
+#include "tmpdir.h"
 
 /* Where a fixture is "loaded" in the fake process. */
 #define LOAD_BIAS 0x555555554000ULL
@@ -809,6 +820,565 @@ static void test_dynsym_only(void **state)
 	store_free(store);
 }
 
+/* ---- separate debug files the binary's owner names ---- */
+
+static int run(const char *fmt, ...) _printf_(1, 2);
+static int run(const char *fmt, ...)
+{
+	_cleanup_free_ char *cmd = NULL;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&cmd, fmt, ap);
+	va_end(ap);
+	assert_true(r > 0);
+	return system(cmd);
+}
+
+static uint32_t file_crc(const char *path)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	uLong sum = crc32(0, NULL, 0);
+	char buf[65536];
+	ssize_t n;
+
+	assert_true(fd >= 0);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		sum = crc32(sum, (const Bytef *)buf, (uInt)n);
+	return (uint32_t)sum;
+}
+
+/*
+ * A copy of the --strip-debug fixture at out whose .gnu_debuglink names name with CRC crc, as
+ * its owner may write it (objcopy itself would keep the basename only); without its build id
+ * if no_build_id.
+ */
+static void make_debuglink(const char *dir, const char *out, const char *name, uint32_t crc,
+			   bool no_build_id)
+{
+	_cleanup_free_ char *blob = NULL;
+	size_t len = strlen(name) + 1, pad = (4 - len % 4) % 4;
+	char buf[512] = { 0 };
+	FILE *f;
+
+	assert_true(len + pad + 4 <= sizeof(buf));
+	memcpy(buf, name, len);
+	memcpy(buf + len + pad, &crc, 4);
+	assert_true(asprintf(&blob, "%s/debuglink.bin", dir) > 0);
+	f = fopen(blob, "we");
+	assert_non_null(f);
+	assert_int_equal(fwrite(buf, 1, len + pad + 4, f), len + pad + 4);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(run("objcopy --remove-section .gnu_debuglink %s --add-section "
+			     ".gnu_debuglink=%s '%s' '%s'",
+			     no_build_id ? "--remove-section .note.gnu.build-id" : "", blob,
+			     FIXTURE_DWARF_DEBUGLINK, out),
+			 0);
+}
+
+/* Whether the binary at path was given DWARF (a debug file's), and what it cost. */
+static bool has_dwarf(const char *path, uint64_t *ret_cpu_ns)
+{
+	Store *store = NULL;
+	Symbolizer *sym = NULL;
+	SymbolizerStats st;
+	struct timespec a, b;
+	Binary *bin = NULL;
+
+	assert_int_equal(store_new(&store), 0);
+	assert_int_equal(symbolizer_new(store, &sym), 0);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+	assert_int_equal(symbolizer_binary_from_path(sym, path, &bin), 0);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+	if (ret_cpu_ns)
+		*ret_cpu_ns = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000ull +
+			      (uint64_t)b.tv_nsec - (uint64_t)a.tv_nsec;
+	assert_int_equal(binary_error(bin), 0);
+	symbolizer_stats(sym, &st);
+	binary_unref(sym, bin);
+	symbolizer_free(sym);
+	store_free(store);
+	return st.dwarf_binaries > 0;
+}
+
+/*
+ * The debuglink is a file name looked for in the standard places, and the file found must be
+ * the binary's: an absolute path or "../" to another file (a root-only one, say) with CRC 0 is
+ * not opened; a file of another build is not taken for it (CRC 0 is no wildcard); the right
+ * file by build id, or by CRC when the binary has no build id, is.
+ */
+static void test_debuglink_hostile(void **state)
+{
+	_cleanup_tmpdir_ char *dir = tmpdir_new_named("profq-debuglink");
+	_cleanup_free_ char *secret = NULL, *secret_dir = NULL, *bin = NULL, *name = NULL,
+			    *other = NULL, *sparse = NULL;
+	uint32_t crc = file_crc(FIXTURE_DWARF_DEBUG);
+	uint64_t cpu;
+	int fd;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_true(asprintf(&secret_dir, "%s/secret", dir) > 0);
+	assert_true(asprintf(&secret, "%s/fixture-dwarf.debug", secret_dir) > 0);
+	assert_true(asprintf(&bin, "%s/bin/app", dir) > 0);
+	assert_int_equal(run("mkdir -p %s/bin %s && cp %s %s", dir, secret_dir, FIXTURE_DWARF_DEBUG,
+			     secret),
+			 0);
+
+	/* The right file by absolute path or "../": not opened, whatever the CRC says. */
+	make_debuglink(dir, bin, secret, 0, false);
+	assert_false(has_dwarf(bin, NULL));
+	make_debuglink(dir, bin, secret, crc, false);
+	assert_false(has_dwarf(bin, NULL));
+	make_debuglink(dir, bin, "../secret/fixture-dwarf.debug", 0, false);
+	assert_false(has_dwarf(bin, NULL));
+
+	/* By name beside the binary: taken when it is this build's (build id), CRC 0 or not. */
+	assert_int_equal(run("cp %s %s/bin/app.debug", FIXTURE_DWARF_DEBUG, dir), 0);
+	make_debuglink(dir, bin, "app.debug", 0, false);
+	assert_true(has_dwarf(bin, NULL));
+	/* Another build's file under that name: refused (before, CRC 0 took anything). */
+	assert_int_equal(run("cp %s %s/bin/app.debug", FIXTURE_PROG, dir), 0);
+	assert_false(has_dwarf(bin, NULL));
+
+	/* No build id: the CRC decides, and 0 is a CRC like any other. */
+	assert_int_equal(run("cp %s %s/bin/app.debug", FIXTURE_DWARF_DEBUG, dir), 0);
+	make_debuglink(dir, bin, "app.debug", crc, true);
+	assert_true(has_dwarf(bin, NULL));
+	make_debuglink(dir, bin, "app.debug", 0, true);
+	assert_false(has_dwarf(bin, NULL));
+	make_debuglink(dir, bin, "app.debug", crc ^ 1, true);
+	assert_false(has_dwarf(bin, NULL));
+	/* In .debug/ beside the binary, as GDB looks. */
+	assert_int_equal(
+		run("mkdir %s/bin/.debug && mv %s/bin/app.debug %s/bin/.debug/", dir, dir, dir), 0);
+	make_debuglink(dir, bin, "app.debug", crc, true);
+	assert_true(has_dwarf(bin, NULL));
+
+	/* An 8 GiB sparse file named by the debuglink: refused by its size, not read for a CRC
+	 * (which took 9 s). */
+	assert_true(asprintf(&sparse, "%s/bin/big.debug", dir) > 0);
+	assert_int_equal(run("cp %s %s", FIXTURE_DWARF_DEBUG, sparse), 0);
+	fd = open(sparse, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 8ll << 30), 0);
+	close(fd);
+	make_debuglink(dir, bin, "big.debug", 0x12345678, true);
+	assert_false(has_dwarf(bin, &cpu));
+	assert_true(cpu < 500 * 1000000ull);
+	/* Over the CRC cap (no build id to compare instead): not read either. */
+	fd = open(sparse, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 300ll << 20), 0);
+	close(fd);
+	assert_false(has_dwarf(bin, &cpu));
+	assert_true(cpu < 500 * 1000000ull);
+}
+
+/* ---- compressed debug sections that inflate to gigabytes ---- */
+
+/* An SHF_COMPRESSED section's contents: the header and a zlib stream of size zeros. */
+static void *zlib_zeros(uint64_t size, size_t *ret_len)
+{
+	static const char zeros[1 << 20];
+	Elf64_Chdr ch = { .ch_type = ELFCOMPRESS_ZLIB, .ch_size = size, .ch_addralign = 1 };
+	size_t cap = sizeof(ch) + size / 512 + 65536;
+	uint8_t *buf = malloc(cap);
+	z_stream z = { 0 };
+
+	assert_non_null(buf);
+	memcpy(buf, &ch, sizeof(ch));
+	assert_int_equal(deflateInit(&z, 9), Z_OK);
+	z.next_out = buf + sizeof(ch);
+	z.avail_out = (uInt)(cap - sizeof(ch));
+	for (uint64_t done = 0; done < size; done += sizeof(zeros)) {
+		z.next_in = (Bytef *)zeros;
+		z.avail_in = sizeof(zeros);
+		assert_int_equal(deflate(&z, done + sizeof(zeros) >= size ? Z_FINISH : Z_NO_FLUSH),
+				 done + sizeof(zeros) >= size ? Z_STREAM_END : Z_OK);
+	}
+	*ret_len = sizeof(ch) + z.total_out;
+	deflateEnd(&z);
+	return buf;
+}
+
+typedef struct BombArgs {
+	const char *path;
+	uint64_t func_addr;
+} BombArgs;
+
+/* In a child: the binary loads, its DWARF is refused (counted), its symbols are not. */
+static int load_bomb(void *arg)
+{
+	const BombArgs *a = arg;
+	Store *store = NULL;
+	Symbolizer *sym = NULL;
+	SymbolizerStats st;
+	Binary *bin = NULL;
+	ProcMap m = { .start = 0x1000, .end = 0x2000, .pgoff = 0x1000, .path = (char *)a->path };
+	FrameId id;
+	const StoreFrame *f;
+
+	if (store_new(&store) < 0 || symbolizer_new(store, &sym) < 0 ||
+	    symbolizer_binary_from_path(sym, a->path, &bin) < 0 || binary_error(bin) < 0)
+		return 1;
+	if (symbolizer_user_frames(sym, bin, &m, a->func_addr, false, &id, 1) != 1)
+		return 2;
+	f = store_frame(store, id);
+	if (!f || !streq_ptr(store_string(store, f->function), "bomb_func"))
+		return 3;
+	symbolizer_stats(sym, &st);
+	if (st.dwarf_refused != 1 || st.dwarf_binaries != 0)
+		return 4;
+	return 0;
+}
+
+/*
+ * Two debug sections of a 400 KiB file say they inflate to 192 MiB each (zeros, and they do):
+ * libdw would inflate them whole on opening. The DWARF is refused before, counted; the symbols
+ * stay.
+ */
+static void test_compressed_bomb(void **state)
+{
+	const uint64_t inflated = 192u << 20;
+	_cleanup_tmpdir_ char *dir = tmpdir_new_named("profq-zbomb");
+	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ void *z = NULL;
+	static char strtab[] = "\0bomb_func";
+	Elf64_Sym syms[2] = { { 0 },
+			      { .st_name = 1,
+				.st_info = ELF64_ST_INFO(STB_GLOBAL, STT_FUNC),
+				.st_shndx = 1,
+				.st_value = 0x1000,
+				.st_size = 0x100 } };
+	BombArgs a = { .func_addr = 0x1010 };
+	struct rusage ru;
+	size_t zlen;
+	int status;
+	pid_t pid;
+	int fd;
+
+	(void)state;
+	assert_non_null(dir);
+	z = zlib_zeros(inflated, &zlen);
+	const CraftSection secs[] = {
+		{ .name = ".text",
+		  .type = SHT_PROGBITS,
+		  .flags = SHF_ALLOC | SHF_EXECINSTR,
+		  .addr = 0x1000,
+		  .size = 0x1000 },
+		{ .name = ".symtab",
+		  .type = SHT_SYMTAB,
+		  .data = syms,
+		  .size = sizeof(syms),
+		  .link = 3,
+		  .info = 1,
+		  .entsize = sizeof(Elf64_Sym) },
+		{ .name = ".strtab", .type = SHT_STRTAB, .data = strtab, .size = sizeof(strtab) },
+		{ .name = ".debug_info",
+		  .type = SHT_PROGBITS,
+		  .flags = SHF_COMPRESSED,
+		  .data = z,
+		  .size = zlen },
+		{ .name = ".debug_abbrev",
+		  .type = SHT_PROGBITS,
+		  .flags = SHF_COMPRESSED,
+		  .data = z,
+		  .size = zlen },
+	};
+	assert_true(asprintf(&path, "%s/bomb.so", dir) > 0);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(craft_elf(fd, secs, ARRAY_SIZE(secs), NULL), 0);
+	close(fd);
+	a.path = path;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(load_bomb(&a));
+	assert_int_equal(wait4(pid, &status, 0, &ru), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(ru.ru_maxrss < 100 * 1024); /* KiB; libdw inflating: over 384 MiB */
+}
+
+/* ---- a file truncated under libdw's mapping ---- */
+
+/* In a child: the copy's DWARF is opened, the file truncated, an address of a CU not yet read
+ * looked up (at the module's level: the symbolizer would see the change first, see
+ * test_replaced_in_place, and the fault needs the truncation to race with the walk). */
+static int lookup_truncated(void *arg)
+{
+	const char *path = arg;
+	DwarfFrame frames[SYMBOLIZER_MAX_INLINE];
+	DwarfCounters counters = { 0 };
+	DwarfInfo *d = NULL;
+	NmTable nm = { 0 };
+	int fd, n;
+
+	if (nm_table_add(&nm, "", FIXTURE_DWARF) < 0)
+		return 1;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || dwarf_info_open(fd, path, NULL, &counters, &d) < 0)
+		return 2;
+	if (truncate(path, 0) < 0)
+		return 3;
+	n = dwarf_info_lookup(d, nm_must_find(&nm, dwarf_functions[0])->addr, frames,
+			      ARRAY_SIZE(frames));
+	if (n != 0 || counters.faults != 1)
+		return 4;
+	/* Not opened again. */
+	n = dwarf_info_lookup(d, nm_must_find(&nm, dwarf_functions[1])->addr, frames,
+			      ARRAY_SIZE(frames));
+	if (n != 0 || counters.faults != 1 || counters.opens != 1)
+		return 5;
+	dwarf_info_free(d);
+	close(fd);
+	nm_table_done(&nm);
+	return 0;
+}
+
+/*
+ * The binary's owner truncates it while libdw has it mapped: the read past the new end
+ * (SIGBUS) costs that binary's DWARF, counted, not the daemon.
+ */
+static void test_truncated_under_libdw(void **state)
+{
+	_cleanup_tmpdir_ char *dir = tmpdir_new_named("profq-truncate");
+	_cleanup_free_ char *path = NULL;
+	int status;
+	pid_t pid;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_true(asprintf(&path, "%s/fixture-dwarf", dir) > 0);
+	assert_int_equal(run("cp %s %s", FIXTURE_DWARF, path), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(lookup_truncated(path));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (WIFSIGNALED(status))
+		fail_msg("killed by signal %d", WTERMSIG(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* ---- a process reads through the symbolizer what its owner may read ---- */
+
+/* A process of user nobody, stopped until killed. */
+static pid_t spawn_nobody(void)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* Not holding the test's output; gone with the test, also when an assertion ends
+		 * it (after the ids change, which clears the parent-death signal). */
+		(void)!freopen("/dev/null", "w", stdout);
+		(void)!freopen("/dev/null", "w", stderr);
+		if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+		    setresuid(65534, 65534, 65534) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ||
+		    getppid() == 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	/* Until /proc shows the new ids. */
+	for (int i = 0; i < 1000; i++) {
+		ProcStatus st;
+
+		if (procfs_read_status(pid, &st) == 0 && st.uid[0] == 65534)
+			return pid;
+		usleep(1000);
+	}
+	fail_msg("the nobody process did not change its ids");
+	return -1;
+}
+
+static void kill_wait(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/* The mapping of path's executable segment as process pid would have it (not really mapped:
+ * the symbolizer opens it through /proc/PID/root). */
+static ProcMap map_of(const char *path)
+{
+	ExecSegment seg = { 0 };
+	struct stat st;
+	uint64_t page_off;
+
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(readelf_exec_segments(path, &seg, 1), 1);
+	page_off = seg.vaddr & 0xfff;
+	return (ProcMap){ .start = LOAD_BIAS + seg.vaddr - page_off,
+			  .end = LOAD_BIAS + ((seg.vaddr + seg.filesz + 0xfff) & ~0xfffULL),
+			  .pgoff = seg.offset - page_off,
+			  .inode = st.st_ino,
+			  .dev_major = major(st.st_dev),
+			  .dev_minor = minor(st.st_dev),
+			  .prot = PROT_READ | PROT_EXEC,
+			  .path = (char *)path };
+}
+
+/* What process pid gets at ELF address vaddr of path: the outermost frame's function and line. */
+static void lookup_as(Symbolizer *sym, Store *store, pid_t pid, const char *path, uint64_t vaddr,
+		      const char **ret_function, uint32_t *ret_line)
+{
+	FrameId ids[SYMBOLIZER_MAX_INLINE];
+	ProcMap m = map_of(path);
+	const StoreFrame *f;
+	Binary *b = NULL;
+	int n;
+
+	assert_int_equal(symbolizer_binary(sym, pid, &m, &b), 0);
+	n = symbolizer_user_frames(sym, b, &m, LOAD_BIAS + vaddr, false, ids, SYMBOLIZER_MAX_INLINE);
+	assert_true(n >= 1);
+	f = store_frame(store, ids[n - 1]);
+	*ret_function = store_string(store, f->function);
+	*ret_line = f->line;
+	binary_unref(sym, b);
+}
+
+/* Each case with a new symbolizer: nothing cached from the one before. */
+static void check_as(pid_t pid, const char *path, uint64_t vaddr, const char *want_function,
+		     bool want_line)
+{
+	Store *store = NULL;
+	Symbolizer *sym = NULL;
+	const char *fn;
+	uint32_t line;
+
+	assert_int_equal(store_new(&store), 0);
+	assert_int_equal(symbolizer_new(store, &sym), 0);
+	lookup_as(sym, store, pid, path, vaddr, &fn, &line);
+	if (!streq_ptr(fn, want_function) || (line > 0) != want_line)
+		fail_msg("pid %d, %s: %s:%u, want %s with%s a line", (int)pid, path, fn ?: "-",
+			 line, want_function ?: "-", want_line ? "" : "out");
+	symbolizer_free(sym);
+	store_free(store);
+}
+
+/*
+ * The symbols and DWARF used for a process are only those its owner could read: a debug file
+ * only root may read (or reached through a directory only root may search) gives a user's
+ * process no lines, an execute-only binary gives it no names; root's process gets all.
+ */
+static void test_owner_access(void **state)
+{
+	_cleanup_tmpdir_ char *dir = tmpdir_new_named("profq-access");
+	_cleanup_free_ char *bin = NULL, *dbg = NULL, *secret = NULL;
+	NmTable nm = { 0 };
+	const char *fn = dwarf_functions[0];
+	uint64_t vaddr;
+	pid_t nobody, self = getpid();
+
+	(void)state;
+	assert_non_null(dir);
+	assert_int_equal(chmod(dir, 0755), 0);
+	assert_int_equal(nm_table_add(&nm, "", FIXTURE_DWARF), 0);
+	vaddr = nm_must_find(&nm, fn)->addr;
+	assert_true(asprintf(&bin, "%s/bin/app", dir) > 0);
+	assert_true(asprintf(&dbg, "%s/bin/fixture-dwarf.debug", dir) > 0);
+	assert_true(asprintf(&secret, "%s/secret", dir) > 0);
+	assert_int_equal(run("mkdir -m 755 %s/bin && cp %s %s && cp %s %s && chmod 755 %s && "
+			     "chmod 644 %s",
+			     dir, FIXTURE_DWARF_DEBUGLINK, bin, FIXTURE_DWARF_DEBUG, dbg, bin, dbg),
+			 0);
+	nobody = spawn_nobody();
+
+	/* All readable: names and lines for both. */
+	check_as(nobody, bin, vaddr, fn, true);
+	check_as(self, bin, vaddr, fn, true);
+	/* A root-only debug file: the binary's own symbols, no lines, for nobody. */
+	assert_int_equal(chmod(dbg, 0600), 0);
+	check_as(nobody, bin, vaddr, fn, false);
+	check_as(self, bin, vaddr, fn, true);
+	/* Readable itself, but behind a directory only root may search (through a symlink). */
+	assert_int_equal(run("mkdir -m 700 %s && mv %s %s/ && chmod 644 %s/fixture-dwarf.debug && "
+			     "ln -s %s/fixture-dwarf.debug %s",
+			     secret, dbg, secret, secret, secret, dbg),
+			 0);
+	check_as(nobody, bin, vaddr, fn, false);
+	check_as(self, bin, vaddr, fn, true);
+	/* An execute-only binary: nothing for nobody. */
+	assert_int_equal(chmod(bin, 0711), 0);
+	check_as(nobody, bin, vaddr, NULL, false);
+	check_as(self, bin, vaddr, fn, true);
+
+	kill_wait(nobody);
+	nm_table_done(&nm);
+}
+
+/*
+ * A binary copied over in place (same inode): the next process to map it gets the new build's
+ * symbols, not the cached ones of the old; the old Binary, still held for a process that
+ * mapped the old file, reads nothing more from the file (it is the new one now).
+ */
+static void test_replaced_in_place(void **state)
+{
+	_cleanup_tmpdir_ char *dir = tmpdir_new_named("profq-replace");
+	_cleanup_free_ char *bin = NULL;
+	FrameId ids[SYMBOLIZER_MAX_INLINE];
+	NmTable a = { 0 }, b = { 0 };
+	const NmSym *fa, *fb;
+	Store *store = NULL;
+	Symbolizer *sym = NULL;
+	Binary *old = NULL, *new = NULL;
+	ProcMap ma, mb;
+	struct stat st1, st2;
+	const StoreFrame *f;
+	int n;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_true(asprintf(&bin, "%s/app", dir) > 0);
+	/* Two builds of one program: PIE and not. */
+	assert_int_equal(nm_table_add(&a, "", FIXTURE_PROG), 0);
+	assert_int_equal(nm_table_add(&b, "", FIXTURE_NOPIE), 0);
+	fa = nm_must_find(&a, "fixture_static_helper");
+	fb = nm_must_find(&b, "main");
+	assert_int_equal(store_new(&store), 0);
+	assert_int_equal(symbolizer_new(store, &sym), 0);
+
+	assert_int_equal(run("cp %s %s", FIXTURE_PROG, bin), 0);
+	assert_int_equal(stat(bin, &st1), 0);
+	ma = map_of(bin);
+	assert_int_equal(symbolizer_binary(sym, getpid(), &ma, &old), 0);
+	n = symbolizer_user_frames(sym, old, &ma, LOAD_BIAS + fa->addr, false, ids, 1);
+	assert_int_equal(n, 1);
+	assert_string_equal(store_string(store, store_frame(store, ids[0])->function), fa->name);
+
+	/* cp writes over the file: same inode. */
+	assert_int_equal(run("cp %s %s", FIXTURE_NOPIE, bin), 0);
+	assert_int_equal(stat(bin, &st2), 0);
+	assert_int_equal(st1.st_ino, st2.st_ino);
+	mb = map_of(bin);
+	assert_int_equal(symbolizer_binary(sym, getpid(), &mb, &new), 0);
+	assert_ptr_not_equal(new, old);
+	n = symbolizer_user_frames(sym, new, &mb, LOAD_BIAS + fb->addr + 1, false, ids, 1);
+	assert_int_equal(n, 1);
+	f = store_frame(store, ids[0]);
+	assert_string_equal(store_string(store, f->function), "main");
+
+	/* The old Binary: its cached address still named, a new one not read from the new file. */
+	n = symbolizer_user_frames(sym, old, &ma, LOAD_BIAS + fa->addr, false, ids, 1);
+	assert_string_equal(store_string(store, store_frame(store, ids[0])->function), fa->name);
+	n = symbolizer_user_frames(sym, old, &ma, LOAD_BIAS + fa->addr + 1, false, ids, 1);
+	assert_int_equal(n, 1);
+	assert_null(store_string(store, store_frame(store, ids[0])->function));
+
+	binary_unref(sym, old);
+	binary_unref(sym, new);
+	symbolizer_free(sym);
+	store_free(store);
+	nm_table_done(&a);
+	nm_table_done(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -820,6 +1390,11 @@ int main(void)
 		cmocka_unit_test(test_dynsym_only),
 		cmocka_unit_test(test_relative_file_names),
 		cmocka_unit_test(test_lines_without_function_die),
+		cmocka_unit_test(test_debuglink_hostile),
+		cmocka_unit_test(test_compressed_bomb),
+		cmocka_unit_test(test_truncated_under_libdw),
+		cmocka_unit_test(test_owner_access),
+		cmocka_unit_test(test_replaced_in_place),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
