@@ -373,7 +373,8 @@ static bool inflates_too_much(const ElfHeaders *h)
  * the debuglink gives.
  */
 static int debuglink_try(DwarfInfo *d, const char *dir, const char *name, const struct stat *st,
-			 const uint8_t *build_id, size_t build_id_len, uint32_t crc, char **ret_path)
+			 const uint8_t *build_id, size_t build_id_len, uint32_t crc,
+			 char **ret_path)
 {
 	_cleanup_free_ char *path = NULL;
 	_cleanup_close_ int fd = -1;
@@ -389,7 +390,8 @@ static int debuglink_try(DwarfInfo *d, const char *dir, const char *name, const 
 		return -ENOENT;
 	if (fstat(fd, &dst) < 0 || !S_ISREG(dst.st_mode) ||
 	    (dst.st_dev == st->st_dev && dst.st_ino == st->st_ino) ||
-	    (uint64_t)dst.st_size > DWARFINFO_DEBUG_FILE_MAX_SIZE || elfsym_check_headers(fd, &h) < 0)
+	    (uint64_t)dst.st_size > DWARFINFO_DEBUG_FILE_MAX_SIZE ||
+	    elfsym_check_headers(fd, &h) < 0)
 		return -ENOENT;
 	if (inflates_too_much(&h)) {
 		if (d && d->counters)
@@ -560,7 +562,8 @@ static int libdw_open_now(DwarfInfo *d)
 	*userdata = d;
 	/* Finds and opens the separate debug file if the binary has no DWARF itself. */
 	d->debug_fds_given = 0;
-	if (!dwfl_module_getelf(d->mod, &elf_bias) || !(dw = dwfl_module_getdwarf(d->mod, &dw_bias))) {
+	if (!dwfl_module_getelf(d->mod, &elf_bias) ||
+	    !(dw = dwfl_module_getdwarf(d->mod, &dw_bias))) {
 		libdw_close(d);
 		return d->open_error = -ENOENT;
 	}

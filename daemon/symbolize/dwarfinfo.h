@@ -80,11 +80,11 @@ typedef struct DwarfFrame {
 } DwarfFrame;
 
 /*
- * Opens the DWARF of the ELF file open at fd (path names it in messages and for
- * .gnu_debuglink). debug_path: libdwfl's search path for separate debug files
- * (":.debug:/usr/lib/debug" if NULL, none if ""), colon-separated roots. counters (may be NULL; must
- * outlive d) sums the cost of libdwfl's openings. -ENOENT if neither the file nor a debug file
- * has DWARF, -EFBIG if its compressed sections would inflate past the caps.
+ * Opens the DWARF of the ELF file open at fd (path names it in messages and for .gnu_debuglink).
+ * debug_path: libdwfl's search path for separate debug files (":.debug:/usr/lib/debug" if NULL,
+ * none if ""), colon-separated roots. counters (may be NULL; must outlive d) sums the cost of
+ * libdwfl's openings. -ENOENT if neither the file nor a debug file has DWARF, -EFBIG if its
+ * compressed sections would inflate past the caps.
  */
 int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfCounters *counters,
 		    DwarfInfo **ret);

@@ -417,8 +417,8 @@ static uint64_t cpu_ns(void)
 }
 
 /*
- * 20 000 functions whose names point into the second half of a 16 MiB string table without a NUL: each
- * name must not cost a scan of the rest of the table (quadratic: seconds). The names are read
+ * 20 000 functions whose names point into the second half of a 16 MiB string table without a NUL:
+ * each name must not cost a scan of the rest of the table (quadratic: seconds). The names are read
  * cut at 4095 bytes, like any long name.
  */
 static void test_unterminated_names(void **state)

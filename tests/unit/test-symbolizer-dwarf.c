@@ -1235,7 +1235,8 @@ static void lookup_as(Symbolizer *sym, Store *store, pid_t pid, const char *path
 	int n;
 
 	assert_int_equal(symbolizer_binary(sym, pid, &m, &b), 0);
-	n = symbolizer_user_frames(sym, b, &m, LOAD_BIAS + vaddr, false, ids, SYMBOLIZER_MAX_INLINE);
+	n = symbolizer_user_frames(sym, b, &m, LOAD_BIAS + vaddr, false, ids,
+				   SYMBOLIZER_MAX_INLINE);
 	assert_true(n >= 1);
 	f = store_frame(store, ids[n - 1]);
 	*ret_function = store_string(store, f->function);
