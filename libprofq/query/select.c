@@ -154,6 +154,7 @@ static int select_procs(const QueryContext *ctx, const Request *req, const uint8
 	size_t limit = store_proc_id_limit(ctx->store);
 	_cleanup_free_ uint8_t *sel = calloc(limit, 1);
 	int64_t best_delta = INT64_MAX;
+	bool hidden = false;
 	ProcId best = 0;
 	int r;
 
@@ -176,6 +177,12 @@ static int select_procs(const QueryContext *ctx, const Request *req, const uint8
 		 * them), only some of its descendants. */
 		if (!p || p->pid != req->pid || (in_range && !in_range[id] && !req->children))
 			continue;
+		/* The viewer's choice is among the incarnations it may see (an exec that changed
+		 * the owner leaves two, a nanosecond apart; a reused pid another user's). */
+		if (!proc_visible(ctx, p)) {
+			hidden = true;
+			continue;
+		}
 		if (req->start_ns) {
 			delta = p->start_ns > req->start_ns ? p->start_ns - req->start_ns
 							    : req->start_ns - p->start_ns;
@@ -186,6 +193,11 @@ static int select_procs(const QueryContext *ctx, const Request *req, const uint8
 		} else if (!best || p->start_ns > store_proc(ctx->store, best)->start_ns) {
 			best = id;
 		}
+	}
+	if (!best && hidden) {
+		*ret_error = error_answer_new(ERROR_DENIED, "Permission denied for pid %" PRIu32,
+					      req->pid);
+		return *ret_error ? 0 : -ENOMEM;
 	}
 	if (!best) {
 		if (req->start_ns)
@@ -199,11 +211,6 @@ static int select_procs(const QueryContext *ctx, const Request *req, const uint8
 		else
 			*ret_error = error_answer_new(ERROR_NOT_FOUND,
 						      "No process %" PRIu32 " is known", req->pid);
-		return *ret_error ? 0 : -ENOMEM;
-	}
-	if (!proc_visible(ctx, store_proc(ctx->store, best))) {
-		*ret_error = error_answer_new(ERROR_DENIED, "Permission denied for pid %" PRIu32,
-					      req->pid);
 		return *ret_error ? 0 : -ENOMEM;
 	}
 	sel[best] = 1;

@@ -90,7 +90,7 @@ def status_timed(d):
 
 
 def growing_map():
-    with Daemon(env) as d:
+    with Daemon(env, max_memory=None) as d:
         before, _ = status_timed(d)
         p, pid = start_jit(32, 14, name_after=6)
         try:
@@ -127,7 +127,7 @@ def growing_map():
 
 
 def many_maps():
-    with Daemon(env, frequency=99) as d:
+    with Daemon(env, frequency=99, max_memory=None) as d:
         jits = [start_jit(24, 20, duty=0.1) for _ in range(4)]
         try:
             time.sleep(12)
@@ -151,7 +151,7 @@ def live_processes():
 
 
 def fork_storm():
-    with Daemon(env, frequency=99) as d:
+    with Daemon(env, frequency=99, max_memory=None) as d:
         for _ in range(1000):
             subprocess.run(["/bin/true"], check=True)
         st = d.json("status")
@@ -192,7 +192,7 @@ def fork_storm():
 def second_daemon():
     top = tempfile.mkdtemp(prefix="profq-lock-")
     state = os.path.join(top, "state")
-    with Daemon(env, state_dir=state) as d:
+    with Daemon(env, state_dir=state, max_memory=None) as d:
         # Something on disk for the offline reader: one closed window.
         deadline = time.time() + 20
         while d.json("status")["persistence"]["windows_written"] < 1:
@@ -221,7 +221,7 @@ def second_daemon():
         check(json.loads(q.stdout)["windows"] >= 1, "... and finds its windows")
         d.kill()
     # kill -9 leaves the lock file; the lock went with the process.
-    with Daemon(env, state_dir=state) as d:
+    with Daemon(env, state_dir=state, max_memory=None) as d:
         check(d.json("status")["persistence"]["enabled"],
               "a restart after kill -9 takes the directory over")
     shutil.rmtree(top, ignore_errors=True)

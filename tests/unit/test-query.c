@@ -458,6 +458,43 @@ static void test_top_incarnations(void **state)
 	expect_error(ask(s, T0 + 20 * SEC, 1000, false, &req), ERROR_NOT_FOUND);
 }
 
+/*
+ * A pid with two incarnations a viewer may and may not see (an exec that changed the owner
+ * leaves two a nanosecond apart; a reused pid may be another user's): the viewer gets its own,
+ * the newest or by --start, and never the other's; only the other's: denied.
+ */
+static void test_access_incarnations(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *newest = NULL, *by_start = NULL, *root = NULL;
+	ProcId mine, theirs;
+	Split x;
+	Request req;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	split_build(s, &x);
+	mine = proc(s, 400, 1000, T0 - 5 * SEC, "mine");
+	theirs = proc(s, 400, 2000, T0 - 5 * SEC + 1, "theirs");
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	add(s, mine, 400, x.s1, false, 30);
+	add(s, theirs, 400, x.s2, false, 40);
+	assert_int_equal(store_window_close(s), 0);
+
+	req = top_req(400);
+	newest = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	assert_int_equal(json_get_int(newest, "samples"), 30);
+	req.start_ns = T0 - 5 * SEC + 1;
+	by_start = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	assert_int_equal(json_get_int(by_start, "samples"), 30);
+	/* The privileged viewer gets the newest, by --start the nearest. */
+	req.start_ns = 0;
+	root = ask(s, T0 + 20 * SEC, 0, true, &req);
+	assert_int_equal(json_get_int(root, "samples"), 40);
+	/* Someone with neither. */
+	expect_error(ask(s, T0 + 20 * SEC, 3000, false, &req), ERROR_DENIED);
+}
+
 static void test_access(void **state)
 {
 	_cleanup_(store_freep) Store *s = NULL;
@@ -1837,6 +1874,7 @@ int main(void)
 		cmocka_unit_test(test_top_ranges),
 		cmocka_unit_test(test_top_incarnations),
 		cmocka_unit_test(test_access),
+		cmocka_unit_test(test_access_incarnations),
 		cmocka_unit_test(test_unresolved),
 		cmocka_unit_test(test_visibility_rule),
 		cmocka_unit_test(test_private_proc),
