@@ -269,6 +269,7 @@ static int status_persistence(Profqd *m, json_object *status)
 	json_add_int(o, "segments", (int64_t)ps.segments);
 	json_add_int(o, "disk_bytes", (int64_t)ps.disk_bytes);
 	json_add_int(o, "windows_written", (int64_t)ps.windows_written);
+	json_add_int(o, "bytes_written", (int64_t)ps.bytes_written);
 	json_add_int(o, "write_errors", (int64_t)ps.write_errors);
 	json_add_int(o, "windows_loaded", (int64_t)loaded->windows);
 	json_add_int(o, "corrupt_segments",
