@@ -111,7 +111,7 @@ start_churn() {
 			n=\$((n + 1)); echo \"\$(date -u +%T) build \$n done\";
 			cmake --build '$bld' --target clean >/dev/null 2>&1; done"
 	CHURN_PIDS+=("$SPAWNED")
-	CHURN_DESC="$STORMS x dash -c 'while :; do /bin/true; done'; 1 shell looping over 22 distinct short-lived binaries (coreutils, awk, sed, grep, python3 -c ''); cmake --build -j2 of git archive HEAD (tests included), cleaned and rebuilt in a loop; all at nice $CHURN_NICE"
+	CHURN_DESC="$STORMS x dash -c 'while :; do /bin/true; done'; 1 shell looping over 23 distinct short-lived binaries (coreutils, awk, sed, grep, python3 -c ''); cmake --build -j2 of git archive HEAD (tests included), cleaned and rebuilt in a loop; all at nice $CHURN_NICE"
 }
 
 status() {
