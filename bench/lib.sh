@@ -184,7 +184,9 @@ cpu_ticks_ns() {
 		return
 	}
 	stat=${stat##*) } # comm may contain spaces
-	awk -v tck="$CLK_TCK" '{printf "%d\n", ($12 + $13) * 1e9 / tck}' <<<"$stat"
+	# Integer arithmetic in bash: mawk's %d stops at 2^31 (2.1 s of CPU in ns).
+	set -- $stat
+	echo $(((${12} + ${13}) * 1000000000 / CLK_TCK))
 }
 
 # On-CPU time of a process's live threads from the scheduler (ns precision).
