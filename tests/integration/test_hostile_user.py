@@ -90,7 +90,8 @@ def status_timed(d):
 
 
 def growing_map():
-    with Daemon(env) as d:
+    # The caps below are those of profqd's default --max-memory, not the harness's.
+    with Daemon(env, max_memory=None) as d:
         before, _ = status_timed(d)
         p, pid = start_jit(32, 14, name_after=6)
         try:
@@ -127,7 +128,7 @@ def growing_map():
 
 
 def many_maps():
-    with Daemon(env, frequency=99) as d:
+    with Daemon(env, frequency=99, max_memory=None) as d:
         jits = [start_jit(24, 20, duty=0.1) for _ in range(4)]
         try:
             time.sleep(12)
