@@ -28,7 +28,7 @@
 #define MAX_COMPARED 256
 
 static int file_fd = -1;
-static char file_path[PATH_MAX];
+static char file_dir[PATH_MAX], file_path[PATH_MAX];
 
 static void check_string(const char *s)
 {
@@ -86,14 +86,20 @@ static void check_again(uint64_t addr, const DwarfFrame *f, int n, const DwarfFr
 	FUZZ_CHECK(!"the same frames again");
 }
 
+static void cleanup(void)
+{
+	unlink(file_path);
+	rmdir(file_dir);
+}
+
 static void setup(void)
 {
-	char dir[] = "/tmp/fuzz-dwarf-XXXXXX";
-
-	FUZZ_CHECK(mkdtemp(dir));
-	snprintf(file_path, sizeof(file_path), "%s/input", dir);
+	snprintf(file_dir, sizeof(file_dir), "/tmp/fuzz-dwarf-XXXXXX");
+	FUZZ_CHECK(mkdtemp(file_dir));
+	snprintf(file_path, sizeof(file_path), "%s/input", file_dir);
 	file_fd = open(file_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	FUZZ_CHECK(file_fd >= 0);
+	atexit(cleanup);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
