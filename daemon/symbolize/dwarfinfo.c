@@ -119,6 +119,9 @@ struct DwarfInfo {
 	CuSpan *spans; /* sorted by low */
 	size_t n_spans, allocated_spans;
 	Pool pool;
+	/* The CU being indexed, freed by libdw_faulted() when a fault jumps out of its walk. */
+	struct CuBuilder *building;
+	CuIndex *building_cu;
 	size_t dies;   /* walked so far, for the work bound */
 	size_t memory; /* of the CU indexes */
 };
@@ -240,9 +243,9 @@ static size_t pool_memory(const Pool *p)
  * mapped data (libdwfl's opening, and indexing a CU: libdw's walks and our copies of its
  * strings) run under a SIGBUS handler that jumps back out of them. What was under way is
  * abandoned: libdwfl's handles are leaked, never touched again (their state is whatever the
- * fault left), the CU being built is leaked, and the binary's DWARF is not opened again; the
- * CUs indexed before stay (our own copies). Costs a sigsetjmp (a sigprocmask) per opening and
- * per CU indexed, not per lookup.
+ * fault left), the CU being built is freed (d holds it while it is built), and the binary's
+ * DWARF is not opened again; the CUs indexed before stay (our own copies). Costs a sigsetjmp
+ * (a sigprocmask) per opening and per CU indexed, not per lookup.
  */
 static __thread sigjmp_buf *fault_jmp;
 static struct sigaction fault_old_action;
@@ -271,9 +274,13 @@ static void fault_handler_install(void)
 	(void)sigaction(SIGBUS, &sa, &fault_old_action);
 }
 
-/* After a fault: libdwfl's state is not to be trusted, so it is let go, not freed. */
+static void cu_building_done(DwarfInfo *d);
+
+/* After a fault: libdwfl's state is not to be trusted, so it is let go, not freed (what we
+ * were building from it is ours, and freed). */
 static int libdw_faulted(DwarfInfo *d)
 {
+	cu_building_done(d);
 	d->dwfl = NULL;
 	d->mod = NULL;
 	d->libdw_bytes = 0;
@@ -648,6 +655,7 @@ DwarfInfo *dwarf_info_free(DwarfInfo *d)
 	if (!d)
 		return NULL;
 	libdw_close(d);
+	cu_building_done(d);
 	for (size_t i = 0; i < d->n_cus; i++) {
 		free(d->cus[i]->ranges);
 		free(d->cus[i]->infos);
@@ -755,6 +763,16 @@ static void cu_builder_done(CuBuilder *b)
 	free(b->rows);
 	free(b->row_files);
 	free(b->file_ids);
+}
+
+static void cu_building_done(DwarfInfo *d)
+{
+	if (d->building)
+		cu_builder_done(d->building);
+	free(d->building);
+	free(d->building_cu);
+	d->building = NULL;
+	d->building_cu = NULL;
 }
 
 /*
@@ -1013,27 +1031,35 @@ static int cu_version(Dwarf_Die *cudie)
  * and copies its line table. */
 static int cu_build(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
 {
-	_cleanup_free_ CuIndex *cu = calloc(1, sizeof(CuIndex));
-	CuBuilder b = { 0 };
+	CuIndex *cu;
+	CuBuilder *b;
 	Dwarf_Die stack[MAX_DEPTH];
 	int32_t open[MAX_DEPTH];
 	unsigned depth = 0, n_open = 0;
 	int r = 0;
 
-	if (!cu)
+	/* Owned by d while being built: a fault may jump out of the walk (see fault_handler()). */
+	cu_building_done(d);
+	cu = d->building_cu = calloc(1, sizeof(CuIndex));
+	b = d->building = calloc(1, sizeof(CuBuilder));
+	if (!cu || !b) {
+		cu_building_done(d);
 		return -ENOMEM;
+	}
 	cu->offset = dwarf_dieoffset(cudie);
-	if (dwarf_getsrcfiles(cudie, &b.files, &b.n_files) != 0) {
-		b.files = NULL;
-		b.n_files = 0;
+	if (dwarf_getsrcfiles(cudie, &b->files, &b->n_files) != 0) {
+		b->files = NULL;
+		b->n_files = 0;
 	}
-	if (b.n_files > 0) {
-		b.file_ids = malloc(b.n_files * sizeof(uint32_t));
-		if (!b.file_ids)
+	if (b->n_files > 0) {
+		b->file_ids = malloc(b->n_files * sizeof(uint32_t));
+		if (!b->file_ids) {
+			cu_building_done(d);
 			return -ENOMEM;
-		memset(b.file_ids, 0xff, b.n_files * sizeof(uint32_t));
+		}
+		memset(b->file_ids, 0xff, b->n_files * sizeof(uint32_t));
 	}
-	b.version = cu_version(cudie);
+	b->version = cu_version(cudie);
 	if (dwarf_child(cudie, &stack[0]) == 0) {
 		depth = 1;
 		while (depth > 0 && r >= 0) {
@@ -1045,7 +1071,7 @@ static int cu_build(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
 				break;
 			}
 			if (tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine)
-				r = add_die(d, &b, die, tag == DW_TAG_inlined_subroutine);
+				r = add_die(d, b, die, tag == DW_TAG_inlined_subroutine);
 			/* Down into children (inlined calls sit in blocks and other calls), else
 			 * across to the next sibling, else back up. */
 			if (depth < MAX_DEPTH && dwarf_haschildren(die) &&
@@ -1059,35 +1085,38 @@ static int cu_build(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
 		}
 	}
 	if (r >= 0 || r == -E2BIG)
-		r = add_lines(d, &b, cudie, &cu->line_base);
+		r = add_lines(d, b, cudie, &cu->line_base);
 	if (r < 0) {
-		cu_builder_done(&b);
+		cu_building_done(d);
 		return r;
 	}
 	/* Nest the ranges: each one's parent is the innermost earlier range containing it. */
-	if (b.n > 1)
-		qsort(b.ranges, b.n, sizeof(Range), range_cmp);
-	for (size_t i = 0; i < b.n; i++) {
-		while (n_open > 0 && b.ranges[open[n_open - 1]].high < b.ranges[i].high)
+	if (b->n > 1)
+		qsort(b->ranges, b->n, sizeof(Range), range_cmp);
+	for (size_t i = 0; i < b->n; i++) {
+		while (n_open > 0 && b->ranges[open[n_open - 1]].high < b->ranges[i].high)
 			n_open--;
-		while (n_open > 0 && b.ranges[open[n_open - 1]].high <= b.ranges[i].low)
+		while (n_open > 0 && b->ranges[open[n_open - 1]].high <= b->ranges[i].low)
 			n_open--;
-		b.ranges[i].parent = n_open > 0 ? open[n_open - 1] : -1;
+		b->ranges[i].parent = n_open > 0 ? open[n_open - 1] : -1;
 		if (n_open < MAX_DEPTH)
 			open[n_open++] = (int32_t)i;
 	}
-	cu->ranges = shrink_to_fit(b.ranges, b.n, sizeof(Range));
-	cu->n = b.n;
-	cu->infos = shrink_to_fit(b.infos, b.n_infos, sizeof(DieInfo));
-	cu->n_infos = b.n_infos;
-	cu->rows = shrink_to_fit(b.rows, b.n_rows, sizeof(LineRow));
-	cu->n_rows = b.n_rows;
-	cu->files = shrink_to_fit(b.row_files, b.n_row_files, sizeof(uint32_t));
-	free(b.file_ids);
-	cu->n_files = b.n_row_files;
-	d->memory += sizeof(*cu) + b.n * sizeof(Range) + b.n_infos * sizeof(DieInfo) +
-		     b.n_rows * sizeof(LineRow) + b.n_row_files * sizeof(uint32_t);
-	*ret = TAKE_PTR(cu);
+	cu->ranges = shrink_to_fit(b->ranges, b->n, sizeof(Range));
+	cu->n = b->n;
+	cu->infos = shrink_to_fit(b->infos, b->n_infos, sizeof(DieInfo));
+	cu->n_infos = b->n_infos;
+	cu->rows = shrink_to_fit(b->rows, b->n_rows, sizeof(LineRow));
+	cu->n_rows = b->n_rows;
+	cu->files = shrink_to_fit(b->row_files, b->n_row_files, sizeof(uint32_t));
+	free(b->file_ids);
+	cu->n_files = b->n_row_files;
+	d->memory += sizeof(*cu) + b->n * sizeof(Range) + b->n_infos * sizeof(DieInfo) +
+		     b->n_rows * sizeof(LineRow) + b->n_row_files * sizeof(uint32_t);
+	free(b);
+	d->building = NULL;
+	d->building_cu = NULL;
+	*ret = cu;
 	return 0;
 }
 

@@ -132,6 +132,13 @@ static bool builder_strtab(Elf *elf, size_t idx, Builder *b)
 		return false;
 	b->strtab_sh = sh;
 	if (b->fd >= 0 && !(sh.sh_flags & SHF_COMPRESSED)) {
+		struct stat st;
+
+		/* Read at lookup, not now: it must lie within the file (libelf checks only what it
+		 * reads). */
+		if (fstat(b->fd, &st) < 0 || sh.sh_offset > (uint64_t)st.st_size ||
+		    sh.sh_size > (uint64_t)st.st_size - sh.sh_offset)
+			return false;
 		b->str_buf = NULL;
 		b->str_size = sh.sh_size;
 		return true;

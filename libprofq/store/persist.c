@@ -506,7 +506,9 @@ int64_t persist_expire_bytes(PersistWriter *w, uint64_t max_bytes)
 		gone = MAX(gone, w->files[first].max_end_ns);
 		first++;
 	}
-	memmove(w->files, w->files + first, (w->n_files - first) * sizeof(SegmentFile));
+	/* Nothing to move when nothing went (files is NULL while there are none). */
+	if (first > 0)
+		memmove(w->files, w->files + first, (w->n_files - first) * sizeof(SegmentFile));
 	w->n_files -= first;
 	return gone;
 }

@@ -90,6 +90,7 @@ def status_timed(d):
 
 
 def growing_map():
+    # The caps below are those of profqd's default --max-memory, not the harness's.
     with Daemon(env, max_memory=None) as d:
         before, _ = status_timed(d)
         p, pid = start_jit(32, 14, name_after=6)

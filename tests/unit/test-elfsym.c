@@ -471,6 +471,64 @@ static void test_unterminated_names(void **state)
 	assert_int_equal(off, 3);
 }
 
+/*
+ * A .strtab whose offset lies past the end of the file (found by fuzz-elfsym): names are read
+ * from the file at lookup, so libelf never reads the table and never checks it. Its symbols
+ * are not taken (lookups used to fail with the pread's -EINVAL); the .dynsym's are.
+ */
+static void test_strtab_outside_file(void **state)
+{
+	static const char dynstr[] = "\0dyn_fn";
+	Elf64_Sym syms[2] = { { 0 },
+			      { .st_name = 1,
+				.st_info = ELF64_ST_INFO(STB_GLOBAL, STT_FUNC),
+				.st_shndx = 1,
+				.st_value = 0x1000,
+				.st_size = 16 } };
+	const CraftSection secs[] = {
+		{ .name = ".text",
+		  .type = SHT_PROGBITS,
+		  .flags = SHF_ALLOC | SHF_EXECINSTR,
+		  .addr = 0x1000,
+		  .size = 64 },
+		{ .name = ".symtab",
+		  .type = SHT_SYMTAB,
+		  .data = syms,
+		  .size = sizeof(syms),
+		  .link = 3,
+		  .entsize = sizeof(Elf64_Sym) },
+		{ .name = ".strtab", .type = SHT_STRTAB, .data = dynstr, .size = sizeof(dynstr) },
+		{ .name = ".dynsym",
+		  .type = SHT_DYNSYM,
+		  .data = syms,
+		  .size = sizeof(syms),
+		  .link = 5,
+		  .entsize = sizeof(Elf64_Sym) },
+		{ .name = ".dynstr", .type = SHT_STRTAB, .data = dynstr, .size = sizeof(dynstr) },
+	};
+	const uint64_t offsets[] = { 0xa904ffffffffffffull, 1ull << 40, 4096 };
+	_cleanup_close_ int fd = memfd_create("profq-strtab", MFD_CLOEXEC);
+	CraftLayout l;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(craft_elf(fd, secs, ARRAY_SIZE(secs), &l), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(offsets); i++) {
+		_cleanup_(elfsym_freep) ElfSym *e = NULL;
+		/* Section 3 (.strtab): sh_offset is 24 bytes into its header. */
+		uint64_t where = l.shoff + 3 * sizeof(Elf64_Shdr) + 24;
+		const char *name;
+		uint64_t off;
+
+		assert_int_equal(craft_pwrite_all(fd, &offsets[i], 8, where), 0);
+		assert_int_equal(elfsym_load_fd(fd, &e), 0);
+		assert_false(elfsym_has_symtab(e));
+		assert_int_equal(elfsym_lookup(e, 0x1004, &name, &off), 0);
+		assert_string_equal(name, "dyn_fn");
+		assert_int_equal(off, 4);
+	}
+}
+
 /* Peak RSS in KiB of a child that runs fn(arg), which must return 0. */
 static long child_peak_kib(int (*fn)(void *), void *arg)
 {
@@ -658,6 +716,7 @@ int main(void)
 		cmocka_unit_test(test_memory_image),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_unterminated_names),
+		cmocka_unit_test(test_strtab_outside_file),
 		cmocka_unit_test(test_header_counts),
 		cmocka_unit_test(test_huge_sections),
 	};
