@@ -13,7 +13,8 @@
  *
  * The queue is bounded: a sample that does not fit in max_bytes is dropped, and exec/exit events
  * and sideband records (rare, small, and needed to read the samples) may go an eighth over it;
- * every record dropped is counted by source (reader_stats()), never silently.
+ * every record dropped is counted by source (reader_stats()), never silently. A few handled
+ * chunks are kept for reuse (counted in the bytes).
  *
  * Thread-safety: reader_push() only from the read function; everything else from the owner's
  * thread.

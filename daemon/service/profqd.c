@@ -729,9 +729,11 @@ int profqd_new(const Config *config, Profqd **ret)
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up service notifications: %m");
 
-	log_info("Sampling %u CPUs at %u Hz (ring buffer %zu KiB); listening on %s.",
+	log_info("Sampling %u CPUs at %u Hz (ring buffer %zu KiB, read every %" PRIu64 " ms); "
+		 "listening on %s.",
 		 sampler_cpus(m->sampler), config->frequency,
-		 sampler_ringbuf_bytes(m->sampler) / 1024, config->socket_path);
+		 sampler_ringbuf_bytes(m->sampler) / 1024,
+		 (uint64_t)(ropts.period_ns / NSEC_PER_MSEC), config->socket_path);
 	/* The ring buffer is mapped twice (records read across its end): RSS counts it twice. */
 	if (2 * (uint64_t)sampler_ringbuf_bytes(m->sampler) > config->max_memory / 4)
 		log_warning("The BPF ring buffer (%zu KiB, counted twice in RSS) takes more than a "
