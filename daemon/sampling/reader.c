@@ -12,10 +12,10 @@
 
 /* Records are packed back to back in chunks of this size (a larger record gets its own). */
 #define CHUNK_BYTES (256u << 10)
-/* Chunks kept for reuse once handled: a new chunk costs a page fault per page written, which
- * was most of the reader's CPU (docs/PERFORMANCE.md, "Reader thread"). A tick's worth at
- * 999 Hz on 2 CPUs with 16 KiB stack copies. */
-#define SPARE_CHUNKS 8
+/* Chunks kept for reuse once handled, at most this many and an eighth of the bound: a new chunk
+ * costs a page fault per page written, which was most of the reader's CPU (docs/PERFORMANCE.md,
+ * "Reader thread"). A few ticks' worth at 999 Hz on 2 CPUs with 16 KiB stack copies. */
+#define SPARE_CHUNKS 32
 
 struct ReaderChunk {
 	ReaderChunk *next;
@@ -35,7 +35,7 @@ struct Reader {
 	bool running, stop;
 	Queue queue[_READER_SOURCE_MAX];
 	ReaderChunk *spare; /* CHUNK_BYTES each, counted in stats.bytes */
-	unsigned n_spare;
+	unsigned n_spare, max_spare;
 	ReaderStats stats;
 };
 
@@ -67,6 +67,7 @@ int reader_new(const ReaderOptions *opts, Reader **ret)
 		return -ENOMEM;
 	r->opts = *opts;
 	r->stats.max_bytes = opts->max_bytes;
+	r->max_spare = (unsigned)MIN((size_t)SPARE_CHUNKS, opts->max_bytes / 8 / CHUNK_BYTES);
 	e = pthread_mutex_init(&r->lock, NULL);
 	if (e != 0) {
 		free(r);
@@ -266,7 +267,7 @@ void reader_batch_free(ReaderBatch *b)
 	for (unsigned i = 0; i < _READER_SOURCE_MAX; i++) {
 		for (ReaderChunk *c = b->chunks[i], *next; c; c = next) {
 			next = c->next;
-			if (c->size == CHUNK_BYTES && n_spare < SPARE_CHUNKS) {
+			if (c->size == CHUNK_BYTES && n_spare < r->max_spare) {
 				c->next = spare;
 				spare = c;
 				n_spare++;
