@@ -61,7 +61,8 @@ struct Sideband {
 	sideband_handler_t handler;
 	void *userdata;
 	uint64_t lost, bad;
-	char *scratch; /* a record that wraps around the ring end */
+	uint64_t bad_framing; /* read and written atomically: counted by the reading thread */
+	char *scratch;	      /* a record that wraps around the ring end */
 	size_t scratch_size;
 	Pending *pending;
 	size_t n_pending, allocated_pending;
@@ -300,8 +301,23 @@ static int queue_event(Sideband *s, const SidebandEvent *ev)
 	return 0;
 }
 
-/* Reads one CPU's ring into the pending list. */
-static int drain_ring(Sideband *s, Ring *ring)
+int sideband_feed(Sideband *s, const void *rec, size_t size)
+{
+	SidebandEvent ev;
+	int r;
+
+	r = sideband_parse_record(rec, size, &ev, &s->lost);
+	if (r < 0) {
+		s->bad++;
+		return 0;
+	}
+	if (r == 0)
+		return 0;
+	return queue_event(s, &ev);
+}
+
+/* Hands each record of one CPU's ring to fn. */
+static int read_ring(Sideband *s, Ring *ring, sideband_record_fn fn, void *userdata)
 {
 	struct perf_event_mmap_page *meta = ring->base;
 	const char *data = (const char *)ring->base + s->page_size;
@@ -314,12 +330,11 @@ static int drain_ring(Sideband *s, Ring *ring)
 		struct perf_event_header h;
 		uint64_t off = tail % size;
 		const void *rec;
-		SidebandEvent ev;
 
 		/* Headers are 8-byte aligned and never wrap; records may. */
 		memcpy(&h, data + off, sizeof(h));
 		if (h.size < sizeof(h) || h.size > head - tail) {
-			s->bad++;
+			__atomic_fetch_add(&s->bad_framing, 1, __ATOMIC_RELAXED);
 			break;
 		}
 		if (off + h.size <= size) {
@@ -336,20 +351,24 @@ static int drain_ring(Sideband *s, Ring *ring)
 			rec = s->scratch;
 		}
 		tail += h.size;
-		r = sideband_parse_record(rec, h.size, &ev, &s->lost);
-		if (r < 0) {
-			s->bad++;
-			r = 0;
-			continue;
-		}
-		if (r > 0) {
-			r = queue_event(s, &ev);
-			if (r < 0)
-				break;
-		}
+		r = fn(userdata, rec, h.size);
+		if (r < 0)
+			break;
 	}
 	/* Hand the space back even after an error: a stuck ring would lose everything after. */
 	__atomic_store_n(&meta->data_tail, head, __ATOMIC_RELEASE);
+	return r;
+}
+
+int sideband_read(Sideband *s, sideband_record_fn fn, void *userdata)
+{
+	int r = 0;
+
+	for (unsigned i = 0; i < s->n_rings; i++) {
+		int q = read_ring(s, &s->rings[i], fn, userdata);
+		if (q < 0 && r == 0)
+			r = q;
+	}
 	return r;
 }
 
@@ -362,29 +381,37 @@ static int pending_cmp(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-int sideband_drain(Sideband *s)
+int sideband_flush(Sideband *s)
 {
-	int r = 0;
+	size_t n = s->n_pending;
 
-	s->n_pending = 0;
-	s->paths_len = 0;
-	for (unsigned i = 0; i < s->n_rings; i++) {
-		int q = drain_ring(s, &s->rings[i]);
-		if (q < 0 && r == 0)
-			r = q;
-	}
 	/* Each CPU's records are in order; across CPUs, time decides (a fork before its exec).
 	 * Nothing pending: pending may still be NULL, which qsort() must not be given. */
-	if (s->n_pending > 0)
-		qsort(s->pending, s->n_pending, sizeof(Pending), pending_cmp);
-	for (size_t i = 0; i < s->n_pending; i++) {
+	if (n > 0)
+		qsort(s->pending, n, sizeof(Pending), pending_cmp);
+	for (size_t i = 0; i < n; i++) {
 		Pending *p = &s->pending[i];
 
 		if (p->path_off != SIZE_MAX)
 			p->ev.path = s->paths + p->path_off;
 		s->handler(s->userdata, &p->ev);
 	}
-	return r < 0 ? r : (int)s->n_pending;
+	s->n_pending = 0;
+	s->paths_len = 0;
+	return (int)MIN(n, (size_t)INT32_MAX);
+}
+
+static int feed(void *userdata, const void *rec, size_t size)
+{
+	return sideband_feed(userdata, rec, size);
+}
+
+int sideband_drain(Sideband *s)
+{
+	int r = sideband_read(s, feed, s);
+	int n = sideband_flush(s);
+
+	return r < 0 ? r : n;
 }
 
 uint64_t sideband_lost(const Sideband *s)
@@ -394,5 +421,5 @@ uint64_t sideband_lost(const Sideband *s)
 
 uint64_t sideband_bad(const Sideband *s)
 {
-	return s->bad;
+	return s->bad + __atomic_load_n(&s->bad_framing, __ATOMIC_RELAXED);
 }

@@ -6,7 +6,13 @@
  * PERF_RECORD_FORK/EXIT, each stamped with CLOCK_BOOTTIME like the BPF samples. The kernel writes
  * these synchronously, so profqd learns the mappings of a process that lives for milliseconds
  * without racing /proc/PID/maps. Drained on the owner's timer (no wakeups); records the kernel
- * had to drop are counted. Not thread-safe.
+ * had to drop are counted.
+ *
+ * Reading the rings and handling the records are separate steps, so that one thread may copy
+ * records out of the rings (sideband_read()) while another parses and handles copies of them
+ * (sideband_feed(), sideband_flush()); sideband_drain() does both. Not thread-safe otherwise:
+ * one thread reads at a time, one other thread feeds and flushes, and only that one calls the
+ * rest.
  */
 #pragma once
 
@@ -43,8 +49,20 @@ int sideband_new(unsigned pages_per_cpu, sideband_handler_t handler, void *userd
 		 Sideband **ret);
 Sideband *sideband_free(Sideband *s);
 
-/* Reads every pending record of every CPU, oldest CPU first; returns the number handled. */
+/* Reads every pending record of every CPU and handles them, sorted by time; returns the number
+ * handled. */
 int sideband_drain(Sideband *s);
+
+/* Gets each raw record (header included); valid during the call. A negative return stops the
+ * reading of that CPU's ring (the records read so far are consumed). */
+typedef int (*sideband_record_fn)(void *userdata, const void *rec, size_t size);
+/* Hands every record of every CPU's ring to fn, CPU by CPU; they are consumed from the rings. */
+int sideband_read(Sideband *s, sideband_record_fn fn, void *userdata);
+/* Parses a raw record (counted as bad or lost as the case may be) and keeps it for the flush. */
+int sideband_feed(Sideband *s, const void *rec, size_t size);
+/* Hands the records fed since the last flush to the handler, sorted by time (equal times in the
+ * order fed). The handler must not feed or flush. Returns the number handled. */
+int sideband_flush(Sideband *s);
 /* Records the kernel dropped because a ring was full. */
 uint64_t sideband_lost(const Sideband *s);
 /* Records that did not parse (counted, skipped). */

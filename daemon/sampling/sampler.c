@@ -12,13 +12,14 @@
 
 struct Sampler {
 	struct profq_bpf *skel;
-	struct ring_buffer *rb;
+	struct ring_buffer *rb_events, *rb_samples;
 	/* One per CPU; each owns its perf event fd: bpf_link__destroy() closes it. */
 	struct bpf_link **links;
 	struct bpf_link *exec_link, *exit_link;
 	unsigned n_cpus; /* possible CPUs: size of per-CPU values */
 	unsigned n_attached;
 	size_t ringbuf_bytes;
+	uint32_t frequency, stack_copy;
 	sampler_handler_t on_sample;
 	sampler_event_handler_t on_event;
 	void *userdata;
@@ -47,7 +48,8 @@ Sampler *sampler_free(Sampler *s)
 {
 	if (!s)
 		return NULL;
-	ring_buffer__free(s->rb);
+	ring_buffer__free(s->rb_events);
+	ring_buffer__free(s->rb_samples);
 	bpf_link__destroy(s->exec_link);
 	bpf_link__destroy(s->exit_link);
 	for (unsigned i = 0; s->links && i < s->n_cpus; i++)
@@ -119,11 +121,16 @@ static int online_cpus(unsigned n_possible, bool **ret)
 	return 0;
 }
 
+/* A typical record: the header and kernel frames, and half the stack copy (records are sized to
+ * the stack in use, see user_stack_span()). */
+static uint64_t typical_record(uint32_t stack_copy)
+{
+	return PROFQ_SAMPLE_STACK_OFFSET + stack_copy / 2;
+}
+
 static size_t ringbuf_size(const SamplerOptions *opts, unsigned n_cpus)
 {
-	/* A typical record: the header and kernel frames, and half the stack copy (records are
-	 * sized to the stack in use, see user_stack_span()). */
-	uint64_t record = PROFQ_SAMPLE_STACK_OFFSET + opts->stack_copy / 2;
+	uint64_t record = typical_record(opts->stack_copy);
 	/* A second of samples from every CPU: ten drains' worth, and room for the daemon to be
 	 * busy for a while (reading a big binary) before anything is lost. The ring is mapped
 	 * twice into our address space (to read records across its end), so it counts twice in
@@ -149,6 +156,8 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 	if (!s)
 		return -ENOMEM;
 	s->on_sample = opts->on_sample;
+	s->frequency = opts->frequency;
+	s->stack_copy = opts->stack_copy;
 	s->on_event = opts->on_event;
 	s->userdata = opts->userdata;
 	r = libbpf_num_possible_cpus();
@@ -237,30 +246,61 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 		return log_error_errno(negative_errno(),
 				       "Failed to attach to sched_process_exit: %m");
 
-	/* Run: the reader side of the ring buffers, drained by the caller's timer; events first,
-	 * so an exec is known before the samples of the new image. */
-	s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.events), on_event_record, s, NULL);
-	if (!s->rb)
+	/* Run: the reader side of the ring buffers, one each so the caller chooses the order. */
+	s->rb_events = ring_buffer__new(bpf_map__fd(s->skel->maps.events), on_event_record, s,
+					NULL);
+	if (!s->rb_events)
 		return log_error_errno(negative_errno(), "Failed to open the BPF ring buffers: %m");
-	r = ring_buffer__add(s->rb, bpf_map__fd(s->skel->maps.samples), on_record, s);
-	if (r < 0)
-		return log_error_errno(r, "Failed to open the BPF ring buffers: %m");
+	s->rb_samples = ring_buffer__new(bpf_map__fd(s->skel->maps.samples), on_record, s, NULL);
+	if (!s->rb_samples)
+		return log_error_errno(negative_errno(), "Failed to open the BPF ring buffers: %m");
 
 	*ret = TAKE_PTR(s);
 	return 0;
 }
 
-int sampler_drain(Sampler *s)
+static int consume(Sampler *s, struct ring_buffer *rb)
 {
 	int r;
 
 	s->handler_error = 0;
-	r = ring_buffer__consume(s->rb);
+	r = ring_buffer__consume(rb);
 	if (r < 0)
 		return r;
 	if (s->handler_error < 0)
 		return s->handler_error;
 	return r;
+}
+
+int sampler_drain_events(Sampler *s)
+{
+	return consume(s, s->rb_events);
+}
+
+int sampler_drain_samples(Sampler *s)
+{
+	return consume(s, s->rb_samples);
+}
+
+int sampler_drain(Sampler *s)
+{
+	int r, n;
+
+	/* Events first, so an exec is known before the samples of the new image. */
+	n = sampler_drain_events(s);
+	if (n < 0)
+		return n;
+	r = sampler_drain_samples(s);
+	if (r < 0)
+		return r;
+	return n + r;
+}
+
+uint64_t sampler_ringbuf_span_ns(const Sampler *s)
+{
+	uint64_t per_s = (uint64_t)s->frequency * s->n_attached * typical_record(s->stack_copy);
+
+	return per_s ? (uint64_t)s->ringbuf_bytes * NSEC_PER_SEC / per_s : NSEC_PER_SEC;
 }
 
 int sampler_counters(Sampler *s, struct profq_counters *ret)

@@ -3,9 +3,11 @@
  * Sampler: loads the BPF programs, opens one PERF_COUNT_SW_CPU_CLOCK event per online CPU at the
  * given frequency, attaches the sampling program to each and the exec/exit programs to their
  * tracepoints, and hands samples and events from their ring buffers to callbacks when drained.
- * The BPF side never wakes us (BPF_RB_NO_WAKEUP); the owner calls sampler_drain() on a timer.
- * Owns every kernel object it creates (each perf event fd through the BPF link attached to it).
- * Not thread-safe.
+ * The BPF side never wakes us (BPF_RB_NO_WAKEUP); the owner drains it on a timer (profqd: from
+ * its reader thread, reader.h). Owns every kernel object it creates (each perf event fd through
+ * the BPF link attached to it). Not thread-safe: the drains run the handlers in the calling
+ * thread, one drain at a time; sampler_counters() reads memory the kernel writes and may run
+ * beside a drain.
  */
 #pragma once
 
@@ -35,13 +37,19 @@ typedef struct SamplerOptions {
 int sampler_new(const SamplerOptions *opts, Sampler **ret);
 Sampler *sampler_free(Sampler *s);
 
-/* Consumes every sample in the ring buffer: the count, or a negative errno. */
+/* Consumes every event, then every sample, in the ring buffers: the count, or a negative errno
+ * (the first a handler returned; the records are consumed all the same). */
 int sampler_drain(Sampler *s);
+/* The same for one ring buffer. */
+int sampler_drain_events(Sampler *s);
+int sampler_drain_samples(Sampler *s);
 
 /* Sums of the per-CPU BPF counters. */
 int sampler_counters(Sampler *s, struct profq_counters *ret);
 unsigned sampler_cpus(const Sampler *s);
 size_t sampler_ringbuf_bytes(const Sampler *s);
+/* How long the sample ring holds typical records at the configured rate on every CPU. */
+uint64_t sampler_ringbuf_span_ns(const Sampler *s);
 /* BPF program id (for bpftool / kernel.bpf_stats_enabled figures). */
 uint32_t sampler_prog_id(const Sampler *s);
 

@@ -15,6 +15,7 @@
 #include "process/sideband.h"
 #include "query/query.h"
 #include "sampling/profiler.h"
+#include "sampling/reader.h"
 #include "sampling/sampler.h"
 #include "service/access.h"
 #include "service/loop.h"
@@ -27,6 +28,11 @@
 #define TICK_NS (100 * NSEC_PER_MSEC)
 /* Data pages per CPU of the sideband ring: 128 KiB holds ~1000 mappings per 100 ms tick. */
 #define SIDEBAND_PAGES 32
+/* The reader thread empties the kernel rings this often, at least, and at most: eight times
+ * while the sample ring fills at the configured rate (docs/ARCHITECTURE.md, "Sample
+ * transport"). */
+#define READ_PERIOD_MIN_NS (10 * NSEC_PER_MSEC)
+#define READ_PERIOD_MAX_NS (50 * NSEC_PER_MSEC)
 
 struct Profqd {
 	const Config *config;
@@ -34,6 +40,7 @@ struct Profqd {
 	Profiler *profiler;
 	Sampler *sampler;
 	Sideband *sideband;
+	Reader *reader;
 	Server *server;
 	History *history;
 	Notifier *notifier;
@@ -45,12 +52,16 @@ struct Profqd {
 	bool have_group;
 	uint64_t start_mono_ns;
 	uint64_t drain_errors;
+	uint64_t queue_dropped; /* samples the reader's queue dropped, as of the last drain */
+	int read_error;		/* the reader's first error (atomic: set in its thread) */
 };
 
 Profqd *profqd_free(Profqd *m)
 {
 	if (!m)
 		return NULL;
+	/* The reader thread first: it reads the sampler's and the sideband's rings. */
+	reader_free(m->reader);
 	history_free(m->history);
 	server_free(m->server);
 	notifier_free(m->notifier);
@@ -70,14 +81,84 @@ Profqd *profqd_free(Profqd *m)
 	return NULL;
 }
 
+/*
+ * In the reader's thread (reader.h), or in ours through reader_read_now(): only the kernel rings
+ * and the reader's queue are touched here.
+ */
 static int on_sample(void *userdata, const struct profq_sample *s, size_t size)
 {
-	return profiler_add_sample(userdata, s, size);
+	Profqd *m = userdata;
+
+	(void)reader_push(m->reader, READER_SAMPLE, s, size); /* a drop is counted there */
+	return 0;
 }
 
 static int on_event(void *userdata, const struct profq_event *e, size_t size)
 {
-	return profiler_add_event(userdata, e, size);
+	Profqd *m = userdata;
+
+	(void)reader_push(m->reader, READER_EVENT, e, size);
+	return 0;
+}
+
+static int on_sideband_record(void *userdata, const void *rec, size_t size)
+{
+	Profqd *m = userdata;
+
+	(void)reader_push(m->reader, READER_SIDEBAND, rec, size);
+	return 0;
+}
+
+/*
+ * One pass of the reader: samples, then events, then the sideband. Whatever a sample needs to be
+ * read was written before the sample (an exec's event, a mapping's record), so it is in the same
+ * pass or an earlier one; the drain hands a batch of whole passes on in the other order.
+ */
+static void read_kernel(void *userdata, Reader *reader)
+{
+	Profqd *m = userdata;
+	int r, q;
+
+	(void)reader;
+	r = sampler_drain_samples(m->sampler);
+	q = sampler_drain_events(m->sampler);
+	r = r < 0 ? r : q;
+	q = sideband_read(m->sideband, on_sideband_record, m);
+	r = r < 0 ? r : q;
+	if (r < 0) {
+		int expected = 0;
+
+		__atomic_compare_exchange_n(&m->read_error, &expected, r, false, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED);
+	}
+}
+
+/* From here on, in the main loop's thread. */
+static void on_queued_sideband(void *userdata, const void *rec, size_t size)
+{
+	Profqd *m = userdata;
+
+	(void)sideband_feed(m->sideband, rec, size);
+}
+
+static void on_queued_event(void *userdata, const void *rec, size_t size)
+{
+	Profqd *m = userdata;
+	int r;
+
+	r = profiler_add_event(m->profiler, rec, size);
+	if (r < 0 && m->drain_errors++ == 0)
+		log_warning_errno(r, "Failed to store an event: %m");
+}
+
+static void on_queued_sample(void *userdata, const void *rec, size_t size)
+{
+	Profqd *m = userdata;
+	int r;
+
+	r = profiler_add_sample(m->profiler, rec, size);
+	if (r < 0 && m->drain_errors++ == 0)
+		log_warning_errno(r, "Failed to store samples: %m");
 }
 
 static void on_sideband(void *userdata, const SidebandEvent *ev)
@@ -85,34 +166,51 @@ static void on_sideband(void *userdata, const SidebandEvent *ev)
 	profiler_sideband_event(userdata, ev);
 }
 
+/* The mappings the kernel has logged up to now: those queued, then those still in its rings. */
 static void refresh_sideband(void *userdata)
 {
 	Profqd *m = userdata;
+	ReaderBatch b;
 
-	(void)sideband_drain(m->sideband);
+	reader_read_now(m->reader);
+	reader_take(m->reader, 1u << READER_SIDEBAND, &b);
+	reader_batch_each(&b, READER_SIDEBAND, on_queued_sideband, m);
+	reader_batch_free(&b);
+	(void)sideband_flush(m->sideband);
 }
 
 /*
- * Drains everything the kernel has for us, in the order that lets each part use the one before:
- * mappings (sideband), then exec/exit events, then samples; and moves the BPF counters' news
- * into the profiler.
+ * Handles what the reader queued, in the order that lets each part use the one before: mappings
+ * (sideband), then exec/exit events, then samples; and moves the BPF counters' news into the
+ * profiler. With now, first reads what the kernel rings hold at this moment.
  */
-static void drain(Profqd *m)
+static void drain(Profqd *m, bool now)
 {
 	struct profq_counters c;
+	ReaderStats rs;
+	ReaderBatch b;
 	int r;
 
-	r = sideband_drain(m->sideband);
+	if (now)
+		reader_read_now(m->reader);
+	reader_take(m->reader, (1u << _READER_SOURCE_MAX) - 1, &b);
+	reader_batch_each(&b, READER_SIDEBAND, on_queued_sideband, m);
+	(void)sideband_flush(m->sideband);
+	reader_batch_each(&b, READER_EVENT, on_queued_event, m);
+	reader_batch_each(&b, READER_SAMPLE, on_queued_sample, m);
+	reader_batch_free(&b);
+	r = __atomic_load_n(&m->read_error, __ATOMIC_RELAXED);
 	if (r < 0 && m->drain_errors++ == 0)
-		log_warning_errno(r, "Failed to read the sideband: %m");
-	r = sampler_drain(m->sampler);
-	if (r < 0 && m->drain_errors++ == 0)
-		log_warning_errno(r, "Failed to store samples: %m");
+		log_warning_errno(r, "Failed to read the kernel's ring buffers: %m");
 	if (sampler_counters(m->sampler, &c) < 0)
 		return;
-	profiler_add_counters(m->profiler, c.lost_ringbuf - m->last.lost_ringbuf,
+	reader_stats(m->reader, &rs);
+	profiler_add_counters(m->profiler,
+			      c.lost_ringbuf - m->last.lost_ringbuf + rs.dropped[READER_SAMPLE] -
+				      m->queue_dropped,
 			      c.idle - m->last.idle);
 	m->last = c;
+	m->queue_dropped = rs.dropped[READER_SAMPLE];
 }
 
 static void notify_stats(void *userdata, NotifyStats *ret)
@@ -128,7 +226,7 @@ static void notify_stats(void *userdata, NotifyStats *ret)
 		.frequency_hz = m->config->frequency,
 		.samples = m->last.samples,
 		/* The same sum as the status answer's "lost". */
-		.lost = m->last.lost_ringbuf + ps.bad_records + ps.failed,
+		.lost = m->last.lost_ringbuf + m->queue_dropped + ps.bad_records + ps.failed,
 		.processes = pt.running,
 		.memory_bytes = profiler_memory(m->profiler),
 		.max_memory_bytes = m->config->max_memory,
@@ -145,7 +243,7 @@ static int on_timer(LoopSource *src, int fd, uint32_t events, void *userdata)
 	(void)events;
 	if (read(fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
 		return log_error_errno(negative_errno(), "Failed to read the timer: %m");
-	drain(m);
+	drain(m, false);
 	r = profiler_tick(m->profiler, now_real_ns(), now_mono_ns());
 	if (r < 0)
 		log_warning_errno(r, "Failed to rotate windows: %m");
@@ -202,16 +300,21 @@ static int status_memory(Profqd *m, const ProfilerStats *ps, json_object *status
 {
 	json_object *o = json_object_new_object();
 	ProfilerMemory pm;
+	ReaderStats rs;
 
 	if (!o)
 		return -ENOMEM;
 	profiler_memory_parts(m->profiler, &pm);
+	reader_stats(m->reader, &rs);
 	json_add_int(o, "store", (int64_t)pm.store);
 	json_add_int(o, "symbolizer", (int64_t)pm.symbolizer);
 	json_add_int(o, "processes", (int64_t)pm.processes);
 	json_add_int(o, "perf_maps", (int64_t)pm.perf_maps);
 	json_add_int(o, "stack_cache", (int64_t)pm.stacks);
 	json_add_int(o, "mapping_log", (int64_t)pm.maplog);
+	json_add_int(o, "queue", (int64_t)rs.bytes);
+	json_add_int(o, "queue_peak", (int64_t)rs.peak_bytes);
+	json_add_int(o, "queue_max", (int64_t)rs.max_bytes);
 	json_add_int(o, "rss_bytes", procfs_self_resident());
 	/* As of the last housekeeping pass: what --max-memory left the profiler's data. */
 	json_add_int(o, "outside_bytes", (int64_t)ps->memory_other);
@@ -298,6 +401,7 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	ProcTableStats pt;
 	ProfilerStats ps;
 	ServerStats ss;
+	ReaderStats rs;
 	json_object *sym;
 	int r;
 
@@ -307,6 +411,7 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	profiler_proc_stats(m->profiler, &pt);
 	symbolizer_stats(profiler_symbolizer(m->profiler), &sy);
 	server_stats(m->server, &ss);
+	reader_stats(m->reader, &rs);
 	json_add_double(o, "uptime_s", (double)(now_mono_ns() - m->start_mono_ns) / NSEC_PER_SEC,
 			1);
 	json_add_int(o, "frequency_hz", m->config->frequency);
@@ -314,8 +419,11 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	json_add_int(o, "samples", (int64_t)m->last.samples);
 	json_add_int(o, "stored", (int64_t)ps.stored);
 	json_add_int(o, "idle", (int64_t)m->last.idle);
-	json_add_int(o, "lost", (int64_t)(m->last.lost_ringbuf + ps.bad_records + ps.failed));
+	json_add_int(
+		o, "lost",
+		(int64_t)(m->last.lost_ringbuf + m->queue_dropped + ps.bad_records + ps.failed));
 	json_add_int(o, "lost_ringbuf", (int64_t)m->last.lost_ringbuf);
+	json_add_int(o, "lost_queue", (int64_t)m->queue_dropped);
 	json_add_int(o, "stack_errors", (int64_t)(m->last.kstack_errors + m->last.ustack_errors));
 	json_add_int(o, "truncated_stacks", (int64_t)ps.truncated);
 	json_add_int(o, "windows", (int64_t)store_window_count(store));
@@ -344,8 +452,9 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	json_add_int(o, "exited_dropped_memory", (int64_t)pt.exited_dropped_memory);
 	json_add_int(o, "exits_unseen", (int64_t)pt.exits_unseen);
 	json_add_int(o, "processes_table", (int64_t)pt.processes);
-	json_add_int(o, "lost_events", (int64_t)m->last.lost_events);
-	json_add_int(o, "lost_sideband", (int64_t)sideband_lost(m->sideband));
+	json_add_int(o, "lost_events", (int64_t)(m->last.lost_events + rs.dropped[READER_EVENT]));
+	json_add_int(o, "lost_sideband",
+		     (int64_t)(sideband_lost(m->sideband) + rs.dropped[READER_SIDEBAND]));
 	json_add_int(o, "clients", (int64_t)ss.clients);
 	json_add_int(o, "clients_refused", (int64_t)ss.refused);
 	json_add_int(o, "client_timeouts", (int64_t)ss.timeouts);
@@ -432,7 +541,7 @@ static int on_request(void *userdata, const Peer *peer, const Request *req, json
 	int r;
 
 	/* Answer from everything sampled so far, not from the last tick. */
-	drain(m);
+	drain(m, true);
 	if (req->command == COMMAND_STATUS)
 		return answer_status(m, &viewer, ret);
 	/* Live processes' user/sys are the kernel's figures of now. */
@@ -513,6 +622,12 @@ int profqd_new(const Config *config, Profqd **ret)
 				 .stack_copy = config->stack_copy,
 				 .on_sample = on_sample,
 				 .on_event = on_event };
+	ReaderOptions ropts = {
+		.read = read_kernel,
+		/* Bytes in the queue are resident, so --max-memory counts them (as outside the
+		 * profiler's data, profiler.h); a quarter of it holds seconds of samples. */
+		.max_bytes = config->max_memory / 4,
+	};
 	ServerOptions vopts = {
 		.path = config->socket_path,
 		.max_clients = 256,
@@ -575,10 +690,21 @@ int profqd_new(const Config *config, Profqd **ret)
 	if (r < 0)
 		return r; /* logged */
 	profiler_set_sideband_refresh(m->profiler, refresh_sideband, m);
-	sopts.userdata = m->profiler;
+	sopts.userdata = m;
 	r = sampler_new(&sopts, &m->sampler);
 	if (r < 0)
 		return r; /* logged */
+	/* Attached: from now on a thread empties the kernel rings, whatever the loop is doing. */
+	ropts.userdata = m;
+	ropts.period_ns = sampler_ringbuf_span_ns(m->sampler) / 8;
+	ropts.period_ns = MAX(ropts.period_ns, READ_PERIOD_MIN_NS);
+	ropts.period_ns = MIN(ropts.period_ns, READ_PERIOD_MAX_NS);
+	r = reader_new(&ropts, &m->reader);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the ring buffer reader: %m");
+	r = reader_start(m->reader);
+	if (r < 0)
+		return log_error_errno(r, "Failed to start the ring buffer reader thread: %m");
 
 	r = mkdir_parents(config->socket_path, 0755);
 	if (r < 0)
@@ -604,9 +730,11 @@ int profqd_new(const Config *config, Profqd **ret)
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up service notifications: %m");
 
-	log_info("Sampling %u CPUs at %u Hz (ring buffer %zu KiB); listening on %s.",
+	log_info("Sampling %u CPUs at %u Hz (ring buffer %zu KiB, read every %" PRIu64 " ms); "
+		 "listening on %s.",
 		 sampler_cpus(m->sampler), config->frequency,
-		 sampler_ringbuf_bytes(m->sampler) / 1024, config->socket_path);
+		 sampler_ringbuf_bytes(m->sampler) / 1024,
+		 (uint64_t)(ropts.period_ns / NSEC_PER_MSEC), config->socket_path);
 	/* The ring buffer is mapped twice (records read across its end): RSS counts it twice. */
 	if (2 * (uint64_t)sampler_ringbuf_bytes(m->sampler) > config->max_memory / 4)
 		log_warning("The BPF ring buffer (%zu KiB, counted twice in RSS) takes more than a "
@@ -627,8 +755,9 @@ int profqd_run(Profqd *m)
 	notifier_stopping(m->notifier);
 	if (r < 0)
 		return log_error_errno(r, "Event loop failed: %m");
-	/* Keep what the open window holds. */
-	drain(m);
+	/* Keep what the open window holds: the reader's last records, and the kernel's. */
+	reader_stop(m->reader);
+	drain(m, true);
 	r = profiler_close_window(m->profiler);
 	if (r < 0)
 		log_warning_errno(r, "Failed to close the open window: %m");
