@@ -213,11 +213,17 @@ class Monitor(threading.Thread):
         self.worst_by_phase = {}
 
     def rss(self):
+        """Resident memory that is the daemon's own: anonymous and shared memory, not the
+        pages of files libdw maps (the page cache of a user's file, which the kernel takes
+        back under pressure: the truncation loop maps its 1M-entry library again and again)."""
+        fields = {}
         with open(f"/proc/{self.d.proc.pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
+                key, _, value = line.partition(":")
+                if key in ("RssAnon", "RssShmem", "RssFile"):
+                    fields[key] = int(value.split()[0]) * 1024
+        self.file_rss = max(getattr(self, "file_rss", 0), fields.get("RssFile", 0))
+        return fields.get("RssAnon", 0) + fields.get("RssShmem", 0)
 
     def run(self):
         while not self.stop_flag.is_set():
@@ -531,8 +537,9 @@ def scenarios(env, d, user, top_dir, tok):
     check(mon.worst_mem <= MAX_MEMORY,
           f"memory within --max-memory throughout (worst {mon.worst_mem >> 20} MiB)")
     check(mon.worst_rss <= baseline_rss + (16 << 20),
-          f"RSS grew by at most 16 MiB over the hostile files "
-          f"({baseline_rss >> 20} -> {mon.worst_rss >> 20} MiB)")
+          f"RSS (anonymous + shared) grew by at most 16 MiB over the hostile files "
+          f"({baseline_rss >> 20} -> {mon.worst_rss >> 20} MiB; file pages at most "
+          f"{mon.file_rss >> 20} MiB)")
     check("lost" in st and st["samples"] > 0,
           f"samples {st['samples']}, losses counted: lost {st['lost']}")
     print(json.dumps(st["symbolizer"], indent=1))
