@@ -117,9 +117,14 @@ def growing_map():
         sym, bsym = after["symbolizer"], before["symbolizer"]
         read = sym["perf_map_bytes_read"] - bsym["perf_map_bytes_read"]
         refused = sym["perf_map_bytes_refused"] - bsym["perf_map_bytes_refused"]
-        # The cap at the default --max-memory 64M is 4 MiB: the newest 2 MiB are read, then
-        # what the file gains; the rest of the 32 MiB is refused, and counted.
-        check(read < 8 << 20, f"the 32 MiB map is not read again and again ({read} bytes read)")
+        # The cap at the default --max-memory 64M is 4 MiB: the newest of it is read, then
+        # what the file gains; the rest of the 32 MiB is refused, and counted. Memory pressure
+        # (999 Hz: a 32 MiB ring buffer counts in the budget) may drop the map once and read it
+        # again: at most a few times the cap, where each new line used to read it all (32 MiB
+        # for every one of 70 lines).
+        check(read < 3 * (4 << 20),
+              f"the 32 MiB map is not read again and again ({read} bytes read, "
+              f"{sym['perf_maps_dropped'] - bsym['perf_maps_dropped']} drops)")
         check(refused >= 28 << 20, f"what the cap left unread is counted ({refused} bytes)")
         top = d.json("top", "--pid", str(pid), "-n", "20")
         hot = row(top, "profq_spin_named_late")
