@@ -13,20 +13,13 @@
  *
  *   fuzz-cfi -max_total_time=60 -max_len=65536 CORPUS_DIR tests/fuzz/corpus/cfi
  */
+#include "fuzz-check.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/macro.h"
 #include "unwind/cfi.h"
-
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                                 \
-		}                                                                                \
-	} while (0)
 
 #define MAX_LOOKUPS 512
 
@@ -44,9 +37,9 @@ static uint64_t le(const uint8_t *p, size_t n)
 static void check_load(int r, Cfi *cfi)
 {
 	if (r < 0) {
-		CHECK(!cfi);
-		CHECK(r == -ENOENT || r == -ENOMEM || r == -EFBIG || r == -EBADMSG ||
-		      r == -ENOEXEC || r == -EOPNOTSUPP);
+		FUZZ_CHECK(!cfi);
+		FUZZ_CHECK(r == -ENOENT || r == -ENOMEM || r == -EFBIG || r == -EBADMSG ||
+			   r == -ENOEXEC || r == -EOPNOTSUPP);
 	}
 }
 
@@ -59,16 +52,16 @@ static void lookups(Cfi *cfi, const uint64_t *addrs, size_t n)
 		CfiRow row;
 		int r = cfi_lookup(cfi, addrs[i], &row);
 
-		CHECK(r == 0 || r == -ENOENT);
+		FUZZ_CHECK(r == 0 || r == -ENOENT);
 		if (r == 0) {
-			CHECK(row.cfa > CFI_CFA_UNKNOWN && row.cfa <= CFI_CFA_END);
-			CHECK(row.rbp == CFI_RBP_SAME || row.rbp == CFI_RBP_OFFSET);
+			FUZZ_CHECK(row.cfa > CFI_CFA_UNKNOWN && row.cfa <= CFI_CFA_END);
+			FUZZ_CHECK(row.rbp == CFI_RBP_SAME || row.rbp == CFI_RBP_OFFSET);
 		}
 	}
 	cfi_stats(cfi, &st);
-	CHECK(st.refused_fdes <= st.decoded_fdes);
-	CHECK(st.cache_bytes <= CFI_MAX_CACHE_BYTES);
-	CHECK(cfi_memory(cfi) > 0);
+	FUZZ_CHECK(st.refused_fdes <= st.decoded_fdes);
+	FUZZ_CHECK(st.cache_bytes <= CFI_MAX_CACHE_BYTES);
+	FUZZ_CHECK(cfi_memory(cfi) > 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -131,7 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		lookups(cfi, addrs, n);
 		lookups(cfi, addrs, n);
 		cfi_stats(cfi, &st);
-		CHECK(st.decoded_fdes <= 2 * n);
+		FUZZ_CHECK(st.decoded_fdes <= 2 * n);
 		cfi_free(cfi);
 	}
 	return 0;

@@ -10,6 +10,7 @@
  */
 #pragma once
 
+#include "fuzz-check.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,14 +18,6 @@
 
 #include "base/macro.h"
 #include "store/persist.h"
-
-#define FUZZ_CHECK(cond)                                                                         \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                                 \
-		}                                                                                \
-	} while (0)
 
 #define FUZZ_MAX_HELD 65536
 

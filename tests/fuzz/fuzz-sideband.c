@@ -9,6 +9,7 @@
  *
  *   fuzz-sideband -max_total_time=60 CORPUS_DIR tests/fuzz/corpus/sideband
  */
+#include "fuzz-check.h"
 #include <linux/perf_event.h>
 #include <string.h>
 
@@ -16,14 +17,6 @@
 #include "base/procfs.h"
 #include "process/maplog.h"
 #include "process/sideband.h"
-
-#define FUZZ_CHECK(cond)                                                                         \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                                 \
-		}                                                                                \
-	} while (0)
 
 #define MAX_PIDS 64
 
