@@ -10,13 +10,13 @@
  */
 #pragma once
 
-#include "fuzz-check.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <zlib.h>
 
 #include "base/macro.h"
+#include "fuzz-check.h"
 #include "store/persist.h"
 
 #define FUZZ_MAX_HELD 65536
