@@ -13,12 +13,12 @@
  *
  *   fuzz-cfi -max_total_time=60 -max_len=65536 CORPUS_DIR tests/fuzz/corpus/cfi
  */
-#include "fuzz-check.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/macro.h"
+#include "fuzz-check.h"
 #include "unwind/cfi.h"
 
 #define MAX_LOOKUPS 512

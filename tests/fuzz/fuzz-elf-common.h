@@ -8,13 +8,14 @@
  */
 #pragma once
 
-#include "fuzz-check.h"
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "fuzz-check.h"
 
 #define FUZZ_MAX_ADDRS 1024
 

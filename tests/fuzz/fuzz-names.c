@@ -6,12 +6,12 @@
  * process's comm and cmdline and the functions, modules and files of a few stacks; every answer
  * of the query engine is then written and checked, for a privileged and an unprivileged viewer.
  */
-#include "fuzz-check.h"
 #include <string.h>
 
 #include "base/json-util.h"
 #include "base/macro.h"
 #include "base/text.h"
+#include "fuzz-check.h"
 #include "query/query.h"
 
 #define T0 (1700000000LL * (int64_t)NSEC_PER_SEC)

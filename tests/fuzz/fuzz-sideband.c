@@ -9,12 +9,12 @@
  *
  *   fuzz-sideband -max_total_time=60 CORPUS_DIR tests/fuzz/corpus/sideband
  */
-#include "fuzz-check.h"
 #include <linux/perf_event.h>
 #include <string.h>
 
 #include "base/macro.h"
 #include "base/procfs.h"
+#include "fuzz-check.h"
 #include "process/maplog.h"
 #include "process/sideband.h"
 
