@@ -56,13 +56,87 @@ struct profq_sample {
 	__u64 user_sp;
 	__u64 user_bp;
 	__u32 stack_len; /* bytes of user stack copied (stack-copy mode) */
-	__u32 pad;
+	__u16 py_len;	 /* Python frames at PROFQ_PY_FRAMES_OFFSET (stack-copy mode) */
+	__u16 py_flags;	 /* PROFQ_PY_* */
 	__u64 addrs[2 * PROFQ_MAX_FRAMES];
 	__u8 stack[]; /* stack-copy mode: the record is sized to it */
 };
 
 #define PROFQ_SAMPLE_HDR_SIZE 112
 #define PROFQ_SAMPLE_STACK_OFFSET (PROFQ_SAMPLE_HDR_SIZE + 2 * PROFQ_MAX_FRAMES * 8)
+
+/*
+ * Python. For a thread of a CPython process profqd knows (py_procs, py_threads), the BPF
+ * program walks the interpreter's frame chain from the thread's thread state and stores, in
+ * stack-copy mode, py_len profq_py_frame entries (innermost first) at PROFQ_PY_FRAMES_OFFSET:
+ * the second half of addrs[], which holds no user frames in that mode. The structure offsets
+ * come from a profq_py_layout per interpreter version (py_layouts).
+ */
+#define PROFQ_PY_MAX_FRAMES 63
+#define PROFQ_PY_FRAMES_OFFSET (PROFQ_SAMPLE_HDR_SIZE + PROFQ_MAX_FRAMES * 8)
+#define PROFQ_PY_LAYOUTS 16
+/* Python processes and threads profqd follows at once (the maps' sizes). */
+#define PROFQ_PY_PROCS 1024
+#define PROFQ_PY_THREADS 16384
+
+/* profq_sample.py_flags */
+#define PROFQ_PY_WALKED (1u << 0) /* the thread's Python stack was walked (py_len may be 0) */
+#define PROFQ_PY_THREAD_UNKNOWN (1u << 1)  /* a Python process's thread without a known state */
+#define PROFQ_PY_READ_ERROR (1u << 2)	   /* a read failed: the walk stopped there */
+#define PROFQ_PY_TRUNCATED (1u << 3)	   /* more than PROFQ_PY_MAX_FRAMES frames */
+#define PROFQ_PY_THREAD_MISMATCH (1u << 4) /* the thread state is another thread's (stale) */
+
+/* In profq_py_frame.code: the outermost frame run by one call of the interpreter's evaluation
+ * function (every frame up to 3.10; in 3.11+ the frames it entered since, e.g. Python calling
+ * Python, run in the same call). User addresses are below 2^63. */
+#define PROFQ_PY_ENTRY (1ull << 63)
+
+struct profq_py_frame {
+	__u64 code;   /* the code object's address, | PROFQ_PY_ENTRY */
+	__u32 offset; /* byte offset of the current instruction in the code's bytecode */
+	__u32 ident;  /* hash of the code object's identity bytes (profq_py_layout.code_ident) */
+};
+
+/* profq_py_layout.model */
+#define PROFQ_PY_MODEL_FRAMEOBJ 1 /* 3.8-3.10: PyFrameObject chain, int f_lasti */
+#define PROFQ_PY_MODEL_INTERP 2	  /* 3.11+: _PyInterpreterFrame chain, instruction pointer */
+#define PROFQ_PY_NONE 0xffff	  /* an offset the version does not have */
+#define PROFQ_PY_FRAME_READ_MAX 128
+#define PROFQ_PY_IDENT_LEN 16
+
+/* The structure offsets the BPF walk needs for one interpreter version. */
+struct profq_py_layout {
+	__u16 tstate_frame;	/* -> frame (3.8-3.10), -> cframe (3.11, 3.12), -> frame (3.13+) */
+	__u16 cframe_frame;	/* cframe -> current frame (3.11, 3.12); else PROFQ_PY_NONE */
+	__u16 tstate_native_id; /* the thread's tid (native_thread_id) */
+	__u16 frame_previous;	/* the calling frame */
+	__u16 frame_code;	/* the code object */
+	__u16 frame_instr;	/* int f_lasti (FRAMEOBJ), or instruction pointer (INTERP) */
+	__u16 frame_owner;	/* char owner (3.11+), PROFQ_PY_NONE before */
+	__u16 frame_is_entry;	/* bool is_entry (3.11 only), else PROFQ_PY_NONE */
+	__u16 code_instr_base;	/* INTERP: offset of the bytecode in the code object */
+	__u16 code_ident;	/* PROFQ_PY_IDENT_LEN bytes of fields fixed for a code's life */
+	__u8 model;		/* PROFQ_PY_MODEL_* */
+	__u8 lasti_scale;	/* FRAMEOBJ: bytes per f_lasti unit (1 in 3.8/3.9, 2 in 3.10) */
+	__u8 owner_cstack;	/* owner of the C-stack shim frames (3.12+), 0xff if none */
+	__u8 frame_read;	/* bytes of a frame covering the fields above, <= 128 */
+	__u32 pad;
+};
+
+/* py_procs: tgid -> the process incarnation and its layout. */
+struct profq_py_proc {
+	__u64 start_ns; /* the group leader's start_boottime */
+	__u32 layout;	/* index in py_layouts */
+	__u32 pad;
+};
+
+/* py_threads: tid -> its thread state. */
+struct profq_py_thread {
+	__u64 tstate;	/* PyThreadState address */
+	__u64 start_ns; /* the process incarnation (group leader's start_boottime) */
+	__u32 tgid;
+	__u32 layout;
+};
 
 #define PROFQ_EVENT_EXEC 1 /* the process exec'd: a new image and command line */
 #define PROFQ_EVENT_EXIT 2 /* the last thread of the process exited */
@@ -118,6 +192,10 @@ _Static_assert(offsetof(struct profq_sample, stack) == PROFQ_SAMPLE_STACK_OFFSET
 	       "profq_sample stack offset");
 _Static_assert(sizeof(struct profq_sample) == PROFQ_SAMPLE_STACK_OFFSET, "profq_sample size");
 _Static_assert(sizeof(struct profq_counters) == 64, "profq_counters size");
+_Static_assert(sizeof(struct profq_py_frame) == 16, "profq_py_frame size");
+_Static_assert(sizeof(struct profq_py_layout) == 28, "profq_py_layout size");
+_Static_assert(PROFQ_PY_FRAMES_OFFSET + PROFQ_PY_MAX_FRAMES * 16 <= PROFQ_SAMPLE_STACK_OFFSET,
+	       "Python frames fit in addrs");
 _Static_assert(sizeof(struct profq_event) == 616, "profq_event size");
 #endif
 

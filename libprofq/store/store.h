@@ -38,7 +38,11 @@ enum {
 	FRAME_INLINED = 1u << 1,   /* inlined into the frame after it (its caller) */
 	FRAME_JIT = 1u << 2,	   /* from a perf map (/tmp/perf-PID.map) */
 	FRAME_TRUNCATED = 1u << 3, /* marker: the stack was cut off above this point */
-	FRAME_FLAGS_ALL = (1u << 4) - 1,
+	FRAME_PYTHON = 1u << 4,	   /* a Python function (file: the .py file) */
+	/* The interpreter's evaluation function where it ran the Python frames before it (leaf
+	 * side): hidden unless Python frames are (--no-python shows it, hiding those). */
+	FRAME_PYTHON_EVAL = 1u << 5,
+	FRAME_FLAGS_ALL = (1u << 6) - 1,
 };
 
 typedef struct StoreFrame {
