@@ -52,6 +52,46 @@ struct {
 	__type(value, struct profq_sample);
 } scratch SEC(".maps");
 
+/*
+ * Python: the processes and threads profqd follows (it reads each thread's PyThreadState
+ * address from the interpreter's thread list), and the structure offsets of each interpreter
+ * version. See bpf/profq.h.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PROFQ_PY_PROCS);
+	__type(key, __u32);
+	__type(value, struct profq_py_proc);
+} py_procs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PROFQ_PY_THREADS);
+	__type(key, __u32);
+	__type(value, struct profq_py_thread);
+} py_threads SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PROFQ_PY_LAYOUTS);
+	__type(key, __u32);
+	__type(value, struct profq_py_layout);
+} py_layouts SEC(".maps");
+
+/* A frame and a code object's identity bytes as read, per CPU (fields at variable offsets are
+ * read from a map value, whose bounds the verifier checks). */
+struct py_buf {
+	__u8 frame[PROFQ_PY_FRAME_READ_MAX + 8];
+	__u64 ident[PROFQ_PY_IDENT_LEN / 8];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct py_buf);
+} py_scratch SEC(".maps");
+
 /* Bytes of user stack to copy per sample; 0: walk frame pointers in BPF instead. */
 const volatile __u32 stack_copy = 0;
 
@@ -155,6 +195,148 @@ static __always_inline int task_private(struct task_struct *task)
 	return (mmf & MMF_DUMPABLE_MASK) != SUID_DUMP_USER;
 }
 
+/* Reads the field of the frame buffer at off (<= PROFQ_PY_FRAME_READ_MAX - size). */
+static __always_inline __u64 buf_u64(const struct py_buf *b, __u32 off)
+{
+	__u64 v;
+
+	barrier_var(off);
+	off &= PROFQ_PY_FRAME_READ_MAX - 1;
+	__builtin_memcpy(&v, &b->frame[off], sizeof(v));
+	return v;
+}
+
+static __always_inline __u8 buf_u8(const struct py_buf *b, __u32 off)
+{
+	barrier_var(off);
+	off &= PROFQ_PY_FRAME_READ_MAX - 1;
+	return b->frame[off];
+}
+
+typedef struct PyWalk {
+	struct profq_sample *s;
+	const struct profq_py_layout *l;
+	struct py_buf *b;
+	__u64 frame; /* the next frame to read */
+	__u32 n;     /* frames stored */
+} PyWalk;
+
+/* One step of the walk: reads the frame at w->frame and stores it unless it is a C-stack shim
+ * (3.12+), whose caller-side neighbour then ends a run of the evaluation function. Returns 1 to
+ * stop. */
+static long py_step(__u64 index, void *ctx)
+{
+	PyWalk *w = ctx;
+	const struct profq_py_layout *l = w->l;
+	struct profq_py_frame *f;
+	struct py_buf *b = w->b;
+	__u32 size = l->frame_read, n = w->n;
+	__u64 code, entry = 0;
+	__u32 offset;
+
+	if (w->frame == 0)
+		return 1;
+	if (n >= PROFQ_PY_MAX_FRAMES) {
+		w->s->py_flags |= PROFQ_PY_TRUNCATED;
+		return 1;
+	}
+	barrier_var(size);
+	size &= PROFQ_PY_FRAME_READ_MAX * 2 - 1;
+	if (size > PROFQ_PY_FRAME_READ_MAX || size < 16 ||
+	    bpf_probe_read_user(b->frame, size, (const void *)w->frame) < 0) {
+		w->s->py_flags |= PROFQ_PY_READ_ERROR;
+		return 1;
+	}
+	code = buf_u64(b, l->frame_code);
+	w->frame = buf_u64(b, l->frame_previous);
+	if (l->frame_owner != PROFQ_PY_NONE && buf_u8(b, l->frame_owner) == l->owner_cstack) {
+		/* The shim an evaluation-function call pushes: the frame before it was that
+		 * call's first. */
+		if (n > 0) {
+			f = (void *)&w->s->addrs[PROFQ_MAX_FRAMES + 2 * ((n - 1) & 63)];
+			f->code |= PROFQ_PY_ENTRY;
+		}
+		return 0;
+	}
+	if (l->model == PROFQ_PY_MODEL_FRAMEOBJ) {
+		__s32 lasti = (__s32)buf_u64(b, l->frame_instr);
+
+		offset = lasti > 0 ? (__u32)lasti * l->lasti_scale : 0;
+		entry = PROFQ_PY_ENTRY;
+	} else {
+		__u64 instr = buf_u64(b, l->frame_instr);
+
+		offset = instr > code + l->code_instr_base
+				 ? (__u32)(instr - code - l->code_instr_base)
+				 : 0;
+		if (l->frame_is_entry != PROFQ_PY_NONE && buf_u8(b, l->frame_is_entry))
+			entry = PROFQ_PY_ENTRY;
+	}
+	if (code == 0 || (code >> 63) ||
+	    bpf_probe_read_user(b->ident, sizeof(b->ident), (const void *)(code + l->code_ident)) <
+		    0) {
+		w->s->py_flags |= PROFQ_PY_READ_ERROR;
+		return 1;
+	}
+	f = (void *)&w->s->addrs[PROFQ_MAX_FRAMES + 2 * (n & 63)];
+	f->code = code | entry;
+	f->offset = offset;
+	f->ident = profq_py_ident_hash(b->ident);
+	w->n = n + 1;
+	return 0;
+}
+
+/*
+ * The Python stack of the current thread, if profqd follows its process: each frame's code
+ * object, instruction offset and identity hash into the record's Python part (s->py_len,
+ * s->py_flags). The thread state must name this thread (a stale entry of an exited thread whose
+ * tid came back is not walked). Bounded: PROFQ_PY_MAX_FRAMES frames, plus as many shims.
+ */
+static __always_inline void python_stack(struct profq_sample *s)
+{
+	const struct profq_py_thread *t;
+	const struct profq_py_layout *l;
+	__u32 zero = 0, layout;
+	PyWalk w = { .s = s };
+	__u64 frame, tid;
+
+	t = bpf_map_lookup_elem(&py_threads, &s->tid);
+	if (!t || t->tgid != s->tgid || t->start_ns != s->start_ns) {
+		const struct profq_py_proc *p = bpf_map_lookup_elem(&py_procs, &s->tgid);
+
+		if (p && p->start_ns == s->start_ns)
+			s->py_flags = PROFQ_PY_THREAD_UNKNOWN;
+		return;
+	}
+	layout = t->layout;
+	l = bpf_map_lookup_elem(&py_layouts, &layout);
+	w.b = bpf_map_lookup_elem(&py_scratch, &zero);
+	if (!l || !w.b || l->model == 0)
+		return;
+	w.l = l;
+	if (bpf_probe_read_user(&tid, sizeof(tid),
+				(const void *)(t->tstate + l->tstate_native_id)) < 0 ||
+	    bpf_probe_read_user(&frame, sizeof(frame),
+				(const void *)(t->tstate + l->tstate_frame)) < 0) {
+		s->py_flags = PROFQ_PY_READ_ERROR;
+		return;
+	}
+	if (tid != s->tid) {
+		s->py_flags = PROFQ_PY_THREAD_MISMATCH;
+		return;
+	}
+	if (frame && l->cframe_frame != PROFQ_PY_NONE &&
+	    bpf_probe_read_user(&frame, sizeof(frame), (const void *)(frame + l->cframe_frame)) <
+		    0) {
+		s->py_flags = PROFQ_PY_READ_ERROR;
+		return;
+	}
+	s->py_flags = PROFQ_PY_WALKED;
+	w.frame = frame;
+	bpf_loop(2 * PROFQ_PY_MAX_FRAMES, py_step, &w, 0);
+	s->py_len = w.n;
+}
+
 /*
  * Sends sample s, whose user stack spans span bytes from s->user_sp, as a record reserved in
  * the ring buffer at its size: the stack is copied once, from the user's pages into the record.
@@ -188,6 +370,15 @@ static __always_inline int send_with_stack(struct profq_counters *c, struct prof
 		}
 	}
 	bpf_dynptr_write(&rec, 0, s, PROFQ_SAMPLE_HDR_SIZE + klen * sizeof(__u64), 0);
+	if (s->py_len) {
+		/* At most PROFQ_PY_MAX_FRAMES (63) frames, in bounds the verifier can see. */
+		__u32 n = s->py_len;
+
+		barrier_var(n);
+		n &= PROFQ_PY_MAX_FRAMES;
+		bpf_dynptr_write(&rec, PROFQ_PY_FRAMES_OFFSET, &s->addrs[PROFQ_MAX_FRAMES],
+				 n * sizeof(struct profq_py_frame), 0);
+	}
 	bpf_ringbuf_submit_dynptr(&rec, BPF_RB_NO_WAKEUP);
 	return 0;
 }
@@ -241,6 +432,8 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 		}
 	}
 	s->stack_len = 0;
+	s->py_len = 0;
+	s->py_flags = 0;
 	if (s->mm_id == 0) {
 		s->flags |= PROFQ_SAMPLE_KTHREAD;
 	} else if (stack_copy) {
@@ -266,6 +459,7 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 		if (!(s->flags & PROFQ_SAMPLE_FOREIGN_REGS)) {
 			s->flags |= PROFQ_SAMPLE_USER_REGS;
 			span = user_stack_span(t, s->user_sp, s->tid == s->tgid);
+			python_stack(s);
 		}
 	} else {
 		n = bpf_get_stack(ctx, &s->addrs[klen], STACK_BYTES, BPF_F_USER_STACK);

@@ -778,6 +778,63 @@ int elfsym_load_memory(const void *image, size_t size, ElfSym **ret)
 	return load(elf, -1, ret);
 }
 
+int elfsym_find_names(int fd, ElfSymbolQuery *q, size_t n)
+{
+	_cleanup_(elf_endp) Elf *elf = NULL;
+	Elf_Scn *scn = NULL, *str_scn;
+	Elf_Data *data, *strs;
+	ElfHeaders h;
+	GElf_Shdr sh, str_sh;
+	size_t count, found = 0;
+
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -ENOTSUP;
+	if (elfsym_check_headers(fd, &h) < 0)
+		return -ENOEXEC;
+	elf = elf_begin(fd, ELF_C_READ, NULL);
+	if (!elf || elf_kind(elf) != ELF_K_ELF)
+		return -ENOEXEC;
+	while ((scn = elf_nextscn(elf, scn)))
+		if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_DYNSYM)
+			break;
+	if (!scn || sh.sh_entsize == 0 || sh.sh_size > TABLE_MAX_SIZE)
+		return 0;
+	str_scn = elf_getscn(elf, sh.sh_link);
+	if (!str_scn || !gelf_getshdr(str_scn, &str_sh) || str_sh.sh_type != SHT_STRTAB ||
+	    str_sh.sh_size > TABLE_MAX_SIZE)
+		return 0;
+	data = elf_getdata(scn, NULL);
+	strs = elf_getdata(str_scn, NULL);
+	if (!data || !strs || !strs->d_buf)
+		return 0;
+	count = data->d_size / sh.sh_entsize;
+	for (size_t i = 0; i < count && found < n; i++) {
+		const char *name;
+		GElf_Sym sym;
+
+		if (!gelf_getsym(data, (int)i, &sym))
+			break;
+		if (sym.st_shndx == SHN_UNDEF || sym.st_value == 0 || sym.st_name == 0 ||
+		    sym.st_name >= strs->d_size)
+			continue;
+		/* Compared within the table and for the query's length only: a table without NULs
+		 * costs no more than one with. */
+		name = (const char *)strs->d_buf + sym.st_name;
+		for (size_t j = 0; j < n; j++) {
+			size_t len = strlen(q[j].name) + 1;
+
+			if (q[j].vaddr == 0 && len <= strs->d_size - sym.st_name &&
+			    memcmp(name, q[j].name, len) == 0) {
+				q[j].vaddr = sym.st_value;
+				q[j].size = sym.st_size;
+				found++;
+				break;
+			}
+		}
+	}
+	return (int)found;
+}
+
 int elfsym_add_symbols(ElfSym *e, int fd)
 {
 	_cleanup_(elf_endp) Elf *elf = NULL;

@@ -57,6 +57,20 @@ int elfsym_lookup(ElfSym *e, uint64_t vaddr, const char **ret_name, uint64_t *re
 /* ELF virtual address of a file offset inside an executable PT_LOAD segment; -ENOENT if none. */
 int elfsym_offset_to_vaddr(const ElfSym *e, uint64_t offset, uint64_t *ret_vaddr);
 
+/* One symbol to look for by name with elfsym_find_names(). */
+typedef struct ElfSymbolQuery {
+	const char *name;
+	uint64_t vaddr; /* ELF virtual address, 0 if not found */
+	uint64_t size;
+} ElfSymbolQuery;
+
+/*
+ * Finds the named symbols (of any type: functions and data) among the dynamic symbols of the
+ * ELF file open at fd (headers checked first, as elfsym_load_fd()). Each query found gets its
+ * address and size; the others are left at 0. Returns how many were found, or -ENOEXEC.
+ */
+int elfsym_find_names(int fd, ElfSymbolQuery *q, size_t n);
+
 /* Adds the symbols of another ELF file of the same binary (its separate debug file, whose
  * .symtab has the local functions a stripped binary lacks). */
 int elfsym_add_symbols(ElfSym *e, int fd);

@@ -1003,6 +1003,40 @@ int symbolizer_user_frames(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t 
 	return resolve(s, b, vaddr, out, max);
 }
 
+int symbolizer_binary_find(Binary *b, const ProcMap *m, ElfSymbolQuery *q, size_t n)
+{
+	uint64_t vaddr;
+	int r;
+
+	if (!b || b->error < 0 || !b->syms || b->fd < 0)
+		return b && b->error < 0 ? b->error : -ENOENT;
+	if (binary_check_stale(b))
+		return -ESTALE;
+	/* The load bias: where the mapping is, less the ELF address of its file offset. */
+	r = elfsym_offset_to_vaddr(b->syms, m->pgoff, &vaddr);
+	if (r < 0)
+		return r;
+	r = elfsym_find_names(b->fd, q, n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		if (q[i].vaddr)
+			q[i].vaddr += m->start - vaddr;
+	return r;
+}
+
+int symbolizer_flag_frame(Symbolizer *s, FrameId frame, uint32_t flags, FrameId *ret)
+{
+	const StoreFrame *f = store_frame(s->store, frame);
+	StoreFrame copy;
+
+	if (!f)
+		return -ENOENT;
+	copy = *f;
+	copy.flags |= flags;
+	return store_intern_frame(s->store, &copy, ret);
+}
+
 int symbolizer_jit_frame(Symbolizer *s, const char *name, uint64_t addr, FrameId *ret)
 {
 	StoreFrame f = { .module = s->jit_module, .address = addr };

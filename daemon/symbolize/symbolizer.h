@@ -23,6 +23,7 @@
 
 #include "base/procfs.h"
 #include "store/store.h"
+#include "symbolize/elfsym.h"
 #include "unwind/cfi.h"
 
 typedef struct Symbolizer Symbolizer;
@@ -104,6 +105,15 @@ int symbolizer_jit_frame(Symbolizer *s, const char *name, uint64_t addr, FrameId
 /* Frames for a kernel address. */
 int symbolizer_kernel_frames(Symbolizer *s, uint64_t addr, bool return_address, FrameId *out,
 			     size_t max);
+/*
+ * Finds named symbols of binary b (its dynamic symbols, elfsym_find_names()) and gives their
+ * addresses in the process whose executable mapping m maps b: each query's vaddr becomes that
+ * address (0: not found). Returns how many were found, or a negative errno (b unreadable or
+ * changed since it was read, m not one of its executable mappings).
+ */
+int symbolizer_binary_find(Binary *b, const ProcMap *m, ElfSymbolQuery *q, size_t n);
+/* The same frame with flags added (a new reference), e.g. FRAME_PYTHON_EVAL. */
+int symbolizer_flag_frame(Symbolizer *s, FrameId frame, uint32_t flags, FrameId *ret);
 /* A marker frame (e.g. "[truncated]"), flags FRAME_*. */
 int symbolizer_marker_frame(Symbolizer *s, const char *name, uint32_t flags, FrameId *ret);
 
