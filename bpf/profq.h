@@ -123,6 +123,21 @@ struct profq_py_layout {
 	__u32 pad;
 };
 
+/*
+ * The hash of a code object's PROFQ_PY_IDENT_LEN identity bytes (two little-endian u64 words),
+ * computed by the BPF walk for each frame and by profqd when it reads the code object: a code
+ * object freed and another allocated at its address almost always hash differently.
+ */
+#ifndef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+#endif
+static __always_inline __u32 profq_py_ident_hash(const __u64 w[2])
+{
+	__u64 h = (w[0] ^ (w[1] * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+
+	return (__u32)(h >> 32) ^ (__u32)h;
+}
+
 /* py_procs: tgid -> the process incarnation and its layout. */
 struct profq_py_proc {
 	__u64 start_ns; /* the group leader's start_boottime */
