@@ -60,6 +60,12 @@ struct signal_struct {
 	unsigned long long sum_sched_runtime;
 };
 
+/* x86-64: the user's fs base, which glibc and musl point at the thread's control block: the
+ * thread's pthread_t. */
+struct thread_struct {
+	unsigned long fsbase;
+};
+
 struct task_struct {
 	int pid;
 	int tgid;
@@ -74,6 +80,7 @@ struct task_struct {
 	__u64 stime;
 	__u64 start_boottime;
 	char comm[16];
+	struct thread_struct thread;
 };
 
 struct linux_binprm;

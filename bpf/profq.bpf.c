@@ -67,7 +67,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, PROFQ_PY_THREADS);
-	__type(key, __u32);
+	__type(key, struct profq_py_thread_key);
 	__type(value, struct profq_py_thread);
 } py_threads SEC(".maps");
 
@@ -290,18 +290,20 @@ static long py_step(__u64 index, void *ctx)
  * The Python stack of the current thread, if profqd follows its process: each frame's code
  * object, instruction offset and identity hash into the record's Python part (s->py_len,
  * s->py_flags). The thread state must name this thread (a stale entry of an exited thread whose
- * tid came back is not walked). Bounded: PROFQ_PY_MAX_FRAMES frames, plus as many shims.
+ * control block another thread reuses is not walked). Bounded: PROFQ_PY_MAX_FRAMES frames, plus as many shims.
  */
-static __always_inline void python_stack(struct profq_sample *s)
+static __always_inline void python_stack(struct profq_sample *s, struct task_struct *task)
 {
+	struct profq_py_thread_key key = { .tgid = s->tgid };
 	const struct profq_py_thread *t;
 	const struct profq_py_layout *l;
 	__u32 zero = 0, layout;
 	PyWalk w = { .s = s };
-	__u64 frame, tid;
+	__u64 frame, id;
 
-	t = bpf_map_lookup_elem(&py_threads, &s->tid);
-	if (!t || t->tgid != s->tgid || t->start_ns != s->start_ns) {
+	key.thread = BPF_CORE_READ(task, thread.fsbase);
+	t = bpf_map_lookup_elem(&py_threads, &key);
+	if (!t || t->start_ns != s->start_ns) {
 		const struct profq_py_proc *p = bpf_map_lookup_elem(&py_procs, &s->tgid);
 
 		if (p && p->start_ns == s->start_ns)
@@ -314,14 +316,14 @@ static __always_inline void python_stack(struct profq_sample *s)
 	if (!l || !w.b || l->model == 0)
 		return;
 	w.l = l;
-	if (bpf_probe_read_user(&tid, sizeof(tid),
-				(const void *)(t->tstate + l->tstate_native_id)) < 0 ||
+	if (bpf_probe_read_user(&id, sizeof(id), (const void *)(t->tstate + l->tstate_thread_id)) <
+		    0 ||
 	    bpf_probe_read_user(&frame, sizeof(frame),
 				(const void *)(t->tstate + l->tstate_frame)) < 0) {
 		s->py_flags = PROFQ_PY_READ_ERROR;
 		return;
 	}
-	if (tid != s->tid) {
+	if (id != key.thread) {
 		s->py_flags = PROFQ_PY_THREAD_MISMATCH;
 		return;
 	}
@@ -459,7 +461,7 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 		if (!(s->flags & PROFQ_SAMPLE_FOREIGN_REGS)) {
 			s->flags |= PROFQ_SAMPLE_USER_REGS;
 			span = user_stack_span(t, s->user_sp, s->tid == s->tgid);
-			python_stack(s);
+			python_stack(s, task);
 		}
 	} else {
 		n = bpf_get_stack(ctx, &s->addrs[klen], STACK_BYTES, BPF_F_USER_STACK);

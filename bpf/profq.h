@@ -108,7 +108,7 @@ struct profq_py_frame {
 struct profq_py_layout {
 	__u16 tstate_frame;	/* -> frame (3.8-3.10), -> cframe (3.11, 3.12), -> frame (3.13+) */
 	__u16 cframe_frame;	/* cframe -> current frame (3.11, 3.12); else PROFQ_PY_NONE */
-	__u16 tstate_native_id; /* the thread's tid (native_thread_id) */
+	__u16 tstate_thread_id; /* the thread's pthread_t (thread_id): its fs base */
 	__u16 frame_previous;	/* the calling frame */
 	__u16 frame_code;	/* the code object */
 	__u16 frame_instr;	/* int f_lasti (FRAMEOBJ), or instruction pointer (INTERP) */
@@ -145,12 +145,22 @@ struct profq_py_proc {
 	__u32 pad;
 };
 
-/* py_threads: tid -> its thread state. */
+/*
+ * py_threads: a thread of a followed process, by its pthread_t (the thread_id its thread state
+ * holds, which is its control block's address, the fs base the kernel keeps for it: what the
+ * BPF program can read of the current thread), -> its thread state.
+ */
+struct profq_py_thread_key {
+	__u64 thread; /* pthread_t */
+	__u32 tgid;
+	__u32 pad;
+};
+
 struct profq_py_thread {
 	__u64 tstate;	/* PyThreadState address */
 	__u64 start_ns; /* the process incarnation (group leader's start_boottime) */
-	__u32 tgid;
 	__u32 layout;
+	__u32 pad;
 };
 
 #define PROFQ_EVENT_EXEC 1 /* the process exec'd: a new image and command line */
