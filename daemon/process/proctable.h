@@ -62,6 +62,7 @@ typedef struct Process {
 	size_t n_maps;
 	int maps_error; /* last error loading the maps, 0 if none */
 	uint64_t maps_read_ns;
+	uint64_t python_checked_ns;  /* maps_read_ns when Python last looked for an interpreter */
 	uint64_t last_seen_ns;	     /* CLOCK_MONOTONIC */
 	struct PerfMap *perfmap;     /* JIT symbols from /tmp/perf-PID.map, NULL until needed */
 	uint64_t perfmap_read_ns;    /* CLOCK_MONOTONIC of the last look at the file, 0 never */

@@ -28,6 +28,7 @@ struct Profiler {
 	MapLog *maplog;
 	ProcTable *procs;
 	StackCache *stacks;
+	Python *python;		/* NULL: no Python frames */
 	PersistWriter *persist; /* NULL: in memory only */
 	int lock_fd;		/* the state dir's lock, -1 if not held */
 	int persist_error;	/* why persistence is off */
@@ -261,6 +262,11 @@ int profiler_new(const ProfilerOptions *opts, Profiler **ret)
 	r = stack_cache_new(p->store, STACK_CACHE_MAX, &p->stacks);
 	if (r < 0)
 		return r;
+	if (opts->python && opts->unwind) {
+		r = python_new(p->store, opts->python, &p->python);
+		if (r < 0)
+			return r;
+	}
 	if (opts->state_dir) {
 		r = persist_open(p);
 		/* Only another daemon on the directory keeps us from starting (logged). */
@@ -280,6 +286,7 @@ Profiler *profiler_free(Profiler *p)
 	if (p->lock_fd >= 0)
 		close(p->lock_fd);
 	stack_cache_free(p->stacks);
+	python_free(p->python);
 	proctable_free(p->procs);
 	maplog_free(p->maplog);
 	symbolizer_free(p->sym);
@@ -313,12 +320,15 @@ static int window_for(Profiler *p, int64_t t)
 	return store_window_open(p->store, start, end, NSEC_PER_SEC / p->opts.frequency);
 }
 
-/* A sample's addresses: kernel frames, then user frames (leaf first). */
+/* A sample's addresses: kernel frames, then user frames (leaf first); then, for a Python
+ * process, its Python frames as two words each (code | PROFQ_PY_ENTRY, offset | ident << 32),
+ * which the stack cache's key covers too. */
 typedef struct RawStack {
-	uint64_t addrs[2 * PROFQ_MAX_FRAMES];
+	uint64_t addrs[2 * PROFQ_MAX_FRAMES + 2 * PROFQ_PY_MAX_FRAMES];
 	uint32_t kernel; /* the first `kernel` addresses are kernel ones */
-	uint32_t n;
-	bool truncated; /* the user part does not reach the outermost frame */
+	uint32_t n;	 /* kernel and user addresses */
+	uint32_t py;	 /* Python frames after them */
+	bool truncated;	 /* the user part does not reach the outermost frame */
 } RawStack;
 
 typedef struct UnwindCtx {
@@ -333,6 +343,11 @@ static Cfi *cfi_of(void *userdata, uint64_t addr, uint64_t *ret_vaddr)
 	const Mapping *m = proctable_find_mapping(u->p->procs, u->proc, addr, u->time_ns, u->mono);
 
 	return m ? symbolizer_cfi(u->p->sym, m->binary, &m->map, addr, ret_vaddr) : NULL;
+}
+
+static const struct profq_py_frame *py_frames(const struct profq_sample *s)
+{
+	return (const struct profq_py_frame *)((const uint8_t *)s + PROFQ_PY_FRAMES_OFFSET);
 }
 
 /* The addresses of a sample: the kernel's frames, then the user frames as the BPF program
@@ -364,52 +379,129 @@ static void raw_stack(Profiler *p, Process *proc, const struct profq_sample *s, 
 	ret->truncated = res.end != UNWIND_COMPLETE;
 	p->stats.unwind[res.end]++;
 	p->stats.unwind_fp_frames += res.fp_frames;
+	ret->py = 0;
+	if (s->py_len) {
+		const struct profq_py_frame *f = py_frames(s);
+
+		for (uint32_t i = 0; i < s->py_len; i++) {
+			ret->addrs[ret->n + 2 * i] = f[i].code;
+			ret->addrs[ret->n + 2 * i + 1] = f[i].offset | (uint64_t)f[i].ident << 32;
+		}
+		ret->py = s->py_len;
+	}
 }
 
-/* Symbolizes a raw stack into frames (leaf first); returns the number of frames. */
-static size_t symbolize(Profiler *p, Process *proc, const RawStack *raw, uint64_t time_ns,
-			uint64_t mono, FrameId *frames, size_t max)
+/* Frames of a stack being built: those symbolize() interned itself (Python frames, flagged
+ * copies) are references it drops once the stack is interned. */
+typedef struct FrameList {
+	FrameId *frames;
+	size_t n, max;
+	FrameId owned[STORE_STACK_MAX];
+	size_t n_owned;
+} FrameList;
+
+static void frames_add_owned(FrameList *l, FrameId f)
 {
-	size_t n = 0;
+	l->frames[l->n++] = f;
+	l->owned[l->n_owned++] = f;
+}
+
+/* The Python frames of one run of the evaluation function (up to and including its entry
+ * frame), from *next on: interned into l. */
+static void python_run(Profiler *p, PyProc *pp, const RawStack *raw, uint32_t *next, FrameList *l)
+{
+	const uint64_t *w = raw->addrs + raw->n;
+
+	while (*next < raw->py && l->n < l->max) {
+		struct profq_py_frame f = { .code = w[2 * *next],
+					    .offset = (uint32_t)w[2 * *next + 1],
+					    .ident = (uint32_t)(w[2 * *next + 1] >> 32) };
+		FrameId id;
+
+		(*next)++;
+		if (python_frame(p->python, pp, &f, &id) == 0)
+			frames_add_owned(l, id);
+		if (f.code & PROFQ_PY_ENTRY)
+			break;
+	}
+}
+
+/* The user frames of addr: with pp, an evaluation-function frame is preceded (leaf side) by
+ * the Python frames it ran, and flagged FRAME_PYTHON_EVAL (hidden unless Python frames are). */
+static int user_frames(Profiler *p, Process *proc, PyProc *pp, const RawStack *raw, uint32_t i,
+		       uint64_t time_ns, uint64_t mono, uint32_t *py_next, FrameList *l)
+{
+	uint64_t addr = raw->addrs[i];
+	bool ret_addr = i != raw->kernel;
+	const char *jit = NULL;
+	const Mapping *m;
+	size_t first;
 	int r;
 
-	for (uint32_t i = 0; i < raw->n && n < max; i++) {
+	m = proctable_find_mapping(p->procs, proc, addr, time_ns, mono);
+	/* Not in a file: JIT code, named by the process's perf map if it has one. */
+	if (!m || !m->binary)
+		jit = proctable_jit_symbol(p->procs, proc, addr - ret_addr, mono);
+	if (jit)
+		return symbolizer_jit_frame(p->sym, jit, addr - ret_addr, l->frames + l->n);
+	if (!m)
+		return symbolizer_unknown_frame(p->sym, addr, l->frames + l->n);
+	if (!pp || *py_next >= raw->py || !python_is_eval(pp, addr - ret_addr))
+		return symbolizer_user_frames(p->sym, m->binary, &m->map, addr, ret_addr,
+					      l->frames + l->n, l->max - l->n);
+	python_run(p, pp, raw, py_next, l);
+	first = l->n;
+	r = symbolizer_user_frames(p->sym, m->binary, &m->map, addr, ret_addr, l->frames + l->n,
+				   l->max - l->n);
+	for (int k = 0; k < r; k++) {
+		FrameId flagged;
+
+		if (symbolizer_flag_frame(p->sym, l->frames[first + k], FRAME_PYTHON_EVAL,
+					  &flagged) == 0) {
+			l->frames[first + k] = flagged;
+			l->owned[l->n_owned++] = flagged;
+		}
+	}
+	return r;
+}
+
+/* Symbolizes a raw stack into l (leaf first). */
+static void symbolize(Profiler *p, Process *proc, PyProc *pp, const RawStack *raw, uint64_t time_ns,
+		      uint64_t mono, FrameList *l)
+{
+	uint32_t py_next = 0;
+	int r;
+
+	for (uint32_t i = 0; i < raw->n && l->n < l->max; i++) {
 		uint64_t addr = raw->addrs[i];
 		/* The first address of each part is where the CPU was; the rest are return
 		 * addresses. */
 		bool ret_addr = i != 0 && i != raw->kernel;
-		const Mapping *m;
 
-		if (i < raw->kernel) {
-			r = symbolizer_kernel_frames(p->sym, addr, ret_addr, frames + n, max - n);
-		} else {
-			const char *jit = NULL;
-
-			m = proctable_find_mapping(p->procs, proc, addr, time_ns, mono);
-			/* Not in a file: JIT code, named by the process's perf map if it has
-			 * one. */
-			if (!m || !m->binary)
-				jit = proctable_jit_symbol(p->procs, proc, addr - ret_addr, mono);
-			if (jit)
-				r = symbolizer_jit_frame(p->sym, jit, addr - ret_addr, frames + n);
-			else if (m)
-				r = symbolizer_user_frames(p->sym, m->binary, &m->map, addr,
-							   ret_addr, frames + n, max - n);
-			else
-				r = symbolizer_unknown_frame(p->sym, addr, frames + n);
-		}
+		if (i < raw->kernel)
+			r = symbolizer_kernel_frames(p->sym, addr, ret_addr, l->frames + l->n,
+						     l->max - l->n);
+		else
+			r = user_frames(p, proc, pp, raw, i, time_ns, mono, &py_next, l);
 		if (r > 0)
-			n += (size_t)r;
+			l->n += (size_t)r;
+	}
+	/* Python frames the native stack had no evaluation frame for (it was cut short): the
+	 * outermost, so at the root end. */
+	if (pp && py_next < raw->py) {
+		p->stats.python_unmatched++;
+		while (py_next < raw->py && l->n < l->max)
+			python_run(p, pp, raw, &py_next, l);
 	}
 	/* Say a stack is cut off rather than let it look complete. */
-	if (raw->truncated && raw->n > raw->kernel && n < max &&
-	    symbolizer_marker_frame(p->sym, "[truncated]", FRAME_TRUNCATED, &frames[n]) == 0) {
-		n++;
+	if (raw->truncated && raw->n > raw->kernel && l->n < l->max &&
+	    symbolizer_marker_frame(p->sym, "[truncated]", FRAME_TRUNCATED, &l->frames[l->n]) ==
+		    0) {
+		l->n++;
 		p->stats.truncated++;
 	}
-	if (n == 0 && symbolizer_marker_frame(p->sym, "[no stack]", 0, &frames[0]) == 0)
-		n = 1;
-	return n;
+	if (l->n == 0 && symbolizer_marker_frame(p->sym, "[no stack]", 0, &l->frames[0]) == 0)
+		l->n = 1;
 }
 
 /* Is the record as long as its header says, and no longer than a record can be? */
@@ -417,6 +509,8 @@ static bool record_ok(const struct profq_sample *s, size_t size)
 {
 	if (size < PROFQ_SAMPLE_HDR_SIZE || s->kstack_len > PROFQ_MAX_FRAMES ||
 	    s->ustack_len > PROFQ_MAX_FRAMES || s->tgid == 0)
+		return false;
+	if (s->py_len > PROFQ_PY_MAX_FRAMES || (s->py_len && !(s->flags & PROFQ_SAMPLE_USER_REGS)))
 		return false;
 	if (s->flags & PROFQ_SAMPLE_USER_REGS)
 		return s->ustack_len == 0 && s->stack_len <= PROFQ_STACK_COPY_MAX &&
@@ -427,6 +521,8 @@ static bool record_ok(const struct profq_sample *s, size_t size)
 int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 {
 	FrameId frames[STORE_STACK_MAX];
+	FrameList list = { .frames = frames, .max = ARRAY_SIZE(frames) };
+	PyProc *pp = NULL;
 	uint64_t mono = now_mono_ns();
 	char comm[PROFQ_COMM_LEN + 1];
 	StackKey128 key;
@@ -434,7 +530,6 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 	Process *proc;
 	StrId thread;
 	RawStack raw;
-	size_t n;
 	int r;
 
 	p->stats.samples++;
@@ -449,15 +544,23 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 	if (r < 0)
 		goto fail;
 
+	if (p->python)
+		pp = python_sample(p->python, proc, s, mono);
 	raw_stack(p, proc, s, mono, &raw);
 	proctable_jit_refresh(p->procs, proc, mono);
+	/* Python frames count only where they are merged: a key of their own. */
+	if (!pp)
+		raw.py = 0;
 	key = stack_cache_key(s->tgid, s->start_ns, proc->generation,
-			      raw.kernel | (uint32_t)raw.truncated << 31, raw.addrs, raw.n);
+			      raw.kernel | raw.py << 16 | (uint32_t)raw.truncated << 31, raw.addrs,
+			      raw.n + 2 * raw.py);
 	if (stack_cache_get(p->stacks, key, &stack) == 0) {
 		p->stats.stack_hits++;
 	} else {
-		n = symbolize(p, proc, &raw, s->time_ns, mono, frames, ARRAY_SIZE(frames));
-		r = store_intern_stack(p->store, frames, n, &stack);
+		symbolize(p, proc, pp, &raw, s->time_ns, mono, &list);
+		r = store_intern_stack(p->store, frames, list.n, &stack);
+		for (size_t i = 0; i < list.n_owned; i++)
+			store_frame_unref(p->store, list.owned[i]);
 		if (r < 0)
 			goto fail;
 		r = stack_cache_put(p->stacks, key, stack);
@@ -496,6 +599,8 @@ int profiler_add_event(Profiler *p, const struct profq_event *e, size_t size)
 		p->stats.bad_records++;
 		return 0;
 	}
+	if (p->python)
+		python_forget(p->python, e->pid, e->type == PROFQ_EVENT_EXIT);
 	r = proctable_event(p->procs, e, now_mono_ns());
 	if (r < 0)
 		p->stats.failed++;
@@ -584,6 +689,9 @@ static void evict(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 	 * of binaries no process maps, libdw), then the oldest windows, never the open one. */
 	low = budget - budget / 32;
 	symbolizer_shrink(p->sym, used - low);
+	/* Code objects are read again from live processes. */
+	if (p->python && profiler_memory(p) > low)
+		(void)python_shrink(p->python);
 	/* Perf maps can be read again from their files too; a live process's after a while. */
 	used = profiler_memory(p);
 	if (used > low)
@@ -647,6 +755,8 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 		return 0;
 	p->last_housekeeping_ns = mono_ns;
 	symbolizer_trim(p->sym);
+	if (p->python)
+		python_tick(p->python, mono_ns);
 	if (mono_ns - p->last_sweep_ns >= SWEEP_INTERVAL_NS) {
 		p->last_sweep_ns = mono_ns;
 		proctable_sweep(p->procs, mono_ns, PROCESS_IDLE_NS, now_ns, p->opts.retention_ns);
@@ -695,7 +805,7 @@ size_t profiler_memory(const Profiler *p)
 {
 	return sizeof(*p) + store_memory(p->store) + symbolizer_memory(p->sym) +
 	       proctable_memory(p->procs) + stack_cache_memory(p->stacks) +
-	       maplog_memory(p->maplog);
+	       maplog_memory(p->maplog) + (p->python ? python_memory(p->python) : 0);
 }
 
 void profiler_memory_parts(const Profiler *p, ProfilerMemory *ret)
@@ -708,6 +818,7 @@ void profiler_memory_parts(const Profiler *p, ProfilerMemory *ret)
 		.processes = proctable_memory(p->procs),
 		.stacks = stack_cache_memory(p->stacks),
 		.maplog = maplog_memory(p->maplog),
+		.python = p->python ? python_memory(p->python) : 0,
 	};
 	proctable_stats(p->procs, &pt);
 	ret->perf_maps = pt.perfmap_memory;
@@ -721,4 +832,12 @@ void profiler_stats(const Profiler *p, ProfilerStats *ret)
 void profiler_proc_stats(const Profiler *p, ProcTableStats *ret)
 {
 	proctable_stats(p->procs, ret);
+}
+
+bool profiler_python_stats(const Profiler *p, PythonStats *ret)
+{
+	if (!p->python)
+		return false;
+	python_stats(p->python, ret);
+	return true;
 }

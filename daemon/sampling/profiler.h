@@ -19,6 +19,7 @@
 #include "process/proctable.h"
 #include "process/sideband.h"
 #include "profq.h"
+#include "python/python.h"
 #include "store/persist.h"
 #include "store/store.h"
 #include "symbolize/symbolizer.h"
@@ -39,6 +40,9 @@ typedef struct ProfilerOptions {
 	uint64_t max_disk;	/* bytes the state dir's segments may take; 0: no limit */
 	bool unwind;		/* samples carry stack copies: compile binaries' unwind tables */
 	const char *debug_dirs; /* extra roots for separate debug files; NULL */
+	/* Where the Python processes and threads to walk go (the BPF maps); NULL: no Python
+	 * frames. Needs unwind (the Python frames take the place of native ones). */
+	const PyMapOps *python;
 } ProfilerOptions;
 
 typedef struct ProfilerStats {
@@ -58,6 +62,7 @@ typedef struct ProfilerStats {
 	uint64_t persist_errors; /* windows that could not be written (kept in memory) */
 	uint64_t unwind[_UNWIND_END_MAX]; /* user stacks unwound from copies, by how they end */
 	uint64_t unwind_fp_frames;	  /* frames followed by frame pointer, for lack of CFI */
+	uint64_t python_unmatched; /* stacks with Python frames no evaluation frame stood for */
 } ProfilerStats;
 
 /*
@@ -114,10 +119,13 @@ typedef struct ProfilerMemory {
 	size_t perf_maps;  /* ... of which the JIT processes' perf maps */
 	size_t stacks;	   /* the raw-stack cache */
 	size_t maplog;	   /* mapping history */
+	size_t python;	   /* interpreters followed, code objects read */
 } ProfilerMemory;
 void profiler_memory_parts(const Profiler *p, ProfilerMemory *ret);
 void profiler_stats(const Profiler *p, ProfilerStats *ret);
 void profiler_proc_stats(const Profiler *p, ProcTableStats *ret);
+/* false when Python frames are off. */
+bool profiler_python_stats(const Profiler *p, PythonStats *ret);
 
 static inline void profiler_freep(Profiler **p)
 {

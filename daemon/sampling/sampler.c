@@ -343,3 +343,32 @@ uint32_t sampler_prog_id(const Sampler *s)
 		return 0;
 	return info.id;
 }
+
+int sampler_py_set_layout(Sampler *s, uint32_t index, const struct profq_py_layout *l)
+{
+	return bpf_map__update_elem(s->skel->maps.py_layouts, &index, sizeof(index), l, sizeof(*l),
+				    BPF_ANY);
+}
+
+int sampler_py_set_proc(Sampler *s, uint32_t tgid, const struct profq_py_proc *v)
+{
+	return bpf_map__update_elem(s->skel->maps.py_procs, &tgid, sizeof(tgid), v, sizeof(*v),
+				    BPF_ANY);
+}
+
+int sampler_py_del_proc(Sampler *s, uint32_t tgid)
+{
+	return bpf_map__delete_elem(s->skel->maps.py_procs, &tgid, sizeof(tgid), 0);
+}
+
+int sampler_py_set_thread(Sampler *s, const struct profq_py_thread_key *k,
+			  const struct profq_py_thread *v)
+{
+	return bpf_map__update_elem(s->skel->maps.py_threads, k, sizeof(*k), v, sizeof(*v),
+				    BPF_ANY);
+}
+
+int sampler_py_del_thread(Sampler *s, const struct profq_py_thread_key *k)
+{
+	return bpf_map__delete_elem(s->skel->maps.py_threads, k, sizeof(*k), 0);
+}

@@ -50,6 +50,15 @@ unsigned sampler_cpus(const Sampler *s);
 size_t sampler_ringbuf_bytes(const Sampler *s);
 /* How long the sample ring holds typical records at the configured rate on every CPU. */
 uint64_t sampler_ringbuf_span_ns(const Sampler *s);
+/* The Python maps the BPF program walks threads from (bpf/profq.h): 0 or -errno (-E2BIG when
+ * a map is full). */
+int sampler_py_set_layout(Sampler *s, uint32_t index, const struct profq_py_layout *l);
+int sampler_py_set_proc(Sampler *s, uint32_t tgid, const struct profq_py_proc *v);
+int sampler_py_del_proc(Sampler *s, uint32_t tgid);
+int sampler_py_set_thread(Sampler *s, const struct profq_py_thread_key *k,
+			  const struct profq_py_thread *v);
+int sampler_py_del_thread(Sampler *s, const struct profq_py_thread_key *k);
+
 /* BPF program id (for bpftool / kernel.bpf_stats_enabled figures). */
 uint32_t sampler_prog_id(const Sampler *s);
 

@@ -39,6 +39,7 @@ struct Profqd {
 	Loop *loop;
 	Profiler *profiler;
 	Sampler *sampler;
+	PyMapOps py_ops; /* the Python maps, for the profiler: the sampler's */
 	Sideband *sideband;
 	Reader *reader;
 	Server *server;
@@ -312,6 +313,7 @@ static int status_memory(Profqd *m, const ProfilerStats *ps, json_object *status
 	json_add_int(o, "perf_maps", (int64_t)pm.perf_maps);
 	json_add_int(o, "stack_cache", (int64_t)pm.stacks);
 	json_add_int(o, "mapping_log", (int64_t)pm.maplog);
+	json_add_int(o, "python", (int64_t)pm.python);
 	json_add_int(o, "queue", (int64_t)rs.bytes);
 	json_add_int(o, "queue_peak", (int64_t)rs.peak_bytes);
 	json_add_int(o, "queue_max", (int64_t)rs.max_bytes);
@@ -320,6 +322,43 @@ static int status_memory(Profqd *m, const ProfilerStats *ps, json_object *status
 	json_add_int(o, "outside_bytes", (int64_t)ps->memory_other);
 	json_add_int(o, "data_budget_bytes", (int64_t)ps->data_budget);
 	json_object_object_add(status, "memory", o);
+	return 0;
+}
+
+/* Python frames: the interpreters followed, and every way a frame can fail to be named. */
+static int status_python(Profqd *m, const ProfilerStats *ps, json_object *status)
+{
+	json_object *o;
+	PythonStats py;
+
+	if (!profiler_python_stats(m->profiler, &py))
+		return 0;
+	o = json_object_new_object();
+	if (!o)
+		return -ENOMEM;
+	json_add_int(o, "processes", (int64_t)py.processes);
+	json_add_int(o, "threads", (int64_t)py.threads);
+	json_add_int(o, "attached", (int64_t)py.attached);
+	json_add_int(o, "unsupported", (int64_t)py.unsupported);
+	json_add_int(o, "free_threaded", (int64_t)py.free_threaded);
+	json_add_int(o, "attach_errors", (int64_t)py.attach_errors);
+	json_add_int(o, "samples", (int64_t)py.samples);
+	json_add_int(o, "samples_with_frames", (int64_t)py.samples_with_frames);
+	json_add_int(o, "frames_read", (int64_t)py.frames_read);
+	json_add_int(o, "frames_unnamed", (int64_t)py.frames_unnamed);
+	json_add_int(o, "code_reads", (int64_t)py.code_reads);
+	json_add_int(o, "code_read_errors", (int64_t)py.code_read_errors);
+	json_add_int(o, "code_changed", (int64_t)py.code_changed);
+	json_add_int(o, "code_cache_entries", (int64_t)py.code_cache_entries);
+	json_add_int(o, "code_cache_drops", (int64_t)py.code_cache_drops);
+	json_add_int(o, "thread_scans", (int64_t)py.thread_scans);
+	json_add_int(o, "thread_unknown", (int64_t)py.thread_unknown);
+	json_add_int(o, "thread_mismatch", (int64_t)py.thread_mismatch);
+	json_add_int(o, "walk_errors", (int64_t)py.walk_errors);
+	json_add_int(o, "walk_truncated", (int64_t)py.walk_truncated);
+	json_add_int(o, "unmatched_stacks", (int64_t)ps->python_unmatched);
+	json_add_int(o, "map_errors", (int64_t)py.map_errors);
+	json_object_object_add(status, "python", o);
 	return 0;
 }
 
@@ -490,6 +529,9 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	}
 	json_add_int(sym, "stack_cache_hits", (int64_t)ps.stack_hits);
 	json_object_object_add(o, "symbolizer", sym);
+	r = status_python(m, &ps, o);
+	if (r < 0)
+		return r;
 	r = status_persistence(m, o);
 	if (r < 0)
 		return r;
@@ -604,6 +646,43 @@ static int mkdir_parents(const char *path, mode_t mode)
 	return 0;
 }
 
+/* The Python maps are the sampler's, which exists before any sample reaches Python. */
+static int py_set_layout(void *userdata, uint32_t index, const struct profq_py_layout *l)
+{
+	Profqd *m = userdata;
+
+	return m->sampler ? sampler_py_set_layout(m->sampler, index, l) : -ENODEV;
+}
+
+static int py_set_proc(void *userdata, uint32_t tgid, const struct profq_py_proc *v)
+{
+	Profqd *m = userdata;
+
+	return m->sampler ? sampler_py_set_proc(m->sampler, tgid, v) : -ENODEV;
+}
+
+static int py_del_proc(void *userdata, uint32_t tgid)
+{
+	Profqd *m = userdata;
+
+	return m->sampler ? sampler_py_del_proc(m->sampler, tgid) : -ENODEV;
+}
+
+static int py_set_thread(void *userdata, const struct profq_py_thread_key *k,
+			 const struct profq_py_thread *v)
+{
+	Profqd *m = userdata;
+
+	return m->sampler ? sampler_py_set_thread(m->sampler, k, v) : -ENODEV;
+}
+
+static int py_del_thread(void *userdata, const struct profq_py_thread_key *k)
+{
+	Profqd *m = userdata;
+
+	return m->sampler ? sampler_py_del_thread(m->sampler, k) : -ENODEV;
+}
+
 int profqd_new(const Config *config, Profqd **ret)
 {
 	_cleanup_(profqd_freep) Profqd *m = NULL;
@@ -652,6 +731,13 @@ int profqd_new(const Config *config, Profqd **ret)
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
+	m->py_ops = (PyMapOps){ .set_layout = py_set_layout,
+				.set_proc = py_set_proc,
+				.del_proc = py_del_proc,
+				.set_thread = py_set_thread,
+				.del_thread = py_del_thread,
+				.userdata = m };
+	popts.python = &m->py_ops;
 	m->config = config;
 	m->signal_fd = m->timer_fd = -1;
 	m->start_mono_ns = now_mono_ns();

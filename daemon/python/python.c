@@ -1,0 +1,734 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "base/hashindex.h"
+#include "base/log.h"
+#include "base/macro.h"
+#include "base/procfs.h"
+#include "base/timeutil.h"
+#include "python/pycode.h"
+#include "python/pylayout.h"
+#include "python/python.h"
+
+/* Bounds on what one process can make us do. */
+#define INTERPRETERS_MAX 16 /* interpreters walked in one process */
+#define THREADS_MAX 1024    /* thread states read in one process */
+#define RUNTIME_READ 4096u  /* bytes of _PyRuntime read for 3.13's debug offsets */
+#define CODES_MAX 65536u    /* code objects cached, all processes */
+#define CODE_BYTES_MAX (16u << 20)
+/* Thread lists are read again on a sample of an unknown thread, at most this often; the
+ * interval doubles (up to SCAN_MAX_NS) while the reads find nothing new. */
+#define SCAN_MIN_NS (10 * NSEC_PER_MSEC)
+#define SCAN_MAX_NS (2 * NSEC_PER_SEC)
+#define RESCAN_NS (5 * NSEC_PER_SEC) /* and at least this often, to drop threads gone */
+
+typedef struct PyThread {
+	uint64_t thread; /* pthread_t */
+	uint64_t tstate;
+} PyThread;
+
+struct PyProc {
+	uint32_t pid;
+	uint64_t start_ns;
+	int mem_fd; /* /proc/PID/mem, bound to the address space it was opened on */
+	PyLayout layout;
+	uint32_t layout_index;
+	uint64_t runtime, code_type, eval_lo, eval_hi;
+	PyThread *threads;
+	size_t n_threads;
+	uint64_t last_scan_ns, scan_interval_ns;
+	bool dead; /* its memory no longer reads: dropped at the next tick */
+};
+
+/* A code object read from a process. */
+typedef struct CodeEntry {
+	uint64_t hash;
+	uint32_t pid;
+	uint64_t start_ns;
+	uint64_t addr;
+	uint32_t ident;
+	StrId name, file; /* held; 0 for an object that could not be read */
+	uint32_t firstlineno;
+	uint8_t *table;
+	uint32_t table_len;
+} CodeEntry;
+
+struct Python {
+	Store *store;
+	PyMapOps ops;
+	StrId module; /* "[python]": the module of Python frames, and the name of unnamed ones */
+	PyProc **procs;
+	size_t n_procs, allocated_procs;
+	struct profq_py_layout layouts[PROFQ_PY_LAYOUTS];
+	uint32_t n_layouts;
+	CodeEntry *codes;
+	size_t n_codes, allocated_codes, code_bytes;
+	bool procs_removed; /* since the code cache was last compacted */
+	HashIndex *code_index;
+	PythonStats stats;
+};
+
+/* ---- process memory ---- */
+
+static int mem_read(void *userdata, uint64_t addr, void *buf, size_t len)
+{
+	const PyProc *pp = userdata;
+	ssize_t n;
+
+	if (addr > INT64_MAX || len > INT64_MAX - addr)
+		return -EFAULT;
+	n = pread(pp->mem_fd, buf, len, (off_t)addr);
+	if (n < 0)
+		return negative_errno();
+	return (size_t)n == len ? 0 : -EFAULT;
+}
+
+static int read_u64(PyProc *pp, uint64_t addr, uint64_t *ret)
+{
+	return mem_read(pp, addr, ret, sizeof(*ret));
+}
+
+/* ---- the code cache ---- */
+
+static uint64_t code_hash(uint32_t pid, uint64_t start_ns, uint64_t addr)
+{
+	uint64_t key[3] = { pid, start_ns, addr };
+
+	return XXH3_64bits(key, sizeof(key));
+}
+
+typedef struct CodeKey {
+	uint32_t pid;
+	uint64_t start_ns, addr;
+} CodeKey;
+
+static bool code_eq(uint32_t idx, const void *key, void *userdata)
+{
+	const CodeEntry *e = &((Python *)userdata)->codes[idx];
+	const CodeKey *k = key;
+
+	return e->pid == k->pid && e->start_ns == k->start_ns && e->addr == k->addr;
+}
+
+static void code_entry_done(Python *py, CodeEntry *e)
+{
+	store_string_unref(py->store, e->name);
+	store_string_unref(py->store, e->file);
+	free(e->table);
+}
+
+static size_t code_entry_bytes(const CodeEntry *e)
+{
+	return sizeof(*e) + e->table_len;
+}
+
+static void codes_clear(Python *py)
+{
+	for (size_t i = 0; i < py->n_codes; i++)
+		code_entry_done(py, &py->codes[i]);
+	py->n_codes = py->code_bytes = 0;
+	hash_index_clear(py->code_index);
+}
+
+typedef struct LiveKey {
+	uint32_t pid;
+	uint64_t start_ns;
+} LiveKey;
+
+static int live_cmp(const void *a, const void *b)
+{
+	const LiveKey *x = a, *y = b;
+
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	return x->start_ns < y->start_ns ? -1 : x->start_ns > y->start_ns;
+}
+
+/* Drops the entries of processes no longer followed (once a tick after one went: a sort of the
+ * followed processes and a binary search per entry). */
+static void codes_compact(Python *py)
+{
+	_cleanup_free_ LiveKey *live = NULL;
+	size_t kept = 0;
+
+	if (!py->procs_removed || py->n_codes == 0)
+		return;
+	live = calloc(py->n_procs + 1, sizeof(*live));
+	if (!live)
+		return;
+	for (size_t i = 0; i < py->n_procs; i++)
+		live[i] = (LiveKey){ .pid = py->procs[i]->pid, .start_ns = py->procs[i]->start_ns };
+	qsort(live, py->n_procs, sizeof(*live), live_cmp);
+	py->procs_removed = false;
+	hash_index_clear(py->code_index);
+	py->code_bytes = 0;
+	for (size_t i = 0; i < py->n_codes; i++) {
+		CodeEntry *e = &py->codes[i];
+		LiveKey k = { .pid = e->pid, .start_ns = e->start_ns };
+
+		if (!bsearch(&k, live, py->n_procs, sizeof(*live), live_cmp)) {
+			code_entry_done(py, e);
+			continue;
+		}
+		py->codes[kept] = *e;
+		/* Cannot fail: the index held more entries a moment ago. */
+		(void)hash_index_insert(py->code_index, e->hash, (uint32_t)kept);
+		py->code_bytes += code_entry_bytes(e);
+		kept++;
+	}
+	py->n_codes = kept;
+}
+
+/*
+ * Reads the code object at addr of pp into a cache entry: without a name (0) when it cannot be
+ * read or makes no sense (cached as such: it is not read again for every sample), or when it
+ * is not the object the sample saw (ident: that one is gone; -ESTALE, not cached).
+ */
+static int code_read(Python *py, PyProc *pp, uint64_t addr, uint32_t ident, CodeEntry *ret)
+{
+	_cleanup_(pycode_done) PyCode code = { 0 };
+	int r;
+
+	*ret = (CodeEntry){
+		.pid = pp->pid, .start_ns = pp->start_ns, .addr = addr, .ident = ident
+	};
+	py->stats.code_reads++;
+	r = pycode_read(&pp->layout, mem_read, pp, addr, pp->code_type, &code);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		py->stats.code_read_errors++;
+		return 0;
+	}
+	if (code.ident != ident) {
+		py->stats.code_changed++;
+		return -ESTALE;
+	}
+	ret->firstlineno = code.firstlineno;
+	r = store_intern_string(py->store, code.qualname, &ret->name);
+	if (r >= 0)
+		r = store_intern_string(py->store, code.filename, &ret->file);
+	if (r < 0) {
+		code_entry_done(py, ret);
+		return r;
+	}
+	ret->table = TAKE_PTR(code.linetable);
+	ret->table_len = (uint32_t)code.linetable_len;
+	return 0;
+}
+
+/* The cached code object at addr of pp as the sample saw it (ident): NULL if it cannot be. */
+static const CodeEntry *code_get(Python *py, PyProc *pp, uint64_t addr, uint32_t ident)
+{
+	CodeKey key = { .pid = pp->pid, .start_ns = pp->start_ns, .addr = addr };
+	uint64_t hash = code_hash(pp->pid, pp->start_ns, addr);
+	CodeEntry e;
+	uint32_t idx;
+
+	if (hash_index_find(py->code_index, hash, code_eq, &key, py, &idx) == 0) {
+		if (py->codes[idx].ident == ident)
+			return &py->codes[idx];
+		/* Another object at the address since: read it again in place. */
+		if (pp->dead || code_read(py, pp, addr, ident, &e) < 0)
+			return NULL;
+		py->code_bytes -= code_entry_bytes(&py->codes[idx]);
+		code_entry_done(py, &py->codes[idx]);
+		e.hash = hash;
+		py->codes[idx] = e;
+		py->code_bytes += code_entry_bytes(&e);
+		return &py->codes[idx];
+	}
+	/* Exited: what it ran is named from the cache only. */
+	if (pp->dead || code_read(py, pp, addr, ident, &e) < 0)
+		return NULL;
+	if (py->n_codes >= CODES_MAX || py->code_bytes + code_entry_bytes(&e) > CODE_BYTES_MAX) {
+		codes_clear(py);
+		py->stats.code_cache_drops++;
+	}
+	e.hash = hash;
+	if (GREEDY_REALLOC(py->codes, py->allocated_codes, py->n_codes + 1) < 0 ||
+	    hash_index_insert(py->code_index, hash, (uint32_t)py->n_codes) < 0) {
+		code_entry_done(py, &e);
+		return NULL;
+	}
+	py->codes[py->n_codes] = e;
+	py->code_bytes += code_entry_bytes(&e);
+	return &py->codes[py->n_codes++];
+}
+
+int python_frame(Python *py, PyProc *pp, const struct profq_py_frame *f, FrameId *ret)
+{
+	StoreFrame frame = { .function = py->module, .module = py->module, .flags = FRAME_PYTHON };
+	uint64_t addr = f->code & ~PROFQ_PY_ENTRY;
+	const CodeEntry *e;
+
+	py->stats.frames_read++;
+	e = code_get(py, pp, addr, f->ident);
+	if (!e || e->name == 0) {
+		py->stats.frames_unnamed++;
+		return store_intern_frame(py->store, &frame, ret);
+	}
+	frame.function = e->name;
+	frame.file = frame.decl_file = e->file;
+	frame.decl_line = e->firstlineno;
+	frame.line = pycode_line(&pp->layout, e->table, e->table_len, e->firstlineno, f->offset);
+	return store_intern_frame(py->store, &frame, ret);
+}
+
+/* ---- the BPF maps ---- */
+
+static uint32_t layout_index(Python *py, const struct profq_py_layout *l, int *ret_error)
+{
+	for (uint32_t i = 0; i < py->n_layouts; i++)
+		if (memcmp(&py->layouts[i], l, sizeof(*l)) == 0)
+			return i;
+	if (py->n_layouts >= PROFQ_PY_LAYOUTS) {
+		*ret_error = -ENOSPC;
+		return 0;
+	}
+	*ret_error = py->ops.set_layout(py->ops.userdata, py->n_layouts, l);
+	if (*ret_error < 0)
+		return 0;
+	py->layouts[py->n_layouts] = *l;
+	return py->n_layouts++;
+}
+
+static void thread_del(Python *py, PyProc *pp, uint64_t thread)
+{
+	struct profq_py_thread_key k = { .thread = thread, .tgid = pp->pid };
+
+	(void)py->ops.del_thread(py->ops.userdata, &k);
+}
+
+static int thread_cmp(const void *a, const void *b)
+{
+	const PyThread *x = a, *y = b;
+
+	return x->thread < y->thread ? -1 : x->thread > y->thread;
+}
+
+/*
+ * Reads the thread states of every interpreter of pp and makes the BPF map hold exactly them.
+ * Returns how many were new, or -errno (the map keeps what it had).
+ */
+static int scan_threads(Python *py, PyProc *pp, uint64_t mono_ns)
+{
+	_cleanup_free_ PyThread *found = NULL;
+	const PyLayout *l = &pp->layout;
+	size_t n = 0, added = 0, i = 0, j = 0;
+	uint64_t interp;
+	int r;
+
+	py->stats.thread_scans++;
+	pp->last_scan_ns = mono_ns;
+	found = calloc(THREADS_MAX, sizeof(*found));
+	if (!found)
+		return -ENOMEM;
+	r = read_u64(pp, pp->runtime + l->runtime_interpreters_head, &interp);
+	for (unsigned k = 0; r >= 0 && interp && k < INTERPRETERS_MAX; k++) {
+		uint64_t tstate;
+
+		r = read_u64(pp, interp + l->interp_threads_head, &tstate);
+		while (r >= 0 && tstate && n < THREADS_MAX) {
+			found[n].tstate = tstate;
+			r = read_u64(pp, tstate + l->bpf.tstate_thread_id, &found[n].thread);
+			if (r >= 0)
+				r = read_u64(pp, tstate + l->tstate_next, &tstate);
+			if (r >= 0 && found[n].thread)
+				n++;
+		}
+		if (r >= 0)
+			r = read_u64(pp, interp + l->interp_next, &interp);
+	}
+	if (r < 0) {
+		if (r == -ESRCH || r == -EIO)
+			pp->dead = true;
+		return r;
+	}
+	qsort(found, n, sizeof(*found), thread_cmp);
+	/* Merge the sorted old and new lists: delete what went, set what came or changed. */
+	while (i < pp->n_threads || j < n) {
+		int c = i == pp->n_threads ? 1
+			: j == n	   ? -1
+					   : thread_cmp(&pp->threads[i], &found[j]);
+
+		if (c < 0) {
+			thread_del(py, pp, pp->threads[i++].thread);
+			py->stats.threads--;
+			continue;
+		}
+		if (c == 0 && pp->threads[i].tstate == found[j].tstate) {
+			i++, j++;
+			continue;
+		}
+		struct profq_py_thread_key key = { .thread = found[j].thread, .tgid = pp->pid };
+		struct profq_py_thread v = { .tstate = found[j].tstate,
+					     .start_ns = pp->start_ns,
+					     .layout = pp->layout_index };
+
+		if (py->ops.set_thread(py->ops.userdata, &key, &v) < 0) {
+			py->stats.map_errors++;
+			/* Not in the map: not in the list, so the next scan tries again. */
+			found[j].thread = 0;
+		} else if (c != 0) {
+			py->stats.threads++;
+			added++;
+		}
+		if (c == 0)
+			i++;
+		j++;
+	}
+	/* Keep the ones in the map, in order. */
+	i = 0;
+	for (j = 0; j < n; j++)
+		if (found[j].thread)
+			found[i++] = found[j];
+	free(pp->threads);
+	pp->threads = realloc(found, MAX(i, 1) * sizeof(*found)) ?: found;
+	found = NULL;
+	pp->n_threads = i;
+	return (int)added;
+}
+
+/* ---- processes ---- */
+
+static void proc_free(Python *py, PyProc *pp)
+{
+	for (size_t i = 0; i < pp->n_threads; i++)
+		thread_del(py, pp, pp->threads[i].thread);
+	py->stats.threads -= pp->n_threads;
+	(void)py->ops.del_proc(py->ops.userdata, pp->pid);
+	if (pp->mem_fd >= 0)
+		close(pp->mem_fd);
+	free(pp->threads);
+	free(pp);
+}
+
+static PyProc *proc_find(const Python *py, uint32_t pid, size_t *ret_idx)
+{
+	for (size_t i = 0; i < py->n_procs; i++)
+		if (py->procs[i]->pid == pid) {
+			if (ret_idx)
+				*ret_idx = i;
+			return py->procs[i];
+		}
+	return NULL;
+}
+
+static void proc_remove(Python *py, size_t idx)
+{
+	PyProc *pp = py->procs[idx];
+
+	py->procs[idx] = py->procs[--py->n_procs];
+	proc_free(py, pp);
+	py->stats.processes--;
+	py->procs_removed = true;
+}
+
+/*
+ * "python3.11", "libpython3.11.so.1.0", "python3.12d": the minor version of a CPython 3 binary's
+ * name, 0 if it is not one. A 't' after the version (free-threaded builds) sets *ret_ft.
+ */
+static unsigned name_minor(const char *path, bool *ret_ft)
+{
+	const char *base = strrchr(path, '/'), *p;
+	unsigned minor = 0;
+
+	base = base ? base + 1 : path;
+	if (strncmp(base, "lib", 3) == 0)
+		base += 3;
+	if (strncmp(base, "python3.", 8) != 0)
+		return 0;
+	for (p = base + 8; *p >= '0' && *p <= '9' && minor < 100; p++)
+		minor = minor * 10 + (unsigned)(*p - '0');
+	*ret_ft = *p == 't';
+	return p == base + 8 ? 0 : minor;
+}
+
+/* Opens /proc/PID/mem and checks that the pid is still the incarnation start_ns names. */
+static int open_mem(uint32_t pid, uint64_t start_ns)
+{
+	_cleanup_close_ int fd = -1;
+	uint64_t tick = NSEC_PER_SEC / procfs_clock_ticks();
+	char path[64];
+	ProcStat st;
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%u/mem", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return negative_errno();
+	r = procfs_read_stat((pid_t)pid, &st);
+	if (r < 0)
+		return r;
+	if (st.starttime != start_ns / tick)
+		return -ESRCH;
+	return TAKE_FD(fd);
+}
+
+/* The layout of the interpreter: its Py_Version (3.11+) or the binary's name says which. */
+static int find_layout(Python *py, PyProc *pp, unsigned minor, uint64_t version_addr,
+		       uint64_t runtime_size)
+{
+	uint32_t hexversion = 0;
+	const PyLayout *l;
+	int r;
+
+	if (version_addr && mem_read(pp, version_addr, &hexversion, sizeof(hexversion)) == 0 &&
+	    hexversion >> 24 == 3)
+		minor = (hexversion >> 16) & 0xff;
+	if (minor >= 13) {
+		_cleanup_free_ uint8_t *buf = NULL;
+		size_t len = MIN(runtime_size ?: RUNTIME_READ, RUNTIME_READ);
+
+		buf = malloc(len);
+		if (!buf)
+			return -ENOMEM;
+		r = mem_read(pp, pp->runtime, buf, len);
+		if (r < 0)
+			return r;
+		r = pylayout_from_debug_offsets(buf, len, &pp->layout);
+		if (r == -EOPNOTSUPP)
+			py->stats.free_threaded++;
+		return r;
+	}
+	l = pylayout_for_version(3, minor);
+	if (!l)
+		return -EOPNOTSUPP;
+	pp->layout = *l;
+	return 0;
+}
+
+/* Follows the interpreter that binary mapping m of proc holds, if it is one. */
+static int attach(Python *py, Process *proc, const Mapping *m, unsigned minor)
+{
+	ElfSymbolQuery q[] = {
+		{ .name = "_PyRuntime" },
+		{ .name = "_PyEval_EvalFrameDefault" },
+		{ .name = "PyCode_Type" },
+		{ .name = "Py_Version" },
+	};
+	_cleanup_free_ PyProc *pp = NULL;
+	struct profq_py_proc v;
+	int r;
+
+	r = symbolizer_binary_find(m->binary, &m->map, q, ARRAY_SIZE(q));
+	if (r < 0)
+		return r;
+	if (!q[0].vaddr || !q[1].vaddr || !q[2].vaddr || !q[1].size)
+		return -ENOENT; /* not an interpreter (an extension module, say) */
+	pp = calloc(1, sizeof(*pp));
+	if (!pp)
+		return -ENOMEM;
+	*pp = (PyProc){ .pid = proc->pid,
+			.start_ns = proc->start_boot_ns,
+			.runtime = q[0].vaddr,
+			.eval_lo = q[1].vaddr,
+			.eval_hi = q[1].vaddr + q[1].size,
+			.code_type = q[2].vaddr,
+			.scan_interval_ns = SCAN_MIN_NS };
+	pp->mem_fd = open_mem(proc->pid, proc->start_boot_ns);
+	if (pp->mem_fd < 0)
+		return pp->mem_fd;
+	r = find_layout(py, pp, minor, q[3].vaddr, q[0].size);
+	if (r < 0) {
+		close(pp->mem_fd);
+		if (r == -EOPNOTSUPP || r == -EINVAL)
+			py->stats.unsupported++;
+		return r;
+	}
+	pp->layout_index = layout_index(py, &pp->layout.bpf, &r);
+	v = (struct profq_py_proc){ .start_ns = pp->start_ns, .layout = pp->layout_index };
+	if (r >= 0)
+		r = GREEDY_REALLOC(py->procs, py->allocated_procs, py->n_procs + 1);
+	if (r >= 0 && py->n_procs >= PROFQ_PY_PROCS)
+		r = -ENOSPC;
+	if (r >= 0)
+		r = py->ops.set_proc(py->ops.userdata, pp->pid, &v);
+	if (r < 0) {
+		close(pp->mem_fd);
+		py->stats.attach_errors++;
+		return r;
+	}
+	py->procs[py->n_procs++] = pp;
+	py->stats.processes++;
+	py->stats.attached++;
+	log_debug("Following the Python %u.%u interpreter of process %u.",
+		  pp->layout.hexversion >> 24, (pp->layout.hexversion >> 16) & 0xff, pp->pid);
+	(void)scan_threads(py, TAKE_PTR(pp), now_mono_ns());
+	return 0;
+}
+
+/* Looks for an interpreter among proc's mappings. */
+static void detect(Python *py, Process *proc)
+{
+	for (size_t i = 0; i < proc->n_maps; i++) {
+		const Mapping *m = &proc->maps[i];
+		bool ft = false;
+		unsigned minor;
+
+		if (!m->binary || !m->map.path)
+			continue;
+		minor = name_minor(m->map.path, &ft);
+		if (minor == 0)
+			continue;
+		if (ft) {
+			py->stats.unsupported++;
+			py->stats.free_threaded++;
+			return;
+		}
+		if (minor < 8) {
+			py->stats.unsupported++;
+			return;
+		}
+		if (attach(py, proc, m, minor) != -ENOENT)
+			return;
+	}
+}
+
+PyProc *python_sample(Python *py, Process *proc, const struct profq_sample *s, uint64_t mono_ns)
+{
+	PyProc *pp = proc_find(py, proc->pid, NULL);
+
+	if (pp && pp->start_ns != proc->start_boot_ns) {
+		python_forget(py, proc->pid, false);
+		pp = NULL;
+	}
+	if (!pp) {
+		/* Once for each reading of the maps: a library mapped later is seen. */
+		if (proc->kthread || proc->exited || !proc->maps_loaded ||
+		    proc->python_checked_ns == proc->maps_read_ns)
+			return NULL;
+		proc->python_checked_ns = proc->maps_read_ns;
+		detect(py, proc);
+		pp = proc_find(py, proc->pid, NULL);
+		if (!pp)
+			return NULL;
+	}
+	py->stats.samples++;
+	if (s->py_len)
+		py->stats.samples_with_frames++;
+	if (s->py_flags & PROFQ_PY_READ_ERROR)
+		py->stats.walk_errors++;
+	if (s->py_flags & PROFQ_PY_TRUNCATED)
+		py->stats.walk_truncated++;
+	if (s->py_flags & (PROFQ_PY_THREAD_UNKNOWN | PROFQ_PY_THREAD_MISMATCH)) {
+		if (s->py_flags & PROFQ_PY_THREAD_UNKNOWN)
+			py->stats.thread_unknown++;
+		else
+			py->stats.thread_mismatch++;
+		if (!pp->dead && mono_ns - pp->last_scan_ns >= pp->scan_interval_ns) {
+			int r = scan_threads(py, pp, mono_ns);
+
+			pp->scan_interval_ns = r > 0 ? SCAN_MIN_NS
+						     : MIN(pp->scan_interval_ns * 2, SCAN_MAX_NS);
+		}
+	}
+	return pp;
+}
+
+bool python_is_eval(const PyProc *pp, uint64_t addr)
+{
+	return addr >= pp->eval_lo && addr < pp->eval_hi;
+}
+
+void python_forget(Python *py, uint32_t pid, bool exited)
+{
+	PyProc *pp;
+	size_t idx;
+
+	pp = proc_find(py, pid, &idx);
+	if (!pp)
+		return;
+	/* Its last samples come after the exit event (events are drained first): they are named
+	 * from the cache until the next tick. */
+	if (exited)
+		pp->dead = true;
+	else
+		proc_remove(py, idx);
+}
+
+void python_tick(Python *py, uint64_t mono_ns)
+{
+	for (size_t i = 0; i < py->n_procs;) {
+		PyProc *pp = py->procs[i];
+		uint64_t v;
+
+		/* Gone (an exit event lost): its memory no longer reads. */
+		if (pp->dead || read_u64(pp, pp->runtime, &v) < 0) {
+			proc_remove(py, i);
+			continue;
+		}
+		if (mono_ns - pp->last_scan_ns >= RESCAN_NS)
+			(void)scan_threads(py, pp, mono_ns);
+		i++;
+	}
+	codes_compact(py);
+}
+
+size_t python_shrink(Python *py)
+{
+	size_t before = py->code_bytes;
+
+	codes_clear(py);
+	return before;
+}
+
+size_t python_memory(const Python *py)
+{
+	size_t n = sizeof(*py) + py->allocated_codes * sizeof(CodeEntry) +
+		   hash_index_memory(py->code_index) + py->allocated_procs * sizeof(PyProc *);
+
+	n += py->code_bytes - py->n_codes * sizeof(CodeEntry);
+	for (size_t i = 0; i < py->n_procs; i++)
+		n += sizeof(PyProc) + MAX(py->procs[i]->n_threads, 1) * sizeof(PyThread);
+	return n;
+}
+
+void python_stats(const Python *py, PythonStats *ret)
+{
+	*ret = py->stats;
+	ret->code_cache_entries = py->n_codes;
+}
+
+int python_new(Store *store, const PyMapOps *ops, Python **ret)
+{
+	_cleanup_(python_freep) Python *py = NULL;
+	int r;
+
+	py = calloc(1, sizeof(*py));
+	if (!py)
+		return -ENOMEM;
+	py->store = store;
+	py->ops = *ops;
+	r = hash_index_new(&py->code_index);
+	if (r < 0)
+		return r;
+	r = store_intern_string(store, "[python]", &py->module);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(py);
+	return 0;
+}
+
+Python *python_free(Python *py)
+{
+	if (!py)
+		return NULL;
+	while (py->n_procs > 0) {
+		proc_free(py, py->procs[--py->n_procs]);
+	}
+	free(py->procs);
+	codes_clear(py);
+	free(py->codes);
+	hash_index_free(py->code_index);
+	store_string_unref(py->store, py->module);
+	free(py);
+	return NULL;
+}
