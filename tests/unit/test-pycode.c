@@ -6,7 +6,8 @@
  *     fixtures/pycode-dump.py) at every instruction of a module of awkward functions;
  *   - pycode_read() on code objects of a live interpreter, read through /proc/PID/mem, against
  *     what the interpreter says of them (3.13: with the layout from its _Py_DebugOffsets, read
- *     the same way).
+ *     the same way); and its stack, walked from the thread state as the BPF program does, each
+ *     frame named by code object and line as CPython's frame objects name it.
  * Plus hostile code objects in a fake memory.
  */
 #include <setjmp.h>
@@ -215,10 +216,72 @@ static void check_code(const PyLayout *l, Proc *p, const Expected *e, unsigned m
 	assert_null(c.qualname);
 }
 
+#define WALK_MAX 16
+
+typedef struct Walk {
+	uint64_t tstate;
+	uint64_t code[WALK_MAX];
+	uint32_t line[WALK_MAX];
+	size_t n;
+} Walk;
+
+static uint64_t read_u64(Proc *p, uint64_t addr)
+{
+	uint64_t v;
+
+	assert_int_equal(mem_read(p, addr, &v, sizeof(v)), 0);
+	return v;
+}
+
+/* The BPF walk of the frame chain from the thread state, as the layout describes it, with each
+ * frame's line as profqd would name it: must be CPython's own view of the stack. */
+static void check_walk(const PyLayout *l, Proc *p, const Walk *want, unsigned minor)
+{
+	const struct profq_py_layout *b = &l->bpf;
+	uint64_t frame = read_u64(p, want->tstate + b->tstate_frame);
+	size_t n = 0;
+
+	if (b->cframe_frame != PROFQ_PY_NONE)
+		frame = read_u64(p, frame + b->cframe_frame);
+	for (int i = 0; frame && i < 64; i++) {
+		uint8_t f[PROFQ_PY_FRAME_READ_MAX];
+		uint64_t code, instr;
+		uint32_t offset, line;
+		int32_t lasti;
+		PyCode c;
+
+		assert_int_equal(mem_read(p, frame, f, b->frame_read), 0);
+		memcpy(&code, f + b->frame_code, 8);
+		if (b->frame_owner != PROFQ_PY_NONE && f[b->frame_owner] == b->owner_cstack) {
+			memcpy(&frame, f + b->frame_previous, 8);
+			continue;
+		}
+		if (b->model == PROFQ_PY_MODEL_FRAMEOBJ) {
+			memcpy(&lasti, f + b->frame_instr, 4);
+			offset = (uint32_t)lasti * b->lasti_scale;
+		} else {
+			memcpy(&instr, f + b->frame_instr, 8);
+			offset = (uint32_t)(instr - (code + b->code_instr_base));
+		}
+		assert_int_equal(pycode_read(l, mem_read, p, code, read_u64(p, code + 8), &c), 0);
+		line = pycode_line(l, c.linetable, c.linetable_len, c.firstlineno, offset);
+		printf("3.%u: frame %zu: %s line %u (offset %u), CPython says line %u\n", minor, n,
+		       c.qualname, line, offset, n < want->n ? want->line[n] : 0);
+		assert_true(n < want->n);
+		assert_int_equal(code, want->code[n]);
+		assert_int_equal(line, want->line[n]);
+		pycode_done(&c);
+		n++;
+		memcpy(&frame, f + b->frame_previous, 8);
+	}
+	assert_int_equal(n, want->n);
+}
+
 static void check_process(unsigned minor)
 {
 	static char line[LINE_MAX_LEN];
 	static Expected e;
+	Walk walk = { 0 };
 	PyLayout from_debug;
 	const PyLayout *l = NULL;
 	size_t codes = 0, cut = 0;
@@ -249,6 +312,15 @@ static void check_process(unsigned minor)
 			l = &from_debug;
 			continue;
 		}
+		if (sscanf(line, "tstate %llu", &addr) == 1) {
+			walk.tstate = addr;
+			continue;
+		}
+		if (sscanf(line, "frame %llu %u", &addr, &walk.line[walk.n]) == 2) {
+			assert_true(walk.n < WALK_MAX);
+			walk.code[walk.n++] = addr;
+			continue;
+		}
 		if (strcmp(line, "ready\n") == 0)
 			break;
 		assert_non_null(l);
@@ -267,6 +339,10 @@ static void check_process(unsigned minor)
 		check_code(l, &p, &e, minor);
 		codes++;
 	}
+	assert_non_null(fgets(line, sizeof(line), p.out));
+	assert_true(walk.n > 0);
+	assert_int_equal(sscanf(line, "inner %u", &walk.line[0]), 1);
+	check_walk(l, &p, &walk, minor);
 	proc_stop(&p);
 	printf("3.%u: %zu code objects read from process %d (%zu names cut)\n", minor, codes,
 	       (int)p.pid, cut);
