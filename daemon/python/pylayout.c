@@ -300,7 +300,8 @@ static int ident_313(const PyLayout *l, uint16_t *ret)
 	for (size_t i = 0; i < sizeof(ptrs) / sizeof(ptrs[0]); i++)
 		if (ptrs[i] < ident + PROFQ_PY_IDENT_LEN && ptrs[i] + 8 > ident)
 			return -EINVAL;
-	if (l->bpf.code_instr_base < ident + PROFQ_PY_IDENT_LEN && l->bpf.code_instr_base >= ident)
+	/* The bytecode, rewritten as the code runs, lies after them. */
+	if (l->bpf.code_instr_base < ident + PROFQ_PY_IDENT_LEN)
 		return -EINVAL;
 	*ret = (uint16_t)ident;
 	return 0;
