@@ -42,12 +42,17 @@ static json_object *stack_frame_json(const QueryContext *ctx, const StoreFrame *
 	json_object_object_add(o, "kernel", json_object_new_boolean(f->flags & FRAME_KERNEL));
 	json_object_object_add(o, "inlined",
 			       json_object_new_boolean(!hidden && (f->flags & FRAME_INLINED)));
+	json_object_object_add(o, "python", json_object_new_boolean(f->flags & FRAME_PYTHON));
+	/* A Python function's first line, for pprof's start_line. */
+	if ((f->flags & FRAME_PYTHON) && f->decl_file && f->decl_line)
+		json_add_int(o, "start_line", f->decl_line);
 	return o;
 }
 
 /*
  * Every distinct stack of the selection with its samples, hottest first, over a table of the
- * frames they use ("frames": [{function, module, file, line, kernel, inlined}], "stacks":
+ * frames they use ("frames": [{function, module, file, line, kernel, inlined, python,
+ * start_line of a Python function}], "stacks":
  * [{"frames": [indexes, leaf first], "samples"}]). Frames are the store's (one per function,
  * line and inline level), named as the viewer may see them; an unprivileged viewer's kernel
  * frames are one "[kernel]" frame, consecutive ones merged.
@@ -58,7 +63,7 @@ int query_answer_stacks(const QueryContext *ctx, const Request *req, const Selec
 	const Store *store = ctx->store;
 	size_t n_counted, refs = 0, bytes = 0;
 	_cleanup_free_ StackCount *order = NULL;
-	/* FrameId -> index + 1 in "frames"; 0: not yet; FRAME_ROW_SKIP: left out (inlined). */
+	/* FrameId -> index + 1 in "frames"; 0: not yet; FRAME_ROW_SKIP: left out (not shown). */
 	_cleanup_free_ uint32_t *frame_out = NULL;
 	/* FrameId -> index + 1 of the frame standing for a stack all inlined (--no-inline). */
 	_cleanup_free_ uint32_t *fallback_out = NULL;
@@ -108,7 +113,7 @@ int query_answer_stacks(const QueryContext *ctx, const Request *req, const Selec
 				const StoreFrame *f = store_frame(store, ids[i]);
 				json_object *fo;
 
-				if (req->no_inline && (f->flags & FRAME_INLINED)) {
+				if (!query_frame_shown(req, f)) {
 					*out = FRAME_ROW_SKIP;
 				} else if (frame_hidden_kernel(&ctx->viewer, f) && kernel_out) {
 					*out = kernel_out;
@@ -161,7 +166,7 @@ int query_answer_stacks(const QueryContext *ctx, const Request *req, const Selec
 		listed += order[k].count;
 	}
 	query_add_selection(ctx, req, sel, answer);
-	json_object_object_add(answer, "inline", json_object_new_boolean(!req->no_inline));
+	query_add_frame_options(req, answer);
 	json_add_int(answer, "truncated_samples", (int64_t)(sel->total - listed));
 	json_add_int(answer, "period_ns", (int64_t)sel->mean_period_ns);
 	json_add_int(answer, "start_ns", store_window(store, sel->range.first)->start_ns);
