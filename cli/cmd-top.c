@@ -149,8 +149,8 @@ static const CliQuery top = {
 		  CLI_OPT_INLINE | CLI_OPT_LIMIT,
 	.help = "Usage: profq top [--pid N [--tid T] [--start TIME] [--children]]\n"
 		"                 [-n N] [--sort self|total] [--since DUR]\n"
-		"                 [--until DUR] [--[no-]inline] [--once] [-d SECS]\n"
-		"                 [--json]\n"
+		"                 [--until DUR] [--[no-]inline] [--[no-]python]\n"
+		"                 [--once] [-d SECS] [--json]\n"
 		"\n"
 		"Hotspot functions: SELF% (samples in the function itself) and\n"
 		"TOTAL% (samples with the function anywhere on the stack), of the\n"
@@ -160,7 +160,9 @@ static const CliQuery top = {
 		"--tid: one thread. --start: another incarnation of the pid\n"
 		"(a start time from 'profq ps'). --children: the pid and its\n"
 		"descendants. Calls inlined by the compiler are functions of their\n"
-		"own; --no-inline folds them into the function they are in.\n",
+		"own; --no-inline folds them into the function they are in.\n"
+		"Python functions are frames of their own in place of the interpreter\n"
+		"frames that ran them; --no-python shows the interpreter frames.\n",
 	.options =
 		(const struct option[]){
 			{ "sort", required_argument, NULL, OPT_SORT },

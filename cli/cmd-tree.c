@@ -82,14 +82,16 @@ static const CliQuery tree = {
 	.needs_pid = true,
 	.help = "Usage: profq tree --pid N [--tid T] [--start TIME] [--children]\n"
 		"                  [--min-pct P] [--since DUR] [--until DUR]\n"
-		"                  [--[no-]inline] [--json]\n"
+		"                  [--[no-]inline] [--[no-]python] [--json]\n"
 		"\n"
 		"The call tree, top down: each stack's outermost frame is a root, a\n"
 		"function's children are the functions it called. TOTAL% counts the\n"
 		"samples under a call path, SELF% those that ended in it, of the\n"
 		"process's samples. Calls below --min-pct P percent (0.5) are left\n"
 		"out. Calls the compiler inlined are nodes of their own;\n"
-		"--no-inline folds them into the function they are in.\n",
+		"--no-inline folds them into the function they are in.\n"
+		"Python functions are frames of their own in place of the interpreter\n"
+		"frames that ran them; --no-python shows the interpreter frames.\n",
 	.options = (const struct option[]){ { "min-pct", required_argument, NULL, OPT_MIN_PCT },
 					    {} },
 	.option = parse_option,
