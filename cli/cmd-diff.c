@@ -2,7 +2,8 @@
 /*
  * profq diff: the change of each function's share between two profiles, a base and a "with",
  * of one process over two time ranges, or of two processes (docs/profq.1). Each side is a `top`
- * answer with every function; rows are joined by (function, module) and ranked by how much
+ * answer with every function; rows are joined by (function, module; a Python function's .py
+ * file too) and ranked by how much
  * their share moved, in percentage points of each side's own samples (so a longer range or a
  * busier process does not look like a regression).
  */
@@ -38,9 +39,12 @@ typedef struct DiffArgs {
 
 typedef struct DiffRow {
 	const char *function, *module;
-	double pct[2];	    /* self% or total% (the sort key) in base and with */
-	double other[2];    /* the other percentage */
-	int64_t samples[2]; /* of the sort key */
+	const char *file; /* a Python function's .py file; NULL for the others */
+	bool python;
+	json_object *source; /* the first side's row of it */
+	double pct[2];	     /* self% or total% (the sort key) in base and with */
+	double other[2];     /* the other percentage */
+	int64_t samples[2];  /* of the sort key */
 } DiffRow;
 
 /* RANGE: "SINCE..UNTIL", "SINCE.." or "SINCE" (until now), or "all". */
@@ -104,12 +108,16 @@ static int join(Side sides[2], bool by_total, DiffRow **ret, size_t *ret_n)
 			json_object *r = json_object_array_get_idx(a, i), *at;
 			const char *fn = json_get_string(r, "function");
 			const char *mod = json_get_string(r, "module");
+			/* A Python function is its .py file's: every module's code is
+			 * "<module>" of "[python]". */
+			bool python = json_get_bool(r, "python");
+			const char *file = python ? json_get_string(r, "file") : NULL;
 			_cleanup_free_ char *k = NULL;
 			DiffRow *row;
 
 			if (!fn)
 				continue;
-			if (asprintf(&k, "%s\x1f%s", fn, strempty(mod)) < 0)
+			if (asprintf(&k, "%s\x1f%s\x1f%s", fn, strempty(mod), strempty(file)) < 0)
 				return -ENOMEM;
 			if (json_object_object_get_ex(index, k, &at)) {
 				row = &rows[json_object_get_int64(at)];
@@ -117,7 +125,11 @@ static int join(Side sides[2], bool by_total, DiffRow **ret, size_t *ret_n)
 				if (GREEDY_REALLOC(rows, allocated, n + 1) < 0)
 					return -ENOMEM;
 				row = &rows[n];
-				*row = (DiffRow){ .function = fn, .module = mod };
+				*row = (DiffRow){ .function = fn,
+						  .module = mod,
+						  .file = file,
+						  .python = python,
+						  .source = r };
 				if (json_add_index(index, k, n) < 0)
 					return -ENOMEM;
 				n++;
@@ -184,7 +196,7 @@ static const CliQuery diff = {
 	.needs_pid = true,
 	.help = "Usage: profq diff --pid N [--base RANGE] [--with RANGE]\n"
 		"                  [--base-pid P] [-n N] [--sort self|total]\n"
-		"                  [--[no-]inline] [--json]\n"
+		"                  [--[no-]inline] [--[no-]python] [--json]\n"
 		"\n"
 		"How each function's share of the samples changed from the base\n"
 		"profile to the other one: of pid N over two time ranges, or of\n"
@@ -254,6 +266,8 @@ static json_object *row_json(const DiffArgs *args, const DiffRow *r)
 		return NULL;
 	json_add_string(row, "function", r->function);
 	json_add_string(row, "module", r->module);
+	json_add_string(row, "file", r->file);
+	json_object_object_add(row, "python", json_object_new_boolean(r->python));
 	for (int s = 0; s < 2; s++) {
 		snprintf(name, sizeof(name), "%s_%s_pct", args->sides[s].name, k);
 		json_add_double(row, name, r->pct[s], 2);
@@ -308,12 +322,18 @@ static int print_text(const DiffArgs *args, const DiffRow *rows, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const char *mod = rows[i].module;
 		int room = width > 34 ? width - 26 : INT32_MAX;
+		char where[256];
 
 		printf("%7.2f %7.2f %+8.2f  %.*s", rows[i].pct[0], rows[i].pct[1],
 		       rows[i].pct[1] - rows[i].pct[0], room, rows[i].function);
 		room -= (int)MIN(strlen(rows[i].function), (size_t)INT32_MAX);
-		if (mod && (int)strlen(mod) + 3 <= room)
+		if (mod && (int)strlen(mod) + 3 <= room) {
 			printf(mod[0] == '[' ? " %s" : " [%s]", mod);
+			room -= (int)strlen(mod) + 3;
+		}
+		if (cli_python_location(rows[i].source, where, sizeof(where)) &&
+		    (int)strlen(where) + 1 <= room)
+			printf(" %s", where);
 		putchar('\n');
 	}
 	return EXIT_OK;

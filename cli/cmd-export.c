@@ -48,20 +48,23 @@ static const struct {
 		.name = "folded",
 		.help = "Usage: profq folded --pid N [--tid T] [--start TIME] [--children]\n"
 			"              [--since DUR] [--until DUR] [--[no-]inline] "
-			"[-o FILE] [--json]\n"
+			"[--[no-]python]\n"
+			"              [-o FILE] [--json]\n"
 			"\n"
 			"Folded stacks: one line per distinct stack, outermost frame first,\n"
 			"frames separated by ';', then the number of samples, as\n"
 			"stackcollapse-perf.pl writes them with its annotations (kernel frames\n"
-			"end in _[k], inlined ones in _[i], JIT code in _[j]), for\n"
-			"flamegraph.pl, speedscope and friends. --json prints the stacks answer.\n"
+			"end in _[k], inlined ones in _[i], JIT code in _[j]; Python functions\n"
+			"by name), for flamegraph.pl, speedscope and friends. --json prints\n"
+			"the stacks answer.\n"
 			"\n"
 			"-o FILE writes to FILE (\"-\": standard output).\n",
 	},
 	[EXPORT_FLAME] = {
 		.name = "flame",
 		.help = "Usage: profq flame --pid N [--tid T] [--start TIME] [--children]\n"
-			"             [--since DUR] [--until DUR] [--[no-]inline]\n"
+			"             [--since DUR] [--until DUR] [--[no-]inline] "
+			"[--[no-]python]\n"
 			"       [--title T] [--width PX] -o FILE.svg [--json]\n"
 			"\n"
 			"An interactive SVG flame graph: one box per call path, as wide as its\n"
@@ -74,11 +77,13 @@ static const struct {
 		.name = "pprof",
 		.help = "Usage: profq pprof --pid N [--tid T] [--start TIME] [--children]\n"
 			"             [--since DUR] [--until DUR] [--[no-]inline] "
-			"-o FILE.pb.gz [--json]\n"
+			"[--[no-]python]\n"
+			"             -o FILE.pb.gz [--json]\n"
 			"\n"
 			"A gzipped pprof profile (profile.proto) for go tool pprof, Pyroscope or\n"
 			"Parca: sample types samples/count and cpu/nanoseconds, inlined\n"
-			"frames as pprof's inline lines, file and line of every frame.\n"
+			"frames as pprof's inline lines, file and line of every frame;\n"
+			"Python functions have the mapping [python] and their first line.\n"
 			"\n"
 			"-o FILE writes to FILE (\"-\": standard output, not a terminal).\n",
 	},

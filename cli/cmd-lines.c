@@ -323,7 +323,7 @@ static const CliQuery lines = {
 	.needs_pid = true,
 	.help = "Usage: profq lines --pid N [--tid T] [--start TIME] [--children]\n"
 		"                   [--function F] [-n N] [--since DUR] [--until DUR]\n"
-		"                   [--[no-]inline] [--json]\n"
+		"                   [--[no-]inline] [--[no-]python] [--json]\n"
 		"\n"
 		"Hot source lines: the samples taken on each line (of the process's\n"
 		"samples), with the line's text when you can read the source file.\n"
@@ -333,6 +333,8 @@ static const CliQuery lines = {
 		"--function F: the lines of F, line_profiler's view: every sample\n"
 		"with F on the stack counts once, on the line F was executing or\n"
 		"calling from (CALLEE: the part spent in what the line called).\n"
+		"Python functions have lines of their own, in place of the\n"
+		"interpreter's (--no-python: the interpreter's, as native code).\n"
 		"-n N: at most N lines (20).\n",
 	.options = (const struct option[]){ { "function", required_argument, NULL, OPT_FUNCTION },
 					    {} },

@@ -279,7 +279,8 @@ static const CliQuery run_query = {
 	.shared = CLI_OPT_INLINE | CLI_OPT_LIMIT,
 	/* the command's own options are not ours */
 	.takes_command = true,
-	.help = "Usage: profq run [--repeat K] [-n N] [--[no-]inline] [--json] [--] CMD [ARG...]\n"
+	.help = "Usage: profq run [--repeat K] [-n N] [--[no-]inline] [--[no-]python]\n"
+		"                 [--json] [--] CMD [ARG...]\n"
 		"\n"
 		"Runs CMD like time(1): real, user and sys (the command and the\n"
 		"children it waited for), min/median/max over K runs with --repeat,\n"

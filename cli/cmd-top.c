@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <limits.h>
 #include <time.h>
 
 #include "base/json-util.h"
@@ -36,12 +37,19 @@ static void render_top(json_object *a, int max_rows)
 		json_object *r = json_object_array_get_idx(rows, i);
 		const char *fn = strempty(json_get_string(r, "function"));
 		int used = 7 + 1 + 7 + 1 + 8 + 1 + 8 + 2 + modw + 2;
-		int room = width > used + 8 ? width - used : (int)strlen(fn);
+		bool unlimited = width <= used + 8;
+		int room = unlimited ? (int)strlen(fn) : width - used;
+		char where[256];
 
-		printf("%7.2f %7.2f %8lld %8lld  %-*.*s  %.*s\n", json_get_double(r, "self_pct"),
+		printf("%7.2f %7.2f %8lld %8lld  %-*.*s  %.*s", json_get_double(r, "self_pct"),
 		       json_get_double(r, "total_pct"), (long long)json_get_int(r, "self_samples"),
 		       (long long)json_get_int(r, "total_samples"), modw, modw,
 		       strempty(json_get_string(r, "module")), room, fn);
+		/* Python functions are all of module [python]: their file tells them apart. */
+		room = unlimited ? INT_MAX : room - MIN(room, (int)strlen(fn));
+		if (cli_python_location(r, where, sizeof(where)) && (int)strlen(where) + 2 <= room)
+			printf("  %s", where);
+		putchar('\n');
 	}
 }
 
@@ -149,8 +157,8 @@ static const CliQuery top = {
 		  CLI_OPT_INLINE | CLI_OPT_LIMIT,
 	.help = "Usage: profq top [--pid N [--tid T] [--start TIME] [--children]]\n"
 		"                 [-n N] [--sort self|total] [--since DUR]\n"
-		"                 [--until DUR] [--[no-]inline] [--once] [-d SECS]\n"
-		"                 [--json]\n"
+		"                 [--until DUR] [--[no-]inline] [--[no-]python]\n"
+		"                 [--once] [-d SECS] [--json]\n"
 		"\n"
 		"Hotspot functions: SELF% (samples in the function itself) and\n"
 		"TOTAL% (samples with the function anywhere on the stack), of the\n"
@@ -160,7 +168,9 @@ static const CliQuery top = {
 		"--tid: one thread. --start: another incarnation of the pid\n"
 		"(a start time from 'profq ps'). --children: the pid and its\n"
 		"descendants. Calls inlined by the compiler are functions of their\n"
-		"own; --no-inline folds them into the function they are in.\n",
+		"own; --no-inline folds them into the function they are in.\n"
+		"Python functions are frames of their own in place of the interpreter\n"
+		"frames that ran them; --no-python shows the interpreter frames.\n",
 	.options =
 		(const struct option[]){
 			{ "sort", required_argument, NULL, OPT_SORT },

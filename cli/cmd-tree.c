@@ -16,6 +16,7 @@ static void render_nodes(json_object *nodes, int depth, int width)
 		bool inlined = json_object_object_get_ex(n, "inlined", &v) &&
 			       json_object_get_boolean(v);
 		int indent = MIN(depth, TREE_INDENT_MAX) * 2, used, room;
+		char where[256];
 
 		used = printf("%7.2f %7.2f  %*s", json_get_double(n, "total_pct"),
 			      json_get_double(n, "self_pct"), indent, "");
@@ -31,6 +32,8 @@ static void render_nodes(json_object *nodes, int depth, int width)
 		}
 		if (inlined && room >= 10)
 			printf(" (inlined)");
+		if (cli_python_location(n, where, sizeof(where)) && (int)strlen(where) + 1 <= room)
+			printf(" %s", where);
 		putchar('\n');
 		if (json_object_object_get_ex(n, "children", &v) && v)
 			render_nodes(v, depth + 1, width);
@@ -82,14 +85,16 @@ static const CliQuery tree = {
 	.needs_pid = true,
 	.help = "Usage: profq tree --pid N [--tid T] [--start TIME] [--children]\n"
 		"                  [--min-pct P] [--since DUR] [--until DUR]\n"
-		"                  [--[no-]inline] [--json]\n"
+		"                  [--[no-]inline] [--[no-]python] [--json]\n"
 		"\n"
 		"The call tree, top down: each stack's outermost frame is a root, a\n"
 		"function's children are the functions it called. TOTAL% counts the\n"
 		"samples under a call path, SELF% those that ended in it, of the\n"
 		"process's samples. Calls below --min-pct P percent (0.5) are left\n"
 		"out. Calls the compiler inlined are nodes of their own;\n"
-		"--no-inline folds them into the function they are in.\n",
+		"--no-inline folds them into the function they are in.\n"
+		"Python functions are frames of their own in place of the interpreter\n"
+		"frames that ran them; --no-python shows the interpreter frames.\n",
 	.options = (const struct option[]){ { "min-pct", required_argument, NULL, OPT_MIN_PCT },
 					    {} },
 	.option = parse_option,

@@ -23,6 +23,8 @@ static const struct {
 	{ { "children", no_argument, NULL, OPT_CHILDREN }, CLI_OPT_CHILDREN },
 	{ { "inline", no_argument, NULL, OPT_INLINE }, CLI_OPT_INLINE },
 	{ { "no-inline", no_argument, NULL, OPT_NO_INLINE }, CLI_OPT_INLINE },
+	{ { "python", no_argument, NULL, OPT_PYTHON }, CLI_OPT_INLINE },
+	{ { "no-python", no_argument, NULL, OPT_NO_PYTHON }, CLI_OPT_INLINE },
 };
 
 /* Room for every shared option, a command's own, --help and the terminator. */
@@ -141,6 +143,10 @@ static int parse_shared_option(const char *command, int opt, const char *arg, Cl
 	case OPT_INLINE:
 	case OPT_NO_INLINE:
 		req->no_inline = opt == OPT_NO_INLINE;
+		return EXIT_OK;
+	case OPT_PYTHON:
+	case OPT_NO_PYTHON:
+		req->no_python = opt == OPT_NO_PYTHON;
 		return EXIT_OK;
 	case 'n':
 		if (parse_uint32(arg, 1, REQUEST_LIMIT_MAX, &v) < 0)

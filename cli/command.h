@@ -19,7 +19,7 @@ enum {
 	CLI_OPT_TID = 1 << 2,	   /* --tid T */
 	CLI_OPT_START = 1 << 3,	   /* --start TIME: an incarnation of the pid */
 	CLI_OPT_CHILDREN = 1 << 4, /* --children */
-	CLI_OPT_INLINE = 1 << 5,   /* --inline, --no-inline */
+	CLI_OPT_INLINE = 1 << 5,   /* --inline, --no-inline, --python, --no-python */
 	CLI_OPT_LIMIT = 1 << 6,	   /* -n N */
 };
 
@@ -34,6 +34,8 @@ enum {
 	OPT_CHILDREN,
 	OPT_INLINE,
 	OPT_NO_INLINE,
+	OPT_PYTHON,
+	OPT_NO_PYTHON,
 	_OPT_SHARED_END,
 };
 

@@ -7,7 +7,7 @@
  * button) highlights matching functions and says what share they hold; no external resources
  * (scripts and styles inline), so the file opens alone in a browser. Frames are merged by
  * function and module per call path (lines are not split). Colours: a warm hue per function
- * name (stable across runs), kernel frames, inlined frames and [jit] frames each their own hue.
+ * name (stable across runs), kernel, inlined, Python and [jit] frames each their own hue.
  * Text in the SVG is XML-escaped: function names are hostile input.
  *
  * Not thread-safe.

@@ -108,8 +108,10 @@ static bool function_eq(uint32_t idx, const void *key, void *userdata)
 	return b->functions[idx].name == k->name && b->functions[idx].filename == k->file;
 }
 
-/* The function id of a (name, file) pair (added when new). */
-static int function_of(Builder *b, const char *name, const char *file, uint64_t *ret)
+/* The function id of a (name, file) pair (added when new, starting at start_line, 0 if
+ * unknown). */
+static int function_of(Builder *b, const char *name, const char *file, uint32_t start_line,
+		       uint64_t *ret)
 {
 	FunctionKey k;
 	PbFunction f = PERFTOOLS__PROFILES__FUNCTION__INIT;
@@ -135,6 +137,7 @@ static int function_of(Builder *b, const char *name, const char *file, uint64_t 
 	f.id = b->n_functions + 1;
 	f.name = f.system_name = k.name;
 	f.filename = k.file;
+	f.start_line = start_line;
 	b->functions[b->n_functions++] = f;
 	*ret = f.id;
 	return 0;
@@ -146,7 +149,8 @@ static int function_of_frame(Builder *b, uint32_t frame, uint64_t *ret)
 	int r;
 
 	if (b->function_of_frame[frame] == 0) {
-		r = function_of(b, f->function, f->file, &b->function_of_frame[frame]);
+		r = function_of(b, f->function, f->file, f->start_line,
+				&b->function_of_frame[frame]);
 		if (r < 0)
 			return r;
 	}
@@ -368,7 +372,7 @@ static int build_locations(Builder *b, Encoding *e)
 
 			if (frame == UINT32_MAX) {
 				if (truncated == 0) {
-					r = function_of(b, "[truncated]", NULL, &truncated);
+					r = function_of(b, "[truncated]", NULL, 0, &truncated);
 					if (r < 0)
 						return r;
 				}

@@ -7,7 +7,8 @@
  * cpu/nanoseconds with the sampling period; time_nanos and duration_nanos from the range.
  * A Location per distinct innermost-to-outermost run of frames that ends in a frame that is
  * not inlined: its Lines are the inlined frames innermost first, then that frame (pprof's
- * representation of inlining). Functions by (name, file); one Mapping per module. Encoded
+ * representation of inlining). Functions by (name, file), a Python function's with its first
+ * line as start_line; one Mapping per module (Python functions' is "[python]"). Encoded
  * with protobuf-c, compressed with zlib (gzip format).
  *
  * Not thread-safe.

@@ -87,7 +87,7 @@ static bool get_bool(json_object *o, const char *key)
 
 static int parse_frame(json_object *o, ProfileFrame *f)
 {
-	uint64_t line;
+	uint64_t line, start_line;
 	int r;
 
 	if (!json_object_is_type(o, json_type_object))
@@ -99,11 +99,15 @@ static int parse_frame(json_object *o, ProfileFrame *f)
 		r = get_string(o, "file", true, &f->file);
 	if (r >= 0)
 		r = get_uint(o, "line", true, UINT32_MAX, &line);
+	if (r >= 0)
+		r = get_uint(o, "start_line", true, UINT32_MAX, &start_line);
 	if (r < 0)
 		return r;
 	f->line = (uint32_t)line;
+	f->start_line = (uint32_t)start_line;
 	f->kernel = get_bool(o, "kernel");
 	f->inlined = get_bool(o, "inlined");
+	f->python = get_bool(o, "python");
 	return 0;
 }
 

@@ -21,7 +21,9 @@ typedef struct ProfileFrame {
 	char *file;	/* the source file of the line executing; NULL when unknown */
 	uint32_t line;	/* 0 when unknown */
 	bool kernel;
-	bool inlined; /* inlined into the frame after it (its caller) */
+	bool inlined;	     /* inlined into the frame after it (its caller) */
+	bool python;	     /* a Python function: module "[python]", file the .py file */
+	uint32_t start_line; /* a Python function's first line; 0 when unknown */
 } ProfileFrame;
 
 typedef struct ProfileStack {

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "base/macro.h"
@@ -67,6 +68,15 @@ static inline double json_get_double(json_object *o, const char *key)
 	if (!json_object_object_get_ex(o, key, &v))
 		return 0;
 	return json_object_get_double(v);
+}
+
+/* A boolean member: false when absent or not a boolean. */
+static inline bool json_get_bool(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_boolean) &&
+	       json_object_get_boolean(v);
 }
 
 static inline int64_t json_get_int(json_object *o, const char *key)

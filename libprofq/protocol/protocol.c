@@ -195,7 +195,7 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 				goto out;
 			req.start_ns = (int64_t)u;
 		} else if (streq(key, "children") || streq(key, "threads") ||
-			   streq(key, "inline")) {
+			   streq(key, "inline") || streq(key, "python")) {
 			if (!json_object_is_type(val, json_type_boolean)) {
 				r = fail(ret_error, "Field '%s' must be true or false", key);
 				goto out;
@@ -204,6 +204,8 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 				req.children = json_object_get_boolean(val);
 			else if (key[0] == 't')
 				req.threads = json_object_get_boolean(val);
+			else if (key[0] == 'p')
+				req.no_python = !json_object_get_boolean(val);
 			else
 				req.no_inline = !json_object_get_boolean(val);
 		} else if (streq(key, "min_pct")) {
@@ -295,6 +297,8 @@ int request_to_json(const Request *req, json_object **ret)
 		json_object_object_add(o, "threads", json_object_new_boolean(true));
 	if (req->no_inline)
 		json_object_object_add(o, "inline", json_object_new_boolean(false));
+	if (req->no_python)
+		json_object_object_add(o, "python", json_object_new_boolean(false));
 	if (req->min_pct != REQUEST_MIN_PCT_DEFAULT)
 		json_object_object_add(o, "min_pct", json_object_new_double(req->min_pct));
 	if (req->function[0])

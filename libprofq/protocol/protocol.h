@@ -66,6 +66,8 @@ typedef struct Request {
 	bool children;	/* include the descendants of pid */
 	bool threads;	/* ps: one row per thread of pid */
 	bool no_inline; /* fold inlined frames into the function they are inlined into */
+	/* Hide Python frames, show the interpreter's evaluation frames they stand in for. */
+	bool no_python;
 	double min_pct; /* tree: prune nodes below this percentage, 0..100 */
 	/* lines: only samples with this function on the stack ("" for all); NUL-terminated. */
 	char function[REQUEST_FUNCTION_MAX];

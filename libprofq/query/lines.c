@@ -127,7 +127,7 @@ int query_answer_lines(const QueryContext *ctx, const Request *req, const Select
 		for (i = 0; i < n; i++) {
 			f = store_frame(store, frames[i]);
 			/* Without inlines, the line is the call site in the function it is in. */
-			if (req->no_inline && (f->flags & FRAME_INLINED))
+			if (!query_frame_shown(req, f))
 				continue;
 			if (!function)
 				break;
@@ -179,7 +179,7 @@ int query_answer_lines(const QueryContext *ctx, const Request *req, const Select
 		goto out;
 	}
 	query_add_selection(ctx, req, sel, answer);
-	json_object_object_add(answer, "inline", json_object_new_boolean(!req->no_inline));
+	query_add_frame_options(req, answer);
 	json_add_string(answer, "function", function);
 	if (function) {
 		json_add_int(answer, "function_samples", (int64_t)in_function);
@@ -212,6 +212,8 @@ int query_answer_lines(const QueryContext *ctx, const Request *req, const Select
 				       json_object_new_boolean(f->flags & FRAME_KERNEL));
 		json_object_object_add(o, "inlined",
 				       json_object_new_boolean(f->flags & FRAME_INLINED));
+		json_object_object_add(o, "python",
+				       json_object_new_boolean(f->flags & FRAME_PYTHON));
 		/* The source text is the reader's to add: the daemon never opens source files. */
 		json_object_object_add(o, "text", NULL);
 		json_object_array_add(rows, o);

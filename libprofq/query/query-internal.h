@@ -33,11 +33,32 @@ int query_answer_time(const QueryContext *ctx, const Request *req, const Selecti
 /* In a frame -> row map: the frame has no row of its own (an inline folded away). */
 #define FRAME_ROW_SKIP UINT32_MAX
 
+/*
+ * Whether the answers show frame f: the one rule of top, tree, lines and stacks. Without inlines
+ * (no_inline) an inlined frame is folded into its caller. A Python function's frame stands in
+ * for the frame of the interpreter's evaluation function that ran it, which is hidden; with
+ * no_python the Python frames are hidden and the evaluation frames are native frames again.
+ */
+static inline bool query_frame_shown(const Request *req, const StoreFrame *f)
+{
+	if (req->no_inline && (f->flags & FRAME_INLINED))
+		return false;
+	if (f->flags & FRAME_PYTHON)
+		return !req->no_python;
+	if (f->flags & FRAME_PYTHON_EVAL)
+		return req->no_python;
+	return true;
+}
+
+/* "inline" and "python" of an answer: which frames query_frame_shown() let through. */
+void query_add_frame_options(const Request *req, json_object *answer);
+
 /* Unprivileged viewers without kernel names see every kernel frame as this one. */
 bool query_kernel_collapsed(const Viewer *viewer, const StoreFrame *f);
 
-/* What rows of functions (top, tree, lines) aggregate by: function and module; unresolved
- * frames by their own location; kernel frames the viewer may not tell apart into one row. */
+/* What rows of functions (top, tree, lines) aggregate by: function and module (for a Python
+ * function, its .py file: every module's code is "<module>"); unresolved frames by their own
+ * location; kernel frames the viewer may not tell apart into one row. */
 uint64_t query_func_key(const Viewer *viewer, FrameId id, const StoreFrame *f);
 
 static inline double query_pct(uint64_t part, uint64_t whole)
@@ -53,6 +74,6 @@ void query_add_selection(const QueryContext *ctx, const Request *req, const Sele
 void query_add_times(json_object *o, const StoreProc *p);
 
 /* A function's place and samples, as top rows and tree nodes give them: "module", "file" and
- * "line" of its declaration, samples and shares of samples, "kernel", "inlined". */
+ * "line" of its declaration, samples and shares of samples, "kernel", "inlined", "python". */
 void query_add_function_samples(json_object *o, const Store *store, const StoreFrame *f,
 				uint64_t self, uint64_t total, uint64_t samples);

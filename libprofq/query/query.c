@@ -32,9 +32,19 @@ uint64_t query_func_key(const Viewer *viewer, FrameId id, const StoreFrame *f)
 	if (query_kernel_collapsed(viewer, f) ||
 	    ((f->flags & FRAME_KERNEL) && !f->function && !viewer->privileged))
 		return 1ULL << 62;
+	/* A .py file is never a module's name (an ELF file or "[python]"): no key of a native
+	 * function is a Python function's. */
+	if (f->function && (f->flags & FRAME_PYTHON) && f->decl_file)
+		return (uint64_t)f->decl_file << 32 | f->function;
 	if (f->function)
 		return (uint64_t)f->module << 32 | f->function;
 	return 1ULL << 63 | id;
+}
+
+void query_add_frame_options(const Request *req, json_object *answer)
+{
+	json_object_object_add(answer, "inline", json_object_new_boolean(!req->no_inline));
+	json_object_object_add(answer, "python", json_object_new_boolean(!req->no_python));
 }
 
 void query_add_selection(const QueryContext *ctx, const Request *req, const Selection *s,
@@ -79,6 +89,7 @@ void query_add_function_samples(json_object *o, const Store *store, const StoreF
 	json_add_double(o, "total_pct", query_pct(total, samples), 2);
 	json_object_object_add(o, "kernel", json_object_new_boolean(f->flags & FRAME_KERNEL));
 	json_object_object_add(o, "inlined", json_object_new_boolean(f->flags & FRAME_INLINED));
+	json_object_object_add(o, "python", json_object_new_boolean(f->flags & FRAME_PYTHON));
 }
 
 typedef int (*AnswerFunction)(const QueryContext *ctx, const Request *req, const Selection *sel,

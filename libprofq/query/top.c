@@ -182,7 +182,7 @@ int query_answer_top(const QueryContext *ctx, const Request *req, const Selectio
 				const StoreFrame *f = store_frame(store, frames[i]);
 
 				/* Without inlines, an inlined call is its caller's. */
-				if (req->no_inline && (f->flags & FRAME_INLINED)) {
+				if (!query_frame_shown(req, f)) {
 					*fr = FRAME_ROW_SKIP;
 				} else {
 					r = func_row(&t, &ctx->viewer, frames[i], f, &row);
@@ -216,7 +216,7 @@ int query_answer_top(const QueryContext *ctx, const Request *req, const Selectio
 	}
 	query_add_selection(ctx, req, sel, answer);
 	json_add_string(answer, "sort", sort_key_to_string(req->sort));
-	json_object_object_add(answer, "inline", json_object_new_boolean(!req->no_inline));
+	query_add_frame_options(req, answer);
 	json_object_object_add(answer, "rows", rows);
 	for (size_t i = 0; i < n_best; i++) {
 		const FuncRow *row = &t.rows[best[i]];

@@ -114,7 +114,7 @@ static int tree_build(Tree *t, const Request *req, const Selection *sel)
 			const StoreFrame *f = store_frame(t->store, frames[i]);
 			uint32_t child;
 
-			if (req->no_inline && (f->flags & FRAME_INLINED))
+			if (!query_frame_shown(req, f))
 				continue;
 			r = tree_child(t, cur, frames[i], f, &child);
 			if (r == -E2BIG) {
@@ -219,7 +219,7 @@ int query_answer_tree(const QueryContext *ctx, const Request *req, const Selecti
 		goto out;
 	}
 	query_add_selection(ctx, req, sel, answer);
-	json_object_object_add(answer, "inline", json_object_new_boolean(!req->no_inline));
+	query_add_frame_options(req, answer);
 	json_add_double(answer, "min_pct", req->min_pct, 2);
 	json_add_int(answer, "nodes", (int64_t)(t.n - 1));
 	json_add_int(answer, "nodes_shown", (int64_t)shown);

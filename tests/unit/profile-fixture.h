@@ -37,6 +37,45 @@ static const char fixture_answer[] =
 	"  {\"frames\": [6, 5], \"samples\": 10}"
 	" ]}";
 
+/*
+ * A CPython process, as the stacks answer gives it: Python functions (module "[python]", the
+ * .py file, the line executing, the function's first line as start_line) in place of the
+ * interpreter's evaluation frames, leaf first:
+ *
+ *   long_richcompare, list_contains, Worker.parse:12, main:5 (run.py), PyEval_EvalCode,
+ *       main (C), __libc_start_main                                            40 samples
+ *   Worker.parse:14, main:5, PyEval_EvalCode, main (C), __libc_start_main       30 samples
+ *   [python] (not named), PyEval_EvalCode, main (C), __libc_start_main          10 samples
+ */
+static const char fixture_python_answer[] =
+	"{\"pid\": 200, \"comm\": \"python3\", \"samples\": 80, \"truncated_samples\": 0,"
+	" \"period_ns\": 10101010, \"start_ns\": 1700000000000000000,"
+	" \"end_ns\": 1700000010000000000, \"inline\": true, \"python\": true,"
+	" \"frames\": ["
+	"  {\"function\": \"long_richcompare\", \"module\": \"python3.11\","
+	"   \"file\": \"Objects/longobject.c\", \"line\": 3000, \"python\": false},"
+	"  {\"function\": \"list_contains\", \"module\": \"python3.11\","
+	"   \"file\": \"Objects/listobject.c\", \"line\": 450},"
+	"  {\"function\": \"Worker.parse\", \"module\": \"[python]\","
+	"   \"file\": \"/srv/app/worker.py\", \"line\": 12, \"python\": true, \"start_line\": 10},"
+	"  {\"function\": \"main\", \"module\": \"[python]\", \"file\": \"/srv/app/run.py\","
+	"   \"line\": 5, \"python\": true, \"start_line\": 3},"
+	"  {\"function\": \"PyEval_EvalCode\", \"module\": \"python3.11\","
+	"   \"file\": \"Python/ceval.c\", \"line\": 580},"
+	"  {\"function\": \"main\", \"module\": \"python3.11\", \"file\": \"Programs/python.c\","
+	"   \"line\": 15},"
+	"  {\"function\": \"__libc_start_main\", \"module\": \"libc.so.6\"},"
+	"  {\"function\": \"Worker.parse\", \"module\": \"[python]\","
+	"   \"file\": \"/srv/app/worker.py\", \"line\": 14, \"python\": true, \"start_line\": 10},"
+	"  {\"function\": \"[python]\", \"module\": \"[python]\", \"file\": null,"
+	"   \"line\": null, \"python\": true}"
+	" ],"
+	" \"stacks\": ["
+	"  {\"frames\": [0, 1, 2, 3, 4, 5, 6], \"samples\": 40},"
+	"  {\"frames\": [7, 3, 4, 5, 6], \"samples\": 30},"
+	"  {\"frames\": [8, 4, 5, 6], \"samples\": 10}"
+	" ]}";
+
 /* The fixture, or a Profile of another answer text; fails the test when it does not parse. */
 static inline Profile *fixture_profile_of(const char *text)
 {

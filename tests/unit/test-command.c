@@ -93,8 +93,19 @@ static void test_shared(void **state)
 	assert_int_equal(parse(&everything, &ctx, &req, &own, "--no-inline", "--inline", NULL),
 			 CLI_PARSED);
 	assert_false(req.no_inline);
+	assert_false(req.no_python);
 	assert_false(ctx.json);
 	assert_int_equal(req.limit, REQUEST_LIMIT_DEFAULT);
+
+	/* --no-python comes with --no-inline, each its own; the last of a pair counts */
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--no-python", NULL), CLI_PARSED);
+	assert_true(req.no_python);
+	assert_false(req.no_inline);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--no-python", "--no-inline",
+			       "--python", NULL),
+			 CLI_PARSED);
+	assert_false(req.no_python);
+	assert_true(req.no_inline);
 }
 
 static void test_bad_values(void **state)
@@ -133,6 +144,8 @@ static void test_not_taken(void **state)
 	assert_int_equal(parse(&few, &ctx, &req, NULL, "--since", "1m", NULL), EXIT_USAGE);
 	assert_int_equal(parse(&few, &ctx, &req, NULL, "--children", NULL), EXIT_USAGE);
 	assert_int_equal(parse(&few, &ctx, &req, NULL, "--inline", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&few, &ctx, &req, NULL, "--no-python", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&few, &ctx, &req, NULL, "--python", NULL), EXIT_USAGE);
 	assert_int_equal(parse(&few, &ctx, &req, NULL, "-n", "3", NULL), EXIT_USAGE);
 	assert_int_equal(parse(&few, &ctx, &req, NULL, "extra", NULL), EXIT_USAGE);
 }

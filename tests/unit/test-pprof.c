@@ -171,6 +171,84 @@ static void test_structure(void **state)
 	perftools__profiles__profile__free_unpacked(pb, NULL);
 }
 
+static const char *mapping_name(const PbProfile *pb, const Perftools__Profiles__Location *l)
+{
+	assert_true(l->mapping_id >= 1 && l->mapping_id <= pb->n_mapping);
+	return str(pb, pb->mapping[l->mapping_id - 1]->filename);
+}
+
+/* Python functions: a Function with the .py file and the first line, a Line with the line
+ * executing, the "[python]" Mapping (not the interpreter's); same-named functions of other
+ * files (main in run.py, the interpreter's main) apart. */
+static void test_python(void **state)
+{
+	_cleanup_(profile_freep) Profile *p = fixture_profile_of(fixture_python_answer);
+	PbProfile *pb = write_and_decode(p);
+	const Perftools__Profiles__Function *fn;
+	const Perftools__Profiles__Location *l;
+	const Perftools__Profiles__Sample *s;
+	size_t parses = 0, mains = 0;
+
+	(void)state;
+	assert_true(p->frames[2].python && p->frames[2].start_line == 10);
+	assert_false(p->frames[0].python || p->frames[1].python);
+	assert_int_equal(pb->n_sample, 3);
+
+	s = pb->sample[0];
+	assert_int_equal(s->value[0], 40);
+	assert_int_equal(s->n_location_id, 7);
+	l = location(pb, s->location_id[1]);
+	assert_string_equal(function_name(pb, l->line[0]), "list_contains");
+	assert_string_equal(mapping_name(pb, l), "python3.11");
+	l = location(pb, s->location_id[2]);
+	assert_int_equal(l->n_line, 1);
+	fn = function(pb, l->line[0]->function_id);
+	assert_string_equal(str(pb, fn->name), "Worker.parse");
+	assert_string_equal(str(pb, fn->system_name), "Worker.parse");
+	assert_string_equal(str(pb, fn->filename), "/srv/app/worker.py");
+	assert_int_equal(fn->start_line, 10);
+	assert_int_equal(l->line[0]->line, 12);
+	assert_string_equal(mapping_name(pb, l), "[python]");
+	assert_false(pb->mapping[l->mapping_id - 1]->has_inline_frames &&
+		     streq(mapping_name(pb, l), "python3.11"));
+	l = location(pb, s->location_id[3]);
+	fn = function(pb, l->line[0]->function_id);
+	assert_string_equal(str(pb, fn->name), "main");
+	assert_string_equal(str(pb, fn->filename), "/srv/app/run.py");
+	assert_int_equal(fn->start_line, 3);
+	assert_string_equal(mapping_name(pb, l), "[python]");
+	l = location(pb, s->location_id[5]);
+	fn = function(pb, l->line[0]->function_id);
+	assert_string_equal(str(pb, fn->name), "main");
+	assert_string_equal(str(pb, fn->filename), "Programs/python.c");
+	assert_int_equal(fn->start_line, 0);
+	assert_string_equal(mapping_name(pb, l), "python3.11");
+
+	/* Worker.parse at line 14: another location, the same function */
+	l = location(pb, pb->sample[1]->location_id[0]);
+	assert_int_equal(l->line[0]->line, 14);
+	assert_int_equal(l->line[0]->function_id,
+			 location(pb, pb->sample[0]->location_id[2])->line[0]->function_id);
+	for (size_t i = 0; i < pb->n_function; i++) {
+		parses += streq(str(pb, pb->function[i]->name), "Worker.parse");
+		mains += streq(str(pb, pb->function[i]->name), "main");
+	}
+	assert_int_equal(parses, 1);
+	assert_int_equal(mains, 2);
+
+	/* A Python frame that could not be named: no file, no line, still Python's */
+	l = location(pb, pb->sample[2]->location_id[0]);
+	fn = function(pb, l->line[0]->function_id);
+	assert_string_equal(str(pb, fn->name), "[python]");
+	assert_string_equal(str(pb, fn->filename), "");
+	assert_int_equal(fn->start_line, 0);
+	assert_int_equal(l->line[0]->line, 0);
+	assert_string_equal(mapping_name(pb, l), "[python]");
+	/* python3.11, [python], libc.so.6 */
+	assert_int_equal(pb->n_mapping, 3);
+	perftools__profiles__profile__free_unpacked(pb, NULL);
+}
+
 /* Locations are shared by the stacks that pass through them. */
 static void test_locations_shared(void **state)
 {
@@ -221,9 +299,8 @@ static void test_write_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_structure),
-		cmocka_unit_test(test_locations_shared),
-		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_structure),	 cmocka_unit_test(test_python),
+		cmocka_unit_test(test_locations_shared), cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_write_errors),
 	};
 

@@ -139,6 +139,13 @@ static void test_valid(void **state)
 	assert_true(req.min_pct == 0);
 	assert_int_equal(parse("{\"command\":\"tree\",\"pid\":7,\"min_pct\":100}", &req, NULL), 0);
 	assert_true(req.min_pct == 100);
+	/* python: false hides Python frames; true is the default. */
+	assert_int_equal(
+		parse("{\"command\":\"top\",\"python\":false,\"inline\":true}", &req, NULL), 0);
+	assert_true(req.no_python);
+	assert_false(req.no_inline);
+	assert_int_equal(parse("{\"command\":\"top\",\"python\":true}", &req, NULL), 0);
+	assert_false(req.no_python);
 	/* The length given counts, not the NUL: a valid prefix of a longer buffer parses. */
 	assert_int_equal(request_parse("{\"command\":\"ps\"}garbage", 16, &req, NULL), 0);
 	assert_int_equal(req.command, COMMAND_PS);
@@ -182,6 +189,8 @@ static void test_invalid(void **state)
 	refused("{\"command\":\"top\",\"start_ns\":5}", -EINVAL, "pid");
 	refused("{\"command\":\"time\",\"pid\":1,\"children\":1}", -EINVAL, "children");
 	refused("{\"command\":\"ps\",\"pid\":1,\"threads\":\"yes\"}", -EINVAL, "threads");
+	refused("{\"command\":\"top\",\"python\":0}", -EINVAL, "python");
+	refused("{\"command\":\"top\",\"python\":null}", -EINVAL, "python");
 	refused("{\"command\":\"time\",\"pid\":1,\"start_ns\":-1}", -EINVAL, "start_ns");
 	refused("{\"command\":\"time\",\"pid\":1,\"start_ns\":9223372036854775807}", -EINVAL,
 		"start_ns");
@@ -327,6 +336,9 @@ static void test_roundtrip(void **state)
 	req.pid = 9;
 	req.no_inline = true;
 	strcpy(req.function, "std::vector<int>::push_back(int const&)");
+	roundtrip(&req);
+	req.no_python = true;
+	strcpy(req.function, "Worker.parse");
 	roundtrip(&req);
 
 	request_init(&req, COMMAND_TREE);

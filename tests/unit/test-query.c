@@ -10,6 +10,8 @@
 #include "query/query.h"
 #include "query/select.h"
 
+#include "python-fixture.h"
+
 #define T0 (1700000000LL * (int64_t)NSEC_PER_SEC)
 #define SEC ((int64_t)NSEC_PER_SEC)
 #define PERIOD (10 * NSEC_PER_MSEC)
@@ -1472,7 +1474,8 @@ static void test_stacks(void **state)
 }
 
 /* Recursion keeps its depth; an unprivileged viewer's kernel frames merge into one; a stack
- * all inlined stands as its outermost frame under --no-inline, listed once; the period is
+ * all inlined stands as its outermost frame under --no-inline, listed once, and stacks that
+ * are the same without inlines are one; the period is
  * weighted by the samples of windows sampled at different frequencies. */
 static void test_stacks_shapes(void **state)
 {
@@ -1524,15 +1527,20 @@ static void test_stacks_shapes(void **state)
 	assert_string_equal(stack_frame(user, 2, 0, NULL), "[kernel]");
 	assert_string_equal(stack_frame(user, 2, 1, NULL), "fib");
 
+	/* The two stacks all inlined into in3 are one stack of in3 (40 samples, after the
+	 * 40 of fib's by the order of the store's stacks). */
 	req.no_inline = true;
 	noinl = ask(s, T0 + 30 * SEC, 0, true, &req);
 	expect_ok(noinl);
-	assert_int_equal(stack_samples(noinl, 1), 30);
+	assert_int_equal(json_object_array_length(json_object_object_get(noinl, "stacks")), 3);
+	assert_int_equal(stack_samples(noinl, 0), 40);
+	assert_int_equal(stack_depth(noinl, 0), 6);
+	assert_int_equal(stack_samples(noinl, 1), 40);
 	assert_int_equal(stack_depth(noinl, 1), 1);
 	assert_string_equal(stack_frame(noinl, 1, 0, &f), "in3");
 	assert_false(json_object_get_boolean(json_object_object_get(f, "inlined")));
-	assert_int_equal(stack_depth(noinl, 3), 1);
-	assert_string_equal(stack_frame(noinl, 3, 0, NULL), "in3");
+	assert_int_equal(stack_samples(noinl, 2), 20);
+	assert_int_equal(json_get_int(noinl, "truncated_samples"), 0);
 	/* fib:3, fib:5, main:9, k1, k2 and in3 once */
 	assert_int_equal(json_object_array_length(json_object_object_get(noinl, "frames")), 6);
 }
@@ -1861,6 +1869,413 @@ static void test_select_every_answer(void **state)
 	}
 }
 
+/* ---- Python frames (python-fixture.h) ---- */
+
+static Request py_req(Command c, bool no_python)
+{
+	Request req;
+
+	request_init(&req, c);
+	req.pid = PY_PID;
+	req.limit = REQUEST_LIMIT_MAX;
+	req.min_pct = 0;
+	req.no_python = no_python;
+	return req;
+}
+
+static json_object *py_ask(const Store *s, const Request *req)
+{
+	json_object *answer = ask(s, T0 + 20 * SEC, PY_UID, false, req);
+
+	expect_ok(answer);
+	assert_true(json_object_get_boolean(json_object_object_get(answer, "python")) ==
+		    !req->no_python);
+	return answer;
+}
+
+static bool is_python(json_object *o)
+{
+	json_object *v;
+
+	assert_true(json_object_object_get_ex(o, "python", &v));
+	assert_true(json_object_is_type(v, json_type_boolean));
+	return json_object_get_boolean(v);
+}
+
+/* The row of a function declared in file (top: "file" is the declaration's). */
+static json_object *row_in_file(json_object *answer, const char *function, const char *file)
+{
+	json_object *rows = rows_of(answer);
+
+	for (size_t i = 0; i < json_object_array_length(rows); i++) {
+		json_object *r = json_object_array_get_idx(rows, i);
+
+		if (streq_ptr(json_get_string(r, "function"), function) &&
+		    streq_ptr(json_get_string(r, "file"), file))
+			return r;
+	}
+	fail_msg("no row %s of %s in %s", function, file ? file : "(none)",
+		 json_object_to_json_string(answer));
+	return NULL;
+}
+
+static void expect_py_row(json_object *answer, const char *function, const char *file, int64_t self,
+			  int64_t total, bool python)
+{
+	json_object *r = row_in_file(answer, function, file);
+
+	assert_int_equal(json_get_int(r, "self_samples"), self);
+	assert_int_equal(json_get_int(r, "total_samples"), total);
+	assert_true(fabs(json_get_double(r, "self_pct") - (double)self) < 0.006); /* of 100 */
+	assert_true(fabs(json_get_double(r, "total_pct") - (double)total) < 0.006);
+	assert_true(is_python(r) == python);
+	assert_string_equal(json_get_string(r, "module"), python ? "[python]" : PY_INTERP);
+}
+
+/* Self samples and shares over every row: all the samples, once. */
+static void expect_self_sums(json_object *answer, int64_t samples)
+{
+	json_object *rows = rows_of(answer);
+	int64_t self = 0;
+	double pct = 0;
+
+	for (size_t i = 0; i < json_object_array_length(rows); i++) {
+		self += json_get_int(json_object_array_get_idx(rows, i), "self_samples");
+		pct += json_get_double(json_object_array_get_idx(rows, i), "self_pct");
+	}
+	assert_int_equal(self, samples);
+	assert_true(fabs(pct - 100.0) < 0.006 * (double)json_object_array_length(rows));
+}
+
+static bool has_row(json_object *answer, const char *function)
+{
+	json_object *rows = rows_of(answer);
+
+	for (size_t i = 0; i < json_object_array_length(rows); i++)
+		if (streq_ptr(json_get_string(json_object_array_get_idx(rows, i), "function"),
+			      function))
+			return true;
+	return false;
+}
+
+static void test_python_top(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *py = NULL, *native = NULL;
+	Request req;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	py_fixture_build(s, T0, PERIOD, true);
+
+	/* Python functions replace the evaluation function; same-named functions stay apart:
+	 * main in run.py and the interpreter's main, <module> of each file. */
+	req = py_req(COMMAND_TOP, false);
+	py = py_ask(s, &req);
+	assert_int_equal(json_get_int(py, "samples"), 100);
+	assert_int_equal(json_object_array_length(rows_of(py)), 12);
+	expect_py_row(py, "long_richcompare", "Objects/longobject.c", 40, 40, false);
+	expect_py_row(py, "Worker.parse", PY_WORKER, 30, 70, true);
+	assert_int_equal(json_get_int(row_in_file(py, "Worker.parse", PY_WORKER), "line"), 10);
+	expect_py_row(py, "PyObject_Malloc", "Objects/obmalloc.c", 20, 20, false);
+	expect_py_row(py, "[python]", NULL, 10, 10, true);
+	expect_py_row(py, "list_contains", "Objects/listobject.c", 0, 40, false);
+	expect_py_row(py, "main", PY_RUN, 0, 70, true);
+	expect_py_row(py, "main", "Programs/python.c", 0, 100, false);
+	expect_py_row(py, "<module>", PY_RUN, 0, 20, true);
+	expect_py_row(py, "<module>", PY_WORKER, 0, 20, true);
+	expect_py_row(py, "builtin_exec", "Python/bltinmodule.c", 0, 20, false);
+	expect_py_row(py, "PyEval_EvalCode", "Python/ceval.c", 0, 100, false);
+	assert_false(has_row(py, "_PyEval_EvalFrameDefault"));
+	expect_self_sums(py, 100);
+	/* Hottest first: long_richcompare, Worker.parse, PyObject_Malloc, [python]. */
+	assert_string_equal(row_function(py, 1), "Worker.parse");
+	assert_string_equal(row_function(py, 3), "[python]");
+
+	/* Without Python: the interpreter's frames, each call of it once per stack. */
+	req = py_req(COMMAND_TOP, true);
+	native = py_ask(s, &req);
+	assert_int_equal(json_object_array_length(rows_of(native)), 8);
+	expect_py_row(native, "_PyEval_EvalFrameDefault", "Python/ceval.c", 40, 100, false);
+	expect_py_row(native, "long_richcompare", "Objects/longobject.c", 40, 40, false);
+	expect_py_row(native, "main", "Programs/python.c", 0, 100, false);
+	assert_false(has_row(native, "Worker.parse"));
+	assert_false(has_row(native, "[python]"));
+	assert_null(strstr(json_object_to_json_string(native), "\"python\":true"));
+	expect_self_sums(native, 100);
+}
+
+static void test_python_tree(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *py = NULL, *native = NULL;
+	json_object *n;
+	Request req;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	py_fixture_build(s, T0, PERIOD, true);
+
+	req = py_req(COMMAND_TREE, false);
+	py = py_ask(s, &req);
+	assert_int_equal(json_get_int(py, "nodes"), 12);
+	expect_node(NODE(py, 0), "__libc_start_main", 0, 100, 100, 1);
+	expect_node(NODE(py, 0, 0), "main", 0, 100, 100, 1);
+	assert_false(is_python(NODE(py, 0, 0)));
+	expect_node(NODE(py, 0, 0, 0), "PyEval_EvalCode", 0, 100, 100, 3);
+	/* The Python functions are the callees of what called the evaluation function. */
+	n = NODE(py, 0, 0, 0, 0);
+	expect_node(n, "main", 0, 70, 100, 1);
+	assert_true(is_python(n));
+	assert_string_equal(json_get_string(n, "file"), PY_RUN);
+	assert_int_equal(json_get_int(n, "line"), 3);
+	expect_node(NODE(py, 0, 0, 0, 0, 0), "Worker.parse", 30, 70, 100, 1);
+	expect_node(NODE(py, 0, 0, 0, 0, 0, 0), "list_contains", 0, 40, 100, 1);
+	assert_false(is_python(NODE(py, 0, 0, 0, 0, 0, 0)));
+	expect_node(NODE(py, 0, 0, 0, 0, 0, 0, 0), "long_richcompare", 40, 40, 100, 0);
+	/* Python, C, Python again: exec() of another module. */
+	n = NODE(py, 0, 0, 0, 1);
+	expect_node(n, "<module>", 0, 20, 100, 1);
+	assert_string_equal(json_get_string(n, "file"), PY_RUN);
+	expect_node(NODE(py, 0, 0, 0, 1, 0), "builtin_exec", 0, 20, 100, 1);
+	n = NODE(py, 0, 0, 0, 1, 0, 0);
+	expect_node(n, "<module>", 0, 20, 100, 1);
+	assert_string_equal(json_get_string(n, "file"), PY_WORKER);
+	expect_node(NODE(py, 0, 0, 0, 1, 0, 0, 0), "PyObject_Malloc", 20, 20, 100, 0);
+	n = NODE(py, 0, 0, 0, 2);
+	expect_node(n, "[python]", 10, 10, 100, 0);
+	assert_true(is_python(n));
+	assert_string_equal(json_get_string(n, "module"), "[python]");
+	assert_null(strstr(json_object_to_json_string(py), "_PyEval_EvalFrameDefault"));
+
+	req = py_req(COMMAND_TREE, true);
+	native = py_ask(s, &req);
+	assert_int_equal(json_get_int(native, "nodes"), 9);
+	n = NODE(native, 0, 0, 0, 0);
+	expect_node(n, "_PyEval_EvalFrameDefault", 40, 100, 100, 2);
+	assert_false(is_python(n));
+	expect_node(NODE(native, 0, 0, 0, 0, 0), "list_contains", 0, 40, 100, 1);
+	expect_node(NODE(native, 0, 0, 0, 0, 1), "builtin_exec", 0, 20, 100, 1);
+	expect_node(NODE(native, 0, 0, 0, 0, 1, 0), "_PyEval_EvalFrameDefault", 0, 20, 100, 1);
+	assert_null(strstr(json_object_to_json_string(native), "[python]"));
+}
+
+static void test_python_lines(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *py = NULL, *parse = NULL, *mod = NULL, *native = NULL,
+				   *eval = NULL;
+	Request req;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	py_fixture_build(s, T0, PERIOD, true);
+
+	/* Each sample on its leaf's line: a Python line where Python code was the leaf. */
+	req = py_req(COMMAND_LINES, false);
+	py = py_ask(s, &req);
+	assert_int_equal(json_object_array_length(rows_of(py)), 4);
+	expect_line(py, 0, "Objects/longobject.c", 3000, "long_richcompare", 40, 40.0);
+	expect_line(py, 1, PY_WORKER, 14, "Worker.parse", 30, 30.0);
+	assert_true(is_python(json_object_array_get_idx(rows_of(py), 1)));
+	assert_string_equal(json_get_string(json_object_array_get_idx(rows_of(py), 1), "module"),
+			    "[python]");
+	expect_line(py, 2, "Objects/obmalloc.c", 700, "PyObject_Malloc", 20, 20.0);
+	expect_line(py, 3, NULL, 0, "[python]", 10, 10.0);
+	assert_true(is_python(json_object_array_get_idx(rows_of(py), 3)));
+	assert_false(is_python(json_object_array_get_idx(rows_of(py), 0)));
+
+	/* A Python function by its qualified name: its lines, executing or calling. */
+	strcpy(req.function, "Worker.parse");
+	parse = py_ask(s, &req);
+	assert_int_equal(json_get_int(parse, "function_samples"), 70);
+	assert_int_equal(json_object_array_length(rows_of(parse)), 2);
+	expect_line(parse, 0, PY_WORKER, 12, "Worker.parse", 40, 40.0);
+	expect_callee(parse, 0, 40, 100.0 * 40 / 70);
+	expect_line(parse, 1, PY_WORKER, 14, "Worker.parse", 30, 30.0);
+	expect_callee(parse, 1, 0, 100.0 * 30 / 70);
+	/* The innermost <module>: worker.py's, under exec() from run.py's. */
+	strcpy(req.function, "<module>");
+	mod = py_ask(s, &req);
+	assert_int_equal(json_get_int(mod, "function_samples"), 20);
+	assert_int_equal(json_object_array_length(rows_of(mod)), 1);
+	expect_line(mod, 0, PY_WORKER, 30, "<module>", 20, 20.0);
+	expect_callee(mod, 0, 20, 100.0);
+	/* The evaluation function is not there to name. */
+	strcpy(req.function, "_PyEval_EvalFrameDefault");
+	expect_error(ask(s, T0 + 20 * SEC, PY_UID, false, &req), ERROR_NOT_FOUND);
+
+	/* Without Python: the evaluation function's lines, and no Python function. */
+	req = py_req(COMMAND_LINES, true);
+	native = py_ask(s, &req);
+	assert_int_equal(json_object_array_length(rows_of(native)), 3);
+	expect_line(native, 0, "Python/ceval.c", 1200, "_PyEval_EvalFrameDefault", 40, 40.0);
+	expect_line(native, 1, "Objects/longobject.c", 3000, "long_richcompare", 40, 40.0);
+	expect_line(native, 2, "Objects/obmalloc.c", 700, "PyObject_Malloc", 20, 20.0);
+	strcpy(req.function, "Worker.parse");
+	expect_error(ask(s, T0 + 20 * SEC, PY_UID, false, &req), ERROR_NOT_FOUND);
+	strcpy(req.function, "_PyEval_EvalFrameDefault");
+	eval = py_ask(s, &req);
+	assert_int_equal(json_get_int(eval, "function_samples"), 100);
+	/* The innermost call: ceval.c:1300 under exec(), 1200 everywhere else. */
+	expect_line(eval, 0, "Python/ceval.c", 1200, "_PyEval_EvalFrameDefault", 80, 80.0);
+	expect_callee(eval, 0, 40, 80.0);
+	expect_line(eval, 1, "Python/ceval.c", 1300, "_PyEval_EvalFrameDefault", 20, 20.0);
+}
+
+/* The functions of stack i of a stacks answer, leaf first, joined by ';'. */
+static void stack_names(json_object *answer, size_t i, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t j = 0; j < stack_depth(answer, i); j++)
+		used += (size_t)snprintf(buf + used, len - MIN(used, len), "%s%s", j ? ";" : "",
+					 stack_frame(answer, i, j, NULL));
+	assert_true(used < len);
+}
+
+static void test_python_stacks(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *py = NULL, *native = NULL;
+	json_object *f;
+	char names[512];
+	Request req;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	py_fixture_build(s, T0, PERIOD, true);
+
+	req = py_req(COMMAND_STACKS, false);
+	py = py_ask(s, &req);
+	assert_int_equal(stack_samples(py, 0), 40);
+	stack_names(py, 0, names, sizeof(names));
+	assert_string_equal(names, "long_richcompare;list_contains;Worker.parse;main;"
+				   "PyEval_EvalCode;main;__libc_start_main");
+	assert_string_equal(stack_frame(py, 0, 2, &f), "Worker.parse");
+	assert_true(is_python(f));
+	assert_string_equal(json_get_string(f, "module"), "[python]");
+	assert_string_equal(json_get_string(f, "file"), PY_WORKER);
+	assert_int_equal(json_get_int(f, "line"), 12);
+	assert_int_equal(json_get_int(f, "start_line"), 10);
+	assert_false(json_object_get_boolean(json_object_object_get(f, "inlined")));
+	stack_frame(py, 0, 1, &f);
+	assert_false(is_python(f));
+	assert_false(json_object_object_get_ex(f, "start_line", NULL));
+	stack_names(py, 1, names, sizeof(names));
+	assert_string_equal(names, "Worker.parse;main;PyEval_EvalCode;main;__libc_start_main");
+	stack_names(py, 2, names, sizeof(names));
+	assert_string_equal(names, "PyObject_Malloc;<module>;builtin_exec;<module>;"
+				   "PyEval_EvalCode;main;__libc_start_main");
+	stack_names(py, 3, names, sizeof(names));
+	assert_string_equal(names, "[python];PyEval_EvalCode;main;__libc_start_main");
+	assert_string_equal(stack_frame(py, 3, 0, &f), "[python]");
+	assert_true(is_python(f));
+	assert_null(json_get_string(f, "file"));
+	assert_false(json_object_object_get_ex(f, "start_line", NULL));
+	assert_null(strstr(json_object_to_json_string(py), "_PyEval_EvalFrameDefault"));
+
+	req = py_req(COMMAND_STACKS, true);
+	native = py_ask(s, &req);
+	stack_names(native, 0, names, sizeof(names));
+	assert_string_equal(names, "long_richcompare;list_contains;_PyEval_EvalFrameDefault;"
+				   "PyEval_EvalCode;main;__libc_start_main");
+	stack_names(native, 2, names, sizeof(names));
+	assert_string_equal(names, "PyObject_Malloc;_PyEval_EvalFrameDefault;builtin_exec;"
+				   "_PyEval_EvalFrameDefault;PyEval_EvalCode;main;"
+				   "__libc_start_main");
+	assert_null(strstr(json_object_to_json_string(native), "\"python\":true"));
+}
+
+/* Stacks that differ only in the line of the evaluation function are one with Python frames
+ * shown, two without. */
+static void test_python_stacks_merge(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *py = NULL, *native = NULL;
+	FrameId eval2, parse14, main_py, evalcode, main_c, libc;
+	Request req;
+	ProcId p;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	p = py_fixture_build(s, T0, PERIOD, true);
+	eval2 = py_fixture_frame(s, PYF_EVAL2, true);
+	parse14 = py_fixture_frame(s, PYF_PARSE14, true);
+	main_py = py_fixture_frame(s, PYF_MAIN_PY, true);
+	evalcode = py_fixture_frame(s, PYF_EVALCODE, true);
+	main_c = py_fixture_frame(s, PYF_MAIN_C, true);
+	libc = py_fixture_frame(s, PYF_LIBC, true);
+	assert_int_equal(store_window_open(s, T0 + 10 * SEC, T0 + 20 * SEC, PERIOD), 0);
+	add(s, p, PY_PID, STACK(s, parse14, main_py, eval2, evalcode, main_c, libc), false, 25);
+	assert_int_equal(store_window_close(s), 0);
+
+	req = py_req(COMMAND_STACKS, false);
+	py = py_ask(s, &req);
+	assert_int_equal(json_get_int(py, "samples"), 125);
+	assert_int_equal(json_object_array_length(json_object_object_get(py, "stacks")), 4);
+	/* Worker.parse:14's 30 and 25 samples, now the hottest */
+	assert_int_equal(stack_samples(py, 0), 55);
+	assert_string_equal(stack_frame(py, 0, 0, NULL), "Worker.parse");
+	assert_int_equal(stack_samples(py, 1), 40);
+	assert_int_equal(json_get_int(py, "truncated_samples"), 0);
+
+	req = py_req(COMMAND_STACKS, true);
+	native = py_ask(s, &req);
+	assert_int_equal(json_object_array_length(json_object_object_get(native, "stacks")), 4);
+	/* _PyEval_EvalFrameDefault:1200 of Worker.parse:14 and of [python], then :1300 */
+	assert_int_equal(stack_samples(native, 0), 40);
+	assert_int_equal(stack_samples(native, 1), 40);
+	assert_int_equal(stack_samples(native, 2), 25);
+	assert_int_equal(stack_depth(native, 2), 4);
+	assert_int_equal(stack_samples(native, 3), 20);
+}
+
+/* Fails with where two texts part (cmocka cuts long strings short). */
+static void expect_same_text(const char *a, const char *b)
+{
+	size_t i = 0;
+
+	while (a[i] && a[i] == b[i])
+		i++;
+	if (a[i] != b[i])
+		fail_msg("texts part at byte %zu: ...%.120s\n  vs ...%.120s", i,
+			 a + (i > 60 ? i - 60 : 0), b + (i > 60 ? i - 60 : 0));
+}
+
+/* Without Python, every answer is the one the same process gets without Python frames stored
+ * at all: byte for byte. */
+static void test_python_off_is_native(void **state)
+{
+	static const Command commands[] = { COMMAND_TOP, COMMAND_TREE, COMMAND_LINES,
+					    COMMAND_STACKS };
+	_cleanup_(store_freep) Store *s = NULL, *plain = NULL;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	assert_int_equal(store_new(&plain), 0);
+	py_fixture_build(s, T0, PERIOD, true);
+	py_fixture_build(plain, T0, PERIOD, false);
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		for (int no_inline = 0; no_inline < 2; no_inline++) {
+			_cleanup_json_ json_object *a = NULL, *b = NULL, *c = NULL;
+			Request req = py_req(commands[i], true);
+
+			req.no_inline = no_inline;
+			a = py_ask(s, &req);
+			b = py_ask(plain, &req);
+			expect_same_text(json_object_to_json_string(a),
+					 json_object_to_json_string(b));
+			/* and the plain process looks the same with Python frames shown */
+			req.no_python = false;
+			c = py_ask(plain, &req);
+			assert_int_equal(json_get_int(c, "samples"), 100);
+			assert_true(strlen(json_object_to_json_string(b)) ==
+				    strlen(json_object_to_json_string(c)) + 1); /* false, true */
+		}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1890,6 +2305,12 @@ int main(void)
 		cmocka_unit_test(test_tree_cap),
 		cmocka_unit_test(test_select),
 		cmocka_unit_test(test_select_every_answer),
+		cmocka_unit_test(test_python_top),
+		cmocka_unit_test(test_python_tree),
+		cmocka_unit_test(test_python_lines),
+		cmocka_unit_test(test_python_stacks),
+		cmocka_unit_test(test_python_stacks_merge),
+		cmocka_unit_test(test_python_off_is_native),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

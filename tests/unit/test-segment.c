@@ -153,6 +153,9 @@ static void assert_frame_equal(const StoreFrame *a, const StoreFrame *b)
 	assert_int_equal(a->line, b->line);
 	assert_int_equal(a->flags, b->flags);
 	assert_true(a->address == b->address);
+	assert_int_equal(a->symbol, b->symbol);
+	assert_int_equal(a->decl_file, b->decl_file);
+	assert_int_equal(a->decl_line, b->decl_line);
 }
 
 static void assert_proc_equal(const StoreProc *a, const StoreProc *b)
@@ -442,6 +445,58 @@ static void test_records(void **state)
 	assert_int_equal(res.records, 4);
 	assert_int_equal(c.n, 5);
 	collector_done(&c);
+}
+
+/* A Python function's frame and the interpreter frame it stands in for keep their flags and
+ * their lines, each flag alone and with the others; the flag past them is refused. */
+static void test_python_frames(void **state)
+{
+	const StoreFrame frames[] = {
+		{ .function = 1,
+		  .module = 2,
+		  .file = 3,
+		  .line = 14,
+		  .flags = FRAME_PYTHON,
+		  .decl_file = 3,
+		  .decl_line = 10 },
+		{ .function = 4,
+		  .module = 5,
+		  .file = 6,
+		  .line = 1200,
+		  .flags = FRAME_PYTHON_EVAL,
+		  .address = 0x55d0c0ffee00ULL,
+		  .decl_file = 6,
+		  .decl_line = 900 },
+		{ .function = 4, .module = 5, .flags = FRAME_PYTHON_EVAL | FRAME_INLINED },
+		{ .function = 7, .module = 2, .flags = FRAME_PYTHON | FRAME_TRUNCATED },
+	};
+	Collector c = { .fail_at = -1 };
+	SegmentParseResult res;
+
+	(void)state;
+	for (size_t i = 0; i <= ARRAY_SIZE(frames); i++) {
+		_cleanup_(segment_buf_done) SegmentBuf b = { 0 };
+		StoreFrame bad = frames[0];
+
+		segment_put_header(&b, 1);
+		if (i < ARRAY_SIZE(frames)) {
+			segment_put_frame(&b, (uint32_t)i + 1, &frames[i]);
+			assert_int_equal(b.error, 0);
+			assert_int_equal(parse(b.data, b.len, &c, &res), 0);
+			assert_int_equal(res.tail_error, 0);
+			assert_int_equal(c.n, 1);
+			assert_int_equal(c.seen[0].type, SEGMENT_FRAME);
+			assert_int_equal(c.seen[0].id, i + 1);
+			assert_frame_equal(&c.seen[0].frame, &frames[i]);
+		} else {
+			bad.flags = FRAME_PYTHON_EVAL << 1;
+			segment_put_frame(&b, 1, &bad);
+			assert_int_equal(parse(b.data, b.len, &c, &res), 0);
+			assert_int_equal(res.tail_error, -EBADMSG);
+			assert_int_equal(c.n, 0);
+		}
+		collector_done(&c);
+	}
 }
 
 /* ---- the decoder's checks, one field at a time ---- */
@@ -738,6 +793,7 @@ int main(void)
 		cmocka_unit_test(test_header),
 		cmocka_unit_test(test_proc_private_versions),
 		cmocka_unit_test(test_records),
+		cmocka_unit_test(test_python_frames),
 		cmocka_unit_test(test_field_checks),
 		cmocka_unit_test(test_unknown_and_lengths),
 		cmocka_unit_test(test_damage_every_byte),
