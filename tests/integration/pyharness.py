@@ -103,12 +103,16 @@ def version_of(result):
     return tuple(result["version"])
 
 
+def oneline(text):
+    return " / ".join(line.strip() for line in text.strip().splitlines())
+
+
 def query(d, *args):
     """profq ARGS --json through the daemon d: the answer, or None after reporting a failed
     check with what profq said (an option or answer the CLI does not have is a failure, not the
     end of the test)."""
     rc, out, err = d.profq(*args, "--json", check_rc=False)
-    if not check(rc == 0, f"profq {' '.join(args)} --json exits 0 (got {rc}: {err.strip()})"):
+    if not check(rc == 0, f"profq {' '.join(args)} --json exits 0 (got {rc}: {oneline(err)})"):
         return None
     try:
         return json.loads(out)
@@ -120,7 +124,7 @@ def query(d, *args):
 def text_query(d, *args):
     """profq ARGS (plain output), or None after reporting a failed check."""
     rc, out, err = d.profq(*args, check_rc=False)
-    if not check(rc == 0, f"profq {' '.join(args)} exits 0 (got {rc}: {err.strip()})"):
+    if not check(rc == 0, f"profq {' '.join(args)} exits 0 (got {rc}: {oneline(err)})"):
         return None
     return out
 

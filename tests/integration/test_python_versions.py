@@ -41,7 +41,7 @@ interpreters = [("Debian python3", debian_python())]
 for minor in (8, 9, 10, 12, 13):
     path, why = pyenv_python(minor)
     if path:
-        interpreters.append((f"pyenv 3.{minor}", path))
+        interpreters.append(("pyenv", path))
     else:
         print(f"SKIPPED (3.{minor}): {why}")
 peer_python, peer_why = pyenv_python(12)
