@@ -22,6 +22,23 @@ WORKLOAD = os.path.join(HERE, "python", "workload.py")
 DEBIAN_PYTHON = "/usr/bin/python3"
 
 
+def marked_line(marker):
+    """(number, text) of the workload's line holding marker."""
+    with open(WORKLOAD) as f:
+        for i, line in enumerate(f.read().splitlines(), 1):
+            if marker in line:
+                return i, line
+    fail(f"no {marker!r} line in {WORKLOAD}")
+
+
+def exec_line(marker):
+    """(number, text) of the line holding marker in the workload's EXEC_SOURCE, numbered as the
+    exec'd code numbers it (its line 1 is the rest of the line the string opens on)."""
+    start, _ = marked_line('EXEC_SOURCE = """')
+    number, text = marked_line(marker)
+    return number - start + 1, text
+
+
 def pyenv():
     """The pyenv executable, or None."""
     found = shutil.which("pyenv")
@@ -190,6 +207,9 @@ def walk(nodes, path=()):
         yield from walk(node.get("children") or [], path + (node,))
 
 
-def frame_name(frame):
-    """A folded frame without its annotation (_[k], _[i], _[j], ...)."""
-    return re.sub(r"_\[[a-z]+\]$", "", frame)
+def frame_is(frame, name):
+    """Whether a frame of an export (a folded frame, a flame box, a pprof function) is the
+    function name: the name itself, with an annotation (_[k], _[i], _[j], ... in folded) or a
+    place after it in parentheses (py-spy's "name (file.py:12)") allowed."""
+    base = re.sub(r"_\[[a-z]+\]$", "", frame)
+    return base == name or base.startswith(name + " (")

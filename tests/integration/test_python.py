@@ -25,9 +25,9 @@ import subprocess
 import xml.etree.ElementTree as ET
 
 from harness import Daemon, Env, check, require_bpf, tempdir
-from pyharness import (WORKLOAD, check_share, debian_python, describe, finish, frame_name, go,
-                       is_python, of_process, py_row, py_rows, python_names, query, run, start,
-                       text_query, tolerance, walk)
+from pyharness import (WORKLOAD, check_share, debian_python, describe, finish, frame_is, go,
+                       is_python, marked_line, of_process, py_row, py_rows, python_names, query,
+                       run, start, text_query, tolerance, walk)
 
 require_bpf()
 env = Env()
@@ -37,15 +37,10 @@ tmp = tempdir("profq-python-")
 POINTS = 5
 NAMES = ("Worker.parse", "Worker.render", "Worker.digest")
 EVAL = "_PyEval_EvalFrameDefault"
-
-
-def hot_line():
-    """(number, text) of the line of Worker.parse's loop body, marked in the workload."""
-    with open(WORKLOAD) as f:
-        for i, line in enumerate(f.read().splitlines(), 1):
-            if "# hot: parse" in line:
-                return i, line
-    raise AssertionError(f"no '# hot: parse' line in {WORKLOAD}")
+# Samples whose Python frames may be missing or unnamed although every frame of the workload
+# has a name: none is expected; 1% allows for the odd sample taken while the interpreter is
+# between two consistent states. A walk that fails outright loses most of them.
+UNNAMED = 0.01
 
 
 def folded_stacks(text):
@@ -54,12 +49,12 @@ def folded_stacks(text):
     for line in text.splitlines():
         m = re.fullmatch(r"(\S.*) (\d+)", line)
         if m:
-            stacks.append(([frame_name(f) for f in m.group(1).split(";")], int(m.group(2))))
+            stacks.append((m.group(1).split(";"), int(m.group(2))))
     return stacks
 
 
 def with_frame(stacks, name):
-    return sum(n for frames, n in stacks if name in frames)
+    return sum(n for frames, n in stacks if any(frame_is(f, name) for f in frames))
 
 
 def flame_samples(svg, name):
@@ -67,7 +62,8 @@ def flame_samples(svg, name):
     siblings in document order, one per call path; these functions do not recurse, so no
     sample is in two of their boxes."""
     root = ET.parse(svg).getroot()
-    return sum(int(g.get("data-n", "0")) for g in root.iter() if g.get("data-name") == name)
+    return sum(int(g.get("data-n", "0")) for g in root.iter()
+               if frame_is(g.get("data-name") or "", name))
 
 
 def pprof_cum(pb):
@@ -120,15 +116,15 @@ with Daemon(env) as d:
                   if r["function"] in ("_PyEval_EvalFrameDefault", "PyObject_Free")),
               "native rows do not carry \"python\": true")
         unnamed = sum(r["total_samples"] for r in py_rows(top, "[python]"))
-        check(unnamed <= 0.01 * n,
-              f"Python frames left unnamed ([python]): {unnamed} of {n} samples (at most 1%: "
-              "every frame of this workload has a name)")
+        check(unnamed <= UNNAMED * n,
+              f"Python frames left unnamed ([python]): {unnamed} of {n} samples (at most "
+              f"{100 * UNNAMED:g}%: every frame of this workload has a name)")
         plain = text_query(d, "top", "--pid", str(pid), "--once", "-n", "50")
         check(plain is not None and "Worker.parse" in plain,
               "the plain table shows Worker.parse")
 
     # lines: the loop body is the hot line, with its text.
-    line, text = hot_line()
+    line, text = marked_line("# hot: parse")
     ln = query(d, "lines", "--pid", str(pid), "--function", "Worker.parse")
     if ln is not None:
         rows = ln.get("rows") or []
@@ -169,7 +165,7 @@ with Daemon(env) as d:
             check(len(gzip.decompress(f.read())) > 0, "pprof wrote a gzip file")
         cum = pprof_cum(pb) or {}
         for name in NAMES:
-            got = cum.get(name)
+            got = next((v for f, v in cum.items() if frame_is(f, name)), None)
             want = (py_row(top, name) or {}).get("total_pct")
             # Both round to hundredths of a percent.
             check(got is not None and want is not None and abs(got - want) <= 0.02,
@@ -191,7 +187,8 @@ with Daemon(env) as d:
         nf = text_query(d, "folded", "--pid", str(pid), "--no-python")
         if nf is not None:
             frames = {f for s, _ in folded_stacks(nf) for f in s}
-            check(EVAL in frames and not frames & set(NAMES),
+            check(any(frame_is(f, EVAL) for f in frames) and
+                  not any(frame_is(f, name) for f in frames for name in NAMES),
                   f"folded --no-python: {EVAL} and none of {NAMES} on the stacks")
 
     # ---- native code under Python: zlib.compress -> deflate ----
@@ -219,9 +216,10 @@ with Daemon(env) as d:
         check(pack is not None and abs(pack["total_pct"] - want) <= tol,
               f"tree: pack total {pack and pack['total_pct']}% vs measured {want:.1f}% "
               f"({which})")
-        check(libz_all > 0 and libz_under == libz_all,
-              f"tree: every libz frame is under the Python function pack "
-              f"({libz_under} of {libz_all} samples; nearest Python frames {parents})")
+        check(libz_all > 0 and libz_all - libz_under <= UNNAMED * n,
+              f"tree: the libz frames are under the Python function pack "
+              f"({libz_under} of {libz_all} samples, all but {100 * UNNAMED:g}% of the "
+              f"process's {n}; nearest Python frames {parents})")
     ntree = query(d, "tree", "--pid", str(zpid), "--min-pct", "0", "--no-python")
     if ntree is not None:
         nodes = list(walk(ntree["rows"]))

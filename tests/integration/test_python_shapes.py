@@ -23,9 +23,9 @@ share of their CPU time (about a third each); `top --pid N --tid T` of each thre
 function and not the others' (each thread has its own Python stack)."""
 
 from harness import Daemon, Env, check, require_bpf
-from pyharness import (check_share, debian_python, describe, is_python, of_process, py_row,
-                       py_rows, pyenv_python, python_names, query, run, tolerance, version_of,
-                       walk)
+from pyharness import (check_share, debian_python, describe, exec_line, is_python, of_process,
+                       py_row, py_rows, pyenv_python, python_names, query, run, tolerance,
+                       version_of, walk)
 
 require_bpf()
 env = Env()
@@ -50,13 +50,16 @@ def nearest_python(path):
 
 
 def recursion_depth(tree, name):
-    """The longest chain of nested nodes named name in a tree answer."""
+    """The longest chain of nested Python nodes named name in a tree answer (native frames
+    between them, as 3.8-3.10 have for every call, are passed over)."""
     best = 0
     for node, path in walk(tree["rows"]):
-        if node["function"] != name:
+        if node["function"] != name or not is_python(node):
             continue
         depth = 1
         for a in reversed(path):
+            if not is_python(a):
+                continue
             if a["function"] != name:
                 break
             depth += 1
@@ -107,6 +110,20 @@ def check_shapes(d, label, python):
     check(ex is not None and "<exec-code>" in (ex.get("file") or ""),
           f"{label}: exec_work, from exec'd source, is in {ex and ex.get('file')!r} "
           f"(want '<exec-code>')")
+
+    # lines of code that is not in a file: the lines, without text.
+    line, _ = exec_line("# hot: exec")
+    lx = query(d, "lines", "--pid", str(pid), "--function", "exec_work")
+    if lx is not None:
+        rows = lx.get("rows") or []
+        r = rows[0] if rows else {}
+        print(f"{label}: lines --function exec_work: "
+              f"{[(x.get('file'), x.get('line'), x.get('text')) for x in rows[:4]]}")
+        check(r.get("line") == line and "<exec-code>" in (r.get("file") or "") and
+              r.get("text") is None,
+              f"{label}: exec_work's hottest line is {r.get('file')}:{r.get('line')} "
+              f"(want <exec-code>:{line}, the loop body) without text ({r.get('text')!r}: "
+              "there is no file to read)")
 
     if tree is None:
         return
