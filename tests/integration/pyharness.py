@@ -147,7 +147,16 @@ def text_query(d, *args):
 
 
 def is_python(r):
+    """A row of top or lines that is a Python frame: "python": true."""
     return r.get("python") is True
+
+
+def is_python_node(node):
+    """A node of a tree answer that is a Python frame: "python": true, as the rows of top have;
+    or, should tree nodes not carry that field, a node in a .py file or in code compiled from a
+    string ("<exec-code>", "<frozen importlib._bootstrap>"), which no native frame is."""
+    f = node.get("file") or ""
+    return is_python(node) or f.endswith(".py") or (f.startswith("<") and f.endswith(">"))
 
 
 def py_rows(answer, name=None):

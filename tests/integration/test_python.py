@@ -26,8 +26,8 @@ import xml.etree.ElementTree as ET
 
 from harness import Daemon, Env, check, require_bpf, tempdir
 from pyharness import (WORKLOAD, check_share, debian_python, describe, finish, frame_is, go,
-                       is_python, marked_line, of_process, py_row, py_rows, python_names, query,
-                       run, start, text_query, tolerance, walk)
+                       is_python, is_python_node, marked_line, of_process, py_row, py_rows,
+                       python_names, query, run, start, text_query, tolerance, walk)
 
 require_bpf()
 env = Env()
@@ -203,14 +203,14 @@ with Daemon(env) as d:
                     any("libz" in (a.get("module") or "") for a in path):
                 continue  # only the outermost libz frame of each path
             libz_all += node["total_samples"]
-            nearest = next((a for a in reversed(path) if is_python(a)), None)
+            nearest = next((a for a in reversed(path) if is_python_node(a)), None)
             parents.add(nearest and nearest["function"])
             if nearest and nearest["function"] == "pack":
                 libz_under += node["total_samples"]
         print(f"zlib (pid {zpid}): libz frames on {libz_all} of {n} samples, under pack "
               f"{libz_under}; their nearest Python frames: {parents}")
         pack = next((x for x, _ in walk(tree["rows"]) if x["function"] == "pack" and
-                     is_python(x)), None)
+                     is_python_node(x)), None)
         want = of_process(zres, "pack")
         tol, which = tolerance(want, n, POINTS)
         check(pack is not None and abs(pack["total_pct"] - want) <= tol,
@@ -223,7 +223,7 @@ with Daemon(env) as d:
     ntree = query(d, "tree", "--pid", str(zpid), "--min-pct", "0", "--no-python")
     if ntree is not None:
         nodes = list(walk(ntree["rows"]))
-        check(not any(is_python(x) or x["function"] == "pack" for x, _ in nodes),
+        check(not any(is_python_node(x) or x["function"] == "pack" for x, _ in nodes),
               "tree --no-python: no Python node")
         libz = [(x, p) for x, p in nodes if "libz" in (x.get("module") or "") and
                 not any("libz" in (a.get("module") or "") for a in p)]

@@ -23,9 +23,9 @@ share of their CPU time (about a third each); `top --pid N --tid T` of each thre
 function and not the others' (each thread has its own Python stack)."""
 
 from harness import Daemon, Env, check, require_bpf
-from pyharness import (check_share, debian_python, describe, exec_line, is_python, of_process,
-                       py_row, py_rows, pyenv_python, python_names, query, run, tolerance,
-                       version_of, walk)
+from pyharness import (check_share, debian_python, describe, exec_line, is_python_node,
+                       of_process, py_row, py_rows, pyenv_python, python_names, query, run,
+                       tolerance, version_of, walk)
 
 require_bpf()
 env = Env()
@@ -46,7 +46,7 @@ else:
 
 
 def nearest_python(path):
-    return next((a for a in reversed(path) if is_python(a)), None)
+    return next((a for a in reversed(path) if is_python_node(a)), None)
 
 
 def recursion_depth(tree, name):
@@ -54,11 +54,11 @@ def recursion_depth(tree, name):
     between them, as 3.8-3.10 have for every call, are passed over)."""
     best = 0
     for node, path in walk(tree["rows"]):
-        if node["function"] != name or not is_python(node):
+        if node["function"] != name or not is_python_node(node):
             continue
         depth = 1
         for a in reversed(path):
-            if not is_python(a):
+            if not is_python_node(a):
                 continue
             if a["function"] != name:
                 break
@@ -131,7 +131,7 @@ def check_shapes(d, label, python):
     check(depth == 20, f"{label}: tree: recurse nested {depth} deep (want 20)")
     parents = {}
     for node, path in walk(tree["rows"]):
-        if is_python(node) and node["function"] in ("produce", "<listcomp>",
+        if is_python_node(node) and node["function"] in ("produce", "<listcomp>",
                                                     "squares.<locals>.<listcomp>"):
             p = nearest_python(path)
             key = (node["function"], p and p["function"])
