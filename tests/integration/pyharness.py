@@ -18,7 +18,7 @@ import subprocess
 from harness import Z, check, fail, popen, share_tolerance
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKLOAD = os.path.join(HERE, "python", "workload.py")
+WORKLOAD = os.path.realpath(os.path.join(HERE, "python", "workload.py"))
 DEBIAN_PYTHON = "/usr/bin/python3"
 
 
