@@ -398,12 +398,16 @@ static int scan_threads(Python *py, PyProc *pp, uint64_t mono_ns)
 
 /* ---- processes ---- */
 
-static void proc_free(Python *py, PyProc *pp)
+/* Frees pp; with unmap, takes its entries out of the BPF maps first (not at python_free():
+ * the maps may be gone by then). */
+static void proc_free(Python *py, PyProc *pp, bool unmap)
 {
-	for (size_t i = 0; i < pp->n_threads; i++)
-		thread_del(py, pp, pp->threads[i].thread);
+	if (unmap) {
+		for (size_t i = 0; i < pp->n_threads; i++)
+			thread_del(py, pp, pp->threads[i].thread);
+		(void)py->ops.del_proc(py->ops.userdata, pp->pid);
+	}
 	py->stats.threads -= pp->n_threads;
-	(void)py->ops.del_proc(py->ops.userdata, pp->pid);
 	if (pp->mem_fd >= 0)
 		close(pp->mem_fd);
 	free(pp->threads);
@@ -426,7 +430,7 @@ static void proc_remove(Python *py, size_t idx)
 	PyProc *pp = py->procs[idx];
 
 	py->procs[idx] = py->procs[--py->n_procs];
-	proc_free(py, pp);
+	proc_free(py, pp, true);
 	py->stats.processes--;
 	py->procs_removed = true;
 }
@@ -721,9 +725,8 @@ Python *python_free(Python *py)
 {
 	if (!py)
 		return NULL;
-	while (py->n_procs > 0) {
-		proc_free(py, py->procs[--py->n_procs]);
-	}
+	while (py->n_procs > 0)
+		proc_free(py, py->procs[--py->n_procs], false);
 	free(py->procs);
 	codes_clear(py);
 	free(py->codes);

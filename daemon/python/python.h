@@ -64,6 +64,7 @@ typedef struct Python Python;
 typedef struct PyProc PyProc;
 
 int python_new(Store *store, const PyMapOps *ops, Python **ret);
+/* Frees py without touching the maps (their owner may have gone first). */
 Python *python_free(Python *py);
 
 /*

@@ -230,8 +230,11 @@ with Daemon(env) as d:
         under_eval = sum(x["total_samples"] for x, p in libz
                          if any(a["function"] == EVAL for a in p))
         total = sum(x["total_samples"] for x, _ in libz)
-        check(total > 0 and under_eval == total,
-              f"tree --no-python: the libz frames are under {EVAL} ({under_eval} of {total})")
+        # A native unwind can stop short inside libz (a stack copy too short): those few
+        # samples reach no caller at all, as in the check above.
+        check(total > 0 and total - under_eval <= UNNAMED * ntree["samples"],
+              f"tree --no-python: the libz frames are under {EVAL} ({under_eval} of {total}, "
+              f"all but {100 * UNNAMED:g}% of the process's {ntree['samples']})")
 
     # ---- a 0.3 s script ----
     bpid, bres = run(python, "burst", 0.3)
