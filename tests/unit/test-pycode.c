@@ -90,8 +90,8 @@ static void check_lines(unsigned minor, const char *options)
 			       minor, firstlineno, offset, got, want);
 	}
 	assert_int_equal(pclose(f), 0);
-	printf("3.%u %s: %zu code objects, %zu offsets, %zu wrong\n", minor, options, codes,
-	       offsets, bad);
+	printf("3.%u%s%s: %zu code objects, %zu offsets, %zu wrong\n", minor, *options ? " " : "",
+	       options, codes, offsets, bad);
 	assert_int_equal(bad, 0);
 	/* The module has 14 code objects and thousands of instructions in every version. */
 	assert_true(codes >= 14);
