@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/macro.h"
 #include "python/pycode.h"
 
 /* The most of a code object or str header read at once (3.13's code object: 208 bytes). */
@@ -71,7 +72,7 @@ static size_t put_utf8(char *out, uint32_t c)
 /* n characters of `kind` bytes each, as UTF-8. */
 static int to_utf8(const uint8_t *data, size_t n, unsigned kind, bool ascii, char **ret)
 {
-	char *out = malloc(n * 4 + 1);
+	_cleanup_free_ char *out = malloc(n * 4 + 1);
 	size_t o = 0;
 
 	if (!out)
@@ -81,14 +82,12 @@ static int to_utf8(const uint8_t *data, size_t n, unsigned kind, bool ascii, cha
 			     : kind == 2 ? (uint32_t)(data[2 * i] | data[2 * i + 1] << 8)
 					 : get_u32(data + 4 * i);
 
-		if ((ascii && c >= 0x80) || c > 0x10ffff) {
-			free(out);
+		if ((ascii && c >= 0x80) || c > 0x10ffff)
 			return -EINVAL;
-		}
 		o += put_utf8(out + o, c);
 	}
 	out[o] = '\0';
-	*ret = out;
+	*ret = TAKE_PTR(out);
 	return 0;
 }
 
@@ -130,7 +129,7 @@ static int read_bytes(const PyLayout *l, PyReadFn read, void *userdata, uint64_t
 		      uint8_t **ret, size_t *ret_len)
 {
 	uint8_t hdr[OBJECT_READ_MAX];
-	uint8_t *copy = NULL;
+	_cleanup_free_ uint8_t *copy = NULL;
 	uint64_t size;
 	int r;
 
@@ -147,12 +146,10 @@ static int read_bytes(const PyLayout *l, PyReadFn read, void *userdata, uint64_t
 		if (!copy)
 			return -ENOMEM;
 		r = read(userdata, addr + l->bytes_data, copy, size);
-		if (r < 0) {
-			free(copy);
+		if (r < 0)
 			return r;
-		}
 	}
-	*ret = copy;
+	*ret = TAKE_PTR(copy);
 	*ret_len = size;
 	return 0;
 }

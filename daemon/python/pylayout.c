@@ -24,7 +24,9 @@
  *   3.11/3.12 _PyInterpreterFrame_LASTI() * 2 = prev_instr - _PyCode_CODE(code), in bytes
  *   3.13      _PyInterpreterFrame_LASTI() * 2 = instr_ptr - _PyCode_CODE(code), in bytes
  * A frame that has not started has f_lasti -1 (3.8-3.10) or prev_instr one unit before the code
- * (3.11/3.12): a negative offset, for which PyCode_Addr2Line gives co_firstlineno.
+ * (3.11/3.12): a negative offset, for which PyCode_Addr2Line gives co_firstlineno. A caller's
+ * prev_instr (3.11/3.12) is the last inline-cache unit of its CALL, not the CALL itself: the
+ * same line-table entry, so the same line, but not the CALL's offset (3.13's instr_ptr is).
  */
 static const PyLayout layouts[] = {
 	{
