@@ -1580,6 +1580,57 @@ static void test_stacks_cap(void **state)
 	assert_int_equal(json_get_int(ans, "samples"), 1100 * 1101 / 2);
 }
 
+/* A stack of 1023 frames with 1000000 samples, the same with an inlined leaf with 1, and
+ * fillers stacks of 1023 frames with 2, 3, ... samples. */
+static Store *merge_store(size_t fillers)
+{
+	Store *s = NULL;
+	FrameId deep[STORE_STACK_MAX];
+	const size_t depth = STORE_STACK_MAX - 1;
+	ProcId p;
+
+	assert_int_equal(store_new(&s), 0);
+	p = proc(s, 100, 1000, T0 - 100 * SEC, "prog");
+	for (size_t i = 0; i < depth; i++)
+		deep[i + 1] = frame(s, "f", "prog", 0, 0x1000 + i);
+	deep[0] = frame(s, "in", "prog", FRAME_INLINED, 0x999);
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	add(s, p, 100, stack(s, depth, deep + 1), false, 1000000);
+	add(s, p, 100, stack(s, depth + 1, deep), false, 1);
+	for (size_t i = 0; i < fillers; i++) {
+		FrameId leaf = deep[1];
+
+		deep[1] = frame(s, "leaf", "prog", 0, 0x100000 + i);
+		add(s, p, 100, stack(s, depth, deep + 1), false, (uint32_t)(i + 2));
+		deep[1] = leaf;
+	}
+	assert_int_equal(store_window_close(s), 0);
+	return s;
+}
+
+/* Stacks that are one without inlines merge, hottest first, up to 2^22 frame references:
+ * a cold stack past them is not merged into the hot one, it counts as truncated. */
+static void test_stacks_merge_cap(void **state)
+{
+	_cleanup_(store_freep) Store *few = merge_store(0), *many = merge_store(4100);
+	_cleanup_json_ json_object *merged = NULL, *ans = NULL;
+	Request req = code_req(COMMAND_STACKS);
+
+	(void)state;
+	req.no_inline = true;
+	merged = ask(few, T0 + 20 * SEC, 0, true, &req);
+	assert_int_equal(stack_samples(merged, 0), 1000001);
+	assert_int_equal(stack_depth(merged, 0), STORE_STACK_MAX - 1);
+	assert_int_equal(json_get_int(merged, "truncated_samples"), 0);
+
+	/* 4101 x 1023 references > 2^22: the merging stops before the coldest stack */
+	ans = ask(many, T0 + 20 * SEC, 0, true, &req);
+	expect_ok(ans);
+	assert_int_equal(stack_samples(ans, 0), 1000000);
+	assert_int_equal(json_get_int(ans, "samples"), 1000000 + 4101 * 4102 / 2);
+	assert_true(json_get_int(ans, "truncated_samples") > 1);
+}
+
 /* Long names (C++): the answer's size, not its references, bounds it. */
 static void test_stacks_cap_bytes(void **state)
 {
@@ -2005,6 +2056,31 @@ static void test_python_top(void **state)
 	expect_self_sums(native, 100);
 }
 
+/* Self samples over a tree's nodes, and their shares. */
+static void tree_self_sums(json_object *nodes, int64_t *self, double *pct, size_t *n)
+{
+	for (size_t i = 0; i < json_object_array_length(nodes); i++) {
+		json_object *node = json_object_array_get_idx(nodes, i), *children;
+
+		*self += json_get_int(node, "self_samples");
+		*pct += json_get_double(node, "self_pct");
+		(*n)++;
+		if (json_object_object_get_ex(node, "children", &children))
+			tree_self_sums(children, self, pct, n);
+	}
+}
+
+static void expect_tree_self_sums(json_object *answer, int64_t samples)
+{
+	int64_t self = 0;
+	double pct = 0;
+	size_t n = 0;
+
+	tree_self_sums(rows_of(answer), &self, &pct, &n);
+	assert_int_equal(self, samples);
+	assert_true(fabs(pct - 100.0) < 0.006 * (double)n);
+}
+
 static void test_python_tree(void **state)
 {
 	_cleanup_(store_freep) Store *s = NULL;
@@ -2047,6 +2123,7 @@ static void test_python_tree(void **state)
 	assert_true(is_python(n));
 	assert_string_equal(json_get_string(n, "module"), "[python]");
 	assert_null(strstr(json_object_to_json_string(py), "_PyEval_EvalFrameDefault"));
+	expect_tree_self_sums(py, 100);
 
 	req = py_req(COMMAND_TREE, true);
 	native = py_ask(s, &req);
@@ -2058,6 +2135,7 @@ static void test_python_tree(void **state)
 	expect_node(NODE(native, 0, 0, 0, 0, 1), "builtin_exec", 0, 20, 100, 1);
 	expect_node(NODE(native, 0, 0, 0, 0, 1, 0), "_PyEval_EvalFrameDefault", 0, 20, 100, 1);
 	assert_null(strstr(json_object_to_json_string(native), "[python]"));
+	expect_tree_self_sums(native, 100);
 }
 
 static void test_python_lines(void **state)
@@ -2084,6 +2162,7 @@ static void test_python_lines(void **state)
 	expect_line(py, 3, NULL, 0, "[python]", 10, 10.0);
 	assert_true(is_python(json_object_array_get_idx(rows_of(py), 3)));
 	assert_false(is_python(json_object_array_get_idx(rows_of(py), 0)));
+	expect_self_sums(py, 100);
 
 	/* A Python function by its qualified name: its lines, executing or calling. */
 	strcpy(req.function, "Worker.parse");
@@ -2112,6 +2191,7 @@ static void test_python_lines(void **state)
 	expect_line(native, 0, "Python/ceval.c", 1200, "_PyEval_EvalFrameDefault", 40, 40.0);
 	expect_line(native, 1, "Objects/longobject.c", 3000, "long_richcompare", 40, 40.0);
 	expect_line(native, 2, "Objects/obmalloc.c", 700, "PyObject_Malloc", 20, 20.0);
+	expect_self_sums(native, 100);
 	strcpy(req.function, "Worker.parse");
 	expect_error(ask(s, T0 + 20 * SEC, PY_UID, false, &req), ERROR_NOT_FOUND);
 	strcpy(req.function, "_PyEval_EvalFrameDefault");
@@ -2283,6 +2363,7 @@ int main(void)
 		cmocka_unit_test(test_stacks),
 		cmocka_unit_test(test_stacks_shapes),
 		cmocka_unit_test(test_stacks_cap),
+		cmocka_unit_test(test_stacks_merge_cap),
 		cmocka_unit_test(test_stacks_cap_bytes),
 		cmocka_unit_test(test_top_order_limit),
 		cmocka_unit_test(test_top_recursion_and_tid),
