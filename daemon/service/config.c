@@ -132,6 +132,17 @@ static int set_stack_copy(Config *c, const char *v, char **err)
 	return 0;
 }
 
+static int set_python(Config *c, const char *v, char **err)
+{
+	if (streq(v, "yes"))
+		c->python = true;
+	else if (streq(v, "no"))
+		c->python = false;
+	else
+		return set_error(err, -EINVAL, "must be yes or no, got '%s'", v);
+	return 0;
+}
+
 static int set_debug_dirs(Config *c, const char *v, char **err)
 {
 	/* Absolute directories only: libdwfl reads relative ones against each binary's own. */
@@ -183,6 +194,7 @@ static const struct {
 	{ "max-memory", set_max_memory },
 	{ "max-disk", set_max_disk },
 	{ "stack-copy", set_stack_copy },
+	{ "python", set_python },
 	{ "debug-dir", set_debug_dirs },
 	{ "group", set_group },
 	{ "log-level", set_log_level },
@@ -198,6 +210,7 @@ int config_init(Config *c)
 		.max_memory = 64u << 20,
 		.max_disk = 1ULL << 30,
 		.stack_copy = 16384,
+		.python = true,
 		.log_level = LOG_INFO,
 	};
 	c->socket_path = strdup(CONFIG_DEFAULT_SOCKET);

@@ -28,6 +28,8 @@ static void help(void)
 	       "  --max-disk SIZE       Disk budget of the state directory (default 1G)\n"
 	       "  --stack-copy SIZE     User stack copied per sample and unwound with the\n"
 	       "                        binaries' CFI (default 16K; 0: frame pointers only)\n"
+	       "  --python yes|no       Python functions of CPython processes (default yes;\n"
+	       "                        needs --stack-copy)\n"
 	       "  --debug-dir DIRS      More roots for separate debug files (DIR/.build-id/...),\n"
 	       "                        colon-separated, after /usr/lib/debug\n"
 	       "  --group NAME          Members may query every process "
@@ -70,6 +72,7 @@ int main(int argc, char *argv[])
 		{ "max-memory", required_argument, NULL, 0 },
 		{ "max-disk", required_argument, NULL, 0 },
 		{ "stack-copy", required_argument, NULL, 0 },
+		{ "python", required_argument, NULL, 0 },
 		{ "debug-dir", required_argument, NULL, 0 },
 		{ "group", required_argument, NULL, 0 },
 		{ "log-level", required_argument, NULL, 0 },

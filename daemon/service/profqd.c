@@ -737,7 +737,7 @@ int profqd_new(const Config *config, Profqd **ret)
 				.set_thread = py_set_thread,
 				.del_thread = py_del_thread,
 				.userdata = m };
-	popts.python = &m->py_ops;
+	popts.python = config->python ? &m->py_ops : NULL;
 	m->config = config;
 	m->signal_fd = m->timer_fd = -1;
 	m->start_mono_ns = now_mono_ns();

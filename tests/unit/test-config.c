@@ -63,6 +63,14 @@ static void test_values(void **state)
 	assert_int_equal(set1(&c, "frequency", "99Hz"), -EINVAL);
 	assert_int_equal(set1(&c, "frequency", "-1"), -EINVAL);
 	assert_int_equal(c.frequency, 99); /* untouched by failures */
+	assert_true(c.python);
+	assert_int_equal(set1(&c, "python", "maybe"), -EINVAL);
+	assert_int_equal(set1(&c, "python", "No"), -EINVAL);
+	assert_true(c.python);
+	assert_int_equal(set1(&c, "python", "no"), 0);
+	assert_false(c.python);
+	assert_int_equal(set1(&c, "python", "yes"), 0);
+	assert_true(c.python);
 	assert_int_equal(set1(&c, "frequency", "1"), 0);
 	assert_int_equal(c.frequency, 1);
 	assert_int_equal(set1(&c, "frequency", "10000"), 0);
