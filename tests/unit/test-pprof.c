@@ -249,21 +249,6 @@ static void test_python(void **state)
 	perftools__profiles__profile__free_unpacked(pb, NULL);
 }
 
-/* Writes the Python fixture's profile to $PROFQ_PPROF_OUT (for a look with go tool pprof). */
-static void test_python_file(void **state)
-{
-	_cleanup_(profile_freep) Profile *p = fixture_profile_of(fixture_python_answer);
-	const char *path = getenv("PROFQ_PPROF_OUT");
-	_cleanup_close_ int fd = -1;
-
-	(void)state;
-	if (!path)
-		skip();
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	assert_true(fd >= 0);
-	assert_int_equal(pprof_write(p, fd), 0);
-}
-
 /* Locations are shared by the stacks that pass through them. */
 static void test_locations_shared(void **state)
 {
@@ -314,9 +299,9 @@ static void test_write_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_structure),   cmocka_unit_test(test_python),
-		cmocka_unit_test(test_python_file), cmocka_unit_test(test_locations_shared),
-		cmocka_unit_test(test_empty),	    cmocka_unit_test(test_write_errors),
+		cmocka_unit_test(test_structure),	 cmocka_unit_test(test_python),
+		cmocka_unit_test(test_locations_shared), cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_write_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
