@@ -262,8 +262,8 @@ static void node_colour(const Flame *fl, const Node *n, char *buf, size_t len)
 		c[0] = 50 + 60 * v1, c[1] = 160 + 60 * v2, c[2] = 200 + 55 * v3;
 	else if (f->inlined) /* aqua, flamegraph.pl's colour for _[i] */
 		c[0] = 80 + 50 * v1, c[1] = 200 + 40 * v1, c[2] = 200 + 40 * v2;
-	else if (f->python) /* yellow */
-		c[0] = 200 + 50 * v1, c[1] = 190 + 50 * v2, c[2] = 40 + 60 * v3;
+	else if (f->python) /* violet */
+		c[0] = 150 + 50 * v1, c[1] = 90 + 50 * v2, c[2] = 200 + 55 * v3;
 	else if (module && streq(module, "[jit]")) /* green, as _[j] */
 		c[0] = 50 + 60 * v1, c[1] = 180 + 60 * v2, c[2] = 50 + 60 * v3;
 	else /* flamegraph.pl's "hot" */

@@ -167,6 +167,51 @@ static void test_boxes(void **state)
 	assert_true(work->rgb[0] >= 205 && work->rgb[2] <= 55);
 }
 
+/* Python functions are boxes of their own, named by function, apart from the interpreter's
+ * functions of the same name (main of run.py, main of python3.11), in a hue of their own. */
+static void test_python(void **state)
+{
+	_cleanup_(profile_freep) Profile *p = fixture_profile_of(fixture_python_answer);
+	_cleanup_free_ char *svg = svg_of(p, &(FlameOptions){ 0 });
+	_cleanup_free_ Box *boxes = NULL;
+	const Box *parse = NULL, *main_py = NULL, *main_c = NULL, *unnamed, *cmp;
+	size_t n;
+
+	(void)state;
+	boxes = boxes_of(svg, &n);
+	/* all, libc, main, PyEval_EvalCode, main, Worker.parse, list_contains,
+	 * long_richcompare, [python] */
+	assert_int_equal(n, 9);
+	for (size_t i = 0; i < n; i++) {
+		if (streq(boxes[i].name, "Worker.parse"))
+			parse = &boxes[i];
+		else if (streq(boxes[i].name, "main") && strstr(boxes[i].title, "([python])"))
+			main_py = &boxes[i];
+		else if (streq(boxes[i].name, "main"))
+			main_c = &boxes[i];
+	}
+	assert_non_null(parse);
+	assert_non_null(main_py);
+	assert_non_null(main_c);
+	unnamed = box_named(boxes, n, "[python]");
+	cmp = box_named(boxes, n, "long_richcompare");
+	/* Worker.parse's two lines are one box, over main of run.py, over PyEval_EvalCode */
+	assert_width(parse, 70, 80);
+	assert_string_equal(parse->title, "Worker.parse ([python]) 70 samples, 87.50%");
+	assert_width(main_py, 70, 80);
+	assert_width(main_c, 80, 80);
+	assert_width(unnamed, 10, 80);
+	assert_true(main_c->y > main_py->y && main_py->y > parse->y && parse->y > cmp->y);
+	assert_true(fabs(main_py->y - unnamed->y) < 0.01);
+	/* violet for Python, and for nothing else; the interpreter's C code warm */
+	for (const Box *b = boxes; b < boxes + n; b++) {
+		bool python = b == parse || b == main_py || b == unnamed;
+
+		assert_true((b->rgb[0] >= 150 && b->rgb[1] < 150 && b->rgb[2] >= 200) == python);
+	}
+	assert_true(cmp->rgb[0] >= 205 && cmp->rgb[2] <= 55);
+}
+
 /* Valid UTF-8 throughout, no C0 control but newline and tab. */
 static void assert_xml_chars(const char *s)
 {
@@ -296,11 +341,9 @@ static void test_write_error(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_boxes),
-		cmocka_unit_test(test_hostile_names),
-		cmocka_unit_test(test_long_name_shortened),
-		cmocka_unit_test(test_min_width),
-		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_boxes),	      cmocka_unit_test(test_python),
+		cmocka_unit_test(test_hostile_names), cmocka_unit_test(test_long_name_shortened),
+		cmocka_unit_test(test_min_width),     cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_write_error),
 	};
 
