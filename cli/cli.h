@@ -54,6 +54,10 @@ const char *cli_format_time(double epoch_s, char *buf, size_t len);
 int cli_usage_error(const char *command, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* For a row or node of a Python function ("python": true) with a file: "file.py:line" (the
+ * file's base name, the function's first line) in buf, and true. Else false. */
+bool cli_python_location(json_object *row, char *buf, size_t len);
+
 /* Terminal width for plain output (COLUMNS, the tty, else 0 = unlimited). */
 int cli_terminal_width(void);
 /* Terminal height (LINES, the tty, else 0). */

@@ -41,9 +41,10 @@ typedef struct DiffRow {
 	const char *function, *module;
 	const char *file; /* a Python function's .py file; NULL for the others */
 	bool python;
-	double pct[2];	    /* self% or total% (the sort key) in base and with */
-	double other[2];    /* the other percentage */
-	int64_t samples[2]; /* of the sort key */
+	json_object *source; /* the first side's row of it */
+	double pct[2];	     /* self% or total% (the sort key) in base and with */
+	double other[2];     /* the other percentage */
+	int64_t samples[2];  /* of the sort key */
 } DiffRow;
 
 /* RANGE: "SINCE..UNTIL", "SINCE.." or "SINCE" (until now), or "all". */
@@ -127,7 +128,8 @@ static int join(Side sides[2], bool by_total, DiffRow **ret, size_t *ret_n)
 				*row = (DiffRow){ .function = fn,
 						  .module = mod,
 						  .file = file,
-						  .python = python };
+						  .python = python,
+						  .source = r };
 				if (json_add_index(index, k, n) < 0)
 					return -ENOMEM;
 				n++;
@@ -320,12 +322,18 @@ static int print_text(const DiffArgs *args, const DiffRow *rows, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const char *mod = rows[i].module;
 		int room = width > 34 ? width - 26 : INT32_MAX;
+		char where[256];
 
 		printf("%7.2f %7.2f %+8.2f  %.*s", rows[i].pct[0], rows[i].pct[1],
 		       rows[i].pct[1] - rows[i].pct[0], room, rows[i].function);
 		room -= (int)MIN(strlen(rows[i].function), (size_t)INT32_MAX);
-		if (mod && (int)strlen(mod) + 3 <= room)
+		if (mod && (int)strlen(mod) + 3 <= room) {
 			printf(mod[0] == '[' ? " %s" : " [%s]", mod);
+			room -= (int)strlen(mod) + 3;
+		}
+		if (cli_python_location(rows[i].source, where, sizeof(where)) &&
+		    (int)strlen(where) + 1 <= room)
+			printf(" %s", where);
 		putchar('\n');
 	}
 	return EXIT_OK;

@@ -37,11 +37,17 @@ static void render_top(json_object *a, int max_rows)
 		const char *fn = strempty(json_get_string(r, "function"));
 		int used = 7 + 1 + 7 + 1 + 8 + 1 + 8 + 2 + modw + 2;
 		int room = width > used + 8 ? width - used : (int)strlen(fn);
+		char where[256];
 
-		printf("%7.2f %7.2f %8lld %8lld  %-*.*s  %.*s\n", json_get_double(r, "self_pct"),
+		printf("%7.2f %7.2f %8lld %8lld  %-*.*s  %.*s", json_get_double(r, "self_pct"),
 		       json_get_double(r, "total_pct"), (long long)json_get_int(r, "self_samples"),
 		       (long long)json_get_int(r, "total_samples"), modw, modw,
 		       strempty(json_get_string(r, "module")), room, fn);
+		/* Python functions are all of module [python]: their file tells them apart. */
+		room -= MIN(room, (int)strlen(fn));
+		if (cli_python_location(r, where, sizeof(where)) && (int)strlen(where) + 2 <= room)
+			printf("  %s", where);
+		putchar('\n');
 	}
 }
 

@@ -16,6 +16,7 @@ static void render_nodes(json_object *nodes, int depth, int width)
 		bool inlined = json_object_object_get_ex(n, "inlined", &v) &&
 			       json_object_get_boolean(v);
 		int indent = MIN(depth, TREE_INDENT_MAX) * 2, used, room;
+		char where[256];
 
 		used = printf("%7.2f %7.2f  %*s", json_get_double(n, "total_pct"),
 			      json_get_double(n, "self_pct"), indent, "");
@@ -31,6 +32,8 @@ static void render_nodes(json_object *nodes, int depth, int width)
 		}
 		if (inlined && room >= 10)
 			printf(" (inlined)");
+		if (cli_python_location(n, where, sizeof(where)) && (int)strlen(where) + 1 <= room)
+			printf(" %s", where);
 		putchar('\n');
 		if (json_object_object_get_ex(n, "children", &v) && v)
 			render_nodes(v, depth + 1, width);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <sys/ioctl.h>
@@ -375,6 +376,22 @@ int cli_usage_error(const char *command, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nTry 'profq %s --help'.\n", command);
 	return EXIT_USAGE;
+}
+
+bool cli_python_location(json_object *row, char *buf, size_t len)
+{
+	const char *file = json_get_string(row, "file"), *base;
+	int64_t line = json_get_int(row, "line");
+
+	if (!json_get_bool(row, "python") || !file || !len)
+		return false;
+	base = strrchr(file, '/');
+	base = base ? base + 1 : file;
+	if (line > 0)
+		snprintf(buf, len, "%s:%" PRId64, base, line);
+	else
+		snprintf(buf, len, "%s", base);
+	return true;
 }
 
 int cli_terminal_width(void)
