@@ -8,6 +8,7 @@
 
 #include "base/json-util.h"
 #include "base/macro.h"
+#include "profile-fixture.h"
 #include "profile.h"
 #include "query/query.h"
 
@@ -104,6 +105,28 @@ static void test_real_answer(void **state)
 	assert_true(p->frames[s->frames[0]].kernel);
 	assert_null(p->frames[s->frames[0]].file);
 	assert_int_equal(p->frames[s->frames[0]].line, 0);
+	/* no Python here: no frame is, none has a start line */
+	for (size_t i = 0; i < p->n_frames; i++)
+		assert_true(!p->frames[i].python && p->frames[i].start_line == 0);
+}
+
+/* The Python fixture's answer: Python functions with their first line. */
+static void test_python_answer(void **state)
+{
+	_cleanup_(profile_freep) Profile *p = fixture_profile_of(fixture_python_answer);
+
+	(void)state;
+	assert_int_equal(p->n_frames, 9);
+	assert_true(p->frames[2].python);
+	assert_string_equal(p->frames[2].function, "Worker.parse");
+	assert_string_equal(p->frames[2].module, "[python]");
+	assert_int_equal(p->frames[2].line, 12);
+	assert_int_equal(p->frames[2].start_line, 10);
+	assert_false(p->frames[0].python); /* "python": false */
+	assert_false(p->frames[1].python); /* absent */
+	assert_true(p->frames[8].python);
+	assert_null(p->frames[8].file);
+	assert_int_equal(p->frames[8].start_line, 0);
 }
 
 /* Applies a change to a real answer; the result must be refused with a message. */
@@ -181,6 +204,18 @@ static void line_negative(json_object *a)
 			       "line", json_object_new_int64(-3));
 }
 
+static void start_line_string(json_object *a)
+{
+	json_object_object_add(json_object_array_get_idx(json_object_object_get(a, "frames"), 1),
+			       "start_line", json_object_new_string("10"));
+}
+
+static void start_line_huge(json_object *a)
+{
+	json_object_object_add(json_object_array_get_idx(json_object_object_get(a, "frames"), 1),
+			       "start_line", json_object_new_int64(1LL << 32));
+}
+
 static void pid_huge(json_object *a)
 {
 	json_object_object_add(a, "pid", json_object_new_int64(1LL << 40));
@@ -209,6 +244,8 @@ static void test_malformed(void **state)
 	expect_refused("a frame that is not an object", frame_not_object);
 	expect_refused("a frame without a function", function_missing);
 	expect_refused("a negative line", line_negative);
+	expect_refused("a start line as a string", start_line_string);
+	expect_refused("a start line past 32 bits", start_line_huge);
 	expect_refused("a pid past 32 bits", pid_huge);
 	expect_refused("a range that ends before it starts", range_backwards);
 	expect_refused("no period", period_missing);
@@ -218,6 +255,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_real_answer),
+		cmocka_unit_test(test_python_answer),
 		cmocka_unit_test(test_malformed),
 	};
 
