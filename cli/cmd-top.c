@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <limits.h>
 #include <time.h>
 
 #include "base/json-util.h"
@@ -36,7 +37,8 @@ static void render_top(json_object *a, int max_rows)
 		json_object *r = json_object_array_get_idx(rows, i);
 		const char *fn = strempty(json_get_string(r, "function"));
 		int used = 7 + 1 + 7 + 1 + 8 + 1 + 8 + 2 + modw + 2;
-		int room = width > used + 8 ? width - used : (int)strlen(fn);
+		bool unlimited = width <= used + 8;
+		int room = unlimited ? (int)strlen(fn) : width - used;
 		char where[256];
 
 		printf("%7.2f %7.2f %8lld %8lld  %-*.*s  %.*s", json_get_double(r, "self_pct"),
@@ -44,7 +46,7 @@ static void render_top(json_object *a, int max_rows)
 		       (long long)json_get_int(r, "total_samples"), modw, modw,
 		       strempty(json_get_string(r, "module")), room, fn);
 		/* Python functions are all of module [python]: their file tells them apart. */
-		room -= MIN(room, (int)strlen(fn));
+		room = unlimited ? INT_MAX : room - MIN(room, (int)strlen(fn));
 		if (cli_python_location(r, where, sizeof(where)) && (int)strlen(where) + 2 <= room)
 			printf("  %s", where);
 		putchar('\n');

@@ -162,7 +162,7 @@ static void expect_line_with(const char *text, const char *what, const char *als
 
 static void test_top(void **state)
 {
-	_cleanup_free_ char *py = NULL, *native = NULL, *json = NULL;
+	_cleanup_free_ char *py = NULL, *native = NULL, *json = NULL, *wide = NULL;
 	_cleanup_json_ json_object *a = NULL;
 
 	(void)state;
@@ -178,6 +178,12 @@ static void test_top(void **state)
 	expect_line_with(py, "[python]    main  run.py:3", NULL);
 	expect_line_with(py, "python3.11  main", NULL);
 	assert_null(strstr(py, "_PyEval_EvalFrameDefault"));
+
+	/* not on a terminal, no COLUMNS: nothing cut */
+	unsetenv("COLUMNS");
+	assert_int_equal(run(&wide, cmd_top, "top", "--pid", "200", "--once", NULL), EXIT_OK);
+	setenv("COLUMNS", "200", 1);
+	expect_line_with(wide, "[python]    Worker.parse  worker.py:10", NULL);
 
 	assert_int_equal(run(&native, cmd_top, "top", "--pid", "200", "--once", "--no-python",
 			     NULL),
