@@ -12,6 +12,11 @@
 #define STACKS_MAX_REFS (1u << 20)
 #define STACKS_MAX_BYTES (12u << 20)
 #define STACKS_MAX 100000
+/* Stacks are merged (shown_add()) before they are listed: the merging stops, hottest stacks
+ * first, past this many distinct stacks or frame references (about 16 MiB), and what is left
+ * counts as truncated, as the stacks past the caps above do. */
+#define SHOWN_MAX (4 * STACKS_MAX)
+#define SHOWN_MAX_KEYS (4 * STACKS_MAX_REFS)
 
 /* What the viewer sees of a kernel frame is "[kernel]" only: one shared frame. */
 static bool frame_hidden_kernel(const Viewer *viewer, const StoreFrame *f)
@@ -226,7 +231,8 @@ int query_answer_stacks(const QueryContext *ctx, const Request *req, const Selec
 	frame_out = calloc(store_frame_id_limit(store), sizeof(uint32_t));
 	if (!state || !frame_out || hash_index_new(&shown.index) < 0)
 		return -ENOMEM;
-	for (size_t k = 0; k < n_counted; k++) {
+	for (size_t k = 0; k < n_counted && shown.n < SHOWN_MAX && shown.n_keys < SHOWN_MAX_KEYS;
+	     k++) {
 		r = shown_add(ctx, req, &shown, state, order[k].stack, order[k].count);
 		if (r < 0)
 			return r;
