@@ -7,8 +7,9 @@ name the absolute source files (the line tables' names are relative to the compi
 directory).
 
 perf samples the process alone (perf record -p PID, no call graphs: self time is where the
-samples land); profq's rows are taken with --no-inline, which names each sample's function as
-perf does (the symbol holding the address, inlined code folded into it; PLT stubs NAME@plt).
+samples land); profq's rows are taken with --no-inline and --no-python, which name each
+sample's function as perf does (the symbol holding the address, inlined code folded into it,
+the interpreter's own functions rather than the Python functions they run; PLT stubs NAME@plt).
 Both are summed by function name (one name may be in several modules), with perf's symbol
 versions dropped (clock_gettime@@GLIBC_2.17) and aliases at one address merged (perf says
 clock_gettime where profq says __clock_gettime). The interpreter waits for perf to have its
@@ -188,7 +189,7 @@ try:
         p.stdin.flush()
         check(p.wait(timeout=SECONDS + 30) == 0, f"{python} ran the loop")
         rec.wait(timeout=60)
-        top = d.json("top", "--pid", str(pid), "-n", "1000", "--no-inline")
+        top = d.json("top", "--pid", str(pid), "-n", "1000", "--no-inline", "--no-python")
     theirs_raw, perf_samples = perf_self(perf, data)
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
