@@ -39,6 +39,8 @@ typedef struct RunResult {
 
 typedef struct HotRow {
 	char *function, *module;
+	char *file, *where; /* a Python function's .py file and "file.py:line"; else NULL */
+	bool python;
 	int64_t self, total;
 } HotRow;
 
@@ -158,10 +160,14 @@ static int add_rows(json_object *answer, json_object *index, HotRow **rows, size
 		json_object *r = json_object_array_get_idx(a, i), *at;
 		const char *fn = strempty(json_get_string(r, "function"));
 		const char *mod = strempty(json_get_string(r, "module"));
+		/* A Python function is its .py file's (every module's code is <module>). */
+		bool python = json_get_bool(r, "python");
+		const char *file = python ? json_get_string(r, "file") : NULL;
 		_cleanup_free_ char *key = NULL;
+		char where[256];
 		HotRow *row;
 
-		if (asprintf(&key, "%s\x1f%s", fn, mod) < 0)
+		if (asprintf(&key, "%s\x1f%s\x1f%s", fn, mod, strempty(file)) < 0)
 			return -ENOMEM;
 		if (json_object_object_get_ex(index, key, &at)) {
 			row = &(*rows)[json_object_get_int64(at)];
@@ -169,10 +175,16 @@ static int add_rows(json_object *answer, json_object *index, HotRow **rows, size
 			if (GREEDY_REALLOC(*rows, *allocated, *n + 1) < 0)
 				return -ENOMEM;
 			row = &(*rows)[*n];
-			*row = (HotRow){ .function = strdup(fn), .module = strdup(mod) };
+			*row = (HotRow){ .function = strdup(fn),
+					 .module = strdup(mod),
+					 .file = file ? strdup(file) : NULL,
+					 .where = cli_python_location(r, where, sizeof(where))
+							  ? strdup(where)
+							  : NULL,
+					 .python = python };
 			(*n)++; /* freed with the others, whatever failed */
-			if (!row->function || !row->module ||
-			    json_add_index(index, key, *n - 1) < 0)
+			if (!row->function || !row->module || (file && !row->file) ||
+			    (file && !row->where) || json_add_index(index, key, *n - 1) < 0)
 				return -ENOMEM;
 		}
 		row->self += json_get_int(r, "self_samples");
@@ -212,6 +224,8 @@ static void hot_rows_free(HotRow *rows, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free(rows[i].function);
 		free(rows[i].module);
+		free(rows[i].file);
+		free(rows[i].where);
 	}
 	free(rows);
 }
@@ -421,6 +435,8 @@ static json_object *hotspots_json(const Run *run)
 			continue;
 		json_add_string(x, "function", run->rows[i].function);
 		json_add_string(x, "module", run->rows[i].module);
+		json_add_string(x, "file", run->rows[i].file);
+		json_object_object_add(x, "python", json_object_new_boolean(run->rows[i].python));
 		json_add_int(x, "self_samples", run->rows[i].self);
 		json_add_int(x, "total_samples", run->rows[i].total);
 		json_add_double(x, "self_pct", share(run->rows[i].self, run->samples), 2);
@@ -480,11 +496,12 @@ static void print_hotspots(const Run *run)
 	if (run->n_rows > 0)
 		printf("%7s %7s  %s\n", "SELF%", "TOTAL%", "FUNCTION");
 	for (size_t i = 0; i < run->n_rows && i < run->limit; i++)
-		printf(run->rows[i].module[0] == '[' ? "%7.2f %7.2f  %s %s\n"
-						     : "%7.2f %7.2f  %s [%s]\n",
+		printf(run->rows[i].module[0] == '[' ? "%7.2f %7.2f  %s %s%s%s\n"
+						     : "%7.2f %7.2f  %s [%s]%s%s\n",
 		       share(run->rows[i].self, run->samples),
 		       share(run->rows[i].total, run->samples), run->rows[i].function,
-		       run->rows[i].module);
+		       run->rows[i].module, run->rows[i].where ? " " : "",
+		       strempty(run->rows[i].where));
 }
 
 static void run_done(Run *run)
