@@ -48,9 +48,16 @@ static const char *node_function(const Flame *fl, const Node *n)
 	return fl->p->frames[n->frame].function;
 }
 
+/* What tells functions of one name apart: the module, or a Python function's .py file (every
+ * Python function's module is [python], and every module's code is <module>). */
 static const char *node_module(const Flame *fl, const Node *n)
 {
-	return n->frame < TRUNCATED_FRAME ? fl->p->frames[n->frame].module : NULL;
+	const ProfileFrame *f;
+
+	if (n->frame >= TRUNCATED_FRAME)
+		return NULL;
+	f = &fl->p->frames[n->frame];
+	return f->python && f->file ? f->file : f->module;
 }
 
 typedef struct NodeKey {

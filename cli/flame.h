@@ -6,8 +6,9 @@
  * function, module, samples and percentage; click zooms into a box; search (Ctrl-F or the
  * button) highlights matching functions and says what share they hold; no external resources
  * (scripts and styles inline), so the file opens alone in a browser. Frames are merged by
- * function and module per call path (lines are not split). Colours: a warm hue per function
- * name (stable across runs), kernel, inlined, Python and [jit] frames each their own hue.
+ * function and module (a Python function's: its .py file) per call path (lines are not
+ * split). Colours: a warm hue per function name (stable across runs), kernel, inlined, Python
+ * and [jit] frames each their own hue.
  * Text in the SVG is XML-escaped: function names are hostile input.
  *
  * Not thread-safe.

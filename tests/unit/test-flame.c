@@ -185,7 +185,8 @@ static void test_python(void **state)
 	for (size_t i = 0; i < n; i++) {
 		if (streq(boxes[i].name, "Worker.parse"))
 			parse = &boxes[i];
-		else if (streq(boxes[i].name, "main") && strstr(boxes[i].title, "([python])"))
+		else if (streq(boxes[i].name, "main") &&
+			 strstr(boxes[i].title, "(/srv/app/run.py)"))
 			main_py = &boxes[i];
 		else if (streq(boxes[i].name, "main"))
 			main_c = &boxes[i];
@@ -197,7 +198,8 @@ static void test_python(void **state)
 	cmp = box_named(boxes, n, "long_richcompare");
 	/* Worker.parse's two lines are one box, over main of run.py, over PyEval_EvalCode */
 	assert_width(parse, 70, 80);
-	assert_string_equal(parse->title, "Worker.parse ([python]) 70 samples, 87.50%");
+	/* hover: a Python function's file where other functions have their module */
+	assert_string_equal(parse->title, "Worker.parse (/srv/app/worker.py) 70 samples, 87.50%");
 	assert_width(main_py, 70, 80);
 	assert_width(main_c, 80, 80);
 	assert_width(unnamed, 10, 80);
@@ -210,6 +212,34 @@ static void test_python(void **state)
 		assert_true((b->rgb[0] >= 150 && b->rgb[1] < 150 && b->rgb[2] >= 200) == python);
 	}
 	assert_true(cmp->rgb[0] >= 205 && cmp->rgb[2] <= 55);
+}
+
+/* Every module's code is <module>: the code of two files called from one place is two boxes. */
+static void test_python_modules(void **state)
+{
+	_cleanup_(profile_freep) Profile *p = fixture_profile_of(
+		"{\"pid\": 7, \"samples\": 4, \"period_ns\": 1000000, \"frames\": ["
+		" {\"function\": \"<module>\", \"module\": \"[python]\", \"file\": \"/a.py\","
+		"  \"line\": 1, \"python\": true},"
+		" {\"function\": \"<module>\", \"module\": \"[python]\", \"file\": \"/b.py\","
+		"  \"line\": 1, \"python\": true},"
+		" {\"function\": \"exec\", \"module\": \"python3.11\"}],"
+		" \"stacks\": [{\"frames\": [0, 2], \"samples\": 3},"
+		"  {\"frames\": [1, 2], \"samples\": 1}]}");
+	_cleanup_free_ char *svg = svg_of(p, &(FlameOptions){ 0 });
+	_cleanup_free_ Box *boxes = NULL;
+	size_t n, modules = 0;
+
+	(void)state;
+	boxes = boxes_of(svg, &n);
+	assert_int_equal(n, 4); /* all, exec, two <module>s */
+	for (size_t i = 0; i < n; i++) {
+		if (!streq(boxes[i].name, "&lt;module&gt;"))
+			continue;
+		modules++;
+		assert_true(boxes[i].n == (strstr(boxes[i].title, "/a.py") ? 3 : 1));
+	}
+	assert_int_equal(modules, 2);
 }
 
 /* Valid UTF-8 throughout, no C0 control but newline and tab. */
@@ -341,9 +371,13 @@ static void test_write_error(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_boxes),	      cmocka_unit_test(test_python),
-		cmocka_unit_test(test_hostile_names), cmocka_unit_test(test_long_name_shortened),
-		cmocka_unit_test(test_min_width),     cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_boxes),
+		cmocka_unit_test(test_python),
+		cmocka_unit_test(test_python_modules),
+		cmocka_unit_test(test_hostile_names),
+		cmocka_unit_test(test_long_name_shortened),
+		cmocka_unit_test(test_min_width),
+		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_write_error),
 	};
 
