@@ -2005,6 +2005,31 @@ static void test_python_top(void **state)
 	expect_self_sums(native, 100);
 }
 
+/* Self samples over a tree's nodes, and their shares. */
+static void tree_self_sums(json_object *nodes, int64_t *self, double *pct, size_t *n)
+{
+	for (size_t i = 0; i < json_object_array_length(nodes); i++) {
+		json_object *node = json_object_array_get_idx(nodes, i), *children;
+
+		*self += json_get_int(node, "self_samples");
+		*pct += json_get_double(node, "self_pct");
+		(*n)++;
+		if (json_object_object_get_ex(node, "children", &children))
+			tree_self_sums(children, self, pct, n);
+	}
+}
+
+static void expect_tree_self_sums(json_object *answer, int64_t samples)
+{
+	int64_t self = 0;
+	double pct = 0;
+	size_t n = 0;
+
+	tree_self_sums(rows_of(answer), &self, &pct, &n);
+	assert_int_equal(self, samples);
+	assert_true(fabs(pct - 100.0) < 0.006 * (double)n);
+}
+
 static void test_python_tree(void **state)
 {
 	_cleanup_(store_freep) Store *s = NULL;
@@ -2047,6 +2072,7 @@ static void test_python_tree(void **state)
 	assert_true(is_python(n));
 	assert_string_equal(json_get_string(n, "module"), "[python]");
 	assert_null(strstr(json_object_to_json_string(py), "_PyEval_EvalFrameDefault"));
+	expect_tree_self_sums(py, 100);
 
 	req = py_req(COMMAND_TREE, true);
 	native = py_ask(s, &req);
@@ -2058,6 +2084,7 @@ static void test_python_tree(void **state)
 	expect_node(NODE(native, 0, 0, 0, 0, 1), "builtin_exec", 0, 20, 100, 1);
 	expect_node(NODE(native, 0, 0, 0, 0, 1, 0), "_PyEval_EvalFrameDefault", 0, 20, 100, 1);
 	assert_null(strstr(json_object_to_json_string(native), "[python]"));
+	expect_tree_self_sums(native, 100);
 }
 
 static void test_python_lines(void **state)
@@ -2084,6 +2111,7 @@ static void test_python_lines(void **state)
 	expect_line(py, 3, NULL, 0, "[python]", 10, 10.0);
 	assert_true(is_python(json_object_array_get_idx(rows_of(py), 3)));
 	assert_false(is_python(json_object_array_get_idx(rows_of(py), 0)));
+	expect_self_sums(py, 100);
 
 	/* A Python function by its qualified name: its lines, executing or calling. */
 	strcpy(req.function, "Worker.parse");
@@ -2112,6 +2140,7 @@ static void test_python_lines(void **state)
 	expect_line(native, 0, "Python/ceval.c", 1200, "_PyEval_EvalFrameDefault", 40, 40.0);
 	expect_line(native, 1, "Objects/longobject.c", 3000, "long_richcompare", 40, 40.0);
 	expect_line(native, 2, "Objects/obmalloc.c", 700, "PyObject_Malloc", 20, 20.0);
+	expect_self_sums(native, 100);
 	strcpy(req.function, "Worker.parse");
 	expect_error(ask(s, T0 + 20 * SEC, PY_UID, false, &req), ERROR_NOT_FOUND);
 	strcpy(req.function, "_PyEval_EvalFrameDefault");
