@@ -1580,6 +1580,57 @@ static void test_stacks_cap(void **state)
 	assert_int_equal(json_get_int(ans, "samples"), 1100 * 1101 / 2);
 }
 
+/* A stack of 1023 frames with 1000000 samples, the same with an inlined leaf with 1, and
+ * fillers stacks of 1023 frames with 2, 3, ... samples. */
+static Store *merge_store(size_t fillers)
+{
+	Store *s = NULL;
+	FrameId deep[STORE_STACK_MAX];
+	const size_t depth = STORE_STACK_MAX - 1;
+	ProcId p;
+
+	assert_int_equal(store_new(&s), 0);
+	p = proc(s, 100, 1000, T0 - 100 * SEC, "prog");
+	for (size_t i = 0; i < depth; i++)
+		deep[i + 1] = frame(s, "f", "prog", 0, 0x1000 + i);
+	deep[0] = frame(s, "in", "prog", FRAME_INLINED, 0x999);
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	add(s, p, 100, stack(s, depth, deep + 1), false, 1000000);
+	add(s, p, 100, stack(s, depth + 1, deep), false, 1);
+	for (size_t i = 0; i < fillers; i++) {
+		FrameId leaf = deep[1];
+
+		deep[1] = frame(s, "leaf", "prog", 0, 0x100000 + i);
+		add(s, p, 100, stack(s, depth, deep + 1), false, (uint32_t)(i + 2));
+		deep[1] = leaf;
+	}
+	assert_int_equal(store_window_close(s), 0);
+	return s;
+}
+
+/* Stacks that are one without inlines merge, hottest first, up to 2^22 frame references:
+ * a cold stack past them is not merged into the hot one, it counts as truncated. */
+static void test_stacks_merge_cap(void **state)
+{
+	_cleanup_(store_freep) Store *few = merge_store(0), *many = merge_store(4100);
+	_cleanup_json_ json_object *merged = NULL, *ans = NULL;
+	Request req = code_req(COMMAND_STACKS);
+
+	(void)state;
+	req.no_inline = true;
+	merged = ask(few, T0 + 20 * SEC, 0, true, &req);
+	assert_int_equal(stack_samples(merged, 0), 1000001);
+	assert_int_equal(stack_depth(merged, 0), STORE_STACK_MAX - 1);
+	assert_int_equal(json_get_int(merged, "truncated_samples"), 0);
+
+	/* 4101 x 1023 references > 2^22: the merging stops before the coldest stack */
+	ans = ask(many, T0 + 20 * SEC, 0, true, &req);
+	expect_ok(ans);
+	assert_int_equal(stack_samples(ans, 0), 1000000);
+	assert_int_equal(json_get_int(ans, "samples"), 1000000 + 4101 * 4102 / 2);
+	assert_true(json_get_int(ans, "truncated_samples") > 1);
+}
+
 /* Long names (C++): the answer's size, not its references, bounds it. */
 static void test_stacks_cap_bytes(void **state)
 {
@@ -2312,6 +2363,7 @@ int main(void)
 		cmocka_unit_test(test_stacks),
 		cmocka_unit_test(test_stacks_shapes),
 		cmocka_unit_test(test_stacks_cap),
+		cmocka_unit_test(test_stacks_merge_cap),
 		cmocka_unit_test(test_stacks_cap_bytes),
 		cmocka_unit_test(test_top_order_limit),
 		cmocka_unit_test(test_top_recursion_and_tid),
