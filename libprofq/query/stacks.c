@@ -102,9 +102,9 @@ static bool shown_eq(uint32_t idx, const void *key, void *userdata)
 
 /* Per frame: 0 not yet looked at, then one of these. */
 enum {
-	FRAME_SHOWN = 1,
-	FRAME_HIDDEN,
-	FRAME_KERNEL_SHOWN
+	STATE_SHOWN = 1,
+	STATE_HIDDEN,
+	STATE_KERNEL
 };
 
 /* Adds a stack of the store, with its samples, to the stacks as shown. */
@@ -118,7 +118,9 @@ static int shown_add(const QueryContext *ctx, const Request *req, Shown *s, uint
 	uint32_t idx;
 	int r;
 
-	r = GREEDY_REALLOC(s->keys, s->allocated_keys, s->n_keys + MAX(n, (size_t)1));
+	if (n == 0)
+		return 0; /* no stack is empty: nothing to show, its samples are not listed */
+	r = GREEDY_REALLOC(s->keys, s->allocated_keys, s->n_keys + n);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
@@ -127,16 +129,16 @@ static int shown_add(const QueryContext *ctx, const Request *req, Shown *s, uint
 		if (*st == 0) {
 			const StoreFrame *f = store_frame(ctx->store, ids[i]);
 
-			*st = !query_frame_shown(req, f)	     ? FRAME_HIDDEN
-			      : frame_hidden_kernel(&ctx->viewer, f) ? FRAME_KERNEL_SHOWN
-								     : FRAME_SHOWN;
-			if (*st == FRAME_KERNEL_SHOWN && !s->kernel_frame)
+			*st = !query_frame_shown(req, f)	     ? STATE_HIDDEN
+			      : frame_hidden_kernel(&ctx->viewer, f) ? STATE_KERNEL
+								     : STATE_SHOWN;
+			if (*st == STATE_KERNEL && !s->kernel_frame)
 				s->kernel_frame = ids[i];
 		}
-		if (*st == FRAME_HIDDEN)
+		if (*st == STATE_HIDDEN)
 			continue;
 		/* recursion repeats a frame, and stays; only "[kernel]" runs merge */
-		if (*st == FRAME_KERNEL_SHOWN) {
+		if (*st == STATE_KERNEL) {
 			if (s->n_keys > start && s->keys[s->n_keys - 1] == SHOWN_KERNEL)
 				continue;
 			s->keys[s->n_keys++] = SHOWN_KERNEL;
