@@ -222,6 +222,8 @@ static int decode(uint32_t version, uint32_t type, const uint8_t *p, size_t len,
 		  const SegmentVisitor *v, void *userdata)
 {
 	uint32_t proc_flags = version >= 3 ? PROC_FLAGS_ALL : PROC_FLAGS_ALL & ~PROC_PRIVATE;
+	uint32_t frame_flags = version >= 4 ? FRAME_FLAGS_ALL :
+					      FRAME_FLAGS_ALL & ~(FRAME_PYTHON | FRAME_PYTHON_EVAL);
 
 	switch (type) {
 	case SEGMENT_STRING:
@@ -244,7 +246,7 @@ static int decode(uint32_t version, uint32_t type, const uint8_t *p, size_t len,
 				  .symbol = get_u32(p + 32),
 				  .decl_file = get_u32(p + 36),
 				  .decl_line = get_u32(p + 40) };
-		if (f.flags & ~FRAME_FLAGS_ALL)
+		if (f.flags & ~frame_flags)
 			return -EBADMSG;
 		return v->frame ? v->frame(userdata, get_u32(p), &f) : 0;
 	}

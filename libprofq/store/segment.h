@@ -22,8 +22,10 @@
 
 #define SEGMENT_MAGIC "PROFQSEG"
 /* 3: processes carry PROC_PRIVATE. Version 2 still loads: its processes are judged by their
- * uid alone, as profqd of that version did. */
-#define SEGMENT_VERSION 3
+ * uid alone, as profqd of that version did. 4: frames carry FRAME_PYTHON and
+ * FRAME_PYTHON_EVAL (an older reader refuses the segment as a later version, rather than as
+ * damage at its first Python frame). */
+#define SEGMENT_VERSION 4
 #define SEGMENT_VERSION_OLDEST 2
 #define SEGMENT_HEADER_SIZE 32
 #define SEGMENT_MAX_RECORD (64u << 20)

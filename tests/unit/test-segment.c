@@ -488,6 +488,14 @@ static void test_python_frames(void **state)
 			assert_int_equal(c.seen[0].type, SEGMENT_FRAME);
 			assert_int_equal(c.seen[0].id, i + 1);
 			assert_frame_equal(&c.seen[0].frame, &frames[i]);
+			/* Version 3 knew neither flag: damage there. */
+			collector_done(&c);
+			set_u32(b.data + 8, 3);
+			set_u32(b.data + 28, crc(b.data, 28));
+			assert_int_equal(parse(b.data, b.len, &c, &res), 0);
+			assert_int_equal(res.version, 3);
+			assert_int_equal(res.tail_error, -EBADMSG);
+			assert_int_equal(c.n, 0);
 		} else {
 			bad.flags = FRAME_PYTHON_EVAL << 1;
 			segment_put_frame(&b, 1, &bad);
