@@ -538,8 +538,11 @@ static int attach(Python *py, Process *proc, const Mapping *m, unsigned minor)
 			.code_type = q[2].vaddr,
 			.scan_interval_ns = SCAN_MIN_NS };
 	pp->mem_fd = open_mem(proc->pid, proc->start_boot_ns);
-	if (pp->mem_fd < 0)
+	if (pp->mem_fd < 0) {
+		/* Gone already, or not ours to read (no CAP_SYS_PTRACE). */
+		py->stats.attach_errors++;
 		return pp->mem_fd;
+	}
 	r = find_layout(py, pp, minor, q[3].vaddr, q[0].size);
 	if (r < 0) {
 		close(pp->mem_fd);
