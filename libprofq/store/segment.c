@@ -222,8 +222,8 @@ static int decode(uint32_t version, uint32_t type, const uint8_t *p, size_t len,
 		  const SegmentVisitor *v, void *userdata)
 {
 	uint32_t proc_flags = version >= 3 ? PROC_FLAGS_ALL : PROC_FLAGS_ALL & ~PROC_PRIVATE;
-	uint32_t frame_flags = version >= 4 ? FRAME_FLAGS_ALL :
-					      FRAME_FLAGS_ALL & ~(FRAME_PYTHON | FRAME_PYTHON_EVAL);
+	uint32_t frame_flags = version >= 4 ? FRAME_FLAGS_ALL
+					    : FRAME_FLAGS_ALL & ~(FRAME_PYTHON | FRAME_PYTHON_EVAL);
 
 	switch (type) {
 	case SEGMENT_STRING:
