@@ -290,7 +290,8 @@ static long py_step(__u64 index, void *ctx)
  * The Python stack of the current thread, if profqd follows its process: each frame's code
  * object, instruction offset and identity hash into the record's Python part (s->py_len,
  * s->py_flags). The thread state must name this thread (a stale entry of an exited thread whose
- * control block another thread reuses is not walked). Bounded: PROFQ_PY_MAX_FRAMES frames, plus as many shims.
+ * control block another thread reuses is not walked). Bounded: PROFQ_PY_MAX_FRAMES frames,
+ * plus as many shims.
  */
 static __always_inline void python_stack(struct profq_sample *s, struct task_struct *task)
 {
