@@ -134,6 +134,21 @@ def popen(*args, **kwargs):
     return p
 
 
+def perf_attached(pid):
+    """Whether process pid (perf record) has its perf events open."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:[perf_event]":
+                return True
+        except OSError:
+            pass
+    return False
+
+
 def require_bpf():
     """Skip unless this machine can load perf_event BPF programs."""
     if os.geteuid() != 0:

@@ -24,8 +24,8 @@ import shutil
 import subprocess
 import time
 
-from harness import (Z, Daemon, Env, check, fail, popen, require, require_bpf, share_error,
-                     skip, tempdir)
+from harness import (Z, Daemon, Env, check, fail, perf_attached, popen, require, require_bpf,
+                     share_error, skip, tempdir)
 
 require_bpf()
 env = Env()
@@ -123,21 +123,6 @@ def alias_names(files):
                     clash.add(n)
                 canon[n] = first
     return {n: c for n, c in canon.items() if n not in clash}
-
-
-def perf_attached(pid):
-    """Whether process pid (perf record) has its perf events open."""
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:[perf_event]":
-                return True
-        except OSError:
-            pass
-    return False
 
 
 def perf_self(perf, data):

@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import time
 
-from harness import Daemon, Env, check, popen, require_bpf, tempdir
+from harness import Daemon, Env, check, perf_attached, popen, require_bpf, tempdir
 from pyharness import (WORKLOAD, check_share, debian_python, describe, finish, go, of_process,
                        py_row, pyenv_python, python_names, query, run, start, tolerance,
                        version_of)
@@ -51,21 +51,6 @@ perf = shutil.which("perf")
 def names_for(version):
     """{method: the name profq shows}: co_qualname from 3.11, co_name before."""
     return {m: (f"Worker.{m}" if version >= (3, 11) else m) for m in METHODS}
-
-
-def perf_attached(pid):
-    """Whether process pid (perf record) has its perf events open."""
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:[perf_event]":
-                return True
-        except OSError:
-            pass
-    return False
 
 
 def perf_shares(data, pid, names):
