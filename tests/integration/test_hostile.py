@@ -15,7 +15,8 @@ daemon (--max-memory 64M --frequency 499 --window 1) at crafted files:
 
 Throughout: profqd stays up, `profq status` answers within 100 ms (a second in the truncation
 loop) of what a baseline phase measured on this machine just before (an ordinary big library
-indexed under the same load) and of the scheduling delays met, its accounted memory stays within
+indexed under the same load) and of the scheduling delays met (check_latency: what other jobs'
+libraries cost the daemon is allowed for apart), its accounted memory stays within
 --max-memory and what it does not account for grows by at most 16 MiB over that baseline, and
 the samples it could not take in time are counted (status: lost).
 
@@ -283,7 +284,8 @@ class Monitor(threading.Thread):
             cpu1 = self.cpu_ticks()
             mem = st.get("memory", {}) if st else {}
             poll = {"phase": phase, "t": t0, "took": took, "late": late,
-                    "cpu": {t: cpu1[t] - cpu0.get(t, 0) for t in cpu1},
+                    "main_cpu_s": (cpu1.get(self.d.proc.pid, 0) - cpu0.get(self.d.proc.pid, 0))
+                    / os.sysconf("SC_CLK_TCK"),
                     "queue": mem.get("queue", 0), "queue_peak": mem.get("queue_peak", 0),
                     "mem": mem, "running": getattr(self, "running", 0),
                     "memory_bytes": st.get("memory_bytes", 0) if st else 0,
@@ -442,9 +444,9 @@ def summary(mon):
         ps = mon.of({phase})
         took = sorted(p["took"] for p in ps)
         worst = max(ps, key=lambda p: p["took"])
-        main_cpu = worst["cpu"].get(mon.d.proc.pid, 0)
         print(f"{phase}: {len(ps)} polls, status median {took[len(took) // 2] * 1000:.0f} ms, "
-              f"worst {took[-1] * 1000:.0f} ms (daemon main thread {main_cpu} ticks in it), "
+              f"worst {took[-1] * 1000:.0f} ms (daemon main thread "
+              f"{worst['main_cpu_s'] * 1000:.0f} ms of CPU in it), "
               f"sleep late at worst {max(p['late'] for p in ps) * 1000:.0f} ms; "
               f"RSS at most {max(p['rss'] for p in ps) >> 20} MiB, unaccounted "
               f"{max(own_rss(p) for p in ps) / 2**20:.1f} MiB, symbolizer at most "
@@ -453,27 +455,75 @@ def summary(mon):
               f"{max(p.get('RssFile', 0) for p in ps) >> 20} MiB")
 
 
-def check_latency(mon):
-    base = mon.of({"baseline"})
+def module_sizes(p):
+    return {m["module"]: m["symbols"] + m["cfi"] + m["dwarf"] + m["cache"]
+            for m in p["largest"]}
+
+
+def mark_other_libraries(mon, ours):
+    """Marks the polls during which the daemon built the tables of a large binary that is not
+    one of the test's files (ours: their names): one that entered the status's five largest
+    above the smallest of them at the poll before, or grew there by 1 MiB. The daemon names
+    every process of the machine, and indexes a library's DWARF on its loop, which status
+    waits for: other jobs starting libLLVM or a libpython were seen to hold status 0.6-2.2 s
+    under load (0.4-0.7 s of the daemon's CPU), no file of this test involved."""
+    prev = {}
+    for p in mon.polls:
+        sizes = module_sizes(p)
+        floor = min(prev.values()) if len(prev) >= 5 else 0
+        p["other"] = sorted(m for m, n in sizes.items() if m not in ours and (
+            n >= prev.get(m, 0) + (1 << 20) if m in prev else n > floor and n >= 1 << 20))
+        prev = sizes
+
+
+def check_latency(mon, ours):
+    mark_other_libraries(mon, ours)
+    base = [p for p in mon.of({"baseline"}) if not p["other"]] or mon.of({"baseline"})
     base_worst = max(p["took"] for p in base)
     for what, phases, allowance in (
             ("the crafted files", CRAFTED_PHASES, STATUS_MAX_S),
             ("libraries were indexed and truncated", ("truncate",), TRUNCATE_ALLOWANCE_S)):
         ps = mon.of(set(phases))
-        worst = max(p["took"] for p in ps)
         late = max(p["late"] for p in ps)
+        others = [p for p in ps if p["other"]]
         # What the machine explains, measured: the baseline's worst round trip (status behind
-        # an ordinary big library's indexing under the same load; the daemon samples every
-        # process, and the other work of this machine starts such libraries at any time: libLLVM
-        # or libpython indexed for 400-600 ms of the daemon's CPU were seen in these phases),
-        # and the worst wait for a CPU this phase met (how late our 50 ms sleep woke), once for
-        # the daemon's wake-up and once for ours. A factor on the baseline would also scale
-        # away a stall; a sum keeps a stall of the allowance or more visible whatever the load.
-        bound = allowance + base_worst + 2 * late
+        # ordinary batches and an ordinary big library's indexing, under the same load) twice,
+        # since the phases poll ten times as often as the baseline and meet more of its tail;
+        # and the worst wait for a CPU this phase met (how late our 50 ms sleep woke), once
+        # for the daemon's wake-up and once for ours. What is left is the daemon's own, its
+        # allowance: a stall of a second or more on a crafted file still fails.
+        bound = allowance + 2 * base_worst + 2 * late
+        worst = max((p["took"] for p in ps if not p["other"]), default=0)
         check(worst < bound,
               f"status answered while {what} in {worst * 1000:.0f} ms at worst, under "
-              f"{allowance * 1000:.0f} ms + the baseline's worst {base_worst * 1000:.0f} ms + "
-              f"twice the worst scheduling delay {late * 1000:.0f} ms = {bound * 1000:.0f} ms")
+              f"{allowance * 1000:.0f} ms + twice the baseline's worst "
+              f"{base_worst * 1000:.0f} ms + twice the worst scheduling delay "
+              f"{late * 1000:.0f} ms = {bound * 1000:.0f} ms")
+        # A poll that met another job's library may also take the CPU time the daemon's loop
+        # spent in it, stretched by the CPU's share each runnable thread had (runnable threads
+        # per CPU, /proc/loadavg, as the request was sent): indexing is work, not waiting.
+        # A crafted file the daemon stalls on without working (blocked, sleeping) still fails
+        # there; one it burns seconds of CPU on is missed only in the polls that also met
+        # another library, at most a quarter of them (a machine where it is most polls leaves
+        # nothing to check).
+        ncpu = os.cpu_count() or 1
+        over = None
+        for p in others:
+            p["allowed"] = bound + p["main_cpu_s"] * max(1.0, p["running"] / ncpu)
+            print(f"{p['phase']}: status took {p['took'] * 1000:.0f} ms (of "
+                  f"{p['allowed'] * 1000:.0f} allowed: its loop's {p['main_cpu_s'] * 1000:.0f} "
+                  f"ms of CPU, {p['running']} threads runnable) while the daemon read "
+                  f"{', '.join(p['other'])}")
+            if over is None or p["took"] - p["allowed"] > over["took"] - over["allowed"]:
+                over = p
+        check(over is None or over["took"] < over["allowed"],
+              f"status answered while {what} and other jobs' libraries were read within the "
+              f"bound plus the daemon's CPU time stretched by the load" + (
+                  f" (worst {over['took'] * 1000:.0f} ms of {over['allowed'] * 1000:.0f})"
+                  if over else ""))
+        check(len(others) * 4 < len(ps),
+              f"fewer than a quarter of the polls while {what} met other jobs' libraries "
+              f"({len(others)} of {len(ps)})")
 
 
 def check_rss(mon, rounds):
@@ -679,7 +729,7 @@ def scenarios(env, d, user, top_dir, tok):
     check(not mon.failures,
           f"status answered throughout ({len(mon.polls)} polls): {mon.failures}")
     summary(mon)
-    check_latency(mon)
+    check_latency(mon, set(os.listdir(udir)))
     check(mon.worst_mem <= MAX_MEMORY,
           f"memory within --max-memory throughout (worst {mon.worst_mem >> 20} MiB)")
     check_rss(mon, attempt + 1)
