@@ -216,6 +216,8 @@ class Monitor(threading.Thread):
         self.polls = []
         self.worst_mem = 0
         self.trace = os.environ.get("PROFQ_HOSTILE_TRACE")
+        if self.trace:
+            open(self.trace, "w").close()
         self.smaps_peak = 0
 
     def rss_parts(self):
@@ -231,13 +233,13 @@ class Monitor(threading.Thread):
         """User + system clock ticks of each of the daemon's threads, by tid."""
         out = {}
         base = f"/proc/{self.d.proc.pid}/task"
-        for tid in os.listdir(base):
-            try:
+        try:
+            for tid in os.listdir(base):
                 with open(f"{base}/{tid}/stat") as f:
                     fields = f.read().rpartition(")")[2].split()
                 out[int(tid)] = int(fields[11]) + int(fields[12])
-            except OSError:
-                pass
+        except OSError:
+            pass
         return out
 
     def status(self):
@@ -296,6 +298,9 @@ class Monitor(threading.Thread):
                 pass
             poll["rss"] = poll.get("RssAnon", 0) + poll.get("RssShmem", 0)
             self.polls.append(poll)
+            if self.trace:
+                with open(self.trace, "a") as f:
+                    f.write(json.dumps(poll) + "\n")
             if self.trace and poll["rss"] > self.smaps_peak:
                 self.smaps_peak = poll["rss"]
                 self.dump_smaps("peak")
@@ -308,10 +313,6 @@ class Monitor(threading.Thread):
     def stop(self):
         self.stop_flag.set()
         self.join()
-        if self.trace:
-            with open(self.trace, "w") as f:
-                for p in self.polls:
-                    f.write(json.dumps(p) + "\n")
 
     def of(self, phases):
         return [p for p in self.polls if p["phase"] in phases]
