@@ -14,9 +14,10 @@ daemon (--max-memory 64M --frequency 499 --window 1) at crafted files:
 - a shared library truncated in a loop while the daemon walks its big compile unit (SIGBUS).
 
 Throughout: profqd stays up, `profq status` answers within 100 ms (a second in the truncation
-loop) of what a baseline phase measured on this machine just before (an ordinary big library
-indexed under the same load) and of the scheduling delays met (check_latency: what other jobs'
-libraries cost the daemon is allowed for apart), its accounted memory stays within
+loop) of what a baseline phase measured on this machine just before (ordinary workloads, one
+in an intact copy of the big library, under the same load) and of the scheduling delays met
+(check_latency: what other jobs' libraries cost the daemon is allowed for apart), its
+accounted memory stays within
 --max-memory and what it does not account for grows by at most 16 MiB over that baseline, and
 the samples it could not take in time are counted (status: lost).
 
@@ -434,7 +435,7 @@ def own_rss(p):
     """The daemon's resident memory (anonymous and shared) that it does not account for: libdw's
     and libelf's allocations, malloc's arenas, anything a hostile file could make it hold
     unseen. The accounted parts follow the whole machine (the daemon names every process: the
-    symbolizer held 14-44 MiB in one run as other jobs started and ended compilers and
+    symbolizer held 17-44 MiB in one run as other jobs started and ended compilers and
     Pythons; the queue grows while a busy machine slows the main loop) and are bounded by
     --max-memory, checked on their own."""
     return p["rss"] - sum(p["mem"].get(k, 0) for k in ACCOUNTED)
@@ -488,7 +489,7 @@ def check_latency(mon, ours):
         late = max(p["late"] for p in ps)
         others = [p for p in ps if p["other"]]
         # What the machine explains, measured: the baseline's worst round trip (status behind
-        # ordinary batches and an ordinary big library's indexing, under the same load) twice,
+        # ordinary batches, the big library's intact copy among them, under the same load) twice,
         # since the phases poll ten times as often as the baseline and meet more of its tail;
         # and the worst wait for a CPU this phase met (how late our 50 ms sleep woke), once
         # for the daemon's wake-up and once for ours. What is left is the daemon's own, its
@@ -616,9 +617,9 @@ def scenarios(env, d, user, top_dir, tok):
     check(f"warm_{tok}" in top_functions(d, user.run(warm, 2)), "a plain program is named")
 
     # The baseline: status asked while the daemon names ordinary workloads, one of them in an
-    # intact copy of the big library (its compile unit indexed on the daemon's loop, which
-    # status waits for: what any large library a process of this machine loads costs), under
-    # whatever else this machine runs now. The bounds below are on what the hostile files add.
+    # intact copy of the big library (its compile unit indexed on the daemon's loop, as in the
+    # truncation rounds but untruncated), under whatever else this machine runs now. The
+    # bounds below are on what the hostile files add to it.
     mon = Monitor(d)
     mon.phase = "baseline"
     mon.start()
