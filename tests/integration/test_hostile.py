@@ -17,9 +17,9 @@ Throughout: profqd stays up, `profq status` answers within 100 ms (a second in t
 loop) of what a baseline phase measured on this machine just before (ordinary workloads, one
 in an intact copy of the big library, under the same load) and of the scheduling delays met
 (check_latency: what other jobs' libraries cost the daemon is allowed for apart), its
-accounted memory stays within
---max-memory and what it does not account for grows by at most 16 MiB over that baseline, and
-the samples it could not take in time are counted (status: lost).
+accounted memory stays within --max-memory and what it does not account for grows by at most
+16 MiB over that baseline, and the samples it could not take in time are counted (status:
+lost).
 
 PROFQ_HOSTILE_TRACE=FILE writes every status poll (round trip, memory parts, RSS) to FILE as
 JSON lines, and the daemon's smaps at the baseline and at its RSS peak beside it."""
