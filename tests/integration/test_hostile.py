@@ -494,7 +494,7 @@ def check_latency(mon, ours):
         # and the worst wait for a CPU this phase met (how late our 50 ms sleep woke), once
         # for the daemon's wake-up and once for ours. What is left is the daemon's own, its
         # allowance. The crafted files' bound came to 0.2-0.9 s in the runs measured, 1.7 s at a
-        # load average of 12: a stall of 2 s on a crafted file fails whatever the load.
+        # load average of 12: a stall of 2 s on a crafted file fails at these loads.
         bound = allowance + 2 * base_worst + 2 * late
         worst = max((p["took"] for p in ps if not p["other"]), default=0)
         check(worst < bound,
