@@ -50,9 +50,13 @@ void cli_print_json(json_object *o);
 /* Local date and time of a realtime in seconds ("2026-12-06 14:05:00"), written to buf. */
 const char *cli_format_time(double epoch_s, char *buf, size_t len);
 
-/* Reports a usage error for a command (stderr) and returns EXIT_USAGE. */
+/* Reports a usage error for a command (NULL: of profq itself) on stderr, and in JSON mode also
+ * as the JSON document on stdout ({"error", "code": "bad_request"}); returns EXIT_USAGE. */
 int cli_usage_error(const char *command, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Whether cli_usage_error() prints JSON: set once --json is known to be given (main() for the
+ * global option, cli_parse() for the command's). */
+void cli_set_json_errors(bool json);
 
 /* For a row or node of a Python function ("python": true) with a file: "file.py:line" (the
  * file's base name, the function's first line) in buf, and true. Else false. */

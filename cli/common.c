@@ -366,15 +366,37 @@ void cli_print_json(json_object *o)
 	puts(text && json_alloc_failures() == 0 ? text : JSON_OUT_OF_MEMORY);
 }
 
+/* Whether usage errors are also the JSON document on stdout. */
+static bool json_errors;
+
+void cli_set_json_errors(bool json)
+{
+	json_errors = json;
+}
+
 int cli_usage_error(const char *command, const char *fmt, ...)
 {
+	_cleanup_free_ char *msg = NULL;
 	va_list ap;
 
-	fprintf(stderr, "profq %s: ", command);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
 	va_end(ap);
-	fprintf(stderr, "\nTry 'profq %s --help'.\n", command);
+	if (command)
+		fprintf(stderr, "profq %s: %s\nTry 'profq %s --help'.\n", command,
+			msg ? msg : "out of memory", command);
+	else
+		fprintf(stderr, "profq: %s\nTry 'profq --help'.\n", msg ? msg : "out of memory");
+	if (json_errors) {
+		_cleanup_json_ json_object *o = json_object_new_object();
+
+		if (o) {
+			json_add_string(o, "error", msg ? msg : "out of memory");
+			json_add_string(o, "code", error_code_to_string(ERROR_BAD_REQUEST));
+			cli_print_json(o);
+		}
+	}
 	return EXIT_USAGE;
 }
 
