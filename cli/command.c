@@ -223,6 +223,8 @@ int cli_parse(const CliQuery *q, CliContext *ctx, Request *req, int argc, char *
 int cli_answer(const CliQuery *q, const CliContext *ctx, const Request *req)
 {
 	_cleanup_json_ json_object *answer = NULL;
+	json_object *rows;
+	bool empty;
 	char when[64];
 	int r;
 
@@ -231,9 +233,11 @@ int cli_answer(const CliQuery *q, const CliContext *ctx, const Request *req)
 		return r;
 	if (q->amend)
 		q->amend(answer);
+	empty = q->empty_is_not_found && json_object_object_get_ex(answer, "rows", &rows) &&
+		json_object_array_length(rows) == 0;
 	if (ctx->json) {
 		cli_print_json(answer);
-		return EXIT_OK;
+		return empty ? EXIT_NOT_FOUND : EXIT_OK;
 	}
 	/* Part of the range could not be read (the daemon's disk budget deleted it, or it did
 	 * not fit in memory): the figures are low, say so. */
@@ -243,6 +247,10 @@ int cli_answer(const CliQuery *q, const CliContext *ctx, const Request *req)
 			cli_format_time(json_get_double(answer, "covered_since_s"), when,
 					sizeof(when)));
 	q->render(answer, req);
+	if (empty) {
+		fprintf(stderr, "profq: No samples in range\n");
+		return EXIT_NOT_FOUND;
+	}
 	return EXIT_OK;
 }
 

@@ -5,11 +5,13 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/json-util.h"
 #include "base/macro.h"
 #include "command.h"
+#include "tmpdir.h"
 
 #define ARGS_MAX 32
 
@@ -258,6 +260,69 @@ static void test_json_usage_error(void **state)
 	capture_end(&err);
 }
 
+/*
+ * Exit codes of offline answers (profq(1), EXIT STATUS): a --state-dir that is not one is a
+ * usage error, not an unreachable daemon; ps over a range without samples finds nothing (1),
+ * as top does, and still prints its (empty) answer.
+ */
+static void render_header(json_object *answer, const Request *req)
+{
+	(void)answer, (void)req;
+	printf("PID\n");
+}
+
+static void test_offline_exit_codes(void **state)
+{
+	const CliQuery ps = { .name = "ps",
+			      .command = COMMAND_PS,
+			      .limit = REQUEST_LIMIT_MAX,
+			      .empty_is_not_found = true,
+			      .render = render_header };
+	_cleanup_(tmpdir_freep) char *dir = tmpdir_new_named("profq-test-command");
+	_cleanup_free_ char *segments = NULL, *file = NULL;
+	CliContext ctx = { .socket_path = "/nonexistent" };
+	Capture out, err;
+	Request req;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_true(asprintf(&segments, "%s/segments", dir) > 0);
+	assert_true(asprintf(&file, "%s/file", dir) > 0);
+	f = fopen(file, "w");
+	assert_non_null(f);
+	fclose(f);
+	request_init(&req, COMMAND_PS);
+
+	capture_start(&err, stderr);
+	ctx.state_dir = "/nonexistent/state";
+	assert_int_equal(cli_answer(&ps, &ctx, &req), EXIT_USAGE);
+	ctx.state_dir = file;
+	assert_int_equal(cli_answer(&ps, &ctx, &req), EXIT_USAGE);
+	ctx.state_dir = dir; /* a directory, without segments/ */
+	assert_int_equal(cli_answer(&ps, &ctx, &req), EXIT_USAGE);
+	assert_non_null(strstr(capture_end(&err), "not a state directory"));
+
+	/* an empty state dir: nothing found, and the JSON answer is still printed */
+	assert_int_equal(mkdir(segments, 0700), 0);
+	capture_start(&err, stderr);
+	capture_start(&out, stdout);
+	assert_int_equal(cli_answer(&ps, &ctx, &req), EXIT_NOT_FOUND);
+	assert_non_null(strstr(capture_end(&out), "PID"));
+	ctx.json = true;
+	capture_start(&out, stdout);
+	assert_int_equal(cli_answer(&ps, &ctx, &req), EXIT_NOT_FOUND);
+	{
+		_cleanup_json_ json_object *o = json_tokener_parse(capture_end(&out));
+		json_object *rows;
+
+		assert_non_null(o);
+		assert_true(json_object_object_get_ex(o, "rows", &rows));
+		assert_int_equal(json_object_array_length(rows), 0);
+	}
+	assert_non_null(strstr(capture_end(&err), "No samples in range"));
+}
+
 static void test_not_taken(void **state)
 {
 	const CliQuery few = { .name = "few", .command = COMMAND_TIME, .shared = CLI_OPT_PID };
@@ -336,7 +401,7 @@ int main(void)
 		cmocka_unit_test(test_shared),		 cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_not_taken),	 cmocka_unit_test(test_own),
 		cmocka_unit_test(test_checks),		 cmocka_unit_test(test_missing_value),
-		cmocka_unit_test(test_json_usage_error),
+		cmocka_unit_test(test_json_usage_error), cmocka_unit_test(test_offline_exit_codes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
