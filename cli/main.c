@@ -62,9 +62,12 @@ int main(int argc, char *argv[])
 		ctx.socket_path = CLI_DEFAULT_SOCKET;
 	opterr = 0;
 	/* A usage error before the command is JSON too when profq's own options ask for it. */
-	for (int i = 1; i < argc && argv[i][0] == '-' && !streq(argv[i], "--"); i++)
+	for (int i = 1; i < argc && argv[i][0] == '-' && !streq(argv[i], "--"); i++) {
 		if (streq(argv[i], "--json"))
 			cli_set_json_errors(true);
+		else if (streq(argv[i], "--socket") || streq(argv[i], "--state-dir"))
+			i++; /* its value */
+	}
 	/* '+': stop at the command; its options are its own. ':': tell a missing value apart. */
 	while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0) {
 		switch (c) {
