@@ -42,6 +42,9 @@ typedef struct CliCommand {
 int cli_query(const CliContext *ctx, const Request *req, json_object **ret);
 /* Like cli_query, but an error answer is returned as the answer, not reported. */
 int cli_query_answer(const CliContext *ctx, const Request *req, json_object **ret);
+/* For plain output on a terminal: control characters in every string of answer become '?'
+ * (names come from whoever runs a program; cli_query() does this for plain output). */
+void cli_sanitize(json_object *answer);
 /* The exit code for an error answer's code. */
 int cli_exit_code(ErrorCode code);
 

@@ -176,6 +176,7 @@ static int live_pid_gone(const Live *l)
 	r = cli_query_answer(l->ctx, &req, &answer);
 	if (r != EXIT_OK)
 		return r;
+	cli_sanitize(answer);
 	if (answer_error_code(answer, &code, &msg) == 0) {
 		fprintf(stderr, "profq: %s\n", msg);
 		return cli_exit_code(code);
@@ -200,6 +201,8 @@ static int live_ask(Live *l)
 	r = cli_query_answer(l->ctx, l->req, &answer);
 	if (r != EXIT_OK)
 		return r;
+	/* Names are shown on the terminal: no escape sequence of theirs reaches it. */
+	cli_sanitize(answer);
 	if (answer_error_code(answer, &code, &msg) < 0) {
 		json_object_put(l->answer);
 		l->answer = TAKE_PTR(answer);

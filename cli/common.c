@@ -354,6 +354,11 @@ static void sanitize(json_object *o)
 	}
 }
 
+void cli_sanitize(json_object *answer)
+{
+	sanitize(answer);
+}
+
 int cli_query(const CliContext *ctx, const Request *req, json_object **ret)
 {
 	_cleanup_json_ json_object *answer = NULL;

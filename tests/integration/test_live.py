@@ -13,6 +13,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 import termios
 import time
 import fcntl
@@ -148,6 +149,26 @@ with Daemon(env) as d:
         check(live.echo(), "the terminal echoes again after Ctrl-C")
     finally:
         live.close()
+
+    # A process that names itself with an escape sequence: shown, but not sent to the terminal.
+    evil = popen([sys.executable, "-c",
+                  "import ctypes, time\n"
+                  "ctypes.CDLL(None).prctl(15, b'\\x1b[31mred', 0, 0, 0)\n"  # PR_SET_NAME
+                  "print(flush=True)\n"
+                  "end = time.monotonic() + 30\n"
+                  "while time.monotonic() < end: pass\n"], stdout=subprocess.PIPE)
+    evil.stdout.readline()
+    live = Live(env.profq, d.socket, "--pid", str(evil.pid), "-d", "0.3")
+    try:
+        screen = live.read_until(rb"\?\[31mred")
+        check(screen is not None and b"\x1b[31m" not in live.out,
+              f"a name's escape sequence is shown as ?: {live.out[-800:]!r}")
+        live.key(b"q")
+        live.wait()
+    finally:
+        live.close()
+        evil.kill()
+        evil.wait()
 
     # A pid never seen (pid_max is at most 4194304): said, exit 1, not "waiting" forever.
     live = Live(env.profq, d.socket, "--pid", "4194304", "-d", "0.3")
