@@ -42,6 +42,9 @@ typedef struct CliCommand {
 int cli_query(const CliContext *ctx, const Request *req, json_object **ret);
 /* Like cli_query, but an error answer is returned as the answer, not reported. */
 int cli_query_answer(const CliContext *ctx, const Request *req, json_object **ret);
+/* For plain output on a terminal: control characters in every string of answer become '?'
+ * (names come from whoever runs a program; cli_query() does this for plain output). */
+void cli_sanitize(json_object *answer);
 /* The exit code for an error answer's code. */
 int cli_exit_code(ErrorCode code);
 
@@ -50,9 +53,13 @@ void cli_print_json(json_object *o);
 /* Local date and time of a realtime in seconds ("2026-12-06 14:05:00"), written to buf. */
 const char *cli_format_time(double epoch_s, char *buf, size_t len);
 
-/* Reports a usage error for a command (stderr) and returns EXIT_USAGE. */
+/* Reports a usage error for a command (NULL: of profq itself) on stderr, and in JSON mode also
+ * as the JSON document on stdout ({"error", "code": "bad_request"}); returns EXIT_USAGE. */
 int cli_usage_error(const char *command, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Whether cli_usage_error() prints JSON: set once --json is known to be given (main() for the
+ * global option, cli_parse() for the command's). */
+void cli_set_json_errors(bool json);
 
 /* For a row or node of a Python function ("python": true) with a file: "file.py:line" (the
  * file's base name, the function's first line) in buf, and true. Else false. */

@@ -85,6 +85,7 @@ static const CliQuery ps = {
 	.command = COMMAND_PS,
 	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_START | CLI_OPT_CHILDREN | CLI_OPT_LIMIT,
 	.limit = REQUEST_LIMIT_MAX,
+	.empty_is_not_found = true,
 	.help = "Usage: profq ps [--since DUR] [--until DUR] [-n N] [--json]\n"
 		"                [--pid N [--start TIME] [--children | --threads]]\n"
 		"\n"

@@ -1,9 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <termios.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/json-util.h"
+#include "base/macro.h"
 #include "base/parse.h"
+#include "base/timeutil.h"
 #include "command.h"
 
 static void render_top(json_object *a, int max_rows)
@@ -69,12 +75,229 @@ static int parse_seconds(const char *s, uint64_t *ret)
 	return 0;
 }
 
-/* The live view: like top(1), refreshed every interval over the daemon's last window. */
+/*
+ * The live view: like top(1), refreshed every interval over the daemon's last window, with
+ * keys read from the terminal (q, s, p, h). Errors end it and stay on the screen under the
+ * last frame: the screen is cleared only to draw a new one.
+ */
+typedef struct Live {
+	CliContext *ctx;
+	Request *req;
+	uint64_t interval_ns;
+	bool paused, help;
+	json_object *answer;  /* the last answer shown; NULL: none yet */
+	char waiting[256];    /* else the not_found message shown */
+	int64_t when_ns;      /* when it was asked */
+	struct termios saved; /* the terminal's settings before */
+	bool raw;	      /* the terminal is in our mode (saved holds its own) */
+} Live;
+
+static volatile sig_atomic_t live_interrupted;
+
+static void on_live_signal(int sig)
+{
+	(void)sig;
+	live_interrupted = 1;
+}
+
+/* Keys one at a time, without echo; Ctrl-C still interrupts. */
+static void live_terminal_raw(Live *l)
+{
+	struct termios t;
+
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &l->saved) < 0)
+		return;
+	t = l->saved;
+	t.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	l->raw = tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0;
+}
+
+static void live_terminal_restore(Live *l)
+{
+	if (l->raw)
+		(void)tcsetattr(STDIN_FILENO, TCSANOW, &l->saved);
+	l->raw = false;
+}
+
+static void live_draw(const Live *l)
+{
+	char when[64], *clock;
+	int rows;
+
+	/* Clear the screen and home the cursor. */
+	printf("\033[H\033[2J");
+	if (l->help) {
+		printf("profq top: the live view's keys\n"
+		       "\n"
+		       "  q       quit\n"
+		       "  s       sort by SELF or by TOTAL samples (toggles)\n"
+		       "  p       pause or resume the refreshing\n"
+		       "  h, ?    this help\n"
+		       "\n"
+		       "Any key goes back to the view.\n");
+		fflush(stdout);
+		return;
+	}
+	cli_format_time((double)l->when_ns / NSEC_PER_SEC, when, sizeof(when));
+	clock = strchr(when, ' ');
+	printf("profq top: the last %llus to %s (whole windows), every %.3gs%s  [h: help]\n",
+	       (unsigned long long)(l->req->since_ns / NSEC_PER_SEC), clock ? clock + 1 : when,
+	       (double)l->interval_ns / NSEC_PER_SEC, l->paused ? ", PAUSED" : "");
+	if (l->answer) {
+		/* What fits under the header lines. */
+		rows = cli_terminal_rows() - 6;
+		render_top(l->answer,
+			   rows > 0 ? MIN(rows, (int)l->req->limit) : (int)l->req->limit);
+	} else {
+		printf("%s (waiting)\n", l->waiting);
+	}
+	fflush(stdout);
+}
+
+/*
+ * With a pid that has no samples in the view: whether it is still there. Returns CLI_PARSED
+ * to keep waiting (it runs, idle), else an exit code after saying why not: not known,
+ * exited, denied.
+ */
+static int live_pid_gone(const Live *l)
+{
+	_cleanup_json_ json_object *answer = NULL;
+	const char *msg;
+	ErrorCode code;
+	Request req;
+	char when[64];
+	int r;
+
+	request_init(&req, COMMAND_TIME);
+	req.pid = l->req->pid;
+	req.start_ns = l->req->start_ns;
+	r = cli_query_answer(l->ctx, &req, &answer);
+	if (r != EXIT_OK)
+		return r;
+	cli_sanitize(answer);
+	if (answer_error_code(answer, &code, &msg) == 0) {
+		fprintf(stderr, "profq: %s\n", msg);
+		return cli_exit_code(code);
+	}
+	if (!json_get_bool(answer, "exited"))
+		return CLI_PARSED;
+	fprintf(stderr, "profq: pid %u (%s) exited at %s\n", req.pid,
+		strempty(json_get_string(answer, "comm")),
+		cli_format_time(json_get_double(answer, "exit_time"), when, sizeof(when)));
+	return EXIT_NOT_FOUND;
+}
+
+/* Asks for the view: CLI_PARSED to show it (or wait), else an exit code after reporting. */
+static int live_ask(Live *l)
+{
+	_cleanup_json_ json_object *answer = NULL;
+	const char *msg;
+	ErrorCode code;
+	int r;
+
+	l->when_ns = now_real_ns();
+	r = cli_query_answer(l->ctx, l->req, &answer);
+	if (r != EXIT_OK)
+		return r;
+	/* Names are shown on the terminal: no escape sequence of theirs reaches it. */
+	cli_sanitize(answer);
+	if (answer_error_code(answer, &code, &msg) < 0) {
+		json_object_put(l->answer);
+		l->answer = TAKE_PTR(answer);
+		return CLI_PARSED;
+	}
+	if (code != ERROR_NOT_FOUND) {
+		fprintf(stderr, "profq: %s\n", msg);
+		return cli_exit_code(code);
+	}
+	if (l->req->pid) {
+		r = live_pid_gone(l);
+		if (r != CLI_PARSED)
+			return r;
+	}
+	snprintf(l->waiting, sizeof(l->waiting), "%s", msg);
+	json_object_put(l->answer);
+	l->answer = NULL;
+	return CLI_PARSED;
+}
+
+/* Waits up to timeout_ms (-1: forever) for a key: the key, 0 on timeout, -1 to quit. */
+static int live_key(const Live *l, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
+	unsigned char c;
+	int r;
+
+	if (live_interrupted) /* during the query */
+		return -1;
+	if (!l->raw) {
+		/* No keys to read: only the time passes (or a signal ends it). */
+		if (timeout_ms < 0)
+			pause();
+		else
+			poll(NULL, 0, timeout_ms);
+		return live_interrupted ? -1 : 0;
+	}
+	r = poll(&pfd, 1, timeout_ms);
+	if (live_interrupted)
+		return -1;
+	if (r <= 0)
+		return 0;
+	/* End of input (the terminal hung up): nobody is watching. */
+	if (read(STDIN_FILENO, &c, 1) != 1)
+		return -1;
+	return c;
+}
+
+static int live_loop(Live *l)
+{
+	int64_t next = 0;
+	int r, key;
+
+	for (;;) {
+		int64_t now = (int64_t)now_mono_ns();
+
+		if (!l->paused && !l->help && now >= next) {
+			r = live_ask(l);
+			if (r != CLI_PARSED)
+				return r;
+			next = now + (int64_t)l->interval_ns;
+			live_draw(l);
+		}
+		now = (int64_t)now_mono_ns();
+		key = live_key(l, l->paused || l->help
+					  ? -1
+					  : (int)MAX((next - now) / (int64_t)NSEC_PER_MSEC, 0));
+		if (key < 0 || (key == 'q' && !l->help))
+			return EXIT_OK;
+		if (key == 0)
+			continue;
+		if (l->help) {
+			l->help = false;
+		} else if (key == 's') {
+			l->req->sort = l->req->sort == SORT_SELF ? SORT_TOTAL : SORT_SELF;
+			next = 0; /* ask again now, in the new order */
+		} else if (key == 'p') {
+			l->paused = !l->paused;
+			next = 0;
+		} else if (key == 'h' || key == '?') {
+			l->help = true;
+		} else {
+			continue;
+		}
+		live_draw(l);
+	}
+}
+
 static int live_top(CliContext *ctx, Request *req, uint64_t interval_ns)
 {
 	_cleanup_json_ json_object *status = NULL;
+	struct sigaction sa = { .sa_handler = on_live_signal }, old_int, old_term;
+	Live l = { .ctx = ctx, .req = req, .interval_ns = interval_ns };
 	Request sreq;
-	int r, rows;
+	int r;
 
 	request_init(&sreq, COMMAND_STATUS);
 	r = cli_query(ctx, &sreq, &status);
@@ -84,32 +307,17 @@ static int live_top(CliContext *ctx, Request *req, uint64_t interval_ns)
 	req->since_ns = (uint64_t)json_get_int(status, "window_s") * NSEC_PER_SEC;
 	if (req->since_ns == 0)
 		req->since_ns = 10 * NSEC_PER_SEC;
-	for (;;) {
-		_cleanup_json_ json_object *answer = NULL;
-		struct timespec ts = { .tv_sec = (time_t)(interval_ns / NSEC_PER_SEC),
-				       .tv_nsec = (long)(interval_ns % NSEC_PER_SEC) };
-		const char *msg;
-		ErrorCode code;
-
-		r = cli_query_answer(ctx, req, &answer);
-		if (r != EXIT_OK)
-			return r;
-		/* Clear the screen and home the cursor. */
-		printf("\033[H\033[2J");
-		if (answer_error_code(answer, &code, &msg) == 0) {
-			if (code != ERROR_NOT_FOUND) {
-				fprintf(stderr, "profq: %s\n", msg);
-				return cli_exit_code(code);
-			}
-			printf("%s (waiting)\n", msg);
-		} else {
-			/* What fits under the header lines. */
-			rows = cli_terminal_rows() - 5;
-			render_top(answer, rows > 0 ? MIN(rows, (int)req->limit) : (int)req->limit);
-		}
-		fflush(stdout);
-		nanosleep(&ts, NULL);
-	}
+	/* Ctrl-C and SIGTERM end the view as q does, with the terminal restored. */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	live_terminal_raw(&l);
+	r = live_loop(&l);
+	live_terminal_restore(&l);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	json_object_put(l.answer);
+	return r;
 }
 
 enum {
@@ -164,7 +372,8 @@ static const CliQuery top = {
 		"TOTAL% (samples with the function anywhere on the stack), of the\n"
 		"process's samples (of all samples without --pid).\n"
 		"On a terminal, without --since, --json or --once: a live\n"
-		"view over the last window, refreshed every -d seconds (2).\n"
+		"view over the last window, refreshed every -d seconds (2);\n"
+		"keys: q quit, s sort by self/total, p pause, h help.\n"
 		"--tid: one thread. --start: another incarnation of the pid\n"
 		"(a start time from 'profq ps'). --children: the pid and its\n"
 		"descendants. Calls inlined by the compiler are functions of their\n"

@@ -47,10 +47,11 @@ static void long_options(const CliQuery *q, struct option *options)
 }
 
 /* The short options q takes, in getopt's syntax. '+': options end at the first argument (as
- * they do for profq's own options, where getopt's ordering is set). */
+ * they do for profq's own options, where getopt's ordering is set); ':': a missing value is
+ * told apart from an unknown option. */
 static void short_options(const CliQuery *q, char *buf, size_t len)
 {
-	snprintf(buf, len, "+h%s%s", q->shared & CLI_OPT_LIMIT ? "n:" : "",
+	snprintf(buf, len, "+:h%s%s", q->shared & CLI_OPT_LIMIT ? "n:" : "",
 		 strempty(q->short_options));
 }
 
@@ -164,6 +165,21 @@ static bool is_shared(int opt)
 	return (opt >= OPT_JSON && opt < _OPT_SHARED_END) || opt == 'n';
 }
 
+/* Whether --json is among the options of argv (before "--", and for a command that runs a
+ * command, before its name): a usage error found before it is parsed is still JSON. */
+static bool wants_json(const CliQuery *q, int argc, char **argv)
+{
+	for (int i = 1; i < argc && argv[i]; i++) {
+		if (streq(argv[i], "--"))
+			return false;
+		if (streq(argv[i], "--json"))
+			return true;
+		if (q->takes_command && argv[i][0] != '-')
+			return false;
+	}
+	return false;
+}
+
 int cli_parse(const CliQuery *q, CliContext *ctx, Request *req, int argc, char **argv,
 	      void *userdata)
 {
@@ -176,11 +192,15 @@ int cli_parse(const CliQuery *q, CliContext *ctx, Request *req, int argc, char *
 		req->limit = q->limit;
 	long_options(q, options);
 	short_options(q, shorts, sizeof(shorts));
+	cli_set_json_errors(ctx->json || wants_json(q, argc, argv));
 	while ((c = getopt_long(argc, argv, shorts, options, NULL)) >= 0) {
 		if (c == 'h') {
 			fputs(q->help, stdout);
 			return EXIT_OK;
 		}
+		if (c == ':')
+			return cli_usage_error(q->name, "option '%s' needs a value",
+					       argv[optind - 1]);
 		if (c == '?')
 			r = CLI_UNKNOWN;
 		else if (is_shared(c))
@@ -203,6 +223,8 @@ int cli_parse(const CliQuery *q, CliContext *ctx, Request *req, int argc, char *
 int cli_answer(const CliQuery *q, const CliContext *ctx, const Request *req)
 {
 	_cleanup_json_ json_object *answer = NULL;
+	json_object *rows;
+	bool empty;
 	char when[64];
 	int r;
 
@@ -211,9 +233,11 @@ int cli_answer(const CliQuery *q, const CliContext *ctx, const Request *req)
 		return r;
 	if (q->amend)
 		q->amend(answer);
+	empty = q->empty_is_not_found && json_object_object_get_ex(answer, "rows", &rows) &&
+		json_object_array_length(rows) == 0;
 	if (ctx->json) {
 		cli_print_json(answer);
-		return EXIT_OK;
+		return empty ? EXIT_NOT_FOUND : EXIT_OK;
 	}
 	/* Part of the range could not be read (the daemon's disk budget deleted it, or it did
 	 * not fit in memory): the figures are low, say so. */
@@ -223,6 +247,10 @@ int cli_answer(const CliQuery *q, const CliContext *ctx, const Request *req)
 			cli_format_time(json_get_double(answer, "covered_since_s"), when,
 					sizeof(when)));
 	q->render(answer, req);
+	if (empty) {
+		fprintf(stderr, "profq: No samples in range\n");
+		return EXIT_NOT_FOUND;
+	}
 	return EXIT_OK;
 }
 

@@ -52,6 +52,9 @@ typedef struct CliQuery {
 	bool needs_pid;	  /* --pid is required */
 	/* The arguments after its options are a command to run, not a usage error. */
 	bool takes_command;
+	/* cli_answer() exits EXIT_NOT_FOUND for an answer without rows (ps over an empty range),
+	 * after printing it, as for the answers that are not_found errors. */
+	bool empty_is_not_found;
 	const char *help; /* what --help prints */
 	/* Its own options: long ones ({}-terminated; NULL: none), short ones in getopt's syntax. */
 	const struct option *options;

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 
@@ -265,6 +266,34 @@ static int offline(const CliContext *ctx, const Request *req, json_object **ret)
 	return r;
 }
 
+static bool is_denied(int r)
+{
+	return r == -EACCES || r == -EPERM;
+}
+
+/* A state dir that cannot be read: not one (a usage error), not ours to read (denied), or
+ * unreadable for another reason (as a daemon that does not answer). */
+static int report_offline(const CliContext *ctx, int r)
+{
+	struct stat st;
+
+	errno = -r;
+	if (is_denied(r))
+		return report(ctx, EXIT_DENIED, error_code_to_string(ERROR_DENIED),
+			      "Failed to read state directory '%s': %m", ctx->state_dir);
+	if (r == -ENOENT || r == -ENOTDIR) {
+		if (stat(ctx->state_dir, &st) == 0 && S_ISDIR(st.st_mode))
+			return report(
+				ctx, EXIT_USAGE, error_code_to_string(ERROR_BAD_REQUEST),
+				"'%s' is not a state directory of profqd (no segments/ in it)",
+				ctx->state_dir);
+		return report(ctx, EXIT_USAGE, error_code_to_string(ERROR_BAD_REQUEST),
+			      "Failed to read state directory '%s': %m", ctx->state_dir);
+	}
+	return report(ctx, EXIT_UNREACHABLE, "unavailable",
+		      "Failed to read state directory '%s': %m", ctx->state_dir);
+}
+
 int cli_query_answer(const CliContext *ctx, const Request *req, json_object **ret)
 {
 	const char *what;
@@ -272,17 +301,16 @@ int cli_query_answer(const CliContext *ctx, const Request *req, json_object **re
 
 	if (ctx->state_dir) {
 		r = offline(ctx, req, ret);
-		if (r < 0) {
-			errno = -r;
-			return report(ctx, EXIT_UNREACHABLE, "unavailable",
-				      "Failed to read state directory '%s': %m", ctx->state_dir);
-		}
-		return EXIT_OK;
+		return r < 0 ? report_offline(ctx, r) : EXIT_OK;
 	}
 	r = roundtrip(ctx, req, ret, &what);
-
 	if (r < 0) {
 		errno = -r;
+		/* The socket is mode 0666: a directory on its path is what the user may not
+		 * search. */
+		if (is_denied(r))
+			return report(ctx, EXIT_DENIED, error_code_to_string(ERROR_DENIED),
+				      "Failed to %s profqd at '%s': %m", what, ctx->socket_path);
 		return report(ctx, EXIT_UNREACHABLE, "unavailable",
 			      "Failed to %s profqd at '%s': %m%s", what, ctx->socket_path,
 			      r == -ENOENT || r == -ECONNREFUSED ? " (is profqd running?)" : "");
@@ -326,6 +354,11 @@ static void sanitize(json_object *o)
 	}
 }
 
+void cli_sanitize(json_object *answer)
+{
+	sanitize(answer);
+}
+
 int cli_query(const CliContext *ctx, const Request *req, json_object **ret)
 {
 	_cleanup_json_ json_object *answer = NULL;
@@ -366,15 +399,37 @@ void cli_print_json(json_object *o)
 	puts(text && json_alloc_failures() == 0 ? text : JSON_OUT_OF_MEMORY);
 }
 
+/* Whether usage errors are also the JSON document on stdout. */
+static bool json_errors;
+
+void cli_set_json_errors(bool json)
+{
+	json_errors = json;
+}
+
 int cli_usage_error(const char *command, const char *fmt, ...)
 {
+	_cleanup_free_ char *msg = NULL;
 	va_list ap;
 
-	fprintf(stderr, "profq %s: ", command);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
 	va_end(ap);
-	fprintf(stderr, "\nTry 'profq %s --help'.\n", command);
+	if (command)
+		fprintf(stderr, "profq %s: %s\nTry 'profq %s --help'.\n", command,
+			msg ? msg : "out of memory", command);
+	else
+		fprintf(stderr, "profq: %s\nTry 'profq --help'.\n", msg ? msg : "out of memory");
+	if (json_errors) {
+		_cleanup_json_ json_object *o = json_object_new_object();
+
+		if (o) {
+			json_add_string(o, "error", msg ? msg : "out of memory");
+			json_add_string(o, "code", error_code_to_string(ERROR_BAD_REQUEST));
+			cli_print_json(o);
+		}
+	}
 	return EXIT_USAGE;
 }
 

@@ -61,8 +61,15 @@ int main(int argc, char *argv[])
 	if (!ctx.socket_path || !*ctx.socket_path)
 		ctx.socket_path = CLI_DEFAULT_SOCKET;
 	opterr = 0;
-	/* '+': stop at the command; its options are its own. */
-	while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
+	/* A usage error before the command is JSON too when profq's own options ask for it. */
+	for (int i = 1; i < argc && argv[i][0] == '-' && !streq(argv[i], "--"); i++) {
+		if (streq(argv[i], "--json"))
+			cli_set_json_errors(true);
+		else if (streq(argv[i], "--socket") || streq(argv[i], "--state-dir"))
+			i++; /* its value */
+	}
+	/* '+': stop at the command; its options are its own. ':': tell a missing value apart. */
+	while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0) {
 		switch (c) {
 		case 's':
 			ctx.socket_path = optarg;
@@ -79,18 +86,14 @@ int main(int argc, char *argv[])
 		case 'V':
 			printf("profq " PROFQ_VERSION "\n");
 			return EXIT_OK;
+		case ':':
+			return cli_usage_error(NULL, "option '%s' needs a value", argv[optind - 1]);
 		default:
-			fprintf(stderr,
-				"profq: option '%s' is unknown or misses its value\n"
-				"Try 'profq --help'.\n",
-				argv[optind - 1]);
-			return EXIT_USAGE;
+			return cli_usage_error(NULL, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (optind >= argc) {
-		fprintf(stderr, "profq: missing command\nTry 'profq --help'.\n");
-		return EXIT_USAGE;
-	}
+	if (optind >= argc)
+		return cli_usage_error(NULL, "missing command");
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		if (streq(argv[optind], commands[i].name)) {
 			/* The command parses its own argv, from its name on. */
@@ -101,6 +104,5 @@ int main(int argc, char *argv[])
 			opterr = 0;
 			return commands[i].run(&ctx, sub_argc, sub_argv);
 		}
-	fprintf(stderr, "profq: unknown command '%s'\nTry 'profq --help'.\n", argv[optind]);
-	return EXIT_USAGE;
+	return cli_usage_error(NULL, "unknown command '%s'", argv[optind]);
 }

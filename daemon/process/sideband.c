@@ -6,6 +6,7 @@
 
 #include "base/log.h"
 #include "base/macro.h"
+#include "privileges.h"
 #include "process/sideband.h"
 
 /* sample_id trailer of every record with sample_id_all and PERF_SAMPLE_TID | PERF_SAMPLE_TIME. */
@@ -168,6 +169,11 @@ int sideband_new(unsigned pages_per_cpu, sideband_handler_t handler, void *userd
 			r = negative_errno();
 			if (r == -ENODEV) /* went offline */
 				continue;
+			if (privileges_denied(r))
+				return log_error_errno(r,
+						       "Failed to open the sideband event on CPU "
+						       "%u: %m\n" PRIVILEGES_HINT,
+						       cpus[i]);
 			return log_error_errno(r, "Failed to open the sideband event on CPU %u: %m",
 					       cpus[i]);
 		}

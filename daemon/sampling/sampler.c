@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "base/macro.h"
 #include "base/procfs.h"
+#include "privileges.h"
 #include "sampling/sampler.h" /* before the skeleton: it declares struct profq_counters */
 #include "profq_bpf.skel.h"
 
@@ -188,6 +189,8 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 
 	/* Load: create maps, verify and JIT the program. */
 	r = profq_bpf__load(s->skel);
+	if (r < 0 && privileges_denied(r))
+		return log_error_errno(r, "Failed to load BPF program: %m\n" PRIVILEGES_HINT);
 	if (r < 0)
 		return log_error_errno(r, "Failed to load BPF program: %m");
 
@@ -220,6 +223,11 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 					"CPU %u: %m (is kernel.perf_event_max_sample_rate "
 					"lower?)",
 					opts->frequency, cpu);
+			if (privileges_denied(r))
+				return log_error_errno(r,
+						       "Failed to open a cpu-clock event on CPU "
+						       "%u: %m\n" PRIVILEGES_HINT,
+						       cpu);
 			return log_error_errno(r, "Failed to open a cpu-clock event on CPU %u: %m",
 					       cpu);
 		}

@@ -154,7 +154,7 @@ static int select_procs(const QueryContext *ctx, const Request *req, const uint8
 	size_t limit = store_proc_id_limit(ctx->store);
 	_cleanup_free_ uint8_t *sel = calloc(limit, 1);
 	int64_t best_delta = INT64_MAX;
-	bool hidden = false;
+	bool hidden = false, known = false;
 	ProcId best = 0;
 	int r;
 
@@ -173,16 +173,20 @@ static int select_procs(const QueryContext *ctx, const Request *req, const uint8
 		const StoreProc *p = store_proc(ctx->store, id);
 		int64_t delta;
 
-		/* With children, the root need not have samples itself (a shell waiting for
-		 * them), only some of its descendants. */
-		if (!p || p->pid != req->pid || (in_range && !in_range[id] && !req->children))
+		if (!p || p->pid != req->pid)
 			continue;
 		/* The viewer's choice is among the incarnations it may see (an exec that changed
-		 * the owner leaves two, a nanosecond apart; a reused pid another user's). */
+		 * the owner leaves two, a nanosecond apart; a reused pid another user's). Whether
+		 * a hidden one has samples is not the viewer's to learn: denied either way. */
 		if (!proc_visible(ctx, p)) {
 			hidden = true;
 			continue;
 		}
+		known = true;
+		/* With children, the root need not have samples itself (a shell waiting for
+		 * them), only some of its descendants. */
+		if (in_range && !in_range[id] && !req->children)
+			continue;
 		if (req->start_ns) {
 			delta = p->start_ns > req->start_ns ? p->start_ns - req->start_ns
 							    : req->start_ns - p->start_ns;
@@ -194,7 +198,7 @@ static int select_procs(const QueryContext *ctx, const Request *req, const uint8
 			best = id;
 		}
 	}
-	if (!best && hidden) {
+	if (!best && hidden && !known) {
 		*ret_error = error_answer_new(ERROR_DENIED, "Permission denied for pid %" PRIu32,
 					      req->pid);
 		return *ret_error ? 0 : -ENOMEM;

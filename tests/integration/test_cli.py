@@ -5,9 +5,13 @@ daemon unreachable; in JSON mode stdout is always one valid JSON document."""
 
 import json
 import os
+import shutil
 import subprocess
+import time
 
-from harness import Daemon, Env, check, require_bpf, run_workload
+from harness import Daemon, Env, check, popen, require_bpf, run_workload, tempdir
+
+NOBODY = 65534
 
 require_bpf()
 env = Env()
@@ -31,6 +35,24 @@ for args in (["top", "--pid", "abc"], ["top", "--pid", "0"], ["top", "-n", "0"],
              ["ps", "--bogus"], ["frobnicate"], [], ["top", "extra"]):
     rc, out, err = profq("--socket", "/nonexistent", *args)
     check(rc == 2 and err, f"usage error {args}: exit 2 with a message")
+# A missing value is said as such, not as an unknown option.
+for args, opt in ((["lines", "--pid"], "--pid"), (["top", "-n"], "-n"), (["--socket"], "--socket")):
+    rc, out, err = profq(*args)
+    check(rc == 2 and f"option '{opt}' needs a value" in err and "unknown" not in err,
+          f"{args}: '{opt}' needs a value (got {rc}: {err!r})")
+# With --json, a usage error is the one JSON document on stdout, wherever --json is.
+for args in (["top", "--json", "--pid"], ["top", "--pid", "0", "--json"], ["--json", "bogus"],
+             ["--json", "ps", "--bogus"], ["--json"]):
+    rc, out, err = profq("--socket", "/nonexistent", *args)
+    try:
+        doc = json.loads(out)
+    except ValueError:
+        doc = {}
+    check(rc == 2 and doc.get("code") == "bad_request" and doc.get("error"),
+          f"usage error {args} with --json: one JSON document (got {rc}: {out!r})")
+# A --state-dir that is not one: a usage error, not an unreachable daemon.
+rc, out, err = profq("--state-dir", "/nonexistent/state", "ps")
+check(rc == 2 and "/nonexistent/state" in err, f"a missing --state-dir: exit 2 (got {rc})")
 rc, out, _ = profq("--help")
 check(rc == 0 and "top" in out and "status" in out, "--help lists the commands")
 rc, out, _ = profq("--version")
@@ -54,6 +76,48 @@ with Daemon(env) as d:
     check(rc == 1, "a range before the workload ran has nothing")
     ans = d.json("top", "--pid", str(pid), "--since", "1h")
     check(ans["samples"] > 0, "a range that covers it has its samples")
+    # ps over a range without samples finds nothing, as top does: exit 1, header printed.
+    rc, out, err = d.profq("ps", "--since", "2h", "--until", "1h", check_rc=False)
+    check(rc == 1 and "PID" in out and "No samples" in err,
+          f"ps over an empty range: exit 1 (got {rc}: {out!r} {err!r})")
+    ans = d.json("ps", "--since", "2h", "--until", "1h", expect_rc=1)
+    check(ans["rows"] == [], "ps --json over an empty range: the answer, without rows")
+
+    # As an ordinary user (nobody, with a world-readable copy of profq).
+    os.chmod(d.dir, 0o755)
+    bindir = tempdir("profq-test-bin-")
+    os.chmod(bindir, 0o755)
+    user_profq = shutil.copy(env.profq, bindir)
+    os.chmod(user_profq, 0o755)
+
+    def as_nobody(*args):
+        p = subprocess.run([user_profq] + list(args), capture_output=True, text=True,
+                           timeout=60, user=NOBODY, group=NOBODY, extra_groups=[])
+        return p.returncode, p.stdout, p.stderr
+
+    # Root's process that sleeps (no samples): denied to top as to time, not "no samples".
+    sleeper = popen(["sleep", "60"])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if d.profq("time", "--pid", str(sleeper.pid), check_rc=False)[0] == 0:
+            break
+        time.sleep(0.2)
+    for cmd in ("time", "top", "tree", "lines", "ps"):
+        rc, out, err = as_nobody("--socket", d.socket, cmd, "--pid", str(sleeper.pid))
+        check(rc == 4 and "Permission denied" in err,
+              f"{cmd} --pid of root's idle process as nobody: exit 4 (got {rc}: {err!r})")
+    sleeper.kill()
+    sleeper.wait()
+    # A state directory nobody may read (the daemon's, mode 0750): denied.
+    rc, out, err = as_nobody("--state-dir", d.state, "ps")
+    check(rc == 4 and "Permission denied" in err,
+          f"an unreadable --state-dir: exit 4 (got {rc}: {err!r})")
+    # A socket in a directory nobody may search: denied, not unreachable.
+    os.chmod(d.dir, 0o700)
+    rc, out, err = as_nobody("--socket", d.socket, "--json", "status")
+    check(rc == 4 and json.loads(out)["code"] == "denied" and "Permission denied" in err,
+          f"a socket nobody may open: exit 4 (got {rc}: {err!r})")
+
     # Daemon-side validation of what the CLI cannot check.
     rc, _, err = d.profq("top", "--since", "5m", "--until", "10m", check_rc=False)
     check(rc == 2 and "range" in err, "until older than since: bad_request, exit 2")

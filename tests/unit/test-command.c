@@ -4,9 +4,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "base/json-util.h"
 #include "base/macro.h"
 #include "command.h"
+#include "tmpdir.h"
 
 #define ARGS_MAX 32
 
@@ -131,6 +136,193 @@ static void test_bad_values(void **state)
 	assert_int_equal(own.checks, 0);
 }
 
+/* What fd (stdout or stderr) receives between capture_start() and capture_end(). */
+typedef struct Capture {
+	int fd, saved;
+	FILE *stream;
+	char text[4096];
+} Capture;
+
+static void capture_start(Capture *c, FILE *stream)
+{
+	c->stream = stream;
+	fflush(stream);
+	c->fd = memfd_create("capture", 0);
+	assert_true(c->fd >= 0);
+	c->saved = dup(fileno(stream));
+	assert_true(c->saved >= 0);
+	assert_true(dup2(c->fd, fileno(stream)) >= 0);
+}
+
+static const char *capture_end(Capture *c)
+{
+	ssize_t n;
+
+	fflush(c->stream);
+	assert_true(dup2(c->saved, fileno(c->stream)) >= 0);
+	close(c->saved);
+	n = pread(c->fd, c->text, sizeof(c->text) - 1, 0);
+	assert_true(n >= 0);
+	c->text[n] = '\0';
+	close(c->fd);
+	return c->text;
+}
+
+static void test_missing_value(void **state)
+{
+	Own own = { .answer = EXIT_OK };
+	CliContext ctx;
+	Request req;
+	Capture err;
+	const char *text;
+
+	(void)state;
+	/* an option that takes a value, without one: not "unknown" */
+	capture_start(&err, stderr);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--pid", NULL), EXIT_USAGE);
+	text = capture_end(&err);
+	assert_non_null(strstr(text, "option '--pid' needs a value"));
+	assert_null(strstr(text, "unknown"));
+
+	capture_start(&err, stderr);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--children", "-n", NULL),
+			 EXIT_USAGE);
+	assert_non_null(strstr(capture_end(&err), "option '-n' needs a value"));
+
+	capture_start(&err, stderr);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--own", NULL), EXIT_USAGE);
+	assert_non_null(strstr(capture_end(&err), "option '--own' needs a value"));
+	assert_int_equal(own.calls, 0);
+
+	/* an unknown option is still that */
+	capture_start(&err, stderr);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--bogus", NULL), EXIT_USAGE);
+	assert_non_null(strstr(capture_end(&err), "unknown option '--bogus'"));
+}
+
+/* A usage error in JSON mode: one JSON document on stdout, wherever --json is. */
+static void assert_json_usage_error(const char *out)
+{
+	_cleanup_json_ json_object *o = json_tokener_parse(out);
+
+	assert_non_null(o);
+	assert_string_equal(json_get_string(o, "code"), "bad_request");
+	assert_non_null(json_get_string(o, "error"));
+}
+
+static void test_json_usage_error(void **state)
+{
+	const CliQuery run = { .name = "run",
+			       .command = COMMAND_TOP,
+			       .shared = CLI_OPT_LIMIT,
+			       .takes_command = true };
+	Own own = { .answer = EXIT_OK };
+	CliContext ctx;
+	Request req;
+	Capture out, err;
+
+	(void)state;
+	capture_start(&out, stdout);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--pid", "0", "--json", NULL),
+			 EXIT_USAGE);
+	assert_json_usage_error(capture_end(&out));
+
+	capture_start(&out, stdout);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--bogus", "--json", NULL),
+			 EXIT_USAGE);
+	assert_json_usage_error(capture_end(&out));
+
+	capture_start(&out, stdout);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--json", "--since", NULL),
+			 EXIT_USAGE);
+	assert_json_usage_error(capture_end(&out));
+
+	/* the command's own checks too */
+	own.answer = CLI_UNKNOWN;
+	capture_start(&out, stdout);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--json", "-x", "1", NULL),
+			 EXIT_USAGE);
+	assert_json_usage_error(capture_end(&out));
+
+	/* without --json, or with it only in the command to run, stdout stays empty */
+	capture_start(&err, stderr);
+	capture_start(&out, stdout);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--bogus", NULL), EXIT_USAGE);
+	assert_string_equal(capture_end(&out), "");
+	capture_start(&out, stdout);
+	assert_int_equal(parse(&run, &ctx, &req, NULL, "-n", "0", "ls", "--json", NULL),
+			 EXIT_USAGE);
+	assert_string_equal(capture_end(&out), "");
+	capture_start(&out, stdout);
+	assert_int_equal(parse(&run, &ctx, &req, NULL, "-n", "0", "--", "--json", NULL),
+			 EXIT_USAGE);
+	assert_string_equal(capture_end(&out), "");
+	capture_end(&err);
+}
+
+/*
+ * Exit codes of offline answers (profq(1), EXIT STATUS): a --state-dir that is not one is a
+ * usage error, not an unreachable daemon; ps over a range without samples finds nothing (1),
+ * as top does, and still prints its (empty) answer.
+ */
+static void render_header(json_object *answer, const Request *req)
+{
+	(void)answer, (void)req;
+	printf("PID\n");
+}
+
+static void test_offline_exit_codes(void **state)
+{
+	const CliQuery ps = { .name = "ps",
+			      .command = COMMAND_PS,
+			      .limit = REQUEST_LIMIT_MAX,
+			      .empty_is_not_found = true,
+			      .render = render_header };
+	_cleanup_(tmpdir_freep) char *dir = tmpdir_new_named("profq-test-command");
+	_cleanup_free_ char *segments = NULL, *file = NULL;
+	CliContext ctx = { .socket_path = "/nonexistent" };
+	Capture out, err;
+	Request req;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_true(asprintf(&segments, "%s/segments", dir) > 0);
+	assert_true(asprintf(&file, "%s/file", dir) > 0);
+	f = fopen(file, "w");
+	assert_non_null(f);
+	fclose(f);
+	request_init(&req, COMMAND_PS);
+
+	capture_start(&err, stderr);
+	ctx.state_dir = "/nonexistent/state";
+	assert_int_equal(cli_answer(&ps, &ctx, &req), EXIT_USAGE);
+	ctx.state_dir = file;
+	assert_int_equal(cli_answer(&ps, &ctx, &req), EXIT_USAGE);
+	ctx.state_dir = dir; /* a directory, without segments/ */
+	assert_int_equal(cli_answer(&ps, &ctx, &req), EXIT_USAGE);
+	assert_non_null(strstr(capture_end(&err), "not a state directory"));
+
+	/* an empty state dir: nothing found, and the JSON answer is still printed */
+	assert_int_equal(mkdir(segments, 0700), 0);
+	capture_start(&err, stderr);
+	capture_start(&out, stdout);
+	assert_int_equal(cli_answer(&ps, &ctx, &req), EXIT_NOT_FOUND);
+	assert_non_null(strstr(capture_end(&out), "PID"));
+	ctx.json = true;
+	capture_start(&out, stdout);
+	assert_int_equal(cli_answer(&ps, &ctx, &req), EXIT_NOT_FOUND);
+	{
+		_cleanup_json_ json_object *o = json_tokener_parse(capture_end(&out));
+		json_object *rows;
+
+		assert_non_null(o);
+		assert_true(json_object_object_get_ex(o, "rows", &rows));
+		assert_int_equal(json_object_array_length(rows), 0);
+	}
+	assert_non_null(strstr(capture_end(&err), "No samples in range"));
+}
+
 static void test_not_taken(void **state)
 {
 	const CliQuery few = { .name = "few", .command = COMMAND_TIME, .shared = CLI_OPT_PID };
@@ -206,9 +398,10 @@ static void test_checks(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_shared),	  cmocka_unit_test(test_bad_values),
-		cmocka_unit_test(test_not_taken), cmocka_unit_test(test_own),
-		cmocka_unit_test(test_checks),
+		cmocka_unit_test(test_shared),		 cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_not_taken),	 cmocka_unit_test(test_own),
+		cmocka_unit_test(test_checks),		 cmocka_unit_test(test_missing_value),
+		cmocka_unit_test(test_json_usage_error), cmocka_unit_test(test_offline_exit_codes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -497,6 +497,41 @@ static void test_access_incarnations(void **state)
 	expect_error(ask(s, T0 + 20 * SEC, 3000, false, &req), ERROR_DENIED);
 }
 
+/*
+ * Someone else's process that has no samples in the range (pid 1, idle) is denied as time
+ * denies it, for every command over a range: whether it ran is not the viewer's to learn.
+ * The viewer's own idle process is not found.
+ */
+static void test_access_idle(void **state)
+{
+	static const Command commands[] = { COMMAND_TOP,    COMMAND_TREE, COMMAND_LINES,
+					    COMMAND_STACKS, COMMAND_PS,	  COMMAND_TIME };
+	_cleanup_(store_freep) Store *s = NULL;
+	Request req;
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	split_build(s, &x);
+	proc(s, 1, 0, T0 - 100 * SEC, "init");
+	proc(s, 500, 1000, T0 - 100 * SEC, "idle");
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	add(s, x.p, 100, x.s1, false, 70);
+	assert_int_equal(store_window_close(s), 0);
+
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		request_init(&req, commands[i]);
+		req.pid = 1;
+		expect_error(ask(s, T0 + 20 * SEC, 1000, false, &req), ERROR_DENIED);
+		if (commands[i] == COMMAND_TIME)
+			continue;
+		req.pid = 500;
+		expect_error(ask(s, T0 + 20 * SEC, 1000, false, &req), ERROR_NOT_FOUND);
+		req.pid = 1;
+		expect_error(ask(s, T0 + 20 * SEC, 0, true, &req), ERROR_NOT_FOUND);
+	}
+}
+
 static void test_access(void **state)
 {
 	_cleanup_(store_freep) Store *s = NULL;
@@ -2370,6 +2405,7 @@ int main(void)
 		cmocka_unit_test(test_top_ranges),
 		cmocka_unit_test(test_top_incarnations),
 		cmocka_unit_test(test_access),
+		cmocka_unit_test(test_access_idle),
 		cmocka_unit_test(test_access_incarnations),
 		cmocka_unit_test(test_unresolved),
 		cmocka_unit_test(test_visibility_rule),
