@@ -202,13 +202,13 @@ static int code_read(Python *py, PyProc *pp, uint64_t addr, uint32_t ident, Code
 	r = pycode_read(&pp->layout, mem_read, pp, addr, pp->code_type, &code);
 	if (r == -ENOMEM)
 		return r;
+	if (r == -ESTALE || (r >= 0 && code.ident != ident)) {
+		py->stats.code_changed++;
+		return -ESTALE;
+	}
 	if (r < 0) {
 		py->stats.code_read_errors++;
 		return 0;
-	}
-	if (code.ident != ident) {
-		py->stats.code_changed++;
-		return -ESTALE;
 	}
 	ret->firstlineno = code.firstlineno;
 	r = store_intern_string(py->store, code.qualname, &ret->name);
