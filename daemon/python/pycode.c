@@ -154,10 +154,32 @@ static int read_bytes(const PyLayout *l, PyReadFn read, void *userdata, uint64_t
 	return 0;
 }
 
+/* A live object's reference count is from 1 to immortal (below 2^32 in every version); a freed
+ * one's first word holds the allocator's free-list link: NULL, or a pointer, most often above
+ * 4 GiB (not always: glibc's links into a low heap). A hint, not a proof: see same_code(). */
+static bool alive(const uint8_t *obj)
+{
+	uint64_t refcnt = get_u64(obj);
+
+	return refcnt >= 1 && refcnt <= UINT32_MAX;
+}
+
+/* Whether the code object read again (now) is still the one whose fields were read (then). */
+static bool same_code(const PyLayout *l, uint32_t name_off, const uint8_t *then, const uint8_t *now)
+{
+	const uint32_t ptrs[] = { PY_OBJECT_TYPE, name_off, l->code_filename, l->code_linetable };
+
+	for (size_t i = 0; i < sizeof(ptrs) / sizeof(ptrs[0]); i++)
+		if (get_u64(then + ptrs[i]) != get_u64(now + ptrs[i]))
+			return false;
+	return alive(now) &&
+	       memcmp(then + l->bpf.code_ident, now + l->bpf.code_ident, PROFQ_PY_IDENT_LEN) == 0;
+}
+
 int pycode_read(const PyLayout *l, PyReadFn read, void *userdata, uint64_t addr, uint64_t code_type,
 		PyCode *ret)
 {
-	uint8_t obj[OBJECT_READ_MAX];
+	uint8_t obj[OBJECT_READ_MAX], again[OBJECT_READ_MAX];
 	uint32_t name_off = l->code_qualname != PY_OFFSET_NONE ? l->code_qualname : l->code_name;
 	PyCode c = { 0 };
 	int32_t firstlineno;
@@ -175,6 +197,8 @@ int pycode_read(const PyLayout *l, PyReadFn read, void *userdata, uint64_t addr,
 		return r;
 	if (get_u64(obj + PY_OBJECT_TYPE) != code_type)
 		return -EINVAL;
+	if (!alive(obj))
+		return -ESTALE;
 	firstlineno = (int32_t)get_u32(obj + l->code_firstlineno);
 	if (firstlineno < 0)
 		return -EINVAL;
@@ -187,6 +211,11 @@ int pycode_read(const PyLayout *l, PyReadFn read, void *userdata, uint64_t addr,
 	if (r >= 0)
 		r = read_bytes(l, read, userdata, get_u64(obj + l->code_linetable), &c.linetable,
 			       &c.linetable_len);
+	/* Freed or reused while its strings were read: they may be another object's by now. */
+	if (r >= 0)
+		r = read(userdata, addr, again, l->code_size);
+	if (r >= 0 && !same_code(l, name_off, obj, again))
+		r = -ESTALE;
 	if (r < 0) {
 		pycode_done(&c);
 		return r;

@@ -33,7 +33,10 @@ typedef struct PyCode {
 /* Reads the code object at addr: its ob_type must be code_type (PyCode_Type's address in the
  * process); then its names (compact str objects, converted to UTF-8, cut at PY_STRING_MAX
  * characters) and line table. -EINVAL: anything inconsistent (wrong type, not a compact string,
- * a length out of bounds, a line table over PY_LINETABLE_MAX); -ENOMEM; else the read's error.
+ * a length out of bounds, a line table over PY_LINETABLE_MAX); -ESTALE: a freed object (its
+ * reference count is no live object's), or one freed or changed while it was read (read again
+ * after its strings, its type, name, file and table pointers or identity bytes differ);
+ * -ENOMEM; else the read's error.
  * On success *ret owns its strings: pycode_done() frees them. */
 int pycode_read(const PyLayout *l, PyReadFn read, void *userdata, uint64_t addr, uint64_t code_type,
 		PyCode *ret);

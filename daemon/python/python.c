@@ -202,13 +202,13 @@ static int code_read(Python *py, PyProc *pp, uint64_t addr, uint32_t ident, Code
 	r = pycode_read(&pp->layout, mem_read, pp, addr, pp->code_type, &code);
 	if (r == -ENOMEM)
 		return r;
+	if (r == -ESTALE || (r >= 0 && code.ident != ident)) {
+		py->stats.code_changed++;
+		return -ESTALE;
+	}
 	if (r < 0) {
 		py->stats.code_read_errors++;
 		return 0;
-	}
-	if (code.ident != ident) {
-		py->stats.code_changed++;
-		return -ESTALE;
 	}
 	ret->firstlineno = code.firstlineno;
 	r = store_intern_string(py->store, code.qualname, &ret->name);
@@ -321,7 +321,7 @@ static int scan_threads(Python *py, PyProc *pp, uint64_t mono_ns)
 {
 	_cleanup_free_ PyThread *found = NULL;
 	const PyLayout *l = &pp->layout;
-	size_t n = 0, added = 0, i = 0, j = 0;
+	size_t n = 0, added = 0, i = 0, j = 0, steps = 0;
 	uint64_t interp;
 	int r;
 
@@ -335,7 +335,9 @@ static int scan_threads(Python *py, PyProc *pp, uint64_t mono_ns)
 		uint64_t tstate;
 
 		r = read_u64(pp, interp + l->interp_threads_head, &tstate);
-		while (r >= 0 && tstate && n < THREADS_MAX) {
+		/* Steps, not states kept, bound the walk: a list looping through a state with no
+		 * thread id adds none. */
+		while (r >= 0 && tstate && steps++ < THREADS_MAX) {
 			found[n].tstate = tstate;
 			r = read_u64(pp, tstate + l->bpf.tstate_thread_id, &found[n].thread);
 			if (r >= 0)
@@ -352,6 +354,12 @@ static int scan_threads(Python *py, PyProc *pp, uint64_t mono_ns)
 		return r;
 	}
 	qsort(found, n, sizeof(*found), thread_cmp);
+	/* One state per thread (a list that loops names the same ones again). */
+	for (i = 0, j = 0; j < n; j++)
+		if (i == 0 || found[j].thread != found[i - 1].thread)
+			found[i++] = found[j];
+	n = i;
+	i = j = 0;
 	/* Merge the sorted old and new lists: delete what went, set what came or changed. */
 	while (i < pp->n_threads || j < n) {
 		int c = i == pp->n_threads ? 1

@@ -395,12 +395,25 @@ static void put32(Mem *m, uint64_t addr, uint32_t v)
 #define NAME (MEM_BASE + 1024)
 #define FILE_ (MEM_BASE + 2560)
 #define TABLE (MEM_BASE + 3584)
+
+/* fake_read, but the code object at CODE is freed (its first word a free-list link) once its
+ * header has been read: as a process does between two reads of profqd. */
+static int freeing_read(void *userdata, uint64_t addr, void *buf, size_t len)
+{
+	Mem *m = userdata;
+	int r = fake_read(userdata, addr, buf, len);
+
+	if (r == 0 && addr == CODE)
+		put64(m, CODE, 0x7f0012345000ull);
+	return r;
+}
 #define TYPE 0x7777ull
 
 /* A 3.12 code object "fn" from "a.py", line 7, table of 3 bytes. */
 static void fake_code(Mem *m, const PyLayout *l)
 {
 	memset(m, 0, sizeof(*m));
+	put64(m, CODE, 1); /* ob_refcnt: a live object */
 	put64(m, CODE + PY_OBJECT_TYPE, TYPE);
 	put32(m, CODE + l->code_firstlineno, 7);
 	put64(m, CODE + l->code_qualname, NAME);
@@ -460,6 +473,14 @@ static void test_hostile(void **state)
 	fake_code(&m, l);
 	put32(&m, CODE + l->code_firstlineno, UINT32_MAX);
 	assert_int_equal(pycode_read(l, fake_read, &m, CODE, TYPE, &c), -EINVAL);
+	/* Freed before it is read (NULL or a free-list link for a reference count), or while. */
+	fake_code(&m, l);
+	put64(&m, CODE, 0);
+	assert_int_equal(pycode_read(l, fake_read, &m, CODE, TYPE, &c), -ESTALE);
+	put64(&m, CODE, 0x7f0012345000ull);
+	assert_int_equal(pycode_read(l, fake_read, &m, CODE, TYPE, &c), -ESTALE);
+	fake_code(&m, l);
+	assert_int_equal(pycode_read(l, freeing_read, &m, CODE, TYPE, &c), -ESTALE);
 }
 
 static void test_line_edges(void **state)
