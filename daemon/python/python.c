@@ -193,11 +193,19 @@ static void codes_compact(Python *py)
 static int code_read(Python *py, PyProc *pp, uint64_t addr, uint32_t ident, CodeEntry *ret)
 {
 	_cleanup_(pycode_done) PyCode code = { 0 };
+	uint8_t idbytes[PROFQ_PY_IDENT_LEN];
 	int r;
 
 	*ret = (CodeEntry){
 		.pid = pp->pid, .start_ns = pp->start_ns, .addr = addr, .ident = ident
 	};
+	/* First the identity bytes alone: an object that is not the sampled one (a process can
+	 * make that so on every sample) costs one small read, not its strings and line table. */
+	r = mem_read(pp, addr + pp->layout.bpf.code_ident, idbytes, sizeof(idbytes));
+	if (r >= 0 && py_ident_hash(idbytes) != ident) {
+		py->stats.code_changed++;
+		return -ESTALE;
+	}
 	py->stats.code_reads++;
 	r = pycode_read(&pp->layout, mem_read, pp, addr, pp->code_type, &code);
 	if (r == -ENOMEM)
@@ -518,7 +526,10 @@ static int find_layout(Python *py, PyProc *pp, unsigned minor, uint64_t version_
 }
 
 /* Follows the interpreter that binary mapping m of proc holds, if it is one. */
-static int attach(Python *py, Process *proc, const Mapping *m, unsigned minor)
+/* start_ns: the process's start as the BPF program reads it (exact; a process first known
+ * from /proc has its start to the clock tick only in the table), which its map entries must
+ * carry. */
+static int attach(Python *py, Process *proc, uint64_t start_ns, const Mapping *m, unsigned minor)
 {
 	ElfSymbolQuery q[] = {
 		{ .name = "_PyRuntime" },
@@ -539,13 +550,13 @@ static int attach(Python *py, Process *proc, const Mapping *m, unsigned minor)
 	if (!pp)
 		return -ENOMEM;
 	*pp = (PyProc){ .pid = proc->pid,
-			.start_ns = proc->start_boot_ns,
+			.start_ns = start_ns,
 			.runtime = q[0].vaddr,
 			.eval_lo = q[1].vaddr,
 			.eval_hi = q[1].vaddr + q[1].size,
 			.code_type = q[2].vaddr,
 			.scan_interval_ns = SCAN_MIN_NS };
-	pp->mem_fd = open_mem(proc->pid, proc->start_boot_ns);
+	pp->mem_fd = open_mem(proc->pid, start_ns);
 	if (pp->mem_fd < 0) {
 		/* Gone already, or not ours to read (no CAP_SYS_PTRACE). */
 		py->stats.attach_errors++;
@@ -581,12 +592,13 @@ static int attach(Python *py, Process *proc, const Mapping *m, unsigned minor)
 }
 
 /* Looks for an interpreter among proc's mappings. */
-static void detect(Python *py, Process *proc)
+static void detect(Python *py, Process *proc, uint64_t start_ns)
 {
 	for (size_t i = 0; i < proc->n_maps; i++) {
 		const Mapping *m = &proc->maps[i];
 		bool ft = false;
 		unsigned minor;
+		int r;
 
 		if (!m->binary || !m->map.path)
 			continue;
@@ -602,8 +614,14 @@ static void detect(Python *py, Process *proc)
 			py->stats.unsupported++;
 			return;
 		}
-		if (attach(py, proc, m, minor) != -ENOENT)
+		r = attach(py, proc, start_ns, m, minor);
+		if (r != -ENOENT) {
+			if (r < 0)
+				log_debug_errno(r,
+						"Not following the Python 3.%u of process %u: %m",
+						minor, proc->pid);
 			return;
+		}
 	}
 }
 
@@ -611,7 +629,7 @@ PyProc *python_sample(Python *py, Process *proc, const struct profq_sample *s, u
 {
 	PyProc *pp = proc_find(py, proc->pid, NULL);
 
-	if (pp && pp->start_ns != proc->start_boot_ns) {
+	if (pp && pp->start_ns != s->start_ns) {
 		python_forget(py, proc->pid, false);
 		pp = NULL;
 	}
@@ -621,7 +639,7 @@ PyProc *python_sample(Python *py, Process *proc, const struct profq_sample *s, u
 		    proc->python_checked_ns == proc->maps_read_ns)
 			return NULL;
 		proc->python_checked_ns = proc->maps_read_ns;
-		detect(py, proc);
+		detect(py, proc, s->start_ns);
 		pp = proc_find(py, proc->pid, NULL);
 		if (!pp)
 			return NULL;

@@ -318,6 +318,14 @@ class Monitor(threading.Thread):
     def of(self, phases):
         return [p for p in self.polls if p["phase"] in phases]
 
+    @property
+    def worst_by_phase(self):
+        """{phase: the slowest status round trip in it}."""
+        worst = {}
+        for p in self.polls:
+            worst[p["phase"]] = max(worst.get(p["phase"], 0), p["took"])
+        return worst
+
 
 def debuglink_section(name, crc):
     data = name.encode() + b"\0"

@@ -235,7 +235,7 @@ def scenarios(d, user, top_dir, tok, python):
 
     base_s, worst_s = mon.worst_by_phase.get("baseline", 0), mon.worst_by_phase.get("hostile", 0)
     bound = max(5 * base_s, base_s + 0.25)
-    check(not mon.failures, f"status answered throughout ({mon.polls} polls): {mon.failures}")
+    check(not mon.failures, f"status answered throughout ({len(mon.polls)} polls): {mon.failures}")
     check(worst_s <= bound,
           f"status answered within {bound * 1000:.0f} ms (5 times the baseline's worst "
           f"{base_s * 1000:.0f} ms, or it + 250 ms) among the hostile processes (worst "
