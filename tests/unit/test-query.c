@@ -1155,11 +1155,20 @@ static void test_lines(void **state)
 	expect_line(t, 0, "prog.c", 60, "spinner", 10, 100.0);
 }
 
-static void expect_callee(json_object *answer, size_t i, int64_t callee, double function_pct)
+/* Row i of a lines answer with a function: self samples on the line, callee samples in what it
+ * called, their sum the line's total; shares of the answer's samples. */
+static void expect_fline(json_object *answer, size_t i, const char *file, int64_t line,
+			 const char *function, int64_t self, int64_t callee, double function_pct)
 {
-	json_object *r = json_object_array_get_idx(rows_of(answer), i);
+	double samples = (double)json_get_int(answer, "samples");
+	json_object *r;
 
+	expect_line(answer, i, file, line, function, self, 100.0 * (double)self / samples);
+	r = json_object_array_get_idx(rows_of(answer), i);
 	assert_int_equal(json_get_int(r, "callee_samples"), callee);
+	assert_int_equal(json_get_int(r, "total_samples"), self + callee);
+	assert_true(fabs(json_get_double(r, "total_pct") -
+			 100.0 * (double)(self + callee) / samples) < 0.006);
 	assert_true(fabs(json_get_double(r, "function_pct") - function_pct) < 0.006);
 }
 
@@ -1184,35 +1193,31 @@ static void test_lines_function(void **state)
 	assert_int_equal(json_get_int(work, "function_samples"), 100);
 	assert_true(fabs(json_get_double(work, "function_pct") - 100.0 * 100 / 120) < 0.006);
 	assert_int_equal(json_object_array_length(rows_of(work)), 3);
-	expect_line(work, 0, "prog.c", 20, "work", 50, 100.0 * 50 / 120);
-	expect_callee(work, 0, 50, 50.0); /* in the inlined hot */
-	expect_line(work, 1, "prog.c", 21, "work", 30, 25.0);
-	expect_callee(work, 1, 0, 30.0);
-	expect_line(work, 2, "prog.c", 22, "work", 20, 100.0 * 20 / 120);
-	expect_callee(work, 2, 20, 20.0);
+	/* Sorted by total; a line whose samples are all in callees has no self samples. */
+	expect_fline(work, 0, "prog.c", 20, "work", 0, 50, 50.0); /* in the inlined hot */
+	expect_fline(work, 1, "prog.c", 21, "work", 30, 0, 30.0);
+	expect_fline(work, 2, "prog.c", 22, "work", 0, 20, 20.0);
 
 	/* An inlined function has lines of its own. */
 	strcpy(req.function, "hot");
 	hot = ask(s, T0 + 20 * SEC, 1000, false, &req);
 	assert_int_equal(json_get_int(hot, "function_samples"), 50);
 	assert_int_equal(json_object_array_length(rows_of(hot)), 1);
-	expect_line(hot, 0, "prog.h", 5, "hot", 50, 100.0 * 50 / 120);
-	expect_callee(hot, 0, 0, 100.0);
+	expect_fline(hot, 0, "prog.h", 5, "hot", 50, 0, 100.0);
 
 	/* Recursion: the innermost call counts, once. */
 	strcpy(req.function, "rec");
 	rec = ask(s, T0 + 20 * SEC, 1000, false, &req);
 	assert_int_equal(json_get_int(rec, "function_samples"), 10);
 	assert_int_equal(json_object_array_length(rows_of(rec)), 1);
-	expect_line(rec, 0, "prog.c", 30, "rec", 10, 100.0 * 10 / 120);
-	expect_callee(rec, 0, 10, 100.0);
+	expect_fline(rec, 0, "prog.c", 30, "rec", 0, 10, 100.0);
 
 	strcpy(req.function, "main");
 	main = ask(s, T0 + 20 * SEC, 1000, false, &req);
 	assert_int_equal(json_get_int(main, "function_samples"), 110);
-	expect_line(main, 0, "prog.c", 10, "main", 80, 100.0 * 80 / 120);
-	expect_line(main, 1, "prog.c", 11, "main", 20, 100.0 * 20 / 120);
-	expect_line(main, 2, "prog.c", 12, "main", 10, 100.0 * 10 / 120);
+	expect_fline(main, 0, "prog.c", 10, "main", 0, 80, 100.0 * 80 / 110);
+	expect_fline(main, 1, "prog.c", 11, "main", 0, 20, 100.0 * 20 / 110);
+	expect_fline(main, 2, "prog.c", 12, "main", 0, 10, 100.0 * 10 / 110);
 
 	strcpy(req.function, "nosuch");
 	expect_error(ask(s, T0 + 20 * SEC, 1000, false, &req), ERROR_NOT_FOUND);
@@ -2169,17 +2174,14 @@ static void test_python_lines(void **state)
 	parse = py_ask(s, &req);
 	assert_int_equal(json_get_int(parse, "function_samples"), 70);
 	assert_int_equal(json_object_array_length(rows_of(parse)), 2);
-	expect_line(parse, 0, PY_WORKER, 12, "Worker.parse", 40, 40.0);
-	expect_callee(parse, 0, 40, 100.0 * 40 / 70);
-	expect_line(parse, 1, PY_WORKER, 14, "Worker.parse", 30, 30.0);
-	expect_callee(parse, 1, 0, 100.0 * 30 / 70);
+	expect_fline(parse, 0, PY_WORKER, 12, "Worker.parse", 0, 40, 100.0 * 40 / 70);
+	expect_fline(parse, 1, PY_WORKER, 14, "Worker.parse", 30, 0, 100.0 * 30 / 70);
 	/* The innermost <module>: worker.py's, under exec() from run.py's. */
 	strcpy(req.function, "<module>");
 	mod = py_ask(s, &req);
 	assert_int_equal(json_get_int(mod, "function_samples"), 20);
 	assert_int_equal(json_object_array_length(rows_of(mod)), 1);
-	expect_line(mod, 0, PY_WORKER, 30, "<module>", 20, 20.0);
-	expect_callee(mod, 0, 20, 100.0);
+	expect_fline(mod, 0, PY_WORKER, 30, "<module>", 0, 20, 100.0);
 	/* The evaluation function is not there to name. */
 	strcpy(req.function, "_PyEval_EvalFrameDefault");
 	expect_error(ask(s, T0 + 20 * SEC, PY_UID, false, &req), ERROR_NOT_FOUND);
@@ -2198,9 +2200,8 @@ static void test_python_lines(void **state)
 	eval = py_ask(s, &req);
 	assert_int_equal(json_get_int(eval, "function_samples"), 100);
 	/* The innermost call: ceval.c:1300 under exec(), 1200 everywhere else. */
-	expect_line(eval, 0, "Python/ceval.c", 1200, "_PyEval_EvalFrameDefault", 80, 80.0);
-	expect_callee(eval, 0, 40, 80.0);
-	expect_line(eval, 1, "Python/ceval.c", 1300, "_PyEval_EvalFrameDefault", 20, 20.0);
+	expect_fline(eval, 0, "Python/ceval.c", 1200, "_PyEval_EvalFrameDefault", 40, 40, 80.0);
+	expect_fline(eval, 1, "Python/ceval.c", 1300, "_PyEval_EvalFrameDefault", 0, 20, 20.0);
 }
 
 /* The functions of stack i of a stacks answer, leaf first, joined by ';'. */
