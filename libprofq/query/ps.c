@@ -31,9 +31,11 @@ static int cmp_ps(const void *a, const void *b)
 	return x->tid < y->tid ? -1 : x->tid > y->tid;
 }
 
-static void add_pcts(json_object *o, const PsRow *row, uint64_t elapsed_ns)
+/* Shares of the time the process was alive in the range (alive_ns): a process that lived for
+ * 3 s of a 10 min range and used 1.5 s of CPU is at 50 %, as time(1) would say. */
+static void add_pcts(json_object *o, const PsRow *row, uint64_t alive_ns)
 {
-	double el = (double)elapsed_ns;
+	double el = (double)alive_ns;
 
 	json_add_double(o, "user_pct", el > 0 ? 100.0 * (double)row->user_ns / el : 0, 2);
 	json_add_double(o, "sys_pct", el > 0 ? 100.0 * (double)row->kernel_ns / el : 0, 2);
@@ -100,7 +102,7 @@ static int ps_rows(const QueryContext *ctx, const Request *req, const Selection 
 }
 
 /* CPU use per process (or per thread of the pid): samples x period, and its share of the wall
- * time the windows in range cover. */
+ * time the windows in range cover while the process was alive. */
 int query_answer_ps(const QueryContext *ctx, const Request *req, const Selection *sel,
 		    json_object **ret)
 {
@@ -128,6 +130,7 @@ int query_answer_ps(const QueryContext *ctx, const Request *req, const Selection
 	for (size_t i = 0; i < n && i < req->limit; i++) {
 		const StoreProc *p = store_proc(store, rows[i].proc);
 		json_object *o = json_object_new_object();
+		uint64_t alive_ns;
 
 		if (!o)
 			return -ENOMEM;
@@ -138,7 +141,9 @@ int query_answer_ps(const QueryContext *ctx, const Request *req, const Selection
 		} else {
 			json_add_string(o, "comm", store_string(store, p->comm));
 		}
-		add_pcts(o, &rows[i], sel->range.elapsed_ns);
+		alive_ns = query_range_alive_ns(store, &sel->range, p, ctx->now_ns);
+		json_add_double(o, "alive_s", (double)alive_ns / NSEC_PER_SEC, 3);
+		add_pcts(o, &rows[i], alive_ns);
 		if (!req->threads) {
 			json_add_int(o, "ppid", p->ppid);
 			json_add_int(o, "uid", p->uid);

@@ -22,7 +22,20 @@
 typedef struct Range {
 	size_t first, end;   /* window indices [first, end); first == end: none */
 	uint64_t elapsed_ns; /* wall time the windows in range cover */
+	/* What the windows span, realtime: the first one's start, the last one's end (the open
+	 * window ends now); 0 without windows. */
+	int64_t start_ns, end_ns;
+	uint64_t lost; /* samples the windows lost (the daemon busy): of any process */
 } Range;
+
+/* The windows that overlap [since_ns, until_ns) (realtime), as of now_ns. */
+void query_range_between(const Store *store, int64_t now_ns, int64_t since_ns, int64_t until_ns,
+			 Range *ret);
+
+/* The wall time of the range's windows that p was alive for (from its start to its exit, or
+ * on): what its CPU time in the range is a share of. */
+uint64_t query_range_alive_ns(const Store *store, const Range *range, const StoreProc *p,
+			      int64_t now_ns);
 
 typedef enum SelectScope {
 	/* Any known incarnation of the pid, sampled or not, over every window (time). */

@@ -1082,6 +1082,143 @@ static Request code_req(Command c)
 	return req;
 }
 
+/* A store over [T0, T0 + 30 s): W0 and W1 closed, W2 open; pid 100 runs throughout, pid 200
+ * lives from T0 + 12 s to T0 + 15 s, in W1, and W0 and W1 lost samples. */
+static void lost_build(Store *s, Split *x, ProcId *ret_short)
+{
+	StoreProc *sp;
+
+	split_build(s, x);
+	*ret_short = proc(s, 200, 1000, T0 + 12 * SEC, "gzip");
+	sp = store_proc_mut(s, *ret_short);
+	sp->flags |= PROC_EXITED;
+	sp->exit_ns = T0 + 15 * SEC;
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	add(s, x->p, 100, x->s1, false, 100);
+	store_window_current(s)->lost = 5;
+	assert_int_equal(store_window_close(s), 0);
+	assert_int_equal(store_window_open(s, T0 + 10 * SEC, T0 + 20 * SEC, PERIOD), 0);
+	add(s, x->p, 100, x->s1, false, 100);
+	/* 150 samples x 10 ms = 1.5 s of CPU in the 3 s it lived. */
+	add(s, *ret_short, 200, x->s2, false, 120);
+	add(s, *ret_short, 200, x->s2, true, 30);
+	store_window_current(s)->lost = 7;
+	assert_int_equal(store_window_close(s), 0);
+	assert_int_equal(store_window_open(s, T0 + 20 * SEC, T0 + 30 * SEC, PERIOD), 0);
+	add(s, x->p, 100, x->s1, false, 50);
+}
+
+static void expect_range(json_object *answer, double since_s, double until_s, int64_t lost)
+{
+	json_object *range;
+
+	expect_ok(answer);
+	assert_true(json_object_object_get_ex(answer, "range", &range));
+	assert_true(fabs(json_get_double(range, "since_s") - since_s) < 1e-3);
+	assert_true(fabs(json_get_double(range, "until_s") - until_s) < 1e-3);
+	assert_int_equal(json_get_int(answer, "lost"), lost);
+}
+
+/* Every answer says what time it covers and how many samples its windows lost. */
+static void test_range_lost(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	double t0 = (double)T0 / NSEC_PER_SEC;
+	Command commands[] = { COMMAND_PS, COMMAND_TOP, COMMAND_TREE, COMMAND_LINES,
+			       COMMAND_STACKS };
+	ProcId gzip;
+	Request req;
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	lost_build(s, &x, &gzip);
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		_cleanup_json_ json_object *all = NULL, *recent = NULL, *old = NULL;
+
+		request_init(&req, commands[i]);
+		req.pid = 100;
+		/* Everything: W0 to now in the open W2. */
+		all = ask(s, T0 + 25 * SEC, 0, true, &req);
+		expect_range(all, t0, t0 + 25, 12);
+		/* The last 8 s: W1 and W2, whole windows. */
+		req.has_since = true;
+		req.since_ns = 8 * SEC;
+		recent = ask(s, T0 + 25 * SEC, 0, true, &req);
+		expect_range(recent, t0 + 10, t0 + 25, 7);
+		/* Up to 16 s ago: W0 alone. */
+		req.has_since = false;
+		req.has_until = true;
+		req.until_ns = 16 * SEC;
+		old = ask(s, T0 + 25 * SEC, 0, true, &req);
+		expect_range(old, t0, t0 + 10, 5);
+	}
+	{
+		_cleanup_json_ json_object *t = NULL, *running = NULL;
+
+		/* time: the process's life, and what the windows of its life lost. */
+		request_init(&req, COMMAND_TIME);
+		req.pid = 200;
+		t = ask(s, T0 + 25 * SEC, 0, true, &req);
+		expect_range(t, t0 + 12, t0 + 15, 7);
+		req.pid = 100;
+		running = ask(s, T0 + 25 * SEC, 0, true, &req);
+		expect_range(running, (double)(T0 - 100 * SEC) / NSEC_PER_SEC, t0 + 25, 12);
+	}
+}
+
+/* The exports' profile spans the process's life in the range, not the whole range. */
+static void test_stacks_life(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *gz = NULL, *running = NULL;
+	ProcId gzip;
+	Request req;
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	lost_build(s, &x, &gzip);
+	request_init(&req, COMMAND_STACKS);
+	req.pid = 200;
+	gz = ask(s, T0 + 25 * SEC, 0, true, &req);
+	expect_ok(gz);
+	assert_int_equal(json_get_int(gz, "start_ns"), T0 + 12 * SEC);
+	assert_int_equal(json_get_int(gz, "end_ns"), T0 + 15 * SEC);
+	/* Started before the range and running: the range. */
+	req.pid = 100;
+	running = ask(s, T0 + 25 * SEC, 0, true, &req);
+	assert_int_equal(json_get_int(running, "start_ns"), T0);
+	assert_int_equal(json_get_int(running, "end_ns"), T0 + 25 * SEC);
+}
+
+/* ps: %CPU is of the time the process was alive in the range, not of the whole range. */
+static void test_ps_alive(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *ans = NULL;
+	json_object *r;
+	ProcId gzip;
+	Request req;
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	lost_build(s, &x, &gzip);
+	request_init(&req, COMMAND_PS);
+	ans = ask(s, T0 + 25 * SEC, 0, true, &req);
+	assert_true(fabs(json_get_double(ans, "elapsed_s") - 25.0) < 1e-9);
+	r = row_named(ans, "comm", "gzip");
+	assert_true(fabs(json_get_double(r, "alive_s") - 3.0) < 1e-9);
+	assert_true(fabs(json_get_double(r, "cpu_pct") - 50.0) < 0.006);
+	assert_true(fabs(json_get_double(r, "user_pct") - 40.0) < 0.006);
+	assert_true(fabs(json_get_double(r, "sys_pct") - 10.0) < 0.006);
+	/* Alive throughout: 250 samples x 10 ms over the 25 s. */
+	r = row_named(ans, "comm", "prog");
+	assert_true(fabs(json_get_double(r, "alive_s") - 25.0) < 1e-9);
+	assert_true(fabs(json_get_double(r, "cpu_pct") - 10.0) < 0.006);
+}
+
 /* Row i of a lines answer is file:line of function with the samples. */
 static void expect_line(json_object *answer, size_t i, const char *file, int64_t line,
 			const char *function, int64_t self, double self_pct)
@@ -2376,6 +2513,9 @@ int main(void)
 		cmocka_unit_test(test_visibility_rule),
 		cmocka_unit_test(test_private_proc),
 		cmocka_unit_test(test_ps),
+		cmocka_unit_test(test_ps_alive),
+		cmocka_unit_test(test_range_lost),
+		cmocka_unit_test(test_stacks_life),
 		cmocka_unit_test(test_time),
 		cmocka_unit_test(test_start_time),
 		cmocka_unit_test(test_children),
