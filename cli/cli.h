@@ -26,6 +26,11 @@ typedef struct CliContext {
 	const char *socket_path;
 	const char *state_dir; /* offline: answer from this state dir, without a daemon */
 	bool json;
+	/* --since, --until as given (NULL: not given), for the range an answer says it covers;
+	 * absolute: a time of day or date rather than a duration back from now. */
+	const char *since, *until;
+	bool since_absolute, until_absolute;
+	bool range_life; /* --range life: the selected process's life, resolved before asking */
 } CliContext;
 
 typedef struct CliCommand {

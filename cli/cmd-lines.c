@@ -322,7 +322,8 @@ static const CliQuery lines = {
 		  CLI_OPT_INLINE | CLI_OPT_LIMIT,
 	.needs_pid = true,
 	.help = "Usage: profq lines --pid N [--tid T] [--start TIME] [--children]\n"
-		"                   [--function F] [-n N] [--since DUR] [--until DUR]\n"
+		"                   [--function F] [-n N] [--since WHEN] [--until WHEN]\n"
+		"                   [--range life]\n"
 		"                   [--[no-]inline] [--[no-]python] [--json]\n"
 		"\n"
 		"Hot source lines: the samples taken on each line (of the process's\n"

@@ -85,11 +85,12 @@ static const CliQuery ps = {
 	.command = COMMAND_PS,
 	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_START | CLI_OPT_CHILDREN | CLI_OPT_LIMIT,
 	.limit = REQUEST_LIMIT_MAX,
-	.help = "Usage: profq ps [--since DUR] [--until DUR] [-n N] [--json]\n"
-		"                [--pid N [--start TIME] [--children | --threads]]\n"
+	.help = "Usage: profq ps [--since WHEN] [--until WHEN] [--range life] [-n N]\n"
+		"                [--json] [--pid N [--start TIME] [--children | --threads]]\n"
 		"\n"
 		"Processes by sampled CPU time in the range (default: all\n"
-		"retained data), exited ones flagged. --pid: one process (the\n"
+		"retained data), exited ones flagged; %CPU is of the time each\n"
+		"process was alive in the range. --pid: one process (the\n"
 		"newest incarnation, or the one --start names), with\n"
 		"--children its descendants, or with --threads one row per\n"
 		"thread.\n",

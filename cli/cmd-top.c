@@ -156,14 +156,14 @@ static const CliQuery top = {
 	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START | CLI_OPT_CHILDREN |
 		  CLI_OPT_INLINE | CLI_OPT_LIMIT,
 	.help = "Usage: profq top [--pid N [--tid T] [--start TIME] [--children]]\n"
-		"                 [-n N] [--sort self|total] [--since DUR]\n"
-		"                 [--until DUR] [--[no-]inline] [--[no-]python]\n"
-		"                 [--once] [-d SECS] [--json]\n"
+		"                 [-n N] [--sort self|total] [--since WHEN]\n"
+		"                 [--until WHEN] [--range life] [--[no-]inline]\n"
+		"                 [--[no-]python] [--once] [-d SECS] [--json]\n"
 		"\n"
 		"Hotspot functions: SELF% (samples in the function itself) and\n"
 		"TOTAL% (samples with the function anywhere on the stack), of the\n"
 		"process's samples (of all samples without --pid).\n"
-		"On a terminal, without --since, --json or --once: a live\n"
+		"On a terminal, without --since, --range, --json or --once: a live\n"
 		"view over the last window, refreshed every -d seconds (2).\n"
 		"--tid: one thread. --start: another incarnation of the pid\n"
 		"(a start time from 'profq ps'). --children: the pid and its\n"
@@ -192,7 +192,7 @@ int cmd_top(CliContext *ctx, int argc, char **argv)
 	r = cli_parse(&top, ctx, &req, argc, argv, &args);
 	if (r != CLI_PARSED)
 		return r;
-	if (isatty(STDOUT_FILENO) && !args.once && !ctx->json && !req.has_since)
+	if (isatty(STDOUT_FILENO) && !args.once && !ctx->json && !req.has_since && !ctx->range_life)
 		return live_top(ctx, &req, args.interval_ns);
 	return cli_answer(&top, ctx, &req);
 }
