@@ -171,7 +171,7 @@ static int parse_option(int opt, const char *arg, Request *req, void *userdata)
 			return cli_usage_error("diff", "--base-pid: '%s' is not a process id", arg);
 		return EXIT_OK;
 	default: /* --sort */
-		if (sort_key_from_string(arg) < 0)
+		if (!sort_key_valid(COMMAND_TOP, sort_key_from_string(arg)))
 			return cli_usage_error("diff", "--sort: '%s' is not self or total", arg);
 		args->by_total = sort_key_from_string(arg) == SORT_TOTAL;
 		return EXIT_OK;

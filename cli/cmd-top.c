@@ -128,7 +128,7 @@ static int parse_option(int opt, const char *arg, Request *req, void *userdata)
 
 	switch (opt) {
 	case OPT_SORT:
-		if (sort_key_from_string(arg) < 0)
+		if (!sort_key_valid(COMMAND_TOP, sort_key_from_string(arg)))
 			return cli_usage_error("top", "--sort: '%s' is not 'self' or 'total'", arg);
 		req->sort = sort_key_from_string(arg);
 		return EXIT_OK;

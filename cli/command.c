@@ -225,10 +225,11 @@ static int parse_shared_option(const char *command, int opt, const char *arg, Cl
 		req->no_python = opt == OPT_NO_PYTHON;
 		return EXIT_OK;
 	case 'n':
-		if (parse_uint32(arg, 1, REQUEST_LIMIT_MAX, &v) < 0)
-			return cli_usage_error(command, "-n: '%s' is not a number in 1..%u", arg,
+		if (parse_uint32(arg, 0, REQUEST_LIMIT_MAX, &v) < 0)
+			return cli_usage_error(command,
+					       "-n: '%s' is not a number in 0..%u (0: all)", arg,
 					       REQUEST_LIMIT_MAX);
-		req->limit = v;
+		req->limit = v == 0 ? REQUEST_LIMIT_MAX : v;
 		return EXIT_OK;
 	default:
 		abort(); /* not a shared option: is_shared() said it was */

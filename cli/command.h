@@ -20,7 +20,7 @@ enum {
 	CLI_OPT_START = 1 << 3,	   /* --start TIME: an incarnation of the pid */
 	CLI_OPT_CHILDREN = 1 << 4, /* --children */
 	CLI_OPT_INLINE = 1 << 5,   /* --inline, --no-inline, --python, --no-python */
-	CLI_OPT_LIMIT = 1 << 6,	   /* -n N */
+	CLI_OPT_LIMIT = 1 << 6,	   /* -n N (0: all) */
 };
 
 /* getopt values of the shared options; a command's own long options use values from 0x200. */

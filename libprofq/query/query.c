@@ -115,11 +115,30 @@ static void add_time_or_null(json_object *o, const char *key, int64_t ns)
 		json_object_object_add(o, key, NULL);
 }
 
+/* The samples lost in the windows of range while a process of a pid's selection lived: lost
+ * samples are of no known process, but not of one that did not exist yet or any more. */
+static uint64_t selection_lost(const QueryContext *ctx, const Selection *sel, const Range *range)
+{
+	int64_t start, end;
+	uint64_t lost = 0;
+
+	if (!sel->proc)
+		return range->lost;
+	selection_life(ctx->store, sel, &start, &end);
+	for (size_t i = range->first; i < range->end; i++) {
+		const Window *w = store_window(ctx->store, i);
+
+		if (w->start_ns < end && window_effective_end(w, ctx->now_ns) > start)
+			lost += w->lost;
+	}
+	return lost;
+}
+
 /*
  * "range": the time the answer covers, realtime seconds: "since_s" and "until_s" of the windows
  * in range (null without any: ranges select whole windows), for time the process's life; and
- * "lost": the samples those windows lost while the daemon was busy (of any process: a figure
- * of the answer may be low by up to as many).
+ * "lost": the samples those windows lost while the daemon was busy (while the pid's processes
+ * lived, with one): a figure of the answer may be low by up to as many.
  */
 static int add_range(const QueryContext *ctx, const Request *req, const Selection *sel,
 		     json_object *answer)
@@ -140,7 +159,7 @@ static int add_range(const QueryContext *ctx, const Request *req, const Selectio
 	add_time_or_null(o, "since_s", since);
 	add_time_or_null(o, "until_s", until);
 	json_object_object_add(answer, "range", o);
-	json_add_int(answer, "lost", (int64_t)range.lost);
+	json_add_int(answer, "lost", (int64_t)selection_lost(ctx, sel, &range));
 	return 0;
 }
 

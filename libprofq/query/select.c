@@ -189,10 +189,13 @@ static int select_procs(const QueryContext *ctx, const Request *req, const uint8
 	if (!sel)
 		return -ENOMEM;
 	if (!req->pid) {
-		for (ProcId id = 1; id < limit; id++)
-			if (in_range && in_range[id] &&
-			    proc_visible(ctx, store_proc(ctx->store, id)))
+		for (ProcId id = 1; id < limit; id++) {
+			const StoreProc *p = store_proc(ctx->store, id);
+
+			if (in_range && in_range[id] && proc_visible(ctx, p) &&
+			    (!req->has_uid || p->uid == req->uid))
 				sel[id] = 1;
+		}
 		*ret_proc = 0;
 		*ret_sel = TAKE_PTR(sel);
 		return 0;
@@ -324,6 +327,22 @@ void selection_done(Selection *s)
 {
 	s->procs = mfree(s->procs);
 	s->counts = mfree(s->counts);
+}
+
+void selection_life(const Store *store, const Selection *s, int64_t *ret_start, int64_t *ret_end)
+{
+	int64_t start = INT64_MAX, end = INT64_MIN;
+
+	for (ProcId id = 1; id < store_proc_id_limit(store); id++) {
+		const StoreProc *p = store_proc(store, id);
+
+		if (!s->procs[id] || !p)
+			continue;
+		start = MIN(start, p->start_ns);
+		end = MAX(end, p->flags & PROC_EXITED ? p->exit_ns : INT64_MAX);
+	}
+	*ret_start = start;
+	*ret_end = end;
 }
 
 static int cmp_stack_count(const void *a, const void *b)

@@ -64,7 +64,8 @@ typedef struct Selection {
  * SELECT_SAMPLED and SELECT_STACKS only among those with samples in range, except that with
  * req->children the root needs none of its own (a shell waiting for its children); with
  * req->children also its descendants the viewer may see (with samples in range, if scoped so).
- * Without a pid: every process with samples in range that the viewer may see.
+ * Without a pid: every process with samples in range that the viewer may see (of req->uid
+ * with req->has_uid).
  *
  * Returns 0 and fills *ret, or 0 and sets *ret_error to the answer to give instead (not_found,
  * denied), or -ENOMEM. *ret is written only when *ret_error is NULL.
@@ -77,6 +78,10 @@ typedef struct StackCount {
 	StackId stack;
 	uint64_t count;
 } StackCount;
+
+/* The span of the selected processes' lives, realtime: from the first start to the last exit,
+ * INT64_MAX while one runs. */
+void selection_life(const Store *store, const Selection *s, int64_t *ret_start, int64_t *ret_end);
 
 /* The stacks of a SELECT_STACKS selection with their samples, hottest first, then by id. */
 int selection_stacks_by_count(const Selection *s, StackCount **ret, size_t *ret_n);

@@ -208,22 +208,15 @@ static int frame_out_add(const QueryContext *ctx, FrameId id, bool fallback, jso
  * merged. Frames query_frame_shown() hides are left out, and stacks that differ only in them
  * are one.
  */
-/* The time a profile covers: the windows in range, within the lives of the selected processes
- * (from the first start to the last exit; on to the range's end while one runs), so that a
- * profile's duration is not the whole retained range of a process that lived for part of it. */
+/* The time a profile covers: the windows in range, within the lives of the selected processes,
+ * so that a profile's duration is not the whole retained range of a process that lived for part
+ * of it. */
 static void profile_span(const QueryContext *ctx, const Selection *sel, int64_t *ret_start,
 			 int64_t *ret_end)
 {
-	int64_t start = INT64_MAX, end = INT64_MIN;
+	int64_t start, end;
 
-	for (ProcId id = 1; id < store_proc_id_limit(ctx->store); id++) {
-		const StoreProc *p = store_proc(ctx->store, id);
-
-		if (!sel->procs[id] || !p)
-			continue;
-		start = MIN(start, p->start_ns);
-		end = MAX(end, p->flags & PROC_EXITED ? p->exit_ns : INT64_MAX);
-	}
+	selection_life(ctx->store, sel, &start, &end);
 	*ret_start = MAX(start, sel->range.start_ns);
 	*ret_end = MIN(end, sel->range.end_ns);
 	if (*ret_end < *ret_start) /* an exit record older than a sample: trust the windows */

@@ -99,6 +99,9 @@ static void test_shared(void **state)
 	assert_false(req.no_python);
 	assert_false(ctx.json);
 	assert_int_equal(req.limit, REQUEST_LIMIT_DEFAULT);
+	/* -n 0: all rows */
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "-n", "0", NULL), CLI_PARSED);
+	assert_int_equal(req.limit, REQUEST_LIMIT_MAX);
 
 	/* --no-python comes with --no-inline, each its own; the last of a pair counts */
 	assert_int_equal(parse(&everything, &ctx, &req, &own, "--no-python", NULL), CLI_PARSED);
@@ -125,7 +128,7 @@ static void test_bad_values(void **state)
 			 EXIT_USAGE);
 	assert_int_equal(parse(&everything, &ctx, &req, &own, "--start", "25:00", NULL),
 			 EXIT_USAGE);
-	assert_int_equal(parse(&everything, &ctx, &req, &own, "-n", "0", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "-n", "-1", NULL), EXIT_USAGE);
 	assert_int_equal(parse(&everything, &ctx, &req, &own, "-n", "100001", NULL), EXIT_USAGE);
 	assert_int_equal(parse(&everything, &ctx, &req, &own, "--pid", NULL), EXIT_USAGE);
 	assert_int_equal(parse(&everything, &ctx, &req, &own, "--bogus", NULL), EXIT_USAGE);

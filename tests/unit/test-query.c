@@ -1154,6 +1154,15 @@ static void test_range_lost(void **state)
 		expect_range(old, t0, t0 + 10, 5);
 	}
 	{
+		_cleanup_json_ json_object *gz = NULL;
+
+		/* W0 lost its 5 before gzip started: only W1's 7 may be its. */
+		request_init(&req, COMMAND_TOP);
+		req.pid = 200;
+		gz = ask(s, T0 + 25 * SEC, 0, true, &req);
+		expect_range(gz, t0, t0 + 25, 7);
+	}
+	{
 		_cleanup_json_ json_object *t = NULL, *running = NULL;
 
 		/* time: the process's life, and what the windows of its life lost. */
@@ -1164,6 +1173,80 @@ static void test_range_lost(void **state)
 		req.pid = 100;
 		running = ask(s, T0 + 25 * SEC, 0, true, &req);
 		expect_range(running, (double)(T0 - 100 * SEC) / NSEC_PER_SEC, t0 + 25, 12);
+	}
+}
+
+/* The pids of a ps answer, in order, into pids[n]; the number of rows. */
+static size_t ps_pids(json_object *answer, int64_t *pids, size_t n)
+{
+	size_t k = json_object_array_length(rows_of(answer));
+
+	for (size_t i = 0; i < k && i < n; i++)
+		pids[i] = json_get_int(json_object_array_get_idx(rows_of(answer), i), "pid");
+	return k;
+}
+
+/* ps --sort: each key orders the rows its way; --user keeps one user's; the limit counts. */
+static void test_ps_sort(void **state)
+{
+	static const struct {
+		SortKey key;
+		int64_t pids[3];
+	} cases[] = {
+		/* CPU time: 3 s, 2.5 s, 1.5 s. */
+		{ SORT_TIME, { 300, 100, 200 } },
+		/* %CPU of their time alive: 75, 50, 10. */
+		{ SORT_CPU, { 300, 200, 100 } },
+		{ SORT_USER, { 200, 100, 300 } },
+		{ SORT_SYS, { 300, 200, 100 } },
+		{ SORT_SAMPLES, { 300, 100, 200 } },
+		/* Newest first. */
+		{ SORT_START, { 300, 200, 100 } },
+	};
+	_cleanup_(store_freep) Store *s = NULL;
+	ProcId gzip, sha;
+	Request req;
+	int64_t pids[3];
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	lost_build(s, &x, &gzip);
+	/* Another user's, in the open window from T0 + 21 s: 3 s of sys in its 4 s. */
+	sha = proc(s, 300, 2000, T0 + 21 * SEC, "sha256sum");
+	add(s, sha, 300, x.s2, true, 300);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_json_ json_object *ans = NULL;
+
+		request_init(&req, COMMAND_PS);
+		req.sort = cases[i].key;
+		ans = ask(s, T0 + 25 * SEC, 0, true, &req);
+		assert_int_equal(ps_pids(ans, pids, 3), 3);
+		for (size_t j = 0; j < 3; j++)
+			if (pids[j] != cases[i].pids[j])
+				fail_msg("sort %s: row %zu is pid %lld, want %lld",
+					 sort_key_to_string(cases[i].key), j, (long long)pids[j],
+					 (long long)cases[i].pids[j]);
+		assert_string_equal(json_get_string(ans, "sort"), sort_key_to_string(cases[i].key));
+	}
+	{
+		_cleanup_json_ json_object *mine = NULL, *one = NULL;
+
+		request_init(&req, COMMAND_PS);
+		req.has_uid = true;
+		req.uid = 2000;
+		mine = ask(s, T0 + 25 * SEC, 0, true, &req);
+		assert_int_equal(ps_pids(mine, pids, 3), 1);
+		assert_int_equal(pids[0], 300);
+		assert_true(fabs(json_get_double(json_object_array_get_idx(rows_of(mine), 0),
+						 "sys_pct") -
+				 75.0) < 0.006);
+		/* The limit leaves rows out, and the answer says how many there were. */
+		request_init(&req, COMMAND_PS);
+		req.limit = 1;
+		one = ask(s, T0 + 25 * SEC, 0, true, &req);
+		assert_int_equal(ps_pids(one, pids, 3), 1);
+		assert_int_equal(json_get_int(one, "total_rows"), 3);
 	}
 }
 
@@ -2516,6 +2599,7 @@ int main(void)
 		cmocka_unit_test(test_ps_alive),
 		cmocka_unit_test(test_range_lost),
 		cmocka_unit_test(test_stacks_life),
+		cmocka_unit_test(test_ps_sort),
 		cmocka_unit_test(test_time),
 		cmocka_unit_test(test_start_time),
 		cmocka_unit_test(test_children),
