@@ -68,6 +68,11 @@ int cli_terminal_width(void);
 /* Terminal height (LINES, the tty, else 0). */
 int cli_terminal_rows(void);
 
+/* profq run: whether a run without samples was idle by the kernel's accounting (it used the CPU
+ * for less than a tenth of its real time: a shell sleeping, a command waiting on I/O) rather
+ * than too short to be sampled. */
+bool cli_run_idle(double user_s, double sys_s, double real_s);
+
 int cmd_status(CliContext *ctx, int argc, char **argv);
 int cmd_ps(CliContext *ctx, int argc, char **argv);
 int cmd_top(CliContext *ctx, int argc, char **argv);

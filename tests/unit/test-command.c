@@ -324,6 +324,18 @@ static void test_range_label(void **state)
 		     "the process's life (2023-11-14 22:03:20-2023-11-14 22:13:20)");
 }
 
+/* run: a run without samples is idle when the kernel counts (almost) no CPU for it. */
+static void test_run_idle(void **state)
+{
+	(void)state;
+	/* sh -c 'sleep 1': a couple of milliseconds of CPU in a second. */
+	assert_true(cli_run_idle(0.001, 0.002, 1.0));
+	assert_true(cli_run_idle(0, 0, 0.5));
+	/* A short busy command: too short, not idle. */
+	assert_false(cli_run_idle(0.004, 0.001, 0.006));
+	assert_false(cli_run_idle(0, 0, 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -331,6 +343,7 @@ int main(void)
 		cmocka_unit_test(test_not_taken),     cmocka_unit_test(test_own),
 		cmocka_unit_test(test_checks),	      cmocka_unit_test(test_times),
 		cmocka_unit_test(test_range_options), cmocka_unit_test(test_range_label),
+		cmocka_unit_test(test_run_idle),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
