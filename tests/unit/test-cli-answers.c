@@ -315,12 +315,49 @@ static void test_life(void **state)
 			 EXIT_USAGE);
 }
 
+static json_object *side(json_object *diff, const char *name)
+{
+	json_object *o;
+
+	assert_true(json_object_object_get_ex(diff, name, &o));
+	return o;
+}
+
+/* diff: RANGEs of times and of a process's life, without computing durations by hand. */
+static void test_diff_ranges(void **state)
+{
+	_cleanup_free_ char *times = NULL, *e1 = NULL, *life = NULL, *e2 = NULL, *bad = NULL,
+			    *e3 = NULL;
+	_cleanup_json_ json_object *t = NULL, *l = NULL;
+
+	(void)state;
+	/* W0 against W1, by time: pid 100 has 100 samples in each. */
+	assert_int_equal(run(&times, &e1, cmd_diff, "diff", "--pid", "100", "--base",
+			     "@1700000002..@1700000008", "--with", "@1700000012", "--json", NULL),
+			 EXIT_OK);
+	t = parse_json(times);
+	assert_int_equal(json_get_int(side(t, "base"), "samples"), 100);
+	assert_int_equal(json_get_int(side(t, "with"), "samples"), 100);
+	/* Each process over its own life: gzip against prog. */
+	assert_int_equal(run(&life, &e2, cmd_diff, "diff", "--pid", "200", "--base-pid", "100",
+			     "--base", "life", "--with", "life", "--json", NULL),
+			 EXIT_OK);
+	l = parse_json(life);
+	assert_int_equal(json_get_int(side(l, "base"), "samples"), 200);
+	assert_int_equal(json_get_int(side(l, "with"), "samples"), 150);
+	assert_string_equal(json_get_string(side(l, "with"), "range"), "life");
+	assert_int_equal(run(&bad, &e3, cmd_diff, "diff", "--pid", "200", "--base", "lifetime",
+			     NULL),
+			 EXIT_USAGE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ps_plain),
 		cmocka_unit_test(test_ps_options),
 		cmocka_unit_test(test_life),
+		cmocka_unit_test(test_diff_ranges),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
