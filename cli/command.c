@@ -55,18 +55,33 @@ static void short_options(const CliQuery *q, char *buf, size_t len)
 		 strempty(q->short_options));
 }
 
-/* "HH:MM[:SS]" into *tm's time of day: the length parsed, or -EINVAL. */
+/* n decimal digits at s into *ret: n, or -EINVAL. */
+static int digits(const char *s, int n, unsigned *ret)
+{
+	unsigned v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	*ret = v;
+	return n;
+}
+
+/* "H:MM", "HH:MM", with ":SS", into *tm's time of day: the length parsed, or -EINVAL. */
 static int parse_clock(const char *s, struct tm *tm)
 {
+	int hl = s[0] && s[1] == ':' ? 1 : 2, n;
 	unsigned h, m, sec = 0;
-	int n = 0, k = 0;
 
-	if (sscanf(s, "%2u:%2u%n", &h, &m, &n) != 2 || n != 5)
+	if (digits(s, hl, &h) < 0 || s[hl] != ':' || digits(s + hl + 1, 2, &m) < 0)
 		return -EINVAL;
+	n = hl + 3;
 	if (s[n] == ':') {
-		if (sscanf(s + n + 1, "%2u%n", &sec, &k) != 1 || k != 2)
+		if (digits(s + n + 1, 2, &sec) < 0)
 			return -EINVAL;
-		n += 1 + k;
+		n += 3;
 	}
 	if (h > 23 || m > 59 || sec > 60)
 		return -EINVAL;
@@ -96,7 +111,9 @@ int cli_parse_time(const char *s, int64_t now_ns, int64_t *ret)
 	}
 	if (!localtime_r(&now, &tm))
 		return -EINVAL;
-	if (sscanf(s, "%4u-%2u-%2u%n", &y, &mo, &d, &n) == 3 && n == 10) {
+	if (digits(s, 4, &y) == 4 && s[4] == '-' && digits(s + 5, 2, &mo) == 2 && s[7] == '-' &&
+	    digits(s + 8, 2, &d) == 2) {
+		n = 10;
 		if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31)
 			return -EINVAL;
 		tm = (struct tm){ .tm_year = (int)y - 1900,

@@ -238,7 +238,10 @@ static void test_times(void **state)
 	assert_int_equal(time_of("23:00"), 1699916400);
 	assert_int_equal(time_of("2023-02-30"), -1);
 	assert_int_equal(time_of("2023-11-14T25:00"), -1);
+	assert_int_equal(time_of("9:05"), 1699952700);
 	assert_int_equal(time_of("22:0"), -1);
+	assert_int_equal(time_of("222:00"), -1);
+	assert_int_equal(time_of("2023-1-14"), -1);
 	assert_int_equal(time_of("22:00:3"), -1);
 	assert_int_equal(time_of("@"), -1);
 	assert_int_equal(time_of("@-5"), -1);
