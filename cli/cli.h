@@ -26,6 +26,11 @@ typedef struct CliContext {
 	const char *socket_path;
 	const char *state_dir; /* offline: answer from this state dir, without a daemon */
 	bool json;
+	/* --since, --until as given (NULL: not given), for the range an answer says it covers;
+	 * absolute: a time of day or date rather than a duration back from now. */
+	const char *since, *until;
+	bool since_absolute, until_absolute;
+	bool range_life; /* --range life: the selected process's life, resolved before asking */
 } CliContext;
 
 typedef struct CliCommand {
@@ -69,6 +74,11 @@ bool cli_python_location(json_object *row, char *buf, size_t len);
 int cli_terminal_width(void);
 /* Terminal height (LINES, the tty, else 0). */
 int cli_terminal_rows(void);
+
+/* profq run: whether a run without samples was idle by the kernel's accounting (it used the CPU
+ * for less than a tenth of its real time: a shell sleeping, a command waiting on I/O) rather
+ * than too short to be sampled. */
+bool cli_run_idle(double user_s, double sys_s, double real_s);
 
 int cmd_status(CliContext *ctx, int argc, char **argv);
 int cmd_ps(CliContext *ctx, int argc, char **argv);

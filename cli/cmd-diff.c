@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/json-util.h"
 #include "base/parse.h"
@@ -27,6 +28,7 @@ enum {
 typedef struct Side {
 	const char *name;  /* "base", "with" */
 	const char *range; /* as given, for the output; NULL: all retained */
+	bool life;	   /* "life": the side's process's life, asked for before its profile */
 	Request req;
 	json_object *answer;
 } Side;
@@ -47,22 +49,39 @@ typedef struct DiffRow {
 	int64_t samples[2];  /* of the sort key */
 } DiffRow;
 
-/* RANGE: "SINCE..UNTIL", "SINCE.." or "SINCE" (until now), or "all". */
-static int parse_range(const char *s, Request *req)
+/* An end of a RANGE: a duration back from now, or a point in time (cli_parse_time()). */
+static int parse_range_end(const char *s, uint64_t *ret)
+{
+	struct timespec ts;
+	int64_t now, at;
+
+	if (parse_duration_ns(s, ret) == 0)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * (int64_t)NSEC_PER_SEC + ts.tv_nsec;
+	if (cli_parse_time(s, now, &at) < 0 || at > now)
+		return -EINVAL;
+	*ret = (uint64_t)(now - at);
+	return 0;
+}
+
+/* RANGE: "SINCE..UNTIL", "SINCE.." or "SINCE" (until now), "all", or "life" (*ret_life). */
+static int parse_range(const char *s, Request *req, bool *ret_life)
 {
 	_cleanup_free_ char *since = NULL;
 	const char *dots = strstr(s, "..");
 	uint64_t a, b = 0;
 
 	req->has_since = req->has_until = false;
-	if (streq(s, "all"))
+	*ret_life = streq(s, "life");
+	if (streq(s, "all") || *ret_life)
 		return 0;
 	since = dots ? strndup(s, (size_t)(dots - s)) : strdup(s);
 	if (!since)
 		return -ENOMEM;
-	if (parse_duration_ns(since, &a) < 0)
+	if (parse_range_end(since, &a) < 0)
 		return -EINVAL;
-	if (dots && dots[2] && parse_duration_ns(dots + 2, &b) < 0)
+	if (dots && dots[2] && parse_range_end(dots + 2, &b) < 0)
 		return -EINVAL;
 	if (b >= a)
 		return -EINVAL;
@@ -157,13 +176,14 @@ static int parse_option(int opt, const char *arg, Request *req, void *userdata)
 	case OPT_BASE:
 	case OPT_WITH:
 		side = &args->sides[opt == OPT_WITH];
-		r = parse_range(arg, &side->req);
+		r = parse_range(arg, &side->req, &side->life);
 		if (r == -ENOMEM)
 			return EXIT_UNREACHABLE;
 		if (r < 0)
-			return cli_usage_error(
-				"diff", "--%s: '%s' is not a range such as 20m..10m, 10m or all",
-				side->name, arg);
+			return cli_usage_error("diff",
+					       "--%s: '%s' is not a range such as 20m..10m, "
+					       "14:05..14:10, 10m, life or all",
+					       side->name, arg);
 		side->range = arg;
 		return EXIT_OK;
 	case OPT_BASE_PID:
@@ -171,7 +191,7 @@ static int parse_option(int opt, const char *arg, Request *req, void *userdata)
 			return cli_usage_error("diff", "--base-pid: '%s' is not a process id", arg);
 		return EXIT_OK;
 	default: /* --sort */
-		if (sort_key_from_string(arg) < 0)
+		if (!sort_key_valid(COMMAND_TOP, sort_key_from_string(arg)))
 			return cli_usage_error("diff", "--sort: '%s' is not self or total", arg);
 		args->by_total = sort_key_from_string(arg) == SORT_TOTAL;
 		return EXIT_OK;
@@ -200,8 +220,9 @@ static const CliQuery diff = {
 		"\n"
 		"How each function's share of the samples changed from the base\n"
 		"profile to the other one: of pid N over two time ranges, or of\n"
-		"pid P (the base) and pid N. RANGE is SINCE..UNTIL counted back\n"
-		"from now (20m..10m), SINCE (until now), or all (the default).\n"
+		"pid P (the base) and pid N. RANGE is SINCE..UNTIL, each a\n"
+		"duration back from now or a time (20m..10m, 14:05..14:10),\n"
+		"SINCE (until now), life (the process's), or all (the default).\n"
 		"Rows are ranked by the change of SELF% (or TOTAL% with\n"
 		"--sort total), in points of each side's own samples.\n",
 	.options =
@@ -234,6 +255,16 @@ static int query_sides(const CliContext *ctx, const Request *common, DiffArgs *a
 		q->sort = args->by_total ? SORT_TOTAL : SORT_SELF;
 		if (s == 0 && args->base_pid)
 			q->pid = args->base_pid;
+		if (side->life) {
+			CliContext life = *ctx;
+
+			life.range_life = true;
+			r = cli_resolve_range(&life, q);
+			if (r != EXIT_OK) {
+				fprintf(stderr, "profq diff: (the %s profile)\n", side->name);
+				return r;
+			}
+		}
 		r = cli_query(ctx, q, &side->answer);
 		if (r != EXIT_OK) {
 			fprintf(stderr, "profq diff: (the %s profile)\n", side->name);

@@ -47,9 +47,8 @@ static const struct {
 	[EXPORT_FOLDED] = {
 		.name = "folded",
 		.help = "Usage: profq folded --pid N [--tid T] [--start TIME] [--children]\n"
-			"              [--since DUR] [--until DUR] [--[no-]inline] "
-			"[--[no-]python]\n"
-			"              [-o FILE] [--json]\n"
+			"              [--since WHEN] [--until WHEN] [--range life]\n"
+			"              [--[no-]inline] [--[no-]python] [-o FILE] [--json]\n"
 			"\n"
 			"Folded stacks: one line per distinct stack, outermost frame first,\n"
 			"frames separated by ';', then the number of samples, as\n"
@@ -63,8 +62,8 @@ static const struct {
 	[EXPORT_FLAME] = {
 		.name = "flame",
 		.help = "Usage: profq flame --pid N [--tid T] [--start TIME] [--children]\n"
-			"             [--since DUR] [--until DUR] [--[no-]inline] "
-			"[--[no-]python]\n"
+			"             [--since WHEN] [--until WHEN] [--range life]\n"
+			"             [--[no-]inline] [--[no-]python]\n"
 			"       [--title T] [--width PX] -o FILE.svg [--json]\n"
 			"\n"
 			"An interactive SVG flame graph: one box per call path, as wide as its\n"
@@ -76,9 +75,8 @@ static const struct {
 	[EXPORT_PPROF] = {
 		.name = "pprof",
 		.help = "Usage: profq pprof --pid N [--tid T] [--start TIME] [--children]\n"
-			"             [--since DUR] [--until DUR] [--[no-]inline] "
-			"[--[no-]python]\n"
-			"             -o FILE.pb.gz [--json]\n"
+			"             [--since WHEN] [--until WHEN] [--range life]\n"
+			"             [--[no-]inline] [--[no-]python] -o FILE.pb.gz [--json]\n"
 			"\n"
 			"A gzipped pprof profile (profile.proto) for go tool pprof, Pyroscope or\n"
 			"Parca: sample types samples/count and cpu/nanoseconds, inlined\n"
@@ -327,10 +325,14 @@ static Profile *export_profile(const CliContext *ctx, const Request *req, const 
 	const char *name = exports[args->kind].name;
 	_cleanup_json_ json_object *answer = NULL;
 	_cleanup_free_ char *error = NULL;
+	Request resolved = *req;
 	Profile *p = NULL;
 	int r;
 
-	*ret_exit = cli_query(ctx, req, &answer);
+	*ret_exit = cli_resolve_range(ctx, &resolved);
+	if (*ret_exit != EXIT_OK)
+		return NULL;
+	*ret_exit = cli_query(ctx, &resolved, &answer);
 	if (*ret_exit != EXIT_OK)
 		return NULL;
 	if (args->kind == EXPORT_FOLDED && ctx->json && !args->output) {

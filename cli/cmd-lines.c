@@ -261,15 +261,14 @@ static void render_lines(json_object *a, const Request *req)
 		printf("  tid %lld", (long long)json_get_int(a, "tid"));
 	putchar('\n');
 	if (function)
-		printf("Function %s: %lld samples (%.2f%%), each on its line in it; CALLEE: of "
-		       "them, "
-		       "in what the line called\n",
+		printf("Function %s: %lld samples (%.2f%%), each on its line in it: SELF executing "
+		       "the line, CALLEE in what it called, TOTAL both\n",
 		       function, (long long)json_get_int(a, "function_samples"),
 		       json_get_double(a, "function_pct"));
 	putchar('\n');
 	if (function)
-		printf("%7s %7s %8s %8s  %-*s  %s\n", "FUNC%", "SELF%", "SAMPLES", "CALLEE", locw,
-		       "LINE", "SOURCE");
+		printf("%7s %7s %7s %8s %8s  %-*s  %s\n", "FUNC%", "SELF%", "TOTAL%", "TOTAL",
+		       "CALLEE", locw, "LINE", "SOURCE");
 	else
 		printf("%7s %8s  %-*s  %-*s  %s\n", "SELF%", "SAMPLES", locw, "LINE", fnw,
 		       "FUNCTION", "SOURCE");
@@ -281,10 +280,11 @@ static void render_lines(json_object *a, const Request *req)
 
 		location(r, loc, sizeof(loc));
 		if (function) {
-			used = printf("%7.2f %7.2f %8lld %8lld  %-*.*s  ",
+			used = printf("%7.2f %7.2f %7.2f %8lld %8lld  %-*.*s  ",
 				      json_get_double(r, "function_pct"),
 				      json_get_double(r, "self_pct"),
-				      (long long)json_get_int(r, "self_samples"),
+				      json_get_double(r, "total_pct"),
+				      (long long)json_get_int(r, "total_samples"),
 				      (long long)json_get_int(r, "callee_samples"), locw, locw,
 				      loc);
 		} else {
@@ -322,7 +322,8 @@ static const CliQuery lines = {
 		  CLI_OPT_INLINE | CLI_OPT_LIMIT,
 	.needs_pid = true,
 	.help = "Usage: profq lines --pid N [--tid T] [--start TIME] [--children]\n"
-		"                   [--function F] [-n N] [--since DUR] [--until DUR]\n"
+		"                   [--function F] [-n N] [--since WHEN] [--until WHEN]\n"
+		"                   [--range life]\n"
 		"                   [--[no-]inline] [--[no-]python] [--json]\n"
 		"\n"
 		"Hot source lines: the samples taken on each line (of the process's\n"
@@ -331,8 +332,8 @@ static const CliQuery lines = {
 		"code the compiler inlined counts on its own lines (--no-inline: on\n"
 		"the line of the call in the function it was inlined into).\n"
 		"--function F: the lines of F, line_profiler's view: every sample\n"
-		"with F on the stack counts once, on the line F was executing or\n"
-		"calling from (CALLEE: the part spent in what the line called).\n"
+		"with F on the stack counts once, on the line F was executing (SELF)\n"
+		"or calling from (CALLEE); TOTAL is both.\n"
 		"Python functions have lines of their own, in place of the\n"
 		"interpreter's (--no-python: the interpreter's, as native code).\n"
 		"-n N: at most N lines (20).\n",

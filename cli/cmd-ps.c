@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
+#include <pwd.h>
 #include <time.h>
 
 #include "base/json-util.h"
+#include "base/parse.h"
 #include "command.h"
 
 /* Start times as ps(1) shows them: HH:MM:SS today, else the date. */
@@ -59,17 +61,51 @@ static void render_ps(json_object *a, const Request *req)
 		       json_object_get_boolean(json_object_object_get(r, "exited")) ? " (exited)"
 										    : "");
 	}
+	if (json_get_int(a, "total_rows") > (int64_t)json_object_array_length(rows))
+		printf("(%lld of %lld rows, by %s; -n 0 shows all)\n",
+		       (long long)json_object_array_length(rows),
+		       (long long)json_get_int(a, "total_rows"),
+		       strempty(json_get_string(a, "sort")));
 }
 
 enum {
 	OPT_THREADS = 0x200,
+	OPT_SORT,
+	OPT_USER,
 };
+
+/* --user: a user name, or a numeric uid. */
+static int parse_user(const char *arg, uint32_t *ret)
+{
+	struct passwd *pw = getpwnam(arg);
+
+	if (pw) {
+		*ret = (uint32_t)pw->pw_uid;
+		return 0;
+	}
+	return parse_uint32(arg, 0, UINT32_MAX - 1, ret);
+}
 
 static int parse_option(int opt, const char *arg, Request *req, void *userdata)
 {
-	(void)opt, (void)arg, (void)userdata; /* --threads, the only one */
-	req->threads = true;
-	return EXIT_OK;
+	(void)userdata;
+	switch (opt) {
+	case OPT_THREADS:
+		req->threads = true;
+		return EXIT_OK;
+	case OPT_SORT:
+		if (!sort_key_valid(COMMAND_PS, sort_key_from_string(arg)))
+			return cli_usage_error(
+				"ps", "--sort: '%s' is not time, cpu, user, sys, samples or start",
+				arg);
+		req->sort = sort_key_from_string(arg);
+		return EXIT_OK;
+	default: /* --user */
+		if (parse_user(arg, &req->uid) < 0)
+			return cli_usage_error("ps", "--user: '%s' is not a user name or uid", arg);
+		req->has_uid = true;
+		return EXIT_OK;
+	}
 }
 
 static int check(const CliContext *ctx, const Request *req, void *userdata)
@@ -77,6 +113,8 @@ static int check(const CliContext *ctx, const Request *req, void *userdata)
 	(void)ctx, (void)userdata;
 	if (req->threads && !req->pid)
 		return cli_usage_error("ps", "--threads needs --pid");
+	if (req->has_uid && req->pid)
+		return cli_usage_error("ps", "--user selects processes without --pid");
 	return EXIT_OK;
 }
 
@@ -84,17 +122,27 @@ static const CliQuery ps = {
 	.name = "ps",
 	.command = COMMAND_PS,
 	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_START | CLI_OPT_CHILDREN | CLI_OPT_LIMIT,
-	.limit = REQUEST_LIMIT_MAX,
 	.empty_is_not_found = true,
-	.help = "Usage: profq ps [--since DUR] [--until DUR] [-n N] [--json]\n"
-		"                [--pid N [--start TIME] [--children | --threads]]\n"
+	.help = "Usage: profq ps [--since WHEN] [--until WHEN] [--range life] [-n N]\n"
+		"                [--sort time|cpu|user|sys|samples|start] [--json]\n"
+		"                [--user NAME | --pid N [--start TIME]\n"
+		"                 [--children | --threads]]\n"
 		"\n"
 		"Processes by sampled CPU time in the range (default: all\n"
-		"retained data), exited ones flagged. --pid: one process (the\n"
-		"newest incarnation, or the one --start names), with\n"
-		"--children its descendants, or with --threads one row per\n"
-		"thread.\n",
-	.options = (const struct option[]){ { "threads", no_argument, NULL, OPT_THREADS }, {} },
+		"retained data), exited ones flagged; %CPU is of the time each\n"
+		"process was alive in the range. -n N: the first N rows (20;\n"
+		"0: all). --sort: by CPU time (the default), %CPU, %USR, %SYS,\n"
+		"samples, or start (newest first). --user: one user's processes.\n"
+		"--pid: one process (the newest incarnation, or the one --start\n"
+		"names), with --children its descendants, or with --threads one\n"
+		"row per thread.\n",
+	.options =
+		(const struct option[]){
+			{ "threads", no_argument, NULL, OPT_THREADS },
+			{ "sort", required_argument, NULL, OPT_SORT },
+			{ "user", required_argument, NULL, OPT_USER },
+			{},
+		},
 	.option = parse_option,
 	.check = check,
 	.render = render_ps,

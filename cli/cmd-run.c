@@ -55,8 +55,10 @@ typedef struct Run {
 	HotRow *rows;			 /* summed over the runs, hottest first */
 	size_t n_rows;
 	int64_t samples;
-	int unsampled;	 /* runs too short to be sampled */
-	char *hot_error; /* why there are no hotspots */
+	int unsampled; /* runs without samples: too short, or idle */
+	int idle;      /* of those, the ones the kernel says were idle (run_idle()) */
+	double idle_cpu_s, idle_real_s; /* their CPU time and real time */
+	char *hot_error;		/* why there are no hotspots */
 } Run;
 
 static double tv_s(struct timeval tv)
@@ -130,6 +132,16 @@ static int run_once(char **argv, bool stdout_to_stderr, RunResult *ret)
 	ret->user_s = tv_s(ru.ru_utime);
 	ret->sys_s = tv_s(ru.ru_stime);
 	return 0;
+}
+
+bool cli_run_idle(double user_s, double sys_s, double real_s)
+{
+	return user_s + sys_s < 0.1 * real_s;
+}
+
+static bool run_idle(const RunResult *r)
+{
+	return cli_run_idle(r->user_s, r->sys_s, r->real_s);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -265,6 +277,11 @@ static int collect_hotspots(const CliContext *ctx, const Request *common, Run *r
 				return -EPROTO;
 			}
 			run->unsampled++;
+			if (run_idle(&run->runs[i])) {
+				run->idle++;
+				run->idle_cpu_s += run->runs[i].user_s + run->runs[i].sys_s;
+				run->idle_real_s += run->runs[i].real_s;
+			}
 			continue;
 		}
 		run->samples += json_get_int(answer, "samples");
@@ -465,6 +482,9 @@ static int print_json(const Run *run)
 	json_add_double(o, "cpu_pct", cpu_pct(run), 1);
 	json_add_int(o, "exit_code", exit_of(run->runs[run->ran - 1].status));
 	json_add_int(o, "samples", run->samples);
+	/* Runs without samples, and of them those the kernel says were idle. */
+	json_add_int(o, "unsampled_runs", run->unsampled);
+	json_add_int(o, "idle_runs", run->idle);
 	if (run->hot_error)
 		json_add_string(o, "hotspots_error", run->hot_error);
 	json_object_object_add(o, "rows", h);
@@ -489,10 +509,24 @@ static void print_times(const Run *run)
 	printf("last run: %s\n", status_text(run->runs[run->ran - 1].status, buf, sizeof(buf)));
 }
 
+/* Why runs have no samples: idle (by the kernel's accounting), or too short. */
+static void print_unsampled(const Run *run)
+{
+	const char *all = run->unsampled == (int)run->ran ? "the" : "some";
+
+	if (run->idle > 0)
+		printf("; %s runs were idle (%.0f ms of CPU in %.1f s, by the kernel's accounting)",
+		       run->idle == (int)run->ran ? "the" : "some", run->idle_cpu_s * 1000,
+		       run->idle_real_s);
+	if (run->unsampled > run->idle)
+		printf("; %s runs were too short to be sampled", run->idle ? "other" : all);
+}
+
 static void print_hotspots(const Run *run)
 {
-	printf("\nSamples: %" PRId64 " (children included)%s\n\n", run->samples,
-	       run->unsampled ? "; some runs were too short to be sampled" : "");
+	printf("\nSamples: %" PRId64 " (children included)", run->samples);
+	print_unsampled(run);
+	printf("\n\n");
 	if (run->n_rows > 0)
 		printf("%7s %7s  %s\n", "SELF%", "TOTAL%", "FUNCTION");
 	for (size_t i = 0; i < run->n_rows && i < run->limit; i++)

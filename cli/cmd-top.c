@@ -336,7 +336,7 @@ static int parse_option(int opt, const char *arg, Request *req, void *userdata)
 
 	switch (opt) {
 	case OPT_SORT:
-		if (sort_key_from_string(arg) < 0)
+		if (!sort_key_valid(COMMAND_TOP, sort_key_from_string(arg)))
 			return cli_usage_error("top", "--sort: '%s' is not 'self' or 'total'", arg);
 		req->sort = sort_key_from_string(arg);
 		return EXIT_OK;
@@ -364,14 +364,14 @@ static const CliQuery top = {
 	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START | CLI_OPT_CHILDREN |
 		  CLI_OPT_INLINE | CLI_OPT_LIMIT,
 	.help = "Usage: profq top [--pid N [--tid T] [--start TIME] [--children]]\n"
-		"                 [-n N] [--sort self|total] [--since DUR]\n"
-		"                 [--until DUR] [--[no-]inline] [--[no-]python]\n"
-		"                 [--once] [-d SECS] [--json]\n"
+		"                 [-n N] [--sort self|total] [--since WHEN]\n"
+		"                 [--until WHEN] [--range life] [--[no-]inline]\n"
+		"                 [--[no-]python] [--once] [-d SECS] [--json]\n"
 		"\n"
 		"Hotspot functions: SELF% (samples in the function itself) and\n"
 		"TOTAL% (samples with the function anywhere on the stack), of the\n"
 		"process's samples (of all samples without --pid).\n"
-		"On a terminal, without --since, --json or --once: a live\n"
+		"On a terminal, without --since, --range, --json or --once: a live\n"
 		"view over the last window, refreshed every -d seconds (2);\n"
 		"keys: q quit, s sort by self/total, p pause, h help.\n"
 		"--tid: one thread. --start: another incarnation of the pid\n"
@@ -401,7 +401,7 @@ int cmd_top(CliContext *ctx, int argc, char **argv)
 	r = cli_parse(&top, ctx, &req, argc, argv, &args);
 	if (r != CLI_PARSED)
 		return r;
-	if (isatty(STDOUT_FILENO) && !args.once && !ctx->json && !req.has_since)
+	if (isatty(STDOUT_FILENO) && !args.once && !ctx->json && !req.has_since && !ctx->range_life)
 		return live_top(ctx, &req, args.interval_ns);
 	return cli_answer(&top, ctx, &req);
 }

@@ -84,7 +84,8 @@ static const CliQuery tree = {
 		  CLI_OPT_INLINE,
 	.needs_pid = true,
 	.help = "Usage: profq tree --pid N [--tid T] [--start TIME] [--children]\n"
-		"                  [--min-pct P] [--since DUR] [--until DUR]\n"
+		"                  [--min-pct P] [--since WHEN] [--until WHEN]\n"
+		"                  [--range life]\n"
 		"                  [--[no-]inline] [--[no-]python] [--json]\n"
 		"\n"
 		"The call tree, top down: each stack's outermost frame is a root, a\n"

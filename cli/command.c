@@ -25,6 +25,7 @@ static const struct {
 	{ { "no-inline", no_argument, NULL, OPT_NO_INLINE }, CLI_OPT_INLINE },
 	{ { "python", no_argument, NULL, OPT_PYTHON }, CLI_OPT_INLINE },
 	{ { "no-python", no_argument, NULL, OPT_NO_PYTHON }, CLI_OPT_INLINE },
+	{ { "range", required_argument, NULL, OPT_RANGE }, CLI_OPT_RANGE },
 };
 
 /* Room for every shared option, a command's own, --help and the terminator. */
@@ -55,56 +56,143 @@ static void short_options(const CliQuery *q, char *buf, size_t len)
 		 strempty(q->short_options));
 }
 
-/* "1732230000.123" (epoch seconds) or "HH:MM[:SS]" of today, local time. */
-static int parse_start_time(const char *s, int64_t *ret)
+/* n decimal digits at s into *ret: n, or -EINVAL. */
+static int digits(const char *s, int n, unsigned *ret)
 {
+	unsigned v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	*ret = v;
+	return n;
+}
+
+/* "H:MM", "HH:MM", with ":SS", into *tm's time of day: the length parsed, or -EINVAL. */
+static int parse_clock(const char *s, struct tm *tm)
+{
+	int hl = s[0] && s[1] == ':' ? 1 : 2, n;
 	unsigned h, m, sec = 0;
+
+	if (digits(s, hl, &h) < 0 || s[hl] != ':' || digits(s + hl + 1, 2, &m) < 0)
+		return -EINVAL;
+	n = hl + 3;
+	if (s[n] == ':') {
+		if (digits(s + n + 1, 2, &sec) < 0)
+			return -EINVAL;
+		n += 3;
+	}
+	if (h > 23 || m > 59 || sec > 60)
+		return -EINVAL;
+	tm->tm_hour = (int)h;
+	tm->tm_min = (int)m;
+	tm->tm_sec = (int)sec;
+	return n;
+}
+
+int cli_parse_time(const char *s, int64_t now_ns, int64_t *ret)
+{
+	time_t now = (time_t)(now_ns / (int64_t)NSEC_PER_SEC), t;
+	unsigned y, mo, d;
 	struct tm tm;
-	time_t now;
 	char *end;
 	double v;
-	int n = 0;
+	int n = 0, k;
 
-	if (sscanf(s, "%2u:%2u%n", &h, &m, &n) == 2 && (s[n] == '\0' || s[n] == ':')) {
-		if (s[n] == ':') {
-			int k = 0;
-
-			if (sscanf(s + n + 1, "%2u%n", &sec, &k) != 1 || s[n + 1 + k] != '\0')
-				return -EINVAL;
-		}
-		if (h > 23 || m > 59 || sec > 60)
+	if (s[0] == '@' || (s[0] >= '0' && s[0] <= '9' && !strpbrk(s, ":-"))) {
+		errno = 0;
+		v = strtod(s + (s[0] == '@'), &end);
+		if (errno != 0 || end == s + (s[0] == '@') || *end != '\0' ||
+		    !(v > 0 && v < 7258118400.0))
 			return -EINVAL;
-		now = time(NULL);
-		localtime_r(&now, &tm);
-		tm.tm_hour = (int)h;
-		tm.tm_min = (int)m;
-		tm.tm_sec = (int)sec;
-		tm.tm_isdst = -1;
-		*ret = (int64_t)mktime(&tm) * (int64_t)NSEC_PER_SEC;
+		*ret = (int64_t)(v * (double)NSEC_PER_SEC);
 		return 0;
 	}
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || end == s || *end != '\0' || !(v > 0 && v < 7258118400.0))
+	if (!localtime_r(&now, &tm))
 		return -EINVAL;
-	*ret = (int64_t)(v * (double)NSEC_PER_SEC);
+	if (digits(s, 4, &y) == 4 && s[4] == '-' && digits(s + 5, 2, &mo) == 2 && s[7] == '-' &&
+	    digits(s + 8, 2, &d) == 2) {
+		n = 10;
+		if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31)
+			return -EINVAL;
+		tm = (struct tm){ .tm_year = (int)y - 1900,
+				  .tm_mon = (int)mo - 1,
+				  .tm_mday = (int)d };
+		if (s[n] == 'T' || s[n] == ' ') {
+			k = parse_clock(s + n + 1, &tm);
+			if (k < 0)
+				return k;
+			n += 1 + k;
+		}
+		if (s[n] != '\0')
+			return -EINVAL;
+		tm.tm_isdst = -1;
+		t = mktime(&tm);
+		if (t == (time_t)-1 || tm.tm_mday != (int)d)
+			return -EINVAL; /* no such day (mktime normalized Feb 30 away) */
+		*ret = (int64_t)t * (int64_t)NSEC_PER_SEC;
+		return 0;
+	}
+	k = parse_clock(s, &tm);
+	if (k < 0 || s[k] != '\0')
+		return -EINVAL;
+	tm.tm_isdst = -1;
+	t = mktime(&tm);
+	/* A time of day still to come today is yesterday's. */
+	if (t > now) {
+		tm.tm_mday--;
+		tm.tm_isdst = -1;
+		t = mktime(&tm);
+	}
+	if (t == (time_t)-1)
+		return -EINVAL;
+	*ret = (int64_t)t * (int64_t)NSEC_PER_SEC;
 	return 0;
 }
 
-/* --since, --until: a duration back from now, at most ten years. */
-static int parse_range_option(const char *command, int opt, const char *arg, Request *req)
+static int64_t now_realtime_ns(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * (int64_t)NSEC_PER_SEC + ts.tv_nsec;
+}
+
+/* --since, --until: a duration back from now (at most ten years), or a point in time. */
+static int parse_range_option(const char *command, int opt, const char *arg, CliContext *ctx,
+			      Request *req)
+{
+	int64_t now = now_realtime_ns(), at;
+	bool absolute = false;
 	uint64_t ns;
 
-	if (parse_duration_ns(arg, &ns) < 0 || ns > 10ULL * 366 * 86400 * NSEC_PER_SEC)
-		return cli_usage_error(command, "--%s: '%s' is not a duration such as 30s, 5m, 2h",
+	if (parse_duration_ns(arg, &ns) < 0) {
+		if (cli_parse_time(arg, now, &at) < 0)
+			return cli_usage_error(command,
+					       "--%s: '%s' is neither a duration such as 30s, 5m, "
+					       "2h nor a time such as 14:05, 2026-12-06T14:05:00, "
+					       "@1765029900",
+					       opt == OPT_SINCE ? "since" : "until", arg);
+		if (at > now && opt == OPT_SINCE)
+			return cli_usage_error(command, "--since: '%s' is in the future", arg);
+		ns = at < now ? (uint64_t)(now - at) : 0;
+		absolute = true;
+	}
+	if (ns > 10ULL * 366 * 86400 * NSEC_PER_SEC)
+		return cli_usage_error(command, "--%s: '%s' is more than ten years ago",
 				       opt == OPT_SINCE ? "since" : "until", arg);
 	if (opt == OPT_SINCE) {
 		req->since_ns = ns;
 		req->has_since = true;
+		ctx->since = arg;
+		ctx->since_absolute = absolute;
 	} else {
 		req->until_ns = ns;
 		req->has_until = true;
+		ctx->until = arg;
+		ctx->until_absolute = absolute;
 	}
 	return EXIT_OK;
 }
@@ -129,13 +217,18 @@ static int parse_shared_option(const char *command, int opt, const char *arg, Cl
 		return EXIT_OK;
 	case OPT_SINCE:
 	case OPT_UNTIL:
-		return parse_range_option(command, opt, arg, req);
+		return parse_range_option(command, opt, arg, ctx, req);
+	case OPT_RANGE:
+		if (!streq(arg, "life"))
+			return cli_usage_error(command, "--range: '%s' is not 'life'", arg);
+		ctx->range_life = true;
+		return EXIT_OK;
 	case OPT_START:
-		if (parse_start_time(arg, &req->start_ns) < 0)
+		if (cli_parse_time(arg, now_realtime_ns(), &req->start_ns) < 0)
 			return cli_usage_error(
 				command,
 				"--start: '%s' is not a start time (seconds since the "
-				"epoch as ps --json shows, or HH:MM:SS of today)",
+				"epoch as ps --json shows, HH:MM:SS, or a date and time)",
 				arg);
 		return EXIT_OK;
 	case OPT_CHILDREN:
@@ -150,10 +243,11 @@ static int parse_shared_option(const char *command, int opt, const char *arg, Cl
 		req->no_python = opt == OPT_NO_PYTHON;
 		return EXIT_OK;
 	case 'n':
-		if (parse_uint32(arg, 1, REQUEST_LIMIT_MAX, &v) < 0)
-			return cli_usage_error(command, "-n: '%s' is not a number in 1..%u", arg,
+		if (parse_uint32(arg, 0, REQUEST_LIMIT_MAX, &v) < 0)
+			return cli_usage_error(command,
+					       "-n: '%s' is not a number in 0..%u (0: all)", arg,
 					       REQUEST_LIMIT_MAX);
-		req->limit = v;
+		req->limit = v == 0 ? REQUEST_LIMIT_MAX : v;
 		return EXIT_OK;
 	default:
 		abort(); /* not a shared option: is_shared() said it was */
@@ -216,19 +310,113 @@ int cli_parse(const CliQuery *q, CliContext *ctx, Request *req, int argc, char *
 		return cli_usage_error(q->name, "unexpected argument '%s'", argv[optind]);
 	if (q->needs_pid && !req->pid)
 		return cli_usage_error(q->name, "--pid is required");
+	if (ctx->range_life && !req->pid)
+		return cli_usage_error(q->name, "--range life needs --pid");
+	if (ctx->range_life && (req->has_since || req->has_until))
+		return cli_usage_error(q->name, "--range life: not with --since or --until");
 	r = q->check ? q->check(ctx, req, userdata) : EXIT_OK;
 	return r == EXIT_OK ? CLI_PARSED : r;
+}
+
+int cli_resolve_range(const CliContext *ctx, Request *req)
+{
+	_cleanup_json_ json_object *life = NULL;
+	Request t;
+	int64_t now, start, end = 0;
+	json_object *v;
+	int r;
+
+	if (!ctx->range_life)
+		return EXIT_OK;
+	request_init(&t, COMMAND_TIME);
+	t.pid = req->pid;
+	t.start_ns = req->start_ns;
+	r = cli_query(ctx, &t, &life);
+	if (r != EXIT_OK)
+		return r;
+	start = (int64_t)(json_get_double(life, "start_time") * (double)NSEC_PER_SEC);
+	if (json_object_object_get_ex(life, "exit_time", &v) && v)
+		end = (int64_t)(json_object_get_double(v) * (double)NSEC_PER_SEC);
+	now = now_realtime_ns();
+	/* The same incarnation, and a second's margin each side: the answerer's now is a little
+	 * later than ours, and ranges take whole windows anyway. */
+	req->start_ns = start;
+	req->has_since = true;
+	req->since_ns = now > start - (int64_t)NSEC_PER_SEC
+				? (uint64_t)(now - start + (int64_t)NSEC_PER_SEC)
+				: 0;
+	req->has_until = end > 0 && now - end > (int64_t)NSEC_PER_SEC;
+	req->until_ns = req->has_until ? (uint64_t)(now - end - (int64_t)NSEC_PER_SEC) : 0;
+	return EXIT_OK;
+}
+
+/* A realtime as the header shows it: the time of day, with the date unless it is today's. */
+static void clock_string(double t, char *buf, size_t len)
+{
+	time_t sec = (time_t)t, now = time(NULL);
+	struct tm tm, today;
+
+	if (!localtime_r(&sec, &tm) || !localtime_r(&now, &today) ||
+	    strftime(buf, len,
+		     tm.tm_yday == today.tm_yday && tm.tm_year == today.tm_year
+			     ? "%H:%M:%S"
+			     : "%Y-%m-%d %H:%M:%S",
+		     &tm) == 0)
+		snprintf(buf, len, "@%.0f", t);
+}
+
+/* An end of the range as given: a time as typed, a duration as "10m ago". */
+static void range_end(const char *arg, bool absolute, char *buf, size_t len)
+{
+	snprintf(buf, len, absolute ? "%s" : "%s ago", arg);
+}
+
+const char *cli_range_label(const CliContext *ctx, const Request *req, json_object *answer,
+			    char *buf, size_t len)
+{
+	char since[80], until[80], from[32], to[32];
+	json_object *range, *a, *b;
+
+	range_end(strempty(ctx->since), ctx->since_absolute, since, sizeof(since));
+	range_end(strempty(ctx->until), ctx->until_absolute, until, sizeof(until));
+	if (req->command == COMMAND_TIME || ctx->range_life)
+		snprintf(buf, len, "the process's life");
+	else if (ctx->since && ctx->until)
+		snprintf(buf, len, "%s to %s", since, until);
+	else if (ctx->since)
+		snprintf(buf, len, ctx->since_absolute ? "since %s" : "last %s", ctx->since);
+	else if (ctx->until)
+		snprintf(buf, len, "until %s", until);
+	else
+		snprintf(buf, len, "all retained");
+	if (!json_object_object_get_ex(answer, "range", &range) ||
+	    !json_object_object_get_ex(range, "since_s", &a) ||
+	    !json_object_object_get_ex(range, "until_s", &b))
+		return buf;
+	if (!a || !b) {
+		snprintf(buf + strlen(buf), len - strlen(buf), " (no data)");
+		return buf;
+	}
+	clock_string(json_object_get_double(a), from, sizeof(from));
+	clock_string(json_object_get_double(b), to, sizeof(to));
+	snprintf(buf + strlen(buf), len - strlen(buf), " (%s-%s)", from, to);
+	return buf;
 }
 
 int cli_answer(const CliQuery *q, const CliContext *ctx, const Request *req)
 {
 	_cleanup_json_ json_object *answer = NULL;
+	Request resolved = *req;
+	char when[64], range[256];
 	json_object *rows;
+	int64_t lost;
 	bool empty;
-	char when[64];
 	int r;
 
-	r = cli_query(ctx, req, &answer);
+	r = cli_resolve_range(ctx, &resolved);
+	if (r != EXIT_OK)
+		return r;
+	r = cli_query(ctx, &resolved, &answer);
 	if (r != EXIT_OK)
 		return r;
 	if (q->amend)
@@ -246,7 +434,17 @@ int cli_answer(const CliQuery *q, const CliContext *ctx, const Request *req)
 			json_get_string(answer, "incomplete"),
 			cli_format_time(json_get_double(answer, "covered_since_s"), when,
 					sizeof(when)));
-	q->render(answer, req);
+	/* Samples the daemon lost while busy are of no one process: any figure may be low. */
+	lost = json_get_int(answer, "lost");
+	if (lost > 0)
+		fprintf(stderr,
+			"profq: warning: %lld samples were lost in the range (the daemon was "
+			"busy); the figures may be low.\n",
+			(long long)lost);
+	if (json_object_object_get(answer, "range"))
+		printf("Range: %s\n",
+		       cli_range_label(ctx, &resolved, answer, range, sizeof(range)));
+	q->render(answer, &resolved);
 	if (empty) {
 		fprintf(stderr, "profq: No samples in range\n");
 		return EXIT_NOT_FOUND;

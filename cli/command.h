@@ -14,13 +14,13 @@
 
 /* The shared options a command may take; --json and --help every command takes. */
 enum {
-	CLI_OPT_RANGE = 1 << 0,	   /* --since DUR, --until DUR */
+	CLI_OPT_RANGE = 1 << 0,	   /* --since WHEN, --until WHEN, --range life */
 	CLI_OPT_PID = 1 << 1,	   /* --pid N */
 	CLI_OPT_TID = 1 << 2,	   /* --tid T */
 	CLI_OPT_START = 1 << 3,	   /* --start TIME: an incarnation of the pid */
 	CLI_OPT_CHILDREN = 1 << 4, /* --children */
 	CLI_OPT_INLINE = 1 << 5,   /* --inline, --no-inline, --python, --no-python */
-	CLI_OPT_LIMIT = 1 << 6,	   /* -n N */
+	CLI_OPT_LIMIT = 1 << 6,	   /* -n N (0: all) */
 };
 
 /* getopt values of the shared options; a command's own long options use values from 0x200. */
@@ -36,6 +36,7 @@ enum {
 	OPT_NO_INLINE,
 	OPT_PYTHON,
 	OPT_NO_PYTHON,
+	OPT_RANGE,
 	_OPT_SHARED_END,
 };
 
@@ -82,6 +83,23 @@ int cli_parse(const CliQuery *q, CliContext *ctx, Request *req, int argc, char *
 
 /* Sends req (or answers it offline) and prints the answer: JSON, or q->render. Exit code. */
 int cli_answer(const CliQuery *q, const CliContext *ctx, const Request *req);
+
+/*
+ * A point in time as --since, --until and --start take it, realtime ns: "@SECONDS" (since the
+ * epoch, fractions allowed), "HH:MM[:SS]" (the last such time of day, local time: today's, or
+ * yesterday's if today's is still to come), "YYYY-MM-DD[THH:MM[:SS]]" (local time). now_ns is
+ * realtime. 0 or -EINVAL.
+ */
+int cli_parse_time(const char *s, int64_t now_ns, int64_t *ret);
+
+/* With --range life (ctx->range_life): asks when the process of req lived and sets req's range
+ * to its life (and req->start_ns to that incarnation). EXIT_OK or an exit code after reporting. */
+int cli_resolve_range(const CliContext *ctx, Request *req);
+
+/* What an answer covers, for the header of a plain answer: "last 10m (13:55:02-14:05:02)", from
+ * the options ctx recorded and the answer's "range". Written to buf. */
+const char *cli_range_label(const CliContext *ctx, const Request *req, json_object *answer,
+			    char *buf, size_t len);
 
 /* cli_parse() then cli_answer(): the whole of a command that is only a query. Exit code. */
 int cli_query_command(const CliQuery *q, CliContext *ctx, int argc, char **argv);

@@ -11,8 +11,9 @@ static const char *const command_names[_COMMAND_MAX] = {
 };
 
 static const char *const sort_names[_SORT_MAX] = {
-	[SORT_SELF] = "self",
-	[SORT_TOTAL] = "total",
+	[SORT_SELF] = "self",	    [SORT_TOTAL] = "total", [SORT_TIME] = "time",
+	[SORT_CPU] = "cpu",	    [SORT_USER] = "user",   [SORT_SYS] = "sys",
+	[SORT_SAMPLES] = "samples", [SORT_START] = "start",
 };
 
 static const char *const error_names[_ERROR_MAX] = {
@@ -62,11 +63,23 @@ ErrorCode error_code_from_string(const char *s)
 	return (ErrorCode)lookup(error_names, _ERROR_MAX, s);
 }
 
+bool sort_key_valid(Command c, SortKey k)
+{
+	if (c == COMMAND_PS)
+		return k >= SORT_TIME && k < _SORT_MAX;
+	return k == SORT_SELF || k == SORT_TOTAL;
+}
+
+static SortKey sort_default(Command c)
+{
+	return c == COMMAND_PS ? SORT_TIME : SORT_SELF;
+}
+
 void request_init(Request *req, Command command)
 {
 	*req = (Request){ .command = command,
 			  .limit = REQUEST_LIMIT_DEFAULT,
-			  .sort = SORT_SELF,
+			  .sort = sort_default(command),
 			  .min_pct = REQUEST_MIN_PCT_DEFAULT };
 }
 
@@ -170,8 +183,13 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 			req.limit = (uint32_t)u;
 		} else if (streq(key, "sort")) {
 			if (!json_object_is_type(val, json_type_string) ||
-			    sort_key_from_string(json_object_get_string(val)) < 0) {
-				r = fail(ret_error, "Field 'sort' must be \"self\" or \"total\"");
+			    !sort_key_valid(req.command,
+					    sort_key_from_string(json_object_get_string(val)))) {
+				r = fail(ret_error,
+					 req.command == COMMAND_PS
+						 ? "Field 'sort' must be \"time\", \"cpu\", "
+						   "\"user\", \"sys\", \"samples\" or \"start\""
+						 : "Field 'sort' must be \"self\" or \"total\"");
 				goto out;
 			}
 			req.sort = sort_key_from_string(json_object_get_string(val));
@@ -188,6 +206,12 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 				req.until_ns = u;
 				req.has_until = true;
 			}
+		} else if (streq(key, "uid")) {
+			r = get_uint(val, key, 0, UINT32_MAX - 1, &u, ret_error);
+			if (r < 0)
+				goto out;
+			req.uid = (uint32_t)u;
+			req.has_uid = true;
 		} else if (streq(key, "start_ns")) {
 			/* From 1970 to 2200. */
 			r = get_uint(val, key, 0, 7258118400ULL * NSEC_PER_SEC, &u, ret_error);
@@ -251,6 +275,10 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 		r = fail(ret_error, "Field 'threads' needs a pid");
 		goto out;
 	}
+	if (req.has_uid && req.pid) {
+		r = fail(ret_error, "Field 'uid' selects processes without a pid");
+		goto out;
+	}
 	if (req.start_ns && !req.pid) {
 		r = fail(ret_error, "Field 'start_ns' needs a pid");
 		goto out;
@@ -280,9 +308,11 @@ int request_to_json(const Request *req, json_object **ret)
 		json_object_object_add(o, "tid", json_object_new_int64(req->tid));
 	if (req->limit != REQUEST_LIMIT_DEFAULT)
 		json_object_object_add(o, "limit", json_object_new_int64(req->limit));
-	if (req->sort != SORT_SELF)
+	if (req->sort != sort_default(req->command))
 		json_object_object_add(o, "sort",
 				       json_object_new_string(sort_key_to_string(req->sort)));
+	if (req->has_uid)
+		json_object_object_add(o, "uid", json_object_new_int64(req->uid));
 	if (req->has_since)
 		json_object_object_add(o, "since_ns",
 				       json_object_new_int64((int64_t)req->since_ns));

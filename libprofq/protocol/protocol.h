@@ -27,9 +27,16 @@ typedef enum Command {
 	_COMMAND_INVALID = -EINVAL,
 } Command;
 
+/* top's (and diff's) keys, self the default; then ps's, time (CPU time) the default. */
 typedef enum SortKey {
 	SORT_SELF,
 	SORT_TOTAL,
+	SORT_TIME,    /* ps: CPU time */
+	SORT_CPU,     /* ps: %CPU (of the time alive in the range) */
+	SORT_USER,    /* ps: %USR */
+	SORT_SYS,     /* ps: %SYS */
+	SORT_SAMPLES, /* ps: samples */
+	SORT_START,   /* ps: start time, newest first */
 	_SORT_MAX,
 	_SORT_INVALID = -EINVAL,
 } SortKey;
@@ -55,7 +62,9 @@ typedef struct Request {
 	uint32_t pid; /* 0: none given */
 	uint32_t tid; /* 0: none given */
 	uint32_t limit;
-	SortKey sort;
+	SortKey sort; /* one of the command's: sort_key_valid() */
+	bool has_uid; /* only the processes of this user (without a pid) */
+	uint32_t uid;
 	/* Range relative to the answerer's now: [now - since_ns, now - until_ns]. */
 	bool has_since;
 	bool has_until;
@@ -77,6 +86,8 @@ const char *command_to_string(Command c);
 Command command_from_string(const char *s);
 const char *sort_key_to_string(SortKey k);
 SortKey sort_key_from_string(const char *s);
+/* Whether command c sorts by k: ps by its keys, the others by self or total. */
+bool sort_key_valid(Command c, SortKey k);
 const char *error_code_to_string(ErrorCode c);
 ErrorCode error_code_from_string(const char *s);
 

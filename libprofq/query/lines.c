@@ -10,9 +10,9 @@ typedef struct LineRow {
 	FrameId frame; /* a representative frame: function, module, file, line */
 	StrId file;
 	uint32_t line;
-	uint64_t func; /* query_func_key() */
-	uint64_t self;
-	uint64_t callee; /* with a function: the part spent in what the line called */
+	uint64_t func;	 /* query_func_key() */
+	uint64_t self;	 /* samples executing on the line */
+	uint64_t callee; /* with a function: samples in what the line called */
 	char *name;
 } LineRow;
 
@@ -65,13 +65,15 @@ static int line_row(LineTable *t, const Viewer *viewer, FrameId id, const StoreF
 	return 0;
 }
 
+/* By total (self without a function: callees count only with one), then by name and place. */
 static int cmp_line(const void *a, const void *b)
 {
 	const LineRow *x = a, *y = b;
+	uint64_t tx = x->self + x->callee, ty = y->self + y->callee;
 	int c;
 
-	if (x->self != y->self)
-		return x->self > y->self ? -1 : 1;
+	if (tx != ty)
+		return tx > ty ? -1 : 1;
 	c = strcmp(x->name, y->name);
 	if (c != 0)
 		return c;
@@ -92,8 +94,9 @@ static bool frame_is_function(const Store *store, const StoreFrame *f, const cha
 /*
  * Without a function, each sample counts on the line its leaf frame was executing. With one,
  * each sample with the function on its stack counts once, on the line of the function's
- * innermost frame: the line executing in it, or the call it was making (line_profiler's view:
- * a line's time includes what it calls). Inlined code has frames (and lines) of its own.
+ * innermost frame: as its self samples when the line was executing, as callee samples when it
+ * was calling (line_profiler's view: a line's total includes what it calls). Inlined code has
+ * frames (and lines) of its own.
  */
 int query_answer_lines(const QueryContext *ctx, const Request *req, const Selection *sel,
 		       json_object **ret)
@@ -146,9 +149,11 @@ int query_answer_lines(const QueryContext *ctx, const Request *req, const Select
 		r = line_row(&t, &ctx->viewer, frames[i], f, &row);
 		if (r < 0)
 			goto out;
-		row->self += sel->counts[s];
+		/* A sample in a callee is the line's, but not its own. */
 		if (depth > 0)
 			row->callee += sel->counts[s];
+		else
+			row->self += sel->counts[s];
 		in_function += sel->counts[s];
 	}
 	if (function && in_function == 0) {
@@ -205,8 +210,12 @@ int query_answer_lines(const QueryContext *ctx, const Request *req, const Select
 		json_add_int(o, "self_samples", (int64_t)row->self);
 		json_add_double(o, "self_pct", query_pct(row->self, sel->total), 2);
 		if (function) {
+			uint64_t total = row->self + row->callee;
+
 			json_add_int(o, "callee_samples", (int64_t)row->callee);
-			json_add_double(o, "function_pct", query_pct(row->self, in_function), 2);
+			json_add_int(o, "total_samples", (int64_t)total);
+			json_add_double(o, "total_pct", query_pct(total, sel->total), 2);
+			json_add_double(o, "function_pct", query_pct(total, in_function), 2);
 		}
 		json_object_object_add(o, "kernel",
 				       json_object_new_boolean(f->flags & FRAME_KERNEL));

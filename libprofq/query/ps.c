@@ -12,6 +12,7 @@ typedef struct PsRow {
 	StrId thread;		     /* threads mode: the latest thread name */
 	uint64_t user, kernel;	     /* samples */
 	uint64_t user_ns, kernel_ns; /* samples x period */
+	uint64_t alive_ns;	     /* of the range, while the process was alive */
 } PsRow;
 
 static bool ps_row_eq(uint32_t idx, const void *key, void *userdata)
@@ -19,11 +20,59 @@ static bool ps_row_eq(uint32_t idx, const void *key, void *userdata)
 	return ((const PsRow *)userdata)[idx].key == *(const uint64_t *)key;
 }
 
-static int cmp_ps(const void *a, const void *b)
+/* Descending by a / alive_a (a share of the time alive); no time alive is 0 %, as add_pcts()
+ * shows it. */
+static int cmp_share(uint64_t a, uint64_t alive_a, uint64_t b, uint64_t alive_b)
+{
+	long double x = alive_a ? (long double)a / alive_a : 0;
+	long double y = alive_b ? (long double)b / alive_b : 0;
+
+	if (x != y)
+		return x > y ? -1 : 1;
+	return 0;
+}
+
+typedef struct PsOrder {
+	const Store *store;
+	SortKey key;
+} PsOrder;
+
+/* By the request's key, then by CPU time, then by process and thread. */
+static int cmp_ps(const void *a, const void *b, void *userdata)
 {
 	const PsRow *x = a, *y = b;
+	const PsOrder *o = userdata;
+	const Store *store = o->store;
+	SortKey key = o->key;
 	uint64_t cx = x->user_ns + x->kernel_ns, cy = y->user_ns + y->kernel_ns;
+	int64_t sx, sy;
+	int c = 0;
 
+	switch (key) {
+	case SORT_CPU:
+		c = cmp_share(cx, x->alive_ns, cy, y->alive_ns);
+		break;
+	case SORT_USER:
+		c = cmp_share(x->user_ns, x->alive_ns, y->user_ns, y->alive_ns);
+		break;
+	case SORT_SYS:
+		c = cmp_share(x->kernel_ns, x->alive_ns, y->kernel_ns, y->alive_ns);
+		break;
+	case SORT_SAMPLES:
+		if (x->user + x->kernel != y->user + y->kernel)
+			c = x->user + x->kernel > y->user + y->kernel ? -1 : 1;
+		break;
+	case SORT_START:
+		sx = store_proc(store, x->proc)->start_ns;
+		sy = store_proc(store, y->proc)->start_ns;
+		if (sx != sy)
+			c = sx > sy ? -1 : 1;
+		break;
+	default:
+		break;
+	}
+	if (c != 0)
+		return c;
 	if (cx != cy)
 		return cx > cy ? -1 : 1;
 	if (x->proc != y->proc)
@@ -31,9 +80,11 @@ static int cmp_ps(const void *a, const void *b)
 	return x->tid < y->tid ? -1 : x->tid > y->tid;
 }
 
-static void add_pcts(json_object *o, const PsRow *row, uint64_t elapsed_ns)
+/* Shares of the time the process was alive in the range (alive_ns): a process that lived for
+ * 3 s of a 10 min range and used 1.5 s of CPU is at 50 %, as time(1) would say. */
+static void add_pcts(json_object *o, const PsRow *row, uint64_t alive_ns)
 {
-	double el = (double)elapsed_ns;
+	double el = (double)alive_ns;
 
 	json_add_double(o, "user_pct", el > 0 ? 100.0 * (double)row->user_ns / el : 0, 2);
 	json_add_double(o, "sys_pct", el > 0 ? 100.0 * (double)row->kernel_ns / el : 0, 2);
@@ -92,15 +143,21 @@ static int ps_rows(const QueryContext *ctx, const Request *req, const Selection 
 	hash_index_free(index);
 	if (r < 0)
 		return r;
-	if (n > 1)
-		qsort(rows, n, sizeof(PsRow), cmp_ps);
+	for (size_t i = 0; i < n; i++)
+		rows[i].alive_ns = query_range_alive_ns(
+			store, &sel->range, store_proc(store, rows[i].proc), ctx->now_ns);
+	if (n > 1) {
+		PsOrder order = { .store = store, .key = req->sort };
+
+		qsort_r(rows, n, sizeof(PsRow), cmp_ps, &order);
+	}
 	*ret = TAKE_PTR(rows);
 	*ret_n = n;
 	return 0;
 }
 
 /* CPU use per process (or per thread of the pid): samples x period, and its share of the wall
- * time the windows in range cover. */
+ * time the windows in range cover while the process was alive. */
 int query_answer_ps(const QueryContext *ctx, const Request *req, const Selection *sel,
 		    json_object **ret)
 {
@@ -123,6 +180,9 @@ int query_answer_ps(const QueryContext *ctx, const Request *req, const Selection
 	}
 	json_object_object_add(answer, "rows", arr);
 	json_add_double(answer, "elapsed_s", (double)sel->range.elapsed_ns / NSEC_PER_SEC, 3);
+	json_add_string(answer, "sort", sort_key_to_string(req->sort));
+	/* How many rows there are in all: the limit may leave some out. */
+	json_add_int(answer, "total_rows", (int64_t)n);
 	if (req->threads)
 		json_add_int(answer, "pid", req->pid);
 	for (size_t i = 0; i < n && i < req->limit; i++) {
@@ -138,7 +198,8 @@ int query_answer_ps(const QueryContext *ctx, const Request *req, const Selection
 		} else {
 			json_add_string(o, "comm", store_string(store, p->comm));
 		}
-		add_pcts(o, &rows[i], sel->range.elapsed_ns);
+		json_add_double(o, "alive_s", (double)rows[i].alive_ns / NSEC_PER_SEC, 3);
+		add_pcts(o, &rows[i], rows[i].alive_ns);
 		if (!req->threads) {
 			json_add_int(o, "ppid", p->ppid);
 			json_add_int(o, "uid", p->uid);

@@ -107,6 +107,62 @@ static const struct {
 	[COMMAND_STACKS] = { SELECT_STACKS, query_answer_stacks },
 };
 
+static void add_time_or_null(json_object *o, const char *key, int64_t ns)
+{
+	if (ns)
+		json_add_double(o, key, (double)ns / NSEC_PER_SEC, 3);
+	else
+		json_object_object_add(o, key, NULL);
+}
+
+/* The samples lost in the windows of range while a process of a pid's selection lived: lost
+ * samples are of no known process, but not of one that did not exist yet or any more. */
+static uint64_t selection_lost(const QueryContext *ctx, const Selection *sel, const Range *range)
+{
+	int64_t start, end;
+	uint64_t lost = 0;
+
+	if (!sel->proc)
+		return range->lost;
+	selection_life(ctx->store, sel, &start, &end);
+	for (size_t i = range->first; i < range->end; i++) {
+		const Window *w = store_window(ctx->store, i);
+
+		if (w->start_ns < end && window_effective_end(w, ctx->now_ns) > start)
+			lost += w->lost;
+	}
+	return lost;
+}
+
+/*
+ * "range": the time the answer covers, realtime seconds: "since_s" and "until_s" of the windows
+ * in range (null without any: ranges select whole windows), for time the process's life; and
+ * "lost": the samples those windows lost while the daemon was busy (while the pid's processes
+ * lived, with one): a figure of the answer may be low by up to as many.
+ */
+static int add_range(const QueryContext *ctx, const Request *req, const Selection *sel,
+		     json_object *answer)
+{
+	const StoreProc *p = store_proc(ctx->store, sel->proc);
+	json_object *o = json_object_new_object();
+	Range range = sel->range;
+	int64_t since = range.start_ns, until = range.end_ns;
+
+	if (!o)
+		return -ENOMEM;
+	if (req->command == COMMAND_TIME && p) {
+		until = p->flags & PROC_EXITED ? p->exit_ns : ctx->now_ns;
+		query_range_between(ctx->store, ctx->now_ns, p->start_ns,
+				    MAX(until, p->start_ns + 1), &range);
+		since = p->start_ns;
+	}
+	add_time_or_null(o, "since_s", since);
+	add_time_or_null(o, "until_s", until);
+	json_object_object_add(answer, "range", o);
+	json_add_int(answer, "lost", (int64_t)selection_lost(ctx, sel, &range));
+	return 0;
+}
+
 int query_answer(const QueryContext *ctx, const Request *req, json_object **ret)
 {
 	_cleanup_(selection_done) Selection sel = { 0 };
@@ -117,5 +173,13 @@ int query_answer(const QueryContext *ctx, const Request *req, json_object **ret)
 	r = query_select(ctx, req, answers[req->command].scope, &sel, ret);
 	if (r < 0 || *ret)
 		return r;
-	return answers[req->command].answer(ctx, req, &sel, ret);
+	r = answers[req->command].answer(ctx, req, &sel, ret);
+	if (r < 0 || answer_error_code(*ret, NULL, NULL) == 0)
+		return r;
+	r = add_range(ctx, req, &sel, *ret);
+	if (r < 0) {
+		json_object_put(*ret);
+		*ret = NULL;
+	}
+	return r;
 }

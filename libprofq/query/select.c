@@ -9,28 +9,56 @@ int64_t window_effective_end(const Window *w, int64_t now_ns)
 	return w->open ? MIN(w->end_ns, now_ns) : w->end_ns;
 }
 
-/* Whole windows: a window in range counts with all its samples. */
-static void range_compute(const QueryContext *ctx, const Request *req, Range *ret)
+void query_range_between(const Store *store, int64_t now_ns, int64_t since_ns, int64_t until_ns,
+			 Range *ret)
 {
-	size_t n = store_window_count(ctx->store);
-	int64_t since_ns = req->has_since ? ctx->now_ns - (int64_t)req->since_ns : INT64_MIN;
-	int64_t until_ns = req->has_until ? ctx->now_ns - (int64_t)req->until_ns : INT64_MAX;
+	size_t n = store_window_count(store);
 	Range r = { .first = n, .end = 0 };
 
 	for (size_t i = 0; i < n; i++) {
-		const Window *w = store_window(ctx->store, i);
-		int64_t end = window_effective_end(w, ctx->now_ns);
+		const Window *w = store_window(store, i);
+		int64_t end = window_effective_end(w, now_ns);
 
 		if (w->start_ns >= until_ns || end <= since_ns)
 			continue;
+		if (r.first > i)
+			r.start_ns = w->start_ns;
 		r.first = MIN(r.first, i);
 		r.end = i + 1;
+		r.end_ns = MAX(end, w->start_ns);
+		r.lost += w->lost;
 		if (end > w->start_ns)
 			r.elapsed_ns += (uint64_t)(end - w->start_ns);
 	}
 	if (r.first > r.end)
 		r.first = r.end = 0;
 	*ret = r;
+}
+
+/* Whole windows: a window in range counts with all its samples. */
+static void range_compute(const QueryContext *ctx, const Request *req, Range *ret)
+{
+	int64_t since_ns = req->has_since ? ctx->now_ns - (int64_t)req->since_ns : INT64_MIN;
+	int64_t until_ns = req->has_until ? ctx->now_ns - (int64_t)req->until_ns : INT64_MAX;
+
+	query_range_between(ctx->store, ctx->now_ns, since_ns, until_ns, ret);
+}
+
+uint64_t query_range_alive_ns(const Store *store, const Range *range, const StoreProc *p,
+			      int64_t now_ns)
+{
+	int64_t death = p->flags & PROC_EXITED ? p->exit_ns : INT64_MAX;
+	uint64_t ns = 0;
+
+	for (size_t i = range->first; i < range->end; i++) {
+		const Window *w = store_window(store, i);
+		int64_t from = MAX(w->start_ns, p->start_ns);
+		int64_t to = MIN(window_effective_end(w, now_ns), death);
+
+		if (to > from)
+			ns += (uint64_t)(to - from);
+	}
+	return ns;
 }
 
 bool query_proc_visible(const Viewer *viewer, const StoreProc *p)
@@ -161,10 +189,13 @@ static int select_procs(const QueryContext *ctx, const Request *req, const uint8
 	if (!sel)
 		return -ENOMEM;
 	if (!req->pid) {
-		for (ProcId id = 1; id < limit; id++)
-			if (in_range && in_range[id] &&
-			    proc_visible(ctx, store_proc(ctx->store, id)))
+		for (ProcId id = 1; id < limit; id++) {
+			const StoreProc *p = store_proc(ctx->store, id);
+
+			if (in_range && in_range[id] && proc_visible(ctx, p) &&
+			    (!req->has_uid || p->uid == req->uid))
 				sel[id] = 1;
+		}
 		*ret_proc = 0;
 		*ret_sel = TAKE_PTR(sel);
 		return 0;
@@ -300,6 +331,22 @@ void selection_done(Selection *s)
 {
 	s->procs = mfree(s->procs);
 	s->counts = mfree(s->counts);
+}
+
+void selection_life(const Store *store, const Selection *s, int64_t *ret_start, int64_t *ret_end)
+{
+	int64_t start = INT64_MAX, end = INT64_MIN;
+
+	for (ProcId id = 1; id < store_proc_id_limit(store); id++) {
+		const StoreProc *p = store_proc(store, id);
+
+		if (!s->procs[id] || !p)
+			continue;
+		start = MIN(start, p->start_ns);
+		end = MAX(end, p->flags & PROC_EXITED ? p->exit_ns : INT64_MAX);
+	}
+	*ret_start = start;
+	*ret_end = end;
 }
 
 static int cmp_stack_count(const void *a, const void *b)

@@ -22,7 +22,20 @@
 typedef struct Range {
 	size_t first, end;   /* window indices [first, end); first == end: none */
 	uint64_t elapsed_ns; /* wall time the windows in range cover */
+	/* What the windows span, realtime: the first one's start, the last one's end (the open
+	 * window ends now); 0 without windows. */
+	int64_t start_ns, end_ns;
+	uint64_t lost; /* samples the windows lost (the daemon busy): of any process */
 } Range;
+
+/* The windows that overlap [since_ns, until_ns) (realtime), as of now_ns. */
+void query_range_between(const Store *store, int64_t now_ns, int64_t since_ns, int64_t until_ns,
+			 Range *ret);
+
+/* The wall time of the range's windows that p was alive for (from its start to its exit, or
+ * on): what its CPU time in the range is a share of. */
+uint64_t query_range_alive_ns(const Store *store, const Range *range, const StoreProc *p,
+			      int64_t now_ns);
 
 typedef enum SelectScope {
 	/* Any known incarnation of the pid, sampled or not, over every window (time). */
@@ -51,7 +64,8 @@ typedef struct Selection {
  * SELECT_SAMPLED and SELECT_STACKS only among those with samples in range, except that with
  * req->children the root needs none of its own (a shell waiting for its children); with
  * req->children also its descendants the viewer may see (with samples in range, if scoped so).
- * Without a pid: every process with samples in range that the viewer may see.
+ * Without a pid: every process with samples in range that the viewer may see (of req->uid
+ * with req->has_uid).
  *
  * Returns 0 and fills *ret, or 0 and sets *ret_error to the answer to give instead (not_found,
  * denied), or -ENOMEM. *ret is written only when *ret_error is NULL.
@@ -64,6 +78,10 @@ typedef struct StackCount {
 	StackId stack;
 	uint64_t count;
 } StackCount;
+
+/* The span of the selected processes' lives, realtime: from the first start to the last exit,
+ * INT64_MAX while one runs. */
+void selection_life(const Store *store, const Selection *s, int64_t *ret_start, int64_t *ret_end);
 
 /* The stacks of a SELECT_STACKS selection with their samples, hottest first, then by id. */
 int selection_stacks_by_count(const Selection *s, StackCount **ret, size_t *ret_n);

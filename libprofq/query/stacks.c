@@ -208,10 +208,26 @@ static int frame_out_add(const QueryContext *ctx, FrameId id, bool fallback, jso
  * merged. Frames query_frame_shown() hides are left out, and stacks that differ only in them
  * are one.
  */
+/* The time a profile covers: the windows in range, within the lives of the selected processes,
+ * so that a profile's duration is not the whole retained range of a process that lived for part
+ * of it. */
+static void profile_span(const QueryContext *ctx, const Selection *sel, int64_t *ret_start,
+			 int64_t *ret_end)
+{
+	int64_t start, end;
+
+	selection_life(ctx->store, sel, &start, &end);
+	*ret_start = MAX(start, sel->range.start_ns);
+	*ret_end = MIN(end, sel->range.end_ns);
+	if (*ret_end < *ret_start) /* an exit record older than a sample: trust the windows */
+		*ret_start = sel->range.start_ns, *ret_end = sel->range.end_ns;
+}
+
 int query_answer_stacks(const QueryContext *ctx, const Request *req, const Selection *sel,
 			json_object **ret)
 {
 	const Store *store = ctx->store;
+	int64_t start, end;
 	size_t n_counted, refs = 0, bytes = 0;
 	_cleanup_free_ StackCount *order = NULL;
 	_cleanup_free_ uint8_t *state = NULL;
@@ -299,9 +315,9 @@ int query_answer_stacks(const QueryContext *ctx, const Request *req, const Selec
 	query_add_frame_options(req, answer);
 	json_add_int(answer, "truncated_samples", (int64_t)(sel->total - listed));
 	json_add_int(answer, "period_ns", (int64_t)sel->mean_period_ns);
-	json_add_int(answer, "start_ns", store_window(store, sel->range.first)->start_ns);
-	json_add_int(answer, "end_ns",
-		     window_effective_end(store_window(store, sel->range.end - 1), ctx->now_ns));
+	profile_span(ctx, sel, &start, &end);
+	json_add_int(answer, "start_ns", start);
+	json_add_int(answer, "end_ns", end);
 	*ret = TAKE_PTR(answer);
 	return 0;
 }

@@ -38,7 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	CHECK(!error);
 	CHECK(req.command >= 0 && req.command < _COMMAND_MAX);
-	CHECK(req.sort >= 0 && req.sort < _SORT_MAX);
+	CHECK(req.sort >= 0 && req.sort < _SORT_MAX && sort_key_valid(req.command, req.sort));
+	CHECK(!req.has_uid || !req.pid);
 	CHECK(req.limit >= 1 && req.limit <= REQUEST_LIMIT_MAX);
 	CHECK(req.command != COMMAND_TIME || req.pid);
 	CHECK(!req.has_since || !req.has_until || req.until_ns <= req.since_ns);
@@ -50,7 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	      again.has_since == req.has_since && again.since_ns == req.since_ns &&
 	      again.has_until == req.has_until && again.until_ns == req.until_ns &&
 	      again.start_ns == req.start_ns && again.children == req.children &&
-	      again.threads == req.threads && again.no_inline == req.no_inline);
+	      again.threads == req.threads && again.no_inline == req.no_inline &&
+	      again.has_uid == req.has_uid && again.uid == req.uid);
 	json_object_put(wire);
 	return 0;
 }

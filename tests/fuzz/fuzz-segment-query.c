@@ -52,6 +52,12 @@ static void one(const uint8_t *buf, size_t len)
 	req.has_since = true;
 	req.since_ns = 10 * NSEC_PER_SEC;
 	ask(s, &req, now);
+	/* By %CPU of each process's life, which hostile start and exit times may make odd. */
+	req.sort = SORT_CPU;
+	ask(s, &req, now);
+	req.sort = SORT_START;
+	req.has_uid = true;
+	ask(s, &req, now);
 	request_init(&req, COMMAND_TOP);
 	ask(s, &req, now);
 	req.sort = SORT_TOTAL;

@@ -30,7 +30,7 @@ rc, out, err = profq("--socket", "/nonexistent/profq.sock", "status", "--json")
 check(rc == 3 and json.loads(out)["code"] == "unavailable", "JSON error when unreachable")
 
 # Usage errors, before any connection.
-for args in (["top", "--pid", "abc"], ["top", "--pid", "0"], ["top", "-n", "0"],
+for args in (["top", "--pid", "abc"], ["top", "--pid", "0"], ["top", "-n", "-1"],
              ["top", "--sort", "sideways"], ["top", "--since", "5 minutes"],
              ["ps", "--bogus"], ["frobnicate"], [], ["top", "extra"]):
     rc, out, err = profq("--socket", "/nonexistent", *args)

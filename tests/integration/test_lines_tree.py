@@ -155,7 +155,8 @@ with Daemon(env, state_dir=state) as d:
     check(near(fa["function_pct"], ta, tol_a) and r["function"] == "work_a" and
           r["file"].endswith("split.c") and "spin(" in (r["text"] or "") and
           r["function_pct"] >= 100 - 100 * truth.outside - tol_out and
-          r["self_samples"] - r["callee_samples"] <=
+          r["self_samples"] == r["total_samples"] - r["callee_samples"] and
+          r["self_samples"] <=
           (truth.outside + tol_out / 100) * fa["samples"],
           f"--function work_a: its samples on the line calling the inlined spin "
           f"({r['file']}:{r['line']} {r['text']!r}, {fa['function_pct']}% of all)")
@@ -173,9 +174,9 @@ with Daemon(env, state_dir=state) as d:
     rows = {r["line"]: r for r in two["rows"]}
     require(line_a in rows and line_b in rows,
             f"hot's lines {line_a} and {line_b} have samples ({two['samples']} samples: "
-            f"{[(r['function'], r['line'], r['self_samples']) for r in two['rows'][:8]]}; "
+            f"{[(r['function'], r['line'], r['total_samples']) for r in two['rows'][:8]]}; "
             f"the workload measured {lout[-1]!r}; profqd lost {lines_lost} samples meanwhile)")
-    na, nb = rows[line_a]["self_samples"], rows[line_b]["self_samples"]
+    na, nb = rows[line_a]["total_samples"], rows[line_b]["total_samples"]
     a_pct = 100 * na / (na + nb)
     tol = share_tolerance(share_a / 100, na + nb)
     check(near(a_pct, share_a, tol),
@@ -216,5 +217,16 @@ def offline(*args):
     return json.loads(p.stdout)
 
 
-check(offline("tree", "--pid", str(lpid)) == online_tree, "offline tree is the same answer")
-check(offline("lines", "--pid", str(lpid)) == online_lines, "offline lines is the same answer")
+def same_answer(off, on):
+    """The same answer, but for the end of its range: the daemon's open window ended when it
+    answered, and later when it stopped and closed it."""
+    off, on = dict(off), dict(on)
+    r_off, r_on = off.pop("range"), on.pop("range")
+    return off == on and r_off["since_s"] == r_on["since_s"] and \
+        r_off["until_s"] >= r_on["until_s"]
+
+
+check(same_answer(offline("tree", "--pid", str(lpid)), online_tree),
+      "offline tree is the same answer")
+check(same_answer(offline("lines", "--pid", str(lpid)), online_lines),
+      "offline lines is the same answer")

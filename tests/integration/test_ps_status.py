@@ -4,11 +4,14 @@
 known share of system time, kernel frames named from kallsyms, no sample lost at 999 Hz but
 those a full ring buffer could not take."""
 
+import time
+
 from harness import (Daemon, Env, SplitTruth, check, kernel_hz, near, require, require_bpf, row,
                      run_workload, sample_bounds, share_tolerance, steal_s)
 
 require_bpf()
 env = Env()
+MS_ROUND = 0.0005  # the JSON's seconds are rounded to milliseconds
 
 with Daemon(env) as d:
     st = d.json("status")
@@ -23,6 +26,10 @@ with Daemon(env) as d:
     split = SplitTruth(lines)
     utime, stime = split.user, split.sys
     truth = stime / (utime + stime)
+    # Its exit is seen asynchronously: wait for it, so that its life is known.
+    deadline = time.monotonic() + 10
+    while not d.json("time", "--pid", str(pid))["exited"] and time.monotonic() < deadline:
+        time.sleep(0.05)
     # All of them: a busy machine runs many processes.
     ps = d.json("ps", "-n", "100000")
     lost, steal = d.json("status")["lost"] - lost0, steal_s() - steal0
@@ -45,8 +52,33 @@ with Daemon(env) as d:
     check(lo <= r["samples"] <= hi,
           f"{r['samples']} samples in [{lo:.0f}, {hi:.0f}] for rusage's user+sys "
           f"{split.cpu:.3f} s at 999 Hz ({lost} lost, {steal:.2f} s stolen)")
-    cpus = [x["cpu_pct"] for x in ps["rows"]]
-    check(cpus == sorted(cpus, reverse=True), "rows are ordered by CPU")
+    # One daemon, one period: CPU time goes with the samples.
+    counts = [x["samples"] for x in ps["rows"]]
+    check(counts == sorted(counts, reverse=True), "rows are ordered by CPU time")
+    by_cpu = [x["cpu_pct"] for x in d.json("ps", "-n", "0", "--sort", "cpu")["rows"]]
+    check(by_cpu == sorted(by_cpu, reverse=True), "--sort cpu orders them by %CPU")
+    # %CPU is of the time the workload was alive in the range (all of its life: the daemon ran
+    # before it), as time(1) would say: its samples' CPU time over its life.
+    t = d.json("time", "--pid", str(pid))
+    alive = r["alive_s"]
+    check(near(alive, t["real_s"], 0.002) and alive < ps["elapsed_s"] + MS_ROUND,
+          f"alive {alive} s in the range: its life ({t['real_s']} s), not the range's "
+          f"{ps['elapsed_s']} s")
+    lo_pct, hi_pct = (100 * x / 999 / alive for x in (lo, hi))
+    check(lo_pct - 0.01 <= cpu <= hi_pct + 0.01,
+          f"%CPU {cpu} in [{lo_pct:.2f}, {hi_pct:.2f}]: {split.cpu:.3f} s of CPU in its "
+          f"{alive} s (time says {t['cpu_pct']}%)")
+    # The range the answer covers, and what its windows lost.
+    rng = ps["range"]
+    check(rng["since_s"] <= r["start_time"] and rng["until_s"] >= r["exit_time"] and
+          0 <= ps["lost"] <= d.json("status")["lost"],
+          f"ps covers {rng} (the workload {r['start_time']}..{r['exit_time']}), "
+          f"lost {ps['lost']}")
+    _, out, err = d.profq("ps")
+    check(out.startswith("Range: all retained (") and
+          (ps["lost"] == 0 or "samples were lost" in err),
+          f"plain ps starts with its range, and warns of lost samples: {out.splitlines()[0]!r} "
+          f"{err.strip()!r}")
 
     top = d.json("top", "--pid", str(pid), "-n", "100")
     kernel = [x for x in top["rows"] if x["kernel"]]

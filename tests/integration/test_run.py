@@ -83,6 +83,15 @@ with Daemon(env) as d:
     check(all(r["exit_code"] == 3 for r in b["runs"]) and b["exit_code"] == 3,
           "the command's status is kept")
 
+    # A command that sleeps: idle by the kernel's accounting, not too short to be sampled.
+    e, _ = run_json(d, "--", "sh", "-c", "sleep 1")
+    check(e["runs"][0]["user_s"] + e["runs"][0]["sys_s"] < 0.1 and e["unsampled_runs"] in (0, 1)
+          and e["idle_runs"] == e["unsampled_runs"] == (1 if e["samples"] == 0 else 0),
+          f"sh -c 'sleep 1': {e['samples']} samples, {e['unsampled_runs']} unsampled runs, "
+          f"{e['idle_runs']} idle")
+    code, out, _ = run(d, "--", "sh", "-c", "sleep 1")
+    check(code == 0 and "too short" not in out and ("idle" in out or "Samples: 0" not in out),
+          f"plain: the sleeping run is said to be idle:\n{out}")
     code, out, _ = run(d, "--", split, "--seconds", "0.3")
     check(code == 0 and "real " in out and "spin" in out, f"plain output:\n{out}")
     code, _, err = run(d, "--", "/nonexistent/command")

@@ -121,6 +121,13 @@ with Daemon(env) as d:
           f"sampled sys share {s['sys_s'] / got:.3f} ~ the kernel's {share:.3f} (±{tol:.3f})")
     _, out, _ = d.profq("time", "--pid", str(pid))
     check("real" in out and "user" in out and "exit status 0" in out, "plain time output")
+    # Its range is its life, and the answer says what the windows of its life lost.
+    t = d.json("time", "--pid", str(pid))
+    check(t["range"]["since_s"] == t["start_time"] and t["range"]["until_s"] == t["exit_time"]
+          and 0 <= t["lost"] <= d.json("status")["lost"] and
+          out.startswith("Range: the process's life ("),
+          f"time covers the process's life ({t['range']}, lost {t['lost']}; "
+          f"{out.splitlines()[0]!r})")
 
     # ---- Threads: one row per thread, each with its share of the CPU time ----
     p3, pid3 = start_workload(env, "split", "--seconds", 2, "--threads", 3)

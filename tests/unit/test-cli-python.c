@@ -230,8 +230,9 @@ static void test_lines(void **state)
 			     "Worker.parse", NULL),
 			 EXIT_OK);
 	expect_line_with(parse, "Function Worker.parse: 70 samples", NULL);
-	expect_line_with(parse, "worker.py:12", "  57.14 ");
-	expect_line_with(parse, "worker.py:14", "  42.86 ");
+	/* FUNC%, SELF%, TOTAL%: line 12 only calls (no self samples), 14 computes. */
+	expect_line_with(parse, "worker.py:12", "  57.14    0.00   40.00 ");
+	expect_line_with(parse, "worker.py:14", "  42.86   30.00   30.00 ");
 	assert_int_equal(run(&missing, cmd_lines, "lines", "--pid", "200", "--function",
 			     "Worker.parse", "--no-python", NULL),
 			 EXIT_NOT_FOUND);

@@ -4,8 +4,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/json-util.h"
@@ -101,6 +103,9 @@ static void test_shared(void **state)
 	assert_false(req.no_python);
 	assert_false(ctx.json);
 	assert_int_equal(req.limit, REQUEST_LIMIT_DEFAULT);
+	/* -n 0: all rows */
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "-n", "0", NULL), CLI_PARSED);
+	assert_int_equal(req.limit, REQUEST_LIMIT_MAX);
 
 	/* --no-python comes with --no-inline, each its own; the last of a pair counts */
 	assert_int_equal(parse(&everything, &ctx, &req, &own, "--no-python", NULL), CLI_PARSED);
@@ -127,7 +132,7 @@ static void test_bad_values(void **state)
 			 EXIT_USAGE);
 	assert_int_equal(parse(&everything, &ctx, &req, &own, "--start", "25:00", NULL),
 			 EXIT_USAGE);
-	assert_int_equal(parse(&everything, &ctx, &req, &own, "-n", "0", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "-n", "-1", NULL), EXIT_USAGE);
 	assert_int_equal(parse(&everything, &ctx, &req, &own, "-n", "100001", NULL), EXIT_USAGE);
 	assert_int_equal(parse(&everything, &ctx, &req, &own, "--pid", NULL), EXIT_USAGE);
 	assert_int_equal(parse(&everything, &ctx, &req, &own, "--bogus", NULL), EXIT_USAGE);
@@ -244,17 +249,18 @@ static void test_json_usage_error(void **state)
 			 EXIT_USAGE);
 	assert_json_usage_error(capture_end(&out));
 
-	/* without --json, or with it only in the command to run, stdout stays empty */
+	/* without --json, or with it only in the command to run, stdout stays empty (-n -1 is
+	 * no count) */
 	capture_start(&err, stderr);
 	capture_start(&out, stdout);
 	assert_int_equal(parse(&everything, &ctx, &req, &own, "--bogus", NULL), EXIT_USAGE);
 	assert_string_equal(capture_end(&out), "");
 	capture_start(&out, stdout);
-	assert_int_equal(parse(&run, &ctx, &req, NULL, "-n", "0", "ls", "--json", NULL),
+	assert_int_equal(parse(&run, &ctx, &req, NULL, "-n", "-1", "ls", "--json", NULL),
 			 EXIT_USAGE);
 	assert_string_equal(capture_end(&out), "");
 	capture_start(&out, stdout);
-	assert_int_equal(parse(&run, &ctx, &req, NULL, "-n", "0", "--", "--json", NULL),
+	assert_int_equal(parse(&run, &ctx, &req, NULL, "-n", "-1", "--", "--json", NULL),
 			 EXIT_USAGE);
 	assert_string_equal(capture_end(&out), "");
 	capture_end(&err);
@@ -395,13 +401,151 @@ static void test_checks(void **state)
 	assert_int_equal(optind, 2);
 }
 
+#define NOW_S 1700000000LL /* 2023-11-14 22:13:20 UTC */
+#define NOW_NS (NOW_S * (int64_t)NSEC_PER_SEC)
+
+static int64_t time_of(const char *s)
+{
+	int64_t t = 0;
+
+	if (cli_parse_time(s, NOW_NS, &t) < 0)
+		return -1;
+	return t / (int64_t)NSEC_PER_SEC;
+}
+
+/* Points in time for --since, --until and --start, in UTC for the test. */
+static void test_times(void **state)
+{
+	(void)state;
+	setenv("TZ", "UTC", 1);
+	tzset();
+	assert_int_equal(time_of("@1700000000"), NOW_S);
+	assert_int_equal(time_of("1699999000"), 1699999000);
+	assert_int_equal(time_of("2023-11-14T22:13:20"), NOW_S);
+	assert_int_equal(time_of("2023-11-14 22:00"), 1699999200);
+	assert_int_equal(time_of("2023-11-14"), 1699920000);
+	assert_int_equal(time_of("22:00"), 1699999200);
+	assert_int_equal(time_of("22:00:30"), 1699999230);
+	/* Later today than now: yesterday's. */
+	assert_int_equal(time_of("23:00"), 1699916400);
+	assert_int_equal(time_of("2023-02-30"), -1);
+	assert_int_equal(time_of("2023-11-14T25:00"), -1);
+	assert_int_equal(time_of("9:05"), 1699952700);
+	assert_int_equal(time_of("22:0"), -1);
+	assert_int_equal(time_of("222:00"), -1);
+	assert_int_equal(time_of("2023-1-14"), -1);
+	assert_int_equal(time_of("22:00:3"), -1);
+	assert_int_equal(time_of("@"), -1);
+	assert_int_equal(time_of("@-5"), -1);
+	assert_int_equal(time_of("2023-11-14x"), -1);
+	assert_int_equal(time_of("soon"), -1);
+}
+
+static void test_range_options(void **state)
+{
+	Own own = { .answer = EXIT_OK };
+	struct timespec ts;
+	char buf[64];
+	CliContext ctx;
+	Request req;
+
+	(void)state;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	/* A point in time becomes the duration back to it from now. */
+	snprintf(buf, sizeof(buf), "@%lld", (long long)ts.tv_sec - 600);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--since", buf, "--until", "1m",
+			       NULL),
+			 CLI_PARSED);
+	assert_true(req.has_since && req.since_ns >= 599 * NSEC_PER_SEC &&
+		    req.since_ns <= 602 * NSEC_PER_SEC);
+	assert_true(ctx.since_absolute && !ctx.until_absolute);
+	assert_string_equal(ctx.since, buf);
+	assert_string_equal(ctx.until, "1m");
+	/* --until in the future is now; --since in the future is no range. */
+	snprintf(buf, sizeof(buf), "@%lld", (long long)ts.tv_sec + 600);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--until", buf, NULL), CLI_PARSED);
+	assert_true(req.has_until && req.until_ns == 0);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--since", buf, NULL), EXIT_USAGE);
+
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--pid", "5", "--range", "life",
+			       NULL),
+			 CLI_PARSED);
+	assert_true(ctx.range_life);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--range", "life", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--pid", "5", "--range", "life",
+			       "--since", "5m", NULL),
+			 EXIT_USAGE);
+	assert_int_equal(parse(&everything, &ctx, &req, &own, "--pid", "5", "--range", "all", NULL),
+			 EXIT_USAGE);
+}
+
+static void expect_label(const CliContext *ctx, Command command, const char *answer,
+			 const char *want)
+{
+	json_object *a = json_tokener_parse(answer);
+	Request req;
+	char buf[256];
+
+	assert_non_null(a);
+	request_init(&req, command);
+	assert_string_equal(cli_range_label(ctx, &req, a, buf, sizeof(buf)), want);
+	json_object_put(a);
+}
+
+/* The header of a plain answer says which range it covers, as asked and as answered. */
+static void test_range_label(void **state)
+{
+	const char *covered = "{\"range\":{\"since_s\":1699999400.0,\"until_s\":1700000000.0}}";
+	CliContext ctx = { 0 };
+
+	(void)state;
+	setenv("TZ", "UTC", 1);
+	tzset();
+	expect_label(&ctx, COMMAND_PS, covered,
+		     "all retained (2023-11-14 22:03:20-2023-11-14 22:13:20)");
+	expect_label(&ctx, COMMAND_PS, "{\"range\":{\"since_s\":null,\"until_s\":null}}",
+		     "all retained (no data)");
+	ctx.since = "10m";
+	expect_label(&ctx, COMMAND_TOP, covered,
+		     "last 10m (2023-11-14 22:03:20-2023-11-14 22:13:20)");
+	ctx.until = "5m";
+	expect_label(&ctx, COMMAND_TOP, covered,
+		     "10m ago to 5m ago (2023-11-14 22:03:20-2023-11-14 22:13:20)");
+	ctx = (CliContext){ .since = "22:03", .since_absolute = true };
+	expect_label(&ctx, COMMAND_LINES, covered,
+		     "since 22:03 (2023-11-14 22:03:20-2023-11-14 22:13:20)");
+	ctx = (CliContext){ 0 };
+	expect_label(&ctx, COMMAND_TIME, covered,
+		     "the process's life (2023-11-14 22:03:20-2023-11-14 22:13:20)");
+}
+
+/* run: a run without samples is idle when the kernel counts (almost) no CPU for it. */
+static void test_run_idle(void **state)
+{
+	(void)state;
+	/* sh -c 'sleep 1': a couple of milliseconds of CPU in a second. */
+	assert_true(cli_run_idle(0.001, 0.002, 1.0));
+	assert_true(cli_run_idle(0, 0, 0.5));
+	/* A short busy command: too short, not idle. */
+	assert_false(cli_run_idle(0.004, 0.001, 0.006));
+	assert_false(cli_run_idle(0, 0, 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_shared),		 cmocka_unit_test(test_bad_values),
-		cmocka_unit_test(test_not_taken),	 cmocka_unit_test(test_own),
-		cmocka_unit_test(test_checks),		 cmocka_unit_test(test_missing_value),
-		cmocka_unit_test(test_json_usage_error), cmocka_unit_test(test_offline_exit_codes),
+		cmocka_unit_test(test_shared),
+		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_not_taken),
+		cmocka_unit_test(test_own),
+		cmocka_unit_test(test_checks),
+		cmocka_unit_test(test_missing_value),
+		cmocka_unit_test(test_json_usage_error),
+		cmocka_unit_test(test_offline_exit_codes),
+		cmocka_unit_test(test_times),
+		cmocka_unit_test(test_range_options),
+		cmocka_unit_test(test_range_label),
+		cmocka_unit_test(test_run_idle),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -149,6 +149,17 @@ static void test_valid(void **state)
 	/* The length given counts, not the NUL: a valid prefix of a longer buffer parses. */
 	assert_int_equal(request_parse("{\"command\":\"ps\"}garbage", 16, &req, NULL), 0);
 	assert_int_equal(req.command, COMMAND_PS);
+	/* ps sorts by CPU time unless told otherwise, by its own keys. */
+	assert_int_equal(req.sort, SORT_TIME);
+	assert_false(req.has_uid);
+	assert_int_equal(parse("{\"command\":\"ps\",\"sort\":\"start\",\"uid\":0}", &req, NULL), 0);
+	assert_int_equal(req.sort, SORT_START);
+	assert_true(req.has_uid && req.uid == 0);
+	assert_true(sort_key_valid(COMMAND_PS, SORT_CPU));
+	assert_false(sort_key_valid(COMMAND_PS, SORT_SELF));
+	assert_false(sort_key_valid(COMMAND_TOP, SORT_CPU));
+	assert_true(sort_key_valid(COMMAND_TOP, SORT_TOTAL));
+	assert_false(sort_key_valid(COMMAND_TOP, _SORT_INVALID));
 }
 
 static void test_invalid(void **state)
@@ -176,6 +187,13 @@ static void test_invalid(void **state)
 	refused("{\"command\":\"top\",\"limit\":false}", -EINVAL, "limit");
 	refused("{\"command\":\"top\",\"sort\":\"name\"}", -EINVAL, "sort");
 	refused("{\"command\":\"top\",\"sort\":1}", -EINVAL, "sort");
+	/* Each command its own keys. */
+	refused("{\"command\":\"top\",\"sort\":\"cpu\"}", -EINVAL, "sort");
+	refused("{\"command\":\"ps\",\"sort\":\"self\"}", -EINVAL, "sort");
+	refused("{\"command\":\"ps\",\"uid\":-1}", -EINVAL, "uid");
+	refused("{\"command\":\"ps\",\"uid\":4294967295}", -EINVAL, "uid");
+	refused("{\"command\":\"ps\",\"uid\":\"root\"}", -EINVAL, "uid");
+	refused("{\"command\":\"ps\",\"uid\":0,\"pid\":1}", -EINVAL, "uid");
 	refused("{\"command\":\"top\",\"since_ns\":-1}", -EINVAL, "since_ns");
 	refused("{\"command\":\"top\",\"since_ns\":\"10m\"}", -EINVAL, "since_ns");
 	refused("{\"command\":\"top\",\"until_ns\":1e9}", -EINVAL, "until_ns");
@@ -287,6 +305,8 @@ static void roundtrip(const Request *in)
 	assert_int_equal(out.tid, in->tid);
 	assert_int_equal(out.limit, in->limit);
 	assert_int_equal(out.sort, in->sort);
+	assert_int_equal(out.has_uid, in->has_uid);
+	assert_int_equal(out.uid, in->uid);
 	assert_int_equal(out.has_since, in->has_since);
 	assert_int_equal(out.has_until, in->has_until);
 	assert_true(out.since_ns == in->since_ns);
@@ -352,6 +372,10 @@ static void test_roundtrip(void **state)
 	req.limit = REQUEST_LIMIT_MAX;
 	req.has_until = true;
 	req.until_ns = 0;
+	roundtrip(&req);
+	req.sort = SORT_SYS;
+	req.has_uid = true;
+	req.uid = 1000;
 	roundtrip(&req);
 }
 

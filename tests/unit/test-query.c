@@ -1117,6 +1117,226 @@ static Request code_req(Command c)
 	return req;
 }
 
+/* A store over [T0, T0 + 30 s): W0 and W1 closed, W2 open; pid 100 runs throughout, pid 200
+ * lives from T0 + 12 s to T0 + 15 s, in W1, and W0 and W1 lost samples. */
+static void lost_build(Store *s, Split *x, ProcId *ret_short)
+{
+	StoreProc *sp;
+
+	split_build(s, x);
+	*ret_short = proc(s, 200, 1000, T0 + 12 * SEC, "gzip");
+	sp = store_proc_mut(s, *ret_short);
+	sp->flags |= PROC_EXITED;
+	sp->exit_ns = T0 + 15 * SEC;
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	add(s, x->p, 100, x->s1, false, 100);
+	store_window_current(s)->lost = 5;
+	assert_int_equal(store_window_close(s), 0);
+	assert_int_equal(store_window_open(s, T0 + 10 * SEC, T0 + 20 * SEC, PERIOD), 0);
+	add(s, x->p, 100, x->s1, false, 100);
+	/* 150 samples x 10 ms = 1.5 s of CPU in the 3 s it lived. */
+	add(s, *ret_short, 200, x->s2, false, 120);
+	add(s, *ret_short, 200, x->s2, true, 30);
+	store_window_current(s)->lost = 7;
+	assert_int_equal(store_window_close(s), 0);
+	assert_int_equal(store_window_open(s, T0 + 20 * SEC, T0 + 30 * SEC, PERIOD), 0);
+	add(s, x->p, 100, x->s1, false, 50);
+}
+
+static void expect_range(json_object *answer, double since_s, double until_s, int64_t lost)
+{
+	json_object *range;
+
+	expect_ok(answer);
+	assert_true(json_object_object_get_ex(answer, "range", &range));
+	assert_true(fabs(json_get_double(range, "since_s") - since_s) < 1e-3);
+	assert_true(fabs(json_get_double(range, "until_s") - until_s) < 1e-3);
+	assert_int_equal(json_get_int(answer, "lost"), lost);
+}
+
+/* Every answer says what time it covers and how many samples its windows lost. */
+static void test_range_lost(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	double t0 = (double)T0 / NSEC_PER_SEC;
+	Command commands[] = { COMMAND_PS, COMMAND_TOP, COMMAND_TREE, COMMAND_LINES,
+			       COMMAND_STACKS };
+	ProcId gzip;
+	Request req;
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	lost_build(s, &x, &gzip);
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		_cleanup_json_ json_object *all = NULL, *recent = NULL, *old = NULL;
+
+		request_init(&req, commands[i]);
+		req.pid = 100;
+		/* Everything: W0 to now in the open W2. */
+		all = ask(s, T0 + 25 * SEC, 0, true, &req);
+		expect_range(all, t0, t0 + 25, 12);
+		/* The last 8 s: W1 and W2, whole windows. */
+		req.has_since = true;
+		req.since_ns = 8 * SEC;
+		recent = ask(s, T0 + 25 * SEC, 0, true, &req);
+		expect_range(recent, t0 + 10, t0 + 25, 7);
+		/* Up to 16 s ago: W0 alone. */
+		req.has_since = false;
+		req.has_until = true;
+		req.until_ns = 16 * SEC;
+		old = ask(s, T0 + 25 * SEC, 0, true, &req);
+		expect_range(old, t0, t0 + 10, 5);
+	}
+	{
+		_cleanup_json_ json_object *gz = NULL;
+
+		/* W0 lost its 5 before gzip started: only W1's 7 may be its. */
+		request_init(&req, COMMAND_TOP);
+		req.pid = 200;
+		gz = ask(s, T0 + 25 * SEC, 0, true, &req);
+		expect_range(gz, t0, t0 + 25, 7);
+	}
+	{
+		_cleanup_json_ json_object *t = NULL, *running = NULL;
+
+		/* time: the process's life, and what the windows of its life lost. */
+		request_init(&req, COMMAND_TIME);
+		req.pid = 200;
+		t = ask(s, T0 + 25 * SEC, 0, true, &req);
+		expect_range(t, t0 + 12, t0 + 15, 7);
+		req.pid = 100;
+		running = ask(s, T0 + 25 * SEC, 0, true, &req);
+		expect_range(running, (double)(T0 - 100 * SEC) / NSEC_PER_SEC, t0 + 25, 12);
+	}
+}
+
+/* The pids of a ps answer, in order, into pids[n]; the number of rows. */
+static size_t ps_pids(json_object *answer, int64_t *pids, size_t n)
+{
+	size_t k = json_object_array_length(rows_of(answer));
+
+	for (size_t i = 0; i < k && i < n; i++)
+		pids[i] = json_get_int(json_object_array_get_idx(rows_of(answer), i), "pid");
+	return k;
+}
+
+/* ps --sort: each key orders the rows its way; --user keeps one user's; the limit counts. */
+static void test_ps_sort(void **state)
+{
+	static const struct {
+		SortKey key;
+		int64_t pids[3];
+	} cases[] = {
+		/* CPU time: 3 s, 2.5 s, 1.5 s. */
+		{ SORT_TIME, { 300, 100, 200 } },
+		/* %CPU of their time alive: 75, 50, 10. */
+		{ SORT_CPU, { 300, 200, 100 } },
+		{ SORT_USER, { 200, 100, 300 } },
+		{ SORT_SYS, { 300, 200, 100 } },
+		{ SORT_SAMPLES, { 300, 100, 200 } },
+		/* Newest first. */
+		{ SORT_START, { 300, 200, 100 } },
+	};
+	_cleanup_(store_freep) Store *s = NULL;
+	ProcId gzip, sha;
+	Request req;
+	int64_t pids[3];
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	lost_build(s, &x, &gzip);
+	/* Another user's, in the open window from T0 + 21 s: 3 s of sys in its 4 s. */
+	sha = proc(s, 300, 2000, T0 + 21 * SEC, "sha256sum");
+	add(s, sha, 300, x.s2, true, 300);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_json_ json_object *ans = NULL;
+
+		request_init(&req, COMMAND_PS);
+		req.sort = cases[i].key;
+		ans = ask(s, T0 + 25 * SEC, 0, true, &req);
+		assert_int_equal(ps_pids(ans, pids, 3), 3);
+		for (size_t j = 0; j < 3; j++)
+			if (pids[j] != cases[i].pids[j])
+				fail_msg("sort %s: row %zu is pid %lld, want %lld",
+					 sort_key_to_string(cases[i].key), j, (long long)pids[j],
+					 (long long)cases[i].pids[j]);
+		assert_string_equal(json_get_string(ans, "sort"), sort_key_to_string(cases[i].key));
+	}
+	{
+		_cleanup_json_ json_object *mine = NULL, *one = NULL;
+
+		request_init(&req, COMMAND_PS);
+		req.has_uid = true;
+		req.uid = 2000;
+		mine = ask(s, T0 + 25 * SEC, 0, true, &req);
+		assert_int_equal(ps_pids(mine, pids, 3), 1);
+		assert_int_equal(pids[0], 300);
+		assert_true(fabs(json_get_double(json_object_array_get_idx(rows_of(mine), 0),
+						 "sys_pct") -
+				 75.0) < 0.006);
+		/* The limit leaves rows out, and the answer says how many there were. */
+		request_init(&req, COMMAND_PS);
+		req.limit = 1;
+		one = ask(s, T0 + 25 * SEC, 0, true, &req);
+		assert_int_equal(ps_pids(one, pids, 3), 1);
+		assert_int_equal(json_get_int(one, "total_rows"), 3);
+	}
+}
+
+/* The exports' profile spans the process's life in the range, not the whole range. */
+static void test_stacks_life(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *gz = NULL, *running = NULL;
+	ProcId gzip;
+	Request req;
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	lost_build(s, &x, &gzip);
+	request_init(&req, COMMAND_STACKS);
+	req.pid = 200;
+	gz = ask(s, T0 + 25 * SEC, 0, true, &req);
+	expect_ok(gz);
+	assert_int_equal(json_get_int(gz, "start_ns"), T0 + 12 * SEC);
+	assert_int_equal(json_get_int(gz, "end_ns"), T0 + 15 * SEC);
+	/* Started before the range and running: the range. */
+	req.pid = 100;
+	running = ask(s, T0 + 25 * SEC, 0, true, &req);
+	assert_int_equal(json_get_int(running, "start_ns"), T0);
+	assert_int_equal(json_get_int(running, "end_ns"), T0 + 25 * SEC);
+}
+
+/* ps: %CPU is of the time the process was alive in the range, not of the whole range. */
+static void test_ps_alive(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *ans = NULL;
+	json_object *r;
+	ProcId gzip;
+	Request req;
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	lost_build(s, &x, &gzip);
+	request_init(&req, COMMAND_PS);
+	ans = ask(s, T0 + 25 * SEC, 0, true, &req);
+	assert_true(fabs(json_get_double(ans, "elapsed_s") - 25.0) < 1e-9);
+	r = row_named(ans, "comm", "gzip");
+	assert_true(fabs(json_get_double(r, "alive_s") - 3.0) < 1e-9);
+	assert_true(fabs(json_get_double(r, "cpu_pct") - 50.0) < 0.006);
+	assert_true(fabs(json_get_double(r, "user_pct") - 40.0) < 0.006);
+	assert_true(fabs(json_get_double(r, "sys_pct") - 10.0) < 0.006);
+	/* Alive throughout: 250 samples x 10 ms over the 25 s. */
+	r = row_named(ans, "comm", "prog");
+	assert_true(fabs(json_get_double(r, "alive_s") - 25.0) < 1e-9);
+	assert_true(fabs(json_get_double(r, "cpu_pct") - 10.0) < 0.006);
+}
+
 /* Row i of a lines answer is file:line of function with the samples. */
 static void expect_line(json_object *answer, size_t i, const char *file, int64_t line,
 			const char *function, int64_t self, double self_pct)
@@ -1190,11 +1410,20 @@ static void test_lines(void **state)
 	expect_line(t, 0, "prog.c", 60, "spinner", 10, 100.0);
 }
 
-static void expect_callee(json_object *answer, size_t i, int64_t callee, double function_pct)
+/* Row i of a lines answer with a function: self samples on the line, callee samples in what it
+ * called, their sum the line's total; shares of the answer's samples. */
+static void expect_fline(json_object *answer, size_t i, const char *file, int64_t line,
+			 const char *function, int64_t self, int64_t callee, double function_pct)
 {
-	json_object *r = json_object_array_get_idx(rows_of(answer), i);
+	double samples = (double)json_get_int(answer, "samples");
+	json_object *r;
 
+	expect_line(answer, i, file, line, function, self, 100.0 * (double)self / samples);
+	r = json_object_array_get_idx(rows_of(answer), i);
 	assert_int_equal(json_get_int(r, "callee_samples"), callee);
+	assert_int_equal(json_get_int(r, "total_samples"), self + callee);
+	assert_true(fabs(json_get_double(r, "total_pct") -
+			 100.0 * (double)(self + callee) / samples) < 0.006);
 	assert_true(fabs(json_get_double(r, "function_pct") - function_pct) < 0.006);
 }
 
@@ -1219,35 +1448,31 @@ static void test_lines_function(void **state)
 	assert_int_equal(json_get_int(work, "function_samples"), 100);
 	assert_true(fabs(json_get_double(work, "function_pct") - 100.0 * 100 / 120) < 0.006);
 	assert_int_equal(json_object_array_length(rows_of(work)), 3);
-	expect_line(work, 0, "prog.c", 20, "work", 50, 100.0 * 50 / 120);
-	expect_callee(work, 0, 50, 50.0); /* in the inlined hot */
-	expect_line(work, 1, "prog.c", 21, "work", 30, 25.0);
-	expect_callee(work, 1, 0, 30.0);
-	expect_line(work, 2, "prog.c", 22, "work", 20, 100.0 * 20 / 120);
-	expect_callee(work, 2, 20, 20.0);
+	/* Sorted by total; a line whose samples are all in callees has no self samples. */
+	expect_fline(work, 0, "prog.c", 20, "work", 0, 50, 50.0); /* in the inlined hot */
+	expect_fline(work, 1, "prog.c", 21, "work", 30, 0, 30.0);
+	expect_fline(work, 2, "prog.c", 22, "work", 0, 20, 20.0);
 
 	/* An inlined function has lines of its own. */
 	strcpy(req.function, "hot");
 	hot = ask(s, T0 + 20 * SEC, 1000, false, &req);
 	assert_int_equal(json_get_int(hot, "function_samples"), 50);
 	assert_int_equal(json_object_array_length(rows_of(hot)), 1);
-	expect_line(hot, 0, "prog.h", 5, "hot", 50, 100.0 * 50 / 120);
-	expect_callee(hot, 0, 0, 100.0);
+	expect_fline(hot, 0, "prog.h", 5, "hot", 50, 0, 100.0);
 
 	/* Recursion: the innermost call counts, once. */
 	strcpy(req.function, "rec");
 	rec = ask(s, T0 + 20 * SEC, 1000, false, &req);
 	assert_int_equal(json_get_int(rec, "function_samples"), 10);
 	assert_int_equal(json_object_array_length(rows_of(rec)), 1);
-	expect_line(rec, 0, "prog.c", 30, "rec", 10, 100.0 * 10 / 120);
-	expect_callee(rec, 0, 10, 100.0);
+	expect_fline(rec, 0, "prog.c", 30, "rec", 0, 10, 100.0);
 
 	strcpy(req.function, "main");
 	main = ask(s, T0 + 20 * SEC, 1000, false, &req);
 	assert_int_equal(json_get_int(main, "function_samples"), 110);
-	expect_line(main, 0, "prog.c", 10, "main", 80, 100.0 * 80 / 120);
-	expect_line(main, 1, "prog.c", 11, "main", 20, 100.0 * 20 / 120);
-	expect_line(main, 2, "prog.c", 12, "main", 10, 100.0 * 10 / 120);
+	expect_fline(main, 0, "prog.c", 10, "main", 0, 80, 100.0 * 80 / 110);
+	expect_fline(main, 1, "prog.c", 11, "main", 0, 20, 100.0 * 20 / 110);
+	expect_fline(main, 2, "prog.c", 12, "main", 0, 10, 100.0 * 10 / 110);
 
 	strcpy(req.function, "nosuch");
 	expect_error(ask(s, T0 + 20 * SEC, 1000, false, &req), ERROR_NOT_FOUND);
@@ -2204,17 +2429,14 @@ static void test_python_lines(void **state)
 	parse = py_ask(s, &req);
 	assert_int_equal(json_get_int(parse, "function_samples"), 70);
 	assert_int_equal(json_object_array_length(rows_of(parse)), 2);
-	expect_line(parse, 0, PY_WORKER, 12, "Worker.parse", 40, 40.0);
-	expect_callee(parse, 0, 40, 100.0 * 40 / 70);
-	expect_line(parse, 1, PY_WORKER, 14, "Worker.parse", 30, 30.0);
-	expect_callee(parse, 1, 0, 100.0 * 30 / 70);
+	expect_fline(parse, 0, PY_WORKER, 12, "Worker.parse", 0, 40, 100.0 * 40 / 70);
+	expect_fline(parse, 1, PY_WORKER, 14, "Worker.parse", 30, 0, 100.0 * 30 / 70);
 	/* The innermost <module>: worker.py's, under exec() from run.py's. */
 	strcpy(req.function, "<module>");
 	mod = py_ask(s, &req);
 	assert_int_equal(json_get_int(mod, "function_samples"), 20);
 	assert_int_equal(json_object_array_length(rows_of(mod)), 1);
-	expect_line(mod, 0, PY_WORKER, 30, "<module>", 20, 20.0);
-	expect_callee(mod, 0, 20, 100.0);
+	expect_fline(mod, 0, PY_WORKER, 30, "<module>", 0, 20, 100.0);
 	/* The evaluation function is not there to name. */
 	strcpy(req.function, "_PyEval_EvalFrameDefault");
 	expect_error(ask(s, T0 + 20 * SEC, PY_UID, false, &req), ERROR_NOT_FOUND);
@@ -2233,9 +2455,8 @@ static void test_python_lines(void **state)
 	eval = py_ask(s, &req);
 	assert_int_equal(json_get_int(eval, "function_samples"), 100);
 	/* The innermost call: ceval.c:1300 under exec(), 1200 everywhere else. */
-	expect_line(eval, 0, "Python/ceval.c", 1200, "_PyEval_EvalFrameDefault", 80, 80.0);
-	expect_callee(eval, 0, 40, 80.0);
-	expect_line(eval, 1, "Python/ceval.c", 1300, "_PyEval_EvalFrameDefault", 20, 20.0);
+	expect_fline(eval, 0, "Python/ceval.c", 1200, "_PyEval_EvalFrameDefault", 40, 40, 80.0);
+	expect_fline(eval, 1, "Python/ceval.c", 1300, "_PyEval_EvalFrameDefault", 0, 20, 20.0);
 }
 
 /* The functions of stack i of a stacks answer, leaf first, joined by ';'. */
@@ -2411,6 +2632,10 @@ int main(void)
 		cmocka_unit_test(test_visibility_rule),
 		cmocka_unit_test(test_private_proc),
 		cmocka_unit_test(test_ps),
+		cmocka_unit_test(test_ps_alive),
+		cmocka_unit_test(test_range_lost),
+		cmocka_unit_test(test_stacks_life),
+		cmocka_unit_test(test_ps_sort),
 		cmocka_unit_test(test_time),
 		cmocka_unit_test(test_start_time),
 		cmocka_unit_test(test_children),
