@@ -27,6 +27,7 @@
 #include "store/persist.h"
 #include "store/store.h"
 #include "tmpdir.h"
+#include "store-fixture.h"
 
 #define T0 (1700000000LL * (int64_t)NSEC_PER_SEC) /* 2023-11-14 22:13:20 UTC */
 #define SEC ((int64_t)NSEC_PER_SEC)
@@ -35,28 +36,6 @@
 #define N_SMALL 22
 
 static char *state_dir;
-
-static StrId str(Store *s, const char *v)
-{
-	StrId id;
-
-	assert_int_equal(store_intern_string(s, v, &id), 0);
-	return id;
-}
-
-static ProcId proc(Store *s, uint32_t pid, uint32_t uid, int64_t start_ns, const char *comm)
-{
-	StoreProc p = { .pid = pid,
-			.ppid = 1,
-			.uid = uid,
-			.start_ns = start_ns,
-			.start_boot_ns = (uint64_t)start_ns };
-	ProcId id;
-
-	p.comm = str(s, comm);
-	assert_int_equal(store_proc_add(s, &p, &id), 0);
-	return id;
-}
 
 static StackId stack(Store *s, const char *function)
 {

@@ -11,20 +11,13 @@
 #include "query/select.h"
 
 #include "python-fixture.h"
+#include "store-fixture.h"
 
 #define T0 (1700000000LL * (int64_t)NSEC_PER_SEC)
 #define SEC ((int64_t)NSEC_PER_SEC)
 #define PERIOD (10 * NSEC_PER_MSEC)
 
 /* ---- building a store by hand ---- */
-
-static StrId str(Store *s, const char *v)
-{
-	StrId id;
-
-	assert_int_equal(store_intern_string(s, v, &id), 0);
-	return id;
-}
 
 /* The caller's references are kept: the store is freed as a whole at the end. */
 static FrameId frame(Store *s, const char *fn, const char *mod, uint32_t flags, uint64_t addr)
@@ -47,20 +40,6 @@ static StackId stack(Store *s, size_t n, const FrameId *frames)
 }
 
 #define STACK(s, ...) stack(s, ARRAY_SIZE(((FrameId[]){ __VA_ARGS__ })), (FrameId[]){ __VA_ARGS__ })
-
-static ProcId proc(Store *s, uint32_t pid, uint32_t uid, int64_t start_ns, const char *comm)
-{
-	StoreProc p = { .pid = pid,
-			.ppid = 1,
-			.uid = uid,
-			.start_ns = start_ns,
-			.start_boot_ns = (uint64_t)start_ns };
-	ProcId id;
-
-	p.comm = str(s, comm);
-	assert_int_equal(store_proc_add(s, &p, &id), 0);
-	return id;
-}
 
 static void add(Store *s, ProcId p, uint32_t tid, StackId st, bool kernel, uint32_t count)
 {
