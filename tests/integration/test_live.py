@@ -67,23 +67,32 @@ class Live:
     def key(self, k):
         os.write(self.master, k)
 
-    def wait(self, timeout=15):
+    def drain(self, wait_s):
+        """Reads what the view wrote within wait_s; False when the terminal is closed."""
+        if not select.select([self.master], [], [], wait_s)[0]:
+            return True
         try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
+            data = os.read(self.master, 65536)
+        except OSError:  # the child is gone and the slave closed
+            return False
+        self.out += data
+        return bool(data)
+
+    def wait(self, timeout=15):
+        """Waits for the view to exit, reading its screen meanwhile: a view that redraws into a
+        terminal nobody reads blocks once the terminal's buffer is full."""
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.proc.kill()
+                self.proc.wait()
+                return None
+            self.drain(min(left, 0.1))
         # What is left to read.
-        while select.select([self.master], [], [], 0.2)[0]:
-            try:
-                data = os.read(self.master, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            self.out += data
-        return rc
+        while self.drain(0.2) and select.select([self.master], [], [], 0)[0]:
+            pass
+        return self.proc.returncode
 
     def echo(self):
         return bool(termios.tcgetattr(self.slave)[3] & termios.ECHO)
