@@ -40,6 +40,7 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Daemon, Env, check, fail, require_bpf, skip  # noqa: E402
+from hostile_big import big_cu_source  # noqa: E402
 
 MAX_MEMORY = 64 << 20
 STATUS_MAX_S = 0.100
@@ -112,24 +113,6 @@ int main(int argc, char **argv)
 	return 0;
 }
 """
-
-# A library with one compile unit of many functions with inlined calls and locals: hundreds of
-# thousands of DWARF entries for the daemon to walk when a sample lands in it.
-BIG_CU_FUNCS = 6000
-
-
-def big_cu_source():
-    out = ["static inline __attribute__((always_inline)) int leaf(int a, int b)"
-           " { int c = a * 3 + b; int d = c ^ (a >> 2); return c + d; }"]
-    for i in range(BIG_CU_FUNCS):
-        out.append(f"int f{i}(int x) {{ int a = x + {i}; int b = leaf(a, x); int c = leaf(b, a);"
-                   f" {{ int d = leaf(c, b); a += d; }} return a + b + c; }}")
-    out.append("int big_entry(int n) { int s = 0; for (int k = 0; k < n; k++) {")
-    for i in range(0, BIG_CU_FUNCS, 50):
-        out.append(f" s += f{i}(k);")
-    out.append(" } return s; }")
-    return "\n".join(out) + "\n"
-
 
 DLOPEN_C = r"""
 #include <dlfcn.h>
@@ -597,11 +580,14 @@ def scenarios(env, d, user, top_dir, tok):
     warm = os.path.join(udir, "warm")
     build(warm, f"warm_{tok}")
     give(warm)
-    lib_src = os.path.join(top_dir, "big.c")
-    with open(lib_src, "w") as f:
-        f.write(big_cu_source())
-    lib_built = os.path.join(top_dir, "libbig.so")
-    run("cc", "-O1", "-g", "-shared", "-fPIC", "-o", lib_built, lib_src, timeout=600)
+    # Built with the project when it can be (not under sanitizers); else here.
+    lib_built = os.path.join(env.build, "tests", "integration", "libhostile-big.so")
+    if not os.path.exists(lib_built):
+        lib_src = os.path.join(top_dir, "big.c")
+        with open(lib_src, "w") as f:
+            f.write(big_cu_source())
+        lib_built = os.path.join(top_dir, "libbig.so")
+        run("cc", "-O1", "-g", "-shared", "-fPIC", "-o", lib_built, lib_src, timeout=600)
     dl_src = os.path.join(top_dir, "dl.c")
     with open(dl_src, "w") as f:
         f.write(DLOPEN_C)
