@@ -28,6 +28,8 @@
 #define SCAN_MAX_NS (2 * NSEC_PER_SEC)
 #define RESCAN_NS (5 * NSEC_PER_SEC) /* and at least this often, to drop threads gone */
 
+#define LINE_MEMO 8
+
 typedef struct PyThread {
 	uint64_t thread; /* pthread_t */
 	uint64_t tstate;
@@ -57,6 +59,9 @@ typedef struct CodeEntry {
 	uint32_t firstlineno;
 	uint8_t *table;
 	uint32_t table_len;
+	/* The last lines looked up, by offset (direct-mapped): a hot loop's few instructions are
+	 * most of the lookups, and a table is decoded from its start each time. */
+	uint32_t memo_offset[LINE_MEMO], memo_line[LINE_MEMO];
 } CodeEntry;
 
 struct Python {
@@ -199,6 +204,7 @@ static int code_read(Python *py, PyProc *pp, uint64_t addr, uint32_t ident, Code
 	*ret = (CodeEntry){
 		.pid = pp->pid, .start_ns = pp->start_ns, .addr = addr, .ident = ident
 	};
+	memset(ret->memo_offset, 0xff, sizeof(ret->memo_offset));
 	/* First the identity bytes alone: an object that is not the sampled one (a process can
 	 * make that so on every sample) costs one small read, not its strings and line table. */
 	r = mem_read(pp, addr + pp->layout.bpf.code_ident, idbytes, sizeof(idbytes));
@@ -232,7 +238,7 @@ static int code_read(Python *py, PyProc *pp, uint64_t addr, uint32_t ident, Code
 }
 
 /* The cached code object at addr of pp as the sample saw it (ident): NULL if it cannot be. */
-static const CodeEntry *code_get(Python *py, PyProc *pp, uint64_t addr, uint32_t ident)
+static CodeEntry *code_get(Python *py, PyProc *pp, uint64_t addr, uint32_t ident)
 {
 	CodeKey key = { .pid = pp->pid, .start_ns = pp->start_ns, .addr = addr };
 	uint64_t hash = code_hash(pp->pid, pp->start_ns, addr);
@@ -274,7 +280,8 @@ int python_frame(Python *py, PyProc *pp, const struct profq_py_frame *f, FrameId
 {
 	StoreFrame frame = { .function = py->module, .module = py->module, .flags = FRAME_PYTHON };
 	uint64_t addr = f->code & ~PROFQ_PY_ENTRY;
-	const CodeEntry *e;
+	CodeEntry *e;
+	uint32_t slot = (f->offset >> 1) % LINE_MEMO;
 
 	py->stats.frames_read++;
 	e = code_get(py, pp, addr, f->ident);
@@ -285,7 +292,12 @@ int python_frame(Python *py, PyProc *pp, const struct profq_py_frame *f, FrameId
 	frame.function = e->name;
 	frame.file = frame.decl_file = e->file;
 	frame.decl_line = e->firstlineno;
-	frame.line = pycode_line(&pp->layout, e->table, e->table_len, e->firstlineno, f->offset);
+	if (e->memo_offset[slot] != f->offset) {
+		e->memo_line[slot] = pycode_line(&pp->layout, e->table, e->table_len,
+						 e->firstlineno, f->offset);
+		e->memo_offset[slot] = f->offset;
+	}
+	frame.line = e->memo_line[slot];
 	return store_intern_frame(py->store, &frame, ret);
 }
 
