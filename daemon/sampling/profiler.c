@@ -359,6 +359,8 @@ static void raw_stack(Profiler *p, Process *proc, const struct profq_sample *s, 
 	UnwindInput in;
 	UnwindResult res;
 
+	/* Python frames come only with a stack copy (record_ok()). */
+	ret->py = 0;
 	ret->kernel = s->kstack_len;
 	memcpy(ret->addrs, s->addrs, s->kstack_len * sizeof(uint64_t));
 	if (!(s->flags & PROFQ_SAMPLE_USER_REGS)) {
@@ -379,7 +381,6 @@ static void raw_stack(Profiler *p, Process *proc, const struct profq_sample *s, 
 	ret->truncated = res.end != UNWIND_COMPLETE;
 	p->stats.unwind[res.end]++;
 	p->stats.unwind_fp_frames += res.fp_frames;
-	ret->py = 0;
 	if (s->py_len) {
 		const struct profq_py_frame *f = py_frames(s);
 
