@@ -174,7 +174,22 @@ def check_threads(d, python):
             continue
         want = 100 * t["in_function"] / t["cpu"] if t["cpu"] > 0 else 0
         print(f"tid {t['tid']} ({t['function']}): {describe(tt)}")
-        check_share(tt, t["function"], want, POINTS, what=f"TOTAL% of thread {t['tid']}")
+        # Of the thread's samples that carry its Python stack: those taken before profqd read
+        # the new thread from the interpreter's list (its first samples are what tell it to,
+        # handled a few tens of ms later on a loaded machine) have the native stack only.
+        # Its outermost Python frame (threading's bootstrap) is on every one of the others.
+        outer = max((r["total_samples"] for r in py_rows(tt)), default=0)
+        r = py_row(tt, t["function"])
+        got = 100 * r["total_samples"] / outer if r and outer else None
+        tol, which = tolerance(want, outer, POINTS)
+        print(f"tid {t['tid']}: {outer} of {tt['samples']} samples carry Python frames")
+        check(got is not None and abs(got - want) <= tol,
+              f"{t['function']}: {got and round(got, 1)}% of thread {t['tid']}'s {outer} "
+              f"samples with Python frames vs measured {want:.1f}% ({which})"
+              + ("" if r else f"; {python_names(tt)}"))
+        check(outer >= tt["samples"] * 0.8,
+              f"thread {t['tid']}: most of its samples carry Python frames "
+              f"({outer} of {tt['samples']})")
         others = {o: (py_row(tt, o) or {}).get("total_pct", 0) for o in names
                   if o != t["function"]}
         check(all(v <= OTHER_THREAD_PCT for v in others.values()),
