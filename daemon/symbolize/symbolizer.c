@@ -909,6 +909,7 @@ static int resolve(Symbolizer *s, Binary *b, uint64_t vaddr, FrameId *out, size_
 	DwarfFrame dw[SYMBOLIZER_MAX_INLINE];
 	FrameId ids[SYMBOLIZER_MAX_INLINE];
 	const char *symname = NULL;
+	uint64_t fn_vaddr = vaddr, start;
 	size_t n, done = 0;
 	int nd = 0, r = 0;
 
@@ -919,11 +920,17 @@ static int resolve(Symbolizer *s, Binary *b, uint64_t vaddr, FrameId *out, size_
 		nd = 0;
 	if (b->syms && !b->stale)
 		(void)elfsym_lookup(b->syms, vaddr, &symname, NULL);
-	if (!symname && nd == 0)
+	if (!symname && nd == 0) {
 		s->stats.unresolved++;
+		/* Unnamed (a stripped binary): named by the start of the function its unwind
+		 * information (the FDE) says vaddr falls in, so that samples anywhere in one
+		 * function add up to one frame. */
+		if (b->cfi && !b->stale && cfi_function_start(b->cfi, vaddr, &start) == 0)
+			fn_vaddr = start;
+	}
 	n = nd > 0 ? (size_t)nd : 1;
 	for (size_t k = 0; k < n; k++) {
-		StoreFrame f = { .module = b->module, .address = vaddr };
+		StoreFrame f = { .module = b->module, .address = fn_vaddr };
 		bool outer = k == n - 1;
 		const char *name = NULL;
 

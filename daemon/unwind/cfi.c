@@ -727,39 +727,61 @@ static bool row_eq(const CfiRow *a, const CfiRow *b)
  * b->refused) and sets *ret_next to the next entry. 0, -ENOMEM, -EFBIG (CFI_MAX_ROWS), or
  * -ENODATA at the end of the section (terminator or a torn entry).
  */
-static int entry_rows(const Section *sec, Cie *cies, size_t *n_cies, size_t off, Builder *b,
-		      size_t *ret_next)
+/*
+ * The FDE header of the entry at off: its CIE, its range [*ret_pc, *ret_pc + *ret_range) and in
+ * *c its instructions. -ENODATA at the end (or a torn section), -ENOENT for a CIE or an FDE
+ * that does not parse; *ret_next is the next entry's offset unless -ENODATA.
+ */
+static int fde_header(const Section *sec, Cie *cies, size_t *n_cies, size_t off, size_t *ret_next,
+		      const Cie **ret_cie, Cursor *c, uint64_t *ret_pc, uint64_t *ret_range)
 {
 	const uint8_t *start, *end;
 	bool term;
-	Cursor c;
 	uint64_t id, pc, range;
+	const Cie *cie;
+
+	if (!entry_range(sec, off, &start, &end, &term) || term)
+		return -ENODATA;
+	*ret_next = (size_t)(end - sec->data);
+	*c = (Cursor){ start, end };
+	/* A CIE (id 0) is parsed when an FDE uses it. The CIE pointer counts back from the field
+	 * itself. */
+	if (!get_uint(c, 4, &id) || id == 0 || id > (uint64_t)(start - sec->data))
+		return -ENOENT;
+	cie = cie_get(cies, n_cies, sec, (size_t)(start - sec->data) - id);
+	if (!cie || !get_encoded(c, cie->fde_enc, sec, &pc) ||
+	    !get_encoded(c, (uint8_t)(cie->fde_enc & EH_PE_FORMAT), sec, &range) || range == 0 ||
+	    pc + range < pc)
+		return -ENOENT;
+	if (cie->has_z) {
+		const uint8_t *ignored;
+		uint64_t alen;
+
+		if (!get_uleb(c, &alen) || !get_bytes(c, alen, &ignored))
+			return -ENOENT;
+	}
+	*ret_cie = cie;
+	*ret_pc = pc;
+	*ret_range = range;
+	return 0;
+}
+
+static int entry_rows(const Section *sec, Cie *cies, size_t *n_cies, size_t off, Builder *b,
+		      size_t *ret_next)
+{
+	Cursor c;
+	uint64_t pc, range;
 	const Cie *cie;
 	size_t budget = CFI_MAX_FDE_INSNS;
 	uint64_t loc;
 	State s;
 	int r;
 
-	if (!entry_range(sec, off, &start, &end, &term) || term)
-		return -ENODATA; /* the end, or a torn section: keep what we have */
-	*ret_next = (size_t)(end - sec->data);
-	c = (Cursor){ start, end };
-	/* A CIE (id 0) is parsed when an FDE uses it. The CIE pointer counts back from the field
-	 * itself. */
-	if (!get_uint(&c, 4, &id) || id == 0 || id > (uint64_t)(start - sec->data))
+	r = fde_header(sec, cies, n_cies, off, ret_next, &cie, &c, &pc, &range);
+	if (r == -ENODATA)
+		return r; /* the end, or a torn section: keep what we have */
+	if (r < 0)
 		return 0;
-	cie = cie_get(cies, n_cies, sec, (size_t)(start - sec->data) - id);
-	if (!cie || !get_encoded(&c, cie->fde_enc, sec, &pc) ||
-	    !get_encoded(&c, (uint8_t)(cie->fde_enc & EH_PE_FORMAT), sec, &range) || range == 0 ||
-	    pc + range < pc)
-		return 0;
-	if (cie->has_z) {
-		const uint8_t *ignored;
-		uint64_t alen;
-
-		if (!get_uleb(&c, &alen) || !get_bytes(&c, alen, &ignored))
-			return 0;
-	}
 	/* The CIE's initial instructions gave the state every row starts from. */
 	s = cie->initial;
 	loc = pc;
@@ -1296,6 +1318,37 @@ int cfi_lookup(Cfi *c, uint64_t vaddr, CfiRow *ret)
 		return -ENOENT;
 	t = fde_table(c, (uint32_t)(lo - 1));
 	return t ? table_lookup(t, vaddr, ret) : -ENOENT;
+}
+
+int cfi_function_start(Cfi *c, uint64_t vaddr, uint64_t *ret)
+{
+	Section sec = { .data = c->data, .size = c->size, .vaddr = c->vaddr };
+	uint64_t pc, range;
+	size_t lo = 0, hi, next;
+	const Cie *cie;
+	Cursor insns;
+	int r;
+
+	if (!c->lazy)
+		return -EOPNOTSUPP;
+	hi = c->n_fdes;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (c->fde_pcs[mid] <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return -ENOENT;
+	/* Its header says how far it reaches (the index has only its start). */
+	r = fde_header(&sec, c->cies, &c->n_cies, c->fde_offs[lo - 1], &next, &cie, &insns, &pc,
+		       &range);
+	if (r < 0 || vaddr < pc || vaddr - pc >= range)
+		return -ENOENT;
+	*ret = pc;
+	return 0;
 }
 
 size_t cfi_rows(const Cfi *c)

@@ -90,6 +90,11 @@ int cfi_load_indexed(const uint8_t *data, size_t size, uint64_t section_vaddr, c
  * (and cache) the FDE that covers vaddr. */
 int cfi_lookup(Cfi *c, uint64_t vaddr, CfiRow *ret);
 
+/* The start of the FDE (a function, or a part of one the compiler split off) that covers
+ * vaddr: 0, -ENOENT when none does, -EOPNOTSUPP for an eager table (which keeps no FDE
+ * bounds). Reads the FDE's header only. */
+int cfi_function_start(Cfi *c, uint64_t vaddr, uint64_t *ret);
+
 /* Rows (eager) or FDEs (lazy). */
 size_t cfi_rows(const Cfi *c);
 size_t cfi_memory(const Cfi *c);

@@ -163,6 +163,51 @@ static void test_libraries_vs_readelf(void **state)
 	}
 }
 
+/* Function starts: every FDE readelf lists covers its middle and its last byte, and no other
+ * FDE overlaps it in a linked library, so the start found there is the FDE's own. */
+static void test_function_start_vs_readelf(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(libraries); i++) {
+		_cleanup_(cfi_freep) Cfi *cfi = NULL;
+		size_t fdes = 0, ok = 0;
+		char cmd[512], line[512];
+		uint64_t start;
+		FILE *f;
+		int fd;
+
+		if (access(libraries[i], R_OK) < 0)
+			continue;
+		fd = open(libraries[i], O_RDONLY | O_CLOEXEC);
+		assert_true(fd >= 0);
+		assert_int_equal(cfi_load_fd(fd, &cfi), 0);
+		close(fd);
+		snprintf(cmd, sizeof(cmd), "readelf --debug-dump=frames '%s' 2>/dev/null",
+			 libraries[i]);
+		f = popen(cmd, "r");
+		assert_non_null(f);
+		while (fgets(line, sizeof(line), f)) {
+			unsigned long long lo, hi;
+			const char *pc = strstr(line, " FDE ");
+
+			if (!pc || !(pc = strstr(pc, "pc=")) ||
+			    sscanf(pc, "pc=%llx..%llx", &lo, &hi) != 2 || hi <= lo)
+				continue;
+			fdes++;
+			if (cfi_function_start(cfi, lo + (hi - lo) / 2, &start) == 0 &&
+			    start == lo && cfi_function_start(cfi, hi - 1, &start) == 0 &&
+			    start == lo)
+				ok++;
+		}
+		pclose(f);
+		print_message("%s: %zu FDEs, %zu with their start found\n", libraries[i], fdes, ok);
+		assert_true(fdes > 100);
+		assert_int_equal(ok, fdes);
+		/* Below the first FDE: none. */
+		assert_int_equal(cfi_function_start(cfi, 0, &start), -ENOENT);
+	}
+}
+
 /* ---- hand-built .eh_frame ---- */
 
 typedef struct Buf {
@@ -758,9 +803,13 @@ static void test_index_bounds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_libraries_vs_readelf), cmocka_unit_test(test_synthetic),
-		cmocka_unit_test(test_factored_overflow),    cmocka_unit_test(test_hostile),
-		cmocka_unit_test(test_hostile_sections),     cmocka_unit_test(test_fde_bounds),
+		cmocka_unit_test(test_libraries_vs_readelf),
+		cmocka_unit_test(test_function_start_vs_readelf),
+		cmocka_unit_test(test_synthetic),
+		cmocka_unit_test(test_factored_overflow),
+		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_hostile_sections),
+		cmocka_unit_test(test_fde_bounds),
 		cmocka_unit_test(test_index_bounds),
 	};
 
