@@ -3,6 +3,7 @@
 
 #include "base/macro.h"
 #include "cli.h"
+#include "service/config.h"
 
 static const CliCommand commands[] = {
 	{ "status", cmd_status, "", "Daemon health: uptime, samples taken and lost, memory" },
@@ -33,7 +34,9 @@ static void help(void)
 		printf("  %-8s %-40s %s\n", commands[i].name, commands[i].args, commands[i].help);
 	printf("\n"
 	       "Global options:\n"
-	       "  --socket PATH  Daemon socket (default $PROFQ_SOCKET or " CLI_DEFAULT_SOCKET ")\n"
+	       "  --socket PATH  Daemon socket (default $PROFQ_SOCKET, else the socket of "
+	       "profqd's\n"
+	       "                 config file, else " CLI_DEFAULT_SOCKET ")\n"
 	       "  --state-dir DIR  Answer offline from a state directory (profqd's --state-dir,\n"
 	       "                 or a copy), read-only, without a daemon\n"
 	       "  --json         Answer in JSON (also accepted after the command)\n"
@@ -43,6 +46,24 @@ static void help(void)
 	       "Time ranges (--since, --until) count back from now: 30s, 5m, 2h, 1h30m.\n"
 	       "Exit status: 0 ok, 1 nothing found, 2 usage error, 3 daemon unreachable,\n"
 	       "4 permission denied.\n");
+}
+
+/* profqd's socket as its config file sets it ($PROFQ_CONFIG, else profqd's default file), or
+ * NULL: a file the user cannot read, or that does not parse, says nothing. */
+static char *configured_socket(void)
+{
+	const char *path = getenv("PROFQ_CONFIG");
+	_cleanup_free_ char *error = NULL;
+	Config config;
+	char *socket = NULL;
+
+	if (config_init(&config) < 0)
+		return NULL;
+	if (config_parse_file(&config, path && *path ? path : CONFIG_DEFAULT_PATH, NULL, &error) ==
+	    0)
+		socket = TAKE_PTR(config.socket_path);
+	config_done(&config);
+	return socket;
 }
 
 int main(int argc, char *argv[])
@@ -56,10 +77,11 @@ int main(int argc, char *argv[])
 		{},
 	};
 	CliContext ctx = { .socket_path = getenv("PROFQ_SOCKET") };
+	_cleanup_free_ char *configured = NULL;
 	int c;
 
 	if (!ctx.socket_path || !*ctx.socket_path)
-		ctx.socket_path = CLI_DEFAULT_SOCKET;
+		ctx.socket_path = NULL;
 	opterr = 0;
 	/* A usage error before the command is JSON too when profq's own options ask for it. */
 	for (int i = 1; i < argc && argv[i][0] == '-' && !streq(argv[i], "--"); i++) {
@@ -91,6 +113,10 @@ int main(int argc, char *argv[])
 		default:
 			return cli_usage_error(NULL, "unknown option '%s'", argv[optind - 1]);
 		}
+	}
+	if (!ctx.socket_path) {
+		configured = configured_socket();
+		ctx.socket_path = configured ?: CLI_DEFAULT_SOCKET;
 	}
 	if (optind >= argc)
 		return cli_usage_error(NULL, "missing command");

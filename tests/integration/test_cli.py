@@ -118,6 +118,27 @@ with Daemon(env) as d:
     check(rc == 4 and json.loads(out)["code"] == "denied" and "Permission denied" in err,
           f"a socket nobody may open: exit 4 (got {rc}: {err!r})")
 
+    # Without --socket and $PROFQ_SOCKET, the socket profqd's config file names
+    # ($PROFQ_CONFIG here; /etc/profq/profqd.conf by default); then the built-in default.
+    os.chmod(d.dir, 0o755)
+    conf = os.path.join(d.dir, "profqd.conf")
+    with open(conf, "w") as f:
+        f.write(f"# profqd's\nsocket = {d.socket}\n")
+    base = {k: v for k, v in os.environ.items() if k != "PROFQ_SOCKET"}
+    p = subprocess.run([env.profq, "status", "--json"], capture_output=True, text=True,
+                       timeout=30, env={**base, "PROFQ_CONFIG": conf})
+    check(p.returncode == 0 and "uptime_s" in json.loads(p.stdout),
+          f"the socket of profqd's config file (got {p.returncode}: {p.stderr!r})")
+    p = subprocess.run([env.profq, "status"], capture_output=True, text=True, timeout=30,
+                       env={**base, "PROFQ_CONFIG": conf, "PROFQ_SOCKET": "/nonexistent/s"})
+    check(p.returncode == 3 and "/nonexistent/s" in p.stderr, "$PROFQ_SOCKET wins over it")
+    os.chmod(conf, 0o600)
+    p = subprocess.run([user_profq, "status"], capture_output=True, text=True, timeout=30,
+                       env={**base, "PROFQ_CONFIG": conf}, user=NOBODY, group=NOBODY,
+                       extra_groups=[])
+    check(p.returncode == 3 and "/run/profq/profq.sock" in p.stderr,
+          f"a config file the user cannot read: the default socket (got {p.stderr!r})")
+
     # Daemon-side validation of what the CLI cannot check.
     rc, _, err = d.profq("top", "--since", "5m", "--until", "10m", check_rc=False)
     check(rc == 2 and "range" in err, "until older than since: bad_request, exit 2")
