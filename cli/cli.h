@@ -36,7 +36,6 @@ typedef struct CliContext {
 typedef struct CliCommand {
 	const char *name;
 	int (*run)(CliContext *ctx, int argc, char **argv);
-	const char *args;
 	const char *help;
 } CliCommand;
 

@@ -6,44 +6,40 @@
 #include "service/config.h"
 
 static const CliCommand commands[] = {
-	{ "status", cmd_status, "", "Daemon health: uptime, samples taken and lost, memory" },
-	{ "ps", cmd_ps, "[--since DUR] [--until DUR]", "Processes by CPU in the range" },
-	{ "top", cmd_top, "[--pid N] [-n N] [--sort self|total]", "Hotspot functions" },
-	{ "time", cmd_time, "--pid N [--start TIME] [--children]",
-	  "real, user, sys and cpu% like time(1), and the sampled estimate" },
-	{ "tree", cmd_tree, "--pid N [--min-pct P]", "Call tree, top down, with total% and self%" },
-	{ "lines", cmd_lines, "--pid N [--function F]",
-	  "Hot source lines with their text, like line_profiler" },
-	{ "folded", cmd_folded, "--pid N [-o FILE]", "Folded stacks: frame;frame;frame count" },
-	{ "flame", cmd_flame, "--pid N -o FILE.svg", "Interactive SVG flame graph" },
-	{ "pprof", cmd_pprof, "--pid N -o FILE.pb.gz", "Gzipped pprof profile (go tool pprof)" },
-	{ "diff", cmd_diff, "--pid N --base RANGE --with RANGE",
-	  "Per-function change between two ranges or pids" },
-	{ "run", cmd_run, "[--repeat K] -- CMD...",
-	  "Run a command: time(1) figures and its hotspots" },
+	{ "status", cmd_status, "Daemon health: uptime, samples taken and lost, memory" },
+	{ "ps", cmd_ps, "Processes by CPU in the range" },
+	{ "top", cmd_top, "Hotspot functions (a live view on a terminal)" },
+	{ "time", cmd_time, "real, user, sys and cpu% like time(1), and the sampled estimate" },
+	{ "tree", cmd_tree, "Call tree, top down, with total% and self%" },
+	{ "lines", cmd_lines, "Hot source lines with their text, like line_profiler" },
+	{ "folded", cmd_folded, "Folded stacks: frame;frame;frame count" },
+	{ "flame", cmd_flame, "Interactive SVG flame graph" },
+	{ "pprof", cmd_pprof, "Gzipped pprof profile (go tool pprof)" },
+	{ "diff", cmd_diff, "Per-function change between two ranges or pids" },
+	{ "run", cmd_run, "Run a command: time(1) figures and its hotspots" },
 };
 
 static void help(void)
 {
-	printf("Usage: profq [--socket PATH] [--json] COMMAND [OPTIONS]\n"
+	printf("Usage: profq [--socket PATH | --state-dir DIR] [--json] COMMAND [OPTIONS]\n"
 	       "\n"
 	       "Query the always-on CPU profiler profqd.\n"
 	       "\n"
-	       "Commands:\n");
+	       "Commands ('profq COMMAND --help' for each one's options):\n");
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		printf("  %-8s %-40s %s\n", commands[i].name, commands[i].args, commands[i].help);
+		printf("  %-8s  %s\n", commands[i].name, commands[i].help);
 	printf("\n"
 	       "Global options:\n"
-	       "  --socket PATH  Daemon socket (default $PROFQ_SOCKET, else the socket of "
-	       "profqd's\n"
-	       "                 config file, else " CLI_DEFAULT_SOCKET ")\n"
-	       "  --state-dir DIR  Answer offline from a state directory (profqd's --state-dir,\n"
-	       "                 or a copy), read-only, without a daemon\n"
-	       "  --json         Answer in JSON (also accepted after the command)\n"
-	       "  -h --help      Show this help ('profq COMMAND --help' for a command)\n"
-	       "     --version   Show the version\n"
+	       "  --socket PATH     Daemon socket (default $PROFQ_SOCKET, else the socket of\n"
+	       "                    profqd's config file, else " CLI_DEFAULT_SOCKET ")\n"
+	       "  --state-dir DIR   Answer offline from a state directory (profqd's --state-dir,\n"
+	       "                    or a copy), read-only, without a daemon\n"
+	       "  --json            Answer in JSON (also accepted after the command)\n"
+	       "  -h, --help        Show this help\n"
+	       "  --version         Show the version\n"
 	       "\n"
-	       "Time ranges (--since, --until) count back from now: 30s, 5m, 2h, 1h30m.\n"
+	       "Time ranges (--since, --until) count back from now (30s, 5m, 2h, 1h30m) or are\n"
+	       "times (14:05, 2026-12-06T14:05:00, @SECONDS).\n"
 	       "Exit status: 0 ok, 1 nothing found, 2 usage error, 3 daemon unreachable,\n"
 	       "4 permission denied.\n");
 }

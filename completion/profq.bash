@@ -2,10 +2,10 @@
 # bash completion for profq(1). Commands, options and the values an option takes come from the
 # --help of the profq being completed, so they follow the installed version; pids from its ps.
 
-# The commands: the first word of the lines under "Commands:".
+# The commands: the first word of the lines under "Commands".
 _profq_commands()
 {
-	"$1" --help 2>/dev/null | sed -n '/^Commands:/,/^$/s/^  \([a-z][a-z]*\) .*/\1/p'
+	"$1" --help 2>/dev/null | sed -n '/^Commands/,/^$/s/^  \([a-z][a-z]*\) .*/\1/p'
 }
 
 # The usage lines of a command's --help.

@@ -23,7 +23,7 @@ def help_of(*args):
                           timeout=30).stdout
 
 
-commands = re.findall(r"^  ([a-z]+) ", help_of().split("Commands:")[1].split("\n\n")[0], re.M)
+commands = re.findall(r"^  ([a-z]+) ", re.split(r"^Commands.*:$", help_of(), flags=re.M)[1].split("\n\n")[0], re.M)
 check(len(commands) >= 10 and "top" in commands and "run" in commands,
       f"profq --help lists the commands ({commands})")
 

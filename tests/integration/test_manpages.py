@@ -96,7 +96,7 @@ check(not extra, f"every option profqd(8) documents is one profqd accepts (not: 
 # profq(1)
 rc, cli_help, _ = run(env.profq, "--help")
 check(rc == 0, "profq --help exits 0")
-block = re.search(r"^Commands:\n(.*?)\n\n", cli_help, flags=re.M | re.S)
+block = re.search(r"^Commands[^\n]*:\n(.*?)\n\n", cli_help, flags=re.M | re.S)
 if not block:
     fail(f"no 'Commands:' list in profq --help:\n{cli_help}")
 commands = [line.split()[0] for line in block.group(1).splitlines() if line.strip()]
