@@ -204,7 +204,8 @@ static uint64_t lost_ringbuf(Sampler *s)
 /*
  * A 2 MiB sample ring holds about a second of samples at 999 Hz. Drained only after the
  * owner was busy for 4 s (as profqd did from its main loop), it loses samples; with the reader
- * thread emptying it every 10 ms meanwhile, none is lost, and every sample is in the queue.
+ * thread emptying it every 10 ms meanwhile, none (on a busy machine, few) is lost, and every
+ * sample is in the queue.
  */
 static void test_reader_empties_ring_while_owner_busy(void **state)
 {
@@ -225,7 +226,7 @@ static void test_reader_empties_ring_while_owner_busy(void **state)
 	};
 	ReaderStats rs;
 	ReaderBatch b;
-	uint64_t lost0, lost_busy;
+	uint64_t lost0, lost_busy, lost_reader;
 	int r;
 
 	(void)state;
@@ -253,7 +254,11 @@ static void test_reader_empties_ring_while_owner_busy(void **state)
 	busy(4);
 	reader_stop(t.reader);
 	reader_read_now(t.reader);
-	assert_int_equal(lost_ringbuf(t.sampler) - lost0, 0);
+	lost_reader = lost_ringbuf(t.sampler) - lost0;
+	/* None on an idle machine. On a busy one the reader thread too waits for a CPU now and
+	 * then, longer than the ring lasts (measured: 105 samples lost once in 10 runs beside
+	 * a test suite and two busy loops); the spell without it lost seconds of samples. */
+	assert_true(lost_reader * 10 < lost_busy);
 	reader_stats(t.reader, &rs);
 	assert_int_equal(rs.dropped[READER_SAMPLE], 0);
 	assert_true(rs.passes > 100);
@@ -262,9 +267,9 @@ static void test_reader_empties_ring_while_owner_busy(void **state)
 	reader_batch_free(&b);
 	/* This thread alone was busy for 4 s at 999 Hz. */
 	assert_true(t.taken > 3500);
-	print_message("lost without the reader: %" PRIu64 "; with it: 0 of %zu samples, "
-		      "queue peak %zu bytes\n",
-		      lost_busy, t.taken, rs.peak_bytes);
+	print_message("lost without the reader: %" PRIu64 "; with it: %" PRIu64 " of %zu "
+		      "samples, queue peak %zu bytes\n",
+		      lost_busy, lost_reader, t.taken, rs.peak_bytes);
 	reader_free(t.reader);
 	sampler_free(t.sampler);
 }
