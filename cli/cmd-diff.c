@@ -19,6 +19,7 @@
 #include "command.h"
 
 enum {
+	OPT_OUTPUT = 'o',
 	OPT_BASE = 0x200,
 	OPT_WITH,
 	OPT_BASE_PID,
@@ -35,8 +36,9 @@ typedef struct Side {
 
 typedef struct DiffArgs {
 	Side sides[2];
-	uint32_t base_pid; /* --base-pid; 0: pid for both sides */
-	bool by_total;	   /* --sort total */
+	uint32_t base_pid;  /* --base-pid; 0: pid for both sides */
+	bool by_total;	    /* --sort total */
+	const char *output; /* -o: a differential flame graph there too */
 } DiffArgs;
 
 typedef struct DiffRow {
@@ -186,6 +188,11 @@ static int parse_option(int opt, const char *arg, Request *req, void *userdata)
 					       side->name, arg);
 		side->range = arg;
 		return EXIT_OK;
+	case OPT_OUTPUT:
+		if (!*arg)
+			return cli_usage_error("diff", "-o: an empty file name");
+		args->output = arg;
+		return EXIT_OK;
 	case OPT_BASE_PID:
 		if (parse_uint32(arg, 1, UINT32_MAX, &args->base_pid) < 0)
 			return cli_usage_error("diff", "--base-pid: '%s' is not a process id", arg);
@@ -202,10 +209,14 @@ static int check(const CliContext *ctx, const Request *req, void *userdata)
 {
 	const DiffArgs *args = userdata;
 
-	(void)ctx, (void)req;
+	(void)req;
 	if (!args->base_pid && !args->sides[0].range && !args->sides[1].range)
 		return cli_usage_error("diff", "nothing to compare: give --base RANGE, "
 					       "--with RANGE or --base-pid P");
+	if (args->output && streq(args->output, "-"))
+		return cli_usage_error("diff",
+				       "-o: the table goes to standard output: give a file");
+	(void)ctx;
 	return EXIT_OK;
 }
 
@@ -216,7 +227,8 @@ static const CliQuery diff = {
 	.needs_pid = true,
 	.help = "Usage: profq diff --pid N [--base RANGE] [--with RANGE]\n"
 		"                  [--base-pid P] [-n N] [--sort self|total]\n"
-		"                  [--[no-]inline] [--[no-]python] [--json]\n"
+		"                  [--[no-]inline] [--[no-]python] [-o FILE.svg]\n"
+		"                  [--json]\n"
 		"\n"
 		"How each function's share of the samples changed from the base\n"
 		"profile to the other one: of pid N over two time ranges, or of\n"
@@ -224,15 +236,20 @@ static const CliQuery diff = {
 		"duration back from now or a time (20m..10m, 14:05..14:10),\n"
 		"SINCE (until now), life (the process's), or all (the default).\n"
 		"Rows are ranked by the change of SELF% (or TOTAL% with\n"
-		"--sort total), in points of each side's own samples.\n",
+		"--sort total), in points of each side's own samples.\n"
+		"-o FILE.svg also writes a differential flame graph: the other\n"
+		"profile's call paths, red where their share grew, blue where it\n"
+		"shrank.\n",
 	.options =
 		(const struct option[]){
 			{ "base", required_argument, NULL, OPT_BASE },
 			{ "with", required_argument, NULL, OPT_WITH },
 			{ "base-pid", required_argument, NULL, OPT_BASE_PID },
 			{ "sort", required_argument, NULL, OPT_SORT },
+			{ "output", required_argument, NULL, OPT_OUTPUT },
 			{},
 		},
+	.short_options = "o:",
 	.option = parse_option,
 	.check = check,
 };
@@ -386,7 +403,10 @@ static int diff_run(const CliContext *ctx, const Request *common, DiffArgs *args
 		return EXIT_UNREACHABLE;
 	}
 	n = MIN(n, (size_t)common->limit);
-	return ctx->json ? print_json(args, rows, n) : print_text(args, rows, n);
+	r = ctx->json ? print_json(args, rows, n) : print_text(args, rows, n);
+	if (r == EXIT_OK && args->output)
+		r = cli_diff_flame(ctx, &args->sides[0].req, &args->sides[1].req, args->output);
+	return r;
 }
 
 int cmd_diff(CliContext *ctx, int argc, char **argv)

@@ -30,13 +30,16 @@ enum {
 	OPT_OUTPUT = 'o',
 	OPT_TITLE = 0x200,
 	OPT_WIDTH,
+	OPT_ICICLE,
 };
 
-/* --title and --width are flame's; the other exports parse them to refuse them as unknown. */
+/* --title, --width and --icicle are flame's; the other exports parse them to refuse them as
+ * unknown. */
 static const struct option export_options[] = {
 	{ "output", required_argument, NULL, OPT_OUTPUT },
 	{ "title", required_argument, NULL, OPT_TITLE },
 	{ "width", required_argument, NULL, OPT_WIDTH },
+	{ "icicle", no_argument, NULL, OPT_ICICLE },
 	{},
 };
 
@@ -64,10 +67,11 @@ static const struct {
 		.help = "Usage: profq flame --pid N [--tid T] [--start TIME] [--children]\n"
 			"             [--since WHEN] [--until WHEN] [--range life]\n"
 			"             [--[no-]inline] [--[no-]python]\n"
-			"       [--title T] [--width PX] -o FILE.svg [--json]\n"
+			"       [--title T] [--width PX] [--icicle] -o FILE.svg [--json]\n"
 			"\n"
 			"An interactive SVG flame graph: one box per call path, as wide as its\n"
-			"share of the samples, callers below their callees. Open it in a\n"
+			"share of the samples, callers below their callees (above them with\n"
+			"--icicle, so that the roots show without scrolling). Open it in a\n"
 			"browser: hover for figures, click to zoom, Ctrl-F to search.\n"
 			"\n"
 			"-o FILE writes to FILE (\"-\": standard output).\n",
@@ -92,6 +96,8 @@ typedef struct ExportArgs {
 	const char *output; /* -o; "-" or NULL: stdout */
 	const char *title;
 	unsigned width;
+	bool icicle;
+	const Profile *base; /* a differential flame graph's base (profq diff -o) */
 } ExportArgs;
 
 /* One frame of a folded line: its name, with perf's stackcollapse annotations for kernel
@@ -181,7 +187,10 @@ static void range_text(const Profile *p, char *buf, size_t len)
 static int write_flame(const Profile *p, const ExportArgs *args, FILE *out)
 {
 	char title[512], subtitle[512], range[80];
-	FlameOptions o = { .title = args->title, .width = args->width };
+	FlameOptions o = { .title = args->title,
+			   .width = args->width,
+			   .icicle = args->icicle,
+			   .base = args->base };
 
 	range_text(p, range, sizeof(range));
 	if (!o.title) {
@@ -189,7 +198,17 @@ static int write_flame(const Profile *p, const ExportArgs *args, FILE *out)
 			 p->comm ? p->comm : "?");
 		o.title = title;
 	}
-	snprintf(subtitle, sizeof(subtitle), "%" PRIu64 " samples, %s", p->samples, range);
+	if (args->base) {
+		char base_range[80];
+
+		range_text(args->base, base_range, sizeof(base_range));
+		snprintf(subtitle, sizeof(subtitle),
+			 "%" PRIu64 " samples, %s, against pid %" PRIu32 ": %" PRIu64
+			 " samples, %s",
+			 p->samples, range, args->base->pid, args->base->samples, base_range);
+	} else {
+		snprintf(subtitle, sizeof(subtitle), "%" PRIu64 " samples, %s", p->samples, range);
+	}
 	o.subtitle = subtitle;
 	return flame_write_svg(p, &o, out);
 }
@@ -289,6 +308,11 @@ static int parse_option(int opt, const char *arg, Request *req, void *userdata)
 		if (args->kind != EXPORT_FLAME)
 			return CLI_UNKNOWN;
 		args->title = arg;
+		return EXIT_OK;
+	case OPT_ICICLE:
+		if (args->kind != EXPORT_FLAME)
+			return CLI_UNKNOWN;
+		args->icicle = true;
 		return EXIT_OK;
 	default: /* --width */
 		if (args->kind != EXPORT_FLAME)
@@ -441,6 +465,34 @@ static int export_run(ExportKind kind, CliContext *ctx, int argc, char **argv)
 	if (r != EXIT_OK)
 		return r;
 	return export_summary(ctx, p, &args, to_stdout);
+}
+
+int cli_diff_flame(const CliContext *ctx, const Request *base, const Request *with,
+		   const char *output)
+{
+	_cleanup_(profile_freep) Profile *b = NULL, *w = NULL;
+	ExportArgs args = { .kind = EXPORT_FLAME, .output = output };
+	CliContext plain = *ctx;
+	Request q[2] = { *base, *with };
+	bool to_stdout;
+	int r;
+
+	/* The sides' ranges are resolved already; the answers are not printed. */
+	plain.range_life = false;
+	plain.json = false;
+	q[0].command = q[1].command = COMMAND_STACKS;
+	b = export_profile(&plain, &q[0], &args, &r);
+	if (!b)
+		return r;
+	w = export_profile(&plain, &q[1], &args, &r);
+	if (!w)
+		return r;
+	args.base = b;
+	r = export_output(w, &args, &to_stdout);
+	if (r == EXIT_OK && !to_stdout)
+		fprintf(stderr, "Wrote %s: %" PRIu64 " samples against %" PRIu64 " of the base.\n",
+			output, w->samples, b->samples);
+	return r;
 }
 
 int cmd_folded(CliContext *ctx, int argc, char **argv)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,7 @@
 #define FONT_SIZE 12
 #define FONT_WIDTH 0.59 /* of FONT_SIZE: an average character of Verdana */
 #define PAD 10
-#define HEADER 60 /* title, subtitle and the buttons */
+#define HEADER 80 /* title, subtitle, the buttons and the legend */
 #define FOOTER 30 /* the details line */
 #define NONE UINT32_MAX
 #define ROOT_FRAME (UINT32_MAX - 1)	 /* the "all" box */
@@ -28,10 +29,12 @@ typedef struct Node {
 	uint32_t first_child; /* after sort_children: index into Flame.children */
 	uint32_t n_children;
 	uint64_t samples;
+	uint64_t base_samples; /* a differential graph: the base profile's, on the same path */
 } Node;
 
 typedef struct Flame {
 	const Profile *p;
+	const Profile *base; /* a differential graph's base; NULL otherwise */
 	Node *nodes;
 	size_t n_nodes, a_nodes;
 	HashIndex *index;
@@ -39,25 +42,35 @@ typedef struct Flame {
 	uint32_t max_depth;
 } Flame;
 
-static const char *node_function(const Flame *fl, const Node *n)
+static const char *frame_function(const Profile *p, uint32_t frame)
 {
-	if (n->frame == ROOT_FRAME)
+	if (frame == ROOT_FRAME)
 		return "all";
-	if (n->frame == TRUNCATED_FRAME)
+	if (frame == TRUNCATED_FRAME)
 		return "[truncated]";
-	return fl->p->frames[n->frame].function;
+	return p->frames[frame].function;
 }
 
 /* What tells functions of one name apart: the module, or a Python function's .py file (every
  * Python function's module is [python], and every module's code is <module>). */
-static const char *node_module(const Flame *fl, const Node *n)
+static const char *frame_module(const Profile *p, uint32_t frame)
 {
 	const ProfileFrame *f;
 
-	if (n->frame >= TRUNCATED_FRAME)
+	if (frame >= TRUNCATED_FRAME)
 		return NULL;
-	f = &fl->p->frames[n->frame];
+	f = &p->frames[frame];
 	return f->python && f->file ? f->file : f->module;
+}
+
+static const char *node_function(const Flame *fl, const Node *n)
+{
+	return frame_function(fl->p, n->frame);
+}
+
+static const char *node_module(const Flame *fl, const Node *n)
+{
+	return frame_module(fl->p, n->frame);
 }
 
 typedef struct NodeKey {
@@ -144,6 +157,41 @@ static int build_tree(Flame *fl)
 		fl->nodes[at].samples += p->truncated_samples;
 	}
 	return 0;
+}
+
+/* The child of parent that the base profile's frame names, or NONE: base paths are found in
+ * the tree, never added. */
+static uint32_t base_child(const Flame *fl, uint32_t parent, uint32_t frame)
+{
+	NodeKey k = { parent, frame_function(fl->base, frame), frame_module(fl->base, frame) };
+	uint32_t idx;
+
+	return hash_index_find(fl->index, node_hash(&k), node_eq, &k, (void *)fl, &idx) == 0 ? idx
+											     : NONE;
+}
+
+/* A differential graph: the base profile's samples on each path the tree has. */
+static void add_base(Flame *fl)
+{
+	const Profile *b = fl->base;
+
+	fl->nodes[0].base_samples = b->samples;
+	for (size_t i = 0; i < b->n_stacks; i++) {
+		const ProfileStack *s = &b->stacks[i];
+		uint32_t at = 0;
+
+		for (size_t j = s->n_frames; j-- > 0 && at != NONE;) {
+			at = base_child(fl, at, s->frames[j]);
+			if (at != NONE)
+				fl->nodes[at].base_samples += s->samples;
+		}
+	}
+	if (b->truncated_samples > 0) {
+		uint32_t at = base_child(fl, 0, TRUNCATED_FRAME);
+
+		if (at != NONE)
+			fl->nodes[at].base_samples += b->truncated_samples;
+	}
 }
 
 static int cmp_nodes(const void *a, const void *b, void *userdata)
@@ -284,23 +332,60 @@ typedef struct Layout {
 	double min_width;
 	uint64_t total;
 	unsigned height;
+	bool icicle;
+	double max_change; /* differential: the largest change of a box's share (> 0) */
 } Layout;
+
+/* A differential graph: the change of the box's share of all samples, from base to now. */
+static double node_change(const Flame *fl, const Node *n)
+{
+	double now = fl->p->samples ? (double)n->samples / fl->p->samples : 0;
+	double then = fl->base->samples ? (double)n->base_samples / fl->base->samples : 0;
+
+	return now - then;
+}
+
+/* Red where the share grew, blue where it shrank, in proportion to the largest change. */
+static void diff_colour(const Flame *fl, const Layout *lo, const Node *n, char *buf, size_t len)
+{
+	double d = node_change(fl, n) / lo->max_change;
+	unsigned fade = (unsigned)(210 * (1 - MIN(fabs(d), 1.0)));
+
+	if (d >= 0)
+		snprintf(buf, len, "rgb(255,%u,%u)", fade + 45, fade + 45);
+	else
+		snprintf(buf, len, "rgb(%u,%u,255)", fade + 45, fade + 45);
+}
+
+static double max_change(const Flame *fl)
+{
+	double m = 0;
+
+	for (size_t i = 0; i < fl->n_nodes; i++)
+		m = MAX(m, fabs(node_change(fl, &fl->nodes[i])));
+	return m > 0 ? m : 1;
+}
 
 static void write_node(const Flame *fl, const Layout *lo, uint32_t idx, uint64_t start)
 {
 	const Node *n = &fl->nodes[idx];
 	const char *name = node_function(fl, n), *module = node_module(fl, n);
 	double x = PAD + start * lo->scale, w = n->samples * lo->scale;
-	double y = lo->height - FOOTER - (n->depth + 1) * FRAME_HEIGHT;
+	double y = lo->icicle ? HEADER + n->depth * FRAME_HEIGHT
+			      : lo->height - FOOTER - (n->depth + 1) * FRAME_HEIGHT;
 	size_t chars = w > 6 ? (size_t)((w - 6) / (FONT_SIZE * FONT_WIDTH)) : 0;
 	char fill[32];
 
 	if (w < lo->min_width)
 		return; /* and its children, which are narrower */
-	node_colour(fl, n, fill, sizeof(fill));
+	if (fl->base)
+		diff_colour(fl, lo, n, fill, sizeof(fill));
+	else
+		node_colour(fl, n, fill, sizeof(fill));
 	fprintf(lo->f,
-		"<g class=\"f\" data-s=\"%" PRIu64 "\" data-n=\"%" PRIu64 "\" data-fill=\"%s\"",
-		start, n->samples, fill);
+		"<g class=\"f\" data-s=\"%" PRIu64 "\" data-n=\"%" PRIu64 "\" data-d=\"%" PRIu32
+		"\" data-fill=\"%s\"",
+		start, n->samples, n->depth, fill);
 	fputs(" data-name=\"", lo->f);
 	xml_text(lo->f, name, 512);
 	fputs("\"><title>", lo->f);
@@ -310,8 +395,13 @@ static void write_node(const Flame *fl, const Layout *lo, uint32_t idx, uint64_t
 		xml_text(lo->f, module, 512);
 		fputc(')', lo->f);
 	}
-	fprintf(lo->f, " %" PRIu64 " samples, %.2f%%</title>", n->samples,
+	fprintf(lo->f, " %" PRIu64 " samples, %.2f%%", n->samples,
 		lo->total ? 100.0 * n->samples / lo->total : 0.0);
+	if (fl->base)
+		fprintf(lo->f, " (base %.2f%%: %+.2f points)",
+			fl->base->samples ? 100.0 * n->base_samples / fl->base->samples : 0.0,
+			100.0 * node_change(fl, n));
+	fputs("</title>", lo->f);
 	fprintf(lo->f,
 		"<rect x=\"%.2f\" y=\"%.1f\" width=\"%.3f\" height=\"%d\" fill=\"%s\" rx=\"2\"/>",
 		x, y, w, FRAME_HEIGHT - 1, fill);
@@ -368,7 +458,7 @@ static const char flame_script[] =
 	"  if (e.target.id == 'search') { if (searching) reset_search(); else ask(); return; }\n"
 	"  var g = frame_of(e.target);\n"
 	"  if (g) layout(+g.getAttribute('data-s'), +g.getAttribute('data-n'),\n"
-	"                +g.querySelector('rect').getAttribute('y'));\n"
+	"                +g.getAttribute('data-d'));\n"
 	"}\n"
 	"function fit(g, r, w) {\n"
 	"  var t = g.querySelector('text'), name = g.getAttribute('data-name');\n"
@@ -377,22 +467,23 @@ static const char flame_script[] =
 	"  t.textContent = n < 3 ? '' : name.length <= n ? name : name.substring(0, n - 2) + "
 	"'..';\n"
 	"}\n"
-	"/* Shows the samples [s, s + n) across the width; y is the zoomed box's, -1 for all. */\n"
-	"function layout(s, n, y) {\n"
+	"/* Shows the samples [s, s + n) across the width; d is the zoomed box's depth, -1 for\n"
+	"   all. */\n"
+	"function layout(s, n, d) {\n"
 	"  var scale = (W - 2 * PAD) / n;\n"
 	"  for (var g = frames.firstElementChild; g; g = g.nextElementSibling) {\n"
 	"    var gs = +g.getAttribute('data-s'), gn = +g.getAttribute('data-n');\n"
-	"    var r = g.querySelector('rect'), gy = +r.getAttribute('y'), w;\n"
-	"    if (gs >= s && gs + gn <= s + n && (y < 0 || gy <= y)) {\n"
+	"    var r = g.querySelector('rect'), gd = +g.getAttribute('data-d'), w;\n"
+	"    if (gs >= s && gs + gn <= s + n && (d < 0 || gd >= d)) {\n"
 	"      r.setAttribute('x', PAD + (gs - s) * scale); w = gn * scale;\n"
 	"      g.style.display = ''; g.style.opacity = '';\n"
-	"    } else if (gy > y && gs <= s && gs + gn >= s + n) {\n"
+	"    } else if (gd < d && gs <= s && gs + gn >= s + n) {\n"
 	"      r.setAttribute('x', PAD); w = W - 2 * PAD;\n"
 	"      g.style.display = ''; g.style.opacity = '0.6';\n"
 	"    } else { g.style.display = 'none'; continue; }\n"
 	"    r.setAttribute('width', w); fit(g, r, w);\n"
 	"  }\n"
-	"  resetbtn.style.opacity = y < 0 ? '0' : '1';\n"
+	"  resetbtn.style.opacity = d < 0 ? '0' : '1';\n"
 	"}\n"
 	"function ask() {\n"
 	"  var re = prompt('Search for (a regular expression):', '');\n"
@@ -422,6 +513,38 @@ static const char flame_script[] =
 	"  matched.textContent = ' '; searching = false; searchbtn.textContent = 'Search';\n"
 	"}\n";
 
+/* What the colours mean, in a line under the subtitle. */
+static void write_legend(const Flame *fl, FILE *f)
+{
+	static const struct {
+		const char *fill, *what;
+	} plain[] = {
+		{ "rgb(230,115,30)", "native code" }, { "rgb(80,190,228)", "kernel" },
+		{ "rgb(105,220,220)", "inlined" },    { "rgb(175,115,228)", "Python" },
+		{ "rgb(80,210,80)", "JIT" },
+	},
+	  diff[] = {
+		  { "rgb(255,45,45)", "share grew" },
+		  { "rgb(255,255,255)", "unchanged" },
+		  { "rgb(45,45,255)", "share shrank" },
+	  };
+	size_t n = fl->base ? ARRAY_SIZE(diff) : ARRAY_SIZE(plain);
+	unsigned x = PAD;
+
+	fputs("<g id=\"legend\">\n", f);
+	for (size_t i = 0; i < n; i++) {
+		const char *fill = fl->base ? diff[i].fill : plain[i].fill;
+		const char *what = fl->base ? diff[i].what : plain[i].what;
+
+		fprintf(f,
+			"<rect x=\"%u\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\" "
+			"stroke=\"#999\" stroke-width=\"0.5\"/><text x=\"%u\" y=\"%d\">%s</text>\n",
+			x, HEADER - 24, fill, x + 16, HEADER - 14, what);
+		x += 16 + (unsigned)(strlen(what) * FONT_SIZE * FONT_WIDTH) + 18;
+	}
+	fputs("</g>\n", f);
+}
+
 static void write_svg(const Flame *fl, const FlameOptions *o, FILE *f)
 {
 	unsigned width = o->width ? o->width : 1200;
@@ -430,6 +553,8 @@ static void write_svg(const Flame *fl, const FlameOptions *o, FILE *f)
 		.min_width = o->min_width > 0 ? o->min_width : 0.1,
 		.total = fl->p->samples,
 		.height = HEADER + (fl->max_depth + 1) * FRAME_HEIGHT + FOOTER,
+		.icicle = o->icicle,
+		.max_change = fl->base ? max_change(fl) : 1,
 	};
 
 	lo.scale = lo.total ? (double)(width - 2 * PAD) / lo.total : 0;
@@ -468,6 +593,7 @@ static void write_svg(const Flame *fl, const FlameOptions *o, FILE *f)
 	fprintf(f, "<text id=\"matched\" x=\"%u\" y=\"%u\" text-anchor=\"end\"> </text>\n",
 		width - PAD, lo.height - 10);
 	fprintf(f, "<text id=\"details\" x=\"%d\" y=\"%u\"> </text>\n", PAD, lo.height - 10);
+	write_legend(fl, f);
 	fputs("<g id=\"frames\">\n", f);
 	if (lo.total)
 		write_node(fl, &lo, 0, 0);
@@ -476,12 +602,14 @@ static void write_svg(const Flame *fl, const FlameOptions *o, FILE *f)
 
 int flame_write_svg(const Profile *p, const FlameOptions *o, FILE *f)
 {
-	Flame fl = { .p = p };
+	Flame fl = { .p = p, .base = o->base };
 	int r;
 
 	r = hash_index_new(&fl.index);
 	if (r >= 0)
 		r = build_tree(&fl);
+	if (r >= 0 && fl.base)
+		add_base(&fl);
 	if (r >= 0)
 		r = sort_children(&fl);
 	if (r >= 0) {

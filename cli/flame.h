@@ -8,13 +8,14 @@
  * (scripts and styles inline), so the file opens alone in a browser. Frames are merged by
  * function and module (a Python function's: its .py file) per call path (lines are not
  * split). Colours: a warm hue per function name (stable across runs), kernel, inlined, Python
- * and [jit] frames each their own hue.
+ * and [jit] frames each their own hue, which a legend names.
  * Text in the SVG is XML-escaped: function names are hostile input.
  *
  * Not thread-safe.
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "profile.h"
@@ -24,6 +25,14 @@ typedef struct FlameOptions {
 	const char *subtitle; /* NULL: none; e.g. "pid 4711 (python3), 1234 samples, last 10m" */
 	unsigned width;	      /* pixels; 0: 1200 */
 	double min_width;     /* boxes narrower than this many pixels are left out; 0: 0.1 */
+	bool icicle;	      /* roots at the top, callees below (an icicle graph) */
+	/*
+	 * A differential flame graph (as Brendan Gregg's difffolded.pl): the boxes are the
+	 * profile's, each coloured by how its share of the samples changed from base: red where it
+	 * grew, blue where it shrank, the deeper the more (white: unchanged). Call paths only base
+	 * has are not drawn. NULL: an ordinary flame graph.
+	 */
+	const Profile *base;
 } FlameOptions;
 
 /* Writes the SVG to f. 0, or a negative errno (of the failed write, -EIO when the stream lost
