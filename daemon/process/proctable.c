@@ -224,10 +224,11 @@ static int maps_load(ProcTable *t, Process *p, uint64_t time_ns, uint64_t now_ns
 		return maps_install(t, p, raw, n);
 	}
 	if (lr >= 0) {
+		/* Part of the mappings (those made since profqd started): a miss tries /proc
+		 * again after a while, as without any, not only a longer log (which a process
+		 * older than profqd, done mapping, never gives). */
 		t->stats.maps_from_log++;
-		r = maps_install(t, p, logged, n_logged);
-		p->maps_from_log = r >= 0;
-		return r;
+		return maps_install(t, p, logged, n_logged);
 	}
 	log_debug_errno(r, "No mappings for pid %u at %" PRIu64 ": %m", p->pid, time_ns);
 	t->stats.maps_errors++;
