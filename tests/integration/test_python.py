@@ -89,6 +89,7 @@ def pprof_cum(pb):
 # ---- a process started before profqd ----
 early, early_pid = start(python, "split", 3, wait=True)
 with Daemon(env) as d:
+    d.wait_caught_up()
     go(early)
     res = finish(early)
     # What profqd could sample: from "go" on (it was ready before).
