@@ -20,6 +20,27 @@ static const char *start_string(double t, char *buf, size_t len)
 	return buf;
 }
 
+/* The UNIT column: the unit, "-" without one; a long name keeps its start and its type. */
+static const char *unit_string(json_object *row, char *buf, size_t len)
+{
+	const char *unit = json_get_string(row, "unit");
+	const char *dot;
+	size_t n, keep;
+
+	if (!unit || !*unit)
+		return "-";
+	n = strlen(unit);
+	if (n <= 24 || len < 25) {
+		snprintf(buf, len, "%s", unit);
+		return buf;
+	}
+	/* "docker-0123456789ab….scope": the type tells what it is. */
+	dot = strrchr(unit, '.');
+	keep = dot && strlen(dot) < 10 ? strlen(dot) : 0;
+	snprintf(buf, len, "%.*s~%s", (int)(23 - keep), unit, keep ? dot : "");
+	return buf;
+}
+
 static void render_ps(json_object *a, const Request *req)
 {
 	bool threads = req->threads;
@@ -30,16 +51,16 @@ static void render_ps(json_object *a, const Request *req)
 		printf("%8s  %-16s %7s %7s %7s %8s\n", "TID", "THREAD", "%USR", "%SYS", "%CPU",
 		       "SAMPLES");
 	else
-		printf("%8s %8s %8s  %-16s %7s %7s %7s %8s  %s\n", "PID", "PPID", "START", "COMM",
-		       "%USR", "%SYS", "%CPU", "SAMPLES", "COMMAND");
+		printf("%8s %8s %8s  %-16s %-24s %7s %7s %7s %8s  %s\n", "PID", "PPID", "START",
+		       "COMM", "UNIT", "%USR", "%SYS", "%CPU", "SAMPLES", "COMMAND");
 	if (!json_object_object_get_ex(a, "rows", &rows))
 		return;
 	for (size_t i = 0; i < json_object_array_length(rows); i++) {
 		json_object *r = json_object_array_get_idx(rows, i);
 		const char *cmd = json_get_string(r, "cmdline");
-		int used = 8 + 1 + 8 + 1 + 8 + 2 + 16 + 1 + 8 * 3 + 9 + 2;
+		int used = 8 + 1 + 8 + 1 + 8 + 2 + 16 + 1 + 25 + 8 * 3 + 9 + 2;
 		int room;
-		char start[32];
+		char start[32], unit[32];
 
 		if (threads) {
 			printf("%8lld  %-16s %7.2f %7.2f %7.2f %8lld\n",
@@ -52,12 +73,13 @@ static void render_ps(json_object *a, const Request *req)
 		if (!cmd || !*cmd)
 			cmd = "";
 		room = width > used ? width - used : (int)strlen(cmd);
-		printf("%8lld %8lld %8s  %-16s %7.2f %7.2f %7.2f %8lld  %.*s%s\n",
+		printf("%8lld %8lld %8s  %-16s %-24s %7.2f %7.2f %7.2f %8lld  %.*s%s\n",
 		       (long long)json_get_int(r, "pid"), (long long)json_get_int(r, "ppid"),
 		       start_string(json_get_double(r, "start_time"), start, sizeof(start)),
-		       strempty(json_get_string(r, "comm")), json_get_double(r, "user_pct"),
-		       json_get_double(r, "sys_pct"), json_get_double(r, "cpu_pct"),
-		       (long long)json_get_int(r, "samples"), room, cmd,
+		       strempty(json_get_string(r, "comm")), unit_string(r, unit, sizeof(unit)),
+		       json_get_double(r, "user_pct"), json_get_double(r, "sys_pct"),
+		       json_get_double(r, "cpu_pct"), (long long)json_get_int(r, "samples"), room,
+		       cmd,
 		       json_object_get_boolean(json_object_object_get(r, "exited")) ? " (exited)"
 										    : "");
 	}

@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 
+#include "base/cgroup.h"
 #include "base/hashindex.h"
 #include "base/log.h"
 #include "base/macro.h"
@@ -132,6 +133,26 @@ static bool proc_is_incarnation(uint32_t pid, uint64_t start_boot_ns, ProcStat *
 	if (ret)
 		*ret = st;
 	return true;
+}
+
+/* The process's cgroup (and the labels it names) into its record: at first sight and at exec.
+ * /proc is asked after the read whether it still shows this incarnation, so a reused pid
+ * lends nothing. */
+static void read_cgroup(ProcTable *t, Process *p)
+{
+	_cleanup_free_ char *path = NULL;
+	int r;
+
+	t->stats.cgroup_reads++;
+	r = cgroup_read_pid((pid_t)p->pid, &path);
+	if (r >= 0 && !proc_is_incarnation(p->pid, p->start_boot_ns, NULL))
+		r = -ESRCH;
+	if (r >= 0)
+		r = store_proc_set_cgroup(t->store, p->id, path);
+	if (r < 0) {
+		log_debug_errno(r, "No cgroup for pid %u: %m", p->pid);
+		t->stats.cgroup_errors++;
+	}
 }
 
 /* Takes over raw (and its paths) as p's mappings, resolving their binaries. */
@@ -535,6 +556,7 @@ int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, P
 	StoreProc sp = { .uid = s->uid };
 	Process *p = find(t, s->tgid, s->start_ns);
 	ProcStat st;
+	bool live;
 	int r;
 
 	if (p) {
@@ -568,7 +590,8 @@ int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, P
 	if (s->flags & PROFQ_SAMPLE_PRIVATE)
 		sp.flags |= PROC_PRIVATE;
 	/* Only what /proc says about this very incarnation (not a reused pid). */
-	if (proc_is_incarnation(s->tgid, s->start_ns, &st)) {
+	live = proc_is_incarnation(s->tgid, s->start_ns, &st);
+	if (live) {
 		sp.ppid = st.ppid;
 		if (s->mm_id != 0)
 			(void)procfs_read_cmdline((pid_t)s->tgid, &cmdline);
@@ -584,6 +607,8 @@ int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, P
 		return r;
 	p->mm_id = s->mm_id;
 	p->kthread = s->mm_id == 0;
+	if (live)
+		read_cgroup(t, p);
 	note_sample(t, p, s);
 	*ret = p;
 	return 0;
@@ -672,6 +697,8 @@ int proctable_event(ProcTable *t, const struct profq_event *e, uint64_t now_ns)
 		procfs_cmdline_to_string(args, len);
 		if (*args)
 			(void)set_string(t, &sp->cmdline, args);
+		/* A service manager moves a process into its unit's cgroup before the exec. */
+		read_cgroup(t, p);
 		return 0;
 	}
 	case PROFQ_EVENT_EXIT:
@@ -870,8 +897,10 @@ static void adopt(ProcTable *t, uint32_t pid)
 	    store_intern_string(t->store, cmdline, &sp.cmdline) < 0)
 		return;
 	memcpy(comm, st.comm, MIN(sizeof(comm), sizeof(st.comm)));
-	if (process_add(t, pid, start, comm, &sp, now_mono_ns(), &p) >= 0)
+	if (process_add(t, pid, start, comm, &sp, now_mono_ns(), &p) >= 0) {
 		p->approx_start = true;
+		read_cgroup(t, p);
+	}
 	store_string_unref(t->store, sp.cmdline);
 }
 

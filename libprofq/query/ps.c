@@ -204,6 +204,7 @@ int query_answer_ps(const QueryContext *ctx, const Request *req, const Selection
 			json_add_int(o, "ppid", p->ppid);
 			json_add_int(o, "uid", p->uid);
 			json_add_string(o, "cmdline", store_string(store, p->cmdline));
+			query_add_labels(o, store, p);
 			query_add_times(o, p);
 		}
 		json_object_array_add(arr, o);

@@ -63,6 +63,14 @@ void query_add_selection(const QueryContext *ctx, const Request *req, const Sele
 	json_add_int(answer, "samples", (int64_t)s->total);
 }
 
+void query_add_labels(json_object *o, const Store *store, const StoreProc *p)
+{
+	json_add_string(o, "unit", store_string(store, p->unit));
+	json_add_string(o, "slice", store_string(store, p->slice));
+	json_add_string(o, "cgroup", store_string(store, p->cgroup));
+	json_add_string(o, "container", store_string(store, p->container));
+}
+
 void query_add_times(json_object *o, const StoreProc *p)
 {
 	json_add_double(o, "start_time", (double)p->start_ns / NSEC_PER_SEC, 3);
