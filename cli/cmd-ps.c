@@ -143,12 +143,15 @@ static int check(const CliContext *ctx, const Request *req, void *userdata)
 static const CliQuery ps = {
 	.name = "ps",
 	.command = COMMAND_PS,
-	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_START | CLI_OPT_CHILDREN | CLI_OPT_LIMIT,
+	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_START | CLI_OPT_CHILDREN | CLI_OPT_LIMIT |
+		  CLI_OPT_MATCH,
 	.empty_is_not_found = true,
 	.help = "Usage: profq ps [--since WHEN] [--until WHEN] [--range life] [-n N]\n"
 		"                [--sort time|cpu|user|sys|samples|start] [--json]\n"
 		"                [--user NAME | --pid N [--start TIME]\n"
 		"                 [--children | --threads]]\n"
+		"                [--unit NAME] [--cgroup PATH] [--container ID] [--comm NAME]\n"
+		"                [--by unit|comm|container]\n"
 		"\n"
 		"Processes by sampled CPU time in the range (default: all\n"
 		"retained data), exited ones flagged; %CPU is of the time each\n"
@@ -157,7 +160,12 @@ static const CliQuery ps = {
 		"samples, or start (newest first). --user: one user's processes.\n"
 		"--pid: one process (the newest incarnation, or the one --start\n"
 		"names), with --children its descendants, or with --threads one\n"
-		"row per thread.\n",
+		"row per thread. UNIT is the process's systemd unit.\n"
+		"--unit NAME, --cgroup PATH, --container ID, --comm NAME: only the\n"
+		"processes that match (all given): unit and comm are globs, a\n"
+		"cgroup counts with those below it, an id may be cut short.\n"
+		"--by: one row per unit, command name or container instead of per\n"
+		"process, ranked the same way.\n",
 	.options =
 		(const struct option[]){
 			{ "threads", no_argument, NULL, OPT_THREADS },

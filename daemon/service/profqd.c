@@ -590,7 +590,8 @@ static int on_request(void *userdata, const Peer *peer, const Request *req, json
 		return answer_status(m, &viewer, ret);
 	/* Live processes' user/sys are the kernel's figures of now. */
 	if (req->command == COMMAND_TIME)
-		profiler_refresh(m->profiler, req->children ? 0 : req->pid);
+		profiler_refresh(m->profiler,
+				 req->children || request_has_match(req) ? 0 : req->pid);
 	ctx = (QueryContext){ .store = profiler_store(m->profiler),
 			      .now_ns = now_real_ns(),
 			      .viewer = viewer };
