@@ -47,7 +47,8 @@ static const struct {
 	[EXPORT_FOLDED] = {
 		.name = "folded",
 		.help = "Usage: profq folded --pid N [--tid T] [--start TIME] [--children]\n"
-			"              [--unit NAME] [--cgroup PATH] [--container ID] [--comm NAME]\n"
+			"              [--unit NAME] [--cgroup PATH] [--container ID]\n"
+			"              [--comm NAME]\n"
 			"              [--since WHEN] [--until WHEN] [--range life]\n"
 			"              [--[no-]inline] [--[no-]python] [-o FILE] [--json]\n"
 			"\n"
@@ -67,7 +68,8 @@ static const struct {
 	[EXPORT_FLAME] = {
 		.name = "flame",
 		.help = "Usage: profq flame --pid N [--tid T] [--start TIME] [--children]\n"
-			"             [--unit NAME] [--cgroup PATH] [--container ID] [--comm NAME]\n"
+			"             [--unit NAME] [--cgroup PATH] [--container ID]\n"
+			"             [--comm NAME]\n"
 			"             [--since WHEN] [--until WHEN] [--range life]\n"
 			"             [--[no-]inline] [--[no-]python]\n"
 			"       [--title T] [--width PX] -o FILE.svg [--json]\n"
@@ -85,7 +87,8 @@ static const struct {
 	[EXPORT_PPROF] = {
 		.name = "pprof",
 		.help = "Usage: profq pprof --pid N [--tid T] [--start TIME] [--children]\n"
-			"             [--unit NAME] [--cgroup PATH] [--container ID] [--comm NAME]\n"
+			"             [--unit NAME] [--cgroup PATH] [--container ID]\n"
+			"             [--comm NAME]\n"
 			"             [--since WHEN] [--until WHEN] [--range life]\n"
 			"             [--[no-]inline] [--[no-]python] -o FILE.pb.gz [--json]\n"
 			"\n"
