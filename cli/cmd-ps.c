@@ -41,12 +41,50 @@ static const char *unit_string(json_object *row, char *buf, size_t len)
 	return buf;
 }
 
+/* ps --by: one row per group; %CPU of the range's elapsed time (200 is two CPUs). */
+static void render_groups(json_object *a, const Request *req)
+{
+	const char *key = group_by_to_string(req->by);
+	json_object *rows;
+	char upper[16];
+	size_t i;
+
+	for (i = 0; key[i] && i < sizeof(upper) - 1; i++)
+		upper[i] = (char)(key[i] - 'a' + 'A');
+	upper[i] = '\0';
+	printf("%-40s %9s %7s %7s %7s %9s %8s\n", upper, "PROCESSES", "%USR", "%SYS", "%CPU", "CPU",
+	       "SAMPLES");
+	if (!json_object_object_get_ex(a, "rows", &rows))
+		return;
+	for (i = 0; i < json_object_array_length(rows); i++) {
+		json_object *r = json_object_array_get_idx(rows, i);
+		const char *name = json_get_string(r, key);
+
+		printf("%-40s %9lld %7.2f %7.2f %7.2f %8.2fs %8lld\n",
+		       name		       ? name
+		       : req->by == GROUP_COMM ? "?"
+					       : "(none)",
+		       (long long)json_get_int(r, "processes"), json_get_double(r, "user_pct"),
+		       json_get_double(r, "sys_pct"), json_get_double(r, "cpu_pct"),
+		       json_get_double(r, "cpu_s"), (long long)json_get_int(r, "samples"));
+	}
+	if (json_get_int(a, "total_rows") > (int64_t)json_object_array_length(rows))
+		printf("(%lld of %lld rows, by %s; -n 0 shows all)\n",
+		       (long long)json_object_array_length(rows),
+		       (long long)json_get_int(a, "total_rows"),
+		       strempty(json_get_string(a, "sort")));
+}
+
 static void render_ps(json_object *a, const Request *req)
 {
 	bool threads = req->threads;
 	int width = cli_terminal_width();
 	json_object *rows;
 
+	if (req->by != GROUP_NONE) {
+		render_groups(a, req);
+		return;
+	}
 	if (threads)
 		printf("%8s  %-16s %7s %7s %7s %8s\n", "TID", "THREAD", "%USR", "%SYS", "%CPU",
 		       "SAMPLES");
@@ -94,6 +132,7 @@ enum {
 	OPT_THREADS = 0x200,
 	OPT_SORT,
 	OPT_USER,
+	OPT_BY,
 };
 
 /* --user: a user name, or a numeric uid. */
@@ -122,6 +161,12 @@ static int parse_option(int opt, const char *arg, Request *req, void *userdata)
 				arg);
 		req->sort = sort_key_from_string(arg);
 		return EXIT_OK;
+	case OPT_BY:
+		if (group_by_from_string(arg) <= GROUP_NONE)
+			return cli_usage_error("ps", "--by: '%s' is not unit, comm or container",
+					       arg);
+		req->by = group_by_from_string(arg);
+		return EXIT_OK;
 	default: /* --user */
 		if (parse_user(arg, &req->uid) < 0)
 			return cli_usage_error("ps", "--user: '%s' is not a user name or uid", arg);
@@ -135,6 +180,8 @@ static int check(const CliContext *ctx, const Request *req, void *userdata)
 	(void)ctx, (void)userdata;
 	if (req->threads && !req->pid)
 		return cli_usage_error("ps", "--threads needs --pid");
+	if (req->threads && req->by != GROUP_NONE)
+		return cli_usage_error("ps", "--by: not with --threads");
 	if (req->has_uid && req->pid)
 		return cli_usage_error("ps", "--user selects processes without --pid");
 	return EXIT_OK;
@@ -165,12 +212,14 @@ static const CliQuery ps = {
 		"processes that match (all given): unit and comm are globs, a\n"
 		"cgroup counts with those below it, an id may be cut short.\n"
 		"--by: one row per unit, command name or container instead of per\n"
-		"process, ranked the same way.\n",
+		"process, ranked the same way; %CPU is then of the range's time\n"
+		"(200 is two CPUs' worth).\n",
 	.options =
 		(const struct option[]){
 			{ "threads", no_argument, NULL, OPT_THREADS },
 			{ "sort", required_argument, NULL, OPT_SORT },
 			{ "user", required_argument, NULL, OPT_USER },
+			{ "by", required_argument, NULL, OPT_BY },
 			{},
 		},
 	.option = parse_option,

@@ -16,6 +16,13 @@ static const char *const sort_names[_SORT_MAX] = {
 	[SORT_SAMPLES] = "samples", [SORT_START] = "start",
 };
 
+static const char *const group_names[_GROUP_MAX] = {
+	[GROUP_NONE] = "process",
+	[GROUP_UNIT] = "unit",
+	[GROUP_COMM] = "comm",
+	[GROUP_CONTAINER] = "container",
+};
+
 static const char *const error_names[_ERROR_MAX] = {
 	[ERROR_DENIED] = "denied",
 	[ERROR_NOT_FOUND] = "not_found",
@@ -51,6 +58,16 @@ const char *sort_key_to_string(SortKey k)
 SortKey sort_key_from_string(const char *s)
 {
 	return (SortKey)lookup(sort_names, _SORT_MAX, s);
+}
+
+const char *group_by_to_string(GroupBy g)
+{
+	return g >= 0 && g < _GROUP_MAX ? group_names[g] : NULL;
+}
+
+GroupBy group_by_from_string(const char *s)
+{
+	return (GroupBy)lookup(group_names, _GROUP_MAX, s);
 }
 
 const char *error_code_to_string(ErrorCode c)
@@ -294,6 +311,14 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 				req.no_python = !json_object_get_boolean(val);
 			else
 				req.no_inline = !json_object_get_boolean(val);
+		} else if (streq(key, "by")) {
+			if (!json_object_is_type(val, json_type_string) ||
+			    group_by_from_string(json_object_get_string(val)) < 0) {
+				r = fail(ret_error, "Field 'by' must be \"process\", \"unit\", "
+						    "\"comm\" or \"container\"");
+				goto out;
+			}
+			req.by = group_by_from_string(json_object_get_string(val));
 		} else if (streq(key, "min_pct")) {
 			double d;
 
@@ -337,6 +362,10 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 	if (request_has_match(&req) && (req.pid || req.children)) {
 		r = fail(ret_error, "Fields 'unit', 'cgroup', 'container' and 'comm' select "
 				    "processes without a pid or children");
+		goto out;
+	}
+	if (req.by != GROUP_NONE && (req.command != COMMAND_PS || req.threads)) {
+		r = fail(ret_error, "Field 'by' is for ps, without threads");
 		goto out;
 	}
 	if (req.threads && !req.pid) {
@@ -410,6 +439,9 @@ int request_to_json(const Request *req, json_object **ret)
 				       json_object_new_string(req->match.container));
 	if (req->match.comm[0])
 		json_object_object_add(o, "comm", json_object_new_string(req->match.comm));
+	if (req->by != GROUP_NONE)
+		json_object_object_add(o, "by",
+				       json_object_new_string(group_by_to_string(req->by)));
 	*ret = o;
 	return 0;
 }

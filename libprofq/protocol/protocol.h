@@ -57,6 +57,16 @@ typedef enum ErrorCode {
 /* tree: nodes below this share of the samples are left out. */
 #define REQUEST_MIN_PCT_DEFAULT 0.5
 
+/* ps: one row per group of processes instead of per process. */
+typedef enum GroupBy {
+	GROUP_NONE,
+	GROUP_UNIT,
+	GROUP_COMM,
+	GROUP_CONTAINER,
+	_GROUP_MAX,
+	_GROUP_INVALID = -EINVAL,
+} GroupBy;
+
 /* Lengths of the process selectors' fields, with their NUL. */
 #define REQUEST_UNIT_MAX 256
 #define REQUEST_CGROUP_MAX 4096
@@ -96,6 +106,7 @@ typedef struct Request {
 	/* lines: only samples with this function on the stack ("" for all); NUL-terminated. */
 	char function[REQUEST_FUNCTION_MAX];
 	RequestMatch match; /* no pid with it */
+	GroupBy by;	    /* ps only, not with threads */
 } Request;
 
 /* Whether req selects processes by their labels (req->match). */
@@ -107,6 +118,8 @@ const char *sort_key_to_string(SortKey k);
 SortKey sort_key_from_string(const char *s);
 /* Whether command c sorts by k: ps by its keys, the others by self or total. */
 bool sort_key_valid(Command c, SortKey k);
+const char *group_by_to_string(GroupBy g);
+GroupBy group_by_from_string(const char *s);
 const char *error_code_to_string(ErrorCode c);
 ErrorCode error_code_from_string(const char *s);
 
