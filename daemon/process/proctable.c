@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "base/macro.h"
 #include "base/timeutil.h"
+#include "process/cgroupids.h"
 #include "process/proctable.h"
 #include "symbolize/perfmap.h"
 
@@ -50,6 +51,7 @@ struct ProcTable {
 	size_t path_bytes;     /* of every mapping path held, kept as they come and go */
 	size_t perfmap_cap;    /* bytes of one perf map file held at most */
 	size_t perfmap_budget; /* bytes of perf maps still to be read this tick */
+	CgroupIds *cgroup_ids; /* for processes /proc no longer shows */
 	ProcTableStats stats;
 };
 
@@ -70,6 +72,9 @@ int proctable_new(Store *store, Symbolizer *sym, MapLog *maplog, ProcTable **ret
 	if (!t->exited)
 		return -ENOMEM;
 	r = hash_index_new(&t->index);
+	if (r < 0)
+		return r;
+	r = cgroup_ids_new(&t->cgroup_ids);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(t);
@@ -117,6 +122,7 @@ ProcTable *proctable_free(ProcTable *t)
 	free(t->exited);
 	free(t->procs);
 	hash_index_free(t->index);
+	cgroup_ids_free(t->cgroup_ids);
 	free(t);
 	return NULL;
 }
@@ -138,7 +144,7 @@ static bool proc_is_incarnation(uint32_t pid, uint64_t start_boot_ns, ProcStat *
 /* The process's cgroup (and the labels it names) into its record: at first sight and at exec.
  * /proc is asked after the read whether it still shows this incarnation, so a reused pid
  * lends nothing. */
-static void read_cgroup(ProcTable *t, Process *p)
+static int read_cgroup(ProcTable *t, Process *p)
 {
 	_cleanup_free_ char *path = NULL;
 	int r;
@@ -153,6 +159,16 @@ static void read_cgroup(ProcTable *t, Process *p)
 		log_debug_errno(r, "No cgroup for pid %u: %m", p->pid);
 		t->stats.cgroup_errors++;
 	}
+	return r;
+}
+
+/* The cgroup of an event's process by the id the kernel gave (/proc shows it no more). */
+static void cgroup_from_id(ProcTable *t, Process *p, const struct profq_event *e, uint64_t now_ns)
+{
+	const char *path = cgroup_ids_path(t->cgroup_ids, e->cgroup_id, now_ns);
+
+	if (path && store_proc_set_cgroup(t->store, p->id, path) >= 0)
+		t->stats.cgroup_from_id++;
 }
 
 /* Takes over raw (and its paths) as p's mappings, resolving their binaries. */
@@ -698,7 +714,8 @@ int proctable_event(ProcTable *t, const struct profq_event *e, uint64_t now_ns)
 		if (*args)
 			(void)set_string(t, &sp->cmdline, args);
 		/* A service manager moves a process into its unit's cgroup before the exec. */
-		read_cgroup(t, p);
+		if (read_cgroup(t, p) < 0)
+			cgroup_from_id(t, p, e, now_ns);
 		return 0;
 	}
 	case PROFQ_EVENT_EXIT:
@@ -715,6 +732,9 @@ int proctable_event(ProcTable *t, const struct profq_event *e, uint64_t now_ns)
 		sp->exit_ns = (int64_t)e->time_ns + boot_to_real_offset();
 		sp->flags |= PROC_EXITED | PROC_ACCOUNTING;
 		p->exited = true;
+		/* Gone before profqd read its cgroup (a short process, a busy daemon). */
+		if (!sp->cgroup)
+			cgroup_from_id(t, p, e, now_ns);
 		p->last_seen_ns = now_ns;
 		t->stats.exited++;
 		exited_push(t, p->id, sp->exit_ns);

@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +94,133 @@ int cgroup_read_pid(pid_t pid, char **ret)
 	if (r < 0)
 		return r;
 	return cgroup_parse_proc(buf, len, ret);
+}
+
+int cgroup_parse_mountinfo(const char *buf, size_t len, char **ret)
+{
+	const char *p = buf, *end = buf + len;
+
+	/* One line per step: the loop ends within the buffer. */
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		const char *f = p, *lend = p + n, *sep, *point = NULL;
+		size_t point_len = 0;
+		char *copy;
+
+		p += n + 1;
+		/* "ID PARENT MAJ:MIN ROOT POINT OPTIONS [TAGS...] - FSTYPE SOURCE OPTIONS" */
+		for (int field = 0; field < 5 && f < lend; field++) {
+			const char *sp = memchr(f, ' ', (size_t)(lend - f));
+
+			if (!sp)
+				break;
+			if (field == 4) {
+				point = f;
+				point_len = (size_t)(sp - f);
+			}
+			f = sp + 1;
+		}
+		sep = point ? memmem(point, (size_t)(lend - point), " - ", 3) : NULL;
+		if (!sep || (size_t)(lend - sep) < 3 + 8 || memcmp(sep + 3, "cgroup2 ", 8) != 0)
+			continue;
+		if (point_len == 0 || point[0] != '/' || memchr(point, '\\', point_len) ||
+		    memchr(point, '\0', point_len))
+			return -EINVAL;
+		if (point_len >= CGROUP_PATH_MAX)
+			return -ENAMETOOLONG;
+		copy = strndup(point, point_len);
+		if (!copy)
+			return -ENOMEM;
+		*ret = copy;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int cgroup_v2_mount(char **ret)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	int r;
+
+	r = procfs_read_file("/proc/self/mountinfo", 4u << 20, &buf, &len);
+	if (r < 0)
+		return r;
+	return cgroup_parse_mountinfo(buf, len, ret);
+}
+
+static void closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
+
+typedef struct Walk {
+	int (*visit)(void *userdata, uint64_t id, const char *path);
+	void *userdata;
+	size_t dirs;
+	char path[CGROUP_PATH_MAX];
+} Walk;
+
+/* Visits the directory open at fd, whose path is w->path (len bytes), and those below it. */
+static int walk_dir(Walk *w, int fd, size_t len, unsigned depth)
+{
+	_cleanup_(closedirp) DIR *d = NULL;
+	struct dirent *de;
+	struct stat st;
+	int r;
+
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return 0;
+	}
+	w->dirs++;
+	r = w->visit(w->userdata, (uint64_t)st.st_ino, len ? w->path : "/");
+	if (r < 0 || depth >= CGROUP_WALK_MAX_DEPTH) {
+		close(fd);
+		return MIN(r, 0);
+	}
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return 0;
+	}
+	while (w->dirs < CGROUP_WALK_MAX_DIRS && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		int sub;
+
+		if (de->d_type != DT_DIR || streq(de->d_name, ".") || streq(de->d_name, "..") ||
+		    len + 1 + n >= sizeof(w->path))
+			continue;
+		sub = openat(dirfd(d), de->d_name,
+			     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+		if (sub < 0)
+			continue;
+		w->path[len] = '/';
+		memcpy(w->path + len + 1, de->d_name, n + 1);
+		r = walk_dir(w, sub, len + 1 + n, depth + 1);
+		w->path[len] = '\0';
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int cgroup_walk(const char *mount, int (*visit)(void *userdata, uint64_t id, const char *path),
+		void *userdata)
+{
+	_cleanup_free_ Walk *w = calloc(1, sizeof(Walk));
+	int fd;
+
+	if (!w)
+		return -ENOMEM;
+	w->visit = visit;
+	w->userdata = userdata;
+	fd = open(mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return negative_errno();
+	return walk_dir(w, fd, 0, 0);
 }
 
 static bool has_suffix(const char *s, size_t n, const char *suffix)

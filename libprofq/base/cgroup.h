@@ -8,6 +8,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* What is read of /proc/PID/cgroup at most (one line per v1 hierarchy, and the v2 one). */
@@ -30,6 +31,30 @@ int cgroup_parse_proc(const char *buf, size_t len, char **ret);
 
 /* Reads /proc/PID/cgroup and parses it as above. */
 int cgroup_read_pid(pid_t pid, char **ret);
+
+/*
+ * Where cgroup v2 is mounted, from the contents of /proc/self/mountinfo (len bytes): the mount
+ * point of the first "cgroup2" file system, as a malloc'd copy in *ret. -ENOENT without one,
+ * -EINVAL for a mount point with escapes (a space in it) or not absolute.
+ */
+int cgroup_parse_mountinfo(const char *buf, size_t len, char **ret);
+/* Reads /proc/self/mountinfo and parses it as above. */
+int cgroup_v2_mount(char **ret);
+
+/* Directories cgroup_walk() visits at most, and how deep. */
+#define CGROUP_WALK_MAX_DIRS 65536
+#define CGROUP_WALK_MAX_DEPTH 32
+
+/*
+ * Visits every cgroup of the v2 hierarchy mounted at mount, the root first: its id (the
+ * inode of its directory, as bpf_get_current_cgroup_id() gives it) and its path as
+ * /proc/PID/cgroup writes it ("/" for the root). Bounded by CGROUP_WALK_MAX_DIRS, and
+ * CGROUP_WALK_MAX_DEPTH levels (deeper ones are left out); symbolic links are not followed.
+ * A negative return of visit stops the walk and is returned. 0, or -errno if the mount
+ * cannot be opened.
+ */
+int cgroup_walk(const char *mount, int (*visit)(void *userdata, uint64_t id, const char *path),
+		void *userdata);
 
 typedef struct CgroupLabels {
 	/* The innermost "*.service" or "*.scope" component ("nginx.service", "session-3.scope",
