@@ -53,6 +53,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(!strchr(labels.unit, '/') && !strchr(labels.slice, '/'));
 		CHECK(!labels.container[0] || strlen(labels.container) == CGROUP_CONTAINER_ID_LEN);
 	}
+	free(cgroup);
+	cgroup = NULL;
+	if (cgroup_parse_mountinfo((const char *)data, size, &cgroup) == 0)
+		CHECK(cgroup[0] == '/' && strlen(cgroup) < CGROUP_PATH_MAX);
 	/* Any string as a path, too (the store's, loaded from a segment). */
 	cgroup_labels(text, &labels);
 	memcpy(text, data, size);

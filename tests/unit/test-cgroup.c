@@ -2,6 +2,8 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -158,12 +160,92 @@ static void test_labels_long(void **state)
 	assert_string_equal(l.unit, "");
 }
 
+/* As parse(), for mountinfo. */
+static int parse_mountinfo(const char *text, char **ret)
+{
+	size_t len = strlen(text);
+	_cleanup_free_ char *copy = malloc(MAX(len, (size_t)1));
+
+	assert_non_null(copy);
+	memcpy(copy, text, len);
+	return cgroup_parse_mountinfo(copy, len, ret);
+}
+
+static void test_mountinfo(void **state)
+{
+	char *p = NULL;
+
+	(void)state;
+	{
+		static const char text[] = "22 1 0:21 / /sys rw shared:7 - sysfs sysfs rw\n"
+					   "35 22 0:30 / /sys/fs/cgroup/unified rw,nosuid "
+					   "shared:10 - cgroup2 cgroup2 rw\n"
+					   "36 22 0:31 / /sys/fs/cgroup/systemd rw - cgroup "
+					   "cgroup rw,name=systemd\n";
+		_cleanup_free_ char *m = NULL;
+
+		assert_int_equal(cgroup_parse_mountinfo(text, sizeof(text) - 1, &m), 0);
+		assert_string_equal(m, "/sys/fs/cgroup/unified");
+	}
+	/* Optional fields before the separator; the separator's fields in the wrong place. */
+	assert_int_equal(parse_mountinfo("1 2 3:4 / /x rw - ext4 /dev/sda rw\n", &p), -ENOENT);
+	assert_int_equal(parse_mountinfo("1 2 3:4 / /a\\040b rw - cgroup2 none rw\n", &p), -EINVAL);
+	assert_int_equal(parse_mountinfo("1 2 - cgroup2\n", &p), -ENOENT);
+	assert_int_equal(parse_mountinfo("", &p), -ENOENT);
+	assert_null(p);
+}
+
+typedef struct Found {
+	uint64_t want;
+	char path[CGROUP_PATH_MAX];
+	size_t dirs;
+	bool root_first;
+} Found;
+
+static int on_cgroup(void *userdata, uint64_t id, const char *path)
+{
+	Found *f = userdata;
+
+	if (f->dirs++ == 0)
+		f->root_first = streq(path, "/");
+	if (id == f->want)
+		snprintf(f->path, sizeof(f->path), "%s", path);
+	return 0;
+}
+
+/* The walk names this process's own cgroup by the inode of its directory, as /proc/self/cgroup
+ * names it (where the host mounts v2). */
+static void test_walk(void **state)
+{
+	_cleanup_free_ char *mount = NULL, *self = NULL, *dir = NULL;
+	Found f = { 0 };
+	struct stat st;
+
+	(void)state;
+	if (cgroup_v2_mount(&mount) < 0) {
+		skip();
+		return;
+	}
+	assert_int_equal(cgroup_read_pid(getpid(), &self), 0);
+	assert_true(asprintf(&dir, "%s%s", mount, streq(self, "/") ? "" : self) > 0);
+	if (stat(dir, &st) < 0) {
+		skip(); /* the v2 line names another hierarchy's path (a v1-only host) */
+		return;
+	}
+	f.want = (uint64_t)st.st_ino;
+	assert_int_equal(cgroup_walk(mount, on_cgroup, &f), 0);
+	assert_true(f.root_first);
+	assert_string_equal(f.path, self);
+	assert_int_equal(cgroup_walk("/nonexistent-profq", on_cgroup, &f), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),	   cmocka_unit_test(test_parse_bounds),
 		cmocka_unit_test(test_self),	   cmocka_unit_test(test_labels),
 		cmocka_unit_test(test_containers), cmocka_unit_test(test_labels_long),
+		cmocka_unit_test(test_mountinfo),  cmocka_unit_test(test_walk),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
