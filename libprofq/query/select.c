@@ -250,12 +250,14 @@ static json_object *match_error(const Request *req, const uint8_t *in_range, siz
 	if (hidden > 0)
 		return error_answer_new(
 			ERROR_DENIED, "Permission denied for the %zu processes that match", hidden);
-	return error_answer_new(ERROR_NOT_FOUND, "No process that matches%s%s%s%s%s%s%s%s%s",
-				req->match.unit[0] ? " unit " : "", req->match.unit,
-				req->match.cgroup[0] ? " cgroup " : "", req->match.cgroup,
-				req->match.container[0] ? " container " : "", req->match.container,
-				req->match.comm[0] ? " comm " : "", req->match.comm,
-				in_range ? " has samples in range" : " is known");
+	return error_answer_new(
+		ERROR_NOT_FOUND, "No process that matches%s%s%s%s%s%s%s%s%s%s%s%s%s",
+		req->match.unit[0] ? " unit '" : "", req->match.unit, req->match.unit[0] ? "'" : "",
+		req->match.cgroup[0] ? " cgroup '" : "", req->match.cgroup,
+		req->match.cgroup[0] ? "'" : "", req->match.container[0] ? " container '" : "",
+		req->match.container, req->match.container[0] ? "'" : "",
+		req->match.comm[0] ? " comm '" : "", req->match.comm, req->match.comm[0] ? "'" : "",
+		in_range ? " has samples in range" : " is known");
 }
 
 /* The processes of the selection; in_range NULL: any known one. */
