@@ -1097,13 +1097,18 @@ size_t proctable_memory(const ProcTable *t)
 	size_t m = sizeof(*t) + t->allocated * sizeof(Process *) + hash_index_memory(t->index) +
 		   PROCTABLE_EXITED_MAX * sizeof(ExitRecord);
 
+	CgroupIdsStats cs;
+
 	for (size_t i = 0; i < t->n; i++)
 		m += sizeof(Process) + t->procs[i]->n_maps * sizeof(Mapping);
-	return m + t->path_bytes + perfmaps_memory(t);
+	cgroup_ids_stats(t->cgroup_ids, &cs);
+	return m + t->path_bytes + perfmaps_memory(t) + cs.memory;
 }
 
 void proctable_stats(const ProcTable *t, ProcTableStats *ret)
 {
+	CgroupIdsStats cs;
+
 	*ret = t->stats;
 	ret->processes = t->n;
 	ret->exited_held = t->n_exited;
@@ -1111,4 +1116,6 @@ void proctable_stats(const ProcTable *t, ProcTableStats *ret)
 	for (size_t i = 0; i < t->n; i++)
 		ret->running += !t->procs[i]->exited;
 	ret->perfmap_memory = perfmaps_memory(t);
+	cgroup_ids_stats(t->cgroup_ids, &cs);
+	ret->cgroup_walks = cs.walks;
 }

@@ -491,6 +491,7 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	json_add_int(o, "cgroup_reads", (int64_t)pt.cgroup_reads);
 	json_add_int(o, "cgroup_errors", (int64_t)pt.cgroup_errors);
 	json_add_int(o, "cgroup_from_id", (int64_t)pt.cgroup_from_id);
+	json_add_int(o, "cgroup_walks", (int64_t)pt.cgroup_walks);
 	json_add_int(o, "exited_dropped_memory", (int64_t)pt.exited_dropped_memory);
 	json_add_int(o, "exits_unseen", (int64_t)pt.exits_unseen);
 	json_add_int(o, "processes_table", (int64_t)pt.processes);
