@@ -135,6 +135,23 @@ def unit_test(d, split, unit_cg, other_cg):
           f"top --unit samples {top['samples']} = the three processes' in ps ({per_pid})")
     tops = sum(d.json("top", "--pid", str(p), "-n", "1")["samples"] for p in workers)
     check(top["samples"] == tops, f"... = the sum of top --pid of each ({tops})")
+    # The other answers over the same selection sum the same samples.
+    tree = d.json("tree", "--unit", UNIT)
+    check(tree["samples"] == top["samples"], f"tree --unit samples {tree['samples']}")
+    rc, folded, _ = d.profq("folded", "--unit", UNIT)
+    n = sum(int(line.rsplit(" ", 1)[1]) for line in folded.splitlines() if line)
+    check(n == top["samples"], f"folded --unit: {n} samples in its stacks")
+    diff = d.json("diff", "--unit", UNIT, "--base-unit", OTHER, "-n", "0", "--no-inline")
+    check(diff["base"]["processes"] == 1 and diff["with"]["processes"] == 3 and
+          diff["with"]["samples"] == top["samples"],
+          f"diff --unit {UNIT} --base-unit {OTHER}: 3 processes against 1 "
+          f"({diff['with']}, {diff['base']})")
+    # The unit's workers spend 70% of their units in work_a, the other unit's worker 20%.
+    a = next((r for r in diff["rows"] if r["function"] == "work_a"), None)
+    tol = share_tolerance(0.7, diff["with"]["samples"]) + share_tolerance(
+        0.2, diff["base"]["samples"]) + 10  # + the time outside the units (start, exit)
+    check(a is not None and near(a["delta_self_pct"], 50, tol),
+          f"diff: work_a up by {a and a['delta_self_pct']} points (50, within {tol:.1f})")
     secs = {}
     for lines in outs.values():
         for k, v in seconds_of(lines).items():
