@@ -462,7 +462,9 @@ const char *cli_range_label(const CliContext *ctx, const Request *req, json_obje
 
 	range_end(strempty(ctx->since), ctx->since_absolute, since, sizeof(since));
 	range_end(strempty(ctx->until), ctx->until_absolute, until, sizeof(until));
-	if (req->command == COMMAND_TIME || ctx->range_life)
+	if (req->command == COMMAND_TIME && request_has_match(req))
+		snprintf(buf, len, "the processes' lives");
+	else if (req->command == COMMAND_TIME || ctx->range_life)
 		snprintf(buf, len, "the process's life");
 	else if (ctx->since && ctx->until)
 		snprintf(buf, len, "%s to %s", since, until);

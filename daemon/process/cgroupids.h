@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A walk of 332 cgroups took 7 ms on a loaded 2-CPU host: at most one a second. */
+/* A walk of 302 cgroups takes 4-10 ms on a 2-CPU VM (docs/PERFORMANCE.md): one a second. */
 #define CGROUP_IDS_WALK_INTERVAL_NS (1000 * 1000 * 1000ULL)
 #define CGROUP_IDS_MAX_MEMORY (4u << 20)
 
