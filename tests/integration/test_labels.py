@@ -8,6 +8,7 @@ workloads moved into them before they exec (as a service manager does). Checked 
 cgroup files themselves, against the per-pid answers of the same daemon, and against the
 kernel's accounting as the workloads and their parent read it (getrusage, wait4)."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -212,6 +213,22 @@ def short_test(d, short_cg):
           f"cgroup_from_id {st['cgroup_from_id']}")
 
 
+def container_test(d, split, container_cg, cid):
+    """A process in a cgroup named as docker names a container's: its id, by a prefix."""
+    p, pid = start_in(container_cg, [split, "--seconds", "1", "--a", "50"])
+    finish(p)
+    ps = d.json("ps", "--container", cid[:12], "-n", "0")
+    check(pids_of(ps) == [pid], f"ps --container {cid[:12]}: the container's process "
+          f"({pids_of(ps)})")
+    r = ps["rows"][0] if ps["rows"] else {}
+    check(r.get("container") == cid and r.get("unit") == f"docker-{cid}.scope",
+          f"its container id and unit ({r.get('container')}, {r.get('unit')})")
+    by = d.json("ps", "--by", "container", "-n", "0")
+    row = next((x for x in by["rows"] if x["container"] == cid), None)
+    check(row is not None and row["processes"] == 1 and row["samples"] == r.get("samples"),
+          f"ps --by container: {cid[:12]} with its process ({row})")
+
+
 def prefork_test(d):
     """A parent with three children of the same name (a pre-forking server): --comm sums the
     children, checked against what the parent's wait4 says they used."""
@@ -301,11 +318,14 @@ def main():
     unit_cg = make_cgroup(SLICE, UNIT)
     other_cg = make_cgroup(SLICE, OTHER)
     short_cg = make_cgroup(SLICE, f"short-{N}.service")
+    cid = hashlib.sha256(str(N).encode()).hexdigest()
+    container_cg = make_cgroup(SLICE, f"docker-{cid}.scope")
     try:
         state = os.path.join(tmp, "state")
         with Daemon(env, window="1s", state_dir=state) as d:
             workers = unit_test(d, split, unit_cg, other_cg)
             short_test(d, short_cg)
+            container_test(d, split, container_cg, cid)
             prefork_test(d)
             before = hidden_test(d, split, unit_cg, workers)
         # The labels are kept in the state dir: a new daemon (and the offline CLI) has them.
