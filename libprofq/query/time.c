@@ -39,6 +39,7 @@ static json_object *group_row(const QueryContext *ctx, const StoreProc *p, uint6
 	if (!o)
 		return NULL;
 	json_add_int(o, "pid", p->pid);
+	json_add_int(o, "ppid", p->ppid);
 	json_add_string(o, "comm", store_string(ctx->store, p->comm));
 	json_add_string(o, "unit", store_string(ctx->store, p->unit));
 	query_add_times(o, p);
