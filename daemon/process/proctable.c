@@ -624,7 +624,7 @@ int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, P
 	p->mm_id = s->mm_id;
 	p->kthread = s->mm_id == 0;
 	if (live)
-		read_cgroup(t, p);
+		(void)read_cgroup(t, p);
 	note_sample(t, p, s);
 	*ret = p;
 	return 0;
@@ -919,7 +919,7 @@ static void adopt(ProcTable *t, uint32_t pid)
 	memcpy(comm, st.comm, MIN(sizeof(comm), sizeof(st.comm)));
 	if (process_add(t, pid, start, comm, &sp, now_mono_ns(), &p) >= 0) {
 		p->approx_start = true;
-		read_cgroup(t, p);
+		(void)read_cgroup(t, p);
 	}
 	store_string_unref(t->store, sp.cmdline);
 }
