@@ -518,6 +518,7 @@ int BPF_PROG(profq_exec, struct task_struct *task, int old_pid, struct linux_bin
 	/* After the exec: a setuid image's credentials and dumpable flag are in place. */
 	e->flags = task_private(task) ? PROFQ_EVENT_PRIVATE : 0;
 	e->pad = 0;
+	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->exit_code = 0;
 	e->utime_ns = e->stime_ns = e->rtime_ns = e->cutime_ns = e->cstime_ns = 0;
 	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
@@ -563,6 +564,7 @@ int BPF_PROG(profq_exit, struct task_struct *task, _Bool group_dead)
 	/* The mm may be gone by now: the credentials still tell. */
 	e->flags = task_private(task) ? PROFQ_EVENT_PRIVATE : 0;
 	e->pad = 0;
+	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->exit_code = (__u32)BPF_CORE_READ(task, exit_code);
 	e->args_len = 0;
 	/*

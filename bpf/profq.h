@@ -193,6 +193,9 @@ struct profq_event {
 	__u64 cstime_ns; /* EXIT: system time of waited-for children (adjusted) */
 	__u32 flags;	 /* PROFQ_EVENT_* */
 	__u32 pad;
+	/* The cgroup v2 id (the inode of its directory) of the task: for the process's cgroup
+	 * when /proc no longer shows it. */
+	__u64 cgroup_id;
 	char comm[PROFQ_COMM_LEN];
 	char args[PROFQ_ARGS_LEN]; /* EXEC: argv, NUL-separated, possibly cut */
 };
@@ -221,7 +224,7 @@ _Static_assert(sizeof(struct profq_py_frame) == 16, "profq_py_frame size");
 _Static_assert(sizeof(struct profq_py_layout) == 28, "profq_py_layout size");
 _Static_assert(PROFQ_PY_FRAMES_OFFSET + PROFQ_PY_MAX_FRAMES * 16 <= PROFQ_SAMPLE_STACK_OFFSET,
 	       "Python frames fit in addrs");
-_Static_assert(sizeof(struct profq_event) == 616, "profq_event size");
+_Static_assert(sizeof(struct profq_event) == 624, "profq_event size");
 #endif
 
 #endif

@@ -24,6 +24,7 @@ enum {
 	OPT_WITH,
 	OPT_BASE_PID,
 	OPT_SORT,
+	OPT_BASE_UNIT,
 };
 
 typedef struct Side {
@@ -36,9 +37,10 @@ typedef struct Side {
 
 typedef struct DiffArgs {
 	Side sides[2];
-	uint32_t base_pid;  /* --base-pid; 0: pid for both sides */
-	bool by_total;	    /* --sort total */
-	const char *output; /* -o: a differential flame graph there too */
+	uint32_t base_pid;     /* --base-pid; 0: pid for both sides */
+	const char *base_unit; /* --base-unit; NULL: the same selection for both sides */
+	bool by_total;	       /* --sort total */
+	const char *output;    /* -o: a differential flame graph there too */
 } DiffArgs;
 
 typedef struct DiffRow {
@@ -197,6 +199,13 @@ static int parse_option(int opt, const char *arg, Request *req, void *userdata)
 		if (parse_uint32(arg, 1, UINT32_MAX, &args->base_pid) < 0)
 			return cli_usage_error("diff", "--base-pid: '%s' is not a process id", arg);
 		return EXIT_OK;
+	case OPT_BASE_UNIT:
+		if (!arg[0] || strlen(arg) >= REQUEST_UNIT_MAX)
+			return cli_usage_error("diff",
+					       "--base-unit: '%s' is not 1 to %d characters", arg,
+					       REQUEST_UNIT_MAX - 1);
+		args->base_unit = arg;
+		return EXIT_OK;
 	default: /* --sort */
 		if (!sort_key_valid(COMMAND_TOP, sort_key_from_string(arg)))
 			return cli_usage_error("diff", "--sort: '%s' is not self or total", arg);
@@ -209,31 +218,43 @@ static int check(const CliContext *ctx, const Request *req, void *userdata)
 {
 	const DiffArgs *args = userdata;
 
-	(void)req;
-	if (!args->base_pid && !args->sides[0].range && !args->sides[1].range)
-		return cli_usage_error("diff", "nothing to compare: give --base RANGE, "
-					       "--with RANGE or --base-pid P");
+	(void)ctx;
 	if (args->output && streq(args->output, "-"))
 		return cli_usage_error("diff",
 				       "-o: the table goes to standard output: give a file");
-	(void)ctx;
+	if (!args->base_pid && !args->base_unit && !args->sides[0].range && !args->sides[1].range)
+		return cli_usage_error("diff", "nothing to compare: give --base RANGE, "
+					       "--with RANGE, --base-pid P or --base-unit NAME");
+	if (args->base_pid && args->base_unit)
+		return cli_usage_error("diff", "--base-pid: not with --base-unit");
+	if (args->base_unit && !request_has_match(req))
+		return cli_usage_error("diff", "--base-unit needs --unit, --cgroup, --container "
+					       "or --comm for the other side");
+	if (request_has_match(req) && (args->sides[0].life || args->sides[1].life))
+		return cli_usage_error("diff", "a range of 'life' needs --pid");
 	return EXIT_OK;
 }
 
 static const CliQuery diff = {
 	.name = "diff",
 	.command = COMMAND_TOP,
-	.shared = CLI_OPT_PID | CLI_OPT_INLINE | CLI_OPT_LIMIT,
+	.shared = CLI_OPT_PID | CLI_OPT_INLINE | CLI_OPT_LIMIT | CLI_OPT_MATCH,
 	.needs_pid = true,
 	.help = "Usage: profq diff --pid N [--base RANGE] [--with RANGE]\n"
 		"                  [--base-pid P] [-n N] [--sort self|total]\n"
 		"                  [--[no-]inline] [--[no-]python] [-o FILE.svg]\n"
 		"                  [--json]\n"
+		"       profq diff {--unit NAME | --cgroup PATH | --container ID |\n"
+		"                   --comm NAME}... [--base RANGE] [--with RANGE]\n"
+		"                  [--base-unit NAME] [-n N] ...\n"
 		"\n"
 		"How each function's share of the samples changed from the base\n"
 		"profile to the other one: of pid N over two time ranges, or of\n"
-		"pid P (the base) and pid N. RANGE is SINCE..UNTIL, each a\n"
-		"duration back from now or a time (20m..10m, 14:05..14:10),\n"
+		"pid P (the base) and pid N. With --unit, --cgroup, --container or\n"
+		"--comm: of every process that matches, over two ranges, or against\n"
+		"the processes of --base-unit NAME (the base). RANGE is\n"
+		"SINCE..UNTIL, each a duration back from now or a time\n"
+		"(20m..10m, 14:05..14:10),\n"
 		"SINCE (until now), life (the process's), or all (the default).\n"
 		"Rows are ranked by the change of SELF% (or TOTAL% with\n"
 		"--sort total), in points of each side's own samples.\n"
@@ -245,6 +266,7 @@ static const CliQuery diff = {
 			{ "base", required_argument, NULL, OPT_BASE },
 			{ "with", required_argument, NULL, OPT_WITH },
 			{ "base-pid", required_argument, NULL, OPT_BASE_PID },
+			{ "base-unit", required_argument, NULL, OPT_BASE_UNIT },
 			{ "sort", required_argument, NULL, OPT_SORT },
 			{ "output", required_argument, NULL, OPT_OUTPUT },
 			{},
@@ -270,8 +292,14 @@ static int query_sides(const CliContext *ctx, const Request *common, DiffArgs *a
 		/* Every function: a row may be missing on one side only. */
 		q->limit = REQUEST_LIMIT_MAX;
 		q->sort = args->by_total ? SORT_TOTAL : SORT_SELF;
-		if (s == 0 && args->base_pid)
+		if (s == 0 && args->base_pid) {
 			q->pid = args->base_pid;
+			q->match = (RequestMatch){ 0 };
+		}
+		if (s == 0 && args->base_unit) {
+			q->match = (RequestMatch){ 0 };
+			snprintf(q->match.unit, sizeof(q->match.unit), "%s", args->base_unit);
+		}
 		if (side->life) {
 			CliContext life = *ctx;
 
@@ -297,8 +325,15 @@ static void side_json(json_object *o, const Side *s)
 
 	if (!side)
 		return;
-	json_add_int(side, "pid", json_get_int(s->answer, "pid"));
-	json_add_string(side, "comm", json_get_string(s->answer, "comm"));
+	if (request_has_match(&s->req)) {
+		json_object_object_add(side, "pid", NULL);
+		json_add_int(side, "processes", json_get_int(s->answer, "processes"));
+		json_add_int(side, "hidden", json_get_int(s->answer, "hidden"));
+		json_add_string(side, "unit", s->req.match.unit[0] ? s->req.match.unit : NULL);
+	} else {
+		json_add_int(side, "pid", json_get_int(s->answer, "pid"));
+		json_add_string(side, "comm", json_get_string(s->answer, "comm"));
+	}
 	json_add_int(side, "samples", json_get_int(s->answer, "samples"));
 	json_add_string(side, "range", s->range ? s->range : "all");
 	json_object_object_add(o, s->name, side);
@@ -354,9 +389,22 @@ static int print_json(const DiffArgs *args, const DiffRow *rows, size_t n)
 
 static void side_text(const Side *s)
 {
-	printf("%-5s pid %" PRId64 " (%s), %" PRId64 " samples, %s\n", s->name,
-	       json_get_int(s->answer, "pid"), strempty(json_get_string(s->answer, "comm")),
-	       json_get_int(s->answer, "samples"), s->range ? s->range : "all retained");
+	char label[REQUEST_CGROUP_MAX + 512];
+
+	if (request_has_match(&s->req))
+		printf("%-5s %s: %" PRId64 " processes, %" PRId64 " samples, %s\n", s->name,
+		       cli_match_label(&s->req, label, sizeof(label)),
+		       json_get_int(s->answer, "processes"), json_get_int(s->answer, "samples"),
+		       s->range ? s->range : "all retained");
+	else
+		printf("%-5s pid %" PRId64 " (%s), %" PRId64 " samples, %s\n", s->name,
+		       json_get_int(s->answer, "pid"), strempty(json_get_string(s->answer, "comm")),
+		       json_get_int(s->answer, "samples"), s->range ? s->range : "all retained");
+	if (json_get_int(s->answer, "hidden") > 0)
+		fprintf(stderr,
+			"profq: note: %" PRId64 " more processes of the %s profile match that you "
+			"may not see; they are left out.\n",
+			json_get_int(s->answer, "hidden"), s->name);
 }
 
 static int print_text(const DiffArgs *args, const DiffRow *rows, size_t n)

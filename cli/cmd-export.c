@@ -50,6 +50,8 @@ static const struct {
 	[EXPORT_FOLDED] = {
 		.name = "folded",
 		.help = "Usage: profq folded --pid N [--tid T] [--start TIME] [--children]\n"
+			"              [--unit NAME] [--cgroup PATH] [--container ID]\n"
+			"              [--comm NAME]\n"
 			"              [--since WHEN] [--until WHEN] [--range life]\n"
 			"              [--[no-]inline] [--[no-]python] [-o FILE] [--json]\n"
 			"\n"
@@ -59,12 +61,18 @@ static const struct {
 			"end in _[k], inlined ones in _[i], JIT code in _[j]; Python functions\n"
 			"by name), for flamegraph.pl, speedscope and friends. --json prints\n"
 			"the stacks answer.\n"
+			"--unit NAME, --cgroup PATH, --container ID, --comm NAME: instead\n"
+			"of --pid, every process that matches (all given), summed: unit\n"
+			"and comm are globs, a cgroup counts with those below it, an id\n"
+			"may be cut short.\n"
 			"\n"
 			"-o FILE writes to FILE (\"-\": standard output).\n",
 	},
 	[EXPORT_FLAME] = {
 		.name = "flame",
 		.help = "Usage: profq flame --pid N [--tid T] [--start TIME] [--children]\n"
+			"             [--unit NAME] [--cgroup PATH] [--container ID]\n"
+			"             [--comm NAME]\n"
 			"             [--since WHEN] [--until WHEN] [--range life]\n"
 			"             [--[no-]inline] [--[no-]python]\n"
 			"       [--title T] [--width PX] [--icicle] -o FILE.svg [--json]\n"
@@ -73,12 +81,18 @@ static const struct {
 			"share of the samples, callers below their callees (above them with\n"
 			"--icicle, so that the roots show without scrolling). Open it in a\n"
 			"browser: hover for figures, click to zoom, Ctrl-F to search.\n"
+			"--unit NAME, --cgroup PATH, --container ID, --comm NAME: instead\n"
+			"of --pid, every process that matches (all given), summed: unit\n"
+			"and comm are globs, a cgroup counts with those below it, an id\n"
+			"may be cut short.\n"
 			"\n"
 			"-o FILE writes to FILE (\"-\": standard output).\n",
 	},
 	[EXPORT_PPROF] = {
 		.name = "pprof",
 		.help = "Usage: profq pprof --pid N [--tid T] [--start TIME] [--children]\n"
+			"             [--unit NAME] [--cgroup PATH] [--container ID]\n"
+			"             [--comm NAME]\n"
 			"             [--since WHEN] [--until WHEN] [--range life]\n"
 			"             [--[no-]inline] [--[no-]python] -o FILE.pb.gz [--json]\n"
 			"\n"
@@ -86,6 +100,10 @@ static const struct {
 			"Parca: sample types samples/count and cpu/nanoseconds, inlined\n"
 			"frames as pprof's inline lines, file and line of every frame;\n"
 			"Python functions have the mapping [python] and their first line.\n"
+			"--unit NAME, --cgroup PATH, --container ID, --comm NAME: instead\n"
+			"of --pid, every process that matches (all given), summed: unit\n"
+			"and comm are globs, a cgroup counts with those below it, an id\n"
+			"may be cut short.\n"
 			"\n"
 			"-o FILE writes to FILE (\"-\": standard output, not a terminal).\n",
 	},
@@ -193,19 +211,26 @@ static int write_flame(const Profile *p, const ExportArgs *args, FILE *out)
 			   .base = args->base };
 
 	range_text(p, range, sizeof(range));
-	if (!o.title) {
+	if (!o.title && p->pid) {
 		snprintf(title, sizeof(title), "pid %" PRIu32 " (%s)", p->pid,
 			 p->comm ? p->comm : "?");
+		o.title = title;
+	} else if (!o.title) {
+		snprintf(title, sizeof(title), "%s: %" PRIu64 " processes", strempty(p->comm),
+			 p->processes);
 		o.title = title;
 	}
 	if (args->base) {
 		char base_range[80];
 
+		char base_pid[32] = "";
+
 		range_text(args->base, base_range, sizeof(base_range));
+		if (args->base->pid)
+			snprintf(base_pid, sizeof(base_pid), " pid %" PRIu32, args->base->pid);
 		snprintf(subtitle, sizeof(subtitle),
-			 "%" PRIu64 " samples, %s, against pid %" PRIu32 ": %" PRIu64
-			 " samples, %s",
-			 p->samples, range, args->base->pid, args->base->samples, base_range);
+			 "%" PRIu64 " samples, %s, against the base%s: %" PRIu64 " samples, %s",
+			 p->samples, range, base_pid, args->base->samples, base_range);
 	} else {
 		snprintf(subtitle, sizeof(subtitle), "%" PRIu64 " samples, %s", p->samples, range);
 	}
@@ -370,6 +395,17 @@ static Profile *export_profile(const CliContext *ctx, const Request *req, const 
 		*ret_exit = EXIT_UNREACHABLE;
 		return NULL;
 	}
+	if (request_has_match(req)) {
+		char label[REQUEST_CGROUP_MAX + 512];
+
+		free(p->comm);
+		p->comm = strdup(cli_match_label(req, label, sizeof(label)));
+		if (p->hidden > 0)
+			fprintf(stderr,
+				"profq: note: %" PRIu64 " more processes match that you may not "
+				"see; they are left out.\n",
+				p->hidden);
+	}
 	return p;
 }
 
@@ -421,16 +457,28 @@ static int export_summary(const CliContext *ctx, const Profile *p, const ExportA
 
 		if (!o)
 			return EXIT_UNREACHABLE;
-		json_add_int(o, "pid", p->pid);
-		json_add_string(o, "comm", p->comm);
+		if (p->pid) {
+			json_add_int(o, "pid", p->pid);
+			json_add_string(o, "comm", p->comm);
+		} else {
+			json_object_object_add(o, "pid", NULL);
+			json_add_string(o, "selection", p->comm);
+			json_add_int(o, "processes", (int64_t)p->processes);
+			json_add_int(o, "hidden", (int64_t)p->hidden);
+		}
 		json_add_string(o, "output", args->output);
 		json_add_int(o, "samples", (int64_t)p->samples);
 		json_add_int(o, "stacks", (int64_t)p->n_stacks);
 		json_add_int(o, "truncated_samples", (int64_t)p->truncated_samples);
 		cli_print_json(o);
-	} else if (!to_stdout) {
+	} else if (!to_stdout && p->pid) {
 		fprintf(stderr, "Wrote %s: %" PRIu64 " samples in %zu stacks of pid %" PRIu32 ".\n",
 			args->output, p->samples, p->n_stacks, p->pid);
+	} else if (!to_stdout) {
+		fprintf(stderr,
+			"Wrote %s: %" PRIu64 " samples in %zu stacks of %" PRIu64
+			" processes (%s).\n",
+			args->output, p->samples, p->n_stacks, p->processes, strempty(p->comm));
 	}
 	return EXIT_OK;
 }
@@ -442,7 +490,7 @@ static int export_run(ExportKind kind, CliContext *ctx, int argc, char **argv)
 		.name = exports[kind].name,
 		.command = COMMAND_STACKS,
 		.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START |
-			  CLI_OPT_CHILDREN | CLI_OPT_INLINE,
+			  CLI_OPT_CHILDREN | CLI_OPT_INLINE | CLI_OPT_MATCH,
 		.needs_pid = true,
 		.help = exports[kind].help,
 		.options = export_options,

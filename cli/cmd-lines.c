@@ -255,8 +255,10 @@ static void render_lines(json_object *a, const Request *req)
 		locw = MAX(locw, MIN((int)strlen(loc), 40));
 		fnw = MAX(fnw, MIN(fn ? (int)strlen(fn) : 0, 32));
 	}
-	printf("Samples: %lld  pid %lld (%s)", (long long)json_get_int(a, "samples"),
-	       (long long)json_get_int(a, "pid"), strempty(comm));
+	printf("Samples: %lld", (long long)json_get_int(a, "samples"));
+	/* Processes selected by their labels: the header line above says which. */
+	if (json_get_int(a, "pid"))
+		printf("  pid %lld (%s)", (long long)json_get_int(a, "pid"), strempty(comm));
 	if (json_get_int(a, "tid"))
 		printf("  tid %lld", (long long)json_get_int(a, "tid"));
 	putchar('\n');
@@ -319,9 +321,10 @@ static const CliQuery lines = {
 	.name = "lines",
 	.command = COMMAND_LINES,
 	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START | CLI_OPT_CHILDREN |
-		  CLI_OPT_INLINE | CLI_OPT_LIMIT,
+		  CLI_OPT_INLINE | CLI_OPT_LIMIT | CLI_OPT_MATCH,
 	.needs_pid = true,
 	.help = "Usage: profq lines --pid N [--tid T] [--start TIME] [--children]\n"
+		"                   [--unit NAME] [--cgroup PATH] [--container ID] [--comm NAME]\n"
 		"                   [--function F] [-n N] [--since WHEN] [--until WHEN]\n"
 		"                   [--range life]\n"
 		"                   [--[no-]inline] [--[no-]python] [--json]\n"
@@ -336,7 +339,11 @@ static const CliQuery lines = {
 		"or calling from (CALLEE); TOTAL is both.\n"
 		"Python functions have lines of their own, in place of the\n"
 		"interpreter's (--no-python: the interpreter's, as native code).\n"
-		"-n N: at most N lines (20).\n",
+		"-n N: at most N lines (20).\n"
+		"--unit NAME, --cgroup PATH, --container ID, --comm NAME: instead\n"
+		"of --pid, every process that matches (all given), summed: unit\n"
+		"and comm are globs, a cgroup counts with those below it, an id\n"
+		"may be cut short.\n",
 	.options = (const struct option[]){ { "function", required_argument, NULL, OPT_FUNCTION },
 					    {} },
 	.option = parse_option,

@@ -38,6 +38,46 @@ static void row(const char *label, json_object *o, double real, bool with_real, 
 	printf("   %s\n", label);
 }
 
+/* time over the processes a request's labels selected: one line each, then their sums. */
+static void render_group(json_object *a)
+{
+	json_object *rows, *o;
+	char label[96], when[64];
+	int64_t total = json_get_int(a, "total_rows");
+	size_t n;
+
+	printf("\n%8s  %-16s %-19s %10s %10s %10s %9s\n", "PID", "COMM", "START", "real", "user",
+	       "sys", "cpu%");
+	if (!json_object_object_get_ex(a, "rows", &rows))
+		return;
+	n = json_object_array_length(rows);
+	for (size_t i = 0; i < n; i++) {
+		json_object *r = json_object_array_get_idx(rows, i);
+
+		printf("%8lld  %-16s %-19s %9.3fs %9.3fs %9.3fs %8.1f%%%s\n",
+		       (long long)json_get_int(r, "pid"), strempty(json_get_string(r, "comm")),
+		       cli_format_time(json_get_double(r, "start_time"), when, sizeof(when)),
+		       json_get_double(r, "real_s"), json_get_double(r, "user_s"),
+		       json_get_double(r, "sys_s"), json_get_double(r, "cpu_pct"),
+		       json_object_get_boolean(json_object_object_get(r, "exited")) ? " (exited)"
+										    : "");
+	}
+	if (total > (int64_t)n)
+		printf("(%zu of %lld processes, oldest first; -n 0 shows all)\n", n,
+		       (long long)total);
+	printf("\n%11s %10s %10s %9s\n", "real", "user", "sys", "cpu%");
+	snprintf(label, sizeof(label), "%lld processes, summed (%s accounting)", (long long)total,
+		 strempty(json_get_string(a, "accounting")));
+	row(label, a, json_get_double(a, "real_s"), true, true);
+	if (json_object_object_get_ex(a, "sampled", &o)) {
+		snprintf(label, sizeof(label), "sampled (%lld samples)",
+			 (long long)json_get_int(o, "samples"));
+		row(label, o, 0, false, false);
+	}
+	printf("%10.3fs %33s   wall time from the first start to the last exit\n",
+	       json_get_double(a, "span_s"), "");
+}
+
 static void render_time(json_object *a, const Request *req)
 {
 	json_object *v, *o;
@@ -45,7 +85,10 @@ static void render_time(json_object *a, const Request *req)
 	bool exited = json_object_get_boolean(json_object_object_get(a, "exited"));
 	char label[96];
 
-	(void)req;
+	if (request_has_match(req)) {
+		render_group(a);
+		return;
+	}
 	printf("pid %lld (%s)", (long long)json_get_int(a, "pid"),
 	       strempty(json_get_string(a, "comm")));
 	if (json_get_string(a, "cmdline"))
@@ -84,9 +127,11 @@ static void render_time(json_object *a, const Request *req)
 static const CliQuery time_query = {
 	.name = "time",
 	.command = COMMAND_TIME,
-	.shared = CLI_OPT_PID | CLI_OPT_START | CLI_OPT_CHILDREN,
+	.shared = CLI_OPT_PID | CLI_OPT_START | CLI_OPT_CHILDREN | CLI_OPT_MATCH | CLI_OPT_LIMIT,
 	.needs_pid = true,
 	.help = "Usage: profq time --pid N [--start TIME] [--children] [--json]\n"
+		"       profq time [--unit NAME] [--cgroup PATH] [--container ID]\n"
+		"                  [--comm NAME] [-n N] [--json]\n"
 		"\n"
 		"Like time(1), for any process the daemon has seen, running\n"
 		"or exited: real (start to exit, or to now), user and sys\n"
@@ -94,7 +139,12 @@ static const CliQuery time_query = {
 		"waited-for children on their own line; and the sampled\n"
 		"estimate (samples x period). The newest incarnation of the\n"
 		"pid, unless --start (a start time from 'profq ps') names\n"
-		"another. --children adds the descendants seen.\n",
+		"another. --children adds the descendants seen.\n"
+		"--unit NAME, --cgroup PATH, --container ID, --comm NAME: every\n"
+		"process known that matches (all given; unit and comm are globs,\n"
+		"a cgroup counts with those below it, an id may be cut short),\n"
+		"one line each (-n N of them, 20; 0: all), and the sums of real\n"
+		"(their lives), user and sys.\n",
 	.render = render_time,
 };
 

@@ -362,8 +362,9 @@ static const CliQuery top = {
 	.name = "top",
 	.command = COMMAND_TOP,
 	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START | CLI_OPT_CHILDREN |
-		  CLI_OPT_INLINE | CLI_OPT_LIMIT,
+		  CLI_OPT_INLINE | CLI_OPT_LIMIT | CLI_OPT_MATCH,
 	.help = "Usage: profq top [--pid N [--tid T] [--start TIME] [--children]]\n"
+		"                 [--unit NAME] [--cgroup PATH] [--container ID] [--comm NAME]\n"
 		"                 [-n N] [--sort self|total] [--since WHEN]\n"
 		"                 [--until WHEN] [--range life] [--[no-]inline]\n"
 		"                 [--[no-]python] [--once] [-d SECS] [--json]\n"
@@ -379,7 +380,11 @@ static const CliQuery top = {
 		"descendants. Calls inlined by the compiler are functions of their\n"
 		"own; --no-inline folds them into the function they are in.\n"
 		"Python functions are frames of their own in place of the interpreter\n"
-		"frames that ran them; --no-python shows the interpreter frames.\n",
+		"frames that ran them; --no-python shows the interpreter frames.\n"
+		"--unit NAME, --cgroup PATH, --container ID, --comm NAME: instead\n"
+		"of --pid, every process that matches (all given), summed: unit\n"
+		"and comm are globs, a cgroup counts with those below it, an id\n"
+		"may be cut short.\n",
 	.options =
 		(const struct option[]){
 			{ "sort", required_argument, NULL, OPT_SORT },

@@ -26,10 +26,14 @@ static const struct {
 	{ { "python", no_argument, NULL, OPT_PYTHON }, CLI_OPT_INLINE },
 	{ { "no-python", no_argument, NULL, OPT_NO_PYTHON }, CLI_OPT_INLINE },
 	{ { "range", required_argument, NULL, OPT_RANGE }, CLI_OPT_RANGE },
+	{ { "unit", required_argument, NULL, OPT_UNIT }, CLI_OPT_MATCH },
+	{ { "cgroup", required_argument, NULL, OPT_CGROUP }, CLI_OPT_MATCH },
+	{ { "container", required_argument, NULL, OPT_CONTAINER }, CLI_OPT_MATCH },
+	{ { "comm", required_argument, NULL, OPT_COMM }, CLI_OPT_MATCH },
 };
 
 /* Room for every shared option, a command's own, --help and the terminator. */
-#define OPTIONS_MAX 32
+#define OPTIONS_MAX 40
 
 /* The long options q takes, into options[OPTIONS_MAX]. */
 static void long_options(const CliQuery *q, struct option *options)
@@ -197,6 +201,72 @@ static int parse_range_option(const char *command, int opt, const char *arg, Cli
 	return EXIT_OK;
 }
 
+/* --unit, --cgroup, --container, --comm into req->match, checked as the protocol checks them
+ * (a cgroup path may leave out its leading '/'). */
+static int parse_match_option(const char *command, int opt, const char *arg, Request *req)
+{
+	static const char *const names[] = { [OPT_UNIT - OPT_UNIT] = "unit",
+					     [OPT_CGROUP - OPT_UNIT] = "cgroup",
+					     [OPT_CONTAINER - OPT_UNIT] = "container",
+					     [OPT_COMM - OPT_UNIT] = "comm" };
+	RequestMatch *m = &req->match;
+	const char *name = names[opt - OPT_UNIT];
+	bool slash = opt == OPT_CGROUP && arg[0] != '/';
+	size_t size = opt == OPT_UNIT	     ? sizeof(m->unit)
+		      : opt == OPT_CGROUP    ? sizeof(m->cgroup)
+		      : opt == OPT_CONTAINER ? sizeof(m->container)
+					     : sizeof(m->comm);
+	char *field = opt == OPT_UNIT	     ? m->unit
+		      : opt == OPT_CGROUP    ? m->cgroup
+		      : opt == OPT_CONTAINER ? m->container
+					     : m->comm;
+
+	if (!arg[0] || strlen(arg) + slash >= size)
+		return cli_usage_error(command, "--%s: '%s' is not 1 to %zu characters", name, arg,
+				       size - 1 - slash);
+	if (opt == OPT_CONTAINER && strspn(arg, "0123456789abcdef") != strlen(arg))
+		return cli_usage_error(command,
+				       "--container: '%s' is not a container id (hex digits)", arg);
+	/* Fits: checked above. */
+	field[0] = '/';
+	memcpy(field + slash, arg, strlen(arg) + 1);
+	return EXIT_OK;
+}
+
+void cli_print_match(const Request *req, json_object *answer)
+{
+	int64_t hidden = json_get_int(answer, "hidden");
+	char label[REQUEST_CGROUP_MAX + 512];
+
+	if (!request_has_match(req))
+		return;
+	printf("Processes: %lld (%s)\n", (long long)json_get_int(answer, "processes"),
+	       cli_match_label(req, label, sizeof(label)));
+	/* Access is judged process by process: say that some were left out. */
+	if (hidden > 0)
+		fprintf(stderr,
+			"profq: note: %lld more processes match that you may not see; they are "
+			"left out.\n",
+			(long long)hidden);
+}
+
+const char *cli_match_label(const Request *req, char *buf, size_t len)
+{
+	const RequestMatch *m = &req->match;
+	const char *fields[] = { m->unit, m->cgroup, m->container, m->comm };
+	const char *names[] = { "unit", "cgroup", "container", "comm" };
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+		if (!fields[i][0] || used >= len)
+			continue;
+		used += (size_t)snprintf(buf + used, len - used, "%s%s %s", used ? ", " : "",
+					 names[i], fields[i]);
+	}
+	return buf;
+}
+
 /* Applies a shared option to ctx and req: EXIT_OK, or EXIT_USAGE after reporting. */
 static int parse_shared_option(const char *command, int opt, const char *arg, CliContext *ctx,
 			       Request *req)
@@ -234,6 +304,11 @@ static int parse_shared_option(const char *command, int opt, const char *arg, Cl
 	case OPT_CHILDREN:
 		req->children = true;
 		return EXIT_OK;
+	case OPT_UNIT:
+	case OPT_CGROUP:
+	case OPT_CONTAINER:
+	case OPT_COMM:
+		return parse_match_option(command, opt, arg, req);
 	case OPT_INLINE:
 	case OPT_NO_INLINE:
 		req->no_inline = opt == OPT_NO_INLINE;
@@ -308,8 +383,16 @@ int cli_parse(const CliQuery *q, CliContext *ctx, Request *req, int argc, char *
 	}
 	if (!q->takes_command && optind < argc)
 		return cli_usage_error(q->name, "unexpected argument '%s'", argv[optind]);
-	if (q->needs_pid && !req->pid)
-		return cli_usage_error(q->name, "--pid is required");
+	if (request_has_match(req) && req->pid)
+		return cli_usage_error(q->name, "--pid: not with --unit, --cgroup, --container or "
+						"--comm, which select processes by their labels");
+	if (request_has_match(req) && req->children)
+		return cli_usage_error(q->name, "--children needs --pid");
+	if (q->needs_pid && !req->pid && !request_has_match(req))
+		return cli_usage_error(q->name, q->shared & CLI_OPT_MATCH
+							? "--pid (or --unit, --cgroup, --container "
+							  "or --comm) is required"
+							: "--pid is required");
 	if (ctx->range_life && !req->pid)
 		return cli_usage_error(q->name, "--range life needs --pid");
 	if (ctx->range_life && (req->has_since || req->has_until))
@@ -379,7 +462,9 @@ const char *cli_range_label(const CliContext *ctx, const Request *req, json_obje
 
 	range_end(strempty(ctx->since), ctx->since_absolute, since, sizeof(since));
 	range_end(strempty(ctx->until), ctx->until_absolute, until, sizeof(until));
-	if (req->command == COMMAND_TIME || ctx->range_life)
+	if (req->command == COMMAND_TIME && request_has_match(req))
+		snprintf(buf, len, "the processes' lives");
+	else if (req->command == COMMAND_TIME || ctx->range_life)
 		snprintf(buf, len, "the process's life");
 	else if (ctx->since && ctx->until)
 		snprintf(buf, len, "%s to %s", since, until);
@@ -444,6 +529,7 @@ int cli_answer(const CliQuery *q, const CliContext *ctx, const Request *req)
 	if (json_object_object_get(answer, "range"))
 		printf("Range: %s\n",
 		       cli_range_label(ctx, &resolved, answer, range, sizeof(range)));
+	cli_print_match(&resolved, answer);
 	q->render(answer, &resolved);
 	if (empty) {
 		fprintf(stderr, "profq: No samples in range\n");

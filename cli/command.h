@@ -21,6 +21,8 @@ enum {
 	CLI_OPT_CHILDREN = 1 << 4, /* --children */
 	CLI_OPT_INLINE = 1 << 5,   /* --inline, --no-inline, --python, --no-python */
 	CLI_OPT_LIMIT = 1 << 6,	   /* -n N (0: all) */
+	/* --unit NAME, --cgroup PATH, --container ID, --comm NAME: every process that matches */
+	CLI_OPT_MATCH = 1 << 7,
 };
 
 /* getopt values of the shared options; a command's own long options use values from 0x200. */
@@ -37,6 +39,10 @@ enum {
 	OPT_PYTHON,
 	OPT_NO_PYTHON,
 	OPT_RANGE,
+	OPT_UNIT,
+	OPT_CGROUP,
+	OPT_CONTAINER,
+	OPT_COMM,
 	_OPT_SHARED_END,
 };
 
@@ -100,6 +106,13 @@ int cli_resolve_range(const CliContext *ctx, Request *req);
  * the options ctx recorded and the answer's "range". Written to buf. */
 const char *cli_range_label(const CliContext *ctx, const Request *req, json_object *answer,
 			    char *buf, size_t len);
+
+/* What req->match selects, for headers and titles: "unit nginx, comm worker*"; "" without. */
+const char *cli_match_label(const Request *req, char *buf, size_t len);
+
+/* The header line of an answer over req->match ("Processes: 3 (unit nginx)"), and on stderr how
+ * many processes that match were hidden from the viewer. Nothing without a match. */
+void cli_print_match(const Request *req, json_object *answer);
 
 /* cli_parse() then cli_answer(): the whole of a command that is only a query. Exit code. */
 int cli_query_command(const CliQuery *q, CliContext *ctx, int argc, char **argv);

@@ -476,7 +476,9 @@ int pprof_write(const Profile *p, int fd)
 	size_t n_samples, size;
 	int r;
 
-	if (asprintf(&comment, "profq pid %" PRIu32 " (%s)", p->pid, strempty(p->comm)) < 0) {
+	if ((p->pid ? asprintf(&comment, "profq pid %" PRIu32 " (%s)", p->pid, strempty(p->comm))
+		    : asprintf(&comment, "profq %s: %" PRIu64 " processes", strempty(p->comm),
+			       p->processes)) < 0) {
 		comment = NULL;
 		return -ENOMEM;
 	}

@@ -156,7 +156,10 @@ int profile_from_json(json_object *answer, Profile **ret, char **ret_error)
 		return -ENOMEM;
 	if (!json_object_is_type(answer, json_type_object))
 		return bad(ret_error, "the answer is not an object");
-	if (get_uint(answer, "pid", false, UINT32_MAX, &pid) < 0 ||
+	/* null for the processes a request's labels selected */
+	if (get_uint(answer, "pid", true, UINT32_MAX, &pid) < 0 ||
+	    get_uint(answer, "processes", true, INT64_MAX, &p->processes) < 0 ||
+	    get_uint(answer, "hidden", true, INT64_MAX, &p->hidden) < 0 ||
 	    get_uint(answer, "samples", false, INT64_MAX, &p->samples) < 0 ||
 	    get_uint(answer, "truncated_samples", true, INT64_MAX, &p->truncated_samples) < 0 ||
 	    get_uint(answer, "period_ns", false, INT64_MAX, &p->period_ns) < 0 ||

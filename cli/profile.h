@@ -33,8 +33,9 @@ typedef struct ProfileStack {
 } ProfileStack;
 
 typedef struct Profile {
-	uint32_t pid;
-	char *comm;
+	uint32_t pid; /* 0: the processes a request's labels selected */
+	char *comm;   /* the process's name; for pid 0, what selected them ("unit nginx") */
+	uint64_t processes, hidden; /* pid 0: the processes summed, those the viewer may not see */
 	uint64_t samples;	    /* all samples of the selection; >= the stacks' sum */
 	uint64_t truncated_samples; /* samples of stacks the answer left out (size limit) */
 	uint64_t period_ns;	    /* sampling period (1e9 / frequency) */

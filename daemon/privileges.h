@@ -19,6 +19,7 @@
 	"  CAP_CHECKPOINT_RESTORE  /proc/PID/map_files: binaries deleted or replaced since\n"   \
 	"                          they were mapped\n"                                          \
 	"  CAP_DAC_READ_SEARCH     binaries not readable by everyone, other users' map_files\n" \
+	"                          (and cgroups opened by id rather than walked)\n"             \
 	"  CAP_SYSLOG              kernel symbols (the addresses in /proc/kallsyms)\n"          \
 	"Run it as root (sudo profqd), as its service (systemctl start profqd), or with the\n"  \
 	"capabilities: sudo setpriv --reuid=USER --regid=GROUP --init-groups\n"                 \

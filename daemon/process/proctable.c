@@ -4,10 +4,12 @@
 
 #include <inttypes.h>
 
+#include "base/cgroup.h"
 #include "base/hashindex.h"
 #include "base/log.h"
 #include "base/macro.h"
 #include "base/timeutil.h"
+#include "process/cgroupids.h"
 #include "process/proctable.h"
 #include "symbolize/perfmap.h"
 
@@ -49,6 +51,7 @@ struct ProcTable {
 	size_t path_bytes;     /* of every mapping path held, kept as they come and go */
 	size_t perfmap_cap;    /* bytes of one perf map file held at most */
 	size_t perfmap_budget; /* bytes of perf maps still to be read this tick */
+	CgroupIds *cgroup_ids; /* for processes /proc no longer shows */
 	ProcTableStats stats;
 };
 
@@ -69,6 +72,9 @@ int proctable_new(Store *store, Symbolizer *sym, MapLog *maplog, ProcTable **ret
 	if (!t->exited)
 		return -ENOMEM;
 	r = hash_index_new(&t->index);
+	if (r < 0)
+		return r;
+	r = cgroup_ids_new(&t->cgroup_ids);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(t);
@@ -116,6 +122,7 @@ ProcTable *proctable_free(ProcTable *t)
 	free(t->exited);
 	free(t->procs);
 	hash_index_free(t->index);
+	cgroup_ids_free(t->cgroup_ids);
 	free(t);
 	return NULL;
 }
@@ -132,6 +139,36 @@ static bool proc_is_incarnation(uint32_t pid, uint64_t start_boot_ns, ProcStat *
 	if (ret)
 		*ret = st;
 	return true;
+}
+
+/* The process's cgroup (and the labels it names) into its record: at first sight and at exec.
+ * /proc is asked after the read whether it still shows this incarnation, so a reused pid
+ * lends nothing. */
+static int read_cgroup(ProcTable *t, Process *p)
+{
+	_cleanup_free_ char *path = NULL;
+	int r;
+
+	t->stats.cgroup_reads++;
+	r = cgroup_read_pid((pid_t)p->pid, &path);
+	if (r >= 0 && !proc_is_incarnation(p->pid, p->start_boot_ns, NULL))
+		r = -ESRCH;
+	if (r >= 0)
+		r = store_proc_set_cgroup(t->store, p->id, path);
+	if (r < 0) {
+		log_debug_errno(r, "No cgroup for pid %u: %m", p->pid);
+		t->stats.cgroup_errors++;
+	}
+	return r;
+}
+
+/* The cgroup of an event's process by the id the kernel gave (/proc shows it no more). */
+static void cgroup_from_id(ProcTable *t, Process *p, const struct profq_event *e, uint64_t now_ns)
+{
+	const char *path = cgroup_ids_path(t->cgroup_ids, e->cgroup_id, now_ns);
+
+	if (path && store_proc_set_cgroup(t->store, p->id, path) >= 0)
+		t->stats.cgroup_from_id++;
 }
 
 /* Takes over raw (and its paths) as p's mappings, resolving their binaries. */
@@ -536,6 +573,7 @@ int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, P
 	StoreProc sp = { .uid = s->uid };
 	Process *p = find(t, s->tgid, s->start_ns);
 	ProcStat st;
+	bool live;
 	int r;
 
 	if (p) {
@@ -569,7 +607,8 @@ int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, P
 	if (s->flags & PROFQ_SAMPLE_PRIVATE)
 		sp.flags |= PROC_PRIVATE;
 	/* Only what /proc says about this very incarnation (not a reused pid). */
-	if (proc_is_incarnation(s->tgid, s->start_ns, &st)) {
+	live = proc_is_incarnation(s->tgid, s->start_ns, &st);
+	if (live) {
 		sp.ppid = st.ppid;
 		if (s->mm_id != 0)
 			(void)procfs_read_cmdline((pid_t)s->tgid, &cmdline);
@@ -585,6 +624,8 @@ int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, P
 		return r;
 	p->mm_id = s->mm_id;
 	p->kthread = s->mm_id == 0;
+	if (live)
+		(void)read_cgroup(t, p);
 	note_sample(t, p, s);
 	*ret = p;
 	return 0;
@@ -673,6 +714,9 @@ int proctable_event(ProcTable *t, const struct profq_event *e, uint64_t now_ns)
 		procfs_cmdline_to_string(args, len);
 		if (*args)
 			(void)set_string(t, &sp->cmdline, args);
+		/* A service manager moves a process into its unit's cgroup before the exec. */
+		if (read_cgroup(t, p) < 0)
+			cgroup_from_id(t, p, e, now_ns);
 		return 0;
 	}
 	case PROFQ_EVENT_EXIT:
@@ -689,6 +733,9 @@ int proctable_event(ProcTable *t, const struct profq_event *e, uint64_t now_ns)
 		sp->exit_ns = (int64_t)e->time_ns + boot_to_real_offset();
 		sp->flags |= PROC_EXITED | PROC_ACCOUNTING;
 		p->exited = true;
+		/* Gone before profqd read its cgroup (a short process, a busy daemon). */
+		if (!sp->cgroup)
+			cgroup_from_id(t, p, e, now_ns);
 		p->last_seen_ns = now_ns;
 		t->stats.exited++;
 		exited_push(t, p->id, sp->exit_ns);
@@ -871,8 +918,10 @@ static void adopt(ProcTable *t, uint32_t pid)
 	    store_intern_string(t->store, cmdline, &sp.cmdline) < 0)
 		return;
 	memcpy(comm, st.comm, MIN(sizeof(comm), sizeof(st.comm)));
-	if (process_add(t, pid, start, comm, &sp, now_mono_ns(), &p) >= 0)
+	if (process_add(t, pid, start, comm, &sp, now_mono_ns(), &p) >= 0) {
 		p->approx_start = true;
+		(void)read_cgroup(t, p);
+	}
 	store_string_unref(t->store, sp.cmdline);
 }
 
@@ -1049,13 +1098,18 @@ size_t proctable_memory(const ProcTable *t)
 	size_t m = sizeof(*t) + t->allocated * sizeof(Process *) + hash_index_memory(t->index) +
 		   PROCTABLE_EXITED_MAX * sizeof(ExitRecord);
 
+	CgroupIdsStats cs;
+
 	for (size_t i = 0; i < t->n; i++)
 		m += sizeof(Process) + t->procs[i]->n_maps * sizeof(Mapping);
-	return m + t->path_bytes + perfmaps_memory(t);
+	cgroup_ids_stats(t->cgroup_ids, &cs);
+	return m + t->path_bytes + perfmaps_memory(t) + cs.memory;
 }
 
 void proctable_stats(const ProcTable *t, ProcTableStats *ret)
 {
+	CgroupIdsStats cs;
+
 	*ret = t->stats;
 	ret->processes = t->n;
 	ret->exited_held = t->n_exited;
@@ -1063,4 +1117,6 @@ void proctable_stats(const ProcTable *t, ProcTableStats *ret)
 	for (size_t i = 0; i < t->n; i++)
 		ret->running += !t->procs[i]->exited;
 	ret->perfmap_memory = perfmaps_memory(t);
+	cgroup_ids_stats(t->cgroup_ids, &cs);
+	ret->cgroup_walks = cs.walks;
 }

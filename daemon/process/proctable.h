@@ -104,6 +104,10 @@ typedef struct ProcTableStats {
 	uint64_t perfmap_bytes_refused; /* left unread for the per-process cap */
 	uint64_t perfmap_dropped;	/* maps dropped under memory pressure */
 	uint64_t perfmap_memory;	/* bytes the perf maps hold now */
+	uint64_t cgroup_reads;		/* /proc/PID/cgroup reads (first sight, exec) */
+	uint64_t cgroup_errors;		/* ... that gave no path (gone, reused, malformed) */
+	uint64_t cgroup_from_id;	/* cgroups named by the kernel's id instead (gone) */
+	uint64_t cgroup_walks;		/* of the v2 hierarchy, for ids the kernel would not open */
 } ProcTableStats;
 
 /* Exited processes kept queryable at most (bounded, oldest dropped first). */

@@ -488,6 +488,10 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	json_add_int(o, "exited_processes", (int64_t)pt.exited_held);
 	json_add_int(o, "exited_dropped", (int64_t)pt.exited_dropped);
 	json_add_int(o, "exec_splits", (int64_t)pt.exec_splits);
+	json_add_int(o, "cgroup_reads", (int64_t)pt.cgroup_reads);
+	json_add_int(o, "cgroup_errors", (int64_t)pt.cgroup_errors);
+	json_add_int(o, "cgroup_from_id", (int64_t)pt.cgroup_from_id);
+	json_add_int(o, "cgroup_walks", (int64_t)pt.cgroup_walks);
 	json_add_int(o, "exited_dropped_memory", (int64_t)pt.exited_dropped_memory);
 	json_add_int(o, "exits_unseen", (int64_t)pt.exits_unseen);
 	json_add_int(o, "processes_table", (int64_t)pt.processes);
@@ -588,7 +592,8 @@ static int on_request(void *userdata, const Peer *peer, const Request *req, json
 		return answer_status(m, &viewer, ret);
 	/* Live processes' user/sys are the kernel's figures of now. */
 	if (req->command == COMMAND_TIME)
-		profiler_refresh(m->profiler, req->children ? 0 : req->pid);
+		profiler_refresh(m->profiler,
+				 req->children || request_has_match(req) ? 0 : req->pid);
 	ctx = (QueryContext){ .store = profiler_store(m->profiler),
 			      .now_ns = now_real_ns(),
 			      .viewer = viewer };

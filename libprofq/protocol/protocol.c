@@ -16,6 +16,13 @@ static const char *const sort_names[_SORT_MAX] = {
 	[SORT_SAMPLES] = "samples", [SORT_START] = "start",
 };
 
+static const char *const group_names[_GROUP_MAX] = {
+	[GROUP_NONE] = "process",
+	[GROUP_UNIT] = "unit",
+	[GROUP_COMM] = "comm",
+	[GROUP_CONTAINER] = "container",
+};
+
 static const char *const error_names[_ERROR_MAX] = {
 	[ERROR_DENIED] = "denied",
 	[ERROR_NOT_FOUND] = "not_found",
@@ -53,6 +60,16 @@ SortKey sort_key_from_string(const char *s)
 	return (SortKey)lookup(sort_names, _SORT_MAX, s);
 }
 
+const char *group_by_to_string(GroupBy g)
+{
+	return g >= 0 && g < _GROUP_MAX ? group_names[g] : NULL;
+}
+
+GroupBy group_by_from_string(const char *s)
+{
+	return (GroupBy)lookup(group_names, _GROUP_MAX, s);
+}
+
 const char *error_code_to_string(ErrorCode c)
 {
 	return c >= 0 && c < _ERROR_MAX ? error_names[c] : NULL;
@@ -75,6 +92,37 @@ static SortKey sort_default(Command c)
 	return c == COMMAND_PS ? SORT_TIME : SORT_SELF;
 }
 
+bool request_has_match(const Request *req)
+{
+	const RequestMatch *m = &req->match;
+
+	return m->unit[0] || m->cgroup[0] || m->container[0] || m->comm[0];
+}
+
+/* The field of req->match a wire key names, and its size; NULL for another key. */
+static char *match_field(Request *req, const char *key, size_t *ret_size)
+{
+	RequestMatch *m = &req->match;
+
+	if (streq(key, "unit")) {
+		*ret_size = sizeof(m->unit);
+		return m->unit;
+	}
+	if (streq(key, "cgroup")) {
+		*ret_size = sizeof(m->cgroup);
+		return m->cgroup;
+	}
+	if (streq(key, "container")) {
+		*ret_size = sizeof(m->container);
+		return m->container;
+	}
+	if (streq(key, "comm")) {
+		*ret_size = sizeof(m->comm);
+		return m->comm;
+	}
+	return NULL;
+}
+
 void request_init(Request *req, Command command)
 {
 	*req = (Request){ .command = command,
@@ -95,6 +143,28 @@ static int fail(char **ret_error, const char *fmt, ...)
 		va_end(ap);
 	}
 	return -EINVAL;
+}
+
+/* A selector's value into field (size bytes with the NUL): a string of 1 to size - 1 bytes
+ * without NUL; a cgroup an absolute path, a container id hex digits. */
+static int get_match(json_object *v, const char *key, char *field, size_t size, char **ret_error)
+{
+	const char *str;
+	size_t n;
+
+	if (!json_object_is_type(v, json_type_string))
+		return fail(ret_error, "Field '%s' must be a string", key);
+	str = json_object_get_string(v);
+	n = (size_t)json_object_get_string_len(v);
+	if (n == 0 || n >= size || strlen(str) != n)
+		return fail(ret_error, "Field '%s' must have 1 to %zu bytes, no NUL", key,
+			    size - 1);
+	if (streq(key, "cgroup") && str[0] != '/')
+		return fail(ret_error, "Field 'cgroup' must be an absolute path");
+	if (streq(key, "container") && strspn(str, "0123456789abcdef") != n)
+		return fail(ret_error, "Field 'container' must be lower-case hex digits");
+	memcpy(field, str, n + 1);
+	return 0;
 }
 
 /* An integer field in [min, max]; json-c parses integers into int64. */
@@ -165,9 +235,18 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 	json_object_object_foreach(root, key, val)
 	{
 		uint64_t u;
+		size_t size;
+		char *field;
 
 		if (streq(key, "command"))
 			continue;
+		field = match_field(&req, key, &size);
+		if (field) {
+			r = get_match(val, key, field, size, ret_error);
+			if (r < 0)
+				goto out;
+			continue;
+		}
 		if (streq(key, "pid") || streq(key, "tid")) {
 			r = get_uint(val, key, 1, 4194304, &u, ret_error);
 			if (r < 0)
@@ -232,6 +311,14 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 				req.no_python = !json_object_get_boolean(val);
 			else
 				req.no_inline = !json_object_get_boolean(val);
+		} else if (streq(key, "by")) {
+			if (!json_object_is_type(val, json_type_string) ||
+			    group_by_from_string(json_object_get_string(val)) < 0) {
+				r = fail(ret_error, "Field 'by' must be \"process\", \"unit\", "
+						    "\"comm\" or \"container\"");
+				goto out;
+			}
+			req.by = group_by_from_string(json_object_get_string(val));
 		} else if (streq(key, "min_pct")) {
 			double d;
 
@@ -267,8 +354,18 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 	}
 	if ((req.command == COMMAND_TIME || req.command == COMMAND_LINES ||
 	     req.command == COMMAND_TREE || req.command == COMMAND_STACKS) &&
-	    !req.pid) {
-		r = fail(ret_error, "Command '%s' needs a pid", command_to_string(req.command));
+	    !req.pid && !request_has_match(&req)) {
+		r = fail(ret_error, "Command '%s' needs a pid or a unit, cgroup, container or comm",
+			 command_to_string(req.command));
+		goto out;
+	}
+	if (request_has_match(&req) && (req.pid || req.children)) {
+		r = fail(ret_error, "Fields 'unit', 'cgroup', 'container' and 'comm' select "
+				    "processes without a pid or children");
+		goto out;
+	}
+	if (req.by != GROUP_NONE && (req.command != COMMAND_PS || req.threads)) {
+		r = fail(ret_error, "Field 'by' is for ps, without threads");
 		goto out;
 	}
 	if (req.threads && !req.pid) {
@@ -333,6 +430,18 @@ int request_to_json(const Request *req, json_object **ret)
 		json_object_object_add(o, "min_pct", json_object_new_double(req->min_pct));
 	if (req->function[0])
 		json_object_object_add(o, "function", json_object_new_string(req->function));
+	if (req->match.unit[0])
+		json_object_object_add(o, "unit", json_object_new_string(req->match.unit));
+	if (req->match.cgroup[0])
+		json_object_object_add(o, "cgroup", json_object_new_string(req->match.cgroup));
+	if (req->match.container[0])
+		json_object_object_add(o, "container",
+				       json_object_new_string(req->match.container));
+	if (req->match.comm[0])
+		json_object_object_add(o, "comm", json_object_new_string(req->match.comm));
+	if (req->by != GROUP_NONE)
+		json_object_object_add(o, "by",
+				       json_object_new_string(group_by_to_string(req->by)));
 	*ret = o;
 	return 0;
 }

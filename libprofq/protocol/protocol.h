@@ -57,6 +57,31 @@ typedef enum ErrorCode {
 /* tree: nodes below this share of the samples are left out. */
 #define REQUEST_MIN_PCT_DEFAULT 0.5
 
+/* ps: one row per group of processes instead of per process. */
+typedef enum GroupBy {
+	GROUP_NONE,
+	GROUP_UNIT,
+	GROUP_COMM,
+	GROUP_CONTAINER,
+	_GROUP_MAX,
+	_GROUP_INVALID = -EINVAL,
+} GroupBy;
+
+/* Lengths of the process selectors' fields, with their NUL. */
+#define REQUEST_UNIT_MAX 256
+#define REQUEST_CGROUP_MAX 4096
+#define REQUEST_CONTAINER_MAX 65
+#define REQUEST_COMM_MAX 64
+
+/* Which processes a request covers by their labels instead of a pid: every process that matches
+ * all the fields given ("" for a field not given). NUL-terminated. */
+typedef struct RequestMatch {
+	char unit[REQUEST_UNIT_MAX];	 /* glob (fnmatch(3)); without a '.', also NAME.service */
+	char cgroup[REQUEST_CGROUP_MAX]; /* a cgroup path: it, or any below it */
+	char container[REQUEST_CONTAINER_MAX]; /* a container id, or its start (hex digits) */
+	char comm[REQUEST_COMM_MAX];	       /* glob of the process's name */
+} RequestMatch;
+
 typedef struct Request {
 	Command command;
 	uint32_t pid; /* 0: none given */
@@ -80,7 +105,12 @@ typedef struct Request {
 	double min_pct; /* tree: prune nodes below this percentage, 0..100 */
 	/* lines: only samples with this function on the stack ("" for all); NUL-terminated. */
 	char function[REQUEST_FUNCTION_MAX];
+	RequestMatch match; /* no pid with it */
+	GroupBy by;	    /* ps only, not with threads */
 } Request;
+
+/* Whether req selects processes by their labels (req->match). */
+bool request_has_match(const Request *req);
 
 const char *command_to_string(Command c);
 Command command_from_string(const char *s);
@@ -88,6 +118,8 @@ const char *sort_key_to_string(SortKey k);
 SortKey sort_key_from_string(const char *s);
 /* Whether command c sorts by k: ps by its keys, the others by self or total. */
 bool sort_key_valid(Command c, SortKey k);
+const char *group_by_to_string(GroupBy g);
+GroupBy group_by_from_string(const char *s);
 const char *error_code_to_string(ErrorCode c);
 ErrorCode error_code_from_string(const char *s);
 

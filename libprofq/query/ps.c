@@ -156,6 +156,140 @@ static int ps_rows(const QueryContext *ctx, const Request *req, const Selection 
 	return 0;
 }
 
+typedef struct PsGroup {
+	StrId name; /* 0: the processes without one (no unit, no container) */
+	size_t processes;
+	uint64_t user, kernel, user_ns, kernel_ns;
+	int64_t newest_start;
+} PsGroup;
+
+static StrId group_name(const StoreProc *p, GroupBy by)
+{
+	switch (by) {
+	case GROUP_UNIT:
+		return p->unit;
+	case GROUP_COMM:
+		return p->comm;
+	case GROUP_CONTAINER:
+		return p->container;
+	default:
+		return 0;
+	}
+}
+
+typedef struct GroupOrder {
+	const Store *store;
+	SortKey key;
+} GroupOrder;
+
+/* By the request's key (the shares are of one elapsed time: CPU time decides them), then by CPU
+ * time, then by name. */
+static int cmp_group(const void *a, const void *b, void *userdata)
+{
+	const PsGroup *x = a, *y = b;
+	const GroupOrder *o = userdata;
+	uint64_t cx = x->user_ns + x->kernel_ns, cy = y->user_ns + y->kernel_ns;
+	uint64_t kx = cx, ky = cy;
+
+	switch (o->key) {
+	case SORT_USER:
+		kx = x->user_ns, ky = y->user_ns;
+		break;
+	case SORT_SYS:
+		kx = x->kernel_ns, ky = y->kernel_ns;
+		break;
+	case SORT_SAMPLES:
+		kx = x->user + x->kernel, ky = y->user + y->kernel;
+		break;
+	case SORT_START:
+		if (x->newest_start != y->newest_start)
+			return x->newest_start > y->newest_start ? -1 : 1;
+		break;
+	default:
+		break;
+	}
+	if (kx != ky)
+		return kx > ky ? -1 : 1;
+	if (cx != cy)
+		return cx > cy ? -1 : 1;
+	return strcmp(strempty(store_string(o->store, x->name)),
+		      strempty(store_string(o->store, y->name)));
+}
+
+/* The process rows folded into one per group of req->by, ranked. */
+static int ps_groups(const QueryContext *ctx, const Request *req, const PsRow *rows, size_t n,
+		     PsGroup **ret, size_t *ret_n)
+{
+	const Store *store = ctx->store;
+	_cleanup_free_ uint32_t *slot = calloc(store_string_id_limit(store) + 1, sizeof(uint32_t));
+	_cleanup_free_ PsGroup *groups = calloc(MAX(n, (size_t)1), sizeof(PsGroup));
+	size_t ng = 0;
+
+	if (!slot || !groups)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const StoreProc *p = store_proc(store, rows[i].proc);
+		StrId name = group_name(p, req->by);
+		PsGroup *g;
+
+		if (!slot[name]) {
+			groups[ng] = (PsGroup){ .name = name, .newest_start = INT64_MIN };
+			slot[name] = (uint32_t)++ng;
+		}
+		g = &groups[slot[name] - 1];
+		g->processes++;
+		g->user += rows[i].user;
+		g->kernel += rows[i].kernel;
+		g->user_ns += rows[i].user_ns;
+		g->kernel_ns += rows[i].kernel_ns;
+		g->newest_start = MAX(g->newest_start, p->start_ns);
+	}
+	if (ng > 1) {
+		GroupOrder order = { .store = store, .key = req->sort };
+
+		qsort_r(groups, ng, sizeof(PsGroup), cmp_group, &order);
+	}
+	*ret = TAKE_PTR(groups);
+	*ret_n = ng;
+	return 0;
+}
+
+/* ps --by: CPU use per group, as shares of the range's elapsed time (200 % is two CPUs). */
+static int answer_groups(const QueryContext *ctx, const Request *req, const Selection *sel,
+			 const PsRow *rows, size_t n, json_object *answer, json_object *arr)
+{
+	const char *key = group_by_to_string(req->by);
+	_cleanup_free_ PsGroup *groups = NULL;
+	double el = (double)sel->range.elapsed_ns;
+	size_t ng;
+	int r;
+
+	r = ps_groups(ctx, req, rows, n, &groups, &ng);
+	if (r < 0)
+		return r;
+	json_add_string(answer, "by", key);
+	json_add_int(answer, "total_rows", (int64_t)ng);
+	for (size_t i = 0; i < ng && i < req->limit; i++) {
+		const PsGroup *g = &groups[i];
+		json_object *o = json_object_new_object();
+
+		if (!o)
+			return -ENOMEM;
+		json_add_string(o, key, store_string(ctx->store, g->name));
+		json_add_int(o, "processes", (int64_t)g->processes);
+		json_add_double(o, "cpu_s", (double)(g->user_ns + g->kernel_ns) / NSEC_PER_SEC, 3);
+		json_add_double(o, "user_pct", el > 0 ? 100.0 * (double)g->user_ns / el : 0, 2);
+		json_add_double(o, "sys_pct", el > 0 ? 100.0 * (double)g->kernel_ns / el : 0, 2);
+		json_add_double(o, "cpu_pct",
+				el > 0 ? 100.0 * (double)(g->user_ns + g->kernel_ns) / el : 0, 2);
+		json_add_int(o, "samples", (int64_t)(g->user + g->kernel));
+		json_add_int(o, "user_samples", (int64_t)g->user);
+		json_add_int(o, "sys_samples", (int64_t)g->kernel);
+		json_object_array_add(arr, o);
+	}
+	return 0;
+}
+
 /* CPU use per process (or per thread of the pid): samples x period, and its share of the wall
  * time the windows in range cover while the process was alive. */
 int query_answer_ps(const QueryContext *ctx, const Request *req, const Selection *sel,
@@ -181,6 +315,13 @@ int query_answer_ps(const QueryContext *ctx, const Request *req, const Selection
 	json_object_object_add(answer, "rows", arr);
 	json_add_double(answer, "elapsed_s", (double)sel->range.elapsed_ns / NSEC_PER_SEC, 3);
 	json_add_string(answer, "sort", sort_key_to_string(req->sort));
+	if (req->by != GROUP_NONE) {
+		r = answer_groups(ctx, req, sel, rows, n, answer, arr);
+		if (r < 0)
+			return r;
+		*ret = TAKE_PTR(answer);
+		return 0;
+	}
 	/* How many rows there are in all: the limit may leave some out. */
 	json_add_int(answer, "total_rows", (int64_t)n);
 	if (req->threads)
@@ -204,6 +345,7 @@ int query_answer_ps(const QueryContext *ctx, const Request *req, const Selection
 			json_add_int(o, "ppid", p->ppid);
 			json_add_int(o, "uid", p->uid);
 			json_add_string(o, "cmdline", store_string(store, p->cmdline));
+			query_add_labels(o, store, p);
 			query_add_times(o, p);
 		}
 		json_object_array_add(arr, o);

@@ -70,6 +70,9 @@ static inline double query_pct(uint64_t part, uint64_t whole)
 void query_add_selection(const QueryContext *ctx, const Request *req, const Selection *s,
 			 json_object *answer);
 
+/* "unit", "slice", "cgroup", "container" of a process (null where unknown or none). */
+void query_add_labels(json_object *o, const Store *store, const StoreProc *p);
+
 /* "start_time", "exit_time", "exited" of a process. */
 void query_add_times(json_object *o, const StoreProc *p);
 

@@ -63,6 +63,14 @@ void query_add_selection(const QueryContext *ctx, const Request *req, const Sele
 	json_add_int(answer, "samples", (int64_t)s->total);
 }
 
+void query_add_labels(json_object *o, const Store *store, const StoreProc *p)
+{
+	json_add_string(o, "unit", store_string(store, p->unit));
+	json_add_string(o, "slice", store_string(store, p->slice));
+	json_add_string(o, "cgroup", store_string(store, p->cgroup));
+	json_add_string(o, "container", store_string(store, p->container));
+}
+
 void query_add_times(json_object *o, const StoreProc *p)
 {
 	json_add_double(o, "start_time", (double)p->start_ns / NSEC_PER_SEC, 3);
@@ -155,6 +163,11 @@ static int add_range(const QueryContext *ctx, const Request *req, const Selectio
 		query_range_between(ctx->store, ctx->now_ns, p->start_ns,
 				    MAX(until, p->start_ns + 1), &range);
 		since = p->start_ns;
+	} else if (req->command == COMMAND_TIME) {
+		/* A group's: from the first start to the last exit (or now). */
+		selection_life(ctx->store, sel, &since, &until);
+		until = MIN(until, ctx->now_ns);
+		query_range_between(ctx->store, ctx->now_ns, since, MAX(until, since + 1), &range);
 	}
 	add_time_or_null(o, "since_s", since);
 	add_time_or_null(o, "until_s", until);
@@ -177,6 +190,12 @@ int query_answer(const QueryContext *ctx, const Request *req, json_object **ret)
 	if (r < 0 || answer_error_code(*ret, NULL, NULL) == 0)
 		return r;
 	r = add_range(ctx, req, &sel, *ret);
+	if (r >= 0 && request_has_match(req)) {
+		/* How many processes the answer sums, and how many that match it left out. */
+		r = json_add_int(*ret, "processes", (int64_t)sel.matched);
+		if (r >= 0)
+			r = json_add_int(*ret, "hidden", (int64_t)sel.hidden);
+	}
 	if (r < 0) {
 		json_object_put(*ret);
 		*ret = NULL;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <fnmatch.h>
 #include <inttypes.h>
 
 #include "base/macro.h"
@@ -73,6 +74,50 @@ bool query_proc_visible(const Viewer *viewer, const StoreProc *p)
 static bool proc_visible(const QueryContext *ctx, const StoreProc *p)
 {
 	return query_proc_visible(&ctx->viewer, p);
+}
+
+/* A unit glob: as given, and without a '.' also as NAME.service (as systemctl takes names). */
+static bool unit_matches(const char *pattern, const char *unit)
+{
+	char with_type[REQUEST_UNIT_MAX + 16];
+
+	if (!unit)
+		return false;
+	if (fnmatch(pattern, unit, 0) == 0)
+		return true;
+	if (strchr(pattern, '.'))
+		return false;
+	snprintf(with_type, sizeof(with_type), "%s.service", pattern);
+	return fnmatch(with_type, unit, 0) == 0;
+}
+
+/* The cgroup path, or one below it. */
+static bool cgroup_matches(const char *want, const char *path)
+{
+	size_t n = strlen(want);
+
+	/* "/a/" names the same cgroup as "/a". */
+	while (n > 1 && want[n - 1] == '/')
+		n--;
+	if (!path || strncmp(path, want, n) != 0)
+		return false;
+	return n == 1 || path[n] == '\0' || path[n] == '/';
+}
+
+bool query_proc_matches(const Store *store, const RequestMatch *m, const StoreProc *p)
+{
+	const char *container = store_string(store, p->container);
+
+	if (m->unit[0] && !unit_matches(m->unit, store_string(store, p->unit)))
+		return false;
+	if (m->cgroup[0] && !cgroup_matches(m->cgroup, store_string(store, p->cgroup)))
+		return false;
+	if (m->container[0] &&
+	    (!container || strncmp(container, m->container, strlen(m->container)) != 0))
+		return false;
+	if (m->comm[0] && fnmatch(m->comm, strempty(store_string(store, p->comm)), 0) != 0)
+		return false;
+	return true;
 }
 
 /* Processes with samples in the range, as a map indexed by ProcId. */
@@ -175,9 +220,49 @@ static int mark_descendants(const QueryContext *ctx, ProcId root, const uint8_t 
 	return 0;
 }
 
+/* The processes that match req->match (with samples in range, unless in_range is NULL): those
+ * the viewer may see into sel; how many it may not see, and how many it may, returned. */
+static void select_matching(const QueryContext *ctx, const Request *req, const uint8_t *in_range,
+			    uint8_t *sel, size_t *ret_hidden, size_t *ret_n)
+{
+	size_t limit = store_proc_id_limit(ctx->store), hidden = 0, n = 0;
+
+	for (ProcId id = 1; id < limit; id++) {
+		const StoreProc *p = store_proc(ctx->store, id);
+
+		if (!p || (in_range && !in_range[id]) || (req->has_uid && p->uid != req->uid) ||
+		    !query_proc_matches(ctx->store, &req->match, p))
+			continue;
+		if (!proc_visible(ctx, p)) {
+			hidden++;
+			continue;
+		}
+		sel[id] = 1;
+		n++;
+	}
+	*ret_hidden = hidden;
+	*ret_n = n;
+}
+
+/* What no process matched says: denied when every one that did is hidden. */
+static json_object *match_error(const Request *req, const uint8_t *in_range, size_t hidden)
+{
+	if (hidden > 0)
+		return error_answer_new(
+			ERROR_DENIED, "Permission denied for the %zu processes that match", hidden);
+	return error_answer_new(
+		ERROR_NOT_FOUND, "No process that matches%s%s%s%s%s%s%s%s%s%s%s%s%s",
+		req->match.unit[0] ? " unit '" : "", req->match.unit, req->match.unit[0] ? "'" : "",
+		req->match.cgroup[0] ? " cgroup '" : "", req->match.cgroup,
+		req->match.cgroup[0] ? "'" : "", req->match.container[0] ? " container '" : "",
+		req->match.container, req->match.container[0] ? "'" : "",
+		req->match.comm[0] ? " comm '" : "", req->match.comm, req->match.comm[0] ? "'" : "",
+		in_range ? " has samples in range" : " is known");
+}
+
 /* The processes of the selection; in_range NULL: any known one. */
 static int select_procs(const QueryContext *ctx, const Request *req, const uint8_t *in_range,
-			uint8_t **ret_sel, ProcId *ret_proc, json_object **ret_error)
+			Selection *s, json_object **ret_error)
 {
 	size_t limit = store_proc_id_limit(ctx->store);
 	_cleanup_free_ uint8_t *sel = calloc(limit, 1);
@@ -188,6 +273,15 @@ static int select_procs(const QueryContext *ctx, const Request *req, const uint8
 
 	if (!sel)
 		return -ENOMEM;
+	if (request_has_match(req)) {
+		select_matching(ctx, req, in_range, sel, &s->hidden, &s->matched);
+		if (s->matched == 0) {
+			*ret_error = match_error(req, in_range, s->hidden);
+			return *ret_error ? 0 : -ENOMEM;
+		}
+		s->procs = TAKE_PTR(sel);
+		return 0;
+	}
 	if (!req->pid) {
 		for (ProcId id = 1; id < limit; id++) {
 			const StoreProc *p = store_proc(ctx->store, id);
@@ -196,8 +290,7 @@ static int select_procs(const QueryContext *ctx, const Request *req, const uint8
 			    (!req->has_uid || p->uid == req->uid))
 				sel[id] = 1;
 		}
-		*ret_proc = 0;
-		*ret_sel = TAKE_PTR(sel);
+		s->procs = TAKE_PTR(sel);
 		return 0;
 	}
 	for (ProcId id = 1; id < limit; id++) {
@@ -254,8 +347,8 @@ static int select_procs(const QueryContext *ctx, const Request *req, const uint8
 		if (r < 0)
 			return r;
 	}
-	*ret_proc = best;
-	*ret_sel = TAKE_PTR(sel);
+	s->proc = best;
+	s->procs = TAKE_PTR(sel);
 	return 0;
 }
 
@@ -301,7 +394,7 @@ int query_select(const QueryContext *ctx, const Request *req, SelectScope scope,
 		if (!in_range)
 			return -ENOMEM;
 	}
-	r = select_procs(ctx, req, in_range, &s.procs, &s.proc, ret_error);
+	r = select_procs(ctx, req, in_range, &s, ret_error);
 	if (r < 0 || *ret_error)
 		return r;
 	if (scope == SELECT_STACKS) {

@@ -51,6 +51,9 @@ typedef struct Selection {
 	Range range;	/* SELECT_KNOWN: every window, elapsed_ns 0 */
 	uint8_t *procs; /* ProcId -> 1 when selected (store_proc_id_limit() entries) */
 	ProcId proc;	/* the incarnation of req->pid; 0 without a pid */
+	/* With req->match: the processes that match and are selected, and those that match but
+	 * the viewer may not see (left out). 0 without. */
+	size_t matched, hidden;
 	/* SELECT_STACKS only (else NULL and 0): */
 	uint64_t *counts;	 /* StackId -> samples */
 	size_t n_stacks;	 /* entries in counts: store_stack_id_limit() */
@@ -65,7 +68,8 @@ typedef struct Selection {
  * req->children the root needs none of its own (a shell waiting for its children); with
  * req->children also its descendants the viewer may see (with samples in range, if scoped so).
  * Without a pid: every process with samples in range that the viewer may see (of req->uid
- * with req->has_uid).
+ * with req->has_uid); with req->match only those that match it (in SELECT_KNOWN any known one
+ * that matches), and not_found (or denied, when every one that matches is hidden) without any.
  *
  * Returns 0 and fills *ret, or 0 and sets *ret_error to the answer to give instead (not_found,
  * denied), or -ENOMEM. *ret is written only when *ret_error is NULL.
@@ -73,6 +77,9 @@ typedef struct Selection {
 int query_select(const QueryContext *ctx, const Request *req, SelectScope scope, Selection *ret,
 		 json_object **ret_error);
 void selection_done(Selection *s);
+
+/* Whether process p matches every field of m that is given (protocol.h). */
+bool query_proc_matches(const Store *store, const RequestMatch *m, const StoreProc *p);
 
 typedef struct StackCount {
 	StackId stack;

@@ -15,6 +15,121 @@ static void add_cpu(json_object *o, uint64_t user_ns, uint64_t sys_ns, uint64_t 
 				1);
 }
 
+typedef struct GroupTime {
+	uint64_t real_ns, user_ns, sys_ns; /* summed over the processes */
+	uint64_t s_user, s_sys, samples;   /* sampled, all of them */
+	size_t n, kernel;		   /* processes, of which with the kernel's accounting */
+} GroupTime;
+
+/* One process of a group: its life, its CPU time as time(1) would give it, its samples. */
+static json_object *group_row(const QueryContext *ctx, const StoreProc *p, uint64_t s_user,
+			      uint64_t s_sys, GroupTime *g)
+{
+	int64_t end = p->flags & PROC_EXITED ? p->exit_ns : ctx->now_ns;
+	uint64_t real_ns = (uint64_t)MAX(end - p->start_ns, (int64_t)0);
+	bool kernel = p->flags & PROC_ACCOUNTING;
+	uint64_t user_ns = kernel ? p->user_ns : s_user, sys_ns = kernel ? p->sys_ns : s_sys;
+	json_object *o = json_object_new_object();
+
+	g->n++;
+	g->kernel += kernel;
+	g->real_ns += real_ns;
+	g->user_ns += user_ns;
+	g->sys_ns += sys_ns;
+	if (!o)
+		return NULL;
+	json_add_int(o, "pid", p->pid);
+	json_add_int(o, "ppid", p->ppid);
+	json_add_string(o, "comm", store_string(ctx->store, p->comm));
+	json_add_string(o, "unit", store_string(ctx->store, p->unit));
+	query_add_times(o, p);
+	json_add_double(o, "real_s", (double)real_ns / NSEC_PER_SEC, 3);
+	add_cpu(o, user_ns, sys_ns, real_ns, true);
+	json_add_string(o, "accounting", kernel ? "kernel" : "sampled");
+	return o;
+}
+
+static int cmp_start(const void *a, const void *b, void *userdata)
+{
+	const StoreProc *x = store_proc(userdata, *(const ProcId *)a);
+	const StoreProc *y = store_proc(userdata, *(const ProcId *)b);
+
+	if (x->start_ns != y->start_ns)
+		return x->start_ns < y->start_ns ? -1 : 1;
+	return *(const ProcId *)a < *(const ProcId *)b ? -1 : 1;
+}
+
+/* time for every process a request's labels select: the sums of real (their lives), user and
+ * sys, each process's own figures from the kernel's accounting when the store has it, else
+ * from its samples; and one row per process, oldest first (req->limit of them). */
+static int time_of_group(const QueryContext *ctx, const Request *req, const Selection *sel,
+			 json_object **ret)
+{
+	const Store *store = ctx->store;
+	size_t limit = store_proc_id_limit(store), n = 0;
+	_cleanup_free_ uint64_t *s_user = calloc(limit, sizeof(uint64_t));
+	_cleanup_free_ uint64_t *s_sys = calloc(limit, sizeof(uint64_t));
+	_cleanup_free_ ProcId *ids = calloc(limit, sizeof(ProcId));
+	_cleanup_json_ json_object *answer = json_object_new_object();
+	json_object *rows = json_object_new_array(), *o;
+	GroupTime g = { 0 };
+	int64_t start, end;
+
+	if (!s_user || !s_sys || !ids || !answer || !rows) {
+		json_object_put(rows);
+		return -ENOMEM;
+	}
+	json_object_object_add(answer, "rows", rows);
+	for (size_t i = sel->range.first; i < sel->range.end; i++) {
+		const Window *w = store_window(store, i);
+
+		for (size_t j = 0; j < w->n_entries; j++) {
+			const WindowEntry *e = &w->entries[j];
+
+			if (!sel->procs[e->proc])
+				continue;
+			s_user[e->proc] += e->user * w->period_ns;
+			s_sys[e->proc] += e->kernel * w->period_ns;
+			g.s_user += e->user * w->period_ns;
+			g.s_sys += e->kernel * w->period_ns;
+			g.samples += (uint64_t)e->user + e->kernel;
+		}
+	}
+	for (ProcId id = 1; id < limit; id++)
+		if (sel->procs[id] && store_proc(store, id))
+			ids[n++] = id;
+	qsort_r(ids, n, sizeof(ProcId), cmp_start, (void *)store);
+	for (size_t i = 0; i < n; i++) {
+		o = group_row(ctx, store_proc(store, ids[i]), s_user[ids[i]], s_sys[ids[i]], &g);
+		if (!o)
+			return -ENOMEM;
+		if (i < req->limit)
+			json_object_array_add(rows, o);
+		else
+			json_object_put(o);
+	}
+	selection_life(store, sel, &start, &end);
+	json_object_object_add(answer, "pid", NULL);
+	json_add_int(answer, "total_rows", (int64_t)n);
+	json_add_double(answer, "real_s", (double)g.real_ns / NSEC_PER_SEC, 3);
+	/* The wall time the group spans: from its first start to its last exit, or now. */
+	json_add_double(answer, "span_s",
+			(double)MAX(MIN(end, ctx->now_ns) - start, (int64_t)0) / NSEC_PER_SEC, 3);
+	add_cpu(answer, g.user_ns, g.sys_ns, g.real_ns, true);
+	json_add_string(answer, "accounting",
+			g.kernel == g.n ? "kernel"
+			: g.kernel	? "mixed"
+					: "sampled");
+	o = json_object_new_object();
+	if (!o)
+		return -ENOMEM;
+	add_cpu(o, g.s_user, g.s_sys, g.real_ns, false);
+	json_add_int(o, "samples", (int64_t)g.samples);
+	json_object_object_add(answer, "sampled", o);
+	*ret = TAKE_PTR(answer);
+	return 0;
+}
+
 /* What time(1) says of one process over its whole life, from the kernel's accounting when the
  * store has it, else from the samples; also the samples, and the descendants' accounting. */
 int query_answer_time(const QueryContext *ctx, const Request *req, const Selection *sel,
@@ -28,6 +143,9 @@ int query_answer_time(const QueryContext *ctx, const Request *req, const Selecti
 	size_t descendants = 0;
 	ProcId proc = sel->proc;
 	const StoreProc *p = store_proc(store, proc);
+
+	if (!p)
+		return time_of_group(ctx, req, sel, ret);
 
 	for (size_t i = sel->range.first; i < sel->range.end; i++) {
 		const Window *w = store_window(store, i);

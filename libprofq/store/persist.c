@@ -324,13 +324,15 @@ static uint32_t emit_stack(PersistWriter *w, StackId id)
 static uint32_t emit_proc(PersistWriter *w, ProcId id)
 {
 	uint32_t version = store_proc_version(w->store, id);
+	StrId *strs[STORE_PROC_N_STRINGS];
 	SegmentProc sp;
 
 	if (w->procs[id] && w->proc_versions[id] == version)
 		return w->procs[id];
 	sp = (SegmentProc){ .id = w->procs[id] ?: w->next_id++, .p = *store_proc(w->store, id) };
-	sp.p.comm = emit_string(w, sp.p.comm);
-	sp.p.cmdline = emit_string(w, sp.p.cmdline);
+	store_proc_strings(&sp.p, strs);
+	for (size_t i = 0; i < STORE_PROC_N_STRINGS; i++)
+		*strs[i] = emit_string(w, *strs[i]);
 	segment_put_proc(&w->buf, &sp);
 	if (!w->procs[id])
 		store_proc_ref(w->store, id);
@@ -662,11 +664,14 @@ static int on_proc(void *userdata, const SegmentProc *sp)
 	Loader *l = userdata;
 	StoreProc p = sp->p;
 	ProcId id = map_get(&l->procs, sp->id);
+	StrId *strs[STORE_PROC_N_STRINGS], *cur_strs[STORE_PROC_N_STRINGS];
 	StoreProc *cur;
 	int r;
 
-	if (opt_string(l, sp->p.comm, &p.comm) < 0 || opt_string(l, sp->p.cmdline, &p.cmdline) < 0)
-		return -EBADMSG;
+	store_proc_strings(&p, strs);
+	for (size_t i = 0; i < STORE_PROC_N_STRINGS; i++)
+		if (opt_string(l, *strs[i], strs[i]) < 0)
+			return -EBADMSG;
 	/* A record made from /proc knew the start only to the clock tick (10 ms); a later one,
 	 * in a later segment, the exact one: the same process. */
 	if (!id && p.start_boot_ns % START_TICK_NS != 0 &&
@@ -699,10 +704,11 @@ static int on_proc(void *userdata, const SegmentProc *sp)
 				return -EBADMSG;
 			cur = store_proc_mut(l->store, id);
 		}
-		store_string_ref(l->store, p.comm);
-		store_string_ref(l->store, p.cmdline);
-		store_string_unref(l->store, cur->comm);
-		store_string_unref(l->store, cur->cmdline);
+		store_proc_strings(cur, cur_strs);
+		for (size_t i = 0; i < STORE_PROC_N_STRINGS; i++) {
+			store_string_ref(l->store, *strs[i]);
+			store_string_unref(l->store, *cur_strs[i]);
+		}
 		*cur = p;
 	} else {
 		r = store_proc_add(l->store, &p, &id);

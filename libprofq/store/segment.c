@@ -142,7 +142,9 @@ void segment_put_stack(SegmentBuf *b, uint32_t id, const uint32_t *frames, size_
 	finish_record(b, start);
 }
 
-#define PROC_SIZE 96
+/* Version 5 added the cgroup and its labels after the fields of PROC_SIZE_V4. */
+#define PROC_SIZE_V4 96
+#define PROC_SIZE 112
 
 void segment_put_proc(SegmentBuf *b, const SegmentProc *sp)
 {
@@ -168,6 +170,10 @@ void segment_put_proc(SegmentBuf *b, const SegmentProc *sp)
 	put_u64(o + 72, p->sys_ns);
 	put_u64(o + 80, p->child_user_ns);
 	put_u64(o + 88, p->child_sys_ns);
+	put_u32(o + 96, p->cgroup);
+	put_u32(o + 100, p->unit);
+	put_u32(o + 104, p->slice);
+	put_u32(o + 108, p->container);
 	finish_record(b, start);
 }
 
@@ -269,7 +275,7 @@ static int decode(uint32_t version, uint32_t type, const uint8_t *p, size_t len,
 	case SEGMENT_PROC: {
 		SegmentProc sp;
 
-		if (len != PROC_SIZE || !id_ok(get_u32(p)))
+		if (len != (version >= 5 ? PROC_SIZE : PROC_SIZE_V4) || !id_ok(get_u32(p)))
 			return -EBADMSG;
 		sp = (SegmentProc){ .id = get_u32(p) };
 		sp.p = (StoreProc){ .pid = get_u32(p + 4),
@@ -287,6 +293,12 @@ static int decode(uint32_t version, uint32_t type, const uint8_t *p, size_t len,
 				    .sys_ns = get_u64(p + 72),
 				    .child_user_ns = get_u64(p + 80),
 				    .child_sys_ns = get_u64(p + 88) };
+		if (version >= 5) {
+			sp.p.cgroup = get_u32(p + 96);
+			sp.p.unit = get_u32(p + 100);
+			sp.p.slice = get_u32(p + 104);
+			sp.p.container = get_u32(p + 108);
+		}
 		/* Times are realtime since the epoch; negative ones would make differences of
 		 * them (real time, ranges) overflow in the query engine. */
 		if (sp.p.pid == 0 || (sp.p.flags & ~proc_flags) || sp.p.start_ns < 0 ||

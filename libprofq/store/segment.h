@@ -24,8 +24,9 @@
 /* 3: processes carry PROC_PRIVATE. Version 2 still loads: its processes are judged by their
  * uid alone, as profqd of that version did. 4: frames carry FRAME_PYTHON and
  * FRAME_PYTHON_EVAL (an older reader refuses the segment as a later version, rather than as
- * damage at its first Python frame). */
-#define SEGMENT_VERSION 4
+ * damage at its first Python frame). 5: processes carry their cgroup, unit, slice and
+ * container (a longer process record; version 4's still load, without them). */
+#define SEGMENT_VERSION 5
 #define SEGMENT_VERSION_OLDEST 2
 #define SEGMENT_HEADER_SIZE 32
 #define SEGMENT_MAX_RECORD (64u << 20)
@@ -44,7 +45,7 @@ typedef enum SegmentRecordType {
 /* A process as stored: the StoreProc with its strings as segment-local ids. */
 typedef struct SegmentProc {
 	uint32_t id;
-	StoreProc p; /* p.comm, p.cmdline: segment-local string ids */
+	StoreProc p; /* its strings (store_proc_strings()): segment-local string ids */
 } SegmentProc;
 
 typedef struct SegmentWindow {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <xxhash.h>
 
+#include "base/cgroup.h"
 #include "base/hashindex.h"
 #include "base/macro.h"
 #include "base/text.h"
@@ -489,6 +490,7 @@ static int proc_lookup(const Store *s, uint32_t pid, uint64_t boot_id, uint64_t 
 int store_proc_add(Store *s, const StoreProc *p, ProcId *ret)
 {
 	uint64_t hash = proc_hash(p->pid, p->boot_id, p->start_boot_ns);
+	StrId *strs[STORE_PROC_N_STRINGS];
 	uint32_t id;
 	int r;
 
@@ -505,8 +507,9 @@ int store_proc_add(Store *s, const StoreProc *p, ProcId *ret)
 		return r;
 	}
 	s->procs[id] = (ProcEntry){ .p = *p, .refs = 1, .version = 1, .hash = hash };
-	store_string_ref(s, p->comm);
-	store_string_ref(s, p->cmdline);
+	store_proc_strings(&s->procs[id].p, strs);
+	for (size_t i = 0; i < STORE_PROC_N_STRINGS; i++)
+		store_string_ref(s, *strs[i]);
 	s->n_procs++;
 	*ret = id;
 	return 0;
@@ -575,6 +578,48 @@ void store_proc_set_comm(Store *s, ProcId id, StrId comm)
 	p->comm = comm;
 }
 
+/* Interns str ("" or NULL: 0) into *id, dropping what *id held. */
+static int replace_string(Store *s, StrId *id, const char *str)
+{
+	StrId new = 0;
+	int r;
+
+	if (str && *str) {
+		r = store_intern_string(s, str, &new);
+		if (r < 0)
+			return r;
+	}
+	store_string_unref(s, *id);
+	*id = new;
+	return 0;
+}
+
+int store_proc_set_cgroup(Store *s, ProcId id, const char *path)
+{
+	const StoreProc *cur = store_proc(s, id);
+	CgroupLabels l = { 0 };
+	StoreProc *p;
+	int r;
+
+	if (!cur)
+		return -ENOENT;
+	if (path && cur->cgroup && streq_ptr(store_string(s, cur->cgroup), path))
+		return 0;
+	if (!path && !cur->cgroup)
+		return 0;
+	if (path)
+		cgroup_labels(path, &l);
+	p = store_proc_mut(s, id);
+	r = replace_string(s, &p->cgroup, path);
+	if (r >= 0)
+		r = replace_string(s, &p->unit, l.unit);
+	if (r >= 0)
+		r = replace_string(s, &p->slice, l.slice);
+	if (r >= 0)
+		r = replace_string(s, &p->container, l.container);
+	return r;
+}
+
 void store_proc_ref(Store *s, ProcId id)
 {
 	if (id != 0)
@@ -583,6 +628,7 @@ void store_proc_ref(Store *s, ProcId id)
 
 void store_proc_unref(Store *s, ProcId id)
 {
+	StrId *strs[STORE_PROC_N_STRINGS];
 	ProcEntry *e;
 
 	if (id == 0)
@@ -591,8 +637,9 @@ void store_proc_unref(Store *s, ProcId id)
 	if (--e->refs > 0)
 		return;
 	(void)hash_index_remove(s->proc_index, e->hash, id);
-	store_string_unref(s, e->p.comm);
-	store_string_unref(s, e->p.cmdline);
+	store_proc_strings(&e->p, strs);
+	for (size_t i = 0; i < STORE_PROC_N_STRINGS; i++)
+		store_string_unref(s, *strs[i]);
 	e->p = (StoreProc){ 0 };
 	s->n_procs--;
 	(void)id_pool_give(&s->proc_ids, id);

@@ -82,7 +82,25 @@ typedef struct StoreProc {
 	/* Identity: pid + start within one boot. boot_id hashes /proc/sys/kernel/random/boot_id. */
 	uint64_t boot_id;
 	uint64_t start_boot_ns; /* CLOCK_BOOTTIME */
+	/* Its cgroup (base/cgroup.h: the v2 path, else systemd's v1 one; 0 unknown) and the
+	 * labels the path names (0 for none): set together by store_proc_set_cgroup(). */
+	StrId cgroup;
+	StrId unit;
+	StrId slice;
+	StrId container;
 } StoreProc;
+
+/* The string fields of a process record, for code that references, maps or copies each. */
+#define STORE_PROC_N_STRINGS 6
+static inline void store_proc_strings(StoreProc *p, StrId *ret[STORE_PROC_N_STRINGS])
+{
+	ret[0] = &p->comm;
+	ret[1] = &p->cmdline;
+	ret[2] = &p->cgroup;
+	ret[3] = &p->unit;
+	ret[4] = &p->slice;
+	ret[5] = &p->container;
+}
 
 typedef struct WindowEntry {
 	ProcId proc;
@@ -138,8 +156,8 @@ size_t store_stack_id_limit(const Store *s);
 size_t store_frame_id_limit(const Store *s);
 
 /*
- * Processes: the store takes references on p->comm and p->cmdline. A process is named by
- * (pid, boot_id, start_boot_ns); adding one that is already there is -EEXIST.
+ * Processes: the store takes references on the record's strings (store_proc_strings()). A
+ * process is named by (pid, boot_id, start_boot_ns); adding one that is already there is -EEXIST.
  */
 int store_proc_add(Store *s, const StoreProc *p, ProcId *ret);
 /* The record of an incarnation: 0 and a new reference in *ret, or -ENOENT. */
@@ -153,6 +171,9 @@ uint32_t store_proc_version(const Store *s, ProcId id);
 /* Corrects the start time (a record first made from /proc knows it to the clock tick). */
 int store_proc_set_start(Store *s, ProcId id, uint64_t start_boot_ns, int64_t start_ns);
 void store_proc_set_comm(Store *s, ProcId id, StrId comm);
+/* Sets the cgroup path (NULL: unknown) and the unit, slice and container it names
+ * (cgroup_labels()); bumps the version only when one changes. 0 or -ENOMEM. */
+int store_proc_set_cgroup(Store *s, ProcId id, const char *path);
 void store_proc_ref(Store *s, ProcId id);
 void store_proc_unref(Store *s, ProcId id);
 size_t store_proc_id_limit(const Store *s);

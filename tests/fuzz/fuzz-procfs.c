@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer: the /proc parsers: maps, stat, status and cmdline, each fed the same
- * input. Nothing may crash; what parses holds together (a mapping ends after it starts).
+ * libFuzzer: the /proc parsers: maps, stat, status, cmdline and cgroup, each fed the same
+ * input, and the labels of the cgroup path. Nothing may crash; what parses holds together (a
+ * mapping ends after it starts, a cgroup path is absolute and bounded, labels are names).
  *
  *   fuzz-procfs -max_total_time=60 CORPUS_DIR tests/fuzz/corpus/procfs
  */
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "base/cgroup.h"
 #include "base/macro.h"
 #include "base/procfs.h"
 
@@ -24,7 +26,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	_cleanup_free_ char *text = malloc(size + 1);
+	_cleanup_free_ char *cgroup = NULL;
 	ProcMap *maps = NULL;
+	CgroupLabels labels;
 	size_t n = 0, bad = 0;
 	ProcStatus status;
 	ProcStat st;
@@ -43,6 +47,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (procfs_parse_stat(text, &st) == 0)
 		CHECK(st.comm[sizeof(st.comm) - 1] == '\0');
 	(void)procfs_parse_status(text, &status);
+	if (cgroup_parse_proc((const char *)data, size, &cgroup) == 0) {
+		CHECK(cgroup[0] == '/' && strlen(cgroup) < CGROUP_PATH_MAX);
+		cgroup_labels(cgroup, &labels);
+		CHECK(!strchr(labels.unit, '/') && !strchr(labels.slice, '/'));
+		CHECK(!labels.container[0] || strlen(labels.container) == CGROUP_CONTAINER_ID_LEN);
+	}
+	free(cgroup);
+	cgroup = NULL;
+	if (cgroup_parse_mountinfo((const char *)data, size, &cgroup) == 0)
+		CHECK(cgroup[0] == '/' && strlen(cgroup) < CGROUP_PATH_MAX);
+	/* Any string as a path, too (the store's, loaded from a segment). */
+	cgroup_labels(text, &labels);
 	memcpy(text, data, size);
 	procfs_cmdline_to_string(text, size);
 	CHECK(strlen(text) <= size);

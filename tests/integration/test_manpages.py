@@ -108,7 +108,8 @@ block = re.search(r"^Global options:\n(.*?)(\n\n|\Z)", cli_help, flags=re.M | re
 if not block:
     fail(f"no 'Global options:' list in profq --help:\n{cli_help}")
 glob = options_of(block.group(1))
-shared = tags(sh.get("GLOBAL OPTIONS", "")) + "\n" + tags(sh.get("TIME RANGES", ""))
+shared = "\n".join(tags(sh.get(name, "")) for name in ("GLOBAL OPTIONS", "TIME RANGES",
+                                                           "SELECTING PROCESSES"))
 missing = sorted(o for o in glob if not mentions(tags(sh.get("GLOBAL OPTIONS", "")), o))
 check(not missing, f"profq(1) GLOBAL OPTIONS has an entry for every global option "
       f"(missing: {missing})")

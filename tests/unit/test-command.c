@@ -401,6 +401,49 @@ static void test_checks(void **state)
 	assert_int_equal(optind, 2);
 }
 
+static void test_match_options(void **state)
+{
+	const CliQuery q = { .name = "tree",
+			     .command = COMMAND_TREE,
+			     .shared = CLI_OPT_PID | CLI_OPT_CHILDREN | CLI_OPT_MATCH,
+			     .needs_pid = true,
+			     .help = "" };
+	const CliQuery no_match = {
+		.name = "pid", .command = COMMAND_TREE, .shared = CLI_OPT_PID, .help = ""
+	};
+	char label[256];
+	CliContext ctx;
+	Request req;
+
+	(void)state;
+	/* A selector stands in for the pid; a cgroup may leave out its leading '/'. */
+	assert_int_equal(parse(&q, &ctx, &req, NULL, "--unit", "nginx", "--cgroup", "system.slice",
+			       "--container", "0a1b", "--comm", "w*", NULL),
+			 CLI_PARSED);
+	assert_string_equal(req.match.unit, "nginx");
+	assert_string_equal(req.match.cgroup, "/system.slice");
+	assert_string_equal(req.match.container, "0a1b");
+	assert_string_equal(req.match.comm, "w*");
+	assert_string_equal(cli_match_label(&req, label, sizeof(label)),
+			    "unit nginx, cgroup /system.slice, container 0a1b, comm w*");
+	assert_int_equal(parse(&q, &ctx, &req, NULL, "--cgroup", "/a/b", NULL), CLI_PARSED);
+	assert_string_equal(req.match.cgroup, "/a/b");
+	/* Not with a pid or its children; nothing else bounded past its field. */
+	assert_int_equal(parse(&q, &ctx, &req, NULL, "--unit", "a", "--pid", "3", NULL),
+			 EXIT_USAGE);
+	assert_int_equal(parse(&q, &ctx, &req, NULL, "--unit", "a", "--children", NULL),
+			 EXIT_USAGE);
+	assert_int_equal(parse(&q, &ctx, &req, NULL, "--container", "XYZ", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&q, &ctx, &req, NULL, "--unit", "", NULL), EXIT_USAGE);
+	assert_int_equal(parse(&q, &ctx, &req, NULL, "--comm",
+			       "0123456789012345678901234567890123456789012345678901234567890123",
+			       NULL),
+			 EXIT_USAGE);
+	assert_int_equal(parse(&q, &ctx, &req, NULL, NULL), EXIT_USAGE);
+	/* A command without them does not take them. */
+	assert_int_equal(parse(&no_match, &ctx, &req, NULL, "--unit", "a", NULL), EXIT_USAGE);
+}
+
 #define NOW_S 1700000000LL /* 2023-11-14 22:13:20 UTC */
 #define NOW_NS (NOW_S * (int64_t)NSEC_PER_SEC)
 
@@ -539,6 +582,7 @@ int main(void)
 		cmocka_unit_test(test_not_taken),
 		cmocka_unit_test(test_own),
 		cmocka_unit_test(test_checks),
+		cmocka_unit_test(test_match_options),
 		cmocka_unit_test(test_missing_value),
 		cmocka_unit_test(test_json_usage_error),
 		cmocka_unit_test(test_offline_exit_codes),

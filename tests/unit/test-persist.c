@@ -309,12 +309,15 @@ static void print_proc(FILE *f, const Store *s, const StoreProc *p)
 {
 	fprintf(f,
 		"pid=%u ppid=%u uid=%u flags=%u start=%lld exit=%lld comm=%s cmdline=%s user=%llu "
-		"sys=%llu cuser=%llu csys=%llu code=%d boot=%llx sboot=%llu",
+		"sys=%llu cuser=%llu csys=%llu code=%d boot=%llx sboot=%llu cgroup=%s unit=%s "
+		"slice=%s "
+		"container=%s",
 		p->pid, p->ppid, p->uid, p->flags, (long long)p->start_ns, (long long)p->exit_ns,
 		s_or(s, p->comm), s_or(s, p->cmdline), (unsigned long long)p->user_ns,
 		(unsigned long long)p->sys_ns, (unsigned long long)p->child_user_ns,
 		(unsigned long long)p->child_sys_ns, p->exit_code, (unsigned long long)p->boot_id,
-		(unsigned long long)p->start_boot_ns);
+		(unsigned long long)p->start_boot_ns, s_or(s, p->cgroup), s_or(s, p->unit),
+		s_or(s, p->slice), s_or(s, p->container));
 }
 
 static char *entry_line(const Store *s, const WindowEntry *e)
@@ -511,6 +514,7 @@ static void rich_build(Store *s, PersistWriter *w, Rich *r)
 			 .boot_id = BOOT_ID,
 			 .start_boot_ns = 555 * NSEC_PER_SEC };
 	r->procs[0] = proc(s, &p, "app", "app --flag 'x y' \xc3\xa9");
+	assert_int_equal(store_proc_set_cgroup(s, r->procs[0], "/system.slice/app.service"), 0);
 	p = (StoreProc){ .pid = 1002,
 			 .ppid = 1001,
 			 .uid = 0,
@@ -525,6 +529,12 @@ static void rich_build(Store *s, PersistWriter *w, Rich *r)
 			 .boot_id = BOOT_ID,
 			 .start_boot_ns = 653 * NSEC_PER_SEC + 1 };
 	r->procs[1] = proc(s, &p, "child\xe2\x9c\x93", "./child");
+	assert_int_equal(
+		store_proc_set_cgroup(
+			s, r->procs[1],
+			"/kubepods/besteffort/pod1/"
+			"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+		0);
 	p = (StoreProc){ .pid = 1003,
 			 .ppid = 1001,
 			 .uid = 1000,
@@ -660,6 +670,10 @@ static void round_trip(uint64_t span, size_t want_segments)
 		assert_non_null(strstr(
 			dumped, "deep_1022|app|deep.c|1023|0|23fe;(none)|app|(none)|0|8|0;"));
 		assert_non_null(strstr(dumped, "proc pid=1003 "));
+		assert_non_null(strstr(dumped, "cgroup=/system.slice/app.service unit=app.service "
+					       "slice=system.slice container=(none)"));
+		assert_non_null(
+			strstr(dumped, "unit=(none) slice=(none) container=0123456789abcdef"));
 	}
 
 	persist_writer_free(w);

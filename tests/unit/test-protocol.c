@@ -379,6 +379,45 @@ static void test_roundtrip(void **state)
 	roundtrip(&req);
 }
 
+static void test_match(void **state)
+{
+	Request req;
+
+	(void)state;
+	assert_int_equal(
+		parse("{\"command\":\"top\",\"unit\":\"nginx*\",\"comm\":\"w?\"}", &req, NULL), 0);
+	assert_string_equal(req.match.unit, "nginx*");
+	assert_string_equal(req.match.comm, "w?");
+	assert_true(request_has_match(&req));
+	/* Without a pid, the commands that need one take a selector instead. */
+	assert_int_equal(parse("{\"command\":\"time\",\"cgroup\":\"/a.slice\"}", &req, NULL), 0);
+	assert_int_equal(parse("{\"command\":\"stacks\",\"container\":\"0a1b\"}", &req, NULL), 0);
+	assert_int_equal(parse("{\"command\":\"ps\",\"by\":\"unit\",\"uid\":5}", &req, NULL), 0);
+	assert_int_equal(req.by, GROUP_UNIT);
+	roundtrip(&req);
+	request_init(&req, COMMAND_TREE);
+	strcpy(req.match.unit, "a.service");
+	strcpy(req.match.cgroup, "/x/y");
+	strcpy(req.match.container, "ff");
+	strcpy(req.match.comm, "bash");
+	roundtrip(&req);
+
+	refused("{\"command\":\"tree\"}", -EINVAL, "unit");
+	refused("{\"command\":\"top\",\"unit\":\"a\",\"pid\":3}", -EINVAL, "pid");
+	refused("{\"command\":\"top\",\"comm\":\"a\",\"children\":true}", -EINVAL, "children");
+	refused("{\"command\":\"top\",\"unit\":\"\"}", -EINVAL, "unit");
+	refused("{\"command\":\"top\",\"unit\":5}", -EINVAL, "unit");
+	refused("{\"command\":\"top\",\"comm\":\"a\\u0000b\"}", -EINVAL, "comm");
+	refused("{\"command\":\"top\",\"comm\":\"0123456789012345678901234567890123456789"
+		"012345678901234567890123\"}",
+		-EINVAL, "comm");
+	refused("{\"command\":\"top\",\"cgroup\":\"a.slice\"}", -EINVAL, "absolute");
+	refused("{\"command\":\"top\",\"container\":\"ABC\"}", -EINVAL, "hex");
+	refused("{\"command\":\"top\",\"by\":\"unit\"}", -EINVAL, "by");
+	refused("{\"command\":\"ps\",\"by\":\"pid\"}", -EINVAL, "by");
+	refused("{\"command\":\"ps\",\"by\":\"unit\",\"pid\":3,\"threads\":true}", -EINVAL, "by");
+}
+
 static void test_error_answers(void **state)
 {
 	_cleanup_json_ json_object *e = NULL, *ok = NULL, *odd = NULL, *partial = NULL;
@@ -416,9 +455,10 @@ static void test_error_answers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names),	  cmocka_unit_test(test_valid),
-		cmocka_unit_test(test_invalid),	  cmocka_unit_test(test_nul_and_size),
-		cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_error_answers),
+		cmocka_unit_test(test_names),	      cmocka_unit_test(test_valid),
+		cmocka_unit_test(test_invalid),	      cmocka_unit_test(test_nul_and_size),
+		cmocka_unit_test(test_roundtrip),     cmocka_unit_test(test_match),
+		cmocka_unit_test(test_error_answers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

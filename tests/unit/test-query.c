@@ -2248,6 +2248,204 @@ static bool has_row(json_object *answer, const char *function)
 	return false;
 }
 
+/* ---- processes by their labels ---- */
+
+/* A unit's processes: two workers of nginx.service (one restarted: three records), root's, and
+ * one of user 1000 in the same unit; a process of another unit and one without a cgroup. */
+static void labels_store(Store *s, ProcId ids[6])
+{
+	static const char *const cgroups[] = {
+		"/system.slice/nginx.service",
+		"/system.slice/nginx.service",
+		"/system.slice/nginx.service",
+		"/system.slice/nginx.service",
+		"/system.slice/"
+		"docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope",
+		NULL,
+	};
+	static const char *const comms[] = { "nginx", "nginx", "nginx", "nginx", "redis", "bash" };
+	StackId st = STACK(s, frame(s, "main", "prog", 0, 0x10));
+
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	for (int i = 0; i < 6; i++) {
+		ids[i] = proc(s, 200 + (uint32_t)i, i == 3 ? 1000 : 0, T0 + i * SEC, comms[i]);
+		assert_int_equal(store_proc_set_cgroup(s, ids[i], cgroups[i]), 0);
+		add(s, ids[i], 200 + (uint32_t)i, st, false, 10 * (uint32_t)(i + 1));
+	}
+	/* The restarted worker's first incarnation exited. */
+	store_proc_mut(s, ids[1])->flags |= PROC_EXITED | PROC_ACCOUNTING;
+	store_proc_mut(s, ids[1])->exit_ns = T0 + 3 * SEC;
+	store_proc_mut(s, ids[1])->user_ns = 2 * NSEC_PER_SEC;
+	store_proc_mut(s, ids[1])->sys_ns = NSEC_PER_SEC / 2;
+	assert_int_equal(store_window_close(s), 0);
+}
+
+static Request match_req(Command c, const char *unit, const char *cgroup, const char *container,
+			 const char *comm)
+{
+	Request req;
+
+	request_init(&req, c);
+	snprintf(req.match.unit, sizeof(req.match.unit), "%s", strempty(unit));
+	snprintf(req.match.cgroup, sizeof(req.match.cgroup), "%s", strempty(cgroup));
+	snprintf(req.match.container, sizeof(req.match.container), "%s", strempty(container));
+	snprintf(req.match.comm, sizeof(req.match.comm), "%s", strempty(comm));
+	req.limit = REQUEST_LIMIT_MAX;
+	return req;
+}
+
+static void test_labels(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	json_object *a, *r;
+	ProcId ids[6];
+	Request req;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	labels_store(s, ids);
+	assert_string_equal(store_string(s, store_proc(s, ids[4])->container),
+			    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+	assert_string_equal(store_string(s, store_proc(s, ids[0])->slice), "system.slice");
+	assert_int_equal(store_proc(s, ids[5])->unit, 0);
+
+	/* ps --unit: root sees the unit's four records, with their labels. */
+	req = match_req(COMMAND_PS, "nginx.service", NULL, NULL, NULL);
+	a = ask(s, T0 + 20 * SEC, 0, true, &req);
+	expect_ok(a);
+	assert_int_equal(json_object_array_length(rows_of(a)), 4);
+	assert_int_equal(json_get_int(a, "processes"), 4);
+	assert_int_equal(json_get_int(a, "hidden"), 0);
+	r = json_object_array_get_idx(rows_of(a), 0);
+	assert_string_equal(json_get_string(r, "unit"), "nginx.service");
+	assert_string_equal(json_get_string(r, "cgroup"), "/system.slice/nginx.service");
+	assert_null(json_object_object_get(r, "container"));
+	json_object_put(a);
+	/* systemctl's shorthand, globs, the slice as a cgroup prefix, a container id's start. */
+	req = match_req(COMMAND_PS, "nginx", NULL, NULL, NULL);
+	a = ask(s, T0 + 20 * SEC, 0, true, &req);
+	assert_int_equal(json_get_int(a, "processes"), 4);
+	json_object_put(a);
+	req = match_req(COMMAND_PS, "ng*x.*", NULL, NULL, NULL);
+	a = ask(s, T0 + 20 * SEC, 0, true, &req);
+	assert_int_equal(json_get_int(a, "processes"), 4);
+	json_object_put(a);
+	req = match_req(COMMAND_PS, NULL, "/system.slice/", NULL, NULL);
+	a = ask(s, T0 + 20 * SEC, 0, true, &req);
+	assert_int_equal(json_get_int(a, "processes"), 5);
+	json_object_put(a);
+	req = match_req(COMMAND_PS, NULL, "/system.sli", NULL, NULL);
+	expect_error(ask(s, T0 + 20 * SEC, 0, true, &req), ERROR_NOT_FOUND);
+	req = match_req(COMMAND_PS, NULL, "/", NULL, NULL);
+	a = ask(s, T0 + 20 * SEC, 0, true, &req);
+	assert_int_equal(json_get_int(a, "processes"), 5); /* not the one without a cgroup */
+	json_object_put(a);
+	req = match_req(COMMAND_PS, NULL, NULL, "0123", NULL);
+	a = ask(s, T0 + 20 * SEC, 0, true, &req);
+	assert_int_equal(json_get_int(a, "processes"), 1);
+	json_object_put(a);
+	req = match_req(COMMAND_PS, NULL, NULL, "1123", NULL);
+	expect_error(ask(s, T0 + 20 * SEC, 0, true, &req), ERROR_NOT_FOUND);
+	/* All fields given must match. */
+	req = match_req(COMMAND_PS, "nginx", NULL, NULL, "redis");
+	expect_error(ask(s, T0 + 20 * SEC, 0, true, &req), ERROR_NOT_FOUND);
+	req = match_req(COMMAND_PS, NULL, NULL, NULL, "[nr]*");
+	a = ask(s, T0 + 20 * SEC, 0, true, &req);
+	assert_int_equal(json_get_int(a, "processes"), 5);
+	json_object_put(a);
+
+	/* top sums the unit's samples: 10 + 20 + 30 + 40. */
+	req = match_req(COMMAND_TOP, "nginx.service", NULL, NULL, NULL);
+	a = ask(s, T0 + 20 * SEC, 0, true, &req);
+	assert_int_equal(json_get_int(a, "samples"), 100);
+	assert_null(json_object_object_get(a, "pid"));
+	json_object_put(a);
+	/* User 1000 sees its own process only, and that three are hidden. */
+	a = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	expect_ok(a);
+	assert_int_equal(json_get_int(a, "samples"), 40);
+	assert_int_equal(json_get_int(a, "processes"), 1);
+	assert_int_equal(json_get_int(a, "hidden"), 3);
+	json_object_put(a);
+	/* Of a unit with none of its processes: denied, not an empty answer. */
+	req = match_req(COMMAND_TOP, "docker-*", NULL, NULL, NULL);
+	expect_error(ask(s, T0 + 20 * SEC, 1000, false, &req), ERROR_DENIED);
+}
+
+static void test_labels_time(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	json_object *a, *o;
+	ProcId ids[6];
+	Request req;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	labels_store(s, ids);
+	req = match_req(COMMAND_TIME, "nginx", NULL, NULL, NULL);
+	a = ask(s, T0 + 20 * SEC, 0, true, &req);
+	expect_ok(a);
+	assert_int_equal(json_get_int(a, "processes"), 4);
+	assert_int_equal(json_get_int(a, "total_rows"), 4);
+	/* Real: 2 s for the exited one, and 20, 18, 17 s to now for the others. */
+	assert_true(fabs(json_get_double(a, "real_s") - (20 + 2 + 18 + 17)) < 0.001);
+	/* User: the kernel's 2 s for the exited one, samples x 10 ms for the others. */
+	assert_true(fabs(json_get_double(a, "user_s") - (0.1 + 2 + 0.3 + 0.4)) < 0.001);
+	assert_true(fabs(json_get_double(a, "sys_s") - 0.5) < 0.001);
+	assert_string_equal(json_get_string(a, "accounting"), "mixed");
+	/* From the first start (T0) to now: two are still running. */
+	assert_true(fabs(json_get_double(a, "span_s") - 20) < 0.001);
+	assert_true(json_object_object_get_ex(a, "sampled", &o));
+	assert_int_equal(json_get_int(o, "samples"), 100);
+	/* Rows oldest first. */
+	assert_int_equal(json_get_int(json_object_array_get_idx(rows_of(a), 0), "pid"), 200);
+	json_object_put(a);
+	req.limit = 2;
+	a = ask(s, T0 + 20 * SEC, 0, true, &req);
+	assert_int_equal(json_object_array_length(rows_of(a)), 2);
+	assert_int_equal(json_get_int(a, "total_rows"), 4);
+	json_object_put(a);
+}
+
+static void test_ps_by(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	json_object *a, *r;
+	ProcId ids[6];
+	Request req;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	labels_store(s, ids);
+	request_init(&req, COMMAND_PS);
+	req.by = GROUP_UNIT;
+	a = ask(s, T0 + 20 * SEC, 0, true, &req);
+	expect_ok(a);
+	/* nginx.service (100 samples), the docker scope (50), none (60): by CPU time. */
+	assert_int_equal(json_get_int(a, "total_rows"), 3);
+	r = json_object_array_get_idx(rows_of(a), 0);
+	assert_string_equal(json_get_string(r, "unit"), "nginx.service");
+	assert_int_equal(json_get_int(r, "processes"), 4);
+	assert_int_equal(json_get_int(r, "samples"), 100);
+	/* 1 s of CPU in the 10 s window: 10 %. */
+	assert_true(fabs(json_get_double(r, "cpu_pct") - 10) < 0.01);
+	r = json_object_array_get_idx(rows_of(a), 1);
+	assert_null(json_object_object_get(r, "unit"));
+	assert_int_equal(json_get_int(r, "samples"), 60);
+	json_object_put(a);
+	req.by = GROUP_COMM;
+	req.sort = SORT_SAMPLES;
+	a = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	/* User 1000: its one nginx process. */
+	assert_int_equal(json_get_int(a, "total_rows"), 1);
+	assert_int_equal(json_get_int(json_object_array_get_idx(rows_of(a), 0), "processes"), 1);
+	json_object_put(a);
+	req.by = GROUP_CONTAINER;
+	a = ask(s, T0 + 20 * SEC, 0, true, &req);
+	assert_int_equal(json_get_int(a, "total_rows"), 2);
+	json_object_put(a);
+}
+
 static void test_python_top(void **state)
 {
 	_cleanup_(store_freep) Store *s = NULL;
@@ -2616,6 +2814,9 @@ int main(void)
 		cmocka_unit_test(test_stacks_life),
 		cmocka_unit_test(test_ps_sort),
 		cmocka_unit_test(test_time),
+		cmocka_unit_test(test_labels),
+		cmocka_unit_test(test_labels_time),
+		cmocka_unit_test(test_ps_by),
 		cmocka_unit_test(test_start_time),
 		cmocka_unit_test(test_children),
 		cmocka_unit_test(test_threads),

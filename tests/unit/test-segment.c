@@ -175,6 +175,10 @@ static void assert_proc_equal(const StoreProc *a, const StoreProc *b)
 	assert_int_equal(a->exit_code, b->exit_code);
 	assert_true(a->boot_id == b->boot_id);
 	assert_true(a->start_boot_ns == b->start_boot_ns);
+	assert_int_equal(a->cgroup, b->cgroup);
+	assert_int_equal(a->unit, b->unit);
+	assert_int_equal(a->slice, b->slice);
+	assert_int_equal(a->container, b->container);
 }
 
 static uint32_t u32_at(const uint8_t *p)
@@ -210,6 +214,20 @@ static void put_raw(SegmentBuf *b, uint32_t type, const uint8_t *payload, size_t
 		memcpy(b->data + start + 8, payload, len);
 	set_u32(b->data + start + 8 + len, crc(b->data + start, 8 + len));
 	b->len += 12 + len;
+}
+
+/* A segment of one process record as a writer of version (before 5: without the cgroup
+ * fields) wrote it. */
+static void old_proc_segment(SegmentBuf *b, const SegmentProc *proc, uint32_t version)
+{
+	_cleanup_(segment_buf_done) SegmentBuf tmp = { 0 };
+
+	segment_put_header(&tmp, 1);
+	segment_put_proc(&tmp, proc);
+	segment_put_header(b, 1);
+	set_u32(b->data + 8, version);
+	set_u32(b->data + 28, crc(b->data, 28));
+	put_raw(b, SEGMENT_PROC, tmp.data + SEGMENT_HEADER_SIZE + 8, version >= 5 ? 112 : 96);
 }
 
 /* ---- header ---- */
@@ -290,8 +308,8 @@ static void test_proc_private_versions(void **state)
 	assert_int_equal(c.seen[0].proc.p.flags, PROC_PRIVATE);
 
 	/* The same as version 2: the flag is unknown there, so the record is damage. */
-	set_u32(b.data + 8, 2);
-	set_u32(b.data + 28, crc(b.data, 28));
+	segment_buf_done(&b);
+	old_proc_segment(&b, &proc, 2);
 	free(c.seen);
 	c = (Collector){ .fail_at = -1 };
 	assert_int_equal(parse(b.data, b.len, &c, &res), 0);
@@ -302,10 +320,7 @@ static void test_proc_private_versions(void **state)
 	/* A version 2 process without it loads as it was. */
 	segment_buf_done(&b);
 	proc.p.flags = PROC_EXITED;
-	segment_put_header(&b, 1);
-	segment_put_proc(&b, &proc);
-	set_u32(b.data + 8, 2);
-	set_u32(b.data + 28, crc(b.data, 28));
+	old_proc_segment(&b, &proc, 2);
 	free(c.seen);
 	c = (Collector){ .fail_at = -1 };
 	assert_int_equal(parse(b.data, b.len, &c, &res), 0);
@@ -313,6 +328,57 @@ static void test_proc_private_versions(void **state)
 	assert_int_equal(c.n, 1);
 	assert_int_equal(c.seen[0].proc.p.uid, 1000);
 	assert_int_equal(c.seen[0].proc.p.flags, PROC_EXITED);
+	free(c.seen);
+}
+
+/* Version 5 added the cgroup and its labels; version 4's shorter records still load. */
+static void test_proc_cgroup_versions(void **state)
+{
+	SegmentProc proc = {
+		.id = 3,
+		.p = { .pid = 9, .uid = 1000, .cgroup = 4, .unit = 5, .slice = 6, .container = 7 }
+	};
+	_cleanup_(segment_buf_done) SegmentBuf b = { 0 };
+	SegmentParseResult res;
+	Collector c = { .fail_at = -1 };
+
+	(void)state;
+	segment_put_header(&b, 1);
+	segment_put_proc(&b, &proc);
+	assert_int_equal(parse(b.data, b.len, &c, &res), 0);
+	assert_int_equal(c.n, 1);
+	assert_proc_equal(&c.seen[0].proc.p, &proc.p);
+	free(c.seen);
+
+	/* Version 4: the same record without them. */
+	segment_buf_done(&b);
+	old_proc_segment(&b, &proc, 4);
+	c = (Collector){ .fail_at = -1 };
+	assert_int_equal(parse(b.data, b.len, &c, &res), 0);
+	assert_int_equal(res.tail_error, 0);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.seen[0].proc.p.pid, 9);
+	assert_int_equal(c.seen[0].proc.p.cgroup, 0);
+	assert_int_equal(c.seen[0].proc.p.container, 0);
+	free(c.seen);
+
+	/* A version 4 record in a version 5 segment, or the reverse, is damage. */
+	segment_buf_done(&b);
+	old_proc_segment(&b, &proc, 4);
+	set_u32(b.data + 8, 5);
+	set_u32(b.data + 28, crc(b.data, 28));
+	c = (Collector){ .fail_at = -1 };
+	assert_int_equal(parse(b.data, b.len, &c, &res), 0);
+	assert_int_equal(res.tail_error, -EBADMSG);
+	assert_int_equal(c.n, 0);
+	free(c.seen);
+	segment_buf_done(&b);
+	old_proc_segment(&b, &proc, 5);
+	set_u32(b.data + 8, 4);
+	set_u32(b.data + 28, crc(b.data, 28));
+	c = (Collector){ .fail_at = -1 };
+	assert_int_equal(parse(b.data, b.len, &c, &res), 0);
+	assert_int_equal(res.tail_error, -EBADMSG);
 	free(c.seen);
 }
 
@@ -543,7 +609,7 @@ static size_t good_payload(uint32_t type, uint8_t *p)
 	case SEGMENT_PROC:
 		put_le(p, 1, 4);
 		put_le(p + 4, 100, 4); /* pid */
-		return 96;
+		return 112;
 	case SEGMENT_WINDOW:
 		put_le(p + 8, 10, 8);  /* end */
 		put_le(p + 16, 10, 8); /* period */
@@ -580,7 +646,8 @@ static void test_field_checks(void **state)
 		{ "proc id 0", SEGMENT_PROC, 0, 0, 4 },
 		{ "proc pid 0", SEGMENT_PROC, 4, 0, 4 },
 		{ "proc flags", SEGMENT_PROC, 16, PROC_FLAGS_ALL + 1, 4 },
-		{ "proc short", SEGMENT_PROC, SIZE_MAX, 95, 0 },
+		{ "proc short", SEGMENT_PROC, SIZE_MAX, 111, 0 },
+		{ "proc of version 4", SEGMENT_PROC, SIZE_MAX, 96, 0 },
 		{ "proc started before 1970", SEGMENT_PROC, 24, UINT64_MAX, 8 },
 		{ "proc exited before 1970", SEGMENT_PROC, 32, 1ULL << 63, 8 },
 		{ "window ends at its start", SEGMENT_WINDOW, 0, 10, 8 },
@@ -800,6 +867,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_header),
 		cmocka_unit_test(test_proc_private_versions),
+		cmocka_unit_test(test_proc_cgroup_versions),
 		cmocka_unit_test(test_records),
 		cmocka_unit_test(test_python_frames),
 		cmocka_unit_test(test_field_checks),
