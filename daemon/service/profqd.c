@@ -518,6 +518,7 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	json_add_int(sym, "dwarf_deferred", (int64_t)sy.dwarf_deferred);
 	json_add_int(sym, "dwarf_refused", (int64_t)sy.dwarf_refused);
 	json_add_int(sym, "dwarf_faults", (int64_t)sy.dwarf_faults);
+	json_add_int(sym, "fuse_refused", (int64_t)sy.fuse_refused);
 	json_add_int(sym, "binaries_dropped", (int64_t)sy.binaries_dropped);
 	json_add_int(sym, "binaries_unloaded", (int64_t)sy.binaries_unloaded);
 	json_add_int(sym, "binaries_reloaded", (int64_t)sy.binaries_reloaded);

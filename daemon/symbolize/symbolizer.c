@@ -12,10 +12,12 @@
 #include "base/hashindex.h"
 #include "base/macro.h"
 #include "base/procfs.h"
+#include "base/timeutil.h"
 #include "symbolize/demangle.h"
 #include "symbolize/dwarfinfo.h"
 #include "symbolize/elfsym.h"
 #include "symbolize/kallsyms.h"
+#include "symbolize/mounts.h"
 #include "symbolize/symbolizer.h"
 #include "unwind/cfi.h"
 
@@ -131,6 +133,7 @@ struct Symbolizer {
 
 	size_t cache_budget;
 	bool want_cfi;
+	Mounts *mounts; /* FUSE-backed files are never opened */
 	bool want_dwarf;
 	char *debug_path;
 	uint64_t clock;
@@ -140,14 +143,6 @@ struct Symbolizer {
 	SymbolizerStats stats;
 	DwarfCounters dwarf_counters;
 };
-
-static uint64_t now_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- address caches ---- */
 
@@ -279,6 +274,9 @@ int symbolizer_new(Store *store, Symbolizer **ret)
 	r = hash_index_new(&s->binary_index);
 	if (r < 0)
 		return r;
+	r = mounts_new(&s->mounts);
+	if (r < 0)
+		return r;
 	r = addr_cache_init(&s->kernel_cache);
 	if (r < 0)
 		return r;
@@ -305,6 +303,7 @@ Symbolizer *symbolizer_free(Symbolizer *s)
 		binary_free(s, s->binaries[i]);
 	free(s->binaries);
 	hash_index_free(s->binary_index);
+	mounts_free(s->mounts);
 	binary_free(s, s->vdso);
 	addr_cache_done(s, &s->kernel_cache);
 	addr_cache_done(s, &s->unknown_cache);
@@ -768,6 +767,10 @@ int symbolizer_binary(Symbolizer *s, pid_t pid, const ProcMap *m, Binary **ret)
 		return vdso_binary(s, ret);
 	if (m->path[0] != '/' || m->inode == 0)
 		return -ENOENT;
+	/* A file on a user's FUSE file system is not touched, not even its path: the daemon
+	 * behind it may never answer. */
+	if (mounts_check(s->mounts, pid, m->dev_major, m->dev_minor, now_mono_ns()) < 0)
+		return -EREMOTE;
 
 	/*
 	 * What the file is now: a file copied over in place keeps its inode, not its ctime. A
@@ -1340,7 +1343,7 @@ size_t symbolizer_memory(const Symbolizer *s)
 		m += binary_memory(s->vdso);
 	if (s->kallsyms)
 		m += kallsyms_memory(s->kallsyms);
-	return m;
+	return m + mounts_memory(s->mounts);
 }
 
 static size_t binary_memory_total(const SymbolizerBinaryMemory *m)
@@ -1378,10 +1381,14 @@ size_t symbolizer_largest(const Symbolizer *s, SymbolizerBinaryMemory *out, size
 
 void symbolizer_stats(const Symbolizer *s, SymbolizerStats *ret)
 {
+	MountsStats ms;
+
 	*ret = s->stats;
 	ret->dwarf_opens = s->dwarf_counters.opens;
 	ret->dwarf_open_ns = s->dwarf_counters.open_ns;
 	ret->dwarf_deferred = s->dwarf_counters.deferred;
 	ret->dwarf_refused = s->dwarf_counters.refused;
 	ret->dwarf_faults = s->dwarf_counters.faults;
+	mounts_stats(s->mounts, &ms);
+	ret->fuse_refused = ms.refused;
 }

@@ -51,6 +51,7 @@ typedef struct SymbolizerStats {
 	uint64_t dwarf_deferred;    /* lookups without DWARF: libdwfl closed for memory lately */
 	uint64_t dwarf_refused;	    /* DWARF refused: compressed sections inflating past the caps */
 	uint64_t dwarf_faults;	    /* binaries whose DWARF faulted (truncated while read) */
+	uint64_t fuse_refused;	    /* files not opened: on FUSE (or a device nothing tells of) */
 } SymbolizerStats;
 
 int symbolizer_new(Store *store, Symbolizer **ret);
