@@ -17,7 +17,7 @@
 
 #include <stdio.h>
 
-#include "profile.h"
+#include "export/profile.h"
 
 typedef struct FlameOptions {
 	const char *title;    /* NULL: "Flame graph" */
