@@ -455,6 +455,10 @@ static void settle(Pusher *p, Outcome o, uint64_t bytes, const char *error, uint
 	char name[32];
 
 	p->in_flight = false;
+	if (o == OUTCOME_RETRY && p->stop) {
+		/* Aborted by pusher_free(): sent by the next run, not a failure. */
+		return;
+	}
 	if (o == OUTCOME_RETRY) {
 		uint64_t delay = next_delay(p);
 
