@@ -304,6 +304,10 @@ check(n == big["samples"], f"go tool pprof reads {n} samples in an upload, as de
       f"({big['samples']})")
 t = target(d, main.url)
 check(t["sent"] > 0 and t["last_success_s"] > 0, f"status: {t['sent']} sent, a last success")
+_, out, _ = d.profq("status")
+line = next((l for l in out.splitlines() if l.startswith("Push:")), "")
+check(main.url in line and re.search(r"\d+ sent, \d+ queued", line) and "last success" in out,
+      f"profq status shows the target: {line!r}")
 
 # ---- HTTP 500s ----
 main.set_mode("500")
