@@ -256,7 +256,7 @@ static void on_upload(void *userdata, const char *query, const uint8_t *body, si
 
 	/* Each target logs and counts its own failures. */
 	for (size_t i = 0; i < m->n_pushers; i++)
-		(void)pusher_enqueue(m->pushers[i], query, body, len);
+		(void)pusher_batch_add(m->pushers[i], query, body, len);
 }
 
 /* Hands the windows closed since the last call to the push targets, oldest first. */
@@ -280,9 +280,13 @@ static void push_closed(Profqd *m)
 
 		if (w->open)
 			continue;
+		for (size_t t = 0; t < m->n_pushers; t++)
+			pusher_batch_begin(m->pushers[t]);
 		r = upload_window(store, w, &m->upload, on_upload, m, &m->upload_stats);
 		if (r < 0)
 			log_warning_errno(r, "Failed to build the uploads of a window: %m");
+		for (size_t t = 0; t < m->n_pushers; t++)
+			(void)pusher_batch_commit(m->pushers[t]);
 		m->pushed_until_ns = w->end_ns;
 	}
 }

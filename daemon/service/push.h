@@ -2,17 +2,18 @@
 /*
  * Pusher: one push target (profqd --push URL, profqd(8) PUSHING TO A BACKEND). Every upload
  * (a gzipped pprof profile and the query string of Pyroscope's ingest API) is first written
- * to the target's spool directory, then sent by a thread of the target's own with libcurl,
- * oldest first: POST URL/ingest?QUERY, the profile as the multipart field "profile".
+ * to the target's spool directory, one file per window, then sent by a thread of the target's
+ * own with libcurl, oldest first: POST URL/ingest?QUERY, the profile as the multipart field
+ * "profile". An upload answered for good is marked so in its file, which goes once all are.
  *
  * An upload leaves the spool when the backend accepts it (2xx) or refuses it for good (a 4xx
  * other than 408 and 429: counted, logged once per target). Anything else (no connection,
  * timeouts, 5xx, 408, 429) is retried after an exponential backoff with jitter, and nothing
  * behind it is sent meanwhile, so uploads arrive in order. The spool is bounded in bytes; the
- * oldest uploads are dropped (and counted) to make room. Uploads spooled by an earlier run
- * (one killed with kill -9 included) are found at start and sent first.
+ * oldest windows are dropped (their uploads counted) to make room. Uploads spooled by an
+ * earlier run (one killed with kill -9 included) are found at start and sent first.
  *
- * pusher_enqueue() and pusher_stats() are called from one thread (profqd's loop); they never
+ * pusher_batch_*() and pusher_stats() are called from one thread (profqd's loop); they never
  * wait for the network: the sending thread holds the target's lock only between transfers.
  */
 #pragma once
@@ -54,10 +55,14 @@ int pusher_new(const PushOptions *o, Pusher **ret);
 /* Stops the thread (a transfer in flight is aborted within a second); the spool stays. */
 Pusher *pusher_free(Pusher *p);
 /*
- * Spools one upload: query (without '?': name=...&from=...) and the gzipped pprof body. 0, or a
- * negative errno (the upload is then lost and counted as dropped); never waits for a transfer.
+ * Spools the uploads of one window, as one batch: begin, add each upload (query without '?':
+ * name=...&from=..., and the gzipped pprof body), commit. The batch is queued at commit; a
+ * batch without uploads leaves nothing. Failures are counted (as dropped) and logged once by
+ * the Pusher; the return values only say what happened. Never waits for a transfer.
  */
-int pusher_enqueue(Pusher *p, const char *query, const void *body, size_t len);
+void pusher_batch_begin(Pusher *p);
+int pusher_batch_add(Pusher *p, const char *query, const void *body, size_t len);
+int pusher_batch_commit(Pusher *p);
 void pusher_stats(Pusher *p, PushStats *ret);
 const char *pusher_url(const Pusher *p);
 
