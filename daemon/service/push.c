@@ -657,8 +657,11 @@ static void settle(Pusher *p, Outcome o, uint64_t bytes, const char *error, uint
 		*retry_at = now_mono_ns() + delay;
 		return;
 	}
-	p->queue[p->head].pending--;
-	p->queued_uploads--;
+	/* The count read at start could be short of what the file holds: never below 0. */
+	if (p->queue[p->head].pending > 0) {
+		p->queue[p->head].pending--;
+		p->queued_uploads--;
+	}
 	if (o == OUTCOME_SENT) {
 		p->stats.sent++;
 		p->stats.sent_bytes += bytes;
