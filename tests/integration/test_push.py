@@ -138,6 +138,11 @@ class Backend:
                     self.close_connection = True
                     return
                 body = self.rfile.read(n)
+                if len(body) < n:
+                    # The client went away mid-body (profqd stopping aborts its upload): no
+                    # upload, and nobody to answer.
+                    self.close_connection = True
+                    return
                 if mode == "hang":
                     backend.release.wait(60)
                     self.close_connection = True
