@@ -8,8 +8,10 @@ up to what `profq top` counts), HTTP 500s, connections reset mid-upload, 400s (c
 once, never sent again), a server that accepts and never answers (queries still answered at
 once), a second target whose spool is over its limit (the oldest uploads
 dropped and counted, the newest delivered), and kill -9 while uploads are queued (sent by the
-next run). One upload is also read by `go tool pprof`, which must see the same samples."""
+next run). Credentials come from --push-token-file (a bearer token, then user:password). One
+upload is also read by `go tool pprof`, which must see the same samples."""
 
+import base64
 import email
 import email.policy
 import gzip
@@ -156,6 +158,7 @@ class Backend:
                     up = backend.parse(self.path, self.headers.get("Content-Type", ""), body)
                 except Exception as e:  # a malformed upload is the test's failure
                     fail(f"{backend.name}: malformed upload {self.path}: {e!r}")
+                up["authorization"] = self.headers.get("Authorization")
                 with backend.lock:
                     backend.uploads.append(up)
                 self.send_response(200)
@@ -290,7 +293,14 @@ def pprof_total(body):
 
 main = Backend("backend")
 state = os.path.join(tmp, "state")
-push_args = ["--push", main.url, "--push-timeout", "3s", "--push-retry-max", "2s"]
+# Credentials from a file: a bearer token here, user:password for the second daemon.
+TOKEN = "t0ken-" + os.urandom(6).hex()
+token_file = os.path.join(tmp, "token")
+with open(token_file, "w") as f:
+    f.write(TOKEN + "\n")
+os.chmod(token_file, 0o600)
+push_args = ["--push", main.url, "--push-timeout", "3s", "--push-retry-max", "2s",
+             "--push-token-file", token_file]
 
 # ---- the backend down at start, then back ----
 d = Daemon(env, *push_args, frequency=199, window="1s", state_dir=state)
@@ -309,6 +319,8 @@ check(n == big["samples"], f"go tool pprof reads {n} samples in an upload, as de
       f"({big['samples']})")
 t = target(d, main.url)
 check(t["sent"] > 0 and t["last_success_s"] > 0, f"status: {t['sent']} sent, a last success")
+auth = {u["authorization"] for u in main.uploads}
+check(auth == {f"Bearer {TOKEN}"}, f"every upload carries the bearer token of the file ({auth})")
 _, out, _ = d.profq("status")
 line = next((l for l in out.splitlines() if l.startswith("Push:")), "")
 check(main.url in line and re.search(r"\d+ sent, \d+ queued", line) and "last success" in out,
@@ -377,8 +389,10 @@ check(froms == sorted(froms), f"uploads arrived in the order of their windows "
 # A window's uploads go in one spool file (30-60K a window here, status says below): 256K
 # holds a few windows, and the oldest go first.
 small = Backend("small-spool backend")
+with open(token_file, "w") as f:
+    f.write("pusher:s3cret:with:colons\n")
 d = Daemon(env, "--push", small.url, "--push-max-spool", "256K", "--push-retry-max", "2s",
-           frequency=199, window="1s")
+           "--push-token-file", token_file, frequency=199, window="1s")
 first = d.json("top", "-n", "1")["range"]["since_s"]
 t = wait_for("uploads dropped from the full spool", lambda: (
     lambda t: t if t["dropped"] > 0 else None)(target(d, small.url)), 30)
@@ -395,6 +409,9 @@ check(t["sent"] + t["dropped"] + t["rejected"] == st["push"]["uploads"],
       f"{t['rejected']} rejected = {st['push']['uploads']} made")
 with small.lock:
     froms = [u["from"] for u in small.uploads]
+auth = {u["authorization"] for u in small.uploads}
+basic = "Basic " + base64.b64encode(b"pusher:s3cret:with:colons").decode()
+check(auth == {basic}, f"user:password in the file: basic authentication ({auth})")
 check(froms and min(froms) > int(first),
       f"the oldest window was dropped (the daemon's first window is from {int(first)}, the "
       f"oldest that arrived from {min(froms) if froms else None})")
