@@ -138,9 +138,10 @@ def main():
     per_window = [sum(u["bytes"] for u in w) for w in by_window.values()]
     print(f"run: {elapsed:.0f} s, window {a.window}, {a.frequency} Hz, "
           f"{len(by_window)} windows, {len(ups)} uploads")
-    print(f"uploads per window: median {statistics.median([len(w) for w in by_window.values()] or [0])}")
-    print(f"bytes per upload (one process, one window): median {statistics.median(sizes or [0]):.0f}, "
-          f"p90 {pct(sizes, 90)}, max {max(sizes or [0])}")
+    counts = [len(w) for w in by_window.values()] or [0]
+    print(f"uploads per window: median {statistics.median(counts)}")
+    print(f"bytes per upload (one process, one window): median "
+          f"{statistics.median(sizes or [0]):.0f}, p90 {pct(sizes, 90)}, max {max(sizes or [0])}")
     print(f"bytes per window (all processes): median {statistics.median(per_window or [0]):.0f}, "
           f"max {max(per_window or [0])}; {sum(sizes) / elapsed / 1024:.1f} KiB/s")
     for name in daemons:
@@ -150,8 +151,9 @@ def main():
     print(f"push thread: {1000 * (thread1 - thread0) / elapsed:.3f} ms CPU per s; building "
           f"uploads in the loop: {status['push']['build_ms']} ms in all "
           f"({status['push']['uploads']} uploads, {status['push']['upload_failed']} failed)")
-    print(f"window close -> arrival, per upload: median {1000 * statistics.median(lat or [0]):.0f} ms, "
-          f"p90 {1000 * pct(lat, 90):.0f} ms, max {1000 * max(lat or [0]):.0f} ms")
+    print(f"window close -> arrival, per upload: median "
+          f"{1000 * statistics.median(lat or [0]):.0f} ms, p90 {1000 * pct(lat, 90):.0f} ms, "
+          f"max {1000 * max(lat or [0]):.0f} ms")
     print(f"window close -> its last upload's arrival: median "
           f"{1000 * statistics.median(last or [0]):.0f} ms, max {1000 * max(last or [0]):.0f} ms")
     print(f"target: {json.dumps(status['push']['targets'][0])}")
