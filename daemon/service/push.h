@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PUSH_ERROR_MAX 160
+#define PUSH_ERROR_MAX 256 /* CURL_ERROR_SIZE */
 
 typedef struct PushOptions {
 	const char *url;	 /* http:// or https://, without a query; "/ingest" is appended */
