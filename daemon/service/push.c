@@ -305,7 +305,8 @@ static int spool_scan(Pusher *p)
 	closedir(d);
 	if (r < 0)
 		return r;
-	qsort(p->queue, p->n, sizeof(Spooled), compare_spooled);
+	if (p->n > 1)
+		qsort(p->queue, p->n, sizeof(Spooled), compare_spooled);
 	make_room(p, 0);
 	return 0;
 }
