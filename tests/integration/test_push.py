@@ -8,7 +8,8 @@ up to what `profq top` counts), HTTP 500s, connections reset mid-upload, 400s (c
 once, never sent again), a server that accepts and never answers (queries still answered at
 once), a second target whose spool is over its limit (the oldest uploads
 dropped and counted, the newest delivered), and kill -9 while uploads are queued (sent by the
-next run). Credentials come from --push-token-file (a bearer token, then user:password). One
+next run). Credentials come from --push-token-file (a bearer token, then user:password); an
+HTTPS endpoint with a self-signed certificate is refused (the system's CA store). One
 upload is also read by `go tool pprof`, which must see the same samples."""
 
 import base64
@@ -20,6 +21,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 import threading
@@ -103,8 +105,9 @@ class Backend:
     the request, never answers until the mode changes), "reset" (resets the connection
     mid-upload); stop() closes the port (refused)."""
 
-    def __init__(self, name):
+    def __init__(self, name, tls=None):
         self.name = name
+        self.tls = tls  # (certificate, key) files: HTTPS
         self.mode = "ok"
         self.uploads = []  # dicts: name, labels, from, until, samples, strings, body, t
         self.statuses = {"ok": 0, "500": 0, "400": 0, "hang": 0, "reset": 0}
@@ -115,7 +118,7 @@ class Backend:
         self.port = s.getsockname()[1]
         s.close()
         self.server = None
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self):
         backend = self
@@ -175,6 +178,10 @@ class Backend:
         else:
             fail(f"{self.name}: cannot listen on port {self.port} again")
         self.server.daemon_threads = True
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self):
@@ -299,11 +306,20 @@ token_file = os.path.join(tmp, "token")
 with open(token_file, "w") as f:
     f.write(TOKEN + "\n")
 os.chmod(token_file, 0o600)
+# An HTTPS endpoint whose certificate no CA in the system's store signed: refused.
+cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+p = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"], capture_output=True)
+if p.returncode != 0:
+    fail(f"openssl could not make a certificate: {p.stderr}")
+untrusted = Backend("self-signed backend", tls=(cert, key))
+untrusted.start()
 push_args = ["--push", main.url, "--push-timeout", "3s", "--push-retry-max", "2s",
              "--push-token-file", token_file]
 
 # ---- the backend down at start, then back ----
-d = Daemon(env, *push_args, frequency=199, window="1s", state_dir=state)
+d = Daemon(env, *push_args, "--push", untrusted.url, frequency=199, window="1s",
+           state_dir=state)
 pid = run_split(2)
 t = wait_for("a failed attempt in status", lambda: (lambda t: t if t["failures"] > 0 and
                                                      t["queued"] > 0 else None)(
@@ -321,6 +337,9 @@ t = target(d, main.url)
 check(t["sent"] > 0 and t["last_success_s"] > 0, f"status: {t['sent']} sent, a last success")
 auth = {u["authorization"] for u in main.uploads}
 check(auth == {f"Bearer {TOKEN}"}, f"every upload carries the bearer token of the file ({auth})")
+t = target(d, untrusted.url)
+check(t["sent"] == 0 and not untrusted.uploads and "certificate" in (t["last_error"] or ""),
+      f"HTTPS with a certificate no system CA signed: refused ({t['last_error']})")
 _, out, _ = d.profq("status")
 line = next((l for l in out.splitlines() if l.startswith("Push:")), "")
 check(main.url in line and re.search(r"\d+ sent, \d+ queued", line) and "last success" in out,
