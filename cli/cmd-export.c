@@ -17,8 +17,8 @@
 #include "base/json-util.h"
 #include "command.h"
 #include "flame.h"
-#include "pprof.h"
-#include "profile.h"
+#include "export/pprof.h"
+#include "export/profile.h"
 
 typedef enum ExportKind {
 	EXPORT_FOLDED,

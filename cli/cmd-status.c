@@ -16,6 +16,38 @@ static void print_clock(const char *label, double t)
 	printf("%-18s %s\n", label, cli_format_time(t, buf, sizeof(buf)));
 }
 
+/* One line per push target: what it accepted, what waits, what was lost, and why it fails. */
+static void render_push(json_object *a)
+{
+	json_object *push, *targets;
+	char buf[64];
+
+	if (!json_object_object_get_ex(a, "push", &push) ||
+	    !json_object_object_get_ex(push, "targets", &targets) ||
+	    !json_object_is_type(targets, json_type_array))
+		return;
+	for (size_t i = 0; i < json_object_array_length(targets); i++) {
+		json_object *t = json_object_array_get_idx(targets, i);
+		const char *err = json_get_string(t, "last_error");
+
+		printf("%-18s %s: %lld sent, %lld queued (%.1f MiB), %lld dropped, %lld refused\n",
+		       "Push:", strempty(json_get_string(t, "url")),
+		       (long long)json_get_int(t, "sent"), (long long)json_get_int(t, "queued"),
+		       (double)json_get_int(t, "queued_bytes") / (1024.0 * 1024.0),
+		       (long long)json_get_int(t, "dropped"),
+		       (long long)json_get_int(t, "rejected"));
+		if (json_object_object_get(t, "last_success_s"))
+			printf("%-18s last success %s\n", "",
+			       cli_format_time(json_get_double(t, "last_success_s"), buf,
+					       sizeof(buf)));
+		if (err)
+			printf("%-18s last error %s: %s\n", "",
+			       cli_format_time(json_get_double(t, "last_error_s"), buf,
+					       sizeof(buf)),
+			       err);
+	}
+}
+
 static void render_offline(json_object *a)
 {
 	printf("%-18s offline, from a state directory\n", "Source:");
@@ -84,6 +116,7 @@ static void render_status(json_object *a, const Request *req)
 		else
 			printf("%-18s in memory only (%s)\n", "State:", err ? err : "disabled");
 	}
+	render_push(a);
 	if (!json_object_object_get_ex(a, "symbolizer", &sym))
 		return;
 	printf("%-18s %lld binaries (%lld unreadable), %lld kernel symbols, "

@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "profile.h"
+#include "export/profile.h"
 
 typedef struct FlameOptions {
 	const char *title;    /* NULL: "Flame graph" */

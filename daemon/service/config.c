@@ -7,6 +7,7 @@
 #include "base/parse.h"
 #include "base/procfs.h"
 #include "service/config.h"
+#include "service/upload.h"
 
 #define CONFIG_MAX_FILE (1u << 20)
 #define CONFIG_MAX_LINE 4096
@@ -180,9 +181,141 @@ static int set_log_level(Config *c, const char *v, char **err)
 	return 0;
 }
 
+/* A URL profqd may POST to: http(s), no credentials (they belong in push-token-file, not on
+ * the command line), no query or fragment (profqd adds its own), printable ASCII. */
+static int set_push(Config *c, const char *v, char **err)
+{
+	const char *host = startswith(v, "http://")    ? v + strlen("http://")
+			   : startswith(v, "https://") ? v + strlen("https://")
+						       : NULL;
+	size_t authority;
+	char *s;
+
+	if (!host || !*host || *host == '/')
+		return set_error(err, -EINVAL, "must be an http:// or https:// URL, got '%s'", v);
+	if (strlen(v) > CONFIG_URL_MAX)
+		return set_error(err, -ERANGE, "URL is longer than %u bytes", CONFIG_URL_MAX);
+	for (const char *p = v; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f || *p == '?' || *p == '#')
+			return set_error(err, -EINVAL,
+					 "must be a URL without spaces, query or fragment, "
+					 "got '%s'",
+					 v);
+	authority = strcspn(host, "/");
+	if (memchr(host, '@', authority))
+		return set_error(err, -EINVAL,
+				 "must not hold credentials: name a file with push-token-file");
+	if (c->n_push >= CONFIG_PUSH_MAX)
+		return set_error(err, -E2BIG, "at most %u push targets", CONFIG_PUSH_MAX);
+	for (size_t i = 0; i < c->n_push; i++)
+		if (streq(c->push[i], v))
+			return set_error(err, -EEXIST, "push target '%s' is given twice", v);
+	s = strdup(v);
+	if (!s)
+		return -ENOMEM;
+	c->push[c->n_push++] = s;
+	return 0;
+}
+
+static int set_push_token_file(Config *c, const char *v, char **err)
+{
+	if (v[0] != '/' || strlen(v) >= 4000)
+		return set_error(err, -EINVAL, "must be an absolute path, got '%s'", v);
+	return set_string(&c->push_token_file, v);
+}
+
+static int set_push_app(Config *c, const char *v, char **err)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > 100 ||
+	    strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		      "0123456789._-") != n)
+		return set_error(err, -EINVAL, "must be 1..100 of [A-Za-z0-9._-], got '%s'", v);
+	return set_string(&c->push_app, v);
+}
+
+static int set_push_labels(Config *c, const char *v, char **err)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} names[] = {
+		{ "host", UPLOAD_LABEL_HOST },
+		{ "comm", UPLOAD_LABEL_COMM },
+		{ "pid", UPLOAD_LABEL_PID },
+	};
+	unsigned labels = 0;
+
+	for (const char *p = v; *p;) {
+		size_t n = strcspn(p, ","), i;
+
+		for (i = 0; i < ARRAY_SIZE(names); i++)
+			if (strlen(names[i].name) == n && strncmp(names[i].name, p, n) == 0)
+				break;
+		if (i == ARRAY_SIZE(names))
+			return set_error(err, -EINVAL,
+					 "must be labels among host, comm, pid separated by "
+					 "',', got '%s'",
+					 v);
+		labels |= names[i].bit;
+		p += n;
+		if (*p)
+			p++;
+	}
+	c->push_labels = labels;
+	return 0;
+}
+
+static int set_push_comm(Config *c, const char *v, char **err)
+{
+	if (strlen(v) > 256)
+		return set_error(err, -ERANGE, "glob is longer than 256 bytes");
+	return set_string(&c->push_comm, v);
+}
+
+static int set_push_max_spool(Config *c, const char *v, char **err)
+{
+	uint64_t b;
+	int r = parse_size(v, &b);
+
+	if (r < 0)
+		return set_error(err, r, "must be a size such as 64M, got '%s'", v);
+	if (b < (64u << 10) || b > (1ULL << 40))
+		return set_error(err, -ERANGE, "must be in 64K..1T, got '%s'", v);
+	c->push_max_spool = b;
+	return 0;
+}
+
+static int set_duration_in(uint64_t *field, const char *v, uint64_t min, uint64_t max, char **err)
+{
+	uint64_t ns;
+	int r = parse_duration_ns(v, &ns);
+
+	if (r < 0)
+		return set_error(err, r, "must be a duration such as 10s, got '%s'", v);
+	if (ns < min || ns > max)
+		return set_error(err, -ERANGE, "must be in %llus..%llus, got '%s'",
+				 (unsigned long long)(min / NSEC_PER_SEC),
+				 (unsigned long long)(max / NSEC_PER_SEC), v);
+	*field = ns;
+	return 0;
+}
+
+static int set_push_timeout(Config *c, const char *v, char **err)
+{
+	return set_duration_in(&c->push_timeout_ns, v, NSEC_PER_SEC, 600 * NSEC_PER_SEC, err);
+}
+
+static int set_push_retry_max(Config *c, const char *v, char **err)
+{
+	return set_duration_in(&c->push_retry_max_ns, v, NSEC_PER_SEC, 3600 * NSEC_PER_SEC, err);
+}
+
 static const struct {
 	const char *key;
 	int (*set)(Config *c, const char *value, char **ret_error);
+	bool repeatable; /* each line (or option) adds a value */
 } keys[] = {
 	/* One key per line. */
 	/* clang-format off */
@@ -198,6 +331,14 @@ static const struct {
 	{ "debug-dir", set_debug_dirs },
 	{ "group", set_group },
 	{ "log-level", set_log_level },
+	{ "push", set_push, true },
+	{ "push-token-file", set_push_token_file },
+	{ "push-app", set_push_app },
+	{ "push-labels", set_push_labels },
+	{ "push-comm", set_push_comm },
+	{ "push-max-spool", set_push_max_spool },
+	{ "push-timeout", set_push_timeout },
+	{ "push-retry-max", set_push_retry_max },
 	/* clang-format on */
 };
 
@@ -212,11 +353,16 @@ int config_init(Config *c)
 		.stack_copy = 16384,
 		.python = true,
 		.log_level = LOG_INFO,
+		.push_labels = UPLOAD_LABEL_HOST | UPLOAD_LABEL_COMM | UPLOAD_LABEL_PID,
+		.push_max_spool = 64u << 20,
+		.push_timeout_ns = 10 * NSEC_PER_SEC,
+		.push_retry_max_ns = 60 * NSEC_PER_SEC,
 	};
 	c->socket_path = strdup(CONFIG_DEFAULT_SOCKET);
 	c->state_dir = strdup(CONFIG_DEFAULT_STATE_DIR);
 	c->group = strdup(CONFIG_DEFAULT_GROUP);
-	if (!c->socket_path || !c->state_dir || !c->group) {
+	c->push_app = strdup("profq");
+	if (!c->socket_path || !c->state_dir || !c->group || !c->push_app) {
 		config_done(c);
 		return -ENOMEM;
 	}
@@ -229,6 +375,11 @@ void config_done(Config *c)
 	free(c->state_dir);
 	free(c->group);
 	free(c->debug_dirs);
+	for (size_t i = 0; i < c->n_push; i++)
+		free(c->push[i]);
+	free(c->push_token_file);
+	free(c->push_app);
+	free(c->push_comm);
 	*c = (Config){ 0 };
 }
 
@@ -325,7 +476,7 @@ int config_parse_text(Config *c, const char *name, const char *text, size_t len,
 				      lineno + 1, key);
 			goto out;
 		}
-		if (seen[k]) {
+		if (seen[k] && !keys[k].repeatable) {
 			r = set_error(ret_error, -EEXIST, "%s:%u: key '%s' is set twice", name,
 				      lineno + 1, key);
 			goto out;

@@ -15,6 +15,8 @@
 #define CONFIG_DEFAULT_SOCKET "/run/profq/profq.sock"
 #define CONFIG_DEFAULT_STATE_DIR "/var/lib/profq"
 #define CONFIG_DEFAULT_GROUP "profq"
+#define CONFIG_PUSH_MAX 8
+#define CONFIG_URL_MAX 2048
 
 typedef struct Config {
 	char *socket_path;
@@ -30,6 +32,16 @@ typedef struct Config {
 	char *debug_dirs;      /* extra roots for separate debug files, colon-separated; NULL */
 	bool group_explicit;   /* set by the user: must exist */
 	int log_level;
+	/* Push targets (profqd(8), PUSHING TO A BACKEND). */
+	char *push[CONFIG_PUSH_MAX]; /* http:// or https:// URLs */
+	size_t n_push;
+	char *push_token_file;	 /* basic "user:password" or a bearer token; NULL */
+	char *push_app;		 /* the application name of the series */
+	unsigned push_labels;	 /* UPLOAD_LABEL_* (service/upload.h) */
+	char *push_comm;	 /* only processes whose comm matches this glob; NULL: all */
+	uint64_t push_max_spool; /* bytes */
+	uint64_t push_timeout_ns;
+	uint64_t push_retry_max_ns; /* the longest backoff */
 } Config;
 
 int config_init(Config *c);

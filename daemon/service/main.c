@@ -36,6 +36,18 @@ static void help(void)
 	       "(default " CONFIG_DEFAULT_GROUP ",\n"
 	       "                        if it exists)\n"
 	       "  --log-level LEVEL     err, warning, notice, info or debug (default info)\n"
+	       "  --push URL            Send every closed window as pprof to this Pyroscope\n"
+	       "                        compatible ingest endpoint (repeatable)\n"
+	       "  --push-token-file FILE  Credentials for the push targets: user:password\n"
+	       "                        (basic) or a bearer token\n"
+	       "  --push-app NAME       Application name of the pushed series (default profq)\n"
+	       "  --push-labels LIST    Labels of each pushed profile, among host,comm,pid\n"
+	       "                        (default all three)\n"
+	       "  --push-comm GLOB      Push only processes whose command name matches\n"
+	       "  --push-max-spool SIZE Uploads kept per target while it is unreachable\n"
+	       "                        (default 64M)\n"
+	       "  --push-timeout DURATION  Longest upload (default 10s)\n"
+	       "  --push-retry-max DURATION  Longest wait between retries (default 60s)\n"
 	       "  -h --help             Show this help\n"
 	       "     --version          Show the version\n");
 }
@@ -76,6 +88,14 @@ int main(int argc, char *argv[])
 		{ "debug-dir", required_argument, NULL, 0 },
 		{ "group", required_argument, NULL, 0 },
 		{ "log-level", required_argument, NULL, 0 },
+		{ "push", required_argument, NULL, 0 },
+		{ "push-token-file", required_argument, NULL, 0 },
+		{ "push-app", required_argument, NULL, 0 },
+		{ "push-labels", required_argument, NULL, 0 },
+		{ "push-comm", required_argument, NULL, 0 },
+		{ "push-max-spool", required_argument, NULL, 0 },
+		{ "push-timeout", required_argument, NULL, 0 },
+		{ "push-retry-max", required_argument, NULL, 0 },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{},

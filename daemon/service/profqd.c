@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
+#include <xxhash.h>
+#include <curl/curl.h>
 
 #include "base/json-util.h"
 #include "base/log.h"
@@ -22,7 +24,9 @@
 #include "service/notify.h"
 #include "service/history.h"
 #include "service/profqd.h"
+#include "service/push.h"
 #include "service/server.h"
+#include "service/upload.h"
 
 /* The ring buffer is drained, and windows rotated, this often. */
 #define TICK_NS (100 * NSEC_PER_MSEC)
@@ -55,6 +59,13 @@ struct Profqd {
 	uint64_t drain_errors;
 	uint64_t queue_dropped; /* samples the reader's queue dropped, as of the last drain */
 	int read_error;		/* the reader's first error (atomic: set in its thread) */
+	/* Push targets: every window closed after pushed_until_ns goes to each. */
+	Pusher *pushers[CONFIG_PUSH_MAX];
+	size_t n_pushers;
+	UploadOptions upload;
+	UploadStats upload_stats;
+	int64_t pushed_until_ns;
+	char hostname[256];
 };
 
 Profqd *profqd_free(Profqd *m)
@@ -63,6 +74,11 @@ Profqd *profqd_free(Profqd *m)
 		return NULL;
 	/* The reader thread first: it reads the sampler's and the sideband's rings. */
 	reader_free(m->reader);
+	/* The push threads read only their spools, never the store; stopped before it goes. */
+	for (size_t i = 0; i < m->n_pushers; i++)
+		pusher_free(m->pushers[i]);
+	if (m->n_pushers > 0)
+		curl_global_cleanup();
 	history_free(m->history);
 	server_free(m->server);
 	notifier_free(m->notifier);
@@ -234,6 +250,47 @@ static void notify_stats(void *userdata, NotifyStats *ret)
 	};
 }
 
+static void on_upload(void *userdata, const char *query, const uint8_t *body, size_t len)
+{
+	Profqd *m = userdata;
+
+	/* Each target logs and counts its own failures. */
+	for (size_t i = 0; i < m->n_pushers; i++)
+		(void)pusher_batch_add(m->pushers[i], query, body, len);
+}
+
+/* Hands the windows closed since the last call to the push targets, oldest first. */
+static void push_closed(Profqd *m)
+{
+	const Store *store = profiler_store(m->profiler);
+	size_t n = store_window_count(store), first = n;
+
+	if (m->n_pushers == 0)
+		return;
+	while (first > 0) {
+		const Window *w = store_window(store, first - 1);
+
+		if (!w->open && w->end_ns <= m->pushed_until_ns)
+			break;
+		first--;
+	}
+	for (size_t i = first; i < n; i++) {
+		const Window *w = store_window(store, i);
+		int r;
+
+		if (w->open)
+			continue;
+		for (size_t t = 0; t < m->n_pushers; t++)
+			pusher_batch_begin(m->pushers[t]);
+		r = upload_window(store, w, &m->upload, on_upload, m, &m->upload_stats);
+		if (r < 0)
+			log_warning_errno(r, "Failed to build the uploads of a window: %m");
+		for (size_t t = 0; t < m->n_pushers; t++)
+			(void)pusher_batch_commit(m->pushers[t]);
+		m->pushed_until_ns = w->end_ns;
+	}
+}
+
 static int on_timer(LoopSource *src, int fd, uint32_t events, void *userdata)
 {
 	Profqd *m = userdata;
@@ -248,6 +305,7 @@ static int on_timer(LoopSource *src, int fd, uint32_t events, void *userdata)
 	r = profiler_tick(m->profiler, now_real_ns(), now_mono_ns());
 	if (r < 0)
 		log_warning_errno(r, "Failed to rotate windows: %m");
+	push_closed(m);
 	server_tick(m->server, now_mono_ns());
 	history_tick(m->history, now_mono_ns());
 	notifier_tick(m->notifier, now_mono_ns(), notify_stats, m);
@@ -432,6 +490,52 @@ static int status_persistence(Profqd *m, json_object *status)
 	return 0;
 }
 
+static int status_push(Profqd *m, json_object *status)
+{
+	json_object *targets = json_object_new_array(), *o;
+
+	if (!targets)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->n_pushers; i++) {
+		PushStats ps;
+
+		o = json_object_new_object();
+		if (!o || json_object_array_add(targets, o) < 0) {
+			json_object_put(o);
+			json_object_put(targets);
+			return -ENOMEM;
+		}
+		pusher_stats(m->pushers[i], &ps);
+		json_add_string(o, "url", pusher_url(m->pushers[i]));
+		json_add_int(o, "sent", (int64_t)ps.sent);
+		json_add_int(o, "sent_bytes", (int64_t)ps.sent_bytes);
+		json_add_int(o, "queued", (int64_t)ps.queued);
+		json_add_int(o, "queued_bytes", (int64_t)ps.queued_bytes);
+		json_add_int(o, "dropped", (int64_t)ps.dropped);
+		json_add_int(o, "rejected", (int64_t)ps.rejected);
+		json_add_int(o, "failures", (int64_t)ps.failures);
+		json_add_string(o, "last_error", ps.last_error[0] ? ps.last_error : NULL);
+		if (ps.last_error_ns)
+			json_add_double(o, "last_error_s", (double)ps.last_error_ns / NSEC_PER_SEC,
+					3);
+		if (ps.last_success_ns)
+			json_add_double(o, "last_success_s",
+					(double)ps.last_success_ns / NSEC_PER_SEC, 3);
+	}
+	o = json_object_new_object();
+	if (!o) {
+		json_object_put(targets);
+		return -ENOMEM;
+	}
+	json_object_object_add(o, "targets", targets);
+	json_add_int(o, "uploads", (int64_t)m->upload_stats.uploads);
+	json_add_int(o, "upload_bytes", (int64_t)m->upload_stats.bytes);
+	json_add_int(o, "upload_failed", (int64_t)m->upload_stats.failed);
+	json_add_int(o, "build_ms", (int64_t)(m->upload_stats.build_ns / NSEC_PER_MSEC));
+	json_object_object_add(status, "push", o);
+	return 0;
+}
+
 static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 {
 	_cleanup_json_ json_object *o = json_object_new_object();
@@ -538,6 +642,9 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	if (r < 0)
 		return r;
 	r = status_persistence(m, o);
+	if (r < 0)
+		return r;
+	r = status_push(m, o);
 	if (r < 0)
 		return r;
 	json_add_int(o, "bpf_prog_id", sampler_prog_id(m->sampler));
@@ -689,6 +796,103 @@ static int py_del_thread(void *userdata, const struct profq_py_thread_key *k)
 	return m->sampler ? sampler_py_del_thread(m->sampler, k) : -ENODEV;
 }
 
+/* The push targets' credentials: read once, at start, with profqd's privileges. */
+static int read_token_file(const char *path, char **ret)
+{
+	_cleanup_free_ char *text = NULL;
+	struct stat st;
+	size_t len;
+	int r;
+
+	r = procfs_read_file(path, 4096, &text, &len);
+	if (r < 0)
+		return log_error_errno(r, "Failed to read push-token-file '%s': %m", path);
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
+		text[--len] = '\0';
+	if (len == 0 || strlen(text) != len || strpbrk(text, "\r\n")) {
+		explicit_bzero(text, len);
+		return log_error_errno(-EINVAL,
+				       "Failed to use push-token-file '%s': it must hold "
+				       "one line, user:password or a token",
+				       path);
+	}
+	if (stat(path, &st) == 0 && (st.st_mode & 0077))
+		log_warning("push-token-file '%s' is readable by others than its owner.", path);
+	*ret = TAKE_PTR(text);
+	return 0;
+}
+
+/* Starts one Pusher per push URL, each with a spool directory of its own in the state dir. */
+static int push_setup(Profqd *m)
+{
+	const Config *c = m->config;
+	_cleanup_free_ char *token = NULL, *root = NULL;
+	const Window *open;
+	int r = 0;
+
+	if (c->n_push == 0)
+		return 0;
+	if (c->push_token_file) {
+		r = read_token_file(c->push_token_file, &token);
+		if (r < 0)
+			return r;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return log_error_errno(-ENOMEM, "Failed to initialize libcurl: %m");
+	if (asprintf(&root, "%s/push", c->state_dir) < 0) {
+		root = NULL;
+		r = -ENOMEM;
+	} else if (mkdir(root, 0700) < 0 && errno != EEXIST)
+		r = log_error_errno(negative_errno(), "Failed to create directory '%s': %m", root);
+	for (size_t i = 0; r >= 0 && i < c->n_push; i++) {
+		_cleanup_free_ char *dir = NULL;
+		PushOptions o = {
+			.url = c->push[i],
+			.credentials = token,
+			.max_spool = c->push_max_spool,
+			.connect_timeout_ns = MIN(c->push_timeout_ns, 5 * NSEC_PER_SEC),
+			.timeout_ns = c->push_timeout_ns,
+			.backoff_min_ns = NSEC_PER_SEC,
+			.backoff_max_ns = c->push_retry_max_ns,
+		};
+
+		/* Named by the URL: a target keeps its spool across restarts. */
+		if (asprintf(&dir, "%s/%016llx", root,
+			     (unsigned long long)XXH3_64bits(c->push[i], strlen(c->push[i]))) < 0) {
+			dir = NULL;
+			r = -ENOMEM;
+			break;
+		}
+		o.spool_dir = dir;
+		r = pusher_new(&o, &m->pushers[m->n_pushers]);
+		if (r < 0)
+			break; /* logged */
+		m->n_pushers++;
+	}
+	if (token)
+		explicit_bzero(token, strlen(token));
+	if (r == -ENOMEM)
+		return log_error_errno(r, "Failed to set up the push targets: %m");
+	if (r < 0)
+		return r;
+	if (gethostname(m->hostname, sizeof(m->hostname) - 1) < 0)
+		snprintf(m->hostname, sizeof(m->hostname), "unknown");
+	m->upload = (UploadOptions){
+		.app = c->push_app,
+		.host = m->hostname,
+		.labels = c->push_labels,
+		.comm_glob = c->push_comm,
+		.frequency = c->frequency,
+	};
+	/* Windows loaded from the state dir were pushed, or spooled, by the run that closed
+	 * them: from the open window on. */
+	open = store_window_current(profiler_store(m->profiler));
+	m->pushed_until_ns = open ? open->start_ns : now_real_ns();
+	log_info("Pushing every closed window to %zu target(s), spooled in '%s'.", m->n_pushers,
+		 root);
+	return 0;
+}
+
 int profqd_new(const Config *config, Profqd **ret)
 {
 	_cleanup_(profqd_freep) Profqd *m = NULL;
@@ -776,6 +980,10 @@ int profqd_new(const Config *config, Profqd **ret)
 	if (r < 0)
 		return log_error_errno(r, "Failed to open the first window: %m");
 
+	r = push_setup(m);
+	if (r < 0)
+		return r; /* logged */
+
 	/* The sideband first: mappings of processes started from now on are known before their
 	 * first sample. */
 	r = sideband_new(SIDEBAND_PAGES, on_sideband, m->profiler, &m->sideband);
@@ -853,5 +1061,7 @@ int profqd_run(Profqd *m)
 	r = profiler_close_window(m->profiler);
 	if (r < 0)
 		log_warning_errno(r, "Failed to close the open window: %m");
+	/* Spooled now, sent by the next run if not before the threads stop. */
+	push_closed(m);
 	return 0;
 }

@@ -15,8 +15,8 @@
 #include "base/json-util.h"
 #include "base/macro.h"
 #include "flame.h"
-#include "pprof.h"
-#include "profile.h"
+#include "export/pprof.h"
+#include "export/profile.h"
 #include "store/store.h"
 
 #define CHECK(cond)                                                                              \

@@ -12,7 +12,7 @@
 
 #include "base/json-util.h"
 #include "base/macro.h"
-#include "profile.h"
+#include "export/profile.h"
 
 #define FIXTURE_PERIOD_NS 10101010
 #define FIXTURE_START_NS 1700000000000000000LL

@@ -7,6 +7,7 @@
 
 #include "base/macro.h"
 #include "service/config.h"
+#include "service/upload.h"
 
 /* Sets key = value on a fresh config; returns the result, *ret_error the message. */
 static int set1(Config *c, const char *key, const char *value)
@@ -324,12 +325,61 @@ static void test_validate_and_file(void **state)
 	config_done(&c);
 }
 
+/* push: repeatable, http(s) only, never credentials in the URL; the other push keys. */
+static void test_push(void **state)
+{
+	const char *text = "push = http://a:4040\npush = https://b.example/base/\n"
+			   "push-labels = comm,pid\n";
+	_cleanup_free_ char *err = NULL;
+	Config c;
+
+	(void)state;
+	assert_int_equal(config_init(&c), 0);
+	assert_int_equal(c.n_push, 0);
+	assert_int_equal(c.push_labels, UPLOAD_LABEL_HOST | UPLOAD_LABEL_COMM | UPLOAD_LABEL_PID);
+	assert_string_equal(c.push_app, "profq");
+	assert_int_equal(config_parse_text(&c, "t", text, strlen(text), NULL, &err), 0);
+	assert_int_equal(c.n_push, 2);
+	assert_string_equal(c.push[1], "https://b.example/base/");
+	assert_int_equal(c.push_labels, UPLOAD_LABEL_COMM | UPLOAD_LABEL_PID);
+	assert_int_equal(set1(&c, "push", "http://a:4040"), -EEXIST);
+	assert_int_equal(set1(&c, "push", "ftp://a"), -EINVAL);
+	assert_int_equal(set1(&c, "push", "http://"), -EINVAL);
+	assert_int_equal(set1(&c, "push", "http:///x"), -EINVAL);
+	assert_int_equal(set1(&c, "push", "http://user:secret@a/"), -EINVAL);
+	assert_int_equal(set1(&c, "push", "http://a/?x=1"), -EINVAL);
+	assert_int_equal(set1(&c, "push", "http://a/ b"), -EINVAL);
+	/* '@' past the authority is a path. */
+	assert_int_equal(set1(&c, "push", "http://a/x@y"), 0);
+	for (int i = 0; c.n_push < CONFIG_PUSH_MAX; i++) {
+		char url[64];
+
+		snprintf(url, sizeof(url), "http://h%d", i);
+		assert_int_equal(set1(&c, "push", url), 0);
+	}
+	assert_int_equal(set1(&c, "push", "http://one-too-many"), -E2BIG);
+	assert_int_equal(set1(&c, "push-labels", "host,unit"), -EINVAL);
+	assert_int_equal(set1(&c, "push-labels", "host"), 0);
+	assert_int_equal(c.push_labels, UPLOAD_LABEL_HOST);
+	assert_int_equal(set1(&c, "push-app", "my app"), -EINVAL);
+	assert_int_equal(set1(&c, "push-app", "api.cpu"), 0);
+	assert_int_equal(set1(&c, "push-token-file", "token"), -EINVAL);
+	assert_int_equal(set1(&c, "push-max-spool", "1K"), -ERANGE);
+	assert_int_equal(set1(&c, "push-max-spool", "1M"), 0);
+	assert_true(c.push_max_spool == 1u << 20);
+	assert_int_equal(set1(&c, "push-timeout", "0s"), -ERANGE);
+	assert_int_equal(set1(&c, "push-retry-max", "5m"), 0);
+	assert_true(c.push_retry_max_ns == 300 * NSEC_PER_SEC);
+	config_done(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),   cmocka_unit_test(test_values),
 		cmocka_unit_test(test_parse_text), cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_skip_keys),  cmocka_unit_test(test_validate_and_file),
+		cmocka_unit_test(test_push),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

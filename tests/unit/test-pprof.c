@@ -10,7 +10,7 @@
 #include <sys/mman.h>
 #include <zlib.h>
 
-#include "pprof.h"
+#include "export/pprof.h"
 #include "profile-fixture.h"
 #include "profile.pb-c.h"
 

@@ -9,7 +9,7 @@
 #include "base/json-util.h"
 #include "base/macro.h"
 #include "profile-fixture.h"
-#include "profile.h"
+#include "export/profile.h"
 #include "query/query.h"
 
 #define SEC NSEC_PER_SEC

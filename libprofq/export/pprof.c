@@ -10,7 +10,7 @@
 
 #include "base/hashindex.h"
 #include "base/macro.h"
-#include "pprof.h"
+#include "export/pprof.h"
 #include "profile.pb-c.h"
 
 typedef Perftools__Profiles__Function PbFunction;
@@ -422,8 +422,8 @@ static int write_all(int fd, const uint8_t *buf, size_t n)
 	return 0;
 }
 
-/* gzip (RFC 1952) of buf, written to fd. */
-static int write_gzip(int fd, const uint8_t *buf, size_t n)
+/* gzip (RFC 1952) of buf, in a new buffer. */
+static int gzip_buffer(const uint8_t *buf, size_t n, uint8_t **ret, size_t *ret_len)
 {
 	_cleanup_free_ uint8_t *out = NULL;
 	z_stream z = { 0 };
@@ -449,7 +449,9 @@ static int write_gzip(int fd, const uint8_t *buf, size_t n)
 	deflateEnd(&z);
 	if (r != Z_STREAM_END)
 		return -EIO;
-	return write_all(fd, out, bound - z.avail_out);
+	*ret_len = bound - z.avail_out;
+	*ret = TAKE_PTR(out);
+	return 0;
 }
 
 static int value_type(Builder *b, const char *type, const char *unit, PbValueType *ret)
@@ -464,7 +466,7 @@ static int value_type(Builder *b, const char *type, const char *unit, PbValueTyp
 	return r;
 }
 
-int pprof_write(const Profile *p, int fd)
+int pprof_encode(const Profile *p, uint8_t **ret, size_t *ret_len)
 {
 	Perftools__Profiles__Profile pb = PERFTOOLS__PROFILES__PROFILE__INIT;
 	PbValueType types[2], period_type, *type_ptrs[2] = { &types[0], &types[1] };
@@ -534,9 +536,21 @@ int pprof_write(const Profile *p, int fd)
 		r = -EIO;
 		goto finish;
 	}
-	r = write_gzip(fd, packed, size);
+	r = gzip_buffer(packed, size, ret, ret_len);
 finish:
 	encoding_done(&e);
 	builder_done(&b);
 	return r;
+}
+
+int pprof_write(const Profile *p, int fd)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	size_t len;
+	int r;
+
+	r = pprof_encode(p, &buf, &len);
+	if (r < 0)
+		return r;
+	return write_all(fd, buf, len);
 }

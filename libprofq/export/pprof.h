@@ -11,11 +11,18 @@
  * line as start_line; one Mapping per module (Python functions' is "[python]"). Encoded
  * with protobuf-c, compressed with zlib (gzip format).
  *
- * Not thread-safe.
+ * Used by the CLI (`profq pprof`) and by profqd's pushes. Keeps no state: calls on different
+ * Profiles may run in different threads.
  */
 #pragma once
 
-#include "profile.h"
+#include <stddef.h>
+#include <stdint.h>
 
+#include "export/profile.h"
+
+/* The gzipped profile in a new buffer (*ret, caller frees; *ret_len bytes). 0, or a negative
+ * errno. */
+int pprof_encode(const Profile *p, uint8_t **ret, size_t *ret_len);
 /* Writes the gzipped profile to fd. 0, or a negative errno. */
 int pprof_write(const Profile *p, int fd);

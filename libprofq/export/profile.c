@@ -8,7 +8,7 @@
 
 #include "base/json-util.h"
 #include "base/macro.h"
-#include "profile.h"
+#include "export/profile.h"
 #include "store/store.h"
 
 Profile *profile_free(Profile *p)
