@@ -244,6 +244,8 @@ static int set_push_labels(Config *c, const char *v, char **err)
 		{ "host", UPLOAD_LABEL_HOST },
 		{ "comm", UPLOAD_LABEL_COMM },
 		{ "pid", UPLOAD_LABEL_PID },
+		{ "unit", UPLOAD_LABEL_UNIT },
+		{ "container", UPLOAD_LABEL_CONTAINER },
 	};
 	unsigned labels = 0;
 
@@ -353,7 +355,8 @@ int config_init(Config *c)
 		.stack_copy = 16384,
 		.python = true,
 		.log_level = LOG_INFO,
-		.push_labels = UPLOAD_LABEL_HOST | UPLOAD_LABEL_COMM | UPLOAD_LABEL_PID,
+		.push_labels = UPLOAD_LABEL_HOST | UPLOAD_LABEL_COMM | UPLOAD_LABEL_PID |
+			       UPLOAD_LABEL_UNIT | UPLOAD_LABEL_CONTAINER,
 		.push_max_spool = 64u << 20,
 		.push_timeout_ns = 10 * NSEC_PER_SEC,
 		.push_retry_max_ns = 60 * NSEC_PER_SEC,

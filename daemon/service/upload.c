@@ -49,9 +49,22 @@ static int percent_encode(const char *s, char *out, size_t len)
 	return 0;
 }
 
+/* Appends ",name=value" (value escaped) to out at *n when value is set. */
+static void put_label(char *out, size_t len, size_t *n, const char *name, const char *value)
+{
+	char escaped[256];
+	int k;
+
+	if (!value || !*value || *n >= len)
+		return;
+	put_value(escaped, sizeof(escaped), value);
+	k = snprintf(out + *n, len - *n, "%s=%s,", name, escaped);
+	*n += k > 0 ? (size_t)k : 0;
+}
+
 /*
  * The series name of a process's group: APP{label=value,...}. The one place that decides a
- * group's labels: a process's unit and container would be added here, as more UPLOAD_LABEL_*.
+ * group's labels; unit and container only where the process has them.
  */
 static int group_name(const Store *store, const StoreProc *sp, const UploadOptions *o, char *out,
 		      size_t len)
@@ -78,6 +91,10 @@ static int group_name(const Store *store, const StoreProc *sp, const UploadOptio
 		k = snprintf(out + n, len - n, "pid=%" PRIu32 ",", sp->pid);
 		n += k > 0 ? (size_t)k : 0;
 	}
+	if (o->labels & UPLOAD_LABEL_UNIT)
+		put_label(out, len, &n, "unit", store_string(store, sp->unit));
+	if (o->labels & UPLOAD_LABEL_CONTAINER)
+		put_label(out, len, &n, "container", store_string(store, sp->container));
 	if (n >= len)
 		return -ENAMETOOLONG;
 	if (out[n - 1] == ',')

@@ -19,6 +19,8 @@ typedef enum UploadLabel {
 	UPLOAD_LABEL_HOST = 1u << 0,
 	UPLOAD_LABEL_COMM = 1u << 1,
 	UPLOAD_LABEL_PID = 1u << 2,
+	UPLOAD_LABEL_UNIT = 1u << 3,	  /* the systemd unit, where the process has one */
+	UPLOAD_LABEL_CONTAINER = 1u << 4, /* the container id, where it has one */
 } UploadLabel;
 
 typedef struct UploadOptions {

@@ -249,15 +249,42 @@ def target(d, url):
     fail(f"no push target {url} in status")
 
 
-def run_split(seconds):
-    """The split workload for `seconds`; returns its pid once it has exited."""
-    p, pid = start_workload(env, "split", "--seconds", seconds)
-    p.wait(timeout=60)
+def cgroup2_mount():
+    """Where the host mounts cgroup v2, if it is writable, or None."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.split()[0] == "cgroup2" and os.access(left.split()[4], os.W_OK):
+                return left.split()[4]
+    return None
+
+
+def run_split(seconds, unit=None):
+    """The split workload for `seconds` (in a cgroup named like the systemd unit `unit`, made
+    for it); returns its pid once it has exited."""
+    if not unit:
+        p, pid = start_workload(env, "split", "--seconds", seconds)
+        p.wait(timeout=60)
+        return pid
+    cgroup = os.path.join(CGROUP2, unit)
+    os.mkdir(cgroup)
+    p = subprocess.Popen(["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup,
+                          env.workload("split"), "--seconds", str(seconds)],
+                         stdout=subprocess.PIPE, text=True)
+    pid = int(p.stdout.readline())
+    p.communicate(timeout=60)
+    for _ in range(100):  # the cgroup empties a moment after the process is reaped
+        try:
+            os.rmdir(cgroup)
+            break
+        except OSError:
+            time.sleep(0.05)
     return pid
 
 
-def check_pid(d, backend, pid, what):
-    """Every window of pid arrived once, and its samples add up to what profq top counts."""
+def check_pid(d, backend, pid, what, unit=None):
+    """Every window of pid arrived once, and its samples add up to what profq top counts; each
+    upload labelled with its unit when it has one."""
     top = d.json("top", "--pid", str(pid))
     want = top["samples"]
     got = wait_for(f"{what}: pid {pid}'s {want} samples at {backend.name}",
@@ -278,6 +305,9 @@ def check_pid(d, backend, pid, what):
           f"({got[0]['app']}{got[0]['labels'] if got else ''})")
     check(all("work_a" in u["strings"] for u in got if u["samples"] >= 20),
           f"{what}: work_a is named in the profiles")
+    check(all(u["labels"].get("unit") == unit for u in got),
+          f"{what}: the unit label is the process's unit ({unit}; got "
+          f"{sorted({u['labels'].get('unit') or '' for u in got})})")
     return got
 
 
@@ -320,7 +350,11 @@ push_args = ["--push", main.url, "--push-timeout", "3s", "--push-retry-max", "2s
 # ---- the backend down at start, then back ----
 d = Daemon(env, *push_args, "--push", untrusted.url, frequency=199, window="1s",
            state_dir=state)
-pid = run_split(2)
+CGROUP2 = cgroup2_mount()
+UNIT = f"profq-push-{os.getpid()}.service" if CGROUP2 else None
+if not UNIT:
+    print("no writable cgroup v2 mount: the unit label is not checked")
+pid = run_split(2, UNIT)
 t = wait_for("a failed attempt in status", lambda: (lambda t: t if t["failures"] > 0 and
                                                      t["queued"] > 0 else None)(
     target(d, main.url)), 10)
@@ -328,7 +362,7 @@ check(t["sent"] == 0 and t["last_error"] and "last_success_s" not in t,
       f"backend down: status counts failures ({t['failures']}), queued {t['queued']}, "
       f"last error '{t['last_error']}'")
 main.start()
-ups = check_pid(d, main, pid, "down, then back")
+ups = check_pid(d, main, pid, "down, then back", UNIT)
 big = max(ups, key=lambda u: u["samples"])
 n, out = pprof_total(big["body"])
 check(n == big["samples"], f"go tool pprof reads {n} samples in an upload, as decoded "

@@ -336,7 +336,8 @@ static void test_push(void **state)
 	(void)state;
 	assert_int_equal(config_init(&c), 0);
 	assert_int_equal(c.n_push, 0);
-	assert_int_equal(c.push_labels, UPLOAD_LABEL_HOST | UPLOAD_LABEL_COMM | UPLOAD_LABEL_PID);
+	assert_int_equal(c.push_labels, UPLOAD_LABEL_HOST | UPLOAD_LABEL_COMM | UPLOAD_LABEL_PID |
+						UPLOAD_LABEL_UNIT | UPLOAD_LABEL_CONTAINER);
 	assert_string_equal(c.push_app, "profq");
 	assert_int_equal(config_parse_text(&c, "t", text, strlen(text), NULL, &err), 0);
 	assert_int_equal(c.n_push, 2);
@@ -358,7 +359,9 @@ static void test_push(void **state)
 		assert_int_equal(set1(&c, "push", url), 0);
 	}
 	assert_int_equal(set1(&c, "push", "http://one-too-many"), -E2BIG);
-	assert_int_equal(set1(&c, "push-labels", "host,unit"), -EINVAL);
+	assert_int_equal(set1(&c, "push-labels", "host,cgroup"), -EINVAL);
+	assert_int_equal(set1(&c, "push-labels", "unit,container"), 0);
+	assert_int_equal(c.push_labels, UPLOAD_LABEL_UNIT | UPLOAD_LABEL_CONTAINER);
 	assert_int_equal(set1(&c, "push-labels", "host"), 0);
 	assert_int_equal(c.push_labels, UPLOAD_LABEL_HOST);
 	assert_int_equal(set1(&c, "push-app", "my app"), -EINVAL);
