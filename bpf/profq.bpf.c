@@ -486,6 +486,223 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 	return 0;
 }
 
+/* ---- Memory: resident set over time (bpf/profq.h, PROFQ_EVENT_MEM) ---- */
+
+/* Set by profqd before load. */
+const volatile __u32 mem_enabled = 0;
+const volatile __u64 mem_threshold = 1 << 20; /* bytes */
+const volatile __u64 mem_step_ns = 1000000000;
+const volatile __u32 page_shift = 12;
+
+/* The kernel's RSS counters (enum in include/linux/mm_types_task.h). */
+#define MM_FILEPAGES 0
+#define MM_ANONPAGES 1
+#define MM_SHMEMPAGES 3
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PROFQ_MEM_STATES);
+	__type(key, __u64); /* the mm_struct's address */
+	__type(value, struct profq_mem_state);
+} mem_state SEC(".maps");
+
+/* tgid -> its mm's address, for the exit, when task->mm may already be cleared. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PROFQ_MEM_STATES);
+	__type(key, __u32);
+	__type(value, __u64);
+} mem_mm SEC(".maps");
+
+static __always_inline __u64 mm_counter(struct mm_struct *mm, int member)
+{
+	__s64 v = 0;
+
+	/* Constant indexes: CO-RE relocates the array's element size with each. */
+	if (member == MM_FILEPAGES)
+		v = BPF_CORE_READ(mm, rss_stat[MM_FILEPAGES].count);
+	else if (member == MM_ANONPAGES)
+		v = BPF_CORE_READ(mm, rss_stat[MM_ANONPAGES].count);
+	else if (member == MM_SHMEMPAGES)
+		v = BPF_CORE_READ(mm, rss_stat[MM_SHMEMPAGES].count);
+
+	/* Per-CPU batches not yet folded in can make the sum negative for a moment. */
+	return v > 0 ? (__u64)v << page_shift : 0;
+}
+
+static __always_inline void mem_send(struct profq_mem_state *st, __u64 now, __u32 flags)
+{
+	struct profq_counters *c = cpu_counters(bpf_get_smp_processor_id());
+	struct profq_mem *e;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		c->lost_mem++;
+		return;
+	}
+	e->type = PROFQ_EVENT_MEM;
+	e->pid = st->tgid;
+	e->time_ns = now;
+	e->start_ns = st->start_ns;
+	e->file_bytes = st->file;
+	e->anon_bytes = st->anon;
+	e->shmem_bytes = st->shmem;
+	e->peak_bytes = st->peak;
+	e->peak_ns = st->peak_ns;
+	e->flags = flags | (st->flags & PROFQ_MEM_PEAK_OLD);
+	e->pad = 0;
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+static __always_inline void mem_set(struct profq_mem_state *st, int member, __u64 v)
+{
+	if (member == MM_FILEPAGES)
+		st->file = v;
+	else if (member == MM_ANONPAGES)
+		st->anon = v;
+	else
+		st->shmem = v;
+}
+
+/* The process mm is charged to (mm->owner), 0 when the kernel does not say. */
+static __always_inline __u32 mm_owner(struct mm_struct *mm)
+{
+	if (!bpf_core_field_exists(mm->owner))
+		return 0;
+	return BPF_CORE_READ(mm, owner, tgid);
+}
+
+/*
+ * The state of mm, made when mm is the current task's (its first change we see), or made again
+ * when the state is of a process that no longer owns mm: an address space freed without our
+ * seeing its end and its memory reused for a new one.
+ */
+static __always_inline struct profq_mem_state *mem_find(struct mm_struct *mm, int member, __u64 now)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct profq_mem_state *st, init = {};
+	__u64 key = (__u64)mm, hiwater, *old;
+	__u32 tgid = (__u32)(bpf_get_current_pid_tgid() >> 32), owner;
+	struct mm_struct *cur = BPF_CORE_READ(task, mm);
+
+	st = bpf_map_lookup_elem(&mem_state, &key);
+	if (st && st->tgid == tgid) {
+		/* The process's own old address space torn down (exec) or its teardown at exit:
+		 * not the process's memory any more. */
+		if (cur != mm)
+			return NULL;
+		mem_set(st, member, mm_counter(mm, member));
+		return st;
+	}
+	if (st) {
+		/* Another task: reclaim, a vfork child before its exec, a remote access; or the
+		 * state is stale. mm->owner tells. */
+		owner = mm_owner(mm);
+		if (owner == 0 || owner == st->tgid) {
+			mem_set(st, member, mm_counter(mm, member));
+			return st;
+		}
+	}
+	if (tgid == 0 || cur != mm)
+		return NULL;
+	init.tgid = tgid;
+	init.start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	init.file = mm_counter(mm, MM_FILEPAGES);
+	init.anon = mm_counter(mm, MM_ANONPAGES);
+	init.shmem = mm_counter(mm, MM_SHMEMPAGES);
+	init.peak = init.file + init.anon + init.shmem;
+	init.peak_ns = now;
+	/* Started before we followed it: the kernel's high-water mark is the peak so far. */
+	hiwater = (__u64)BPF_CORE_READ(mm, hiwater_rss) << page_shift;
+	if (hiwater > init.peak) {
+		init.peak = hiwater;
+		init.flags = PROFQ_MEM_PEAK_OLD;
+	}
+	if (bpf_map_update_elem(&mem_state, &key, &init, BPF_ANY) < 0)
+		return NULL;
+	/* The address space the process had before (exec) is done with. */
+	old = bpf_map_lookup_elem(&mem_mm, &tgid);
+	if (old && *old != key)
+		(void)bpf_map_delete_elem(&mem_state, old);
+	(void)bpf_map_update_elem(&mem_mm, &tgid, &key, BPF_ANY);
+	return bpf_map_lookup_elem(&mem_state, &key);
+}
+
+SEC("tp_btf/rss_stat")
+int BPF_PROG(profq_rss_stat, struct mm_struct *mm, int member)
+{
+	__u64 now = bpf_ktime_get_boot_ns(), rss, delta, threshold;
+	struct profq_mem_state *st;
+
+	if (member != MM_FILEPAGES && member != MM_ANONPAGES && member != MM_SHMEMPAGES)
+		return 0; /* swap entries: not resident */
+	st = mem_find(mm, member, now);
+	if (!st)
+		return 0;
+	cpu_counters(bpf_get_smp_processor_id())->mem_events++;
+	rss = st->file + st->anon + st->shmem;
+	if (rss > st->peak) {
+		st->peak = rss;
+		st->peak_ns = now;
+	}
+	delta = rss > st->last_rss ? rss - st->last_rss : st->last_rss - rss;
+	threshold = st->last_rss >> 6;
+	if (threshold < mem_threshold)
+		threshold = mem_threshold;
+	if (delta < threshold && (delta == 0 || now - st->last_ns < mem_step_ns))
+		return 0;
+	st->last_rss = rss;
+	st->last_ns = now;
+	mem_send(st, now, 0);
+	return 0;
+}
+
+/* The last thread's exit: the final record, with the kernel's high-water mark while the task
+ * still holds its mm. */
+static __always_inline void mem_exit(struct task_struct *task)
+{
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	struct profq_mem_state *st;
+	struct mm_struct *mm;
+	__u64 *key, hiwater;
+
+	key = bpf_map_lookup_elem(&mem_mm, &tgid);
+	if (!key)
+		return;
+	st = bpf_map_lookup_elem(&mem_state, key);
+	mm = BPF_CORE_READ(task, mm);
+	if (st && st->tgid == tgid) {
+		if (mm && (__u64)mm == *key) {
+			hiwater = (__u64)BPF_CORE_READ(mm, hiwater_rss) << page_shift;
+			if (hiwater > st->peak) {
+				st->peak = hiwater;
+				st->peak_ns = st->last_ns;
+			}
+		}
+		mem_send(st, bpf_ktime_get_boot_ns(), PROFQ_MEM_EXIT);
+		(void)bpf_map_delete_elem(&mem_state, key);
+	}
+	(void)bpf_map_delete_elem(&mem_mm, &tgid);
+}
+
+SEC("tp_btf/mark_victim")
+int BPF_PROG(profq_mark_victim, struct task_struct *task, __u32 uid)
+{
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	struct profq_mem_state *st;
+	__u64 *key;
+
+	key = bpf_map_lookup_elem(&mem_mm, &tgid);
+	if (!key)
+		return 0;
+	st = bpf_map_lookup_elem(&mem_state, key);
+	if (st && st->tgid == tgid)
+		mem_send(st, bpf_ktime_get_boot_ns(), PROFQ_MEM_OOM_KILL);
+	return 0;
+}
+
+/* ---- end of memory ---- */
+
 static struct profq_event *event_reserve(struct profq_counters **ret_c)
 {
 	struct profq_counters *c = cpu_counters(bpf_get_smp_processor_id());
@@ -582,5 +799,8 @@ int BPF_PROG(profq_exit, struct task_struct *task, _Bool group_dead)
 	e->cstime_ns = BPF_CORE_READ(sig, cstime);
 	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	/* After the exit event, which names a process profqd has not seen yet. */
+	if (mem_enabled)
+		mem_exit(task);
 	return 0;
 }

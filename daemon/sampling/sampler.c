@@ -3,6 +3,7 @@
 #include <bpf/libbpf.h>
 #include <linux/perf_event.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/macro.h"
@@ -17,7 +18,8 @@ struct Sampler {
 	/* One per CPU; each owns its perf event fd: bpf_link__destroy() closes it. */
 	struct bpf_link **links;
 	struct bpf_link *exec_link, *exit_link;
-	unsigned n_cpus; /* possible CPUs: size of per-CPU values */
+	struct bpf_link *rss_link, *victim_link; /* memory tracking; NULL when off */
+	unsigned n_cpus;			 /* possible CPUs: size of per-CPU values */
 	unsigned n_attached;
 	size_t ringbuf_bytes;
 	uint32_t frequency, stack_copy;
@@ -53,6 +55,8 @@ Sampler *sampler_free(Sampler *s)
 	ring_buffer__free(s->rb_samples);
 	bpf_link__destroy(s->exec_link);
 	bpf_link__destroy(s->exit_link);
+	bpf_link__destroy(s->rss_link);
+	bpf_link__destroy(s->victim_link);
 	for (unsigned i = 0; s->links && i < s->n_cpus; i++)
 		bpf_link__destroy(s->links[i]);
 	free(s->links);
@@ -186,6 +190,15 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 		return log_error_errno(-EINVAL, "Stack copy of %u bytes is over the %u maximum",
 				       opts->stack_copy, PROFQ_STACK_COPY_MAX);
 	s->skel->rodata->stack_copy = opts->stack_copy;
+	s->skel->rodata->mem_enabled = opts->memory;
+	s->skel->rodata->page_shift = (uint32_t)__builtin_ctzl(
+		(unsigned long)sysconf(_SC_PAGESIZE));
+	if (opts->mem_threshold)
+		s->skel->rodata->mem_threshold = opts->mem_threshold;
+	if (opts->mem_step_ns)
+		s->skel->rodata->mem_step_ns = opts->mem_step_ns;
+	bpf_program__set_autoload(s->skel->progs.profq_rss_stat, opts->memory);
+	bpf_program__set_autoload(s->skel->progs.profq_mark_victim, opts->memory);
 
 	/* Load: create maps, verify and JIT the program. */
 	r = profq_bpf__load(s->skel);
@@ -253,6 +266,18 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 	if (!s->exit_link)
 		return log_error_errno(negative_errno(),
 				       "Failed to attach to sched_process_exit: %m");
+
+	/* Attach: memory tracking (its section of profq.bpf.c). */
+	if (opts->memory) {
+		s->rss_link = bpf_program__attach(s->skel->progs.profq_rss_stat);
+		if (!s->rss_link)
+			return log_error_errno(negative_errno(),
+					       "Failed to attach to rss_stat: %m");
+		s->victim_link = bpf_program__attach(s->skel->progs.profq_mark_victim);
+		if (!s->victim_link)
+			return log_error_errno(negative_errno(),
+					       "Failed to attach to mark_victim: %m");
+	}
 
 	/* Run: the reader side of the ring buffers, one each so the caller chooses the order. */
 	s->rb_events = ring_buffer__new(bpf_map__fd(s->skel->maps.events), on_event_record, s,
@@ -327,6 +352,8 @@ int sampler_counters(Sampler *s, struct profq_counters *ret)
 		sum.lost_events += v[i].lost_events;
 		sum.stack_copy_errors += v[i].stack_copy_errors;
 		sum.stack_copy_bytes += v[i].stack_copy_bytes;
+		sum.mem_events += v[i].mem_events;
+		sum.lost_mem += v[i].lost_mem;
 	}
 	*ret = sum;
 	return 0;
