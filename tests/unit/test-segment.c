@@ -388,8 +388,8 @@ static void test_records(void **state)
 	segment_put_stack(&b, 5, (const uint32_t[]){ SEGMENT_MAX_ID - 1 }, 1);
 	segment_put_stack(&b, 6, deep, STORE_STACK_MAX);
 	segment_put_proc(&b, &proc);
-	segment_put_window(&b, &win, entries);
-	segment_put_window(&b, &empty, NULL);
+	segment_put_window(&b, &win, entries, NULL);
+	segment_put_window(&b, &empty, NULL, NULL);
 	assert_int_equal(b.error, 0);
 
 	assert_int_equal(parse(b.data, b.len, &c, &res), 0);
@@ -548,7 +548,8 @@ static size_t good_payload(uint32_t type, uint8_t *p)
 		put_le(p + 8, 10, 8);  /* end */
 		put_le(p + 16, 10, 8); /* period */
 		put_le(p + 48, 1, 4);  /* one entry */
-		return 52 + 24;
+		put_le(p + 76, 0, 4);  /* no memory points */
+		return 52 + 24 + 4;
 	}
 	fail();
 	return 0;
@@ -593,6 +594,9 @@ static void test_field_checks(void **state)
 		{ "window entries below the payload", SEGMENT_WINDOW, 48, 0, 4 },
 		{ "window entries huge", SEGMENT_WINDOW, 48, 0xffffffff, 4 },
 		{ "window short head", SEGMENT_WINDOW, SIZE_MAX, 51, 0 },
+		{ "window memory points beyond the payload", SEGMENT_WINDOW, 76, 1, 4 },
+		{ "window memory points huge", SEGMENT_WINDOW, 76, 0xffffffff, 4 },
+		{ "window without its memory count", SEGMENT_WINDOW, SIZE_MAX, 76, 0 },
 	};
 
 	(void)state;
@@ -676,7 +680,7 @@ static void test_unknown_and_lengths(void **state)
 	segment_put_window(
 		&b,
 		&(Window){ .end_ns = 1, .period_ns = 1, .n_entries = SEGMENT_MAX_RECORD / 24 + 1 },
-		NULL);
+		NULL, NULL);
 	assert_int_equal(b.error, -E2BIG);
 	assert_int_equal(b.len, 0);
 	/* ... and appends nothing more after a failure. */
@@ -714,11 +718,11 @@ static void small_segment(SegmentBuf *b, size_t *ends, size_t *n_ends)
 	ends[(*n_ends)++] = b->len;
 	segment_put_proc(b, &p);
 	ends[(*n_ends)++] = b->len;
-	segment_put_window(b, &w, e);
+	segment_put_window(b, &w, e, NULL);
 	ends[(*n_ends)++] = b->len;
 	w.start_ns = 1000;
 	w.end_ns = 2000;
-	segment_put_window(b, &w, e);
+	segment_put_window(b, &w, e, NULL);
 	ends[(*n_ends)++] = b->len;
 	assert_int_equal(b->error, 0);
 }
