@@ -875,6 +875,20 @@ static void adopt(ProcTable *t, uint32_t pid)
 	store_string_unref(t->store, sp.cmdline);
 }
 
+int proctable_find(ProcTable *t, uint32_t pid, uint64_t start_boot_ns, bool adopt_it, Process **ret)
+{
+	Process *p = find(t, pid, start_boot_ns);
+
+	if (!p && adopt_it) {
+		adopt(t, pid);
+		p = find(t, pid, start_boot_ns);
+	}
+	if (!p)
+		return -ENOENT;
+	*ret = p;
+	return 0;
+}
+
 void proctable_refresh(ProcTable *t, uint32_t pid)
 {
 	bool found = false;

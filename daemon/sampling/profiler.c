@@ -44,6 +44,12 @@ struct Profiler {
 	 * and the end of the newest the disk budget has deleted since (INT64_MIN: none). */
 	int64_t evicted_from_ns;
 	int64_t disk_deleted_ns;
+	/* Processes with a memory point not stored yet (Process.mem_pending). */
+	struct MemKey {
+		uint32_t pid;
+		uint64_t start_ns;
+	} * mem_pending;
+	size_t n_mem_pending, allocated_mem_pending;
 	ProfilerStats stats;
 };
 
@@ -291,6 +297,7 @@ Profiler *profiler_free(Profiler *p)
 	maplog_free(p->maplog);
 	symbolizer_free(p->sym);
 	store_free(p->store);
+	free(p->mem_pending);
 	free(p);
 	return NULL;
 }
@@ -591,10 +598,94 @@ fail:
 	return r;
 }
 
+/* At most one point a second per process while it changes; exits and OOM kills at once. */
+#define MEM_STEP_NS NSEC_PER_SEC
+
+static int mem_store(Profiler *p, Process *proc, const struct profq_mem *m)
+{
+	int64_t off = p->boot_to_real_ns;
+	MemPoint pt = { .proc = proc->id,
+			.flags = (m->flags & PROFQ_MEM_EXIT ? MEM_EXIT : 0) |
+				 (m->flags & PROFQ_MEM_OOM_KILL ? MEM_OOM_KILL : 0) |
+				 (m->flags & PROFQ_MEM_PEAK_OLD ? MEM_PEAK_OLD : 0),
+			.time_ns = (int64_t)m->time_ns + off,
+			.anon = m->anon_bytes,
+			.file = m->file_bytes,
+			.shmem = m->shmem_bytes,
+			.peak = m->peak_bytes,
+			.peak_ns = (int64_t)m->peak_ns + off };
+	int r;
+
+	proc->mem_pending = false;
+	proc->mem_stored_ns = m->time_ns;
+	r = window_for(p, pt.time_ns);
+	if (r >= 0)
+		r = store_window_add_mem(p->store, &pt);
+	if (r < 0)
+		return r;
+	p->stats.mem_points++;
+	return 0;
+}
+
+static int add_mem(Profiler *p, const struct profq_mem *m, size_t size)
+{
+	Process *proc;
+	int r;
+
+	p->stats.mem_records++;
+	if (size < sizeof(*m) || m->pid == 0) {
+		p->stats.bad_records++;
+		return 0;
+	}
+	/* A record is sent as the process faults, before any sample or exec may name it. */
+	if (proctable_find(p->procs, m->pid, m->start_ns, true, &proc) < 0) {
+		p->stats.mem_unknown++;
+		return 0;
+	}
+	if ((m->flags & (PROFQ_MEM_EXIT | PROFQ_MEM_OOM_KILL)) || proc->mem_stored_ns == 0 ||
+	    m->time_ns - proc->mem_stored_ns >= MEM_STEP_NS)
+		return mem_store(p, proc, m);
+	proc->mem_last = *m;
+	if (proc->mem_pending)
+		return 0;
+	proc->mem_pending = true;
+	r = GREEDY_REALLOC(p->mem_pending, p->allocated_mem_pending, p->n_mem_pending + 1);
+	if (r < 0) {
+		proc->mem_pending = false;
+		return r;
+	}
+	p->mem_pending[p->n_mem_pending++] = (struct MemKey){ m->pid, m->start_ns };
+	return 0;
+}
+
+/* Stores the points held back whose second has passed; keeps the others. */
+static void mem_flush(Profiler *p, uint64_t now_boot_ns)
+{
+	size_t keep = 0;
+
+	for (size_t i = 0; i < p->n_mem_pending; i++) {
+		struct MemKey k = p->mem_pending[i];
+		Process *proc;
+
+		if (proctable_find(p->procs, k.pid, k.start_ns, false, &proc) < 0 ||
+		    !proc->mem_pending)
+			continue;
+		if (now_boot_ns - proc->mem_stored_ns < MEM_STEP_NS) {
+			p->mem_pending[keep++] = k;
+			continue;
+		}
+		if (mem_store(p, proc, &proc->mem_last) < 0)
+			p->stats.failed++;
+	}
+	p->n_mem_pending = keep;
+}
+
 int profiler_add_event(Profiler *p, const struct profq_event *e, size_t size)
 {
 	int r;
 
+	if (size >= sizeof(uint32_t) && e->type == PROFQ_EVENT_MEM)
+		return add_mem(p, (const struct profq_mem *)(const void *)e, size);
 	if (size < sizeof(*e) || e->pid == 0 || e->args_len > PROFQ_ARGS_LEN ||
 	    (e->type != PROFQ_EVENT_EXEC && e->type != PROFQ_EVENT_EXIT)) {
 		p->stats.bad_records++;
@@ -750,6 +841,7 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 	r = window_for(p, now_ns);
 	if (r < 0)
 		return r;
+	mem_flush(p, (uint64_t)(now_ns - p->boot_to_real_ns));
 	/* Housekeeping that walks tables: once a second, and whenever a window closed. */
 	if (mono_ns - p->last_housekeeping_ns < HOUSEKEEPING_NS &&
 	    store_window_count(p->store) == windows)
