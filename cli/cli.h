@@ -91,3 +91,4 @@ int cmd_flame(CliContext *ctx, int argc, char **argv);
 int cmd_pprof(CliContext *ctx, int argc, char **argv);
 int cmd_diff(CliContext *ctx, int argc, char **argv);
 int cmd_run(CliContext *ctx, int argc, char **argv);
+int cmd_mem(CliContext *ctx, int argc, char **argv);

@@ -18,6 +18,8 @@ static const CliCommand commands[] = {
 	{ "pprof", cmd_pprof, "--pid N -o FILE.pb.gz", "Gzipped pprof profile (go tool pprof)" },
 	{ "diff", cmd_diff, "--pid N --base RANGE --with RANGE",
 	  "Per-function change between two ranges or pids" },
+	{ "mem", cmd_mem, "[--pid N [-o FILE.svg]] [--sort peak|growth]",
+	  "Resident set over time, peaks, OOM kills" },
 	{ "run", cmd_run, "[--repeat K] -- CMD...",
 	  "Run a command: time(1) figures and its hotspots" },
 };

@@ -105,6 +105,7 @@ static const struct {
 	[COMMAND_LINES] = { SELECT_STACKS, query_answer_lines },
 	[COMMAND_TREE] = { SELECT_STACKS, query_answer_tree },
 	[COMMAND_STACKS] = { SELECT_STACKS, query_answer_stacks },
+	[COMMAND_MEM] = { SELECT_MEM, query_answer_mem },
 };
 
 static void add_time_or_null(json_object *o, const char *key, int64_t ns)

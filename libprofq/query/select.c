@@ -75,8 +75,8 @@ static bool proc_visible(const QueryContext *ctx, const StoreProc *p)
 	return query_proc_visible(&ctx->viewer, p);
 }
 
-/* Processes with samples in the range, as a map indexed by ProcId. */
-static uint8_t *procs_in_range(const QueryContext *ctx, const Range *range)
+/* Processes with samples (mem: memory points) in the range, as a map indexed by ProcId. */
+static uint8_t *procs_in_range(const QueryContext *ctx, const Range *range, bool mem)
 {
 	uint8_t *in = calloc(store_proc_id_limit(ctx->store), 1);
 
@@ -85,8 +85,12 @@ static uint8_t *procs_in_range(const QueryContext *ctx, const Range *range)
 	for (size_t i = range->first; i < range->end; i++) {
 		const Window *w = store_window(ctx->store, i);
 
-		for (size_t j = 0; j < w->n_entries; j++)
-			in[w->entries[j].proc] = 1;
+		if (mem)
+			for (size_t j = 0; j < w->n_mem; j++)
+				in[w->mem[j].proc] = 1;
+		else
+			for (size_t j = 0; j < w->n_entries; j++)
+				in[w->entries[j].proc] = 1;
 	}
 	return in;
 }
@@ -177,7 +181,8 @@ static int mark_descendants(const QueryContext *ctx, ProcId root, const uint8_t 
 
 /* The processes of the selection; in_range NULL: any known one. */
 static int select_procs(const QueryContext *ctx, const Request *req, const uint8_t *in_range,
-			uint8_t **ret_sel, ProcId *ret_proc, json_object **ret_error)
+			const char *what, uint8_t **ret_sel, ProcId *ret_proc,
+			json_object **ret_error)
 {
 	size_t limit = store_proc_id_limit(ctx->store);
 	_cleanup_free_ uint8_t *sel = calloc(limit, 1);
@@ -236,12 +241,15 @@ static int select_procs(const QueryContext *ctx, const Request *req, const uint8
 	}
 	if (!best) {
 		if (req->start_ns)
-			*ret_error = error_answer_new(
-				ERROR_NOT_FOUND, "No process %" PRIu32 " started at that time%s",
-				req->pid, in_range ? " has samples in range" : "");
+			*ret_error = error_answer_new(ERROR_NOT_FOUND,
+						      "No process %" PRIu32
+						      " started at that time%s%s%s",
+						      req->pid, in_range ? " has " : "",
+						      in_range ? what : "",
+						      in_range ? " in range" : "");
 		else if (in_range)
 			*ret_error = error_answer_new(ERROR_NOT_FOUND,
-						      "No samples for pid %" PRIu32 " in range",
+						      "No %s for pid %" PRIu32 " in range", what,
 						      req->pid);
 		else
 			*ret_error = error_answer_new(ERROR_NOT_FOUND,
@@ -297,11 +305,12 @@ int query_select(const QueryContext *ctx, const Request *req, SelectScope scope,
 		s.range = (Range){ .first = 0, .end = store_window_count(ctx->store) };
 	} else {
 		range_compute(ctx, req, &s.range);
-		in_range = procs_in_range(ctx, &s.range);
+		in_range = procs_in_range(ctx, &s.range, scope == SELECT_MEM);
 		if (!in_range)
 			return -ENOMEM;
 	}
-	r = select_procs(ctx, req, in_range, &s.procs, &s.proc, ret_error);
+	r = select_procs(ctx, req, in_range, scope == SELECT_MEM ? "memory points" : "samples",
+			 &s.procs, &s.proc, ret_error);
 	if (r < 0 || *ret_error)
 		return r;
 	if (scope == SELECT_STACKS) {
