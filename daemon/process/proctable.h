@@ -81,11 +81,11 @@ typedef struct Process {
 	uint64_t split_ns;  /* CLOCK_BOOTTIME */
 	char exec_comm[16]; /* the name before the last exec */
 	uint64_t hash;
-	/* Memory: the last point stored (CLOCK_BOOTTIME, 0 none) and the newest one not stored
-	 * yet (at most a point a second is). */
-	uint64_t mem_stored_ns;
+	/* Memory: the newest record of the current second (realtime), not stored yet: at most a
+	 * point per second of the clock is, the second's last. */
 	bool mem_pending;
 	struct profq_mem mem_last;
+	int64_t mem_stored_second; /* of the newest point stored */
 } Process;
 
 typedef struct ProcTableStats {

@@ -598,8 +598,16 @@ fail:
 	return r;
 }
 
-/* At most one point a second per process while it changes; exits and OOM kills at once. */
-#define MEM_STEP_NS NSEC_PER_SEC
+/*
+ * At most one point per second of the clock per process while it changes: the second's newest
+ * record, stored when a record of a later second comes or a second after it is over (records
+ * still queued). Exits and OOM kills are stored at once, in place of a record of their own
+ * second held back.
+ */
+static int64_t mem_second(const Profiler *p, const struct profq_mem *m)
+{
+	return ((int64_t)m->time_ns + p->boot_to_real_ns) / (int64_t)NSEC_PER_SEC;
+}
 
 static int mem_store(Profiler *p, Process *proc, const struct profq_mem *m)
 {
@@ -616,8 +624,7 @@ static int mem_store(Profiler *p, Process *proc, const struct profq_mem *m)
 			.peak_ns = (int64_t)m->peak_ns + off };
 	int r;
 
-	proc->mem_pending = false;
-	proc->mem_stored_ns = m->time_ns;
+	proc->mem_stored_second = mem_second(p, m);
 	r = window_for(p, pt.time_ns);
 	if (r >= 0)
 		r = store_window_add_mem(p->store, &pt);
@@ -642,9 +649,19 @@ static int add_mem(Profiler *p, const struct profq_mem *m, size_t size)
 		p->stats.mem_unknown++;
 		return 0;
 	}
-	if ((m->flags & (PROFQ_MEM_EXIT | PROFQ_MEM_OOM_KILL)) || proc->mem_stored_ns == 0 ||
-	    m->time_ns - proc->mem_stored_ns >= MEM_STEP_NS)
+	if (proc->mem_pending && mem_second(p, &proc->mem_last) != mem_second(p, m)) {
+		proc->mem_pending = false;
+		r = mem_store(p, proc, &proc->mem_last);
+		if (r < 0)
+			return r;
+	}
+	if (m->flags & (PROFQ_MEM_EXIT | PROFQ_MEM_OOM_KILL)) {
+		proc->mem_pending = false;
 		return mem_store(p, proc, m);
+	}
+	/* Late for a second already stored (drained after the tick that closed it). */
+	if (mem_second(p, m) <= proc->mem_stored_second)
+		return 0;
 	proc->mem_last = *m;
 	if (proc->mem_pending)
 		return 0;
@@ -658,8 +675,8 @@ static int add_mem(Profiler *p, const struct profq_mem *m, size_t size)
 	return 0;
 }
 
-/* Stores the points held back whose second has passed; keeps the others. */
-static void mem_flush(Profiler *p, uint64_t now_boot_ns)
+/* Stores the points held back whose second is over; keeps the others. */
+static void mem_flush(Profiler *p, int64_t now_ns)
 {
 	size_t keep = 0;
 
@@ -670,10 +687,12 @@ static void mem_flush(Profiler *p, uint64_t now_boot_ns)
 		if (proctable_find(p->procs, k.pid, k.start_ns, false, &proc) < 0 ||
 		    !proc->mem_pending)
 			continue;
-		if (now_boot_ns - proc->mem_stored_ns < MEM_STEP_NS) {
+		/* A second's records may still be queued a tick after it: a second's grace. */
+		if (mem_second(p, &proc->mem_last) >= now_ns / (int64_t)NSEC_PER_SEC - 1) {
 			p->mem_pending[keep++] = k;
 			continue;
 		}
+		proc->mem_pending = false;
 		if (mem_store(p, proc, &proc->mem_last) < 0)
 			p->stats.failed++;
 	}
@@ -841,7 +860,7 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 	r = window_for(p, now_ns);
 	if (r < 0)
 		return r;
-	mem_flush(p, (uint64_t)(now_ns - p->boot_to_real_ns));
+	mem_flush(p, now_ns);
 	/* Housekeeping that walks tables: once a second, and whenever a window closed. */
 	if (mono_ns - p->last_housekeeping_ns < HOUSEKEEPING_NS &&
 	    store_window_count(p->store) == windows)

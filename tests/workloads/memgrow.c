@@ -4,7 +4,7 @@
  *
  *   memgrow [BIG_MIB [SMALL_MIB [STEP_MS [HOLD_MS]]]]     (defaults 96 32 20 1500)
  *
- * Prints its pid, then touches BIG_MIB MiB in grow_big() and SMALL_MIB MiB in grow_small(),
+ * Prints its pid, waits HOLD_MS ms, then touches BIG_MIB MiB in grow_big() and SMALL_MIB MiB in grow_small(),
  * one MiB (every page written) every STEP_MS ms, holds them HOLD_MS ms, frees the big part
  * (munmap), holds HOLD_MS ms more and prints the kernel's high-water mark of its resident set
  * as /proc/self/status shows it: "VmHWM KIB". A process the OOM killer ends prints nothing
@@ -88,6 +88,7 @@ int main(int argc, char **argv)
 
 	printf("%d\n", (int)getpid());
 	fflush(stdout);
+	sleep_ms(hold_ms);
 	a = map(big);
 	b = map(small);
 	grow_big(a, big, step_ms);
