@@ -4,11 +4,11 @@
  *
  *   memgrow [BIG_MIB [SMALL_MIB [STEP_MS [HOLD_MS]]]]     (defaults 96 32 20 1500)
  *
- * Prints its pid, waits HOLD_MS ms, then touches BIG_MIB MiB in grow_big() and SMALL_MIB MiB in grow_small(),
- * one MiB (every page written) every STEP_MS ms, holds them HOLD_MS ms, frees the big part
- * (munmap), holds HOLD_MS ms more and prints the kernel's high-water mark of its resident set
- * as /proc/self/status shows it: "VmHWM KIB". A process the OOM killer ends prints nothing
- * after its pid.
+ * Prints its pid, waits HOLD_MS ms, then touches BIG_MIB MiB in grow_big() and SMALL_MIB MiB
+ * in grow_small(), one MiB (every page written) every STEP_MS ms, holds them HOLD_MS ms, frees
+ * the big part (munmap), holds HOLD_MS ms more and prints the kernel's high-water mark of its
+ * resident set as /proc/self/status shows it: "VmHWM KIB". A process the OOM killer ends prints
+ * nothing after its pid.
  */
 #include <stdio.h>
 #include <stdlib.h>
