@@ -199,12 +199,12 @@ struct profq_event {
 
 /*
  * Memory. A BPF program on the kmem:rss_stat tracepoint (every change of a process's resident
- * set counters) keeps each address space's current RSS and its maximum (profq_mem_state, by
- * mm), and sends a profq_mem record through the event ring when the RSS moved by at least
- * mem_threshold bytes or 1/64 of itself since the last record, or moved at all and
- * mem_step_ns passed. The last thread's exit sends a last record (PROFQ_MEM_EXIT) with the
- * peak: the larger of the kernel's high-water mark (mm->hiwater_rss) and every value seen. The
- * OOM killer's choice of a victim (tp_btf/mark_victim) sends PROFQ_MEM_OOM_KILL.
+ * set counters) keeps each address space's RSS (profq_mem_state, by mm) and sends a profq_mem
+ * record through the event ring when the RSS moved by at least mem_threshold bytes or 1/64 of
+ * itself since the last record. Every record carries the peak so far: the larger of the
+ * kernel's high-water mark (mm->hiwater_rss) and every RSS the program saw. The last thread's
+ * exit sends a last record (PROFQ_MEM_EXIT); the OOM killer's choice of a victim
+ * (tp_btf/mark_victim) one with PROFQ_MEM_OOM_KILL.
  */
 #define PROFQ_EVENT_MEM 3
 

@@ -195,8 +195,6 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 		(unsigned long)sysconf(_SC_PAGESIZE));
 	if (opts->mem_threshold)
 		s->skel->rodata->mem_threshold = opts->mem_threshold;
-	if (opts->mem_step_ns)
-		s->skel->rodata->mem_step_ns = opts->mem_step_ns;
 	bpf_program__set_autoload(s->skel->progs.profq_rss_stat, opts->memory);
 	bpf_program__set_autoload(s->skel->progs.profq_mark_victim, opts->memory);
 

@@ -36,7 +36,6 @@ typedef struct SamplerOptions {
 	/* Memory tracking (PROFQ_EVENT_MEM records among the events): rss_stat and mark_victim. */
 	bool memory;
 	uint64_t mem_threshold; /* bytes; 0: the program's default (1 MiB) */
-	uint64_t mem_step_ns;	/* 0: the program's default (1 s) */
 } SamplerOptions;
 
 int sampler_new(const SamplerOptions *opts, Sampler **ret);
