@@ -27,6 +27,7 @@ typedef struct Seen {
 	SegmentProc proc;
 	SegmentWindow window;
 	WindowEntry *entries;
+	MemPoint *mem;
 } Seen;
 
 typedef struct Collector {
@@ -109,6 +110,11 @@ static int on_window(void *userdata, const SegmentWindow *w)
 	assert_non_null(x->entries);
 	for (size_t i = 0; i < w->n_entries; i++)
 		segment_window_entry(w, i, &x->entries[i]);
+	x->window.mem = NULL;
+	x->mem = calloc(MAX(w->n_mem, (size_t)1), sizeof(MemPoint));
+	assert_non_null(x->mem);
+	for (size_t i = 0; i < w->n_mem; i++)
+		segment_window_mem(w, i, &x->mem[i]);
 	return refuse(c);
 }
 
@@ -126,6 +132,7 @@ static void collector_done(Collector *c)
 		free(c->seen[i].text);
 		free(c->seen[i].frames);
 		free(c->seen[i].entries);
+		free(c->seen[i].mem);
 	}
 	free(c->seen);
 	*c = (Collector){ .fail_at = -1 };
@@ -555,6 +562,72 @@ static size_t good_payload(uint32_t type, uint8_t *p)
 	return 0;
 }
 
+/* A window's memory points come back field by field; one with unknown flags or a time before
+ * 1970 spoils its record. */
+static void test_memory_points(void **state)
+{
+	_cleanup_(segment_buf_done) SegmentBuf b = { 0 };
+	Collector c = { .fail_at = -1 };
+	SegmentParseResult res;
+	const MemPoint mem[2] = {
+		{ .proc = 7,
+		  .flags = MEM_OOM_KILL,
+		  .time_ns = 1500,
+		  .anon = 1ULL << 40,
+		  .file = 4096,
+		  .shmem = 3,
+		  .peak = (1ULL << 40) + 4099,
+		  .peak_ns = 1400 },
+		{ .proc = 9,
+		  .flags = MEM_EXIT | MEM_PEAK_OLD,
+		  .time_ns = 1600,
+		  .anon = 1,
+		  .file = 2,
+		  .shmem = 0,
+		  .peak = 5,
+		  .peak_ns = 0 },
+	};
+	Window w = { .start_ns = 1000, .end_ns = 2000, .period_ns = 10, .n_mem = 2 };
+	MemPoint bad = mem[0];
+	size_t good;
+
+	(void)state;
+	segment_put_header(&b, 1);
+	segment_put_window(&b, &w, NULL, mem);
+	good = b.len;
+	bad.flags = MEM_FLAGS_ALL + 1;
+	w.n_mem = 1;
+	segment_put_window(&b, &w, NULL, &bad);
+	assert_int_equal(parse(b.data, b.len, &c, &res), 0);
+	assert_int_equal(res.records, 1);
+	assert_int_equal(res.good_bytes, good);
+	assert_int_equal(res.tail_error, -EBADMSG);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.seen[0].window.n_mem, 2);
+	for (size_t i = 0; i < 2; i++) {
+		const MemPoint *m = &c.seen[0].mem[i];
+
+		assert_int_equal(m->proc, mem[i].proc);
+		assert_int_equal(m->flags, mem[i].flags);
+		assert_int_equal(m->time_ns, mem[i].time_ns);
+		assert_int_equal(m->anon, mem[i].anon);
+		assert_int_equal(m->file, mem[i].file);
+		assert_int_equal(m->shmem, mem[i].shmem);
+		assert_int_equal(m->peak, mem[i].peak);
+		assert_int_equal(m->peak_ns, mem[i].peak_ns);
+	}
+	collector_done(&c);
+	b.len = 0;
+	segment_put_header(&b, 1);
+	bad = mem[0];
+	bad.time_ns = -1;
+	segment_put_window(&b, &w, NULL, &bad);
+	assert_int_equal(parse(b.data, b.len, &c, &res), 0);
+	assert_int_equal(res.tail_error, -EBADMSG);
+	assert_int_equal(c.n, 0);
+	collector_done(&c);
+}
+
 static void test_field_checks(void **state)
 {
 	static const struct {
@@ -807,6 +880,7 @@ int main(void)
 		cmocka_unit_test(test_records),
 		cmocka_unit_test(test_python_frames),
 		cmocka_unit_test(test_field_checks),
+		cmocka_unit_test(test_memory_points),
 		cmocka_unit_test(test_unknown_and_lengths),
 		cmocka_unit_test(test_damage_every_byte),
 	};
