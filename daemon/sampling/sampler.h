@@ -63,6 +63,9 @@ int sampler_py_set_thread(Sampler *s, const struct profq_py_thread_key *k,
 			  const struct profq_py_thread *v);
 int sampler_py_del_thread(Sampler *s, const struct profq_py_thread_key *k);
 
+/* Whether memory tracking runs: asked for, and loaded (a kernel may lack what it needs). */
+bool sampler_memory(const Sampler *s);
+
 /* BPF program id (for bpftool / kernel.bpf_stats_enabled figures). */
 uint32_t sampler_prog_id(const Sampler *s);
 

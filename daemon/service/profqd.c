@@ -304,7 +304,7 @@ static int status_rss(Profqd *m, const ProfilerStats *ps, json_object *o)
 
 	if (!t)
 		return -ENOMEM;
-	json_object_object_add(t, "enabled", json_object_new_boolean(m->config->memory));
+	json_object_object_add(t, "enabled", json_object_new_boolean(sampler_memory(m->sampler)));
 	json_add_int(t, "events", (int64_t)m->last.mem_events);
 	json_add_int(t, "records", (int64_t)ps->mem_records);
 	json_add_int(t, "points", (int64_t)ps->mem_points);
