@@ -94,6 +94,11 @@ def cgroup_memory_limited(limit):
     if os.path.exists(f"{v2}/cgroup.controllers"):
         with open(f"{v2}/cgroup.controllers") as f:
             if "memory" in f.read().split():
+                # The children of the root get the controller only when it is enabled there.
+                with open(f"{v2}/cgroup.subtree_control") as sc:
+                    if "memory" not in sc.read().split():
+                        with open(f"{v2}/cgroup.subtree_control", "w") as w:
+                            w.write("+memory")
                 d = os.path.join(v2, base)
                 os.mkdir(d)
                 with open(f"{d}/memory.max", "w") as f:
