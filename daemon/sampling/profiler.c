@@ -915,9 +915,10 @@ Symbolizer *profiler_symbolizer(Profiler *p)
 
 size_t profiler_memory(const Profiler *p)
 {
-	return sizeof(*p) + store_memory(p->store) + symbolizer_memory(p->sym) +
-	       proctable_memory(p->procs) + stack_cache_memory(p->stacks) +
-	       maplog_memory(p->maplog) + (p->python ? python_memory(p->python) : 0);
+	return sizeof(*p) + p->allocated_mem_pending * sizeof(*p->mem_pending) +
+	       store_memory(p->store) + symbolizer_memory(p->sym) + proctable_memory(p->procs) +
+	       stack_cache_memory(p->stacks) + maplog_memory(p->maplog) +
+	       (p->python ? python_memory(p->python) : 0);
 }
 
 void profiler_memory_parts(const Profiler *p, ProfilerMemory *ret)
