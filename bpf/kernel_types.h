@@ -11,7 +11,18 @@
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
+/* Since Linux 6.2 each RSS counter is a percpu_counter; count is what the kernel reads too
+ * (get_mm_counter), up to the per-CPU batches not yet folded in. */
+struct percpu_counter {
+	__s64 count;
+};
+
+struct task_struct;
+
 struct mm_struct {
+	struct task_struct *owner; /* CONFIG_MEMCG: the task the mm is charged to */
+	unsigned long hiwater_rss; /* pages */
+	struct percpu_counter rss_stat[4];
 	unsigned long start_stack;
 	unsigned long arg_start;
 	unsigned long arg_end;

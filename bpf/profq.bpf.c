@@ -486,6 +486,289 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 	return 0;
 }
 
+/* ---- Memory: resident set over time (bpf/profq.h, PROFQ_EVENT_MEM) ---- */
+
+/* Set by profqd before load. */
+const volatile __u32 mem_enabled = 0;
+const volatile __u64 mem_threshold = 1 << 20; /* bytes */
+const volatile __u32 page_shift = 12;
+
+/* The kernel's RSS counters (enum in include/linux/mm_types_task.h). */
+#define MM_FILEPAGES 0
+#define MM_ANONPAGES 1
+#define MM_SWAPENTS 2
+#define MM_SHMEMPAGES 3
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PROFQ_MEM_STATES);
+	__type(key, __u64); /* the mm_struct's address */
+	__type(value, struct profq_mem_state);
+} mem_state SEC(".maps");
+
+/* tgid -> its mm's address, for the exit, when task->mm may already be cleared. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PROFQ_MEM_STATES);
+	__type(key, __u32);
+	__type(value, __u64);
+} mem_mm SEC(".maps");
+
+/*
+ * The fast path. rss_stat fires on every page the resident set gains or loses (a process
+ * faulting in 1 GiB/s: 262,144 times a second), and almost every time the change is too small
+ * to send. Each CPU keeps, for the last few address spaces it saw, the band of RSS values
+ * that would send nothing (within the threshold of the last record sent): inside it the
+ * program reads the counters, compares and returns, without a hash lookup. A band another CPU
+ * made stale only delays a record until this CPU's next value leaves it.
+ */
+#define MEM_BANDS 8
+
+struct mem_band {
+	__u64 mm;
+	__u64 lo, hi; /* bytes, exclusive */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MEM_BANDS);
+	__type(key, __u32);
+	__type(value, struct mem_band);
+} mem_bands SEC(".maps");
+
+struct mem_rss {
+	__u64 file, anon, shmem;
+};
+
+static __always_inline __u64 pages_bytes(__s64 v)
+{
+	/* Per-CPU batches not yet folded in can make a count negative for a moment. */
+	return v > 0 ? (__u64)v << page_shift : 0;
+}
+
+/* The counters as the kernel reads them (get_mm_counter()); mm is a trusted BTF pointer (the
+ * tracepoint's argument, or the current task's), so these are plain loads, relocated by
+ * CO-RE (constant indexes: the array's element size is relocated with each). */
+static __always_inline void mm_rss(struct mm_struct *mm, struct mem_rss *r)
+{
+	r->file = pages_bytes(mm->rss_stat[MM_FILEPAGES].count);
+	r->anon = pages_bytes(mm->rss_stat[MM_ANONPAGES].count);
+	r->shmem = pages_bytes(mm->rss_stat[MM_SHMEMPAGES].count);
+}
+
+static __always_inline __u64 mem_total(const struct mem_rss *r)
+{
+	return r->file + r->anon + r->shmem;
+}
+
+static __always_inline void mem_send(struct profq_mem_state *st, __u64 now, __u32 flags)
+{
+	struct profq_counters *c = cpu_counters(bpf_get_smp_processor_id());
+	struct profq_mem *e;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		c->lost_mem++;
+		return;
+	}
+	e->type = PROFQ_EVENT_MEM;
+	e->pid = st->tgid;
+	e->time_ns = now;
+	e->start_ns = st->start_ns;
+	e->file_bytes = st->file;
+	e->anon_bytes = st->anon;
+	e->shmem_bytes = st->shmem;
+	e->peak_bytes = st->peak;
+	e->peak_ns = st->peak_ns;
+	e->flags = flags | (st->flags & PROFQ_MEM_PEAK_OLD);
+	e->pad = 0;
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+/*
+ * The peak: the kernel's high-water mark (hiwater_rss, raised before every unmapping; with the
+ * current RSS, what VmHWM shows), and every value this program saw. Reached between two
+ * records, its time is known to the record before it.
+ */
+static __always_inline void mem_peak(struct profq_mem_state *st, struct mm_struct *mm, __u64 rss,
+				     __u64 now)
+{
+	__u64 hiwater = (__u64)mm->hiwater_rss << page_shift;
+
+	if (rss > st->peak) {
+		st->peak = rss;
+		st->peak_ns = now;
+	}
+	if (hiwater > st->peak) {
+		st->peak = hiwater;
+		st->peak_ns = st->last_ns ?: now;
+	}
+}
+
+/* The process mm is charged to (mm->owner), 0 when the kernel does not say. */
+static __always_inline __u32 mm_owner(struct mm_struct *mm)
+{
+	if (!bpf_core_field_exists(mm->owner))
+		return 0;
+	return BPF_CORE_READ(mm, owner, tgid);
+}
+
+/*
+ * The state of mm, made when mm is the current task's (its first change we see), or made again
+ * when the state is of a process that no longer owns mm: an address space freed without our
+ * seeing its end and its memory reused for a new one. NULL for changes that are not a live
+ * process's memory.
+ */
+static __always_inline struct profq_mem_state *mem_find(struct mm_struct *mm,
+							const struct mem_rss *r, __u64 now)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct profq_mem_state *st, init = {};
+	__u64 key = (__u64)mm, *old;
+	__u32 tgid = (__u32)(bpf_get_current_pid_tgid() >> 32), owner;
+	struct mm_struct *cur = task->mm;
+
+	st = bpf_map_lookup_elem(&mem_state, &key);
+	/* The process's own old address space torn down (exec), or its teardown at exit. */
+	if (st && st->tgid == tgid)
+		return cur == mm ? st : NULL;
+	/* Another task: reclaim, a vfork child before its exec, a remote access; or the state
+	 * is stale. mm->owner tells. */
+	if (st) {
+		owner = mm_owner(mm);
+		if (owner == 0 || owner == st->tgid)
+			return st;
+	}
+	if (tgid == 0 || cur != mm)
+		return NULL;
+	init.tgid = tgid;
+	init.start_ns = task->group_leader->start_boottime;
+	init.peak = mem_total(r);
+	init.peak_ns = now;
+	/* Started before we followed it: the kernel's high-water mark is the peak so far. */
+	if (((__u64)mm->hiwater_rss << page_shift) > init.peak) {
+		init.peak = (__u64)mm->hiwater_rss << page_shift;
+		init.flags = PROFQ_MEM_PEAK_OLD;
+	}
+	if (bpf_map_update_elem(&mem_state, &key, &init, BPF_ANY) < 0)
+		return NULL;
+	/* The address space the process had before (exec) is done with. */
+	old = bpf_map_lookup_elem(&mem_mm, &tgid);
+	if (old && *old != key)
+		(void)bpf_map_delete_elem(&mem_state, old);
+	(void)bpf_map_update_elem(&mem_mm, &tgid, &key, BPF_ANY);
+	return bpf_map_lookup_elem(&mem_state, &key);
+}
+
+SEC("tp_btf/rss_stat")
+int BPF_PROG(profq_rss_stat, struct mm_struct *mm, int member)
+{
+	/* By the current process: mostly the owner of mm (the verifier allows no arithmetic on
+	 * the pointer itself). */
+	__u32 slot = (__u32)(bpf_get_current_pid_tgid() >> 32) & (MEM_BANDS - 1);
+	struct profq_mem_state *st;
+	struct mem_band *band;
+	struct mem_rss r;
+	__u64 rss, now, delta, threshold;
+
+	if (member == MM_SWAPENTS) /* not resident */
+		return 0;
+	mm_rss(mm, &r);
+	rss = mem_total(&r);
+	band = bpf_map_lookup_elem(&mem_bands, &slot);
+	if (!band)
+		return 0;
+	if (band->mm == (__u64)mm && rss > band->lo && rss < band->hi)
+		return 0;
+
+	now = bpf_ktime_get_boot_ns();
+	st = mem_find(mm, &r, now);
+	if (!st)
+		return 0;
+	cpu_counters(bpf_get_smp_processor_id())->mem_events++;
+	st->file = r.file;
+	st->anon = r.anon;
+	st->shmem = r.shmem;
+	threshold = st->last_rss >> 6;
+	if (threshold < mem_threshold)
+		threshold = mem_threshold;
+	delta = rss > st->last_rss ? rss - st->last_rss : st->last_rss - rss;
+	if (delta >= threshold) {
+		mem_peak(st, mm, rss, now);
+		st->last_rss = rss;
+		st->last_ns = now;
+		mem_send(st, now, 0);
+		threshold = rss >> 6;
+		if (threshold < mem_threshold)
+			threshold = mem_threshold;
+	} else if (rss > st->peak) {
+		st->peak = rss;
+		st->peak_ns = now;
+	}
+	band->mm = (__u64)mm;
+	band->lo = st->last_rss > threshold ? st->last_rss - threshold : 0;
+	band->hi = st->last_rss + threshold;
+	/* Above the peak, every new value is a new peak: only the record sent when the band is
+	 * left, and the high-water mark, say it. */
+	return 0;
+}
+
+/* The last thread's exit: the final record, with the kernel's high-water mark while the task
+ * still holds its mm. */
+static __always_inline void mem_exit(struct task_struct *task)
+{
+	__u32 tgid = task->tgid;
+	struct profq_mem_state *st;
+	struct mm_struct *mm = task->mm;
+	struct mem_rss r;
+	__u64 *key, now = bpf_ktime_get_boot_ns();
+
+	key = bpf_map_lookup_elem(&mem_mm, &tgid);
+	if (!key)
+		return;
+	st = bpf_map_lookup_elem(&mem_state, key);
+	if (st && st->tgid == tgid) {
+		if (mm && (__u64)mm == *key) {
+			mm_rss(mm, &r);
+			st->file = r.file;
+			st->anon = r.anon;
+			st->shmem = r.shmem;
+			mem_peak(st, mm, mem_total(&r), now);
+		}
+		mem_send(st, now, PROFQ_MEM_EXIT);
+		(void)bpf_map_delete_elem(&mem_state, key);
+	}
+	(void)bpf_map_delete_elem(&mem_mm, &tgid);
+}
+
+SEC("tp_btf/mark_victim")
+int BPF_PROG(profq_mark_victim, struct task_struct *task, __u32 uid)
+{
+	__u32 tgid = task->tgid;
+	struct profq_mem_state *st;
+	struct mm_struct *mm = task->mm;
+	struct mem_rss r;
+	__u64 *key, now = bpf_ktime_get_boot_ns();
+
+	key = bpf_map_lookup_elem(&mem_mm, &tgid);
+	if (!key)
+		return 0;
+	st = bpf_map_lookup_elem(&mem_state, key);
+	if (!st || st->tgid != tgid)
+		return 0;
+	if (mm && (__u64)mm == *key) {
+		mm_rss(mm, &r);
+		st->file = r.file;
+		st->anon = r.anon;
+		st->shmem = r.shmem;
+		mem_peak(st, mm, mem_total(&r), now);
+	}
+	mem_send(st, now, PROFQ_MEM_OOM_KILL);
+	return 0;
+}
+
+/* ---- end of memory ---- */
+
 static struct profq_event *event_reserve(struct profq_counters **ret_c)
 {
 	struct profq_counters *c = cpu_counters(bpf_get_smp_processor_id());
@@ -584,5 +867,8 @@ int BPF_PROG(profq_exit, struct task_struct *task, _Bool group_dead)
 	e->cstime_ns = BPF_CORE_READ(sig, cstime);
 	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	/* After the exit event, which names a process profqd has not seen yet. */
+	if (mem_enabled)
+		mem_exit(task);
 	return 0;
 }

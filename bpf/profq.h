@@ -200,6 +200,51 @@ struct profq_event {
 	char args[PROFQ_ARGS_LEN]; /* EXEC: argv, NUL-separated, possibly cut */
 };
 
+/*
+ * Memory. A BPF program on the kmem:rss_stat tracepoint (every change of a process's resident
+ * set counters) keeps each address space's RSS (profq_mem_state, by mm) and sends a profq_mem
+ * record through the event ring when the RSS moved by at least mem_threshold bytes or 1/64 of
+ * itself since the last record. Every record carries the peak so far: the larger of the
+ * kernel's high-water mark (mm->hiwater_rss) and every RSS the program saw. The last thread's
+ * exit sends a last record (PROFQ_MEM_EXIT); the OOM killer's choice of a victim
+ * (tp_btf/mark_victim) one with PROFQ_MEM_OOM_KILL.
+ */
+#define PROFQ_EVENT_MEM 3
+
+/* profq_mem.flags */
+#define PROFQ_MEM_EXIT (1u << 0)     /* the process's last record: its exit */
+#define PROFQ_MEM_OOM_KILL (1u << 1) /* the OOM killer chose this process */
+#define PROFQ_MEM_PEAK_OLD (1u << 2) /* the peak predates tracking (kernel high-water mark) */
+#define PROFQ_MEM_STATES 16384	     /* address spaces followed at once (the map's size) */
+
+struct profq_mem {
+	__u32 type;	   /* PROFQ_EVENT_MEM */
+	__u32 pid;	   /* tgid */
+	__u64 time_ns;	   /* CLOCK_BOOTTIME */
+	__u64 start_ns;	   /* the group leader's start_boottime */
+	__u64 file_bytes;  /* resident file pages */
+	__u64 anon_bytes;  /* resident anonymous pages */
+	__u64 shmem_bytes; /* resident shared memory pages */
+	__u64 peak_bytes;  /* the largest RSS (file + anon + shmem) so far */
+	__u64 peak_ns;	   /* CLOCK_BOOTTIME when it was reached */
+	__u32 flags;	   /* PROFQ_MEM_* */
+	__u32 pad;
+};
+
+/* mem_state: one address space (by its mm_struct's address). */
+struct profq_mem_state {
+	__u64 start_ns;
+	__u64 file; /* bytes, as of the last change seen */
+	__u64 anon;
+	__u64 shmem;
+	__u64 last_ns;	/* the last record sent */
+	__u64 last_rss; /* bytes, as of that record */
+	__u64 peak;	/* bytes */
+	__u64 peak_ns;
+	__u32 tgid;
+	__u32 flags; /* PROFQ_MEM_PEAK_OLD */
+};
+
 /* Counters, one slot per CPU; userspace sums over CPUs. */
 struct profq_counters {
 	__u64 samples;		 /* every sample the program ran for, idle included */
@@ -210,6 +255,8 @@ struct profq_counters {
 	__u64 lost_events;	 /* event ring buffer full: exec/exit event dropped */
 	__u64 stack_copy_errors; /* user stack could not be copied (sample still sent) */
 	__u64 stack_copy_bytes;	 /* bytes of user stack copied */
+	__u64 mem_events;	 /* rss_stat events seen for a followed address space */
+	__u64 lost_mem;		 /* event ring buffer full: memory record dropped */
 };
 
 #ifndef __bpf__
@@ -219,7 +266,9 @@ _Static_assert(offsetof(struct profq_sample, addrs) == PROFQ_SAMPLE_HDR_SIZE,
 _Static_assert(offsetof(struct profq_sample, stack) == PROFQ_SAMPLE_STACK_OFFSET,
 	       "profq_sample stack offset");
 _Static_assert(sizeof(struct profq_sample) == PROFQ_SAMPLE_STACK_OFFSET, "profq_sample size");
-_Static_assert(sizeof(struct profq_counters) == 64, "profq_counters size");
+_Static_assert(sizeof(struct profq_counters) == 80, "profq_counters size");
+_Static_assert(sizeof(struct profq_mem) == 72, "profq_mem size");
+_Static_assert(sizeof(struct profq_mem_state) == 72, "profq_mem_state size");
 _Static_assert(sizeof(struct profq_py_frame) == 16, "profq_py_frame size");
 _Static_assert(sizeof(struct profq_py_layout) == 28, "profq_py_layout size");
 _Static_assert(PROFQ_PY_FRAMES_OFFSET + PROFQ_PY_MAX_FRAMES * 16 <= PROFQ_SAMPLE_STACK_OFFSET,

@@ -90,6 +90,7 @@ int cmd_flame(CliContext *ctx, int argc, char **argv);
 int cmd_pprof(CliContext *ctx, int argc, char **argv);
 int cmd_diff(CliContext *ctx, int argc, char **argv);
 int cmd_run(CliContext *ctx, int argc, char **argv);
+int cmd_mem(CliContext *ctx, int argc, char **argv);
 
 /* profq diff -o: a differential flame graph of the stacks of with against base (their ranges
  * resolved), written to output ("-": standard output). An exit code, after reporting a

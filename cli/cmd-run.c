@@ -34,7 +34,8 @@ typedef struct RunResult {
 	pid_t pid;
 	int64_t start_ns; /* realtime, for the request's incarnation */
 	double real_s, user_s, sys_s;
-	int status; /* wait status */
+	int64_t peak_rss; /* bytes: the kernel's maximum resident set (wait4's ru_maxrss) */
+	int status;	  /* wait status */
 } RunResult;
 
 typedef struct HotRow {
@@ -51,8 +52,8 @@ typedef struct Run {
 	uint32_t repeat, limit;
 	RunResult *runs; /* [repeat] */
 	uint32_t ran;
-	double real[3], user[3], sys[3]; /* min, median, max */
-	HotRow *rows;			 /* summed over the runs, hottest first */
+	double real[3], user[3], sys[3], peak[3]; /* min, median, max (peak: bytes) */
+	HotRow *rows;				  /* summed over the runs, hottest first */
 	size_t n_rows;
 	int64_t samples;
 	int unsampled; /* runs without samples: too short, or idle */
@@ -131,6 +132,8 @@ static int run_once(char **argv, bool stdout_to_stderr, RunResult *ret)
 	ret->pid = pid;
 	ret->user_s = tv_s(ru.ru_utime);
 	ret->sys_s = tv_s(ru.ru_stime);
+	/* As time(1)'s %M: the largest of the command and the children it waited for. */
+	ret->peak_rss = (int64_t)ru.ru_maxrss * 1024;
 	return 0;
 }
 
@@ -313,8 +316,9 @@ static const CliQuery run_query = {
 	.help = "Usage: profq run [--repeat K] [-n N] [--[no-]inline] [--[no-]python]\n"
 		"                 [--json] [--] CMD [ARG...]\n"
 		"\n"
-		"Runs CMD like time(1): real, user and sys (the command and the\n"
-		"children it waited for), min/median/max over K runs with --repeat,\n"
+		"Runs CMD like time(1): real, user, sys and the maximum resident\n"
+		"set (time's %M; of the command and the children it waited for),\n"
+		"min/median/max over K runs with --repeat,\n"
 		"then its hotspot functions, children included, from profqd's\n"
 		"samples of every run. Exits with the command's status (of the last\n"
 		"run; 128+N when killed by signal N). Needs a running profqd.\n"
@@ -392,6 +396,9 @@ static int summarize(Run *run)
 	for (uint32_t i = 0; i < run->ran; i++)
 		v[i] = run->runs[i].sys_s;
 	stats(v, run->ran, run->sys);
+	for (uint32_t i = 0; i < run->ran; i++)
+		v[i] = (double)run->runs[i].peak_rss;
+	stats(v, run->ran, run->peak);
 	return 0;
 }
 
@@ -418,6 +425,7 @@ static json_object *runs_json(const Run *run)
 		json_add_double(x, "real_s", run->runs[i].real_s, 3);
 		json_add_double(x, "user_s", run->runs[i].user_s, 3);
 		json_add_double(x, "sys_s", run->runs[i].sys_s, 3);
+		json_add_int(x, "peak_rss_bytes", run->runs[i].peak_rss);
 		json_add_int(x, "exit_code", exit_of(run->runs[i].status));
 		json_object_array_add(a, x);
 	}
@@ -480,6 +488,8 @@ static int print_json(const Run *run)
 	json_object_object_add(o, "runs", a);
 	add_stats_json(o, run);
 	json_add_double(o, "cpu_pct", cpu_pct(run), 1);
+	/* The largest over the runs (runs[] has each). */
+	json_add_int(o, "peak_rss_bytes", (int64_t)run->peak[2]);
 	json_add_int(o, "exit_code", exit_of(run->runs[run->ran - 1].status));
 	json_add_int(o, "samples", run->samples);
 	/* Runs without samples, and of them those the kernel says were idle. */
@@ -497,8 +507,9 @@ static void print_times(const Run *run)
 	char buf[128];
 
 	if (run->ran == 1) {
-		printf("real %.3fs  user %.3fs  sys %.3fs  cpu %.0f%%  (%s)\n", run->real[1],
-		       run->user[1], run->sys[1], cpu_pct(run),
+		printf("real %.3fs  user %.3fs  sys %.3fs  cpu %.0f%%  maxrss %.1fM  (%s)\n",
+		       run->real[1], run->user[1], run->sys[1], cpu_pct(run),
+		       run->peak[1] / (1024.0 * 1024.0),
 		       status_text(run->runs[0].status, buf, sizeof(buf)));
 		return;
 	}
@@ -506,6 +517,8 @@ static void print_times(const Run *run)
 	printf("  real %8.3fs %8.3fs %8.3fs\n", run->real[0], run->real[1], run->real[2]);
 	printf("  user %8.3fs %8.3fs %8.3fs\n", run->user[0], run->user[1], run->user[2]);
 	printf("  sys  %8.3fs %8.3fs %8.3fs\n", run->sys[0], run->sys[1], run->sys[2]);
+	printf("  maxrss %6.1fM %8.1fM %8.1fM\n", run->peak[0] / (1024.0 * 1024.0),
+	       run->peak[1] / (1024.0 * 1024.0), run->peak[2] / (1024.0 * 1024.0));
 	printf("last run: %s\n", status_text(run->runs[run->ran - 1].status, buf, sizeof(buf)));
 }
 

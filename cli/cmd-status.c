@@ -68,7 +68,7 @@ static void render_offline(json_object *a)
 
 static void render_status(json_object *a, const Request *req)
 {
-	json_object *sym, *pers, *mem;
+	json_object *sym, *pers, *mem, *rss;
 
 	(void)req;
 	if (json_object_get_boolean(json_object_object_get(a, "offline"))) {
@@ -115,6 +115,17 @@ static void render_status(json_object *a, const Request *req)
 			       err ? ", last write failed: " : "", strempty(err));
 		else
 			printf("%-18s in memory only (%s)\n", "State:", err ? err : "disabled");
+	}
+	if (json_object_object_get_ex(a, "rss_tracking", &rss)) {
+		if (json_object_get_boolean(json_object_object_get(rss, "enabled")))
+			printf("%-18s %lld points kept of %lld records (%lld lost, %lld of "
+			       "processes gone unnamed)\n",
+			       "Memory tracking:", (long long)json_get_int(rss, "points"),
+			       (long long)json_get_int(rss, "records"),
+			       (long long)json_get_int(rss, "lost"),
+			       (long long)json_get_int(rss, "unknown"));
+		else
+			printf("%-18s off\n", "Memory tracking:");
 	}
 	render_push(a);
 	if (!json_object_object_get_ex(a, "symbolizer", &sym))

@@ -122,6 +122,11 @@ static void render_time(json_object *a, const Request *req)
 			 json_object_object_get(a, "descendants") ? ", descendants included" : "");
 		row(label, o, real, false, false);
 	}
+	/* time(1)'s %M, of the process itself (its children have their own). */
+	if (json_object_object_get_ex(a, "peak_rss_bytes", &v) && v)
+		printf("\nmaximum resident set %.1f MiB (%lld bytes)\n",
+		       (double)json_object_get_int64(v) / (1024.0 * 1024.0),
+		       (long long)json_object_get_int64(v));
 }
 
 static const CliQuery time_query = {
@@ -137,7 +142,9 @@ static const CliQuery time_query = {
 		"or exited: real (start to exit, or to now), user and sys\n"
 		"(the kernel's accounting), cpu% = 100*(user+sys)/real;\n"
 		"waited-for children on their own line; and the sampled\n"
-		"estimate (samples x period). The newest incarnation of the\n"
+		"estimate (samples x period); the maximum resident set (the\n"
+		"kernel's high-water mark, with memory tracking). The newest\n"
+		"incarnation of the\n"
 		"pid, unless --start (a start time from 'profq ps') names\n"
 		"another. --children adds the descendants seen.\n"
 		"--unit NAME, --cgroup PATH, --container ID, --comm NAME: every\n"

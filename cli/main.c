@@ -16,6 +16,7 @@ static const CliCommand commands[] = {
 	{ "flame", cmd_flame, "Interactive SVG flame graph" },
 	{ "pprof", cmd_pprof, "Gzipped pprof profile (go tool pprof)" },
 	{ "diff", cmd_diff, "Per-function change between two ranges or pids" },
+	{ "mem", cmd_mem, "Resident set over time, peaks, OOM kills" },
 	{ "run", cmd_run, "Run a command: time(1) figures and its hotspots" },
 };
 

@@ -925,6 +925,46 @@ static void adopt(ProcTable *t, uint32_t pid)
 	store_string_unref(t->store, sp.cmdline);
 }
 
+/* A Process for a record the store holds already (loaded from the state dir after a restart):
+ * adopting it from /proc would make a second record, its start known to the tick. */
+static Process *from_store(ProcTable *t, uint32_t pid, uint64_t start_boot_ns)
+{
+	char comm[PROFQ_COMM_LEN] = { 0 };
+	const StoreProc *cur;
+	StoreProc init;
+	Process *p = NULL;
+	const char *name;
+	ProcId id;
+
+	if (store_proc_find(t->store, pid, t->boot_id, start_boot_ns, &id) < 0)
+		return NULL;
+	cur = store_proc(t->store, id);
+	init = *cur;
+	name = store_string(t->store, cur->comm);
+	if (name)
+		strncpy(comm, name, sizeof(comm) - 1);
+	if (process_add(t, pid, start_boot_ns, comm, &init, now_mono_ns(), &p) < 0)
+		p = NULL;
+	store_proc_unref(t->store, id);
+	return p;
+}
+
+int proctable_find(ProcTable *t, uint32_t pid, uint64_t start_boot_ns, bool adopt_it, Process **ret)
+{
+	Process *p = find(t, pid, start_boot_ns);
+
+	if (!p && adopt_it)
+		p = from_store(t, pid, start_boot_ns);
+	if (!p && adopt_it) {
+		adopt(t, pid);
+		p = find(t, pid, start_boot_ns);
+	}
+	if (!p)
+		return -ENOENT;
+	*ret = p;
+	return 0;
+}
+
 void proctable_refresh(ProcTable *t, uint32_t pid)
 {
 	bool found = false;

@@ -81,6 +81,11 @@ typedef struct Process {
 	uint64_t split_ns;  /* CLOCK_BOOTTIME */
 	char exec_comm[16]; /* the name before the last exec */
 	uint64_t hash;
+	/* Memory: the newest record of the current second (realtime), not stored yet: at most a
+	 * point per second of the clock is, the second's last. */
+	bool mem_pending;
+	struct profq_mem mem_last;
+	int64_t mem_stored_second; /* of the newest point stored */
 } Process;
 
 typedef struct ProcTableStats {
@@ -127,6 +132,11 @@ void proctable_set_maplog_refresh(ProcTable *t, void (*refresh)(void *userdata),
 
 /* Keeps an exited process's record (e.g. loaded from disk) queryable like the others. */
 void proctable_hold_exited(ProcTable *t, ProcId id, int64_t exit_ns);
+
+/* The Process of incarnation (pid, start_boot_ns); with adopt_it, adopted from /proc when the
+ * table lacks it. -ENOENT when it is not there (gone). */
+int proctable_find(ProcTable *t, uint32_t pid, uint64_t start_boot_ns, bool adopt_it,
+		   Process **ret);
 
 /* Applies an exec or exit event. */
 int proctable_event(ProcTable *t, const struct profq_event *e, uint64_t now_ns);

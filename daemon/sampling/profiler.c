@@ -44,6 +44,12 @@ struct Profiler {
 	 * and the end of the newest the disk budget has deleted since (INT64_MIN: none). */
 	int64_t evicted_from_ns;
 	int64_t disk_deleted_ns;
+	/* Processes with a memory point not stored yet (Process.mem_pending). */
+	struct MemKey {
+		uint32_t pid;
+		uint64_t start_ns;
+	} * mem_pending;
+	size_t n_mem_pending, allocated_mem_pending;
 	ProfilerStats stats;
 };
 
@@ -291,6 +297,7 @@ Profiler *profiler_free(Profiler *p)
 	maplog_free(p->maplog);
 	symbolizer_free(p->sym);
 	store_free(p->store);
+	free(p->mem_pending);
 	free(p);
 	return NULL;
 }
@@ -591,10 +598,113 @@ fail:
 	return r;
 }
 
+/*
+ * At most one point per second of the clock per process while it changes: the second's newest
+ * record, stored when a record of a later second comes or a second after it is over (records
+ * still queued). Exits and OOM kills are stored at once, in place of a record of their own
+ * second held back.
+ */
+static int64_t mem_second(const Profiler *p, const struct profq_mem *m)
+{
+	return ((int64_t)m->time_ns + p->boot_to_real_ns) / (int64_t)NSEC_PER_SEC;
+}
+
+static int mem_store(Profiler *p, Process *proc, const struct profq_mem *m)
+{
+	int64_t off = p->boot_to_real_ns;
+	MemPoint pt = { .proc = proc->id,
+			.flags = (m->flags & PROFQ_MEM_EXIT ? MEM_EXIT : 0) |
+				 (m->flags & PROFQ_MEM_OOM_KILL ? MEM_OOM_KILL : 0) |
+				 (m->flags & PROFQ_MEM_PEAK_OLD ? MEM_PEAK_OLD : 0),
+			.time_ns = (int64_t)m->time_ns + off,
+			.anon = m->anon_bytes,
+			.file = m->file_bytes,
+			.shmem = m->shmem_bytes,
+			.peak = m->peak_bytes,
+			.peak_ns = (int64_t)m->peak_ns + off };
+	int r;
+
+	proc->mem_stored_second = mem_second(p, m);
+	r = window_for(p, pt.time_ns);
+	if (r >= 0)
+		r = store_window_add_mem(p->store, &pt);
+	if (r < 0)
+		return r;
+	p->stats.mem_points++;
+	return 0;
+}
+
+static int add_mem(Profiler *p, const struct profq_mem *m, size_t size)
+{
+	Process *proc;
+	int r;
+
+	p->stats.mem_records++;
+	if (size < sizeof(*m) || m->pid == 0) {
+		p->stats.bad_records++;
+		return 0;
+	}
+	/* A record is sent as the process faults, before any sample or exec may name it. */
+	if (proctable_find(p->procs, m->pid, m->start_ns, true, &proc) < 0) {
+		p->stats.mem_unknown++;
+		return 0;
+	}
+	if (proc->mem_pending && mem_second(p, &proc->mem_last) != mem_second(p, m)) {
+		proc->mem_pending = false;
+		r = mem_store(p, proc, &proc->mem_last);
+		if (r < 0)
+			return r;
+	}
+	if (m->flags & (PROFQ_MEM_EXIT | PROFQ_MEM_OOM_KILL)) {
+		proc->mem_pending = false;
+		return mem_store(p, proc, m);
+	}
+	/* Late for a second already stored (drained after the tick that closed it). */
+	if (mem_second(p, m) <= proc->mem_stored_second)
+		return 0;
+	proc->mem_last = *m;
+	if (proc->mem_pending)
+		return 0;
+	proc->mem_pending = true;
+	r = GREEDY_REALLOC(p->mem_pending, p->allocated_mem_pending, p->n_mem_pending + 1);
+	if (r < 0) {
+		proc->mem_pending = false;
+		return r;
+	}
+	p->mem_pending[p->n_mem_pending++] = (struct MemKey){ m->pid, m->start_ns };
+	return 0;
+}
+
+/* Stores the points held back whose second is over; keeps the others. */
+static void mem_flush(Profiler *p, int64_t now_ns)
+{
+	size_t keep = 0;
+
+	for (size_t i = 0; i < p->n_mem_pending; i++) {
+		struct MemKey k = p->mem_pending[i];
+		Process *proc;
+
+		if (proctable_find(p->procs, k.pid, k.start_ns, false, &proc) < 0 ||
+		    !proc->mem_pending)
+			continue;
+		/* A second's records may still be queued a tick after it: a second's grace. */
+		if (mem_second(p, &proc->mem_last) >= now_ns / (int64_t)NSEC_PER_SEC - 1) {
+			p->mem_pending[keep++] = k;
+			continue;
+		}
+		proc->mem_pending = false;
+		if (mem_store(p, proc, &proc->mem_last) < 0)
+			p->stats.failed++;
+	}
+	p->n_mem_pending = keep;
+}
+
 int profiler_add_event(Profiler *p, const struct profq_event *e, size_t size)
 {
 	int r;
 
+	if (size >= sizeof(uint32_t) && e->type == PROFQ_EVENT_MEM)
+		return add_mem(p, (const struct profq_mem *)(const void *)e, size);
 	if (size < sizeof(*e) || e->pid == 0 || e->args_len > PROFQ_ARGS_LEN ||
 	    (e->type != PROFQ_EVENT_EXEC && e->type != PROFQ_EVENT_EXIT)) {
 		p->stats.bad_records++;
@@ -750,6 +860,7 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 	r = window_for(p, now_ns);
 	if (r < 0)
 		return r;
+	mem_flush(p, now_ns);
 	/* Housekeeping that walks tables: once a second, and whenever a window closed. */
 	if (mono_ns - p->last_housekeeping_ns < HOUSEKEEPING_NS &&
 	    store_window_count(p->store) == windows)
@@ -804,9 +915,10 @@ Symbolizer *profiler_symbolizer(Profiler *p)
 
 size_t profiler_memory(const Profiler *p)
 {
-	return sizeof(*p) + store_memory(p->store) + symbolizer_memory(p->sym) +
-	       proctable_memory(p->procs) + stack_cache_memory(p->stacks) +
-	       maplog_memory(p->maplog) + (p->python ? python_memory(p->python) : 0);
+	return sizeof(*p) + p->allocated_mem_pending * sizeof(*p->mem_pending) +
+	       store_memory(p->store) + symbolizer_memory(p->sym) + proctable_memory(p->procs) +
+	       stack_cache_memory(p->stacks) + maplog_memory(p->maplog) +
+	       (p->python ? python_memory(p->python) : 0);
 }
 
 void profiler_memory_parts(const Profiler *p, ProfilerMemory *ret)

@@ -63,6 +63,9 @@ typedef struct ProfilerStats {
 	uint64_t unwind[_UNWIND_END_MAX]; /* user stacks unwound from copies, by how they end */
 	uint64_t unwind_fp_frames;	  /* frames followed by frame pointer, for lack of CFI */
 	uint64_t python_unmatched; /* stacks with Python frames no evaluation frame stood for */
+	uint64_t mem_records;	   /* memory records received (PROFQ_EVENT_MEM) */
+	uint64_t mem_points;	   /* ... stored as points (at most one a second per process) */
+	uint64_t mem_unknown;	   /* ... of processes gone before we could name them */
 } ProfilerStats;
 
 /*

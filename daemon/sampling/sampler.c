@@ -3,6 +3,7 @@
 #include <bpf/libbpf.h>
 #include <linux/perf_event.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/macro.h"
@@ -17,7 +18,9 @@ struct Sampler {
 	/* One per CPU; each owns its perf event fd: bpf_link__destroy() closes it. */
 	struct bpf_link **links;
 	struct bpf_link *exec_link, *exit_link;
-	unsigned n_cpus; /* possible CPUs: size of per-CPU values */
+	struct bpf_link *rss_link, *victim_link; /* memory tracking; NULL when off */
+	bool memory;				 /* the memory tracking programs are loaded */
+	unsigned n_cpus;			 /* possible CPUs: size of per-CPU values */
 	unsigned n_attached;
 	size_t ringbuf_bytes;
 	uint32_t frequency, stack_copy;
@@ -53,6 +56,8 @@ Sampler *sampler_free(Sampler *s)
 	ring_buffer__free(s->rb_samples);
 	bpf_link__destroy(s->exec_link);
 	bpf_link__destroy(s->exit_link);
+	bpf_link__destroy(s->rss_link);
+	bpf_link__destroy(s->victim_link);
 	for (unsigned i = 0; s->links && i < s->n_cpus; i++)
 		bpf_link__destroy(s->links[i]);
 	free(s->links);
@@ -146,10 +151,49 @@ static size_t ringbuf_size(const SamplerOptions *opts, unsigned n_cpus)
 	return size;
 }
 
+/* Opens, configures and loads the BPF object, with the memory tracking programs or without;
+ * *ret_at_load tells a failure of the load itself (not logged) from the others (logged). */
+static int load(Sampler *s, const SamplerOptions *opts, bool memory, bool *ret_at_load)
+{
+	int r;
+
+	*ret_at_load = false;
+	/* Open: parse the embedded object. */
+	s->skel = profq_bpf__open();
+	if (!s->skel)
+		return log_error_errno(negative_errno(), "Failed to open BPF object: %m");
+
+	/* Configure: size the maps and set the stack mode before the maps are created. */
+	s->ringbuf_bytes = ringbuf_size(opts, s->n_cpus);
+	r = bpf_map__set_max_entries(s->skel->maps.samples, (uint32_t)s->ringbuf_bytes);
+	if (r < 0)
+		return log_error_errno(r, "Failed to size the BPF ring buffer: %m");
+	r = bpf_map__set_max_entries(s->skel->maps.scratch, s->n_cpus);
+	if (r < 0)
+		return log_error_errno(r, "Failed to size the BPF scratch map: %m");
+	if (opts->stack_copy > PROFQ_STACK_COPY_MAX)
+		return log_error_errno(-EINVAL, "Stack copy of %u bytes is over the %u maximum",
+				       opts->stack_copy, PROFQ_STACK_COPY_MAX);
+	s->skel->rodata->stack_copy = opts->stack_copy;
+	s->memory = memory;
+	s->skel->rodata->mem_enabled = memory;
+	s->skel->rodata->page_shift = (uint32_t)__builtin_ctzl(
+		(unsigned long)sysconf(_SC_PAGESIZE));
+	if (opts->mem_threshold)
+		s->skel->rodata->mem_threshold = opts->mem_threshold;
+	bpf_program__set_autoload(s->skel->progs.profq_rss_stat, memory);
+	bpf_program__set_autoload(s->skel->progs.profq_mark_victim, memory);
+
+	/* Load: create maps, verify and JIT the program. */
+	*ret_at_load = true;
+	return profq_bpf__load(s->skel);
+}
+
 int sampler_new(const SamplerOptions *opts, Sampler **ret)
 {
 	_cleanup_(sampler_freep) Sampler *s = NULL;
 	_cleanup_free_ bool *online = NULL;
+	bool at_load;
 	int r;
 
 	libbpf_set_print(libbpf_log);
@@ -169,26 +213,17 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 	if (!s->links)
 		return -ENOMEM;
 
-	/* Open: parse the embedded object. */
-	s->skel = profq_bpf__open();
-	if (!s->skel)
-		return log_error_errno(negative_errno(), "Failed to open BPF object: %m");
-
-	/* Configure: size the maps and set the stack mode before the maps are created. */
-	s->ringbuf_bytes = ringbuf_size(opts, s->n_cpus);
-	r = bpf_map__set_max_entries(s->skel->maps.samples, (uint32_t)s->ringbuf_bytes);
-	if (r < 0)
-		return log_error_errno(r, "Failed to size the BPF ring buffer: %m");
-	r = bpf_map__set_max_entries(s->skel->maps.scratch, s->n_cpus);
-	if (r < 0)
-		return log_error_errno(r, "Failed to size the BPF scratch map: %m");
-	if (opts->stack_copy > PROFQ_STACK_COPY_MAX)
-		return log_error_errno(-EINVAL, "Stack copy of %u bytes is over the %u maximum",
-				       opts->stack_copy, PROFQ_STACK_COPY_MAX);
-	s->skel->rodata->stack_copy = opts->stack_copy;
-
-	/* Load: create maps, verify and JIT the program. */
-	r = profq_bpf__load(s->skel);
+	r = load(s, opts, opts->memory, &at_load);
+	if (r < 0 && at_load && opts->memory && !privileges_denied(r)) {
+		/* A kernel without the tracepoints' BTF or the counters' form (before 6.2). */
+		log_warning_errno(r, "Failed to load the memory tracking programs, going on "
+				     "without them: %m");
+		profq_bpf__destroy(s->skel);
+		s->skel = NULL;
+		r = load(s, opts, false, &at_load);
+	}
+	if (r < 0 && !at_load)
+		return r; /* logged */
 	if (r < 0 && privileges_denied(r))
 		return log_error_errno(r, "Failed to load BPF program: %m\n" PRIVILEGES_HINT);
 	if (r < 0)
@@ -253,6 +288,18 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 	if (!s->exit_link)
 		return log_error_errno(negative_errno(),
 				       "Failed to attach to sched_process_exit: %m");
+
+	/* Attach: memory tracking (its section of profq.bpf.c). */
+	if (s->memory) {
+		s->rss_link = bpf_program__attach(s->skel->progs.profq_rss_stat);
+		if (!s->rss_link)
+			return log_error_errno(negative_errno(),
+					       "Failed to attach to rss_stat: %m");
+		s->victim_link = bpf_program__attach(s->skel->progs.profq_mark_victim);
+		if (!s->victim_link)
+			return log_error_errno(negative_errno(),
+					       "Failed to attach to mark_victim: %m");
+	}
 
 	/* Run: the reader side of the ring buffers, one each so the caller chooses the order. */
 	s->rb_events = ring_buffer__new(bpf_map__fd(s->skel->maps.events), on_event_record, s,
@@ -327,6 +374,8 @@ int sampler_counters(Sampler *s, struct profq_counters *ret)
 		sum.lost_events += v[i].lost_events;
 		sum.stack_copy_errors += v[i].stack_copy_errors;
 		sum.stack_copy_bytes += v[i].stack_copy_bytes;
+		sum.mem_events += v[i].mem_events;
+		sum.lost_mem += v[i].lost_mem;
 	}
 	*ret = sum;
 	return 0;
@@ -379,4 +428,9 @@ int sampler_py_set_thread(Sampler *s, const struct profq_py_thread_key *k,
 int sampler_py_del_thread(Sampler *s, const struct profq_py_thread_key *k)
 {
 	return bpf_map__delete_elem(s->skel->maps.py_threads, k, sizeof(*k), 0);
+}
+
+bool sampler_memory(const Sampler *s)
+{
+	return s->memory;
 }

@@ -11,6 +11,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,8 +22,8 @@ typedef struct Sampler Sampler;
 /* Called for each sample in ring-buffer order; size is the record's size as sent, which may be
  * shorter than the header: the handler checks it before reading and counts what it drops. */
 typedef int (*sampler_handler_t)(void *userdata, const struct profq_sample *s, size_t size);
-/* Called for each exec/exit event, short ones too (as above); events are drained before the
- * samples. */
+/* Called for each exec/exit event and memory record (struct profq_mem, by its type), short
+ * ones too (as above); events are drained before the samples. */
 typedef int (*sampler_event_handler_t)(void *userdata, const struct profq_event *e, size_t size);
 
 typedef struct SamplerOptions {
@@ -32,6 +33,9 @@ typedef struct SamplerOptions {
 	sampler_handler_t on_sample;
 	sampler_event_handler_t on_event;
 	void *userdata;
+	/* Memory tracking (PROFQ_EVENT_MEM records among the events): rss_stat and mark_victim. */
+	bool memory;
+	uint64_t mem_threshold; /* bytes; 0: the program's default (1 MiB) */
 } SamplerOptions;
 
 int sampler_new(const SamplerOptions *opts, Sampler **ret);
@@ -58,6 +62,9 @@ int sampler_py_del_proc(Sampler *s, uint32_t tgid);
 int sampler_py_set_thread(Sampler *s, const struct profq_py_thread_key *k,
 			  const struct profq_py_thread *v);
 int sampler_py_del_thread(Sampler *s, const struct profq_py_thread_key *k);
+
+/* Whether memory tracking runs: asked for, and loaded (a kernel may lack what it needs). */
+bool sampler_memory(const Sampler *s);
 
 /* BPF program id (for bpftool / kernel.bpf_stats_enabled figures). */
 uint32_t sampler_prog_id(const Sampler *s);

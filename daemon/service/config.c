@@ -144,6 +144,17 @@ static int set_python(Config *c, const char *v, char **err)
 	return 0;
 }
 
+static int set_memory(Config *c, const char *v, char **err)
+{
+	if (streq(v, "yes"))
+		c->memory = true;
+	else if (streq(v, "no"))
+		c->memory = false;
+	else
+		return set_error(err, -EINVAL, "must be yes or no, got '%s'", v);
+	return 0;
+}
+
 static int set_debug_dirs(Config *c, const char *v, char **err)
 {
 	/* Absolute directories only: libdwfl reads relative ones against each binary's own. */
@@ -330,6 +341,7 @@ static const struct {
 	{ "max-disk", set_max_disk },
 	{ "stack-copy", set_stack_copy },
 	{ "python", set_python },
+	{ "memory", set_memory },
 	{ "debug-dir", set_debug_dirs },
 	{ "group", set_group },
 	{ "log-level", set_log_level },
@@ -354,6 +366,7 @@ int config_init(Config *c)
 		.max_disk = 1ULL << 30,
 		.stack_copy = 16384,
 		.python = true,
+		.memory = true,
 		.log_level = LOG_INFO,
 		.push_labels = UPLOAD_LABEL_HOST | UPLOAD_LABEL_COMM | UPLOAD_LABEL_PID |
 			       UPLOAD_LABEL_UNIT | UPLOAD_LABEL_CONTAINER,

@@ -27,6 +27,7 @@ typedef struct Config {
 	uint64_t max_memory;   /* bytes, >= 8 MiB */
 	uint64_t max_disk;     /* bytes of segments in the state dir, >= 16 MiB */
 	uint32_t stack_copy;   /* bytes of user stack copied per sample: 0, or 1K..32K */
+	bool memory;	       /* resident set over time (rss_stat), OOM kills */
 	bool python;	       /* Python frames of CPython processes (needs stack_copy) */
 	char *group;	       /* may query every process */
 	char *debug_dirs;      /* extra roots for separate debug files, colon-separated; NULL */

@@ -355,6 +355,23 @@ static int status_unwind(Profqd *m, const ProfilerStats *ps, json_object *status
 	return 0;
 }
 
+/* Memory tracking: the records of the rss_stat program and the points kept of them. */
+static int status_rss(Profqd *m, const ProfilerStats *ps, json_object *o)
+{
+	json_object *t = json_object_new_object();
+
+	if (!t)
+		return -ENOMEM;
+	json_object_object_add(t, "enabled", json_object_new_boolean(sampler_memory(m->sampler)));
+	json_add_int(t, "events", (int64_t)m->last.mem_events);
+	json_add_int(t, "records", (int64_t)ps->mem_records);
+	json_add_int(t, "points", (int64_t)ps->mem_points);
+	json_add_int(t, "unknown", (int64_t)ps->mem_unknown);
+	json_add_int(t, "lost", (int64_t)m->last.lost_mem);
+	json_object_object_add(o, "rss_tracking", t);
+	return 0;
+}
+
 static int status_memory(Profqd *m, const ProfilerStats *ps, json_object *status)
 {
 	json_object *o = json_object_new_object();
@@ -602,6 +619,9 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	json_add_int(o, "lost_events", (int64_t)(m->last.lost_events + rs.dropped[READER_EVENT]));
 	json_add_int(o, "lost_sideband",
 		     (int64_t)(sideband_lost(m->sideband) + rs.dropped[READER_SIDEBAND]));
+	r = status_rss(m, &ps, o);
+	if (r < 0)
+		return r;
 	json_add_int(o, "clients", (int64_t)ss.clients);
 	json_add_int(o, "clients_refused", (int64_t)ss.refused);
 	json_add_int(o, "client_timeouts", (int64_t)ss.timeouts);
@@ -909,6 +929,7 @@ int profqd_new(const Config *config, Profqd **ret)
 	};
 	SamplerOptions sopts = { .frequency = config->frequency,
 				 .stack_copy = config->stack_copy,
+				 .memory = config->memory,
 				 .on_sample = on_sample,
 				 .on_event = on_event };
 	ReaderOptions ropts = {

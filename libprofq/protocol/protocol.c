@@ -7,13 +7,14 @@
 static const char *const command_names[_COMMAND_MAX] = {
 	[COMMAND_STATUS] = "status", [COMMAND_PS] = "ps",	[COMMAND_TOP] = "top",
 	[COMMAND_TIME] = "time",     [COMMAND_LINES] = "lines", [COMMAND_TREE] = "tree",
-	[COMMAND_STACKS] = "stacks",
+	[COMMAND_STACKS] = "stacks", [COMMAND_MEM] = "mem",
 };
 
 static const char *const sort_names[_SORT_MAX] = {
 	[SORT_SELF] = "self",	    [SORT_TOTAL] = "total", [SORT_TIME] = "time",
 	[SORT_CPU] = "cpu",	    [SORT_USER] = "user",   [SORT_SYS] = "sys",
-	[SORT_SAMPLES] = "samples", [SORT_START] = "start",
+	[SORT_SAMPLES] = "samples", [SORT_START] = "start", [SORT_PEAK] = "peak",
+	[SORT_GROWTH] = "growth",
 };
 
 static const char *const group_names[_GROUP_MAX] = {
@@ -83,12 +84,16 @@ ErrorCode error_code_from_string(const char *s)
 bool sort_key_valid(Command c, SortKey k)
 {
 	if (c == COMMAND_PS)
-		return k >= SORT_TIME && k < _SORT_MAX;
+		return k >= SORT_TIME && k <= SORT_START;
+	if (c == COMMAND_MEM)
+		return k == SORT_PEAK || k == SORT_GROWTH;
 	return k == SORT_SELF || k == SORT_TOTAL;
 }
 
 static SortKey sort_default(Command c)
 {
+	if (c == COMMAND_MEM)
+		return SORT_PEAK;
 	return c == COMMAND_PS ? SORT_TIME : SORT_SELF;
 }
 
@@ -268,6 +273,8 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 					 req.command == COMMAND_PS
 						 ? "Field 'sort' must be \"time\", \"cpu\", "
 						   "\"user\", \"sys\", \"samples\" or \"start\""
+					 : req.command == COMMAND_MEM
+						 ? "Field 'sort' must be \"peak\" or \"growth\""
 						 : "Field 'sort' must be \"self\" or \"total\"");
 				goto out;
 			}

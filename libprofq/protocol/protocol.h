@@ -23,6 +23,7 @@ typedef enum Command {
 	COMMAND_LINES,
 	COMMAND_TREE,
 	COMMAND_STACKS, /* every stack with its samples: the exports (folded, flame, pprof) */
+	COMMAND_MEM,	/* resident set over time: a process's points, or processes by peak */
 	_COMMAND_MAX,
 	_COMMAND_INVALID = -EINVAL,
 } Command;
@@ -37,6 +38,8 @@ typedef enum SortKey {
 	SORT_SYS,     /* ps: %SYS */
 	SORT_SAMPLES, /* ps: samples */
 	SORT_START,   /* ps: start time, newest first */
+	SORT_PEAK,    /* mem: peak resident set */
+	SORT_GROWTH,  /* mem: growth of the resident set over the range */
 	_SORT_MAX,
 	_SORT_INVALID = -EINVAL,
 } SortKey;

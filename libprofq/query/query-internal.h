@@ -29,6 +29,26 @@ int query_answer_ps(const QueryContext *ctx, const Request *req, const Selection
 		    json_object **ret);
 int query_answer_time(const QueryContext *ctx, const Request *req, const Selection *sel,
 		      json_object **ret);
+int query_answer_mem(const QueryContext *ctx, const Request *req, const Selection *sel,
+		     json_object **ret);
+
+/* What the memory points of one process in some windows tell (mem.c). */
+typedef struct QueryMemSummary {
+	size_t points;
+	uint64_t first_rss, last_rss,
+		max_rss; /* bytes: the oldest point, the newest, the largest */
+	int64_t first_ns, last_ns, max_ns;
+	uint64_t peak;	 /* the kernel's peak of the whole life up to the newest point */
+	int64_t peak_ns; /* when it was reached */
+	bool peak_old;	 /* ... before profqd followed the process (time unknown) */
+	bool oom;	 /* the OOM killer chose the process */
+	int64_t oom_ns;
+} QueryMemSummary;
+
+void query_mem_add(QueryMemSummary *m, const MemPoint *pt);
+/* The points of proc in windows [first, end). */
+void query_mem_summary(const Store *store, size_t first, size_t end, ProcId proc,
+		       QueryMemSummary *ret);
 
 /* In a frame -> row map: the frame has no row of its own (an inline folded away). */
 #define FRAME_ROW_SKIP UINT32_MAX

@@ -113,6 +113,7 @@ static const struct {
 	[COMMAND_LINES] = { SELECT_STACKS, query_answer_lines },
 	[COMMAND_TREE] = { SELECT_STACKS, query_answer_tree },
 	[COMMAND_STACKS] = { SELECT_STACKS, query_answer_stacks },
+	[COMMAND_MEM] = { SELECT_MEM, query_answer_mem },
 };
 
 static void add_time_or_null(json_object *o, const char *key, int64_t ns)
@@ -172,7 +173,9 @@ static int add_range(const QueryContext *ctx, const Request *req, const Selectio
 	add_time_or_null(o, "since_s", since);
 	add_time_or_null(o, "until_s", until);
 	json_object_object_add(answer, "range", o);
-	json_add_int(answer, "lost", (int64_t)selection_lost(ctx, sel, &range));
+	/* Lost samples take nothing from memory points (records lost: profq status). */
+	if (req->command != COMMAND_MEM)
+		json_add_int(answer, "lost", (int64_t)selection_lost(ctx, sel, &range));
 	return 0;
 }
 

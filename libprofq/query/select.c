@@ -120,8 +120,8 @@ bool query_proc_matches(const Store *store, const RequestMatch *m, const StorePr
 	return true;
 }
 
-/* Processes with samples in the range, as a map indexed by ProcId. */
-static uint8_t *procs_in_range(const QueryContext *ctx, const Range *range)
+/* Processes with samples (mem: memory points) in the range, as a map indexed by ProcId. */
+static uint8_t *procs_in_range(const QueryContext *ctx, const Range *range, bool mem)
 {
 	uint8_t *in = calloc(store_proc_id_limit(ctx->store), 1);
 
@@ -130,8 +130,12 @@ static uint8_t *procs_in_range(const QueryContext *ctx, const Range *range)
 	for (size_t i = range->first; i < range->end; i++) {
 		const Window *w = store_window(ctx->store, i);
 
-		for (size_t j = 0; j < w->n_entries; j++)
-			in[w->entries[j].proc] = 1;
+		if (mem)
+			for (size_t j = 0; j < w->n_mem; j++)
+				in[w->mem[j].proc] = 1;
+		else
+			for (size_t j = 0; j < w->n_entries; j++)
+				in[w->entries[j].proc] = 1;
 	}
 	return in;
 }
@@ -262,7 +266,7 @@ static json_object *match_error(const Request *req, const uint8_t *in_range, siz
 
 /* The processes of the selection; in_range NULL: any known one. */
 static int select_procs(const QueryContext *ctx, const Request *req, const uint8_t *in_range,
-			Selection *s, json_object **ret_error)
+			const char *what, Selection *s, json_object **ret_error)
 {
 	size_t limit = store_proc_id_limit(ctx->store);
 	_cleanup_free_ uint8_t *sel = calloc(limit, 1);
@@ -329,12 +333,15 @@ static int select_procs(const QueryContext *ctx, const Request *req, const uint8
 	}
 	if (!best) {
 		if (req->start_ns)
-			*ret_error = error_answer_new(
-				ERROR_NOT_FOUND, "No process %" PRIu32 " started at that time%s",
-				req->pid, in_range ? " has samples in range" : "");
+			*ret_error = error_answer_new(ERROR_NOT_FOUND,
+						      "No process %" PRIu32
+						      " started at that time%s%s%s",
+						      req->pid, in_range ? " has " : "",
+						      in_range ? what : "",
+						      in_range ? " in range" : "");
 		else if (in_range)
 			*ret_error = error_answer_new(ERROR_NOT_FOUND,
-						      "No samples for pid %" PRIu32 " in range",
+						      "No %s for pid %" PRIu32 " in range", what,
 						      req->pid);
 		else
 			*ret_error = error_answer_new(ERROR_NOT_FOUND,
@@ -390,11 +397,12 @@ int query_select(const QueryContext *ctx, const Request *req, SelectScope scope,
 		s.range = (Range){ .first = 0, .end = store_window_count(ctx->store) };
 	} else {
 		range_compute(ctx, req, &s.range);
-		in_range = procs_in_range(ctx, &s.range);
+		in_range = procs_in_range(ctx, &s.range, scope == SELECT_MEM);
 		if (!in_range)
 			return -ENOMEM;
 	}
-	r = select_procs(ctx, req, in_range, &s, ret_error);
+	r = select_procs(ctx, req, in_range, scope == SELECT_MEM ? "memory points" : "samples", &s,
+			 ret_error);
 	if (r < 0 || *ret_error)
 		return r;
 	if (scope == SELECT_STACKS) {

@@ -45,6 +45,8 @@ typedef enum SelectScope {
 	/* As SELECT_SAMPLED, and the samples of the selection (of req->tid when given) per stack;
 	 * a selection without samples is not_found (top, tree, lines, stacks). */
 	SELECT_STACKS,
+	/* Among the processes with memory points in the request's range (mem). */
+	SELECT_MEM,
 } SelectScope;
 
 typedef struct Selection {

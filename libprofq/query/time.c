@@ -141,6 +141,7 @@ int query_answer_time(const QueryContext *ctx, const Request *req, const Selecti
 	uint64_t user_ns, sys_ns, real_ns, s_user = 0, s_sys = 0, samples = 0;
 	uint64_t own_user = 0, own_sys = 0, d_user = 0, d_sys = 0;
 	size_t descendants = 0;
+	QueryMemSummary mem;
 	ProcId proc = sel->proc;
 	const StoreProc *p = store_proc(store, proc);
 
@@ -203,6 +204,12 @@ int query_answer_time(const QueryContext *ctx, const Request *req, const Selecti
 	json_add_double(answer, "real_s", (double)real_ns / NSEC_PER_SEC, 3);
 	add_cpu(answer, user_ns, sys_ns, real_ns, true);
 	json_add_string(answer, "accounting", p->flags & PROC_ACCOUNTING ? "kernel" : "sampled");
+	/* time(1)'s %M: the kernel's high-water mark of the resident set, when it was followed. */
+	query_mem_summary(store, sel->range.first, sel->range.end, proc, &mem);
+	if (mem.points > 0)
+		json_add_int(answer, "peak_rss_bytes", (int64_t)MAX(mem.peak, mem.max_rss));
+	else
+		json_object_object_add(answer, "peak_rss_bytes", NULL);
 
 	o = json_object_new_object();
 	if (!o)

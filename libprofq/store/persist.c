@@ -380,6 +380,7 @@ int persist_write_window(PersistWriter *w, const Window *win)
 {
 	Store *s = w->store;
 	_cleanup_free_ WindowEntry *entries = NULL;
+	_cleanup_free_ MemPoint *mem = NULL;
 	bool new_segment = w->fd < 0;
 	size_t procs = store_proc_id_limit(s);
 	int r;
@@ -419,7 +420,18 @@ int persist_write_window(PersistWriter *w, const Window *win)
 	for (ProcId id = 1; id < procs; id++)
 		if (store_proc(s, id))
 			(void)emit_proc(w, id);
-	segment_put_window(&w->buf, win, entries);
+	if (win->n_mem > 0) {
+		mem = malloc(win->n_mem * sizeof(MemPoint));
+		if (!mem) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		for (size_t i = 0; i < win->n_mem; i++) {
+			mem[i] = win->mem[i];
+			mem[i].proc = emit_proc(w, win->mem[i].proc);
+		}
+	}
+	segment_put_window(&w->buf, win, entries, mem);
 	r = w->buf.error;
 	if (r < 0)
 		goto fail;
@@ -546,6 +558,8 @@ typedef struct Loader {
 	PersistLoadStats *stats;
 	WindowEntry *entries;
 	size_t allocated_entries;
+	MemPoint *mem;
+	size_t allocated_mem;
 } Loader;
 
 #define FID_SLACK 1024
@@ -748,6 +762,16 @@ static int on_window(void *userdata, const SegmentWindow *sw)
 		if (!e->proc || !e->stack || opt_string(l, e->thread, &e->thread) < 0)
 			return -EBADMSG;
 	}
+	if (sw->n_mem > 0 && GREEDY_REALLOC(l->mem, l->allocated_mem, sw->n_mem) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; i < sw->n_mem; i++) {
+		segment_window_mem(sw, i, &l->mem[i]);
+		l->mem[i].proc = map_get(&l->procs, l->mem[i].proc);
+		if (!l->mem[i].proc)
+			return -EBADMSG;
+	}
+	w.mem = l->mem;
+	w.n_mem = sw->n_mem;
 	if (w.end_ns < l->not_before_ns) {
 		l->stats->windows_skipped++;
 		return 0;
@@ -806,6 +830,7 @@ int persist_load_buffer(Store *store, const uint8_t *buf, size_t len, int64_t no
 	map_done(&l.stacks, unref_stack, store);
 	map_done(&l.procs, unref_proc, store);
 	free(l.entries);
+	free(l.mem);
 	return r;
 }
 

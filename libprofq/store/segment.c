@@ -179,10 +179,14 @@ void segment_put_proc(SegmentBuf *b, const SegmentProc *sp)
 
 #define WINDOW_HEAD 52
 
-void segment_put_window(SegmentBuf *b, const Window *w, const WindowEntry *entries)
+#define MEM_SIZE 56 /* proc, flags: u32; time, anon, file, shmem, peak, peak time: u64 */
+
+void segment_put_window(SegmentBuf *b, const Window *w, const WindowEntry *entries,
+			const MemPoint *mem)
 {
 	size_t start;
-	uint8_t *p = begin_record(b, SEGMENT_WINDOW, WINDOW_HEAD + ENTRY_SIZE * w->n_entries,
+	uint8_t *p = begin_record(b, SEGMENT_WINDOW,
+				  WINDOW_HEAD + ENTRY_SIZE * w->n_entries + 4 + MEM_SIZE * w->n_mem,
 				  &start);
 
 	if (!p)
@@ -203,6 +207,18 @@ void segment_put_window(SegmentBuf *b, const Window *w, const WindowEntry *entri
 		put_u32(p + 16, entries[i].user);
 		put_u32(p + 20, entries[i].kernel);
 	}
+	put_u32(p, (uint32_t)w->n_mem);
+	p += 4;
+	for (size_t i = 0; i < w->n_mem; i++, p += MEM_SIZE) {
+		put_u32(p, mem[i].proc);
+		put_u32(p + 4, mem[i].flags);
+		put_u64(p + 8, (uint64_t)mem[i].time_ns);
+		put_u64(p + 16, mem[i].anon);
+		put_u64(p + 24, mem[i].file);
+		put_u64(p + 32, mem[i].shmem);
+		put_u64(p + 40, mem[i].peak);
+		put_u64(p + 48, (uint64_t)mem[i].peak_ns);
+	}
 	finish_record(b, start);
 }
 
@@ -221,6 +237,43 @@ void segment_window_entry(const SegmentWindow *w, size_t i, WindowEntry *ret)
 static bool id_ok(uint32_t id)
 {
 	return id != 0 && id < SEGMENT_MAX_ID;
+}
+
+void segment_window_mem(const SegmentWindow *w, size_t i, MemPoint *ret)
+{
+	const uint8_t *p = w->mem + i * MEM_SIZE;
+
+	*ret = (MemPoint){ .proc = get_u32(p),
+			   .flags = get_u32(p + 4),
+			   .time_ns = (int64_t)get_u64(p + 8),
+			   .anon = get_u64(p + 16),
+			   .file = get_u64(p + 24),
+			   .shmem = get_u64(p + 32),
+			   .peak = get_u64(p + 40),
+			   .peak_ns = (int64_t)get_u64(p + 48) };
+}
+
+/* The memory points after a window's entries (version 6+): their count and bytes checked. */
+static int decode_window_mem(uint32_t version, SegmentWindow *w, const uint8_t *p, size_t len)
+{
+	size_t off = WINDOW_HEAD + ENTRY_SIZE * w->n_entries;
+
+	if (version < 6)
+		return len == off ? 0 : -EBADMSG;
+	if (len < off + 4)
+		return -EBADMSG;
+	w->n_mem = get_u32(p + off);
+	w->mem = p + off + 4;
+	if (w->n_mem > (len - off - 4) / MEM_SIZE || len != off + 4 + MEM_SIZE * w->n_mem)
+		return -EBADMSG;
+	for (size_t i = 0; i < w->n_mem; i++) {
+		MemPoint m;
+
+		segment_window_mem(w, i, &m);
+		if (!id_ok(m.proc) || (m.flags & ~MEM_FLAGS_ALL) || m.time_ns < 0 || m.peak_ns < 0)
+			return -EBADMSG;
+	}
+	return 0;
 }
 
 /* Decodes one record's payload; -EBADMSG when its fields do not make sense. */
@@ -320,7 +373,8 @@ static int decode(uint32_t version, uint32_t type, const uint8_t *p, size_t len,
 				     .n_entries = get_u32(p + 48),
 				     .entries = p + WINDOW_HEAD };
 		if (w.start_ns < 0 || w.end_ns <= w.start_ns || w.period_ns == 0 ||
-		    w.period_ns > NSEC_PER_SEC || len != WINDOW_HEAD + ENTRY_SIZE * w.n_entries)
+		    w.period_ns > NSEC_PER_SEC || w.n_entries > (len - WINDOW_HEAD) / ENTRY_SIZE ||
+		    decode_window_mem(version, &w, p, len) < 0)
 			return -EBADMSG;
 		return v->window ? v->window(userdata, &w) : 0;
 	}

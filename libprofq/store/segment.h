@@ -9,6 +9,7 @@
  *   header:  "PROFQSEG" | u32 version | u32 header size (32) | i64 created (realtime ns) |
  *            u32 flags (0) | u32 crc32 of the preceding 28 bytes
  *   record:  u32 type | u32 payload length | payload | u32 crc32 of type, length and payload
+ *   window:  head | entries | (version 5+) u32 n_mem | n_mem memory points
  *
  * All integers little-endian. This module encodes and decodes buffers only (no files); the
  * decoder treats its input as hostile. Thread-safe.
@@ -25,8 +26,9 @@
  * uid alone, as profqd of that version did. 4: frames carry FRAME_PYTHON and
  * FRAME_PYTHON_EVAL (an older reader refuses the segment as a later version, rather than as
  * damage at its first Python frame). 5: processes carry their cgroup, unit, slice and
- * container (a longer process record; version 4's still load, without them). */
-#define SEGMENT_VERSION 5
+ * container (a longer process record; version 4's still load, without them). 6: a window's
+ * record ends with its memory points (older versions' windows have none). */
+#define SEGMENT_VERSION 6
 #define SEGMENT_VERSION_OLDEST 2
 #define SEGMENT_HEADER_SIZE 32
 #define SEGMENT_MAX_RECORD (64u << 20)
@@ -54,6 +56,8 @@ typedef struct SegmentWindow {
 	uint64_t samples, idle, lost;
 	size_t n_entries;
 	const uint8_t *entries; /* n_entries encoded entries; decode with segment_window_entry() */
+	size_t n_mem;
+	const uint8_t *mem; /* n_mem encoded memory points; decode with segment_window_mem() */
 } SegmentWindow;
 
 /* Growable output buffer. */
@@ -71,8 +75,10 @@ void segment_put_string(SegmentBuf *b, uint32_t id, const char *s);
 void segment_put_frame(SegmentBuf *b, uint32_t id, const StoreFrame *f);
 void segment_put_stack(SegmentBuf *b, uint32_t id, const uint32_t *frames, size_t n);
 void segment_put_proc(SegmentBuf *b, const SegmentProc *p);
-/* entries: the window's entries with proc/stack/thread already mapped to segment-local ids. */
-void segment_put_window(SegmentBuf *b, const Window *w, const WindowEntry *entries);
+/* entries: the window's entries with proc/stack/thread already mapped to segment-local ids;
+ * mem: its w->n_mem memory points likewise (NULL when there are none). */
+void segment_put_window(SegmentBuf *b, const Window *w, const WindowEntry *entries,
+			const MemPoint *mem);
 
 /* Callbacks of the decoder. A negative return stops decoding: the record counts as corrupt. */
 typedef struct SegmentVisitor {
@@ -102,3 +108,6 @@ int segment_parse(const uint8_t *buf, size_t len, const SegmentVisitor *v, void 
 
 /* The i-th entry of a decoded window. */
 void segment_window_entry(const SegmentWindow *w, size_t i, WindowEntry *ret);
+/* The i-th memory point of a decoded window (proc: a segment-local id; checked: flags known,
+ * times not negative). */
+void segment_window_mem(const SegmentWindow *w, size_t i, MemPoint *ret);

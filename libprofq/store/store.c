@@ -137,6 +137,7 @@ static void window_free(Window *w)
 	if (!w)
 		return;
 	free(w->entries);
+	free(w->mem);
 	free(w);
 }
 
@@ -748,6 +749,49 @@ int store_window_add(Store *s, ProcId proc, uint32_t tid, StrId thread, StackId 
 	return 0;
 }
 
+int store_window_add_mem(Store *s, const MemPoint *m)
+{
+	Window *w = store_window_current(s);
+	int r;
+
+	if (!w)
+		return -ENOENT;
+	if (!store_proc(s, m->proc))
+		return -EINVAL;
+	if (w->n_mem >= UINT32_MAX - 1)
+		return -ENOSPC;
+	r = GREEDY_REALLOC(w->mem, w->allocated_mem, w->n_mem + 1);
+	if (r < 0)
+		return r;
+	w->mem[w->n_mem++] = *m;
+	store_proc_ref(s, m->proc);
+	return 0;
+}
+
+static int mem_cmp(const void *a, const void *b)
+{
+	const MemPoint *x = a, *y = b;
+
+	if (x->proc != y->proc)
+		return x->proc < y->proc ? -1 : 1;
+	if (x->time_ns != y->time_ns)
+		return x->time_ns < y->time_ns ? -1 : 1;
+	return 0;
+}
+
+static void mem_close(Window *w)
+{
+	if (w->n_mem > 1)
+		qsort(w->mem, w->n_mem, sizeof(MemPoint), mem_cmp);
+	if (w->n_mem > 0 && w->allocated_mem > w->n_mem) {
+		MemPoint *m = realloc(w->mem, w->n_mem * sizeof(MemPoint));
+		if (m) {
+			w->mem = m;
+			w->allocated_mem = w->n_mem;
+		}
+	}
+}
+
 static int entry_cmp(const void *a, const void *b)
 {
 	const WindowEntry *x = a, *y = b;
@@ -780,7 +824,8 @@ int store_window_close(Store *s)
 			w->allocated = w->n_entries;
 		}
 	}
-	s->heap_bytes += w->allocated * sizeof(WindowEntry);
+	mem_close(w);
+	s->heap_bytes += w->allocated * sizeof(WindowEntry) + w->allocated_mem * sizeof(MemPoint);
 	w->open = false;
 	hash_index_clear(s->open_index);
 	return 0;
@@ -822,6 +867,9 @@ int store_window_import(Store *s, const Window *src)
 		    (e->thread && !store_string(s, e->thread)))
 			return -EINVAL;
 	}
+	for (size_t i = 0; i < src->n_mem; i++)
+		if (!store_proc(s, src->mem[i].proc) || (src->mem[i].flags & ~MEM_FLAGS_ALL))
+			return -EINVAL;
 	r = GREEDY_REALLOC(s->windows, s->allocated_windows, s->n_windows + 1);
 	if (r < 0)
 		return r;
@@ -844,12 +892,25 @@ int store_window_import(Store *s, const Window *src)
 		w->n_entries = w->allocated = src->n_entries;
 		qsort(w->entries, w->n_entries, sizeof(WindowEntry), entry_cmp);
 	}
+	if (src->n_mem > 0) {
+		w->mem = malloc(src->n_mem * sizeof(MemPoint));
+		if (!w->mem) {
+			free(w->entries);
+			free(w);
+			return -ENOMEM;
+		}
+		memcpy(w->mem, src->mem, src->n_mem * sizeof(MemPoint));
+		w->n_mem = w->allocated_mem = src->n_mem;
+		mem_close(w);
+	}
+	for (size_t i = 0; i < w->n_mem; i++)
+		store_proc_ref(s, w->mem[i].proc);
 	for (size_t i = 0; i < w->n_entries; i++) {
 		store_proc_ref(s, w->entries[i].proc);
 		store_stack_ref(s, w->entries[i].stack);
 		store_string_ref(s, w->entries[i].thread);
 	}
-	s->heap_bytes += w->allocated * sizeof(WindowEntry);
+	s->heap_bytes += w->allocated * sizeof(WindowEntry) + w->allocated_mem * sizeof(MemPoint);
 	memmove(s->windows + pos + 1, s->windows + pos, (s->n_windows - pos) * sizeof(Window *));
 	s->windows[pos] = w;
 	s->n_windows++;
@@ -868,7 +929,9 @@ int store_window_evict(Store *s)
 		store_string_unref(s, w->entries[i].thread);
 		store_proc_unref(s, w->entries[i].proc);
 	}
-	s->heap_bytes -= w->allocated * sizeof(WindowEntry);
+	for (size_t i = 0; i < w->n_mem; i++)
+		store_proc_unref(s, w->mem[i].proc);
+	s->heap_bytes -= w->allocated * sizeof(WindowEntry) + w->allocated_mem * sizeof(MemPoint);
 	window_free(w);
 	memmove(s->windows, s->windows + 1, (s->n_windows - 1) * sizeof(Window *));
 	s->n_windows--;
@@ -917,6 +980,6 @@ size_t store_memory(const Store *s)
 	     hash_index_memory(s->proc_index);
 	m += s->allocated_windows * sizeof(Window *) + s->n_windows * sizeof(Window);
 	if (open)
-		m += open->allocated * sizeof(WindowEntry);
+		m += open->allocated * sizeof(WindowEntry) + open->allocated_mem * sizeof(MemPoint);
 	return m;
 }

@@ -111,6 +111,24 @@ typedef struct WindowEntry {
 	uint32_t kernel; /* samples taken in kernel mode */
 } WindowEntry;
 
+/* MemPoint.flags */
+enum {
+	MEM_EXIT = 1u << 0,	/* the process's last point: its exit */
+	MEM_OOM_KILL = 1u << 1, /* the OOM killer chose the process (this point: the choice) */
+	MEM_PEAK_OLD = 1u << 2, /* the peak was reached before profqd followed the process */
+	MEM_FLAGS_ALL = (1u << 3) - 1,
+};
+
+/* The resident set of a process at one time (bytes), and its peak up to then. */
+typedef struct MemPoint {
+	ProcId proc;
+	uint32_t flags;	 /* MEM_* */
+	int64_t time_ns; /* realtime */
+	uint64_t anon, file, shmem;
+	uint64_t peak;	 /* the largest resident set (anon + file + shmem) of the process so far */
+	int64_t peak_ns; /* realtime when it was reached */
+} MemPoint;
+
 typedef struct Window {
 	int64_t start_ns; /* realtime; the window covers [start_ns, end_ns) */
 	int64_t end_ns;
@@ -123,6 +141,11 @@ typedef struct Window {
 	uint64_t samples; /* samples stored in the entries */
 	uint64_t idle;	  /* idle samples (pid 0), counted but not stored */
 	uint64_t lost;	  /* samples lost or dropped while this window was open */
+	/* Memory points that arrived while the window was open (their own times may be a little
+	 * earlier); closed windows: sorted by (proc, time). Each holds a reference to its proc. */
+	MemPoint *mem;
+	size_t n_mem;
+	size_t allocated_mem;
 } Window;
 
 int store_new(Store **ret);
@@ -187,6 +210,8 @@ Window *store_window_current(Store *s);
 /* Adds count samples to the open window; -ENOENT without one. */
 int store_window_add(Store *s, ProcId proc, uint32_t tid, StrId thread, StackId stack,
 		     bool kernel_mode, uint32_t count);
+/* Adds a memory point to the open window; -ENOENT without one. */
+int store_window_add_mem(Store *s, const MemPoint *m);
 /* Closes the open window: sorts its entries and releases the build index. */
 int store_window_close(Store *s);
 size_t store_window_count(const Store *s);
@@ -194,8 +219,8 @@ size_t store_window_count(const Store *s);
 const Window *store_window(const Store *s, size_t i);
 /*
  * Adds a closed window (loaded from disk) among the closed ones, in time order (usually after
- * the last): entries refer to the store's ids; the store copies and sorts them and takes its
- * references. -EINVAL if w overlaps a closed window the store holds.
+ * the last): entries and memory points refer to the store's ids; the store copies and sorts
+ * them and takes its references. -EINVAL if w overlaps a closed window the store holds.
  */
 int store_window_import(Store *s, const Window *w);
 /* Drops the oldest closed window: 0, or -ENOENT if there is none. */

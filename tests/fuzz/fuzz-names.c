@@ -54,7 +54,8 @@ static void check_answer(const Store *s, Command c, const Viewer *viewer)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const Command commands[] = { COMMAND_PS,	   COMMAND_TOP,	 COMMAND_TIME,
-					    COMMAND_LINES, COMMAND_TREE, COMMAND_STACKS };
+					    COMMAND_LINES, COMMAND_TREE, COMMAND_STACKS,
+					    COMMAND_MEM };
 	const Viewer viewers[] = { { .privileged = true }, { .uid = 1000, .kernel_names = true } };
 	_cleanup_(store_freep) Store *s = NULL;
 	_cleanup_free_ char *buf = NULL;
@@ -94,6 +95,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(store_intern_stack(s, frames, len, &stack) == 0);
 		FUZZ_CHECK(store_window_add(s, proc, 43, p.comm, stack, len % 2, 5) == 0);
 	}
+	/* A memory point: mem answers name the process too. */
+	FUZZ_CHECK(store_window_add_mem(s, &(MemPoint){ .proc = proc,
+							.time_ns = T0 + 1,
+							.anon = 4096,
+							.peak = 4096,
+							.peak_ns = T0 + 1 }) == 0);
 	FUZZ_CHECK(store_window_close(s) == 0);
 
 	for (size_t v = 0; v < ARRAY_SIZE(viewers); v++)

@@ -58,6 +58,13 @@ static void one(const uint8_t *buf, size_t len)
 	req.sort = SORT_START;
 	req.has_uid = true;
 	ask(s, &req, now);
+	/* Memory points: processes by peak, by growth in a range. */
+	request_init(&req, COMMAND_MEM);
+	ask(s, &req, now);
+	req.sort = SORT_GROWTH;
+	req.has_since = true;
+	req.since_ns = 10 * NSEC_PER_SEC;
+	ask(s, &req, now);
 	request_init(&req, COMMAND_TOP);
 	ask(s, &req, now);
 	req.sort = SORT_TOTAL;
@@ -68,8 +75,8 @@ static void one(const uint8_t *buf, size_t len)
 	/* The first processes, each by pid: newest incarnation, by start, with children. */
 	for (ProcId id = 1; id < store_proc_id_limit(s) && asked < 8; id++) {
 		const StoreProc *p = store_proc(s, id);
-		Command commands[] = { COMMAND_TOP,  COMMAND_TIME,  COMMAND_PS,
-				       COMMAND_TREE, COMMAND_LINES, COMMAND_STACKS };
+		Command commands[] = { COMMAND_TOP,   COMMAND_TIME,   COMMAND_PS, COMMAND_TREE,
+				       COMMAND_LINES, COMMAND_STACKS, COMMAND_MEM };
 
 		/* What request_parse() lets through. */
 		if (!p || p->pid > 4194304)

@@ -101,6 +101,18 @@ static void add(Store *s, ProcId p, uint32_t tid, const char *thread, StackId st
 	store_string_unref(s, t);
 }
 
+static void mem(Store *s, ProcId p, int64_t t, uint64_t anon, uint32_t flags, uint64_t shmem)
+{
+	CHECK(store_window_add_mem(s, &(MemPoint){ .proc = p,
+						   .flags = flags,
+						   .time_ns = t,
+						   .anon = anon,
+						   .file = 1 << 20,
+						   .shmem = shmem,
+						   .peak = anon + (1 << 20) + shmem,
+						   .peak_ns = t }));
+}
+
 static void window(Store *s, PersistWriter *w, int i)
 {
 	CHECK(store_window_close(s));
@@ -198,6 +210,12 @@ static void busy(Store *s, PersistWriter *w)
 	add(s, a, 103, "busy-worker", s2, false, 4);
 	add(s, b, 101, "helper", s3, false, 7);
 	add(s, k, 7, NULL, s2, true, 2);
+	/* Memory points: a's growth, b killed by the OOM killer, then its exit; q only has
+	 * points (a process never sampled). */
+	mem(s, a, T0 + SEC / 2, 10 << 20, 0, 0);
+	mem(s, a, T0 + SEC, 300 << 20, MEM_PEAK_OLD, 0);
+	mem(s, b, T0 + SEC + 1, 64 << 20, MEM_OOM_KILL, 1);
+	mem(s, b, T0 + SEC + 2, 64 << 20, MEM_EXIT, 1);
 	window(s, w, 0);
 
 	/* b execs and exits; q comes and goes unsampled; a's start is corrected. */
@@ -212,6 +230,7 @@ static void busy(Store *s, PersistWriter *w)
 	q = proc(s, 102, 100, PROC_EXITED, 102, "quick", "quick");
 	CHECK(store_proc_set_start(s, a, 100 + 777, T0 - 10 * SEC + 877));
 	open_window(s, 1);
+	mem(s, q, T0 + 2 * SEC + 3, 1 << 20, MEM_EXIT, 4096);
 	add(s, a, 100, "busy", s1, false, 150);
 	add(s, a, 100, "busy", s4, false, 3);
 	window(s, w, 1);

@@ -808,6 +808,104 @@ static void expect_num(json_object *o, const char *path, double want, double tol
 			 json_object_to_json_string(o));
 }
 
+static void mem_point(Store *s, ProcId p, int64_t t, uint64_t anon, uint64_t peak, int64_t peak_ns,
+		      uint32_t flags)
+{
+	MemPoint m = { .proc = p,
+		       .flags = flags,
+		       .time_ns = t,
+		       .anon = anon,
+		       .file = 4096,
+		       .peak = peak,
+		       .peak_ns = peak_ns };
+
+	assert_int_equal(store_window_add_mem(s, &m), 0);
+}
+
+/* mem: a process's points in time order with the kernel's peak, the largest point when the
+ * peak lies before the range, the OOM kill; the ranking by peak and by growth; who may see. */
+static void test_mem(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	json_object *a, *pts, *rows;
+	ProcId p, q;
+	Request req;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	p = proc(s, 10, 1000, T0, "grower");
+	q = proc(s, 11, 2000, T0, "killed");
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, 10000000), 0);
+	/* Out of order within the window: answers sort by time. */
+	mem_point(s, p, T0 + 3 * SEC, 300 << 20, 310 << 20, T0 + 2 * SEC, 0);
+	mem_point(s, p, T0 + 1 * SEC, 100 << 20, 100 << 20, T0 + 1 * SEC, 0);
+	mem_point(s, q, T0 + 2 * SEC, 50 << 20, 60 << 20, T0 + 1 * SEC, MEM_OOM_KILL);
+	assert_int_equal(store_window_close(s), 0);
+	assert_int_equal(store_window_open(s, T0 + 10 * SEC, T0 + 20 * SEC, 10000000), 0);
+	mem_point(s, p, T0 + 12 * SEC, 20 << 20, 310 << 20, T0 + 2 * SEC, MEM_EXIT);
+	assert_int_equal(store_window_close(s), 0);
+
+	request_init(&req, COMMAND_MEM);
+	req.pid = 10;
+	a = ask(s, T0 + 20 * SEC, 0, true, &req);
+	assert_int_equal(json_get_int(a, "peak_rss_bytes"), 310 << 20);
+	assert_true(json_object_get_boolean(json_object_object_get(a, "peak_exact")));
+	assert_float_equal(json_get_double(a, "peak_time"), (double)(T0 + 2 * SEC) / SEC, 0.001);
+	assert_false(json_object_get_boolean(json_object_object_get(a, "oom_killed")));
+	pts = json_object_object_get(a, "points");
+	assert_int_equal(json_object_array_length(pts), 3);
+	assert_int_equal(json_get_int(json_object_array_get_idx(pts, 0), "rss_bytes"),
+			 (100 << 20) + 4096);
+	assert_int_equal(json_get_int(json_object_array_get_idx(pts, 0), "anon_bytes"), 100 << 20);
+	assert_true(json_object_get_boolean(
+		json_object_object_get(json_object_array_get_idx(pts, 2), "exit")));
+	assert_int_equal(json_get_int(a, "growth_bytes"), (20 << 20) - (100 << 20));
+	json_object_put(a);
+
+	/* The peak was before the range: the largest point in it, not exact. */
+	req.has_since = true;
+	req.since_ns = 9 * SEC;
+	a = ask(s, T0 + 20 * SEC, 0, true, &req);
+	assert_int_equal(json_get_int(a, "peak_rss_bytes"), (20 << 20) + 4096);
+	assert_false(json_object_get_boolean(json_object_object_get(a, "peak_exact")));
+	json_object_put(a);
+
+	/* The OOM kill. */
+	req.pid = 11;
+	req.has_since = false;
+	a = ask(s, T0 + 20 * SEC, 0, true, &req);
+	assert_true(json_object_get_boolean(json_object_object_get(a, "oom_killed")));
+	assert_float_equal(json_get_double(a, "oom_time"), (double)(T0 + 2 * SEC) / SEC, 0.001);
+	json_object_put(a);
+	/* Not the viewer's. */
+	expect_error(ask(s, T0 + 20 * SEC, 1000, false, &req), ERROR_DENIED);
+
+	/* Ranking: by peak, by growth; the unprivileged viewer sees its own only. */
+	request_init(&req, COMMAND_MEM);
+	a = ask(s, T0 + 20 * SEC, 0, true, &req);
+	rows = json_object_object_get(a, "rows");
+	assert_int_equal(json_object_array_length(rows), 2);
+	assert_int_equal(json_get_int(json_object_array_get_idx(rows, 0), "pid"), 10);
+	json_object_put(a);
+	req.sort = SORT_GROWTH;
+	a = ask(s, T0 + 20 * SEC, 0, true, &req);
+	rows = json_object_object_get(a, "rows");
+	assert_int_equal(json_get_int(json_object_array_get_idx(rows, 0), "pid"), 11);
+	json_object_put(a);
+	a = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	rows = json_object_object_get(a, "rows");
+	assert_int_equal(json_object_array_length(rows), 1);
+	assert_int_equal(json_get_int(json_object_array_get_idx(rows, 0), "pid"), 10);
+	json_object_put(a);
+
+	/* time: the peak as time(1)'s %M. */
+	request_init(&req, COMMAND_TIME);
+	req.pid = 10;
+	a = ask(s, T0 + 20 * SEC, 0, true, &req);
+	assert_int_equal(json_get_int(a, "peak_rss_bytes"), 310 << 20);
+	json_object_put(a);
+}
+
 static void test_time(void **state)
 {
 	_cleanup_(store_freep) Store *s = NULL;
@@ -2817,6 +2915,7 @@ int main(void)
 		cmocka_unit_test(test_labels),
 		cmocka_unit_test(test_labels_time),
 		cmocka_unit_test(test_ps_by),
+		cmocka_unit_test(test_mem),
 		cmocka_unit_test(test_start_time),
 		cmocka_unit_test(test_children),
 		cmocka_unit_test(test_threads),

@@ -27,6 +27,7 @@ typedef struct Seen {
 	SegmentProc proc;
 	SegmentWindow window;
 	WindowEntry *entries;
+	MemPoint *mem;
 } Seen;
 
 typedef struct Collector {
@@ -109,6 +110,11 @@ static int on_window(void *userdata, const SegmentWindow *w)
 	assert_non_null(x->entries);
 	for (size_t i = 0; i < w->n_entries; i++)
 		segment_window_entry(w, i, &x->entries[i]);
+	x->window.mem = NULL;
+	x->mem = calloc(MAX(w->n_mem, (size_t)1), sizeof(MemPoint));
+	assert_non_null(x->mem);
+	for (size_t i = 0; i < w->n_mem; i++)
+		segment_window_mem(w, i, &x->mem[i]);
 	return refuse(c);
 }
 
@@ -126,6 +132,7 @@ static void collector_done(Collector *c)
 		free(c->seen[i].text);
 		free(c->seen[i].frames);
 		free(c->seen[i].entries);
+		free(c->seen[i].mem);
 	}
 	free(c->seen);
 	*c = (Collector){ .fail_at = -1 };
@@ -454,8 +461,8 @@ static void test_records(void **state)
 	segment_put_stack(&b, 5, (const uint32_t[]){ SEGMENT_MAX_ID - 1 }, 1);
 	segment_put_stack(&b, 6, deep, STORE_STACK_MAX);
 	segment_put_proc(&b, &proc);
-	segment_put_window(&b, &win, entries);
-	segment_put_window(&b, &empty, NULL);
+	segment_put_window(&b, &win, entries, NULL);
+	segment_put_window(&b, &empty, NULL, NULL);
 	assert_int_equal(b.error, 0);
 
 	assert_int_equal(parse(b.data, b.len, &c, &res), 0);
@@ -614,10 +621,77 @@ static size_t good_payload(uint32_t type, uint8_t *p)
 		put_le(p + 8, 10, 8);  /* end */
 		put_le(p + 16, 10, 8); /* period */
 		put_le(p + 48, 1, 4);  /* one entry */
-		return 52 + 24;
+		put_le(p + 76, 0, 4);  /* no memory points */
+		return 52 + 24 + 4;
 	}
 	fail();
 	return 0;
+}
+
+/* A window's memory points come back field by field; one with unknown flags or a time before
+ * 1970 spoils its record. */
+static void test_memory_points(void **state)
+{
+	_cleanup_(segment_buf_done) SegmentBuf b = { 0 };
+	Collector c = { .fail_at = -1 };
+	SegmentParseResult res;
+	const MemPoint mem[2] = {
+		{ .proc = 7,
+		  .flags = MEM_OOM_KILL,
+		  .time_ns = 1500,
+		  .anon = 1ULL << 40,
+		  .file = 4096,
+		  .shmem = 3,
+		  .peak = (1ULL << 40) + 4099,
+		  .peak_ns = 1400 },
+		{ .proc = 9,
+		  .flags = MEM_EXIT | MEM_PEAK_OLD,
+		  .time_ns = 1600,
+		  .anon = 1,
+		  .file = 2,
+		  .shmem = 0,
+		  .peak = 5,
+		  .peak_ns = 0 },
+	};
+	Window w = { .start_ns = 1000, .end_ns = 2000, .period_ns = 10, .n_mem = 2 };
+	MemPoint bad = mem[0];
+	size_t good;
+
+	(void)state;
+	segment_put_header(&b, 1);
+	segment_put_window(&b, &w, NULL, mem);
+	good = b.len;
+	bad.flags = MEM_FLAGS_ALL + 1;
+	w.n_mem = 1;
+	segment_put_window(&b, &w, NULL, &bad);
+	assert_int_equal(parse(b.data, b.len, &c, &res), 0);
+	assert_int_equal(res.records, 1);
+	assert_int_equal(res.good_bytes, good);
+	assert_int_equal(res.tail_error, -EBADMSG);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.seen[0].window.n_mem, 2);
+	for (size_t i = 0; i < 2; i++) {
+		const MemPoint *m = &c.seen[0].mem[i];
+
+		assert_int_equal(m->proc, mem[i].proc);
+		assert_int_equal(m->flags, mem[i].flags);
+		assert_int_equal(m->time_ns, mem[i].time_ns);
+		assert_int_equal(m->anon, mem[i].anon);
+		assert_int_equal(m->file, mem[i].file);
+		assert_int_equal(m->shmem, mem[i].shmem);
+		assert_int_equal(m->peak, mem[i].peak);
+		assert_int_equal(m->peak_ns, mem[i].peak_ns);
+	}
+	collector_done(&c);
+	b.len = 0;
+	segment_put_header(&b, 1);
+	bad = mem[0];
+	bad.time_ns = -1;
+	segment_put_window(&b, &w, NULL, &bad);
+	assert_int_equal(parse(b.data, b.len, &c, &res), 0);
+	assert_int_equal(res.tail_error, -EBADMSG);
+	assert_int_equal(c.n, 0);
+	collector_done(&c);
 }
 
 static void test_field_checks(void **state)
@@ -660,6 +734,9 @@ static void test_field_checks(void **state)
 		{ "window entries below the payload", SEGMENT_WINDOW, 48, 0, 4 },
 		{ "window entries huge", SEGMENT_WINDOW, 48, 0xffffffff, 4 },
 		{ "window short head", SEGMENT_WINDOW, SIZE_MAX, 51, 0 },
+		{ "window memory points beyond the payload", SEGMENT_WINDOW, 76, 1, 4 },
+		{ "window memory points huge", SEGMENT_WINDOW, 76, 0xffffffff, 4 },
+		{ "window without its memory count", SEGMENT_WINDOW, SIZE_MAX, 76, 0 },
 	};
 
 	(void)state;
@@ -743,7 +820,7 @@ static void test_unknown_and_lengths(void **state)
 	segment_put_window(
 		&b,
 		&(Window){ .end_ns = 1, .period_ns = 1, .n_entries = SEGMENT_MAX_RECORD / 24 + 1 },
-		NULL);
+		NULL, NULL);
 	assert_int_equal(b.error, -E2BIG);
 	assert_int_equal(b.len, 0);
 	/* ... and appends nothing more after a failure. */
@@ -781,11 +858,11 @@ static void small_segment(SegmentBuf *b, size_t *ends, size_t *n_ends)
 	ends[(*n_ends)++] = b->len;
 	segment_put_proc(b, &p);
 	ends[(*n_ends)++] = b->len;
-	segment_put_window(b, &w, e);
+	segment_put_window(b, &w, e, NULL);
 	ends[(*n_ends)++] = b->len;
 	w.start_ns = 1000;
 	w.end_ns = 2000;
-	segment_put_window(b, &w, e);
+	segment_put_window(b, &w, e, NULL);
 	ends[(*n_ends)++] = b->len;
 	assert_int_equal(b->error, 0);
 }
@@ -871,6 +948,7 @@ int main(void)
 		cmocka_unit_test(test_records),
 		cmocka_unit_test(test_python_frames),
 		cmocka_unit_test(test_field_checks),
+		cmocka_unit_test(test_memory_points),
 		cmocka_unit_test(test_unknown_and_lengths),
 		cmocka_unit_test(test_damage_every_byte),
 	};

@@ -325,6 +325,55 @@ static void test_procs(void **state)
 	assert_null(store_proc(s, 0));
 }
 
+/* Memory points hold their process, are sorted by (process, time) at close, count in the
+ * memory, and go with their window; a copy imported holds its own references. */
+static void test_window_mem(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	StoreProc p = { .pid = 7, .start_ns = 5, .start_boot_ns = 5 };
+	MemPoint m = { .time_ns = 300, .anon = 4096 };
+	Window copy;
+	size_t before;
+	ProcId a, b;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	assert_int_equal(store_proc_add(s, &p, &a), 0);
+	p.pid = 8;
+	assert_int_equal(store_proc_add(s, &p, &b), 0);
+	assert_int_equal(store_window_add_mem(s, &m), -ENOENT);
+	assert_int_equal(store_window_open(s, 100, 1000, 10), 0);
+	before = store_memory(s);
+	m.proc = 99;
+	assert_int_equal(store_window_add_mem(s, &m), -EINVAL);
+	m.proc = b;
+	assert_int_equal(store_window_add_mem(s, &m), 0);
+	m.proc = a;
+	assert_int_equal(store_window_add_mem(s, &m), 0);
+	m.time_ns = 200;
+	assert_int_equal(store_window_add_mem(s, &m), 0);
+	store_proc_unref(s, a);
+	store_proc_unref(s, b);
+	assert_non_null(store_proc(s, a));
+	assert_int_equal(store_window_close(s), 0);
+	assert_true(store_memory(s) >= before + 3 * sizeof(MemPoint));
+	assert_int_equal(store_window(s, 0)->n_mem, 3);
+	assert_int_equal(store_window(s, 0)->mem[0].proc, MIN(a, b));
+	if (a < b)
+		assert_int_equal(store_window(s, 0)->mem[0].time_ns, 200);
+	copy = *store_window(s, 0);
+	copy.start_ns = 1000;
+	copy.end_ns = 2000;
+	copy.entries = NULL;
+	copy.n_entries = 0;
+	assert_int_equal(store_window_import(s, &copy), 0);
+	assert_int_equal(store_window_evict(s), 0);
+	assert_non_null(store_proc(s, a));
+	assert_int_equal(store_window_evict(s), 0);
+	assert_null(store_proc(s, a));
+	assert_null(store_proc(s, b));
+}
+
 static void test_window_basics(void **state)
 {
 	_cleanup_(store_freep) Store *s = NULL;
@@ -612,6 +661,7 @@ int main(void)
 		cmocka_unit_test(test_frames),
 		cmocka_unit_test(test_stacks),
 		cmocka_unit_test(test_procs),
+		cmocka_unit_test(test_window_mem),
 		cmocka_unit_test(test_window_basics),
 		cmocka_unit_test(test_window_import_order),
 		cmocka_unit_test(test_window_entries),
