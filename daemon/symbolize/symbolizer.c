@@ -78,6 +78,7 @@ typedef enum BinaryVariant {
 	VARIANT_FULL,	 /* all that profqd can read */
 	VARIANT_NODEBUG, /* the binary only, no separate debug file */
 	VARIANT_DENIED,	 /* nothing: module+offset frames */
+	VARIANT_REMOTE,	 /* nothing, the file not even opened (FUSE): module+offset frames */
 } BinaryVariant;
 
 typedef struct BinaryKey {
@@ -733,6 +734,8 @@ static int binary_get(Symbolizer *s, const BinaryKey *k, pid_t pid, const ProcMa
 	b->last_used = ++s->clock;
 	if (k->variant == VARIANT_DENIED) {
 		b->error = -EACCES;
+	} else if (k->variant == VARIANT_REMOTE) {
+		b->error = -EREMOTE;
 	} else {
 		if (*fd < 0)
 			*fd = open_mapped(pid, m);
@@ -768,9 +771,15 @@ int symbolizer_binary(Symbolizer *s, pid_t pid, const ProcMap *m, Binary **ret)
 	if (m->path[0] != '/' || m->inode == 0)
 		return -ENOENT;
 	/* A file on a user's FUSE file system is not touched, not even its path: the daemon
-	 * behind it may never answer. */
-	if (mounts_check(s->mounts, pid, m->dev_major, m->dev_minor, now_mono_ns()) < 0)
-		return -EREMOTE;
+	 * behind it may never answer. Its frames are module+offset. */
+	if (mounts_check(s->mounts, pid, m->dev_major, m->dev_minor, now_mono_ns()) < 0) {
+		k.variant = VARIANT_REMOTE;
+		r = binary_get(s, &k, pid, m, &fd, &b);
+		if (r < 0)
+			return r;
+		*ret = binary_ref(b);
+		return 0;
+	}
 
 	/*
 	 * What the file is now: a file copied over in place keeps its inode, not its ctime. A

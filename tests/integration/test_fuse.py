@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""A binary on a FUSE file system whose daemon never answers profqd (docs/ARCHITECTURE.md,
+"Files users control"): a user's FUSE daemon can leave any request unanswered, and a read or
+even a stat() of the file would hold profqd's main loop for as long. The test serves the split
+workload from its own FUSE file system (tests/integration/fusefs.py), answering everyone but
+profqd, and runs it from there: profqd must not send the file system a single request, keep
+answering, count the refusal, and still count the workload's samples."""
+
+import os
+import subprocess
+import time
+
+from fusefs import FuseFS
+from harness import Daemon, Env, check, require_bpf, skip, tempdir
+
+require_bpf()
+env = Env()
+if not os.path.exists("/dev/fuse"):
+    skip("no /dev/fuse")
+
+mnt = tempdir("profq-test-fuse-")
+with open(env.workload("split"), "rb") as f:
+    binary = f.read()
+
+with Daemon(env) as d:
+    try:
+        fs = FuseFS(mnt, {"split": binary})
+    except OSError as e:
+        skip(f"cannot mount a FUSE file system here: {e}")
+    try:
+        fs.hold.add(d.proc.pid)
+        p = subprocess.Popen([os.path.join(mnt, "split"), "--seconds", "3"],
+                             stdout=subprocess.PIPE, text=True)
+        pid = int(p.stdout.readline())
+        # While it runs, and while profqd takes in its samples: every status answered.
+        worst, answered = 0.0, 0
+        while p.poll() is None or answered < 5:
+            t = time.monotonic()
+            q = subprocess.run([env.profq, "--socket", d.socket, "status", "--json"],
+                               capture_output=True, timeout=60)
+            worst = max(worst, time.monotonic() - t)
+            answered += q.returncode == 0
+            time.sleep(0.2)
+        p.wait()
+        st = d.json("status")
+        top = d.json("top", "--pid", str(pid), "-n", "5")
+    finally:
+        fs.close()
+
+check(fs.held == 0, f"profqd sent the FUSE file system no request ({fs.held} left unanswered)")
+check(answered >= 5, f"status answered while the workload ran ({answered} times, the slowest "
+      f"in {worst:.2f} s)")
+check(st["symbolizer"]["fuse_refused"] >= 1,
+      f"the refusal is counted (symbolizer.fuse_refused {st['symbolizer']['fuse_refused']})")
+mods = {r["module"] for r in top["rows"]}
+check(top["samples"] > 0 and "split" in mods,
+      f"the workload's samples are counted, its frames by module and offset "
+      f"({top['samples']} samples; modules {sorted(mods)})")
+print("ok")
