@@ -67,6 +67,7 @@ struct thread_struct {
 };
 
 struct task_struct {
+	unsigned int flags; /* PF_* */
 	int pid;
 	int tgid;
 	int exit_code;

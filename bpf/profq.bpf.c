@@ -437,6 +437,8 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 	s->stack_len = 0;
 	s->py_len = 0;
 	s->py_flags = 0;
+	s->kind = PROFQ_KIND_CPU;
+	s->weight = 0;
 	if (s->mm_id == 0) {
 		s->flags |= PROFQ_SAMPLE_KTHREAD;
 	} else if (stack_copy) {
@@ -582,5 +584,246 @@ int BPF_PROG(profq_exit, struct task_struct *task, _Bool group_dead)
 	e->cstime_ns = BPF_CORE_READ(sig, cstime);
 	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+/*
+ * Off-CPU time, from tp_btf/sched_switch alone (fentry and kprobes need a kernel built with the
+ * function tracer). The thread going out is current: its stack is read there, as a CPU sample's,
+ * and sent at once (PROFQ_SAMPLE_OFFCPU_STACK), with its state, timestamped in a slot keyed by
+ * the thread (task storage: a thread woken on another CPU finds its own; the slot goes with the
+ * thread). When it comes back in, the interval d is known and a small end record pairs with the
+ * stack (PROFQ_SAMPLE_OFFCPU_END, same seq). Reading a stack at every switch is too dear under
+ * a switch storm: each CPU captures a switch-out with probability keep, set per 100 ms epoch so
+ * that about offcpu_budget are captured per epoch, and a captured interval stands for
+ * d / keep (unbiased: docs/ARCHITECTURE.md).
+ */
+
+/* Stacks captured per CPU per epoch, about; 0: off (the program is not attached). */
+const volatile __u32 offcpu_budget = 0;
+
+#define OFFCPU_EPOCH_NS 100000000ull
+#define OFFCPU_ONE 65536u
+
+#define TASK_INTERRUPTIBLE 0x1
+#define TASK_UNINTERRUPTIBLE 0x2
+#define TASK_NOLOAD 0x400
+#define PF_KTHREAD 0x00200000
+
+struct offcpu_slot {
+	__u64 out_ns; /* CLOCK_BOOTTIME at switch-out; 0: not captured */
+	__u32 seq;    /* captures of this thread */
+	__u32 keep;   /* the capture's probability, in 1/65536 */
+	__u32 state;  /* PROFQ_KIND_* at switch-out */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct offcpu_slot);
+} offcpu_slots SEC(".maps");
+
+/* The record being built, per CPU. Not the samples' scratch: a CPU sample (NMI) may interrupt
+ * this program. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct profq_sample);
+} offcpu_scratch SEC(".maps");
+
+struct profq_offcpu_counters offcpu_counters[PROFQ_MAX_CPUS];
+
+static __always_inline __u32 offcpu_kind(_Bool preempt, unsigned int state)
+{
+	/* Preempted, or switched out before its sleep took effect: it was ready to run. */
+	if (preempt || !(state & (TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE)))
+		return PROFQ_KIND_RUNNABLE;
+	/* TASK_IDLE (uninterruptible but not counted in the load) is a sleep, not I/O. */
+	if ((state & TASK_UNINTERRUPTIBLE) && !(state & TASK_NOLOAD))
+		return PROFQ_KIND_BLOCKED;
+	return PROFQ_KIND_SLEEPING;
+}
+
+/* This epoch's capture probability; rolls the epoch over every OFFCPU_EPOCH_NS. */
+static __always_inline __u32 offcpu_keep(struct profq_offcpu_counters *oc, __u64 now)
+{
+	if (now - oc->epoch_ns >= OFFCPU_EPOCH_NS) {
+		__u64 n = oc->epoch_switches, keep = OFFCPU_ONE;
+
+		if (n > offcpu_budget)
+			keep = ((__u64)offcpu_budget * OFFCPU_ONE) / n;
+		oc->keep = keep ? (__u32)keep : 1;
+		oc->epoch_ns = now;
+		oc->epoch_switches = 0;
+	}
+	oc->epoch_switches++;
+	return oc->keep;
+}
+
+/*
+ * Sends the stack of the current thread, being switched out: kernel frames from ctx, the user
+ * registers saved at kernel entry and, in stack-copy mode, the user stack, as profq_sample()
+ * does for a sample taken in kernel mode. 0, or -1 if it was lost.
+ */
+static __always_inline int offcpu_send_stack(void *ctx, struct task_struct *task,
+					     const struct offcpu_slot *slot,
+					     struct profq_offcpu_counters *oc, __u32 cpu)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct profq_counters *c = &oc->ring;
+	__u32 zero = 0, klen = 0, ulen = 0, span = 0, size;
+	struct profq_sample *s;
+	long n;
+
+	s = bpf_map_lookup_elem(&offcpu_scratch, &zero);
+	if (!s)
+		return -1;
+	s->kind = slot->state;
+	s->seq = slot->seq;
+	s->weight = 0;
+	s->time_ns = slot->out_ns;
+	s->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	s->mm_id = (__u64)BPF_CORE_READ(task, mm);
+	s->tgid = pid_tgid >> 32;
+	s->tid = (__u32)pid_tgid;
+	s->cpu = cpu;
+	s->uid = (__u32)bpf_get_current_uid_gid();
+	s->flags = PROFQ_SAMPLE_OFFCPU_STACK | PROFQ_SAMPLE_KERNEL_MODE |
+		   (task_private(task) ? PROFQ_SAMPLE_PRIVATE : 0);
+	bpf_get_current_comm(s->comm, sizeof(s->comm));
+	if (s->tid == s->tgid)
+		__builtin_memcpy(s->pcomm, s->comm, sizeof(s->pcomm));
+	else
+		BPF_CORE_READ_STR_INTO(&s->pcomm, task, group_leader, comm);
+	n = bpf_get_stack(ctx, s->addrs, STACK_BYTES, 0);
+	if (n < 0) {
+		c->kstack_errors++;
+		s->flags |= PROFQ_SAMPLE_KSTACK_ERR;
+	} else {
+		klen = ((__u32)n / sizeof(__u64)) & 0x7f;
+	}
+	s->stack_len = 0;
+	s->py_len = 0;
+	s->py_flags = 0;
+	if (stack_copy) {
+		struct task_struct *t = bpf_get_current_task_btf();
+		struct pt_regs___kernel *uregs = (void *)bpf_task_pt_regs(t);
+		__u64 nr = BPF_CORE_READ(uregs, orig_ax);
+
+		s->user_ip = BPF_CORE_READ(uregs, ip);
+		s->user_sp = BPF_CORE_READ(uregs, sp);
+		s->user_bp = BPF_CORE_READ(uregs, bp);
+		if (nr == NR_EXECVE || nr == NR_EXECVEAT) {
+			s->flags |= PROFQ_SAMPLE_FOREIGN_REGS;
+		} else {
+			s->flags |= PROFQ_SAMPLE_USER_REGS;
+			span = user_stack_span(t, s->user_sp, s->tid == s->tgid);
+			python_stack(s, task);
+		}
+	} else {
+		n = bpf_get_stack(ctx, &s->addrs[klen], STACK_BYTES, BPF_F_USER_STACK);
+		if (n < 0) {
+			c->ustack_errors++;
+			s->flags |= PROFQ_SAMPLE_USTACK_ERR;
+		} else {
+			ulen = ((__u32)n / sizeof(__u64)) & 0x7f;
+		}
+	}
+	s->kstack_len = klen;
+	s->ustack_len = ulen;
+	if (span) {
+		__u64 lost = c->lost_ringbuf;
+
+		send_with_stack(c, s, span);
+		return c->lost_ringbuf != lost ? -1 : 0;
+	}
+	size = PROFQ_SAMPLE_HDR_SIZE + (klen + ulen) * sizeof(__u64);
+	if (size > sizeof(*s))
+		return -1;
+	if (bpf_ringbuf_output(&samples, s, size, BPF_RB_NO_WAKEUP) < 0) {
+		c->lost_ringbuf++;
+		return -1;
+	}
+	return 0;
+}
+
+/* Sends the end of next's captured interval. */
+static __always_inline void offcpu_send_end(struct task_struct *next,
+					    const struct offcpu_slot *slot,
+					    struct profq_offcpu_counters *oc, __u64 now, __u32 cpu)
+{
+	__u64 weight = (now - slot->out_ns) * OFFCPU_ONE / (slot->keep ?: 1);
+	struct profq_sample *s;
+
+	s = bpf_ringbuf_reserve(&samples, PROFQ_SAMPLE_HDR_SIZE, 0);
+	if (!s) {
+		oc->lost_ringbuf++;
+		return;
+	}
+	s->time_ns = now;
+	s->start_ns = BPF_CORE_READ(next, group_leader, start_boottime);
+	s->mm_id = (__u64)BPF_CORE_READ(next, mm);
+	s->tgid = BPF_CORE_READ(next, tgid);
+	s->tid = BPF_CORE_READ(next, pid);
+	s->cpu = cpu;
+	s->flags = PROFQ_SAMPLE_OFFCPU_END | PROFQ_SAMPLE_KERNEL_MODE;
+	s->uid = BPF_CORE_READ(next, real_cred, uid.val);
+	s->kstack_len = 0;
+	s->ustack_len = 0;
+	BPF_CORE_READ_STR_INTO(&s->comm, next, comm);
+	BPF_CORE_READ_STR_INTO(&s->pcomm, next, group_leader, comm);
+	s->user_ip = s->user_sp = s->user_bp = 0;
+	s->stack_len = 0;
+	s->py_len = 0;
+	s->py_flags = 0;
+	s->kind = slot->state;
+	s->seq = slot->seq;
+	s->weight = weight;
+	bpf_ringbuf_submit(s, BPF_RB_NO_WAKEUP);
+	oc->ends++;
+	oc->end_ns += weight;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(profq_offcpu_switch, _Bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct profq_offcpu_counters *oc = &offcpu_counters[cpu & (PROFQ_MAX_CPUS - 1)];
+	__u64 now = bpf_ktime_get_boot_ns();
+	struct offcpu_slot *slot;
+
+	/* The thread coming in: the end of its captured interval. */
+	if (next->pid != 0 && !(next->flags & PF_KTHREAD)) {
+		slot = bpf_task_storage_get(&offcpu_slots, next, 0, 0);
+		if (slot && slot->out_ns && now > slot->out_ns) {
+			offcpu_send_end(next, slot, oc, now, cpu);
+			slot->out_ns = 0;
+		}
+	}
+	/* The thread going out (current): capture it, or not. */
+	if (prev->pid == 0 || (prev->flags & PF_KTHREAD))
+		return 0;
+	oc->switches++;
+	__u32 keep = offcpu_keep(oc, now);
+
+	if (keep < OFFCPU_ONE && (bpf_get_prandom_u32() & (OFFCPU_ONE - 1)) >= keep)
+		return 0;
+	slot = bpf_task_storage_get(&offcpu_slots, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!slot) {
+		oc->no_storage++;
+		return 0;
+	}
+	slot->out_ns = now;
+	slot->seq++;
+	slot->keep = keep;
+	slot->state = offcpu_kind(preempt, prev_state);
+	if (offcpu_send_stack(ctx, prev, slot, oc, cpu) < 0)
+		slot->out_ns = 0;
+	else
+		oc->captured++;
 	return 0;
 }

@@ -44,8 +44,32 @@ struct Profiler {
 	 * and the end of the newest the disk budget has deleted since (INT64_MIN: none). */
 	int64_t evicted_from_ns;
 	int64_t disk_deleted_ns;
+	/* Off-CPU stacks waiting for their end, by thread id (direct-mapped, made on first use). */
+	struct OffcpuPending *pending;
 	ProfilerStats stats;
 };
+
+/* A thread's captured off-CPU stack, resolved, until its end record says how long it was off.
+ * Holds a reference to proc, stack and thread. proc 0: free. */
+typedef struct OffcpuPending {
+	ProcId proc;
+	uint32_t tid, seq, kind;
+	StackId stack;
+	StrId thread;
+	uint64_t start_ns; /* the group leader's start_boottime */
+} OffcpuPending;
+
+#define OFFCPU_PENDING (1u << 14)
+
+static void pending_release(Profiler *p, OffcpuPending *e)
+{
+	if (!e->proc)
+		return;
+	store_stack_unref(p->store, e->stack);
+	store_string_unref(p->store, e->thread);
+	store_proc_unref(p->store, e->proc);
+	*e = (OffcpuPending){ 0 };
+}
 
 static void on_loaded_proc(void *userdata, ProcId id, const StoreProc *sp)
 {
@@ -285,6 +309,9 @@ Profiler *profiler_free(Profiler *p)
 	persist_writer_free(p->persist);
 	if (p->lock_fd >= 0)
 		close(p->lock_fd);
+	for (size_t i = 0; p->pending && i < OFFCPU_PENDING; i++)
+		pending_release(p, &p->pending[i]);
+	free(p->pending);
 	stack_cache_free(p->stacks);
 	python_free(p->python);
 	proctable_free(p->procs);
@@ -511,12 +538,100 @@ static bool record_ok(const struct profq_sample *s, size_t size)
 	if (size < PROFQ_SAMPLE_HDR_SIZE || s->kstack_len > PROFQ_MAX_FRAMES ||
 	    s->ustack_len > PROFQ_MAX_FRAMES || s->tgid == 0)
 		return false;
+	if ((s->flags & (PROFQ_SAMPLE_OFFCPU_STACK | PROFQ_SAMPLE_OFFCPU_END)) &&
+	    !kind_off_cpu(s->kind))
+		return false;
 	if (s->py_len > PROFQ_PY_MAX_FRAMES || (s->py_len && !(s->flags & PROFQ_SAMPLE_USER_REGS)))
 		return false;
 	if (s->flags & PROFQ_SAMPLE_USER_REGS)
 		return s->ustack_len == 0 && s->stack_len <= PROFQ_STACK_COPY_MAX &&
 		       size >= PROFQ_SAMPLE_STACK_OFFSET + (size_t)s->stack_len;
 	return size >= PROFQ_SAMPLE_HDR_SIZE + ((size_t)s->kstack_len + s->ustack_len) * 8;
+}
+
+/*
+ * Drops the scheduler's own frames from the leaf end of an off-CPU stack read at sched_switch
+ * (the tracepoint's, __schedule, schedule): what is left starts where the thread chose to wait
+ * (do_nanosleep, pipe_read, futex_wait...), or was preempted.
+ */
+static void offcpu_trim(Profiler *p, FrameList *l)
+{
+	size_t cut = 0;
+
+	for (size_t i = 0; i < l->n && i < 16; i++) {
+		const StoreFrame *f = store_frame(p->store, l->frames[i]);
+		const char *name = f ? store_string(p->store, f->function) : NULL;
+
+		if (!f || !(f->flags & FRAME_KERNEL))
+			break;
+		if (name && streq(name, "__schedule")) {
+			cut = i + 1;
+			if (cut < l->n) {
+				f = store_frame(p->store, l->frames[cut]);
+				name = f ? store_string(p->store, f->function) : NULL;
+				if (name && streq(name, "schedule"))
+					cut++;
+			}
+			break;
+		}
+	}
+	if (cut == 0 || cut >= l->n)
+		return;
+	memmove(l->frames, l->frames + cut, (l->n - cut) * sizeof(FrameId));
+	l->n -= cut;
+}
+
+/* Keeps a captured off-CPU stack for its end record (taking references). */
+static void offcpu_hold(Profiler *p, const struct profq_sample *s, ProcId proc, StackId stack,
+			StrId thread)
+{
+	OffcpuPending *e;
+
+	if (!p->pending) {
+		p->pending = calloc(OFFCPU_PENDING, sizeof(OffcpuPending));
+		if (!p->pending) {
+			p->stats.offcpu_unpaired++;
+			return;
+		}
+	}
+	e = &p->pending[s->tid & (OFFCPU_PENDING - 1)];
+	/* A thread's earlier capture whose end never came, or another thread's: replaced. */
+	if (e->proc)
+		p->stats.offcpu_replaced++;
+	pending_release(p, e);
+	store_proc_ref(p->store, proc);
+	store_stack_ref(p->store, stack);
+	store_string_ref(p->store, thread);
+	*e = (OffcpuPending){ .proc = proc,
+			      .tid = s->tid,
+			      .seq = s->seq,
+			      .kind = s->kind,
+			      .stack = stack,
+			      .thread = thread,
+			      .start_ns = s->start_ns };
+}
+
+/* The end of a captured interval: its weight, at the stack captured for it. */
+static int offcpu_end(Profiler *p, const struct profq_sample *s)
+{
+	OffcpuPending *e = p->pending ? &p->pending[s->tid & (OFFCPU_PENDING - 1)] : NULL;
+	int r;
+
+	if (!e || !e->proc || e->tid != s->tid || e->seq != s->seq || e->start_ns != s->start_ns) {
+		p->stats.offcpu_unpaired++;
+		return 0;
+	}
+	r = window_for(p, (int64_t)s->time_ns + p->boot_to_real_ns);
+	if (r >= 0)
+		r = store_window_add_weight(p->store, e->proc, e->tid, e->thread, e->stack, e->kind,
+					    s->weight);
+	pending_release(p, e);
+	if (r < 0) {
+		p->stats.failed++;
+		return r;
+	}
+	p->stats.offcpu_stored++;
+	return 0;
 }
 
 int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
@@ -533,11 +648,17 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 	RawStack raw;
 	int r;
 
-	p->stats.samples++;
+	bool offcpu = size >= PROFQ_SAMPLE_HDR_SIZE &&
+		      (s->flags & (PROFQ_SAMPLE_OFFCPU_STACK | PROFQ_SAMPLE_OFFCPU_END));
+
+	if (!offcpu)
+		p->stats.samples++;
 	if (!record_ok(s, size)) {
 		p->stats.bad_records++;
 		return 0;
 	}
+	if (s->flags & PROFQ_SAMPLE_OFFCPU_END)
+		return offcpu_end(p, s);
 	r = window_for(p, (int64_t)s->time_ns + p->boot_to_real_ns);
 	if (r < 0)
 		goto fail;
@@ -553,12 +674,15 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 	if (!pp)
 		raw.py = 0;
 	key = stack_cache_key(s->tgid, s->start_ns, proc->generation,
-			      raw.kernel | raw.py << 16 | (uint32_t)raw.truncated << 31, raw.addrs,
-			      raw.n + 2 * raw.py);
+			      raw.kernel | raw.py << 16 | (uint32_t)offcpu << 30 |
+				      (uint32_t)raw.truncated << 31,
+			      raw.addrs, raw.n + 2 * raw.py);
 	if (stack_cache_get(p->stacks, key, &stack) == 0) {
 		p->stats.stack_hits++;
 	} else {
 		symbolize(p, proc, pp, &raw, s->time_ns, mono, &list);
+		if (offcpu)
+			offcpu_trim(p, &list);
 		r = store_intern_stack(p->store, frames, list.n, &stack);
 		for (size_t i = 0; i < list.n_owned; i++)
 			store_frame_unref(p->store, list.owned[i]);
@@ -579,6 +703,11 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 	r = store_intern_string(p->store, comm, &thread);
 	if (r < 0)
 		goto fail;
+	if (offcpu) {
+		offcpu_hold(p, s, proctable_record_of(proc, s), stack, thread);
+		store_string_unref(p->store, thread);
+		return 0;
+	}
 	r = store_window_add(p->store, proctable_record_of(proc, s), s->tid, thread, stack,
 			     s->flags & PROFQ_SAMPLE_KERNEL_MODE, 1);
 	store_string_unref(p->store, thread);
@@ -806,7 +935,8 @@ size_t profiler_memory(const Profiler *p)
 {
 	return sizeof(*p) + store_memory(p->store) + symbolizer_memory(p->sym) +
 	       proctable_memory(p->procs) + stack_cache_memory(p->stacks) +
-	       maplog_memory(p->maplog) + (p->python ? python_memory(p->python) : 0);
+	       maplog_memory(p->maplog) + (p->python ? python_memory(p->python) : 0) +
+	       (p->pending ? OFFCPU_PENDING * sizeof(OffcpuPending) : 0);
 }
 
 void profiler_memory_parts(const Profiler *p, ProfilerMemory *ret)

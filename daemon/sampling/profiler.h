@@ -63,6 +63,9 @@ typedef struct ProfilerStats {
 	uint64_t unwind[_UNWIND_END_MAX]; /* user stacks unwound from copies, by how they end */
 	uint64_t unwind_fp_frames;	  /* frames followed by frame pointer, for lack of CFI */
 	uint64_t python_unmatched; /* stacks with Python frames no evaluation frame stood for */
+	uint64_t offcpu_stored;	   /* off-CPU intervals counted into a window */
+	uint64_t offcpu_unpaired;  /* ends without their stack (lost, or replaced) */
+	uint64_t offcpu_replaced;  /* held stacks replaced before their end came */
 } ProfilerStats;
 
 /*

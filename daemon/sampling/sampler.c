@@ -17,7 +17,8 @@ struct Sampler {
 	/* One per CPU; each owns its perf event fd: bpf_link__destroy() closes it. */
 	struct bpf_link **links;
 	struct bpf_link *exec_link, *exit_link;
-	unsigned n_cpus; /* possible CPUs: size of per-CPU values */
+	struct bpf_link *switch_link; /* off-CPU; NULL when off */
+	unsigned n_cpus;	      /* possible CPUs: size of per-CPU values */
 	unsigned n_attached;
 	size_t ringbuf_bytes;
 	uint32_t frequency, stack_copy;
@@ -53,6 +54,7 @@ Sampler *sampler_free(Sampler *s)
 	ring_buffer__free(s->rb_samples);
 	bpf_link__destroy(s->exec_link);
 	bpf_link__destroy(s->exit_link);
+	bpf_link__destroy(s->switch_link);
 	for (unsigned i = 0; s->links && i < s->n_cpus; i++)
 		bpf_link__destroy(s->links[i]);
 	free(s->links);
@@ -132,11 +134,11 @@ static uint64_t typical_record(uint32_t stack_copy)
 static size_t ringbuf_size(const SamplerOptions *opts, unsigned n_cpus)
 {
 	uint64_t record = typical_record(opts->stack_copy);
-	/* A second of samples from every CPU: ten drains' worth, and room for the daemon to be
+	/* A second of samples (and off-CPU stacks at their budget) from every CPU: ten drains' worth, and room for the daemon to be
 	 * busy for a while (reading a big binary) before anything is lost. The ring is mapped
 	 * twice into our address space (to read records across its end), so it counts twice in
 	 * RSS: no bigger than needed. */
-	uint64_t want = (uint64_t)opts->frequency * n_cpus * record;
+	uint64_t want = ((uint64_t)opts->frequency + 10ull * opts->offcpu_budget) * n_cpus * record;
 	size_t size = 1u << 20;
 
 	if (opts->ringbuf_bytes)
@@ -186,6 +188,9 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 		return log_error_errno(-EINVAL, "Stack copy of %u bytes is over the %u maximum",
 				       opts->stack_copy, PROFQ_STACK_COPY_MAX);
 	s->skel->rodata->stack_copy = opts->stack_copy;
+	s->skel->rodata->offcpu_budget = opts->offcpu_budget;
+	if (opts->offcpu_budget == 0)
+		bpf_program__set_autoload(s->skel->progs.profq_offcpu_switch, false);
 
 	/* Load: create maps, verify and JIT the program. */
 	r = profq_bpf__load(s->skel);
@@ -253,6 +258,14 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 	if (!s->exit_link)
 		return log_error_errno(negative_errno(),
 				       "Failed to attach to sched_process_exit: %m");
+
+	/* Attach: off-CPU time, at every context switch. */
+	if (opts->offcpu_budget) {
+		s->switch_link = bpf_program__attach(s->skel->progs.profq_offcpu_switch);
+		if (!s->switch_link)
+			return log_error_errno(negative_errno(),
+					       "Failed to attach to sched_switch: %m");
+	}
 
 	/* Run: the reader side of the ring buffers, one each so the caller chooses the order. */
 	s->rb_events = ring_buffer__new(bpf_map__fd(s->skel->maps.events), on_event_record, s,
@@ -330,6 +343,45 @@ int sampler_counters(Sampler *s, struct profq_counters *ret)
 	}
 	*ret = sum;
 	return 0;
+}
+
+int sampler_offcpu_counters(Sampler *s, struct profq_offcpu_counters *ret)
+{
+	const volatile struct profq_offcpu_counters *v = s->skel->bss->offcpu_counters;
+	struct profq_offcpu_counters sum = { 0 };
+	unsigned n = MIN(s->n_cpus, (unsigned)PROFQ_MAX_CPUS);
+
+	for (unsigned i = 0; i < n; i++) {
+		sum.switches += v[i].switches;
+		sum.captured += v[i].captured;
+		sum.ends += v[i].ends;
+		sum.end_ns += v[i].end_ns;
+		sum.lost_ringbuf += v[i].lost_ringbuf;
+		sum.no_storage += v[i].no_storage;
+		sum.ring.lost_ringbuf += v[i].ring.lost_ringbuf;
+		sum.ring.kstack_errors += v[i].ring.kstack_errors;
+		sum.ring.ustack_errors += v[i].ring.ustack_errors;
+		sum.ring.stack_copy_errors += v[i].ring.stack_copy_errors;
+		sum.ring.stack_copy_bytes += v[i].ring.stack_copy_bytes;
+	}
+	*ret = sum;
+	return 0;
+}
+
+bool sampler_offcpu(const Sampler *s)
+{
+	return s->switch_link != NULL;
+}
+
+uint32_t sampler_offcpu_prog_id(const Sampler *s)
+{
+	struct bpf_program *prog = s->skel->progs.profq_offcpu_switch;
+	struct bpf_prog_info info = { 0 };
+	uint32_t len = sizeof(info);
+
+	if (!sampler_offcpu(s) || bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) < 0)
+		return 0;
+	return info.id;
 }
 
 unsigned sampler_cpus(const Sampler *s)

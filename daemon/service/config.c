@@ -143,6 +143,17 @@ static int set_python(Config *c, const char *v, char **err)
 	return 0;
 }
 
+static int set_off_cpu(Config *c, const char *v, char **err)
+{
+	if (streq(v, "yes"))
+		c->off_cpu = true;
+	else if (streq(v, "no"))
+		c->off_cpu = false;
+	else
+		return set_error(err, -EINVAL, "must be yes or no, got '%s'", v);
+	return 0;
+}
+
 static int set_debug_dirs(Config *c, const char *v, char **err)
 {
 	/* Absolute directories only: libdwfl reads relative ones against each binary's own. */
@@ -195,6 +206,7 @@ static const struct {
 	{ "max-disk", set_max_disk },
 	{ "stack-copy", set_stack_copy },
 	{ "python", set_python },
+	{ "off-cpu", set_off_cpu },
 	{ "debug-dir", set_debug_dirs },
 	{ "group", set_group },
 	{ "log-level", set_log_level },
@@ -211,6 +223,7 @@ int config_init(Config *c)
 		.max_disk = 1ULL << 30,
 		.stack_copy = 16384,
 		.python = true,
+		.off_cpu = true,
 		.log_level = LOG_INFO,
 	};
 	c->socket_path = strdup(CONFIG_DEFAULT_SOCKET);

@@ -30,6 +30,7 @@ static void help(void)
 	       "                        binaries' CFI (default 16K; 0: frame pointers only)\n"
 	       "  --python yes|no       Python functions of CPython processes (default yes;\n"
 	       "                        needs --stack-copy)\n"
+	       "  --off-cpu yes|no      Record where threads wait off the CPU (default yes)\n"
 	       "  --debug-dir DIRS      More roots for separate debug files (DIR/.build-id/...),\n"
 	       "                        colon-separated, after /usr/lib/debug\n"
 	       "  --group NAME          Members may query every process "
@@ -73,6 +74,7 @@ int main(int argc, char *argv[])
 		{ "max-disk", required_argument, NULL, 0 },
 		{ "stack-copy", required_argument, NULL, 0 },
 		{ "python", required_argument, NULL, 0 },
+		{ "off-cpu", required_argument, NULL, 0 },
 		{ "debug-dir", required_argument, NULL, 0 },
 		{ "group", required_argument, NULL, 0 },
 		{ "log-level", required_argument, NULL, 0 },

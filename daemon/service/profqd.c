@@ -297,6 +297,34 @@ static int status_unwind(Profqd *m, const ProfilerStats *ps, json_object *status
 	return 0;
 }
 
+static int status_offcpu(Profqd *m, const ProfilerStats *ps, json_object *status)
+{
+	struct profq_offcpu_counters c;
+	json_object *o;
+
+	if (sampler_offcpu_counters(m->sampler, &c) < 0)
+		return 0;
+	o = json_object_new_object();
+	if (!o)
+		return -ENOMEM;
+	json_object_object_add(o, "enabled", json_object_new_boolean(sampler_offcpu(m->sampler)));
+	json_add_int(o, "switches", (int64_t)c.switches);
+	json_add_int(o, "captured", (int64_t)c.captured);
+	json_add_int(o, "recorded", (int64_t)c.ends);
+	json_add_double(o, "recorded_s", (double)c.end_ns / NSEC_PER_SEC, 3);
+	json_add_int(o, "dropped", (int64_t)(c.ring.lost_ringbuf + c.lost_ringbuf + c.no_storage));
+	json_add_int(o, "lost_ringbuf", (int64_t)(c.ring.lost_ringbuf + c.lost_ringbuf));
+	json_add_int(o, "no_storage", (int64_t)c.no_storage);
+	json_add_int(o, "stored", (int64_t)ps->offcpu_stored);
+	json_add_int(o, "unpaired", (int64_t)ps->offcpu_unpaired);
+	json_add_int(o, "replaced", (int64_t)ps->offcpu_replaced);
+	json_add_int(
+		o, "stack_errors",
+		(int64_t)(c.ring.kstack_errors + c.ring.ustack_errors + c.ring.stack_copy_errors));
+	json_object_object_add(status, "off_cpu", o);
+	return 0;
+}
+
 static int status_memory(Profqd *m, const ProfilerStats *ps, json_object *status)
 {
 	json_object *o = json_object_new_object();
@@ -480,6 +508,9 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 		return 0;
 	}
 	r = status_unwind(m, &ps, o);
+	if (r < 0)
+		return r;
+	r = status_offcpu(m, &ps, o);
 	if (r < 0)
 		return r;
 	r = status_memory(m, &ps, o);
@@ -699,6 +730,10 @@ int profqd_new(const Config *config, Profqd **ret)
 	};
 	SamplerOptions sopts = { .frequency = config->frequency,
 				 .stack_copy = config->stack_copy,
+				 /* Four switch-outs per CPU sample, at most: per 100 ms. */
+				 .offcpu_budget = config->off_cpu
+							  ? MAX(4 * config->frequency / 10, 1u)
+							  : 0,
 				 .on_sample = on_sample,
 				 .on_event = on_event };
 	ReaderOptions ropts = {

@@ -4,7 +4,8 @@
 #include "base/macro.h"
 #include "store/segment.h"
 
-#define ENTRY_SIZE 24 /* proc, tid, stack, thread, user, kernel: u32 each */
+#define ENTRY_SIZE_V4 24 /* proc, tid, stack, thread, user, kernel: u32 each */
+#define ENTRY_SIZE 36	 /* the same, then u32 kind, u64 weight */
 
 void segment_buf_done(SegmentBuf *b)
 {
@@ -171,7 +172,8 @@ void segment_put_proc(SegmentBuf *b, const SegmentProc *sp)
 	finish_record(b, start);
 }
 
-#define WINDOW_HEAD 52
+#define WINDOW_HEAD_V4 52
+#define WINDOW_HEAD 60 /* then u64 records */
 
 void segment_put_window(SegmentBuf *b, const Window *w, const WindowEntry *entries)
 {
@@ -188,6 +190,7 @@ void segment_put_window(SegmentBuf *b, const Window *w, const WindowEntry *entri
 	put_u64(p + 32, w->idle);
 	put_u64(p + 40, w->lost);
 	put_u32(p + 48, (uint32_t)w->n_entries);
+	put_u64(p + 52, w->records);
 	p += WINDOW_HEAD;
 	for (size_t i = 0; i < w->n_entries; i++, p += ENTRY_SIZE) {
 		put_u32(p, entries[i].proc);
@@ -196,13 +199,15 @@ void segment_put_window(SegmentBuf *b, const Window *w, const WindowEntry *entri
 		put_u32(p + 12, entries[i].thread);
 		put_u32(p + 16, entries[i].user);
 		put_u32(p + 20, entries[i].kernel);
+		put_u32(p + 24, entries[i].kind);
+		put_u64(p + 28, entries[i].weight);
 	}
 	finish_record(b, start);
 }
 
 void segment_window_entry(const SegmentWindow *w, size_t i, WindowEntry *ret)
 {
-	const uint8_t *p = w->entries + i * ENTRY_SIZE;
+	const uint8_t *p = w->entries + i * w->entry_size;
 
 	*ret = (WindowEntry){ .proc = get_u32(p),
 			      .tid = get_u32(p + 4),
@@ -210,6 +215,10 @@ void segment_window_entry(const SegmentWindow *w, size_t i, WindowEntry *ret)
 			      .thread = get_u32(p + 12),
 			      .user = get_u32(p + 16),
 			      .kernel = get_u32(p + 20) };
+	if (w->entry_size >= ENTRY_SIZE) {
+		ret->kind = get_u32(p + 24);
+		ret->weight = get_u64(p + 28);
+	}
 }
 
 static bool id_ok(uint32_t id)
@@ -295,9 +304,10 @@ static int decode(uint32_t version, uint32_t type, const uint8_t *p, size_t len,
 		return v->proc ? v->proc(userdata, &sp) : 0;
 	}
 	case SEGMENT_WINDOW: {
+		size_t head = version >= 5 ? WINDOW_HEAD : WINDOW_HEAD_V4;
 		SegmentWindow w;
 
-		if (len < WINDOW_HEAD)
+		if (len < head)
 			return -EBADMSG;
 		w = (SegmentWindow){ .start_ns = (int64_t)get_u64(p),
 				     .end_ns = (int64_t)get_u64(p + 8),
@@ -306,10 +316,15 @@ static int decode(uint32_t version, uint32_t type, const uint8_t *p, size_t len,
 				     .idle = get_u64(p + 32),
 				     .lost = get_u64(p + 40),
 				     .n_entries = get_u32(p + 48),
-				     .entries = p + WINDOW_HEAD };
+				     .records = version >= 5 ? get_u64(p + 52) : 0,
+				     .entry_size = version >= 5 ? ENTRY_SIZE : ENTRY_SIZE_V4,
+				     .entries = p + head };
 		if (w.start_ns < 0 || w.end_ns <= w.start_ns || w.period_ns == 0 ||
-		    w.period_ns > NSEC_PER_SEC || len != WINDOW_HEAD + ENTRY_SIZE * w.n_entries)
+		    w.period_ns > NSEC_PER_SEC || len != head + w.entry_size * w.n_entries)
 			return -EBADMSG;
+		for (size_t i = 0; version >= 5 && i < w.n_entries; i++)
+			if (get_u32(w.entries + i * ENTRY_SIZE + 24) >= _KIND_MAX)
+				return -EBADMSG;
 		return v->window ? v->window(userdata, &w) : 0;
 	}
 	default:

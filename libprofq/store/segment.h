@@ -24,8 +24,9 @@
 /* 3: processes carry PROC_PRIVATE. Version 2 still loads: its processes are judged by their
  * uid alone, as profqd of that version did. 4: frames carry FRAME_PYTHON and
  * FRAME_PYTHON_EVAL (an older reader refuses the segment as a later version, rather than as
- * damage at its first Python frame). */
-#define SEGMENT_VERSION 4
+ * damage at its first Python frame). 5: window entries carry a kind and a weight (off-CPU time),
+ * windows their count of such records; entries of older versions are all CPU samples. */
+#define SEGMENT_VERSION 5
 #define SEGMENT_VERSION_OLDEST 2
 #define SEGMENT_HEADER_SIZE 32
 #define SEGMENT_MAX_RECORD (64u << 20)
@@ -51,7 +52,9 @@ typedef struct SegmentWindow {
 	int64_t start_ns, end_ns;
 	uint64_t period_ns;
 	uint64_t samples, idle, lost;
+	uint64_t records; /* of kinds other than KIND_CPU (version 5) */
 	size_t n_entries;
+	size_t entry_size;	/* bytes per encoded entry: by the segment's version */
 	const uint8_t *entries; /* n_entries encoded entries; decode with segment_window_entry() */
 } SegmentWindow;
 
