@@ -232,6 +232,14 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 				req.no_python = !json_object_get_boolean(val);
 			else
 				req.no_inline = !json_object_get_boolean(val);
+		} else if (streq(key, "event")) {
+			if (!json_object_is_type(val, json_type_string) ||
+			    event_from_string(json_object_get_string(val)) < 0) {
+				r = fail(ret_error,
+					 "Field 'event' must be \"cpu\", \"off-cpu\" or \"wall\"");
+				goto out;
+			}
+			req.event = event_from_string(json_object_get_string(val));
 		} else if (streq(key, "min_pct")) {
 			double d;
 
@@ -333,8 +341,30 @@ int request_to_json(const Request *req, json_object **ret)
 		json_object_object_add(o, "min_pct", json_object_new_double(req->min_pct));
 	if (req->function[0])
 		json_object_object_add(o, "function", json_object_new_string(req->function));
+	if (req->event != EVENT_CPU)
+		json_object_object_add(o, "event",
+				       json_object_new_string(event_to_string(req->event)));
 	*ret = o;
 	return 0;
+}
+
+static const char *const event_names[_EVENT_MAX] = {
+	[EVENT_CPU] = "cpu",
+	[EVENT_OFF_CPU] = "off-cpu",
+	[EVENT_WALL] = "wall",
+};
+
+const char *event_to_string(Event e)
+{
+	return e >= 0 && e < _EVENT_MAX ? event_names[e] : NULL;
+}
+
+Event event_from_string(const char *s)
+{
+	for (int i = 0; s && i < _EVENT_MAX; i++)
+		if (streq(s, event_names[i]))
+			return (Event)i;
+	return _EVENT_INVALID;
 }
 
 json_object *error_answer_new(ErrorCode code, const char *fmt, ...)

@@ -50,6 +50,15 @@ typedef enum ErrorCode {
 	_ERROR_INVALID = -EINVAL,
 } ErrorCode;
 
+/* What a profile weighs: CPU samples, time switched out, or both (wall-clock time). */
+typedef enum Event {
+	EVENT_CPU,
+	EVENT_OFF_CPU,
+	EVENT_WALL,
+	_EVENT_MAX,
+	_EVENT_INVALID = -EINVAL,
+} Event;
+
 #define REQUEST_LIMIT_DEFAULT 20
 #define REQUEST_LIMIT_MAX 100000
 /* Longest function name a request may name (demangled C++ names run long). */
@@ -78,6 +87,7 @@ typedef struct Request {
 	/* Hide Python frames, show the interpreter's evaluation frames they stand in for. */
 	bool no_python;
 	double min_pct; /* tree: prune nodes below this percentage, 0..100 */
+	Event event;	/* the answers over stacks (top, tree, lines, stacks) and ps's order */
 	/* lines: only samples with this function on the stack ("" for all); NUL-terminated. */
 	char function[REQUEST_FUNCTION_MAX];
 } Request;
@@ -88,6 +98,8 @@ const char *sort_key_to_string(SortKey k);
 SortKey sort_key_from_string(const char *s);
 /* Whether command c sorts by k: ps by its keys, the others by self or total. */
 bool sort_key_valid(Command c, SortKey k);
+const char *event_to_string(Event e);
+Event event_from_string(const char *s);
 const char *error_code_to_string(ErrorCode c);
 ErrorCode error_code_from_string(const char *s);
 
