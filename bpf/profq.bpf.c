@@ -594,9 +594,10 @@ int BPF_PROG(profq_exit, struct task_struct *task, _Bool group_dead)
  * the thread (task storage: a thread woken on another CPU finds its own; the slot goes with the
  * thread). When it comes back in, the interval d is known and a small end record pairs with the
  * stack (PROFQ_SAMPLE_OFFCPU_END, same seq). Reading a stack at every switch is too dear under
- * a switch storm: each CPU captures a switch-out with probability keep, set per 100 ms epoch so
- * that about offcpu_budget are captured per epoch, and a captured interval stands for
- * d / keep (unbiased: docs/ARCHITECTURE.md).
+ * a switch storm: a switch-out is captured with probability keep, the larger of the CPU's (set
+ * per 100 ms epoch so that about offcpu_budget are captured per epoch) and the thread's (1 for
+ * a thread switched out less often than every OFFCPU_QUIET_NS), and a captured interval stands
+ * for d / keep (unbiased: docs/ARCHITECTURE.md).
  */
 
 /* Stacks captured per CPU per epoch, about; 0: off (the program is not attached). */
@@ -607,16 +608,22 @@ const volatile __u32 offcpu_budget = 0;
 
 #define TASK_INTERRUPTIBLE 0x1
 #define TASK_UNINTERRUPTIBLE 0x2
+#define TASK_DEAD 0x80
 #define TASK_NOLOAD 0x400
 #define PF_KTHREAD 0x00200000
 
 struct offcpu_slot {
-	__u64 out_ns; /* CLOCK_BOOTTIME at switch-out; 0: not captured */
-	__u32 seq;    /* captures of this thread */
-	__u32 keep;   /* the capture's probability, in 1/65536 */
-	__u32 state;  /* PROFQ_KIND_* at switch-out */
+	__u64 out_ns;  /* CLOCK_BOOTTIME at switch-out; 0: not captured */
+	__u64 last_ns; /* the thread's last switch-out, captured or not */
+	__u64 gap_ns;  /* moving average of the time between its switch-outs */
+	__u32 seq;     /* captures of this thread */
+	__u32 keep;    /* the capture's probability, in 1/65536 */
+	__u32 state;   /* PROFQ_KIND_* at switch-out */
 	__u32 pad;
 };
+
+/* A thread switched out less often than every this (on average) is always captured. */
+#define OFFCPU_QUIET_NS 100000000ull
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -804,19 +811,35 @@ int BPF_PROG(profq_offcpu_switch, _Bool preempt, struct task_struct *prev, struc
 			slot->out_ns = 0;
 		}
 	}
-	/* The thread going out (current): capture it, or not. */
-	if (prev->pid == 0 || (prev->flags & PF_KTHREAD))
+	/* The thread going out (current): capture it, or not. Not at its exit: it never
+	 * comes back. */
+	if (prev->pid == 0 || (prev->flags & PF_KTHREAD) || (prev_state & TASK_DEAD))
 		return 0;
 	oc->switches++;
-	__u32 keep = offcpu_keep(oc, now);
+	__u32 keep = offcpu_keep(oc, now), quiet;
 
-	if (keep < OFFCPU_ONE && (bpf_get_prandom_u32() & (OFFCPU_ONE - 1)) >= keep)
-		return 0;
 	slot = bpf_task_storage_get(&offcpu_slots, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!slot) {
 		oc->no_storage++;
 		return 0;
 	}
+	/*
+	 * A thread that switches rarely is captured at every switch whatever the CPU's budget
+	 * (daemons, a request waiting on I/O), one that switches often at about ten a second:
+	 * the probability is the larger of the two, known before the interval's length is.
+	 */
+	if (slot->last_ns == 0)
+		slot->gap_ns = OFFCPU_QUIET_NS;
+	else if (now > slot->last_ns)
+		slot->gap_ns = slot->gap_ns - (slot->gap_ns >> 3) + ((now - slot->last_ns) >> 3);
+	slot->last_ns = now;
+	quiet = slot->gap_ns >= OFFCPU_QUIET_NS
+			? OFFCPU_ONE
+			: (__u32)(slot->gap_ns * OFFCPU_ONE / OFFCPU_QUIET_NS);
+	if (quiet > keep)
+		keep = quiet;
+	if (keep < OFFCPU_ONE && (bpf_get_prandom_u32() & (OFFCPU_ONE - 1)) >= keep)
+		return 0;
 	slot->out_ns = now;
 	slot->seq++;
 	slot->keep = keep;

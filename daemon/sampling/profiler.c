@@ -57,6 +57,7 @@ typedef struct OffcpuPending {
 	StackId stack;
 	StrId thread;
 	uint64_t start_ns; /* the group leader's start_boottime */
+	uint64_t time_ns;  /* CLOCK_BOOTTIME of the switch-out */
 } OffcpuPending;
 
 #define OFFCPU_PENDING (1u << 14)
@@ -608,7 +609,25 @@ static void offcpu_hold(Profiler *p, const struct profq_sample *s, ProcId proc, 
 			      .kind = s->kind,
 			      .stack = stack,
 			      .thread = thread,
-			      .start_ns = s->start_ns };
+			      .start_ns = s->start_ns,
+			      .time_ns = s->time_ns };
+}
+
+/* Lets go of held stacks whose end will not come (the thread exited while switched out) or
+ * would fall out of the retention at once. */
+static void offcpu_sweep(Profiler *p, int64_t now_ns)
+{
+	int64_t oldest = now_ns - p->boot_to_real_ns - (int64_t)p->opts.retention_ns;
+
+	for (size_t i = 0; p->pending && i < OFFCPU_PENDING; i++) {
+		OffcpuPending *e = &p->pending[i];
+		const StoreProc *sp = e->proc ? store_proc(p->store, e->proc) : NULL;
+
+		if (e->proc && (!sp || (sp->flags & PROC_EXITED) || (int64_t)e->time_ns < oldest)) {
+			p->stats.offcpu_expired++;
+			pending_release(p, e);
+		}
+	}
 }
 
 /* The end of a captured interval: its weight, at the stack captured for it. */
@@ -892,6 +911,7 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 		proctable_sweep(p->procs, mono_ns, PROCESS_IDLE_NS, now_ns, p->opts.retention_ns);
 		maplog_expire(p->maplog, (uint64_t)(now_ns - p->boot_to_real_ns), MAPLOG_KEEP_NS);
 		expire_disk(p, now_ns);
+		offcpu_sweep(p, now_ns);
 	}
 	evict(p, now_ns, mono_ns);
 	return 0;

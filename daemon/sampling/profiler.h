@@ -66,6 +66,7 @@ typedef struct ProfilerStats {
 	uint64_t offcpu_stored;	   /* off-CPU intervals counted into a window */
 	uint64_t offcpu_unpaired;  /* ends without their stack (lost, or replaced) */
 	uint64_t offcpu_replaced;  /* held stacks replaced before their end came */
+	uint64_t offcpu_expired;   /* held stacks let go: the thread exited, or too old */
 } ProfilerStats;
 
 /*

@@ -90,7 +90,12 @@ static int on_sample(void *userdata, const struct profq_sample *s, size_t size)
 {
 	Profqd *m = userdata;
 
-	(void)reader_push(m->reader, READER_SAMPLE, s, size); /* a drop is counted there */
+	/* An off-CPU stack gives way to CPU samples when the daemon falls behind: its end then
+	 * finds no stack and is counted as unpaired. A drop is counted there. */
+	if (size >= PROFQ_SAMPLE_HDR_SIZE && (s->flags & PROFQ_SAMPLE_OFFCPU_STACK))
+		(void)reader_push_low(m->reader, READER_SAMPLE, s, size);
+	else
+		(void)reader_push(m->reader, READER_SAMPLE, s, size);
 	return 0;
 }
 
@@ -300,10 +305,12 @@ static int status_unwind(Profqd *m, const ProfilerStats *ps, json_object *status
 static int status_offcpu(Profqd *m, const ProfilerStats *ps, json_object *status)
 {
 	struct profq_offcpu_counters c;
+	ReaderStats rs;
 	json_object *o;
 
 	if (sampler_offcpu_counters(m->sampler, &c) < 0)
 		return 0;
+	reader_stats(m->reader, &rs);
 	o = json_object_new_object();
 	if (!o)
 		return -ENOMEM;
@@ -312,12 +319,16 @@ static int status_offcpu(Profqd *m, const ProfilerStats *ps, json_object *status
 	json_add_int(o, "captured", (int64_t)c.captured);
 	json_add_int(o, "recorded", (int64_t)c.ends);
 	json_add_double(o, "recorded_s", (double)c.end_ns / NSEC_PER_SEC, 3);
-	json_add_int(o, "dropped", (int64_t)(c.ring.lost_ringbuf + c.lost_ringbuf + c.no_storage));
+	json_add_int(o, "dropped",
+		     (int64_t)(c.ring.lost_ringbuf + c.lost_ringbuf + c.no_storage +
+			       rs.shed[READER_SAMPLE]));
+	json_add_int(o, "shed", (int64_t)rs.shed[READER_SAMPLE]);
 	json_add_int(o, "lost_ringbuf", (int64_t)(c.ring.lost_ringbuf + c.lost_ringbuf));
 	json_add_int(o, "no_storage", (int64_t)c.no_storage);
 	json_add_int(o, "stored", (int64_t)ps->offcpu_stored);
 	json_add_int(o, "unpaired", (int64_t)ps->offcpu_unpaired);
 	json_add_int(o, "replaced", (int64_t)ps->offcpu_replaced);
+	json_add_int(o, "expired", (int64_t)ps->offcpu_expired);
 	json_add_int(
 		o, "stack_errors",
 		(int64_t)(c.ring.kstack_errors + c.ring.ustack_errors + c.ring.stack_copy_errors));
@@ -730,10 +741,9 @@ int profqd_new(const Config *config, Profqd **ret)
 	};
 	SamplerOptions sopts = { .frequency = config->frequency,
 				 .stack_copy = config->stack_copy,
-				 /* Four switch-outs per CPU sample, at most: per 100 ms. */
-				 .offcpu_budget = config->off_cpu
-							  ? MAX(4 * config->frequency / 10, 1u)
-							  : 0,
+				 /* As many switch-outs as CPU samples: per 100 ms. */
+				 .offcpu_budget = config->off_cpu ? MAX(config->frequency / 10, 1u)
+								  : 0,
 				 .on_sample = on_sample,
 				 .on_event = on_event };
 	ReaderOptions ropts = {
