@@ -212,10 +212,11 @@ static int check(const CliContext *ctx, const Request *req, void *userdata)
 static const CliQuery diff = {
 	.name = "diff",
 	.command = COMMAND_TOP,
-	.shared = CLI_OPT_PID | CLI_OPT_INLINE | CLI_OPT_LIMIT,
+	.shared = CLI_OPT_PID | CLI_OPT_INLINE | CLI_OPT_LIMIT | CLI_OPT_EVENT,
 	.needs_pid = true,
 	.help = "Usage: profq diff --pid N [--base RANGE] [--with RANGE]\n"
 		"                  [--base-pid P] [-n N] [--sort self|total]\n"
+		"                  [--event cpu|off-cpu|wall]\n"
 		"                  [--[no-]inline] [--[no-]python] [--json]\n"
 		"\n"
 		"How each function's share of the samples changed from the base\n"
@@ -224,7 +225,8 @@ static const CliQuery diff = {
 		"duration back from now or a time (20m..10m, 14:05..14:10),\n"
 		"SINCE (until now), life (the process's), or all (the default).\n"
 		"Rows are ranked by the change of SELF% (or TOTAL% with\n"
-		"--sort total), in points of each side's own samples.\n",
+		"--sort total), in points of each side's own samples.\n"
+		"--event off-cpu or wall: of time switched out, or of wall time.\n",
 	.options =
 		(const struct option[]){
 			{ "base", required_argument, NULL, OPT_BASE },

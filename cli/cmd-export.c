@@ -48,6 +48,7 @@ static const struct {
 		.name = "folded",
 		.help = "Usage: profq folded --pid N [--tid T] [--start TIME] [--children]\n"
 			"              [--since WHEN] [--until WHEN] [--range life]\n"
+			"              [--event cpu|off-cpu|wall]\n"
 			"              [--[no-]inline] [--[no-]python] [-o FILE] [--json]\n"
 			"\n"
 			"Folded stacks: one line per distinct stack, outermost frame first,\n"
@@ -55,7 +56,8 @@ static const struct {
 			"stackcollapse-perf.pl writes them with its annotations (kernel frames\n"
 			"end in _[k], inlined ones in _[i], JIT code in _[j]; Python functions\n"
 			"by name), for flamegraph.pl, speedscope and friends. --json prints\n"
-			"the stacks answer.\n"
+			"the stacks answer. --event off-cpu or wall: the counts are\n"
+			"nanoseconds.\n"
 			"\n"
 			"-o FILE writes to FILE (\"-\": standard output).\n",
 	},
@@ -63,12 +65,14 @@ static const struct {
 		.name = "flame",
 		.help = "Usage: profq flame --pid N [--tid T] [--start TIME] [--children]\n"
 			"             [--since WHEN] [--until WHEN] [--range life]\n"
-			"             [--[no-]inline] [--[no-]python]\n"
+			"             [--event cpu|off-cpu|wall] [--[no-]inline] [--[no-]python]\n"
 			"       [--title T] [--width PX] -o FILE.svg [--json]\n"
 			"\n"
 			"An interactive SVG flame graph: one box per call path, as wide as its\n"
 			"share of the samples, callers below their callees. Open it in a\n"
 			"browser: hover for figures, click to zoom, Ctrl-F to search.\n"
+			"--event off-cpu or wall: boxes as wide as their time off the CPU\n"
+			"(or of wall time).\n"
 			"\n"
 			"-o FILE writes to FILE (\"-\": standard output).\n",
 	},
@@ -76,12 +80,15 @@ static const struct {
 		.name = "pprof",
 		.help = "Usage: profq pprof --pid N [--tid T] [--start TIME] [--children]\n"
 			"             [--since WHEN] [--until WHEN] [--range life]\n"
+			"             [--event cpu|off-cpu|wall]\n"
 			"             [--[no-]inline] [--[no-]python] -o FILE.pb.gz [--json]\n"
 			"\n"
 			"A gzipped pprof profile (profile.proto) for go tool pprof, Pyroscope or\n"
 			"Parca: sample types samples/count and cpu/nanoseconds, inlined\n"
 			"frames as pprof's inline lines, file and line of every frame;\n"
 			"Python functions have the mapping [python] and their first line.\n"
+			"--event off-cpu or wall: one sample type, off_cpu/nanoseconds or\n"
+			"wall/nanoseconds.\n"
 			"\n"
 			"-o FILE writes to FILE (\"-\": standard output, not a terminal).\n",
 	},
@@ -418,7 +425,7 @@ static int export_run(ExportKind kind, CliContext *ctx, int argc, char **argv)
 		.name = exports[kind].name,
 		.command = COMMAND_STACKS,
 		.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START |
-			  CLI_OPT_CHILDREN | CLI_OPT_INLINE,
+			  CLI_OPT_CHILDREN | CLI_OPT_INLINE | CLI_OPT_EVENT,
 		.needs_pid = true,
 		.help = exports[kind].help,
 		.options = export_options,

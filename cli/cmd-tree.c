@@ -45,8 +45,9 @@ static void render_tree(json_object *a, const Request *req)
 	json_object *rows;
 
 	(void)req;
-	printf("Samples: %lld  pid %lld (%s)", (long long)json_get_int(a, "samples"),
-	       (long long)json_get_int(a, "pid"), strempty(json_get_string(a, "comm")));
+	cli_print_total(a);
+	printf("  pid %lld (%s)", (long long)json_get_int(a, "pid"),
+	       strempty(json_get_string(a, "comm")));
 	if (json_get_int(a, "tid"))
 		printf("  tid %lld", (long long)json_get_int(a, "tid"));
 	printf("  calls below %.2f%% left out\n", json_get_double(a, "min_pct"));
@@ -81,11 +82,11 @@ static const CliQuery tree = {
 	.name = "tree",
 	.command = COMMAND_TREE,
 	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START | CLI_OPT_CHILDREN |
-		  CLI_OPT_INLINE,
+		  CLI_OPT_INLINE | CLI_OPT_EVENT,
 	.needs_pid = true,
 	.help = "Usage: profq tree --pid N [--tid T] [--start TIME] [--children]\n"
 		"                  [--min-pct P] [--since WHEN] [--until WHEN]\n"
-		"                  [--range life]\n"
+		"                  [--range life] [--event cpu|off-cpu|wall]\n"
 		"                  [--[no-]inline] [--[no-]python] [--json]\n"
 		"\n"
 		"The call tree, top down: each stack's outermost frame is a root, a\n"
@@ -95,7 +96,9 @@ static const CliQuery tree = {
 		"out. Calls the compiler inlined are nodes of their own;\n"
 		"--no-inline folds them into the function they are in.\n"
 		"Python functions are frames of their own in place of the interpreter\n"
-		"frames that ran them; --no-python shows the interpreter frames.\n",
+		"frames that ran them; --no-python shows the interpreter frames.\n"
+		"--event off-cpu: time switched out, by where threads waited; wall:\n"
+		"CPU and off-CPU time together.\n",
 	.options = (const struct option[]){ { "min-pct", required_argument, NULL, OPT_MIN_PCT },
 					    {} },
 	.option = parse_option,

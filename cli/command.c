@@ -26,6 +26,7 @@ static const struct {
 	{ { "python", no_argument, NULL, OPT_PYTHON }, CLI_OPT_INLINE },
 	{ { "no-python", no_argument, NULL, OPT_NO_PYTHON }, CLI_OPT_INLINE },
 	{ { "range", required_argument, NULL, OPT_RANGE }, CLI_OPT_RANGE },
+	{ { "event", required_argument, NULL, OPT_EVENT }, CLI_OPT_EVENT },
 };
 
 /* Room for every shared option, a command's own, --help and the terminator. */
@@ -218,6 +219,12 @@ static int parse_shared_option(const char *command, int opt, const char *arg, Cl
 	case OPT_SINCE:
 	case OPT_UNTIL:
 		return parse_range_option(command, opt, arg, ctx, req);
+	case OPT_EVENT:
+		if (event_from_string(arg) < 0)
+			return cli_usage_error(
+				command, "--event: '%s' is not 'cpu', 'off-cpu' or 'wall'", arg);
+		req->event = event_from_string(arg);
+		return EXIT_OK;
 	case OPT_RANGE:
 		if (!streq(arg, "life"))
 			return cli_usage_error(command, "--range: '%s' is not 'life'", arg);

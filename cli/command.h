@@ -21,6 +21,7 @@ enum {
 	CLI_OPT_CHILDREN = 1 << 4, /* --children */
 	CLI_OPT_INLINE = 1 << 5,   /* --inline, --no-inline, --python, --no-python */
 	CLI_OPT_LIMIT = 1 << 6,	   /* -n N (0: all) */
+	CLI_OPT_EVENT = 1 << 7,	   /* --event cpu|off-cpu|wall */
 };
 
 /* getopt values of the shared options; a command's own long options use values from 0x200. */
@@ -37,6 +38,7 @@ enum {
 	OPT_PYTHON,
 	OPT_NO_PYTHON,
 	OPT_RANGE,
+	OPT_EVENT,
 	_OPT_SHARED_END,
 };
 
