@@ -595,9 +595,10 @@ int BPF_PROG(profq_exit, struct task_struct *task, _Bool group_dead)
  * thread). When it comes back in, the interval d is known and a small end record pairs with the
  * stack (PROFQ_SAMPLE_OFFCPU_END, same seq). Reading a stack at every switch is too dear under
  * a switch storm: a switch-out is captured with probability keep, the larger of the CPU's (set
- * per 100 ms epoch so that about offcpu_budget are captured per epoch) and the thread's (1 for
- * a thread switched out less often than every OFFCPU_QUIET_NS), and a captured interval stands
- * for d / keep (unbiased: docs/ARCHITECTURE.md).
+ * per 100 ms epoch so that about offcpu_budget are captured per epoch) and, when the thread
+ * waits (is not preempted), the thread's (1 for a thread that waits less often than every
+ * OFFCPU_QUIET_NS), and a captured interval stands for d / keep (unbiased:
+ * docs/ARCHITECTURE.md).
  */
 
 /* Stacks captured per CPU per epoch, about; 0: off (the program is not attached). */
@@ -614,8 +615,8 @@ const volatile __u32 offcpu_budget = 0;
 
 struct offcpu_slot {
 	__u64 out_ns;  /* CLOCK_BOOTTIME at switch-out; 0: not captured */
-	__u64 last_ns; /* the thread's last switch-out, captured or not */
-	__u64 gap_ns;  /* moving average of the time between its switch-outs */
+	__u64 last_ns; /* the thread's last wait (switch-out not preempted), captured or not */
+	__u64 gap_ns;  /* moving average of the time between its waits */
 	__u32 seq;     /* captures of this thread */
 	__u32 keep;    /* the capture's probability, in 1/65536 */
 	__u32 state;   /* PROFQ_KIND_* at switch-out */
@@ -816,7 +817,7 @@ int BPF_PROG(profq_offcpu_switch, _Bool preempt, struct task_struct *prev, struc
 	if (prev->pid == 0 || (prev->flags & PF_KTHREAD) || (prev_state & TASK_DEAD))
 		return 0;
 	oc->switches++;
-	__u32 keep = offcpu_keep(oc, now), quiet;
+	__u32 keep = offcpu_keep(oc, now), quiet, state;
 
 	slot = bpf_task_storage_get(&offcpu_slots, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!slot) {
@@ -824,26 +825,32 @@ int BPF_PROG(profq_offcpu_switch, _Bool preempt, struct task_struct *prev, struc
 		return 0;
 	}
 	/*
-	 * A thread that switches rarely is captured at every switch whatever the CPU's budget
-	 * (daemons, a request waiting on I/O), one that switches often at about ten a second:
-	 * the probability is the larger of the two, known before the interval's length is.
+	 * A thread that waits rarely is captured at every wait whatever the CPU's budget
+	 * (daemons, a request waiting on I/O), one that waits often at about ten a second: the
+	 * probability is the larger of the two, known before the interval's length is. Being
+	 * preempted is not waiting: those switches count against the CPU's budget only, and
+	 * do not make the thread look busy.
 	 */
-	if (slot->last_ns == 0)
-		slot->gap_ns = OFFCPU_QUIET_NS;
-	else if (now > slot->last_ns)
-		slot->gap_ns = slot->gap_ns - (slot->gap_ns >> 3) + ((now - slot->last_ns) >> 3);
-	slot->last_ns = now;
-	quiet = slot->gap_ns >= OFFCPU_QUIET_NS
-			? OFFCPU_ONE
-			: (__u32)(slot->gap_ns * OFFCPU_ONE / OFFCPU_QUIET_NS);
-	if (quiet > keep)
-		keep = quiet;
+	state = offcpu_kind(preempt, prev_state);
+	if (state != PROFQ_KIND_RUNNABLE) {
+		if (slot->last_ns == 0)
+			slot->gap_ns = OFFCPU_QUIET_NS;
+		else if (now > slot->last_ns)
+			slot->gap_ns = slot->gap_ns - (slot->gap_ns >> 3) +
+				       ((now - slot->last_ns) >> 3);
+		slot->last_ns = now;
+		quiet = slot->gap_ns >= OFFCPU_QUIET_NS
+				? OFFCPU_ONE
+				: (__u32)(slot->gap_ns * OFFCPU_ONE / OFFCPU_QUIET_NS);
+		if (quiet > keep)
+			keep = quiet;
+	}
 	if (keep < OFFCPU_ONE && (bpf_get_prandom_u32() & (OFFCPU_ONE - 1)) >= keep)
 		return 0;
 	slot->out_ns = now;
 	slot->seq++;
 	slot->keep = keep;
-	slot->state = offcpu_kind(preempt, prev_state);
+	slot->state = state;
 	if (offcpu_send_stack(ctx, prev, slot, oc, cpu) < 0)
 		slot->out_ns = 0;
 	else

@@ -630,27 +630,77 @@ static void offcpu_sweep(Profiler *p, int64_t now_ns)
 	}
 }
 
+/* A thread's name from a record, control bytes replaced: interned (a new reference). */
+static int thread_name(Profiler *p, const struct profq_sample *s, StrId *ret)
+{
+	char comm[PROFQ_COMM_LEN + 1];
+
+	memcpy(comm, s->comm, PROFQ_COMM_LEN);
+	comm[PROFQ_COMM_LEN] = '\0';
+	for (char *c = comm; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	return store_intern_string(p->store, comm, ret);
+}
+
+/*
+ * The end of an interval whose stack did not come (given way to CPU samples in the reader's
+ * queue, or lost with a full ring): its time still counts, at a marker stack, so that the
+ * thread's off-CPU total stays whole.
+ */
+static int offcpu_end_unpaired(Profiler *p, const struct profq_sample *s)
+{
+	Process *proc;
+	FrameId frame;
+	StackId stack;
+	StrId thread;
+	int r;
+
+	p->stats.offcpu_unpaired++;
+	r = proctable_get(p->procs, s, now_mono_ns(), &proc);
+	if (r < 0)
+		return r;
+	r = symbolizer_marker_frame(p->sym, "[off-cpu stack lost]", 0, &frame);
+	if (r < 0)
+		return r;
+	r = store_intern_stack(p->store, &frame, 1, &stack); /* the marker: held by sym */
+	if (r < 0)
+		return r;
+	r = thread_name(p, s, &thread);
+	if (r >= 0) {
+		r = store_window_add_weight(p->store, proctable_record_of(proc, s), s->tid, thread,
+					    stack, s->kind, s->weight);
+		store_string_unref(p->store, thread);
+	}
+	store_stack_unref(p->store, stack);
+	return r;
+}
+
 /* The end of a captured interval: its weight, at the stack captured for it. */
 static int offcpu_end(Profiler *p, const struct profq_sample *s)
 {
 	OffcpuPending *e = p->pending ? &p->pending[s->tid & (OFFCPU_PENDING - 1)] : NULL;
 	int r;
 
+	r = window_for(p, (int64_t)s->time_ns + p->boot_to_real_ns);
+	if (r < 0)
+		goto fail;
 	if (!e || !e->proc || e->tid != s->tid || e->seq != s->seq || e->start_ns != s->start_ns) {
-		p->stats.offcpu_unpaired++;
+		r = offcpu_end_unpaired(p, s);
+		if (r < 0)
+			goto fail;
 		return 0;
 	}
-	r = window_for(p, (int64_t)s->time_ns + p->boot_to_real_ns);
-	if (r >= 0)
-		r = store_window_add_weight(p->store, e->proc, e->tid, e->thread, e->stack, e->kind,
-					    s->weight);
+	r = store_window_add_weight(p->store, e->proc, e->tid, e->thread, e->stack, e->kind,
+				    s->weight);
 	pending_release(p, e);
-	if (r < 0) {
-		p->stats.failed++;
-		return r;
-	}
+	if (r < 0)
+		goto fail;
 	p->stats.offcpu_stored++;
 	return 0;
+fail:
+	p->stats.failed++;
+	return r;
 }
 
 int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
@@ -659,7 +709,6 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 	FrameList list = { .frames = frames, .max = ARRAY_SIZE(frames) };
 	PyProc *pp = NULL;
 	uint64_t mono = now_mono_ns();
-	char comm[PROFQ_COMM_LEN + 1];
 	StackKey128 key;
 	StackId stack;
 	Process *proc;
@@ -714,12 +763,7 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 		}
 	}
 
-	memcpy(comm, s->comm, PROFQ_COMM_LEN);
-	comm[PROFQ_COMM_LEN] = '\0';
-	for (char *c = comm; *c; c++)
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = '?';
-	r = store_intern_string(p->store, comm, &thread);
+	r = thread_name(p, s, &thread);
 	if (r < 0)
 		goto fail;
 	if (offcpu) {

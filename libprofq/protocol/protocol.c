@@ -13,7 +13,7 @@ static const char *const command_names[_COMMAND_MAX] = {
 static const char *const sort_names[_SORT_MAX] = {
 	[SORT_SELF] = "self",	    [SORT_TOTAL] = "total", [SORT_TIME] = "time",
 	[SORT_CPU] = "cpu",	    [SORT_USER] = "user",   [SORT_SYS] = "sys",
-	[SORT_SAMPLES] = "samples", [SORT_START] = "start",
+	[SORT_SAMPLES] = "samples", [SORT_START] = "start", [SORT_OFF_CPU] = "off-cpu",
 };
 
 static const char *const error_names[_ERROR_MAX] = {
@@ -188,7 +188,8 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 				r = fail(ret_error,
 					 req.command == COMMAND_PS
 						 ? "Field 'sort' must be \"time\", \"cpu\", "
-						   "\"user\", \"sys\", \"samples\" or \"start\""
+						   "\"user\", \"sys\", \"samples\", \"start\" "
+						   "or \"off-cpu\""
 						 : "Field 'sort' must be \"self\" or \"total\"");
 				goto out;
 			}

@@ -37,6 +37,7 @@ typedef enum SortKey {
 	SORT_SYS,     /* ps: %SYS */
 	SORT_SAMPLES, /* ps: samples */
 	SORT_START,   /* ps: start time, newest first */
+	SORT_OFF_CPU, /* ps: off-CPU time */
 	_SORT_MAX,
 	_SORT_INVALID = -EINVAL,
 } SortKey;

@@ -6,20 +6,22 @@
  *   waits [--seconds S] [--compute MS] [--sleep MS] [--block MS]
  *
  * Repeats rounds of: compute() spinning for MS of its thread's CPU time, nap() sleeping MS in
- * nanosleep(), wait_pipe() blocking in read() on a pipe until a helper thread writes to it MS
- * later (main -> run -> compute | nap | wait_pipe). Prints its pid first, then runs for S
+ * nanosleep(), wait_pipe() blocking in read() on a pipe until a helper writes to it MS later
+ * (main -> run -> compute | nap | wait_pipe). The helper is a child process, so that the
+ * workload is one thread: its real time is its CPU time and its time switched out. Prints its pid first, then runs for S
  * seconds of wall time, then prints its truth: the wall time of each function measured around
- * every call with the monotonic clock, and the main thread's CPU time in each
+ * every call with the monotonic clock, and the thread's CPU time in each
  * ("wall compute S nap S wait_pipe S", "cpu compute S nap S wait_pipe S"), its tid
- * ("tid T"), and the kernel's accounting of the process (getrusage): "user S sys S real S".
+ * ("tid T"), and the kernel's accounting of the process (getrusage, without the helper's) and
+ * the wall time since it started: "user S sys S real S".
  */
 #include <getopt.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,17 +76,19 @@ NOINLINE void wait_pipe(void)
 	NO_TAIL();
 }
 
-static void *helper(void *arg)
+static void helper(void)
 {
 	char c;
 
-	(void)arg;
+	close(kick_fd[1]);
+	close(pipe_fd[0]);
+	/* Until the workload exits (end of file). */
 	while (read(kick_fd[0], &c, 1) == 1) {
 		sleep_s(block_ms / 1e3);
 		if (write(pipe_fd[1], &c, 1) != 1)
-			exit(1);
+			_exit(1);
 	}
-	return NULL;
+	_exit(0);
 }
 
 typedef struct Split {
@@ -124,7 +128,7 @@ int main(int argc, char **argv)
 	double start = now(CLOCK_MONOTONIC);
 	struct rusage ru;
 	Split s = { 0 };
-	pthread_t t;
+	pid_t child;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
@@ -143,14 +147,23 @@ int main(int argc, char **argv)
 		else
 			return 2;
 	}
-	if (pipe(pipe_fd) < 0 || pipe(kick_fd) < 0 || pthread_create(&t, NULL, helper, NULL) != 0)
+	if (pipe(pipe_fd) < 0 || pipe(kick_fd) < 0)
 		return 1;
+	child = fork();
+	if (child < 0)
+		return 1;
+	if (child == 0)
+		helper();
+	close(kick_fd[0]);
+	close(pipe_fd[1]);
 	printf("%d\n", (int)getpid());
 	fflush(stdout);
 	run(&s);
 	printf("wall compute %.6f nap %.6f wait_pipe %.6f\n", s.wall[0], s.wall[1], s.wall[2]);
 	printf("cpu compute %.6f nap %.6f wait_pipe %.6f\n", s.cpu[0], s.cpu[1], s.cpu[2]);
 	printf("tid %ld\n", (long)syscall(SYS_gettid));
+	close(kick_fd[1]);
+	waitpid(child, NULL, 0);
 	getrusage(RUSAGE_SELF, &ru);
 	printf("user %.6f sys %.6f real %.6f\n", ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
 	       ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6, now(CLOCK_MONOTONIC) - start);
