@@ -24,7 +24,7 @@ typedef struct OffCpu {
 static void off_cpu_add(OffCpu *o, const WindowEntry *e)
 {
 	o->ns[e->kind - KIND_RUNNABLE] += e->weight;
-	o->records += e->user;
+	o->records += e->records;
 }
 
 static void add_off_cpu(json_object *o, const OffCpu *off)

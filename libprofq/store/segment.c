@@ -5,7 +5,9 @@
 #include "store/segment.h"
 
 #define ENTRY_SIZE_V4 24 /* proc, tid, stack, thread, user, kernel: u32 each */
-#define ENTRY_SIZE 36	 /* the same, then u32 kind, u64 weight */
+/* proc, tid, stack, thread, kind, records: u32 each; u64 value: user | kernel << 32 for
+ * KIND_CPU, else the weight. */
+#define ENTRY_SIZE 32
 
 void segment_buf_done(SegmentBuf *b)
 {
@@ -197,10 +199,11 @@ void segment_put_window(SegmentBuf *b, const Window *w, const WindowEntry *entri
 		put_u32(p + 4, entries[i].tid);
 		put_u32(p + 8, entries[i].stack);
 		put_u32(p + 12, entries[i].thread);
-		put_u32(p + 16, entries[i].user);
-		put_u32(p + 20, entries[i].kernel);
-		put_u32(p + 24, entries[i].kind);
-		put_u64(p + 28, entries[i].weight);
+		put_u32(p + 16, entries[i].kind);
+		put_u32(p + 20, entries[i].records);
+		put_u64(p + 24, entries[i].kind == KIND_CPU
+					? entries[i].user | (uint64_t)entries[i].kernel << 32
+					: entries[i].weight);
 	}
 	finish_record(b, start);
 }
@@ -212,12 +215,19 @@ void segment_window_entry(const SegmentWindow *w, size_t i, WindowEntry *ret)
 	*ret = (WindowEntry){ .proc = get_u32(p),
 			      .tid = get_u32(p + 4),
 			      .stack = get_u32(p + 8),
-			      .thread = get_u32(p + 12),
-			      .user = get_u32(p + 16),
-			      .kernel = get_u32(p + 20) };
-	if (w->entry_size >= ENTRY_SIZE) {
-		ret->kind = get_u32(p + 24);
-		ret->weight = get_u64(p + 28);
+			      .thread = get_u32(p + 12) };
+	if (w->entry_size < ENTRY_SIZE) {
+		ret->user = get_u32(p + 16);
+		ret->kernel = get_u32(p + 20);
+		return;
+	}
+	ret->kind = get_u32(p + 16);
+	ret->records = get_u32(p + 20);
+	if (ret->kind == KIND_CPU) {
+		ret->user = get_u32(p + 24);
+		ret->kernel = get_u32(p + 28);
+	} else {
+		ret->weight = get_u64(p + 24);
 	}
 }
 
@@ -323,7 +333,7 @@ static int decode(uint32_t version, uint32_t type, const uint8_t *p, size_t len,
 		    w.period_ns > NSEC_PER_SEC || len != head + w.entry_size * w.n_entries)
 			return -EBADMSG;
 		for (size_t i = 0; version >= 5 && i < w.n_entries; i++)
-			if (get_u32(w.entries + i * ENTRY_SIZE + 24) >= _KIND_MAX)
+			if (get_u32(w.entries + i * ENTRY_SIZE + 16) >= _KIND_MAX)
 				return -EBADMSG;
 		return v->window ? v->window(userdata, &w) : 0;
 	}

@@ -711,8 +711,8 @@ int store_window_add_weight(Store *s, ProcId proc, uint32_t tid, StrId thread, S
 	r = window_entry(s, w, &k, &e);
 	if (r < 0)
 		return r;
-	if (e->user < UINT32_MAX)
-		e->user++;
+	if (e->records < UINT32_MAX)
+		e->records++;
 	e->weight = weight > UINT64_MAX - e->weight ? UINT64_MAX : e->weight + weight;
 	w->records++;
 	return 0;

@@ -86,9 +86,9 @@ typedef struct StoreProc {
 
 /*
  * What an entry counts. CPU entries count samples (user, kernel), each standing for the
- * window's period. The others count weight, in the unit of their kind, and user holds how many
- * records made it up: off-CPU kinds (by the thread's state when it was switched out) weigh
- * nanoseconds. A kind weighed in another unit (bytes) gets its own value here.
+ * window's period. The others count records and their weight, in the unit of their kind:
+ * off-CPU kinds (by the thread's state when it was switched out) weigh nanoseconds. A kind
+ * weighed in another unit (bytes) gets its own value here.
  */
 typedef enum EntryKind {
 	KIND_CPU,
@@ -107,12 +107,16 @@ typedef struct WindowEntry {
 	ProcId proc;
 	uint32_t tid;
 	StackId stack;
-	StrId thread;	 /* thread name (comm of the thread) */
-	uint32_t user;	 /* KIND_CPU: samples taken in user mode; else records */
-	uint32_t kernel; /* KIND_CPU: samples taken in kernel mode; else 0 */
-	uint32_t kind;	 /* EntryKind */
-	uint32_t pad;
-	uint64_t weight; /* not KIND_CPU: the weight, in the kind's unit */
+	StrId thread;	  /* thread name (comm of the thread) */
+	uint32_t kind;	  /* EntryKind */
+	uint32_t records; /* not KIND_CPU: records counted in weight; else 0 */
+	union {
+		struct {		 /* KIND_CPU */
+			uint32_t user;	 /* samples taken in user mode */
+			uint32_t kernel; /* samples taken in kernel mode */
+		};
+		uint64_t weight; /* the other kinds: in the kind's unit */
+	};
 } WindowEntry;
 
 typedef struct Window {
