@@ -134,8 +134,9 @@ static uint64_t typical_record(uint32_t stack_copy)
 static size_t ringbuf_size(const SamplerOptions *opts, unsigned n_cpus)
 {
 	uint64_t record = typical_record(opts->stack_copy);
-	/* A second of samples (and off-CPU stacks at their budget) from every CPU: ten drains' worth, and room for the daemon to be
-	 * busy for a while (reading a big binary) before anything is lost. The ring is mapped
+	/* A second of samples (and off-CPU stacks at their budget) from every CPU: ten drains'
+	 * worth, and room for the daemon to be busy for a while (reading a big binary) before
+	 * anything is lost. The ring is mapped
 	 * twice into our address space (to read records across its end), so it counts twice in
 	 * RSS: no bigger than needed. */
 	uint64_t want = ((uint64_t)opts->frequency + 10ull * opts->offcpu_budget) * n_cpus * record;
