@@ -9,8 +9,9 @@
  * nanosleep(), wait_pipe() blocking in read() on a pipe until a helper writes to it MS later
  * (main -> run -> compute | nap | wait_pipe). The helper is a child process, so that the
  * workload is one thread: its real time is its CPU time and its time switched out. Prints its
- * pid first, then runs for S seconds of wall time, then prints its truth: the wall time of each function measured around
- * every call with the monotonic clock, and the thread's CPU time in each
+ * pid first, then runs for S seconds of wall time, then prints its truth: the wall time of
+ * each function measured around every call with the monotonic clock, and the thread's CPU
+ * time in each
  * ("wall compute S nap S wait_pipe S", "cpu compute S nap S wait_pipe S"), its tid
  * ("tid T"), and the kernel's accounting of the process (getrusage, without the helper's) and
  * the wall time since it started: "user S sys S real S".
