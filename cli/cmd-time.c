@@ -124,7 +124,7 @@ static const CliQuery time_query = {
 		"estimate (samples x period). The newest incarnation of the\n"
 		"pid, unless --start (a start time from 'profq ps') names\n"
 		"another. --children adds the descendants seen.\n"
-		"Then where the rest of the real time went (profqd --off-cpu):\n"
+		"Then where the rest of the real time went (when profqd records it):\n"
 		"off-CPU time, runnable (waiting for a CPU), sleeping\n"
 		"(interruptible: sleeps, polls, locks, pipes) and blocked\n"
 		"(uninterruptible, usually disk I/O), for the process and each\n"

@@ -315,6 +315,7 @@ static int status_offcpu(Profqd *m, const ProfilerStats *ps, json_object *status
 	if (!o)
 		return -ENOMEM;
 	json_object_object_add(o, "enabled", json_object_new_boolean(sampler_offcpu(m->sampler)));
+	json_add_int(o, "bpf_prog_id", sampler_offcpu_prog_id(m->sampler));
 	json_add_int(o, "switches", (int64_t)c.switches);
 	json_add_int(o, "captured", (int64_t)c.captured);
 	json_add_int(o, "recorded", (int64_t)c.ends);
