@@ -67,6 +67,9 @@ for rep in $(seq "$REPEATS"); do
 			sid=$(jq -r .bpf_prog_id <<<"$st")
 			oid=$(jq -r '.off_cpu.bpf_prog_id // 0' <<<"$st")
 			sleep "$WARMUP"
+			# Other benchmarks on the host may turn the statistics off: on again, and the
+			# run is kept only if they stayed on.
+			sysctl -q -w kernel.bpf_stats_enabled=1
 			if [[ $scenario == storm ]]; then
 				"$TMP/pingpong" pipe "$DURATION" >"$dir/work" &
 			else
@@ -87,6 +90,10 @@ for rep in $(seq "$REPEATS"); do
 			kill "$DAEMON"
 			wait "$DAEMON" || true
 			DAEMON=
+			if [[ $(sysctl -n kernel.bpf_stats_enabled) != 1 || $s1 == "$s0" ]]; then
+				echo "$scenario $mode $rep: bpf_stats turned off meanwhile, run dropped" >&2
+				continue
+			fi
 			echo "$scenario $mode $rep" \
 				"$(awk -v a="$c0" -v b="$c1" -v t="$(getconf CLK_TCK)" \
 					'BEGIN {printf "%.3f", (b - a) / t}')" \
