@@ -11,8 +11,8 @@ import json
 import os
 import subprocess
 
-from harness import (Daemon, Env, check, fail, near, require, require_bpf, row, run_workload,
-                     tempdir)
+from harness import (Daemon, Env, check, fail, near, popen, require, require_bpf, row,
+                     run_workload, tempdir)
 
 require_bpf()
 env = Env()
@@ -120,6 +120,24 @@ with Daemon(env, state_dir=state) as d:
     head = out.splitlines()[1] if len(out.splitlines()) > 1 else ""
     check(head.startswith("Off-CPU: ") and "do_nanosleep" in out and "s  " in out,
           f"plain top shows times: {out.splitlines()[:5]}")
+
+    # Starved of CPU: pinned beside a CPU hog at a lower priority, compute() spends most of
+    # its wall time preempted, runnable. (Waiting for a CPU after a wake-up counts in the
+    # state the thread was switched out in: sleeping.)
+    cpu = str(sorted(os.sched_getaffinity(0))[0])
+    hog = popen(["taskset", "-c", cpu, env.workload("split"), "--seconds", "5"],
+                stdout=subprocess.DEVNULL)
+    p = subprocess.run(["taskset", "-c", cpu, "nice", "-n", "5", env.workload("waits"),
+                        "--seconds", "3", "--compute", "50", "--sleep", "20", "--block", "20"],
+                       capture_output=True, text=True, timeout=60)
+    hog.wait()
+    require(p.returncode == 0, f"starved waits: {p.stderr}")
+    spid, slines = int(p.stdout.splitlines()[0]), p.stdout.splitlines()[1:]
+    ts = truth_of(slines)
+    want = ts["wall"]["compute"] - ts["cpu"]["compute"]
+    o2 = d.json("time", "--pid", str(spid))["off_cpu"]
+    check(want > 0.5 and near(o2["runnable_s"], want, 0.15 * want + 0.1),
+          f"starved: runnable_s {o2['runnable_s']} ~ compute's wall - CPU {want:.3f} s (±15%)")
 
     st = d.json("status")["off_cpu"]
     check(st["enabled"] and st["recorded"] > 0 and st["stored"] > 0 and "dropped" in st,
