@@ -4,12 +4,14 @@
 (nanosleep) and blocks on a pipe in three named functions, measuring its own wall time in each:
 --event wall shares within 5 points of the measured ones; --event off-cpu names the sleeping and
 blocking functions with the kernel frames they waited in below them; time accounts the time
-switched out within 10% of real - user - sys, as interruptible sleep; ps shows it; the exports
-and an offline query over the state dir agree; --off-cpu no records none."""
+switched out within 10% of real - user - sys, as interruptible sleep; a thread starved of CPU
+beside a hog is runnable for as long as it measured; direct disk writes are blocked; ps shows
+it; the exports and an offline query over the state dir agree; --off-cpu no records none."""
 
 import json
 import os
 import subprocess
+import time
 
 from harness import (Daemon, Env, check, fail, near, popen, require, require_bpf, row,
                      run_workload, tempdir)
@@ -36,7 +38,8 @@ def truth_of(lines):
 
 FUNCS = ("compute", "nap", "wait_pipe")
 
-state = os.path.join(tempdir("profq-offcpu-"), "state")
+scratch = tempdir("profq-offcpu-")
+state = os.path.join(scratch, "state")
 with Daemon(env, state_dir=state) as d:
     pid, lines = run_workload(env, "waits", "--seconds", 6, output=True)
     t = truth_of(lines)
@@ -138,6 +141,21 @@ with Daemon(env, state_dir=state) as d:
     o2 = d.json("time", "--pid", str(spid))["off_cpu"]
     check(want > 0.5 and near(o2["runnable_s"], want, 0.15 * want + 0.1),
           f"starved: runnable_s {o2['runnable_s']} ~ compute's wall - CPU {want:.3f} s (±15%)")
+
+    # Disk-bound: direct writes wait uninterruptibly (blocked), in io_schedule or near it.
+    t0 = time.monotonic()
+    dd = popen(["dd", "if=/dev/zero", f"of={os.path.join(scratch, 'dd')}", "bs=4k",
+                "count=4000", "oflag=direct"], stderr=subprocess.DEVNULL)
+    _, status, ru = os.wait4(dd.pid, 0)
+    dd.returncode = os.waitstatus_to_exitcode(status)
+    real_dd = time.monotonic() - t0
+    require(dd.returncode == 0, f"dd oflag=direct exited {dd.returncode}")
+    want = real_dd - ru.ru_utime - ru.ru_stime
+    o3 = d.json("time", "--pid", str(dd.pid))["off_cpu"]
+    check(want > 0.2 and near(o3["off_cpu_s"], want, 0.15 * want + 0.05) and
+          o3["blocked_s"] >= 0.7 * o3["off_cpu_s"],
+          f"dd oflag=direct: off_cpu_s {o3['off_cpu_s']} ~ real - user - sys {want:.3f} s "
+          f"(±15%), mostly blocked ({o3})")
 
     st = d.json("status")["off_cpu"]
     check(st["enabled"] and st["recorded"] > 0 and st["stored"] > 0 and "dropped" in st,
