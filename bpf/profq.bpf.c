@@ -596,13 +596,18 @@ int BPF_PROG(profq_exit, struct task_struct *task, _Bool group_dead)
  * stack (PROFQ_SAMPLE_OFFCPU_END, same seq). Reading a stack at every switch is too dear under
  * a switch storm: a switch-out is captured with probability keep, the larger of the CPU's (set
  * per 100 ms epoch so that about offcpu_budget are captured per epoch) and, when the thread
- * waits (is not preempted), the thread's (1 for a thread that waits less often than every
- * OFFCPU_QUIET_NS), and a captured interval stands for d / keep (unbiased:
- * docs/ARCHITECTURE.md).
+ * waits (is not preempted) and the CPU has captured less than OFFCPU_QUIET_CAP times its
+ * budget in the epoch, the thread's (1 for a thread that waits less often than every
+ * OFFCPU_QUIET_NS). A captured interval of length d stands for d / keep; one at least
+ * offcpu_long_ns long counts at d whether captured or not, sent whole at the switch-in if it was
+ * not, with the stack that can be read from outside the thread (PROFQ_SAMPLE_OFFCPU_WHOLE: kernel
+ * frames and the user instruction pointer). Both unbiased: docs/ARCHITECTURE.md.
  */
 
 /* Stacks captured per CPU per epoch, about; 0: off (the program is not attached). */
 const volatile __u32 offcpu_budget = 0;
+/* An interval at least this long always counts, at its full length. */
+const volatile __u64 offcpu_long_ns = 10000000;
 
 #define OFFCPU_EPOCH_NS 100000000ull
 #define OFFCPU_ONE 65536u
@@ -614,17 +619,19 @@ const volatile __u32 offcpu_budget = 0;
 #define PF_KTHREAD 0x00200000
 
 struct offcpu_slot {
-	__u64 out_ns;  /* CLOCK_BOOTTIME at switch-out; 0: not captured */
-	__u64 last_ns; /* the thread's last wait (switch-out not preempted), captured or not */
-	__u64 gap_ns;  /* moving average of the time between its waits */
-	__u32 seq;     /* captures of this thread */
-	__u32 keep;    /* the capture's probability, in 1/65536 */
-	__u32 state;   /* PROFQ_KIND_* at switch-out */
-	__u32 pad;
+	__u64 out_ns;	/* CLOCK_BOOTTIME at switch-out; 0: switched in (or never seen out) */
+	__u64 last_ns;	/* the thread's last wait (switch-out not preempted) */
+	__u64 gap_ns;	/* moving average of the time between its waits */
+	__u32 seq;	/* captures of this thread */
+	__u32 keep;	/* the capture's probability, in 1/65536 */
+	__u32 state;	/* PROFQ_KIND_* at switch-out */
+	__u32 captured; /* the stack was sent at this switch-out */
 };
 
-/* A thread switched out less often than every this (on average) is always captured. */
+/* A thread that waits less often than every this (on average) is always captured... */
 #define OFFCPU_QUIET_NS 100000000ull
+/* ...while the CPU has captured fewer than this many times its budget in the epoch. */
+#define OFFCPU_QUIET_CAP 2
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -666,6 +673,7 @@ static __always_inline __u32 offcpu_keep(struct profq_offcpu_counters *oc, __u64
 		oc->keep = keep ? (__u32)keep : 1;
 		oc->epoch_ns = now;
 		oc->epoch_switches = 0;
+		oc->epoch_captures = 0;
 	}
 	oc->epoch_switches++;
 	return oc->keep;
@@ -763,7 +771,8 @@ static __always_inline void offcpu_send_end(struct task_struct *next,
 					    const struct offcpu_slot *slot,
 					    struct profq_offcpu_counters *oc, __u64 now, __u32 cpu)
 {
-	__u64 weight = (now - slot->out_ns) * OFFCPU_ONE / (slot->keep ?: 1);
+	__u64 d = now - slot->out_ns;
+	__u64 weight = d >= offcpu_long_ns ? d : d * OFFCPU_ONE / (slot->keep ?: 1);
 	struct profq_sample *s;
 
 	s = bpf_ringbuf_reserve(&samples, PROFQ_SAMPLE_HDR_SIZE, 0);
@@ -795,6 +804,67 @@ static __always_inline void offcpu_send_end(struct task_struct *next,
 	oc->end_ns += weight;
 }
 
+/*
+ * A long interval whose stack was not captured: sent whole at the switch-in, with the stack
+ * next is switched out at, read from outside it: its kernel frames (bpf_get_task_stack()) and
+ * its user instruction pointer (saved at kernel entry); its user callers cannot be read from
+ * here (another address space is mapped).
+ */
+static __always_inline void offcpu_send_whole(struct task_struct *next,
+					      const struct offcpu_slot *slot,
+					      struct profq_offcpu_counters *oc, __u64 now,
+					      __u32 cpu)
+{
+	struct pt_regs___kernel *uregs = (void *)bpf_task_pt_regs(next);
+	__u32 zero = 0, klen = 0, size;
+	struct profq_sample *s;
+	long n;
+
+	s = bpf_map_lookup_elem(&offcpu_scratch, &zero);
+	if (!s)
+		return;
+	s->time_ns = now;
+	s->start_ns = BPF_CORE_READ(next, group_leader, start_boottime);
+	s->mm_id = (__u64)BPF_CORE_READ(next, mm);
+	s->tgid = BPF_CORE_READ(next, tgid);
+	s->tid = BPF_CORE_READ(next, pid);
+	s->cpu = cpu;
+	s->uid = BPF_CORE_READ(next, real_cred, uid.val);
+	s->flags = PROFQ_SAMPLE_OFFCPU_WHOLE | PROFQ_SAMPLE_KERNEL_MODE |
+		   (task_private(next) ? PROFQ_SAMPLE_PRIVATE : 0);
+	BPF_CORE_READ_STR_INTO(&s->comm, next, comm);
+	BPF_CORE_READ_STR_INTO(&s->pcomm, next, group_leader, comm);
+	n = bpf_get_task_stack(next, s->addrs, STACK_BYTES, 0);
+	if (n < 0) {
+		oc->ring.kstack_errors++;
+		s->flags |= PROFQ_SAMPLE_KSTACK_ERR;
+	} else {
+		klen = ((__u32)n / sizeof(__u64)) & 0x7f;
+	}
+	s->user_ip = s->user_sp = s->user_bp = 0;
+	s->ustack_len = 0;
+	if (s->mm_id && klen < PROFQ_MAX_FRAMES) {
+		s->addrs[klen & 0x7f] = BPF_CORE_READ(uregs, ip);
+		s->ustack_len = 1;
+	}
+	s->kstack_len = klen;
+	s->stack_len = 0;
+	s->py_len = 0;
+	s->py_flags = 0;
+	s->kind = slot->state;
+	s->seq = 0;
+	s->weight = now - slot->out_ns;
+	size = PROFQ_SAMPLE_HDR_SIZE + (klen + s->ustack_len) * sizeof(__u64);
+	if (size > sizeof(*s))
+		return;
+	if (bpf_ringbuf_output(&samples, s, size, BPF_RB_NO_WAKEUP) < 0) {
+		oc->lost_ringbuf++;
+		return;
+	}
+	oc->wholes++;
+	oc->end_ns += s->weight;
+}
+
 SEC("tp_btf/sched_switch")
 int BPF_PROG(profq_offcpu_switch, _Bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
@@ -804,11 +874,14 @@ int BPF_PROG(profq_offcpu_switch, _Bool preempt, struct task_struct *prev, struc
 	__u64 now = bpf_ktime_get_boot_ns();
 	struct offcpu_slot *slot;
 
-	/* The thread coming in: the end of its captured interval. */
+	/* The thread coming in: the end of its captured interval, or a long one whole. */
 	if (next->pid != 0 && !(next->flags & PF_KTHREAD)) {
 		slot = bpf_task_storage_get(&offcpu_slots, next, 0, 0);
 		if (slot && slot->out_ns && now > slot->out_ns) {
-			offcpu_send_end(next, slot, oc, now, cpu);
+			if (slot->captured)
+				offcpu_send_end(next, slot, oc, now, cpu);
+			else if (now - slot->out_ns >= offcpu_long_ns)
+				offcpu_send_whole(next, slot, oc, now, cpu);
 			slot->out_ns = 0;
 		}
 	}
@@ -826,12 +899,16 @@ int BPF_PROG(profq_offcpu_switch, _Bool preempt, struct task_struct *prev, struc
 	}
 	/*
 	 * A thread that waits rarely is captured at every wait whatever the CPU's budget
-	 * (daemons, a request waiting on I/O), one that waits often at about ten a second: the
-	 * probability is the larger of the two, known before the interval's length is. Being
-	 * preempted is not waiting: those switches count against the CPU's budget only, and
-	 * do not make the thread look busy.
+	 * (daemons, a request waiting on I/O), one that waits often at about ten a second, as
+	 * long as the CPU has not captured twice its budget in this epoch: the
+	 * probability is the larger of the two, known (from the past only) before the
+	 * interval's length is. Being preempted is not waiting: those switches count against
+	 * the CPU's budget only, and do not make the thread look busy.
 	 */
 	state = offcpu_kind(preempt, prev_state);
+	slot->out_ns = now;
+	slot->state = state;
+	slot->captured = 0;
 	if (state != PROFQ_KIND_RUNNABLE) {
 		if (slot->last_ns == 0)
 			slot->gap_ns = OFFCPU_QUIET_NS;
@@ -842,18 +919,17 @@ int BPF_PROG(profq_offcpu_switch, _Bool preempt, struct task_struct *prev, struc
 		quiet = slot->gap_ns >= OFFCPU_QUIET_NS
 				? OFFCPU_ONE
 				: (__u32)(slot->gap_ns * OFFCPU_ONE / OFFCPU_QUIET_NS);
-		if (quiet > keep)
+		if (quiet > keep && oc->epoch_captures < OFFCPU_QUIET_CAP * offcpu_budget)
 			keep = quiet;
 	}
 	if (keep < OFFCPU_ONE && (bpf_get_prandom_u32() & (OFFCPU_ONE - 1)) >= keep)
 		return 0;
-	slot->out_ns = now;
+	oc->epoch_captures++;
 	slot->seq++;
 	slot->keep = keep;
-	slot->state = state;
-	if (offcpu_send_stack(ctx, prev, slot, oc, cpu) < 0)
-		slot->out_ns = 0;
-	else
+	if (offcpu_send_stack(ctx, prev, slot, oc, cpu) == 0) {
+		slot->captured = 1;
 		oc->captured++;
+	}
 	return 0;
 }

@@ -31,6 +31,9 @@
  * back in, its end: a header without frames whose weight is the interval's. */
 #define PROFQ_SAMPLE_OFFCPU_STACK (1u << 8)
 #define PROFQ_SAMPLE_OFFCPU_END (1u << 9)
+/* A long interval whose stack was not captured: sent at its end with what can be read of the
+ * thread then (kernel frames, the user instruction pointer) and its weight. */
+#define PROFQ_SAMPLE_OFFCPU_WHOLE (1u << 10)
 
 /*
  * profq_sample.kind: what the record measures. A CPU sample stands for one sampling period; an
@@ -236,12 +239,15 @@ struct profq_offcpu_counters {
 	__u64 switches;	    /* switch-outs of user threads (timed) */
 	__u64 captured;	    /* stacks sent at switch-out */
 	__u64 ends;	    /* ends sent at switch-in */
-	__u64 end_ns;	    /* the weight they stand for */
+	__u64 end_ns;	    /* the weight they stand for, with the wholes' */
 	__u64 lost_ringbuf; /* ends lost: ring buffer full */
 	__u64 no_storage;   /* no per-thread slot could be made: the switch went untimed */
 	__u64 epoch_ns;	    /* start of the current sampling epoch */
 	__u32 epoch_switches;
-	__u32 keep; /* this epoch's capture probability, in 1/65536 */
+	__u32 keep;	      /* this epoch's capture probability, in 1/65536 */
+	__u32 epoch_captures; /* stacks captured this epoch */
+	__u32 pad;
+	__u64 wholes; /* long intervals sent whole (not captured) */
 	struct profq_counters ring;
 };
 
@@ -253,7 +259,7 @@ _Static_assert(offsetof(struct profq_sample, stack) == PROFQ_SAMPLE_STACK_OFFSET
 	       "profq_sample stack offset");
 _Static_assert(sizeof(struct profq_sample) == PROFQ_SAMPLE_STACK_OFFSET, "profq_sample size");
 _Static_assert(sizeof(struct profq_counters) == 64, "profq_counters size");
-_Static_assert(sizeof(struct profq_offcpu_counters) == 128, "profq_offcpu_counters size");
+_Static_assert(sizeof(struct profq_offcpu_counters) == 144, "profq_offcpu_counters size");
 _Static_assert(sizeof(struct profq_py_frame) == 16, "profq_py_frame size");
 _Static_assert(sizeof(struct profq_py_layout) == 28, "profq_py_layout size");
 _Static_assert(PROFQ_PY_FRAMES_OFFSET + PROFQ_PY_MAX_FRAMES * 16 <= PROFQ_SAMPLE_STACK_OFFSET,

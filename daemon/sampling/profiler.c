@@ -539,7 +539,8 @@ static bool record_ok(const struct profq_sample *s, size_t size)
 	if (size < PROFQ_SAMPLE_HDR_SIZE || s->kstack_len > PROFQ_MAX_FRAMES ||
 	    s->ustack_len > PROFQ_MAX_FRAMES || s->tgid == 0)
 		return false;
-	if ((s->flags & (PROFQ_SAMPLE_OFFCPU_STACK | PROFQ_SAMPLE_OFFCPU_END)) &&
+	if ((s->flags &
+	     (PROFQ_SAMPLE_OFFCPU_STACK | PROFQ_SAMPLE_OFFCPU_END | PROFQ_SAMPLE_OFFCPU_WHOLE)) &&
 	    !kind_off_cpu(s->kind))
 		return false;
 	if (s->py_len > PROFQ_PY_MAX_FRAMES || (s->py_len && !(s->flags & PROFQ_SAMPLE_USER_REGS)))
@@ -717,7 +718,9 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 	int r;
 
 	bool offcpu = size >= PROFQ_SAMPLE_HDR_SIZE &&
-		      (s->flags & (PROFQ_SAMPLE_OFFCPU_STACK | PROFQ_SAMPLE_OFFCPU_END));
+		      (s->flags & (PROFQ_SAMPLE_OFFCPU_STACK | PROFQ_SAMPLE_OFFCPU_END |
+				   PROFQ_SAMPLE_OFFCPU_WHOLE));
+	bool whole = offcpu && (s->flags & PROFQ_SAMPLE_OFFCPU_WHOLE);
 
 	if (!offcpu)
 		p->stats.samples++;
@@ -742,8 +745,8 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 	if (!pp)
 		raw.py = 0;
 	key = stack_cache_key(s->tgid, s->start_ns, proc->generation,
-			      raw.kernel | raw.py << 16 | (uint32_t)offcpu << 30 |
-				      (uint32_t)raw.truncated << 31,
+			      raw.kernel | raw.py << 16 | (uint32_t)whole << 29 |
+				      (uint32_t)offcpu << 30 | (uint32_t)raw.truncated << 31,
 			      raw.addrs, raw.n + 2 * raw.py);
 	if (stack_cache_get(p->stacks, key, &stack) == 0) {
 		p->stats.stack_hits++;
@@ -751,6 +754,11 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 		symbolize(p, proc, pp, &raw, s->time_ns, mono, &list);
 		if (offcpu)
 			offcpu_trim(p, &list);
+		/* Read from outside the thread: its user callers are not known. */
+		if (whole && list.n < list.max &&
+		    symbolizer_marker_frame(p->sym, "[user callers not read]", FRAME_TRUNCATED,
+					    &list.frames[list.n]) == 0)
+			list.n++;
 		r = store_intern_stack(p->store, frames, list.n, &stack);
 		for (size_t i = 0; i < list.n_owned; i++)
 			store_frame_unref(p->store, list.owned[i]);
@@ -766,6 +774,15 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 	r = thread_name(p, s, &thread);
 	if (r < 0)
 		goto fail;
+	if (whole) {
+		r = store_window_add_weight(p->store, proctable_record_of(proc, s), s->tid, thread,
+					    stack, s->kind, s->weight);
+		store_string_unref(p->store, thread);
+		if (r < 0)
+			goto fail;
+		p->stats.offcpu_stored++;
+		return 0;
+	}
 	if (offcpu) {
 		offcpu_hold(p, s, proctable_record_of(proc, s), stack, thread);
 		store_string_unref(p->store, thread);

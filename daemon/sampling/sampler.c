@@ -190,6 +190,8 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 				       opts->stack_copy, PROFQ_STACK_COPY_MAX);
 	s->skel->rodata->stack_copy = opts->stack_copy;
 	s->skel->rodata->offcpu_budget = opts->offcpu_budget;
+	if (opts->offcpu_long_ns)
+		s->skel->rodata->offcpu_long_ns = opts->offcpu_long_ns;
 	if (opts->offcpu_budget == 0)
 		bpf_program__set_autoload(s->skel->progs.profq_offcpu_switch, false);
 
@@ -358,6 +360,7 @@ int sampler_offcpu_counters(Sampler *s, struct profq_offcpu_counters *ret)
 		sum.ends += v[i].ends;
 		sum.end_ns += v[i].end_ns;
 		sum.lost_ringbuf += v[i].lost_ringbuf;
+		sum.wholes += v[i].wholes;
 		sum.no_storage += v[i].no_storage;
 		sum.ring.lost_ringbuf += v[i].ring.lost_ringbuf;
 		sum.ring.kstack_errors += v[i].ring.kstack_errors;

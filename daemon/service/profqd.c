@@ -90,10 +90,14 @@ static int on_sample(void *userdata, const struct profq_sample *s, size_t size)
 {
 	Profqd *m = userdata;
 
-	/* An off-CPU stack gives way to CPU samples when the daemon falls behind: its end then
-	 * finds no stack and is counted as unpaired. A drop is counted there. */
+	/* Off-CPU records give way to CPU samples when the daemon falls behind: stacks first (their
+	 * ends then find none and count at a marker), ends and whole intervals next, so that the
+	 * last quarter of the queue is the samples'. A drop is counted there. */
 	if (size >= PROFQ_SAMPLE_HDR_SIZE && (s->flags & PROFQ_SAMPLE_OFFCPU_STACK))
-		(void)reader_push_low(m->reader, READER_SAMPLE, s, size);
+		(void)reader_push_low(m->reader, READER_SAMPLE, s, size, 2);
+	else if (size >= PROFQ_SAMPLE_HDR_SIZE &&
+		 (s->flags & (PROFQ_SAMPLE_OFFCPU_END | PROFQ_SAMPLE_OFFCPU_WHOLE)))
+		(void)reader_push_low(m->reader, READER_SAMPLE, s, size, 3);
 	else
 		(void)reader_push(m->reader, READER_SAMPLE, s, size);
 	return 0;
@@ -318,7 +322,8 @@ static int status_offcpu(Profqd *m, const ProfilerStats *ps, json_object *status
 	json_add_int(o, "bpf_prog_id", sampler_offcpu_prog_id(m->sampler));
 	json_add_int(o, "switches", (int64_t)c.switches);
 	json_add_int(o, "captured", (int64_t)c.captured);
-	json_add_int(o, "recorded", (int64_t)c.ends);
+	json_add_int(o, "recorded", (int64_t)(c.ends + c.wholes));
+	json_add_int(o, "whole", (int64_t)c.wholes);
 	json_add_double(o, "recorded_s", (double)c.end_ns / NSEC_PER_SEC, 3);
 	json_add_int(o, "dropped",
 		     (int64_t)(c.ring.lost_ringbuf + c.lost_ringbuf + c.no_storage +
@@ -742,9 +747,11 @@ int profqd_new(const Config *config, Profqd **ret)
 	};
 	SamplerOptions sopts = { .frequency = config->frequency,
 				 .stack_copy = config->stack_copy,
-				 /* As many switch-outs as CPU samples: per 100 ms. */
-				 .offcpu_budget = config->off_cpu ? MAX(config->frequency / 10, 1u)
+				 /* A quarter as many switch-outs as CPU samples (per 100 ms). */
+				 .offcpu_budget = config->off_cpu ? MAX(config->frequency / 40, 1u)
 								  : 0,
+				 /* Longer than a CPU sample's period: always counted. */
+				 .offcpu_long_ns = NSEC_PER_SEC / config->frequency,
 				 .on_sample = on_sample,
 				 .on_event = on_event };
 	ReaderOptions ropts = {

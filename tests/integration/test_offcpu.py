@@ -50,6 +50,11 @@ with Daemon(env, state_dir=state) as d:
     wall = d.json("top", "--pid", str(pid), "--event", "wall", "-n", "1000")
     check(wall.get("event") == "wall" and wall.get("unit") == "nanoseconds",
           f"wall answers in nanoseconds ({wall.get('event')}, {wall.get('unit')})")
+    # Stacks that gave way to CPU samples (profqd busy) count at a marker: whichever function
+    # they were of, a share can be off by that much more.
+    lost = row(wall, "[off-cpu stack lost]")
+    lost_pct = lost["total_pct"] if lost else 0
+    check(lost_pct < 25, f"few off-CPU stacks were lost: {lost_pct}% of the wall time")
     # What the profile covers: the process's whole life, CPU and switched out.
     covered = wall["samples"] / 1e9
     check(near(covered, real, 0.1 * real),
@@ -57,8 +62,9 @@ with Daemon(env, state_dir=state) as d:
     for f in FUNCS:
         r = row(wall, f)
         want = 100 * t["wall"][f] / real
-        check(r is not None and near(r["total_pct"], want, 5),
-              f"wall: {f} total {r and r['total_pct']}% ~ measured {want:.1f}% (±5)")
+        tol = 5 + lost_pct
+        check(r is not None and near(r["total_pct"], want, tol),
+              f"wall: {f} total {r and r['total_pct']}% ~ measured {want:.1f}% (±{tol:.1f})")
 
     off = d.json("top", "--pid", str(pid), "--event", "off-cpu", "-n", "1000")
     for f, kernel in (("nap", ("do_nanosleep", "hrtimer_nanosleep")),
@@ -68,8 +74,9 @@ with Daemon(env, state_dir=state) as d:
         k = [x for x in k if x is not None]
         want = t["wall"][f] - t["cpu"][f]
         got = r["total_samples"] / 1e9 if r else 0
-        check(r is not None and near(got, want, 0.15 * want + 0.05),
-              f"off-cpu: {f} waited {got:.3f} s ~ measured {want:.3f} s (±15%)")
+        tol = 0.15 * want + 0.05 + (lost["total_samples"] / 1e9 if lost else 0)
+        check(r is not None and near(got, want, tol),
+              f"off-cpu: {f} waited {got:.3f} s ~ measured {want:.3f} s (±{tol:.3f})")
         check(len(k) > 0 and all(x["kernel"] for x in k) and
               max(x["total_samples"] for x in k) >= 0.9 * (r["total_samples"] if r else 1),
               f"off-cpu: {f} waited in the kernel's {kernel} "
@@ -101,7 +108,7 @@ with Daemon(env, state_dir=state) as d:
     check(near(o["off_cpu_s"], o["runnable_s"] + o["sleeping_s"] + o["blocked_s"], 0.005),
           f"time: off_cpu_s is runnable + sleeping + blocked ({o})")
     slept = t["wall"]["nap"] + t["wall"]["wait_pipe"]
-    check(near(o["sleeping_s"], slept, 0.15 * slept),
+    check(near(o["sleeping_s"], slept, 0.15 * slept + (lost["total_samples"] / 1e9 if lost else 0)),
           f"time: sleeping_s {o['sleeping_s']} ~ nap + wait_pipe {slept:.3f} s (±15%)")
     check(o["blocked_s"] < 0.05 * real, f"time: nothing blocked uninterruptibly ({o})")
     th = [x for x in tm.get("threads", []) if x["tid"] == pid]

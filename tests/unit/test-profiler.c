@@ -436,6 +436,22 @@ static void test_offcpu_pairs(void **state)
 	assert_int_equal(st.offcpu_unpaired, 2);
 	assert_int_equal(st.samples, 0);
 
+	/* A long interval sent whole: counted at once, its stack marked as missing its user
+	 * callers. */
+	sample_init(&s, 78, true);
+	s.flags |= PROFQ_SAMPLE_OFFCPU_WHOLE;
+	s.kind = PROFQ_KIND_RUNNABLE;
+	s.weight = 5000000;
+	s.ustack_len = 1;
+	size = PROFQ_SAMPLE_HDR_SIZE + sizeof(uint64_t);
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	assert_int_equal(weight_of(p, KIND_RUNNABLE, &lost), 5000000);
+	frames = store_stack(profiler_store(p), lost, &n);
+	assert_int_equal(n, 2);
+	f = store_frame(profiler_store(p), frames[1]);
+	assert_string_equal(store_string(profiler_store(p), f->function),
+			    "[user callers not read]");
+
 	/* Malformed: an off-CPU record of the CPU kind. */
 	size = offcpu_end(&s, 77, 6, PROFQ_KIND_CPU, 1);
 	assert_int_equal(profiler_add_sample(p, &s, size), 0);
