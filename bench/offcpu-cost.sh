@@ -7,11 +7,13 @@
 # Scenarios, each for DURATION seconds after WARMUP, with profqd at FREQ Hz:
 #   storm     bench/pingpong pipe: two threads passing a byte over pipes (100k+ switches/s);
 #             almost no switch-out is captured (the CPU's budget): the per-switch cost
-#   sleepers  bench/pingpong sleepers: SLEEPERS threads sleeping 150 ms in a loop; every
-#             wait is captured (the thread waits rarely): the per-capture cost
+#   sleepers  bench/pingpong sleepers: SLEEPERS threads sleeping 150 ms in a loop: waits
+#             captured (the thread waits rarely) up to the CPU's cap, the others sent whole
+#             at the switch-in (they are long): the per-capture and per-whole costs mixed
 # From the kernel's bpf_stats (bpftool prog show id N: run_time_ns, run_cnt) and the status
 # counters (switches, captured): ns per run c = c0 + f * c1 in each scenario, f the share of
-# runs that captured; c0 and c1 solved from the two. The daemon's CPU is utime + stime of
+# runs that captured; c0 and c1 solved from the two (c1 holds the whole intervals' cost too,
+# meaningful only when the sleepers are mostly captured: a lower SLEEPERS or a higher FREQ). The daemon's CPU is utime + stime of
 # /proc/PID/stat.
 #
 # Environment: REPEATS (3), DURATION (10), WARMUP (3), FREQ (99), SLEEPERS (200), BUILD (the
