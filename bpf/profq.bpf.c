@@ -606,6 +606,13 @@ int BPF_PROG(profq_exit, struct task_struct *task, _Bool group_dead)
 
 /* Stacks captured per CPU per epoch, about; 0: off (the program is not attached). */
 const volatile __u32 offcpu_budget = 0;
+/*
+ * Preemptions captured per CPU per epoch, about. Their rate is bounded by the scheduler (a
+ * tick's, a wake-up's), not by what threads do, so they get a budget of their own: a preempted
+ * thread's stack is where it was computing, which a long interval sent whole (user callers not
+ * read) would lose.
+ */
+const volatile __u32 offcpu_preempt_budget = 0;
 /* An interval at least this long always counts, at its full length. */
 const volatile __u64 offcpu_long_ns = 10000000;
 
@@ -662,18 +669,24 @@ static __always_inline __u32 offcpu_kind(_Bool preempt, unsigned int state)
 	return PROFQ_KIND_SLEEPING;
 }
 
+/* The probability that n events an epoch are captured about budget times. */
+static __always_inline __u32 offcpu_share(__u64 budget, __u64 n)
+{
+	__u64 keep = n > budget ? budget * OFFCPU_ONE / n : OFFCPU_ONE;
+
+	return keep ? (__u32)keep : 1;
+}
+
 /* This epoch's capture probability; rolls the epoch over every OFFCPU_EPOCH_NS. */
 static __always_inline __u32 offcpu_keep(struct profq_offcpu_counters *oc, __u64 now)
 {
 	if (now - oc->epoch_ns >= OFFCPU_EPOCH_NS) {
-		__u64 n = oc->epoch_switches, keep = OFFCPU_ONE;
-
-		if (n > offcpu_budget)
-			keep = ((__u64)offcpu_budget * OFFCPU_ONE) / n;
-		oc->keep = keep ? (__u32)keep : 1;
+		oc->keep = offcpu_share(offcpu_budget, oc->epoch_switches);
+		oc->keep_preempt = offcpu_share(offcpu_preempt_budget, oc->epoch_preempts);
 		oc->epoch_ns = now;
 		oc->epoch_switches = 0;
 		oc->epoch_captures = 0;
+		oc->epoch_preempts = 0;
 	}
 	oc->epoch_switches++;
 	return oc->keep;
@@ -909,7 +922,11 @@ int BPF_PROG(profq_offcpu_switch, _Bool preempt, struct task_struct *prev, struc
 	slot->out_ns = now;
 	slot->state = state;
 	slot->captured = 0;
-	if (state != PROFQ_KIND_RUNNABLE) {
+	if (state == PROFQ_KIND_RUNNABLE) {
+		oc->epoch_preempts++;
+		if (oc->keep_preempt > keep)
+			keep = oc->keep_preempt;
+	} else {
 		if (slot->last_ns == 0)
 			slot->gap_ns = OFFCPU_QUIET_NS;
 		else if (now > slot->last_ns)

@@ -246,6 +246,8 @@ struct profq_offcpu_counters {
 	__u32 epoch_switches;
 	__u32 keep;	      /* this epoch's capture probability, in 1/65536 */
 	__u32 epoch_captures; /* stacks captured this epoch */
+	__u32 epoch_preempts; /* preemptions (runnable switch-outs) this epoch */
+	__u32 keep_preempt;   /* this epoch's capture probability of a preemption, 1/65536 */
 	__u32 pad;
 	__u64 wholes; /* long intervals sent whole (not captured) */
 	struct profq_counters ring;
@@ -259,7 +261,7 @@ _Static_assert(offsetof(struct profq_sample, stack) == PROFQ_SAMPLE_STACK_OFFSET
 	       "profq_sample stack offset");
 _Static_assert(sizeof(struct profq_sample) == PROFQ_SAMPLE_STACK_OFFSET, "profq_sample size");
 _Static_assert(sizeof(struct profq_counters) == 64, "profq_counters size");
-_Static_assert(sizeof(struct profq_offcpu_counters) == 144, "profq_offcpu_counters size");
+_Static_assert(sizeof(struct profq_offcpu_counters) == 152, "profq_offcpu_counters size");
 _Static_assert(sizeof(struct profq_py_frame) == 16, "profq_py_frame size");
 _Static_assert(sizeof(struct profq_py_layout) == 28, "profq_py_layout size");
 _Static_assert(PROFQ_PY_FRAMES_OFFSET + PROFQ_PY_MAX_FRAMES * 16 <= PROFQ_SAMPLE_STACK_OFFSET,

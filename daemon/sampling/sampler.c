@@ -192,6 +192,7 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 	s->skel->rodata->offcpu_budget = opts->offcpu_budget;
 	if (opts->offcpu_long_ns)
 		s->skel->rodata->offcpu_long_ns = opts->offcpu_long_ns;
+	s->skel->rodata->offcpu_preempt_budget = opts->offcpu_preempt_budget;
 	if (opts->offcpu_budget == 0)
 		bpf_program__set_autoload(s->skel->progs.profq_offcpu_switch, false);
 

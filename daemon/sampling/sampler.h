@@ -32,7 +32,8 @@ typedef struct SamplerOptions {
 	size_t ringbuf_bytes; /* power of two, multiple of the page size; 0: derived */
 	/* Off-CPU stacks (bpf/profq.bpf.c): captured per CPU per 100 ms, about; 0: off. */
 	uint32_t offcpu_budget;
-	uint64_t offcpu_long_ns; /* an interval this long always counts, whole */
+	uint64_t offcpu_long_ns;	/* an interval this long always counts, whole */
+	uint32_t offcpu_preempt_budget; /* preemptions captured per CPU per 100 ms, about */
 	sampler_handler_t on_sample;
 	sampler_event_handler_t on_event;
 	void *userdata;

@@ -752,6 +752,8 @@ int profqd_new(const Config *config, Profqd **ret)
 								  : 0,
 				 /* Longer than a CPU sample's period: always counted. */
 				 .offcpu_long_ns = NSEC_PER_SEC / config->frequency,
+				 /* As many preemptions as CPU samples. */
+				 .offcpu_preempt_budget = MAX(config->frequency / 10, 1u),
 				 .on_sample = on_sample,
 				 .on_event = on_event };
 	ReaderOptions ropts = {
