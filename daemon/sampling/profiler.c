@@ -2,6 +2,7 @@
 #include <inttypes.h>
 #include <malloc.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "base/log.h"
 #include "base/macro.h"
@@ -46,6 +47,10 @@ struct Profiler {
 	int64_t disk_deleted_ns;
 	/* Off-CPU stacks waiting for their end, by thread id (direct-mapped, made on first use). */
 	struct OffcpuPending *pending;
+	/* The last captured off-CPU stack of a thread at a place (kernel frames and the user
+	 * leaf), for the whole intervals read there without their user callers (made on first
+	 * use). */
+	struct OffcpuPlace *places;
 	ProfilerStats stats;
 };
 
@@ -61,6 +66,16 @@ typedef struct OffcpuPending {
 } OffcpuPending;
 
 #define OFFCPU_PENDING (1u << 14)
+
+/* A thread's place of waiting and the full stack last captured there; holds a reference to
+ * stack. stack 0: free. */
+typedef struct OffcpuPlace {
+	uint64_t key; /* hash of the thread and the place */
+	StackId stack;
+	uint32_t pad;
+} OffcpuPlace;
+
+#define OFFCPU_PLACES (1u << 12)
 
 static void pending_release(Profiler *p, OffcpuPending *e)
 {
@@ -313,6 +328,10 @@ Profiler *profiler_free(Profiler *p)
 	for (size_t i = 0; p->pending && i < OFFCPU_PENDING; i++)
 		pending_release(p, &p->pending[i]);
 	free(p->pending);
+	for (size_t i = 0; p->places && i < OFFCPU_PLACES; i++)
+		if (p->places[i].stack)
+			store_stack_unref(p->store, p->places[i].stack);
+	free(p->places);
 	stack_cache_free(p->stacks);
 	python_free(p->python);
 	proctable_free(p->procs);
@@ -357,6 +376,10 @@ typedef struct RawStack {
 	uint32_t n;	 /* kernel and user addresses */
 	uint32_t py;	 /* Python frames after them */
 	bool truncated;	 /* the user part does not reach the outermost frame */
+	/* The first kernel address is a return address too: a switched-out thread's stack as
+	 * read from outside it (PROFQ_SAMPLE_OFFCPU_WHOLE), which starts in its caller of the
+	 * scheduler. */
+	bool kernel_ret;
 } RawStack;
 
 typedef struct UnwindCtx {
@@ -390,6 +413,7 @@ static void raw_stack(Profiler *p, Process *proc, const struct profq_sample *s, 
 	/* Python frames come only with a stack copy (record_ok()). */
 	ret->py = 0;
 	ret->kernel = s->kstack_len;
+	ret->kernel_ret = s->flags & PROFQ_SAMPLE_OFFCPU_WHOLE;
 	memcpy(ret->addrs, s->addrs, s->kstack_len * sizeof(uint64_t));
 	if (!(s->flags & PROFQ_SAMPLE_USER_REGS)) {
 		memcpy(ret->addrs + s->kstack_len, s->addrs + s->kstack_len,
@@ -505,7 +529,7 @@ static void symbolize(Profiler *p, Process *proc, PyProc *pp, const RawStack *ra
 		uint64_t addr = raw->addrs[i];
 		/* The first address of each part is where the CPU was; the rest are return
 		 * addresses. */
-		bool ret_addr = i != 0 && i != raw->kernel;
+		bool ret_addr = (i != 0 || raw->kernel_ret) && i != raw->kernel;
 
 		if (i < raw->kernel)
 			r = symbolizer_kernel_frames(p->sym, addr, ret_addr, l->frames + l->n,
@@ -581,6 +605,60 @@ static void offcpu_trim(Profiler *p, FrameList *l)
 		return;
 	memmove(l->frames, l->frames + cut, (l->n - cut) * sizeof(FrameId));
 	l->n -= cut;
+}
+
+/*
+ * Where a thread waited: its process incarnation and thread, the kernel frames of its stack
+ * (the scheduler's cut) and the first user frame, hashed; 0 if the stack has no user frame.
+ */
+static uint64_t offcpu_place(Profiler *p, const struct profq_sample *s, StackId stack)
+{
+	const FrameId *frames;
+	size_t n, k = 0;
+	uint64_t h;
+
+	frames = store_stack(p->store, stack, &n);
+	while (k < n && k < 256) {
+		const StoreFrame *f = store_frame(p->store, frames[k]);
+
+		if (!f || !(f->flags & FRAME_KERNEL))
+			break;
+		k++;
+	}
+	if (!frames || k >= n)
+		return 0;
+	h = XXH3_64bits(frames, (k + 1) * sizeof(FrameId));
+	h ^= ((uint64_t)s->tgid << 32 | s->tid) * 0x9E3779B97F4A7C15ULL ^ s->start_ns;
+	return h ? h : 1;
+}
+
+/* Remembers a captured stack at its place (taking a reference). */
+static void offcpu_place_put(Profiler *p, const struct profq_sample *s, StackId stack)
+{
+	uint64_t key = offcpu_place(p, s, stack);
+	OffcpuPlace *e;
+
+	if (key == 0)
+		return;
+	if (!p->places) {
+		p->places = calloc(OFFCPU_PLACES, sizeof(OffcpuPlace));
+		if (!p->places)
+			return;
+	}
+	e = &p->places[key & (OFFCPU_PLACES - 1)];
+	if (e->stack)
+		store_stack_unref(p->store, e->stack);
+	store_stack_ref(p->store, stack);
+	*e = (OffcpuPlace){ .key = key, .stack = stack };
+}
+
+/* The stack last captured at the place of a whole interval's stack, or 0. */
+static StackId offcpu_place_get(Profiler *p, const struct profq_sample *s, StackId stack)
+{
+	uint64_t key = p->places ? offcpu_place(p, s, stack) : 0;
+	const OffcpuPlace *e = key ? &p->places[key & (OFFCPU_PLACES - 1)] : NULL;
+
+	return e && e->stack && e->key == key ? e->stack : 0;
 }
 
 /* Keeps a captured off-CPU stack for its end record (taking references). */
@@ -775,8 +853,13 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 	if (r < 0)
 		goto fail;
 	if (whole) {
+		/* Its user callers from the thread's last capture at the same place, if any. */
+		StackId full = offcpu_place_get(p, s, stack);
+
+		if (full)
+			p->stats.offcpu_callers_borrowed++;
 		r = store_window_add_weight(p->store, proctable_record_of(proc, s), s->tid, thread,
-					    stack, s->kind, s->weight);
+					    full ? full : stack, s->kind, s->weight);
 		store_string_unref(p->store, thread);
 		if (r < 0)
 			goto fail;
@@ -784,6 +867,7 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 		return 0;
 	}
 	if (offcpu) {
+		offcpu_place_put(p, s, stack);
 		offcpu_hold(p, s, proctable_record_of(proc, s), stack, thread);
 		store_string_unref(p->store, thread);
 		return 0;
@@ -1017,7 +1101,8 @@ size_t profiler_memory(const Profiler *p)
 	return sizeof(*p) + store_memory(p->store) + symbolizer_memory(p->sym) +
 	       proctable_memory(p->procs) + stack_cache_memory(p->stacks) +
 	       maplog_memory(p->maplog) + (p->python ? python_memory(p->python) : 0) +
-	       (p->pending ? OFFCPU_PENDING * sizeof(OffcpuPending) : 0);
+	       (p->pending ? OFFCPU_PENDING * sizeof(OffcpuPending) : 0) +
+	       (p->places ? OFFCPU_PLACES * sizeof(OffcpuPlace) : 0);
 }
 
 void profiler_memory_parts(const Profiler *p, ProfilerMemory *ret)

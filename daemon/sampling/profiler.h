@@ -67,6 +67,8 @@ typedef struct ProfilerStats {
 	uint64_t offcpu_unpaired;  /* ends without their stack (lost, or replaced) */
 	uint64_t offcpu_replaced;  /* held stacks replaced before their end came */
 	uint64_t offcpu_expired;   /* held stacks let go: the thread exited, or too old */
+	/* whole intervals given the callers of the thread's last capture at the same place */
+	uint64_t offcpu_callers_borrowed;
 } ProfilerStats;
 
 /*

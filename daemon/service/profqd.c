@@ -335,6 +335,7 @@ static int status_offcpu(Profqd *m, const ProfilerStats *ps, json_object *status
 	json_add_int(o, "unpaired", (int64_t)ps->offcpu_unpaired);
 	json_add_int(o, "replaced", (int64_t)ps->offcpu_replaced);
 	json_add_int(o, "expired", (int64_t)ps->offcpu_expired);
+	json_add_int(o, "callers_borrowed", (int64_t)ps->offcpu_callers_borrowed);
 	json_add_int(
 		o, "stack_errors",
 		(int64_t)(c.ring.kstack_errors + c.ring.ustack_errors + c.ring.stack_copy_errors));

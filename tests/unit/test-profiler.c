@@ -452,6 +452,18 @@ static void test_offcpu_pairs(void **state)
 	assert_string_equal(store_string(profiler_store(p), f->function),
 			    "[user callers not read]");
 
+	/* A whole interval of a thread at a place it was captured at: that capture's callers. */
+	size = offcpu_stack(&s, 79, 1, PROFQ_KIND_SLEEPING);
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	sample_init(&s, 79, true);
+	s.flags |= PROFQ_SAMPLE_OFFCPU_WHOLE;
+	s.kind = PROFQ_KIND_SLEEPING;
+	s.weight = 7000000;
+	s.ustack_len = 1;
+	assert_int_equal(profiler_add_sample(p, &s, PROFQ_SAMPLE_HDR_SIZE + sizeof(uint64_t)), 0);
+	profiler_stats(p, &st);
+	assert_int_equal(st.offcpu_callers_borrowed, 1);
+
 	/* Malformed: an off-CPU record of the CPU kind. */
 	size = offcpu_end(&s, 77, 6, PROFQ_KIND_CPU, 1);
 	assert_int_equal(profiler_add_sample(p, &s, size), 0);
