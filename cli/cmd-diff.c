@@ -339,9 +339,17 @@ static int print_json(const DiffArgs *args, const DiffRow *rows, size_t n)
 
 static void side_text(const Side *s)
 {
-	printf("%-5s pid %" PRId64 " (%s), %" PRId64 " samples, %s\n", s->name,
-	       json_get_int(s->answer, "pid"), strempty(json_get_string(s->answer, "comm")),
-	       json_get_int(s->answer, "samples"), s->range ? s->range : "all retained");
+	const char *event = json_get_string(s->answer, "event");
+	char count[32];
+
+	/* Samples, or the time an off-CPU or wall profile covers. */
+	cli_count(s->answer, json_get_int(s->answer, "samples"), count, sizeof(count));
+	printf("%-5s pid %" PRId64 " (%s), %s %s, %s\n", s->name, json_get_int(s->answer, "pid"),
+	       strempty(json_get_string(s->answer, "comm")), count,
+	       !event || streq(event, "cpu") ? "samples"
+	       : streq(event, "wall")	     ? "of wall time"
+					     : "off the CPU",
+	       s->range ? s->range : "all retained");
 }
 
 static int print_text(const DiffArgs *args, const DiffRow *rows, size_t n)

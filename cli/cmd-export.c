@@ -411,6 +411,9 @@ static int export_summary(const CliContext *ctx, const Profile *p, const ExportA
 		json_add_int(o, "stacks", (int64_t)p->n_stacks);
 		json_add_int(o, "truncated_samples", (int64_t)p->truncated_samples);
 		cli_print_json(o);
+	} else if (!to_stdout && p->time) {
+		fprintf(stderr, "Wrote %s: %.3f s (%s) in %zu stacks of pid %" PRIu32 ".\n",
+			args->output, (double)p->samples / 1e9, p->event, p->n_stacks, p->pid);
 	} else if (!to_stdout) {
 		fprintf(stderr, "Wrote %s: %" PRIu64 " samples in %zu stacks of pid %" PRIu32 ".\n",
 			args->output, p->samples, p->n_stacks, p->pid);
