@@ -9,6 +9,7 @@ beside a hog is runnable for as long as it measured; direct disk writes are bloc
 waiters wait in the kernel's futex code below the function that took it; ps shows
 it; the exports and an offline query over the state dir agree; --off-cpu no records none."""
 
+import gzip
 import json
 import os
 import subprocess
@@ -95,6 +96,20 @@ with Daemon(env, state_dir=state) as d:
                     if any(x.endswith(leaf) for x in fr[fr.index(f) + 1:]))
         check(total > 0 and below >= 0.9 * total,
               f"folded: {below} of {total} ns of {f}'s stacks end in *{leaf} below it")
+    # pprof: one sample type, off_cpu in nanoseconds (the string table holds both names).
+    pb = os.path.join(scratch, "off.pb.gz")
+    d.profq("pprof", "--pid", str(pid), "--event", "off-cpu", "-o", pb)
+    with gzip.open(pb) as f:
+        raw = f.read()
+    check(b"off_cpu" in raw and b"nanoseconds" in raw and b"samples" not in raw,
+          "pprof --event off-cpu has the sample type off_cpu/nanoseconds only")
+    dj = d.json("diff", "--pid", str(pid), "--event", "wall", "--base", "all", "--with", "all",
+                "-n", "0")
+    nap_row = [r for r in dj["rows"] if r["function"] == "do_nanosleep"]
+    check(len(dj["rows"]) > 2 and all(r["delta_self_pct"] == 0 for r in dj["rows"]) and
+          nap_row and nap_row[0]["base_self_pct"] > 5,
+          f"diff --event wall of a profile against itself changes nothing, and holds the "
+          f"sleeps ({nap_row})")
     cpu_folded = subprocess.run([env.profq, "--socket", d.socket, "folded", "--pid", str(pid),
                                  "-o", "-"], capture_output=True, text=True, timeout=60)
     check(not any("do_nanosleep" in line for line in cpu_folded.stdout.splitlines()
