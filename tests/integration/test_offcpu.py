@@ -195,7 +195,8 @@ with Daemon(env, state_dir=state) as d:
           f"contend: take_lock waited {got:.3f} s ~ measured {waited:.3f} s (±20%)")
     check(tl is not None and fx and max(r["total_samples"] for r in fx) >=
           0.8 * tl["total_samples"],
-          f"contend: in the kernel's futex wait ({[(r['function'], r['total_samples']) for r in fx]})")
+          "contend: in the kernel's futex wait "
+          f"({[(r['function'], r['total_samples']) for r in fx]})")
 
     st = d.json("status")["off_cpu"]
     check(st["enabled"] and st["recorded"] > 0 and st["stored"] > 0 and "dropped" in st,
