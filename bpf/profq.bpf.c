@@ -693,6 +693,20 @@ static __always_inline __u32 offcpu_keep(struct profq_offcpu_counters *oc, __u64
 }
 
 /*
+ * Whether the sample ring holds more than quarters/4 of its size: off-CPU records then give way,
+ * so that CPU samples always find room.
+ */
+static __always_inline int offcpu_ring_full(struct profq_offcpu_counters *oc, __u64 quarters)
+{
+	__u64 size = bpf_ringbuf_query(&samples, BPF_RB_RING_SIZE);
+
+	if (bpf_ringbuf_query(&samples, BPF_RB_AVAIL_DATA) <= size / 4 * quarters)
+		return 0;
+	oc->ring_shed++;
+	return 1;
+}
+
+/*
  * Sends the stack of the current thread, being switched out: kernel frames from ctx, the user
  * registers saved at kernel entry and, in stack-copy mode, the user stack, as profq_sample()
  * does for a sample taken in kernel mode. 0, or -1 if it was lost.
@@ -707,6 +721,8 @@ static __always_inline int offcpu_send_stack(void *ctx, struct task_struct *task
 	struct profq_sample *s;
 	long n;
 
+	if (offcpu_ring_full(oc, 2))
+		return -1;
 	s = bpf_map_lookup_elem(&offcpu_scratch, &zero);
 	if (!s)
 		return -1;
@@ -788,6 +804,8 @@ static __always_inline void offcpu_send_end(struct task_struct *next,
 	__u64 weight = d >= offcpu_long_ns ? d : d * OFFCPU_ONE / (slot->keep ?: 1);
 	struct profq_sample *s;
 
+	if (offcpu_ring_full(oc, 3))
+		return;
 	s = bpf_ringbuf_reserve(&samples, PROFQ_SAMPLE_HDR_SIZE, 0);
 	if (!s) {
 		oc->lost_ringbuf++;
@@ -833,6 +851,8 @@ static __always_inline void offcpu_send_whole(struct task_struct *next,
 	struct profq_sample *s;
 	long n;
 
+	if (offcpu_ring_full(oc, 3))
+		return;
 	s = bpf_map_lookup_elem(&offcpu_scratch, &zero);
 	if (!s)
 		return;

@@ -248,8 +248,8 @@ struct profq_offcpu_counters {
 	__u32 epoch_captures; /* stacks captured this epoch */
 	__u32 epoch_preempts; /* preemptions (runnable switch-outs) this epoch */
 	__u32 keep_preempt;   /* this epoch's capture probability of a preemption, 1/65536 */
-	__u32 pad;
-	__u64 wholes; /* long intervals sent whole (not captured) */
+	__u32 ring_shed; /* records not sent: the ring was filling (room kept for CPU samples) */
+	__u64 wholes;	 /* long intervals sent whole (not captured) */
 	struct profq_counters ring;
 };
 

@@ -327,8 +327,9 @@ static int status_offcpu(Profqd *m, const ProfilerStats *ps, json_object *status
 	json_add_double(o, "recorded_s", (double)c.end_ns / NSEC_PER_SEC, 3);
 	json_add_int(o, "dropped",
 		     (int64_t)(c.ring.lost_ringbuf + c.lost_ringbuf + c.no_storage +
-			       rs.shed[READER_SAMPLE]));
-	json_add_int(o, "shed", (int64_t)rs.shed[READER_SAMPLE]);
+			       rs.shed[READER_SAMPLE] + c.ring_shed));
+	json_add_int(o, "shed", (int64_t)(rs.shed[READER_SAMPLE] + c.ring_shed));
+	json_add_int(o, "shed_ring", (int64_t)c.ring_shed);
 	json_add_int(o, "lost_ringbuf", (int64_t)(c.ring.lost_ringbuf + c.lost_ringbuf));
 	json_add_int(o, "no_storage", (int64_t)c.no_storage);
 	json_add_int(o, "stored", (int64_t)ps->offcpu_stored);
