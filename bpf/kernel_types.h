@@ -78,6 +78,7 @@ struct thread_struct {
 };
 
 struct task_struct {
+	unsigned int flags; /* PF_* */
 	int pid;
 	int tgid;
 	int exit_code;

@@ -437,6 +437,8 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 	s->stack_len = 0;
 	s->py_len = 0;
 	s->py_flags = 0;
+	s->kind = PROFQ_KIND_CPU;
+	s->weight = 0;
 	if (s->mm_id == 0) {
 		s->flags |= PROFQ_SAMPLE_KTHREAD;
 	} else if (stack_copy) {
@@ -870,5 +872,389 @@ int BPF_PROG(profq_exit, struct task_struct *task, _Bool group_dead)
 	/* After the exit event, which names a process profqd has not seen yet. */
 	if (mem_enabled)
 		mem_exit(task);
+	return 0;
+}
+
+/*
+ * Off-CPU time, from tp_btf/sched_switch alone (fentry and kprobes need a kernel built with the
+ * function tracer). The thread going out is current: its stack is read there, as a CPU sample's,
+ * and sent at once (PROFQ_SAMPLE_OFFCPU_STACK), with its state, timestamped in a slot keyed by
+ * the thread (task storage: a thread woken on another CPU finds its own; the slot goes with the
+ * thread). When it comes back in, the interval d is known and a small end record pairs with the
+ * stack (PROFQ_SAMPLE_OFFCPU_END, same seq). Reading a stack at every switch is too dear under
+ * a switch storm: a switch-out is captured with probability keep, the larger of the CPU's (set
+ * per 100 ms epoch so that about offcpu_budget are captured per epoch) and, when the thread
+ * waits (is not preempted) and the CPU has captured less than OFFCPU_QUIET_CAP times its
+ * budget in the epoch, the thread's (1 for a thread that waits less often than every
+ * OFFCPU_QUIET_NS). A captured interval of length d stands for d / keep; one at least
+ * offcpu_long_ns long counts at d whether captured or not, sent whole at the switch-in if it was
+ * not, with the stack that can be read from outside the thread (PROFQ_SAMPLE_OFFCPU_WHOLE: kernel
+ * frames and the user instruction pointer). Both unbiased: docs/ARCHITECTURE.md.
+ */
+
+/* Stacks captured per CPU per epoch, about; 0: off (the program is not attached). */
+const volatile __u32 offcpu_budget = 0;
+/*
+ * Preemptions captured per CPU per epoch, about. Their rate is bounded by the scheduler (a
+ * tick's, a wake-up's), not by what threads do, so they get a budget of their own: a preempted
+ * thread's stack is where it was computing, which a long interval sent whole (user callers not
+ * read) would lose.
+ */
+const volatile __u32 offcpu_preempt_budget = 0;
+/* An interval at least this long always counts, at its full length. */
+const volatile __u64 offcpu_long_ns = 10000000;
+
+#define OFFCPU_EPOCH_NS 100000000ull
+#define OFFCPU_ONE 65536u
+
+#define TASK_INTERRUPTIBLE 0x1
+#define TASK_UNINTERRUPTIBLE 0x2
+#define TASK_DEAD 0x80
+#define TASK_NOLOAD 0x400
+#define PF_KTHREAD 0x00200000
+
+struct offcpu_slot {
+	__u64 out_ns;	/* CLOCK_BOOTTIME at switch-out; 0: switched in (or never seen out) */
+	__u64 last_ns;	/* the thread's last wait (switch-out not preempted) */
+	__u64 gap_ns;	/* moving average of the time between its waits */
+	__u32 seq;	/* captures of this thread */
+	__u32 keep;	/* the capture's probability, in 1/65536 */
+	__u32 state;	/* PROFQ_KIND_* at switch-out */
+	__u32 captured; /* the stack was sent at this switch-out */
+};
+
+/* A thread that waits less often than every this (on average) is always captured... */
+#define OFFCPU_QUIET_NS 100000000ull
+/* ...while the CPU has captured fewer than this many times its budget in the epoch. */
+#define OFFCPU_QUIET_CAP 2
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct offcpu_slot);
+} offcpu_slots SEC(".maps");
+
+/* The record being built, per CPU. Not the samples' scratch: a CPU sample (NMI) may interrupt
+ * this program. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct profq_sample);
+} offcpu_scratch SEC(".maps");
+
+struct profq_offcpu_counters offcpu_counters[PROFQ_MAX_CPUS];
+
+static __always_inline __u32 offcpu_kind(_Bool preempt, unsigned int state)
+{
+	/* Preempted, or switched out before its sleep took effect: it was ready to run. */
+	if (preempt || !(state & (TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE)))
+		return PROFQ_KIND_RUNNABLE;
+	/* TASK_IDLE (uninterruptible but not counted in the load) is a sleep, not I/O. */
+	if ((state & TASK_UNINTERRUPTIBLE) && !(state & TASK_NOLOAD))
+		return PROFQ_KIND_BLOCKED;
+	return PROFQ_KIND_SLEEPING;
+}
+
+/* The probability that n events an epoch are captured about budget times. */
+static __always_inline __u32 offcpu_share(__u64 budget, __u64 n)
+{
+	__u64 keep = n > budget ? budget * OFFCPU_ONE / n : OFFCPU_ONE;
+
+	return keep ? (__u32)keep : 1;
+}
+
+/* This epoch's capture probability; rolls the epoch over every OFFCPU_EPOCH_NS. */
+static __always_inline __u32 offcpu_keep(struct profq_offcpu_counters *oc, __u64 now)
+{
+	if (now - oc->epoch_ns >= OFFCPU_EPOCH_NS) {
+		oc->keep = offcpu_share(offcpu_budget, oc->epoch_switches);
+		oc->keep_preempt = offcpu_share(offcpu_preempt_budget, oc->epoch_preempts);
+		oc->epoch_ns = now;
+		oc->epoch_switches = 0;
+		oc->epoch_captures = 0;
+		oc->epoch_preempts = 0;
+	}
+	oc->epoch_switches++;
+	return oc->keep;
+}
+
+/*
+ * Whether the sample ring holds more than quarters/4 of its size: off-CPU records then give way,
+ * so that CPU samples always find room.
+ */
+static __always_inline int offcpu_ring_full(struct profq_offcpu_counters *oc, __u64 quarters)
+{
+	__u64 size = bpf_ringbuf_query(&samples, BPF_RB_RING_SIZE);
+
+	if (bpf_ringbuf_query(&samples, BPF_RB_AVAIL_DATA) <= size / 4 * quarters)
+		return 0;
+	oc->ring_shed++;
+	return 1;
+}
+
+/*
+ * Sends the stack of the current thread, being switched out: kernel frames from ctx, the user
+ * registers saved at kernel entry and, in stack-copy mode, the user stack, as profq_sample()
+ * does for a sample taken in kernel mode. 0, or -1 if it was lost.
+ */
+static __always_inline int offcpu_send_stack(void *ctx, struct task_struct *task,
+					     const struct offcpu_slot *slot,
+					     struct profq_offcpu_counters *oc, __u32 cpu)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct profq_counters *c = &oc->ring;
+	__u32 zero = 0, klen = 0, ulen = 0, span = 0, size;
+	struct profq_sample *s;
+	long n;
+
+	if (offcpu_ring_full(oc, 2))
+		return -1;
+	s = bpf_map_lookup_elem(&offcpu_scratch, &zero);
+	if (!s)
+		return -1;
+	s->kind = slot->state;
+	s->seq = slot->seq;
+	s->weight = 0;
+	s->time_ns = slot->out_ns;
+	s->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	s->mm_id = (__u64)BPF_CORE_READ(task, mm);
+	s->tgid = pid_tgid >> 32;
+	s->tid = (__u32)pid_tgid;
+	s->cpu = cpu;
+	s->uid = (__u32)bpf_get_current_uid_gid();
+	s->flags = PROFQ_SAMPLE_OFFCPU_STACK | PROFQ_SAMPLE_KERNEL_MODE |
+		   (task_private(task) ? PROFQ_SAMPLE_PRIVATE : 0);
+	bpf_get_current_comm(s->comm, sizeof(s->comm));
+	if (s->tid == s->tgid)
+		__builtin_memcpy(s->pcomm, s->comm, sizeof(s->pcomm));
+	else
+		BPF_CORE_READ_STR_INTO(&s->pcomm, task, group_leader, comm);
+	n = bpf_get_stack(ctx, s->addrs, STACK_BYTES, 0);
+	if (n < 0) {
+		c->kstack_errors++;
+		s->flags |= PROFQ_SAMPLE_KSTACK_ERR;
+	} else {
+		klen = ((__u32)n / sizeof(__u64)) & 0x7f;
+	}
+	s->stack_len = 0;
+	s->py_len = 0;
+	s->py_flags = 0;
+	if (stack_copy) {
+		struct task_struct *t = bpf_get_current_task_btf();
+		struct pt_regs___kernel *uregs = (void *)bpf_task_pt_regs(t);
+		__u64 nr = BPF_CORE_READ(uregs, orig_ax);
+
+		s->user_ip = BPF_CORE_READ(uregs, ip);
+		s->user_sp = BPF_CORE_READ(uregs, sp);
+		s->user_bp = BPF_CORE_READ(uregs, bp);
+		if (nr == NR_EXECVE || nr == NR_EXECVEAT) {
+			s->flags |= PROFQ_SAMPLE_FOREIGN_REGS;
+		} else {
+			s->flags |= PROFQ_SAMPLE_USER_REGS;
+			span = user_stack_span(t, s->user_sp, s->tid == s->tgid);
+			python_stack(s, task);
+		}
+	} else {
+		n = bpf_get_stack(ctx, &s->addrs[klen], STACK_BYTES, BPF_F_USER_STACK);
+		if (n < 0) {
+			c->ustack_errors++;
+			s->flags |= PROFQ_SAMPLE_USTACK_ERR;
+		} else {
+			ulen = ((__u32)n / sizeof(__u64)) & 0x7f;
+		}
+	}
+	s->kstack_len = klen;
+	s->ustack_len = ulen;
+	if (span) {
+		__u64 lost = c->lost_ringbuf;
+
+		send_with_stack(c, s, span);
+		return c->lost_ringbuf != lost ? -1 : 0;
+	}
+	size = PROFQ_SAMPLE_HDR_SIZE + (klen + ulen) * sizeof(__u64);
+	if (size > sizeof(*s))
+		return -1;
+	if (bpf_ringbuf_output(&samples, s, size, BPF_RB_NO_WAKEUP) < 0) {
+		c->lost_ringbuf++;
+		return -1;
+	}
+	return 0;
+}
+
+/* Sends the end of next's captured interval. */
+static __always_inline void offcpu_send_end(struct task_struct *next,
+					    const struct offcpu_slot *slot,
+					    struct profq_offcpu_counters *oc, __u64 now, __u32 cpu)
+{
+	__u64 d = now - slot->out_ns;
+	__u64 weight = d >= offcpu_long_ns ? d : d * OFFCPU_ONE / (slot->keep ?: 1);
+	struct profq_sample *s;
+
+	if (offcpu_ring_full(oc, 3))
+		return;
+	s = bpf_ringbuf_reserve(&samples, PROFQ_SAMPLE_HDR_SIZE, 0);
+	if (!s) {
+		oc->lost_ringbuf++;
+		return;
+	}
+	s->time_ns = now;
+	s->start_ns = BPF_CORE_READ(next, group_leader, start_boottime);
+	s->mm_id = (__u64)BPF_CORE_READ(next, mm);
+	s->tgid = BPF_CORE_READ(next, tgid);
+	s->tid = BPF_CORE_READ(next, pid);
+	s->cpu = cpu;
+	s->flags = PROFQ_SAMPLE_OFFCPU_END | PROFQ_SAMPLE_KERNEL_MODE;
+	s->uid = BPF_CORE_READ(next, real_cred, uid.val);
+	s->kstack_len = 0;
+	s->ustack_len = 0;
+	BPF_CORE_READ_STR_INTO(&s->comm, next, comm);
+	BPF_CORE_READ_STR_INTO(&s->pcomm, next, group_leader, comm);
+	s->user_ip = s->user_sp = s->user_bp = 0;
+	s->stack_len = 0;
+	s->py_len = 0;
+	s->py_flags = 0;
+	s->kind = slot->state;
+	s->seq = slot->seq;
+	s->weight = weight;
+	bpf_ringbuf_submit(s, BPF_RB_NO_WAKEUP);
+	oc->ends++;
+	oc->end_ns += weight;
+}
+
+/*
+ * A long interval whose stack was not captured: sent whole at the switch-in, with the stack
+ * next is switched out at, read from outside it: its kernel frames (bpf_get_task_stack()) and
+ * its user instruction pointer (saved at kernel entry); its user callers cannot be read from
+ * here (another address space is mapped).
+ */
+static __always_inline void offcpu_send_whole(struct task_struct *next,
+					      const struct offcpu_slot *slot,
+					      struct profq_offcpu_counters *oc, __u64 now,
+					      __u32 cpu)
+{
+	struct pt_regs___kernel *uregs = (void *)bpf_task_pt_regs(next);
+	__u32 zero = 0, klen = 0, size;
+	struct profq_sample *s;
+	long n;
+
+	if (offcpu_ring_full(oc, 3))
+		return;
+	s = bpf_map_lookup_elem(&offcpu_scratch, &zero);
+	if (!s)
+		return;
+	s->time_ns = now;
+	s->start_ns = BPF_CORE_READ(next, group_leader, start_boottime);
+	s->mm_id = (__u64)BPF_CORE_READ(next, mm);
+	s->tgid = BPF_CORE_READ(next, tgid);
+	s->tid = BPF_CORE_READ(next, pid);
+	s->cpu = cpu;
+	s->uid = BPF_CORE_READ(next, real_cred, uid.val);
+	s->flags = PROFQ_SAMPLE_OFFCPU_WHOLE | PROFQ_SAMPLE_KERNEL_MODE |
+		   (task_private(next) ? PROFQ_SAMPLE_PRIVATE : 0);
+	BPF_CORE_READ_STR_INTO(&s->comm, next, comm);
+	BPF_CORE_READ_STR_INTO(&s->pcomm, next, group_leader, comm);
+	n = bpf_get_task_stack(next, s->addrs, STACK_BYTES, 0);
+	if (n < 0) {
+		oc->ring.kstack_errors++;
+		s->flags |= PROFQ_SAMPLE_KSTACK_ERR;
+	} else {
+		klen = ((__u32)n / sizeof(__u64)) & 0x7f;
+	}
+	s->user_ip = s->user_sp = s->user_bp = 0;
+	s->ustack_len = 0;
+	if (s->mm_id && klen < PROFQ_MAX_FRAMES) {
+		s->addrs[klen & 0x7f] = BPF_CORE_READ(uregs, ip);
+		s->ustack_len = 1;
+	}
+	s->kstack_len = klen;
+	s->stack_len = 0;
+	s->py_len = 0;
+	s->py_flags = 0;
+	s->kind = slot->state;
+	s->seq = 0;
+	s->weight = now - slot->out_ns;
+	size = PROFQ_SAMPLE_HDR_SIZE + (klen + s->ustack_len) * sizeof(__u64);
+	if (size > sizeof(*s))
+		return;
+	if (bpf_ringbuf_output(&samples, s, size, BPF_RB_NO_WAKEUP) < 0) {
+		oc->lost_ringbuf++;
+		return;
+	}
+	oc->wholes++;
+	oc->end_ns += s->weight;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(profq_offcpu_switch, _Bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct profq_offcpu_counters *oc = &offcpu_counters[cpu & (PROFQ_MAX_CPUS - 1)];
+	__u64 now = bpf_ktime_get_boot_ns();
+	struct offcpu_slot *slot;
+
+	/* The thread coming in: the end of its captured interval, or a long one whole. */
+	if (next->pid != 0 && !(next->flags & PF_KTHREAD)) {
+		slot = bpf_task_storage_get(&offcpu_slots, next, 0, 0);
+		if (slot && slot->out_ns && now > slot->out_ns) {
+			if (slot->captured)
+				offcpu_send_end(next, slot, oc, now, cpu);
+			else if (now - slot->out_ns >= offcpu_long_ns)
+				offcpu_send_whole(next, slot, oc, now, cpu);
+			slot->out_ns = 0;
+		}
+	}
+	/* The thread going out (current): capture it, or not. Not at its exit: it never
+	 * comes back. */
+	if (prev->pid == 0 || (prev->flags & PF_KTHREAD) || (prev_state & TASK_DEAD))
+		return 0;
+	oc->switches++;
+	__u32 keep = offcpu_keep(oc, now), quiet, state;
+
+	slot = bpf_task_storage_get(&offcpu_slots, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!slot) {
+		oc->no_storage++;
+		return 0;
+	}
+	/*
+	 * A thread that waits rarely is captured at every wait whatever the CPU's budget
+	 * (daemons, a request waiting on I/O), one that waits often at about ten a second, as
+	 * long as the CPU has not captured twice its budget in this epoch: the
+	 * probability is the larger of the two, known (from the past only) before the
+	 * interval's length is. Being preempted is not waiting: those switches count against
+	 * the CPU's budget only, and do not make the thread look busy.
+	 */
+	state = offcpu_kind(preempt, prev_state);
+	slot->out_ns = now;
+	slot->state = state;
+	slot->captured = 0;
+	if (state == PROFQ_KIND_RUNNABLE) {
+		oc->epoch_preempts++;
+		if (oc->keep_preempt > keep)
+			keep = oc->keep_preempt;
+	} else {
+		if (slot->last_ns == 0)
+			slot->gap_ns = OFFCPU_QUIET_NS;
+		else if (now > slot->last_ns)
+			slot->gap_ns = slot->gap_ns - (slot->gap_ns >> 3) +
+				       ((now - slot->last_ns) >> 3);
+		slot->last_ns = now;
+		quiet = slot->gap_ns >= OFFCPU_QUIET_NS
+				? OFFCPU_ONE
+				: (__u32)(slot->gap_ns * OFFCPU_ONE / OFFCPU_QUIET_NS);
+		if (quiet > keep && oc->epoch_captures < OFFCPU_QUIET_CAP * offcpu_budget)
+			keep = quiet;
+	}
+	if (keep < OFFCPU_ONE && (bpf_get_prandom_u32() & (OFFCPU_ONE - 1)) >= keep)
+		return 0;
+	oc->epoch_captures++;
+	slot->seq++;
+	slot->keep = keep;
+	if (offcpu_send_stack(ctx, prev, slot, oc, cpu) == 0) {
+		slot->captured = 1;
+		oc->captured++;
+	}
 	return 0;
 }

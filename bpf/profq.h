@@ -27,6 +27,25 @@
 /* The user registers are not of this mm (mid-execve): no user frames. */
 #define PROFQ_SAMPLE_FOREIGN_REGS (1u << 6)
 #define PROFQ_SAMPLE_PRIVATE (1u << 7) /* see PROFQ_EVENT_PRIVATE */
+/* Off-CPU (see PROFQ_KIND_*): the stack of a thread being switched out, and, when it is switched
+ * back in, its end: a header without frames whose weight is the interval's. */
+#define PROFQ_SAMPLE_OFFCPU_STACK (1u << 8)
+#define PROFQ_SAMPLE_OFFCPU_END (1u << 9)
+/* A long interval whose stack was not captured: sent at its end with what can be read of the
+ * thread then (kernel frames, the user instruction pointer) and its weight. */
+#define PROFQ_SAMPLE_OFFCPU_WHOLE (1u << 10)
+
+/*
+ * profq_sample.kind: what the record measures. A CPU sample stands for one sampling period; an
+ * off-CPU pair (PROFQ_SAMPLE_OFFCPU_STACK, then PROFQ_SAMPLE_OFFCPU_END with the same tid and
+ * seq) for weight nanoseconds that the thread spent switched out, by its state when it was
+ * switched out (preempted while runnable, an interruptible sleep, an uninterruptible one), at
+ * the stack it was switched out at.
+ */
+#define PROFQ_KIND_CPU 0
+#define PROFQ_KIND_RUNNABLE 1
+#define PROFQ_KIND_SLEEPING 2
+#define PROFQ_KIND_BLOCKED 3
 
 /* Largest user stack copy. */
 #define PROFQ_STACK_COPY_MAX 32768
@@ -58,11 +77,14 @@ struct profq_sample {
 	__u32 stack_len; /* bytes of user stack copied (stack-copy mode) */
 	__u16 py_len;	 /* Python frames at PROFQ_PY_FRAMES_OFFSET (stack-copy mode) */
 	__u16 py_flags;	 /* PROFQ_PY_* */
+	__u32 kind;	 /* PROFQ_KIND_* */
+	__u32 seq;	 /* off-CPU: the thread's capture number, pairs a stack with its end */
+	__u64 weight;	 /* PROFQ_SAMPLE_OFFCPU_END: the nanoseconds it stands for; else 0 */
 	__u64 addrs[2 * PROFQ_MAX_FRAMES];
 	__u8 stack[]; /* stack-copy mode: the record is sized to it */
 };
 
-#define PROFQ_SAMPLE_HDR_SIZE 112
+#define PROFQ_SAMPLE_HDR_SIZE 128
 #define PROFQ_SAMPLE_STACK_OFFSET (PROFQ_SAMPLE_HDR_SIZE + 2 * PROFQ_MAX_FRAMES * 8)
 
 /*
@@ -259,6 +281,28 @@ struct profq_counters {
 	__u64 lost_mem;		 /* event ring buffer full: memory record dropped */
 };
 
+/*
+ * Off-CPU counters and sampling state, one slot per CPU. ring counts the stack records' ring
+ * and stack-copy outcomes as profq_counters does for samples.
+ */
+struct profq_offcpu_counters {
+	__u64 switches;	    /* switch-outs of user threads (timed) */
+	__u64 captured;	    /* stacks sent at switch-out */
+	__u64 ends;	    /* ends sent at switch-in */
+	__u64 end_ns;	    /* the weight they stand for, with the wholes' */
+	__u64 lost_ringbuf; /* ends lost: ring buffer full */
+	__u64 no_storage;   /* no per-thread slot could be made: the switch went untimed */
+	__u64 epoch_ns;	    /* start of the current sampling epoch */
+	__u32 epoch_switches;
+	__u32 keep;	      /* this epoch's capture probability, in 1/65536 */
+	__u32 epoch_captures; /* stacks captured this epoch */
+	__u32 epoch_preempts; /* preemptions (runnable switch-outs) this epoch */
+	__u32 keep_preempt;   /* this epoch's capture probability of a preemption, 1/65536 */
+	__u32 ring_shed; /* records not sent: the ring was filling (room kept for CPU samples) */
+	__u64 wholes;	 /* long intervals sent whole (not captured) */
+	struct profq_counters ring;
+};
+
 #ifndef __bpf__
 #include <stddef.h>
 _Static_assert(offsetof(struct profq_sample, addrs) == PROFQ_SAMPLE_HDR_SIZE,
@@ -269,6 +313,7 @@ _Static_assert(sizeof(struct profq_sample) == PROFQ_SAMPLE_STACK_OFFSET, "profq_
 _Static_assert(sizeof(struct profq_counters) == 80, "profq_counters size");
 _Static_assert(sizeof(struct profq_mem) == 72, "profq_mem size");
 _Static_assert(sizeof(struct profq_mem_state) == 72, "profq_mem_state size");
+_Static_assert(sizeof(struct profq_offcpu_counters) == 168, "profq_offcpu_counters size");
 _Static_assert(sizeof(struct profq_py_frame) == 16, "profq_py_frame size");
 _Static_assert(sizeof(struct profq_py_layout) == 28, "profq_py_layout size");
 _Static_assert(PROFQ_PY_FRAMES_OFFSET + PROFQ_PY_MAX_FRAMES * 16 <= PROFQ_SAMPLE_STACK_OFFSET,

@@ -238,10 +238,11 @@ static int check(const CliContext *ctx, const Request *req, void *userdata)
 static const CliQuery diff = {
 	.name = "diff",
 	.command = COMMAND_TOP,
-	.shared = CLI_OPT_PID | CLI_OPT_INLINE | CLI_OPT_LIMIT | CLI_OPT_MATCH,
+	.shared = CLI_OPT_PID | CLI_OPT_INLINE | CLI_OPT_LIMIT | CLI_OPT_MATCH | CLI_OPT_EVENT,
 	.needs_pid = true,
 	.help = "Usage: profq diff --pid N [--base RANGE] [--with RANGE]\n"
 		"                  [--base-pid P] [-n N] [--sort self|total]\n"
+		"                  [--event cpu|off-cpu|wall]\n"
 		"                  [--[no-]inline] [--[no-]python] [-o FILE.svg]\n"
 		"                  [--json]\n"
 		"       profq diff {--unit NAME | --cgroup PATH | --container ID |\n"
@@ -260,7 +261,8 @@ static const CliQuery diff = {
 		"--sort total), in points of each side's own samples.\n"
 		"-o FILE.svg also writes a differential flame graph: the other\n"
 		"profile's call paths, red where their share grew, blue where it\n"
-		"shrank.\n",
+		"shrank.\n"
+		"--event off-cpu or wall: of time switched out, or of wall time.\n",
 	.options =
 		(const struct option[]){
 			{ "base", required_argument, NULL, OPT_BASE },
@@ -389,17 +391,23 @@ static int print_json(const DiffArgs *args, const DiffRow *rows, size_t n)
 
 static void side_text(const Side *s)
 {
-	char label[REQUEST_CGROUP_MAX + 512];
+	const char *event = json_get_string(s->answer, "event");
+	/* Samples, or the time an off-CPU or wall profile covers. */
+	const char *what = !event || streq(event, "cpu") ? "samples"
+			   : streq(event, "wall")	 ? "of wall time"
+							 : "off the CPU";
+	char label[REQUEST_CGROUP_MAX + 512], count[32];
 
+	cli_count(s->answer, json_get_int(s->answer, "samples"), count, sizeof(count));
 	if (request_has_match(&s->req))
-		printf("%-5s %s: %" PRId64 " processes, %" PRId64 " samples, %s\n", s->name,
+		printf("%-5s %s: %" PRId64 " processes, %s %s, %s\n", s->name,
 		       cli_match_label(&s->req, label, sizeof(label)),
-		       json_get_int(s->answer, "processes"), json_get_int(s->answer, "samples"),
+		       json_get_int(s->answer, "processes"), count, what,
 		       s->range ? s->range : "all retained");
 	else
-		printf("%-5s pid %" PRId64 " (%s), %" PRId64 " samples, %s\n", s->name,
+		printf("%-5s pid %" PRId64 " (%s), %s %s, %s\n", s->name,
 		       json_get_int(s->answer, "pid"), strempty(json_get_string(s->answer, "comm")),
-		       json_get_int(s->answer, "samples"), s->range ? s->range : "all retained");
+		       count, what, s->range ? s->range : "all retained");
 	if (json_get_int(s->answer, "hidden") > 0)
 		fprintf(stderr,
 			"profq: note: %" PRId64 " more processes of the %s profile match that you "

@@ -53,6 +53,7 @@ static const struct {
 			"              [--unit NAME] [--cgroup PATH] [--container ID]\n"
 			"              [--comm NAME]\n"
 			"              [--since WHEN] [--until WHEN] [--range life]\n"
+			"              [--event cpu|off-cpu|wall]\n"
 			"              [--[no-]inline] [--[no-]python] [-o FILE] [--json]\n"
 			"\n"
 			"Folded stacks: one line per distinct stack, outermost frame first,\n"
@@ -60,7 +61,8 @@ static const struct {
 			"stackcollapse-perf.pl writes them with its annotations (kernel frames\n"
 			"end in _[k], inlined ones in _[i], JIT code in _[j]; Python functions\n"
 			"by name), for flamegraph.pl, speedscope and friends. --json prints\n"
-			"the stacks answer.\n"
+			"the stacks answer. --event off-cpu or wall: the counts are\n"
+			"nanoseconds.\n"
 			"--unit NAME, --cgroup PATH, --container ID, --comm NAME: instead\n"
 			"of --pid, every process that matches (all given), summed: unit\n"
 			"and comm are globs, a cgroup counts with those below it, an id\n"
@@ -74,13 +76,15 @@ static const struct {
 			"             [--unit NAME] [--cgroup PATH] [--container ID]\n"
 			"             [--comm NAME]\n"
 			"             [--since WHEN] [--until WHEN] [--range life]\n"
-			"             [--[no-]inline] [--[no-]python]\n"
+			"             [--event cpu|off-cpu|wall] [--[no-]inline] [--[no-]python]\n"
 			"       [--title T] [--width PX] [--icicle] -o FILE.svg [--json]\n"
 			"\n"
 			"An interactive SVG flame graph: one box per call path, as wide as its\n"
 			"share of the samples, callers below their callees (above them with\n"
 			"--icicle, so that the roots show without scrolling). Open it in a\n"
 			"browser: hover for figures, click to zoom, Ctrl-F to search.\n"
+			"--event off-cpu or wall: boxes as wide as their time off the CPU\n"
+			"(or of wall time).\n"
 			"--unit NAME, --cgroup PATH, --container ID, --comm NAME: instead\n"
 			"of --pid, every process that matches (all given), summed: unit\n"
 			"and comm are globs, a cgroup counts with those below it, an id\n"
@@ -94,12 +98,15 @@ static const struct {
 			"             [--unit NAME] [--cgroup PATH] [--container ID]\n"
 			"             [--comm NAME]\n"
 			"             [--since WHEN] [--until WHEN] [--range life]\n"
+			"             [--event cpu|off-cpu|wall]\n"
 			"             [--[no-]inline] [--[no-]python] -o FILE.pb.gz [--json]\n"
 			"\n"
 			"A gzipped pprof profile (profile.proto) for go tool pprof, Pyroscope or\n"
 			"Parca: sample types samples/count and cpu/nanoseconds, inlined\n"
 			"frames as pprof's inline lines, file and line of every frame;\n"
 			"Python functions have the mapping [python] and their first line.\n"
+			"--event off-cpu or wall: one sample type, off_cpu/nanoseconds or\n"
+			"wall/nanoseconds.\n"
 			"--unit NAME, --cgroup PATH, --container ID, --comm NAME: instead\n"
 			"of --pid, every process that matches (all given), summed: unit\n"
 			"and comm are globs, a cgroup counts with those below it, an id\n"
@@ -471,6 +478,10 @@ static int export_summary(const CliContext *ctx, const Profile *p, const ExportA
 		json_add_int(o, "stacks", (int64_t)p->n_stacks);
 		json_add_int(o, "truncated_samples", (int64_t)p->truncated_samples);
 		cli_print_json(o);
+	} else if (!to_stdout && p->time) {
+		fprintf(stderr, "Wrote %s: %.3f s (%s) in %zu stacks of %s.\n", args->output,
+			(double)p->samples / 1e9, p->event, p->n_stacks,
+			p->pid ? "the process" : strempty(p->comm));
 	} else if (!to_stdout && p->pid) {
 		fprintf(stderr, "Wrote %s: %" PRIu64 " samples in %zu stacks of pid %" PRIu32 ".\n",
 			args->output, p->samples, p->n_stacks, p->pid);
@@ -490,7 +501,7 @@ static int export_run(ExportKind kind, CliContext *ctx, int argc, char **argv)
 		.name = exports[kind].name,
 		.command = COMMAND_STACKS,
 		.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START |
-			  CLI_OPT_CHILDREN | CLI_OPT_INLINE | CLI_OPT_MATCH,
+			  CLI_OPT_CHILDREN | CLI_OPT_INLINE | CLI_OPT_MATCH | CLI_OPT_EVENT,
 		.needs_pid = true,
 		.help = exports[kind].help,
 		.options = export_options,

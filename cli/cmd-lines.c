@@ -255,7 +255,7 @@ static void render_lines(json_object *a, const Request *req)
 		locw = MAX(locw, MIN((int)strlen(loc), 40));
 		fnw = MAX(fnw, MIN(fn ? (int)strlen(fn) : 0, 32));
 	}
-	printf("Samples: %lld", (long long)json_get_int(a, "samples"));
+	cli_print_total(a);
 	/* Processes selected by their labels: the header line above says which. */
 	if (json_get_int(a, "pid"))
 		printf("  pid %lld (%s)", (long long)json_get_int(a, "pid"), strempty(comm));
@@ -278,24 +278,23 @@ static void render_lines(json_object *a, const Request *req)
 		json_object *r = json_object_array_get_idx(rows, i);
 		const char *text = json_get_string(r, "text");
 		int used;
-		char loc[512];
+		char loc[512], c1[32], c2[32];
 
 		location(r, loc, sizeof(loc));
 		if (function) {
-			used = printf("%7.2f %7.2f %7.2f %8lld %8lld  %-*.*s  ",
-				      json_get_double(r, "function_pct"),
-				      json_get_double(r, "self_pct"),
-				      json_get_double(r, "total_pct"),
-				      (long long)json_get_int(r, "total_samples"),
-				      (long long)json_get_int(r, "callee_samples"), locw, locw,
-				      loc);
+			used = printf(
+				"%7.2f %7.2f %7.2f %8s %8s  %-*.*s  ",
+				json_get_double(r, "function_pct"), json_get_double(r, "self_pct"),
+				json_get_double(r, "total_pct"),
+				cli_count(a, json_get_int(r, "total_samples"), c1, sizeof(c1)),
+				cli_count(a, json_get_int(r, "callee_samples"), c2, sizeof(c2)),
+				locw, locw, loc);
 		} else {
 			/* The function column is padded only when text follows it. */
-			used = printf("%7.2f %8lld  %-*.*s  %-*.*s%s",
-				      json_get_double(r, "self_pct"),
-				      (long long)json_get_int(r, "self_samples"), locw, locw, loc,
-				      text ? fnw : 0, fnw, strempty(json_get_string(r, "function")),
-				      text ? "  " : "");
+			used = printf("%7.2f %8s  %-*.*s  %-*.*s%s", json_get_double(r, "self_pct"),
+				      cli_count(a, json_get_int(r, "self_samples"), c1, sizeof(c1)),
+				      locw, locw, loc, text ? fnw : 0, fnw,
+				      strempty(json_get_string(r, "function")), text ? "  " : "");
 		}
 		if (text)
 			print_text(text, width > used + 8 ? width - used : 0);
@@ -321,12 +320,12 @@ static const CliQuery lines = {
 	.name = "lines",
 	.command = COMMAND_LINES,
 	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START | CLI_OPT_CHILDREN |
-		  CLI_OPT_INLINE | CLI_OPT_LIMIT | CLI_OPT_MATCH,
+		  CLI_OPT_INLINE | CLI_OPT_LIMIT | CLI_OPT_MATCH | CLI_OPT_EVENT,
 	.needs_pid = true,
 	.help = "Usage: profq lines --pid N [--tid T] [--start TIME] [--children]\n"
 		"                   [--unit NAME] [--cgroup PATH] [--container ID] [--comm NAME]\n"
 		"                   [--function F] [-n N] [--since WHEN] [--until WHEN]\n"
-		"                   [--range life]\n"
+		"                   [--range life] [--event cpu|off-cpu|wall]\n"
 		"                   [--[no-]inline] [--[no-]python] [--json]\n"
 		"\n"
 		"Hot source lines: the samples taken on each line (of the process's\n"
@@ -339,7 +338,10 @@ static const CliQuery lines = {
 		"or calling from (CALLEE); TOTAL is both.\n"
 		"Python functions have lines of their own, in place of the\n"
 		"interpreter's (--no-python: the interpreter's, as native code).\n"
+		"--event off-cpu: where threads waited, switched out; wall: CPU and\n"
+		"off-CPU time together (counts are then times).\n"
 		"-n N: at most N lines (20).\n"
+
 		"--unit NAME, --cgroup PATH, --container ID, --comm NAME: instead\n"
 		"of --pid, every process that matches (all given), summed: unit\n"
 		"and comm are globs, a cgroup counts with those below it, an id\n"

@@ -86,38 +86,39 @@ static void render_ps(json_object *a, const Request *req)
 		return;
 	}
 	if (threads)
-		printf("%8s  %-16s %7s %7s %7s %8s\n", "TID", "THREAD", "%USR", "%SYS", "%CPU",
-		       "SAMPLES");
+		printf("%8s  %-16s %7s %7s %7s %8s %9s\n", "TID", "THREAD", "%USR", "%SYS", "%CPU",
+		       "SAMPLES", "OFF-CPU");
 	else
-		printf("%8s %8s %8s  %-16s %-24s %7s %7s %7s %8s  %s\n", "PID", "PPID", "START",
-		       "COMM", "UNIT", "%USR", "%SYS", "%CPU", "SAMPLES", "COMMAND");
+		printf("%8s %8s %8s  %-16s %-24s %7s %7s %7s %8s %9s  %s\n", "PID", "PPID", "START",
+		       "COMM", "UNIT", "%USR", "%SYS", "%CPU", "SAMPLES", "OFF-CPU", "COMMAND");
 	if (!json_object_object_get_ex(a, "rows", &rows))
 		return;
 	for (size_t i = 0; i < json_object_array_length(rows); i++) {
 		json_object *r = json_object_array_get_idx(rows, i);
 		const char *cmd = json_get_string(r, "cmdline");
-		int used = 8 + 1 + 8 + 1 + 8 + 2 + 16 + 1 + 25 + 8 * 3 + 9 + 2;
+		int used = 8 + 1 + 8 + 1 + 8 + 2 + 16 + 1 + 25 + 8 * 3 + 9 + 10 + 2;
 		int room;
 		char start[32], unit[32];
 
 		if (threads) {
-			printf("%8lld  %-16s %7.2f %7.2f %7.2f %8lld\n",
+			printf("%8lld  %-16s %7.2f %7.2f %7.2f %8lld %8.2fs\n",
 			       (long long)json_get_int(r, "tid"),
 			       strempty(json_get_string(r, "comm")), json_get_double(r, "user_pct"),
 			       json_get_double(r, "sys_pct"), json_get_double(r, "cpu_pct"),
-			       (long long)json_get_int(r, "samples"));
+			       (long long)json_get_int(r, "samples"),
+			       json_get_double(r, "off_cpu_s"));
 			continue;
 		}
 		if (!cmd || !*cmd)
 			cmd = "";
 		room = width > used ? width - used : (int)strlen(cmd);
-		printf("%8lld %8lld %8s  %-16s %-24s %7.2f %7.2f %7.2f %8lld  %.*s%s\n",
+		printf("%8lld %8lld %8s  %-16s %-24s %7.2f %7.2f %7.2f %8lld %8.2fs  %.*s%s\n",
 		       (long long)json_get_int(r, "pid"), (long long)json_get_int(r, "ppid"),
 		       start_string(json_get_double(r, "start_time"), start, sizeof(start)),
 		       strempty(json_get_string(r, "comm")), unit_string(r, unit, sizeof(unit)),
 		       json_get_double(r, "user_pct"), json_get_double(r, "sys_pct"),
-		       json_get_double(r, "cpu_pct"), (long long)json_get_int(r, "samples"), room,
-		       cmd,
+		       json_get_double(r, "cpu_pct"), (long long)json_get_int(r, "samples"),
+		       json_get_double(r, "off_cpu_s"), room, cmd,
 		       json_object_get_boolean(json_object_object_get(r, "exited")) ? " (exited)"
 										    : "");
 	}
@@ -149,17 +150,20 @@ static int parse_user(const char *arg, uint32_t *ret)
 
 static int parse_option(int opt, const char *arg, Request *req, void *userdata)
 {
-	(void)userdata;
+	bool *sorted = userdata;
+
 	switch (opt) {
 	case OPT_THREADS:
 		req->threads = true;
 		return EXIT_OK;
 	case OPT_SORT:
 		if (!sort_key_valid(COMMAND_PS, sort_key_from_string(arg)))
-			return cli_usage_error(
-				"ps", "--sort: '%s' is not time, cpu, user, sys, samples or start",
-				arg);
+			return cli_usage_error("ps",
+					       "--sort: '%s' is not time, cpu, user, sys, samples, "
+					       "start or off-cpu",
+					       arg);
 		req->sort = sort_key_from_string(arg);
+		*sorted = true;
 		return EXIT_OK;
 	case OPT_BY:
 		if (group_by_from_string(arg) <= GROUP_NONE)
@@ -191,10 +195,11 @@ static const CliQuery ps = {
 	.name = "ps",
 	.command = COMMAND_PS,
 	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_START | CLI_OPT_CHILDREN | CLI_OPT_LIMIT |
-		  CLI_OPT_MATCH,
+		  CLI_OPT_MATCH | CLI_OPT_EVENT,
 	.empty_is_not_found = true,
 	.help = "Usage: profq ps [--since WHEN] [--until WHEN] [--range life] [-n N]\n"
-		"                [--sort time|cpu|user|sys|samples|start] [--json]\n"
+		"                [--sort time|cpu|user|sys|samples|start|off-cpu]\n"
+		"                [--event cpu|off-cpu|wall] [--json]\n"
 		"                [--user NAME | --pid N [--start TIME]\n"
 		"                 [--children | --threads]]\n"
 		"                [--unit NAME] [--cgroup PATH] [--container ID] [--comm NAME]\n"
@@ -207,13 +212,16 @@ static const CliQuery ps = {
 		"samples, or start (newest first). --user: one user's processes.\n"
 		"--pid: one process (the newest incarnation, or the one --start\n"
 		"names), with --children its descendants, or with --threads one\n"
-		"row per thread. UNIT is the process's systemd unit.\n"
+		"row per thread. UNIT is the process's systemd unit; OFF-CPU the\n"
+		"time its threads spent switched out.\n"
 		"--unit NAME, --cgroup PATH, --container ID, --comm NAME: only the\n"
 		"processes that match (all given): unit and comm are globs, a\n"
 		"cgroup counts with those below it, an id may be cut short.\n"
 		"--by: one row per unit, command name or container instead of per\n"
 		"process, ranked the same way; %CPU is then of the range's time\n"
-		"(200 is two CPUs' worth).\n",
+		"(200 is two CPUs' worth).\n"
+		"--event off-cpu: the processes that waited, most first; wall:\n"
+		"those that ran or waited.\n",
 	.options =
 		(const struct option[]){
 			{ "threads", no_argument, NULL, OPT_THREADS },
@@ -229,5 +237,15 @@ static const CliQuery ps = {
 
 int cmd_ps(CliContext *ctx, int argc, char **argv)
 {
-	return cli_query_command(&ps, ctx, argc, argv);
+	bool sorted = false;
+	Request req;
+	int r;
+
+	r = cli_parse(&ps, ctx, &req, argc, argv, &sorted);
+	if (r != CLI_PARSED)
+		return r;
+	/* Asked which processes waited: most first, unless --sort says otherwise. */
+	if (req.event == EVENT_OFF_CPU && !sorted)
+		req.sort = SORT_OFF_CPU;
+	return cli_answer(&ps, ctx, &req);
 }

@@ -127,6 +127,18 @@ static void render_status(json_object *a, const Request *req)
 		else
 			printf("%-18s off\n", "Memory tracking:");
 	}
+	if (json_object_object_get_ex(a, "off_cpu", &sym) && sym) {
+		if (!json_object_get_boolean(json_object_object_get(sym, "enabled")))
+			printf("%-18s off\n", "Off-CPU:");
+		else
+			printf("%-18s %lld switches, %lld stacks captured, %lld waits recorded "
+			       "(%.1f s), %lld dropped\n",
+			       "Off-CPU:", (long long)json_get_int(sym, "switches"),
+			       (long long)json_get_int(sym, "captured"),
+			       (long long)json_get_int(sym, "recorded"),
+			       json_get_double(sym, "recorded_s"),
+			       (long long)json_get_int(sym, "dropped"));
+	}
 	render_push(a);
 	if (!json_object_object_get_ex(a, "symbolizer", &sym))
 		return;

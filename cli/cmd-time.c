@@ -78,6 +78,34 @@ static void render_group(json_object *a)
 	       json_get_double(a, "span_s"), "");
 }
 
+/* Where the rest of the real time went: off the CPU, by state; then per thread. */
+static void render_off_cpu(json_object *a)
+{
+	json_object *o, *threads;
+	size_t n;
+
+	if (!json_object_object_get_ex(a, "off_cpu", &o) || !o)
+		return;
+	printf("\n%11s %10s %10s %10s\n", "off-cpu", "runnable", "sleeping", "blocked");
+	printf("%10.3fs %9.3fs %9.3fs %9.3fs   process (sampled switches)\n",
+	       json_get_double(o, "off_cpu_s"), json_get_double(o, "runnable_s"),
+	       json_get_double(o, "sleeping_s"), json_get_double(o, "blocked_s"));
+	if (!json_object_object_get_ex(a, "threads", &threads) || !threads)
+		return;
+	n = json_object_array_length(threads);
+	printf("\n%8s  %-16s %9s %9s %10s %10s %10s %10s\n", "TID", "COMM", "user", "sys",
+	       "off-cpu", "runnable", "sleeping", "blocked");
+	for (size_t i = 0; i < n; i++) {
+		json_object *t = json_object_array_get_idx(threads, i);
+
+		printf("%8lld  %-16.16s %8.3fs %8.3fs %9.3fs %9.3fs %9.3fs %9.3fs\n",
+		       (long long)json_get_int(t, "tid"), strempty(json_get_string(t, "comm")),
+		       json_get_double(t, "sampled_user_s"), json_get_double(t, "sampled_sys_s"),
+		       json_get_double(t, "off_cpu_s"), json_get_double(t, "runnable_s"),
+		       json_get_double(t, "sleeping_s"), json_get_double(t, "blocked_s"));
+	}
+}
+
 static void render_time(json_object *a, const Request *req)
 {
 	json_object *v, *o;
@@ -127,6 +155,7 @@ static void render_time(json_object *a, const Request *req)
 		printf("\nmaximum resident set %.1f MiB (%lld bytes)\n",
 		       (double)json_object_get_int64(v) / (1024.0 * 1024.0),
 		       (long long)json_object_get_int64(v));
+	render_off_cpu(a);
 }
 
 static const CliQuery time_query = {
@@ -151,7 +180,12 @@ static const CliQuery time_query = {
 		"process known that matches (all given; unit and comm are globs,\n"
 		"a cgroup counts with those below it, an id may be cut short),\n"
 		"one line each (-n N of them, 20; 0: all), and the sums of real\n"
-		"(their lives), user and sys.\n",
+		"(their lives), user and sys.\n"
+		"Then where the rest of the real time went (when profqd records it):\n"
+		"off-CPU time, runnable (waiting for a CPU), sleeping\n"
+		"(interruptible: sleeps, polls, locks, pipes) and blocked\n"
+		"(uninterruptible, usually disk I/O), for the process and each\n"
+		"of its threads.\n",
 	.render = render_time,
 };
 

@@ -31,7 +31,7 @@ static void render_top(json_object *a, int max_rows)
 		if (len > modw)
 			modw = len < 28 ? len : 28;
 	}
-	printf("Samples: %lld", (long long)json_get_int(a, "samples"));
+	cli_print_total(a);
 	if (json_object_object_get_ex(a, "pid", &pid) && pid)
 		printf("  pid %lld (%s)", (long long)json_object_get_int64(pid), strempty(comm));
 	if (json_get_int(a, "tid"))
@@ -45,12 +45,13 @@ static void render_top(json_object *a, int max_rows)
 		int used = 7 + 1 + 7 + 1 + 8 + 1 + 8 + 2 + modw + 2;
 		bool unlimited = width <= used + 8;
 		int room = unlimited ? (int)strlen(fn) : width - used;
-		char where[256];
+		char where[256], self[32], total[32];
 
-		printf("%7.2f %7.2f %8lld %8lld  %-*.*s  %.*s", json_get_double(r, "self_pct"),
-		       json_get_double(r, "total_pct"), (long long)json_get_int(r, "self_samples"),
-		       (long long)json_get_int(r, "total_samples"), modw, modw,
-		       strempty(json_get_string(r, "module")), room, fn);
+		printf("%7.2f %7.2f %8s %8s  %-*.*s  %.*s", json_get_double(r, "self_pct"),
+		       json_get_double(r, "total_pct"),
+		       cli_count(a, json_get_int(r, "self_samples"), self, sizeof(self)),
+		       cli_count(a, json_get_int(r, "total_samples"), total, sizeof(total)), modw,
+		       modw, strempty(json_get_string(r, "module")), room, fn);
 		/* Python functions are all of module [python]: their file tells them apart. */
 		room = unlimited ? INT_MAX : room - MIN(room, (int)strlen(fn));
 		if (cli_python_location(r, where, sizeof(where)) && (int)strlen(where) + 2 <= room)
@@ -362,16 +363,20 @@ static const CliQuery top = {
 	.name = "top",
 	.command = COMMAND_TOP,
 	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START | CLI_OPT_CHILDREN |
-		  CLI_OPT_INLINE | CLI_OPT_LIMIT | CLI_OPT_MATCH,
+		  CLI_OPT_INLINE | CLI_OPT_LIMIT | CLI_OPT_MATCH | CLI_OPT_EVENT,
 	.help = "Usage: profq top [--pid N [--tid T] [--start TIME] [--children]]\n"
 		"                 [--unit NAME] [--cgroup PATH] [--container ID] [--comm NAME]\n"
 		"                 [-n N] [--sort self|total] [--since WHEN]\n"
 		"                 [--until WHEN] [--range life] [--[no-]inline]\n"
-		"                 [--[no-]python] [--once] [-d SECS] [--json]\n"
+		"                 [--[no-]python] [--event cpu|off-cpu|wall]\n"
+		"                 [--once] [-d SECS] [--json]\n"
 		"\n"
 		"Hotspot functions: SELF% (samples in the function itself) and\n"
 		"TOTAL% (samples with the function anywhere on the stack), of the\n"
 		"process's samples (of all samples without --pid).\n"
+		"--event off-cpu: the time threads spent switched out, by the stack\n"
+		"they waited at; wall: CPU and off-CPU time together (SELF and TOTAL\n"
+		"are then times).\n"
 		"On a terminal, without --since, --range, --json or --once: a live\n"
 		"view over the last window, refreshed every -d seconds (2);\n"
 		"keys: q quit, s sort by self/total, p pause, h help.\n"

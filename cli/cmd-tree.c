@@ -45,7 +45,7 @@ static void render_tree(json_object *a, const Request *req)
 	json_object *rows;
 
 	(void)req;
-	printf("Samples: %lld", (long long)json_get_int(a, "samples"));
+	cli_print_total(a);
 	/* Processes selected by their labels: the header line above says which. */
 	if (json_get_int(a, "pid"))
 		printf("  pid %lld (%s)", (long long)json_get_int(a, "pid"),
@@ -84,12 +84,12 @@ static const CliQuery tree = {
 	.name = "tree",
 	.command = COMMAND_TREE,
 	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START | CLI_OPT_CHILDREN |
-		  CLI_OPT_INLINE | CLI_OPT_MATCH,
+		  CLI_OPT_INLINE | CLI_OPT_MATCH | CLI_OPT_EVENT,
 	.needs_pid = true,
 	.help = "Usage: profq tree --pid N [--tid T] [--start TIME] [--children]\n"
 		"                  [--unit NAME] [--cgroup PATH] [--container ID] [--comm NAME]\n"
 		"                  [--min-pct P] [--since WHEN] [--until WHEN]\n"
-		"                  [--range life]\n"
+		"                  [--range life] [--event cpu|off-cpu|wall]\n"
 		"                  [--[no-]inline] [--[no-]python] [--json]\n"
 		"\n"
 		"The call tree, top down: each stack's outermost frame is a root, a\n"
@@ -103,7 +103,9 @@ static const CliQuery tree = {
 		"--unit NAME, --cgroup PATH, --container ID, --comm NAME: instead\n"
 		"of --pid, every process that matches (all given), summed: unit\n"
 		"and comm are globs, a cgroup counts with those below it, an id\n"
-		"may be cut short.\n",
+		"may be cut short.\n"
+		"--event off-cpu: time switched out, by where threads waited; wall:\n"
+		"CPU and off-CPU time together.\n",
 	.options = (const struct option[]){ { "min-pct", required_argument, NULL, OPT_MIN_PCT },
 					    {} },
 	.option = parse_option,

@@ -30,6 +30,7 @@ static const struct {
 	{ { "cgroup", required_argument, NULL, OPT_CGROUP }, CLI_OPT_MATCH },
 	{ { "container", required_argument, NULL, OPT_CONTAINER }, CLI_OPT_MATCH },
 	{ { "comm", required_argument, NULL, OPT_COMM }, CLI_OPT_MATCH },
+	{ { "event", required_argument, NULL, OPT_EVENT }, CLI_OPT_EVENT },
 };
 
 /* Room for every shared option, a command's own, --help and the terminator. */
@@ -288,6 +289,12 @@ static int parse_shared_option(const char *command, int opt, const char *arg, Cl
 	case OPT_SINCE:
 	case OPT_UNTIL:
 		return parse_range_option(command, opt, arg, ctx, req);
+	case OPT_EVENT:
+		if (event_from_string(arg) < 0)
+			return cli_usage_error(
+				command, "--event: '%s' is not 'cpu', 'off-cpu' or 'wall'", arg);
+		req->event = event_from_string(arg);
+		return EXIT_OK;
 	case OPT_RANGE:
 		if (!streq(arg, "life"))
 			return cli_usage_error(command, "--range: '%s' is not 'life'", arg);

@@ -449,6 +449,41 @@ bool cli_python_location(json_object *row, char *buf, size_t len)
 	return true;
 }
 
+static bool counts_time(json_object *answer)
+{
+	const char *event = json_get_string(answer, "event");
+
+	return event && !streq(event, "cpu");
+}
+
+const char *cli_count(json_object *answer, int64_t n, char *buf, size_t len)
+{
+	double ns = (double)n;
+
+	if (!counts_time(answer))
+		snprintf(buf, len, "%lld", (long long)n);
+	else if (ns < 1e6)
+		snprintf(buf, len, "%.0fus", ns / 1e3);
+	else if (ns < 1e9)
+		snprintf(buf, len, "%.1fms", ns / 1e6);
+	else
+		snprintf(buf, len, "%.2fs", ns / 1e9);
+	return buf;
+}
+
+void cli_print_total(json_object *answer)
+{
+	const char *event = json_get_string(answer, "event");
+	int64_t n = json_get_int(answer, "samples");
+	char buf[32];
+
+	if (!counts_time(answer))
+		printf("Samples: %lld", (long long)n);
+	else
+		printf("%s: %s", streq(event, "wall") ? "Wall" : "Off-CPU",
+		       cli_count(answer, n, buf, sizeof(buf)));
+}
+
 int cli_terminal_width(void)
 {
 	const char *cols = getenv("COLUMNS");

@@ -2,6 +2,7 @@
 #include <inttypes.h>
 #include <malloc.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "base/log.h"
 #include "base/macro.h"
@@ -50,8 +51,47 @@ struct Profiler {
 		uint64_t start_ns;
 	} * mem_pending;
 	size_t n_mem_pending, allocated_mem_pending;
+	/* Off-CPU stacks waiting for their end, by thread id (direct-mapped, made on first use). */
+	struct OffcpuPending *pending;
+	/* The last captured off-CPU stack of a thread at a place (kernel frames and the user
+	 * leaf), for the whole intervals read there without their user callers (made on first
+	 * use). */
+	struct OffcpuPlace *places;
 	ProfilerStats stats;
 };
+
+/* A thread's captured off-CPU stack, resolved, until its end record says how long it was off.
+ * Holds a reference to proc, stack and thread. proc 0: free. */
+typedef struct OffcpuPending {
+	ProcId proc;
+	uint32_t tid, seq, kind;
+	StackId stack;
+	StrId thread;
+	uint64_t start_ns; /* the group leader's start_boottime */
+	uint64_t time_ns;  /* CLOCK_BOOTTIME of the switch-out */
+} OffcpuPending;
+
+#define OFFCPU_PENDING (1u << 14)
+
+/* A thread's place of waiting and the full stack last captured there; holds a reference to
+ * stack. stack 0: free. */
+typedef struct OffcpuPlace {
+	uint64_t key; /* hash of the thread and the place */
+	StackId stack;
+	uint32_t pad;
+} OffcpuPlace;
+
+#define OFFCPU_PLACES (1u << 12)
+
+static void pending_release(Profiler *p, OffcpuPending *e)
+{
+	if (!e->proc)
+		return;
+	store_stack_unref(p->store, e->stack);
+	store_string_unref(p->store, e->thread);
+	store_proc_unref(p->store, e->proc);
+	*e = (OffcpuPending){ 0 };
+}
 
 static void on_loaded_proc(void *userdata, ProcId id, const StoreProc *sp)
 {
@@ -291,6 +331,13 @@ Profiler *profiler_free(Profiler *p)
 	persist_writer_free(p->persist);
 	if (p->lock_fd >= 0)
 		close(p->lock_fd);
+	for (size_t i = 0; p->pending && i < OFFCPU_PENDING; i++)
+		pending_release(p, &p->pending[i]);
+	free(p->pending);
+	for (size_t i = 0; p->places && i < OFFCPU_PLACES; i++)
+		if (p->places[i].stack)
+			store_stack_unref(p->store, p->places[i].stack);
+	free(p->places);
 	stack_cache_free(p->stacks);
 	python_free(p->python);
 	proctable_free(p->procs);
@@ -336,6 +383,10 @@ typedef struct RawStack {
 	uint32_t n;	 /* kernel and user addresses */
 	uint32_t py;	 /* Python frames after them */
 	bool truncated;	 /* the user part does not reach the outermost frame */
+	/* The first kernel address is a return address too: a switched-out thread's stack as
+	 * read from outside it (PROFQ_SAMPLE_OFFCPU_WHOLE), which starts in its caller of the
+	 * scheduler. */
+	bool kernel_ret;
 } RawStack;
 
 typedef struct UnwindCtx {
@@ -369,6 +420,7 @@ static void raw_stack(Profiler *p, Process *proc, const struct profq_sample *s, 
 	/* Python frames come only with a stack copy (record_ok()). */
 	ret->py = 0;
 	ret->kernel = s->kstack_len;
+	ret->kernel_ret = s->flags & PROFQ_SAMPLE_OFFCPU_WHOLE;
 	memcpy(ret->addrs, s->addrs, s->kstack_len * sizeof(uint64_t));
 	if (!(s->flags & PROFQ_SAMPLE_USER_REGS)) {
 		memcpy(ret->addrs + s->kstack_len, s->addrs + s->kstack_len,
@@ -484,7 +536,7 @@ static void symbolize(Profiler *p, Process *proc, PyProc *pp, const RawStack *ra
 		uint64_t addr = raw->addrs[i];
 		/* The first address of each part is where the CPU was; the rest are return
 		 * addresses. */
-		bool ret_addr = i != 0 && i != raw->kernel;
+		bool ret_addr = (i != 0 || raw->kernel_ret) && i != raw->kernel;
 
 		if (i < raw->kernel)
 			r = symbolizer_kernel_frames(p->sym, addr, ret_addr, l->frames + l->n,
@@ -518,6 +570,10 @@ static bool record_ok(const struct profq_sample *s, size_t size)
 	if (size < PROFQ_SAMPLE_HDR_SIZE || s->kstack_len > PROFQ_MAX_FRAMES ||
 	    s->ustack_len > PROFQ_MAX_FRAMES || s->tgid == 0)
 		return false;
+	if ((s->flags &
+	     (PROFQ_SAMPLE_OFFCPU_STACK | PROFQ_SAMPLE_OFFCPU_END | PROFQ_SAMPLE_OFFCPU_WHOLE)) &&
+	    !kind_off_cpu(s->kind))
+		return false;
 	if (s->py_len > PROFQ_PY_MAX_FRAMES || (s->py_len && !(s->flags & PROFQ_SAMPLE_USER_REGS)))
 		return false;
 	if (s->flags & PROFQ_SAMPLE_USER_REGS)
@@ -526,13 +582,219 @@ static bool record_ok(const struct profq_sample *s, size_t size)
 	return size >= PROFQ_SAMPLE_HDR_SIZE + ((size_t)s->kstack_len + s->ustack_len) * 8;
 }
 
+/*
+ * Drops the scheduler's own frames from the leaf end of an off-CPU stack read at sched_switch
+ * (the tracepoint's, __schedule, schedule): what is left starts where the thread chose to wait
+ * (do_nanosleep, pipe_read, futex_wait...), or was preempted.
+ */
+static void offcpu_trim(Profiler *p, FrameList *l)
+{
+	size_t cut = 0;
+
+	for (size_t i = 0; i < l->n && i < 16; i++) {
+		const StoreFrame *f = store_frame(p->store, l->frames[i]);
+		const char *name = f ? store_string(p->store, f->function) : NULL;
+
+		if (!f || !(f->flags & FRAME_KERNEL))
+			break;
+		if (name && streq(name, "__schedule")) {
+			cut = i + 1;
+			if (cut < l->n) {
+				f = store_frame(p->store, l->frames[cut]);
+				name = f ? store_string(p->store, f->function) : NULL;
+				if (name && streq(name, "schedule"))
+					cut++;
+			}
+			break;
+		}
+	}
+	if (cut == 0 || cut >= l->n)
+		return;
+	memmove(l->frames, l->frames + cut, (l->n - cut) * sizeof(FrameId));
+	l->n -= cut;
+}
+
+/*
+ * Where a thread waited: its process incarnation and thread, the kernel frames of its stack
+ * (the scheduler's cut) and the first user frame, hashed; 0 if the stack has no user frame.
+ */
+static uint64_t offcpu_place(Profiler *p, const struct profq_sample *s, StackId stack)
+{
+	const FrameId *frames;
+	size_t n, k = 0;
+	uint64_t h;
+
+	frames = store_stack(p->store, stack, &n);
+	while (k < n && k < 256) {
+		const StoreFrame *f = store_frame(p->store, frames[k]);
+
+		if (!f || !(f->flags & FRAME_KERNEL))
+			break;
+		k++;
+	}
+	if (!frames || k >= n)
+		return 0;
+	h = XXH3_64bits(frames, (k + 1) * sizeof(FrameId));
+	h ^= ((uint64_t)s->tgid << 32 | s->tid) * 0x9E3779B97F4A7C15ULL ^ s->start_ns;
+	return h ? h : 1;
+}
+
+/* Remembers a captured stack at its place (taking a reference). */
+static void offcpu_place_put(Profiler *p, const struct profq_sample *s, StackId stack)
+{
+	uint64_t key = offcpu_place(p, s, stack);
+	OffcpuPlace *e;
+
+	if (key == 0)
+		return;
+	if (!p->places) {
+		p->places = calloc(OFFCPU_PLACES, sizeof(OffcpuPlace));
+		if (!p->places)
+			return;
+	}
+	e = &p->places[key & (OFFCPU_PLACES - 1)];
+	if (e->stack)
+		store_stack_unref(p->store, e->stack);
+	store_stack_ref(p->store, stack);
+	*e = (OffcpuPlace){ .key = key, .stack = stack };
+}
+
+/* The stack last captured at the place of a whole interval's stack, or 0. */
+static StackId offcpu_place_get(Profiler *p, const struct profq_sample *s, StackId stack)
+{
+	uint64_t key = p->places ? offcpu_place(p, s, stack) : 0;
+	const OffcpuPlace *e = key ? &p->places[key & (OFFCPU_PLACES - 1)] : NULL;
+
+	return e && e->stack && e->key == key ? e->stack : 0;
+}
+
+/* Keeps a captured off-CPU stack for its end record (taking references). */
+static void offcpu_hold(Profiler *p, const struct profq_sample *s, ProcId proc, StackId stack,
+			StrId thread)
+{
+	OffcpuPending *e;
+
+	if (!p->pending) {
+		p->pending = calloc(OFFCPU_PENDING, sizeof(OffcpuPending));
+		if (!p->pending) {
+			p->stats.offcpu_unpaired++;
+			return;
+		}
+	}
+	e = &p->pending[s->tid & (OFFCPU_PENDING - 1)];
+	/* A thread's earlier capture whose end never came, or another thread's: replaced. */
+	if (e->proc)
+		p->stats.offcpu_replaced++;
+	pending_release(p, e);
+	store_proc_ref(p->store, proc);
+	store_stack_ref(p->store, stack);
+	store_string_ref(p->store, thread);
+	*e = (OffcpuPending){ .proc = proc,
+			      .tid = s->tid,
+			      .seq = s->seq,
+			      .kind = s->kind,
+			      .stack = stack,
+			      .thread = thread,
+			      .start_ns = s->start_ns,
+			      .time_ns = s->time_ns };
+}
+
+/* Lets go of held stacks whose end will not come (the thread exited while switched out) or
+ * would fall out of the retention at once. */
+static void offcpu_sweep(Profiler *p, int64_t now_ns)
+{
+	int64_t oldest = now_ns - p->boot_to_real_ns - (int64_t)p->opts.retention_ns;
+
+	for (size_t i = 0; p->pending && i < OFFCPU_PENDING; i++) {
+		OffcpuPending *e = &p->pending[i];
+		const StoreProc *sp = e->proc ? store_proc(p->store, e->proc) : NULL;
+
+		if (e->proc && (!sp || (sp->flags & PROC_EXITED) || (int64_t)e->time_ns < oldest)) {
+			p->stats.offcpu_expired++;
+			pending_release(p, e);
+		}
+	}
+}
+
+/* A thread's name from a record, control bytes replaced: interned (a new reference). */
+static int thread_name(Profiler *p, const struct profq_sample *s, StrId *ret)
+{
+	char comm[PROFQ_COMM_LEN + 1];
+
+	memcpy(comm, s->comm, PROFQ_COMM_LEN);
+	comm[PROFQ_COMM_LEN] = '\0';
+	for (char *c = comm; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	return store_intern_string(p->store, comm, ret);
+}
+
+/*
+ * The end of an interval whose stack did not come (given way to CPU samples in the reader's
+ * queue, or lost with a full ring): its time still counts, at a marker stack, so that the
+ * thread's off-CPU total stays whole.
+ */
+static int offcpu_end_unpaired(Profiler *p, const struct profq_sample *s)
+{
+	Process *proc;
+	FrameId frame;
+	StackId stack;
+	StrId thread;
+	int r;
+
+	p->stats.offcpu_unpaired++;
+	r = proctable_get(p->procs, s, now_mono_ns(), &proc);
+	if (r < 0)
+		return r;
+	r = symbolizer_marker_frame(p->sym, "[off-cpu stack lost]", 0, &frame);
+	if (r < 0)
+		return r;
+	r = store_intern_stack(p->store, &frame, 1, &stack); /* the marker: held by sym */
+	if (r < 0)
+		return r;
+	r = thread_name(p, s, &thread);
+	if (r >= 0) {
+		r = store_window_add_weight(p->store, proctable_record_of(proc, s), s->tid, thread,
+					    stack, s->kind, s->weight);
+		store_string_unref(p->store, thread);
+	}
+	store_stack_unref(p->store, stack);
+	return r;
+}
+
+/* The end of a captured interval: its weight, at the stack captured for it. */
+static int offcpu_end(Profiler *p, const struct profq_sample *s)
+{
+	OffcpuPending *e = p->pending ? &p->pending[s->tid & (OFFCPU_PENDING - 1)] : NULL;
+	int r;
+
+	r = window_for(p, (int64_t)s->time_ns + p->boot_to_real_ns);
+	if (r < 0)
+		goto fail;
+	if (!e || !e->proc || e->tid != s->tid || e->seq != s->seq || e->start_ns != s->start_ns) {
+		r = offcpu_end_unpaired(p, s);
+		if (r < 0)
+			goto fail;
+		return 0;
+	}
+	r = store_window_add_weight(p->store, e->proc, e->tid, e->thread, e->stack, e->kind,
+				    s->weight);
+	pending_release(p, e);
+	if (r < 0)
+		goto fail;
+	p->stats.offcpu_stored++;
+	return 0;
+fail:
+	p->stats.failed++;
+	return r;
+}
+
 int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 {
 	FrameId frames[STORE_STACK_MAX];
 	FrameList list = { .frames = frames, .max = ARRAY_SIZE(frames) };
 	PyProc *pp = NULL;
 	uint64_t mono = now_mono_ns();
-	char comm[PROFQ_COMM_LEN + 1];
 	StackKey128 key;
 	StackId stack;
 	Process *proc;
@@ -540,11 +802,19 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 	RawStack raw;
 	int r;
 
-	p->stats.samples++;
+	bool offcpu = size >= PROFQ_SAMPLE_HDR_SIZE &&
+		      (s->flags & (PROFQ_SAMPLE_OFFCPU_STACK | PROFQ_SAMPLE_OFFCPU_END |
+				   PROFQ_SAMPLE_OFFCPU_WHOLE));
+	bool whole = offcpu && (s->flags & PROFQ_SAMPLE_OFFCPU_WHOLE);
+
+	if (!offcpu)
+		p->stats.samples++;
 	if (!record_ok(s, size)) {
 		p->stats.bad_records++;
 		return 0;
 	}
+	if (s->flags & PROFQ_SAMPLE_OFFCPU_END)
+		return offcpu_end(p, s);
 	r = window_for(p, (int64_t)s->time_ns + p->boot_to_real_ns);
 	if (r < 0)
 		goto fail;
@@ -560,12 +830,20 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 	if (!pp)
 		raw.py = 0;
 	key = stack_cache_key(s->tgid, s->start_ns, proc->generation,
-			      raw.kernel | raw.py << 16 | (uint32_t)raw.truncated << 31, raw.addrs,
-			      raw.n + 2 * raw.py);
+			      raw.kernel | raw.py << 16 | (uint32_t)whole << 29 |
+				      (uint32_t)offcpu << 30 | (uint32_t)raw.truncated << 31,
+			      raw.addrs, raw.n + 2 * raw.py);
 	if (stack_cache_get(p->stacks, key, &stack) == 0) {
 		p->stats.stack_hits++;
 	} else {
 		symbolize(p, proc, pp, &raw, s->time_ns, mono, &list);
+		if (offcpu)
+			offcpu_trim(p, &list);
+		/* Read from outside the thread: its user callers are not known. */
+		if (whole && list.n < list.max &&
+		    symbolizer_marker_frame(p->sym, "[user callers not read]", FRAME_TRUNCATED,
+					    &list.frames[list.n]) == 0)
+			list.n++;
 		r = store_intern_stack(p->store, frames, list.n, &stack);
 		for (size_t i = 0; i < list.n_owned; i++)
 			store_frame_unref(p->store, list.owned[i]);
@@ -578,14 +856,29 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 		}
 	}
 
-	memcpy(comm, s->comm, PROFQ_COMM_LEN);
-	comm[PROFQ_COMM_LEN] = '\0';
-	for (char *c = comm; *c; c++)
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = '?';
-	r = store_intern_string(p->store, comm, &thread);
+	r = thread_name(p, s, &thread);
 	if (r < 0)
 		goto fail;
+	if (whole) {
+		/* Its user callers from the thread's last capture at the same place, if any. */
+		StackId full = offcpu_place_get(p, s, stack);
+
+		if (full)
+			p->stats.offcpu_callers_borrowed++;
+		r = store_window_add_weight(p->store, proctable_record_of(proc, s), s->tid, thread,
+					    full ? full : stack, s->kind, s->weight);
+		store_string_unref(p->store, thread);
+		if (r < 0)
+			goto fail;
+		p->stats.offcpu_stored++;
+		return 0;
+	}
+	if (offcpu) {
+		offcpu_place_put(p, s, stack);
+		offcpu_hold(p, s, proctable_record_of(proc, s), stack, thread);
+		store_string_unref(p->store, thread);
+		return 0;
+	}
 	r = store_window_add(p->store, proctable_record_of(proc, s), s->tid, thread, stack,
 			     s->flags & PROFQ_SAMPLE_KERNEL_MODE, 1);
 	store_string_unref(p->store, thread);
@@ -874,6 +1167,7 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 		proctable_sweep(p->procs, mono_ns, PROCESS_IDLE_NS, now_ns, p->opts.retention_ns);
 		maplog_expire(p->maplog, (uint64_t)(now_ns - p->boot_to_real_ns), MAPLOG_KEEP_NS);
 		expire_disk(p, now_ns);
+		offcpu_sweep(p, now_ns);
 	}
 	evict(p, now_ns, mono_ns);
 	return 0;
@@ -918,7 +1212,9 @@ size_t profiler_memory(const Profiler *p)
 	return sizeof(*p) + p->allocated_mem_pending * sizeof(*p->mem_pending) +
 	       store_memory(p->store) + symbolizer_memory(p->sym) + proctable_memory(p->procs) +
 	       stack_cache_memory(p->stacks) + maplog_memory(p->maplog) +
-	       (p->python ? python_memory(p->python) : 0);
+	       (p->python ? python_memory(p->python) : 0) +
+	       (p->pending ? OFFCPU_PENDING * sizeof(OffcpuPending) : 0) +
+	       (p->places ? OFFCPU_PLACES * sizeof(OffcpuPlace) : 0);
 }
 
 void profiler_memory_parts(const Profiler *p, ProfilerMemory *ret)

@@ -66,6 +66,12 @@ typedef struct ProfilerStats {
 	uint64_t mem_records;	   /* memory records received (PROFQ_EVENT_MEM) */
 	uint64_t mem_points;	   /* ... stored as points (at most one a second per process) */
 	uint64_t mem_unknown;	   /* ... of processes gone before we could name them */
+	uint64_t offcpu_stored;	   /* off-CPU intervals counted into a window */
+	uint64_t offcpu_unpaired;  /* ends without their stack (lost, or replaced) */
+	uint64_t offcpu_replaced;  /* held stacks replaced before their end came */
+	uint64_t offcpu_expired;   /* held stacks let go: the thread exited, or too old */
+	/* whole intervals given the callers of the thread's last capture at the same place */
+	uint64_t offcpu_callers_borrowed;
 } ProfilerStats;
 
 /*

@@ -227,6 +227,17 @@ int reader_push(Reader *r, ReaderSource src, const void *data, size_t size)
 	return 0;
 }
 
+int reader_push_low(Reader *r, ReaderSource src, const void *data, size_t size, unsigned quarters)
+{
+	if ((unsigned)src >= _READER_SOURCE_MAX || quarters > 4)
+		return -EINVAL;
+	if (r->stats.bytes > r->opts.max_bytes / 4 * quarters) {
+		r->stats.shed[src]++;
+		return -ENOBUFS;
+	}
+	return reader_push(r, src, data, size);
+}
+
 void reader_take(Reader *r, unsigned mask, ReaderBatch *ret)
 {
 	*ret = (ReaderBatch){ .reader = r };

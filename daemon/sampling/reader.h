@@ -48,6 +48,7 @@ typedef struct ReaderOptions {
 
 typedef struct ReaderStats {
 	uint64_t dropped[_READER_SOURCE_MAX]; /* records that did not fit */
+	uint64_t shed[_READER_SOURCE_MAX];    /* low-priority records refused (reader_push_low()) */
 	uint64_t passes;		      /* read function calls */
 	size_t bytes;			      /* queued now, taken batches included until freed */
 	size_t peak_bytes;
@@ -74,6 +75,9 @@ void reader_read_now(Reader *r);
 /* From the read function: queues a copy of the record, or drops and counts it (-ENOBUFS). */
 int reader_push(Reader *r, ReaderSource src, const void *data, size_t size);
 
+/* The same for a record that may go first: refused (and counted in shed) once the queue holds
+ * quarters/4 of max_bytes, so that it never crowds out the records pushed with reader_push(). */
+int reader_push_low(Reader *r, ReaderSource src, const void *data, size_t size, unsigned quarters);
 /* Takes every queued record of the sources in mask (bits 1 << ReaderSource). */
 void reader_take(Reader *r, unsigned mask, ReaderBatch *ret);
 void reader_batch_each(const ReaderBatch *b, ReaderSource src, reader_record_fn fn, void *userdata);

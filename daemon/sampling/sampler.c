@@ -19,6 +19,7 @@ struct Sampler {
 	struct bpf_link **links;
 	struct bpf_link *exec_link, *exit_link;
 	struct bpf_link *rss_link, *victim_link; /* memory tracking; NULL when off */
+	struct bpf_link *switch_link;		 /* off-CPU; NULL when off */
 	bool memory;				 /* the memory tracking programs are loaded */
 	unsigned n_cpus;			 /* possible CPUs: size of per-CPU values */
 	unsigned n_attached;
@@ -58,6 +59,7 @@ Sampler *sampler_free(Sampler *s)
 	bpf_link__destroy(s->exit_link);
 	bpf_link__destroy(s->rss_link);
 	bpf_link__destroy(s->victim_link);
+	bpf_link__destroy(s->switch_link);
 	for (unsigned i = 0; s->links && i < s->n_cpus; i++)
 		bpf_link__destroy(s->links[i]);
 	free(s->links);
@@ -137,11 +139,12 @@ static uint64_t typical_record(uint32_t stack_copy)
 static size_t ringbuf_size(const SamplerOptions *opts, unsigned n_cpus)
 {
 	uint64_t record = typical_record(opts->stack_copy);
-	/* A second of samples from every CPU: ten drains' worth, and room for the daemon to be
-	 * busy for a while (reading a big binary) before anything is lost. The ring is mapped
+	/* A second of samples (and off-CPU stacks at their budget) from every CPU: ten drains'
+	 * worth, and room for the daemon to be busy for a while (reading a big binary) before
+	 * anything is lost. The ring is mapped
 	 * twice into our address space (to read records across its end), so it counts twice in
 	 * RSS: no bigger than needed. */
-	uint64_t want = (uint64_t)opts->frequency * n_cpus * record;
+	uint64_t want = ((uint64_t)opts->frequency + 10ull * opts->offcpu_budget) * n_cpus * record;
 	size_t size = 1u << 20;
 
 	if (opts->ringbuf_bytes)
@@ -183,6 +186,12 @@ static int load(Sampler *s, const SamplerOptions *opts, bool memory, bool *ret_a
 		s->skel->rodata->mem_threshold = opts->mem_threshold;
 	bpf_program__set_autoload(s->skel->progs.profq_rss_stat, memory);
 	bpf_program__set_autoload(s->skel->progs.profq_mark_victim, memory);
+	s->skel->rodata->offcpu_budget = opts->offcpu_budget;
+	if (opts->offcpu_long_ns)
+		s->skel->rodata->offcpu_long_ns = opts->offcpu_long_ns;
+	s->skel->rodata->offcpu_preempt_budget = opts->offcpu_preempt_budget;
+	if (opts->offcpu_budget == 0)
+		bpf_program__set_autoload(s->skel->progs.profq_offcpu_switch, false);
 
 	/* Load: create maps, verify and JIT the program. */
 	*ret_at_load = true;
@@ -300,6 +309,13 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 			return log_error_errno(negative_errno(),
 					       "Failed to attach to mark_victim: %m");
 	}
+	/* Attach: off-CPU time, at every context switch. */
+	if (opts->offcpu_budget) {
+		s->switch_link = bpf_program__attach(s->skel->progs.profq_offcpu_switch);
+		if (!s->switch_link)
+			return log_error_errno(negative_errno(),
+					       "Failed to attach to sched_switch: %m");
+	}
 
 	/* Run: the reader side of the ring buffers, one each so the caller chooses the order. */
 	s->rb_events = ring_buffer__new(bpf_map__fd(s->skel->maps.events), on_event_record, s,
@@ -379,6 +395,47 @@ int sampler_counters(Sampler *s, struct profq_counters *ret)
 	}
 	*ret = sum;
 	return 0;
+}
+
+int sampler_offcpu_counters(Sampler *s, struct profq_offcpu_counters *ret)
+{
+	const volatile struct profq_offcpu_counters *v = s->skel->bss->offcpu_counters;
+	struct profq_offcpu_counters sum = { 0 };
+	unsigned n = MIN(s->n_cpus, (unsigned)PROFQ_MAX_CPUS);
+
+	for (unsigned i = 0; i < n; i++) {
+		sum.switches += v[i].switches;
+		sum.captured += v[i].captured;
+		sum.ends += v[i].ends;
+		sum.end_ns += v[i].end_ns;
+		sum.lost_ringbuf += v[i].lost_ringbuf;
+		sum.wholes += v[i].wholes;
+		sum.ring_shed += v[i].ring_shed;
+		sum.no_storage += v[i].no_storage;
+		sum.ring.lost_ringbuf += v[i].ring.lost_ringbuf;
+		sum.ring.kstack_errors += v[i].ring.kstack_errors;
+		sum.ring.ustack_errors += v[i].ring.ustack_errors;
+		sum.ring.stack_copy_errors += v[i].ring.stack_copy_errors;
+		sum.ring.stack_copy_bytes += v[i].ring.stack_copy_bytes;
+	}
+	*ret = sum;
+	return 0;
+}
+
+bool sampler_offcpu(const Sampler *s)
+{
+	return s->switch_link != NULL;
+}
+
+uint32_t sampler_offcpu_prog_id(const Sampler *s)
+{
+	struct bpf_program *prog = s->skel->progs.profq_offcpu_switch;
+	struct bpf_prog_info info = { 0 };
+	uint32_t len = sizeof(info);
+
+	if (!sampler_offcpu(s) || bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) < 0)
+		return 0;
+	return info.id;
 }
 
 unsigned sampler_cpus(const Sampler *s)

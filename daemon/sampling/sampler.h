@@ -30,6 +30,10 @@ typedef struct SamplerOptions {
 	uint32_t frequency;   /* Hz, per CPU */
 	uint32_t stack_copy;  /* bytes of user stack copied per sample; 0: frame pointers in BPF */
 	size_t ringbuf_bytes; /* power of two, multiple of the page size; 0: derived */
+	/* Off-CPU stacks (bpf/profq.bpf.c): captured per CPU per 100 ms, about; 0: off. */
+	uint32_t offcpu_budget;
+	uint64_t offcpu_long_ns;	/* an interval this long always counts, whole */
+	uint32_t offcpu_preempt_budget; /* preemptions captured per CPU per 100 ms, about */
 	sampler_handler_t on_sample;
 	sampler_event_handler_t on_event;
 	void *userdata;
@@ -50,6 +54,9 @@ int sampler_drain_samples(Sampler *s);
 
 /* Sums of the per-CPU BPF counters. */
 int sampler_counters(Sampler *s, struct profq_counters *ret);
+/* The same for off-CPU records: all zero when they are off. */
+int sampler_offcpu_counters(Sampler *s, struct profq_offcpu_counters *ret);
+bool sampler_offcpu(const Sampler *s);
 unsigned sampler_cpus(const Sampler *s);
 size_t sampler_ringbuf_bytes(const Sampler *s);
 /* How long the sample ring holds typical records at the configured rate on every CPU. */
@@ -68,6 +75,8 @@ bool sampler_memory(const Sampler *s);
 
 /* BPF program id (for bpftool / kernel.bpf_stats_enabled figures). */
 uint32_t sampler_prog_id(const Sampler *s);
+/* The off-CPU program's id (sched_switch); 0 when off. */
+uint32_t sampler_offcpu_prog_id(const Sampler *s);
 
 static inline void sampler_freep(Sampler **s)
 {

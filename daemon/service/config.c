@@ -155,6 +155,17 @@ static int set_memory(Config *c, const char *v, char **err)
 	return 0;
 }
 
+static int set_off_cpu(Config *c, const char *v, char **err)
+{
+	if (streq(v, "yes"))
+		c->off_cpu = true;
+	else if (streq(v, "no"))
+		c->off_cpu = false;
+	else
+		return set_error(err, -EINVAL, "must be yes or no, got '%s'", v);
+	return 0;
+}
+
 static int set_debug_dirs(Config *c, const char *v, char **err)
 {
 	/* Absolute directories only: libdwfl reads relative ones against each binary's own. */
@@ -342,6 +353,7 @@ static const struct {
 	{ "stack-copy", set_stack_copy },
 	{ "python", set_python },
 	{ "memory", set_memory },
+	{ "off-cpu", set_off_cpu },
 	{ "debug-dir", set_debug_dirs },
 	{ "group", set_group },
 	{ "log-level", set_log_level },
@@ -367,6 +379,7 @@ int config_init(Config *c)
 		.stack_copy = 16384,
 		.python = true,
 		.memory = true,
+		.off_cpu = true,
 		.log_level = LOG_INFO,
 		.push_labels = UPLOAD_LABEL_HOST | UPLOAD_LABEL_COMM | UPLOAD_LABEL_PID |
 			       UPLOAD_LABEL_UNIT | UPLOAD_LABEL_CONTAINER,

@@ -29,6 +29,7 @@ typedef struct Config {
 	uint32_t stack_copy;   /* bytes of user stack copied per sample: 0, or 1K..32K */
 	bool memory;	       /* resident set over time (rss_stat), OOM kills */
 	bool python;	       /* Python frames of CPython processes (needs stack_copy) */
+	bool off_cpu;	       /* off-CPU records at context switches */
 	char *group;	       /* may query every process */
 	char *debug_dirs;      /* extra roots for separate debug files, colon-separated; NULL */
 	bool group_explicit;   /* set by the user: must exist */

@@ -106,7 +106,16 @@ static int on_sample(void *userdata, const struct profq_sample *s, size_t size)
 {
 	Profqd *m = userdata;
 
-	(void)reader_push(m->reader, READER_SAMPLE, s, size); /* a drop is counted there */
+	/* Off-CPU records give way to CPU samples when the daemon falls behind: stacks first (their
+	 * ends then find none and count at a marker), ends and whole intervals next, so that the
+	 * last quarter of the queue is the samples'. A drop is counted there. */
+	if (size >= PROFQ_SAMPLE_HDR_SIZE && (s->flags & PROFQ_SAMPLE_OFFCPU_STACK))
+		(void)reader_push_low(m->reader, READER_SAMPLE, s, size, 2);
+	else if (size >= PROFQ_SAMPLE_HDR_SIZE &&
+		 (s->flags & (PROFQ_SAMPLE_OFFCPU_END | PROFQ_SAMPLE_OFFCPU_WHOLE)))
+		(void)reader_push_low(m->reader, READER_SAMPLE, s, size, 3);
+	else
+		(void)reader_push(m->reader, READER_SAMPLE, s, size);
 	return 0;
 }
 
@@ -372,6 +381,44 @@ static int status_rss(Profqd *m, const ProfilerStats *ps, json_object *o)
 	return 0;
 }
 
+static int status_offcpu(Profqd *m, const ProfilerStats *ps, json_object *status)
+{
+	struct profq_offcpu_counters c;
+	ReaderStats rs;
+	json_object *o;
+
+	if (sampler_offcpu_counters(m->sampler, &c) < 0)
+		return 0;
+	reader_stats(m->reader, &rs);
+	o = json_object_new_object();
+	if (!o)
+		return -ENOMEM;
+	json_object_object_add(o, "enabled", json_object_new_boolean(sampler_offcpu(m->sampler)));
+	json_add_int(o, "bpf_prog_id", sampler_offcpu_prog_id(m->sampler));
+	json_add_int(o, "switches", (int64_t)c.switches);
+	json_add_int(o, "captured", (int64_t)c.captured);
+	json_add_int(o, "recorded", (int64_t)(c.ends + c.wholes));
+	json_add_int(o, "whole", (int64_t)c.wholes);
+	json_add_double(o, "recorded_s", (double)c.end_ns / NSEC_PER_SEC, 3);
+	json_add_int(o, "dropped",
+		     (int64_t)(c.ring.lost_ringbuf + c.lost_ringbuf + c.no_storage +
+			       rs.shed[READER_SAMPLE] + c.ring_shed));
+	json_add_int(o, "shed", (int64_t)(rs.shed[READER_SAMPLE] + c.ring_shed));
+	json_add_int(o, "shed_ring", (int64_t)c.ring_shed);
+	json_add_int(o, "lost_ringbuf", (int64_t)(c.ring.lost_ringbuf + c.lost_ringbuf));
+	json_add_int(o, "no_storage", (int64_t)c.no_storage);
+	json_add_int(o, "stored", (int64_t)ps->offcpu_stored);
+	json_add_int(o, "unpaired", (int64_t)ps->offcpu_unpaired);
+	json_add_int(o, "replaced", (int64_t)ps->offcpu_replaced);
+	json_add_int(o, "expired", (int64_t)ps->offcpu_expired);
+	json_add_int(o, "callers_borrowed", (int64_t)ps->offcpu_callers_borrowed);
+	json_add_int(
+		o, "stack_errors",
+		(int64_t)(c.ring.kstack_errors + c.ring.ustack_errors + c.ring.stack_copy_errors));
+	json_object_object_add(status, "off_cpu", o);
+	return 0;
+}
+
 static int status_memory(Profqd *m, const ProfilerStats *ps, json_object *status)
 {
 	json_object *o = json_object_new_object();
@@ -601,6 +648,9 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 		return 0;
 	}
 	r = status_unwind(m, &ps, o);
+	if (r < 0)
+		return r;
+	r = status_offcpu(m, &ps, o);
 	if (r < 0)
 		return r;
 	r = status_memory(m, &ps, o);
@@ -930,6 +980,13 @@ int profqd_new(const Config *config, Profqd **ret)
 	SamplerOptions sopts = { .frequency = config->frequency,
 				 .stack_copy = config->stack_copy,
 				 .memory = config->memory,
+				 /* A quarter as many switch-outs as CPU samples (per 100 ms). */
+				 .offcpu_budget = config->off_cpu ? MAX(config->frequency / 40, 1u)
+								  : 0,
+				 /* Longer than a CPU sample's period: always counted. */
+				 .offcpu_long_ns = NSEC_PER_SEC / config->frequency,
+				 /* As many preemptions as CPU samples. */
+				 .offcpu_preempt_budget = MAX(config->frequency / 10, 1u),
 				 .on_sample = on_sample,
 				 .on_event = on_event };
 	ReaderOptions ropts = {

@@ -306,7 +306,8 @@ static void add_sample(const Builder *b, Encoding *e, size_t i, size_t *used, si
 				       ? INT64_MAX
 				       : (int64_t)(samples * period);
 	s.value = e->values + 2 * i;
-	s.n_value = 2;
+	/* Off-CPU and wall profiles count nanoseconds: one value. */
+	s.n_value = b->p->time ? 1 : 2;
 	e->samples[i] = s;
 	e->sample_ptrs[i] = &e->samples[i];
 }
@@ -491,12 +492,19 @@ int pprof_encode(const Profile *p, uint8_t **ret, size_t *ret_len)
 		goto finish;
 	}
 	r = intern(&b, "", &empty); /* string_table[0] must be "" */
-	if (r >= 0)
+	if (r >= 0 && p->time)
+		r = value_type(&b, streq(p->event, "wall") ? "wall" : "off_cpu", "nanoseconds",
+			       &types[0]);
+	else if (r >= 0)
 		r = value_type(&b, "samples", "count", &types[0]);
 	if (r >= 0)
 		r = value_type(&b, "cpu", "nanoseconds", &types[1]);
 	if (r >= 0)
-		r = value_type(&b, "cpu", "nanoseconds", &period_type);
+		r = value_type(&b,
+			       !p->time			 ? "cpu"
+			       : streq(p->event, "wall") ? "wall"
+							 : "off_cpu",
+			       "nanoseconds", &period_type);
 	if (r >= 0)
 		r = intern(&b, comment, &comment_id);
 	if (r >= 0)
@@ -507,7 +515,7 @@ int pprof_encode(const Profile *p, uint8_t **ret, size_t *ret_len)
 		goto finish;
 
 	pb.sample_type = type_ptrs;
-	pb.n_sample_type = 2;
+	pb.n_sample_type = p->time ? 1 : 2;
 	pb.sample = e.sample_ptrs;
 	pb.n_sample = n_samples;
 	pb.location = e.location_ptrs;
@@ -524,7 +532,7 @@ int pprof_encode(const Profile *p, uint8_t **ret, size_t *ret_len)
 	pb.period = (int64_t)MIN(p->period_ns, (uint64_t)INT64_MAX);
 	pb.comment = &comment_id;
 	pb.n_comment = 1;
-	pb.default_sample_type = types[1].type;
+	pb.default_sample_type = p->time ? types[0].type : types[1].type;
 
 	size = perftools__profiles__profile__get_packed_size(&pb);
 	packed = malloc(MAX(size, (size_t)1));

@@ -167,6 +167,16 @@ int profile_from_json(json_object *answer, Profile **ret, char **ret_error)
 	    get_uint(answer, "end_ns", true, INT64_MAX, &end) < 0 || end < start)
 		return bad(ret_error, "a missing or malformed pid, samples, period or range");
 	p->pid = (uint32_t)pid;
+	snprintf(p->event, sizeof(p->event), "cpu");
+	if (json_object_object_get_ex(answer, "event", &frames)) {
+		const char *e = json_object_get_string(frames);
+
+		if (!json_object_is_type(frames, json_type_string) ||
+		    (!streq(e, "cpu") && !streq(e, "off-cpu") && !streq(e, "wall")))
+			return bad(ret_error, "a malformed event");
+		snprintf(p->event, sizeof(p->event), "%s", e);
+		p->time = !streq(e, "cpu");
+	}
 	p->start_ns = (int64_t)start;
 	p->end_ns = (int64_t)end;
 	r = get_string(answer, "comm", true, &p->comm);

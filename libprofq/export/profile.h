@@ -38,7 +38,9 @@ typedef struct Profile {
 	uint64_t processes, hidden; /* pid 0: the processes summed, those the viewer may not see */
 	uint64_t samples;	    /* all samples of the selection; >= the stacks' sum */
 	uint64_t truncated_samples; /* samples of stacks the answer left out (size limit) */
-	uint64_t period_ns;	    /* sampling period (1e9 / frequency) */
+	uint64_t period_ns;	    /* sampling period (1e9 / frequency); 1: counts are ns */
+	bool time;		    /* counts are nanoseconds (events off-cpu, wall) */
+	char event[16];		    /* "cpu", "off-cpu", "wall" */
 	int64_t start_ns, end_ns;   /* realtime: the range the windows cover */
 	ProfileFrame *frames;
 	size_t n_frames;

@@ -11,10 +11,10 @@ static const char *const command_names[_COMMAND_MAX] = {
 };
 
 static const char *const sort_names[_SORT_MAX] = {
-	[SORT_SELF] = "self",	    [SORT_TOTAL] = "total", [SORT_TIME] = "time",
-	[SORT_CPU] = "cpu",	    [SORT_USER] = "user",   [SORT_SYS] = "sys",
-	[SORT_SAMPLES] = "samples", [SORT_START] = "start", [SORT_PEAK] = "peak",
-	[SORT_GROWTH] = "growth",
+	[SORT_SELF] = "self",	    [SORT_TOTAL] = "total",	[SORT_TIME] = "time",
+	[SORT_CPU] = "cpu",	    [SORT_USER] = "user",	[SORT_SYS] = "sys",
+	[SORT_SAMPLES] = "samples", [SORT_START] = "start",	[SORT_PEAK] = "peak",
+	[SORT_GROWTH] = "growth",   [SORT_OFF_CPU] = "off-cpu",
 };
 
 static const char *const group_names[_GROUP_MAX] = {
@@ -84,7 +84,7 @@ ErrorCode error_code_from_string(const char *s)
 bool sort_key_valid(Command c, SortKey k)
 {
 	if (c == COMMAND_PS)
-		return k >= SORT_TIME && k <= SORT_START;
+		return (k >= SORT_TIME && k <= SORT_START) || k == SORT_OFF_CPU;
 	if (c == COMMAND_MEM)
 		return k == SORT_PEAK || k == SORT_GROWTH;
 	return k == SORT_SELF || k == SORT_TOTAL;
@@ -272,7 +272,8 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 				r = fail(ret_error,
 					 req.command == COMMAND_PS
 						 ? "Field 'sort' must be \"time\", \"cpu\", "
-						   "\"user\", \"sys\", \"samples\" or \"start\""
+						   "\"user\", \"sys\", \"samples\", \"start\" "
+						   "or \"off-cpu\""
 					 : req.command == COMMAND_MEM
 						 ? "Field 'sort' must be \"peak\" or \"growth\""
 						 : "Field 'sort' must be \"self\" or \"total\"");
@@ -326,6 +327,14 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 				goto out;
 			}
 			req.by = group_by_from_string(json_object_get_string(val));
+		} else if (streq(key, "event")) {
+			if (!json_object_is_type(val, json_type_string) ||
+			    event_from_string(json_object_get_string(val)) < 0) {
+				r = fail(ret_error,
+					 "Field 'event' must be \"cpu\", \"off-cpu\" or \"wall\"");
+				goto out;
+			}
+			req.event = event_from_string(json_object_get_string(val));
 		} else if (streq(key, "min_pct")) {
 			double d;
 
@@ -449,8 +458,30 @@ int request_to_json(const Request *req, json_object **ret)
 	if (req->by != GROUP_NONE)
 		json_object_object_add(o, "by",
 				       json_object_new_string(group_by_to_string(req->by)));
+	if (req->event != EVENT_CPU)
+		json_object_object_add(o, "event",
+				       json_object_new_string(event_to_string(req->event)));
 	*ret = o;
 	return 0;
+}
+
+static const char *const event_names[_EVENT_MAX] = {
+	[EVENT_CPU] = "cpu",
+	[EVENT_OFF_CPU] = "off-cpu",
+	[EVENT_WALL] = "wall",
+};
+
+const char *event_to_string(Event e)
+{
+	return e >= 0 && e < _EVENT_MAX ? event_names[e] : NULL;
+}
+
+Event event_from_string(const char *s)
+{
+	for (int i = 0; s && i < _EVENT_MAX; i++)
+		if (streq(s, event_names[i]))
+			return (Event)i;
+	return _EVENT_INVALID;
 }
 
 json_object *error_answer_new(ErrorCode code, const char *fmt, ...)

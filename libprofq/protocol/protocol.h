@@ -40,6 +40,7 @@ typedef enum SortKey {
 	SORT_START,   /* ps: start time, newest first */
 	SORT_PEAK,    /* mem: peak resident set */
 	SORT_GROWTH,  /* mem: growth of the resident set over the range */
+	SORT_OFF_CPU, /* ps: off-CPU time */
 	_SORT_MAX,
 	_SORT_INVALID = -EINVAL,
 } SortKey;
@@ -52,6 +53,15 @@ typedef enum ErrorCode {
 	_ERROR_MAX,
 	_ERROR_INVALID = -EINVAL,
 } ErrorCode;
+
+/* What a profile weighs: CPU samples, time switched out, or both (wall-clock time). */
+typedef enum Event {
+	EVENT_CPU,
+	EVENT_OFF_CPU,
+	EVENT_WALL,
+	_EVENT_MAX,
+	_EVENT_INVALID = -EINVAL,
+} Event;
 
 #define REQUEST_LIMIT_DEFAULT 20
 #define REQUEST_LIMIT_MAX 100000
@@ -106,6 +116,7 @@ typedef struct Request {
 	/* Hide Python frames, show the interpreter's evaluation frames they stand in for. */
 	bool no_python;
 	double min_pct; /* tree: prune nodes below this percentage, 0..100 */
+	Event event;	/* the answers over stacks (top, tree, lines, stacks) and ps's order */
 	/* lines: only samples with this function on the stack ("" for all); NUL-terminated. */
 	char function[REQUEST_FUNCTION_MAX];
 	RequestMatch match; /* no pid with it */
@@ -123,6 +134,8 @@ SortKey sort_key_from_string(const char *s);
 bool sort_key_valid(Command c, SortKey k);
 const char *group_by_to_string(GroupBy g);
 GroupBy group_by_from_string(const char *s);
+const char *event_to_string(Event e);
+Event event_from_string(const char *s);
 const char *error_code_to_string(ErrorCode c);
 ErrorCode error_code_from_string(const char *s);
 

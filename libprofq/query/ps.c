@@ -12,6 +12,7 @@ typedef struct PsRow {
 	StrId thread;		     /* threads mode: the latest thread name */
 	uint64_t user, kernel;	     /* samples */
 	uint64_t user_ns, kernel_ns; /* samples x period */
+	uint64_t off_ns;	     /* off-CPU time, all states */
 	uint64_t alive_ns;	     /* of the range, while the process was alive */
 } PsRow;
 
@@ -62,6 +63,10 @@ static int cmp_ps(const void *a, const void *b, void *userdata)
 		if (x->user + x->kernel != y->user + y->kernel)
 			c = x->user + x->kernel > y->user + y->kernel ? -1 : 1;
 		break;
+	case SORT_OFF_CPU:
+		if (x->off_ns != y->off_ns)
+			c = x->off_ns > y->off_ns ? -1 : 1;
+		break;
 	case SORT_START:
 		sx = store_proc(store, x->proc)->start_ns;
 		sy = store_proc(store, y->proc)->start_ns;
@@ -93,6 +98,7 @@ static void add_pcts(json_object *o, const PsRow *row, uint64_t alive_ns)
 	json_add_int(o, "samples", (int64_t)(row->user + row->kernel));
 	json_add_int(o, "user_samples", (int64_t)row->user);
 	json_add_int(o, "sys_samples", (int64_t)row->kernel);
+	json_add_double(o, "off_cpu_s", (double)row->off_ns / NSEC_PER_SEC, 3);
 }
 
 /* Rows per process, or per thread of the selected process(es) in threads mode. */
@@ -134,6 +140,11 @@ static int ps_rows(const QueryContext *ctx, const Request *req, const Selection 
 			row = &rows[idx];
 			/* Windows go oldest first: the last name seen is the latest. */
 			row->thread = e->thread;
+			if (e->kind != KIND_CPU) {
+				if (kind_off_cpu(e->kind))
+					row->off_ns += e->weight;
+				continue;
+			}
 			row->user += e->user;
 			row->kernel += e->kernel;
 			row->user_ns += e->user * w->period_ns;

@@ -120,8 +120,36 @@ bool query_proc_matches(const Store *store, const RequestMatch *m, const StorePr
 	return true;
 }
 
-/* Processes with samples (mem: memory points) in the range, as a map indexed by ProcId. */
-static uint8_t *procs_in_range(const QueryContext *ctx, const Range *range, bool mem)
+/* Whether an entry of kind counts for event. */
+bool query_event_has(Event event, uint32_t kind)
+{
+	switch (event) {
+	case EVENT_CPU:
+		return kind == KIND_CPU;
+	case EVENT_OFF_CPU:
+		return kind_off_cpu(kind);
+	case EVENT_WALL:
+		return kind == KIND_CPU || kind_off_cpu(kind);
+	default:
+		return false;
+	}
+}
+
+uint64_t query_entry_weight(Event event, const Window *w, const WindowEntry *e)
+{
+	if (!query_event_has(event, e->kind))
+		return 0;
+	if (e->kind != KIND_CPU)
+		return e->weight;
+	if (event == EVENT_CPU)
+		return (uint64_t)e->user + e->kernel;
+	return ((uint64_t)e->user + e->kernel) * w->period_ns;
+}
+
+/* The processes with entries of the request's event (mem: memory points) in range, as a map
+ * indexed by ProcId. */
+static uint8_t *procs_in_range(const QueryContext *ctx, const Request *req, const Range *range,
+			       bool mem)
 {
 	uint8_t *in = calloc(store_proc_id_limit(ctx->store), 1);
 
@@ -135,7 +163,8 @@ static uint8_t *procs_in_range(const QueryContext *ctx, const Range *range, bool
 				in[w->mem[j].proc] = 1;
 		else
 			for (size_t j = 0; j < w->n_entries; j++)
-				in[w->entries[j].proc] = 1;
+				if (query_event_has(req->event, w->entries[j].kind))
+					in[w->entries[j].proc] = 1;
 	}
 	return in;
 }
@@ -359,11 +388,12 @@ static int select_procs(const QueryContext *ctx, const Request *req, const uint8
 	return 0;
 }
 
-/* Sums the selected entries of the range per stack into s->counts, and their CPU time. */
+/* Sums the selected entries of the range per stack into s->counts, and their time. */
 static void count_stacks(const QueryContext *ctx, const Request *req, Selection *s)
 {
 	/* Windows of a daemon restarted with another --frequency have another period: the mean
-	 * is weighted so that samples x mean period stays their CPU time. */
+	 * is weighted so that samples x mean period stays their CPU time. Other events count
+	 * nanoseconds: a period of 1. */
 	long double ns = 0;
 
 	for (size_t i = s->range.first; i < s->range.end; i++) {
@@ -371,13 +401,13 @@ static void count_stacks(const QueryContext *ctx, const Request *req, Selection 
 
 		for (size_t j = 0; j < w->n_entries; j++) {
 			const WindowEntry *e = &w->entries[j];
-			uint64_t n = (uint64_t)e->user + e->kernel;
+			uint64_t n = query_entry_weight(req->event, w, e);
 
-			if (!s->procs[e->proc] || (req->tid && e->tid != req->tid))
+			if (n == 0 || !s->procs[e->proc] || (req->tid && e->tid != req->tid))
 				continue;
 			s->counts[e->stack] += n;
 			s->total += n;
-			ns += (long double)n * w->period_ns;
+			ns += (long double)n * (req->event == EVENT_CPU ? w->period_ns : 1);
 		}
 	}
 	if (s->total > 0)
@@ -397,7 +427,7 @@ int query_select(const QueryContext *ctx, const Request *req, SelectScope scope,
 		s.range = (Range){ .first = 0, .end = store_window_count(ctx->store) };
 	} else {
 		range_compute(ctx, req, &s.range);
-		in_range = procs_in_range(ctx, &s.range, scope == SELECT_MEM);
+		in_range = procs_in_range(ctx, req, &s.range, scope == SELECT_MEM);
 		if (!in_range)
 			return -ENOMEM;
 	}

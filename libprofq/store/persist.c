@@ -746,6 +746,7 @@ static int on_window(void *userdata, const SegmentWindow *sw)
 		     .end_ns = sw->end_ns,
 		     .period_ns = sw->period_ns,
 		     .samples = sw->samples,
+		     .records = sw->records,
 		     .idle = sw->idle,
 		     .lost = sw->lost,
 		     .n_entries = sw->n_entries };

@@ -4,7 +4,10 @@
 #include "base/macro.h"
 #include "store/segment.h"
 
-#define ENTRY_SIZE 24 /* proc, tid, stack, thread, user, kernel: u32 each */
+#define ENTRY_SIZE_V4 24 /* proc, tid, stack, thread, user, kernel: u32 each */
+/* proc, tid, stack, thread, kind, records: u32 each; u64 value: user | kernel << 32 for
+ * KIND_CPU, else the weight. */
+#define ENTRY_SIZE 32
 
 void segment_buf_done(SegmentBuf *b)
 {
@@ -177,7 +180,8 @@ void segment_put_proc(SegmentBuf *b, const SegmentProc *sp)
 	finish_record(b, start);
 }
 
-#define WINDOW_HEAD 52
+#define WINDOW_HEAD_V4 52
+#define WINDOW_HEAD 60 /* then u64 records */
 
 #define MEM_SIZE 56 /* proc, flags: u32; time, anon, file, shmem, peak, peak time: u64 */
 
@@ -198,14 +202,18 @@ void segment_put_window(SegmentBuf *b, const Window *w, const WindowEntry *entri
 	put_u64(p + 32, w->idle);
 	put_u64(p + 40, w->lost);
 	put_u32(p + 48, (uint32_t)w->n_entries);
+	put_u64(p + 52, w->records);
 	p += WINDOW_HEAD;
 	for (size_t i = 0; i < w->n_entries; i++, p += ENTRY_SIZE) {
 		put_u32(p, entries[i].proc);
 		put_u32(p + 4, entries[i].tid);
 		put_u32(p + 8, entries[i].stack);
 		put_u32(p + 12, entries[i].thread);
-		put_u32(p + 16, entries[i].user);
-		put_u32(p + 20, entries[i].kernel);
+		put_u32(p + 16, entries[i].kind);
+		put_u32(p + 20, entries[i].records);
+		put_u64(p + 24, entries[i].kind == KIND_CPU
+					? entries[i].user | (uint64_t)entries[i].kernel << 32
+					: entries[i].weight);
 	}
 	put_u32(p, (uint32_t)w->n_mem);
 	p += 4;
@@ -224,14 +232,25 @@ void segment_put_window(SegmentBuf *b, const Window *w, const WindowEntry *entri
 
 void segment_window_entry(const SegmentWindow *w, size_t i, WindowEntry *ret)
 {
-	const uint8_t *p = w->entries + i * ENTRY_SIZE;
+	const uint8_t *p = w->entries + i * w->entry_size;
 
 	*ret = (WindowEntry){ .proc = get_u32(p),
 			      .tid = get_u32(p + 4),
 			      .stack = get_u32(p + 8),
-			      .thread = get_u32(p + 12),
-			      .user = get_u32(p + 16),
-			      .kernel = get_u32(p + 20) };
+			      .thread = get_u32(p + 12) };
+	if (w->entry_size < ENTRY_SIZE) {
+		ret->user = get_u32(p + 16);
+		ret->kernel = get_u32(p + 20);
+		return;
+	}
+	ret->kind = get_u32(p + 16);
+	ret->records = get_u32(p + 20);
+	if (ret->kind == KIND_CPU) {
+		ret->user = get_u32(p + 24);
+		ret->kernel = get_u32(p + 28);
+	} else {
+		ret->weight = get_u64(p + 24);
+	}
 }
 
 static bool id_ok(uint32_t id)
@@ -253,12 +272,13 @@ void segment_window_mem(const SegmentWindow *w, size_t i, MemPoint *ret)
 			   .peak_ns = (int64_t)get_u64(p + 48) };
 }
 
-/* The memory points after a window's entries (version 6+): their count and bytes checked. */
-static int decode_window_mem(uint32_t version, SegmentWindow *w, const uint8_t *p, size_t len)
+/* The memory points after a window's entries (version 5+): their count and bytes checked. */
+static int decode_window_mem(uint32_t version, SegmentWindow *w, size_t head, const uint8_t *p,
+			     size_t len)
 {
-	size_t off = WINDOW_HEAD + ENTRY_SIZE * w->n_entries;
+	size_t off = head + w->entry_size * w->n_entries;
 
-	if (version < 6)
+	if (version < 5)
 		return len == off ? 0 : -EBADMSG;
 	if (len < off + 4)
 		return -EBADMSG;
@@ -360,9 +380,10 @@ static int decode(uint32_t version, uint32_t type, const uint8_t *p, size_t len,
 		return v->proc ? v->proc(userdata, &sp) : 0;
 	}
 	case SEGMENT_WINDOW: {
+		size_t head = version >= 5 ? WINDOW_HEAD : WINDOW_HEAD_V4;
 		SegmentWindow w;
 
-		if (len < WINDOW_HEAD)
+		if (len < head)
 			return -EBADMSG;
 		w = (SegmentWindow){ .start_ns = (int64_t)get_u64(p),
 				     .end_ns = (int64_t)get_u64(p + 8),
@@ -371,11 +392,16 @@ static int decode(uint32_t version, uint32_t type, const uint8_t *p, size_t len,
 				     .idle = get_u64(p + 32),
 				     .lost = get_u64(p + 40),
 				     .n_entries = get_u32(p + 48),
-				     .entries = p + WINDOW_HEAD };
+				     .records = version >= 5 ? get_u64(p + 52) : 0,
+				     .entry_size = version >= 5 ? ENTRY_SIZE : ENTRY_SIZE_V4,
+				     .entries = p + head };
 		if (w.start_ns < 0 || w.end_ns <= w.start_ns || w.period_ns == 0 ||
-		    w.period_ns > NSEC_PER_SEC || w.n_entries > (len - WINDOW_HEAD) / ENTRY_SIZE ||
-		    decode_window_mem(version, &w, p, len) < 0)
+		    w.period_ns > NSEC_PER_SEC || w.n_entries > (len - head) / w.entry_size ||
+		    decode_window_mem(version, &w, head, p, len) < 0)
 			return -EBADMSG;
+		for (size_t i = 0; version >= 5 && i < w.n_entries; i++)
+			if (get_u32(w.entries + i * ENTRY_SIZE + 16) >= _KIND_MAX)
+				return -EBADMSG;
 		return v->window ? v->window(userdata, &w) : 0;
 	}
 	default:

@@ -26,9 +26,11 @@
  * uid alone, as profqd of that version did. 4: frames carry FRAME_PYTHON and
  * FRAME_PYTHON_EVAL (an older reader refuses the segment as a later version, rather than as
  * damage at its first Python frame). 5: processes carry their cgroup, unit, slice and
- * container (a longer process record; version 4's still load, without them). 6: a window's
- * record ends with its memory points (older versions' windows have none). */
-#define SEGMENT_VERSION 6
+ * container (a longer process record); window entries carry a kind and a weight (off-CPU
+ * time) and windows their count of such records; a window's record ends with its memory
+ * points. Version 4's records still load: processes without labels, entries all CPU samples,
+ * windows without memory points. */
+#define SEGMENT_VERSION 5
 #define SEGMENT_VERSION_OLDEST 2
 #define SEGMENT_HEADER_SIZE 32
 #define SEGMENT_MAX_RECORD (64u << 20)
@@ -54,7 +56,9 @@ typedef struct SegmentWindow {
 	int64_t start_ns, end_ns;
 	uint64_t period_ns;
 	uint64_t samples, idle, lost;
+	uint64_t records; /* of kinds other than KIND_CPU (version 5) */
 	size_t n_entries;
+	size_t entry_size;	/* bytes per encoded entry: by the segment's version */
 	const uint8_t *entries; /* n_entries encoded entries; decode with segment_window_entry() */
 	size_t n_mem;
 	const uint8_t *mem; /* n_mem encoded memory points; decode with segment_window_mem() */

@@ -693,14 +693,16 @@ typedef struct EntryKey {
 	uint32_t tid;
 	StackId stack;
 	StrId thread;
+	uint32_t kind;
 } EntryKey;
 
 static uint64_t entry_hash(const EntryKey *k)
 {
-	const uint64_t v[2] = { (uint64_t)k->proc << 32 | k->tid,
-				(uint64_t)k->stack << 32 | k->thread };
+	const uint64_t v[3] = { (uint64_t)k->proc << 32 | k->tid,
+				(uint64_t)k->stack << 32 | k->thread, k->kind };
 
-	return XXH3_64bits(v, sizeof(v));
+	/* CPU entries hash as they did before kinds. */
+	return XXH3_64bits(v, k->kind ? sizeof(v) : 2 * sizeof(uint64_t));
 }
 
 static bool entry_eq(uint32_t idx, const void *key, void *userdata)
@@ -709,22 +711,17 @@ static bool entry_eq(uint32_t idx, const void *key, void *userdata)
 	const EntryKey *k = key;
 
 	return e->proc == k->proc && e->tid == k->tid && e->stack == k->stack &&
-	       e->thread == k->thread;
+	       e->thread == k->thread && e->kind == k->kind;
 }
 
-int store_window_add(Store *s, ProcId proc, uint32_t tid, StrId thread, StackId stack,
-		     bool kernel_mode, uint32_t count)
+/* The open window's entry for k, made if it is new: 0 and *ret, or -errno. */
+static int window_entry(Store *s, Window *w, const EntryKey *k, WindowEntry **ret)
 {
-	EntryKey k = { .proc = proc, .tid = tid, .stack = stack, .thread = thread };
-	Window *w = store_window_current(s);
-	uint64_t hash = entry_hash(&k);
-	WindowEntry *e;
+	uint64_t hash = entry_hash(k);
 	uint32_t idx;
 	int r;
 
-	if (!w)
-		return -ENOENT;
-	if (hash_index_find(s->open_index, hash, entry_eq, &k, w, &idx) < 0) {
+	if (hash_index_find(s->open_index, hash, entry_eq, k, w, &idx) < 0) {
 		if (w->n_entries >= UINT32_MAX - 1)
 			return -ENOSPC;
 		r = GREEDY_REALLOC(w->entries, w->allocated, w->n_entries + 1);
@@ -734,13 +731,54 @@ int store_window_add(Store *s, ProcId proc, uint32_t tid, StrId thread, StackId 
 		r = hash_index_insert(s->open_index, hash, idx);
 		if (r < 0)
 			return r;
-		w->entries[w->n_entries++] =
-			(WindowEntry){ .proc = proc, .tid = tid, .stack = stack, .thread = thread };
-		store_proc_ref(s, proc);
-		store_stack_ref(s, stack);
-		store_string_ref(s, thread);
+		w->entries[w->n_entries++] = (WindowEntry){ .proc = k->proc,
+							    .tid = k->tid,
+							    .stack = k->stack,
+							    .thread = k->thread,
+							    .kind = k->kind };
+		store_proc_ref(s, k->proc);
+		store_stack_ref(s, k->stack);
+		store_string_ref(s, k->thread);
 	}
-	e = &w->entries[idx];
+	*ret = &w->entries[idx];
+	return 0;
+}
+
+int store_window_add_weight(Store *s, ProcId proc, uint32_t tid, StrId thread, StackId stack,
+			    uint32_t kind, uint64_t weight)
+{
+	EntryKey k = { .proc = proc, .tid = tid, .stack = stack, .thread = thread, .kind = kind };
+	Window *w = store_window_current(s);
+	WindowEntry *e;
+	int r;
+
+	if (!w)
+		return -ENOENT;
+	if (kind == KIND_CPU || kind >= _KIND_MAX)
+		return -EINVAL;
+	r = window_entry(s, w, &k, &e);
+	if (r < 0)
+		return r;
+	if (e->records < UINT32_MAX)
+		e->records++;
+	e->weight = weight > UINT64_MAX - e->weight ? UINT64_MAX : e->weight + weight;
+	w->records++;
+	return 0;
+}
+
+int store_window_add(Store *s, ProcId proc, uint32_t tid, StrId thread, StackId stack,
+		     bool kernel_mode, uint32_t count)
+{
+	EntryKey k = { .proc = proc, .tid = tid, .stack = stack, .thread = thread };
+	Window *w = store_window_current(s);
+	WindowEntry *e;
+	int r;
+
+	if (!w)
+		return -ENOENT;
+	r = window_entry(s, w, &k, &e);
+	if (r < 0)
+		return r;
 	if (kernel_mode)
 		e->kernel += count;
 	else
@@ -804,6 +842,8 @@ static int entry_cmp(const void *a, const void *b)
 		return x->stack < y->stack ? -1 : 1;
 	if (x->thread != y->thread)
 		return x->thread < y->thread ? -1 : 1;
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
 	return 0;
 }
 
@@ -864,7 +904,7 @@ int store_window_import(Store *s, const Window *src)
 		const WindowEntry *e = &src->entries[i];
 
 		if (!store_proc(s, e->proc) || !store_stack(s, e->stack, &(size_t){ 0 }) ||
-		    (e->thread && !store_string(s, e->thread)))
+		    (e->thread && !store_string(s, e->thread)) || e->kind >= _KIND_MAX)
 			return -EINVAL;
 	}
 	for (size_t i = 0; i < src->n_mem; i++)
@@ -880,6 +920,7 @@ int store_window_import(Store *s, const Window *src)
 		       .end_ns = src->end_ns,
 		       .period_ns = src->period_ns,
 		       .samples = src->samples,
+		       .records = src->records,
 		       .idle = src->idle,
 		       .lost = src->lost };
 	if (src->n_entries > 0) {

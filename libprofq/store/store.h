@@ -102,13 +102,39 @@ static inline void store_proc_strings(StoreProc *p, StrId *ret[STORE_PROC_N_STRI
 	ret[5] = &p->container;
 }
 
+/*
+ * What an entry counts. CPU entries count samples (user, kernel), each standing for the
+ * window's period. The others count records and their weight, in the unit of their kind:
+ * off-CPU kinds (by the thread's state when it was switched out) weigh nanoseconds. A kind
+ * weighed in another unit (bytes) gets its own value here.
+ */
+typedef enum EntryKind {
+	KIND_CPU,
+	KIND_RUNNABLE, /* off-CPU: preempted, waiting for a CPU */
+	KIND_SLEEPING, /* off-CPU: an interruptible sleep (sleeps, polls, locks, pipes) */
+	KIND_BLOCKED,  /* off-CPU: an uninterruptible sleep (usually disk I/O) */
+	_KIND_MAX,
+} EntryKind;
+
+static inline bool kind_off_cpu(uint32_t kind)
+{
+	return kind >= KIND_RUNNABLE && kind <= KIND_BLOCKED;
+}
+
 typedef struct WindowEntry {
 	ProcId proc;
 	uint32_t tid;
 	StackId stack;
-	StrId thread;	 /* thread name (comm of the thread) */
-	uint32_t user;	 /* samples taken in user mode */
-	uint32_t kernel; /* samples taken in kernel mode */
+	StrId thread;	  /* thread name (comm of the thread) */
+	uint32_t kind;	  /* EntryKind */
+	uint32_t records; /* not KIND_CPU: records counted in weight; else 0 */
+	union {
+		struct {		 /* KIND_CPU */
+			uint32_t user;	 /* samples taken in user mode */
+			uint32_t kernel; /* samples taken in kernel mode */
+		};
+		uint64_t weight; /* the other kinds: in the kind's unit */
+	};
 } WindowEntry;
 
 /* MemPoint.flags */
@@ -138,7 +164,8 @@ typedef struct Window {
 	WindowEntry *entries;
 	size_t n_entries;
 	size_t allocated;
-	uint64_t samples; /* samples stored in the entries */
+	uint64_t samples; /* samples stored in the entries (KIND_CPU) */
+	uint64_t records; /* records of the other kinds stored in the entries */
 	uint64_t idle;	  /* idle samples (pid 0), counted but not stored */
 	uint64_t lost;	  /* samples lost or dropped while this window was open */
 	/* Memory points that arrived while the window was open (their own times may be a little
@@ -212,6 +239,10 @@ int store_window_add(Store *s, ProcId proc, uint32_t tid, StrId thread, StackId 
 		     bool kernel_mode, uint32_t count);
 /* Adds a memory point to the open window; -ENOENT without one. */
 int store_window_add_mem(Store *s, const MemPoint *m);
+/* Adds weight (in the kind's unit) to the open window, as one record of kind (not KIND_CPU);
+ * -ENOENT without an open window, -EINVAL for KIND_CPU or an unknown kind. */
+int store_window_add_weight(Store *s, ProcId proc, uint32_t tid, StrId thread, StackId stack,
+			    uint32_t kind, uint64_t weight);
 /* Closes the open window: sorts its entries and releases the build index. */
 int store_window_close(Store *s);
 size_t store_window_count(const Store *s);

@@ -42,8 +42,8 @@ cases = [(["profq", ""], set(commands), True),
          (["profq", "--socket", "/x", "t"], {c for c in commands if c.startswith("t")}, False),
          (["profq", "--st"], {"--state-dir"}, False),
          (["profq", "top", "--sort", ""], {"self", "total"}, True),
-         (["profq", "ps", "--sort", ""], {"time", "cpu", "user", "sys", "samples", "start"},
-          True),
+         (["profq", "ps", "--sort", ""],
+          {"time", "cpu", "user", "sys", "samples", "start", "off-cpu"}, True),
          (["profq", "top", "--range", ""], {"life"}, True),
          (["profq", "top", "--no-p"], {"--no-python"}, False)]
 for cmd in commands:

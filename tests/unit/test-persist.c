@@ -1452,7 +1452,7 @@ static void proc_updates(uint64_t span)
 	add(s, p2, 200, "other", st, false, 8);
 	close_and_write(s, w);
 	if (span > 3 * NSEC_PER_SEC)
-		assert_int_equal(seg_size(dir, 1) - grown, 12 + 52 + 24 + 4);
+		assert_int_equal(seg_size(dir, 1) - grown, 12 + 60 + 32 + 4);
 
 	l = load_dir(dir, INT64_MIN);
 	assert_int_equal(l->stats.windows, 3);
@@ -1566,7 +1566,7 @@ static void test_writer_references(void **state)
 	store_stack_unref(s, a);
 	close_and_write(s, w);
 	/* The segment knew the stack: the window record is all that was written. */
-	assert_int_equal(seg_size(dir, 1) - size, 12 + 52 + 24 + 4);
+	assert_int_equal(seg_size(dir, 1) - size, 12 + 60 + 32 + 4);
 	text1 = dump_windows(s, 1);
 
 	assert_int_equal(store_window_open(s, T0 + 2 * SEC, T0 + 3 * SEC, PERIOD), 0);

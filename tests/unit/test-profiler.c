@@ -350,6 +350,128 @@ static void test_thread_names(void **state)
 			    "bad?name??xxxxxx");
 }
 
+/* The off-CPU time of a window's entries of kind, summed. */
+static uint64_t weight_of(Profiler *p, uint32_t kind, StackId *ret_stack)
+{
+	const Window *w = store_window_current(profiler_store(p));
+	uint64_t sum = 0;
+
+	for (size_t i = 0; w && i < w->n_entries; i++)
+		if (w->entries[i].kind == kind) {
+			sum += w->entries[i].weight;
+			if (ret_stack)
+				*ret_stack = w->entries[i].stack;
+		}
+	return sum;
+}
+
+static size_t offcpu_stack(struct profq_sample *s, uint32_t tid, uint32_t seq, uint32_t kind)
+{
+	size_t size = sample_init(s, tid, true);
+
+	s->flags |= PROFQ_SAMPLE_OFFCPU_STACK;
+	s->kind = kind;
+	s->seq = seq;
+	return size;
+}
+
+static size_t offcpu_end(struct profq_sample *s, uint32_t tid, uint32_t seq, uint32_t kind,
+			 uint64_t weight)
+{
+	sample_init(s, tid, true);
+	s->flags |= PROFQ_SAMPLE_OFFCPU_END;
+	s->kind = kind;
+	s->seq = seq;
+	s->weight = weight;
+	s->ustack_len = 0;
+	return PROFQ_SAMPLE_HDR_SIZE;
+}
+
+/*
+ * Off-CPU: a captured stack waits for its end record, which counts its weight at that stack,
+ * in the kind it carries; not as a CPU sample. An end that does not match the held stack
+ * (another sequence number) still counts, at the lost-stack marker. A record of an off-CPU
+ * flag with a CPU kind is malformed.
+ */
+static void test_offcpu_pairs(void **state)
+{
+	_cleanup_(profiler_freep) Profiler *p = NULL;
+	struct profq_sample s;
+	ProfilerStats st;
+	StackId paired = 0, lost = 0;
+	const StoreFrame *f;
+	const FrameId *frames;
+	size_t size, n;
+
+	(void)state;
+	p = profiler(3600 * NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64u << 20);
+	size = offcpu_stack(&s, 77, 5, PROFQ_KIND_SLEEPING);
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	/* Held, not counted yet. */
+	assert_int_equal(weight_of(p, KIND_SLEEPING, NULL), 0);
+	assert_int_equal(store_window_current(profiler_store(p))->samples, 0);
+	size = offcpu_end(&s, 77, 5, PROFQ_KIND_SLEEPING, 123456789);
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	assert_int_equal(weight_of(p, KIND_SLEEPING, &paired), 123456789);
+	/* Its stack is the captured one: prof_leaf's callers, not a marker. */
+	frames = store_stack(profiler_store(p), paired, &n);
+	assert_true(n >= 3);
+	f = store_frame(profiler_store(p), frames[0]);
+	assert_string_equal(store_string(profiler_store(p), f->function), "prof_leaf");
+
+	/* The same end again: its stack was used; counted at the marker, and still counted. */
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	size = offcpu_stack(&s, 77, 6, PROFQ_KIND_BLOCKED);
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	size = offcpu_end(&s, 77, 9, PROFQ_KIND_BLOCKED, 1000);
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	assert_int_equal(weight_of(p, KIND_SLEEPING, NULL), 2 * 123456789ull);
+	assert_int_equal(weight_of(p, KIND_BLOCKED, &lost), 1000);
+	frames = store_stack(profiler_store(p), lost, &n);
+	assert_int_equal(n, 1);
+	f = store_frame(profiler_store(p), frames[0]);
+	assert_string_equal(store_string(profiler_store(p), f->function), "[off-cpu stack lost]");
+	profiler_stats(p, &st);
+	assert_int_equal(st.offcpu_stored, 1);
+	assert_int_equal(st.offcpu_unpaired, 2);
+	assert_int_equal(st.samples, 0);
+
+	/* A long interval sent whole: counted at once, its stack marked as missing its user
+	 * callers. */
+	sample_init(&s, 78, true);
+	s.flags |= PROFQ_SAMPLE_OFFCPU_WHOLE;
+	s.kind = PROFQ_KIND_RUNNABLE;
+	s.weight = 5000000;
+	s.ustack_len = 1;
+	size = PROFQ_SAMPLE_HDR_SIZE + sizeof(uint64_t);
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	assert_int_equal(weight_of(p, KIND_RUNNABLE, &lost), 5000000);
+	frames = store_stack(profiler_store(p), lost, &n);
+	assert_int_equal(n, 2);
+	f = store_frame(profiler_store(p), frames[1]);
+	assert_string_equal(store_string(profiler_store(p), f->function),
+			    "[user callers not read]");
+
+	/* A whole interval of a thread at a place it was captured at: that capture's callers. */
+	size = offcpu_stack(&s, 79, 1, PROFQ_KIND_SLEEPING);
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	sample_init(&s, 79, true);
+	s.flags |= PROFQ_SAMPLE_OFFCPU_WHOLE;
+	s.kind = PROFQ_KIND_SLEEPING;
+	s.weight = 7000000;
+	s.ustack_len = 1;
+	assert_int_equal(profiler_add_sample(p, &s, PROFQ_SAMPLE_HDR_SIZE + sizeof(uint64_t)), 0);
+	profiler_stats(p, &st);
+	assert_int_equal(st.offcpu_callers_borrowed, 1);
+
+	/* Malformed: an off-CPU record of the CPU kind. */
+	size = offcpu_end(&s, 77, 6, PROFQ_KIND_CPU, 1);
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	profiler_stats(p, &st);
+	assert_int_equal(st.bad_records, 1);
+	/* The held stack of seq 6 is let go with the profiler. */
+}
+
 static void test_bad_records(void **state)
 {
 	_cleanup_(profiler_freep) Profiler *p = NULL;
@@ -1011,7 +1133,7 @@ static void test_fork_storm(void **state)
 	resident_of = NULL;
 	assert_int_equal(profiler_new(&o, &p), 0);
 	/* Profiles (of us), more than half the budget with the storm's records. */
-	fill_windows(p, 1, 20000, now);
+	fill_windows(p, 1, 16000, now);
 	/* One exited process with samples... */
 	size = sample_init(&s, sampled, false);
 	s.tgid = sampled;
@@ -1080,6 +1202,7 @@ int main(void)
 		cmocka_unit_test(test_exec_privacy),
 		cmocka_unit_test(test_thread_names),
 		cmocka_unit_test(test_bad_records),
+		cmocka_unit_test(test_offcpu_pairs),
 		cmocka_unit_test(test_tick_windows),
 		cmocka_unit_test(test_retention),
 		cmocka_unit_test(test_max_memory),

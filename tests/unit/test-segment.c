@@ -618,11 +618,12 @@ static size_t good_payload(uint32_t type, uint8_t *p)
 		put_le(p + 4, 100, 4); /* pid */
 		return 112;
 	case SEGMENT_WINDOW:
-		put_le(p + 8, 10, 8);  /* end */
-		put_le(p + 16, 10, 8); /* period */
-		put_le(p + 48, 1, 4);  /* one entry */
-		put_le(p + 76, 0, 4);  /* no memory points */
-		return 52 + 24 + 4;
+		put_le(p + 8, 10, 8);	   /* end */
+		put_le(p + 16, 10, 8);	   /* period */
+		put_le(p + 48, 1, 4);	   /* one entry */
+		put_le(p + 12 + 60, 1, 4); /* its stack */
+		put_le(p + 60 + 32, 0, 4); /* no memory points */
+		return 60 + 32 + 4;
 	}
 	fail();
 	return 0;
@@ -691,6 +692,66 @@ static void test_memory_points(void **state)
 	assert_int_equal(parse(b.data, b.len, &c, &res), 0);
 	assert_int_equal(res.tail_error, -EBADMSG);
 	assert_int_equal(c.n, 0);
+}
+
+/* Window entries of version 7 carry a kind and a weight; those of version 4 (24 bytes, a
+ * 52-byte head) still load, as CPU samples. */
+static void test_window_kinds_versions(void **state)
+{
+	WindowEntry e[2] = {
+		{ .proc = 1, .tid = 2, .stack = 3, .thread = 4, .user = 5, .kernel = 6 },
+		{ .proc = 1,
+		  .tid = 2,
+		  .stack = 3,
+		  .thread = 4,
+		  .records = 2,
+		  .kind = KIND_BLOCKED,
+		  .weight = 123456789012ull },
+	};
+	Window w = { .start_ns = 1,
+		     .end_ns = 10,
+		     .period_ns = 5,
+		     .samples = 11,
+		     .records = 2,
+		     .n_entries = 2 };
+	_cleanup_(segment_buf_done) SegmentBuf b = { 0 };
+	SegmentParseResult res;
+	Collector c = { .fail_at = -1 };
+	WindowEntry got;
+	uint8_t p[52 + 24] = { 0 };
+
+	(void)state;
+	segment_put_header(&b, 1);
+	segment_put_window(&b, &w, e, NULL);
+	assert_int_equal(parse(b.data, b.len, &c, &res), 0);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.seen[0].window.records, 2);
+	assert_int_equal(c.seen[0].entries[1].kind, KIND_BLOCKED);
+	assert_int_equal(c.seen[0].entries[1].weight, 123456789012ull);
+	assert_int_equal(c.seen[0].entries[1].records, 2);
+	assert_int_equal(c.seen[0].entries[0].kind, KIND_CPU);
+	assert_int_equal(c.seen[0].entries[0].kernel, 6);
+	collector_done(&c);
+
+	/* Version 4: one entry of 24 bytes after a 52-byte head. */
+	b.len = 0;
+	segment_put_header(&b, 1);
+	set_u32(b.data + 8, 4);
+	set_u32(b.data + 28, crc(b.data, 28));
+	put_le(p + 8, 10, 8);
+	put_le(p + 16, 5, 8);
+	put_le(p + 48, 1, 4);
+	put_le(p + 52, 7, 4);
+	put_le(p + 52 + 16, 9, 4);
+	put_raw(&b, SEGMENT_WINDOW, p, sizeof(p));
+	c = (Collector){ .fail_at = -1 };
+	assert_int_equal(parse(b.data, b.len, &c, &res), 0);
+	assert_int_equal(res.version, 4);
+	assert_int_equal(c.n, 1);
+	got = c.seen[0].entries[0];
+	assert_int_equal(got.proc, 7);
+	assert_int_equal(got.user, 9);
+	assert_int_equal(got.kind, KIND_CPU);
 	collector_done(&c);
 }
 
@@ -733,10 +794,11 @@ static void test_field_checks(void **state)
 		{ "window entries beyond the payload", SEGMENT_WINDOW, 48, 2, 4 },
 		{ "window entries below the payload", SEGMENT_WINDOW, 48, 0, 4 },
 		{ "window entries huge", SEGMENT_WINDOW, 48, 0xffffffff, 4 },
-		{ "window short head", SEGMENT_WINDOW, SIZE_MAX, 51, 0 },
-		{ "window memory points beyond the payload", SEGMENT_WINDOW, 76, 1, 4 },
-		{ "window memory points huge", SEGMENT_WINDOW, 76, 0xffffffff, 4 },
-		{ "window without its memory count", SEGMENT_WINDOW, SIZE_MAX, 76, 0 },
+		{ "window short head", SEGMENT_WINDOW, SIZE_MAX, 59, 0 },
+		{ "window entry of an unknown kind", SEGMENT_WINDOW, 60 + 16, 4, 4 },
+		{ "window memory points beyond the payload", SEGMENT_WINDOW, 92, 1, 4 },
+		{ "window memory points huge", SEGMENT_WINDOW, 92, 0xffffffff, 4 },
+		{ "window without its memory count", SEGMENT_WINDOW, SIZE_MAX, 92, 0 },
 	};
 
 	(void)state;
@@ -949,6 +1011,7 @@ int main(void)
 		cmocka_unit_test(test_python_frames),
 		cmocka_unit_test(test_field_checks),
 		cmocka_unit_test(test_memory_points),
+		cmocka_unit_test(test_window_kinds_versions),
 		cmocka_unit_test(test_unknown_and_lengths),
 		cmocka_unit_test(test_damage_every_byte),
 	};

@@ -595,6 +595,45 @@ static void test_window_thread_names(void **state)
 	assert_int_equal(store_proc_count(s), 0);
 }
 
+/* Entries of another kind are entries of their own: CPU samples and off-CPU weight of the same
+ * thread and stack stay apart, weights add up, records are counted. */
+static void test_window_kinds(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	const Window *w;
+	Fixture fx;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	fixture_build(s, &fx, 0);
+	assert_int_equal(store_window_open(s, 0, 1000, 10), 0);
+	assert_int_equal(store_window_add(s, fx.p1, 11, fx.t1, fx.s1, false, 3), 0);
+	assert_int_equal(store_window_add_weight(s, fx.p1, 11, fx.t1, fx.s1, KIND_SLEEPING, 500),
+			 0);
+	assert_int_equal(store_window_add_weight(s, fx.p1, 11, fx.t1, fx.s1, KIND_SLEEPING, 700),
+			 0);
+	assert_int_equal(store_window_add_weight(s, fx.p1, 11, fx.t1, fx.s1, KIND_BLOCKED, 9), 0);
+	assert_int_equal(store_window_add_weight(s, fx.p1, 11, fx.t1, fx.s1, KIND_CPU, 9), -EINVAL);
+	assert_int_equal(store_window_add_weight(s, fx.p1, 11, fx.t1, fx.s1, _KIND_MAX, 9),
+			 -EINVAL);
+	assert_int_equal(store_window_close(s), 0);
+	w = store_window(s, 0);
+	assert_int_equal(w->n_entries, 3);
+	assert_int_equal(w->samples, 3);
+	assert_int_equal(w->records, 3);
+	/* Sorted by kind after the rest of the key. */
+	assert_int_equal(w->entries[0].kind, KIND_CPU);
+	assert_int_equal(w->entries[0].user, 3);
+	assert_int_equal(w->entries[1].kind, KIND_SLEEPING);
+	assert_int_equal(w->entries[1].weight, 1200);
+	assert_int_equal(w->entries[1].records, 2);
+	assert_int_equal(w->entries[2].kind, KIND_BLOCKED);
+	assert_int_equal(w->entries[2].weight, 9);
+	fixture_unref(s, &fx);
+	assert_int_equal(store_window_evict(s), 0);
+	assert_int_equal(store_proc_count(s), 0);
+}
+
 /* Several windows sharing stacks and processes; memory returns when they go. */
 static void test_window_eviction_memory(void **state)
 {
@@ -657,6 +696,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strings),
+		cmocka_unit_test(test_window_kinds),
 		cmocka_unit_test(test_string_memory),
 		cmocka_unit_test(test_frames),
 		cmocka_unit_test(test_stacks),
