@@ -286,30 +286,116 @@ static long py_step(__u64 index, void *ctx)
 	return 0;
 }
 
+typedef struct PyFind {
+	__u64 tstate; /* the next thread state to look at */
+	__u64 thread; /* the pthread_t looked for */
+	__u64 found;
+	__u16 id_off, next_off;
+} PyFind;
+
+/* One step through the thread list: stops at the state whose thread_id is f->thread. */
+static long py_find_step(__u64 index, void *ctx)
+{
+	PyFind *f = ctx;
+	__u64 id, next;
+
+	if (f->tstate == 0 || (f->tstate >> 63) ||
+	    bpf_probe_read_user(&id, sizeof(id), (const void *)(f->tstate + f->id_off)) < 0 ||
+	    bpf_probe_read_user(&next, sizeof(next), (const void *)(f->tstate + f->next_off)) < 0)
+		return 1;
+	if (id == f->thread) {
+		f->found = f->tstate;
+		return 1;
+	}
+	f->tstate = next;
+	return 0;
+}
+
+/*
+ * A thread of a followed process that py_threads does not know (yet: profqd reads the thread
+ * lists only when it gets to the process's samples, which may be seconds later): looks through
+ * the thread list of the first interpreter, at most PROFQ_PY_THREAD_WALK_MAX states, for the
+ * one whose thread_id is this thread's, and puts it into py_threads. NULL if there is none.
+ */
+static __always_inline const struct profq_py_thread *py_find_thread(
+	const struct profq_py_proc *p, const struct profq_py_thread_key *key)
+{
+	struct profq_py_thread v = { .start_ns = p->start_ns, .layout = p->layout };
+	PyFind f = { .thread = key->thread };
+	const struct profq_py_layout *l;
+	__u32 layout = p->layout;
+	__u64 interp;
+
+	l = bpf_map_lookup_elem(&py_layouts, &layout);
+	if (!l || l->model == 0 || l->tstate_next == PROFQ_PY_NONE || !p->interp_head ||
+	    key->thread == 0)
+		return NULL;
+	if (bpf_probe_read_user(&interp, sizeof(interp), (const void *)p->interp_head) < 0 ||
+	    !interp || (interp >> 63) ||
+	    bpf_probe_read_user(&f.tstate, sizeof(f.tstate),
+				(const void *)(interp + l->interp_threads_head)) < 0)
+		return NULL;
+	f.id_off = l->tstate_thread_id;
+	f.next_off = l->tstate_next;
+	bpf_loop(PROFQ_PY_THREAD_WALK_MAX, py_find_step, &f, 0);
+	if (!f.found)
+		return NULL;
+	v.tstate = f.found;
+	if (bpf_map_update_elem(&py_threads, key, &v, BPF_ANY) < 0)
+		return NULL;
+	return bpf_map_lookup_elem(&py_threads, key);
+}
+
+/* The followed process of sample s, NULL if it is not one. */
+static __always_inline const struct profq_py_proc *py_proc_of(const struct profq_sample *s)
+{
+	const struct profq_py_proc *p = bpf_map_lookup_elem(&py_procs, &s->tgid);
+
+	return p && p->start_ns == s->start_ns ? p : NULL;
+}
+
+/* Reads thread state t's thread id and current frame: 0, or -1 if a read failed. */
+static __always_inline int py_tstate(const struct profq_py_thread *t,
+				     const struct profq_py_layout *l, __u64 *id, __u64 *frame)
+{
+	if (bpf_probe_read_user(id, sizeof(*id), (const void *)(t->tstate + l->tstate_thread_id)) <
+		    0 ||
+	    bpf_probe_read_user(frame, sizeof(*frame),
+				(const void *)(t->tstate + l->tstate_frame)) < 0)
+		return -1;
+	return 0;
+}
+
 /*
  * The Python stack of the current thread, if profqd follows its process: each frame's code
  * object, instruction offset and identity hash into the record's Python part (s->py_len,
  * s->py_flags). The thread state must name this thread (a stale entry of an exited thread whose
- * control block another thread reuses is not walked). Bounded: PROFQ_PY_MAX_FRAMES frames,
- * plus as many shims.
+ * control block another thread reuses is not walked, but looked for again). Bounded:
+ * PROFQ_PY_MAX_FRAMES frames, plus as many shims; PROFQ_PY_THREAD_WALK_MAX thread states.
  */
 static __always_inline void python_stack(struct profq_sample *s, struct task_struct *task)
 {
 	struct profq_py_thread_key key = { .tgid = s->tgid };
+	const struct profq_py_proc *p = NULL;
 	const struct profq_py_thread *t;
 	const struct profq_py_layout *l;
 	__u32 zero = 0, layout;
 	PyWalk w = { .s = s };
+	__u16 found = 0;
 	__u64 frame, id;
 
 	key.thread = BPF_CORE_READ(task, thread.fsbase);
 	t = bpf_map_lookup_elem(&py_threads, &key);
 	if (!t || t->start_ns != s->start_ns) {
-		const struct profq_py_proc *p = bpf_map_lookup_elem(&py_procs, &s->tgid);
-
-		if (p && p->start_ns == s->start_ns)
+		p = py_proc_of(s);
+		if (!p)
+			return;
+		t = py_find_thread(p, &key);
+		if (!t) {
 			s->py_flags = PROFQ_PY_THREAD_UNKNOWN;
-		return;
+			return;
+		}
+		found = PROFQ_PY_THREAD_FOUND;
 	}
 	layout = t->layout;
 	l = bpf_map_lookup_elem(&py_layouts, &layout);
@@ -317,24 +403,31 @@ static __always_inline void python_stack(struct profq_sample *s, struct task_str
 	if (!l || !w.b || l->model == 0)
 		return;
 	w.l = l;
-	if (bpf_probe_read_user(&id, sizeof(id), (const void *)(t->tstate + l->tstate_thread_id)) <
-		    0 ||
-	    bpf_probe_read_user(&frame, sizeof(frame),
-				(const void *)(t->tstate + l->tstate_frame)) < 0) {
+	if (py_tstate(t, l, &id, &frame) < 0) {
 		s->py_flags = PROFQ_PY_READ_ERROR;
 		return;
 	}
+	if (id != key.thread && !found) {
+		/* Stale: another thread's state, or one freed. Look for this thread's. */
+		p = py_proc_of(s);
+		t = p ? py_find_thread(p, &key) : NULL;
+		if (!t || t->layout != layout || py_tstate(t, l, &id, &frame) < 0) {
+			s->py_flags = PROFQ_PY_THREAD_MISMATCH;
+			return;
+		}
+		found = PROFQ_PY_THREAD_FOUND;
+	}
 	if (id != key.thread) {
-		s->py_flags = PROFQ_PY_THREAD_MISMATCH;
+		s->py_flags = PROFQ_PY_THREAD_MISMATCH | found;
 		return;
 	}
 	if (frame && l->cframe_frame != PROFQ_PY_NONE &&
 	    bpf_probe_read_user(&frame, sizeof(frame), (const void *)(frame + l->cframe_frame)) <
 		    0) {
-		s->py_flags = PROFQ_PY_READ_ERROR;
+		s->py_flags = PROFQ_PY_READ_ERROR | found;
 		return;
 	}
-	s->py_flags = PROFQ_PY_WALKED;
+	s->py_flags = PROFQ_PY_WALKED | found;
 	w.frame = frame;
 	bpf_loop(2 * PROFQ_PY_MAX_FRAMES, py_step, &w, 0);
 	s->py_len = w.n;

@@ -107,6 +107,9 @@ struct profq_sample {
 #define PROFQ_PY_READ_ERROR (1u << 2)	   /* a read failed: the walk stopped there */
 #define PROFQ_PY_TRUNCATED (1u << 3)	   /* more than PROFQ_PY_MAX_FRAMES frames */
 #define PROFQ_PY_THREAD_MISMATCH (1u << 4) /* the thread state is another thread's (stale) */
+#define PROFQ_PY_THREAD_FOUND (1u << 5)	   /* found by the BPF walk of the thread list */
+/* Thread states the BPF program looks through for a thread py_threads does not know. */
+#define PROFQ_PY_THREAD_WALK_MAX 64
 
 /* In profq_py_frame.code: the outermost frame run by one call of the interpreter's evaluation
  * function (every frame up to 3.10; in 3.11+ the frames it entered since, e.g. Python calling
@@ -142,7 +145,8 @@ struct profq_py_layout {
 	__u8 lasti_scale;	/* FRAMEOBJ: bytes per f_lasti unit (1 in 3.8/3.9, 2 in 3.10) */
 	__u8 owner_cstack;	/* owner of the C-stack shim frames (3.12+), 0xff if none */
 	__u8 frame_read;	/* bytes of a frame covering the fields above, <= 128 */
-	__u32 pad;
+	__u16 interp_threads_head; /* PyInterpreterState -> first PyThreadState */
+	__u16 tstate_next;	   /* PyThreadState -> next (PROFQ_PY_NONE: no list walk in BPF) */
 };
 
 /*
@@ -160,11 +164,17 @@ static __always_inline __u32 profq_py_ident_hash(const __u64 w[2])
 	return (__u32)(h >> 32) ^ (__u32)h;
 }
 
-/* py_procs: tgid -> the process incarnation and its layout. */
+/*
+ * py_procs: tgid -> the process incarnation and its layout. For a thread py_threads does not
+ * know, the BPF program looks through the thread list of the interpreter that interp_head
+ * points to (&_PyRuntime.interpreters.head; 0: it does not) for the thread state whose thread_id
+ * is the thread's, and adds it to py_threads.
+ */
 struct profq_py_proc {
 	__u64 start_ns; /* the group leader's start_boottime */
 	__u32 layout;	/* index in py_layouts */
 	__u32 pad;
+	__u64 interp_head; /* address of the pointer to the first PyInterpreterState, or 0 */
 };
 
 /*

@@ -3,7 +3,10 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -27,6 +30,14 @@
 #define SCAN_MIN_NS (10 * NSEC_PER_MSEC)
 #define SCAN_MAX_NS (2 * NSEC_PER_SEC)
 #define RESCAN_NS (5 * NSEC_PER_SEC) /* and at least this often, to drop threads gone */
+/* A process whose memory no longer reads is kept until its exit event (its samples, queued
+ * before that, are still to be named from the cache), or this long if that event was lost. */
+#define ORPHAN_NS (30 * NSEC_PER_SEC)
+/* Execs of an interpreter whose mappings do not show it yet (libpython not mapped) are looked at
+ * again this often, this many times; at most this many at once. */
+#define EXEC_RETRY_NS (20 * NSEC_PER_MSEC)
+#define EXEC_TRIES 5
+#define EXECS_MAX 64
 
 #define LINE_MEMO 8
 
@@ -45,8 +56,19 @@ struct PyProc {
 	PyThread *threads;
 	size_t n_threads;
 	uint64_t last_scan_ns, scan_interval_ns;
-	bool dead; /* its memory no longer reads: dropped at the next tick */
+	uint64_t exec_ns; /* python_exec(): the exec it was found after (CLOCK_BOOTTIME), or 0 */
+	uint64_t attached_ns; /* CLOCK_BOOTTIME */
+	uint64_t dead_ns;     /* CLOCK_MONOTONIC when its memory was first found unreadable */
+	bool dead;	      /* its memory no longer reads: named from the cache only */
+	bool exited;	      /* its exit event came: dropped at the next tick */
 };
+
+/* An exec python_exec() looks at again. */
+typedef struct PendingExec {
+	uint32_t pid;
+	unsigned tries;
+	uint64_t start_ns, exec_ns, next_ns;
+} PendingExec;
 
 /* A code object read from a process. */
 typedef struct CodeEntry {
@@ -66,6 +88,7 @@ typedef struct CodeEntry {
 
 struct Python {
 	Store *store;
+	Symbolizer *sym;
 	PyMapOps ops;
 	StrId module; /* "[python]": the module of Python frames, and the name of unnamed ones */
 	PyProc **procs;
@@ -75,9 +98,20 @@ struct Python {
 	CodeEntry *codes;
 	size_t n_codes, allocated_codes, code_bytes;
 	bool procs_removed; /* since the code cache was last compacted */
+	bool sweep;	    /* py_threads may hold entries no followed thread has */
+	PendingExec execs[EXECS_MAX];
+	size_t n_execs;
 	HashIndex *code_index;
 	PythonStats stats;
 };
+
+static uint64_t now_boot_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
 
 /* ---- process memory ---- */
 
@@ -461,6 +495,7 @@ static void proc_remove(Python *py, size_t idx)
 	proc_free(py, pp, true);
 	py->stats.processes--;
 	py->procs_removed = true;
+	py->sweep = true;
 }
 
 /*
@@ -537,11 +572,24 @@ static int find_layout(Python *py, PyProc *pp, unsigned minor, uint64_t version_
 	return 0;
 }
 
-/* Follows the interpreter that binary mapping m of proc holds, if it is one. */
-/* start_ns: the process's start as the BPF program reads it (exact; a process first known
- * from /proc has its start to the clock tick only in the table), which its map entries must
- * carry. */
-static int attach(Python *py, Process *proc, uint64_t start_ns, const Mapping *m, unsigned minor)
+/* What the BPF program needs to look through the first interpreter's thread list itself:
+ * its offsets, if they fit (PROFQ_PY_NONE: it does not). */
+static void walk_offsets(PyLayout *l)
+{
+	bool fit = l->interp_threads_head < PROFQ_PY_NONE && l->tstate_next < PROFQ_PY_NONE;
+
+	l->bpf.interp_threads_head = fit ? (uint16_t)l->interp_threads_head : PROFQ_PY_NONE;
+	l->bpf.tstate_next = fit ? (uint16_t)l->tstate_next : PROFQ_PY_NONE;
+}
+
+/*
+ * Follows the interpreter that binary, mapped by map into process pid, holds, if it is one.
+ * start_ns: the process's start as the BPF program reads it (exact; a process first known from
+ * /proc has its start to the clock tick only in the table), which its map entries must carry.
+ * exec_ns: the exec python_exec() found it after, or 0.
+ */
+static int attach(Python *py, uint32_t pid, uint64_t start_ns, Binary *binary, const ProcMap *map,
+		  unsigned minor, uint64_t exec_ns)
 {
 	ElfSymbolQuery q[] = {
 		{ .name = "_PyRuntime" },
@@ -553,7 +601,7 @@ static int attach(Python *py, Process *proc, uint64_t start_ns, const Mapping *m
 	struct profq_py_proc v;
 	int r;
 
-	r = symbolizer_binary_find(m->binary, &m->map, q, ARRAY_SIZE(q));
+	r = symbolizer_binary_find(binary, map, q, ARRAY_SIZE(q));
 	if (r < 0)
 		return r;
 	if (!q[0].vaddr || !q[1].vaddr || !q[2].vaddr || !q[1].size)
@@ -561,14 +609,16 @@ static int attach(Python *py, Process *proc, uint64_t start_ns, const Mapping *m
 	pp = calloc(1, sizeof(*pp));
 	if (!pp)
 		return -ENOMEM;
-	*pp = (PyProc){ .pid = proc->pid,
+	*pp = (PyProc){ .pid = pid,
 			.start_ns = start_ns,
+			.exec_ns = exec_ns,
+			.attached_ns = now_boot_ns(),
 			.runtime = q[0].vaddr,
 			.eval_lo = q[1].vaddr,
 			.eval_hi = q[1].vaddr + q[1].size,
 			.code_type = q[2].vaddr,
 			.scan_interval_ns = SCAN_MIN_NS };
-	pp->mem_fd = open_mem(proc->pid, start_ns);
+	pp->mem_fd = open_mem(pid, start_ns);
 	if (pp->mem_fd < 0) {
 		/* Gone already, or not ours to read (no CAP_SYS_PTRACE). */
 		py->stats.attach_errors++;
@@ -581,8 +631,12 @@ static int attach(Python *py, Process *proc, uint64_t start_ns, const Mapping *m
 			py->stats.unsupported++;
 		return r;
 	}
+	walk_offsets(&pp->layout);
 	pp->layout_index = layout_index(py, &pp->layout.bpf, &r);
-	v = (struct profq_py_proc){ .start_ns = pp->start_ns, .layout = pp->layout_index };
+	v = (struct profq_py_proc){ .start_ns = pp->start_ns,
+				    .layout = pp->layout_index,
+				    .interp_head = pp->runtime +
+						   pp->layout.runtime_interpreters_head };
 	if (r >= 0)
 		r = GREEDY_REALLOC(py->procs, py->allocated_procs, py->n_procs + 1);
 	if (r >= 0 && py->n_procs >= PROFQ_PY_PROCS)
@@ -603,37 +657,155 @@ static int attach(Python *py, Process *proc, uint64_t start_ns, const Mapping *m
 	return 0;
 }
 
+/* The minor version of the CPython binary at path, if profq can read that version: 0 if it is
+ * not an interpreter's name, -EOPNOTSUPP (counted) if it is one profq cannot read. */
+static int supported_minor(Python *py, const char *path)
+{
+	bool ft = false;
+	unsigned minor = name_minor(path, &ft);
+
+	if (minor == 0)
+		return 0;
+	if (ft) {
+		py->stats.unsupported++;
+		py->stats.free_threaded++;
+		return -EOPNOTSUPP;
+	}
+	if (minor < 8) {
+		py->stats.unsupported++;
+		return -EOPNOTSUPP;
+	}
+	return (int)minor;
+}
+
+/* attach(), saying why not: -ENOENT if the binary holds no interpreter (look on). */
+static int try_attach(Python *py, uint32_t pid, uint64_t start_ns, Binary *binary,
+		      const ProcMap *map, int minor, uint64_t exec_ns)
+{
+	int r = attach(py, pid, start_ns, binary, map, (unsigned)minor, exec_ns);
+
+	if (r < 0 && r != -ENOENT)
+		log_debug_errno(r, "Not following the Python 3.%d of process %u: %m", minor, pid);
+	return r;
+}
+
 /* Looks for an interpreter among proc's mappings. */
 static void detect(Python *py, Process *proc, uint64_t start_ns)
 {
 	for (size_t i = 0; i < proc->n_maps; i++) {
 		const Mapping *m = &proc->maps[i];
-		bool ft = false;
-		unsigned minor;
-		int r;
+		int minor;
 
 		if (!m->binary || !m->map.path)
 			continue;
-		minor = name_minor(m->map.path, &ft);
-		if (minor == 0)
+		minor = supported_minor(py, m->map.path);
+		if (minor < 0)
+			return;
+		if (minor > 0 &&
+		    try_attach(py, proc->pid, start_ns, m->binary, &m->map, minor, 0) != -ENOENT)
+			return;
+	}
+}
+
+/* Looks for an interpreter among the mappings of process pid as /proc shows them now: 1 if it
+ * is followed, 0 if none is seen (yet), -errno if there is none to follow. */
+static int detect_now(Python *py, const PendingExec *e)
+{
+	ProcMap *maps = NULL;
+	size_t n = 0;
+	int r;
+
+	r = procfs_read_maps((pid_t)e->pid, &maps, &n);
+	if (r < 0)
+		return r;
+	r = 0;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		Binary *b = NULL;
+		int minor;
+
+		if (!maps[i].path || !(maps[i].prot & PROT_EXEC))
 			continue;
-		if (ft) {
-			py->stats.unsupported++;
-			py->stats.free_threaded++;
-			return;
+		minor = supported_minor(py, maps[i].path);
+		if (minor < 0)
+			r = minor;
+		if (minor <= 0 || symbolizer_binary(py->sym, (pid_t)e->pid, &maps[i], &b) < 0)
+			continue;
+		r = try_attach(py, e->pid, e->start_ns, b, &maps[i], minor, e->exec_ns);
+		r = r == -ENOENT ? 0 : r < 0 ? r : 1;
+		binary_unref(py->sym, b);
+	}
+	procfs_maps_free(maps, n);
+	return r;
+}
+
+/*
+ * An exec python_exec() looks at: 1 if its interpreter is followed now, 0 if its executable is
+ * an interpreter's but no mapping shows one yet (look again), -errno if there is nothing to
+ * follow (most execs: one readlink() says so).
+ */
+static int exec_try(Python *py, const PendingExec *e)
+{
+	char path[64], exe[PATH_MAX];
+	size_t idx;
+	PyProc *pp;
+	ssize_t len;
+	int minor;
+
+	/* Found from this exec already. One found from a sample may be the image before the
+	 * exec (the sample taken before it): found again. */
+	pp = proc_find(py, e->pid, &idx);
+	if (pp && pp->start_ns == e->start_ns && pp->exec_ns >= e->exec_ns)
+		return 1;
+	snprintf(path, sizeof(path), "/proc/%u/exe", e->pid);
+	len = readlink(path, exe, sizeof(exe) - 1);
+	if (len < 0)
+		return negative_errno();
+	exe[len] = '\0';
+	minor = supported_minor(py, exe);
+	if (minor <= 0)
+		return minor < 0 ? minor : -ENOENT;
+	if (pp)
+		proc_remove(py, idx);
+	return detect_now(py, e);
+}
+
+void python_exec(Python *py, uint32_t pid, uint64_t start_ns, uint64_t exec_ns, uint64_t mono_ns)
+{
+	PendingExec e = { .pid = pid, .start_ns = start_ns, .exec_ns = exec_ns };
+	int r;
+
+	if (!py->sym)
+		return;
+	r = exec_try(py, &e);
+	if (r > 0)
+		py->stats.exec_attached++;
+	/* Not seen yet: looked at again, as room allows (else its first sample will). */
+	if (r != 0 || py->n_execs >= EXECS_MAX)
+		return;
+	e.tries = 1;
+	e.next_ns = mono_ns + EXEC_RETRY_NS;
+	py->execs[py->n_execs++] = e;
+}
+
+void python_poll(Python *py, uint64_t mono_ns)
+{
+	for (size_t i = 0; i < py->n_execs;) {
+		PendingExec *e = &py->execs[i];
+		int r;
+
+		if (mono_ns < e->next_ns) {
+			i++;
+			continue;
 		}
-		if (minor < 8) {
-			py->stats.unsupported++;
-			return;
+		r = exec_try(py, e);
+		if (r > 0)
+			py->stats.exec_attached++;
+		if (r == 0 && ++e->tries < EXEC_TRIES) {
+			e->next_ns = mono_ns + EXEC_RETRY_NS;
+			i++;
+			continue;
 		}
-		r = attach(py, proc, start_ns, m, minor);
-		if (r != -ENOENT) {
-			if (r < 0)
-				log_debug_errno(r,
-						"Not following the Python 3.%u of process %u: %m",
-						minor, proc->pid);
-			return;
-		}
+		*e = py->execs[--py->n_execs];
 	}
 }
 
@@ -642,7 +814,7 @@ PyProc *python_sample(Python *py, Process *proc, const struct profq_sample *s, u
 	PyProc *pp = proc_find(py, proc->pid, NULL);
 
 	if (pp && pp->start_ns != s->start_ns) {
-		python_forget(py, proc->pid, false);
+		python_forget(py, proc->pid, false, UINT64_MAX);
 		pp = NULL;
 	}
 	if (!pp) {
@@ -657,6 +829,11 @@ PyProc *python_sample(Python *py, Process *proc, const struct profq_sample *s, u
 			return NULL;
 	}
 	py->stats.samples++;
+	if (s->py_flags & PROFQ_PY_THREAD_FOUND) {
+		/* In py_threads but not in pp->threads: the next tick makes them one. */
+		py->stats.thread_found++;
+		py->sweep = true;
+	}
 	if (s->py_len)
 		py->stats.samples_with_frames++;
 	if (s->py_flags & PROFQ_PY_READ_ERROR)
@@ -678,12 +855,20 @@ PyProc *python_sample(Python *py, Process *proc, const struct profq_sample *s, u
 	return pp;
 }
 
+void python_code_seen(Python *py, uint32_t pid, uint64_t start_ns, const struct profq_py_frame *f)
+{
+	PyProc *pp = proc_find(py, pid, NULL);
+
+	if (pp && pp->start_ns == start_ns && !pp->dead)
+		(void)code_get(py, pp, f->code & ~PROFQ_PY_ENTRY, f->ident);
+}
+
 bool python_is_eval(const PyProc *pp, uint64_t addr)
 {
 	return addr >= pp->eval_lo && addr < pp->eval_hi;
 }
 
-void python_forget(Python *py, uint32_t pid, bool exited)
+void python_forget(Python *py, uint32_t pid, bool exited, uint64_t time_ns)
 {
 	PyProc *pp;
 	size_t idx;
@@ -691,12 +876,59 @@ void python_forget(Python *py, uint32_t pid, bool exited)
 	pp = proc_find(py, pid, &idx);
 	if (!pp)
 		return;
+	/* Found by python_exec() after this exec (read here only now): it is the new image's. */
+	if (!exited && pp->exec_ns && pp->attached_ns > time_ns)
+		return;
 	/* Its last samples come after the exit event (events are drained first): they are named
 	 * from the cache until the next tick. */
 	if (exited)
-		pp->dead = true;
+		pp->dead = pp->exited = true;
 	else
 		proc_remove(py, idx);
+}
+
+static bool proc_has_thread(const PyProc *pp, uint64_t thread)
+{
+	PyThread k = { .thread = thread };
+
+	return bsearch(&k, pp->threads, pp->n_threads, sizeof(k), thread_cmp) != NULL;
+}
+
+/*
+ * Takes out of py_threads the entries no followed thread has: those the BPF program added
+ * (python_stack() in bpf/profq.bpf.c) for threads since gone, or of processes no longer
+ * followed. A process with an entry it does not know has its thread list read first (once), so
+ * that live threads keep theirs. Bounded by the map's size.
+ */
+static void sweep_threads(Python *py, uint64_t mono_ns)
+{
+	_cleanup_free_ struct profq_py_thread_key *gone = NULL;
+	struct profq_py_thread_key k, prev;
+	struct profq_py_thread v;
+	size_t n = 0, allocated = 0;
+
+	py->sweep = false;
+	if (!py->ops.next_thread)
+		return;
+	for (size_t steps = 0; steps < PROFQ_PY_THREADS; steps++) {
+		PyProc *pp;
+
+		if (py->ops.next_thread(py->ops.userdata, steps ? &prev : NULL, &k, &v) < 0)
+			break;
+		prev = k;
+		pp = proc_find(py, k.tgid, NULL);
+		if (pp && pp->start_ns == v.start_ns && !proc_has_thread(pp, k.thread) &&
+		    !pp->dead && pp->last_scan_ns != mono_ns)
+			(void)scan_threads(py, pp, mono_ns);
+		if (pp && pp->start_ns == v.start_ns && proc_has_thread(pp, k.thread))
+			continue;
+		if (GREEDY_REALLOC(gone, allocated, n + 1) < 0)
+			break;
+		gone[n++] = k;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (py->ops.del_thread(py->ops.userdata, &gone[i]) >= 0)
+			py->stats.threads_swept++;
 }
 
 void python_tick(Python *py, uint64_t mono_ns)
@@ -705,15 +937,27 @@ void python_tick(Python *py, uint64_t mono_ns)
 		PyProc *pp = py->procs[i];
 		uint64_t v;
 
-		/* Gone (an exit event lost): its memory no longer reads. */
-		if (pp->dead || read_u64(pp, pp->runtime, &v) < 0) {
+		/* Gone: its exit event came, or its memory no longer reads and the event did not
+		 * come for long (lost). Until then its samples queued before the event are named
+		 * from the cache. */
+		if (!pp->dead && read_u64(pp, pp->runtime, &v) < 0)
+			pp->dead = true;
+		if (pp->dead && pp->dead_ns == 0)
+			pp->dead_ns = mono_ns;
+		if (pp->exited || (pp->dead && mono_ns - pp->dead_ns >= ORPHAN_NS)) {
 			proc_remove(py, i);
+			continue;
+		}
+		if (pp->dead) {
+			i++;
 			continue;
 		}
 		if (mono_ns - pp->last_scan_ns >= RESCAN_NS)
 			(void)scan_threads(py, pp, mono_ns);
 		i++;
 	}
+	if (py->sweep)
+		sweep_threads(py, mono_ns);
 	codes_compact(py);
 }
 
@@ -742,7 +986,7 @@ void python_stats(const Python *py, PythonStats *ret)
 	ret->code_cache_entries = py->n_codes;
 }
 
-int python_new(Store *store, const PyMapOps *ops, Python **ret)
+int python_new(Store *store, Symbolizer *sym, const PyMapOps *ops, Python **ret)
 {
 	_cleanup_(python_freep) Python *py = NULL;
 	int r;
@@ -751,6 +995,7 @@ int python_new(Store *store, const PyMapOps *ops, Python **ret)
 	if (!py)
 		return -ENOMEM;
 	py->store = store;
+	py->sym = sym;
 	py->ops = *ops;
 	r = hash_index_new(&py->code_index);
 	if (r < 0)

@@ -32,6 +32,9 @@ typedef struct PyMapOps {
 	int (*set_thread)(void *userdata, const struct profq_py_thread_key *k,
 			  const struct profq_py_thread *v);
 	int (*del_thread)(void *userdata, const struct profq_py_thread_key *k);
+	/* The entry after prev (NULL: the first); -ENOENT after the last. */
+	int (*next_thread)(void *userdata, const struct profq_py_thread_key *prev,
+			   struct profq_py_thread_key *ret_key, struct profq_py_thread *ret);
 	void *userdata;
 } PyMapOps;
 
@@ -54,6 +57,9 @@ typedef struct PythonStats {
 	uint64_t thread_scans;	      /* reads of an interpreter's thread list */
 	uint64_t thread_unknown;      /* samples of a thread with no known thread state */
 	uint64_t thread_mismatch;     /* samples whose thread state was another thread's */
+	uint64_t thread_found;	      /* samples whose thread state the BPF program found */
+	uint64_t threads_swept;	      /* entries the BPF program added, taken out again */
+	uint64_t exec_attached;	      /* interpreters followed from their exec, before a sample */
 	uint64_t walk_errors;	      /* walks stopped by a failed read */
 	uint64_t walk_truncated;      /* walks cut at the frame limit */
 	uint64_t merge_unmatched;     /* Python frames with no evaluation frame to stand in for */
@@ -63,7 +69,8 @@ typedef struct PythonStats {
 typedef struct Python Python;
 typedef struct PyProc PyProc;
 
-int python_new(Store *store, const PyMapOps *ops, Python **ret);
+/* sym: the symbolizer whose binaries the processes' mappings are read through (python_exec()). */
+int python_new(Store *store, Symbolizer *sym, const PyMapOps *ops, Python **ret);
 /* Frees py without touching the maps (their owner may have gone first). */
 Python *python_free(Python *py);
 
@@ -84,11 +91,33 @@ bool python_is_eval(const PyProc *pp, uint64_t addr);
  * qualified name, its file, the line of the offset; "[python]" when it cannot be named. */
 int python_frame(Python *py, PyProc *pp, const struct profq_py_frame *f, FrameId *ret);
 
-/* The process exec'd (now) or exited (at the next tick, so that its last samples, which come
- * after the exit event, are still named): forget its interpreter and its BPF map entries. */
-void python_forget(Python *py, uint32_t pid, bool exited);
+/*
+ * Process pid (start_ns) exec'd at exec_ns (CLOCK_BOOTTIME), told as soon as the exec is read
+ * from the kernel, ahead of the samples queued before it: if its executable is a CPython
+ * interpreter's, follows it now from /proc/PID/maps, so that the BPF program walks its stacks
+ * (and finds its threads) from its first samples on, however far behind profqd's samples are.
+ * An interpreter not found yet (libpython not mapped so early) is looked for again by
+ * python_poll() a few times. The later exec event (python_forget()) keeps what was found then.
+ */
+void python_exec(Python *py, uint32_t pid, uint64_t start_ns, uint64_t exec_ns, uint64_t mono_ns);
+/* The execs python_exec() is still looking at again (every few milliseconds, a few times). */
+void python_poll(Python *py, uint64_t mono_ns);
 
-/* Housekeeping (once a second): drops processes that are gone, reads thread lists again. */
+/*
+ * A Python frame a sample of process pid (start_ns) carries, told as soon as the sample is read
+ * from the kernel, ahead of the queue: its code object is read now, while the process lives,
+ * and cached for the sample's turn (python_frame()), when a short process has exited.
+ */
+void python_code_seen(Python *py, uint32_t pid, uint64_t start_ns, const struct profq_py_frame *f);
+
+/* The process exec'd (now) or exited (at the next tick, so that its last samples, which come
+ * after the exit event, are still named): forget its interpreter and its BPF map entries.
+ * time_ns: the event's (CLOCK_BOOTTIME); an interpreter python_exec() found after it stays. */
+void python_forget(Python *py, uint32_t pid, bool exited, uint64_t time_ns);
+
+/* Housekeeping (once a second): drops processes that are gone, reads thread lists again, and
+ * takes out of py_threads the entries the BPF program added for threads gone or processes no
+ * longer followed. */
 void python_tick(Python *py, uint64_t mono_ns);
 /* Under memory pressure: empties the code cache. Returns the bytes freed. */
 size_t python_shrink(Python *py);

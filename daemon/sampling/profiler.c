@@ -309,7 +309,7 @@ int profiler_new(const ProfilerOptions *opts, Profiler **ret)
 	if (r < 0)
 		return r;
 	if (opts->python && opts->unwind) {
-		r = python_new(p->store, opts->python, &p->python);
+		r = python_new(p->store, p->sym, opts->python, &p->python);
 		if (r < 0)
 			return r;
 	}
@@ -1004,11 +1004,30 @@ int profiler_add_event(Profiler *p, const struct profq_event *e, size_t size)
 		return 0;
 	}
 	if (p->python)
-		python_forget(p->python, e->pid, e->type == PROFQ_EVENT_EXIT);
+		python_forget(p->python, e->pid, e->type == PROFQ_EVENT_EXIT, e->time_ns);
 	r = proctable_event(p->procs, e, now_mono_ns());
 	if (r < 0)
 		p->stats.failed++;
 	return r;
+}
+
+void profiler_exec_seen(Profiler *p, uint32_t pid, uint64_t start_ns, uint64_t exec_ns)
+{
+	if (p->python)
+		python_exec(p->python, pid, start_ns, exec_ns, now_mono_ns());
+}
+
+void profiler_python_code_seen(Profiler *p, uint32_t pid, uint64_t start_ns,
+			       const struct profq_py_frame *f)
+{
+	if (p->python)
+		python_code_seen(p->python, pid, start_ns, f);
+}
+
+void profiler_poll(Profiler *p)
+{
+	if (p->python)
+		python_poll(p->python, now_mono_ns());
 }
 
 void profiler_sideband_event(Profiler *p, const SidebandEvent *ev)

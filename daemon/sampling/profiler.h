@@ -93,6 +93,15 @@ void profiler_sideband_event(Profiler *p, const SidebandEvent *ev);
 void profiler_set_sideband_refresh(Profiler *p, void (*refresh)(void *userdata), void *userdata);
 /* Reads live processes' kernel accounting from /proc: those of pid, or all with 0. */
 void profiler_refresh(Profiler *p, uint32_t pid);
+/* Process pid (start_ns) exec'd at exec_ns (CLOCK_BOOTTIME): told as soon as the exec is read
+ * from the kernel, ahead of the samples queued before its event, so that a Python interpreter
+ * is followed from its first samples (python_exec()). */
+void profiler_exec_seen(Profiler *p, uint32_t pid, uint64_t start_ns, uint64_t exec_ns);
+/* A Python frame of a sample of pid, as soon as the sample is read (python_code_seen()). */
+void profiler_python_code_seen(Profiler *p, uint32_t pid, uint64_t start_ns,
+			       const struct profq_py_frame *f);
+/* Between samples, every few milliseconds: what profiler_exec_seen() looks at again. */
+void profiler_poll(Profiler *p);
 
 /* Adds lost and idle samples (counter deltas) to the open window and the totals. */
 void profiler_add_counters(Profiler *p, uint64_t lost, uint64_t idle);

@@ -491,3 +491,15 @@ bool sampler_memory(const Sampler *s)
 {
 	return s->memory;
 }
+
+int sampler_py_next_thread(Sampler *s, const struct profq_py_thread_key *prev,
+			   struct profq_py_thread_key *ret_key, struct profq_py_thread *ret)
+{
+	int r;
+
+	r = bpf_map__get_next_key(s->skel->maps.py_threads, prev, ret_key, sizeof(*ret_key));
+	if (r < 0)
+		return r;
+	return bpf_map__lookup_elem(s->skel->maps.py_threads, ret_key, sizeof(*ret_key), ret,
+				    sizeof(*ret), 0);
+}

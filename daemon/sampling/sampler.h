@@ -69,6 +69,9 @@ int sampler_py_del_proc(Sampler *s, uint32_t tgid);
 int sampler_py_set_thread(Sampler *s, const struct profq_py_thread_key *k,
 			  const struct profq_py_thread *v);
 int sampler_py_del_thread(Sampler *s, const struct profq_py_thread_key *k);
+/* The py_threads entry after prev (NULL: the first) in the map's order; -ENOENT after the last. */
+int sampler_py_next_thread(Sampler *s, const struct profq_py_thread_key *prev,
+			   struct profq_py_thread_key *ret_key, struct profq_py_thread *ret);
 
 /* Whether memory tracking runs: asked for, and loaded (a kernel may lack what it needs). */
 bool sampler_memory(const Sampler *s);

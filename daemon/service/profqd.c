@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include <grp.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -37,6 +39,26 @@
  * transport"). */
 #define READ_PERIOD_MIN_NS (10 * NSEC_PER_MSEC)
 #define READ_PERIOD_MAX_NS (50 * NSEC_PER_MSEC)
+/* Execs the reader's thread hands the main loop ahead of their events, at most (more wait for
+ * their events); and how often the main loop takes them between samples. */
+#define EXECS_SEEN_MAX 1024
+#define EXEC_POLL_NS (5 * NSEC_PER_MSEC)
+
+/* Python frames (code objects) likewise: at most this many between two takes, each process's
+ * recent ones told once (a direct-mapped table of this many slots). */
+#define CODES_SEEN_MAX 4096
+#define CODES_RECENT 1024
+
+typedef struct ExecSeen {
+	uint32_t pid;
+	uint64_t start_ns, time_ns;
+} ExecSeen;
+
+typedef struct CodeSeen {
+	uint32_t pid;
+	uint64_t start_ns;
+	struct profq_py_frame frame;
+} CodeSeen;
 
 struct Profqd {
 	const Config *config;
@@ -51,7 +73,7 @@ struct Profqd {
 	Notifier *notifier;
 	int signal_fd;
 	int timer_fd;
-	LoopSource *signal_src, *timer_src;
+	LoopSource *signal_src, *timer_src, *seen_src;
 	struct profq_counters last; /* BPF counters at the last tick */
 	gid_t group_gid;
 	bool have_group;
@@ -66,6 +88,18 @@ struct Profqd {
 	UploadStats upload_stats;
 	int64_t pushed_until_ns;
 	char hostname[256];
+	/* Execs and Python frames read from the kernel, not yet told to the profiler
+	 * (profiler_exec_seen(), profiler_python_code_seen()):
+	 * written in the reader's thread, taken in ours, under seen_lock. */
+	pthread_mutex_t seen_lock;
+	int seen_fd; /* an eventfd the reader's thread wakes the main loop with for them */
+	ExecSeen execs[EXECS_SEEN_MAX];
+	size_t n_execs;
+	CodeSeen codes[CODES_SEEN_MAX];
+	size_t n_codes;
+	uint64_t codes_recent[CODES_RECENT];
+	uint64_t last_exec_poll_ns;
+	unsigned samples_since_poll;
 };
 
 Profqd *profqd_free(Profqd *m)
@@ -88,12 +122,16 @@ Profqd *profqd_free(Profqd *m)
 	if (m->loop) {
 		loop_remove(m->loop, m->signal_src);
 		loop_remove(m->loop, m->timer_src);
+		loop_remove(m->loop, m->seen_src);
 	}
+	if (m->seen_fd >= 0)
+		close(m->seen_fd);
 	if (m->signal_fd >= 0)
 		close(m->signal_fd);
 	if (m->timer_fd >= 0)
 		close(m->timer_fd);
 	loop_free(m->loop);
+	pthread_mutex_destroy(&m->seen_lock);
 	free(m);
 	return NULL;
 }
@@ -102,6 +140,48 @@ Profqd *profqd_free(Profqd *m)
  * In the reader's thread (reader.h), or in ours through reader_read_now(): only the kernel rings
  * and the reader's queue are touched here.
  */
+/* Wakes the main loop for what was noted (take_seen()), once until it takes it. */
+static void seen_wake(Profqd *m)
+{
+	uint64_t one = 1;
+
+	(void)!write(m->seen_fd, &one, sizeof(one));
+}
+
+/* Notes the Python frames of sample s for the main loop (take_seen()), each process's recent
+ * ones once. */
+static void note_py_frames(Profqd *m, const struct profq_sample *s, size_t size)
+{
+	const uint8_t *frames = (const uint8_t *)s + PROFQ_PY_FRAMES_OFFSET;
+
+	if (!m->config->python || s->py_len == 0 || s->py_len > PROFQ_PY_MAX_FRAMES ||
+	    !(s->flags & PROFQ_SAMPLE_USER_REGS) || size < PROFQ_SAMPLE_STACK_OFFSET)
+		return;
+	bool wake;
+
+	pthread_mutex_lock(&m->seen_lock);
+	wake = m->n_execs == 0 && m->n_codes == 0;
+	for (unsigned i = 0; i < s->py_len && m->n_codes < CODES_SEEN_MAX; i++) {
+		struct profq_py_frame f;
+		uint64_t k;
+		size_t slot;
+
+		memcpy(&f, frames + i * sizeof(f), sizeof(f));
+		k = (f.code ^ (uint64_t)f.ident << 32 ^ s->start_ns) * 0x9e3779b97f4a7c15ull;
+		k ^= s->tgid;
+		slot = (size_t)((k * 0xff51afd7ed558ccdull) >> 54) % CODES_RECENT;
+		if (m->codes_recent[slot] == k)
+			continue;
+		m->codes_recent[slot] = k;
+		m->codes[m->n_codes++] =
+			(CodeSeen){ .pid = s->tgid, .start_ns = s->start_ns, .frame = f };
+	}
+	wake = wake && m->n_codes > 0;
+	pthread_mutex_unlock(&m->seen_lock);
+	if (wake)
+		seen_wake(m);
+}
+
 static int on_sample(void *userdata, const struct profq_sample *s, size_t size)
 {
 	Profqd *m = userdata;
@@ -116,6 +196,7 @@ static int on_sample(void *userdata, const struct profq_sample *s, size_t size)
 		(void)reader_push_low(m->reader, READER_SAMPLE, s, size, 3);
 	else
 		(void)reader_push(m->reader, READER_SAMPLE, s, size);
+	note_py_frames(m, s, size);
 	return 0;
 }
 
@@ -124,6 +205,19 @@ static int on_event(void *userdata, const struct profq_event *e, size_t size)
 	Profqd *m = userdata;
 
 	(void)reader_push(m->reader, READER_EVENT, e, size);
+	if (size >= sizeof(*e) && e->type == PROFQ_EVENT_EXEC) {
+		bool wake;
+
+		pthread_mutex_lock(&m->seen_lock);
+		wake = m->n_execs == 0 && m->n_codes == 0;
+		if (m->n_execs < EXECS_SEEN_MAX)
+			m->execs[m->n_execs++] = (ExecSeen){ .pid = e->pid,
+							     .start_ns = e->start_ns,
+							     .time_ns = e->time_ns };
+		pthread_mutex_unlock(&m->seen_lock);
+		if (wake)
+			seen_wake(m);
+	}
 	return 0;
 }
 
@@ -160,6 +254,39 @@ static void read_kernel(void *userdata, Reader *reader)
 }
 
 /* From here on, in the main loop's thread. */
+
+/*
+ * Tells the profiler of the execs and Python frames read from the kernel since the last call,
+ * ahead of the queued samples: a Python interpreter is then followed from its first samples,
+ * and its code objects read while it lives, however long the queue (the exec's own event and
+ * the samples come later, in order).
+ */
+static void take_seen(Profqd *m)
+{
+	_cleanup_free_ CodeSeen *codes = NULL;
+	ExecSeen execs[EXECS_SEEN_MAX];
+	size_t n, n_codes;
+
+	m->last_exec_poll_ns = now_mono_ns();
+	pthread_mutex_lock(&m->seen_lock);
+	n = m->n_execs;
+	memcpy(execs, m->execs, n * sizeof(*execs));
+	m->n_execs = 0;
+	n_codes = m->n_codes;
+	codes = n_codes ? malloc(n_codes * sizeof(*codes)) : NULL;
+	if (codes)
+		memcpy(codes, m->codes, n_codes * sizeof(*codes));
+	else
+		n_codes = 0;
+	m->n_codes = 0;
+	pthread_mutex_unlock(&m->seen_lock);
+	for (size_t i = 0; i < n; i++)
+		profiler_exec_seen(m->profiler, execs[i].pid, execs[i].start_ns, execs[i].time_ns);
+	profiler_poll(m->profiler);
+	for (size_t i = 0; i < n_codes; i++)
+		profiler_python_code_seen(m->profiler, codes[i].pid, codes[i].start_ns,
+					  &codes[i].frame);
+}
 static void on_queued_sideband(void *userdata, const void *rec, size_t size)
 {
 	Profqd *m = userdata;
@@ -182,6 +309,13 @@ static void on_queued_sample(void *userdata, const void *rec, size_t size)
 	Profqd *m = userdata;
 	int r;
 
+	/* A batch may take seconds (symbolizing new binaries): execs meanwhile are not kept
+	 * waiting for it. */
+	if (++m->samples_since_poll >= 32) {
+		m->samples_since_poll = 0;
+		if (now_mono_ns() - m->last_exec_poll_ns >= EXEC_POLL_NS)
+			take_seen(m);
+	}
 	r = profiler_add_sample(m->profiler, rec, size);
 	if (r < 0 && m->drain_errors++ == 0)
 		log_warning_errno(r, "Failed to store samples: %m");
@@ -219,6 +353,7 @@ static void drain(Profqd *m, bool now)
 
 	if (now)
 		reader_read_now(m->reader);
+	take_seen(m);
 	reader_take(m->reader, (1u << _READER_SOURCE_MAX) - 1, &b);
 	reader_batch_each(&b, READER_SIDEBAND, on_queued_sideband, m);
 	(void)sideband_flush(m->sideband);
@@ -318,6 +453,17 @@ static int on_timer(LoopSource *src, int fd, uint32_t events, void *userdata)
 	server_tick(m->server, now_mono_ns());
 	history_tick(m->history, now_mono_ns());
 	notifier_tick(m->notifier, now_mono_ns(), notify_stats, m);
+	return 0;
+}
+
+static int on_seen(LoopSource *src, int fd, uint32_t events, void *userdata)
+{
+	uint64_t n;
+
+	(void)src;
+	(void)events;
+	(void)!read(fd, &n, sizeof(n));
+	take_seen(userdata);
 	return 0;
 }
 
@@ -476,6 +622,9 @@ static int status_python(Profqd *m, const ProfilerStats *ps, json_object *status
 	json_add_int(o, "thread_scans", (int64_t)py.thread_scans);
 	json_add_int(o, "thread_unknown", (int64_t)py.thread_unknown);
 	json_add_int(o, "thread_mismatch", (int64_t)py.thread_mismatch);
+	json_add_int(o, "thread_found", (int64_t)py.thread_found);
+	json_add_int(o, "threads_swept", (int64_t)py.threads_swept);
+	json_add_int(o, "exec_attached", (int64_t)py.exec_attached);
 	json_add_int(o, "walk_errors", (int64_t)py.walk_errors);
 	json_add_int(o, "walk_truncated", (int64_t)py.walk_truncated);
 	json_add_int(o, "unmatched_stacks", (int64_t)ps->python_unmatched);
@@ -963,6 +1112,14 @@ static int push_setup(Profqd *m)
 	return 0;
 }
 
+static int py_next_thread(void *userdata, const struct profq_py_thread_key *prev,
+			  struct profq_py_thread_key *ret_key, struct profq_py_thread *ret)
+{
+	Profqd *m = userdata;
+
+	return m->sampler ? sampler_py_next_thread(m->sampler, prev, ret_key, ret) : -ENODEV;
+}
+
 int profqd_new(const Config *config, Profqd **ret)
 {
 	_cleanup_(profqd_freep) Profqd *m = NULL;
@@ -1024,10 +1181,15 @@ int profqd_new(const Config *config, Profqd **ret)
 				.del_proc = py_del_proc,
 				.set_thread = py_set_thread,
 				.del_thread = py_del_thread,
+				.next_thread = py_next_thread,
 				.userdata = m };
+	pthread_mutex_init(&m->seen_lock, NULL);
 	popts.python = config->python ? &m->py_ops : NULL;
 	m->config = config;
 	m->signal_fd = m->timer_fd = -1;
+	m->seen_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->seen_fd < 0)
+		return log_error_errno(negative_errno(), "Failed to create an eventfd: %m");
 	m->start_mono_ns = now_mono_ns();
 	r = resolve_group(m);
 	if (r < 0)
@@ -1104,6 +1266,9 @@ int profqd_new(const Config *config, Profqd **ret)
 	r = loop_add(m->loop, m->timer_fd, EPOLLIN, on_timer, m, &m->timer_src);
 	if (r < 0)
 		return log_error_errno(r, "Failed to watch the timer: %m");
+	r = loop_add(m->loop, m->seen_fd, EPOLLIN, on_seen, m, &m->seen_src);
+	if (r < 0)
+		return log_error_errno(r, "Failed to watch the eventfd: %m");
 	r = notifier_new(&m->notifier);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up service notifications: %m");
