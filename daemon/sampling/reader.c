@@ -308,5 +308,8 @@ void reader_stats(Reader *r, ReaderStats *ret)
 {
 	pthread_mutex_lock(&r->lock);
 	*ret = r->stats;
+	ret->spare_bytes = 0;
+	for (const ReaderChunk *c = r->spare; c; c = c->next)
+		ret->spare_bytes += chunk_cost(c);
 	pthread_mutex_unlock(&r->lock);
 }

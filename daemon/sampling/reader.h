@@ -51,6 +51,7 @@ typedef struct ReaderStats {
 	uint64_t shed[_READER_SOURCE_MAX];    /* low-priority records refused (reader_push_low()) */
 	uint64_t passes;		      /* read function calls */
 	size_t bytes;			      /* queued now, taken batches included until freed */
+	size_t spare_bytes;		      /* ... of which empty chunks kept for reuse */
 	size_t peak_bytes;
 	size_t max_bytes;
 } ReaderStats;

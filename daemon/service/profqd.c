@@ -583,6 +583,7 @@ static int status_memory(Profqd *m, const ProfilerStats *ps, json_object *status
 	json_add_int(o, "mapping_log", (int64_t)pm.maplog);
 	json_add_int(o, "python", (int64_t)pm.python);
 	json_add_int(o, "queue", (int64_t)rs.bytes);
+	json_add_int(o, "queue_spare", (int64_t)rs.spare_bytes);
 	json_add_int(o, "queue_peak", (int64_t)rs.peak_bytes);
 	json_add_int(o, "queue_max", (int64_t)rs.max_bytes);
 	json_add_int(o, "rss_bytes", procfs_self_resident());

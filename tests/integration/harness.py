@@ -253,14 +253,16 @@ class Daemon:
         fail(f"profqd did not answer within {timeout}s:\n{self.read_log()}")
 
     def wait_caught_up(self, timeout=60):
-        """Waits until profqd has taken in what it sampled at start (its reader's queue under
-        1 MiB, about 60 samples with their stack copies): on a busy machine the first
+        """Waits until profqd has taken in what it sampled at start (its reader's queue, less
+        the empty chunks it keeps, under 1 MiB: about 60 samples with their stack copies): on
+        a busy machine the first
         samples of every process (each binary symbolized for the first time) take it
         seconds, and a process is followed (its Python interpreter, say) only once its
         first sample is."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.json("status")["memory"]["queue"] < (1 << 20):
+            mem = self.json("status")["memory"]
+            if mem["queue"] - mem.get("queue_spare", 0) < (1 << 20):
                 return
             time.sleep(0.1)
         print(f"note: profqd's queue did not empty within {timeout} s", file=sys.stderr)
