@@ -1297,15 +1297,11 @@ int cfi_load_memory(const void *image, size_t size, Cfi **ret)
 	return load_elf(elf, &(Image){ .fd = -1, .mem = (const uint8_t *)copy, .size = size }, ret);
 }
 
-int cfi_lookup(Cfi *c, uint64_t vaddr, CfiRow *ret)
+/* Lazy: one past the index of the last FDE starting at or below vaddr (0: none). */
+static size_t fde_after(const Cfi *c, uint64_t vaddr)
 {
-	size_t lo = 0, hi;
-	const Table *t;
+	size_t lo = 0, hi = c->n_fdes;
 
-	if (!c->lazy)
-		return table_lookup(&c->all, vaddr, ret);
-	/* The last FDE starting at or below vaddr; its table says whether it covers vaddr. */
-	hi = c->n_fdes;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
@@ -1314,9 +1310,21 @@ int cfi_lookup(Cfi *c, uint64_t vaddr, CfiRow *ret)
 		else
 			hi = mid;
 	}
-	if (lo == 0)
+	return lo;
+}
+
+int cfi_lookup(Cfi *c, uint64_t vaddr, CfiRow *ret)
+{
+	const Table *t;
+	size_t k;
+
+	if (!c->lazy)
+		return table_lookup(&c->all, vaddr, ret);
+	/* The last FDE starting at or below vaddr; its table says whether it covers vaddr. */
+	k = fde_after(c, vaddr);
+	if (k == 0)
 		return -ENOENT;
-	t = fde_table(c, (uint32_t)(lo - 1));
+	t = fde_table(c, (uint32_t)(k - 1));
 	return t ? table_lookup(t, vaddr, ret) : -ENOENT;
 }
 
@@ -1324,26 +1332,18 @@ int cfi_function_start(Cfi *c, uint64_t vaddr, uint64_t *ret)
 {
 	Section sec = { .data = c->data, .size = c->size, .vaddr = c->vaddr };
 	uint64_t pc, range;
-	size_t lo = 0, hi, next;
+	size_t k, next;
 	const Cie *cie;
 	Cursor insns;
 	int r;
 
 	if (!c->lazy)
 		return -EOPNOTSUPP;
-	hi = c->n_fdes;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (c->fde_pcs[mid] <= vaddr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo == 0)
+	k = fde_after(c, vaddr);
+	if (k == 0)
 		return -ENOENT;
 	/* Its header says how far it reaches (the index has only its start). */
-	r = fde_header(&sec, c->cies, &c->n_cies, c->fde_offs[lo - 1], &next, &cie, &insns, &pc,
+	r = fde_header(&sec, c->cies, &c->n_cies, c->fde_offs[k - 1], &next, &cie, &insns, &pc,
 		       &range);
 	if (r < 0 || vaddr < pc || vaddr - pc >= range)
 		return -ENOENT;
