@@ -298,6 +298,13 @@ static int set_push_comm(Config *c, const char *v, char **err)
 	return set_string(&c->push_comm, v);
 }
 
+static int set_push_unit(Config *c, const char *v, char **err)
+{
+	if (strlen(v) > 256)
+		return set_error(err, -ERANGE, "glob is longer than 256 bytes");
+	return set_string(&c->push_unit, v);
+}
+
 static int set_push_max_spool(Config *c, const char *v, char **err)
 {
 	uint64_t b;
@@ -362,6 +369,7 @@ static const struct {
 	{ "push-app", set_push_app },
 	{ "push-labels", set_push_labels },
 	{ "push-comm", set_push_comm },
+	{ "push-unit", set_push_unit },
 	{ "push-max-spool", set_push_max_spool },
 	{ "push-timeout", set_push_timeout },
 	{ "push-retry-max", set_push_retry_max },
@@ -409,6 +417,7 @@ void config_done(Config *c)
 	free(c->push_token_file);
 	free(c->push_app);
 	free(c->push_comm);
+	free(c->push_unit);
 	*c = (Config){ 0 };
 }
 

@@ -41,6 +41,7 @@ typedef struct Config {
 	char *push_app;		 /* the application name of the series */
 	unsigned push_labels;	 /* UPLOAD_LABEL_* (service/upload.h) */
 	char *push_comm;	 /* only processes whose comm matches this glob; NULL: all */
+	char *push_unit;	 /* only processes of a unit that matches this glob; NULL: all */
 	uint64_t push_max_spool; /* bytes */
 	uint64_t push_timeout_ns;
 	uint64_t push_retry_max_ns; /* the longest backoff */

@@ -47,6 +47,7 @@ static void help(void)
 	       "  --push-labels LIST    Labels of each pushed profile, among host,comm,pid,\n"
 	       "                        unit,container (default all)\n"
 	       "  --push-comm GLOB      Push only processes whose command name matches\n"
+	       "  --push-unit GLOB      Push only processes of a systemd unit that matches\n"
 	       "  --push-max-spool SIZE Uploads kept per target while it is unreachable\n"
 	       "                        (default 64M)\n"
 	       "  --push-timeout DURATION  Longest upload (default 10s)\n"
@@ -98,6 +99,7 @@ int main(int argc, char *argv[])
 		{ "push-app", required_argument, NULL, 0 },
 		{ "push-labels", required_argument, NULL, 0 },
 		{ "push-comm", required_argument, NULL, 0 },
+		{ "push-unit", required_argument, NULL, 0 },
 		{ "push-max-spool", required_argument, NULL, 0 },
 		{ "push-timeout", required_argument, NULL, 0 },
 		{ "push-retry-max", required_argument, NULL, 0 },

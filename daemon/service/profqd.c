@@ -1102,6 +1102,7 @@ static int push_setup(Profqd *m)
 		.host = m->hostname,
 		.labels = c->push_labels,
 		.comm_glob = c->push_comm,
+		.unit_glob = c->push_unit,
 		.frequency = c->frequency,
 	};
 	/* Windows loaded from the state dir were pushed, or spooled, by the run that closed

@@ -185,8 +185,11 @@ int upload_window(const Store *store, const Window *w, const UploadOptions *o, U
 			continue;
 		last = w->entries[i].proc;
 		sp = store_proc(store, last);
-		if (!sp || (o->comm_glob &&
-			    fnmatch(o->comm_glob, store_string(store, sp->comm) ?: "", 0) != 0))
+		if (!sp ||
+		    (o->comm_glob &&
+		     fnmatch(o->comm_glob, store_string(store, sp->comm) ?: "", 0) != 0) ||
+		    (o->unit_glob &&
+		     (!sp->unit || fnmatch(o->unit_glob, store_string(store, sp->unit), 0) != 0)))
 			continue;
 		r = build_query(store, sp, w, o, query, sizeof(query));
 		if (r >= 0)

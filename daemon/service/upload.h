@@ -28,6 +28,7 @@ typedef struct UploadOptions {
 	const char *host;      /* the host label's value */
 	unsigned labels;       /* UPLOAD_LABEL_* */
 	const char *comm_glob; /* only processes whose comm matches (fnmatch); NULL: all */
+	const char *unit_glob; /* only processes of a unit that matches (fnmatch); NULL: all */
 	uint32_t frequency;    /* sampleRate, Hz */
 } UploadOptions;
 

@@ -471,4 +471,22 @@ check(froms and min(froms) > int(first),
 check(froms == sorted(froms), "the spooled uploads arrived in order")
 d.stop()
 small.stop()
+
+# ---- --push-unit: only the processes of the units that match ----
+if CGROUP2:
+    picky = Backend("unit-filtered backend")
+    picky.start()
+    d = Daemon(env, "--push", picky.url, "--push-unit", "profq-push-*.service",
+               frequency=199, window="1s")
+    inside = run_split(1, f"profq-push-{os.getpid()}-b.service")
+    outside = run_split(1)
+    ups = wait_for("the unit's uploads", lambda: picky.of_pid(inside) or None, 15)
+    time.sleep(2.5)  # the outside process's windows have closed by now, and were not pushed
+    with picky.lock:
+        units = {u["labels"].get("unit") for u in picky.uploads}
+    check(ups and not picky.of_pid(outside) and units == {f"profq-push-{os.getpid()}-b.service"},
+          f"--push-unit: only the unit's processes are pushed (units {units}; pid {outside} "
+          f"outside any unit: {len(picky.of_pid(outside))} uploads)")
+    d.stop()
+    picky.stop()
 print(f"test_push: {time.monotonic() - T0:.1f} s")
