@@ -387,7 +387,7 @@ int config_init(Config *c)
 		.stack_copy = 16384,
 		.python = true,
 		.memory = true,
-		.off_cpu = true,
+		.off_cpu = false, /* its cost is per context switch: asked for */
 		.log_level = LOG_INFO,
 		.push_labels = UPLOAD_LABEL_HOST | UPLOAD_LABEL_COMM | UPLOAD_LABEL_PID |
 			       UPLOAD_LABEL_UNIT | UPLOAD_LABEL_CONTAINER,

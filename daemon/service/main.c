@@ -32,7 +32,7 @@ static void help(void)
 	       "                        needs --stack-copy)\n"
 	       "  --memory yes|no       Resident set of every process over time, peaks and\n"
 	       "                        OOM kills (default yes)\n"
-	       "  --off-cpu yes|no      Record where threads wait off the CPU (default yes)\n"
+	       "  --off-cpu yes|no      Record where threads wait off the CPU (default no)\n"
 	       "  --debug-dir DIRS      More roots for separate debug files (DIR/.build-id/...),\n"
 	       "                        colon-separated, after /usr/lib/debug\n"
 	       "  --group NAME          Members may query every process "

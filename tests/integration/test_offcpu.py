@@ -42,7 +42,7 @@ FUNCS = ("compute", "nap", "wait_pipe")
 
 scratch = tempdir("profq-offcpu-")
 state = os.path.join(scratch, "state")
-with Daemon(env, state_dir=state) as d:
+with Daemon(env, "--off-cpu", "yes", state_dir=state) as d:
     pid, lines = run_workload(env, "waits", "--seconds", 6, output=True)
     t = truth_of(lines)
     check(t["tid"] == pid, "waits runs in its main thread")
