@@ -41,7 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(req.sort >= 0 && req.sort < _SORT_MAX && sort_key_valid(req.command, req.sort));
 	CHECK(!req.has_uid || !req.pid);
 	CHECK(req.limit >= 1 && req.limit <= REQUEST_LIMIT_MAX);
-	CHECK(req.command != COMMAND_TIME || req.pid);
+	/* time names a process, or the processes its labels select. */
+	CHECK(req.command != COMMAND_TIME || req.pid || request_has_match(&req));
 	CHECK(!req.has_since || !req.has_until || req.until_ns <= req.since_ns);
 	CHECK(request_to_json(&req, &wire) == 0);
 	text = json_object_to_json_string_ext(wire, JSON_C_TO_STRING_PLAIN);
@@ -52,7 +53,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	      again.has_until == req.has_until && again.until_ns == req.until_ns &&
 	      again.start_ns == req.start_ns && again.children == req.children &&
 	      again.threads == req.threads && again.no_inline == req.no_inline &&
-	      again.has_uid == req.has_uid && again.uid == req.uid);
+	      again.has_uid == req.has_uid && again.uid == req.uid && again.event == req.event &&
+	      again.by == req.by && streq(again.match.unit, req.match.unit) &&
+	      streq(again.match.cgroup, req.match.cgroup) &&
+	      streq(again.match.container, req.match.container) &&
+	      streq(again.match.comm, req.match.comm));
 	json_object_put(wire);
 	return 0;
 }
