@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <unistd.h>
 
 #include "base/macro.h"
 #include "base/procfs.h"
@@ -247,19 +248,21 @@ static Table *table_of(Mounts *m, uint64_t ns)
 	return t;
 }
 
-int mounts_check(Mounts *m, pid_t pid, uint32_t major, uint32_t minor, uint64_t now_ns)
+/* dev in the mount table of pid's namespace (read again, at most once a second, when it does
+ * not list dev), or NULL; -ESRCH in *ret_error when pid is gone. */
+static const Dev *find_in_namespace(Mounts *m, pid_t pid, uint64_t dev, uint64_t now_ns,
+				    int *ret_error)
 {
-	uint64_t dev = (uint64_t)major << 32 | minor;
 	const Dev *d;
 	struct stat st;
 	char path[64];
 	Table *t;
 
+	*ret_error = 0;
 	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
 	if (stat(path, &st) < 0) {
-		if (major == 0)
-			m->stats.refused++;
-		return major == 0 ? -EREMOTE : 0;
+		*ret_error = -ESRCH;
+		return NULL;
 	}
 	t = table_of(m, (uint64_t)st.st_ino);
 	t->used = ++m->clock;
@@ -268,6 +271,25 @@ int mounts_check(Mounts *m, pid_t pid, uint32_t major, uint32_t minor, uint64_t 
 		table_read(m, t, pid, now_ns);
 		d = table_find(t, dev);
 	}
+	return d;
+}
+
+int mounts_check(Mounts *m, pid_t pid, uint32_t major, uint32_t minor, uint64_t now_ns)
+{
+	uint64_t dev = (uint64_t)major << 32 | minor;
+	const Dev *d;
+	int error;
+
+	d = find_in_namespace(m, pid, dev, now_ns, &error);
+	if (error < 0) {
+		if (major == 0)
+			m->stats.refused++;
+		return major == 0 ? -EREMOTE : 0;
+	}
+	/* A container's files often lie on a file system only the host mounts (its overlay's
+	 * layers): profqd's own namespace may list the device. */
+	if (!d)
+		d = find_in_namespace(m, getpid(), dev, now_ns, &error);
 	if (d ? d->fuse : unlisted_is_fuse(major, minor)) {
 		m->stats.refused++;
 		return -EREMOTE;

@@ -8,9 +8,10 @@
  *
  * Devices are global, mount tables per namespace: a table is read per namespace (by the inode
  * of /proc/PID/ns/mnt), kept, and read again (at most once a second per namespace) when a
- * device it does not list turns up. A device with major 0 (tmpfs, btrfs, FUSE...) that the
- * table does not list even then (a btrfs subvolume inside a mounted one; a file mapped through
- * a descriptor passed from another namespace) is FUSE if the FUSE control file system
+ * device it does not list turns up; then profqd's own namespace's (a container's overlay
+ * layers lie on a file system only the host mounts). A device with major 0 (tmpfs, btrfs,
+ * FUSE...) that neither lists (a btrfs subvolume inside a mounted one; a file mapped through a
+ * descriptor passed from another namespace) is FUSE if the FUSE control file system
  * (/sys/fs/fuse/connections) lists it, and refused when that file system is not mounted. A
  * real block device (major != 0) that no table lists is allowed. Not thread-safe.
  */
