@@ -1166,8 +1166,14 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 	int r;
 
 	size_t windows = store_window_count(p->store);
+	int64_t off = boot_to_real_offset();
 
-	p->boot_to_real_ns = boot_to_real_offset();
+	/* Its two clock reads may be a preemption apart on a busy machine: a change under 5 ms is
+	 * that, not the clock set, and would move records across second boundaries (memory
+	 * points are one a second by it). */
+	if (off - p->boot_to_real_ns >= 5 * (int64_t)NSEC_PER_MSEC ||
+	    p->boot_to_real_ns - off >= 5 * (int64_t)NSEC_PER_MSEC)
+		p->boot_to_real_ns = off;
 	proctable_tick(p->procs);
 	r = window_for(p, now_ns);
 	if (r < 0)
