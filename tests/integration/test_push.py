@@ -29,7 +29,7 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from harness import (Daemon, Env, check, fail, require_bpf, start_workload, tempdir)
+from harness import (Daemon, Env, check, fail, popen, require_bpf, start_workload, tempdir)
 
 require_bpf()
 env = Env()
@@ -447,8 +447,14 @@ with open(token_file, "w") as f:
 d = Daemon(env, "--push", small.url, "--push-max-spool", "256K", "--push-retry-max", "2s",
            "--push-token-file", token_file, frequency=199, window="1s")
 first = d.json("top", "-n", "1")["range"]["since_s"]
+# A window's uploads are as large as the machine is busy: short processes, each an upload of
+# its own, fill the spool within seconds however quiet the machine is otherwise.
+churn = popen(["sh", "-c", f"while :; do {env.workload('split')} --seconds 0.05 >/dev/null; "
+               "done"])
 t = wait_for("uploads dropped from the full spool", lambda: (
-    lambda t: t if t["dropped"] > 0 else None)(target(d, small.url)), 30)
+    lambda t: t if t["dropped"] > 0 else None)(target(d, small.url)), 60)
+churn.kill()
+churn.wait()
 st = d.json("status")
 check(t["queued_bytes"] <= 256 * 1024, f"spool within 256K ({t['queued_bytes']} bytes, "
       f"{t['queued']} uploads, {t['dropped']} dropped of {st['push']['uploads']}, "
