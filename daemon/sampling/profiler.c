@@ -57,6 +57,7 @@ struct Profiler {
 	 * leaf), for the whole intervals read there without their user callers (made on first
 	 * use). */
 	struct OffcpuPlace *places;
+	uint32_t place_clock;
 	ProfilerStats stats;
 };
 
@@ -78,10 +79,18 @@ typedef struct OffcpuPending {
 typedef struct OffcpuPlace {
 	uint64_t key; /* hash of the thread and the place */
 	StackId stack;
-	uint32_t pad;
+	uint32_t used; /* Profiler.place_clock when last put or borrowed from */
 } OffcpuPlace;
 
-#define OFFCPU_PLACES (1u << 12)
+/*
+ * Sets of OFFCPU_WAYS places, the least recently used replaced. A place is borrowed from when
+ * its thread next waits there uncaptured, often seconds later, while every CPU captures up to
+ * a few hundred stacks a second elsewhere: with one slot per hash (4,096 of them) a busy
+ * machine overwrote a fifth of the places before they were asked for (a thread's nanosleep
+ * charged to `[user callers not read]` for 17% of its time, bench/offcpu-peer.py).
+ */
+#define OFFCPU_PLACES (1u << 14)
+#define OFFCPU_WAYS 4u
 
 static void pending_release(Profiler *p, OffcpuPending *e)
 {
@@ -615,35 +624,50 @@ static void offcpu_trim(Profiler *p, FrameList *l)
 }
 
 /*
- * Where a thread waited: its process incarnation and thread, the kernel frames of its stack
- * (the scheduler's cut) and the first user frame, hashed; 0 if the stack has no user frame.
+ * Where a thread waited: its process incarnation and thread, the kernel return addresses of its
+ * stack below the scheduler, and its user instruction pointer, hashed; 0 without a user
+ * address. The kernel reads a switched-out thread's stack from outside (a whole interval's)
+ * without any frame in the scheduler's or lock functions' text (do_nanosleep,
+ * schedule_timeout, a mutex's slow path...); read at the switch, the stack has those and, leaf
+ * of them, the tracepoint's own frames. Both are reduced to what is left after the leafmost
+ * scheduler frame with scheduler frames left out, so that the two name the same place.
  */
-static uint64_t offcpu_place(Profiler *p, const struct profq_sample *s, StackId stack)
+static uint64_t offcpu_place(Profiler *p, const struct profq_sample *s, const RawStack *raw)
 {
-	const FrameId *frames;
-	size_t n, k = 0;
+	uint64_t addrs[PROFQ_MAX_FRAMES + 1];
+	size_t n = 0, from = 0;
 	uint64_t h;
 
-	frames = store_stack(p->store, stack, &n);
-	while (k < n && k < 256) {
-		const StoreFrame *f = store_frame(p->store, frames[k]);
-
-		if (!f || !(f->flags & FRAME_KERNEL))
-			break;
-		k++;
-	}
-	if (!frames || k >= n)
+	if (raw->n <= raw->kernel)
 		return 0;
-	h = XXH3_64bits(frames, (k + 1) * sizeof(FrameId));
+	if (!raw->kernel_ret)
+		for (size_t i = 0; i < raw->kernel; i++)
+			if (symbolizer_kernel_sched(p->sym, raw->addrs[i])) {
+				from = i;
+				break;
+			}
+	for (size_t i = from; i < raw->kernel && n < PROFQ_MAX_FRAMES; i++)
+		if (!symbolizer_kernel_sched(p->sym, raw->addrs[i]))
+			addrs[n++] = raw->addrs[i];
+	addrs[n++] = raw->addrs[raw->kernel];
+	h = XXH3_64bits(addrs, n * sizeof(uint64_t));
 	h ^= ((uint64_t)s->tgid << 32 | s->tid) * 0x9E3779B97F4A7C15ULL ^ s->start_ns;
 	return h ? h : 1;
 }
 
-/* Remembers a captured stack at its place (taking a reference). */
-static void offcpu_place_put(Profiler *p, const struct profq_sample *s, StackId stack)
+/* The set of key's place. */
+static OffcpuPlace *place_set(Profiler *p, uint64_t key)
 {
-	uint64_t key = offcpu_place(p, s, stack);
-	OffcpuPlace *e;
+	return &p->places[key & (OFFCPU_PLACES - OFFCPU_WAYS)];
+}
+
+/* Remembers a captured stack at its place (taking a reference): in the slot that holds the
+ * place already, else a free one, else the set's least recently used. */
+static void offcpu_place_put(Profiler *p, const struct profq_sample *s, const RawStack *raw,
+			     StackId stack)
+{
+	uint64_t key = offcpu_place(p, s, raw);
+	OffcpuPlace *set, *e;
 
 	if (key == 0)
 		return;
@@ -652,20 +676,36 @@ static void offcpu_place_put(Profiler *p, const struct profq_sample *s, StackId 
 		if (!p->places)
 			return;
 	}
-	e = &p->places[key & (OFFCPU_PLACES - 1)];
+	set = place_set(p, key);
+	e = &set[0];
+	for (size_t i = 0; i < OFFCPU_WAYS; i++) {
+		if (set[i].stack && set[i].key == key) {
+			e = &set[i];
+			break;
+		}
+		if (!set[i].stack)
+			e = &set[i];
+		else if (e->stack && (int32_t)(set[i].used - e->used) < 0)
+			e = &set[i];
+	}
 	if (e->stack)
 		store_stack_unref(p->store, e->stack);
 	store_stack_ref(p->store, stack);
-	*e = (OffcpuPlace){ .key = key, .stack = stack };
+	*e = (OffcpuPlace){ .key = key, .stack = stack, .used = ++p->place_clock };
 }
 
 /* The stack last captured at the place of a whole interval's stack, or 0. */
-static StackId offcpu_place_get(Profiler *p, const struct profq_sample *s, StackId stack)
+static StackId offcpu_place_get(Profiler *p, const struct profq_sample *s, const RawStack *raw)
 {
-	uint64_t key = p->places ? offcpu_place(p, s, stack) : 0;
-	const OffcpuPlace *e = key ? &p->places[key & (OFFCPU_PLACES - 1)] : NULL;
+	uint64_t key = p->places ? offcpu_place(p, s, raw) : 0;
+	OffcpuPlace *set = key ? place_set(p, key) : NULL;
 
-	return e && e->stack && e->key == key ? e->stack : 0;
+	for (size_t i = 0; set && i < OFFCPU_WAYS; i++)
+		if (set[i].stack && set[i].key == key) {
+			set[i].used = ++p->place_clock;
+			return set[i].stack;
+		}
+	return 0;
 }
 
 /* Keeps a captured off-CPU stack for its end record (taking references). */
@@ -861,7 +901,7 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 		goto fail;
 	if (whole) {
 		/* Its user callers from the thread's last capture at the same place, if any. */
-		StackId full = offcpu_place_get(p, s, stack);
+		StackId full = offcpu_place_get(p, s, &raw);
 
 		if (full)
 			p->stats.offcpu_callers_borrowed++;
@@ -874,7 +914,7 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 		return 0;
 	}
 	if (offcpu) {
-		offcpu_place_put(p, s, stack);
+		offcpu_place_put(p, s, &raw, stack);
 		offcpu_hold(p, s, proctable_record_of(proc, s), stack, thread);
 		store_string_unref(p->store, thread);
 		return 0;

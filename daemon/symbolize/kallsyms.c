@@ -16,7 +16,29 @@ struct Kallsyms {
 	size_t n;
 	char *names;
 	size_t names_len;
+	/* The scheduler's and the lock functions' text: [start, end) each, 0 if not listed. */
+	uint64_t sched_text[2], lock_text[2];
 };
+
+/* Notes the bounds of the text sections the kernel skips in a sleeping task's stack. */
+static void note_section(Kallsyms *k, const char *name, size_t len, uint64_t addr)
+{
+	const struct {
+		const char *name;
+		uint64_t *at;
+	} bounds[] = {
+		{ "__sched_text_start", &k->sched_text[0] },
+		{ "__sched_text_end", &k->sched_text[1] },
+		{ "__lock_text_start", &k->lock_text[0] },
+		{ "__lock_text_end", &k->lock_text[1] },
+	};
+
+	if (len < 15 || name[0] != '_')
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(bounds); i++)
+		if (strlen(bounds[i].name) == len && memcmp(bounds[i].name, name, len) == 0)
+			*bounds[i].at = addr;
+}
 
 Kallsyms *kallsyms_free(Kallsyms *k)
 {
@@ -99,6 +121,8 @@ int kallsyms_parse(const char *buf, size_t len, Kallsyms **ret)
 		}
 		if (addr != 0)
 			nonzero++;
+		if (!mod)
+			note_section(k, name, name_len, addr);
 		if (GREEDY_REALLOC(k->syms, allocated, k->n + 1) < 0)
 			return -ENOMEM;
 		k->syms[k->n].addr = addr;
@@ -146,6 +170,12 @@ int kallsyms_load(const char *path, Kallsyms **ret)
 	if (r < 0)
 		return r;
 	return kallsyms_parse(buf, len, ret);
+}
+
+bool kallsyms_in_sched(const Kallsyms *k, uint64_t addr)
+{
+	return (addr >= k->sched_text[0] && addr < k->sched_text[1]) ||
+	       (addr >= k->lock_text[0] && addr < k->lock_text[1]);
 }
 
 int kallsyms_lookup(const Kallsyms *k, uint64_t addr, const char **ret_name,

@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,12 @@ Kallsyms *kallsyms_free(Kallsyms *k);
  */
 int kallsyms_lookup(const Kallsyms *k, uint64_t addr, const char **ret_name,
 		    const char **ret_module);
+/*
+ * Is addr in the scheduler's or the lock functions' text (__sched_text_start..end,
+ * __lock_text_start..end), the frames the kernel leaves out of a sleeping task's stack
+ * (in_sched_functions())? false if kallsyms does not list the bounds.
+ */
+bool kallsyms_in_sched(const Kallsyms *k, uint64_t addr);
 size_t kallsyms_count(const Kallsyms *k);
 size_t kallsyms_memory(const Kallsyms *k);
 

@@ -1119,6 +1119,12 @@ static void kallsyms_maybe_load(Symbolizer *s, bool retry)
 		s->kernel_cache_stale = true;
 }
 
+bool symbolizer_kernel_sched(Symbolizer *s, uint64_t addr)
+{
+	kallsyms_maybe_load(s, false);
+	return s->kallsyms && kallsyms_in_sched(s->kallsyms, addr);
+}
+
 int symbolizer_kernel_frames(Symbolizer *s, uint64_t addr, bool return_address, FrameId *out,
 			     size_t max)
 {

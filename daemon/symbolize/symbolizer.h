@@ -103,6 +103,8 @@ Cfi *symbolizer_cfi(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t addr, u
 int symbolizer_unknown_frame(Symbolizer *s, uint64_t addr, FrameId *ret);
 /* A frame of JIT code named by a perf map (module "[jit]"). */
 int symbolizer_jit_frame(Symbolizer *s, const char *name, uint64_t addr, FrameId *ret);
+/* Is a kernel address in the scheduler's or lock functions' text (kallsyms_in_sched())? */
+bool symbolizer_kernel_sched(Symbolizer *s, uint64_t addr);
 /* Frames for a kernel address. */
 int symbolizer_kernel_frames(Symbolizer *s, uint64_t addr, bool return_address, FrameId *out,
 			     size_t max);

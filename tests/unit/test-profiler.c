@@ -16,6 +16,7 @@
 #include "base/procfs.h"
 #include "query/query.h"
 #include "sampling/profiler.h"
+#include "symbolize/symbolizer.h"
 #include "tmpdir.h"
 
 /* The "sampled" program: real functions of this binary, so the profiler can symbolize them. */
@@ -470,6 +471,78 @@ static void test_offcpu_pairs(void **state)
 	profiler_stats(p, &st);
 	assert_int_equal(st.bad_records, 1);
 	/* The held stack of seq 6 is let go with the profiler. */
+}
+
+/* An off-CPU record (flags: captured or whole) with kernel frames, then sample_init()'s user
+ * frames (only the leaf for a whole one). */
+static size_t offcpu_with_kernel(struct profq_sample *s, uint32_t tid, uint32_t flags,
+				 const uint64_t *kaddrs, uint32_t klen)
+{
+	uint64_t user[3];
+
+	sample_init(s, tid, true);
+	memcpy(user, s->addrs, sizeof(user));
+	memcpy(s->addrs, kaddrs, klen * sizeof(uint64_t));
+	memcpy(s->addrs + klen, user, sizeof(user));
+	s->kstack_len = klen;
+	s->flags |= flags;
+	s->kind = PROFQ_KIND_SLEEPING;
+	s->seq = 1;
+	s->weight = 7000000;
+	if (flags & PROFQ_SAMPLE_OFFCPU_WHOLE)
+		s->ustack_len = 1;
+	return PROFQ_SAMPLE_HDR_SIZE + (klen + s->ustack_len) * sizeof(uint64_t);
+}
+
+/*
+ * Borrowed callers: the kernel reads a switched-out thread's stack from outside without the
+ * scheduler's frames (do_nanosleep is one, in .sched.text); read at the switch, the stack has
+ * them, and the tracepoint's frames leaf of them. A whole interval at the place of a capture
+ * takes that capture's user callers all the same; at another place it does not.
+ */
+static void test_offcpu_borrow_sched(void **state)
+{
+	static const char syms[] = "ffffffff81000000 T _stext\n"
+				   "ffffffff81000100 t trace_sched_switch\n"
+				   "ffffffff81001000 T __sched_text_start\n"
+				   "ffffffff81001010 t __schedule\n"
+				   "ffffffff81001100 t do_nanosleep\n"
+				   "ffffffff81002000 T __sched_text_end\n"
+				   "ffffffff81003000 t hrtimer_nanosleep\n"
+				   "ffffffff81003100 t do_syscall_64\n"
+				   "ffffffff81004000 T _etext\n";
+	const uint64_t inside[] = { 0xffffffff81000108, 0xffffffff81001018, 0xffffffff81001108,
+				    0xffffffff81003008, 0xffffffff81003108 };
+	const uint64_t outside[] = { 0xffffffff81003008, 0xffffffff81003108 };
+	_cleanup_tmpdir_ char *dir = tmpdir_new_named("profq-test-profiler");
+	_cleanup_(profiler_freep) Profiler *p = NULL;
+	_cleanup_free_ char *path = NULL;
+	struct profq_sample s;
+	ProfilerStats st;
+	size_t size;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_true(asprintf(&path, "%s/kallsyms", dir) > 0);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fputs(syms, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+	p = profiler(3600 * NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64u << 20);
+	assert_int_equal(symbolizer_set_kallsyms_path(profiler_symbolizer(p), path), 0);
+
+	size = offcpu_with_kernel(&s, 90, PROFQ_SAMPLE_OFFCPU_STACK, inside, 5);
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	size = offcpu_with_kernel(&s, 90, PROFQ_SAMPLE_OFFCPU_WHOLE, outside, 2);
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	profiler_stats(p, &st);
+	assert_int_equal(st.offcpu_callers_borrowed, 1);
+	/* Another place (no hrtimer_nanosleep): its own stack. */
+	size = offcpu_with_kernel(&s, 90, PROFQ_SAMPLE_OFFCPU_WHOLE, outside + 1, 1);
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	profiler_stats(p, &st);
+	assert_int_equal(st.offcpu_callers_borrowed, 1);
 }
 
 static void test_bad_records(void **state)
@@ -1206,6 +1279,7 @@ int main(void)
 		cmocka_unit_test(test_thread_names),
 		cmocka_unit_test(test_bad_records),
 		cmocka_unit_test(test_offcpu_pairs),
+		cmocka_unit_test(test_offcpu_borrow_sched),
 		cmocka_unit_test(test_tick_windows),
 		cmocka_unit_test(test_retention),
 		cmocka_unit_test(test_max_memory),
