@@ -1014,12 +1014,22 @@ struct offcpu_slot {
 	__u32 keep;	/* the capture's probability, in 1/65536 */
 	__u32 state;	/* PROFQ_KIND_* at switch-out */
 	__u32 captured; /* the stack was sent at this switch-out */
+	__u64 whole_ip; /* the user ip of its last long wait sent whole; 0 once captured there */
 };
 
 /* A thread that waits less often than every this (on average) is always captured... */
 #define OFFCPU_QUIET_NS 100000000ull
 /* ...while the CPU has captured fewer than this many times its budget in the epoch. */
 #define OFFCPU_QUIET_CAP 2
+/*
+ * A thread waiting again where its last long wait was sent whole (the same user instruction
+ * pointer: the same syscall from the same code, most likely) is captured, up to this many times
+ * the budget per CPU and epoch besides the rest: a whole interval's user callers are those of
+ * the thread's last capture at its place (profqd), and a place never captured has none. On a
+ * busy CPU the budget goes to threads waiting often, and a thread waiting long at two places in
+ * turn could go its whole life uncaptured at one of them.
+ */
+#define OFFCPU_REVISIT_CAP 1
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -1068,6 +1078,7 @@ static __always_inline __u32 offcpu_keep(struct profq_offcpu_counters *oc, __u64
 		oc->epoch_switches = 0;
 		oc->epoch_captures = 0;
 		oc->epoch_preempts = 0;
+		oc->epoch_revisits = 0;
 	}
 	oc->epoch_switches++;
 	return oc->keep;
@@ -1216,27 +1227,37 @@ static __always_inline void offcpu_send_end(struct task_struct *next,
 	oc->end_ns += weight;
 }
 
+/* The user instruction pointer a thread entered the kernel at (saved in its pt_regs). */
+static __always_inline __u64 offcpu_user_ip(struct task_struct *task)
+{
+	struct pt_regs___kernel *uregs = (void *)bpf_task_pt_regs(task);
+
+	return BPF_CORE_READ(uregs, ip);
+}
+
 /*
  * A long interval whose stack was not captured: sent whole at the switch-in, with the stack
  * next is switched out at, read from outside it: its kernel frames (bpf_get_task_stack()) and
  * its user instruction pointer (saved at kernel entry); its user callers cannot be read from
- * here (another address space is mapped).
+ * here (another address space is mapped). Returns that instruction pointer if it was sent (a
+ * sleeping interval's), else 0.
  */
-static __always_inline void offcpu_send_whole(struct task_struct *next,
-					      const struct offcpu_slot *slot,
-					      struct profq_offcpu_counters *oc, __u64 now,
-					      __u32 cpu)
+static __always_inline __u64 offcpu_send_whole(struct task_struct *next,
+					       const struct offcpu_slot *slot,
+					       struct profq_offcpu_counters *oc, __u64 now,
+					       __u32 cpu)
 {
 	struct pt_regs___kernel *uregs = (void *)bpf_task_pt_regs(next);
 	__u32 zero = 0, klen = 0, size;
+	__u64 ip = 0;
 	struct profq_sample *s;
 	long n;
 
 	if (offcpu_ring_full(oc, 3))
-		return;
+		return 0;
 	s = bpf_map_lookup_elem(&offcpu_scratch, &zero);
 	if (!s)
-		return;
+		return 0;
 	s->time_ns = now;
 	s->start_ns = BPF_CORE_READ(next, group_leader, start_boottime);
 	s->mm_id = (__u64)BPF_CORE_READ(next, mm);
@@ -1258,7 +1279,8 @@ static __always_inline void offcpu_send_whole(struct task_struct *next,
 	s->user_ip = s->user_sp = s->user_bp = 0;
 	s->ustack_len = 0;
 	if (s->mm_id && klen < PROFQ_MAX_FRAMES) {
-		s->addrs[klen & 0x7f] = BPF_CORE_READ(uregs, ip);
+		ip = BPF_CORE_READ(uregs, ip);
+		s->addrs[klen & 0x7f] = ip;
 		s->ustack_len = 1;
 	}
 	s->kstack_len = klen;
@@ -1270,13 +1292,14 @@ static __always_inline void offcpu_send_whole(struct task_struct *next,
 	s->weight = now - slot->out_ns;
 	size = PROFQ_SAMPLE_HDR_SIZE + (klen + s->ustack_len) * sizeof(__u64);
 	if (size > sizeof(*s))
-		return;
+		return 0;
 	if (bpf_ringbuf_output(&samples, s, size, BPF_RB_NO_WAKEUP) < 0) {
 		oc->lost_ringbuf++;
-		return;
+		return 0;
 	}
 	oc->wholes++;
 	oc->end_ns += s->weight;
+	return slot->state != PROFQ_KIND_RUNNABLE ? ip : 0;
 }
 
 SEC("tp_btf/sched_switch")
@@ -1295,7 +1318,7 @@ int BPF_PROG(profq_offcpu_switch, _Bool preempt, struct task_struct *prev, struc
 			if (slot->captured)
 				offcpu_send_end(next, slot, oc, now, cpu);
 			else if (now - slot->out_ns >= offcpu_long_ns)
-				offcpu_send_whole(next, slot, oc, now, cpu);
+				slot->whole_ip = offcpu_send_whole(next, slot, oc, now, cpu);
 			slot->out_ns = 0;
 		}
 	}
@@ -1339,15 +1362,30 @@ int BPF_PROG(profq_offcpu_switch, _Bool preempt, struct task_struct *prev, struc
 				: (__u32)(slot->gap_ns * OFFCPU_ONE / OFFCPU_QUIET_NS);
 		if (quiet > keep && oc->epoch_captures < OFFCPU_QUIET_CAP * offcpu_budget)
 			keep = quiet;
+		/* Its place's last long wait went whole: this one is captured (the choice
+		 * depends on the past only, as the others do). */
+		if (keep < OFFCPU_ONE && slot->whole_ip &&
+		    oc->epoch_revisits < OFFCPU_REVISIT_CAP * offcpu_budget &&
+		    offcpu_user_ip(prev) == slot->whole_ip) {
+			keep = OFFCPU_ONE;
+			oc->epoch_revisits++;
+			oc->revisits++;
+		}
 	}
 	if (keep < OFFCPU_ONE && (bpf_get_prandom_u32() & (OFFCPU_ONE - 1)) >= keep)
 		return 0;
-	oc->epoch_captures++;
+	/* Waits captured: preemptions have a budget of their own, and on a busy CPU they would
+	 * use up the quiet threads' before those wait. */
+	if (state != PROFQ_KIND_RUNNABLE)
+		oc->epoch_captures++;
 	slot->seq++;
 	slot->keep = keep;
 	if (offcpu_send_stack(ctx, prev, slot, oc, cpu) == 0) {
 		slot->captured = 1;
 		oc->captured++;
+		if (slot->whole_ip && state != PROFQ_KIND_RUNNABLE &&
+		    offcpu_user_ip(prev) == slot->whole_ip)
+			slot->whole_ip = 0;
 	}
 	return 0;
 }

@@ -305,11 +305,14 @@ struct profq_offcpu_counters {
 	__u64 epoch_ns;	    /* start of the current sampling epoch */
 	__u32 epoch_switches;
 	__u32 keep;	      /* this epoch's capture probability, in 1/65536 */
-	__u32 epoch_captures; /* stacks captured this epoch */
+	__u32 epoch_captures; /* waits (not preemptions) captured this epoch */
 	__u32 epoch_preempts; /* preemptions (runnable switch-outs) this epoch */
 	__u32 keep_preempt;   /* this epoch's capture probability of a preemption, 1/65536 */
 	__u32 ring_shed; /* records not sent: the ring was filling (room kept for CPU samples) */
 	__u64 wholes;	 /* long intervals sent whole (not captured) */
+	__u64 revisits;	 /* captures at a place where the thread's last long wait went whole */
+	__u32 epoch_revisits; /* of them this epoch */
+	__u32 pad0;
 	struct profq_counters ring;
 };
 
@@ -323,7 +326,7 @@ _Static_assert(sizeof(struct profq_sample) == PROFQ_SAMPLE_STACK_OFFSET, "profq_
 _Static_assert(sizeof(struct profq_counters) == 80, "profq_counters size");
 _Static_assert(sizeof(struct profq_mem) == 72, "profq_mem size");
 _Static_assert(sizeof(struct profq_mem_state) == 72, "profq_mem_state size");
-_Static_assert(sizeof(struct profq_offcpu_counters) == 168, "profq_offcpu_counters size");
+_Static_assert(sizeof(struct profq_offcpu_counters) == 184, "profq_offcpu_counters size");
 _Static_assert(sizeof(struct profq_py_frame) == 16, "profq_py_frame size");
 _Static_assert(sizeof(struct profq_py_layout) == 28, "profq_py_layout size");
 _Static_assert(PROFQ_PY_FRAMES_OFFSET + PROFQ_PY_MAX_FRAMES * 16 <= PROFQ_SAMPLE_STACK_OFFSET,

@@ -410,6 +410,7 @@ int sampler_offcpu_counters(Sampler *s, struct profq_offcpu_counters *ret)
 		sum.end_ns += v[i].end_ns;
 		sum.lost_ringbuf += v[i].lost_ringbuf;
 		sum.wholes += v[i].wholes;
+		sum.revisits += v[i].revisits;
 		sum.ring_shed += v[i].ring_shed;
 		sum.no_storage += v[i].no_storage;
 		sum.ring.lost_ringbuf += v[i].ring.lost_ringbuf;

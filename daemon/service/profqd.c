@@ -545,6 +545,7 @@ static int status_offcpu(Profqd *m, const ProfilerStats *ps, json_object *status
 	json_add_int(o, "captured", (int64_t)c.captured);
 	json_add_int(o, "recorded", (int64_t)(c.ends + c.wholes));
 	json_add_int(o, "whole", (int64_t)c.wholes);
+	json_add_int(o, "revisited", (int64_t)c.revisits);
 	json_add_double(o, "recorded_s", (double)c.end_ns / NSEC_PER_SEC, 3);
 	json_add_int(o, "dropped",
 		     (int64_t)(c.ring.lost_ringbuf + c.lost_ringbuf + c.no_storage +
