@@ -179,8 +179,13 @@ static int tree_build_by_comm(Tree *t, const QueryContext *ctx, const Request *r
 	if (r < 0)
 		return r;
 	for (size_t k = 0; k < n; k++) {
+		size_t depth;
+		const FrameId *frames = store_stack(t->store, stacks[k].stack, &depth);
 		uint32_t group;
 
+		/* No name's node without a stack through the function. */
+		if (t->from && (depth == 0 || tree_start(t, req, frames, depth) >= depth))
+			continue;
 		r = tree_comm(t, stacks[k].comm, &group);
 		if (r == -E2BIG) {
 			t->truncated += stacks[k].count;

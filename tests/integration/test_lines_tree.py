@@ -165,6 +165,10 @@ with Daemon(env, state_dir=state) as d:
     check(path_of(comms["cxx"]["children"], [churn]) is not None and
           path_of(comms["split"]["children"], [churn]) is None,
           "cxx's functions are under cxx only; --json keeps the full C++ names")
+    gf = d.json("tree", "--pid", str(sh_pid), "--children", "--min-pct", "0", "--from", churn)
+    check([r["comm"] for r in gf["rows"]] == ["cxx"] and
+          [c["function"] for c in gf["rows"][0]["children"]] == [churn],
+          "--children --from: only the names whose stacks pass through the function")
     merged = d.json("tree", "--pid", str(sh_pid), "--children", "--group", "none")
     check("by" not in merged and all("comm" not in r for r in merged["rows"]),
           "--group none merges the processes")
