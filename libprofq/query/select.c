@@ -530,14 +530,15 @@ int selection_stacks_by_comm(const QueryContext *ctx, const Request *req, const 
 		for (size_t j = 0; j < w->n_entries; j++) {
 			const WindowEntry *e = &w->entries[j];
 			uint64_t n = query_entry_weight(req->event, w, e);
+			const StoreProc *proc;
 			CommStackCount key;
 			uint64_t hash;
 			uint32_t idx;
 
 			if (n == 0 || !s->procs[e->proc] || (req->tid && e->tid != req->tid))
 				continue;
-			key = (CommStackCount){ .comm = store_proc(ctx->store, e->proc)->comm,
-						.stack = e->stack };
+			proc = store_proc(ctx->store, e->proc);
+			key = (CommStackCount){ .comm = proc ? proc->comm : 0, .stack = e->stack };
 			hash = ((uint64_t)key.comm << 32 | key.stack) * 0x9E3779B97F4A7C15ULL;
 			if (hash_index_find(index, hash, comm_stack_eq, &key, &cs, &idx) == 0) {
 				cs.rows[idx].count += n;

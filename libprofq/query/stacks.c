@@ -127,6 +127,8 @@ static json_object *comm_frame_json(const char *comm, size_t *bytes)
 
 	if (!o)
 		return NULL;
+	if (!comm || !comm[0])
+		comm = "[unknown]";
 	*bytes += 6 * strlen(comm) + 100;
 	json_add_string(o, "function", comm);
 	json_object_object_add(o, "module", NULL);
@@ -403,8 +405,8 @@ int query_answer_stacks(const QueryContext *ctx, const Request *req, const Selec
 				out = &comm_out[id - shown.comm_base];
 				if (*out == 0) {
 					json_object *fo = comm_frame_json(
-						strempty(store_string(
-							store, shown.comms[id - shown.comm_base])),
+						store_string(store,
+							     shown.comms[id - shown.comm_base]),
 						&bytes);
 
 					if (!fo || json_object_array_add(frames, fo) < 0) {

@@ -14,7 +14,8 @@ typedef struct TreeNode {
 	uint64_t key;	 /* query_func_key() */
 	uint64_t self, total;
 	uint32_t first_child, n_children; /* into Tree.order */
-	StrId comm;			  /* a process name's node (by comm): the name, else 0 */
+	bool group;			  /* a process name's node (by comm) */
+	StrId comm;			  /* ... the name */
 	uint32_t processes;		  /* ... and how many processes have it */
 } TreeNode;
 
@@ -87,14 +88,16 @@ static int tree_comm(Tree *t, StrId comm, uint32_t *ret)
 {
 	int r = tree_child_keyed(t, 0, 0, TREE_COMM_KEY | comm, ret);
 
-	if (r >= 0)
+	if (r >= 0) {
+		t->nodes[*ret].group = true;
 		t->nodes[*ret].comm = comm;
+	}
 	return r;
 }
 
 static const char *node_function(const Tree *t, uint32_t id)
 {
-	if (t->nodes[id].comm)
+	if (t->nodes[id].group)
 		return strempty(store_string(t->store, t->nodes[id].comm));
 	return strempty(
 		store_string(t->store, store_frame(t->store, t->nodes[id].frame)->function));
@@ -197,11 +200,11 @@ static int tree_build_by_comm(Tree *t, const QueryContext *ctx, const Request *r
 			return r;
 	}
 	for (ProcId p = 1; p < store_proc_id_limit(t->store); p++) {
-		TreeKey key = { .parent = 0, .key = TREE_COMM_KEY | store_proc(t->store, p)->comm };
-		uint64_t hash = tree_hash(&key);
+		const StoreProc *proc = sel->procs[p] ? store_proc(t->store, p) : NULL;
+		TreeKey key = { .parent = 0, .key = TREE_COMM_KEY | (proc ? proc->comm : 0) };
 		uint32_t idx;
 
-		if (sel->procs[p] && hash_index_find(t->index, hash, tree_eq, &key, t, &idx) == 0)
+		if (proc && hash_index_find(t->index, tree_hash(&key), tree_eq, &key, t, &idx) == 0)
 			t->nodes[idx].processes++;
 	}
 	return 0;
@@ -275,7 +278,7 @@ static int tree_children_json(const Tree *t, uint32_t id, size_t *shown, json_ob
 			return -ENOMEM;
 		json_object_array_add(arr, o);
 		(*shown)++;
-		if (child->comm) {
+		if (child->group) {
 			/* A process name's node: no function of its own. */
 			json_add_string(o, "comm", node_function(t, c));
 			json_add_int(o, "processes", child->processes);
