@@ -75,6 +75,13 @@ const char *cli_count(json_object *answer, int64_t n, char *buf, size_t len);
 /* The first words of such an answer's header: "Samples: 123", "Off-CPU: 1.25s", "Wall: 2.50s". */
 void cli_print_total(json_object *answer);
 
+/* A function's name as a table shows it: C++ template argument and parameter lists elided
+ * (text_shorten_name()) unless cli_set_full_names(true), then cut to columns characters with an
+ * ellipsis (0: not cut), into buf. Returns buf. */
+const char *cli_function_label(const char *fn, size_t columns, char *buf, size_t len);
+/* --full-names: function names in tables as the answer has them. */
+void cli_set_full_names(bool full);
+
 /* Terminal width for plain output (COLUMNS, the tty, else 0 = unlimited). */
 int cli_terminal_width(void);
 /* Terminal height (LINES, the tty, else 0). */

@@ -31,6 +31,8 @@ enum {
 	OPT_TITLE = 0x200,
 	OPT_WIDTH,
 	OPT_ICICLE,
+	OPT_FROM,
+	OPT_GROUP,
 };
 
 /* --title, --width and --icicle are flame's; the other exports parse them to refuse them as
@@ -40,8 +42,18 @@ static const struct option export_options[] = {
 	{ "title", required_argument, NULL, OPT_TITLE },
 	{ "width", required_argument, NULL, OPT_WIDTH },
 	{ "icicle", no_argument, NULL, OPT_ICICLE },
+	{ "from", required_argument, NULL, OPT_FROM },
+	{ "group", required_argument, NULL, OPT_GROUP },
 	{},
 };
+
+/* What --from and --group say in every export's --help. */
+#define EXPORT_HELP_FROM_GROUP                                                     \
+	"--from F: only the stacks through function F, each from its outermost\n"  \
+	"call of F (start-up frames left out); the shares are of their samples.\n" \
+	"--group comm (the default with --children): a root frame per process\n"   \
+	"name above the outermost frames, the processes of that name merged;\n"    \
+	"--group none merges every process's stacks.\n"
 
 static const struct {
 	const char *name;
@@ -54,7 +66,8 @@ static const struct {
 			"              [--comm NAME]\n"
 			"              [--since WHEN] [--until WHEN] [--range life]\n"
 			"              [--event cpu|off-cpu|wall]\n"
-			"              [--[no-]inline] [--[no-]python] [-o FILE] [--json]\n"
+			"              [--[no-]inline] [--[no-]python] [--from F]\n"
+			"              [--group comm|none] [-o FILE] [--json]\n"
 			"\n"
 			"Folded stacks: one line per distinct stack, outermost frame first,\n"
 			"frames separated by ';', then the number of samples, as\n"
@@ -67,6 +80,7 @@ static const struct {
 			"of --pid, every process that matches (all given), summed: unit\n"
 			"and comm are globs, a cgroup counts with those below it, an id\n"
 			"may be cut short.\n"
+			EXPORT_HELP_FROM_GROUP
 			"\n"
 			"-o FILE writes to FILE (\"-\": standard output).\n",
 	},
@@ -77,6 +91,7 @@ static const struct {
 			"             [--comm NAME]\n"
 			"             [--since WHEN] [--until WHEN] [--range life]\n"
 			"             [--event cpu|off-cpu|wall] [--[no-]inline] [--[no-]python]\n"
+			"             [--from F] [--group comm|none]\n"
 			"       [--title T] [--width PX] [--icicle] -o FILE.svg [--json]\n"
 			"\n"
 			"An interactive SVG flame graph: one box per call path, as wide as its\n"
@@ -89,6 +104,7 @@ static const struct {
 			"of --pid, every process that matches (all given), summed: unit\n"
 			"and comm are globs, a cgroup counts with those below it, an id\n"
 			"may be cut short.\n"
+			EXPORT_HELP_FROM_GROUP
 			"\n"
 			"-o FILE writes to FILE (\"-\": standard output).\n",
 	},
@@ -99,7 +115,8 @@ static const struct {
 			"             [--comm NAME]\n"
 			"             [--since WHEN] [--until WHEN] [--range life]\n"
 			"             [--event cpu|off-cpu|wall]\n"
-			"             [--[no-]inline] [--[no-]python] -o FILE.pb.gz [--json]\n"
+			"             [--[no-]inline] [--[no-]python] [--from F]\n"
+			"             [--group comm|none] -o FILE.pb.gz [--json]\n"
 			"\n"
 			"A gzipped pprof profile (profile.proto) for go tool pprof, Pyroscope or\n"
 			"Parca: sample types samples/count and cpu/nanoseconds, inlined\n"
@@ -111,6 +128,7 @@ static const struct {
 			"of --pid, every process that matches (all given), summed: unit\n"
 			"and comm are globs, a cgroup counts with those below it, an id\n"
 			"may be cut short.\n"
+			EXPORT_HELP_FROM_GROUP
 			"\n"
 			"-o FILE writes to FILE (\"-\": standard output, not a terminal).\n",
 	},
@@ -118,6 +136,7 @@ static const struct {
 
 typedef struct ExportArgs {
 	ExportKind kind;
+	int group;	    /* --group: cli_apply_group()'s */
 	const char *output; /* -o; "-" or NULL: stdout */
 	const char *title;
 	unsigned width;
@@ -329,8 +348,11 @@ static int parse_option(int opt, const char *arg, Request *req, void *userdata)
 	const char *name = exports[args->kind].name;
 	char *end;
 
-	(void)req;
 	switch (opt) {
+	case OPT_FROM:
+		return cli_parse_from(name, arg, req);
+	case OPT_GROUP:
+		return cli_parse_group(name, arg, &args->group);
 	case OPT_OUTPUT:
 		if (!*arg)
 			return cli_usage_error(name, "-o: an empty file name");
@@ -509,7 +531,7 @@ static int export_run(ExportKind kind, CliContext *ctx, int argc, char **argv)
 		.option = parse_option,
 		.check = check,
 	};
-	ExportArgs args = { .kind = kind };
+	ExportArgs args = { .kind = kind, .group = -1 };
 	bool to_stdout = false;
 	Request req;
 	int r;
@@ -517,6 +539,7 @@ static int export_run(ExportKind kind, CliContext *ctx, int argc, char **argv)
 	r = cli_parse(&q, ctx, &req, argc, argv, &args);
 	if (r != CLI_PARSED)
 		return r;
+	cli_apply_group(&req, args.group);
 	p = export_profile(ctx, &req, &args, &r);
 	if (!p)
 		return r;

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "base/json-util.h"
+#include "base/text.h"
 #include "command.h"
 
 /*
@@ -249,11 +250,13 @@ static void render_lines(json_object *a, const Request *req)
 	for (size_t i = 0; i < n; i++) {
 		json_object *r = json_object_array_get_idx(rows, i);
 		const char *fn = json_get_string(r, "function");
-		char loc[512];
+		char loc[512], name[1024];
 
 		location(r, loc, sizeof(loc));
 		locw = MAX(locw, MIN((int)strlen(loc), 40));
-		fnw = MAX(fnw, MIN(fn ? (int)strlen(fn) : 0, 32));
+		fnw = MAX(fnw, MIN((int)text_columns(
+					   cli_function_label(strempty(fn), 0, name, sizeof(name))),
+				   32));
 	}
 	cli_print_total(a);
 	/* Processes selected by their labels: the header line above says which. */
@@ -277,10 +280,14 @@ static void render_lines(json_object *a, const Request *req)
 	for (size_t i = 0; i < n; i++) {
 		json_object *r = json_object_array_get_idx(rows, i);
 		const char *text = json_get_string(r, "text");
-		int used;
-		char loc[512], c1[32], c2[32];
+		int used, fnb;
+		char loc[512], c1[32], c2[32], name[1024];
 
 		location(r, loc, sizeof(loc));
+		/* The name cut to the column with an ellipsis; its width in bytes pads it. */
+		cli_function_label(strempty(json_get_string(r, "function")), (size_t)fnw, name,
+				   sizeof(name));
+		fnb = fnw + (int)(strlen(name) - text_columns(name));
 		if (function) {
 			used = printf(
 				"%7.2f %7.2f %7.2f %8s %8s  %-*.*s  ",
@@ -293,8 +300,7 @@ static void render_lines(json_object *a, const Request *req)
 			/* The function column is padded only when text follows it. */
 			used = printf("%7.2f %8s  %-*.*s  %-*.*s%s", json_get_double(r, "self_pct"),
 				      cli_count(a, json_get_int(r, "self_samples"), c1, sizeof(c1)),
-				      locw, locw, loc, text ? fnw : 0, fnw,
-				      strempty(json_get_string(r, "function")), text ? "  " : "");
+				      locw, locw, loc, text ? fnb : 0, fnb, name, text ? "  " : "");
 		}
 		if (text)
 			print_text(text, width > used + 8 ? width - used : 0);
@@ -320,13 +326,14 @@ static const CliQuery lines = {
 	.name = "lines",
 	.command = COMMAND_LINES,
 	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START | CLI_OPT_CHILDREN |
-		  CLI_OPT_INLINE | CLI_OPT_LIMIT | CLI_OPT_MATCH | CLI_OPT_EVENT,
+		  CLI_OPT_INLINE | CLI_OPT_LIMIT | CLI_OPT_MATCH | CLI_OPT_EVENT | CLI_OPT_NAMES,
 	.needs_pid = true,
 	.help = "Usage: profq lines --pid N [--tid T] [--start TIME] [--children]\n"
 		"                   [--unit NAME] [--cgroup PATH] [--container ID] [--comm NAME]\n"
 		"                   [--function F] [-n N] [--since WHEN] [--until WHEN]\n"
 		"                   [--range life] [--event cpu|off-cpu|wall]\n"
-		"                   [--[no-]inline] [--[no-]python] [--json]\n"
+		"                   [--[no-]inline] [--[no-]python] [--full-names]\n"
+		"                   [--json]\n"
 		"\n"
 		"Hot source lines: the samples taken on each line (of the process's\n"
 		"samples), with the line's text when you can read the source file.\n"
@@ -345,7 +352,9 @@ static const CliQuery lines = {
 		"--unit NAME, --cgroup PATH, --container ID, --comm NAME: instead\n"
 		"of --pid, every process that matches (all given), summed: unit\n"
 		"and comm are globs, a cgroup counts with those below it, an id\n"
-		"may be cut short.\n",
+		"may be cut short.\n"
+		"C++ names are shown without template arguments and parameters;\n"
+		"--full-names shows them whole (--json always does).\n",
 	.options = (const struct option[]){ { "function", required_argument, NULL, OPT_FUNCTION },
 					    {} },
 	.option = parse_option,

@@ -45,6 +45,12 @@ typedef struct HotRow {
 	int64_t self, total;
 } HotRow;
 
+/* The samples of the processes of one name (comm), summed over the runs. */
+typedef struct ProcRow {
+	char *comm;
+	int64_t processes, samples;
+} ProcRow;
+
 /* One `profq run`: its options, its runs and their hotspots. */
 typedef struct Run {
 	char **argv; /* the command */
@@ -55,6 +61,9 @@ typedef struct Run {
 	double real[3], user[3], sys[3], peak[3]; /* min, median, max (peak: bytes) */
 	HotRow *rows;				  /* summed over the runs, hottest first */
 	size_t n_rows;
+	ProcRow *procs; /* by process name, summed over the runs, most samples first */
+	size_t n_procs, allocated_procs;
+	json_object *proc_index; /* comm -> index in procs */
 	int64_t samples;
 	int unsampled; /* runs without samples: too short, or idle */
 	int idle;      /* of those, the ones the kernel says were idle (run_idle()) */
@@ -208,6 +217,50 @@ static int add_rows(json_object *answer, json_object *index, HotRow **rows, size
 	return 0;
 }
 
+/* Adds the samples of the processes of a run, by name (a ps answer by comm), into run->procs. */
+static int add_procs(json_object *answer, Run *run)
+{
+	json_object *a;
+
+	if (!run->proc_index) {
+		run->proc_index = json_object_new_object();
+		if (!run->proc_index)
+			return -ENOMEM;
+	}
+	if (!json_object_object_get_ex(answer, "rows", &a))
+		return 0;
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		json_object *r = json_object_array_get_idx(a, i), *at;
+		const char *comm = strempty(json_get_string(r, "comm"));
+		ProcRow *row;
+
+		if (json_object_object_get_ex(run->proc_index, comm, &at)) {
+			row = &run->procs[json_object_get_int64(at)];
+		} else {
+			if (GREEDY_REALLOC(run->procs, run->allocated_procs, run->n_procs + 1) < 0)
+				return -ENOMEM;
+			row = &run->procs[run->n_procs];
+			*row = (ProcRow){ .comm = strdup(comm) };
+			run->n_procs++; /* freed with the others, whatever failed */
+			if (!row->comm ||
+			    json_add_index(run->proc_index, comm, run->n_procs - 1) < 0)
+				return -ENOMEM;
+		}
+		row->processes += json_get_int(r, "processes");
+		row->samples += json_get_int(r, "samples");
+	}
+	return 0;
+}
+
+static int cmp_proc(const void *a, const void *b)
+{
+	const ProcRow *x = a, *y = b;
+
+	if (x->samples != y->samples)
+		return x->samples > y->samples ? -1 : 1;
+	return strcmp(x->comm, y->comm);
+}
+
 static int cmp_hot(const void *a, const void *b)
 {
 	const HotRow *x = a, *y = b;
@@ -255,9 +308,12 @@ static int collect_hotspots(const CliContext *ctx, const Request *common, Run *r
 	CliContext quiet = *ctx;
 	_cleanup_json_ json_object *index = json_object_new_object();
 	size_t allocated = 0;
+	Request ps;
 
 	if (!index)
 		return -ENOMEM;
+	/* For ps's default sort key. */
+	request_init(&ps, COMMAND_PS);
 	quiet.json = false;
 	for (uint32_t i = 0; i < run->ran; i++) {
 		_cleanup_json_ json_object *answer = NULL;
@@ -290,9 +346,19 @@ static int collect_hotspots(const CliContext *ctx, const Request *common, Run *r
 		run->samples += json_get_int(answer, "samples");
 		if (add_rows(answer, index, &run->rows, &run->n_rows, &allocated) < 0)
 			return -ENOMEM;
+		json_object_put(TAKE_PTR(answer));
+		/* Which tools took the samples: the run's processes by name. */
+		req.command = COMMAND_PS;
+		req.sort = ps.sort;
+		req.by = GROUP_COMM;
+		if (cli_query_answer(&quiet, &req, &answer) == EXIT_OK &&
+		    answer_error_code(answer, &code, &msg) < 0 && add_procs(answer, run) < 0)
+			return -ENOMEM;
 	}
 	if (run->n_rows > 0)
 		qsort(run->rows, run->n_rows, sizeof(HotRow), cmp_hot);
+	if (run->n_procs > 0)
+		qsort(run->procs, run->n_procs, sizeof(ProcRow), cmp_proc);
 	return 0;
 }
 
@@ -319,6 +385,7 @@ static const CliQuery run_query = {
 		"Runs CMD like time(1): real, user, sys and the maximum resident\n"
 		"set (time's %M; of the command and the children it waited for),\n"
 		"min/median/max over K runs with --repeat,\n"
+		"then the share of each program it ran (by name, when more than one),\n"
 		"then its hotspot functions, children included, from profqd's\n"
 		"samples of every run. Exits with the command's status (of the last\n"
 		"run; 128+N when killed by signal N). Needs a running profqd.\n"
@@ -471,6 +538,26 @@ static json_object *hotspots_json(const Run *run)
 	return h;
 }
 
+/* The processes by name: [{comm, processes, samples, pct}]; NULL on ENOMEM. */
+static json_object *procs_json(const Run *run)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; a && i < run->n_procs; i++) {
+		json_object *x = json_object_new_object();
+
+		if (!x || json_object_array_add(a, x) < 0) {
+			json_object_put(x);
+			break;
+		}
+		json_add_string(x, "comm", run->procs[i].comm);
+		json_add_int(x, "processes", run->procs[i].processes);
+		json_add_int(x, "samples", run->procs[i].samples);
+		json_add_double(x, "pct", share(run->procs[i].samples, run->samples), 2);
+	}
+	return a;
+}
+
 static int print_json(const Run *run)
 {
 	_cleanup_json_ json_object *o = json_object_new_object();
@@ -498,6 +585,7 @@ static int print_json(const Run *run)
 	if (run->hot_error)
 		json_add_string(o, "hotspots_error", run->hot_error);
 	json_object_object_add(o, "rows", h);
+	json_object_object_add(o, "processes", procs_json(run));
 	cli_print_json(o);
 	return EXIT_OK;
 }
@@ -540,6 +628,15 @@ static void print_hotspots(const Run *run)
 	printf("\nSamples: %" PRId64 " (children included)", run->samples);
 	print_unsampled(run);
 	printf("\n\n");
+	/* Which tools took the time, when the command ran more than one. */
+	if (run->n_procs > 1) {
+		printf("%7s %6s  %s\n", "SAMP%", "PROCS", "COMMAND");
+		for (size_t i = 0; i < run->n_procs && i < run->limit; i++)
+			printf("%7.2f %6" PRId64 "  %s\n",
+			       share(run->procs[i].samples, run->samples), run->procs[i].processes,
+			       run->procs[i].comm);
+		putchar('\n');
+	}
 	if (run->n_rows > 0)
 		printf("%7s %7s  %s\n", "SELF%", "TOTAL%", "FUNCTION");
 	for (size_t i = 0; i < run->n_rows && i < run->limit; i++)
@@ -553,6 +650,10 @@ static void print_hotspots(const Run *run)
 
 static void run_done(Run *run)
 {
+	for (size_t i = 0; i < run->n_procs; i++)
+		free(run->procs[i].comm);
+	free(run->procs);
+	json_object_put(run->proc_index);
 	free(run->runs);
 	hot_rows_free(run->rows, run->n_rows);
 	free(run->hot_error);

@@ -31,6 +31,7 @@ static const struct {
 	{ { "container", required_argument, NULL, OPT_CONTAINER }, CLI_OPT_MATCH },
 	{ { "comm", required_argument, NULL, OPT_COMM }, CLI_OPT_MATCH },
 	{ { "event", required_argument, NULL, OPT_EVENT }, CLI_OPT_EVENT },
+	{ { "full-names", no_argument, NULL, OPT_FULL_NAMES }, CLI_OPT_NAMES },
 };
 
 /* Room for every shared option, a command's own, --help and the terminator. */
@@ -311,6 +312,9 @@ static int parse_shared_option(const char *command, int opt, const char *arg, Cl
 	case OPT_CHILDREN:
 		req->children = true;
 		return EXIT_OK;
+	case OPT_FULL_NAMES:
+		cli_set_full_names(true);
+		return EXIT_OK;
 	case OPT_UNIT:
 	case OPT_CGROUP:
 	case OPT_CONTAINER:
@@ -542,6 +546,31 @@ int cli_answer(const CliQuery *q, const CliContext *ctx, const Request *req)
 		fprintf(stderr, "profq: No samples in range\n");
 		return EXIT_NOT_FOUND;
 	}
+	return EXIT_OK;
+}
+
+int cli_parse_group(const char *command, const char *arg, int *ret)
+{
+	if (streq(arg, "comm"))
+		*ret = GROUP_COMM;
+	else if (streq(arg, "none"))
+		*ret = GROUP_NONE;
+	else
+		return cli_usage_error(command, "--group: '%s' is not comm or none", arg);
+	return EXIT_OK;
+}
+
+void cli_apply_group(Request *req, int group)
+{
+	req->by = group >= 0 ? (GroupBy)group : req->children ? GROUP_COMM : GROUP_NONE;
+}
+
+int cli_parse_from(const char *command, const char *arg, Request *req)
+{
+	if (!*arg || strlen(arg) >= sizeof(req->function))
+		return cli_usage_error(command, "--from: needs a name of 1 to %zu bytes",
+				       sizeof(req->function) - 1);
+	strcpy(req->function, arg);
 	return EXIT_OK;
 }
 

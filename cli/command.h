@@ -24,6 +24,7 @@ enum {
 	/* --unit NAME, --cgroup PATH, --container ID, --comm NAME: every process that matches */
 	CLI_OPT_MATCH = 1 << 7,
 	CLI_OPT_EVENT = 1 << 8, /* --event cpu|off-cpu|wall */
+	CLI_OPT_NAMES = 1 << 9, /* --full-names: no shortened C++ names in tables */
 };
 
 /* getopt values of the shared options; a command's own long options use values from 0x200. */
@@ -45,6 +46,7 @@ enum {
 	OPT_CONTAINER,
 	OPT_COMM,
 	OPT_EVENT,
+	OPT_FULL_NAMES,
 	_OPT_SHARED_END,
 };
 
@@ -115,6 +117,14 @@ const char *cli_match_label(const Request *req, char *buf, size_t len);
 /* The header line of an answer over req->match ("Processes: 3 (unit nginx)"), and on stderr how
  * many processes that match were hidden from the viewer. Nothing without a match. */
 void cli_print_match(const Request *req, json_object *answer);
+
+/* --group comm|none of tree and the exports into *ret (GroupBy): EXIT_OK or EXIT_USAGE after
+ * reporting. cli_apply_group() sets req->by from it, or (-1: not given) to comm with
+ * --children. */
+int cli_parse_group(const char *command, const char *arg, int *ret);
+void cli_apply_group(Request *req, int group);
+/* --from F of tree and flame into req->function: EXIT_OK or EXIT_USAGE after reporting. */
+int cli_parse_from(const char *command, const char *arg, Request *req);
 
 /* cli_parse() then cli_answer(): the whole of a command that is only a query. Exit code. */
 int cli_query_command(const CliQuery *q, CliContext *ctx, int argc, char **argv);

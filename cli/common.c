@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "base/json-util.h"
+#include "base/text.h"
 #include "base/macro.h"
 #include "base/parse.h"
 #include "base/timeutil.h"
@@ -482,6 +483,25 @@ void cli_print_total(json_object *answer)
 	else
 		printf("%s: %s", streq(event, "wall") ? "Wall" : "Off-CPU",
 		       cli_count(answer, n, buf, sizeof(buf)));
+}
+
+static bool full_names;
+
+void cli_set_full_names(bool full)
+{
+	full_names = full;
+}
+
+const char *cli_function_label(const char *fn, size_t columns, char *buf, size_t len)
+{
+	char short_name[1024];
+	const char *name = full_names ? fn : text_shorten_name(fn, short_name, sizeof(short_name));
+
+	if (columns == 0) {
+		snprintf(buf, len, "%s", name);
+		return buf;
+	}
+	return text_fit(name, columns, buf, len);
 }
 
 int cli_terminal_width(void)

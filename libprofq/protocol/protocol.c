@@ -380,8 +380,11 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 				    "processes without a pid or children");
 		goto out;
 	}
-	if (req.by != GROUP_NONE && (req.command != COMMAND_PS || req.threads)) {
-		r = fail(ret_error, "Field 'by' is for ps, without threads");
+	if (req.by != GROUP_NONE && (req.command != COMMAND_PS || req.threads) &&
+	    !(req.by == GROUP_COMM &&
+	      (req.command == COMMAND_TREE || req.command == COMMAND_STACKS))) {
+		r = fail(ret_error,
+			 "Field 'by' is for ps, without threads (tree and stacks: comm)");
 		goto out;
 	}
 	if (req.threads && !req.pid) {

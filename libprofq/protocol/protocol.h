@@ -120,7 +120,7 @@ typedef struct Request {
 	/* lines: only samples with this function on the stack ("" for all); NUL-terminated. */
 	char function[REQUEST_FUNCTION_MAX];
 	RequestMatch match; /* no pid with it */
-	GroupBy by;	    /* ps only, not with threads */
+	GroupBy by;	    /* ps, not with threads; tree and stacks: comm only */
 } Request;
 
 /* Whether req selects processes by their labels (req->match). */

@@ -82,15 +82,6 @@ static int cmp_line(const void *a, const void *b)
 	return x->line < y->line ? -1 : x->line > y->line;
 }
 
-/* Whether frame id is the function the request names (by name, or by raw symbol). */
-static bool frame_is_function(const Store *store, const StoreFrame *f, const char *function)
-{
-	const char *fn = store_string(store, f->function);
-	const char *sym = store_string(store, f->symbol);
-
-	return (fn && streq(fn, function)) || (sym && streq(sym, function));
-}
-
 /*
  * Without a function, each sample counts on the line its leaf frame was executing. With one,
  * each sample with the function on its stack counts once, on the line of the function's
@@ -136,8 +127,8 @@ int query_answer_lines(const QueryContext *ctx, const Request *req, const Select
 				break;
 			if (match[frames[i]] == 0)
 				match[frames[i]] = !query_kernel_collapsed(&ctx->viewer, f) &&
-								   frame_is_function(store, f,
-										     function)
+								   query_frame_is_function(store, f,
+											   function)
 							   ? 1
 							   : 2;
 			if (match[frames[i]] == 1)

@@ -81,6 +81,9 @@ bool query_kernel_collapsed(const Viewer *viewer, const StoreFrame *f);
  * location; kernel frames the viewer may not tell apart into one row. */
 uint64_t query_func_key(const Viewer *viewer, FrameId id, const StoreFrame *f);
 
+/* Whether f is the function a request names (req->function): by name, or by raw symbol. */
+bool query_frame_is_function(const Store *store, const StoreFrame *f, const char *function);
+
 static inline double query_pct(uint64_t part, uint64_t whole)
 {
 	return whole ? 100.0 * (double)part / (double)whole : 0.0;

@@ -41,6 +41,14 @@ uint64_t query_func_key(const Viewer *viewer, FrameId id, const StoreFrame *f)
 	return 1ULL << 63 | id;
 }
 
+bool query_frame_is_function(const Store *store, const StoreFrame *f, const char *function)
+{
+	const char *fn = store_string(store, f->function);
+	const char *sym = store_string(store, f->symbol);
+
+	return (fn && streq(fn, function)) || (sym && streq(sym, function));
+}
+
 void query_add_frame_options(const Request *req, json_object *answer)
 {
 	json_object_object_add(answer, "inline", json_object_new_boolean(!req->no_inline));

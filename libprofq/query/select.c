@@ -2,6 +2,7 @@
 #include <fnmatch.h>
 #include <inttypes.h>
 
+#include "base/hashindex.h"
 #include "base/macro.h"
 #include "query/select.h"
 
@@ -487,6 +488,78 @@ static int cmp_stack_count(const void *a, const void *b)
 	if (x->count != y->count)
 		return x->count > y->count ? -1 : 1;
 	return x->stack < y->stack ? -1 : x->stack > y->stack;
+}
+
+typedef struct CommStacks {
+	CommStackCount *rows;
+	size_t n, allocated;
+} CommStacks;
+
+static bool comm_stack_eq(uint32_t idx, const void *key, void *userdata)
+{
+	const CommStackCount *a = &((CommStacks *)userdata)->rows[idx], *b = key;
+
+	return a->comm == b->comm && a->stack == b->stack;
+}
+
+static int cmp_comm_stack_count(const void *a, const void *b)
+{
+	const CommStackCount *x = a, *y = b;
+
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	if (x->comm != y->comm)
+		return x->comm < y->comm ? -1 : 1;
+	return x->stack < y->stack ? -1 : x->stack > y->stack;
+}
+
+int selection_stacks_by_comm(const QueryContext *ctx, const Request *req, const Selection *s,
+			     CommStackCount **ret, size_t *ret_n)
+{
+	_cleanup_(hash_index_freep) HashIndex *index = NULL;
+	CommStacks cs = { 0 };
+	int r;
+
+	r = hash_index_new(&index);
+	if (r < 0)
+		return r;
+	/* The entries count_stacks() summed, keyed by comm too. */
+	for (size_t i = s->range.first; i < s->range.end; i++) {
+		const Window *w = store_window(ctx->store, i);
+
+		for (size_t j = 0; j < w->n_entries; j++) {
+			const WindowEntry *e = &w->entries[j];
+			uint64_t n = query_entry_weight(req->event, w, e);
+			const StoreProc *proc;
+			CommStackCount key;
+			uint64_t hash;
+			uint32_t idx;
+
+			if (n == 0 || !s->procs[e->proc] || (req->tid && e->tid != req->tid))
+				continue;
+			proc = store_proc(ctx->store, e->proc);
+			key = (CommStackCount){ .comm = proc ? proc->comm : 0, .stack = e->stack };
+			hash = ((uint64_t)key.comm << 32 | key.stack) * 0x9E3779B97F4A7C15ULL;
+			if (hash_index_find(index, hash, comm_stack_eq, &key, &cs, &idx) == 0) {
+				cs.rows[idx].count += n;
+				continue;
+			}
+			r = GREEDY_REALLOC(cs.rows, cs.allocated, cs.n + 1);
+			if (r >= 0)
+				r = hash_index_insert(index, hash, (uint32_t)cs.n);
+			if (r < 0) {
+				free(cs.rows);
+				return r;
+			}
+			key.count = n;
+			cs.rows[cs.n++] = key;
+		}
+	}
+	if (cs.n > 0)
+		qsort(cs.rows, cs.n, sizeof(CommStackCount), cmp_comm_stack_count);
+	*ret = cs.rows;
+	*ret_n = cs.n;
+	return 0;
 }
 
 int selection_stacks_by_count(const Selection *s, StackCount **ret, size_t *ret_n)

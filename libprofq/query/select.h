@@ -95,6 +95,17 @@ void selection_life(const Store *store, const Selection *s, int64_t *ret_start, 
 /* The stacks of a SELECT_STACKS selection with their samples, hottest first, then by id. */
 int selection_stacks_by_count(const Selection *s, StackCount **ret, size_t *ret_n);
 
+typedef struct CommStackCount {
+	StrId comm; /* of the process */
+	StackId stack;
+	uint64_t count;
+} CommStackCount;
+
+/* The stacks of a SELECT_STACKS selection per name (comm) of the process that ran them, with
+ * their samples, hottest first (then by comm and stack): what answers grouped by comm walk. */
+int selection_stacks_by_comm(const QueryContext *ctx, const Request *req, const Selection *s,
+			     CommStackCount **ret, size_t *ret_n);
+
 /* Whether entries of kind count in a profile of event. */
 bool query_event_has(Event event, uint32_t kind);
 /* What an entry weighs in a profile of event: CPU samples for EVENT_CPU; nanoseconds for the

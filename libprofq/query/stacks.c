@@ -75,6 +75,12 @@ typedef struct Shown {
 	size_t n_keys, allocated_keys;
 	HashIndex *index;
 	FrameId kernel_frame; /* the first frame shown as "[kernel]" */
+	uint64_t from_total;  /* the samples of the stacks added */
+	/* By comm: the process names, whose keys are comm_base + their index. */
+	StrId *comms;
+	size_t n_comms, allocated_comms;
+	HashIndex *comm_index;
+	FrameId comm_base;
 } Shown;
 
 static void shown_done(Shown *s)
@@ -82,6 +88,57 @@ static void shown_done(Shown *s)
 	free(s->stacks);
 	free(s->keys);
 	hash_index_free(s->index);
+	free(s->comms);
+	hash_index_free(s->comm_index);
+}
+
+static bool comm_eq(uint32_t idx, const void *key, void *userdata)
+{
+	return ((const Shown *)userdata)->comms[idx] == *(const StrId *)key;
+}
+
+/* The key of the frame of process name comm: 0 and *ret, or -ENOMEM. */
+static int shown_comm_key(Shown *s, StrId comm, FrameId *ret)
+{
+	uint64_t hash = (uint64_t)comm * 0x9E3779B97F4A7C15ULL;
+	uint32_t idx;
+	int r;
+
+	if (hash_index_find(s->comm_index, hash, comm_eq, &comm, s, &idx) < 0) {
+		/* Keys past every FrameId, below SHOWN_KERNEL. */
+		if (s->n_comms >= SHOWN_KERNEL - s->comm_base)
+			return -E2BIG;
+		r = GREEDY_REALLOC(s->comms, s->allocated_comms, s->n_comms + 1);
+		if (r >= 0)
+			r = hash_index_insert(s->comm_index, hash, (uint32_t)s->n_comms);
+		if (r < 0)
+			return r;
+		idx = (uint32_t)s->n_comms;
+		s->comms[s->n_comms++] = comm;
+	}
+	*ret = s->comm_base + idx;
+	return 0;
+}
+
+/* The frame of a process name in the answer: a root of its own, in no module. */
+static json_object *comm_frame_json(const char *comm, size_t *bytes)
+{
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	if (!comm || !comm[0])
+		comm = "[unknown]";
+	*bytes += 6 * strlen(comm) + 100;
+	json_add_string(o, "function", comm);
+	json_object_object_add(o, "module", NULL);
+	json_object_object_add(o, "file", NULL);
+	json_object_object_add(o, "line", NULL);
+	json_object_object_add(o, "kernel", json_object_new_boolean(false));
+	json_object_object_add(o, "inlined", json_object_new_boolean(false));
+	json_object_object_add(o, "python", json_object_new_boolean(false));
+	json_object_object_add(o, "comm", json_object_new_boolean(true));
+	return o;
 }
 
 typedef struct ShownKey {
@@ -107,9 +164,26 @@ enum {
 	STATE_KERNEL
 };
 
-/* Adds a stack of the store, with its samples, to the stacks as shown. */
+/* With req->function: how many of ids[0..n) (leaf first) are shown, up to the outermost shown
+ * frame of that function; 0 when the stack does not pass through it. Else n. */
+static size_t shown_from(const QueryContext *ctx, const Request *req, const FrameId *ids, size_t n)
+{
+	if (!req->function[0])
+		return n;
+	for (size_t i = n; i-- > 0;) {
+		const StoreFrame *f = store_frame(ctx->store, ids[i]);
+
+		if (query_frame_shown(req, f) &&
+		    query_frame_is_function(ctx->store, f, req->function))
+			return i + 1;
+	}
+	return 0;
+}
+
+/* Adds a stack of the store, with its samples, to the stacks as shown; with comm_key (not 0)
+ * under the frame of a process name, outermost. */
 static int shown_add(const QueryContext *ctx, const Request *req, Shown *s, uint8_t *state,
-		     StackId stack, uint64_t count)
+		     StackId stack, uint64_t count, FrameId comm_key)
 {
 	size_t n, start = s->n_keys;
 	const FrameId *ids = store_stack(ctx->store, stack, &n);
@@ -118,9 +192,11 @@ static int shown_add(const QueryContext *ctx, const Request *req, Shown *s, uint
 	uint32_t idx;
 	int r;
 
+	n = shown_from(ctx, req, ids, n);
 	if (n == 0)
 		return 0; /* no stack is empty: nothing to show, its samples are not listed */
-	r = GREEDY_REALLOC(s->keys, s->allocated_keys, s->n_keys + n);
+	s->from_total += count;
+	r = GREEDY_REALLOC(s->keys, s->allocated_keys, s->n_keys + n + 1);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
@@ -153,6 +229,10 @@ static int shown_add(const QueryContext *ctx, const Request *req, Shown *s, uint
 		s->keys[s->n_keys++] = ids[n - 1];
 		key.n = 1;
 		key.fallback = true;
+	}
+	if (comm_key) {
+		s->keys[s->n_keys++] = comm_key;
+		key.n++;
 	}
 	hash = XXH3_64bits_withSeed(key.keys, key.n * sizeof(FrameId), key.fallback);
 	if (hash_index_find(s->index, hash, shown_eq, &key, s, &idx) == 0) {
@@ -228,8 +308,10 @@ int query_answer_stacks(const QueryContext *ctx, const Request *req, const Selec
 {
 	const Store *store = ctx->store;
 	int64_t start, end;
-	size_t n_counted, refs = 0, bytes = 0;
+	size_t n_counted, added = 0, refs = 0, bytes = 0;
 	_cleanup_free_ StackCount *order = NULL;
+	_cleanup_free_ CommStackCount *by_comm = NULL;
+	_cleanup_free_ uint32_t *comm_out = NULL;
 	_cleanup_free_ uint8_t *state = NULL;
 	/* FrameId -> index + 1 in "frames"; 0: not yet. */
 	_cleanup_free_ uint32_t *frame_out = NULL;
@@ -242,18 +324,46 @@ int query_answer_stacks(const QueryContext *ctx, const Request *req, const Selec
 	uint64_t listed = 0;
 	int r;
 
-	r = selection_stacks_by_count(sel, &order, &n_counted);
+	if (req->by == GROUP_COMM)
+		r = selection_stacks_by_comm(ctx, req, sel, &by_comm, &n_counted);
+	else
+		r = selection_stacks_by_count(sel, &order, &n_counted);
 	if (r < 0)
 		return r;
 	state = calloc(store_frame_id_limit(store), 1);
 	frame_out = calloc(store_frame_id_limit(store), sizeof(uint32_t));
-	if (!state || !frame_out || hash_index_new(&shown.index) < 0)
+	if (!state || !frame_out || hash_index_new(&shown.index) < 0 ||
+	    hash_index_new(&shown.comm_index) < 0)
 		return -ENOMEM;
-	for (size_t k = 0; k < n_counted && shown.n < SHOWN_MAX && shown.n_keys < SHOWN_MAX_KEYS;
-	     k++) {
-		r = shown_add(ctx, req, &shown, state, order[k].stack, order[k].count);
+	shown.comm_base = (FrameId)store_frame_id_limit(store);
+	for (; added < n_counted && shown.n < SHOWN_MAX && shown.n_keys < SHOWN_MAX_KEYS; added++) {
+		size_t k = added;
+		FrameId comm_key = 0;
+
+		if (by_comm) {
+			r = shown_comm_key(&shown, by_comm[k].comm, &comm_key);
+			if (r == -E2BIG)
+				break; /* the rest counts as truncated, below */
+			if (r >= 0)
+				r = shown_add(ctx, req, &shown, state, by_comm[k].stack,
+					      by_comm[k].count, comm_key);
+		} else {
+			r = shown_add(ctx, req, &shown, state, order[k].stack, order[k].count, 0);
+		}
 		if (r < 0)
 			return r;
+	}
+	comm_out = calloc(MAX(shown.n_comms, (size_t)1), sizeof(uint32_t));
+	if (!comm_out)
+		return -ENOMEM;
+	/* Stacks past the merging caps are truncated: with a function, those through it. */
+	for (; req->function[0] && added < n_counted; added++) {
+		StackId id = by_comm ? by_comm[added].stack : order[added].stack;
+		size_t depth;
+		const FrameId *ids = store_stack(store, id, &depth);
+
+		if (shown_from(ctx, req, ids, depth) > 0)
+			shown.from_total += by_comm ? by_comm[added].count : order[added].count;
 	}
 	if (shown.n > 1)
 		qsort(shown.stacks, shown.n, sizeof(ShownStack), cmp_shown);
@@ -289,8 +399,23 @@ int query_answer_stacks(const QueryContext *ctx, const Request *req, const Selec
 			uint32_t *out = id == SHOWN_KERNEL ? &kernel_out
 					: st->fallback	   ? NULL
 							   : &frame_out[id];
+			bool comm = id != SHOWN_KERNEL && id >= shown.comm_base;
 
-			if (st->fallback) {
+			if (comm) {
+				out = &comm_out[id - shown.comm_base];
+				if (*out == 0) {
+					json_object *fo = comm_frame_json(
+						store_string(store,
+							     shown.comms[id - shown.comm_base]),
+						&bytes);
+
+					if (!fo || json_object_array_add(frames, fo) < 0) {
+						json_object_put(fo);
+						return -ENOMEM;
+					}
+					*out = ++n_out;
+				}
+			} else if (st->fallback) {
 				if (!fallback_out) {
 					fallback_out = calloc(store_frame_id_limit(store),
 							      sizeof(uint32_t));
@@ -313,7 +438,17 @@ int query_answer_stacks(const QueryContext *ctx, const Request *req, const Selec
 	}
 	query_add_selection(ctx, req, sel, answer);
 	query_add_frame_options(req, answer);
-	json_add_int(answer, "truncated_samples", (int64_t)(sel->total - listed));
+	if (req->function[0]) {
+		/* Rooted at the function: a profile of the stacks through it. */
+		json_add_string(answer, "from", req->function);
+		json_add_int(answer, "all_samples", (int64_t)sel->total);
+		json_add_int(answer, "samples", (int64_t)shown.from_total);
+		json_add_int(answer, "truncated_samples", (int64_t)(shown.from_total - listed));
+	} else {
+		json_add_int(answer, "truncated_samples", (int64_t)(sel->total - listed));
+	}
+	if (req->by == GROUP_COMM)
+		json_add_string(answer, "by", "comm");
 	json_add_int(answer, "period_ns", (int64_t)sel->mean_period_ns);
 	profile_span(ctx, sel, &start, &end);
 	json_add_int(answer, "start_ns", start);

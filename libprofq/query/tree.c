@@ -14,6 +14,9 @@ typedef struct TreeNode {
 	uint64_t key;	 /* query_func_key() */
 	uint64_t self, total;
 	uint32_t first_child, n_children; /* into Tree.order */
+	bool group;			  /* a process name's node (by comm) */
+	StrId comm;			  /* ... the name */
+	uint32_t processes;		  /* ... and how many processes have it */
 } TreeNode;
 
 typedef struct Tree {
@@ -25,7 +28,12 @@ typedef struct Tree {
 	uint64_t samples, truncated;
 	double min_pct;
 	const Viewer *viewer;
+	const char *from;    /* req->function: each stack from its outermost call of it */
+	uint64_t from_total; /* the samples with it on their stack */
 } Tree;
+
+/* Keys of the nodes of process names: no function's (query_func_key()) has both top bits. */
+#define TREE_COMM_KEY (3ULL << 62)
 
 typedef struct TreeKey {
 	uint32_t parent;
@@ -40,11 +48,16 @@ static bool tree_eq(uint32_t idx, const void *key, void *userdata)
 	return node->parent == k->parent && node->key == k->key;
 }
 
-/* The child of parent for a frame: 0 and *ret, or -E2BIG when the tree is full. */
-static int tree_child(Tree *t, uint32_t parent, FrameId id, const StoreFrame *f, uint32_t *ret)
+static uint64_t tree_hash(const TreeKey *k)
 {
-	TreeKey key = { .parent = parent, .key = query_func_key(t->viewer, id, f) };
-	uint64_t hash = (key.key * 0x9E3779B97F4A7C15ULL ^ parent) * 0xC2B2AE3D27D4EB4FULL;
+	return (k->key * 0x9E3779B97F4A7C15ULL ^ k->parent) * 0xC2B2AE3D27D4EB4FULL;
+}
+
+/* The child of parent for a frame: 0 and *ret, or -E2BIG when the tree is full. */
+static int tree_child_keyed(Tree *t, uint32_t parent, FrameId id, uint64_t k, uint32_t *ret)
+{
+	TreeKey key = { .parent = parent, .key = k };
+	uint64_t hash = tree_hash(&key);
 	uint32_t idx;
 	int r;
 
@@ -65,8 +78,27 @@ static int tree_child(Tree *t, uint32_t parent, FrameId id, const StoreFrame *f,
 	return 0;
 }
 
+static int tree_child(Tree *t, uint32_t parent, FrameId id, const StoreFrame *f, uint32_t *ret)
+{
+	return tree_child_keyed(t, parent, id, query_func_key(t->viewer, id, f), ret);
+}
+
+/* The node of a process name under the root. */
+static int tree_comm(Tree *t, StrId comm, uint32_t *ret)
+{
+	int r = tree_child_keyed(t, 0, 0, TREE_COMM_KEY | comm, ret);
+
+	if (r >= 0) {
+		t->nodes[*ret].group = true;
+		t->nodes[*ret].comm = comm;
+	}
+	return r;
+}
+
 static const char *node_function(const Tree *t, uint32_t id)
 {
+	if (t->nodes[id].group)
+		return strempty(store_string(t->store, t->nodes[id].comm));
 	return strempty(
 		store_string(t->store, store_frame(t->store, t->nodes[id].frame)->function));
 }
@@ -87,49 +119,119 @@ static int cmp_tree_order(const void *a, const void *b, void *userdata)
 	return x->key < y->key ? -1 : x->key > y->key;
 }
 
-/* Adds the stacks, hottest first, root (outermost frame) down. */
-static int tree_build(Tree *t, const Request *req, const Selection *sel)
+/* The index in frames[0..depth) (leaf first) where a stack starts: its outermost frame, or
+ * with t->from the outermost shown frame of that function; depth when it has none. */
+static size_t tree_start(const Tree *t, const Request *req, const FrameId *frames, size_t depth)
 {
-	_cleanup_free_ StackCount *stacks = NULL;
+	if (!t->from)
+		return depth - 1;
+	for (size_t i = depth; i-- > 0;) {
+		const StoreFrame *f = store_frame(t->store, frames[i]);
+
+		if (query_frame_shown(req, f) && query_frame_is_function(t->store, f, t->from))
+			return i;
+	}
+	return depth;
+}
+
+/* Adds c samples of stack under node cur (the root or a process name's node). */
+static int tree_add_stack(Tree *t, const Request *req, StackId stack, uint64_t c, uint32_t cur)
+{
+	size_t depth;
+	const FrameId *frames = store_stack(t->store, stack, &depth);
+	size_t start = depth ? tree_start(t, req, frames, depth) : 0;
+	int r;
+
+	if (t->from && start >= depth)
+		return 0; /* not through the function */
+	t->from_total += c;
+	t->nodes[0].total += c;
+	if (cur != 0)
+		t->nodes[cur].total += c;
+	for (size_t i = start + 1; depth && i-- > 0;) {
+		const StoreFrame *f = store_frame(t->store, frames[i]);
+		uint32_t child;
+
+		if (!query_frame_shown(req, f))
+			continue;
+		r = tree_child(t, cur, frames[i], f, &child);
+		if (r == -E2BIG) {
+			/* Past the cap: the prefix keeps its totals, the rest counts. */
+			t->truncated += c;
+			return 0;
+		}
+		if (r < 0)
+			return r;
+		cur = child;
+		t->nodes[cur].total += c;
+	}
+	t->nodes[cur].self += c;
+	return 0;
+}
+
+/* With req->by comm: each stack under the node of its process's name, and how many processes
+ * each name has. */
+static int tree_build_by_comm(Tree *t, const QueryContext *ctx, const Request *req,
+			      const Selection *sel)
+{
+	_cleanup_free_ CommStackCount *stacks = NULL;
 	size_t n;
 	int r;
 
-	r = selection_stacks_by_count(sel, &stacks, &n);
+	r = selection_stacks_by_comm(ctx, req, sel, &stacks, &n);
 	if (r < 0)
 		return r;
+	for (size_t k = 0; k < n; k++) {
+		size_t depth;
+		const FrameId *frames = store_stack(t->store, stacks[k].stack, &depth);
+		uint32_t group;
+
+		/* No name's node without a stack through the function. */
+		if (t->from && (depth == 0 || tree_start(t, req, frames, depth) >= depth))
+			continue;
+		r = tree_comm(t, stacks[k].comm, &group);
+		if (r == -E2BIG) {
+			t->truncated += stacks[k].count;
+			continue;
+		}
+		if (r >= 0)
+			r = tree_add_stack(t, req, stacks[k].stack, stacks[k].count, group);
+		if (r < 0)
+			return r;
+	}
+	for (ProcId p = 1; p < store_proc_id_limit(t->store); p++) {
+		const StoreProc *proc = sel->procs[p] ? store_proc(t->store, p) : NULL;
+		TreeKey key = { .parent = 0, .key = TREE_COMM_KEY | (proc ? proc->comm : 0) };
+		uint32_t idx;
+
+		if (proc && hash_index_find(t->index, tree_hash(&key), tree_eq, &key, t, &idx) == 0)
+			t->nodes[idx].processes++;
+	}
+	return 0;
+}
+
+/* Adds the stacks, hottest first, root (outermost frame) down. */
+static int tree_build(Tree *t, const QueryContext *ctx, const Request *req, const Selection *sel)
+{
+	_cleanup_free_ StackCount *stacks = NULL;
+	size_t n = 0;
+	int r;
+
 	r = GREEDY_REALLOC(t->nodes, t->allocated, 1);
 	if (r < 0)
 		return r;
 	t->nodes[0] = (TreeNode){ 0 };
 	t->n = 1;
+	if (req->by == GROUP_COMM)
+		r = tree_build_by_comm(t, ctx, req, sel);
+	else
+		r = selection_stacks_by_count(sel, &stacks, &n);
+	if (r < 0)
+		return r;
 	for (size_t k = 0; k < n; k++) {
-		size_t depth;
-		const FrameId *frames = store_stack(t->store, stacks[k].stack, &depth);
-		uint64_t c = stacks[k].count;
-		uint32_t cur = 0;
-		bool full = false;
-
-		t->nodes[0].total += c;
-		for (size_t i = depth; i-- > 0;) {
-			const StoreFrame *f = store_frame(t->store, frames[i]);
-			uint32_t child;
-
-			if (!query_frame_shown(req, f))
-				continue;
-			r = tree_child(t, cur, frames[i], f, &child);
-			if (r == -E2BIG) {
-				/* Past the cap: the prefix keeps its totals, the rest counts. */
-				t->truncated += c;
-				full = true;
-				break;
-			}
-			if (r < 0)
-				return r;
-			cur = child;
-			t->nodes[cur].total += c;
-		}
-		if (!full)
-			t->nodes[cur].self += c;
+		r = tree_add_stack(t, req, stacks[k].stack, stacks[k].count, 0);
+		if (r < 0)
+			return r;
 	}
 
 	/* Children by parent, hottest first. */
@@ -164,7 +266,6 @@ static int tree_children_json(const Tree *t, uint32_t id, size_t *shown, json_ob
 	for (uint32_t k = 0; k < node->n_children; k++) {
 		uint32_t c = t->order[node->first_child + k];
 		const TreeNode *child = &t->nodes[c];
-		const StoreFrame *f = store_frame(t->store, child->frame);
 		json_object *o, *children;
 		char name[512];
 		int r;
@@ -177,9 +278,22 @@ static int tree_children_json(const Tree *t, uint32_t id, size_t *shown, json_ob
 			return -ENOMEM;
 		json_object_array_add(arr, o);
 		(*shown)++;
-		query_frame_name(t->store, f, t->viewer, name, sizeof(name));
-		json_add_string(o, "function", name);
-		query_add_function_samples(o, t->store, f, child->self, child->total, t->samples);
+		if (child->group) {
+			/* A process name's node: no function of its own. */
+			json_add_string(o, "comm", node_function(t, c));
+			json_add_int(o, "processes", child->processes);
+			json_add_int(o, "self_samples", (int64_t)child->self);
+			json_add_int(o, "total_samples", (int64_t)child->total);
+			json_add_double(o, "self_pct", query_pct(child->self, t->samples), 2);
+			json_add_double(o, "total_pct", query_pct(child->total, t->samples), 2);
+		} else {
+			const StoreFrame *f = store_frame(t->store, child->frame);
+
+			query_frame_name(t->store, f, t->viewer, name, sizeof(name));
+			json_add_string(o, "function", name);
+			query_add_function_samples(o, t->store, f, child->self, child->total,
+						   t->samples);
+		}
 		r = tree_children_json(t, c, shown, &children);
 		if (r < 0)
 			return r;
@@ -199,7 +313,10 @@ int query_answer_tree(const QueryContext *ctx, const Request *req, const Selecti
 {
 	_cleanup_json_ json_object *answer = NULL;
 	json_object *rows;
-	Tree t = { .store = ctx->store, .min_pct = req->min_pct, .viewer = &ctx->viewer };
+	Tree t = { .store = ctx->store,
+		   .min_pct = req->min_pct,
+		   .viewer = &ctx->viewer,
+		   .from = req->function[0] ? req->function : NULL };
 	size_t shown = 0;
 	int r;
 
@@ -207,7 +324,7 @@ int query_answer_tree(const QueryContext *ctx, const Request *req, const Selecti
 
 	r = hash_index_new(&t.index);
 	if (r >= 0)
-		r = tree_build(&t, req, sel);
+		r = tree_build(&t, ctx, req, sel);
 	if (r >= 0)
 		r = tree_children_json(&t, 0, &shown, &rows);
 	if (r < 0)
@@ -224,6 +341,13 @@ int query_answer_tree(const QueryContext *ctx, const Request *req, const Selecti
 	json_add_int(answer, "nodes", (int64_t)(t.n - 1));
 	json_add_int(answer, "nodes_shown", (int64_t)shown);
 	json_add_int(answer, "truncated_samples", (int64_t)t.truncated);
+	if (req->by == GROUP_COMM)
+		json_add_string(answer, "by", "comm");
+	if (t.from) {
+		json_add_string(answer, "from", t.from);
+		json_add_int(answer, "from_samples", (int64_t)t.from_total);
+		json_add_double(answer, "from_pct", query_pct(t.from_total, t.samples), 2);
+	}
 	json_object_object_add(answer, "rows", rows);
 	*ret = TAKE_PTR(answer);
 	r = 0;

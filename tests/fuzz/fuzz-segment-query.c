@@ -88,9 +88,13 @@ static void one(const uint8_t *buf, size_t len)
 			ask(s, &req, now);
 			req.children = true;
 			req.threads = commands[c] == COMMAND_PS;
+			/* tree and stacks: by process name, from the function below. */
+			if (commands[c] == COMMAND_TREE || commands[c] == COMMAND_STACKS)
+				req.by = GROUP_COMM;
 			req.no_inline = true;
 			req.min_pct = 5;
-			/* lines --function: a function the store holds, if any. */
+			/* lines --function, tree and stacks --from: a function the store holds, if
+			 * any. */
 			if (store_string_id_limit(s) > 1 && store_string(s, 1))
 				snprintf(req.function, sizeof(req.function), "%s",
 					 store_string(s, 1));

@@ -133,6 +133,39 @@ with Daemon(env, state_dir=state) as d:
     summary = d.json("flame", "--pid", str(pid), "-o", svg)
     check(summary["samples"] == n and summary["output"] == svg, "flame --json: a summary")
 
+    # ---- --from: stacks through a function, rooted at it ----
+    _, ftext, _ = d.profq("folded", "--pid", str(pid), "--from", "outer_a")
+    fa = folded_of(ftext)
+    full_a = sum(c for st, c in stacks.items() if "outer_a" in st.split(";"))
+    check(fa and all(st.split(";")[0] == "outer_a" for st in fa) and
+          sum(fa.values()) == full_a,
+          f"folded --from outer_a: every stack starts at outer_a, with its {full_a} samples "
+          f"({sum(fa.values())})")
+
+    # ---- --children: a root frame per process name ----
+    sh = subprocess.run(["sh", "-c", f"{env.workload('cxx')} --seconds 1 && "
+                         f"{env.workload('split')} --seconds 1 --a 70 >/dev/null; echo $$"],
+                        capture_output=True, text=True, timeout=60).stdout.split()
+    cxx_pid, sh_pid = int(sh[0]), int(sh[-1])
+    cxx_n = d.json("top", "--pid", str(cxx_pid))["samples"]
+    _, ftext, _ = d.profq("folded", "--pid", str(sh_pid), "--children")
+    fc = folded_of(ftext)
+    roots = {}
+    for st, c in fc.items():
+        roots[st.split(";")[0]] = roots.get(st.split(";")[0], 0) + c
+    check(roots.get("cxx") == cxx_n and "split" in roots and
+          all(not st.startswith("_start") for st in fc),
+          f"folded --children: a root per process name, cxx's with its {cxx_n} samples "
+          f"({roots})")
+    _, ftext, _ = d.profq("folded", "--pid", str(sh_pid), "--children", "--group", "none")
+    check(all(not st.startswith(("cxx;", "split;")) for st in folded_of(ftext)),
+          "--group none: no process roots")
+    svg_c = os.path.join(tmp, "children.svg")
+    d.profq("flame", "--pid", str(sh_pid), "--children", "-o", svg_c)
+    wc, full_c = box_widths(svg_c, "cxx")
+    check(full_c > 0 and near(100 * wc / full_c, 100 * cxx_n / sum(roots.values()), 1),
+          f"flame --children: cxx's box is its share ({100 * wc / full_c if full_c else 0:.1f}%)")
+
     # ---- pprof ----
     pb = os.path.join(tmp, "cpu.pb.gz")
     d.profq("pprof", "--pid", str(pid), "-o", pb)

@@ -125,6 +125,61 @@ with Daemon(env, state_dir=state) as d:
           lines[ia + 1].index("work_a") > lines[ia].index("outer_a"),
           f"plain tree indents work_a under outer_a:\n{text}")
 
+    # ---- tree --from: one root, every path through the function merged there ----
+    fa = d.json("tree", "--pid", str(pid), "--from", "outer_a")
+    full_oa = path_of(tree["rows"], ["run", "outer_a"])
+    check([r["function"] for r in fa["rows"]] == ["outer_a"] and
+          fa["from_samples"] == fa["rows"][0]["total_samples"] == full_oa["total_samples"] and
+          child(fa["rows"][0], "work_a") is not None,
+          f"--from outer_a roots the tree at outer_a with all its samples "
+          f"({fa['from_samples']} of {full_oa['total_samples']})")
+    _, text, _ = d.profq("tree", "--pid", str(pid), "--from", "outer_a")
+    rows = text.splitlines()[text.splitlines().index(next(
+        x for x in text.splitlines() if x.lstrip().startswith("TOTAL%"))) + 1:]
+    check(rows and rows[0].split()[2] == "outer_a" and
+          all(x.index(x.split()[2]) > rows[0].index("outer_a") for x in rows[1:]),
+          f"plain --from: outer_a the one root:\n{text}")
+    # Names are cut to the width with an ellipsis (at least 8 characters of a deep row's).
+    deep = subprocess.run([env.profq, "--socket", d.socket, "tree", "--pid", str(pid),
+                           "--min-pct", "0"], capture_output=True, text=True,
+                          env=dict(os.environ, COLUMNS="60")).stdout
+    check("\u2026" in deep and
+          all(len(x) <= 60 or len(x.split(None, 2)[2]) <= 8 for x in deep.splitlines()[4:]),
+          f"plain tree rows fit COLUMNS=60, names cut with an ellipsis:\n{deep}")
+
+    # ---- tree --children: a root per process name; C++ names shortened ----
+    sh = subprocess.run(["sh", "-c", f"{env.workload('cxx')} --seconds 1 && "
+                         f"{env.workload('split')} --seconds 1 --a 70 >/dev/null; echo $$"],
+                        capture_output=True, text=True, timeout=60).stdout.split()
+    cxx_pid, sh_pid = int(sh[0]), int(sh[-1])
+    cxx_samples = d.json("tree", "--pid", str(cxx_pid))["samples"]
+    grouped = d.json("tree", "--pid", str(sh_pid), "--children", "--min-pct", "0")
+    comms = {r["comm"]: r for r in grouped["rows"]}
+    check(grouped["by"] == "comm" and "cxx" in comms and "split" in comms and
+          comms["cxx"]["processes"] == 1 and
+          comms["cxx"]["total_samples"] == cxx_samples and
+          sum(r["total_samples"] for r in grouped["rows"]) == grouped["samples"],
+          f"--children: one root per process name, cxx's with its {cxx_samples} samples "
+          f"({ {k: v['total_samples'] for k, v in comms.items()} })")
+    churn = "wl::Mixer<unsigned long>::churn(unsigned long)"
+    check(path_of(comms["cxx"]["children"], [churn]) is not None and
+          path_of(comms["split"]["children"], [churn]) is None,
+          "cxx's functions are under cxx only; --json keeps the full C++ names")
+    gf = d.json("tree", "--pid", str(sh_pid), "--children", "--min-pct", "0", "--from", churn)
+    check([r["comm"] for r in gf["rows"]] == ["cxx"] and
+          [c["function"] for c in gf["rows"][0]["children"]] == [churn],
+          "--children --from: only the names whose stacks pass through the function")
+    merged = d.json("tree", "--pid", str(sh_pid), "--children", "--group", "none")
+    check("by" not in merged and all("comm" not in r for r in merged["rows"]),
+          "--group none merges the processes")
+    _, text, _ = d.profq("tree", "--pid", str(sh_pid), "--children", "--min-pct", "0")
+    check("cxx (1 process)" in text and "wl::Mixer<\u2026>::churn(\u2026)" in text and
+          "<unsigned long>" not in text, f"plain tree shortens C++ names:\n{text}")
+    _, text, _ = d.profq("tree", "--pid", str(sh_pid), "--children", "--full-names")
+    check(churn in text, "--full-names shows them whole")
+    _, text, _ = d.profq("lines", "--pid", str(cxx_pid))
+    check("wl::Mixer<\u2026>::churn(\u2026)" in text, f"lines shortens them too:\n{text}")
+
     # ---- lines: split ----
     ln = d.json("lines", "--pid", str(pid), "-n", "1000")
     top = ln["rows"][0]

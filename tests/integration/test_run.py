@@ -82,6 +82,16 @@ with Daemon(env) as d:
           f"the child's samples are the command's ({b['samples']} over 3 runs)")
     check(all(r["exit_code"] == 3 for r in b["runs"]) and b["exit_code"] == 3,
           "the command's status is kept")
+    procs = {p["comm"]: p for p in b["processes"]}
+    check(procs.get("split", {}).get("processes") == 3 and
+          sum(p["samples"] for p in b["processes"]) == b["samples"] and
+          b["processes"][0]["comm"] == "split",
+          f"processes by name: split's 3 runs hold the samples ({b['processes']})")
+    code, out, _ = run(d, "--", "sh", "-c", f"{split} --seconds 0.3 & "
+                       f"{env.workload('cxx')} --seconds 0.3; wait")
+    table = out[out.find("COMMAND"):out.find("FUNCTION")].split()
+    check(code == 0 and "split" in table and "cxx" in table,
+          f"plain: which tools took the samples:\n{out}")
 
     # A command that sleeps: idle by the kernel's accounting, not too short to be sampled.
     e, _ = run_json(d, "--", "sh", "-c", "sleep 1")

@@ -416,6 +416,15 @@ static void test_match(void **state)
 	refused("{\"command\":\"top\",\"by\":\"unit\"}", -EINVAL, "by");
 	refused("{\"command\":\"ps\",\"by\":\"pid\"}", -EINVAL, "by");
 	refused("{\"command\":\"ps\",\"by\":\"unit\",\"pid\":3,\"threads\":true}", -EINVAL, "by");
+	/* tree and stacks group by comm, and by nothing else. */
+	assert_int_equal(parse("{\"command\":\"tree\",\"pid\":3,\"children\":true,\"by\":\"comm\"}",
+			       &req, NULL),
+			 0);
+	assert_int_equal(req.by, GROUP_COMM);
+	assert_int_equal(parse("{\"command\":\"stacks\",\"pid\":3,\"by\":\"comm\"}", &req, NULL),
+			 0);
+	refused("{\"command\":\"tree\",\"pid\":3,\"by\":\"unit\"}", -EINVAL, "by");
+	refused("{\"command\":\"lines\",\"pid\":3,\"by\":\"comm\"}", -EINVAL, "by");
 }
 
 static void test_error_answers(void **state)
