@@ -829,8 +829,8 @@ static bool perfmap_refresh(ProcTable *t, Process *p, uint64_t now_ns)
 			return false;
 		created = true;
 	}
-	r = perfmap_update(p->perfmap, (pid_t)p->pid, st.st_uid, t->perfmap_budget, t->perfmap_cap,
-			   &rd);
+	r = perfmap_update(p->perfmap, symbolizer_mounts(t->sym), (pid_t)p->pid, st.st_uid,
+			   t->perfmap_budget, t->perfmap_cap, &rd);
 	if (r < 0) {
 		/* No file (yet), or not the process's: a stat every PERFMAP_RETRY_NS while it
 		 * has unnamed JIT code. */

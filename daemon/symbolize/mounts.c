@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "base/macro.h"
@@ -295,6 +299,69 @@ int mounts_check(Mounts *m, pid_t pid, uint32_t major, uint32_t minor, uint64_t 
 		return -EREMOTE;
 	}
 	return 0;
+}
+
+/* Whether what fd holds (opened O_PATH) may be looked into: mounts_check() of its device, read
+ * from the inode's cached attributes (AT_STATX_DONT_SYNC: FUSE is not asked). */
+static int check_fd(Mounts *m, pid_t pid, int fd, uint64_t now_ns)
+{
+	struct statx stx;
+
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) < 0)
+		return negative_errno();
+	return mounts_check(m, pid, stx.stx_dev_major, stx.stx_dev_minor, now_ns);
+}
+
+static int openat2_(int dirfd, const char *path, uint64_t flags, uint64_t resolve)
+{
+	struct open_how how = { .flags = flags, .resolve = resolve };
+	long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+
+	return fd < 0 ? negative_errno() : (int)fd;
+}
+
+int mounts_open_in_root(Mounts *m, pid_t pid, const char *dir, const char *name, int flags,
+			uint64_t now_ns)
+{
+	const uint64_t no_links = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH;
+	_cleanup_close_ int at = -1;
+	char path[32], comp[NAME_MAX + 1];
+	const char *p = dir;
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/root", (int)pid);
+	at = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (at < 0)
+		return negative_errno();
+	r = check_fd(m, pid, at, now_ns);
+	if (r < 0)
+		return r;
+	/* One directory at a time: each looked up in one its parent's file system holds, which
+	 * was checked, and checked itself before anything is looked up in it (a mount's root
+	 * is reached without asking its file system). */
+	while (*p) {
+		size_t len = strcspn(p, "/");
+		int next;
+
+		if (len > NAME_MAX)
+			return -ENAMETOOLONG;
+		if (len > 0) {
+			memcpy(comp, p, len);
+			comp[len] = 0;
+			next = openat2_(at, comp, O_PATH | O_DIRECTORY | O_CLOEXEC, no_links);
+			if (next < 0)
+				return next;
+			close(at);
+			at = next;
+			r = check_fd(m, pid, at, now_ns);
+			if (r < 0)
+				return r;
+		}
+		p += len + (p[len] == '/');
+	}
+	/* The file itself in the same file system: not a mount point (a FUSE file bound there). */
+	return openat2_(at, name, (uint64_t)flags | O_CLOEXEC | O_NOFOLLOW,
+			no_links | RESOLVE_NO_XDEV);
 }
 
 void mounts_stats(const Mounts *m, MountsStats *ret)

@@ -47,6 +47,17 @@ Mounts *mounts_free(Mounts *m);
 int mounts_check(Mounts *m, pid_t pid, uint32_t major, uint32_t minor, uint64_t now_ns);
 
 /*
+ * Opens name in the directory dir (relative, '/'-separated) of process pid's root directory,
+ * with open flags (O_CLOEXEC and O_NOFOLLOW added), without touching a FUSE file system: each
+ * directory on the way is opened O_PATH and checked by its device (mounts_check()) before
+ * anything is looked up in it, no symbolic link is followed, nothing resolves outside the
+ * process's root, and the file must be in its directory's file system (not a mount point).
+ * The fd, or -EREMOTE (refused, counted), -ELOOP (a link on the way), -EXDEV, -errno.
+ */
+int mounts_open_in_root(Mounts *m, pid_t pid, const char *dir, const char *name, int flags,
+			uint64_t now_ns);
+
+/*
  * Parses a mountinfo text (len bytes): calls add(userdata, major, minor, fuse) for each mount,
  * fuse when its type is fuse, fuse.* or fuseblk. Malformed lines are skipped. Exposed for the
  * tests and the fuzzer.

@@ -5,6 +5,7 @@
 
 #include "base/macro.h"
 #include "base/procfs.h"
+#include "base/timeutil.h"
 #include "symbolize/perfmap.h"
 
 /* Names longer than this make a line malformed. */
@@ -289,15 +290,16 @@ static pid_t ns_pid(pid_t pid)
 	return last;
 }
 
-static int open_map(pid_t pid, struct stat *st)
+static int open_map(Mounts *mounts, pid_t pid, struct stat *st)
 {
-	char path[96];
+	char name[32];
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/root/tmp/perf-%d.map", (int)pid, (int)ns_pid(pid));
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	snprintf(name, sizeof(name), "perf-%d.map", (int)ns_pid(pid));
+	fd = mounts_open_in_root(mounts, pid, "tmp", name, O_RDONLY | O_NONBLOCK | O_NOCTTY,
+				 now_mono_ns());
 	if (fd < 0)
-		return negative_errno();
+		return fd;
 	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
 		close(fd);
 		return -EBADFD;
@@ -340,7 +342,8 @@ static int read_at(int fd, char *buf, size_t len, uint64_t off, size_t *ret)
 	return 0;
 }
 
-int perfmap_update(PerfMap *m, pid_t pid, uid_t uid, size_t max_read, size_t cap, PerfMapRead *ret)
+int perfmap_update(PerfMap *m, Mounts *mounts, pid_t pid, uid_t uid, size_t max_read, size_t cap,
+		   PerfMapRead *ret)
 {
 	_cleanup_free_ char *buf = NULL;
 	_cleanup_close_ int fd = -1;
@@ -350,7 +353,7 @@ int perfmap_update(PerfMap *m, pid_t pid, uid_t uid, size_t max_read, size_t cap
 	struct stat st;
 	int r;
 
-	fd = open_map(pid, &st);
+	fd = open_map(mounts, pid, &st);
 	if (fd < 0)
 		return fd;
 	/* Anyone may write /tmp: only the process's own user speaks for it. */

@@ -20,6 +20,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "symbolize/mounts.h"
+
 typedef struct PerfMap PerfMap;
 
 /* The most of one file a PerfMap holds, whatever the caller asks. */
@@ -48,9 +50,12 @@ typedef struct PerfMapRead {
  * its end (its newest entries: code compiled last), and so is one that grows until what the
  * map would hold passes cap: the map never holds more than cap bytes of text, and a file that
  * grows a line at a time is read anew only once per cap/2 bytes of growth.
+ * The file is opened with mounts_open_in_root(): never on a FUSE file system (-EREMOTE), never
+ * through a symbolic link (-ELOOP), never a mount point.
  * -ENOENT if there is no file, -EPERM if it belongs to someone else; m is unchanged then.
  */
-int perfmap_update(PerfMap *m, pid_t pid, uid_t uid, size_t max_read, size_t cap, PerfMapRead *ret);
+int perfmap_update(PerfMap *m, Mounts *mounts, pid_t pid, uid_t uid, size_t max_read, size_t cap,
+		   PerfMapRead *ret);
 
 /* The function holding addr: its name (valid until m next changes), or NULL. */
 const char *perfmap_lookup(const PerfMap *m, uint64_t addr, uint64_t *ret_offset);

@@ -1119,6 +1119,11 @@ static void kallsyms_maybe_load(Symbolizer *s, bool retry)
 		s->kernel_cache_stale = true;
 }
 
+Mounts *symbolizer_mounts(Symbolizer *s)
+{
+	return s->mounts;
+}
+
 bool symbolizer_kernel_sched(Symbolizer *s, uint64_t addr)
 {
 	kallsyms_maybe_load(s, false);

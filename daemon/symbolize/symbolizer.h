@@ -24,6 +24,7 @@
 #include "base/procfs.h"
 #include "store/store.h"
 #include "symbolize/elfsym.h"
+#include "symbolize/mounts.h"
 #include "unwind/cfi.h"
 
 typedef struct Symbolizer Symbolizer;
@@ -103,6 +104,8 @@ Cfi *symbolizer_cfi(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t addr, u
 int symbolizer_unknown_frame(Symbolizer *s, uint64_t addr, FrameId *ret);
 /* A frame of JIT code named by a perf map (module "[jit]"). */
 int symbolizer_jit_frame(Symbolizer *s, const char *name, uint64_t addr, FrameId *ret);
+/* The mount tables the symbolizer checks files against (mounts_open_in_root()). */
+Mounts *symbolizer_mounts(Symbolizer *s);
 /* Is a kernel address in the scheduler's or lock functions' text (kallsyms_in_sched())? */
 bool symbolizer_kernel_sched(Symbolizer *s, uint64_t addr);
 /* Frames for a kernel address. */

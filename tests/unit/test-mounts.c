@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -108,11 +111,55 @@ static void test_check_self(void **state)
 	assert_true(mounts_memory(m) >= sizeof(void *));
 }
 
+/*
+ * Opening a file of a process's root: found through real directories only, never through a
+ * symbolic link (file or directory), never above the root.
+ */
+static void test_open_in_root(void **state)
+{
+	_cleanup_(mounts_freep) Mounts *m = NULL;
+	_cleanup_free_ char *dir = NULL, *sub = NULL, *file = NULL, *link = NULL, *dlink = NULL;
+	char rel[PATH_MAX];
+	int fd;
+
+	(void)state;
+	assert_int_equal(mounts_new(&m), 0);
+	assert_true(asprintf(&dir, "/tmp/profq-test-mounts-%d", (int)getpid()) > 0);
+	assert_true(asprintf(&sub, "%s/sub", dir) > 0);
+	assert_true(asprintf(&file, "%s/sub/f", dir) > 0);
+	assert_true(asprintf(&link, "%s/sub/l", dir) > 0);
+	assert_true(asprintf(&dlink, "%s/dl", dir) > 0);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	fd = open(file, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(symlink(file, link), 0);
+	assert_int_equal(symlink(sub, dlink), 0);
+
+	snprintf(rel, sizeof(rel), "%s/sub", dir + 1);
+	fd = mounts_open_in_root(m, getpid(), rel, "f", O_RDONLY, 1);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(mounts_open_in_root(m, getpid(), rel, "l", O_RDONLY, 1), -ELOOP);
+	assert_int_equal(mounts_open_in_root(m, getpid(), rel, "nope", O_RDONLY, 1), -ENOENT);
+	snprintf(rel, sizeof(rel), "%s/dl", dir + 1);
+	assert_int_equal(mounts_open_in_root(m, getpid(), rel, "f", O_RDONLY, 1), -ELOOP);
+	assert_int_equal(mounts_open_in_root(m, getpid(), "..", "etc", O_RDONLY, 1), -EXDEV);
+
+	unlink(link);
+	unlink(dlink);
+	unlink(file);
+	rmdir(sub);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_check_self),
+		cmocka_unit_test(test_open_in_root),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,6 +16,22 @@
 #include "base/macro.h"
 #include "symbolize/perfmap.h"
 
+/* What perfmap_update() opens files through (no FUSE file system is mounted here). */
+static Mounts *mounts;
+
+static int setup(void **state)
+{
+	(void)state;
+	return mounts_new(&mounts);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	mounts = mounts_free(mounts);
+	return 0;
+}
+
 static PerfMap *parse(const char *text, size_t *ret_bad)
 {
 	PerfMap *m = NULL;
@@ -107,7 +123,7 @@ static PerfMapRead update(PerfMap *m, size_t max_read, size_t cap)
 {
 	PerfMapRead rd;
 
-	assert_int_equal(perfmap_update(m, getpid(), getuid(), max_read, cap, &rd), 0);
+	assert_int_equal(perfmap_update(m, mounts, getpid(), getuid(), max_read, cap, &rd), 0);
 	return rd;
 }
 
@@ -122,7 +138,7 @@ static void test_load(void **state)
 	snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)pid);
 	unlink(path);
 	assert_int_equal(perfmap_new(&m), 0);
-	assert_int_equal(perfmap_update(m, pid, getuid(), 1 << 20, 1 << 20, &rd), -ENOENT);
+	assert_int_equal(perfmap_update(m, mounts, pid, getuid(), 1 << 20, 1 << 20, &rd), -ENOENT);
 
 	write_map(path, "1000 10 one\nbroken\n", "we");
 	rd = update(m, 1 << 20, 1 << 20);
@@ -135,7 +151,8 @@ static void test_load(void **state)
 	assert_int_equal(perfmap_bad(m), 1);
 
 	/* Another user's file does not speak for the process: the map stays as it was. */
-	assert_int_equal(perfmap_update(m, pid, getuid() + 1, 1 << 20, 1 << 20, &rd), -EPERM);
+	assert_int_equal(perfmap_update(m, mounts, pid, getuid() + 1, 1 << 20, 1 << 20, &rd),
+			 -EPERM);
 	expect_name(m, 0x1001, "one", 1);
 
 	/* Unchanged: nothing read. */
@@ -179,10 +196,10 @@ static void test_load(void **state)
 	/* Not a regular file, or a symbolic link to one: not read. */
 	unlink(path);
 	assert_int_equal(mkdir(path, 0700), 0);
-	assert_true(perfmap_update(m, pid, getuid(), 1 << 20, 1 << 20, &rd) < 0);
+	assert_true(perfmap_update(m, mounts, pid, getuid(), 1 << 20, 1 << 20, &rd) < 0);
 	rmdir(path);
 	assert_int_equal(symlink("/etc/hostname", path), 0);
-	assert_true(perfmap_update(m, pid, getuid(), 1 << 20, 1 << 20, &rd) < 0);
+	assert_true(perfmap_update(m, mounts, pid, getuid(), 1 << 20, 1 << 20, &rd) < 0);
 	unlink(path);
 }
 
@@ -305,5 +322,5 @@ int main(void)
 		cmocka_unit_test(test_incremental),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, setup, teardown);
 }
