@@ -75,6 +75,10 @@ const char *cli_count(json_object *answer, int64_t n, char *buf, size_t len);
 /* The first words of such an answer's header: "Samples: 123", "Off-CPU: 1.25s", "Wall: 2.50s". */
 void cli_print_total(json_object *answer);
 
+/* Under a table of an answer with "total_rows" and "sort": how many of its rows it shows,
+ * when -n left some out ("(20 of 135 rows, by cpu; -n 0 shows all)"). */
+void cli_print_rows_left_out(json_object *answer, json_object *rows);
+
 /* Terminal width for plain output (COLUMNS, the tty, else 0 = unlimited). */
 int cli_terminal_width(void);
 /* Terminal height (LINES, the tty, else 0). */

@@ -68,11 +68,7 @@ static void render_groups(json_object *a, const Request *req)
 		       json_get_double(r, "sys_pct"), json_get_double(r, "cpu_pct"),
 		       json_get_double(r, "cpu_s"), (long long)json_get_int(r, "samples"));
 	}
-	if (json_get_int(a, "total_rows") > (int64_t)json_object_array_length(rows))
-		printf("(%lld of %lld rows, by %s; -n 0 shows all)\n",
-		       (long long)json_object_array_length(rows),
-		       (long long)json_get_int(a, "total_rows"),
-		       strempty(json_get_string(a, "sort")));
+	cli_print_rows_left_out(a, rows);
 }
 
 static void render_ps(json_object *a, const Request *req)
@@ -122,11 +118,7 @@ static void render_ps(json_object *a, const Request *req)
 		       json_object_get_boolean(json_object_object_get(r, "exited")) ? " (exited)"
 										    : "");
 	}
-	if (json_get_int(a, "total_rows") > (int64_t)json_object_array_length(rows))
-		printf("(%lld of %lld rows, by %s; -n 0 shows all)\n",
-		       (long long)json_object_array_length(rows),
-		       (long long)json_get_int(a, "total_rows"),
-		       strempty(json_get_string(a, "sort")));
+	cli_print_rows_left_out(a, rows);
 }
 
 enum {

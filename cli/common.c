@@ -484,6 +484,16 @@ void cli_print_total(json_object *answer)
 		       cli_count(answer, n, buf, sizeof(buf)));
 }
 
+void cli_print_rows_left_out(json_object *answer, json_object *rows)
+{
+	int64_t shown = rows ? (int64_t)json_object_array_length(rows) : 0;
+
+	if (json_get_int(answer, "total_rows") > shown)
+		printf("(%lld of %lld rows, by %s; -n 0 shows all)\n", (long long)shown,
+		       (long long)json_get_int(answer, "total_rows"),
+		       strempty(json_get_string(answer, "sort")));
+}
+
 int cli_terminal_width(void)
 {
 	const char *cols = getenv("COLUMNS");
