@@ -314,7 +314,6 @@ int query_answer_stacks(const QueryContext *ctx, const Request *req, const Selec
 	query_add_selection(ctx, req, sel, answer);
 	query_add_frame_options(req, answer);
 	json_add_int(answer, "truncated_samples", (int64_t)(sel->total - listed));
-	json_add_int(answer, "period_ns", (int64_t)sel->mean_period_ns);
 	profile_span(ctx, sel, &start, &end);
 	json_add_int(answer, "start_ns", start);
 	json_add_int(answer, "end_ns", end);
