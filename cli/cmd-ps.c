@@ -158,7 +158,9 @@ static int parse_option(int opt, const char *arg, Request *req, void *userdata)
 		*sorted = true;
 		return EXIT_OK;
 	case OPT_BY:
-		if (group_by_from_string(arg) <= GROUP_NONE)
+		if (group_by_from_string(arg) != GROUP_UNIT &&
+		    group_by_from_string(arg) != GROUP_COMM &&
+		    group_by_from_string(arg) != GROUP_CONTAINER)
 			return cli_usage_error("ps", "--by: '%s' is not unit, comm or container",
 					       arg);
 		req->by = group_by_from_string(arg);

@@ -24,6 +24,7 @@ enum {
 	/* --unit NAME, --cgroup PATH, --container ID, --comm NAME: every process that matches */
 	CLI_OPT_MATCH = 1 << 7,
 	CLI_OPT_EVENT = 1 << 8, /* --event cpu|off-cpu|wall */
+	CLI_OPT_COLOR = 1 << 9, /* --color auto|always|never (also a global option) */
 };
 
 /* getopt values of the shared options; a command's own long options use values from 0x200. */
@@ -45,6 +46,7 @@ enum {
 	OPT_CONTAINER,
 	OPT_COMM,
 	OPT_EVENT,
+	OPT_COLOR,
 	_OPT_SHARED_END,
 };
 
