@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <inttypes.h>
+#include <xxhash.h>
 
 #include "base/hashindex.h"
 #include "base/json-util.h"
@@ -248,7 +249,7 @@ typedef struct CommTally {
 	uint32_t pos; /* the row's place in the answer */
 	StrId comm;
 	uint64_t self, total;
-	uint64_t stamp; /* the last entry counted into total */
+	uint64_t stamp; /* the last (name, stack) counted into total, + 1 */
 } CommTally;
 
 typedef struct CommTable {
@@ -267,7 +268,10 @@ static bool comm_eq(uint32_t idx, const void *key, void *userdata)
 static int comm_tally(CommTable *c, uint32_t pos, StrId comm, CommTally **ret)
 {
 	CommTally key = { .pos = pos, .comm = comm };
-	uint64_t hash = (((uint64_t)pos << 32) | comm) * 0x9E3779B97F4A7C15ULL;
+	uint64_t k = ((uint64_t)pos << 32) | comm;
+	/* Mixed through every bit: the index takes a hash's low bits, and a multiplication
+	 * leaves those to comm's alone (a row's names would all collide). */
+	uint64_t hash = XXH3_64bits(&k, sizeof(k));
 	uint32_t idx;
 	int r;
 
@@ -286,55 +290,106 @@ static int comm_tally(CommTable *c, uint32_t pos, StrId comm, CommTally **ret)
 	return 0;
 }
 
-/* The samples of the shown rows per process name, from the entries: pos_of_row maps a row's
- * index (FuncRow.index) to its place in the answer + 1, 0 for rows not shown. */
-static int count_comms(const QueryContext *ctx, const Request *req, const Selection *sel,
-		       const uint32_t *frame_rows, const uint32_t *pos_of_row, CommTable *c)
+/* The samples of one stack in the processes of one name. */
+typedef struct CommStack {
+	uint64_t key; /* comm << 32 | stack */
+	uint64_t n;
+} CommStack;
+
+typedef struct CommStacks {
+	CommStack *items;
+	size_t n, allocated;
+	HashIndex *index;
+} CommStacks;
+
+static bool comm_stack_eq(uint32_t idx, const void *key, void *userdata)
+{
+	return ((CommStacks *)userdata)->items[idx].key == *(const uint64_t *)key;
+}
+
+/* The selected entries summed per (process name, stack): the windows repeat the same stacks
+ * of the same processes, each is then walked once. */
+static int count_comm_stacks(const QueryContext *ctx, const Request *req, const Selection *sel,
+			     CommStacks *cs)
 {
 	const Store *store = ctx->store;
-	uint64_t seq = 0;
 
 	for (size_t i = sel->range.first; i < sel->range.end; i++) {
 		const Window *w = store_window(store, i);
 
 		for (size_t j = 0; j < w->n_entries; j++) {
 			const WindowEntry *e = &w->entries[j];
-			uint64_t n = entry_selected(req, sel, w, e);
-			StrId comm = store_proc(store, e->proc)->comm;
-			const FrameId *frames;
-			bool leaf = true;
-			size_t depth;
+			uint64_t n = entry_selected(req, sel, w, e), key, hash;
+			uint32_t idx;
+			int r;
 
 			if (n == 0)
 				continue;
-			seq++;
-			frames = store_stack(store, e->stack, &depth);
-			for (size_t k = 0; k < depth; k++) {
-				uint32_t fr = frame_rows[frames[k]];
-				CommTally *tally;
-				int r;
-
-				/* Every frame of a counted stack has its row (or none). */
-				if (fr == 0 || fr == FRAME_ROW_SKIP)
-					continue;
-				if (pos_of_row[fr - 1] == 0) {
-					leaf = false;
-					continue;
-				}
-				r = comm_tally(c, pos_of_row[fr - 1] - 1, comm, &tally);
-				if (r < 0)
-					return r;
-				if (leaf)
-					tally->self += n;
-				leaf = false;
-				if (tally->stamp != seq) {
-					tally->total += n;
-					tally->stamp = seq;
-				}
+			key = (uint64_t)store_proc(store, e->proc)->comm << 32 | e->stack;
+			hash = XXH3_64bits(&key, sizeof(key));
+			if (hash_index_find(cs->index, hash, comm_stack_eq, &key, cs, &idx) == 0) {
+				cs->items[idx].n += n;
+				continue;
 			}
+			r = GREEDY_REALLOC(cs->items, cs->allocated, cs->n + 1);
+			if (r < 0)
+				return r;
+			r = hash_index_insert(cs->index, hash, (uint32_t)cs->n);
+			if (r < 0)
+				return r;
+			cs->items[cs->n++] = (CommStack){ .key = key, .n = n };
 		}
 	}
 	return 0;
+}
+
+/* The samples of the shown rows per process name: pos_of_row maps a row's index
+ * (FuncRow.index) to its place in the answer + 1, 0 for rows not shown. */
+static int count_comms(const QueryContext *ctx, const Request *req, const Selection *sel,
+		       const uint32_t *frame_rows, const uint32_t *pos_of_row, CommTable *c)
+{
+	const Store *store = ctx->store;
+	CommStacks cs = { 0 };
+	int r;
+
+	r = hash_index_new(&cs.index);
+	if (r < 0)
+		return r;
+	r = count_comm_stacks(ctx, req, sel, &cs);
+	for (size_t i = 0; r >= 0 && i < cs.n; i++) {
+		StrId comm = (StrId)(cs.items[i].key >> 32);
+		uint64_t n = cs.items[i].n;
+		size_t depth;
+		const FrameId *frames = store_stack(store, (StackId)cs.items[i].key, &depth);
+		bool leaf = true;
+
+		for (size_t k = 0; r >= 0 && k < depth; k++) {
+			uint32_t fr = frame_rows[frames[k]];
+			CommTally *tally;
+
+			/* Every frame of a counted stack has its row (or none). */
+			if (fr == 0 || fr == FRAME_ROW_SKIP)
+				continue;
+			if (pos_of_row[fr - 1] == 0) {
+				leaf = false;
+				continue;
+			}
+			r = comm_tally(c, pos_of_row[fr - 1] - 1, comm, &tally);
+			if (r < 0)
+				break;
+			if (leaf)
+				tally->self += n;
+			leaf = false;
+			/* Once per stack, however deep the recursion. */
+			if (tally->stamp != i + 1) {
+				tally->total += n;
+				tally->stamp = i + 1;
+			}
+		}
+	}
+	free(cs.items);
+	hash_index_free(cs.index);
+	return r < 0 ? r : 0;
 }
 
 /*
