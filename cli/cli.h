@@ -72,6 +72,9 @@ bool cli_python_location(json_object *row, char *buf, size_t len);
 /* A count of an answer over stacks as a table shows it: samples ("123") for the cpu event, a
  * duration ("1.25s", "12.5ms", "250us") for the others, whose counts are nanoseconds. */
 const char *cli_count(json_object *answer, int64_t n, char *buf, size_t len);
+/* The CPU time of n samples of an answer of the cpu event, n x its "period_ns", as cli_count()
+ * writes a duration, in buf; NULL for the other events (their counts are times already). */
+const char *cli_cpu_time(json_object *answer, int64_t n, char *buf, size_t len);
 /* The first words of such an answer's header: "Samples: 123", "Off-CPU: 1.25s", "Wall: 2.50s". */
 void cli_print_total(json_object *answer);
 
@@ -81,6 +84,39 @@ void cli_print_total(json_object *answer);
 const char *cli_function_label(const char *fn, size_t columns, char *buf, size_t len);
 /* --full-names: function names in tables as the answer has them. */
 void cli_set_full_names(bool full);
+/* Under a table of an answer with "total_rows" and "sort": how many of its rows it shows,
+ * when -n left some out ("(20 of 135 rows, by cpu; -n 0 shows all)"). */
+void cli_print_rows_left_out(json_object *answer, json_object *rows);
+
+/* Colour of plain output: --color always or never as given; auto (the default) only when stdout
+ * is a terminal and NO_COLOR is not set to a non-empty value (no-color.org). */
+typedef enum CliColor {
+	CLI_COLOR_AUTO,
+	CLI_COLOR_ALWAYS,
+	CLI_COLOR_NEVER,
+	_CLI_COLOR_MAX,
+} CliColor;
+
+/* --color WHEN: "auto", "always" or "never"; 0 or -EINVAL. */
+int cli_set_color(const char *when);
+bool cli_color(void);
+
+typedef enum CliStyle {
+	CLI_STYLE_RESET,
+	CLI_STYLE_HEADER, /* a table's column names: bold */
+	CLI_STYLE_DIM,	  /* kernel frames */
+	CLI_STYLE_HOT,	  /* a share of 5% or more: red, as perf top */
+	CLI_STYLE_WARM,	  /* of 0.5% or more: green */
+	_CLI_STYLE_MAX,
+} CliStyle;
+
+/* The escape sequence that starts style s, "" without colour (or for _CLI_STYLE_MAX); each
+ * styled field ends with cli_style(CLI_STYLE_RESET). */
+const char *cli_style(CliStyle s);
+/* The style of a percentage: hot, warm or none (""). */
+const char *cli_pct_style(double pct);
+/* A percentage in a column of 7 ("%7.2f"), in its style; returns the columns it took (7). */
+int cli_print_pct(double pct);
 
 /* Terminal width for plain output (COLUMNS, the tty, else 0 = unlimited). */
 int cli_terminal_width(void);

@@ -241,6 +241,8 @@ static void render_lines(json_object *a, const Request *req)
 	const char *comm = json_get_string(a, "comm");
 	int width = cli_terminal_width(), locw = 8, fnw = 8;
 	json_object *rows;
+	char t[32];
+	bool cpu;
 	size_t n;
 
 	(void)req;
@@ -271,12 +273,16 @@ static void render_lines(json_object *a, const Request *req)
 		       function, (long long)json_get_int(a, "function_samples"),
 		       json_get_double(a, "function_pct"));
 	putchar('\n');
+	/* The CPU time of each line's samples beside its share (the cpu event). */
+	cpu = cli_cpu_time(a, 0, t, sizeof(t));
+	fputs(cli_style(CLI_STYLE_HEADER), stdout);
 	if (function)
-		printf("%7s %7s %7s %8s %8s  %-*s  %s\n", "FUNC%", "SELF%", "TOTAL%", "TOTAL",
-		       "CALLEE", locw, "LINE", "SOURCE");
+		printf("%7s %7s %7s%s %8s %8s  %-*s  %s", "FUNC%", "SELF%", "TOTAL%",
+		       cpu ? "      TIME" : "", "TOTAL", "CALLEE", locw, "LINE", "SOURCE");
 	else
-		printf("%7s %8s  %-*s  %-*s  %s\n", "SELF%", "SAMPLES", locw, "LINE", fnw,
-		       "FUNCTION", "SOURCE");
+		printf("%7s%s %8s  %-*s  %-*s  %s", "SELF%", cpu ? "      TIME" : "", "SAMPLES",
+		       locw, "LINE", fnw, "FUNCTION", "SOURCE");
+	printf("%s\n", cli_style(CLI_STYLE_RESET));
 	for (size_t i = 0; i < n; i++) {
 		json_object *r = json_object_array_get_idx(rows, i);
 		const char *text = json_get_string(r, "text");
@@ -289,18 +295,26 @@ static void render_lines(json_object *a, const Request *req)
 				   sizeof(name));
 		fnb = fnw + (int)(strlen(name) - text_columns(name));
 		if (function) {
-			used = printf(
-				"%7.2f %7.2f %7.2f %8s %8s  %-*.*s  ",
-				json_get_double(r, "function_pct"), json_get_double(r, "self_pct"),
-				json_get_double(r, "total_pct"),
+			used = printf("%7.2f ", json_get_double(r, "function_pct"));
+			used += cli_print_pct(json_get_double(r, "self_pct")) + 1;
+			putchar(' ');
+			used += cli_print_pct(json_get_double(r, "total_pct"));
+			if (cli_cpu_time(a, json_get_int(r, "total_samples"), t, sizeof(t)))
+				used += printf(" %9s", t);
+			used += printf(
+				" %8s %8s  %-*.*s  ",
 				cli_count(a, json_get_int(r, "total_samples"), c1, sizeof(c1)),
 				cli_count(a, json_get_int(r, "callee_samples"), c2, sizeof(c2)),
 				locw, locw, loc);
 		} else {
+			used = cli_print_pct(json_get_double(r, "self_pct"));
+			if (cli_cpu_time(a, json_get_int(r, "self_samples"), t, sizeof(t)))
+				used += printf(" %9s", t);
 			/* The function column is padded only when text follows it. */
-			used = printf("%7.2f %8s  %-*.*s  %-*.*s%s", json_get_double(r, "self_pct"),
-				      cli_count(a, json_get_int(r, "self_samples"), c1, sizeof(c1)),
-				      locw, locw, loc, text ? fnb : 0, fnb, name, text ? "  " : "");
+			used += printf(
+				" %8s  %-*.*s  %-*.*s%s",
+				cli_count(a, json_get_int(r, "self_samples"), c1, sizeof(c1)), locw,
+				locw, loc, text ? fnb : 0, fnb, name, text ? "  " : "");
 		}
 		if (text)
 			print_text(text, width > used + 8 ? width - used : 0);
@@ -326,14 +340,15 @@ static const CliQuery lines = {
 	.name = "lines",
 	.command = COMMAND_LINES,
 	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START | CLI_OPT_CHILDREN |
-		  CLI_OPT_INLINE | CLI_OPT_LIMIT | CLI_OPT_MATCH | CLI_OPT_EVENT | CLI_OPT_NAMES,
+		  CLI_OPT_INLINE | CLI_OPT_LIMIT | CLI_OPT_MATCH | CLI_OPT_EVENT | CLI_OPT_NAMES |
+		  CLI_OPT_COLOR,
 	.needs_pid = true,
 	.help = "Usage: profq lines --pid N [--tid T] [--start TIME] [--children]\n"
 		"                   [--unit NAME] [--cgroup PATH] [--container ID] [--comm NAME]\n"
 		"                   [--function F] [-n N] [--since WHEN] [--until WHEN]\n"
 		"                   [--range life] [--event cpu|off-cpu|wall]\n"
 		"                   [--[no-]inline] [--[no-]python] [--full-names]\n"
-		"                   [--json]\n"
+		"                   [--color auto|always|never] [--json]\n"
 		"\n"
 		"Hot source lines: the samples taken on each line (of the process's\n"
 		"samples), with the line's text when you can read the source file.\n"
@@ -347,7 +362,8 @@ static const CliQuery lines = {
 		"interpreter's (--no-python: the interpreter's, as native code).\n"
 		"--event off-cpu: where threads waited, switched out; wall: CPU and\n"
 		"off-CPU time together (counts are then times).\n"
-		"-n N: at most N lines (20).\n"
+		"-n N: at most N lines (20). TIME: the CPU time of a line's samples\n"
+		"(samples x the sampling period).\n"
 
 		"--unit NAME, --cgroup PATH, --container ID, --comm NAME: instead\n"
 		"of --pid, every process that matches (all given), summed: unit\n"

@@ -112,11 +112,7 @@ static void render_ranking(json_object *a)
 			       ? "  (OOM killed)"
 			       : "");
 	}
-	if (json_get_int(a, "total_rows") > (int64_t)json_object_array_length(rows))
-		printf("(%lld of %lld rows, by %s; -n 0 shows all)\n",
-		       (long long)json_object_array_length(rows),
-		       (long long)json_get_int(a, "total_rows"),
-		       strempty(json_get_string(a, "sort")));
+	cli_print_rows_left_out(a, rows);
 }
 
 static void render_mem(json_object *a, const Request *req)

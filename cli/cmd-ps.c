@@ -68,11 +68,7 @@ static void render_groups(json_object *a, const Request *req)
 		       json_get_double(r, "sys_pct"), json_get_double(r, "cpu_pct"),
 		       json_get_double(r, "cpu_s"), (long long)json_get_int(r, "samples"));
 	}
-	if (json_get_int(a, "total_rows") > (int64_t)json_object_array_length(rows))
-		printf("(%lld of %lld rows, by %s; -n 0 shows all)\n",
-		       (long long)json_object_array_length(rows),
-		       (long long)json_get_int(a, "total_rows"),
-		       strempty(json_get_string(a, "sort")));
+	cli_print_rows_left_out(a, rows);
 }
 
 static void render_ps(json_object *a, const Request *req)
@@ -122,11 +118,7 @@ static void render_ps(json_object *a, const Request *req)
 		       json_object_get_boolean(json_object_object_get(r, "exited")) ? " (exited)"
 										    : "");
 	}
-	if (json_get_int(a, "total_rows") > (int64_t)json_object_array_length(rows))
-		printf("(%lld of %lld rows, by %s; -n 0 shows all)\n",
-		       (long long)json_object_array_length(rows),
-		       (long long)json_get_int(a, "total_rows"),
-		       strempty(json_get_string(a, "sort")));
+	cli_print_rows_left_out(a, rows);
 }
 
 enum {
@@ -166,7 +158,9 @@ static int parse_option(int opt, const char *arg, Request *req, void *userdata)
 		*sorted = true;
 		return EXIT_OK;
 	case OPT_BY:
-		if (group_by_from_string(arg) <= GROUP_NONE)
+		if (group_by_from_string(arg) != GROUP_UNIT &&
+		    group_by_from_string(arg) != GROUP_COMM &&
+		    group_by_from_string(arg) != GROUP_CONTAINER)
 			return cli_usage_error("ps", "--by: '%s' is not unit, comm or container",
 					       arg);
 		req->by = group_by_from_string(arg);

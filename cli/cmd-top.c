@@ -12,10 +12,144 @@
 #include "base/timeutil.h"
 #include "command.h"
 
+/* A row's process name as the COMM column shows it: "name", or "name +N" when N other names
+ * have samples of the function too. */
+static const char *comm_label(json_object *r, char *buf, size_t len)
+{
+	int64_t others = json_get_int(r, "comms") - 1;
+
+	if (others > 0)
+		snprintf(buf, len, "%s +%lld", strempty(json_get_string(r, "comm")),
+			 (long long)others);
+	else
+		snprintf(buf, len, "%s", json_get_string(r, "comm") ?: "-");
+	return buf;
+}
+
+/* The widest value of key (or of the COMM label) in the first n rows, within [min, max]. */
+static int column_width(json_object *rows, size_t n, const char *key, int min, int max)
+{
+	int w = min;
+
+	for (size_t i = 0; i < n; i++) {
+		json_object *r = json_object_array_get_idx(rows, i);
+		char buf[128];
+		const char *v = key ? json_get_string(r, key) : comm_label(r, buf, sizeof(buf));
+		int len = v ? (int)strlen(v) : 0;
+
+		w = MAX(w, MIN(len, max));
+	}
+	return w;
+}
+
+/* SELF and TOTAL of a row: samples (or times, for the events that count time), and for the
+ * cpu event also as CPU time. Returns the width printed. */
+static int print_counts(json_object *a, json_object *r)
+{
+	char self[32], total[32], self_t[32], total_t[32];
+	int64_t ns = json_get_int(r, "self_samples"), nt = json_get_int(r, "total_samples");
+	int used = 7 + 1 + 7 + 18;
+
+	cli_print_pct(json_get_double(r, "self_pct"));
+	putchar(' ');
+	cli_print_pct(json_get_double(r, "total_pct"));
+	if (cli_cpu_time(a, ns, self_t, sizeof(self_t)) &&
+	    cli_cpu_time(a, nt, total_t, sizeof(total_t))) {
+		printf(" %10s %10s", self_t, total_t);
+		used += 22;
+	}
+	printf(" %8s %8s", cli_count(a, ns, self, sizeof(self)),
+	       cli_count(a, nt, total, sizeof(total)));
+	return used;
+}
+
+static void print_count_header(json_object *a)
+{
+	char buf[32];
+
+	printf("%s%7s %7s", cli_style(CLI_STYLE_HEADER), "SELF%", "TOTAL%");
+	if (cli_cpu_time(a, 0, buf, sizeof(buf)))
+		printf(" %10s %10s", "SELF-TIME", "TOTAL-TIME");
+	printf(" %8s %8s", "SELF", "TOTAL");
+}
+
+static void render_processes(json_object *a, json_object *rows, size_t n)
+{
+	char count[32], time[32];
+	bool cpu = cli_cpu_time(a, 0, time, sizeof(time));
+
+	printf("%s%7s", cli_style(CLI_STYLE_HEADER), "SHARE%");
+	if (cpu)
+		printf(" %9s", "TIME");
+	printf(" %9s %8s  %s%s\n", cpu ? "SAMPLES" : "TIME", "PID", "COMM",
+	       cli_style(CLI_STYLE_RESET));
+	for (size_t i = 0; i < n; i++) {
+		json_object *r = json_object_array_get_idx(rows, i);
+		int64_t samples = json_get_int(r, "samples");
+
+		cli_print_pct(json_get_double(r, "pct"));
+		if (cli_cpu_time(a, samples, time, sizeof(time)))
+			printf(" %9s", time);
+		printf(" %9s %8lld  %s\n", cli_count(a, samples, count, sizeof(count)),
+		       (long long)json_get_int(r, "pid"), strempty(json_get_string(r, "comm")));
+	}
+}
+
+static void render_modules(json_object *a, json_object *rows, size_t n)
+{
+	print_count_header(a);
+	printf("  %s%s\n", "MODULE", cli_style(CLI_STYLE_RESET));
+	for (size_t i = 0; i < n; i++) {
+		json_object *r = json_object_array_get_idx(rows, i);
+		bool kernel = json_get_bool(r, "kernel");
+
+		print_counts(a, r);
+		printf("  %s%s%s\n", kernel ? cli_style(CLI_STYLE_DIM) : "",
+		       strempty(json_get_string(r, "module")),
+		       kernel ? cli_style(CLI_STYLE_RESET) : "");
+	}
+}
+
+static void render_functions(json_object *a, json_object *rows, size_t n)
+{
+	int width = cli_terminal_width(), modw = column_width(rows, n, "module", 6, 28);
+	/* Several processes: which one each row's samples are of. */
+	bool comms = n > 0 &&
+		     json_object_object_get_ex(json_object_array_get_idx(rows, 0), "comm", NULL);
+	int commw = comms ? column_width(rows, n, NULL, 4, 24) : 0;
+
+	print_count_header(a);
+	if (comms)
+		printf("  %-*s", commw, "COMM");
+	printf("  %-*s  %s%s\n", modw, "MODULE", "FUNCTION", cli_style(CLI_STYLE_RESET));
+	for (size_t i = 0; i < n; i++) {
+		json_object *r = json_object_array_get_idx(rows, i);
+		const char *fn = strempty(json_get_string(r, "function"));
+		bool kernel = json_get_bool(r, "kernel");
+		int used = print_counts(a, r) + 2 + modw + 2;
+		bool unlimited;
+		int room;
+		char where[256], comm[128];
+
+		if (comms) {
+			printf("  %-*.*s", commw, commw, comm_label(r, comm, sizeof(comm)));
+			used += 2 + commw;
+		}
+		unlimited = width <= used + 8;
+		room = unlimited ? (int)strlen(fn) : width - used;
+		printf("  %s%-*.*s  %.*s", kernel ? cli_style(CLI_STYLE_DIM) : "", modw, modw,
+		       strempty(json_get_string(r, "module")), room, fn);
+		/* Python functions are all of module [python]: their file tells them apart. */
+		room = unlimited ? INT_MAX : room - MIN(room, (int)strlen(fn));
+		if (cli_python_location(r, where, sizeof(where)) && (int)strlen(where) + 2 <= room)
+			printf("  %s", where);
+		printf("%s\n", kernel ? cli_style(CLI_STYLE_RESET) : "");
+	}
+}
+
 static void render_top(json_object *a, int max_rows)
 {
-	const char *comm = json_get_string(a, "comm");
-	int width = cli_terminal_width(), modw = 6;
+	const char *comm = json_get_string(a, "comm"), *by = json_get_string(a, "by");
 	json_object *rows, *pid;
 	size_t n;
 
@@ -24,40 +158,22 @@ static void render_top(json_object *a, int max_rows)
 	n = json_object_array_length(rows);
 	if (max_rows > 0 && (size_t)max_rows < n)
 		n = (size_t)max_rows;
-	for (size_t i = 0; i < n; i++) {
-		const char *m = json_get_string(json_object_array_get_idx(rows, i), "module");
-		int len = m ? (int)strlen(m) : 0;
-
-		if (len > modw)
-			modw = len < 28 ? len : 28;
-	}
 	cli_print_total(a);
 	if (json_object_object_get_ex(a, "pid", &pid) && pid)
-		printf("  pid %lld (%s)", (long long)json_object_get_int64(pid), strempty(comm));
+		printf("  pid %lld (%s)", (long long)json_get_int(a, "pid"), strempty(comm));
 	if (json_get_int(a, "tid"))
 		printf("  tid %lld", (long long)json_get_int(a, "tid"));
-	printf("  sorted by %s\n\n", strempty(json_get_string(a, "sort")));
-	printf("%7s %7s %8s %8s  %-*s  %s\n", "SELF%", "TOTAL%", "SELF", "TOTAL", modw, "MODULE",
-	       "FUNCTION");
-	for (size_t i = 0; i < n; i++) {
-		json_object *r = json_object_array_get_idx(rows, i);
-		const char *fn = strempty(json_get_string(r, "function"));
-		int used = 7 + 1 + 7 + 1 + 8 + 1 + 8 + 2 + modw + 2;
-		bool unlimited = width <= used + 8;
-		int room = unlimited ? (int)strlen(fn) : width - used;
-		char where[256], self[32], total[32];
-
-		printf("%7.2f %7.2f %8s %8s  %-*.*s  %.*s", json_get_double(r, "self_pct"),
-		       json_get_double(r, "total_pct"),
-		       cli_count(a, json_get_int(r, "self_samples"), self, sizeof(self)),
-		       cli_count(a, json_get_int(r, "total_samples"), total, sizeof(total)), modw,
-		       modw, strempty(json_get_string(r, "module")), room, fn);
-		/* Python functions are all of module [python]: their file tells them apart. */
-		room = unlimited ? INT_MAX : room - MIN(room, (int)strlen(fn));
-		if (cli_python_location(r, where, sizeof(where)) && (int)strlen(where) + 2 <= room)
-			printf("  %s", where);
-		putchar('\n');
-	}
+	by = by ?: "function";
+	if (streq(by, "process"))
+		printf("  by process\n\n");
+	else
+		printf("  by %s, sorted by %s\n\n", by, strempty(json_get_string(a, "sort")));
+	if (streq(by, "process"))
+		render_processes(a, rows, n);
+	else if (streq(by, "module"))
+		render_modules(a, rows, n);
+	else
+		render_functions(a, rows, n);
 }
 
 /* Seconds as top(1) takes them ("2", "0.5"), or a duration ("500ms"). */
@@ -324,6 +440,7 @@ static int live_top(CliContext *ctx, Request *req, uint64_t interval_ns)
 enum {
 	OPT_SORT = 0x200,
 	OPT_ONCE,
+	OPT_BY,
 };
 
 typedef struct TopArgs {
@@ -344,6 +461,12 @@ static int parse_option(int opt, const char *arg, Request *req, void *userdata)
 	case OPT_ONCE:
 		args->once = true;
 		return EXIT_OK;
+	case OPT_BY:
+		if (!streq(arg, "function") && !streq(arg, "process") && !streq(arg, "module"))
+			return cli_usage_error(
+				"top", "--by: '%s' is not function, process or module", arg);
+		req->by = streq(arg, "function") ? GROUP_NONE : group_by_from_string(arg);
+		return EXIT_OK;
 	default: /* -d */
 		if (parse_seconds(arg, &args->interval_ns) < 0 ||
 		    args->interval_ns < 100 * NSEC_PER_MSEC ||
@@ -363,17 +486,24 @@ static const CliQuery top = {
 	.name = "top",
 	.command = COMMAND_TOP,
 	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START | CLI_OPT_CHILDREN |
-		  CLI_OPT_INLINE | CLI_OPT_LIMIT | CLI_OPT_MATCH | CLI_OPT_EVENT,
+		  CLI_OPT_INLINE | CLI_OPT_LIMIT | CLI_OPT_MATCH | CLI_OPT_EVENT | CLI_OPT_COLOR,
 	.help = "Usage: profq top [--pid N [--tid T] [--start TIME] [--children]]\n"
 		"                 [--unit NAME] [--cgroup PATH] [--container ID] [--comm NAME]\n"
 		"                 [-n N] [--sort self|total] [--since WHEN]\n"
 		"                 [--until WHEN] [--range life] [--[no-]inline]\n"
 		"                 [--[no-]python] [--event cpu|off-cpu|wall]\n"
-		"                 [--once] [-d SECS] [--json]\n"
+		"                 [--by function|process|module]\n"
+		"                 [--once] [-d SECS] [--color auto|always|never] [--json]\n"
 		"\n"
 		"Hotspot functions: SELF% (samples in the function itself) and\n"
 		"TOTAL% (samples with the function anywhere on the stack), of the\n"
-		"process's samples (of all samples without --pid).\n"
+		"process's samples (of all samples without --pid), and for CPU\n"
+		"samples their CPU time (samples x the sampling period).\n"
+		"Without --pid (or with --children) COMM names the process most of\n"
+		"a function's samples are of, '+N' when N others have some too.\n"
+		"--by process: processes by their samples; --by module: binaries\n"
+		"(libc.so.6, [kernel.kallsyms]) by self and total samples.\n"
+		"--color: colour on a terminal (auto, unless NO_COLOR is set).\n"
 		"--event off-cpu: the time threads spent switched out, by the stack\n"
 		"they waited at; wall: CPU and off-CPU time together (SELF and TOTAL\n"
 		"are then times).\n"
@@ -394,6 +524,7 @@ static const CliQuery top = {
 		(const struct option[]){
 			{ "sort", required_argument, NULL, OPT_SORT },
 			{ "once", no_argument, NULL, OPT_ONCE },
+			{ "by", required_argument, NULL, OPT_BY },
 			{ "delay", required_argument, NULL, 'd' },
 			{},
 		},

@@ -5,10 +5,10 @@
 #include "base/text.h"
 #include "command.h"
 
-/* Deeper levels are not indented further: the depth is printed instead. */
+/* Deeper levels are not indented further: "[+N]" says how many levels deeper they are. */
 #define TREE_INDENT_MAX 32
 
-static void render_nodes(json_object *nodes, int depth, int width)
+static void render_nodes(json_object *a, json_object *nodes, int depth, int width)
 {
 	for (size_t i = 0; i < json_object_array_length(nodes); i++) {
 		json_object *n = json_object_array_get_idx(nodes, i), *v;
@@ -17,11 +17,17 @@ static void render_nodes(json_object *nodes, int depth, int width)
 		const char *mod = json_get_string(n, "module");
 		bool inlined = json_object_object_get_ex(n, "inlined", &v) &&
 			       json_object_get_boolean(v);
+		bool kernel = json_get_bool(n, "kernel");
 		int indent = MIN(depth, TREE_INDENT_MAX) * 2, used, room;
-		char where[256], name[1024];
+		char where[256], name[1024], time[32];
 
-		used = printf("%7.2f %7.2f  %*s", json_get_double(n, "total_pct"),
-			      json_get_double(n, "self_pct"), indent, "");
+		used = cli_print_pct(json_get_double(n, "total_pct")) + 1;
+		putchar(' ');
+		used += cli_print_pct(json_get_double(n, "self_pct"));
+		if (cli_cpu_time(a, json_get_int(n, "total_samples"), time, sizeof(time)))
+			used += printf(" %9s", time);
+		used += printf("  %*s", indent, "");
+		fputs(kernel ? cli_style(CLI_STYLE_DIM) : "", stdout);
 		if (depth > TREE_INDENT_MAX)
 			used += printf("[+%d] ", depth - TREE_INDENT_MAX);
 		room = width > 0 ? MAX(width - used, 8) : INT_MAX;
@@ -29,10 +35,11 @@ static void render_nodes(json_object *nodes, int depth, int width)
 			/* A process name's node (--group comm): its processes, as ps shows them. */
 			int64_t procs = json_get_int(n, "processes");
 
-			printf("%s (%lld process%s)\n", text_fit(comm, room, name, sizeof(name)),
-			       (long long)procs, procs == 1 ? "" : "es");
+			printf("%s (%lld process%s)%s\n", text_fit(comm, room, name, sizeof(name)),
+			       (long long)procs, procs == 1 ? "" : "es",
+			       kernel ? cli_style(CLI_STYLE_RESET) : "");
 			if (json_object_object_get_ex(n, "children", &v) && v)
-				render_nodes(v, depth + 1, width);
+				render_nodes(a, v, depth + 1, width);
 			continue;
 		}
 		printf("%s",
@@ -47,15 +54,16 @@ static void render_nodes(json_object *nodes, int depth, int width)
 			printf(" (inlined)");
 		if (cli_python_location(n, where, sizeof(where)) && (int)strlen(where) + 1 <= room)
 			printf(" %s", where);
-		putchar('\n');
+		printf("%s\n", kernel ? cli_style(CLI_STYLE_RESET) : "");
 		if (json_object_object_get_ex(n, "children", &v) && v)
-			render_nodes(v, depth + 1, width);
+			render_nodes(a, v, depth + 1, width);
 	}
 }
 
 static void render_tree(json_object *a, const Request *req)
 {
 	json_object *rows;
+	char time[32];
 
 	(void)req;
 	cli_print_total(a);
@@ -75,9 +83,12 @@ static void render_tree(json_object *a, const Request *req)
 		       "left "
 		       "out\n",
 		       (long long)json_get_int(a, "truncated_samples"));
-	printf("\n%7s %7s  %s\n", "TOTAL%", "SELF%", "FUNCTION");
+	printf("\n%s%7s %7s", cli_style(CLI_STYLE_HEADER), "TOTAL%", "SELF%");
+	if (cli_cpu_time(a, 0, time, sizeof(time)))
+		printf(" %9s", "TIME");
+	printf("  %s%s\n", "FUNCTION", cli_style(CLI_STYLE_RESET));
 	if (json_object_object_get_ex(a, "rows", &rows))
-		render_nodes(rows, 0, cli_terminal_width());
+		render_nodes(a, rows, 0, cli_terminal_width());
 }
 
 enum {
@@ -112,21 +123,23 @@ static const CliQuery tree = {
 	.name = "tree",
 	.command = COMMAND_TREE,
 	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START | CLI_OPT_CHILDREN |
-		  CLI_OPT_INLINE | CLI_OPT_MATCH | CLI_OPT_EVENT | CLI_OPT_NAMES,
+		  CLI_OPT_INLINE | CLI_OPT_MATCH | CLI_OPT_EVENT | CLI_OPT_NAMES | CLI_OPT_COLOR,
 	.needs_pid = true,
 	.help = "Usage: profq tree --pid N [--tid T] [--start TIME] [--children]\n"
 		"                  [--unit NAME] [--cgroup PATH] [--container ID] [--comm NAME]\n"
 		"                  [--min-pct P] [--from F] [--group comm|none]\n"
 		"                  [--since WHEN] [--until WHEN] [--range life]\n"
 		"                  [--event cpu|off-cpu|wall] [--[no-]inline]\n"
-		"                  [--[no-]python] [--full-names] [--json]\n"
+		"                  [--[no-]python] [--full-names]\n"
+		"                  [--color auto|always|never] [--json]\n"
 		"\n"
 		"The call tree, top down: each stack's outermost frame is a root, a\n"
 		"function's children are the functions it called. TOTAL% counts the\n"
 		"samples under a call path, SELF% those that ended in it, of the\n"
-		"process's samples. Calls below --min-pct P percent (0.5) are left\n"
-		"out. Calls the compiler inlined are nodes of their own;\n"
-		"--no-inline folds them into the function they are in.\n"
+		"process's samples; TIME the CPU time under it. Calls below\n"
+		"--min-pct P percent (0.5) are left out. Calls the compiler\n"
+		"inlined are nodes of their own; --no-inline folds them into the\n"
+		"function they are in.\n"
 		"Python functions are frames of their own in place of the interpreter\n"
 		"frames that ran them; --no-python shows the interpreter frames.\n"
 		"--unit NAME, --cgroup PATH, --container ID, --comm NAME: instead\n"

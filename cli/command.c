@@ -32,6 +32,7 @@ static const struct {
 	{ { "comm", required_argument, NULL, OPT_COMM }, CLI_OPT_MATCH },
 	{ { "event", required_argument, NULL, OPT_EVENT }, CLI_OPT_EVENT },
 	{ { "full-names", no_argument, NULL, OPT_FULL_NAMES }, CLI_OPT_NAMES },
+	{ { "color", required_argument, NULL, OPT_COLOR }, CLI_OPT_COLOR },
 };
 
 /* Room for every shared option, a command's own, --help and the terminator. */
@@ -295,6 +296,11 @@ static int parse_shared_option(const char *command, int opt, const char *arg, Cl
 			return cli_usage_error(
 				command, "--event: '%s' is not 'cpu', 'off-cpu' or 'wall'", arg);
 		req->event = event_from_string(arg);
+		return EXIT_OK;
+	case OPT_COLOR:
+		if (cli_set_color(arg) < 0)
+			return cli_usage_error(
+				command, "--color: '%s' is not 'auto', 'always' or 'never'", arg);
 		return EXIT_OK;
 	case OPT_RANGE:
 		if (!streq(arg, "life"))

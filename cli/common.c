@@ -457,19 +457,90 @@ static bool counts_time(json_object *answer)
 	return event && !streq(event, "cpu");
 }
 
-const char *cli_count(json_object *answer, int64_t n, char *buf, size_t len)
+static const char *duration_string(double ns, char *buf, size_t len)
 {
-	double ns = (double)n;
-
-	if (!counts_time(answer))
-		snprintf(buf, len, "%lld", (long long)n);
-	else if (ns < 1e6)
+	if (ns < 1e6)
 		snprintf(buf, len, "%.0fus", ns / 1e3);
 	else if (ns < 1e9)
 		snprintf(buf, len, "%.1fms", ns / 1e6);
 	else
 		snprintf(buf, len, "%.2fs", ns / 1e9);
 	return buf;
+}
+
+const char *cli_count(json_object *answer, int64_t n, char *buf, size_t len)
+{
+	if (!counts_time(answer)) {
+		snprintf(buf, len, "%lld", (long long)n);
+		return buf;
+	}
+	return duration_string((double)n, buf, len);
+}
+
+const char *cli_cpu_time(json_object *answer, int64_t n, char *buf, size_t len)
+{
+	int64_t period = json_get_int(answer, "period_ns");
+
+	if (counts_time(answer) || period <= 0)
+		return NULL;
+	return duration_string((double)n * (double)period, buf, len);
+}
+
+static CliColor color_mode = CLI_COLOR_AUTO;
+
+int cli_set_color(const char *when)
+{
+	static const char *const names[_CLI_COLOR_MAX] = {
+		[CLI_COLOR_AUTO] = "auto",
+		[CLI_COLOR_ALWAYS] = "always",
+		[CLI_COLOR_NEVER] = "never",
+	};
+
+	for (int i = 0; i < _CLI_COLOR_MAX; i++)
+		if (streq(when, names[i])) {
+			color_mode = (CliColor)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+bool cli_color(void)
+{
+	static int on = -1;
+	const char *no_color;
+
+	if (color_mode != CLI_COLOR_AUTO)
+		return color_mode == CLI_COLOR_ALWAYS;
+	if (on < 0) {
+		/* no-color.org: NO_COLOR present and not empty, whatever its value. */
+		no_color = getenv("NO_COLOR");
+		on = isatty(STDOUT_FILENO) && !(no_color && *no_color);
+	}
+	return on;
+}
+
+const char *cli_style(CliStyle s)
+{
+	static const char *const sgr[_CLI_STYLE_MAX] = {
+		[CLI_STYLE_RESET] = "\033[0m", [CLI_STYLE_HEADER] = "\033[1m",
+		[CLI_STYLE_DIM] = "\033[2m",   [CLI_STYLE_HOT] = "\033[31m",
+		[CLI_STYLE_WARM] = "\033[32m",
+	};
+
+	return s >= 0 && s < _CLI_STYLE_MAX && cli_color() ? sgr[s] : "";
+}
+
+const char *cli_pct_style(double pct)
+{
+	return cli_style(pct >= 5.0 ? CLI_STYLE_HOT : pct >= 0.5 ? CLI_STYLE_WARM : _CLI_STYLE_MAX);
+}
+
+int cli_print_pct(double pct)
+{
+	const char *style = cli_pct_style(pct);
+
+	printf("%s%7.2f%s", style, pct, *style ? cli_style(CLI_STYLE_RESET) : "");
+	return 7;
 }
 
 void cli_print_total(json_object *answer)
@@ -502,6 +573,16 @@ const char *cli_function_label(const char *fn, size_t columns, char *buf, size_t
 		return buf;
 	}
 	return text_fit(name, columns, buf, len);
+}
+
+void cli_print_rows_left_out(json_object *answer, json_object *rows)
+{
+	int64_t shown = rows ? (int64_t)json_object_array_length(rows) : 0;
+
+	if (json_get_int(answer, "total_rows") > shown)
+		printf("(%lld of %lld rows, by %s; -n 0 shows all)\n", (long long)shown,
+		       (long long)json_get_int(answer, "total_rows"),
+		       strempty(json_get_string(answer, "sort")));
 }
 
 int cli_terminal_width(void)

@@ -22,7 +22,8 @@ static const CliCommand commands[] = {
 
 static void help(void)
 {
-	printf("Usage: profq [--socket PATH | --state-dir DIR] [--json] COMMAND [OPTIONS]\n"
+	printf("Usage: profq [--socket PATH | --state-dir DIR] [--json]\n"
+	       "             [--color auto|always|never] COMMAND [OPTIONS]\n"
 	       "\n"
 	       "Query the always-on CPU profiler profqd.\n"
 	       "\n"
@@ -36,6 +37,9 @@ static void help(void)
 	       "  --state-dir DIR   Answer offline from a state directory (profqd's --state-dir,\n"
 	       "                    or a copy), read-only, without a daemon\n"
 	       "  --json            Answer in JSON (also accepted after the command)\n"
+	       "  --color WHEN      Colour the tables of top, tree and lines: auto (on a\n"
+	       "                    terminal, unless NO_COLOR is set), always or never (also\n"
+	       "                    accepted after those commands)\n"
 	       "  -h, --help        Show this help\n"
 	       "  --version         Show the version\n"
 	       "\n"
@@ -69,6 +73,7 @@ int main(int argc, char *argv[])
 		{ "socket", required_argument, NULL, 's' },
 		{ "state-dir", required_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "color", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{},
@@ -84,7 +89,8 @@ int main(int argc, char *argv[])
 	for (int i = 1; i < argc && argv[i][0] == '-' && !streq(argv[i], "--"); i++) {
 		if (streq(argv[i], "--json"))
 			cli_set_json_errors(true);
-		else if (streq(argv[i], "--socket") || streq(argv[i], "--state-dir"))
+		else if (streq(argv[i], "--socket") || streq(argv[i], "--state-dir") ||
+			 streq(argv[i], "--color"))
 			i++; /* its value */
 	}
 	/* '+': stop at the command; its options are its own. ':': tell a missing value apart. */
@@ -98,6 +104,12 @@ int main(int argc, char *argv[])
 			break;
 		case 'j':
 			ctx.json = true;
+			break;
+		case 'c':
+			if (cli_set_color(optarg) < 0)
+				return cli_usage_error(
+					NULL, "--color: '%s' is not 'auto', 'always' or 'never'",
+					optarg);
 			break;
 		case 'h':
 			help();

@@ -8,10 +8,10 @@ _profq_commands()
 	"$1" --help 2>/dev/null | sed -n '/^Commands/,/^$/s/^  \([a-z][a-z]*\) .*/\1/p'
 }
 
-# The usage lines of a command's --help.
+# The usage lines of a command's --help (of profq's own without a command).
 _profq_usage()
 {
-	"$1" "$2" --help 2>/dev/null | sed -n '/^Usage:/,/^$/p'
+	"$1" ${2:+"$2"} --help 2>/dev/null | sed -n '/^Usage:/,/^$/p'
 }
 
 # A command's options: --[no-]inline gives --inline and --no-inline.
@@ -38,7 +38,7 @@ _profq()
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		w=${COMP_WORDS[i]}
 		case $w in
-		--socket | --state-dir) ((i++)) ;;
+		--socket | --state-dir | --color) ((i++)) ;;
 		-*) ;;
 		*)
 			cmd=$w
@@ -95,8 +95,13 @@ _profq()
 		;;
 	esac
 	if [[ -z $cmd ]]; then
-		if [[ $cur == -* ]]; then
-			values="--socket --state-dir --json --help --version"
+		if [[ $prev == -* ]]; then
+			values=$(_profq_values "$profq" "" "$prev")
+		fi
+		if [[ -n $values ]]; then
+			:
+		elif [[ $cur == -* ]]; then
+			values="--socket --state-dir --json --color --help --version"
 		else
 			values=$(_profq_commands "$profq")
 		fi

@@ -18,10 +18,8 @@ static const char *const sort_names[_SORT_MAX] = {
 };
 
 static const char *const group_names[_GROUP_MAX] = {
-	[GROUP_NONE] = "process",
-	[GROUP_UNIT] = "unit",
-	[GROUP_COMM] = "comm",
-	[GROUP_CONTAINER] = "container",
+	[GROUP_UNIT] = "unit",	     [GROUP_COMM] = "comm",	[GROUP_CONTAINER] = "container",
+	[GROUP_PROCESS] = "process", [GROUP_MODULE] = "module", [GROUP_FUNCTION] = "function",
 };
 
 static const char *const error_names[_ERROR_MAX] = {
@@ -190,6 +188,34 @@ static int get_uint(json_object *v, const char *key, uint64_t min, uint64_t max,
 	return 0;
 }
 
+/* "by": which of its kinds the command takes; "process" of ps and "function" of top are its
+ * rows without grouping, GROUP_NONE. */
+static int by_check(Request *req, char **ret_error)
+{
+	if (req->command == COMMAND_PS && req->by == GROUP_PROCESS)
+		req->by = GROUP_NONE;
+	if (req->command == COMMAND_TOP && req->by == GROUP_FUNCTION)
+		req->by = GROUP_NONE;
+	if (req->by == GROUP_NONE)
+		return 0;
+	if (req->command == COMMAND_TREE || req->command == COMMAND_STACKS)
+		return req->by == GROUP_COMM
+			       ? 0
+			       : fail(ret_error, "Field 'by' of tree and stacks must be \"comm\"");
+	if (req->command == COMMAND_TOP)
+		return req->by == GROUP_PROCESS || req->by == GROUP_MODULE
+			       ? 0
+			       : fail(ret_error, "Field 'by' of top must be \"function\", "
+						 "\"process\" or \"module\"");
+	if (req->command != COMMAND_PS || req->threads)
+		return fail(ret_error,
+			    "Field 'by' is for ps, without threads, top, tree and stacks");
+	if (req->by != GROUP_UNIT && req->by != GROUP_COMM && req->by != GROUP_CONTAINER)
+		return fail(ret_error, "Field 'by' of ps must be \"process\", \"unit\", "
+				       "\"comm\" or \"container\"");
+	return 0;
+}
+
 int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 {
 	_cleanup_(json_tokener_freep) json_tokener *tok = NULL;
@@ -323,7 +349,8 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 			if (!json_object_is_type(val, json_type_string) ||
 			    group_by_from_string(json_object_get_string(val)) < 0) {
 				r = fail(ret_error, "Field 'by' must be \"process\", \"unit\", "
-						    "\"comm\" or \"container\"");
+						    "\"comm\", \"container\", \"function\" "
+						    "or \"module\"");
 				goto out;
 			}
 			req.by = group_by_from_string(json_object_get_string(val));
@@ -380,13 +407,9 @@ int request_parse(const char *line, size_t len, Request *ret, char **ret_error)
 				    "processes without a pid or children");
 		goto out;
 	}
-	if (req.by != GROUP_NONE && (req.command != COMMAND_PS || req.threads) &&
-	    !(req.by == GROUP_COMM &&
-	      (req.command == COMMAND_TREE || req.command == COMMAND_STACKS))) {
-		r = fail(ret_error,
-			 "Field 'by' is for ps, without threads (tree and stacks: comm)");
+	r = by_check(&req, ret_error);
+	if (r < 0)
 		goto out;
-	}
 	if (req.threads && !req.pid) {
 		r = fail(ret_error, "Field 'threads' needs a pid");
 		goto out;

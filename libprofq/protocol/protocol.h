@@ -70,12 +70,17 @@ typedef enum Event {
 /* tree: nodes below this share of the samples are left out. */
 #define REQUEST_MIN_PCT_DEFAULT 0.5
 
-/* ps: one row per group of processes instead of per process. */
+/* What rows an answer has. ps: one row per group of processes instead of per process (GROUP_NONE);
+ * top: per process or per module instead of per function (GROUP_NONE). On the wire "process"
+ * and "function" name GROUP_NONE of ps and of top. */
 typedef enum GroupBy {
 	GROUP_NONE,
 	GROUP_UNIT,
 	GROUP_COMM,
 	GROUP_CONTAINER,
+	GROUP_PROCESS,	/* top */
+	GROUP_MODULE,	/* top: the binary a sample's frame is in */
+	GROUP_FUNCTION, /* only on the wire: parsed as GROUP_NONE */
 	_GROUP_MAX,
 	_GROUP_INVALID = -EINVAL,
 } GroupBy;
@@ -120,7 +125,7 @@ typedef struct Request {
 	/* lines: only samples with this function on the stack ("" for all); NUL-terminated. */
 	char function[REQUEST_FUNCTION_MAX];
 	RequestMatch match; /* no pid with it */
-	GroupBy by;	    /* ps, not with threads; tree and stacks: comm only */
+	GroupBy by; /* ps (not with threads) and top: the kinds each takes; tree, stacks: comm */
 } Request;
 
 /* Whether req selects processes by their labels (req->match). */

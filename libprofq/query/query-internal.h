@@ -89,7 +89,8 @@ static inline double query_pct(uint64_t part, uint64_t whole)
 	return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
-/* "pid" (null without one), "comm", "tid" when asked, "samples": whose samples an answer is. */
+/* "pid" (null without one), "comm", "tid" when asked, "samples", "period_ns" (of a selection
+ * with stacks), "event", "unit": whose samples an answer is, and what they count. */
 void query_add_selection(const QueryContext *ctx, const Request *req, const Selection *s,
 			 json_object *answer);
 

@@ -69,6 +69,9 @@ void query_add_selection(const QueryContext *ctx, const Request *req, const Sele
 	if (req->tid)
 		json_add_int(answer, "tid", req->tid);
 	json_add_int(answer, "samples", (int64_t)s->total);
+	/* What one sample stands for (samples x period_ns = CPU time); 1 when counts are times. */
+	if (s->mean_period_ns)
+		json_add_int(answer, "period_ns", (int64_t)s->mean_period_ns);
 	json_add_string(answer, "event", event_to_string(req->event));
 	/* What the counts are: samples of the period, or nanoseconds. */
 	json_add_string(answer, "unit", req->event == EVENT_CPU ? "samples" : "nanoseconds");

@@ -44,6 +44,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* time names a process, or the processes its labels select. */
 	CHECK(req.command != COMMAND_TIME || req.pid || request_has_match(&req));
 	CHECK(!req.has_since || !req.has_until || req.until_ns <= req.since_ns);
+	/* by: ps groups processes, top ranks processes or modules; no other takes it. */
+	CHECK(req.by == GROUP_NONE ||
+	      (req.command == COMMAND_PS &&
+	       (req.by == GROUP_UNIT || req.by == GROUP_COMM || req.by == GROUP_CONTAINER)) ||
+	      (req.command == COMMAND_TOP && (req.by == GROUP_PROCESS || req.by == GROUP_MODULE)));
 	CHECK(request_to_json(&req, &wire) == 0);
 	text = json_object_to_json_string_ext(wire, JSON_C_TO_STRING_PLAIN);
 	CHECK(request_parse(text, strlen(text), &again, NULL) == 0);

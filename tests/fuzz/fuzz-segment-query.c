@@ -71,6 +71,14 @@ static void one(const uint8_t *buf, size_t len)
 	req.has_until = true;
 	req.until_ns = 1;
 	ask(s, &req, now);
+	/* By process, by module, and by function with the process names of all rows. */
+	req.by = GROUP_PROCESS;
+	ask(s, &req, now);
+	req.by = GROUP_MODULE;
+	ask(s, &req, now);
+	req.by = GROUP_NONE;
+	req.limit = REQUEST_LIMIT_MAX;
+	ask(s, &req, now);
 
 	/* The first processes, each by pid: newest incarnation, by start, with children. */
 	for (ProcId id = 1; id < store_proc_id_limit(s) && asked < 8; id++) {

@@ -5,6 +5,7 @@ daemon unreachable; in JSON mode stdout is always one valid JSON document."""
 
 import json
 import os
+import pty
 import shutil
 import subprocess
 import time
@@ -82,6 +83,44 @@ with Daemon(env) as d:
           f"ps over an empty range: exit 1 (got {rc}: {out!r} {err!r})")
     ans = d.json("ps", "--since", "2h", "--until", "1h", expect_rc=1)
     check(ans["rows"] == [], "ps --json over an empty range: the answer, without rows")
+
+    # Colour: on a terminal unless NO_COLOR is set (to anything but ""), --color to force it.
+    def on_tty(*args, no_color=None):
+        base = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+        if no_color is not None:
+            base["NO_COLOR"] = no_color
+        master, slave = pty.openpty()
+        p = subprocess.Popen([env.profq, "--socket", d.socket, *args], stdout=slave,
+                             stderr=subprocess.DEVNULL, env=base)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(master)
+        p.wait(timeout=30)
+        return out.decode(errors="replace")
+
+    pid_args = ("--pid", str(pid), "--once", "-n", "3")
+    for args, no_color, want in (((), None, True), ((), "1", False), ((), "", True),
+                                 (("--color", "always"), "1", True),
+                                 (("--color", "never"), None, False),
+                                 (("--json", "--color", "always"), None, False)):
+        out = on_tty("top", *pid_args, *args, no_color=no_color)
+        check(("\x1b[" in out) == want and "spin" in out,
+              f"top {' '.join(args)} on a terminal, NO_COLOR={no_color!r}: "
+              f"{'coloured' if want else 'no colour'} ({out[:120]!r})")
+    out = on_tty("--color", "always", "tree", "--pid", str(pid))
+    check("\x1b[1m" in out, f"--color before tree: bold column names ({out[:120]!r})")
+    rc, out, _ = d.profq("--color", "always", "lines", "--pid", str(pid), "-n", "3")
+    check(rc == 0 and "\x1b[31m" in out, "--color always colours a pipe too (hot lines red)")
+    rc, _, err = d.profq("top", "--color", "sometimes", check_rc=False)
+    check(rc == 2 and "--color" in err, "--color sometimes: a usage error")
 
     # As an ordinary user (nobody, with a world-readable copy of profq).
     os.chmod(d.dir, 0o755)

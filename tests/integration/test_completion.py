@@ -45,7 +45,12 @@ cases = [(["profq", ""], set(commands), True),
          (["profq", "ps", "--sort", ""],
           {"time", "cpu", "user", "sys", "samples", "start", "off-cpu"}, True),
          (["profq", "top", "--range", ""], {"life"}, True),
-         (["profq", "top", "--no-p"], {"--no-python"}, False)]
+         (["profq", "top", "--no-p"], {"--no-python"}, False),
+         (["profq", "top", "--by", ""], {"function", "process", "module"}, True),
+         (["profq", "tree", "--color", ""], {"auto", "always", "never"}, True),
+         (["profq", "--color", ""], {"auto", "always", "never"}, True),
+         (["profq", "--color", "never", "t"], {c for c in commands if c.startswith("t")}, False),
+         (["profq", "--co"], {"--color"}, True)]
 for cmd in commands:
     if cmd != "status":
         cases.append((["profq", cmd, "-"], usage_options(cmd) | {"--help"}, True))

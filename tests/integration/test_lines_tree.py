@@ -136,15 +136,16 @@ with Daemon(env, state_dir=state) as d:
     _, text, _ = d.profq("tree", "--pid", str(pid), "--from", "outer_a")
     rows = text.splitlines()[text.splitlines().index(next(
         x for x in text.splitlines() if x.lstrip().startswith("TOTAL%"))) + 1:]
-    check(rows and rows[0].split()[2] == "outer_a" and
-          all(x.index(x.split()[2]) > rows[0].index("outer_a") for x in rows[1:]),
+    # TOTAL% SELF% TIME FUNCTION
+    check(rows and rows[0].split()[3] == "outer_a" and
+          all(x.index(x.split()[3]) > rows[0].index("outer_a") for x in rows[1:]),
           f"plain --from: outer_a the one root:\n{text}")
     # Names are cut to the width with an ellipsis (at least 8 characters of a deep row's).
     deep = subprocess.run([env.profq, "--socket", d.socket, "tree", "--pid", str(pid),
                            "--min-pct", "0"], capture_output=True, text=True,
                           env=dict(os.environ, COLUMNS="60")).stdout
     check("\u2026" in deep and
-          all(len(x) <= 60 or len(x.split(None, 2)[2]) <= 8 for x in deep.splitlines()[4:]),
+          all(len(x) <= 60 or len(x.split(None, 3)[3]) <= 8 for x in deep.splitlines()[4:]),
           f"plain tree rows fit COLUMNS=60, names cut with an ellipsis:\n{deep}")
 
     # ---- tree --children: a root per process name; C++ names shortened ----

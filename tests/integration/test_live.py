@@ -121,6 +121,10 @@ with Daemon(env) as d:
         check(screen is not None, f"the live view shows the hotspots: {live.out[-2000:]!r}")
         check(screen and re.search(rb"the last \d+s to \d\d:\d\d:\d\d", screen),
               f"the header shows the time span: {screen!r}")
+        # System-wide: which process each function's samples are of; coloured on a terminal.
+        check(screen and re.search(rb"COMM +MODULE", screen) and
+              re.search(rb"\x1b\[1m +SELF%", screen),
+              f"the live view has a COMM column and bold column names: {screen!r}")
         check(not live.echo(), "keys are read without echo while the view runs")
         live.key(b"s")
         check(live.read_until(rb"sorted by total") is not None, "s: sorted by TOTAL")
@@ -148,6 +152,17 @@ with Daemon(env) as d:
     finally:
         live.close()
 
+    # The processes, live: the busy workload among them.
+    live = Live(env.profq, d.socket, "--by", "process", "-d", "0.3")
+    try:
+        screen = live.read_until(rb"\s%d  split" % busy_pid)
+        check(screen is not None and b"SHARE%" in screen and b"by process" in screen,
+              f"--by process: the live view ranks processes: {live.out[-1500:]!r}")
+        live.key(b"q")
+        check(live.wait() == 0, "--by process: q quits")
+    finally:
+        live.close()
+
     # Ctrl-C ends it too, the terminal restored.
     live = Live(env.profq, d.socket, "-d", "0.3")
     try:
@@ -170,7 +185,7 @@ with Daemon(env) as d:
     live = Live(env.profq, d.socket, "--pid", str(evil.pid), "-d", "0.3")
     try:
         screen = live.read_until(rb"\?\[31mred")
-        check(screen is not None and b"\x1b[31m" not in live.out,
+        check(screen is not None and b"\x1b[31mred" not in live.out,
               f"a name's escape sequence is shown as ?: {live.out[-800:]!r}")
         live.key(b"q")
         live.wait()

@@ -116,6 +116,17 @@ with Daemon(env, "--off-cpu", "yes", state_dir=state) as d:
               max(x["total_samples"] for x in k) >= 0.9 * (r["total_samples"] if r else 1),
               f"off-cpu: {f} waited in the kernel's {kernel} "
               f"({[(x['function'], x['total_samples']) for x in k]})")
+    # top --by process and --by module weigh the same nanoseconds: the workload's row holds
+    # its whole off-CPU profile (it exited), and its waits end in the kernel.
+    procs = d.json("top", "--by", "process", "--event", "off-cpu", "-n", "0")
+    mine = [r for r in procs["rows"] if r["pid"] == pid]
+    check(procs["unit"] == "nanoseconds" and len(mine) == 1 and
+          mine[0]["samples"] == off["samples"] and mine[0]["comm"] == "waits",
+          f"top --by process --event off-cpu: waits has its {off['samples']} ns ({mine})")
+    mods = d.json("top", "--by", "module", "--event", "off-cpu", "--pid", str(pid))
+    kmod = [r for r in mods["rows"] if r["kernel"]]
+    check(kmod and kmod[0] is mods["rows"][0] and kmod[0]["self_pct"] >= 90,
+          f"top --by module --event off-cpu: the kernel holds the waits ({mods['rows'][:2]})")
     # The kernel frames are below (leafward of) the function that waited, on the same stacks.
     p = subprocess.run([env.profq, "--socket", d.socket, "folded", "--pid", str(pid),
                         "--event", "off-cpu", "-o", "-"], capture_output=True, text=True,

@@ -4,6 +4,7 @@
 known share of system time, kernel frames named from kallsyms, no sample lost at 999 Hz but
 those a full ring buffer could not take."""
 
+import re
 import time
 
 from harness import (Daemon, Env, SplitTruth, check, kernel_hz, near, require, require_bpf, row,
@@ -116,5 +117,8 @@ with Daemon(env) as d:
 
     _, out, _ = d.profq("ps", "-n", "100000")
     check("%USR" in out and "split" in out, "plain ps is a table listing split")
+    _, out, _ = d.profq("ps", "-n", "1")
+    m = re.search(r"^\(1 of (\d+) rows, by time; -n 0 shows all\)$", out, re.M)
+    check(m and int(m.group(1)) >= 2, "plain ps -n 1 says how many rows it left out")
     _, out, _ = d.profq("status")
     check("Samples:" in out and "Lost:" in out, "plain status")

@@ -3,7 +3,7 @@
  * What the plain and JSON answers say about themselves, end to end: a crafted store written to
  * a state directory and read back by `profq --state-dir`. The range each answer covers, the
  * samples lost in it, ps's %CPU over each process's life and its --sort, --user and row limit,
- * --range life, and the time an export's profile spans.
+ * --range life, the time an export's profile spans, and top's columns, --by and --color.
  *
  * The store, in UTC: W0 [T0, T0 + 10 s) lost 5 samples, W1 [T0 + 10 s, T0 + 20 s) lost none.
  * pid 100 (uid 1000) runs throughout, 200 samples; pid 200 "gzip" (uid 1000) lives from
@@ -330,13 +330,57 @@ static void test_diff_ranges(void **state)
 			 EXIT_USAGE);
 }
 
+/* System-wide top: each function's process name (main: prog's 200 samples and one of each of the
+ * 22 "small"), CPU times of 10 ms a sample; --by process and --by module; --color. */
+static void test_top_plain(void **state)
+{
+	_cleanup_free_ char *fn = NULL, *procs = NULL, *mods = NULL, *bad = NULL, *color = NULL,
+			    *never = NULL, *e1 = NULL, *e2 = NULL, *e3 = NULL, *e4 = NULL,
+			    *e5 = NULL, *e6 = NULL;
+
+	(void)state;
+	assert_int_equal(run(&fn, &e1, cmd_top, "top", "--once", NULL), EXIT_OK);
+	line_starting(fn,
+		      "  SELF%  TOTAL%  SELF-TIME TOTAL-TIME     SELF    TOTAL  COMM     MODULE");
+	line_starting(fn, "  59.68   59.68      2.22s      2.22s      222      222  prog +1  prog  "
+			  "  main");
+	line_starting(fn, "  40.32   40.32      1.50s      1.50s      150      150  gzip     prog  "
+			  "  deflate");
+	assert_null(strstr(fn, "\033["));
+
+	assert_int_equal(run(&procs, &e2, cmd_top, "top", "--by", "process", "--once", NULL),
+			 EXIT_OK);
+	line_starting(procs, " SHARE%      TIME   SAMPLES      PID  COMM");
+	line_starting(procs, "  53.76     2.00s       200      100  prog");
+	line_starting(procs, "  40.32     1.50s       150      200  gzip");
+	line_starting(procs, "   0.27    10.0ms         1     1001  small");
+
+	assert_int_equal(run(&mods, &e3, cmd_top, "top", "--by", "module", "--once", NULL),
+			 EXIT_OK);
+	line_starting(mods, " 100.00  100.00      3.72s      3.72s      372      372  prog");
+
+	assert_int_equal(run(&bad, &e4, cmd_top, "top", "--by", "thread", NULL), EXIT_USAGE);
+	assert_non_null(strstr(e4, "--by: 'thread' is not function, process or module"));
+
+	/* Forced on: bold column names, hot shares red (5% and more), green from 0.5%. */
+	assert_int_equal(run(&color, &e5, cmd_top, "top", "--by", "process", "--once", "--color",
+			     "always", NULL),
+			 EXIT_OK);
+	line_starting(color, "\033[1m SHARE%");
+	line_starting(color, "\033[31m  53.76\033[0m     2.00s");
+	line_starting(color, "   0.27    10.0ms         1     1001  small");
+	assert_int_equal(run(&never, &e6, cmd_top, "top", "--once", "--color", "never", NULL),
+			 EXIT_OK);
+	assert_null(strstr(never, "\033["));
+	assert_int_equal(cli_set_color("auto"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ps_plain),
-		cmocka_unit_test(test_ps_options),
-		cmocka_unit_test(test_life),
-		cmocka_unit_test(test_diff_ranges),
+		cmocka_unit_test(test_ps_plain),  cmocka_unit_test(test_ps_options),
+		cmocka_unit_test(test_life),	  cmocka_unit_test(test_diff_ranges),
+		cmocka_unit_test(test_top_plain),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -167,10 +167,12 @@ static void test_top(void **state)
 
 	(void)state;
 	assert_int_equal(run(&py, cmd_top, "top", "--pid", "200", "--once", NULL), EXIT_OK);
-	/* the module column, then the function */
-	expect_line_with(
-		py, "  30.00   70.00       30       70  [python]    Worker.parse  worker.py:10",
-		NULL);
+	/* the CPU time of the samples (10 ms each), the module column, then the function */
+	expect_line_with(py,
+			 "  30.00   70.00    300.0ms    700.0ms       30       70  [python]    "
+			 "Worker.parse  worker.py:10",
+			 NULL);
+	expect_line_with(py, "SELF-TIME TOTAL-TIME", NULL);
 	expect_line_with(py, "  40.00   40.00 ", "python3.11  long_richcompare");
 	/* the same names in two files: the file tells them apart */
 	expect_line_with(py, "<module>  run.py:1", NULL);
@@ -206,9 +208,11 @@ static void test_tree(void **state)
 	(void)state;
 	assert_int_equal(run(&py, cmd_tree, "tree", "--pid", "200", "--min-pct", "0", NULL),
 			 EXIT_OK);
-	expect_line_with(py, "  70.00   30.00          Worker.parse [python] worker.py:10", NULL);
-	expect_line_with(py, "  20.00    0.00        <module> [python] run.py:1", NULL);
-	expect_line_with(py, "  20.00    0.00            <module> [python] worker.py:1", NULL);
+	expect_line_with(
+		py, "  70.00   30.00   700.0ms          Worker.parse [python] worker.py:10", NULL);
+	expect_line_with(py, "  20.00    0.00   200.0ms        <module> [python] run.py:1", NULL);
+	expect_line_with(py, "  20.00    0.00   200.0ms            <module> [python] worker.py:1",
+			 NULL);
 	expect_line_with(py, "main [python3.11]", NULL);
 	assert_null(strstr(py, "_PyEval_EvalFrameDefault"));
 	assert_int_equal(run(&native, cmd_tree, "tree", "--pid", "200", "--min-pct", "0",
@@ -233,6 +237,8 @@ static void test_lines(void **state)
 	/* FUNC%, SELF%, TOTAL%: line 12 only calls (no self samples), 14 computes. */
 	expect_line_with(parse, "worker.py:12", "  57.14    0.00   40.00 ");
 	expect_line_with(parse, "worker.py:14", "  42.86   30.00   30.00 ");
+	/* TIME: the CPU time of TOTAL's samples (10 ms each) */
+	expect_line_with(parse, "worker.py:12", "  40.00   400.0ms       40 ");
 	assert_int_equal(run(&missing, cmd_lines, "lines", "--pid", "200", "--function",
 			     "Worker.parse", "--no-python", NULL),
 			 EXIT_NOT_FOUND);
@@ -240,6 +246,7 @@ static void test_lines(void **state)
 	/* the text of an absolute .py file's line; none for the names that are not files */
 	assert_int_equal(run(&src, cmd_lines, "lines", "--pid", "201", NULL), EXIT_OK);
 	expect_line_with(src, "job.py:3", "total += sum(i * i for i in range(10))");
+	expect_line_with(src, "  50.00   500.0ms       50  ", "job.py:3");
 	expect_line_with(src, "<string>:1", "run");
 	expect_line_with(src, "<frozen importlib._bootstrap>:241", "run");
 	expect_line_with(src, "rel.py:2", "run");

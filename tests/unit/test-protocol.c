@@ -425,6 +425,20 @@ static void test_match(void **state)
 			 0);
 	refused("{\"command\":\"tree\",\"pid\":3,\"by\":\"unit\"}", -EINVAL, "by");
 	refused("{\"command\":\"lines\",\"pid\":3,\"by\":\"comm\"}", -EINVAL, "by");
+	/* top ranks functions (its rows without grouping), processes or modules. */
+	assert_int_equal(parse("{\"command\":\"top\",\"by\":\"module\"}", &req, NULL), 0);
+	assert_int_equal(req.by, GROUP_MODULE);
+	roundtrip(&req);
+	assert_int_equal(parse("{\"command\":\"top\",\"by\":\"process\"}", &req, NULL), 0);
+	assert_int_equal(req.by, GROUP_PROCESS);
+	roundtrip(&req);
+	assert_int_equal(parse("{\"command\":\"top\",\"by\":\"function\"}", &req, NULL), 0);
+	assert_int_equal(req.by, GROUP_NONE);
+	assert_int_equal(parse("{\"command\":\"ps\",\"by\":\"process\"}", &req, NULL), 0);
+	assert_int_equal(req.by, GROUP_NONE);
+	refused("{\"command\":\"ps\",\"by\":\"module\"}", -EINVAL, "by");
+	refused("{\"command\":\"ps\",\"by\":\"function\"}", -EINVAL, "by");
+	refused("{\"command\":\"tree\",\"pid\":3,\"by\":\"module\"}", -EINVAL, "by");
 }
 
 static void test_error_answers(void **state)

@@ -224,6 +224,107 @@ static void test_top_split(void **state)
 	assert_int_equal(json_get_int(lim, "samples"), 100);
 }
 
+/*
+ * top by process and by module, and the process name of each function of a system-wide top:
+ * memcpy (libc.so.6) <- work <- main (prog) for pid 100 "prog" (30) and pid 200 "other" (25);
+ * work <- main for pid 100 (20); a kernel frame <- memcpy <- main for pid 300 "prog" (10).
+ */
+static void test_top_by(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *procs = NULL, *mods = NULL, *fns = NULL, *fns_total = NULL,
+				   *one = NULL;
+	FrameId main_f, work, memcpy_f, kern;
+	StackId a, b, c;
+	ProcId p1, p2, p3;
+	json_object *r;
+	Request req;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	main_f = frame(s, "main", "prog", 0, 0x1000);
+	work = frame(s, "work", "prog", 0, 0x1100);
+	memcpy_f = frame(s, "memcpy", "libc.so.6", 0, 0x2000);
+	kern = frame(s, "copy_page", "[kernel.kallsyms]", FRAME_KERNEL, 0xffffffff81000000ULL);
+	a = STACK(s, memcpy_f, work, main_f);
+	b = STACK(s, work, main_f);
+	c = STACK(s, kern, memcpy_f, main_f);
+	p1 = proc(s, 100, 1000, T0 - 100 * SEC, "prog");
+	p2 = proc(s, 200, 1000, T0 - 100 * SEC, "other");
+	p3 = proc(s, 300, 1000, T0 - 100 * SEC, "prog");
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	add(s, p1, 100, a, false, 30);
+	add(s, p2, 200, a, false, 25);
+	add(s, p1, 100, b, false, 20);
+	add(s, p3, 300, c, true, 10);
+	assert_int_equal(store_window_close(s), 0);
+
+	req = top_req(0);
+	req.by = GROUP_PROCESS;
+	procs = ask(s, T0 + 20 * SEC, 0, true, &req);
+	expect_ok(procs);
+	assert_string_equal(json_get_string(procs, "by"), "process");
+	assert_int_equal(json_object_array_length(rows_of(procs)), 3);
+	r = json_object_array_get_idx(rows_of(procs), 0);
+	assert_int_equal(json_get_int(r, "pid"), 100);
+	assert_string_equal(json_get_string(r, "comm"), "prog");
+	assert_int_equal(json_get_int(r, "samples"), 50);
+	assert_true(fabs(json_get_double(r, "pct") - 100.0 * 50 / 85) < 0.006);
+	r = json_object_array_get_idx(rows_of(procs), 1);
+	assert_int_equal(json_get_int(r, "pid"), 200);
+	assert_int_equal(json_get_int(r, "samples"), 25);
+	r = json_object_array_get_idx(rows_of(procs), 2);
+	assert_int_equal(json_get_int(r, "pid"), 300);
+	assert_int_equal(json_get_int(r, "samples"), 10);
+
+	req.by = GROUP_MODULE;
+	mods = ask(s, T0 + 20 * SEC, 0, true, &req);
+	expect_ok(mods);
+	assert_string_equal(json_get_string(mods, "by"), "module");
+	assert_int_equal(json_object_array_length(rows_of(mods)), 3);
+	r = json_object_array_get_idx(rows_of(mods), 0);
+	assert_string_equal(json_get_string(r, "module"), "libc.so.6");
+	assert_int_equal(json_get_int(r, "self_samples"), 55);
+	assert_int_equal(json_get_int(r, "total_samples"), 65);
+	r = row_named(mods, "module", "prog");
+	assert_int_equal(json_get_int(r, "self_samples"), 20);
+	/* Once per stack, though main and work are both of prog. */
+	assert_int_equal(json_get_int(r, "total_samples"), 85);
+	r = row_named(mods, "module", "[kernel.kallsyms]");
+	assert_int_equal(json_get_int(r, "self_samples"), 10);
+	assert_true(json_get_bool(r, "kernel"));
+
+	req.by = GROUP_NONE;
+	fns = ask(s, T0 + 20 * SEC, 0, true, &req);
+	expect_ok(fns);
+	assert_string_equal(json_get_string(fns, "by"), "function");
+	r = top_row(fns, "memcpy");
+	assert_string_equal(json_get_string(r, "comm"), "prog"); /* 30 of its 55 */
+	assert_int_equal(json_get_int(r, "comms"), 2);
+	r = top_row(fns, "work"); /* self only in prog */
+	assert_string_equal(json_get_string(r, "comm"), "prog");
+	assert_int_equal(json_get_int(r, "comms"), 1);
+	r = top_row(fns, "main"); /* no self: by total, prog 60 and other 25 */
+	assert_string_equal(json_get_string(r, "comm"), "prog");
+	assert_int_equal(json_get_int(r, "comms"), 2);
+	r = top_row(fns, "copy_page");
+	assert_string_equal(json_get_string(r, "comm"), "prog");
+	assert_int_equal(json_get_int(r, "comms"), 1);
+
+	/* By total, the samples of other that pass through work count too. */
+	req.sort = SORT_TOTAL;
+	fns_total = ask(s, T0 + 20 * SEC, 0, true, &req);
+	r = top_row(fns_total, "work");
+	assert_int_equal(json_get_int(r, "comms"), 2);
+	assert_string_equal(json_get_string(r, "comm"), "prog"); /* 50 of 75 */
+
+	/* One process: no process names in the rows. */
+	req = top_req(200);
+	one = ask(s, T0 + 20 * SEC, 0, true, &req);
+	r = top_row(one, "memcpy");
+	assert_false(json_object_object_get_ex(r, "comm", NULL));
+}
+
 /* True when row i comes before row i + 1: by the sort key's count, the other count, name. */
 static bool top_rows_ordered(json_object *answer, bool by_total)
 {
@@ -2891,6 +2992,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_top_split),
+		cmocka_unit_test(test_top_by),
 		cmocka_unit_test(test_stacks),
 		cmocka_unit_test(test_stacks_shapes),
 		cmocka_unit_test(test_stacks_cap),
