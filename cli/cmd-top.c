@@ -9,6 +9,7 @@
 #include "base/json-util.h"
 #include "base/macro.h"
 #include "base/parse.h"
+#include "base/text.h"
 #include "base/timeutil.h"
 #include "command.h"
 
@@ -129,18 +130,20 @@ static void render_functions(json_object *a, json_object *rows, size_t n)
 		int used = print_counts(a, r) + 2 + modw + 2;
 		bool unlimited;
 		int room;
-		char where[256], comm[128];
+		char where[256], comm[128], name[1024];
 
 		if (comms) {
 			printf("  %-*.*s", commw, commw, comm_label(r, comm, sizeof(comm)));
 			used += 2 + commw;
 		}
 		unlimited = width <= used + 8;
-		room = unlimited ? (int)strlen(fn) : width - used;
-		printf("  %s%-*.*s  %.*s", kernel ? cli_style(CLI_STYLE_DIM) : "", modw, modw,
-		       strempty(json_get_string(r, "module")), room, fn);
+		room = unlimited ? 0 : width - used;
+		/* C++ names shortened unless --full-names, cut to the room with an ellipsis. */
+		cli_function_label(fn, (size_t)room, name, sizeof(name));
+		printf("  %s%-*.*s  %s", kernel ? cli_style(CLI_STYLE_DIM) : "", modw, modw,
+		       strempty(json_get_string(r, "module")), name);
 		/* Python functions are all of module [python]: their file tells them apart. */
-		room = unlimited ? INT_MAX : room - MIN(room, (int)strlen(fn));
+		room = unlimited ? INT_MAX : room - MIN(room, (int)text_columns(name));
 		if (cli_python_location(r, where, sizeof(where)) && (int)strlen(where) + 2 <= room)
 			printf("  %s", where);
 		printf("%s\n", kernel ? cli_style(CLI_STYLE_RESET) : "");
@@ -486,13 +489,14 @@ static const CliQuery top = {
 	.name = "top",
 	.command = COMMAND_TOP,
 	.shared = CLI_OPT_RANGE | CLI_OPT_PID | CLI_OPT_TID | CLI_OPT_START | CLI_OPT_CHILDREN |
-		  CLI_OPT_INLINE | CLI_OPT_LIMIT | CLI_OPT_MATCH | CLI_OPT_EVENT | CLI_OPT_COLOR,
+		  CLI_OPT_INLINE | CLI_OPT_LIMIT | CLI_OPT_MATCH | CLI_OPT_EVENT | CLI_OPT_COLOR |
+		  CLI_OPT_NAMES,
 	.help = "Usage: profq top [--pid N [--tid T] [--start TIME] [--children]]\n"
 		"                 [--unit NAME] [--cgroup PATH] [--container ID] [--comm NAME]\n"
 		"                 [-n N] [--sort self|total] [--since WHEN]\n"
 		"                 [--until WHEN] [--range life] [--[no-]inline]\n"
 		"                 [--[no-]python] [--event cpu|off-cpu|wall]\n"
-		"                 [--by function|process|module]\n"
+		"                 [--by function|process|module] [--full-names]\n"
 		"                 [--once] [-d SECS] [--color auto|always|never] [--json]\n"
 		"\n"
 		"Hotspot functions: SELF% (samples in the function itself) and\n"
@@ -504,6 +508,9 @@ static const CliQuery top = {
 		"--by process: processes by their samples; --by module: binaries\n"
 		"(libc.so.6, [kernel.kallsyms]) by self and total samples.\n"
 		"--color: colour on a terminal (auto, unless NO_COLOR is set).\n"
+		"C++ names are shown without template arguments and parameters,\n"
+		"all names cut to the terminal's width; --full-names shows them\n"
+		"whole (--json always does).\n"
 		"--event off-cpu: the time threads spent switched out, by the stack\n"
 		"they waited at; wall: CPU and off-CPU time together (SELF and TOTAL\n"
 		"are then times).\n"

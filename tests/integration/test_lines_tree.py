@@ -180,6 +180,11 @@ with Daemon(env, state_dir=state) as d:
     check(churn in text, "--full-names shows them whole")
     _, text, _ = d.profq("lines", "--pid", str(cxx_pid))
     check("wl::Mixer<\u2026>::churn(\u2026)" in text, f"lines shortens them too:\n{text}")
+    _, text, _ = d.profq("top", "--pid", str(cxx_pid), "--once")
+    check("wl::Mixer<\u2026>::churn(\u2026)" in text and "<unsigned long>" not in text,
+          f"and top:\n{text}")
+    _, text, _ = d.profq("top", "--pid", str(cxx_pid), "--once", "--full-names")
+    check(churn in text, "top --full-names shows them whole")
 
     # ---- lines: split ----
     ln = d.json("lines", "--pid", str(pid), "-n", "1000")
