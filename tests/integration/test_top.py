@@ -155,7 +155,7 @@ with Daemon(env) as d:
         check(r["self_pct"] >= 80, f"it holds the samples ({r['self_pct']}%)")
         check(r["file"].endswith("cxx.cc") and r["line"] is not None,
               f"it has its source file and line ({r['file']}:{r['line']})")
-        _, out, _ = d.profq("top", "--pid", str(cpid), "--once", "--no-inline")
+        _, out, _ = d.profq("top", "--pid", str(cpid), "--once", "--no-inline", "--full-names")
         check(readable[addr] in out and raw[addr] not in out,
               "the plain table shows the demangled name only")
 
