@@ -26,6 +26,19 @@ with open(env.workload("split"), "rb") as f:
     binary = f.read()
 
 
+def poll_status(d, p):
+    """Asks for status every 0.2 s while p runs, and at least 5 times: how many answers came,
+    and the slowest round trip."""
+    worst, answered = 0.0, 0
+    while p.poll() is None or answered < 5:
+        t = time.monotonic()
+        q = subprocess.run([env.profq, "--socket", d.socket, "status", "--json"],
+                           capture_output=True, timeout=60)
+        worst = max(worst, time.monotonic() - t)
+        answered += q.returncode == 0
+        time.sleep(0.2)
+    return answered, worst
+
 
 def jit_with_fuse_tmp(d):
     """Runs the JIT code for 2 s with the test's FUSE file system as its /tmp; status asked
@@ -36,14 +49,7 @@ def jit_with_fuse_tmp(d):
     jit_pid = int(p.stdout.readline().split()[0])
     p.stdin.write("2\n")
     p.stdin.close()
-    worst, answered = 0.0, 0
-    while p.poll() is None or answered < 5:
-        t = time.monotonic()
-        q = subprocess.run([env.profq, "--socket", d.socket, "status", "--json"],
-                           capture_output=True, timeout=60)
-        worst = max(worst, time.monotonic() - t)
-        answered += q.returncode == 0
-        time.sleep(0.2)
+    answered, worst = poll_status(d, p)
     d.wait_caught_up()
     return jit_pid, answered, worst
 
@@ -59,14 +65,7 @@ with Daemon(env) as d:
                              stdout=subprocess.PIPE, text=True)
         pid = int(p.stdout.readline())
         # While it runs, and while profqd takes in its samples: every status answered.
-        worst, answered = 0.0, 0
-        while p.poll() is None or answered < 5:
-            t = time.monotonic()
-            q = subprocess.run([env.profq, "--socket", d.socket, "status", "--json"],
-                               capture_output=True, timeout=60)
-            worst = max(worst, time.monotonic() - t)
-            answered += q.returncode == 0
-            time.sleep(0.2)
+        answered, worst = poll_status(d, p)
         p.wait()
         st = d.json("status")
         top = d.json("top", "--pid", str(pid), "-n", "5")
