@@ -415,6 +415,15 @@ class SplitTruth:
         return 100 * self.seconds[function] / self.cpu if self.cpu > 0 else 0
 
 
+def run_two_programs(env):
+    """A shell that runs the cxx workload, then split (1 s each): a process tree of three
+    names. Returns (cxx's pid, the shell's pid)."""
+    out = subprocess.run(["sh", "-c", f"{env.workload('cxx')} --seconds 1 && "
+                          f"{env.workload('split')} --seconds 1 --a 70 >/dev/null; echo $$"],
+                         capture_output=True, text=True, timeout=60).stdout.split()
+    return int(out[0]), int(out[-1])
+
+
 def start_workload(env, name, *args):
     """Starts a workload (killed when the test ends if still running); returns (Popen, pid)."""
     p = popen([env.workload(name)] + [str(a) for a in args], stdout=subprocess.PIPE, text=True)

@@ -16,7 +16,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 
 from harness import (Daemon, Env, SplitTruth, check, fail, near, require, require_bpf,
-                     run_workload, share_tolerance, tempdir)
+                     run_two_programs, run_workload, share_tolerance, tempdir)
 
 require_bpf()
 env = Env()
@@ -143,10 +143,7 @@ with Daemon(env, state_dir=state) as d:
           f"({sum(fa.values())})")
 
     # ---- --children: a root frame per process name ----
-    sh = subprocess.run(["sh", "-c", f"{env.workload('cxx')} --seconds 1 && "
-                         f"{env.workload('split')} --seconds 1 --a 70 >/dev/null; echo $$"],
-                        capture_output=True, text=True, timeout=60).stdout.split()
-    cxx_pid, sh_pid = int(sh[0]), int(sh[-1])
+    cxx_pid, sh_pid = run_two_programs(env)
     cxx_n = d.json("top", "--pid", str(cxx_pid))["samples"]
     _, ftext, _ = d.profq("folded", "--pid", str(sh_pid), "--children")
     fc = folded_of(ftext)

@@ -12,7 +12,7 @@ import re
 import subprocess
 
 from harness import (Daemon, Env, SplitTruth, check, fail, kernel_leaf_pct, near, require,
-                     require_bpf, run_workload, share_tolerance, tempdir)
+                     require_bpf, run_two_programs, run_workload, share_tolerance, tempdir)
 
 require_bpf()
 env = Env()
@@ -149,10 +149,7 @@ with Daemon(env, state_dir=state) as d:
           f"plain tree rows fit COLUMNS=60, names cut with an ellipsis:\n{deep}")
 
     # ---- tree --children: a root per process name; C++ names shortened ----
-    sh = subprocess.run(["sh", "-c", f"{env.workload('cxx')} --seconds 1 && "
-                         f"{env.workload('split')} --seconds 1 --a 70 >/dev/null; echo $$"],
-                        capture_output=True, text=True, timeout=60).stdout.split()
-    cxx_pid, sh_pid = int(sh[0]), int(sh[-1])
+    cxx_pid, sh_pid = run_two_programs(env)
     cxx_samples = d.json("tree", "--pid", str(cxx_pid))["samples"]
     grouped = d.json("tree", "--pid", str(sh_pid), "--children", "--min-pct", "0")
     comms = {r["comm"]: r for r in grouped["rows"]}
