@@ -53,7 +53,7 @@ static const struct {
 			"              [--unit NAME] [--cgroup PATH] [--container ID]\n"
 			"              [--comm NAME]\n"
 			"              [--since WHEN] [--until WHEN] [--range life]\n"
-			"              [--event cpu|off-cpu|wall]\n"
+			"              [--event cpu|off-cpu|wall|faults]\n"
 			"              [--[no-]inline] [--[no-]python] [-o FILE] [--json]\n"
 			"\n"
 			"Folded stacks: one line per distinct stack, outermost frame first,\n"
@@ -76,7 +76,8 @@ static const struct {
 			"             [--unit NAME] [--cgroup PATH] [--container ID]\n"
 			"             [--comm NAME]\n"
 			"             [--since WHEN] [--until WHEN] [--range life]\n"
-			"             [--event cpu|off-cpu|wall] [--[no-]inline] [--[no-]python]\n"
+			"             [--event cpu|off-cpu|wall|faults]\n"
+			"             [--[no-]inline] [--[no-]python]\n"
 			"       [--title T] [--width PX] [--icicle] -o FILE.svg [--json]\n"
 			"\n"
 			"An interactive SVG flame graph: one box per call path, as wide as its\n"
@@ -84,7 +85,7 @@ static const struct {
 			"--icicle, so that the roots show without scrolling). Open it in a\n"
 			"browser: hover for figures, click to zoom, Ctrl-F to search.\n"
 			"--event off-cpu or wall: boxes as wide as their time off the CPU\n"
-			"(or of wall time).\n"
+			"(or of wall time); --event faults: as the memory they faulted in.\n"
 			"--unit NAME, --cgroup PATH, --container ID, --comm NAME: instead\n"
 			"of --pid, every process that matches (all given), summed: unit\n"
 			"and comm are globs, a cgroup counts with those below it, an id\n"
@@ -98,7 +99,7 @@ static const struct {
 			"             [--unit NAME] [--cgroup PATH] [--container ID]\n"
 			"             [--comm NAME]\n"
 			"             [--since WHEN] [--until WHEN] [--range life]\n"
-			"             [--event cpu|off-cpu|wall]\n"
+			"             [--event cpu|off-cpu|wall|faults]\n"
 			"             [--[no-]inline] [--[no-]python] -o FILE.pb.gz [--json]\n"
 			"\n"
 			"A gzipped pprof profile (profile.proto) for go tool pprof, Pyroscope or\n"
@@ -478,6 +479,12 @@ static int export_summary(const CliContext *ctx, const Profile *p, const ExportA
 		json_add_int(o, "stacks", (int64_t)p->n_stacks);
 		json_add_int(o, "truncated_samples", (int64_t)p->truncated_samples);
 		cli_print_json(o);
+	} else if (!to_stdout && streq(p->event, "faults")) {
+		char bytes[32];
+
+		fprintf(stderr, "Wrote %s: %s faulted in, in %zu stacks of %s.\n", args->output,
+			cli_bytes(p->samples, bytes, sizeof(bytes)), p->n_stacks,
+			p->pid ? "the process" : strempty(p->comm));
 	} else if (!to_stdout && p->time) {
 		fprintf(stderr, "Wrote %s: %.3f s (%s) in %zu stacks of %s.\n", args->output,
 			(double)p->samples / 1e9, p->event, p->n_stacks,

@@ -368,7 +368,7 @@ static const CliQuery top = {
 		"                 [--unit NAME] [--cgroup PATH] [--container ID] [--comm NAME]\n"
 		"                 [-n N] [--sort self|total] [--since WHEN]\n"
 		"                 [--until WHEN] [--range life] [--[no-]inline]\n"
-		"                 [--[no-]python] [--event cpu|off-cpu|wall]\n"
+		"                 [--[no-]python] [--event cpu|off-cpu|wall|faults]\n"
 		"                 [--once] [-d SECS] [--json]\n"
 		"\n"
 		"Hotspot functions: SELF% (samples in the function itself) and\n"

@@ -89,7 +89,7 @@ static const CliQuery tree = {
 	.help = "Usage: profq tree --pid N [--tid T] [--start TIME] [--children]\n"
 		"                  [--unit NAME] [--cgroup PATH] [--container ID] [--comm NAME]\n"
 		"                  [--min-pct P] [--since WHEN] [--until WHEN]\n"
-		"                  [--range life] [--event cpu|off-cpu|wall]\n"
+		"                  [--range life] [--event cpu|off-cpu|wall|faults]\n"
 		"                  [--[no-]inline] [--[no-]python] [--json]\n"
 		"\n"
 		"The call tree, top down: each stack's outermost frame is a root, a\n"

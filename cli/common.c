@@ -453,13 +453,33 @@ static bool counts_time(json_object *answer)
 {
 	const char *event = json_get_string(answer, "event");
 
-	return event && !streq(event, "cpu");
+	return event && !streq(event, "cpu") && !streq(event, "faults");
+}
+
+static bool counts_bytes(json_object *answer)
+{
+	return streq(strempty(json_get_string(answer, "event")), "faults");
+}
+
+const char *cli_bytes(uint64_t n, char *buf, size_t len)
+{
+	if (n < 1024)
+		snprintf(buf, len, "%lluB", (unsigned long long)n);
+	else if (n < (1ull << 20))
+		snprintf(buf, len, "%.1fKiB", (double)n / 1024);
+	else if (n < (1ull << 30))
+		snprintf(buf, len, "%.1fMiB", (double)n / (1 << 20));
+	else
+		snprintf(buf, len, "%.2fGiB", (double)n / (1 << 30));
+	return buf;
 }
 
 const char *cli_count(json_object *answer, int64_t n, char *buf, size_t len)
 {
 	double ns = (double)n;
 
+	if (counts_bytes(answer))
+		return cli_bytes(n > 0 ? (uint64_t)n : 0, buf, len);
 	if (!counts_time(answer))
 		snprintf(buf, len, "%lld", (long long)n);
 	else if (ns < 1e6)
@@ -477,7 +497,9 @@ void cli_print_total(json_object *answer)
 	int64_t n = json_get_int(answer, "samples");
 	char buf[32];
 
-	if (!counts_time(answer))
+	if (counts_bytes(answer))
+		printf("Faulted in: %s", cli_count(answer, n, buf, sizeof(buf)));
+	else if (!counts_time(answer))
 		printf("Samples: %lld", (long long)n);
 	else
 		printf("%s: %s", streq(event, "wall") ? "Wall" : "Off-CPU",

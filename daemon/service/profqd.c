@@ -60,6 +60,12 @@ typedef struct CodeSeen {
 	struct profq_py_frame frame;
 } CodeSeen;
 
+/*
+ * One fault sample per this many minor faults of a CPU: 256 KiB of 4 KiB pages, so that a
+ * process faulting in 1 GiB gives 4096 samples (docs/ARCHITECTURE.md, Page faults).
+ */
+#define PROFQD_FAULT_PERIOD 64
+
 struct Profqd {
 	const Config *config;
 	Loop *loop;
@@ -68,6 +74,8 @@ struct Profqd {
 	PyMapOps py_ops; /* the Python maps, for the profiler: the sampler's */
 	Sideband *sideband;
 	Reader *reader;
+	/* Fault records the reader's queue refused (written by the reader thread: atomic). */
+	uint64_t faults_shed;
 	Server *server;
 	History *history;
 	Notifier *notifier;
@@ -189,7 +197,11 @@ static int on_sample(void *userdata, const struct profq_sample *s, size_t size)
 	/* Off-CPU records give way to CPU samples when the daemon falls behind: stacks first (their
 	 * ends then find none and count at a marker), ends and whole intervals next, so that the
 	 * last quarter of the queue is the samples'. A drop is counted there. */
-	if (size >= PROFQ_SAMPLE_HDR_SIZE && (s->flags & PROFQ_SAMPLE_OFFCPU_STACK))
+	if (size >= PROFQ_SAMPLE_HDR_SIZE && (s->flags & PROFQ_SAMPLE_FAULT)) {
+		/* Fault records as off-CPU stacks: the queue's last half is the samples'. */
+		if (reader_push_low(m->reader, READER_SAMPLE, s, size, 2) < 0)
+			__atomic_fetch_add(&m->faults_shed, 1, __ATOMIC_RELAXED);
+	} else if (size >= PROFQ_SAMPLE_HDR_SIZE && (s->flags & PROFQ_SAMPLE_OFFCPU_STACK))
 		(void)reader_push_low(m->reader, READER_SAMPLE, s, size, 2);
 	else if (size >= PROFQ_SAMPLE_HDR_SIZE &&
 		 (s->flags & (PROFQ_SAMPLE_OFFCPU_END | PROFQ_SAMPLE_OFFCPU_WHOLE)))
@@ -565,6 +577,36 @@ static int status_offcpu(Profqd *m, const ProfilerStats *ps, json_object *status
 	return 0;
 }
 
+static int status_faults(Profqd *m, const ProfilerStats *ps, json_object *status)
+{
+	uint64_t shed = __atomic_load_n(&m->faults_shed, __ATOMIC_RELAXED);
+	struct profq_fault_counters c;
+	json_object *o;
+
+	if (sampler_fault_counters(m->sampler, &c) < 0)
+		return 0;
+	o = json_object_new_object();
+	if (!o)
+		return -ENOMEM;
+	json_object_object_add(o, "enabled", json_object_new_boolean(sampler_faults(m->sampler)));
+	json_add_int(o, "bpf_prog_id", sampler_fault_prog_id(m->sampler));
+	json_add_int(o, "period", (int64_t)(sampler_faults(m->sampler) ? PROFQD_FAULT_PERIOD : 0));
+	json_add_int(o, "samples", (int64_t)c.samples);
+	json_add_int(o, "sent", (int64_t)c.sent);
+	json_add_int(o, "sent_bytes", (int64_t)c.bytes);
+	json_add_int(o, "dropped", (int64_t)(c.ring.lost_ringbuf + c.ring_shed + shed));
+	json_add_int(o, "shed", (int64_t)(c.ring_shed + shed));
+	json_add_int(o, "shed_ring", (int64_t)c.ring_shed);
+	json_add_int(o, "lost_ringbuf", (int64_t)c.ring.lost_ringbuf);
+	json_add_int(o, "kernel_threads", (int64_t)c.kthread);
+	json_add_int(o, "stored", (int64_t)ps->faults_stored);
+	json_add_int(
+		o, "stack_errors",
+		(int64_t)(c.ring.kstack_errors + c.ring.ustack_errors + c.ring.stack_copy_errors));
+	json_object_object_add(status, "faults", o);
+	return 0;
+}
+
 static int status_memory(Profqd *m, const ProfilerStats *ps, json_object *status)
 {
 	json_object *o = json_object_new_object();
@@ -801,6 +843,9 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	if (r < 0)
 		return r;
 	r = status_offcpu(m, &ps, o);
+	if (r < 0)
+		return r;
+	r = status_faults(m, &ps, o);
 	if (r < 0)
 		return r;
 	r = status_memory(m, &ps, o);
@@ -1146,6 +1191,7 @@ int profqd_new(const Config *config, Profqd **ret)
 				 .offcpu_long_ns = NSEC_PER_SEC / config->frequency,
 				 /* As many preemptions as CPU samples. */
 				 .offcpu_preempt_budget = MAX(config->frequency / 10, 1u),
+				 .fault_period = config->faults ? PROFQD_FAULT_PERIOD : 0,
 				 .on_sample = on_sample,
 				 .on_event = on_event };
 	ReaderOptions ropts = {
