@@ -61,10 +61,10 @@ typedef struct CodeSeen {
 } CodeSeen;
 
 /*
- * One fault sample per this many minor faults of a CPU: 256 KiB of 4 KiB pages, so that a
- * process faulting in 1 GiB gives 4096 samples (docs/ARCHITECTURE.md, Page faults).
+ * One fault sample per this many minor faults of a CPU: 512 KiB of 4 KiB pages, so that a
+ * process faulting in 1 GiB gives 2048 samples (docs/ARCHITECTURE.md, Page faults).
  */
-#define PROFQD_FAULT_PERIOD 64
+#define PROFQD_FAULT_PERIOD 128
 
 struct Profqd {
 	const Config *config;
