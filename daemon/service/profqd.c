@@ -198,8 +198,9 @@ static int on_sample(void *userdata, const struct profq_sample *s, size_t size)
 	 * ends then find none and count at a marker), ends and whole intervals next, so that the
 	 * last quarter of the queue is the samples'. A drop is counted there. */
 	if (size >= PROFQ_SAMPLE_HDR_SIZE && (s->flags & PROFQ_SAMPLE_FAULT)) {
-		/* Fault records as off-CPU stacks: the queue's last half is the samples'. */
-		if (reader_push_low(m->reader, READER_SAMPLE, s, size, 2) < 0)
+		/* Fault records go first: refused once the queue is a quarter full, before off-CPU
+		 * records and CPU samples (bpf/profq.bpf.c does the same in the ring). */
+		if (reader_push_low(m->reader, READER_SAMPLE, s, size, 1) < 0)
 			__atomic_fetch_add(&m->faults_shed, 1, __ATOMIC_RELAXED);
 	} else if (size >= PROFQ_SAMPLE_HDR_SIZE && (s->flags & PROFQ_SAMPLE_OFFCPU_STACK))
 		(void)reader_push_low(m->reader, READER_SAMPLE, s, size, 2);
@@ -543,6 +544,7 @@ static int status_offcpu(Profqd *m, const ProfilerStats *ps, json_object *status
 {
 	struct profq_offcpu_counters c;
 	ReaderStats rs;
+	uint64_t shed;
 	json_object *o;
 
 	if (sampler_offcpu_counters(m->sampler, &c) < 0)
@@ -558,10 +560,13 @@ static int status_offcpu(Profqd *m, const ProfilerStats *ps, json_object *status
 	json_add_int(o, "recorded", (int64_t)(c.ends + c.wholes));
 	json_add_int(o, "whole", (int64_t)c.wholes);
 	json_add_double(o, "recorded_s", (double)c.end_ns / NSEC_PER_SEC, 3);
+	/* The queue's shed samples are off-CPU records', but for the fault records'. */
+	shed = rs.shed[READER_SAMPLE] -
+	       MIN(rs.shed[READER_SAMPLE], __atomic_load_n(&m->faults_shed, __ATOMIC_RELAXED));
 	json_add_int(o, "dropped",
-		     (int64_t)(c.ring.lost_ringbuf + c.lost_ringbuf + c.no_storage +
-			       rs.shed[READER_SAMPLE] + c.ring_shed));
-	json_add_int(o, "shed", (int64_t)(rs.shed[READER_SAMPLE] + c.ring_shed));
+		     (int64_t)(c.ring.lost_ringbuf + c.lost_ringbuf + c.no_storage + shed +
+			       c.ring_shed));
+	json_add_int(o, "shed", (int64_t)(shed + c.ring_shed));
 	json_add_int(o, "shed_ring", (int64_t)c.ring_shed);
 	json_add_int(o, "lost_ringbuf", (int64_t)(c.ring.lost_ringbuf + c.lost_ringbuf));
 	json_add_int(o, "no_storage", (int64_t)c.no_storage);
