@@ -239,6 +239,11 @@ static int write_flame(const Profile *p, const ExportArgs *args, FILE *out)
 		snprintf(subtitle, sizeof(subtitle),
 			 "%" PRIu64 " samples, %s, against the base%s: %" PRIu64 " samples, %s",
 			 p->samples, range, base_pid, args->base->samples, base_range);
+	} else if (streq(p->event, "faults")) {
+		char bytes[32];
+
+		snprintf(subtitle, sizeof(subtitle), "%s faulted in, %s",
+			 cli_bytes(p->samples, bytes, sizeof(bytes)), range);
 	} else {
 		snprintf(subtitle, sizeof(subtitle), "%" PRIu64 " samples, %s", p->samples, range);
 	}
