@@ -205,7 +205,7 @@ static int load(Sampler *s, const SamplerOptions *opts, bool memory, bool *ret_a
 }
 
 /* Attaches the fault program to a minor-fault event of every online CPU, sampling one in
- * period faults. */
+ * period faults. Logs a failure (a warning: the caller goes on without them). */
 static int attach_faults(Sampler *s, uint64_t period, const bool *online)
 {
 	s->fault_links = calloc(s->n_cpus, sizeof(*s->fault_links));
@@ -227,15 +227,17 @@ static int attach_faults(Sampler *s, uint64_t period, const bool *online)
 		if (fd < 0 && errno == ENODEV)
 			continue;
 		if (fd < 0)
-			return log_error_errno(negative_errno(),
-					       "Failed to open a page fault event on CPU %u: %m",
-					       cpu);
+			return log_warning_errno(negative_errno(),
+						 "Failed to open a page fault event on CPU %u, "
+						 "going on without page faults: %m",
+						 cpu);
 		s->fault_links[cpu] = bpf_program__attach_perf_event(s->skel->progs.profq_fault,
 								     fd);
 		if (!s->fault_links[cpu])
-			return log_error_errno(negative_errno(),
-					       "Failed to attach the fault program on CPU %u: %m",
-					       cpu);
+			return log_warning_errno(negative_errno(),
+						 "Failed to attach the fault program on CPU %u, "
+						 "going on without page faults: %m",
+						 cpu);
 		(void)TAKE_FD(fd); /* the link's now */
 		s->n_fault_attached++;
 	}
@@ -361,10 +363,11 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 					       "Failed to attach to sched_switch: %m");
 	}
 
-	if (opts->fault_period) {
-		r = attach_faults(s, opts->fault_period, online);
-		if (r < 0)
-			return r;
+	/* Page faults are an extra: a kernel that refuses them leaves the rest running. */
+	if (opts->fault_period && attach_faults(s, opts->fault_period, online) < 0) {
+		for (unsigned i = 0; i < s->n_cpus; i++)
+			bpf_link__destroy(TAKE_PTR(s->fault_links[i]));
+		s->n_fault_attached = 0;
 	}
 
 	/* Run: the reader side of the ring buffers, one each so the caller chooses the order. */
