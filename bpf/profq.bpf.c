@@ -1108,7 +1108,7 @@ static __always_inline __u32 offcpu_keep(struct profq_offcpu_counters *oc, __u64
 
 /*
  * Whether the sample ring holds more than quarters/4 of its size: off-CPU and fault records then
- * give way (counted in *shed), so that CPU samples always find room (fault records first).
+ * give way (counted in *shed), so that CPU samples always find room.
  */
 static __always_inline int offcpu_ring_full(__u32 *shed, __u64 quarters)
 {
@@ -1330,7 +1330,7 @@ int BPF_PROG(profq_offcpu_switch, _Bool preempt, struct task_struct *prev, struc
  * registers: user ones for a fault in user code (the stack that touched the memory), kernel
  * ones for a fault in a copy to or from user memory (read(2) into a new buffer). The record is
  * a CPU sample's with kind PROFQ_KIND_FAULTS and the weight period x the page size in bytes;
- * it gives way to CPU samples and off-CPU records when the ring is a quarter full.
+ * it gives way to CPU samples when the ring is half full (as off-CPU stacks do).
  * docs/ARCHITECTURE.md says what the
  * count covers (and not).
  */
@@ -1361,7 +1361,7 @@ int profq_fault(struct bpf_perf_event_data *ctx)
 		fc->kthread++;
 		return 0;
 	}
-	if (offcpu_ring_full(&fc->ring_shed, 1))
+	if (offcpu_ring_full(&fc->ring_shed, 2))
 		return 0;
 	s = bpf_map_lookup_elem(&fault_scratch, &zero);
 	if (!s)
