@@ -65,6 +65,8 @@ typedef struct CodeSeen {
  * process faulting in 1 GiB gives 2048 samples (docs/ARCHITECTURE.md, Page faults).
  */
 #define PROFQD_FAULT_PERIOD 128
+/* Queued bytes beyond which fault records are refused (docs/ARCHITECTURE.md, Page faults). */
+#define PROFQD_FAULT_QUEUE_MAX (8u << 20)
 
 struct Profqd {
 	const Config *config;
@@ -198,13 +200,14 @@ static int on_sample(void *userdata, const struct profq_sample *s, size_t size)
 	 * ends then find none and count at a marker), ends and whole intervals next, so that the
 	 * last quarter of the queue is the samples'. A drop is counted there. */
 	if (size >= PROFQ_SAMPLE_HDR_SIZE && (s->flags & PROFQ_SAMPLE_FAULT)) {
-		/* Fault records go first: refused once the queue holds a sixteenth of its bound
-		 * (the main loop behind), long before off-CPU records and CPU samples, so that
-		 * what the loop has left to do for them stays small. (In the ring they give way
-		 * at half, as off-CPU stacks do: at a quarter, a third of them were lost at
-		 * 1 GiB/s.) */
+		/* Fault records go first: refused once the queue holds a quarter of its bound or
+		 * PROFQD_FAULT_QUEUE_MAX (the main loop behind), before off-CPU records and CPU
+		 * samples, so that what the loop has left to do for them stays small. (In the
+		 * ring they give way at half, as off-CPU stacks do: at a quarter, a third of them
+		 * were lost at 1 GiB/s.) */
 		if (reader_push_below(m->reader, READER_SAMPLE, s, size,
-				      reader_max_bytes(m->reader) / 16) < 0)
+				      MIN(reader_max_bytes(m->reader) / 4,
+					  PROFQD_FAULT_QUEUE_MAX)) < 0)
 			__atomic_fetch_add(&m->faults_shed, 1, __ATOMIC_RELAXED);
 	} else if (size >= PROFQ_SAMPLE_HDR_SIZE && (s->flags & PROFQ_SAMPLE_OFFCPU_STACK))
 		(void)reader_push_low(m->reader, READER_SAMPLE, s, size, 2);
