@@ -97,7 +97,7 @@ typedef struct Inspect {
 	uint8_t *seen_procs; /* segment-local proc ids seen in the current window */
 	size_t n_seen;
 	Series window_bytes, window_bytes_first, window_bytes_rest, entries, samples, procs, depth,
-		records_per_window;
+		fault_entries, records_per_window;
 	uint64_t window_record_bytes;
 	int64_t first_start_ns, last_end_ns;
 	/* Per segment, by segment-local id: strings, the comm of processes, and whether a stack
@@ -251,10 +251,15 @@ static int on_window(void *userdata, const SegmentWindow *w)
 		r = series_add(&in->entries, (double)w->n_entries);
 	if (r >= 0)
 		r = series_add(&in->samples, (double)w->samples);
-	for (size_t i = 0; r >= 0 && i < w->n_entries; i++) {
+	for (size_t i = 0, faults = 0; r >= 0 && i <= w->n_entries; i++) {
 		WindowEntry e;
 
+		if (i == w->n_entries) {
+			r = series_add(&in->fault_entries, (double)faults);
+			break;
+		}
 		segment_window_entry(w, i, &e);
+		faults += e.kind == KIND_FAULTS;
 		if (e.stack < in->n_stacks && in->stack_new[e.stack]) {
 			in->stack_new[e.stack] = 0;
 			if (count_comm(in, e.proc) < 0)
@@ -415,6 +420,7 @@ static int inspect(const char *dir)
 	series_print("window_disk_bytes_later_in_segment", &in.window_bytes_rest);
 	series_print("window_entries", &in.entries);
 	series_print("window_samples", &in.samples);
+	series_print("window_fault_entries", &in.fault_entries);
 	series_print("window_processes", &in.procs);
 	series_print("stack_depth", &in.depth);
 	if (in.n_comms > 1)
@@ -432,6 +438,7 @@ static int inspect(const char *dir)
 	free(in.window_bytes_rest.v);
 	free(in.entries.v);
 	free(in.samples.v);
+	free(in.fault_entries.v);
 	free(in.procs.v);
 	free(in.depth.v);
 	return 0;

@@ -436,7 +436,7 @@ static __always_inline void python_stack(struct profq_sample *s, struct task_str
 /*
  * Sends sample s, whose user stack spans span bytes from s->user_sp, as a record reserved in
  * the ring buffer at its size: the stack is copied once, from the user's pages into the record.
- * The header and kernel frames built in s follow.
+ * The header and kernel frames built in s follow. 0, or -1 if it was lost (counted).
  */
 static __always_inline int send_with_stack(struct profq_counters *c, struct profq_sample *s,
 					   __u32 span)
@@ -450,7 +450,7 @@ static __always_inline int send_with_stack(struct profq_counters *c, struct prof
 		    &rec) < 0) {
 		bpf_ringbuf_discard_dynptr(&rec, 0);
 		c->lost_ringbuf++;
-		return 0;
+		return -1;
 	}
 	s->stack_len = copy_user_stack(&rec, s->user_sp, span);
 	c->stack_copy_bytes += s->stack_len;
@@ -479,46 +479,41 @@ static __always_inline int send_with_stack(struct profq_counters *c, struct prof
 	return 0;
 }
 
-SEC("perf_event")
-int profq_sample(struct bpf_perf_event_data *ctx)
+/* The current thread's identity in s: time, process, thread, names and privacy (flags). */
+static __always_inline void sample_identity(struct profq_sample *s, struct task_struct *task,
+					    __u64 pid_tgid, __u32 cpu, __u32 flags)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct profq_counters *c;
-	struct task_struct *task;
-	struct profq_sample *s;
-	__u32 klen = 0, ulen = 0, span = 0, size, cpu;
-	long n;
-
-	cpu = bpf_get_smp_processor_id();
-	c = cpu_counters(cpu);
-	c->samples++;
-	if ((__u32)pid_tgid == 0) {
-		c->idle++;
-		return 0;
-	}
-	s = bpf_map_lookup_elem(&scratch, &cpu);
-	if (!s)
-		return 0;
-
-	task = (struct task_struct *)bpf_get_current_task();
-	s->time_ns = bpf_ktime_get_boot_ns();
 	s->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
 	s->mm_id = (__u64)BPF_CORE_READ(task, mm);
 	s->tgid = pid_tgid >> 32;
 	s->tid = (__u32)pid_tgid;
 	s->cpu = cpu;
 	s->uid = (__u32)bpf_get_current_uid_gid();
-	s->flags = task_private(task) ? PROFQ_SAMPLE_PRIVATE : 0;
+	s->flags = flags | (task_private(task) ? PROFQ_SAMPLE_PRIVATE : 0);
 	bpf_get_current_comm(s->comm, sizeof(s->comm));
 	/* The process's name: this thread's, when it is the leader (most samples). */
 	if (s->tid == s->tgid)
 		__builtin_memcpy(s->pcomm, s->comm, sizeof(s->pcomm));
 	else
 		BPF_CORE_READ_STR_INTO(&s->pcomm, task, group_leader, comm);
+}
 
-	/* CPL 0 in the interrupted CS: the sample hit kernel code. */
-	if ((ctx->regs.cs & 3) == 0) {
-		s->flags |= PROFQ_SAMPLE_KERNEL_MODE;
+/*
+ * Reads the current thread's stacks into s, whose flags say whether the CPU was in kernel
+ * mode: the kernel frames from ctx (kernel mode only), then the user part. In stack-copy mode
+ * the user registers are uip, usp and ubp (the interrupted ones, user mode) or those saved at
+ * kernel entry (kernel mode), with the Python frames; else the user frames are walked from ctx.
+ * Shared by the sampler, the off-CPU program and the fault program. Returns the bytes of user
+ * stack to copy (0: none, the frames are in s).
+ */
+static __always_inline __u32 capture_stacks(void *ctx, struct profq_sample *s,
+					    struct profq_counters *c, struct task_struct *task,
+					    __u64 uip, __u64 usp, __u64 ubp)
+{
+	__u32 klen = 0, ulen = 0, span = 0;
+	long n;
+
+	if (s->flags & PROFQ_SAMPLE_KERNEL_MODE) {
 		n = bpf_get_stack(ctx, s->addrs, STACK_BYTES, 0);
 		if (n < 0) {
 			c->kstack_errors++;
@@ -530,29 +525,26 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 	s->stack_len = 0;
 	s->py_len = 0;
 	s->py_flags = 0;
-	s->kind = PROFQ_KIND_CPU;
-	s->weight = 0;
 	if (s->mm_id == 0) {
 		s->flags |= PROFQ_SAMPLE_KTHREAD;
 	} else if (stack_copy) {
 		struct task_struct *t = bpf_get_current_task_btf();
-		struct pt_regs___kernel *uregs = (void *)bpf_task_pt_regs(t);
+		struct pt_regs___kernel *saved = (void *)bpf_task_pt_regs(t);
 
-		/* The user registers: the interrupted ones, or those saved at kernel entry. */
 		if (s->flags & PROFQ_SAMPLE_KERNEL_MODE) {
-			__u64 nr = BPF_CORE_READ(uregs, orig_ax);
+			__u64 nr = BPF_CORE_READ(saved, orig_ax);
 
-			s->user_ip = BPF_CORE_READ(uregs, ip);
-			s->user_sp = BPF_CORE_READ(uregs, sp);
-			s->user_bp = BPF_CORE_READ(uregs, bp);
+			s->user_ip = BPF_CORE_READ(saved, ip);
+			s->user_sp = BPF_CORE_READ(saved, sp);
+			s->user_bp = BPF_CORE_READ(saved, bp);
 			/* Inside execve the saved registers may be of the image being replaced,
 			 * while the address space is already the new one's. */
 			if (nr == NR_EXECVE || nr == NR_EXECVEAT)
 				s->flags |= PROFQ_SAMPLE_FOREIGN_REGS;
 		} else {
-			s->user_ip = ctx->regs.rip;
-			s->user_sp = ctx->regs.rsp;
-			s->user_bp = ctx->regs.rbp;
+			s->user_ip = uip;
+			s->user_sp = usp;
+			s->user_bp = ubp;
 		}
 		if (!(s->flags & PROFQ_SAMPLE_FOREIGN_REGS)) {
 			s->flags |= PROFQ_SAMPLE_USER_REGS;
@@ -570,14 +562,55 @@ int profq_sample(struct bpf_perf_event_data *ctx)
 	}
 	s->kstack_len = klen;
 	s->ustack_len = ulen;
+	return span;
+}
+
+/* Sends s as capture_stacks() left it: 0, or -1 if it was lost (counted in c). */
+static __always_inline int send_sample(struct profq_counters *c, struct profq_sample *s, __u32 span)
+{
+	__u32 size = PROFQ_SAMPLE_HDR_SIZE + (s->kstack_len + s->ustack_len) * sizeof(__u64);
 
 	if (span)
 		return send_with_stack(c, s, span);
-	size = PROFQ_SAMPLE_HDR_SIZE + (klen + ulen) * sizeof(__u64);
 	if (size > sizeof(*s))
-		return 0;
-	if (bpf_ringbuf_output(&samples, s, size, BPF_RB_NO_WAKEUP) < 0)
+		return -1;
+	if (bpf_ringbuf_output(&samples, s, size, BPF_RB_NO_WAKEUP) < 0) {
 		c->lost_ringbuf++;
+		return -1;
+	}
+	return 0;
+}
+
+SEC("perf_event")
+int profq_sample(struct bpf_perf_event_data *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct profq_counters *c;
+	struct task_struct *task;
+	struct profq_sample *s;
+	__u32 cpu;
+
+	cpu = bpf_get_smp_processor_id();
+	c = cpu_counters(cpu);
+	c->samples++;
+	if ((__u32)pid_tgid == 0) {
+		c->idle++;
+		return 0;
+	}
+	s = bpf_map_lookup_elem(&scratch, &cpu);
+	if (!s)
+		return 0;
+
+	task = (struct task_struct *)bpf_get_current_task();
+	s->time_ns = bpf_ktime_get_boot_ns();
+	/* CPL 0 in the interrupted CS: the sample hit kernel code. */
+	sample_identity(s, task, pid_tgid, cpu,
+			(ctx->regs.cs & 3) == 0 ? PROFQ_SAMPLE_KERNEL_MODE : 0);
+	s->kind = PROFQ_KIND_CPU;
+	s->seq = 0;
+	s->weight = 0;
+	send_sample(c, s,
+		    capture_stacks(ctx, s, c, task, ctx->regs.rip, ctx->regs.rsp, ctx->regs.rbp));
 	return 0;
 }
 
@@ -1085,16 +1118,16 @@ static __always_inline __u32 offcpu_keep(struct profq_offcpu_counters *oc, __u64
 }
 
 /*
- * Whether the sample ring holds more than quarters/4 of its size: off-CPU records then give way,
- * so that CPU samples always find room.
+ * Whether the sample ring holds more than quarters/4 of its size: off-CPU and fault records then
+ * give way (counted in *shed), so that CPU samples always find room.
  */
-static __always_inline int offcpu_ring_full(struct profq_offcpu_counters *oc, __u64 quarters)
+static __always_inline int offcpu_ring_full(__u32 *shed, __u64 quarters)
 {
 	__u64 size = bpf_ringbuf_query(&samples, BPF_RB_RING_SIZE);
 
 	if (bpf_ringbuf_query(&samples, BPF_RB_AVAIL_DATA) <= size / 4 * quarters)
 		return 0;
-	oc->ring_shed++;
+	(*shed)++;
 	return 1;
 }
 
@@ -1108,12 +1141,10 @@ static __always_inline int offcpu_send_stack(void *ctx, struct task_struct *task
 					     struct profq_offcpu_counters *oc, __u32 cpu)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct profq_counters *c = &oc->ring;
-	__u32 zero = 0, klen = 0, ulen = 0, span = 0, size;
 	struct profq_sample *s;
-	long n;
+	__u32 zero = 0;
 
-	if (offcpu_ring_full(oc, 2))
+	if (offcpu_ring_full(&oc->ring_shed, 2))
 		return -1;
 	s = bpf_map_lookup_elem(&offcpu_scratch, &zero);
 	if (!s)
@@ -1122,69 +1153,9 @@ static __always_inline int offcpu_send_stack(void *ctx, struct task_struct *task
 	s->seq = slot->seq;
 	s->weight = 0;
 	s->time_ns = slot->out_ns;
-	s->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
-	s->mm_id = (__u64)BPF_CORE_READ(task, mm);
-	s->tgid = pid_tgid >> 32;
-	s->tid = (__u32)pid_tgid;
-	s->cpu = cpu;
-	s->uid = (__u32)bpf_get_current_uid_gid();
-	s->flags = PROFQ_SAMPLE_OFFCPU_STACK | PROFQ_SAMPLE_KERNEL_MODE |
-		   (task_private(task) ? PROFQ_SAMPLE_PRIVATE : 0);
-	bpf_get_current_comm(s->comm, sizeof(s->comm));
-	if (s->tid == s->tgid)
-		__builtin_memcpy(s->pcomm, s->comm, sizeof(s->pcomm));
-	else
-		BPF_CORE_READ_STR_INTO(&s->pcomm, task, group_leader, comm);
-	n = bpf_get_stack(ctx, s->addrs, STACK_BYTES, 0);
-	if (n < 0) {
-		c->kstack_errors++;
-		s->flags |= PROFQ_SAMPLE_KSTACK_ERR;
-	} else {
-		klen = ((__u32)n / sizeof(__u64)) & 0x7f;
-	}
-	s->stack_len = 0;
-	s->py_len = 0;
-	s->py_flags = 0;
-	if (stack_copy) {
-		struct task_struct *t = bpf_get_current_task_btf();
-		struct pt_regs___kernel *uregs = (void *)bpf_task_pt_regs(t);
-		__u64 nr = BPF_CORE_READ(uregs, orig_ax);
-
-		s->user_ip = BPF_CORE_READ(uregs, ip);
-		s->user_sp = BPF_CORE_READ(uregs, sp);
-		s->user_bp = BPF_CORE_READ(uregs, bp);
-		if (nr == NR_EXECVE || nr == NR_EXECVEAT) {
-			s->flags |= PROFQ_SAMPLE_FOREIGN_REGS;
-		} else {
-			s->flags |= PROFQ_SAMPLE_USER_REGS;
-			span = user_stack_span(t, s->user_sp, s->tid == s->tgid);
-			python_stack(s, task);
-		}
-	} else {
-		n = bpf_get_stack(ctx, &s->addrs[klen], STACK_BYTES, BPF_F_USER_STACK);
-		if (n < 0) {
-			c->ustack_errors++;
-			s->flags |= PROFQ_SAMPLE_USTACK_ERR;
-		} else {
-			ulen = ((__u32)n / sizeof(__u64)) & 0x7f;
-		}
-	}
-	s->kstack_len = klen;
-	s->ustack_len = ulen;
-	if (span) {
-		__u64 lost = c->lost_ringbuf;
-
-		send_with_stack(c, s, span);
-		return c->lost_ringbuf != lost ? -1 : 0;
-	}
-	size = PROFQ_SAMPLE_HDR_SIZE + (klen + ulen) * sizeof(__u64);
-	if (size > sizeof(*s))
-		return -1;
-	if (bpf_ringbuf_output(&samples, s, size, BPF_RB_NO_WAKEUP) < 0) {
-		c->lost_ringbuf++;
-		return -1;
-	}
-	return 0;
+	sample_identity(s, task, pid_tgid, cpu,
+			PROFQ_SAMPLE_OFFCPU_STACK | PROFQ_SAMPLE_KERNEL_MODE);
+	return send_sample(&oc->ring, s, capture_stacks(ctx, s, &oc->ring, task, 0, 0, 0));
 }
 
 /* Sends the end of next's captured interval. */
@@ -1196,7 +1167,7 @@ static __always_inline void offcpu_send_end(struct task_struct *next,
 	__u64 weight = d >= offcpu_long_ns ? d : d * OFFCPU_ONE / (slot->keep ?: 1);
 	struct profq_sample *s;
 
-	if (offcpu_ring_full(oc, 3))
+	if (offcpu_ring_full(&oc->ring_shed, 3))
 		return;
 	s = bpf_ringbuf_reserve(&samples, PROFQ_SAMPLE_HDR_SIZE, 0);
 	if (!s) {
@@ -1253,7 +1224,7 @@ static __always_inline __u64 offcpu_send_whole(struct task_struct *next,
 	struct profq_sample *s;
 	long n;
 
-	if (offcpu_ring_full(oc, 3))
+	if (offcpu_ring_full(&oc->ring_shed, 3))
 		return 0;
 	s = bpf_map_lookup_elem(&offcpu_scratch, &zero);
 	if (!s)
@@ -1386,6 +1357,65 @@ int BPF_PROG(profq_offcpu_switch, _Bool preempt, struct task_struct *prev, struc
 		if (slot->whole_ip && state != PROFQ_KIND_RUNNABLE &&
 		    offcpu_user_ip(prev) == slot->whole_ip)
 			slot->whole_ip = 0;
+	}
+	return 0;
+}
+
+/*
+ * Page faults: a PERF_COUNT_SW_PAGE_FAULTS_MIN event per CPU counts every successful minor fault
+ * (the kernel's mm_account_fault(): not the ones that failed or will be retried, not major
+ * ones) and runs this program every period of them, on the faulting thread, with the fault's
+ * registers: user ones for a fault in user code (the stack that touched the memory), kernel
+ * ones for a fault in a copy to or from user memory (read(2) into a new buffer). The record is
+ * a CPU sample's with kind PROFQ_KIND_FAULTS and the weight period x the page size in bytes;
+ * it gives way to CPU samples when the ring is half full (as off-CPU stacks do).
+ * docs/ARCHITECTURE.md says what the
+ * count covers (and not).
+ */
+
+/* The record being built, per CPU: a CPU sample (a timer interrupt) may interrupt this
+ * program, which runs in the faulting thread with preemption off. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct profq_sample);
+} fault_scratch SEC(".maps");
+
+struct profq_fault_counters fault_counters[PROFQ_MAX_CPUS];
+
+SEC("perf_event")
+int profq_fault(struct bpf_perf_event_data *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 cpu = bpf_get_smp_processor_id(), zero = 0;
+	struct profq_fault_counters *fc = &fault_counters[cpu & (PROFQ_MAX_CPUS - 1)];
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct profq_sample *s;
+	__u64 weight = ctx->sample_period << page_shift;
+
+	fc->samples++;
+	if ((__u32)pid_tgid == 0 || BPF_CORE_READ(task, mm) == NULL) {
+		fc->kthread++;
+		return 0;
+	}
+	if (offcpu_ring_full(&fc->ring_shed, 2))
+		return 0;
+	s = bpf_map_lookup_elem(&fault_scratch, &zero);
+	if (!s)
+		return 0;
+	s->time_ns = bpf_ktime_get_boot_ns();
+	sample_identity(s, task, pid_tgid, cpu,
+			PROFQ_SAMPLE_FAULT |
+				((ctx->regs.cs & 3) == 0 ? PROFQ_SAMPLE_KERNEL_MODE : 0));
+	s->kind = PROFQ_KIND_FAULTS;
+	s->seq = 0;
+	s->weight = weight;
+	if (send_sample(&fc->ring, s,
+			capture_stacks(ctx, s, &fc->ring, task, ctx->regs.rip, ctx->regs.rsp,
+				       ctx->regs.rbp)) == 0) {
+		fc->sent++;
+		fc->bytes += weight;
 	}
 	return 0;
 }

@@ -34,6 +34,10 @@
 /* A long interval whose stack was not captured: sent at its end with what can be read of the
  * thread then (kernel frames, the user instruction pointer) and its weight. */
 #define PROFQ_SAMPLE_OFFCPU_WHOLE (1u << 10)
+#define PROFQ_SAMPLE_OFFCPU_ALL \
+	(PROFQ_SAMPLE_OFFCPU_STACK | PROFQ_SAMPLE_OFFCPU_END | PROFQ_SAMPLE_OFFCPU_WHOLE)
+/* A page fault sample (PROFQ_KIND_FAULTS): the stack that faulted, weight its bytes. */
+#define PROFQ_SAMPLE_FAULT (1u << 11)
 
 /*
  * profq_sample.kind: what the record measures. A CPU sample stands for one sampling period; an
@@ -46,6 +50,9 @@
 #define PROFQ_KIND_RUNNABLE 1
 #define PROFQ_KIND_SLEEPING 2
 #define PROFQ_KIND_BLOCKED 3
+/* One in period minor page faults (PERF_COUNT_SW_PAGE_FAULTS_MIN), at the faulting stack;
+ * weight: period x the page size, in bytes. */
+#define PROFQ_KIND_FAULTS 4
 
 /* Largest user stack copy. */
 #define PROFQ_STACK_COPY_MAX 32768
@@ -79,7 +86,9 @@ struct profq_sample {
 	__u16 py_flags;	 /* PROFQ_PY_* */
 	__u32 kind;	 /* PROFQ_KIND_* */
 	__u32 seq;	 /* off-CPU: the thread's capture number, pairs a stack with its end */
-	__u64 weight;	 /* PROFQ_SAMPLE_OFFCPU_END: the nanoseconds it stands for; else 0 */
+	/* PROFQ_SAMPLE_OFFCPU_END, _WHOLE: the nanoseconds it stands for; PROFQ_SAMPLE_FAULT:
+	 * the bytes; else 0 */
+	__u64 weight;
 	__u64 addrs[2 * PROFQ_MAX_FRAMES];
 	__u8 stack[]; /* stack-copy mode: the record is sized to it */
 };
@@ -316,6 +325,16 @@ struct profq_offcpu_counters {
 	struct profq_counters ring;
 };
 
+/* Page fault samples, one slot per CPU; ring counts their ring and stack outcomes. */
+struct profq_fault_counters {
+	__u64 samples;	 /* samples the program ran for (one per period faults) */
+	__u64 sent;	 /* records sent */
+	__u64 bytes;	 /* the bytes the sent records stand for */
+	__u32 ring_shed; /* records not sent: the ring was filling (room kept for CPU samples) */
+	__u32 kthread;	 /* samples without a user address space: not sent */
+	struct profq_counters ring;
+};
+
 #ifndef __bpf__
 #include <stddef.h>
 _Static_assert(offsetof(struct profq_sample, addrs) == PROFQ_SAMPLE_HDR_SIZE,
@@ -327,6 +346,7 @@ _Static_assert(sizeof(struct profq_counters) == 80, "profq_counters size");
 _Static_assert(sizeof(struct profq_mem) == 72, "profq_mem size");
 _Static_assert(sizeof(struct profq_mem_state) == 72, "profq_mem_state size");
 _Static_assert(sizeof(struct profq_offcpu_counters) == 184, "profq_offcpu_counters size");
+_Static_assert(sizeof(struct profq_fault_counters) == 112, "profq_fault_counters size");
 _Static_assert(sizeof(struct profq_py_frame) == 16, "profq_py_frame size");
 _Static_assert(sizeof(struct profq_py_layout) == 28, "profq_py_layout size");
 _Static_assert(PROFQ_PY_FRAMES_OFFSET + PROFQ_PY_MAX_FRAMES * 16 <= PROFQ_SAMPLE_STACK_OFFSET,

@@ -69,13 +69,17 @@ void cli_set_json_errors(bool json);
  * file's base name, the function's first line) in buf, and true. Else false. */
 bool cli_python_location(json_object *row, char *buf, size_t len);
 
-/* A count of an answer over stacks as a table shows it: samples ("123") for the cpu event, a
- * duration ("1.25s", "12.5ms", "250us") for the others, whose counts are nanoseconds. */
+/* A count of an answer over stacks as a table shows it: samples ("123") for the cpu event, bytes
+ * ("96.0MiB", cli_bytes()) for faults, a duration ("1.25s", "12.5ms", "250us") for the others,
+ * whose counts are nanoseconds. */
 const char *cli_count(json_object *answer, int64_t n, char *buf, size_t len);
 /* The CPU time of n samples of an answer of the cpu event, n x its "period_ns", as cli_count()
- * writes a duration, in buf; NULL for the other events (their counts are times already). */
+ * writes a duration, in buf; NULL for the other events (their counts are times or bytes). */
 const char *cli_cpu_time(json_object *answer, int64_t n, char *buf, size_t len);
-/* The first words of such an answer's header: "Samples: 123", "Off-CPU: 1.25s", "Wall: 2.50s". */
+/* n bytes in buf as "512B", "4.0KiB", "96.0MiB" or "1.25GiB". */
+const char *cli_bytes(uint64_t n, char *buf, size_t len);
+/* The first words of such an answer's header: "Samples: 123", "Off-CPU: 1.25s", "Wall: 2.50s",
+ * "Faulted in: 128.0MiB". */
 void cli_print_total(json_object *answer);
 
 /* A function's name as a table shows it: C++ template argument and parameter lists elided

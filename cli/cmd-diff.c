@@ -242,7 +242,7 @@ static const CliQuery diff = {
 	.needs_pid = true,
 	.help = "Usage: profq diff --pid N [--base RANGE] [--with RANGE]\n"
 		"                  [--base-pid P] [-n N] [--sort self|total]\n"
-		"                  [--event cpu|off-cpu|wall]\n"
+		"                  [--event cpu|off-cpu|wall|faults]\n"
 		"                  [--[no-]inline] [--[no-]python] [-o FILE.svg]\n"
 		"                  [--json]\n"
 		"       profq diff {--unit NAME | --cgroup PATH | --container ID |\n"
@@ -395,6 +395,7 @@ static void side_text(const Side *s)
 	/* Samples, or the time an off-CPU or wall profile covers. */
 	const char *what = !event || streq(event, "cpu") ? "samples"
 			   : streq(event, "wall")	 ? "of wall time"
+			   : streq(event, "faults")	 ? "faulted in"
 							 : "off the CPU";
 	char label[REQUEST_CGROUP_MAX + 512], count[32];
 

@@ -65,7 +65,7 @@ static const struct {
 			"              [--unit NAME] [--cgroup PATH] [--container ID]\n"
 			"              [--comm NAME]\n"
 			"              [--since WHEN] [--until WHEN] [--range life]\n"
-			"              [--event cpu|off-cpu|wall]\n"
+			"              [--event cpu|off-cpu|wall|faults]\n"
 			"              [--[no-]inline] [--[no-]python] [--from F]\n"
 			"              [--group comm|none] [-o FILE] [--json]\n"
 			"\n"
@@ -90,8 +90,9 @@ static const struct {
 			"             [--unit NAME] [--cgroup PATH] [--container ID]\n"
 			"             [--comm NAME]\n"
 			"             [--since WHEN] [--until WHEN] [--range life]\n"
-			"             [--event cpu|off-cpu|wall] [--[no-]inline] [--[no-]python]\n"
-			"             [--from F] [--group comm|none]\n"
+			"             [--event cpu|off-cpu|wall|faults]\n"
+			"             [--[no-]inline] [--[no-]python] [--from F]\n"
+			"             [--group comm|none]\n"
 			"       [--title T] [--width PX] [--icicle] -o FILE.svg [--json]\n"
 			"\n"
 			"An interactive SVG flame graph: one box per call path, as wide as its\n"
@@ -99,7 +100,7 @@ static const struct {
 			"--icicle, so that the roots show without scrolling). Open it in a\n"
 			"browser: hover for figures, click to zoom, Ctrl-F to search.\n"
 			"--event off-cpu or wall: boxes as wide as their time off the CPU\n"
-			"(or of wall time).\n"
+			"(or of wall time); --event faults: as the memory they faulted in.\n"
 			"--unit NAME, --cgroup PATH, --container ID, --comm NAME: instead\n"
 			"of --pid, every process that matches (all given), summed: unit\n"
 			"and comm are globs, a cgroup counts with those below it, an id\n"
@@ -114,7 +115,7 @@ static const struct {
 			"             [--unit NAME] [--cgroup PATH] [--container ID]\n"
 			"             [--comm NAME]\n"
 			"             [--since WHEN] [--until WHEN] [--range life]\n"
-			"             [--event cpu|off-cpu|wall]\n"
+			"             [--event cpu|off-cpu|wall|faults]\n"
 			"             [--[no-]inline] [--[no-]python] [--from F]\n"
 			"             [--group comm|none] -o FILE.pb.gz [--json]\n"
 			"\n"
@@ -257,6 +258,11 @@ static int write_flame(const Profile *p, const ExportArgs *args, FILE *out)
 		snprintf(subtitle, sizeof(subtitle),
 			 "%" PRIu64 " samples, %s, against the base%s: %" PRIu64 " samples, %s",
 			 p->samples, range, base_pid, args->base->samples, base_range);
+	} else if (streq(p->event, "faults")) {
+		char bytes[32];
+
+		snprintf(subtitle, sizeof(subtitle), "%s faulted in, %s",
+			 cli_bytes(p->samples, bytes, sizeof(bytes)), range);
 	} else {
 		snprintf(subtitle, sizeof(subtitle), "%" PRIu64 " samples, %s", p->samples, range);
 	}
@@ -500,6 +506,12 @@ static int export_summary(const CliContext *ctx, const Profile *p, const ExportA
 		json_add_int(o, "stacks", (int64_t)p->n_stacks);
 		json_add_int(o, "truncated_samples", (int64_t)p->truncated_samples);
 		cli_print_json(o);
+	} else if (!to_stdout && streq(p->event, "faults")) {
+		char bytes[32];
+
+		fprintf(stderr, "Wrote %s: %s faulted in, in %zu stacks of %s.\n", args->output,
+			cli_bytes(p->samples, bytes, sizeof(bytes)), p->n_stacks,
+			p->pid ? "the process" : strempty(p->comm));
 	} else if (!to_stdout && p->time) {
 		fprintf(stderr, "Wrote %s: %.3f s (%s) in %zu stacks of %s.\n", args->output,
 			(double)p->samples / 1e9, p->event, p->n_stacks,

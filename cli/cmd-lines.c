@@ -240,6 +240,7 @@ static void render_lines(json_object *a, const Request *req)
 	const char *function = json_get_string(a, "function");
 	const char *comm = json_get_string(a, "comm");
 	int width = cli_terminal_width(), locw = 8, fnw = 8;
+	char count[32];
 	json_object *rows;
 	char t[32];
 	bool cpu;
@@ -267,10 +268,16 @@ static void render_lines(json_object *a, const Request *req)
 	if (json_get_int(a, "tid"))
 		printf("  tid %lld", (long long)json_get_int(a, "tid"));
 	putchar('\n');
-	if (function)
+	if (function && streq(strempty(json_get_string(a, "event")), "cpu"))
 		printf("Function %s: %lld samples (%.2f%%), each on its line in it: SELF executing "
 		       "the line, CALLEE in what it called, TOTAL both\n",
 		       function, (long long)json_get_int(a, "function_samples"),
+		       json_get_double(a, "function_pct"));
+	else if (function)
+		printf("Function %s: %s (%.2f%%), each on its line in it: SELF executing "
+		       "the line, CALLEE in what it called, TOTAL both\n",
+		       function,
+		       cli_count(a, json_get_int(a, "function_samples"), count, sizeof(count)),
 		       json_get_double(a, "function_pct"));
 	putchar('\n');
 	/* The CPU time of each line's samples beside its share (the cpu event). */
@@ -346,7 +353,7 @@ static const CliQuery lines = {
 	.help = "Usage: profq lines --pid N [--tid T] [--start TIME] [--children]\n"
 		"                   [--unit NAME] [--cgroup PATH] [--container ID] [--comm NAME]\n"
 		"                   [--function F] [-n N] [--since WHEN] [--until WHEN]\n"
-		"                   [--range life] [--event cpu|off-cpu|wall]\n"
+		"                   [--range life] [--event cpu|off-cpu|wall|faults]\n"
 		"                   [--[no-]inline] [--[no-]python] [--full-names]\n"
 		"                   [--color auto|always|never] [--json]\n"
 		"\n"

@@ -238,6 +238,9 @@ int cmd_ps(CliContext *ctx, int argc, char **argv)
 	r = cli_parse(&ps, ctx, &req, argc, argv, &sorted);
 	if (r != CLI_PARSED)
 		return r;
+	/* ps ranks processes by their time; the memory they faulted in is profq mem's. */
+	if (req.event == EVENT_FAULTS)
+		return cli_usage_error("ps", "--event: 'faults' is not an event ps ranks by");
 	/* Asked which processes waited: most first, unless --sort says otherwise. */
 	if (req.event == EVENT_OFF_CPU && !sorted)
 		req.sort = SORT_OFF_CPU;

@@ -139,6 +139,20 @@ static void render_status(json_object *a, const Request *req)
 			       json_get_double(sym, "recorded_s"),
 			       (long long)json_get_int(sym, "dropped"));
 	}
+	if (json_object_object_get_ex(a, "faults", &sym) && sym) {
+		char bytes[32];
+
+		if (!json_object_get_boolean(json_object_object_get(sym, "enabled")))
+			printf("%-18s off\n", "Page faults:");
+		else
+			printf("%-18s 1 in %lld sampled, %lld stored (%s faulted in), %lld "
+			       "dropped\n",
+			       "Page faults:", (long long)json_get_int(sym, "period"),
+			       (long long)json_get_int(sym, "stored"),
+			       cli_bytes((uint64_t)MAX(json_get_int(sym, "sent_bytes"), 0), bytes,
+					 sizeof(bytes)),
+			       (long long)json_get_int(sym, "dropped"));
+	}
 	render_push(a);
 	if (!json_object_object_get_ex(a, "symbolizer", &sym))
 		return;

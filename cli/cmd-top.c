@@ -495,7 +495,7 @@ static const CliQuery top = {
 		"                 [--unit NAME] [--cgroup PATH] [--container ID] [--comm NAME]\n"
 		"                 [-n N] [--sort self|total] [--since WHEN]\n"
 		"                 [--until WHEN] [--range life] [--[no-]inline]\n"
-		"                 [--[no-]python] [--event cpu|off-cpu|wall]\n"
+		"                 [--[no-]python] [--event cpu|off-cpu|wall|faults]\n"
 		"                 [--by function|process|module] [--full-names]\n"
 		"                 [--once] [-d SECS] [--color auto|always|never] [--json]\n"
 		"\n"

@@ -129,7 +129,7 @@ static const CliQuery tree = {
 		"                  [--unit NAME] [--cgroup PATH] [--container ID] [--comm NAME]\n"
 		"                  [--min-pct P] [--from F] [--group comm|none]\n"
 		"                  [--since WHEN] [--until WHEN] [--range life]\n"
-		"                  [--event cpu|off-cpu|wall] [--[no-]inline]\n"
+		"                  [--event cpu|off-cpu|wall|faults] [--[no-]inline]\n"
 		"                  [--[no-]python] [--full-names]\n"
 		"                  [--color auto|always|never] [--json]\n"
 		"\n"

@@ -294,7 +294,8 @@ static int parse_shared_option(const char *command, int opt, const char *arg, Cl
 	case OPT_EVENT:
 		if (event_from_string(arg) < 0)
 			return cli_usage_error(
-				command, "--event: '%s' is not 'cpu', 'off-cpu' or 'wall'", arg);
+				command,
+				"--event: '%s' is not 'cpu', 'off-cpu', 'wall' or 'faults'", arg);
 		req->event = event_from_string(arg);
 		return EXIT_OK;
 	case OPT_COLOR:

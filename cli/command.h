@@ -23,7 +23,7 @@ enum {
 	CLI_OPT_LIMIT = 1 << 6,	   /* -n N (0: all) */
 	/* --unit NAME, --cgroup PATH, --container ID, --comm NAME: every process that matches */
 	CLI_OPT_MATCH = 1 << 7,
-	CLI_OPT_EVENT = 1 << 8,	 /* --event cpu|off-cpu|wall */
+	CLI_OPT_EVENT = 1 << 8,	 /* --event cpu|off-cpu|wall|faults */
 	CLI_OPT_NAMES = 1 << 9,	 /* --full-names: no shortened C++ names in tables */
 	CLI_OPT_COLOR = 1 << 10, /* --color auto|always|never (also a global option) */
 };

@@ -454,7 +454,25 @@ static bool counts_time(json_object *answer)
 {
 	const char *event = json_get_string(answer, "event");
 
-	return event && !streq(event, "cpu");
+	return event && !streq(event, "cpu") && !streq(event, "faults");
+}
+
+static bool counts_bytes(json_object *answer)
+{
+	return streq(strempty(json_get_string(answer, "event")), "faults");
+}
+
+const char *cli_bytes(uint64_t n, char *buf, size_t len)
+{
+	if (n < 1024)
+		snprintf(buf, len, "%lluB", (unsigned long long)n);
+	else if (n < (1ull << 20))
+		snprintf(buf, len, "%.1fKiB", (double)n / 1024);
+	else if (n < (1ull << 30))
+		snprintf(buf, len, "%.1fMiB", (double)n / (1 << 20));
+	else
+		snprintf(buf, len, "%.2fGiB", (double)n / (1 << 30));
+	return buf;
 }
 
 static const char *duration_string(double ns, char *buf, size_t len)
@@ -470,6 +488,8 @@ static const char *duration_string(double ns, char *buf, size_t len)
 
 const char *cli_count(json_object *answer, int64_t n, char *buf, size_t len)
 {
+	if (counts_bytes(answer))
+		return cli_bytes(n > 0 ? (uint64_t)n : 0, buf, len);
 	if (!counts_time(answer)) {
 		snprintf(buf, len, "%lld", (long long)n);
 		return buf;
@@ -481,7 +501,7 @@ const char *cli_cpu_time(json_object *answer, int64_t n, char *buf, size_t len)
 {
 	int64_t period = json_get_int(answer, "period_ns");
 
-	if (counts_time(answer) || period <= 0)
+	if (counts_time(answer) || counts_bytes(answer) || period <= 0)
 		return NULL;
 	return duration_string((double)n * (double)period, buf, len);
 }
@@ -549,7 +569,9 @@ void cli_print_total(json_object *answer)
 	int64_t n = json_get_int(answer, "samples");
 	char buf[32];
 
-	if (!counts_time(answer))
+	if (counts_bytes(answer))
+		printf("Faulted in: %s", cli_count(answer, n, buf, sizeof(buf)));
+	else if (!counts_time(answer))
 		printf("Samples: %lld", (long long)n);
 	else
 		printf("%s: %s", streq(event, "wall") ? "Wall" : "Off-CPU",

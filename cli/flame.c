@@ -395,8 +395,12 @@ static void write_node(const Flame *fl, const Layout *lo, uint32_t idx, uint64_t
 		xml_text(lo->f, module, 512);
 		fputc(')', lo->f);
 	}
-	fprintf(lo->f, " %" PRIu64 " samples, %.2f%%", n->samples,
-		lo->total ? 100.0 * n->samples / lo->total : 0.0);
+	if (streq(fl->p->event, "faults"))
+		fprintf(lo->f, " %.1f KiB faulted in, %.2f%%", (double)n->samples / 1024,
+			lo->total ? 100.0 * n->samples / lo->total : 0.0);
+	else
+		fprintf(lo->f, " %" PRIu64 " samples, %.2f%%", n->samples,
+			lo->total ? 100.0 * n->samples / lo->total : 0.0);
 	if (fl->base)
 		fprintf(lo->f, " (base %.2f%%: %+.2f points)",
 			fl->base->samples ? 100.0 * n->base_samples / fl->base->samples : 0.0,

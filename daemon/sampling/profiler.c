@@ -583,6 +583,10 @@ static bool record_ok(const struct profq_sample *s, size_t size)
 	     (PROFQ_SAMPLE_OFFCPU_STACK | PROFQ_SAMPLE_OFFCPU_END | PROFQ_SAMPLE_OFFCPU_WHOLE)) &&
 	    !kind_off_cpu(s->kind))
 		return false;
+	if (!!(s->flags & PROFQ_SAMPLE_FAULT) != (s->kind == PROFQ_KIND_FAULTS) ||
+	    ((s->flags & PROFQ_SAMPLE_FAULT) &&
+	     (s->weight == 0 || (s->flags & PROFQ_SAMPLE_OFFCPU_ALL))))
+		return false;
 	if (s->py_len > PROFQ_PY_MAX_FRAMES || (s->py_len && !(s->flags & PROFQ_SAMPLE_USER_REGS)))
 		return false;
 	if (s->flags & PROFQ_SAMPLE_USER_REGS)
@@ -846,8 +850,9 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 		      (s->flags & (PROFQ_SAMPLE_OFFCPU_STACK | PROFQ_SAMPLE_OFFCPU_END |
 				   PROFQ_SAMPLE_OFFCPU_WHOLE));
 	bool whole = offcpu && (s->flags & PROFQ_SAMPLE_OFFCPU_WHOLE);
+	bool fault = size >= PROFQ_SAMPLE_HDR_SIZE && (s->flags & PROFQ_SAMPLE_FAULT);
 
-	if (!offcpu)
+	if (!offcpu && !fault)
 		p->stats.samples++;
 	if (!record_ok(s, size)) {
 		p->stats.bad_records++;
@@ -899,6 +904,15 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 	r = thread_name(p, s, &thread);
 	if (r < 0)
 		goto fail;
+	if (fault) {
+		r = store_window_add_weight(p->store, proctable_record_of(proc, s), s->tid, thread,
+					    stack, KIND_FAULTS, s->weight);
+		store_string_unref(p->store, thread);
+		if (r < 0)
+			goto fail;
+		p->stats.faults_stored++;
+		return 0;
+	}
 	if (whole) {
 		/* Its user callers from the thread's last capture at the same place, if any. */
 		StackId full = offcpu_place_get(p, s, &raw);

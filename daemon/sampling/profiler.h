@@ -72,6 +72,7 @@ typedef struct ProfilerStats {
 	uint64_t offcpu_expired;   /* held stacks let go: the thread exited, or too old */
 	/* whole intervals given the callers of the thread's last capture at the same place */
 	uint64_t offcpu_callers_borrowed;
+	uint64_t faults_stored; /* page fault samples counted into a window */
 } ProfilerStats;
 
 /*

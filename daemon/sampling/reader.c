@@ -227,15 +227,27 @@ int reader_push(Reader *r, ReaderSource src, const void *data, size_t size)
 	return 0;
 }
 
-int reader_push_low(Reader *r, ReaderSource src, const void *data, size_t size, unsigned quarters)
+int reader_push_below(Reader *r, ReaderSource src, const void *data, size_t size, size_t limit)
 {
-	if ((unsigned)src >= _READER_SOURCE_MAX || quarters > 4)
+	if ((unsigned)src >= _READER_SOURCE_MAX)
 		return -EINVAL;
-	if (r->stats.bytes > r->opts.max_bytes / 4 * quarters) {
+	if (r->stats.bytes > limit) {
 		r->stats.shed[src]++;
 		return -ENOBUFS;
 	}
 	return reader_push(r, src, data, size);
+}
+
+int reader_push_low(Reader *r, ReaderSource src, const void *data, size_t size, unsigned quarters)
+{
+	if (quarters > 4)
+		return -EINVAL;
+	return reader_push_below(r, src, data, size, r->opts.max_bytes / 4 * quarters);
+}
+
+size_t reader_max_bytes(const Reader *r)
+{
+	return r->opts.max_bytes;
 }
 
 void reader_take(Reader *r, unsigned mask, ReaderBatch *ret)

@@ -79,6 +79,10 @@ int reader_push(Reader *r, ReaderSource src, const void *data, size_t size);
 /* The same for a record that may go first: refused (and counted in shed) once the queue holds
  * quarters/4 of max_bytes, so that it never crowds out the records pushed with reader_push(). */
 int reader_push_low(Reader *r, ReaderSource src, const void *data, size_t size, unsigned quarters);
+/* The same with the bound in bytes: refused once the queue holds more than limit bytes. */
+int reader_push_below(Reader *r, ReaderSource src, const void *data, size_t size, size_t limit);
+/* The queue's bound (ReaderOptions.max_bytes). */
+size_t reader_max_bytes(const Reader *r);
 /* Takes every queued record of the sources in mask (bits 1 << ReaderSource). */
 void reader_take(Reader *r, unsigned mask, ReaderBatch *ret);
 void reader_batch_each(const ReaderBatch *b, ReaderSource src, reader_record_fn fn, void *userdata);

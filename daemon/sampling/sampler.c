@@ -20,8 +20,10 @@ struct Sampler {
 	struct bpf_link *exec_link, *exit_link;
 	struct bpf_link *rss_link, *victim_link; /* memory tracking; NULL when off */
 	struct bpf_link *switch_link;		 /* off-CPU; NULL when off */
-	bool memory;				 /* the memory tracking programs are loaded */
-	unsigned n_cpus;			 /* possible CPUs: size of per-CPU values */
+	struct bpf_link **fault_links;		 /* page faults, one per CPU; NULL when off */
+	unsigned n_fault_attached;
+	bool memory;	 /* the memory tracking programs are loaded */
+	unsigned n_cpus; /* possible CPUs: size of per-CPU values */
 	unsigned n_attached;
 	size_t ringbuf_bytes;
 	uint32_t frequency, stack_copy;
@@ -63,6 +65,9 @@ Sampler *sampler_free(Sampler *s)
 	for (unsigned i = 0; s->links && i < s->n_cpus; i++)
 		bpf_link__destroy(s->links[i]);
 	free(s->links);
+	for (unsigned i = 0; s->fault_links && i < s->n_cpus; i++)
+		bpf_link__destroy(s->fault_links[i]);
+	free(s->fault_links);
 	profq_bpf__destroy(s->skel);
 	free(s);
 	return NULL;
@@ -192,10 +197,51 @@ static int load(Sampler *s, const SamplerOptions *opts, bool memory, bool *ret_a
 	s->skel->rodata->offcpu_preempt_budget = opts->offcpu_preempt_budget;
 	if (opts->offcpu_budget == 0)
 		bpf_program__set_autoload(s->skel->progs.profq_offcpu_switch, false);
+	bpf_program__set_autoload(s->skel->progs.profq_fault, opts->fault_period > 0);
 
 	/* Load: create maps, verify and JIT the program. */
 	*ret_at_load = true;
 	return profq_bpf__load(s->skel);
+}
+
+/* Attaches the fault program to a minor-fault event of every online CPU, sampling one in
+ * period faults. Logs a failure (a warning: the caller goes on without them). */
+static int attach_faults(Sampler *s, uint64_t period, const bool *online)
+{
+	s->fault_links = calloc(s->n_cpus, sizeof(*s->fault_links));
+	if (!s->fault_links)
+		return -ENOMEM;
+	for (unsigned cpu = 0; cpu < s->n_cpus; cpu++) {
+		struct perf_event_attr attr = {
+			.type = PERF_TYPE_SOFTWARE,
+			.size = sizeof(attr),
+			.config = PERF_COUNT_SW_PAGE_FAULTS_MIN,
+			.sample_period = period,
+		};
+		_cleanup_close_ int fd = -1;
+
+		if (!online[cpu])
+			continue;
+		fd = (int)syscall(__NR_perf_event_open, &attr, -1, (int)cpu, -1,
+				  PERF_FLAG_FD_CLOEXEC);
+		if (fd < 0 && errno == ENODEV)
+			continue;
+		if (fd < 0)
+			return log_warning_errno(negative_errno(),
+						 "Failed to open a page fault event on CPU %u, "
+						 "going on without page faults: %m",
+						 cpu);
+		s->fault_links[cpu] = bpf_program__attach_perf_event(s->skel->progs.profq_fault,
+								     fd);
+		if (!s->fault_links[cpu])
+			return log_warning_errno(negative_errno(),
+						 "Failed to attach the fault program on CPU %u, "
+						 "going on without page faults: %m",
+						 cpu);
+		(void)TAKE_FD(fd); /* the link's now */
+		s->n_fault_attached++;
+	}
+	return 0;
 }
 
 int sampler_new(const SamplerOptions *opts, Sampler **ret)
@@ -317,6 +363,13 @@ int sampler_new(const SamplerOptions *opts, Sampler **ret)
 					       "Failed to attach to sched_switch: %m");
 	}
 
+	/* Page faults are an extra: a kernel that refuses them leaves the rest running. */
+	if (opts->fault_period && attach_faults(s, opts->fault_period, online) < 0) {
+		for (unsigned i = 0; i < s->n_cpus; i++)
+			bpf_link__destroy(TAKE_PTR(s->fault_links[i]));
+		s->n_fault_attached = 0;
+	}
+
 	/* Run: the reader side of the ring buffers, one each so the caller chooses the order. */
 	s->rb_events = ring_buffer__new(bpf_map__fd(s->skel->maps.events), on_event_record, s,
 					NULL);
@@ -421,6 +474,44 @@ int sampler_offcpu_counters(Sampler *s, struct profq_offcpu_counters *ret)
 	}
 	*ret = sum;
 	return 0;
+}
+
+int sampler_fault_counters(Sampler *s, struct profq_fault_counters *ret)
+{
+	const volatile struct profq_fault_counters *v = s->skel->bss->fault_counters;
+	struct profq_fault_counters sum = { 0 };
+	unsigned n = MIN(s->n_cpus, (unsigned)PROFQ_MAX_CPUS);
+
+	for (unsigned i = 0; i < n; i++) {
+		sum.samples += v[i].samples;
+		sum.sent += v[i].sent;
+		sum.bytes += v[i].bytes;
+		sum.ring_shed += v[i].ring_shed;
+		sum.kthread += v[i].kthread;
+		sum.ring.lost_ringbuf += v[i].ring.lost_ringbuf;
+		sum.ring.kstack_errors += v[i].ring.kstack_errors;
+		sum.ring.ustack_errors += v[i].ring.ustack_errors;
+		sum.ring.stack_copy_errors += v[i].ring.stack_copy_errors;
+		sum.ring.stack_copy_bytes += v[i].ring.stack_copy_bytes;
+	}
+	*ret = sum;
+	return 0;
+}
+
+bool sampler_faults(const Sampler *s)
+{
+	return s->n_fault_attached > 0;
+}
+
+uint32_t sampler_fault_prog_id(const Sampler *s)
+{
+	struct bpf_program *prog = s->skel->progs.profq_fault;
+	struct bpf_prog_info info = { 0 };
+	uint32_t len = sizeof(info);
+
+	if (!sampler_faults(s) || bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) < 0)
+		return 0;
+	return info.id;
 }
 
 bool sampler_offcpu(const Sampler *s)

@@ -34,6 +34,9 @@ typedef struct SamplerOptions {
 	uint32_t offcpu_budget;
 	uint64_t offcpu_long_ns;	/* an interval this long always counts, whole */
 	uint32_t offcpu_preempt_budget; /* preemptions captured per CPU per 100 ms, about */
+	/* Page faults (PROFQ_KIND_FAULTS records): one sample per this many minor faults of a
+	 * CPU; 0: off. */
+	uint64_t fault_period;
 	sampler_handler_t on_sample;
 	sampler_event_handler_t on_event;
 	void *userdata;
@@ -57,6 +60,9 @@ int sampler_counters(Sampler *s, struct profq_counters *ret);
 /* The same for off-CPU records: all zero when they are off. */
 int sampler_offcpu_counters(Sampler *s, struct profq_offcpu_counters *ret);
 bool sampler_offcpu(const Sampler *s);
+/* The same for page fault records. */
+int sampler_fault_counters(Sampler *s, struct profq_fault_counters *ret);
+bool sampler_faults(const Sampler *s);
 unsigned sampler_cpus(const Sampler *s);
 size_t sampler_ringbuf_bytes(const Sampler *s);
 /* How long the sample ring holds typical records at the configured rate on every CPU. */
@@ -80,6 +86,8 @@ bool sampler_memory(const Sampler *s);
 uint32_t sampler_prog_id(const Sampler *s);
 /* The off-CPU program's id (sched_switch); 0 when off. */
 uint32_t sampler_offcpu_prog_id(const Sampler *s);
+/* The fault program's id; 0 when off. */
+uint32_t sampler_fault_prog_id(const Sampler *s);
 
 static inline void sampler_freep(Sampler **s)
 {

@@ -166,6 +166,17 @@ static int set_off_cpu(Config *c, const char *v, char **err)
 	return 0;
 }
 
+static int set_faults(Config *c, const char *v, char **err)
+{
+	if (streq(v, "yes"))
+		c->faults = true;
+	else if (streq(v, "no"))
+		c->faults = false;
+	else
+		return set_error(err, -EINVAL, "must be yes or no, got '%s'", v);
+	return 0;
+}
+
 static int set_debug_dirs(Config *c, const char *v, char **err)
 {
 	/* Absolute directories only: libdwfl reads relative ones against each binary's own. */
@@ -361,6 +372,7 @@ static const struct {
 	{ "python", set_python },
 	{ "memory", set_memory },
 	{ "off-cpu", set_off_cpu },
+	{ "faults", set_faults },
 	{ "debug-dir", set_debug_dirs },
 	{ "group", set_group },
 	{ "log-level", set_log_level },
@@ -388,6 +400,7 @@ int config_init(Config *c)
 		.python = true,
 		.memory = true,
 		.off_cpu = false, /* its cost is per context switch: asked for */
+		.faults = true,	  /* its cost is per sampled fault: docs/PERFORMANCE.md */
 		.log_level = LOG_INFO,
 		.push_labels = UPLOAD_LABEL_HOST | UPLOAD_LABEL_COMM | UPLOAD_LABEL_PID |
 			       UPLOAD_LABEL_UNIT | UPLOAD_LABEL_CONTAINER,

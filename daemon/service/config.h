@@ -30,6 +30,7 @@ typedef struct Config {
 	bool memory;	       /* resident set over time (rss_stat), OOM kills */
 	bool python;	       /* Python frames of CPython processes (needs stack_copy) */
 	bool off_cpu;	       /* off-CPU records at context switches */
+	bool faults;	       /* page fault samples (bytes faulted in, by stack) */
 	char *group;	       /* may query every process */
 	char *debug_dirs;      /* extra roots for separate debug files, colon-separated; NULL */
 	bool group_explicit;   /* set by the user: must exist */

@@ -33,6 +33,7 @@ static void help(void)
 	       "  --memory yes|no       Resident set of every process over time, peaks and\n"
 	       "                        OOM kills (default yes)\n"
 	       "  --off-cpu yes|no      Record where threads wait off the CPU (default no)\n"
+	       "  --faults yes|no       Record the stacks that fault memory in (default yes)\n"
 	       "  --debug-dir DIRS      More roots for separate debug files (DIR/.build-id/...),\n"
 	       "                        colon-separated, after /usr/lib/debug\n"
 	       "  --group NAME          Members may query every process "
@@ -91,6 +92,7 @@ int main(int argc, char *argv[])
 		{ "python", required_argument, NULL, 0 },
 		{ "memory", required_argument, NULL, 0 },
 		{ "off-cpu", required_argument, NULL, 0 },
+		{ "faults", required_argument, NULL, 0 },
 		{ "debug-dir", required_argument, NULL, 0 },
 		{ "group", required_argument, NULL, 0 },
 		{ "log-level", required_argument, NULL, 0 },

@@ -60,6 +60,14 @@ typedef struct CodeSeen {
 	struct profq_py_frame frame;
 } CodeSeen;
 
+/*
+ * One fault sample per this many minor faults of a CPU: 512 KiB of 4 KiB pages, so that a
+ * process faulting in 1 GiB gives 2048 samples (docs/ARCHITECTURE.md, Page faults).
+ */
+#define PROFQD_FAULT_PERIOD 128
+/* Queued bytes beyond which fault records are refused (docs/ARCHITECTURE.md, Page faults). */
+#define PROFQD_FAULT_QUEUE_MAX (8u << 20)
+
 struct Profqd {
 	const Config *config;
 	Loop *loop;
@@ -68,6 +76,8 @@ struct Profqd {
 	PyMapOps py_ops; /* the Python maps, for the profiler: the sampler's */
 	Sideband *sideband;
 	Reader *reader;
+	/* Fault records the reader's queue refused (written by the reader thread: atomic). */
+	uint64_t faults_shed;
 	Server *server;
 	History *history;
 	Notifier *notifier;
@@ -189,7 +199,17 @@ static int on_sample(void *userdata, const struct profq_sample *s, size_t size)
 	/* Off-CPU records give way to CPU samples when the daemon falls behind: stacks first (their
 	 * ends then find none and count at a marker), ends and whole intervals next, so that the
 	 * last quarter of the queue is the samples'. A drop is counted there. */
-	if (size >= PROFQ_SAMPLE_HDR_SIZE && (s->flags & PROFQ_SAMPLE_OFFCPU_STACK))
+	if (size >= PROFQ_SAMPLE_HDR_SIZE && (s->flags & PROFQ_SAMPLE_FAULT)) {
+		/* Fault records go first: refused once the queue holds a quarter of its bound or
+		 * PROFQD_FAULT_QUEUE_MAX (the main loop behind), before off-CPU records and CPU
+		 * samples, so that what the loop has left to do for them stays small. (In the
+		 * ring they give way at half, as off-CPU stacks do: at a quarter, a third of them
+		 * were lost at 1 GiB/s.) */
+		if (reader_push_below(m->reader, READER_SAMPLE, s, size,
+				      MIN(reader_max_bytes(m->reader) / 4,
+					  PROFQD_FAULT_QUEUE_MAX)) < 0)
+			__atomic_fetch_add(&m->faults_shed, 1, __ATOMIC_RELAXED);
+	} else if (size >= PROFQ_SAMPLE_HDR_SIZE && (s->flags & PROFQ_SAMPLE_OFFCPU_STACK))
 		(void)reader_push_low(m->reader, READER_SAMPLE, s, size, 2);
 	else if (size >= PROFQ_SAMPLE_HDR_SIZE &&
 		 (s->flags & (PROFQ_SAMPLE_OFFCPU_END | PROFQ_SAMPLE_OFFCPU_WHOLE)))
@@ -531,6 +551,7 @@ static int status_offcpu(Profqd *m, const ProfilerStats *ps, json_object *status
 {
 	struct profq_offcpu_counters c;
 	ReaderStats rs;
+	uint64_t shed;
 	json_object *o;
 
 	if (sampler_offcpu_counters(m->sampler, &c) < 0)
@@ -547,10 +568,13 @@ static int status_offcpu(Profqd *m, const ProfilerStats *ps, json_object *status
 	json_add_int(o, "whole", (int64_t)c.wholes);
 	json_add_int(o, "revisited", (int64_t)c.revisits);
 	json_add_double(o, "recorded_s", (double)c.end_ns / NSEC_PER_SEC, 3);
+	/* The queue's shed samples are off-CPU records', but for the fault records'. */
+	shed = rs.shed[READER_SAMPLE] -
+	       MIN(rs.shed[READER_SAMPLE], __atomic_load_n(&m->faults_shed, __ATOMIC_RELAXED));
 	json_add_int(o, "dropped",
-		     (int64_t)(c.ring.lost_ringbuf + c.lost_ringbuf + c.no_storage +
-			       rs.shed[READER_SAMPLE] + c.ring_shed));
-	json_add_int(o, "shed", (int64_t)(rs.shed[READER_SAMPLE] + c.ring_shed));
+		     (int64_t)(c.ring.lost_ringbuf + c.lost_ringbuf + c.no_storage + shed +
+			       c.ring_shed));
+	json_add_int(o, "shed", (int64_t)(shed + c.ring_shed));
 	json_add_int(o, "shed_ring", (int64_t)c.ring_shed);
 	json_add_int(o, "lost_ringbuf", (int64_t)(c.ring.lost_ringbuf + c.lost_ringbuf));
 	json_add_int(o, "no_storage", (int64_t)c.no_storage);
@@ -563,6 +587,36 @@ static int status_offcpu(Profqd *m, const ProfilerStats *ps, json_object *status
 		o, "stack_errors",
 		(int64_t)(c.ring.kstack_errors + c.ring.ustack_errors + c.ring.stack_copy_errors));
 	json_object_object_add(status, "off_cpu", o);
+	return 0;
+}
+
+static int status_faults(Profqd *m, const ProfilerStats *ps, json_object *status)
+{
+	uint64_t shed = __atomic_load_n(&m->faults_shed, __ATOMIC_RELAXED);
+	struct profq_fault_counters c;
+	json_object *o;
+
+	if (sampler_fault_counters(m->sampler, &c) < 0)
+		return 0;
+	o = json_object_new_object();
+	if (!o)
+		return -ENOMEM;
+	json_object_object_add(o, "enabled", json_object_new_boolean(sampler_faults(m->sampler)));
+	json_add_int(o, "bpf_prog_id", sampler_fault_prog_id(m->sampler));
+	json_add_int(o, "period", (int64_t)(sampler_faults(m->sampler) ? PROFQD_FAULT_PERIOD : 0));
+	json_add_int(o, "samples", (int64_t)c.samples);
+	json_add_int(o, "sent", (int64_t)c.sent);
+	json_add_int(o, "sent_bytes", (int64_t)c.bytes);
+	json_add_int(o, "dropped", (int64_t)(c.ring.lost_ringbuf + c.ring_shed + shed));
+	json_add_int(o, "shed", (int64_t)(c.ring_shed + shed));
+	json_add_int(o, "shed_ring", (int64_t)c.ring_shed);
+	json_add_int(o, "lost_ringbuf", (int64_t)c.ring.lost_ringbuf);
+	json_add_int(o, "kernel_threads", (int64_t)c.kthread);
+	json_add_int(o, "stored", (int64_t)ps->faults_stored);
+	json_add_int(
+		o, "stack_errors",
+		(int64_t)(c.ring.kstack_errors + c.ring.ustack_errors + c.ring.stack_copy_errors));
+	json_object_object_add(status, "faults", o);
 	return 0;
 }
 
@@ -802,6 +856,9 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	if (r < 0)
 		return r;
 	r = status_offcpu(m, &ps, o);
+	if (r < 0)
+		return r;
+	r = status_faults(m, &ps, o);
 	if (r < 0)
 		return r;
 	r = status_memory(m, &ps, o);
@@ -1147,6 +1204,7 @@ int profqd_new(const Config *config, Profqd **ret)
 				 .offcpu_long_ns = NSEC_PER_SEC / config->frequency,
 				 /* As many preemptions as CPU samples. */
 				 .offcpu_preempt_budget = MAX(config->frequency / 10, 1u),
+				 .fault_period = config->faults ? PROFQD_FAULT_PERIOD : 0,
 				 .on_sample = on_sample,
 				 .on_event = on_event };
 	ReaderOptions ropts = {

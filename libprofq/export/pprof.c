@@ -492,14 +492,18 @@ int pprof_encode(const Profile *p, uint8_t **ret, size_t *ret_len)
 		goto finish;
 	}
 	r = intern(&b, "", &empty); /* string_table[0] must be "" */
-	if (r >= 0 && p->time)
+	if (r >= 0 && streq(p->event, "faults"))
+		r = value_type(&b, "faults", "bytes", &types[0]);
+	else if (r >= 0 && p->time)
 		r = value_type(&b, streq(p->event, "wall") ? "wall" : "off_cpu", "nanoseconds",
 			       &types[0]);
 	else if (r >= 0)
 		r = value_type(&b, "samples", "count", &types[0]);
 	if (r >= 0)
 		r = value_type(&b, "cpu", "nanoseconds", &types[1]);
-	if (r >= 0)
+	if (r >= 0 && streq(p->event, "faults"))
+		r = value_type(&b, "space", "bytes", &period_type);
+	else if (r >= 0)
 		r = value_type(&b,
 			       !p->time			 ? "cpu"
 			       : streq(p->event, "wall") ? "wall"

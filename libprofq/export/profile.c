@@ -172,7 +172,8 @@ int profile_from_json(json_object *answer, Profile **ret, char **ret_error)
 		const char *e = json_object_get_string(frames);
 
 		if (!json_object_is_type(frames, json_type_string) ||
-		    (!streq(e, "cpu") && !streq(e, "off-cpu") && !streq(e, "wall")))
+		    (!streq(e, "cpu") && !streq(e, "off-cpu") && !streq(e, "wall") &&
+		     !streq(e, "faults")))
 			return bad(ret_error, "a malformed event");
 		snprintf(p->event, sizeof(p->event), "%s", e);
 		p->time = !streq(e, "cpu");

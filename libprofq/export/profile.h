@@ -39,9 +39,11 @@ typedef struct Profile {
 	uint64_t samples;	    /* all samples of the selection; >= the stacks' sum */
 	uint64_t truncated_samples; /* samples of stacks the answer left out (size limit) */
 	uint64_t period_ns;	    /* sampling period (1e9 / frequency); 1: counts are ns */
-	bool time;		    /* counts are nanoseconds (events off-cpu, wall) */
-	char event[16];		    /* "cpu", "off-cpu", "wall" */
-	int64_t start_ns, end_ns;   /* realtime: the range the windows cover */
+	/* counts are weights, one value per stack: nanoseconds (events off-cpu, wall) or
+	 * bytes (faults) */
+	bool time;
+	char event[16];		  /* "cpu", "off-cpu", "wall" */
+	int64_t start_ns, end_ns; /* realtime: the range the windows cover */
 	ProfileFrame *frames;
 	size_t n_frames;
 	ProfileStack *stacks; /* hottest first */

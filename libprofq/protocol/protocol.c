@@ -495,6 +495,7 @@ static const char *const event_names[_EVENT_MAX] = {
 	[EVENT_CPU] = "cpu",
 	[EVENT_OFF_CPU] = "off-cpu",
 	[EVENT_WALL] = "wall",
+	[EVENT_FAULTS] = "faults",
 };
 
 const char *event_to_string(Event e)

@@ -59,6 +59,7 @@ typedef enum Event {
 	EVENT_CPU,
 	EVENT_OFF_CPU,
 	EVENT_WALL,
+	EVENT_FAULTS, /* bytes faulted in (sampled minor page faults) */
 	_EVENT_MAX,
 	_EVENT_INVALID = -EINVAL,
 } Event;

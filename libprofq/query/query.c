@@ -73,8 +73,11 @@ void query_add_selection(const QueryContext *ctx, const Request *req, const Sele
 	if (s->mean_period_ns)
 		json_add_int(answer, "period_ns", (int64_t)s->mean_period_ns);
 	json_add_string(answer, "event", event_to_string(req->event));
-	/* What the counts are: samples of the period, or nanoseconds. */
-	json_add_string(answer, "unit", req->event == EVENT_CPU ? "samples" : "nanoseconds");
+	/* What the counts are: samples of the period, bytes faulted in, or nanoseconds. */
+	json_add_string(answer, "unit",
+			req->event == EVENT_CPU	     ? "samples"
+			: req->event == EVENT_FAULTS ? "bytes"
+						     : "nanoseconds");
 }
 
 void query_add_labels(json_object *o, const Store *store, const StoreProc *p)

@@ -131,6 +131,8 @@ bool query_event_has(Event event, uint32_t kind)
 		return kind_off_cpu(kind);
 	case EVENT_WALL:
 		return kind == KIND_CPU || kind_off_cpu(kind);
+	case EVENT_FAULTS:
+		return kind == KIND_FAULTS;
 	default:
 		return false;
 	}

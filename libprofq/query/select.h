@@ -57,7 +57,8 @@ typedef struct Selection {
 	 * the viewer may not see (left out). 0 without. */
 	size_t matched, hidden;
 	/* SELECT_STACKS only (else NULL and 0): */
-	uint64_t *counts;	 /* StackId -> samples (EVENT_CPU), else nanoseconds */
+	/* StackId -> samples (EVENT_CPU), bytes (EVENT_FAULTS), else nanoseconds */
+	uint64_t *counts;
 	size_t n_stacks;	 /* entries in counts: store_stack_id_limit() */
 	uint64_t total;		 /* their sum, > 0 */
 	uint64_t mean_period_ns; /* of those samples, weighted by their number in each window */
@@ -108,8 +109,9 @@ int selection_stacks_by_comm(const QueryContext *ctx, const Request *req, const 
 
 /* Whether entries of kind count in a profile of event. */
 bool query_event_has(Event event, uint32_t kind);
-/* What an entry weighs in a profile of event: CPU samples for EVENT_CPU; nanoseconds for the
- * others (CPU samples x the window's period); 0 for entries of other kinds. */
+/* What an entry weighs in a profile of event: CPU samples for EVENT_CPU; bytes for
+ * EVENT_FAULTS; nanoseconds for the others (CPU samples x the window's period); 0 for entries
+ * of other kinds. */
 uint64_t query_entry_weight(Event event, const Window *w, const WindowEntry *e);
 
 /* The end of a window for a query made at now_ns: the open window ends now. */

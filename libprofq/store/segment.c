@@ -400,7 +400,8 @@ static int decode(uint32_t version, uint32_t type, const uint8_t *p, size_t len,
 		    decode_window_mem(version, &w, head, p, len) < 0)
 			return -EBADMSG;
 		for (size_t i = 0; version >= 5 && i < w.n_entries; i++)
-			if (get_u32(w.entries + i * ENTRY_SIZE + 16) >= _KIND_MAX)
+			if (get_u32(w.entries + i * ENTRY_SIZE + 16) >=
+			    (version >= 6 ? _KIND_MAX : KIND_FAULTS))
 				return -EBADMSG;
 		return v->window ? v->window(userdata, &w) : 0;
 	}

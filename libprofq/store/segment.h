@@ -29,8 +29,10 @@
  * container (a longer process record); window entries carry a kind and a weight (off-CPU
  * time) and windows their count of such records; a window's record ends with its memory
  * points. Version 4's records still load: processes without labels, entries all CPU samples,
- * windows without memory points. */
-#define SEGMENT_VERSION 5
+ * windows without memory points. 6: entries may be of KIND_FAULTS (bytes); the layout is
+ * version 5's, which still loads (an older reader refuses a version 6 segment as a later
+ * version, rather than as damage at its first fault entry). */
+#define SEGMENT_VERSION 6
 #define SEGMENT_VERSION_OLDEST 2
 #define SEGMENT_HEADER_SIZE 32
 #define SEGMENT_MAX_RECORD (64u << 20)

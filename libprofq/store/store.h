@@ -105,14 +105,15 @@ static inline void store_proc_strings(StoreProc *p, StrId *ret[STORE_PROC_N_STRI
 /*
  * What an entry counts. CPU entries count samples (user, kernel), each standing for the
  * window's period. The others count records and their weight, in the unit of their kind:
- * off-CPU kinds (by the thread's state when it was switched out) weigh nanoseconds. A kind
- * weighed in another unit (bytes) gets its own value here.
+ * off-CPU kinds (by the thread's state when it was switched out) weigh nanoseconds,
+ * KIND_FAULTS bytes. New kinds go last: segments store the number.
  */
 typedef enum EntryKind {
 	KIND_CPU,
 	KIND_RUNNABLE, /* off-CPU: preempted, waiting for a CPU */
 	KIND_SLEEPING, /* off-CPU: an interruptible sleep (sleeps, polls, locks, pipes) */
 	KIND_BLOCKED,  /* off-CPU: an uninterruptible sleep (usually disk I/O) */
+	KIND_FAULTS,   /* sampled minor page faults: bytes faulted in */
 	_KIND_MAX,
 } EntryKind;
 

@@ -160,6 +160,33 @@ with Daemon(env, "--memory", "yes", frequency=99, state_dir=state) as d:
     steady = [int(p["time"]) for p in pts if not p.get("exit") and not p.get("oom_kill")]
     check(len(set(steady)) == len(steady), f"at most a point per second: {steady}")
 
+    # ---- Page faults: the memory each function faulted in, against what it touched ----
+    # memgrow touched BIG MiB in grow_big() and SMALL MiB in grow_small(), every page once: a
+    # profile of the bytes faulted in splits between them as BIG:SMALL. One sample stands for
+    # a period of faults of a CPU (status says how many), so each share is off by about a
+    # sample per CPU: tolerance of 5 points at most, tighter when the samples allow it.
+    st = d.json("status")["faults"]
+    check(st["enabled"] and st["period"] > 0, f"status: page faults sampled ({st})")
+    f = d.json("top", "--event", "faults", "--pid", str(pid), "-n", "0")
+    check(f["event"] == "faults" and f["unit"] == "bytes", "--event faults: counts in bytes")
+    tot = {r["function"]: r["total_pct"] for r in f["rows"]}
+    want_big = 100 * BIG / (BIG + SMALL)
+    sample = st["period"] * PAGE
+    tol = min(5.0, max(1.0, 100 * 4 * NCPU * sample / ((BIG + SMALL) * MIB)))
+    big, small = tot.get("grow_big", 0), tot.get("grow_small", 0)
+    check(abs(big / max(big + small, 1e-9) * 100 - want_big) <= tol,
+          f"faults: grow_big {big:.1f}% : grow_small {small:.1f}% is {BIG}:{SMALL} "
+          f"(within {tol:.1f} points)")
+    touched = (BIG + SMALL) * MIB
+    check(abs(f["samples"] - touched) <= max(0.1 * touched, 4 * NCPU * sample),
+          f"faults: {f['samples']} bytes faulted in, the {touched} touched")
+    rc, out, _ = d.profq("top", "--event", "faults", "--pid", str(pid))
+    check("Faulted in:" in out and "MiB" in out, f"the table shows bytes: {out[:200]!r}")
+    ln = d.json("lines", "--event", "faults", "--pid", str(pid), "--function", "touch")
+    check(ln["unit"] == "bytes" and len(ln["rows"]) >= 1 and
+          max(r["total_pct"] for r in ln["rows"]) >= 0.9 * (big + small),
+          "lines --event faults --function touch: its memset line faulted the memory in")
+
     # ---- The ranking ----
     r = d.json("mem", "-n", "0")
     rows = r["rows"]

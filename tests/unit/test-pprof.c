@@ -284,6 +284,31 @@ static void test_empty(void **state)
 	perftools__profiles__profile__free_unpacked(pb, NULL);
 }
 
+/* A faults profile: one sample type, faults/bytes, the period type space/bytes; the values are
+ * the bytes of each stack. */
+static void test_faults(void **state)
+{
+	_cleanup_(profile_freep) Profile *p = fixture_profile_of(
+		"{\"pid\": 7, \"samples\": 3145728, \"period_ns\": 1,"
+		" \"event\": \"faults\", \"unit\": \"bytes\","
+		" \"frames\": [{\"function\": \"grow\","
+		" \"module\": \"prog\"}],"
+		" \"stacks\": [{\"frames\": [0],"
+		" \"samples\": 3145728}]}");
+	PbProfile *pb = write_and_decode(p);
+
+	(void)state;
+	assert_int_equal(pb->n_sample_type, 1);
+	assert_string_equal(str(pb, pb->sample_type[0]->type), "faults");
+	assert_string_equal(str(pb, pb->sample_type[0]->unit), "bytes");
+	assert_string_equal(str(pb, pb->period_type->type), "space");
+	assert_string_equal(str(pb, pb->period_type->unit), "bytes");
+	assert_int_equal(pb->n_sample, 1);
+	assert_int_equal(pb->sample[0]->n_value, 1);
+	assert_int_equal(pb->sample[0]->value[0], 3145728);
+	perftools__profiles__profile__free_unpacked(pb, NULL);
+}
+
 /* Write failures come back as errors, not as a short file called success. */
 static void test_write_errors(void **state)
 {
@@ -301,7 +326,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_structure),	 cmocka_unit_test(test_python),
 		cmocka_unit_test(test_locations_shared), cmocka_unit_test(test_empty),
-		cmocka_unit_test(test_write_errors),
+		cmocka_unit_test(test_write_errors),	 cmocka_unit_test(test_faults),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

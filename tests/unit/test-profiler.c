@@ -389,6 +389,54 @@ static size_t offcpu_end(struct profq_sample *s, uint32_t tid, uint32_t seq, uin
 }
 
 /*
+ * Page faults: a record counts its bytes at once at its stack, as KIND_FAULTS, not as a CPU
+ * sample; one whose flag and kind disagree, or without a weight, is malformed.
+ */
+static void test_fault_records(void **state)
+{
+	_cleanup_(profiler_freep) Profiler *p = NULL;
+	struct profq_sample s;
+	ProfilerStats st;
+	StackId stack = 0;
+	const StoreFrame *f;
+	const FrameId *frames;
+	size_t size, n;
+
+	(void)state;
+	p = profiler(3600 * NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64u << 20);
+	size = sample_init(&s, 78, false);
+	s.flags |= PROFQ_SAMPLE_FAULT;
+	s.kind = PROFQ_KIND_FAULTS;
+	s.weight = 64 * 4096;
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	assert_int_equal(weight_of(p, KIND_FAULTS, &stack), 2 * 64 * 4096);
+	assert_int_equal(weight_of(p, KIND_CPU, NULL), 0);
+	assert_int_equal(store_window_current(profiler_store(p))->samples, 0);
+	assert_int_equal(store_window_current(profiler_store(p))->records, 2);
+	frames = store_stack(profiler_store(p), stack, &n);
+	assert_true(n >= 3);
+	f = store_frame(profiler_store(p), frames[0]);
+	assert_string_equal(store_string(profiler_store(p), f->function), "prof_leaf");
+
+	/* Malformed: a fault kind without the flag, the flag with a CPU kind, no weight. */
+	s.flags &= ~PROFQ_SAMPLE_FAULT;
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	s.flags |= PROFQ_SAMPLE_FAULT;
+	s.kind = PROFQ_KIND_CPU;
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	s.kind = PROFQ_KIND_FAULTS;
+	s.weight = 0;
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	assert_int_equal(weight_of(p, KIND_FAULTS, NULL), 2 * 64 * 4096);
+	profiler_stats(p, &st);
+	assert_int_equal(st.faults_stored, 2);
+	assert_int_equal(st.bad_records, 3);
+	/* The one without the flag was taken for a CPU sample, then refused. */
+	assert_int_equal(st.samples, 1);
+}
+
+/*
  * Off-CPU: a captured stack waits for its end record, which counts its weight at that stack,
  * in the kind it carries; not as a CPU sample. An end that does not match the held stack
  * (another sequence number) still counts, at the lost-stack marker. A record of an off-CPU
@@ -1280,6 +1328,7 @@ int main(void)
 		cmocka_unit_test(test_bad_records),
 		cmocka_unit_test(test_offcpu_pairs),
 		cmocka_unit_test(test_offcpu_borrow_sched),
+		cmocka_unit_test(test_fault_records),
 		cmocka_unit_test(test_tick_windows),
 		cmocka_unit_test(test_retention),
 		cmocka_unit_test(test_max_memory),

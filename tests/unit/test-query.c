@@ -325,6 +325,46 @@ static void test_top_by(void **state)
 	assert_false(json_object_object_get_ex(r, "comm", NULL));
 }
 
+/*
+ * --event faults: the fault entries' bytes, with percentages of their total; CPU samples do not
+ * count there, and fault entries do not count in a CPU profile.
+ */
+static void test_top_faults(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *ans = NULL, *cpu = NULL;
+	Request req;
+	Split x;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	split_build(s, &x);
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	add(s, x.p, 100, x.s1, false, 10);
+	assert_int_equal(store_window_add_weight(s, x.p, 100, 0, x.s1, KIND_FAULTS, 3 << 20), 0);
+	assert_int_equal(store_window_add_weight(s, x.p, 100, 0, x.s1, KIND_FAULTS, 3 << 20), 0);
+	assert_int_equal(store_window_add_weight(s, x.p, 101, 0, x.s2, KIND_FAULTS, 2 << 20), 0);
+	assert_int_equal(store_window_close(s), 0);
+
+	req = top_req(100);
+	req.event = EVENT_FAULTS;
+	ans = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	expect_ok(ans);
+	assert_string_equal(json_get_string(ans, "event"), "faults");
+	assert_string_equal(json_get_string(ans, "unit"), "bytes");
+	assert_int_equal(json_get_int(ans, "samples"), 8 << 20);
+	expect_top_row(ans, "leaf1", 6 << 20, 6 << 20, 75.0, 75.0);
+	expect_top_row(ans, "leaf2", 2 << 20, 2 << 20, 25.0, 25.0);
+	expect_top_row(ans, "main", 0, 8 << 20, 0.0, 100.0);
+
+	req.event = EVENT_CPU;
+	cpu = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	assert_int_equal(json_get_int(cpu, "samples"), 10);
+	expect_top_row(cpu, "leaf1", 10, 10, 100.0, 100.0);
+	assert_int_equal(event_from_string("faults"), EVENT_FAULTS);
+	assert_string_equal(event_to_string(EVENT_FAULTS), "faults");
+}
+
 /* True when row i comes before row i + 1: by the sort key's count, the other count, name. */
 static bool top_rows_ordered(json_object *answer, bool by_total)
 {
@@ -2993,6 +3033,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_top_split),
 		cmocka_unit_test(test_top_by),
+		cmocka_unit_test(test_top_faults),
 		cmocka_unit_test(test_stacks),
 		cmocka_unit_test(test_stacks_shapes),
 		cmocka_unit_test(test_stacks_cap),

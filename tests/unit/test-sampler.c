@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -327,6 +328,72 @@ static void test_queue_bound(void **state)
 	assert_true(rs.bytes <= rs.max_bytes + rs.max_bytes / 8);
 }
 
+typedef struct FaultSeen {
+	uint32_t pid;
+	size_t records, bad;
+	uint64_t bytes;
+} FaultSeen;
+
+static int on_fault_sample(void *userdata, const struct profq_sample *s, size_t size)
+{
+	FaultSeen *f = userdata;
+
+	if (size < PROFQ_SAMPLE_HDR_SIZE || !(s->flags & PROFQ_SAMPLE_FAULT) || s->tgid != f->pid)
+		return 0;
+	f->records++;
+	f->bytes += s->weight;
+	if (s->kind != PROFQ_KIND_FAULTS || s->weight != 16 * (uint64_t)sysconf(_SC_PAGESIZE) ||
+	    s->ustack_len == 0)
+		f->bad++;
+	return 0;
+}
+
+/*
+ * The fault program (a minor-fault event per CPU, one sample in 16 faults): touching 16 MiB a
+ * page at a time sends records of this process weighing 16 pages each, user stack walked,
+ * that add up to the 16 MiB within a period per CPU (each CPU's count starts anywhere).
+ */
+static void test_fault_samples(void **state)
+{
+	_cleanup_(sampler_freep) Sampler *s = NULL;
+	FaultSeen seen = { .pid = (uint32_t)getpid() };
+	SamplerOptions opts = {
+		.frequency = 49,
+		.fault_period = 16,
+		.on_sample = on_fault_sample,
+		.on_event = on_event,
+		.userdata = &seen,
+	};
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), len = 16u << 20;
+	struct profq_fault_counters c;
+	uint64_t slack;
+	char *p;
+	int r;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	r = sampler_new(&opts, &s);
+	if (r == -EPERM || r == -EACCES)
+		skip();
+	assert_int_equal(r, 0);
+	assert_true(sampler_faults(s));
+	assert_true(sampler_fault_prog_id(s) > 0);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(p != MAP_FAILED);
+	for (size_t off = 0; off < len; off += page)
+		((volatile char *)p)[off] = 1;
+	assert_true(sampler_drain(s) >= 0);
+	munmap(p, len);
+	slack = 2 * (uint64_t)sampler_cpus(s) * 16 * page;
+	assert_int_equal(seen.bad, 0);
+	assert_true(seen.records > 0);
+	assert_true(seen.bytes + slack >= len && seen.bytes <= len + slack);
+	assert_int_equal(sampler_fault_counters(s, &c), 0);
+	assert_true(c.sent >= seen.records);
+	assert_int_equal(c.bytes, c.sent * 16 * page);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -334,6 +401,7 @@ int main(void)
 		cmocka_unit_test(test_short_records_reach_handlers),
 		cmocka_unit_test(test_reader_empties_ring_while_owner_busy),
 		cmocka_unit_test(test_queue_bound),
+		cmocka_unit_test(test_fault_samples),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

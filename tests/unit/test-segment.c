@@ -755,6 +755,44 @@ static void test_window_kinds_versions(void **state)
 	collector_done(&c);
 }
 
+/* Fault entries (bytes) round-trip in a version 6 segment; in a version 5 one, whose writer
+ * had no such kind, they are damage. */
+static void test_window_faults_versions(void **state)
+{
+	WindowEntry e = { .proc = 1,
+			  .tid = 2,
+			  .stack = 3,
+			  .thread = 4,
+			  .records = 3,
+			  .kind = KIND_FAULTS,
+			  .weight = 3 * 262144ull };
+	Window w = { .start_ns = 1, .end_ns = 10, .period_ns = 5, .records = 3, .n_entries = 1 };
+	_cleanup_(segment_buf_done) SegmentBuf b = { 0 };
+	SegmentParseResult res;
+	Collector c = { .fail_at = -1 };
+
+	(void)state;
+	segment_put_header(&b, 1);
+	segment_put_window(&b, &w, &e, NULL);
+	assert_int_equal(parse(b.data, b.len, &c, &res), 0);
+	assert_int_equal(res.version, 6);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.seen[0].entries[0].kind, KIND_FAULTS);
+	assert_int_equal(c.seen[0].entries[0].weight, 3 * 262144ull);
+	assert_int_equal(c.seen[0].entries[0].records, 3);
+	collector_done(&c);
+
+	/* The same bytes under a version 5 header. */
+	set_u32(b.data + 8, 5);
+	set_u32(b.data + 28, crc(b.data, 28));
+	c = (Collector){ .fail_at = -1 };
+	assert_int_equal(parse(b.data, b.len, &c, &res), 0);
+	assert_int_equal(res.version, 5);
+	assert_int_equal(res.tail_error, -EBADMSG);
+	assert_int_equal(c.n, 0);
+	collector_done(&c);
+}
+
 static void test_field_checks(void **state)
 {
 	static const struct {
@@ -795,7 +833,7 @@ static void test_field_checks(void **state)
 		{ "window entries below the payload", SEGMENT_WINDOW, 48, 0, 4 },
 		{ "window entries huge", SEGMENT_WINDOW, 48, 0xffffffff, 4 },
 		{ "window short head", SEGMENT_WINDOW, SIZE_MAX, 59, 0 },
-		{ "window entry of an unknown kind", SEGMENT_WINDOW, 60 + 16, 4, 4 },
+		{ "window entry of an unknown kind", SEGMENT_WINDOW, 60 + 16, _KIND_MAX, 4 },
 		{ "window memory points beyond the payload", SEGMENT_WINDOW, 92, 1, 4 },
 		{ "window memory points huge", SEGMENT_WINDOW, 92, 0xffffffff, 4 },
 		{ "window without its memory count", SEGMENT_WINDOW, SIZE_MAX, 92, 0 },
@@ -1012,6 +1050,7 @@ int main(void)
 		cmocka_unit_test(test_field_checks),
 		cmocka_unit_test(test_memory_points),
 		cmocka_unit_test(test_window_kinds_versions),
+		cmocka_unit_test(test_window_faults_versions),
 		cmocka_unit_test(test_unknown_and_lengths),
 		cmocka_unit_test(test_damage_every_byte),
 	};
