@@ -427,6 +427,16 @@ uint64_t sampler_ringbuf_span_ns(const Sampler *s)
 	return per_s ? (uint64_t)s->ringbuf_bytes * NSEC_PER_SEC / per_s : NSEC_PER_SEC;
 }
 
+/* Adds one CPU's ring and stack-copy outcomes to sum. */
+static void ring_counters_add(struct profq_counters *sum, const volatile struct profq_counters *c)
+{
+	sum->lost_ringbuf += c->lost_ringbuf;
+	sum->kstack_errors += c->kstack_errors;
+	sum->ustack_errors += c->ustack_errors;
+	sum->stack_copy_errors += c->stack_copy_errors;
+	sum->stack_copy_bytes += c->stack_copy_bytes;
+}
+
 int sampler_counters(Sampler *s, struct profq_counters *ret)
 {
 	/* The program's global counters, read through the skeleton's mapping of .bss. */
@@ -437,12 +447,8 @@ int sampler_counters(Sampler *s, struct profq_counters *ret)
 	for (unsigned i = 0; i < n; i++) {
 		sum.samples += v[i].samples;
 		sum.idle += v[i].idle;
-		sum.lost_ringbuf += v[i].lost_ringbuf;
-		sum.kstack_errors += v[i].kstack_errors;
-		sum.ustack_errors += v[i].ustack_errors;
+		ring_counters_add(&sum, &v[i]);
 		sum.lost_events += v[i].lost_events;
-		sum.stack_copy_errors += v[i].stack_copy_errors;
-		sum.stack_copy_bytes += v[i].stack_copy_bytes;
 		sum.mem_events += v[i].mem_events;
 		sum.lost_mem += v[i].lost_mem;
 	}
@@ -466,11 +472,7 @@ int sampler_offcpu_counters(Sampler *s, struct profq_offcpu_counters *ret)
 		sum.revisits += v[i].revisits;
 		sum.ring_shed += v[i].ring_shed;
 		sum.no_storage += v[i].no_storage;
-		sum.ring.lost_ringbuf += v[i].ring.lost_ringbuf;
-		sum.ring.kstack_errors += v[i].ring.kstack_errors;
-		sum.ring.ustack_errors += v[i].ring.ustack_errors;
-		sum.ring.stack_copy_errors += v[i].ring.stack_copy_errors;
-		sum.ring.stack_copy_bytes += v[i].ring.stack_copy_bytes;
+		ring_counters_add(&sum.ring, &v[i].ring);
 	}
 	*ret = sum;
 	return 0;
@@ -488,11 +490,7 @@ int sampler_fault_counters(Sampler *s, struct profq_fault_counters *ret)
 		sum.bytes += v[i].bytes;
 		sum.ring_shed += v[i].ring_shed;
 		sum.kthread += v[i].kthread;
-		sum.ring.lost_ringbuf += v[i].ring.lost_ringbuf;
-		sum.ring.kstack_errors += v[i].ring.kstack_errors;
-		sum.ring.ustack_errors += v[i].ring.ustack_errors;
-		sum.ring.stack_copy_errors += v[i].ring.stack_copy_errors;
-		sum.ring.stack_copy_bytes += v[i].ring.stack_copy_bytes;
+		ring_counters_add(&sum.ring, &v[i].ring);
 	}
 	*ret = sum;
 	return 0;
