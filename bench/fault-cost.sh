@@ -18,7 +18,8 @@ REPEATS=${REPEATS:-3}
 DURATION=${DURATION:-25}
 RATE=${RATE:-1024}
 FREQ=${FREQ:-99}
-CLK_TCK=$(getconf CLK_TCK)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 TMP=$(mktemp -d /tmp/profq-faultcost.XXXXXX)
 SAVED=$(sysctl -n kernel.bpf_stats_enabled)
 DAEMON=
@@ -35,26 +36,6 @@ clang -O2 -g -target bpf -I/usr/include/"$(uname -m)"-linux-gnu \
 	-c "$ROOT/bench/variants/pfuser.bpf.c" -o "$TMP/pfuser.o"
 sysctl -q -w kernel.bpf_stats_enabled=1
 
-cpu_ns() {
-	local s
-	s=$(cat /proc/"$1"/stat)
-	s=${s##*) }
-	set -- $s
-	echo $(((${12} + ${13}) * 1000000000 / CLK_TCK))
-}
-
-# "run_time_ns run_cnt" of the daemon's programs: all, or those named $2.
-bpf_of() {
-	local pid=$1 name=${2:-} ids
-	ids=$(grep -l -s '^prog_type:' /proc/"$pid"/fdinfo/* | xargs -r grep -h '^prog_id:' |
-		awk '{print $2}' | sort -un)
-	for id in $ids; do
-		bpftool prog show id "$id" --json
-	done | jq -s --arg n "$name" \
-		'map(select($n == "" or .name == $n)) |
-		 "\(map(.run_time_ns // 0) | add // 0) \(map(.run_cnt // 0) | add // 0)"' -r
-}
-
 run() {
 	local faults=$1 c0 c1 b0 b1 r0 r1 t0 t1 rate st seg wins
 	rm -rf "$TMP/state"
@@ -63,11 +44,11 @@ run() {
 	DAEMON=$!
 	for _ in $(seq 50); do [[ -S $TMP/s.sock ]] && break; sleep 0.1; done
 	sleep 3
-	c0=$(cpu_ns "$DAEMON"); b0=$(bpf_of "$DAEMON"); r0=$(bpf_of "$DAEMON" profq_fault)
+	c0=$(cpu_ticks_ns "$DAEMON"); b0=$(bpf_run_of "$DAEMON"); r0=$(bpf_run_of "$DAEMON" profq_fault)
 	t0=$(date +%s%N)
 	rate=$("$TMP/memfault" fault "$RATE" "$DURATION")
 	t1=$(date +%s%N)
-	c1=$(cpu_ns "$DAEMON"); b1=$(bpf_of "$DAEMON"); r1=$(bpf_of "$DAEMON" profq_fault)
+	c1=$(cpu_ticks_ns "$DAEMON"); b1=$(bpf_run_of "$DAEMON"); r1=$(bpf_run_of "$DAEMON" profq_fault)
 	st=$("$BUILD/cli/profq" --socket "$TMP/s.sock" status --json |
 		jq -r '"\(.faults.dropped)/\(.faults.shed_ring) \(.faults.stored)"')
 	kill "$DAEMON"; wait "$DAEMON" || true; DAEMON=

@@ -176,6 +176,17 @@ prog_ids_of() {
 		xargs -r grep -h '^prog_id:' | awk '{print $2}' | sort -un | paste -sd ' '
 }
 
+# "run_time_ns run_cnt" summed over a process's BPF programs (bpf_stats): all of them, or
+# those named $2.
+bpf_run_of() {
+	local pid=$1 name=${2:-} id
+	for id in $(prog_ids_of "$pid" any); do
+		bpftool prog show id "$id" --json
+	done | jq -s --arg n "$name" \
+		'map(select($n == "" or .name == $n)) |
+		 "\(map(.run_time_ns // 0) | add // 0) \(map(.run_cnt // 0) | add // 0)"' -r
+}
+
 # utime+stime of a process (all its threads, /proc/PID/stat), in nanoseconds.
 cpu_ticks_ns() {
 	local pid=$1 stat
