@@ -136,7 +136,16 @@ def many_maps():
     with Daemon(env, frequency=99, max_memory=None) as d:
         jits = [start_jit(24, 20, duty=0.1) for _ in range(4)]
         try:
-            time.sleep(12)
+            # Until all four maps were read up to the cap (a bounded piece per tick), at
+            # most 12 s.
+            deadline = time.monotonic() + 12
+            while True:
+                st = d.json("status")
+                if (st["symbolizer"]["perf_map_bytes_refused"] > 60 << 20 or
+                        time.monotonic() > deadline):
+                    break
+                time.sleep(0.5)
+            time.sleep(1)
             st = d.json("status")
         finally:
             for p, pid in jits:
@@ -183,11 +192,15 @@ def fork_storm():
             busy.wait()
         finally:
             os.kill(d.proc.pid, signal.SIGCONT)
-        # The sweep checks /proc every 10 s for processes not seen for 2 s.
-        time.sleep(14)
+        # The sweep checks /proc every 10 s for processes not seen for 2 s: within 14 s.
+        deadline = time.monotonic() + 14
+        while True:
+            t = d.json("time", "--pid", str(busy.pid))
+            if t["exited"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         st = d.json("status")
         check(st["lost_events"] > before["lost_events"], "exit events were lost (ring full)")
-        t = d.json("time", "--pid", str(busy.pid))
         check(t["exited"], "the process whose exit event was lost shows as exited")
         check(st["exits_unseen"] >= 1, f"exits found in /proc are counted ({st['exits_unseen']})")
         live = live_processes()

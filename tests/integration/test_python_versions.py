@@ -31,7 +31,7 @@ from pyharness import (WORKLOAD, check_share, debian_python, describe, finish, g
 require_bpf()
 env = Env()
 
-SECONDS = 3.5
+SECONDS = 2.5
 POINTS = 5
 PEER_POINTS = 3
 FREQUENCY = 999
