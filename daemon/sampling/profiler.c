@@ -85,9 +85,8 @@ typedef struct OffcpuPlace {
 /*
  * Sets of OFFCPU_WAYS places, the least recently used replaced. A place is borrowed from when
  * its thread next waits there uncaptured, often seconds later, while every CPU captures up to
- * a few hundred stacks a second elsewhere: with one slot per hash (4,096 of them) a busy
- * machine overwrote a fifth of the places before they were asked for (a thread's nanosleep
- * charged to `[user callers not read]` for 17% of its time, bench/offcpu-peer.py).
+ * a few hundred stacks a second elsewhere: with one slot per hash, any of those whose hash
+ * fell on it would have put it out.
  */
 #define OFFCPU_PLACES (1u << 14)
 #define OFFCPU_WAYS 4u

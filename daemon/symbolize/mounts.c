@@ -336,9 +336,9 @@ int mounts_open_in_root(Mounts *m, pid_t pid, const char *dir, const char *name,
 	r = check_fd(m, pid, at, now_ns);
 	if (r < 0)
 		return r;
-	/* One directory at a time: each looked up in one its parent's file system holds, which
-	 * was checked, and checked itself before anything is looked up in it (a mount's root
-	 * is reached without asking its file system). */
+	/* One directory at a time: each is looked up in its parent's file system, which was
+	 * checked, and is checked itself before anything is looked up in it (a mount's root is
+	 * reached without asking its file system). */
 	while (*p) {
 		size_t len = strcspn(p, "/");
 		int next;
