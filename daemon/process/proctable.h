@@ -85,6 +85,7 @@ typedef struct Process {
 	 * point per second of the clock is, the second's last. */
 	bool mem_pending;
 	struct profq_mem mem_last;
+	int64_t mem_last_real_ns;  /* its time in CLOCK_REALTIME, converted when it came */
 	int64_t mem_stored_second; /* of the newest point stored */
 } Process;
 

@@ -948,21 +948,23 @@ fail:
  * At most one point per second of the clock per process while it changes: the second's newest
  * record, stored when a record of a later second comes or a second after it is over (records
  * still queued). Exits and OOM kills are stored at once, in place of a record of their own
- * second held back.
+ * second held back. A record's realtime is taken once, when it comes: the boot-to-realtime
+ * offset may move before it is stored, and a record converted twice could land in a second
+ * already stored.
  */
-static int64_t mem_second(const Profiler *p, const struct profq_mem *m)
+static int64_t real_second(int64_t real_ns)
 {
-	return ((int64_t)m->time_ns + p->boot_to_real_ns) / (int64_t)NSEC_PER_SEC;
+	return real_ns / (int64_t)NSEC_PER_SEC;
 }
 
-static int mem_store(Profiler *p, Process *proc, const struct profq_mem *m)
+static int mem_store(Profiler *p, Process *proc, const struct profq_mem *m, int64_t real_ns)
 {
-	int64_t off = p->boot_to_real_ns;
+	int64_t off = real_ns - (int64_t)m->time_ns;
 	MemPoint pt = { .proc = proc->id,
 			.flags = (m->flags & PROFQ_MEM_EXIT ? MEM_EXIT : 0) |
 				 (m->flags & PROFQ_MEM_OOM_KILL ? MEM_OOM_KILL : 0) |
 				 (m->flags & PROFQ_MEM_PEAK_OLD ? MEM_PEAK_OLD : 0),
-			.time_ns = (int64_t)m->time_ns + off,
+			.time_ns = real_ns,
 			.anon = m->anon_bytes,
 			.file = m->file_bytes,
 			.shmem = m->shmem_bytes,
@@ -970,7 +972,7 @@ static int mem_store(Profiler *p, Process *proc, const struct profq_mem *m)
 			.peak_ns = (int64_t)m->peak_ns + off };
 	int r;
 
-	proc->mem_stored_second = mem_second(p, m);
+	proc->mem_stored_second = real_second(real_ns);
 	r = window_for(p, pt.time_ns);
 	if (r >= 0)
 		r = store_window_add_mem(p->store, &pt);
@@ -982,6 +984,7 @@ static int mem_store(Profiler *p, Process *proc, const struct profq_mem *m)
 
 static int add_mem(Profiler *p, const struct profq_mem *m, size_t size)
 {
+	int64_t real_ns = (int64_t)m->time_ns + p->boot_to_real_ns;
 	Process *proc;
 	int r;
 
@@ -995,20 +998,21 @@ static int add_mem(Profiler *p, const struct profq_mem *m, size_t size)
 		p->stats.mem_unknown++;
 		return 0;
 	}
-	if (proc->mem_pending && mem_second(p, &proc->mem_last) != mem_second(p, m)) {
+	if (proc->mem_pending && real_second(proc->mem_last_real_ns) != real_second(real_ns)) {
 		proc->mem_pending = false;
-		r = mem_store(p, proc, &proc->mem_last);
+		r = mem_store(p, proc, &proc->mem_last, proc->mem_last_real_ns);
 		if (r < 0)
 			return r;
 	}
 	if (m->flags & (PROFQ_MEM_EXIT | PROFQ_MEM_OOM_KILL)) {
 		proc->mem_pending = false;
-		return mem_store(p, proc, m);
+		return mem_store(p, proc, m, real_ns);
 	}
 	/* Late for a second already stored (drained after the tick that closed it). */
-	if (mem_second(p, m) <= proc->mem_stored_second)
+	if (real_second(real_ns) <= proc->mem_stored_second)
 		return 0;
 	proc->mem_last = *m;
+	proc->mem_last_real_ns = real_ns;
 	if (proc->mem_pending)
 		return 0;
 	proc->mem_pending = true;
@@ -1034,12 +1038,12 @@ static void mem_flush(Profiler *p, int64_t now_ns)
 		    !proc->mem_pending)
 			continue;
 		/* A second's records may still be queued a tick after it: a second's grace. */
-		if (mem_second(p, &proc->mem_last) >= now_ns / (int64_t)NSEC_PER_SEC - 1) {
+		if (real_second(proc->mem_last_real_ns) >= now_ns / (int64_t)NSEC_PER_SEC - 1) {
 			p->mem_pending[keep++] = k;
 			continue;
 		}
 		proc->mem_pending = false;
-		if (mem_store(p, proc, &proc->mem_last) < 0)
+		if (mem_store(p, proc, &proc->mem_last, proc->mem_last_real_ns) < 0)
 			p->stats.failed++;
 	}
 	p->n_mem_pending = keep;

@@ -30,8 +30,20 @@ static inline int64_t now_real_ns(void)
 /* realtime - boottime now: add it to a CLOCK_BOOTTIME stamp to get realtime. */
 static inline int64_t boot_to_real_offset(void)
 {
-	int64_t real = now_real_ns();
-	int64_t boot = (int64_t)clock_ns(CLOCK_BOOTTIME);
+	int64_t best = 0, best_gap = INT64_MAX;
 
-	return real - boot;
+	/* The boot clock read between two realtime reads, three times: the tightest bracket
+	 * wins, so that a preemption between two reads (milliseconds on a busy machine) does not
+	 * move the offset. */
+	for (int i = 0; i < 3; i++) {
+		int64_t before = now_real_ns();
+		int64_t boot = (int64_t)clock_ns(CLOCK_BOOTTIME);
+		int64_t after = now_real_ns();
+
+		if (after - before < best_gap) {
+			best_gap = after - before;
+			best = before + (after - before) / 2 - boot;
+		}
+	}
+	return best;
 }

@@ -63,14 +63,6 @@ static void peak_of(const QueryMemSummary *m, int64_t since_ns, uint64_t *ret_pe
 	}
 }
 
-static void add_time(json_object *o, const char *key, int64_t ns)
-{
-	if (ns)
-		json_add_double(o, key, (double)ns / NSEC_PER_SEC, 3);
-	else
-		json_object_object_add(o, key, NULL);
-}
-
 static void add_peak(json_object *o, const QueryMemSummary *m, int64_t since_ns)
 {
 	uint64_t peak;
@@ -79,13 +71,13 @@ static void add_peak(json_object *o, const QueryMemSummary *m, int64_t since_ns)
 
 	peak_of(m, since_ns, &peak, &peak_ns, &exact);
 	json_add_int(o, "peak_rss_bytes", (int64_t)peak);
-	add_time(o, "peak_time", peak_ns);
+	query_add_timestamp(o, "peak_time", peak_ns);
 	json_object_object_add(o, "peak_exact", json_object_new_boolean(exact));
 	json_add_int(o, "rss_bytes", (int64_t)m->last_rss);
 	json_add_int(o, "growth_bytes", (int64_t)m->last_rss - (int64_t)m->first_rss);
 	json_object_object_add(o, "oom_killed", json_object_new_boolean(m->oom));
 	if (m->oom)
-		add_time(o, "oom_time", m->oom_ns);
+		query_add_timestamp(o, "oom_time", m->oom_ns);
 	else
 		json_object_object_add(o, "oom_time", NULL);
 }
@@ -103,7 +95,7 @@ static json_object *point_json(const MemPoint *pt)
 
 	if (!o)
 		return NULL;
-	json_add_double(o, "time", (double)pt->time_ns / NSEC_PER_SEC, 3);
+	query_add_timestamp(o, "time", pt->time_ns);
 	json_add_int(o, "rss_bytes", (int64_t)(pt->anon + pt->file + pt->shmem));
 	json_add_int(o, "anon_bytes", (int64_t)pt->anon);
 	json_add_int(o, "file_bytes", (int64_t)pt->file);

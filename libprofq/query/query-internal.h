@@ -98,6 +98,9 @@ void query_add_selection(const QueryContext *ctx, const Request *req, const Sele
 void query_add_labels(json_object *o, const Store *store, const StoreProc *p);
 
 /* "start_time", "exit_time", "exited" of a process. */
+/* A CLOCK_REALTIME time in ns as seconds with milliseconds, cut (not rounded) to the
+ * millisecond; null for 0. */
+void query_add_timestamp(json_object *o, const char *key, int64_t ns);
 void query_add_times(json_object *o, const StoreProc *p);
 
 /* A function's place and samples, as top rows and tree nodes give them: "module", "file" and

@@ -88,13 +88,20 @@ void query_add_labels(json_object *o, const Store *store, const StoreProc *p)
 	json_add_string(o, "container", store_string(store, p->container));
 }
 
+void query_add_timestamp(json_object *o, const char *key, int64_t ns)
+{
+	/* Cut to the millisecond, not rounded: 14:05:07.9996 is a time of second 7, and a
+	 * reader taking the whole seconds must find it there (points are one a second). */
+	if (ns)
+		json_add_double(o, key, (double)(ns / (int64_t)NSEC_PER_MSEC) / 1000.0, 3);
+	else
+		json_object_object_add(o, key, NULL);
+}
+
 void query_add_times(json_object *o, const StoreProc *p)
 {
-	json_add_double(o, "start_time", (double)p->start_ns / NSEC_PER_SEC, 3);
-	if (p->flags & PROC_EXITED)
-		json_add_double(o, "exit_time", (double)p->exit_ns / NSEC_PER_SEC, 3);
-	else
-		json_object_object_add(o, "exit_time", NULL);
+	query_add_timestamp(o, "start_time", p->start_ns);
+	query_add_timestamp(o, "exit_time", p->flags & PROC_EXITED ? p->exit_ns : 0);
 	json_object_object_add(o, "exited", json_object_new_boolean(p->flags & PROC_EXITED));
 }
 
@@ -132,14 +139,6 @@ static const struct {
 	[COMMAND_STACKS] = { SELECT_STACKS, query_answer_stacks },
 	[COMMAND_MEM] = { SELECT_MEM, query_answer_mem },
 };
-
-static void add_time_or_null(json_object *o, const char *key, int64_t ns)
-{
-	if (ns)
-		json_add_double(o, key, (double)ns / NSEC_PER_SEC, 3);
-	else
-		json_object_object_add(o, key, NULL);
-}
 
 /* The samples lost in the windows of range while a process of a pid's selection lived: lost
  * samples are of no known process, but not of one that did not exist yet or any more. */
@@ -187,8 +186,8 @@ static int add_range(const QueryContext *ctx, const Request *req, const Selectio
 		until = MIN(until, ctx->now_ns);
 		query_range_between(ctx->store, ctx->now_ns, since, MAX(until, since + 1), &range);
 	}
-	add_time_or_null(o, "since_s", since);
-	add_time_or_null(o, "until_s", until);
+	query_add_timestamp(o, "since_s", since);
+	query_add_timestamp(o, "until_s", until);
 	json_object_object_add(answer, "range", o);
 	/* Lost samples take nothing from memory points (records lost: profq status). */
 	if (req->command != COMMAND_MEM)

@@ -314,9 +314,21 @@ with Daemon(env, "--retention", "20s", window="2s", state_dir=state, frequency=9
     # (addresses, raw stacks) were measured at +5% to +15% there; a leak of 20 KB or more per
     # short process (about 200 of them run in those 40 s) grows past it. Finer leaks are for
     # the unit tests and the fuzzers, which check that every reference goes.
+    # What profqd accounts may pass the budget as the resident set does (below): binaries read
+    # at once between two passes (bpftool, which every test runs, maps libLLVM), until the
+    # pass that sees it. So: within the budget at every status sample but those taken while
+    # new binaries were read, and never over in two samples in a row (2 s: two passes).
     budget = samples[-1]["max_memory_bytes"]
-    check(all(s["memory_bytes"] <= budget for s in samples),
-          f"memory within --max-memory ({max(s['memory_bytes'] for s in samples)} <= {budget})")
+    over = [(round(s["t"], 1), s["memory_bytes"], b["symbolizer"]["binaries"] -
+             a["symbolizer"]["binaries"])
+            for a, s, b in zip(samples, samples[1:], samples[2:])
+            if s["memory_bytes"] > budget]
+    check(all(n > 0 for _, _, n in over) and
+          not any(a["memory_bytes"] > budget and b["memory_bytes"] > budget
+                  for a, b in zip(samples, samples[1:])) and
+          samples[0]["memory_bytes"] <= budget and samples[-1]["memory_bytes"] <= budget,
+          f"memory within --max-memory ({budget}) but for a sample at a time while binaries "
+          f"were read (t, bytes, binaries read around it: {over})")
     # The budget bounds the whole process, not only what profqd accounts (docs/profqd.8,
     # --max-memory): once a second profqd compares its resident set with it and frees what
     # is over. Between two passes the RSS can pass the budget (measured under load: binaries

@@ -1047,6 +1047,32 @@ static void test_mem(void **state)
 	json_object_put(a);
 }
 
+/* A point's time is cut to the millisecond, not rounded: 0.9997 s into a second is in it. */
+static void test_mem_time_cut(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	char want[32];
+	json_object *a, *pt;
+	Request req;
+	ProcId p;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	p = proc(s, 10, 1000, T0, "grower");
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, 10000000), 0);
+	mem_point(s, p, T0 + 4 * SEC - 300000, 1 << 20, 1 << 20, T0 + 4 * SEC - 300000, 0);
+	assert_int_equal(store_window_close(s), 0);
+	request_init(&req, COMMAND_MEM);
+	req.pid = 10;
+	a = ask(s, T0 + 20 * SEC, 0, true, &req);
+	pt = json_object_array_get_idx(json_object_object_get(a, "points"), 0);
+	snprintf(want, sizeof(want), "%lld.999", (long long)((T0 + 3 * SEC) / SEC));
+	assert_string_equal(json_object_to_json_string(json_object_object_get(pt, "time")), want);
+	assert_string_equal(json_object_to_json_string(json_object_object_get(a, "peak_time")),
+			    want);
+	json_object_put(a);
+}
+
 static void test_time(void **state)
 {
 	_cleanup_(store_freep) Store *s = NULL;
@@ -3059,6 +3085,7 @@ int main(void)
 		cmocka_unit_test(test_labels_time),
 		cmocka_unit_test(test_ps_by),
 		cmocka_unit_test(test_mem),
+		cmocka_unit_test(test_mem_time_cut),
 		cmocka_unit_test(test_start_time),
 		cmocka_unit_test(test_children),
 		cmocka_unit_test(test_threads),
