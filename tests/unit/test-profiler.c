@@ -14,6 +14,7 @@
 #include "base/json-util.h"
 #include "base/macro.h"
 #include "base/procfs.h"
+#include "base/timeutil.h"
 #include "query/query.h"
 #include "sampling/profiler.h"
 #include "symbolize/symbolizer.h"
@@ -35,14 +36,6 @@ __attribute__((noinline)) static unsigned prof_mid(unsigned x)
 __attribute__((noinline)) static unsigned prof_top(unsigned x)
 {
 	return prof_mid(x ^ 0x55) + prof_leaf(x);
-}
-
-static uint64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	assert_int_equal(clock_gettime(id, &ts), 0);
-	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
 /* Our start time as the BPF program reads it; the process table checks it against /proc. */
@@ -751,11 +744,19 @@ static void fill_windows(Profiler *p, int windows, uint32_t entries, int64_t now
 	size_t size;
 
 	for (int i = 0; i < windows; i++) {
+		/* The middle of the 1 s window the tick opens: however slowly a loaded machine
+		 * runs the loop, its samples stay in that window. */
+		int64_t at = (now + i * (int64_t)NSEC_PER_SEC) / (int64_t)NSEC_PER_SEC *
+				     (int64_t)NSEC_PER_SEC +
+			     (int64_t)NSEC_PER_SEC / 2;
+		uint64_t at_boot = (uint64_t)(at - boot_to_real_offset());
+
 		assert_int_equal(profiler_tick(p, now + i * (int64_t)NSEC_PER_SEC,
 					       clock_ns(CLOCK_MONOTONIC)),
 				 0);
 		for (uint32_t t = 1; t <= entries; t++) {
 			size = sample_init(&s, t, false);
+			s.time_ns = at_boot;
 			assert_int_equal(profiler_add_sample(p, &s, size), 0);
 		}
 	}
