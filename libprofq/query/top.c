@@ -202,6 +202,12 @@ static int count_frames(const QueryContext *ctx, const Request *req, const Selec
 						     frames[i], &row);
 					if (r < 0)
 						return r;
+					/* A row shows where its function is declared when a
+					 * frame of it knows (frames named while the daemon
+					 * still indexed their DWARF do not). */
+					if (f->decl_file &&
+					    !store_frame(store, row->frame)->decl_file)
+						row->frame = frames[i];
 					*fr = (uint32_t)(row - t->rows) + 1;
 				}
 			}

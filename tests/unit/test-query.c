@@ -225,6 +225,45 @@ static void test_top_split(void **state)
 }
 
 /*
+ * A function sampled first through a frame named from the symbol table alone (the daemon was
+ * still indexing its DWARF) and then through one with its declaration: one row, which shows
+ * where the function is declared.
+ */
+static void test_top_row_with_file(void **state)
+{
+	_cleanup_(store_freep) Store *s = NULL;
+	_cleanup_json_ json_object *ans = NULL;
+	StoreFrame f = { .address = 0x1400, .decl_line = 7 };
+	FrameId bare, full, main_f;
+	json_object *r;
+	Request req;
+	ProcId p;
+
+	(void)state;
+	assert_int_equal(store_new(&s), 0);
+	main_f = frame(s, "main", "prog", 0, 0x1000);
+	bare = frame(s, "work", "prog", 0, 0x1400);
+	f.function = str(s, "work");
+	f.module = str(s, "prog");
+	f.file = f.decl_file = str(s, "work.c");
+	assert_int_equal(store_intern_frame(s, &f, &full), 0);
+	p = proc(s, 100, 1000, T0 - 100 * SEC, "prog");
+	assert_int_equal(store_window_open(s, T0, T0 + 10 * SEC, PERIOD), 0);
+	add(s, p, 100, STACK(s, bare, main_f), false, 5);
+	add(s, p, 100, STACK(s, full, main_f), false, 15);
+	assert_int_equal(store_window_close(s), 0);
+
+	req = top_req(100);
+	ans = ask(s, T0 + 20 * SEC, 1000, false, &req);
+	expect_ok(ans);
+	assert_int_equal(json_object_array_length(rows_of(ans)), 2);
+	expect_top_row(ans, "work", 20, 20, 100.0, 100.0);
+	r = top_row(ans, "work");
+	assert_string_equal(json_get_string(r, "file"), "work.c");
+	assert_int_equal(json_get_int(r, "line"), 7);
+}
+
+/*
  * top by process and by module, and the process name of each function of a system-wide top:
  * memcpy (libc.so.6) <- work <- main (prog) for pid 100 "prog" (30) and pid 200 "other" (25);
  * work <- main for pid 100 (20); a kernel frame <- memcpy <- main for pid 300 "prog" (10).
@@ -3058,6 +3097,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_top_split),
+		cmocka_unit_test(test_top_row_with_file),
 		cmocka_unit_test(test_top_by),
 		cmocka_unit_test(test_top_faults),
 		cmocka_unit_test(test_stacks),
