@@ -301,6 +301,7 @@ int profiler_new(const ProfilerOptions *opts, Profiler **ret)
 	/* A quarter of the budget for address caches; symbol tables and windows take the rest. */
 	symbolizer_set_cache_budget(p->sym, opts->max_memory / 4);
 	symbolizer_set_cfi(p->sym, opts->unwind);
+	symbolizer_set_dwarf_slice(p->sym, opts->dwarf_slice_ns, 0);
 	r = symbolizer_set_debug_dirs(p->sym, opts->debug_dirs);
 	if (r < 0)
 		return r;
@@ -832,17 +833,64 @@ fail:
 	return r;
 }
 
+/* Counts a sample with its stack into the open window (or, off-CPU, holds it for its end). */
+static int sample_store(Profiler *p, const struct profq_sample *s, Process *proc,
+			const RawStack *raw, StackId stack)
+{
+	bool offcpu = s->flags & (PROFQ_SAMPLE_OFFCPU_STACK | PROFQ_SAMPLE_OFFCPU_WHOLE);
+	bool whole = s->flags & PROFQ_SAMPLE_OFFCPU_WHOLE;
+	StrId thread;
+	int r;
+
+	r = thread_name(p, s, &thread);
+	if (r < 0)
+		return r;
+	if (s->flags & PROFQ_SAMPLE_FAULT) {
+		r = store_window_add_weight(p->store, proctable_record_of(proc, s), s->tid, thread,
+					    stack, KIND_FAULTS, s->weight);
+		store_string_unref(p->store, thread);
+		if (r >= 0)
+			p->stats.faults_stored++;
+		return r;
+	}
+	if (whole) {
+		/* Its user callers from the thread's last capture at the same place, if any. */
+		StackId full = offcpu_place_get(p, s, raw);
+
+		if (full)
+			p->stats.offcpu_callers_borrowed++;
+		r = store_window_add_weight(p->store, proctable_record_of(proc, s), s->tid, thread,
+					    full ? full : stack, s->kind, s->weight);
+		store_string_unref(p->store, thread);
+		if (r >= 0)
+			p->stats.offcpu_stored++;
+		return r;
+	}
+	if (offcpu) {
+		offcpu_place_put(p, s, raw, stack);
+		offcpu_hold(p, s, proctable_record_of(proc, s), stack, thread);
+		store_string_unref(p->store, thread);
+		return 0;
+	}
+	r = store_window_add(p->store, proctable_record_of(proc, s), s->tid, thread, stack,
+			     s->flags & PROFQ_SAMPLE_KERNEL_MODE, 1);
+	store_string_unref(p->store, thread);
+	if (r >= 0)
+		p->stats.stored++;
+	return r;
+}
+
 int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 {
 	FrameId frames[STORE_STACK_MAX];
 	FrameList list = { .frames = frames, .max = ARRAY_SIZE(frames) };
 	PyProc *pp = NULL;
-	uint64_t mono = now_mono_ns();
+	uint64_t mono = now_mono_ns(), provisional;
 	StackKey128 key;
 	StackId stack;
 	Process *proc;
-	StrId thread;
 	RawStack raw;
+	bool cached = true;
 	int r;
 
 	bool offcpu = size >= PROFQ_SAMPLE_HDR_SIZE &&
@@ -880,6 +928,7 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 	if (stack_cache_get(p->stacks, key, &stack) == 0) {
 		p->stats.stack_hits++;
 	} else {
+		provisional = symbolizer_provisional(p->sym);
 		symbolize(p, proc, pp, &raw, s->time_ns, mono, &list);
 		if (offcpu)
 			offcpu_trim(p, &list);
@@ -893,55 +942,37 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 			store_frame_unref(p->store, list.owned[i]);
 		if (r < 0)
 			goto fail;
-		r = stack_cache_put(p->stacks, key, stack);
-		if (r < 0) {
-			store_stack_unref(p->store, stack);
-			goto fail;
+		/* Named while a compile unit was still being indexed: the same stack is named
+		 * again next time, with its DWARF once that is done. */
+		cached = symbolizer_provisional(p->sym) == provisional;
+		if (cached) {
+			r = stack_cache_put(p->stacks, key, stack);
+			if (r < 0) {
+				store_stack_unref(p->store, stack);
+				goto fail;
+			}
 		}
 	}
 
-	r = thread_name(p, s, &thread);
+	r = sample_store(p, s, proc, &raw, stack);
+	if (!cached)
+		store_stack_unref(p->store, stack);
 	if (r < 0)
 		goto fail;
-	if (fault) {
-		r = store_window_add_weight(p->store, proctable_record_of(proc, s), s->tid, thread,
-					    stack, KIND_FAULTS, s->weight);
-		store_string_unref(p->store, thread);
-		if (r < 0)
-			goto fail;
-		p->stats.faults_stored++;
-		return 0;
-	}
-	if (whole) {
-		/* Its user callers from the thread's last capture at the same place, if any. */
-		StackId full = offcpu_place_get(p, s, &raw);
-
-		if (full)
-			p->stats.offcpu_callers_borrowed++;
-		r = store_window_add_weight(p->store, proctable_record_of(proc, s), s->tid, thread,
-					    full ? full : stack, s->kind, s->weight);
-		store_string_unref(p->store, thread);
-		if (r < 0)
-			goto fail;
-		p->stats.offcpu_stored++;
-		return 0;
-	}
-	if (offcpu) {
-		offcpu_place_put(p, s, &raw, stack);
-		offcpu_hold(p, s, proctable_record_of(proc, s), stack, thread);
-		store_string_unref(p->store, thread);
-		return 0;
-	}
-	r = store_window_add(p->store, proctable_record_of(proc, s), s->tid, thread, stack,
-			     s->flags & PROFQ_SAMPLE_KERNEL_MODE, 1);
-	store_string_unref(p->store, thread);
-	if (r < 0)
-		goto fail;
-	p->stats.stored++;
 	return 0;
 fail:
 	p->stats.failed++;
 	return r;
+}
+
+bool profiler_work(Profiler *p)
+{
+	return symbolizer_work(p->sym);
+}
+
+bool profiler_has_work(const Profiler *p)
+{
+	return symbolizer_has_work(p->sym);
 }
 
 /*

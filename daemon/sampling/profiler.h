@@ -43,6 +43,9 @@ typedef struct ProfilerOptions {
 	/* Where the Python processes and threads to walk go (the BPF maps); NULL: no Python
 	 * frames. Needs unwind (the Python frames take the place of native ones). */
 	const PyMapOps *python;
+	/* CPU time a DWARF compile unit is indexed for at a time as samples come (the rest in
+	 * profiler_work()); 0: to the end, whatever it takes. */
+	uint64_t dwarf_slice_ns;
 } ProfilerOptions;
 
 typedef struct ProfilerStats {
@@ -86,6 +89,10 @@ Profiler *profiler_free(Profiler *p);
 
 /* Handles one ring-buffer record (size as received). */
 int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size);
+/* Work left behind by samples (a DWARF compile unit indexed a slice at a time, see
+ * ProfilerOptions.dwarf_slice_ns): does one slice; whether more is left. */
+bool profiler_work(Profiler *p);
+bool profiler_has_work(const Profiler *p);
 /* Handles one exec/exit event record (size as received). */
 int profiler_add_event(Profiler *p, const struct profq_event *e, size_t size);
 /* Feeds a sideband record (mappings, exec, fork, exit) to the mapping log. */

@@ -32,6 +32,9 @@
 
 /* The ring buffer is drained, and windows rotated, this often. */
 #define TICK_NS (100 * NSEC_PER_MSEC)
+/* CPU time a DWARF compile unit is indexed for at a time, between which the loop answers
+ * clients and drains samples (on_work()). */
+#define DWARF_SLICE_NS (10 * NSEC_PER_MSEC)
 /* Data pages per CPU of the sideband ring: 128 KiB holds ~1000 mappings per 100 ms tick. */
 #define SIDEBAND_PAGES 32
 /* The reader thread empties the kernel rings this often, at least, and at most: eight times
@@ -103,6 +106,9 @@ struct Profqd {
 	 * written in the reader's thread, taken in ours, under seen_lock. */
 	pthread_mutex_t seen_lock;
 	int seen_fd; /* an eventfd the reader's thread wakes the main loop with for them */
+	/* An eventfd readable while samples left work to do a slice at a time (on_work()). */
+	int work_fd;
+	LoopSource *work_src;
 	ExecSeen execs[EXECS_SEEN_MAX];
 	size_t n_execs;
 	CodeSeen codes[CODES_SEEN_MAX];
@@ -133,9 +139,12 @@ Profqd *profqd_free(Profqd *m)
 		loop_remove(m->loop, m->signal_src);
 		loop_remove(m->loop, m->timer_src);
 		loop_remove(m->loop, m->seen_src);
+		loop_remove(m->loop, m->work_src);
 	}
 	if (m->seen_fd >= 0)
 		close(m->seen_fd);
+	if (m->work_fd >= 0)
+		close(m->work_fd);
 	if (m->signal_fd >= 0)
 		close(m->signal_fd);
 	if (m->timer_fd >= 0)
@@ -364,6 +373,8 @@ static void refresh_sideband(void *userdata)
  * (sideband), then exec/exit events, then samples; and moves the BPF counters' news into the
  * profiler. With now, first reads what the kernel rings hold at this moment.
  */
+static void work_wake(Profqd *m);
+
 static void drain(Profqd *m, bool now)
 {
 	struct profq_counters c;
@@ -392,6 +403,30 @@ static void drain(Profqd *m, bool now)
 			      c.idle - m->last.idle);
 	m->last = c;
 	m->queue_dropped = rs.dropped[READER_SAMPLE];
+	if (profiler_has_work(m->profiler))
+		work_wake(m);
+}
+
+static void work_wake(Profqd *m)
+{
+	uint64_t one = 1;
+
+	(void)!write(m->work_fd, &one, sizeof(one));
+}
+
+/* One slice of the work samples left (a large compile unit's DWARF), then back to the loop:
+ * clients and the queue are served between slices. */
+static int on_work(LoopSource *src, int fd, uint32_t events, void *userdata)
+{
+	Profqd *m = userdata;
+	uint64_t n;
+
+	(void)src;
+	(void)events;
+	(void)!read(fd, &n, sizeof(n));
+	if (profiler_work(m->profiler))
+		work_wake(m);
+	return 0;
 }
 
 static void notify_stats(void *userdata, NotifyStats *ret)
@@ -900,6 +935,9 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	json_add_int(sym, "dwarf_deferred", (int64_t)sy.dwarf_deferred);
 	json_add_int(sym, "dwarf_refused", (int64_t)sy.dwarf_refused);
 	json_add_int(sym, "dwarf_faults", (int64_t)sy.dwarf_faults);
+	json_add_int(sym, "dwarf_pending", (int64_t)sy.dwarf_pending);
+	json_add_int(sym, "dwarf_slices", (int64_t)sy.dwarf_slices);
+	json_add_int(sym, "dwarf_threads", (int64_t)sy.dwarf_threads);
 	json_add_int(sym, "fuse_refused", (int64_t)sy.fuse_refused);
 	json_add_int(sym, "binaries_dropped", (int64_t)sy.binaries_dropped);
 	json_add_int(sym, "binaries_unloaded", (int64_t)sy.binaries_unloaded);
@@ -1193,6 +1231,7 @@ int profqd_new(const Config *config, Profqd **ret)
 		.state_dir = config->state_dir,
 		.unwind = config->stack_copy > 0,
 		.debug_dirs = config->debug_dirs,
+		.dwarf_slice_ns = DWARF_SLICE_NS,
 	};
 	SamplerOptions sopts = { .frequency = config->frequency,
 				 .stack_copy = config->stack_copy,
@@ -1249,7 +1288,8 @@ int profqd_new(const Config *config, Profqd **ret)
 	m->config = config;
 	m->signal_fd = m->timer_fd = -1;
 	m->seen_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (m->seen_fd < 0)
+	m->work_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->seen_fd < 0 || m->work_fd < 0)
 		return log_error_errno(negative_errno(), "Failed to create an eventfd: %m");
 	m->start_mono_ns = now_mono_ns();
 	r = resolve_group(m);
@@ -1328,6 +1368,9 @@ int profqd_new(const Config *config, Profqd **ret)
 	if (r < 0)
 		return log_error_errno(r, "Failed to watch the timer: %m");
 	r = loop_add(m->loop, m->seen_fd, EPOLLIN, on_seen, m, &m->seen_src);
+	if (r < 0)
+		return log_error_errno(r, "Failed to watch the eventfd: %m");
+	r = loop_add(m->loop, m->work_fd, EPOLLIN, on_work, m, &m->work_src);
 	if (r < 0)
 		return log_error_errno(r, "Failed to watch the eventfd: %m");
 	r = notifier_new(&m->notifier);

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -298,6 +299,8 @@ static void charge_libdw(DwarfInfo *d, size_t heap0, size_t own0);
 
 static void libdw_close(DwarfInfo *d)
 {
+	/* The walk's DIEs point into libdw's data. */
+	cu_building_done(d);
 	if (d->dwfl)
 		dwfl_end(d->dwfl);
 	d->dwfl = NULL;
@@ -754,6 +757,23 @@ typedef struct CuBuilder {
 	size_t n_files;
 	uint32_t *file_ids; /* pool ids of files' names, UINT32_MAX until needed */
 	int version;	    /* of the CU: file 0 is a file from DWARF 5 on */
+	/* Where the walk is (see cu_build_start()). */
+	Dwarf_Die cudie;
+	Dwarf_Die stack[MAX_DEPTH];
+	unsigned depth;
+	bool walked;
+	/* Where the copy of the line table is. */
+	Dwarf_Lines *lines;
+	size_t n_lines, next_line;
+	uint64_t line_base;
+	bool rows_unsorted;
+	/* libdw's decoding of a big CU's line table, in a thread of its own (lines_decode()). */
+	pthread_t decoder;
+	bool decoding;	  /* started and not joined: nothing else touches libdw for d */
+	int decoded;	  /* set by the thread when it is done (atomic) */
+	int decode_error; /* -EIO: it faulted */
+	size_t heap0;	  /* heap in use when it started */
+	size_t grew;	  /* ... and what it grew by, libdw's: charged when the CU is done */
 } CuBuilder;
 
 static void cu_builder_done(CuBuilder *b)
@@ -767,6 +787,8 @@ static void cu_builder_done(CuBuilder *b)
 
 static void cu_building_done(DwarfInfo *d)
 {
+	if (d->building && d->building->decoding)
+		pthread_join(d->building->decoder, NULL);
 	if (d->building)
 		cu_builder_done(d->building);
 	free(d->building);
@@ -941,65 +963,96 @@ static void rows_compact(CuBuilder *b)
 	b->n_rows = keep;
 }
 
-/* Copies the CU's line table: libdw's takes many times the memory and goes with libdwfl. */
-static int add_lines(DwarfInfo *d, CuBuilder *b, Dwarf_Die *cudie, uint64_t *ret_base)
+/*
+ * libdw's file and line tables of the CU, and the lowest address of its rows. libdw decodes the
+ * whole line program at once (dwarf_getsrcfiles() too, in the elfutils of Debian 12): 40 ms of
+ * CPU for the 260,000 rows of a CU of 170,000 DIEs. Our copy of the rows (libdw's take many
+ * times the memory and go with libdwfl) is made in steps (cu_build_step()).
+ */
+static void lines_fetch(CuBuilder *b)
 {
-	Dwarf_Lines *lines;
-	uint64_t base = UINT64_MAX;
-	bool sorted = true;
-	size_t n;
-
-	if (dwarf_getsrclines(cudie, &lines, &n) != 0)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		Dwarf_Line *l = dwarf_onesrcline(lines, i);
+	if (dwarf_getsrcfiles(&b->cudie, &b->files, &b->n_files) != 0) {
+		b->files = NULL;
+		b->n_files = 0;
+	}
+	if (dwarf_getsrclines(&b->cudie, &b->lines, &b->n_lines) != 0) {
+		b->lines = NULL;
+		b->n_lines = 0;
+	}
+	b->line_base = UINT64_MAX;
+	for (size_t i = 0; i < b->n_lines; i++) {
+		Dwarf_Line *l = dwarf_onesrcline(b->lines, i);
 		Dwarf_Addr a;
 
 		if (l && dwarf_lineaddr(l, &a) == 0)
-			base = MIN(base, a);
+			b->line_base = MIN(b->line_base, a);
 	}
-	for (size_t i = 0; i < n; i++) {
-		Dwarf_Line *l = dwarf_onesrcline(lines, i);
-		LineRow row = { 0 };
-		Dwarf_Files *files;
-		Dwarf_Addr a;
-		bool end = false;
-		uint32_t id, file;
-		size_t idx;
-		int lineno = 0, r;
+}
 
-		if (!l || dwarf_lineaddr(l, &a) != 0 || a - base > UINT32_MAX)
-			continue;
-		if (b->n_rows >= CU_MAX_ROWS)
-			break;
-		row.off = (uint32_t)(a - base);
-		if (dwarf_lineendsequence(l, &end) == 0 && end) {
-			row.file = ROW_END_OF_SEQUENCE;
-		} else {
-			if (dwarf_line_file(l, &files, &idx) == 0)
-				r = builder_file(d, b, files, idx, &id);
-			else
-				r = pool_intern(&d->pool, NULL, &id);
-			if (r >= 0)
-				r = row_file(b, id, &file);
-			if (r < 0)
-				return r;
-			row.file = file & 0x3ff;
-			if (dwarf_lineno(l, &lineno) == 0 && lineno > 0 && lineno < (1 << 22))
-				row.line = (uint32_t)lineno & 0x3fffff;
-		}
-		if (b->n_rows > 0 && b->rows[b->n_rows - 1].off > row.off)
-			sorted = false;
-		if (GREEDY_REALLOC(b->rows, b->allocated_rows, b->n_rows + 1) < 0)
-			return -ENOMEM;
-		b->rows[b->n_rows++] = row;
+/*
+ * lines_fetch() in a thread of its own, for a big CU: the one part of indexing that cannot be cut
+ * into slices. Meanwhile nothing else touches libdw for this binary (lookups in it that need
+ * libdw wait, see cu_find()); other binaries have libdw handles of their own. A fault (the file
+ * truncated) jumps back here: the thread's own jump buffer (fault_jmp is per thread).
+ */
+static void *lines_decode(void *arg)
+{
+	CuBuilder *b = arg;
+	sigjmp_buf jb;
+
+	if (sigsetjmp(jb, 1)) {
+		fault_jmp = NULL;
+		b->decode_error = -EIO;
+	} else {
+		fault_jmp = &jb;
+		lines_fetch(b);
+		fault_jmp = NULL;
 	}
-	/* libdw hands them out sorted; the order of rows at one address matters (qsort is not
-	 * stable, so only when they are not). */
-	if (!sorted)
-		qsort(b->rows, b->n_rows, sizeof(LineRow), row_cmp);
-	rows_compact(b);
-	*ret_base = base;
+	/* libdw freed a small block per row into this thread's malloc arena, where nothing would
+	 * gather them again: every mallinfo2() after (heap_in_use()) would walk all of them (0.3 s
+	 * for a CU of 580,000 DIEs). */
+	malloc_trim(0);
+	__atomic_store_n(&b->decoded, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Copies line b->next_line; 1 when the rows are at their bound. */
+static int line_add(DwarfInfo *d, CuBuilder *b)
+{
+	Dwarf_Line *l = dwarf_onesrcline(b->lines, b->next_line++);
+	LineRow row = { 0 };
+	Dwarf_Files *files;
+	Dwarf_Addr a;
+	bool end = false;
+	uint32_t id, file;
+	size_t idx;
+	int lineno = 0, r;
+
+	if (!l || dwarf_lineaddr(l, &a) != 0 || a - b->line_base > UINT32_MAX)
+		return 0;
+	if (b->n_rows >= CU_MAX_ROWS)
+		return 1;
+	row.off = (uint32_t)(a - b->line_base);
+	if (dwarf_lineendsequence(l, &end) == 0 && end) {
+		row.file = ROW_END_OF_SEQUENCE;
+	} else {
+		if (dwarf_line_file(l, &files, &idx) == 0)
+			r = builder_file(d, b, files, idx, &id);
+		else
+			r = pool_intern(&d->pool, NULL, &id);
+		if (r >= 0)
+			r = row_file(b, id, &file);
+		if (r < 0)
+			return r;
+		row.file = file & 0x3ff;
+		if (dwarf_lineno(l, &lineno) == 0 && lineno > 0 && lineno < (1 << 22))
+			row.line = (uint32_t)lineno & 0x3fffff;
+	}
+	if (b->n_rows > 0 && b->rows[b->n_rows - 1].off > row.off)
+		b->rows_unsorted = true;
+	if (GREEDY_REALLOC(b->rows, b->allocated_rows, b->n_rows + 1) < 0)
+		return -ENOMEM;
+	b->rows[b->n_rows++] = row;
 	return 0;
 }
 
@@ -1027,69 +1080,143 @@ static int cu_version(Dwarf_Die *cudie)
 	return dwarf_cu_die(cudie->cu, &die, &version, NULL, NULL, NULL, NULL, NULL) ? version : 0;
 }
 
-/* Walks a CU's DIEs (depth first, bounded) into an index of its functions and inlined calls,
- * and copies its line table. */
-static int cu_build(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
+/* The bytes of .debug_info the CU takes, header and DIEs (0 if libdw cannot say). */
+static uint64_t cu_bytes(Dwarf_Die *cudie)
 {
-	CuIndex *cu;
+	Dwarf_Off start = dwarf_dieoffset(cudie) - dwarf_cuoffset(cudie), next;
+	Dwarf *dw = dwarf_cu_getdwarf(cudie->cu);
+
+	if (!dw || dwarf_next_unit(dw, start, &next, NULL, NULL, NULL, NULL, NULL, NULL, NULL) != 0)
+		return 0;
+	return next > start ? next - start : 0;
+}
+
+/* Once the file and line tables are in: the first steps of the walk. */
+static int builder_ready(CuBuilder *b)
+{
+	if (b->n_files > 0) {
+		b->file_ids = malloc(b->n_files * sizeof(uint32_t));
+		if (!b->file_ids)
+			return -ENOMEM;
+		memset(b->file_ids, 0xff, b->n_files * sizeof(uint32_t));
+	}
+	b->version = cu_version(&b->cudie);
+	if (dwarf_child(&b->cudie, &b->stack[0]) == 0)
+		b->depth = 1;
+	return 0;
+}
+
+/*
+ * A CU is indexed in steps: its DIEs walked depth first (bounded), then its line table copied,
+ * each step until a deadline, so that a CU of a million DIEs (seconds of work) does not hold
+ * the daemon's loop: its lookups are answered without DWARF meanwhile (-EINPROGRESS) and the
+ * owner calls dwarf_info_work() until it is done. The walk's state (the path of DIEs from the
+ * CU down) stays valid while libdwfl is open; closing it drops the build. One CU at a time.
+ */
+static int cu_build_start(DwarfInfo *d, Dwarf_Die *cudie)
+{
+	uint64_t thread_bytes = d->counters && d->counters->thread_bytes ? d->counters->thread_bytes
+									 : DWARFINFO_THREAD_BYTES;
 	CuBuilder *b;
-	Dwarf_Die stack[MAX_DEPTH];
-	int32_t open[MAX_DEPTH];
-	unsigned depth = 0, n_open = 0;
-	int r = 0;
+	int r;
 
 	/* Owned by d while being built: a fault may jump out of the walk (see fault_handler()). */
 	cu_building_done(d);
-	cu = d->building_cu = calloc(1, sizeof(CuIndex));
+	d->building_cu = calloc(1, sizeof(CuIndex));
 	b = d->building = calloc(1, sizeof(CuBuilder));
-	if (!cu || !b) {
+	if (!d->building_cu || !b) {
 		cu_building_done(d);
 		return -ENOMEM;
 	}
-	cu->offset = dwarf_dieoffset(cudie);
-	if (dwarf_getsrcfiles(cudie, &b->files, &b->n_files) != 0) {
-		b->files = NULL;
-		b->n_files = 0;
-	}
-	if (b->n_files > 0) {
-		b->file_ids = malloc(b->n_files * sizeof(uint32_t));
-		if (!b->file_ids) {
-			cu_building_done(d);
-			return -ENOMEM;
-		}
-		memset(b->file_ids, 0xff, b->n_files * sizeof(uint32_t));
-	}
-	b->version = cu_version(cudie);
-	if (dwarf_child(cudie, &stack[0]) == 0) {
-		depth = 1;
-		while (depth > 0 && r >= 0) {
-			Dwarf_Die *die = &stack[depth - 1];
-			int tag = dwarf_tag(die);
-
-			if (++d->dies > DWARFINFO_MAX_DIES) {
-				r = -E2BIG;
-				break;
-			}
-			if (tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine)
-				r = add_die(d, b, die, tag == DW_TAG_inlined_subroutine);
-			/* Down into children (inlined calls sit in blocks and other calls), else
-			 * across to the next sibling, else back up. */
-			if (depth < MAX_DEPTH && dwarf_haschildren(die) &&
-			    dwarf_child(die, &stack[depth]) == 0) {
-				depth++;
-				continue;
-			}
-			while (depth > 0 &&
-			       dwarf_siblingof(&stack[depth - 1], &stack[depth - 1]) != 0)
-				depth--;
+	b->cudie = *cudie;
+	d->building_cu->offset = dwarf_dieoffset(cudie);
+	/* Sliced indexing (slice_ns) of a big CU: its line table is decoded in a thread. */
+	if (d->counters && d->counters->slice_ns && cu_bytes(cudie) >= thread_bytes) {
+		b->heap0 = heap_in_use();
+		if (pthread_create(&b->decoder, NULL, lines_decode, b) == 0) {
+			b->decoding = true;
+			d->counters->threads++;
+			return 0;
 		}
 	}
-	if (r >= 0 || r == -E2BIG)
-		r = add_lines(d, b, cudie, &cu->line_base);
-	if (r < 0) {
+	lines_fetch(b);
+	r = builder_ready(b);
+	if (r < 0)
 		cu_building_done(d);
-		return r;
+	return r;
+}
+
+/* Past the deadline (thread CPU time; 0: none)? Asked every STEP_CHECK units of work. */
+#define STEP_CHECK 256u
+static bool step_over(uint64_t deadline, size_t done)
+{
+	return deadline && done % STEP_CHECK == 0 && clock_ns(CLOCK_THREAD_CPUTIME_ID) >= deadline;
+}
+
+/* Walks on from where the last step stopped: 1 when the walk is over, 0 at the deadline. */
+static int dies_step(DwarfInfo *d, CuBuilder *b, uint64_t deadline)
+{
+	size_t done = 0;
+	int r = 0;
+
+	while (b->depth > 0) {
+		Dwarf_Die *die = &b->stack[b->depth - 1];
+		int tag;
+
+		if (step_over(deadline, ++done))
+			return 0;
+		if (++d->dies > DWARFINFO_MAX_DIES)
+			return -E2BIG;
+		tag = dwarf_tag(die);
+		if (tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine)
+			r = add_die(d, b, die, tag == DW_TAG_inlined_subroutine);
+		if (r < 0)
+			return r;
+		/* Down into children (inlined calls sit in blocks and other calls), else across to
+		 * the next sibling, else back up. */
+		if (b->depth < MAX_DEPTH && dwarf_haschildren(die) &&
+		    dwarf_child(die, &b->stack[b->depth]) == 0) {
+			b->depth++;
+			continue;
+		}
+		while (b->depth > 0 &&
+		       dwarf_siblingof(&b->stack[b->depth - 1], &b->stack[b->depth - 1]) != 0)
+			b->depth--;
 	}
+	return 1;
+}
+
+/* Copies rows on from where the last step stopped: 1 when all are, 0 at the deadline. */
+static int lines_step(DwarfInfo *d, CuBuilder *b, uint64_t deadline)
+{
+	size_t done = 0;
+	int r;
+
+	while (b->next_line < b->n_lines) {
+		if (step_over(deadline, ++done))
+			return 0;
+		r = line_add(d, b);
+		if (r < 0)
+			return r;
+		if (r > 0)
+			break;
+	}
+	/* libdw hands them out sorted; the order of rows at one address matters (qsort is not
+	 * stable, so only when they are not). */
+	if (b->rows_unsorted)
+		qsort(b->rows, b->n_rows, sizeof(LineRow), row_cmp);
+	rows_compact(b);
+	return 1;
+}
+
+/* The index of the CU whose rows and ranges are all in. */
+static CuIndex *cu_build_finish(DwarfInfo *d)
+{
+	CuBuilder *b = d->building;
+	CuIndex *cu = d->building_cu;
+	int32_t open[MAX_DEPTH];
+	unsigned n_open = 0;
+
 	/* Nest the ranges: each one's parent is the innermost earlier range containing it. */
 	if (b->n > 1)
 		qsort(b->ranges, b->n, sizeof(Range), range_cmp);
@@ -1102,6 +1229,7 @@ static int cu_build(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
 		if (n_open < MAX_DEPTH)
 			open[n_open++] = (int32_t)i;
 	}
+	cu->line_base = b->line_base;
 	cu->ranges = shrink_to_fit(b->ranges, b->n, sizeof(Range));
 	cu->n = b->n;
 	cu->infos = shrink_to_fit(b->infos, b->n_infos, sizeof(DieInfo));
@@ -1113,11 +1241,60 @@ static int cu_build(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
 	cu->n_files = b->n_row_files;
 	d->memory += sizeof(*cu) + b->n * sizeof(Range) + b->n_infos * sizeof(DieInfo) +
 		     b->n_rows * sizeof(LineRow) + b->n_row_files * sizeof(uint32_t);
+	/* As if the whole CU had been indexed in one go: libdw then goes at once if it holds too
+	 * much (dwarf_info_work()). */
+	d->libdw_bytes += b->grew;
 	free(b);
 	d->building = NULL;
 	d->building_cu = NULL;
-	*ret = cu;
-	return 0;
+	return cu;
+}
+
+/* One step of the CU being built, up to the deadline: 1 when it is done (*ret, the builder
+ * gone), 0 when there is more, or an error (the builder gone). A walk that reached the bound on
+ * DIEs still copies the line table. */
+static int cu_build_step(DwarfInfo *d, uint64_t deadline, CuIndex **ret)
+{
+	CuBuilder *b = d->building;
+	size_t heap;
+	int r = 1;
+
+	if (b->decoding) {
+		if (!__atomic_load_n(&b->decoded, __ATOMIC_ACQUIRE))
+			return 0;
+		pthread_join(b->decoder, NULL);
+		b->decoding = false;
+		/* What libdw took for the tables, as near as the heap tells. */
+		heap = heap_in_use();
+		b->grew = heap > b->heap0 ? heap - b->heap0 : 0;
+		if (b->decode_error)
+			return libdw_faulted(d);
+		r = builder_ready(b);
+		if (r < 0) {
+			cu_building_done(d);
+			return r;
+		}
+	}
+
+	if (!b->walked) {
+		r = dies_step(d, b, deadline);
+		if (r == 0)
+			return 0;
+		b->walked = true;
+		if (r < 0 && r != -E2BIG) {
+			cu_building_done(d);
+			return r;
+		}
+	}
+	r = lines_step(d, b, deadline);
+	if (r < 0) {
+		cu_building_done(d);
+		return r;
+	}
+	if (r == 0)
+		return 0;
+	*ret = cu_build_finish(d);
+	return 1;
 }
 
 static uint64_t off_hash(Dwarf_Off off)
@@ -1176,10 +1353,64 @@ static int spans_of(DwarfInfo *d, Dwarf_Die *cudie, const CuIndex *cu, uint32_t 
 	return cu->n ? span_add(d, min, max, idx) : 0;
 }
 
+static void cu_index_free(CuIndex *cu)
+{
+	free(cu->ranges);
+	free(cu->infos);
+	free(cu->rows);
+	free(cu->files);
+	free(cu);
+}
+
+/* Makes a built CU known to lookups. */
+static int cu_install(DwarfInfo *d, Dwarf_Die *cudie, CuIndex *cu)
+{
+	uint64_t hash = off_hash(cu->offset);
+	int r;
+
+	r = GREEDY_REALLOC(d->cus, d->allocated_cus, d->n_cus + 1);
+	if (r >= 0)
+		r = hash_index_insert(d->cu_index, hash, (uint32_t)d->n_cus);
+	if (r >= 0)
+		r = spans_of(d, cudie, cu, (uint32_t)d->n_cus);
+	if (r < 0) {
+		(void)hash_index_remove(d->cu_index, hash, (uint32_t)d->n_cus);
+		cu_index_free(cu);
+		return r;
+	}
+	d->cus[d->n_cus++] = cu;
+	return 0;
+}
+
+/* A step of the CU being built (its slice of time), installed when done: 0 and *ret then,
+ * -EINPROGRESS while there is more. */
+static int cu_continue(DwarfInfo *d, CuIndex **ret)
+{
+	uint64_t slice = d->counters ? d->counters->slice_ns : 0;
+	Dwarf_Die cudie = d->building->cudie;
+	CuIndex *cu;
+	int r;
+
+	r = cu_build_step(d, slice ? clock_ns(CLOCK_THREAD_CPUTIME_ID) + slice : 0, &cu);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		if (d->counters)
+			d->counters->slices++;
+		return -EINPROGRESS;
+	}
+	r = cu_install(d, &cudie, cu);
+	if (r < 0)
+		return r;
+	*ret = cu;
+	return 0;
+}
+
+/* The index of a CU, built on first sight; -EINPROGRESS while it (or another CU) is being
+ * built. */
 static int cu_get(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
 {
 	Dwarf_Off off = dwarf_dieoffset(cudie);
-	CuIndex *cu;
 	uint32_t idx;
 	int r;
 
@@ -1187,26 +1418,12 @@ static int cu_get(DwarfInfo *d, Dwarf_Die *cudie, CuIndex **ret)
 		*ret = d->cus[idx];
 		return 0;
 	}
-	r = cu_build(d, cudie, &cu);
+	if (d->building)
+		return -EINPROGRESS;
+	r = cu_build_start(d, cudie);
 	if (r < 0)
 		return r;
-	r = GREEDY_REALLOC(d->cus, d->allocated_cus, d->n_cus + 1);
-	if (r >= 0)
-		r = hash_index_insert(d->cu_index, off_hash(off), (uint32_t)d->n_cus);
-	if (r >= 0)
-		r = spans_of(d, cudie, cu, (uint32_t)d->n_cus);
-	if (r < 0) {
-		(void)hash_index_remove(d->cu_index, off_hash(off), (uint32_t)d->n_cus);
-		free(cu->ranges);
-		free(cu->infos);
-		free(cu->rows);
-		free(cu->files);
-		free(cu);
-		return r;
-	}
-	d->cus[d->n_cus++] = cu;
-	*ret = cu;
-	return 0;
+	return cu_continue(d, ret);
 }
 
 /* The indexed CU whose code holds DWARF address a, NULL if none is known to. */
@@ -1261,6 +1478,9 @@ static int cu_find(DwarfInfo *d, uint64_t vaddr, CuIndex **ret)
 	Dwarf_Addr bias;
 	int r;
 
+	/* libdw is the decoding thread's until it is done. */
+	if (d->building && d->building->decoding)
+		return -EINPROGRESS;
 	r = libdw_open(d);
 	if (r < 0)
 		return r;
@@ -1278,10 +1498,42 @@ static int cu_find(DwarfInfo *d, uint64_t vaddr, CuIndex **ret)
 	fault_jmp = outer;
 	charge_libdw(d, heap, own);
 	/* libdw never gives memory back while open: start over when what it read since holds
-	 * too much. */
-	if (d->libdw_bytes - d->open_bytes > DWARFINFO_LIBDW_BUDGET)
+	 * too much (once the CU being built is done). */
+	if (!d->building && d->libdw_bytes - d->open_bytes > DWARFINFO_LIBDW_BUDGET)
 		libdw_close(d);
 	return r;
+}
+
+int dwarf_info_work(DwarfInfo *d)
+{
+	sigjmp_buf jb, *outer = fault_jmp;
+	size_t heap, own;
+	CuIndex *cu;
+	int r;
+
+	if (!d->building)
+		return 0;
+	heap = heap_in_use();
+	own = own_memory(d);
+	fault_handler_install();
+	if (sigsetjmp(jb, 1)) {
+		fault_jmp = outer;
+		return libdw_faulted(d);
+	}
+	fault_jmp = &jb;
+	r = cu_continue(d, &cu);
+	fault_jmp = outer;
+	charge_libdw(d, heap, own);
+	if (!d->building && d->libdw_bytes - d->open_bytes > DWARFINFO_LIBDW_BUDGET)
+		libdw_close(d);
+	if (r == -EINPROGRESS)
+		return d->building->decoding ? 2 : 1;
+	return r < 0 ? r : 0;
+}
+
+bool dwarf_info_building(const DwarfInfo *d)
+{
+	return d->building;
 }
 
 /* The line of DWARF address a in cu: 0 and NULL if none. */
@@ -1329,6 +1581,11 @@ int dwarf_info_lookup(DwarfInfo *d, uint64_t vaddr, DwarfFrame *out, size_t max)
 	cu = cu_known(d, addr);
 	if (!cu) {
 		r = cu_find(d, vaddr, &cu);
+		if (r == -EINPROGRESS) {
+			if (d->counters)
+				d->counters->pending++;
+			return r;
+		}
 		if (r == -ENOENT || r == -ESTALE || r == -ENOEXEC || r == -EAGAIN || r == -EIO)
 			return 0;
 		if (r < 0)
@@ -1384,7 +1641,9 @@ bool dwarf_info_release(DwarfInfo *d, uint64_t idle_ns)
 {
 	uint64_t keep = idle_ns ? MAX(idle_ns, d->open_cpu_ns * DWARFINFO_OPEN_AMORTIZE) : 0;
 
-	if (!d->dwfl || now_ns() - d->libdw_used < keep)
+	/* Not in the middle of a CU, even for memory: dropped, it would be built again, over and
+	 * over while the pressure lasts. It closes libdw once done if libdw holds too much. */
+	if (!d->dwfl || now_ns() - d->libdw_used < keep || d->building)
 		return false;
 	libdw_close(d);
 	if (idle_ns == 0)

@@ -104,7 +104,10 @@ struct Binary {
 	int fd;
 	char *path;
 	bool unloaded;
-	bool stale;	   /* the file changed in place since: read nothing more of it */
+	bool stale; /* the file changed in place since: read nothing more of it */
+	/* Its cache holds frames named without DWARF while a CU was being indexed: dropped when
+	 * the indexing is over, and every lookup in it until then counts as provisional. */
+	bool provisional;
 	FilePerm perm;	   /* of the binary */
 	FileAccess *debug; /* of its separate debug file, NULL if none is used */
 	BinaryKey read_as; /* the file's identity when it was read (fstat of fd) */
@@ -143,6 +146,7 @@ struct Symbolizer {
 	uint64_t creds_ns;
 	SymbolizerStats stats;
 	DwarfCounters dwarf_counters;
+	uint64_t provisional; /* lookups answered provisionally (symbolizer_provisional()) */
 };
 
 /* ---- address caches ---- */
@@ -346,6 +350,12 @@ void symbolizer_set_headroom(Symbolizer *s, size_t bytes)
 void symbolizer_set_cfi(Symbolizer *s, bool enabled)
 {
 	s->want_cfi = enabled;
+}
+
+void symbolizer_set_dwarf_slice(Symbolizer *s, uint64_t cpu_ns, uint64_t thread_bytes)
+{
+	s->dwarf_counters.slice_ns = cpu_ns;
+	s->dwarf_counters.thread_bytes = thread_bytes;
 }
 
 void symbolizer_set_dwarf(Symbolizer *s, bool enabled)
@@ -928,6 +938,11 @@ static int resolve(Symbolizer *s, Binary *b, uint64_t vaddr, FrameId *out, size_
 	binary_reload(s, b);
 	if (b->dwarf && !binary_check_stale(b))
 		nd = dwarf_info_lookup(b->dwarf, vaddr, dw, MIN(max, ARRAY_SIZE(dw)));
+	if (nd == -EINPROGRESS) {
+		/* Named from the symbol table until its CU is indexed (symbolizer_work()). */
+		b->provisional = true;
+		s->provisional++;
+	}
 	if (nd < 0)
 		nd = 0;
 	if (b->syms && !b->stale)
@@ -1013,9 +1028,16 @@ int symbolizer_user_frames(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t 
 		vaddr = off;
 	if (return_address && vaddr > 0)
 		vaddr--;
+	if (b->provisional && !(b->dwarf && dwarf_info_building(b->dwarf))) {
+		addr_cache_clear(s, &b->cache);
+		b->provisional = false;
+	}
 	r = addr_cache_get(&b->cache, vaddr, out, max);
 	if (r >= 0) {
 		s->stats.cache_hits++;
+		/* It may be one of the frames named without DWARF. */
+		if (b->provisional)
+			s->provisional++;
 		return r;
 	}
 
@@ -1307,6 +1329,41 @@ size_t symbolizer_shrink(Symbolizer *s, size_t bytes)
 	return freed;
 }
 
+bool symbolizer_work(Symbolizer *s)
+{
+	bool more = false;
+
+	for (size_t i = 0; i < s->n_binaries && !more; i++) {
+		Binary *b = s->binaries[i];
+		int r;
+
+		if (!b->dwarf || !dwarf_info_building(b->dwarf))
+			continue;
+		/* One slice per call: the caller's loop runs in between. */
+		r = dwarf_info_work(b->dwarf);
+		if (r <= 0) {
+			if (b->provisional)
+				addr_cache_clear(s, &b->cache);
+			b->provisional = false;
+		}
+		more = r == 1;
+	}
+	return more;
+}
+
+bool symbolizer_has_work(const Symbolizer *s)
+{
+	for (size_t i = 0; i < s->n_binaries; i++)
+		if (s->binaries[i]->dwarf && dwarf_info_building(s->binaries[i]->dwarf))
+			return true;
+	return false;
+}
+
+uint64_t symbolizer_provisional(const Symbolizer *s)
+{
+	return s->provisional;
+}
+
 void symbolizer_trim(Symbolizer *s)
 {
 	size_t unused = 0, keep = 0;
@@ -1409,6 +1466,9 @@ void symbolizer_stats(const Symbolizer *s, SymbolizerStats *ret)
 	ret->dwarf_deferred = s->dwarf_counters.deferred;
 	ret->dwarf_refused = s->dwarf_counters.refused;
 	ret->dwarf_faults = s->dwarf_counters.faults;
+	ret->dwarf_pending = s->dwarf_counters.pending;
+	ret->dwarf_slices = s->dwarf_counters.slices;
+	ret->dwarf_threads = s->dwarf_counters.threads;
 	mounts_stats(s->mounts, &ms);
 	ret->fuse_refused = ms.refused;
 }

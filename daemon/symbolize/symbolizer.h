@@ -52,6 +52,9 @@ typedef struct SymbolizerStats {
 	uint64_t dwarf_deferred;    /* lookups without DWARF: libdwfl closed for memory lately */
 	uint64_t dwarf_refused;	    /* DWARF refused: compressed sections inflating past the caps */
 	uint64_t dwarf_faults;	    /* binaries whose DWARF faulted (truncated while read) */
+	uint64_t dwarf_pending;	    /* lookups without DWARF: their CU was being indexed */
+	uint64_t dwarf_slices;	    /* indexing slices that ended before their CU was done */
+	uint64_t dwarf_threads;	    /* CUs whose line table was decoded in a thread */
 	uint64_t fuse_refused;	    /* files not opened: on FUSE (or a device nothing tells of) */
 } SymbolizerStats;
 
@@ -69,6 +72,10 @@ void symbolizer_set_headroom(Symbolizer *s, size_t bytes);
 void symbolizer_set_cfi(Symbolizer *s, bool enabled);
 /* Read DWARF (inlined calls, source lines) of each binary (default on). Before any binary. */
 void symbolizer_set_dwarf(Symbolizer *s, bool enabled);
+/* CPU time a DWARF compile unit is indexed for at a time (0, the default: to the end), and the
+ * size of a unit whose line table is decoded in a thread meanwhile (0: DWARFINFO_THREAD_BYTES;
+ * see dwarf_info_lookup()). */
+void symbolizer_set_dwarf_slice(Symbolizer *s, uint64_t cpu_ns, uint64_t thread_bytes);
 /* Extra roots for separate debug files (colon-separated), searched after /usr/lib/debug. */
 int symbolizer_set_debug_dirs(Symbolizer *s, const char *dirs);
 
@@ -123,6 +130,17 @@ int symbolizer_flag_frame(Symbolizer *s, FrameId frame, uint32_t flags, FrameId 
 /* A marker frame (e.g. "[truncated]"), flags FRAME_*. */
 int symbolizer_marker_frame(Symbolizer *s, const char *name, uint32_t flags, FrameId *ret);
 
+/*
+ * Indexes DWARF for one slice of CPU time (symbolizer_set_dwarf_slice()) where a lookup left a
+ * compile unit half done; whether there is more to do now (symbolizer_has_work() also while a
+ * thread decodes a line table: call again a little later). Until a unit is done, lookups in its
+ * binary name frames from the symbol table alone (no inlined calls, no lines), cached only
+ * until then: each counts in symbolizer_provisional(), and stacks made of them should not be
+ * cached.
+ */
+bool symbolizer_work(Symbolizer *s);
+bool symbolizer_has_work(const Symbolizer *s);
+uint64_t symbolizer_provisional(const Symbolizer *s);
 /* Drops address caches when they exceed the budget. Invalidates borrowed frames. */
 void symbolizer_trim(Symbolizer *s);
 /*

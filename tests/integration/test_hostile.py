@@ -397,13 +397,14 @@ def make_many_sections(path):
     craft_elf(path, [(".text", 1, 6, 0x1000, b"\0" * (24 << 10), 0, 0, 0)], fix)
 
 
-def top_functions(d, pid):
+def top_functions(d, pid, rows=False):
     # The samples are in once the window they fell in was drained (later on a loaded machine).
     for _ in range(40):
         rc, out, _ = d.profq("top", "--pid", str(pid), "--since", "10m", "-n", "1000", "--json",
                              check_rc=False)
         if rc == 0:
-            return [r.get("function") or "" for r in json.loads(out)["rows"]]
+            answer = json.loads(out)["rows"]
+            return answer if rows else [r.get("function") or "" for r in answer]
         time.sleep(0.5)
     st = d.json("status")
     fail(f"no samples of pid {pid} in 20 s (profq top: {rc}, daemon: samples {st['samples']}, "
@@ -457,9 +458,10 @@ def mark_other_libraries(mon, ours):
     """Marks the polls during which the daemon built the tables of a large binary that is not
     one of the test's files (ours: their names): one that entered the status's five largest
     above the smallest of them at the poll before, or grew there by 1 MiB. The daemon names
-    every process of the machine, and indexes a library's DWARF on its loop, which status
-    waits for: other jobs starting libLLVM or a libpython were seen to hold status 0.6-2.2 s
-    under load (0.4-0.7 s of the daemon's CPU), no file of this test involved."""
+    every process of the machine, and reads a library's symbol and unwind tables and opens its
+    DWARF on its loop, which status waits for: other jobs starting libLLVM or a libpython were
+    seen to hold status 0.6-2.2 s under load (0.4-0.7 s of the daemon's CPU), no file of this
+    test involved."""
     prev = {}
     for p in mon.polls:
         sizes = module_sizes(p)
@@ -612,9 +614,9 @@ def scenarios(env, d, user, top_dir, tok):
     check(f"warm_{tok}" in top_functions(d, user.run(warm, 2)), "a plain program is named")
 
     # The baseline: status asked while the daemon names ordinary workloads, one of them in an
-    # intact copy of the big library (its compile unit indexed on the daemon's loop, as in the
-    # truncation rounds but untruncated), under whatever else this machine runs now. The
-    # bounds below are on what the hostile files add to it.
+    # intact copy of the big library (its compile unit indexed on the daemon's loop a slice at
+    # a time, as in the truncation rounds but untruncated), under whatever else this machine
+    # runs now. The bounds below are on what the hostile files add to it.
     mon = Monitor(d)
     mon.phase = "baseline"
     mon.start()
@@ -626,9 +628,16 @@ def scenarios(env, d, user, top_dir, tok):
     user.run(warm, 2)
     p.stdout.read()
     p.wait()
-    fns = top_functions(d, base_pid)
-    check(any(f.startswith("f") and f[1:].isdigit() for f in fns),
-          f"the intact big library is named: {fns[:5]}")
+    rows = [r for r in top_functions(d, base_pid, rows=True)
+            if (r.get("function") or "")[:1] == "f" and r["function"][1:].isdigit()]
+    check(rows, f"the intact big library is named: {top_functions(d, base_pid)[:5]}")
+    # Its compile unit, 170,000 DIEs, is indexed a slice at a time; its functions are named
+    # from the symbol table meanwhile, and with their source files once it is done.
+    sym = d.json("status")["symbolizer"]
+    check(sym.get("dwarf_slices", 0) > 0 and any(r.get("file") for r in rows),
+          f"the big compile unit was indexed in slices (dwarf_slices {sym.get('dwarf_slices')}, "
+          f"lookups meanwhile {sym.get('dwarf_pending')}) and then gave source files: "
+          f"{[(r['function'], r.get('file')) for r in rows[:3]]}")
     while len(mon.of({"baseline"})) < 40 and time.monotonic() < t_end:
         time.sleep(0.1)
     mon.dump_smaps("baseline")

@@ -1198,28 +1198,88 @@ static int cu_fault_child(const char *path)
 	return 0;
 }
 
+/*
+ * The same between two slices of a big CU's walk: its first slice read the start of the CU,
+ * then the file is truncated and the next slice (dwarf_info_work(), outside any lookup) reads
+ * past the end. --cu-fault-sliced PATH, a copy of the big fixture; --cu-fault-thread PATH with
+ * its line table decoded in a thread, where the fault may come.
+ */
+static int cu_fault_sliced_child(const char *path, uint64_t thread_bytes)
+{
+	DwarfFrame frames[SYMBOLIZER_MAX_INLINE];
+	DwarfCounters counters = { .slice_ns = 1, .thread_bytes = thread_bytes };
+	DwarfInfo *d = NULL;
+	NmTable nm = { 0 };
+	int fd, n, r;
+
+	if (nm_table_add(&nm, "", path) < 0)
+		return 1;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || dwarf_info_open(fd, path, "", &counters, &d) < 0)
+		return 2;
+	n = dwarf_info_lookup(d, nm_must_find(&nm, "f399")->addr, frames, ARRAY_SIZE(frames));
+	if (n != -EINPROGRESS || !dwarf_info_building(d))
+		return 3;
+	if (truncate(path, 4096) < 0)
+		return 4;
+	/* With a thread, the fault may come in it (decoding the line table) or after it. */
+	while ((r = dwarf_info_work(d)) == 1 || r == 2)
+		;
+	if (r != -EIO || counters.faults != 1 || dwarf_info_building(d))
+		return 5;
+	/* Its DWARF is not opened again: symbol-table names from now on. */
+	n = dwarf_info_lookup(d, nm_must_find(&nm, "f7")->addr, frames, ARRAY_SIZE(frames));
+	if (n != 0 || counters.opens != 1)
+		return 6;
+	dwarf_info_free(d);
+	close(fd);
+	nm_table_done(&nm);
+	return 0;
+}
+
+static void cu_fault_run(const char *mode, const char *path)
+{
+	_cleanup_free_ char *supp = NULL;
+	FILE *f;
+
+	assert_true(asprintf(&supp, "%s.lsan.supp", path) > 0);
+	f = fopen(supp, "we");
+	assert_non_null(f);
+	fputs("leak:libdw.so\nleak:libelf.so\n", f);
+	fclose(f);
+	assert_int_equal(run("LSAN_OPTIONS=suppressions=%s:exitcode=23 /proc/%d/exe %s %s", supp,
+			     (int)getpid(), mode, path),
+			 0);
+}
+
+static void test_fault_between_slices(void **state)
+{
+	_cleanup_tmpdir_ char *dir = tmpdir_new_named("profq-cu-fault-sliced");
+	_cleanup_free_ char *path = NULL;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_true(asprintf(&path, "%s/libbig.so", dir) > 0);
+	assert_int_equal(run("cp %s %s", FIXTURE_DWARF_BIG, path), 0);
+	cu_fault_run("--cu-fault-sliced", path);
+	assert_int_equal(run("cp %s %s", FIXTURE_DWARF_BIG, path), 0);
+	cu_fault_run("--cu-fault-thread", path);
+}
+
 static void test_fault_in_cu_walk(void **state)
 {
 	_cleanup_tmpdir_ char *dir = tmpdir_new_named("profq-cu-fault");
-	_cleanup_free_ char *path = NULL, *supp = NULL, *cmd = NULL;
-	FILE *f;
+	_cleanup_free_ char *path = NULL;
 
 	(void)state;
 	assert_non_null(dir);
 	assert_true(asprintf(&path, "%s/fixture-dwarf", dir) > 0);
-	assert_true(asprintf(&supp, "%s/lsan.supp", dir) > 0);
 	assert_int_equal(run("objcopy --set-section-alignment .debug_line=16384 %s %s",
 			     FIXTURE_DWARF, path),
 			 0);
 	assert_int_equal(run("readelf -SW %s | grep -q ' .debug_line .* 004000 '", path), 0);
 	assert_int_equal(run("readelf -SW %s | grep -q ' .debug_info .* 003'", path), 0);
-	f = fopen(supp, "we");
-	assert_non_null(f);
-	fputs("leak:libdw.so\nleak:libelf.so\n", f);
-	fclose(f);
-	assert_int_equal(run("LSAN_OPTIONS=suppressions=%s:exitcode=23 /proc/%d/exe --cu-fault %s",
-			     supp, (int)getpid(), path),
-			 0);
+	cu_fault_run("--cu-fault", path);
 }
 
 /* ---- a process reads through the symbolizer what its owner may read ---- */
@@ -1437,10 +1497,109 @@ static void test_replaced_in_place(void **state)
 	nm_table_done(&b);
 }
 
+/* ---- a big compile unit, indexed a slice at a time ---- */
+
+/*
+ * The daemon indexes a compile unit for a slice of CPU time at a time, so that one of a million
+ * DIEs does not hold its loop: meanwhile lookups in it are named from the symbol table and
+ * counted as provisional, and once symbolizer_work() has finished the unit every address has
+ * the frames an index built in one go gives (the same store: the same frame ids).
+ */
+static void sliced_index(uint64_t thread_bytes)
+{
+	static const char *const names[] = { "f7", "f123", "f399", "big_entry" };
+	FrameId ids[SYMBOLIZER_MAX_INLINE], want[SYMBOLIZER_MAX_INLINE];
+	World whole, sliced;
+	SymbolizerStats st;
+	Store *store = NULL;
+	NmTable nm = { 0 };
+	const NmSym *f = NULL;
+	uint64_t prov;
+	unsigned slices = 0;
+	size_t n;
+
+	assert_int_equal(nm_table_add(&nm, "", FIXTURE_DWARF_BIG), 0);
+	assert_int_equal(store_new(&store), 0);
+	world_open(&whole, store, FIXTURE_DWARF_BIG, NULL);
+	/* As the daemon has it: in the symbolizer's table (work is done for the binaries there). */
+	world_open(&sliced, store, FIXTURE_DWARF_BIG, NULL);
+	binary_unref(sliced.sym, sliced.b);
+	sliced.map = map_of(FIXTURE_DWARF_BIG);
+	assert_int_equal(symbolizer_binary(sliced.sym, getpid(), &sliced.map, &sliced.b), 0);
+	symbolizer_set_dwarf_slice(sliced.sym, 1, thread_bytes);
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		f = nm_must_find(&nm, names[i]);
+		prov = symbolizer_provisional(sliced.sym);
+		n = frames_at(&sliced, f->addr, ids);
+		assert_int_equal(n, 1);
+		assert_string_equal(str(&sliced, frame(&sliced, ids[0])->function), names[i]);
+		assert_int_equal(frame(&sliced, ids[0])->file, 0);
+		assert_int_equal(symbolizer_provisional(sliced.sym), prov + 1);
+		/* From the cache, still provisional. */
+		n = frames_at(&sliced, f->addr, ids);
+		assert_int_equal(symbolizer_provisional(sliced.sym), prov + 2);
+	}
+	assert_true(symbolizer_has_work(sliced.sym));
+	for (unsigned calls = 0; symbolizer_has_work(sliced.sym); calls++) {
+		/* false while the thread decodes: nothing to do now. */
+		if (symbolizer_work(sliced.sym))
+			slices++;
+		else if (symbolizer_has_work(sliced.sym))
+			usleep(1000);
+		assert_true(calls < 1000000);
+	}
+	symbolizer_stats(sliced.sym, &st);
+	/* A DIE count is checked against the deadline every 256: a few thousand DIEs take many
+	 * slices. */
+	assert_true(slices >= 4);
+	assert_true(st.dwarf_slices >= slices);
+	assert_int_equal(st.dwarf_pending, ARRAY_SIZE(names));
+	assert_int_equal(st.dwarf_threads, thread_bytes == 1);
+
+	prov = symbolizer_provisional(sliced.sym);
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		f = nm_must_find(&nm, names[i]);
+		for (uint64_t a = f->addr; a < f->addr + f->size; a++) {
+			size_t m = frames_at(&whole, a, want);
+
+			n = frames_at(&sliced, a, ids);
+			assert_int_equal(n, m);
+			assert_memory_equal(ids, want, n * sizeof(FrameId));
+		}
+	}
+	/* The unit has inlined calls and lines: the comparison was not of symbol-table names. */
+	n = frames_at(&sliced, nm_must_find(&nm, "f123")->addr + 8, ids);
+	assert_true(n >= 1 && frame(&sliced, ids[0])->file != 0);
+	assert_int_equal(symbolizer_provisional(sliced.sym), prov);
+
+	world_close(&whole);
+	world_close(&sliced);
+	store_free(store);
+	nm_table_done(&nm);
+}
+
+static void test_sliced_index(void **state)
+{
+	(void)state;
+	sliced_index(0); /* the fixture is below the size for a thread */
+}
+
+/* The same with libdw's decoding of the line table in a thread (any unit's, for the test). */
+static void test_sliced_index_thread(void **state)
+{
+	(void)state;
+	sliced_index(1);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && streq(argv[1], "--cu-fault"))
 		return cu_fault_child(argv[2]);
+	if (argc == 3 && streq(argv[1], "--cu-fault-sliced"))
+		return cu_fault_sliced_child(argv[2], 0);
+	if (argc == 3 && streq(argv[1], "--cu-fault-thread"))
+		return cu_fault_sliced_child(argv[2], 1);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_inline_frames),
 		cmocka_unit_test(test_leaf_lines),
@@ -1454,8 +1613,11 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_compressed_bomb),
 		cmocka_unit_test(test_truncated_under_libdw),
 		cmocka_unit_test(test_fault_in_cu_walk),
+		cmocka_unit_test(test_fault_between_slices),
 		cmocka_unit_test(test_owner_access),
 		cmocka_unit_test(test_replaced_in_place),
+		cmocka_unit_test(test_sliced_index),
+		cmocka_unit_test(test_sliced_index_thread),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
