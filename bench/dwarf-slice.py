@@ -29,35 +29,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import harness  # noqa: E402
-from hostile_big import big_cu_source  # noqa: E402
-
-DRIVER_C = r"""
-#include <dlfcn.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-#include <unistd.h>
-
-int main(int argc, char **argv)
-{
-	void *h = dlopen(argv[1], RTLD_NOW);
-	int (*entry)(int);
-	struct timespec a, b;
-	volatile int s = 0;
-
-	if (!h)
-		return 1;
-	entry = (int (*)(int))dlsym(h, "big_entry");
-	printf("%d\n", getpid());
-	fflush(stdout);
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	do {
-		s += entry(100);
-		clock_gettime(CLOCK_MONOTONIC, &b);
-	} while (b.tv_sec - a.tv_sec < atoi(argv[2]));
-	return 0;
-}
-"""
+from hostile_big import DLOPEN_C, big_cu_source  # noqa: E402
 
 
 def env_of(build):
@@ -123,7 +95,7 @@ def main():
         src, lib = os.path.join(tmp, "big.c"), os.path.join(tmp, "libbig.so")
         driver = os.path.join(tmp, "driver")
         with open(driver + ".c", "w") as f:
-            f.write(DRIVER_C)
+            f.write(DLOPEN_C)
         if args.lib:
             lib = os.path.abspath(args.lib)
         else:

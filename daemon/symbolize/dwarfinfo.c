@@ -1469,13 +1469,49 @@ static void charge_libdw(DwarfInfo *d, size_t heap0, size_t own0)
 	d->libdw_used = now_ns();
 }
 
+/*
+ * Runs step(d, arg) on libdw: under the fault guard (the mapped file, see fault_handler()),
+ * charging libdw with what the heap grew by; then, since libdw never gives memory back while
+ * open, starts over when what it read since holds too much (once the CU being built is done).
+ */
+static int libdw_step(DwarfInfo *d, int (*step)(DwarfInfo *d, void *arg), void *arg)
+{
+	sigjmp_buf jb, *outer = fault_jmp;
+	size_t heap = heap_in_use(), own = own_memory(d);
+	int r;
+
+	fault_handler_install();
+	if (sigsetjmp(jb, 1)) {
+		fault_jmp = outer;
+		return libdw_faulted(d);
+	}
+	fault_jmp = &jb;
+	r = step(d, arg);
+	fault_jmp = outer;
+	charge_libdw(d, heap, own);
+	if (!d->building && d->libdw_bytes - d->open_bytes > DWARFINFO_LIBDW_BUDGET)
+		libdw_close(d);
+	return r;
+}
+
+typedef struct CuFind {
+	uint64_t vaddr;
+	CuIndex **ret;
+} CuFind;
+
+static int cu_find_step(DwarfInfo *d, void *arg)
+{
+	CuFind *f = arg;
+	Dwarf_Addr bias;
+	Dwarf_Die *cudie = dwfl_module_addrdie(d->mod, f->vaddr + d->elf_bias, &bias);
+
+	return cudie ? cu_get(d, cudie, f->ret) : -ENOENT;
+}
+
 /* The CU of ELF address vaddr through libdw, indexing it on first sight. */
 static int cu_find(DwarfInfo *d, uint64_t vaddr, CuIndex **ret)
 {
-	sigjmp_buf jb, *outer = fault_jmp;
-	size_t heap, own;
-	Dwarf_Die *cudie;
-	Dwarf_Addr bias;
+	CuFind f = { .vaddr = vaddr, .ret = ret };
 	int r;
 
 	/* libdw is the decoding thread's until it is done. */
@@ -1484,48 +1520,22 @@ static int cu_find(DwarfInfo *d, uint64_t vaddr, CuIndex **ret)
 	r = libdw_open(d);
 	if (r < 0)
 		return r;
-	heap = heap_in_use();
-	own = own_memory(d);
-	/* Reads the mapped file (see fault_handler()). */
-	fault_handler_install();
-	if (sigsetjmp(jb, 1)) {
-		fault_jmp = outer;
-		return libdw_faulted(d);
-	}
-	fault_jmp = &jb;
-	cudie = dwfl_module_addrdie(d->mod, vaddr + d->elf_bias, &bias);
-	r = cudie ? cu_get(d, cudie, ret) : -ENOENT;
-	fault_jmp = outer;
-	charge_libdw(d, heap, own);
-	/* libdw never gives memory back while open: start over when what it read since holds
-	 * too much (once the CU being built is done). */
-	if (!d->building && d->libdw_bytes - d->open_bytes > DWARFINFO_LIBDW_BUDGET)
-		libdw_close(d);
-	return r;
+	return libdw_step(d, cu_find_step, &f);
+}
+
+static int work_step(DwarfInfo *d, void *arg)
+{
+	return cu_continue(d, arg);
 }
 
 int dwarf_info_work(DwarfInfo *d)
 {
-	sigjmp_buf jb, *outer = fault_jmp;
-	size_t heap, own;
 	CuIndex *cu;
 	int r;
 
 	if (!d->building)
 		return 0;
-	heap = heap_in_use();
-	own = own_memory(d);
-	fault_handler_install();
-	if (sigsetjmp(jb, 1)) {
-		fault_jmp = outer;
-		return libdw_faulted(d);
-	}
-	fault_jmp = &jb;
-	r = cu_continue(d, &cu);
-	fault_jmp = outer;
-	charge_libdw(d, heap, own);
-	if (!d->building && d->libdw_bytes - d->open_bytes > DWARFINFO_LIBDW_BUDGET)
-		libdw_close(d);
+	r = libdw_step(d, work_step, &cu);
 	if (r == -EINPROGRESS)
 		return d->building->decoding ? 2 : 1;
 	return r < 0 ? r : 0;

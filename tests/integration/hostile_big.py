@@ -11,6 +11,36 @@ import sys
 
 BIG_CU_FUNCS = 6000
 
+# A program that dlopens the big library (argv[1]), prints its pid and calls big_entry(100) for
+# argv[2] seconds: test_hostile's workload, and bench/dwarf-slice.py's.
+DLOPEN_C = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	void *h = dlopen(argv[1], RTLD_NOW);
+	int (*entry)(int);
+	struct timespec a, b;
+	volatile int s = 0;
+
+	if (!h || argc < 3)
+		return 1;
+	entry = (int (*)(int))dlsym(h, "big_entry");
+	printf("%d\n", getpid());
+	fflush(stdout);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	do {
+		s += entry(100);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+	} while (b.tv_sec - a.tv_sec < atoi(argv[2]));
+	return 0;
+}
+"""
+
 
 def big_cu_source(funcs=BIG_CU_FUNCS):
     out = ["static inline __attribute__((always_inline)) int leaf(int a, int b)"

@@ -40,7 +40,7 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Daemon, Env, check, fail, require_bpf, skip  # noqa: E402
-from hostile_big import big_cu_source  # noqa: E402
+from hostile_big import DLOPEN_C, big_cu_source  # noqa: E402
 
 MAX_MEMORY = 64 << 20
 STATUS_MAX_S = 0.100
@@ -110,33 +110,6 @@ int main(int argc, char **argv)
 			x += i;
 		clock_gettime(CLOCK_MONOTONIC, &b);
 	} while (b.tv_sec - a.tv_sec < atoi(argv[1]));
-	return 0;
-}
-"""
-
-DLOPEN_C = r"""
-#include <dlfcn.h>
-#include <stdio.h>
-#include <time.h>
-#include <unistd.h>
-
-int main(int argc, char **argv)
-{
-	void *h = dlopen(argv[1], RTLD_NOW);
-	int (*entry)(int);
-	struct timespec a, b;
-	volatile int s = 0;
-
-	if (!h)
-		return 1;
-	entry = (int (*)(int))dlsym(h, "big_entry");
-	printf("%d\n", getpid());
-	fflush(stdout);
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	do {
-		s += entry(1000);
-		clock_gettime(CLOCK_MONOTONIC, &b);
-	} while (b.tv_sec - a.tv_sec < 3);
 	return 0;
 }
 """
@@ -624,7 +597,7 @@ def scenarios(env, d, user, top_dir, tok):
     base_lib = os.path.join(udir, "libbase.so")
     shutil.copyfile(lib_built, base_lib)
     give(base_lib, 0o644)
-    p, base_pid = user.popen(dl, base_lib)
+    p, base_pid = user.popen(dl, base_lib, 3)
     user.run(warm, 2)
     p.stdout.read()
     p.wait()
@@ -710,7 +683,7 @@ def scenarios(env, d, user, top_dir, tok):
         lib = os.path.join(udir, f"libbig{attempt}.so")
         shutil.copyfile(lib_built, lib)
         give(lib, 0o644)
-        p, _ = user.popen(dl, lib)
+        p, _ = user.popen(dl, lib, 3)
         # Truncate and restore in a loop while the daemon drains and symbolizes the samples.
         with open(lib_built, "rb") as f:
             content = f.read()
