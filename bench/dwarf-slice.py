@@ -79,7 +79,7 @@ def one_run(build, lib, driver, seconds):
         sym = st["symbolizer"]
         return {"worst": max(took), "median": statistics.median(took), "polls": len(took),
                 "lines_at": lines_at, "slices": sym.get("dwarf_slices"),
-                "pending": sym.get("dwarf_pending"), "threads": sym.get("dwarf_threads")}
+                "pending": sym.get("dwarf_pending")}
 
 
 def main():
@@ -107,7 +107,7 @@ def main():
                               shell=True, capture_output=True, text=True).stdout.strip()
         print(f"library: {dies} DIEs in one compile unit")
         print("run  build                          status median  worst   lines after  "
-              "slices  pending  threads")
+              "slices  pending")
         results = {b: [] for b in args.build}
         for i in range(args.runs):
             for b in args.build:
@@ -116,7 +116,7 @@ def main():
                 lines = f"{r['lines_at']:.1f} s" if r["lines_at"] is not None else "never"
                 print(f"{i + 1:3}  {b[-30:]:30} {r['median'] * 1000:10.1f} ms "
                       f"{r['worst'] * 1000:6.0f} ms  {lines:>11}  {r['slices']!s:>6}  "
-                      f"{r['pending']!s:>7}  {r['threads']!s:>7}", flush=True)
+                      f"{r['pending']!s:>7}", flush=True)
         for b, rs in results.items():
             print(f"{b}: worst status median of runs "
                   f"{statistics.median(r['worst'] for r in rs) * 1000:.0f} ms")

@@ -301,7 +301,7 @@ int profiler_new(const ProfilerOptions *opts, Profiler **ret)
 	/* A quarter of the budget for address caches; symbol tables and windows take the rest. */
 	symbolizer_set_cache_budget(p->sym, opts->max_memory / 4);
 	symbolizer_set_cfi(p->sym, opts->unwind);
-	symbolizer_set_dwarf_slice(p->sym, opts->dwarf_slice_ns, 0);
+	symbolizer_set_dwarf_slice(p->sym, opts->dwarf_slice_ns);
 	r = symbolizer_set_debug_dirs(p->sym, opts->debug_dirs);
 	if (r < 0)
 		return r;

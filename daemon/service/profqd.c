@@ -937,7 +937,6 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	json_add_int(sym, "dwarf_faults", (int64_t)sy.dwarf_faults);
 	json_add_int(sym, "dwarf_pending", (int64_t)sy.dwarf_pending);
 	json_add_int(sym, "dwarf_slices", (int64_t)sy.dwarf_slices);
-	json_add_int(sym, "dwarf_threads", (int64_t)sy.dwarf_threads);
 	json_add_int(sym, "fuse_refused", (int64_t)sy.fuse_refused);
 	json_add_int(sym, "binaries_dropped", (int64_t)sy.binaries_dropped);
 	json_add_int(sym, "binaries_unloaded", (int64_t)sy.binaries_unloaded);

@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -767,13 +766,6 @@ typedef struct CuBuilder {
 	size_t n_lines, next_line;
 	uint64_t line_base;
 	bool rows_unsorted;
-	/* libdw's decoding of a big CU's line table, in a thread of its own (lines_decode()). */
-	pthread_t decoder;
-	bool decoding;	  /* started and not joined: nothing else touches libdw for d */
-	int decoded;	  /* set by the thread when it is done (atomic) */
-	int decode_error; /* -EIO: it faulted */
-	size_t heap0;	  /* heap in use when it started */
-	size_t grew;	  /* ... and what it grew by, libdw's: charged when the CU is done */
 } CuBuilder;
 
 static void cu_builder_done(CuBuilder *b)
@@ -787,8 +779,6 @@ static void cu_builder_done(CuBuilder *b)
 
 static void cu_building_done(DwarfInfo *d)
 {
-	if (d->building && d->building->decoding)
-		pthread_join(d->building->decoder, NULL);
 	if (d->building)
 		cu_builder_done(d->building);
 	free(d->building);
@@ -989,33 +979,6 @@ static void lines_fetch(CuBuilder *b)
 	}
 }
 
-/*
- * lines_fetch() in a thread of its own, for a big CU: the one part of indexing that cannot be cut
- * into slices. Meanwhile nothing else touches libdw for this binary (lookups in it that need
- * libdw wait, see cu_find()); other binaries have libdw handles of their own. A fault (the file
- * truncated) jumps back here: the thread's own jump buffer (fault_jmp is per thread).
- */
-static void *lines_decode(void *arg)
-{
-	CuBuilder *b = arg;
-	sigjmp_buf jb;
-
-	if (sigsetjmp(jb, 1)) {
-		fault_jmp = NULL;
-		b->decode_error = -EIO;
-	} else {
-		fault_jmp = &jb;
-		lines_fetch(b);
-		fault_jmp = NULL;
-	}
-	/* libdw freed a small block per row into this thread's malloc arena, where nothing would
-	 * gather them again: every mallinfo2() after (heap_in_use()) would walk all of them (0.3 s
-	 * for a CU of 580,000 DIEs). */
-	malloc_trim(0);
-	__atomic_store_n(&b->decoded, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
-
 /* Copies line b->next_line; 1 when the rows are at their bound. */
 static int line_add(DwarfInfo *d, CuBuilder *b)
 {
@@ -1080,17 +1043,6 @@ static int cu_version(Dwarf_Die *cudie)
 	return dwarf_cu_die(cudie->cu, &die, &version, NULL, NULL, NULL, NULL, NULL) ? version : 0;
 }
 
-/* The bytes of .debug_info the CU takes, header and DIEs (0 if libdw cannot say). */
-static uint64_t cu_bytes(Dwarf_Die *cudie)
-{
-	Dwarf_Off start = dwarf_dieoffset(cudie) - dwarf_cuoffset(cudie), next;
-	Dwarf *dw = dwarf_cu_getdwarf(cudie->cu);
-
-	if (!dw || dwarf_next_unit(dw, start, &next, NULL, NULL, NULL, NULL, NULL, NULL, NULL) != 0)
-		return 0;
-	return next > start ? next - start : 0;
-}
-
 /* Once the file and line tables are in: the first steps of the walk. */
 static int builder_ready(CuBuilder *b)
 {
@@ -1115,8 +1067,6 @@ static int builder_ready(CuBuilder *b)
  */
 static int cu_build_start(DwarfInfo *d, Dwarf_Die *cudie)
 {
-	uint64_t thread_bytes = d->counters && d->counters->thread_bytes ? d->counters->thread_bytes
-									 : DWARFINFO_THREAD_BYTES;
 	CuBuilder *b;
 	int r;
 
@@ -1130,15 +1080,6 @@ static int cu_build_start(DwarfInfo *d, Dwarf_Die *cudie)
 	}
 	b->cudie = *cudie;
 	d->building_cu->offset = dwarf_dieoffset(cudie);
-	/* Sliced indexing (slice_ns) of a big CU: its line table is decoded in a thread. */
-	if (d->counters && d->counters->slice_ns && cu_bytes(cudie) >= thread_bytes) {
-		b->heap0 = heap_in_use();
-		if (pthread_create(&b->decoder, NULL, lines_decode, b) == 0) {
-			b->decoding = true;
-			d->counters->threads++;
-			return 0;
-		}
-	}
 	lines_fetch(b);
 	r = builder_ready(b);
 	if (r < 0)
@@ -1241,9 +1182,6 @@ static CuIndex *cu_build_finish(DwarfInfo *d)
 	cu->n_files = b->n_row_files;
 	d->memory += sizeof(*cu) + b->n * sizeof(Range) + b->n_infos * sizeof(DieInfo) +
 		     b->n_rows * sizeof(LineRow) + b->n_row_files * sizeof(uint32_t);
-	/* As if the whole CU had been indexed in one go: libdw then goes at once if it holds too
-	 * much (dwarf_info_work()). */
-	d->libdw_bytes += b->grew;
 	free(b);
 	d->building = NULL;
 	d->building_cu = NULL;
@@ -1256,25 +1194,7 @@ static CuIndex *cu_build_finish(DwarfInfo *d)
 static int cu_build_step(DwarfInfo *d, uint64_t deadline, CuIndex **ret)
 {
 	CuBuilder *b = d->building;
-	size_t heap;
 	int r = 1;
-
-	if (b->decoding) {
-		if (!__atomic_load_n(&b->decoded, __ATOMIC_ACQUIRE))
-			return 0;
-		pthread_join(b->decoder, NULL);
-		b->decoding = false;
-		/* What libdw took for the tables, as near as the heap tells. */
-		heap = heap_in_use();
-		b->grew = heap > b->heap0 ? heap - b->heap0 : 0;
-		if (b->decode_error)
-			return libdw_faulted(d);
-		r = builder_ready(b);
-		if (r < 0) {
-			cu_building_done(d);
-			return r;
-		}
-	}
 
 	if (!b->walked) {
 		r = dies_step(d, b, deadline);
@@ -1514,9 +1434,6 @@ static int cu_find(DwarfInfo *d, uint64_t vaddr, CuIndex **ret)
 	CuFind f = { .vaddr = vaddr, .ret = ret };
 	int r;
 
-	/* libdw is the decoding thread's until it is done. */
-	if (d->building && d->building->decoding)
-		return -EINPROGRESS;
 	r = libdw_open(d);
 	if (r < 0)
 		return r;
@@ -1537,7 +1454,7 @@ int dwarf_info_work(DwarfInfo *d)
 		return 0;
 	r = libdw_step(d, work_step, &cu);
 	if (r == -EINPROGRESS)
-		return d->building->decoding ? 2 : 1;
+		return 1;
 	return r < 0 ? r : 0;
 }
 
@@ -1651,9 +1568,10 @@ bool dwarf_info_release(DwarfInfo *d, uint64_t idle_ns)
 {
 	uint64_t keep = idle_ns ? MAX(idle_ns, d->open_cpu_ns * DWARFINFO_OPEN_AMORTIZE) : 0;
 
-	/* Not in the middle of a CU, even for memory: dropped, it would be built again, over and
-	 * over while the pressure lasts. It closes libdw once done if libdw holds too much. */
-	if (!d->dwfl || now_ns() - d->libdw_used < keep || d->building)
+	/* Not idle in the middle of a CU. For memory, the CU goes with libdw: it is indexed again
+	 * once libdw may open again (reopen_after), its lookups named from the symbol table
+	 * meanwhile, as in any CU not yet indexed. */
+	if (!d->dwfl || now_ns() - d->libdw_used < keep || (idle_ns && d->building))
 		return false;
 	libdw_close(d);
 	if (idle_ns == 0)

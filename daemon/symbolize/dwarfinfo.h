@@ -12,7 +12,7 @@
  * then binary searches and a walk up the nesting. libdwfl's own address lookups
  * (dwfl_module_addrinfo) and dwarf_getscopes, hundreds of microseconds per address on big
  * binaries, are not used. A big CU can be indexed a slice at a time (DwarfCounters.slice_ns,
- * dwarf_info_work()), its line table decoded by libdw in a thread of its own.
+ * dwarf_info_work()).
  *
  * Small: libdw keeps 5 to 30 times our tables' size for the CUs it has read (line tables,
  * file lists, abbreviations) and gives nothing back while open, plus the file mappings. So
@@ -22,8 +22,7 @@
  * takes, e.g. compressed debug sections decompressed) is measured with mallinfo2 around its
  * calls and counted in dwarf_info_memory().
  *
- * The file is hostile: the work per binary is bounded (DWARFINFO_MAX_DIES). Not thread-safe
- * (the decoding thread is its own business: it touches only libdw, while nothing else does).
+ * The file is hostile: the work per binary is bounded (DWARFINFO_MAX_DIES). Not thread-safe.
  */
 #pragma once
 
@@ -57,7 +56,6 @@ typedef struct DwarfInfo DwarfInfo;
  * to decompress libc's debug sections: a minute), so that opening again for a new CU now and
  * then costs at most a thousandth of a core. */
 #define DWARFINFO_OPEN_AMORTIZE 1000u
-#define DWARFINFO_THREAD_BYTES (1u << 20)
 
 /* What opening libdwfl cost, summed over the binaries that share it. */
 typedef struct DwarfCounters {
@@ -72,10 +70,6 @@ typedef struct DwarfCounters {
 	size_t headroom;   /* memory the owner can spare now; 0 is taken as none to spare */
 	bool limited;	   /* headroom is set */
 	uint64_t slice_ns; /* CPU time a CU is indexed for at a time (0: to the end) */
-	/* With slice_ns, a CU of this many bytes of DIEs or more has libdw decode its line table
-	 * in a thread (0: DWARFINFO_THREAD_BYTES) */
-	uint64_t thread_bytes;
-	uint64_t threads; /* CUs whose line table was decoded so */
 } DwarfCounters;
 
 typedef struct DwarfFrame {
@@ -108,21 +102,20 @@ DwarfInfo *dwarf_info_free(DwarfInfo *d);
  * With counters->slice_ns, a CU is indexed for at most that much CPU time at a time: a CU
  * that takes longer (a million DIEs take half a second) is not done, and lookups in it, and in
  * any other CU not yet indexed, return -EINPROGRESS (counted in counters->pending) until
- * dwarf_info_work() has finished it. libdw decodes a CU's whole line table in one call: for a
- * CU of counters->thread_bytes or more, that runs in a thread while the caller goes on.
+ * dwarf_info_work() has finished it. The first slice also has libdw decode the CU's whole line
+ * program, in one call (40 ms of CPU for a CU of 170,000 DIEs).
  */
 int dwarf_info_lookup(DwarfInfo *d, uint64_t vaddr, DwarfFrame *out, size_t max);
-/* Indexes the CU being built for another slice: 1 while it is not done, 2 while a thread decodes
- * its line table (nothing to do now: ask again later), 0 when it is done (or none was being
- * built), or a negative errno (the build dropped). */
+/* Indexes the CU being built for another slice: 1 while it is not done, 0 when it is (or none
+ * was being built), or a negative errno (the build dropped). */
 int dwarf_info_work(DwarfInfo *d);
 bool dwarf_info_building(const DwarfInfo *d);
 
 /* Closes libdwfl if no lookup needed it for idle_ns, and for DWARFINFO_OPEN_AMORTIZE times
  * what opening it cost (idle_ns 0: now, for memory; then it opens again only that much later,
  * and lookups in CUs not yet indexed find no DWARF meanwhile: memory pressure cannot make it
- * reopen over and over); whether it did. Indexed CUs stay. Not while a CU is being indexed
- * (dwarf_info_work() closes it when that is done, if it holds too much). */
+ * reopen over and over); whether it did. Indexed CUs stay; a CU being indexed is dropped (not
+ * idle meanwhile). */
 bool dwarf_info_release(DwarfInfo *d, uint64_t idle_ns);
 /* Our tables' bytes plus the heap libdw holds while open. */
 size_t dwarf_info_memory(const DwarfInfo *d);

@@ -352,10 +352,9 @@ void symbolizer_set_cfi(Symbolizer *s, bool enabled)
 	s->want_cfi = enabled;
 }
 
-void symbolizer_set_dwarf_slice(Symbolizer *s, uint64_t cpu_ns, uint64_t thread_bytes)
+void symbolizer_set_dwarf_slice(Symbolizer *s, uint64_t cpu_ns)
 {
 	s->dwarf_counters.slice_ns = cpu_ns;
-	s->dwarf_counters.thread_bytes = thread_bytes;
 }
 
 void symbolizer_set_dwarf(Symbolizer *s, bool enabled)
@@ -1468,7 +1467,6 @@ void symbolizer_stats(const Symbolizer *s, SymbolizerStats *ret)
 	ret->dwarf_faults = s->dwarf_counters.faults;
 	ret->dwarf_pending = s->dwarf_counters.pending;
 	ret->dwarf_slices = s->dwarf_counters.slices;
-	ret->dwarf_threads = s->dwarf_counters.threads;
 	mounts_stats(s->mounts, &ms);
 	ret->fuse_refused = ms.refused;
 }

@@ -54,7 +54,6 @@ typedef struct SymbolizerStats {
 	uint64_t dwarf_faults;	    /* binaries whose DWARF faulted (truncated while read) */
 	uint64_t dwarf_pending;	    /* lookups without DWARF: their CU was being indexed */
 	uint64_t dwarf_slices;	    /* indexing slices that ended before their CU was done */
-	uint64_t dwarf_threads;	    /* CUs whose line table was decoded in a thread */
 	uint64_t fuse_refused;	    /* files not opened: on FUSE (or a device nothing tells of) */
 } SymbolizerStats;
 
@@ -72,10 +71,8 @@ void symbolizer_set_headroom(Symbolizer *s, size_t bytes);
 void symbolizer_set_cfi(Symbolizer *s, bool enabled);
 /* Read DWARF (inlined calls, source lines) of each binary (default on). Before any binary. */
 void symbolizer_set_dwarf(Symbolizer *s, bool enabled);
-/* CPU time a DWARF compile unit is indexed for at a time (0, the default: to the end), and the
- * size of a unit whose line table is decoded in a thread meanwhile (0: DWARFINFO_THREAD_BYTES;
- * see dwarf_info_lookup()). */
-void symbolizer_set_dwarf_slice(Symbolizer *s, uint64_t cpu_ns, uint64_t thread_bytes);
+/* CPU time a DWARF compile unit is indexed for at a time (0, the default: to the end). */
+void symbolizer_set_dwarf_slice(Symbolizer *s, uint64_t cpu_ns);
 /* Extra roots for separate debug files (colon-separated), searched after /usr/lib/debug. */
 int symbolizer_set_debug_dirs(Symbolizer *s, const char *dirs);
 
@@ -132,8 +129,7 @@ int symbolizer_marker_frame(Symbolizer *s, const char *name, uint32_t flags, Fra
 
 /*
  * Indexes DWARF for one slice of CPU time (symbolizer_set_dwarf_slice()) where a lookup left a
- * compile unit half done; whether there is more to do now (symbolizer_has_work() also while a
- * thread decodes a line table: call again a little later). Until a unit is done, lookups in its
+ * compile unit half done; whether any is still not done. Until a unit is done, lookups in its
  * binary name frames from the symbol table alone (no inlined calls, no lines), cached only
  * until then: each counts in symbolizer_provisional(), and stacks made of them should not be
  * cached.

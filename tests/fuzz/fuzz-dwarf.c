@@ -115,10 +115,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (file_fd < 0)
 		setup();
-	/* An input's length also says how it is indexed: in slices (of 1 ns: a few hundred DIEs
-	 * each), and with the line table decoded in a thread. */
+	/* An input's length also says how it is indexed: whole, or in slices (of 1 ns: a few
+	 * hundred DIEs each). */
 	counters.slice_ns = size & 1;
-	counters.thread_bytes = size & 2 ? 1 : UINT64_MAX;
 	fuzz_write_file(file_fd, data, size);
 	n = fuzz_addresses(data, size, addrs, FUZZ_MAX_ADDRS);
 
@@ -136,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (lookup(d, addrs[i], f) != -EINPROGRESS)
 			continue;
 		FUZZ_CHECK(counters.slice_ns && dwarf_info_building(d));
-		while ((r = dwarf_info_work(d)) == 1 || r == 2)
+		while ((r = dwarf_info_work(d)) == 1)
 			;
 		FUZZ_CHECK(!dwarf_info_building(d));
 		FUZZ_CHECK(lookup(d, addrs[i], f) != -EINPROGRESS);

@@ -1201,13 +1201,12 @@ static int cu_fault_child(const char *path)
 /*
  * The same between two slices of a big CU's walk: its first slice read the start of the CU,
  * then the file is truncated and the next slice (dwarf_info_work(), outside any lookup) reads
- * past the end. --cu-fault-sliced PATH, a copy of the big fixture; --cu-fault-thread PATH with
- * its line table decoded in a thread, where the fault may come.
+ * past the end. --cu-fault-sliced PATH, a copy of the big fixture.
  */
-static int cu_fault_sliced_child(const char *path, uint64_t thread_bytes)
+static int cu_fault_sliced_child(const char *path)
 {
 	DwarfFrame frames[SYMBOLIZER_MAX_INLINE];
-	DwarfCounters counters = { .slice_ns = 1, .thread_bytes = thread_bytes };
+	DwarfCounters counters = { .slice_ns = 1 };
 	DwarfInfo *d = NULL;
 	NmTable nm = { 0 };
 	int fd, n, r;
@@ -1222,8 +1221,7 @@ static int cu_fault_sliced_child(const char *path, uint64_t thread_bytes)
 		return 3;
 	if (truncate(path, 4096) < 0)
 		return 4;
-	/* With a thread, the fault may come in it (decoding the line table) or after it. */
-	while ((r = dwarf_info_work(d)) == 1 || r == 2)
+	while ((r = dwarf_info_work(d)) == 1)
 		;
 	if (r != -EIO || counters.faults != 1 || dwarf_info_building(d))
 		return 5;
@@ -1262,8 +1260,6 @@ static void test_fault_between_slices(void **state)
 	assert_true(asprintf(&path, "%s/libbig.so", dir) > 0);
 	assert_int_equal(run("cp %s %s", FIXTURE_DWARF_BIG, path), 0);
 	cu_fault_run("--cu-fault-sliced", path);
-	assert_int_equal(run("cp %s %s", FIXTURE_DWARF_BIG, path), 0);
-	cu_fault_run("--cu-fault-thread", path);
 }
 
 static void test_fault_in_cu_walk(void **state)
@@ -1505,7 +1501,7 @@ static void test_replaced_in_place(void **state)
  * counted as provisional, and once symbolizer_work() has finished the unit every address has
  * the frames an index built in one go gives (the same store: the same frame ids).
  */
-static void sliced_index(uint64_t thread_bytes)
+static void test_sliced_index(void **state)
 {
 	static const char *const names[] = { "f7", "f123", "f399", "big_entry" };
 	FrameId ids[SYMBOLIZER_MAX_INLINE], want[SYMBOLIZER_MAX_INLINE];
@@ -1518,6 +1514,7 @@ static void sliced_index(uint64_t thread_bytes)
 	unsigned slices = 0;
 	size_t n;
 
+	(void)state;
 	assert_int_equal(nm_table_add(&nm, "", FIXTURE_DWARF_BIG), 0);
 	assert_int_equal(store_new(&store), 0);
 	world_open(&whole, store, FIXTURE_DWARF_BIG, NULL);
@@ -1526,7 +1523,7 @@ static void sliced_index(uint64_t thread_bytes)
 	binary_unref(sliced.sym, sliced.b);
 	sliced.map = map_of(FIXTURE_DWARF_BIG);
 	assert_int_equal(symbolizer_binary(sliced.sym, getpid(), &sliced.map, &sliced.b), 0);
-	symbolizer_set_dwarf_slice(sliced.sym, 1, thread_bytes);
+	symbolizer_set_dwarf_slice(sliced.sym, 1);
 
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		f = nm_must_find(&nm, names[i]);
@@ -1541,21 +1538,17 @@ static void sliced_index(uint64_t thread_bytes)
 		assert_int_equal(symbolizer_provisional(sliced.sym), prov + 2);
 	}
 	assert_true(symbolizer_has_work(sliced.sym));
-	for (unsigned calls = 0; symbolizer_has_work(sliced.sym); calls++) {
-		/* false while the thread decodes: nothing to do now. */
-		if (symbolizer_work(sliced.sym))
-			slices++;
-		else if (symbolizer_has_work(sliced.sym))
-			usleep(1000);
-		assert_true(calls < 1000000);
+	while (symbolizer_work(sliced.sym)) {
+		slices++;
+		assert_true(slices < 1000000);
 	}
+	assert_false(symbolizer_has_work(sliced.sym));
 	symbolizer_stats(sliced.sym, &st);
 	/* A DIE count is checked against the deadline every 256: a few thousand DIEs take many
 	 * slices. */
 	assert_true(slices >= 4);
 	assert_true(st.dwarf_slices >= slices);
 	assert_int_equal(st.dwarf_pending, ARRAY_SIZE(names));
-	assert_int_equal(st.dwarf_threads, thread_bytes == 1);
 
 	prov = symbolizer_provisional(sliced.sym);
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
@@ -1579,27 +1572,12 @@ static void sliced_index(uint64_t thread_bytes)
 	nm_table_done(&nm);
 }
 
-static void test_sliced_index(void **state)
-{
-	(void)state;
-	sliced_index(0); /* the fixture is below the size for a thread */
-}
-
-/* The same with libdw's decoding of the line table in a thread (any unit's, for the test). */
-static void test_sliced_index_thread(void **state)
-{
-	(void)state;
-	sliced_index(1);
-}
-
 int main(int argc, char **argv)
 {
 	if (argc == 3 && streq(argv[1], "--cu-fault"))
 		return cu_fault_child(argv[2]);
 	if (argc == 3 && streq(argv[1], "--cu-fault-sliced"))
-		return cu_fault_sliced_child(argv[2], 0);
-	if (argc == 3 && streq(argv[1], "--cu-fault-thread"))
-		return cu_fault_sliced_child(argv[2], 1);
+		return cu_fault_sliced_child(argv[2]);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_inline_frames),
 		cmocka_unit_test(test_leaf_lines),
@@ -1617,7 +1595,6 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_owner_access),
 		cmocka_unit_test(test_replaced_in_place),
 		cmocka_unit_test(test_sliced_index),
-		cmocka_unit_test(test_sliced_index_thread),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
