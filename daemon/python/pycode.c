@@ -360,3 +360,38 @@ uint32_t pycode_line(const PyLayout *l, const uint8_t *table, size_t len, uint32
 		return 0;
 	}
 }
+
+static int read_u64(PyReadFn read, void *userdata, uint64_t addr, uint64_t *ret)
+{
+	return read(userdata, addr, ret, sizeof(*ret));
+}
+
+int pythreads_read(const PyLayout *l, PyReadFn read, void *userdata, uint64_t runtime,
+		   PyThreadRef *out, size_t *ret_n)
+{
+	size_t n = 0, steps = 0;
+	uint64_t interp;
+	int r;
+
+	r = read_u64(read, userdata, runtime + l->runtime_interpreters_head, &interp);
+	for (unsigned k = 0; r >= 0 && interp && k < PY_INTERPRETERS_MAX; k++) {
+		uint64_t tstate;
+
+		r = read_u64(read, userdata, interp + l->interp_threads_head, &tstate);
+		/* Steps, not states kept, bound the walk: a list looping through a state with no
+		 * thread id adds none. */
+		while (r >= 0 && tstate && steps++ < PY_THREADS_MAX) {
+			out[n].tstate = tstate;
+			r = read_u64(read, userdata, tstate + l->bpf.tstate_thread_id,
+				     &out[n].thread);
+			if (r >= 0)
+				r = read_u64(read, userdata, tstate + l->tstate_next, &tstate);
+			if (r >= 0 && out[n].thread)
+				n++;
+		}
+		if (r >= 0)
+			r = read_u64(read, userdata, interp + l->interp_next, &interp);
+	}
+	*ret_n = n;
+	return r < 0 ? r : 0;
+}

@@ -43,6 +43,21 @@ int pycode_read(const PyLayout *l, PyReadFn read, void *userdata, uint64_t addr,
 /* Frees what *c owns and clears it; a cleared PyCode is a no-op. */
 void pycode_done(PyCode *c);
 
+#define PY_INTERPRETERS_MAX 16 /* interpreters walked in one process */
+#define PY_THREADS_MAX 1024    /* thread states read in one process */
+
+/* A thread state of an interpreter: the pthread_t it says it is, and its address. */
+typedef struct PyThreadRef {
+	uint64_t thread;
+	uint64_t tstate;
+} PyThreadRef;
+
+/* Walks the interpreters of _PyRuntime at runtime and their thread lists: up to PY_THREADS_MAX
+ * steps in all (a list that loops, or through states of no thread, ends there), the states
+ * with a thread id into out (PY_THREADS_MAX of them), *ret_n of them. 0, or the read's error. */
+int pythreads_read(const PyLayout *l, PyReadFn read, void *userdata, uint64_t runtime,
+		   PyThreadRef *out, size_t *ret_n);
+
 /* The source line of the instruction at byte offset `offset` (as the BPF walk records it,
  * pylayout.h) exactly as the version's PyCode_Addr2Line() gives it; a negative offset (as an
  * int32: a frame not started yet) gives firstlineno as CPython does. 0 when the table says the

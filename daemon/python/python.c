@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -15,15 +16,14 @@
 #include "base/macro.h"
 #include "base/procfs.h"
 #include "base/timeutil.h"
+#include "python/memreader.h"
 #include "python/pycode.h"
 #include "python/pylayout.h"
 #include "python/python.h"
 
 /* Bounds on what one process can make us do. */
-#define INTERPRETERS_MAX 16 /* interpreters walked in one process */
-#define THREADS_MAX 1024    /* thread states read in one process */
-#define RUNTIME_READ 4096u  /* bytes of _PyRuntime read for 3.13's debug offsets */
-#define CODES_MAX 65536u    /* code objects cached, all processes */
+#define RUNTIME_READ 4096u /* bytes of _PyRuntime read for 3.13's debug offsets */
+#define CODES_MAX 65536u   /* code objects cached, all processes */
 #define CODE_BYTES_MAX (16u << 20)
 /* Thread lists are read again on a sample of an unknown thread, at most this often; the
  * interval doubles (up to SCAN_MAX_NS) while the reads find nothing new. */
@@ -40,16 +40,18 @@
 #define EXECS_MAX 64
 
 #define LINE_MEMO 8
+/* How long a read of a process's memory may take before its reader is killed: microseconds
+ * normally, tens of milliseconds on a loaded machine. */
+#define MEM_TIMEOUT_NS (250 * NSEC_PER_MSEC)
 
-typedef struct PyThread {
-	uint64_t thread; /* pthread_t */
-	uint64_t tstate;
-} PyThread;
+typedef PyThreadRef PyThread; /* pthread_t, and its thread state */
 
 struct PyProc {
 	uint32_t pid;
 	uint64_t start_ns;
-	int mem_fd; /* /proc/PID/mem, bound to the address space it was opened on */
+	int mem_fd;	   /* /proc/PID/mem, bound to the address space it was opened on */
+	uint32_t uid;	   /* whose memory it is (the owner of /proc/PID/mem) */
+	MemReader *reader; /* reads it (borrowed from Python) */
 	PyLayout layout;
 	uint32_t layout_index;
 	uint64_t runtime, code_type, eval_lo, eval_hi;
@@ -102,6 +104,7 @@ struct Python {
 	PendingExec execs[EXECS_MAX];
 	size_t n_execs;
 	HashIndex *code_index;
+	MemReader *reader;
 	PythonStats stats;
 };
 
@@ -115,17 +118,22 @@ static uint64_t now_boot_ns(void)
 
 /* ---- process memory ---- */
 
+/*
+ * Reads the process's memory in the reader's child process: a page of a file on FUSE, which a
+ * process can point us at, waits for that file system's daemon (memreader.h). A read that
+ * timed out makes the process's memory read no more.
+ */
 static int mem_read(void *userdata, uint64_t addr, void *buf, size_t len)
 {
-	const PyProc *pp = userdata;
-	ssize_t n;
+	PyProc *pp = userdata;
+	int r;
 
-	if (addr > INT64_MAX || len > INT64_MAX - addr)
-		return -EFAULT;
-	n = pread(pp->mem_fd, buf, len, (off_t)addr);
-	if (n < 0)
-		return negative_errno();
-	return (size_t)n == len ? 0 : -EFAULT;
+	if (pp->dead)
+		return -ESRCH;
+	r = mem_reader_read(pp->reader, pp->mem_fd, pp->uid, addr, buf, len);
+	if (r == -ETIMEDOUT)
+		pp->dead = true;
+	return r;
 }
 
 static int read_u64(PyProc *pp, uint64_t addr, uint64_t *ret)
@@ -232,22 +240,26 @@ static void codes_compact(Python *py)
 static int code_read(Python *py, PyProc *pp, uint64_t addr, uint32_t ident, CodeEntry *ret)
 {
 	_cleanup_(pycode_done) PyCode code = { 0 };
-	uint8_t idbytes[PROFQ_PY_IDENT_LEN];
 	int r;
 
 	*ret = (CodeEntry){
 		.pid = pp->pid, .start_ns = pp->start_ns, .addr = addr, .ident = ident
 	};
 	memset(ret->memo_offset, 0xff, sizeof(ret->memo_offset));
-	/* First the identity bytes alone: an object that is not the sampled one (a process can
-	 * make that so on every sample) costs one small read, not its strings and line table. */
-	r = mem_read(pp, addr + pp->layout.bpf.code_ident, idbytes, sizeof(idbytes));
-	if (r >= 0 && py_ident_hash(idbytes) != ident) {
+	if (pp->dead)
+		return -ESRCH;
+	/* Read and parsed in the reader's child, identity bytes first: an object that is not the
+	 * sampled one (a process can make that so on every sample) is found so before its strings
+	 * and line table are read (-ECHILD). */
+	r = mem_reader_code(pp->reader, pp->mem_fd, pp->uid, &pp->layout, addr, pp->code_type,
+			    ident, &code);
+	if (r == -ETIMEDOUT)
+		pp->dead = true;
+	if (r == -ECHILD) {
 		py->stats.code_changed++;
 		return -ESTALE;
 	}
 	py->stats.code_reads++;
-	r = pycode_read(&pp->layout, mem_read, pp, addr, pp->code_type, &code);
 	if (r == -ENOMEM)
 		return r;
 	if (r == -ESTALE || (r >= 0 && code.ident != ident)) {
@@ -374,36 +386,20 @@ static int thread_cmp(const void *a, const void *b)
 static int scan_threads(Python *py, PyProc *pp, uint64_t mono_ns)
 {
 	_cleanup_free_ PyThread *found = NULL;
-	const PyLayout *l = &pp->layout;
-	size_t n = 0, added = 0, i = 0, j = 0, steps = 0;
-	uint64_t interp;
+	size_t n = 0, added = 0, i = 0, j = 0;
 	int r;
 
 	py->stats.thread_scans++;
 	pp->last_scan_ns = mono_ns;
-	found = calloc(THREADS_MAX, sizeof(*found));
+	found = calloc(PY_THREADS_MAX, sizeof(*found));
 	if (!found)
 		return -ENOMEM;
-	r = read_u64(pp, pp->runtime + l->runtime_interpreters_head, &interp);
-	for (unsigned k = 0; r >= 0 && interp && k < INTERPRETERS_MAX; k++) {
-		uint64_t tstate;
-
-		r = read_u64(pp, interp + l->interp_threads_head, &tstate);
-		/* Steps, not states kept, bound the walk: a list looping through a state with no
-		 * thread id adds none. */
-		while (r >= 0 && tstate && steps++ < THREADS_MAX) {
-			found[n].tstate = tstate;
-			r = read_u64(pp, tstate + l->bpf.tstate_thread_id, &found[n].thread);
-			if (r >= 0)
-				r = read_u64(pp, tstate + l->tstate_next, &tstate);
-			if (r >= 0 && found[n].thread)
-				n++;
-		}
-		if (r >= 0)
-			r = read_u64(pp, interp + l->interp_next, &interp);
-	}
+	/* Walked in the reader's child: one round trip for up to thousands of reads. */
+	r = pp->dead ? -ESRCH
+		     : mem_reader_threads(pp->reader, pp->mem_fd, pp->uid, &pp->layout, pp->runtime,
+					  (PyThreadRef *)found, &n);
 	if (r < 0) {
-		if (r == -ESRCH || r == -EIO)
+		if (r == -ESRCH || r == -EIO || r == -ETIMEDOUT)
 			pp->dead = true;
 		return r;
 	}
@@ -599,6 +595,7 @@ static int attach(Python *py, uint32_t pid, uint64_t start_ns, Binary *binary, c
 	};
 	_cleanup_free_ PyProc *pp = NULL;
 	struct profq_py_proc v;
+	struct stat st;
 	int r;
 
 	r = symbolizer_binary_find(binary, map, q, ARRAY_SIZE(q));
@@ -624,6 +621,8 @@ static int attach(Python *py, uint32_t pid, uint64_t start_ns, Binary *binary, c
 		py->stats.attach_errors++;
 		return pp->mem_fd;
 	}
+	pp->uid = fstat(pp->mem_fd, &st) == 0 ? st.st_uid : UINT32_MAX;
+	pp->reader = py->reader;
 	r = find_layout(py, pp, minor, q[3].vaddr, q[0].size);
 	if (r < 0) {
 		close(pp->mem_fd);
@@ -982,8 +981,15 @@ size_t python_memory(const Python *py)
 
 void python_stats(const Python *py, PythonStats *ret)
 {
+	MemReaderStats ms;
+
 	*ret = py->stats;
 	ret->code_cache_entries = py->n_codes;
+	mem_reader_stats(py->reader, &ms);
+	ret->mem_reads = ms.reads;
+	ret->mem_timeouts = ms.timeouts;
+	ret->mem_readers = ms.children;
+	ret->mem_readers_stuck = ms.stuck;
 }
 
 int python_new(Store *store, Symbolizer *sym, const PyMapOps *ops, Python **ret)
@@ -998,6 +1004,9 @@ int python_new(Store *store, Symbolizer *sym, const PyMapOps *ops, Python **ret)
 	py->sym = sym;
 	py->ops = *ops;
 	r = hash_index_new(&py->code_index);
+	if (r < 0)
+		return r;
+	r = mem_reader_new(MEM_TIMEOUT_NS, &py->reader);
 	if (r < 0)
 		return r;
 	r = store_intern_string(store, "[python]", &py->module);
@@ -1017,6 +1026,7 @@ Python *python_free(Python *py)
 	codes_clear(py);
 	free(py->codes);
 	hash_index_free(py->code_index);
+	mem_reader_free(py->reader);
 	store_string_unref(py->store, py->module);
 	free(py);
 	return NULL;

@@ -64,6 +64,10 @@ typedef struct PythonStats {
 	uint64_t walk_truncated;      /* walks cut at the frame limit */
 	uint64_t merge_unmatched;     /* Python frames with no evaluation frame to stand in for */
 	uint64_t map_errors;	      /* BPF map updates that failed (maps full) */
+	uint64_t mem_reads;	      /* reads of process memory (in the reader's child) */
+	uint64_t mem_timeouts;	      /* ... that took too long: the process read no more */
+	uint64_t mem_readers;	      /* reader children started */
+	uint64_t mem_readers_stuck;   /* ... killed, still waiting in the kernel now */
 } PythonStats;
 
 typedef struct Python Python;

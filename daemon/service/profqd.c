@@ -720,6 +720,10 @@ static int status_python(Profqd *m, const ProfilerStats *ps, json_object *status
 	json_add_int(o, "walk_truncated", (int64_t)py.walk_truncated);
 	json_add_int(o, "unmatched_stacks", (int64_t)ps->python_unmatched);
 	json_add_int(o, "map_errors", (int64_t)py.map_errors);
+	json_add_int(o, "mem_reads", (int64_t)py.mem_reads);
+	json_add_int(o, "mem_timeouts", (int64_t)py.mem_timeouts);
+	json_add_int(o, "mem_readers", (int64_t)py.mem_readers);
+	json_add_int(o, "mem_readers_stuck", (int64_t)py.mem_readers_stuck);
 	json_object_object_add(status, "python", o);
 	return 0;
 }

@@ -32,7 +32,7 @@ class FuseFS:
         self.mountpoint = mountpoint
         self.names = sorted(files)
         self.data = [files[n] for n in self.names]
-        self.hold = set()  # pids whose requests are left unanswered
+        self.hold = set()  # pids whose requests (and their children's) are left unanswered
         self.held = 0  # requests left unanswered
         self.fd = os.open("/dev/fuse", os.O_RDWR)
         libc = ctypes.CDLL(None, use_errno=True)
@@ -56,6 +56,16 @@ class FuseFS:
         except OSError:
             pass  # the request was interrupted, or the connection is gone
 
+    def holds(self, pid):
+        if pid in self.hold:
+            return True
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                ppid = next(int(line.split()[1]) for line in f if line.startswith("PPid:"))
+        except (OSError, StopIteration, ValueError):
+            return False
+        return ppid in self.hold
+
     def serve(self):
         while True:
             try:
@@ -68,7 +78,7 @@ class FuseFS:
                 continue
             _, op, unique, node, _, _, pid, _ = IN_HEADER.unpack_from(req)
             body = req[IN_HEADER.size:]
-            if pid in self.hold and op not in (FORGET, BATCH_FORGET, INTERRUPT):
+            if self.holds(pid) and op not in (FORGET, BATCH_FORGET, INTERRUPT):
                 self.held += 1
                 continue
             self.handle(op, unique, node, body)

@@ -6,7 +6,11 @@ even a stat() of the file would hold profqd's main loop for as long. The test se
 workload from its own FUSE file system (tests/integration/fusefs.py), answering everyone but
 profqd, and runs it from there: profqd must not send the file system a single request, keep
 answering, count the refusal, and still count the workload's samples. The same for a perf map:
-a process running JIT code with that file system as its /tmp (a mount namespace of its own)."""
+a process running JIT code with that file system as its /tmp (a mount namespace of its own).
+And for the memory of a Python process, which profqd reads in a child of its own: a fake
+interpreter (python/fakepy.c) whose code object's name lies in an untouched page of a file on
+that file system; the read waits, the child is killed after the time limit, and status goes on
+answering meanwhile."""
 
 import os
 import subprocess
@@ -24,6 +28,7 @@ if not os.path.exists("/dev/fuse"):
 mnt = tempdir("profq-test-fuse-")
 with open(env.workload("split"), "rb") as f:
     binary = f.read()
+FAKEPY_C = os.path.join(os.path.dirname(os.path.abspath(__file__)), "python", "fakepy.c")
 
 
 def poll_status(d, p):
@@ -54,9 +59,24 @@ def jit_with_fuse_tmp(d):
     return jit_pid, answered, worst
 
 
+def python_with_fuse_page(d):
+    """Runs a fake Python 3.11 for 3 s whose code object's name is in a page of the FUSE file
+    system's file "page"; status asked meanwhile. Its pid, how many status answers came, the
+    slowest, and the python counters before and after."""
+    fake = os.path.join(tempdir("profq-test-fakepy-"), "python3.11")
+    subprocess.run(["cc", "-O1", "-rdynamic", "-o", fake, FAKEPY_C, "-lpthread"], check=True)
+    before = d.json("status")["python"]
+    p = popen([fake, "mapped", "fuse", "3"], stdout=subprocess.PIPE, text=True,
+              env=dict(os.environ, FAKEPY_MAP=os.path.join(mnt, "page")))
+    pid = int(p.stdout.readline())
+    answered, worst = poll_status(d, p)
+    d.wait_caught_up()
+    return pid, answered, worst, before, d.json("status")["python"]
+
+
 with Daemon(env) as d:
     try:
-        fs = FuseFS(mnt, {"split": binary})
+        fs = FuseFS(mnt, {"split": binary, "page": b"A" * (64 << 10)})
     except OSError as e:
         skip(f"cannot mount a FUSE file system here: {e}")
     try:
@@ -73,10 +93,13 @@ with Daemon(env) as d:
         # its own) runs code no binary holds: profqd looks for its perf map in its /tmp.
         jit_pid, jit_answered, jit_worst = jit_with_fuse_tmp(d)
         st_jit = d.json("status")
+        held = fs.held
+        py_pid, py_answered, py_worst, py_before, py_after = python_with_fuse_page(d)
     finally:
         fs.close()
 
-check(fs.held == 0, f"profqd sent the FUSE file system no request ({fs.held} left unanswered)")
+check(held == 0, f"profqd sent the FUSE file system no request for the binary or the perf map "
+      f"({held} left unanswered)")
 check(answered >= 5, f"status answered while the workload ran ({answered} times, the slowest "
       f"in {worst:.2f} s)")
 check(st["symbolizer"]["fuse_refused"] >= 1,
@@ -90,3 +113,10 @@ check(jit_answered >= 5, f"status answered while the JIT process ran ({jit_answe
 refused = st_jit["symbolizer"]["fuse_refused"] - st["symbolizer"]["fuse_refused"]
 check(refused >= 1, f"its perf map, in the FUSE /tmp, was refused and counted ({refused})")
 print("ok")
+check(fs.held > held, f"the Python process's page was read through the FUSE file system "
+      f"({fs.held - held} requests left unanswered)")
+check(py_answered >= 5, f"status answered while the Python process's memory read waited "
+      f"({py_answered} times, the slowest in {py_worst:.2f} s)")
+timeouts = py_after["mem_timeouts"] - py_before["mem_timeouts"]
+check(timeouts >= 1, f"the read that waited timed out and was counted (python.mem_timeouts "
+      f"{timeouts}, reader children {py_after['mem_readers']})")

@@ -12,13 +12,16 @@
  * like a function name.
  *
  * Built as an executable (python3.11) or, with -DFAKEPY_LIB, as libpython3.12.so whose
- * fakepy_main() a host program calls.
+ * fakepy_main() a host program calls. Scenario "mapped" (test_fuse.py) maps the file
+ * FAKEPY_MAP names (64 KiB) and puts a code object's name in it.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -260,6 +263,19 @@ static void setup(const char *scenario, const char *tok, uint64_t self)
 		put64(t, L->ts_next, (uint64_t)(uintptr_t)t);
 		put64(i, L->interp_next, (uint64_t)(uintptr_t)i);
 		set_interp(i);
+	} else if (strcmp(scenario, "mapped") == 0) {
+		/* A code object whose name lies in a page of the file FAKEPY_MAP names, mapped
+		 * and never touched: whoever reads the name makes the kernel fetch the page from
+		 * the file's file system. */
+		const char *path = getenv("FAKEPY_MAP");
+		int fd = path ? open(path, O_RDONLY) : -1;
+		char *m = fd >= 0 ? mmap(NULL, 1 << 16, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+
+		if (m == MAP_FAILED)
+			abort();
+		f = frame(code(m + (8 << 10), ascii("/fake/mapped.py"), bytes(4, 4, 0x80), 1, 0x200),
+			  frame(ok_code, NULL));
+		set_interp(interp(tstate(self, NULL, f)));
 	} else if (strcmp(scenario, "long") == 0) {
 		/* 100,000 thread states of no thread; this thread's is the last. */
 		void *t = tstate(self, NULL, frame(ok_code, NULL));
