@@ -32,6 +32,21 @@ static int self_mem(void)
 	return fd;
 }
 
+/* The reader's child: the only child of this process's main thread. */
+static pid_t reader_child(void)
+{
+	char path[64];
+	pid_t child = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+	f = fopen(path, "re");
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%d", &child), 1);
+	fclose(f);
+	return child;
+}
+
 static void test_reads(void **state)
 {
 	_cleanup_free_ uint8_t *big = malloc(3 * MEM_READER_MAX + 17), *got = NULL;
@@ -84,7 +99,6 @@ static void test_child_unprivileged(void **state)
 	char path[64], status[4096] = { 0 };
 	MemReader *m = NULL;
 	uint64_t out;
-	pid_t child = 0;
 	FILE *f;
 
 	(void)state;
@@ -93,13 +107,7 @@ static void test_child_unprivileged(void **state)
 	assert_int_equal(mem_reader_new(TIMEOUT_NS, &m), 0);
 	assert_int_equal(mem_reader_read(m, fd, 0, (uint64_t)(uintptr_t)&out, &out, sizeof(out)),
 			 0);
-	/* Our only child. */
-	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
-	f = fopen(path, "re");
-	assert_non_null(f);
-	assert_int_equal(fscanf(f, "%d", &child), 1);
-	fclose(f);
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)child);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)reader_child());
 	f = fopen(path, "re");
 	assert_non_null(f);
 	assert_true(fread(status, 1, sizeof(status) - 1, f) > 0);
@@ -117,9 +125,7 @@ static void test_child_killed(void **state)
 	uint64_t word = 42, out = 0;
 	MemReader *m = NULL;
 	MemReaderStats st;
-	char path[64];
-	pid_t child = 0;
-	FILE *f;
+	pid_t child;
 	int r;
 
 	(void)state;
@@ -128,11 +134,7 @@ static void test_child_killed(void **state)
 	assert_int_equal(mem_reader_new(TIMEOUT_NS, &m), 0);
 	assert_int_equal(mem_reader_read(m, fd, 0, (uint64_t)(uintptr_t)&word, &out, sizeof(out)),
 			 0);
-	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
-	f = fopen(path, "re");
-	assert_non_null(f);
-	assert_int_equal(fscanf(f, "%d", &child), 1);
-	fclose(f);
+	child = reader_child();
 	assert_int_equal(kill(child, SIGKILL), 0);
 	assert_int_equal(waitpid(child, NULL, 0), child);
 	r = mem_reader_read(m, fd, 0, (uint64_t)(uintptr_t)&word, &out, sizeof(out));
