@@ -221,8 +221,10 @@ with Daemon(env) as d:
 
     ps = d.json("ps", "--pid", str(shell.pid), "--children")
     pids = {r["pid"] for r in ps["rows"]}
-    check(len(pids) >= 3 and all(r["ppid"] == shell.pid for r in ps["rows"]
-                                 if r["pid"] != shell.pid),
+    # ps lists the processes sampled in the range: the shell, which only forks and waits, may
+    # have no sample of its own on a loaded machine (seen once in ten suite runs).
+    check(len(pids - {shell.pid}) >= 2 and all(r["ppid"] == shell.pid for r in ps["rows"]
+                                               if r["pid"] != shell.pid),
           f"ps --children lists the children with the shell as parent ({sorted(pids)})")
     by_ps = sum(r["samples"] for r in ps["rows"])
     check(tc["sampled"]["samples"] == by_ps,
