@@ -273,7 +273,8 @@ static void setup(const char *scenario, const char *tok, uint64_t self)
 
 		if (m == MAP_FAILED)
 			abort();
-		f = frame(code(m + (8 << 10), ascii("/fake/mapped.py"), bytes(4, 4, 0x80), 1, 0x200),
+		f = frame(code(m + (8 << 10), ascii("/fake/mapped.py"), bytes(4, 4, 0x80), 1,
+			       0x200),
 			  frame(ok_code, NULL));
 		set_interp(interp(tstate(self, NULL, f)));
 	} else if (strcmp(scenario, "long") == 0) {
