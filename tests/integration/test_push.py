@@ -12,6 +12,7 @@ next run). Credentials come from --push-token-file (a bearer token, then user:pa
 HTTPS endpoint with a self-signed certificate is refused (the system's CA store). One
 upload is also read by `go tool pprof`, which must see the same samples."""
 
+import atexit
 import base64
 import email
 import email.policy
@@ -259,26 +260,37 @@ def cgroup2_mount():
     return None
 
 
+CGROUPS_MADE = []
+
+
+@atexit.register
+def remove_cgroups():
+    for cgroup in CGROUPS_MADE:
+        for _ in range(100):  # the cgroup empties a moment after the process is reaped
+            try:
+                os.rmdir(cgroup)
+                break
+            except OSError:
+                time.sleep(0.05)
+
+
 def run_split(seconds, unit=None):
     """The split workload for `seconds` (in a cgroup named like the systemd unit `unit`, made
-    for it); returns its pid once it has exited."""
+    for it and removed when the test ends: a unit's cgroup outlives a process's last samples,
+    and profqd, seconds behind on a loaded machine, names a process gone by its cgroup's id);
+    returns its pid once it has exited."""
     if not unit:
         p, pid = start_workload(env, "split", "--seconds", seconds)
         p.wait(timeout=60)
         return pid
     cgroup = os.path.join(CGROUP2, unit)
     os.mkdir(cgroup)
+    CGROUPS_MADE.append(cgroup)
     p = subprocess.Popen(["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup,
                           env.workload("split"), "--seconds", str(seconds)],
                          stdout=subprocess.PIPE, text=True)
     pid = int(p.stdout.readline())
     p.communicate(timeout=60)
-    for _ in range(100):  # the cgroup empties a moment after the process is reaped
-        try:
-            os.rmdir(cgroup)
-            break
-        except OSError:
-            time.sleep(0.05)
     return pid
 
 
