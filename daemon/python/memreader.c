@@ -1,28 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
-#include <linux/capability.h>
 #include <stdbool.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/macro.h"
 #include "python/memreader.h"
 #include "python/pycode.h"
+#include "service/sandbox.h"
 
-/* The uid the child reads as: it needs none of root's rights for descriptors opened for it. */
-#define CHILD_UID 65534
-/* Children killed while waiting in the kernel: a FUSE request its daemon has taken is waited
- * out whatever the signal, so such a child lives on until the file system answers or goes.
- * Past this many, no more reads. */
-#define STUCK_MAX 16
 /* A uid whose processes' memory timed out this many times is read no more. */
 #define UID_TIMEOUTS_MAX 2
 #define UIDS_MAX 64
@@ -69,11 +59,8 @@ typedef struct UidTimeouts {
 
 struct MemReader {
 	uint64_t timeout_ns;
-	pid_t child;  /* 0: none */
-	int sock;     /* our end of the pair, -1 without a child */
+	Sandbox child;
 	uint8_t *buf; /* an answer, up to ANSWER_MAX bytes */
-	pid_t stuck[STUCK_MAX];
-	size_t n_stuck;
 	UidTimeouts uids[UIDS_MAX];
 	size_t n_uids;
 	MemReaderStats stats;
@@ -91,50 +78,17 @@ int mem_reader_new(uint64_t timeout_ns, MemReader **ret)
 		return -ENOMEM;
 	}
 	m->timeout_ns = timeout_ns;
-	m->sock = -1;
+	sandbox_init(&m->child);
 	*ret = m;
 	return 0;
-}
-
-/* Waits for those stuck children that have ended since. */
-static void reap_stuck(MemReader *m)
-{
-	for (size_t i = 0; i < m->n_stuck;) {
-		if (waitpid(m->stuck[i], NULL, WNOHANG) != 0)
-			m->stuck[i] = m->stuck[--m->n_stuck];
-		else
-			i++;
-	}
-}
-
-/* Kills the child and waits for it up to wait_ns: it may be waiting on a file system that
- * never answers, and then it is reaped later (reap_stuck()). */
-static void child_stop(MemReader *m, uint64_t wait_ns)
-{
-	const struct timespec step = { .tv_nsec = NSEC_PER_MSEC };
-	pid_t r;
-
-	if (m->sock >= 0)
-		close(m->sock);
-	m->sock = -1;
-	if (m->child > 0) {
-		(void)kill(m->child, SIGKILL);
-		while ((r = waitpid(m->child, NULL, WNOHANG)) == 0 && wait_ns >= NSEC_PER_MSEC) {
-			nanosleep(&step, NULL);
-			wait_ns -= NSEC_PER_MSEC;
-		}
-		if (r == 0 && m->n_stuck < STUCK_MAX)
-			m->stuck[m->n_stuck++] = m->child;
-	}
-	m->child = 0;
 }
 
 MemReader *mem_reader_free(MemReader *m)
 {
 	if (!m)
 		return NULL;
-	child_stop(m, 100 * NSEC_PER_MSEC);
-	reap_stuck(m);
+	sandbox_stop(&m->child, 100 * NSEC_PER_MSEC);
+	sandbox_reap(&m->child);
 	free(m->buf);
 	free(m);
 	return NULL;
@@ -194,46 +148,19 @@ static size_t child_code(int fd, const Request *q, uint8_t *buf)
  * closes. It is a fork of a process with threads: system calls, and glibc's malloc (which
  * makes itself whole in a forked child) for the code objects it parses.
  */
-_Noreturn static void child_main(int sock, uint8_t *buf, pid_t parent)
+static void child_main(int sock, void *userdata)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))];
+	uint8_t *buf = userdata;
 
-	struct __user_cap_header_struct cap_header = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct no_caps[2] = { { 0 } };
-
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-		_exit(0);
-	if ((sock > 3 && syscall(SYS_close_range, 3, sock - 1, 0) < 0) ||
-	    syscall(SYS_close_range, sock + 1, ~0u, 0) < 0)
-		_exit(1);
-	/* Nothing of profqd's rights is needed with the descriptors opened for it: an unprivileged
-	 * uid and no capabilities where profqd may give them up (run as root). The shipped unit's
-	 * system call filter refuses setresuid() and capset() to user profq: then as profqd is. */
-	if (syscall(SYS_setgroups, 0, NULL) == 0 &&
-	    syscall(SYS_setresgid, CHILD_UID, CHILD_UID, CHILD_UID) == 0)
-		(void)syscall(SYS_setresuid, CHILD_UID, CHILD_UID, CHILD_UID);
-	(void)syscall(SYS_capset, &cap_header, no_caps);
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		_exit(1);
 	for (;;) {
 		Request q;
-		struct iovec iov = { .iov_base = &q, .iov_len = sizeof(q) };
-		struct msghdr msg = { .msg_iov = &iov,
-				      .msg_iovlen = 1,
-				      .msg_control = cbuf,
-				      .msg_controllen = sizeof(cbuf) };
-		struct cmsghdr *c;
 		Answer a = { .result = -EBADF };
-		ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
 		size_t size = sizeof(a);
-		int fd = -1;
+		int fd;
+		ssize_t n = sandbox_recv(sock, &q, sizeof(q), 0, &fd);
 
 		if (n <= 0)
-			_exit(0);
-		c = CMSG_FIRSTHDR(&msg);
-		if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-		    c->cmsg_len == CMSG_LEN(sizeof(int)))
-			memcpy(&fd, CMSG_DATA(c), sizeof(int));
+			return;
 		memcpy(buf, &a, sizeof(a));
 		if (n == sizeof(q) && fd >= 0 && q.kind == REQ_CODE) {
 			size = child_code(fd, &q, buf);
@@ -257,39 +184,20 @@ _Noreturn static void child_main(int sock, uint8_t *buf, pid_t parent)
 		if (fd >= 0)
 			close(fd);
 		if (send(sock, buf, size, MSG_NOSIGNAL) < 0)
-			_exit(0);
+			return;
 	}
 }
 
 static int child_start(MemReader *m)
 {
-	pid_t parent = getpid(), pid;
-	int sv[2];
+	/* Nothing of profqd's rights is needed with the descriptors opened for it; room for the
+	 * largest answer in one message (the default usually has it). */
+	const SandboxOptions o = { .sndbuf = 2 * ANSWER_MAX };
+	int r = sandbox_start(&m->child, &o, child_main, m->buf);
 
-	reap_stuck(m);
-	if (m->n_stuck >= STUCK_MAX)
-		return -ETIMEDOUT;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		return negative_errno();
-	/* Room for the largest answer in one message (the default usually has it). */
-	(void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &(int){ 2 * ANSWER_MAX }, sizeof(int));
-	pid = fork();
-	if (pid < 0) {
-		int r = negative_errno();
-
-		close(sv[0]);
-		close(sv[1]);
-		return r;
-	}
-	if (pid == 0) {
-		close(sv[0]);
-		child_main(sv[1], m->buf, parent);
-	}
-	close(sv[1]);
-	m->sock = sv[0];
-	m->child = pid;
-	m->stats.children++;
-	return 0;
+	if (r >= 0)
+		m->stats.children++;
+	return r;
 }
 
 static UidTimeouts *uid_entry(MemReader *m, uint32_t uid)
@@ -315,7 +223,7 @@ static void uid_timed_out(MemReader *m, uint32_t uid)
 /* Waits for the child's answer until the deadline (CLOCK_MONOTONIC ns): 1 if it came. */
 static int wait_answer(MemReader *m, uint64_t deadline)
 {
-	struct pollfd p = { .fd = m->sock, .events = POLLIN };
+	struct pollfd p = { .fd = m->child.sock, .events = POLLIN };
 
 	for (;;) {
 		struct timespec now, left;
@@ -340,32 +248,21 @@ static int wait_answer(MemReader *m, uint64_t deadline)
  * m->buf: its size, or -errno (the child killed when it took too long). */
 static ssize_t exchange(MemReader *m, int fd, uint32_t uid, const Request *q)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = (void *)q, .iov_len = sizeof(*q) };
-	struct msghdr msg = { .msg_iov = &iov,
-			      .msg_iovlen = 1,
-			      .msg_control = cbuf,
-			      .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 	struct timespec now;
 	ssize_t n;
 	int r;
 
-	if (m->child == 0) {
+	if (m->child.pid == 0) {
 		r = child_start(m);
 		if (r < 0)
 			return r;
 	}
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	if (sendmsg(m->sock, &msg, MSG_NOSIGNAL) != (ssize_t)sizeof(*q)) {
-		r = negative_errno();
+	r = sandbox_send(m->child.sock, q, sizeof(*q), fd);
+	if (r < 0) {
 		if (r == -EBADF)
 			return r; /* fd is no descriptor */
 		/* The child is gone (killed by someone): the next read starts another. */
-		child_stop(m, 0);
+		sandbox_stop(&m->child, 0);
 		return -EIO;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -376,13 +273,13 @@ static ssize_t exchange(MemReader *m, int fd, uint32_t uid, const Request *q)
 			m->stats.timeouts++;
 			uid_timed_out(m, uid);
 		}
-		child_stop(m, 0);
+		sandbox_stop(&m->child, 0);
 		return r < 0 ? r : -ETIMEDOUT;
 	}
 	m->stats.reads++;
-	n = recv(m->sock, m->buf, ANSWER_MAX, 0);
+	n = recv(m->child.sock, m->buf, ANSWER_MAX, 0);
 	if (n < (ssize_t)sizeof(Answer)) {
-		child_stop(m, 0);
+		sandbox_stop(&m->child, 0);
 		return -EIO;
 	}
 	return n;
@@ -523,5 +420,5 @@ int mem_reader_threads(MemReader *m, int fd, uint32_t uid, const PyLayout *l, ui
 void mem_reader_stats(const MemReader *m, MemReaderStats *ret)
 {
 	*ret = m->stats;
-	ret->stuck = m->n_stuck;
+	ret->stuck = m->child.n_stuck;
 }

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/macro.h"
+#include "service/sandbox.h"
+
+void sandbox_init(Sandbox *s)
+{
+	*s = (Sandbox){ .sock = -1 };
+}
+
+void sandbox_reap(Sandbox *s)
+{
+	for (size_t i = 0; i < s->n_stuck;) {
+		if (waitpid(s->stuck[i], NULL, WNOHANG) != 0)
+			s->stuck[i] = s->stuck[--s->n_stuck];
+		else
+			i++;
+	}
+}
+
+void sandbox_stop(Sandbox *s, uint64_t wait_ns)
+{
+	const struct timespec step = { .tv_nsec = NSEC_PER_MSEC };
+	pid_t r;
+
+	if (s->sock >= 0)
+		close(s->sock);
+	s->sock = -1;
+	if (s->pid > 0) {
+		(void)kill(s->pid, SIGKILL);
+		while ((r = waitpid(s->pid, NULL, WNOHANG)) == 0 && wait_ns >= NSEC_PER_MSEC) {
+			nanosleep(&step, NULL);
+			wait_ns -= NSEC_PER_MSEC;
+		}
+		if (r == 0 && s->n_stuck < SANDBOX_STUCK_MAX)
+			s->stuck[s->n_stuck++] = s->pid;
+	}
+	s->pid = 0;
+}
+
+/*
+ * In the child, before its work: nothing of profqd's but the socket; an unprivileged uid and
+ * only the capabilities kept (where profqd may: the shipped unit's system call filter refuses
+ * setresuid() and capset() to user profq, which then stays as profqd is); no new privileges,
+ * no child of its own, no core dump, bounded heap.
+ */
+static void child_confine(int sock, const SandboxOptions *o)
+{
+	struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct caps[2] = { { 0 } };
+	struct rlimit none = { 0, 0 };
+
+	if ((sock > 3 && syscall(SYS_close_range, 3, sock - 1, 0) < 0) ||
+	    syscall(SYS_close_range, sock + 1, ~0u, 0) < 0)
+		_exit(1);
+	/* Capabilities kept across the change of uid, then cut down to those asked for. */
+	if (o->keep_caps)
+		(void)prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
+	if (syscall(SYS_setgroups, 0, NULL) == 0 &&
+	    syscall(SYS_setresgid, SANDBOX_UID, SANDBOX_UID, SANDBOX_UID) == 0)
+		(void)syscall(SYS_setresuid, SANDBOX_UID, SANDBOX_UID, SANDBOX_UID);
+	for (unsigned i = 0; i < 2; i++) {
+		caps[i].effective = caps[i].permitted = (uint32_t)(o->keep_caps >> (32 * i));
+		caps[i].inheritable = 0;
+	}
+	if (syscall(SYS_capset, &header, caps) < 0) {
+		/* Not all kept ones were ours: keep none. */
+		memset(caps, 0, sizeof(caps));
+		(void)syscall(SYS_capset, &header, caps);
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		_exit(1);
+	(void)setrlimit(RLIMIT_CORE, &none);
+	(void)setrlimit(RLIMIT_NPROC, &none);
+	if (o->max_data)
+		(void)setrlimit(RLIMIT_DATA, &(struct rlimit){ o->max_data, o->max_data });
+}
+
+int sandbox_start(Sandbox *s, const SandboxOptions *o, SandboxMain main, void *userdata)
+{
+	pid_t parent = getpid(), pid;
+	int sv[2];
+
+	sandbox_reap(s);
+	if (s->n_stuck >= SANDBOX_STUCK_MAX)
+		return -ETIMEDOUT;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return negative_errno();
+	if (o->sndbuf > 0)
+		(void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &o->sndbuf, sizeof(int));
+	pid = fork();
+	if (pid < 0) {
+		int r = negative_errno();
+
+		close(sv[0]);
+		close(sv[1]);
+		return r;
+	}
+	if (pid == 0) {
+		/* A fork of a process with threads: system calls, and glibc's malloc (which makes
+		 * itself whole in a forked child), from here on. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(0);
+		close(sv[0]);
+		child_confine(sv[1], o);
+		main(sv[1], userdata);
+		_exit(0);
+	}
+	close(sv[1]);
+	s->sock = sv[0];
+	s->pid = pid;
+	s->started++;
+	return 0;
+}
+
+int sandbox_send(int sock, const void *buf, size_t len, int fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *c;
+
+	if (fd >= 0) {
+		msg.msg_control = cbuf;
+		msg.msg_controllen = sizeof(cbuf);
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	if (sendmsg(sock, &msg, MSG_NOSIGNAL) != (ssize_t)len)
+		return errno ? negative_errno() : -EIO;
+	return 0;
+}
+
+ssize_t sandbox_recv(int sock, void *buf, size_t len, int flags, int *ret_fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = cbuf,
+			      .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c;
+	ssize_t n;
+	int fd = -1;
+
+	*ret_fd = -1;
+	n = recvmsg(sock, &msg, flags | MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return negative_errno();
+	for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(int)) && fd < 0)
+			memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+		if (fd >= 0)
+			close(fd);
+		return -EMSGSIZE;
+	}
+	*ret_fd = fd;
+	return n;
+}
