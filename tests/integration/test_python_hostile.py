@@ -234,12 +234,17 @@ def scenarios(d, user, top_dir, tok, python):
     after = d.json("status")
 
     base_s, worst_s = mon.worst_by_phase.get("baseline", 0), mon.worst_by_phase.get("hostile", 0)
-    bound = max(5 * base_s, base_s + 0.25)
+    # Plus what the machine explains, measured in the phase: the worst wait for a CPU (how late
+    # the monitor's 50 ms sleep woke), once for the daemon's wake-up and once for ours (the load
+    # of other jobs can rise after the baseline: a build started meanwhile took a status to
+    # 1.3 s with no stall of the daemon's own).
+    late = max((p["late"] for p in mon.of({"hostile"})), default=0)
+    bound = max(5 * base_s, base_s + 0.25) + 2 * late
     check(not mon.failures, f"status answered throughout ({len(mon.polls)} polls): {mon.failures}")
     check(worst_s <= bound,
           f"status answered within {bound * 1000:.0f} ms (5 times the baseline's worst "
-          f"{base_s * 1000:.0f} ms, or it + 250 ms) among the hostile processes (worst "
-          f"{worst_s * 1000:.0f} ms)")
+          f"{base_s * 1000:.0f} ms, or it + 250 ms, + twice the worst scheduling delay "
+          f"{late * 1000:.0f} ms) among the hostile processes (worst {worst_s * 1000:.0f} ms)")
     check(mon.worst_mem <= MAX_MEMORY,
           f"memory within --max-memory throughout (worst {mon.worst_mem >> 20} MiB)")
 
