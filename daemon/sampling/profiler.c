@@ -302,6 +302,11 @@ int profiler_new(const ProfilerOptions *opts, Profiler **ret)
 	symbolizer_set_cache_budget(p->sym, opts->max_memory / 4);
 	symbolizer_set_cfi(p->sym, opts->unwind);
 	symbolizer_set_dwarf_slice(p->sym, opts->dwarf_slice_ns);
+	if (opts->dwarf_worker) {
+		r = symbolizer_set_dwarf_worker(p->sym, opts->dwarf_worker);
+		if (r < 0)
+			return r;
+	}
 	r = symbolizer_set_debug_dirs(p->sym, opts->debug_dirs);
 	if (r < 0)
 		return r;
@@ -1262,6 +1267,8 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 	if (off - p->boot_to_real_ns >= 5 * (int64_t)NSEC_PER_MSEC ||
 	    p->boot_to_real_ns - off >= 5 * (int64_t)NSEC_PER_MSEC)
 		p->boot_to_real_ns = off;
+	/* The DWARF worker's answers, if no lookup took them since. */
+	symbolizer_tick(p->sym);
 	proctable_tick(p->procs);
 	r = window_for(p, now_ns);
 	if (r < 0)

@@ -46,6 +46,8 @@ typedef struct ProfilerOptions {
 	/* CPU time a DWARF compile unit is indexed for at a time as samples come (the rest in
 	 * profiler_work()); 0: to the end, whatever it takes. */
 	uint64_t dwarf_slice_ns;
+	/* Read DWARF in a worker process with these options (dwarfworker.h); NULL: here. */
+	const DwarfWorkerOptions *dwarf_worker;
 } ProfilerOptions;
 
 typedef struct ProfilerStats {

@@ -35,6 +35,15 @@
 /* CPU time a DWARF compile unit is indexed for at a time, between which the loop answers
  * clients and drains samples (on_work()). */
 #define DWARF_SLICE_NS (10 * NSEC_PER_MSEC)
+/* libdw runs in a worker process (dwarfworker.h): an answer it takes longer for than this (a CU
+ * of millions of DIEs takes a second or two) stops it, and costs that binary its DWARF; lookups
+ * wait for its answers up to a tick's time in all per tick, and 50 ms each, then name frames
+ * without DWARF until they come (the loop answers clients between ticks); its heap may grow by
+ * this much. */
+#define DWARF_WORKER_TIMEOUT_NS (20 * NSEC_PER_SEC)
+#define DWARF_WORKER_WAIT_NS TICK_NS
+#define DWARF_WORKER_LOOKUP_WAIT_NS (50 * NSEC_PER_MSEC)
+#define DWARF_WORKER_MAX_DATA (1024ull << 20)
 /* Data pages per CPU of the sideband ring: 128 KiB holds ~1000 mappings per 100 ms tick. */
 #define SIDEBAND_PAGES 32
 /* The reader thread empties the kernel rings this often, at least, and at most: eight times
@@ -941,6 +950,12 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	json_add_int(sym, "dwarf_faults", (int64_t)sy.dwarf_faults);
 	json_add_int(sym, "dwarf_pending", (int64_t)sy.dwarf_pending);
 	json_add_int(sym, "dwarf_slices", (int64_t)sy.dwarf_slices);
+	json_add_int(sym, "dwarf_worker_requests", (int64_t)sy.dwarf_worker.requests);
+	json_add_int(sym, "dwarf_worker_children", (int64_t)sy.dwarf_worker.children);
+	json_add_int(sym, "dwarf_worker_timeouts", (int64_t)sy.dwarf_worker.timeouts);
+	json_add_int(sym, "dwarf_worker_died", (int64_t)sy.dwarf_worker.died);
+	json_add_int(sym, "dwarf_worker_refused", (int64_t)sy.dwarf_worker.refused);
+	json_add_int(sym, "dwarf_worker_queued", (int64_t)sy.dwarf_worker.queued);
 	json_add_int(sym, "fuse_refused", (int64_t)sy.fuse_refused);
 	json_add_int(sym, "binaries_dropped", (int64_t)sy.binaries_dropped);
 	json_add_int(sym, "binaries_unloaded", (int64_t)sy.binaries_unloaded);
@@ -1224,6 +1239,10 @@ static int py_next_thread(void *userdata, const struct profq_py_thread_key *prev
 int profqd_new(const Config *config, Profqd **ret)
 {
 	_cleanup_(profqd_freep) Profqd *m = NULL;
+	const DwarfWorkerOptions dwopts = { .timeout_ns = DWARF_WORKER_TIMEOUT_NS,
+					    .wait_ns = DWARF_WORKER_WAIT_NS,
+					    .lookup_wait_ns = DWARF_WORKER_LOOKUP_WAIT_NS,
+					    .max_data = DWARF_WORKER_MAX_DATA };
 	ProfilerOptions popts = {
 		.frequency = config->frequency,
 		.window_ns = config->window_ns,
@@ -1235,6 +1254,7 @@ int profqd_new(const Config *config, Profqd **ret)
 		.unwind = config->stack_copy > 0,
 		.debug_dirs = config->debug_dirs,
 		.dwarf_slice_ns = DWARF_SLICE_NS,
+		.dwarf_worker = &dwopts,
 	};
 	SamplerOptions sopts = { .frequency = config->frequency,
 				 .stack_copy = config->stack_copy,

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <linux/capability.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -30,9 +32,10 @@ void sandbox_reap(Sandbox *s)
 	}
 }
 
-void sandbox_stop(Sandbox *s, uint64_t wait_ns)
+int sandbox_stop(Sandbox *s, uint64_t wait_ns)
 {
 	const struct timespec step = { .tv_nsec = NSEC_PER_MSEC };
+	int status = -1;
 	pid_t r;
 
 	if (s->sock >= 0)
@@ -40,21 +43,46 @@ void sandbox_stop(Sandbox *s, uint64_t wait_ns)
 	s->sock = -1;
 	if (s->pid > 0) {
 		(void)kill(s->pid, SIGKILL);
-		while ((r = waitpid(s->pid, NULL, WNOHANG)) == 0 && wait_ns >= NSEC_PER_MSEC) {
+		while ((r = waitpid(s->pid, &status, WNOHANG)) == 0 && wait_ns >= NSEC_PER_MSEC) {
 			nanosleep(&step, NULL);
 			wait_ns -= NSEC_PER_MSEC;
 		}
 		if (r == 0 && s->n_stuck < SANDBOX_STUCK_MAX)
 			s->stuck[s->n_stuck++] = s->pid;
+		if (r != s->pid)
+			status = -1;
 	}
 	s->pid = 0;
+	return status;
+}
+
+/* The bytes of private writable memory the process has (what RLIMIT_DATA counts): a fork
+ * starts with its parent's. */
+static uint64_t data_now(void)
+{
+	char buf[256];
+	unsigned long long pages[6];
+	ssize_t n;
+	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu %llu %llu %llu %llu %llu", &pages[0], &pages[1], &pages[2], &pages[3],
+		   &pages[4], &pages[5]) != 6)
+		return 0;
+	return pages[5] * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
 /*
  * In the child, before its work: nothing of profqd's but the socket; an unprivileged uid and
  * only the capabilities kept (where profqd may: the shipped unit's system call filter refuses
  * setresuid() and capset() to user profq, which then stays as profqd is); no new privileges,
- * no child of its own, no core dump, bounded heap.
+ * no child of its own, no core dump, heap bounded (max_data more than the fork started with).
  */
 static void child_confine(int sock, const SandboxOptions *o)
 {
@@ -84,8 +112,11 @@ static void child_confine(int sock, const SandboxOptions *o)
 		_exit(1);
 	(void)setrlimit(RLIMIT_CORE, &none);
 	(void)setrlimit(RLIMIT_NPROC, &none);
-	if (o->max_data)
-		(void)setrlimit(RLIMIT_DATA, &(struct rlimit){ o->max_data, o->max_data });
+	if (o->max_data) {
+		uint64_t limit = o->max_data + data_now();
+
+		(void)setrlimit(RLIMIT_DATA, &(struct rlimit){ limit, limit });
+	}
 }
 
 int sandbox_start(Sandbox *s, const SandboxOptions *o, SandboxMain main, void *userdata)
@@ -115,6 +146,9 @@ int sandbox_start(Sandbox *s, const SandboxOptions *o, SandboxMain main, void *u
 			_exit(0);
 		close(sv[0]);
 		child_confine(sv[1], o);
+		/* Again: a change of uid clears it. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(0);
 		main(sv[1], userdata);
 		_exit(0);
 	}

@@ -25,7 +25,8 @@
 
 typedef struct SandboxOptions {
 	uint64_t keep_caps; /* capabilities kept by the child (1 << CAP_*), all others dropped */
-	uint64_t max_data;  /* the child's RLIMIT_DATA, 0: profqd's */
+	uint64_t max_data;  /* private writable memory the child may add to what it starts with
+			     * (RLIMIT_DATA), 0: no limit but profqd's */
 	int sndbuf;	    /* SO_SNDBUF of the child's end, 0: the default */
 } SandboxOptions;
 
@@ -45,8 +46,8 @@ void sandbox_init(Sandbox *s);
  * -ETIMEDOUT while SANDBOX_STUCK_MAX killed children are still waiting in the kernel. */
 int sandbox_start(Sandbox *s, const SandboxOptions *o, SandboxMain main, void *userdata);
 /* Kills the child and waits for it up to wait_ns; one that does not end by then is reaped
- * later (sandbox_reap()). */
-void sandbox_stop(Sandbox *s, uint64_t wait_ns);
+ * later (sandbox_reap()). Its wait status (how it ended, if it had before the kill), or -1. */
+int sandbox_stop(Sandbox *s, uint64_t wait_ns);
 /* Waits for the stuck children that have ended since. */
 void sandbox_reap(Sandbox *s);
 

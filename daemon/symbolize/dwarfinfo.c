@@ -18,6 +18,7 @@
 #include "base/hashindex.h"
 #include "base/macro.h"
 #include "symbolize/dwarfinfo.h"
+#include "symbolize/dwarfworker.h"
 #include "symbolize/elfsym.h"
 
 #define MAX_DEPTH 128
@@ -69,6 +70,7 @@ typedef struct CuIndex {
 	uint64_t line_base;
 	uint32_t *files; /* pool ids of the files the rows name */
 	size_t n_files;
+	bool sent; /* in the worker: to the owner, and dropped here */
 } CuIndex;
 
 /* Where a CU's code is: lookups inside known CUs need no libdw. */
@@ -76,6 +78,14 @@ typedef struct CuSpan {
 	uint64_t low, high;
 	uint32_t cu;
 } CuSpan;
+
+/* An address the worker answered for that no span of its CU covers: its CU, or none (-1). */
+typedef struct AddrCu {
+	uint64_t vaddr;
+	int32_t cu;
+} AddrCu;
+/* How many are remembered per binary; past that, such addresses get no DWARF. */
+#define ADDR_CUS_MAX 65536u
 
 /* Interned strings in blocks that never move: a DwarfFrame's strings stay valid. */
 typedef struct Pool {
@@ -124,6 +134,15 @@ struct DwarfInfo {
 	CuIndex *building_cu;
 	size_t dies;   /* walked so far, for the work bound */
 	size_t memory; /* of the CU indexes */
+
+	/* With a worker (counters->worker), which opens libdwfl and indexes CUs for us. */
+	uint64_t remote_id;    /* 0: none, libdw runs here */
+	int remote_open;       /* -EINPROGRESS until its first answer */
+	bool remote_pending;   /* a request is queued or in flight */
+	uint64_t remote_vaddr; /* ... for this address (UINT64_MAX: the opening only) */
+	AddrCu *addr_cus;
+	size_t n_addr_cus, allocated_addr_cus;
+	HashIndex *addr_index;
 };
 
 static uint64_t clock_ns(clockid_t id)
@@ -665,6 +684,10 @@ DwarfInfo *dwarf_info_free(DwarfInfo *d)
 		free(d->cus[i]->files);
 		free(d->cus[i]);
 	}
+	if (d->remote_id && d->counters && d->counters->worker)
+		dwarf_worker_unregister(d->counters->worker, d->remote_id);
+	free(d->addr_cus);
+	hash_index_free(d->addr_index);
 	free(d->cus);
 	free(d->spans);
 	hash_index_free(d->cu_index);
@@ -678,8 +701,31 @@ DwarfInfo *dwarf_info_free(DwarfInfo *d)
 	return NULL;
 }
 
-int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfCounters *counters,
-		    DwarfInfo **ret)
+/* Opening through the worker: 0 with d waiting for its answer (up to the counters' slice of
+ * time, then lookups are -EINPROGRESS until it comes). */
+static int remote_open(DwarfInfo *d)
+{
+	DwarfWorker *w = d->counters->worker;
+	int r;
+
+	r = hash_index_new(&d->addr_index);
+	if (r < 0)
+		return r;
+	r = dwarf_worker_register(w, d, &d->remote_id);
+	if (r < 0)
+		return r;
+	d->remote_open = -EINPROGRESS;
+	d->remote_vaddr = UINT64_MAX;
+	d->remote_pending = true;
+	r = dwarf_worker_ask(w, d->remote_id);
+	if (r < 0)
+		return r;
+	dwarf_worker_wait(w, d->remote_id);
+	return 0;
+}
+
+int dwarf_info_open_expecting(int fd, const char *path, const char *debug_path,
+			      const struct stat *expect, DwarfCounters *counters, DwarfInfo **ret)
 {
 	_cleanup_(dwarf_info_freep) DwarfInfo *d = calloc(1, sizeof(*d));
 	struct stat st;
@@ -717,11 +763,36 @@ int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfCount
 	r = hash_index_new(&d->pool.index);
 	if (r < 0)
 		return r;
-	r = libdw_open(d);
+	if (counters && counters->worker)
+		r = remote_open(d);
+	else {
+		/* Only the debug file a first opening (in another process) found. */
+		if (expect) {
+			d->debug_st = *expect;
+			d->have_debug_st = true;
+		}
+		r = libdw_open(d);
+	}
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(d);
 	return 0;
+}
+
+int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfCounters *counters,
+		    DwarfInfo **ret)
+{
+	return dwarf_info_open_expecting(fd, path, debug_path, NULL, counters, ret);
+}
+
+int dwarf_info_opened(const DwarfInfo *d)
+{
+	return d->remote_id ? d->remote_open : 0;
+}
+
+int64_t dwarf_info_dw_delta(const DwarfInfo *d)
+{
+	return d->dw_delta;
 }
 
 /* ---- CU indexes ---- */
@@ -1282,8 +1353,9 @@ static void cu_index_free(CuIndex *cu)
 	free(cu);
 }
 
-/* Makes a built CU known to lookups. */
-static int cu_install(DwarfInfo *d, Dwarf_Die *cudie, CuIndex *cu)
+/* Makes a built CU known to lookups, where its code is: cudie's ranges, or (from the worker,
+ * cudie NULL) the n spans given. */
+static int cu_install(DwarfInfo *d, Dwarf_Die *cudie, const CuSpan *spans, size_t n, CuIndex *cu)
 {
 	uint64_t hash = off_hash(cu->offset);
 	int r;
@@ -1291,10 +1363,19 @@ static int cu_install(DwarfInfo *d, Dwarf_Die *cudie, CuIndex *cu)
 	r = GREEDY_REALLOC(d->cus, d->allocated_cus, d->n_cus + 1);
 	if (r >= 0)
 		r = hash_index_insert(d->cu_index, hash, (uint32_t)d->n_cus);
-	if (r >= 0)
+	if (r >= 0 && cudie)
 		r = spans_of(d, cudie, cu, (uint32_t)d->n_cus);
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		r = span_add(d, spans[i].low, spans[i].high, (uint32_t)d->n_cus);
 	if (r < 0) {
+		size_t keep = 0;
+
 		(void)hash_index_remove(d->cu_index, hash, (uint32_t)d->n_cus);
+		/* Spans added before the failure name a CU that is not there. */
+		for (size_t i = 0; i < d->n_spans; i++)
+			if (d->spans[i].cu != d->n_cus)
+				d->spans[keep++] = d->spans[i];
+		d->n_spans = keep;
 		cu_index_free(cu);
 		return r;
 	}
@@ -1319,7 +1400,7 @@ static int cu_continue(DwarfInfo *d, CuIndex **ret)
 			d->counters->slices++;
 		return -EINPROGRESS;
 	}
-	r = cu_install(d, &cudie, cu);
+	r = cu_install(d, &cudie, NULL, 0, cu);
 	if (r < 0)
 		return r;
 	*ret = cu;
@@ -1460,7 +1541,464 @@ int dwarf_info_work(DwarfInfo *d)
 
 bool dwarf_info_building(const DwarfInfo *d)
 {
+	return d->building ||
+	       (d->remote_id && (d->remote_pending || d->remote_open == -EINPROGRESS));
+}
+
+bool dwarf_info_has_work(const DwarfInfo *d)
+{
 	return d->building;
+}
+
+/* ---- a CU's index between the worker and its owner ---- */
+
+/*
+ * A CU body: this header, then its ranges (Range), their functions (WireInfo), its line rows
+ * (LineRow), its files (string numbers), its spans (low, high), and the strings, each
+ * NUL-terminated. String numbers count from 1 (0: none). One process writes it for another
+ * built from the same sources; the reader checks all of it (dwarf_info_take_answer()).
+ */
+#define BODY_MAGIC 0x75637170u /* "pqcu" */
+typedef struct BodyHeader {
+	uint32_t magic, known; /* known: the CU was sent before; nothing follows */
+	uint64_t offset, line_base;
+	uint32_t n_ranges, n_infos, n_rows, n_files, n_spans, n_strings;
+	uint64_t strings_bytes;
+} BodyHeader;
+
+typedef struct WireInfo {
+	uint32_t name, linkage, decl_file, call_file, decl_line, call_line, inlined;
+} WireInfo;
+
+typedef struct WireSpan {
+	uint64_t low, high;
+} WireSpan;
+
+/* Numbers the pool strings a body names, in order of first use; the bytes they take. */
+typedef struct StringMap {
+	uint32_t *number; /* by pool id, 0: not named */
+	uint32_t *ids;	  /* by number - 1 */
+	uint32_t n;
+	uint64_t bytes;
+} StringMap;
+
+static uint32_t string_number(const Pool *p, StringMap *m, uint32_t id)
+{
+	if (id == 0 || id >= p->n)
+		return 0;
+	if (m->number[id] == 0) {
+		m->ids[m->n] = id;
+		m->number[id] = ++m->n;
+		m->bytes += strlen(p->strs[id]) + 1;
+	}
+	return m->number[id];
+}
+
+static size_t body_size(const BodyHeader *h)
+{
+	return sizeof(*h) + h->n_ranges * sizeof(Range) + h->n_infos * sizeof(WireInfo) +
+	       h->n_rows * sizeof(LineRow) + h->n_files * sizeof(uint32_t) +
+	       h->n_spans * sizeof(WireSpan) + h->strings_bytes;
+}
+
+/* The body of cu (index idx), malloc'd. */
+static int body_write(const DwarfInfo *d, const CuIndex *cu, uint32_t idx, void **ret_body,
+		      size_t *ret_len)
+{
+	/* At most two strings per function and one per file. */
+	size_t most = 4 * cu->n_infos + cu->n_files + 1;
+	_cleanup_free_ uint32_t *number = calloc(d->pool.n + 1, sizeof(uint32_t));
+	_cleanup_free_ uint32_t *ids = malloc(most * sizeof(uint32_t));
+	StringMap m = { .number = number, .ids = ids };
+	BodyHeader h = { .magic = BODY_MAGIC,
+			 .offset = cu->offset,
+			 .line_base = cu->line_base,
+			 .n_ranges = (uint32_t)cu->n,
+			 .n_infos = (uint32_t)cu->n_infos,
+			 .n_rows = (uint32_t)cu->n_rows,
+			 .n_files = (uint32_t)cu->n_files };
+	uint8_t *body, *p;
+
+	if (!number || !ids)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->n_spans; i++)
+		h.n_spans += d->spans[i].cu == idx;
+	for (size_t i = 0; i < cu->n_infos; i++) {
+		string_number(&d->pool, &m, cu->infos[i].name);
+		string_number(&d->pool, &m, cu->infos[i].linkage);
+		string_number(&d->pool, &m, cu->infos[i].decl_file);
+		string_number(&d->pool, &m, cu->infos[i].call_file);
+	}
+	for (size_t i = 0; i < cu->n_files; i++)
+		string_number(&d->pool, &m, cu->files[i]);
+	h.n_strings = m.n;
+	h.strings_bytes = m.bytes;
+	p = body = malloc(body_size(&h));
+	if (!body)
+		return -ENOMEM;
+	memcpy(p, &h, sizeof(h));
+	p += sizeof(h);
+	if (cu->n)
+		memcpy(p, cu->ranges, cu->n * sizeof(Range));
+	p += cu->n * sizeof(Range);
+	for (size_t i = 0; i < cu->n_infos; i++) {
+		const DieInfo *f = &cu->infos[i];
+		WireInfo w = { .name = m.number[f->name],
+			       .linkage = m.number[f->linkage],
+			       .decl_file = m.number[f->decl_file],
+			       .call_file = m.number[f->call_file],
+			       .decl_line = f->decl_line,
+			       .call_line = f->call_line,
+			       .inlined = f->inlined };
+
+		memcpy(p, &w, sizeof(w));
+		p += sizeof(w);
+	}
+	if (cu->n_rows)
+		memcpy(p, cu->rows, cu->n_rows * sizeof(LineRow));
+	p += cu->n_rows * sizeof(LineRow);
+	for (size_t i = 0; i < cu->n_files; i++) {
+		uint32_t n = m.number[cu->files[i]];
+
+		memcpy(p, &n, sizeof(n));
+		p += sizeof(n);
+	}
+	for (size_t i = 0; i < d->n_spans; i++) {
+		WireSpan w = { d->spans[i].low, d->spans[i].high };
+
+		if (d->spans[i].cu != idx)
+			continue;
+		memcpy(p, &w, sizeof(w));
+		p += sizeof(w);
+	}
+	for (uint32_t i = 0; i < m.n; i++) {
+		size_t len = strlen(d->pool.strs[m.ids[i]]) + 1;
+
+		memcpy(p, d->pool.strs[m.ids[i]], len);
+		p += len;
+	}
+	*ret_body = body;
+	*ret_len = (size_t)(p - body);
+	return 0;
+}
+
+int dwarf_info_export_cu(DwarfInfo *d, uint64_t vaddr, void **ret_body, size_t *ret_len)
+{
+	BodyHeader h = { .magic = BODY_MAGIC, .known = 1 };
+	CuIndex *cu;
+	uint32_t idx;
+	int r;
+
+	r = cu_find(d, vaddr, &cu);
+	if (r < 0)
+		return r;
+	h.offset = cu->offset;
+	if (hash_index_find(d->cu_index, off_hash(cu->offset), cu_eq, &cu->offset, d, &idx) < 0)
+		return -ENOENT;
+	if (!cu->sent) {
+		r = body_write(d, cu, idx, ret_body, ret_len);
+		if (r < 0)
+			return r;
+		/* Sent: the owner keeps it; here only its identity is. */
+		d->memory -= MIN(d->memory, cu->n * sizeof(Range) + cu->n_infos * sizeof(DieInfo) +
+						    cu->n_rows * sizeof(LineRow) +
+						    cu->n_files * sizeof(uint32_t));
+		cu->ranges = mfree(cu->ranges);
+		cu->infos = mfree(cu->infos);
+		cu->rows = mfree(cu->rows);
+		cu->files = mfree(cu->files);
+		cu->n = cu->n_infos = cu->n_rows = cu->n_files = 0;
+		cu->sent = true;
+		return 1;
+	}
+	/* Known to the owner already (an address of it outside its spans). */
+	*ret_body = malloc(sizeof(h));
+	if (!*ret_body)
+		return -ENOMEM;
+	memcpy(*ret_body, &h, sizeof(h));
+	*ret_len = sizeof(h);
+	return 0;
+}
+
+/* A body's strings: n NUL-terminated ones of at most STRING_MAX bytes filling p..end exactly,
+ * interned; ids[k] the pool id of string k + 1. */
+static int body_strings(DwarfInfo *d, const char *p, const char *end, uint32_t n, uint32_t *ids)
+{
+	for (uint32_t k = 0; k < n; k++) {
+		const char *nul = memchr(p, '\0', (size_t)MIN(end - p, (ptrdiff_t)STRING_MAX + 1));
+		int r;
+
+		if (!nul)
+			return -EBADMSG;
+		r = pool_intern(&d->pool, p, &ids[k + 1]);
+		if (r < 0)
+			return r;
+		p = nul + 1;
+	}
+	return p == end ? 0 : -EBADMSG;
+}
+
+/* A string number of the body as a pool id; false if out of range. */
+static bool body_id(const uint32_t *ids, uint32_t n_strings, uint32_t number, uint32_t *ret)
+{
+	if (number > n_strings)
+		return false;
+	*ret = ids[number];
+	return true;
+}
+
+/* Checks a body's tables as cu_build_finish() leaves them, and copies them into cu. */
+static int body_tables(const BodyHeader *h, const uint8_t *p, const uint32_t *ids, CuIndex *cu)
+{
+	const uint8_t *infos = p + h->n_ranges * sizeof(Range);
+	const uint8_t *rows = infos + h->n_infos * sizeof(WireInfo);
+	const uint8_t *files = rows + h->n_rows * sizeof(LineRow);
+
+	cu->ranges = malloc(MAX(h->n_ranges, 1u) * sizeof(Range));
+	cu->infos = malloc(MAX(h->n_infos, 1u) * sizeof(DieInfo));
+	cu->rows = malloc(MAX(h->n_rows, 1u) * sizeof(LineRow));
+	cu->files = malloc(MAX(h->n_files, 1u) * sizeof(uint32_t));
+	if (!cu->ranges || !cu->infos || !cu->rows || !cu->files)
+		return -ENOMEM;
+	memcpy(cu->ranges, p, h->n_ranges * sizeof(Range));
+	for (uint32_t i = 0; i < h->n_ranges; i++) {
+		const Range *r = &cu->ranges[i];
+
+		/* Sorted by address, each nested in an earlier one (or none): lookups binary
+		 * search them and walk up to the parents. */
+		if (r->low >= r->high || r->info >= h->n_infos || r->parent < -1 ||
+		    r->parent >= (int32_t)i || (i > 0 && cu->ranges[i - 1].low > r->low))
+			return -EBADMSG;
+	}
+	for (uint32_t i = 0; i < h->n_infos; i++) {
+		WireInfo w;
+		DieInfo *f = &cu->infos[i];
+
+		memcpy(&w, infos + i * sizeof(w), sizeof(w));
+		if (!body_id(ids, h->n_strings, w.name, &f->name) ||
+		    !body_id(ids, h->n_strings, w.linkage, &f->linkage) ||
+		    !body_id(ids, h->n_strings, w.decl_file, &f->decl_file) ||
+		    !body_id(ids, h->n_strings, w.call_file, &f->call_file))
+			return -EBADMSG;
+		f->decl_line = w.decl_line;
+		f->call_line = w.call_line;
+		f->inlined = w.inlined != 0;
+	}
+	memcpy(cu->rows, rows, h->n_rows * sizeof(LineRow));
+	for (uint32_t i = 0; i < h->n_rows; i++)
+		if ((cu->rows[i].file >= h->n_files && cu->rows[i].file < ROW_FILE_UNKNOWN) ||
+		    (i > 0 && cu->rows[i - 1].off > cu->rows[i].off))
+			return -EBADMSG;
+	for (uint32_t i = 0; i < h->n_files; i++) {
+		uint32_t n;
+
+		memcpy(&n, files + i * sizeof(n), sizeof(n));
+		if (!body_id(ids, h->n_strings, n, &cu->files[i]))
+			return -EBADMSG;
+	}
+	cu->offset = h->offset;
+	cu->line_base = h->line_base;
+	cu->n = h->n_ranges;
+	cu->n_infos = h->n_infos;
+	cu->n_rows = h->n_rows;
+	cu->n_files = h->n_files;
+	return 0;
+}
+
+/* Remembers the CU of an address the worker answered for (-1: none), if it is outside the
+ * spans. */
+static int addr_cu_note(DwarfInfo *d, uint64_t vaddr, int32_t cu);
+
+/* Takes a CU body from the worker for address vaddr, checked against the bounds a CU built here
+ * has. */
+static int body_take(DwarfInfo *d, uint64_t vaddr, const uint8_t *body, size_t len)
+{
+	_cleanup_free_ uint32_t *ids = NULL;
+	_cleanup_free_ CuSpan *spans = NULL;
+	BodyHeader h;
+	CuIndex *cu;
+	const uint8_t *p;
+	uint32_t idx;
+	int r;
+
+	if (len < sizeof(h))
+		return -EBADMSG;
+	memcpy(&h, body, sizeof(h));
+	if (h.magic != BODY_MAGIC)
+		return -EBADMSG;
+	if (hash_index_find(d->cu_index, off_hash(h.offset), cu_eq, &h.offset, d, &idx) == 0)
+		return addr_cu_note(d, vaddr, (int32_t)idx);
+	if (h.known || h.n_ranges > CU_MAX_RANGES || h.n_infos > CU_MAX_RANGES ||
+	    h.n_rows > CU_MAX_ROWS || h.n_files > ROW_FILE_UNKNOWN || h.n_spans > CU_MAX_SPANS ||
+	    h.n_strings > 4 * (uint64_t)h.n_infos + h.n_files ||
+	    h.strings_bytes > (uint64_t)h.n_strings * (STRING_MAX + 1) || body_size(&h) != len)
+		return -EBADMSG;
+	p = body + sizeof(h);
+	ids = calloc((size_t)h.n_strings + 1, sizeof(uint32_t));
+	spans = malloc(MAX(h.n_spans, 1u) * sizeof(CuSpan));
+	cu = calloc(1, sizeof(*cu));
+	if (!ids || !spans || !cu) {
+		free(cu);
+		return -ENOMEM;
+	}
+	r = body_strings(d, (const char *)body + len - h.strings_bytes, (const char *)body + len,
+			 h.n_strings, ids);
+	if (r >= 0)
+		r = body_tables(&h, p, ids, cu);
+	p += h.n_ranges * sizeof(Range) + h.n_infos * sizeof(WireInfo) +
+	     h.n_rows * sizeof(LineRow) + h.n_files * sizeof(uint32_t);
+	for (uint32_t i = 0; r >= 0 && i < h.n_spans; i++) {
+		WireSpan w;
+
+		memcpy(&w, p + i * sizeof(w), sizeof(w));
+		if (w.low >= w.high)
+			r = -EBADMSG;
+		spans[i] = (CuSpan){ .low = w.low, .high = w.high };
+	}
+	if (r < 0) {
+		cu_index_free(cu);
+		return r;
+	}
+	d->memory += sizeof(*cu) + cu->n * sizeof(Range) + cu->n_infos * sizeof(DieInfo) +
+		     cu->n_rows * sizeof(LineRow) + cu->n_files * sizeof(uint32_t);
+	r = cu_install(d, NULL, spans, h.n_spans, cu);
+	if (r < 0)
+		return r;
+	return addr_cu_note(d, vaddr, (int32_t)(d->n_cus - 1));
+}
+
+/* ---- lookups through the worker ---- */
+
+static bool addr_cu_eq(uint32_t idx, const void *key, void *userdata)
+{
+	return ((const DwarfInfo *)userdata)->addr_cus[idx].vaddr == *(const uint64_t *)key;
+}
+
+static int addr_cu_note(DwarfInfo *d, uint64_t vaddr, int32_t cu)
+{
+	uint64_t addr = vaddr + (uint64_t)d->dw_delta, hash = off_hash(vaddr);
+	uint32_t idx;
+	int r;
+
+	if (cu >= 0 && cu_known(d, addr))
+		return 0;
+	if (hash_index_find(d->addr_index, hash, addr_cu_eq, &vaddr, d, &idx) == 0 ||
+	    d->n_addr_cus >= ADDR_CUS_MAX)
+		return 0;
+	if (GREEDY_REALLOC(d->addr_cus, d->allocated_addr_cus, d->n_addr_cus + 1) < 0)
+		return -ENOMEM;
+	r = hash_index_insert(d->addr_index, hash, (uint32_t)d->n_addr_cus);
+	if (r < 0)
+		return r;
+	d->addr_cus[d->n_addr_cus++] = (AddrCu){ .vaddr = vaddr, .cu = cu };
+	return 0;
+}
+
+void dwarf_info_request_info(const DwarfInfo *d, DwarfRequestInfo *ret)
+{
+	*ret = (DwarfRequestInfo){ .fd = d->fd,
+				   .path = d->path,
+				   .debug_path = d->debug_path,
+				   .expect = d->have_debug_st ? &d->debug_st : NULL,
+				   .vaddr = d->remote_vaddr,
+				   .open_only = d->remote_vaddr == UINT64_MAX };
+}
+
+/* Whether the answer's debug file is the one the first answer named (or none, as it). */
+static bool same_debug_file(const DwarfInfo *d, const DwarfAnswerInfo *a)
+{
+	if (!a->debug_file || !a->debug_st)
+		return !d->debug_file;
+	return d->debug_file && a->debug_st->st_dev == d->debug_st.st_dev &&
+	       a->debug_st->st_ino == d->debug_st.st_ino;
+}
+
+void dwarf_info_take_failure(DwarfInfo *d, int r)
+{
+	d->remote_pending = false;
+	/* What the worker failed on is not asked again: its DWARF is gone with the worker. */
+	d->remote_open = r < 0 ? r : -EIO;
+}
+
+int dwarf_info_take_answer(DwarfInfo *d, const DwarfAnswerInfo *a)
+{
+	int r = 0;
+
+	d->remote_pending = false;
+	if (d->remote_open == -EINPROGRESS) {
+		if (a->open_result < 0) {
+			d->remote_open = a->open_result;
+			return 0;
+		}
+		d->dw_delta = a->dw_delta;
+		if (a->debug_file && a->debug_st) {
+			d->debug_file = strndup(a->debug_file, PATH_MAX);
+			if (!d->debug_file) {
+				d->remote_open = -ENOMEM;
+				return -ENOMEM;
+			}
+			d->debug_st = *a->debug_st;
+			d->have_debug_st = true;
+		}
+		d->remote_open = 0;
+	} else if (d->remote_open < 0) {
+		return 0;
+	} else if (a->open_result < 0 || a->dw_delta != d->dw_delta || !same_debug_file(d, a)) {
+		/* Opened again (another worker), and not the DWARF the first answer was of. */
+		d->remote_open = a->open_result < 0 ? a->open_result : -ESTALE;
+		return 0;
+	}
+	if (d->remote_vaddr == UINT64_MAX)
+		return 0;
+	if (a->result == -ENOENT)
+		r = addr_cu_note(d, d->remote_vaddr, -1);
+	else if (a->result >= 0)
+		r = body_take(d, d->remote_vaddr, a->body, a->len);
+	else
+		d->remote_open = a->result; /* libdw gave up on the binary (a fault, a bound) */
+	if (r == -EBADMSG)
+		d->remote_open = r;
+	return r;
+}
+
+/* The CU of ELF address vaddr through the worker: asked for on first sight, -EINPROGRESS until
+ * its answer is in. */
+static int remote_cu(DwarfInfo *d, uint64_t vaddr, CuIndex **ret)
+{
+	DwarfWorker *w = d->counters->worker;
+	uint64_t hash = off_hash(vaddr);
+	uint32_t idx;
+	int r;
+
+	for (int pass = 0; pass < 2; pass++) {
+		if (d->remote_open == -EINPROGRESS)
+			return -EINPROGRESS;
+		if (d->remote_open < 0)
+			return -ENOENT;
+		*ret = cu_known(d, vaddr + (uint64_t)d->dw_delta);
+		if (*ret)
+			return 0;
+		if (hash_index_find(d->addr_index, hash, addr_cu_eq, &vaddr, d, &idx) == 0) {
+			if (d->addr_cus[idx].cu < 0 || (size_t)d->addr_cus[idx].cu >= d->n_cus)
+				return -ENOENT;
+			*ret = d->cus[d->addr_cus[idx].cu];
+			return 0;
+		}
+		if (d->remote_pending)
+			return -EINPROGRESS;
+		if (pass > 0 || d->n_addr_cus >= ADDR_CUS_MAX)
+			break;
+		d->remote_vaddr = vaddr;
+		d->remote_pending = true;
+		r = dwarf_worker_ask(w, d->remote_id);
+		if (r < 0) {
+			d->remote_pending = false;
+			return r;
+		}
+		/* A small CU is answered within the slice: no lookup named without it. */
+		dwarf_worker_wait(w, d->remote_id);
+	}
+	return d->remote_pending ? -EINPROGRESS : -ENOENT;
 }
 
 /* The line of DWARF address a in cu: 0 and NULL if none. */
@@ -1507,7 +2045,7 @@ int dwarf_info_lookup(DwarfInfo *d, uint64_t vaddr, DwarfFrame *out, size_t max)
 		return -ENOBUFS;
 	cu = cu_known(d, addr);
 	if (!cu) {
-		r = cu_find(d, vaddr, &cu);
+		r = d->remote_id ? remote_cu(d, vaddr, &cu) : cu_find(d, vaddr, &cu);
 		if (r == -EINPROGRESS) {
 			if (d->counters)
 				d->counters->pending++;
@@ -1517,6 +2055,8 @@ int dwarf_info_lookup(DwarfInfo *d, uint64_t vaddr, DwarfFrame *out, size_t max)
 			return 0;
 		if (r < 0)
 			return r;
+		/* Known now if the worker's first answer came meanwhile. */
+		addr = vaddr + (uint64_t)d->dw_delta;
 	}
 	/* The last range starting at or below addr; the innermost containing one is it or an
 	 * ancestor (ranges nest, so whatever contains addr contains it too). */

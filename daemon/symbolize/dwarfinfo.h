@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 
 typedef struct DwarfInfo DwarfInfo;
+typedef struct DwarfWorker DwarfWorker;
 
 #define DWARFINFO_MAX_DIES (4u << 20)
 /* Separate debug files larger than this are not used. */
@@ -70,6 +71,7 @@ typedef struct DwarfCounters {
 	size_t headroom;   /* memory the owner can spare now; 0 is taken as none to spare */
 	bool limited;	   /* headroom is set */
 	uint64_t slice_ns; /* CPU time a CU is indexed for at a time (0: to the end) */
+	DwarfWorker *worker; /* set: libdw runs in its child process (see dwarfworker.h) */
 } DwarfCounters;
 
 typedef struct DwarfFrame {
@@ -93,6 +95,13 @@ typedef struct DwarfFrame {
 int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfCounters *counters,
 		    DwarfInfo **ret);
 DwarfInfo *dwarf_info_free(DwarfInfo *d);
+/*
+ * With counters->worker, dwarf_info_open() checks the file's headers only and asks the worker
+ * to open it: this is -EINPROGRESS until its answer has come, then 0, or why the DWARF is not
+ * to be had (as dwarf_info_open(); -EIO when the worker died or was stopped on it). Always 0
+ * without a worker. Lookups meanwhile return -EINPROGRESS.
+ */
+int dwarf_info_opened(const DwarfInfo *d);
 
 /*
  * The frames of ELF virtual address vaddr, innermost first; the last is the function that
@@ -109,7 +118,11 @@ int dwarf_info_lookup(DwarfInfo *d, uint64_t vaddr, DwarfFrame *out, size_t max)
 /* Indexes the CU being built for another slice: 1 while it is not done, 0 when it is (or none
  * was being built), or a negative errno (the build dropped). */
 int dwarf_info_work(DwarfInfo *d);
+/* Whether lookups may still return -EINPROGRESS: a CU is being built here, or asked of the
+ * worker (or the opening is). */
 bool dwarf_info_building(const DwarfInfo *d);
+/* Whether dwarf_info_work() has work here (a CU built here, a slice at a time). */
+bool dwarf_info_has_work(const DwarfInfo *d);
 
 /* Closes libdwfl if no lookup needed it for idle_ns, and for DWARFINFO_OPEN_AMORTIZE times
  * what opening it cost (idle_ns 0: now, for memory; then it opens again only that much later,
@@ -124,6 +137,48 @@ size_t dwarf_info_memory(const DwarfInfo *d);
 const char *dwarf_info_debug_file(const DwarfInfo *d);
 /* What that file was when it was opened (fstat of libdwfl's descriptor); -ENOENT if none. */
 int dwarf_info_debug_stat(const DwarfInfo *d, struct stat *ret);
+
+/*
+ * Between DwarfInfo and the worker process (dwarfworker.c) only.
+ *
+ * The worker's side: the CU that holds ELF address vaddr, indexed if it is not yet, as a CU
+ * body for dwarf_info_take_cu() (*ret_body, *ret_len, malloc'd), then dropped here but for its
+ * identity: 1; 0 and no body when it was sent before; -ENOENT when no CU holds vaddr, or an
+ * error.
+ */
+int dwarf_info_export_cu(DwarfInfo *d, uint64_t vaddr, void **ret_body, size_t *ret_len);
+/* The worker's side: dwarf_info_open() that takes only the debug file st names (if not NULL) */
+int dwarf_info_open_expecting(int fd, const char *path, const char *debug_path,
+			      const struct stat *expect, DwarfCounters *counters, DwarfInfo **ret);
+int64_t dwarf_info_dw_delta(const DwarfInfo *d);
+
+/* What the owner's side sends with a request: the binary's descriptor (borrowed), its path, the
+ * debug search path, and the identity of the debug file the first answer named. */
+typedef struct DwarfRequestInfo {
+	int fd;
+	const char *path, *debug_path;
+	const struct stat *expect; /* NULL: none named yet */
+	uint64_t vaddr;
+	bool open_only; /* no CU asked for */
+} DwarfRequestInfo;
+void dwarf_info_request_info(const DwarfInfo *d, DwarfRequestInfo *ret);
+
+/* The worker's answer, checked before use. */
+typedef struct DwarfAnswerInfo {
+	int open_result; /* of the opening */
+	int result;	 /* of the CU: as dwarf_info_export_cu() */
+	int64_t dw_delta;
+	const char *debug_file; /* NULL: none */
+	const struct stat *debug_st;
+	const void *body; /* the CU body (result 1) */
+	size_t len;
+} DwarfAnswerInfo;
+/* The owner's side: takes the answer to the request it made; a body that fails its checks is
+ * refused (-EBADMSG) and the binary's DWARF with it. */
+int dwarf_info_take_answer(DwarfInfo *d, const DwarfAnswerInfo *a);
+/* The owner's side: the worker could not answer (died, too slow): r for the opening or the
+ * CU asked for. */
+void dwarf_info_take_failure(DwarfInfo *d, int r);
 
 static inline void dwarf_info_freep(DwarfInfo **d)
 {

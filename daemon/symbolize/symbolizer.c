@@ -15,6 +15,7 @@
 #include "base/timeutil.h"
 #include "symbolize/demangle.h"
 #include "symbolize/dwarfinfo.h"
+#include "symbolize/dwarfworker.h"
 #include "symbolize/elfsym.h"
 #include "symbolize/kallsyms.h"
 #include "symbolize/mounts.h"
@@ -108,6 +109,7 @@ struct Binary {
 	/* Its cache holds frames named without DWARF while a CU was being indexed: dropped when
 	 * the indexing is over, and every lookup in it until then counts as provisional. */
 	bool provisional;
+	bool dwarf_first;  /* its DWARF opened for the first time: binary_dwarf_opened() not run */
 	FilePerm perm;	   /* of the binary */
 	FileAccess *debug; /* of its separate debug file, NULL if none is used */
 	BinaryKey read_as; /* the file's identity when it was read (fstat of fd) */
@@ -146,7 +148,8 @@ struct Symbolizer {
 	uint64_t creds_ns;
 	SymbolizerStats stats;
 	DwarfCounters dwarf_counters;
-	uint64_t provisional; /* lookups answered provisionally (symbolizer_provisional()) */
+	DwarfWorker *dwarf_worker; /* NULL: libdw runs here */
+	uint64_t provisional;	   /* lookups answered provisionally (symbolizer_provisional()) */
 };
 
 /* ---- address caches ---- */
@@ -310,6 +313,8 @@ Symbolizer *symbolizer_free(Symbolizer *s)
 	hash_index_free(s->binary_index);
 	mounts_free(s->mounts);
 	binary_free(s, s->vdso);
+	/* After the binaries, whose DWARF it served. */
+	dwarf_worker_free(s->dwarf_worker);
 	addr_cache_done(s, &s->kernel_cache);
 	addr_cache_done(s, &s->unknown_cache);
 	for (size_t i = 0; i < s->n_markers; i++)
@@ -355,6 +360,19 @@ void symbolizer_set_cfi(Symbolizer *s, bool enabled)
 void symbolizer_set_dwarf_slice(Symbolizer *s, uint64_t cpu_ns)
 {
 	s->dwarf_counters.slice_ns = cpu_ns;
+}
+
+int symbolizer_set_dwarf_worker(Symbolizer *s, const DwarfWorkerOptions *o)
+{
+	int r;
+
+	if (s->dwarf_worker)
+		return -EBUSY;
+	r = dwarf_worker_new(o, &s->dwarf_counters, &s->dwarf_worker);
+	if (r < 0)
+		return r;
+	s->dwarf_counters.worker = s->dwarf_worker;
+	return 0;
 }
 
 void symbolizer_set_dwarf(Symbolizer *s, bool enabled)
@@ -546,10 +564,10 @@ static const Creds *creds_of(Symbolizer *s, pid_t pid)
  * The unwind and DWARF tables of b from the file open at fd: at load (first), and again when
  * a lookup needs them after binary_unload().
  */
+static void binary_dwarf_opened(Symbolizer *s, Binary *b);
+
 static void binary_load_tables(Symbolizer *s, Binary *b, int fd, const char *path, bool first)
 {
-	struct stat st;
-
 	b->unloaded = false;
 	/* Unwinding tables are optional: without them the unwinder falls back. */
 	if (s->want_cfi && cfi_load_fd(fd, &b->cfi) >= 0 && first)
@@ -558,28 +576,48 @@ static void binary_load_tables(Symbolizer *s, Binary *b, int fd, const char *pat
 	 * source lines; and a stripped binary's local functions from the debug file's .symtab. */
 	if (s->want_dwarf && !b->dwarf &&
 	    dwarf_info_open(fd, path, b->key.variant == VARIANT_NODEBUG ? "" : s->debug_path,
-			    &s->dwarf_counters, &b->dwarf) >= 0 &&
-	    first) {
-		const char *dbg = dwarf_info_debug_file(b->dwarf);
-		struct stat dst;
+			    &s->dwarf_counters, &b->dwarf) >= 0) {
+		b->dwarf_first = first;
+		binary_dwarf_opened(s, b);
+	}
+}
 
-		s->stats.dwarf_binaries++;
-		/* Who may read the debug file: checked for each process that maps the binary. */
-		if (dbg && dwarf_info_debug_stat(b->dwarf, &dst) == 0)
-			b->debug = file_access(dbg, &dst);
-		if (dbg && !b->debug) {
-			/* Cannot tell who may read it: nobody but root. */
-			b->debug = calloc(1, sizeof(FileAccess));
-		}
-		if (dbg && !elfsym_has_symtab(b->syms)) {
-			_cleanup_close_ int dfd = open(dbg, O_RDONLY | O_CLOEXEC | O_NOCTTY |
-								    O_NONBLOCK);
+/*
+ * Once b's DWARF is open (at once, or when the worker's answer came; lookups before find no
+ * DWARF): what comes with it the first time, before any lookup uses it: who may read its debug
+ * file, and the debug file's symbols for a stripped binary.
+ */
+static void binary_dwarf_opened(Symbolizer *s, Binary *b)
+{
+	const char *dbg;
+	struct stat st, dst;
+	int r = dwarf_info_opened(b->dwarf);
 
-			if (dfd >= 0 && fstat(dfd, &st) == 0 && S_ISREG(st.st_mode) &&
-			    st.st_dev == dst.st_dev && st.st_ino == dst.st_ino &&
-			    (uint64_t)st.st_size <= BINARY_MAX_SIZE)
-				(void)elfsym_add_symbols(b->syms, dfd);
-		}
+	if (r == -EINPROGRESS)
+		return;
+	if (r < 0) {
+		b->dwarf = dwarf_info_free(b->dwarf);
+		return;
+	}
+	if (!b->dwarf_first)
+		return;
+	b->dwarf_first = false;
+	dbg = dwarf_info_debug_file(b->dwarf);
+	s->stats.dwarf_binaries++;
+	/* Who may read the debug file: checked for each process that maps the binary. */
+	if (dbg && dwarf_info_debug_stat(b->dwarf, &dst) == 0)
+		b->debug = file_access(dbg, &dst);
+	if (dbg && !b->debug) {
+		/* Cannot tell who may read it: nobody but root. */
+		b->debug = calloc(1, sizeof(FileAccess));
+	}
+	if (dbg && !elfsym_has_symtab(b->syms)) {
+		_cleanup_close_ int dfd = open(dbg, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+		if (dfd >= 0 && fstat(dfd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    st.st_dev == dst.st_dev && st.st_ino == dst.st_ino &&
+		    (uint64_t)st.st_size <= BINARY_MAX_SIZE)
+			(void)elfsym_add_symbols(b->syms, dfd);
 	}
 }
 
@@ -935,6 +973,8 @@ static int resolve(Symbolizer *s, Binary *b, uint64_t vaddr, FrameId *out, size_
 	int nd = 0, r = 0;
 
 	binary_reload(s, b);
+	if (b->dwarf)
+		binary_dwarf_opened(s, b);
 	if (b->dwarf && !binary_check_stale(b))
 		nd = dwarf_info_lookup(b->dwarf, vaddr, dw, MIN(max, ARRAY_SIZE(dw)));
 	if (nd == -EINPROGRESS) {
@@ -1336,7 +1376,7 @@ bool symbolizer_work(Symbolizer *s)
 		Binary *b = s->binaries[i];
 		int r;
 
-		if (!b->dwarf || !dwarf_info_building(b->dwarf))
+		if (!b->dwarf || !dwarf_info_has_work(b->dwarf))
 			continue;
 		/* One slice per call: the caller's loop runs in between. */
 		r = dwarf_info_work(b->dwarf);
@@ -1353,9 +1393,15 @@ bool symbolizer_work(Symbolizer *s)
 bool symbolizer_has_work(const Symbolizer *s)
 {
 	for (size_t i = 0; i < s->n_binaries; i++)
-		if (s->binaries[i]->dwarf && dwarf_info_building(s->binaries[i]->dwarf))
+		if (s->binaries[i]->dwarf && dwarf_info_has_work(s->binaries[i]->dwarf))
 			return true;
 	return false;
+}
+
+void symbolizer_tick(Symbolizer *s)
+{
+	if (s->dwarf_worker)
+		dwarf_worker_tick(s->dwarf_worker);
 }
 
 uint64_t symbolizer_provisional(const Symbolizer *s)
@@ -1467,6 +1513,8 @@ void symbolizer_stats(const Symbolizer *s, SymbolizerStats *ret)
 	ret->dwarf_faults = s->dwarf_counters.faults;
 	ret->dwarf_pending = s->dwarf_counters.pending;
 	ret->dwarf_slices = s->dwarf_counters.slices;
+	if (s->dwarf_worker)
+		dwarf_worker_stats(s->dwarf_worker, &ret->dwarf_worker);
 	mounts_stats(s->mounts, &ms);
 	ret->fuse_refused = ms.refused;
 }

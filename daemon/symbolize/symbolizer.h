@@ -23,6 +23,7 @@
 
 #include "base/procfs.h"
 #include "store/store.h"
+#include "symbolize/dwarfworker.h"
 #include "symbolize/elfsym.h"
 #include "symbolize/mounts.h"
 #include "unwind/cfi.h"
@@ -55,6 +56,7 @@ typedef struct SymbolizerStats {
 	uint64_t dwarf_pending;	    /* lookups without DWARF: their CU was being indexed */
 	uint64_t dwarf_slices;	    /* indexing slices that ended before their CU was done */
 	uint64_t fuse_refused;	    /* files not opened: on FUSE (or a device nothing tells of) */
+	DwarfWorkerStats dwarf_worker; /* zero without a worker */
 } SymbolizerStats;
 
 int symbolizer_new(Store *store, Symbolizer **ret);
@@ -73,6 +75,8 @@ void symbolizer_set_cfi(Symbolizer *s, bool enabled);
 void symbolizer_set_dwarf(Symbolizer *s, bool enabled);
 /* CPU time a DWARF compile unit is indexed for at a time (0, the default: to the end). */
 void symbolizer_set_dwarf_slice(Symbolizer *s, uint64_t cpu_ns);
+/* Reads DWARF in a worker process (dwarfworker.h) rather than here. Before any binary. */
+int symbolizer_set_dwarf_worker(Symbolizer *s, const DwarfWorkerOptions *o);
 /* Extra roots for separate debug files (colon-separated), searched after /usr/lib/debug. */
 int symbolizer_set_debug_dirs(Symbolizer *s, const char *dirs);
 
@@ -136,6 +140,9 @@ int symbolizer_marker_frame(Symbolizer *s, const char *name, uint32_t flags, Fra
  */
 bool symbolizer_work(Symbolizer *s);
 bool symbolizer_has_work(const Symbolizer *s);
+/* Takes the DWARF worker's answers that came (lookups take them too), and stops a worker past
+ * its time limit: call a few times a second. */
+void symbolizer_tick(Symbolizer *s);
 uint64_t symbolizer_provisional(const Symbolizer *s);
 /* Drops address caches when they exceed the budget. Invalidates borrowed frames. */
 void symbolizer_trim(Symbolizer *s);

@@ -587,8 +587,8 @@ def scenarios(env, d, user, top_dir, tok):
     check(f"warm_{tok}" in top_functions(d, user.run(warm, 2)), "a plain program is named")
 
     # The baseline: status asked while the daemon names ordinary workloads, one of them in an
-    # intact copy of the big library (its compile unit indexed on the daemon's loop a slice at
-    # a time, as in the truncation rounds but untruncated), under whatever else this machine
+    # intact copy of the big library (its compile unit indexed by the DWARF worker, as in the
+    # truncation rounds but untruncated), under whatever else this machine
     # runs now. The bounds below are on what the hostile files add to it.
     mon = Monitor(d)
     mon.phase = "baseline"
@@ -604,13 +604,14 @@ def scenarios(env, d, user, top_dir, tok):
     rows = [r for r in top_functions(d, base_pid, rows=True)
             if (r.get("function") or "")[:1] == "f" and r["function"][1:].isdigit()]
     check(rows, f"the intact big library is named: {top_functions(d, base_pid)[:5]}")
-    # Its compile unit, 170,000 DIEs, is indexed a slice at a time; its functions are named
-    # from the symbol table meanwhile, and with their source files once it is done.
+    # Its compile unit, 170,000 DIEs, is indexed by the DWARF worker process; its functions are
+    # named from the symbol table until the answer is in, and with their source files then.
     sym = d.json("status")["symbolizer"]
-    check(sym.get("dwarf_slices", 0) > 0 and any(r.get("file") for r in rows),
-          f"the big compile unit was indexed in slices (dwarf_slices {sym.get('dwarf_slices')}, "
-          f"lookups meanwhile {sym.get('dwarf_pending')}) and then gave source files: "
-          f"{[(r['function'], r.get('file')) for r in rows[:3]]}")
+    check(sym.get("dwarf_worker_requests", 0) > 0 and sym.get("dwarf_worker_died", 1) == 0 and
+          any(r.get("file") for r in rows),
+          f"the big compile unit was indexed by the worker (requests "
+          f"{sym.get('dwarf_worker_requests')}, lookups meanwhile {sym.get('dwarf_pending')}) "
+          f"and then gave source files: {[(r['function'], r.get('file')) for r in rows[:3]]}")
     while len(mon.of({"baseline"})) < 40 and time.monotonic() < t_end:
         time.sleep(0.1)
     mon.dump_smaps("baseline")
@@ -697,11 +698,13 @@ def scenarios(env, d, user, top_dir, tok):
             time.sleep(0.02)
         p.kill()
         p.wait()
-        faults = d.json("status")["symbolizer"].get("dwarf_faults", 0)
+        # Caught in the worker (its libdw's faults), or the worker died of one.
+        sym = d.json("status")["symbolizer"]
+        faults = sym.get("dwarf_faults", 0) + sym.get("dwarf_worker_died", 0)
         if faults:
             break
     check(d.proc.poll() is None, f"profqd alive after the truncation loops ({attempt + 1})")
-    print(f"dwarf_faults after {attempt + 1} rounds: {faults}")
+    print(f"dwarf_faults + dwarf_worker_died after {attempt + 1} rounds: {faults}")
 
     mon.stop()
     st = d.json("status")

@@ -32,6 +32,7 @@
 #include "base/procfs.h"
 #include "fixtures/fixture-symbols.h"
 #include "symbolize/dwarfinfo.h"
+#include "symbolize/dwarfworker.h"
 #include "symbolize/symbolizer.h"
 #include "elf-craft.h"
 #include "tmpdir.h"
@@ -168,6 +169,14 @@ typedef struct World {
 	ProcMap map; /* the executable segment at LOAD_BIAS */
 } World;
 
+/* The second run of the tests: DWARF read by the worker process, as profqd does. Lookups wait
+ * for its answers (the time a tick would give them is not refilled here). */
+static const DwarfWorkerOptions *use_worker;
+static const DwarfWorkerOptions worker_options = { .timeout_ns = 60 * NSEC_PER_SEC,
+						   .wait_ns = 60 * NSEC_PER_SEC,
+						   .lookup_wait_ns = 60 * NSEC_PER_SEC,
+						   .max_data = 1024ull << 20 };
+
 static void world_open(World *w, Store *store, const char *path, const char *debug_dirs)
 {
 	ExecSegment seg;
@@ -175,6 +184,8 @@ static void world_open(World *w, Store *store, const char *path, const char *deb
 
 	*w = (World){ .store = store };
 	assert_int_equal(symbolizer_new(store, &w->sym), 0);
+	if (use_worker)
+		assert_int_equal(symbolizer_set_dwarf_worker(w->sym, use_worker), 0);
 	if (debug_dirs)
 		assert_int_equal(symbolizer_set_debug_dirs(w->sym, debug_dirs), 0);
 	assert_int_equal(symbolizer_binary_from_path(w->sym, path, &w->b), 0);
@@ -1572,6 +1583,207 @@ static void test_sliced_index(void **state)
 	nm_table_done(&nm);
 }
 
+/* ---- DWARF through the worker process ---- */
+
+/* The frames of the big fixture's functions at every address, from a world of the same store
+ * with DWARF read here (the same ids for the same frames). */
+static void same_frames(World *w, const NmTable *nm)
+{
+	static const char *const names[] = { "f7", "f123", "f399", "big_entry" };
+	const DwarfWorkerOptions *saved = use_worker;
+	FrameId ids[SYMBOLIZER_MAX_INLINE], want[SYMBOLIZER_MAX_INLINE];
+	World here;
+
+	use_worker = NULL;
+	world_open(&here, w->store, FIXTURE_DWARF_BIG, NULL);
+	use_worker = saved;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		const NmSym *f = nm_must_find(nm, names[i]);
+
+		for (uint64_t a = f->addr; a < f->addr + f->size; a++) {
+			size_t m = frames_at(&here, a, want), n = frames_at(w, a, ids);
+
+			assert_int_equal(n, m);
+			assert_memory_equal(ids, want, n * sizeof(FrameId));
+		}
+	}
+	/* Inlined calls and lines: not a comparison of symbol-table names. */
+	assert_true(frames_at(w, nm_must_find(nm, "f123")->addr + 8, ids) >= 1);
+	assert_true(frame(w, ids[0])->file != 0);
+	world_close(&here);
+}
+
+/*
+ * Every address of the big fixture's functions gets, through the worker, the frames an index
+ * built here gives; libdw ran in the worker (its openings are counted from its answers), which
+ * answered every request.
+ */
+static void test_worker_same_frames(void **state)
+{
+	World w;
+	SymbolizerStats st;
+	Store *store = NULL;
+	NmTable nm = { 0 };
+
+	(void)state;
+	assert_int_equal(nm_table_add(&nm, "", FIXTURE_DWARF_BIG), 0);
+	assert_int_equal(store_new(&store), 0);
+	world_open(&w, store, FIXTURE_DWARF_BIG, NULL);
+	same_frames(&w, &nm);
+	symbolizer_stats(w.sym, &st);
+	assert_true(st.dwarf_worker.requests >= 2); /* the opening, and a CU */
+	assert_int_equal(st.dwarf_worker.children, 1);
+	assert_int_equal(st.dwarf_worker.died + st.dwarf_worker.timeouts, 0);
+	assert_int_equal(st.dwarf_worker.refused, 0);
+	assert_true(st.dwarf_opens >= 1);
+	assert_int_equal(st.dwarf_binaries, 1);
+	world_close(&w);
+	store_free(store);
+	nm_table_done(&nm);
+}
+
+/*
+ * Lookups that do not wait for the worker (as on a daemon whose waiting time for the tick is
+ * spent): named from the symbol table and counted provisional until the answer is in, then the
+ * same frames as in-process.
+ */
+static void test_worker_async(void **state)
+{
+	const DwarfWorkerOptions nowait = { .timeout_ns = 60 * NSEC_PER_SEC,
+					    .max_data = 1024ull << 20 };
+	const DwarfWorkerOptions *saved = use_worker;
+	const struct timespec ms = { .tv_nsec = NSEC_PER_MSEC };
+	FrameId ids[SYMBOLIZER_MAX_INLINE];
+	Store *store = NULL;
+	NmTable nm = { 0 };
+	uint64_t prov;
+	World w;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(nm_table_add(&nm, "", FIXTURE_DWARF_BIG), 0);
+	assert_int_equal(store_new(&store), 0);
+	use_worker = &nowait;
+	world_open(&w, store, FIXTURE_DWARF_BIG, NULL);
+	use_worker = saved;
+	prov = symbolizer_provisional(w.sym);
+	n = frames_at(&w, nm_must_find(&nm, "f123")->addr, ids);
+	assert_int_equal(n, 1);
+	assert_string_equal(str(&w, frame(&w, ids[0])->function), "f123");
+	assert_int_equal(frame(&w, ids[0])->file, 0);
+	assert_int_equal(symbolizer_provisional(w.sym), prov + 1);
+	/* Ticks take the answers; each lookup that finds no CU asks again. */
+	for (unsigned i = 0; i < 60000; i++) {
+		prov = symbolizer_provisional(w.sym);
+		symbolizer_tick(w.sym);
+		(void)frames_at(&w, nm_must_find(&nm, "f123")->addr, ids);
+		if (symbolizer_provisional(w.sym) == prov)
+			break;
+		nanosleep(&ms, NULL);
+	}
+	assert_int_equal(symbolizer_provisional(w.sym), prov);
+	assert_true(frame(&w, ids[0])->file != 0);
+	/* Every other CU's first lookup is provisional too: ask for all, then compare. */
+	for (unsigned i = 0; i < 60000; i++) {
+		static const char *const names[] = { "f7", "f399", "big_entry" };
+
+		prov = symbolizer_provisional(w.sym);
+		symbolizer_tick(w.sym);
+		for (size_t k = 0; k < ARRAY_SIZE(names); k++)
+			(void)frames_at(&w, nm_must_find(&nm, names[k])->addr, ids);
+		if (symbolizer_provisional(w.sym) == prov)
+			break;
+		nanosleep(&ms, NULL);
+	}
+	same_frames(&w, &nm);
+	world_close(&w);
+	store_free(store);
+	nm_table_done(&nm);
+}
+
+/* The pids of this process's children (of all its threads), up to max. */
+static size_t children_of_self(pid_t *out, size_t max)
+{
+	_cleanup_free_ char *buf = NULL;
+	char path[64];
+	size_t n = 0;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+	if (procfs_read_file(path, 4096, &buf, NULL) < 0)
+		return 0;
+	for (char *p = buf, *end; n < max && *p; p = end) {
+		long pid = strtol(p, &end, 10);
+
+		if (end == p)
+			break;
+		out[n++] = (pid_t)pid;
+	}
+	return n;
+}
+
+/*
+ * A file truncated under the worker's libdw faults there: that binary's DWARF goes, nothing else.
+ * A worker killed from outside costs the request it had; the next starts another.
+ */
+static void test_worker_truncated(void **state)
+{
+	_cleanup_tmpdir_ char *dir = tmpdir_new_named("profq-worker");
+	_cleanup_free_ char *path = NULL;
+	DwarfFrame frames[SYMBOLIZER_MAX_INLINE];
+	DwarfCounters counters = { 0 };
+	DwarfWorkerStats st;
+	DwarfWorker *w = NULL;
+	DwarfInfo *d = NULL, *d2 = NULL;
+	NmTable nm = { 0 };
+	pid_t kids[8];
+	size_t n_kids;
+	int fd, fd2, n;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_true(asprintf(&path, "%s/fixture-dwarf", dir) > 0);
+	assert_int_equal(run("cp %s %s", FIXTURE_DWARF, path), 0);
+	assert_int_equal(nm_table_add(&nm, "", FIXTURE_DWARF), 0);
+	assert_int_equal(dwarf_worker_new(&worker_options, &counters, &w), 0);
+	counters.worker = w;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(dwarf_info_open(fd, path, NULL, &counters, &d), 0);
+	assert_int_equal(dwarf_info_opened(d), 0);
+	assert_int_equal(truncate(path, 0), 0);
+	n = dwarf_info_lookup(d, nm_must_find(&nm, dwarf_functions[0])->addr, frames,
+			      ARRAY_SIZE(frames));
+	assert_int_equal(n, 0);
+	assert_int_equal(counters.faults, 1);
+	assert_false(dwarf_info_building(d));
+	n = dwarf_info_lookup(d, nm_must_find(&nm, dwarf_functions[1])->addr, frames,
+			      ARRAY_SIZE(frames));
+	assert_int_equal(n, 0);
+
+	/* The worker killed from outside, between requests. */
+	n_kids = children_of_self(kids, ARRAY_SIZE(kids));
+	assert_int_equal(n_kids, 1);
+	assert_int_equal(kill(kids[0], SIGKILL), 0);
+	fd2 = open(FIXTURE_DWARF, O_RDONLY | O_CLOEXEC);
+	assert_true(fd2 >= 0);
+	assert_int_equal(dwarf_info_open(fd2, FIXTURE_DWARF, NULL, &counters, &d2), 0);
+	assert_int_equal(dwarf_info_opened(d2), 0);
+	n = dwarf_info_lookup(d2, nm_must_find(&nm, dwarf_functions[0])->addr, frames,
+			      ARRAY_SIZE(frames));
+	assert_true(n >= 1);
+	assert_non_null(frames[n - 1].function);
+	dwarf_worker_stats(w, &st);
+	assert_int_equal(st.children, 2);
+	assert_int_equal(st.refused, 0);
+
+	dwarf_info_free(d);
+	dwarf_info_free(d2);
+	dwarf_worker_free(w);
+	close(fd);
+	close(fd2);
+	nm_table_done(&nm);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && streq(argv[1], "--cu-fault"))
@@ -1597,5 +1809,25 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_sliced_index),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	/* The same answers through the worker process. */
+	const struct CMUnitTest worker_tests[] = {
+		cmocka_unit_test(test_inline_frames),
+		cmocka_unit_test(test_leaf_lines),
+		cmocka_unit_test(test_cxx_templates),
+		cmocka_unit_test(test_debuglink),
+		cmocka_unit_test(test_build_id_debug_dir),
+		cmocka_unit_test(test_dynsym_only),
+		cmocka_unit_test(test_relative_file_names),
+		cmocka_unit_test(test_lines_without_function_die),
+		cmocka_unit_test(test_debuglink_hostile),
+		cmocka_unit_test(test_owner_access),
+		cmocka_unit_test(test_replaced_in_place),
+		cmocka_unit_test(test_worker_same_frames),
+		cmocka_unit_test(test_worker_async),
+		cmocka_unit_test(test_worker_truncated),
+	};
+	int failed = cmocka_run_group_tests_name("in-process", tests, NULL, NULL);
+
+	use_worker = &worker_options;
+	return failed + cmocka_run_group_tests_name("worker", worker_tests, NULL, NULL);
 }
