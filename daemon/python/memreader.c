@@ -257,7 +257,7 @@ static ssize_t exchange(MemReader *m, int fd, uint32_t uid, const Request *q)
 		if (r < 0)
 			return r;
 	}
-	r = sandbox_send(m->child.sock, q, sizeof(*q), fd);
+	r = sandbox_send(m->child.sock, q, sizeof(*q), fd, 0);
 	if (r < 0) {
 		if (r == -EBADF)
 			return r; /* fd is no descriptor */

@@ -956,6 +956,7 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	json_add_int(sym, "dwarf_worker_died", (int64_t)sy.dwarf_worker.died);
 	json_add_int(sym, "dwarf_worker_refused", (int64_t)sy.dwarf_worker.refused);
 	json_add_int(sym, "dwarf_worker_queued", (int64_t)sy.dwarf_worker.queued);
+	json_add_int(sym, "dwarf_worker_rss", (int64_t)sy.dwarf_worker.rss);
 	json_add_int(sym, "fuse_refused", (int64_t)sy.fuse_refused);
 	json_add_int(sym, "binaries_dropped", (int64_t)sy.binaries_dropped);
 	json_add_int(sym, "binaries_unloaded", (int64_t)sy.binaries_unloaded);

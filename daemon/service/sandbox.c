@@ -159,7 +159,7 @@ int sandbox_start(Sandbox *s, const SandboxOptions *o, SandboxMain main, void *u
 	return 0;
 }
 
-int sandbox_send(int sock, const void *buf, size_t len, int fd)
+int sandbox_send(int sock, const void *buf, size_t len, int fd, int flags)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
@@ -175,7 +175,7 @@ int sandbox_send(int sock, const void *buf, size_t len, int fd)
 		c->cmsg_len = CMSG_LEN(sizeof(int));
 		memcpy(CMSG_DATA(c), &fd, sizeof(int));
 	}
-	if (sendmsg(sock, &msg, MSG_NOSIGNAL) != (ssize_t)len)
+	if (sendmsg(sock, &msg, flags | MSG_NOSIGNAL) != (ssize_t)len)
 		return errno ? negative_errno() : -EIO;
 	return 0;
 }

@@ -51,8 +51,9 @@ int sandbox_stop(Sandbox *s, uint64_t wait_ns);
 /* Waits for the stuck children that have ended since. */
 void sandbox_reap(Sandbox *s);
 
-/* Sends one message of len bytes, with descriptor fd unless it is negative: 0 or -errno. */
-int sandbox_send(int sock, const void *buf, size_t len, int fd);
+/* Sends one message of len bytes, with descriptor fd unless it is negative (flags as
+ * sendmsg()'s): 0 or -errno. */
+int sandbox_send(int sock, const void *buf, size_t len, int fd, int flags);
 /* Receives one message into buf (flags as recvmsg()'s): its size (0 at the other end's close),
  * or -errno; the descriptor it carried in *ret_fd (close-on-exec), -1 if none. A message longer
  * than len is -EMSGSIZE. */

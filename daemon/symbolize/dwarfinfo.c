@@ -785,6 +785,29 @@ int dwarf_info_open(int fd, const char *path, const char *debug_path, DwarfCount
 	return dwarf_info_open_expecting(fd, path, debug_path, NULL, counters, ret);
 }
 
+int dwarf_info_new_detached(DwarfCounters *counters, uint64_t vaddr, DwarfInfo **ret)
+{
+	_cleanup_(dwarf_info_freep) DwarfInfo *d = calloc(1, sizeof(*d));
+	int r;
+
+	if (!d)
+		return -ENOMEM;
+	d->fd = -1;
+	d->counters = counters;
+	r = hash_index_new(&d->cu_index);
+	if (r >= 0)
+		r = hash_index_new(&d->pool.index);
+	if (r >= 0)
+		r = hash_index_new(&d->addr_index);
+	if (r < 0)
+		return r;
+	d->remote_id = UINT64_MAX;
+	d->remote_pending = true;
+	d->remote_vaddr = vaddr;
+	*ret = TAKE_PTR(d);
+	return 0;
+}
+
 int dwarf_info_opened(const DwarfInfo *d)
 {
 	return d->remote_id ? d->remote_open : 0;
@@ -1986,7 +2009,7 @@ static int remote_cu(DwarfInfo *d, uint64_t vaddr, CuIndex **ret)
 		}
 		if (d->remote_pending)
 			return -EINPROGRESS;
-		if (pass > 0 || d->n_addr_cus >= ADDR_CUS_MAX)
+		if (pass > 0 || d->n_addr_cus >= ADDR_CUS_MAX || !w)
 			break;
 		d->remote_vaddr = vaddr;
 		d->remote_pending = true;

@@ -173,6 +173,9 @@ typedef struct DwarfAnswerInfo {
 	const void *body; /* the CU body (result 1) */
 	size_t len;
 } DwarfAnswerInfo;
+/* A DwarfInfo fed by answers alone (tests, fuzzing): open, with a CU asked for at vaddr;
+ * counters->worker must be NULL. */
+int dwarf_info_new_detached(DwarfCounters *counters, uint64_t vaddr, DwarfInfo **ret);
 /* The owner's side: takes the answer to the request it made; a body that fails its checks is
  * refused (-EBADMSG) and the binary's DWARF with it. */
 int dwarf_info_take_answer(DwarfInfo *d, const DwarfAnswerInfo *a);

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <limits.h>
 #include <linux/capability.h>
 #include <poll.h>
@@ -183,7 +185,7 @@ static void child_answer(int sock, Child *c, const WireRequest *q, const char *p
 	a.refused = c->counters.refused - before.refused;
 	a.faults = c->counters.faults - before.faults;
 	memcpy(buf, &a, sizeof(a));
-	if (sandbox_send(sock, buf, off, bfd) < 0)
+	if (sandbox_send(sock, buf, off, bfd, 0) < 0)
 		_exit(0);
 }
 
@@ -308,9 +310,11 @@ void dwarf_worker_unregister(DwarfWorker *w, uint64_t id)
 		return;
 	memmove(c, c + 1, (size_t)(w->clients + w->n_clients - (c + 1)) * sizeof(*c));
 	w->n_clients--;
-	/* Its queued request goes when its turn comes (no client then). */
+	/* Its queued request goes when its turn comes (no client then). Not waited for: a child
+	 * whose queue is full (busy on a request) keeps the binary until it is the least recently
+	 * used. */
 	if (w->child.pid > 0)
-		(void)sandbox_send(w->child.sock, &q, sizeof(q), -1);
+		(void)sandbox_send(w->child.sock, &q, sizeof(q), -1, MSG_DONTWAIT);
 }
 
 int dwarf_worker_ask(DwarfWorker *w, uint64_t id)
@@ -356,11 +360,25 @@ static void child_ended(DwarfWorker *w)
 	fail_in_flight(w, -EIO);
 }
 
-/* Sends c's request to the child (started if there is none): 0, or -errno. */
-static int send_request(DwarfWorker *w, const Client *c)
+int dwarf_worker_start(DwarfWorker *w)
 {
 	static const SandboxOptions base = { .keep_caps = 1ull << CAP_DAC_READ_SEARCH };
 	SandboxOptions so = base;
+	int r;
+
+	if (w->child.pid > 0)
+		return 0;
+	so.max_data = w->o.max_data;
+	r = sandbox_start(&w->child, &so, child_main, w->buf);
+	if (r < 0)
+		return r;
+	w->stats.children++;
+	return 0;
+}
+
+/* Sends c's request to the child (started if there is none): 0, or -errno. */
+static int send_request(DwarfWorker *w, const Client *c)
+{
 	DwarfRequestInfo ri;
 	WireRequest q;
 	size_t path_len, debug_len;
@@ -382,14 +400,10 @@ static int send_request(DwarfWorker *w, const Client *c)
 	memcpy(w->buf + sizeof(q), ri.path, path_len);
 	memcpy(w->buf + sizeof(q) + path_len, ri.debug_path, debug_len);
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if (w->child.pid == 0) {
-			so.max_data = w->o.max_data;
-			r = sandbox_start(&w->child, &so, child_main, w->buf);
-			if (r < 0)
-				return r;
-			w->stats.children++;
-		}
-		r = sandbox_send(w->child.sock, w->buf, sizeof(q) + path_len + debug_len, ri.fd);
+		r = dwarf_worker_start(w);
+		if (r < 0)
+			return r;
+		r = sandbox_send(w->child.sock, w->buf, sizeof(q) + path_len + debug_len, ri.fd, 0);
 		if (r >= 0) {
 			w->stats.requests++;
 			return 0;
@@ -557,6 +571,24 @@ void dwarf_worker_wait(DwarfWorker *w, uint64_t id)
 
 void dwarf_worker_stats(const DwarfWorker *w, DwarfWorkerStats *ret)
 {
+	char path[64], buf[128];
+	unsigned long long size, resident;
+	ssize_t n;
+	int fd;
+
 	*ret = w->stats;
 	ret->queued = w->n_queue + (w->in_flight != 0);
+	if (w->child.pid <= 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/statm", (int)w->child.pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		if (sscanf(buf, "%llu %llu", &size, &resident) == 2)
+			ret->rss = resident * (uint64_t)sysconf(_SC_PAGESIZE);
+	}
 }

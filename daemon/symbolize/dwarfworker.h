@@ -40,12 +40,16 @@ typedef struct DwarfWorkerStats {
 	uint64_t died;	   /* children that ended while working on a request */
 	uint64_t refused;  /* answers that failed their checks */
 	uint64_t queued;   /* requests waiting now */
+	uint64_t rss;	   /* the child's resident bytes now (0: no child) */
 } DwarfWorkerStats;
 
 /* counters (borrowed, must outlive w) gets what the child's openings cost. */
 int dwarf_worker_new(const DwarfWorkerOptions *o, DwarfCounters *counters, DwarfWorker **ret);
 /* Stops the child. The DwarfInfos registered must be freed first. */
 DwarfWorker *dwarf_worker_free(DwarfWorker *w);
+/* Starts the child now rather than at the first request (a fork costs more the larger the
+ * process has grown, and the first lookups should not wait for it). */
+int dwarf_worker_start(DwarfWorker *w);
 /* Takes the answers that came, stops a child past its time limit, and sends what is queued. */
 void dwarf_worker_poll(DwarfWorker *w);
 /* dwarf_worker_poll(), and a new slice of waiting time for lookups. */

@@ -372,6 +372,8 @@ int symbolizer_set_dwarf_worker(Symbolizer *s, const DwarfWorkerOptions *o)
 	if (r < 0)
 		return r;
 	s->dwarf_counters.worker = s->dwarf_worker;
+	/* Not fatal: the first request tries again. */
+	(void)dwarf_worker_start(s->dwarf_worker);
 	return 0;
 }
 
@@ -589,6 +591,7 @@ static void binary_load_tables(Symbolizer *s, Binary *b, int fd, const char *pat
  */
 static void binary_dwarf_opened(Symbolizer *s, Binary *b)
 {
+	_cleanup_close_ int dfd = -1;
 	const char *dbg;
 	struct stat st, dst;
 	int r = dwarf_info_opened(b->dwarf);
@@ -603,22 +606,25 @@ static void binary_dwarf_opened(Symbolizer *s, Binary *b)
 		return;
 	b->dwarf_first = false;
 	dbg = dwarf_info_debug_file(b->dwarf);
+	if (dbg) {
+		/* The separate debug file the DWARF came from, opened here again: who may read it is
+		 * decided on what profqd sees, not on what the worker (or libdwfl) said. */
+		dfd = open(dbg, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		if (dfd < 0 || fstat(dfd, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    dwarf_info_debug_stat(b->dwarf, &dst) < 0 || st.st_dev != dst.st_dev ||
+		    st.st_ino != dst.st_ino) {
+			b->dwarf = dwarf_info_free(b->dwarf);
+			return;
+		}
+	}
 	s->stats.dwarf_binaries++;
-	/* Who may read the debug file: checked for each process that maps the binary. */
-	if (dbg && dwarf_info_debug_stat(b->dwarf, &dst) == 0)
-		b->debug = file_access(dbg, &dst);
-	if (dbg && !b->debug) {
-		/* Cannot tell who may read it: nobody but root. */
-		b->debug = calloc(1, sizeof(FileAccess));
-	}
-	if (dbg && !elfsym_has_symtab(b->syms)) {
-		_cleanup_close_ int dfd = open(dbg, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-
-		if (dfd >= 0 && fstat(dfd, &st) == 0 && S_ISREG(st.st_mode) &&
-		    st.st_dev == dst.st_dev && st.st_ino == dst.st_ino &&
-		    (uint64_t)st.st_size <= BINARY_MAX_SIZE)
-			(void)elfsym_add_symbols(b->syms, dfd);
-	}
+	if (!dbg)
+		return;
+	/* Who may read the debug file: checked for each process that maps the binary; if that
+	 * cannot be told, nobody but root. */
+	b->debug = file_access(dbg, &st) ?: calloc(1, sizeof(FileAccess));
+	if (!elfsym_has_symtab(b->syms) && (uint64_t)st.st_size <= BINARY_MAX_SIZE)
+		(void)elfsym_add_symbols(b->syms, dfd);
 }
 
 /* Reads the symbols of the file open at fd into b, after checking what the file is; path names
