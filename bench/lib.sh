@@ -187,23 +187,28 @@ bpf_run_of() {
 		 "\(map(.run_time_ns // 0) | add // 0) \(map(.run_cnt // 0) | add // 0)"' -r
 }
 
-# utime+stime of a process (all its threads, /proc/PID/stat), in nanoseconds.
+# utime+stime of a process (all its threads, /proc/PID/stat) and of its children (profqd's
+# worker processes: the live ones' own, the ended ones' through cutime+cstime), in nanoseconds.
 cpu_ticks_ns() {
-	local pid=$1 stat
-	stat=$(cat /proc/"$pid"/stat 2>/dev/null) || {
-		echo 0
-		return
-	}
-	stat=${stat##*) } # comm may contain spaces
-	# Integer arithmetic in bash: mawk's %d stops at 2^31 (2.1 s of CPU in ns).
-	set -- $stat
-	echo $(((${12} + ${13}) * 1000000000 / CLK_TCK))
+	local pid=$1 total=0 p stat
+	for p in "$pid" $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
+		stat=$(cat /proc/"$p"/stat 2>/dev/null) || continue
+		stat=${stat##*) } # comm may contain spaces
+		# Integer arithmetic in bash: mawk's %d stops at 2^31 (2.1 s of CPU in ns).
+		set -- $stat
+		total=$((total + (${12} + ${13}) * 1000000000 / CLK_TCK))
+		[[ $p == "$pid" ]] && total=$((total + (${14} + ${15}) * 1000000000 / CLK_TCK))
+	done
+	echo "$total"
 }
 
-# On-CPU time of a process's live threads from the scheduler (ns precision).
+# On-CPU time of a process's live threads and its live children's, from the scheduler (ns
+# precision).
 cpu_sched_ns() {
 	local pid=$1
-	cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%d\n", s}'
+	cat /proc/"$pid"/task/*/schedstat \
+		$(sed 's|[0-9]*|/proc/&/task/*/schedstat|g' /proc/"$pid"/task/*/children 2>/dev/null) \
+		2>/dev/null | awk '{s += $1} END {printf "%d\n", s}'
 }
 
 # "VmRSS VmHWM" in KiB.

@@ -109,7 +109,7 @@ struct Binary {
 	/* Its cache holds frames named without DWARF while a CU was being indexed: dropped when
 	 * the indexing is over, and every lookup in it until then counts as provisional. */
 	bool provisional;
-	bool dwarf_first;  /* its DWARF opened for the first time: binary_dwarf_opened() not run */
+	bool dwarf_done;   /* binary_dwarf_opened() has seen its DWARF open once */
 	FilePerm perm;	   /* of the binary */
 	FileAccess *debug; /* of its separate debug file, NULL if none is used */
 	BinaryKey read_as; /* the file's identity when it was read (fstat of fd) */
@@ -578,16 +578,15 @@ static void binary_load_tables(Symbolizer *s, Binary *b, int fd, const char *pat
 	 * source lines; and a stripped binary's local functions from the debug file's .symtab. */
 	if (s->want_dwarf && !b->dwarf &&
 	    dwarf_info_open(fd, path, b->key.variant == VARIANT_NODEBUG ? "" : s->debug_path,
-			    &s->dwarf_counters, &b->dwarf) >= 0) {
-		b->dwarf_first = first;
+			    &s->dwarf_counters, &b->dwarf) >= 0)
 		binary_dwarf_opened(s, b);
-	}
 }
 
 /*
  * Once b's DWARF is open (at once, or when the worker's answer came; lookups before find no
- * DWARF): what comes with it the first time, before any lookup uses it: who may read its debug
- * file, and the debug file's symbols for a stripped binary.
+ * DWARF): what comes with it the first time it opens (whichever load of the tables that is),
+ * before any lookup uses it: who may read its debug file, and the debug file's symbols for a
+ * stripped binary.
  */
 static void binary_dwarf_opened(Symbolizer *s, Binary *b)
 {
@@ -602,9 +601,9 @@ static void binary_dwarf_opened(Symbolizer *s, Binary *b)
 		b->dwarf = dwarf_info_free(b->dwarf);
 		return;
 	}
-	if (!b->dwarf_first)
+	if (b->dwarf_done)
 		return;
-	b->dwarf_first = false;
+	b->dwarf_done = true;
 	dbg = dwarf_info_debug_file(b->dwarf);
 	if (dbg) {
 		/* The separate debug file the DWARF came from, opened here again: who may read it is
