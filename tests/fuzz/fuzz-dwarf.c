@@ -19,39 +19,21 @@
 
 #include "base/macro.h"
 #include "fuzz-elf-common.h"
+#include "fuzz-frames.h"
 #include "symbolize/dwarfinfo.h"
 
-/* dwarfinfo.c cuts strings at 4095 bytes. */
-#define STRING_LIMIT 4095
-#define MAX_FRAMES 16
+#define MAX_FRAMES FUZZ_MAX_FRAMES
 /* Lookups with frames compared: the first ones (each compares all its strings). */
 #define MAX_COMPARED 256
 
 static int file_fd = -1;
 static char file_dir[PATH_MAX], file_path[PATH_MAX];
 
-static void check_string(const char *s)
-{
-	if (s)
-		FUZZ_CHECK(strnlen(s, STRING_LIMIT + 1) <= STRING_LIMIT);
-}
-
 static int lookup(DwarfInfo *d, uint64_t addr, DwarfFrame *f)
 {
 	int r = dwarf_info_lookup(d, addr, f, MAX_FRAMES);
 
-	FUZZ_CHECK((r >= 0 && r <= MAX_FRAMES) || r == -ENOMEM || r == -E2BIG || r == -EINPROGRESS);
-	for (int i = 0; i < r; i++) {
-		check_string(f[i].function);
-		check_string(f[i].linkage);
-		check_string(f[i].file);
-		check_string(f[i].decl_file);
-		/* Frames are innermost first: all but the outermost are inlined into the next. */
-		if (i + 1 < r)
-			FUZZ_CHECK(f[i].inlined);
-		/* A line is only given with its file. */
-		FUZZ_CHECK(f[i].file || f[i].line == 0);
-	}
+	fuzz_check_frames(f, r);
 	return r;
 }
 

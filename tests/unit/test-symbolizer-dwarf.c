@@ -1784,6 +1784,16 @@ static void test_worker_truncated(void **state)
 	nm_table_done(&nm);
 }
 
+/* The symbolizer's answers: in process, then through the worker process. */
+#define SYMBOLIZER_TESTS                                                                       \
+	cmocka_unit_test(test_inline_frames), cmocka_unit_test(test_leaf_lines),               \
+		cmocka_unit_test(test_cxx_templates), cmocka_unit_test(test_debuglink),        \
+		cmocka_unit_test(test_build_id_debug_dir), cmocka_unit_test(test_dynsym_only), \
+		cmocka_unit_test(test_relative_file_names),                                    \
+		cmocka_unit_test(test_lines_without_function_die),                             \
+		cmocka_unit_test(test_debuglink_hostile), cmocka_unit_test(test_owner_access), \
+		cmocka_unit_test(test_replaced_in_place)
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && streq(argv[1], "--cu-fault"))
@@ -1791,37 +1801,15 @@ int main(int argc, char **argv)
 	if (argc == 3 && streq(argv[1], "--cu-fault-sliced"))
 		return cu_fault_sliced_child(argv[2]);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_inline_frames),
-		cmocka_unit_test(test_leaf_lines),
-		cmocka_unit_test(test_cxx_templates),
-		cmocka_unit_test(test_debuglink),
-		cmocka_unit_test(test_build_id_debug_dir),
-		cmocka_unit_test(test_dynsym_only),
-		cmocka_unit_test(test_relative_file_names),
-		cmocka_unit_test(test_lines_without_function_die),
-		cmocka_unit_test(test_debuglink_hostile),
+		SYMBOLIZER_TESTS,
 		cmocka_unit_test(test_compressed_bomb),
 		cmocka_unit_test(test_truncated_under_libdw),
 		cmocka_unit_test(test_fault_in_cu_walk),
 		cmocka_unit_test(test_fault_between_slices),
-		cmocka_unit_test(test_owner_access),
-		cmocka_unit_test(test_replaced_in_place),
 		cmocka_unit_test(test_sliced_index),
 	};
-
-	/* The same answers through the worker process. */
 	const struct CMUnitTest worker_tests[] = {
-		cmocka_unit_test(test_inline_frames),
-		cmocka_unit_test(test_leaf_lines),
-		cmocka_unit_test(test_cxx_templates),
-		cmocka_unit_test(test_debuglink),
-		cmocka_unit_test(test_build_id_debug_dir),
-		cmocka_unit_test(test_dynsym_only),
-		cmocka_unit_test(test_relative_file_names),
-		cmocka_unit_test(test_lines_without_function_die),
-		cmocka_unit_test(test_debuglink_hostile),
-		cmocka_unit_test(test_owner_access),
-		cmocka_unit_test(test_replaced_in_place),
+		SYMBOLIZER_TESTS,
 		cmocka_unit_test(test_worker_same_frames),
 		cmocka_unit_test(test_worker_async),
 		cmocka_unit_test(test_worker_truncated),
