@@ -562,12 +562,12 @@ static const Creds *creds_of(Symbolizer *s, pid_t pid)
 	return &s->creds;
 }
 
+static void binary_dwarf_opened(Symbolizer *s, Binary *b);
+
 /*
  * The unwind and DWARF tables of b from the file open at fd: at load (first), and again when
  * a lookup needs them after binary_unload().
  */
-static void binary_dwarf_opened(Symbolizer *s, Binary *b);
-
 static void binary_load_tables(Symbolizer *s, Binary *b, int fd, const char *path, bool first)
 {
 	b->unloaded = false;
