@@ -567,6 +567,13 @@ static int64_t ticks_to_ns(uint64_t ticks)
 	return (int64_t)(ticks * (NSEC_PER_SEC / procfs_clock_ticks()));
 }
 
+bool proctable_exec_since(ProcTable *t, const struct profq_sample *s)
+{
+	const Process *p = find(t, s->tgid, s->start_ns);
+
+	return p && p->mm_id != 0 && p->mm_id != s->mm_id;
+}
+
 int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, Process **ret)
 {
 	_cleanup_free_ char *cmdline = NULL;

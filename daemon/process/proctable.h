@@ -124,6 +124,9 @@ ProcTable *proctable_free(ProcTable *t);
 
 /* The Process of a sample's incarnation, created on first sight. now_ns: CLOCK_MONOTONIC. */
 int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, Process **ret);
+/* Whether the process of sample s has exec'd since the sample was taken (its record holds
+ * another address space): read late, the sample would take it back. Changes nothing. */
+bool proctable_exec_since(ProcTable *t, const struct profq_sample *s);
 /* The store record sample s of p counts in: p->id, or the record of the image before an exec
  * that changed who may see the process (profqd(8), ACCESS CONTROL). */
 ProcId proctable_record_of(const Process *p, const struct profq_sample *s);

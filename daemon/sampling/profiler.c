@@ -58,8 +58,29 @@ struct Profiler {
 	 * use). */
 	struct OffcpuPlace *places;
 	uint32_t place_clock;
+	/* Samples named while their DWARF was asked of the worker, held to be handled again once
+	 * it has answered (see hold_sample()). */
+	struct HeldSample **waiting;
+	size_t n_waiting, allocated_waiting, waiting_bytes;
+	uint64_t waiting_answers; /* the worker's answers when they were last tried */
+	bool no_holding;	  /* handling the held samples for the last time */
 	ProfilerStats stats;
 };
+
+/* A sample record held for its DWARF: since when (CLOCK_MONOTONIC ns), and a copy of it. */
+typedef struct HeldSample {
+	uint64_t since;
+	size_t size;
+	uint8_t data[];
+} HeldSample;
+
+/* A sample is held at most this long, and the held ones take at most this much (of at most a
+ * sixteenth of the memory budget): past either, a sample is stored with the names it got. At
+ * 99 Hz on two busy CPUs, 4 MiB (the default budget's) holds about 5 s of samples. */
+#define HOLD_MAX_NS (5 * NSEC_PER_SEC)
+#define HOLD_MAX_BYTES (16u << 20)
+
+static void held_samples_retry(Profiler *p, uint64_t mono, bool last);
 
 /* A thread's captured off-CPU stack, resolved, until its end record says how long it was off.
  * Holds a reference to proc, stack and thread. proc 0: free. */
@@ -342,6 +363,9 @@ Profiler *profiler_free(Profiler *p)
 	if (!p)
 		return NULL;
 	/* Owners of store references go before the store. */
+	/* The held samples go into the last window as they are named now. */
+	if (p->n_waiting > 0 && p->sym && p->store)
+		held_samples_retry(p, now_mono_ns(), true);
 	persist_writer_free(p->persist);
 	if (p->lock_fd >= 0)
 		close(p->lock_fd);
@@ -885,7 +909,76 @@ static int sample_store(Profiler *p, const struct profq_sample *s, Process *proc
 	return r;
 }
 
+/*
+ * A sample named while its DWARF (a binary's opening, a compile unit) was still asked of the
+ * worker process would keep the symbol table's names for good: the first samples of every new
+ * binary without their inlined calls and lines, a stripped binary's without the names its debug
+ * file gives. Such a sample is held instead, a copy of its record, and handled again, from
+ * the start, once the worker has answered (profiler_tick()); until HOLD_MAX_NS after it first
+ * came, and within HOLD_MAX_BYTES. Samples and their mappings are read by their time (the
+ * mapping log), so a sample handled later is read as it was taken; it is counted into the
+ * window open then. Whether it was held or not, it counts once in the statistics of samples.
+ */
+static bool hold_sample(Profiler *p, const struct profq_sample *s, size_t size, uint64_t since,
+			uint64_t mono)
+{
+	size_t max = MIN((size_t)HOLD_MAX_BYTES, p->opts.max_memory / 16);
+	HeldSample *h;
+
+	if (!p->opts.dwarf_worker || p->no_holding || mono - since >= HOLD_MAX_NS ||
+	    p->waiting_bytes + size + sizeof(*h) > max ||
+	    GREEDY_REALLOC(p->waiting, p->allocated_waiting, p->n_waiting + 1) < 0)
+		return false;
+	h = malloc(sizeof(*h) + size);
+	if (!h)
+		return false;
+	h->since = since;
+	h->size = size;
+	memcpy(h->data, s, size);
+	p->waiting[p->n_waiting++] = h;
+	p->waiting_bytes += sizeof(*h) + size;
+	return true;
+}
+
+static int add_sample(Profiler *p, const struct profq_sample *s, size_t size, uint64_t since);
+
 int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
+{
+	return add_sample(p, s, size, 0);
+}
+
+/* Handles the held samples again (those still named without their DWARF are held again), when
+ * the worker has answered since the last time, or the oldest is due; all of them, for the last
+ * time, with last. */
+static void held_samples_retry(Profiler *p, uint64_t mono, bool last)
+{
+	HeldSample **list = p->waiting;
+	size_t n = p->n_waiting;
+	uint64_t answers = symbolizer_dwarf_answers(p->sym);
+
+	if (n == 0 ||
+	    (!last && answers == p->waiting_answers && mono - list[0]->since < HOLD_MAX_NS))
+		return;
+	p->waiting_answers = answers;
+	p->waiting = NULL;
+	p->n_waiting = p->allocated_waiting = p->waiting_bytes = 0;
+	p->no_holding = last;
+	for (size_t i = 0; i < n; i++) {
+		const struct profq_sample *s = (const struct profq_sample *)list[i]->data;
+
+		/* Its process exec'd meanwhile: read now, the sample would take the old address
+		 * space back (proctable_get() takes a new mm for an exec). Lost, and counted. */
+		if (proctable_exec_since(p->procs, s))
+			p->stats.held_lost++;
+		else
+			(void)add_sample(p, s, list[i]->size, list[i]->since);
+		free(list[i]);
+	}
+	free(list);
+	p->no_holding = false;
+}
+
+static int add_sample(Profiler *p, const struct profq_sample *s, size_t size, uint64_t since)
 {
 	FrameId frames[STORE_STACK_MAX];
 	FrameList list = { .frames = frames, .max = ARRAY_SIZE(frames) };
@@ -904,7 +997,7 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 	bool whole = offcpu && (s->flags & PROFQ_SAMPLE_OFFCPU_WHOLE);
 	bool fault = size >= PROFQ_SAMPLE_HDR_SIZE && (s->flags & PROFQ_SAMPLE_FAULT);
 
-	if (!offcpu && !fault)
+	if (!offcpu && !fault && since == 0)
 		p->stats.samples++;
 	if (!record_ok(s, size)) {
 		p->stats.bad_records++;
@@ -948,8 +1041,15 @@ int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size)
 		if (r < 0)
 			goto fail;
 		/* Named while a compile unit was still being indexed: the same stack is named
-		 * again next time, with its DWARF once that is done. */
+		 * again next time, with its DWARF once that is done; this sample too, if it may
+		 * wait for it. */
 		cached = symbolizer_provisional(p->sym) == provisional;
+		if (!cached && !offcpu && !fault && hold_sample(p, s, size, since ?: mono, mono)) {
+			store_stack_unref(p->store, stack);
+			if (since == 0)
+				p->stats.held++;
+			return 0;
+		}
 		if (cached) {
 			r = stack_cache_put(p->stacks, key, stack);
 			if (r < 0) {
@@ -1267,8 +1367,10 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 	if (off - p->boot_to_real_ns >= 5 * (int64_t)NSEC_PER_MSEC ||
 	    p->boot_to_real_ns - off >= 5 * (int64_t)NSEC_PER_MSEC)
 		p->boot_to_real_ns = off;
-	/* The DWARF worker's answers, if no lookup took them since. */
+	/* The DWARF worker's answers, if no lookup took them since, and the samples that wait
+	 * for them. */
 	symbolizer_tick(p->sym);
+	held_samples_retry(p, mono_ns, false);
 	proctable_tick(p->procs);
 	r = window_for(p, now_ns);
 	if (r < 0)
@@ -1329,8 +1431,9 @@ Symbolizer *profiler_symbolizer(Profiler *p)
 
 size_t profiler_memory(const Profiler *p)
 {
-	return sizeof(*p) + p->allocated_mem_pending * sizeof(*p->mem_pending) +
-	       store_memory(p->store) + symbolizer_memory(p->sym) + proctable_memory(p->procs) +
+	return sizeof(*p) + p->allocated_mem_pending * sizeof(*p->mem_pending) + p->waiting_bytes +
+	       p->allocated_waiting * sizeof(*p->waiting) + store_memory(p->store) +
+	       symbolizer_memory(p->sym) + proctable_memory(p->procs) +
 	       stack_cache_memory(p->stacks) + maplog_memory(p->maplog) +
 	       (p->python ? python_memory(p->python) : 0) +
 	       (p->pending ? OFFCPU_PENDING * sizeof(OffcpuPending) : 0) +

@@ -59,6 +59,8 @@ typedef struct ProfilerStats {
 	uint64_t idle;	      /* idle samples, reported */
 	uint64_t truncated;   /* stacks cut at the depth limit */
 	uint64_t stack_hits;  /* raw stacks found in the stack cache */
+	uint64_t held;	      /* samples held until the DWARF worker answered for them */
+	uint64_t held_lost;   /* ... lost: their process exec'd meanwhile (counted as lost) */
 	uint64_t windows_closed;
 	uint64_t evicted_retention;
 	uint64_t evicted_memory;

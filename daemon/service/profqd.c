@@ -451,7 +451,8 @@ static void notify_stats(void *userdata, NotifyStats *ret)
 		.frequency_hz = m->config->frequency,
 		.samples = m->last.samples,
 		/* The same sum as the status answer's "lost". */
-		.lost = m->last.lost_ringbuf + m->queue_dropped + ps.bad_records + ps.failed,
+		.lost = m->last.lost_ringbuf + m->queue_dropped + ps.bad_records + ps.failed +
+			ps.held_lost,
 		.processes = pt.running,
 		.memory_bytes = profiler_memory(m->profiler),
 		.max_memory_bytes = m->config->max_memory,
@@ -879,9 +880,9 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 	json_add_int(o, "samples", (int64_t)m->last.samples);
 	json_add_int(o, "stored", (int64_t)ps.stored);
 	json_add_int(o, "idle", (int64_t)m->last.idle);
-	json_add_int(
-		o, "lost",
-		(int64_t)(m->last.lost_ringbuf + m->queue_dropped + ps.bad_records + ps.failed));
+	json_add_int(o, "lost",
+		     (int64_t)(m->last.lost_ringbuf + m->queue_dropped + ps.bad_records +
+			       ps.failed + ps.held_lost));
 	json_add_int(o, "lost_ringbuf", (int64_t)m->last.lost_ringbuf);
 	json_add_int(o, "lost_queue", (int64_t)m->queue_dropped);
 	json_add_int(o, "stack_errors", (int64_t)(m->last.kstack_errors + m->last.ustack_errors));
@@ -972,6 +973,8 @@ static int answer_status(Profqd *m, const Viewer *viewer, json_object **ret)
 		return r;
 	}
 	json_add_int(sym, "stack_cache_hits", (int64_t)ps.stack_hits);
+	json_add_int(sym, "dwarf_held_samples", (int64_t)ps.held);
+	json_add_int(sym, "dwarf_held_lost", (int64_t)ps.held_lost);
 	json_object_object_add(o, "symbolizer", sym);
 	r = status_python(m, &ps, o);
 	if (r < 0)

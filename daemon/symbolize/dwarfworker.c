@@ -67,8 +67,9 @@ struct DwarfWorker {
 	Client *clients; /* by id, ascending */
 	size_t n_clients, allocated_clients;
 	uint64_t next_id;
-	uint64_t *queue; /* ids, oldest first */
+	uint64_t *queue; /* ids: first the openings (and a request sent again), then the CUs */
 	size_t n_queue, allocated_queue;
+	size_t n_first; /* the openings at the front */
 	uint64_t in_flight; /* 0: none */
 	uint64_t retried;   /* the last request sent again after its child was killed */
 	uint64_t sent_ns;
@@ -317,11 +318,32 @@ void dwarf_worker_unregister(DwarfWorker *w, uint64_t id)
 		(void)sandbox_send(w->child.sock, &q, sizeof(q), -1, MSG_DONTWAIT);
 }
 
-int dwarf_worker_ask(DwarfWorker *w, uint64_t id)
+/* Queues id at position at. */
+static int queue_insert(DwarfWorker *w, size_t at, uint64_t id)
 {
 	if (GREEDY_REALLOC(w->queue, w->allocated_queue, w->n_queue + 1) < 0)
 		return -ENOMEM;
-	w->queue[w->n_queue++] = id;
+	memmove(w->queue + at + 1, w->queue + at, (w->n_queue - at) * sizeof(uint64_t));
+	w->queue[at] = id;
+	w->n_queue++;
+	return 0;
+}
+
+int dwarf_worker_ask(DwarfWorker *w, uint64_t id)
+{
+	Client *c = client_find(w, id);
+	DwarfRequestInfo ri;
+	int r;
+
+	if (!c)
+		return -ENOENT;
+	/* An opening (milliseconds, and every lookup of the binary waits for it) goes before the
+	 * CUs (a big one takes a second): a new binary's samples are not held behind them. */
+	dwarf_info_request_info(c->d, &ri);
+	r = queue_insert(w, ri.open_only ? w->n_first : w->n_queue, id);
+	if (r < 0)
+		return r;
+	w->n_first += ri.open_only;
 	dwarf_worker_poll(w);
 	return 0;
 }
@@ -334,6 +356,7 @@ static void fail_in_flight(DwarfWorker *w, int r)
 	if (c)
 		dwarf_info_take_failure(c->d, r);
 	w->in_flight = 0;
+	w->stats.answered++;
 	(void)sandbox_stop(&w->child, 0);
 }
 
@@ -347,11 +370,8 @@ static void child_ended(DwarfWorker *w)
 	int status = sandbox_stop(&w->child, 100 * NSEC_PER_MSEC);
 
 	if (status >= 0 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
-	    w->retried != w->in_flight &&
-	    GREEDY_REALLOC(w->queue, w->allocated_queue, w->n_queue + 1) >= 0) {
-		memmove(w->queue + 1, w->queue, w->n_queue * sizeof(uint64_t));
-		w->queue[0] = w->in_flight;
-		w->n_queue++;
+	    w->retried != w->in_flight && queue_insert(w, 0, w->in_flight) >= 0) {
+		w->n_first++;
 		w->retried = w->in_flight;
 		w->in_flight = 0;
 		return;
@@ -423,11 +443,14 @@ static void send_next(DwarfWorker *w)
 		int r;
 
 		memmove(w->queue, w->queue + 1, --w->n_queue * sizeof(uint64_t));
+		if (w->n_first > 0)
+			w->n_first--;
 		if (!c)
 			continue;
 		r = send_request(w, c);
 		if (r < 0) {
 			dwarf_info_take_failure(c->d, r);
+			w->stats.answered++;
 			continue;
 		}
 		w->in_flight = id;
@@ -478,6 +501,7 @@ static void take_answer(DwarfWorker *w, size_t n, int fd)
 		return;
 	}
 	w->in_flight = 0;
+	w->stats.answered++;
 	if (w->counters) {
 		w->counters->opens += a.opens;
 		w->counters->open_ns += a.open_ns;
@@ -567,6 +591,11 @@ void dwarf_worker_wait(DwarfWorker *w, uint64_t id)
 		t = now_ns();
 	}
 	w->wait_left_ns -= MIN(t - start, w->wait_left_ns);
+}
+
+uint64_t dwarf_worker_answered(const DwarfWorker *w)
+{
+	return w->stats.answered;
 }
 
 void dwarf_worker_stats(const DwarfWorker *w, DwarfWorkerStats *ret)

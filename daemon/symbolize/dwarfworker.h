@@ -35,6 +35,7 @@ typedef struct DwarfWorkerOptions {
 
 typedef struct DwarfWorkerStats {
 	uint64_t requests; /* sent to a child */
+	uint64_t answered; /* requests over: answered, or failed */
 	uint64_t children; /* started */
 	uint64_t timeouts; /* requests not answered in time: the child stopped */
 	uint64_t died;	   /* children that ended while working on a request */
@@ -55,6 +56,8 @@ void dwarf_worker_poll(DwarfWorker *w);
 /* dwarf_worker_poll(), and a new slice of waiting time for lookups. */
 void dwarf_worker_tick(DwarfWorker *w);
 void dwarf_worker_stats(const DwarfWorker *w, DwarfWorkerStats *ret);
+/* DwarfWorkerStats.answered, cheaply. */
+uint64_t dwarf_worker_answered(const DwarfWorker *w);
 
 /* For dwarfinfo.c: a DwarfInfo's requests go by the id registering gives it. */
 int dwarf_worker_register(DwarfWorker *w, DwarfInfo *d, uint64_t *ret_id);

@@ -1403,6 +1403,11 @@ bool symbolizer_has_work(const Symbolizer *s)
 	return false;
 }
 
+uint64_t symbolizer_dwarf_answers(const Symbolizer *s)
+{
+	return s->dwarf_worker ? dwarf_worker_answered(s->dwarf_worker) : 0;
+}
+
 void symbolizer_tick(Symbolizer *s)
 {
 	if (s->dwarf_worker)

@@ -143,6 +143,8 @@ bool symbolizer_has_work(const Symbolizer *s);
 /* Takes the DWARF worker's answers that came (lookups take them too), and stops a worker past
  * its time limit: call a few times a second. */
 void symbolizer_tick(Symbolizer *s);
+/* How many of the DWARF worker's requests are over (answered or failed) so far; 0 without. */
+uint64_t symbolizer_dwarf_answers(const Symbolizer *s);
 uint64_t symbolizer_provisional(const Symbolizer *s);
 /* Drops address caches when they exceed the budget. Invalidates borrowed frames. */
 void symbolizer_trim(Symbolizer *s);
