@@ -69,7 +69,7 @@ struct DwarfWorker {
 	uint64_t next_id;
 	uint64_t *queue; /* ids: first the openings (and a request sent again), then the CUs */
 	size_t n_queue, allocated_queue;
-	size_t n_first; /* the openings at the front */
+	size_t n_first;	    /* the openings at the front */
 	uint64_t in_flight; /* 0: none */
 	uint64_t retried;   /* the last request sent again after its child was killed */
 	uint64_t sent_ns;
