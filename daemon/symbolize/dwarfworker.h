@@ -9,11 +9,12 @@
  * addresses; the index comes back in one message (a memfd), checked against the bounds a CU
  * indexed here would have, and is kept by the DwarfInfo, whose lookups need no libdw.
  *
- * One request is in flight at a time, the others queued (one per DwarfInfo). A lookup that asks
- * waits for its answer up to a bound (and the waits of a tick are bounded in all), then is
- * answered without DWARF (-EINPROGRESS) until the answer comes (dwarf_worker_poll(), called by lookups and by the owner's tick). A
- * request not answered within the time limit, or a child that died on one, costs the binary it
- * was for its DWARF; the next request starts another child.
+ * One request is in flight at a time, the others queued (one per DwarfInfo, openings first). A
+ * lookup that asks waits for its answer up to a bound (and the waits of a tick are bounded in
+ * all), then is answered without DWARF (-EINPROGRESS) until the answer comes
+ * (dwarf_worker_poll(), called by lookups and by the owner's tick). A request not answered
+ * within the time limit, or a child that died on one, costs the binary it was for its DWARF;
+ * the next request starts another child.
  *
  * The child runs as an unprivileged uid with CAP_DAC_READ_SEARCH only (it reads what profqd
  * reads, and can write nothing of root's), where profqd may give up the rest (see sandbox.h).

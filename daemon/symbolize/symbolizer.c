@@ -606,8 +606,8 @@ static void binary_dwarf_opened(Symbolizer *s, Binary *b)
 	b->dwarf_done = true;
 	dbg = dwarf_info_debug_file(b->dwarf);
 	if (dbg) {
-		/* The separate debug file the DWARF came from, opened here again: who may read it is
-		 * decided on what profqd sees, not on what the worker (or libdwfl) said. */
+		/* The separate debug file the DWARF came from, opened here again: who may read it
+		 * is decided on what profqd sees, not on what the worker (or libdwfl) said. */
 		dfd = open(dbg, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 		if (dfd < 0 || fstat(dfd, &st) < 0 || !S_ISREG(st.st_mode) ||
 		    dwarf_info_debug_stat(b->dwarf, &dst) < 0 || st.st_dev != dst.st_dev ||
