@@ -362,10 +362,11 @@ Profiler *profiler_free(Profiler *p)
 {
 	if (!p)
 		return NULL;
+	/* Held samples not let go by profiler_release_held(): nothing to name them with now. */
+	for (size_t i = 0; i < p->n_waiting; i++)
+		free(p->waiting[i]);
+	free(p->waiting);
 	/* Owners of store references go before the store. */
-	/* The held samples go into the last window as they are named now. */
-	if (p->n_waiting > 0 && p->sym && p->store)
-		held_samples_retry(p, now_mono_ns(), true);
 	persist_writer_free(p->persist);
 	if (p->lock_fd >= 0)
 		close(p->lock_fd);
@@ -976,6 +977,11 @@ static void held_samples_retry(Profiler *p, uint64_t mono, bool last)
 	}
 	free(list);
 	p->no_holding = false;
+}
+
+void profiler_release_held(Profiler *p)
+{
+	held_samples_retry(p, now_mono_ns(), true);
 }
 
 static int add_sample(Profiler *p, const struct profq_sample *s, size_t size, uint64_t since)

@@ -93,6 +93,9 @@ Profiler *profiler_free(Profiler *p);
 
 /* Handles one ring-buffer record (size as received). */
 int profiler_add_sample(Profiler *p, const struct profq_sample *s, size_t size);
+/* Handles the samples held for their DWARF now, as they are named now (at stop, before the
+ * last window is closed: the sampler and its maps must still be there). */
+void profiler_release_held(Profiler *p);
 /* Work left behind by samples (a DWARF compile unit indexed a slice at a time, see
  * ProfilerOptions.dwarf_slice_ns): does one slice; whether more is left. */
 bool profiler_work(Profiler *p);

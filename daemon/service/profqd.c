@@ -1432,6 +1432,7 @@ int profqd_run(Profqd *m)
 	/* Keep what the open window holds: the reader's last records, and the kernel's. */
 	reader_stop(m->reader);
 	drain(m, true);
+	profiler_release_held(m->profiler);
 	r = profiler_close_window(m->profiler);
 	if (r < 0)
 		log_warning_errno(r, "Failed to close the open window: %m");
