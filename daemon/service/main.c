@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: MIT */
+#include <execinfo.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/macro.h"
@@ -77,6 +82,48 @@ static void raise_fd_limit(void)
 		log_debug_errno(negative_errno(), "Failed to raise the descriptor limit: %m");
 }
 
+/*
+ * A fatal signal in profqd (or one of its worker processes, which inherit this): the signal,
+ * the faulting address and the stack go to the log before the default action (a core dump
+ * where allowed), so that a crash never goes without a word. Frames are printed as
+ * binary(+offset), for addr2line. backtrace() is called once at start: its first call loads
+ * libgcc_s, which a signal handler must not.
+ */
+static void on_fatal(int sig, siginfo_t *si, void *uc)
+{
+	void *frames[64];
+	char buf[160];
+	int n, len;
+
+	(void)uc;
+	len = snprintf(buf, sizeof(buf), "profqd[%d]: fatal signal %d (%s) at address %p\n",
+		       (int)getpid(), sig, sigdescr_np(sig) ?: "?", si->si_addr);
+	if (len > 0)
+		(void)!write(STDERR_FILENO, buf, (size_t)MIN(len, (int)sizeof(buf) - 1));
+	n = backtrace(frames, (int)ARRAY_SIZE(frames));
+	backtrace_symbols_fd(frames, n, STDERR_FILENO);
+	/* SA_RESETHAND: the instruction faults again, or the signal is raised again, now with
+	 * the default action. */
+	if (si->si_code <= 0)
+		raise(sig);
+}
+
+static void fatal_handler_install(void)
+{
+	static char altstack[64 * 1024];
+	const stack_t ss = { .ss_sp = altstack, .ss_size = sizeof(altstack) };
+	struct sigaction sa = { .sa_sigaction = on_fatal,
+				.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_ONSTACK };
+	void *prime[1];
+	const int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
+
+	(void)backtrace(prime, 1);
+	(void)sigaltstack(&ss, NULL);
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+		(void)sigaction(sigs[i], &sa, NULL);
+}
+
 int main(int argc, char *argv[])
 {
 	static const struct option options[] = {
@@ -119,6 +166,7 @@ int main(int argc, char *argv[])
 	int c, idx, r;
 
 	log_open();
+	fatal_handler_install();
 	settings = calloc((size_t)argc, sizeof(Setting));
 	keys = calloc((size_t)argc + 1, sizeof(char *));
 	if (!settings || !keys)
