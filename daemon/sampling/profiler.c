@@ -81,6 +81,7 @@ typedef struct HeldSample {
 #define HOLD_MAX_BYTES (16u << 20)
 
 static void held_samples_retry(Profiler *p, uint64_t mono, bool last);
+static void held_samples_of(Profiler *p, uint32_t tgid, uint64_t start_ns);
 
 /* A thread's captured off-CPU stack, resolved, until its end record says how long it was off.
  * Holds a reference to proc, stack and thread. proc 0: free. */
@@ -979,6 +980,29 @@ static void held_samples_retry(Profiler *p, uint64_t mono, bool last)
 	p->no_holding = false;
 }
 
+/* Handles now, for the last time, the held samples of one process incarnation. */
+static void held_samples_of(Profiler *p, uint32_t tgid, uint64_t start_ns)
+{
+	bool was = p->no_holding;
+	size_t keep = 0;
+
+	p->no_holding = true;
+	for (size_t i = 0; i < p->n_waiting; i++) {
+		HeldSample *h = p->waiting[i];
+		const struct profq_sample *s = (const struct profq_sample *)h->data;
+
+		if (s->tgid != tgid || s->start_ns != start_ns) {
+			p->waiting[keep++] = h;
+			continue;
+		}
+		p->waiting_bytes -= sizeof(*h) + h->size;
+		(void)add_sample(p, s, h->size, h->since);
+		free(h);
+	}
+	p->n_waiting = keep;
+	p->no_holding = was;
+}
+
 void profiler_release_held(Profiler *p)
 {
 	held_samples_retry(p, now_mono_ns(), true);
@@ -1014,6 +1038,10 @@ static int add_sample(Profiler *p, const struct profq_sample *s, size_t size, ui
 	r = window_for(p, (int64_t)s->time_ns + p->boot_to_real_ns);
 	if (r < 0)
 		goto fail;
+	/* The first sample after an exec takes the process's new address space: its samples held
+	 * from before go first, with the old one, as they are named now. */
+	if (p->n_waiting > 0 && proctable_exec_since(p->procs, s))
+		held_samples_of(p, s->tgid, s->start_ns);
 	r = proctable_get(p->procs, s, mono, &proc);
 	if (r < 0)
 		goto fail;
