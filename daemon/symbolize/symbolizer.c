@@ -106,8 +106,9 @@ struct Binary {
 	char *path;
 	bool unloaded;
 	bool stale; /* the file changed in place since: read nothing more of it */
-	/* Its cache holds frames named without DWARF while a CU was being indexed: dropped when
-	 * the indexing is over, and every lookup in it until then counts as provisional. */
+	/* Its cache holds frames named without DWARF while a CU was being indexed: dropped once
+	 * the indexing is over (by symbolizer_work() in process, symbolizer_tick() with the
+	 * worker), and every lookup in it until then counts as provisional. */
 	bool provisional;
 	bool dwarf_done;   /* binary_dwarf_opened() has seen its DWARF open once */
 	FilePerm perm;	   /* of the binary */
@@ -1072,10 +1073,10 @@ int symbolizer_user_frames(Symbolizer *s, Binary *b, const ProcMap *m, uint64_t 
 		vaddr = off;
 	if (return_address && vaddr > 0)
 		vaddr--;
-	if (b->provisional && !(b->dwarf && dwarf_info_building(b->dwarf))) {
-		addr_cache_clear(s, &b->cache);
-		b->provisional = false;
-	}
+	/* Its frames named without DWARF stay until symbolizer_tick() drops them: not here, where
+	 * the caller may hold frames borrowed from this cache for the stack it is naming (an
+	 * answer of the worker taken by a lookup in another binary of the same stack ends a
+	 * binary's wait), and dropping them would free those frames under it. */
 	r = addr_cache_get(&b->cache, vaddr, out, max);
 	if (r >= 0) {
 		s->stats.cache_hits++;
@@ -1410,8 +1411,18 @@ uint64_t symbolizer_dwarf_answers(const Symbolizer *s)
 
 void symbolizer_tick(Symbolizer *s)
 {
-	if (s->dwarf_worker)
-		dwarf_worker_tick(s->dwarf_worker);
+	if (!s->dwarf_worker)
+		return;
+	dwarf_worker_tick(s->dwarf_worker);
+	/* Between samples: the frames named without DWARF of binaries whose wait is over. */
+	for (size_t i = 0; i <= s->n_binaries; i++) {
+		Binary *b = i < s->n_binaries ? s->binaries[i] : s->vdso;
+
+		if (b && b->provisional && !(b->dwarf && dwarf_info_building(b->dwarf))) {
+			addr_cache_clear(s, &b->cache);
+			b->provisional = false;
+		}
+	}
 }
 
 uint64_t symbolizer_provisional(const Symbolizer *s)

@@ -140,8 +140,10 @@ int symbolizer_marker_frame(Symbolizer *s, const char *name, uint32_t flags, Fra
  */
 bool symbolizer_work(Symbolizer *s);
 bool symbolizer_has_work(const Symbolizer *s);
-/* Takes the DWARF worker's answers that came (lookups take them too), and stops a worker past
- * its time limit: call a few times a second. */
+/* Takes the DWARF worker's answers that came (lookups take them too), stops a worker past its
+ * time limit, and drops the frames named without DWARF of binaries whose wait is over (so that
+ * their next lookups have it): call a few times a second, between samples. Invalidates
+ * borrowed frames. */
 void symbolizer_tick(Symbolizer *s);
 /* How many of the DWARF worker's requests are over (answered or failed) so far; 0 without. */
 uint64_t symbolizer_dwarf_answers(const Symbolizer *s);

@@ -1666,6 +1666,11 @@ static void test_worker_async(void **state)
 	use_worker = &nowait;
 	world_open(&w, store, FIXTURE_DWARF_BIG, NULL);
 	use_worker = saved;
+	/* As the daemon has it: in the symbolizer's table (ticks drop the frames named without
+	 * DWARF of the binaries there). */
+	binary_unref(w.sym, w.b);
+	w.map = map_of(FIXTURE_DWARF_BIG);
+	assert_int_equal(symbolizer_binary(w.sym, getpid(), &w.map, &w.b), 0);
 	prov = symbolizer_provisional(w.sym);
 	n = frames_at(&w, nm_must_find(&nm, "f123")->addr, ids);
 	assert_int_equal(n, 1);
