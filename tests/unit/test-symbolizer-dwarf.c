@@ -1706,6 +1706,54 @@ static void test_worker_async(void **state)
 	nm_table_done(&nm);
 }
 
+/*
+ * A worker's answer taken by a lookup in another binary, as while one stack is named, ends the
+ * first binary's wait: the frames borrowed before from its cache must stay what they were
+ * until the stack is interned (its cache is dropped at the next tick, between samples). Before,
+ * the next lookup in it dropped the cache and freed them: profqd crashed writing a window.
+ */
+static void test_worker_answer_mid_stack(void **state)
+{
+	const DwarfWorkerOptions nowait = { .timeout_ns = 60 * NSEC_PER_SEC,
+					    .max_data = 1024ull << 20 };
+	const DwarfWorkerOptions *saved = use_worker;
+	const struct timespec wait = { .tv_nsec = 300 * NSEC_PER_MSEC };
+	FrameId first[SYMBOLIZER_MAX_INLINE], ids[SYMBOLIZER_MAX_INLINE];
+	Store *store = NULL;
+	NmTable nm = { 0 };
+	ProcMap other_map;
+	Binary *other = NULL;
+	FrameId kept;
+	World w;
+
+	(void)state;
+	assert_int_equal(nm_table_add(&nm, "", FIXTURE_DWARF_BIG), 0);
+	assert_int_equal(store_new(&store), 0);
+	use_worker = &nowait;
+	world_open(&w, store, FIXTURE_DWARF_BIG, NULL);
+	use_worker = saved;
+	binary_unref(w.sym, w.b);
+	w.map = map_of(FIXTURE_DWARF_BIG);
+	assert_int_equal(symbolizer_binary(w.sym, getpid(), &w.map, &w.b), 0);
+	/* Its opening not answered yet: named from the symbol table, borrowed from its cache. */
+	assert_int_equal(frames_at(&w, nm_must_find(&nm, "f123")->addr, first), 1);
+	kept = first[0];
+	assert_string_equal(str(&w, frame(&w, kept)->function), "f123");
+	/* The answer is in the socket; opening another binary asks the worker, and takes it. */
+	nanosleep(&wait, NULL);
+	other_map = map_of(FIXTURE_DWARF);
+	assert_int_equal(symbolizer_binary(w.sym, getpid(), &other_map, &other), 0);
+	/* The first binary again, in the same stack: the frame borrowed before is still it. */
+	(void)frames_at(&w, nm_must_find(&nm, "f7")->addr, ids);
+	assert_non_null(store_frame(store, kept));
+	assert_string_equal(str(&w, frame(&w, kept)->function), "f123");
+
+	binary_unref(w.sym, other);
+	world_close(&w);
+	store_free(store);
+	nm_table_done(&nm);
+}
+
 /* The pids of this process's children (of all its threads), up to max. */
 static size_t children_of_self(pid_t *out, size_t max)
 {
@@ -1817,6 +1865,7 @@ int main(int argc, char **argv)
 		SYMBOLIZER_TESTS,
 		cmocka_unit_test(test_worker_same_frames),
 		cmocka_unit_test(test_worker_async),
+		cmocka_unit_test(test_worker_answer_mid_stack),
 		cmocka_unit_test(test_worker_truncated),
 	};
 	int failed = cmocka_run_group_tests_name("in-process", tests, NULL, NULL);
