@@ -1642,16 +1642,29 @@ static void test_worker_same_frames(void **state)
 	nm_table_done(&nm);
 }
 
+/* A world of the big fixture whose lookups do not wait for the worker (as on a daemon whose
+ * waiting time for the tick is spent), its binary in the symbolizer's table as the daemon has
+ * it (ticks drop the frames named without DWARF of the binaries there). */
+static void world_open_nowait(World *w, Store *store)
+{
+	static const DwarfWorkerOptions nowait = { .timeout_ns = 60 * NSEC_PER_SEC,
+						   .max_data = 1024ull << 20 };
+	const DwarfWorkerOptions *saved = use_worker;
+
+	use_worker = &nowait;
+	world_open(w, store, FIXTURE_DWARF_BIG, NULL);
+	use_worker = saved;
+	binary_unref(w->sym, w->b);
+	w->map = map_of(FIXTURE_DWARF_BIG);
+	assert_int_equal(symbolizer_binary(w->sym, getpid(), &w->map, &w->b), 0);
+}
+
 /*
- * Lookups that do not wait for the worker (as on a daemon whose waiting time for the tick is
- * spent): named from the symbol table and counted provisional until the answer is in, then the
+ * Lookups that do not wait for the worker: named from the symbol table and counted provisional until the answer is in, then the
  * same frames as in-process.
  */
 static void test_worker_async(void **state)
 {
-	const DwarfWorkerOptions nowait = { .timeout_ns = 60 * NSEC_PER_SEC,
-					    .max_data = 1024ull << 20 };
-	const DwarfWorkerOptions *saved = use_worker;
 	const struct timespec ms = { .tv_nsec = NSEC_PER_MSEC };
 	FrameId ids[SYMBOLIZER_MAX_INLINE];
 	Store *store = NULL;
@@ -1663,14 +1676,7 @@ static void test_worker_async(void **state)
 	(void)state;
 	assert_int_equal(nm_table_add(&nm, "", FIXTURE_DWARF_BIG), 0);
 	assert_int_equal(store_new(&store), 0);
-	use_worker = &nowait;
-	world_open(&w, store, FIXTURE_DWARF_BIG, NULL);
-	use_worker = saved;
-	/* As the daemon has it: in the symbolizer's table (ticks drop the frames named without
-	 * DWARF of the binaries there). */
-	binary_unref(w.sym, w.b);
-	w.map = map_of(FIXTURE_DWARF_BIG);
-	assert_int_equal(symbolizer_binary(w.sym, getpid(), &w.map, &w.b), 0);
+	world_open_nowait(&w, store);
 	prov = symbolizer_provisional(w.sym);
 	n = frames_at(&w, nm_must_find(&nm, "f123")->addr, ids);
 	assert_int_equal(n, 1);
@@ -1714,9 +1720,6 @@ static void test_worker_async(void **state)
  */
 static void test_worker_answer_mid_stack(void **state)
 {
-	const DwarfWorkerOptions nowait = { .timeout_ns = 60 * NSEC_PER_SEC,
-					    .max_data = 1024ull << 20 };
-	const DwarfWorkerOptions *saved = use_worker;
 	const struct timespec wait = { .tv_nsec = 300 * NSEC_PER_MSEC };
 	FrameId first[SYMBOLIZER_MAX_INLINE], ids[SYMBOLIZER_MAX_INLINE];
 	Store *store = NULL;
@@ -1729,12 +1732,7 @@ static void test_worker_answer_mid_stack(void **state)
 	(void)state;
 	assert_int_equal(nm_table_add(&nm, "", FIXTURE_DWARF_BIG), 0);
 	assert_int_equal(store_new(&store), 0);
-	use_worker = &nowait;
-	world_open(&w, store, FIXTURE_DWARF_BIG, NULL);
-	use_worker = saved;
-	binary_unref(w.sym, w.b);
-	w.map = map_of(FIXTURE_DWARF_BIG);
-	assert_int_equal(symbolizer_binary(w.sym, getpid(), &w.map, &w.b), 0);
+	world_open_nowait(&w, store);
 	/* Its opening not answered yet: named from the symbol table, borrowed from its cache. */
 	assert_int_equal(frames_at(&w, nm_must_find(&nm, "f123")->addr, first), 1);
 	kept = first[0];
