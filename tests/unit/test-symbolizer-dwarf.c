@@ -1660,8 +1660,8 @@ static void world_open_nowait(World *w, Store *store)
 }
 
 /*
- * Lookups that do not wait for the worker: named from the symbol table and counted provisional until the answer is in, then the
- * same frames as in-process.
+ * Lookups that do not wait for the worker: named from the symbol table and counted provisional
+ * until the answer is in, then the same frames as in-process.
  */
 static void test_worker_async(void **state)
 {
