@@ -22,7 +22,10 @@
  * takes, e.g. compressed debug sections decompressed) is measured with mallinfo2 around its
  * calls and counted in dwarf_info_memory().
  *
- * The file is hostile: the work per binary is bounded (DWARFINFO_MAX_DIES). Not thread-safe.
+ * The file is hostile: the work per binary is bounded (DWARFINFO_MAX_DIES). With a worker
+ * (DwarfCounters.worker), all of libdwfl's work runs in that child process (dwarfworker.h),
+ * with this same code, and the indexes come back from it, checked, into tables like these:
+ * lookups stay here. Not thread-safe.
  */
 #pragma once
 
