@@ -920,6 +920,9 @@ static int sample_store(Profiler *p, const struct profq_sample *s, Process *proc
  * came, and within HOLD_MAX_BYTES. Samples and their mappings are read by their time (the
  * mapping log), so a sample handled later is read as it was taken; it is counted into the
  * window open then. Whether it was held or not, it counts once in the statistics of samples.
+ * Page-fault samples are held too (a program faults its memory in at its start, when its
+ * binary's DWARF is still asked for); off-CPU ones are not (their stack and its end pair up
+ * in order).
  */
 static bool hold_sample(Profiler *p, const struct profq_sample *s, size_t size, uint64_t since,
 			uint64_t mono)
@@ -1078,7 +1081,7 @@ static int add_sample(Profiler *p, const struct profq_sample *s, size_t size, ui
 		 * again next time, with its DWARF once that is done; this sample too, if it may
 		 * wait for it. */
 		cached = symbolizer_provisional(p->sym) == provisional;
-		if (!cached && !offcpu && !fault && hold_sample(p, s, size, since ?: mono, mono)) {
+		if (!cached && !offcpu && hold_sample(p, s, size, since ?: mono, mono)) {
 			store_stack_unref(p->store, stack);
 			if (since == 0)
 				p->stats.held++;
