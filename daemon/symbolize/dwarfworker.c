@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/macro.h"
+#include "base/timeutil.h"
 #include "service/sandbox.h"
 #include "symbolize/dwarfworker.h"
 
@@ -77,14 +78,6 @@ struct DwarfWorker {
 	uint8_t *buf;
 	DwarfWorkerStats stats;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- the child ---- */
 
@@ -160,7 +153,7 @@ static void child_answer(int sock, Child *c, const WireRequest *q, const char *p
 	Open *o = child_open(c, q, path, debug_path, fd);
 	const char *dbg;
 
-	o->used = now_ns();
+	o->used = now_mono_ns();
 	a.open_result = o->result;
 	if (o->d) {
 		a.dw_delta = dwarf_info_dw_delta(o->d);
@@ -454,7 +447,7 @@ static void send_next(DwarfWorker *w)
 			continue;
 		}
 		w->in_flight = id;
-		w->sent_ns = now_ns();
+		w->sent_ns = now_mono_ns();
 	}
 }
 
@@ -543,7 +536,7 @@ void dwarf_worker_poll(DwarfWorker *w)
 		ssize_t n = sandbox_recv(w->child.sock, w->buf, ANSWER_MAX, MSG_DONTWAIT, &fd);
 
 		if (n == -EAGAIN || n == -EINTR) {
-			if (now_ns() - w->sent_ns < w->o.timeout_ns)
+			if (now_mono_ns() - w->sent_ns < w->o.timeout_ns)
 				break;
 			w->stats.timeouts++;
 			fail_in_flight(w, -ETIMEDOUT);
@@ -578,7 +571,7 @@ static bool waiting_for(const DwarfWorker *w, uint64_t id)
 
 void dwarf_worker_wait(DwarfWorker *w, uint64_t id)
 {
-	uint64_t limit = MIN(w->o.lookup_wait_ns, w->wait_left_ns), start = now_ns(), t = start;
+	uint64_t limit = MIN(w->o.lookup_wait_ns, w->wait_left_ns), start = now_mono_ns(), t = start;
 
 	while (w->in_flight && waiting_for(w, id) && t - start < limit) {
 		struct pollfd p = { .fd = w->child.sock, .events = POLLIN };
@@ -588,7 +581,7 @@ void dwarf_worker_wait(DwarfWorker *w, uint64_t id)
 
 		(void)ppoll(&p, 1, &ts, NULL);
 		dwarf_worker_poll(w);
-		t = now_ns();
+		t = now_mono_ns();
 	}
 	w->wait_left_ns -= MIN(t - start, w->wait_left_ns);
 }
