@@ -571,7 +571,8 @@ static bool waiting_for(const DwarfWorker *w, uint64_t id)
 
 void dwarf_worker_wait(DwarfWorker *w, uint64_t id)
 {
-	uint64_t limit = MIN(w->o.lookup_wait_ns, w->wait_left_ns), start = now_mono_ns(), t = start;
+	uint64_t limit = MIN(w->o.lookup_wait_ns, w->wait_left_ns), start = now_mono_ns(),
+		 t = start;
 
 	while (w->in_flight && waiting_for(w, id) && t - start < limit) {
 		struct pollfd p = { .fd = w->child.sock, .events = POLLIN };
