@@ -8,12 +8,15 @@
  * SOCK_SEQPACKET pair (one message per request and per answer, descriptors passed with
  * SCM_RIGHTS), keeps no other descriptor of profqd's, dies with profqd, and gives up what it
  * does not need where profqd may (run as root): an unprivileged uid, every capability but those
- * its owner keeps, new privileges (no_new_privs), forks, core dumps, and heap past a limit.
+ * its owner keeps, new privileges (no_new_privs), forks, core dumps, heap past a limit, and every
+ * system call but those its work needs (a seccomp filter: reading and writing what it was given,
+ * memory, its socket, time; opening files for reading only if its owner says so).
  * The owner bounds each request's time and stops the child when one takes too long.
  * Not thread-safe.
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -24,10 +27,11 @@
 #define SANDBOX_UID 65534
 
 typedef struct SandboxOptions {
-	uint64_t keep_caps; /* capabilities kept by the child (1 << CAP_*), all others dropped */
-	uint64_t max_data;  /* private writable memory the child may add to what it starts with
+	uint64_t keep_caps;  /* capabilities kept by the child (1 << CAP_*), all others dropped */
+	uint64_t max_data;   /* private writable memory the child may add to what it starts with
 			     * (RLIMIT_DATA), 0: no limit but profqd's */
-	int sndbuf;	    /* SO_SNDBUF of the child's end, 0: the default */
+	int sndbuf;	     /* SO_SNDBUF of the child's end, 0: the default */
+	bool open_read_only; /* the child may open files (for reading only) */
 } SandboxOptions;
 
 typedef struct Sandbox {

@@ -375,7 +375,8 @@ static void child_ended(DwarfWorker *w)
 
 int dwarf_worker_start(DwarfWorker *w)
 {
-	static const SandboxOptions base = { .keep_caps = 1ull << CAP_DAC_READ_SEARCH };
+	static const SandboxOptions base = { .keep_caps = 1ull << CAP_DAC_READ_SEARCH,
+					     .open_read_only = true };
 	SandboxOptions so = base;
 	int r;
 

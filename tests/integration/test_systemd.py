@@ -553,6 +553,11 @@ def private_workloads(tmp):
     return procs
 
 
+def proc_status(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
 def restricted_run(caps, policy, notify):
     """Starts the workloads, then profqd restricted; returns what the checks need."""
     uid, gid, who = unit_identity()
@@ -571,10 +576,12 @@ def restricted_run(caps, policy, notify):
         env.profqd = saved
     res = {"who": who, "uid": uid, "pid": d.proc.pid}
     with d:
-        with open(f"/proc/{d.proc.pid}/status") as f:
-            res["proc"] = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+        res["proc"] = proc_status(d.proc.pid)
         with open(f"/proc/{d.proc.pid}/comm") as f:
             res["comm"] = f.read().strip()
+        # Its worker processes (the DWARF worker starts with it).
+        with open(f"/proc/{d.proc.pid}/task/{d.proc.pid}/children") as f:
+            res["workers"] = [proc_status(int(pid)) for pid in f.read().split()]
         for p, _ in procs.values():
             p.wait()
         time.sleep(2.5)  # a window closes and is written
@@ -626,6 +633,14 @@ check(proc["CapEff"] == proc["CapAmb"] == proc["CapBnd"] == mask,
       f"{proc['CapAmb']} ambient, {proc['CapBnd']} bounding)")
 check(proc["NoNewPrivs"] == "1" and (policy is None or proc["Seccomp"] == "2"),
       f"no new privileges, seccomp filter mode {proc['Seccomp']}")
+# Under the unit's filter (which refuses seccomp() but not prctl()), each worker adds its own,
+# and keeps at most CAP_DAC_READ_SEARCH (the DWARF worker, to find debug files) of the unit's.
+workers = [(w["Name"], w.get("Seccomp_filters"), w["CapEff"]) for w in res["workers"]]
+dac_read_search = 1 << CAP_NUMBERS["DAC_READ_SEARCH"]
+check(workers and all(int(n or 0) > int(proc.get("Seccomp_filters") or 0)
+                      and int(caps, 16) & ~dac_read_search == 0 for _, n, caps in workers),
+      f"its workers filtered further, with at most CAP_DAC_READ_SEARCH: {workers} "
+      f"(profqd's filters: {proc.get('Seccomp_filters')})")
 st = res["status"]
 # Losses are not the point here: on a loaded machine profqd drops samples while it reads the
 # symbols of every binary running, restricted or not.

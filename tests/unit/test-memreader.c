@@ -92,7 +92,7 @@ static void test_reads(void **state)
 	mem_reader_free(m);
 }
 
-/* The child reads as an unprivileged uid: it holds no other descriptor of ours either. */
+/* The child reads as an unprivileged uid, filtered: it holds no other descriptor of ours either. */
 static void test_child_unprivileged(void **state)
 {
 	_cleanup_close_ int fd = self_mem();
@@ -115,6 +115,8 @@ static void test_child_unprivileged(void **state)
 	assert_non_null(strstr(status, "\nUid:\t65534\t65534\t65534\t65534\n"));
 	assert_non_null(strstr(status, "\nCapEff:\t0000000000000000\n"));
 	assert_non_null(strstr(status, "\nNoNewPrivs:\t1\n"));
+	/* The system call filter (tests/unit/test-sandbox.c tries it). */
+	assert_non_null(strstr(status, "\nSeccomp:\t2\n"));
 	mem_reader_free(m);
 }
 
