@@ -123,9 +123,10 @@ static void child_confine(int sock, const SandboxOptions *o)
 /*
  * The system calls a child may make: reading and writing the descriptors it has, memory, its
  * socket, time, signals of its own and its end (and sysinfo(), which glibc's qsort() asks for the
- * memory size). Anything else fails with EPERM: no new socket,
- * no other process's memory or signals, no file written, no exec, no ptrace, no BPF; files are
- * opened only for reading, and only where the owner allows it.
+ * memory size). Anything else fails with EPERM: no new socket, no other process's memory or
+ * signals, no file written, no exec, no ptrace, no BPF; files are opened only for reading, and
+ * only where the owner allows it. Calls of another ABI (i386, x32) kill the child (libseccomp's
+ * default for an architecture the filter was not made for).
  */
 static const int child_syscalls[] = {
 	SCMP_SYS(read),		 SCMP_SYS(pread64),	    SCMP_SYS(readv),

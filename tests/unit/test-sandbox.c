@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -166,11 +167,59 @@ static void test_open_read_only(void **state)
 	assert_non_null(strstr(status, "\nSeccomp:\t2\n"));
 }
 
+#ifdef __x86_64__
+/* getpid() by the i386 ABI (int 0x80), which the kernel here may run for x86-64 processes. */
+static long i386_getpid(void)
+{
+	long r;
+
+	__asm__ volatile("int $0x80" : "=a"(r) : "a"(20L) : "memory");
+	return r;
+}
+
+static void i386_main(int sock, void *userdata)
+{
+	char c;
+	int fd;
+	long r;
+
+	(void)userdata;
+	if (sandbox_recv(sock, &c, 1, 0, &fd) != 1)
+		return;
+	r = i386_getpid();
+	(void)sandbox_send(sock, &r, sizeof(r), -1, 0);
+}
+
+/* A system call by another ABI, which the filter was not made for, kills the child. */
+static void test_other_abi(void **state)
+{
+	const SandboxOptions o = { 0 };
+	Sandbox s;
+	long got;
+	int fd, status;
+
+	(void)state;
+	if (geteuid() != 0 || i386_getpid() != getpid())
+		skip(); /* no i386 emulation: nothing to filter */
+	sandbox_init(&s);
+	assert_int_equal(sandbox_start(&s, &o, i386_main, NULL), 0);
+	assert_int_equal(sandbox_send(s.sock, "go", 1, -1, 0), 0);
+	/* No answer: its end closed when it died. */
+	assert_int_equal(sandbox_recv(s.sock, &got, sizeof(got), 0, &fd), 0);
+	status = sandbox_stop(&s, WAIT_NS);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGSYS);
+}
+#endif
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_filter),
 		cmocka_unit_test(test_open_read_only),
+#ifdef __x86_64__
+		cmocka_unit_test(test_other_abi),
+#endif
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
