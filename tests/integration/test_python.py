@@ -7,10 +7,10 @@ running python/workload.py, whose functions' CPU time it measures itself with ti
 - split, started while profqd runs: `top` rows for Worker.parse, Worker.render and Worker.digest
   carry "python": true and the .py file, with their measured shares (within 5 points, or Z
   standard errors of the sample count where that is larger); hardly any frame is left unnamed
-  ([python]) but the bodies of modules being imported; `lines --function Worker.parse` puts the most samples on the loop body's line, with
-  its text from the .py file; folded, flame and pprof carry the Python frames, on as many
-  samples as top counts; `--no-python` shows the interpreter's native stacks
-  (_PyEval_EvalFrameDefault) and no Python row;
+  ([python]) but the bodies of modules being imported; `lines --function Worker.parse` puts
+  the most samples on the loop body's line, with its text from the .py file; folded, flame
+  and pprof carry the Python frames, on as many samples as top counts; `--no-python` shows the
+  interpreter's native stacks (_PyEval_EvalFrameDefault) and no Python row;
 - native code under Python: pack() calls zlib.compress in a loop: in `tree` every libz frame
   (deflate...) has pack as its nearest Python ancestor; with --no-python there is no Python node
   and the libz frames are under _PyEval_EvalFrameDefault;
