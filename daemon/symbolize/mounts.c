@@ -323,6 +323,13 @@ static int openat2_(int dirfd, const char *path, uint64_t flags, uint64_t resolv
 int mounts_open_in_root(Mounts *m, pid_t pid, const char *dir, const char *name, int flags,
 			uint64_t now_ns)
 {
+	return mounts_open_in_root_dirs(m, pid, dir, name, flags, now_ns, NULL, NULL);
+}
+
+int mounts_open_in_root_dirs(Mounts *m, pid_t pid, const char *dir, const char *name, int flags,
+			     uint64_t now_ns, void (*each_dir)(void *userdata, int dirfd),
+			     void *userdata)
+{
 	const uint64_t no_links = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH;
 	_cleanup_close_ int at = -1;
 	char path[32], comp[NAME_MAX + 1];
@@ -336,6 +343,8 @@ int mounts_open_in_root(Mounts *m, pid_t pid, const char *dir, const char *name,
 	r = check_fd(m, pid, at, now_ns);
 	if (r < 0)
 		return r;
+	if (each_dir)
+		each_dir(userdata, at);
 	/* One directory at a time: each is looked up in its parent's file system, which was
 	 * checked, and is checked itself before anything is looked up in it (a mount's root is
 	 * reached without asking its file system). */
@@ -356,6 +365,8 @@ int mounts_open_in_root(Mounts *m, pid_t pid, const char *dir, const char *name,
 			r = check_fd(m, pid, at, now_ns);
 			if (r < 0)
 				return r;
+			if (each_dir)
+				each_dir(userdata, at);
 		}
 		p += len + (p[len] == '/');
 	}

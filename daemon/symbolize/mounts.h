@@ -56,6 +56,11 @@ int mounts_check(Mounts *m, pid_t pid, uint32_t major, uint32_t minor, uint64_t 
  */
 int mounts_open_in_root(Mounts *m, pid_t pid, const char *dir, const char *name, int flags,
 			uint64_t now_ns);
+/* The same, calling each_dir(userdata, dirfd) with each directory on the way (its root first),
+ * an O_PATH descriptor checked as above and valid during the call only. */
+int mounts_open_in_root_dirs(Mounts *m, pid_t pid, const char *dir, const char *name, int flags,
+			     uint64_t now_ns, void (*each_dir)(void *userdata, int dirfd),
+			     void *userdata);
 
 /*
  * Parses a mountinfo text (len bytes): calls add(userdata, major, minor, fuse) for each mount,

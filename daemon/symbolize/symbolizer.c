@@ -435,15 +435,20 @@ static void key_set_identity(BinaryKey *k, const struct stat *st)
 
 /* ---- who may read what ---- */
 
+/* The permissions of a file (st), its ACL read through fd, else through path (followed). */
 static FilePerm file_perm(const struct stat *st, int fd, const char *path)
 {
 	FilePerm p = { .mode = st->st_mode & 07777, .uid = st->st_uid, .gid = st->st_gid };
 
-	/* An ACL may give or take away: when there is one, only the owner's bits are trusted. */
+	ssize_t r;
+
+	/* An ACL may give or take away: when there is one (or it cannot be told whether there is),
+	 * only the owner's bits are trusted. */
 	if (fd >= 0)
-		p.acl = fgetxattr(fd, "system.posix_acl_access", NULL, 0) >= 0 || errno == ERANGE;
+		r = fgetxattr(fd, "system.posix_acl_access", NULL, 0);
 	else
-		p.acl = lgetxattr(path, "system.posix_acl_access", NULL, 0) >= 0 || errno == ERANGE;
+		r = getxattr(path, "system.posix_acl_access", NULL, 0);
+	p.acl = r >= 0 || (errno != ENODATA && errno != ENOTSUP);
 	return p;
 }
 
@@ -468,30 +473,62 @@ static bool perm_allows(const FilePerm *p, const Creds *c, unsigned want)
 	return (p->mode & want) == want;
 }
 
-/* The permissions of the file at real (a resolved path: no symlinks) and of each directory
- * above it. */
-static FileAccess *file_access(const char *real, const struct stat *st)
+/* The directories above a debug file, as debug_open() walks down to it. */
+typedef struct DirWalk {
+	FileAccess *a;
+	bool incomplete; /* one could not be read, or there were too many */
+} DirWalk;
+
+static void dir_walk_note(void *userdata, int dirfd)
 {
-	_cleanup_free_ FileAccess *a = calloc(1, sizeof(*a));
-	_cleanup_free_ char *dir = strdup(real);
-	char *slash;
+	DirWalk *w = userdata;
+	char path[64];
+	struct stat st;
 
-	if (!a || !dir || real[0] != '/')
-		return NULL;
-	a->file = file_perm(st, -1, real);
-	while ((slash = strrchr(dir, '/')) && a->n_dirs < PERM_DIRS_MAX) {
-		struct stat dst;
-
-		slash[slash == dir ? 1 : 0] = '\0';
-		if (lstat(dir, &dst) < 0 || !S_ISDIR(dst.st_mode))
-			return TAKE_PTR(a); /* incomplete: only root may */
-		a->dirs[a->n_dirs++] = file_perm(&dst, -1, dir);
-		if (streq(dir, "/")) {
-			a->complete = true;
-			break;
-		}
+	if (w->a->n_dirs >= PERM_DIRS_MAX || fstat(dirfd, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		w->incomplete = true;
+		return;
 	}
-	return TAKE_PTR(a);
+	/* An O_PATH descriptor has no xattr calls: its ACL through the link to it. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", dirfd);
+	w->a->dirs[w->a->n_dirs++] = file_perm(&st, -1, path);
+}
+
+/*
+ * Opens the debug file at real (an absolute path without symbolic links, as the DWARF worker
+ * resolved the one it read) as perf maps are opened (mounts_open_in_root()): never on a FUSE
+ * file system, whose daemon the main loop would wait for (the worker read it: its daemon may
+ * answer the worker and not us), each directory checked before anything is looked up in it, no
+ * link followed. Notes in *a who may read the file and search each directory above it, from
+ * the descriptors opened on the way (complete only if every one was read).
+ */
+static int debug_open(Symbolizer *s, const char *real, FileAccess *a)
+{
+	const char *slash = strrchr(real, '/');
+	_cleanup_free_ char *dir = NULL;
+	DirWalk w = { .a = a };
+	struct stat st;
+	int fd;
+
+	if (real[0] != '/' || !slash[1])
+		return -EINVAL;
+	dir = strndup(real + 1, slash > real ? (size_t)(slash - real - 1) : 0);
+	if (!dir)
+		return -ENOMEM;
+	fd = mounts_open_in_root_dirs(s->mounts, getpid(), dir, slash + 1,
+				      O_RDONLY | O_NOCTTY | O_NONBLOCK, now_mono_ns(),
+				      dir_walk_note, &w);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0) {
+		int r = negative_errno();
+
+		close(fd);
+		return r;
+	}
+	a->file = file_perm(&st, fd, NULL);
+	a->complete = !w.incomplete;
+	return fd;
 }
 
 static bool access_allows(const FileAccess *a, const Creds *c)
@@ -591,6 +628,7 @@ static void binary_load_tables(Symbolizer *s, Binary *b, int fd, const char *pat
  */
 static void binary_dwarf_opened(Symbolizer *s, Binary *b)
 {
+	_cleanup_free_ FileAccess *access = NULL;
 	_cleanup_close_ int dfd = -1;
 	const char *dbg;
 	struct stat st, dst;
@@ -609,7 +647,8 @@ static void binary_dwarf_opened(Symbolizer *s, Binary *b)
 	if (dbg) {
 		/* The separate debug file the DWARF came from, opened here again: who may read it
 		 * is decided on what profqd sees, not on what the worker (or libdwfl) said. */
-		dfd = open(dbg, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		access = calloc(1, sizeof(FileAccess));
+		dfd = access ? debug_open(s, dbg, access) : -ENOMEM;
 		if (dfd < 0 || fstat(dfd, &st) < 0 || !S_ISREG(st.st_mode) ||
 		    dwarf_info_debug_stat(b->dwarf, &dst) < 0 || st.st_dev != dst.st_dev ||
 		    st.st_ino != dst.st_ino) {
@@ -621,8 +660,8 @@ static void binary_dwarf_opened(Symbolizer *s, Binary *b)
 	if (!dbg)
 		return;
 	/* Who may read the debug file: checked for each process that maps the binary; if that
-	 * cannot be told, nobody but root. */
-	b->debug = file_access(dbg, &st) ?: calloc(1, sizeof(FileAccess));
+	 * cannot be told (not complete), nobody but root. */
+	b->debug = TAKE_PTR(access);
 	if (!elfsym_has_symtab(b->syms) && (uint64_t)st.st_size <= BINARY_MAX_SIZE)
 		(void)elfsym_add_symbols(b->syms, dfd);
 }

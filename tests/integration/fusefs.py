@@ -33,6 +33,7 @@ class FuseFS:
         self.names = sorted(files)
         self.data = [files[n] for n in self.names]
         self.hold = set()  # pids whose requests (and their children's) are left unanswered
+        self.hold_children = True  # False: the children of those in hold are answered
         self.held = 0  # requests left unanswered
         self.fd = os.open("/dev/fuse", os.O_RDWR)
         libc = ctypes.CDLL(None, use_errno=True)
@@ -64,7 +65,7 @@ class FuseFS:
                 ppid = next(int(line.split()[1]) for line in f if line.startswith("PPid:"))
         except (OSError, StopIteration, ValueError):
             return False
-        return ppid in self.hold
+        return self.hold_children and ppid in self.hold
 
     def serve(self):
         while True:

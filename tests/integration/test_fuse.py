@@ -10,7 +10,10 @@ a process running JIT code with that file system as its /tmp (a mount namespace 
 And for the memory of a Python process, which profqd reads in a child of its own: a fake
 interpreter (python/fakepy.c) whose code object's name lies in an untouched page of a file on
 that file system; the read waits, the child is killed after the time limit, and status goes on
-answering meanwhile."""
+answering meanwhile. And for a separate debug file: a stripped binary on an ordinary file system
+whose debug link names a file in .debug/ beside it, where a FUSE file system is mounted that
+answers profqd's DWARF worker (which reads the DWARF from it) and never profqd itself, which
+must not touch the file the worker names."""
 
 import os
 import subprocess
@@ -32,15 +35,18 @@ FAKEPY_C = os.path.join(os.path.dirname(os.path.abspath(__file__)), "python", "f
 
 
 def poll_status(d, p):
-    """Asks for status every 0.2 s while p runs, and at least 5 times: how many answers came,
-    and the slowest round trip."""
-    worst, answered = 0.0, 0
-    while p.poll() is None or answered < 5:
+    """Asks for status every 0.2 s while p runs, and at least 5 times (or until 5 went
+    unanswered in 10 s each): how many answers came, and the slowest round trip."""
+    worst, answered, unanswered = 0.0, 0, 0
+    while (p.poll() is None or answered < 5) and unanswered < 5:
         t = time.monotonic()
-        q = subprocess.run([env.profq, "--socket", d.socket, "status", "--json"],
-                           capture_output=True, timeout=60)
+        try:
+            q = subprocess.run([env.profq, "--socket", d.socket, "status", "--json"],
+                               capture_output=True, timeout=10)
+            answered += q.returncode == 0
+        except subprocess.TimeoutExpired:
+            unanswered += 1
         worst = max(worst, time.monotonic() - t)
-        answered += q.returncode == 0
         time.sleep(0.2)
     return answered, worst
 
@@ -120,3 +126,41 @@ check(py_answered >= 5, f"status answered while the Python process's memory read
 timeouts = py_after["mem_timeouts"] - py_before["mem_timeouts"]
 check(timeouts >= 1, f"the read that waited timed out and was counted (python.mem_timeouts "
       f"{timeouts}, reader children {py_after['mem_readers']})")
+
+
+# ---- a debug file on FUSE, found by the DWARF worker ----
+work = tempdir("profq-test-fuse-debug-")
+stripped = os.path.join(work, "split-fuse")
+debug_name = "split-fuse.debug"
+subprocess.run(["objcopy", "--only-keep-debug", env.workload("split"),
+                os.path.join(work, debug_name)], check=True)
+subprocess.run(["objcopy", "--strip-debug",
+                f"--add-gnu-debuglink={os.path.join(work, debug_name)}", env.workload("split"),
+                stripped], check=True)
+with open(os.path.join(work, debug_name), "rb") as f:
+    debug_bytes = f.read()
+os.unlink(os.path.join(work, debug_name))
+os.mkdir(os.path.join(work, ".debug"))
+with Daemon(env) as d:
+    fs = FuseFS(os.path.join(work, ".debug"), {debug_name: debug_bytes})
+    try:
+        fs.hold.add(d.proc.pid)
+        fs.hold_children = False  # the worker is answered
+        p = subprocess.Popen([stripped, "--seconds", "3"], stdout=subprocess.PIPE, text=True)
+        dpid = int(p.stdout.readline())
+        d_answered, d_worst = poll_status(d, p)
+        p.wait()
+        d_held = fs.held
+        st_d = d.json("status") if d_answered else None
+        top_d = d.json("top", "--pid", str(dpid), "-n", "20", "--no-inline") if st_d else None
+    finally:
+        fs.close()
+check(d_answered >= 5 and d_held == 0,
+      f"status answered while the worker read a debug file on FUSE ({d_answered} times, the "
+      f"slowest in {d_worst:.2f} s; {d_held} of profqd's requests left unanswered)")
+check(st_d is not None and st_d["symbolizer"]["dwarf_worker_requests"] > 0,
+      f"the DWARF worker was asked ({st_d and st_d['symbolizer']['dwarf_worker_requests']})")
+names = {r["function"] for r in (top_d or {}).get("rows", [])}
+check(top_d is not None and top_d["samples"] > 0 and "work_a" in names,
+      f"the binary's functions are named from its symbol table ({top_d and top_d['samples']} "
+      f"samples; {sorted(names)[:8]})")

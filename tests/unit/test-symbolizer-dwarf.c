@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <zlib.h>
 #include <cmocka.h>
@@ -1387,6 +1388,28 @@ static void check_as(pid_t pid, const char *path, uint64_t vaddr, const char *wa
 	store_free(store);
 }
 
+/* Gives path a POSIX ACL (the system.posix_acl_access xattr, as setfacl writes it) with the
+ * mode bits r-x for all but user uid, who gets nothing. */
+static int set_acl_deny(const char *path, uint32_t uid)
+{
+	struct {
+		uint16_t tag, perm;
+		uint32_t id;
+	} entries[] = {
+		{ 0x01, 7, UINT32_MAX }, /* user_obj */
+		{ 0x02, 0, uid },	 /* user:uid:--- */
+		{ 0x04, 5, UINT32_MAX }, /* group_obj */
+		{ 0x10, 5, UINT32_MAX }, /* mask */
+		{ 0x20, 5, UINT32_MAX }, /* other */
+	};
+	uint8_t buf[4 + sizeof(entries)];
+	uint32_t version = 2;
+
+	memcpy(buf, &version, 4);
+	memcpy(buf + 4, entries, sizeof(entries));
+	return setxattr(path, "system.posix_acl_access", buf, sizeof(buf), 0) < 0 ? -errno : 0;
+}
+
 /*
  * The symbols and DWARF used for a process are only those its owner could read: a debug file
  * only root may read (or reached through a directory only root may search) gives a user's
@@ -1395,7 +1418,7 @@ static void check_as(pid_t pid, const char *path, uint64_t vaddr, const char *wa
 static void test_owner_access(void **state)
 {
 	_cleanup_tmpdir_ char *dir = tmpdir_new_named("profq-access");
-	_cleanup_free_ char *bin = NULL, *dbg = NULL, *secret = NULL;
+	_cleanup_free_ char *bin = NULL, *dbg = NULL, *secret = NULL, *bindir = NULL;
 	NmTable nm = { 0 };
 	const char *fn = dwarf_functions[0];
 	uint64_t vaddr;
@@ -1406,6 +1429,7 @@ static void test_owner_access(void **state)
 	assert_int_equal(chmod(dir, 0755), 0);
 	assert_int_equal(nm_table_add(&nm, "", FIXTURE_DWARF), 0);
 	vaddr = nm_must_find(&nm, fn)->addr;
+	assert_true(asprintf(&bindir, "%s/bin", dir) > 0);
 	assert_true(asprintf(&bin, "%s/bin/app", dir) > 0);
 	assert_true(asprintf(&dbg, "%s/bin/fixture-dwarf.debug", dir) > 0);
 	assert_true(asprintf(&secret, "%s/secret", dir) > 0);
@@ -1418,6 +1442,13 @@ static void test_owner_access(void **state)
 	/* All readable: names and lines for both. */
 	check_as(nobody, bin, vaddr, fn, true);
 	check_as(self, bin, vaddr, fn, true);
+	/* An ACL on the debug file's directory that lets everyone but nobody search it (its mode
+	 * bits still say 755): no lines for nobody. */
+	assert_int_equal(set_acl_deny(bindir, 65534), 0);
+	check_as(nobody, bin, vaddr, fn, false);
+	check_as(self, bin, vaddr, fn, true);
+	assert_int_equal(removexattr(bindir, "system.posix_acl_access"), 0);
+	check_as(nobody, bin, vaddr, fn, true);
 	/* A root-only debug file: the binary's own symbols, no lines, for nobody. */
 	assert_int_equal(chmod(dbg, 0600), 0);
 	check_as(nobody, bin, vaddr, fn, false);
