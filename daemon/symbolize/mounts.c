@@ -39,6 +39,7 @@ struct Mounts {
 	size_t n;
 	uint64_t clock; /* use counter */
 	MountsStats stats;
+	int root; /* O_PATH descriptor of our root directory, -1 if it could not be opened */
 };
 
 int mounts_new(Mounts **ret)
@@ -47,6 +48,7 @@ int mounts_new(Mounts **ret)
 
 	if (!m)
 		return -ENOMEM;
+	m->root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	*ret = m;
 	return 0;
 }
@@ -57,6 +59,8 @@ Mounts *mounts_free(Mounts *m)
 		return NULL;
 	for (size_t i = 0; i < m->n; i++)
 		free(m->tables[i].devs);
+	if (m->root >= 0)
+		close(m->root);
 	free(m);
 	return NULL;
 }
@@ -373,6 +377,22 @@ int mounts_open_in_root_dirs(Mounts *m, pid_t pid, const char *dir, const char *
 	/* The file itself in the same file system: not a mount point (a FUSE file bound there). */
 	return openat2_(at, name, (uint64_t)flags | O_CLOEXEC | O_NOFOLLOW,
 			no_links | RESOLVE_NO_XDEV);
+}
+
+int mounts_stat_in_root_mount(Mounts *m, const char *path, struct stat *ret)
+{
+	const uint64_t resolve = RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+	_cleanup_close_ int fd = -1;
+
+	if (path[0] != '/')
+		return -EINVAL;
+	if (m->root < 0)
+		return -EBADF;
+	/* From the root's own descriptor: the mount every component must be on. */
+	fd = openat2_(m->root, path[1] ? path + 1 : ".", O_PATH | O_CLOEXEC, resolve);
+	if (fd < 0)
+		return fd;
+	return fstat(fd, ret) < 0 ? negative_errno() : 0;
 }
 
 void mounts_stats(const Mounts *m, MountsStats *ret)

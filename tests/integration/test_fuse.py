@@ -13,14 +13,18 @@ that file system; the read waits, the child is killed after the time limit, and 
 answering meanwhile. And for a separate debug file: a stripped binary on an ordinary file system
 whose debug link names a file in .debug/ beside it, where a FUSE file system is mounted that
 answers profqd's DWARF worker (which reads the DWARF from it) and never profqd itself, which
-must not touch the file the worker names."""
+must not touch the file the worker names. And for a process gone before profqd took in its
+samples (profqd stopped meanwhile), whose binary's directory then got a FUSE mount over it:
+profqd opens the binary by path then, and must not look it up through that file system."""
 
 import os
+import shutil
+import signal
 import subprocess
 import time
 
 from fusefs import FuseFS
-from harness import Daemon, Env, check, popen, require_bpf, skip, tempdir
+from harness import Daemon, Env, check, popen, require, require_bpf, skip, tempdir
 from jitcode import JIT
 
 require_bpf()
@@ -164,3 +168,43 @@ names = {r["function"] for r in (top_d or {}).get("rows", [])}
 check(top_d is not None and top_d["samples"] > 0 and "work_a" in names,
       f"the binary's functions are named from its symbol table ({top_d and top_d['samples']} "
       f"samples; {sorted(names)[:8]})")
+
+
+# ---- a gone process's binary, under a FUSE mount made over its directory after it exited ----
+gone_dir = tempdir("profq-test-fuse-gone-")
+os.chmod(gone_dir, 0o755)
+sub = os.path.join(gone_dir, "d")
+os.mkdir(sub)
+gone_app = os.path.join(sub, "split-gone")
+shutil.copy(env.workload("split"), gone_app)  # an inode profqd has never seen
+if os.major(os.stat(gone_app).st_dev) == 0:
+    skip("the temporary directory is on an anonymous device (tmpfs?), refused for a gone "
+         "process before its path is touched: nothing to test")
+with Daemon(env) as d:
+    d.wait_caught_up()
+    # Stopped: the process's samples and its exit wait in the ring buffer.
+    os.kill(d.proc.pid, signal.SIGSTOP)
+    try:
+        q = subprocess.run([gone_app, "--seconds", "1"], capture_output=True, text=True,
+                           timeout=60)
+        require(q.returncode == 0 and q.stdout.strip(),
+                f"the workload ran (exit {q.returncode}, {q.stdout!r} {q.stderr!r})")
+        gone_pid = int(q.stdout.splitlines()[0])
+        fs = FuseFS(sub, {"split-gone": binary})
+        fs.hold.add(d.proc.pid)
+    finally:
+        os.kill(d.proc.pid, signal.SIGCONT)
+    try:
+        g_answered, g_worst = poll_status(d, popen(["sleep", "3"]))
+        g_held = fs.held
+        top_g = d.json("top", "--pid", str(gone_pid), "-n", "5") if g_answered else None
+    finally:
+        fs.close()
+check(g_answered >= 5 and g_held == 0,
+      f"status answered while profqd took in a gone process whose binary's directory is now "
+      f"FUSE ({g_answered} times, the slowest in {g_worst:.2f} s; {g_held} of profqd's "
+      f"requests left unanswered)")
+gone_mods = {r["module"] for r in (top_g or {}).get("rows", [])}
+check(top_g is not None and top_g["samples"] > 0 and "split-gone" in gone_mods,
+      f"its samples are counted, its frames by module ({top_g and top_g['samples']} samples; "
+      f"modules {sorted(gone_mods)})")
