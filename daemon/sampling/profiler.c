@@ -419,10 +419,11 @@ static int window_for(Profiler *p, int64_t t)
  * which the stack cache's key covers too. */
 typedef struct RawStack {
 	uint64_t addrs[2 * PROFQ_MAX_FRAMES + 2 * PROFQ_PY_MAX_FRAMES];
-	uint32_t kernel; /* the first `kernel` addresses are kernel ones */
-	uint32_t n;	 /* kernel and user addresses */
-	uint32_t py;	 /* Python frames after them */
-	bool truncated;	 /* the user part does not reach the outermost frame */
+	uint32_t kernel;   /* the first `kernel` addresses are kernel ones */
+	uint32_t n;	   /* kernel and user addresses */
+	uint32_t py;	   /* Python frames after them */
+	bool truncated;	   /* the user part does not reach the outermost frame */
+	size_t stack_used; /* bytes of the stack copy the unwinding read (unwind.h) */
 	/* The first kernel address is a return address too: a switched-out thread's stack as
 	 * read from outside it (PROFQ_SAMPLE_OFFCPU_WHOLE), which starts in its caller of the
 	 * scheduler. */
@@ -459,6 +460,7 @@ static void raw_stack(Profiler *p, Process *proc, const struct profq_sample *s, 
 
 	/* Python frames come only with a stack copy (record_ok()). */
 	ret->py = 0;
+	ret->stack_used = 0;
 	ret->kernel = s->kstack_len;
 	ret->kernel_ret = s->flags & PROFQ_SAMPLE_OFFCPU_WHOLE;
 	memcpy(ret->addrs, s->addrs, s->kstack_len * sizeof(uint64_t));
@@ -478,6 +480,7 @@ static void raw_stack(Profiler *p, Process *proc, const struct profq_sample *s, 
 	unwind_user(&in, cfi_of, &ctx, ret->addrs + s->kstack_len, PROFQ_MAX_FRAMES, &res);
 	ret->n = s->kstack_len + (uint32_t)res.n;
 	ret->truncated = res.end != UNWIND_COMPLETE;
+	ret->stack_used = res.stack_used;
 	p->stats.unwind[res.end]++;
 	p->stats.unwind_fp_frames += res.fp_frames;
 	if (s->py_len) {
@@ -924,11 +927,16 @@ static int sample_store(Profiler *p, const struct profq_sample *s, Process *proc
  * binary's DWARF is still asked for); off-CPU ones are not (their stack and its end pair up
  * in order).
  */
-static bool hold_sample(Profiler *p, const struct profq_sample *s, size_t size, uint64_t since,
-			uint64_t mono)
+static bool hold_sample(Profiler *p, const struct profq_sample *s, size_t size, const RawStack *raw,
+			uint64_t since, uint64_t mono)
 {
 	size_t max = MIN((size_t)HOLD_MAX_BYTES, p->opts.max_memory / 16);
 	HeldSample *h;
+
+	/* Of the stack copy, only what the unwinding read: the same unwinding later reads the
+	 * same (a few hundred bytes, where the copy may be 16 KiB). */
+	if (s->flags & PROFQ_SAMPLE_USER_REGS)
+		size = MIN(size, PROFQ_SAMPLE_STACK_OFFSET + raw->stack_used);
 
 	if (!p->opts.dwarf_worker || p->no_holding || mono - since >= HOLD_MAX_NS ||
 	    p->waiting_bytes + size + sizeof(*h) > max ||
@@ -940,6 +948,8 @@ static bool hold_sample(Profiler *p, const struct profq_sample *s, size_t size, 
 	h->since = since;
 	h->size = size;
 	memcpy(h->data, s, size);
+	if (s->flags & PROFQ_SAMPLE_USER_REGS)
+		((struct profq_sample *)h->data)->stack_len = (uint32_t)raw->stack_used;
 	p->waiting[p->n_waiting++] = h;
 	p->waiting_bytes += sizeof(*h) + size;
 	return true;
@@ -1081,7 +1091,7 @@ static int add_sample(Profiler *p, const struct profq_sample *s, size_t size, ui
 		 * again next time, with its DWARF once that is done; this sample too, if it may
 		 * wait for it. */
 		cached = symbolizer_provisional(p->sym) == provisional;
-		if (!cached && !offcpu && hold_sample(p, s, size, since ?: mono, mono)) {
+		if (!cached && !offcpu && hold_sample(p, s, size, &raw, since ?: mono, mono)) {
 			store_stack_unref(p->store, stack);
 			if (since == 0)
 				p->stats.held++;

@@ -10,7 +10,7 @@
 #define UC_RSP (40 + 8 * 15)
 #define UC_RIP (40 + 8 * 16)
 
-static bool read_u64(const UnwindInput *in, uint64_t addr, uint64_t *ret)
+static bool read_u64(const UnwindInput *in, UnwindResult *res, uint64_t addr, uint64_t *ret)
 {
 	uint64_t off;
 
@@ -20,6 +20,7 @@ static bool read_u64(const UnwindInput *in, uint64_t addr, uint64_t *ret)
 	if (off > in->stack_len || in->stack_len - off < 8)
 		return false;
 	memcpy(ret, in->stack + off, 8);
+	res->stack_used = MAX(res->stack_used, (size_t)off + 8);
 	return true;
 }
 
@@ -49,9 +50,9 @@ void unwind_user(const UnwindInput *in, unwind_cfi_fn cfi_of, void *userdata, ui
 			case CFI_CFA_SIGNAL: {
 				uint64_t nsp;
 
-				if (!read_u64(in, sp + UC_RBP, &new_bp) ||
-				    !read_u64(in, sp + UC_RSP, &nsp) ||
-				    !read_u64(in, sp + UC_RIP, &ra))
+				if (!read_u64(in, &res, sp + UC_RBP, &new_bp) ||
+				    !read_u64(in, &res, sp + UC_RSP, &nsp) ||
+				    !read_u64(in, &res, sp + UC_RIP, &ra))
 					goto out;
 				if (nsp <= sp)
 					goto stuck; /* stacks unwind towards higher addresses */
@@ -78,17 +79,18 @@ void unwind_user(const UnwindInput *in, unwind_cfi_fn cfi_of, void *userdata, ui
 			default:
 				goto stuck;
 			}
-			if (!read_u64(in, cfa - 8, &ra))
+			if (!read_u64(in, &res, cfa - 8, &ra))
 				goto out; /* beyond the copy */
 			if (row.rbp == CFI_RBP_OFFSET &&
-			    !read_u64(in, cfa + (uint64_t)(int64_t)row.rbp_offset, &new_bp))
+			    !read_u64(in, &res, cfa + (uint64_t)(int64_t)row.rbp_offset, &new_bp))
 				goto out;
 			if (cfa <= sp)
 				goto stuck;
 		} else {
 			/* No CFI (JIT code, or an address outside every mapping): the frame
 			 * pointer, if it points into the copied stack above us. */
-			if (bp < sp || !read_u64(in, bp, &new_bp) || !read_u64(in, bp + 8, &ra)) {
+			if (bp < sp || !read_u64(in, &res, bp, &new_bp) ||
+			    !read_u64(in, &res, bp + 8, &ra)) {
 				if (bp >= sp && bp - sp < (1u << 26))
 					goto out; /* plausible, but beyond the copy */
 				goto stuck;

@@ -30,7 +30,9 @@ typedef enum UnwindEnd {
 typedef struct UnwindResult {
 	size_t n; /* addresses written: the first is the sampled ip, then return addresses */
 	UnwindEnd end;
-	size_t fp_frames; /* frames taken by the frame pointer, for lack of CFI */
+	size_t fp_frames;  /* frames taken by the frame pointer, for lack of CFI */
+	size_t stack_used; /* bytes of the copy the walk read, from its start: the same walk over
+			    * the copy cut there reads the same */
 } UnwindResult;
 
 /*

@@ -198,6 +198,30 @@ static void test_own_stack(void **state)
 	assert_string_equal(names[res.n - 1], "_start");
 }
 
+/* The bytes of the copy a walk read: the copy cut there gives the same walk (a sample held for
+ * later keeps only those), and one byte less does not. */
+static void test_stack_used(void **state)
+{
+	Maps *m = *state;
+	UnwindInput in = cap.in;
+	uint64_t out[128], again[128];
+	UnwindResult res, cut;
+
+	unwind_user(&cap.in, cfi_of, m, out, ARRAY_SIZE(out), &res);
+	assert_int_equal(res.end, UNWIND_COMPLETE);
+	assert_true(res.stack_used > 0 && res.stack_used <= cap.in.stack_len);
+	print_message("  %zu of %zu bytes read\n", res.stack_used, cap.in.stack_len);
+	in.stack_len = res.stack_used;
+	unwind_user(&in, cfi_of, m, again, ARRAY_SIZE(again), &cut);
+	assert_int_equal(cut.n, res.n);
+	assert_int_equal(cut.end, res.end);
+	assert_int_equal(cut.stack_used, res.stack_used);
+	assert_memory_equal(again, out, res.n * sizeof(uint64_t));
+	in.stack_len = res.stack_used - 1;
+	unwind_user(&in, cfi_of, m, again, ARRAY_SIZE(again), &cut);
+	assert_int_equal(cut.end, UNWIND_TRUNCATED);
+}
+
 static void test_short_copy(void **state)
 {
 	Maps *m = *state;
@@ -248,6 +272,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_own_stack),
+		cmocka_unit_test(test_stack_used),
 		cmocka_unit_test(test_short_copy),
 		cmocka_unit_test(test_garbage),
 	};
