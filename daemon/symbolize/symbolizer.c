@@ -439,7 +439,6 @@ static void key_set_identity(BinaryKey *k, const struct stat *st)
 static FilePerm file_perm(const struct stat *st, int fd, const char *path)
 {
 	FilePerm p = { .mode = st->st_mode & 07777, .uid = st->st_uid, .gid = st->st_gid };
-
 	ssize_t r;
 
 	/* An ACL may give or take away: when there is one (or it cannot be told whether there is),
@@ -473,6 +472,28 @@ static bool perm_allows(const FilePerm *p, const Creds *c, unsigned want)
 	return (p->mode & want) == want;
 }
 
+/*
+ * Opens path (absolute, without symbolic links) in process pid's root directory without
+ * touching a FUSE file system on the way (mounts_open_in_root_dirs(): the process's mount
+ * table says which, and a FUSE mount its owner made over a directory of the path, in their own
+ * namespace or ours, would hold the main loop on the lookup); each_dir as there.
+ */
+static int open_in_root(Symbolizer *s, pid_t pid, const char *path,
+			void (*each_dir)(void *userdata, int dirfd), void *userdata)
+{
+	const char *slash = strrchr(path, '/');
+	_cleanup_free_ char *dir = NULL;
+
+	if (path[0] != '/' || !slash[1])
+		return -ENOENT;
+	dir = strndup(path + 1, slash > path ? (size_t)(slash - path - 1) : 0);
+	if (!dir)
+		return -ENOMEM;
+	return mounts_open_in_root_dirs(s->mounts, pid, dir, slash + 1,
+					O_RDONLY | O_NOCTTY | O_NONBLOCK, now_mono_ns(), each_dir,
+					userdata);
+}
+
 /* The directories above a debug file, as debug_open() walks down to it. */
 typedef struct DirWalk {
 	FileAccess *a;
@@ -504,20 +525,10 @@ static void dir_walk_note(void *userdata, int dirfd)
  */
 static int debug_open(Symbolizer *s, const char *real, FileAccess *a)
 {
-	const char *slash = strrchr(real, '/');
-	_cleanup_free_ char *dir = NULL;
 	DirWalk w = { .a = a };
 	struct stat st;
-	int fd;
+	int fd = open_in_root(s, getpid(), real, dir_walk_note, &w);
 
-	if (real[0] != '/' || !slash[1])
-		return -EINVAL;
-	dir = strndup(real + 1, slash > real ? (size_t)(slash - real - 1) : 0);
-	if (!dir)
-		return -ENOMEM;
-	fd = mounts_open_in_root_dirs(s->mounts, getpid(), dir, slash + 1,
-				      O_RDONLY | O_NOCTTY | O_NONBLOCK, now_mono_ns(),
-				      dir_walk_note, &w);
 	if (fd < 0)
 		return fd;
 	if (fstat(fd, &st) < 0) {
@@ -693,31 +704,11 @@ static void binary_load_fd(Symbolizer *s, Binary *b, int fd, const char *path)
 	binary_load_tables(s, b, fd, path, true);
 }
 
-/*
- * Opens path (absolute) in process pid's root directory without touching a FUSE file system
- * on the way (mounts_open_in_root(): the process's mount table says which, and a FUSE mount
- * its owner made over a directory of the path, in their own namespace or ours, would hold the
- * main loop on the lookup).
- */
-static int open_in_root(Symbolizer *s, pid_t pid, const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	_cleanup_free_ char *dir = NULL;
-
-	if (path[0] != '/' || !slash[1])
-		return -ENOENT;
-	dir = strndup(path + 1, slash > path ? (size_t)(slash - path - 1) : 0);
-	if (!dir)
-		return -ENOMEM;
-	return mounts_open_in_root(s->mounts, pid, dir, slash + 1, O_RDONLY | O_NOCTTY | O_NONBLOCK,
-				   now_mono_ns());
-}
-
 /* Opens m->path in our namespace if it is the file m maps (same device and inode), else
  * -ENOENT. */
 static int open_verified(Symbolizer *s, const ProcMap *m)
 {
-	_cleanup_close_ int fd = open_in_root(s, getpid(), m->path);
+	_cleanup_close_ int fd = open_in_root(s, getpid(), m->path, NULL, NULL);
 	struct stat st;
 
 	if (fd < 0)
@@ -815,7 +806,7 @@ static int open_mapped(Symbolizer *s, pid_t pid, const ProcMap *m)
 		 m->end);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
-		fd = open_in_root(s, pid, m->path);
+		fd = open_in_root(s, pid, m->path, NULL, NULL);
 	if (fd < 0)
 		fd = open_verified(s, m);
 	return fd;
