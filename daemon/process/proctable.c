@@ -171,6 +171,12 @@ static void cgroup_from_id(ProcTable *t, Process *p, const struct profq_event *e
 		t->stats.cgroup_from_id++;
 }
 
+static bool same_file(const ProcMap *a, const ProcMap *b)
+{
+	return a->inode != 0 && a->inode == b->inode && a->dev_major == b->dev_major &&
+	       a->dev_minor == b->dev_minor && a->path && b->path && streq(a->path, b->path);
+}
+
 /* Takes over raw (and its paths) as p's mappings, resolving their binaries. */
 static int maps_install(ProcTable *t, Process *p, ProcMap *raw, size_t n)
 {
@@ -183,6 +189,12 @@ static int maps_install(ProcTable *t, Process *p, ProcMap *raw, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		maps[i].map = raw[i];
 		t->path_bytes += path_size(&raw[i]);
+		/* The mappings of one file follow each other (its text, data...): one lookup (the
+		 * binary's identity by path is a few system calls). */
+		if (i > 0 && maps[i - 1].binary && same_file(&raw[i - 1], &raw[i])) {
+			maps[i].binary = binary_ref(maps[i - 1].binary);
+			continue;
+		}
 		/* Anonymous or unreadable: frames show [anon] / module+offset. */
 		if (symbolizer_binary(t->sym, (pid_t)p->pid, &raw[i], &maps[i].binary) < 0)
 			maps[i].binary = NULL;
