@@ -521,23 +521,23 @@ static void dir_walk_note(void *userdata, int dirfd)
  * file system, whose daemon the main loop would wait for (the worker read it: its daemon may
  * answer the worker and not us), each directory checked before anything is looked up in it, no
  * link followed. Notes in *a who may read the file and search each directory above it, from
- * the descriptors opened on the way (complete only if every one was read).
+ * the descriptors opened on the way (complete only if every one was read); its stat in
+ * *ret_st.
  */
-static int debug_open(Symbolizer *s, const char *real, FileAccess *a)
+static int debug_open(Symbolizer *s, const char *real, FileAccess *a, struct stat *ret_st)
 {
 	DirWalk w = { .a = a };
-	struct stat st;
 	int fd = open_in_root(s, getpid(), real, dir_walk_note, &w);
 
 	if (fd < 0)
 		return fd;
-	if (fstat(fd, &st) < 0) {
+	if (fstat(fd, ret_st) < 0) {
 		int r = negative_errno();
 
 		close(fd);
 		return r;
 	}
-	a->file = file_perm(&st, fd, NULL);
+	a->file = file_perm(ret_st, fd, NULL);
 	a->complete = !w.incomplete;
 	return fd;
 }
@@ -659,10 +659,9 @@ static void binary_dwarf_opened(Symbolizer *s, Binary *b)
 		/* The separate debug file the DWARF came from, opened here again: who may read it
 		 * is decided on what profqd sees, not on what the worker (or libdwfl) said. */
 		access = calloc(1, sizeof(FileAccess));
-		dfd = access ? debug_open(s, dbg, access) : -ENOMEM;
-		if (dfd < 0 || fstat(dfd, &st) < 0 || !S_ISREG(st.st_mode) ||
-		    dwarf_info_debug_stat(b->dwarf, &dst) < 0 || st.st_dev != dst.st_dev ||
-		    st.st_ino != dst.st_ino) {
+		dfd = access ? debug_open(s, dbg, access, &st) : -ENOMEM;
+		if (dfd < 0 || !S_ISREG(st.st_mode) || dwarf_info_debug_stat(b->dwarf, &dst) < 0 ||
+		    st.st_dev != dst.st_dev || st.st_ino != dst.st_ino) {
 			b->dwarf = dwarf_info_free(b->dwarf);
 			return;
 		}
@@ -1424,6 +1423,15 @@ size_t symbolizer_shrink(Symbolizer *s, size_t bytes)
 	return freed;
 }
 
+/* b's wait for DWARF is over: the frames its cache named without it go (their next lookups
+ * have it). Invalidates frames borrowed from that cache. */
+static void binary_provisional_over(Symbolizer *s, Binary *b)
+{
+	if (b->provisional)
+		addr_cache_clear(s, &b->cache);
+	b->provisional = false;
+}
+
 bool symbolizer_work(Symbolizer *s)
 {
 	bool more = false;
@@ -1436,11 +1444,8 @@ bool symbolizer_work(Symbolizer *s)
 			continue;
 		/* One slice per call: the caller's loop runs in between. */
 		r = dwarf_info_work(b->dwarf);
-		if (r <= 0) {
-			if (b->provisional)
-				addr_cache_clear(s, &b->cache);
-			b->provisional = false;
-		}
+		if (r <= 0)
+			binary_provisional_over(s, b);
 		more = r == 1;
 	}
 	return more;
@@ -1468,10 +1473,8 @@ void symbolizer_tick(Symbolizer *s)
 	for (size_t i = 0; i <= s->n_binaries; i++) {
 		Binary *b = i < s->n_binaries ? s->binaries[i] : s->vdso;
 
-		if (b && b->provisional && !(b->dwarf && dwarf_info_building(b->dwarf))) {
-			addr_cache_clear(s, &b->cache);
-			b->provisional = false;
-		}
+		if (b && b->provisional && !(b->dwarf && dwarf_info_building(b->dwarf)))
+			binary_provisional_over(s, b);
 	}
 }
 

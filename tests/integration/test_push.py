@@ -458,11 +458,16 @@ with open(token_file, "w") as f:
     f.write("pusher:s3cret:with:colons\n")
 d = Daemon(env, "--push", small.url, "--push-max-spool", "256K", "--push-retry-max", "2s",
            "--push-token-file", token_file, frequency=199, window="1s")
-# A daemon just started may have no sample stored yet (those of binaries whose DWARF its worker
-# has not answered for are held a moment): the first answer with samples.
-first = wait_for("a first sample", lambda: (lambda rc: d.json("top", "-n", "1")
-                                            if rc == 0 else None)(
-    d.profq("top", "-n", "1", check_rc=False)[0]), 30)["range"]["since_s"]
+
+
+def stored_top():
+    """top's answer once a sample is stored, else None: a daemon just started may have none yet
+    (those of binaries whose DWARF its worker has not answered for are held a moment)."""
+    rc, out, _ = d.profq("top", "-n", "1", "--json", check_rc=False)
+    return json.loads(out) if rc == 0 else None
+
+
+first = wait_for("a first sample", stored_top, 30)["range"]["since_s"]
 # A window's uploads are as large as the machine is busy: short processes, each an upload of
 # its own, fill the spool within seconds however quiet the machine is otherwise.
 churn = popen(["sh", "-c", f"while :; do {env.workload('split')} --seconds 0.05 >/dev/null; "

@@ -1690,6 +1690,14 @@ static void world_open_nowait(World *w, Store *store)
 	assert_int_equal(symbolizer_binary(w->sym, getpid(), &w->map, &w->b), 0);
 }
 
+/* The big fixture's symbols in *nm, and a world whose lookups do not wait for the worker. */
+static void big_world_nowait(World *w, Store **store, NmTable *nm)
+{
+	assert_int_equal(nm_table_add(nm, "", FIXTURE_DWARF_BIG), 0);
+	assert_int_equal(store_new(store), 0);
+	world_open_nowait(w, *store);
+}
+
 /*
  * Lookups that do not wait for the worker: named from the symbol table and counted provisional
  * until the answer is in, then the same frames as in-process.
@@ -1705,9 +1713,7 @@ static void test_worker_async(void **state)
 	size_t n;
 
 	(void)state;
-	assert_int_equal(nm_table_add(&nm, "", FIXTURE_DWARF_BIG), 0);
-	assert_int_equal(store_new(&store), 0);
-	world_open_nowait(&w, store);
+	big_world_nowait(&w, &store, &nm);
 	prov = symbolizer_provisional(w.sym);
 	n = frames_at(&w, nm_must_find(&nm, "f123")->addr, ids);
 	assert_int_equal(n, 1);
@@ -1761,9 +1767,7 @@ static void test_worker_answer_mid_stack(void **state)
 	World w;
 
 	(void)state;
-	assert_int_equal(nm_table_add(&nm, "", FIXTURE_DWARF_BIG), 0);
-	assert_int_equal(store_new(&store), 0);
-	world_open_nowait(&w, store);
+	big_world_nowait(&w, &store, &nm);
 	/* Its opening not answered yet: named from the symbol table, borrowed from its cache. */
 	assert_int_equal(frames_at(&w, nm_must_find(&nm, "f123")->addr, first), 1);
 	kept = first[0];
