@@ -597,6 +597,7 @@ int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, P
 
 	if (p) {
 		p->last_seen_ns = now_ns;
+		p->sampled_ever = true;
 		if (p->mm_id != s->mm_id) {
 			/* exec (a new mm): old addresses mean something else now. A process first
 			 * met through an event has no mm yet: that is not an exec. */
@@ -643,6 +644,7 @@ int proctable_get(ProcTable *t, const struct profq_sample *s, uint64_t now_ns, P
 		return r;
 	p->mm_id = s->mm_id;
 	p->kthread = s->mm_id == 0;
+	p->sampled_ever = true;
 	if (live)
 		(void)read_cgroup(t, p);
 	note_sample(t, p, s);
@@ -1016,8 +1018,9 @@ static void mark_exited(ProcTable *t, Process *p, int64_t exit_ns)
 	exited_push(t, p->id, sp->exit_ns);
 }
 
-void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t now_real_ns,
-		     uint64_t keep_ns)
+/* Drops from the table the exited processes past their grace (and with check, those whose exit
+ * was missed, see proctable_sweep()). */
+static void sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t now_real_ns, bool check)
 {
 	size_t keep = 0;
 
@@ -1027,28 +1030,43 @@ void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t no
 
 		/* Idle a while: let go of the mappings, so the binaries can go if nothing else
 		 * maps them; the next sample reads them again. */
-		if (!p->exited && idle > MAPS_IDLE_NS && p->maps_loaded)
+		if (check && !p->exited && idle > MAPS_IDLE_NS && p->maps_loaded)
 			maps_clear(t, p);
 		/* Not seen a while, and not in /proc as this incarnation: its exit event was lost
 		 * (ring buffer full). It exited after it was last seen, at the latest now. */
-		if (!p->exited && idle > idle_ns &&
+		if (check && !p->exited && idle > idle_ns &&
 		    !proc_is_incarnation(p->pid, p->start_boot_ns, NULL))
 			mark_exited(t, p, now_real_ns - (int64_t)idle);
-		if (p->exited && idle > EXIT_GRACE_NS) {
+		if (p->exited &&
+		    idle > (p->sampled_ever ? PROCTABLE_SAMPLED_GRACE_NS : EXIT_GRACE_NS)) {
 			process_free(t, p);
 			t->stats.dropped++;
 			continue;
 		}
 		t->procs[keep++] = p;
 	}
-	if (keep != t->n) {
-		t->n = keep;
-		hash_index_clear(t->index);
-		for (size_t i = 0; i < t->n; i++)
-			/* Fewer entries than before: the index never grows here. */
-			(void)hash_index_insert(t->index, t->procs[i]->hash, (uint32_t)i);
-	}
+	if (keep == t->n)
+		return;
+	t->n = keep;
+	/* Fewer entries than before, and the index sized for them: it never grows here. */
+	hash_index_clear_for(t->index, t->n);
+	for (size_t i = 0; i < t->n; i++)
+		(void)hash_index_insert(t->index, t->procs[i]->hash, (uint32_t)i);
+	/* After a storm: the array back to what is left, once three quarters are free. */
+	if (t->n < t->allocated / 4) {
+		Process **procs = realloc(t->procs, MAX(t->n * 2, (size_t)16) * sizeof(Process *));
 
+		if (procs) {
+			t->procs = procs;
+			t->allocated = MAX(t->n * 2, (size_t)16);
+		}
+	}
+}
+
+void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t now_real_ns,
+		     uint64_t keep_ns)
+{
+	sweep(t, now_ns, idle_ns, now_real_ns, true);
 	/* Exited records older than the retention. */
 	while (t->n_exited > 0 &&
 	       t->exited[t->exited_head].exit_ns < now_real_ns - (int64_t)keep_ns) {
@@ -1056,6 +1074,11 @@ void proctable_sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t no
 		t->exited_head = (t->exited_head + 1) % PROCTABLE_EXITED_MAX;
 		t->n_exited--;
 	}
+}
+
+void proctable_drop_exited(ProcTable *t, uint64_t now_ns)
+{
+	sweep(t, now_ns, 0, 0, false);
 }
 
 size_t proctable_drop_unsampled_exited(ProcTable *t)

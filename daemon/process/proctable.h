@@ -58,7 +58,8 @@ typedef struct Process {
 	bool maps_from_log;    /* the mappings came from the sideband log */
 	bool maps_from_parent; /* the parent's, for a child seen between fork and exec */
 	bool exited;
-	Mapping *maps; /* sorted by start */
+	bool sampled_ever; /* a sample was handled (held ones may come again) */
+	Mapping *maps;	   /* sorted by start */
 	size_t n_maps;
 	int maps_error; /* last error loading the maps, 0 if none */
 	uint64_t maps_read_ns;
@@ -118,6 +119,10 @@ typedef struct ProcTableStats {
 
 /* Exited processes kept queryable at most (bounded, oldest dropped first). */
 #define PROCTABLE_EXITED_MAX 16384
+/* An exited process that had samples stays in the table this long after it was last seen (one
+ * that had none, 2 s): a sample held for its binary's DWARF (at most 5 s, profiler.c) and
+ * handled again finds the process as it was: its owner, and its split at an exec. */
+#define PROCTABLE_SAMPLED_GRACE_NS (7 * NSEC_PER_SEC)
 
 int proctable_new(Store *store, Symbolizer *sym, MapLog *maplog, ProcTable **ret);
 ProcTable *proctable_free(ProcTable *t);
@@ -182,6 +187,13 @@ const char *proctable_jit_symbol(ProcTable *t, Process *p, uint64_t addr, uint64
  * of symbolized stacks: a stack seen before never reaches proctable_jit_symbol() again.
  */
 void proctable_jit_refresh(ProcTable *t, Process *p, uint64_t now_ns);
+
+/*
+ * The part of proctable_sweep() that costs no system call: drops the exited processes past
+ * their grace from the table (their records stay, see proctable_drop_unsampled_exited()). Run
+ * every second, so that a fork storm holds seconds of processes, not the sweep's ten.
+ */
+void proctable_drop_exited(ProcTable *t, uint64_t now_ns);
 
 /*
  * Under memory pressure: releases the exited records that no window holds samples of (a fork

@@ -78,6 +78,9 @@ typedef struct HeldSample {
  * sixteenth of the memory budget): past either, a sample is stored with the names it got. At
  * 99 Hz on two busy CPUs, 4 MiB (the default budget's) holds about 5 s of samples. */
 #define HOLD_MAX_NS (5 * NSEC_PER_SEC)
+/* A held sample handled again finds its process in the table (and its sweep is a second). */
+_Static_assert(HOLD_MAX_NS + NSEC_PER_SEC < PROCTABLE_SAMPLED_GRACE_NS,
+	       "held samples outlive their process");
 #define HOLD_MAX_BYTES (16u << 20)
 
 static void held_samples_retry(Profiler *p, uint64_t mono, bool last);
@@ -1431,10 +1434,13 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 	symbolizer_trim(p->sym);
 	if (p->python)
 		python_tick(p->python, mono_ns);
+	/* Exited processes and their mappings go every second (a walk of the tables, no
+	 * system call): a fork storm's bookkeeping is then a few seconds of its forks. */
+	proctable_drop_exited(p->procs, mono_ns);
+	maplog_expire(p->maplog, (uint64_t)(now_ns - p->boot_to_real_ns), MAPLOG_KEEP_NS);
 	if (mono_ns - p->last_sweep_ns >= SWEEP_INTERVAL_NS) {
 		p->last_sweep_ns = mono_ns;
 		proctable_sweep(p->procs, mono_ns, PROCESS_IDLE_NS, now_ns, p->opts.retention_ns);
-		maplog_expire(p->maplog, (uint64_t)(now_ns - p->boot_to_real_ns), MAPLOG_KEEP_NS);
 		expire_disk(p, now_ns);
 		offcpu_sweep(p, now_ns);
 	}

@@ -141,6 +141,23 @@ void hash_index_clear(HashIndex *h)
 	h->count = 0;
 }
 
+void hash_index_clear_for(HashIndex *h, size_t n)
+{
+	size_t want = MIN_CAPACITY;
+	Slot *slots;
+
+	while (want < SIZE_MAX / 8 && n * 4 > want * 3)
+		want *= 2;
+	if (want < capacity(h) && (slots = calloc(want, sizeof(Slot)))) {
+		free(h->slots);
+		h->slots = slots;
+		h->mask = want - 1;
+		h->count = 0;
+		return;
+	}
+	hash_index_clear(h);
+}
+
 size_t hash_index_count(const HashIndex *h)
 {
 	return h->count;

@@ -30,6 +30,9 @@ int hash_index_insert(HashIndex *h, uint64_t hash, uint32_t idx);
 int hash_index_remove(HashIndex *h, uint64_t hash, uint32_t idx);
 
 void hash_index_clear(HashIndex *h);
+/* Removes every entry, and makes the table smaller if it is larger than n entries need (the
+ * memory of a storm given back); inserting up to n entries afterwards never allocates. */
+void hash_index_clear_for(HashIndex *h, size_t n);
 size_t hash_index_count(const HashIndex *h);
 /* Bytes of heap the index uses. */
 size_t hash_index_memory(const HashIndex *h);

@@ -212,6 +212,48 @@ static void test_growth_and_clear(void **state)
 	assert_int_equal(hash_index_count(h), 1);
 }
 
+/* Cleared for fewer entries, the table shrinks to their size; refilled with that many, it
+ * does not grow (so the callers' rebuilds cannot fail); cleared for more, it stays. */
+static void test_clear_for(void **state)
+{
+	_cleanup_(hash_index_freep) HashIndex *h = NULL;
+	const uint32_t n = 50000, keep = 1000;
+	_cleanup_free_ uint64_t *keys = calloc(n, sizeof(uint64_t));
+	size_t mem_big, mem_keep;
+	uint32_t idx;
+
+	(void)state;
+	assert_non_null(keys);
+	assert_int_equal(hash_index_new(&h), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		keys[i] = splitmix64(i);
+		assert_int_equal(hash_index_insert(h, keys[i], i), 0);
+	}
+	mem_big = hash_index_memory(h);
+	hash_index_clear_for(h, n);
+	assert_int_equal(hash_index_memory(h), mem_big);
+	assert_int_equal(hash_index_count(h), 0);
+
+	hash_index_clear_for(h, keep);
+	assert_int_equal(hash_index_count(h), 0);
+	assert_int_equal(find(h, keys[5], keys, keys[5], &idx), -ENOENT);
+	mem_keep = hash_index_memory(h);
+	assert_true(mem_keep < mem_big / 32);
+	for (uint32_t i = 0; i < keep; i++)
+		assert_int_equal(hash_index_insert(h, keys[i], i), 0);
+	assert_int_equal(hash_index_memory(h), mem_keep);
+	for (uint32_t i = 0; i < n; i++) {
+		int r = find(h, keys[i], keys, keys[i], &idx);
+
+		assert_int_equal(r, i < keep ? 0 : -ENOENT);
+		if (r == 0)
+			assert_int_equal(idx, i);
+	}
+	/* One more than it was sized for grows it as any insert would. */
+	assert_int_equal(hash_index_insert(h, keys[keep], keep), 0);
+	assert_true(hash_index_memory(h) >= mem_keep);
+}
+
 /* Emptied by removals, the table gives its memory back; what stays is still found. */
 static void test_shrink(void **state)
 {
@@ -321,6 +363,7 @@ int main(void)
 		cmocka_unit_test(test_basic),	       cmocka_unit_test(test_same_hash),
 		cmocka_unit_test(test_remove_in_runs), cmocka_unit_test(test_growth_and_clear),
 		cmocka_unit_test(test_shrink),	       cmocka_unit_test(test_differential),
+		cmocka_unit_test(test_clear_for),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1232,18 +1232,78 @@ static void test_lost_exit(void **state)
 }
 
 /*
+ * Exited processes leave the table within a second of their grace, not at the next full sweep
+ * (ten seconds): a fork storm's table holds seconds of its forks. One with samples stays
+ * longer, for its held samples.
+ */
+static void test_exited_leave_table(void **state)
+{
+	_cleanup_(profiler_freep)
+		Profiler *p = profiler(NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64ULL << 20);
+	int64_t now = (int64_t)clock_ns(CLOCK_REALTIME);
+	uint64_t mono = clock_ns(CLOCK_MONOTONIC);
+	const uint32_t storm = 100, sampled = 4000000;
+	struct profq_event e;
+	struct profq_sample s;
+	ProcTableStats pt;
+	size_t size;
+
+	(void)state;
+	/* The first tick runs the full sweep: the next is ten seconds away. */
+	assert_int_equal(profiler_tick(p, now, mono), 0);
+	size = sample_init(&s, sampled, false);
+	s.tgid = sampled;
+	s.start_ns = 1000;
+	assert_int_equal(profiler_add_sample(p, &s, size), 0);
+	for (uint32_t i = 0; i <= storm; i++) {
+		if (i > 0) {
+			e = (struct profq_event){ .type = PROFQ_EVENT_EXEC,
+						  .pid = sampled + i,
+						  .start_ns = 1000 + i,
+						  .time_ns = clock_ns(CLOCK_BOOTTIME) };
+			snprintf(e.comm, sizeof(e.comm), "true");
+			assert_int_equal(profiler_add_event(p, &e, sizeof(e)), 0);
+		}
+		e = (struct profq_event){ .type = PROFQ_EVENT_EXIT,
+					  .pid = sampled + i,
+					  .start_ns = 1000 + i,
+					  .time_ns = clock_ns(CLOCK_BOOTTIME) };
+		assert_int_equal(profiler_add_event(p, &e, sizeof(e)), 0);
+	}
+	profiler_proc_stats(p, &pt);
+	assert_int_equal(pt.processes, storm + 1);
+
+	/* 3 s on: the storm is gone, the one with samples stays. */
+	assert_int_equal(profiler_tick(p, now + 3 * (int64_t)NSEC_PER_SEC,
+				       clock_ns(CLOCK_MONOTONIC) + 3 * NSEC_PER_SEC),
+			 0);
+	profiler_proc_stats(p, &pt);
+	assert_int_equal(pt.processes, 1);
+	assert_int_equal(pt.exited_held, storm + 1);
+	/* 8.5 s on (before the next full sweep): it has gone too; its record stays held. */
+	assert_int_equal(profiler_tick(p, now + 8 * (int64_t)NSEC_PER_SEC,
+				       clock_ns(CLOCK_MONOTONIC) + 8500 * NSEC_PER_MSEC),
+			 0);
+	profiler_proc_stats(p, &pt);
+	assert_int_equal(pt.processes, 0);
+	assert_int_equal(pt.exited_held, storm + 1);
+	assert_non_null(record_of(p, sampled, 1000));
+}
+
+/*
  * A fork storm's exited records go under memory pressure, before any window: those without
  * samples in a window; an exited process with samples stays queryable.
  */
 static void test_fork_storm(void **state)
 {
-	/* 5.5 MiB: the windows and the storm's records take about 4.1 MB (up to 5 MB under
+	/* 5.25 MiB: the windows and the storm's records take about 4.1 MB (up to 5 MB under
 	 * ASan's allocator), room to spare until the test makes memory short itself; the windows
-	 * alone (3 MB) more than half of it. */
+	 * with the storm's records, once the table has let the exited go (2.85 MB), more than
+	 * half of it. */
 	ProfilerOptions o = { .frequency = 100,
 			      .window_ns = NSEC_PER_SEC,
 			      .retention_ns = 3600 * NSEC_PER_SEC,
-			      .max_memory = 11 << 19,
+			      .max_memory = 21 << 18,
 			      .resident = fake_resident };
 	_cleanup_(profiler_freep) Profiler *p = NULL;
 	int64_t now = (int64_t)clock_ns(CLOCK_REALTIME);
@@ -1339,6 +1399,7 @@ int main(void)
 		cmocka_unit_test(test_perf_map_memory),
 		cmocka_unit_test(test_lost_exit),
 		cmocka_unit_test(test_fork_storm),
+		cmocka_unit_test(test_exited_leave_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
