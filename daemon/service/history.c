@@ -99,11 +99,22 @@ static _noreturn_ void worker_run(const HistoryOptions *opts, const QueryContext
 		.userdata = &l,
 	};
 	json_object *answer = NULL;
+	int64_t not_after_ns = INT64_MAX;
 	const Window *oldest;
 	uint64_t failures;
 	const char *text;
 	int r;
 
+	/* Windows from disk only where the range needs them: before its end and before the
+	 * daemon's own (the copy has them). Others loaded would crowd out the range's own when
+	 * memory is short: a query about an old window reads the segments after it too. */
+	oldest = store_window(store, 0);
+	if (oldest)
+		not_after_ns = oldest->start_ns;
+	if (req->has_until)
+		not_after_ns = MIN(not_after_ns,
+				   ctx->now_ns -
+					   (int64_t)MIN(req->until_ns, (uint64_t)INT64_MAX / 2));
 	l.limit = store_memory(store) + opts->max_memory;
 	l.n_held = store_proc_id_limit(store);
 	l.held = calloc(MAX(l.n_held, (size_t)1), 1);
@@ -111,7 +122,7 @@ static _noreturn_ void worker_run(const HistoryOptions *opts, const QueryContext
 		_exit(EXIT_FAILURE);
 	for (size_t id = 1; id < l.n_held; id++)
 		l.held[id] = store_proc(store, (ProcId)id) != NULL;
-	r = persist_load(store, opts->state_dir, not_before_ns, &cb, NULL);
+	r = persist_load_range(store, opts->state_dir, not_before_ns, not_after_ns, &cb, NULL);
 	if (r < 0 && r != -ENOENT)
 		_exit(EXIT_FAILURE);
 	failures = json_alloc_failures();

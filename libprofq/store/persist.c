@@ -553,7 +553,7 @@ typedef struct Loader {
 	Store *store;
 	IdMap strs, frames, stacks, procs;
 	size_t records; /* definitions read from this segment */
-	int64_t not_before_ns;
+	int64_t not_before_ns, not_after_ns;
 	const PersistLoadCallbacks *cb;
 	PersistLoadStats *stats;
 	WindowEntry *entries;
@@ -773,7 +773,7 @@ static int on_window(void *userdata, const SegmentWindow *sw)
 	}
 	w.mem = l->mem;
 	w.n_mem = sw->n_mem;
-	if (w.end_ns < l->not_before_ns) {
+	if (w.end_ns < l->not_before_ns || w.start_ns >= l->not_after_ns) {
 		l->stats->windows_skipped++;
 		return 0;
 	}
@@ -810,9 +810,9 @@ static void unref_proc(Store *s, uint32_t id)
 	store_proc_unref(s, id);
 }
 
-int persist_load_buffer(Store *store, const uint8_t *buf, size_t len, int64_t not_before_ns,
-			const PersistLoadCallbacks *cb, PersistLoadStats *stats,
-			SegmentParseResult *ret)
+static int load_buffer(Store *store, const uint8_t *buf, size_t len, int64_t not_before_ns,
+		       int64_t not_after_ns, const PersistLoadCallbacks *cb,
+		       PersistLoadStats *stats, SegmentParseResult *ret)
 {
 	static const SegmentVisitor visitor = {
 		.string = on_string,
@@ -821,7 +821,11 @@ int persist_load_buffer(Store *store, const uint8_t *buf, size_t len, int64_t no
 		.proc = on_proc,
 		.window = on_window,
 	};
-	Loader l = { .store = store, .not_before_ns = not_before_ns, .cb = cb, .stats = stats };
+	Loader l = { .store = store,
+		     .not_before_ns = not_before_ns,
+		     .not_after_ns = not_after_ns,
+		     .cb = cb,
+		     .stats = stats };
 	int r;
 
 	r = segment_parse(buf, len, &visitor, &l, ret);
@@ -835,8 +839,21 @@ int persist_load_buffer(Store *store, const uint8_t *buf, size_t len, int64_t no
 	return r;
 }
 
+int persist_load_buffer(Store *store, const uint8_t *buf, size_t len, int64_t not_before_ns,
+			const PersistLoadCallbacks *cb, PersistLoadStats *stats,
+			SegmentParseResult *ret)
+{
+	return load_buffer(store, buf, len, not_before_ns, INT64_MAX, cb, stats, ret);
+}
+
 int persist_load(Store *store, const char *dir, int64_t not_before_ns,
 		 const PersistLoadCallbacks *cb, PersistLoadStats *ret)
+{
+	return persist_load_range(store, dir, not_before_ns, INT64_MAX, cb, ret);
+}
+
+int persist_load_range(Store *store, const char *dir, int64_t not_before_ns, int64_t not_after_ns,
+		       const PersistLoadCallbacks *cb, PersistLoadStats *ret)
 {
 	_cleanup_free_ SegmentFile *files = NULL;
 	_cleanup_close_ int dirfd = -1;
@@ -871,8 +888,8 @@ int persist_load(Store *store, const char *dir, int64_t not_before_ns,
 				   : procfs_read_fd(fd, SEGMENT_MAX_FILE, &buf, &len);
 		}
 		if (r >= 0)
-			r = persist_load_buffer(store, (const uint8_t *)buf, len, not_before_ns, cb,
-						&stats, &res);
+			r = load_buffer(store, (const uint8_t *)buf, len, not_before_ns,
+					not_after_ns, cb, &stats, &res);
 		if (r == -ENOMEM)
 			return r;
 		if (r < 0) {

@@ -104,6 +104,13 @@ typedef struct PersistLoadCallbacks {
  */
 int persist_load(Store *store, const char *dir, int64_t not_before_ns,
 		 const PersistLoadCallbacks *cb, PersistLoadStats *ret);
+/*
+ * The same, windows starting at or after not_after_ns left out too. Every segment from
+ * not_before_ns on is still read, so that the process records get their newest state; the
+ * windows outside the range cost no memory (their definitions go with their segment).
+ */
+int persist_load_range(Store *store, const char *dir, int64_t not_before_ns, int64_t not_after_ns,
+		       const PersistLoadCallbacks *cb, PersistLoadStats *ret);
 
 /* Loads one segment from a buffer (tests, fuzzing). */
 int persist_load_buffer(Store *store, const uint8_t *buf, size_t len, int64_t not_before_ns,

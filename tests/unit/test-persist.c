@@ -1467,6 +1467,25 @@ static void proc_updates(uint64_t span)
 				  "user=11 sys=12 cuser=13 csys=14 code=256"));
 		assert_non_null(strstr(d, "proc pid=300 ppid=100 uid=7 flags=1 "));
 	}
+	/* Only the first window, but the records as the later windows (and segments) left
+	 * them: a history query about an old window shows how its processes ended. */
+	{
+		_cleanup_loaded_ Loaded *r = loaded_new();
+		_cleanup_free_ char *d = NULL;
+
+		assert_int_equal(persist_load_range(r->store, dir, INT64_MIN, T0 + SEC,
+						    callbacks(r), &r->stats),
+				 0);
+		assert_int_equal(r->stats.windows, 1);
+		assert_int_equal(r->stats.windows_skipped, 2);
+		assert_int_equal(store_window_count(r->store), 1);
+		assert_int_equal(store_window(r->store, 0)->start_ns, T0);
+		d = dump(r->store);
+		assert_non_null(
+			strstr(d, "proc pid=100 ppid=1 uid=7 flags=3 start=1699999999000000000 "
+				  "exit=1700000001500000000 comm=after cmdline=before --exec "
+				  "user=11 sys=12 cuser=13 csys=14 code=256"));
+	}
 	store_stack_unref(s, st);
 	store_proc_unref(s, p1);
 	store_proc_unref(s, p2);
@@ -1631,6 +1650,18 @@ static void test_load_selection(void **state)
 		assert_int_equal(l->stats.windows, 3);
 		assert_int_equal(l->stats.windows_skipped, 2);
 		assert_int_equal(store_window(l->store, 0)->start_ns, T0 + 2 * SEC);
+	}
+	/* And those that start at or after not_after (starts are T0 .. T0+4 s). */
+	{
+		_cleanup_loaded_ Loaded *l = loaded_new();
+
+		assert_int_equal(persist_load_range(l->store, dir, T0 + SEC + 1, T0 + 3 * SEC,
+						    callbacks(l), &l->stats),
+				 0);
+		assert_int_equal(l->stats.windows, 2);
+		assert_int_equal(l->stats.windows_skipped, 3);
+		assert_int_equal(store_window(l->store, 0)->start_ns, T0 + SEC);
+		assert_int_equal(store_window(l->store, 1)->start_ns, T0 + 2 * SEC);
 	}
 
 	/* Other files, a directory, a symlink, a FIFO (which must not block the load). */
