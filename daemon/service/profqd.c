@@ -9,7 +9,6 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 #include <xxhash.h>
-#include <curl/curl.h>
 
 #include "base/json-util.h"
 #include "base/log.h"
@@ -25,6 +24,7 @@
 #include "service/loop.h"
 #include "service/notify.h"
 #include "service/history.h"
+#include "service/libcurl.h"
 #include "service/profqd.h"
 #include "service/push.h"
 #include "service/server.h"
@@ -136,8 +136,7 @@ Profqd *profqd_free(Profqd *m)
 	/* The push threads read only their spools, never the store; stopped before it goes. */
 	for (size_t i = 0; i < m->n_pushers; i++)
 		pusher_free(m->pushers[i]);
-	if (m->n_pushers > 0)
-		curl_global_cleanup();
+	libcurl_cleanup();
 	history_free(m->history);
 	server_free(m->server);
 	notifier_free(m->notifier);
@@ -1165,6 +1164,8 @@ static int push_setup(Profqd *m)
 {
 	const Config *c = m->config;
 	_cleanup_free_ char *token = NULL, *root = NULL;
+	const char *why = NULL;
+	const LibCurl *lib;
 	const Window *open;
 	int r = 0;
 
@@ -1175,8 +1176,9 @@ static int push_setup(Profqd *m)
 		if (r < 0)
 			return r;
 	}
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return log_error_errno(-ENOMEM, "Failed to initialize libcurl: %m");
+	r = libcurl_load(&lib, &why);
+	if (r < 0)
+		return log_error_errno(r, "Failed to load libcurl for the push targets: %s", why);
 	if (asprintf(&root, "%s/push", c->state_dir) < 0) {
 		root = NULL;
 		r = -ENOMEM;

@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: MIT */
-#include <curl/curl.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -12,6 +11,7 @@
 #include "base/log.h"
 #include "base/macro.h"
 #include "base/timeutil.h"
+#include "service/libcurl.h"
 #include "service/push.h"
 
 /*
@@ -37,6 +37,9 @@ typedef struct RecordHeader {
 	uint32_t body_len;
 } RecordHeader;
 _Static_assert(sizeof(RecordHeader) == 12, "spool record header");
+
+/* Loaded by the first target (libcurl.h), in the main thread before any push thread. */
+static const LibCurl *lib;
 
 typedef struct Spooled {
 	uint64_t seq;	  /* the file's name: %016llx.batch */
@@ -464,26 +467,26 @@ static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
 /* The handle's settings that do not change between uploads. */
 static int curl_setup(Pusher *p)
 {
-	CURL *c = curl_easy_init();
+	CURL *c = lib->easy_init();
 
 	if (!c)
 		return -ENOMEM;
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+	lib->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	lib->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	lib->easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
 			 (long)(p->o.connect_timeout_ns / NSEC_PER_MSEC));
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(p->o.timeout_ns / NSEC_PER_MSEC));
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, p);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "profqd/" PROFQ_VERSION);
+	lib->easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(p->o.timeout_ns / NSEC_PER_MSEC));
+	lib->easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	lib->easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	lib->easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	lib->easy_setopt(c, CURLOPT_XFERINFODATA, p);
+	lib->easy_setopt(c, CURLOPT_USERAGENT, "profqd/" PROFQ_VERSION);
 	if (p->credentials && strchr(p->credentials, ':')) {
-		curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-		curl_easy_setopt(c, CURLOPT_USERPWD, p->credentials);
+		lib->easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		lib->easy_setopt(c, CURLOPT_USERPWD, p->credentials);
 	} else if (p->credentials) {
-		curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
-		curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, p->credentials);
+		lib->easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+		lib->easy_setopt(c, CURLOPT_XOAUTH2_BEARER, p->credentials);
 	}
 	p->curl = c;
 	return 0;
@@ -491,12 +494,12 @@ static int curl_setup(Pusher *p)
 
 static void curl_slist_freep(struct curl_slist **l)
 {
-	curl_slist_free_all(*l);
+	lib->slist_free_all(*l);
 }
 
 static void curl_mime_freep(curl_mime **m)
 {
-	curl_mime_free(*m);
+	lib->mime_free(*m);
 }
 
 /* POSTs one upload. error (PUSH_ERROR_MAX bytes) says why, unless sent. */
@@ -515,31 +518,31 @@ static Outcome post(Pusher *p, const char *query, const char *body, size_t len, 
 		snprintf(error, PUSH_ERROR_MAX, "out of memory");
 		return OUTCOME_RETRY;
 	}
-	mime = curl_mime_init(p->curl);
-	part = mime ? curl_mime_addpart(mime) : NULL;
+	mime = lib->mime_init(p->curl);
+	part = mime ? lib->mime_addpart(mime) : NULL;
 	/* curl would wait a second for "100 Continue" before a large body. */
-	headers = curl_slist_append(NULL, "Expect:");
-	if (!part || !headers || curl_mime_name(part, "profile") != CURLE_OK ||
-	    curl_mime_filename(part, "profile.pprof") != CURLE_OK ||
-	    curl_mime_type(part, "application/octet-stream") != CURLE_OK ||
-	    curl_mime_data(part, body, len) != CURLE_OK) {
+	headers = lib->slist_append(NULL, "Expect:");
+	if (!part || !headers || lib->mime_name(part, "profile") != CURLE_OK ||
+	    lib->mime_filename(part, "profile.pprof") != CURLE_OK ||
+	    lib->mime_type(part, "application/octet-stream") != CURLE_OK ||
+	    lib->mime_data(part, body, len) != CURLE_OK) {
 		snprintf(error, PUSH_ERROR_MAX, "out of memory");
 		return OUTCOME_RETRY;
 	}
-	curl_easy_setopt(p->curl, CURLOPT_URL, url);
-	curl_easy_setopt(p->curl, CURLOPT_MIMEPOST, mime);
-	curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(p->curl, CURLOPT_ERRORBUFFER, curl_error);
-	cr = curl_easy_perform(p->curl);
-	curl_easy_setopt(p->curl, CURLOPT_ERRORBUFFER, NULL);
-	curl_easy_setopt(p->curl, CURLOPT_MIMEPOST, NULL);
-	curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, NULL);
+	lib->easy_setopt(p->curl, CURLOPT_URL, url);
+	lib->easy_setopt(p->curl, CURLOPT_MIMEPOST, mime);
+	lib->easy_setopt(p->curl, CURLOPT_HTTPHEADER, headers);
+	lib->easy_setopt(p->curl, CURLOPT_ERRORBUFFER, curl_error);
+	cr = lib->easy_perform(p->curl);
+	lib->easy_setopt(p->curl, CURLOPT_ERRORBUFFER, NULL);
+	lib->easy_setopt(p->curl, CURLOPT_MIMEPOST, NULL);
+	lib->easy_setopt(p->curl, CURLOPT_HTTPHEADER, NULL);
 	if (cr != CURLE_OK) {
 		snprintf(error, PUSH_ERROR_MAX, "%s",
-			 curl_error[0] ? curl_error : curl_easy_strerror(cr));
+			 curl_error[0] ? curl_error : lib->easy_strerror(cr));
 		return OUTCOME_RETRY;
 	}
-	curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &status);
+	lib->easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (status >= 200 && status < 300)
 		return OUTCOME_SENT;
 	snprintf(error, PUSH_ERROR_MAX, "HTTP status %ld", status);
@@ -764,7 +767,7 @@ Pusher *pusher_free(Pusher *p)
 		pthread_join(p->thread, NULL);
 	}
 	if (p->curl)
-		curl_easy_cleanup(p->curl);
+		lib->easy_cleanup(p->curl);
 	if (p->batch_fd >= 0)
 		close(p->batch_fd);
 	if (p->read_fd >= 0)
@@ -787,6 +790,7 @@ Pusher *pusher_free(Pusher *p)
 int pusher_new(const PushOptions *o, Pusher **ret)
 {
 	_cleanup_(pusher_freep) Pusher *p = calloc(1, sizeof(*p));
+	const char *why = NULL;
 	pthread_condattr_t ca;
 	size_t n;
 	int r;
@@ -824,6 +828,10 @@ int pusher_new(const PushOptions *o, Pusher **ret)
 		log_info("Push target '%s': %zu uploads spooled by an earlier run, sending them "
 			 "first.",
 			 p->url, p->n - p->head);
+	r = libcurl_load(&lib, &why);
+	if (r < 0)
+		return log_error_errno(r, "Failed to load libcurl for push target '%s': %s", o->url,
+				       why);
 	r = curl_setup(p);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up libcurl: %m");
