@@ -41,6 +41,7 @@ struct Profiler {
 	int64_t boot_to_real_ns; /* realtime - boottime, refreshed every tick */
 	uint64_t last_sweep_ns;
 	uint64_t last_housekeeping_ns;
+	bool near_budget; /* the last memory check found the data within an eighth of its budget */
 	/* Windows evicted for memory stay on disk: the start of the oldest (INT64_MAX: none),
 	 * and the end of the newest the disk budget has deleted since (INT64_MIN: none). */
 	int64_t evicted_from_ns;
@@ -1344,6 +1345,8 @@ static void evict(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 	}
 	used = profiler_memory(p);
 	budget = data_budget(p, used);
+	/* Within an eighth of it: checked every tick until the next pass finds room. */
+	p->near_budget = used > budget - budget / 8;
 	if (used <= budget) {
 		/* A libdw that took more than this to open is not opened again until there is
 		 * room. */
@@ -1426,10 +1429,16 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 	if (r < 0)
 		return r;
 	mem_flush(p, now_ns);
-	/* Housekeeping that walks tables: once a second, and whenever a window closed. */
+	/* Housekeeping that walks tables: once a second, and whenever a window closed. Near the
+	 * memory budget, the budget every tick: a fork storm adds megabytes a second (its
+	 * processes' records and mappings), which a check a second let the resident set pass
+	 * the budget by. */
 	if (mono_ns - p->last_housekeeping_ns < HOUSEKEEPING_NS &&
-	    store_window_count(p->store) == windows)
+	    store_window_count(p->store) == windows) {
+		if (p->near_budget)
+			evict(p, now_ns, mono_ns);
 		return 0;
+	}
 	p->last_housekeeping_ns = mono_ns;
 	symbolizer_trim(p->sym);
 	if (p->python)

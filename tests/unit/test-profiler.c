@@ -969,6 +969,55 @@ static void test_max_memory_resident(void **state)
 	resident_of = NULL;
 }
 
+/*
+ * Near the budget, every tick checks it, not only the housekeeping pass a second: memory that
+ * grows between passes (a fork storm's records, the allocator) is met within a tick.
+ */
+static void test_max_memory_every_tick(void **state)
+{
+	_cleanup_(profiler_freep) Profiler *probe = NULL, *p = NULL;
+	const uint32_t entries = 2000;
+	const size_t window = entries * sizeof(WindowEntry);
+	int64_t now = (int64_t)clock_ns(CLOCK_REALTIME);
+	uint64_t mono = clock_ns(CLOCK_MONOTONIC) + 100 * NSEC_PER_SEC;
+	ProfilerOptions o = {
+		.frequency = 100,
+		.window_ns = NSEC_PER_SEC,
+		.retention_ns = 3600 * NSEC_PER_SEC,
+		.resident = fake_resident,
+	};
+	ProfilerStats st;
+	size_t used;
+
+	(void)state;
+	/* A budget half again what four windows take, measured on a twin. */
+	resident_of = NULL;
+	probe = profiler(NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 1ULL << 40);
+	fill_windows(probe, 4, entries, now);
+	o.max_memory = profiler_memory(probe) * 3 / 2;
+	assert_int_equal(profiler_new(&o, &p), 0);
+	fill_windows(p, 4, entries, now);
+	/* A pass (a window closes) with the data a window's entries under its budget (the rest
+	 * of the process takes the rest): within an eighth of it, nothing evicted. */
+	used = profiler_memory(p);
+	resident_of = p;
+	resident_extra = o.max_memory - used - window;
+	assert_true(resident_extra <= o.max_memory / 2 && window < (used + window) / 8);
+	assert_int_equal(profiler_tick(p, now + 4 * (int64_t)NSEC_PER_SEC, mono), 0);
+	profiler_stats(p, &st);
+	assert_int_equal(st.evicted_memory, 0);
+	assert_int_equal(st.data_budget, used + window);
+
+	/* The rest of the process grows by two windows: the next tick, a tenth of a second on
+	 * and no window closed, frees that much (caches, then windows). */
+	resident_extra += 2 * window;
+	assert_true(profiler_memory(p) > o.max_memory - resident_extra);
+	assert_int_equal(
+		profiler_tick(p, now + 4 * (int64_t)NSEC_PER_SEC, mono + 100 * NSEC_PER_MSEC), 0);
+	assert_true(profiler_memory(p) <= o.max_memory - resident_extra);
+	resident_of = NULL;
+}
+
 /* JIT code: an address far from every mapping of this process (also of ASan's shadow). */
 #define JIT_BASE 0x600000000000ULL
 
@@ -1394,6 +1443,7 @@ int main(void)
 		cmocka_unit_test(test_retention),
 		cmocka_unit_test(test_max_memory),
 		cmocka_unit_test(test_max_memory_resident),
+		cmocka_unit_test(test_max_memory_every_tick),
 		cmocka_unit_test(test_max_memory_persisted),
 		cmocka_unit_test(test_perf_map_incremental),
 		cmocka_unit_test(test_perf_map_memory),
