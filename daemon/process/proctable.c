@@ -49,6 +49,8 @@ struct ProcTable {
 	ExitRecord *exited;
 	size_t exited_head, n_exited;
 	size_t path_bytes;     /* of every mapping path held, kept as they come and go */
+	size_t n_mappings;     /* of every process, kept likewise (memory is asked every tick) */
+	size_t n_perfmaps;     /* processes holding a perf map */
 	size_t perfmap_cap;    /* bytes of one perf map file held at most */
 	size_t perfmap_budget; /* bytes of perf maps still to be read this tick */
 	CgroupIds *cgroup_ids; /* for processes /proc no longer shows */
@@ -94,6 +96,7 @@ static void maps_clear(ProcTable *t, Process *p)
 		binary_unref(t->sym, p->maps[i].binary);
 	}
 	free(p->maps);
+	t->n_mappings -= p->n_maps;
 	p->maps = NULL;
 	p->n_maps = 0;
 	p->maps_loaded = false;
@@ -101,10 +104,19 @@ static void maps_clear(ProcTable *t, Process *p)
 	p->maps_from_parent = false;
 }
 
+/* Frees p's perf map, if any. */
+static void perfmap_drop(ProcTable *t, Process *p)
+{
+	if (!p->perfmap)
+		return;
+	p->perfmap = perfmap_free(p->perfmap);
+	t->n_perfmaps--;
+}
+
 static void process_free(ProcTable *t, Process *p)
 {
 	maps_clear(t, p);
-	perfmap_free(p->perfmap);
+	perfmap_drop(t, p);
 	store_proc_unref(t->store, p->id);
 	store_proc_unref(t->store, p->pre_exec_id);
 	free(p);
@@ -203,6 +215,7 @@ static int maps_install(ProcTable *t, Process *p, ProcMap *raw, size_t n)
 	maps_clear(t, p);
 	p->maps = maps;
 	p->n_maps = n;
+	t->n_mappings += n;
 	p->maps_loaded = true;
 	p->maps_error = 0;
 	return 0;
@@ -848,6 +861,7 @@ static bool perfmap_refresh(ProcTable *t, Process *p, uint64_t now_ns)
 	if (!p->perfmap) {
 		if (perfmap_new(&p->perfmap) < 0)
 			return false;
+		t->n_perfmaps++;
 		created = true;
 	}
 	r = perfmap_update(p->perfmap, symbolizer_mounts(t->sym), (pid_t)p->pid, st.st_uid,
@@ -856,7 +870,7 @@ static bool perfmap_refresh(ProcTable *t, Process *p, uint64_t now_ns)
 		/* No file (yet), or not the process's: a stat every PERFMAP_RETRY_NS while it
 		 * has unnamed JIT code. */
 		if (created)
-			p->perfmap = perfmap_free(p->perfmap);
+			perfmap_drop(t, p);
 		p->perfmap_more = false;
 		return false;
 	}
@@ -1129,7 +1143,7 @@ static size_t perfmaps_memory(const ProcTable *t)
 {
 	size_t m = 0;
 
-	for (size_t i = 0; i < t->n; i++)
+	for (size_t i = 0; t->n_perfmaps > 0 && i < t->n; i++)
 		if (t->procs[i]->perfmap)
 			m += perfmap_memory(t->procs[i]->perfmap);
 	return m;
@@ -1145,7 +1159,7 @@ size_t proctable_drop_perfmaps(ProcTable *t, size_t want, uint64_t now_ns)
 
 		if (p->exited && p->perfmap) {
 			freed += perfmap_memory(p->perfmap);
-			p->perfmap = perfmap_free(p->perfmap);
+			perfmap_drop(t, p);
 			t->stats.perfmap_dropped++;
 		}
 	}
@@ -1165,7 +1179,7 @@ size_t proctable_drop_perfmaps(ProcTable *t, size_t want, uint64_t now_ns)
 		if (!largest)
 			break;
 		freed += size;
-		largest->perfmap = perfmap_free(largest->perfmap);
+		perfmap_drop(t, largest);
 		largest->perfmap_more = false;
 		largest->perfmap_dropped_ns = now_ns;
 		/* What it named is named no more: let cached stacks go. */
@@ -1182,8 +1196,7 @@ size_t proctable_memory(const ProcTable *t)
 
 	CgroupIdsStats cs;
 
-	for (size_t i = 0; i < t->n; i++)
-		m += sizeof(Process) + t->procs[i]->n_maps * sizeof(Mapping);
+	m += t->n * sizeof(Process) + t->n_mappings * sizeof(Mapping);
 	cgroup_ids_stats(t->cgroup_ids, &cs);
 	return m + t->path_bytes + perfmaps_memory(t) + cs.memory;
 }

@@ -1328,7 +1328,9 @@ int profiler_close_window(Profiler *p)
 	return 0;
 }
 
-static void evict(Profiler *p, int64_t now_ns, uint64_t mono_ns)
+/* The budget kept; pass: the housekeeping pass (once a second), else a tick's check near the
+ * budget. */
+static void evict(Profiler *p, int64_t now_ns, uint64_t mono_ns, bool pass)
 {
 	size_t budget, used, low;
 	uint64_t evicted = 0;
@@ -1387,8 +1389,11 @@ static void evict(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 		evicted++;
 	}
 	p->stats.evicted_memory += evicted;
-	/* Give what was freed back to the kernel: resident memory is what the budget bounds. */
-	malloc_trim(0);
+	/* Give what was freed back to the kernel: resident memory is what the budget bounds. Once
+	 * a second: between passes the allocator reuses it (a trim at every tick's check cost a
+	 * page fault per page taken again). */
+	if (pass)
+		malloc_trim(0);
 	used = profiler_memory(p);
 	symbolizer_set_headroom(p->sym, budget > used ? budget - used : 0);
 }
@@ -1436,7 +1441,7 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 	if (mono_ns - p->last_housekeeping_ns < HOUSEKEEPING_NS &&
 	    store_window_count(p->store) == windows) {
 		if (p->near_budget)
-			evict(p, now_ns, mono_ns);
+			evict(p, now_ns, mono_ns, false);
 		return 0;
 	}
 	p->last_housekeeping_ns = mono_ns;
@@ -1453,7 +1458,7 @@ int profiler_tick(Profiler *p, int64_t now_ns, uint64_t mono_ns)
 		expire_disk(p, now_ns);
 		offcpu_sweep(p, now_ns);
 	}
-	evict(p, now_ns, mono_ns);
+	evict(p, now_ns, mono_ns, true);
 	return 0;
 }
 
