@@ -42,6 +42,7 @@ struct Profiler {
 	uint64_t last_sweep_ns;
 	uint64_t last_housekeeping_ns;
 	bool near_budget; /* the last memory check found the data within an eighth of its budget */
+	uint64_t caches_shrunk_ns; /* when memory pressure last emptied the caches */
 	/* Windows evicted for memory stay on disk: the start of the oldest (INT64_MAX: none),
 	 * and the end of the newest the disk budget has deleted since (INT64_MIN: none). */
 	int64_t evicted_from_ns;
@@ -1357,19 +1358,26 @@ static void evict(Profiler *p, int64_t now_ns, uint64_t mono_ns, bool pass)
 	}
 	/* Memory: down to a thirty-second below the budget, so that the next pass is not a
 	 * window away (each one empties caches). First what can be read again (caches, symbols
-	 * of binaries no process maps, libdw), then the oldest windows, never the open one. */
+	 * of binaries no process maps, libdw), then the oldest windows, never the open one. The
+	 * caches at most once a second: emptied at every tick's check they cost more CPU to
+	 * fill again than the memory they held (a churn soak: profqd at 13% of a core, not
+	 * 10%); a tick between takes windows. */
 	low = budget - budget / 32;
-	symbolizer_shrink(p->sym, used - low);
-	/* Code objects are read again from live processes. */
-	if (p->python && profiler_memory(p) > low)
-		(void)python_shrink(p->python);
-	/* Perf maps can be read again from their files too; a live process's after a while. */
-	used = profiler_memory(p);
-	if (used > low)
-		(void)proctable_drop_perfmaps(p->procs, used - low, mono_ns);
-	/* What keeps evicted windows' stacks alive: the stack cache. */
-	if (profiler_memory(p) > low)
-		stack_cache_clear(p->stacks);
+	if (pass || mono_ns - p->caches_shrunk_ns >= HOUSEKEEPING_NS) {
+		p->caches_shrunk_ns = mono_ns;
+		symbolizer_shrink(p->sym, used - low);
+		/* Code objects are read again from live processes. */
+		if (p->python && profiler_memory(p) > low)
+			(void)python_shrink(p->python);
+		/* Perf maps can be read again from their files too; a live process's after a
+		 * while. */
+		used = profiler_memory(p);
+		if (used > low)
+			(void)proctable_drop_perfmaps(p->procs, used - low, mono_ns);
+		/* What keeps evicted windows' stacks alive: the stack cache. */
+		if (profiler_memory(p) > low)
+			stack_cache_clear(p->stacks);
+	}
 	/* Exited processes no window has samples of (a fork storm's) before any profile. */
 	if (profiler_memory(p) > low)
 		(void)proctable_drop_unsampled_exited(p->procs);
