@@ -212,23 +212,46 @@ static void test_growth_and_clear(void **state)
 	assert_int_equal(hash_index_count(h), 1);
 }
 
-/* Cleared for fewer entries, the table shrinks to their size; refilled with that many, it
- * does not grow (so the callers' rebuilds cannot fail); cleared for more, it stays. */
-static void test_clear_for(void **state)
+/* A new index of n random keys (keys[i] at index i). */
+static HashIndex *filled(uint64_t *keys, uint32_t n)
 {
-	_cleanup_(hash_index_freep) HashIndex *h = NULL;
-	const uint32_t n = 50000, keep = 1000;
-	_cleanup_free_ uint64_t *keys = calloc(n, sizeof(uint64_t));
-	size_t mem_big, mem_keep;
-	uint32_t idx;
+	HashIndex *h = NULL;
 
-	(void)state;
-	assert_non_null(keys);
 	assert_int_equal(hash_index_new(&h), 0);
 	for (uint32_t i = 0; i < n; i++) {
 		keys[i] = splitmix64(i);
 		assert_int_equal(hash_index_insert(h, keys[i], i), 0);
 	}
+	return h;
+}
+
+/* Of the n keys, exactly the first keep are found, each at its index. */
+static void expect_first(const HashIndex *h, uint64_t *keys, uint32_t n, uint32_t keep)
+{
+	uint32_t idx;
+
+	for (uint32_t i = 0; i < n; i++) {
+		int r = find(h, keys[i], keys, keys[i], &idx);
+
+		assert_int_equal(r, i < keep ? 0 : -ENOENT);
+		if (r == 0)
+			assert_int_equal(idx, i);
+	}
+}
+
+/* Cleared for fewer entries, the table shrinks to their size; refilled with that many, it
+ * does not grow (so the callers' rebuilds cannot fail); cleared for more, it stays. */
+static void test_clear_for(void **state)
+{
+	const uint32_t n = 50000, keep = 1000;
+	_cleanup_free_ uint64_t *keys = calloc(n, sizeof(uint64_t));
+	_cleanup_(hash_index_freep) HashIndex *h = NULL;
+	size_t mem_big, mem_keep;
+	uint32_t idx;
+
+	(void)state;
+	assert_non_null(keys);
+	h = filled(keys, n);
 	mem_big = hash_index_memory(h);
 	hash_index_clear_for(h, n);
 	assert_int_equal(hash_index_memory(h), mem_big);
@@ -242,13 +265,7 @@ static void test_clear_for(void **state)
 	for (uint32_t i = 0; i < keep; i++)
 		assert_int_equal(hash_index_insert(h, keys[i], i), 0);
 	assert_int_equal(hash_index_memory(h), mem_keep);
-	for (uint32_t i = 0; i < n; i++) {
-		int r = find(h, keys[i], keys, keys[i], &idx);
-
-		assert_int_equal(r, i < keep ? 0 : -ENOENT);
-		if (r == 0)
-			assert_int_equal(idx, i);
-	}
+	expect_first(h, keys, n, keep);
 	/* One more than it was sized for grows it as any insert would. */
 	assert_int_equal(hash_index_insert(h, keys[keep], keep), 0);
 	assert_true(hash_index_memory(h) >= mem_keep);
@@ -257,19 +274,14 @@ static void test_clear_for(void **state)
 /* Emptied by removals, the table gives its memory back; what stays is still found. */
 static void test_shrink(void **state)
 {
-	_cleanup_(hash_index_freep) HashIndex *h = NULL;
 	const uint32_t n = 50000, keep = 100;
 	_cleanup_free_ uint64_t *keys = calloc(n, sizeof(uint64_t));
+	_cleanup_(hash_index_freep) HashIndex *h = NULL;
 	size_t mem_big;
-	uint32_t idx;
 
 	(void)state;
 	assert_non_null(keys);
-	assert_int_equal(hash_index_new(&h), 0);
-	for (uint32_t i = 0; i < n; i++) {
-		keys[i] = splitmix64(i);
-		assert_int_equal(hash_index_insert(h, keys[i], i), 0);
-	}
+	h = filled(keys, n);
 	mem_big = hash_index_memory(h);
 	for (uint32_t i = keep; i < n; i++)
 		assert_int_equal(hash_index_remove(h, keys[i], i), 0);
@@ -277,13 +289,7 @@ static void test_shrink(void **state)
 	/* At most 8 slots of 16 bytes per entry left, or the smallest table. */
 	assert_true(hash_index_memory(h) <= MAX((size_t)keep * 8 * 16, (size_t)64 * 16) + 64);
 	assert_true(hash_index_memory(h) < mem_big / 64);
-	for (uint32_t i = 0; i < n; i++) {
-		int r = find(h, keys[i], keys, keys[i], &idx);
-
-		assert_int_equal(r, i < keep ? 0 : -ENOENT);
-		if (r == 0)
-			assert_int_equal(idx, i);
-	}
+	expect_first(h, keys, n, keep);
 }
 
 /*
