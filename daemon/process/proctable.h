@@ -58,8 +58,7 @@ typedef struct Process {
 	bool maps_from_log;    /* the mappings came from the sideband log */
 	bool maps_from_parent; /* the parent's, for a child seen between fork and exec */
 	bool exited;
-	bool sampled_ever; /* a sample was handled (held ones may come again) */
-	Mapping *maps;	   /* sorted by start */
+	Mapping *maps; /* sorted by start */
 	size_t n_maps;
 	int maps_error; /* last error loading the maps, 0 if none */
 	uint64_t maps_read_ns;
@@ -119,10 +118,9 @@ typedef struct ProcTableStats {
 
 /* Exited processes kept queryable at most (bounded, oldest dropped first). */
 #define PROCTABLE_EXITED_MAX 16384
-/* An exited process that had samples stays in the table this long after it was last seen (one
- * that had none, 2 s): a sample held for its binary's DWARF (at most 5 s, profiler.c) and
- * handled again finds the process as it was: its owner, and its split at an exec. */
-#define PROCTABLE_SAMPLED_GRACE_NS (7 * NSEC_PER_SEC)
+/* An exited process stays in the table this long after it was last seen (proctable.c says
+ * why). */
+#define PROCTABLE_EXIT_GRACE_NS (7 * NSEC_PER_SEC)
 
 int proctable_new(Store *store, Symbolizer *sym, MapLog *maplog, ProcTable **ret);
 ProcTable *proctable_free(ProcTable *t);

@@ -81,7 +81,7 @@ typedef struct HeldSample {
  * 99 Hz on two busy CPUs, 4 MiB (the default budget's) holds about 5 s of samples. */
 #define HOLD_MAX_NS (5 * NSEC_PER_SEC)
 /* A held sample handled again finds its process in the table (and its sweep is a second). */
-_Static_assert(HOLD_MAX_NS + NSEC_PER_SEC < PROCTABLE_SAMPLED_GRACE_NS,
+_Static_assert(HOLD_MAX_NS + NSEC_PER_SEC < PROCTABLE_EXIT_GRACE_NS,
 	       "held samples outlive their process");
 #define HOLD_MAX_BYTES (16u << 20)
 
