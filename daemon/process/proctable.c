@@ -24,12 +24,6 @@
 #define PERFMAP_READ_PER_TICK (2u << 20)
 /* A live process's perf map dropped under memory pressure is not read again for this long. */
 #define PERFMAP_DROP_BACKOFF_NS (30 * NSEC_PER_SEC)
-/* An exited process leaves the table this long after it was last seen (its exit event, or a
- * sample handled after it): samples taken just before the exit may still be in the ring buffer
- * or the queue, and a sample held for its binary's DWARF (at most 5 s, profiler.c) handled
- * again finds the process as it was (its owner, its split at an exec). Dropped at 2 s, some
- * samples of short processes went missing under load. */
-#define EXIT_GRACE_NS PROCTABLE_EXIT_GRACE_NS
 /* A process not sampled for this long drops its mappings (and so its hold on binaries). */
 #define MAPS_IDLE_NS (300 * NSEC_PER_SEC)
 
@@ -1052,7 +1046,7 @@ static void sweep(ProcTable *t, uint64_t now_ns, uint64_t idle_ns, int64_t now_r
 		if (check && !p->exited && idle > idle_ns &&
 		    !proc_is_incarnation(p->pid, p->start_boot_ns, NULL))
 			mark_exited(t, p, now_real_ns - (int64_t)idle);
-		if (p->exited && idle > EXIT_GRACE_NS) {
+		if (p->exited && idle > PROCTABLE_EXIT_GRACE_NS) {
 			process_free(t, p);
 			t->stats.dropped++;
 			continue;

@@ -118,8 +118,11 @@ typedef struct ProcTableStats {
 
 /* Exited processes kept queryable at most (bounded, oldest dropped first). */
 #define PROCTABLE_EXITED_MAX 16384
-/* An exited process stays in the table this long after it was last seen (proctable.c says
- * why). */
+/* An exited process stays in the table this long after it was last seen (its exit event, or a
+ * sample handled after it): samples taken just before the exit may still be in the ring buffer
+ * or the queue, and a sample held for its binary's DWARF (at most 5 s, profiler.c) handled
+ * again finds the process as it was (its owner, its split at an exec). Dropped at 2 s, some
+ * samples of short processes went missing under load. */
 #define PROCTABLE_EXIT_GRACE_NS (7 * NSEC_PER_SEC)
 
 int proctable_new(Store *store, Symbolizer *sym, MapLog *maplog, ProcTable **ret);

@@ -1164,8 +1164,6 @@ static int push_setup(Profqd *m)
 {
 	const Config *c = m->config;
 	_cleanup_free_ char *token = NULL, *root = NULL;
-	const char *why = NULL;
-	const LibCurl *lib;
 	const Window *open;
 	int r = 0;
 
@@ -1176,9 +1174,6 @@ static int push_setup(Profqd *m)
 		if (r < 0)
 			return r;
 	}
-	r = libcurl_load(&lib, &why);
-	if (r < 0)
-		return log_error_errno(r, "Failed to load libcurl for the push targets: %s", why);
 	if (asprintf(&root, "%s/push", c->state_dir) < 0) {
 		root = NULL;
 		r = -ENOMEM;
