@@ -127,6 +127,18 @@ def tempdir(prefix):
     return d
 
 
+def wait_for(probe, timeout, step=0.2):
+    """Calls probe() every step seconds until it returns a true value or timeout seconds have
+    passed; returns its last value. For what the daemon does in its own time (a worker's
+    answer, a read it was asked for), instead of a fixed sleep a busy machine outlasts."""
+    t_end = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value or time.monotonic() >= t_end:
+            return value
+        time.sleep(step)
+
+
 def popen(*args, **kwargs):
     """subprocess.Popen, killed when the test ends if still running."""
     p = subprocess.Popen(*args, **kwargs)
