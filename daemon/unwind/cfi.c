@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <dwarf.h>
+#include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
 #include <sys/stat.h>
@@ -22,6 +23,11 @@
 #define CFA_OPERAND 0x3f
 
 #define MAX_CIES 256
+/* Bytes of one entry (a CIE or an FDE) a lazy table reads from the file: the header and
+ * CFI_MAX_FDE_INSNS instructions of a few bytes each fit. Beyond, the entry is taken as torn. */
+#define MAX_ENTRY (4u << 20)
+/* What one read of an entry takes at once: the whole of almost every real one. */
+#define ENTRY_READ 512
 #define MAX_STATE_STACK 16
 /* Decoded FDEs a lazy table keeps: the hot functions of a binary (and at most
  * CFI_MAX_CACHE_BYTES of rows). Slots are allocated as they are used. 512 was too few for
@@ -52,6 +58,22 @@ typedef struct Table {
 	size_t n;
 } Table;
 
+typedef struct Cie Cie;
+
+/* The CIEs a table has parsed so far (most binaries have one or two), up to MAX_CIES. */
+typedef struct CieSet {
+	Cie *v;
+	size_t n, allocated;
+} CieSet;
+
+/* The ELF file the sections are read from: open at fd, or an image in memory; size is the
+ * file's real size (fstat), which every section header is checked against. */
+typedef struct Image {
+	int fd;
+	const uint8_t *mem;
+	uint64_t size;
+} Image;
+
 /* A decoded FDE in the cache of a lazy Cfi, by its offset in the section (several index entries
  * may name one FDE: it is decoded once). A bad FDE is cached too, as an empty table. */
 typedef struct CachedFde {
@@ -65,15 +87,18 @@ struct Cfi {
 	bool lazy;
 	/* Eager: every row of the binary. */
 	Table all;
-	/* Lazy: the section, the sorted FDE index of .eh_frame_hdr, the FDEs decoded so far. */
+	/* Lazy: the section (a copy in data, or read an entry at a time from the file at
+	 * file_off: file.fd, a descriptor of our own), the sorted FDE index of .eh_frame_hdr, the
+	 * FDEs decoded so far. */
 	uint8_t *data;
+	Image file;
+	uint64_t file_off;
 	size_t size;
 	uint64_t vaddr;
 	uint64_t *fde_pcs;
 	uint32_t *fde_offs;
 	size_t n_fdes;
-	struct Cie *cies;
-	size_t n_cies;
+	CieSet cies;
 	CachedFde *cache;
 	size_t n_cache;		     /* slots in use */
 	size_t allocated_cache;	     /* slots allocated (<= CACHE_FDES) */
@@ -154,16 +179,26 @@ static bool get_sleb(Cursor *c, int64_t *ret)
 	return true;
 }
 
+/*
+ * Bytes of an .eh_frame section: data holds those at section offsets [base, base + size), the
+ * whole section (base 0) or one entry read from the file. vaddr is the section's address.
+ * With file, the CIE an FDE names is read from file (at file_off + its offset, within total,
+ * the section's size) into a window of its own.
+ */
 typedef struct Section {
 	const uint8_t *data;
+	size_t base;
 	size_t size;
 	uint64_t vaddr;
+	const Image *file;
+	uint64_t file_off;
+	size_t total;
 } Section;
 
 /* A pointer in DW_EH_PE encoding enc; pcrel is relative to the field's own address. */
 static bool get_encoded(Cursor *c, uint8_t enc, const Section *sec, uint64_t *ret)
 {
-	uint64_t field = sec->vaddr + (uint64_t)(c->p - sec->data), v;
+	uint64_t field = sec->vaddr + sec->base + (uint64_t)(c->p - sec->data), v;
 	int64_t s;
 
 	if (enc == DW_EH_PE_omit)
@@ -237,7 +272,6 @@ typedef struct State {
 	bool signal; /* a signal trampoline's FDE (augmentation "S") */
 } State;
 
-typedef struct Cie Cie;
 struct Cie {
 	size_t offset; /* in the section */
 	uint64_t code_align;
@@ -251,14 +285,18 @@ struct Cie {
 	State initial; /* after the initial instructions, run once */
 };
 
-/* Reads the entry header at off: its content range. 0 length ends the section. */
+/* Reads the entry header at section offset off: its content range. 0 length ends the
+ * section. */
 static bool entry_range(const Section *sec, size_t off, const uint8_t **ret_start,
 			const uint8_t **ret_end, bool *ret_terminator)
 {
-	Cursor c = { sec->data + off, sec->data + sec->size };
+	Cursor c;
 	uint64_t len;
 
 	*ret_terminator = false;
+	if (off < sec->base || off - sec->base > sec->size)
+		return false;
+	c = (Cursor){ sec->data + (off - sec->base), sec->data + sec->size };
 	if (!get_uint(&c, 4, &len))
 		return false;
 	if (len == 0) {
@@ -272,6 +310,70 @@ static bool entry_range(const Section *sec, size_t off, const uint8_t **ret_star
 	*ret_start = c.p;
 	*ret_end = c.p + len;
 	return true;
+}
+
+/* size bytes at off of the file (within its size: the caller checked), into buf. */
+static int image_read(const Image *im, uint64_t off, size_t size, uint8_t *buf)
+{
+	if (im->mem) {
+		memcpy(buf, im->mem + off, size);
+		return 0;
+	}
+	while (size > 0) {
+		ssize_t n = pread(im->fd, buf, size, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return negative_errno();
+		if (n == 0)
+			return -EBADMSG; /* truncated since fstat() */
+		buf += n;
+		off += (uint64_t)n;
+		size -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * The entry at section offset off of a section read from its file (from->file): its bytes
+ * into buf (ENTRY_READ bytes) when they fit, else into *heap (allocated; the caller frees it);
+ * *win covers them. An entry that cannot be read (past the section, longer than MAX_ENTRY,
+ * the file truncated since) gives an empty window, which reads as a torn entry.
+ */
+static void entry_load(const Section *from, size_t off, uint8_t *buf, uint8_t **heap, Section *win)
+{
+	size_t got = off < from->total ? MIN((size_t)ENTRY_READ, from->total - off) : 0;
+	Cursor c = { buf, buf + got };
+	uint64_t len;
+	size_t whole;
+
+	*win = (Section){ .data = buf,
+			  .base = off,
+			  .vaddr = from->vaddr,
+			  .file = from->file,
+			  .file_off = from->file_off,
+			  .total = from->total };
+	if (got < 4 || image_read(from->file, from->file_off + off, got, buf) < 0 ||
+	    !get_uint(&c, 4, &len))
+		return;
+	if (len == 0xffffffff && !get_uint(&c, 8, &len))
+		return;
+	/* The length field and what it counts. */
+	if (len > MAX_ENTRY || len > from->total - off - (size_t)(c.p - buf))
+		return;
+	whole = (size_t)(c.p - buf) + (size_t)len;
+	if (whole <= got) {
+		win->size = whole;
+		return;
+	}
+	*heap = malloc(whole);
+	if (!*heap ||
+	    image_read(from->file, from->file_off + off + got, whole - got, *heap + got) < 0)
+		return;
+	memcpy(*heap, buf, got);
+	win->data = *heap;
+	win->size = whole;
 }
 
 static int parse_cie(const Section *sec, size_t off, Cie *ret)
@@ -675,20 +777,29 @@ static int run(const Cie *cie, const Section *sec, const uint8_t *p, const uint8
 	return 0;
 }
 
-/* The CIE at off, parsed and its initial instructions run on first use; NULL for one that does
- * not parse (remembered as such) or past MAX_CIES. */
-static const Cie *cie_get(Cie *cies, size_t *n, const Section *sec, size_t off)
+/* The CIE at off, parsed and its initial instructions run on first use (read from the file if
+ * sec does not hold it); NULL for one that does not parse (remembered as such) or past
+ * MAX_CIES. The pointer is good until the next call. */
+static const Cie *cie_get(CieSet *cies, const Section *sec, size_t off)
 {
+	_cleanup_free_ uint8_t *heap = NULL;
+	uint8_t buf[ENTRY_READ];
 	size_t budget = CFI_MAX_FDE_INSNS;
 	uint64_t loc = 0;
+	Section win;
 	Cie *cie;
 
-	for (size_t i = 0; i < *n; i++)
-		if (cies[i].offset == off)
-			return cies[i].bad ? NULL : &cies[i];
-	if (*n == MAX_CIES)
+	for (size_t i = 0; i < cies->n; i++)
+		if (cies->v[i].offset == off)
+			return cies->v[i].bad ? NULL : &cies->v[i];
+	if (cies->n == MAX_CIES || GREEDY_REALLOC(cies->v, cies->allocated, cies->n + 1) < 0)
 		return NULL;
-	cie = &cies[(*n)++];
+	cie = &cies->v[cies->n++];
+	/* Read from the file: its own entry, whatever the FDE's bytes hold. */
+	if (sec->file) {
+		entry_load(sec, off, buf, &heap, &win);
+		sec = &win;
+	}
 	if (parse_cie(sec, off, cie) < 0) {
 		*cie = (Cie){ .offset = off, .bad = true };
 		return NULL;
@@ -700,6 +811,8 @@ static const Cie *cie_get(Cie *cies, size_t *n, const Section *sec, size_t off)
 		return NULL;
 	}
 	cie->initial.signal = cie->signal;
+	/* The instructions were in sec, maybe a window gone with this call. */
+	cie->insns = cie->insns_end = NULL;
 	return cie;
 }
 
@@ -732,23 +845,25 @@ static bool row_eq(const CfiRow *a, const CfiRow *b)
  * *c its instructions. -ENODATA at the end (or a torn section), -ENOENT for a CIE or an FDE
  * that does not parse; *ret_next is the next entry's offset unless -ENODATA.
  */
-static int fde_header(const Section *sec, Cie *cies, size_t *n_cies, size_t off, size_t *ret_next,
+static int fde_header(const Section *sec, CieSet *cies, size_t off, size_t *ret_next,
 		      const Cie **ret_cie, Cursor *c, uint64_t *ret_pc, uint64_t *ret_range)
 {
 	const uint8_t *start, *end;
 	bool term;
 	uint64_t id, pc, range;
 	const Cie *cie;
+	size_t start_off;
 
 	if (!entry_range(sec, off, &start, &end, &term) || term)
 		return -ENODATA;
-	*ret_next = (size_t)(end - sec->data);
+	*ret_next = sec->base + (size_t)(end - sec->data);
 	*c = (Cursor){ start, end };
 	/* A CIE (id 0) is parsed when an FDE uses it. The CIE pointer counts back from the field
 	 * itself. */
-	if (!get_uint(c, 4, &id) || id == 0 || id > (uint64_t)(start - sec->data))
+	start_off = sec->base + (size_t)(start - sec->data);
+	if (!get_uint(c, 4, &id) || id == 0 || id > (uint64_t)start_off)
 		return -ENOENT;
-	cie = cie_get(cies, n_cies, sec, (size_t)(start - sec->data) - id);
+	cie = cie_get(cies, sec, start_off - (size_t)id);
 	if (!cie || !get_encoded(c, cie->fde_enc, sec, &pc) ||
 	    !get_encoded(c, (uint8_t)(cie->fde_enc & EH_PE_FORMAT), sec, &range) || range == 0 ||
 	    pc + range < pc)
@@ -766,8 +881,7 @@ static int fde_header(const Section *sec, Cie *cies, size_t *n_cies, size_t off,
 	return 0;
 }
 
-static int entry_rows(const Section *sec, Cie *cies, size_t *n_cies, size_t off, Builder *b,
-		      size_t *ret_next)
+static int entry_rows(const Section *sec, CieSet *cies, size_t off, Builder *b, size_t *ret_next)
 {
 	Cursor c;
 	uint64_t pc, range;
@@ -777,7 +891,7 @@ static int entry_rows(const Section *sec, Cie *cies, size_t *n_cies, size_t off,
 	State s;
 	int r;
 
-	r = fde_header(sec, cies, n_cies, off, ret_next, &cie, &c, &pc, &range);
+	r = fde_header(sec, cies, off, ret_next, &cie, &c, &pc, &range);
 	if (r == -ENODATA)
 		return r; /* the end, or a torn section: keep what we have */
 	if (r < 0)
@@ -867,17 +981,15 @@ static int table_lookup(const Table *t, uint64_t vaddr, CfiRow *ret)
  * CFI_MAX_ROWS the rows so far are kept. */
 static int compile(const Section *sec, Cfi **ret)
 {
-	_cleanup_free_ Cie *cies = calloc(MAX_CIES, sizeof(Cie));
+	CieSet cies = { 0 };
 	Builder b = { 0 };
-	size_t n_cies = 0, off = 0, next;
+	size_t off = 0, next;
 	Cfi *cfi;
 	int r = 0;
 
-	if (!cies)
-		return -ENOMEM;
 	/* Each entry moves off forward by its length (at least 4): bounded by the size. */
 	while (off + 4 <= sec->size) {
-		r = entry_rows(sec, cies, &n_cies, off, &b, &next);
+		r = entry_rows(sec, &cies, off, &b, &next);
 		if (r < 0)
 			break;
 		off = next;
@@ -904,6 +1016,7 @@ static int compile(const Section *sec, Cfi **ret)
 	*ret = cfi;
 out:
 	free(b.entries);
+	free(cies.v);
 	return r;
 }
 
@@ -917,9 +1030,11 @@ Cfi *cfi_free(Cfi *c)
 	free(c->cache);
 	hash_index_free(c->cache_index);
 	free(c->data);
+	if (c->file.fd >= 0)
+		close(c->file.fd);
 	free(c->fde_pcs);
 	free(c->fde_offs);
-	free(c->cies);
+	free(c->cies.v);
 	free(c);
 	return NULL;
 }
@@ -934,13 +1049,15 @@ int cfi_load_eh_frame(const uint8_t *data, size_t size, uint64_t section_vaddr, 
 }
 
 /*
- * Lazy: keeps .eh_frame (*data, taken on success) and the sorted FDE table of .eh_frame_hdr
- * (initial address, FDE offset) and decodes an FDE when a lookup first falls in it. -EOPNOTSUPP
- * for an index we do not read (an encoding other than the datarel|sdata4 every GNU linker
- * writes, or unsorted).
+ * Lazy: keeps the sorted FDE table of .eh_frame_hdr (initial address, FDE offset) and decodes
+ * an FDE when a lookup first falls in it, from .eh_frame: *data (taken on success) if not NULL,
+ * else read an entry at a time from the file at file_off (a descriptor of our own to it).
+ * -EOPNOTSUPP for an index we do not read (an encoding other than the datarel|sdata4 every GNU
+ * linker writes, or unsorted).
  */
-static int indexed_new(uint8_t **data, size_t size, uint64_t section_vaddr, const uint8_t *hdr,
-		       size_t hdr_size, uint64_t hdr_vaddr, Cfi **ret)
+static int indexed_new(uint8_t **data, const Image *file, uint64_t file_off, size_t size,
+		       uint64_t section_vaddr, const uint8_t *hdr, size_t hdr_size,
+		       uint64_t hdr_vaddr, Cfi **ret)
 {
 	_cleanup_(cfi_freep) Cfi *cfi = NULL;
 	Section hsec = { .data = hdr, .size = hdr_size, .vaddr = hdr_vaddr };
@@ -967,11 +1084,11 @@ static int indexed_new(uint8_t **data, size_t size, uint64_t section_vaddr, cons
 	if (!cfi)
 		return -ENOMEM;
 	cfi->lazy = true;
+	cfi->file.fd = -1;
 	cfi->fde_pcs = malloc(count * sizeof(uint64_t));
 	cfi->fde_offs = malloc(count * sizeof(uint32_t));
-	cfi->cies = calloc(MAX_CIES, sizeof(Cie));
 	cfi->lru_head = cfi->lru_tail = cfi->free_head = NO_SLOT;
-	if (!cfi->fde_pcs || !cfi->fde_offs || !cfi->cies)
+	if (!cfi->fde_pcs || !cfi->fde_offs)
 		return -ENOMEM;
 	r = hash_index_new(&cfi->cache_index);
 	if (r < 0)
@@ -991,7 +1108,15 @@ static int indexed_new(uint8_t **data, size_t size, uint64_t section_vaddr, cons
 		cfi->fde_offs[i] = (uint32_t)(fde - section_vaddr);
 	}
 	cfi->n_fdes = count;
-	cfi->data = TAKE_PTR(*data);
+	if (data && *data) {
+		cfi->data = TAKE_PTR(*data);
+	} else {
+		cfi->file = (Image){ .fd = fcntl(file->fd, F_DUPFD_CLOEXEC, 3),
+				     .size = file->size };
+		if (cfi->file.fd < 0)
+			return negative_errno();
+		cfi->file_off = file_off;
+	}
 	cfi->size = size;
 	cfi->vaddr = section_vaddr;
 	*ret = TAKE_PTR(cfi);
@@ -1010,7 +1135,7 @@ int cfi_load_indexed(const uint8_t *data, size_t size, uint64_t section_vaddr, c
 		return -ENOMEM;
 	if (size > 0)
 		memcpy(copy, data, size);
-	return indexed_new(&copy, size, section_vaddr, hdr, hdr_size, hdr_vaddr, ret);
+	return indexed_new(&copy, NULL, 0, size, section_vaddr, hdr, hdr_size, hdr_vaddr, ret);
 }
 
 static bool cached_eq(uint32_t idx, const void *key, void *userdata)
@@ -1095,9 +1220,25 @@ static uint32_t cache_slot(Cfi *c)
  * it), or decoded now and cached, evicting the least recently used until CACHE_FDES slots and
  * CFI_MAX_CACHE_BYTES hold. An FDE we cannot follow is cached as an empty table: decoded once.
  */
+/* The bytes of a lazy table's entry at off: its copy of the section, or the entry read from the
+ * file into buf or *heap (entry_load()). */
+static void lazy_section(const Cfi *c, size_t off, uint8_t *buf, uint8_t **heap, Section *ret)
+{
+	Section file = {
+		.vaddr = c->vaddr, .file = &c->file, .file_off = c->file_off, .total = c->size
+	};
+
+	if (c->data)
+		*ret = (Section){ .data = c->data, .size = c->size, .vaddr = c->vaddr };
+	else
+		entry_load(&file, off, buf, heap, ret);
+}
+
 static const Table *fde_table(Cfi *c, uint32_t i)
 {
-	Section sec = { .data = c->data, .size = c->size, .vaddr = c->vaddr };
+	_cleanup_free_ uint8_t *heap = NULL;
+	uint8_t buf[ENTRY_READ];
+	Section sec;
 	uint32_t off = c->fde_offs[i], idx, k;
 	Builder b = { 0 };
 	CachedFde *slot;
@@ -1112,7 +1253,8 @@ static const Table *fde_table(Cfi *c, uint32_t i)
 		}
 		return &c->cache[idx].t;
 	}
-	r = entry_rows(&sec, c->cies, &c->n_cies, off, &b, &next);
+	lazy_section(c, off, buf, &heap, &sec);
+	r = entry_rows(&sec, &c->cies, off, &b, &next);
 	c->decoded_fdes++;
 	c->decoded_rows += b.n;
 	c->refused_fdes += b.refused;
@@ -1153,36 +1295,6 @@ static void elf_endp(Elf **e)
 		elf_end(*e);
 }
 
-/* The ELF file the sections are read from: open at fd, or an image in memory; size is the
- * file's real size (fstat), which every section header is checked against. */
-typedef struct Image {
-	int fd;
-	const uint8_t *mem;
-	uint64_t size;
-} Image;
-
-static int image_read(const Image *im, uint64_t off, size_t size, uint8_t *buf)
-{
-	if (im->mem) {
-		memcpy(buf, im->mem + off, size);
-		return 0;
-	}
-	while (size > 0) {
-		ssize_t n = pread(im->fd, buf, size, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return negative_errno();
-		if (n == 0)
-			return -EBADMSG; /* truncated since fstat() */
-		buf += n;
-		off += (uint64_t)n;
-		size -= (size_t)n;
-	}
-	return 0;
-}
-
 /* A section header's bytes in the file: 0, -EFBIG over max, -EBADMSG past the file's end. */
 static int section_check(const GElf_Shdr *sh, const Image *im, uint64_t max)
 {
@@ -1194,50 +1306,49 @@ static int section_check(const GElf_Shdr *sh, const Image *im, uint64_t max)
 }
 
 /*
- * Reads the section named want into a buffer of our own (no bytes are taken from libelf, which
- * would allocate whatever the header claims): -ENOENT when absent or without bytes in the file
- * (SHT_NOBITS, compressed), -EFBIG over CFI_MAX_SECTION, -EBADMSG past the end of the file.
+ * The header of the section named want, its bytes checked to be in the file: -ENOENT when absent
+ * or without bytes in the file (SHT_NOBITS, compressed), -EFBIG over CFI_MAX_SECTION, -EBADMSG
+ * past the end of the file.
  */
-static int section_read(Elf *elf, size_t shstrndx, const char *want, const Image *im,
-			uint8_t **ret_data, size_t *ret_size, uint64_t *ret_vaddr)
+static int section_find(Elf *elf, size_t shstrndx, const char *want, const Image *im,
+			GElf_Shdr *ret)
 {
 	Elf_Scn *scn = NULL;
 
 	while ((scn = elf_nextscn(elf, scn))) {
-		_cleanup_free_ uint8_t *data = NULL;
 		const char *name;
-		GElf_Shdr sh;
-		int r;
 
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type == SHT_NOBITS ||
-		    (sh.sh_flags & SHF_COMPRESSED))
+		if (!gelf_getshdr(scn, ret) || ret->sh_type == SHT_NOBITS ||
+		    (ret->sh_flags & SHF_COMPRESSED))
 			continue;
-		name = elf_strptr(elf, shstrndx, sh.sh_name);
-		if (!name || !streq(name, want))
-			continue;
-		r = section_check(&sh, im, CFI_MAX_SECTION);
-		if (r < 0)
-			return r;
-		data = malloc(MAX((size_t)sh.sh_size, (size_t)1));
-		if (!data)
-			return -ENOMEM;
-		r = image_read(im, sh.sh_offset, (size_t)sh.sh_size, data);
-		if (r < 0)
-			return r;
-		*ret_data = TAKE_PTR(data);
-		*ret_size = (size_t)sh.sh_size;
-		*ret_vaddr = sh.sh_addr;
-		return 0;
+		name = elf_strptr(elf, shstrndx, ret->sh_name);
+		if (name && streq(name, want))
+			return section_check(ret, im, CFI_MAX_SECTION);
 	}
 	return -ENOENT;
+}
+
+/* The bytes of a section section_find() gave, into a buffer of our own (no bytes are taken
+ * from libelf, which would allocate whatever the header claims). */
+static int section_copy(const GElf_Shdr *sh, const Image *im, uint8_t **ret)
+{
+	_cleanup_free_ uint8_t *data = malloc(MAX((size_t)sh->sh_size, (size_t)1));
+	int r;
+
+	if (!data)
+		return -ENOMEM;
+	r = image_read(im, sh->sh_offset, (size_t)sh->sh_size, data);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(data);
+	return 0;
 }
 
 static int load_elf(Elf *elf, const Image *im, Cfi **ret)
 {
 	_cleanup_free_ uint8_t *eh = NULL, *hdr = NULL;
-	size_t shstrndx, shnum, eh_size, hdr_size;
-	uint64_t eh_vaddr, hdr_vaddr;
-	GElf_Shdr strsh;
+	size_t shstrndx, shnum;
+	GElf_Shdr strsh, eh_sh, hdr_sh;
 	Elf_Scn *scn;
 	int r;
 
@@ -1253,16 +1364,29 @@ static int load_elf(Elf *elf, const Image *im, Cfi **ret)
 	r = section_check(&strsh, im, MAX_SHSTRTAB);
 	if (r < 0)
 		return r;
-	r = section_read(elf, shstrndx, ".eh_frame", im, &eh, &eh_size, &eh_vaddr);
+	r = section_find(elf, shstrndx, ".eh_frame", im, &eh_sh);
 	if (r < 0)
 		return r;
-	/* With the linker's index, FDEs are decoded as lookups need them; else all up front. */
-	if (section_read(elf, shstrndx, ".eh_frame_hdr", im, &hdr, &hdr_size, &hdr_vaddr) == 0) {
-		r = indexed_new(&eh, eh_size, eh_vaddr, hdr, hdr_size, hdr_vaddr, ret);
+	/* With the linker's index, FDEs are decoded as lookups need them, read from the file
+	 * then (an image in memory: from a copy); else all up front. */
+	if (section_find(elf, shstrndx, ".eh_frame_hdr", im, &hdr_sh) == 0 &&
+	    section_copy(&hdr_sh, im, &hdr) == 0) {
+		if (im->mem) {
+			r = section_copy(&eh_sh, im, &eh);
+			if (r < 0)
+				return r;
+		}
+		r = indexed_new(&eh, im, eh_sh.sh_offset, (size_t)eh_sh.sh_size, eh_sh.sh_addr, hdr,
+				(size_t)hdr_sh.sh_size, hdr_sh.sh_addr, ret);
 		if (r != -EOPNOTSUPP)
 			return r;
 	}
-	return cfi_load_eh_frame(eh, eh_size, eh_vaddr, ret);
+	if (!eh) {
+		r = section_copy(&eh_sh, im, &eh);
+		if (r < 0)
+			return r;
+	}
+	return cfi_load_eh_frame(eh, (size_t)eh_sh.sh_size, eh_sh.sh_addr, ret);
 }
 
 int cfi_load_fd(int fd, Cfi **ret)
@@ -1330,7 +1454,9 @@ int cfi_lookup(Cfi *c, uint64_t vaddr, CfiRow *ret)
 
 int cfi_function_start(Cfi *c, uint64_t vaddr, uint64_t *ret)
 {
-	Section sec = { .data = c->data, .size = c->size, .vaddr = c->vaddr };
+	_cleanup_free_ uint8_t *heap = NULL;
+	uint8_t buf[ENTRY_READ];
+	Section sec;
 	uint64_t pc, range;
 	size_t k, next;
 	const Cie *cie;
@@ -1343,8 +1469,8 @@ int cfi_function_start(Cfi *c, uint64_t vaddr, uint64_t *ret)
 	if (k == 0)
 		return -ENOENT;
 	/* Its header says how far it reaches (the index has only its start). */
-	r = fde_header(&sec, c->cies, &c->n_cies, c->fde_offs[k - 1], &next, &cie, &insns, &pc,
-		       &range);
+	lazy_section(c, c->fde_offs[k - 1], buf, &heap, &sec);
+	r = fde_header(&sec, &c->cies, c->fde_offs[k - 1], &next, &cie, &insns, &pc, &range);
 	if (r < 0 || vaddr < pc || vaddr - pc >= range)
 		return -ENOENT;
 	*ret = pc;
@@ -1361,8 +1487,8 @@ size_t cfi_memory(const Cfi *c)
 	size_t m = sizeof(*c) + table_bytes(&c->all);
 
 	if (c->lazy)
-		m += c->size + c->n_fdes * (sizeof(uint64_t) + sizeof(uint32_t)) +
-		     MAX_CIES * sizeof(Cie) +
+		m += (c->data ? c->size : 0) + c->n_fdes * (sizeof(uint64_t) + sizeof(uint32_t)) +
+		     c->cies.allocated * sizeof(Cie) +
 		     (c->allocated_cache + 63) / 64 * 64 * sizeof(CachedFde) + c->cache_bytes +
 		     hash_index_memory(c->cache_index);
 	return m;
@@ -1376,6 +1502,6 @@ void cfi_stats(const Cfi *c, CfiStats *ret)
 		.refused_fdes = c->refused_fdes,
 		.cached_fdes = c->n_cache,
 		.cache_bytes = c->cache_bytes,
-		.section_bytes = c->size,
+		.section_bytes = c->data ? c->size : 0,
 	};
 }

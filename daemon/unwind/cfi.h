@@ -64,11 +64,14 @@ typedef struct CfiStats {
 	uint64_t refused_fdes; /* FDEs over a bound or that we cannot follow: no rows */
 	size_t cached_fdes;    /* lazy: decoded FDEs held */
 	size_t cache_bytes;    /* lazy: bytes of their rows */
-	size_t section_bytes;  /* lazy: the copy of .eh_frame */
+	size_t section_bytes;  /* lazy: the copy of .eh_frame (0: read from the file) */
 } CfiStats;
 
-/* Compiles the .eh_frame of the ELF file open at fd. -ENOENT if it has none, -EFBIG if a section
- * is over its bound, -EBADMSG if a section header points past the end of the file. */
+/* Compiles the .eh_frame of the ELF file open at fd. With an .eh_frame_hdr index the table is
+ * lazy and keeps no copy of .eh_frame: it keeps a descriptor of its own to the file and reads
+ * each FDE (and the CIE it names) from it when a lookup first needs it, an entry that cannot
+ * be read then (the file truncated since) giving no rows. -ENOENT if it has none, -EFBIG if a
+ * section is over its bound, -EBADMSG if a section header points past the end of the file. */
 int cfi_load_fd(int fd, Cfi **ret);
 /* The same for an ELF image in memory (the vDSO); the buffer is not kept. */
 int cfi_load_memory(const void *image, size_t size, Cfi **ret);

@@ -7,15 +7,21 @@
  *   u64 .eh_frame vaddr, u64 .eh_frame_hdr vaddr, u32 hdr_len, hdr_len bytes of .eh_frame_hdr,
  *   then .eh_frame to the end (little-endian)
  *
- * compiled eagerly and, with an index, lazily. Lookups at the addresses the index names (and
- * around them) give a row of a known kind or nothing, and the work and memory stay in bounds.
+ * compiled eagerly and, with an index, lazily: from a copy of the section, and from a file (an ELF
+ * file around the sections, in a memfd) that FDEs are read from one at a time, which must
+ * answer every lookup the same (an ELF input too: loaded from memory and from the file).
+ * Lookups at the addresses the index names (and around them) give a row of a known kind or
+ * nothing, and the work and memory stay in bounds.
  * Seeds: tests/fuzz/gen-cfi-corpus.py over real libraries.
  *
  *   fuzz-cfi -max_total_time=60 -max_len=65536 CORPUS_DIR tests/fuzz/corpus/cfi
  */
+#include <elf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "base/macro.h"
 #include "fuzz-check.h"
@@ -64,6 +70,93 @@ static void lookups(Cfi *cfi, const uint64_t *addrs, size_t n)
 	FUZZ_CHECK(cfi_memory(cfi) > 0);
 }
 
+/* The input's own file: a memfd, its contents replaced for each input. */
+static int input_file(const void *data, size_t size)
+{
+	static int fd = -1;
+	size_t off = 0;
+
+	if (fd < 0) {
+		fd = memfd_create("fuzz-cfi", MFD_CLOEXEC);
+		FUZZ_CHECK(fd >= 0);
+	}
+	FUZZ_CHECK(ftruncate(fd, 0) == 0);
+	while (off < size) {
+		ssize_t n = pwrite(fd, (const uint8_t *)data + off, size - off, (off_t)off);
+
+		FUZZ_CHECK(n > 0);
+		off += (size_t)n;
+	}
+	return fd;
+}
+
+/* An ELF file holding the two sections at their addresses, in the input's file. */
+static int sections_file(const uint8_t *eh, size_t eh_len, uint64_t eh_vaddr, const uint8_t *hdr,
+			 size_t hdr_len, uint64_t hdr_vaddr)
+{
+	static const char shstr[] = "\0.eh_frame\0.eh_frame_hdr\0.shstrtab";
+	size_t eh_off = sizeof(Elf64_Ehdr), hdr_off = eh_off + eh_len;
+	size_t str_off = hdr_off + hdr_len, sh_off = (str_off + sizeof(shstr) + 7) & ~(size_t)7;
+	Elf64_Ehdr e = {
+		.e_ident = { ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64, ELFDATA2LSB,
+			     EV_CURRENT },
+		.e_type = ET_DYN,
+		.e_machine = EM_X86_64,
+		.e_version = EV_CURRENT,
+		.e_shoff = sh_off,
+		.e_ehsize = sizeof(Elf64_Ehdr),
+		.e_shentsize = sizeof(Elf64_Shdr),
+		.e_shnum = 4,
+		.e_shstrndx = 3,
+	};
+	Elf64_Shdr sh[4] = {
+		{ 0 },
+		{ .sh_name = 1,
+		  .sh_type = SHT_PROGBITS,
+		  .sh_flags = SHF_ALLOC,
+		  .sh_addr = eh_vaddr,
+		  .sh_offset = eh_off,
+		  .sh_size = eh_len },
+		{ .sh_name = 11,
+		  .sh_type = SHT_PROGBITS,
+		  .sh_flags = SHF_ALLOC,
+		  .sh_addr = hdr_vaddr,
+		  .sh_offset = hdr_off,
+		  .sh_size = hdr_len },
+		{ .sh_name = 25,
+		  .sh_type = SHT_STRTAB,
+		  .sh_offset = str_off,
+		  .sh_size = sizeof(shstr) },
+	};
+	size_t size = sh_off + sizeof(sh);
+	uint8_t *file = calloc(1, size);
+	int fd;
+
+	FUZZ_CHECK(file);
+	memcpy(file, &e, sizeof(e));
+	memcpy(file + eh_off, eh, eh_len);
+	memcpy(file + hdr_off, hdr, hdr_len);
+	memcpy(file + str_off, shstr, sizeof(shstr));
+	memcpy(file + sh_off, sh, sizeof(sh));
+	fd = input_file(file, size);
+	free(file);
+	return fd;
+}
+
+/* Two tables of the same bytes (a copy, the file) answer every lookup the same. */
+static void same_answers(Cfi *a, Cfi *b, const uint64_t *addrs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		CfiRow ra = { 0 }, rb = { 0 };
+		int r = cfi_lookup(a, addrs[i], &ra);
+
+		FUZZ_CHECK(cfi_lookup(b, addrs[i], &rb) == r);
+		FUZZ_CHECK(r < 0 ||
+			   (ra.cfa == rb.cfa && ra.rbp == rb.rbp &&
+			    ra.cfa_offset == rb.cfa_offset && ra.rbp_offset == rb.rbp_offset));
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint64_t addrs[MAX_LOOKUPS];
@@ -74,15 +167,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int r;
 
 	if (size >= 4 && memcmp(data, "\177ELF", 4) == 0) {
+		Cfi *from_file = NULL;
+
 		r = cfi_load_memory(data, size, &cfi);
 		check_load(r, cfi);
-		if (r < 0)
-			return 0;
+		/* libelf reads a file and an image in memory its own ways: the two loads may
+		 * fail differently; two tables must answer alike. */
+		check_load(cfi_load_fd(input_file(data, size), &from_file), from_file);
 		/* Addresses from the input itself: any 8 bytes may be one. */
 		for (size_t i = 0; i + 8 <= size && n < MAX_LOOKUPS; i += 8)
 			addrs[n++] = le(data + i, 8) & 0xffffffff;
-		lookups(cfi, addrs, n);
+		if (cfi)
+			lookups(cfi, addrs, n);
+		if (from_file)
+			lookups(from_file, addrs, n);
+		if (cfi && from_file)
+			same_answers(cfi, from_file, addrs, n);
 		cfi_free(cfi);
+		cfi_free(from_file);
 		return 0;
 	}
 	if (size < 20)
@@ -125,7 +227,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		lookups(cfi, addrs, n);
 		cfi_stats(cfi, &st);
 		FUZZ_CHECK(st.decoded_fdes <= 2 * n);
-		cfi_free(cfi);
 	}
+	if (r == 0 || r == -EOPNOTSUPP) {
+		Cfi *from_file = NULL;
+		int fd = sections_file(eh, eh_len, eh_vaddr, hdr, (size_t)hdr_len, hdr_vaddr);
+
+		/* With an index we do not read, the file's table is eager: looked up for its
+		 * bounds only. */
+		r = cfi_load_fd(fd, &from_file);
+		check_load(r, from_file);
+		if (r == 0)
+			lookups(from_file, addrs, n);
+		if (r == 0 && cfi)
+			same_answers(cfi, from_file, addrs, n);
+		cfi_free(from_file);
+	}
+	cfi_free(cfi);
 	return 0;
 }

@@ -800,6 +800,51 @@ static void test_index_bounds(void **state)
 	assert_int_equal(st.decoded_fdes, n_fdes + 1);
 }
 
+/*
+ * A lazy table from a file keeps no copy of .eh_frame (a compiler's is megabytes, of which a
+ * profile decodes a few FDEs): it reads each FDE from a descriptor of its own when a lookup
+ * first needs it, after the caller closed its own. A file truncated after the load gives no
+ * rows for the FDEs not decoded before, and the rest keep theirs.
+ */
+static void test_lazy_reads_file(void **state)
+{
+	_cleanup_tmpdir_ char *dir = tmpdir_new_named("test-cfi");
+	_cleanup_(cfi_freep) Cfi *cfi = NULL;
+	const size_t n_fdes = 400, rows = 30, span = rows + 1;
+	struct stat st_file;
+	CfiStats st;
+	CfiRow row;
+	int fd, wfd;
+
+	(void)state;
+	assert_non_null(dir);
+	wfd = elf_indexed(dir, "lazy", n_fdes, rows, 0);
+	assert_int_equal(fstat(wfd, &st_file), 0);
+	fd = dup(wfd);
+	assert_true(fd >= 0);
+	assert_int_equal(cfi_load_fd(fd, &cfi), 0);
+	close(fd);
+	cfi_stats(cfi, &st);
+	assert_int_equal(st.section_bytes, 0);
+	/* The index (12 bytes an FDE) and the table, not the section's 400 FDEs of 30 rows. */
+	assert_true(cfi_memory(cfi) < (size_t)st_file.st_size / 4);
+	for (size_t k = 0; k < n_fdes / 2; k++) {
+		assert_int_equal(cfi_lookup(cfi, FN_PC + k * span + 3, &row), 0);
+		assert_int_equal(row.cfa, CFI_CFA_RSP);
+	}
+	cfi_stats(cfi, &st);
+	assert_int_equal(st.decoded_fdes, n_fdes / 2);
+	assert_int_equal(st.refused_fdes, 0);
+
+	/* Truncated to its first part: the FDEs past it cannot be read, those decoded stay. */
+	assert_int_equal(ftruncate(wfd, EH_OFFSET + 64), 0);
+	close(wfd);
+	assert_int_equal(cfi_lookup(cfi, FN_PC + (n_fdes - 1) * span + 3, &row), -ENOENT);
+	assert_int_equal(cfi_lookup(cfi, FN_PC + (n_fdes / 2) * span + 3, &row), -ENOENT);
+	for (size_t k = 0; k < n_fdes / 2; k++)
+		assert_int_equal(cfi_lookup(cfi, FN_PC + k * span + 3, &row), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -811,6 +856,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_sections),
 		cmocka_unit_test(test_fde_bounds),
 		cmocka_unit_test(test_index_bounds),
+		cmocka_unit_test(test_lazy_reads_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
