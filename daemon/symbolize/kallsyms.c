@@ -5,15 +5,32 @@
 #include "base/procfs.h"
 #include "symbolize/kallsyms.h"
 
+/* A symbol while parsing. */
 typedef struct KSym {
 	uint64_t addr;
 	uint32_t name;	 /* offset into names */
 	uint32_t module; /* offset into names of "[module]" */
 } KSym;
 
+/* Symbols from first on (to the next run's first) are of one module. */
+typedef struct ModuleRun {
+	uint32_t first;
+	uint32_t module; /* offset into names of "[module]" */
+} ModuleRun;
+
+/*
+ * Sorted by address, 8 bytes a symbol (the running kernel lists over 100,000): the address as
+ * an offset from base (all of the kernel's and its modules' text lies within 4 GiB of each
+ * other on x86-64; wide holds the addresses if not) and the name; the module by runs.
+ */
 struct Kallsyms {
-	KSym *syms;
+	uint64_t base;
+	uint32_t *offs;
+	uint64_t *wide;
+	uint32_t *names_at;
 	size_t n;
+	ModuleRun *runs;
+	size_t n_runs;
 	char *names;
 	size_t names_len;
 	/* The scheduler's and the lock functions' text: [start, end) each, 0 if not listed. */
@@ -44,10 +61,49 @@ Kallsyms *kallsyms_free(Kallsyms *k)
 {
 	if (!k)
 		return NULL;
-	free(k->syms);
+	free(k->offs);
+	free(k->wide);
+	free(k->names_at);
+	free(k->runs);
 	free(k->names);
 	free(k);
 	return NULL;
+}
+
+static uint64_t addr_at(const Kallsyms *k, size_t i)
+{
+	return k->wide ? k->wide[i] : k->base + k->offs[i];
+}
+
+/* From the sorted symbols of the parse to the table kept. */
+static int compact(Kallsyms *k, const KSym *syms)
+{
+	bool narrow = syms[k->n - 1].addr - syms[0].addr <= UINT32_MAX;
+	size_t allocated = 0;
+
+	k->base = syms[0].addr;
+	k->names_at = malloc(k->n * sizeof(uint32_t));
+	if (narrow)
+		k->offs = malloc(k->n * sizeof(uint32_t));
+	else
+		k->wide = malloc(k->n * sizeof(uint64_t));
+	if (!k->names_at || (!k->offs && !k->wide))
+		return -ENOMEM;
+	for (size_t i = 0; i < k->n; i++) {
+		if (narrow)
+			k->offs[i] = (uint32_t)(syms[i].addr - k->base);
+		else
+			k->wide[i] = syms[i].addr;
+		k->names_at[i] = syms[i].name;
+		if (k->n_runs > 0 && k->runs[k->n_runs - 1].module == syms[i].module)
+			continue;
+		if (GREEDY_REALLOC(k->runs, allocated, k->n_runs + 1) < 0)
+			return -ENOMEM;
+		k->runs[k->n_runs++] = (ModuleRun){ .first = (uint32_t)i,
+						    .module = syms[i].module };
+	}
+	k->runs = realloc(k->runs, k->n_runs * sizeof(ModuleRun)) ?: k->runs;
+	return 0;
 }
 
 static int ksym_cmp(const void *a, const void *b)
@@ -76,6 +132,7 @@ static int add_name(Kallsyms *k, size_t *allocated, const char *s, size_t len, u
 int kallsyms_parse(const char *buf, size_t len, Kallsyms **ret)
 {
 	_cleanup_(kallsyms_freep) Kallsyms *k = NULL;
+	_cleanup_free_ KSym *syms = NULL;
 	size_t allocated = 0, names_allocated = 0, nonzero = 0;
 	const char *p = buf, *end = buf + len;
 	uint32_t kernel_module, last_module = 0;
@@ -123,14 +180,16 @@ int kallsyms_parse(const char *buf, size_t len, Kallsyms **ret)
 			nonzero++;
 		if (!mod)
 			note_section(k, name, name_len, addr);
-		if (GREEDY_REALLOC(k->syms, allocated, k->n + 1) < 0)
+		if (k->n == UINT32_MAX)
+			return -E2BIG;
+		if (GREEDY_REALLOC(syms, allocated, k->n + 1) < 0)
 			return -ENOMEM;
-		k->syms[k->n].addr = addr;
-		r = add_name(k, &names_allocated, name, name_len, &k->syms[k->n].name);
+		syms[k->n].addr = addr;
+		r = add_name(k, &names_allocated, name, name_len, &syms[k->n].name);
 		if (r < 0)
 			return r;
 		if (!mod) {
-			k->syms[k->n].module = kernel_module;
+			syms[k->n].module = kernel_module;
 		} else {
 			/* Modules' symbols come in runs: reuse the last module string. */
 			if (!last_module_s || last_module_len != mod_len ||
@@ -141,7 +200,7 @@ int kallsyms_parse(const char *buf, size_t len, Kallsyms **ret)
 				last_module_s = mod;
 				last_module_len = mod_len;
 			}
-			k->syms[k->n].module = last_module;
+			syms[k->n].module = last_module;
 		}
 		k->n++;
 	next:
@@ -151,10 +210,13 @@ int kallsyms_parse(const char *buf, size_t len, Kallsyms **ret)
 		return -EPERM; /* kptr_restrict hides the addresses */
 	/* No text symbols leaves syms NULL: qsort(NULL, 0, ...) is undefined. */
 	if (k->n > 1)
-		qsort(k->syms, k->n, sizeof(KSym), ksym_cmp);
+		qsort(syms, k->n, sizeof(KSym), ksym_cmp);
+	if (k->n > 0) {
+		r = compact(k, syms);
+		if (r < 0)
+			return r;
+	}
 	/* Give back what the doubling left over: held for the daemon's life. */
-	if (k->n > 0)
-		k->syms = realloc(k->syms, k->n * sizeof(KSym)) ?: k->syms;
 	k->names = realloc(k->names, k->names_len) ?: k->names;
 	*ret = TAKE_PTR(k);
 	return 0;
@@ -178,6 +240,22 @@ bool kallsyms_in_sched(const Kallsyms *k, uint64_t addr)
 	       (addr >= k->lock_text[0] && addr < k->lock_text[1]);
 }
 
+/* The module run of symbol i: the last run starting at or before it (the first starts at 0). */
+static const ModuleRun *run_of(const Kallsyms *k, size_t i)
+{
+	size_t lo = 0, hi = k->n_runs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (k->runs[mid].first <= i)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return &k->runs[lo - 1];
+}
+
 int kallsyms_lookup(const Kallsyms *k, uint64_t addr, const char **ret_name,
 		    const char **ret_module)
 {
@@ -186,7 +264,7 @@ int kallsyms_lookup(const Kallsyms *k, uint64_t addr, const char **ret_name,
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (k->syms[mid].addr <= addr)
+		if (addr_at(k, mid) <= addr)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -194,8 +272,8 @@ int kallsyms_lookup(const Kallsyms *k, uint64_t addr, const char **ret_name,
 	/* Past the last symbol there is no end to measure against: unknown. */
 	if (lo == 0 || lo == k->n)
 		return -ENOENT;
-	*ret_name = k->names + k->syms[lo - 1].name;
-	*ret_module = k->names + k->syms[lo - 1].module;
+	*ret_name = k->names + k->names_at[lo - 1];
+	*ret_module = k->names + run_of(k, lo - 1)->module;
 	return 0;
 }
 
@@ -206,5 +284,7 @@ size_t kallsyms_count(const Kallsyms *k)
 
 size_t kallsyms_memory(const Kallsyms *k)
 {
-	return sizeof(*k) + k->n * sizeof(KSym) + k->names_len;
+	return sizeof(*k) +
+	       k->n * ((k->wide ? sizeof(uint64_t) : sizeof(uint32_t)) + sizeof(uint32_t)) +
+	       k->n_runs * sizeof(ModuleRun) + k->names_len;
 }

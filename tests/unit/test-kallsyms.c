@@ -89,6 +89,30 @@ static void test_synthetic(void **state)
 	expect_none(k, UINT64_MAX);
 }
 
+/* Addresses more than 4 GiB apart (not a kernel's: a parse of any input must still hold): kept
+ * whole, looked up the same. And a module whose symbols lie between the kernel's. */
+static void test_wide(void **state)
+{
+	static const char wide[] = "0000000000001000 T low_fn\n"
+				   "0000000000001100 T low_end\n"
+				   "ffffffff81000000 T high_fn\n"
+				   "ffffffff81000080 t in_mod\t[mod]\n"
+				   "ffffffff81000100 T high_after\n"
+				   "ffffffff81000200 T high_end\n";
+	_cleanup_(kallsyms_freep) Kallsyms *k = NULL;
+
+	(void)state;
+	assert_int_equal(kallsyms_parse(wide, sizeof(wide) - 1, &k), 0);
+	assert_int_equal(kallsyms_count(k), 6);
+	expect(k, 0x1000, "low_fn", "[kernel.kallsyms]");
+	expect(k, 0x10ff, "low_fn", "[kernel.kallsyms]");
+	expect(k, 0xffffffff81000000ULL, "high_fn", "[kernel.kallsyms]");
+	expect(k, 0xffffffff81000090ULL, "in_mod", "[mod]");
+	expect(k, 0xffffffff81000100ULL, "high_after", "[kernel.kallsyms]");
+	expect_none(k, 0xfff);
+	expect_none(k, 0xffffffff81000200ULL);
+}
+
 static void test_restricted_and_empty(void **state)
 {
 	static const char zeros[] = "0000000000000000 T _stext\n"
@@ -248,6 +272,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_synthetic),
+		cmocka_unit_test(test_wide),
 		cmocka_unit_test(test_restricted_and_empty),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_real),
