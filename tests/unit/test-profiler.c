@@ -969,9 +969,17 @@ static void test_max_memory_resident(void **state)
 	resident_of = NULL;
 }
 
+/* A data budget that leaves data bytes after the sixteenth the profiler keeps free for what
+ * grows between two checks. */
+static size_t budget_leaving(size_t data)
+{
+	return data * 16 / 15 + 16;
+}
+
 /*
  * Near the budget, every tick checks it, not only the housekeeping pass a second: memory that
- * grows between passes (a fork storm's records, the allocator) is met within a tick.
+ * grows between passes (a fork storm's records, the allocator) is met within a tick, down to
+ * the budget less the sixteenth kept free.
  */
 static void test_max_memory_every_tick(void **state)
 {
@@ -987,7 +995,7 @@ static void test_max_memory_every_tick(void **state)
 		.resident = fake_resident,
 	};
 	ProfilerStats st;
-	size_t used;
+	size_t used, budget;
 
 	(void)state;
 	/* A budget half again what four windows take, measured on a twin. */
@@ -997,24 +1005,27 @@ static void test_max_memory_every_tick(void **state)
 	o.max_memory = profiler_memory(probe) * 3 / 2;
 	assert_int_equal(profiler_new(&o, &p), 0);
 	fill_windows(p, 4, entries, now);
-	/* A pass (a window closes) with the data a window's entries under its budget (the rest
-	 * of the process takes the rest): within an eighth of it, nothing evicted. */
+	/* A pass (a window closes) with the data a window's entries under its budget less the
+	 * reserve (the rest of the process takes the rest): within an eighth of it, nothing
+	 * evicted. */
 	used = profiler_memory(p);
 	resident_of = p;
-	resident_extra = o.max_memory - used - window;
+	budget = budget_leaving(used + window);
+	resident_extra = o.max_memory - budget;
 	assert_true(resident_extra <= o.max_memory / 2 && window < (used + window) / 8);
 	assert_int_equal(profiler_tick(p, now + 4 * (int64_t)NSEC_PER_SEC, mono), 0);
 	profiler_stats(p, &st);
 	assert_int_equal(st.evicted_memory, 0);
-	assert_int_equal(st.data_budget, used + window);
+	assert_int_equal(st.data_budget, budget);
 
 	/* The rest of the process grows by two windows: the next tick, a tenth of a second on
-	 * and no window closed, frees that much (caches, then windows). */
+	 * and no window closed, frees that much and the reserve (caches, then windows). */
 	resident_extra += 2 * window;
-	assert_true(profiler_memory(p) > o.max_memory - resident_extra);
+	budget = o.max_memory - resident_extra;
+	assert_true(profiler_memory(p) > budget - budget / 16);
 	assert_int_equal(
 		profiler_tick(p, now + 4 * (int64_t)NSEC_PER_SEC, mono + 100 * NSEC_PER_MSEC), 0);
-	assert_true(profiler_memory(p) <= o.max_memory - resident_extra);
+	assert_true(profiler_memory(p) <= budget - budget / 16);
 	resident_of = NULL;
 }
 
@@ -1162,7 +1173,7 @@ static void test_perf_map_memory(void **state)
 	resident_of = NULL;
 	assert_int_equal(profiler_new(&o, &p), 0);
 	/* Three closed windows: more than half the budget. */
-	fill_windows(p, 3, 50000, now);
+	fill_windows(p, 3, 45000, now);
 	assert_int_equal(
 		profiler_tick(p, now + 3 * (int64_t)NSEC_PER_SEC, clock_ns(CLOCK_MONOTONIC)), 0);
 	symbolizer_shrink(profiler_symbolizer(p), SIZE_MAX);
@@ -1182,10 +1193,10 @@ static void test_perf_map_memory(void **state)
 	map = pt.perfmap_memory;
 	assert_true(map >= 256 << 10);
 
-	/* What the budget leaves the profiler's data: the windows and half the map. The rest of
-	 * the process's resident set comes off it. */
-	budget = base + map / 2;
-	assert_true(budget >= o.max_memory / 2);
+	/* What the budget leaves the profiler's data (less its reserve): the windows and half
+	 * the map. The rest of the process's resident set comes off it. */
+	budget = budget_leaving(base + map / 2);
+	assert_true(budget >= o.max_memory / 2 && budget < o.max_memory);
 	resident_of = p;
 	resident_extra = o.max_memory - budget;
 
@@ -1197,7 +1208,7 @@ static void test_perf_map_memory(void **state)
 	assert_int_equal(pt.perfmap_dropped, 1);
 	assert_int_equal(pt.perfmap_memory, 0);
 	assert_int_equal(st.evicted_memory, 0);
-	assert_true(profiler_memory(p) <= budget);
+	assert_true(profiler_memory(p) <= budget - budget / 16);
 	/* Not read again right away: it would only be dropped again. */
 	add_jit_sample(p, 400000 - 1);
 	profiler_proc_stats(p, &pt);
