@@ -1005,6 +1005,7 @@ static int compile(const Section *sec, Cfi **ret)
 		r = -ENOMEM;
 		goto out;
 	}
+	cfi->file.fd = -1;
 	r = table_build(&b, &cfi->all);
 	if (r < 0) {
 		free(cfi);
@@ -1029,9 +1030,10 @@ Cfi *cfi_free(Cfi *c)
 		table_done(&c->cache[i].t);
 	free(c->cache);
 	hash_index_free(c->cache_index);
-	free(c->data);
-	if (c->file.fd >= 0)
+	/* Only a lazy table without a copy has a descriptor (calloc left 0 in the others). */
+	if (c->lazy && !c->data && c->file.fd >= 0)
 		close(c->file.fd);
+	free(c->data);
 	free(c->fde_pcs);
 	free(c->fde_offs);
 	free(c->cies.v);
@@ -1215,11 +1217,6 @@ static uint32_t cache_slot(Cfi *c)
 	return (uint32_t)c->allocated_cache++;
 }
 
-/*
- * The decoded rows of FDE i: from the cache (by FDE offset, so index entries naming one FDE share
- * it), or decoded now and cached, evicting the least recently used until CACHE_FDES slots and
- * CFI_MAX_CACHE_BYTES hold. An FDE we cannot follow is cached as an empty table: decoded once.
- */
 /* The bytes of a lazy table's entry at off: its copy of the section, or the entry read from the
  * file into buf or *heap (entry_load()). */
 static void lazy_section(const Cfi *c, size_t off, uint8_t *buf, uint8_t **heap, Section *ret)
@@ -1234,6 +1231,11 @@ static void lazy_section(const Cfi *c, size_t off, uint8_t *buf, uint8_t **heap,
 		entry_load(&file, off, buf, heap, ret);
 }
 
+/*
+ * The decoded rows of FDE i: from the cache (by FDE offset, so index entries naming one FDE share
+ * it), or decoded now and cached, evicting the least recently used until CACHE_FDES slots and
+ * CFI_MAX_CACHE_BYTES hold. An FDE we cannot follow is cached as an empty table: decoded once.
+ */
 static const Table *fde_table(Cfi *c, uint32_t i)
 {
 	_cleanup_free_ uint8_t *heap = NULL;

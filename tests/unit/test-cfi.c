@@ -845,6 +845,30 @@ static void test_lazy_reads_file(void **state)
 		assert_int_equal(cfi_lookup(cfi, FN_PC + k * span + 3, &row), 0);
 }
 
+/* Freeing a table closes only a descriptor of its own: an eager one has none (a version closed
+ * descriptor 0, which calloc had left in the field, and with it whatever file held it then). */
+static void test_free_closes_own_only(void **state)
+{
+	Bytes eh = { 0 };
+	uint32_t off;
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	(void)state;
+	assert_true(fd >= 0);
+	if (fcntl(0, F_GETFD) < 0)
+		assert_int_equal(dup2(fd, 0), 0);
+	eh_frame_build(&eh, 1, 3, 0, &off);
+	for (int i = 0; i < 2; i++) {
+		Cfi *cfi = NULL;
+
+		assert_int_equal(cfi_load_eh_frame(eh.d, eh.n, EH_VADDR, &cfi), 0);
+		cfi_free(cfi);
+		assert_true(fcntl(0, F_GETFD) >= 0);
+	}
+	close(fd);
+	free(eh.d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -857,6 +881,7 @@ int main(void)
 		cmocka_unit_test(test_fde_bounds),
 		cmocka_unit_test(test_index_bounds),
 		cmocka_unit_test(test_lazy_reads_file),
+		cmocka_unit_test(test_free_closes_own_only),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
