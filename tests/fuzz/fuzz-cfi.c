@@ -16,7 +16,6 @@
  *
  *   fuzz-cfi -max_total_time=60 -max_len=65536 CORPUS_DIR tests/fuzz/corpus/cfi
  */
-#include <elf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 #include <unistd.h>
 
 #include "base/macro.h"
+#include "fixtures/eh-elf.h"
 #include "fuzz-check.h"
 #include "unwind/cfi.h"
 
@@ -94,51 +94,31 @@ static int input_file(const void *data, size_t size)
 static int sections_file(const uint8_t *eh, size_t eh_len, uint64_t eh_vaddr, const uint8_t *hdr,
 			 size_t hdr_len, uint64_t hdr_vaddr)
 {
-	static const char shstr[] = "\0.eh_frame\0.eh_frame_hdr\0.shstrtab";
 	size_t eh_off = sizeof(Elf64_Ehdr), hdr_off = eh_off + eh_len;
-	size_t str_off = hdr_off + hdr_len, sh_off = (str_off + sizeof(shstr) + 7) & ~(size_t)7;
-	Elf64_Ehdr e = {
-		.e_ident = { ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64, ELFDATA2LSB,
-			     EV_CURRENT },
-		.e_type = ET_DYN,
-		.e_machine = EM_X86_64,
-		.e_version = EV_CURRENT,
-		.e_shoff = sh_off,
-		.e_ehsize = sizeof(Elf64_Ehdr),
-		.e_shentsize = sizeof(Elf64_Shdr),
-		.e_shnum = 4,
-		.e_shstrndx = 3,
-	};
-	Elf64_Shdr sh[4] = {
-		{ 0 },
-		{ .sh_name = 1,
-		  .sh_type = SHT_PROGBITS,
-		  .sh_flags = SHF_ALLOC,
-		  .sh_addr = eh_vaddr,
-		  .sh_offset = eh_off,
-		  .sh_size = eh_len },
-		{ .sh_name = 11,
-		  .sh_type = SHT_PROGBITS,
-		  .sh_flags = SHF_ALLOC,
-		  .sh_addr = hdr_vaddr,
-		  .sh_offset = hdr_off,
-		  .sh_size = hdr_len },
-		{ .sh_name = 25,
-		  .sh_type = SHT_STRTAB,
-		  .sh_offset = str_off,
-		  .sh_size = sizeof(shstr) },
-	};
-	size_t size = sh_off + sizeof(sh);
-	uint8_t *file = calloc(1, size);
+	uint8_t *file;
+	EhElf e;
 	int fd;
 
+	eh_elf_init(&e,
+		    &(Elf64_Shdr){ .sh_type = SHT_PROGBITS,
+				   .sh_flags = SHF_ALLOC,
+				   .sh_addr = eh_vaddr,
+				   .sh_offset = eh_off,
+				   .sh_size = eh_len },
+		    &(Elf64_Shdr){ .sh_type = SHT_PROGBITS,
+				   .sh_flags = SHF_ALLOC,
+				   .sh_addr = hdr_vaddr,
+				   .sh_offset = hdr_off,
+				   .sh_size = hdr_len },
+		    hdr_off + hdr_len);
+	file = calloc(1, e.size);
 	FUZZ_CHECK(file);
-	memcpy(file, &e, sizeof(e));
+	memcpy(file, &e.ehdr, sizeof(e.ehdr));
 	memcpy(file + eh_off, eh, eh_len);
 	memcpy(file + hdr_off, hdr, hdr_len);
-	memcpy(file + str_off, shstr, sizeof(shstr));
-	memcpy(file + sh_off, sh, sizeof(sh));
-	fd = input_file(file, size);
+	memcpy(file + e.names_off, eh_elf_names, sizeof(eh_elf_names));
+	memcpy(file + e.sh_off, e.sh, sizeof(e.sh));
+	fd = input_file(file, e.size);
 	free(file);
 	return fd;
 }

@@ -15,6 +15,7 @@
 #include <libelf.h>
 
 #include "base/macro.h"
+#include "fixtures/eh-elf.h"
 #include "tmpdir.h"
 #include "unwind/cfi.h"
 
@@ -568,59 +569,38 @@ static void eh_frame_hdr_build(Bytes *b, size_t n, const uint64_t *pcs, const ui
 static int elf_write(const char *dir, const char *name, const Bytes *eh, uint64_t eh_claimed,
 		     uint32_t eh_type, const Bytes *hdr, uint64_t file_size)
 {
-	static const char shstr[] = "\0.eh_frame\0.eh_frame_hdr\0.shstrtab";
 	_cleanup_free_ char *path = NULL;
 	uint64_t hdr_off = (EH_OFFSET + eh->n + 7) & ~7ull;
-	uint64_t str_off = hdr_off + (hdr ? hdr->n : 0);
-	uint64_t sh_off = (str_off + sizeof(shstr) + 7) & ~7ull;
-	Elf64_Ehdr eh64 = {
-		.e_ident = { ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64, ELFDATA2LSB,
-			     EV_CURRENT },
-		.e_type = ET_DYN,
-		.e_machine = EM_X86_64,
-		.e_version = EV_CURRENT,
-		.e_shoff = sh_off,
-		.e_ehsize = sizeof(Elf64_Ehdr),
-		.e_shentsize = sizeof(Elf64_Shdr),
-		.e_shnum = 4,
-		.e_shstrndx = 3,
-	};
-	Elf64_Shdr sh[4] = {
-		{ 0 },
-		{ .sh_name = 1,
-		  .sh_type = eh_type,
-		  .sh_flags = SHF_ALLOC,
-		  .sh_addr = EH_VADDR,
-		  .sh_offset = EH_OFFSET,
-		  .sh_size = eh_claimed,
-		  .sh_addralign = 8 },
-		{ .sh_name = 11,
-		  .sh_type = SHT_PROGBITS,
-		  .sh_flags = SHF_ALLOC,
-		  .sh_addr = HDR_VADDR,
-		  .sh_offset = hdr_off,
-		  .sh_size = hdr ? hdr->n : 0,
-		  .sh_addralign = 4 },
-		{ .sh_name = 25,
-		  .sh_type = SHT_STRTAB,
-		  .sh_offset = str_off,
-		  .sh_size = sizeof(shstr),
-		  .sh_addralign = 1 },
-	};
+	EhElf e;
 	int fd;
 
+	eh_elf_init(&e,
+		    &(Elf64_Shdr){ .sh_type = eh_type,
+				   .sh_flags = SHF_ALLOC,
+				   .sh_addr = EH_VADDR,
+				   .sh_offset = EH_OFFSET,
+				   .sh_size = eh_claimed,
+				   .sh_addralign = 8 },
+		    &(Elf64_Shdr){ .sh_type = SHT_PROGBITS,
+				   .sh_flags = SHF_ALLOC,
+				   .sh_addr = HDR_VADDR,
+				   .sh_offset = hdr_off,
+				   .sh_size = hdr ? hdr->n : 0,
+				   .sh_addralign = 4 },
+		    hdr_off + (hdr ? hdr->n : 0));
 	if (!hdr) /* no index: the section is nameless, so not found */
-		sh[2].sh_name = 0;
+		e.sh[2].sh_name = 0;
 	assert_true(asprintf(&path, "%s/%s", dir, name) > 0);
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, &eh64, sizeof(eh64), 0), (ssize_t)sizeof(eh64));
+	assert_int_equal(pwrite(fd, &e.ehdr, sizeof(e.ehdr), 0), (ssize_t)sizeof(e.ehdr));
 	assert_int_equal(pwrite(fd, eh->d, eh->n, EH_OFFSET), (ssize_t)eh->n);
 	if (hdr)
 		assert_int_equal(pwrite(fd, hdr->d, hdr->n, (off_t)hdr_off), (ssize_t)hdr->n);
-	assert_int_equal(pwrite(fd, shstr, sizeof(shstr), (off_t)str_off), (ssize_t)sizeof(shstr));
-	assert_int_equal(pwrite(fd, sh, sizeof(sh), (off_t)sh_off), (ssize_t)sizeof(sh));
-	if (file_size > sh_off + sizeof(sh))
+	assert_int_equal(pwrite(fd, eh_elf_names, sizeof(eh_elf_names), (off_t)e.names_off),
+			 (ssize_t)sizeof(eh_elf_names));
+	assert_int_equal(pwrite(fd, e.sh, sizeof(e.sh), (off_t)e.sh_off), (ssize_t)sizeof(e.sh));
+	if (file_size > e.size)
 		assert_int_equal(ftruncate(fd, (off_t)file_size), 0);
 	return fd;
 }
