@@ -139,6 +139,14 @@ def wait_for(probe, timeout, step=0.2):
         time.sleep(step)
 
 
+def wait_until(what, probe, timeout, step=0.2):
+    """wait_for() that fails the test when the time runs out; returns probe()'s true value."""
+    value = wait_for(probe, timeout, step)
+    if not value:
+        fail(f"timed out after {timeout}s waiting for {what}")
+    return value
+
+
 def popen(*args, **kwargs):
     """subprocess.Popen, killed when the test ends if still running."""
     p = subprocess.Popen(*args, **kwargs)

@@ -16,7 +16,7 @@ import threading
 import time
 
 from harness import (Daemon, Env, check, fail, popen, require, require_bpf, run_workload,
-                     rusage_of, sample_bounds, steal_s, tempdir)
+                     rusage_of, sample_bounds, steal_s, tempdir, wait_until)
 
 require_bpf()
 env = Env()
@@ -29,22 +29,12 @@ def persistence(d):
     return d.json("status")["persistence"]
 
 
-def wait_for(what, cond, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.2)
-    fail(f"timed out after {timeout}s waiting for {what}")
-
-
 def wait_written(d, more):
     """Waits until `more` further windows are on disk; returns the persistence status."""
     start = persistence(d)["windows_written"]
-    return wait_for(f"{more} more windows written",
-                    lambda: (lambda p: p if p["windows_written"] >= start + more else None)(
-                        persistence(d)), 20)
+    return wait_until(f"{more} more windows written",
+                      lambda: (lambda p: p if p["windows_written"] >= start + more else None)(
+                          persistence(d)), 20)
 
 
 def offline(state, *args, expect_rc=0):
@@ -162,8 +152,9 @@ else:
             except OSError:
                 pass
             os.close(fd)
-            p = wait_for("a failed write", lambda: (lambda p: p if p["write_errors"] > 0 else None)(
-                persistence(d)), 20)
+            p = wait_until("a failed write",
+                           lambda: (lambda p: p if p["write_errors"] > 0 else None)(
+                               persistence(d)), 20)
             check("space" in (p["error"] or ""),
                   f"status says why writes fail ({p['error']!r}, {p['write_errors']} errors)")
             before, steal0 = d.json("status"), steal_s()
@@ -171,7 +162,7 @@ else:
             cpu = sum(rusage_of(out))
             # The window that saw the end closes and fails to be written.
             errors = before["persistence"]["write_errors"]
-            after = wait_for("a window closed after the workload", lambda: (
+            after = wait_until("a window closed after the workload", lambda: (
                 lambda st: st if st["windows"] > before["windows"] + 1 and
                 st["persistence"]["write_errors"] > errors else None)(d.json("status")), 20)
             top = d.json("top", "--pid", str(pid))
@@ -191,9 +182,9 @@ else:
             # Room again.
             subprocess.run(["mount", "-o", "remount,size=16m", fs], check=True)
             written = p["windows_written"]
-            p = wait_for("writes to resume", lambda: (lambda p: p if p["windows_written"] > written
-                                                      and p["error"] is None else None)(
-                persistence(d)), 20)
+            p = wait_until("writes to resume",
+                           lambda: (lambda p: p if p["windows_written"] > written
+                                    and p["error"] is None else None)(persistence(d)), 20)
             check(p["windows_written"] > written,
                   f"writes resumed ({p['windows_written']} windows written, error cleared)")
         st = offline(os.path.join(fs, "state"), "status")

@@ -31,6 +31,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from harness import (Daemon, Env, check, fail, popen, require_bpf, start_workload, tempdir)
+from harness import wait_until as harness_wait_until
 
 require_bpf()
 env = Env()
@@ -233,14 +234,8 @@ class Backend:
             return [u for u in self.uploads if u["labels"].get("pid") == str(pid)]
 
 
-def wait_for(what, cond, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    fail(f"timed out after {timeout}s waiting for {what}")
+def wait_until(what, cond, timeout):
+    return harness_wait_until(what, cond, timeout, step=0.1)
 
 
 def target(d, url):
@@ -299,9 +294,9 @@ def check_pid(d, backend, pid, what, unit=None):
     upload labelled with its unit when it has one."""
     top = d.json("top", "--pid", str(pid))
     want = top["samples"]
-    got = wait_for(f"{what}: pid {pid}'s {want} samples at {backend.name}",
-                   lambda: (lambda ups: ups if sum(u["samples"] for u in ups) >= want else None)(
-                       backend.of_pid(pid)), 20)
+    got = wait_until(f"{what}: pid {pid}'s {want} samples at {backend.name}",
+                     lambda: (lambda ups: ups if sum(u["samples"] for u in ups) >= want else None)(
+                         backend.of_pid(pid)), 20)
     time.sleep(0.3)
     got = backend.of_pid(pid)
     total = sum(u["samples"] for u in got)
@@ -367,8 +362,8 @@ UNIT = f"profq-push-{os.getpid()}.service" if CGROUP2 else None
 if not UNIT:
     print("no writable cgroup v2 mount: the unit label is not checked")
 pid = run_split(2, UNIT)
-t = wait_for("a failed attempt in status", lambda: (lambda t: t if t["failures"] > 0 and
-                                                     t["queued"] > 0 else None)(
+t = wait_until("a failed attempt in status", lambda: (lambda t: t if t["failures"] > 0 and
+                                                       t["queued"] > 0 else None)(
     target(d, main.url)), 10)
 check(t["sent"] == 0 and t["last_error"] and "last_success_s" not in t,
       f"backend down: status counts failures ({t['failures']}), queued {t['queued']}, "
@@ -394,7 +389,7 @@ check(main.url in line and re.search(r"\d+ sent, \d+ queued", line) and "last su
 # ---- HTTP 500s ----
 main.set_mode("500")
 pid = run_split(2)
-wait_for("500s answered", lambda: main.statuses["500"] >= 2, 10)
+wait_until("500s answered", lambda: main.statuses["500"] >= 2, 10)
 main.set_mode("ok")
 check_pid(d, main, pid, "after HTTP 500s")
 t = target(d, main.url)
@@ -403,13 +398,13 @@ check("500" in (t["last_error"] or ""), f"status: last error '{t['last_error']}'
 # ---- connections reset mid-upload ----
 main.set_mode("reset")
 pid = run_split(1)
-wait_for("connections reset", lambda: main.statuses["reset"] >= 2, 10)
+wait_until("connections reset", lambda: main.statuses["reset"] >= 2, 10)
 main.set_mode("ok")
 check_pid(d, main, pid, "after connection resets")
 
 # ---- 400: refused for good, counted, not retried ----
 main.set_mode("400")
-wait_for("uploads refused", lambda: main.statuses["400"] >= 5, 10)
+wait_until("uploads refused", lambda: main.statuses["400"] >= 5, 10)
 main.set_mode("ok")
 time.sleep(0.5)
 t = target(d, main.url)
@@ -421,15 +416,15 @@ check(d.read_log().count("refused an upload") == 1, "a refusal is logged once")
 # ---- a server that accepts and never answers ----
 main.set_mode("hang")
 p, pid = start_workload(env, "split", "--seconds", 2)
-wait_for("a request left hanging", lambda: main.statuses["hang"] >= 1, 10)
+wait_until("a request left hanging", lambda: main.statuses["hang"] >= 1, 10)
 t0 = time.monotonic()
 d.json("status")
 top = d.json("top", "-n", "1")
 dt = time.monotonic() - t0
 check(dt < 1.5, f"status and top answered in {dt:.2f} s while an upload hangs")
 p.wait(timeout=60)
-wait_for("the hanging upload timed out", lambda: "timed out" in (target(d, main.url)["last_error"]
-                                                              or "") or None, 10)
+wait_until("the hanging upload timed out", lambda: "timed out" in (target(d, main.url)["last_error"]
+                                                                or "") or None, 10)
 main.set_mode("ok")
 check_pid(d, main, pid, "after a hanging server")
 
@@ -437,7 +432,7 @@ check_pid(d, main, pid, "after a hanging server")
 main.set_mode("500")
 pid = run_split(2)
 time.sleep(1.5)  # the workload's last window closes
-t = wait_for("uploads queued", lambda: (lambda t: t if t["queued"] >= 3 else None)(
+t = wait_until("uploads queued", lambda: (lambda t: t if t["queued"] >= 3 else None)(
     target(d, main.url)), 10)
 check(not main.of_pid(pid), "nothing of the last workload arrived yet")
 d.kill()
@@ -467,12 +462,12 @@ def stored_top():
     return json.loads(out) if rc == 0 else None
 
 
-first = wait_for("a first sample", stored_top, 30)["range"]["since_s"]
+first = wait_until("a first sample", stored_top, 30)["range"]["since_s"]
 # A window's uploads are as large as the machine is busy: short processes, each an upload of
 # its own, fill the spool within seconds however quiet the machine is otherwise.
 churn = popen(["sh", "-c", f"while :; do {env.workload('split')} --seconds 0.05 >/dev/null; "
                "done"])
-t = wait_for("uploads dropped from the full spool", lambda: (
+t = wait_until("uploads dropped from the full spool", lambda: (
     lambda t: t if t["dropped"] > 0 else None)(target(d, small.url)), 60)
 churn.kill()
 churn.wait()
@@ -481,8 +476,8 @@ check(t["queued_bytes"] <= 256 * 1024, f"spool within 256K ({t['queued_bytes']} 
       f"{t['queued']} uploads, {t['dropped']} dropped of {st['push']['uploads']}, "
       f"{st['push']['upload_bytes']} bytes in {st['windows']} windows)")
 small.start()
-st = wait_for("the spool emptied", lambda: (lambda s: s if s["push"]["targets"][0]["queued"] == 0
-                                            else None)(d.json("status")), 20)
+st = wait_until("the spool emptied", lambda: (lambda s: s if s["push"]["targets"][0]["queued"] == 0
+                                              else None)(d.json("status")), 20)
 t = st["push"]["targets"][0]
 check(t["sent"] + t["dropped"] + t["rejected"] == st["push"]["uploads"],
       f"every upload sent or counted: {t['sent']} sent + {t['dropped']} dropped + "
@@ -507,7 +502,7 @@ if CGROUP2:
                frequency=199, window="1s")
     inside = run_split(1, f"profq-push-{os.getpid()}-b.service")
     outside = run_split(1)
-    ups = wait_for("the unit's uploads", lambda: picky.of_pid(inside) or None, 15)
+    ups = wait_until("the unit's uploads", lambda: picky.of_pid(inside) or None, 15)
     time.sleep(2.5)  # the outside process's windows have closed by now, and were not pushed
     with picky.lock:
         units = {u["labels"].get("unit") for u in picky.uploads}
