@@ -2,11 +2,16 @@
 """A FUSE file system in a thread, speaking the kernel's protocol on /dev/fuse itself (no
 libfuse): one directory of files held in memory, read-only. It answers every request except
 those of the processes `hold` names, which it leaves unanswered (as a user's FUSE daemon may),
-until close() (closing /dev/fuse ends every request still waiting). Needs root (mount(2))."""
+until close() (closing /dev/fuse ends every request still waiting). Needs root (mount(2)).
+
+The serving thread waits on /dev/fuse and on a pipe of its own, and close() closes neither
+until the thread has returned: a descriptor closed under a thread still reading it is a number
+the next pipe or file reuses, and the thread would read (steal) what is written there."""
 
 import ctypes
 import errno
 import os
+import select
 import stat
 import struct
 import threading
@@ -42,6 +47,8 @@ class FuseFS:
             e = ctypes.get_errno()
             os.close(self.fd)
             raise OSError(e, f"mount fuse on {mountpoint}: {os.strerror(e)}")
+        os.set_blocking(self.fd, False)  # a request gone between select() and read(): EAGAIN
+        self.wake_r, self.wake_w = os.pipe()
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
@@ -69,6 +76,9 @@ class FuseFS:
 
     def serve(self):
         while True:
+            ready, _, _ = select.select([self.fd, self.wake_r], [], [])
+            if self.wake_r in ready:
+                return  # close()
             try:
                 req = os.read(self.fd, 1 << 20)
             except OSError as e:
@@ -123,5 +133,10 @@ class FuseFS:
         """Unmounts, and ends every request left waiting (closing /dev/fuse aborts them)."""
         libc = ctypes.CDLL(None, use_errno=True)
         libc.umount2(self.mountpoint.encode(), 2)  # MNT_DETACH
+        os.write(self.wake_w, b"x")
+        self.thread.join(timeout=10)
+        if self.thread.is_alive():
+            raise RuntimeError("the FUSE thread did not return; its descriptors are left open")
         os.close(self.fd)
-        self.thread.join(timeout=5)
+        os.close(self.wake_r)
+        os.close(self.wake_w)
