@@ -49,11 +49,13 @@ typedef struct RawSym {
 
 /*
  * The PLT stubs, n of entsize bytes from addr, named after the symbols of the relocations they
- * jump through (.rela.plt, in order), "NAME@plt" as perf, gdb and objdump show them.
+ * jump through (.rela.plt, in order), "NAME@plt" as perf, gdb and objdump show them; and the
+ * PLT's header (the lazy binder's entry, header_size bytes from header_addr), ".plt" as perf
+ * shows it.
  */
 typedef struct Plt {
-	uint64_t addr;
-	uint32_t entsize, n;
+	uint64_t addr, header_addr;
+	uint32_t entsize, n, header_size;
 	uint32_t *names; /* per stub: offset into the dynamic string table, 0 if none */
 	Names strings;
 } Plt;
@@ -373,14 +375,15 @@ static Elf_Scn *section_by_name(Elf *elf, size_t shstrndx, const char *name, GEl
 
 /*
  * Names the PLT stubs (see Plt) when their layout is the one the linkers write: x86-64 and
- * i386, 16-byte stubs in .plt.sec (IBT) or after a 16-byte header in .plt; AArch64, 16-byte
- * stubs after a 32-byte header. Anything else (another layout, sizes that do not add up) is
+ * i386, 16-byte stubs in .plt.sec (IBT) or after a 16-byte header in .plt (with IBT, .plt holds
+ * the header and one lazy-binding stub per relocation); AArch64, 16-byte stubs after a 32-byte
+ * header. Anything else (another layout, sizes that do not add up) is
  * left unnamed: a wrong name is worse than none.
  */
 static int read_plt(Elf *elf, int fd, ElfSym *e)
 {
-	Elf_Scn *rel, *plt, *dynsym;
-	GElf_Shdr rel_sh, plt_sh, dynsym_sh;
+	Elf_Scn *rel, *plt, *lazy, *dynsym;
+	GElf_Shdr rel_sh, plt_sh, lazy_sh, dynsym_sh;
 	Elf_Data *rel_data, *sym_data;
 	uint64_t header, entsize = 16;
 	_cleanup_free_ uint32_t *names = NULL;
@@ -408,11 +411,16 @@ static int read_plt(Elf *elf, int fd, ElfSym *e)
 	n = rel_sh.sh_size / rel_sh.sh_entsize;
 	if (n == 0 || n > ELFSYM_MAX_SYMBOLS)
 		return 0;
+	lazy = section_by_name(elf, shstrndx, ".plt", SHT_PROGBITS, &lazy_sh);
 	plt = section_by_name(elf, shstrndx, ".plt.sec", SHT_PROGBITS, &plt_sh);
-	if (plt && eh.e_machine != EM_AARCH64)
+	if (plt && eh.e_machine != EM_AARCH64) {
+		if (!lazy || lazy_sh.sh_size != header + n * entsize)
+			lazy = NULL; /* not the layout above: the header is not named */
 		header = 0;
-	else
-		plt = section_by_name(elf, shstrndx, ".plt", SHT_PROGBITS, &plt_sh);
+	} else {
+		plt = lazy;
+		plt_sh = lazy_sh;
+	}
 	if (!plt || plt_sh.sh_size != header + n * entsize || plt_sh.sh_addr > UINT64_MAX - header)
 		return 0;
 	/* The relocations' symbols and their names. */
@@ -453,6 +461,10 @@ static int read_plt(Elf *elf, int fd, ElfSym *e)
 	e->plt.entsize = (uint32_t)entsize;
 	e->plt.n = (uint32_t)n;
 	e->plt.names = TAKE_PTR(names);
+	if (lazy) {
+		e->plt.header_addr = lazy_sh.sh_addr;
+		e->plt.header_size = eh.e_machine == EM_AARCH64 ? 32 : 16;
+	}
 	return 0;
 }
 
@@ -968,6 +980,13 @@ int elfsym_lookup(ElfSym *e, uint64_t vaddr, const char **ret_name, uint64_t *re
 	const Sym *s;
 	int r;
 
+	if (e->plt.header_size > 0 && vaddr >= e->plt.header_addr &&
+	    vaddr - e->plt.header_addr < e->plt.header_size) {
+		*ret_name = ".plt";
+		if (ret_offset)
+			*ret_offset = vaddr - e->plt.header_addr;
+		return 0;
+	}
 	if (e->plt.n > 0 && vaddr >= e->plt.addr &&
 	    vaddr - e->plt.addr < (uint64_t)e->plt.n * e->plt.entsize) {
 		uint64_t i = (vaddr - e->plt.addr) / e->plt.entsize;

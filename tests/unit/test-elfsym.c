@@ -175,7 +175,8 @@ static void test_stripped(void **state)
 
 /*
  * PLT stubs resolve to "NAME@plt" over their whole 16 bytes, as objdump labels them (binutils
- * reads .rela.plt itself); the PLT's header, right after .init, is not _init.
+ * reads .rela.plt itself); the PLT's header, right after .init, is ".plt" (as perf names it),
+ * not _init.
  */
 static void check_plt(const char *path)
 {
@@ -217,8 +218,11 @@ static void check_plt(const char *path)
 	/* fixture-prog calls printf, fixture_lib_work and fixture_lib_other through the PLT. */
 	assert_true(stubs >= 3);
 	assert_true(plt_start != UINT64_MAX);
-	if (elfsym_lookup(e, plt_start, &name, NULL) == 0)
-		assert_string_not_equal(name, "_init");
+	for (unsigned k = 0; k < 16; k += 15) {
+		assert_int_equal(elfsym_lookup(e, plt_start + k, &name, &off), 0);
+		assert_string_equal(name, ".plt");
+		assert_int_equal(off, k);
+	}
 }
 
 static void test_plt(void **state)
@@ -227,6 +231,7 @@ static void test_plt(void **state)
 	check_plt(FIXTURE_PROG);
 	check_plt(FIXTURE_STRIPPED);
 	check_plt(FIXTURE_NOPIE);
+	check_plt(FIXTURE_IBT);
 }
 
 static void check_segments(const char *path)
