@@ -63,7 +63,27 @@ struct sched_entity {
 	__u64 sum_exec_runtime;
 };
 
+struct list_head {
+	struct list_head *next;
+};
+
+/* seqlock_t (an anonymous struct in the kernel): its sequence count, odd while written. */
+struct seqcount {
+	unsigned int sequence;
+};
+
+struct seqcount_spinlock {
+	struct seqcount seqcount;
+};
+
+struct seqlock___profq {
+	struct seqcount_spinlock seqcount;
+};
+
 struct signal_struct {
+	struct list_head thread_head; /* the live and zombie threads, by task_struct.thread_node */
+	struct seqlock___profq stats_lock; /* a thread's times move into utime... and it leaves
+					      thread_head under it */
 	__u64 utime;
 	__u64 stime;
 	__u64 cutime;
@@ -87,6 +107,7 @@ struct task_struct {
 	struct mm_struct *mm;
 	const struct cred *real_cred;
 	struct signal_struct *signal;
+	struct list_head thread_node;
 	struct sched_entity se;
 	__u64 utime;
 	__u64 stime;

@@ -950,6 +950,85 @@ int BPF_PROG(profq_exec, struct task_struct *task, int old_pid, struct linux_bin
 	return 0;
 }
 
+/* The thread group's times, summed as thread_group_cputime() sums them. */
+typedef struct GroupTimes {
+	struct signal_struct *sig;
+	__u64 head;	/* &sig->thread_head */
+	__u64 node;	/* the list node to look at next */
+	__u64 node_off; /* offset of thread_node in task_struct */
+	__u64 utime, stime, rtime;
+	__u32 seq;
+	__u32 done; /* the walk came back to head */
+} GroupTimes;
+
+static long group_seq_step(__u64 index, void *ctx)
+{
+	GroupTimes *g = ctx;
+	struct signal_struct *sig = g->sig; /* not inside BPF_CORE_READ: GroupTimes is ours */
+
+	g->seq = BPF_CORE_READ(sig, stats_lock.seqcount.seqcount.sequence);
+	return g->seq & 1 ? 0 : 1;
+}
+
+static long group_thread_step(__u64 index, void *ctx)
+{
+	GroupTimes *g = ctx;
+	struct list_head *node;
+	struct task_struct *t;
+
+	if (g->node == g->head) {
+		g->done = 1;
+		return 1;
+	}
+	if (g->node < g->node_off)
+		return 1;
+	t = (struct task_struct *)(g->node - g->node_off);
+	g->utime += BPF_CORE_READ(t, utime);
+	g->stime += BPF_CORE_READ(t, stime);
+	g->rtime += BPF_CORE_READ(t, se.sum_exec_runtime);
+	node = (struct list_head *)g->node;
+	g->node = (__u64)BPF_CORE_READ(node, next);
+	return 0;
+}
+
+/*
+ * The thread group's user, system and run time into e, as thread_group_cputime() sums them: the
+ * totals the signal struct keeps of the threads already released, plus each thread still on its
+ * list. That is not only the exiting (last) thread and a leader that exited first: a thread
+ * whose exit began earlier may still be on its way to release_task() (another CPU, or
+ * preempted), where its times move into the totals and it leaves the list, under the
+ * stats_lock sequence count, which the sum is read against (and read again when a release
+ * moved something meanwhile). 0 when the sum could not be completed.
+ */
+static __always_inline int group_cputime(struct signal_struct *sig, struct profq_event *e)
+{
+	GroupTimes g = {
+		.sig = sig,
+		.head = (__u64)&sig->thread_head,
+		.node_off = bpf_core_field_offset(struct task_struct, thread_node),
+	};
+
+	for (int attempt = 0; attempt < 3; attempt++) {
+		/* A release in progress holds the count odd for a few instructions. */
+		bpf_loop(1024, group_seq_step, &g, 0);
+		if (g.seq & 1)
+			continue;
+		g.utime = BPF_CORE_READ(sig, utime);
+		g.stime = BPF_CORE_READ(sig, stime);
+		g.rtime = BPF_CORE_READ(sig, sum_sched_runtime);
+		g.node = (__u64)BPF_CORE_READ(sig, thread_head.next);
+		g.done = 0;
+		bpf_loop(PROFQ_EXIT_THREAD_WALK_MAX, group_thread_step, &g, 0);
+		if (g.done && BPF_CORE_READ(sig, stats_lock.seqcount.seqcount.sequence) == g.seq) {
+			e->utime_ns = g.utime;
+			e->stime_ns = g.stime;
+			e->rtime_ns = g.rtime;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(profq_exit, struct task_struct *task, _Bool group_dead)
 {
@@ -958,7 +1037,7 @@ int BPF_PROG(profq_exit, struct task_struct *task, _Bool group_dead)
 	struct profq_counters *c;
 	struct profq_event *e;
 
-	/* Only the last thread: then the group's accounting is complete. */
+	/* Only the last thread: every other one has begun its exit by now. */
 	if (!group_dead)
 		return 0;
 	e = event_reserve(&c);
@@ -978,18 +1057,9 @@ int BPF_PROG(profq_exit, struct task_struct *task, _Bool group_dead)
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->exit_code = (__u32)BPF_CORE_READ(task, exit_code);
 	e->args_len = 0;
-	/*
-	 * As thread_group_cputime(): threads already reaped are summed in signal; this (last)
-	 * thread and a leader that exited first (a zombie until the group dies) are not yet.
-	 */
-	e->utime_ns = BPF_CORE_READ(sig, utime) + BPF_CORE_READ(task, utime);
-	e->stime_ns = BPF_CORE_READ(sig, stime) + BPF_CORE_READ(task, stime);
-	e->rtime_ns = BPF_CORE_READ(sig, sum_sched_runtime) +
-		      BPF_CORE_READ(task, se.sum_exec_runtime);
-	if (leader != task) {
-		e->utime_ns += BPF_CORE_READ(leader, utime);
-		e->stime_ns += BPF_CORE_READ(leader, stime);
-		e->rtime_ns += BPF_CORE_READ(leader, se.sum_exec_runtime);
+	if (!group_cputime(sig, e)) {
+		e->utime_ns = e->stime_ns = e->rtime_ns = 0;
+		e->flags |= PROFQ_EVENT_PARTIAL;
 	}
 	e->cutime_ns = BPF_CORE_READ(sig, cutime);
 	e->cstime_ns = BPF_CORE_READ(sig, cstime);

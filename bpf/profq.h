@@ -211,12 +211,19 @@ struct profq_py_thread {
 /* profq_event.flags, and PROFQ_SAMPLE_PRIVATE: the process's owner could not read its
  * /proc/PID/maps (not dumpable, or real, effective and saved ids differ: setuid/setgid). */
 #define PROFQ_EVENT_PRIVATE (1u << 0)
+/* EXIT: the times could not be summed over every thread (more threads than the walk takes, or
+ * the list kept changing under it): they are not the kernel's figures. */
+#define PROFQ_EVENT_PARTIAL (1u << 1)
+/* Threads the exit handler sums (the list holds those not yet released: the last one, a zombie
+ * leader, and any still exiting). */
+#define PROFQ_EXIT_THREAD_WALK_MAX 16384
 
 /*
  * Process lifecycle, from tp_btf/sched_process_exec and tp_btf/sched_process_exit, through their
  * own ring buffer. At exit the times are the kernel's raw per-task accounting summed over the
- * thread group the way thread_group_cputime() does; userspace scales user/sys to rtime as
- * cputime_adjust() does, which is what wait4() and /proc report.
+ * thread group the way thread_group_cputime() does (the signal struct's totals of the threads
+ * released, plus every thread still on its list, under its sequence count); userspace scales
+ * user/sys to rtime as cputime_adjust() does, which is what wait4() and /proc report.
  */
 struct profq_event {
 	__u32 type;	/* PROFQ_EVENT_* */

@@ -761,6 +761,10 @@ int proctable_event(ProcTable *t, const struct profq_event *e, uint64_t now_ns)
 		sp->exit_code = (int32_t)e->exit_code;
 		sp->exit_ns = (int64_t)e->time_ns + boot_to_real_offset();
 		sp->flags |= PROC_EXITED | PROC_ACCOUNTING;
+		/* The times could not be summed over every thread: the samples tell instead (and
+		 * not /proc's figures from before the exit). */
+		if (e->flags & PROFQ_EVENT_PARTIAL)
+			sp->flags &= ~PROC_ACCOUNTING;
 		p->exited = true;
 		/* Gone before profqd read its cgroup (a short process, a busy daemon). */
 		if (!sp->cgroup)

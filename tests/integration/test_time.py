@@ -129,6 +129,28 @@ with Daemon(env) as d:
           f"time covers the process's life ({t['range']}, lost {t['lost']}; "
           f"{out.splitlines()[0]!r})")
 
+    # ---- The last thread exits while another is still on its way out ----
+    # With --exit-fds the second thread's exit closes descriptors of its own, so that the main
+    # thread, which joined it (the kernel wakes a joiner early in a thread's exit), exits first:
+    # the exit event must still count the other thread, as wait4 does. wait4 also counts the
+    # rest of that thread's exit, after the event: at most closing the descriptors, which the
+    # workload timed in a trial (three times over, for the noise of one trial).
+    p = popen([env.workload("split"), "--seconds", "1", "--threads", "2", "--exit-fds", "20000"],
+              stdout=subprocess.PIPE, text=True)
+    lines = p.stdout.read().splitlines()
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    require(p.returncode == 0 and len(lines) == 4 and lines[3].startswith("exit_fds "),
+            f"split --exit-fds ran (exit {p.returncode}, {lines})")
+    close_s = float(lines[3].split()[3])
+    t = wait_exited(d, int(lines[0]))
+    w_cpu, got = ru.ru_utime + ru.ru_stime, t["user_s"] + t["sys_s"]
+    check(t["accounting"] == "kernel" and
+          w_cpu - 3 * close_s - 2 * MS <= got <= w_cpu + 2 * MS + 1e-6,
+          f"user+sys {got:.3f} = wait4's {w_cpu:.3f} with a thread still exiting at the last "
+          f"one's exit (less up to 3 x {close_s * 1000:.1f} ms of its closing descriptors; "
+          f"accounting {t['accounting']})")
+
     # ---- Threads: one row per thread, each with its share of the CPU time ----
     p3, pid3 = start_workload(env, "split", "--seconds", 2, "--threads", 3)
     cpu3, unseen = thread_cpu(p3, pid3)

@@ -1292,6 +1292,41 @@ static void test_lost_exit(void **state)
 }
 
 /*
+ * An exit event carries the kernel's figures, unless the BPF program could not sum them over
+ * every thread (PROFQ_EVENT_PARTIAL): then the record says they are not the kernel's.
+ */
+static void test_exit_partial(void **state)
+{
+	_cleanup_(profiler_freep)
+		Profiler *p = profiler(NSEC_PER_SEC, 3600 * NSEC_PER_SEC, 64ULL << 20);
+	const uint32_t base = 4100000;
+	struct profq_event e;
+	const StoreProc *sp;
+
+	(void)state;
+	for (uint32_t i = 0; i < 2; i++) {
+		e = (struct profq_event){ .type = PROFQ_EVENT_EXEC,
+					  .pid = base + i,
+					  .start_ns = 2000 + i,
+					  .time_ns = clock_ns(CLOCK_BOOTTIME) };
+		snprintf(e.comm, sizeof(e.comm), "threads");
+		assert_int_equal(profiler_add_event(p, &e, sizeof(e)), 0);
+		e.type = PROFQ_EVENT_EXIT;
+		e.utime_ns = e.rtime_ns = NSEC_PER_SEC;
+		e.flags = i == 1 ? PROFQ_EVENT_PARTIAL : 0;
+		assert_int_equal(profiler_add_event(p, &e, sizeof(e)), 0);
+	}
+	sp = record_of(p, base, 2000);
+	assert_non_null(sp);
+	assert_true((sp->flags & PROC_EXITED) && (sp->flags & PROC_ACCOUNTING));
+	assert_int_equal(sp->user_ns, NSEC_PER_SEC);
+	sp = record_of(p, base + 1, 2001);
+	assert_non_null(sp);
+	assert_true(sp->flags & PROC_EXITED);
+	assert_false(sp->flags & PROC_ACCOUNTING);
+}
+
+/*
  * Exited processes leave the table within a second of their grace (7 s), not at the next full
  * sweep (every ten seconds): a fork storm's table holds seconds of its forks, and less than
  * before, since the sweep came between 0 and 10 s after the grace.
@@ -1459,6 +1494,7 @@ int main(void)
 		cmocka_unit_test(test_perf_map_incremental),
 		cmocka_unit_test(test_perf_map_memory),
 		cmocka_unit_test(test_lost_exit),
+		cmocka_unit_test(test_exit_partial),
 		cmocka_unit_test(test_fork_storm),
 		cmocka_unit_test(test_exited_leave_table),
 	};

@@ -3,7 +3,7 @@
  * split: a CPU workload with a known split between named functions, for the integration tests
  * and the demo.
  *
- *   split [--seconds S] [--a PCT] [--sys PCT] [--threads N]
+ *   split [--seconds S] [--a PCT] [--sys PCT] [--threads N] [--exit-fds N]
  *
  * Each thread repeats rounds of 100 work units of about a millisecond: PCT_A units in work_a()
  * and the rest of the user units in work_b() (main -> run -> outer_a -> work_a, run -> outer_b
@@ -14,11 +14,18 @@
  * time each function took, measured around every unit with the thread's CPU clock
  * ("work_a S work_b S work_sys S"), and the kernel's accounting of the process's user and system
  * time (getrusage): "user SECONDS sys SECONDS".
+ *
+ * --exit-fds N: each thread but the main one ends by taking N descriptors of its own (a
+ * descriptor table of its own, /dev/null dup'd N times), so its exit, which closes them, lasts
+ * past the main thread's join of it: the process's last thread exits while another is still
+ * exiting. Then a third line: "exit_fds N close SECONDS", the thread CPU time that closing N
+ * such descriptors took in a trial run (the most of any thread).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +37,8 @@
 /* Keeps a call from becoming a tail jump, so every caller stays on the stack. */
 #define NO_TAIL() __asm__ volatile("" ::: "memory")
 
-static unsigned units_a = 70, units_sys = 0;
+static unsigned units_a = 70, units_sys = 0, exit_fds = 0;
+static double exit_close; /* the most CPU time a thread's trial close of exit_fds took */
 /* CPU seconds measured in each function, summed over threads. */
 static double cpu_a, cpu_b, cpu_sys;
 static pthread_mutex_t cpu_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -126,6 +134,33 @@ static size_t calibrate_sys(int fd, char *buf, size_t max)
 	return chunk;
 }
 
+/* --exit-fds: the thread's own descriptor table, with exit_fds descriptors left for its exit. */
+static void take_fds(void)
+{
+	double t0, took;
+	int fd;
+
+	if (unshare(CLONE_FILES) < 0)
+		exit(1);
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		exit(1);
+	for (int trial = 0; trial < 2; trial++) {
+		for (unsigned i = 0; i < exit_fds; i++)
+			if (dup2(fd, fd + 1 + (int)i) < 0)
+				exit(1);
+		if (trial == 1)
+			break; /* left for the exit */
+		t0 = now(CLOCK_THREAD_CPUTIME_ID);
+		for (unsigned i = 0; i < exit_fds; i++)
+			close(fd + 1 + (int)i);
+		took = now(CLOCK_THREAD_CPUTIME_ID) - t0;
+		pthread_mutex_lock(&cpu_lock);
+		exit_close = took > exit_close ? took : exit_close;
+		pthread_mutex_unlock(&cpu_lock);
+	}
+}
+
 NOINLINE void *run(void *arg)
 {
 	unsigned units_b = 100 - units_a - units_sys;
@@ -178,6 +213,8 @@ done:
 	free(buf);
 	if (fd >= 0)
 		close(fd);
+	if (exit_fds && gettid() != getpid())
+		take_fds();
 	return NULL;
 }
 
@@ -188,6 +225,7 @@ int main(int argc, char *argv[])
 		{ "a", required_argument, NULL, 'a' },
 		{ "sys", required_argument, NULL, 'y' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "exit-fds", required_argument, NULL, 'f' },
 		{},
 	};
 	unsigned threads = 1;
@@ -208,15 +246,35 @@ int main(int argc, char *argv[])
 		case 't':
 			threads = (unsigned)atoi(optarg);
 			break;
+		case 'f':
+			exit_fds = (unsigned)atoi(optarg);
+			break;
 		default:
 			fprintf(stderr,
-				"usage: split [--seconds S] [--a PCT] [--sys PCT] [--threads N]\n");
+				"usage: split [--seconds S] [--a PCT] [--sys PCT] [--threads N] "
+				"[--exit-fds N]\n");
 			return 2;
 		}
 	}
 	if (units_a + units_sys > 100 || threads < 1 || threads > 64 || seconds <= 0) {
 		fprintf(stderr, "split: bad arguments\n");
 		return 2;
+	}
+	if (exit_fds) {
+		struct rlimit nofile;
+
+		/* Room for them: the soft limit raised to the hard one, and N within it. */
+		if (getrlimit(RLIMIT_NOFILE, &nofile) < 0)
+			return 1;
+		nofile.rlim_cur = nofile.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+			return 1;
+		if (nofile.rlim_max < 64 + 16) {
+			fprintf(stderr, "split: RLIMIT_NOFILE too low for --exit-fds\n");
+			return 2;
+		}
+		if (exit_fds > nofile.rlim_max - 64)
+			exit_fds = (unsigned)(nofile.rlim_max - 64);
 	}
 	printf("%d\n", (int)getpid());
 	fflush(stdout);
@@ -231,6 +289,8 @@ int main(int argc, char *argv[])
 	getrusage(RUSAGE_SELF, &ru);
 	printf("user %.3f sys %.3f\n", (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
 	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+	if (exit_fds)
+		printf("exit_fds %u close %.6f\n", exit_fds, exit_close);
 	NO_TAIL();
 	return 0;
 }
