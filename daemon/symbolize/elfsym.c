@@ -377,8 +377,8 @@ static Elf_Scn *section_by_name(Elf *elf, size_t shstrndx, const char *name, GEl
  * Names the PLT stubs (see Plt) when their layout is the one the linkers write: x86-64 and
  * i386, 16-byte stubs in .plt.sec (IBT) or after a 16-byte header in .plt (with IBT, .plt holds
  * the header and one lazy-binding stub per relocation); AArch64, 16-byte stubs after a 32-byte
- * header. Anything else (another layout, sizes that do not add up) is
- * left unnamed: a wrong name is worse than none.
+ * header. Anything else (another layout, sizes that do not add up) is left unnamed: a wrong
+ * name is worse than none.
  */
 static int read_plt(Elf *elf, int fd, ElfSym *e)
 {
