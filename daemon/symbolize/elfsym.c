@@ -385,7 +385,7 @@ static int read_plt(Elf *elf, int fd, ElfSym *e)
 	Elf_Scn *rel, *plt, *lazy, *dynsym;
 	GElf_Shdr rel_sh, plt_sh, lazy_sh, dynsym_sh;
 	Elf_Data *rel_data, *sym_data;
-	uint64_t header, entsize = 16;
+	uint64_t header, lazy_header, entsize = 16; /* header: the stubs' offset in their section */
 	_cleanup_free_ uint32_t *names = NULL;
 	Builder b = { 0 };
 	GElf_Ehdr eh;
@@ -396,9 +396,9 @@ static int read_plt(Elf *elf, int fd, ElfSym *e)
 	if (!gelf_getehdr(elf, &eh) || elf_getshdrstrndx(elf, &shstrndx) < 0)
 		return 0;
 	if (eh.e_machine == EM_X86_64 || eh.e_machine == EM_386)
-		header = 16;
+		lazy_header = 16;
 	else if (eh.e_machine == EM_AARCH64)
-		header = 32;
+		lazy_header = 32;
 	else
 		return 0;
 	rel = section_by_name(elf, shstrndx, ".rela.plt", SHT_RELA, &rel_sh);
@@ -414,12 +414,13 @@ static int read_plt(Elf *elf, int fd, ElfSym *e)
 	lazy = section_by_name(elf, shstrndx, ".plt", SHT_PROGBITS, &lazy_sh);
 	plt = section_by_name(elf, shstrndx, ".plt.sec", SHT_PROGBITS, &plt_sh);
 	if (plt && eh.e_machine != EM_AARCH64) {
-		if (!lazy || lazy_sh.sh_size != header + n * entsize)
+		if (!lazy || lazy_sh.sh_size != lazy_header + n * entsize)
 			lazy = NULL; /* not the layout above: the header is not named */
 		header = 0;
 	} else {
 		plt = lazy;
 		plt_sh = lazy_sh;
+		header = lazy_header;
 	}
 	if (!plt || plt_sh.sh_size != header + n * entsize || plt_sh.sh_addr > UINT64_MAX - header)
 		return 0;
@@ -463,7 +464,7 @@ static int read_plt(Elf *elf, int fd, ElfSym *e)
 	e->plt.names = TAKE_PTR(names);
 	if (lazy) {
 		e->plt.header_addr = lazy_sh.sh_addr;
-		e->plt.header_size = eh.e_machine == EM_AARCH64 ? 32 : 16;
+		e->plt.header_size = (uint32_t)lazy_header;
 	}
 	return 0;
 }
